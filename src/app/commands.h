@@ -1,0 +1,15 @@
+// The shardlm subcommands. Each lives in its own file and registers itself on the CLI11 app; the
+// returned callback-free design keeps main() a short dispatcher.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace shardlm::app {
+
+void add_generate_command(CLI::App& app);
+void add_tokenize_commands(CLI::App& app);  // tokenize, detokenize
+void add_info_command(CLI::App& app);
+void add_render_template_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+}  // namespace shardlm::app

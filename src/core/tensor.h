@@ -1,0 +1,30 @@
+// A non-owning view of a tensor: element type, shape and a pointer to its bytes (usually inside a
+// memory-mapped model file). Shapes follow GGML order: ne[0] is the contiguous (row) dimension.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "core/dtype.h"
+
+namespace shardlm {
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::array<int64_t, 4> ne = {1, 1, 1, 1};  // ne[0] = row length, ne[1] = rows, ...
+  int n_dims = 1;
+  const void* data = nullptr;
+
+  int64_t numel() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+  int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
+  size_t row_size() const { return row_bytes(dtype, ne[0]); }
+  size_t nbytes() const { return row_size() * static_cast<size_t>(rows()); }
+  const uint8_t* row(int64_t i) const {
+    return static_cast<const uint8_t*>(data) + static_cast<size_t>(i) * row_size();
+  }
+  std::string shape_str() const;
+};
+
+}  // namespace shardlm
