@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/cpu/vec_dot.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 
@@ -27,5 +28,8 @@ class MatmulWorkspace {
 // y[t][j] = sum_i w[j][i] * x[t][i].
 void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             MatmulWorkspace& ws);
+// As above on a chosen instruction set (tests and benchmarks; isa must be supported).
+void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
+            MatmulWorkspace& ws, CpuIsa isa);
 
 }  // namespace shardlm::cpu

@@ -1,0 +1,408 @@
+// AVX2 + FMA + F16C kernels (compiled for those instructions only here, chosen at run time).
+// Each gemm tiles RM weight rows x RN tokens: a weight block is unpacked once for RN tokens and an
+// activation block loaded once for RM rows; per (row, token) pair the integer dot is maddubs +
+// madd.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <type_traits>
+#include <utility>
+
+#include "backend/cpu/vec_dot.h"
+#include "core/fp16.h"
+
+#define SHARDLM_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace shardlm::cpu {
+
+namespace {
+
+SHARDLM_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+SHARDLM_AVX2 inline float h2f(uint16_t h) {
+  return _cvtsh_ss(h);
+}
+
+// 16 bytes of nibbles -> 32 bytes: element j (low nibble of byte j) then element j + 16 (high).
+SHARDLM_AVX2 inline __m256i unpack_nibbles16(const uint8_t* p) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// Dispatches a gemm over row tiles of RM and token tiles of up to RN, with smaller tiles (from a
+// table of instantiations) at the edges.
+template <template <int, int> class K, int RM, int RN>
+SHARDLM_AVX2 void gemm_tiled(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as,
+                             float* y, int64_t ldy, int64_t nr, int64_t nt) {
+  using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+  static constexpr auto table = []<int... I>(std::integer_sequence<int, I...>) {
+    return std::array<Fn, RM * RN>{&K<I / RN + 1, I % RN + 1>::run...};
+  }
+  (std::make_integer_sequence<int, RM * RN>{});
+  for (int64_t r = 0; r < nr; r += RM) {
+    const int rm = static_cast<int>(std::min<int64_t>(RM, nr - r));
+    for (int64_t t = 0; t < nt; t += RN) {
+      const int rn = static_cast<int>(std::min<int64_t>(RN, nt - t));
+      table[(rm - 1) * RN + (rn - 1)](k, w + r * ws, ws, a + t * as, as, y + t * ldy + r, ldy);
+    }
+  }
+}
+
+// ---- Q4_0 / Q4_1 x Q8A: value = d*q + m with q the unsigned nibble (Q4_0: m = -8d) ----------
+template <bool kQ4_0>
+struct Q4Tile {
+  template <int RM, int RN>
+  struct K {
+    SHARDLM_AVX2 static void run(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a,
+                                 size_t as, float* y, int64_t ldy) {
+      using Block = std::conditional_t<kQ4_0, BlockQ4_0, BlockQ4_1>;
+      __m256 acc[RM][RN];
+      for (int r = 0; r < RM; ++r)
+        for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
+      const __m256i ones = _mm256_set1_epi16(1);
+      const int64_t nb = k / 32;
+      for (int64_t b = 0; b < nb; ++b) {
+        for (int r = 0; r < RM; ++r) {
+          const Block* wb = reinterpret_cast<const Block*>(w + r * ws) + b;
+          const __m256i q = unpack_nibbles16(wb->qs);
+          const float d = h2f(wb->d);
+          float m;
+          if constexpr (kQ4_0) {
+            m = -8.0f * d;
+          } else {
+            m = h2f(wb->m);
+          }
+          const __m256 vm = _mm256_set1_ps(m);
+          for (int t = 0; t < RN; ++t) {
+            const BlockQ8A* ab = reinterpret_cast<const BlockQ8A*>(a + t * as) + b;
+            const __m256i p = _mm256_maddubs_epi16(
+                q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs)));
+            const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+            acc[r][t] = _mm256_fmadd_ps(f, _mm256_set1_ps(d * ab->d), acc[r][t]);
+            // The min term lands in lane 0 only; the final horizontal sum picks it up.
+            acc[r][t] = _mm256_fmadd_ps(vm, _mm256_zextps128_ps256(_mm_load_ss(&ab->s)), acc[r][t]);
+          }
+        }
+      }
+      for (int t = 0; t < RN; ++t)
+        for (int r = 0; r < RM; ++r) y[t * ldy + r] = hsum(acc[r][t]);
+    }
+  };
+};
+template <int RM, int RN>
+using Q4_0Tile = Q4Tile<true>::K<RM, RN>;
+template <int RM, int RN>
+using Q4_1Tile = Q4Tile<false>::K<RM, RN>;
+
+// ---- Q8_0 x Q8A: signed x signed through maddubs(|w|, sign(a, w)) ----------------------------
+template <int RM, int RN>
+struct Q8_0Tile {
+  SHARDLM_AVX2 static void run(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as,
+                               float* y, int64_t ldy) {
+    __m256 acc[RM][RN];
+    for (int r = 0; r < RM; ++r)
+      for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int64_t nb = k / 32;
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int r = 0; r < RM; ++r) {
+        const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(w + r * ws) + b;
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb->qs));
+        const __m256i aq = _mm256_sign_epi8(q, q);
+        const float d = h2f(wb->d);
+        for (int t = 0; t < RN; ++t) {
+          const BlockQ8A* ab = reinterpret_cast<const BlockQ8A*>(a + t * as) + b;
+          const __m256i s =
+              _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs)), q);
+          const __m256i p = _mm256_maddubs_epi16(aq, s);
+          const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+          acc[r][t] = _mm256_fmadd_ps(f, _mm256_set1_ps(d * ab->d), acc[r][t]);
+        }
+      }
+    }
+    for (int t = 0; t < RN; ++t)
+      for (int r = 0; r < RM; ++r) y[t * ldy + r] = hsum(acc[r][t]);
+  }
+};
+
+// ---- Q4_K / Q5_K x Q8K ------------------------------------------------------------------------
+// Unpacks the 8 six-bit (scale, min) pairs into two arrays of 8 bytes.
+inline void k4_scales(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+  for (int j = 0; j < 4; ++j) {
+    sc[j] = s[j] & 63;
+    m[j] = s[j + 4] & 63;
+    sc[j + 4] = (s[j + 8] & 0xF) | ((s[j] >> 6) << 4);
+    m[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+  }
+}
+
+// Pairs of 16-element activation sums -> 8 sums of 32 (one per K-quant sub-block), as int16.
+SHARDLM_AVX2 inline __m128i q8k_sums32(const BlockQ8K* ab) {
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab->bsums));
+  const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab->bsums + 8));
+  return _mm_hadd_epi16(lo, hi);
+}
+
+template <bool kQ5>
+struct Q45KTile {
+  template <int RM, int RN>
+  struct K {
+    SHARDLM_AVX2 static void run(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a,
+                                 size_t as, float* y, int64_t ldy) {
+      using Block = std::conditional_t<kQ5, BlockQ5_K, BlockQ4_K>;
+      __m256 acc[RM][RN];
+      for (int r = 0; r < RM; ++r)
+        for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
+      const __m256i m4 = _mm256_set1_epi8(0x0F);
+      const int64_t nb = k / 256;
+      for (int64_t b = 0; b < nb; ++b) {
+        __m256i isum[RM][RN];
+        for (int r = 0; r < RM; ++r)
+          for (int t = 0; t < RN; ++t) isum[r][t] = _mm256_setzero_si256();
+        alignas(16) uint8_t sc[RM][8], mn[RM][8];
+        for (int r = 0; r < RM; ++r) {
+          const Block* wb = reinterpret_cast<const Block*>(w + r * ws) + b;
+          k4_scales(wb->scales, sc[r], mn[r]);
+        }
+        for (int c = 0; c < 4; ++c) {
+          for (int r = 0; r < RM; ++r) {
+            const Block* wb = reinterpret_cast<const Block*>(w + r * ws) + b;
+            const __m256i raw =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb->qs + 32 * c));
+            __m256i lo = _mm256_and_si256(raw, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if constexpr (kQ5) {
+              const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb->qh));
+              const __m256i one = _mm256_set1_epi8(1);
+              lo = _mm256_or_si256(
+                  lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+              hi = _mm256_or_si256(
+                  hi,
+                  _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+            }
+            const __m256i s0 = _mm256_set1_epi16(sc[r][2 * c]);
+            const __m256i s1 = _mm256_set1_epi16(sc[r][2 * c + 1]);
+            for (int t = 0; t < RN; ++t) {
+              const BlockQ8K* ab = reinterpret_cast<const BlockQ8K*>(a + t * as) + b;
+              const __m256i a0 =
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs + 64 * c));
+              const __m256i a1 =
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs + 64 * c + 32));
+              const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), s0);
+              const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), s1);
+              isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_add_epi32(p0, p1));
+            }
+          }
+        }
+        for (int r = 0; r < RM; ++r) {
+          const Block* wb = reinterpret_cast<const Block*>(w + r * ws) + b;
+          const float d = h2f(wb->d), dmin = h2f(wb->dmin);
+          const __m128i m16 =
+              _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn[r])));
+          for (int t = 0; t < RN; ++t) {
+            const BlockQ8K* ab = reinterpret_cast<const BlockQ8K*>(a + t * as) + b;
+            const __m128 fm = _mm_cvtepi32_ps(_mm_madd_epi16(m16, q8k_sums32(ab)));
+            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]), _mm256_set1_ps(d * ab->d),
+                                        acc[r][t]);
+            acc[r][t] = _mm256_fnmadd_ps(_mm256_zextps128_ps256(fm), _mm256_set1_ps(dmin * ab->d),
+                                         acc[r][t]);
+          }
+        }
+      }
+      for (int t = 0; t < RN; ++t)
+        for (int r = 0; r < RM; ++r) y[t * ldy + r] = hsum(acc[r][t]);
+    }
+  };
+};
+template <int RM, int RN>
+using Q4_KTile = Q45KTile<false>::K<RM, RN>;
+template <int RM, int RN>
+using Q5_KTile = Q45KTile<true>::K<RM, RN>;
+
+// ---- Q6_K x Q8K: unsigned 6-bit q (0..63) and a -32 * scale * bsum correction per 16 ----------
+template <int RM, int RN>
+struct Q6_KTile {
+  SHARDLM_AVX2 static void run(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as,
+                               float* y, int64_t ldy) {
+    __m256 acc[RM][RN];
+    for (int r = 0; r < RM; ++r)
+      for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    const int64_t nb = k / 256;
+    for (int64_t b = 0; b < nb; ++b) {
+      __m256i isum[RM][RN];
+      for (int r = 0; r < RM; ++r)
+        for (int t = 0; t < RN; ++t) isum[r][t] = _mm256_setzero_si256();
+      for (int h = 0; h < 2; ++h) {
+        for (int r = 0; r < RM; ++r) {
+          const BlockQ6_K* wb = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
+          const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb->ql + 64 * h));
+          const __m256i l1 =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb->ql + 64 * h + 32));
+          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb->qh + 32 * h));
+          __m256i q[4];
+          q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+          q[1] =
+              _mm256_or_si256(_mm256_and_si256(l1, m4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+          q[2] =
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+          q[3] =
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+          const int8_t* sc = wb->scales + 8 * h;
+          for (int g = 0; g < 4; ++g) {
+            const __m256i s =
+                _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
+            for (int t = 0; t < RN; ++t) {
+              const BlockQ8K* ab = reinterpret_cast<const BlockQ8K*>(a + t * as) + b;
+              const __m256i av =
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs + 128 * h + 32 * g));
+              isum[r][t] = _mm256_add_epi32(isum[r][t],
+                                            _mm256_madd_epi16(_mm256_maddubs_epi16(q[g], av), s));
+            }
+          }
+        }
+      }
+      for (int r = 0; r < RM; ++r) {
+        const BlockQ6_K* wb = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb->scales)));
+        const float d = h2f(wb->d);
+        for (int t = 0; t < RN; ++t) {
+          const BlockQ8K* ab = reinterpret_cast<const BlockQ8K*>(a + t * as) + b;
+          const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->bsums));
+          const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+          const __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[r][t], corr));
+          acc[r][t] = _mm256_fmadd_ps(f, _mm256_set1_ps(d * ab->d), acc[r][t]);
+        }
+      }
+    }
+    for (int t = 0; t < RN; ++t)
+      for (int r = 0; r < RM; ++r) y[t * ldy + r] = hsum(acc[r][t]);
+  }
+};
+
+// ---- F32 / F16 / BF16 weights x fp32 activations -----------------------------------------------
+enum class FloatKind { F32, F16, BF16 };
+
+template <FloatKind kKind>
+SHARDLM_AVX2 inline __m256 load8(const uint8_t* row, int64_t i) {
+  if constexpr (kKind == FloatKind::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
+  } else if constexpr (kKind == FloatKind::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(
+        reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(row) + i)));
+  } else {
+    const __m128i h = _mm_loadu_si128(
+        reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(row) + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <FloatKind kKind>
+inline float load1(const uint8_t* row, int64_t i) {
+  if constexpr (kKind == FloatKind::F32) {
+    return reinterpret_cast<const float*>(row)[i];
+  } else if constexpr (kKind == FloatKind::F16) {
+    return fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]);
+  } else {
+    return bf16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]);
+  }
+}
+
+template <FloatKind kKind>
+struct FloatTile {
+  template <int RM, int RN>
+  struct K {
+    SHARDLM_AVX2 static void run(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a,
+                                 size_t as, float* y, int64_t ldy) {
+      __m256 acc[RM][RN];
+      for (int r = 0; r < RM; ++r)
+        for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
+      const int64_t k8 = k / 8 * 8;
+      for (int64_t i = 0; i < k8; i += 8) {
+        for (int r = 0; r < RM; ++r) {
+          const __m256 wv = load8<kKind>(w + r * ws, i);
+          for (int t = 0; t < RN; ++t) {
+            const __m256 xv = _mm256_loadu_ps(reinterpret_cast<const float*>(a + t * as) + i);
+            acc[r][t] = _mm256_fmadd_ps(wv, xv, acc[r][t]);
+          }
+        }
+      }
+      for (int t = 0; t < RN; ++t) {
+        const float* x = reinterpret_cast<const float*>(a + t * as);
+        for (int r = 0; r < RM; ++r) {
+          float s = hsum(acc[r][t]);
+          for (int64_t i = k8; i < k; ++i) s += load1<kKind>(w + r * ws, i) * x[i];
+          y[t * ldy + r] = s;
+        }
+      }
+    }
+  };
+};
+template <int RM, int RN>
+using F32Tile = FloatTile<FloatKind::F32>::K<RM, RN>;
+template <int RM, int RN>
+using F16Tile = FloatTile<FloatKind::F16>::K<RM, RN>;
+template <int RM, int RN>
+using BF16Tile = FloatTile<FloatKind::BF16>::K<RM, RN>;
+
+}  // namespace
+
+bool avx2_kernels(DType t, CpuKernels* out) {
+  switch (t) {
+    case DType::F32:
+      *out = {nullptr, gemm_tiled<F32Tile, 4, 3>, 4};
+      return true;
+    case DType::F16:
+      *out = {nullptr, gemm_tiled<F16Tile, 4, 3>, 4};
+      return true;
+    case DType::BF16:
+      *out = {nullptr, gemm_tiled<BF16Tile, 4, 3>, 4};
+      return true;
+    case DType::Q8_0:
+      *out = {quantize_act_q8a, gemm_tiled<Q8_0Tile, 4, 2>, 4};
+      return true;
+    case DType::Q4_0:
+      *out = {quantize_act_q8a, gemm_tiled<Q4_0Tile, 4, 2>, 4};
+      return true;
+    case DType::Q4_1:
+      *out = {quantize_act_q8a, gemm_tiled<Q4_1Tile, 4, 2>, 4};
+      return true;
+    case DType::Q4_K:
+      *out = {quantize_act_q8k, gemm_tiled<Q4_KTile, 2, 2>, 2};
+      return true;
+    case DType::Q5_K:
+      *out = {quantize_act_q8k, gemm_tiled<Q5_KTile, 2, 2>, 2};
+      return true;
+    case DType::Q6_K:
+      *out = {quantize_act_q8k, gemm_tiled<Q6_KTile, 2, 2>, 2};
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace shardlm::cpu
+
+#else  // not x86-64
+
+#include "backend/cpu/vec_dot.h"
+namespace shardlm::cpu {
+bool avx2_kernels(DType, CpuKernels*) {
+  return false;
+}
+}  // namespace shardlm::cpu
+#endif
