@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,10 +36,15 @@ class Tokenizer {
   virtual const TokenizerSpec& spec() const = 0;
   virtual bool is_eos(int32_t id) const = 0;  // eos_id or any extra_eos_ids
   virtual std::optional<int32_t> token_id(std::string_view token_text) const = 0;
+  // Control and unknown tokens: the ones skip_special drops from decoded text and that
+  // parse_special=false leaves as plain text (user-defined added tokens are not special).
+  virtual bool is_special(int32_t id) const = 0;
 };
 
 // Streaming detokenizer: feed ids one at a time, get back only complete UTF-8 text (never a broken
-// multi-byte sequence); flush() returns whatever is left at the end of a sequence.
+// multi-byte sequence; bytes that can never form a character come out as U+FFFD). flush() returns
+// whatever is left at the end of a sequence (an unfinished character as U+FFFD) and starts afresh.
+// A stream continues a prompt, so unlike decode() it keeps a SentencePiece token's leading space.
 class IncrementalDetokenizer {
  public:
   explicit IncrementalDetokenizer(const Tokenizer& tokenizer, bool skip_special = true);
@@ -48,7 +54,6 @@ class IncrementalDetokenizer {
  private:
   const Tokenizer& tokenizer_;
   bool skip_special_;
-  bool first_ = true;
   std::string pending_;  // bytes of an incomplete UTF-8 sequence
 };
 
