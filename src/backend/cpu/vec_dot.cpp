@@ -73,7 +73,7 @@ size_t act_row_bytes(DType t, int64_t k) {
     case DType::Q8_0:
     case DType::Q4_0:
     case DType::Q4_1:
-      return static_cast<size_t>(k / 32) * sizeof(BlockQ8A);
+      return static_cast<size_t>(k / 32) * (sizeof(BlockQ8A) + sizeof(float));
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:
@@ -93,6 +93,7 @@ CpuKernels cpu_kernels(DType t, CpuIsa isa) {
 
 void quantize_act_q8a(const float* x, void* dst, int64_t k) {
   auto* b = static_cast<BlockQ8A*>(dst);
+  float* sums = reinterpret_cast<float*>(b + k / 32);
   for (int64_t i = 0; i < k / 32; ++i, x += 32) {
     float amax = 0;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
@@ -104,7 +105,7 @@ void quantize_act_q8a(const float* x, void* dst, int64_t k) {
       sum += q;
     }
     b[i].d = d;
-    b[i].s = d * static_cast<float>(sum);
+    sums[i] = d * static_cast<float>(sum);
   }
 }
 

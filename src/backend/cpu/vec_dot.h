@@ -10,14 +10,17 @@
 
 namespace shardlm::cpu {
 
-// Activations for 32-element weight blocks (Q8_0, Q4_0, Q4_1): x ~= d * qs; s = d * sum(qs) lets
-// the offset of Q4_0 (-8) and the min of Q4_1 be applied once per block.
+// Activations for 32-element weight blocks (Q8_0, Q4_0, Q4_1): x ~= d * qs. A row of k elements
+// is k/32 blocks followed by k/32 floats s_b = d_b * sum(qs_b) (contiguous, so the min term of
+// Q4_1 and the -8 offset of Q4_0 vectorise over blocks): 40 bytes per 32 elements.
 struct BlockQ8A {
   float d;
-  float s;
   int8_t qs[32];
 };
-static_assert(sizeof(BlockQ8A) == 40);
+static_assert(sizeof(BlockQ8A) == 36);
+inline const float* q8a_sums(const void* row, int64_t nb) {
+  return reinterpret_cast<const float*>(static_cast<const BlockQ8A*>(row) + nb);
+}
 
 // Activations for 256-element K-quant weight blocks: bsums[j] = sum of qs[16j .. 16j+15].
 struct BlockQ8K {

@@ -3,6 +3,8 @@
 // activation block loaded once for RM rows; per (row, token) pair the integer dot is maddubs +
 // madd.
 #if defined(__x86_64__)
+#include "backend/cpu/vec_dot_avx2.h"
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -31,13 +33,6 @@ SHARDLM_AVX2 inline float h2f(uint16_t h) {
   return _cvtsh_ss(h);
 }
 
-// 16 bytes of nibbles -> 32 bytes: element j (low nibble of byte j) then element j + 16 (high).
-SHARDLM_AVX2 inline __m256i unpack_nibbles16(const uint8_t* p) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
 // Dispatches a gemm over row tiles of RM and token tiles of up to RN, with smaller tiles (from a
 // table of instantiations) at the edges.
 template <template <int, int> class K, int RM, int RN>
@@ -56,83 +51,6 @@ SHARDLM_AVX2 void gemm_tiled(int64_t k, const uint8_t* w, size_t ws, const uint8
     }
   }
 }
-
-// ---- Q4_0 / Q4_1 x Q8A: value = d*q + m with q the unsigned nibble (Q4_0: m = -8d) ----------
-template <bool kQ4_0>
-struct Q4Tile {
-  template <int RM, int RN>
-  struct K {
-    SHARDLM_AVX2 static void run(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a,
-                                 size_t as, float* y, int64_t ldy) {
-      using Block = std::conditional_t<kQ4_0, BlockQ4_0, BlockQ4_1>;
-      __m256 acc[RM][RN];
-      for (int r = 0; r < RM; ++r)
-        for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
-      const __m256i ones = _mm256_set1_epi16(1);
-      const int64_t nb = k / 32;
-      for (int64_t b = 0; b < nb; ++b) {
-        for (int r = 0; r < RM; ++r) {
-          const Block* wb = reinterpret_cast<const Block*>(w + r * ws) + b;
-          const __m256i q = unpack_nibbles16(wb->qs);
-          const float d = h2f(wb->d);
-          float m;
-          if constexpr (kQ4_0) {
-            m = -8.0f * d;
-          } else {
-            m = h2f(wb->m);
-          }
-          const __m256 vm = _mm256_set1_ps(m);
-          for (int t = 0; t < RN; ++t) {
-            const BlockQ8A* ab = reinterpret_cast<const BlockQ8A*>(a + t * as) + b;
-            const __m256i p = _mm256_maddubs_epi16(
-                q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs)));
-            const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-            acc[r][t] = _mm256_fmadd_ps(f, _mm256_set1_ps(d * ab->d), acc[r][t]);
-            // The min term lands in lane 0 only; the final horizontal sum picks it up.
-            acc[r][t] = _mm256_fmadd_ps(vm, _mm256_zextps128_ps256(_mm_load_ss(&ab->s)), acc[r][t]);
-          }
-        }
-      }
-      for (int t = 0; t < RN; ++t)
-        for (int r = 0; r < RM; ++r) y[t * ldy + r] = hsum(acc[r][t]);
-    }
-  };
-};
-template <int RM, int RN>
-using Q4_0Tile = Q4Tile<true>::K<RM, RN>;
-template <int RM, int RN>
-using Q4_1Tile = Q4Tile<false>::K<RM, RN>;
-
-// ---- Q8_0 x Q8A: signed x signed through maddubs(|w|, sign(a, w)) ----------------------------
-template <int RM, int RN>
-struct Q8_0Tile {
-  SHARDLM_AVX2 static void run(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as,
-                               float* y, int64_t ldy) {
-    __m256 acc[RM][RN];
-    for (int r = 0; r < RM; ++r)
-      for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    const int64_t nb = k / 32;
-    for (int64_t b = 0; b < nb; ++b) {
-      for (int r = 0; r < RM; ++r) {
-        const BlockQ8_0* wb = reinterpret_cast<const BlockQ8_0*>(w + r * ws) + b;
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb->qs));
-        const __m256i aq = _mm256_sign_epi8(q, q);
-        const float d = h2f(wb->d);
-        for (int t = 0; t < RN; ++t) {
-          const BlockQ8A* ab = reinterpret_cast<const BlockQ8A*>(a + t * as) + b;
-          const __m256i s =
-              _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab->qs)), q);
-          const __m256i p = _mm256_maddubs_epi16(aq, s);
-          const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-          acc[r][t] = _mm256_fmadd_ps(f, _mm256_set1_ps(d * ab->d), acc[r][t]);
-        }
-      }
-    }
-    for (int t = 0; t < RN; ++t)
-      for (int r = 0; r < RM; ++r) y[t * ldy + r] = hsum(acc[r][t]);
-  }
-};
 
 // ---- Q4_K / Q5_K x Q8K ------------------------------------------------------------------------
 // Unpacks the 8 six-bit (scale, min) pairs into two arrays of 8 bytes.
@@ -373,13 +291,13 @@ bool avx2_kernels(DType t, CpuKernels* out) {
       *out = {nullptr, gemm_tiled<BF16Tile, 4, 3>, 4};
       return true;
     case DType::Q8_0:
-      *out = {quantize_act_q8a, gemm_tiled<Q8_0Tile, 4, 2>, 4};
+      *out = {quantize_act_q8a, avx2_gemm_q8_0(), 4};
       return true;
     case DType::Q4_0:
-      *out = {quantize_act_q8a, gemm_tiled<Q4_0Tile, 4, 2>, 4};
+      *out = {quantize_act_q8a, avx2_gemm_q4_0(), 4};
       return true;
     case DType::Q4_1:
-      *out = {quantize_act_q8a, gemm_tiled<Q4_1Tile, 4, 2>, 4};
+      *out = {quantize_act_q8a, avx2_gemm_q4_1(), 4};
       return true;
     case DType::Q4_K:
       *out = {quantize_act_q8k, gemm_tiled<Q4_KTile, 2, 2>, 2};

@@ -64,10 +64,11 @@ int nibble_dot(const uint8_t* qs, const int8_t* a) {
 float dot_q4_0(int64_t k, const uint8_t* w, const uint8_t* a) {
   const auto* wb = reinterpret_cast<const BlockQ4_0*>(w);
   const auto* ab = reinterpret_cast<const BlockQ8A*>(a);
+  const float* sums = q8a_sums(a, k / 32);
   float s = 0;
   for (int64_t b = 0; b < k / 32; ++b) {
     const float d = fp16_to_fp32(wb[b].d);
-    s += d * (ab[b].d * static_cast<float>(nibble_dot(wb[b].qs, ab[b].qs)) - 8.0f * ab[b].s);
+    s += d * (ab[b].d * static_cast<float>(nibble_dot(wb[b].qs, ab[b].qs)) - 8.0f * sums[b]);
   }
   return s;
 }
@@ -75,10 +76,11 @@ float dot_q4_0(int64_t k, const uint8_t* w, const uint8_t* a) {
 float dot_q4_1(int64_t k, const uint8_t* w, const uint8_t* a) {
   const auto* wb = reinterpret_cast<const BlockQ4_1*>(w);
   const auto* ab = reinterpret_cast<const BlockQ8A*>(a);
+  const float* sums = q8a_sums(a, k / 32);
   float s = 0;
   for (int64_t b = 0; b < k / 32; ++b) {
     s += fp16_to_fp32(wb[b].d) * ab[b].d * static_cast<float>(nibble_dot(wb[b].qs, ab[b].qs)) +
-         fp16_to_fp32(wb[b].m) * ab[b].s;
+         fp16_to_fp32(wb[b].m) * sums[b];
   }
   return s;
 }
