@@ -371,6 +371,10 @@ class Loader {
 
 TokenizerSpec load_tokenizer_json(const std::string& dir_or_file) {
   fs::path path(dir_or_file);
+  if (!fs::exists(path)) {
+    fail("{} does not exist: give a Hugging Face model directory or its tokenizer.json",
+         dir_or_file);
+  }
   if (fs::is_directory(path)) path /= "tokenizer.json";
   if (!fs::exists(path)) {
     fail("{} not found: a Hugging Face model directory needs its tokenizer.json", path.string());
