@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "tokenizer/unicode_nfc.h"
 #include "tokenizer/utf8.h"
 
 namespace shardlm {
@@ -28,6 +29,9 @@ std::vector<int32_t> BpeTokenizerBase::encode(std::string_view text, bool add_sp
   for (const auto& segment : segments) {
     if (segment.token >= 0) {
       ids.push_back(segment.token);
+    } else if (spec_.normalize_nfc && !nfc_quick_check(segment.text)) {
+      // HF normalizes each stretch between added tokens, before pre-tokenizing it.
+      encode_text(nfc_normalize(segment.text), segment.offset == 0, ids);
     } else {
       encode_text(segment.text, segment.offset == 0, ids);
     }

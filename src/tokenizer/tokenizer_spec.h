@@ -61,8 +61,8 @@ struct TokenizerSpec {
   // A pre-tokenized piece that is itself a token is emitted whole, without merging (HF BPE
   // ignore_merges; llama.cpp does this for "llama-bpe"). GGUF: set it for pre == "llama-bpe".
   bool ignore_merges = false;
-  // HF NFC normalizer (Qwen2 tokenizer.json). Recorded only: text is not normalized yet, so input
-  // that is already NFC (nearly all text) tokenizes identically; llama.cpp ignores it too.
+  // Unicode NFC before pre-tokenizing, as Qwen2's tokenizer.json asks (HF NFC normalizer). GGUF has
+  // no such key and llama.cpp skips it; it only matters for text that is not already NFC.
   bool normalize_nfc = false;
 };
 
