@@ -104,6 +104,12 @@ SHARDLM_AVX2 void decode_rows(int64_t nb, const uint8_t* w, size_t ws, const Blo
   }
   const __m128 q4_0_mul = _mm_set_ps(0, 0, -8.0f, 1.0f);
   for (int64_t b = 0; b < nb; ++b) {
+    // Rows stream from memory for large matrices: prefetch the row group two groups ahead (the
+    // hardware prefetcher alone does not keep up with four interleaved rows).
+    for (int r = 0; r < RM; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + (4 * RM + r) * ws + b * sizeof(Block)),
+                   _MM_HINT_T0);
+    }
     __m128 act = _mm_unpacklo_ps(_mm_load_ss(&ab[b].d), _mm_load_ss(sums + b));  // [da, s]
     if constexpr (K == Kind::Q4_0) act = _mm_mul_ps(act, q4_0_mul);
     for (int r = 0; r < RM; ++r) {
@@ -195,7 +201,11 @@ SHARDLM_AVX2 void gemm(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a,
     const auto* ab = reinterpret_cast<const BlockQ8A*>(a);
     const float* sums = q8a_sums(a, nb);
     int64_t r = 0;
-    for (; r + 4 <= nr; r += 4) decode_rows<K, 4>(nb, w + r * ws, ws, ab, sums, y + r);
+    // Four interleaved rows share the activation loads and win for the 4-bit types; Q8_0 rows are
+    // twice as long and stream from memory faster one at a time (measured on Zen, 30 MB matrix).
+    if constexpr (K != Kind::Q8_0) {
+      for (; r + 4 <= nr; r += 4) decode_rows<K, 4>(nb, w + r * ws, ws, ab, sums, y + r);
+    }
     for (; r < nr; ++r) decode_rows<K, 1>(nb, w + r * ws, ws, ab, sums, y + r);
     return;
   }
