@@ -1,0 +1,91 @@
+// `shardlm generate`: streams the generated text to stdout and statistics to stderr.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "app/chat_prompt.h"
+#include "app/commands.h"
+#include "app/model_session.h"
+#include "core/error.h"
+
+namespace shardlm::app {
+
+namespace {
+
+struct GenerateOptions {
+  SessionOptions session;
+  std::string prompt;
+  std::string prompt_file;
+  bool chat = false;
+  SamplingParams sampling;
+  int64_t seed = -1;
+};
+
+std::string read_prompt(const GenerateOptions& o) {
+  if (o.prompt_file.empty()) return o.prompt;
+  std::ifstream in(o.prompt_file, std::ios::binary);
+  if (!in) fail("cannot read --prompt-file '{}'", o.prompt_file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void print_stats(const GenerationStats& s) {
+  const double pf = s.prefill_seconds > 0 ? s.prompt_tokens / s.prefill_seconds : 0;
+  const double dc = s.decode_seconds > 0 && s.generated_tokens > 1
+                        ? (s.generated_tokens - 1) / s.decode_seconds
+                        : 0;
+  std::cerr << fmt::format(
+      "\nprompt: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} tok/s)\n",
+      s.prompt_tokens, s.prefill_seconds, pf, s.generated_tokens, s.decode_seconds, dc);
+}
+
+void run_generate(GenerateOptions& o) {
+  if (o.prompt.empty() == o.prompt_file.empty()) {
+    fail("give exactly one of --prompt TEXT or --prompt-file FILE");
+  }
+  if (o.seed >= 0) o.sampling.seed = static_cast<uint64_t>(o.seed);
+  o.sampling.validate();
+  ModelSession s = open_session(o.session);
+  const std::string text = read_prompt(o);
+  std::vector<int32_t> ids;
+  if (o.chat) {
+    ids = s.tokenizer->encode(build_chat_prompt(*s.model, text), false, true);
+  } else {
+    ids = s.tokenizer->encode(text, true, true);
+  }
+  IncrementalDetokenizer detok(*s.tokenizer, true);
+  GenerationStats stats;
+  s.generator->generate(ids, o.sampling, [&](int32_t id) {
+    std::cout << detok.push(id) << std::flush;
+    return true;
+  }, stats);
+  std::cout << detok.flush() << std::flush;
+  print_stats(stats);
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto o = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "generate text from a prompt");
+  add_session_flags(*cmd, o->session);
+  cmd->add_option("-p,--prompt", o->prompt, "prompt text");
+  cmd->add_option("-f,--prompt-file", o->prompt_file, "file holding the prompt");
+  cmd->add_flag("--chat", o->chat, "wrap the prompt as one user message with the chat template");
+  cmd->add_option("-n,--max-tokens", o->sampling.max_tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--temperature", o->sampling.temperature, "sampling temperature (0 = greedy)");
+  cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling mass");
+  cmd->add_option("--top-k", o->sampling.top_k, "keep the k most likely tokens (0 = off)");
+  cmd->add_option("--min-p", o->sampling.min_p, "drop tokens below min-p times the top probability");
+  cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty, "penalise repeated tokens");
+  cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "OpenAI presence penalty");
+  cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "OpenAI frequency penalty");
+  cmd->add_option("--seed", o->seed, "random seed (same seed, same output)");
+  cmd->add_flag("--ignore-eos", o->sampling.ignore_eos, "keep generating after end-of-sequence");
+  cmd->callback([o] { run_generate(*o); });
+}
+
+}  // namespace shardlm::app

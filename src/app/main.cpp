@@ -1,0 +1,35 @@
+// shardlm entry point: parses the subcommand and turns any shardlm::Error into a one-line message
+// and exit status 1.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "app/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("shardlm"));
+  spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
+  CLI::App app{"shardlm: LLM inference across GPUs and machines"};
+  app.set_version_flag("--version", std::string("shardlm ") + SHARDLM_VERSION);
+  app.require_subcommand(1);
+  shardlm::app::add_generate_command(app);
+  shardlm::app::add_tokenize_commands(app);
+  shardlm::app::add_info_command(app);
+  shardlm::app::add_render_template_command(app);
+  shardlm::app::add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const shardlm::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

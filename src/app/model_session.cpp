@@ -1,0 +1,49 @@
+// Session construction shared by generate, tokenize, info and bench.
+#include "app/model_session.h"
+
+#include <algorithm>
+
+#include "app/default_model.h"
+
+namespace shardlm::app {
+
+std::unique_ptr<Model> open_model(const std::string& flag) { return load_model(resolve_model(flag)); }
+
+std::unique_ptr<Tokenizer> open_tokenizer(const Model& model) {
+  return Tokenizer::create(model.tokenizer);
+}
+
+namespace {
+int64_t max_matmul_k(const ModelConfig& c) {
+  return std::max({static_cast<int64_t>(c.d_model), static_cast<int64_t>(c.ffn_dim),
+                   static_cast<int64_t>(c.q_dim())});
+}
+}  // namespace
+
+ModelSession open_session(const SessionOptions& o) {
+  ModelSession s;
+  s.model = open_model(o.model);
+  s.tokenizer = open_tokenizer(*s.model);
+  GeneratorOptions g;
+  g.max_context = o.ctx_size > 0 ? o.ctx_size : std::min(s.model->config.context_length, 4096);
+  g.max_batch_tokens = std::max(1, o.batch_size);
+  CpuBackendOptions b;
+  b.threads = o.threads;
+  b.max_batch_tokens = g.max_batch_tokens;
+  b.max_matmul_k = max_matmul_k(s.model->config);
+  b.max_context = g.max_context;
+  s.backend = std::make_unique<CpuBackend>(b);
+  s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);
+  return s;
+}
+
+void add_session_flags(CLI::App& cmd, SessionOptions& o) {
+  cmd.add_option("-m,--model", o.model, "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1)");
+  cmd.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(0, 1024));
+  cmd.add_option("-c,--ctx-size", o.ctx_size, "context length (default: the model's, at most 4096)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd.add_option("-b,--batch-size", o.batch_size, "prompt tokens per forward step")
+      ->check(CLI::Range(1, 65536));
+}
+
+}  // namespace shardlm::app

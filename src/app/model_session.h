@@ -1,0 +1,36 @@
+// What every model-running subcommand needs: the model, its tokenizer, a CPU backend and a
+// single-sequence generator, built from command-line options.
+#pragma once
+
+#include <memory>
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "backend/cpu/cpu_backend.h"
+#include "engine/generator.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace shardlm::app {
+
+struct SessionOptions {
+  std::string model;        // path or "" for the default model
+  int threads = 0;          // 0 = all cores
+  int ctx_size = 0;         // 0 = model context (capped at 4096)
+  int batch_size = 512;     // prefill chunk
+};
+
+struct ModelSession {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Generator> generator;
+};
+
+std::unique_ptr<Model> open_model(const std::string& flag);
+std::unique_ptr<Tokenizer> open_tokenizer(const Model& model);
+ModelSession open_session(const SessionOptions& options);
+// Adds --model, --threads, --ctx-size, --batch-size to a subcommand.
+void add_session_flags(CLI::App& cmd, SessionOptions& options);
+
+}  // namespace shardlm::app

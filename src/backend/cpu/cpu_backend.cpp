@@ -1,0 +1,63 @@
+// CpuBackend: forwards each op to its CPU kernel with the backend's pool and scratch.
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+
+#include "backend/cpu/quant.h"
+
+namespace shardlm {
+
+CpuBackend::CpuBackend(const CpuBackendOptions& o)
+    : pool_(o.threads > 0 ? o.threads : ThreadPool::default_threads()) {
+  matmul_ws_.reserve(o.max_batch_tokens, o.max_matmul_k);
+  attn_scratch_.max_context = o.max_context;
+  attn_scratch_.scores.assign(static_cast<size_t>(o.max_context) * pool_.size(), 0.f);
+}
+
+void CpuBackend::embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) {
+  const int64_t d = table.ne[0];
+  for (int64_t t = 0; t < n; ++t) cpu::dequantize_row(table.dtype, table.row(ids[t]), out + t * d, d);
+}
+
+void CpuBackend::rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
+                          float* out) {
+  cpu::rms_norm(pool_, x, w, rows, dim, eps, out);
+}
+
+void CpuBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
+  cpu::matmul(w, x, n_tokens, y, pool_, matmul_ws_);
+}
+
+void CpuBackend::add_bias(float* x, const float* b, int64_t rows, int64_t dim) {
+  cpu::add_bias(x, b, rows, dim);
+}
+
+void CpuBackend::rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+                      const RopeParams& p) {
+  cpu::rope(pool_, x, positions, n_tokens, n_heads, p);
+}
+
+void CpuBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
+                          const int32_t* slots, int64_t n_tokens, int64_t kv_dim) {
+  cpu::store_kv(kv, k, v, slots, n_tokens, kv_dim);
+}
+
+void CpuBackend::attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs,
+                           int n_seqs, const AttentionParams& p, float* out) {
+  cpu::attention(pool_, attn_scratch_, q, kv, seqs, n_seqs, p, out);
+}
+
+void CpuBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  cpu::silu_mul(pool_, gate, up, out, n);
+}
+
+void CpuBackend::add(float* x, const float* y, int64_t n) { cpu::add(pool_, x, y, n); }
+
+void CpuBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
+                             float* dst) {
+  for (int64_t i = 0; i < n; ++i) std::copy(src + rows[i] * dim, src + (rows[i] + 1) * dim, dst + i * dim);
+}
+
+float* CpuBackend::alloc_floats(size_t n) { return buffers_.emplace_back(n, 0.f).data(); }
+
+}  // namespace shardlm

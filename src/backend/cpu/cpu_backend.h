@@ -1,0 +1,52 @@
+// The CPU backend: the op table implemented with the CPU kernels, a thread pool and scratch space
+// sized once at start-up.
+#pragma once
+
+#include <deque>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/matmul.h"
+#include "backend/cpu/ops.h"
+#include "core/thread_pool.h"
+
+namespace shardlm {
+
+struct CpuBackendOptions {
+  int threads = 0;            // 0 = all hardware threads
+  int64_t max_batch_tokens = 512;
+  int64_t max_matmul_k = 0;   // largest input feature count of any weight
+  int64_t max_context = 2048;
+};
+
+class CpuBackend : public Backend {
+ public:
+  explicit CpuBackend(const CpuBackendOptions& options);
+
+  std::string name() const override { return "cpu"; }
+  int threads() const { return pool_.size(); }
+  void embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) override;
+  void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
+                float* out) override;
+  void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override;
+  void add_bias(float* x, const float* b, int64_t rows, int64_t dim) override;
+  void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+            const RopeParams& p) override;
+  void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots,
+                int64_t n_tokens, int64_t kv_dim) override;
+  void attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs, int n_seqs,
+                 const AttentionParams& p, float* out) override;
+  void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
+  void add(float* x, const float* y, int64_t n) override;
+  void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
+                   float* dst) override;
+  float* alloc_floats(size_t n) override;
+
+ private:
+  ThreadPool pool_;
+  cpu::MatmulWorkspace matmul_ws_;
+  cpu::AttentionScratch attn_scratch_;
+  std::deque<std::vector<float>> buffers_;
+};
+
+}  // namespace shardlm

@@ -1,0 +1,28 @@
+// Per-request sampling settings, with the meanings vLLM and the OpenAI API give them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace shardlm {
+
+struct SamplingParams {
+  float temperature = 1.f;         // 0 = greedy
+  int top_k = 0;                   // 0 or negative = disabled
+  float top_p = 1.f;               // nucleus mass in (0, 1]
+  float min_p = 0.f;               // drop tokens below min_p * p(most likely)
+  float repetition_penalty = 1.f;  // > 1 discourages tokens seen in prompt or output
+  float presence_penalty = 0.f;    // subtracted once from tokens present in the output
+  float frequency_penalty = 0.f;   // subtracted per occurrence in the output
+  std::optional<uint64_t> seed;    // same seed, same output
+  int max_tokens = 256;
+  bool ignore_eos = false;
+  std::vector<int32_t> stop_token_ids;
+
+  // Throws Error naming the first out-of-range value.
+  void validate() const;
+};
+
+}  // namespace shardlm

@@ -1,0 +1,13 @@
+// KvCache: one key pool and one value pool per layer, from backend memory.
+#include "kv/kv_cache.h"
+
+namespace shardlm {
+
+KvCache::KvCache(const KvCacheShape& shape, Backend& backend) : shape_(shape) {
+  const size_t per_layer = static_cast<size_t>(shape.tokens() * shape.kv_dim);
+  for (int il = 0; il < shape.n_layers; ++il) {
+    layers_.push_back({backend.alloc_floats(per_layer), backend.alloc_floats(per_layer)});
+  }
+}
+
+}  // namespace shardlm

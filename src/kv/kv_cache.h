@@ -1,0 +1,40 @@
+// The paged key/value cache: for every layer, a pool of fixed-size blocks of block_size token slots
+// holding kv_dim floats of keys and of values. Sequences own lists of blocks (block tables) handed
+// out by a BlockAllocator; the cache itself only stores. Allocated once at start-up.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace shardlm {
+
+struct KvCacheShape {
+  int n_layers = 0;
+  int64_t kv_dim = 0;
+  int block_size = 16;
+  int64_t n_blocks = 0;
+
+  int64_t tokens() const { return n_blocks * block_size; }
+  size_t bytes() const { return 2ull * n_layers * static_cast<size_t>(tokens() * kv_dim) * sizeof(float); }
+};
+
+class KvCache {
+ public:
+  KvCache(const KvCacheShape& shape, Backend& backend);
+
+  const KvCacheShape& shape() const { return shape_; }
+  KvLayerView layer(int il) const { return layers_[static_cast<size_t>(il)]; }
+
+ private:
+  KvCacheShape shape_;
+  std::vector<KvLayerView> layers_;
+};
+
+// Maps a token position to its cache slot through a block table.
+inline int32_t kv_slot(const std::vector<int32_t>& block_table, int32_t pos, int block_size) {
+  return block_table[static_cast<size_t>(pos / block_size)] * block_size + pos % block_size;
+}
+
+}  // namespace shardlm

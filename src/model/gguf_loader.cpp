@@ -1,0 +1,85 @@
+// Loads a model from a GGUF file: hyper-parameters from "<arch>.*" metadata, the tokenizer from
+// "tokenizer.ggml.*", weights in place from the mapping.
+#include <fmt/format.h>
+
+#include "backend/cpu/quant.h"
+#include "core/error.h"
+#include "model/architecture.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer_gguf.h"
+
+namespace shardlm {
+
+namespace {
+
+int required_int(const GgufFile& g, const std::string& key) {
+  auto v = g.get_int(key);
+  if (!v) fail("'{}': missing metadata key '{}'", g.path(), key);
+  if (*v <= 0 || *v > (1 << 30)) fail("'{}': metadata key '{}' = {} is out of range", g.path(), key, *v);
+  return static_cast<int>(*v);
+}
+
+ModelConfig read_config(const GgufFile& g, const Architecture& arch) {
+  const std::string p = arch.name + ".";
+  ModelConfig c;
+  c.arch = arch.name;
+  c.name = g.get_string("general.name").value_or("");
+  c.n_layers = required_int(g, p + "block_count");
+  c.d_model = required_int(g, p + "embedding_length");
+  c.n_heads = required_int(g, p + "attention.head_count");
+  c.n_kv_heads = g.has(p + "attention.head_count_kv") ? required_int(g, p + "attention.head_count_kv")
+                                                      : c.n_heads;
+  c.head_dim = g.has(p + "attention.key_length") ? required_int(g, p + "attention.key_length")
+                                                 : c.d_model / c.n_heads;
+  c.ffn_dim = required_int(g, p + "feed_forward_length");
+  c.context_length = required_int(g, p + "context_length");
+  c.norm_eps = static_cast<float>(g.get_float(p + "attention.layer_norm_rms_epsilon").value_or(1e-5));
+  c.rope_theta = static_cast<float>(g.get_float(p + "rope.freq_base").value_or(10000.0));
+  c.rope_style = arch.gguf_rope_style;
+  c.qkv_bias = arch.qkv_bias;
+  c.qk_norm = arch.qk_norm;
+  c.sliding_window = static_cast<int>(g.get_int(p + "attention.sliding_window").value_or(0));
+  if (auto rd = g.get_int(p + "rope.dimension_count"); rd && *rd != c.head_dim) {
+    fail("'{}': partial rotary embeddings ({} of {} dims) are not supported", g.path(), *rd,
+         c.head_dim);
+  }
+  return c;
+}
+
+void read_rope_factors(const GgufFile& g, ModelConfig& c) {
+  const TensorView* f = g.find_tensor("rope_freqs.weight");
+  if (!f) return;
+  if (f->numel() != c.head_dim / 2 || f->dtype != DType::F32) {
+    fail("'{}': tensor 'rope_freqs.weight' has shape {} ({}), expected [{}] F32", g.path(),
+         f->shape_str(), dtype_name(f->dtype), c.head_dim / 2);
+  }
+  c.rope_freq_factors.resize(static_cast<size_t>(c.head_dim / 2));
+  cpu::dequantize_row(DType::F32, f->data, c.rope_freq_factors.data(), c.head_dim / 2);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_gguf_model(const std::string& path) {
+  auto m = std::make_unique<Model>();
+  m->path = path;
+  m->format = "gguf";
+  m->gguf = std::make_unique<GgufFile>(path);
+  const GgufFile& g = *m->gguf;
+  const std::string arch_name = g.get_string("general.architecture").value_or("");
+  if (arch_name.empty()) fail("'{}': missing metadata key 'general.architecture'", path);
+  const Architecture& arch = find_architecture(arch_name, path);
+  m->config = read_config(g, arch);
+  read_rope_factors(g, m->config);
+  m->tokenizer = tokenizer_spec_from_gguf(g);
+  m->config.vocab_size = static_cast<int>(m->tokenizer.tokens.size());
+  if (const TensorView* e = g.find_tensor("token_embd.weight")) {
+    m->config.vocab_size = static_cast<int>(e->ne[1]);
+  }
+  m->config.validate(path);
+  m->chat_template = g.get_string("tokenizer.chat_template");
+  m->weights = bind_weights(
+      m->config, [&g](const std::string& n) { return g.find_tensor(n); }, m->owned, path);
+  return m;
+}
+
+}  // namespace shardlm

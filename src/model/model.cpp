@@ -1,0 +1,45 @@
+// load_model dispatch and model-wide statistics.
+#include "model/model.h"
+
+#include <filesystem>
+#include <map>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+std::unique_ptr<Model> load_model(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return load_hf_model(path);
+  if (!fs::exists(path, ec)) {
+    fail("model '{}' does not exist; pass a .gguf file or a Hugging Face model directory", path);
+  }
+  return load_gguf_model(path);
+}
+
+namespace {
+template <typename Fn>
+void for_each_matrix(const ModelWeights& w, Fn fn) {
+  fn(w.tok_embd);
+  if (w.output.data != w.tok_embd.data) fn(w.output);
+  for (const auto& l : w.layers) {
+    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) fn(*t);
+  }
+}
+}  // namespace
+
+size_t Model::weight_bytes() const {
+  size_t total = 0;
+  for_each_matrix(weights, [&](const TensorView& t) { total += t.nbytes(); });
+  for (const auto& v : owned) total += v.size() * sizeof(float);
+  return total;
+}
+
+std::vector<std::pair<std::string, int>> Model::tensor_type_counts() const {
+  std::map<std::string, int> counts;
+  for_each_matrix(weights, [&](const TensorView& t) { ++counts[std::string(dtype_name(t.dtype))]; });
+  return {counts.begin(), counts.end()};
+}
+
+}  // namespace shardlm

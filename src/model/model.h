@@ -1,0 +1,42 @@
+// A loaded model: config, tokenizer spec, bound weights, chat template, and the storage that keeps
+// the weights alive (memory-mapped files plus small fp32 copies). Immutable after loading.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/gguf/gguf_file.h"
+#include "model/model_config.h"
+#include "model/safetensors/safetensors_file.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer_spec.h"
+
+namespace shardlm {
+
+struct Model {
+  std::string path;
+  std::string format;  // "gguf" or "safetensors"
+  ModelConfig config;
+  TokenizerSpec tokenizer;
+  ModelWeights weights;
+  std::optional<std::string> chat_template;
+
+  // Storage.
+  std::unique_ptr<GgufFile> gguf;
+  std::vector<std::unique_ptr<SafetensorsFile>> shards;
+  std::deque<std::vector<float>> owned;
+
+  size_t weight_bytes() const;  // bytes of all tensors the model uses
+  std::vector<std::pair<std::string, int>> tensor_type_counts() const;
+};
+
+// Loads a .gguf file or a Hugging Face directory (config.json + safetensors + tokenizer.json).
+// Throws Error naming the file and the problem.
+std::unique_ptr<Model> load_model(const std::string& path);
+std::unique_ptr<Model> load_gguf_model(const std::string& path);
+std::unique_ptr<Model> load_hf_model(const std::string& dir);
+
+}  // namespace shardlm

@@ -1,0 +1,75 @@
+// ModelConfig validation and llama3 rope scaling factors.
+#include "model/model_config.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+void ModelConfig::validate(const std::string& source) const {
+  auto positive = [&](const char* what, int v) {
+    if (v <= 0) fail("'{}': {} is {}; it must be positive", source, what, v);
+  };
+  positive("the layer count", n_layers);
+  positive("the embedding size", d_model);
+  positive("the attention head count", n_heads);
+  positive("the key/value head count", n_kv_heads);
+  positive("the head size", head_dim);
+  positive("the feed-forward size", ffn_dim);
+  positive("the vocabulary size", vocab_size);
+  positive("the context length", context_length);
+  if (n_heads % n_kv_heads != 0) {
+    fail("'{}': {} attention heads are not a multiple of {} key/value heads", source, n_heads,
+         n_kv_heads);
+  }
+  if (head_dim > 1024) fail("'{}': head size {} exceeds the supported maximum 1024", source, head_dim);
+  if (head_dim % 2 != 0) fail("'{}': head size {} must be even for rotary embeddings", source, head_dim);
+  if (!rope_freq_factors.empty() && static_cast<int>(rope_freq_factors.size()) != head_dim / 2) {
+    fail("'{}': {} rope frequency factors given, expected head size / 2 = {}", source,
+         rope_freq_factors.size(), head_dim / 2);
+  }
+  if (!(norm_eps > 0) || !(rope_theta > 0)) {
+    fail("'{}': norm epsilon and rope theta must be positive", source);
+  }
+}
+
+std::string ModelConfig::summary() const {
+  return fmt::format(
+      "arch={} layers={} d_model={} heads={} kv_heads={} head_dim={} ffn={} vocab={} ctx={} "
+      "rope_theta={} rope={}{}{}{}",
+      arch, n_layers, d_model, n_heads, n_kv_heads, head_dim, ffn_dim, vocab_size, context_length,
+      rope_theta, rope_style == RopeStyle::kNeox ? "neox" : "normal",
+      rope_freq_factors.empty() ? "" : " llama3-scaling", qkv_bias ? " qkv-bias" : "",
+      qk_norm ? " qk-norm" : "");
+}
+
+std::vector<float> llama3_rope_freq_factors(int head_dim, float theta, float factor,
+                                            float low_freq_factor, float high_freq_factor,
+                                            int original_context) {
+  // Wavelengths longer than original_context / low_freq_factor are divided by `factor`, shorter
+  // than original_context / high_freq_factor are kept, and the band between is interpolated.
+  const double low_wavelen = original_context / low_freq_factor;
+  const double high_wavelen = original_context / high_freq_factor;
+  std::vector<float> factors(static_cast<size_t>(head_dim / 2));
+  for (int i = 0; i < head_dim / 2; ++i) {
+    const double freq = std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
+    const double wavelen = 2 * M_PI / freq;
+    double divisor;
+    if (wavelen < high_wavelen) {
+      divisor = 1.0;
+    } else if (wavelen > low_wavelen) {
+      divisor = factor;
+    } else {
+      const double smooth =
+          (original_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+      divisor = 1.0 / ((1 - smooth) / factor + smooth);
+    }
+    factors[static_cast<size_t>(i)] = static_cast<float>(divisor);
+  }
+  return factors;
+}
+
+}  // namespace shardlm

@@ -1,0 +1,48 @@
+// Hyper-parameters of a decoder-only transformer, independent of the file format they came from.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace shardlm {
+
+// How rotary embeddings pair up dimensions: kNormal rotates (x[2i], x[2i+1]) (GGUF llama files,
+// whose Q/K rows were permuted by the converter); kNeox rotates (x[i], x[i + d/2]) (Hugging Face
+// weights, and GGUF qwen2/qwen3).
+enum class RopeStyle { kNormal, kNeox };
+
+struct ModelConfig {
+  std::string arch;          // registered architecture name ("llama", "qwen2", ...)
+  std::string name;          // human-readable model name, if known
+  int n_layers = 0;
+  int d_model = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int ffn_dim = 0;
+  int vocab_size = 0;
+  int context_length = 0;
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.f;
+  RopeStyle rope_style = RopeStyle::kNeox;
+  // Per-frequency divisors (head_dim / 2 entries) for llama3-style rope scaling; empty = none.
+  std::vector<float> rope_freq_factors;
+  bool qkv_bias = false;      // qwen2
+  bool qk_norm = false;       // qwen3: RMSNorm over each head of q and k before rope
+  bool tied_embeddings = false;
+  int sliding_window = 0;     // 0 = full attention (mistral v0.1 uses 4096)
+
+  int q_dim() const { return n_heads * head_dim; }
+  int kv_dim() const { return n_kv_heads * head_dim; }
+  // Throws Error naming `source` if the values are inconsistent (zero sizes, heads not dividing).
+  void validate(const std::string& source) const;
+  std::string summary() const;
+};
+
+// Llama 3.1 rope scaling: per-frequency divisors computed from the rope_scaling block of
+// config.json (factor, low/high frequency factors, original context length).
+std::vector<float> llama3_rope_freq_factors(int head_dim, float theta, float factor,
+                                            float low_freq_factor, float high_freq_factor,
+                                            int original_context);
+
+}  // namespace shardlm

@@ -1,0 +1,89 @@
+// Transformer::forward: embedding -> n_layers x (attention block, MLP block) -> final norm ->
+// output projection for the requested rows.
+#include "model/transformer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv, int64_t max_batch_tokens)
+    : model_(model), c_(model.config), be_(backend), kv_(kv), max_tokens_(max_batch_tokens) {
+  const auto T = static_cast<size_t>(max_batch_tokens);
+  buf_.x = be_.alloc_floats(T * c_.d_model);
+  buf_.xn = be_.alloc_floats(T * c_.d_model);
+  buf_.q = be_.alloc_floats(T * c_.q_dim());
+  buf_.k = be_.alloc_floats(T * c_.kv_dim());
+  buf_.v = be_.alloc_floats(T * c_.kv_dim());
+  buf_.attn = be_.alloc_floats(T * std::max(c_.q_dim(), c_.d_model));
+  buf_.gate = be_.alloc_floats(T * c_.ffn_dim);
+  buf_.up = be_.alloc_floats(T * c_.ffn_dim);
+  buf_.out_rows = be_.alloc_floats(T * c_.d_model);
+  rope_ = RopeParams::from_config(c_);
+  attn_params_ = {c_.n_heads, c_.n_kv_heads, c_.head_dim, kv.shape().block_size, c_.sliding_window,
+                  1.f / std::sqrt(static_cast<float>(c_.head_dim))};
+}
+
+void Transformer::qk_norm(float* x, const float* w, int64_t n, int heads) {
+  be_.rms_norm(x, w, n * heads, c_.head_dim, c_.norm_eps, x);
+}
+
+void Transformer::attention_block(const ForwardBatch& b, int il) {
+  const LayerWeights& L = model_.weights.layers[static_cast<size_t>(il)];
+  const int64_t n = b.size();
+  be_.rms_norm(buf_.x, L.attn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
+  be_.matmul(L.wq, buf_.xn, n, buf_.q);
+  be_.matmul(L.wk, buf_.xn, n, buf_.k);
+  be_.matmul(L.wv, buf_.xn, n, buf_.v);
+  if (L.bq) {
+    be_.add_bias(buf_.q, L.bq, n, c_.q_dim());
+    be_.add_bias(buf_.k, L.bk, n, c_.kv_dim());
+    be_.add_bias(buf_.v, L.bv, n, c_.kv_dim());
+  }
+  if (L.q_norm) {
+    qk_norm(buf_.q, L.q_norm, n, c_.n_heads);
+    qk_norm(buf_.k, L.k_norm, n, c_.n_kv_heads);
+  }
+  be_.rope(buf_.q, b.positions.data(), n, c_.n_heads, rope_);
+  be_.rope(buf_.k, b.positions.data(), n, c_.n_kv_heads, rope_);
+  const KvLayerView kv = kv_.layer(il);
+  be_.store_kv(kv, buf_.k, buf_.v, b.slots.data(), n, c_.kv_dim());
+  be_.attention(buf_.q, kv, attn_seqs_.data(), static_cast<int>(attn_seqs_.size()), attn_params_,
+                buf_.attn);
+  be_.matmul(L.wo, buf_.attn, n, buf_.xn);
+  be_.add(buf_.x, buf_.xn, n * c_.d_model);
+}
+
+void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
+  be_.rms_norm(buf_.x, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
+  be_.matmul(L.w_gate, buf_.xn, n, buf_.gate);
+  be_.matmul(L.w_up, buf_.xn, n, buf_.up);
+  be_.silu_mul(buf_.gate, buf_.up, buf_.gate, n * c_.ffn_dim);
+  be_.matmul(L.w_down, buf_.gate, n, buf_.xn);
+  be_.add(buf_.x, buf_.xn, n * c_.d_model);
+}
+
+void Transformer::forward(const ForwardBatch& b, float* logits) {
+  const int64_t n = b.size();
+  if (n == 0) return;
+  if (n > max_tokens_) {
+    fail("internal: batch of {} tokens exceeds the {} the runner was sized for", n, max_tokens_);
+  }
+  attn_seqs_.clear();
+  for (const auto& s : b.seqs) {
+    attn_seqs_.push_back({s.first_row, s.n_tokens, s.n_past, s.block_table.data()});
+  }
+  be_.embedding(model_.weights.tok_embd, b.tokens.data(), n, buf_.x);
+  for (int il = 0; il < c_.n_layers; ++il) {
+    attention_block(b, il);
+    mlp_block(model_.weights.layers[static_cast<size_t>(il)], n);
+  }
+  // Only the requested rows go through the final norm and the (large) output projection.
+  const auto n_out = static_cast<int64_t>(b.logit_rows.size());
+  be_.gather_rows(buf_.x, b.logit_rows.data(), n_out, c_.d_model, buf_.out_rows);
+  be_.rms_norm(buf_.out_rows, model_.weights.output_norm, n_out, c_.d_model, c_.norm_eps, buf_.out_rows);
+  be_.matmul(model_.weights.output, buf_.out_rows, n_out, logits);
+}
+
+}  // namespace shardlm

@@ -1,0 +1,45 @@
+// The weights of a llama-style decoder, bound by canonical (GGUF) tensor names and checked against
+// the config. Matrices stay in their file format (TensorView into the mapping); small vectors
+// (norms, biases) are converted to fp32 once at load.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/model_config.h"
+
+namespace shardlm {
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;       // [d_model]
+  TensorView wq, wk, wv, wo;              // wq: ne = [d_model, q_dim]; wk/wv: [d_model, kv_dim];
+                                          // wo: [q_dim, d_model]
+  const float* bq = nullptr;              // [q_dim] (qwen2)
+  const float* bk = nullptr;              // [kv_dim]
+  const float* bv = nullptr;              // [kv_dim]
+  const float* q_norm = nullptr;          // [head_dim] (qwen3)
+  const float* k_norm = nullptr;          // [head_dim]
+  const float* ffn_norm = nullptr;        // [d_model]
+  TensorView w_gate, w_up;                // [d_model, ffn_dim]
+  TensorView w_down;                      // [ffn_dim, d_model]
+};
+
+struct ModelWeights {
+  TensorView tok_embd;                    // [d_model, vocab]
+  const float* output_norm = nullptr;     // [d_model]
+  TensorView output;                      // [d_model, vocab]; the embedding when tied
+  std::vector<LayerWeights> layers;
+};
+
+// Looks a tensor up by canonical name; nullptr when absent.
+using TensorLookup = std::function<const TensorView*(const std::string& name)>;
+
+// Binds and validates every weight. `owned` receives fp32 copies of vectors; `source` names the
+// model in error messages. Sets config.tied_embeddings when output.weight is absent.
+ModelWeights bind_weights(ModelConfig& config, const TensorLookup& lookup,
+                          std::deque<std::vector<float>>& owned, const std::string& source);
+
+}  // namespace shardlm

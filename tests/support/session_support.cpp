@@ -1,0 +1,49 @@
+// Test helpers (see tests/unit/test_support.h).
+#include "test_support.h"
+
+#include <atomic>
+#include <unistd.h>
+
+#include "app/default_model.h"
+
+namespace shardlm::testing {
+
+TempDir::TempDir(const std::string& tag) {
+  static std::atomic<int> counter{0};
+  dir_ = std::filesystem::temp_directory_path() /
+         ("shardlm-test-" + tag + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+std::string TempDir::path(const std::string& name) const { return (dir_ / name).string(); }
+
+TestSession make_session(const std::string& model_path, int threads, int max_batch, int max_context) {
+  TestSession s;
+  s.model = load_model(model_path);
+  s.tokenizer = Tokenizer::create(s.model->tokenizer);
+  const auto& c = s.model->config;
+  CpuBackendOptions b;
+  b.threads = threads;
+  b.max_batch_tokens = max_batch;
+  b.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
+  b.max_context = max_context;
+  s.backend = std::make_unique<CpuBackend>(b);
+  GeneratorOptions g;
+  g.max_context = max_context;
+  g.max_batch_tokens = max_batch;
+  s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);
+  return s;
+}
+
+std::string default_model_if_present() {
+  const std::string p = app::default_model_path();
+  return std::filesystem::exists(p) ? p : "";
+}
+
+}  // namespace shardlm::testing

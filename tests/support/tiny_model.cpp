@@ -1,0 +1,283 @@
+// Tiny deterministic models for tests (see tiny_model.h).
+#include "tiny_model.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "gguf_writer.h"
+#include "safetensors_writer.h"
+
+namespace shardlm::testing {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+// GPT-2's reversible byte -> printable code point map.
+std::vector<std::string> byte_tokens() {
+  std::vector<std::string> out(256);
+  int extra = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    const uint32_t cp = printable ? static_cast<uint32_t>(b) : static_cast<uint32_t>(256 + extra++);
+    std::string s;
+    if (cp < 0x80) {
+      s += static_cast<char>(cp);
+    } else {
+      s += static_cast<char>(0xC0 | (cp >> 6));
+      s += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    out[static_cast<size_t>(b)] = s;
+  }
+  return out;
+}
+
+std::vector<std::string> vocab_tokens(int vocab) {
+  auto t = byte_tokens();
+  t.push_back("<|bos|>");
+  t.push_back("<|eos|>");
+  while (static_cast<int>(t.size()) < vocab) t.push_back("<|extra_" + std::to_string(t.size()) + "|>");
+  return t;
+}
+
+void add(std::vector<NamedTensor>& out, const std::string& name, std::vector<int64_t> ne,
+         float scale, float offset = 0.f) {
+  int64_t n = 1;
+  for (auto d : ne) n *= d;
+  out.push_back({name, std::move(ne), det_weights(name, n, scale, offset)});
+}
+
+const std::map<std::string, std::string>& hf_layer_names() {
+  static const std::map<std::string, std::string> m = {
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"attn_q.bias", "self_attn.q_proj.bias"},
+      {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.bias", "self_attn.v_proj.bias"},
+      {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+      {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"}};
+  return m;
+}
+
+std::string hf_name(const std::string& canonical) {
+  if (canonical == "token_embd.weight") return "model.embed_tokens.weight";
+  if (canonical == "output_norm.weight") return "model.norm.weight";
+  if (canonical == "output.weight") return "lm_head.weight";
+  const size_t dot1 = canonical.find('.'), dot2 = canonical.find('.', dot1 + 1);
+  const std::string layer = canonical.substr(dot1 + 1, dot2 - dot1 - 1);
+  return "model.layers." + layer + "." + hf_layer_names().at(canonical.substr(dot2 + 1));
+}
+
+nlohmann::json hf_config(const TinyModelSpec& s) {
+  nlohmann::json c = {{"model_type", s.arch},
+                      {"hidden_size", s.d_model},
+                      {"num_hidden_layers", s.n_layers},
+                      {"num_attention_heads", s.n_heads},
+                      {"num_key_value_heads", s.n_kv_heads},
+                      {"head_dim", s.head_dim},
+                      {"intermediate_size", s.ffn_dim},
+                      {"vocab_size", s.vocab},
+                      {"max_position_embeddings", s.context},
+                      {"rms_norm_eps", s.norm_eps},
+                      {"rope_theta", s.rope_theta},
+                      {"tie_word_embeddings", s.tied},
+                      {"bos_token_id", 256},
+                      {"eos_token_id", 257}};
+  if (s.llama3_scaling) {
+    c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 32}};
+  }
+  return c;
+}
+
+nlohmann::json hf_tokenizer(const TinyModelSpec& s) {
+  const auto tokens = vocab_tokens(s.vocab);
+  nlohmann::json vocab = nlohmann::json::object();
+  for (size_t i = 0; i < 256; ++i) vocab[tokens[i]] = i;
+  nlohmann::json added = nlohmann::json::array();
+  for (size_t i = 256; i < tokens.size(); ++i) {
+    vocab[tokens[i]] = i;
+    added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+  }
+  return {{"version", "1.0"},
+          {"added_tokens", added},
+          {"normalizer", nullptr},
+          {"pre_tokenizer",
+           {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
+          {"post_processor", nullptr},
+          {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+          {"model",
+           {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+            {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
+            {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+}
+
+void write_json(const std::filesystem::path& p, const nlohmann::json& j) {
+  std::ofstream f(p);
+  f << j.dump(2);
+  if (!f) throw std::runtime_error("cannot write " + p.string());
+}
+
+// llama.cpp's converter reorders each head's rows from halves (neox) to interleaved pairs.
+std::vector<float> permute_for_interleaved_rope(const std::vector<float>& w, int64_t in, int heads,
+                                                int head_dim) {
+  std::vector<float> out(w.size());
+  const int half = head_dim / 2;
+  for (int h = 0; h < heads; ++h) {
+    for (int i = 0; i < half; ++i) {
+      for (int j = 0; j < 2; ++j) {
+        const int64_t dst = static_cast<int64_t>(h) * head_dim + 2 * i + j;
+        const int64_t src = static_cast<int64_t>(h) * head_dim + j * half + i;
+        std::copy(w.begin() + src * in, w.begin() + (src + 1) * in, out.begin() + dst * in);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<float> det_weights(const std::string& name, int64_t n, float scale, float offset) {
+  std::vector<float> v(static_cast<size_t>(n));
+  const uint64_t base = fnv1a(name);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t z = splitmix64(base + static_cast<uint64_t>(i));
+    const double u = static_cast<double>(z >> 40) / static_cast<double>(1 << 24);  // [0, 1)
+    v[static_cast<size_t>(i)] = offset + scale * static_cast<float>(2.0 * u - 1.0);
+  }
+  return v;
+}
+
+std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_models() {
+  TinyModelSpec llama;
+  llama.llama3_scaling = true;
+  TinyModelSpec qwen2;
+  qwen2.arch = "qwen2";
+  qwen2.n_kv_heads = 1;
+  qwen2.ffn_dim = 128;
+  qwen2.tied = false;
+  qwen2.rope_theta = 1e6f;
+  TinyModelSpec qwen3;
+  qwen3.arch = "qwen3";
+  qwen3.head_dim = 32;
+  qwen3.rope_theta = 1e6f;
+  qwen3.norm_eps = 1e-6f;
+  return {{"llama", llama}, {"qwen2", qwen2}, {"qwen3", qwen3}};
+}
+
+std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& s) {
+  std::vector<NamedTensor> t;
+  const int64_t d = s.d_model, q = static_cast<int64_t>(s.n_heads) * s.head_dim,
+                kv = static_cast<int64_t>(s.n_kv_heads) * s.head_dim, f = s.ffn_dim;
+  add(t, "token_embd.weight", {d, s.vocab}, 1.f);
+  add(t, "output_norm.weight", {d}, 0.2f, 1.f);
+  if (!s.tied) add(t, "output.weight", {d, s.vocab}, 1.f / std::sqrt(static_cast<float>(d)));
+  for (int l = 0; l < s.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    add(t, p + "attn_norm.weight", {d}, 0.2f, 1.f);
+    add(t, p + "attn_q.weight", {d, q}, 1.f / std::sqrt(static_cast<float>(d)));
+    add(t, p + "attn_k.weight", {d, kv}, 1.f / std::sqrt(static_cast<float>(d)));
+    add(t, p + "attn_v.weight", {d, kv}, 1.f / std::sqrt(static_cast<float>(d)));
+    add(t, p + "attn_output.weight", {q, d}, 1.f / std::sqrt(static_cast<float>(q)));
+    if (s.arch == "qwen2") {
+      add(t, p + "attn_q.bias", {q}, 0.2f);
+      add(t, p + "attn_k.bias", {kv}, 0.2f);
+      add(t, p + "attn_v.bias", {kv}, 0.2f);
+    }
+    if (s.arch == "qwen3") {
+      add(t, p + "attn_q_norm.weight", {s.head_dim}, 0.2f, 1.f);
+      add(t, p + "attn_k_norm.weight", {s.head_dim}, 0.2f, 1.f);
+    }
+    add(t, p + "ffn_norm.weight", {d}, 0.2f, 1.f);
+    add(t, p + "ffn_gate.weight", {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
+    add(t, p + "ffn_up.weight", {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
+    add(t, p + "ffn_down.weight", {f, d}, 1.f / std::sqrt(static_cast<float>(f)));
+  }
+  return t;
+}
+
+void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& s) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  std::vector<SafetensorsTensor> st;
+  for (auto& t : tiny_model_tensors(s)) {
+    std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());
+    st.push_back({hf_name(t.name), shape, std::move(t.values)});
+  }
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), st, DType::BF16);
+  write_json(fs::path(dir) / "config.json", hf_config(s));
+  write_json(fs::path(dir) / "tokenizer.json", hf_tokenizer(s));
+  write_json(fs::path(dir) / "tokenizer_config.json",
+             {{"bos_token", "<|bos|>"}, {"eos_token", "<|eos|>"}, {"add_bos_token", false}});
+}
+
+void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DType weight_type) {
+  GgufWriter w;
+  const std::string a = s.arch;
+  w.set("general.architecture", a);
+  w.set("general.name", std::string("tiny-") + a);
+  w.set(a + ".block_count", static_cast<uint32_t>(s.n_layers));
+  w.set(a + ".embedding_length", static_cast<uint32_t>(s.d_model));
+  w.set(a + ".feed_forward_length", static_cast<uint32_t>(s.ffn_dim));
+  w.set(a + ".attention.head_count", static_cast<uint32_t>(s.n_heads));
+  w.set(a + ".attention.head_count_kv", static_cast<uint32_t>(s.n_kv_heads));
+  w.set(a + ".attention.key_length", static_cast<uint32_t>(s.head_dim));
+  w.set(a + ".context_length", static_cast<uint32_t>(s.context));
+  w.set(a + ".rope.freq_base", s.rope_theta);
+  w.set(a + ".attention.layer_norm_rms_epsilon", s.norm_eps);
+  w.set("tokenizer.ggml.model", std::string("gpt2"));
+  w.set("tokenizer.ggml.pre", std::string("gpt2"));
+  w.set("tokenizer.ggml.tokens", vocab_tokens(s.vocab));
+  w.set("tokenizer.ggml.merges", std::vector<std::string>{});
+  w.set("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(256));
+  w.set("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(257));
+  const bool permute = a == "llama" || a == "mistral";
+  for (auto& t : tiny_model_tensors(s)) {
+    if (permute && t.name.find("attn_q.weight") != std::string::npos) {
+      t.values = permute_for_interleaved_rope(t.values, s.d_model, s.n_heads, s.head_dim);
+    } else if (permute && t.name.find("attn_k.weight") != std::string::npos) {
+      t.values = permute_for_interleaved_rope(t.values, s.d_model, s.n_kv_heads, s.head_dim);
+    }
+    const DType dt = t.ne.size() == 2 ? weight_type : DType::F32;
+    w.add_tensor({t.name, t.ne, dt, std::move(t.values)});
+  }
+  if (s.llama3_scaling) {
+    // llama.cpp stores llama3 scaling as precomputed per-frequency divisors.
+    std::vector<float> f;
+    const int half = s.head_dim / 2;
+    for (int i = 0; i < half; ++i) {
+      const double freq = std::pow(static_cast<double>(s.rope_theta), -2.0 * i / s.head_dim);
+      const double wavelen = 2 * M_PI / freq;
+      const double lo = 32.0 / 1.0, hi = 32.0 / 4.0;
+      double div = wavelen < hi ? 1.0 : wavelen > lo ? 8.0 : 1.0 / ((1 - (32.0 / wavelen - 1) / 3) / 8 + (32.0 / wavelen - 1) / 3);
+      f.push_back(static_cast<float>(div));
+    }
+    w.add_tensor({"rope_freqs.weight", {half}, DType::F32, f});
+  }
+  w.write(path);
+}
+
+}  // namespace shardlm::testing
