@@ -53,14 +53,23 @@ SHARDLM_AVX2 void gemm_tiled(int64_t k, const uint8_t* w, size_t ws, const uint8
 }
 
 // ---- Q4_K / Q5_K x Q8K ------------------------------------------------------------------------
-// Unpacks the 8 six-bit (scale, min) pairs into two arrays of 8 bytes.
-inline void k4_scales(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+// Unpacks the 8 six-bit (scale, min) pairs, four bytes at a time: scales 0-3 and mins 0-3 are the
+// low 6 bits of words 0 and 1; scales 4-7 are the nibbles of word 2 with the top 2 bits of word 0,
+// mins 4-7 the high nibbles of word 2 with the top 2 bits of word 1. Scales as int16 (broadcast
+// straight from memory), mins as bytes.
+inline void k4_scales(const uint8_t* s, int16_t* sc, uint8_t* m) {
+  uint32_t w[3];
+  std::memcpy(w, s, 12);
+  const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+  const uint32_t sc03 = w[0] & lo6, m03 = w[1] & lo6;
+  const uint32_t sc47 = (w[2] & lo4) | (((w[0] >> 6) & lo2) << 4);
+  const uint32_t m47 = ((w[2] >> 4) & lo4) | (((w[1] >> 6) & lo2) << 4);
   for (int j = 0; j < 4; ++j) {
-    sc[j] = s[j] & 63;
-    m[j] = s[j + 4] & 63;
-    sc[j + 4] = (s[j + 8] & 0xF) | ((s[j] >> 6) << 4);
-    m[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+    sc[j] = static_cast<int16_t>((sc03 >> (8 * j)) & 0xff);
+    sc[j + 4] = static_cast<int16_t>((sc47 >> (8 * j)) & 0xff);
   }
+  std::memcpy(m, &m03, 4);
+  std::memcpy(m + 4, &m47, 4);
 }
 
 // Pairs of 16-element activation sums -> 8 sums of 32 (one per K-quant sub-block), as int16.
@@ -86,7 +95,8 @@ struct Q45KTile {
         __m256i isum[RM][RN];
         for (int r = 0; r < RM; ++r)
           for (int t = 0; t < RN; ++t) isum[r][t] = _mm256_setzero_si256();
-        alignas(16) uint8_t sc[RM][8], mn[RM][8];
+        alignas(16) int16_t sc[RM][8];
+        alignas(16) uint8_t mn[RM][8];
         for (int r = 0; r < RM; ++r) {
           const Block* wb = reinterpret_cast<const Block*>(w + r * ws) + b;
           k4_scales(wb->scales, sc[r], mn[r]);
