@@ -19,6 +19,7 @@ constexpr int64_t kActBytesPer32 = 40;
 struct MatmulJob {
   const CpuKernels* kern;
   int64_t k, n, n_tokens;
+  const float* x;  // fp32 activations (quantised into `a` unless the weights are float)
   const uint8_t* w;
   size_t w_stride;
   const uint8_t* a;
@@ -27,6 +28,11 @@ struct MatmulJob {
   int64_t row_chunk, tok_chunk, n_row_chunks, n_items;
   std::atomic<int64_t> next{0};
 };
+
+void quantize_tokens(MatmulJob& j, int64_t begin, int64_t end) {
+  uint8_t* a = const_cast<uint8_t*>(j.a);  // the workspace, owned by the caller of matmul
+  for (int64_t t = begin; t < end; ++t) j.kern->quantize(j.x + t * j.k, a + t * j.a_stride, j.k);
+}
 
 void run_items(MatmulJob& j) {
   while (true) {
@@ -93,15 +99,14 @@ void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y, Thr
   if (kern.quantize != nullptr) {
     job.a_stride = act_row_bytes(w.dtype, k);
     ws.reserve(n_tokens, k);  // no-op when the caller reserved enough at start-up
-    uint8_t* a = ws.data();
+    job.a = ws.data();
+    job.x = x;
     if (n_tokens < 4 || pool.size() == 1) {
-      for (int64_t t = 0; t < n_tokens; ++t) kern.quantize(x + t * k, a + t * job.a_stride, k);
+      quantize_tokens(job, 0, n_tokens);
     } else {
-      pool.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) kern.quantize(x + t * k, a + t * job.a_stride, k);
-      });
+      MatmulJob* jp = &job;  // one pointer: the std::function stays in its small buffer
+      pool.parallel_for(n_tokens, [jp](int64_t b, int64_t e) { quantize_tokens(*jp, b, e); });
     }
-    job.a = a;
   } else {
     job.a = reinterpret_cast<const uint8_t*>(x);
     job.a_stride = static_cast<size_t>(k) * sizeof(float);
