@@ -15,6 +15,9 @@ transformers' setup, reproduced here:
 Every context also carries date_string = "26 Jul 2024" so templates that stamp today's date render
 the same on every day.
 
+It also renders the language-feature cases of tests/data/templates/language_cases.json (one small
+template each, over a shared context) into language_expected.json.
+
 Output, per (template, conversation, add_generation_prompt):
   expected/<template>/<conversation>.gen.txt / .nogen.txt  the exact rendered text, or
   expected/<template>/<conversation>.gen.err / .nogen.err  the exception, where Python raises.
@@ -87,6 +90,21 @@ def render(env, source, meta, conversation, add_generation_prompt):
     return template.render(**context)
 
 
+def render_language_cases(env):
+    spec = json.loads((ROOT / "language_cases.json").read_text(encoding="utf-8"))
+    results = []
+    for case in spec["cases"]:
+        entry = {"name": case["name"]}
+        try:
+            entry["output"] = env.from_string(case["template"]).render(**spec["context"])
+        except Exception as e:  # noqa: BLE001
+            entry["error"] = f"{type(e).__name__}: {e}"
+        results.append(entry)
+    (ROOT / "language_expected.json").write_text(
+        json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return len(results)
+
+
 def main():
     meta_all = json.loads((ROOT / "sources.json").read_text(encoding="utf-8"))
     conversations = sorted((ROOT / "conversations").glob("*.json"))
@@ -115,6 +133,7 @@ def main():
                 (out_dir / f"{stem}.txt").write_bytes(text.encode("utf-8"))
                 counts["ok"] += 1
     print(f"jinja2 {jinja2.__version__}: {counts['ok']} renders, {counts['err']} expected errors")
+    print(f"{render_language_cases(env)} language cases")
 
 
 if __name__ == "__main__":

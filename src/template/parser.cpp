@@ -104,7 +104,8 @@ class Parser {
       const Token& t = cur();
       if (t.type == TokenType::End) {
         if (end_tags.size() == 0) return body;
-        error(fmt::format("unexpected end of template: missing '{{% {} %}}'", *end_tags.begin()));
+        error(
+            fmt::format("unexpected end of template: missing '{{% {} %}}'", *(end_tags.end() - 1)));
       }
       if (t.type == TokenType::Text) {
         auto s = std::make_unique<Stmt>(StmtKind::Text, loc());
