@@ -2,7 +2,6 @@
 #include "tokenizer/bpe_model.h"
 
 #include <algorithm>
-#include <queue>
 
 #include "core/error.h"
 
@@ -87,26 +86,29 @@ void BpeModel::merge(const std::vector<int32_t>& symbols, std::vector<int32_t>& 
   };
   struct Candidate {
     int32_t rank, pos, result;
-    bool operator>(const Candidate& o) const {
+    // Heap order: lowest rank first, then leftmost.
+    bool operator<(const Candidate& o) const {
       return rank != o.rank ? rank > o.rank : pos > o.pos;
     }
   };
-  std::vector<Symbol> sym(n);
+  // Per-thread scratch: words are short and many, so reuse instead of allocating per word.
+  thread_local std::vector<Symbol> sym;
+  thread_local std::vector<Candidate> heap;
+  sym.resize(n);
+  heap.clear();
   for (int32_t i = 0; i < n; ++i) sym[i] = {symbols[i], i - 1, i + 1 < n ? i + 1 : -1};
-  std::vector<Candidate> storage;
-  storage.reserve(n);
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue(std::greater<>{},
-                                                                               std::move(storage));
   const auto consider = [&](int32_t left) {
     if (left < 0 || sym[left].next < 0) return;
     if (const Merge* m = find_merge(sym[left].id, sym[sym[left].next].id)) {
-      queue.push({m->rank, left, m->result});
+      heap.push_back({m->rank, left, m->result});
+      std::push_heap(heap.begin(), heap.end());
     }
   };
   for (int32_t i = 0; i + 1 < n; ++i) consider(i);
-  while (!queue.empty()) {
-    const Candidate top = queue.top();
-    queue.pop();
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end());
+    const Candidate top = heap.back();
+    heap.pop_back();
     Symbol& left = sym[top.pos];
     if (left.id < 0 || left.next < 0) continue;  // merged away, or nothing to its right any more
     const Merge* m = find_merge(left.id, sym[left.next].id);

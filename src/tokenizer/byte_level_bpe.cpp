@@ -37,7 +37,9 @@ class ByteLevelBpeTokenizer final : public BpeTokenizerBase {
   void encode_text(std::string_view text, bool, std::vector<int32_t>& out) const override {
     std::string prefixed;
     if (spec_.add_space_prefix && !text.empty() && text[0] != ' ') {
-      prefixed = " " + std::string(text);
+      prefixed.reserve(text.size() + 1);
+      prefixed += ' ';
+      prefixed += text;
       text = prefixed;
     }
     std::vector<std::string_view> pieces;
