@@ -57,7 +57,7 @@ TEST(ModelLoad, GgufMatchesHfLogits) {
     double max_diff = 0;
     for (size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, std::abs(double(a[i]) - b[i]));
     // HF weights are BF16, the GGUF copy F32: differences come from BF16 rounding only.
-    EXPECT_LT(max_diff, 0.05) << name;
+    EXPECT_LT(max_diff, 0.1) << name;
   }
 }
 
@@ -81,8 +81,8 @@ TEST(ModelLoad, ShapeMismatchNamesTheTensor) {
   cfg["intermediate_size"] = 128;
   std::ofstream(dir.path("m/config.json")) << cfg.dump();
   const std::string e = error_of([&] { load_model(dir.path("m")); });
-  EXPECT_NE(e.find("ffn_gate"), std::string::npos) << e;
-  EXPECT_NE(e.find("does not match"), std::string::npos) << e;
+  EXPECT_NE(e.find("mlp.gate_proj.weight"), std::string::npos) << e;
+  EXPECT_NE(e.find("do not match"), std::string::npos) << e;
 }
 
 TEST(ModelLoad, MissingTensorAndMissingFilesAreNamed) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "app/default_model.h"
 #include "model/gguf/gguf_file.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_gguf.h"
@@ -117,21 +118,9 @@ TEST(TokenizerParity, SentencePieceScoresInsteadOfMerges) {
   EXPECT_GE(identical * 100, refs["cases"].size() * 95);
 }
 
-std::string default_model_path() {
-  const char* name = "SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (const char* dir = std::getenv("SHARDLM_MODEL_DIR")) {
-    if (fs::exists(fs::path(dir) / name)) return (fs::path(dir) / name).string();
-  }
-  if (const char* home = std::getenv("HOME")) {
-    const fs::path p = fs::path(home) / ".cache/shardlm/models" / name;
-    if (fs::exists(p)) return p.string();
-  }
-  return "";
-}
-
 TEST(TokenizerParity, SmolLM2FromGguf) {
-  const std::string path = default_model_path();
-  if (path.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found";
+  const std::string path = app::default_model_path();  // $SHARDLM_MODEL_DIR or ~/.cache/...
+  if (!fs::exists(path)) GTEST_SKIP() << path << " not found";
   GgufFile gguf(path);
   auto tok = Tokenizer::create(tokenizer_spec_from_gguf(gguf));
   EXPECT_EQ(tok->vocab_size(), 49152);
