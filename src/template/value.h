@@ -18,30 +18,9 @@ class Evaluator;
 
 using ValueList = std::vector<Value>;
 
-// An insertion-ordered string-keyed dict, like a Python dict built from JSON.
-class ValueDict {
- public:
-  const Value* find(std::string_view key) const;
-  void set(const std::string& key, Value value);
-  size_t size() const { return items_.size(); }
-  const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
-
- private:
-  std::vector<std::pair<std::string, Value>> items_;
-  std::unordered_map<std::string, size_t> index_;
-};
-
-struct CallArgs {
-  std::vector<Value> positional;
-  std::vector<std::pair<std::string, Value>> keyword;
-  const Value* kwarg(std::string_view name) const;
-};
-
-// A callable: a builtin global, a bound method, a macro or `caller`.
-struct Function {
-  std::string name;
-  std::function<Value(Evaluator&, const CallArgs&)> call;
-};
+class ValueDict;
+struct CallArgs;
+struct Function;
 
 class Value {
  public:
@@ -103,6 +82,31 @@ class Value {
   std::shared_ptr<const ValueDict> dict_;
   std::shared_ptr<ValueDict> ns_;
   std::shared_ptr<const Function> fn_;
+};
+
+// An insertion-ordered string-keyed dict, like a Python dict built from JSON.
+class ValueDict {
+ public:
+  const Value* find(std::string_view key) const;
+  void set(const std::string& key, Value value);
+  size_t size() const { return items_.size(); }
+  const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
+
+ private:
+  std::vector<std::pair<std::string, Value>> items_;
+  std::unordered_map<std::string, size_t> index_;
+};
+
+struct CallArgs {
+  std::vector<Value> positional;
+  std::vector<std::pair<std::string, Value>> keyword;
+  const Value* kwarg(std::string_view name) const;
+};
+
+// A callable: a builtin global, a bound method, a macro or `caller`.
+struct Function {
+  std::string name;
+  std::function<Value(Evaluator&, const CallArgs&)> call;
 };
 
 // Python's ordering (<) for numbers, strings and sequences; throws Error for other pairs.
