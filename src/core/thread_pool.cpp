@@ -17,7 +17,7 @@ constexpr int kSpinIterations = 200000;  // ~ a few hundred microseconds before 
 }
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -41,15 +41,25 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     return;
   }
   job_ = &fn;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  done_slots_.store(0, std::memory_order_relaxed);
+  next_slot_.store(0, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     generation_.fetch_add(1, std::memory_order_release);
   }
   if (sleeping_.load() > 0) wake_.notify_all();
-  fn(0, n_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) SHARDLM_PAUSE();
-  job_ = nullptr;
+  run_slots();
+  while (done_slots_.load(std::memory_order_acquire) != n_threads_) SHARDLM_PAUSE();
+}
+
+// Claims and runs slots until none are left.
+void ThreadPool::run_slots() {
+  while (true) {
+    const int slot = next_slot_.fetch_add(1, std::memory_order_acq_rel);
+    if (slot >= n_threads_) return;
+    (*job_)(slot, n_threads_);
+    done_slots_.fetch_add(1, std::memory_order_acq_rel);
+  }
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
@@ -61,7 +71,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   });
 }
 
-void ThreadPool::worker_loop(int ith) {
+void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   while (true) {
     int spins = 0;
@@ -77,8 +87,7 @@ void ThreadPool::worker_loop(int ith) {
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    (*job_)(ith, n_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    run_slots();
   }
 }
 

@@ -70,8 +70,12 @@ TokenizerSpec tokenizer_spec_from_gguf(const GgufFile& g) {
   const bool spm = spec.kind == TokenizerKind::kSentencePieceBpe;
   spec.add_bos = g.get_bool("tokenizer.ggml.add_bos_token").value_or(spm);
   spec.add_eos = g.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
-  spec.add_space_prefix = g.get_bool("tokenizer.ggml.add_space_prefix").value_or(spm);
+  // llama.cpp reads add_space_prefix only for SentencePiece vocabularies.
+  spec.add_space_prefix = spm && g.get_bool("tokenizer.ggml.add_space_prefix").value_or(true);
   spec.byte_fallback = spm;
+  // Llama 3 tokenizers look whole pre-tokens up in the vocabulary before merging (HF
+  // ignore_merges); llama.cpp does the same for the "llama-bpe" pre-tokenizer.
+  spec.ignore_merges = spec.pre == "llama-bpe";
   return spec;
 }
 
