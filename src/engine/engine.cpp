@@ -1,0 +1,149 @@
+// Engine: request bookkeeping and the schedule -> run -> postprocess step.
+#include "engine/engine.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+void EngineConfig::validate() const {
+  const SchedulerConfig& s = scheduler;
+  if (s.max_num_seqs < 1) fail("max_num_seqs is {}; it must be at least 1", s.max_num_seqs);
+  if (s.max_num_batched_tokens < 1) {
+    fail("max_num_batched_tokens is {}; it must be at least 1", s.max_num_batched_tokens);
+  }
+  if (s.max_model_len < 2) fail("max_model_len is {}; it must be at least 2", s.max_model_len);
+  if (blocks.block_size < 1) fail("block_size is {}; it must be at least 1", blocks.block_size);
+  // A request alone must always fit, or preemption could never make room for it.
+  if (blocks.n_blocks * blocks.block_size < s.max_model_len) {
+    fail(
+        "the KV cache holds {} tokens but max_model_len is {}; give the cache more memory or "
+        "lower max_model_len",
+        blocks.n_blocks * blocks.block_size, s.max_model_len);
+  }
+}
+
+Engine::Engine(const EngineConfig& config, ModelRunner& runner)
+    : config_(config),
+      runner_(runner),
+      blocks_((config.validate(), config.blocks)),
+      scheduler_(config.scheduler, blocks_),
+      logits_(static_cast<size_t>(config.scheduler.max_num_seqs) * runner.vocab_size()) {}
+
+int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& params) {
+  params.validate();
+  const int max_len = config_.scheduler.max_model_len;
+  if (prompt.empty()) fail("the prompt is empty: give at least one token of input");
+  if (static_cast<int>(prompt.size()) >= max_len) {
+    fail("the prompt has {} tokens but the context holds {} (max_model_len); shorten the prompt",
+         prompt.size(), max_len);
+  }
+  const int32_t vocab = runner_.vocab_size();
+  for (int32_t id : prompt) {
+    if (id < 0 || id >= vocab)
+      fail("prompt token id {} is outside the vocabulary [0, {})", id, vocab);
+  }
+  const int64_t id = next_id_++;
+  auto request = std::make_unique<Request>(id, std::move(prompt), params);
+  scheduler_.add(request.get());
+  requests_.emplace(id, std::move(request));
+  return id;
+}
+
+bool Engine::abort_request(int64_t id) {
+  const auto it = requests_.find(id);
+  if (it == requests_.end()) return false;
+  Request& r = *it->second;
+  scheduler_.remove(&r);
+  r.finish(RequestFinishReason::kAbort, monotonic_seconds());
+  aborted_.push_back(summary(r));
+  requests_.erase(it);
+  return true;
+}
+
+const Request* Engine::find(int64_t id) const {
+  const auto it = requests_.find(id);
+  return it == requests_.end() ? nullptr : it->second.get();
+}
+
+StepOutput Engine::step() {
+  StepOutput out;
+  out.finished = std::move(aborted_);
+  aborted_.clear();
+  const SchedulerOutput batch = scheduler_.schedule();
+  for (const Request* r : batch.preempted) out.preempted.push_back(r->id());
+  for (const ScheduledRequest& s : batch.scheduled) {
+    out.scheduled.emplace_back(s.request->id(), s.n_tokens);
+  }
+  out.n_tokens = batch.n_tokens;
+  if (batch.empty()) return out;
+  run(batch);
+  postprocess(batch, out);
+  return out;
+}
+
+ForwardBatch Engine::build_batch(const SchedulerOutput& batch) const {
+  ForwardBatch fb;
+  for (const ScheduledRequest& s : batch.scheduled) {
+    const Request& r = *s.request;
+    const auto first = r.tokens().begin() + r.n_computed();
+    fb.add_sequence({first, first + s.n_tokens}, r.n_computed(), r.block_table().blocks,
+                    config_.blocks.block_size, false);
+  }
+  return fb;
+}
+
+void Engine::run(const SchedulerOutput& batch) {
+  runner_.execute(build_batch(batch), logits_.data());
+}
+
+void Engine::postprocess(const SchedulerOutput& batch, StepOutput& out) {
+  scheduler_.on_step_done(batch);
+  const size_t vocab = static_cast<size_t>(runner_.vocab_size());
+  for (size_t i = 0; i < batch.scheduled.size(); ++i) {
+    Request& r = *batch.scheduled[i].request;
+    // A prefill chunk that leaves tokens to compute produces no token yet.
+    if (r.n_uncomputed() == 0) sample(r, logits_.data() + i * vocab, out);
+  }
+}
+
+void Engine::sample(Request& r, float* logits, StepOutput& out) {
+  // The sampler works in place on the row.
+  const int32_t token = r.sampler().sample(logits, runner_.vocab_size(), r.prompt(), r.output());
+  r.append_token(token, monotonic_seconds());
+  out.tokens.push_back({r.id(), token});
+  if (const auto reason = check_stop(r, token)) finish(r, *reason, out);
+}
+
+std::optional<RequestFinishReason> Engine::check_stop(const Request& r, int32_t token) const {
+  const SamplingParams& p = r.params();
+  const auto& eos = config_.eos_token_ids;
+  const bool is_eos = std::find(eos.begin(), eos.end(), token) != eos.end();
+  const bool is_stop =
+      std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
+  if ((is_eos && !p.ignore_eos) || is_stop) return RequestFinishReason::kStop;
+  if (r.n_output() >= p.max_tokens) return RequestFinishReason::kLength;
+  if (r.n_tokens() >= config_.scheduler.max_model_len) return RequestFinishReason::kLength;
+  return std::nullopt;
+}
+
+void Engine::finish(Request& r, RequestFinishReason reason, StepOutput& out) {
+  scheduler_.remove(&r);
+  r.finish(reason, monotonic_seconds());
+  out.finished.push_back(summary(r));
+  requests_.erase(r.id());  // destroys r
+}
+
+FinishedRequest Engine::summary(const Request& r) {
+  FinishedRequest f;
+  f.id = r.id();
+  f.prompt = r.prompt();
+  f.output = r.output();
+  f.reason = *r.finish_reason();
+  f.times = r.times();
+  f.n_preemptions = r.n_preemptions();
+  return f;
+}
+
+}  // namespace shardlm

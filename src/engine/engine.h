@@ -1,0 +1,88 @@
+// The serving engine's step loop: schedule -> run -> postprocess. Requests come in with
+// add_request, each step() runs one batch of many requests (prefill chunks and decodes together)
+// and reports new tokens and finished requests. Single-threaded: the caller (offline LLM or the
+// server's engine thread) serialises add_request / abort_request / step.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/model_runner.h"
+#include "engine/request.h"
+#include "engine/scheduler.h"
+#include "kv/block_manager.h"
+
+namespace shardlm {
+
+struct EngineConfig {
+  SchedulerConfig scheduler;
+  BlockManagerConfig blocks;
+  std::vector<int32_t> eos_token_ids;
+
+  // Throws Error naming the first inconsistent setting.
+  void validate() const;
+};
+
+struct TokenEvent {
+  int64_t request_id;
+  int32_t token;
+};
+
+struct FinishedRequest {
+  int64_t id = 0;
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> output;
+  RequestFinishReason reason = RequestFinishReason::kStop;
+  RequestTimes times;
+  int n_preemptions = 0;
+};
+
+// What one step did, for callers (streaming, metrics) and for scheduler iteration tests.
+struct StepOutput {
+  std::vector<std::pair<int64_t, int32_t>> scheduled;  // (request id, tokens run)
+  std::vector<int64_t> preempted;
+  std::vector<TokenEvent> tokens;         // tokens sampled this step, in schedule order
+  std::vector<FinishedRequest> finished;  // including requests aborted since the last step
+  int32_t n_tokens = 0;
+};
+
+class Engine {
+ public:
+  Engine(const EngineConfig& config, ModelRunner& runner);
+
+  // Queues a request; throws Error (and queues nothing) for an empty or too long prompt, an
+  // out-of-vocabulary id or invalid sampling parameters. Returns its id.
+  int64_t add_request(std::vector<int32_t> prompt, const SamplingParams& params);
+  // Frees the request's blocks now; it is reported finished (kAbort) by the next step(). False
+  // when the id is unknown or already finished.
+  bool abort_request(int64_t id);
+  StepOutput step();
+  bool has_unfinished() const { return scheduler_.has_unfinished() || !aborted_.empty(); }
+
+  const EngineConfig& config() const { return config_; }
+  const Scheduler& scheduler() const { return scheduler_; }
+  const BlockManager& block_manager() const { return blocks_; }
+  const Request* find(int64_t id) const;
+
+ private:
+  void run(const SchedulerOutput& batch);
+  ForwardBatch build_batch(const SchedulerOutput& batch) const;
+  void postprocess(const SchedulerOutput& batch, StepOutput& out);
+  void sample(Request& request, float* logits, StepOutput& out);
+  std::optional<RequestFinishReason> check_stop(const Request& request, int32_t token) const;
+  void finish(Request& request, RequestFinishReason reason, StepOutput& out);
+  static FinishedRequest summary(const Request& request);
+
+  EngineConfig config_;
+  ModelRunner& runner_;
+  BlockManager blocks_;
+  Scheduler scheduler_;
+  std::unordered_map<int64_t, std::unique_ptr<Request>> requests_;
+  std::vector<FinishedRequest> aborted_;  // reported by the next step
+  std::vector<float> logits_;             // [max_num_seqs, vocab], allocated once
+  int64_t next_id_ = 0;
+};
+
+}  // namespace shardlm

@@ -1,0 +1,42 @@
+// The engine's view of the model: run one ForwardBatch and return logits. The real runner owns the
+// KV cache and a Transformer on one backend; tests substitute a fake. On several ranks (issue 5) a
+// runner on the master will broadcast the batch before running its own share.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "backend/backend.h"
+#include "kv/kv_cache.h"
+#include "model/forward_batch.h"
+#include "model/model.h"
+#include "model/transformer.h"
+
+namespace shardlm {
+
+class ModelRunner {
+ public:
+  virtual ~ModelRunner() = default;
+  virtual int32_t vocab_size() const = 0;
+  // Runs the batch (its K/V go into the cache slots it names) and writes batch.logit_rows.size()
+  // rows of vocab_size() floats into `logits`, in logit_rows order.
+  virtual void execute(const ForwardBatch& batch, float* logits) = 0;
+};
+
+// Runs the shared Transformer over a paged KV cache allocated once at construction.
+class TransformerRunner : public ModelRunner {
+ public:
+  TransformerRunner(const Model& model, Backend& backend, const KvCacheShape& kv_shape,
+                    int64_t max_batch_tokens);
+
+  int32_t vocab_size() const override { return vocab_; }
+  void execute(const ForwardBatch& batch, float* logits) override;
+  const KvCache& kv_cache() const { return *kv_; }
+
+ private:
+  int32_t vocab_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<Transformer> transformer_;
+};
+
+}  // namespace shardlm
