@@ -2,6 +2,9 @@
 // "tokenizer.ggml.*", weights in place from the mapping.
 #include <fmt/format.h>
 
+#include <cmath>
+#include <limits>
+
 #include "backend/cpu/quant.h"
 #include "core/error.h"
 #include "model/architecture.h"
@@ -15,8 +18,18 @@ namespace {
 int required_int(const GgufFile& g, const std::string& key) {
   auto v = g.get_int(key);
   if (!v) fail("'{}': missing metadata key '{}'", g.path(), key);
-  if (*v <= 0 || *v > (1 << 30)) fail("'{}': metadata key '{}' = {} is out of range", g.path(), key, *v);
+  if (*v <= 0 || *v > (1 << 30))
+    fail("'{}': metadata key '{}' = {} is out of range", g.path(), key, *v);
   return static_cast<int>(*v);
+}
+
+// A float hyper-parameter; Error (not an undefined float conversion) when it does not fit a float.
+float float_key(const GgufFile& g, const std::string& key, double fallback) {
+  const double v = g.get_float(key).value_or(fallback);
+  if (!std::isfinite(v) || std::fabs(v) > std::numeric_limits<float>::max()) {
+    fail("'{}': metadata key '{}' = {} is out of range", g.path(), key, v);
+  }
+  return static_cast<float>(v);
 }
 
 ModelConfig read_config(const GgufFile& g, const Architecture& arch) {
@@ -27,14 +40,15 @@ ModelConfig read_config(const GgufFile& g, const Architecture& arch) {
   c.n_layers = required_int(g, p + "block_count");
   c.d_model = required_int(g, p + "embedding_length");
   c.n_heads = required_int(g, p + "attention.head_count");
-  c.n_kv_heads = g.has(p + "attention.head_count_kv") ? required_int(g, p + "attention.head_count_kv")
-                                                      : c.n_heads;
+  c.n_kv_heads = g.has(p + "attention.head_count_kv")
+                     ? required_int(g, p + "attention.head_count_kv")
+                     : c.n_heads;
   c.head_dim = g.has(p + "attention.key_length") ? required_int(g, p + "attention.key_length")
                                                  : c.d_model / c.n_heads;
   c.ffn_dim = required_int(g, p + "feed_forward_length");
   c.context_length = required_int(g, p + "context_length");
-  c.norm_eps = static_cast<float>(g.get_float(p + "attention.layer_norm_rms_epsilon").value_or(1e-5));
-  c.rope_theta = static_cast<float>(g.get_float(p + "rope.freq_base").value_or(10000.0));
+  c.norm_eps = float_key(g, p + "attention.layer_norm_rms_epsilon", 1e-5);
+  c.rope_theta = float_key(g, p + "rope.freq_base", 10000.0);
   c.rope_style = arch.gguf_rope_style;
   c.qkv_bias = arch.qkv_bias;
   c.qk_norm = arch.qk_norm;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdint>
 
 #include "core/error.h"
 
@@ -25,8 +26,13 @@ void ModelConfig::validate(const std::string& source) const {
     fail("'{}': {} attention heads are not a multiple of {} key/value heads", source, n_heads,
          n_kv_heads);
   }
-  if (head_dim > 1024) fail("'{}': head size {} exceeds the supported maximum 1024", source, head_dim);
-  if (head_dim % 2 != 0) fail("'{}': head size {} must be even for rotary embeddings", source, head_dim);
+  if (static_cast<int64_t>(n_heads) * head_dim > (1 << 30)) {
+    fail("'{}': {} attention heads of size {} are too large", source, n_heads, head_dim);
+  }
+  if (head_dim > 1024)
+    fail("'{}': head size {} exceeds the supported maximum 1024", source, head_dim);
+  if (head_dim % 2 != 0)
+    fail("'{}': head size {} must be even for rotary embeddings", source, head_dim);
   if (!rope_freq_factors.empty() && static_cast<int>(rope_freq_factors.size()) != head_dim / 2) {
     fail("'{}': {} rope frequency factors given, expected head size / 2 = {}", source,
          rope_freq_factors.size(), head_dim / 2);

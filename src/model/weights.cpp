@@ -19,7 +19,9 @@ class Binder {
 
   TensorView matrix(const std::string& name, int64_t cols, int64_t rows) {
     const TensorView* t = lookup_(name);
-    if (!t) fail("'{}': missing tensor '{}'; the file is incomplete or not a supported model", source_, name);
+    if (!t)
+      fail("'{}': missing tensor '{}'; the file is incomplete or not a supported model", source_,
+           name);
     check_shape(*t, cols, rows);
     return *t;
   }
@@ -38,10 +40,17 @@ class Binder {
 
  private:
   void check_shape(const TensorView& t, int64_t cols, int64_t rows) {
+    if (t.dtype == DType::I32) {
+      fail(
+          "'{}': tensor '{}' has type I32, which is not a weight type; the file is corrupt or not "
+          "a supported model",
+          source_, t.name);
+    }
     if (t.ne[0] != cols || t.rows() != rows) {
-      fail("'{}': tensor '{}' has shape {} but the model config expects [{}, {}] (GGML order: row "
-           "length first); the weights do not match config",
-           source_, t.name, t.shape_str(), cols, rows);
+      fail(
+          "'{}': tensor '{}' has shape {} but the model config expects [{}, {}] (GGML order: row "
+          "length first); the weights do not match config",
+          source_, t.name, t.shape_str(), cols, rows);
     }
   }
 

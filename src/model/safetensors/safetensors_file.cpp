@@ -1,9 +1,8 @@
 // SafetensorsFile parsing.
 #include "model/safetensors/safetensors_file.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -43,7 +42,8 @@ TensorView parse_entry(const std::string& path, const std::string& name, const n
   tv.n_dims = std::max<int>(1, static_cast<int>(shape.size()));
   for (size_t d = 0; d < shape.size(); ++d) {
     const auto& dim = shape[shape.size() - 1 - d];
-    if (!dim.is_number_unsigned() || dim.get<uint64_t>() == 0 || dim.get<uint64_t>() > (1ull << 40)) {
+    if (!dim.is_number_unsigned() || dim.get<uint64_t>() == 0 ||
+        dim.get<uint64_t>() > (1ull << 40)) {
       fail("'{}': tensor '{}' has an invalid dimension in its shape", path, name);
     }
     tv.ne[d] = dim.get<int64_t>();
@@ -54,11 +54,14 @@ TensorView parse_entry(const std::string& path, const std::string& name, const n
     fail("'{}': tensor '{}' needs data_offsets [begin, end]", path, name);
   }
   const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
-  const double want = static_cast<double>(tv.numel()) * dtype_traits(tv.dtype).block_bytes;
+  // In double: four dimensions of up to 2^40 overflow int64 (numel() is only safe once this holds).
+  double want = dtype_traits(tv.dtype).block_bytes;
+  for (int64_t ne : tv.ne) want *= static_cast<double>(ne);
   if (begin > end || end > data_size || static_cast<double>(end - begin) != want) {
-    fail("'{}': tensor '{}' ({} {}) has data_offsets [{}, {}] that do not match its size or lie "
-         "outside the file's {} data bytes; the file is truncated or corrupt",
-         path, name, dtype_name(tv.dtype), tv.shape_str(), begin, end, data_size);
+    fail(
+        "'{}': tensor '{}' ({} {}) has data_offsets [{}, {}] that do not match its size or lie "
+        "outside the file's {} data bytes; the file is truncated or corrupt",
+        path, name, dtype_name(tv.dtype), tv.shape_str(), begin, end, data_size);
   }
   tv.data = data + begin;
   return tv;
@@ -81,8 +84,9 @@ void SafetensorsFile::parse(const uint8_t* data, size_t size) {
   uint64_t header_len;
   std::memcpy(&header_len, data, 8);
   if (header_len > kMaxHeader || header_len > size - 8) {
-    fail("'{}': header length {} exceeds the file size {}; the file is truncated or not safetensors",
-         path_, header_len, size);
+    fail(
+        "'{}': header length {} exceeds the file size {}; the file is truncated or not safetensors",
+        path_, header_len, size);
   }
   const char* hp = reinterpret_cast<const char*>(data + 8);
   nlohmann::json header = nlohmann::json::parse(hp, hp + header_len, nullptr, false);
