@@ -1,0 +1,102 @@
+// LLM: model loading, KV sizing and the offline generate loop.
+#include "engine/llm.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <unordered_map>
+
+#include "core/error.h"
+
+namespace shardlm {
+
+namespace {
+
+int model_len(const EngineArgs& args, const ModelConfig& c) {
+  return args.max_model_len > 0 ? args.max_model_len : std::min(c.context_length, 4096);
+}
+
+int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c) {
+  if (args.num_kv_blocks > 0) return args.num_kv_blocks;
+  const KvCacheShape one{c.n_layers, c.kv_dim(), args.block_size, 1};
+  return static_cast<int64_t>(args.kv_cache_memory / one.bytes());
+}
+
+}  // namespace
+
+LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR_FILENO)) {
+  model_ = load_model(args.model);
+  tokenizer_ = Tokenizer::create(model_->tokenizer);
+  const ModelConfig& c = model_->config;
+  const EngineConfig config = engine_config(args);
+  config.validate();
+  CpuBackendOptions b;
+  b.threads = args.threads;
+  b.max_batch_tokens = args.max_num_batched_tokens;
+  b.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
+  b.max_context = config.scheduler.max_model_len;
+  backend_ = std::make_unique<CpuBackend>(b);
+  const KvCacheShape shape{c.n_layers, c.kv_dim(), args.block_size, config.blocks.n_blocks};
+  runner_ =
+      std::make_unique<TransformerRunner>(*model_, *backend_, shape, args.max_num_batched_tokens);
+  engine_ = std::make_unique<Engine>(config, *runner_);
+}
+
+LLM::~LLM() = default;
+
+EngineConfig LLM::engine_config(const EngineArgs& args) const {
+  const ModelConfig& c = model_->config;
+  EngineConfig e;
+  e.scheduler.max_num_seqs = args.max_num_seqs;
+  e.scheduler.max_num_batched_tokens = args.max_num_batched_tokens;
+  e.scheduler.max_model_len = model_len(args, c);
+  e.blocks.n_blocks = kv_blocks(args, c);
+  e.blocks.block_size = args.block_size;
+  e.blocks.prefix_caching = args.enable_prefix_caching;
+  const TokenizerSpec& t = model_->tokenizer;
+  if (t.eos_id) e.eos_token_ids.push_back(*t.eos_id);
+  e.eos_token_ids.insert(e.eos_token_ids.end(), t.extra_eos_ids.begin(), t.extra_eos_ids.end());
+  return e;
+}
+
+std::vector<GenerateOutput> LLM::generate(const std::vector<std::string>& prompts,
+                                          const SamplingParams& params) {
+  std::vector<std::vector<int32_t>> ids;
+  ids.reserve(prompts.size());
+  for (const std::string& p : prompts) ids.push_back(tokenizer_->encode(p, true, true));
+  return generate(ids, params);
+}
+
+std::vector<GenerateOutput> LLM::generate(const std::vector<std::vector<int32_t>>& prompts,
+                                          const SamplingParams& params) {
+  std::unordered_map<int64_t, size_t> index;  // request id -> prompt position
+  for (size_t i = 0; i < prompts.size(); ++i) index[engine_->add_request(prompts[i], params)] = i;
+  std::vector<GenerateOutput> outputs(prompts.size());
+  size_t done = 0;
+  while (engine_->has_unfinished()) {
+    for (FinishedRequest& f : engine_->step().finished) {
+      GenerateOutput& o = outputs[index.at(f.id)];
+      o.text = tokenizer_->decode(f.output, true);
+      o.prompt_token_ids = std::move(f.prompt);
+      o.token_ids = std::move(f.output);
+      o.finish_reason = f.reason;
+      o.times = f.times;
+      o.n_preemptions = f.n_preemptions;
+      show_progress(++done, prompts.size());
+    }
+  }
+  return outputs;
+}
+
+void LLM::show_progress(size_t done, size_t total) const {
+  if (!progress_) return;
+  const int width = 30;
+  const int filled = static_cast<int>(width * done / std::max<size_t>(total, 1));
+  std::fprintf(stderr, "\rProcessed prompts [%s%s] %zu/%zu", std::string(filled, '#').c_str(),
+               std::string(width - filled, ' ').c_str(), done, total);
+  if (done == total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+}  // namespace shardlm

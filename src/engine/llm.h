@@ -1,0 +1,69 @@
+// Offline batch generation in C++: `shardlm::LLM llm(EngineArgs{...}); llm.generate(prompts,
+// params)` loads the model, sizes the KV cache, runs every prompt through the engine's continuous
+// batching and returns texts, token ids and finish reasons in prompt order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "engine/engine.h"
+#include "engine/model_runner.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace shardlm {
+
+struct EngineArgs {
+  std::string model;  // GGUF file or Hugging Face directory
+  int threads = 0;    // 0 = all hardware threads
+  int block_size = 16;
+  int64_t num_kv_blocks = 0;                   // 0 = sized from kv_cache_memory
+  size_t kv_cache_memory = size_t{512} << 20;  // bytes of keys and values
+  int max_num_seqs = 64;
+  int max_num_batched_tokens = 512;
+  int max_model_len = 0;  // 0 = the model's context length, capped at 4096
+  bool enable_prefix_caching = true;
+  bool show_progress = true;  // a progress line on stderr when it is a terminal
+};
+
+struct GenerateOutput {
+  std::string text;  // the output decoded without special tokens
+  std::vector<int32_t> prompt_token_ids;
+  std::vector<int32_t> token_ids;  // the output, including a final EOS or stop token
+  RequestFinishReason finish_reason = RequestFinishReason::kStop;
+  RequestTimes times;
+  int n_preemptions = 0;
+};
+
+class LLM {
+ public:
+  explicit LLM(const EngineArgs& args);
+  ~LLM();
+
+  // Prompts are encoded with the tokenizer's special tokens (BOS) as the model expects.
+  std::vector<GenerateOutput> generate(const std::vector<std::string>& prompts,
+                                       const SamplingParams& params);
+  std::vector<GenerateOutput> generate(const std::vector<std::vector<int32_t>>& prompts,
+                                       const SamplingParams& params);
+
+  Engine& engine() { return *engine_; }
+  const Model& model() const { return *model_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+
+ private:
+  EngineConfig engine_config(const EngineArgs& args) const;
+  void show_progress(size_t done, size_t total) const;
+
+  bool progress_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<CpuBackend> backend_;
+  std::unique_ptr<TransformerRunner> runner_;
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace shardlm
