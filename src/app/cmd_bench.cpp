@@ -1,5 +1,6 @@
-// `shardlm bench offline`: prefill tokens/s for a P-token prompt and decode tokens/s for N tokens at
-// batch 1, at each requested thread count, plus peak RSS (the figures docs/benchmarks.md records).
+// `shardlm bench offline`: prefill tokens/s for a P-token prompt and decode tokens/s for N tokens
+// at batch 1, at each requested thread count, plus peak RSS (the figures docs/benchmarks.md
+// records).
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -83,8 +84,10 @@ void add_bench_command(CLI::App& app) {
   CLI::App* off = bench->add_subcommand("offline", "prefill and decode speed of the local engine");
   off->add_option("-m,--model", o->session.model, "GGUF file or Hugging Face model directory");
   off->add_option("-t,--threads", o->threads, "thread counts to measure")->delimiter(',');
-  off->add_option("-p,--prompt-tokens", o->prompt_tokens, "prompt length")->check(CLI::Range(1, 65536));
-  off->add_option("-n,--gen-tokens", o->gen_tokens, "tokens to decode")->check(CLI::Range(1, 65536));
+  off->add_option("-p,--prompt-tokens", o->prompt_tokens, "prompt length")
+      ->check(CLI::Range(1, 65536));
+  off->add_option("-n,--gen-tokens", o->gen_tokens, "tokens to decode")
+      ->check(CLI::Range(1, 65536));
   off->add_option("-r,--reps", o->reps, "repetitions (median reported)")->check(CLI::Range(1, 100));
   off->callback([o] { run_bench(*o); });
 }

@@ -38,7 +38,8 @@ void print_stats(const GenerationStats& s) {
                         ? (s.generated_tokens - 1) / s.decode_seconds
                         : 0;
   std::cerr << fmt::format(
-      "\nprompt: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} tok/s)\n",
+      "\nprompt: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} "
+      "tok/s)\n",
       s.prompt_tokens, s.prefill_seconds, pf, s.generated_tokens, s.decode_seconds, dc);
 }
 
@@ -58,10 +59,13 @@ void run_generate(GenerateOptions& o) {
   }
   IncrementalDetokenizer detok(*s.tokenizer, true);
   GenerationStats stats;
-  s.generator->generate(ids, o.sampling, [&](int32_t id) {
-    std::cout << detok.push(id) << std::flush;
-    return true;
-  }, stats);
+  s.generator->generate(
+      ids, o.sampling,
+      [&](int32_t id) {
+        std::cout << detok.push(id) << std::flush;
+        return true;
+      },
+      stats);
   std::cout << detok.flush() << std::flush;
   print_stats(stats);
 }
@@ -75,12 +79,15 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-p,--prompt", o->prompt, "prompt text");
   cmd->add_option("-f,--prompt-file", o->prompt_file, "file holding the prompt");
   cmd->add_flag("--chat", o->chat, "wrap the prompt as one user message with the chat template");
-  cmd->add_option("-n,--max-tokens", o->sampling.max_tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-n,--max-tokens", o->sampling.max_tokens, "tokens to generate")
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--temperature", o->sampling.temperature, "sampling temperature (0 = greedy)");
   cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling mass");
   cmd->add_option("--top-k", o->sampling.top_k, "keep the k most likely tokens (0 = off)");
-  cmd->add_option("--min-p", o->sampling.min_p, "drop tokens below min-p times the top probability");
-  cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty, "penalise repeated tokens");
+  cmd->add_option("--min-p", o->sampling.min_p,
+                  "drop tokens below min-p times the top probability");
+  cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty,
+                  "penalise repeated tokens");
   cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "OpenAI presence penalty");
   cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "OpenAI frequency penalty");
   cmd->add_option("--seed", o->seed, "random seed (same seed, same output)");

@@ -14,17 +14,20 @@ void run_info(const std::string& flag) {
   const auto m = open_model(flag);
   const ModelConfig& c = m->config;
   std::string types;
-  for (const auto& [name, n] : m->tensor_type_counts()) types += fmt::format("{}{} x{}", types.empty() ? "" : ", ", name, n);
+  for (const auto& [name, n] : m->tensor_type_counts())
+    types += fmt::format("{}{} x{}", types.empty() ? "" : ", ", name, n);
   std::cout << fmt::format("model:          {}\n", m->path)
             << fmt::format("format:         {}\n", m->format)
             << fmt::format("name:           {}\n", c.name)
             << fmt::format("architecture:   {}\n", c.arch)
             << fmt::format("layers:         {}\n", c.n_layers)
             << fmt::format("embedding:      {}\n", c.d_model)
-            << fmt::format("heads:          {} (kv {}, head size {})\n", c.n_heads, c.n_kv_heads, c.head_dim)
+            << fmt::format("heads:          {} (kv {}, head size {})\n", c.n_heads, c.n_kv_heads,
+                           c.head_dim)
             << fmt::format("feed-forward:   {}\n", c.ffn_dim)
             << fmt::format("vocabulary:     {} ({})\n", c.vocab_size,
-                           m->tokenizer.kind == TokenizerKind::kByteLevelBpe ? "byte-level BPE" : "SentencePiece BPE")
+                           m->tokenizer.kind == TokenizerKind::kByteLevelBpe ? "byte-level BPE"
+                                                                             : "SentencePiece BPE")
             << fmt::format("context length: {}\n", c.context_length)
             << fmt::format("rope:           theta {} {}{}\n", c.rope_theta,
                            c.rope_style == RopeStyle::kNeox ? "neox" : "normal",
@@ -32,7 +35,8 @@ void run_info(const std::string& flag) {
             << fmt::format("tied embedding: {}\n", c.tied_embeddings ? "yes" : "no")
             << fmt::format("tensor types:   {}\n", types)
             << fmt::format("weight memory:  {:.1f} MiB\n", m->weight_bytes() / 1048576.0)
-            << fmt::format("chat template:  {}\n", m->chat_template ? "yes" : "no (ChatML default)");
+            << fmt::format("chat template:  {}\n",
+                           m->chat_template ? "yes" : "no (ChatML default)");
 }
 
 }  // namespace

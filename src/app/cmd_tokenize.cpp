@@ -35,7 +35,8 @@ void run_tokenize(const TokenizeOptions& o) {
 
 void run_detokenize(const TokenizeOptions& o) {
   const auto j = nlohmann::json::parse(o.ids, nullptr, false);
-  if (j.is_discarded() || !j.is_array()) fail("--ids must be a JSON array of token ids, e.g. [1, 2, 3]");
+  if (j.is_discarded() || !j.is_array())
+    fail("--ids must be a JSON array of token ids, e.g. [1, 2, 3]");
   const auto model = open_model(o.model);
   const auto tok = open_tokenizer(*model);
   std::vector<int32_t> ids;

@@ -22,7 +22,9 @@ std::string model_cache_dir() {
   return (fs::path(home && *home ? home : "/tmp") / ".cache" / "shardlm" / "models").string();
 }
 
-std::string default_model_path() { return (fs::path(model_cache_dir()) / kDefaultFile).string(); }
+std::string default_model_path() {
+  return (fs::path(model_cache_dir()) / kDefaultFile).string();
+}
 
 std::string resolve_model(const std::string& flag) {
   if (!flag.empty()) return flag;
@@ -31,8 +33,7 @@ std::string resolve_model(const std::string& flag) {
   if (fs::exists(path)) return path;
   const fs::path script = fs::path(SHARDLM_SOURCE_DIR) / "scripts" / "fetch_default_model.sh";
   if (!fs::exists(script)) {
-    fail("the default model is not at {} and the fetch script is missing; pass --model PATH",
-         path);
+    fail("the default model is not at {} and the fetch script is missing; pass --model PATH", path);
   }
   spdlog::info("fetching the default model with {}", script.string());
   const std::string cmd = "'" + script.string() + "' >&2";

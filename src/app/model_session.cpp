@@ -7,7 +7,9 @@
 
 namespace shardlm::app {
 
-std::unique_ptr<Model> open_model(const std::string& flag) { return load_model(resolve_model(flag)); }
+std::unique_ptr<Model> open_model(const std::string& flag) {
+  return load_model(resolve_model(flag));
+}
 
 std::unique_ptr<Tokenizer> open_tokenizer(const Model& model) {
   return Tokenizer::create(model.tokenizer);
@@ -38,8 +40,10 @@ ModelSession open_session(const SessionOptions& o) {
 }
 
 void add_session_flags(CLI::App& cmd, SessionOptions& o) {
-  cmd.add_option("-m,--model", o.model, "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1)");
-  cmd.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(0, 1024));
+  cmd.add_option("-m,--model", o.model,
+                 "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1)");
+  cmd.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
   cmd.add_option("-c,--ctx-size", o.ctx_size, "context length (default: the model's, at most 4096)")
       ->check(CLI::Range(0, 1 << 20));
   cmd.add_option("-b,--batch-size", o.batch_size, "prompt tokens per forward step")

@@ -2,8 +2,8 @@
 // single-sequence generator, built from command-line options.
 #pragma once
 
-#include <memory>
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
 
 #include "backend/cpu/cpu_backend.h"
@@ -14,10 +14,10 @@
 namespace shardlm::app {
 
 struct SessionOptions {
-  std::string model;        // path or "" for the default model
-  int threads = 0;          // 0 = all cores
-  int ctx_size = 0;         // 0 = model context (capped at 4096)
-  int batch_size = 512;     // prefill chunk
+  std::string model;     // path or "" for the default model
+  int threads = 0;       // 0 = all cores
+  int ctx_size = 0;      // 0 = model context (capped at 4096)
+  int batch_size = 512;  // prefill chunk
 };
 
 struct ModelSession {

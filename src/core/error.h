@@ -1,5 +1,6 @@
-// Errors a user can act on. Every input problem (bad file, flag, request) is thrown as shardlm::Error
-// with a message that says what was wrong, where, and what to do; asserts are for programmer errors.
+// Errors a user can act on. Every input problem (bad file, flag, request) is thrown as
+// shardlm::Error with a message that says what was wrong, where, and what to do; asserts are for
+// programmer errors.
 #pragma once
 
 #include <fmt/format.h>

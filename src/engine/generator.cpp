@@ -67,7 +67,8 @@ FinishReason Generator::generate(const std::vector<int32_t>& prompt, const Sampl
   const double t0 = now_seconds();
   for (size_t i = 0; i < prompt.size(); i += static_cast<size_t>(max_batch_)) {
     const size_t end = std::min(prompt.size(), i + static_cast<size_t>(max_batch_));
-    run({prompt.begin() + static_cast<std::ptrdiff_t>(i), prompt.begin() + static_cast<std::ptrdiff_t>(end)},
+    run({prompt.begin() + static_cast<std::ptrdiff_t>(i),
+         prompt.begin() + static_cast<std::ptrdiff_t>(end)},
         static_cast<int32_t>(i), false, logits_.data());
   }
   const double t1 = now_seconds();
@@ -77,8 +78,8 @@ FinishReason Generator::generate(const std::vector<int32_t>& prompt, const Sampl
   while (static_cast<int>(output.size()) < params.max_tokens) {
     const int32_t id = sampler.sample(logits_.data(), vocab, prompt, output);
     output.push_back(id);
-    const bool stop_token = std::find(params.stop_token_ids.begin(), params.stop_token_ids.end(), id) !=
-                            params.stop_token_ids.end();
+    const bool stop_token = std::find(params.stop_token_ids.begin(), params.stop_token_ids.end(),
+                                      id) != params.stop_token_ids.end();
     if ((!params.ignore_eos && tokenizer_.is_eos(id)) || stop_token) {
       reason = FinishReason::kStop;
       break;
@@ -105,7 +106,8 @@ std::vector<float> Generator::prompt_logits(const std::vector<int32_t>& prompt) 
   std::vector<float> all(prompt.size() * vocab);
   for (size_t i = 0; i < prompt.size(); i += static_cast<size_t>(max_batch_)) {
     const size_t end = std::min(prompt.size(), i + static_cast<size_t>(max_batch_));
-    run({prompt.begin() + static_cast<std::ptrdiff_t>(i), prompt.begin() + static_cast<std::ptrdiff_t>(end)},
+    run({prompt.begin() + static_cast<std::ptrdiff_t>(i),
+         prompt.begin() + static_cast<std::ptrdiff_t>(end)},
         static_cast<int32_t>(i), true, all.data() + i * vocab);
   }
   return all;

@@ -27,8 +27,8 @@ struct GenerationStats {
 };
 
 struct GeneratorOptions {
-  int max_context = 0;           // 0 = the model's context length (capped at 4096)
-  int max_batch_tokens = 512;    // prefill chunk size
+  int max_context = 0;         // 0 = the model's context length (capped at 4096)
+  int max_batch_tokens = 512;  // prefill chunk size
   int block_size = 16;
 };
 

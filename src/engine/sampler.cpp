@@ -85,7 +85,8 @@ int32_t Sampler::sample(float* logits, int32_t vocab, const std::vector<int32_t>
   apply_penalties(logits, vocab, prompt, output);
   if (p_.temperature <= 0.f) return argmax(logits, vocab);
   candidates_.resize(static_cast<size_t>(vocab));
-  for (int32_t i = 0; i < vocab; ++i) candidates_[static_cast<size_t>(i)] = {i, logits[i] / p_.temperature};
+  for (int32_t i = 0; i < vocab; ++i)
+    candidates_[static_cast<size_t>(i)] = {i, logits[i] / p_.temperature};
   truncate(candidates_);
   double total = 0;
   for (const auto& c : candidates_) total += c.value;

@@ -14,9 +14,9 @@ class BlockAllocator {
 
   int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
   int64_t total_blocks() const { return static_cast<int64_t>(refs_.size()); }
-  std::optional<int32_t> allocate();          // nullopt when exhausted
-  void retain(int32_t block);                 // one more owner
-  void release(int32_t block);                // drops one owner; frees at zero
+  std::optional<int32_t> allocate();  // nullopt when exhausted
+  void retain(int32_t block);         // one more owner
+  void release(int32_t block);        // drops one owner; frees at zero
   int32_t ref_count(int32_t block) const { return refs_[static_cast<size_t>(block)]; }
 
  private:

@@ -17,7 +17,9 @@ struct KvCacheShape {
   int64_t n_blocks = 0;
 
   int64_t tokens() const { return n_blocks * block_size; }
-  size_t bytes() const { return 2ull * n_layers * static_cast<size_t>(tokens() * kv_dim) * sizeof(float); }
+  size_t bytes() const {
+    return 2ull * n_layers * static_cast<size_t>(tokens() * kv_dim) * sizeof(float);
+  }
 };
 
 class KvCache {

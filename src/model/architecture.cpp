@@ -9,8 +9,8 @@
 namespace shardlm {
 
 const std::vector<Architecture>& all_architectures() {
-  static const std::vector<Architecture> registry = {
-      llama_architecture(), mistral_architecture(), qwen2_architecture(), qwen3_architecture()};
+  static const std::vector<Architecture> registry = {llama_architecture(), mistral_architecture(),
+                                                     qwen2_architecture(), qwen3_architecture()};
   return registry;
 }
 

@@ -18,7 +18,8 @@ void ForwardBatch::add_sequence(const std::vector<int32_t>& chunk, int32_t n_pas
     tokens.push_back(chunk[i]);
     positions.push_back(pos);
     slots.push_back(kv_slot(block_table, pos, block_size));
-    if (all_logits || i + 1 == chunk.size()) logit_rows.push_back(s.first_row + static_cast<int32_t>(i));
+    if (all_logits || i + 1 == chunk.size())
+      logit_rows.push_back(s.first_row + static_cast<int32_t>(i));
   }
   seqs.push_back(std::move(s));
 }

@@ -14,9 +14,9 @@ struct ForwardBatch {
   std::vector<int32_t> positions;  // [n_tokens]
   std::vector<int32_t> slots;      // [n_tokens] KV cache slot of each token
   struct Seq {
-    int32_t first_row = 0;         // index of its first token in `tokens`
+    int32_t first_row = 0;  // index of its first token in `tokens`
     int32_t n_tokens = 0;
-    int32_t n_past = 0;            // tokens already in the cache before this step
+    int32_t n_past = 0;  // tokens already in the cache before this step
     std::vector<int32_t> block_table;
   };
   std::vector<Seq> seqs;

@@ -15,13 +15,15 @@ int get_int(const nlohmann::json& j, const char* key, const std::string& src, in
     if (fallback >= 0) return fallback;
     fail("'{}': missing '{}'", src, key);
   }
-  if (!j[key].is_number_integer() || j[key].get<int64_t>() < 0 || j[key].get<int64_t>() > (1 << 30)) {
+  if (!j[key].is_number_integer() || j[key].get<int64_t>() < 0 ||
+      j[key].get<int64_t>() > (1 << 30)) {
     fail("'{}': '{}' must be a non-negative integer", src, key);
   }
   return j[key].get<int>();
 }
 
-double get_number(const nlohmann::json& j, const char* key, const std::string& src, double fallback) {
+double get_number(const nlohmann::json& j, const char* key, const std::string& src,
+                  double fallback) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   if (!j[key].is_number()) fail("'{}': '{}' must be a number", src, key);
   return j[key].get<double>();
@@ -55,7 +57,8 @@ nlohmann::json read_json_file(const std::string& path) {
 
 ModelConfig hf_config_from_json(const nlohmann::json& j, const std::string& src) {
   if (!j.is_object()) fail("'{}' must hold a JSON object", src);
-  if (!j.contains("model_type") || !j["model_type"].is_string()) fail("'{}': missing 'model_type'", src);
+  if (!j.contains("model_type") || !j["model_type"].is_string())
+    fail("'{}': missing 'model_type'", src);
   const Architecture& arch = find_hf_architecture(j["model_type"].get<std::string>(), src);
   ModelConfig c;
   c.arch = arch.name;

@@ -74,9 +74,10 @@ std::vector<std::string> shard_files(const std::string& dir) {
   }
   const fs::path single = fs::path(dir) / "model.safetensors";
   if (!fs::exists(single)) {
-    fail("'{}': no model.safetensors or model.safetensors.index.json; is this a Hugging Face model "
-         "directory?",
-         dir);
+    fail(
+        "'{}': no model.safetensors or model.safetensors.index.json; is this a Hugging Face model "
+        "directory?",
+        dir);
   }
   return {single.string()};
 }

@@ -38,7 +38,8 @@ size_t Model::weight_bytes() const {
 
 std::vector<std::pair<std::string, int>> Model::tensor_type_counts() const {
   std::map<std::string, int> counts;
-  for_each_matrix(weights, [&](const TensorView& t) { ++counts[std::string(dtype_name(t.dtype))]; });
+  for_each_matrix(weights,
+                  [&](const TensorView& t) { ++counts[std::string(dtype_name(t.dtype))]; });
   return {counts.begin(), counts.end()};
 }
 

@@ -12,8 +12,8 @@ namespace shardlm {
 enum class RopeStyle { kNormal, kNeox };
 
 struct ModelConfig {
-  std::string arch;          // registered architecture name ("llama", "qwen2", ...)
-  std::string name;          // human-readable model name, if known
+  std::string arch;  // registered architecture name ("llama", "qwen2", ...)
+  std::string name;  // human-readable model name, if known
   int n_layers = 0;
   int d_model = 0;
   int n_heads = 0;
@@ -27,10 +27,10 @@ struct ModelConfig {
   RopeStyle rope_style = RopeStyle::kNeox;
   // Per-frequency divisors (head_dim / 2 entries) for llama3-style rope scaling; empty = none.
   std::vector<float> rope_freq_factors;
-  bool qkv_bias = false;      // qwen2
-  bool qk_norm = false;       // qwen3: RMSNorm over each head of q and k before rope
+  bool qkv_bias = false;  // qwen2
+  bool qk_norm = false;   // qwen3: RMSNorm over each head of q and k before rope
   bool tied_embeddings = false;
-  int sliding_window = 0;     // 0 = full attention (mistral v0.1 uses 4096)
+  int sliding_window = 0;  // 0 = full attention (mistral v0.1 uses 4096)
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }

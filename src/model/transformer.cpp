@@ -8,7 +8,8 @@
 
 namespace shardlm {
 
-Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv, int64_t max_batch_tokens)
+Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
+                         int64_t max_batch_tokens)
     : model_(model), c_(model.config), be_(backend), kv_(kv), max_tokens_(max_batch_tokens) {
   const auto T = static_cast<size_t>(max_batch_tokens);
   buf_.x = be_.alloc_floats(T * c_.d_model);
@@ -21,8 +22,9 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv, int6
   buf_.up = be_.alloc_floats(T * c_.ffn_dim);
   buf_.out_rows = be_.alloc_floats(T * c_.d_model);
   rope_ = RopeParams::from_config(c_);
-  attn_params_ = {c_.n_heads, c_.n_kv_heads, c_.head_dim, kv.shape().block_size, c_.sliding_window,
-                  1.f / std::sqrt(static_cast<float>(c_.head_dim))};
+  attn_params_ = {c_.n_heads,        c_.n_kv_heads,
+                  c_.head_dim,       kv.shape().block_size,
+                  c_.sliding_window, 1.f / std::sqrt(static_cast<float>(c_.head_dim))};
 }
 
 void Transformer::qk_norm(float* x, const float* w, int64_t n, int heads) {
@@ -82,7 +84,8 @@ void Transformer::forward(const ForwardBatch& b, float* logits) {
   // Only the requested rows go through the final norm and the (large) output projection.
   const auto n_out = static_cast<int64_t>(b.logit_rows.size());
   be_.gather_rows(buf_.x, b.logit_rows.data(), n_out, c_.d_model, buf_.out_rows);
-  be_.rms_norm(buf_.out_rows, model_.weights.output_norm, n_out, c_.d_model, c_.norm_eps, buf_.out_rows);
+  be_.rms_norm(buf_.out_rows, model_.weights.output_norm, n_out, c_.d_model, c_.norm_eps,
+               buf_.out_rows);
   be_.matmul(model_.weights.output, buf_.out_rows, n_out, logits);
 }
 

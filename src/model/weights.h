@@ -14,23 +14,23 @@
 namespace shardlm {
 
 struct LayerWeights {
-  const float* attn_norm = nullptr;       // [d_model]
-  TensorView wq, wk, wv, wo;              // wq: ne = [d_model, q_dim]; wk/wv: [d_model, kv_dim];
-                                          // wo: [q_dim, d_model]
-  const float* bq = nullptr;              // [q_dim] (qwen2)
-  const float* bk = nullptr;              // [kv_dim]
-  const float* bv = nullptr;              // [kv_dim]
-  const float* q_norm = nullptr;          // [head_dim] (qwen3)
-  const float* k_norm = nullptr;          // [head_dim]
-  const float* ffn_norm = nullptr;        // [d_model]
-  TensorView w_gate, w_up;                // [d_model, ffn_dim]
-  TensorView w_down;                      // [ffn_dim, d_model]
+  const float* attn_norm = nullptr;  // [d_model]
+  TensorView wq, wk, wv, wo;         // wq: ne = [d_model, q_dim]; wk/wv: [d_model, kv_dim];
+                                     // wo: [q_dim, d_model]
+  const float* bq = nullptr;         // [q_dim] (qwen2)
+  const float* bk = nullptr;         // [kv_dim]
+  const float* bv = nullptr;         // [kv_dim]
+  const float* q_norm = nullptr;     // [head_dim] (qwen3)
+  const float* k_norm = nullptr;     // [head_dim]
+  const float* ffn_norm = nullptr;   // [d_model]
+  TensorView w_gate, w_up;           // [d_model, ffn_dim]
+  TensorView w_down;                 // [ffn_dim, d_model]
 };
 
 struct ModelWeights {
-  TensorView tok_embd;                    // [d_model, vocab]
-  const float* output_norm = nullptr;     // [d_model]
-  TensorView output;                      // [d_model, vocab]; the embedding when tied
+  TensorView tok_embd;                 // [d_model, vocab]
+  const float* output_norm = nullptr;  // [d_model]
+  TensorView output;                   // [d_model, vocab]; the embedding when tied
   std::vector<LayerWeights> layers;
 };
 

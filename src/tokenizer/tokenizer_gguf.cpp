@@ -21,7 +21,8 @@ std::optional<int32_t> id_key(const GgufFile& g, const std::string& key, size_t 
 void read_vocab(const GgufFile& g, TokenizerSpec& spec) {
   const auto* tokens = g.get_string_array("tokenizer.ggml.tokens");
   if (!tokens || tokens->empty()) {
-    fail("'{}': no tokenizer.ggml.tokens in the metadata; this GGUF file has no vocabulary", g.path());
+    fail("'{}': no tokenizer.ggml.tokens in the metadata; this GGUF file has no vocabulary",
+         g.path());
   }
   spec.tokens = *tokens;
   if (const auto* scores = g.get_float_array("tokenizer.ggml.scores")) {
@@ -53,9 +54,10 @@ TokenizerSpec tokenizer_spec_from_gguf(const GgufFile& g) {
   } else if (model == "llama") {
     spec.kind = TokenizerKind::kSentencePieceBpe;
   } else {
-    fail("'{}': tokenizer.ggml.model is '{}'; shardlm supports 'gpt2' (byte-level BPE) and 'llama' "
-         "(SentencePiece BPE)",
-         g.path(), model);
+    fail(
+        "'{}': tokenizer.ggml.model is '{}'; shardlm supports 'gpt2' (byte-level BPE) and 'llama' "
+        "(SentencePiece BPE)",
+        g.path(), model);
   }
   read_vocab(g, spec);
   const size_t n = spec.tokens.size();

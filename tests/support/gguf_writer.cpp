@@ -28,16 +28,26 @@ struct Out {
 
 uint32_t ggml_id(DType t) {
   switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::Q4_0: return 2;
-    case DType::Q4_1: return 3;
-    case DType::Q8_0: return 8;
-    case DType::Q4_K: return 12;
-    case DType::Q5_K: return 13;
-    case DType::Q6_K: return 14;
-    case DType::BF16: return 30;
-    case DType::I32: return 26;
+    case DType::F32:
+      return 0;
+    case DType::F16:
+      return 1;
+    case DType::Q4_0:
+      return 2;
+    case DType::Q4_1:
+      return 3;
+    case DType::Q8_0:
+      return 8;
+    case DType::Q4_K:
+      return 12;
+    case DType::Q5_K:
+      return 13;
+    case DType::Q6_K:
+      return 14;
+    case DType::BF16:
+      return 30;
+    case DType::I32:
+      return 26;
   }
   return 0;
 }
@@ -46,26 +56,56 @@ void put_value(Out& o, const GgufMetaValue& v) {
   std::visit(
       [&](const auto& x) {
         using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, uint8_t>) { o.put<uint32_t>(0); o.put(x); }
-        else if constexpr (std::is_same_v<T, int8_t>) { o.put<uint32_t>(1); o.put(x); }
-        else if constexpr (std::is_same_v<T, uint16_t>) { o.put<uint32_t>(2); o.put(x); }
-        else if constexpr (std::is_same_v<T, int16_t>) { o.put<uint32_t>(3); o.put(x); }
-        else if constexpr (std::is_same_v<T, uint32_t>) { o.put<uint32_t>(4); o.put(x); }
-        else if constexpr (std::is_same_v<T, int32_t>) { o.put<uint32_t>(5); o.put(x); }
-        else if constexpr (std::is_same_v<T, float>) { o.put<uint32_t>(6); o.put(x); }
-        else if constexpr (std::is_same_v<T, bool>) { o.put<uint32_t>(7); o.put<uint8_t>(x ? 1 : 0); }
-        else if constexpr (std::is_same_v<T, std::string>) { o.put<uint32_t>(8); o.str(x); }
-        else if constexpr (std::is_same_v<T, uint64_t>) { o.put<uint32_t>(10); o.put(x); }
-        else if constexpr (std::is_same_v<T, int64_t>) { o.put<uint32_t>(11); o.put(x); }
-        else if constexpr (std::is_same_v<T, double>) { o.put<uint32_t>(12); o.put(x); }
-        else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-          o.put<uint32_t>(9); o.put<uint32_t>(8); o.put<uint64_t>(x.size());
+        if constexpr (std::is_same_v<T, uint8_t>) {
+          o.put<uint32_t>(0);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, int8_t>) {
+          o.put<uint32_t>(1);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, uint16_t>) {
+          o.put<uint32_t>(2);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, int16_t>) {
+          o.put<uint32_t>(3);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, uint32_t>) {
+          o.put<uint32_t>(4);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, int32_t>) {
+          o.put<uint32_t>(5);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, float>) {
+          o.put<uint32_t>(6);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          o.put<uint32_t>(7);
+          o.put<uint8_t>(x ? 1 : 0);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          o.put<uint32_t>(8);
+          o.str(x);
+        } else if constexpr (std::is_same_v<T, uint64_t>) {
+          o.put<uint32_t>(10);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          o.put<uint32_t>(11);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, double>) {
+          o.put<uint32_t>(12);
+          o.put(x);
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          o.put<uint32_t>(9);
+          o.put<uint32_t>(8);
+          o.put<uint64_t>(x.size());
           for (const auto& s : x) o.str(s);
         } else if constexpr (std::is_same_v<T, std::vector<int32_t>>) {
-          o.put<uint32_t>(9); o.put<uint32_t>(5); o.put<uint64_t>(x.size());
+          o.put<uint32_t>(9);
+          o.put<uint32_t>(5);
+          o.put<uint64_t>(x.size());
           for (auto e : x) o.put(e);
         } else if constexpr (std::is_same_v<T, std::vector<float>>) {
-          o.put<uint32_t>(9); o.put<uint32_t>(6); o.put<uint64_t>(x.size());
+          o.put<uint32_t>(9);
+          o.put<uint32_t>(6);
+          o.put<uint64_t>(x.size());
           for (auto e : x) o.put(e);
         }
       },
@@ -75,7 +115,8 @@ void put_value(Out& o, const GgufMetaValue& v) {
 std::vector<uint8_t> encode_tensor(const GgufTensorSpec& t) {
   int64_t n = 1;
   for (auto d : t.ne) n *= d;
-  if (static_cast<int64_t>(t.values.size()) != n) throw std::runtime_error("tensor size mismatch: " + t.name);
+  if (static_cast<int64_t>(t.values.size()) != n)
+    throw std::runtime_error("tensor size mismatch: " + t.name);
   const size_t bytes = row_bytes(t.dtype, t.ne[0]) * static_cast<size_t>(n / t.ne[0]);
   std::vector<uint8_t> out(bytes);
   const size_t rb = row_bytes(t.dtype, t.ne[0]);

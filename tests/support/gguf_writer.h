@@ -18,10 +18,10 @@ struct GgufTensorSpec {
   std::vector<float> values;  // quantised with the reference quantiser when dtype is quantised
 };
 
-using GgufMetaValue = std::variant<uint32_t, int32_t, float, bool, std::string, uint64_t,
-                                   std::vector<std::string>, std::vector<int32_t>,
-                                   std::vector<float>, uint8_t, int8_t, uint16_t, int16_t, int64_t,
-                                   double>;
+using GgufMetaValue =
+    std::variant<uint32_t, int32_t, float, bool, std::string, uint64_t, std::vector<std::string>,
+                 std::vector<int32_t>, std::vector<float>, uint8_t, int8_t, uint16_t, int16_t,
+                 int64_t, double>;
 
 class GgufWriter {
  public:

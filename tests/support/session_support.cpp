@@ -1,10 +1,10 @@
 // Test helpers (see tests/unit/test_support.h).
-#include "test_support.h"
-
-#include <atomic>
 #include <unistd.h>
 
+#include <atomic>
+
 #include "app/default_model.h"
+#include "test_support.h"
 
 namespace shardlm::testing {
 
@@ -21,9 +21,12 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(dir_, ec);
 }
 
-std::string TempDir::path(const std::string& name) const { return (dir_ / name).string(); }
+std::string TempDir::path(const std::string& name) const {
+  return (dir_ / name).string();
+}
 
-TestSession make_session(const std::string& model_path, int threads, int max_batch, int max_context) {
+TestSession make_session(const std::string& model_path, int threads, int max_batch,
+                         int max_context) {
   TestSession s;
   s.model = load_model(model_path);
   s.tokenizer = Tokenizer::create(s.model->tokenizer);

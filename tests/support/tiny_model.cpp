@@ -33,7 +33,8 @@ std::vector<std::string> byte_tokens() {
   std::vector<std::string> out(256);
   int extra = 0;
   for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    const bool printable =
+        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
     const uint32_t cp = printable ? static_cast<uint32_t>(b) : static_cast<uint32_t>(256 + extra++);
     std::string s;
     if (cp < 0x80) {
@@ -51,7 +52,8 @@ std::vector<std::string> vocab_tokens(int vocab) {
   auto t = byte_tokens();
   t.push_back("<|bos|>");
   t.push_back("<|eos|>");
-  while (static_cast<int>(t.size()) < vocab) t.push_back("<|extra_" + std::to_string(t.size()) + "|>");
+  while (static_cast<int>(t.size()) < vocab)
+    t.push_back("<|extra_" + std::to_string(t.size()) + "|>");
   return t;
 }
 
@@ -106,8 +108,11 @@ nlohmann::json hf_config(const TinyModelSpec& s) {
                       {"bos_token_id", 256},
                       {"eos_token_id", 257}};
   if (s.llama3_scaling) {
-    c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                         {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 32}};
+    c["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", 8.0},
+                         {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0},
+                         {"original_max_position_embeddings", 32}};
   }
   return c;
 }
@@ -119,20 +124,38 @@ nlohmann::json hf_tokenizer(const TinyModelSpec& s) {
   nlohmann::json added = nlohmann::json::array();
   for (size_t i = 256; i < tokens.size(); ++i) {
     vocab[tokens[i]] = i;
-    added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+    added.push_back({{"id", i},
+                     {"content", tokens[i]},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
   }
   return {{"version", "1.0"},
           {"added_tokens", added},
           {"normalizer", nullptr},
           {"pre_tokenizer",
-           {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
+           {{"type", "ByteLevel"},
+            {"add_prefix_space", false},
+            {"trim_offsets", true},
+            {"use_regex", true}}},
           {"post_processor", nullptr},
-          {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+          {"decoder",
+           {{"type", "ByteLevel"},
+            {"add_prefix_space", true},
+            {"trim_offsets", true},
+            {"use_regex", true}}},
           {"model",
-           {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-            {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
-            {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+           {{"type", "BPE"},
+            {"dropout", nullptr},
+            {"unk_token", nullptr},
+            {"continuing_subword_prefix", nullptr},
+            {"end_of_word_suffix", nullptr},
+            {"fuse_unk", false},
+            {"byte_fallback", false},
+            {"vocab", vocab},
+            {"merges", nlohmann::json::array()}}}};
 }
 
 void write_json(const std::filesystem::path& p, const nlohmann::json& j) {
@@ -272,7 +295,10 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
       const double freq = std::pow(static_cast<double>(s.rope_theta), -2.0 * i / s.head_dim);
       const double wavelen = 2 * M_PI / freq;
       const double lo = 32.0 / 1.0, hi = 32.0 / 4.0;
-      double div = wavelen < hi ? 1.0 : wavelen > lo ? 8.0 : 1.0 / ((1 - (32.0 / wavelen - 1) / 3) / 8 + (32.0 / wavelen - 1) / 3);
+      double div = wavelen < hi ? 1.0
+                   : wavelen > lo
+                       ? 8.0
+                       : 1.0 / ((1 - (32.0 / wavelen - 1) / 3) / 8 + (32.0 / wavelen - 1) / 3);
       f.push_back(static_cast<float>(div));
     }
     w.add_tensor({"rope_freqs.weight", {half}, DType::F32, f});

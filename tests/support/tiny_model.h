@@ -20,7 +20,7 @@ struct TinyModelSpec {
   int n_kv_heads = 2;
   int head_dim = 16;
   int ffn_dim = 96;
-  int vocab = 288;             // 256 byte tokens + specials + padding
+  int vocab = 288;  // 256 byte tokens + specials + padding
   bool tied = true;
   float rope_theta = 10000.f;
   bool llama3_scaling = false;  // factor 8, low 1, high 4, original context 32

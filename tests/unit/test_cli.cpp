@@ -1,12 +1,12 @@
 // The shardlm binary, driven the way a user drives it: generate, tokenize/detokenize, info, and
 // clear one-line errors with exit status 1 for bad flags and files.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
 #include "test_support.h"
 #include "tiny_model.h"
@@ -22,7 +22,8 @@ struct Result {
 };
 
 Result run(const std::string& args, bool merge_stderr = false) {
-  const std::string cmd = std::string(SHARDLM_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  const std::string cmd =
+      std::string(SHARDLM_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;

@@ -18,7 +18,8 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-const std::vector<int32_t> kIds = {256, 10, 200, 33, 47, 99, 120, 5, 17, 240, 64, 3, 88, 101, 7, 250, 19, 66};
+const std::vector<int32_t> kIds = {256, 10, 200, 33, 47,  99, 120, 5,  17,
+                                   240, 64, 3,   88, 101, 7,  250, 19, 66};
 
 TEST(Forward, ChunkedPrefillEqualsOneShot) {
   TempDir dir("chunk");
@@ -28,7 +29,9 @@ TEST(Forward, ChunkedPrefillEqualsOneShot) {
   write_tiny_hf_model(dir.path("m"), spec);
   auto whole = make_session(dir.path("m"), 1, 64);
   auto chunked = make_session(dir.path("m"), 2, 5);
-  EXPECT_LT(max_abs_diff(whole.generator->prompt_logits(kIds), chunked.generator->prompt_logits(kIds)), 1e-4);
+  EXPECT_LT(
+      max_abs_diff(whole.generator->prompt_logits(kIds), chunked.generator->prompt_logits(kIds)),
+      1e-4);
 }
 
 TEST(Forward, DecodeWithCacheEqualsPrefill) {
@@ -44,7 +47,13 @@ TEST(Forward, DecodeWithCacheEqualsPrefill) {
   greedy.max_tokens = 12;
   std::vector<int32_t> out;
   GenerationStats st;
-  s.generator->generate(kIds, greedy, [&](int32_t id) { out.push_back(id); return true; }, st);
+  s.generator->generate(
+      kIds, greedy,
+      [&](int32_t id) {
+        out.push_back(id);
+        return true;
+      },
+      st);
   ASSERT_EQ(out.size(), 12u);
   std::vector<int32_t> all = kIds;
   all.insert(all.end(), out.begin(), out.end());
@@ -63,8 +72,11 @@ TEST(Forward, QuantisedWeightsStayCloseToF32) {
   const auto ref = make_session(dir.path("f32.gguf")).generator->prompt_logits(kIds);
   double ref_range = 0;
   for (float v : ref) ref_range = std::max(ref_range, std::abs(double(v)));
-  const std::pair<DType, double> cases[] = {{DType::F16, 0.01}, {DType::BF16, 0.03}, {DType::Q8_0, 0.05},
-                                            {DType::Q4_0, 0.35}, {DType::Q4_1, 0.3}};
+  const std::pair<DType, double> cases[] = {{DType::F16, 0.01},
+                                            {DType::BF16, 0.03},
+                                            {DType::Q8_0, 0.05},
+                                            {DType::Q4_0, 0.35},
+                                            {DType::Q4_1, 0.3}};
   for (const auto& [dt, tol] : cases) {
     write_tiny_gguf_model(dir.path("q.gguf"), spec, dt);
     const auto got = make_session(dir.path("q.gguf")).generator->prompt_logits(kIds);
@@ -83,7 +95,8 @@ TEST(Forward, KQuantModelsLoadAndRun) {
   const auto ref = make_session(dir.path("f32.gguf")).generator->prompt_logits(kIds);
   double ref_range = 0;
   for (float v : ref) ref_range = std::max(ref_range, std::abs(double(v)));
-  const std::pair<DType, double> cases[] = {{DType::Q6_K, 0.1}, {DType::Q5_K, 0.2}, {DType::Q4_K, 0.35}};
+  const std::pair<DType, double> cases[] = {
+      {DType::Q6_K, 0.1}, {DType::Q5_K, 0.2}, {DType::Q4_K, 0.35}};
   for (const auto& [dt, tol] : cases) {
     write_tiny_gguf_model(dir.path("k.gguf"), spec, dt);
     const auto got = make_session(dir.path("k.gguf")).generator->prompt_logits(kIds);

@@ -4,10 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
-
-#include <deque>
 
 #include "backend/cpu/quant.h"
 #include "test_support.h"
@@ -98,8 +97,8 @@ TEST(LogitParity, DefaultModelMatchesTransformers) {
     }
   }
   RecordProperty("mean_abs_error", std::to_string(sum_err / n_err));
-  std::printf("default model: mean |err| %.4f, max |err| %.4f, top-1 agreement %d/%d\n", sum_err / n_err,
-              max_err, top1_same, positions);
+  std::printf("default model: mean |err| %.4f, max |err| %.4f, top-1 agreement %d/%d\n",
+              sum_err / n_err, max_err, top1_same, positions);
   EXPECT_LT(sum_err / n_err, 0.25);
   EXPECT_LT(max_err, 1.2);
   EXPECT_GE(top1_same, positions * 9 / 10);
@@ -149,10 +148,13 @@ TEST(LogitParity, DefaultModelGreedyMatchesTransformers) {
     greedy.max_tokens = static_cast<int>(want.size());
     std::vector<int32_t> got;
     GenerationStats st;
-    s.generator->generate(c["ids"].get<std::vector<int32_t>>(), greedy, [&](int32_t id) {
-      got.push_back(id);
-      return true;
-    }, st);
+    s.generator->generate(
+        c["ids"].get<std::vector<int32_t>>(), greedy,
+        [&](int32_t id) {
+          got.push_back(id);
+          return true;
+        },
+        st);
     EXPECT_EQ(got, want) << c["prompt"];
   }
 }

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
 #include "backend/cpu/quant.h"
+#include "core/error.h"
 #include "model/model.h"
 #include "safetensors_writer.h"
 #include "test_support.h"
@@ -55,7 +55,8 @@ TEST(ModelLoad, GgufMatchesHfLogits) {
     const auto b = gg.generator->prompt_logits(ids);
     ASSERT_EQ(a.size(), b.size());
     double max_diff = 0;
-    for (size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, std::abs(double(a[i]) - b[i]));
+    for (size_t i = 0; i < a.size(); ++i)
+      max_diff = std::max(max_diff, std::abs(double(a[i]) - b[i]));
     // HF weights are BF16, the GGUF copy F32: differences come from BF16 rounding only.
     EXPECT_LT(max_diff, 0.1) << name;
   }
@@ -94,9 +95,11 @@ TEST(ModelLoad, MissingTensorAndMissingFilesAreNamed) {
   cfg["num_hidden_layers"] = 4;
   std::ofstream(dir.path("m/config.json")) << cfg.dump();
   EXPECT_NE(error_of([&] { load_model(dir.path("m")); }).find("blk.3."), std::string::npos);
-  EXPECT_NE(error_of([&] { load_model(dir.path("nope")); }).find("does not exist"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_model(dir.path("nope")); }).find("does not exist"),
+            std::string::npos);
   std::ofstream(dir.path("junk.gguf")) << "not a model";
-  EXPECT_NE(error_of([&] { load_model(dir.path("junk.gguf")); }).find("not a GGUF"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_model(dir.path("junk.gguf")); }).find("not a GGUF"),
+            std::string::npos);
 }
 
 TEST(ModelLoad, ShardedSafetensorsWithIndex) {
@@ -106,7 +109,8 @@ TEST(ModelLoad, ShardedSafetensorsWithIndex) {
   // Re-split the single file into two shards plus an index, as large HF models ship.
   SafetensorsFile whole(dir.path("m/model.safetensors"));
   std::vector<SafetensorsTensor> parts[2];
-  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  nlohmann::json index = {{"metadata", nlohmann::json::object()},
+                          {"weight_map", nlohmann::json::object()}};
   size_t k = 0;
   for (const auto& t : whole.tensors()) {
     std::vector<float> v(static_cast<size_t>(t.numel()));

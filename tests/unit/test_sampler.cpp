@@ -50,7 +50,8 @@ TEST(Sampler, FrequenciesFollowProbabilities) {
   SamplingParams p;
   p.seed = 1;
   const auto h = histogram(p, logits_of(kProbs), 20000);
-  for (int i = 0; i < 4; ++i) EXPECT_NEAR(h.count(i) ? h.at(i) / 20000.0 : 0, kProbs[static_cast<size_t>(i)], 0.015);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_NEAR(h.count(i) ? h.at(i) / 20000.0 : 0, kProbs[static_cast<size_t>(i)], 0.015);
 }
 
 TEST(Sampler, TopKTopPMinPTruncate) {

@@ -10,29 +10,30 @@ namespace shardlm::cpu {
 
 namespace {
 
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-float dot(const float* a, const float* b, int n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) float dot(const float* a,
+                                                                      const float* b, int n) {
   float s = 0.f;
 #pragma omp simd reduction(+ : s)
   for (int i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void axpy(float* y, float a, const float* x, int n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void axpy(float* y, float a,
+                                                                      const float* x, int n) {
 #pragma omp simd
   for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 struct HeadTask {
-  const float* q;      // [head_dim]
-  float* out;          // [head_dim]
-  int32_t pos;         // position of the query
+  const float* q;  // [head_dim]
+  float* out;      // [head_dim]
+  int32_t pos;     // position of the query
   int kv_head;
   const int32_t* block_table;
 };
 
-void attend_head(const HeadTask& t, const KvLayerView& kv, const AttentionParams& p, float* scores) {
+void attend_head(const HeadTask& t, const KvLayerView& kv, const AttentionParams& p,
+                 float* scores) {
   const int64_t kv_dim = static_cast<int64_t>(p.n_kv_heads) * p.head_dim;
   const int32_t lo = p.sliding_window > 0 ? std::max(0, t.pos - p.sliding_window + 1) : 0;
   const int32_t n = t.pos - lo + 1;
@@ -63,7 +64,8 @@ void attention(ThreadPool& pool, AttentionScratch& scratch, const float* q, cons
   const int64_t q_row = static_cast<int64_t>(p.n_heads) * p.head_dim;
   const int group = p.n_heads / p.n_kv_heads;
   int64_t n_rows = 0;
-  for (int s = 0; s < n_seqs; ++s) n_rows = std::max<int64_t>(n_rows, seqs[s].first_row + seqs[s].n_tokens);
+  for (int s = 0; s < n_seqs; ++s)
+    n_rows = std::max<int64_t>(n_rows, seqs[s].first_row + seqs[s].n_tokens);
   pool.run([&](int ith, int nth) {
     float* scores = scratch.scores.data() + static_cast<size_t>(ith) * scratch.max_context;
     int64_t item = 0;

@@ -16,7 +16,8 @@ CpuBackend::CpuBackend(const CpuBackendOptions& o)
 
 void CpuBackend::embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) {
   const int64_t d = table.ne[0];
-  for (int64_t t = 0; t < n; ++t) cpu::dequantize_row(table.dtype, table.row(ids[t]), out + t * d, d);
+  for (int64_t t = 0; t < n; ++t)
+    cpu::dequantize_row(table.dtype, table.row(ids[t]), out + t * d, d);
 }
 
 void CpuBackend::rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
@@ -51,13 +52,18 @@ void CpuBackend::silu_mul(const float* gate, const float* up, float* out, int64_
   cpu::silu_mul(pool_, gate, up, out, n);
 }
 
-void CpuBackend::add(float* x, const float* y, int64_t n) { cpu::add(pool_, x, y, n); }
+void CpuBackend::add(float* x, const float* y, int64_t n) {
+  cpu::add(pool_, x, y, n);
+}
 
 void CpuBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                              float* dst) {
-  for (int64_t i = 0; i < n; ++i) std::copy(src + rows[i] * dim, src + (rows[i] + 1) * dim, dst + i * dim);
+  for (int64_t i = 0; i < n; ++i)
+    std::copy(src + rows[i] * dim, src + (rows[i] + 1) * dim, dst + i * dim);
 }
 
-float* CpuBackend::alloc_floats(size_t n) { return buffers_.emplace_back(n, 0.f).data(); }
+float* CpuBackend::alloc_floats(size_t n) {
+  return buffers_.emplace_back(n, 0.f).data();
+}
 
 }  // namespace shardlm

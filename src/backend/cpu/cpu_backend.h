@@ -13,9 +13,9 @@
 namespace shardlm {
 
 struct CpuBackendOptions {
-  int threads = 0;            // 0 = all hardware threads
+  int threads = 0;  // 0 = all hardware threads
   int64_t max_batch_tokens = 512;
-  int64_t max_matmul_k = 0;   // largest input feature count of any weight
+  int64_t max_matmul_k = 0;  // largest input feature count of any weight
   int64_t max_context = 2048;
 };
 

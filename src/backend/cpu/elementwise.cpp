@@ -6,13 +6,15 @@
 namespace shardlm::cpu {
 
 namespace {
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void silu_mul_range(const float* gate, const float* up, float* out, int64_t n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void silu_mul_range(const float* gate,
+                                                                                const float* up,
+                                                                                float* out,
+                                                                                int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void add_range(float* x, const float* y, int64_t n) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void add_range(float* x, const float* y,
+                                                                           int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }

@@ -6,8 +6,8 @@
 namespace shardlm::cpu {
 
 namespace {
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-void rms_norm_row(const float* x, const float* w, int64_t dim, float eps, float* out) {
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void rms_norm_row(
+    const float* x, const float* w, int64_t dim, float eps, float* out) {
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < dim; ++i) sum += x[i] * x[i];
@@ -17,8 +17,8 @@ void rms_norm_row(const float* x, const float* w, int64_t dim, float eps, float*
 }
 }  // namespace
 
-void rms_norm(ThreadPool& pool, const float* x, const float* w, int64_t rows, int64_t dim, float eps,
-              float* out) {
+void rms_norm(ThreadPool& pool, const float* x, const float* w, int64_t rows, int64_t dim,
+              float eps, float* out) {
   auto body = [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) rms_norm_row(x + r * dim, w, dim, eps, out + r * dim);
   };

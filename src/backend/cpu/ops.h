@@ -8,8 +8,8 @@
 
 namespace shardlm::cpu {
 
-void rms_norm(ThreadPool& pool, const float* x, const float* w, int64_t rows, int64_t dim, float eps,
-              float* out);
+void rms_norm(ThreadPool& pool, const float* x, const float* w, int64_t rows, int64_t dim,
+              float eps, float* out);
 void rope(ThreadPool& pool, float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
           const RopeParams& p);
 void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots,

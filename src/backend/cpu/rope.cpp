@@ -31,7 +31,8 @@ void rope(ThreadPool& pool, float* x, const int32_t* positions, int64_t n_tokens
           const RopeParams& p) {
   const int64_t row = static_cast<int64_t>(n_heads) * p.head_dim;
   auto body = [&](int64_t begin, int64_t end) {
-    float cs[kMaxHeadDim / 2], sn[kMaxHeadDim / 2];  // head_dim <= kMaxHeadDim (ModelConfig::validate)
+    float cs[kMaxHeadDim / 2],
+        sn[kMaxHeadDim / 2];  // head_dim <= kMaxHeadDim (ModelConfig::validate)
     for (int64_t t = begin; t < end; ++t) rope_token(x + t * row, positions[t], n_heads, p, cs, sn);
   };
   if (n_tokens < 4) {

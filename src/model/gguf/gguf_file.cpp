@@ -38,9 +38,10 @@ class Cursor {
   }
   void need(uint64_t n, const char* what) const {
     if (n > size_ - pos_) {
-      fail("'{}': file is truncated or corrupt while reading {} (needs {} bytes at offset {}, file "
-           "has {}); re-download the model file",
-           file_, what, n, pos_, size_);
+      fail(
+          "'{}': file is truncated or corrupt while reading {} (needs {} bytes at offset {}, file "
+          "has {}); re-download the model file",
+          file_, what, n, pos_, size_);
     }
   }
   size_t pos() const { return pos_; }
@@ -56,12 +57,25 @@ class Cursor {
 
 size_t scalar_size(GgufType t) {
   switch (t) {
-    case GgufType::kUint8: case GgufType::kInt8: case GgufType::kBool: return 1;
-    case GgufType::kUint16: case GgufType::kInt16: return 2;
-    case GgufType::kUint32: case GgufType::kInt32: case GgufType::kFloat32: return 4;
-    case GgufType::kUint64: case GgufType::kInt64: case GgufType::kFloat64: return 8;
-    case GgufType::kString: return 8;  // at least its length field
-    case GgufType::kArray: return 12;  // at least type + count
+    case GgufType::kUint8:
+    case GgufType::kInt8:
+    case GgufType::kBool:
+      return 1;
+    case GgufType::kUint16:
+    case GgufType::kInt16:
+      return 2;
+    case GgufType::kUint32:
+    case GgufType::kInt32:
+    case GgufType::kFloat32:
+      return 4;
+    case GgufType::kUint64:
+    case GgufType::kInt64:
+    case GgufType::kFloat64:
+      return 8;
+    case GgufType::kString:
+      return 8;  // at least its length field
+    case GgufType::kArray:
+      return 12;  // at least type + count
   }
   return 0;
 }
@@ -69,49 +83,61 @@ size_t scalar_size(GgufType t) {
 GgufType read_type(Cursor& c, const std::string& key) {
   const uint32_t t = c.read<uint32_t>("a metadata value type");
   if (t > static_cast<uint32_t>(GgufType::kFloat64)) {
-    fail("'{}': metadata key '{}' has unknown value type {}; the file is corrupt or from a newer "
-         "GGUF version",
-         c.file(), key, t);
+    fail(
+        "'{}': metadata key '{}' has unknown value type {}; the file is corrupt or from a newer "
+        "GGUF version",
+        c.file(), key, t);
   }
   return static_cast<GgufType>(t);
 }
 
 int64_t read_integer(Cursor& c, GgufType t, const std::string& key) {
   switch (t) {
-    case GgufType::kUint8: return c.read<uint8_t>("a uint8 value");
-    case GgufType::kInt8: return c.read<int8_t>("an int8 value");
+    case GgufType::kUint8:
+      return c.read<uint8_t>("a uint8 value");
+    case GgufType::kInt8:
+      return c.read<int8_t>("an int8 value");
     case GgufType::kBool: {
       const uint8_t b = c.read<uint8_t>("a bool value");
       if (b > 1) fail("'{}': metadata key '{}' holds bool value {}", c.file(), key, b);
       return b;
     }
-    case GgufType::kUint16: return c.read<uint16_t>("a uint16 value");
-    case GgufType::kInt16: return c.read<int16_t>("an int16 value");
-    case GgufType::kUint32: return c.read<uint32_t>("a uint32 value");
-    case GgufType::kInt32: return c.read<int32_t>("an int32 value");
-    case GgufType::kInt64: return c.read<int64_t>("an int64 value");
+    case GgufType::kUint16:
+      return c.read<uint16_t>("a uint16 value");
+    case GgufType::kInt16:
+      return c.read<int16_t>("an int16 value");
+    case GgufType::kUint32:
+      return c.read<uint32_t>("a uint32 value");
+    case GgufType::kInt32:
+      return c.read<int32_t>("an int32 value");
+    case GgufType::kInt64:
+      return c.read<int64_t>("an int64 value");
     case GgufType::kUint64: {
       const uint64_t u = c.read<uint64_t>("a uint64 value");
       if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        fail("'{}': metadata key '{}' holds uint64 value {} which is out of range", c.file(), key, u);
+        fail("'{}': metadata key '{}' holds uint64 value {} which is out of range", c.file(), key,
+             u);
       }
       return static_cast<int64_t>(u);
     }
-    default: return 0;
+    default:
+      return 0;
   }
 }
 
 GgufValue read_value(Cursor& c, GgufType t, const std::string& key, int depth);
 
 void read_array(Cursor& c, GgufValue& v, const std::string& key, int depth) {
-  if (depth >= kMaxArrayDepth) fail("'{}': metadata key '{}' nests arrays too deeply", c.file(), key);
+  if (depth >= kMaxArrayDepth)
+    fail("'{}': metadata key '{}' nests arrays too deeply", c.file(), key);
   v.elem_type = read_type(c, key);
   const uint64_t n = c.read<uint64_t>("an array length");
   // Every element takes at least scalar_size bytes: reject impossible counts before allocating.
   if (n > c.remaining() / scalar_size(v.elem_type)) {
-    fail("'{}': metadata key '{}' declares {} array elements but the file is too short; the file is "
-         "truncated or corrupt",
-         c.file(), key, n);
+    fail(
+        "'{}': metadata key '{}' declares {} array elements but the file is too short; the file is "
+        "truncated or corrupt",
+        c.file(), key, n);
   }
   for (uint64_t k = 0; k < n; ++k) {
     GgufValue e = read_value(c, v.elem_type, key, depth + 1);
@@ -131,11 +157,21 @@ GgufValue read_value(Cursor& c, GgufType t, const std::string& key, int depth) {
   GgufValue v;
   v.type = t;
   switch (t) {
-    case GgufType::kFloat32: v.f = c.read<float>("a float32 value"); break;
-    case GgufType::kFloat64: v.f = c.read<double>("a float64 value"); break;
-    case GgufType::kString: v.s = c.read_string("a string value"); break;
-    case GgufType::kArray: read_array(c, v, key, depth); break;
-    default: v.i = read_integer(c, t, key); break;
+    case GgufType::kFloat32:
+      v.f = c.read<float>("a float32 value");
+      break;
+    case GgufType::kFloat64:
+      v.f = c.read<double>("a float64 value");
+      break;
+    case GgufType::kString:
+      v.s = c.read_string("a string value");
+      break;
+    case GgufType::kArray:
+      read_array(c, v, key, depth);
+      break;
+    default:
+      v.i = read_integer(c, t, key);
+      break;
   }
   return v;
 }
@@ -155,22 +191,27 @@ GgufFile::GgufFile(const uint8_t* data, size_t size, std::string display_name)
 void GgufFile::parse(const uint8_t* data, size_t size) {
   Cursor c(data, size, path_);
   if (size < 4 || c.read<uint32_t>("the magic number") != kMagic) {
-    fail("'{}' is not a GGUF file (bad magic number); pass a .gguf model file or a Hugging Face "
-         "model directory",
-         path_);
+    fail(
+        "'{}' is not a GGUF file (bad magic number); pass a .gguf model file or a Hugging Face "
+        "model directory",
+        path_);
   }
   version_ = c.read<uint32_t>("the version");
   if (version_ != 2 && version_ != 3) {
-    fail("'{}': GGUF version {} is not supported (shardlm reads versions 2 and 3); convert the model "
-         "with a recent llama.cpp",
-         path_, version_);
+    fail(
+        "'{}': GGUF version {} is not supported (shardlm reads versions 2 and 3); convert the "
+        "model "
+        "with a recent llama.cpp",
+        path_, version_);
   }
   const uint64_t n_tensors = c.read<uint64_t>("the tensor count");
   const uint64_t n_kv = c.read<uint64_t>("the metadata count");
   if (n_kv > c.remaining() / 12 || n_tensors > c.remaining() / 24) {
-    fail("'{}': header declares {} metadata entries and {} tensors, more than the file can hold; the "
-         "file is truncated or corrupt",
-         path_, n_kv, n_tensors);
+    fail(
+        "'{}': header declares {} metadata entries and {} tensors, more than the file can hold; "
+        "the "
+        "file is truncated or corrupt",
+        path_, n_kv, n_tensors);
   }
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = c.read_string("a metadata key");
@@ -187,7 +228,10 @@ void GgufFile::parse(const uint8_t* data, size_t size) {
     alignment_ = static_cast<size_t>(*a);
   }
 
-  struct RawInfo { uint32_t ggml_type; uint64_t offset; };
+  struct RawInfo {
+    uint32_t ggml_type;
+    uint64_t offset;
+  };
   std::vector<RawInfo> raw;
   for (uint64_t k = 0; k < n_tensors; ++k) {
     TensorView tv;
@@ -217,22 +261,26 @@ void GgufFile::parse(const uint8_t* data, size_t size) {
     TensorView& tv = tensors_[k];
     const auto dtype = dtype_from_ggml(raw[k].ggml_type);
     if (!dtype) {
-      fail("'{}': tensor '{}' has type {} ({}), which shardlm does not support (supported: F32, F16, "
-           "BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K); use a file quantised to one of these",
-           path_, tv.name, ggml_type_name(raw[k].ggml_type), raw[k].ggml_type);
+      fail(
+          "'{}': tensor '{}' has type {} ({}), which shardlm does not support (supported: F32, "
+          "F16, "
+          "BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K); use a file quantised to one of these",
+          path_, tv.name, ggml_type_name(raw[k].ggml_type), raw[k].ggml_type);
     }
     tv.dtype = *dtype;
     if (!row_fits_blocks(tv.dtype, tv.ne[0])) {
-      fail("'{}': tensor '{}' has rows of {} elements, not a multiple of the {} block size {}", path_,
-           tv.name, tv.ne[0], dtype_name(tv.dtype), dtype_traits(tv.dtype).block_elems);
+      fail("'{}': tensor '{}' has rows of {} elements, not a multiple of the {} block size {}",
+           path_, tv.name, tv.ne[0], dtype_name(tv.dtype), dtype_traits(tv.dtype).block_elems);
     }
     const double approx = static_cast<double>(tv.row_size()) * static_cast<double>(tv.ne[1]) *
                           static_cast<double>(tv.ne[2]) * static_cast<double>(tv.ne[3]);
     if (raw[k].offset % alignment_ != 0 || approx > static_cast<double>(data_size_) ||
         raw[k].offset > data_size_ || tv.nbytes() > data_size_ - raw[k].offset) {
-      fail("'{}': tensor '{}' ({} {}, offset {}) lies outside the file's {} bytes of tensor data; the "
-           "file is truncated or corrupt",
-           path_, tv.name, dtype_name(tv.dtype), tv.shape_str(), raw[k].offset, data_size_);
+      fail(
+          "'{}': tensor '{}' ({} {}, offset {}) lies outside the file's {} bytes of tensor data; "
+          "the "
+          "file is truncated or corrupt",
+          path_, tv.name, dtype_name(tv.dtype), tv.shape_str(), raw[k].offset, data_size_);
     }
     tv.data = data + data_start + raw[k].offset;
     if (!tensor_index_.emplace(tv.name, k).second) {
@@ -247,7 +295,8 @@ const GgufValue* GgufFile::find(const std::string& key) const {
 }
 
 void GgufFile::wrong_type(const std::string& key, const GgufValue& v, const char* want) const {
-  fail("'{}': metadata key '{}' is a {} but should be {}", path_, key, gguf_type_name(v.type), want);
+  fail("'{}': metadata key '{}' is a {} but should be {}", path_, key, gguf_type_name(v.type),
+       want);
 }
 
 std::optional<int64_t> GgufFile::get_int(const std::string& key) const {
