@@ -300,6 +300,7 @@ Value Evaluator::call(const Value& callee, const CallArgs& args) {
 Value Evaluator::apply_filter(const std::string& name, const Value& subject, const CallArgs& args) {
   const FilterFn* f = find_filter(name);
   if (!f) eval_fail("no filter named '{}'", name);
+  check_filter_args(name, args);
   return (*f)(*this, subject, args);
 }
 

@@ -16,6 +16,9 @@ using TestFn = bool (*)(Evaluator&, const Value& subject, const CallArgs& args);
 using FilterTable = std::unordered_map<std::string, FilterFn>;
 
 const FilterFn* find_filter(const std::string& name);  // nullptr if unknown
+// Checks arguments against the filter's Python signature (unknown keywords, too many positional
+// arguments) and throws EvalFailure as Python's TypeError would.
+void check_filter_args(const std::string& name, const CallArgs& args);
 const TestFn* find_test(const std::string& name);
 
 void register_text_filters(FilterTable& table);      // filters_text.cpp

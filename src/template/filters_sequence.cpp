@@ -1,5 +1,7 @@
 // Sequence filters (join, map, selectattr, sort, unique, dictsort, ...) and the filter registry.
 #include <algorithm>
+#include <unordered_map>
+#include <vector>
 
 #include "template/evaluator.h"
 #include "template/filters.h"
@@ -60,6 +62,7 @@ Value f_first(Evaluator&, const Value& v, const CallArgs&) {
 }
 
 Value f_last(Evaluator&, const Value& v, const CallArgs&) {
+  if (v.is_iterator()) eval_fail("'generator' object is not reversible");
   ValueList items = iterate(v);
   return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
 }
@@ -69,12 +72,12 @@ Value f_list(Evaluator&, const Value& v, const CallArgs&) {
 }
 
 Value f_items(Evaluator&, const Value& v, const CallArgs&) {
-  if (v.is_undefined()) return Value::list({});
+  if (v.is_undefined()) return Value::iterator({});
   if (!v.is_dict()) eval_fail("items filter: can only get item pairs from a mapping");
   ValueList out;
   for (const auto& [key, value] : v.as_dict().items())
     out.push_back(Value::list({Value::string(key), value}, true));
-  return Value::list(std::move(out));
+  return Value::iterator(std::move(out));
 }
 
 Value f_reverse(Evaluator&, const Value& v, const CallArgs&) {
@@ -84,9 +87,10 @@ Value f_reverse(Evaluator&, const Value& v, const CallArgs&) {
     for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += it->as_string();
     return Value::string(std::move(out));
   }
+  if (v.is_iterator()) eval_fail("'generator' object is not reversible");
   ValueList items = iterate(v);
   std::reverse(items.begin(), items.end());
-  return Value::list(std::move(items));
+  return Value::iterator(std::move(items));
 }
 
 // select/reject/selectattr/rejectattr share this: keep items whose test result equals `keep`.
@@ -107,7 +111,7 @@ Value filter_by_test(Evaluator& ev, const Value& v, const CallArgs& args, bool b
     bool result = test.empty() ? subject.truthy() : ev.apply_test(test, subject, test_args);
     if (result == keep) out.push_back(item);
   }
-  return Value::list(std::move(out));
+  return Value::iterator(std::move(out));
 }
 
 Value f_select(Evaluator& ev, const Value& v, const CallArgs& a) {
@@ -131,13 +135,13 @@ Value f_map(Evaluator& ev, const Value& v, const CallArgs& args) {
       Value x = lookup_attribute_path(item, attribute->str());
       out.push_back(x.is_undefined() && def ? *def : x);
     }
-    return Value::list(std::move(out));
+    return Value::iterator(std::move(out));
   }
   if (args.positional.empty()) eval_fail("map filter needs a filter name or attribute=");
   std::string filter = args.positional[0].str();
   CallArgs filter_args = tail_args(args, 1);
   for (const Value& item : iterate(v)) out.push_back(ev.apply_filter(filter, item, filter_args));
-  return Value::list(std::move(out));
+  return Value::iterator(std::move(out));
 }
 
 // The sort key jinja2 uses: optionally an attribute, and lower-cased strings unless case_sensitive.
@@ -197,7 +201,7 @@ Value f_unique(Evaluator&, const Value& v, const CallArgs& args) {
     seen.push_back(key);
     out.push_back(item);
   }
-  return Value::list(std::move(out));
+  return Value::iterator(std::move(out));
 }
 
 Value extreme(const Value& v, const CallArgs& args, bool want_max) {
@@ -255,7 +259,7 @@ Value f_batch(Evaluator&, const Value& v, const CallArgs& args) {
     while (fill && static_cast<int64_t>(current.size()) < size) current.push_back(*fill);
     out.push_back(Value::list(std::move(current)));
   }
-  return Value::list(std::move(out));
+  return Value::iterator(std::move(out));
 }
 
 const FilterTable& filter_table() {
@@ -290,6 +294,69 @@ void register_sequence_filters(FilterTable& t) {
   t["sum"] = f_sum;
   t["attr"] = f_attr;
   t["batch"] = f_batch;
+}
+
+// Parameter names after the subject, as jinja2 (and transformers, for tojson) declare them. Filters
+// taking *args (map, select, format, ...) are absent and accept anything.
+const std::unordered_map<std::string, std::vector<std::string>>& filter_signatures() {
+  static const std::unordered_map<std::string, std::vector<std::string>> table = {
+      {"trim", {"chars"}},
+      {"length", {}},
+      {"count", {}},
+      {"upper", {}},
+      {"lower", {}},
+      {"capitalize", {}},
+      {"title", {}},
+      {"string", {}},
+      {"safe", {}},
+      {"escape", {}},
+      {"e", {}},
+      {"default", {"default_value", "boolean"}},
+      {"d", {"default_value", "boolean"}},
+      {"tojson", {"ensure_ascii", "indent", "separators", "sort_keys"}},
+      {"replace", {"old", "new", "count"}},
+      {"int", {"default", "base"}},
+      {"float", {"default"}},
+      {"indent", {"width", "first", "blank"}},
+      {"center", {"width"}},
+      {"abs", {}},
+      {"round", {"precision", "method"}},
+      {"wordcount", {}},
+      {"join", {"d", "attribute"}},
+      {"first", {}},
+      {"last", {}},
+      {"list", {}},
+      {"items", {}},
+      {"reverse", {}},
+      {"sort", {"reverse", "case_sensitive", "attribute"}},
+      {"dictsort", {"case_sensitive", "by", "reverse"}},
+      {"unique", {"case_sensitive", "attribute"}},
+      {"min", {"case_sensitive", "attribute"}},
+      {"max", {"case_sensitive", "attribute"}},
+      {"sum", {"attribute", "start"}},
+      {"attr", {"name"}},
+      {"batch", {"linecount", "fill_with"}},
+  };
+  return table;
+}
+
+void check_filter_args(const std::string& name, const CallArgs& args) {
+  const auto& table = filter_signatures();
+  auto it = table.find(name);
+  if (it == table.end()) return;
+  const std::vector<std::string>& params = it->second;
+  if (args.positional.size() > params.size()) {
+    eval_fail("filter '{}' takes at most {} argument(s), {} given", name, params.size(),
+              args.positional.size());
+  }
+  for (const auto& [key, value] : args.keyword) {
+    auto p = std::find(params.begin(), params.end(), key);
+    if (p == params.end())
+      eval_fail("filter '{}' got an unexpected keyword argument '{}'", name, key);
+    if (static_cast<size_t>(p - params.begin()) < args.positional.size()) {
+      eval_fail("filter '{}' got multiple values for argument '{}'", name, key);
+    }
+  }
 }
 
 const FilterFn* find_filter(const std::string& name) {

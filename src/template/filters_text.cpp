@@ -137,6 +137,7 @@ bool parse_float_text(const std::string& text, double& out) {
 Value f_int(Evaluator&, const Value& v, const CallArgs& args) {
   const Value* def = filter_arg(args, 0, "default");
   Value fallback = def ? *def : Value::integer(0);
+  if (v.is_undefined()) fail_undefined(v);  // int(Undefined) raises in jinja2
   if (v.is_int()) return v;
   if (v.is_bool()) return Value::integer(v.as_int());
   if (v.is_float()) {
@@ -157,6 +158,7 @@ Value f_int(Evaluator&, const Value& v, const CallArgs& args) {
 Value f_float(Evaluator&, const Value& v, const CallArgs& args) {
   const Value* def = filter_arg(args, 0, "default");
   Value fallback = def ? *def : Value::floating(0.0);
+  if (v.is_undefined()) fail_undefined(v);
   if (v.is_number()) return Value::floating(v.as_double());
   double d;
   if (v.is_string() && parse_float_text(v.as_string(), d)) return Value::floating(d);

@@ -59,7 +59,7 @@ bool t_iterable(Evaluator&, const Value& v, const CallArgs&) {
          v.kind() == K::Undefined;
 }
 bool t_sequence(Evaluator& ev, const Value& v, const CallArgs& a) {
-  return t_iterable(ev, v, a);
+  return t_iterable(ev, v, a) && !v.is_iterator();
 }
 bool t_sameas(Evaluator&, const Value& v, const CallArgs& a) {
   return v.same_object(test_arg(a, "sameas"));

@@ -223,6 +223,8 @@ class Lexer {
     }
   }
 
+  // Numbers as jinja2 lexes them: a float (digits with "." and/or an exponent) first; otherwise an
+  // integer, where a leading 0 starts 0b/0o/0x or a run of zeros ("05" is two tokens, an error).
   void scan_number() {
     size_t begin = pos_;
     std::string text;
@@ -244,7 +246,44 @@ class Lexer {
         scan_digits(text);
       }
     }
-    tokens_.push_back(Token{is_float ? TokenType::Float : TokenType::Integer, text, begin});
+    if (is_float) {
+      tokens_.push_back(Token{TokenType::Float, text, begin});
+      return;
+    }
+    pos_ = begin;
+    if (src_[pos_] == '0') return scan_zero_integer(begin);
+    text.clear();
+    scan_digits(text);
+    tokens_.push_back(Token{TokenType::Integer, text, begin});
+  }
+
+  void scan_zero_integer(size_t begin) {
+    char prefix = pos_ + 1 < src_.size() ? static_cast<char>(std::tolower(src_[pos_ + 1])) : '\0';
+    int base = prefix == 'x' ? 16 : prefix == 'o' ? 8 : prefix == 'b' ? 2 : 10;
+    auto valid = [base](char c) {
+      int d = is_digit(c)                                    ? c - '0'
+              : std::isxdigit(static_cast<unsigned char>(c)) ? std::tolower(c) - 'a' + 10
+                                                             : 99;
+      return base == 10 ? c == '0' : d < base;
+    };
+    size_t p = pos_ + (base == 10 ? 1 : 2);
+    std::string digits;
+    while (p < src_.size()) {
+      if (src_[p] == '_' && p + 1 < src_.size() && valid(src_[p + 1])) ++p;
+      if (!valid(src_[p])) break;
+      digits += src_[p++];
+    }
+    if (base != 10 && digits.empty()) p = pos_ + 1;  // a lone "0" followed by a name
+    unsigned long long value = 0;
+    for (char c : digits) {
+      int d = is_digit(c) ? c - '0' : std::tolower(c) - 'a' + 10;
+      if (value > (~0ULL >> 5)) error("integer literal out of range", begin);
+      value = value * base + d;
+    }
+    if (value > static_cast<unsigned long long>(INT64_MAX))
+      error("integer literal out of range", begin);
+    pos_ = p;
+    tokens_.push_back(Token{TokenType::Integer, std::to_string(value), begin});
   }
 
   char32_t read_hex(size_t digits, size_t at) {
@@ -298,6 +337,8 @@ class Lexer {
         return;
       case '\n':
         return;
+      case 'N':
+        error("malformed \\N character escape (named escapes are not supported)", at);
       case 'x':
         utf8_append(out, read_hex(2, at));
         return;

@@ -248,6 +248,7 @@ Value list_method(const ValueList& list, const std::string& name, const CallArgs
 bool has_method(const Value& object, const std::string& name) {
   if (object.is_string()) return kStringMethods.count(name) > 0;
   if (object.is_dict()) return kDictMethods.count(name) > 0 || kMutatingMethods.count(name) > 0;
+  if (object.is_iterator()) return false;
   if (object.is_list()) return kListMethods.count(name) > 0 || kMutatingMethods.count(name) > 0;
   return false;
 }

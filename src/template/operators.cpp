@@ -57,7 +57,8 @@ static Value add(Evaluator& ev, const Value& a, const Value& b) {
     ev.check_size(a.as_string().size() + b.as_string().size());
     return Value::string(a.as_string() + b.as_string());
   }
-  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+  if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple() && !a.is_iterator() &&
+      !b.is_iterator()) {
     ValueList out = a.as_list();
     out.insert(out.end(), b.as_list().begin(), b.as_list().end());
     ev.check_size(out.size() * sizeof(Value));
@@ -73,7 +74,7 @@ static Value add(Evaluator& ev, const Value& a, const Value& b) {
 static double floor_mod(double a, double b) {
   double m = std::fmod(a, b);
   if (m != 0 && ((m < 0) != (b < 0))) m += b;
-  return m;
+  return m == 0 ? std::copysign(0.0, b) : m;
 }
 
 static Value arithmetic(const std::string& op, const Value& a, const Value& b) {
@@ -211,6 +212,9 @@ static bool normalize_index(int64_t& index, int64_t size) {
 
 Value get_item(const Value& object, const Value& key) {
   if (object.is_undefined()) fail_undefined(object);
+  if (object.is_iterator()) {
+    return Value::undefined("'generator' object is not subscriptable");
+  }
   bool int_key = key.is_int() || key.is_bool();
   if (object.is_list() && int_key) {
     int64_t i = key.as_int();
@@ -245,11 +249,18 @@ Value get_item(const Value& object, const Value& key) {
 // Python slice index resolution for a sequence of `size` elements.
 static void slice_indices(const Value& start, const Value& stop, const Value& step, int64_t size,
                           int64_t& lo, int64_t& hi, int64_t& stride) {
-  stride = step.is_none() || step.is_undefined() ? 1 : step.as_int();
+  auto check = [](const Value& v) {
+    if (!v.is_none() && !v.is_int() && !v.is_bool()) {
+      eval_fail("slice indices must be integers or None or have an __index__ method");
+    }
+  };
+  check(start);
+  check(stop);
+  check(step);
+  stride = step.is_none() ? 1 : step.as_int();
   if (stride == 0) eval_fail("slice step cannot be zero");
   auto clamp = [&](const Value& v, int64_t def) {
-    if (v.is_none() || v.is_undefined()) return def;
-    if (!v.is_int() && !v.is_bool()) eval_fail("slice indices must be integers or None");
+    if (v.is_none()) return def;
     int64_t i = v.as_int();
     if (i < 0) i += size;
     if (stride > 0) return std::clamp<int64_t>(i, 0, size);
@@ -271,7 +282,7 @@ static void take_slice(const Seq& seq, int64_t lo, int64_t hi, int64_t stride, O
 Value slice(const Value& object, const Value& start, const Value& stop, const Value& step) {
   if (object.is_undefined()) fail_undefined(object);
   int64_t lo, hi, stride;
-  if (object.is_list()) {
+  if (object.is_list() && !object.is_iterator()) {
     const ValueList& items = object.as_list();
     slice_indices(start, stop, step, static_cast<int64_t>(items.size()), lo, hi, stride);
     ValueList out;
@@ -285,7 +296,7 @@ Value slice(const Value& object, const Value& start, const Value& stop, const Va
     take_slice(cps, lo, hi, stride, out);
     return Value::string(utf8_encode(out, 0, out.size()));
   }
-  return Value::undefined(fmt::format("'{} object' is not subscriptable", object.type_name()));
+  eval_fail("'{}' object is not subscriptable", object.type_name());
 }
 
 ValueList iterate(const Value& v) {
@@ -320,6 +331,7 @@ int64_t length_of(const Value& v) {
     case Value::Kind::String:
       return static_cast<int64_t>(utf8_length(v.as_string()));
     case Value::Kind::List:
+      if (v.is_iterator()) eval_fail("object of type 'generator' has no len()");
       return static_cast<int64_t>(v.as_list().size());
     case Value::Kind::Dict:
       return static_cast<int64_t>(v.as_dict().size());

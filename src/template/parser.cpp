@@ -696,8 +696,26 @@ class Parser {
 
 }  // namespace
 
+// jinja2 reads "\r\n" and "\r" as "\n" and drops one trailing newline
+// (keep_trailing_newline=False).
+static std::string normalize_newlines(std::string_view source) {
+  std::string out;
+  out.reserve(source.size());
+  for (size_t i = 0; i < source.size(); ++i) {
+    if (source[i] == '\r') {
+      out += '\n';
+      if (i + 1 < source.size() && source[i + 1] == '\n') ++i;
+    } else {
+      out += source[i];
+    }
+  }
+  if (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
 Body parse_template(std::string_view source) {
-  return Parser(source).parse();
+  std::string normalized = normalize_newlines(source);
+  return Parser(normalized).parse();
 }
 
 }  // namespace shardlm::tmpl

@@ -166,6 +166,7 @@ class JsonDumper {
         append_json_string(out_, value.as_string(), options_.ensure_ascii);
         return;
       case Value::Kind::List:
+        if (value.is_iterator()) eval_fail("Object of type generator is not JSON serializable");
         dump_list(value.as_list(), depth);
         return;
       case Value::Kind::Dict:

@@ -80,6 +80,12 @@ Value Value::list(ValueList items, bool is_tuple) {
   return v;
 }
 
+Value Value::iterator(ValueList items) {
+  Value v = list(std::move(items));
+  v.iterator_ = true;
+  return v;
+}
+
 Value Value::dict(ValueDict dict) {
   Value v;
   v.kind_ = Kind::Dict;
@@ -128,7 +134,7 @@ bool Value::truthy() const {
     case Kind::String:
       return !s_->empty();
     case Kind::List:
-      return !list_->empty();
+      return iterator_ || !list_->empty();
     case Kind::Dict:
       return dict_->size() != 0;
     case Kind::Namespace:
@@ -172,9 +178,10 @@ static std::string repr_dict(const ValueDict& dict) {
 }
 
 std::string Value::repr() const {
+  if (is_iterator()) return "<generator object>";
   switch (kind_) {
     case Kind::Undefined:
-      return "";
+      return "Undefined";
     case Kind::None:
       return "None";
     case Kind::Bool:
@@ -212,7 +219,7 @@ std::string Value::type_name() const {
     case Kind::String:
       return "str";
     case Kind::List:
-      return tuple_ ? "tuple" : "list";
+      return iterator_ ? "generator" : tuple_ ? "tuple" : "list";
     case Kind::Dict:
       return "dict";
     case Kind::Namespace:
@@ -253,6 +260,7 @@ bool Value::operator==(const Value& other) const {
     case Kind::String:
       return *s_ == *other.s_;
     case Kind::List:
+      if (iterator_ || other.iterator_) return list_ == other.list_;
       return tuple_ == other.tuple_ && sequences_equal(*list_, *other.list_);
     case Kind::Dict:
       return dicts_equal(*dict_, *other.dict_);

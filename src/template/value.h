@@ -34,6 +34,9 @@ class Value {
   static Value floating(double f);
   static Value string(std::string s);
   static Value list(ValueList items, bool is_tuple = false);
+  // A one-way iterable (what select, map, items, reverse... return in jinja2): iterates like a
+  // list, but is always true, has no len() and cannot be indexed, printed or serialised.
+  static Value iterator(ValueList items);
   static Value dict(ValueDict dict);
   static Value namespace_(ValueDict attrs);
   static Value function(std::string name, std::function<Value(Evaluator&, const CallArgs&)> fn);
@@ -50,6 +53,7 @@ class Value {
   bool is_string() const { return kind_ == Kind::String; }
   bool is_list() const { return kind_ == Kind::List; }
   bool is_tuple() const { return kind_ == Kind::List && tuple_; }
+  bool is_iterator() const { return kind_ == Kind::List && iterator_; }
   bool is_dict() const { return kind_ == Kind::Dict; }
   bool is_namespace() const { return kind_ == Kind::Namespace; }
   bool is_function() const { return kind_ == Kind::Function; }
@@ -74,6 +78,7 @@ class Value {
  private:
   Kind kind_;
   bool tuple_ = false;
+  bool iterator_ = false;
   bool b_ = false;
   int64_t i_ = 0;
   double f_ = 0;
