@@ -143,9 +143,11 @@ Value binary_op(Evaluator& ev, const std::string& op, const Value& lhs, const Va
   if (op == ">=") return Value::boolean(!value_less(lhs, rhs));
   if (op == "+") return add(ev, lhs, rhs);
   if (op == "*") {
-    if ((lhs.is_string() || lhs.is_list()) && (rhs.is_int() || rhs.is_bool()))
+    if ((lhs.is_string() || (lhs.is_list() && !lhs.is_iterator())) &&
+        (rhs.is_int() || rhs.is_bool()))
       return repeat(ev, lhs, rhs.as_int());
-    if ((rhs.is_string() || rhs.is_list()) && (lhs.is_int() || lhs.is_bool()))
+    if ((rhs.is_string() || (rhs.is_list() && !rhs.is_iterator())) &&
+        (lhs.is_int() || lhs.is_bool()))
       return repeat(ev, rhs, lhs.as_int());
   }
   if (op == "%" && lhs.is_string()) {
