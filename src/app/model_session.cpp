@@ -33,6 +33,7 @@ ModelSession open_session(const SessionOptions& o) {
   b.threads = o.threads;
   b.max_batch_tokens = g.max_batch_tokens;
   b.max_matmul_k = max_matmul_k(s.model->config);
+  b.head_dim = s.model->config.head_dim;
   b.max_context = g.max_context;
   s.backend = std::make_unique<CpuBackend>(b);
   s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);

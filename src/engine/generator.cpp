@@ -27,7 +27,7 @@ Generator::Generator(const Model& model, const Tokenizer& tokenizer, Backend& ba
   kv_ = std::make_unique<KvCache>(shape, backend);
   blocks_ = std::make_unique<BlockAllocator>(shape.n_blocks);
   transformer_ = std::make_unique<Transformer>(model, backend, *kv_, max_batch_);
-  logits_.resize(static_cast<size_t>(max_batch_) * model.config.vocab_size);
+  logits_.resize(static_cast<size_t>(model.config.vocab_size));  // last-token logits only
 }
 
 void Generator::reset() {

@@ -35,6 +35,7 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
   b.threads = args.threads;
   b.max_batch_tokens = args.max_num_batched_tokens;
   b.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
+  b.head_dim = c.head_dim;
   b.max_context = config.scheduler.max_model_len;
   backend_ = std::make_unique<CpuBackend>(b);
   const KvCacheShape shape{c.n_layers, c.kv_dim(), args.block_size, config.blocks.n_blocks};

@@ -35,6 +35,7 @@ TestSession make_session(const std::string& model_path, int threads, int max_bat
   b.threads = threads;
   b.max_batch_tokens = max_batch;
   b.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
+  b.head_dim = c.head_dim;
   b.max_context = max_context;
   s.backend = std::make_unique<CpuBackend>(b);
   GeneratorOptions g;

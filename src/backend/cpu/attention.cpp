@@ -1,8 +1,12 @@
 // Causal grouped-query attention over the paged KV cache. Each (query row, head) pair is one work
 // item: scores against every visible key, softmax, weighted sum of values. Keys of position j live
 // in slot block_table[j / block_size] * block_size + j % block_size.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cpu/ops.h"
 
@@ -10,18 +14,59 @@ namespace shardlm::cpu {
 
 namespace {
 
-__attribute__((target_clones("arch=x86-64-v3", "default"))) float dot(const float* a,
-                                                                      const float* b, int n) {
+float dot_scalar(const float* a, const float* b, int n) {
   float s = 0.f;
-#pragma omp simd reduction(+ : s)
   for (int i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void axpy(float* y, float a,
-                                                                      const float* x, int n) {
-#pragma omp simd
+void axpy_scalar(float* y, float a, const float* x, int n) {
   for (int i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  for (; i + 8 <= n; i += 8)
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  const __m256 acc = _mm256_add_ps(acc0, acc1);
+  __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_add_ss(r, _mm_movehdup_ps(r));
+  float s = _mm_cvtss_f32(r);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+__attribute__((target("avx2,fma"))) void axpy_avx2(float* y, float a, const float* x, int n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// The vector kernels for this CPU, chosen once (SHARDLM_CPU_ISA=scalar forces the reference).
+struct VecOps {
+  float (*dot)(const float*, const float*, int);
+  void (*axpy)(float*, float, const float*, int);
+};
+
+const VecOps& vec_ops() {
+  static const VecOps ops = [] {
+    const char* force = std::getenv("SHARDLM_CPU_ISA");
+    const bool scalar = force != nullptr && std::string(force) == "scalar";
+    if (!scalar && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      return VecOps{dot_avx2, axpy_avx2};
+    }
+    return VecOps{dot_scalar, axpy_scalar};
+  }();
+  return ops;
 }
 
 struct HeadTask {
@@ -37,6 +82,7 @@ void attend_head(const HeadTask& t, const KvLayerView& kv, const AttentionParams
   const int64_t kv_dim = static_cast<int64_t>(p.n_kv_heads) * p.head_dim;
   const int32_t lo = p.sliding_window > 0 ? std::max(0, t.pos - p.sliding_window + 1) : 0;
   const int32_t n = t.pos - lo + 1;
+  const VecOps& ops = vec_ops();
   auto slot_ptr = [&](const float* base, int32_t j) {
     const int64_t slot =
         static_cast<int64_t>(t.block_table[j / p.block_size]) * p.block_size + j % p.block_size;
@@ -44,7 +90,7 @@ void attend_head(const HeadTask& t, const KvLayerView& kv, const AttentionParams
   };
   float max_score = -INFINITY;
   for (int32_t j = 0; j < n; ++j) {
-    scores[j] = dot(t.q, slot_ptr(kv.k, lo + j), p.head_dim) * p.scale;
+    scores[j] = ops.dot(t.q, slot_ptr(kv.k, lo + j), p.head_dim) * p.scale;
     max_score = std::max(max_score, scores[j]);
   }
   float sum = 0.f;
@@ -54,7 +100,8 @@ void attend_head(const HeadTask& t, const KvLayerView& kv, const AttentionParams
   }
   std::fill(t.out, t.out + p.head_dim, 0.f);
   const float inv = 1.f / sum;
-  for (int32_t j = 0; j < n; ++j) axpy(t.out, scores[j] * inv, slot_ptr(kv.v, lo + j), p.head_dim);
+  for (int32_t j = 0; j < n; ++j)
+    ops.axpy(t.out, scores[j] * inv, slot_ptr(kv.v, lo + j), p.head_dim);
 }
 
 }  // namespace
@@ -63,14 +110,21 @@ void attention(ThreadPool& pool, AttentionScratch& scratch, const float* q, cons
                const AttentionSeq* seqs, int n_seqs, const AttentionParams& p, float* out) {
   const int64_t q_row = static_cast<int64_t>(p.n_heads) * p.head_dim;
   const int group = p.n_heads / p.n_kv_heads;
-  int64_t n_rows = 0;
-  for (int s = 0; s < n_seqs; ++s)
-    n_rows = std::max<int64_t>(n_rows, seqs[s].first_row + seqs[s].n_tokens);
+  bool any_decode = false;
+  for (int s = 0; s < n_seqs; ++s) {
+    if (seqs[s].n_tokens >= kPrefillMinTokens && seqs[s].n_tokens <= scratch.max_chunk) {
+      attention_prefill(pool, scratch, q, kv, seqs[s], p, out);
+    } else {
+      any_decode = true;
+    }
+  }
+  if (!any_decode) return;
   pool.run([&](int ith, int nth) {
     float* scores = scratch.scores.data() + static_cast<size_t>(ith) * scratch.max_context;
     int64_t item = 0;
     for (int s = 0; s < n_seqs; ++s) {
       const AttentionSeq& seq = seqs[s];
+      if (seq.n_tokens >= kPrefillMinTokens && seq.n_tokens <= scratch.max_chunk) continue;
       for (int32_t i = 0; i < seq.n_tokens; ++i) {
         const int64_t row = seq.first_row + i;
         for (int h = 0; h < p.n_heads; ++h, ++item) {

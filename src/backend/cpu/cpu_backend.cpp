@@ -1,6 +1,8 @@
 // CpuBackend: forwards each op to its CPU kernel with the backend's pool and scratch.
 #include "backend/cpu/cpu_backend.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 
 #include "backend/cpu/quant.h"
@@ -10,8 +12,9 @@ namespace shardlm {
 CpuBackend::CpuBackend(const CpuBackendOptions& o)
     : pool_(o.threads > 0 ? o.threads : ThreadPool::default_threads()) {
   matmul_ws_.reserve(o.max_batch_tokens, o.max_matmul_k);
-  attn_scratch_.max_context = o.max_context;
-  attn_scratch_.scores.assign(static_cast<size_t>(o.max_context) * pool_.size(), 0.f);
+  attn_scratch_.reserve(pool_.size(), o.max_context, o.max_batch_tokens, o.head_dim);
+  // Our pool parallelises across heads and rows; OpenBLAS calls inside a slot stay single-threaded.
+  openblas_set_num_threads(1);
 }
 
 void CpuBackend::embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) {

@@ -17,6 +17,7 @@ struct CpuBackendOptions {
   int64_t max_batch_tokens = 512;
   int64_t max_matmul_k = 0;  // largest input feature count of any weight
   int64_t max_context = 2048;
+  int64_t head_dim = 0;  // for attention scratch (0: prefill attention runs per head)
 };
 
 class CpuBackend : public Backend {
