@@ -5,10 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "backend/cpu/ops.h"
+#include "backend/cpu/vec_dot.h"
 
 namespace shardlm::cpu {
 
@@ -51,7 +50,7 @@ __attribute__((target("avx2,fma"))) void axpy_avx2(float* y, float a, const floa
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-// The vector kernels for this CPU, chosen once (SHARDLM_CPU_ISA=scalar forces the reference).
+// The vector kernels for this CPU, chosen once with the matmul kernels' ISA (SHARDLM_CPU_ISA).
 struct VecOps {
   float (*dot)(const float*, const float*, int);
   void (*axpy)(float*, float, const float*, int);
@@ -59,9 +58,7 @@ struct VecOps {
 
 const VecOps& vec_ops() {
   static const VecOps ops = [] {
-    const char* force = std::getenv("SHARDLM_CPU_ISA");
-    const bool scalar = force != nullptr && std::string(force) == "scalar";
-    if (!scalar && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (active_cpu_isa() != CpuIsa::Scalar) {
       return VecOps{dot_avx2, axpy_avx2};
     }
     return VecOps{dot_scalar, axpy_scalar};

@@ -1,6 +1,10 @@
 // Kernel table dispatch, run-time ISA choice and the reference activation quantisers.
 #include "backend/cpu/vec_dot.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -23,14 +27,25 @@ const char* cpu_isa_name(CpuIsa isa) {
   return "?";
 }
 
+namespace {
+// CPUID leaf 1, ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c").
+bool has_f16c() {
+#if defined(__x86_64__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
 bool cpu_isa_supported(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::Scalar:
       return true;
 #if defined(__x86_64__)
     case CpuIsa::Avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     case CpuIsa::Avx512:
       return cpu_isa_supported(CpuIsa::Avx2) && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
