@@ -1,6 +1,8 @@
 // UTF-8 decoding and encoding for code-point-indexed string operations.
 #include "template/utf8.h"
 
+#include "core/utf8.h"
+
 namespace shardlm::tmpl {
 
 static int sequence_length(unsigned char lead) {
@@ -48,21 +50,7 @@ std::vector<char32_t> utf8_decode(std::string_view s) {
 }
 
 void utf8_append(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  utf8::append_codepoint(out, static_cast<uint32_t>(cp));
 }
 
 std::string utf8_encode(const std::vector<char32_t>& cps, size_t begin, size_t end) {

@@ -3,7 +3,7 @@
 
 #include "core/error.h"
 #include "tokenizer/bpe_tokenizer.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace shardlm {
 namespace {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace shardlm {
 namespace {

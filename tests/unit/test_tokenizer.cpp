@@ -12,7 +12,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_json.h"
 #include "tokenizer/unicode_nfc.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace shardlm {
 namespace {

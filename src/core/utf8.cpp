@@ -1,5 +1,5 @@
 // UTF-8 validation and repair, and the GPT-2 byte-level alphabet.
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace shardlm::utf8 {
 

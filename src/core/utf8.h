@@ -1,4 +1,5 @@
-// UTF-8 helpers shared by the tokenizers: validation, repair, the GPT-2 byte <-> unicode map.
+// UTF-8 helpers shared by the tokenizers and the template engine: validation, repair, code point
+// encoding/decoding, the GPT-2 byte <-> unicode map.
 #pragma once
 
 #include <array>
