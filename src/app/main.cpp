@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; a bad flag prints CLI11's message and exits 1 like any error.
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const shardlm::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

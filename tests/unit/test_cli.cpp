@@ -81,6 +81,9 @@ TEST_F(Cli, BadInputGivesOneLineErrors) {
   r = run("detokenize " + model() + " --ids '[1, 99999]'", true);
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("99999"), std::string::npos) << r.out;
+  r = run("generate " + model() + " --prompt x --no-such-flag", true);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("no-such-flag"), std::string::npos) << r.out;
   std::ofstream(dir_.path("bad.gguf")) << "GGUF\x03garbage";
   r = run("info --model " + dir_.path("bad.gguf"), true);
   EXPECT_EQ(r.status, 1);
