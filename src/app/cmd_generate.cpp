@@ -3,12 +3,16 @@
 
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "app/chat_prompt.h"
 #include "app/commands.h"
+#include "app/default_model.h"
 #include "app/model_session.h"
+#include "app/prompts_file.h"
 #include "core/error.h"
+#include "engine/llm.h"
 
 namespace shardlm::app {
 
@@ -18,6 +22,8 @@ struct GenerateOptions {
   SessionOptions session;
   std::string prompt;
   std::string prompt_file;
+  std::string prompts_file;
+  int max_num_seqs = 64;
   bool chat = false;
   SamplingParams sampling;
   int64_t seed = -1;
@@ -43,12 +49,58 @@ void print_stats(const GenerationStats& s) {
       s.prompt_tokens, s.prefill_seconds, pf, s.generated_tokens, s.decode_seconds, dc);
 }
 
+const char* finish_name(RequestFinishReason r) {
+  switch (r) {
+    case RequestFinishReason::kStop:
+      return "stop";
+    case RequestFinishReason::kLength:
+      return "length";
+    default:
+      return "abort";
+  }
+}
+
+// A batch through the offline LLM API (continuous batching): one JSON line per prompt on stdout.
+void run_batch(const GenerateOptions& o) {
+  auto prompts = read_prompts_file(o.prompts_file);
+  EngineArgs args;
+  args.model = resolve_model(o.session.model);
+  args.threads = o.session.threads;
+  args.max_model_len = o.session.ctx_size;
+  args.max_num_batched_tokens = o.session.batch_size;
+  args.max_num_seqs = o.max_num_seqs;
+  LLM llm(args);
+  std::vector<GenerateOutput> outputs;
+  if (o.chat) {  // the template writes BOS itself: encode without adding special tokens
+    std::vector<std::vector<int32_t>> ids;
+    for (const auto& p : prompts) {
+      ids.push_back(llm.tokenizer().encode(build_chat_prompt(llm.model(), p), false, true));
+    }
+    outputs = llm.generate(ids, o.sampling);
+  } else {
+    outputs = llm.generate(prompts, o.sampling);
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const nlohmann::json line = {{"index", i},
+                                 {"text", outputs[i].text},
+                                 {"prompt_tokens", outputs[i].prompt_token_ids.size()},
+                                 {"completion_tokens", outputs[i].token_ids.size()},
+                                 {"finish_reason", finish_name(outputs[i].finish_reason)}};
+    std::cout << line.dump() << "\n";
+  }
+}
+
 void run_generate(GenerateOptions& o) {
-  if (o.prompt.empty() == o.prompt_file.empty()) {
-    fail("give exactly one of --prompt TEXT or --prompt-file FILE");
+  const int sources = !o.prompt.empty() + !o.prompt_file.empty() + !o.prompts_file.empty();
+  if (sources != 1) {
+    fail("give exactly one of --prompt TEXT, --prompt-file FILE or --prompts-file FILE");
   }
   if (o.seed >= 0) o.sampling.seed = static_cast<uint64_t>(o.seed);
   o.sampling.validate();
+  if (!o.prompts_file.empty()) {
+    run_batch(o);
+    return;
+  }
   ModelSession s = open_session(o.session);
   const std::string text = read_prompt(o);
   std::vector<int32_t> ids;
@@ -78,6 +130,10 @@ void add_generate_command(CLI::App& app) {
   add_session_flags(*cmd, o->session);
   cmd->add_option("-p,--prompt", o->prompt, "prompt text");
   cmd->add_option("-f,--prompt-file", o->prompt_file, "file holding the prompt");
+  cmd->add_option("--prompts-file", o->prompts_file,
+                  "batch: one prompt per line (or JSON Lines with \"prompt\"); prints JSON Lines");
+  cmd->add_option("--max-num-seqs", o->max_num_seqs, "batch: sequences run together")
+      ->check(CLI::Range(1, 4096));
   cmd->add_flag("--chat", o->chat, "wrap the prompt as one user message with the chat template");
   cmd->add_option("-n,--max-tokens", o->sampling.max_tokens, "tokens to generate")
       ->check(CLI::Range(0, 1 << 20));

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "test_support.h"
 #include "tiny_model.h"
@@ -50,6 +51,31 @@ TEST_F(Cli, GenerateIsDeterministicWithSeedAndGreedy) {
   EXPECT_EQ(s1.out, s2.out);
   const auto stats = run("generate " + model() + " --prompt 'Hi' -n 4 --temperature 0", true);
   EXPECT_NE(stats.out.find("tok/s"), std::string::npos);
+}
+
+TEST_F(Cli, PromptsFileRunsABatchLikeSingleRuns) {
+  std::ofstream(dir_.path("prompts.txt")) << "Hello\n\n{\"prompt\": \"Good morning\"}\nabc\n";
+  const auto r = run("generate " + model() + " --prompts-file " + dir_.path("prompts.txt") +
+                     " -n 6 --temperature 0 --ignore-eos");
+  ASSERT_EQ(r.status, 0);
+  std::istringstream lines(r.out);
+  std::string line;
+  std::vector<nlohmann::json> out;
+  while (std::getline(lines, line)) out.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(out.size(), 3u);
+  const char* prompts[] = {"Hello", "Good morning", "abc"};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(out[i]["index"], i);
+    EXPECT_EQ(out[i]["finish_reason"], "length");
+    EXPECT_EQ(out[i]["completion_tokens"], 6);
+    const auto single = run("generate " + model() + " --prompt '" + prompts[i] +
+                            "' -n 6 --temperature 0 --ignore-eos");
+    EXPECT_EQ(out[i]["text"].get<std::string>(), single.out) << prompts[i];
+  }
+  std::ofstream(dir_.path("bad.jsonl")) << "{\"text\": 1}\n";
+  const auto bad = run("generate " + model() + " --prompts-file " + dir_.path("bad.jsonl"), true);
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find("line 1"), std::string::npos) << bad.out;
 }
 
 TEST_F(Cli, TokenizeDetokenizeRoundTrip) {
