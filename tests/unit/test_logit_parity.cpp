@@ -67,10 +67,11 @@ TEST(LogitParity, TinyModelsMatchTransformers) {
 
 // The default model runs quantised matmuls (activations quantised to 8-bit blocks, as llama.cpp
 // does), while the reference runs fp32 on dequantised weights. Measured on the committed prompts:
-// mean |error| of probe logits 0.18 (AVX2) / 0.19 (scalar), max 0.7, on logits spanning ~25;
-// with the 30 layers in fp32 and only the Q8_0 output matrix quantised the mean drops to 0.045, so
-// the error is the 8-bit activations of the Q4_1 layers. Tolerances: mean < 0.25,
-// max < 1.2, and our top-1 token equals the reference top-1 at >= 90% of positions.
+// mean |error| of probe logits 0.18-0.21 and max 0.7-0.95 (logits span ~25), moving within that
+// range with the summation order of unrelated fp32 ops (a rounding flip in one activation block
+// propagates through 30 layers); with the 30 layers in fp32 the mean drops to 0.045, so the error
+// is the 8-bit activations of the Q4_1 layers. Tolerances: mean < 0.3, max < 1.5, and our top-1
+// token equals the reference top-1 at >= 90% of positions.
 TEST(LogitParity, DefaultModelMatchesTransformers) {
   const std::string path = default_model_if_present();
   if (path.empty()) GTEST_SKIP() << "default model not cached";
@@ -99,8 +100,8 @@ TEST(LogitParity, DefaultModelMatchesTransformers) {
   RecordProperty("mean_abs_error", std::to_string(sum_err / n_err));
   std::printf("default model: mean |err| %.4f, max |err| %.4f, top-1 agreement %d/%d\n",
               sum_err / n_err, max_err, top1_same, positions);
-  EXPECT_LT(sum_err / n_err, 0.25);
-  EXPECT_LT(max_err, 1.2);
+  EXPECT_LT(sum_err / n_err, 0.3);
+  EXPECT_LT(max_err, 1.5);
   EXPECT_GE(top1_same, positions * 9 / 10);
 }
 

@@ -289,6 +289,44 @@ using BF16Tile = FloatTile<FloatKind::BF16>::K<RM, RN>;
 
 }  // namespace
 
+// AVX2 version of quantize_act_q8a, bit-identical to it: the same amax, the same single
+// multiply by 127/amax, and round-to-nearest-even (cvtps under the default rounding mode, as
+// nearbyintf).
+SHARDLM_AVX2 void quantize_act_q8a_avx2(const float* x, void* dst, int64_t k) {
+  auto* b = static_cast<BlockQ8A*>(dst);
+  float* sums = reinterpret_cast<float*>(b + k / 32);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t i = 0; i < k / 32; ++i, x += 32) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(x + 8 * j);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[j]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float max_abs = _mm_cvtss_f32(m);
+    const float d = max_abs / 127.0f, id = d > 0 ? 127.0f / max_abs : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], vid));
+    const __m256i total =
+        _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
+    t = _mm_hadd_epi32(t, t);
+    t = _mm_hadd_epi32(t, t);
+    // Pack 32 int32 -> 32 int8; packs interleave 128-bit lanes, the permute restores the order.
+    const __m256i p16a = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i p16b = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[i].qs), p8);
+    b[i].d = d;
+    sums[i] = d * static_cast<float>(_mm_cvtsi128_si32(t));
+  }
+}
+
 bool avx2_kernels(DType t, CpuKernels* out) {
   switch (t) {
     case DType::F32:
@@ -301,13 +339,13 @@ bool avx2_kernels(DType t, CpuKernels* out) {
       *out = {nullptr, gemm_tiled<BF16Tile, 4, 3>, 4};
       return true;
     case DType::Q8_0:
-      *out = {quantize_act_q8a, avx2_gemm_q8_0(), 4};
+      *out = {quantize_act_q8a_avx2, avx2_gemm_q8_0(), 4};
       return true;
     case DType::Q4_0:
-      *out = {quantize_act_q8a, avx2_gemm_q4_0(), 4};
+      *out = {quantize_act_q8a_avx2, avx2_gemm_q4_0(), 4};
       return true;
     case DType::Q4_1:
-      *out = {quantize_act_q8a, avx2_gemm_q4_1(), 4};
+      *out = {quantize_act_q8a_avx2, avx2_gemm_q4_1(), 4};
       return true;
     case DType::Q4_K:
       *out = {quantize_act_q8k, gemm_tiled<Q4_KTile, 2, 2>, 2};

@@ -8,5 +8,7 @@ namespace shardlm::cpu {
 GemmFn avx2_gemm_q4_0();
 GemmFn avx2_gemm_q4_1();
 GemmFn avx2_gemm_q8_0();
+// AVX2 twin of quantize_act_q8a (bit-identical output).
+void quantize_act_q8a_avx2(const float* x, void* dst, int64_t k);
 
 }  // namespace shardlm::cpu

@@ -2,6 +2,7 @@
 // instruction for the u8 x s8 dot instead of two). Other types, and CPUs without VNNI, use the
 // AVX2 table.
 #include "backend/cpu/vec_dot.h"
+#include "backend/cpu/vec_dot_avx2.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -24,13 +25,13 @@ bool avx512_kernels(DType t, CpuKernels* out) {
   if (!vnni) return false;
   switch (t) {
     case DType::Q8_0:
-      *out = {quantize_act_q8a, gemm<Kind::Q8_0, 4, 2>, 4};
+      *out = {quantize_act_q8a_avx2, gemm<Kind::Q8_0, 4, 2>, 4};
       return true;
     case DType::Q4_0:
-      *out = {quantize_act_q8a, gemm<Kind::Q4_0, 4, 2>, 4};
+      *out = {quantize_act_q8a_avx2, gemm<Kind::Q4_0, 4, 2>, 4};
       return true;
     case DType::Q4_1:
-      *out = {quantize_act_q8a, gemm<Kind::Q4_1, 4, 2>, 4};
+      *out = {quantize_act_q8a_avx2, gemm<Kind::Q4_1, 4, 2>, 4};
       return true;
     default:
       return false;
