@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/install_deps.sh
 scripts/build.sh
 scripts/fetch_default_model.sh
-exec build/shardlm generate --chat --temperature 0 --max-tokens 64 --prompt "${1:-What is the capital of France?}"
+exec build/shardlm generate --chat --temperature 0 --max-tokens 64 --prompt "${1:-Give me three tips for staying healthy.}"
