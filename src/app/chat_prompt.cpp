@@ -3,23 +3,29 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/chat_template_source.h"
 #include "template/chat_template.h"
 
 namespace shardlm::app {
 
+std::vector<std::string> build_chat_prompts(const Model& model,
+                                            const std::vector<std::string>& user_messages) {
+  const ChatTemplateInfo info = chat_template_info(model);
+  const ChatTemplate tmpl(info.source.value_or(ChatTemplate::chatml_default()));
+  std::vector<std::string> prompts;
+  for (const auto& message : user_messages) {
+    const nlohmann::json context = {
+        {"messages", nlohmann::json::array({{{"role", "user"}, {"content", message}}})},
+        {"add_generation_prompt", true},
+        {"bos_token", info.bos_token},
+        {"eos_token", info.eos_token}};
+    prompts.push_back(tmpl.render(context));
+  }
+  return prompts;
+}
+
 std::string build_chat_prompt(const Model& model, const std::string& user_message) {
-  const auto& t = model.tokenizer;
-  auto text = [&](std::optional<int32_t> id) {
-    return id && static_cast<size_t>(*id) < t.tokens.size() ? t.tokens[static_cast<size_t>(*id)]
-                                                            : std::string();
-  };
-  const ChatTemplate tmpl(model.chat_template.value_or(ChatTemplate::chatml_default()));
-  nlohmann::json context = {
-      {"messages", nlohmann::json::array({{{"role", "user"}, {"content", user_message}}})},
-      {"add_generation_prompt", true},
-      {"bos_token", text(t.bos_id)},
-      {"eos_token", text(t.eos_id)}};
-  return tmpl.render(context);
+  return build_chat_prompts(model, {user_message}).front();
 }
 
 }  // namespace shardlm::app

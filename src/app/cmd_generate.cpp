@@ -73,8 +73,8 @@ void run_batch(const GenerateOptions& o) {
   std::vector<GenerateOutput> outputs;
   if (o.chat) {  // the template writes BOS itself: encode without adding special tokens
     std::vector<std::vector<int32_t>> ids;
-    for (const auto& p : prompts) {
-      ids.push_back(llm.tokenizer().encode(build_chat_prompt(llm.model(), p), false, true));
+    for (const auto& text : build_chat_prompts(llm.model(), prompts)) {
+      ids.push_back(llm.tokenizer().encode(text, false, true));
     }
     outputs = llm.generate(ids, o.sampling);
   } else {

@@ -15,13 +15,6 @@ std::unique_ptr<Tokenizer> open_tokenizer(const Model& model) {
   return Tokenizer::create(model.tokenizer);
 }
 
-namespace {
-int64_t max_matmul_k(const ModelConfig& c) {
-  return std::max({static_cast<int64_t>(c.d_model), static_cast<int64_t>(c.ffn_dim),
-                   static_cast<int64_t>(c.q_dim())});
-}
-}  // namespace
-
 ModelSession open_session(const SessionOptions& o) {
   ModelSession s;
   s.model = open_model(o.model);
@@ -29,13 +22,8 @@ ModelSession open_session(const SessionOptions& o) {
   GeneratorOptions g;
   g.max_context = o.ctx_size > 0 ? o.ctx_size : std::min(s.model->config.context_length, 4096);
   g.max_batch_tokens = std::max(1, o.batch_size);
-  CpuBackendOptions b;
-  b.threads = o.threads;
-  b.max_batch_tokens = g.max_batch_tokens;
-  b.max_matmul_k = max_matmul_k(s.model->config);
-  b.head_dim = s.model->config.head_dim;
-  b.max_context = g.max_context;
-  s.backend = std::make_unique<CpuBackend>(b);
+  s.backend = std::make_unique<CpuBackend>(
+      CpuBackendOptions::for_model(s.model->config, o.threads, g.max_batch_tokens, g.max_context));
   s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);
   return s;
 }

@@ -31,13 +31,8 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
   const ModelConfig& c = model_->config;
   const EngineConfig config = engine_config(args);
   config.validate();
-  CpuBackendOptions b;
-  b.threads = args.threads;
-  b.max_batch_tokens = args.max_num_batched_tokens;
-  b.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
-  b.head_dim = c.head_dim;
-  b.max_context = config.scheduler.max_model_len;
-  backend_ = std::make_unique<CpuBackend>(b);
+  backend_ = std::make_unique<CpuBackend>(CpuBackendOptions::for_model(
+      c, args.threads, args.max_num_batched_tokens, config.scheduler.max_model_len));
   const KvCacheShape shape{c.n_layers, c.kv_dim(), args.block_size, config.blocks.n_blocks};
   runner_ =
       std::make_unique<TransformerRunner>(*model_, *backend_, shape, args.max_num_batched_tokens);

@@ -5,18 +5,17 @@
 
 namespace shardlm {
 
-ChatTemplateInfo load_chat_template_info(const std::string& model_path) {
-  const auto model = load_model(model_path);
-  ChatTemplateInfo info;
-  info.source = model->chat_template;
-  const auto& t = model->tokenizer;
+ChatTemplateInfo chat_template_info(const Model& model) {
+  const auto& t = model.tokenizer;
   auto text = [&](std::optional<int32_t> id) {
     return id && static_cast<size_t>(*id) < t.tokens.size() ? t.tokens[static_cast<size_t>(*id)]
                                                             : std::string();
   };
-  info.bos_token = text(t.bos_id);
-  info.eos_token = text(t.eos_id);
-  return info;
+  return {model.chat_template, text(t.bos_id), text(t.eos_id)};
+}
+
+ChatTemplateInfo load_chat_template_info(const std::string& model_path) {
+  return chat_template_info(*load_model(model_path));
 }
 
 }  // namespace shardlm

@@ -14,6 +14,10 @@ struct ChatTemplateInfo {
   std::string eos_token;              // text of the EOS token
 };
 
+struct Model;
+
+// The template and BOS/EOS texts of a loaded model.
+ChatTemplateInfo chat_template_info(const Model& model);
 // model_path: a .gguf file or a Hugging Face model directory. Throws Error if unreadable.
 ChatTemplateInfo load_chat_template_info(const std::string& model_path);
 

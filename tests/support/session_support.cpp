@@ -30,14 +30,8 @@ TestSession make_session(const std::string& model_path, int threads, int max_bat
   TestSession s;
   s.model = load_model(model_path);
   s.tokenizer = Tokenizer::create(s.model->tokenizer);
-  const auto& c = s.model->config;
-  CpuBackendOptions b;
-  b.threads = threads;
-  b.max_batch_tokens = max_batch;
-  b.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
-  b.head_dim = c.head_dim;
-  b.max_context = max_context;
-  s.backend = std::make_unique<CpuBackend>(b);
+  s.backend = std::make_unique<CpuBackend>(
+      CpuBackendOptions::for_model(s.model->config, threads, max_batch, max_context));
   GeneratorOptions g;
   g.max_context = max_context;
   g.max_batch_tokens = max_batch;

@@ -9,6 +9,17 @@
 
 namespace shardlm {
 
+CpuBackendOptions CpuBackendOptions::for_model(const ModelConfig& c, int threads,
+                                               int64_t max_batch_tokens, int64_t max_context) {
+  CpuBackendOptions o;
+  o.threads = threads;
+  o.max_batch_tokens = max_batch_tokens;
+  o.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
+  o.max_context = max_context;
+  o.head_dim = c.head_dim;
+  return o;
+}
+
 CpuBackend::CpuBackend(const CpuBackendOptions& o)
     : pool_(o.threads > 0 ? o.threads : ThreadPool::default_threads()) {
   matmul_ws_.reserve(o.max_batch_tokens, o.max_matmul_k);

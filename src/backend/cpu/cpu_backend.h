@@ -13,6 +13,11 @@
 namespace shardlm {
 
 struct CpuBackendOptions {
+  // Options sized for a model: matmul scratch for its widest input, attention scratch for its
+  // head size.
+  static CpuBackendOptions for_model(const ModelConfig& c, int threads, int64_t max_batch_tokens,
+                                     int64_t max_context);
+
   int threads = 0;  // 0 = all hardware threads
   int64_t max_batch_tokens = 512;
   int64_t max_matmul_k = 0;  // largest input feature count of any weight
