@@ -1,6 +1,8 @@
 // `shardlm bench offline`: prefill tokens/s for a P-token prompt and decode tokens/s for N tokens
 // at batch 1, at each requested thread count, plus peak RSS (the figures docs/benchmarks.md
-// records).
+// records). With --batch-sizes / --num-prompts / --result-json it runs the batched engine instead
+// (serve_bench/offline_benchmark.h) and reports like `bench serve`; `bench serve` itself lives in
+// cmd_bench_serve.cpp.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -8,9 +10,14 @@
 #include <iostream>
 #include <numeric>
 
+#include "app/cmd_bench_serve.h"
 #include "app/commands.h"
+#include "app/default_model.h"
 #include "app/model_session.h"
 #include "core/error.h"
+#include "serve_bench/offline_benchmark.h"
+#include "serve_bench/report.h"
+#include "serve_bench/report_plot.h"
 
 namespace shardlm::app {
 
@@ -22,6 +29,17 @@ struct BenchOptions {
   int prompt_tokens = 512;
   int gen_tokens = 128;
   int reps = 3;
+  // The batched-engine mode.
+  std::vector<int> batch_sizes;
+  int num_prompts = 0;
+  int max_num_batched_tokens = 512;
+  uint64_t seed = 0;
+  std::string result_json;
+  std::string plot;
+  bool threads_given = false;
+  bool engine_mode() const {
+    return !batch_sizes.empty() || num_prompts > 0 || !result_json.empty() || !plot.empty();
+  }
 };
 
 double median(std::vector<double> v) {
@@ -75,6 +93,37 @@ void run_bench(const BenchOptions& o) {
   std::cout << fmt::format("\npeak RSS: {:.1f} MiB\n", static_cast<double>(ru.ru_maxrss) / 1024.0);
 }
 
+// Many prompts through the continuous-batching engine at each batch size.
+void run_engine_bench(const BenchOptions& o) {
+  serve_bench::OfflineBenchOptions e;
+  e.model = resolve_model(o.session.model);
+  if (o.threads_given) e.threads = o.threads;
+  e.num_prompts = o.num_prompts > 0 ? o.num_prompts : 32;
+  e.batch_sizes = o.batch_sizes.empty() ? std::vector<int>{e.num_prompts} : o.batch_sizes;
+  e.input_len = o.prompt_tokens;
+  e.output_len = o.gen_tokens;
+  e.max_num_batched_tokens = o.max_num_batched_tokens;
+  e.seed = o.seed;
+  const serve_bench::BenchReport report = serve_bench::run_offline_benchmark(e);
+  if (!o.result_json.empty()) serve_bench::write_json(report, o.result_json);
+  if (!o.plot.empty()) serve_bench::write_plot(report, o.plot);
+}
+
+void add_engine_flags(CLI::App& off, BenchOptions& o) {
+  off.add_option("--batch-sizes", o.batch_sizes,
+                 "batched-engine mode: max sequences in a batch, e.g. 1,8,32")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096));
+  off.add_option("--num-prompts", o.num_prompts, "batched-engine mode: prompts per run (32)")
+      ->check(CLI::Range(1, 1000000));
+  off.add_option("--max-num-batched-tokens", o.max_num_batched_tokens,
+                 "batched-engine mode: tokens per engine step")
+      ->check(CLI::Range(1, 65536));
+  off.add_option("--seed", o.seed, "batched-engine mode: prompt seed");
+  off.add_option("--result-json", o.result_json, "batched-engine mode: write the JSON report");
+  off.add_option("--plot", o.plot, "batched-engine mode: write an SVG chart");
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
@@ -83,13 +132,23 @@ void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* off = bench->add_subcommand("offline", "prefill and decode speed of the local engine");
   off->add_option("-m,--model", o->session.model, "GGUF file or Hugging Face model directory");
-  off->add_option("-t,--threads", o->threads, "thread counts to measure")->delimiter(',');
-  off->add_option("-p,--prompt-tokens", o->prompt_tokens, "prompt length")
+  CLI::Option* threads =
+      off->add_option("-t,--threads", o->threads, "thread counts to measure")->delimiter(',');
+  off->add_option("-p,--prompt-tokens,--input-len", o->prompt_tokens, "prompt length")
       ->check(CLI::Range(1, 65536));
-  off->add_option("-n,--gen-tokens", o->gen_tokens, "tokens to decode")
+  off->add_option("-n,--gen-tokens,--output-len", o->gen_tokens, "tokens to decode")
       ->check(CLI::Range(1, 65536));
   off->add_option("-r,--reps", o->reps, "repetitions (median reported)")->check(CLI::Range(1, 100));
-  off->callback([o] { run_bench(*o); });
+  add_engine_flags(*off, *o);
+  off->callback([o, threads] {
+    o->threads_given = threads->count() > 0;
+    if (o->engine_mode()) {
+      run_engine_bench(*o);
+    } else {
+      run_bench(*o);
+    }
+  });
+  add_bench_serve_command(*bench);
 }
 
 }  // namespace shardlm::app

@@ -1,0 +1,29 @@
+// `shardlm bench offline --batch-sizes ...`: the engine without HTTP. For each thread count and
+// batch size (the engine's max_num_seqs), N random prompts of input-len tokens generate output-len
+// tokens each (greedy, ignore_eos) through the offline LLM API; the report has the same shape as
+// `bench serve`'s, from the engine's own per-request times (no inter-token gaps).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "serve_bench/report.h"
+
+namespace shardlm::serve_bench {
+
+struct OfflineBenchOptions {
+  std::string model;               // a resolved path
+  std::vector<int> threads = {0};  // 0 = all cores
+  std::vector<int> batch_sizes = {1};
+  int num_prompts = 16;
+  int input_len = 128;
+  int output_len = 64;
+  int max_num_batched_tokens = 512;
+  uint64_t seed = 0;
+};
+
+// Prints one result block per run on stdout and returns the report.
+BenchReport run_offline_benchmark(const OfflineBenchOptions& options);
+
+}  // namespace shardlm::serve_bench
