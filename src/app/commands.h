@@ -11,5 +11,6 @@ void add_tokenize_commands(CLI::App& app);  // tokenize, detokenize
 void add_info_command(CLI::App& app);
 void add_render_template_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace shardlm::app

@@ -31,7 +31,8 @@ Engine::Engine(const EngineConfig& config, ModelRunner& runner)
       scheduler_(config.scheduler, blocks_),
       logits_(static_cast<size_t>(config.scheduler.max_num_seqs) * runner.vocab_size()) {}
 
-int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& params) {
+void Engine::validate_request(const std::vector<int32_t>& prompt,
+                              const SamplingParams& params) const {
   params.validate();
   const int max_len = config_.scheduler.max_model_len;
   if (prompt.empty()) fail("the prompt is empty: give at least one token of input");
@@ -44,6 +45,10 @@ int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& p
     if (id < 0 || id >= vocab)
       fail("prompt token id {} is outside the vocabulary [0, {})", id, vocab);
   }
+}
+
+int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& params) {
+  validate_request(prompt, params);
   const int64_t id = next_id_++;
   auto request = std::make_unique<Request>(id, std::move(prompt), params);
   scheduler_.add(request.get());
@@ -51,13 +56,13 @@ int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& p
   return id;
 }
 
-bool Engine::abort_request(int64_t id) {
+bool Engine::finish_request(int64_t id, RequestFinishReason reason) {
   const auto it = requests_.find(id);
   if (it == requests_.end()) return false;
   Request& r = *it->second;
   scheduler_.remove(&r);
-  r.finish(RequestFinishReason::kAbort, monotonic_seconds());
-  aborted_.push_back(summary(r));
+  r.finish(reason, monotonic_seconds());
+  ended_.push_back(summary(r));
   requests_.erase(it);
   return true;
 }
@@ -69,12 +74,15 @@ const Request* Engine::find(int64_t id) const {
 
 StepOutput Engine::step() {
   StepOutput out;
-  out.finished = std::move(aborted_);
-  aborted_.clear();
+  out.finished = std::move(ended_);
+  ended_.clear();
   const SchedulerOutput batch = scheduler_.schedule();
   for (const Request* r : batch.preempted) out.preempted.push_back(r->id());
   for (const ScheduledRequest& s : batch.scheduled) {
-    out.scheduled.emplace_back(s.request->id(), s.n_tokens);
+    const Request& r = *s.request;
+    out.scheduled.emplace_back(r.id(), s.n_tokens);
+    const bool decode = r.n_output() > 0 && r.n_uncomputed() == 1;
+    if (!decode) out.n_prompt_tokens += s.n_tokens;
   }
   out.n_tokens = batch.n_tokens;
   if (batch.empty()) return out;
@@ -109,10 +117,15 @@ void Engine::postprocess(const SchedulerOutput& batch, StepOutput& out) {
 }
 
 void Engine::sample(Request& r, float* logits, StepOutput& out) {
-  // The sampler works in place on the row.
-  const int32_t token = r.sampler().sample(logits, runner_.vocab_size(), r.prompt(), r.output());
+  const int32_t vocab = runner_.vocab_size();
+  const auto& want_logprobs = r.params().logprobs;
+  // The sampler works in place on the row: keep the raw row when log-probabilities are wanted.
+  if (want_logprobs) raw_row_.assign(logits, logits + vocab);
+  const int32_t token = r.sampler().sample(logits, vocab, r.prompt(), r.output());
   r.append_token(token, monotonic_seconds());
-  out.tokens.push_back({r.id(), token});
+  TokenEvent event{r.id(), token, std::nullopt};
+  if (want_logprobs) event.logprobs = token_logprobs(raw_row_.data(), vocab, token, *want_logprobs);
+  out.tokens.push_back(std::move(event));
   if (const auto reason = check_stop(r, token)) finish(r, *reason, out);
 }
 

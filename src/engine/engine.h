@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/logprobs.h"
 #include "engine/model_runner.h"
 #include "engine/request.h"
 #include "engine/scheduler.h"
@@ -28,6 +29,7 @@ struct EngineConfig {
 struct TokenEvent {
   int64_t request_id;
   int32_t token;
+  std::optional<TokenLogprobs> logprobs;  // when the request asked for them
 };
 
 struct FinishedRequest {
@@ -46,20 +48,26 @@ struct StepOutput {
   std::vector<TokenEvent> tokens;         // tokens sampled this step, in schedule order
   std::vector<FinishedRequest> finished;  // including requests aborted since the last step
   int32_t n_tokens = 0;
+  int32_t n_prompt_tokens = 0;  // of n_tokens, those of prefills (prompt, or recompute)
 };
 
 class Engine {
  public:
   Engine(const EngineConfig& config, ModelRunner& runner);
 
-  // Queues a request; throws Error (and queues nothing) for an empty or too long prompt, an
-  // out-of-vocabulary id or invalid sampling parameters. Returns its id.
+  // Throws Error for an empty or too long prompt, an out-of-vocabulary id or invalid sampling
+  // parameters. Reads only immutable settings: safe to call from any thread.
+  void validate_request(const std::vector<int32_t>& prompt, const SamplingParams& params) const;
+  // Queues a request after validate_request (throws, and queues nothing, when that does).
+  // Returns its id.
   int64_t add_request(std::vector<int32_t> prompt, const SamplingParams& params);
-  // Frees the request's blocks now; it is reported finished (kAbort) by the next step(). False
-  // when the id is unknown or already finished.
-  bool abort_request(int64_t id);
+  // Ends the request now with the given reason (a stop string found by the caller, or kAbort) and
+  // frees its blocks; the next step() reports it finished. False when the id is unknown or
+  // already finished.
+  bool finish_request(int64_t id, RequestFinishReason reason);
+  bool abort_request(int64_t id) { return finish_request(id, RequestFinishReason::kAbort); }
   StepOutput step();
-  bool has_unfinished() const { return scheduler_.has_unfinished() || !aborted_.empty(); }
+  bool has_unfinished() const { return scheduler_.has_unfinished() || !ended_.empty(); }
 
   const EngineConfig& config() const { return config_; }
   const Scheduler& scheduler() const { return scheduler_; }
@@ -80,8 +88,9 @@ class Engine {
   BlockManager blocks_;
   Scheduler scheduler_;
   std::unordered_map<int64_t, std::unique_ptr<Request>> requests_;
-  std::vector<FinishedRequest> aborted_;  // reported by the next step
-  std::vector<float> logits_;             // [max_num_seqs, vocab], allocated once
+  std::vector<FinishedRequest> ended_;  // finished by finish_request, reported by the next step
+  std::vector<float> logits_;           // [max_num_seqs, vocab], allocated once
+  std::vector<float> raw_row_;          // a row's logits before sampling, for logprobs
   int64_t next_id_ = 0;
 };
 

@@ -23,6 +23,12 @@ void SamplingParams::validate() const {
     fail("frequency_penalty must be in [-2, 2], got {}", frequency_penalty);
   }
   if (max_tokens < 0) fail("max_tokens must be >= 0, got {}", max_tokens);
+  if (logprobs && (*logprobs < 0 || *logprobs > kMaxLogprobs)) {
+    fail("logprobs must be in [0, {}], got {}", kMaxLogprobs, *logprobs);
+  }
+  for (const std::string& s : stop) {
+    if (s.empty()) fail("stop strings must not be empty");
+  }
 }
 
 }  // namespace shardlm

@@ -20,6 +20,16 @@ struct SamplingParams {
   int max_tokens = 256;
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids;
+  // Text that ends the output when it appears in it (matched across token boundaries); the match
+  // itself is left out of the output unless include_stop_str_in_output.
+  std::vector<std::string> stop;
+  bool include_stop_str_in_output = false;
+  bool skip_special_tokens = true;  // of the output text
+  // Log-probabilities of each sampled token under the model (before penalties and temperature),
+  // with this many most likely alternatives; unset = none.
+  std::optional<int> logprobs;
+
+  static constexpr int kMaxLogprobs = 20;
 
   // Throws Error naming the first out-of-range value.
   void validate() const;

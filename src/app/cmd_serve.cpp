@@ -1,0 +1,81 @@
+// `shardlm serve`: the OpenAI-compatible server, with vLLM's flag names.
+#include <spdlog/spdlog.h>
+
+#include "app/commands.h"
+#include "app/default_model.h"
+#include "app/size_flag.h"
+#include "server/api_server.h"
+
+namespace shardlm::app {
+
+namespace {
+
+struct ServeOptions {
+  server::ServerArgs args;
+  std::string kv_cache_memory;  // e.g. "512MiB"; empty: the engine default
+  bool no_prefix_caching = false;
+};
+
+void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
+  EngineArgs& e = o.args.engine;
+  cmd.add_option("-t,--threads", e.threads, "CPU threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  cmd.add_option("--max-model-len", e.max_model_len,
+                 "context length per request (default: the model's, at most 4096)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd.add_option("--max-num-seqs", e.max_num_seqs, "requests run together in one batch")
+      ->check(CLI::Range(1, 4096));
+  cmd.add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
+                 "tokens per engine step (prefill chunks and decodes)")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd.add_option("--block-size", e.block_size, "tokens per KV cache block")
+      ->check(CLI::Range(1, 1024));
+  cmd.add_option("--kv-cache-memory", o.kv_cache_memory,
+                 "memory for keys and values, e.g. 512MiB or 2GiB (default 512MiB)");
+  cmd.add_flag("--no-prefix-caching", o.no_prefix_caching, "turn automatic prefix caching off");
+}
+
+void add_http_flags(CLI::App& cmd, ServeOptions& o) {
+  server::ServerArgs& a = o.args;
+  cmd.add_option("--host", a.http.host, "address to listen on")->capture_default_str();
+  cmd.add_option("--port", a.http.port, "port (0 = any free port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  cmd.add_option("--metrics-port", a.metrics_port, "serve /metrics on this port instead")
+      ->check(CLI::Range(0, 65535));
+  cmd.add_option("--api-key", a.http.api_key, "require 'Authorization: Bearer KEY' on /v1 routes")
+      ->envname("SHARDLM_API_KEY");
+  cmd.add_option("--served-model-name", a.served_model_name,
+                 "the model name the API reports and accepts (default: the model file's name)");
+  cmd.add_option("--max-connections", a.http.max_threads, "open connections served at once")
+      ->check(CLI::Range(1, 65536));
+  cmd.add_option("--log-interval", a.log_interval, "seconds between stats lines (0 = off)")
+      ->check(CLI::Range(0.0, 3600.0));
+  cmd.add_option("--shutdown-grace", a.shutdown_grace,
+                 "seconds requests in flight get to finish on SIGINT/SIGTERM")
+      ->check(CLI::Range(0.0, 3600.0));
+}
+
+void run_serve(ServeOptions& o) {
+  o.args.engine.model = resolve_model(o.args.engine.model);
+  o.args.engine.enable_prefix_caching = !o.no_prefix_caching;
+  if (!o.kv_cache_memory.empty()) {
+    o.args.engine.kv_cache_memory = parse_size(o.kv_cache_memory, "--kv-cache-memory");
+  }
+  std::exit(server::run_api_server(o.args));
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server");
+  cmd->add_option(
+      "-m,--model", o->args.engine.model,
+      "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1)");
+  add_engine_flags(*cmd, *o);
+  add_http_flags(*cmd, *o);
+  cmd->callback([o] { run_serve(*o); });
+}
+
+}  // namespace shardlm::app

@@ -1,0 +1,90 @@
+// The engine on its own thread, for the server: any thread submits a request and gets a
+// RequestStream; the engine thread admits new requests and aborts between steps, runs
+// schedule -> run -> postprocess, turns tokens into text (OutputProcessor) and pushes each
+// request's output to its stream. After every step a listener (metrics, the periodic log) gets
+// the step and a snapshot of the engine's state.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/output_processor.h"
+#include "engine/request_stream.h"
+
+namespace shardlm {
+
+struct EngineStats {
+  int running = 0;
+  int waiting = 0;
+  int preempted_waiting = 0;  // waiting requests that were preempted
+  double kv_usage = 0;        // fraction of KV blocks held by requests
+  int64_t kv_total_tokens = 0;
+  PrefixCacheStats prefix;  // cumulative
+};
+
+struct StepReport {
+  const StepOutput& step;
+  const EngineStats& stats;
+  double seconds;  // time the step took
+};
+
+class AsyncEngine {
+ public:
+  using StepListener = std::function<void(const StepReport&)>;
+
+  AsyncEngine(Engine& engine, const Tokenizer& tokenizer, StepListener listener = {});
+  ~AsyncEngine();  // stop()
+
+  // Validates now (throws Error, queues nothing) and queues the request for the next step.
+  std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params);
+  // Ends the request before its next step; its stream gets a final output with reason abort.
+  void abort(int64_t stream_id);
+  // Aborts every request in flight (each stream gets its final output) and joins the thread.
+  void stop();
+
+  EngineStats stats() const;
+  size_t in_flight() const { return in_flight_.load(); }
+
+ private:
+  struct Pending {
+    std::vector<int32_t> prompt;
+    SamplingParams params;
+    std::shared_ptr<RequestStream> stream;
+  };
+  void loop();
+  bool wait_for_work();
+  void admit(std::vector<Pending>& pending);
+  void apply_aborts(const std::vector<int64_t>& stream_ids);
+  void run_step();
+  void deliver(std::vector<RequestOutput>& outputs);
+  void fail_all(const std::string& error);
+  EngineStats snapshot() const;
+
+  Engine& engine_;
+  OutputProcessor processor_;
+  StepListener listener_;
+
+  mutable std::mutex mu_;  // guards the inbox, stopping_ and stats_
+  std::condition_variable cv_;
+  std::vector<Pending> inbox_;
+  std::vector<int64_t> abort_inbox_;
+  bool stopping_ = false;
+  EngineStats stats_;
+  std::atomic<int64_t> next_id_{0};
+  std::atomic<size_t> in_flight_{0};
+
+  // Engine thread only.
+  std::unordered_map<int64_t, std::shared_ptr<RequestStream>> by_engine_id_;
+  std::unordered_map<int64_t, int64_t> engine_id_of_;  // stream id -> engine id
+  std::thread thread_;
+};
+
+}  // namespace shardlm

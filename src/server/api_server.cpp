@@ -1,0 +1,140 @@
+// ApiServer start-up, signal handling and shutdown.
+#include "server/api_server.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "core/error.h"
+#include "server/metrics.h"
+#include "server/openai/responses.h"
+#include "server/openai/routes.h"
+#include "server/stats_logger.h"
+
+namespace shardlm::server {
+
+namespace {
+
+// Blocks SIGINT/SIGTERM in this thread and every thread it starts afterwards, so that only
+// wait_for_signal() receives them.
+sigset_t block_shutdown_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a client closing its socket must not kill the server
+  return set;
+}
+
+void add_basic_routes(HttpServer& http, const ServerMetrics& metrics, bool with_metrics) {
+  http.get(
+      "/health", [](const httplib::Request&, httplib::Response& res) { res.status = 200; }, false);
+  http.get(
+      "/version",
+      [](const httplib::Request&, httplib::Response& res) {
+        res.set_content(to_wire({{"version", SHARDLM_VERSION}}), "application/json");
+      },
+      false);
+  if (!with_metrics) return;
+  http.get(
+      "/metrics",
+      [&metrics](const httplib::Request&, httplib::Response& res) {
+        res.set_content(metrics.render(), "text/plain; version=0.0.4");
+      },
+      false);
+}
+
+// The model file's stem, or the directory's name: what clients put in "model".
+std::string default_served_name(const std::string& model_path) {
+  std::filesystem::path p(model_path);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();  // trailing slash
+  return std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
+}
+
+ChatTemplate compile_template(const ChatTemplateInfo& info) {
+  try {
+    return ChatTemplate(info.source.value_or(ChatTemplate::chatml_default()));
+  } catch (const std::exception& e) {
+    fail("the model's chat template does not compile: {}", e.what());
+  }
+}
+
+// Lets requests in flight finish (up to the grace period), then aborts the rest; their streams
+// get a final chunk with finish_reason "abort".
+void drain(AsyncEngine& engine, double grace_seconds) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+  while (engine.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (engine.in_flight() > 0) spdlog::info("aborting {} requests in flight", engine.in_flight());
+  engine.stop();
+  // Give the HTTP threads a moment to write the final chunks before the listener closes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+}
+
+}  // namespace
+
+int run_api_server(const ServerArgs& args) {
+  const sigset_t signals = block_shutdown_signals();
+  EngineArgs engine_args = args.engine;
+  engine_args.show_progress = false;
+  LLM llm(engine_args);
+  const std::string name = args.served_model_name.empty() ? default_served_name(args.engine.model)
+                                                          : args.served_model_name;
+  const ChatTemplateInfo info = chat_template_info(llm.model());
+  const ChatTemplate chat_template = compile_template(info);
+
+  ServerMetrics metrics(name);
+  StatsLogger stats_logger(args.log_interval);
+  AsyncEngine engine(llm.engine(), llm.tokenizer(), [&](const StepReport& r) {
+    metrics.on_step(r);
+    stats_logger.on_step(r);
+  });
+  std::atomic<bool> draining{false};
+  const ServingContext ctx{engine,        llm.tokenizer(),
+                           chat_template, info,
+                           name,          llm.engine().config().scheduler.max_model_len,
+                           draining};
+
+  HttpServer http(args.http);
+  add_basic_routes(http, metrics, args.metrics_port < 0);
+  register_openai_routes(http, ctx);
+  const int port = http.bind();
+  std::unique_ptr<HttpServer> metrics_http;
+  if (args.metrics_port >= 0) {
+    HttpOptions mo = args.http;
+    mo.port = args.metrics_port;
+    mo.api_key.clear();
+    metrics_http = std::make_unique<HttpServer>(mo);
+    add_basic_routes(*metrics_http, metrics, true);
+    const int mport = metrics_http->bind();
+    spdlog::info("metrics on http://{}:{}/metrics", args.http.host, mport);
+  }
+  std::thread http_thread([&] { http.serve(); });
+  std::thread metrics_thread([&] {
+    if (metrics_http) metrics_http->serve();
+  });
+  spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1); Ctrl-C to stop", name,
+               args.http.host, port);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("{} received: shutting down (no new requests; {} in flight)",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", engine.in_flight());
+  draining = true;
+  drain(engine, args.shutdown_grace);
+  http.stop();
+  if (metrics_http) metrics_http->stop();
+  http_thread.join();
+  metrics_thread.join();
+  spdlog::info("server stopped");
+  return 0;
+}
+
+}  // namespace shardlm::server

@@ -1,0 +1,97 @@
+// ServerMetrics: metric families named like vLLM's (shardlm: prefix).
+#include "server/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+namespace shardlm::server {
+
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+const Histogram::BucketBoundaries kLatencyBuckets = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06,  0.08,
+                                                     0.1,   0.25,  0.5,  0.75, 1.0,  2.5,   5.0,
+                                                     7.5,   10.0,  20.0, 40.0, 80.0, 160.0, 640.0};
+
+}  // namespace
+
+ServerMetrics::ServerMetrics(const std::string& model_name)
+    : registry_(std::make_shared<prometheus::Registry>()), model_name_(model_name) {
+  const prometheus::Labels labels{{"model_name", model_name}};
+  auto gauge = [&](const char* name, const char* help) {
+    return &BuildGauge().Name(name).Help(help).Register(*registry_).Add(labels);
+  };
+  auto counter = [&](const char* name, const char* help) {
+    return &BuildCounter().Name(name).Help(help).Register(*registry_).Add(labels);
+  };
+  auto histogram = [&](const char* name, const char* help) {
+    return &BuildHistogram()
+                .Name(name)
+                .Help(help)
+                .Register(*registry_)
+                .Add(labels, kLatencyBuckets);
+  };
+  running_ = gauge("shardlm:num_requests_running", "Requests in the running batch.");
+  waiting_ = gauge("shardlm:num_requests_waiting", "Requests waiting to be scheduled.");
+  preempted_ = gauge("shardlm:num_requests_preempted", "Waiting requests that were preempted.");
+  kv_usage_ = gauge("shardlm:kv_cache_usage_perc", "Fraction of KV cache blocks in use (0-1).");
+  prefix_hit_rate_ =
+      gauge("shardlm:prefix_cache_hit_rate", "Prefix-cache hits / queried tokens since start.");
+  prefix_queries_ =
+      counter("shardlm:prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.");
+  prefix_hits_ =
+      counter("shardlm:prefix_cache_hits_total", "Prompt tokens found in the prefix cache.");
+  preemptions_ = counter("shardlm:num_preemptions_total", "Requests preempted (KV cache full).");
+  prompt_tokens_ = counter("shardlm:prompt_tokens_total", "Prompt tokens computed.");
+  generation_tokens_ = counter("shardlm:generation_tokens_total", "Tokens generated.");
+  ttft_ = histogram("shardlm:time_to_first_token_seconds", "Time to first token.");
+  tpot_ = histogram("shardlm:time_per_output_token_seconds",
+                    "Mean time per output token after the first.");
+  e2e_ = histogram("shardlm:e2e_request_latency_seconds", "End-to-end request latency.");
+  queue_ =
+      histogram("shardlm:request_queue_time_seconds", "Time from arrival to first scheduling.");
+  success_ = &BuildCounter()
+                  .Name("shardlm:request_success_total")
+                  .Help("Finished requests by finish reason.")
+                  .Register(*registry_);
+}
+
+void ServerMetrics::on_step(const StepReport& r) {
+  running_->Set(r.stats.running);
+  waiting_->Set(r.stats.waiting);
+  preempted_->Set(r.stats.preempted_waiting);
+  kv_usage_->Set(r.stats.kv_usage);
+  prefix_hit_rate_->Set(r.stats.prefix.hit_rate());
+  prefix_queries_->Increment(
+      static_cast<double>(r.stats.prefix.queried_tokens - last_prefix_queries_));
+  prefix_hits_->Increment(static_cast<double>(r.stats.prefix.hit_tokens - last_prefix_hits_));
+  last_prefix_queries_ = r.stats.prefix.queried_tokens;
+  last_prefix_hits_ = r.stats.prefix.hit_tokens;
+  preemptions_->Increment(static_cast<double>(r.step.preempted.size()));
+  prompt_tokens_->Increment(r.step.n_prompt_tokens);
+  generation_tokens_->Increment(static_cast<double>(r.step.tokens.size()));
+  for (const FinishedRequest& f : r.step.finished) on_finished(f);
+}
+
+void ServerMetrics::on_finished(const FinishedRequest& f) {
+  const RequestTimes& t = f.times;
+  success_->Add({{"model_name", model_name_}, {"finished_reason", to_string(f.reason)}})
+      .Increment();
+  if (t.first_scheduled > 0) queue_->Observe(t.first_scheduled - t.arrival);
+  if (t.first_token > 0) {
+    ttft_->Observe(t.first_token - t.arrival);
+    e2e_->Observe(t.finished - t.arrival);
+    if (f.output.size() > 1) {
+      tpot_->Observe((t.last_token - t.first_token) / static_cast<double>(f.output.size() - 1));
+    }
+  }
+}
+
+std::string ServerMetrics::render() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace shardlm::server

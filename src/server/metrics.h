@@ -1,0 +1,49 @@
+// Prometheus metrics (prometheus-cpp core, text format, served at GET /metrics): request gauges,
+// KV cache usage, prefix-cache hits, token counters, latency histograms and finished-request
+// counters by reason. Updated from the engine thread after every step; rendered from any thread.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
+
+#include "engine/async_engine.h"
+
+namespace shardlm::server {
+
+class ServerMetrics {
+ public:
+  explicit ServerMetrics(const std::string& model_name);
+
+  void on_step(const StepReport& report);
+  std::string render() const;  // Prometheus text exposition format
+
+ private:
+  void on_finished(const FinishedRequest& f);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Gauge* running_;
+  prometheus::Gauge* waiting_;
+  prometheus::Gauge* preempted_;
+  prometheus::Gauge* kv_usage_;
+  prometheus::Gauge* prefix_hit_rate_;
+  prometheus::Counter* prefix_queries_;
+  prometheus::Counter* prefix_hits_;
+  prometheus::Counter* preemptions_;
+  prometheus::Counter* prompt_tokens_;
+  prometheus::Counter* generation_tokens_;
+  prometheus::Histogram* ttft_;
+  prometheus::Histogram* tpot_;
+  prometheus::Histogram* e2e_;
+  prometheus::Histogram* queue_;
+  prometheus::Family<prometheus::Counter>* success_;
+  std::string model_name_;
+  int64_t last_prefix_queries_ = 0;
+  int64_t last_prefix_hits_ = 0;
+};
+
+}  // namespace shardlm::server

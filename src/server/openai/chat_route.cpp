@@ -1,0 +1,41 @@
+// POST /v1/chat/completions: the messages through the model's chat template, then generation.
+#include <ctime>
+
+#include "server/openai/api_error.h"
+#include "server/openai/generation.h"
+#include "server/openai/routes.h"
+
+namespace shardlm::server {
+
+namespace {
+
+std::string render_chat(const ServingContext& ctx, const ChatRequest& r) {
+  Json context = r.template_kwargs;
+  context["messages"] = r.messages;
+  context["add_generation_prompt"] = r.add_generation_prompt;
+  context["bos_token"] = ctx.template_info.bos_token;
+  context["eos_token"] = ctx.template_info.eos_token;
+  try {
+    return ctx.chat_template.render(context);
+  } catch (const std::exception& e) {  // e.g. raise_exception("Conversation roles must alternate")
+    throw ApiError(400, fmt::format("the chat template rejected the messages: {}", e.what()),
+                   "messages");
+  }
+}
+
+}  // namespace
+
+void handle_chat_completions(const ServingContext& ctx, const httplib::Request& req,
+                             httplib::Response& res) {
+  const ChatRequest r = parse_chat_request(parse_body(req.body));
+  check_model_name(ctx, r.fields.model);
+  // The template writes BOS itself: encode without adding special tokens.
+  const std::vector<int32_t> prompt = ctx.tokenizer.encode(render_chat(ctx, r), false, true);
+  auto choices = expand_choices(ctx, {prompt}, r.fields);
+  ResponseMeta meta{make_response_id("chatcmpl-"), static_cast<int64_t>(std::time(nullptr)),
+                    ctx.served_model_name};
+  auto format = chat_format(std::move(meta), ctx.tokenizer, r.fields.sampling.logprobs.has_value());
+  respond_with_generation(ctx, std::move(choices), std::move(format), r.fields, res);
+}
+
+}  // namespace shardlm::server

@@ -1,0 +1,41 @@
+// POST /v1/completions.
+#include <ctime>
+
+#include "server/openai/generation.h"
+#include "server/openai/routes.h"
+
+namespace shardlm::server {
+
+namespace {
+
+std::vector<int32_t> encode_prompt(const ServingContext& ctx, const PromptInput& p) {
+  if (const auto* ids = std::get_if<std::vector<int32_t>>(&p)) return *ids;
+  return ctx.tokenizer.encode(std::get<std::string>(p), true, true);
+}
+
+std::string prompt_text(const ServingContext& ctx, const PromptInput& p) {
+  if (const auto* text = std::get_if<std::string>(&p)) return *text;
+  return ctx.tokenizer.decode(std::get<std::vector<int32_t>>(p), false);
+}
+
+}  // namespace
+
+void handle_completions(const ServingContext& ctx, const httplib::Request& req,
+                        httplib::Response& res) {
+  const CompletionRequest r = parse_completion_request(parse_body(req.body));
+  check_model_name(ctx, r.fields.model);
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::string> echo;
+  for (const PromptInput& p : r.prompts) {
+    prompts.push_back(encode_prompt(ctx, p));
+    for (int j = 0; j < r.fields.n; ++j) echo.push_back(r.echo ? prompt_text(ctx, p) : "");
+  }
+  auto choices = expand_choices(ctx, prompts, r.fields);
+  ResponseMeta meta{make_response_id("cmpl-"), static_cast<int64_t>(std::time(nullptr)),
+                    ctx.served_model_name};
+  auto format = completion_format(std::move(meta), ctx.tokenizer, std::move(echo),
+                                  r.fields.sampling.logprobs.has_value());
+  respond_with_generation(ctx, std::move(choices), std::move(format), r.fields, res);
+}
+
+}  // namespace shardlm::server

@@ -1,0 +1,184 @@
+// Choice expansion, the non-streaming collector and the SSE stream writer.
+#include "server/openai/generation.h"
+
+#include "core/error.h"
+#include "server/openai/api_error.h"
+#include "server/sse.h"
+
+namespace shardlm::server {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// The engine requests of one HTTP request; aborts whatever is unfinished when destroyed.
+class ChoiceSet {
+ public:
+  ChoiceSet(AsyncEngine& engine, std::vector<ChoiceInput> inputs) : engine_(engine) {
+    for (ChoiceInput& in : inputs) {
+      prompt_tokens_.push_back(static_cast<int32_t>(in.prompt.size()));
+      try {
+        streams_.push_back(engine.submit(std::move(in.prompt), in.params));
+      } catch (const Error& e) {
+        abort_unfinished();
+        throw ApiError(400, e.what());
+      }
+    }
+  }
+  ~ChoiceSet() { abort_unfinished(); }
+
+  size_t size() const { return streams_.size(); }
+  bool all_done() const {
+    for (const auto& s : streams_) {
+      if (!s->done()) return false;
+    }
+    return true;
+  }
+  // The next output of any choice, waiting up to `timeout` when none is ready.
+  std::optional<std::pair<int, RequestOutput>> next(milliseconds timeout) {
+    for (size_t k = 0; k < streams_.size(); ++k) {
+      const size_t i = (cursor_ + k) % streams_.size();
+      if (streams_[i]->done()) continue;
+      if (auto out = streams_[i]->next(milliseconds(0))) {
+        cursor_ = i + 1;
+        return std::make_pair(static_cast<int>(i), std::move(*out));
+      }
+    }
+    for (size_t i = 0; i < streams_.size(); ++i) {
+      if (streams_[i]->done()) continue;
+      if (auto out = streams_[i]->next(timeout)) return std::make_pair(int(i), std::move(*out));
+      break;
+    }
+    return std::nullopt;
+  }
+  void abort_unfinished() {
+    for (const auto& s : streams_) {
+      if (!s->done()) engine_.abort(s->id());
+    }
+  }
+  std::string first_error() const {
+    for (const auto& s : streams_) {
+      if (!s->error().empty()) return s->error();
+    }
+    return {};
+  }
+
+ private:
+  AsyncEngine& engine_;
+  std::vector<std::shared_ptr<RequestStream>> streams_;
+  std::vector<int32_t> prompt_tokens_;
+  size_t cursor_ = 0;
+};
+
+// Prompt tokens count once per prompt (not per choice), as OpenAI reports them.
+int64_t prompt_usage(const std::vector<ChoiceInput>& choices, int n) {
+  int64_t total = 0;
+  for (size_t i = 0; i < choices.size(); i += static_cast<size_t>(n)) {
+    total += static_cast<int64_t>(choices[i].prompt.size());
+  }
+  return total;
+}
+
+void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage, httplib::Response& res) {
+  std::vector<ChoiceResult> results(set.size());
+  while (!set.all_done()) {
+    auto event = set.next(milliseconds(100));
+    if (!event) continue;
+    auto& [index, out] = *event;
+    ChoiceResult& r = results[static_cast<size_t>(index)];
+    r.text += out.text;
+    r.token_ids.insert(r.token_ids.end(), out.token_ids.begin(), out.token_ids.end());
+    for (auto& lp : out.logprobs) r.logprobs.push_back(std::move(lp));
+    if (out.finish_reason) {
+      r.reason = *out.finish_reason;
+      usage.completion_tokens += out.n_output_tokens;
+    }
+  }
+  if (const std::string error = set.first_error(); !error.empty()) throw ApiError(500, error);
+  res.set_content(to_wire(format.response(results, usage)), "application/json");
+}
+
+struct StreamState {
+  std::unique_ptr<ChoiceSet> set;
+  std::unique_ptr<ResponseFormat> format;
+  std::vector<bool> started;
+  Usage usage;
+  bool include_usage = false;
+};
+
+bool write_event(httplib::DataSink& sink, const std::string& event) {
+  return sink.write(event.data(), event.size());
+}
+
+// Called by the HTTP library until it returns false or calls sink.done().
+bool stream_step(StreamState& st, httplib::DataSink& sink) {
+  if (auto event = st.set->next(milliseconds(50))) {
+    auto& [index, out] = *event;
+    const bool first = !st.started[static_cast<size_t>(index)];
+    st.started[static_cast<size_t>(index)] = true;
+    if (out.finish_reason) st.usage.completion_tokens += out.n_output_tokens;
+    if (!write_event(sink, sse_data(to_wire(st.format->chunk(index, out, first))))) return false;
+  }
+  if (!st.set->all_done()) return true;
+  if (st.include_usage && !write_event(sink, sse_data(to_wire(st.format->usage_chunk(st.usage))))) {
+    return false;
+  }
+  if (!write_event(sink, sse_done())) return false;
+  sink.done();
+  return true;
+}
+
+}  // namespace
+
+std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
+                                        const std::vector<std::vector<int32_t>>& prompts,
+                                        const GenerationFields& fields) {
+  std::vector<ChoiceInput> choices;
+  const int64_t limit = ctx.max_model_len;
+  for (const auto& prompt : prompts) {
+    const auto n_prompt = static_cast<int64_t>(prompt.size());
+    if (n_prompt == 0) bad_request("prompt", "the prompt is empty; give at least one token");
+    const int64_t max_tokens = fields.max_tokens.value_or(limit - n_prompt);
+    if (n_prompt + max_tokens > limit || max_tokens < 1) {
+      throw ApiError(400,
+                     fmt::format("This model's maximum context length is {} tokens. However, you "
+                                 "requested {} tokens ({} in the prompt, {} in the completion). "
+                                 "Reduce the length of the prompt or max_tokens.",
+                                 limit, n_prompt + std::max<int64_t>(max_tokens, 0), n_prompt,
+                                 std::max<int64_t>(max_tokens, 0)),
+                     "max_tokens", "context_length_exceeded");
+    }
+    for (int j = 0; j < fields.n; ++j) {
+      ChoiceInput c{prompt, fields.sampling};
+      c.params.max_tokens = static_cast<int>(max_tokens);
+      if (c.params.seed) c.params.seed = *c.params.seed + static_cast<uint64_t>(j);
+      choices.push_back(std::move(c));
+    }
+  }
+  return choices;
+}
+
+void respond_with_generation(const ServingContext& ctx, std::vector<ChoiceInput> choices,
+                             std::unique_ptr<ResponseFormat> format, const GenerationFields& fields,
+                             httplib::Response& res) {
+  if (ctx.draining) throw ApiError(503, "the server is shutting down; retry on another server");
+  Usage usage{prompt_usage(choices, fields.n), 0};
+  const size_t n_choices = choices.size();
+  auto set = std::make_unique<ChoiceSet>(ctx.engine, std::move(choices));
+  if (!fields.stream) {
+    respond_once(*set, *format, usage, res);
+    return;
+  }
+  auto st = std::make_shared<StreamState>();
+  st->set = std::move(set);
+  st->format = std::move(format);
+  st->started.assign(n_choices, false);
+  st->usage = usage;
+  st->include_usage = fields.include_usage;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream", [st](size_t, httplib::DataSink& sink) { return stream_step(*st, sink); },
+      [st](bool) { st->set->abort_unfinished(); });
+}
+
+}  // namespace shardlm::server

@@ -1,0 +1,61 @@
+// GET /v1/models, /health, /version; POST /tokenize, /detokenize (vLLM's shapes).
+#include <ctime>
+
+#include "server/openai/api_error.h"
+#include "server/openai/responses.h"
+#include "server/openai/routes.h"
+
+namespace shardlm::server {
+
+void check_model_name(const ServingContext& ctx, const std::string& model) {
+  if (!model.empty() && model != ctx.served_model_name) {
+    throw ApiError(404,
+                   fmt::format("The model '{}' does not exist; this server serves '{}' (see "
+                               "GET /v1/models)",
+                               model, ctx.served_model_name),
+                   "model", "model_not_found");
+  }
+}
+
+void handle_models(const ServingContext& ctx, const httplib::Request&, httplib::Response& res) {
+  static const int64_t created = static_cast<int64_t>(std::time(nullptr));
+  const Json model = {{"id", ctx.served_model_name},
+                      {"object", "model"},
+                      {"created", created},
+                      {"owned_by", "shardlm"},
+                      {"root", ctx.served_model_name},
+                      {"parent", nullptr},
+                      {"max_model_len", ctx.max_model_len}};
+  res.set_content(to_wire({{"object", "list"}, {"data", Json::array({model})}}),
+                  "application/json");
+}
+
+void handle_tokenize(const ServingContext& ctx, const httplib::Request& req,
+                     httplib::Response& res) {
+  const Json body = parse_body(req.body);
+  check_model_name(ctx, string_field(body, "model").value_or(""));
+  const auto prompt = string_field(body, "prompt");
+  if (!prompt) bad_request("prompt", "'prompt' (a string) is required");
+  const bool add_special = bool_field(body, "add_special_tokens").value_or(true);
+  const auto ids = ctx.tokenizer.encode(*prompt, add_special, true);
+  res.set_content(
+      to_wire({{"tokens", ids}, {"count", ids.size()}, {"max_model_len", ctx.max_model_len}}),
+      "application/json");
+}
+
+void handle_detokenize(const ServingContext& ctx, const httplib::Request& req,
+                       httplib::Response& res) {
+  const Json body = parse_body(req.body);
+  check_model_name(ctx, string_field(body, "model").value_or(""));
+  const auto ids = token_ids_field(body, "tokens");
+  if (!ids) bad_request("tokens", "'tokens' (a list of token ids) is required");
+  for (int32_t id : *ids) {
+    if (id >= ctx.tokenizer.vocab_size()) {
+      bad_request("tokens", "token id {} is outside the vocabulary [0, {})", id,
+                  ctx.tokenizer.vocab_size());
+    }
+  }
+  res.set_content(to_wire({{"prompt", ctx.tokenizer.decode(*ids, false)}}), "application/json");
+}
+
+}  // namespace shardlm::server

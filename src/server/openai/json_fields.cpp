@@ -1,0 +1,122 @@
+// Typed request-field readers.
+#include "server/openai/json_fields.h"
+
+#include <cmath>
+#include <limits>
+
+#include "server/openai/api_error.h"
+
+namespace shardlm::server {
+
+namespace {
+
+const Json* find(const Json& body, const char* name) {
+  const auto it = body.find(name);
+  return it == body.end() || it->is_null() ? nullptr : &*it;
+}
+
+const char* type_name(const Json& j) {
+  return j.type_name();
+}
+
+}  // namespace
+
+Json parse_body(const std::string& body) {
+  Json j = Json::parse(body, nullptr, false);
+  if (j.is_discarded()) {
+    throw ApiError(400, "the request body is not valid JSON; send a JSON object");
+  }
+  if (!j.is_object()) {
+    throw ApiError(400,
+                   fmt::format("the request body is a JSON {}; send a JSON object", type_name(j)));
+  }
+  return j;
+}
+
+std::optional<bool> bool_field(const Json& body, const char* name) {
+  const Json* j = find(body, name);
+  if (!j) return std::nullopt;
+  if (!j->is_boolean()) bad_request(name, "'{}' must be a boolean, got {}", name, type_name(*j));
+  return j->get<bool>();
+}
+
+std::optional<std::string> string_field(const Json& body, const char* name) {
+  const Json* j = find(body, name);
+  if (!j) return std::nullopt;
+  if (!j->is_string()) bad_request(name, "'{}' must be a string, got {}", name, type_name(*j));
+  return j->get<std::string>();
+}
+
+std::optional<double> number_field(const Json& body, const char* name, double lo, double hi) {
+  const Json* j = find(body, name);
+  if (!j) return std::nullopt;
+  if (!j->is_number()) bad_request(name, "'{}' must be a number, got {}", name, type_name(*j));
+  const double v = j->get<double>();
+  if (!(v >= lo && v <= hi)) bad_request(name, "'{}' must be in [{}, {}], got {}", name, lo, hi, v);
+  return v;
+}
+
+std::optional<int64_t> int_field(const Json& body, const char* name, int64_t lo, int64_t hi) {
+  const Json* j = find(body, name);
+  if (!j) return std::nullopt;
+  int64_t v = 0;
+  if (j->is_number_integer()) {
+    v = j->is_number_unsigned() &&
+                j->get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())
+            ? std::numeric_limits<int64_t>::max()
+            : j->get<int64_t>();
+  } else if (j->is_number_float() && std::floor(j->get<double>()) == j->get<double>() &&
+             std::fabs(j->get<double>()) < 9e15) {
+    v = static_cast<int64_t>(j->get<double>());
+  } else {
+    bad_request(name, "'{}' must be an integer, got {}", name, j->dump());
+  }
+  if (v < lo || v > hi) bad_request(name, "'{}' must be in [{}, {}], got {}", name, lo, hi, v);
+  return v;
+}
+
+std::optional<std::vector<std::string>> strings_field(const Json& body, const char* name) {
+  const Json* j = find(body, name);
+  if (!j) return std::nullopt;
+  if (j->is_string()) return std::vector<std::string>{j->get<std::string>()};
+  if (!j->is_array()) {
+    bad_request(name, "'{}' must be a string or a list of strings, got {}", name, type_name(*j));
+  }
+  std::vector<std::string> out;
+  for (const Json& s : *j) {
+    if (!s.is_string()) bad_request(name, "'{}' must hold only strings, got {}", name, s.dump());
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
+bool is_token_id_list(const Json& j) {
+  if (!j.is_array() || j.empty()) return false;
+  for (const Json& x : j) {
+    if (!x.is_number_integer()) return false;
+  }
+  return true;
+}
+
+std::vector<int32_t> to_token_ids(const Json& j, const char* name) {
+  std::vector<int32_t> ids;
+  for (const Json& x : j) {
+    if (!x.is_number_integer()) bad_request(name, "'{}' must hold token ids (integers)", name);
+    const int64_t v =
+        x.is_number_unsigned() ? std::numeric_limits<int64_t>::max() : x.get<int64_t>();
+    if (v < 0 || v > std::numeric_limits<int32_t>::max()) {
+      bad_request(name, "token id {} in '{}' is out of range", x.dump(), name);
+    }
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
+}
+
+std::optional<std::vector<int32_t>> token_ids_field(const Json& body, const char* name) {
+  const Json* j = find(body, name);
+  if (!j) return std::nullopt;
+  if (!j->is_array()) bad_request(name, "'{}' must be a list of token ids", name);
+  return to_token_ids(*j, name);
+}
+
+}  // namespace shardlm::server

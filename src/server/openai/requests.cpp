@@ -1,0 +1,151 @@
+// Parsing and range checks of the OpenAI request bodies.
+#include "server/openai/requests.h"
+
+#include <limits>
+
+#include "server/openai/api_error.h"
+
+namespace shardlm::server {
+
+namespace {
+
+constexpr int64_t kMaxInt = 1 << 30;
+
+void parse_penalties(const Json& b, SamplingParams& s) {
+  if (auto v = number_field(b, "presence_penalty", -2, 2)) s.presence_penalty = float(*v);
+  if (auto v = number_field(b, "frequency_penalty", -2, 2)) s.frequency_penalty = float(*v);
+  if (auto v = number_field(b, "repetition_penalty", 1e-6, 100)) s.repetition_penalty = float(*v);
+}
+
+void parse_sampling(const Json& b, SamplingParams& s) {
+  if (auto v = number_field(b, "temperature", 0, 100)) s.temperature = float(*v);
+  if (auto v = number_field(b, "top_p", 1e-9, 1)) s.top_p = float(*v);
+  if (auto v = int_field(b, "top_k", -1, kMaxInt)) s.top_k = int(*v);
+  if (auto v = number_field(b, "min_p", 0, 1)) s.min_p = float(*v);
+  parse_penalties(b, s);
+  if (auto v = int_field(b, "seed", std::numeric_limits<int64_t>::min(),
+                         std::numeric_limits<int64_t>::max())) {
+    s.seed = static_cast<uint64_t>(*v);
+  }
+  if (auto v = bool_field(b, "ignore_eos")) s.ignore_eos = *v;
+  if (auto v = bool_field(b, "skip_special_tokens")) s.skip_special_tokens = *v;
+  if (auto v = bool_field(b, "include_stop_str_in_output")) s.include_stop_str_in_output = *v;
+  if (auto v = strings_field(b, "stop")) {
+    for (const std::string& stop : *v) {
+      if (stop.empty()) bad_request("stop", "'stop' strings must not be empty");
+    }
+    s.stop = *v;
+  }
+  if (auto v = token_ids_field(b, "stop_token_ids")) s.stop_token_ids = *v;
+}
+
+GenerationFields parse_generation_fields(const Json& b, const char* max_tokens_name) {
+  GenerationFields f;
+  if (auto v = string_field(b, "model")) f.model = *v;
+  string_field(b, "user");  // accepted, type-checked, unused
+  parse_sampling(b, f.sampling);
+  if (auto v = int_field(b, max_tokens_name, 1, kMaxInt)) f.max_tokens = int(*v);
+  if (auto v = int_field(b, "n", 1, kMaxChoices)) f.n = int(*v);
+  if (auto v = bool_field(b, "stream")) f.stream = *v;
+  if (const auto it = b.find("stream_options"); it != b.end() && !it->is_null()) {
+    if (!it->is_object()) bad_request("stream_options", "'stream_options' must be an object");
+    if (auto v = bool_field(*it, "include_usage")) f.include_usage = *v;
+  }
+  return f;
+}
+
+PromptInput prompt_from_json(const Json& p) {
+  if (p.is_string()) return p.get<std::string>();
+  if (is_token_id_list(p)) return to_token_ids(p, "prompt");
+  bad_request("prompt",
+              "'prompt' must be a string, a list of strings, a list of token ids or a list of "
+              "lists of token ids");
+}
+
+std::vector<PromptInput> parse_prompts(const Json& b) {
+  const auto it = b.find("prompt");
+  if (it == b.end() || it->is_null()) bad_request("prompt", "'prompt' is required");
+  const Json& p = *it;
+  std::vector<PromptInput> prompts;
+  if (p.is_string() || is_token_id_list(p)) {
+    prompts.push_back(prompt_from_json(p));
+  } else if (p.is_array() && !p.empty()) {
+    for (const Json& one : p) prompts.push_back(prompt_from_json(one));
+  } else {
+    prompt_from_json(p);  // throws with the shape message
+  }
+  return prompts;
+}
+
+// OpenAI content: a string, or a list of parts of which only text parts are supported.
+std::string flatten_content(const Json& content, size_t index) {
+  if (content.is_string()) return content.get<std::string>();
+  if (content.is_null()) return "";
+  if (!content.is_array()) {
+    bad_request("messages", "messages[{}].content must be a string or a list of parts", index);
+  }
+  std::string text;
+  for (const Json& part : content) {
+    const bool is_text = part.is_object() && part.value("type", "") == "text" &&
+                         part.contains("text") && part["text"].is_string();
+    if (!is_text) {
+      bad_request("messages", "messages[{}].content: only parts of type 'text' are supported",
+                  index);
+    }
+    if (!text.empty()) text += "\n";
+    text += part["text"].get<std::string>();
+  }
+  return text;
+}
+
+Json parse_messages(const Json& b) {
+  const auto it = b.find("messages");
+  if (it == b.end() || !it->is_array() || it->empty()) {
+    bad_request("messages", "'messages' must be a non-empty list of messages");
+  }
+  Json messages = Json::array();
+  for (size_t i = 0; i < it->size(); ++i) {
+    const Json& m = (*it)[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
+      bad_request("messages", "messages[{}] must be an object with a string 'role'", i);
+    }
+    Json copy = m;
+    copy["content"] = flatten_content(m.contains("content") ? m["content"] : Json(), i);
+    messages.push_back(std::move(copy));
+  }
+  return messages;
+}
+
+}  // namespace
+
+CompletionRequest parse_completion_request(const Json& body) {
+  CompletionRequest r;
+  r.fields = parse_generation_fields(body, "max_tokens");
+  r.prompts = parse_prompts(body);
+  if (auto v = bool_field(body, "echo")) r.echo = *v;
+  if (auto v = int_field(body, "logprobs", 0, SamplingParams::kMaxLogprobs)) {
+    r.fields.sampling.logprobs = int(*v);
+  }
+  return r;
+}
+
+ChatRequest parse_chat_request(const Json& body) {
+  ChatRequest r;
+  const bool has_new_name =
+      body.contains("max_completion_tokens") && !body["max_completion_tokens"].is_null();
+  r.fields = parse_generation_fields(body, has_new_name ? "max_completion_tokens" : "max_tokens");
+  r.messages = parse_messages(body);
+  if (auto v = bool_field(body, "add_generation_prompt")) r.add_generation_prompt = *v;
+  if (const auto it = body.find("chat_template_kwargs"); it != body.end() && !it->is_null()) {
+    if (!it->is_object())
+      bad_request("chat_template_kwargs", "'chat_template_kwargs' must be an object");
+    r.template_kwargs = *it;
+  }
+  const bool logprobs = bool_field(body, "logprobs").value_or(false);
+  const auto top = int_field(body, "top_logprobs", 0, SamplingParams::kMaxLogprobs);
+  if (top && !logprobs) bad_request("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+  if (logprobs) r.fields.sampling.logprobs = int(top.value_or(0));
+  return r;
+}
+
+}  // namespace shardlm::server

@@ -1,0 +1,67 @@
+// Response bodies and stream chunks in OpenAI's shapes for the two generation endpoints. One
+// ResponseFormat object serves one HTTP request (it tracks per-choice stream state such as the
+// completions logprobs text offset), so it is not shared between threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/output_processor.h"
+#include "server/openai/json_fields.h"
+#include "tokenizer/tokenizer.h"
+
+namespace shardlm::server {
+
+// One finished choice, for non-streaming responses.
+struct ChoiceResult {
+  std::string text;
+  std::vector<int32_t> token_ids;
+  std::vector<TokenLogprobs> logprobs;
+  RequestFinishReason reason = RequestFinishReason::kStop;
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+
+struct ResponseMeta {
+  std::string id;  // "cmpl-..." or "chatcmpl-..."
+  int64_t created = 0;
+  std::string model;
+};
+
+class ResponseFormat {
+ public:
+  virtual ~ResponseFormat() = default;
+  virtual Json response(const std::vector<ChoiceResult>& choices, const Usage& usage) = 0;
+  // The chunk for one output of a choice; `first` on its first output.
+  virtual Json chunk(int index, const RequestOutput& out, bool first) = 0;
+  Json usage_chunk(const Usage& usage) const;
+
+ protected:
+  ResponseFormat(ResponseMeta meta, const char* object, const char* chunk_object);
+  Json envelope(bool is_chunk) const;
+
+  ResponseMeta meta_;
+  const char* object_;
+  const char* chunk_object_;
+};
+
+// /v1/completions; echo_texts[i] is prepended to choice i's text (echo), empty otherwise.
+std::unique_ptr<ResponseFormat> completion_format(ResponseMeta meta, const Tokenizer& tokenizer,
+                                                  std::vector<std::string> echo_texts,
+                                                  bool logprobs);
+// /v1/chat/completions.
+std::unique_ptr<ResponseFormat> chat_format(ResponseMeta meta, const Tokenizer& tokenizer,
+                                            bool logprobs);
+
+Json usage_json(const Usage& usage);
+const char* finish_reason_name(RequestFinishReason reason);
+// "cmpl-" / "chatcmpl-" followed by 32 random hex digits.
+std::string make_response_id(const char* prefix);
+// Serialises for the wire; invalid UTF-8 (a token cut mid-character) becomes U+FFFD.
+std::string to_wire(const Json& j);
+
+}  // namespace shardlm::server

@@ -1,0 +1,25 @@
+// What the route handlers share: the engine, the tokenizer and chat template, the names and limits
+// the API reports. Owned by the ApiServer; handlers only read it.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "engine/async_engine.h"
+#include "model/chat_template_source.h"
+#include "template/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace shardlm::server {
+
+struct ServingContext {
+  AsyncEngine& engine;
+  const Tokenizer& tokenizer;
+  const ChatTemplate& chat_template;
+  ChatTemplateInfo template_info;  // BOS/EOS texts for the template
+  std::string served_model_name;
+  int max_model_len = 0;
+  std::atomic<bool>& draining;  // set on shutdown: new generation requests get 503
+};
+
+}  // namespace shardlm::server
