@@ -46,9 +46,10 @@ int output_length(const DatasetOptions& o, std::mt19937_64& rng) {
 
 std::string fit_text(const PromptTokenizer& tok, std::vector<int32_t> ids, int target,
                      const std::vector<int32_t>& vocab, std::mt19937_64& rng, int* tokens) {
-  std::string text = tok.decode(ids);
+  std::string text = tok.decode(ids), best = text;
   std::vector<int32_t> enc = tok.encode(text);
-  for (int round = 0; round < 10 && static_cast<int>(enc.size()) != target; ++round) {
+  int best_len = static_cast<int>(enc.size());
+  for (int round = 0; round < 10 && best_len != target; ++round) {
     if (static_cast<int>(enc.size()) > target) {
       enc.resize(static_cast<size_t>(target));
     } else {
@@ -57,9 +58,13 @@ std::string fit_text(const PromptTokenizer& tok, std::vector<int32_t> ids, int t
     }
     text = tok.decode(enc);
     enc = tok.encode(text);
+    if (std::abs(static_cast<int>(enc.size()) - target) < std::abs(best_len - target)) {
+      best = text;
+      best_len = static_cast<int>(enc.size());
+    }
   }
-  *tokens = static_cast<int>(enc.size());
-  return text;
+  *tokens = best_len;
+  return best;
 }
 
 std::vector<SampleRequest> random_dataset(const DatasetOptions& o, const PromptTokenizer& tok) {

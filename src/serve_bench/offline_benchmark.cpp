@@ -49,7 +49,7 @@ double now_seconds() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-Run run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
+RunResult run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
   EngineArgs args;
   args.model = o.model;
   args.threads = threads;
@@ -65,7 +65,7 @@ Run run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
   const double start = now_seconds();  // the engine stamps requests with the same clock
   const auto outputs = llm.generate(prompts, params);
   const double duration = now_seconds() - start;
-  Run run;
+  RunResult run;
   run.setting = {{"batch_size", batch_size}, {"threads", threads}};
   for (size_t i = 0; i < outputs.size(); ++i) {
     run.requests.push_back(record_of(outputs[i], start));

@@ -51,7 +51,7 @@ class LocalTokenizer : public PromptTokenizer {
   ~LocalTokenizer() override;
   std::vector<int32_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
-  // Every id of the vocabulary that is not a control token.
+  // The ids that are not control tokens and decode to plain text (whole UTF-8 characters).
   std::vector<int32_t> vocabulary() const override;
 
  private:

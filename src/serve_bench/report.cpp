@@ -34,7 +34,7 @@ nlohmann::json request_json(const RequestRecord& r) {
           {"itl_ms", itl_ms}};
 }
 
-nlohmann::json run_json(const Run& run) {
+nlohmann::json run_json(const RunResult& run) {
   const RunMetrics& m = run.metrics;
   nlohmann::json errors = nlohmann::json::array();
   for (const auto& [message, count] : error_counts(run.requests)) {
@@ -96,7 +96,7 @@ std::vector<std::pair<std::string, int>> error_counts(const std::vector<RequestR
 
 nlohmann::json to_json(const BenchReport& report) {
   nlohmann::json runs = nlohmann::json::array();
-  for (const Run& run : report.runs) runs.push_back(run_json(run));
+  for (const RunResult& run : report.runs) runs.push_back(run_json(run));
   return {{"schema", kReportSchema},
           {"benchmark", report.benchmark},
           {"parameters", report.parameters},
@@ -126,7 +126,7 @@ std::string setting_label(const nlohmann::json& setting) {
   return label;
 }
 
-std::string format_run(const Run& run, const std::string& title) {
+std::string format_run(const RunResult& run, const std::string& title) {
   const RunMetrics& m = run.metrics;
   std::string out = heading(" " + title + " ", '=');
   if (!run.setting.empty()) out += line("Setting:", setting_label(run.setting));
@@ -155,7 +155,7 @@ std::string format_runs_table(const BenchReport& report) {
       "| setting | ok/failed | req/s | output tok/s | total tok/s | TTFT p50 / p99 (ms) | TPOT "
       "p50 / p99 (ms) | ITL p50 (ms) | E2E p50 / p99 (ms) |\n|---|---|---|---|---|---|---|---|---|"
       "\n";
-  for (const Run& run : report.runs) {
+  for (const RunResult& run : report.runs) {
     const RunMetrics& m = run.metrics;
     out += fmt::format(
         "| {} | {}/{} | {:.2f} | {:.1f} | {:.1f} | {:.0f} / {:.0f} | {:.1f} / {:.1f} | {:.1f} | "

@@ -24,7 +24,7 @@ namespace shardlm::serve_bench {
 
 inline constexpr const char* kReportSchema = "shardlm.bench.v1";
 
-struct Run {
+struct RunResult {
   nlohmann::json setting = nlohmann::json::object();  // e.g. {"max_concurrency": 4}
   RunMetrics metrics;
   std::vector<RequestRecord> requests;
@@ -33,7 +33,7 @@ struct Run {
 struct BenchReport {
   std::string benchmark;  // "serve" or "offline"
   nlohmann::json parameters = nlohmann::json::object();
-  std::vector<Run> runs;
+  std::vector<RunResult> runs;
 };
 
 // Distinct error messages with how many requests failed with each, most frequent first.
@@ -44,7 +44,7 @@ nlohmann::json to_json(const BenchReport& report);
 void write_json(const BenchReport& report, const std::string& path);
 
 // vLLM-style result block for one run.
-std::string format_run(const Run& run, const std::string& title);
+std::string format_run(const RunResult& run, const std::string& title);
 // A Markdown table with one row per run (for sweeps and docs/benchmarks.md).
 std::string format_runs_table(const BenchReport& report);
 

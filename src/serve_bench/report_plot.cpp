@@ -36,7 +36,7 @@ XyPanel latency_vs_throughput(const BenchReport& r, const std::string& name,
                               Summary RunMetrics::*field) {
   XyPanel p{"Output throughput vs " + name, name + " (ms)", "output tokens/s", {}};
   XySeries median{name + " p50", {}}, p99{name + " p99", {}};
-  for (const Run& run : r.runs) {
+  for (const RunResult& run : r.runs) {
     const Summary& s = run.metrics.*field;
     const double y = run.metrics.output_throughput;
     median.points.push_back({s.median, y, point_label(run.setting)});
@@ -46,7 +46,7 @@ XyPanel latency_vs_throughput(const BenchReport& r, const std::string& name,
   return p;
 }
 
-std::string figure_notes(const Run& run) {
+std::string figure_notes(const RunResult& run) {
   const RunMetrics& m = run.metrics;
   return fmt::format(
       "{} ok, {} failed in {:.1f} s: {:.2f} req/s, {:.1f} output tok/s, {:.1f} total "

@@ -100,14 +100,14 @@ void warm_up(const Context& ctx) {
   }
 }
 
-Run run_level(const Context& ctx, size_t level, int max_concurrency) {
+RunResult run_level(const Context& ctx, size_t level, int max_concurrency) {
   const ServeBenchOptions& o = ctx.options;
   const auto samples =
       make_dataset(dataset_for(ctx, o.seed + level, o.dataset.num_prompts), *ctx.tokenizer);
   LoadPlan plan;
   plan.arrivals = arrival_offsets(samples.size(), {o.request_rate, o.burstiness, o.seed + level});
   plan.max_concurrency = max_concurrency;
-  Run run;
+  RunResult run;
   run.setting = {
       {"max_concurrency", max_concurrency > 0 ? nlohmann::json(max_concurrency) : nlohmann::json()},
       {"request_rate", number_or_inf(o.request_rate)}};
@@ -151,7 +151,7 @@ void finish(const BenchReport& report, const ServeBenchOptions& o) {
   if (!o.result_json.empty()) write_json(report, o.result_json);
   if (!o.plot.empty()) write_plot(report, o.plot);
   int completed = 0, total = 0;
-  for (const Run& run : report.runs) {
+  for (const RunResult& run : report.runs) {
     completed += run.metrics.completed;
     total += run.metrics.completed + run.metrics.failed;
   }

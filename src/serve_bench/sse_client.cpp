@@ -1,6 +1,8 @@
 // Streaming POST over httplib's content receiver with an overall deadline.
 #include "serve_bench/sse_client.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -39,7 +41,7 @@ StreamOutcome outcome(const StreamState& s, bool sent, httplib::Error err, int s
   if (status != 0 && (status < 200 || status >= 300)) {
     o.error = "HTTP " + std::to_string(status) + ": " + error_message(s.error_body);
   } else if (s.timed_out) {
-    o.error = "timed out after " + std::to_string(static_cast<int>(e.timeout)) + " s (--timeout)";
+    o.error = fmt::format("timed out after {:g} s (--timeout)", e.timeout);
   } else if (s.stopped) {
     o.error = stop_reason && !stop_reason->empty() ? *stop_reason : "stopped by the client";
   } else if (!sent) {
