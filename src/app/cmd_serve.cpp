@@ -47,6 +47,9 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname("SHARDLM_API_KEY");
   cmd.add_option("--served-model-name", a.served_model_name,
                  "the model name the API reports and accepts (default: the model file's name)");
+  cmd.add_option("--max-request-bytes", a.http.max_body_bytes,
+                 "largest request body accepted (larger ones get 413)")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 32));
   cmd.add_option("--max-connections", a.http.max_threads, "open connections served at once")
       ->check(CLI::Range(1, 65536));
   cmd.add_option("--log-interval", a.log_interval, "seconds between stats lines (0 = off)")

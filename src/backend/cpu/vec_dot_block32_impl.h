@@ -74,15 +74,25 @@ SHARDLM_AVX2 inline void unpack_block(const typename Traits<K>::Block* wb, __m25
 // ---- decode: one token, rows four at a time -------------------------------------------------
 // xmm [d, m] of a weight block times [da, s] of the activation block gives [d*da, m*s]: lane 0
 // scales the integer dot, lane 1 is the min term (Q4_0: m = -8d; Q8_0: none).
+//
+// Batch invariance: a token's result must not depend on how many tokens share the matmul, so
+// the decode path (one token) and the prefill tiles (many) do the same float operations in the
+// same order: the integer dots accumulate with one FMA per block, and the min term is a chain of
+// one FMA per block, starting from zero, added to the horizontal sum at the end.
 template <Kind K>
-SHARDLM_AVX2 inline __m128 block_scales(const typename Traits<K>::Block* wb, __m128 act) {
+SHARDLM_AVX2 inline __m128 block_weight_scales(const typename Traits<K>::Block* wb) {
   if constexpr (K == Kind::Q4_1) {
-    const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(wb)));
-    return _mm_mul_ps(dm, act);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(wb)));
   } else {
-    const __m128 d = _mm_cvtph_ps(_mm_set1_epi16(static_cast<short>(wb->d)));
-    return _mm_mul_ps(d, act);
+    return _mm_cvtph_ps(_mm_set1_epi16(static_cast<short>(wb->d)));
   }
+}
+
+// sum_b m_b * s_b as a chain of scalar FMAs (the prefill form of the decode path's lane 1).
+SHARDLM_AVX2 inline float min_term(const float* m, const float* s, int64_t nb) {
+  __m128 acc = _mm_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) acc = _mm_fmadd_ss(_mm_load_ss(m + b), _mm_load_ss(s + b), acc);
+  return _mm_cvtss_f32(acc);
 }
 
 template <Kind K, int RM>
@@ -109,10 +119,11 @@ SHARDLM_AVX2 void decode_rows(int64_t nb, const uint8_t* w, size_t ws, const Blo
       const Block* wb = reinterpret_cast<const Block*>(w + r * ws) + b;
       __m256i wq, wsign;
       unpack_block<K>(wb, &wq, &wsign);
-      const __m128 sc = block_scales<K>(wb, act);
+      const __m128 wsc = block_weight_scales<K>(wb);
+      const __m128 sc = _mm_mul_ps(wsc, act);
       acc[r] =
           _mm256_fmadd_ps(block_dot<K>(wq, wsign, ab[b].qs), _mm256_broadcastss_ps(sc), acc[r]);
-      if constexpr (K != Kind::Q8_0) macc[r] = _mm_add_ps(macc[r], sc);
+      if constexpr (K != Kind::Q8_0) macc[r] = _mm_fmadd_ps(wsc, act, macc[r]);
     }
   }
   for (int r = 0; r < RM; ++r) {
@@ -144,16 +155,6 @@ SHARDLM_AVX2 void fill_scale_table(int64_t nb, int rm, const uint8_t* w, size_t 
   }
 }
 
-SHARDLM_AVX2 inline float dot_f32(const float* x, const float* y, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc);
-  float s = hsum(acc);
-  for (; i < n; ++i) s += x[i] * y[i];
-  return s;
-}
-
 // TS: the table's row stride (the full tile height; edge tiles have fewer rows).
 template <Kind K, int RM, int RN, int TS>
 SHARDLM_AVX2 void tile(int64_t nb, const uint8_t* w, size_t ws, const float* table,
@@ -179,7 +180,7 @@ SHARDLM_AVX2 void tile(int64_t nb, const uint8_t* w, size_t ws, const float* tab
     for (int r = 0; r < RM; ++r) {
       float v = hsum(acc[r][t]);
       if constexpr (K != Kind::Q8_0) {
-        v += dot_f32(table + nb * TS + r * nb, q8a_sums(a + t * as, nb), nb);
+        v += min_term(table + nb * TS + r * nb, q8a_sums(a + t * as, nb), nb);
       }
       y[t * ldy + r] = v;
     }

@@ -102,8 +102,9 @@ std::vector<int32_t> to_token_ids(const Json& j, const char* name) {
   std::vector<int32_t> ids;
   for (const Json& x : j) {
     if (!x.is_number_integer()) bad_request(name, "'{}' must hold token ids (integers)", name);
-    const int64_t v =
-        x.is_number_unsigned() ? std::numeric_limits<int64_t>::max() : x.get<int64_t>();
+    const bool too_big =
+        x.is_number_unsigned() && x.get<uint64_t>() > uint64_t(std::numeric_limits<int32_t>::max());
+    const int64_t v = too_big ? -1 : x.get<int64_t>();
     if (v < 0 || v > std::numeric_limits<int32_t>::max()) {
       bad_request(name, "token id {} in '{}' is out of range", x.dump(), name);
     }

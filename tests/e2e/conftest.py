@@ -1,0 +1,103 @@
+"""Fixtures of the end-to-end tests: a real `shardlm serve` on the default model, started on a free
+loopback port and stopped (SIGTERM, exit status checked) when the module's tests are done."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+BINARY = os.environ.get("SHARDLM_BINARY", "build/shardlm")
+MODEL = os.environ.get("SHARDLM_MODEL") or os.path.expanduser(
+    "~/.cache/shardlm/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+SERVED_NAME = "smollm2"
+
+
+class Server:
+    def __init__(self, extra_args=(), threads=1):
+        self.log_path = f"/tmp/shardlm-e2e-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.log = open(self.log_path, "w+")
+        args = [BINARY, "serve", "--model", MODEL, "--port", "0", "--threads", str(threads),
+                "--served-model-name", SERVED_NAME, "--log-interval", "1", *extra_args]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = self._wait_for_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = self.base_url
+
+    def _wait_for_port(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"shardlm serve exited {self.proc.returncode}:\n{self.text()}")
+            m = re.search(r"on http://127\.0\.0\.1:(\d+) ", self.text())
+            if m:
+                return int(m.group(1))
+            time.sleep(0.05)
+        raise RuntimeError(f"shardlm serve did not start:\n{self.text()}")
+
+    def text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def get(self, path, url=None):
+        with urllib.request.urlopen((url or self.base_url) + path, timeout=30) as r:
+            return r.status, r.read().decode()
+
+    def post(self, path, body, headers=None):
+        """Returns (status, parsed JSON body) for any status."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(self.base_url + path, data=data, method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def metrics(self):
+        """The Prometheus text as {name{labels}: value}."""
+        _, text = self.get("/metrics", self.metrics_url)
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
+
+    def metric(self, name, **labels):
+        total = 0.0
+        for key, value in self.metrics().items():
+            if key.split("{")[0] == name and all(f'{k}="{v}"' in key for k, v in labels.items()):
+                total += value
+        return total
+
+    def tokenize(self, text, add_special_tokens=True):
+        status, body = self.post("/tokenize", {"prompt": text,
+                                                "add_special_tokens": add_special_tokens})
+        assert status == 200, body
+        return body["tokens"]
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return rc
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server()
+    yield s
+    rc = s.stop()
+    assert rc == 0, s.text()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    import openai
+    return openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0,
+                         timeout=120)
