@@ -30,8 +30,9 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
       ->check(CLI::Range(1, 1 << 20));
   cmd.add_option("--block-size", e.block_size, "tokens per KV cache block")
       ->check(CLI::Range(1, 1024));
-  cmd.add_option("--kv-cache-memory", o.kv_cache_memory,
-                 "memory for keys and values, e.g. 512MiB or 2GiB (default 512MiB)");
+  cmd.add_option(
+      "--kv-cache-memory", o.kv_cache_memory,
+      "memory for keys and values: 512MiB, 2GiB, or 30% of available memory (default 512MiB)");
   cmd.add_flag("--no-prefix-caching", o.no_prefix_caching, "turn automatic prefix caching off");
 }
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -25,7 +26,26 @@ double unit_factor(std::string unit) {
 
 }  // namespace
 
+size_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  fail("cannot read MemAvailable from /proc/meminfo; give the size in bytes (e.g. 2GiB)");
+}
+
 size_t parse_size(const std::string& text, const char* flag) {
+  if (!text.empty() && text.back() == '%') {
+    char* end = nullptr;
+    const double pct = std::strtod(text.c_str(), &end);
+    if (end != text.c_str() + text.size() - 1 || !(pct > 0 && pct <= 100)) {
+      fail("{} '{}': a percentage must be in (0, 100]", flag, text);
+    }
+    return static_cast<size_t>(static_cast<double>(available_memory_bytes()) * pct / 100);
+  }
   char* end = nullptr;
   const double value = std::strtod(text.c_str(), &end);
   const double factor = unit_factor(std::string(end));

@@ -1,6 +1,7 @@
 // LLM: model loading, KV sizing and the offline generate loop.
 #include "engine/llm.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,9 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
   runner_ =
       std::make_unique<TransformerRunner>(*model_, *backend_, shape, args.max_num_batched_tokens);
   engine_ = std::make_unique<Engine>(config, *runner_);
+  spdlog::info("KV cache: {} blocks of {} tokens = {} tokens ({:.0f} MiB); max_model_len {}",
+               shape.n_blocks, shape.block_size, shape.n_blocks * shape.block_size,
+               static_cast<double>(shape.bytes()) / (1 << 20), config.scheduler.max_model_len);
 }
 
 LLM::~LLM() = default;
