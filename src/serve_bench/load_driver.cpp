@@ -82,6 +82,7 @@ LoadResult drive_load(const LoadPlan& plan, const std::function<RequestFn()>& ma
     for (size_t i; queue.pop(i);) {
       RequestRecord r = run_guarded(run, i, start);
       r.index = static_cast<int>(i);
+      r.scheduled = plan.arrivals[i];
       std::lock_guard lock(done_mutex);
       last_done = Clock::now();
       progress.failed += r.ok ? 0 : 1;

@@ -25,6 +25,7 @@ nlohmann::json request_json(const RequestRecord& r) {
   return {{"index", r.index},
           {"ok", r.ok},
           {"error", r.error},
+          {"scheduled_s", r.scheduled},
           {"start_s", r.start},
           {"ttft_ms", r.ttft * 1e3},
           {"e2e_ms", r.e2e * 1e3},

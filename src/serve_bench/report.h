@@ -9,7 +9,7 @@
 //              "ttft_ms" | "tpot_ms" | "itl_ms" | "e2e_ms": {"count", "mean", "median", "p90",
 //              "p99", "max"},
 //              "errors": [{"message", "count"}],
-//              "requests": [{"index", "ok", "error", "start_s", "ttft_ms", "e2e_ms",
+//              "requests": [{"index", "ok", "error", "scheduled_s", "start_s", "ttft_ms", "e2e_ms",
 //                            "prompt_tokens", "output_tokens", "expected_output_tokens",
 //                            "itl_ms": [...]}]}]}
 #pragma once

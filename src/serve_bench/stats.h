@@ -28,7 +28,8 @@ Summary summarize(const std::vector<double>& values);
 struct RequestRecord {
   int index = 0;  // position in the dataset
   bool ok = false;
-  std::string error;  // why it failed, when !ok
+  std::string error;     // why it failed, when !ok
+  double scheduled = 0;  // when the arrival process released it (start waits for a free slot)
   double start = 0;
   double ttft = 0;          // send -> first token
   double e2e = 0;           // send -> last byte of the response

@@ -19,12 +19,16 @@ const char* color(size_t i) {
   return kColors[i % std::size(kColors)];
 }
 
-std::string tick_text(double v) {
-  if (v == 0) return "0";
-  if (std::fabs(v) >= 1000) return fmt::format("{:.0f}", v);
-  if (std::fabs(v) >= 10) return fmt::format("{:.0f}", v);
-  if (std::fabs(v) >= 1) return fmt::format("{:.1f}", v);
-  return fmt::format("{:.3g}", v);
+// A tick value with as many decimals as the tick step needs ("0.5", "10", "0.02").
+std::string tick_text(double v, double step) {
+  const int decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
+  return fmt::format("{:.{}f}", v, std::clamp(decimals, 0, 6));
+}
+
+// A value printed on a bar: three significant figures at most, no exponent.
+std::string value_text(double v) {
+  if (std::fabs(v) >= 100 || v == 0) return fmt::format("{:.0f}", v);
+  return fmt::format("{:.{}f}", v, std::fabs(v) >= 10 ? 1 : 2);
 }
 
 std::string text(double x, double y, const std::string& s, const std::string& attrs = "") {
@@ -46,7 +50,8 @@ std::string y_axis(const Frame& f, const std::vector<double>& ticks, const std::
         "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" "
         "stroke=\"#ddd\"/>\n",
         f.x0, y, f.x0 + f.w, y);
-    out += text(f.x0 - 6, y + 4, tick_text(t), "text-anchor=\"end\" font-size=\"11\"");
+    out += text(f.x0 - 6, y + 4, tick_text(t, ticks[1] - ticks[0]),
+                "text-anchor=\"end\" font-size=\"11\"");
   }
   out += text(f.x0 - 48, f.y0 + f.h / 2, label,
               fmt::format("font-size=\"12\" text-anchor=\"middle\" transform=\"rotate(-90 {:.1f} "
@@ -61,7 +66,7 @@ std::string y_axis(const Frame& f, const std::vector<double>& ticks, const std::
 std::string draw(const BarPanel& p, const Frame& f) {
   double max = 0;
   for (const Bar& b : p.bars) max = std::max(max, b.value);
-  const auto ticks = nice_ticks(max);
+  const auto ticks = nice_ticks(max * 1.08);  // room for the value above the tallest bar
   std::string out = y_axis(f, ticks, p.y_label);
   const double slot = p.bars.empty() ? 0 : f.w / static_cast<double>(p.bars.size());
   for (size_t i = 0; i < p.bars.size(); ++i) {
@@ -71,8 +76,8 @@ std::string draw(const BarPanel& p, const Frame& f) {
         "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
         "fill=\"{}\"/>\n",
         x, y, slot * 0.7, f.y0 + f.h - y, color(i));
-    out +=
-        text(x + slot * 0.35, y - 4, tick_text(b.value), "text-anchor=\"middle\" font-size=\"10\"");
+    out += text(x + slot * 0.35, y - 4, value_text(b.value),
+                "text-anchor=\"middle\" font-size=\"10\"");
     out +=
         text(x + slot * 0.35, f.y0 + f.h + 16, b.label, "text-anchor=\"middle\" font-size=\"11\"");
   }
@@ -87,7 +92,8 @@ std::string x_axis(const Frame& f, const std::vector<double>& ticks, const std::
         "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" "
         "stroke=\"#eee\"/>\n",
         x, f.y0, x, f.y0 + f.h);
-    out += text(x, f.y0 + f.h + 15, tick_text(t), "text-anchor=\"middle\" font-size=\"11\"");
+    out += text(x, f.y0 + f.h + 15, tick_text(t, ticks[1] - ticks[0]),
+                "text-anchor=\"middle\" font-size=\"11\"");
   }
   return out +
          text(f.x0 + f.w / 2, f.y0 + f.h + 34, label, "text-anchor=\"middle\" font-size=\"12\"");
@@ -98,19 +104,23 @@ std::string draw(const XyPanel& p, const Frame& f) {
   for (const XySeries& s : p.series) {
     for (const XyPoint& q : s.points) xmax = std::max(xmax, q.x), ymax = std::max(ymax, q.y);
   }
-  const auto xt = nice_ticks(xmax), yt = nice_ticks(ymax);
+  const auto xt = nice_ticks(xmax * 1.05), yt = nice_ticks(ymax * 1.05);  // room above the top
   std::string out = y_axis(f, yt, p.y_label) + x_axis(f, xt, p.x_label);
   for (size_t i = 0; i < p.series.size(); ++i) {
-    std::string points;
+    std::string points, markers;  // the line first, then the markers over it
     for (const XyPoint& q : p.series[i].points) {
       const double x = f.sx(q.x, xt.back()), y = f.sy(q.y, yt.back());
       points += fmt::format("{:.1f},{:.1f} ", x, y);
-      out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n", x, y,
-                         color(i));
-      if (!q.label.empty()) out += text(x + 5, y - 6, q.label, "font-size=\"10\"");
+      markers += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n", x, y,
+                             color(i));
+      if (q.label.empty()) continue;
+      const bool right_edge = x > f.x0 + 0.85 * f.w;  // keep the label inside the panel
+      markers += text(right_edge ? x - 5 : x + 5, y - 6, q.label,
+                      right_edge ? "font-size=\"10\" text-anchor=\"end\"" : "font-size=\"10\"");
     }
     out += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n",
                        points, color(i));
+    out += markers;
     const double ly = f.y0 + 14 + 14 * static_cast<double>(i);
     out += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"10\" height=\"10\" fill=\"{}\"/>\n",
                        f.x0 + 8, ly - 9, color(i));

@@ -167,6 +167,7 @@ TEST(ServeBenchLoad, StartsRequestsAtTheirArrivalTimes) {
   const LoadResult r = drive(options_for(server.base_url(), "fake"), plan, 2);
   for (size_t i = 0; i < r.records.size(); ++i) {
     ASSERT_TRUE(r.records[i].ok) << r.records[i].error;
+    EXPECT_EQ(r.records[i].scheduled, plan.arrivals[i]);
     EXPECT_GE(r.records[i].start, plan.arrivals[i] - 1e-3);
     EXPECT_LT(r.records[i].start, plan.arrivals[i] + 0.05) << "request " << i;
   }

@@ -175,10 +175,11 @@ TEST(ServeBenchReport, JsonSchemaIsStable) {
   }
   EXPECT_EQ(run["errors"][0]["message"], "HTTP 500: boom");
   EXPECT_EQ(run["errors"][0]["count"], 1);
-  for (const char* key : {"index", "ok", "error", "start_s", "ttft_ms", "e2e_ms", "prompt_tokens",
-                          "output_tokens", "expected_output_tokens", "itl_ms"}) {
+  for (const char* key : {"index", "ok", "error", "scheduled_s", "start_s", "ttft_ms", "e2e_ms",
+                          "prompt_tokens", "output_tokens", "expected_output_tokens", "itl_ms"}) {
     EXPECT_TRUE(run["requests"][0].contains(key)) << key;
   }
+  EXPECT_EQ(run["requests"][0].size(), 11u);
   EXPECT_EQ(run["requests"][0]["itl_ms"].size(), 9u);
 }
 
