@@ -148,6 +148,33 @@ TEST(Matmul, Q6_K) {
   check_type(DType::Q6_K, kBlock256Shapes);
 }
 
+// Batch invariance: a token's outputs are bit-identical whether it is multiplied alone (the decode
+// kernels) or among many (the prefill tiles), on every type and ISA; the serving engine relies
+// on it so that batching never changes a greedy result.
+TEST(Matmul, TokenAloneEqualsTokenInBatch) {
+  ThreadPool pool(2);
+  MatmulWorkspace ws;
+  const int64_t k = 512, n = 37, tokens = 9;
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                  DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const Weights w = make_weights(t, k, n, 99);
+    const auto x = random_acts(k * tokens, 5);
+    for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2, CpuIsa::Avx512}) {
+      if (!cpu_isa_supported(isa)) continue;
+      std::vector<float> batch(static_cast<size_t>(n * tokens));
+      matmul(w.view, x.data(), tokens, batch.data(), pool, ws, isa);
+      for (int64_t tok = 0; tok < tokens; ++tok) {
+        std::vector<float> alone(static_cast<size_t>(n));
+        matmul(w.view, x.data() + tok * k, 1, alone.data(), pool, ws, isa);
+        for (int64_t r = 0; r < n; ++r) {
+          ASSERT_EQ(alone[r], batch[tok * n + r])
+              << dtype_name(t) << " isa=" << cpu_isa_name(isa) << " token " << tok << " row " << r;
+        }
+      }
+    }
+  }
+}
+
 TEST(Matmul, RejectsUnsupportedShape) {
   Weights w = make_weights(DType::F32, 8, 2, 1);
   w.view.dtype = DType::Q8_0;

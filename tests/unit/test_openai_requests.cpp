@@ -1,0 +1,136 @@
+// OpenAI request parsing: every accepted shape, and a 400 naming the field for each bad one.
+// Also the size flags of `serve` and the HTTP server's elastic worker pool.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "app/size_flag.h"
+#include "core/error.h"
+#include "server/elastic_task_queue.h"
+#include "server/openai/api_error.h"
+#include "server/openai/requests.h"
+
+namespace shardlm::server {
+namespace {
+
+std::string param_of(const std::string& body, bool chat = false) {
+  try {
+    const Json j = parse_body(body);
+    chat ? (void)parse_chat_request(j) : (void)parse_completion_request(j);
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 400);
+    return e.param.empty() ? "<body>" : e.param;
+  }
+  return "";
+}
+
+TEST(OpenAiRequests, CompletionFields) {
+  const auto r = parse_completion_request(parse_body(R"({
+    "model": "m", "prompt": ["a", [1, 2]], "max_tokens": 7, "temperature": 0.5, "top_p": 0.9,
+    "top_k": 5, "min_p": 0.1, "n": 2, "stop": "x", "stop_token_ids": [3], "ignore_eos": true,
+    "seed": 42, "presence_penalty": 0.5, "frequency_penalty": -0.5, "repetition_penalty": 1.2,
+    "logprobs": 2, "echo": true, "user": "u", "stream": true,
+    "stream_options": {"include_usage": true}, "unknown_field": 1})"));
+  EXPECT_EQ(r.fields.model, "m");
+  ASSERT_EQ(r.prompts.size(), 2u);
+  EXPECT_EQ(std::get<std::string>(r.prompts[0]), "a");
+  EXPECT_EQ(std::get<std::vector<int32_t>>(r.prompts[1]), (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(*r.fields.max_tokens, 7);
+  const SamplingParams& s = r.fields.sampling;
+  EXPECT_FLOAT_EQ(s.temperature, 0.5f);
+  EXPECT_EQ(s.top_k, 5);
+  EXPECT_EQ(s.stop, std::vector<std::string>{"x"});
+  EXPECT_EQ(s.stop_token_ids, std::vector<int32_t>{3});
+  EXPECT_TRUE(s.ignore_eos);
+  EXPECT_EQ(*s.seed, 42u);
+  EXPECT_EQ(*s.logprobs, 2);
+  EXPECT_TRUE(r.echo && r.fields.stream && r.fields.include_usage);
+  EXPECT_EQ(r.fields.n, 2);
+}
+
+TEST(OpenAiRequests, PromptShapes) {
+  EXPECT_EQ(parse_completion_request(parse_body(R"({"prompt": [[1], [2, 3]]})")).prompts.size(),
+            2u);
+  EXPECT_EQ(parse_completion_request(parse_body(R"({"prompt": [5, 6]})")).prompts.size(), 1u);
+}
+
+TEST(OpenAiRequests, ChatFields) {
+  const auto r = parse_chat_request(parse_body(R"({
+    "messages": [{"role": "system", "content": "s"},
+                 {"role": "user", "content": [{"type": "text", "text": "a"},
+                                              {"type": "text", "text": "b"}]}],
+    "max_completion_tokens": 3, "max_tokens": 99, "logprobs": true, "top_logprobs": 4,
+    "chat_template_kwargs": {"enable_thinking": false}})"));
+  EXPECT_EQ(r.messages[1]["content"], "a\nb");
+  EXPECT_EQ(*r.fields.max_tokens, 3);
+  EXPECT_EQ(*r.fields.sampling.logprobs, 4);
+  EXPECT_EQ(r.template_kwargs["enable_thinking"], false);
+}
+
+TEST(OpenAiRequests, BadFieldsNameTheField) {
+  EXPECT_EQ(param_of("{"), "<body>");
+  EXPECT_EQ(param_of("[]"), "<body>");
+  EXPECT_EQ(param_of(R"({})"), "prompt");
+  EXPECT_EQ(param_of(R"({"prompt": []})"), "prompt");
+  EXPECT_EQ(param_of(R"({"prompt": [1, "a"]})"), "prompt");
+  EXPECT_EQ(param_of(R"({"prompt": [-1]})"), "prompt");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "max_tokens": 0})"), "max_tokens");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "max_tokens": 1.5})"), "max_tokens");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "temperature": "hot"})"), "temperature");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "top_p": 0})"), "top_p");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "n": 17})"), "n");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "stop": [""]})"), "stop");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "seed": "x"})"), "seed");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "stream_options": 3})"), "stream_options");
+  EXPECT_EQ(param_of(R"({"messages": "hi"})", true), "messages");
+  EXPECT_EQ(param_of(R"({"messages": [{"role": "user", "content": 5}]})", true), "messages");
+  EXPECT_EQ(param_of(R"({"messages": [{"role": "user"}], "top_logprobs": 1})", true),
+            "top_logprobs");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "max_tokens": 1.0})"), "");  // integral float is fine
+}
+
+TEST(OpenAiRequests, ErrorBodyShape) {
+  const Json body = ApiError(404, "no such model", "model", "model_not_found").body();
+  EXPECT_EQ(body["error"]["type"], "not_found_error");
+  EXPECT_EQ(body["error"]["param"], "model");
+  EXPECT_EQ(body["error"]["code"], "model_not_found");
+  EXPECT_TRUE(ApiError(400, "x").body()["error"]["param"].is_null());
+}
+
+TEST(SizeFlag, ParsesUnitsAndPercentages) {
+  EXPECT_EQ(app::parse_size("1024", "--x"), 1024u);
+  EXPECT_EQ(app::parse_size("512MiB", "--x"), size_t{512} << 20);
+  EXPECT_EQ(app::parse_size("2GiB", "--x"), size_t{2} << 30);
+  EXPECT_EQ(app::parse_size("1.5k", "--x"), 1536u);
+  EXPECT_EQ(app::parse_size("3MB", "--x"), 3000000u);
+  const size_t half = app::parse_size("50%", "--x");
+  EXPECT_GT(half, 0u);
+  EXPECT_LE(half, app::available_memory_bytes());
+  for (const char* bad : {"", "abc", "12zz", "-5", "0", "150%", "%"}) {
+    EXPECT_THROW(app::parse_size(bad, "--x"), Error) << bad;
+  }
+}
+
+TEST(ElasticTaskQueue, GrowsToRunBlockingJobsConcurrently) {
+  ElasticTaskQueue q(64);
+  std::atomic<int> started{0};
+  std::atomic<bool> release{false};
+  for (int i = 0; i < 40; ++i) {
+    q.enqueue([&] {
+      ++started;
+      while (!release) std::this_thread::yield();
+    });
+  }
+  for (int i = 0; i < 2000 && started < 40; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(started, 40);  // all 40 blocking jobs run at once: a fixed pool of 8 would stall
+  EXPECT_GE(q.threads(), 40u);
+  EXPECT_LE(q.threads(), 64u);
+  release = true;
+  q.shutdown();
+}
+
+}  // namespace
+}  // namespace shardlm::server
