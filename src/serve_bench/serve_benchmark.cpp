@@ -186,6 +186,9 @@ std::string probe_server(const Endpoint& e, const std::string& model) {
 BenchReport run_serve_benchmark(const ServeBenchOptions& o) {
   validate(ArrivalOptions{o.request_rate, o.burstiness, o.seed});
   if (o.max_concurrency < 0) fail("--max-concurrency must be positive, got {}", o.max_concurrency);
+  for (int level : o.sweep_concurrency) {
+    if (level < 1) fail("--sweep-concurrency levels must be at least 1, got {}", level);
+  }
   Context ctx{o, {}, nullptr};
   ctx.request.endpoint = Endpoint::parse(o.base_url, o.api_key, o.timeout);
   ctx.request.path = o.endpoint;
@@ -200,9 +203,6 @@ BenchReport run_serve_benchmark(const ServeBenchOptions& o) {
   std::vector<int> levels = o.sweep_concurrency;
   if (levels.empty()) levels.push_back(o.max_concurrency);
   for (size_t k = 0; k < levels.size(); ++k) {
-    if (levels[k] < 1 && !o.sweep_concurrency.empty()) {
-      fail("--sweep-concurrency levels must be at least 1, got {}", levels[k]);
-    }
     report.runs.push_back(run_level(ctx, k, levels[k]));
     std::cout << format_run(report.runs.back(), "Serving Benchmark Result") << std::flush;
   }
