@@ -35,8 +35,12 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
   backend_ = std::make_unique<CpuBackend>(CpuBackendOptions::for_model(
       c, args.threads, args.max_num_batched_tokens, config.scheduler.max_model_len));
   const KvCacheShape shape{c.n_layers, c.kv_dim(), args.block_size, config.blocks.n_blocks};
-  runner_ =
-      std::make_unique<TransformerRunner>(*model_, *backend_, shape, args.max_num_batched_tokens);
+  if (args.make_runner) {
+    runner_ = args.make_runner(*model_, *backend_, shape, args.max_num_batched_tokens);
+  } else {
+    runner_ =
+        std::make_unique<TransformerRunner>(*model_, *backend_, shape, args.max_num_batched_tokens);
+  }
   engine_ = std::make_unique<Engine>(config, *runner_);
   spdlog::info("KV cache: {} blocks of {} tokens = {} tokens ({:.0f} MiB); max_model_len {}",
                shape.n_blocks, shape.block_size, shape.n_blocks * shape.block_size,

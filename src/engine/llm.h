@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,11 @@ struct EngineArgs {
   int max_model_len = 0;  // 0 = the model's context length, capped at 4096
   bool enable_prefix_caching = true;
   bool show_progress = true;  // a progress line on stderr when it is a terminal
+  // Builds the model runner (default: a TransformerRunner over the whole model). A tensor-parallel
+  // master passes one that joins its group and runs its shard.
+  std::function<std::unique_ptr<ModelRunner>(
+      const Model& model, Backend& backend, const KvCacheShape& kv_shape, int64_t max_batch_tokens)>
+      make_runner;
 };
 
 struct GenerateOutput {
@@ -62,7 +68,7 @@ class LLM {
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<CpuBackend> backend_;
-  std::unique_ptr<TransformerRunner> runner_;
+  std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Engine> engine_;
 };
 

@@ -54,6 +54,7 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
   be_.attention(buf_.q, kv, attn_seqs_.data(), static_cast<int>(attn_seqs_.size()), attn_params_,
                 buf_.attn);
   be_.matmul(L.wo, buf_.attn, n, buf_.xn);
+  if (all_reduce_) all_reduce_(buf_.xn, static_cast<size_t>(n * c_.d_model));
   be_.add(buf_.x, buf_.xn, n * c_.d_model);
 }
 
@@ -63,6 +64,7 @@ void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
   be_.matmul(L.w_up, buf_.xn, n, buf_.up);
   be_.silu_mul(buf_.gate, buf_.up, buf_.gate, n * c_.ffn_dim);
   be_.matmul(L.w_down, buf_.gate, n, buf_.xn);
+  if (all_reduce_) all_reduce_(buf_.xn, static_cast<size_t>(n * c_.d_model));
   be_.add(buf_.x, buf_.xn, n * c_.d_model);
 }
 

@@ -2,6 +2,7 @@
 // the Backend op table. Activation buffers are allocated once for max_batch_tokens.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "backend/backend.h"
@@ -19,6 +20,11 @@ class Transformer {
   // (logit_rows.size() rows of vocab floats) into `logits`.
   void forward(const ForwardBatch& batch, float* logits);
   int64_t max_batch_tokens() const { return max_tokens_; }
+  // Tensor parallelism: called after the O and down projections to sum the ranks' partial
+  // outputs in place (unset on a single rank).
+  void set_all_reduce(std::function<void(float*, size_t)> all_reduce) {
+    all_reduce_ = std::move(all_reduce);
+  }
 
  private:
   struct Buffers {
@@ -38,6 +44,7 @@ class Transformer {
   AttentionParams attn_params_;
   std::vector<AttentionSeq> attn_seqs_;
   std::vector<int32_t> tmp_ids_;
+  std::function<void(float*, size_t)> all_reduce_;
 };
 
 }  // namespace shardlm

@@ -1,0 +1,168 @@
+// GlooCommunicator: a Gloo store adapter over the rendezvous store, a TCP device bound to the
+// address that reaches the master, and the collectives with an error naming the failure.
+#include "dist/gloo_communicator.h"
+
+#include <arpa/inet.h>
+#include <gloo/allreduce.h>
+#include <gloo/barrier.h>
+#include <gloo/broadcast.h>
+#include <gloo/gather.h>
+#include <gloo/math.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/store.h>
+#include <gloo/transport/tcp/device.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "core/error.h"
+
+namespace shardlm::dist {
+
+namespace {
+
+class GlooStore : public gloo::rendezvous::Store {
+ public:
+  GlooStore(StoreClient& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
+  void set(const std::string& key, const std::vector<char>& data) override {
+    store_.set(prefix_ + key, std::string(data.begin(), data.end()));
+  }
+  std::vector<char> get(const std::string& key) override {
+    const std::string v = store_.get(prefix_ + key);
+    return {v.begin(), v.end()};
+  }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, store_.timeout()); }
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& t) override {
+    for (const auto& k : keys) store_.get(prefix_ + k, t);
+  }
+
+ private:
+  StoreClient& store_;
+  std::string prefix_;
+};
+
+// Runs a Gloo operation, turning its exceptions (peer gone, timeout) into an Error.
+template <typename F>
+void checked(const char* what, F f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    fail("{} failed: a rank stopped answering or the network broke ({})", what, e.what());
+  }
+}
+
+}  // namespace
+
+std::string local_address_towards(const std::string& host, int port) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_DGRAM;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || !res) {
+    fail("cannot resolve the master address '{}'", host);
+  }
+  const int fd = socket(res->ai_family, SOCK_DGRAM, 0);
+  std::string out;
+  if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+    sockaddr_storage name{};
+    socklen_t len = sizeof(name);
+    char buf[INET6_ADDRSTRLEN] = {0};
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&name), &len) == 0) {
+      const void* a =
+          name.ss_family == AF_INET
+              ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&name)->sin_addr)
+              : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&name)->sin6_addr);
+      if (inet_ntop(name.ss_family, a, buf, sizeof(buf))) out = buf;
+    }
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(res);
+  if (out.empty()) fail("no local address reaches the master at {}:{}", host, port);
+  return out;
+}
+
+GlooCommunicator::GlooCommunicator(StoreClient& store, const std::string& prefix, int rank,
+                                   int size, std::chrono::milliseconds timeout)
+    : rank_(rank), size_(size) {
+  gloo::transport::tcp::attr attr;
+  if (const char* iface = std::getenv("GLOO_SOCKET_IFNAME"); iface && *iface) {
+    attr.iface = iface;
+  } else {
+    const std::string master = store.address();
+    const auto colon = master.rfind(':');
+    attr.hostname =
+        local_address_towards(master.substr(0, colon), std::stoi(master.substr(colon + 1)));
+  }
+  auto device = gloo::transport::tcp::CreateDevice(attr);
+  auto context = std::make_shared<gloo::rendezvous::Context>(rank, size);
+  context->setTimeout(timeout);
+  GlooStore gstore(store, prefix);
+  try {
+    context->connectFullMesh(gstore, device);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("rank {} could not connect to the other {} ranks: {}", rank, size - 1, e.what());
+  }
+  context_ = context;
+}
+
+GlooCommunicator::~GlooCommunicator() = default;
+
+void GlooCommunicator::all_reduce_sum(float* data, size_t n) {
+  checked("all-reduce", [&] {
+    gloo::AllreduceOptions o(context_);
+    o.setOutput(data, n);
+    o.setReduceFunction(
+        static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<float>));
+    o.setTag(tag_++);
+    gloo::allreduce(o);
+  });
+}
+
+void GlooCommunicator::broadcast(std::vector<char>& bytes, int root) {
+  checked("broadcast", [&] {
+    int64_t n = static_cast<int64_t>(bytes.size());
+    gloo::BroadcastOptions size_opts(context_);
+    size_opts.setOutput(&n, 1);
+    size_opts.setRoot(root);
+    size_opts.setTag(tag_++);
+    gloo::broadcast(size_opts);
+    bytes.resize(static_cast<size_t>(n));
+    if (n == 0) return;
+    gloo::BroadcastOptions o(context_);
+    o.setOutput(bytes.data(), bytes.size());
+    o.setRoot(root);
+    o.setTag(tag_++);
+    gloo::broadcast(o);
+  });
+}
+
+void GlooCommunicator::gather(const float* data, size_t n, float* out, int root) {
+  checked("gather", [&] {
+    gloo::GatherOptions o(context_);
+    o.setInput(const_cast<float*>(data), n);
+    if (rank_ == root) o.setOutput(out, n * static_cast<size_t>(size_));
+    o.setRoot(root);
+    o.setTag(tag_++);
+    gloo::gather(o);
+  });
+}
+
+void GlooCommunicator::barrier() {
+  checked("barrier", [&] {
+    gloo::BarrierOptions o(context_);
+    o.setTag(tag_++);
+    gloo::barrier(o);
+  });
+}
+
+}  // namespace shardlm::dist
+
+namespace shardlm::dist {
+
+void GlooCommunicator::set_timeout(std::chrono::milliseconds timeout) {
+  context_->setTimeout(timeout);
+}
+
+}  // namespace shardlm::dist

@@ -1,0 +1,104 @@
+// Group: store, handshake and communicator.
+#include "dist/group.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace shardlm::dist {
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+// The first field that differs between two hellos, as "field: 'a' vs 'b'".
+std::string difference(const nlohmann::json& a, const nlohmann::json& b) {
+  for (const char* key : {"version", "fingerprint", "tp", "world_size"}) {
+    if (a[key] != b[key]) return fmt::format("{}: {} vs {}", key, a[key].dump(), b[key].dump());
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string model_fingerprint(const Model& model) {
+  std::string text = model.config.summary();
+  for (const auto& [type, count] : model.tensor_type_counts()) {
+    text += fmt::format("|{}={}", type, count);
+  }
+  text += fmt::format("|bytes={}", model.weight_bytes());
+  return fmt::format("{:016x}", XXH3_64bits(text.data(), text.size()));
+}
+
+Group::Group(const GroupOptions& o) : options_(o) {
+  if (o.rank == 0) {
+    server_ = std::make_unique<StoreServer>(o.master_host, o.master_port, o.token);
+    options_.master_port = server_->port();  // when 0 was asked: the port it got
+  }
+  store_ = std::make_unique<StoreClient>(options_.master_host, options_.master_port, o.token,
+                                         o.startup_timeout);
+}
+
+Group::~Group() = default;
+
+std::string Group::hello(const Model& model) const {
+  return nlohmann::json{{"rank", options_.rank},      {"host", host_name()},
+                        {"version", SHARDLM_VERSION}, {"fingerprint", model_fingerprint(model)},
+                        {"tp", options_.tp},          {"world_size", options_.world_size}}
+      .dump();
+}
+
+void Group::check_hellos(const std::string& mine) {
+  const auto me = nlohmann::json::parse(mine);
+  const auto deadline = std::chrono::steady_clock::now() + options_.startup_timeout;
+  std::string verdict = "ok", missing;
+  for (int r = 1; r < options_.world_size; ++r) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    std::string text;
+    if (!store_->try_get("hello/" + std::to_string(r), std::max(left, std::chrono::milliseconds(1)),
+                         text)) {
+      missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+      continue;
+    }
+    const auto other = nlohmann::json::parse(text);
+    if (const std::string d = difference(me, other); !d.empty() && verdict == "ok") {
+      verdict = fmt::format("rank {} on {} differs from the master on {}: {}", r,
+                            other["host"].get<std::string>(), host_name(), d);
+    }
+  }
+  if (!missing.empty()) {
+    verdict = fmt::format(
+        "rank(s) {} of {} did not join within {} s (rendezvous at {}); start them, "
+        "or check --nnodes/--node-rank/--dist-init-addr on every node",
+        missing, options_.world_size, options_.startup_timeout.count() / 1000, store_->address());
+  }
+  store_->set("verdict", verdict);
+  if (verdict != "ok") fail("{}", verdict);
+}
+
+void Group::join(const Model& model) {
+  const std::string mine = hello(model);
+  if (is_master()) {
+    check_hellos(mine);
+  } else {
+    store_->set("hello/" + std::to_string(options_.rank), mine);
+    const std::string verdict = store_->get("verdict");
+    if (verdict != "ok") fail("the master stopped the group: {}", verdict);
+  }
+  comm_ = std::make_unique<GlooCommunicator>(*store_, "gloo/", options_.rank, options_.world_size,
+                                             options_.startup_timeout);
+  comm_->set_timeout(options_.steady_timeout);
+  spdlog::info("rank {} of {} joined the group (master {})", options_.rank, options_.world_size,
+               store_->address());
+}
+
+}  // namespace shardlm::dist

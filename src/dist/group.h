@@ -1,0 +1,53 @@
+// A tensor-parallel group of ranks: the master (rank 0) hosts the rendezvous store; at the
+// handshake every rank reports its shardlm version, a fingerprint of the model and the layout, the
+// master checks them all and publishes a verdict, then the ranks connect the communicator. Any
+// missing rank or mismatch stops every rank with a message naming it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "dist/gloo_communicator.h"
+#include "dist/store.h"
+#include "model/model.h"
+
+namespace shardlm::dist {
+
+struct GroupOptions {
+  int rank = 0;
+  int world_size = 1;
+  int tp = 1;
+  std::string master_host = "127.0.0.1";
+  int master_port = 29500;
+  std::string token;  // the cluster token every rank must share
+  std::chrono::milliseconds startup_timeout{std::chrono::seconds(300)};
+  std::chrono::milliseconds steady_timeout{std::chrono::seconds(10)};
+};
+
+class Group {
+ public:
+  // The master binds the store now (so workers started first can reach it).
+  explicit Group(const GroupOptions& options);
+  ~Group();
+
+  // Handshake, then connect the communicator. Throws Error on a missing rank or a mismatch.
+  void join(const Model& model);
+  Communicator& comm() { return *comm_; }
+  bool is_master() const { return options_.rank == 0; }
+  const GroupOptions& options() const { return options_; }
+
+ private:
+  std::string hello(const Model& model) const;
+  void check_hellos(const std::string& mine);
+
+  GroupOptions options_;
+  std::unique_ptr<StoreServer> server_;
+  std::unique_ptr<StoreClient> store_;
+  std::unique_ptr<GlooCommunicator> comm_;
+};
+
+// Hash of the config and every tensor's name, type and shape.
+std::string model_fingerprint(const Model& model);
+
+}  // namespace shardlm::dist

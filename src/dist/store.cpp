@@ -1,0 +1,163 @@
+// StoreServer / StoreClient over cpp-httplib: POST /set and GET /get with the key in a header,
+// the cluster token in another; /get waits on a condition variable up to the client's timeout.
+#include "dist/store.h"
+
+#include <httplib.h>
+
+#include "core/error.h"
+#include "server/elastic_task_queue.h"
+
+namespace shardlm::dist {
+
+namespace {
+
+constexpr const char* kKeyHeader = "X-Shardlm-Key";
+constexpr const char* kTokenHeader = "X-Shardlm-Token";
+constexpr const char* kTimeoutHeader = "X-Shardlm-Timeout-Ms";
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+StoreServer::StoreServer(const std::string& host, int port, std::string token)
+    : token_(std::move(token)), http_(std::make_unique<httplib::Server>()) {
+  http_->new_task_queue = [] { return new server::ElasticTaskQueue(1024); };
+  auto authorised = [this](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value(kTokenHeader) == token_) return true;
+    res.status = 403;
+    res.set_content("wrong cluster token: start every node with the same --cluster-token",
+                    "text/plain");
+    return false;
+  };
+  http_->Post("/set", [this, authorised](const httplib::Request& req, httplib::Response& res) {
+    if (authorised(req, res)) set(req.get_header_value(kKeyHeader), req.body);
+  });
+  http_->Get("/get", [this, authorised](const httplib::Request& req, httplib::Response& res) {
+    if (!authorised(req, res)) return;
+    const auto ms = std::chrono::milliseconds(std::stoll(
+        req.get_header_value(kTimeoutHeader).empty() ? "0" : req.get_header_value(kTimeoutHeader)));
+    std::string value;
+    if (get(req.get_header_value(kKeyHeader), ms, value)) {
+      res.set_content(value, "application/octet-stream");
+    } else {
+      res.status = 404;
+    }
+  });
+  if (port == 0) {
+    port_ = http_->bind_to_any_port(host);
+  } else if (http_->bind_to_port(host, port)) {
+    port_ = port;
+  }
+  if (port_ <= 0) {
+    fail(
+        "cannot listen on {}:{} for the rendezvous (--dist-init-addr): the port is in use or the "
+        "address is not this machine's",
+        host, port);
+  }
+  thread_ = std::thread([this] { http_->listen_after_bind(); });
+}
+
+StoreServer::~StoreServer() {
+  http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void StoreServer::set(const std::string& key, std::string value) {
+  {
+    std::lock_guard lock(mu_);
+    kv_[key] = std::move(value);
+  }
+  cv_.notify_all();
+}
+
+bool StoreServer::get(const std::string& key, std::chrono::milliseconds timeout,
+                      std::string& value) {
+  std::unique_lock lock(mu_);
+  if (!cv_.wait_for(lock, timeout, [&] { return kv_.count(key) > 0; })) return false;
+  value = kv_.at(key);
+  return true;
+}
+
+StoreClient::StoreClient(std::string host, int port, std::string token,
+                         std::chrono::milliseconds timeout)
+    : host_(std::move(host)), port_(port), token_(std::move(token)), timeout_(timeout) {}
+
+std::string StoreClient::address() const {
+  return host_ + ":" + std::to_string(port_);
+}
+
+namespace {
+
+// Calls `attempt` until it returns a response or the deadline passes; a refused connection (the
+// master not up yet) is retried.
+template <typename F>
+httplib::Result with_retries(Clock::time_point deadline, F attempt) {
+  while (true) {
+    httplib::Result r = attempt();
+    if (r || Clock::now() >= deadline) return r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace
+
+void StoreClient::set(const std::string& key, const std::string& value) {
+  httplib::Client cli(host_, port_);
+  cli.set_connection_timeout(std::chrono::seconds(5));
+  const httplib::Headers headers{{kKeyHeader, key}, {kTokenHeader, token_}};
+  const auto r = with_retries(Clock::now() + timeout_, [&] {
+    return cli.Post("/set", headers, value, "application/octet-stream");
+  });
+  if (!r) {
+    fail(
+        "cannot reach the master's rendezvous at {} within {} s ({}); check --dist-init-addr and "
+        "that the master node is started and reachable",
+        address(), timeout_.count() / 1000, httplib::to_string(r.error()));
+  }
+  if (r->status == 403) fail("the master at {} refused this node: {}", address(), r->body);
+  if (r->status != 200)
+    fail("rendezvous at {}: set '{}' failed (HTTP {})", address(), key, r->status);
+}
+
+bool StoreClient::try_get(const std::string& key, std::chrono::milliseconds timeout,
+                          std::string& value) {
+  const auto deadline = Clock::now() + timeout;
+  httplib::Client cli(host_, port_);
+  cli.set_connection_timeout(std::chrono::seconds(5));
+  cli.set_read_timeout(timeout + std::chrono::seconds(5));
+  while (true) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const httplib::Headers headers{
+        {kKeyHeader, key},
+        {kTokenHeader, token_},
+        {kTimeoutHeader, std::to_string(std::max<int64_t>(0, left.count()))}};
+    const auto r = with_retries(deadline, [&] { return cli.Get("/get", headers); });
+    if (!r) {
+      fail(
+          "cannot reach the master's rendezvous at {} ({}); check --dist-init-addr and that the "
+          "master node is started and reachable",
+          address(), httplib::to_string(r.error()));
+    }
+    if (r->status == 403) fail("the master at {} refused this node: {}", address(), r->body);
+    if (r->status == 200) {
+      value = r->body;
+      return true;
+    }
+    if (Clock::now() >= deadline) return false;
+  }
+}
+
+std::string StoreClient::get(const std::string& key) {
+  return get(key, timeout_);
+}
+
+std::string StoreClient::get(const std::string& key, std::chrono::milliseconds timeout) {
+  std::string value;
+  if (!try_get(key, timeout, value)) {
+    fail("rendezvous at {}: '{}' did not appear within {} ms", address(), key, timeout.count());
+  }
+  return value;
+}
+
+}  // namespace shardlm::dist

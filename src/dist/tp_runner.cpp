@@ -1,0 +1,101 @@
+// TpShard, TpMasterRunner and the worker loop.
+#include "dist/tp_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include "dist/step_message.h"
+#include "dist/tp_shard.h"
+
+namespace shardlm::dist {
+
+TpShard::TpShard(const Model& full, Backend& backend, const KvCacheShape& full_shape,
+                 int64_t max_batch_tokens, Communicator& comm)
+    : model_(shard_model(full, comm.rank(), comm.size())),
+      local_vocab_(full.config.vocab_size / comm.size()) {
+  KvCacheShape shape = full_shape;
+  shape.kv_dim = model_->config.kv_dim();
+  kv_ = std::make_unique<KvCache>(shape, backend);
+  transformer_ = std::make_unique<Transformer>(*model_, backend, *kv_, max_batch_tokens);
+  transformer_->set_all_reduce([&comm](float* x, size_t n) { comm.all_reduce_sum(x, n); });
+  logits_.resize(static_cast<size_t>(max_batch_tokens * local_vocab_));
+}
+
+const float* TpShard::forward(const ForwardBatch& batch) {
+  transformer_->forward(batch, logits_.data());
+  return logits_.data();
+}
+
+TpMasterRunner::TpMasterRunner(const Model& full, Backend& backend, const KvCacheShape& full_shape,
+                               int64_t max_batch_tokens, Communicator& comm,
+                               std::chrono::milliseconds heartbeat)
+    : comm_(comm),
+      shard_(full, backend, full_shape, max_batch_tokens, comm),
+      vocab_(full.config.vocab_size),
+      last_send_(std::chrono::steady_clock::now()) {
+  gathered_.resize(static_cast<size_t>(max_batch_tokens * vocab_));
+  heartbeat_ = std::thread([this, heartbeat] { heartbeat_loop(heartbeat); });
+}
+
+TpMasterRunner::~TpMasterRunner() {
+  stop_ = true;
+  if (heartbeat_.joinable()) heartbeat_.join();
+  try {
+    std::lock_guard lock(mu_);
+    auto bytes = encode_step({StepKind::kShutdown, {}});
+    comm_.broadcast(bytes, 0);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not tell the workers to shut down: {}", e.what());
+  }
+}
+
+void TpMasterRunner::heartbeat_loop(std::chrono::milliseconds period) {
+  while (!stop_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::unique_lock lock(mu_, std::try_to_lock);
+    if (!lock || std::chrono::steady_clock::now() - last_send_ < period) continue;
+    try {
+      auto bytes = encode_step({StepKind::kHeartbeat, {}});
+      comm_.broadcast(bytes, 0);
+      last_send_ = std::chrono::steady_clock::now();
+    } catch (const std::exception& e) {
+      spdlog::error("a worker rank stopped answering: {}", e.what());
+      return;  // the next step fails with the same error and ends the requests in flight
+    }
+  }
+}
+
+void TpMasterRunner::execute(const ForwardBatch& batch, float* logits) {
+  std::lock_guard lock(mu_);
+  StepMessage m{StepKind::kForward, batch};
+  auto bytes = encode_step(m);
+  comm_.broadcast(bytes, 0);
+  last_send_ = std::chrono::steady_clock::now();
+  const float* local = shard_.forward(batch);
+  const auto n_out = static_cast<int64_t>(batch.logit_rows.size());
+  const int64_t vl = shard_.local_vocab();
+  comm_.gather(local, static_cast<size_t>(n_out * vl), gathered_.data(), 0);
+  // gathered: [rank][row][vl] -> logits: [row][rank * vl + j]
+  for (int r = 0; r < comm_.size(); ++r) {
+    for (int64_t i = 0; i < n_out; ++i) {
+      const float* src = gathered_.data() + (r * n_out + i) * vl;
+      std::copy(src, src + vl, logits + i * vocab_ + r * vl);
+    }
+  }
+}
+
+void run_tp_worker(const Model& full, Backend& backend, const KvCacheShape& full_shape,
+                   int64_t max_batch_tokens, Communicator& comm) {
+  TpShard shard(full, backend, full_shape, max_batch_tokens, comm);
+  std::vector<char> bytes;
+  while (true) {
+    comm.broadcast(bytes, 0);
+    const StepMessage m = decode_step(bytes);
+    if (m.kind == StepKind::kShutdown) return;
+    if (m.kind == StepKind::kHeartbeat) continue;
+    const float* local = shard.forward(m.batch);
+    comm.gather(local, m.batch.logit_rows.size() * static_cast<size_t>(shard.local_vocab()),
+                nullptr, 0);
+  }
+}
+
+}  // namespace shardlm::dist

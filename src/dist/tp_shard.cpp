@@ -1,0 +1,106 @@
+// Slicing weights for tensor parallelism.
+#include "dist/tp_shard.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace shardlm::dist {
+
+namespace {
+
+// Rows [first, first + n) of a matrix: a view into the same bytes.
+TensorView row_slice(const TensorView& w, int64_t first, int64_t n) {
+  TensorView s = w;
+  s.data = w.row(first);
+  s.ne[1] = n;
+  return s;
+}
+
+bool cols_on_blocks(const TensorView& w, int64_t n) {
+  return row_fits_blocks(w.dtype, n) && row_fits_blocks(w.dtype, w.ne[0]);
+}
+
+// Columns [first, first + n) of every row, copied into `store`.
+TensorView col_slice(const TensorView& w, int64_t first, int64_t n,
+                     std::deque<std::vector<uint8_t>>& store) {
+  const size_t offset = row_bytes(w.dtype, first), width = row_bytes(w.dtype, n);
+  auto& bytes = store.emplace_back(width * static_cast<size_t>(w.rows()));
+  for (int64_t r = 0; r < w.rows(); ++r) {
+    std::memcpy(bytes.data() + static_cast<size_t>(r) * width, w.row(r) + offset, width);
+  }
+  TensorView s = w;
+  s.data = bytes.data();
+  s.ne[0] = n;
+  return s;
+}
+
+const float* vec_slice(const float* v, int64_t first) {
+  return v ? v + first : nullptr;
+}
+
+}  // namespace
+
+void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights& w) {
+  auto need = [&](int value, const char* what) {
+    if (value % tp != 0) {
+      fail(
+          "tensor parallel size {} does not divide the model's {} ({}); pick a tp that divides "
+          "it",
+          tp, what, value);
+    }
+  };
+  need(c.n_heads, "attention heads");
+  need(c.n_kv_heads, "KV heads");
+  need(c.ffn_dim, "FFN width");
+  need(c.vocab_size, "vocabulary size");
+  for (const LayerWeights& L : w.layers) {
+    for (const TensorView* t : {&L.wo, &L.w_down}) {
+      if (!cols_on_blocks(*t, t->ne[0] / tp)) {
+        fail(
+            "tensor parallel size {}: {} ({}) cannot be split on its {}-format blocks; use a model "
+            "with Q8_0/Q4_0/Q4_1/F16/BF16 weights or another tp",
+            tp, t->name, t->shape_str(), dtype_name(t->dtype));
+      }
+    }
+  }
+}
+
+std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
+  const ModelConfig& c = full.config;
+  check_tp_shardable(c, tp, full.weights);
+  auto m = std::make_unique<Model>();
+  m->path = full.path;
+  m->format = full.format;
+  m->config = c;
+  m->config.n_heads = c.n_heads / tp;
+  m->config.n_kv_heads = c.n_kv_heads / tp;
+  m->config.ffn_dim = c.ffn_dim / tp;
+  m->tokenizer = full.tokenizer;
+  m->chat_template = full.chat_template;
+  const int64_t q0 = int64_t{tp_rank} * c.q_dim() / tp, nq = c.q_dim() / tp;
+  const int64_t kv0 = int64_t{tp_rank} * c.kv_dim() / tp, nkv = c.kv_dim() / tp;
+  const int64_t f0 = int64_t{tp_rank} * c.ffn_dim / tp, nf = c.ffn_dim / tp;
+  const int64_t v0 = int64_t{tp_rank} * c.vocab_size / tp, nv = c.vocab_size / tp;
+  ModelWeights& w = m->weights;
+  w.tok_embd = full.weights.tok_embd;
+  w.output_norm = full.weights.output_norm;
+  w.output = row_slice(full.weights.output, v0, nv);
+  for (const LayerWeights& F : full.weights.layers) {
+    LayerWeights L = F;
+    L.wq = row_slice(F.wq, q0, nq);
+    L.wk = row_slice(F.wk, kv0, nkv);
+    L.wv = row_slice(F.wv, kv0, nkv);
+    L.bq = vec_slice(F.bq, q0);
+    L.bk = vec_slice(F.bk, kv0);
+    L.bv = vec_slice(F.bv, kv0);
+    L.wo = col_slice(F.wo, q0, nq, m->owned_bytes);
+    L.w_gate = row_slice(F.w_gate, f0, nf);
+    L.w_up = row_slice(F.w_up, f0, nf);
+    L.w_down = col_slice(F.w_down, f0, nf, m->owned_bytes);
+    w.layers.push_back(L);
+  }
+  return m;
+}
+
+}  // namespace shardlm::dist

@@ -1,0 +1,176 @@
+// Tensor parallelism on loopback: ranks as threads of this process, each with its own Group
+// (rendezvous store, handshake, Gloo). TP=2 greedy generation equals TP=1 token for token; the
+// handshake names a missing rank, a model mismatch and a wrong cluster token; step messages
+// round-trip and reject other versions.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+#include "dist/group.h"
+#include "dist/step_message.h"
+#include "dist/tp_runner.h"
+#include "dist/tp_shard.h"
+#include "engine/llm.h"
+#include "test_support.h"
+#include "tiny_model.h"
+
+namespace shardlm::dist {
+namespace {
+
+using namespace shardlm::testing;
+using std::chrono::milliseconds;
+
+GroupOptions options(int rank, int world, int port, const std::string& token = "t") {
+  GroupOptions o;
+  o.rank = rank;
+  o.world_size = world;
+  o.tp = world;
+  o.master_port = port;
+  o.token = token;
+  o.startup_timeout = milliseconds(3000);
+  o.steady_timeout = milliseconds(3000);
+  return o;
+}
+
+std::vector<std::vector<int32_t>> prompts() {
+  return {{1, 2, 3, 4, 5}, {9, 8, 7}, {100, 101, 102, 103, 104, 105, 106, 107}};
+}
+
+SamplingParams greedy() {
+  SamplingParams p;
+  p.temperature = 0;
+  p.ignore_eos = true;
+  p.max_tokens = 10;
+  return p;
+}
+
+class TensorParallelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TinyModelSpec spec;  // 4 heads, 2 KV heads, vocab 288: tp = 2 divides them all
+    spec.ffn_dim = 128;  // so each half of the down projection is whole Q8_0 blocks
+    write_tiny_gguf_model(dir_.path("m.gguf"), spec, DType::Q8_0);
+    path_ = dir_.path("m.gguf");
+  }
+  EngineArgs args() const {
+    EngineArgs a;
+    a.model = path_;
+    a.threads = 1;
+    a.max_model_len = 64;
+    a.num_kv_blocks = 32;
+    a.show_progress = false;
+    return a;
+  }
+
+  TempDir dir_{"tensor_parallel"};
+  std::string path_;
+};
+
+TEST_F(TensorParallelTest, Tp2GreedyEqualsSingleRank) {
+  const auto reference = LLM(args()).generate(prompts(), greedy());
+  Group master(options(0, 2, 0));
+  const int port = master.options().master_port;
+  auto worker = std::async(std::launch::async, [&] {
+    Group g(options(1, 2, port));
+    auto model = load_model(path_);
+    g.join(*model);
+    CpuBackend backend(CpuBackendOptions::for_model(model->config, 1, 512, 64));
+    const KvCacheShape shape{model->config.n_layers, model->config.kv_dim(), 16, 32};
+    run_tp_worker(*model, backend, shape, 512, g.comm());
+  });
+  std::vector<GenerateOutput> outputs;
+  {
+    EngineArgs a = args();
+    a.make_runner = [&](const Model& model, Backend& backend, const KvCacheShape& shape,
+                        int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
+      master.join(model);
+      return std::make_unique<TpMasterRunner>(model, backend, shape, max_tokens, master.comm());
+    };
+    LLM llm(a);
+    outputs = llm.generate(prompts(), greedy());
+  }  // the runner's destructor shuts the worker down
+  worker.get();
+  ASSERT_EQ(outputs.size(), reference.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    EXPECT_EQ(outputs[i].token_ids, reference[i].token_ids) << i;
+  }
+}
+
+TEST_F(TensorParallelTest, MissingRankIsNamed) {
+  Group master(options(0, 3, 0));
+  auto model = load_model(path_);
+  try {
+    master.join(*model);
+    FAIL() << "join succeeded without ranks 1 and 2";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank(s) 1, 2 of 3 did not join"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(TensorParallelTest, WrongTokenIsRefused) {
+  Group master(options(0, 2, 0, "right"));
+  const int port = master.options().master_port;
+  auto model = load_model(path_);
+  auto m = std::async(std::launch::async, [&] { EXPECT_THROW(master.join(*model), Error); });
+  Group intruder(options(1, 2, port, "wrong"));
+  try {
+    intruder.join(*model);
+    FAIL() << "a rank with the wrong token joined";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cluster token"), std::string::npos) << e.what();
+  }
+  m.get();
+}
+
+TEST_F(TensorParallelTest, ModelMismatchStopsEveryRank) {
+  TinyModelSpec other;
+  other.ffn_dim = 128;
+  other.n_layers = 3;
+  write_tiny_gguf_model(dir_.path("other.gguf"), other, DType::Q8_0);
+  Group master(options(0, 2, 0));
+  const int port = master.options().master_port;
+  auto mine = load_model(path_);
+  auto theirs = load_model(dir_.path("other.gguf"));
+  auto w = std::async(std::launch::async, [&] {
+    Group g(options(1, 2, port));
+    EXPECT_THROW(g.join(*theirs), Error);
+  });
+  try {
+    master.join(*mine);
+    FAIL() << "mismatched models joined";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fingerprint"), std::string::npos) << e.what();
+  }
+  w.get();
+}
+
+TEST_F(TensorParallelTest, ShardingRejectsIndivisibleLayouts) {
+  auto model = load_model(path_);
+  EXPECT_THROW(check_tp_shardable(model->config, 3, model->weights), Error);  // 4 heads
+  EXPECT_NO_THROW(check_tp_shardable(model->config, 2, model->weights));
+}
+
+TEST(StepMessage, RoundTripAndVersionCheck) {
+  StepMessage m;
+  m.batch.add_sequence({5, 6, 7}, 2, {3, 4}, 16, false);
+  m.batch.add_sequence({9}, 10, {1}, 16, false);
+  const auto bytes = encode_step(m);
+  const StepMessage back = decode_step(bytes);
+  EXPECT_EQ(back.batch.tokens, m.batch.tokens);
+  EXPECT_EQ(back.batch.positions, m.batch.positions);
+  EXPECT_EQ(back.batch.slots, m.batch.slots);
+  EXPECT_EQ(back.batch.logit_rows, m.batch.logit_rows);
+  ASSERT_EQ(back.batch.seqs.size(), 2u);
+  EXPECT_EQ(back.batch.seqs[1].block_table, m.batch.seqs[1].block_table);
+  auto wrong = bytes;
+  wrong[4] = 99;  // version
+  EXPECT_THROW(decode_step(wrong), Error);
+  EXPECT_THROW(decode_step(std::vector<char>(bytes.begin(), bytes.begin() + 20)), Error);
+}
+
+}  // namespace
+}  // namespace shardlm::dist
