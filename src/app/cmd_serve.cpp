@@ -1,17 +1,30 @@
 // `shardlm serve`: the OpenAI-compatible server, with vLLM's flag names.
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+
 #include "app/commands.h"
 #include "app/default_model.h"
 #include "app/size_flag.h"
+#include "core/error.h"
 #include "server/api_server.h"
 
 namespace shardlm::app {
 
 namespace {
 
+struct GroupFlags {
+  int tp = 1;
+  int nnodes = 1;
+  int node_rank = 0;
+  std::string dist_init_addr = "127.0.0.1:29500";
+  std::string cluster_token;
+  double dist_timeout = 300;  // start-up, seconds
+};
+
 struct ServeOptions {
   server::ServerArgs args;
+  GroupFlags group;
   std::string kv_cache_memory;  // e.g. "512MiB"; empty: the engine default
   bool no_prefix_caching = false;
 };
@@ -60,7 +73,49 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
       ->check(CLI::Range(0.0, 3600.0));
 }
 
+void add_group_flags(CLI::App& cmd, GroupFlags& g) {
+  cmd.add_option("--tp,--tensor-parallel-size", g.tp, "ranks sharing each layer (one per node)")
+      ->check(CLI::Range(1, 4096));
+  cmd.add_option("--nnodes", g.nnodes, "nodes in the group")->check(CLI::Range(1, 4096));
+  cmd.add_option("--node-rank", g.node_rank, "this node's rank (0 = the master)")
+      ->check(CLI::Range(0, 4095));
+  cmd.add_option("--dist-init-addr", g.dist_init_addr,
+                 "HOST:PORT of the master's rendezvous (same on every node)");
+  cmd.add_option("--cluster-token", g.cluster_token, "shared secret every node must present")
+      ->envname("SHARDLM_CLUSTER_TOKEN");
+  cmd.add_option("--dist-timeout", g.dist_timeout, "seconds to wait for every rank at start-up")
+      ->check(CLI::Range(1.0, 86400.0));
+}
+
+// The group layout from the flags: one rank per node, world size = nnodes = tp.
+std::optional<dist::GroupOptions> group_options(const GroupFlags& f) {
+  if (f.tp == 1 && f.nnodes == 1) return std::nullopt;
+  if (f.tp != f.nnodes) {
+    fail("--tp {} with --nnodes {}: this build runs one rank per node, so tp must equal nnodes",
+         f.tp, f.nnodes);
+  }
+  if (f.node_rank >= f.nnodes)
+    fail("--node-rank {} must be below --nnodes {}", f.node_rank, f.nnodes);
+  const auto colon = f.dist_init_addr.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      std::sscanf(f.dist_init_addr.c_str() + colon + 1, "%d", &port) != 1 || port < 1 ||
+      port > 65535) {
+    fail("--dist-init-addr '{}' is not HOST:PORT", f.dist_init_addr);
+  }
+  dist::GroupOptions g;
+  g.rank = f.node_rank;
+  g.world_size = f.nnodes;
+  g.tp = f.tp;
+  g.master_host = f.dist_init_addr.substr(0, colon);
+  g.master_port = port;
+  g.token = f.cluster_token;
+  g.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.dist_timeout * 1000));
+  return g;
+}
+
 void run_serve(ServeOptions& o) {
+  o.args.group = group_options(o.group);
   o.args.engine.model = resolve_model(o.args.engine.model);
   o.args.engine.enable_prefix_caching = !o.no_prefix_caching;
   if (!o.kv_cache_memory.empty()) {
@@ -79,6 +134,7 @@ void add_serve_command(CLI::App& app) {
       "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1)");
   add_engine_flags(*cmd, *o);
   add_http_flags(*cmd, *o);
+  add_group_flags(*cmd, o->group);
   cmd->callback([o] { run_serve(*o); });
 }
 

@@ -22,6 +22,8 @@ class Communicator {
   // Concatenates every rank's n floats, in rank order, into `out` on the root (size() * n floats;
   // unused elsewhere).
   virtual void gather(const float* data, size_t n, float* out, int root) = 0;
+  // Every rank's n floats, in rank order, into `out` (size() * n floats) on every rank.
+  virtual void all_gather(const float* data, size_t n, float* out) = 0;
   virtual void barrier() = 0;
 };
 

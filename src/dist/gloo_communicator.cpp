@@ -3,6 +3,7 @@
 #include "dist/gloo_communicator.h"
 
 #include <arpa/inet.h>
+#include <gloo/allgather.h>
 #include <gloo/allreduce.h>
 #include <gloo/barrier.h>
 #include <gloo/broadcast.h>
@@ -146,6 +147,16 @@ void GlooCommunicator::gather(const float* data, size_t n, float* out, int root)
     o.setRoot(root);
     o.setTag(tag_++);
     gloo::gather(o);
+  });
+}
+
+void GlooCommunicator::all_gather(const float* data, size_t n, float* out) {
+  checked("all-gather", [&] {
+    gloo::AllgatherOptions o(context_);
+    o.setInput(const_cast<float*>(data), n);
+    o.setOutput(out, n * static_cast<size_t>(size_));
+    o.setTag(tag_++);
+    gloo::allgather(o);
   });
 }
 

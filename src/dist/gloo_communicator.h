@@ -28,6 +28,7 @@ class GlooCommunicator : public Communicator {
   void all_reduce_sum(float* data, size_t n) override;
   void broadcast(std::vector<char>& bytes, int root) override;
   void gather(const float* data, size_t n, float* out, int root) override;
+  void all_gather(const float* data, size_t n, float* out) override;
   void barrier() override;
   // Timeout of later collectives (the start-up timeout covers connecting).
   void set_timeout(std::chrono::milliseconds timeout);

@@ -16,7 +16,19 @@ TpShard::TpShard(const Model& full, Backend& backend, const KvCacheShape& full_s
   shape.kv_dim = model_->config.kv_dim();
   kv_ = std::make_unique<KvCache>(shape, backend);
   transformer_ = std::make_unique<Transformer>(*model_, backend, *kv_, max_batch_tokens);
-  transformer_->set_all_reduce([&comm](float* x, size_t n) { comm.all_reduce_sum(x, n); });
+  transformer_->set_tensor_parallel(
+      comm.size(), [this, &comm](const float* local, int64_t rows, int64_t cols, float* full) {
+        const auto n = static_cast<size_t>(rows * cols);
+        scratch_.resize(n * static_cast<size_t>(comm.size()));
+        comm.all_gather(local, n, scratch_.data());
+        // [rank][row][cols] -> [row][rank * cols + j]
+        for (int r = 0; r < comm.size(); ++r) {
+          for (int64_t i = 0; i < rows; ++i) {
+            const float* src = scratch_.data() + (r * rows + i) * cols;
+            std::copy(src, src + cols, full + i * cols * comm.size() + r * cols);
+          }
+        }
+      });
   logits_.resize(static_cast<size_t>(max_batch_tokens * local_vocab_));
 }
 

@@ -1,4 +1,5 @@
-// Tensor-parallel model runners. Every rank runs its shard (tp_shard.h) of the same forward; the
+// Tensor-parallel model runners. Every rank runs its shard (tp_shard.h) of the same forward (the
+// ranks exchange activations with all-gathers inside it); the
 // master's runner broadcasts each step's batch to the others first and gathers the vocab-parallel
 // logits afterwards, and broadcasts a heartbeat while idle so a dead master or worker is noticed
 // within the steady-state timeout. Workers loop on run_tp_worker until the master says shutdown.
@@ -30,6 +31,7 @@ class TpShard {
   std::unique_ptr<Transformer> transformer_;
   int64_t local_vocab_;
   std::vector<float> logits_;
+  std::vector<float> scratch_;  // all-gather receive buffer
 };
 
 class TpMasterRunner : public ModelRunner {

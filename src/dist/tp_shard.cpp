@@ -1,8 +1,6 @@
 // Slicing weights for tensor parallelism.
 #include "dist/tp_shard.h"
 
-#include <cstring>
-
 #include "core/error.h"
 
 namespace shardlm::dist {
@@ -17,31 +15,13 @@ TensorView row_slice(const TensorView& w, int64_t first, int64_t n) {
   return s;
 }
 
-bool cols_on_blocks(const TensorView& w, int64_t n) {
-  return row_fits_blocks(w.dtype, n) && row_fits_blocks(w.dtype, w.ne[0]);
-}
-
-// Columns [first, first + n) of every row, copied into `store`.
-TensorView col_slice(const TensorView& w, int64_t first, int64_t n,
-                     std::deque<std::vector<uint8_t>>& store) {
-  const size_t offset = row_bytes(w.dtype, first), width = row_bytes(w.dtype, n);
-  auto& bytes = store.emplace_back(width * static_cast<size_t>(w.rows()));
-  for (int64_t r = 0; r < w.rows(); ++r) {
-    std::memcpy(bytes.data() + static_cast<size_t>(r) * width, w.row(r) + offset, width);
-  }
-  TensorView s = w;
-  s.data = bytes.data();
-  s.ne[0] = n;
-  return s;
-}
-
 const float* vec_slice(const float* v, int64_t first) {
   return v ? v + first : nullptr;
 }
 
 }  // namespace
 
-void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights& w) {
+void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&) {
   auto need = [&](int value, const char* what) {
     if (value % tp != 0) {
       fail(
@@ -54,16 +34,7 @@ void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights& w) {
   need(c.n_kv_heads, "KV heads");
   need(c.ffn_dim, "FFN width");
   need(c.vocab_size, "vocabulary size");
-  for (const LayerWeights& L : w.layers) {
-    for (const TensorView* t : {&L.wo, &L.w_down}) {
-      if (!cols_on_blocks(*t, t->ne[0] / tp)) {
-        fail(
-            "tensor parallel size {}: {} ({}) cannot be split on its {}-format blocks; use a model "
-            "with Q8_0/Q4_0/Q4_1/F16/BF16 weights or another tp",
-            tp, t->name, t->shape_str(), dtype_name(t->dtype));
-      }
-    }
-  }
+  need(c.d_model, "hidden size");
 }
 
 std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
@@ -82,6 +53,7 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
   const int64_t kv0 = int64_t{tp_rank} * c.kv_dim() / tp, nkv = c.kv_dim() / tp;
   const int64_t f0 = int64_t{tp_rank} * c.ffn_dim / tp, nf = c.ffn_dim / tp;
   const int64_t v0 = int64_t{tp_rank} * c.vocab_size / tp, nv = c.vocab_size / tp;
+  const int64_t d0 = int64_t{tp_rank} * c.d_model / tp, nd = c.d_model / tp;
   ModelWeights& w = m->weights;
   w.tok_embd = full.weights.tok_embd;
   w.output_norm = full.weights.output_norm;
@@ -94,10 +66,10 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
     L.bq = vec_slice(F.bq, q0);
     L.bk = vec_slice(F.bk, kv0);
     L.bv = vec_slice(F.bv, kv0);
-    L.wo = col_slice(F.wo, q0, nq, m->owned_bytes);
+    L.wo = row_slice(F.wo, d0, nd);
     L.w_gate = row_slice(F.w_gate, f0, nf);
     L.w_up = row_slice(F.w_up, f0, nf);
-    L.w_down = col_slice(F.w_down, f0, nf, m->owned_bytes);
+    L.w_down = row_slice(F.w_down, d0, nd);
     w.layers.push_back(L);
   }
   return m;

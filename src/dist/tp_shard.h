@@ -1,9 +1,10 @@
-// Megatron-style tensor-parallel shards of a loaded model: rank r of tp keeps heads
-// [r*h/tp, (r+1)*h/tp) of Q, K, V (column-parallel, zero-copy row slices of the mapped file), the
-// matching input columns of O (row-parallel, copied), FFN gate/up rows and down columns likewise,
-// and rows [r*V/tp, (r+1)*V/tp) of the output projection (vocab-parallel). The embedding lookup
-// reads the mapped table directly (only looked-up rows are paged in). After O and down, the ranks
-// sum their partial outputs with one all-reduce each.
+// Tensor-parallel shards of a loaded model, every slice a zero-copy view of the mapped file: rank r
+// of tp keeps heads [r*h/tp, (r+1)*h/tp) of Q, K, V, rows [r*f/tp, ...) of FFN gate and up, output
+// rows [r*d/tp, ...) of O and down, and rows [r*V/tp, ...) of the output projection
+// (vocab-parallel). The embedding lookup reads the mapped table directly (only looked-up rows are
+// paged in). The forward gathers the heads' and FFN outputs before O and down and the d/tp output
+// slices after them (Transformer::set_tensor_parallel), so every output is computed over its full
+// input exactly as on one rank: greedy results equal a single process bit for bit.
 #pragma once
 
 #include <memory>
@@ -12,8 +13,7 @@
 
 namespace shardlm::dist {
 
-// Throws Error when tp does not divide the heads, KV heads, FFN width or vocabulary, or when a
-// row-parallel slice does not fall on the weight format's block boundaries.
+// Throws Error when tp does not divide the heads, KV heads, FFN width, hidden size or vocabulary.
 void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights& w);
 
 // The shard's config has n_heads/tp, n_kv_heads/tp and ffn_dim/tp (d_model and vocab_size stay).

@@ -12,8 +12,6 @@
 
 namespace shardlm {
 
-namespace {
-
 int model_len(const EngineArgs& args, const ModelConfig& c) {
   return args.max_model_len > 0 ? args.max_model_len : std::min(c.context_length, 4096);
 }
@@ -23,8 +21,6 @@ int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c) {
   const KvCacheShape one{c.n_layers, c.kv_dim(), args.block_size, 1};
   return static_cast<int64_t>(args.kv_cache_memory / one.bytes());
 }
-
-}  // namespace
 
 LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR_FILENO)) {
   model_ = load_model(args.model);

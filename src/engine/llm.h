@@ -45,6 +45,11 @@ struct GenerateOutput {
   int n_preemptions = 0;
 };
 
+// The context length and number of KV blocks the args give for a model (every rank of a group
+// computes the same).
+int model_len(const EngineArgs& args, const ModelConfig& c);
+int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c);
+
 class LLM {
  public:
   explicit LLM(const EngineArgs& args);

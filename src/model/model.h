@@ -28,7 +28,6 @@ struct Model {
   std::unique_ptr<GgufFile> gguf;
   std::vector<std::unique_ptr<SafetensorsFile>> shards;
   std::deque<std::vector<float>> owned;
-  std::deque<std::vector<uint8_t>> owned_bytes;  // e.g. a tensor-parallel shard's weight slices
 
   size_t weight_bytes() const;  // bytes of all tensors the model uses
   std::vector<std::pair<std::string, int>> tensor_type_counts() const;

@@ -27,6 +27,26 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
                   c_.sliding_window, 1.f / std::sqrt(static_cast<float>(c_.head_dim))};
 }
 
+void Transformer::set_tensor_parallel(int tp, GatherCols gather) {
+  tp_ = tp;
+  gather_ = std::move(gather);
+  const auto T = static_cast<size_t>(max_tokens_);
+  const auto widest = static_cast<size_t>(std::max(c_.q_dim(), c_.ffn_dim)) * tp;
+  tp_in_ = be_.alloc_floats(T * widest);
+  tp_out_ = be_.alloc_floats(T * c_.d_model);
+}
+
+void Transformer::matmul_gathered(const TensorView& w, const float* x, int64_t n, int64_t full_cols,
+                                  float* out) {
+  if (tp_ == 1) {
+    be_.matmul(w, x, n, out);
+    return;
+  }
+  gather_(x, n, full_cols / tp_, tp_in_);  // this rank's heads / FFN columns -> all of them
+  be_.matmul(w, tp_in_, n, tp_out_);       // this rank's d_model / tp output rows
+  gather_(tp_out_, n, c_.d_model / tp_, out);
+}
+
 void Transformer::qk_norm(float* x, const float* w, int64_t n, int heads) {
   be_.rms_norm(x, w, n * heads, c_.head_dim, c_.norm_eps, x);
 }
@@ -53,8 +73,7 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
   be_.store_kv(kv, buf_.k, buf_.v, b.slots.data(), n, c_.kv_dim());
   be_.attention(buf_.q, kv, attn_seqs_.data(), static_cast<int>(attn_seqs_.size()), attn_params_,
                 buf_.attn);
-  be_.matmul(L.wo, buf_.attn, n, buf_.xn);
-  if (all_reduce_) all_reduce_(buf_.xn, static_cast<size_t>(n * c_.d_model));
+  matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.q_dim()} * tp_, buf_.xn);
   be_.add(buf_.x, buf_.xn, n * c_.d_model);
 }
 
@@ -63,8 +82,7 @@ void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
   be_.matmul(L.w_gate, buf_.xn, n, buf_.gate);
   be_.matmul(L.w_up, buf_.xn, n, buf_.up);
   be_.silu_mul(buf_.gate, buf_.up, buf_.gate, n * c_.ffn_dim);
-  be_.matmul(L.w_down, buf_.gate, n, buf_.xn);
-  if (all_reduce_) all_reduce_(buf_.xn, static_cast<size_t>(n * c_.d_model));
+  matmul_gathered(L.w_down, buf_.gate, n, int64_t{c_.ffn_dim} * tp_, buf_.xn);
   be_.add(buf_.x, buf_.xn, n * c_.d_model);
 }
 

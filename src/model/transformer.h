@@ -20,11 +20,13 @@ class Transformer {
   // (logit_rows.size() rows of vocab floats) into `logits`.
   void forward(const ForwardBatch& batch, float* logits);
   int64_t max_batch_tokens() const { return max_tokens_; }
-  // Tensor parallelism: called after the O and down projections to sum the ranks' partial
-  // outputs in place (unset on a single rank).
-  void set_all_reduce(std::function<void(float*, size_t)> all_reduce) {
-    all_reduce_ = std::move(all_reduce);
-  }
+  // Tensor parallelism over `tp` ranks, exact: this rank's model holds 1/tp of the heads, FFN
+  // rows and output rows of O and down; `gather(local, rows, cols, full)` concatenates every rank's
+  // [rows][cols] block column-wise into [rows][cols * tp]. Each matmul output row is then computed
+  // over the full input exactly as on one rank, so results are bit-identical to a single process.
+  using GatherCols =
+      std::function<void(const float* local, int64_t rows, int64_t cols, float* full)>;
+  void set_tensor_parallel(int tp, GatherCols gather);
 
  private:
   struct Buffers {
@@ -44,7 +46,13 @@ class Transformer {
   AttentionParams attn_params_;
   std::vector<AttentionSeq> attn_seqs_;
   std::vector<int32_t> tmp_ids_;
-  std::function<void(float*, size_t)> all_reduce_;
+  // Multiplies by w (a row slice on tensor-parallel ranks) and gathers the full output into out.
+  void matmul_gathered(const TensorView& w, const float* x, int64_t n, int64_t full_cols,
+                       float* out);
+  int tp_ = 1;
+  GatherCols gather_;
+  float* tp_in_ = nullptr;   // the gathered input of O / down
+  float* tp_out_ = nullptr;  // this rank's output rows before gathering
 };
 
 }  // namespace shardlm

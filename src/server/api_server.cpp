@@ -14,6 +14,7 @@
 #include "server/openai/responses.h"
 #include "server/openai/routes.h"
 #include "server/stats_logger.h"
+#include "server/worker_node.h"
 
 namespace shardlm::server {
 
@@ -81,9 +82,16 @@ void drain(AsyncEngine& engine, double grace_seconds) {
 }  // namespace
 
 int run_api_server(const ServerArgs& args) {
+  const bool grouped = args.group && args.group->world_size > 1;
+  if (grouped && args.group->rank != 0) return run_worker_node(args);
   const sigset_t signals = block_shutdown_signals();
   EngineArgs engine_args = args.engine;
   engine_args.show_progress = false;
+  std::shared_ptr<dist::Group> group;  // outlives the LLM, whose runner uses it
+  if (grouped) {
+    group = std::make_shared<dist::Group>(*args.group);
+    engine_args.make_runner = tp_master_runner(group);
+  }
   LLM llm(engine_args);
   const std::string name = args.served_model_name.empty() ? default_served_name(args.engine.model)
                                                           : args.served_model_name;

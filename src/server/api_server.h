@@ -4,8 +4,10 @@
 // rest with a final chunk, exit 0).
 #pragma once
 
+#include <optional>
 #include <string>
 
+#include "dist/group.h"
 #include "engine/llm.h"
 #include "server/http_server.h"
 
@@ -14,10 +16,11 @@ namespace shardlm::server {
 struct ServerArgs {
   EngineArgs engine;
   HttpOptions http;
-  int metrics_port = -1;          // -1: /metrics on the main port
-  std::string served_model_name;  // empty: the model's name
-  double log_interval = 10;       // seconds between stats lines; 0 = off
-  double shutdown_grace = 10;     // seconds in-flight requests get to finish on shutdown
+  int metrics_port = -1;                    // -1: /metrics on the main port
+  std::string served_model_name;            // empty: the model's name
+  double log_interval = 10;                 // seconds between stats lines; 0 = off
+  double shutdown_grace = 10;               // seconds in-flight requests get to finish on shutdown
+  std::optional<dist::GroupOptions> group;  // several ranks: this one's place in the group
 };
 
 // Blocks until SIGINT or SIGTERM; returns the exit status. Throws Error when start-up fails.
