@@ -24,6 +24,7 @@ std::shared_ptr<RequestStream> AsyncEngine::submit(std::vector<int32_t> prompt,
   {
     std::lock_guard lock(mu_);
     if (stopping_) fail("the server is shutting down; send the request elsewhere or retry later");
+    if (!fatal_error_.empty()) fail("the engine failed and cannot serve: {}", fatal_error_);
     inbox_.push_back({std::move(prompt), params, stream});
     ++in_flight_;
   }
@@ -47,6 +48,11 @@ void AsyncEngine::stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
+}
+
+std::string AsyncEngine::fatal_error() const {
+  std::lock_guard lock(mu_);
+  return fatal_error_;
 }
 
 EngineStats AsyncEngine::stats() const {
@@ -147,6 +153,10 @@ void AsyncEngine::loop() {
       if (engine_.has_unfinished()) run_step();
     } catch (const std::exception& e) {
       spdlog::error("engine step failed: {}; aborting the requests in flight", e.what());
+      {
+        std::lock_guard lock(mu_);
+        fatal_error_ = e.what();
+      }
       fail_all(e.what());
     }
   }

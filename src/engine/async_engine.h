@@ -52,6 +52,8 @@ class AsyncEngine {
 
   EngineStats stats() const;
   size_t in_flight() const { return in_flight_.load(); }
+  // Set when a step failed (e.g. a rank of the group died): the engine cannot serve any more.
+  std::string fatal_error() const;
 
  private:
   struct Pending {
@@ -77,6 +79,7 @@ class AsyncEngine {
   std::vector<Pending> inbox_;
   std::vector<int64_t> abort_inbox_;
   bool stopping_ = false;
+  std::string fatal_error_;
   EngineStats stats_;
   std::atomic<int64_t> next_id_{0};
   std::atomic<size_t> in_flight_{0};

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "server/metrics.h"
+#include "server/openai/api_error.h"
 #include "server/openai/responses.h"
 #include "server/openai/routes.h"
 #include "server/stats_logger.h"
@@ -32,9 +33,18 @@ sigset_t block_shutdown_signals() {
   return set;
 }
 
-void add_basic_routes(HttpServer& http, const ServerMetrics& metrics, bool with_metrics) {
+// /health: 200 while the engine can serve; 503 with the reason once a step failed (a rank died).
+void add_basic_routes(HttpServer& http, const AsyncEngine& engine, const ServerMetrics& metrics,
+                      bool with_metrics) {
   http.get(
-      "/health", [](const httplib::Request&, httplib::Response& res) { res.status = 200; }, false);
+      "/health",
+      [&engine](const httplib::Request&, httplib::Response& res) {
+        if (const std::string fatal = engine.fatal_error(); !fatal.empty()) {
+          res.status = 503;
+          res.set_content(to_wire(error_body(503, "unhealthy: " + fatal)), "application/json");
+        }
+      },
+      false);
   http.get(
       "/version",
       [](const httplib::Request&, httplib::Response& res) {
@@ -111,7 +121,7 @@ int run_api_server(const ServerArgs& args) {
                            draining};
 
   HttpServer http(args.http);
-  add_basic_routes(http, metrics, args.metrics_port < 0);
+  add_basic_routes(http, engine, metrics, args.metrics_port < 0);
   register_openai_routes(http, ctx);
   const int port = http.bind();
   std::unique_ptr<HttpServer> metrics_http;
@@ -120,7 +130,7 @@ int run_api_server(const ServerArgs& args) {
     mo.port = args.metrics_port;
     mo.api_key.clear();
     metrics_http = std::make_unique<HttpServer>(mo);
-    add_basic_routes(*metrics_http, metrics, true);
+    add_basic_routes(*metrics_http, engine, metrics, true);
     const int mport = metrics_http->bind();
     spdlog::info("metrics on http://{}:{}/metrics", args.http.host, mport);
   }

@@ -81,3 +81,50 @@ def test_wrong_token_is_refused():
     assert "cluster token" in intruder.stderr
     out, _ = master.communicate(timeout=60)
     assert master.returncode == 1 and "did not join" in out
+
+
+def test_rank_killed_mid_stream_fails_fast():
+    import signal
+    import threading
+    import time
+    port = free_port()
+    workers = [subprocess.Popen([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads",
+                                 "1", "--log-interval", "0", *group_args(r, port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for r in (1, 2)]
+    master = Server(group_args(0, port))
+    lines = []
+
+    def stream():
+        req = urllib.request.Request(
+            master.base_url + "/v1/completions", method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"model": SERVED_NAME, "prompt": "Tell me a story.", "max_tokens": 2000,
+                             "temperature": 0, "stream": True, "ignore_eos": True}).encode())
+        with urllib.request.urlopen(req, timeout=60) as r:
+            for line in r:
+                lines.append(line.decode().strip())
+
+    t = threading.Thread(target=stream)
+    t.start()
+    while not any(l.startswith("data: {") for l in lines):
+        t.join(0.05)
+    killed_at = time.monotonic()
+    workers[1].send_signal(signal.SIGKILL)
+    t.join(15)
+    assert not t.is_alive(), "the stream did not end after a rank died"
+    assert time.monotonic() - killed_at < 12
+    final = json.loads([l for l in lines if l.startswith("data: {")][-1][len("data: "):])
+    assert final["choices"][0]["finish_reason"] == "abort"
+    status, body = master.post("/v1/completions", {"model": SERVED_NAME, "prompt": "hi",
+                                                    "max_tokens": 2})
+    assert status == 503, body
+    try:
+        urllib.request.urlopen(master.base_url + "/health", timeout=10)
+        assert False, "/health should report the failure"
+    except urllib.error.HTTPError as e:
+        assert e.code == 503
+    out, _ = workers[0].communicate(timeout=30)  # the surviving worker exits, not hangs
+    assert workers[0].returncode == 1, out
+    workers[1].wait(timeout=10)
+    assert master.stop() == 0, master.text()

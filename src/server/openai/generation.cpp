@@ -94,7 +94,7 @@ void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage, httplib::
       usage.completion_tokens += out.n_output_tokens;
     }
   }
-  if (const std::string error = set.first_error(); !error.empty()) throw ApiError(500, error);
+  if (const std::string error = set.first_error(); !error.empty()) throw ApiError(503, error);
   res.set_content(to_wire(format.response(results, usage)), "application/json");
 }
 
@@ -162,6 +162,9 @@ void respond_with_generation(const ServingContext& ctx, std::vector<ChoiceInput>
                              std::unique_ptr<ResponseFormat> format, const GenerationFields& fields,
                              httplib::Response& res) {
   if (ctx.draining) throw ApiError(503, "the server is shutting down; retry on another server");
+  if (const std::string fatal = ctx.engine.fatal_error(); !fatal.empty()) {
+    throw ApiError(503, "the engine cannot serve: " + fatal);
+  }
   Usage usage{prompt_usage(choices, fields.n), 0};
   const size_t n_choices = choices.size();
   auto set = std::make_unique<ChoiceSet>(ctx.engine, std::move(choices));
