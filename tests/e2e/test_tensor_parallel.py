@@ -32,16 +32,20 @@ def group_args(rank, port, tp=3):
             "60"]
 
 
+def start_workers(port):
+    return [subprocess.Popen([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads", "1",
+                              "--log-interval", "0", *group_args(r, port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for r in (1, 2)]
+
+
 def test_tp3_equals_single_process():
     single = Server()
     expected = [greedy(single, p) for p in PROMPTS]
     assert single.stop() == 0
 
     port = free_port()
-    workers = [subprocess.Popen([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads",
-                                 "1", "--log-interval", "0", *group_args(r, port)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for r in (1, 2)]
+    workers = start_workers(port)
     master = Server(group_args(0, port))
     try:
         assert [greedy(master, p) for p in PROMPTS] == expected
@@ -88,10 +92,7 @@ def test_rank_killed_mid_stream_fails_fast():
     import threading
     import time
     port = free_port()
-    workers = [subprocess.Popen([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads",
-                                 "1", "--log-interval", "0", *group_args(r, port)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for r in (1, 2)]
+    workers = start_workers(port)
     master = Server(group_args(0, port))
     lines = []
 

@@ -30,18 +30,10 @@ class CompletionFormat : public ResponseFormat {
     for (size_t i = 0; i < echo_.size(); ++i) offsets_[i] = echo_[i].size();
   }
 
-  Json response(const std::vector<ChoiceResult>& choices, const Usage& usage) override {
-    Json r = envelope(false);
-    for (size_t i = 0; i < choices.size(); ++i) {
-      const ChoiceResult& c = choices[i];
-      Json choice = {{"index", i}, {"text", echo_[i] + c.text}};
-      choice["logprobs"] = logprobs_ ? logprobs_json(i, c.logprobs) : Json(nullptr);
-      choice["finish_reason"] = finish_reason_name(c.reason);
-      choice["stop_reason"] = nullptr;
-      r["choices"].push_back(std::move(choice));
-    }
-    r["usage"] = usage_json(usage);
-    return r;
+  Json choice_json(size_t i, const ChoiceResult& c) override {
+    Json choice = {{"index", i}, {"text", echo_[i] + c.text}};
+    choice["logprobs"] = logprobs_ ? logprobs_json(i, c.logprobs) : Json(nullptr);
+    return choice;
   }
 
   Json chunk(int index, const RequestOutput& out, bool first) override {
@@ -88,18 +80,10 @@ class ChatFormat : public ResponseFormat {
         tok_(t),
         logprobs_(lp) {}
 
-  Json response(const std::vector<ChoiceResult>& choices, const Usage& usage) override {
-    Json r = envelope(false);
-    for (size_t i = 0; i < choices.size(); ++i) {
-      const ChoiceResult& c = choices[i];
-      Json choice = {{"index", i}, {"message", {{"role", "assistant"}, {"content", c.text}}}};
-      choice["logprobs"] = logprobs_ ? logprobs_json(c.logprobs) : Json(nullptr);
-      choice["finish_reason"] = finish_reason_name(c.reason);
-      choice["stop_reason"] = nullptr;
-      r["choices"].push_back(std::move(choice));
-    }
-    r["usage"] = usage_json(usage);
-    return r;
+  Json choice_json(size_t i, const ChoiceResult& c) override {
+    Json choice = {{"index", i}, {"message", {{"role", "assistant"}, {"content", c.text}}}};
+    choice["logprobs"] = logprobs_ ? logprobs_json(c.logprobs) : Json(nullptr);
+    return choice;
   }
 
   Json chunk(int index, const RequestOutput& out, bool first) override {
@@ -146,6 +130,18 @@ Json ResponseFormat::envelope(bool is_chunk) const {
           {"created", meta_.created},
           {"model", meta_.model},
           {"choices", Json::array()}};
+}
+
+Json ResponseFormat::response(const std::vector<ChoiceResult>& choices, const Usage& usage) {
+  Json r = envelope(false);
+  for (size_t i = 0; i < choices.size(); ++i) {
+    Json choice = choice_json(i, choices[i]);
+    choice["finish_reason"] = finish_reason_name(choices[i].reason);
+    choice["stop_reason"] = nullptr;
+    r["choices"].push_back(std::move(choice));
+  }
+  r["usage"] = usage_json(usage);
+  return r;
 }
 
 Json ResponseFormat::usage_chunk(const Usage& usage) const {

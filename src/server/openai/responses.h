@@ -35,7 +35,7 @@ struct ResponseMeta {
 class ResponseFormat {
  public:
   virtual ~ResponseFormat() = default;
-  virtual Json response(const std::vector<ChoiceResult>& choices, const Usage& usage) = 0;
+  Json response(const std::vector<ChoiceResult>& choices, const Usage& usage);
   // The chunk for one output of a choice; `first` on its first output.
   virtual Json chunk(int index, const RequestOutput& out, bool first) = 0;
   Json usage_chunk(const Usage& usage) const;
@@ -43,6 +43,8 @@ class ResponseFormat {
  protected:
   ResponseFormat(ResponseMeta meta, const char* object, const char* chunk_object);
   Json envelope(bool is_chunk) const;
+  // One choice of a full response without finish_reason: index, text or message, logprobs.
+  virtual Json choice_json(size_t index, const ChoiceResult& c) = 0;
 
   ResponseMeta meta_;
   const char* object_;
