@@ -30,6 +30,13 @@ TpShard::TpShard(const Model& full, Backend& backend, const KvCacheShape& full_s
         }
       });
   logits_.resize(static_cast<size_t>(max_batch_tokens * local_vocab_));
+  // The embedding table is read row by row on lookup, so only looked-up rows become resident.
+  const double mib = 1 << 20, embd = static_cast<double>(full.weights.tok_embd.nbytes());
+  spdlog::info(
+      "rank {} of {}: weights {:.1f} MiB of the model's {:.1f} MiB (embedding table, "
+      "{:.1f} MiB, paged in per looked-up row)",
+      comm.rank(), comm.size(), (static_cast<double>(model_->weight_bytes()) - embd) / mib,
+      (static_cast<double>(full.weight_bytes()) - embd) / mib, embd / mib);
 }
 
 const float* TpShard::forward(const ForwardBatch& batch) {

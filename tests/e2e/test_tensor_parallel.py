@@ -3,6 +3,7 @@
 outputs through the HTTP API as one process; worker ranks answer /health and refuse generation; the
 group shuts down cleanly; a missing rank is named at start-up."""
 import json
+import re
 import socket
 import subprocess
 import urllib.request
@@ -49,6 +50,9 @@ def test_tp3_equals_single_process():
     master = Server(group_args(0, port))
     try:
         assert [greedy(master, p) for p in PROMPTS] == expected
+        # Each rank holds about a third of the weights (besides the embedding table).
+        m = re.search(r"rank 0 of 3: weights ([\d.]+) MiB of the model's ([\d.]+) MiB", master.text())
+        assert m and float(m.group(1)) < 0.4 * float(m.group(2)), master.text()
         # Streaming goes through the group as well.
         status, body = master.post("/v1/completions", {"model": SERVED_NAME, "prompt": PROMPTS[0],
                                                         "max_tokens": 8, "temperature": 0})
