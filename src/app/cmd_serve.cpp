@@ -15,6 +15,7 @@ namespace {
 
 struct GroupFlags {
   int tp = 1;
+  int pp = 1;
   int nnodes = 1;
   int node_rank = 0;
   std::string dist_init_addr = "127.0.0.1:29500";
@@ -76,6 +77,9 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
 void add_group_flags(CLI::App& cmd, GroupFlags& g) {
   cmd.add_option("--tp,--tensor-parallel-size", g.tp, "ranks sharing each layer (one per node)")
       ->check(CLI::Range(1, 4096));
+  cmd.add_option("--pp,--pipeline-parallel-size", g.pp,
+                 "pipeline stages, each a contiguous range of layers (one per node)")
+      ->check(CLI::Range(1, 4096));
   cmd.add_option("--nnodes", g.nnodes, "nodes in the group")->check(CLI::Range(1, 4096));
   cmd.add_option("--node-rank", g.node_rank, "this node's rank (0 = the master)")
       ->check(CLI::Range(0, 4095));
@@ -87,12 +91,20 @@ void add_group_flags(CLI::App& cmd, GroupFlags& g) {
       ->check(CLI::Range(1.0, 86400.0));
 }
 
-// The group layout from the flags: one rank per node, world size = nnodes = tp.
+// The group layout from the flags: one rank per node, world size = nnodes = tp x pp.
 std::optional<dist::GroupOptions> group_options(const GroupFlags& f) {
-  if (f.tp == 1 && f.nnodes == 1) return std::nullopt;
-  if (f.tp != f.nnodes) {
-    fail("--tp {} with --nnodes {}: this build runs one rank per node, so tp must equal nnodes",
-         f.tp, f.nnodes);
+  if (f.tp == 1 && f.pp == 1 && f.nnodes == 1) return std::nullopt;
+  if (f.tp > 1 && f.pp > 1) {
+    fail(
+        "--tp {} with --pp {}: combining tensor and pipeline parallelism is not supported yet; "
+        "use one of them",
+        f.tp, f.pp);
+  }
+  if (f.tp * f.pp != f.nnodes) {
+    fail(
+        "--tp {} x --pp {} = {} ranks but --nnodes is {}: this build runs one rank per node, so "
+        "tp x pp must equal nnodes",
+        f.tp, f.pp, f.tp * f.pp, f.nnodes);
   }
   if (f.node_rank >= f.nnodes)
     fail("--node-rank {} must be below --nnodes {}", f.node_rank, f.nnodes);
@@ -107,6 +119,7 @@ std::optional<dist::GroupOptions> group_options(const GroupFlags& f) {
   g.rank = f.node_rank;
   g.world_size = f.nnodes;
   g.tp = f.tp;
+  g.pp = f.pp;
   g.master_host = f.dist_init_addr.substr(0, colon);
   g.master_port = port;
   g.token = f.cluster_token;

@@ -25,6 +25,9 @@ class Communicator {
   // Every rank's n floats, in rank order, into `out` (size() * n floats) on every rank.
   virtual void all_gather(const float* data, size_t n, float* out) = 0;
   virtual void barrier() = 0;
+  // Point to point (pipeline stages): n floats to / from one rank; blocks until done.
+  virtual void send(const float* data, size_t n, int dst) = 0;
+  virtual void recv(float* data, size_t n, int src) = 0;
 };
 
 }  // namespace shardlm::dist

@@ -172,6 +172,29 @@ void GlooCommunicator::barrier() {
 
 namespace shardlm::dist {
 
+namespace {
+// One slot per direction of a link (collectives use small tags; these sit far above them).
+uint64_t link_slot(int src, int dst) {
+  return (uint64_t{1} << 40) + uint64_t(src) * 65536 + dst;
+}
+}  // namespace
+
+void GlooCommunicator::send(const float* data, size_t n, int dst) {
+  checked("send", [&] {
+    auto buf = context_->createUnboundBuffer(const_cast<float*>(data), n * sizeof(float));
+    buf->send(dst, link_slot(rank_, dst));
+    if (!buf->waitSend(context_->getTimeout())) fail("send to rank {} timed out", dst);
+  });
+}
+
+void GlooCommunicator::recv(float* data, size_t n, int src) {
+  checked("recv", [&] {
+    auto buf = context_->createUnboundBuffer(data, n * sizeof(float));
+    buf->recv(src, link_slot(src, rank_));
+    if (!buf->waitRecv(context_->getTimeout())) fail("receive from rank {} timed out", src);
+  });
+}
+
 void GlooCommunicator::set_timeout(std::chrono::milliseconds timeout) {
   context_->setTimeout(timeout);
 }

@@ -30,6 +30,8 @@ class GlooCommunicator : public Communicator {
   void gather(const float* data, size_t n, float* out, int root) override;
   void all_gather(const float* data, size_t n, float* out) override;
   void barrier() override;
+  void send(const float* data, size_t n, int dst) override;
+  void recv(float* data, size_t n, int src) override;
   // Timeout of later collectives (the start-up timeout covers connecting).
   void set_timeout(std::chrono::milliseconds timeout);
 

@@ -21,7 +21,7 @@ std::string host_name() {
 
 // The first field that differs between two hellos, as "field: 'a' vs 'b'".
 std::string difference(const nlohmann::json& a, const nlohmann::json& b) {
-  for (const char* key : {"version", "fingerprint", "tp", "world_size"}) {
+  for (const char* key : {"version", "fingerprint", "tp", "pp", "world_size"}) {
     if (a[key] != b[key]) return fmt::format("{}: {} vs {}", key, a[key].dump(), b[key].dump());
   }
   return {};
@@ -50,9 +50,13 @@ Group::Group(const GroupOptions& o) : options_(o) {
 Group::~Group() = default;
 
 std::string Group::hello(const Model& model) const {
-  return nlohmann::json{{"rank", options_.rank},      {"host", host_name()},
-                        {"version", SHARDLM_VERSION}, {"fingerprint", model_fingerprint(model)},
-                        {"tp", options_.tp},          {"world_size", options_.world_size}}
+  return nlohmann::json{{"rank", options_.rank},
+                        {"host", host_name()},
+                        {"version", SHARDLM_VERSION},
+                        {"fingerprint", model_fingerprint(model)},
+                        {"tp", options_.tp},
+                        {"pp", options_.pp},
+                        {"world_size", options_.world_size}}
       .dump();
 }
 

@@ -18,6 +18,7 @@ struct GroupOptions {
   int rank = 0;
   int world_size = 1;
   int tp = 1;
+  int pp = 1;
   std::string master_host = "127.0.0.1";
   int master_port = 29500;
   std::string token;  // the cluster token every rank must share

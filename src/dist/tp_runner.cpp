@@ -3,7 +3,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "dist/step_message.h"
 #include "dist/tp_shard.h"
 
 namespace shardlm::dist {
@@ -45,59 +44,22 @@ const float* TpShard::forward(const ForwardBatch& batch) {
 }
 
 TpMasterRunner::TpMasterRunner(const Model& full, Backend& backend, const KvCacheShape& full_shape,
-                               int64_t max_batch_tokens, Communicator& comm,
-                               std::chrono::milliseconds heartbeat)
-    : comm_(comm),
-      shard_(full, backend, full_shape, max_batch_tokens, comm),
-      vocab_(full.config.vocab_size),
-      last_send_(std::chrono::steady_clock::now()) {
-  gathered_.resize(static_cast<size_t>(max_batch_tokens * vocab_));
-  heartbeat_ = std::thread([this, heartbeat] { heartbeat_loop(heartbeat); });
+                               int64_t max_batch_tokens, Communicator& comm)
+    : GroupMasterRunner(comm, full.config.vocab_size),
+      shard_(full, backend, full_shape, max_batch_tokens, comm) {
+  gathered_.resize(static_cast<size_t>(max_batch_tokens * full.config.vocab_size));
 }
 
-TpMasterRunner::~TpMasterRunner() {
-  stop_ = true;
-  if (heartbeat_.joinable()) heartbeat_.join();
-  try {
-    std::lock_guard lock(mu_);
-    auto bytes = encode_step({StepKind::kShutdown, {}});
-    comm_.broadcast(bytes, 0);
-  } catch (const std::exception& e) {
-    spdlog::warn("could not tell the workers to shut down: {}", e.what());
-  }
-}
-
-void TpMasterRunner::heartbeat_loop(std::chrono::milliseconds period) {
-  while (!stop_) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::unique_lock lock(mu_, std::try_to_lock);
-    if (!lock || std::chrono::steady_clock::now() - last_send_ < period) continue;
-    try {
-      auto bytes = encode_step({StepKind::kHeartbeat, {}});
-      comm_.broadcast(bytes, 0);
-      last_send_ = std::chrono::steady_clock::now();
-    } catch (const std::exception& e) {
-      spdlog::error("a worker rank stopped answering: {}", e.what());
-      return;  // the next step fails with the same error and ends the requests in flight
-    }
-  }
-}
-
-void TpMasterRunner::execute(const ForwardBatch& batch, float* logits) {
-  std::lock_guard lock(mu_);
-  StepMessage m{StepKind::kForward, batch};
-  auto bytes = encode_step(m);
-  comm_.broadcast(bytes, 0);
-  last_send_ = std::chrono::steady_clock::now();
+void TpMasterRunner::run_local(const ForwardBatch& batch, float* logits) {
   const float* local = shard_.forward(batch);
   const auto n_out = static_cast<int64_t>(batch.logit_rows.size());
-  const int64_t vl = shard_.local_vocab();
+  const int64_t vl = shard_.local_vocab(), vocab = vocab_size();
   comm_.gather(local, static_cast<size_t>(n_out * vl), gathered_.data(), 0);
   // gathered: [rank][row][vl] -> logits: [row][rank * vl + j]
   for (int r = 0; r < comm_.size(); ++r) {
     for (int64_t i = 0; i < n_out; ++i) {
       const float* src = gathered_.data() + (r * n_out + i) * vl;
-      std::copy(src, src + vl, logits + i * vocab_ + r * vl);
+      std::copy(src, src + vl, logits + i * vocab + r * vl);
     }
   }
 }
@@ -105,16 +67,11 @@ void TpMasterRunner::execute(const ForwardBatch& batch, float* logits) {
 void run_tp_worker(const Model& full, Backend& backend, const KvCacheShape& full_shape,
                    int64_t max_batch_tokens, Communicator& comm) {
   TpShard shard(full, backend, full_shape, max_batch_tokens, comm);
-  std::vector<char> bytes;
-  while (true) {
-    comm.broadcast(bytes, 0);
-    const StepMessage m = decode_step(bytes);
-    if (m.kind == StepKind::kShutdown) return;
-    if (m.kind == StepKind::kHeartbeat) continue;
-    const float* local = shard.forward(m.batch);
-    comm.gather(local, m.batch.logit_rows.size() * static_cast<size_t>(shard.local_vocab()),
-                nullptr, 0);
-  }
+  worker_loop(comm, [&](const ForwardBatch& batch) {
+    const float* local = shard.forward(batch);
+    comm.gather(local, batch.logit_rows.size() * static_cast<size_t>(shard.local_vocab()), nullptr,
+                0);
+  });
 }
 
 }  // namespace shardlm::dist

@@ -5,14 +5,9 @@
 // within the steady-state timeout. Workers loop on run_tp_worker until the master says shutdown.
 #pragma once
 
-#include <atomic>
-#include <chrono>
 #include <memory>
-#include <mutex>
-#include <thread>
 
-#include "dist/communicator.h"
-#include "engine/model_runner.h"
+#include "dist/master_runner.h"
 
 namespace shardlm::dist {
 
@@ -34,27 +29,18 @@ class TpShard {
   std::vector<float> scratch_;  // all-gather receive buffer
 };
 
-class TpMasterRunner : public ModelRunner {
+class TpMasterRunner : public GroupMasterRunner {
  public:
   TpMasterRunner(const Model& full, Backend& backend, const KvCacheShape& full_shape,
-                 int64_t max_batch_tokens, Communicator& comm,
-                 std::chrono::milliseconds heartbeat = std::chrono::seconds(1));
-  ~TpMasterRunner() override;  // tells the workers to shut down
+                 int64_t max_batch_tokens, Communicator& comm);
+  ~TpMasterRunner() override { stop_heartbeat(); }
 
-  int32_t vocab_size() const override { return vocab_; }
-  void execute(const ForwardBatch& batch, float* logits) override;
+ protected:
+  void run_local(const ForwardBatch& batch, float* logits) override;
 
  private:
-  void heartbeat_loop(std::chrono::milliseconds period);
-
-  Communicator& comm_;
   TpShard shard_;
-  int32_t vocab_;
   std::vector<float> gathered_;
-  std::mutex mu_;  // one collective sequence at a time
-  std::chrono::steady_clock::time_point last_send_;
-  std::atomic<bool> stop_{false};
-  std::thread heartbeat_;
 };
 
 // A worker rank: receives steps until shutdown (returns) or a failure (throws Error).

@@ -69,7 +69,7 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
   }
   be_.rope(buf_.q, b.positions.data(), n, c_.n_heads, rope_);
   be_.rope(buf_.k, b.positions.data(), n, c_.n_kv_heads, rope_);
-  const KvLayerView kv = kv_.layer(il);
+  const KvLayerView kv = kv_.layer(il - first_cached_layer_);
   be_.store_kv(kv, buf_.k, buf_.v, b.slots.data(), n, c_.kv_dim());
   be_.attention(buf_.q, kv, attn_seqs_.data(), static_cast<int>(attn_seqs_.size()), attn_params_,
                 buf_.attn);
@@ -86,9 +86,8 @@ void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
   be_.add(buf_.x, buf_.xn, n * c_.d_model);
 }
 
-void Transformer::forward(const ForwardBatch& b, float* logits) {
+void Transformer::begin(const ForwardBatch& b) {
   const int64_t n = b.size();
-  if (n == 0) return;
   if (n > max_tokens_) {
     fail("internal: batch of {} tokens exceeds the {} the runner was sized for", n, max_tokens_);
   }
@@ -96,17 +95,34 @@ void Transformer::forward(const ForwardBatch& b, float* logits) {
   for (const auto& s : b.seqs) {
     attn_seqs_.push_back({s.first_row, s.n_tokens, s.n_past, s.block_table.data()});
   }
-  be_.embedding(model_.weights.tok_embd, b.tokens.data(), n, buf_.x);
-  for (int il = 0; il < c_.n_layers; ++il) {
+}
+
+void Transformer::embed(const ForwardBatch& b) {
+  be_.embedding(model_.weights.tok_embd, b.tokens.data(), b.size(), buf_.x);
+}
+
+void Transformer::run_layers(const ForwardBatch& b, int first, int last) {
+  for (int il = first; il < last; ++il) {
     attention_block(b, il);
-    mlp_block(model_.weights.layers[static_cast<size_t>(il)], n);
+    mlp_block(model_.weights.layers[static_cast<size_t>(il)], b.size());
   }
-  // Only the requested rows go through the final norm and the (large) output projection.
+}
+
+// Only the requested rows go through the final norm and the (large) output projection.
+void Transformer::compute_logits(const ForwardBatch& b, float* logits) {
   const auto n_out = static_cast<int64_t>(b.logit_rows.size());
   be_.gather_rows(buf_.x, b.logit_rows.data(), n_out, c_.d_model, buf_.out_rows);
   be_.rms_norm(buf_.out_rows, model_.weights.output_norm, n_out, c_.d_model, c_.norm_eps,
                buf_.out_rows);
   be_.matmul(model_.weights.output, buf_.out_rows, n_out, logits);
+}
+
+void Transformer::forward(const ForwardBatch& b, float* logits) {
+  if (b.size() == 0) return;
+  begin(b);
+  embed(b);
+  run_layers(b, 0, c_.n_layers);
+  compute_logits(b, logits);
 }
 
 }  // namespace shardlm

@@ -19,6 +19,16 @@ class Transformer {
   // Runs the batch, writing its K/V into the cache, and stores logits for batch.logit_rows
   // (logit_rows.size() rows of vocab floats) into `logits`.
   void forward(const ForwardBatch& batch, float* logits);
+
+  // The same forward in pieces, for pipeline stages: embed -> layers [first, last) -> logits. The
+  // hidden state ([n_tokens][d_model]) is hidden(); a later stage receives it there.
+  void begin(const ForwardBatch& batch);  // sets up the batch's attention sequences
+  void embed(const ForwardBatch& batch);
+  void run_layers(const ForwardBatch& batch, int first, int last);
+  void compute_logits(const ForwardBatch& batch, float* logits);
+  float* hidden() { return buf_.x; }
+  // A pipeline stage whose KV cache holds layers [first, ...) only.
+  void set_first_cached_layer(int first) { first_cached_layer_ = first; }
   int64_t max_batch_tokens() const { return max_tokens_; }
   // Tensor parallelism over `tp` ranks, exact: this rank's model holds 1/tp of the heads, FFN
   // rows and output rows of O and down; `gather(local, rows, cols, full)` concatenates every rank's
@@ -49,6 +59,7 @@ class Transformer {
   // Multiplies by w (a row slice on tensor-parallel ranks) and gathers the full output into out.
   void matmul_gathered(const TensorView& w, const float* x, int64_t n, int64_t full_cols,
                        float* out);
+  int first_cached_layer_ = 0;
   int tp_ = 1;
   GatherCols gather_;
   float* tp_in_ = nullptr;   // the gathered input of O / down

@@ -100,7 +100,7 @@ int run_api_server(const ServerArgs& args) {
   std::shared_ptr<dist::Group> group;  // outlives the LLM, whose runner uses it
   if (grouped) {
     group = std::make_shared<dist::Group>(*args.group);
-    engine_args.make_runner = tp_master_runner(group);
+    engine_args.make_runner = group_master_runner(group);
   }
   LLM llm(engine_args);
   const std::string name = args.served_model_name.empty() ? default_served_name(args.engine.model)

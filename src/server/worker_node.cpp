@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "backend/cpu/cpu_backend.h"
+#include "dist/pp_runner.h"
 #include "dist/tp_runner.h"
 #include "server/openai/api_error.h"
 #include "server/openai/responses.h"
@@ -39,10 +40,14 @@ void add_worker_routes(HttpServer& http, const dist::GroupOptions& g) {
 }  // namespace
 
 std::function<std::unique_ptr<ModelRunner>(const Model&, Backend&, const KvCacheShape&, int64_t)>
-tp_master_runner(std::shared_ptr<dist::Group> group) {
+group_master_runner(std::shared_ptr<dist::Group> group) {
   return [group](const Model& model, Backend& backend, const KvCacheShape& shape,
                  int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
     group->join(model);
+    if (group->options().pp > 1) {
+      return std::make_unique<dist::PpMasterRunner>(model, backend, shape, max_tokens,
+                                                    group->comm());
+    }
     return std::make_unique<dist::TpMasterRunner>(model, backend, shape, max_tokens, group->comm());
   };
 }
@@ -65,7 +70,11 @@ int run_worker_node(const ServerArgs& args) {
                g.world_size, args.http.host, port);
   int status = 0;
   try {
-    dist::run_tp_worker(*model, backend, shape, e.max_num_batched_tokens, group.comm());
+    if (g.pp > 1) {
+      dist::run_pp_worker(*model, backend, shape, e.max_num_batched_tokens, group.comm());
+    } else {
+      dist::run_tp_worker(*model, backend, shape, e.max_num_batched_tokens, group.comm());
+    }
     spdlog::info("the master shut the group down");
   } catch (const std::exception& ex) {
     spdlog::error("worker rank {}: {}; exiting", g.rank, ex.what());

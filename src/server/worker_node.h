@@ -11,9 +11,9 @@ namespace shardlm::server {
 
 int run_worker_node(const ServerArgs& args);
 
-// The runner factory for the master of a tensor-parallel group (joins `group` when the engine
-// builds its runner).
+// The runner factory for the master of a group (joins `group` when the engine builds its runner;
+// tensor- or pipeline-parallel by the group's layout).
 std::function<std::unique_ptr<ModelRunner>(const Model&, Backend&, const KvCacheShape&, int64_t)>
-tp_master_runner(std::shared_ptr<dist::Group> group);
+group_master_runner(std::shared_ptr<dist::Group> group);
 
 }  // namespace shardlm::server

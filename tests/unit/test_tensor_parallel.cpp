@@ -10,6 +10,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "dist/group.h"
+#include "dist/pp_runner.h"
 #include "dist/step_message.h"
 #include "dist/tp_runner.h"
 #include "dist/tp_shard.h"
@@ -97,6 +98,49 @@ TEST_F(TensorParallelTest, Tp2GreedyEqualsSingleRank) {
   for (size_t i = 0; i < outputs.size(); ++i) {
     EXPECT_EQ(outputs[i].token_ids, reference[i].token_ids) << i;
   }
+}
+
+TEST_F(TensorParallelTest, Pp2GreedyEqualsSingleRank) {
+  const auto reference = LLM(args()).generate(prompts(), greedy());
+  GroupOptions mo = options(0, 2, 0);
+  mo.tp = 1;
+  mo.pp = 2;
+  Group master(mo);
+  auto worker = std::async(std::launch::async, [&] {
+    GroupOptions wo = options(1, 2, master.options().master_port);
+    wo.tp = 1;
+    wo.pp = 2;
+    Group g(wo);
+    auto model = load_model(path_);
+    g.join(*model);
+    CpuBackend backend(CpuBackendOptions::for_model(model->config, 1, 512, 64));
+    const KvCacheShape shape{model->config.n_layers, model->config.kv_dim(), 16, 32};
+    run_pp_worker(*model, backend, shape, 512, g.comm());
+  });
+  std::vector<GenerateOutput> outputs;
+  {
+    EngineArgs a = args();
+    a.make_runner = [&](const Model& model, Backend& backend, const KvCacheShape& shape,
+                        int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
+      master.join(model);
+      return std::make_unique<PpMasterRunner>(model, backend, shape, max_tokens, master.comm());
+    };
+    outputs = LLM(a).generate(prompts(), greedy());
+  }
+  worker.get();
+  ASSERT_EQ(outputs.size(), reference.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    EXPECT_EQ(outputs[i].token_ids, reference[i].token_ids) << i;
+  }
+}
+
+TEST(PipelineLayout, StagesSplitLayersContiguously) {
+  EXPECT_EQ(stage_layers(0, 2, 30), std::make_pair(0, 15));
+  EXPECT_EQ(stage_layers(1, 2, 30), std::make_pair(15, 30));
+  EXPECT_EQ(stage_layers(0, 4, 30), std::make_pair(0, 8));
+  EXPECT_EQ(stage_layers(1, 4, 30), std::make_pair(8, 16));
+  EXPECT_EQ(stage_layers(3, 4, 30), std::make_pair(23, 30));
+  EXPECT_THROW(stage_layers(0, 31, 30), Error);
 }
 
 TEST_F(TensorParallelTest, MissingRankIsNamed) {

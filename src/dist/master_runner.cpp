@@ -1,0 +1,67 @@
+// GroupMasterRunner and worker_loop.
+#include "dist/master_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include "dist/step_message.h"
+
+namespace shardlm::dist {
+
+GroupMasterRunner::GroupMasterRunner(Communicator& comm, int32_t vocab,
+                                     std::chrono::milliseconds heartbeat)
+    : comm_(comm), vocab_(vocab), last_send_(std::chrono::steady_clock::now()) {
+  heartbeat_ = std::thread([this, heartbeat] { heartbeat_loop(heartbeat); });
+}
+
+void GroupMasterRunner::stop_heartbeat() {
+  stop_ = true;
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+GroupMasterRunner::~GroupMasterRunner() {
+  stop_heartbeat();
+  try {
+    std::lock_guard lock(mu_);
+    auto bytes = encode_step({StepKind::kShutdown, {}});
+    comm_.broadcast(bytes, 0);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not tell the workers to shut down: {}", e.what());
+  }
+}
+
+void GroupMasterRunner::heartbeat_loop(std::chrono::milliseconds period) {
+  while (!stop_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::unique_lock lock(mu_, std::try_to_lock);
+    if (!lock || std::chrono::steady_clock::now() - last_send_ < period) continue;
+    try {
+      auto bytes = encode_step({StepKind::kHeartbeat, {}});
+      comm_.broadcast(bytes, 0);
+      last_send_ = std::chrono::steady_clock::now();
+    } catch (const std::exception& e) {
+      spdlog::error("a worker rank stopped answering: {}", e.what());
+      return;  // the next step fails with the same error and ends the requests in flight
+    }
+  }
+}
+
+void GroupMasterRunner::execute(const ForwardBatch& batch, float* logits) {
+  std::lock_guard lock(mu_);
+  auto bytes = encode_step({StepKind::kForward, batch});
+  comm_.broadcast(bytes, 0);
+  last_send_ = std::chrono::steady_clock::now();
+  run_local(batch, logits);
+}
+
+void worker_loop(Communicator& comm, const std::function<void(const ForwardBatch&)>& step) {
+  std::vector<char> bytes;
+  while (true) {
+    comm.broadcast(bytes, 0);
+    const StepMessage m = decode_step(bytes);
+    if (m.kind == StepKind::kShutdown) return;
+    if (m.kind == StepKind::kHeartbeat) continue;
+    step(m.batch);
+  }
+}
+
+}  // namespace shardlm::dist

@@ -1,0 +1,49 @@
+// The master's side of a group step, shared by tensor and pipeline parallelism: each step's batch
+// is broadcast to every rank as a StepMessage before the master runs its own part (run_local); a
+// heartbeat goes out while idle so a dead rank is noticed within the steady-state timeout; the
+// destructor tells the workers to shut down. worker_loop is the other side.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "dist/communicator.h"
+#include "engine/model_runner.h"
+
+namespace shardlm::dist {
+
+class GroupMasterRunner : public ModelRunner {
+ public:
+  GroupMasterRunner(Communicator& comm, int32_t vocab,
+                    std::chrono::milliseconds heartbeat = std::chrono::seconds(1));
+  ~GroupMasterRunner() override;
+
+  int32_t vocab_size() const override { return vocab_; }
+  void execute(const ForwardBatch& batch, float* logits) final;
+
+ protected:
+  // The master's share of the step; the full logits (logit_rows x vocab) go to `logits`.
+  virtual void run_local(const ForwardBatch& batch, float* logits) = 0;
+  // Derived classes call this first in their destructor (the heartbeat must stop before their
+  // members go away).
+  void stop_heartbeat();
+  Communicator& comm_;
+
+ private:
+  void heartbeat_loop(std::chrono::milliseconds period);
+
+  int32_t vocab_;
+  std::mutex mu_;  // one collective sequence at a time
+  std::chrono::steady_clock::time_point last_send_;
+  std::atomic<bool> stop_{false};
+  std::thread heartbeat_;
+};
+
+// A worker rank: runs `step` for every forward the master broadcasts until shutdown (returns) or
+// a failure (throws Error).
+void worker_loop(Communicator& comm, const std::function<void(const ForwardBatch&)>& step);
+
+}  // namespace shardlm::dist
