@@ -28,6 +28,8 @@ class Communicator {
   // Point to point (pipeline stages): n floats to / from one rank; blocks until done.
   virtual void send(const float* data, size_t n, int dst) = 0;
   virtual void recv(float* data, size_t n, int src) = 0;
+  // Seconds spent in the calls above so far.
+  virtual double busy_seconds() const = 0;
 };
 
 }  // namespace shardlm::dist

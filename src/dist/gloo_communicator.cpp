@@ -44,14 +44,17 @@ class GlooStore : public gloo::rendezvous::Store {
   std::string prefix_;
 };
 
-// Runs a Gloo operation, turning its exceptions (peer gone, timeout) into an Error.
+// Runs a Gloo operation, timing it into `busy` and turning its exceptions (peer gone, timeout)
+// into an Error.
 template <typename F>
-void checked(const char* what, F f) {
+void checked(const char* what, std::atomic<double>& busy, F f) {
+  const auto start = std::chrono::steady_clock::now();
   try {
     f();
   } catch (const std::exception& e) {
     fail("{} failed: a rank stopped answering or the network broke ({})", what, e.what());
   }
+  busy.fetch_add(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
 }  // namespace
@@ -111,7 +114,7 @@ GlooCommunicator::GlooCommunicator(StoreClient& store, const std::string& prefix
 GlooCommunicator::~GlooCommunicator() = default;
 
 void GlooCommunicator::all_reduce_sum(float* data, size_t n) {
-  checked("all-reduce", [&] {
+  checked("all-reduce", busy_seconds_, [&] {
     gloo::AllreduceOptions o(context_);
     o.setOutput(data, n);
     o.setReduceFunction(
@@ -122,7 +125,7 @@ void GlooCommunicator::all_reduce_sum(float* data, size_t n) {
 }
 
 void GlooCommunicator::broadcast(std::vector<char>& bytes, int root) {
-  checked("broadcast", [&] {
+  checked("broadcast", busy_seconds_, [&] {
     int64_t n = static_cast<int64_t>(bytes.size());
     gloo::BroadcastOptions size_opts(context_);
     size_opts.setOutput(&n, 1);
@@ -140,7 +143,7 @@ void GlooCommunicator::broadcast(std::vector<char>& bytes, int root) {
 }
 
 void GlooCommunicator::gather(const float* data, size_t n, float* out, int root) {
-  checked("gather", [&] {
+  checked("gather", busy_seconds_, [&] {
     gloo::GatherOptions o(context_);
     o.setInput(const_cast<float*>(data), n);
     if (rank_ == root) o.setOutput(out, n * static_cast<size_t>(size_));
@@ -151,7 +154,7 @@ void GlooCommunicator::gather(const float* data, size_t n, float* out, int root)
 }
 
 void GlooCommunicator::all_gather(const float* data, size_t n, float* out) {
-  checked("all-gather", [&] {
+  checked("all-gather", busy_seconds_, [&] {
     gloo::AllgatherOptions o(context_);
     o.setInput(const_cast<float*>(data), n);
     o.setOutput(out, n * static_cast<size_t>(size_));
@@ -161,7 +164,7 @@ void GlooCommunicator::all_gather(const float* data, size_t n, float* out) {
 }
 
 void GlooCommunicator::barrier() {
-  checked("barrier", [&] {
+  checked("barrier", busy_seconds_, [&] {
     gloo::BarrierOptions o(context_);
     o.setTag(tag_++);
     gloo::barrier(o);
@@ -180,7 +183,7 @@ uint64_t link_slot(int src, int dst) {
 }  // namespace
 
 void GlooCommunicator::send(const float* data, size_t n, int dst) {
-  checked("send", [&] {
+  checked("send", busy_seconds_, [&] {
     auto buf = context_->createUnboundBuffer(const_cast<float*>(data), n * sizeof(float));
     buf->send(dst, link_slot(rank_, dst));
     if (!buf->waitSend(context_->getTimeout())) fail("send to rank {} timed out", dst);
@@ -188,7 +191,7 @@ void GlooCommunicator::send(const float* data, size_t n, int dst) {
 }
 
 void GlooCommunicator::recv(float* data, size_t n, int src) {
-  checked("recv", [&] {
+  checked("recv", busy_seconds_, [&] {
     auto buf = context_->createUnboundBuffer(data, n * sizeof(float));
     buf->recv(src, link_slot(src, rank_));
     if (!buf->waitRecv(context_->getTimeout())) fail("receive from rank {} timed out", src);

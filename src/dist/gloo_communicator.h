@@ -3,6 +3,7 @@
 // chosen without GLOO_SOCKET_IFNAME, which still overrides it).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 
@@ -32,6 +33,8 @@ class GlooCommunicator : public Communicator {
   void barrier() override;
   void send(const float* data, size_t n, int dst) override;
   void recv(float* data, size_t n, int src) override;
+  // Seconds spent inside communication calls so far (this rank's view).
+  double busy_seconds() const override { return busy_seconds_; }
   // Timeout of later collectives (the start-up timeout covers connecting).
   void set_timeout(std::chrono::milliseconds timeout);
 
@@ -39,6 +42,7 @@ class GlooCommunicator : public Communicator {
   int rank_;
   int size_;
   uint32_t tag_ = 0;
+  std::atomic<double> busy_seconds_{0};
   std::shared_ptr<gloo::Context> context_;
 };
 

@@ -23,6 +23,7 @@ class GroupMasterRunner : public ModelRunner {
 
   int32_t vocab_size() const override { return vocab_; }
   void execute(const ForwardBatch& batch, float* logits) final;
+  double comm_seconds() const override { return comm_.busy_seconds(); }
 
  protected:
   // The master's share of the step; the full logits (logit_rows x vocab) go to `logits`.

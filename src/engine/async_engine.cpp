@@ -70,6 +70,7 @@ EngineStats AsyncEngine::snapshot() const {
   st.kv_usage = b.usage();
   st.kv_total_tokens = b.total_blocks() * b.block_size();
   st.prefix = b.stats();
+  st.comm_seconds = engine_.runner().comm_seconds();
   return st;
 }
 

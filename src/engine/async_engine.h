@@ -28,6 +28,7 @@ struct EngineStats {
   double kv_usage = 0;        // fraction of KV blocks held by requests
   int64_t kv_total_tokens = 0;
   PrefixCacheStats prefix;  // cumulative
+  double comm_seconds = 0;  // cumulative time the master spent communicating with other ranks
 };
 
 struct StepReport {

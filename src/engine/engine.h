@@ -72,6 +72,7 @@ class Engine {
   const EngineConfig& config() const { return config_; }
   const Scheduler& scheduler() const { return scheduler_; }
   const BlockManager& block_manager() const { return blocks_; }
+  const ModelRunner& runner() const { return runner_; }
   const Request* find(int64_t id) const;
 
  private:

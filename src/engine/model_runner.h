@@ -21,6 +21,8 @@ class ModelRunner {
   // Runs the batch (its K/V go into the cache slots it names) and writes batch.logit_rows.size()
   // rows of vocab_size() floats into `logits`, in logit_rows order.
   virtual void execute(const ForwardBatch& batch, float* logits) = 0;
+  // Seconds spent communicating with other ranks so far (0 on a single rank).
+  virtual double comm_seconds() const { return 0; }
 };
 
 // Runs the shared Transformer over a paged KV cache allocated once at construction.

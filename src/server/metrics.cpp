@@ -53,6 +53,9 @@ ServerMetrics::ServerMetrics(const std::string& model_name)
   e2e_ = histogram("shardlm:e2e_request_latency_seconds", "End-to-end request latency.");
   queue_ =
       histogram("shardlm:request_queue_time_seconds", "Time from arrival to first scheduling.");
+  step_ = histogram("shardlm:engine_step_seconds", "Time of one engine step (all ranks).");
+  comm_ = counter("shardlm:comm_seconds_total",
+                  "Time the master spent communicating with other ranks (0 on one rank).");
   success_ = &BuildCounter()
                   .Name("shardlm:request_success_total")
                   .Help("Finished requests by finish reason.")
@@ -74,6 +77,9 @@ void ServerMetrics::on_step(const StepReport& r) {
   prompt_tokens_->Increment(r.step.n_prompt_tokens);
   generation_tokens_->Increment(static_cast<double>(r.step.tokens.size()));
   for (const FinishedRequest& f : r.step.finished) on_finished(f);
+  if (!r.step.scheduled.empty()) step_->Observe(r.seconds);
+  comm_->Increment(std::max(0.0, r.stats.comm_seconds - last_comm_));
+  last_comm_ = r.stats.comm_seconds;
 }
 
 void ServerMetrics::on_finished(const FinishedRequest& f) {

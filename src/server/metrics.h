@@ -40,6 +40,9 @@ class ServerMetrics {
   prometheus::Histogram* tpot_;
   prometheus::Histogram* e2e_;
   prometheus::Histogram* queue_;
+  prometheus::Histogram* step_;
+  prometheus::Counter* comm_;
+  double last_comm_ = 0;
   prometheus::Family<prometheus::Counter>* success_;
   std::string model_name_;
   int64_t last_prefix_queries_ = 0;

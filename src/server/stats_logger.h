@@ -19,6 +19,8 @@ class StatsLogger {
   double last_step_ = 0;
   int64_t prompt_tokens_ = 0;
   int64_t generation_tokens_ = 0;
+  double busy_seconds_ = 0;  // engine steps in this window
+  double comm_start_ = 0;    // stats.comm_seconds at the window's start
 };
 
 }  // namespace shardlm::server

@@ -53,6 +53,8 @@ def test_tp3_equals_single_process():
         # Each rank holds about a third of the weights (besides the embedding table).
         m = re.search(r"rank 0 of 3: weights ([\d.]+) MiB of the model's ([\d.]+) MiB", master.text())
         assert m and float(m.group(1)) < 0.4 * float(m.group(2)), master.text()
+        assert master.metric("shardlm:comm_seconds_total") > 0
+        assert master.metric("shardlm:engine_step_seconds_count") > 0
         # Streaming goes through the group as well.
         status, body = master.post("/v1/completions", {"model": SERVED_NAME, "prompt": PROMPTS[0],
                                                         "max_tokens": 8, "temperature": 0})
