@@ -7,6 +7,7 @@
 #include "app/default_model.h"
 #include "app/size_flag.h"
 #include "core/error.h"
+#include "dist/launch.h"
 #include "server/api_server.h"
 
 namespace shardlm::app {
@@ -17,8 +18,9 @@ struct GroupFlags {
   int tp = 1;
   int pp = 1;
   int nnodes = 1;
-  int node_rank = 0;
-  std::string dist_init_addr = "127.0.0.1:29500";
+  int node_rank = -1;  // -1: not given
+  std::string dist_init_addr;
+  std::vector<std::string> ips;
   std::string cluster_token;
   double dist_timeout = 300;  // start-up, seconds
 };
@@ -83,8 +85,12 @@ void add_group_flags(CLI::App& cmd, GroupFlags& g) {
   cmd.add_option("--nnodes", g.nnodes, "nodes in the group")->check(CLI::Range(1, 4096));
   cmd.add_option("--node-rank", g.node_rank, "this node's rank (0 = the master)")
       ->check(CLI::Range(0, 4095));
-  cmd.add_option("--dist-init-addr", g.dist_init_addr,
-                 "HOST:PORT of the master's rendezvous (same on every node)");
+  cmd.add_option(
+      "--dist-init-addr", g.dist_init_addr,
+      "HOST:PORT of the master's rendezvous, the same on every node (default port 29500)");
+  cmd.add_option("--ips", g.ips,
+                 "every node's address, master first; a node finds its rank by its own address")
+      ->delimiter(',');
   cmd.add_option("--cluster-token", g.cluster_token, "shared secret every node must present")
       ->envname("SHARDLM_CLUSTER_TOKEN");
   cmd.add_option("--dist-timeout", g.dist_timeout, "seconds to wait for every rank at start-up")
@@ -93,37 +99,36 @@ void add_group_flags(CLI::App& cmd, GroupFlags& g) {
 
 // The group layout from the flags: one rank per node, world size = nnodes = tp x pp.
 std::optional<dist::GroupOptions> group_options(const GroupFlags& f) {
-  if (f.tp == 1 && f.pp == 1 && f.nnodes == 1) return std::nullopt;
+  dist::LaunchFlags lf;
+  lf.nnodes = f.nnodes;
+  if (f.node_rank >= 0) lf.node_rank = f.node_rank;
+  lf.dist_init_addr = f.dist_init_addr;
+  lf.ips = f.ips;
+  const dist::LaunchInfo info = dist::resolve_launch(lf);
+  if (f.tp == 1 && f.pp == 1 && info.world_size == 1) return std::nullopt;
   if (f.tp > 1 && f.pp > 1) {
     fail(
         "--tp {} with --pp {}: combining tensor and pipeline parallelism is not supported yet; "
         "use one of them",
         f.tp, f.pp);
   }
-  if (f.tp * f.pp != f.nnodes) {
+  if (f.tp * f.pp != info.world_size) {
     fail(
-        "--tp {} x --pp {} = {} ranks but --nnodes is {}: this build runs one rank per node, so "
-        "tp x pp must equal nnodes",
-        f.tp, f.pp, f.tp * f.pp, f.nnodes);
-  }
-  if (f.node_rank >= f.nnodes)
-    fail("--node-rank {} must be below --nnodes {}", f.node_rank, f.nnodes);
-  const auto colon = f.dist_init_addr.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos ||
-      std::sscanf(f.dist_init_addr.c_str() + colon + 1, "%d", &port) != 1 || port < 1 ||
-      port > 65535) {
-    fail("--dist-init-addr '{}' is not HOST:PORT", f.dist_init_addr);
+        "--tp {} x --pp {} = {} ranks but the group has {} ({}); this build runs one rank per "
+        "node, so tp x pp must equal the number of nodes",
+        f.tp, f.pp, f.tp * f.pp, info.world_size, info.mode);
   }
   dist::GroupOptions g;
-  g.rank = f.node_rank;
-  g.world_size = f.nnodes;
+  g.rank = info.rank;
+  g.world_size = info.world_size;
   g.tp = f.tp;
   g.pp = f.pp;
-  g.master_host = f.dist_init_addr.substr(0, colon);
-  g.master_port = port;
+  g.master_host = info.master_host;
+  g.master_port = info.master_port;
   g.token = f.cluster_token;
   g.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.dist_timeout * 1000));
+  spdlog::info("group: rank {} of {} ({} launch), rendezvous at {}:{}", g.rank, g.world_size,
+               info.mode, g.master_host, g.master_port);
   return g;
 }
 

@@ -1,6 +1,7 @@
 """Two hosts in two Linux network namespaces joined by a veth pair (created and removed by the
 test; needs root): the default model in two pipeline stages, master on 10.77.0.1 and worker on
-10.77.0.2, started with --nnodes/--node-rank/--dist-init-addr. Greedy outputs through the master's
+10.77.0.2, started with --nnodes/--node-rank/--dist-init-addr and again with --ips (each node
+finds its rank by its own address). Greedy outputs through the master's
 HTTP API equal a single process; the worker refuses generation and points to the master."""
 import json
 import os
@@ -61,14 +62,21 @@ def http_in_ns(ns, method, url, body=None):
     return int(status), json.loads(text)
 
 
-def test_two_hosts_pipeline(two_hosts):
+GROUP_STYLES = {
+    "flags": lambda r: ["--nnodes", "2", "--node-rank", str(r), "--dist-init-addr",
+                        f"{ADDR[0]}:29555"],
+    "ips": lambda r: ["--ips", ",".join(ADDR), "--dist-init-addr", f"{ADDR[0]}:29555"],
+}
+
+
+@pytest.mark.parametrize("style", ["flags", "ips"])
+def test_two_hosts_pipeline(two_hosts, style):
     single = Server()
     expected = [greedy(single, p) for p in PROMPTS]
     assert single.stop() == 0
-    group = ["--pp", "2", "--nnodes", "2", "--dist-init-addr", f"{ADDR[0]}:29555",
-             "--dist-timeout", "60", "--threads", "1", "--log-interval", "0", "--model", MODEL,
-             "--served-model-name", SERVED_NAME, "--port", "8000"]
-    procs = [in_ns(NS[r], [BINARY, "serve", "--host", ADDR[r], "--node-rank", str(r), *group],
+    group = ["--pp", "2", "--dist-timeout", "60", "--threads", "1", "--log-interval", "0",
+             "--model", MODEL, "--served-model-name", SERVED_NAME, "--port", "8000"]
+    procs = [in_ns(NS[r], [BINARY, "serve", "--host", ADDR[r], *GROUP_STYLES[style](r), *group],
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (1, 0)]
     try:
         base = f"http://{ADDR[0]}:8000"
