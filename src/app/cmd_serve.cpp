@@ -7,27 +7,16 @@
 #include "app/default_model.h"
 #include "app/size_flag.h"
 #include "core/error.h"
-#include "dist/launch.h"
+#include "dist/launch_env.h"
 #include "server/api_server.h"
 
 namespace shardlm::app {
 
 namespace {
 
-struct GroupFlags {
-  int tp = 1;
-  int pp = 1;
-  int nnodes = 1;
-  int node_rank = -1;  // -1: not given
-  std::string dist_init_addr;
-  std::vector<std::string> ips;
-  std::string cluster_token;
-  double dist_timeout = 300;  // start-up, seconds
-};
-
 struct ServeOptions {
   server::ServerArgs args;
-  GroupFlags group;
+  dist::LaunchFlags group;
   std::string kv_cache_memory;  // e.g. "512MiB"; empty: the engine default
   bool no_prefix_caching = false;
 };
@@ -76,53 +65,29 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
       ->check(CLI::Range(0.0, 3600.0));
 }
 
-void add_group_flags(CLI::App& cmd, GroupFlags& g) {
-  cmd.add_option("--tp,--tensor-parallel-size", g.tp, "ranks sharing each layer (one per node)")
-      ->check(CLI::Range(1, 4096));
-  cmd.add_option("--pp,--pipeline-parallel-size", g.pp,
-                 "pipeline stages, each a contiguous range of layers (one per node)")
-      ->check(CLI::Range(1, 4096));
-  cmd.add_option("--nnodes", g.nnodes, "nodes in the group")->check(CLI::Range(1, 4096));
-  cmd.add_option("--node-rank", g.node_rank, "this node's rank (0 = the master)")
-      ->check(CLI::Range(0, 4095));
-  cmd.add_option(
-      "--dist-init-addr", g.dist_init_addr,
-      "HOST:PORT of the master's rendezvous, the same on every node (default port 29500)");
-  cmd.add_option("--ips", g.ips,
-                 "every node's address, master first; a node finds its rank by its own address")
-      ->delimiter(',');
-  cmd.add_option("--cluster-token", g.cluster_token, "shared secret every node must present")
-      ->envname("SHARDLM_CLUSTER_TOKEN");
-  cmd.add_option("--dist-timeout", g.dist_timeout, "seconds to wait for every rank at start-up")
-      ->check(CLI::Range(1.0, 86400.0));
-}
-
-// The group layout from the flags: one rank per node, world size = nnodes = tp x pp.
-std::optional<dist::GroupOptions> group_options(const GroupFlags& f) {
-  dist::LaunchFlags lf;
-  lf.nnodes = f.nnodes;
-  if (f.node_rank >= 0) lf.node_rank = f.node_rank;
-  lf.dist_init_addr = f.dist_init_addr;
-  lf.ips = f.ips;
-  const dist::LaunchInfo info = dist::resolve_launch(lf);
-  if (f.tp == 1 && f.pp == 1 && info.world_size == 1) return std::nullopt;
-  if (f.tp > 1 && f.pp > 1) {
+// The group from the launch style (flags, --ips, rtp-llm, OpenMPI, SLURM), or nullopt for one
+// process. Serving runs one rank per node with tensor or pipeline parallelism today.
+std::optional<dist::GroupOptions> group_options(const dist::LaunchFlags& f) {
+  const dist::LaunchInfo info = dist::resolve_launch(f);
+  if (info.world_size == 1) return std::nullopt;
+  const dist::ParallelConfig& p = info.parallel;
+  if (info.supervisor || info.local_world_size > 1) {
+    fail(
+        "{} ranks per node ({} launch): serving runs one rank per node today; start one process "
+        "per node with --nproc-per-node 1",
+        info.local_world_size, info.mode);
+  }
+  if (p.tp > 1 && p.pp > 1) {
     fail(
         "--tp {} with --pp {}: combining tensor and pipeline parallelism is not supported yet; "
         "use one of them",
-        f.tp, f.pp);
-  }
-  if (f.tp * f.pp != info.world_size) {
-    fail(
-        "--tp {} x --pp {} = {} ranks but the group has {} ({}); this build runs one rank per "
-        "node, so tp x pp must equal the number of nodes",
-        f.tp, f.pp, f.tp * f.pp, info.world_size, info.mode);
+        p.tp, p.pp);
   }
   dist::GroupOptions g;
   g.rank = info.rank;
   g.world_size = info.world_size;
-  g.tp = f.tp;
-  g.pp = f.pp;
+  g.tp = p.tp;
+  g.pp = p.pp;
   g.master_host = info.master_host;
   g.master_port = info.master_port;
   g.token = f.cluster_token;
@@ -152,7 +117,7 @@ void add_serve_command(CLI::App& app) {
       "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1)");
   add_engine_flags(*cmd, *o);
   add_http_flags(*cmd, *o);
-  add_group_flags(*cmd, o->group);
+  dist::add_launch_flags(*cmd, o->group);
   cmd->callback([o] { run_serve(*o); });
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "dist/parallel_config.h"
 
 namespace shardlm::dist {
 
@@ -90,6 +91,9 @@ void Group::check_hellos(const std::string& mine) {
 }
 
 void Group::join(const Model& model) {
+  // One rank per node: the world is the number of nodes.
+  validate_parallel({options_.tp, options_.pp}, options_.world_size, options_.world_size,
+                    model.config);
   const std::string mine = hello(model);
   if (is_master()) {
     check_hellos(mine);

@@ -18,7 +18,6 @@
 extern char** environ;
 
 namespace shardlm::dist {
-inline namespace launch_env {
 
 namespace {
 
@@ -570,5 +569,4 @@ void add_launch_flags(CLI::App& cmd, LaunchFlags& f) {
       ->envname("SHARDLM_CLUSTER_TOKEN");
 }
 
-}  // namespace launch_env
 }  // namespace shardlm::dist

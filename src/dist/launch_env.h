@@ -34,10 +34,6 @@ class App;
 
 namespace shardlm::dist {
 
-// The inline namespace keeps these symbols apart from the older src/dist/launch.h, which uses
-// the same names; drop it once that file is gone.
-inline namespace launch_env {
-
 inline constexpr int kDefaultMasterPort = 29500;
 // Set by a node's supervisor in each child it starts: the child's local rank.
 inline constexpr const char* kLocalRankVariable = "SHARDLM_LOCAL_RANK";
@@ -103,5 +99,4 @@ HostPort parse_host_port(std::string_view text, std::string_view what,
 // The process environment as a map.
 Environment current_environment();
 
-}  // namespace launch_env
 }  // namespace shardlm::dist

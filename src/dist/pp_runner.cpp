@@ -3,21 +3,14 @@
 
 #include <spdlog/spdlog.h>
 
-#include "core/error.h"
+#include "dist/parallel_config.h"
 
 namespace shardlm::dist {
-
-std::pair<int, int> stage_layers(int stage, int pp, int n_layers) {
-  if (pp > n_layers) fail("pipeline parallel size {} exceeds the model's {} layers", pp, n_layers);
-  const int base = n_layers / pp, extra = n_layers % pp;
-  const int first = stage * base + std::min(stage, extra);
-  return {first, first + base + (stage < extra ? 1 : 0)};
-}
 
 PpStage::PpStage(const Model& model, Backend& backend, const KvCacheShape& full_shape,
                  int64_t max_batch_tokens, int stage, int pp)
     : model_(model), stage_(stage), pp_(pp) {
-  std::tie(first_, last_) = stage_layers(stage, pp, model.config.n_layers);
+  std::tie(first_, last_) = stage_layer_range(stage, pp, model.config.n_layers);
   KvCacheShape shape = full_shape;
   shape.n_layers = last_ - first_;
   kv_ = std::make_unique<KvCache>(shape, backend);

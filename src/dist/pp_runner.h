@@ -13,9 +13,6 @@
 
 namespace shardlm::dist {
 
-// Layers [first, last) of stage `stage` of pp (near-equal contiguous ranges).
-std::pair<int, int> stage_layers(int stage, int pp, int n_layers);
-
 class PpStage {
  public:
   PpStage(const Model& model, Backend& backend, const KvCacheShape& full_shape,

@@ -13,14 +13,15 @@ def test_slurm_environment_group():
     expected = [greedy(single, p) for p in PROMPTS[:2]]
     assert single.stop() == 0
     port = free_port()
-    slurm = {"SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "localhost", "SLURM_NNODES": "1"}
+    slurm = {"SLURM_NTASKS": "2", "SLURM_JOB_NODELIST": "localhost", "SLURM_NNODES": "2",
+             "SLURM_TASKS_PER_NODE": "1(x2)", "SLURM_LOCALID": "0"}
     worker = subprocess.Popen([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads", "1",
                                "--log-interval", "0", "--pp", "2", "--dist-init-addr",
                                f"localhost:{port}"],
-                              env={**os.environ, **slurm, "SLURM_PROCID": "1"},
+                              env={**os.environ, **slurm, "SLURM_PROCID": "1", "SLURM_NODEID": "1"},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     old = dict(os.environ)
-    os.environ.update({**slurm, "SLURM_PROCID": "0"})
+    os.environ.update({**slurm, "SLURM_PROCID": "0", "SLURM_NODEID": "0"})
     try:
         master = Server(["--pp", "2", "--dist-init-addr", f"localhost:{port}"])
     finally:

@@ -27,8 +27,8 @@ def greedy(server, prompt):
     return body["choices"][0]["text"]
 
 
-def group_args(rank, port, tp=3):
-    return ["--tp", str(tp), "--nnodes", str(tp), "--node-rank", str(rank),
+def group_args(rank, port, tp=3, kind="--tp"):
+    return [kind, str(tp), "--nnodes", str(tp), "--node-rank", str(rank),
             "--dist-init-addr", f"127.0.0.1:{port}", "--cluster-token", "e2e", "--dist-timeout",
             "60"]
 
@@ -70,7 +70,7 @@ def test_tp3_equals_single_process():
 def test_missing_rank_is_named():
     port = free_port()
     proc = subprocess.run([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads", "1",
-                           "--tp", "2", "--nnodes", "2", "--node-rank", "0", "--dist-init-addr",
+                           "--pp", "2", "--nnodes", "2", "--node-rank", "0", "--dist-init-addr",
                            f"127.0.0.1:{port}", "--dist-timeout", "2"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
@@ -80,10 +80,10 @@ def test_missing_rank_is_named():
 def test_wrong_token_is_refused():
     port = free_port()
     master = subprocess.Popen([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads", "1",
-                               *group_args(0, port, tp=2)[:-2], "--dist-timeout", "5"],
+                               *group_args(0, port, tp=2, kind="--pp")[:-2], "--dist-timeout", "5"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     intruder = subprocess.run([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads", "1",
-                               "--tp", "2", "--nnodes", "2", "--node-rank", "1",
+                               "--pp", "2", "--nnodes", "2", "--node-rank", "1",
                                "--dist-init-addr", f"127.0.0.1:{port}", "--cluster-token", "bad",
                                "--dist-timeout", "5"],
                               capture_output=True, text=True, timeout=60)
