@@ -8,6 +8,7 @@
 #include "app/size_flag.h"
 #include "core/error.h"
 #include "dist/launch_env.h"
+#include "dist/supervisor.h"
 #include "server/api_server.h"
 
 namespace shardlm::app {
@@ -66,39 +67,36 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
 }
 
 // The group from the launch style (flags, --ips, rtp-llm, OpenMPI, SLURM), or nullopt for one
-// process. Serving runs one rank per node with tensor or pipeline parallelism today.
-std::optional<dist::GroupOptions> group_options(const dist::LaunchFlags& f) {
-  const dist::LaunchInfo info = dist::resolve_launch(f);
+// process.
+std::optional<dist::GroupOptions> group_options(const dist::LaunchInfo& info,
+                                                const dist::LaunchFlags& f) {
   if (info.world_size == 1) return std::nullopt;
-  const dist::ParallelConfig& p = info.parallel;
-  if (info.supervisor || info.local_world_size > 1) {
-    fail(
-        "{} ranks per node ({} launch): serving runs one rank per node today; start one process "
-        "per node with --nproc-per-node 1",
-        info.local_world_size, info.mode);
-  }
-  if (p.tp > 1 && p.pp > 1) {
-    fail(
-        "--tp {} with --pp {}: combining tensor and pipeline parallelism is not supported yet; "
-        "use one of them",
-        p.tp, p.pp);
-  }
   dist::GroupOptions g;
   g.rank = info.rank;
   g.world_size = info.world_size;
-  g.tp = p.tp;
-  g.pp = p.pp;
+  g.tp = info.parallel.tp;
+  g.pp = info.parallel.pp;
+  g.nnodes = info.nnodes;
+  g.local_rank = info.local_rank;
   g.master_host = info.master_host;
   g.master_port = info.master_port;
   g.token = f.cluster_token;
   g.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.dist_timeout * 1000));
-  spdlog::info("group: rank {} of {} ({} launch), rendezvous at {}:{}", g.rank, g.world_size,
-               info.mode, g.master_host, g.master_port);
+  spdlog::info(
+      "group: rank {} of {} ({} launch), node {} of {}, local rank {}, rendezvous at {}:{}", g.rank,
+      g.world_size, info.mode, info.node_rank, info.nnodes, info.local_rank, g.master_host,
+      g.master_port);
   return g;
 }
 
 void run_serve(ServeOptions& o) {
-  o.args.group = group_options(o.group);
+  const dist::LaunchInfo info = dist::resolve_launch(o.group);
+  if (info.supervisor) {
+    resolve_model(o.args.engine.model);  // fetch the default model once, before the children
+    std::exit(dist::supervise_local_ranks(
+        {info.local_world_size, info.node_rank == 0, o.args.shutdown_grace + 5}));
+  }
+  o.args.group = group_options(info, o.group);
   o.args.engine.model = resolve_model(o.args.engine.model);
   o.args.engine.enable_prefix_caching = !o.no_prefix_caching;
   if (!o.kv_cache_memory.empty()) {

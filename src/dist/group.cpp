@@ -91,9 +91,7 @@ void Group::check_hellos(const std::string& mine) {
 }
 
 void Group::join(const Model& model) {
-  // One rank per node: the world is the number of nodes.
-  validate_parallel({options_.tp, options_.pp}, options_.world_size, options_.world_size,
-                    model.config);
+  validate_parallel(parallel(), options_.world_size, options_.nnodes, model.config);
   const std::string mine = hello(model);
   if (is_master()) {
     check_hellos(mine);
@@ -105,6 +103,13 @@ void Group::join(const Model& model) {
   comm_ = std::make_unique<GlooCommunicator>(*store_, "gloo/", options_.rank, options_.world_size,
                                              options_.startup_timeout);
   comm_->set_timeout(options_.steady_timeout);
+  if (options_.tp > 1) {
+    const RankLayout me = rank_layout(parallel(), options_.rank, model.config.n_layers);
+    tp_comm_ =
+        std::make_unique<GlooCommunicator>(*store_, fmt::format("gloo-tp{}/", me.pp_stage),
+                                           me.tp_rank, options_.tp, options_.startup_timeout);
+    tp_comm_->set_timeout(options_.steady_timeout);
+  }
   spdlog::info("rank {} of {} joined the group (master {})", options_.rank, options_.world_size,
                store_->address());
 }

@@ -1,4 +1,4 @@
-// A tensor-parallel group of ranks: the master (rank 0) hosts the rendezvous store; at the
+// A group of ranks (tp x pp): the master (rank 0) hosts the rendezvous store; at the
 // handshake every rank reports its shardlm version, a fingerprint of the model and the layout, the
 // master checks them all and publishes a verdict, then the ranks connect the communicator. Any
 // missing rank or mismatch stops every rank with a message naming it.
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "dist/gloo_communicator.h"
+#include "dist/stage_shard.h"
 #include "dist/store.h"
 #include "model/model.h"
 
@@ -19,6 +20,8 @@ struct GroupOptions {
   int world_size = 1;
   int tp = 1;
   int pp = 1;
+  int nnodes = 1;      // nodes of the group (world_size / nnodes ranks each)
+  int local_rank = 0;  // this rank's place on its node (0 answers the node's /health)
   std::string master_host = "127.0.0.1";
   int master_port = 29500;
   std::string token;  // the cluster token every rank must share
@@ -32,9 +35,13 @@ class Group {
   explicit Group(const GroupOptions& options);
   ~Group();
 
-  // Handshake, then connect the communicator. Throws Error on a missing rank or a mismatch.
+  // Handshake, then connect the communicators (every rank; and this rank's TP group when tp > 1).
+  // Throws Error on a missing rank or a mismatch.
   void join(const Model& model);
   Communicator& comm() { return *comm_; }
+  // The world and this rank's TP group, for a StageShard.
+  StageComms comms() { return {*comm_, tp_comm_.get()}; }
+  ParallelConfig parallel() const { return {options_.tp, options_.pp}; }
   bool is_master() const { return options_.rank == 0; }
   const GroupOptions& options() const { return options_; }
 
@@ -46,6 +53,7 @@ class Group {
   std::unique_ptr<StoreServer> server_;
   std::unique_ptr<StoreClient> store_;
   std::unique_ptr<GlooCommunicator> comm_;
+  std::unique_ptr<GlooCommunicator> tp_comm_;
 };
 
 // Hash of the config and every tensor's name, type and shape.

@@ -6,8 +6,7 @@
 #include <thread>
 
 #include "backend/cpu/cpu_backend.h"
-#include "dist/pp_runner.h"
-#include "dist/tp_runner.h"
+#include "dist/shard_runner.h"
 #include "server/openai/api_error.h"
 #include "server/openai/responses.h"
 
@@ -44,11 +43,8 @@ group_master_runner(std::shared_ptr<dist::Group> group) {
   return [group](const Model& model, Backend& backend, const KvCacheShape& shape,
                  int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
     group->join(model);
-    if (group->options().pp > 1) {
-      return std::make_unique<dist::PpMasterRunner>(model, backend, shape, max_tokens,
-                                                    group->comm());
-    }
-    return std::make_unique<dist::TpMasterRunner>(model, backend, shape, max_tokens, group->comm());
+    return std::make_unique<dist::ShardMasterRunner>(model, backend, shape, max_tokens,
+                                                     group->parallel(), group->comms());
   };
 }
 
@@ -62,26 +58,30 @@ int run_worker_node(const ServerArgs& args) {
   CpuBackend backend(
       CpuBackendOptions::for_model(c, e.threads, e.max_num_batched_tokens, model_len(e, c)));
   const KvCacheShape shape{c.n_layers, c.kv_dim(), e.block_size, kv_blocks(e, c)};
-  HttpServer http(args.http);
-  add_worker_routes(http, g);
-  const int port = http.bind();
-  std::thread http_thread([&] { http.serve(); });
-  spdlog::info("worker rank {} of {}: /health on http://{}:{}; requests go to the master", g.rank,
-               g.world_size, args.http.host, port);
+  // One /health per node: local rank 0 answers it; the node's other ranks listen on nothing.
+  std::unique_ptr<HttpServer> http;
+  std::thread http_thread;
+  if (g.local_rank == 0) {
+    http = std::make_unique<HttpServer>(args.http);
+    add_worker_routes(*http, g);
+    const int port = http->bind();
+    http_thread = std::thread([&] { http->serve(); });
+    spdlog::info("worker rank {} of {}: /health on http://{}:{}; requests go to the master", g.rank,
+                 g.world_size, args.http.host, port);
+  }
   int status = 0;
   try {
-    if (g.pp > 1) {
-      dist::run_pp_worker(*model, backend, shape, e.max_num_batched_tokens, group.comm());
-    } else {
-      dist::run_tp_worker(*model, backend, shape, e.max_num_batched_tokens, group.comm());
-    }
+    dist::run_shard_worker(*model, backend, shape, e.max_num_batched_tokens, group.parallel(),
+                           group.comms());
     spdlog::info("the master shut the group down");
   } catch (const std::exception& ex) {
     spdlog::error("worker rank {}: {}; exiting", g.rank, ex.what());
     status = 1;
   }
-  http.stop();
-  http_thread.join();
+  if (http) {
+    http->stop();
+    http_thread.join();
+  }
   return status;
 }
 

@@ -23,9 +23,9 @@ def test_pp2_equals_single_process():
     master = Server(pp_args(0, port))
     try:
         assert [greedy(master, p) for p in PROMPTS] == expected
-        assert re.search(r"pipeline stage 0 of 2: layers 0-14", master.text())
+        assert re.search(r"rank 0: tp rank 0 of 1, stage 0 of 2, layers 0-14", master.text())
     finally:
         assert master.stop() == 0, master.text()
         out, _ = worker.communicate(timeout=30)
         assert worker.returncode == 0, out
-        assert "pipeline stage 1 of 2: layers 15-29" in out
+        assert "rank 1: tp rank 0 of 1, stage 1 of 2, layers 15-29" in out

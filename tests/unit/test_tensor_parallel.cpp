@@ -1,5 +1,6 @@
-// Tensor parallelism on loopback: ranks as threads of this process, each with its own Group
-// (rendezvous store, handshake, Gloo). TP=2 greedy generation equals TP=1 token for token; the
+// Tensor and pipeline parallelism on loopback: ranks as threads of this process, each with its own
+// Group (rendezvous store, handshake, Gloo). TP=2, PP=2 and TP=2 x PP=2 greedy generation equals
+// one rank token for token (PP with micro-batches); the
 // handshake names a missing rank, a model mismatch and a wrong cluster token; step messages
 // round-trip and reject other versions.
 #include <gtest/gtest.h>
@@ -10,9 +11,9 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "dist/group.h"
-#include "dist/pp_runner.h"
+#include "dist/micro_batch.h"
+#include "dist/shard_runner.h"
 #include "dist/step_message.h"
-#include "dist/tp_runner.h"
 #include "dist/tp_shard.h"
 #include "engine/llm.h"
 #include "test_support.h"
@@ -70,68 +71,81 @@ class TensorParallelTest : public ::testing::Test {
   std::string path_;
 };
 
-TEST_F(TensorParallelTest, Tp2GreedyEqualsSingleRank) {
-  const auto reference = LLM(args()).generate(prompts(), greedy());
-  Group master(options(0, 2, 0));
-  const int port = master.options().master_port;
-  auto worker = std::async(std::launch::async, [&] {
-    Group g(options(1, 2, port));
-    auto model = load_model(path_);
-    g.join(*model);
-    CpuBackend backend(CpuBackendOptions::for_model(model->config, 1, 512, 64));
-    const KvCacheShape shape{model->config.n_layers, model->config.kv_dim(), 16, 32};
-    run_tp_worker(*model, backend, shape, 512, g.comm());
-  });
+// Runs the prompts through a tp x pp group of threads (rank 0 serves through the LLM API) and
+// returns the master's outputs.
+std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp) {
+  const int world = tp * pp;
+  GroupOptions mo = options(0, world, 0);
+  mo.tp = tp;
+  mo.pp = pp;
+  Group master(mo);
+  std::vector<std::future<void>> workers;
+  for (int r = 1; r < world; ++r) {
+    workers.push_back(std::async(std::launch::async, [&, r] {
+      GroupOptions wo = mo;
+      wo.rank = r;
+      wo.master_port = master.options().master_port;
+      Group g(wo);
+      auto model = load_model(base.model);
+      g.join(*model);
+      CpuBackend backend(CpuBackendOptions::for_model(model->config, 1, 512, 64));
+      const KvCacheShape shape{model->config.n_layers, model->config.kv_dim(), 16, 32};
+      run_shard_worker(*model, backend, shape, 512, g.parallel(), g.comms());
+    }));
+  }
   std::vector<GenerateOutput> outputs;
   {
-    EngineArgs a = args();
+    EngineArgs a = base;
     a.make_runner = [&](const Model& model, Backend& backend, const KvCacheShape& shape,
                         int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
       master.join(model);
-      return std::make_unique<TpMasterRunner>(model, backend, shape, max_tokens, master.comm());
+      return std::make_unique<ShardMasterRunner>(model, backend, shape, max_tokens,
+                                                 master.parallel(), master.comms());
     };
     LLM llm(a);
     outputs = llm.generate(prompts(), greedy());
-  }  // the runner's destructor shuts the worker down
-  worker.get();
+  }  // the runner's destructor shuts the workers down
+  for (auto& w : workers) w.get();
+  return outputs;
+}
+
+class GroupLayoutTest : public TensorParallelTest,
+                        public ::testing::WithParamInterface<std::pair<int, int>> {};
+
+TEST_P(GroupLayoutTest, GreedyEqualsSingleRank) {
+  const auto [tp, pp] = GetParam();
+  const auto reference = LLM(args()).generate(prompts(), greedy());
+  const auto outputs = run_group(args(), tp, pp);
   ASSERT_EQ(outputs.size(), reference.size());
   for (size_t i = 0; i < outputs.size(); ++i) {
     EXPECT_EQ(outputs[i].token_ids, reference[i].token_ids) << i;
   }
 }
 
-TEST_F(TensorParallelTest, Pp2GreedyEqualsSingleRank) {
-  const auto reference = LLM(args()).generate(prompts(), greedy());
-  GroupOptions mo = options(0, 2, 0);
-  mo.tp = 1;
-  mo.pp = 2;
-  Group master(mo);
-  auto worker = std::async(std::launch::async, [&] {
-    GroupOptions wo = options(1, 2, master.options().master_port);
-    wo.tp = 1;
-    wo.pp = 2;
-    Group g(wo);
-    auto model = load_model(path_);
-    g.join(*model);
-    CpuBackend backend(CpuBackendOptions::for_model(model->config, 1, 512, 64));
-    const KvCacheShape shape{model->config.n_layers, model->config.kv_dim(), 16, 32};
-    run_pp_worker(*model, backend, shape, 512, g.comm());
-  });
-  std::vector<GenerateOutput> outputs;
-  {
-    EngineArgs a = args();
-    a.make_runner = [&](const Model& model, Backend& backend, const KvCacheShape& shape,
-                        int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
-      master.join(model);
-      return std::make_unique<PpMasterRunner>(model, backend, shape, max_tokens, master.comm());
-    };
-    outputs = LLM(a).generate(prompts(), greedy());
-  }
-  worker.get();
-  ASSERT_EQ(outputs.size(), reference.size());
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    EXPECT_EQ(outputs[i].token_ids, reference[i].token_ids) << i;
-  }
+INSTANTIATE_TEST_SUITE_P(TpPp, GroupLayoutTest,
+                         ::testing::Values(std::pair{2, 1}, std::pair{1, 2}, std::pair{2, 2}),
+                         [](const auto& info) {
+                           return "tp" + std::to_string(info.param.first) + "_pp" +
+                                  std::to_string(info.param.second);
+                         });
+
+TEST(MicroBatch, SplitsWholeSequencesAndKeepsLogitOrder) {
+  ForwardBatch b;
+  b.add_sequence({1, 2, 3, 4, 5, 6}, 0, {0}, 16, false);  // rows 0-5, logits row 5
+  b.add_sequence({7}, 3, {1}, 16, false);                 // row 6
+  b.add_sequence({8, 9}, 0, {2}, 16, true);               // rows 7-8, both logits
+  const auto mbs = split_micro_batches(b, 2);
+  ASSERT_EQ(mbs.size(), 2u);
+  EXPECT_EQ(mbs[0].batch.tokens, (std::vector<int32_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(mbs[0].out_index, (std::vector<int>{0}));
+  EXPECT_EQ(mbs[1].batch.tokens, (std::vector<int32_t>{7, 8, 9}));
+  EXPECT_EQ(mbs[1].batch.seqs[1].first_row, 1);
+  EXPECT_EQ(mbs[1].batch.logit_rows, (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_EQ(mbs[1].out_index, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(mbs[1].batch.slots, (std::vector<int32_t>{19, 32, 33}));
+  EXPECT_EQ(split_micro_batches(b, 1).size(), 1u);
+  // At most one per sequence; a sequence below the token target joins the next one.
+  EXPECT_EQ(split_micro_batches(b, 8).size(), 2u);
 }
 
 TEST_F(TensorParallelTest, MissingRankIsNamed) {

@@ -1,0 +1,23 @@
+// Splitting one step's batch into micro-batches for pipeline parallelism: whole sequences, in
+// order, in groups of near-equal token counts, so stage s can run micro-batch i + 1 while stage
+// s + 1 runs micro-batch i. Every rank splits the broadcast batch the same way, so the split needs
+// no message of its own. Each sequence's rows stay together, so attention and the (batch-invariant)
+// matmuls give the same numbers as the whole batch.
+#pragma once
+
+#include <vector>
+
+#include "model/forward_batch.h"
+
+namespace shardlm::dist {
+
+struct MicroBatch {
+  ForwardBatch batch;          // rows renumbered from 0
+  std::vector<int> out_index;  // for each of batch.logit_rows: its index in the step's logit_rows
+};
+
+// At most `n` micro-batches (fewer when the batch has fewer sequences); n <= 1 gives the batch
+// itself.
+std::vector<MicroBatch> split_micro_batches(const ForwardBatch& batch, int n);
+
+}  // namespace shardlm::dist

@@ -1,0 +1,31 @@
+// The model runners of a serving group: the master's (broadcasts each step, then runs its own
+// StageShard and returns the assembled logits) and the worker loop (runs its StageShard for every
+// step the master broadcasts until shutdown). One design for TP, PP and TP x PP.
+#pragma once
+
+#include "dist/master_runner.h"
+#include "dist/stage_shard.h"
+
+namespace shardlm::dist {
+
+class ShardMasterRunner : public GroupMasterRunner {
+ public:
+  ShardMasterRunner(const Model& full, Backend& backend, const KvCacheShape& full_shape,
+                    int64_t max_batch_tokens, const ParallelConfig& cfg, StageComms comms);
+  ~ShardMasterRunner() override { stop_heartbeat(); }
+  // Time in the world and TP communicators.
+  double comm_seconds() const override;
+
+ protected:
+  void run_local(const ForwardBatch& batch, float* logits) override { shard_.step(batch, logits); }
+
+ private:
+  StageComms comms_;
+  StageShard shard_;
+};
+
+// A worker rank: returns when the master shuts the group down; throws Error on a failure.
+void run_shard_worker(const Model& full, Backend& backend, const KvCacheShape& full_shape,
+                      int64_t max_batch_tokens, const ParallelConfig& cfg, StageComms comms);
+
+}  // namespace shardlm::dist

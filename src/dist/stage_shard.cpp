@@ -1,0 +1,109 @@
+// StageShard: one rank's micro-batched part of a TP x PP forward.
+#include "dist/stage_shard.h"
+
+#include <spdlog/spdlog.h>
+
+#include "dist/micro_batch.h"
+#include "dist/tp_shard.h"
+
+namespace shardlm::dist {
+
+StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& full_shape,
+                       int64_t max_batch_tokens, const ParallelConfig& cfg, StageComms comms)
+    : cfg_(cfg),
+      layout_(rank_layout(cfg, comms.world.rank(), full.config.n_layers)),
+      comms_(comms),
+      shard_(cfg.tp > 1 ? shard_model(full, layout_.tp_rank, cfg.tp) : nullptr),
+      model_(shard_ ? shard_.get() : &full),
+      local_vocab_(full.config.vocab_size / cfg.tp) {
+  KvCacheShape shape = full_shape;
+  shape.kv_dim = model_->config.kv_dim();
+  shape.n_layers = layout_.last_layer - layout_.first_layer;
+  kv_ = std::make_unique<KvCache>(shape, backend);
+  transformer_ = std::make_unique<Transformer>(*model_, backend, *kv_, max_batch_tokens);
+  transformer_->set_first_cached_layer(layout_.first_layer);
+  if (cfg.tp > 1) {
+    transformer_->set_tensor_parallel(
+        cfg.tp, [this](const float* local, int64_t rows, int64_t cols, float* out) {
+          gather_cols(local, rows, cols, out);
+        });
+  }
+  if (last_stage()) step_logits_.resize(static_cast<size_t>(max_batch_tokens * local_vocab_));
+  spdlog::info("{}", describe(cfg, layout_));
+  if (cfg.tp > 1) {
+    const double mib = 1 << 20, embd = static_cast<double>(full.weights.tok_embd.nbytes());
+    spdlog::info(
+        "rank {} of {}: weights {:.1f} MiB of the model's {:.1f} MiB (embedding table, "
+        "{:.1f} MiB, paged in per looked-up row)",
+        layout_.rank, cfg.world_size(), (static_cast<double>(model_->weight_bytes()) - embd) / mib,
+        (static_cast<double>(full.weight_bytes()) - embd) / mib, embd / mib);
+  }
+}
+
+// [rank][row][cols] from every TP rank -> [row][rank * cols + j].
+void StageShard::gather_cols(const float* local, int64_t rows, int64_t cols, float* full) {
+  Communicator& tp = *comms_.tp;
+  const auto n = static_cast<size_t>(rows * cols);
+  scratch_.resize(n * static_cast<size_t>(tp.size()));
+  tp.all_gather(local, n, scratch_.data());
+  for (int r = 0; r < tp.size(); ++r) {
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* src = scratch_.data() + (r * rows + i) * cols;
+      std::copy(src, src + cols, full + i * cols * tp.size() + r * cols);
+    }
+  }
+}
+
+void StageShard::run_micro_batch(const ForwardBatch& mb) {
+  Transformer& t = *transformer_;
+  const auto hidden = static_cast<size_t>(mb.size()) * model_->config.d_model;
+  const int stage = layout_.pp_stage;
+  t.begin(mb);
+  if (stage == 0) {
+    t.embed(mb);
+  } else {
+    comms_.world.recv(t.hidden(), hidden, world_rank_of(stage - 1, layout_.tp_rank));
+  }
+  t.run_layers(mb, layout_.first_layer, layout_.last_layer);
+  if (!last_stage())
+    comms_.world.send(t.hidden(), hidden, world_rank_of(stage + 1, layout_.tp_rank));
+}
+
+void StageShard::step(const ForwardBatch& batch, float* logits) {
+  const size_t n_out = batch.logit_rows.size();
+  for (const MicroBatch& mb : split_micro_batches(batch, cfg_.pp)) {
+    run_micro_batch(mb.batch);
+    if (!last_stage() || mb.out_index.empty()) continue;
+    // Micro-batches hold whole sequences in order, so their logit rows are a contiguous run.
+    float* rows = step_logits_.data() + static_cast<size_t>(mb.out_index.front()) * local_vocab_;
+    transformer_->compute_logits(mb.batch, rows);
+  }
+  if (layout_.is_master()) {
+    assemble_logits(n_out, logits);
+  } else if (last_stage()) {
+    send_logits_home(n_out);
+  }
+}
+
+void StageShard::send_logits_home(size_t n_out) {
+  comms_.world.send(step_logits_.data(), n_out * static_cast<size_t>(local_vocab_), 0);
+}
+
+// The last stage's vocab slices [tp_rank][row][local_vocab] -> logits [row][vocab].
+void StageShard::assemble_logits(size_t n_out, float* logits) {
+  const auto vl = static_cast<size_t>(local_vocab_), vocab = vl * cfg_.tp;
+  for (int t = 0; t < cfg_.tp; ++t) {
+    const int src = world_rank_of(cfg_.pp - 1, t);
+    const float* slice = step_logits_.data();
+    if (src != layout_.rank) {
+      recv_logits_.resize(n_out * vl);
+      comms_.world.recv(recv_logits_.data(), n_out * vl, src);
+      slice = recv_logits_.data();
+    }
+    for (size_t i = 0; i < n_out; ++i) {
+      std::copy(slice + i * vl, slice + (i + 1) * vl, logits + i * vocab + t * vl);
+    }
+  }
+}
+
+}  // namespace shardlm::dist

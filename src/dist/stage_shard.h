@@ -1,0 +1,59 @@
+// One rank's part of a tensor- and pipeline-parallel forward: the layers of its pipeline stage
+// ([first, last)), sliced to its tensor-parallel share (tp_shard.h), with the KV cache of those
+// layers and heads only. Each step it splits the broadcast batch into micro-batches
+// (micro_batch.h) and, for each, receives the hidden states from the same tp rank of the previous
+// stage (or embeds the tokens on stage 0), runs its layers (all-gathers inside its stage's TP
+// group), and sends them on; the last stage's ranks compute their vocab slices of the logits for
+// the whole step and send them to the master, which assembles the full rows. Stage s runs
+// micro-batch i + 1 while stage s + 1 runs micro-batch i.
+//
+// tp = 1, pp = 1 is one process; tp alone is Megatron-style TP; pp alone is a plain pipeline.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "dist/parallel_config.h"
+#include "model/transformer.h"
+
+namespace shardlm::dist {
+
+struct StageComms {
+  Communicator& world;  // every rank: step broadcasts, stage-to-stage sends, logits to the master
+  Communicator* tp;     // this rank's stage (its TP group); nullptr when tp = 1
+};
+
+class StageShard {
+ public:
+  // `full` must outlive the shard.
+  StageShard(const Model& full, Backend& backend, const KvCacheShape& full_shape,
+             int64_t max_batch_tokens, const ParallelConfig& cfg, StageComms comms);
+  // Runs this rank's part of the step. On the master, `logits` receives logit_rows.size() rows of
+  // the full vocabulary; elsewhere it is unused.
+  void step(const ForwardBatch& batch, float* logits);
+  const RankLayout& layout() const { return layout_; }
+
+ private:
+  void run_micro_batch(const ForwardBatch& mb);
+  void send_logits_home(size_t n_out);
+  void assemble_logits(size_t n_out, float* logits);
+  void gather_cols(const float* local, int64_t rows, int64_t cols, float* full);
+  int world_rank_of(int stage, int tp_rank) const { return stage * cfg_.tp + tp_rank; }
+  bool last_stage() const { return layout_.pp_stage == cfg_.pp - 1; }
+
+  ParallelConfig cfg_;
+  RankLayout layout_;
+  StageComms comms_;
+  std::unique_ptr<Model> shard_;  // the TP slice (null when tp = 1)
+  const Model* model_;            // shard_ or the full model
+  int64_t local_vocab_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<Transformer> transformer_;
+  std::vector<float> mb_logits_;    // one micro-batch's rows of this rank's vocab slice
+  std::vector<float> step_logits_;  // the step's rows of this rank's vocab slice (last stage)
+  std::vector<float> recv_logits_;  // the master's receive buffer for one last-stage rank
+  std::vector<float> scratch_;      // all-gather receive buffer
+};
+
+}  // namespace shardlm::dist

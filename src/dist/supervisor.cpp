@@ -1,0 +1,178 @@
+// supervise_local_ranks: spawn the local ranks, forward signals, stop the rest on a failure.
+#include "dist/supervisor.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "dist/launch_env.h"
+
+extern char** environ;
+
+namespace shardlm::dist {
+
+namespace {
+
+// This process's own command line, read back so the children run exactly the same command.
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  for (size_t start = 0; start < all.size();) {
+    const size_t end = all.find('\0', start);
+    args.push_back(all.substr(start, end - start));
+    start = end == std::string::npos ? all.size() : end + 1;
+  }
+  if (args.empty()) fail("cannot read this process's command line from /proc/self/cmdline");
+  return args;
+}
+
+// The environment with SHARDLM_LOCAL_RANK=local_rank (replacing any inherited one).
+std::vector<std::string> child_environment(int local_rank) {
+  std::vector<std::string> env;
+  const std::string key = std::string(kLocalRankVariable) + "=";
+  for (char** e = environ; *e; ++e) {
+    if (std::string_view(*e).substr(0, key.size()) != key) env.emplace_back(*e);
+  }
+  env.push_back(key + std::to_string(local_rank));
+  return env;
+}
+
+std::vector<char*> pointers(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+pid_t spawn_child(std::vector<std::string> args, int local_rank) {
+  auto env = child_environment(local_rank);
+  auto argv = pointers(args), envp = pointers(env);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);  // the children handle their own signals
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, "/proc/self/exe", nullptr, &attr, argv.data(), envp.data());
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) fail("could not start local rank {}: {}", local_rank, std::strerror(rc));
+  return pid;
+}
+
+struct Child {
+  pid_t pid = 0;
+  bool running = true;
+  int status = 0;  // exit status, or 128 + signal
+};
+
+class Supervisor {
+ public:
+  explicit Supervisor(const SupervisorOptions& o) : o_(o) {}
+
+  int run() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGINT, SIGTERM, SIGCHLD}) sigaddset(&set, s);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    const auto args = own_command_line();
+    for (int i = 0; i < o_.local_world_size; ++i) children_.push_back({spawn_child(args, i)});
+    spdlog::info("supervising {} local ranks (pids {})", children_.size(), pid_list());
+    while (running() > 0) {
+      timespec tick{0, 200'000'000};
+      const int sig = sigtimedwait(&set, nullptr, &tick);
+      if (sig == SIGINT || sig == SIGTERM) on_shutdown_signal(sig);
+      reap();
+      if (stopping_ && std::chrono::steady_clock::now() > kill_at_) kill_all(SIGKILL);
+    }
+    return verdict();
+  }
+
+ private:
+  int running() const {
+    int n = 0;
+    for (const Child& c : children_) n += c.running;
+    return n;
+  }
+
+  std::string pid_list() const {
+    std::string s;
+    for (const Child& c : children_) s += (s.empty() ? "" : ", ") + std::to_string(c.pid);
+    return s;
+  }
+
+  void on_shutdown_signal(int sig) {
+    shutdown_requested_ = true;
+    if (o_.master_node) {
+      ::kill(children_[0].pid, sig);  // the API server drains and shuts the group down
+    } else {
+      kill_all(sig);
+    }
+    begin_stopping();
+  }
+
+  void begin_stopping() {
+    if (stopping_) return;
+    stopping_ = true;
+    kill_at_ = std::chrono::steady_clock::now() +
+               std::chrono::milliseconds(static_cast<int64_t>(o_.grace_seconds * 1000));
+  }
+
+  void kill_all(int sig) {
+    for (const Child& c : children_) {
+      if (c.running) ::kill(c.pid, sig);
+    }
+  }
+
+  void reap() {
+    for (size_t i = 0; i < children_.size(); ++i) {
+      Child& c = children_[i];
+      int st = 0;
+      if (!c.running || waitpid(c.pid, &st, WNOHANG) != c.pid) continue;
+      c.running = false;
+      c.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      if (c.status != 0 && !shutdown_requested_ && first_failure_ < 0) {
+        first_failure_ = static_cast<int>(i);
+        spdlog::error(
+            "local rank {} (pid {}) exited with status {}; stopping the node's other ranks", i,
+            c.pid, c.status);
+        kill_all(SIGTERM);
+        begin_stopping();
+      }
+    }
+  }
+
+  int verdict() const {
+    if (first_failure_ >= 0) return children_[static_cast<size_t>(first_failure_)].status;
+    for (const Child& c : children_) {
+      if (c.status != 0 && !shutdown_requested_) return c.status;
+    }
+    return 0;
+  }
+
+  SupervisorOptions o_;
+  std::vector<Child> children_;
+  bool shutdown_requested_ = false;
+  bool stopping_ = false;
+  int first_failure_ = -1;
+  std::chrono::steady_clock::time_point kill_at_;
+};
+
+}  // namespace
+
+int supervise_local_ranks(const SupervisorOptions& options) {
+  return Supervisor(options).run();
+}
+
+}  // namespace shardlm::dist
