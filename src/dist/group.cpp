@@ -5,6 +5,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -87,7 +89,20 @@ void Group::check_hellos(const std::string& mine) {
         missing, options_.world_size, options_.startup_timeout.count() / 1000, store_->address());
   }
   store_->set("verdict", verdict);
+  verdict_published_ = true;
   if (verdict != "ok") fail("{}", verdict);
+}
+
+void Group::abort_startup(const std::string& reason) {
+  if (!is_master() || verdict_published_) return;
+  verdict_published_ = true;
+  try {
+    store_->set("verdict", "the master could not start: " + reason);
+    // The waiting ranks long-poll the verdict; give their answers a moment to leave.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  } catch (const std::exception& e) {
+    spdlog::warn("could not tell the other ranks: {}", e.what());
+  }
 }
 
 void Group::join(const Model& model) {

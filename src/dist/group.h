@@ -43,6 +43,9 @@ class Group {
   StageComms comms() { return {*comm_, tp_comm_.get()}; }
   ParallelConfig parallel() const { return {options_.tp, options_.pp}; }
   bool is_master() const { return options_.rank == 0; }
+  // The master failed before its verdict (e.g. the KV cache does not fit): tells the waiting
+  // ranks why, so they stop now instead of at the start-up timeout. No-op elsewhere or later.
+  void abort_startup(const std::string& reason);
   const GroupOptions& options() const { return options_; }
 
  private:
@@ -54,6 +57,7 @@ class Group {
   std::unique_ptr<StoreClient> store_;
   std::unique_ptr<GlooCommunicator> comm_;
   std::unique_ptr<GlooCommunicator> tp_comm_;
+  bool verdict_published_ = false;
 };
 
 // Hash of the config and every tensor's name, type and shape.

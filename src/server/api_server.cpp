@@ -102,7 +102,14 @@ int run_api_server(const ServerArgs& args) {
     group = std::make_shared<dist::Group>(*args.group);
     engine_args.make_runner = group_master_runner(group);
   }
-  LLM llm(engine_args);
+  std::unique_ptr<LLM> llm_ptr;
+  try {
+    llm_ptr = std::make_unique<LLM>(engine_args);
+  } catch (const std::exception& e) {
+    if (group) group->abort_startup(e.what());
+    throw;
+  }
+  LLM& llm = *llm_ptr;
   const std::string name = args.served_model_name.empty() ? default_served_name(args.engine.model)
                                                           : args.served_model_name;
   const ChatTemplateInfo info = chat_template_info(llm.model());

@@ -17,12 +17,14 @@ SERVED_NAME = "smollm2"
 
 
 class Server:
-    def __init__(self, extra_args=(), threads=1):
+    def __init__(self, extra_args=(), threads=1, model=None, command=None, env=None):
+        """`command` replaces the leading `shardlm serve` (e.g. an mpirun line)."""
         self.log_path = f"/tmp/shardlm-e2e-{os.getpid()}-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w+")
-        args = [BINARY, "serve", "--model", MODEL, "--port", "0", "--threads", str(threads),
-                "--served-model-name", SERVED_NAME, "--log-interval", "1", *extra_args]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        args = [*(command or [BINARY, "serve"]), "--model", model or MODEL, "--port", "0",
+                "--threads", str(threads), "--served-model-name", SERVED_NAME, "--log-interval",
+                "1", *extra_args]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.port = self._wait_for_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.metrics_url = self.base_url

@@ -1,0 +1,187 @@
+"""Every parallel layout through the HTTP API, on loopback: TP=2 (one process per "node"), TP=2 x
+PP=2 (one supervising process with --nproc-per-node 4, concurrent requests so the pipeline runs
+micro-batches), TP=3 x PP=2 of the default model over two supervising "nodes", the rtp-llm
+environment and mpirun. Each equals one process token for token and log-probability for
+log-probability (the group's arithmetic is exact). Plus a model mismatch that stops both ranks."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BINARY, MODEL, SERVED_NAME, Server
+from test_tensor_parallel import PROMPTS, free_port
+
+TOOL = os.environ.get("SHARDLM_TINY_MODEL_TOOL", "build/tests/shardlm_tiny_model")
+TINY_PROMPTS = ["hello world", "the quick brown fox", "1 2 3", "abcabc", "zzz", "a", "tp x pp",
+                "once upon a time"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("tiny") / "tiny.gguf")
+    subprocess.run([TOOL, path, "--layers", "4"], check=True)
+    return path
+
+
+def complete(server, prompt, max_tokens=12):
+    status, body = server.post("/v1/completions", {"model": SERVED_NAME, "prompt": prompt,
+                                                    "max_tokens": max_tokens, "temperature": 0,
+                                                    "ignore_eos": True, "logprobs": 3})
+    assert status == 200, body
+    choice = body["choices"][0]
+    return choice["text"], json.dumps(choice["logprobs"])
+
+
+def reference(model, prompts):
+    single = Server(model=model)
+    try:
+        return [complete(single, p) for p in prompts]
+    finally:
+        assert single.stop() == 0, single.text()
+
+
+def concurrently(server, prompts):
+    out = [None] * len(prompts)
+
+    def one(i):
+        out[i] = complete(server, prompts[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+def node_args(rank, nnodes, port, *layout):
+    return [*layout, "--nnodes", str(nnodes), "--node-rank", str(rank), "--dist-init-addr",
+            f"127.0.0.1:{port}", "--dist-timeout", "60"]
+
+
+def start(model, args, env=None):
+    return subprocess.Popen([BINARY, "serve", "--model", model, "--port", "0", "--threads", "1",
+                             "--log-interval", "0", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(master, workers):
+    """Stops the master (SIGTERM), checks every process exits 0; returns the workers' output."""
+    assert master.stop() == 0, master.text()
+    outs = []
+    for w in workers:
+        out, _ = w.communicate(timeout=60)
+        assert w.returncode == 0, out
+        outs.append(out)
+    return outs
+
+
+def test_tp2_processes(tiny):
+    expected = reference(tiny, TINY_PROMPTS[:3])
+    port = free_port()
+    workers = [start(tiny, node_args(1, 2, port, "--tp", "2"))]
+    master = Server(node_args(0, 2, port, "--tp", "2"), model=tiny)
+    try:
+        assert [complete(master, p) for p in TINY_PROMPTS[:3]] == expected
+        # Each rank holds half of the weights besides the embedding table.
+        m = re.search(r"rank 0 of 2: weights ([\d.]+) MiB of the model's ([\d.]+) MiB",
+                      master.text())
+        assert m and 0.4 < float(m.group(1)) / float(m.group(2)) < 0.6, master.text()
+    finally:
+        finish(master, workers)
+
+
+def test_tp2_pp2_one_supervisor(tiny):
+    expected = reference(tiny, TINY_PROMPTS)
+    master = Server(["--tp", "2", "--pp", "2", "--nproc-per-node", "4", "--dist-init-addr",
+                     f"127.0.0.1:{free_port()}", "--dist-timeout", "60"], model=tiny)
+    try:
+        assert concurrently(master, TINY_PROMPTS) == expected
+        text = master.text()
+        assert "supervising 4 local ranks" in text
+        for r in range(4):
+            assert f"rank {r}: tp rank {r % 2} of 2, stage {r // 2} of 2" in text, text
+    finally:
+        assert master.stop() == 0, master.text()
+    assert "the master shut the group down" in master.text()
+
+
+def test_default_model_tp3_pp2_two_nodes():
+    expected = reference(MODEL, PROMPTS)
+    port = free_port()
+    layout = ["--tp", "3", "--pp", "2", "--nproc-per-node", "3", "--max-model-len", "1024",
+              "--kv-cache-memory", "96MiB"]
+    workers = [start(MODEL, node_args(1, 2, port, *layout))]
+    master = Server(node_args(0, 2, port, *layout))
+    try:
+        assert concurrently(master, PROMPTS) == expected
+    finally:
+        (node1,) = finish(master, workers)
+    assert "rank 5: tp rank 2 of 3, stage 1 of 2, layers 15-29" in node1, node1
+    assert "rank 0: tp rank 0 of 3, stage 0 of 2, layers 0-14" in master.text()
+
+
+def test_rtp_llm_environment(tiny, tmp_path):
+    expected = reference(tiny, TINY_PROMPTS[:2])
+    port = free_port()
+    config = tmp_path / "group.json"
+    config.write_text(json.dumps({"m_inference_part0": {"name": "m_inference_part0",
+                                                        "ip": "127.0.0.1", "port": port},
+                                  "m_inference_part1": {"name": "m_inference_part1",
+                                                        "ip": "127.0.0.1"}}))
+    base = {**os.environ, "DISTRIBUTE_CONFIG_FILE": str(config), "WORLD_SIZE": "2",
+            "LOCAL_WORLD_SIZE": "1", "TP_SIZE": "1", "PP_SIZE": "2", "WORLD_RANK": "0"}
+    workers = [start(tiny, [], env={**base, "WORLD_RANK": "1"})]
+    master = Server([], model=tiny, env=base)
+    try:
+        assert "(rtp-llm launch)" in master.text()
+        assert [complete(master, p) for p in TINY_PROMPTS[:2]] == expected
+    finally:
+        finish(master, workers)
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs openmpi-bin")
+def test_mpirun(tiny):
+    expected = reference(tiny, TINY_PROMPTS[:2])
+    mpirun = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2", BINARY, "serve"]
+    master = Server(["--pp", "2", "--dist-init-addr", f"127.0.0.1:{free_port()}"], model=tiny,
+                    command=mpirun)
+    try:
+        assert "(openmpi launch)" in master.text()
+        assert [complete(master, p) for p in TINY_PROMPTS[:2]] == expected
+    finally:
+        master.proc.send_signal(signal.SIGTERM)
+        master.proc.wait(timeout=60)  # mpirun and both ranks are gone, nothing hangs
+    assert "rank 1: tp rank 0 of 1, stage 1 of 2" in master.text()
+
+
+def test_model_mismatch_stops_both(tiny, tmp_path):
+    other = str(tmp_path / "other.gguf")
+    subprocess.run([TOOL, other, "--layers", "3"], check=True)
+    port = free_port()
+    worker = start(other, node_args(1, 2, port, "--pp", "2"))
+    master = start(tiny, node_args(0, 2, port, "--pp", "2"))
+    out_m, _ = master.communicate(timeout=60)
+    out_w, _ = worker.communicate(timeout=60)
+    assert master.returncode == 1 and worker.returncode == 1
+    assert "rank 1 on" in out_m and "fingerprint" in out_m, out_m
+    assert "the master stopped the group" in out_w, out_w
+
+
+def test_master_startup_failure_reaches_workers(tiny):
+    port = free_port()
+    worker = start(tiny, node_args(1, 2, port, "--pp", "2"))
+    began = time.monotonic()
+    master = start(tiny, [*node_args(0, 2, port, "--pp", "2"), "--kv-cache-memory", "1KiB"])
+    out_m, _ = master.communicate(timeout=60)
+    out_w, _ = worker.communicate(timeout=60)
+    assert master.returncode == 1 and "KV cache" in out_m, out_m
+    assert worker.returncode == 1, out_w
+    assert "the master could not start" in out_w and "KV cache" in out_w, out_w
+    assert time.monotonic() - began < 20  # not the 60 s start-up timeout
