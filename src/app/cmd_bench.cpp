@@ -14,6 +14,7 @@
 #include "app/commands.h"
 #include "app/default_model.h"
 #include "app/model_session.h"
+#include "backend/make_backend.h"
 #include "core/error.h"
 #include "serve_bench/offline_benchmark.h"
 #include "serve_bench/report.h"
@@ -86,6 +87,7 @@ void bench_threads(const BenchOptions& o, int threads) {
 }
 
 void run_bench(const BenchOptions& o) {
+  std::cerr << "device: " << device_name(resolve_device(o.session.device)) << "\n";
   std::cout << "| model | threads | test | tokens/s |\n|---|---|---|---|\n";
   for (int t : o.threads) bench_threads(o, t);
   rusage ru{};
@@ -104,6 +106,7 @@ void run_engine_bench(const BenchOptions& o) {
   e.output_len = o.gen_tokens;
   e.max_num_batched_tokens = o.max_num_batched_tokens;
   e.seed = o.seed;
+  e.device = o.session.device;
   const serve_bench::BenchReport report = serve_bench::run_offline_benchmark(e);
   if (!o.result_json.empty()) serve_bench::write_json(report, o.result_json);
   if (!o.plot.empty()) serve_bench::write_plot(report, o.plot);
@@ -139,6 +142,7 @@ void add_bench_command(CLI::App& app) {
   off->add_option("-n,--gen-tokens,--output-len", o->gen_tokens, "tokens to decode")
       ->check(CLI::Range(1, 65536));
   off->add_option("-r,--reps", o->reps, "repetitions (median reported)")->check(CLI::Range(1, 100));
+  add_device_flag(*off, o->session.device);
   add_engine_flags(*off, *o);
   off->callback([o, threads] {
     o->threads_given = threads->count() > 0;

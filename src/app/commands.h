@@ -13,4 +13,7 @@ void add_render_template_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 
+// --device cpu|cuda|auto, shared by generate, bench offline and serve (app/device_flag.cpp).
+void add_device_flag(CLI::App& cmd, std::string& device);
+
 }  // namespace shardlm::app

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 
+#include "app/commands.h"
 #include "app/default_model.h"
+#include "backend/make_backend.h"
 
 namespace shardlm::app {
 
@@ -22,8 +24,12 @@ ModelSession open_session(const SessionOptions& o) {
   GeneratorOptions g;
   g.max_context = o.ctx_size > 0 ? o.ctx_size : std::min(s.model->config.context_length, 4096);
   g.max_batch_tokens = std::max(1, o.batch_size);
-  s.backend = std::make_unique<CpuBackend>(
-      CpuBackendOptions::for_model(s.model->config, o.threads, g.max_batch_tokens, g.max_context));
+  BackendSpec spec;
+  spec.device = resolve_device(o.device);
+  spec.threads = o.threads;
+  spec.max_batch_tokens = g.max_batch_tokens;
+  spec.max_context = g.max_context;
+  s.backend = make_backend(spec, s.model->config);
   s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);
   return s;
 }
@@ -37,6 +43,7 @@ void add_session_flags(CLI::App& cmd, SessionOptions& o) {
       ->check(CLI::Range(0, 1 << 20));
   cmd.add_option("-b,--batch-size", o.batch_size, "prompt tokens per forward step")
       ->check(CLI::Range(1, 65536));
+  add_device_flag(cmd, o.device);
 }
 
 }  // namespace shardlm::app

@@ -1,12 +1,12 @@
-// What every model-running subcommand needs: the model, its tokenizer, a CPU backend and a
-// single-sequence generator, built from command-line options.
+// What every model-running subcommand needs: the model, its tokenizer, a backend (CPU or CUDA) and
+// a single-sequence generator, built from command-line options.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/backend.h"
 #include "engine/generator.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -18,19 +18,20 @@ struct SessionOptions {
   int threads = 0;       // 0 = all cores
   int ctx_size = 0;      // 0 = model context (capped at 4096)
   int batch_size = 512;  // prefill chunk
+  std::string device;    // "cpu", "cuda", "" = auto (backend/make_backend.h)
 };
 
 struct ModelSession {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Backend> backend;
   std::unique_ptr<Generator> generator;
 };
 
 std::unique_ptr<Model> open_model(const std::string& flag);
 std::unique_ptr<Tokenizer> open_tokenizer(const Model& model);
 ModelSession open_session(const SessionOptions& options);
-// Adds --model, --threads, --ctx-size, --batch-size to a subcommand.
+// Adds --model, --threads, --ctx-size, --batch-size, --device to a subcommand.
 void add_session_flags(CLI::App& cmd, SessionOptions& options);
 
 }  // namespace shardlm::app

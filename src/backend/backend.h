@@ -3,6 +3,7 @@
 // against it. Pointers are backend memory (host memory for the CPU backend).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,6 +17,8 @@ inline constexpr int kMaxHeadDim = 1024;
 }
 
 namespace shardlm {
+
+struct ModelWeights;
 
 struct RopeParams {
   int head_dim = 0;
@@ -50,10 +53,40 @@ struct KvLayerView {
   float* v = nullptr;
 };
 
+// The host integer arrays of one forward step (ForwardBatch's, and the attention sequences built
+// from it). Ops later receive these same host pointers; a device backend copies the arrays to the
+// device once per step in begin_step and maps each pointer to its copy.
+struct StepIndices {
+  const int32_t* tokens = nullptr;     // [n_tokens]
+  const int32_t* positions = nullptr;  // [n_tokens]
+  const int32_t* slots = nullptr;      // [n_tokens]
+  int64_t n_tokens = 0;
+  const int32_t* logit_rows = nullptr;  // [n_logit_rows]
+  int64_t n_logit_rows = 0;
+  const AttentionSeq* seqs = nullptr;  // [n_seqs], block tables in host memory
+  int n_seqs = 0;
+  int block_size = 16;  // of the KV cache: a sequence's table has ceil(positions / block_size)
+};
+
+// Contract: activation and KV pointers are backend memory (alloc_floats); integer arrays (ids,
+// positions, slots, rows, block tables) are host memory; weights are the model's host TensorViews
+// and fp32 vectors, which a device backend maps to the copies prepare_weights made.
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+
+  // Uploads (and converts) every weight of `w` once, at load; a device backend keys the copies by
+  // the host pointers the ops later receive. A no-op on the CPU, which reads the mapped file.
+  virtual void prepare_weights(const ModelConfig& c, const ModelWeights& w) {}
+  // Called once per forward step before any op of that step.
+  virtual void begin_step(const StepIndices& s) {}
+  // True when alloc_floats memory is host memory, so results can be written into host buffers.
+  virtual bool host_memory() const { return true; }
+  // Copies n floats from backend memory to host memory, and back (plain copies on the CPU). to_host
+  // returns once dst holds the data.
+  virtual void to_host(const float* src, size_t n, float* dst) { std::copy(src, src + n, dst); }
+  virtual void from_host(const float* src, size_t n, float* dst) { std::copy(src, src + n, dst); }
 
   // out[t] = table row ids[t], dequantised to fp32 (d = table.ne[0]).
   virtual void embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) = 0;

@@ -22,14 +22,28 @@ int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c) {
   return static_cast<int64_t>(args.kv_cache_memory / one.bytes());
 }
 
+Device engine_device(const EngineArgs& args) {
+  if (!args.make_runner) return resolve_device(args.device);
+  if (args.device == "cuda") {
+    fail(
+        "--device cuda with tensor or pipeline parallelism is not supported yet (ranks exchange "
+        "activations in host memory); use --device cpu");
+  }
+  return Device::kCpu;
+}
+
 LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR_FILENO)) {
   model_ = load_model(args.model);
   tokenizer_ = Tokenizer::create(model_->tokenizer);
   const ModelConfig& c = model_->config;
   const EngineConfig config = engine_config(args);
   config.validate();
-  backend_ = std::make_unique<CpuBackend>(CpuBackendOptions::for_model(
-      c, args.threads, args.max_num_batched_tokens, config.scheduler.max_model_len));
+  BackendSpec spec;
+  spec.device = engine_device(args);
+  spec.threads = args.threads;
+  spec.max_batch_tokens = args.max_num_batched_tokens;
+  spec.max_context = config.scheduler.max_model_len;
+  backend_ = make_backend(spec, c);
   const KvCacheShape shape{c.n_layers, c.kv_dim(), args.block_size, config.blocks.n_blocks};
   if (args.make_runner) {
     runner_ = args.make_runner(*model_, *backend_, shape, args.max_num_batched_tokens);

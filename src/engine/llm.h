@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/make_backend.h"
 #include "engine/engine.h"
 #include "engine/model_runner.h"
 #include "model/model.h"
@@ -29,6 +30,9 @@ struct EngineArgs {
   int max_model_len = 0;  // 0 = the model's context length, capped at 4096
   bool enable_prefix_caching = true;
   bool show_progress = true;  // a progress line on stderr when it is a terminal
+  // "cpu", "cuda" or "" = auto: cuda when the build has CUDA and a GPU is visible, except for a
+  // group (make_runner set), whose activations cross ranks in host memory: cpu.
+  std::string device;
   // Builds the model runner (default: a TransformerRunner over the whole model). A tensor-parallel
   // master passes one that joins its group and runs its shard.
   std::function<std::unique_ptr<ModelRunner>(
@@ -49,6 +53,8 @@ struct GenerateOutput {
 // computes the same).
 int model_len(const EngineArgs& args, const ModelConfig& c);
 int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c);
+// The device the args ask for (see EngineArgs::device); throws Error when it cannot be used.
+Device engine_device(const EngineArgs& args);
 
 class LLM {
  public:
@@ -72,7 +78,7 @@ class LLM {
   bool progress_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<CpuBackend> backend_;
+  std::unique_ptr<Backend> backend_;
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Engine> engine_;
 };

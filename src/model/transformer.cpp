@@ -2,6 +2,7 @@
 // output projection for the requested rows.
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -21,6 +22,11 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
   buf_.gate = be_.alloc_floats(T * c_.ffn_dim);
   buf_.up = be_.alloc_floats(T * c_.ffn_dim);
   buf_.out_rows = be_.alloc_floats(T * c_.d_model);
+  if (!be_.host_memory()) {
+    logits_chunk_ = std::min<int64_t>(max_batch_tokens, 256);
+    logits_dev_ = be_.alloc_floats(static_cast<size_t>(logits_chunk_ * model.weights.output.ne[1]));
+  }
+  be_.prepare_weights(c_, model.weights);
   rope_ = RopeParams::from_config(c_);
   attn_params_ = {c_.n_heads,        c_.n_kv_heads,
                   c_.head_dim,       kv.shape().block_size,
@@ -95,6 +101,25 @@ void Transformer::begin(const ForwardBatch& b) {
   for (const auto& s : b.seqs) {
     attn_seqs_.push_back({s.first_row, s.n_tokens, s.n_past, s.block_table.data()});
   }
+  StepIndices ix;
+  ix.tokens = b.tokens.data();
+  ix.positions = b.positions.data();
+  ix.slots = b.slots.data();
+  ix.n_tokens = n;
+  ix.logit_rows = b.logit_rows.data();
+  ix.n_logit_rows = static_cast<int64_t>(b.logit_rows.size());
+  ix.seqs = attn_seqs_.data();
+  ix.n_seqs = static_cast<int>(attn_seqs_.size());
+  ix.block_size = kv_.shape().block_size;
+  be_.begin_step(ix);
+}
+
+void Transformer::hidden_to_host(int64_t n_tokens, float* dst) {
+  be_.to_host(buf_.x, static_cast<size_t>(n_tokens * c_.d_model), dst);
+}
+
+void Transformer::hidden_from_host(const float* src, int64_t n_tokens) {
+  be_.from_host(src, static_cast<size_t>(n_tokens * c_.d_model), buf_.x);
 }
 
 void Transformer::embed(const ForwardBatch& b) {
@@ -114,7 +139,21 @@ void Transformer::compute_logits(const ForwardBatch& b, float* logits) {
   be_.gather_rows(buf_.x, b.logit_rows.data(), n_out, c_.d_model, buf_.out_rows);
   be_.rms_norm(buf_.out_rows, model_.weights.output_norm, n_out, c_.d_model, c_.norm_eps,
                buf_.out_rows);
-  be_.matmul(model_.weights.output, buf_.out_rows, n_out, logits);
+  project_logits(n_out, logits);
+}
+
+void Transformer::project_logits(int64_t n_out, float* logits) {
+  const TensorView& w = model_.weights.output;
+  if (be_.host_memory()) {  // the CPU writes straight into the caller's buffer
+    be_.matmul(w, buf_.out_rows, n_out, logits);
+    return;
+  }
+  const int64_t vocab = w.ne[1];
+  for (int64_t r = 0; r < n_out; r += logits_chunk_) {
+    const int64_t rows = std::min(logits_chunk_, n_out - r);
+    be_.matmul(w, buf_.out_rows + r * c_.d_model, rows, logits_dev_);
+    be_.to_host(logits_dev_, static_cast<size_t>(rows * vocab), logits + r * vocab);
+  }
 }
 
 void Transformer::forward(const ForwardBatch& b, float* logits) {

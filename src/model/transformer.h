@@ -26,7 +26,11 @@ class Transformer {
   void embed(const ForwardBatch& batch);
   void run_layers(const ForwardBatch& batch, int first, int last);
   void compute_logits(const ForwardBatch& batch, float* logits);
-  float* hidden() { return buf_.x; }
+  float* hidden() { return buf_.x; }  // backend memory
+  // The first n_tokens rows of the hidden state to / from host memory (a pipeline stage's send and
+  // receive buffers on a device backend).
+  void hidden_to_host(int64_t n_tokens, float* dst);
+  void hidden_from_host(const float* src, int64_t n_tokens);
   // A pipeline stage whose KV cache holds layers [first, ...) only.
   void set_first_cached_layer(int first) { first_cached_layer_ = first; }
   int64_t max_batch_tokens() const { return max_tokens_; }
@@ -45,6 +49,9 @@ class Transformer {
   void attention_block(const ForwardBatch& batch, int il);
   void mlp_block(const LayerWeights& L, int64_t n);
   void qk_norm(float* x, const float* w, int64_t n, int heads);
+  // The output projection of n_out normed rows into host `logits`, through logits_dev_ in chunks
+  // of logits_chunk_ rows when the backend's memory is not host memory.
+  void project_logits(int64_t n_out, float* logits);
 
   const Model& model_;
   const ModelConfig& c_;
@@ -56,6 +63,8 @@ class Transformer {
   AttentionParams attn_params_;
   std::vector<AttentionSeq> attn_seqs_;
   std::vector<int32_t> tmp_ids_;
+  float* logits_dev_ = nullptr;  // [logits_chunk_][vocab] on a device backend
+  int64_t logits_chunk_ = 0;
   // Multiplies by w (a row slice on tensor-parallel ranks) and gathers the full output into out.
   void matmul_gathered(const TensorView& w, const float* x, int64_t n, int64_t full_cols,
                        float* out);

@@ -56,6 +56,7 @@ RunResult run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
   args.max_num_seqs = batch_size;
   args.max_num_batched_tokens = std::max(o.max_num_batched_tokens, batch_size);
   args.max_model_len = o.input_len + o.output_len + 1;
+  args.device = o.device;
   LLM llm(args);
   SamplingParams params;
   params.temperature = 0;
@@ -99,6 +100,7 @@ BenchReport run_offline_benchmark(const OfflineBenchOptions& o) {
                       {"output_len", o.output_len},
                       {"max_num_batched_tokens", o.max_num_batched_tokens},
                       {"seed", o.seed},
+                      {"device", o.device.empty() ? "auto" : o.device},
                       {"ignore_eos", true},
                       {"temperature", 0}},
                      {}};

@@ -21,6 +21,7 @@ struct OfflineBenchOptions {
   int output_len = 64;
   int max_num_batched_tokens = 512;
   uint64_t seed = 0;
+  std::string device;  // "cpu", "cuda", "" = auto
 };
 
 // Prints one result block per run on stdout and returns the report.

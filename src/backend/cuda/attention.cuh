@@ -1,0 +1,40 @@
+// Paged causal grouped-query attention on the GPU, for decode and for prefill chunks with a cached
+// prefix, with an optional sliding window. CPU reference: cpu::attention
+// (backend/cpu/attention.cpp).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace shardlm::cuda {
+
+// A sequence of the batch as the kernel reads it (device memory): its query rows
+// [first_row, first_row + n_tokens) sit at positions [n_past, n_past + n_tokens); its block table
+// is tables[table_offset ...].
+struct DeviceAttnSeq {
+  int32_t first_row;
+  int32_t n_tokens;
+  int32_t n_past;
+  int32_t table_offset;
+};
+
+struct AttentionBatch {
+  const DeviceAttnSeq* seqs = nullptr;  // [n_seqs] device
+  const int32_t* tables = nullptr;      // concatenated block tables, device
+  const int32_t* row_seq = nullptr;     // [n_rows] device: the sequence of each query row, or -1
+  int n_rows = 0;
+};
+
+// Largest head_dim the kernel takes.
+inline constexpr int kMaxAttentionHeadDim = 256;
+
+// out[row][h] = softmax(q[row][h] . K^T * scale) V over the row's visible keys; q, out:
+// [n_rows][n_heads * head_dim] fp32; cache_k / cache_v: [n_blocks * block_size][kv_dim] fp32.
+void attention(const float* q, const float* cache_k, const float* cache_v,
+               const AttentionBatch& batch, const AttentionParams& p, float* out,
+               cudaStream_t stream);
+
+}  // namespace shardlm::cuda

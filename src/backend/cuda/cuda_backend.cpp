@@ -1,0 +1,243 @@
+// CudaBackend: the op table on one CUDA stream. Each op maps its host weight pointers through the
+// WeightStore and its host integer arrays through StepUploads, then launches its kernel.
+#include "backend/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/elementwise.cuh"
+#include "backend/cuda/embedding.cuh"
+#include "backend/cuda/gemm.h"
+#include "backend/cuda/kv_store.cuh"
+#include "backend/cuda/rms_norm.cuh"
+#include "backend/cuda/rope.cuh"
+#include "backend/cuda/step_uploads.h"
+#include "backend/cuda/weight_store.h"
+#include "core/error.h"
+#include "model/weights.h"
+
+namespace shardlm::cuda {
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: clear the sticky status
+    return 0;
+  }
+  return n;
+}
+
+std::string device_description(int device) {
+  cudaDeviceProp prop{};
+  SHARDLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  return fmt::format("{} (sm_{}{}, {} SMs, {:.1f} GiB)", prop.name, prop.major, prop.minor,
+                     prop.multiProcessorCount,
+                     static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
+}
+
+CudaBackendOptions CudaBackendOptions::for_model(const ModelConfig& c, int64_t max_batch_tokens,
+                                                 int64_t max_context) {
+  CudaBackendOptions o;
+  o.max_batch_tokens = max_batch_tokens;
+  o.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
+  o.max_context = max_context;
+  return o;
+}
+
+struct CudaBackend::Impl {
+  explicit Impl(const CudaBackendOptions& o) : options(o) {
+    if (device_count() == 0) {
+      fail("the CUDA backend needs a GPU but none is visible; run with --device cpu");
+    }
+    SHARDLM_CUDA_CHECK(cudaSetDevice(o.device));
+    SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    gemm = std::make_unique<Gemm>(stream);
+    uploads = std::make_unique<StepUploads>(stream);
+    reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
+  }
+  ~Impl() {
+    if (stream) cudaStreamSynchronize(stream);
+    uploads.reset();
+    gemm.reset();
+    for (void* p : buffers) cudaFree(p);
+    cudaFree(x_bf16);
+    cudaFree(rope_freq);
+    if (stream) cudaStreamDestroy(stream);
+  }
+
+  // The bf16 copy of a matmul's input; grows (after a sync) only for inputs wider than planned.
+  void reserve_bf16(int64_t n) {
+    if (n <= x_bf16_capacity) return;
+    SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+    cudaFree(x_bf16);
+    SHARDLM_CUDA_CHECK(cudaMalloc(&x_bf16, static_cast<size_t>(n) * sizeof(uint16_t)));
+    x_bf16_capacity = n;
+  }
+
+  // The rope frequencies on the device, uploaded again only when they change.
+  const float* rope_frequencies(const RopeParams& p) {
+    if (p.inv_freq != rope_freq_host) {
+      SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+      cudaFree(rope_freq);
+      SHARDLM_CUDA_CHECK(cudaMalloc(&rope_freq, p.inv_freq.size() * sizeof(float)));
+      SHARDLM_CUDA_CHECK(cudaMemcpy(rope_freq, p.inv_freq.data(), p.inv_freq.size() * sizeof(float),
+                                    cudaMemcpyHostToDevice));
+      rope_freq_host = p.inv_freq;
+    }
+    return rope_freq;
+  }
+
+  CudaBackendOptions options;
+  cudaStream_t stream = nullptr;
+  std::unique_ptr<Gemm> gemm;
+  std::unique_ptr<StepUploads> uploads;
+  WeightStore weights;
+  std::vector<void*> buffers;
+  uint16_t* x_bf16 = nullptr;  // [max_batch_tokens][max_matmul_k] bf16
+  int64_t x_bf16_capacity = 0;
+  float* rope_freq = nullptr;
+  std::vector<float> rope_freq_host;
+};
+
+CudaBackend::CudaBackend(const CudaBackendOptions& options)
+    : impl_(std::make_unique<Impl>(options)) {}
+
+CudaBackend::~CudaBackend() = default;
+
+std::string CudaBackend::description() const {
+  return device_description(impl_->options.device);
+}
+
+void CudaBackend::register_matrix(const TensorView& w) {
+  impl_->weights.add_matrix(w);
+}
+
+void CudaBackend::register_vector(const float* host, int64_t n) {
+  impl_->weights.add_vector(host, n);
+}
+
+size_t CudaBackend::weight_bytes() const {
+  return impl_->weights.bytes();
+}
+
+void CudaBackend::prepare_weights(const ModelConfig& c, const ModelWeights& w) {
+  register_matrix(w.tok_embd);
+  register_matrix(w.output);
+  register_vector(w.output_norm, w.tok_embd.ne[0]);
+  for (const LayerWeights& L : w.layers) {
+    for (const TensorView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      register_matrix(*m);
+    }
+    register_vector(L.attn_norm, L.wq.ne[0]);
+    register_vector(L.ffn_norm, L.w_gate.ne[0]);
+    register_vector(L.bq, L.wq.ne[1]);
+    register_vector(L.bk, L.wk.ne[1]);
+    register_vector(L.bv, L.wv.ne[1]);
+    register_vector(L.q_norm, c.head_dim);
+    register_vector(L.k_norm, c.head_dim);
+  }
+  synchronize();
+  spdlog::info("weights on the GPU: {:.1f} MiB (BF16 matrices, fp32 vectors)",
+               static_cast<double>(weight_bytes()) / (1 << 20));
+}
+
+void CudaBackend::begin_step(const StepIndices& s) {
+  impl_->uploads->begin(s);
+}
+
+void CudaBackend::to_host(const float* src, size_t n, float* dst) {
+  SHARDLM_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, impl_->stream));
+  synchronize();
+}
+
+void CudaBackend::from_host(const float* src, size_t n, float* dst) {
+  SHARDLM_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, impl_->stream));
+}
+
+void CudaBackend::synchronize() {
+  SHARDLM_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+}
+
+void CudaBackend::embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) {
+  cuda::embedding(impl_->weights.matrix(table), impl_->uploads->ints(ids, n), n, table.ne[0], out,
+                  impl_->stream);
+}
+
+void CudaBackend::rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
+                           float* out) {
+  cuda::rms_norm(x, impl_->weights.vector(w), rows, dim, eps, out, impl_->stream);
+}
+
+void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
+  const int64_t k = w.ne[0], n = w.rows();
+  impl_->reserve_bf16(n_tokens * k);
+  cuda::to_bf16(x, n_tokens * k, impl_->x_bf16, impl_->stream);
+  impl_->gemm->bf16(impl_->weights.matrix(w), k, n, impl_->x_bf16, n_tokens, y);
+}
+
+void CudaBackend::add_bias(float* x, const float* b, int64_t rows, int64_t dim) {
+  cuda::add_bias(x, impl_->weights.vector(b), rows, dim, impl_->stream);
+}
+
+void CudaBackend::rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+                       const RopeParams& p) {
+  cuda::rope(x, impl_->uploads->ints(positions, n_tokens), n_tokens, n_heads, p.head_dim,
+             p.style == RopeStyle::kNeox, impl_->rope_frequencies(p), impl_->stream);
+}
+
+void CudaBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
+                           const int32_t* slots, int64_t n_tokens, int64_t kv_dim) {
+  cuda::store_kv(kv.k, kv.v, k, v, impl_->uploads->ints(slots, n_tokens), n_tokens, kv_dim,
+                 impl_->stream);
+}
+
+void CudaBackend::attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs,
+                            int n_seqs, const AttentionParams& p, float* out) {
+  if (p.head_dim > kMaxAttentionHeadDim) {
+    fail("the CUDA attention kernel takes head_dim up to {}, the model has {}; use --device cpu",
+         kMaxAttentionHeadDim, p.head_dim);
+  }
+  const AttentionBatch batch = impl_->uploads->attention(seqs, n_seqs, p.block_size);
+  cuda::attention(q, kv.k, kv.v, batch, p, out, impl_->stream);
+}
+
+void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  cuda::silu_mul(gate, up, out, n, impl_->stream);
+}
+
+void CudaBackend::add(float* x, const float* y, int64_t n) {
+  cuda::add(x, y, n, impl_->stream);
+}
+
+void CudaBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
+                              float* dst) {
+  cuda::gather_rows(src, impl_->uploads->ints(rows, n), n, dim, dst, impl_->stream);
+}
+
+float* CudaBackend::alloc_floats(size_t n) {
+  void* p = nullptr;
+  const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
+  if (cudaMalloc(&p, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    fail(
+        "out of GPU memory allocating {:.1f} MiB ({:.1f} MiB free of {:.1f}); lower "
+        "--kv-cache-memory, --max-num-batched-tokens or the context length",
+        static_cast<double>(bytes) / (1 << 20), static_cast<double>(free_b) / (1 << 20),
+        static_cast<double>(total_b) / (1 << 20));
+  }
+  SHARDLM_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, impl_->stream));
+  impl_->buffers.push_back(p);
+  return static_cast<float*>(p);
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,72 @@
+// The CUDA backend: the op table on one GPU. Weights live on the device in BF16 (quantised GGUF
+// types dequantised on the host with the CPU reference, then rounded), norm and bias vectors in
+// fp32; activations and the KV cache are fp32 device memory; matmuls are cuBLAS BF16 GEMMs with
+// FP32 accumulation. Plain C++: no CUDA header is included here, so any file may include it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+
+namespace shardlm::cuda {
+
+// GPUs visible to this process (0 when there is none or no driver).
+int device_count();
+// "NVIDIA H200 (sm_90, 139.8 GiB)".
+std::string device_description(int device);
+
+struct CudaBackendOptions {
+  static CudaBackendOptions for_model(const ModelConfig& c, int64_t max_batch_tokens,
+                                      int64_t max_context);
+  int device = 0;
+  int64_t max_batch_tokens = 512;
+  int64_t max_matmul_k = 0;  // widest matmul input (bf16 activation scratch is sized for it)
+  int64_t max_context = 2048;
+};
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(const CudaBackendOptions& options);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+  void prepare_weights(const ModelConfig& c, const ModelWeights& w) override;
+  void begin_step(const StepIndices& s) override;
+  bool host_memory() const override { return false; }
+  void to_host(const float* src, size_t n, float* dst) override;
+  void from_host(const float* src, size_t n, float* dst) override;
+
+  void embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) override;
+  void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
+                float* out) override;
+  void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override;
+  void add_bias(float* x, const float* b, int64_t rows, int64_t dim) override;
+  void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+            const RopeParams& p) override;
+  void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots,
+                int64_t n_tokens, int64_t kv_dim) override;
+  void attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs, int n_seqs,
+                 const AttentionParams& p, float* out) override;
+  void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
+  void add(float* x, const float* y, int64_t n) override;
+  void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
+                   float* dst) override;
+  float* alloc_floats(size_t n) override;
+
+  // Registers one host weight (what prepare_weights does for every tensor of a model): a matrix
+  // goes up as BF16, a vector of n floats as fp32. Registering the same pointer again is a no-op.
+  void register_matrix(const TensorView& w);
+  void register_vector(const float* host, int64_t n);
+  // Waits for all work queued so far.
+  void synchronize();
+  size_t weight_bytes() const;  // device bytes taken by registered weights
+  std::string description() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,16 @@
+// Writes a step's keys and values into the paged KV cache on the GPU. CPU reference:
+// cpu::store_kv (backend/cpu/attention.cpp).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace shardlm::cuda {
+
+// cache_k[slots[t]] = k[t], cache_v[slots[t]] = v[t]; rows of kv_dim fp32; slots: [n] device
+// (block * block_size + offset).
+void store_kv(float* cache_k, float* cache_v, const float* k, const float* v, const int32_t* slots,
+              int64_t n, int64_t kv_dim, cudaStream_t stream);
+
+}  // namespace shardlm::cuda

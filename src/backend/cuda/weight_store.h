@@ -1,0 +1,42 @@
+// The CUDA backend's copies of a model's weights, keyed by the host pointers the op table passes:
+// matrices (TensorView.data) as BF16 [rows][ne[0]], vectors (norms, biases) as fp32. Filled once at
+// load (CudaBackend::prepare_weights); read-only afterwards.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <unordered_map>
+
+#include "core/tensor.h"
+
+namespace shardlm::cuda {
+
+class WeightStore {
+ public:
+  WeightStore() = default;
+  ~WeightStore();
+  WeightStore(const WeightStore&) = delete;
+  WeightStore& operator=(const WeightStore&) = delete;
+
+  // Dequantises (CPU reference) and rounds to BF16 on the host, in row chunks, then uploads.
+  void add_matrix(const TensorView& w);
+  void add_vector(const float* host, int64_t n);
+  // The device copy of a registered matrix; throws Error naming the tensor when it is missing.
+  const uint16_t* matrix(const TensorView& w) const;
+  // The device copy of a registered vector; a pointer that is already device memory is returned
+  // as it is (tests pass device vectors directly); an unregistered host pointer throws.
+  const float* vector(const float* p) const;
+  size_t bytes() const { return bytes_; }
+
+ private:
+  struct Matrix {
+    uint16_t* dev;
+    int64_t cols, rows;
+  };
+  std::unordered_map<const void*, Matrix> matrices_;
+  std::unordered_map<const float*, float*> vectors_;
+  size_t bytes_ = 0;
+};
+
+}  // namespace shardlm::cuda

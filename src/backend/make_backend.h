@@ -1,0 +1,33 @@
+// Chooses and builds the backend for `--device`: the CPU backend, or the CUDA backend when this
+// build has it and a GPU is visible. The only code outside backend/cuda/ that knows CUDA exists,
+// through plain C++ declarations.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "backend/backend.h"
+
+namespace shardlm {
+
+enum class Device { kCpu, kCuda };
+
+std::string_view device_name(Device d);
+// Whether this build has the CUDA backend, and how many GPUs it sees (0 without either).
+bool cuda_built();
+int cuda_device_count();
+// "cpu" or "cuda"; "" or "auto" = cuda when the build has it and a GPU is visible, else cpu.
+// Throws Error for other names, and for "cuda" without a CUDA build or a visible GPU.
+Device resolve_device(const std::string& flag);
+
+struct BackendSpec {
+  Device device = Device::kCpu;
+  int threads = 0;  // CPU threads (0 = all); the CUDA backend's host side is single-threaded
+  int64_t max_batch_tokens = 512;
+  int64_t max_context = 2048;
+};
+std::unique_ptr<Backend> make_backend(const BackendSpec& spec, const ModelConfig& c);
+
+}  // namespace shardlm
