@@ -12,6 +12,7 @@ void add_info_command(CLI::App& app);
 void add_render_template_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_doctor_command(CLI::App& app);
 
 // --device cpu|cuda|auto, shared by generate, bench offline and serve (app/device_flag.cpp).
 void add_device_flag(CLI::App& cmd, std::string& device);

@@ -1,0 +1,131 @@
+// ProbeListener, probe_tcp and the interface and /dev/shm lookups.
+#include "dist/net_probe.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+#include "dist/local_addresses.h"
+
+namespace shardlm::dist {
+
+namespace {
+
+addrinfo* resolve(const std::string& host, int port, int flags) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = flags;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return nullptr;
+  return res;
+}
+
+std::string address_text(const sockaddr* a) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  const void* p =
+      a->sa_family == AF_INET
+          ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(a)->sin_addr)
+          : static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr);
+  return inet_ntop(a->sa_family, p, buf, sizeof(buf)) ? canonical_address(buf) : "";
+}
+
+}  // namespace
+
+ProbeListener::ProbeListener(const std::string& address) {
+  addrinfo* res = resolve(address, 0, AI_PASSIVE);
+  if (!res) fail("cannot resolve this rank's address '{}'", address);
+  fd_ = socket(res->ai_family, SOCK_STREAM, 0);
+  const int one = 1;
+  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  const bool ok = fd_ >= 0 && bind(fd_, res->ai_addr, res->ai_addrlen) == 0 && listen(fd_, 64) == 0;
+  freeaddrinfo(res);
+  if (!ok)
+    fail("cannot listen on {} for the reachability probe: {}", address, std::strerror(errno));
+  sockaddr_storage name{};
+  socklen_t len = sizeof(name);
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&name), &len);
+  port_ = ntohs(name.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&name)->sin_port
+                                          : reinterpret_cast<sockaddr_in6*>(&name)->sin6_port);
+  thread_ = std::thread([this] {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      const int c = accept(fd_, nullptr, nullptr);
+      if (c >= 0) close(c);
+    }
+  });
+}
+
+ProbeListener::~ProbeListener() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (fd_ >= 0) close(fd_);
+}
+
+std::string probe_tcp(const std::string& host, int port, std::chrono::milliseconds timeout) {
+  addrinfo* res = resolve(host, port, 0);
+  if (!res) return "cannot resolve " + host;
+  const int fd = socket(res->ai_family, SOCK_STREAM, 0);
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  std::string result = "ok";
+  if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+    if (errno != EINPROGRESS) {
+      result = std::strerror(errno);
+    } else {
+      pollfd p{fd, POLLOUT, 0};
+      int err = 0;
+      socklen_t len = sizeof(err);
+      if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) {
+        result = "no answer within " + std::to_string(timeout.count()) + " ms";
+      } else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+        result = std::strerror(err);
+      }
+    }
+  }
+  close(fd);
+  freeaddrinfo(res);
+  return result;
+}
+
+std::string interface_of(const std::string& address) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string name;
+  const std::string want = canonical_address(address);
+  for (ifaddrs* i = list; i && name.empty(); i = i->ifa_next) {
+    if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+      continue;
+    if (address_text(i->ifa_addr) == want) name = i->ifa_name;
+  }
+  freeifaddrs(list);
+  return name;
+}
+
+std::string address_of_interface(const std::string& wanted) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string out;
+  for (ifaddrs* i = list; i && out.empty(); i = i->ifa_next) {
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && wanted == i->ifa_name) {
+      out = address_text(i->ifa_addr);
+    }
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+uint64_t shm_bytes() {
+  struct statvfs s {};
+  if (statvfs("/dev/shm", &s) != 0) return 0;
+  return static_cast<uint64_t>(s.f_blocks) * s.f_frsize;
+}
+
+}  // namespace shardlm::dist

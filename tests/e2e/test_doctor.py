@@ -1,0 +1,71 @@
+"""`shardlm doctor` on loopback and across two network namespaces: a healthy group gets a verdict
+of ok with all-reduce and link figures; a rank that never arrives, a different model, and a node
+whose collective interface the others cannot reach (GLOO_SOCKET_IFNAME=lo on the second
+namespace: the classic interface trap) each get NOT READY naming the rank and the cause, with exit
+status 1 on every node, within seconds."""
+import os
+import subprocess
+import time
+
+from conftest import BINARY
+from test_group_layouts import TOOL, tiny  # noqa: F401 (fixture)
+from test_tensor_parallel import free_port
+from test_two_hosts import ADDR, NS, in_ns, two_hosts  # noqa: F401 (fixture)
+
+
+def doctor(args, env=None, ns=None):
+    cmd = [BINARY, "doctor", *args]
+    kw = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+              env={**os.environ, **(env or {})})
+    return in_ns(ns, cmd, **kw) if ns else subprocess.Popen(cmd, **kw)
+
+
+def group(n, port, model, extra=(), models=None):
+    procs = [doctor(["--model", (models or {}).get(r, model), "--tp", str(n), "--nnodes", str(n),
+                     "--node-rank", str(r), "--dist-init-addr", f"127.0.0.1:{port}", *extra])
+             for r in range(n)]
+    return [p.communicate(timeout=60)[0] for p in procs], [p.returncode for p in procs]
+
+
+def test_healthy_group(tiny):
+    began = time.monotonic()
+    outs, rcs = group(2, free_port(), tiny)
+    assert rcs == [0, 0], outs
+    assert time.monotonic() - began < 15
+    for out in outs:
+        assert "verdict: ok, all 2 ranks ready" in out, out
+        assert "all-reduce over 2 ranks" in out and "GB/s busbw" in out
+        assert "link rank 0 <-> rank 1: latency" in out
+
+
+def test_missing_rank(tiny):
+    p = doctor(["--model", tiny, "--pp", "2", "--nnodes", "2", "--node-rank", "0",
+                "--dist-init-addr", f"127.0.0.1:{free_port()}", "--dist-timeout", "2"])
+    out = p.communicate(timeout=60)[0]
+    assert p.returncode == 1, out
+    assert "did not arrive within 2 s" in out and "NOT READY, 1 of 2 ranks ready" in out, out
+
+
+def test_model_mismatch(tiny, tmp_path):
+    other = str(tmp_path / "other.gguf")
+    subprocess.run([TOOL, other, "--layers", "3"], check=True)
+    outs, rcs = group(2, free_port(), tiny, models={1: other})
+    assert rcs == [1, 1], outs
+    assert "model fingerprint" in outs[0] and "differs from the master's" in outs[0], outs[0]
+
+
+def test_unreachable_interface_is_named(two_hosts, tiny):  # noqa: F811
+    args = ["--model", tiny, "--pp", "2", "--ips", ",".join(ADDR), "--dist-timeout", "20",
+            "--dist-init-addr", f"{ADDR[0]}:29556"]
+    ok = [doctor(args, ns=ns) for ns in NS]
+    outs = [p.communicate(timeout=60)[0] for p in ok]
+    assert [p.returncode for p in ok] == [0, 0], outs
+    assert ADDR[1] in outs[0] and "verdict: ok" in outs[0]
+
+    bad = [doctor(args, ns=NS[0]), doctor(args, env={"GLOO_SOCKET_IFNAME": "lo"}, ns=NS[1])]
+    outs = [p.communicate(timeout=60)[0] for p in bad]
+    assert [p.returncode for p in bad] == [1, 1], outs
+    for out in outs:
+        assert "NOT READY, 1 of 2 ranks ready" in out, out
+        assert "not reachable at 127.0.0.1" in out and "(lo) from rank 0" in out, out
+        assert "GLOO_SOCKET_IFNAME" in out
