@@ -5,9 +5,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/error.h"
 #include "dist/parallel_config.h"
@@ -22,15 +21,15 @@ std::string host_name() {
   return buf;
 }
 
-// The first field that differs between two hellos, as "field: 'a' vs 'b'".
-std::string difference(const nlohmann::json& a, const nlohmann::json& b) {
+}  // namespace
+
+std::string hello_difference(const std::string& a_text, const std::string& b_text) {
+  const auto a = nlohmann::json::parse(a_text), b = nlohmann::json::parse(b_text);
   for (const char* key : {"version", "fingerprint", "tp", "pp", "world_size"}) {
     if (a[key] != b[key]) return fmt::format("{}: {} vs {}", key, a[key].dump(), b[key].dump());
   }
   return {};
 }
-
-}  // namespace
 
 std::string model_fingerprint(const Model& model) {
   std::string text = model.config.summary();
@@ -52,14 +51,17 @@ Group::Group(const GroupOptions& o) : options_(o) {
 
 Group::~Group() = default;
 
-std::string Group::hello(const Model& model) const {
-  return nlohmann::json{{"rank", options_.rank},
-                        {"host", host_name()},
-                        {"version", SHARDLM_VERSION},
-                        {"fingerprint", model_fingerprint(model)},
-                        {"tp", options_.tp},
-                        {"pp", options_.pp},
-                        {"world_size", options_.world_size}}
+std::string Group::hello(const Model& model, int liveness_port) const {
+  return nlohmann::json{
+      {"rank", options_.rank},
+      {"host", host_name()},
+      {"address", local_address_towards(options_.master_host, options_.master_port)},
+      {"liveness_port", liveness_port},
+      {"version", SHARDLM_VERSION},
+      {"fingerprint", model_fingerprint(model)},
+      {"tp", options_.tp},
+      {"pp", options_.pp},
+      {"world_size", options_.world_size}}
       .dump();
 }
 
@@ -77,7 +79,9 @@ void Group::check_hellos(const std::string& mine) {
       continue;
     }
     const auto other = nlohmann::json::parse(text);
-    if (const std::string d = difference(me, other); !d.empty() && verdict == "ok") {
+    peers_.push_back(
+        {r, other.value("host", ""), other.value("address", ""), other.value("liveness_port", 0)});
+    if (const std::string d = hello_difference(mine, text); !d.empty() && verdict == "ok") {
       verdict = fmt::format("rank {} on {} differs from the master on {}: {}", r,
                             other["host"].get<std::string>(), host_name(), d);
     }
@@ -91,6 +95,17 @@ void Group::check_hellos(const std::string& mine) {
   store_->set("verdict", verdict);
   verdict_published_ = true;
   if (verdict != "ok") fail("{}", verdict);
+}
+
+std::string Group::unreachable_ranks(std::chrono::milliseconds timeout) const {
+  std::string out;
+  for (const Peer& p : peers_) {
+    const std::string r = probe_tcp(p.address, p.port, timeout);
+    if (r == "ok") continue;
+    out += fmt::format("{}rank {} on {} ({}: {})", out.empty() ? "" : ", ", p.rank, p.host,
+                       p.address, r);
+  }
+  return out;
 }
 
 void Group::abort_startup(const std::string& reason) {
@@ -107,7 +122,9 @@ void Group::abort_startup(const std::string& reason) {
 
 void Group::join(const Model& model) {
   validate_parallel(parallel(), options_.world_size, options_.nnodes, model.config);
-  const std::string mine = hello(model);
+  liveness_ = std::make_unique<ProbeListener>(
+      local_address_towards(options_.master_host, options_.master_port));
+  const std::string mine = hello(model, liveness_->port());
   if (is_master()) {
     check_hellos(mine);
   } else {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "dist/gloo_communicator.h"
+#include "dist/net_probe.h"
 #include "dist/stage_shard.h"
 #include "dist/store.h"
 #include "model/model.h"
@@ -39,6 +40,10 @@ class Group {
   // Throws Error on a missing rank or a mismatch.
   void join(const Model& model);
   Communicator& comm() { return *comm_; }
+  // On the master after join: which ranks no longer answer a TCP probe of their liveness port
+  // ("rank 2 on host-b (10.0.0.3)", comma-separated; "" when all answer). Used to name the node
+  // when a collective fails.
+  std::string unreachable_ranks(std::chrono::milliseconds timeout) const;
   // The world and this rank's TP group, for a StageShard.
   StageComms comms() { return {*comm_, tp_comm_.get()}; }
   ParallelConfig parallel() const { return {options_.tp, options_.pp}; }
@@ -49,7 +54,7 @@ class Group {
   const GroupOptions& options() const { return options_; }
 
  private:
-  std::string hello(const Model& model) const;
+  std::string hello(const Model& model, int liveness_port) const;
   void check_hellos(const std::string& mine);
 
   GroupOptions options_;
@@ -58,7 +63,18 @@ class Group {
   std::unique_ptr<GlooCommunicator> comm_;
   std::unique_ptr<GlooCommunicator> tp_comm_;
   bool verdict_published_ = false;
+  std::unique_ptr<ProbeListener> liveness_;  // answers while this process lives
+  struct Peer {
+    int rank;
+    std::string host, address;
+    int port;
+  };
+  std::vector<Peer> peers_;  // the master's roster from the hellos
 };
+
+// The first field in which two ranks' hellos differ (version, model fingerprint, tp, pp, world
+// size), as "field: a vs b"; "" when they agree.
+std::string hello_difference(const std::string& a, const std::string& b);
 
 // Hash of the config and every tensor's name, type and shape.
 std::string model_fingerprint(const Model& model);

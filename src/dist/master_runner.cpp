@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/error.h"
 #include "dist/step_message.h"
 
 namespace shardlm::dist {
@@ -39,18 +40,34 @@ void GroupMasterRunner::heartbeat_loop(std::chrono::milliseconds period) {
       comm_.broadcast(bytes, 0);
       last_send_ = std::chrono::steady_clock::now();
     } catch (const std::exception& e) {
-      spdlog::error("a worker rank stopped answering: {}", e.what());
-      return;  // the next step fails with the same error and ends the requests in flight
+      const std::string gone = diagnose_ ? diagnose_() : "";
+      const std::string why =
+          gone.empty() ? e.what() : fmt::format("{}; not answering: {}", e.what(), gone);
+      spdlog::error("the group lost a rank while idle: {}", why);
+      std::lock_guard flock(failure_mu_);
+      failure_ = why;
+      return;  // /health reports it; the next step fails too and ends the requests in flight
     }
   }
 }
 
+std::string GroupMasterRunner::failure() const {
+  std::lock_guard lock(failure_mu_);
+  return failure_;
+}
+
 void GroupMasterRunner::execute(const ForwardBatch& batch, float* logits) {
   std::lock_guard lock(mu_);
-  auto bytes = encode_step({StepKind::kForward, batch});
-  comm_.broadcast(bytes, 0);
-  last_send_ = std::chrono::steady_clock::now();
-  run_local(batch, logits);
+  try {
+    auto bytes = encode_step({StepKind::kForward, batch});
+    comm_.broadcast(bytes, 0);
+    last_send_ = std::chrono::steady_clock::now();
+    run_local(batch, logits);
+  } catch (const Error& e) {
+    const std::string gone = diagnose_ ? diagnose_() : "";
+    if (gone.empty()) throw;
+    fail("{}; not answering: {}", e.what(), gone);
+  }
 }
 
 void worker_loop(Communicator& comm, const std::function<void(const ForwardBatch&)>& step) {

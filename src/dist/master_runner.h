@@ -24,6 +24,12 @@ class GroupMasterRunner : public ModelRunner {
   int32_t vocab_size() const override { return vocab_; }
   void execute(const ForwardBatch& batch, float* logits) final;
   double comm_seconds() const override { return comm_.busy_seconds(); }
+  // Called when a step's communication fails; its answer (which ranks are gone) is added to the
+  // error, so the 503 bodies and the log name the node.
+  void set_failure_diagnosis(std::function<std::string()> diagnose) {
+    diagnose_ = std::move(diagnose);
+  }
+  std::string failure() const override;
 
  protected:
   // The master's share of the step; the full logits (logit_rows x vocab) go to `logits`.
@@ -37,6 +43,9 @@ class GroupMasterRunner : public ModelRunner {
   void heartbeat_loop(std::chrono::milliseconds period);
 
   int32_t vocab_;
+  std::function<std::string()> diagnose_;
+  mutable std::mutex failure_mu_;
+  std::string failure_;  // set by the heartbeat when a rank stopped answering
   std::mutex mu_;  // one collective sequence at a time
   std::chrono::steady_clock::time_point last_send_;
   std::atomic<bool> stop_{false};

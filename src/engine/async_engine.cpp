@@ -52,7 +52,7 @@ void AsyncEngine::stop() {
 
 std::string AsyncEngine::fatal_error() const {
   std::lock_guard lock(mu_);
-  return fatal_error_;
+  return fatal_error_.empty() ? engine_.runner().failure() : fatal_error_;
 }
 
 EngineStats AsyncEngine::stats() const {

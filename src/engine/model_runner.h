@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "backend/backend.h"
 #include "kv/kv_cache.h"
@@ -23,6 +24,9 @@ class ModelRunner {
   virtual void execute(const ForwardBatch& batch, float* logits) = 0;
   // Seconds spent communicating with other ranks so far (0 on a single rank).
   virtual double comm_seconds() const { return 0; }
+  // Why the runner can no longer run steps, noticed while idle (a group's heartbeat found a rank
+  // gone); "" while it can.
+  virtual std::string failure() const { return ""; }
 };
 
 // Runs the shared Transformer over a paged KV cache allocated once at construction.

@@ -43,8 +43,11 @@ group_master_runner(std::shared_ptr<dist::Group> group) {
   return [group](const Model& model, Backend& backend, const KvCacheShape& shape,
                  int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
     group->join(model);
-    return std::make_unique<dist::ShardMasterRunner>(model, backend, shape, max_tokens,
-                                                     group->parallel(), group->comms());
+    auto runner = std::make_unique<dist::ShardMasterRunner>(model, backend, shape, max_tokens,
+                                                            group->parallel(), group->comms());
+    runner->set_failure_diagnosis(
+        [group] { return group->unreachable_ranks(std::chrono::milliseconds(2000)); });
+    return runner;
   };
 }
 

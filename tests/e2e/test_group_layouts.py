@@ -185,3 +185,31 @@ def test_master_startup_failure_reaches_workers(tiny):
     assert worker.returncode == 1, out_w
     assert "the master could not start" in out_w and "KV cache" in out_w, out_w
     assert time.monotonic() - began < 20  # not the 60 s start-up timeout
+
+
+def test_rank_killed_while_idle(tiny):
+    import urllib.error
+    import urllib.request
+    port = free_port()
+    workers = [start(tiny, node_args(1, 2, port, "--pp", "2"))]
+    master = Server(node_args(0, 2, port, "--pp", "2"), model=tiny)
+    try:
+        complete(master, "hello")
+        workers[0].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        body = None
+        while time.monotonic() - killed < 20 and body is None:
+            try:
+                urllib.request.urlopen(master.base_url + "/health", timeout=10)
+                time.sleep(0.2)
+            except urllib.error.HTTPError as e:
+                assert e.code == 503
+                body = json.loads(e.read())
+        assert body is not None, "/health stayed healthy after a rank died"
+        assert time.monotonic() - killed < 15
+        assert "not answering: rank 1 on" in body["error"]["message"], body
+        status, body = master.post("/v1/completions", {"model": SERVED_NAME, "prompt": "hi"})
+        assert status == 503 and "rank 1" in body["error"]["message"], body
+    finally:
+        workers[0].wait(timeout=10)
+        assert master.stop() == 0, master.text()

@@ -126,6 +126,7 @@ def test_rank_killed_mid_stream_fails_fast():
     status, body = master.post("/v1/completions", {"model": SERVED_NAME, "prompt": "hi",
                                                     "max_tokens": 2})
     assert status == 503, body
+    assert "not answering: rank 2 on" in body["error"]["message"], body  # the node is named
     try:
         urllib.request.urlopen(master.base_url + "/health", timeout=10)
         assert False, "/health should report the failure"

@@ -223,3 +223,21 @@ TEST(StepMessage, RoundTripAndVersionCheck) {
 
 }  // namespace
 }  // namespace shardlm::dist
+
+namespace shardlm::dist {
+namespace {
+
+TEST(Handshake, HelloDifferenceNamesTheField) {
+  const std::string master =
+      R"({"version":"0.1.0","fingerprint":"ab","tp":2,"pp":1,"world_size":2})";
+  EXPECT_EQ(hello_difference(master, master), "");
+  EXPECT_EQ(hello_difference(master, R"({"version":"0.2.0","fingerprint":"ab","tp":2,"pp":1,
+                                         "world_size":2})"),
+            R"(version: "0.1.0" vs "0.2.0")");
+  EXPECT_EQ(hello_difference(master, R"({"version":"0.1.0","fingerprint":"ab","tp":1,"pp":2,
+                                         "world_size":2})"),
+            "tp: 2 vs 1");
+}
+
+}  // namespace
+}  // namespace shardlm::dist
