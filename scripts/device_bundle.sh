@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Packs what scripts/device_check.sh needs on the GPU machine into .devcarry/ (git-ignored through
+# .git/info/exclude; name it in the device tool's `carry`): the CUDA build's binaries and the
+# shared libraries of our Debian packages that the GPU machine's image lacks (bundle.tar.xz), and
+# the default model cut to its first N layers (the whole file is over the 64 MiB upload limit).
+#
+#   SHARDLM_BUILD_DIR=build-cuda scripts/device_bundle.sh [N_LAYERS=10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${SHARDLM_BUILD_DIR:-build-cuda}"
+LAYERS="${1:-10}"
+DEST=.devcarry
+MODEL="${SHARDLM_MODEL_DIR:-$HOME/.cache/shardlm/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
+mkdir -p .git/info
+grep -qx "/$DEST/" .git/info/exclude 2>/dev/null || echo "/$DEST/" >>.git/info/exclude
+rm -rf "$DEST" && mkdir -p "$DEST/stage/bin" "$DEST/stage/lib"
+BINS=("$BUILD/shardlm" "$BUILD/tests/cuda/shardlm_cuda_tests" "$BUILD/tests/cuda/shardlm_shaped_model"
+      "$BUILD/bench/bench_cuda")
+cp "${BINS[@]}" "$DEST/stage/bin/"
+# Debian libraries the GPU image (Ubuntu 24.04 with CUDA, spdlog 1.12, pcre2, openblas) lacks.
+for lib in $(ldd "${BINS[@]}" | awk '/=>/ {print $3}' | sort -u); do
+  case "$(basename "$lib")" in
+    libgloo* | libbrotli* | libcpp-httplib* | libfmt* | libhiredis* | libibverbs* | libnl-* | \
+      libprometheus* | libspdlog* | libxxhash* | libgtest* | libgmock*)
+      cp -L "$lib" "$DEST/stage/lib/" ;;
+  esac
+done
+tar -C "$DEST/stage" -cJf "$DEST/bundle.tar.xz" bin lib
+rm -rf "$DEST/stage"
+python3 scripts/slice_gguf.py "$MODEL" "$DEST/smollm2-${LAYERS}layers.gguf" "$LAYERS"
+du -sh "$DEST"/*

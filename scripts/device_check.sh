@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine (the device tool), from the bundle scripts/device_bundle.sh made here:
+# the CUDA op tests, whole-model parity against the CPU backend, the measured ceilings, timings
+# (decode at batch 1, prefill, batched engine) on models of the default model's shape and of a 1B
+# shape, a compute-sanitizer memcheck of a short run and a short serving run. Everything is logged
+# under $OUT; a summary is printed last.
+#
+#   run: scripts/device_check.sh        (carry: [".devcarry"])
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-/tmp/shardlm-device-out}"
+CARRY="${SHARDLM_DEVCARRY:-.devcarry}"
+WORK=/tmp/shardlm-dev
+mkdir -p "$OUT" "$WORK"
+SUMMARY="$OUT/summary.txt"
+: >"$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+step() {  # step NAME TIMEOUT CMD...: runs CMD with its output in $OUT/NAME.log
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  local rc=$?
+  note "$(printf '%-22s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - t0))")"
+  return $rc
+}
+
+tar -C "$WORK" -xJf "$CARRY/bundle.tar.xz"
+export LD_LIBRARY_PATH="$WORK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+BIN="$WORK/bin"
+PARITY_MODEL=$(ls "$CARRY"/smollm2-*layers.gguf | head -1)
+{
+  nvidia-smi
+  uname -a
+  ldd "$BIN"/* | grep -E "not found" || echo "all libraries found"
+} >"$OUT/machine.log" 2>&1
+grep -q "not found" "$OUT/machine.log" && note "MISSING LIBRARIES: see machine.log"
+
+step ops 180 "$BIN/shardlm_cuda_tests" --gtest_filter='CudaOps.*'
+SHARDLM_PARITY_MODEL="$PARITY_MODEL" step parity 300 "$BIN/shardlm_cuda_tests" \
+  --gtest_filter='CudaModel.*'
+grep -E "^\[(tiny|parity)\]" "$OUT/parity.log" | tee -a "$SUMMARY"
+
+step ceilings 120 "$BIN/bench_cuda" "$PARITY_MODEL"
+"$BIN/shardlm_shaped_model" "$WORK/smollm2-shape.gguf" smollm2-135m BF16
+"$BIN/shardlm_shaped_model" "$WORK/llama1b-shape.gguf" llama-1b BF16
+step ceilings_models 120 "$BIN/bench_cuda" "$WORK/smollm2-shape.gguf" "$WORK/llama1b-shape.gguf"
+cat "$OUT/ceilings_models.log" | tee -a "$SUMMARY"
+
+# Single-sequence decode and prefill (median of 3), GPU then the machine's CPU cores.
+S=$WORK/smollm2-shape.gguf
+step bench_smollm2_cuda 240 "$BIN/shardlm" bench offline -m "$S" --device cuda -t 1 -p 512 -n 256 -r 3
+step bench_smollm2_pp2048 240 "$BIN/shardlm" bench offline -m "$S" --device cuda -t 1 -p 2048 -n 32 -r 3
+step bench_smollm2_cpu 240 "$BIN/shardlm" bench offline -m "$S" --device cpu -t 16 -p 512 -n 64 -r 1
+step bench_llama1b_cuda 300 "$BIN/shardlm" bench offline -m "$WORK/llama1b-shape.gguf" \
+  --device cuda -t 1 -p 2048 -n 128 -r 3
+grep -h "^| " "$OUT"/bench_*.log | grep -v "model |\|---" | tee -a "$SUMMARY"
+step engine_smollm2 300 "$BIN/shardlm" bench offline -m "$S" --device cuda --batch-sizes 1,16,64 \
+  --num-prompts 64 -p 128 -n 128 --max-num-batched-tokens 2048
+grep -E "Output token throughput|batch_size" "$OUT/engine_smollm2.log" | tee -a "$SUMMARY"
+
+# The real weights (first layers of the default model): greedy text on both devices.
+for dev in cuda cpu; do
+  step "generate_$dev" 120 "$BIN/shardlm" generate -m "$PARITY_MODEL" --device $dev -n 24 \
+    -p "The capital of France is"
+done
+
+if command -v compute-sanitizer >/dev/null; then
+  step memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/shardlm" generate \
+    -m "$PARITY_MODEL" --device cuda -n 8 -b 16 -p "Sanitizer check: a prompt of a few tokens here"
+  grep -E "ERROR SUMMARY" "$OUT/memcheck.log" | tee -a "$SUMMARY"
+fi
+
+# A short serving run on CUDA through the OpenAI API.
+"$BIN/shardlm" serve -m "$PARITY_MODEL" --device cuda --port 8091 >"$OUT/serve.log" 2>&1 &
+SERVER=$!
+python3 - >"$OUT/serve_client.log" 2>&1 <<'PY'
+import json, time, urllib.request
+for _ in range(120):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8091/health", timeout=1)
+        break
+    except Exception:
+        time.sleep(0.5)
+models = json.loads(urllib.request.urlopen("http://127.0.0.1:8091/v1/models", timeout=5).read())
+body = json.dumps({"model": models["data"][0]["id"], "prompt": "The capital of France is", "max_tokens": 16,
+                   "temperature": 0}).encode()
+req = urllib.request.Request("http://127.0.0.1:8091/v1/completions", body,
+                             {"Content-Type": "application/json"})
+print(json.loads(urllib.request.urlopen(req, timeout=60).read()))
+PY
+note "serve: rc=$? $(tail -c 300 "$OUT/serve_client.log")"
+kill "$SERVER" 2>/dev/null
+wait "$SERVER" 2>/dev/null
+note "done"

@@ -1,0 +1,79 @@
+// Helpers for the CUDA tests: a skip when no GPU is visible, fresh random inputs (seed printed on
+// failure), host <-> device copies through the backend, and the normalised error
+// |got - ref| / |ref| that every comparison uses (NaN or a size mismatch counts as infinite).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+
+namespace shardlm::testing {
+
+#define SHARDLM_SKIP_WITHOUT_GPU()                                                   \
+  do {                                                                               \
+    if (::shardlm::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA GPU visible"; \
+  } while (0)
+
+// A fresh seed per call, so every run draws new inputs; tests SCOPED_TRACE it.
+inline uint32_t fresh_seed() {
+  static std::random_device rd;
+  return rd();
+}
+
+inline std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.f, float mean = 0.f) {
+  std::normal_distribution<float> nd(mean, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+template <typename T>
+double rel_err(const std::vector<float>& got, const std::vector<T>& ref) {
+  if (got.size() != ref.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) return std::numeric_limits<double>::infinity();
+    const double d = double(got[i]) - double(ref[i]);
+    num += d * d;
+    den += double(ref[i]) * double(ref[i]);
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+inline float* to_device(cuda::CudaBackend& be, const std::vector<float>& host) {
+  float* d = be.alloc_floats(host.size());
+  be.from_host(host.data(), host.size(), d);
+  return d;
+}
+
+inline std::vector<float> to_host(cuda::CudaBackend& be, const float* dev, size_t n) {
+  std::vector<float> h(n);
+  be.to_host(dev, n, h.data());
+  return h;
+}
+
+inline cuda::CudaBackendOptions small_cuda_options() {
+  cuda::CudaBackendOptions o;
+  o.max_batch_tokens = 64;
+  o.max_matmul_k = 1024;
+  o.max_context = 256;
+  return o;
+}
+
+inline CpuBackendOptions small_cpu_options(int64_t head_dim = 128) {
+  CpuBackendOptions o;
+  o.threads = 2;
+  o.max_batch_tokens = 64;
+  o.max_matmul_k = 1024;
+  o.max_context = 256;
+  o.head_dim = head_dim;
+  return o;
+}
+
+}  // namespace shardlm::testing

@@ -1,0 +1,144 @@
+// Whole models on CUDA against the CPU backend: prompt logits of the tiny test models (every
+// architecture flag: llama3 rope scaling, QKV bias, q/k norm, untied output) within BF16
+// tolerance; and on the default model (or $SHARDLM_PARITY_MODEL) the logits plus greedy
+// continuations of 32 tokens on several prompts, where a divergence is accepted only at a near-tie
+// of the CPU's top two logits (smaller than twice the largest logit difference seen).
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+
+#include "backend/make_backend.h"
+#include "cuda_test_util.h"
+#include "engine/generator.h"
+#include "test_support.h"
+#include "tiny_model.h"
+
+namespace shardlm::testing {
+namespace {
+
+struct DeviceSession {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Generator> generator;
+};
+
+DeviceSession open_on(const std::string& path, Device device, int max_batch, int max_context) {
+  DeviceSession s;
+  s.model = load_model(path);
+  s.tokenizer = Tokenizer::create(s.model->tokenizer);
+  BackendSpec spec;
+  spec.device = device;
+  spec.threads = 0;
+  spec.max_batch_tokens = max_batch;
+  spec.max_context = max_context;
+  s.backend = make_backend(spec, s.model->config);
+  GeneratorOptions g;
+  g.max_context = max_context;
+  g.max_batch_tokens = max_batch;
+  s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);
+  return s;
+}
+
+std::vector<int32_t> greedy(Generator& g, const std::vector<int32_t>& prompt, int n) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.ignore_eos = true;
+  p.max_tokens = n;
+  std::vector<int32_t> out;
+  GenerationStats st;
+  g.generate(
+      prompt, p,
+      [&](int32_t id) {
+        out.push_back(id);
+        return true;
+      },
+      st);
+  return out;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - b[i]));
+  return m;
+}
+
+TEST(CudaModel, TinyModelLogitsMatchCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const std::vector<int32_t> ids = {256, 10,  200, 33,  47, 99, 120, 5,  17, 240, 64, 3,
+                                    88,  101, 7,   250, 19, 66, 30,  31, 32, 33,  34, 35};
+  auto models = reference_tiny_models();
+  TinyModelSpec mistral;
+  mistral.arch = "mistral";
+  models.emplace_back("mistral", mistral);
+  for (const auto& [name, spec] : models) {
+    for (DType t : {DType::F32, DType::Q4_1}) {
+      TempDir dir("cuda-tiny");
+      const std::string path = dir.path(name + ".gguf");
+      write_tiny_gguf_model(path, spec, t);
+      auto cpu = open_on(path, Device::kCpu, 8, 64);  // chunks of 8: cached-prefix prefill
+      auto gpu = open_on(path, Device::kCuda, 8, 64);
+      const auto a = cpu.generator->prompt_logits(ids), b = gpu.generator->prompt_logits(ids);
+      const double err = rel_err(b, a);
+      std::cout << "[tiny] " << name << " " << dtype_name(t) << ": logits rel err " << err << "\n";
+      EXPECT_LT(err, 2e-2) << name << " " << dtype_name(t);
+    }
+  }
+}
+
+// The default model, or a file named by $SHARDLM_PARITY_MODEL (device_check.sh passes a copy of
+// the default model's first layers, which fits the device's upload limit).
+std::string parity_model() {
+  if (const char* p = std::getenv("SHARDLM_PARITY_MODEL")) return p;
+  return default_model_if_present();
+}
+
+const std::vector<std::string> kPrompts = {
+    "The capital of France is",
+    "def fibonacci(n):",
+    "Once upon a time, in a small village by the sea,",
+    "The three primary colours are",
+    "To make a cup of tea, first",
+};
+
+TEST(CudaModel, DefaultModelGreedyAndLogitsMatchCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const std::string path = parity_model();
+  if (path.empty()) GTEST_SKIP() << "default model not cached (scripts/fetch_default_model.sh)";
+  auto cpu = open_on(path, Device::kCpu, 64, 256);
+  auto gpu = open_on(path, Device::kCuda, 64, 256);
+  const size_t vocab = static_cast<size_t>(cpu.model->config.vocab_size);
+  int identical = 0;
+  for (const std::string& text : kPrompts) {
+    const auto prompt = cpu.tokenizer->encode(text, true, true);
+    const auto a = greedy(*cpu.generator, prompt, 32), b = greedy(*gpu.generator, prompt, 32);
+    // Logits along the CPU's continuation, from both backends.
+    std::vector<int32_t> seq = prompt;
+    seq.insert(seq.end(), a.begin(), a.end());
+    const auto la = cpu.generator->prompt_logits(seq), lb = gpu.generator->prompt_logits(seq);
+    const double err = rel_err(lb, la), max_diff = max_abs_diff(lb, la);
+    EXPECT_LT(err, 3e-2) << text;
+    size_t t = 0;
+    while (t < a.size() && t < b.size() && a[t] == b[t]) ++t;
+    std::cout << "[parity] \"" << text << "\": logits rel err " << err << ", max |diff| "
+              << max_diff << "; greedy identical for " << t << "/32 tokens";
+    if (t == a.size()) {
+      ++identical;
+      std::cout << "\n";
+      continue;
+    }
+    // The CPU's top-two margin where the continuations part.
+    const float* row = la.data() + (prompt.size() - 1 + t) * vocab;
+    std::vector<float> top(row, row + vocab);
+    std::partial_sort(top.begin(), top.begin() + 2, top.end(), std::greater<float>());
+    const double margin = top[0] - top[1];
+    std::cout << "; at token " << t << " CPU top-2 margin " << margin << " ("
+              << (margin < 2 * max_diff ? "near-tied" : "NOT near-tied") << ")\n";
+    EXPECT_LT(margin, 2 * max_diff) << "diverged at token " << t << " of \"" << text << "\"";
+  }
+  std::cout << "[parity] " << identical << "/" << kPrompts.size()
+            << " prompts identical for 32 greedy tokens\n";
+}
+
+}  // namespace
+}  // namespace shardlm::testing

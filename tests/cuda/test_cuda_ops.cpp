@@ -1,0 +1,258 @@
+// Every CUDA op against its CPU reference on fresh random inputs, by normalised error: fp32 ops to
+// ~1e-5, the BF16 ones (embedding, matmul) within BF16 rounding.
+#include <algorithm>
+#include <numeric>
+
+#include "backend/cpu/quant.h"
+#include "cuda_test_util.h"
+
+namespace shardlm::testing {
+namespace {
+
+// A weight matrix [rows][cols] of type t, made from random floats, as a TensorView over `bytes`.
+TensorView make_matrix(DType t, int64_t cols, int64_t rows, std::mt19937& rng,
+                       std::vector<uint8_t>& bytes, float scale = 0.1f) {
+  const auto values = randn(static_cast<size_t>(cols * rows), rng, scale);
+  const size_t rb = row_bytes(t, cols);
+  bytes.assign(rb * static_cast<size_t>(rows), 0);
+  for (int64_t r = 0; r < rows; ++r)
+    cpu::quantize_row(t, values.data() + r * cols, bytes.data() + r * rb, cols);
+  TensorView w;
+  w.name = std::string(dtype_name(t)) + "_matrix";
+  w.dtype = t;
+  w.ne = {cols, rows, 1, 1};
+  w.n_dims = 2;
+  w.data = bytes.data();
+  return w;
+}
+
+// Dequantised weights [rows][cols] in fp32 (the CPU reference dequantisation).
+std::vector<float> dequantized(const TensorView& w) {
+  std::vector<float> out(static_cast<size_t>(w.numel()));
+  for (int64_t r = 0; r < w.rows(); ++r)
+    cpu::dequantize_row(w.dtype, w.row(r), out.data() + r * w.ne[0], w.ne[0]);
+  return out;
+}
+
+TEST(CudaOps, EmbeddingMatchesCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  CpuBackend cpu(small_cpu_options());
+  for (DType t : {DType::F32, DType::Q8_0, DType::Q4_1, DType::Q6_K}) {
+    std::vector<uint8_t> bytes;
+    const TensorView table = make_matrix(t, 256, 300, rng, bytes);
+    be.register_matrix(table);
+    std::vector<int32_t> ids(13);
+    for (auto& id : ids) id = static_cast<int32_t>(rng() % 300);
+    std::vector<float> ref(ids.size() * 256);
+    cpu.embedding(table, ids.data(), static_cast<int64_t>(ids.size()), ref.data());
+    float* out = be.alloc_floats(ref.size());
+    be.embedding(table, ids.data(), static_cast<int64_t>(ids.size()), out);
+    EXPECT_LT(rel_err(to_host(be, out, ref.size()), ref), 4e-3) << dtype_name(t);
+  }
+}
+
+TEST(CudaOps, RmsNormMatchesCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  CpuBackend cpu(small_cpu_options());
+  for (int64_t dim : {64, 576, 2048}) {
+    const int64_t rows = 7;
+    const auto x = randn(static_cast<size_t>(rows * dim), rng, 2.f);
+    const auto w = randn(static_cast<size_t>(dim), rng, 0.2f, 1.f);
+    be.register_vector(w.data(), dim);
+    std::vector<float> ref(x.size());
+    cpu.rms_norm(x.data(), w.data(), rows, dim, 1e-5f, ref.data());
+    float* dx = to_device(be, x);
+    be.rms_norm(dx, w.data(), rows, dim, 1e-5f, dx);  // in place, as the q/k norm runs
+    EXPECT_LT(rel_err(to_host(be, dx, x.size()), ref), 1e-5) << dim;
+  }
+}
+
+TEST(CudaOps, MatmulMatchesFp64ReferenceForEveryWeightType) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  CpuBackend cpu(small_cpu_options());
+  const int64_t k = 512, n = 96;
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                  DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    std::vector<uint8_t> bytes;
+    const TensorView w = make_matrix(t, k, n, rng, bytes);
+    be.register_matrix(w);
+    const auto wf = dequantized(w);
+    for (int64_t tokens : {1, 7, 40}) {
+      const auto x = randn(static_cast<size_t>(tokens * k), rng);
+      std::vector<double> ref(static_cast<size_t>(tokens * n));
+      for (int64_t t0 = 0; t0 < tokens; ++t0)
+        for (int64_t j = 0; j < n; ++j) {
+          double s = 0;
+          for (int64_t i = 0; i < k; ++i) s += double(wf[j * k + i]) * x[t0 * k + i];
+          ref[t0 * n + j] = s;
+        }
+      std::vector<float> cpu_y(ref.size());
+      cpu.matmul(w, x.data(), tokens, cpu_y.data());
+      float* y = be.alloc_floats(ref.size());
+      be.matmul(w, to_device(be, x), tokens, y);
+      const auto got = to_host(be, y, ref.size());
+      EXPECT_LT(rel_err(got, ref), 1e-2) << dtype_name(t) << " x " << tokens;
+      EXPECT_LT(rel_err(got, cpu_y), 2e-2) << dtype_name(t) << " x " << tokens << " vs CPU";
+    }
+  }
+}
+
+TEST(CudaOps, ElementwiseOpsMatchCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  CpuBackend cpu(small_cpu_options());
+  const int64_t rows = 9, dim = 1536, n = rows * dim;
+  const auto a = randn(static_cast<size_t>(n), rng, 3.f), b = randn(static_cast<size_t>(n), rng);
+  const auto bias = randn(static_cast<size_t>(dim), rng);
+  be.register_vector(bias.data(), dim);
+
+  std::vector<float> ref(a.size());
+  cpu.silu_mul(a.data(), b.data(), ref.data(), n);
+  float* out = be.alloc_floats(a.size());
+  be.silu_mul(to_device(be, a), to_device(be, b), out, n);
+  EXPECT_LT(rel_err(to_host(be, out, a.size()), ref), 1e-6) << "silu_mul";
+
+  ref = a;
+  cpu.add(ref.data(), b.data(), n);
+  float* x = to_device(be, a);
+  be.add(x, to_device(be, b), n);
+  EXPECT_LT(rel_err(to_host(be, x, a.size()), ref), 1e-6) << "add";
+
+  ref = a;
+  cpu.add_bias(ref.data(), bias.data(), rows, dim);
+  x = to_device(be, a);
+  be.add_bias(x, bias.data(), rows, dim);
+  EXPECT_LT(rel_err(to_host(be, x, a.size()), ref), 1e-6) << "add_bias";
+
+  const std::vector<int32_t> pick = {8, 0, 3, 3, 5};
+  ref.assign(pick.size() * dim, 0.f);
+  cpu.gather_rows(a.data(), pick.data(), static_cast<int64_t>(pick.size()), dim, ref.data());
+  out = be.alloc_floats(ref.size());
+  be.gather_rows(to_device(be, a), pick.data(), static_cast<int64_t>(pick.size()), dim, out);
+  EXPECT_EQ(rel_err(to_host(be, out, ref.size()), ref), 0.0) << "gather_rows";
+}
+
+TEST(CudaOps, RopeMatchesCpuForBothPairings) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  CpuBackend cpu(small_cpu_options());
+  for (RopeStyle style : {RopeStyle::kNormal, RopeStyle::kNeox}) {
+    for (int head_dim : {64, 128}) {
+      ModelConfig c;
+      c.head_dim = head_dim;
+      c.rope_theta = 100000.f;
+      c.rope_style = style;
+      const RopeParams p = RopeParams::from_config(c);
+      const int n_heads = 3, n_tokens = 9;
+      std::vector<int32_t> pos(n_tokens);
+      for (auto& v : pos) v = static_cast<int32_t>(rng() % 8000);
+      const auto x = randn(static_cast<size_t>(n_tokens * n_heads * head_dim), rng);
+      auto ref = x;
+      cpu.rope(ref.data(), pos.data(), n_tokens, n_heads, p);
+      float* dx = to_device(be, x);
+      be.rope(dx, pos.data(), n_tokens, n_heads, p);
+      EXPECT_LT(rel_err(to_host(be, dx, x.size()), ref), 1e-5)
+          << (style == RopeStyle::kNeox ? "neox" : "normal") << " head_dim " << head_dim;
+    }
+  }
+}
+
+// Three sequences over one paged cache with scattered blocks: a decode step after 37 cached
+// tokens, a 21-token chunk after a 9-token cached prefix, and a fresh 5-token prompt.
+struct AttentionCase {
+  AttentionParams p;
+  std::vector<std::vector<int32_t>> tables;
+  std::vector<AttentionSeq> seqs;
+  int n_rows = 0;
+  int n_blocks = 32;
+};
+
+AttentionCase make_case(int head_dim, int window, std::mt19937& rng) {
+  AttentionCase c;
+  c.p = {6, 2, head_dim, 4, window, 1.f / std::sqrt(static_cast<float>(head_dim))};
+  const int32_t shapes[3][2] = {{1, 37}, {21, 9}, {5, 0}};  // n_tokens, n_past
+  std::vector<int32_t> free(c.n_blocks);
+  std::iota(free.begin(), free.end(), 0);
+  std::shuffle(free.begin(), free.end(), rng);
+  size_t next = 0;
+  for (const auto& s : shapes) {
+    const int32_t blocks = (s[0] + s[1] + c.p.block_size - 1) / c.p.block_size;
+    c.tables.emplace_back(free.begin() + next, free.begin() + next + blocks);
+    next += blocks;
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    c.seqs.push_back({c.n_rows, shapes[i][0], shapes[i][1], c.tables[i].data()});
+    c.n_rows += shapes[i][0];
+  }
+  return c;
+}
+
+TEST(CudaOps, StoreKvAndPagedAttentionMatchCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  for (int head_dim : {64, 128}) {
+    for (int window : {0, 7}) {
+      SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim << " window " << window);
+      AttentionCase c = make_case(head_dim, window, rng);
+      const AttentionParams& p = c.p;
+      const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim;
+      const int64_t q_dim = int64_t{p.n_heads} * p.head_dim;
+      const size_t pool = static_cast<size_t>(c.n_blocks * p.block_size * kv_dim);
+      cuda::CudaBackend be(small_cuda_options());
+      CpuBackend cpu(small_cpu_options(head_dim));
+      std::vector<float> host_k(pool), host_v(pool);
+      const KvLayerView cpu_kv{host_k.data(), host_v.data()};
+      const KvLayerView dev_kv{be.alloc_floats(pool), be.alloc_floats(pool)};
+      for (const AttentionSeq& s : c.seqs) {  // every position of every sequence
+        const int32_t n = s.n_past + s.n_tokens;
+        std::vector<int32_t> slots(static_cast<size_t>(n));
+        for (int32_t j = 0; j < n; ++j)
+          slots[j] = s.block_table[j / p.block_size] * p.block_size + j % p.block_size;
+        const auto k = randn(static_cast<size_t>(n * kv_dim), rng);
+        const auto v = randn(static_cast<size_t>(n * kv_dim), rng);
+        cpu.store_kv(cpu_kv, k.data(), v.data(), slots.data(), n, kv_dim);
+        be.store_kv(dev_kv, to_device(be, k), to_device(be, v), slots.data(), n, kv_dim);
+      }
+      EXPECT_EQ(rel_err(to_host(be, dev_kv.k, pool), host_k), 0.0) << "store_kv";
+      EXPECT_EQ(rel_err(to_host(be, dev_kv.v, pool), host_v), 0.0) << "store_kv";
+      const auto q = randn(static_cast<size_t>(c.n_rows * q_dim), rng);
+      std::vector<float> ref(q.size());
+      cpu.attention(q.data(), cpu_kv, c.seqs.data(), 3, p, ref.data());
+      float* dq = to_device(be, q);
+      float* out = be.alloc_floats(q.size());
+      be.attention(dq, dev_kv, c.seqs.data(), 3, p, out);  // arrays uploaded on the spot
+      EXPECT_LT(rel_err(to_host(be, out, q.size()), ref), 1e-5) << "spot upload";
+      StepIndices ix;  // and through a step's upload, as the Transformer runs it
+      ix.seqs = c.seqs.data();
+      ix.n_seqs = 3;
+      ix.block_size = p.block_size;
+      be.begin_step(ix);
+      float* out2 = be.alloc_floats(q.size());
+      be.attention(dq, dev_kv, c.seqs.data(), 3, p, out2);
+      EXPECT_LT(rel_err(to_host(be, out2, q.size()), ref), 1e-5) << "step upload";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::testing
