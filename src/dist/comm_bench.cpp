@@ -30,6 +30,14 @@ CollectiveTiming time_all_reduce(Communicator& comm, size_t bytes, int iters) {
   return {data.size() * sizeof(float), s};
 }
 
+CollectiveTiming time_all_gather(Communicator& comm, size_t bytes, int iters) {
+  std::vector<float> data(std::max<size_t>(1, bytes / sizeof(float)), 1.f);
+  std::vector<float> out(data.size() * static_cast<size_t>(comm.size()));
+  const double s =
+      median_seconds(iters, [&] { comm.all_gather(data.data(), data.size(), out.data()); });
+  return {data.size() * sizeof(float), s};
+}
+
 CollectiveTiming time_ping_pong(Communicator& comm, int a, int b, size_t bytes, int iters) {
   const int me = comm.rank();
   if (me != a && me != b) return {bytes, 0};

@@ -20,6 +20,9 @@ struct CollectiveTiming {
 // All-reduce of `bytes` (float sum) repeated `iters` times after one warm-up.
 CollectiveTiming time_all_reduce(Communicator& comm, size_t bytes, int iters);
 
+// All-gather of `bytes` per rank (the tensor-parallel forward's collective).
+CollectiveTiming time_all_gather(Communicator& comm, size_t bytes, int iters);
+
 // Ping-pong between ranks a and b (other ranks return at once): one-way time = round trip / 2.
 CollectiveTiming time_ping_pong(Communicator& comm, int a, int b, size_t bytes, int iters);
 

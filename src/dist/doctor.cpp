@@ -162,11 +162,14 @@ std::string measure(StoreClient& store, const DoctorOptions& o) {
   GlooCommunicator comm(store, "doctor-gloo/", g.rank, g.world_size, g.startup_timeout);
   const CollectiveTiming small = time_all_reduce(comm, 4096, 20);
   const CollectiveTiming big = time_all_reduce(comm, o.bandwidth_bytes, 5);
+  const CollectiveTiming gather = time_all_gather(comm, 4096, 20);
   std::string out = fmt::format(
       "all-reduce over {} ranks (Gloo, TCP): 4 KiB in {:.3f} ms; {} in {:.2f} ms = {:.2f} GB/s "
       "algbw, {:.2f} GB/s busbw\n",
       g.world_size, small.seconds * 1e3, size_text(big.bytes), big.seconds * 1e3, big.algbw() / 1e9,
       big.busbw(g.world_size) / 1e9);
+  out += fmt::format("all-gather of 4 KiB per rank (tensor-parallel activations): {:.3f} ms\n",
+                     gather.seconds * 1e3);
   for (int r = 1; r < g.world_size; ++r) {
     const CollectiveTiming lat = time_ping_pong(comm, 0, r, 8, 20);
     const CollectiveTiming bw = time_ping_pong(comm, 0, r, o.bandwidth_bytes, 3);

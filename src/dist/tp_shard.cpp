@@ -1,6 +1,8 @@
 // Slicing weights for tensor parallelism.
 #include "dist/tp_shard.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace shardlm::dist {
@@ -31,7 +33,12 @@ void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&) {
     }
   };
   need(c.n_heads, "attention heads");
-  need(c.n_kv_heads, "KV heads");
+  if (c.n_kv_heads % tp != 0 && tp % c.n_kv_heads != 0) {
+    fail(
+        "tensor parallel size {} neither divides the model's KV heads ({}) nor is a multiple of "
+        "them; pick a tp that does",
+        tp, c.n_kv_heads);
+  }
   need(c.ffn_dim, "FFN width");
   need(c.vocab_size, "vocabulary size");
   need(c.d_model, "hidden size");
@@ -45,12 +52,15 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
   m->format = full.format;
   m->config = c;
   m->config.n_heads = c.n_heads / tp;
-  m->config.n_kv_heads = c.n_kv_heads / tp;
+  // KV heads split over the ranks, or (tp a multiple of them) each rank keeps the one its query
+  // heads use: rank r's first query head r*h/tp belongs to KV head r*kv/tp.
+  m->config.n_kv_heads = std::max(1, c.n_kv_heads / tp);
   m->config.ffn_dim = c.ffn_dim / tp;
   m->tokenizer = full.tokenizer;
   m->chat_template = full.chat_template;
   const int64_t q0 = int64_t{tp_rank} * c.q_dim() / tp, nq = c.q_dim() / tp;
-  const int64_t kv0 = int64_t{tp_rank} * c.kv_dim() / tp, nkv = c.kv_dim() / tp;
+  const int64_t nkv = int64_t{m->config.n_kv_heads} * c.head_dim;
+  const int64_t kv0 = int64_t{tp_rank} * c.n_kv_heads / tp * c.head_dim;
   const int64_t f0 = int64_t{tp_rank} * c.ffn_dim / tp, nf = c.ffn_dim / tp;
   const int64_t v0 = int64_t{tp_rank} * c.vocab_size / tp, nv = c.vocab_size / tp;
   const int64_t d0 = int64_t{tp_rank} * c.d_model / tp, nd = c.d_model / tp;

@@ -13,10 +13,12 @@
 
 namespace shardlm::dist {
 
-// Throws Error when tp does not divide the heads, KV heads, FFN width, hidden size or vocabulary.
+// Throws Error when tp does not divide the heads, FFN width, hidden size or vocabulary, or neither
+// divides nor is a multiple of the KV heads (then each rank keeps a copy of the KV head it needs).
 void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights& w);
 
-// The shard's config has n_heads/tp, n_kv_heads/tp and ffn_dim/tp (d_model and vocab_size stay).
+// The shard's config has n_heads/tp, max(1, n_kv_heads/tp) and ffn_dim/tp (d_model and vocab_size
+// stay).
 // `full` must outlive the shard.
 std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp);
 

@@ -123,7 +123,8 @@ TEST_P(GroupLayoutTest, GreedyEqualsSingleRank) {
 }
 
 INSTANTIATE_TEST_SUITE_P(TpPp, GroupLayoutTest,
-                         ::testing::Values(std::pair{2, 1}, std::pair{1, 2}, std::pair{2, 2}),
+                         ::testing::Values(std::pair{2, 1}, std::pair{1, 2}, std::pair{2, 2},
+                                           std::pair{4, 1}),  // tp 4 > 2 KV heads: replicated
                          [](const auto& info) {
                            return "tp" + std::to_string(info.param.first) + "_pp" +
                                   std::to_string(info.param.second);
@@ -201,6 +202,7 @@ TEST_F(TensorParallelTest, ShardingRejectsIndivisibleLayouts) {
   auto model = load_model(path_);
   EXPECT_THROW(check_tp_shardable(model->config, 3, model->weights), Error);  // 4 heads
   EXPECT_NO_THROW(check_tp_shardable(model->config, 2, model->weights));
+  EXPECT_NO_THROW(check_tp_shardable(model->config, 4, model->weights));  // KV heads replicate
 }
 
 TEST(StepMessage, RoundTripAndVersionCheck) {
