@@ -108,6 +108,21 @@ std::string Group::unreachable_ranks(std::chrono::milliseconds timeout) const {
   return out;
 }
 
+void Group::publish_stats(const RankStats& stats) {
+  store_->set("stats/" + std::to_string(options_.rank), stats.to_json());
+}
+
+std::vector<RankStats> Group::rank_stats() const {
+  std::vector<RankStats> out;
+  if (local_stats_) out.push_back(local_stats_());
+  for (int r = 1; r < options_.world_size && server_; ++r) {
+    std::string text;
+    if (server_->peek("stats/" + std::to_string(r), text))
+      out.push_back(RankStats::from_json(text));
+  }
+  return out;
+}
+
 void Group::abort_startup(const std::string& reason) {
   if (!is_master() || verdict_published_) return;
   verdict_published_ = true;

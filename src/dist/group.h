@@ -5,11 +5,13 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "dist/gloo_communicator.h"
 #include "dist/net_probe.h"
+#include "dist/rank_stats.h"
 #include "dist/stage_shard.h"
 #include "dist/store.h"
 #include "model/model.h"
@@ -44,6 +46,12 @@ class Group {
   // ("rank 2 on host-b (10.0.0.3)", comma-separated; "" when all answer). Used to name the node
   // when a collective fails.
   std::string unreachable_ranks(std::chrono::milliseconds timeout) const;
+  // Workers: post this rank's stats for the master's /metrics.
+  void publish_stats(const RankStats& stats);
+  // Master: its own stats (from the source its runner sets) and those the other ranks last
+  // published, in rank order.
+  void set_local_stats(std::function<RankStats()> source) { local_stats_ = std::move(source); }
+  std::vector<RankStats> rank_stats() const;
   // The world and this rank's TP group, for a StageShard.
   StageComms comms() { return {*comm_, tp_comm_.get()}; }
   ParallelConfig parallel() const { return {options_.tp, options_.pp}; }
@@ -63,6 +71,7 @@ class Group {
   std::unique_ptr<GlooCommunicator> comm_;
   std::unique_ptr<GlooCommunicator> tp_comm_;
   bool verdict_published_ = false;
+  std::function<RankStats()> local_stats_;
   std::unique_ptr<ProbeListener> liveness_;  // answers while this process lives
   struct Peer {
     int rank;

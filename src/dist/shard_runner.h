@@ -15,6 +15,7 @@ class ShardMasterRunner : public GroupMasterRunner {
   ~ShardMasterRunner() override { stop_heartbeat(); }
   // Time in the world and TP communicators.
   double comm_seconds() const override;
+  RankStats stats() const { return shard_.stats(); }
 
  protected:
   void run_local(const ForwardBatch& batch, float* logits) override { shard_.step(batch, logits); }
@@ -25,7 +26,9 @@ class ShardMasterRunner : public GroupMasterRunner {
 };
 
 // A worker rank: returns when the master shuts the group down; throws Error on a failure.
+// `publish` (if set) receives this rank's stats about once a second, from another thread.
 void run_shard_worker(const Model& full, Backend& backend, const KvCacheShape& full_shape,
-                      int64_t max_batch_tokens, const ParallelConfig& cfg, StageComms comms);
+                      int64_t max_batch_tokens, const ParallelConfig& cfg, StageComms comms,
+                      const std::function<void(const RankStats&)>& publish = {});
 
 }  // namespace shardlm::dist

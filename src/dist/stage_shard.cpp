@@ -69,7 +69,26 @@ void StageShard::run_micro_batch(const ForwardBatch& mb) {
     comms_.world.send(t.hidden(), hidden, world_rank_of(stage + 1, layout_.tp_rank));
 }
 
+RankStats StageShard::stats() const {
+  return {layout_.rank, steps_.load(), step_seconds_.load(), comm_seconds_.load()};
+}
+
+double StageShard::comm_busy() const {
+  return comms_.world.busy_seconds() + (comms_.tp ? comms_.tp->busy_seconds() : 0.0);
+}
+
+// Times the step and its communication (not the wait for the next step's broadcast).
 void StageShard::step(const ForwardBatch& batch, float* logits) {
+  const auto start = std::chrono::steady_clock::now();
+  const double comm0 = comm_busy();
+  run_step(batch, logits);
+  steps_.fetch_add(1);
+  comm_seconds_.fetch_add(comm_busy() - comm0);
+  step_seconds_.fetch_add(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+void StageShard::run_step(const ForwardBatch& batch, float* logits) {
   const size_t n_out = batch.logit_rows.size();
   for (const MicroBatch& mb : split_micro_batches(batch, cfg_.pp)) {
     run_micro_batch(mb.batch);

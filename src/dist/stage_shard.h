@@ -10,11 +10,13 @@
 // tp = 1, pp = 1 is one process; tp alone is Megatron-style TP; pp alone is a plain pipeline.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
 #include "dist/communicator.h"
 #include "dist/parallel_config.h"
+#include "dist/rank_stats.h"
 #include "model/transformer.h"
 
 namespace shardlm::dist {
@@ -33,8 +35,12 @@ class StageShard {
   // the full vocabulary; elsewhere it is unused.
   void step(const ForwardBatch& batch, float* logits);
   const RankLayout& layout() const { return layout_; }
+  // This rank's steps so far (safe to call from another thread).
+  RankStats stats() const;
 
  private:
+  void run_step(const ForwardBatch& batch, float* logits);
+  double comm_busy() const;
   void run_micro_batch(const ForwardBatch& mb);
   void send_logits_home(size_t n_out);
   void assemble_logits(size_t n_out, float* logits);
@@ -50,10 +56,12 @@ class StageShard {
   int64_t local_vocab_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<Transformer> transformer_;
-  std::vector<float> mb_logits_;    // one micro-batch's rows of this rank's vocab slice
   std::vector<float> step_logits_;  // the step's rows of this rank's vocab slice (last stage)
   std::vector<float> recv_logits_;  // the master's receive buffer for one last-stage rank
   std::vector<float> scratch_;      // all-gather receive buffer
+  std::atomic<int64_t> steps_{0};
+  std::atomic<double> step_seconds_{0};
+  std::atomic<double> comm_seconds_{0};
 };
 
 }  // namespace shardlm::dist

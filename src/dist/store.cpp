@@ -70,6 +70,14 @@ void StoreServer::set(const std::string& key, std::string value) {
   cv_.notify_all();
 }
 
+bool StoreServer::peek(const std::string& key, std::string& value) {
+  std::lock_guard lock(mu_);
+  const auto it = kv_.find(key);
+  if (it == kv_.end()) return false;
+  value = it->second;
+  return true;
+}
+
 bool StoreServer::get(const std::string& key, std::chrono::milliseconds timeout,
                       std::string& value) {
   std::unique_lock lock(mu_);

@@ -25,6 +25,8 @@ class StoreServer {
   StoreServer(const std::string& host, int port, std::string token);
   ~StoreServer();
   int port() const { return port_; }
+  // The value of `key` if it is set (no waiting): the master reads what ranks publish.
+  bool peek(const std::string& key, std::string& value);
 
  private:
   void set(const std::string& key, std::string value);

@@ -116,6 +116,7 @@ int run_api_server(const ServerArgs& args) {
   const ChatTemplate chat_template = compile_template(info);
 
   ServerMetrics metrics(name);
+  if (group) metrics.set_rank_stats_source([group] { return group->rank_stats(); });
   StatsLogger stats_logger(args.log_interval);
   AsyncEngine engine(llm.engine(), llm.tokenizer(), [&](const StepReport& r) {
     metrics.on_step(r);

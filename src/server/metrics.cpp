@@ -96,7 +96,29 @@ void ServerMetrics::on_finished(const FinishedRequest& f) {
   }
 }
 
+void ServerMetrics::set_rank_stats_source(std::function<std::vector<dist::RankStats>()> source) {
+  rank_stats_ = std::move(source);
+  auto family = [&](const char* name, const char* help) {
+    return &prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
+  };
+  rank_steps_ = family("shardlm:rank_steps", "forward steps each rank of the group has run");
+  rank_step_seconds_ =
+      family("shardlm:rank_step_seconds", "seconds each rank has spent in forward steps");
+  rank_comm_seconds_ =
+      family("shardlm:rank_comm_seconds",
+             "seconds of those steps each rank spent communicating (waits included)");
+}
+
 std::string ServerMetrics::render() const {
+  if (rank_stats_) {
+    for (const dist::RankStats& s : rank_stats_()) {
+      const std::map<std::string, std::string> labels{{"model_name", model_name_},
+                                                      {"rank", std::to_string(s.rank)}};
+      rank_steps_->Add(labels).Set(static_cast<double>(s.steps));
+      rank_step_seconds_->Add(labels).Set(s.step_seconds);
+      rank_comm_seconds_->Add(labels).Set(s.comm_seconds);
+    }
+  }
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 

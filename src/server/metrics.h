@@ -8,9 +8,12 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "dist/rank_stats.h"
 #include "engine/async_engine.h"
 
 namespace shardlm::server {
@@ -21,6 +24,8 @@ class ServerMetrics {
 
   void on_step(const StepReport& report);
   std::string render() const;  // Prometheus text exposition format
+  // A group's per-rank figures, read at every render (shardlm:rank_*{rank="r"}).
+  void set_rank_stats_source(std::function<std::vector<dist::RankStats>()> source);
 
  private:
   void on_finished(const FinishedRequest& f);
@@ -45,6 +50,10 @@ class ServerMetrics {
   double last_comm_ = 0;
   prometheus::Family<prometheus::Counter>* success_;
   std::string model_name_;
+  std::function<std::vector<dist::RankStats>()> rank_stats_;
+  prometheus::Family<prometheus::Gauge>* rank_steps_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* rank_step_seconds_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* rank_comm_seconds_ = nullptr;
   int64_t last_prefix_queries_ = 0;
   int64_t last_prefix_hits_ = 0;
 };

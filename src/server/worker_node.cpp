@@ -47,6 +47,7 @@ group_master_runner(std::shared_ptr<dist::Group> group) {
                                                             group->parallel(), group->comms());
     runner->set_failure_diagnosis(
         [group] { return group->unreachable_ranks(std::chrono::milliseconds(2000)); });
+    group->set_local_stats([r = runner.get()] { return r->stats(); });
     return runner;
   };
 }
@@ -75,7 +76,8 @@ int run_worker_node(const ServerArgs& args) {
   int status = 0;
   try {
     dist::run_shard_worker(*model, backend, shape, e.max_num_batched_tokens, group.parallel(),
-                           group.comms());
+                           group.comms(),
+                           [&group](const dist::RankStats& s) { group.publish_stats(s); });
     spdlog::info("the master shut the group down");
   } catch (const std::exception& ex) {
     spdlog::error("worker rank {}: {}; exiting", g.rank, ex.what());

@@ -93,6 +93,14 @@ def test_tp2_processes(tiny):
         m = re.search(r"rank 0 of 2: weights ([\d.]+) MiB of the model's ([\d.]+) MiB",
                       master.text())
         assert m and 0.4 < float(m.group(1)) / float(m.group(2)) < 0.6, master.text()
+        # Per-rank step and communication time: the worker publishes its own every second.
+        deadline = time.monotonic() + 10
+        while master.metric("shardlm:rank_steps", rank="1") == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for rank in ("0", "1"):
+            assert master.metric("shardlm:rank_steps", rank=rank) > 0
+            assert master.metric("shardlm:rank_step_seconds", rank=rank) > 0
+            assert master.metric("shardlm:rank_comm_seconds", rank=rank) > 0
     finally:
         finish(master, workers)
 
