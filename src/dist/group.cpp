@@ -109,7 +109,10 @@ std::string Group::unreachable_ranks(std::chrono::milliseconds timeout) const {
 }
 
 void Group::publish_stats(const RankStats& stats) {
-  store_->set("stats/" + std::to_string(options_.rank), stats.to_json());
+  // Its own client with a short deadline: a master that is gone must not hold the worker's exit.
+  StoreClient quick(options_.master_host, options_.master_port, options_.token,
+                    std::chrono::milliseconds(1000));
+  quick.set("stats/" + std::to_string(options_.rank), stats.to_json());
 }
 
 std::vector<RankStats> Group::rank_stats() const {

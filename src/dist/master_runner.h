@@ -46,7 +46,7 @@ class GroupMasterRunner : public ModelRunner {
   std::function<std::string()> diagnose_;
   mutable std::mutex failure_mu_;
   std::string failure_;  // set by the heartbeat when a rank stopped answering
-  std::mutex mu_;  // one collective sequence at a time
+  std::mutex mu_;        // one collective sequence at a time
   std::chrono::steady_clock::time_point last_send_;
   std::atomic<bool> stop_{false};
   std::thread heartbeat_;
