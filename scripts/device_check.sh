@@ -38,7 +38,7 @@ grep -q "not found" "$OUT/machine.log" && note "MISSING LIBRARIES: see machine.l
 
 step ops 180 "$BIN/shardlm_cuda_tests" --gtest_filter='CudaOps.*'
 SHARDLM_PARITY_MODEL="$PARITY_MODEL" step parity 300 "$BIN/shardlm_cuda_tests" \
-  --gtest_filter='CudaModel.*'
+  --gtest_filter='CudaModel.*:CudaGraphs.*'
 grep -E "^\[(tiny|parity)\]" "$OUT/parity.log" | tee -a "$SUMMARY"
 
 step ceilings 120 "$BIN/bench_cuda" "$PARITY_MODEL"
@@ -49,6 +49,8 @@ cat "$OUT/ceilings_models.log" | tee -a "$SUMMARY"
 
 # Single-sequence decode and prefill (median of 3), GPU then the machine's CPU cores.
 S=$WORK/smollm2-shape.gguf
+SHARDLM_CUDA_GRAPHS=0 step bench_smollm2_nographs 240 "$BIN/shardlm" bench offline -m "$S" \
+  --device cuda -t 1 -p 512 -n 256 -r 3
 step bench_smollm2_cuda 240 "$BIN/shardlm" bench offline -m "$S" --device cuda -t 1 -p 512 -n 256 -r 3
 step bench_smollm2_pp2048 240 "$BIN/shardlm" bench offline -m "$S" --device cuda -t 1 -p 2048 -n 32 -r 3
 step bench_smollm2_cpu 240 "$BIN/shardlm" bench offline -m "$S" --device cpu -t 16 -p 512 -n 64 -r 1
@@ -58,6 +60,12 @@ grep -h "^| " "$OUT"/bench_*.log | grep -v "model |\|---" | tee -a "$SUMMARY"
 step engine_smollm2 300 "$BIN/shardlm" bench offline -m "$S" --device cuda --batch-sizes 1,16,64 \
   --num-prompts 64 -p 128 -n 128 --max-num-batched-tokens 2048
 grep -E "Output token throughput|batch_size" "$OUT/engine_smollm2.log" | tee -a "$SUMMARY"
+
+# Where decode and prefill time goes, op by op (synchronised: slower than the runs above).
+SHARDLM_CUDA_PROFILE=1 step profile_smollm2 120 "$BIN/shardlm" bench offline -m "$S" --device cuda \
+  -t 1 -p 512 -n 64 -r 1
+SHARDLM_CUDA_PROFILE=1 step profile_llama1b 120 "$BIN/shardlm" bench offline \
+  -m "$WORK/llama1b-shape.gguf" --device cuda -t 1 -p 512 -n 64 -r 1
 
 # The real weights (first layers of the default model): greedy text on both devices.
 for dev in cuda cpu; do

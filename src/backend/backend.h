@@ -68,6 +68,22 @@ struct StepIndices {
   int block_size = 16;  // of the KV cache: a sequence's table has ceil(positions / block_size)
 };
 
+// A forward step's shape, for device backends that record a step's ops once and replay them
+// (CUDA graphs): steps with equal keys launch the same kernels on the same buffers, only the
+// uploaded indices differ. `owner` tells apart the models (Transformers) sharing a backend.
+struct GraphKey {
+  const void* owner = nullptr;
+  int64_t n_tokens = 0;
+  int64_t n_logit_rows = 0;
+  int n_seqs = 0;
+  bool operator<(const GraphKey& o) const {
+    if (owner != o.owner) return owner < o.owner;
+    if (n_tokens != o.n_tokens) return n_tokens < o.n_tokens;
+    if (n_logit_rows != o.n_logit_rows) return n_logit_rows < o.n_logit_rows;
+    return n_seqs < o.n_seqs;
+  }
+};
+
 // Contract: activation and KV pointers are backend memory (alloc_floats); integer arrays (ids,
 // positions, slots, rows, block tables) are host memory; weights are the model's host TensorViews
 // and fp32 vectors, which a device backend maps to the copies prepare_weights made.
@@ -81,6 +97,13 @@ class Backend {
   virtual void prepare_weights(const ModelConfig& c, const ModelWeights& w) {}
   // Called once per forward step before any op of that step.
   virtual void begin_step(const StepIndices& s) {}
+  // Step graphs, between begin_step and to_host: graph_replay launches the ops recorded for key
+  // and returns true, or returns false when none are; graph_capture_begin returns true when the
+  // backend records the ops that follow (until graph_capture_end) instead of running them. A
+  // backend without graphs (the CPU) always runs the ops.
+  virtual bool graph_replay(const GraphKey& key) { return false; }
+  virtual bool graph_capture_begin(const GraphKey& key) { return false; }
+  virtual void graph_capture_end(const GraphKey& key) {}
   // True when alloc_floats memory is host memory, so results can be written into host buffers.
   virtual bool host_memory() const { return true; }
   // Copies n floats from backend memory to host memory, and back (plain copies on the CPU). to_host

@@ -135,11 +135,15 @@ void Transformer::run_layers(const ForwardBatch& b, int first, int last) {
 
 // Only the requested rows go through the final norm and the (large) output projection.
 void Transformer::compute_logits(const ForwardBatch& b, float* logits) {
+  gather_norm_rows(b);
+  project_logits(static_cast<int64_t>(b.logit_rows.size()), logits);
+}
+
+void Transformer::gather_norm_rows(const ForwardBatch& b) {
   const auto n_out = static_cast<int64_t>(b.logit_rows.size());
   be_.gather_rows(buf_.x, b.logit_rows.data(), n_out, c_.d_model, buf_.out_rows);
   be_.rms_norm(buf_.out_rows, model_.weights.output_norm, n_out, c_.d_model, c_.norm_eps,
                buf_.out_rows);
-  project_logits(n_out, logits);
 }
 
 void Transformer::project_logits(int64_t n_out, float* logits) {
@@ -156,9 +160,43 @@ void Transformer::project_logits(int64_t n_out, float* logits) {
   }
 }
 
+GraphKey Transformer::graph_key(const ForwardBatch& b) const {
+  GraphKey key;
+  if (be_.host_memory() || tp_ > 1 || first_cached_layer_ != 0) return key;
+  const auto n_out = static_cast<int64_t>(b.logit_rows.size());
+  if (n_out == 0 || n_out > logits_chunk_ || b.size() != static_cast<int64_t>(b.seqs.size())) {
+    return key;
+  }
+  key.owner = this;
+  key.n_tokens = b.size();
+  key.n_logit_rows = n_out;
+  key.n_seqs = static_cast<int>(b.seqs.size());
+  return key;
+}
+
+// The whole step as one graph: the first step of a shape runs op by op, the second is captured,
+// every later one replayed. Only the logits' copy to the host stays outside.
+bool Transformer::forward_graph(const ForwardBatch& b, float* logits) {
+  const GraphKey key = graph_key(b);
+  if (key.n_tokens == 0) return false;
+  const int64_t vocab = model_.weights.output.ne[1];
+  if (!be_.graph_replay(key)) {
+    if (!be_.graph_capture_begin(key)) return false;
+    embed(b);
+    run_layers(b, 0, c_.n_layers);
+    gather_norm_rows(b);
+    be_.matmul(model_.weights.output, buf_.out_rows, key.n_logit_rows, logits_dev_);
+    be_.graph_capture_end(key);
+    if (!be_.graph_replay(key)) fail("internal: a captured step graph could not be replayed");
+  }
+  be_.to_host(logits_dev_, static_cast<size_t>(key.n_logit_rows * vocab), logits);
+  return true;
+}
+
 void Transformer::forward(const ForwardBatch& b, float* logits) {
   if (b.size() == 0) return;
   begin(b);
+  if (forward_graph(b, logits)) return;
   embed(b);
   run_layers(b, 0, c_.n_layers);
   compute_logits(b, logits);

@@ -52,6 +52,13 @@ class Transformer {
   // The output projection of n_out normed rows into host `logits`, through logits_dev_ in chunks
   // of logits_chunk_ rows when the backend's memory is not host memory.
   void project_logits(int64_t n_out, float* logits);
+  // The logit rows of the hidden state, gathered and normed into out_rows.
+  void gather_norm_rows(const ForwardBatch& b);
+  // The graph key of a decode-only batch (one token per sequence, logits that fit one chunk), or
+  // a key with n_tokens 0 for batches that always run op by op.
+  GraphKey graph_key(const ForwardBatch& b) const;
+  // Decode steps of a graph-capable backend: replay (or capture and replay) the whole step.
+  bool forward_graph(const ForwardBatch& b, float* logits);
 
   const Model& model_;
   const ModelConfig& c_;

@@ -1,6 +1,7 @@
 // Every CUDA op against its CPU reference on fresh random inputs, by normalised error: fp32 ops to
 // ~1e-5, the BF16 ones (embedding, matmul) within BF16 rounding.
 #include <algorithm>
+#include <deque>
 #include <numeric>
 
 #include "backend/cpu/quant.h"
@@ -41,8 +42,9 @@ TEST(CudaOps, EmbeddingMatchesCpu) {
   std::mt19937 rng(seed);
   cuda::CudaBackend be(small_cuda_options());
   CpuBackend cpu(small_cpu_options());
+  std::deque<std::vector<uint8_t>> keep;  // registered host weights must outlive the backend
   for (DType t : {DType::F32, DType::Q8_0, DType::Q4_1, DType::Q6_K}) {
-    std::vector<uint8_t> bytes;
+    std::vector<uint8_t>& bytes = keep.emplace_back();
     const TensorView table = make_matrix(t, 256, 300, rng, bytes);
     be.register_matrix(table);
     std::vector<int32_t> ids(13);
@@ -62,10 +64,11 @@ TEST(CudaOps, RmsNormMatchesCpu) {
   std::mt19937 rng(seed);
   cuda::CudaBackend be(small_cuda_options());
   CpuBackend cpu(small_cpu_options());
+  std::deque<std::vector<float>> keep;  // registered host weights must outlive the backend
   for (int64_t dim : {64, 576, 2048}) {
     const int64_t rows = 7;
     const auto x = randn(static_cast<size_t>(rows * dim), rng, 2.f);
-    const auto w = randn(static_cast<size_t>(dim), rng, 0.2f, 1.f);
+    const auto& w = keep.emplace_back(randn(static_cast<size_t>(dim), rng, 0.2f, 1.f));
     be.register_vector(w.data(), dim);
     std::vector<float> ref(x.size());
     cpu.rms_norm(x.data(), w.data(), rows, dim, 1e-5f, ref.data());
@@ -83,13 +86,14 @@ TEST(CudaOps, MatmulMatchesFp64ReferenceForEveryWeightType) {
   cuda::CudaBackend be(small_cuda_options());
   CpuBackend cpu(small_cpu_options());
   const int64_t k = 512, n = 96;
+  std::deque<std::vector<uint8_t>> keep;  // registered host weights must outlive the backend
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                   DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
-    std::vector<uint8_t> bytes;
+    std::vector<uint8_t>& bytes = keep.emplace_back();
     const TensorView w = make_matrix(t, k, n, rng, bytes);
     be.register_matrix(w);
     const auto wf = dequantized(w);
-    for (int64_t tokens : {1, 7, 40}) {
+    for (int64_t tokens : {1, 7, 8, 9, 40}) {
       const auto x = randn(static_cast<size_t>(tokens * k), rng);
       std::vector<double> ref(static_cast<size_t>(tokens * n));
       for (int64_t t0 = 0; t0 < tokens; ++t0)
@@ -175,20 +179,22 @@ TEST(CudaOps, RopeMatchesCpuForBothPairings) {
   }
 }
 
-// Three sequences over one paged cache with scattered blocks: a decode step after 37 cached
-// tokens, a 21-token chunk after a 9-token cached prefix, and a fresh 5-token prompt.
+// Sequences over one paged cache with scattered blocks: decode steps after 37 and 300 cached
+// tokens, a chunk after a 9-token cached prefix, and a fresh 5-token prompt. With a 21-token chunk
+// the batch has few enough (row, head) items that the keys are split (flash-decoding); with a
+// 50-token chunk it is not.
 struct AttentionCase {
   AttentionParams p;
   std::vector<std::vector<int32_t>> tables;
   std::vector<AttentionSeq> seqs;
   int n_rows = 0;
-  int n_blocks = 32;
+  int n_blocks = 128;
 };
 
-AttentionCase make_case(int head_dim, int window, std::mt19937& rng) {
+AttentionCase make_case(int head_dim, int window, int chunk, std::mt19937& rng) {
   AttentionCase c;
   c.p = {6, 2, head_dim, 4, window, 1.f / std::sqrt(static_cast<float>(head_dim))};
-  const int32_t shapes[3][2] = {{1, 37}, {21, 9}, {5, 0}};  // n_tokens, n_past
+  const int32_t shapes[4][2] = {{1, 37}, {chunk, 9}, {5, 0}, {1, 300}};  // n_tokens, n_past
   std::vector<int32_t> free(c.n_blocks);
   std::iota(free.begin(), free.end(), 0);
   std::shuffle(free.begin(), free.end(), rng);
@@ -198,7 +204,7 @@ AttentionCase make_case(int head_dim, int window, std::mt19937& rng) {
     c.tables.emplace_back(free.begin() + next, free.begin() + next + blocks);
     next += blocks;
   }
-  for (size_t i = 0; i < 3; ++i) {
+  for (size_t i = 0; i < 4; ++i) {
     c.seqs.push_back({c.n_rows, shapes[i][0], shapes[i][1], c.tables[i].data()});
     c.n_rows += shapes[i][0];
   }
@@ -212,44 +218,50 @@ TEST(CudaOps, StoreKvAndPagedAttentionMatchCpu) {
   std::mt19937 rng(seed);
   for (int head_dim : {64, 128}) {
     for (int window : {0, 7}) {
-      SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim << " window " << window);
-      AttentionCase c = make_case(head_dim, window, rng);
-      const AttentionParams& p = c.p;
-      const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim;
-      const int64_t q_dim = int64_t{p.n_heads} * p.head_dim;
-      const size_t pool = static_cast<size_t>(c.n_blocks * p.block_size * kv_dim);
-      cuda::CudaBackend be(small_cuda_options());
-      CpuBackend cpu(small_cpu_options(head_dim));
-      std::vector<float> host_k(pool), host_v(pool);
-      const KvLayerView cpu_kv{host_k.data(), host_v.data()};
-      const KvLayerView dev_kv{be.alloc_floats(pool), be.alloc_floats(pool)};
-      for (const AttentionSeq& s : c.seqs) {  // every position of every sequence
-        const int32_t n = s.n_past + s.n_tokens;
-        std::vector<int32_t> slots(static_cast<size_t>(n));
-        for (int32_t j = 0; j < n; ++j)
-          slots[j] = s.block_table[j / p.block_size] * p.block_size + j % p.block_size;
-        const auto k = randn(static_cast<size_t>(n * kv_dim), rng);
-        const auto v = randn(static_cast<size_t>(n * kv_dim), rng);
-        cpu.store_kv(cpu_kv, k.data(), v.data(), slots.data(), n, kv_dim);
-        be.store_kv(dev_kv, to_device(be, k), to_device(be, v), slots.data(), n, kv_dim);
+      for (int chunk : {21, 50}) {
+        SCOPED_TRACE(::testing::Message()
+                     << "head_dim " << head_dim << " window " << window << " chunk " << chunk);
+        AttentionCase c = make_case(head_dim, window, chunk, rng);
+        const AttentionParams& p = c.p;
+        const int n_seqs = static_cast<int>(c.seqs.size());
+        const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim;
+        const int64_t q_dim = int64_t{p.n_heads} * p.head_dim;
+        const size_t pool = static_cast<size_t>(c.n_blocks * p.block_size * kv_dim);
+        cuda::CudaBackend be(small_cuda_options());
+        CpuBackendOptions co = small_cpu_options(head_dim);
+        co.max_context = 512;
+        CpuBackend cpu(co);
+        std::vector<float> host_k(pool), host_v(pool);
+        const KvLayerView cpu_kv{host_k.data(), host_v.data()};
+        const KvLayerView dev_kv{be.alloc_floats(pool), be.alloc_floats(pool)};
+        for (const AttentionSeq& s : c.seqs) {  // every position of every sequence
+          const int32_t n = s.n_past + s.n_tokens;
+          std::vector<int32_t> slots(static_cast<size_t>(n));
+          for (int32_t j = 0; j < n; ++j)
+            slots[j] = s.block_table[j / p.block_size] * p.block_size + j % p.block_size;
+          const auto k = randn(static_cast<size_t>(n * kv_dim), rng);
+          const auto v = randn(static_cast<size_t>(n * kv_dim), rng);
+          cpu.store_kv(cpu_kv, k.data(), v.data(), slots.data(), n, kv_dim);
+          be.store_kv(dev_kv, to_device(be, k), to_device(be, v), slots.data(), n, kv_dim);
+        }
+        EXPECT_EQ(rel_err(to_host(be, dev_kv.k, pool), host_k), 0.0) << "store_kv";
+        EXPECT_EQ(rel_err(to_host(be, dev_kv.v, pool), host_v), 0.0) << "store_kv";
+        const auto q = randn(static_cast<size_t>(c.n_rows * q_dim), rng);
+        std::vector<float> ref(q.size());
+        cpu.attention(q.data(), cpu_kv, c.seqs.data(), n_seqs, p, ref.data());
+        float* dq = to_device(be, q);
+        float* out = be.alloc_floats(q.size());
+        be.attention(dq, dev_kv, c.seqs.data(), n_seqs, p, out);  // arrays uploaded on the spot
+        EXPECT_LT(rel_err(to_host(be, out, q.size()), ref), 1e-5) << "spot upload";
+        StepIndices ix;  // and through a step's upload, as the Transformer runs it
+        ix.seqs = c.seqs.data();
+        ix.n_seqs = n_seqs;
+        ix.block_size = p.block_size;
+        be.begin_step(ix);
+        float* out2 = be.alloc_floats(q.size());
+        be.attention(dq, dev_kv, c.seqs.data(), n_seqs, p, out2);
+        EXPECT_LT(rel_err(to_host(be, out2, q.size()), ref), 1e-5) << "step upload";
       }
-      EXPECT_EQ(rel_err(to_host(be, dev_kv.k, pool), host_k), 0.0) << "store_kv";
-      EXPECT_EQ(rel_err(to_host(be, dev_kv.v, pool), host_v), 0.0) << "store_kv";
-      const auto q = randn(static_cast<size_t>(c.n_rows * q_dim), rng);
-      std::vector<float> ref(q.size());
-      cpu.attention(q.data(), cpu_kv, c.seqs.data(), 3, p, ref.data());
-      float* dq = to_device(be, q);
-      float* out = be.alloc_floats(q.size());
-      be.attention(dq, dev_kv, c.seqs.data(), 3, p, out);  // arrays uploaded on the spot
-      EXPECT_LT(rel_err(to_host(be, out, q.size()), ref), 1e-5) << "spot upload";
-      StepIndices ix;  // and through a step's upload, as the Transformer runs it
-      ix.seqs = c.seqs.data();
-      ix.n_seqs = 3;
-      ix.block_size = p.block_size;
-      be.begin_step(ix);
-      float* out2 = be.alloc_floats(q.size());
-      be.attention(dq, dev_kv, c.seqs.data(), 3, p, out2);
-      EXPECT_LT(rel_err(to_host(be, out2, q.size()), ref), 1e-5) << "step upload";
     }
   }
 }

@@ -1,7 +1,12 @@
-// Attention kernel: one block per (query row, head). Each warp walks a strided subset of the
-// row's visible keys with an online softmax (running max m, sum l, and the weighted value sum acc,
-// each lane owning dims lane, lane + 32, ...); the warps' partial results are merged at the end.
-// Keys and values are read as whole rows by a warp, so the loads are coalesced.
+// Attention kernel (flash-decoding style): one block per (query row, head, key split). Each of the
+// block's warps walks a strided subset of the split's keys, four keys per iteration so that eight
+// row loads (keys and values) are in flight, with an online softmax (running max m, sum l and the
+// weighted value sum acc, each lane owning dims lane, lane + 32, ...). The warps merge in shared
+// memory; with one split the block writes the output, else its partial (m, l, acc) goes to scratch
+// and a second kernel merges the splits. Keys and values are read as whole rows by a warp, so the
+// loads are coalesced.
+#include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "backend/cuda/attention.cuh"
@@ -13,6 +18,9 @@ namespace shardlm::cuda {
 namespace {
 
 constexpr int kWarps = 8;
+constexpr int kUnroll = 4;       // keys per warp per iteration
+constexpr int kSplitKeys = 128;  // keys per split when splitting
+constexpr int kMaxSplits = 64;
 
 struct KernelArgs {
   const float* q;
@@ -20,24 +28,44 @@ struct KernelArgs {
   const float* v;
   AttentionBatch batch;
   AttentionParams p;
-  float* out;
+  int split_keys;  // keys per split (INT_MAX: one split)
+  int n_splits;
+  float* out;      // [n_rows][n_heads][head_dim] when n_splits == 1
+  float* partial;  // [n_rows][n_heads][n_splits][head_dim + 2] (acc, then m, l) otherwise
 };
+
+struct RowKeys {
+  int lo, hi;  // keys [lo, hi) of this block
+  bool valid;
+};
+
+__device__ RowKeys block_keys(const KernelArgs& a, int row, int split, DeviceAttnSeq* seq_out) {
+  const int s = a.batch.row_seq[row];
+  if (s < 0) return {0, 0, false};
+  const DeviceAttnSeq seq = a.batch.seqs[s];
+  *seq_out = seq;
+  const int pos = seq.n_past + (row - seq.first_row);
+  const int lo = a.p.sliding_window > 0 ? max(0, pos - a.p.sliding_window + 1) : 0;
+  const long long begin = lo + static_cast<long long>(split) * a.split_keys;
+  const long long end = min(static_cast<long long>(pos) + 1, begin + a.split_keys);
+  return {static_cast<int>(min(begin, static_cast<long long>(pos) + 1)), static_cast<int>(end),
+          true};
+}
 
 // DPL: head dims per lane (head_dim <= 32 * DPL).
 template <int DPL>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
-  const int row = blockIdx.x, h = blockIdx.y;
-  const int s = a.batch.row_seq[row];
-  if (s < 0) return;
-  const DeviceAttnSeq seq = a.batch.seqs[s];
+  const int row = blockIdx.x, h = blockIdx.y, split = blockIdx.z;
+  DeviceAttnSeq seq{};
+  const RowKeys keys = block_keys(a, row, split, &seq);
+  if (!keys.valid) return;
   const AttentionParams& p = a.p;
-  const int pos = seq.n_past + (row - seq.first_row);
-  const int lo = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
   const int kv_head = h / (p.n_heads / p.n_kv_heads);
   const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const float* qh = a.q + (int64_t{row} * p.n_heads + h) * p.head_dim;
   const int32_t* table = a.batch.tables + seq.table_offset;
+  const int64_t head_off = int64_t{kv_head} * p.head_dim;
 
   float qr[DPL], acc[DPL];
 #pragma unroll
@@ -47,27 +75,38 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
     acc[i] = 0.f;
   }
   float m = -INFINITY, l = 0.f;
-  for (int j = lo + warp; j <= pos; j += kWarps) {
-    const int64_t slot = int64_t{table[j / p.block_size]} * p.block_size + j % p.block_size;
-    const float* kr = a.k + slot * kv_dim + int64_t{kv_head} * p.head_dim;
-    const float* vr = a.v + slot * kv_dim + int64_t{kv_head} * p.head_dim;
-    float dot = 0.f;
+  for (int j0 = keys.lo + warp * kUnroll; j0 < keys.hi; j0 += kWarps * kUnroll) {
+    float kx[kUnroll][DPL], vx[kUnroll][DPL];
 #pragma unroll
-    for (int i = 0; i < DPL; ++i) {
-      const int d = lane + 32 * i;
-      if (d < p.head_dim) dot += qr[i] * kr[d];
-    }
-    const float score = warp_sum(dot) * p.scale;
-    const float m_new = fmaxf(m, score);
-    const float correction = expf(m - m_new);  // 0 for the first key (m = -inf)
-    const float w = expf(score - m_new);
-    l = l * correction + w;
+    for (int u = 0; u < kUnroll; ++u) {
+      const int j = j0 + u;
+      const bool live = j < keys.hi;
+      const int jj = live ? j : keys.lo;
+      const int64_t slot = int64_t{table[jj / p.block_size]} * p.block_size + jj % p.block_size;
+      const float* kr = a.k + slot * kv_dim + head_off;
+      const float* vr = a.v + slot * kv_dim + head_off;
 #pragma unroll
-    for (int i = 0; i < DPL; ++i) {
-      const int d = lane + 32 * i;
-      acc[i] = acc[i] * correction + (d < p.head_dim ? w * vr[d] : 0.f);
+      for (int i = 0; i < DPL; ++i) {
+        const int d = lane + 32 * i;
+        kx[u][i] = d < p.head_dim ? kr[d] : 0.f;
+        vx[u][i] = d < p.head_dim ? vr[d] : 0.f;
+      }
     }
-    m = m_new;
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (j0 + u >= keys.hi) break;
+      float dot = 0.f;
+#pragma unroll
+      for (int i = 0; i < DPL; ++i) dot += qr[i] * kx[u][i];
+      const float score = warp_sum(dot) * p.scale;
+      const float m_new = fmaxf(m, score);
+      const float correction = expf(m - m_new);  // 0 for the first key (m = -inf)
+      const float w = expf(score - m_new);
+      l = l * correction + w;
+#pragma unroll
+      for (int i = 0; i < DPL; ++i) acc[i] = acc[i] * correction + w * vx[u][i];
+      m = m_new;
+    }
   }
 
   __shared__ float warp_m[kWarps], warp_l[kWarps];
@@ -89,32 +128,89 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
     scale_w[w] = warp_l[w] > 0.f ? expf(warp_m[w] - m_all) : 0.f;
     l_all += warp_l[w] * scale_w[w];
   }
-  float* oh = a.out + (int64_t{row} * p.n_heads + h) * p.head_dim;
+  const int64_t item = int64_t{row} * p.n_heads + h;
+  float* dst = a.n_splits == 1 ? a.out + item * p.head_dim
+                               : a.partial + (item * a.n_splits + split) * (p.head_dim + 2);
   for (int d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
     float sum = 0.f;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) sum += warp_acc[w][d] * scale_w[w];
-    oh[d] = sum / l_all;
+    dst[d] = a.n_splits == 1 ? sum / l_all : sum;
   }
+  if (a.n_splits > 1 && threadIdx.x == 0) {
+    dst[p.head_dim] = m_all;
+    dst[p.head_dim + 1] = l_all;  // 0 for a split past the row's last key
+  }
+}
+
+// Merges the splits of one (row, head): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s.
+__global__ void combine_kernel(const float* partial, int n_splits, int head_dim,
+                               const int32_t* row_seq, float* out) {
+  const int64_t item = int64_t{blockIdx.x} * gridDim.y + blockIdx.y;
+  if (row_seq[blockIdx.x] < 0) return;
+  const float* base = partial + item * n_splits * (head_dim + 2);
+  float m_all = -INFINITY;
+  for (int s = 0; s < n_splits; ++s) {
+    const float* ps = base + s * (head_dim + 2);
+    if (ps[head_dim + 1] > 0.f) m_all = fmaxf(m_all, ps[head_dim]);
+  }
+  float l_all = 0.f;
+  for (int s = 0; s < n_splits; ++s) {
+    const float* ps = base + s * (head_dim + 2);
+    if (ps[head_dim + 1] > 0.f) l_all += ps[head_dim + 1] * expf(ps[head_dim] - m_all);
+  }
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float sum = 0.f;
+    for (int s = 0; s < n_splits; ++s) {
+      const float* ps = base + s * (head_dim + 2);
+      if (ps[head_dim + 1] > 0.f) sum += ps[d] * expf(ps[head_dim] - m_all);
+    }
+    out[item * head_dim + d] = sum / l_all;
+  }
+}
+
+template <int DPL>
+void launch(const KernelArgs& a, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(a.batch.n_rows), static_cast<unsigned>(a.p.n_heads),
+                  static_cast<unsigned>(a.n_splits));
+  attention_kernel<DPL><<<grid, kWarps * 32, 0, stream>>>(a);
 }
 
 }  // namespace
 
+int attention_splits(int n_rows, int n_heads, int max_keys) {
+  // Enough blocks already fill the GPU (132 multiprocessors on an H100/H200): no splitting.
+  if (int64_t{n_rows} * n_heads >= 256 || max_keys <= kSplitKeys) return 1;
+  return std::min(kMaxSplits, (max_keys + kSplitKeys - 1) / kSplitKeys);
+}
+
+size_t attention_scratch_floats(int n_rows, int n_heads, int head_dim, int max_keys) {
+  const int splits = attention_splits(n_rows, n_heads, max_keys);
+  if (splits == 1) return 0;
+  return static_cast<size_t>(n_rows) * n_heads * splits * (head_dim + 2);
+}
+
 void attention(const float* q, const float* cache_k, const float* cache_v,
-               const AttentionBatch& batch, const AttentionParams& p, float* out,
+               const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream) {
   if (batch.n_rows == 0) return;
-  const KernelArgs args{q, cache_k, cache_v, batch, p, out};
-  const dim3 grid(static_cast<unsigned>(batch.n_rows), static_cast<unsigned>(p.n_heads));
-  const int threads = kWarps * 32;
+  KernelArgs a{q, cache_k, cache_v, batch, p, INT_MAX, 1, out, scratch};
+  a.n_splits = attention_splits(batch.n_rows, p.n_heads, batch.max_keys);
+  if (a.n_splits > 1) a.split_keys = (batch.max_keys + a.n_splits - 1) / a.n_splits;
   if (p.head_dim <= 64) {
-    attention_kernel<2><<<grid, threads, 0, stream>>>(args);
+    launch<2>(a, stream);
   } else if (p.head_dim <= 128) {
-    attention_kernel<4><<<grid, threads, 0, stream>>>(args);
+    launch<4>(a, stream);
   } else {
-    attention_kernel<8><<<grid, threads, 0, stream>>>(args);
+    launch<8>(a, stream);
   }
   SHARDLM_CUDA_CHECK_LAUNCH();
+  if (a.n_splits > 1) {
+    const dim3 grid(static_cast<unsigned>(batch.n_rows), static_cast<unsigned>(p.n_heads));
+    combine_kernel<<<grid, std::min(p.head_dim, 256), 0, stream>>>(scratch, a.n_splits, p.head_dim,
+                                                                   batch.row_seq, out);
+    SHARDLM_CUDA_CHECK_LAUNCH();
+  }
 }
 
 }  // namespace shardlm::cuda

@@ -26,15 +26,22 @@ struct AttentionBatch {
   const int32_t* tables = nullptr;      // concatenated block tables, device
   const int32_t* row_seq = nullptr;     // [n_rows] device: the sequence of each query row, or -1
   int n_rows = 0;
+  int max_keys = 0;  // the most keys any row sees (host-side, to choose the key splits)
 };
 
 // Largest head_dim the kernel takes.
 inline constexpr int kMaxAttentionHeadDim = 256;
 
+// Key splits for a batch (1 when its rows and heads already fill the GPU), and the scratch floats
+// the split partial results need.
+int attention_splits(int n_rows, int n_heads, int max_keys);
+size_t attention_scratch_floats(int n_rows, int n_heads, int head_dim, int max_keys);
+
 // out[row][h] = softmax(q[row][h] . K^T * scale) V over the row's visible keys; q, out:
-// [n_rows][n_heads * head_dim] fp32; cache_k / cache_v: [n_blocks * block_size][kv_dim] fp32.
+// [n_rows][n_heads * head_dim] fp32; cache_k / cache_v: [n_blocks * block_size][kv_dim] fp32;
+// scratch: attention_scratch_floats(...) floats of device memory.
 void attention(const float* q, const float* cache_k, const float* cache_v,
-               const AttentionBatch& batch, const AttentionParams& p, float* out,
+               const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream);
 
 }  // namespace shardlm::cuda

@@ -7,6 +7,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <set>
 #include <vector>
 
 #include "backend/cuda/attention.cuh"
@@ -14,7 +17,9 @@
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/embedding.cuh"
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/gemv.cuh"
 #include "backend/cuda/kv_store.cuh"
+#include "backend/cuda/op_profile.h"
 #include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope.cuh"
 #include "backend/cuda/step_uploads.h"
@@ -59,15 +64,24 @@ struct CudaBackend::Impl {
     SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     gemm = std::make_unique<Gemm>(stream);
     uploads = std::make_unique<StepUploads>(stream);
+    profile = std::make_unique<OpProfile>(stream);
+    const char* g = std::getenv("SHARDLM_CUDA_GRAPHS");
+    const char* prof = std::getenv("SHARDLM_CUDA_PROFILE");
+    graphs_enabled = !(g && std::string(g) == "0") && !(prof && *prof && *prof != '0');
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
+    // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
+    attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
   }
   ~Impl() {
     if (stream) cudaStreamSynchronize(stream);
+    drop_graphs();
+    profile.reset();
     uploads.reset();
     gemm.reset();
     for (void* p : buffers) cudaFree(p);
     cudaFree(x_bf16);
     cudaFree(rope_freq);
+    cudaFree(attn_scratch);
     if (stream) cudaStreamDestroy(stream);
   }
 
@@ -78,6 +92,18 @@ struct CudaBackend::Impl {
     cudaFree(x_bf16);
     SHARDLM_CUDA_CHECK(cudaMalloc(&x_bf16, static_cast<size_t>(n) * sizeof(uint16_t)));
     x_bf16_capacity = n;
+  }
+
+  // Scratch for the attention kernel's split partial results; grows (after a sync) when a batch
+  // needs more than any before.
+  float* attention_scratch(size_t n) {
+    if (n > attn_scratch_capacity) {
+      SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+      cudaFree(attn_scratch);
+      SHARDLM_CUDA_CHECK(cudaMalloc(&attn_scratch, n * sizeof(float)));
+      attn_scratch_capacity = n;
+    }
+    return attn_scratch;
   }
 
   // The rope frequencies on the device, uploaded again only when they change.
@@ -93,16 +119,34 @@ struct CudaBackend::Impl {
     return rope_freq;
   }
 
+  void drop_graphs() {
+    for (auto& [key, g] : graphs) cudaGraphExecDestroy(g.exec);
+    graphs.clear();
+    seen.clear();
+  }
+
+  struct Graph {
+    cudaGraphExec_t exec;
+    uint64_t generation;  // of the step buffers it was captured on
+  };
+  std::map<GraphKey, Graph> graphs;
+  std::set<GraphKey> seen;  // shapes run once op by op
+  bool graphs_enabled = true;
+  bool capturing = false;
+
   CudaBackendOptions options;
   cudaStream_t stream = nullptr;
   std::unique_ptr<Gemm> gemm;
   std::unique_ptr<StepUploads> uploads;
+  std::unique_ptr<OpProfile> profile;
   WeightStore weights;
   std::vector<void*> buffers;
   uint16_t* x_bf16 = nullptr;  // [max_batch_tokens][max_matmul_k] bf16
   int64_t x_bf16_capacity = 0;
   float* rope_freq = nullptr;
   std::vector<float> rope_freq_host;
+  float* attn_scratch = nullptr;
+  size_t attn_scratch_capacity = 0;
 };
 
 CudaBackend::CudaBackend(const CudaBackendOptions& options)
@@ -148,10 +192,49 @@ void CudaBackend::prepare_weights(const ModelConfig& c, const ModelWeights& w) {
 }
 
 void CudaBackend::begin_step(const StepIndices& s) {
+  const auto timed = impl_->profile->time("begin_step");
   impl_->uploads->begin(s);
 }
 
+bool CudaBackend::graph_replay(const GraphKey& key) {
+  Impl& m = *impl_;
+  auto it = m.graphs.find(key);
+  if (it == m.graphs.end()) return false;
+  if (it->second.generation != m.uploads->generation()) {  // buffers moved: capture again
+    m.drop_graphs();
+    return false;
+  }
+  if (m.uploads->step_max_keys() > m.options.max_context) {
+    fail("internal: a step sees {} keys, more than the {} the CUDA backend was sized for",
+         m.uploads->step_max_keys(), m.options.max_context);
+  }
+  SHARDLM_CUDA_CHECK(cudaGraphLaunch(it->second.exec, m.stream));
+  return true;
+}
+
+bool CudaBackend::graph_capture_begin(const GraphKey& key) {
+  Impl& m = *impl_;
+  constexpr size_t kMaxGraphs = 1024;
+  if (!m.graphs_enabled || m.graphs.size() >= kMaxGraphs) return false;
+  if (m.seen.insert(key).second) return false;  // first sighting: run it op by op
+  SHARDLM_CUDA_CHECK(cudaStreamBeginCapture(m.stream, cudaStreamCaptureModeThreadLocal));
+  m.capturing = true;
+  return true;
+}
+
+void CudaBackend::graph_capture_end(const GraphKey& key) {
+  Impl& m = *impl_;
+  cudaGraph_t graph = nullptr;
+  m.capturing = false;
+  SHARDLM_CUDA_CHECK(cudaStreamEndCapture(m.stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  SHARDLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  cudaGraphDestroy(graph);
+  m.graphs[key] = {exec, m.uploads->generation()};
+}
+
 void CudaBackend::to_host(const float* src, size_t n, float* dst) {
+  const auto timed = impl_->profile->time("to_host");
   SHARDLM_CUDA_CHECK(
       cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, impl_->stream));
   synchronize();
@@ -167,58 +250,76 @@ void CudaBackend::synchronize() {
 }
 
 void CudaBackend::embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) {
+  const auto timed = impl_->profile->time("embedding");
   cuda::embedding(impl_->weights.matrix(table), impl_->uploads->ints(ids, n), n, table.ne[0], out,
                   impl_->stream);
 }
 
 void CudaBackend::rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
                            float* out) {
+  const auto timed = impl_->profile->time("rms_norm");
   cuda::rms_norm(x, impl_->weights.vector(w), rows, dim, eps, out, impl_->stream);
 }
 
 void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
+  const auto timed = impl_->profile->time("matmul");
   const int64_t k = w.ne[0], n = w.rows();
+  if (gemv_fits(k, n_tokens)) {  // decode batches: one memory-bound kernel
+    gemv_bf16(impl_->weights.matrix(w), k, n, x, n_tokens, y, impl_->stream);
+    return;
+  }
   impl_->reserve_bf16(n_tokens * k);
   cuda::to_bf16(x, n_tokens * k, impl_->x_bf16, impl_->stream);
   impl_->gemm->bf16(impl_->weights.matrix(w), k, n, impl_->x_bf16, n_tokens, y);
 }
 
 void CudaBackend::add_bias(float* x, const float* b, int64_t rows, int64_t dim) {
+  const auto timed = impl_->profile->time("add_bias");
   cuda::add_bias(x, impl_->weights.vector(b), rows, dim, impl_->stream);
 }
 
 void CudaBackend::rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
                        const RopeParams& p) {
+  const auto timed = impl_->profile->time("rope");
   cuda::rope(x, impl_->uploads->ints(positions, n_tokens), n_tokens, n_heads, p.head_dim,
              p.style == RopeStyle::kNeox, impl_->rope_frequencies(p), impl_->stream);
 }
 
 void CudaBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
                            const int32_t* slots, int64_t n_tokens, int64_t kv_dim) {
+  const auto timed = impl_->profile->time("store_kv");
   cuda::store_kv(kv.k, kv.v, k, v, impl_->uploads->ints(slots, n_tokens), n_tokens, kv_dim,
                  impl_->stream);
 }
 
 void CudaBackend::attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs,
                             int n_seqs, const AttentionParams& p, float* out) {
+  const auto timed = impl_->profile->time("attention");
   if (p.head_dim > kMaxAttentionHeadDim) {
     fail("the CUDA attention kernel takes head_dim up to {}, the model has {}; use --device cpu",
          kMaxAttentionHeadDim, p.head_dim);
   }
-  const AttentionBatch batch = impl_->uploads->attention(seqs, n_seqs, p.block_size);
-  cuda::attention(q, kv.k, kv.v, batch, p, out, impl_->stream);
+  AttentionBatch batch = impl_->uploads->attention(seqs, n_seqs, p.block_size);
+  // A captured step is replayed at longer contexts: size its key splits for the longest.
+  if (impl_->capturing) batch.max_keys = static_cast<int>(impl_->options.max_context);
+  const size_t scratch =
+      attention_scratch_floats(batch.n_rows, p.n_heads, p.head_dim, batch.max_keys);
+  cuda::attention(q, kv.k, kv.v, batch, p, impl_->attention_scratch(scratch), out, impl_->stream);
 }
 
 void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  const auto timed = impl_->profile->time("silu_mul");
   cuda::silu_mul(gate, up, out, n, impl_->stream);
 }
 
 void CudaBackend::add(float* x, const float* y, int64_t n) {
+  const auto timed = impl_->profile->time("add");
   cuda::add(x, y, n, impl_->stream);
 }
 
 void CudaBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                               float* dst) {
+  const auto timed = impl_->profile->time("gather_rows");
   cuda::gather_rows(src, impl_->uploads->ints(rows, n), n, dim, dst, impl_->stream);
 }
 

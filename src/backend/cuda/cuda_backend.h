@@ -35,6 +35,11 @@ class CudaBackend : public Backend {
   void prepare_weights(const ModelConfig& c, const ModelWeights& w) override;
   void begin_step(const StepIndices& s) override;
   bool host_memory() const override { return false; }
+  // Decode steps as CUDA graphs (SHARDLM_CUDA_GRAPHS=0 turns them off): a shape's first step
+  // runs op by op, its second is captured, later ones are replayed.
+  bool graph_replay(const GraphKey& key) override;
+  bool graph_capture_begin(const GraphKey& key) override;
+  void graph_capture_end(const GraphKey& key) override;
   void to_host(const float* src, size_t n, float* dst) override;
   void from_host(const float* src, size_t n, float* dst) override;
 

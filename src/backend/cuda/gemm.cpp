@@ -12,10 +12,14 @@ namespace shardlm::cuda {
 Gemm::Gemm(cudaStream_t stream) {
   SHARDLM_CUBLAS_CHECK(cublasCreate(&handle_));
   SHARDLM_CUBLAS_CHECK(cublasSetStream(handle_, stream));
+  // An explicit workspace, so that GEMMs captured into CUDA graphs allocate nothing.
+  SHARDLM_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
+  SHARDLM_CUBLAS_CHECK(cublasSetWorkspace(handle_, workspace_, kWorkspaceBytes));
 }
 
 Gemm::~Gemm() {
   if (handle_) cublasDestroy(handle_);
+  cudaFree(workspace_);
 }
 
 void Gemm::bf16(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,

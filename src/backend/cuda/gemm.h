@@ -21,7 +21,9 @@ class Gemm {
   void bf16(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens, float* y);
 
  private:
+  static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
   cublasHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
 };
 
 }  // namespace shardlm::cuda

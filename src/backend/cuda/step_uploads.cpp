@@ -20,9 +20,17 @@ int64_t StepUploads::pack(const int32_t* p, int64_t n) {
 
 StepUploads::AttnOffsets StepUploads::pack_attention(const AttentionSeq* seqs, int n_seqs,
                                                      int block_size) {
+  // Fixed-size parts first and the block tables last, so that every device pointer the kernels
+  // receive depends only on the batch's shape (what a captured CUDA graph needs).
   AttnOffsets o{};
+  for (int s = 0; s < n_seqs; ++s) {
+    o.n_rows = std::max(o.n_rows, seqs[s].first_row + seqs[s].n_tokens);
+    o.max_keys = std::max(o.max_keys, seqs[s].n_past + seqs[s].n_tokens);
+  }
   o.seqs = static_cast<int64_t>(pack_.size());
   pack_.resize(pack_.size() + 4 * static_cast<size_t>(n_seqs));
+  o.rows = static_cast<int64_t>(pack_.size());
+  pack_.resize(pack_.size() + static_cast<size_t>(o.n_rows), -1);
   o.tables = static_cast<int64_t>(pack_.size());
   for (int s = 0; s < n_seqs; ++s) {
     const AttentionSeq& q = seqs[s];
@@ -31,12 +39,7 @@ StepUploads::AttnOffsets StepUploads::pack_attention(const AttentionSeq* seqs, i
     int32_t* d = pack_.data() + o.seqs + 4 * s;
     d[0] = q.first_row, d[1] = q.n_tokens, d[2] = q.n_past;
     d[3] = static_cast<int32_t>(table_offset);
-    o.n_rows = std::max(o.n_rows, q.first_row + q.n_tokens);
-  }
-  o.rows = static_cast<int64_t>(pack_.size());
-  pack_.resize(pack_.size() + static_cast<size_t>(o.n_rows), -1);
-  for (int s = 0; s < n_seqs; ++s) {
-    for (int32_t i = 0; i < seqs[s].n_tokens; ++i) pack_[o.rows + seqs[s].first_row + i] = s;
+    for (int32_t r = 0; r < q.n_tokens; ++r) pack_[o.rows + q.first_row + r] = s;
   }
   return o;
 }
@@ -81,6 +84,7 @@ int32_t* StepUploads::upload(Buffer& buf) {
   if (n > buf.capacity) {
     SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may still be read
     cudaFree(buf.dev);
+    ++generation_;
     buf.capacity = std::max<int64_t>(n * 2, 4096);
     SHARDLM_CUDA_CHECK(cudaMalloc(&buf.dev, static_cast<size_t>(buf.capacity) * sizeof(int32_t)));
   }
@@ -98,6 +102,7 @@ AttentionBatch StepUploads::batch_at(const int32_t* base, const AttnOffsets& o) 
   b.tables = base + o.tables;
   b.row_seq = base + o.rows;
   b.n_rows = o.n_rows;
+  b.max_keys = o.max_keys;
   return b;
 }
 

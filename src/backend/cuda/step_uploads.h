@@ -25,6 +25,10 @@ class StepUploads {
   void begin(const StepIndices& s);
   // Device copy of host[0, n).
   const int32_t* ints(const int32_t* host, int64_t n);
+  // Bumped whenever a device buffer moves (CUDA graphs captured before then are stale).
+  uint64_t generation() const { return generation_; }
+  // The most keys any row of the current step's attention sees.
+  int step_max_keys() const { return step_attn_.max_keys; }
   // The device form of an attention batch.
   AttentionBatch attention(const AttentionSeq* seqs, int n_seqs, int block_size);
 
@@ -42,6 +46,7 @@ class StepUploads {
   struct AttnOffsets {
     int64_t seqs, tables, rows;
     int n_rows;
+    int max_keys;
   };
   AttnOffsets pack_attention(const AttentionSeq* seqs, int n_seqs, int block_size);
   int64_t pack(const int32_t* p, int64_t n);
@@ -57,6 +62,7 @@ class StepUploads {
   int step_n_seqs_ = 0;
   int step_block_size_ = 0;
   AttnOffsets step_attn_{};
+  uint64_t generation_ = 0;
 };
 
 }  // namespace shardlm::cuda

@@ -13,19 +13,20 @@ namespace shardlm::cuda {
 
 WeightStore::~WeightStore() {
   for (auto& [host, m] : matrices_) cudaFree(m.dev);
-  for (auto& [host, v] : vectors_) cudaFree(v);
+  for (auto& [host, v] : vectors_) cudaFree(v.dev);
 }
 
 void WeightStore::add_matrix(const TensorView& w) {
   if (!w.data) fail("internal: weight '{}' has no data", w.name);
   const int64_t cols = w.ne[0], rows = w.rows();
   if (auto it = matrices_.find(w.data); it != matrices_.end()) {
-    if (it->second.cols != cols || it->second.rows != rows) {
-      fail("internal: weight '{}' registered twice with different shapes", w.name);
-    }
-    return;
+    const Matrix& old = it->second;
+    if (old.cols == cols && old.rows == rows && old.dtype == w.dtype) return;
+    cudaFree(old.dev);  // a new tensor at a freed one's address
+    bytes_ -= static_cast<size_t>(old.cols * old.rows) * sizeof(uint16_t);
+    matrices_.erase(it);
   }
-  Matrix m{nullptr, cols, rows};
+  Matrix m{nullptr, cols, rows, w.dtype};
   const size_t n = static_cast<size_t>(cols * rows);
   SHARDLM_CUDA_CHECK(cudaMalloc(&m.dev, n * sizeof(uint16_t)));
   // Row chunks of about 16M elements keep the host staging small for large embeddings.
@@ -48,12 +49,18 @@ void WeightStore::add_matrix(const TensorView& w) {
 }
 
 void WeightStore::add_vector(const float* host, int64_t n) {
-  if (!host || vectors_.count(host)) return;
+  if (!host) return;
+  if (auto it = vectors_.find(host); it != vectors_.end()) {
+    if (it->second.n == n) return;
+    cudaFree(it->second.dev);
+    bytes_ -= static_cast<size_t>(it->second.n) * sizeof(float);
+    vectors_.erase(it);
+  }
   float* dev = nullptr;
   SHARDLM_CUDA_CHECK(cudaMalloc(&dev, static_cast<size_t>(n) * sizeof(float)));
   SHARDLM_CUDA_CHECK(
       cudaMemcpy(dev, host, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice));
-  vectors_.emplace(host, dev);
+  vectors_.emplace(host, Vector{dev, n});
   bytes_ += static_cast<size_t>(n) * sizeof(float);
 }
 
@@ -67,7 +74,7 @@ const uint16_t* WeightStore::matrix(const TensorView& w) const {
 }
 
 const float* WeightStore::vector(const float* p) const {
-  if (auto it = vectors_.find(p); it != vectors_.end()) return it->second;
+  if (auto it = vectors_.find(p); it != vectors_.end()) return it->second.dev;
   cudaPointerAttributes attr{};
   if (cudaPointerGetAttributes(&attr, p) == cudaSuccess && attr.type == cudaMemoryTypeDevice) {
     return p;

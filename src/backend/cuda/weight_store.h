@@ -1,6 +1,8 @@
 // The CUDA backend's copies of a model's weights, keyed by the host pointers the op table passes:
 // matrices (TensorView.data) as BF16 [rows][ne[0]], vectors (norms, biases) as fp32. Filled once at
-// load (CudaBackend::prepare_weights); read-only afterwards.
+// load (CudaBackend::prepare_weights); read-only afterwards. A registered host buffer must stay
+// alive and unchanged while the store lives (a model's weights do): the store cannot see a new
+// buffer that reuses a freed one's address with the same type and shape.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -33,9 +35,14 @@ class WeightStore {
   struct Matrix {
     uint16_t* dev;
     int64_t cols, rows;
+    DType dtype;
+  };
+  struct Vector {
+    float* dev;
+    int64_t n;
   };
   std::unordered_map<const void*, Matrix> matrices_;
-  std::unordered_map<const float*, float*> vectors_;
+  std::unordered_map<const float*, Vector> vectors_;
   size_t bytes_ = 0;
 };
 

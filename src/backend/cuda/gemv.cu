@@ -1,0 +1,93 @@
+// GEMV kernel: one warp per weight row, all of the batch's tokens at once (the row is read once).
+// Lane l reads elements [8l, 8l + 8) of every 256-element stretch as one 16-byte load.
+#include <cuda_bf16.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemv.cuh"
+#include "backend/cuda/reduce.cuh"
+
+namespace shardlm::cuda {
+
+namespace {
+
+constexpr int kRowsPerBlock = 8;  // one per warp
+
+__device__ __forceinline__ void bf16x8_to_float(const uint4& raw, float* f) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 v = __bfloat1622float2(h[i]);
+    f[2 * i] = v.x;
+    f[2 * i + 1] = v.y;
+  }
+}
+
+template <int NT>
+__global__ void __launch_bounds__(kRowsPerBlock * 32)
+    gemv_kernel(const uint16_t* __restrict__ w, int64_t k, int64_t n, const float* __restrict__ x,
+                float* __restrict__ y) {
+  const int lane = threadIdx.x & 31;
+  const int64_t j = int64_t{blockIdx.x} * kRowsPerBlock + (threadIdx.x >> 5);
+  if (j >= n) return;
+  const uint4* row = reinterpret_cast<const uint4*>(w + j * k);
+  float acc[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t] = 0.f;
+  for (int64_t c = lane; c < k / 8; c += 32) {
+    float wf[8];
+    bf16x8_to_float(__ldg(row + c), wf);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      const float4* xr = reinterpret_cast<const float4*>(x + t * k) + 2 * c;
+      const float4 a = xr[0], b = xr[1];
+      acc[t] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b.x + wf[5] * b.y +
+                wf[6] * b.z + wf[7] * b.w;
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    const float s = warp_sum(acc[t]);
+    if (lane == 0) y[t * n + j] = s;
+  }
+}
+
+template <int NT>
+void launch(const uint16_t* w, int64_t k, int64_t n, const float* x, float* y, cudaStream_t s) {
+  const auto blocks = static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock);
+  gemv_kernel<NT><<<blocks, kRowsPerBlock * 32, 0, s>>>(w, k, n, x, y);
+}
+
+}  // namespace
+
+void gemv_bf16(const uint16_t* w, int64_t k, int64_t n, const float* x, int64_t n_tokens, float* y,
+               cudaStream_t stream) {
+  switch (n_tokens) {
+    case 1:
+      launch<1>(w, k, n, x, y, stream);
+      break;
+    case 2:
+      launch<2>(w, k, n, x, y, stream);
+      break;
+    case 3:
+      launch<3>(w, k, n, x, y, stream);
+      break;
+    case 4:
+      launch<4>(w, k, n, x, y, stream);
+      break;
+    case 5:
+      launch<5>(w, k, n, x, y, stream);
+      break;
+    case 6:
+      launch<6>(w, k, n, x, y, stream);
+      break;
+    case 7:
+      launch<7>(w, k, n, x, y, stream);
+      break;
+    default:
+      launch<8>(w, k, n, x, y, stream);
+      break;
+  }
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace shardlm::cuda

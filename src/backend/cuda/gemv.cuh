@@ -1,0 +1,24 @@
+// The matmul for decode-sized batches (up to kGemvMaxTokens tokens): y = x W^T with BF16 weights,
+// fp32 activations and fp32 accumulation, one kernel and no activation conversion. A memory-bound
+// pass over W: each warp reads its weight rows with 16-byte loads. CPU reference: cpu::matmul.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace shardlm::cuda {
+
+inline constexpr int kGemvMaxTokens = 8;
+
+// Whether gemv_bf16 takes this shape (k a multiple of 8, so rows stay 16-byte aligned).
+inline bool gemv_fits(int64_t k, int64_t n_tokens) {
+  return n_tokens >= 1 && n_tokens <= kGemvMaxTokens && k % 8 == 0;
+}
+
+// y[t][j] = sum_i w[j][i] * x[t][i]; w: [n][k] bf16 bits; x: [n_tokens][k] fp32;
+// y: [n_tokens][n] fp32.
+void gemv_bf16(const uint16_t* w, int64_t k, int64_t n, const float* x, int64_t n_tokens, float* y,
+               cudaStream_t stream);
+
+}  // namespace shardlm::cuda

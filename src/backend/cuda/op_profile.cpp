@@ -1,0 +1,55 @@
+// OpProfile: event-bracketed, synchronised op timing and its report.
+#include "backend/cuda/op_profile.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "backend/cuda/cuda_check.h"
+
+namespace shardlm::cuda {
+
+OpProfile::OpProfile(cudaStream_t stream) : stream_(stream) {
+  const char* env = std::getenv("SHARDLM_CUDA_PROFILE");
+  enabled_ = env && *env && *env != '0';
+  if (!enabled_) return;
+  SHARDLM_CUDA_CHECK(cudaEventCreate(&start_));
+  SHARDLM_CUDA_CHECK(cudaEventCreate(&stop_));
+}
+
+OpProfile::~OpProfile() {
+  if (!enabled_) return;
+  double gpu = 0, wall = 0;
+  for (const auto& [name, t] : totals_) gpu += t.gpu_ms, wall += t.wall_ms;
+  std::fprintf(stderr, "\nCUDA op profile (SHARDLM_CUDA_PROFILE): %.1f ms GPU, %.1f ms wall\n", gpu,
+               wall);
+  std::fprintf(stderr, "%-14s %9s %12s %12s %7s\n", "op", "calls", "gpu us/call", "wall us/call",
+               "gpu %");
+  for (const auto& [name, t] : totals_) {
+    std::fprintf(stderr, "%-14s %9ld %12.2f %12.2f %6.1f%%\n", name.c_str(), t.calls,
+                 1e3 * t.gpu_ms / t.calls, 1e3 * t.wall_ms / t.calls, 100 * t.gpu_ms / gpu);
+  }
+  cudaEventDestroy(start_);
+  cudaEventDestroy(stop_);
+}
+
+OpProfile::Scope::Scope(OpProfile* p, const char* name) : p_(p), name_(name) {
+  if (!p_) return;
+  SHARDLM_CUDA_CHECK(cudaStreamSynchronize(p_->stream_));
+  t0_ = std::chrono::steady_clock::now();
+  SHARDLM_CUDA_CHECK(cudaEventRecord(p_->start_, p_->stream_));
+}
+
+OpProfile::Scope::~Scope() {
+  if (!p_) return;
+  cudaEventRecord(p_->stop_, p_->stream_);
+  cudaEventSynchronize(p_->stop_);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, p_->start_, p_->stop_);
+  Totals& t = p_->totals_[name_];
+  ++t.calls;
+  t.gpu_ms += ms;
+  t.wall_ms +=
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0_).count();
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,45 @@
+// Where the CUDA backend's time goes, op by op (SHARDLM_CUDA_PROFILE=1): each op is bracketed by
+// events and synchronised, accumulating its GPU time and its wall time (launch and host work
+// included) per op name; the table goes to stderr when the backend is destroyed. Synchronising
+// after every op slows the run down, so this is for finding the bottleneck, not for timings.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace shardlm::cuda {
+
+class OpProfile {
+ public:
+  explicit OpProfile(cudaStream_t stream);
+  ~OpProfile();
+  OpProfile(const OpProfile&) = delete;
+  OpProfile& operator=(const OpProfile&) = delete;
+
+  class Scope {
+   public:
+    Scope(OpProfile* p, const char* name);
+    ~Scope();
+
+   private:
+    OpProfile* p_;
+    const char* name_;
+    std::chrono::steady_clock::time_point t0_;
+  };
+  Scope time(const char* name) { return Scope(enabled_ ? this : nullptr, name); }
+
+ private:
+  struct Totals {
+    long calls = 0;
+    double gpu_ms = 0, wall_ms = 0;
+  };
+  bool enabled_ = false;
+  cudaStream_t stream_;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  std::map<std::string, Totals> totals_;
+};
+
+}  // namespace shardlm::cuda
