@@ -98,14 +98,20 @@ void Group::check_hellos(const std::string& mine) {
 }
 
 std::string Group::unreachable_ranks(std::chrono::milliseconds timeout) const {
-  std::string out;
-  for (const Peer& p : peers_) {
-    const std::string r = probe_tcp(p.address, p.port, timeout);
-    if (r == "ok") continue;
-    out += fmt::format("{}rank {} on {} ({}: {})", out.empty() ? "" : ", ", p.rank, p.host,
-                       p.address, r);
+  // A rank that just died may still be closing its sockets (its listener can outlive the Gloo
+  // socket whose reset we saw by a moment): look again a few times before saying "none".
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::string out;
+    for (const Peer& p : peers_) {
+      const std::string r = probe_tcp(p.address, p.port, timeout);
+      if (r == "ok") continue;
+      out += fmt::format("{}rank {} on {} ({}: {})", out.empty() ? "" : ", ", p.rank, p.host,
+                         p.address, r);
+    }
+    if (!out.empty()) return out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  return out;
+  return "";
 }
 
 void Group::publish_stats(const RankStats& stats) {
