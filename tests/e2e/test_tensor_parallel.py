@@ -112,27 +112,32 @@ def test_rank_killed_mid_stream_fails_fast():
             for line in r:
                 lines.append(line.decode().strip())
 
-    t = threading.Thread(target=stream)
-    t.start()
-    while not any(l.startswith("data: {") for l in lines):
-        t.join(0.05)
-    killed_at = time.monotonic()
-    workers[1].send_signal(signal.SIGKILL)
-    t.join(15)
-    assert not t.is_alive(), "the stream did not end after a rank died"
-    assert time.monotonic() - killed_at < 12
-    final = json.loads([l for l in lines if l.startswith("data: {")][-1][len("data: "):])
-    assert final["choices"][0]["finish_reason"] == "abort"
-    status, body = master.post("/v1/completions", {"model": SERVED_NAME, "prompt": "hi",
-                                                    "max_tokens": 2})
-    assert status == 503, body
-    assert "not answering: rank 2 on" in body["error"]["message"], body  # the node is named
     try:
-        urllib.request.urlopen(master.base_url + "/health", timeout=10)
-        assert False, "/health should report the failure"
-    except urllib.error.HTTPError as e:
-        assert e.code == 503
-    out, _ = workers[0].communicate(timeout=30)  # the surviving worker exits, not hangs
-    assert workers[0].returncode == 1, out
-    workers[1].wait(timeout=10)
-    assert master.stop() == 0, master.text()
+        t = threading.Thread(target=stream)
+        t.start()
+        while not any(l.startswith("data: {") for l in lines):
+            t.join(0.05)
+        killed_at = time.monotonic()
+        workers[1].send_signal(signal.SIGKILL)
+        t.join(15)
+        assert not t.is_alive(), "the stream did not end after a rank died"
+        assert time.monotonic() - killed_at < 12
+        final = json.loads([l for l in lines if l.startswith("data: {")][-1][len("data: "):])
+        assert final["choices"][0]["finish_reason"] == "abort"
+        status, body = master.post("/v1/completions", {"model": SERVED_NAME, "prompt": "hi",
+                                                        "max_tokens": 2})
+        assert status == 503, body
+        assert "not answering: rank 2 on" in body["error"]["message"], body  # the node is named
+        try:
+            urllib.request.urlopen(master.base_url + "/health", timeout=10)
+            assert False, "/health should report the failure"
+        except urllib.error.HTTPError as e:
+            assert e.code == 503
+        out, _ = workers[0].communicate(timeout=30)  # the surviving worker exits, not hangs
+        assert workers[0].returncode == 1, out
+        workers[1].wait(timeout=10)
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+        assert master.stop() == 0, master.text()
