@@ -19,21 +19,6 @@ struct DoctorArgs {
   double probe_timeout = 2;
 };
 
-dist::GroupOptions doctor_group(const dist::LaunchInfo& info, const DoctorArgs& a) {
-  dist::GroupOptions g;
-  g.rank = info.rank;
-  g.world_size = info.world_size;
-  g.tp = info.parallel.tp;
-  g.pp = info.parallel.pp;
-  g.nnodes = info.nnodes;
-  g.local_rank = info.local_rank;
-  g.master_host = info.master_host;
-  g.master_port = info.master_port;
-  g.token = a.launch.cluster_token;
-  g.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.launch.dist_timeout * 1000));
-  return g;
-}
-
 int run(DoctorArgs& a) {
   const dist::LaunchInfo info = dist::resolve_launch(a.launch);
   const std::string model = a.no_model ? "" : resolve_model(a.model);
@@ -47,7 +32,7 @@ int run(DoctorArgs& a) {
     return 0;
   }
   dist::DoctorOptions o;
-  o.group = doctor_group(info, a);
+  o.group = dist::GroupOptions::from_launch(info, a.launch);
   o.model = model;
   o.probe_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.probe_timeout * 1000));
   return dist::run_doctor(o);

@@ -72,17 +72,7 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
 std::optional<dist::GroupOptions> group_options(const dist::LaunchInfo& info,
                                                 const dist::LaunchFlags& f) {
   if (info.world_size == 1) return std::nullopt;
-  dist::GroupOptions g;
-  g.rank = info.rank;
-  g.world_size = info.world_size;
-  g.tp = info.parallel.tp;
-  g.pp = info.parallel.pp;
-  g.nnodes = info.nnodes;
-  g.local_rank = info.local_rank;
-  g.master_host = info.master_host;
-  g.master_port = info.master_port;
-  g.token = f.cluster_token;
-  g.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.dist_timeout * 1000));
+  const dist::GroupOptions g = dist::GroupOptions::from_launch(info, f);
   spdlog::info(
       "group: rank {} of {} ({} launch), node {} of {}, local rank {}, rendezvous at {}:{}", g.rank,
       g.world_size, info.mode, info.node_rank, info.nnodes, info.local_rank, g.master_host,

@@ -31,6 +31,21 @@ std::string hello_difference(const std::string& a_text, const std::string& b_tex
   return {};
 }
 
+GroupOptions GroupOptions::from_launch(const LaunchInfo& info, const LaunchFlags& f) {
+  GroupOptions g;
+  g.rank = info.rank;
+  g.world_size = info.world_size;
+  g.tp = info.parallel.tp;
+  g.pp = info.parallel.pp;
+  g.nnodes = info.nnodes;
+  g.local_rank = info.local_rank;
+  g.master_host = info.master_host;
+  g.master_port = info.master_port;
+  g.token = f.cluster_token;
+  g.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.dist_timeout * 1000));
+  return g;
+}
+
 std::string model_fingerprint(const Model& model) {
   std::string text = model.config.summary();
   for (const auto& [type, count] : model.tensor_type_counts()) {

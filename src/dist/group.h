@@ -10,6 +10,7 @@
 #include <string>
 
 #include "dist/gloo_communicator.h"
+#include "dist/launch_env.h"
 #include "dist/net_probe.h"
 #include "dist/rank_stats.h"
 #include "dist/stage_shard.h"
@@ -30,6 +31,9 @@ struct GroupOptions {
   std::string token;  // the cluster token every rank must share
   std::chrono::milliseconds startup_timeout{std::chrono::seconds(300)};
   std::chrono::milliseconds steady_timeout{std::chrono::seconds(10)};
+
+  // This process's place as the launch resolved it, with the token and start-up timeout flags.
+  static GroupOptions from_launch(const LaunchInfo& info, const LaunchFlags& flags);
 };
 
 class Group {

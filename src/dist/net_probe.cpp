@@ -95,31 +95,40 @@ std::string probe_tcp(const std::string& host, int port, std::chrono::millisecon
   return result;
 }
 
-std::string interface_of(const std::string& address) {
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return "";
-  std::string name;
-  const std::string want = canonical_address(address);
-  for (ifaddrs* i = list; i && name.empty(); i = i->ifa_next) {
-    if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
-      continue;
-    if (address_text(i->ifa_addr) == want) name = i->ifa_name;
-  }
-  freeifaddrs(list);
-  return name;
-}
+namespace {
 
-std::string address_of_interface(const std::string& wanted) {
+// The first (interface name, address) of the configured interfaces (IPv4 only when ipv4_only)
+// for which `match` is true, as {name, address}; {"", ""} when none is.
+template <typename Match>
+std::pair<std::string, std::string> find_interface(bool ipv4_only, Match match) {
   ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return "";
-  std::string out;
-  for (ifaddrs* i = list; i && out.empty(); i = i->ifa_next) {
-    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && wanted == i->ifa_name) {
-      out = address_text(i->ifa_addr);
+  if (getifaddrs(&list) != 0) return {};
+  std::pair<std::string, std::string> found;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    const int family = i->ifa_addr ? i->ifa_addr->sa_family : AF_UNSPEC;
+    if (family != AF_INET && (ipv4_only || family != AF_INET6)) continue;
+    const std::string a = address_text(i->ifa_addr);
+    if (match(std::string(i->ifa_name), a)) {
+      found = {i->ifa_name, a};
+      break;
     }
   }
   freeifaddrs(list);
-  return out;
+  return found;
+}
+
+}  // namespace
+
+std::string interface_of(const std::string& address) {
+  const std::string want = canonical_address(address);
+  return find_interface(false, [&](const std::string&, const std::string& a) { return a == want; })
+      .first;
+}
+
+std::string address_of_interface(const std::string& wanted) {
+  return find_interface(true,
+                        [&](const std::string& name, const std::string&) { return name == wanted; })
+      .second;
 }
 
 uint64_t shm_bytes() {
