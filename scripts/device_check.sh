@@ -2,17 +2,19 @@
 # Runs ON the GPU machine (the device tool), from the bundle scripts/device_bundle.sh made here:
 # the CUDA op tests, whole-model parity against the CPU backend, the measured ceilings, timings
 # (decode at batch 1, prefill, batched engine) on models of the default model's shape and of a 1B
-# shape, a compute-sanitizer memcheck of a short run and a short serving run. Everything is logged
-# under $OUT; a summary is printed last.
+# shape, a compute-sanitizer memcheck of a short run and a short serving run. Each step's log goes
+# to $OUT/logs.tar.gz (the device tool returns at most 8 files) and a summary to
+# $OUT/summary.txt, printed as it goes.
 #
 #   run: scripts/device_check.sh        (carry: [".devcarry"])
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-/tmp/shardlm-device-out}"
+RESULTS="${OUT:-/tmp/shardlm-device-out}"
 CARRY="${SHARDLM_DEVCARRY:-.devcarry}"
 WORK=/tmp/shardlm-dev
-mkdir -p "$OUT" "$WORK"
-SUMMARY="$OUT/summary.txt"
+OUT="$WORK/logs"  # every step's log; packed into $RESULTS/logs.tar.gz at the end
+mkdir -p "$RESULTS" "$WORK" "$OUT"
+SUMMARY="$RESULTS/summary.txt"
 : >"$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
 step() {  # step NAME TIMEOUT CMD...: runs CMD with its output in $OUT/NAME.log
@@ -57,9 +59,15 @@ step bench_smollm2_cpu 240 "$BIN/shardlm" bench offline -m "$S" --device cpu -t 
 step bench_llama1b_cuda 300 "$BIN/shardlm" bench offline -m "$WORK/llama1b-shape.gguf" \
   --device cuda -t 1 -p 2048 -n 128 -r 3
 grep -h "^| " "$OUT"/bench_*.log | grep -v "model |\|---" | tee -a "$SUMMARY"
-step engine_smollm2 300 "$BIN/shardlm" bench offline -m "$S" --device cuda --batch-sizes 1,16,64 \
-  --num-prompts 64 -p 128 -n 128 --max-num-batched-tokens 2048
-grep -E "Output token throughput|batch_size" "$OUT/engine_smollm2.log" | tee -a "$SUMMARY"
+step engine_smollm2 300 "$BIN/shardlm" bench offline -m "$S" --device cuda --batch-sizes 1,16 \
+  --num-prompts 32 -p 128 -n 128 --max-num-batched-tokens 2048 --kv-cache-memory 8GiB
+step engine_smollm2_big 300 "$BIN/shardlm" bench offline -m "$S" --device cuda \
+  --batch-sizes 64,256 --num-prompts 256 -p 128 -n 128 --max-num-batched-tokens 4096 \
+  --kv-cache-memory 8GiB
+step engine_llama1b 300 "$BIN/shardlm" bench offline -m "$WORK/llama1b-shape.gguf" --device cuda \
+  --batch-sizes 64,256 --num-prompts 256 -p 128 -n 128 --max-num-batched-tokens 4096 \
+  --kv-cache-memory 16GiB
+grep -hE "Setting:|Output token throughput|Median TPOT" "$OUT"/engine_*.log | tee -a "$SUMMARY"
 
 # Where decode and prefill time goes, op by op (synchronised: slower than the runs above).
 SHARDLM_CUDA_PROFILE=1 step profile_smollm2 120 "$BIN/shardlm" bench offline -m "$S" --device cuda \
@@ -100,4 +108,5 @@ PY
 note "serve: rc=$? $(tail -c 300 "$OUT/serve_client.log")"
 kill "$SERVER" 2>/dev/null
 wait "$SERVER" 2>/dev/null
+tar -C "$OUT" -czf "$RESULTS/logs.tar.gz" .
 note "done"

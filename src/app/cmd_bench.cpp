@@ -14,6 +14,7 @@
 #include "app/commands.h"
 #include "app/default_model.h"
 #include "app/model_session.h"
+#include "app/size_flag.h"
 #include "backend/make_backend.h"
 #include "core/error.h"
 #include "serve_bench/offline_benchmark.h"
@@ -36,6 +37,7 @@ struct BenchOptions {
   int max_num_batched_tokens = 512;
   uint64_t seed = 0;
   std::string result_json;
+  std::string kv_cache_memory;
   std::string plot;
   bool threads_given = false;
   bool engine_mode() const {
@@ -107,6 +109,9 @@ void run_engine_bench(const BenchOptions& o) {
   e.max_num_batched_tokens = o.max_num_batched_tokens;
   e.seed = o.seed;
   e.device = o.session.device;
+  if (!o.kv_cache_memory.empty()) {
+    e.kv_cache_memory = parse_size(o.kv_cache_memory, "--kv-cache-memory");
+  }
   const serve_bench::BenchReport report = serve_bench::run_offline_benchmark(e);
   if (!o.result_json.empty()) serve_bench::write_json(report, o.result_json);
   if (!o.plot.empty()) serve_bench::write_plot(report, o.plot);
@@ -123,6 +128,8 @@ void add_engine_flags(CLI::App& off, BenchOptions& o) {
                  "batched-engine mode: tokens per engine step")
       ->check(CLI::Range(1, 65536));
   off.add_option("--seed", o.seed, "batched-engine mode: prompt seed");
+  off.add_option("--kv-cache-memory", o.kv_cache_memory,
+                 "batched-engine mode: memory for keys and values, e.g. 8GiB (default 512MiB)");
   off.add_option("--result-json", o.result_json, "batched-engine mode: write the JSON report");
   off.add_option("--plot", o.plot, "batched-engine mode: write an SVG chart");
 }

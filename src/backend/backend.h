@@ -118,6 +118,19 @@ class Backend {
                         float* out) = 0;
   // y[t][j] = sum_i w[j][i] * x[t][i]; w.ne = [k, n]; x: n_tokens x k; y: n_tokens x n.
   virtual void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) = 0;
+  // ys[i] = x W_i^T for `count` weights sharing one input (Q/K/V, gate/up), each as matmul; a
+  // device backend may run them as one kernel. The default calls matmul for each.
+  virtual void matmul_shared_input(const TensorView* const* ws, float* const* ys, int count,
+                                   const float* x, int64_t n_tokens) {
+    for (int i = 0; i < count; ++i) matmul(*ws[i], x, n_tokens, ys[i]);
+  }
+  // x += y, then out = rms_norm(x) * w (the residual add and the next norm); the default runs
+  // add and rms_norm.
+  virtual void add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim,
+                            float eps, float* out) {
+    add(x, y, rows * dim);
+    rms_norm(x, w, rows, dim, eps, out);
+  }
   // x[r] += b for each of rows rows of dim floats.
   virtual void add_bias(float* x, const float* b, int64_t rows, int64_t dim) = 0;
   // Rotates each head of x (n_tokens rows of n_heads * head_dim) by its token's position.

@@ -61,9 +61,9 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
   const LayerWeights& L = model_.weights.layers[static_cast<size_t>(il)];
   const int64_t n = b.size();
   be_.rms_norm(buf_.x, L.attn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
-  be_.matmul(L.wq, buf_.xn, n, buf_.q);
-  be_.matmul(L.wk, buf_.xn, n, buf_.k);
-  be_.matmul(L.wv, buf_.xn, n, buf_.v);
+  const TensorView* qkv[] = {&L.wq, &L.wk, &L.wv};
+  float* qkv_out[] = {buf_.q, buf_.k, buf_.v};
+  be_.matmul_shared_input(qkv, qkv_out, 3, buf_.xn, n);
   if (L.bq) {
     be_.add_bias(buf_.q, L.bq, n, c_.q_dim());
     be_.add_bias(buf_.k, L.bk, n, c_.kv_dim());
@@ -80,13 +80,14 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
   be_.attention(buf_.q, kv, attn_seqs_.data(), static_cast<int>(attn_seqs_.size()), attn_params_,
                 buf_.attn);
   matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.q_dim()} * tp_, buf_.xn);
-  be_.add(buf_.x, buf_.xn, n * c_.d_model);
+  // The residual add and the MLP's norm: x += o; xn = rms_norm(x).
+  be_.add_rms_norm(buf_.x, buf_.xn, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
 }
 
 void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
-  be_.rms_norm(buf_.x, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
-  be_.matmul(L.w_gate, buf_.xn, n, buf_.gate);
-  be_.matmul(L.w_up, buf_.xn, n, buf_.up);
+  const TensorView* gate_up[] = {&L.w_gate, &L.w_up};
+  float* gate_up_out[] = {buf_.gate, buf_.up};
+  be_.matmul_shared_input(gate_up, gate_up_out, 2, buf_.xn, n);
   be_.silu_mul(buf_.gate, buf_.up, buf_.gate, n * c_.ffn_dim);
   matmul_gathered(L.w_down, buf_.gate, n, int64_t{c_.ffn_dim} * tp_, buf_.xn);
   be_.add(buf_.x, buf_.xn, n * c_.d_model);

@@ -47,7 +47,7 @@ class Transformer {
     float *x, *xn, *q, *k, *v, *attn, *gate, *up, *out_rows;
   };
   void attention_block(const ForwardBatch& batch, int il);
-  void mlp_block(const LayerWeights& L, int64_t n);
+  void mlp_block(const LayerWeights& L, int64_t n);  // starts from the normed xn
   void qk_norm(float* x, const float* w, int64_t n, int heads);
   // The output projection of n_out normed rows into host `logits`, through logits_dev_ in chunks
   // of logits_chunk_ rows when the backend's memory is not host memory.

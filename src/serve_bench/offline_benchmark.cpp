@@ -57,6 +57,7 @@ RunResult run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
   args.max_num_batched_tokens = std::max(o.max_num_batched_tokens, batch_size);
   args.max_model_len = o.input_len + o.output_len + 1;
   args.device = o.device;
+  if (o.kv_cache_memory > 0) args.kv_cache_memory = o.kv_cache_memory;
   LLM llm(args);
   SamplingParams params;
   params.temperature = 0;

@@ -21,7 +21,8 @@ struct OfflineBenchOptions {
   int output_len = 64;
   int max_num_batched_tokens = 512;
   uint64_t seed = 0;
-  std::string device;  // "cpu", "cuda", "" = auto
+  std::string device;          // "cpu", "cuda", "" = auto
+  size_t kv_cache_memory = 0;  // bytes; 0 = the engine default
 };
 
 // Prints one result block per run on stdout and returns the report.

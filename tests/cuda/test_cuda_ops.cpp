@@ -113,6 +113,57 @@ TEST(CudaOps, MatmulMatchesFp64ReferenceForEveryWeightType) {
   }
 }
 
+TEST(CudaOps, MatmulSharedInputMatchesSeparateMatmuls) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  const int64_t k = 256;
+  std::deque<std::vector<uint8_t>> keep;
+  std::vector<TensorView> ws;
+  for (int64_t n : {96, 32, 40}) {  // Q, K, V-like widths
+    ws.push_back(make_matrix(DType::Q4_1, k, n, rng, keep.emplace_back()));
+    be.register_matrix(ws.back());
+  }
+  const TensorView* wp[] = {&ws[0], &ws[1], &ws[2]};
+  for (int64_t tokens : {1, 5, 40}) {
+    const auto x = randn(static_cast<size_t>(tokens * k), rng);
+    float* dx = to_device(be, x);
+    float* fused[3];
+    for (int i = 0; i < 3; ++i)
+      fused[i] = be.alloc_floats(static_cast<size_t>(tokens * ws[i].rows()));
+    be.matmul_shared_input(wp, fused, 3, dx, tokens);
+    for (int i = 0; i < 3; ++i) {
+      const size_t n = static_cast<size_t>(tokens * ws[i].rows());
+      float* one = be.alloc_floats(n);
+      be.matmul(ws[i], dx, tokens, one);
+      EXPECT_LT(rel_err(to_host(be, fused[i], n), to_host(be, one, n)), 1e-6)
+          << "weight " << i << " x " << tokens;
+    }
+  }
+}
+
+TEST(CudaOps, AddRmsNormMatchesCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  CpuBackend cpu(small_cpu_options());
+  const int64_t rows = 5, dim = 576;
+  const auto x = randn(static_cast<size_t>(rows * dim), rng), y = randn(x.size(), rng);
+  const auto w = randn(static_cast<size_t>(dim), rng, 0.2f, 1.f);
+  be.register_vector(w.data(), dim);
+  auto rx = x, ry = y;
+  cpu.add_rms_norm(rx.data(), ry.data(), w.data(), rows, dim, 1e-5f, ry.data());
+  float* dx = to_device(be, x);
+  float* dy = to_device(be, y);
+  be.add_rms_norm(dx, dy, w.data(), rows, dim, 1e-5f, dy);  // out = y, as the Transformer runs it
+  EXPECT_LT(rel_err(to_host(be, dx, x.size()), rx), 1e-6) << "x + y";
+  EXPECT_LT(rel_err(to_host(be, dy, y.size()), ry), 1e-5) << "norm";
+}
+
 TEST(CudaOps, ElementwiseOpsMatchCpu) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();

@@ -273,6 +273,41 @@ void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, 
   impl_->gemm->bf16(impl_->weights.matrix(w), k, n, impl_->x_bf16, n_tokens, y);
 }
 
+void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const* ys, int count,
+                                      const float* x, int64_t n_tokens) {
+  const auto timed = impl_->profile->time("matmul_shared");
+  const int64_t k = ws[0]->ne[0];
+  bool same_k = count <= kGemvMaxSegments;
+  for (int i = 0; i < count; ++i) same_k = same_k && ws[i]->ne[0] == k;
+  if (same_k && gemv_fits(k, n_tokens)) {  // decode batches: one launch for all of them
+    GemvSegments segs{};
+    segs.count = count;
+    for (int i = 0; i < count; ++i) {
+      segs.w[i] = impl_->weights.matrix(*ws[i]);
+      segs.y[i] = ys[i];
+      segs.n[i] = ws[i]->rows();
+    }
+    gemv_bf16_segments(segs, k, x, n_tokens, impl_->stream);
+    return;
+  }
+  if (!same_k) {
+    for (int i = 0; i < count; ++i) matmul(*ws[i], x, n_tokens, ys[i]);
+    return;
+  }
+  impl_->reserve_bf16(n_tokens * k);  // one bf16 copy of the input for every GEMM
+  cuda::to_bf16(x, n_tokens * k, impl_->x_bf16, impl_->stream);
+  for (int i = 0; i < count; ++i) {
+    impl_->gemm->bf16(impl_->weights.matrix(*ws[i]), k, ws[i]->rows(), impl_->x_bf16, n_tokens,
+                      ys[i]);
+  }
+}
+
+void CudaBackend::add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim,
+                               float eps, float* out) {
+  const auto timed = impl_->profile->time("add_rms_norm");
+  cuda::add_rms_norm(x, y, impl_->weights.vector(w), rows, dim, eps, out, impl_->stream);
+}
+
 void CudaBackend::add_bias(float* x, const float* b, int64_t rows, int64_t dim) {
   const auto timed = impl_->profile->time("add_bias");
   cuda::add_bias(x, impl_->weights.vector(b), rows, dim, impl_->stream);

@@ -47,6 +47,10 @@ class CudaBackend : public Backend {
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
                 float* out) override;
   void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override;
+  void matmul_shared_input(const TensorView* const* ws, float* const* ys, int count, const float* x,
+                           int64_t n_tokens) override;
+  void add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim, float eps,
+                    float* out) override;
   void add_bias(float* x, const float* b, int64_t rows, int64_t dim) override;
   void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
             const RopeParams& p) override;

@@ -1,5 +1,6 @@
-// GEMV kernel: one warp per weight row, all of the batch's tokens at once (the row is read once).
-// Lane l reads elements [8l, 8l + 8) of every 256-element stretch as one 16-byte load.
+// GEMV kernel: one warp per weight row, all of the batch's tokens at once (the row is read once),
+// over the rows of up to three weights laid end to end. Lane l reads elements [8l, 8l + 8) of
+// every 256-element stretch as one 16-byte load, four loads in flight.
 #include <cuda_bf16.h>
 
 #include "backend/cuda/cuda_check.h"
@@ -24,15 +25,18 @@ __device__ __forceinline__ void bf16x8_to_float(const uint4& raw, float* f) {
 
 template <int NT>
 __global__ void __launch_bounds__(kRowsPerBlock * 32)
-    gemv_kernel(const uint16_t* __restrict__ w, int64_t k, int64_t n, const float* __restrict__ x,
-                float* __restrict__ y) {
+    gemv_kernel(GemvSegments segs, int64_t k, const float* __restrict__ x) {
   const int lane = threadIdx.x & 31;
-  const int64_t j = int64_t{blockIdx.x} * kRowsPerBlock + (threadIdx.x >> 5);
-  if (j >= n) return;
-  const uint4* row = reinterpret_cast<const uint4*>(w + j * k);
+  int64_t j = int64_t{blockIdx.x} * kRowsPerBlock + (threadIdx.x >> 5);
+  int s = 0;  // the segment holding global row j
+  while (s < segs.count && j >= segs.n[s]) j -= segs.n[s++];
+  if (s == segs.count) return;
+  const int64_t n = segs.n[s];
+  const uint4* row = reinterpret_cast<const uint4*>(segs.w[s] + j * k);
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; ++t) acc[t] = 0.f;
+#pragma unroll 4
   for (int64_t c = lane; c < k / 8; c += 32) {
     float wf[8];
     bf16x8_to_float(__ldg(row + c), wf);
@@ -46,48 +50,56 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32)
   }
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    const float s = warp_sum(acc[t]);
-    if (lane == 0) y[t * n + j] = s;
+    const float sum = warp_sum(acc[t]);
+    if (lane == 0) segs.y[s][t * n + j] = sum;
   }
 }
 
 template <int NT>
-void launch(const uint16_t* w, int64_t k, int64_t n, const float* x, float* y, cudaStream_t s) {
-  const auto blocks = static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock);
-  gemv_kernel<NT><<<blocks, kRowsPerBlock * 32, 0, s>>>(w, k, n, x, y);
+void launch(const GemvSegments& segs, int64_t k, const float* x, cudaStream_t stream) {
+  int64_t rows = 0;
+  for (int s = 0; s < segs.count; ++s) rows += segs.n[s];
+  const auto blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  gemv_kernel<NT><<<blocks, kRowsPerBlock * 32, 0, stream>>>(segs, k, x);
 }
 
 }  // namespace
 
-void gemv_bf16(const uint16_t* w, int64_t k, int64_t n, const float* x, int64_t n_tokens, float* y,
-               cudaStream_t stream) {
+void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
+                        cudaStream_t stream) {
   switch (n_tokens) {
     case 1:
-      launch<1>(w, k, n, x, y, stream);
+      launch<1>(segs, k, x, stream);
       break;
     case 2:
-      launch<2>(w, k, n, x, y, stream);
+      launch<2>(segs, k, x, stream);
       break;
     case 3:
-      launch<3>(w, k, n, x, y, stream);
+      launch<3>(segs, k, x, stream);
       break;
     case 4:
-      launch<4>(w, k, n, x, y, stream);
+      launch<4>(segs, k, x, stream);
       break;
     case 5:
-      launch<5>(w, k, n, x, y, stream);
+      launch<5>(segs, k, x, stream);
       break;
     case 6:
-      launch<6>(w, k, n, x, y, stream);
+      launch<6>(segs, k, x, stream);
       break;
     case 7:
-      launch<7>(w, k, n, x, y, stream);
+      launch<7>(segs, k, x, stream);
       break;
     default:
-      launch<8>(w, k, n, x, y, stream);
+      launch<8>(segs, k, x, stream);
       break;
   }
   SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void gemv_bf16(const uint16_t* w, int64_t k, int64_t n, const float* x, int64_t n_tokens, float* y,
+               cudaStream_t stream) {
+  GemvSegments segs{{w}, {y}, {n}, 1};
+  gemv_bf16_segments(segs, k, x, n_tokens, stream);
 }
 
 }  // namespace shardlm::cuda

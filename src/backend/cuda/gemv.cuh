@@ -21,4 +21,16 @@ inline bool gemv_fits(int64_t k, int64_t n_tokens) {
 void gemv_bf16(const uint16_t* w, int64_t k, int64_t n, const float* x, int64_t n_tokens, float* y,
                cudaStream_t stream);
 
+// Up to kGemvMaxSegments weights with the same input width k in one launch (Q/K/V, gate/up):
+// y[s] = x w[s]^T, w[s]: [n[s]][k].
+inline constexpr int kGemvMaxSegments = 3;
+struct GemvSegments {
+  const uint16_t* w[kGemvMaxSegments];
+  float* y[kGemvMaxSegments];
+  int64_t n[kGemvMaxSegments];
+  int count;
+};
+void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
+                        cudaStream_t stream);
+
 }  // namespace shardlm::cuda

@@ -16,12 +16,41 @@ __global__ void rms_norm_kernel(const float* x, const float* w, int64_t dim, flo
   const float scale = 1.f / sqrtf(sum / static_cast<float>(dim) + eps);
   for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) outr[i] = xr[i] * scale * w[i];
 }
+// Each thread adds and norms the same elements, so out may alias y.
+__global__ void add_rms_norm_kernel(float* x, const float* y, const float* w, int64_t dim,
+                                    float eps, float* out) {
+  float* xr = x + blockIdx.x * dim;
+  const float* yr = y + blockIdx.x * dim;
+  float* outr = out + blockIdx.x * dim;
+  float sum = 0.f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float v = xr[i] + yr[i];
+    xr[i] = v;
+    sum += v * v;
+  }
+  sum = block_sum(sum);
+  const float scale = 1.f / sqrtf(sum / static_cast<float>(dim) + eps);
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) outr[i] = xr[i] * scale * w[i];
+}
+
+int threads_for(int64_t dim) {
+  return dim >= 1024 ? 512 : dim >= 256 ? 256 : 64;
+}
+
 }  // namespace
+
+void add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim, float eps,
+                  float* out, cudaStream_t stream) {
+  if (rows == 0) return;
+  add_rms_norm_kernel<<<static_cast<unsigned>(rows), threads_for(dim), 0, stream>>>(x, y, w, dim,
+                                                                                    eps, out);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
 
 void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out,
               cudaStream_t stream) {
   if (rows == 0) return;
-  const int threads = dim >= 1024 ? 512 : dim >= 256 ? 256 : 64;
+  const int threads = threads_for(dim);
   rms_norm_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(x, w, dim, eps, out);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }

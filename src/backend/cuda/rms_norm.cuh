@@ -12,4 +12,9 @@ namespace shardlm::cuda {
 void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out,
               cudaStream_t stream);
 
+// x[r] += y[r], then out[r] = rms_norm(x[r]) * w (residual add fused with the next norm); out
+// may equal y. CPU reference: Backend::add_rms_norm's default (add, then rms_norm).
+void add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim, float eps,
+                  float* out, cudaStream_t stream);
+
 }  // namespace shardlm::cuda
