@@ -43,6 +43,7 @@ GroupOptions GroupOptions::from_launch(const LaunchInfo& info, const LaunchFlags
   g.master_port = info.master_port;
   g.token = f.cluster_token;
   g.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.dist_timeout * 1000));
+  g.steady_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.step_timeout * 1000));
   return g;
 }
 

@@ -565,6 +565,10 @@ void add_launch_flags(CLI::App& cmd, LaunchFlags& f) {
   cmd.add_option("--dist-timeout", f.dist_timeout, "seconds to wait for every rank at start-up")
       ->check(CLI::Range(1.0, 86400.0))
       ->capture_default_str();
+  cmd.add_option("--dist-step-timeout", f.step_timeout,
+                 "seconds a collective may wait while serving before the group is declared broken")
+      ->check(CLI::Range(1.0, 3600.0))
+      ->capture_default_str();
   cmd.add_option("--cluster-token", f.cluster_token, "shared secret every rank must present")
       ->envname("SHARDLM_CLUSTER_TOKEN");
 }

@@ -49,6 +49,7 @@ struct LaunchFlags {
   std::string dist_init_addr;         // --dist-init-addr HOST:PORT
   std::vector<std::string> ips;       // --ips IP0,IP1,...
   double dist_timeout = 300;          // --dist-timeout: seconds to wait for every rank at start-up
+  double step_timeout = 10;           // --dist-step-timeout: a collective's limit while serving
   std::string cluster_token;          // --cluster-token (env SHARDLM_CLUSTER_TOKEN)
 };
 
@@ -81,8 +82,8 @@ LaunchInfo resolve_launch(const LaunchFlags& flags, const Environment& env,
 LaunchInfo resolve_launch(const LaunchFlags& flags);
 
 // Registers --tp/--tensor-parallel-size, --pp/--pipeline-parallel-size, --nnodes, --node-rank,
-// --nproc-per-node, --local-rank (hidden), --dist-init-addr, --ips, --dist-timeout and
-// --cluster-token (env SHARDLM_CLUSTER_TOKEN) on `cmd`.
+// --nproc-per-node, --local-rank (hidden), --dist-init-addr, --ips, --dist-timeout,
+// --dist-step-timeout and --cluster-token (env SHARDLM_CLUSTER_TOKEN) on `cmd`.
 void add_launch_flags(CLI::App& cmd, LaunchFlags& flags);
 
 struct HostPort {

@@ -745,6 +745,7 @@ TEST(LaunchFlagsCli, DefaultsAreUnset) {
   EXPECT_FALSE(f.tp || f.pp || f.nnodes || f.node_rank || f.nproc_per_node || f.local_rank);
   EXPECT_TRUE(f.dist_init_addr.empty() && f.ips.empty());
   EXPECT_EQ(f.dist_timeout, 300);
+  EXPECT_EQ(f.step_timeout, 10);
 }
 
 TEST(LaunchFlagsCli, EveryFlagParses) {
@@ -766,6 +767,8 @@ TEST(LaunchFlagsCli, EveryFlagParses) {
                                "10.0.0.1,10.0.0.2",
                                "--dist-timeout",
                                "60",
+                               "--dist-step-timeout",
+                               "5",
                                "--cluster-token",
                                "s3cret"});
   EXPECT_EQ(f.tp, 2);
@@ -777,6 +780,7 @@ TEST(LaunchFlagsCli, EveryFlagParses) {
   EXPECT_EQ(f.dist_init_addr, "h:1");
   EXPECT_THAT(f.ips, ElementsAre("10.0.0.1", "10.0.0.2"));
   EXPECT_EQ(f.dist_timeout, 60);
+  EXPECT_EQ(f.step_timeout, 5);
   EXPECT_EQ(f.cluster_token, "s3cret");
   EXPECT_EQ(parse({"--tensor-parallel-size", "8", "--pp", "2"}).tp, 8);
 }
@@ -785,6 +789,7 @@ TEST(LaunchFlagsCli, RangesAreChecked) {
   EXPECT_THROW(parse({"--tp", "0"}), CLI::ParseError);
   EXPECT_THROW(parse({"--node-rank", "-1"}), CLI::ParseError);
   EXPECT_THROW(parse({"--dist-timeout", "0"}), CLI::ParseError);
+  EXPECT_THROW(parse({"--dist-step-timeout", "0"}), CLI::ParseError);
   EXPECT_THROW(parse({"--nnodes", "two"}), CLI::ParseError);
 }
 
