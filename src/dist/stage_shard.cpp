@@ -13,6 +13,8 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
     : cfg_(cfg),
       layout_(rank_layout(cfg, comms.world.rank(), full.config.n_layers)),
       comms_(comms),
+      backend_(backend),
+      staged_(!backend.host_memory()),
       shard_(cfg.tp > 1 ? shard_model(full, layout_.tp_rank, cfg.tp) : nullptr),
       model_(shard_ ? shard_.get() : &full),
       local_vocab_(full.config.vocab_size / cfg.tp) {
@@ -29,6 +31,7 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
         });
   }
   if (last_stage()) step_logits_.resize(static_cast<size_t>(max_batch_tokens * local_vocab_));
+  if (staged_) hidden_host_.resize(static_cast<size_t>(max_batch_tokens) * full.config.d_model);
   spdlog::info("{}", describe(cfg, layout_));
   if (cfg.tp > 1) {
     const double mib = 1 << 20, embd = static_cast<double>(full.weights.tok_embd.nbytes());
@@ -40,18 +43,27 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
   }
 }
 
-// [rank][row][cols] from every TP rank -> [row][rank * cols + j].
+// [rank][row][cols] from every TP rank -> [row][rank * cols + j]. `local` and `full` are backend
+// memory: on a device backend they are staged through host buffers.
 void StageShard::gather_cols(const float* local, int64_t rows, int64_t cols, float* full) {
   Communicator& tp = *comms_.tp;
-  const auto n = static_cast<size_t>(rows * cols);
-  scratch_.resize(n * static_cast<size_t>(tp.size()));
+  const auto n = static_cast<size_t>(rows * cols), all = n * static_cast<size_t>(tp.size());
+  scratch_.resize(all);
+  if (staged_) {
+    local_host_.resize(n);
+    full_host_.resize(all);
+    backend_.to_host(local, n, local_host_.data());
+    local = local_host_.data();
+  }
+  float* out = staged_ ? full_host_.data() : full;
   tp.all_gather(local, n, scratch_.data());
   for (int r = 0; r < tp.size(); ++r) {
     for (int64_t i = 0; i < rows; ++i) {
       const float* src = scratch_.data() + (r * rows + i) * cols;
-      std::copy(src, src + cols, full + i * cols * tp.size() + r * cols);
+      std::copy(src, src + cols, out + i * cols * tp.size() + r * cols);
     }
   }
+  if (staged_) backend_.from_host(out, all, full);
 }
 
 void StageShard::run_micro_batch(const ForwardBatch& mb) {
@@ -59,14 +71,19 @@ void StageShard::run_micro_batch(const ForwardBatch& mb) {
   const auto hidden = static_cast<size_t>(mb.size()) * model_->config.d_model;
   const int stage = layout_.pp_stage;
   t.begin(mb);
+  // On a device backend the hidden states travel through a host buffer (Gloo moves host memory).
+  float* wire = staged_ ? hidden_host_.data() : t.hidden();
   if (stage == 0) {
     t.embed(mb);
   } else {
-    comms_.world.recv(t.hidden(), hidden, world_rank_of(stage - 1, layout_.tp_rank));
+    comms_.world.recv(wire, hidden, world_rank_of(stage - 1, layout_.tp_rank));
+    if (staged_) t.hidden_from_host(wire, mb.size());
   }
   t.run_layers(mb, layout_.first_layer, layout_.last_layer);
-  if (!last_stage())
-    comms_.world.send(t.hidden(), hidden, world_rank_of(stage + 1, layout_.tp_rank));
+  if (!last_stage()) {
+    if (staged_) t.hidden_to_host(mb.size(), wire);
+    comms_.world.send(wire, hidden, world_rank_of(stage + 1, layout_.tp_rank));
+  }
 }
 
 RankStats StageShard::stats() const {

@@ -7,7 +7,9 @@
 // the whole step and send them to the master, which assembles the full rows. Stage s runs
 // micro-batch i + 1 while stage s + 1 runs micro-batch i.
 //
-// tp = 1, pp = 1 is one process; tp alone is Megatron-style TP; pp alone is a plain pipeline.
+// tp = 1, pp = 1 is one process; tp alone is Megatron-style TP; pp alone is a plain pipeline. On a
+// backend whose memory is not host memory (CUDA) the exchanged activations are staged through
+// host buffers, so Gloo carries them (the host-staged path; NCCL would move device memory).
 #pragma once
 
 #include <atomic>
@@ -51,6 +53,8 @@ class StageShard {
   ParallelConfig cfg_;
   RankLayout layout_;
   StageComms comms_;
+  Backend& backend_;
+  bool staged_;                   // backend memory is not host memory (CUDA): stage via host
   std::unique_ptr<Model> shard_;  // the TP slice (null when tp = 1)
   const Model* model_;            // shard_ or the full model
   int64_t local_vocab_;
@@ -59,6 +63,8 @@ class StageShard {
   std::vector<float> step_logits_;  // the step's rows of this rank's vocab slice (last stage)
   std::vector<float> recv_logits_;  // the master's receive buffer for one last-stage rank
   std::vector<float> scratch_;      // all-gather receive buffer
+  std::vector<float> hidden_host_;  // staged hidden states (device backends)
+  std::vector<float> local_host_, full_host_;  // staged all-gather input and output
   std::atomic<int64_t> steps_{0};
   std::atomic<double> step_seconds_{0};
   std::atomic<double> comm_seconds_{0};

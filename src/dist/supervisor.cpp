@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/make_backend.h"
 #include "core/error.h"
 #include "dist/launch_env.h"
 
@@ -37,14 +38,39 @@ std::vector<std::string> own_command_line() {
   return args;
 }
 
-// The environment with SHARDLM_LOCAL_RANK=local_rank (replacing any inherited one).
-std::vector<std::string> child_environment(int local_rank) {
+// The GPU a local rank uses when the node has several: the (local_rank mod n)-th of
+// CUDA_VISIBLE_DEVICES's list, or of the n GPUs this process sees; "" to leave it alone.
+std::string gpu_for(int local_rank, int gpus) {
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  std::vector<std::string> list;
+  if (visible && *visible) {
+    for (std::string_view v = visible; !v.empty();) {
+      const size_t comma = v.find(',');
+      list.emplace_back(v.substr(0, comma));
+      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+    }
+  } else {
+    for (int i = 0; i < gpus; ++i) list.push_back(std::to_string(i));
+  }
+  if (list.size() <= 1) return "";
+  return list[static_cast<size_t>(local_rank) % list.size()];
+}
+
+// The environment with SHARDLM_LOCAL_RANK=local_rank (replacing any inherited one) and, on a
+// node with several GPUs, CUDA_VISIBLE_DEVICES narrowed to this rank's one.
+std::vector<std::string> child_environment(int local_rank, int gpus) {
   std::vector<std::string> env;
   const std::string key = std::string(kLocalRankVariable) + "=";
+  const std::string gpu = gpu_for(local_rank, gpus);
+  const std::string visible = "CUDA_VISIBLE_DEVICES=";
   for (char** e = environ; *e; ++e) {
-    if (std::string_view(*e).substr(0, key.size()) != key) env.emplace_back(*e);
+    const std::string_view v(*e);
+    if (v.substr(0, key.size()) == key) continue;
+    if (!gpu.empty() && v.substr(0, visible.size()) == visible) continue;
+    env.emplace_back(*e);
   }
   env.push_back(key + std::to_string(local_rank));
+  if (!gpu.empty()) env.push_back(visible + gpu);
   return env;
 }
 
@@ -55,8 +81,8 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
   return out;
 }
 
-pid_t spawn_child(std::vector<std::string> args, int local_rank) {
-  auto env = child_environment(local_rank);
+pid_t spawn_child(std::vector<std::string> args, int local_rank, int gpus) {
+  auto env = child_environment(local_rank, gpus);
   auto argv = pointers(args), envp = pointers(env);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -87,7 +113,10 @@ class Supervisor {
     for (int s : {SIGINT, SIGTERM, SIGCHLD}) sigaddset(&set, s);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     const auto args = own_command_line();
-    for (int i = 0; i < o_.local_world_size; ++i) children_.push_back({spawn_child(args, i)});
+    const int gpus = cuda_device_count();
+    for (int i = 0; i < o_.local_world_size; ++i) {
+      children_.push_back({spawn_child(args, i, gpus)});
+    }
     spdlog::info("supervising {} local ranks (pids {})", children_.size(), pid_list());
     while (running() > 0) {
       timespec tick{0, 200'000'000};

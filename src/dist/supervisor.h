@@ -3,7 +3,8 @@
 // same command K times with SHARDLM_LOCAL_RANK = 0..K-1 and watches them. When one child fails the
 // others are stopped (SIGTERM, then SIGKILL after a grace period), so a node never keeps half a
 // group; SIGINT/SIGTERM to the supervisor go to the API server (local rank 0 of node 0, which
-// drains and shuts the group down) or, on other nodes, to every child.
+// drains and shuts the group down) or, on other nodes, to every child. On a node with several GPUs
+// each child gets CUDA_VISIBLE_DEVICES set to one of them (local rank mod the GPU count).
 #pragma once
 
 namespace shardlm::dist {

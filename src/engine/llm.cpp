@@ -22,14 +22,10 @@ int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c) {
   return static_cast<int64_t>(args.kv_cache_memory / one.bytes());
 }
 
+// Groups use the same choice: on a device backend their ranks stage the exchanged activations
+// through host memory (dist/stage_shard.h).
 Device engine_device(const EngineArgs& args) {
-  if (!args.make_runner) return resolve_device(args.device);
-  if (args.device == "cuda") {
-    fail(
-        "--device cuda with tensor or pipeline parallelism is not supported yet (ranks exchange "
-        "activations in host memory); use --device cpu");
-  }
-  return Device::kCpu;
+  return resolve_device(args.device);
 }
 
 LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR_FILENO)) {

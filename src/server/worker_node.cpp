@@ -5,7 +5,7 @@
 
 #include <thread>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/make_backend.h"
 #include "dist/shard_runner.h"
 #include "server/openai/api_error.h"
 #include "server/openai/responses.h"
@@ -59,8 +59,13 @@ int run_worker_node(const ServerArgs& args) {
   group.join(*model);
   const ModelConfig& c = model->config;
   const EngineArgs& e = args.engine;
-  CpuBackend backend(
-      CpuBackendOptions::for_model(c, e.threads, e.max_num_batched_tokens, model_len(e, c)));
+  BackendSpec spec;
+  spec.device = resolve_device(e.device);
+  spec.threads = e.threads;
+  spec.max_batch_tokens = e.max_num_batched_tokens;
+  spec.max_context = model_len(e, c);
+  const std::unique_ptr<Backend> backend_ptr = make_backend(spec, c);
+  Backend& backend = *backend_ptr;
   const KvCacheShape shape{c.n_layers, c.kv_dim(), e.block_size, kv_blocks(e, c)};
   // One /health per node: local rank 0 answers it; the node's other ranks listen on nothing.
   std::unique_ptr<HttpServer> http;
