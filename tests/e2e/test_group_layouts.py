@@ -221,3 +221,35 @@ def test_rank_killed_while_idle(tiny):
     finally:
         workers[0].wait(timeout=10)
         assert master.stop() == 0, master.text()
+
+
+def child_pids(pid):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_supervisor_failures_stop_the_node(tiny):
+    # A rank failing at start-up: the whole node exits 1 within seconds.
+    began = time.monotonic()
+    proc = start(tiny, ["--tp", "2", "--nproc-per-node", "2", "--dist-init-addr",
+                        f"127.0.0.1:{free_port()}", "--kv-cache-memory", "1KiB"])
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    assert "KV cache" in out and "the master could not start" in out, out
+    assert time.monotonic() - began < 20
+
+    # A rank killed while serving: the supervisor stops the other and exits with a failure.
+    master = Server(["--tp", "2", "--nproc-per-node", "2", "--dist-init-addr",
+                     f"127.0.0.1:{free_port()}"], model=tiny)
+    try:
+        complete(master, "hello")
+        children = child_pids(master.proc.pid)
+        assert len(children) == 2, children
+        os.kill(children[1], signal.SIGKILL)
+        assert master.proc.wait(timeout=30) != 0
+        assert "local rank 1" in master.text() and "stopping the node's other ranks" in master.text()
+        for pid in children:
+            assert not os.path.exists(f"/proc/{pid}") or \
+                open(f"/proc/{pid}/stat").read().split()[2] == "Z", f"rank pid {pid} still runs"
+    finally:
+        master.stop()
