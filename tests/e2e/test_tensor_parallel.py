@@ -142,7 +142,7 @@ def test_rank_killed_mid_stream_fails_fast():
         workers[1].send_signal(signal.SIGKILL)
         t.join(15)
         assert not t.is_alive(), "the stream did not end after a rank died"
-        assert time.monotonic() - killed_at < 12
+        assert time.monotonic() - killed_at < 10  # the issue asks for a 503 within 10 s
         final = json.loads([l for l in lines if l.startswith("data: {")][-1][len("data: "):])
         assert final["choices"][0]["finish_reason"] == "abort"
         status, body = master.post("/v1/completions", {"model": SERVED_NAME, "prompt": "hi",
