@@ -124,6 +124,24 @@ class Backend {
                                    const float* x, int64_t n_tokens) {
     for (int i = 0; i < count; ++i) matmul(*ws[i], x, n_tokens, ys[i]);
   }
+  // gate = silu(x W_gate^T) * (x W_up^T), with `up` as scratch ([n_tokens][ffn] each); the
+  // default runs matmul_shared_input and silu_mul.
+  virtual void gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
+                            int64_t n_tokens, float* gate, float* up) {
+    const TensorView* ws[] = {&w_gate, &w_up};
+    float* ys[] = {gate, up};
+    matmul_shared_input(ws, ys, 2, x, n_tokens);
+    silu_mul(gate, up, gate, n_tokens * w_gate.rows());
+  }
+  // rope on q (n_heads per row) and k (n_kv_heads), then k and v into the cache slots; the
+  // default runs rope, rope and store_kv.
+  virtual void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
+                             const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
+                             const RopeParams& p, const KvLayerView& kv) {
+    rope(q, positions, n_tokens, n_heads, p);
+    rope(k, positions, n_tokens, n_kv_heads, p);
+    store_kv(kv, k, v, slots, n_tokens, int64_t{n_kv_heads} * p.head_dim);
+  }
   // x += y, then out = rms_norm(x) * w (the residual add and the next norm); the default runs
   // add and rms_norm.
   virtual void add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim,

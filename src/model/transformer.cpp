@@ -73,10 +73,9 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
     qk_norm(buf_.q, L.q_norm, n, c_.n_heads);
     qk_norm(buf_.k, L.k_norm, n, c_.n_kv_heads);
   }
-  be_.rope(buf_.q, b.positions.data(), n, c_.n_heads, rope_);
-  be_.rope(buf_.k, b.positions.data(), n, c_.n_kv_heads, rope_);
   const KvLayerView kv = kv_.layer(il - first_cached_layer_);
-  be_.store_kv(kv, buf_.k, buf_.v, b.slots.data(), n, c_.kv_dim());
+  be_.rope_store_kv(buf_.q, buf_.k, buf_.v, b.positions.data(), b.slots.data(), n, c_.n_heads,
+                    c_.n_kv_heads, rope_, kv);
   be_.attention(buf_.q, kv, attn_seqs_.data(), static_cast<int>(attn_seqs_.size()), attn_params_,
                 buf_.attn);
   matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.q_dim()} * tp_, buf_.xn);
@@ -85,10 +84,7 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
 }
 
 void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
-  const TensorView* gate_up[] = {&L.w_gate, &L.w_up};
-  float* gate_up_out[] = {buf_.gate, buf_.up};
-  be_.matmul_shared_input(gate_up, gate_up_out, 2, buf_.xn, n);
-  be_.silu_mul(buf_.gate, buf_.up, buf_.gate, n * c_.ffn_dim);
+  be_.gate_up_silu(L.w_gate, L.w_up, buf_.xn, n, buf_.gate, buf_.up);
   matmul_gathered(L.w_down, buf_.gate, n, int64_t{c_.ffn_dim} * tp_, buf_.xn);
   be_.add(buf_.x, buf_.xn, n * c_.d_model);
 }

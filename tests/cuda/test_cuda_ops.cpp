@@ -144,6 +144,70 @@ TEST(CudaOps, MatmulSharedInputMatchesSeparateMatmuls) {
   }
 }
 
+TEST(CudaOps, GateUpSiluMatchesUnfusedOps) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  const int64_t k = 256, n = 200;
+  std::deque<std::vector<uint8_t>> keep;
+  const TensorView wg = make_matrix(DType::Q4_1, k, n, rng, keep.emplace_back());
+  const TensorView wu = make_matrix(DType::Q8_0, k, n, rng, keep.emplace_back());
+  be.register_matrix(wg);
+  be.register_matrix(wu);
+  for (int64_t tokens : {1, 6, 40}) {
+    const size_t out = static_cast<size_t>(tokens * n);
+    float* dx = to_device(be, randn(static_cast<size_t>(tokens * k), rng));
+    float *g1 = be.alloc_floats(out), *u1 = be.alloc_floats(out);
+    be.gate_up_silu(wg, wu, dx, tokens, g1, u1);
+    float *g2 = be.alloc_floats(out), *u2 = be.alloc_floats(out);
+    const TensorView* ws[] = {&wg, &wu};
+    float* ys[] = {g2, u2};
+    be.matmul_shared_input(ws, ys, 2, dx, tokens);
+    be.silu_mul(g2, u2, g2, static_cast<int64_t>(out));
+    EXPECT_LT(rel_err(to_host(be, g1, out), to_host(be, g2, out)), 1e-5) << tokens << " tokens";
+  }
+}
+
+TEST(CudaOps, RopeStoreKvMatchesCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  CpuBackend cpu(small_cpu_options());
+  for (RopeStyle style : {RopeStyle::kNormal, RopeStyle::kNeox}) {
+    ModelConfig c;
+    c.head_dim = 64;
+    c.rope_theta = 10000.f;
+    c.rope_style = style;
+    const RopeParams p = RopeParams::from_config(c);
+    const int n_heads = 6, n_kv_heads = 2, n_tokens = 11, slots_total = 64;
+    const int64_t kv_dim = int64_t{n_kv_heads} * c.head_dim;
+    std::vector<int32_t> pos(n_tokens), slots(slots_total);
+    for (auto& v : pos) v = static_cast<int32_t>(rng() % 3000);
+    std::iota(slots.begin(), slots.end(), 0);
+    std::shuffle(slots.begin(), slots.end(), rng);
+    slots.resize(n_tokens);
+    auto q = randn(static_cast<size_t>(n_tokens * n_heads * c.head_dim), rng);
+    auto k = randn(static_cast<size_t>(n_tokens * kv_dim), rng);
+    const auto v = randn(k.size(), rng);
+    const size_t pool = static_cast<size_t>(slots_total * kv_dim);
+    std::vector<float> ck(pool, 0.f), cv(pool, 0.f);
+    float *dq = to_device(be, q), *dk = to_device(be, k), *dv = to_device(be, v);
+    const KvLayerView dev_kv{to_device(be, ck), to_device(be, cv)};
+    cpu.rope_store_kv(q.data(), k.data(), v.data(), pos.data(), slots.data(), n_tokens, n_heads,
+                      n_kv_heads, p, {ck.data(), cv.data()});
+    be.rope_store_kv(dq, dk, dv, pos.data(), slots.data(), n_tokens, n_heads, n_kv_heads, p,
+                     dev_kv);
+    EXPECT_LT(rel_err(to_host(be, dq, q.size()), q), 1e-5) << "q";
+    EXPECT_LT(rel_err(to_host(be, dk, k.size()), k), 1e-5) << "k";
+    EXPECT_LT(rel_err(to_host(be, dev_kv.k, pool), ck), 1e-5) << "cached k";
+    EXPECT_EQ(rel_err(to_host(be, dev_kv.v, pool), cv), 0.0) << "cached v";
+  }
+}
+
 TEST(CudaOps, AddRmsNormMatchesCpu) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();

@@ -302,6 +302,28 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
   }
 }
 
+void CudaBackend::gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
+                               int64_t n_tokens, float* gate, float* up) {
+  const int64_t k = w_gate.ne[0], n = w_gate.rows();
+  if (w_up.ne[0] != k || w_up.rows() != n || !gemv_fits(k, n_tokens)) {
+    Backend::gate_up_silu(w_gate, w_up, x, n_tokens, gate, up);  // GEMMs, then silu_mul
+    return;
+  }
+  const auto timed = impl_->profile->time("gate_up_silu");
+  gemv_gate_up_silu(impl_->weights.matrix(w_gate), impl_->weights.matrix(w_up), k, n, x, n_tokens,
+                    gate, impl_->stream);
+}
+
+void CudaBackend::rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
+                                const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
+                                const RopeParams& p, const KvLayerView& kv) {
+  const auto timed = impl_->profile->time("rope_store_kv");
+  cuda::rope_store_kv(q, k, v, impl_->uploads->ints(positions, n_tokens),
+                      impl_->uploads->ints(slots, n_tokens), n_tokens, n_heads, n_kv_heads,
+                      p.head_dim, p.style == RopeStyle::kNeox, impl_->rope_frequencies(p), kv.k,
+                      kv.v, impl_->stream);
+}
+
 void CudaBackend::add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim,
                                float eps, float* out) {
   const auto timed = impl_->profile->time("add_rms_norm");

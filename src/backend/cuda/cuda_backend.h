@@ -49,6 +49,11 @@ class CudaBackend : public Backend {
   void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override;
   void matmul_shared_input(const TensorView* const* ws, float* const* ys, int count, const float* x,
                            int64_t n_tokens) override;
+  void gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
+                    int64_t n_tokens, float* gate, float* up) override;
+  void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
+                     const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
+                     const RopeParams& p, const KvLayerView& kv) override;
   void add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim, float eps,
                     float* out) override;
   void add_bias(float* x, const float* b, int64_t rows, int64_t dim) override;

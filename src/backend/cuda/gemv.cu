@@ -63,6 +63,48 @@ void launch(const GemvSegments& segs, int64_t k, const float* x, cudaStream_t st
   gemv_kernel<NT><<<blocks, kRowsPerBlock * 32, 0, stream>>>(segs, k, x);
 }
 
+// The same loop over two rows (gate and up) at once, then SiLU(gate) * up.
+template <int NT>
+__global__ void __launch_bounds__(kRowsPerBlock * 32)
+    gate_up_kernel(const uint16_t* __restrict__ wg, const uint16_t* __restrict__ wu, int64_t k,
+                   int64_t n, const float* __restrict__ x, float* __restrict__ out) {
+  const int lane = threadIdx.x & 31;
+  const int64_t j = int64_t{blockIdx.x} * kRowsPerBlock + (threadIdx.x >> 5);
+  if (j >= n) return;
+  const uint4* rg = reinterpret_cast<const uint4*>(wg + j * k);
+  const uint4* ru = reinterpret_cast<const uint4*>(wu + j * k);
+  float ag[NT], au[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) ag[t] = au[t] = 0.f;
+#pragma unroll 2
+  for (int64_t c = lane; c < k / 8; c += 32) {
+    float g8[8], u8[8];
+    bf16x8_to_float(__ldg(rg + c), g8);
+    bf16x8_to_float(__ldg(ru + c), u8);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      const float4* xr = reinterpret_cast<const float4*>(x + t * k) + 2 * c;
+      const float4 a = xr[0], b = xr[1];
+      ag[t] += g8[0] * a.x + g8[1] * a.y + g8[2] * a.z + g8[3] * a.w + g8[4] * b.x + g8[5] * b.y +
+               g8[6] * b.z + g8[7] * b.w;
+      au[t] += u8[0] * a.x + u8[1] * a.y + u8[2] * a.z + u8[3] * a.w + u8[4] * b.x + u8[5] * b.y +
+               u8[6] * b.z + u8[7] * b.w;
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    const float g = warp_sum(ag[t]), u = warp_sum(au[t]);
+    if (lane == 0) out[t * n + j] = g / (1.f + expf(-g)) * u;
+  }
+}
+
+template <int NT>
+void launch_gate_up(const uint16_t* wg, const uint16_t* wu, int64_t k, int64_t n, const float* x,
+                    float* out, cudaStream_t stream) {
+  const auto blocks = static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock);
+  gate_up_kernel<NT><<<blocks, kRowsPerBlock * 32, 0, stream>>>(wg, wu, k, n, x, out);
+}
+
 }  // namespace
 
 void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
@@ -91,6 +133,37 @@ void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int
       break;
     default:
       launch<8>(segs, k, x, stream);
+      break;
+  }
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void gemv_gate_up_silu(const uint16_t* w_gate, const uint16_t* w_up, int64_t k, int64_t n,
+                       const float* x, int64_t n_tokens, float* gate, cudaStream_t stream) {
+  switch (n_tokens) {
+    case 1:
+      launch_gate_up<1>(w_gate, w_up, k, n, x, gate, stream);
+      break;
+    case 2:
+      launch_gate_up<2>(w_gate, w_up, k, n, x, gate, stream);
+      break;
+    case 3:
+      launch_gate_up<3>(w_gate, w_up, k, n, x, gate, stream);
+      break;
+    case 4:
+      launch_gate_up<4>(w_gate, w_up, k, n, x, gate, stream);
+      break;
+    case 5:
+      launch_gate_up<5>(w_gate, w_up, k, n, x, gate, stream);
+      break;
+    case 6:
+      launch_gate_up<6>(w_gate, w_up, k, n, x, gate, stream);
+      break;
+    case 7:
+      launch_gate_up<7>(w_gate, w_up, k, n, x, gate, stream);
+      break;
+    default:
+      launch_gate_up<8>(w_gate, w_up, k, n, x, gate, stream);
       break;
   }
   SHARDLM_CUDA_CHECK_LAUNCH();

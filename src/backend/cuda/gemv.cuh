@@ -30,6 +30,11 @@ struct GemvSegments {
   int64_t n[kGemvMaxSegments];
   int count;
 };
+// gate[t][j] = silu(x[t] . w_gate[j]) * (x[t] . w_up[j]), both rows read by one warp;
+// w_gate, w_up: [n][k]; gate: [n_tokens][n].
+void gemv_gate_up_silu(const uint16_t* w_gate, const uint16_t* w_up, int64_t k, int64_t n,
+                       const float* x, int64_t n_tokens, float* gate, cudaStream_t stream);
+
 void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
                         cudaStream_t stream);
 

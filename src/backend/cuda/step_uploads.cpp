@@ -67,7 +67,7 @@ const int32_t* StepUploads::ints(const int32_t* host, int64_t n) {
   }
   pack_.clear();
   pack(host, n);
-  return upload(spot_);
+  return upload_spot();
 }
 
 AttentionBatch StepUploads::attention(const AttentionSeq* seqs, int n_seqs, int block_size) {
@@ -76,7 +76,7 @@ AttentionBatch StepUploads::attention(const AttentionSeq* seqs, int n_seqs, int 
   }
   pack_.clear();
   const AttnOffsets o = pack_attention(seqs, n_seqs, block_size);
-  return batch_at(upload(spot_), o);
+  return batch_at(upload_spot(), o);
 }
 
 int32_t* StepUploads::upload(Buffer& buf) {
@@ -94,6 +94,28 @@ int32_t* StepUploads::upload(Buffer& buf) {
                                        cudaMemcpyHostToDevice, stream_));
   }
   return buf.dev;
+}
+
+int32_t* StepUploads::upload_spot() {
+  const auto n = static_cast<int64_t>(pack_.size());
+  const int64_t need = (n + 3) / 4 * 4;  // keep every copy 16-byte aligned
+  if (spot_used_ + need > spot_.capacity) {
+    if (4 * need > spot_.capacity) {  // grow; the op's earlier copies are then stale (see .h)
+      SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      cudaFree(spot_.dev);
+      spot_.capacity = std::max<int64_t>(8 * need, 65536);
+      SHARDLM_CUDA_CHECK(
+          cudaMalloc(&spot_.dev, static_cast<size_t>(spot_.capacity) * sizeof(int32_t)));
+    }
+    spot_used_ = 0;  // wrap: the kernels that read the start were queued before this copy
+  }
+  int32_t* dst = spot_.dev + spot_used_;
+  if (n > 0) {
+    SHARDLM_CUDA_CHECK(cudaMemcpyAsync(dst, pack_.data(), static_cast<size_t>(n) * 4,
+                                       cudaMemcpyHostToDevice, stream_));
+  }
+  spot_used_ += need;
+  return dst;
 }
 
 AttentionBatch StepUploads::batch_at(const int32_t* base, const AttnOffsets& o) const {

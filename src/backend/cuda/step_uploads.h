@@ -52,11 +52,16 @@ class StepUploads {
   int64_t pack(const int32_t* p, int64_t n);
   // Copies pack_ into buf (growing it) and returns its device base.
   int32_t* upload(Buffer& buf);
+  // Copies pack_ to the next free stretch of spot_ (a ring at least four times the largest copy,
+  // so the copies one op makes do not overlap; the first copy over 1/4 of it grows it, which
+  // would strand an earlier copy of the same op, so ops upload at most a few small arrays).
+  int32_t* upload_spot();
   AttentionBatch batch_at(const int32_t* base, const AttnOffsets& o) const;
 
   cudaStream_t stream_;
   std::vector<int32_t> pack_;
   Buffer step_, spot_;
+  int64_t spot_used_ = 0;
   std::vector<Section> sections_;
   const AttentionSeq* step_seqs_ = nullptr;
   int step_n_seqs_ = 0;
