@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -81,23 +82,45 @@ std::string Group::hello(const Model& model, int liveness_port) const {
       .dump();
 }
 
+std::map<int, std::string> Group::wait_for_hellos() {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now(), deadline = start + options_.startup_timeout;
+  auto next_log = start + std::chrono::seconds(10);
+  std::map<int, std::string> hellos;
+  while (true) {
+    std::string missing;
+    for (int r = 1; r < options_.world_size; ++r) {
+      std::string text;
+      if (hellos.count(r) == 0 && server_->peek("hello/" + std::to_string(r), text)) {
+        hellos[r] = text;
+      }
+      if (hellos.count(r) == 0) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+    }
+    if (missing.empty() || Clock::now() >= deadline) return hellos;
+    if (Clock::now() >= next_log) {  // say who is late instead of waiting silently
+      spdlog::info("waiting for rank(s) {} of {} to join ({:.0f} of {} s, rendezvous at {})",
+                   missing, options_.world_size,
+                   std::chrono::duration<double>(Clock::now() - start).count(),
+                   options_.startup_timeout.count() / 1000, store_->address());
+      next_log += std::chrono::seconds(10);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 void Group::check_hellos(const std::string& mine) {
-  const auto me = nlohmann::json::parse(mine);
-  const auto deadline = std::chrono::steady_clock::now() + options_.startup_timeout;
+  const std::map<int, std::string> hellos = wait_for_hellos();
   std::string verdict = "ok", missing;
   for (int r = 1; r < options_.world_size; ++r) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    std::string text;
-    if (!store_->try_get("hello/" + std::to_string(r), std::max(left, std::chrono::milliseconds(1)),
-                         text)) {
+    const auto it = hellos.find(r);
+    if (it == hellos.end()) {
       missing += (missing.empty() ? "" : ", ") + std::to_string(r);
       continue;
     }
-    const auto other = nlohmann::json::parse(text);
+    const auto other = nlohmann::json::parse(it->second);
     peers_.push_back(
         {r, other.value("host", ""), other.value("address", ""), other.value("liveness_port", 0)});
-    if (const std::string d = hello_difference(mine, text); !d.empty() && verdict == "ok") {
+    if (const std::string d = hello_difference(mine, it->second); !d.empty() && verdict == "ok") {
       verdict = fmt::format("rank {} on {} differs from the master on {}: {}", r,
                             other["host"].get<std::string>(), host_name(), d);
     }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -68,6 +69,8 @@ class Group {
  private:
   std::string hello(const Model& model, int liveness_port) const;
   void check_hellos(const std::string& mine);
+  // The master: every other rank's hello as it arrives, until all are in or the start-up timeout.
+  std::map<int, std::string> wait_for_hellos();
 
   GroupOptions options_;
   std::unique_ptr<StoreServer> server_;

@@ -3,6 +3,7 @@
 #include "dist/store.h"
 
 #include <httplib.h>
+#include <spdlog/spdlog.h>
 
 #include "core/error.h"
 #include "server/elastic_task_queue.h"
@@ -97,12 +98,21 @@ std::string StoreClient::address() const {
 namespace {
 
 // Calls `attempt` until it returns a response or the deadline passes; a refused connection (the
-// master not up yet) is retried.
+// master not up yet) is retried, with a log line every 10 s so a waiting node says what it waits
+// for.
 template <typename F>
-httplib::Result with_retries(Clock::time_point deadline, F attempt) {
+httplib::Result with_retries(Clock::time_point deadline, const std::string& address, F attempt) {
+  const auto start = Clock::now();
+  auto next_log = start + std::chrono::seconds(10);
   while (true) {
     httplib::Result r = attempt();
     if (r || Clock::now() >= deadline) return r;
+    if (Clock::now() >= next_log) {
+      spdlog::info("the master's rendezvous at {} is not answering yet ({}); {:.0f} s, retrying",
+                   address, httplib::to_string(r.error()),
+                   std::chrono::duration<double>(Clock::now() - start).count());
+      next_log += std::chrono::seconds(10);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
@@ -113,7 +123,7 @@ void StoreClient::set(const std::string& key, const std::string& value) {
   httplib::Client cli(host_, port_);
   cli.set_connection_timeout(std::chrono::seconds(5));
   const httplib::Headers headers{{kKeyHeader, key}, {kTokenHeader, token_}};
-  const auto r = with_retries(Clock::now() + timeout_, [&] {
+  const auto r = with_retries(Clock::now() + timeout_, address(), [&] {
     return cli.Post("/set", headers, value, "application/octet-stream");
   });
   if (!r) {
@@ -140,7 +150,7 @@ bool StoreClient::try_get(const std::string& key, std::chrono::milliseconds time
         {kKeyHeader, key},
         {kTokenHeader, token_},
         {kTimeoutHeader, std::to_string(std::max<int64_t>(0, left.count()))}};
-    const auto r = with_retries(deadline, [&] { return cli.Get("/get", headers); });
+    const auto r = with_retries(deadline, address(), [&] { return cli.Get("/get", headers); });
     if (!r) {
       fail(
           "cannot reach the master's rendezvous at {} ({}); check --dist-init-addr and that the "
