@@ -109,6 +109,7 @@ void run_engine_bench(const BenchOptions& o) {
   e.max_num_batched_tokens = o.max_num_batched_tokens;
   e.seed = o.seed;
   e.device = o.session.device;
+  e.gpu_memory_utilization = o.session.gpu_memory_utilization;
   if (!o.kv_cache_memory.empty()) {
     e.kv_cache_memory = parse_size(o.kv_cache_memory, "--kv-cache-memory");
   }
@@ -149,7 +150,7 @@ void add_bench_command(CLI::App& app) {
   off->add_option("-n,--gen-tokens,--output-len", o->gen_tokens, "tokens to decode")
       ->check(CLI::Range(1, 65536));
   off->add_option("-r,--reps", o->reps, "repetitions (median reported)")->check(CLI::Range(1, 100));
-  add_device_flag(*off, o->session.device);
+  add_device_flags(*off, o->session.device, o->session.gpu_memory_utilization);
   add_engine_flags(*off, *o);
   off->callback([o, threads] {
     o->threads_given = threads->count() > 0;

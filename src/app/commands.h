@@ -14,7 +14,8 @@ void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_doctor_command(CLI::App& app);
 
-// --device cpu|cuda|auto, shared by generate, bench offline and serve (app/device_flag.cpp).
-void add_device_flag(CLI::App& cmd, std::string& device);
+// --device cpu|cuda|auto and --gpu-memory-utilization, shared by generate, bench offline and
+// serve (app/device_flag.cpp).
+void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_utilization);
 
 }  // namespace shardlm::app

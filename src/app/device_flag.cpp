@@ -1,12 +1,19 @@
-// The --device flag: which backend runs the model (resolved by backend/make_backend.h).
+// The --device flag (which backend runs the model, resolved by backend/make_backend.h) and
+// --gpu-memory-utilization (how much of the GPU the engine's KV cache may fill,
+// engine/kv_sizing.h).
 #include "app/commands.h"
 
 namespace shardlm::app {
 
-void add_device_flag(CLI::App& cmd, std::string& device) {
+void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_utilization) {
   cmd.add_option("--device", device,
                  "cpu or cuda (default: cuda when this build has CUDA and a GPU is visible)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd.add_option("--gpu-memory-utilization", gpu_memory_utilization,
+                 "on a GPU without --kv-cache-memory: the fraction of its memory for weights, "
+                 "activations and the KV cache")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
 }
 
 }  // namespace shardlm::app

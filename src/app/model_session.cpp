@@ -43,7 +43,7 @@ void add_session_flags(CLI::App& cmd, SessionOptions& o) {
       ->check(CLI::Range(0, 1 << 20));
   cmd.add_option("-b,--batch-size", o.batch_size, "prompt tokens per forward step")
       ->check(CLI::Range(1, 65536));
-  add_device_flag(cmd, o.device);
+  add_device_flags(cmd, o.device, o.gpu_memory_utilization);
 }
 
 }  // namespace shardlm::app

@@ -14,11 +14,12 @@
 namespace shardlm::app {
 
 struct SessionOptions {
-  std::string model;     // path or "" for the default model
-  int threads = 0;       // 0 = all cores
-  int ctx_size = 0;      // 0 = model context (capped at 4096)
-  int batch_size = 512;  // prefill chunk
-  std::string device;    // "cpu", "cuda", "" = auto (backend/make_backend.h)
+  std::string model;                    // path or "" for the default model
+  int threads = 0;                      // 0 = all cores
+  int ctx_size = 0;                     // 0 = model context (capped at 4096)
+  int batch_size = 512;                 // prefill chunk
+  std::string device;                   // "cpu", "cuda", "" = auto (backend/make_backend.h)
+  double gpu_memory_utilization = 0.9;  // batches through the engine (EngineArgs)
 };
 
 struct ModelSession {

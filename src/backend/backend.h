@@ -104,6 +104,8 @@ class Backend {
   virtual bool graph_replay(const GraphKey& key) { return false; }
   virtual bool graph_capture_begin(const GraphKey& key) { return false; }
   virtual void graph_capture_end(const GraphKey& key) {}
+  // Free and total bytes of the device's memory; false for a backend on host memory.
+  virtual bool device_memory(size_t& free, size_t& total) const { return false; }
   // True when alloc_floats memory is host memory, so results can be written into host buffers.
   virtual bool host_memory() const { return true; }
   // Copies n floats from backend memory to host memory, and back (plain copies on the CPU). to_host

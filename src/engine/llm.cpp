@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "engine/kv_sizing.h"
 
 namespace shardlm {
 
@@ -19,7 +20,8 @@ int model_len(const EngineArgs& args, const ModelConfig& c) {
 int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c) {
   if (args.num_kv_blocks > 0) return args.num_kv_blocks;
   const KvCacheShape one{c.n_layers, c.kv_dim(), args.block_size, 1};
-  return static_cast<int64_t>(args.kv_cache_memory / one.bytes());
+  const size_t bytes = args.kv_cache_memory > 0 ? args.kv_cache_memory : size_t{512} << 20;
+  return static_cast<int64_t>(bytes / one.bytes());
 }
 
 // Groups use the same choice: on a device backend their ranks stage the exchanged activations
@@ -32,14 +34,16 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
   model_ = load_model(args.model);
   tokenizer_ = Tokenizer::create(model_->tokenizer);
   const ModelConfig& c = model_->config;
-  const EngineConfig config = engine_config(args);
-  config.validate();
+  EngineConfig config = engine_config(args);
   BackendSpec spec;
   spec.device = engine_device(args);
   spec.threads = args.threads;
   spec.max_batch_tokens = args.max_num_batched_tokens;
   spec.max_context = config.scheduler.max_model_len;
   backend_ = make_backend(spec, c);
+  const DeviceKvSizing sized = size_kv_on_device(args, *model_, *backend_);
+  if (sized.n_blocks > 0) config.blocks.n_blocks = sized.n_blocks;
+  config.validate();
   const KvCacheShape shape{c.n_layers, c.kv_dim(), args.block_size, config.blocks.n_blocks};
   if (args.make_runner) {
     runner_ = args.make_runner(*model_, *backend_, shape, args.max_num_batched_tokens);
@@ -51,6 +55,7 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
   spdlog::info("KV cache: {} blocks of {} tokens = {} tokens ({:.0f} MiB); max_model_len {}",
                shape.n_blocks, shape.block_size, shape.n_blocks * shape.block_size,
                static_cast<double>(shape.bytes()) / (1 << 20), config.scheduler.max_model_len);
+  if (!sized.summary.empty()) spdlog::info("KV cache sized by {}", sized.summary);
 }
 
 LLM::~LLM() = default;

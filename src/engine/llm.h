@@ -23,8 +23,11 @@ struct EngineArgs {
   std::string model;  // GGUF file or Hugging Face directory
   int threads = 0;    // 0 = all hardware threads
   int block_size = 16;
-  int64_t num_kv_blocks = 0;                   // 0 = sized from kv_cache_memory
-  size_t kv_cache_memory = size_t{512} << 20;  // bytes of keys and values
+  int64_t num_kv_blocks = 0;  // 0 = sized from kv_cache_memory
+  // Bytes of keys and values; 0 = 512 MiB, except for one process on a GPU, whose cache takes
+  // gpu_memory_utilization of the card less the weights and activations (engine/kv_sizing.h).
+  size_t kv_cache_memory = 0;
+  double gpu_memory_utilization = 0.9;
   int max_num_seqs = 64;
   int max_num_batched_tokens = 512;
   int max_model_len = 0;  // 0 = the model's context length, capped at 4096

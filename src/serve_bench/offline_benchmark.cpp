@@ -58,6 +58,7 @@ RunResult run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
   args.max_model_len = o.input_len + o.output_len + 1;
   args.device = o.device;
   if (o.kv_cache_memory > 0) args.kv_cache_memory = o.kv_cache_memory;
+  args.gpu_memory_utilization = o.gpu_memory_utilization;
   LLM llm(args);
   SamplingParams params;
   params.temperature = 0;

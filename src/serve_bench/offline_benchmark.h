@@ -23,6 +23,7 @@ struct OfflineBenchOptions {
   uint64_t seed = 0;
   std::string device;          // "cpu", "cuda", "" = auto
   size_t kv_cache_memory = 0;  // bytes; 0 = the engine default
+  double gpu_memory_utilization = 0.9;
 };
 
 // Prints one result block per run on stdout and returns the report.

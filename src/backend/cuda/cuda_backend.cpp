@@ -171,6 +171,7 @@ size_t CudaBackend::weight_bytes() const {
 }
 
 void CudaBackend::prepare_weights(const ModelConfig& c, const ModelWeights& w) {
+  const size_t before = weight_bytes();
   register_matrix(w.tok_embd);
   register_matrix(w.output);
   register_vector(w.output_norm, w.tok_embd.ne[0]);
@@ -187,6 +188,7 @@ void CudaBackend::prepare_weights(const ModelConfig& c, const ModelWeights& w) {
     register_vector(L.k_norm, c.head_dim);
   }
   synchronize();
+  if (weight_bytes() == before) return;  // already on the GPU (a second Transformer)
   spdlog::info("weights on the GPU: {:.1f} MiB (BF16 matrices, fp32 vectors)",
                static_cast<double>(weight_bytes()) / (1 << 20));
 }
@@ -243,6 +245,11 @@ void CudaBackend::to_host(const float* src, size_t n, float* dst) {
 void CudaBackend::from_host(const float* src, size_t n, float* dst) {
   SHARDLM_CUDA_CHECK(
       cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, impl_->stream));
+}
+
+bool CudaBackend::device_memory(size_t& free, size_t& total) const {
+  SHARDLM_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return true;
 }
 
 void CudaBackend::synchronize() {

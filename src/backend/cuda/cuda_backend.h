@@ -35,6 +35,7 @@ class CudaBackend : public Backend {
   void prepare_weights(const ModelConfig& c, const ModelWeights& w) override;
   void begin_step(const StepIndices& s) override;
   bool host_memory() const override { return false; }
+  bool device_memory(size_t& free, size_t& total) const override;
   // Decode steps as CUDA graphs (SHARDLM_CUDA_GRAPHS=0 turns them off): a shape's first step
   // runs op by op, its second is captured, later ones are replayed.
   bool graph_replay(const GraphKey& key) override;

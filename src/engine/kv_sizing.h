@@ -1,0 +1,30 @@
+// KV cache sizing on a GPU: --gpu-memory-utilization of the card's memory, less what the process
+// already holds (the weights, uploaded first) and an estimate of the activation buffers, becomes
+// KV blocks. Used by LLM for a single process on a device backend when neither --kv-cache-memory
+// nor a block count is given; groups keep kv_blocks() so that every rank computes the same.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "backend/backend.h"
+#include "model/model.h"
+
+namespace shardlm {
+
+struct EngineArgs;
+
+struct DeviceKvSizing {
+  int64_t n_blocks = 0;  // 0: not sized here (CPU backend, or sizes given)
+  std::string summary;   // for the start-up log
+};
+
+// Device bytes of the Transformer's activation buffers and the backend's scratch for batches of
+// max_batch_tokens (an upper estimate).
+size_t activation_bytes(const ModelConfig& c, int64_t max_batch_tokens);
+
+// Uploads the weights (prepare_weights) and sizes the cache from the memory left; throws Error
+// naming the flags to change when nothing is left for it.
+DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Backend& backend);
+
+}  // namespace shardlm
