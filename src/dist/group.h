@@ -59,7 +59,12 @@ class Group {
   std::vector<RankStats> rank_stats() const;
   // The world and this rank's TP group, for a StageShard.
   StageComms comms() { return {*comm_, tp_comm_.get()}; }
-  ParallelConfig parallel() const { return {options_.tp, options_.pp}; }
+  ParallelConfig parallel() const {
+    ParallelConfig p;
+    p.tp = options_.tp;
+    p.pp = options_.pp;
+    return p;
+  }
   bool is_master() const { return options_.rank == 0; }
   // The master failed before its verdict (e.g. the KV cache does not fit): tells the waiting
   // ranks why, so they stop now instead of at the start-up timeout. No-op elsewhere or later.

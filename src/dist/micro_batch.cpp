@@ -32,8 +32,9 @@ MicroBatch slice(const ForwardBatch& b, size_t first, size_t last) {
 
 }  // namespace
 
-std::vector<MicroBatch> split_micro_batches(const ForwardBatch& b, int n) {
+std::vector<MicroBatch> split_micro_batches(const ForwardBatch& b, int n, int64_t min_tokens) {
   std::vector<MicroBatch> out;
+  n = static_cast<int>(std::min<int64_t>(n, b.size() / std::max<int64_t>(1, min_tokens)));
   // Sequences in row order with ascending logit rows (as the engine builds batches) give each
   // micro-batch a contiguous run of the step's logit rows; anything else runs whole.
   const bool ordered = std::is_sorted(b.logit_rows.begin(), b.logit_rows.end());

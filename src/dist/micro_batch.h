@@ -16,8 +16,12 @@ struct MicroBatch {
   std::vector<int> out_index;  // for each of batch.logit_rows: its index in the step's logit_rows
 };
 
-// At most `n` micro-batches (fewer when the batch has fewer sequences); n <= 1 gives the batch
-// itself.
-std::vector<MicroBatch> split_micro_batches(const ForwardBatch& batch, int n);
+// At most `n` micro-batches, each of at least `min_tokens` tokens (fewer when the batch has fewer
+// sequences or tokens); n <= 1 gives the batch itself. The minimum keeps memory-bound steps (a
+// few decode tokens per sequence) whole: splitting them would read every weight once per
+// micro-batch, costing more than the overlap gains (docs/benchmarks.md).
+std::vector<MicroBatch> split_micro_batches(const ForwardBatch& batch, int n,
+                                            int64_t min_tokens = 1);
+
 
 }  // namespace shardlm::dist

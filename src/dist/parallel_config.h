@@ -5,6 +5,7 @@
 // nodes as possible and only stage-to-stage sends cross between TP groups.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,8 @@ namespace shardlm::dist {
 struct ParallelConfig {
   int tp = 1;  // ranks sharing every layer
   int pp = 1;  // pipeline stages
+  // A pipeline step is cut into micro-batches of at least this many tokens (micro_batch.h).
+  int64_t min_micro_batch_tokens = 64;
   int world_size() const { return tp * pp; }
 };
 

@@ -107,7 +107,7 @@ void StageShard::step(const ForwardBatch& batch, float* logits) {
 
 void StageShard::run_step(const ForwardBatch& batch, float* logits) {
   const size_t n_out = batch.logit_rows.size();
-  for (const MicroBatch& mb : split_micro_batches(batch, cfg_.pp)) {
+  for (const MicroBatch& mb : split_micro_batches(batch, cfg_.pp, cfg_.min_micro_batch_tokens)) {
     run_micro_batch(mb.batch);
     if (!last_stage() || mb.out_index.empty()) continue;
     // Micro-batches hold whole sequences in order, so their logit rows are a contiguous run.

@@ -71,6 +71,12 @@ class TensorParallelTest : public ::testing::Test {
   std::string path_;
 };
 
+// The group's layout with micro-batches of any size, so the tests' short prompts exercise them.
+ParallelConfig layout(ParallelConfig p) {
+  p.min_micro_batch_tokens = 1;
+  return p;
+}
+
 // Runs the prompts through a tp x pp group of threads (rank 0 serves through the LLM API) and
 // returns the master's outputs.
 std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp) {
@@ -90,7 +96,7 @@ std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp) {
       g.join(*model);
       CpuBackend backend(CpuBackendOptions::for_model(model->config, 1, 512, 64));
       const KvCacheShape shape{model->config.n_layers, model->config.kv_dim(), 16, 32};
-      run_shard_worker(*model, backend, shape, 512, g.parallel(), g.comms());
+      run_shard_worker(*model, backend, shape, 512, layout(g.parallel()), g.comms());
     }));
   }
   std::vector<GenerateOutput> outputs;
@@ -100,7 +106,7 @@ std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp) {
                         int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
       master.join(model);
       return std::make_unique<ShardMasterRunner>(model, backend, shape, max_tokens,
-                                                 master.parallel(), master.comms());
+                                                 layout(master.parallel()), master.comms());
     };
     LLM llm(a);
     outputs = llm.generate(prompts(), greedy());
@@ -147,6 +153,9 @@ TEST(MicroBatch, SplitsWholeSequencesAndKeepsLogitOrder) {
   EXPECT_EQ(split_micro_batches(b, 1).size(), 1u);
   // At most one per sequence; a sequence below the token target joins the next one.
   EXPECT_EQ(split_micro_batches(b, 8).size(), 2u);
+  // With a minimum size: 9 tokens make one micro-batch of at least 5, not two.
+  EXPECT_EQ(split_micro_batches(b, 2, 5).size(), 1u);
+  EXPECT_EQ(split_micro_batches(b, 2, 4).size(), 2u);
 }
 
 TEST_F(TensorParallelTest, MissingRankIsNamed) {
