@@ -115,12 +115,12 @@ void AsyncEngine::deliver(std::vector<RequestOutput>& outputs) {
     const std::shared_ptr<RequestStream> stream = it->second;
     const bool finished = out.finished();
     out.request_id = stream->id();
-    stream->push(std::move(out));
-    if (finished) {
+    if (finished) {  // before the push: whoever sees the final output sees the count drop too
       engine_id_of_.erase(stream->id());
       by_engine_id_.erase(it);
       --in_flight_;
     }
+    stream->push(std::move(out));
   }
 }
 
@@ -128,13 +128,14 @@ void AsyncEngine::run_step() {
   const double start = monotonic_seconds();
   const StepOutput step = engine_.step();
   std::vector<RequestOutput> outputs = processor_.process(step);
-  deliver(outputs);
   const EngineStats st = snapshot();
   {
     std::lock_guard lock(mu_);
     stats_ = st;
   }
+  // Metrics first, then the streams: a client that has its final chunk finds it counted.
   if (listener_) listener_({step, st, monotonic_seconds() - start});
+  deliver(outputs);
 }
 
 void AsyncEngine::fail_all(const std::string& error) {
