@@ -33,14 +33,28 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
   if (last_stage()) step_logits_.resize(static_cast<size_t>(max_batch_tokens * local_vocab_));
   if (staged_) hidden_host_.resize(static_cast<size_t>(max_batch_tokens) * full.config.d_model);
   spdlog::info("{}", describe(cfg, layout_));
-  if (cfg.tp > 1) {
-    const double mib = 1 << 20, embd = static_cast<double>(full.weights.tok_embd.nbytes());
-    spdlog::info(
-        "rank {} of {}: weights {:.1f} MiB of the model's {:.1f} MiB (embedding table, "
-        "{:.1f} MiB, paged in per looked-up row)",
-        layout_.rank, cfg.world_size(), (static_cast<double>(model_->weight_bytes()) - embd) / mib,
-        (static_cast<double>(full.weight_bytes()) - embd) / mib, embd / mib);
+  const double mib = 1 << 20;
+  spdlog::info(
+      "rank {} of {}: weights {:.1f} MiB of the model's {:.1f} MiB (its layers' matrices and "
+      "output rows; the embedding table, {:.1f} MiB, is paged in per looked-up row)",
+      layout_.rank, cfg.world_size(),
+      static_cast<double>(
+          matrix_bytes(*model_, layout_.first_layer, layout_.last_layer, last_stage())) /
+          mib,
+      static_cast<double>(matrix_bytes(full, 0, full.config.n_layers, true)) / mib,
+      static_cast<double>(full.weights.tok_embd.nbytes()) / mib);
+}
+
+// Bytes of layers [first, last)'s matrices of `m`, plus its output projection when asked.
+size_t StageShard::matrix_bytes(const Model& m, int first, int last, bool with_output) {
+  size_t total = with_output ? m.weights.output.nbytes() : 0;
+  for (int l = first; l < last; ++l) {
+    const LayerWeights& L = m.weights.layers[static_cast<size_t>(l)];
+    for (const TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      total += v->nbytes();
+    }
   }
+  return total;
 }
 
 // [rank][row][cols] from every TP rank -> [row][rank * cols + j]. `local` and `full` are backend

@@ -41,6 +41,7 @@ class StageShard {
   RankStats stats() const;
 
  private:
+  static size_t matrix_bytes(const Model& m, int first, int last, bool with_output);
   void run_step(const ForwardBatch& batch, float* logits);
   double comm_busy() const;
   void run_micro_batch(const ForwardBatch& mb);
