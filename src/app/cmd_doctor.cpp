@@ -23,17 +23,17 @@ int run(DoctorArgs& a) {
   const dist::LaunchInfo info = dist::resolve_launch(a.launch);
   const std::string model = a.no_model ? "" : resolve_model(a.model);
   if (info.supervisor) return dist::supervise_local_ranks({info.local_world_size, false, 5});
+  dist::DoctorOptions o;
   if (!model.empty()) {
     const auto m = load_model(model);
     dist::validate_parallel(info.parallel, info.world_size, info.nnodes, m->config);
+    o.fingerprint = dist::model_fingerprint(*m);
   }
   if (info.world_size == 1) {
     fmt::print("shardlm doctor: one rank ({} launch); nothing to check across nodes\n", info.mode);
     return 0;
   }
-  dist::DoctorOptions o;
   o.group = dist::GroupOptions::from_launch(info, a.launch);
-  o.model = model;
   o.probe_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.probe_timeout * 1000));
   return dist::run_doctor(o);
 }

@@ -93,7 +93,9 @@ class Backend {
   virtual std::string name() const = 0;
 
   // Uploads (and converts) every weight of `w` once, at load; a device backend keys the copies by
-  // the host pointers the ops later receive. A no-op on the CPU, which reads the mapped file.
+  // the host pointers the ops later receive. A pipeline stage's `w` holds its layers only, and no
+  // embedding or output projection (views without data) where it does not run them. A no-op on
+  // the CPU, which reads the mapped file.
   virtual void prepare_weights(const ModelConfig& c, const ModelWeights& w) {}
   // Called once per forward step before any op of that step.
   virtual void begin_step(const StepIndices& s) {}

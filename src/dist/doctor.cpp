@@ -55,8 +55,6 @@ std::string collective_address(const GroupOptions& g) {
 
 json hello(const DoctorOptions& o, const std::string& address, int probe_port) {
   const GroupOptions& g = o.group;
-  std::string fingerprint;
-  if (!o.model.empty()) fingerprint = model_fingerprint(*load_model(o.model));
   return {{"rank", g.rank},
           {"node", g.rank / (g.world_size / g.nnodes)},
           {"host", this_host()},
@@ -66,7 +64,7 @@ json hello(const DoctorOptions& o, const std::string& address, int probe_port) {
           {"shm", shm_bytes()},
           {"ifname_problem", ifname_problem()},
           {"version", SHARDLM_VERSION},
-          {"fingerprint", fingerprint},
+          {"fingerprint", o.fingerprint},
           {"layout", fmt::format("tp {} x pp {} = {}", g.tp, g.pp, g.world_size)}};
 }
 

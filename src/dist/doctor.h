@@ -18,7 +18,7 @@ namespace shardlm::dist {
 
 struct DoctorOptions {
   GroupOptions group;
-  std::string model;  // compared by fingerprint; "" skips that check
+  std::string fingerprint;  // this rank's model_fingerprint(); "" skips that check
   std::chrono::milliseconds probe_timeout{2000};
   size_t bandwidth_bytes = size_t{16} << 20;  // all-reduce and ping-pong payload
 };

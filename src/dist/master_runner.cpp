@@ -40,9 +40,7 @@ void GroupMasterRunner::heartbeat_loop(std::chrono::milliseconds period) {
       comm_.broadcast(bytes, 0);
       last_send_ = std::chrono::steady_clock::now();
     } catch (const std::exception& e) {
-      const std::string gone = diagnose_ ? diagnose_() : "";
-      const std::string why =
-          gone.empty() ? e.what() : fmt::format("{}; not answering: {}", e.what(), gone);
+      const std::string why = with_diagnosis(e.what());
       spdlog::error("the group lost a rank while idle: {}", why);
       std::lock_guard flock(failure_mu_);
       failure_ = why;
@@ -64,10 +62,13 @@ void GroupMasterRunner::execute(const ForwardBatch& batch, float* logits) {
     last_send_ = std::chrono::steady_clock::now();
     run_local(batch, logits);
   } catch (const Error& e) {
-    const std::string gone = diagnose_ ? diagnose_() : "";
-    if (gone.empty()) throw;
-    fail("{}; not answering: {}", e.what(), gone);
+    fail("{}", with_diagnosis(e.what()));
   }
+}
+
+std::string GroupMasterRunner::with_diagnosis(const std::string& error) const {
+  const std::string gone = diagnose_ ? diagnose_() : "";
+  return gone.empty() ? error : fmt::format("{}; not answering: {}", error, gone);
 }
 
 void worker_loop(Communicator& comm, const std::function<void(const ForwardBatch&)>& step) {

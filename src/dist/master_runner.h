@@ -41,6 +41,8 @@ class GroupMasterRunner : public ModelRunner {
 
  private:
   void heartbeat_loop(std::chrono::milliseconds period);
+  // `error` with the ranks the diagnosis finds gone ("...; not answering: rank 2 on host-c").
+  std::string with_diagnosis(const std::string& error) const;
 
   int32_t vocab_;
   std::function<std::string()> diagnose_;

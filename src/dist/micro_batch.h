@@ -23,5 +23,4 @@ struct MicroBatch {
 std::vector<MicroBatch> split_micro_batches(const ForwardBatch& batch, int n,
                                             int64_t min_tokens = 1);
 
-
 }  // namespace shardlm::dist

@@ -17,31 +17,44 @@ double ShardMasterRunner::comm_seconds() const {
   return comms_.world.busy_seconds() + (comms_.tp ? comms_.tp->busy_seconds() : 0.0);
 }
 
+namespace {
+
+// Publishes a worker's stats about once a second on its own thread, until destroyed.
+class StatsReporter {
+ public:
+  StatsReporter(const StageShard& shard, const std::function<void(const RankStats&)>& publish) {
+    if (!publish) return;
+    thread_ = std::thread([this, &shard, publish] {
+      while (!done_) {
+        for (int i = 0; i < 10 && !done_; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        try {
+          publish(shard.stats());
+        } catch (const std::exception&) {
+          return;  // the master is gone; the step loop reports that
+        }
+      }
+    });
+  }
+  ~StatsReporter() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
 void run_shard_worker(const Model& full, Backend& backend, const KvCacheShape& full_shape,
                       int64_t max_batch_tokens, const ParallelConfig& cfg, StageComms comms,
                       const std::function<void(const RankStats&)>& publish) {
   StageShard shard(full, backend, full_shape, max_batch_tokens, cfg, comms);
-  std::atomic<bool> done{false};
-  std::thread reporter([&] {
-    while (publish && !done) {
-      for (int i = 0; i < 10 && !done; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      try {
-        publish(shard.stats());
-      } catch (const std::exception&) {
-        return;  // the master is gone; the step loop reports that
-      }
-    }
-  });
-  try {
-    worker_loop(comms.world, [&](const ForwardBatch& batch) { shard.step(batch, nullptr); });
-  } catch (...) {
-    done = true;
-    reporter.join();
-    throw;
-  }
-  done = true;
-  reporter.join();
+  const StatsReporter reporter(shard, publish);
+  worker_loop(comms.world, [&](const ForwardBatch& batch) { shard.step(batch, nullptr); });
 }
 
 }  // namespace shardlm::dist

@@ -22,8 +22,8 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
   shape.kv_dim = model_->config.kv_dim();
   shape.n_layers = layout_.last_layer - layout_.first_layer;
   kv_ = std::make_unique<KvCache>(shape, backend);
-  transformer_ = std::make_unique<Transformer>(*model_, backend, *kv_, max_batch_tokens);
-  transformer_->set_first_cached_layer(layout_.first_layer);
+  transformer_ = std::make_unique<Transformer>(*model_, backend, *kv_, max_batch_tokens,
+                                               layout_.first_layer, layout_.last_layer);
   if (cfg.tp > 1) {
     transformer_->set_tensor_parallel(
         cfg.tp, [this](const float* local, int64_t rows, int64_t cols, float* out) {
@@ -49,10 +49,8 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
 size_t StageShard::matrix_bytes(const Model& m, int first, int last, bool with_output) {
   size_t total = with_output ? m.weights.output.nbytes() : 0;
   for (int l = first; l < last; ++l) {
-    const LayerWeights& L = m.weights.layers[static_cast<size_t>(l)];
-    for (const TensorView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      total += v->nbytes();
-    }
+    for_each_layer_matrix(m.weights.layers[static_cast<size_t>(l)],
+                          [&](const TensorView& v) { total += v.nbytes(); });
   }
   return total;
 }

@@ -24,10 +24,15 @@ int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c) {
   return static_cast<int64_t>(bytes / one.bytes());
 }
 
-// Groups use the same choice: on a device backend their ranks stage the exchanged activations
-// through host memory (dist/stage_shard.h).
-Device engine_device(const EngineArgs& args) {
-  return resolve_device(args.device);
+// Groups make the same choice on every rank: on a device backend their ranks stage the exchanged
+// activations through host memory (dist/stage_shard.h).
+BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c) {
+  BackendSpec spec;
+  spec.device = resolve_device(args.device);
+  spec.threads = args.threads;
+  spec.max_batch_tokens = args.max_num_batched_tokens;
+  spec.max_context = model_len(args, c);
+  return spec;
 }
 
 LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR_FILENO)) {
@@ -35,12 +40,7 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
   tokenizer_ = Tokenizer::create(model_->tokenizer);
   const ModelConfig& c = model_->config;
   EngineConfig config = engine_config(args);
-  BackendSpec spec;
-  spec.device = engine_device(args);
-  spec.threads = args.threads;
-  spec.max_batch_tokens = args.max_num_batched_tokens;
-  spec.max_context = config.scheduler.max_model_len;
-  backend_ = make_backend(spec, c);
+  backend_ = make_backend(backend_spec(args, c), c);
   const DeviceKvSizing sized = size_kv_on_device(args, *model_, *backend_);
   if (sized.n_blocks > 0) config.blocks.n_blocks = sized.n_blocks;
   config.validate();

@@ -56,8 +56,9 @@ struct GenerateOutput {
 // computes the same).
 int model_len(const EngineArgs& args, const ModelConfig& c);
 int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c);
-// The device the args ask for (see EngineArgs::device); throws Error when it cannot be used.
-Device engine_device(const EngineArgs& args);
+// The backend the args ask for (device, threads, batch and context sizes; see EngineArgs::device);
+// throws Error when the device cannot be used.
+BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c);
 
 class LLM {
  public:

@@ -23,9 +23,7 @@ template <typename Fn>
 void for_each_matrix(const ModelWeights& w, Fn fn) {
   fn(w.tok_embd);
   if (w.output.data != w.tok_embd.data) fn(w.output);
-  for (const auto& l : w.layers) {
-    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) fn(*t);
-  }
+  for (const auto& l : w.layers) for_each_layer_matrix(l, fn);
 }
 }  // namespace
 

@@ -9,9 +9,31 @@
 
 namespace shardlm {
 
+namespace {
+
+// The weights layers [first, last) use: their layers, the embedding when first is 0 and the
+// output projection (and final norm) when last is the last layer; the rest left empty.
+ModelWeights stage_weights(const ModelWeights& w, int first, int last) {
+  ModelWeights s;
+  if (first == 0) s.tok_embd = w.tok_embd;
+  if (last == static_cast<int>(w.layers.size())) {
+    s.output = w.output;
+    s.output_norm = w.output_norm;
+  }
+  s.layers.assign(w.layers.begin() + first, w.layers.begin() + last);
+  return s;
+}
+
+}  // namespace
+
 Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
-                         int64_t max_batch_tokens)
-    : model_(model), c_(model.config), be_(backend), kv_(kv), max_tokens_(max_batch_tokens) {
+                         int64_t max_batch_tokens, int first_layer, int last_layer)
+    : model_(model),
+      c_(model.config),
+      be_(backend),
+      kv_(kv),
+      max_tokens_(max_batch_tokens),
+      first_cached_layer_(first_layer) {
   const auto T = static_cast<size_t>(max_batch_tokens);
   buf_.x = be_.alloc_floats(T * c_.d_model);
   buf_.xn = be_.alloc_floats(T * c_.d_model);
@@ -26,7 +48,8 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
     logits_chunk_ = std::min<int64_t>(max_batch_tokens, 256);
     logits_dev_ = be_.alloc_floats(static_cast<size_t>(logits_chunk_ * model.weights.output.ne[1]));
   }
-  be_.prepare_weights(c_, model.weights);
+  be_.prepare_weights(
+      c_, stage_weights(model.weights, first_layer, last_layer < 0 ? c_.n_layers : last_layer));
   rope_ = RopeParams::from_config(c_);
   attn_params_ = {c_.n_heads,        c_.n_kv_heads,
                   c_.head_dim,       kv.shape().block_size,

@@ -14,7 +14,11 @@ namespace shardlm {
 
 class Transformer {
  public:
-  Transformer(const Model& model, Backend& backend, KvCache& kv, int64_t max_batch_tokens);
+  // A pipeline stage passes its layers [first_layer, last_layer) (last_layer -1 = all): its KV
+  // cache holds those layers only, and only their weights (with the embedding on the first stage
+  // and the output projection on the last) go to the backend.
+  Transformer(const Model& model, Backend& backend, KvCache& kv, int64_t max_batch_tokens,
+              int first_layer = 0, int last_layer = -1);
 
   // Runs the batch, writing its K/V into the cache, and stores logits for batch.logit_rows
   // (logit_rows.size() rows of vocab floats) into `logits`.
@@ -31,8 +35,6 @@ class Transformer {
   // receive buffers on a device backend).
   void hidden_to_host(int64_t n_tokens, float* dst);
   void hidden_from_host(const float* src, int64_t n_tokens);
-  // A pipeline stage whose KV cache holds layers [first, ...) only.
-  void set_first_cached_layer(int first) { first_cached_layer_ = first; }
   int64_t max_batch_tokens() const { return max_tokens_; }
   // Tensor parallelism over `tp` ranks, exact: this rank's model holds 1/tp of the heads, FFN
   // rows and output rows of O and down; `gather(local, rows, cols, full)` concatenates every rank's

@@ -27,6 +27,12 @@ struct LayerWeights {
   TensorView w_down;                 // [ffn_dim, d_model]
 };
 
+// Calls fn(const TensorView&) on each of a layer's seven matrices (Q, K, V, O, gate, up, down).
+template <typename Fn>
+void for_each_layer_matrix(const LayerWeights& l, Fn fn) {
+  for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) fn(*t);
+}
+
 struct ModelWeights {
   TensorView tok_embd;                 // [d_model, vocab]
   const float* output_norm = nullptr;  // [d_model]

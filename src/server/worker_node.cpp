@@ -59,12 +59,7 @@ int run_worker_node(const ServerArgs& args) {
   group.join(*model);
   const ModelConfig& c = model->config;
   const EngineArgs& e = args.engine;
-  BackendSpec spec;
-  spec.device = resolve_device(e.device);
-  spec.threads = e.threads;
-  spec.max_batch_tokens = e.max_num_batched_tokens;
-  spec.max_context = model_len(e, c);
-  const std::unique_ptr<Backend> backend_ptr = make_backend(spec, c);
+  const std::unique_ptr<Backend> backend_ptr = make_backend(backend_spec(e, c), c);
   Backend& backend = *backend_ptr;
   const KvCacheShape shape{c.n_layers, c.kv_dim(), e.block_size, kv_blocks(e, c)};
   // One /health per node: local rank 0 answers it; the node's other ranks listen on nothing.

@@ -57,6 +57,32 @@ TEST(CudaOps, EmbeddingMatchesCpu) {
   }
 }
 
+// A tensor-parallel rank 0 registers the tied embedding table and its vocabulary slice, which
+// starts at the same address with fewer rows: in either order the table must stay whole, so a
+// lookup of a token past the slice still reads the right row.
+TEST(CudaOps, PrefixSliceSharesItsTable) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  CpuBackend cpu(small_cpu_options());
+  for (bool slice_first : {false, true}) {
+    cuda::CudaBackend be(small_cuda_options());
+    std::vector<uint8_t> bytes;
+    const TensorView table = make_matrix(DType::Q8_0, 256, 300, rng, bytes);
+    TensorView slice = table;
+    slice.ne[1] = 100;
+    be.register_matrix(slice_first ? slice : table);
+    be.register_matrix(slice_first ? table : slice);
+    const std::vector<int32_t> ids = {5, 99, 100, 250, 299};  // inside and past the slice
+    std::vector<float> ref(ids.size() * 256);
+    cpu.embedding(table, ids.data(), static_cast<int64_t>(ids.size()), ref.data());
+    float* out = be.alloc_floats(ref.size());
+    be.embedding(table, ids.data(), static_cast<int64_t>(ids.size()), out);
+    EXPECT_LT(rel_err(to_host(be, out, ref.size()), ref), 4e-3) << "slice first " << slice_first;
+  }
+}
+
 TEST(CudaOps, RmsNormMatchesCpu) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();

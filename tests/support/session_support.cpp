@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "app/default_model.h"
+#include "core/error.h"
 #include "test_support.h"
 
 namespace shardlm::testing {
@@ -42,6 +43,15 @@ TestSession make_session(const std::string& model_path, int threads, int max_bat
 std::string default_model_if_present() {
   const std::string p = app::default_model_path();
   return std::filesystem::exists(p) ? p : "";
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace shardlm::testing

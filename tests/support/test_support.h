@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,10 @@ struct TestSession {
 
 TestSession make_session(const std::string& model_path, int threads = 2, int max_batch = 64,
                          int max_context = 256);
+
+// The message of the Error that fn throws; "" when it returns. Any other exception escapes (and
+// fails the test).
+std::string error_of(const std::function<void()>& fn);
 
 // The default model when cached ($SHARDLM_MODEL_DIR or ~/.cache/shardlm/models), else "".
 std::string default_model_if_present();

@@ -1,28 +1,22 @@
 // "Who am I" in a multi-node group: resolve_launch for every launch mode (SGLang flags, --ips,
 // rtp-llm, OpenMPI, SLURM, single) and their precedence, with environments set the way each
-// launcher sets them; every inconsistency's error names its flags or variables. Also SLURM list
-// expansion, address canonicalisation and the CLI flags.
+// launcher sets them; every inconsistency's error names its flags or variables. (SLURM lists and
+// this machine's addresses: test_node_list.cpp; the CLI flags: test_launch_flags.cpp.)
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <fstream>
 #include <functional>
-#include <set>
 
 #include "core/error.h"
 #include "dist/launch_env.h"
-#include "dist/local_addresses.h"
-#include "dist/node_list.h"
 #include "test_support.h"
 
 namespace shardlm::dist {
 namespace {
 
 using ::testing::AllOf;
-using ::testing::Contains;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 const std::vector<std::string> kHere = {"127.0.0.1", "::1", "10.0.0.2", "fe80::2", "node-b"};
@@ -32,15 +26,7 @@ LaunchInfo resolve(const LaunchFlags& f, const Environment& env = {},
   return resolve_launch(f, env, local);
 }
 
-// The message of the Error that `fn` throws ("" when it does not).
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ::shardlm::testing::error_of;
 
 std::string resolve_error(const LaunchFlags& f, const Environment& env = {},
                           const std::vector<std::string>& local = kHere) {
@@ -663,61 +649,6 @@ TEST(LaunchEnvSlurm, ExplicitFlagsWin) {
   EXPECT_EQ(i.rank, 1);
 }
 
-// ---- node lists -------------------------------------------------------------------------------
-
-TEST(NodeList, ExpandsRangesListsAndProducts) {
-  EXPECT_THAT(expand_node_list("node[01-03,07],gpu5,rack[1-2]-n[1-2]"),
-              ElementsAre("node01", "node02", "node03", "node07", "gpu5", "rack1-n1", "rack1-n2",
-                          "rack2-n1", "rack2-n2"));
-  EXPECT_THAT(expand_node_list("gpu5"), ElementsAre("gpu5"));
-  EXPECT_TRUE(expand_node_list("").empty());
-  EXPECT_THAT(expand_node_list("n[8-10]"), ElementsAre("n8", "n9", "n10"));
-  EXPECT_THAT(expand_node_list("n[098-100]"), ElementsAre("n098", "n099", "n100"));
-  EXPECT_THAT(expand_node_list("[1-2].ib"), ElementsAre("1.ib", "2.ib"));
-  EXPECT_THAT(expand_node_list("a[3],b-c.d"), ElementsAre("a3", "b-c.d"));
-}
-
-TEST(NodeList, MalformedListsAreNamed) {
-  for (const char* list : {"node[01-03", "node01]", "node[[1]]", "node[]", "node[3-1]", "node[a-b]",
-                           "a,,b", "node[1-2-3]", "node[1,]", "a,", "n[-1]"}) {
-    const std::string e = error_of([&] { expand_node_list(list); });
-    EXPECT_THAT(e, HasSubstr(list)) << list;
-  }
-  EXPECT_THAT(error_of([] { expand_node_list("n[3-1]"); }), HasSubstr("backwards"));
-  EXPECT_THAT(error_of([] { expand_node_list("n[0-99999999]"); }), HasSubstr("more than"));
-}
-
-TEST(NodeList, TasksPerNode) {
-  EXPECT_THAT(expand_tasks_per_node("2(x3),1"), ElementsAre(2, 2, 2, 1));
-  EXPECT_THAT(expand_tasks_per_node("4"), ElementsAre(4));
-  EXPECT_THAT(expand_tasks_per_node("1,2(x2)"), ElementsAre(1, 2, 2));
-  for (const char* list : {"", "x", "2(x)", "2(3)", "2(x3", "2(x3),", "2(xa)", "-1"}) {
-    EXPECT_THAT(error_of([&] { expand_tasks_per_node(list); }), HasSubstr("SLURM list")) << list;
-  }
-}
-
-// ---- this machine ----------------------------------------------------------------------------
-
-TEST(LocalAddresses, CanonicalForms) {
-  EXPECT_EQ(canonical_address("10.0.0.1"), "10.0.0.1");
-  EXPECT_EQ(canonical_address("0:0::1"), "::1");
-  EXPECT_EQ(canonical_address("[FE80::1]"), "fe80::1");
-  EXPECT_EQ(canonical_address("fe80::1%eth0"), "fe80::1");
-  EXPECT_EQ(canonical_address("Node-A.Example"), "node-a.example");
-  EXPECT_EQ(canonical_address("10.0.0.256"), "10.0.0.256");
-}
-
-TEST(LocalAddresses, ListsThisMachine) {
-  const auto addresses = interface_addresses();
-  EXPECT_THAT(addresses, Contains("127.0.0.1"));
-  for (const auto& a : addresses) EXPECT_EQ(canonical_address(a), a);
-  const auto names = host_names();
-  ASSERT_FALSE(names.empty());
-  const auto all = machine_identities();
-  EXPECT_THAT(all, Contains(names.front()));
-  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), all.size());
-}
-
 TEST(LaunchEnv, RealEnvironmentOverloadReadsThisProcess) {
   const Environment env = current_environment();
   ASSERT_TRUE(env.count("PATH"));
@@ -727,80 +658,6 @@ TEST(LaunchEnv, RealEnvironmentOverloadReadsThisProcess) {
   f = {};
   f.ips = {"127.0.0.1", "203.0.113.77"};
   EXPECT_EQ(resolve_launch(f).rank, 0);
-}
-
-// ---- flags ------------------------------------------------------------------------------------
-
-LaunchFlags parse(std::vector<std::string> args) {
-  CLI::App app;
-  LaunchFlags f;
-  add_launch_flags(app, f);
-  std::reverse(args.begin(), args.end());
-  app.parse(args);
-  return f;
-}
-
-TEST(LaunchFlagsCli, DefaultsAreUnset) {
-  const LaunchFlags f = parse({});
-  EXPECT_FALSE(f.tp || f.pp || f.nnodes || f.node_rank || f.nproc_per_node || f.local_rank);
-  EXPECT_TRUE(f.dist_init_addr.empty() && f.ips.empty());
-  EXPECT_EQ(f.dist_timeout, 300);
-  EXPECT_EQ(f.step_timeout, 10);
-}
-
-TEST(LaunchFlagsCli, EveryFlagParses) {
-  const LaunchFlags f = parse({"--tp",
-                               "2",
-                               "--pipeline-parallel-size",
-                               "3",
-                               "--nnodes",
-                               "2",
-                               "--node-rank",
-                               "1",
-                               "--nproc-per-node",
-                               "4",
-                               "--local-rank",
-                               "3",
-                               "--dist-init-addr",
-                               "h:1",
-                               "--ips",
-                               "10.0.0.1,10.0.0.2",
-                               "--dist-timeout",
-                               "60",
-                               "--dist-step-timeout",
-                               "5",
-                               "--cluster-token",
-                               "s3cret"});
-  EXPECT_EQ(f.tp, 2);
-  EXPECT_EQ(f.pp, 3);
-  EXPECT_EQ(f.nnodes, 2);
-  EXPECT_EQ(f.node_rank, 1);
-  EXPECT_EQ(f.nproc_per_node, 4);
-  EXPECT_EQ(f.local_rank, 3);
-  EXPECT_EQ(f.dist_init_addr, "h:1");
-  EXPECT_THAT(f.ips, ElementsAre("10.0.0.1", "10.0.0.2"));
-  EXPECT_EQ(f.dist_timeout, 60);
-  EXPECT_EQ(f.step_timeout, 5);
-  EXPECT_EQ(f.cluster_token, "s3cret");
-  EXPECT_EQ(parse({"--tensor-parallel-size", "8", "--pp", "2"}).tp, 8);
-}
-
-TEST(LaunchFlagsCli, RangesAreChecked) {
-  EXPECT_THROW(parse({"--tp", "0"}), CLI::ParseError);
-  EXPECT_THROW(parse({"--node-rank", "-1"}), CLI::ParseError);
-  EXPECT_THROW(parse({"--dist-timeout", "0"}), CLI::ParseError);
-  EXPECT_THROW(parse({"--dist-step-timeout", "0"}), CLI::ParseError);
-  EXPECT_THROW(parse({"--nnodes", "two"}), CLI::ParseError);
-}
-
-TEST(LaunchFlagsCli, LocalRankIsHiddenFromHelp) {
-  CLI::App app;
-  LaunchFlags f;
-  add_launch_flags(app, f);
-  const std::string help = app.help();
-  EXPECT_THAT(help, HasSubstr("--nproc-per-node"));
-  EXPECT_THAT(help, HasSubstr("SHARDLM_CLUSTER_TOKEN"));
-  EXPECT_THAT(help, ::testing::Not(HasSubstr("--local-rank")));
 }
 
 }  // namespace

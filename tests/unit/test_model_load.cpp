@@ -17,15 +17,6 @@ namespace {
 
 using namespace shardlm::testing;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(ModelLoad, HfDirectoryLoadsEveryArchitecture) {
   for (const auto& [name, spec] : reference_tiny_models()) {
     TempDir dir("hf-" + name);

@@ -172,9 +172,10 @@ size_t CudaBackend::weight_bytes() const {
 
 void CudaBackend::prepare_weights(const ModelConfig& c, const ModelWeights& w) {
   const size_t before = weight_bytes();
-  register_matrix(w.tok_embd);
-  register_matrix(w.output);
-  register_vector(w.output_norm, w.tok_embd.ne[0]);
+  // A pipeline stage passes only what it runs: no embedding or no output projection is left empty.
+  if (w.tok_embd.data) register_matrix(w.tok_embd);
+  if (w.output.data) register_matrix(w.output);
+  register_vector(w.output_norm, w.output.ne[0]);
   for (const LayerWeights& L : w.layers) {
     for (const TensorView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
       register_matrix(*m);

@@ -21,8 +21,10 @@ void WeightStore::add_matrix(const TensorView& w) {
   const int64_t cols = w.ne[0], rows = w.rows();
   if (auto it = matrices_.find(w.data); it != matrices_.end()) {
     const Matrix& old = it->second;
-    if (old.cols == cols && old.rows == rows && old.dtype == w.dtype) return;
-    cudaFree(old.dev);  // a new tensor at a freed one's address
+    // A view of the first rows of a registered matrix (a tensor-parallel rank's slice of the tied
+    // embedding is the table's first rows on rank 0) shares its copy.
+    if (covers(old, w)) return;
+    cudaFree(old.dev);  // a larger view of the same rows, or a new tensor at a freed address
     bytes_ -= static_cast<size_t>(old.cols * old.rows) * sizeof(uint16_t);
     matrices_.erase(it);
   }
@@ -64,9 +66,13 @@ void WeightStore::add_vector(const float* host, int64_t n) {
   bytes_ += static_cast<size_t>(n) * sizeof(float);
 }
 
+bool WeightStore::covers(const Matrix& m, const TensorView& w) {
+  return m.cols == w.ne[0] && m.dtype == w.dtype && m.rows >= w.rows();
+}
+
 const uint16_t* WeightStore::matrix(const TensorView& w) const {
   auto it = matrices_.find(w.data);
-  if (it == matrices_.end()) {
+  if (it == matrices_.end() || !covers(it->second, w)) {
     fail("internal: weight '{}' {} is not on the GPU; the backend's prepare_weights must run first",
          w.name, w.shape_str());
   }

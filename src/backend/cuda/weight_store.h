@@ -1,8 +1,10 @@
 // The CUDA backend's copies of a model's weights, keyed by the host pointers the op table passes:
 // matrices (TensorView.data) as BF16 [rows][ne[0]], vectors (norms, biases) as fp32. Filled once at
-// load (CudaBackend::prepare_weights); read-only afterwards. A registered host buffer must stay
-// alive and unchanged while the store lives (a model's weights do): the store cannot see a new
-// buffer that reuses a freed one's address with the same type and shape.
+// load (CudaBackend::prepare_weights); read-only afterwards. A view of a registered matrix's first
+// rows (same address, fewer rows) shares its copy; a larger one at the same address replaces it.
+// A registered host buffer must stay alive and unchanged while the store lives (a model's weights
+// do): the store cannot see a new buffer that reuses a freed one's address with the same type and
+// row length and no more rows.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -41,6 +43,8 @@ class WeightStore {
     float* dev;
     int64_t n;
   };
+  // Whether m holds w: the same row length and type, and at least w's rows.
+  static bool covers(const Matrix& m, const TensorView& w);
   std::unordered_map<const void*, Matrix> matrices_;
   std::unordered_map<const float*, Vector> vectors_;
   size_t bytes_ = 0;
