@@ -100,7 +100,8 @@ void run_bench(const BenchOptions& o) {
 // Many prompts through the continuous-batching engine at each batch size.
 void run_engine_bench(const BenchOptions& o) {
   serve_bench::OfflineBenchOptions e;
-  e.model = resolve_model(o.session.model);
+  e.model = resolve_model(o.session.model, o.session.load_format);
+  e.load_format = o.session.load_format;
   if (o.threads_given) e.threads = o.threads;
   e.num_prompts = o.num_prompts > 0 ? o.num_prompts : 32;
   e.batch_sizes = o.batch_sizes.empty() ? std::vector<int>{e.num_prompts} : o.batch_sizes;
@@ -151,6 +152,7 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(1, 65536));
   off->add_option("-r,--reps", o->reps, "repetitions (median reported)")->check(CLI::Range(1, 100));
   add_device_flags(*off, o->session.device, o->session.gpu_memory_utilization);
+  add_load_format_flag(*off, o->session.load_format);
   add_engine_flags(*off, *o);
   off->callback([o, threads] {
     o->threads_given = threads->count() > 0;

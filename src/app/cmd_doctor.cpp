@@ -15,17 +15,18 @@ namespace {
 struct DoctorArgs {
   dist::LaunchFlags launch;
   std::string model;
+  std::string load_format = "auto";
   bool no_model = false;
   double probe_timeout = 2;
 };
 
 int run(DoctorArgs& a) {
   const dist::LaunchInfo info = dist::resolve_launch(a.launch);
-  const std::string model = a.no_model ? "" : resolve_model(a.model);
+  const std::string model = a.no_model ? "" : resolve_model(a.model, a.load_format);
   if (info.supervisor) return dist::supervise_local_ranks({info.local_world_size, false, 5});
   dist::DoctorOptions o;
   if (!model.empty()) {
-    const auto m = load_model(model);
+    const auto m = load_model(model, a.load_format);
     dist::validate_parallel(info.parallel, info.world_size, info.nnodes, m->config);
     o.fingerprint = dist::model_fingerprint(*m);
   }
@@ -47,6 +48,7 @@ void add_doctor_command(CLI::App& app) {
       "check a multi-node group before serving: reachability, interfaces, /dev/shm, versions, "
       "model fingerprints, all-reduce and link timings (run on every node with serve's flags)");
   cmd->add_option("-m,--model", a->model, "model to fingerprint (default: the default model)");
+  add_load_format_flag(*cmd, a->load_format);
   cmd->add_flag("--no-model", a->no_model, "skip the model fingerprint check");
   cmd->add_option("--probe-timeout", a->probe_timeout, "seconds per reachability probe")
       ->check(CLI::Range(0.1, 60.0));

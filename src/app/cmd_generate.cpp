@@ -64,7 +64,8 @@ const char* finish_name(RequestFinishReason r) {
 void run_batch(const GenerateOptions& o) {
   auto prompts = read_prompts_file(o.prompts_file);
   EngineArgs args;
-  args.model = resolve_model(o.session.model);
+  args.model = resolve_model(o.session.model, o.session.load_format);
+  args.load_format = o.session.load_format;
   args.threads = o.session.threads;
   args.max_model_len = o.session.ctx_size;
   args.max_num_batched_tokens = o.session.batch_size;

@@ -83,12 +83,12 @@ std::optional<dist::GroupOptions> group_options(const dist::LaunchInfo& info,
 void run_serve(ServeOptions& o) {
   const dist::LaunchInfo info = dist::resolve_launch(o.group);
   if (info.supervisor) {
-    resolve_model(o.args.engine.model);  // fetch the default model once, before the children
+    resolve_model(o.args.engine.model, o.args.engine.load_format);  // fetch the default model once, before the children
     std::exit(dist::supervise_local_ranks(
         {info.local_world_size, info.node_rank == 0, o.args.shutdown_grace + 5}));
   }
   o.args.group = group_options(info, o.group);
-  o.args.engine.model = resolve_model(o.args.engine.model);
+  o.args.engine.model = resolve_model(o.args.engine.model, o.args.engine.load_format);
   o.args.engine.enable_prefix_caching = !o.no_prefix_caching;
   if (!o.kv_cache_memory.empty()) {
     o.args.engine.kv_cache_memory = parse_size(o.kv_cache_memory, "--kv-cache-memory");
@@ -104,6 +104,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option(
       "-m,--model", o->args.engine.model,
       "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1)");
+  add_load_format_flag(*cmd, o->args.engine.load_format);
   add_engine_flags(*cmd, *o);
   add_http_flags(*cmd, *o);
   dist::add_launch_flags(*cmd, o->group);

@@ -17,5 +17,7 @@ void add_doctor_command(CLI::App& app);
 // --device cpu|cuda|auto and --gpu-memory-utilization, shared by generate, bench offline and
 // serve (app/device_flag.cpp).
 void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_utilization);
+// --load-format auto|dummy (app/device_flag.cpp).
+void add_load_format_flag(CLI::App& cmd, std::string& load_format);
 
 }  // namespace shardlm::app

@@ -26,6 +26,10 @@ std::string default_model_path() {
   return (fs::path(model_cache_dir()) / kDefaultFile).string();
 }
 
+std::string resolve_model(const std::string& flag, const std::string& load_format) {
+  return load_format == "dummy" ? flag : resolve_model(flag);
+}
+
 std::string resolve_model(const std::string& flag) {
   if (!flag.empty()) return flag;
   const std::string path = default_model_path();

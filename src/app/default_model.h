@@ -12,5 +12,8 @@ std::string default_model_path();
 // Returns `flag` when given; otherwise the default model (saying so on stderr), fetching it with
 // scripts/fetch_default_model.sh when it is not cached yet.
 std::string resolve_model(const std::string& flag);
+// As above for a --load-format: "dummy" names a preset or config.json, so `flag` is returned as it
+// is (load_model says what is wrong with it).
+std::string resolve_model(const std::string& flag, const std::string& load_format);
 
 }  // namespace shardlm::app

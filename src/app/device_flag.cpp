@@ -1,4 +1,5 @@
-// The --device flag (which backend runs the model, resolved by backend/make_backend.h) and
+// The --load-format flag (model/dummy_model.h), the --device flag (which backend runs the model,
+// resolved by backend/make_backend.h) and
 // --gpu-memory-utilization (how much of the GPU the engine's KV cache may fill,
 // engine/kv_sizing.h).
 #include "app/commands.h"
@@ -13,6 +14,14 @@ void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_uti
                  "on a GPU without --kv-cache-memory: the fraction of its memory for weights, "
                  "activations and the KV cache")
       ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
+}
+
+void add_load_format_flag(CLI::App& cmd, std::string& load_format) {
+  cmd.add_option("--load-format", load_format,
+                 "auto: read the model's weights; dummy: random weights for --model given as a "
+                 "preset (llama-3.1-8b, qwen2.5-7b, ...) or a config.json, for benchmarks")
+      ->check(CLI::IsMember({"auto", "dummy"}))
       ->capture_default_str();
 }
 

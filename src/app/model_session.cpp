@@ -9,8 +9,8 @@
 
 namespace shardlm::app {
 
-std::unique_ptr<Model> open_model(const std::string& flag) {
-  return load_model(resolve_model(flag));
+std::unique_ptr<Model> open_model(const std::string& flag, const std::string& load_format) {
+  return load_model(resolve_model(flag, load_format), load_format);
 }
 
 std::unique_ptr<Tokenizer> open_tokenizer(const Model& model) {
@@ -19,7 +19,7 @@ std::unique_ptr<Tokenizer> open_tokenizer(const Model& model) {
 
 ModelSession open_session(const SessionOptions& o) {
   ModelSession s;
-  s.model = open_model(o.model);
+  s.model = open_model(o.model, o.load_format);
   s.tokenizer = open_tokenizer(*s.model);
   GeneratorOptions g;
   g.max_context = o.ctx_size > 0 ? o.ctx_size : std::min(s.model->config.context_length, 4096);
@@ -44,6 +44,7 @@ void add_session_flags(CLI::App& cmd, SessionOptions& o) {
   cmd.add_option("-b,--batch-size", o.batch_size, "prompt tokens per forward step")
       ->check(CLI::Range(1, 65536));
   add_device_flags(cmd, o.device, o.gpu_memory_utilization);
+  add_load_format_flag(cmd, o.load_format);
 }
 
 }  // namespace shardlm::app

@@ -15,6 +15,7 @@ namespace shardlm::app {
 
 struct SessionOptions {
   std::string model;                    // path or "" for the default model
+  std::string load_format = "auto";     // or "dummy"
   int threads = 0;                      // 0 = all cores
   int ctx_size = 0;                     // 0 = model context (capped at 4096)
   int batch_size = 512;                 // prefill chunk
@@ -29,7 +30,7 @@ struct ModelSession {
   std::unique_ptr<Generator> generator;
 };
 
-std::unique_ptr<Model> open_model(const std::string& flag);
+std::unique_ptr<Model> open_model(const std::string& flag, const std::string& load_format = "auto");
 std::unique_ptr<Tokenizer> open_tokenizer(const Model& model);
 ModelSession open_session(const SessionOptions& options);
 // Adds --model, --threads, --ctx-size, --batch-size, --device to a subcommand.

@@ -36,7 +36,7 @@ BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c) {
 }
 
 LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR_FILENO)) {
-  model_ = load_model(args.model);
+  model_ = load_model(args.model, args.load_format);
   tokenizer_ = Tokenizer::create(model_->tokenizer);
   const ModelConfig& c = model_->config;
   EngineConfig config = engine_config(args);

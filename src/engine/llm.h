@@ -20,7 +20,8 @@
 namespace shardlm {
 
 struct EngineArgs {
-  std::string model;  // GGUF file or Hugging Face directory
+  std::string model;  // GGUF file or Hugging Face directory; a preset or config.json for dummy
+  std::string load_format = "auto";  // "auto" or "dummy" (model/dummy_model.h)
   int threads = 0;    // 0 = all hardware threads
   int block_size = 16;
   int64_t num_kv_blocks = 0;  // 0 = sized from kv_cache_memory

@@ -82,7 +82,9 @@ std::vector<std::string> shard_files(const std::string& dir) {
   return {single.string()};
 }
 
-void load_chat_template(Model& m, const std::string& dir) {
+}  // namespace
+
+void load_hf_chat_template(Model& m, const std::string& dir) {
   const fs::path jinja = fs::path(dir) / "chat_template.jinja";
   if (fs::exists(jinja)) {
     std::ifstream in(jinja);
@@ -105,8 +107,6 @@ void load_chat_template(Model& m, const std::string& dir) {
   }
 }
 
-}  // namespace
-
 std::unique_ptr<Model> load_hf_model(const std::string& dir) {
   auto m = std::make_unique<Model>();
   m->path = dir;
@@ -123,7 +123,7 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir) {
   }
   m->config.validate(config_path);
   m->tokenizer = load_tokenizer_json(dir);
-  load_chat_template(*m, dir);
+  load_hf_chat_template(*m, dir);
   m->weights = bind_weights(
       m->config,
       [&by_name](const std::string& n) -> const TensorView* {

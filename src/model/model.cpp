@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "model/dummy_model.h"
 
 namespace shardlm {
 
@@ -16,6 +17,13 @@ std::unique_ptr<Model> load_model(const std::string& path) {
     fail("model '{}' does not exist; pass a .gguf file or a Hugging Face model directory", path);
   }
   return load_gguf_model(path);
+}
+
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& load_format) {
+  if (load_format == "auto") return load_model(path);
+  if (load_format == "dummy") return load_dummy_model(path);
+  fail("unknown --load-format '{}'; use auto (read the file) or dummy (random weights)",
+       load_format);
 }
 
 namespace {

@@ -18,7 +18,7 @@ namespace shardlm {
 
 struct Model {
   std::string path;
-  std::string format;  // "gguf" or "safetensors"
+  std::string format;  // "gguf", "safetensors" or "dummy"
   ModelConfig config;
   TokenizerSpec tokenizer;
   ModelWeights weights;
@@ -28,6 +28,7 @@ struct Model {
   std::unique_ptr<GgufFile> gguf;
   std::vector<std::unique_ptr<SafetensorsFile>> shards;
   std::deque<std::vector<float>> owned;
+  std::vector<std::unique_ptr<uint16_t[]>> generated;  // dummy BF16 matrices (dummy_model.h)
 
   size_t weight_bytes() const;  // bytes of all tensors the model uses
   std::vector<std::pair<std::string, int>> tensor_type_counts() const;
@@ -36,7 +37,12 @@ struct Model {
 // Loads a .gguf file or a Hugging Face directory (config.json + safetensors + tokenizer.json).
 // Throws Error naming the file and the problem.
 std::unique_ptr<Model> load_model(const std::string& path);
+// As above for load_format "auto"; "dummy" generates weights for a preset or config.json
+// (dummy_model.h). Other formats are an Error listing the known ones.
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& load_format);
 std::unique_ptr<Model> load_gguf_model(const std::string& path);
 std::unique_ptr<Model> load_hf_model(const std::string& dir);
+// Sets m.chat_template from dir's chat_template.jinja or tokenizer_config.json, when present.
+void load_hf_chat_template(Model& m, const std::string& dir);
 
 }  // namespace shardlm

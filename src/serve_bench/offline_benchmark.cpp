@@ -52,6 +52,7 @@ double now_seconds() {
 RunResult run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
   EngineArgs args;
   args.model = o.model;
+  args.load_format = o.load_format;
   args.threads = threads;
   args.max_num_seqs = batch_size;
   args.max_num_batched_tokens = std::max(o.max_num_batched_tokens, batch_size);

@@ -13,7 +13,8 @@
 namespace shardlm::serve_bench {
 
 struct OfflineBenchOptions {
-  std::string model;               // a resolved path
+  std::string model;               // a resolved path (a preset or config.json for dummy)
+  std::string load_format = "auto";
   std::vector<int> threads = {0};  // 0 = all cores
   std::vector<int> batch_sizes = {1};
   int num_prompts = 16;

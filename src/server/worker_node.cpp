@@ -55,7 +55,7 @@ group_master_runner(std::shared_ptr<dist::Group> group) {
 int run_worker_node(const ServerArgs& args) {
   const dist::GroupOptions& g = *args.group;
   dist::Group group(g);
-  auto model = load_model(args.engine.model);
+  auto model = load_model(args.engine.model, args.engine.load_format);
   group.join(*model);
   const ModelConfig& c = model->config;
   const EngineArgs& e = args.engine;

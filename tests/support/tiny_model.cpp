@@ -10,6 +10,7 @@
 
 #include "gguf_writer.h"
 #include "safetensors_writer.h"
+#include "tokenizer/byte_vocab.h"
 
 namespace shardlm::testing {
 
@@ -28,28 +29,8 @@ uint64_t fnv1a(const std::string& s) {
   return h;
 }
 
-// GPT-2's reversible byte -> printable code point map.
-std::vector<std::string> byte_tokens() {
-  std::vector<std::string> out(256);
-  int extra = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable =
-        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    const uint32_t cp = printable ? static_cast<uint32_t>(b) : static_cast<uint32_t>(256 + extra++);
-    std::string s;
-    if (cp < 0x80) {
-      s += static_cast<char>(cp);
-    } else {
-      s += static_cast<char>(0xC0 | (cp >> 6));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    out[static_cast<size_t>(b)] = s;
-  }
-  return out;
-}
-
 std::vector<std::string> vocab_tokens(int vocab) {
-  auto t = byte_tokens();
+  auto t = gpt2_byte_tokens();
   t.push_back("<|bos|>");
   t.push_back("<|eos|>");
   while (static_cast<int>(t.size()) < vocab)

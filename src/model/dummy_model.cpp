@@ -1,0 +1,190 @@
+// Dummy weights: every canonical tensor the config asks for, filled from a counter-based hash so
+// that generation is parallel and the same on every rank.
+#include "model/dummy_model.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/thread_pool.h"
+#include "model/hf_config.h"
+#include "model/model_presets.h"
+#include "tokenizer/byte_vocab.h"
+#include "tokenizer/tokenizer_json.h"
+
+namespace shardlm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ConfigSource {
+  nlohmann::json config;
+  std::string source;     // for error messages
+  std::string directory;  // where tokenizer.json may be; "" for presets
+};
+
+std::string preset_list() {
+  return fmt::format("{}", fmt::join(model_preset_names(), ", "));
+}
+
+ConfigSource find_config(const std::string& what) {
+  if (what.empty()) {
+    fail("--load-format dummy needs --model: a preset ({}) or a config.json", preset_list());
+  }
+  if (auto preset = model_preset(what)) return {*preset, "preset '" + what + "'", ""};
+  std::error_code ec;
+  if (fs::is_directory(what, ec)) {
+    const std::string path = (fs::path(what) / "config.json").string();
+    if (!fs::exists(path, ec)) fail("--load-format dummy: '{}' has no config.json", what);
+    return {read_json_file(path), path, what};
+  }
+  if (fs::is_regular_file(what, ec)) {
+    return {read_json_file(what), what, fs::path(what).parent_path().string()};
+  }
+  fail(
+      "--load-format dummy: '{}' is not a preset ({}), a config.json file or a directory holding "
+      "one",
+      what, preset_list());
+}
+
+uint64_t mix(uint64_t z) {  // splitmix64's finaliser
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t name_key(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+// Generates tensors by canonical name, with the shapes bind_weights checks against the config.
+class DummyWeights {
+ public:
+  DummyWeights(const ModelConfig& c, Model& m)
+      : c_(c), m_(m), pool_(ThreadPool::default_threads()) {}
+
+  // Matrices are BF16 uniform in +-sqrt(3 / row length), so every output element has unit
+  // variance for unit-variance inputs: activations stay finite through any number of layers.
+  // Norm weights are 1 and biases small.
+  const TensorView* lookup(const std::string& name) {
+    if (auto it = made_.find(name); it != made_.end()) return &it->second;
+    const auto shape = shape_of(name);
+    if (!shape) return nullptr;
+    const auto [cols, rows] = *shape;
+    TensorView t;
+    t.name = name;
+    t.ne = {cols, rows, 1, 1};
+    t.n_dims = rows > 1 ? 2 : 1;
+    if (rows > 1) {
+      t.dtype = DType::BF16;
+      t.data = fill_bf16(name, cols * rows, std::sqrt(3.f / static_cast<float>(cols)));
+    } else {
+      t.dtype = DType::F32;
+      const bool bias = name.find(".bias") != std::string::npos;
+      t.data = fill_f32(name, cols, bias ? 0.02f : 0.f, bias ? 0.f : 1.f);
+    }
+    return &made_.emplace(name, t).first->second;
+  }
+
+ private:
+  // [row length, rows] of a canonical tensor name, or nullopt for a tensor the model lacks.
+  std::optional<std::pair<int64_t, int64_t>> shape_of(const std::string& name) const {
+    const int64_t d = c_.d_model, q = c_.q_dim(), kv = c_.kv_dim(), f = c_.ffn_dim;
+    if (name == "token_embd.weight") return std::pair{d, int64_t{c_.vocab_size}};
+    if (name == "output.weight") {
+      if (c_.tied_embeddings) return std::nullopt;
+      return std::pair{d, int64_t{c_.vocab_size}};
+    }
+    if (name == "output_norm.weight") return std::pair{d, int64_t{1}};
+    const auto dot = name.find('.', 4);
+    if (name.rfind("blk.", 0) != 0 || dot == std::string::npos) return std::nullopt;
+    static const std::map<std::string, int> kind = {
+        {"attn_norm.weight", 0},   {"ffn_norm.weight", 0},   {"attn_q.weight", 1},
+        {"attn_k.weight", 2},      {"attn_v.weight", 2},     {"attn_output.weight", 3},
+        {"ffn_gate.weight", 4},    {"ffn_up.weight", 4},     {"ffn_down.weight", 5},
+        {"attn_q.bias", 6},        {"attn_k.bias", 7},       {"attn_v.bias", 7},
+        {"attn_q_norm.weight", 8}, {"attn_k_norm.weight", 8}};
+    const auto it = kind.find(name.substr(dot + 1));
+    if (it == kind.end()) return std::nullopt;
+    const bool bias = it->second == 6 || it->second == 7;
+    if ((bias && !c_.qkv_bias) || (it->second == 8 && !c_.qk_norm)) return std::nullopt;
+    const std::pair<int64_t, int64_t> shapes[] = {{d, 1}, {d, q}, {d, kv}, {q, d},          {d, f},
+                                                  {f, d}, {q, 1}, {kv, 1}, {c_.head_dim, 1}};
+    return shapes[it->second];
+  }
+
+  const void* fill_bf16(const std::string& name, int64_t n, float scale) {
+    auto& buf = m_.generated.emplace_back(new uint16_t[static_cast<size_t>(n)]);
+    uint16_t* out = buf.get();
+    const uint64_t key = name_key(name);
+    pool_.parallel_for(n, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const float u = static_cast<float>(mix(key + static_cast<uint64_t>(i)) >> 40) * 0x1p-24f;
+        out[i] = fp32_to_bf16((2.f * u - 1.f) * scale);
+      }
+    });
+    return out;
+  }
+
+  const void* fill_f32(const std::string& name, int64_t n, float scale, float offset) {
+    auto& v = m_.owned.emplace_back(static_cast<size_t>(n));
+    const uint64_t key = name_key(name);
+    for (int64_t i = 0; i < n; ++i) {
+      const float u = static_cast<float>(mix(key + static_cast<uint64_t>(i)) >> 40) * 0x1p-24f;
+      v[static_cast<size_t>(i)] = offset + (2.f * u - 1.f) * scale;
+    }
+    return v.data();
+  }
+
+  const ModelConfig& c_;
+  Model& m_;
+  ThreadPool pool_;
+  std::map<std::string, TensorView> made_;
+};
+
+TokenizerSpec dummy_tokenizer(const ConfigSource& src, int vocab) {
+  std::error_code ec;
+  if (!src.directory.empty() && fs::exists(fs::path(src.directory) / "tokenizer.json", ec)) {
+    TokenizerSpec t = load_tokenizer_json(src.directory);
+    if (static_cast<int>(t.tokens.size()) > vocab) {
+      fail("'{}': the tokenizer has {} tokens but vocab_size is {}", src.source, t.tokens.size(),
+           vocab);
+    }
+    return t;
+  }
+  return byte_level_spec(vocab);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_dummy_model(const std::string& what) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ConfigSource src = find_config(what);
+  auto m = std::make_unique<Model>();
+  m->path = what;
+  m->format = "dummy";
+  m->config = hf_config_from_json(src.config, src.source);
+  if (m->config.name.empty()) m->config.name = what;
+  m->config.validate(src.source);
+  m->tokenizer = dummy_tokenizer(src, m->config.vocab_size);
+  if (!src.directory.empty()) load_hf_chat_template(*m, src.directory);
+  DummyWeights gen(m->config, *m);
+  m->weights = bind_weights(
+      m->config, [&gen](const std::string& n) { return gen.lookup(n); }, m->owned,
+      "dummy weights of " + src.source);
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
+  spdlog::info("dummy weights for {}: {:.2f} GiB of random BF16 generated in {:.1f} s", src.source,
+               static_cast<double>(m->weight_bytes()) / (1 << 30), took.count());
+  return m;
+}
+
+}  // namespace shardlm

@@ -1,0 +1,155 @@
+// --load-format dummy: presets with the public models' shapes, config.json files and directories,
+// deterministic weights (every rank of a group must generate the same), and the errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/fp16.h"
+#include "dist/group.h"
+#include "engine/llm.h"
+#include "model/dummy_model.h"
+#include "model/hf_config.h"
+#include "model/model_presets.h"
+#include "test_support.h"
+#include "tiny_model.h"
+
+namespace shardlm {
+namespace {
+
+using namespace shardlm::testing;
+
+// Parameters of a llama-style decoder with this config, as Hugging Face counts them.
+int64_t parameter_count(const ModelConfig& c) {
+  const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.ffn_dim, v = c.vocab_size;
+  int64_t layer = d * q + 2 * d * kv + q * d + 3 * d * f + 2 * d;
+  if (c.qkv_bias) layer += q + 2 * kv;
+  if (c.qk_norm) layer += 2 * c.head_dim;
+  return v * d * (c.tied_embeddings ? 1 : 2) + c.n_layers * layer + d;
+}
+
+ModelConfig preset_config(const std::string& name) {
+  const auto j = model_preset(name);
+  EXPECT_TRUE(j.has_value()) << name;
+  return hf_config_from_json(*j, name);
+}
+
+std::string write_config(const TempDir& dir, const nlohmann::json& j) {
+  const std::string path = dir.path("config.json");
+  std::ofstream(path) << j.dump();
+  return path;
+}
+
+nlohmann::json tiny_config() {
+  return {{"model_type", "llama"},       {"hidden_size", 64},
+          {"intermediate_size", 96},     {"num_hidden_layers", 2},
+          {"num_attention_heads", 4},    {"num_key_value_heads", 2},
+          {"vocab_size", 300},           {"max_position_embeddings", 256},
+          {"tie_word_embeddings", false}};
+}
+
+TEST(DummyModel, PresetsHaveThePublicParameterCounts) {
+  // The totals Hugging Face reports for these checkpoints.
+  EXPECT_EQ(parameter_count(preset_config("llama-3.1-8b")), 8030261248);
+  EXPECT_EQ(parameter_count(preset_config("llama-3.2-1b")), 1235814400);
+  EXPECT_EQ(parameter_count(preset_config("qwen2.5-7b")), 7615616512);
+  EXPECT_EQ(parameter_count(preset_config("smollm2-135m")), 134515008);
+  const ModelConfig c = preset_config("llama-3.1-8b");
+  EXPECT_EQ(c.n_kv_heads, 8);
+  EXPECT_FALSE(c.tied_embeddings);
+  EXPECT_EQ(c.rope_freq_factors.size(), 64u);  // llama3 rope scaling
+  EXPECT_TRUE(preset_config("qwen3-8b").qk_norm);
+  EXPECT_TRUE(preset_config("qwen2.5-7b").qkv_bias);
+}
+
+TEST(DummyModel, ConfigFileGivesBoundBf16Weights) {
+  TempDir dir("dummy-cfg");
+  const auto m = load_dummy_model(write_config(dir, tiny_config()));
+  EXPECT_EQ(m->format, "dummy");
+  EXPECT_EQ(m->config.d_model, 64);
+  EXPECT_FALSE(m->config.tied_embeddings);
+  ASSERT_EQ(m->weights.layers.size(), 2u);
+  const TensorView& wq = m->weights.layers[1].wq;
+  EXPECT_EQ(wq.dtype, DType::BF16);
+  EXPECT_EQ(wq.ne[0], 64);
+  EXPECT_EQ(wq.rows(), 64);
+  // Uniform in +-sqrt(3 / 64): bounded, centred, not constant.
+  const auto* bits = static_cast<const uint16_t*>(wq.data);
+  double sum = 0, sq = 0, bound = std::sqrt(3.0 / 64) * 1.01;
+  for (int64_t i = 0; i < wq.numel(); ++i) {
+    const double x = bf16_to_fp32(bits[i]);
+    ASSERT_LE(std::abs(x), bound);
+    sum += x, sq += x * x;
+  }
+  const double n = static_cast<double>(wq.numel());
+  EXPECT_NEAR(sum / n, 0, 0.01);
+  EXPECT_NEAR(sq / n, 1.0 / 64, 0.2 / 64);  // variance of U(-a, a) is a^2 / 3
+  EXPECT_EQ(m->weights.layers[0].attn_norm[5], 1.f);
+  EXPECT_EQ(m->tokenizer.tokens.size(), 300u);  // the byte-level vocabulary, padded
+}
+
+TEST(DummyModel, EveryLoadGeneratesTheSameWeights) {
+  TempDir dir("dummy-same");
+  const std::string cfg = write_config(dir, tiny_config());
+  const auto a = load_dummy_model(cfg);
+  const auto b = load_dummy_model(cfg);
+  const TensorView& x = a->weights.layers[0].w_down;
+  const TensorView& y = b->weights.layers[0].w_down;
+  ASSERT_EQ(x.nbytes(), y.nbytes());
+  EXPECT_EQ(std::memcmp(x.data, y.data, x.nbytes()), 0);
+  EXPECT_NE(std::memcmp(x.data, a->weights.layers[0].w_up.data, 64), 0);  // tensors differ
+  EXPECT_EQ(dist::model_fingerprint(*a), dist::model_fingerprint(*b));
+}
+
+TEST(DummyModel, DirectoryKeepsItsTokenizerAndTemplate) {
+  TempDir dir("dummy-dir");
+  TinyModelSpec spec;
+  write_tiny_hf_model(dir.path("m"), spec);
+  const auto real = load_model(dir.path("m"));
+  const auto dummy = load_model(dir.path("m"), "dummy");
+  EXPECT_EQ(dummy->tokenizer.tokens, real->tokenizer.tokens);
+  EXPECT_EQ(dummy->chat_template, real->chat_template);
+  EXPECT_EQ(dummy->config.d_model, real->config.d_model);
+  EXPECT_EQ(dummy->weights.tok_embd.dtype, DType::BF16);
+}
+
+TEST(DummyModel, RunsThroughTheEngine) {
+  TempDir dir("dummy-run");
+  EngineArgs args;
+  args.model = write_config(dir, tiny_config());
+  args.load_format = "dummy";
+  args.device = "cpu";
+  args.threads = 2;
+  args.show_progress = false;
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  greedy.max_tokens = 8;
+  greedy.ignore_eos = true;
+  std::vector<std::vector<int32_t>> outputs;
+  for (int run = 0; run < 2; ++run) {
+    LLM llm(args);
+    const auto out = llm.generate({"hello"}, greedy);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].token_ids.size(), 8u);
+    outputs.push_back(out[0].token_ids);
+  }
+  EXPECT_EQ(outputs[0], outputs[1]);
+}
+
+TEST(DummyModel, ErrorsNameWhatToPass) {
+  EXPECT_NE(error_of([] { load_dummy_model("llama-9000"); }).find("llama-3.1-8b"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_dummy_model(""); }).find("needs --model"), std::string::npos);
+  EXPECT_NE(error_of([] { load_model("x", "pt"); }).find("unknown --load-format 'pt'"),
+            std::string::npos);
+  TempDir dir("dummy-bad");
+  nlohmann::json bad = tiny_config();
+  bad.erase("num_hidden_layers");
+  const std::string msg = error_of([&] { load_dummy_model(write_config(dir, bad)); });
+  EXPECT_NE(msg.find("config.json': missing 'num_hidden_layers'"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace shardlm
