@@ -2,10 +2,11 @@
 // the BF16 bytes one decode step must read and the decode rate that bandwidth allows (the
 // roofline docs/benchmarks.md compares measured tokens/s against).
 //
-//   bench_cuda [MODEL.gguf ...]
+//   bench_cuda [MODEL ...]   (a .gguf file or HF directory, or a dummy preset such as llama-3.1-8b)
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <set>
 
 #include "model/model.h"
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
               c.copy_gb_per_s, c.gemm_tflops);
   std::printf("kernel launch, back to back: %.2f us\n", c.launch_us);
   for (int i = 1; i < argc; ++i) {
-    const auto model = shardlm::load_model(argv[i]);
+    const bool file = std::filesystem::exists(argv[i]);
+    const auto model = shardlm::load_model(argv[i], file ? "auto" : "dummy");
     const double bytes = bf16_weight_bytes(*model);
     std::printf("%s: %.1f MB of BF16 weights read per decode step; roofline %.0f tokens/s\n",
                 argv[i], bytes / 1e6, c.copy_gb_per_s * 1e9 / bytes);

@@ -3,6 +3,9 @@
 # .git/info/exclude; name it in the device tool's `carry`): the CUDA build's binaries and the
 # shared libraries of our Debian packages that the GPU machine's image lacks (bundle.tar.xz), and
 # the default model cut to its first N layers (the whole file is over the 64 MiB upload limit).
+# With N_LAYERS 0 it packs no model but the whole default model in two halves instead, for two
+# calls in a row: .devcarry-a/model.part1 and .devcarry-b/model.part2 (scripts/device_compare.sh
+# joins them on the GPU machine).
 #
 #   SHARDLM_BUILD_DIR=build-cuda scripts/device_bundle.sh [N_LAYERS=10]
 set -euo pipefail
@@ -27,5 +30,16 @@ for lib in $(ldd "${BINS[@]}" | awk '/=>/ {print $3}' | sort -u); do
 done
 tar -C "$DEST/stage" -cJf "$DEST/bundle.tar.xz" bin lib
 rm -rf "$DEST/stage"
-python3 scripts/slice_gguf.py "$MODEL" "$DEST/smollm2-${LAYERS}layers.gguf" "$LAYERS"
+if [ "$LAYERS" != 0 ]; then
+  python3 scripts/slice_gguf.py "$MODEL" "$DEST/smollm2-${LAYERS}layers.gguf" "$LAYERS"
+else
+  for d in a b; do
+    grep -qx "/$DEST-$d/" .git/info/exclude || echo "/$DEST-$d/" >>.git/info/exclude
+    rm -rf "$DEST-$d" && mkdir -p "$DEST-$d"
+  done
+  half=$(($(stat -c %s "$MODEL") / 2 + 1))
+  head -c "$half" "$MODEL" >"$DEST-a/model.part1"
+  tail -c +"$((half + 1))" "$MODEL" >"$DEST-b/model.part2"
+  du -sh "$DEST-a"/* "$DEST-b"/*
+fi
 du -sh "$DEST"/*

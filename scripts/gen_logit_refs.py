@@ -134,7 +134,7 @@ def gen_tiny(out_dir):
         print("wrote", path, logits.shape)
 
 
-def gen_gguf(gguf_path, out_dir):
+def gen_gguf(gguf_path, out_dir, name="smollm2_135m_q4_1.json"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     d, f = os.path.dirname(os.path.abspath(gguf_path)), os.path.basename(gguf_path)
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
@@ -156,9 +156,9 @@ def gen_gguf(gguf_path, out_dir):
                          "probe_logits": [round(float(row[i]), 4) for i in probe]})
         cases.append({"prompt": prompt, "ids": ids, "positions": rows, "greedy": gen})
         print(prompt, "->", repr(tok.decode(gen)))
-    path = os.path.join(out_dir, "smollm2_135m_q4_1.json")
+    path = os.path.join(out_dir, name)
     with open(path, "w") as fh:
-        json.dump({"model": "SmolLM2-135M-Instruct.Q4_1.gguf", "probe_ids": probe, "cases": cases}, fh)
+        json.dump({"model": f, "probe_ids": probe, "cases": cases}, fh)
     print("wrote", path)
 
 
@@ -167,13 +167,14 @@ def main():
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--gguf")
     ap.add_argument("--out", default="tests/data/logits")
+    ap.add_argument("--name", default="smollm2_135m_q4_1.json", help="file name of the --gguf dump")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(0)
     if a.tiny:
         gen_tiny(a.out)
     if a.gguf:
-        gen_gguf(a.gguf, a.out)
+        gen_gguf(a.gguf, a.out, a.name)
 
 
 if __name__ == "__main__":

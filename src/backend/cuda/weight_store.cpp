@@ -31,6 +31,12 @@ void WeightStore::add_matrix(const TensorView& w) {
   Matrix m{nullptr, cols, rows, w.dtype};
   const size_t n = static_cast<size_t>(cols * rows);
   SHARDLM_CUDA_CHECK(cudaMalloc(&m.dev, n * sizeof(uint16_t)));
+  if (w.dtype == DType::BF16) {  // already the device format: one copy, no conversion
+    SHARDLM_CUDA_CHECK(cudaMemcpy(m.dev, w.data, n * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    matrices_.emplace(w.data, m);
+    bytes_ += n * sizeof(uint16_t);
+    return;
+  }
   // Row chunks of about 16M elements keep the host staging small for large embeddings.
   const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(cols, 1));
   std::vector<float> row(static_cast<size_t>(cols));

@@ -23,7 +23,8 @@ class WeightStore {
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
 
-  // Dequantises (CPU reference) and rounds to BF16 on the host, in row chunks, then uploads.
+  // Dequantises (CPU reference) and rounds to BF16 on the host, in row chunks, then uploads; BF16
+  // rows are uploaded as they are.
   void add_matrix(const TensorView& w);
   void add_vector(const float* host, int64_t n);
   // The device copy of a registered matrix; throws Error naming the tensor when it is missing.
