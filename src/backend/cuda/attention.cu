@@ -1,4 +1,4 @@
-// Attention kernel (flash-decoding style): one block per (query row, head, key split). Each of the
+// Attention kernel (flash-decoding style): one block per (head, query row, key split). Each of the
 // block's warps walks a strided subset of the split's keys, four keys per iteration so that eight
 // row loads (keys and values) are in flight, with an online softmax (running max m, sum l and the
 // weighted value sum acc, each lane owning dims lane, lane + 32, ...). The warps merge in shared
@@ -32,6 +32,7 @@ struct KernelArgs {
   int n_splits;
   float* out;      // [n_rows][n_heads][head_dim] when n_splits == 1
   float* partial;  // [n_rows][n_heads][n_splits][head_dim + 2] (acc, then m, l) otherwise
+  int row_base;    // the launch's first row (grids hold at most 65,535 rows in y)
 };
 
 struct RowKeys {
@@ -55,7 +56,7 @@ __device__ RowKeys block_keys(const KernelArgs& a, int row, int split, DeviceAtt
 // DPL: head dims per lane (head_dim <= 32 * DPL).
 template <int DPL>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
-  const int row = blockIdx.x, h = blockIdx.y, split = blockIdx.z;
+  const int h = blockIdx.x, row = a.row_base + static_cast<int>(blockIdx.y), split = blockIdx.z;
   DeviceAttnSeq seq{};
   const RowKeys keys = block_keys(a, row, split, &seq);
   if (!keys.valid) return;
@@ -170,10 +171,16 @@ __global__ void combine_kernel(const float* partial, int n_splits, int head_dim,
 }
 
 template <int DPL>
-void launch(const KernelArgs& a, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(a.batch.n_rows), static_cast<unsigned>(a.p.n_heads),
-                  static_cast<unsigned>(a.n_splits));
-  attention_kernel<DPL><<<grid, kWarps * 32, 0, stream>>>(a);
+void launch(KernelArgs a, cudaStream_t stream) {
+  // Heads fastest: the query heads of one KV head (GQA), and then the next rows of a sequence,
+  // run side by side and read the same key/value rows, so those come from L2 instead of memory.
+  constexpr int kMaxGridY = 65535;
+  for (a.row_base = 0; a.row_base < a.batch.n_rows; a.row_base += kMaxGridY) {
+    const int rows = std::min(kMaxGridY, a.batch.n_rows - a.row_base);
+    const dim3 grid(static_cast<unsigned>(a.p.n_heads), static_cast<unsigned>(rows),
+                    static_cast<unsigned>(a.n_splits));
+    attention_kernel<DPL><<<grid, kWarps * 32, 0, stream>>>(a);
+  }
 }
 
 }  // namespace
@@ -194,7 +201,7 @@ void attention(const float* q, const float* cache_k, const float* cache_v,
                const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream) {
   if (batch.n_rows == 0) return;
-  KernelArgs a{q, cache_k, cache_v, batch, p, INT_MAX, 1, out, scratch};
+  KernelArgs a{q, cache_k, cache_v, batch, p, INT_MAX, 1, out, scratch, 0};
   a.n_splits = attention_splits(batch.n_rows, p.n_heads, batch.max_keys);
   if (a.n_splits > 1) a.split_keys = (batch.max_keys + a.n_splits - 1) / a.n_splits;
   if (p.head_dim <= 64) {
