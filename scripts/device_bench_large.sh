@@ -7,6 +7,7 @@
 #
 #   here:  SHARDLM_BUILD_DIR=build-cuda scripts/device_bundle.sh
 #   run:   scripts/device_bench_large.sh [PRESET=llama-3.1-8b]     (carry: [".devcarry"])
+#   BATCHES="256 64" (default "256 64 16 1") and PROFILE=0 shorten it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_lib.sh
@@ -18,13 +19,13 @@ step ceilings 180 "$BIN/bench_cuda" "$P"
 grep -E "copy|gemm|launch|roofline" "$LOGS/ceilings.log" | tee -a "$SUMMARY"
 step single 300 "$BIN/shardlm" bench offline "${D[@]}" -t 1 -p 2048 -n 256 -r 3
 grep "^| $P" "$LOGS/single.log" | tee -a "$SUMMARY"
-for b in 256 64 16 1; do
+for b in ${BATCHES:-256 64 16 1}; do
   n=$((b < 2 ? 2 : b))
   step "batch$b" 400 "$BIN/shardlm" bench offline "${D[@]}" --batch-sizes "$b" --num-prompts "$n" \
     -p 1000 -n 1000 --max-num-batched-tokens 8192
   grep -hE "KV cache:|Output token throughput|Median TPOT|Median TTFT" "$LOGS/batch$b.log" |
     sed "s/^/batch $b: /" | tee -a "$SUMMARY"
 done
-SHARDLM_CUDA_PROFILE=1 step profile 200 "$BIN/shardlm" bench offline "${D[@]}" -t 1 -p 512 -n 64 -r 1
-tail -n 40 "$LOGS/profile.log" >>"$SUMMARY"
+[ "${PROFILE:-1}" = 0 ] || SHARDLM_CUDA_PROFILE=1 step profile 200 "$BIN/shardlm" bench offline "${D[@]}" -t 1 -p 512 -n 64 -r 1
+[ -f "$LOGS/profile.log" ] && tail -n 40 "$LOGS/profile.log" >>"$SUMMARY"
 finish_logs

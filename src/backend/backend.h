@@ -47,7 +47,9 @@ struct AttentionParams {
   float scale = 1.f;
 };
 
-// One layer's paged key/value pool: [n_blocks][block_size][kv_dim] floats each.
+// One layer's paged key/value pool: [n_blocks][block_size][kv_dim] elements each, in the backend's
+// KV format (Backend::kv_element_bytes: fp32 on the CPU, BF16 on CUDA). Only the backend's ops
+// read or write it, so the pointers' float type says nothing about the elements.
 struct KvLayerView {
   float* k = nullptr;
   float* v = nullptr;
@@ -173,8 +175,11 @@ class Backend {
   // dst[i] = src[rows[i]] for n rows of dim floats.
   virtual void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                            float* dst) = 0;
-  // Memory for activations and the KV pool (host memory for CPU).
+  // Memory for activations (host memory for CPU).
   virtual float* alloc_floats(size_t n) = 0;
+  // Bytes of one key or value element in this backend's KV pool, and memory for n of them.
+  virtual size_t kv_element_bytes() const { return sizeof(float); }
+  virtual float* alloc_kv(size_t n) { return alloc_floats(n); }
 };
 
 }  // namespace shardlm

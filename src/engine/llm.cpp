@@ -17,9 +17,9 @@ int model_len(const EngineArgs& args, const ModelConfig& c) {
   return args.max_model_len > 0 ? args.max_model_len : std::min(c.context_length, 4096);
 }
 
-int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c) {
+int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c, size_t elem_bytes) {
   if (args.num_kv_blocks > 0) return args.num_kv_blocks;
-  const KvCacheShape one{c.n_layers, c.kv_dim(), args.block_size, 1};
+  const KvCacheShape one{c.n_layers, c.kv_dim(), args.block_size, 1, elem_bytes};
   const size_t bytes = args.kv_cache_memory > 0 ? args.kv_cache_memory : size_t{512} << 20;
   return static_cast<int64_t>(bytes / one.bytes());
 }
@@ -41,10 +41,12 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
   const ModelConfig& c = model_->config;
   EngineConfig config = engine_config(args);
   backend_ = make_backend(backend_spec(args, c), c);
+  if (!args.make_runner) config.blocks.n_blocks = kv_blocks(args, c, backend_->kv_element_bytes());
   const DeviceKvSizing sized = size_kv_on_device(args, *model_, *backend_);
   if (sized.n_blocks > 0) config.blocks.n_blocks = sized.n_blocks;
   config.validate();
-  const KvCacheShape shape{c.n_layers, c.kv_dim(), args.block_size, config.blocks.n_blocks};
+  const KvCacheShape shape{c.n_layers, c.kv_dim(), args.block_size, config.blocks.n_blocks,
+                           backend_->kv_element_bytes()};
   if (args.make_runner) {
     runner_ = args.make_runner(*model_, *backend_, shape, args.max_num_batched_tokens);
   } else {

@@ -22,7 +22,7 @@ namespace shardlm {
 struct EngineArgs {
   std::string model;  // GGUF file or Hugging Face directory; a preset or config.json for dummy
   std::string load_format = "auto";  // "auto" or "dummy" (model/dummy_model.h)
-  int threads = 0;    // 0 = all hardware threads
+  int threads = 0;                   // 0 = all hardware threads
   int block_size = 16;
   int64_t num_kv_blocks = 0;  // 0 = sized from kv_cache_memory
   // Bytes of keys and values; 0 = 512 MiB, except for one process on a GPU, whose cache takes
@@ -56,7 +56,9 @@ struct GenerateOutput {
 // The context length and number of KV blocks the args give for a model (every rank of a group
 // computes the same).
 int model_len(const EngineArgs& args, const ModelConfig& c);
-int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c);
+// elem_bytes: the backend's KV element; groups keep fp32's so that every rank, whatever its
+// device, computes the same count.
+int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c, size_t elem_bytes = sizeof(float));
 // The backend the args ask for (device, threads, batch and context sizes; see EngineArgs::device);
 // throws Error when the device cannot be used.
 BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c);

@@ -4,9 +4,10 @@
 namespace shardlm {
 
 KvCache::KvCache(const KvCacheShape& shape, Backend& backend) : shape_(shape) {
+  shape_.elem_bytes = backend.kv_element_bytes();
   const size_t per_layer = static_cast<size_t>(shape.tokens() * shape.kv_dim);
   for (int il = 0; il < shape.n_layers; ++il) {
-    layers_.push_back({backend.alloc_floats(per_layer), backend.alloc_floats(per_layer)});
+    layers_.push_back({backend.alloc_kv(per_layer), backend.alloc_kv(per_layer)});
   }
 }
 

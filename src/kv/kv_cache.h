@@ -1,6 +1,7 @@
 // The paged key/value cache: for every layer, a pool of fixed-size blocks of block_size token slots
-// holding kv_dim floats of keys and of values. Sequences own lists of blocks (block tables) handed
-// out by a BlockAllocator; the cache itself only stores. Allocated once at start-up.
+// holding kv_dim elements of keys and of values, in the backend's KV format (fp32 or BF16).
+// Sequences own lists of blocks (block tables) handed out by a BlockAllocator; the cache itself
+// only stores. Allocated once at start-up.
 #pragma once
 
 #include <cstdint>
@@ -15,10 +16,11 @@ struct KvCacheShape {
   int64_t kv_dim = 0;
   int block_size = 16;
   int64_t n_blocks = 0;
+  size_t elem_bytes = sizeof(float);  // Backend::kv_element_bytes
 
   int64_t tokens() const { return n_blocks * block_size; }
   size_t bytes() const {
-    return 2ull * n_layers * static_cast<size_t>(tokens() * kv_dim) * sizeof(float);
+    return 2ull * n_layers * static_cast<size_t>(tokens() * kv_dim) * elem_bytes;
   }
 };
 

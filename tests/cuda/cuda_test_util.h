@@ -12,6 +12,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "core/fp16.h"
 
 namespace shardlm::testing {
 
@@ -50,6 +51,13 @@ inline float* to_device(cuda::CudaBackend& be, const std::vector<float>& host) {
   float* d = be.alloc_floats(host.size());
   be.from_host(host.data(), host.size(), d);
   return d;
+}
+
+// Each value rounded to BF16 (what the GPU's KV cache keeps).
+inline std::vector<float> bf16_rounded(const std::vector<float>& v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = bf16_to_fp32(fp32_to_bf16(v[i]));
+  return out;
 }
 
 inline std::vector<float> to_host(cuda::CudaBackend& be, const float* dev, size_t n) {

@@ -5,6 +5,8 @@
 // memory; with one split the block writes the output, else its partial (m, l, acc) goes to scratch
 // and a second kernel merges the splits. Keys and values are read as whole rows by a warp, so the
 // loads are coalesced.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -24,8 +26,8 @@ constexpr int kMaxSplits = 64;
 
 struct KernelArgs {
   const float* q;
-  const float* k;
-  const float* v;
+  const __nv_bfloat16* k;  // the BF16 cache
+  const __nv_bfloat16* v;
   AttentionBatch batch;
   AttentionParams p;
   int split_keys;  // keys per split (INT_MAX: one split)
@@ -84,13 +86,13 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
       const bool live = j < keys.hi;
       const int jj = live ? j : keys.lo;
       const int64_t slot = int64_t{table[jj / p.block_size]} * p.block_size + jj % p.block_size;
-      const float* kr = a.k + slot * kv_dim + head_off;
-      const float* vr = a.v + slot * kv_dim + head_off;
+      const __nv_bfloat16* kr = a.k + slot * kv_dim + head_off;
+      const __nv_bfloat16* vr = a.v + slot * kv_dim + head_off;
 #pragma unroll
       for (int i = 0; i < DPL; ++i) {
         const int d = lane + 32 * i;
-        kx[u][i] = d < p.head_dim ? kr[d] : 0.f;
-        vx[u][i] = d < p.head_dim ? vr[d] : 0.f;
+        kx[u][i] = d < p.head_dim ? __bfloat162float(kr[d]) : 0.f;
+        vx[u][i] = d < p.head_dim ? __bfloat162float(vr[d]) : 0.f;
       }
     }
 #pragma unroll
@@ -197,11 +199,20 @@ size_t attention_scratch_floats(int n_rows, int n_heads, int head_dim, int max_k
   return static_cast<size_t>(n_rows) * n_heads * splits * (head_dim + 2);
 }
 
-void attention(const float* q, const float* cache_k, const float* cache_v,
+void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream) {
   if (batch.n_rows == 0) return;
-  KernelArgs a{q, cache_k, cache_v, batch, p, INT_MAX, 1, out, scratch, 0};
+  KernelArgs a{q,
+               reinterpret_cast<const __nv_bfloat16*>(cache_k),
+               reinterpret_cast<const __nv_bfloat16*>(cache_v),
+               batch,
+               p,
+               INT_MAX,
+               1,
+               out,
+               scratch,
+               0};
   a.n_splits = attention_splits(batch.n_rows, p.n_heads, batch.max_keys);
   if (a.n_splits > 1) a.split_keys = (batch.max_keys + a.n_splits - 1) / a.n_splits;
   if (p.head_dim <= 64) {

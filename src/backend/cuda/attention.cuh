@@ -38,9 +38,9 @@ int attention_splits(int n_rows, int n_heads, int max_keys);
 size_t attention_scratch_floats(int n_rows, int n_heads, int head_dim, int max_keys);
 
 // out[row][h] = softmax(q[row][h] . K^T * scale) V over the row's visible keys; q, out:
-// [n_rows][n_heads * head_dim] fp32; cache_k / cache_v: [n_blocks * block_size][kv_dim] fp32;
-// scratch: attention_scratch_floats(...) floats of device memory.
-void attention(const float* q, const float* cache_k, const float* cache_v,
+// [n_rows][n_heads * head_dim] fp32; cache_k / cache_v: [n_blocks * block_size][kv_dim] BF16
+// bits (store_kv); scratch: attention_scratch_floats(...) floats of device memory.
+void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream);
 

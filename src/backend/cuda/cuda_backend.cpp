@@ -25,9 +25,17 @@
 #include "backend/cuda/step_uploads.h"
 #include "backend/cuda/weight_store.h"
 #include "core/error.h"
+#include "core/fp16.h"
 #include "model/weights.h"
 
 namespace shardlm::cuda {
+
+namespace {
+// The KV pool's elements are BF16 (alloc_kv); KvLayerView carries them as float pointers.
+uint16_t* kv_bits(float* p) {
+  return reinterpret_cast<uint16_t*>(p);
+}
+}  // namespace
 
 int device_count() {
   int n = 0;
@@ -328,8 +336,8 @@ void CudaBackend::rope_store_kv(float* q, float* k, const float* v, const int32_
   const auto timed = impl_->profile->time("rope_store_kv");
   cuda::rope_store_kv(q, k, v, impl_->uploads->ints(positions, n_tokens),
                       impl_->uploads->ints(slots, n_tokens), n_tokens, n_heads, n_kv_heads,
-                      p.head_dim, p.style == RopeStyle::kNeox, impl_->rope_frequencies(p), kv.k,
-                      kv.v, impl_->stream);
+                      p.head_dim, p.style == RopeStyle::kNeox, impl_->rope_frequencies(p),
+                      kv_bits(kv.k), kv_bits(kv.v), impl_->stream);
 }
 
 void CudaBackend::add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim,
@@ -353,8 +361,8 @@ void CudaBackend::rope(float* x, const int32_t* positions, int64_t n_tokens, int
 void CudaBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
                            const int32_t* slots, int64_t n_tokens, int64_t kv_dim) {
   const auto timed = impl_->profile->time("store_kv");
-  cuda::store_kv(kv.k, kv.v, k, v, impl_->uploads->ints(slots, n_tokens), n_tokens, kv_dim,
-                 impl_->stream);
+  cuda::store_kv(kv_bits(kv.k), kv_bits(kv.v), k, v, impl_->uploads->ints(slots, n_tokens),
+                 n_tokens, kv_dim, impl_->stream);
 }
 
 void CudaBackend::attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs,
@@ -369,7 +377,8 @@ void CudaBackend::attention(const float* q, const KvLayerView& kv, const Attenti
   if (impl_->capturing) batch.max_keys = static_cast<int>(impl_->options.max_context);
   const size_t scratch =
       attention_scratch_floats(batch.n_rows, p.n_heads, p.head_dim, batch.max_keys);
-  cuda::attention(q, kv.k, kv.v, batch, p, impl_->attention_scratch(scratch), out, impl_->stream);
+  cuda::attention(q, kv_bits(kv.k), kv_bits(kv.v), batch, p, impl_->attention_scratch(scratch), out,
+                  impl_->stream);
 }
 
 void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {
@@ -404,6 +413,19 @@ float* CudaBackend::alloc_floats(size_t n) {
   SHARDLM_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, impl_->stream));
   impl_->buffers.push_back(p);
   return static_cast<float*>(p);
+}
+
+float* CudaBackend::alloc_kv(size_t n) {
+  return alloc_floats((n + 1) / 2);
+}  // BF16 elements
+
+std::vector<float> CudaBackend::kv_to_host(const float* kv, size_t n) {
+  std::vector<uint16_t> bits(n);
+  synchronize();
+  SHARDLM_CUDA_CHECK(cudaMemcpy(bits.data(), kv, n * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = bf16_to_fp32(bits[i]);
+  return out;
 }
 
 }  // namespace shardlm::cuda

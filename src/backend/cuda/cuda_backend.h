@@ -69,6 +69,11 @@ class CudaBackend : public Backend {
   void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                    float* dst) override;
   float* alloc_floats(size_t n) override;
+  // The KV pool holds BF16: half the bytes attention reads and twice the tokens per GiB.
+  size_t kv_element_bytes() const override { return 2; }
+  float* alloc_kv(size_t n) override;
+  // n elements of a KV pool (alloc_kv) as fp32 on the host, for tests.
+  std::vector<float> kv_to_host(const float* kv, size_t n);
 
   // Registers one host weight (what prepare_weights does for every tensor of a model): a matrix
   // goes up as BF16, a vector of n floats as fp32. Registering the same pointer again is a no-op.

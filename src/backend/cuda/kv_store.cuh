@@ -8,9 +8,10 @@
 
 namespace shardlm::cuda {
 
-// cache_k[slots[t]] = k[t], cache_v[slots[t]] = v[t]; rows of kv_dim fp32; slots: [n] device
-// (block * block_size + offset).
-void store_kv(float* cache_k, float* cache_v, const float* k, const float* v, const int32_t* slots,
-              int64_t n, int64_t kv_dim, cudaStream_t stream);
+// cache_k[slots[t]] = k[t], cache_v[slots[t]] = v[t]: rows of kv_dim, fp32 in, rounded to BF16
+// (bits) in the cache, which halves the bytes attention reads; slots: [n] device (block *
+// block_size + offset).
+void store_kv(uint16_t* cache_k, uint16_t* cache_v, const float* k, const float* v,
+              const int32_t* slots, int64_t n, int64_t kv_dim, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

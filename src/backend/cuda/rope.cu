@@ -1,4 +1,6 @@
 // RoPE kernel: one block per token, one thread per (head, pair).
+#include <cuda_bf16.h>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/rope.cuh"
 
@@ -25,14 +27,14 @@ __global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int
 // One block per token: q pairs, then k pairs (also written to the cache), then v into the cache.
 __global__ void rope_store_kernel(float* q, float* k, const float* v, const int32_t* positions,
                                   const int32_t* slots, int n_heads, int n_kv_heads, int head_dim,
-                                  bool neox, const float* inv_freq, float* cache_k,
-                                  float* cache_v) {
+                                  bool neox, const float* inv_freq, __nv_bfloat16* cache_k,
+                                  __nv_bfloat16* cache_v) {
   const int half = head_dim / 2;
   const int64_t t = blockIdx.x, kv_dim = int64_t{n_kv_heads} * head_dim;
   const double pos = positions[t];
   float* qr = q + t * n_heads * head_dim;
   float* kr = k + t * kv_dim;
-  float* ck = cache_k + static_cast<int64_t>(slots[t]) * kv_dim;
+  __nv_bfloat16* ck = cache_k + static_cast<int64_t>(slots[t]) * kv_dim;
   for (int item = threadIdx.x; item < (n_heads + n_kv_heads) * half; item += blockDim.x) {
     const bool is_k = item >= n_heads * half;
     const int local = is_k ? item - n_heads * half : item;
@@ -47,25 +49,28 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, const int3
     vec[a] = y0;
     vec[b] = y1;
     if (is_k) {
-      ck[h * head_dim + a] = y0;
-      ck[h * head_dim + b] = y1;
+      ck[h * head_dim + a] = __float2bfloat16_rn(y0);
+      ck[h * head_dim + b] = __float2bfloat16_rn(y1);
     }
   }
-  float* cv = cache_v + static_cast<int64_t>(slots[t]) * kv_dim;
-  for (int64_t i = threadIdx.x; i < kv_dim; i += blockDim.x) cv[i] = v[t * kv_dim + i];
+  __nv_bfloat16* cv = cache_v + static_cast<int64_t>(slots[t]) * kv_dim;
+  for (int64_t i = threadIdx.x; i < kv_dim; i += blockDim.x) {
+    cv[i] = __float2bfloat16_rn(v[t * kv_dim + i]);
+  }
 }
 
 }  // namespace
 
 void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
                    const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
-                   int head_dim, bool neox, const float* inv_freq, float* cache_k, float* cache_v,
-                   cudaStream_t stream) {
+                   int head_dim, bool neox, const float* inv_freq, uint16_t* cache_k,
+                   uint16_t* cache_v, cudaStream_t stream) {
   if (n_tokens == 0) return;
   const int items = (n_heads + n_kv_heads) * head_dim / 2;
   const int threads = items >= 256 ? 256 : ((items + 31) / 32) * 32;
   rope_store_kernel<<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(
-      q, k, v, positions, slots, n_heads, n_kv_heads, head_dim, neox, inv_freq, cache_k, cache_v);
+      q, k, v, positions, slots, n_heads, n_kv_heads, head_dim, neox, inv_freq,
+      reinterpret_cast<__nv_bfloat16*>(cache_k), reinterpret_cast<__nv_bfloat16*>(cache_v));
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

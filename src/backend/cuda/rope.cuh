@@ -14,11 +14,12 @@ void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int
           bool neox, const float* inv_freq, cudaStream_t stream);
 
 // rope on q ([n_tokens][n_heads * head_dim]) and k ([n_tokens][n_kv_heads * head_dim]) in place,
-// then the rotated k and v ([n_tokens][kv_dim]) into cache slots[t] (device) of cache_k/cache_v:
-// the three ops of a layer in one launch. CPU reference: rope, rope, store_kv.
+// then the rotated k and v ([n_tokens][kv_dim]) into cache slots[t] (device) of cache_k/cache_v
+// (BF16 bits, as store_kv): the three ops of a layer in one launch. CPU reference: rope, rope,
+// store_kv.
 void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
                    const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
-                   int head_dim, bool neox, const float* inv_freq, float* cache_k, float* cache_v,
-                   cudaStream_t stream);
+                   int head_dim, bool neox, const float* inv_freq, uint16_t* cache_k,
+                   uint16_t* cache_v, cudaStream_t stream);
 
 }  // namespace shardlm::cuda
