@@ -226,8 +226,8 @@ TEST(CudaSample, EngineDeviceSamplingMatchesHostGreedyAndIsSeeded) {
   EXPECT_EQ(got, want);
   // A seeded draw is a function of (seed, output position): alone or in a batch, the same tokens.
   SamplingParams seeded = greedy;
-  seeded.temperature = 1.f;
-  seeded.top_p = 0.95f;
+  seeded.temperature = 20.f;  // the tiny model's rows are peaked: flatten them so draws vary
+  seeded.top_p = 0.98f;
   seeded.seed = 20261123;
   std::vector<SamplingParams> mixed = all_greedy;
   mixed[2] = seeded;
