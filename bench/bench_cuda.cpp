@@ -1,14 +1,22 @@
 // bench_cuda: the GPU's ceilings (copy bandwidth, BF16 GEMM rate, launch cost) and, for a model,
 // the BF16 bytes one decode step must read and the decode rate that bandwidth allows (the
-// roofline docs/benchmarks.md compares measured tokens/s against).
+// roofline docs/benchmarks.md compares measured tokens/s against); and sampling 256 rows of a
+// 128256-token vocabulary on the GPU against the host path it replaces (logits copied back, then
+// the CPU Sampler per row).
 //
 //   bench_cuda [MODEL ...]   (a .gguf file or HF directory, or a dummy preset such as llama-3.1-8b)
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <random>
 #include <set>
+#include <vector>
 
+#include "engine/sampler.h"
 #include "model/model.h"
 #if SHARDLM_HAS_CUDA
 #include "backend/cuda/ceilings.h"
@@ -36,6 +44,86 @@ double bf16_weight_bytes(const shardlm::Model& m) {
   return bytes;
 }
 
+#if SHARDLM_HAS_CUDA
+// Median wall time of fn in milliseconds over `runs` runs after one warm-up (fn synchronises).
+double median_ms(int runs, const std::function<void()>& fn) {
+  fn();
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+struct SamplingCase {
+  const char* name;
+  shardlm::SamplingParams p;
+};
+
+std::vector<SamplingCase> sampling_cases() {
+  shardlm::SamplingParams greedy, temp, top_p, top_k_p;
+  greedy.temperature = 0;
+  temp.temperature = 0.8f;
+  top_p.top_p = 0.9f;
+  top_k_p.top_k = 50;
+  top_k_p.top_p = 0.95f;
+  return {{"greedy", greedy},
+          {"temperature", temp},
+          {"top_p 0.9", top_p},
+          {"top_k 50 + top_p 0.95", top_k_p}};
+}
+
+shardlm::RowSampling row_of(const shardlm::SamplingParams& p, int64_t r) {
+  shardlm::RowSampling s;
+  s.temperature = p.temperature;
+  s.top_k = p.top_k;
+  s.top_p = p.top_p;
+  s.seed = 1234 + static_cast<uint64_t>(r);
+  return s;
+}
+
+// Backend::sample on logits already on the GPU vs the host path: to_host into pageable memory
+// (what the engine's logits buffer is) and Sampler::sample per row.
+void bench_sampling() {
+  const int64_t rows = 256, vocab = 128256;
+  shardlm::cuda::CudaBackendOptions o;
+  o.max_batch_tokens = 16;
+  o.max_matmul_k = 64;
+  shardlm::cuda::CudaBackend be(o);
+  std::vector<float> host(static_cast<size_t>(rows * vocab));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.f, 3.f);
+  for (float& x : host) x = nd(rng);
+  float* dev = be.alloc_floats(host.size());
+  be.from_host(host.data(), host.size(), dev);
+  std::vector<int32_t> tokens(rows);
+  std::vector<float> copy(host.size());
+  std::printf("sampling %lld rows x %lld vocab (%.0f MB of fp32 logits):\n",
+              static_cast<long long>(rows), static_cast<long long>(vocab),
+              static_cast<double>(host.size() * 4) / 1e6);
+  const double copy_ms = median_ms(5, [&] { be.to_host(dev, host.size(), copy.data()); });
+  std::printf("  logits to host (pageable): %.2f ms\n", copy_ms);
+  for (const SamplingCase& c : sampling_cases()) {
+    std::vector<shardlm::RowSampling> params;
+    for (int64_t r = 0; r < rows; ++r) params.push_back(row_of(c.p, r));
+    const double gpu_ms =
+        median_ms(20, [&] { be.sample(dev, rows, vocab, params.data(), tokens.data(), nullptr); });
+    shardlm::Sampler sampler(c.p);
+    const double cpu_ms = median_ms(3, [&] {
+      be.to_host(dev, host.size(), copy.data());
+      for (int64_t r = 0; r < rows; ++r)
+        sampler.sample(copy.data() + r * vocab, static_cast<int32_t>(vocab), {}, {});
+    });
+    std::printf("  %-22s gpu %.3f ms | host copy + cpu sampler %.1f ms | %.0fx\n", c.name, gpu_ms,
+                cpu_ms, cpu_ms / gpu_ms);
+  }
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -49,6 +137,7 @@ int main(int argc, char** argv) {
   std::printf("copy bandwidth: %.0f GB/s (read + write)\nbf16 gemm 8192^3: %.0f TFLOP/s\n",
               c.copy_gb_per_s, c.gemm_tflops);
   std::printf("kernel launch, back to back: %.2f us\n", c.launch_us);
+  bench_sampling();
   for (int i = 1; i < argc; ++i) {
     const bool file = std::filesystem::exists(argv[i]);
     const auto model = shardlm::load_model(argv[i], file ? "auto" : "dummy");

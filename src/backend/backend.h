@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/sampling.h"
 #include "core/tensor.h"
 #include "model/model_config.h"
 
@@ -175,6 +176,13 @@ class Backend {
   // dst[i] = src[rows[i]] for n rows of dim floats.
   virtual void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                            float* dst) = 0;
+  // Samples one token from each of `rows` rows of vocab logits (backend memory; penalties are
+  // applied in place) with params[r] (host memory, the meanings of backend/sampling.h), writing
+  // tokens[r] and, when logprobs is not null, logprobs[r] (the token's log-probability under the
+  // penalised row at temperature 1) to host memory; returns once they are written. The CPU
+  // reference is cpu::sample_rows (backend/cpu/sample.h).
+  virtual void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
+                      int32_t* tokens, float* logprobs) = 0;
   // Memory for activations (host memory for CPU).
   virtual float* alloc_floats(size_t n) = 0;
   // Bytes of one key or value element in this backend's KV pool, and memory for n of them.

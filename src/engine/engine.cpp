@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "engine/device_sampling.h"
 
 namespace shardlm {
 
@@ -103,7 +104,43 @@ ForwardBatch Engine::build_batch(const SchedulerOutput& batch) const {
 }
 
 void Engine::run(const SchedulerOutput& batch) {
-  runner_.execute(build_batch(batch), logits_.data());
+  device_step_ = samples_on_device(batch);
+  if (!device_step_) {
+    runner_.execute(build_batch(batch), logits_.data());
+    return;
+  }
+  build_row_sampling(batch);
+  sampled_.assign(batch.scheduled.size(), 0);
+  runner_.execute_sampled(build_batch(batch), rows_.data(), sampled_.data());
+}
+
+bool Engine::samples_on_device(const SchedulerOutput& batch) const {
+  if (!runner_.samples_on_device()) return false;
+  return std::all_of(batch.scheduled.begin(), batch.scheduled.end(), [](const ScheduledRequest& s) {
+    return device_samplable(s.request->params());
+  });
+}
+
+void Engine::build_row_sampling(const SchedulerOutput& batch) {
+  rows_.clear();
+  penalty_tokens_.clear();
+  std::vector<size_t> first_penalty;
+  for (const ScheduledRequest& s : batch.scheduled) {
+    const Request& r = *s.request;
+    first_penalty.push_back(penalty_tokens_.size());
+    // A prefill chunk that leaves tokens to compute samples nothing: a cheap greedy row.
+    if (r.n_computed() + s.n_tokens < r.n_tokens()) {
+      rows_.emplace_back().temperature = 0.f;
+      continue;
+    }
+    rows_.push_back(row_sampling(r.params(), r.sampling_seed(), uint64_t(r.n_output())));
+    append_penalty_tokens(r.params(), r.prompt(), r.output(), penalty_tokens_);
+  }
+  for (size_t i = 0; i < rows_.size(); ++i) {  // pointers once the list has stopped growing
+    const size_t end = i + 1 < rows_.size() ? first_penalty[i + 1] : penalty_tokens_.size();
+    rows_[i].penalties = penalty_tokens_.data() + first_penalty[i];
+    rows_[i].n_penalties = static_cast<int32_t>(end - first_penalty[i]);
+  }
 }
 
 void Engine::postprocess(const SchedulerOutput& batch, StepOutput& out) {
@@ -112,7 +149,12 @@ void Engine::postprocess(const SchedulerOutput& batch, StepOutput& out) {
   for (size_t i = 0; i < batch.scheduled.size(); ++i) {
     Request& r = *batch.scheduled[i].request;
     // A prefill chunk that leaves tokens to compute produces no token yet.
-    if (r.n_uncomputed() == 0) sample(r, logits_.data() + i * vocab, out);
+    if (r.n_uncomputed() != 0) continue;
+    if (device_step_) {
+      emit(r, TokenEvent{r.id(), sampled_[i], std::nullopt}, out);
+    } else {
+      sample(r, logits_.data() + i * vocab, out);
+    }
   }
 }
 
@@ -122,9 +164,14 @@ void Engine::sample(Request& r, float* logits, StepOutput& out) {
   // The sampler works in place on the row: keep the raw row when log-probabilities are wanted.
   if (want_logprobs) raw_row_.assign(logits, logits + vocab);
   const int32_t token = r.sampler().sample(logits, vocab, r.prompt(), r.output());
-  r.append_token(token, monotonic_seconds());
   TokenEvent event{r.id(), token, std::nullopt};
   if (want_logprobs) event.logprobs = token_logprobs(raw_row_.data(), vocab, token, *want_logprobs);
+  emit(r, std::move(event), out);
+}
+
+void Engine::emit(Request& r, TokenEvent event, StepOutput& out) {
+  const int32_t token = event.token;
+  r.append_token(token, monotonic_seconds());
   out.tokens.push_back(std::move(event));
   if (const auto reason = check_stop(r, token)) finish(r, *reason, out);
 }

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/sampling.h"
 #include "engine/logprobs.h"
 #include "engine/model_runner.h"
 #include "engine/request.h"
@@ -80,6 +81,13 @@ class Engine {
   ForwardBatch build_batch(const SchedulerOutput& batch) const;
   void postprocess(const SchedulerOutput& batch, StepOutput& out);
   void sample(Request& request, float* logits, StepOutput& out);
+  // Device sampling for this step: the runner supports it and every request can use it; else the
+  // whole step samples on the host.
+  bool samples_on_device(const SchedulerOutput& batch) const;
+  // rows_ (and penalty_tokens_ they point into) for each scheduled request, in batch order.
+  void build_row_sampling(const SchedulerOutput& batch);
+  // Appends the sampled token to its request and the step's events, and ends the request at a stop.
+  void emit(Request& request, TokenEvent event, StepOutput& out);
   std::optional<RequestFinishReason> check_stop(const Request& request, int32_t token) const;
   void finish(Request& request, RequestFinishReason reason, StepOutput& out);
   static FinishedRequest summary(const Request& request);
@@ -92,6 +100,10 @@ class Engine {
   std::vector<FinishedRequest> ended_;  // finished by finish_request, reported by the next step
   std::vector<float> logits_;           // [max_num_seqs, vocab], allocated once
   std::vector<float> raw_row_;          // a row's logits before sampling, for logprobs
+  bool device_step_ = false;            // the current step's tokens are in sampled_
+  std::vector<RowSampling> rows_;       // [scheduled] device sampling settings
+  std::vector<PenaltyToken> penalty_tokens_;
+  std::vector<int32_t> sampled_;  // [scheduled] tokens sampled on the device
   int64_t next_id_ = 0;
 };
 

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -50,8 +52,11 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
   if (args.make_runner) {
     runner_ = args.make_runner(*model_, *backend_, shape, args.max_num_batched_tokens);
   } else {
-    runner_ =
-        std::make_unique<TransformerRunner>(*model_, *backend_, shape, args.max_num_batched_tokens);
+    // SHARDLM_DEVICE_SAMPLING=0 keeps sampling on the host (logits copied back), for comparisons.
+    const char* ds = std::getenv("SHARDLM_DEVICE_SAMPLING");
+    const bool device_sampling = !(ds && std::string(ds) == "0");
+    runner_ = std::make_unique<TransformerRunner>(*model_, *backend_, shape,
+                                                  args.max_num_batched_tokens, device_sampling);
   }
   engine_ = std::make_unique<Engine>(config, *runner_);
   spdlog::info("KV cache: {} blocks of {} tokens = {} tokens ({:.0f} MiB); max_model_len {}",

@@ -22,6 +22,13 @@ class ModelRunner {
   // Runs the batch (its K/V go into the cache slots it names) and writes batch.logit_rows.size()
   // rows of vocab_size() floats into `logits`, in logit_rows order.
   virtual void execute(const ForwardBatch& batch, float* logits) = 0;
+  // True when execute_sampled can run: the logits stay where they are computed and only token
+  // ids come back (a single rank whose backend memory is not host memory).
+  virtual bool samples_on_device() const { return false; }
+  // Runs the batch and samples logit row i with params[i] (backend/sampling.h), writing tokens[i];
+  // only where samples_on_device().
+  virtual void execute_sampled(const ForwardBatch& batch, const RowSampling* params,
+                               int32_t* tokens);
   // Seconds spent communicating with other ranks so far (0 on a single rank).
   virtual double comm_seconds() const { return 0; }
   // Why the runner can no longer run steps, noticed while idle (a group's heartbeat found a rank
@@ -32,15 +39,21 @@ class ModelRunner {
 // Runs the shared Transformer over a paged KV cache allocated once at construction.
 class TransformerRunner : public ModelRunner {
  public:
+  // device_sampling false keeps sampling on the host even on a device backend (for comparisons;
+  // SHARDLM_DEVICE_SAMPLING=0 in the server).
   TransformerRunner(const Model& model, Backend& backend, const KvCacheShape& kv_shape,
-                    int64_t max_batch_tokens);
+                    int64_t max_batch_tokens, bool device_sampling = true);
 
   int32_t vocab_size() const override { return vocab_; }
   void execute(const ForwardBatch& batch, float* logits) override;
+  bool samples_on_device() const override { return device_sampling_; }
+  void execute_sampled(const ForwardBatch& batch, const RowSampling* params,
+                       int32_t* tokens) override;
   const KvCache& kv_cache() const { return *kv_; }
 
  private:
   int32_t vocab_;
+  bool device_sampling_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<Transformer> transformer_;
 };

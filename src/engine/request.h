@@ -58,6 +58,9 @@ class Request {
   BlockTable& block_table() { return blocks_; }
   const BlockTable& block_table() const { return blocks_; }
   Sampler& sampler() { return sampler_; }
+  // The key of the request's device-side draws (backend/sampling.h): its seed when it gives one,
+  // else a random one chosen at creation, so that unseeded requests draw independently.
+  uint64_t sampling_seed() const { return sampling_seed_; }
 
   // State transitions; each asserts it is legal from the current state.
   void on_scheduled(double now);                 // waiting/preempted -> running
@@ -73,6 +76,7 @@ class Request {
   std::vector<int32_t> tokens_;
   SamplingParams params_;
   Sampler sampler_;
+  uint64_t sampling_seed_;
   RequestStatus status_ = RequestStatus::kWaiting;
   std::optional<RequestFinishReason> finish_reason_;
   int32_t n_computed_ = 0;

@@ -167,17 +167,26 @@ void Transformer::gather_norm_rows(const ForwardBatch& b) {
 }
 
 void Transformer::project_logits(int64_t n_out, float* logits) {
-  const TensorView& w = model_.weights.output;
   if (be_.host_memory()) {  // the CPU writes straight into the caller's buffer
-    be_.matmul(w, buf_.out_rows, n_out, logits);
+    be_.matmul(model_.weights.output, buf_.out_rows, n_out, logits);
     return;
   }
-  const int64_t vocab = w.ne[1];
+  project_chunks(n_out, copy_to_host(logits));
+}
+
+void Transformer::project_chunks(int64_t n_out, const LogitChunk& consume) {
   for (int64_t r = 0; r < n_out; r += logits_chunk_) {
     const int64_t rows = std::min(logits_chunk_, n_out - r);
-    be_.matmul(w, buf_.out_rows + r * c_.d_model, rows, logits_dev_);
-    be_.to_host(logits_dev_, static_cast<size_t>(rows * vocab), logits + r * vocab);
+    be_.matmul(model_.weights.output, buf_.out_rows + r * c_.d_model, rows, logits_dev_);
+    consume(logits_dev_, r, rows);
   }
+}
+
+Transformer::LogitChunk Transformer::copy_to_host(float* logits) {
+  const int64_t vocab = model_.weights.output.ne[1];
+  return [this, logits, vocab](float* dev, int64_t first, int64_t rows) {
+    be_.to_host(dev, static_cast<size_t>(rows * vocab), logits + first * vocab);
+  };
 }
 
 GraphKey Transformer::graph_key(const ForwardBatch& b) const {
@@ -195,11 +204,11 @@ GraphKey Transformer::graph_key(const ForwardBatch& b) const {
 }
 
 // The whole step as one graph: the first step of a shape runs op by op, the second is captured,
-// every later one replayed. Only the logits' copy to the host stays outside.
-bool Transformer::forward_graph(const ForwardBatch& b, float* logits) {
+// every later one replayed. Only what becomes of the logits (a copy to the host, or sampling,
+// whose settings change every step) stays outside.
+bool Transformer::forward_graph(const ForwardBatch& b, const LogitChunk& consume) {
   const GraphKey key = graph_key(b);
   if (key.n_tokens == 0) return false;
-  const int64_t vocab = model_.weights.output.ne[1];
   if (!be_.graph_replay(key)) {
     if (!be_.graph_capture_begin(key)) return false;
     embed(b);
@@ -209,17 +218,33 @@ bool Transformer::forward_graph(const ForwardBatch& b, float* logits) {
     be_.graph_capture_end(key);
     if (!be_.graph_replay(key)) fail("internal: a captured step graph could not be replayed");
   }
-  be_.to_host(logits_dev_, static_cast<size_t>(key.n_logit_rows * vocab), logits);
+  consume(logits_dev_, 0, key.n_logit_rows);
   return true;
 }
 
 void Transformer::forward(const ForwardBatch& b, float* logits) {
   if (b.size() == 0) return;
   begin(b);
-  if (forward_graph(b, logits)) return;
+  if (!be_.host_memory() && forward_graph(b, copy_to_host(logits))) return;
   embed(b);
   run_layers(b, 0, c_.n_layers);
   compute_logits(b, logits);
+}
+
+void Transformer::forward_sampled(const ForwardBatch& b, const RowSampling* params,
+                                  int32_t* tokens) {
+  if (be_.host_memory()) fail("internal: forward_sampled is for backends with device memory");
+  if (b.size() == 0) return;
+  const int64_t vocab = model_.weights.output.ne[1];
+  const LogitChunk sample = [&](float* dev, int64_t first, int64_t rows) {
+    be_.sample(dev, rows, vocab, params + first, tokens + first, nullptr);
+  };
+  begin(b);
+  if (forward_graph(b, sample)) return;
+  embed(b);
+  run_layers(b, 0, c_.n_layers);
+  gather_norm_rows(b);
+  project_chunks(static_cast<int64_t>(b.logit_rows.size()), sample);
 }
 
 }  // namespace shardlm

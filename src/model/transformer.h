@@ -23,6 +23,9 @@ class Transformer {
   // Runs the batch, writing its K/V into the cache, and stores logits for batch.logit_rows
   // (logit_rows.size() rows of vocab floats) into `logits`.
   void forward(const ForwardBatch& batch, float* logits);
+  // The same forward on a device backend, but each logit row i is sampled there with params[i]
+  // (host memory) and only tokens[i] (host memory) comes back: no logits leave the device.
+  void forward_sampled(const ForwardBatch& batch, const RowSampling* params, int32_t* tokens);
 
   // The same forward in pieces, for pipeline stages: embed -> layers [first, last) -> logits. The
   // hidden state ([n_tokens][d_model]) is hidden(); a later stage receives it there.
@@ -51,16 +54,22 @@ class Transformer {
   void attention_block(const ForwardBatch& batch, int il);
   void mlp_block(const LayerWeights& L, int64_t n);  // starts from the normed xn
   void qk_norm(float* x, const float* w, int64_t n, int heads);
+  // What becomes of the logit rows [first, first + rows) once in logits_dev_ (copied to the host,
+  // or sampled on the device).
+  using LogitChunk = std::function<void(float* dev, int64_t first, int64_t rows)>;
   // The output projection of n_out normed rows into host `logits`, through logits_dev_ in chunks
   // of logits_chunk_ rows when the backend's memory is not host memory.
   void project_logits(int64_t n_out, float* logits);
+  // A device backend's output projection, logits_chunk_ rows at a time into logits_dev_.
+  void project_chunks(int64_t n_out, const LogitChunk& consume);
+  LogitChunk copy_to_host(float* logits);
   // The logit rows of the hidden state, gathered and normed into out_rows.
   void gather_norm_rows(const ForwardBatch& b);
   // The graph key of a decode-only batch (one token per sequence, logits that fit one chunk), or
   // a key with n_tokens 0 for batches that always run op by op.
   GraphKey graph_key(const ForwardBatch& b) const;
   // Decode steps of a graph-capable backend: replay (or capture and replay) the whole step.
-  bool forward_graph(const ForwardBatch& b, float* logits);
+  bool forward_graph(const ForwardBatch& b, const LogitChunk& consume);
 
   const Model& model_;
   const ModelConfig& c_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "backend/cpu/quant.h"
+#include "backend/cpu/sample.h"
 
 namespace shardlm {
 
@@ -74,6 +75,11 @@ void CpuBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, i
                              float* dst) {
   for (int64_t i = 0; i < n; ++i)
     std::copy(src + rows[i] * dim, src + (rows[i] + 1) * dim, dst + i * dim);
+}
+
+void CpuBackend::sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
+                        int32_t* tokens, float* logprobs) {
+  cpu::sample_rows(logits, rows, vocab, params, tokens, logprobs);
 }
 
 float* CpuBackend::alloc_floats(size_t n) {

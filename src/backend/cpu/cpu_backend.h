@@ -46,6 +46,8 @@ class CpuBackend : public Backend {
   void add(float* x, const float* y, int64_t n) override;
   void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                    float* dst) override;
+  void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
+              int32_t* tokens, float* logprobs) override;
   float* alloc_floats(size_t n) override;
 
  private:

@@ -22,6 +22,7 @@
 #include "backend/cuda/op_profile.h"
 #include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope.cuh"
+#include "backend/cuda/sample_buffers.h"
 #include "backend/cuda/step_uploads.h"
 #include "backend/cuda/weight_store.h"
 #include "core/error.h"
@@ -72,6 +73,7 @@ struct CudaBackend::Impl {
     SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     gemm = std::make_unique<Gemm>(stream);
     uploads = std::make_unique<StepUploads>(stream);
+    sampling = std::make_unique<SampleBuffers>(stream);
     profile = std::make_unique<OpProfile>(stream);
     const char* g = std::getenv("SHARDLM_CUDA_GRAPHS");
     const char* prof = std::getenv("SHARDLM_CUDA_PROFILE");
@@ -84,6 +86,7 @@ struct CudaBackend::Impl {
     if (stream) cudaStreamSynchronize(stream);
     drop_graphs();
     profile.reset();
+    sampling.reset();
     uploads.reset();
     gemm.reset();
     for (void* p : buffers) cudaFree(p);
@@ -146,6 +149,7 @@ struct CudaBackend::Impl {
   cudaStream_t stream = nullptr;
   std::unique_ptr<Gemm> gemm;
   std::unique_ptr<StepUploads> uploads;
+  std::unique_ptr<SampleBuffers> sampling;
   std::unique_ptr<OpProfile> profile;
   WeightStore weights;
   std::vector<void*> buffers;
@@ -395,6 +399,12 @@ void CudaBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, 
                               float* dst) {
   const auto timed = impl_->profile->time("gather_rows");
   cuda::gather_rows(src, impl_->uploads->ints(rows, n), n, dim, dst, impl_->stream);
+}
+
+void CudaBackend::sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
+                         int32_t* tokens, float* logprobs) {
+  const auto timed = impl_->profile->time("sample");
+  impl_->sampling->run(logits, rows, vocab, params, tokens, logprobs);
 }
 
 float* CudaBackend::alloc_floats(size_t n) {

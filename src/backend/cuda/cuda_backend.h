@@ -68,6 +68,8 @@ class CudaBackend : public Backend {
   void add(float* x, const float* y, int64_t n) override;
   void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                    float* dst) override;
+  void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
+              int32_t* tokens, float* logprobs) override;
   float* alloc_floats(size_t n) override;
   // The KV pool holds BF16: half the bytes attention reads and twice the tokens per GiB.
   size_t kv_element_bytes() const override { return 2; }

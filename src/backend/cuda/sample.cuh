@@ -1,0 +1,32 @@
+// Sampling on the GPU: penalties, then one block per row choosing a token (greedy argmax, or
+// top-k / top-p cuts found by radix selection and an inverse-CDF draw of the row's Philox
+// uniform). CPU reference: cpu::apply_penalties and cpu::sample_row (backend/cpu/sample.h).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "backend/sampling.h"
+
+namespace shardlm::cuda {
+
+// RowSampling in device memory: the penalty list is a stretch of the step's PenaltyToken array.
+struct DeviceRowSampling {
+  float temperature, top_p, min_p;
+  float repetition_penalty, presence_penalty, frequency_penalty;
+  int32_t top_k;
+  int32_t penalty_offset, n_penalties;
+  uint64_t seed, counter;
+};
+
+// Applies each row's penalties to logits ([rows][vocab], in place); max_penalties bounds
+// n_penalties (it sizes the launch).
+void apply_penalties(float* logits, int64_t rows, int64_t vocab, const DeviceRowSampling* params,
+                     const PenaltyToken* penalties, int32_t max_penalties, cudaStream_t stream);
+
+// tokens[r] (and logprobs[r] unless null) for each row of logits ([rows][vocab]), device memory.
+void sample_rows(const float* logits, int64_t rows, int64_t vocab, const DeviceRowSampling* params,
+                 int32_t* tokens, float* logprobs, cudaStream_t stream);
+
+}  // namespace shardlm::cuda
