@@ -7,7 +7,8 @@
 #
 #   here:  SHARDLM_BUILD_DIR=build-cuda scripts/device_bundle.sh
 #   run:   scripts/device_bench_large.sh [PRESET=llama-3.1-8b]     (carry: [".devcarry"])
-#   BATCHES="256 64" (default "256 64 16 1") and PROFILE=0 shorten it.
+#   BATCHES="256 64" (default "256 64 16 1") and PROFILE=0 shorten it; TESTS=1 runs the CUDA
+#   tests first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_lib.sh
@@ -15,6 +16,10 @@ P="${1:-llama-3.1-8b}"
 D=(--load-format dummy -m "$P" --device cuda)
 
 nvidia-smi >"$LOGS/machine.log" 2>&1
+if [ "${TESTS:-0}" = 1 ]; then
+  SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests 300 "$BIN/shardlm_cuda_tests"
+  grep -E "^\[(tiny|transformers|sample)|PASSED|FAILED" "$LOGS/cuda_tests.log" | tee -a "$SUMMARY"
+fi
 step ceilings 180 "$BIN/bench_cuda" "$P"
 grep -E "copy|gemm|launch|roofline" "$LOGS/ceilings.log" | tee -a "$SUMMARY"
 step single 300 "$BIN/shardlm" bench offline "${D[@]}" -t 1 -p 2048 -n 256 -r 3

@@ -388,7 +388,11 @@ TEST(CudaOps, StoreKvAndPagedAttentionMatchCpu) {
           be.store_kv(dev_kv, to_device(be, k), to_device(be, v), slots.data(), n, kv_dim);
         }
         // The GPU cache holds the rows rounded to BF16; the reference attends over the same.
-        host_k = bf16_rounded(host_k), host_v = bf16_rounded(host_v);
+        // (In place: cpu_kv points into these vectors.)
+        std::vector<float> rounded = bf16_rounded(host_k);
+        std::copy(rounded.begin(), rounded.end(), host_k.begin());
+        rounded = bf16_rounded(host_v);
+        std::copy(rounded.begin(), rounded.end(), host_v.begin());
         EXPECT_EQ(rel_err(be.kv_to_host(dev_kv.k, pool), host_k), 0.0) << "store_kv";
         EXPECT_EQ(rel_err(be.kv_to_host(dev_kv.v, pool), host_v), 0.0) << "store_kv";
         const auto q = randn(static_cast<size_t>(c.n_rows * q_dim), rng);

@@ -69,9 +69,11 @@ Comparison compare(cuda::CudaBackend& be, const std::vector<float>& logits, int6
     float* row = ref_rows.data() + r * vocab;
     cpu::apply_penalties(row, vocab, p);
     const cpu::RowDraw d = cpu::sample_row(row, vocab, p);
-    EXPECT_NEAR(got_lp[r], d.logprob, 2e-4) << "row " << r;
     ++c.draws;
-    if (got[r] == d.token) continue;
+    if (got[r] == d.token) {  // a draw that parted at a CDF boundary has another token's logprob
+      EXPECT_NEAR(got_lp[r], d.logprob, 2e-4) << "row " << r;
+      continue;
+    }
     ++c.mismatches;
     EXPECT_FALSE(p.greedy()) << "greedy row " << r << ": " << got[r] << " vs " << d.token;
     const double boundary = cpu::kept_mass_before(row, vocab, p, std::max(got[r], d.token));
