@@ -113,6 +113,10 @@ class Backend {
   virtual bool device_memory(size_t& free, size_t& total) const { return false; }
   // True when alloc_floats memory is host memory, so results can be written into host buffers.
   virtual bool host_memory() const { return true; }
+  // The accelerator this backend runs on, the same string for the same physical device wherever
+  // it is asked ("GPU-<uuid> (PCI 0000:1b:00.0)"); "" for a backend on host memory. A group uses
+  // it to tell whether its ranks have a GPU each (NCCL) or share one.
+  virtual std::string device_id() const { return ""; }
   // Copies n floats from backend memory to host memory, and back (plain copies on the CPU). to_host
   // returns once dst holds the data.
   virtual void to_host(const float* src, size_t n, float* dst) { std::copy(src, src + n, dst); }

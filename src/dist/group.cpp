@@ -5,11 +5,13 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "core/error.h"
+#include "dist/device_communicator.h"
 #include "dist/parallel_config.h"
 
 namespace shardlm::dist {
@@ -24,14 +26,6 @@ std::string host_name() {
 
 }  // namespace
 
-std::string hello_difference(const std::string& a_text, const std::string& b_text) {
-  const auto a = nlohmann::json::parse(a_text), b = nlohmann::json::parse(b_text);
-  for (const char* key : {"version", "fingerprint", "tp", "pp", "world_size"}) {
-    if (a[key] != b[key]) return fmt::format("{}: {} vs {}", key, a[key].dump(), b[key].dump());
-  }
-  return {};
-}
-
 GroupOptions GroupOptions::from_launch(const LaunchInfo& info, const LaunchFlags& f) {
   GroupOptions g;
   g.rank = info.rank;
@@ -45,6 +39,7 @@ GroupOptions GroupOptions::from_launch(const LaunchInfo& info, const LaunchFlags
   g.token = f.cluster_token;
   g.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.dist_timeout * 1000));
   g.steady_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.step_timeout * 1000));
+  g.dist_backend = parse_dist_backend(f.dist_backend);
   return g;
 }
 
@@ -68,18 +63,19 @@ Group::Group(const GroupOptions& o) : options_(o) {
 
 Group::~Group() = default;
 
-std::string Group::hello(const Model& model, int liveness_port) const {
-  return nlohmann::json{
-      {"rank", options_.rank},
-      {"host", host_name()},
-      {"address", local_address_towards(options_.master_host, options_.master_port)},
-      {"liveness_port", liveness_port},
-      {"version", SHARDLM_VERSION},
-      {"fingerprint", model_fingerprint(model)},
-      {"tp", options_.tp},
-      {"pp", options_.pp},
-      {"world_size", options_.world_size}}
-      .dump();
+Hello Group::hello(const Model& model, const Backend& backend, int liveness_port) const {
+  Hello h;
+  h.rank = options_.rank;
+  h.host = host_name();
+  h.address = local_address_towards(options_.master_host, options_.master_port);
+  h.liveness_port = liveness_port;
+  h.version = SHARDLM_VERSION;
+  h.fingerprint = model_fingerprint(model);
+  h.tp = options_.tp;
+  h.pp = options_.pp;
+  h.world_size = options_.world_size;
+  h.device = backend.device_id();
+  return h;
 }
 
 std::map<int, std::string> Group::wait_for_hellos() {
@@ -108,7 +104,7 @@ std::map<int, std::string> Group::wait_for_hellos() {
   }
 }
 
-void Group::check_hellos(const std::string& mine) {
+void Group::check_hellos(const Hello& mine) {
   const std::map<int, std::string> hellos = wait_for_hellos();
   std::string verdict = "ok", missing;
   for (int r = 1; r < options_.world_size; ++r) {
@@ -120,9 +116,10 @@ void Group::check_hellos(const std::string& mine) {
     const auto other = nlohmann::json::parse(it->second);
     peers_.push_back(
         {r, other.value("host", ""), other.value("address", ""), other.value("liveness_port", 0)});
-    if (const std::string d = hello_difference(mine, it->second); !d.empty() && verdict == "ok") {
+    const std::string d = hello_difference(mine.to_json(), it->second);
+    if (!d.empty() && verdict == "ok") {
       verdict = fmt::format("rank {} on {} differs from the master on {}: {}", r,
-                            other["host"].get<std::string>(), host_name(), d);
+                            other.value("host", ""), host_name(), d);
     }
   }
   if (!missing.empty()) {
@@ -131,9 +128,27 @@ void Group::check_hellos(const std::string& mine) {
         "or check --nnodes/--node-rank/--dist-init-addr on every node",
         missing, options_.world_size, options_.startup_timeout.count() / 1000, store_->address());
   }
+  if (verdict == "ok") {
+    try {
+      plan_ = make_plan(mine, hellos);
+      store_->set("comm-plan", plan_.to_json());
+    } catch (const Error& e) {
+      verdict = e.what();
+    }
+  }
   store_->set("verdict", verdict);
   verdict_published_ = true;
   if (verdict != "ok") fail("{}", verdict);
+}
+
+// Every rank's device from the hellos (which passed hello_difference, so they parse).
+CommPlan Group::make_plan(const Hello& mine, const std::map<int, std::string>& hellos) const {
+  std::vector<RankDevice> devices{{mine.host, mine.device}};
+  for (int r = 1; r < options_.world_size; ++r) {
+    const Hello h = Hello::from_json(hellos.at(r));
+    devices.push_back({h.host, h.device});
+  }
+  return plan_comms(parallel(), devices, options_.dist_backend, nccl_available());
 }
 
 std::string Group::unreachable_ranks(std::chrono::milliseconds timeout) const {
@@ -187,30 +202,68 @@ void Group::abort_startup(const std::string& reason) {
   }
 }
 
-void Group::join(const Model& model) {
+void Group::join(const Model& model, Backend& backend) {
   validate_parallel(parallel(), options_.world_size, options_.nnodes, model.config);
   liveness_ = std::make_unique<ProbeListener>(
       local_address_towards(options_.master_host, options_.master_port));
-  const std::string mine = hello(model, liveness_->port());
+  const Hello mine = hello(model, backend, liveness_->port());
   if (is_master()) {
     check_hellos(mine);
   } else {
-    store_->set("hello/" + std::to_string(options_.rank), mine);
+    store_->set("hello/" + std::to_string(options_.rank), mine.to_json());
     const std::string verdict = store_->get("verdict");
     if (verdict != "ok") fail("the master stopped the group: {}", verdict);
+    plan_ = CommPlan::from_json(store_->get("comm-plan"));
   }
+  connect(model, backend);
+  spdlog::info("rank {} of {} joined the group (master {}); {}", options_.rank, options_.world_size,
+               store_->address(), plan_.describe());
+}
+
+std::unique_ptr<Communicator> Group::nccl(const std::string& key, const std::string& name,
+                                          const std::vector<int>& ranks, Backend& backend,
+                                          std::unique_ptr<Communicator> host) {
+  DeviceCommOptions o;
+  o.name = name;
+  o.prefix = key;
+  o.size = static_cast<int>(ranks.size());
+  o.rank = static_cast<int>(std::find(ranks.begin(), ranks.end(), options_.rank) - ranks.begin());
+  o.world_ranks = ranks;
+  o.connect_timeout = options_.startup_timeout;
+  o.op_timeout = options_.steady_timeout;
+  return make_nccl_communicator(*store_, o, backend, std::move(host));
+}
+
+// In an order no two ranks can wait on each other in: the world, the stage's TP group, then the
+// link from the previous stage and the link to the next (a chain along the pipeline).
+void Group::connect(const Model& model, Backend& backend) {
   comm_ = std::make_unique<GlooCommunicator>(*store_, "gloo/", options_.rank, options_.world_size,
                                              options_.startup_timeout);
   comm_->set_timeout(options_.steady_timeout);
+  const ParallelConfig cfg = parallel();
+  const RankLayout me = rank_layout(cfg, options_.rank, model.config.n_layers);
   if (options_.tp > 1) {
-    const RankLayout me = rank_layout(parallel(), options_.rank, model.config.n_layers);
-    tp_comm_ =
+    auto gloo =
         std::make_unique<GlooCommunicator>(*store_, fmt::format("gloo-tp{}/", me.pp_stage),
                                            me.tp_rank, options_.tp, options_.startup_timeout);
-    tp_comm_->set_timeout(options_.steady_timeout);
+    gloo->set_timeout(options_.steady_timeout);
+    if (plan_.tp_group_nccl(me.pp_stage)) {
+      tp_comm_ = nccl(fmt::format("nccl-tp{}/", me.pp_stage),
+                      fmt::format("the TP group of stage {}", me.pp_stage),
+                      tp_group(cfg, options_.rank), backend, std::move(gloo));
+    } else {
+      tp_comm_ = std::move(gloo);
+    }
   }
-  spdlog::info("rank {} of {} joined the group (master {})", options_.rank, options_.world_size,
-               store_->address());
+  const int s = me.pp_stage, t = me.tp_rank;
+  auto link = [&](int from_stage) {
+    const int from = from_stage * cfg.tp + t, to = from + cfg.tp;
+    return nccl(fmt::format("nccl-pp{}-{}/", from_stage, t),
+                fmt::format("the pipeline link from rank {} to rank {}", from, to), {from, to},
+                backend, nullptr);
+  };
+  if (s > 0 && plan_.link_to_next_nccl(s - 1, t)) prev_link_ = link(s - 1);
+  if (s + 1 < cfg.pp && plan_.link_to_next_nccl(s, t)) next_link_ = link(s);
 }
 
 }  // namespace shardlm::dist

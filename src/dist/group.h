@@ -1,7 +1,9 @@
 // A group of ranks (tp x pp): the master (rank 0) hosts the rendezvous store; at the
-// handshake every rank reports its shardlm version, a fingerprint of the model and the layout, the
-// master checks them all and publishes a verdict, then the ranks connect the communicator. Any
-// missing rank or mismatch stops every rank with a message naming it.
+// handshake every rank reports (hello.h) its shardlm version, a fingerprint of the model, the
+// layout and its backend's device, the master checks them all, chooses NCCL or the host-staged
+// Gloo path for every TP group and pipeline link (comm_plan.h) and publishes the plan and a
+// verdict, then the ranks connect the communicators. Any missing rank, mismatch or impossible
+// --dist-backend stops every rank with a message naming it.
 #pragma once
 
 #include <chrono>
@@ -10,7 +12,9 @@
 #include <memory>
 #include <string>
 
+#include "dist/comm_plan.h"
 #include "dist/gloo_communicator.h"
+#include "dist/hello.h"
 #include "dist/launch_env.h"
 #include "dist/net_probe.h"
 #include "dist/rank_stats.h"
@@ -32,6 +36,7 @@ struct GroupOptions {
   std::string token;  // the cluster token every rank must share
   std::chrono::milliseconds startup_timeout{std::chrono::seconds(300)};
   std::chrono::milliseconds steady_timeout{std::chrono::seconds(10)};
+  DistBackend dist_backend = DistBackend::kAuto;  // the master's decides for the whole group
 
   // This process's place as the launch resolved it, with the token and start-up timeout flags.
   static GroupOptions from_launch(const LaunchInfo& info, const LaunchFlags& flags);
@@ -43,9 +48,10 @@ class Group {
   explicit Group(const GroupOptions& options);
   ~Group();
 
-  // Handshake, then connect the communicators (every rank; and this rank's TP group when tp > 1).
-  // Throws Error on a missing rank or a mismatch.
-  void join(const Model& model);
+  // Handshake, then connect the communicators (every rank; this rank's TP group when tp > 1; its
+  // pipeline links over NCCL where the plan says so), on `backend`'s device for NCCL. Throws
+  // Error on a missing rank, a mismatch or a --dist-backend the ranks' devices cannot honour.
+  void join(const Model& model, Backend& backend);
   Communicator& comm() { return *comm_; }
   // On the master after join: which ranks no longer answer a TCP probe of their liveness port
   // ("rank 2 on host-b (10.0.0.3)", comma-separated; "" when all answer). Used to name the node
@@ -57,8 +63,10 @@ class Group {
   // published, in rank order.
   void set_local_stats(std::function<RankStats()> source) { local_stats_ = std::move(source); }
   std::vector<RankStats> rank_stats() const;
-  // The world and this rank's TP group, for a StageShard.
-  StageComms comms() { return {*comm_, tp_comm_.get()}; }
+  // The world, this rank's TP group and its NCCL pipeline links, for a StageShard.
+  StageComms comms() { return {*comm_, tp_comm_.get(), prev_link_.get(), next_link_.get()}; }
+  // After join: which communicator carries what.
+  const CommPlan& comm_plan() const { return plan_; }
   ParallelConfig parallel() const {
     ParallelConfig p;
     p.tp = options_.tp;
@@ -72,8 +80,15 @@ class Group {
   const GroupOptions& options() const { return options_; }
 
  private:
-  std::string hello(const Model& model, int liveness_port) const;
-  void check_hellos(const std::string& mine);
+  Hello hello(const Model& model, const Backend& backend, int liveness_port) const;
+  // The master: checks every hello against its own and publishes the plan and the verdict.
+  void check_hellos(const Hello& mine);
+  CommPlan make_plan(const Hello& mine, const std::map<int, std::string>& hellos) const;
+  void connect(const Model& model, Backend& backend);
+  // This rank's NCCL communicator of the group `ranks` (world ranks) under `key`.
+  std::unique_ptr<Communicator> nccl(const std::string& key, const std::string& name,
+                                     const std::vector<int>& ranks, Backend& backend,
+                                     std::unique_ptr<Communicator> host);
   // The master: every other rank's hello as it arrives, until all are in or the start-up timeout.
   std::map<int, std::string> wait_for_hellos();
 
@@ -81,7 +96,9 @@ class Group {
   std::unique_ptr<StoreServer> server_;
   std::unique_ptr<StoreClient> store_;
   std::unique_ptr<GlooCommunicator> comm_;
-  std::unique_ptr<GlooCommunicator> tp_comm_;
+  std::unique_ptr<Communicator> tp_comm_;
+  std::unique_ptr<Communicator> prev_link_, next_link_;  // NCCL pipeline links (else world)
+  CommPlan plan_;
   bool verdict_published_ = false;
   std::function<RankStats()> local_stats_;
   std::unique_ptr<ProbeListener> liveness_;  // answers while this process lives
@@ -92,10 +109,6 @@ class Group {
   };
   std::vector<Peer> peers_;  // the master's roster from the hellos
 };
-
-// The first field in which two ranks' hellos differ (version, model fingerprint, tp, pp, world
-// size), as "field: a vs b"; "" when they agree.
-std::string hello_difference(const std::string& a, const std::string& b);
 
 // Hash of the config and every tensor's name, type and shape.
 std::string model_fingerprint(const Model& model);

@@ -571,6 +571,13 @@ void add_launch_flags(CLI::App& cmd, LaunchFlags& f) {
       ->capture_default_str();
   cmd.add_option("--cluster-token", f.cluster_token, "shared secret every rank must present")
       ->envname("SHARDLM_CLUSTER_TOKEN");
+  cmd.add_option("--dist-backend", f.dist_backend,
+                 "what carries activations between GPU ranks: nccl (one GPU per rank), gloo "
+                 "(host-staged), or auto (nccl where every rank of a group has its own GPU); the "
+                 "master's choice applies to the group")
+      ->envname("SHARDLM_DIST_BACKEND")
+      ->check(CLI::IsMember({"auto", "nccl", "gloo"}))
+      ->capture_default_str();
 }
 
 }  // namespace shardlm::dist

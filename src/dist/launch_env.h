@@ -51,6 +51,7 @@ struct LaunchFlags {
   double dist_timeout = 300;          // --dist-timeout: seconds to wait for every rank at start-up
   double step_timeout = 10;           // --dist-step-timeout: a collective's limit while serving
   std::string cluster_token;          // --cluster-token (env SHARDLM_CLUSTER_TOKEN)
+  std::string dist_backend = "auto";  // --dist-backend auto|nccl|gloo (env SHARDLM_DIST_BACKEND)
 };
 
 struct LaunchInfo {
@@ -83,7 +84,8 @@ LaunchInfo resolve_launch(const LaunchFlags& flags);
 
 // Registers --tp/--tensor-parallel-size, --pp/--pipeline-parallel-size, --nnodes, --node-rank,
 // --nproc-per-node, --local-rank (hidden), --dist-init-addr, --ips, --dist-timeout,
-// --dist-step-timeout and --cluster-token (env SHARDLM_CLUSTER_TOKEN) on `cmd`.
+// --dist-step-timeout, --cluster-token (env SHARDLM_CLUSTER_TOKEN) and --dist-backend (env
+// SHARDLM_DIST_BACKEND) on `cmd`.
 void add_launch_flags(CLI::App& cmd, LaunchFlags& flags);
 
 struct HostPort {

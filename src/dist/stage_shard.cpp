@@ -56,45 +56,60 @@ size_t StageShard::matrix_bytes(const Model& m, int first, int last, bool with_o
 }
 
 // [rank][row][cols] from every TP rank -> [row][rank * cols + j]. `local` and `full` are backend
-// memory: on a device backend they are staged through host buffers.
+// memory: a device communicator gathers them in place; otherwise on a device backend they are
+// staged through host buffers.
 void StageShard::gather_cols(const float* local, int64_t rows, int64_t cols, float* full) {
   Communicator& tp = *comms_.tp;
+  if (!staged_ || tp.device_memory()) {
+    tp.all_gather_cols(local, rows, cols, full);
+    return;
+  }
   const auto n = static_cast<size_t>(rows * cols), all = n * static_cast<size_t>(tp.size());
-  scratch_.resize(all);
-  if (staged_) {
-    local_host_.resize(n);
-    full_host_.resize(all);
-    backend_.to_host(local, n, local_host_.data());
-    local = local_host_.data();
+  local_host_.resize(n);
+  full_host_.resize(all);
+  backend_.to_host(local, n, local_host_.data());
+  tp.all_gather_cols(local_host_.data(), rows, cols, full_host_.data());
+  backend_.from_host(full_host_.data(), all, full);
+}
+
+// From the same tp rank of the previous stage: over the device link, or through `world` (staged
+// through a host buffer on a device backend, since Gloo moves host memory).
+void StageShard::receive_hidden(Transformer& t, size_t n, int64_t tokens) {
+  if (comms_.prev) {
+    comms_.prev->recv(t.hidden(), n, 0);
+    return;
   }
-  float* out = staged_ ? full_host_.data() : full;
-  tp.all_gather(local, n, scratch_.data());
-  for (int r = 0; r < tp.size(); ++r) {
-    for (int64_t i = 0; i < rows; ++i) {
-      const float* src = scratch_.data() + (r * rows + i) * cols;
-      std::copy(src, src + cols, out + i * cols * tp.size() + r * cols);
-    }
+  float* wire = staged_ ? hidden_host_.data() : t.hidden();
+  comms_.world.recv(wire, n, world_rank_of(layout_.pp_stage - 1, layout_.tp_rank));
+  if (staged_) t.hidden_from_host(wire, tokens);
+}
+
+void StageShard::send_hidden(Transformer& t, size_t n, int64_t tokens) {
+  if (comms_.next) {
+    comms_.next->send(t.hidden(), n, 1);
+    return;
   }
-  if (staged_) backend_.from_host(out, all, full);
+  float* wire = staged_ ? hidden_host_.data() : t.hidden();
+  if (staged_) t.hidden_to_host(tokens, wire);
+  comms_.world.send(wire, n, world_rank_of(layout_.pp_stage + 1, layout_.tp_rank));
 }
 
 void StageShard::run_micro_batch(const ForwardBatch& mb) {
   Transformer& t = *transformer_;
   const auto hidden = static_cast<size_t>(mb.size()) * model_->config.d_model;
-  const int stage = layout_.pp_stage;
   t.begin(mb);
-  // On a device backend the hidden states travel through a host buffer (Gloo moves host memory).
-  float* wire = staged_ ? hidden_host_.data() : t.hidden();
-  if (stage == 0) {
+  if (layout_.pp_stage == 0) {
     t.embed(mb);
   } else {
-    comms_.world.recv(wire, hidden, world_rank_of(stage - 1, layout_.tp_rank));
-    if (staged_) t.hidden_from_host(wire, mb.size());
+    receive_hidden(t, hidden, mb.size());
   }
   t.run_layers(mb, layout_.first_layer, layout_.last_layer);
-  if (!last_stage()) {
-    if (staged_) t.hidden_to_host(mb.size(), wire);
-    comms_.world.send(wire, hidden, world_rank_of(stage + 1, layout_.tp_rank));
+  if (!last_stage()) send_hidden(t, hidden, mb.size());
+}
+
+void StageShard::check_device_comms() {
+  for (Communicator* c : {comms_.tp, comms_.prev, comms_.next}) {
+    if (c) c->check_healthy();
   }
 }
 
@@ -126,6 +141,7 @@ void StageShard::run_step(const ForwardBatch& batch, float* logits) {
     float* rows = step_logits_.data() + static_cast<size_t>(mb.out_index.front()) * local_vocab_;
     transformer_->compute_logits(mb.batch, rows);
   }
+  check_device_comms();  // the logits were read back: a transfer aborted under them fails here
   if (layout_.is_master()) {
     assemble_logits(n_out, logits);
   } else if (last_stage()) {

@@ -8,8 +8,10 @@
 // micro-batch i + 1 while stage s + 1 runs micro-batch i.
 //
 // tp = 1, pp = 1 is one process; tp alone is Megatron-style TP; pp alone is a plain pipeline. On a
-// backend whose memory is not host memory (CUDA) the exchanged activations are staged through
-// host buffers, so Gloo carries them (the host-staged path; NCCL would move device memory).
+// backend whose memory is not host memory (CUDA) the exchanged activations stay in device memory
+// where a device communicator (NCCL) carries that exchange, and are otherwise staged through host
+// buffers so Gloo carries them (the host-staged path). Either way the gathers are exact copies, so
+// results equal a single process bit for bit.
 #pragma once
 
 #include <atomic>
@@ -24,8 +26,13 @@
 namespace shardlm::dist {
 
 struct StageComms {
-  Communicator& world;  // every rank: step broadcasts, stage-to-stage sends, logits to the master
+  Communicator& world;  // every rank (host memory): step broadcasts, logits to the master, and
+                        // stage-to-stage sends where no link below is given
   Communicator* tp;     // this rank's stage (its TP group); nullptr when tp = 1
+  // Device-memory links to the previous / next stage (ranks 0 = the earlier stage, 1 = the later
+  // one); nullptr: the hidden states go through `world` (host-staged on a device backend).
+  Communicator* prev = nullptr;
+  Communicator* next = nullptr;
 };
 
 class StageShard {
@@ -48,6 +55,10 @@ class StageShard {
   void send_logits_home(size_t n_out);
   void assemble_logits(size_t n_out, float* logits);
   void gather_cols(const float* local, int64_t rows, int64_t cols, float* full);
+  void receive_hidden(Transformer& t, size_t n, int64_t tokens);
+  void send_hidden(Transformer& t, size_t n, int64_t tokens);
+  // Throws the Error of a device transfer that failed after it was queued.
+  void check_device_comms();
   int world_rank_of(int stage, int tp_rank) const { return stage * cfg_.tp + tp_rank; }
   bool last_stage() const { return layout_.pp_stage == cfg_.pp - 1; }
 
@@ -63,7 +74,6 @@ class StageShard {
   std::unique_ptr<Transformer> transformer_;
   std::vector<float> step_logits_;  // the step's rows of this rank's vocab slice (last stage)
   std::vector<float> recv_logits_;  // the master's receive buffer for one last-stage rank
-  std::vector<float> scratch_;      // all-gather receive buffer
   std::vector<float> hidden_host_;  // staged hidden states (device backends)
   std::vector<float> local_host_, full_host_;  // staged all-gather input and output
   std::atomic<int64_t> steps_{0};

@@ -42,7 +42,7 @@ std::function<std::unique_ptr<ModelRunner>(const Model&, Backend&, const KvCache
 group_master_runner(std::shared_ptr<dist::Group> group) {
   return [group](const Model& model, Backend& backend, const KvCacheShape& shape,
                  int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
-    group->join(model);
+    group->join(model, backend);
     auto runner = std::make_unique<dist::ShardMasterRunner>(model, backend, shape, max_tokens,
                                                             group->parallel(), group->comms());
     runner->set_failure_diagnosis(
@@ -54,13 +54,14 @@ group_master_runner(std::shared_ptr<dist::Group> group) {
 
 int run_worker_node(const ServerArgs& args) {
   const dist::GroupOptions& g = *args.group;
-  dist::Group group(g);
   auto model = load_model(args.engine.model, args.engine.load_format);
-  group.join(*model);
   const ModelConfig& c = model->config;
   const EngineArgs& e = args.engine;
+  // The backend first: the handshake reports its device, and NCCL connects on its stream.
   const std::unique_ptr<Backend> backend_ptr = make_backend(backend_spec(e, c), c);
   Backend& backend = *backend_ptr;
+  dist::Group group(g);
+  group.join(*model, backend);
   const KvCacheShape shape{c.n_layers, c.kv_dim(), e.block_size, kv_blocks(e, c)};
   // One /health per node: local rank 0 answers it; the node's other ranks listen on nothing.
   std::unique_ptr<HttpServer> http;

@@ -67,8 +67,19 @@ class TensorParallelTest : public ::testing::Test {
     return a;
   }
 
+  // A backend for the handshake tests (which never run a forward).
+  CpuBackend& cpu() { return cpu_; }
+
   TempDir dir_{"tensor_parallel"};
   std::string path_;
+  CpuBackend cpu_{one_thread()};
+
+ private:
+  static CpuBackendOptions one_thread() {
+    CpuBackendOptions o;
+    o.threads = 1;
+    return o;
+  }
 };
 
 // The group's layout with micro-batches of any size, so the tests' short prompts exercise them.
@@ -93,8 +104,8 @@ std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp) {
       wo.master_port = master.options().master_port;
       Group g(wo);
       auto model = load_model(base.model);
-      g.join(*model);
       CpuBackend backend(CpuBackendOptions::for_model(model->config, 1, 512, 64));
+      g.join(*model, backend);
       const KvCacheShape shape{model->config.n_layers, model->config.kv_dim(), 16, 32};
       run_shard_worker(*model, backend, shape, 512, layout(g.parallel()), g.comms());
     }));
@@ -104,7 +115,7 @@ std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp) {
     EngineArgs a = base;
     a.make_runner = [&](const Model& model, Backend& backend, const KvCacheShape& shape,
                         int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
-      master.join(model);
+      master.join(model, backend);
       return std::make_unique<ShardMasterRunner>(model, backend, shape, max_tokens,
                                                  layout(master.parallel()), master.comms());
     };
@@ -162,7 +173,7 @@ TEST_F(TensorParallelTest, MissingRankIsNamed) {
   Group master(options(0, 2, 0));
   auto model = load_model(path_);
   try {
-    master.join(*model);
+    master.join(*model, cpu());
     FAIL() << "join succeeded without rank 1";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("rank(s) 1 of 2 did not join"), std::string::npos)
@@ -174,10 +185,10 @@ TEST_F(TensorParallelTest, WrongTokenIsRefused) {
   Group master(options(0, 2, 0, "right"));
   const int port = master.options().master_port;
   auto model = load_model(path_);
-  auto m = std::async(std::launch::async, [&] { EXPECT_THROW(master.join(*model), Error); });
+  auto m = std::async(std::launch::async, [&] { EXPECT_THROW(master.join(*model, cpu()), Error); });
   Group intruder(options(1, 2, port, "wrong"));
   try {
-    intruder.join(*model);
+    intruder.join(*model, cpu());
     FAIL() << "a rank with the wrong token joined";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cluster token"), std::string::npos) << e.what();
@@ -196,10 +207,10 @@ TEST_F(TensorParallelTest, ModelMismatchStopsEveryRank) {
   auto theirs = load_model(dir_.path("other.gguf"));
   auto w = std::async(std::launch::async, [&] {
     Group g(options(1, 2, port));
-    EXPECT_THROW(g.join(*theirs), Error);
+    EXPECT_THROW(g.join(*theirs, cpu()), Error);
   });
   try {
-    master.join(*mine);
+    master.join(*mine, cpu());
     FAIL() << "mismatched models joined";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("fingerprint"), std::string::npos) << e.what();

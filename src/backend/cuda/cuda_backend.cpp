@@ -166,6 +166,27 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options)
 
 CudaBackend::~CudaBackend() = default;
 
+std::string CudaBackend::device_id() const {
+  cudaDeviceProp prop{};
+  SHARDLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->options.device));
+  std::string uuid = "GPU-";
+  for (int i = 0; i < 16; ++i) {
+    uuid += fmt::format("{:02x}", static_cast<unsigned char>(prop.uuid.bytes[i]));
+    if (i == 3 || i == 5 || i == 7 || i == 9) uuid += '-';
+  }
+  char bus[32] = {0};
+  SHARDLM_CUDA_CHECK(cudaDeviceGetPCIBusId(bus, sizeof(bus), impl_->options.device));
+  return fmt::format("{} (PCI {})", uuid, bus);
+}
+
+int CudaBackend::device() const {
+  return impl_->options.device;
+}
+
+void* CudaBackend::stream() const {
+  return impl_->stream;
+}
+
 std::string CudaBackend::description() const {
   return device_description(impl_->options.device);
 }

@@ -35,6 +35,7 @@ class CudaBackend : public Backend {
   void prepare_weights(const ModelConfig& c, const ModelWeights& w) override;
   void begin_step(const StepIndices& s) override;
   bool host_memory() const override { return false; }
+  std::string device_id() const override;
   bool device_memory(size_t& free, size_t& total) const override;
   // Decode steps as CUDA graphs (SHARDLM_CUDA_GRAPHS=0 turns them off): a shape's first step
   // runs op by op, its second is captured, later ones are replayed.
@@ -83,6 +84,10 @@ class CudaBackend : public Backend {
   void register_vector(const float* host, int64_t n);
   // Waits for all work queued so far.
   void synchronize();
+  // The CUDA device ordinal and the stream (a cudaStream_t) every op is queued on, for the NCCL
+  // communicator, which queues its transfers on the same stream.
+  int device() const;
+  void* stream() const;
   size_t weight_bytes() const;  // device bytes taken by registered weights
   std::string description() const;
 

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs ON a GPU machine with at least two GPUs (the device tool's multi-GPU kinds), from the bundle
+# scripts/device_bundle.sh made here: tensor- and pipeline-parallel groups over NCCL, one rank per
+# GPU (--dist-backend nccl, so a group that cannot use NCCL fails instead of falling back), against
+# one process on one GPU. Greedy texts and their log-probabilities through the master's HTTP API
+# must be equal (the TP gathers are exact copies, so the figures are bit-identical). Layouts by the
+# GPUs visible: 2+: Llama-3.2-1B shape --tp 2 and the default model (10 layers) --pp 2; 3+: the
+# default model --tp 3 (9 heads); 4+: the 1B shape --tp 2 --pp 2. Also the NCCL communicator tests
+# (Nccl.*, the multi-GPU one included). Writes $OUT/nccl_summary.txt (last line PASS or FAIL) and
+# the servers' logs.
+#
+#   run: scripts/device_nccl_check.sh        (carry: [".devcarry"]; keep NCCL_NVLS_ENABLE=0)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RESULTS="${OUT:-/tmp/shardlm-device-out}"
+CARRY="${SHARDLM_DEVCARRY:-.devcarry}"
+WORK=/tmp/shardlm-dev
+mkdir -p "$RESULTS" "$WORK"
+tar -C "$WORK" -xJf "$CARRY/bundle.tar.xz"
+export LD_LIBRARY_PATH="$WORK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export NCCL_NVLS_ENABLE=0
+B="$WORK/bin/shardlm"
+M=$(ls "$CARRY"/smollm2-*layers.gguf | head -1)
+S="$RESULTS/nccl_summary.txt"
+: >"$S"
+GPUS=$(nvidia-smi -L | wc -l)
+echo "GPUs visible: $GPUS" | tee -a "$S"
+nvidia-smi topo -m >"$RESULTS/topo.txt" 2>&1
+FAILED=0
+if [ "$GPUS" -lt 2 ]; then
+  echo "needs at least two GPUs; nothing run" | tee -a "$S"
+  echo FAIL | tee -a "$S"
+  exit 1
+fi
+PROMPTS=("The capital of France is" "Write one sentence about the sea:" "1, 2, 3, 4," "def add(a, b):")
+
+complete() {  # port prompt -> one JSON line: the greedy text of 32 tokens and their logprobs
+  curl -s "http://127.0.0.1:$1/v1/completions" -H 'Content-Type: application/json' \
+    -d "{\"prompt\": \"$2\", \"max_tokens\": 32, \"temperature\": 0, \"ignore_eos\": true, \"logprobs\": 1}" |
+    python3 -c 'import json,sys; c=json.load(sys.stdin)["choices"][0]; print(json.dumps([c["text"], c["logprobs"]["token_logprobs"]]))'
+}
+compare() {  # reference layout -> "N of M greedy texts equal; max |logprob difference| D"; rc 1 if not all equal
+  python3 - "$WORK/$1.txt" "$WORK/$2.txt" <<'PY'
+import json, sys
+try:
+    a = [json.loads(l) for l in open(sys.argv[1])]
+    b = [json.loads(l) for l in open(sys.argv[2])]
+except (ValueError, OSError) as e:
+    print(f"no comparable output ({e})"); sys.exit(1)
+same = sum(x[0] == y[0] for x, y in zip(a, b))
+diff = max(abs(p - q) for x, y in zip(a, b) for p, q in zip(x[1], y[1]))
+print(f"{same} of {len(a)} greedy texts equal; max |logprob difference| {diff:.2e}")
+sys.exit(0 if same == len(a) == len(b) and diff == 0 else 1)
+PY
+}
+wait_up() {  # port
+  for _ in $(seq 1 240); do curl -sf "http://127.0.0.1:$1/health" >/dev/null && return 0; sleep 0.5; done
+  return 1
+}
+run_layout() {  # name port model args...: starts the group (one supervising process), runs prompts
+  local name=$1 port=$2 model=$3
+  shift 3
+  "$B" serve -m "$model" --device cuda --port "$port" --log-interval 0 --kv-cache-memory 256MiB "$@" \
+    >"$RESULTS/$name.log" 2>&1 &
+  local pid=$!
+  if wait_up "$port"; then
+    for p in "${PROMPTS[@]}"; do complete "$port" "$p"; done >"$WORK/$name.txt"
+  else
+    echo "did not start" >"$WORK/$name.txt"
+  fi
+  kill -TERM $pid
+  wait $pid
+  echo "$name exit $?" >>"$S"
+}
+check() {  # reference layout description
+  local line
+  line=$(compare "$1" "$2")
+  local rc=$?
+  echo "$3 vs one process: $line" | tee -a "$S"
+  # Every rank must have joined with NCCL carrying its exchanges (the plan in the join line).
+  if ! grep -q "joined the group.*nccl" "$RESULTS/$2.log"; then
+    echo "  $2: no rank reports NCCL in its plan" | tee -a "$S"
+    rc=1
+  fi
+  [ $rc -eq 0 ] || FAILED=1
+}
+
+timeout 300 "$WORK/bin/shardlm_cuda_tests" --gtest_filter='Nccl.*' >"$RESULTS/nccl_tests.log" 2>&1
+rc=$?
+echo "Nccl.* tests rc=$rc: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$RESULTS/nccl_tests.log" | tr '\n' ' ')" | tee -a "$S"
+[ $rc -eq 0 ] || FAILED=1
+
+L=$WORK/llama1b-shape.gguf
+"$WORK/bin/shardlm_shaped_model" "$L" llama-1b BF16 >/dev/null
+run_layout single 8600 "$M"
+run_layout l_single 8610 "$L"
+run_layout pp2 8602 "$M" --pp 2 --nproc-per-node 2 --dist-backend nccl --dist-init-addr 127.0.0.1:29702
+run_layout l_tp2 8611 "$L" --tp 2 --nproc-per-node 2 --dist-backend nccl --dist-init-addr 127.0.0.1:29711
+check single pp2 "smollm2 (10 layers) pp2 over NCCL"
+check l_single l_tp2 "llama-1b shape tp2 over NCCL"
+if [ "$GPUS" -ge 3 ]; then
+  run_layout tp3 8603 "$M" --tp 3 --nproc-per-node 3 --dist-backend nccl --dist-init-addr 127.0.0.1:29703
+  check single tp3 "smollm2 (10 layers) tp3 over NCCL"
+fi
+if [ "$GPUS" -ge 4 ]; then
+  run_layout l_tp2pp2 8612 "$L" --tp 2 --pp 2 --nproc-per-node 4 --dist-backend nccl \
+    --dist-init-addr 127.0.0.1:29712
+  check l_single l_tp2pp2 "llama-1b shape tp2 x pp2 over NCCL"
+fi
+grep -h "joined the group" "$RESULTS"/l_tp2.log "$RESULTS"/pp2.log | head -4 >>"$S"
+[ $FAILED -eq 0 ] && echo PASS | tee -a "$S" || echo FAIL | tee -a "$S"
+exit $FAILED

@@ -1,0 +1,37 @@
+// make_nccl_communicator: the NCCL communicator of the CUDA backend, or an Error without one.
+#include "dist/device_communicator.h"
+
+#include "core/error.h"
+#if SHARDLM_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/nccl_communicator.h"
+#endif
+
+namespace shardlm::dist {
+
+bool nccl_available() {
+#if SHARDLM_HAS_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_nccl_communicator(StoreClient& store, const DeviceCommOptions& o,
+                                                     Backend& backend,
+                                                     std::unique_ptr<Communicator> host) {
+#if SHARDLM_HAS_CUDA
+  auto* cuda = dynamic_cast<cuda::CudaBackend*>(&backend);
+  if (!cuda) {
+    fail(
+        "{}: NCCL needs the CUDA backend but this rank runs the {} backend; use --device cuda "
+        "or --dist-backend gloo",
+        o.name, backend.name());
+  }
+  return std::make_unique<cuda::NcclCommunicator>(store, o, *cuda, std::move(host));
+#else
+  fail("{}: this shardlm was built without CUDA and NCCL; use --dist-backend gloo", o.name);
+#endif
+}
+
+}  // namespace shardlm::dist
