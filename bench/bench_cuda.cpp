@@ -21,6 +21,7 @@
 #if SHARDLM_HAS_CUDA
 #include "backend/cuda/ceilings.h"
 #include "backend/cuda/cuda_backend.h"
+#include "model/weights.h"
 #endif
 
 namespace {
@@ -122,6 +123,41 @@ void bench_sampling() {
                 cpu_ms, cpu_ms / gpu_ms);
   }
 }
+// One decode token's matrix products of layer 0 (and the output projection), each alone and
+// synchronised: the bandwidth each GEMV kernel reaches at this model's shapes, against the copy
+// ceiling (where decode's time goes before any fusion or graph).
+void bench_decode_gemv(const shardlm::Model& m, double copy_gb_per_s) {
+  const shardlm::ModelConfig& c = m.config;
+  shardlm::cuda::CudaBackend be(shardlm::cuda::CudaBackendOptions::for_model(c, 8, 256));
+  be.prepare_weights(c, m.weights);
+  const shardlm::LayerWeights& L = m.weights.layers[0];
+  const int64_t widest = std::max<int64_t>({c.q_dim(), c.d_model, c.ffn_dim, c.vocab_size});
+  std::vector<float> ones(static_cast<size_t>(widest), 0.01f);
+  float* x = be.alloc_floats(ones.size());
+  be.from_host(ones.data(), ones.size(), x);
+  float *y1 = be.alloc_floats(ones.size()), *y2 = be.alloc_floats(ones.size()),
+        *y3 = be.alloc_floats(ones.size());
+  auto report = [&](const char* name, double bytes, const std::function<void()>& op) {
+    const double ms = median_ms(50, [&] {
+      op();
+      be.synchronize();
+    });
+    std::printf("  %-28s %8.1f us  %6.0f GB/s (%.0f%% of copy)\n", name, ms * 1e3,
+                bytes / ms / 1e6, 100.0 * bytes / ms / 1e6 / copy_gb_per_s);
+  };
+  auto mb = [](const shardlm::TensorView& t) { return 2.0 * static_cast<double>(t.numel()); };
+  std::printf("decode GEMVs, 1 token, layer 0 (synchronised each):\n");
+  const shardlm::TensorView* qkv[] = {&L.wq, &L.wk, &L.wv};
+  float* ys[] = {y1, y2, y3};
+  report("q/k/v (matmul_shared_input)", mb(L.wq) + mb(L.wk) + mb(L.wv),
+         [&] { be.matmul_shared_input(qkv, ys, 3, x, 1); });
+  report("o (matmul)", mb(L.wo), [&] { be.matmul(L.wo, x, 1, y1); });
+  report("gate/up + silu", mb(L.w_gate) + mb(L.w_up),
+         [&] { be.gate_up_silu(L.w_gate, L.w_up, x, 1, y1, y2); });
+  report("down (matmul)", mb(L.w_down), [&] { be.matmul(L.w_down, x, 1, y1); });
+  report("output projection", mb(m.weights.output),
+         [&] { be.matmul(m.weights.output, x, 1, y1); });
+}
 #endif
 
 }  // namespace
@@ -144,6 +180,7 @@ int main(int argc, char** argv) {
     const double bytes = bf16_weight_bytes(*model);
     std::printf("%s: %.1f MB of BF16 weights read per decode step; roofline %.0f tokens/s\n",
                 argv[i], bytes / 1e6, c.copy_gb_per_s * 1e9 / bytes);
+    bench_decode_gemv(*model, c.copy_gb_per_s);
   }
   return 0;
 #else

@@ -54,30 +54,5 @@ SHARDLM_PARITY_MODEL="$M" SHARDLM_PARITY_REF="$PWD/tests/data/logits/smollm2_135
   "$BIN/shardlm_cuda_tests" --gtest_filter='CudaModel.*'
 grep -E "^\[(tiny|parity|transformers)\]|PASSED|FAILED" "$LOGS/parity.log" | tee -a "$SUMMARY"
 
-# compute-sanitizer over a short serving run: a completion and a streamed chat through the API.
-if command -v compute-sanitizer >/dev/null; then
-  compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/shardlm" serve -m "$M" --device cuda \
-    --port 8093 --kv-cache-memory 1GiB >"$LOGS/memcheck_serve.log" 2>&1 &
-  SERVER=$!
-  python3 - >"$LOGS/memcheck_client.log" 2>&1 <<'PY'
-import json, time, urllib.request
-def post(path, body):
-    req = urllib.request.Request("http://127.0.0.1:8093" + path, json.dumps(body).encode(),
-                                 {"Content-Type": "application/json"})
-    return urllib.request.urlopen(req, timeout=300).read().decode()
-for _ in range(600):
-    try:
-        urllib.request.urlopen("http://127.0.0.1:8093/health", timeout=1)
-        break
-    except Exception:
-        time.sleep(0.5)
-print(post("/v1/completions", {"prompt": "The capital of France is", "max_tokens": 12, "temperature": 0}))
-print(post("/v1/chat/completions", {"messages": [{"role": "user", "content": "Say hi"}],
-                                    "max_tokens": 8, "stream": True})[-200:])
-PY
-  note "memcheck client rc=$?: $(tail -c 200 "$LOGS/memcheck_client.log")"
-  pkill -TERM -x shardlm  # the server under the sanitizer: it drains and exits 0
-  wait "$SERVER"
-  note "memcheck serve rc=$? $(grep -E 'ERROR SUMMARY' "$LOGS/memcheck_serve.log")"
-fi
+memcheck_serve "$M" 8093
 finish_logs

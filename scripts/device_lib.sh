@@ -25,3 +25,34 @@ step() {  # step NAME TIMEOUT CMD...: runs CMD with its output in $LOGS/NAME.log
   return $rc
 }
 finish_logs() { tar -C "$LOGS" -czf "$RESULTS/logs.tar.gz" . && note "done"; }
+
+# memcheck_serve MODEL PORT: compute-sanitizer memcheck over a short serving run on CUDA (a
+# completion and a streamed chat through the API, then SIGTERM); notes the error summary.
+memcheck_serve() {
+  local M=$1 PORT=$2
+  command -v compute-sanitizer >/dev/null || { note "memcheck: no compute-sanitizer"; return; }
+  compute-sanitizer --tool memcheck --error-exitcode 9 "$BIN/shardlm" serve -m "$M" --device cuda \
+    --port "$PORT" --kv-cache-memory 1GiB >"$LOGS/memcheck_serve.log" 2>&1 &
+  SERVER=$!
+  PORT="$PORT" python3 - >"$LOGS/memcheck_client.log" 2>&1 <<'PY'
+import json, os, time, urllib.request
+PORT = os.environ["PORT"]
+def post(path, body):
+    req = urllib.request.Request("http://127.0.0.1:" + PORT + path, json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    return urllib.request.urlopen(req, timeout=300).read().decode()
+for _ in range(600):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:" + PORT + "/health", timeout=1)
+        break
+    except Exception:
+        time.sleep(0.5)
+print(post("/v1/completions", {"prompt": "The capital of France is", "max_tokens": 12, "temperature": 0}))
+print(post("/v1/chat/completions", {"messages": [{"role": "user", "content": "Say hi"}],
+                                    "max_tokens": 8, "stream": True})[-200:])
+PY
+  note "memcheck client rc=$?: $(tail -c 200 "$LOGS/memcheck_client.log")"
+  pkill -TERM -x shardlm  # the server under the sanitizer: it drains and exits 0
+  wait "$SERVER"
+  note "memcheck serve rc=$? $(grep -E 'ERROR SUMMARY' "$LOGS/memcheck_serve.log")"
+}
