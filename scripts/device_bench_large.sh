@@ -16,15 +16,14 @@ P="${1:-llama-3.1-8b}"
 D=(--load-format dummy -m "$P" --device cuda)
 
 nvidia-smi >"$LOGS/machine.log" 2>&1
-# TESTS=1: the CUDA tests (with the default model's first layers when the bundle has them), then
-# memcheck over a short serving run on that model.
+# TESTS=1: the CUDA tests (with the default model's first layers when the bundle has them), and
+# at the end memcheck over a short serving run on that model.
 SLICE=$(ls "$CARRY"/smollm2-*layers.gguf 2>/dev/null | head -1)
 if [ "${TESTS:-0}" = 1 ]; then
   SHARDLM_PARITY_MODEL="$SLICE" SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests 300 \
     "$BIN/shardlm_cuda_tests"
   grep -E "^\[(tiny|transformers|sample|parity)|PASSED|FAILED|SKIPPED  \]" "$LOGS/cuda_tests.log" |
     tee -a "$SUMMARY"
-  [ -n "$SLICE" ] && memcheck_serve "$SLICE" 8094
 fi
 step ceilings 180 "$BIN/bench_cuda" "$P"
 grep -E "copy|gemm|launch|roofline" "$LOGS/ceilings.log" | tee -a "$SUMMARY"
@@ -39,4 +38,5 @@ for b in ${BATCHES:-256 64 16 1}; do
 done
 [ "${PROFILE:-1}" = 0 ] || SHARDLM_CUDA_PROFILE=1 step profile 200 "$BIN/shardlm" bench offline "${D[@]}" -t 1 -p 512 -n 64 -r 1
 [ -f "$LOGS/profile.log" ] && tail -n 40 "$LOGS/profile.log" >>"$SUMMARY"
+[ "${TESTS:-0}" = 1 ] && [ -n "$SLICE" ] && memcheck_serve "$SLICE" 8094
 finish_logs
