@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <type_traits>
 
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/cuda_check.h"
@@ -56,23 +55,7 @@ __device__ RowKeys block_keys(const KernelArgs& a, int row, int split, DeviceAtt
           true};
 }
 
-// DPL consecutive BF16 cache elements as fp32, in one 4-, 8- or 16-byte load.
-template <int DPL>
-__device__ __forceinline__ void load_bf16(const __nv_bfloat16* p, float* out) {
-  static_assert(DPL == 2 || DPL == 4 || DPL == 8);
-  using Raw = std::conditional_t<DPL == 2, uint32_t, std::conditional_t<DPL == 4, uint2, uint4>>;
-  const Raw raw = *reinterpret_cast<const Raw*>(p);
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < DPL / 2; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
-
-// DPL: head dims per lane, lane l owning dims [l * DPL, (l + 1) * DPL) (head_dim <= 32 * DPL and a
-// multiple of DPL), so each lane reads its share of a key or value row in one load.
+// DPL: head dims per lane (head_dim <= 32 * DPL).
 template <int DPL>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
   const int h = blockIdx.x, row = a.row_base + static_cast<int>(blockIdx.y), split = blockIdx.z;
@@ -87,12 +70,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
   const int32_t* table = a.batch.tables + seq.table_offset;
   const int64_t head_off = int64_t{kv_head} * p.head_dim;
 
-  const int d0 = lane * DPL;
-  const bool active = d0 < p.head_dim;  // lanes past head_dim hold zeros
   float qr[DPL], acc[DPL];
 #pragma unroll
   for (int i = 0; i < DPL; ++i) {
-    qr[i] = active ? qh[d0 + i] : 0.f;
+    const int d = lane + 32 * i;
+    qr[i] = d < p.head_dim ? qh[d] : 0.f;
     acc[i] = 0.f;
   }
   float m = -INFINITY, l = 0.f;
@@ -104,12 +86,13 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
       const bool live = j < keys.hi;
       const int jj = live ? j : keys.lo;
       const int64_t slot = int64_t{table[jj / p.block_size]} * p.block_size + jj % p.block_size;
-      if (active) {
-        load_bf16<DPL>(a.k + slot * kv_dim + head_off + d0, kx[u]);
-        load_bf16<DPL>(a.v + slot * kv_dim + head_off + d0, vx[u]);
-      } else {
+      const __nv_bfloat16* kr = a.k + slot * kv_dim + head_off;
+      const __nv_bfloat16* vr = a.v + slot * kv_dim + head_off;
 #pragma unroll
-        for (int i = 0; i < DPL; ++i) kx[u][i] = vx[u][i] = 0.f;
+      for (int i = 0; i < DPL; ++i) {
+        const int d = lane + 32 * i;
+        kx[u][i] = d < p.head_dim ? __bfloat162float(kr[d]) : 0.f;
+        vx[u][i] = d < p.head_dim ? __bfloat162float(vr[d]) : 0.f;
       }
     }
 #pragma unroll
@@ -136,7 +119,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
     warp_l[warp] = l;
   }
 #pragma unroll
-  for (int i = 0; i < DPL; ++i) warp_acc[warp][d0 + i] = acc[i];
+  for (int i = 0; i < DPL; ++i) warp_acc[warp][lane + 32 * i] = acc[i];
   __syncthreads();
   float m_all = -INFINITY;
 #pragma unroll
@@ -204,11 +187,6 @@ void launch(KernelArgs a, cudaStream_t stream) {
 
 }  // namespace
 
-int attention_dims_per_lane(int head_dim) {
-  const int dpl = head_dim <= 64 ? 2 : head_dim <= 128 ? 4 : 8;
-  return head_dim % dpl == 0 && head_dim <= 32 * 8 ? dpl : 0;
-}
-
 int attention_splits(int n_rows, int n_heads, int max_keys) {
   // Enough blocks already fill the GPU (132 multiprocessors on an H100/H200): no splitting.
   if (int64_t{n_rows} * n_heads >= 256 || max_keys <= kSplitKeys) return 1;
@@ -237,10 +215,9 @@ void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                0};
   a.n_splits = attention_splits(batch.n_rows, p.n_heads, batch.max_keys);
   if (a.n_splits > 1) a.split_keys = (batch.max_keys + a.n_splits - 1) / a.n_splits;
-  const int dpl = attention_dims_per_lane(p.head_dim);  // the backend checked it is not 0
-  if (dpl == 2) {
+  if (p.head_dim <= 64) {
     launch<2>(a, stream);
-  } else if (dpl == 4) {
+  } else if (p.head_dim <= 128) {
     launch<4>(a, stream);
   } else {
     launch<8>(a, stream);

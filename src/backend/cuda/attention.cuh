@@ -35,9 +35,6 @@ inline constexpr int kMaxAttentionHeadDim = 256;
 // Key splits for a batch (1 when its rows and heads already fill the GPU), and the scratch floats
 // the split partial results need.
 int attention_splits(int n_rows, int n_heads, int max_keys);
-// Head dims each lane owns for this head size (2, 4 or 8), or 0 when the kernel cannot run it
-// (head_dim over 256, or not a multiple of that count).
-int attention_dims_per_lane(int head_dim);
 size_t attention_scratch_floats(int n_rows, int n_heads, int head_dim, int max_keys);
 
 // out[row][h] = softmax(q[row][h] . K^T * scale) V over the row's visible keys; q, out:

@@ -393,11 +393,9 @@ void CudaBackend::store_kv(const KvLayerView& kv, const float* k, const float* v
 void CudaBackend::attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs,
                             int n_seqs, const AttentionParams& p, float* out) {
   const auto timed = impl_->profile->time("attention");
-  if (p.head_dim > kMaxAttentionHeadDim || attention_dims_per_lane(p.head_dim) == 0) {
-    fail(
-        "the CUDA attention kernel takes head_dim up to {} (even up to 64, a multiple of 4 up to "
-        "128, of 8 above), the model has {}; use --device cpu",
-        kMaxAttentionHeadDim, p.head_dim);
+  if (p.head_dim > kMaxAttentionHeadDim) {
+    fail("the CUDA attention kernel takes head_dim up to {}, the model has {}; use --device cpu",
+         kMaxAttentionHeadDim, p.head_dim);
   }
   AttentionBatch batch = impl_->uploads->attention(seqs, n_seqs, p.block_size);
   // A captured step is replayed at longer contexts: size its key splits for the longest.
