@@ -9,27 +9,8 @@
 #   run: scripts/device_check.sh        (carry: [".devcarry"])
 set -uo pipefail
 cd "$(dirname "$0")/.."
-RESULTS="${OUT:-/tmp/shardlm-device-out}"
-CARRY="${SHARDLM_DEVCARRY:-.devcarry}"
-WORK=/tmp/shardlm-dev
-OUT="$WORK/logs"  # every step's log; packed into $RESULTS/logs.tar.gz at the end
-mkdir -p "$RESULTS" "$WORK" "$OUT"
-SUMMARY="$RESULTS/summary.txt"
-: >"$SUMMARY"
-note() { echo "$*" | tee -a "$SUMMARY"; }
-step() {  # step NAME TIMEOUT CMD...: runs CMD with its output in $OUT/NAME.log
-  local name=$1 limit=$2
-  shift 2
-  local t0=$SECONDS
-  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
-  local rc=$?
-  note "$(printf '%-22s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - t0))")"
-  return $rc
-}
-
-tar -C "$WORK" -xJf "$CARRY/bundle.tar.xz"
-export LD_LIBRARY_PATH="$WORK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-BIN="$WORK/bin"
+source scripts/device_lib.sh
+OUT="$LOGS"  # every step's log; packed into $RESULTS/logs.tar.gz at the end
 PARITY_MODEL=$(ls "$CARRY"/smollm2-*layers.gguf | head -1)
 {
   nvidia-smi
@@ -108,5 +89,4 @@ PY
 note "serve: rc=$? $(tail -c 300 "$OUT/serve_client.log")"
 kill "$SERVER" 2>/dev/null
 wait "$SERVER" 2>/dev/null
-tar -C "$OUT" -czf "$RESULTS/logs.tar.gz" .
-note "done"
+finish_logs

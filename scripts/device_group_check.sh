@@ -20,41 +20,7 @@ B="$WORK/bin/shardlm"
 M=$(ls "$CARRY"/smollm2-*layers.gguf | head -1)
 S="$RESULTS/group_summary.txt"
 : >"$S"
-PROMPTS=("The capital of France is" "Write one sentence about the sea:" "1, 2, 3, 4," "def add(a, b):")
-
-complete() {  # port prompt -> one JSON line: the greedy text of 32 tokens and their logprobs
-  curl -s "http://127.0.0.1:$1/v1/completions" -H 'Content-Type: application/json' \
-    -d "{\"prompt\": \"$2\", \"max_tokens\": 32, \"temperature\": 0, \"ignore_eos\": true, \"logprobs\": 1}" |
-    python3 -c 'import json,sys; c=json.load(sys.stdin)["choices"][0]; print(json.dumps([c["text"], c["logprobs"]["token_logprobs"]]))'
-}
-compare() {  # reference layout: equal texts? largest logprob difference
-  python3 - "$WORK/$1.txt" "$WORK/$2.txt" <<'PY'
-import json, sys
-a = [json.loads(l) for l in open(sys.argv[1])]
-b = [json.loads(l) for l in open(sys.argv[2])]
-same = sum(x[0] == y[0] for x, y in zip(a, b))
-diff = max(abs(p - q) for x, y in zip(a, b) for p, q in zip(x[1], y[1]))
-print(f"{same} of {len(a)} greedy texts equal; max |logprob difference| {diff:.2e}")
-PY
-}
-wait_up() {  # port
-  for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$1/health" >/dev/null && return 0; sleep 0.5; done
-  return 1
-}
-run_layout() {  # name port model args...: starts the group (one supervising process), runs prompts
-  local name=$1 port=$2 model=$3
-  shift 3
-  "$B" serve -m "$model" --device cuda --port "$port" --log-interval 0 --kv-cache-memory 256MiB "$@" \
-    >"$RESULTS/$name.log" 2>&1 &
-  local pid=$!
-  if wait_up "$port"; then
-    for p in "${PROMPTS[@]}"; do complete "$port" "$p"; done >"$WORK/$name.txt"
-  else
-    echo "did not start" >"$WORK/$name.txt"
-  fi
-  kill -TERM $pid; wait $pid
-  echo "$name exit $?" >>"$S"
-}
+source scripts/device_groups_lib.sh
 
 run_layout single 8500 "$M"
 run_layout tp3 8501 "$M" --tp 3 --nproc-per-node 3 --dist-init-addr 127.0.0.1:29601

@@ -9,8 +9,7 @@ LOGS="$WORK/logs"
 mkdir -p "$RESULTS" "$WORK" "$LOGS"
 SUMMARY="$RESULTS/summary.txt"
 : >"$SUMMARY"
-[ -x "$WORK/bin/shardlm" ] && [ "$WORK/bin/shardlm" -nt "$CARRY/bundle.tar.xz" ] ||
-  tar -C "$WORK" -xJf "$CARRY/bundle.tar.xz"
+tar -C "$WORK" -xJf "$CARRY/bundle.tar.xz"
 export LD_LIBRARY_PATH="$WORK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 BIN="$WORK/bin"
 

@@ -12,6 +12,7 @@
 #include "backend/make_backend.h"
 #include "cuda_test_util.h"
 #include "engine/generator.h"
+#include "logit_ref.h"
 #include "test_support.h"
 #include "tiny_model.h"
 
@@ -147,12 +148,6 @@ TEST(CudaModel, DefaultModelGreedyAndLogitsMatchCpu) {
 
 // Reference logits from PyTorch/transformers (scripts/gen_logit_refs.py): the committed ones under
 // tests/data/logits, or $SHARDLM_TEST_DATA_DIR's on the GPU machine.
-nlohmann::json read_logit_ref(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "missing reference " << path;
-  return nlohmann::json::parse(in);
-}
-
 std::string logit_ref_path(const std::string& name) {
   const char* dir = std::getenv("SHARDLM_TEST_DATA_DIR");
   return std::string(dir && *dir ? dir : SHARDLM_TEST_DATA) + "/logits/" + name;
@@ -196,29 +191,15 @@ TEST(CudaModel, DefaultModelMatchesTransformers) {
   if (path.empty()) GTEST_SKIP() << "default model not cached (scripts/fetch_default_model.sh)";
   const auto ref = read_logit_ref(ref_env ? ref_env : logit_ref_path("smollm2_135m_q4_1.json"));
   auto gpu = open_on(path, Device::kCuda, 64, 128);
-  const auto probe = ref["probe_ids"].get<std::vector<int32_t>>();
-  const size_t vocab = static_cast<size_t>(gpu.model->config.vocab_size);
-  double sum_err = 0, max_err = 0;
-  int n_err = 0, positions = 0, top1_same = 0;
-  for (const auto& c : ref["cases"]) {
-    const auto ids = c["ids"].get<std::vector<int32_t>>();
-    const auto logits = gpu.generator->prompt_logits(ids);
-    for (size_t t = 0; t < ids.size(); ++t, ++positions) {
-      const float* row = logits.data() + t * vocab;
-      const auto& pos = c["positions"][t];
-      top1_same += (std::max_element(row, row + vocab) - row) == pos["top_ids"][0].get<int>();
-      for (size_t k = 0; k < probe.size(); ++k) {
-        const double err = std::abs(row[probe[k]] - pos["probe_logits"][k].get<double>());
-        sum_err += err, max_err = std::max(max_err, err), ++n_err;
-      }
-    }
-  }
-  std::cout << "[transformers] " << path << ": probe logits mean |err| " << sum_err / n_err
-            << ", max |err| " << max_err << ", top-1 agreement " << top1_same << "/" << positions
-            << "\n";
-  EXPECT_LT(sum_err / n_err, 0.3);
-  EXPECT_LT(max_err, 1.5);
-  EXPECT_GE(top1_same, positions * 9 / 10);
+  const ProbeAgreement a = probe_agreement(
+      ref, static_cast<size_t>(gpu.model->config.vocab_size),
+      [&](const std::vector<int32_t>& ids) { return gpu.generator->prompt_logits(ids); });
+  std::cout << "[transformers] " << path << ": probe logits mean |err| " << a.mean_err
+            << ", max |err| " << a.max_err << ", top-1 agreement " << a.top1_same << "/"
+            << a.positions << "\n";
+  EXPECT_LT(a.mean_err, 0.3);
+  EXPECT_LT(a.max_err, 1.5);
+  EXPECT_GE(a.top1_same, a.positions * 9 / 10);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/quant.h"
+#include "logit_ref.h"
 #include "test_support.h"
 #include "tiny_model.h"
 
@@ -18,9 +19,7 @@ namespace {
 using namespace shardlm::testing;
 
 nlohmann::json read_ref(const std::string& name) {
-  std::ifstream in(std::string(SHARDLM_TEST_DATA) + "/logits/" + name);
-  EXPECT_TRUE(in.good()) << "missing reference " << name;
-  return nlohmann::json::parse(in);
+  return read_logit_ref(std::string(SHARDLM_TEST_DATA) + "/logits/" + name);
 }
 
 // Replaces every weight matrix by an fp32 copy, so matmuls run without activation quantisation.
@@ -77,32 +76,19 @@ TEST(LogitParity, DefaultModelMatchesTransformers) {
   if (path.empty()) GTEST_SKIP() << "default model not cached";
   const auto ref = read_ref("smollm2_135m_q4_1.json");
   auto s = make_session(path, 2, 64, 128);
-  const auto probe = ref["probe_ids"].get<std::vector<int32_t>>();
   const size_t vocab = static_cast<size_t>(s.model->config.vocab_size);
-  double sum_err = 0, max_err = 0;
-  int n_err = 0, positions = 0, top1_same = 0;
   for (const auto& c : ref["cases"]) {
-    const auto ids = c["ids"].get<std::vector<int32_t>>();
-    EXPECT_EQ(s.tokenizer->encode(c["prompt"].get<std::string>(), false), ids);
-    const auto logits = s.generator->prompt_logits(ids);
-    for (size_t t = 0; t < ids.size(); ++t, ++positions) {
-      const float* row = logits.data() + t * vocab;
-      const auto& pos = c["positions"][t];
-      top1_same += (std::max_element(row, row + vocab) - row) == pos["top_ids"][0].get<int>();
-      for (size_t k = 0; k < probe.size(); ++k) {
-        const double err = std::abs(row[probe[k]] - pos["probe_logits"][k].get<double>());
-        sum_err += err;
-        max_err = std::max(max_err, err);
-        ++n_err;
-      }
-    }
+    EXPECT_EQ(s.tokenizer->encode(c["prompt"].get<std::string>(), false),
+              c["ids"].get<std::vector<int32_t>>());
   }
-  RecordProperty("mean_abs_error", std::to_string(sum_err / n_err));
-  std::printf("default model: mean |err| %.4f, max |err| %.4f, top-1 agreement %d/%d\n",
-              sum_err / n_err, max_err, top1_same, positions);
-  EXPECT_LT(sum_err / n_err, 0.3);
-  EXPECT_LT(max_err, 1.5);
-  EXPECT_GE(top1_same, positions * 9 / 10);
+  const ProbeAgreement a = probe_agreement(
+      ref, vocab, [&](const std::vector<int32_t>& ids) { return s.generator->prompt_logits(ids); });
+  RecordProperty("mean_abs_error", std::to_string(a.mean_err));
+  std::printf("default model: mean |err| %.4f, max |err| %.4f, top-1 agreement %d/%d\n", a.mean_err,
+              a.max_err, a.top1_same, a.positions);
+  EXPECT_LT(a.mean_err, 0.3);
+  EXPECT_LT(a.max_err, 1.5);
+  EXPECT_GE(a.top1_same, a.positions * 9 / 10);
 }
 
 // With every weight matrix dequantised to fp32 up front, our forward pass is the same computation
