@@ -14,8 +14,9 @@ BUILD="${SHARDLM_BUILD_DIR:-build-cuda}"
 LAYERS="${1:-10}"
 DEST=.devcarry
 MODEL="${SHARDLM_MODEL_DIR:-$HOME/.cache/shardlm/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
-mkdir -p .git/info
-grep -qx "/$DEST/" .git/info/exclude 2>/dev/null || echo "/$DEST/" >>.git/info/exclude
+EXCLUDE=$(git rev-parse --git-path info/exclude)  # also right in a worktree, where .git is a file
+mkdir -p "$(dirname "$EXCLUDE")"
+grep -qx "/$DEST/" "$EXCLUDE" 2>/dev/null || echo "/$DEST/" >>"$EXCLUDE"
 rm -rf "$DEST" && mkdir -p "$DEST/stage/bin" "$DEST/stage/lib"
 BINS=("$BUILD/shardlm" "$BUILD/tests/cuda/shardlm_cuda_tests" "$BUILD/tests/cuda/shardlm_shaped_model"
       "$BUILD/bench/bench_cuda")
@@ -34,7 +35,7 @@ if [ "$LAYERS" != 0 ]; then
   python3 scripts/slice_gguf.py "$MODEL" "$DEST/smollm2-${LAYERS}layers.gguf" "$LAYERS"
 else
   for d in a b; do
-    grep -qx "/$DEST-$d/" .git/info/exclude || echo "/$DEST-$d/" >>.git/info/exclude
+    grep -qx "/$DEST-$d/" "$EXCLUDE" || echo "/$DEST-$d/" >>"$EXCLUDE"
     rm -rf "$DEST-$d" && mkdir -p "$DEST-$d"
   done
   half=$(($(stat -c %s "$MODEL") / 2 + 1))

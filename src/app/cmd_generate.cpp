@@ -72,6 +72,7 @@ void run_batch(const GenerateOptions& o) {
   args.max_num_seqs = o.max_num_seqs;
   args.device = o.session.device;
   args.gpu_memory_utilization = o.session.gpu_memory_utilization;
+  args.enforce_eager = o.session.enforce_eager;
   LLM llm(args);
   std::vector<GenerateOutput> outputs;
   if (o.chat) {  // the template writes BOS itself: encode without adding special tokens

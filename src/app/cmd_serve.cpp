@@ -26,7 +26,7 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
   EngineArgs& e = o.args.engine;
   cmd.add_option("-t,--threads", e.threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
-  add_device_flags(cmd, e.device, e.gpu_memory_utilization);
+  add_device_flags(cmd, e.device, e.gpu_memory_utilization, e.enforce_eager);
   cmd.add_option("--max-model-len", e.max_model_len,
                  "context length per request (default: the model's, at most 4096)")
       ->check(CLI::Range(0, 1 << 20));

@@ -14,9 +14,10 @@ void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_doctor_command(CLI::App& app);
 
-// --device cpu|cuda|auto and --gpu-memory-utilization, shared by generate, bench offline and
-// serve (app/device_flag.cpp).
-void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_utilization);
+// --device cpu|cuda|auto, --gpu-memory-utilization and --enforce-eager, shared by generate,
+// bench offline and serve (app/device_flag.cpp).
+void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_utilization,
+                      bool& enforce_eager);
 // --load-format auto|dummy (app/device_flag.cpp).
 void add_load_format_flag(CLI::App& cmd, std::string& load_format);
 

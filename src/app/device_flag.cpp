@@ -6,7 +6,11 @@
 
 namespace shardlm::app {
 
-void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_utilization) {
+void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_utilization,
+                      bool& enforce_eager) {
+  cmd.add_flag(
+      "--enforce-eager", enforce_eager,
+      "on a GPU: run every step op by op instead of replaying decode steps as CUDA graphs");
   cmd.add_option("--device", device,
                  "cpu or cuda (default: cuda when this build has CUDA and a GPU is visible)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));

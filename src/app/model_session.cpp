@@ -29,6 +29,7 @@ ModelSession open_session(const SessionOptions& o) {
   spec.threads = o.threads;
   spec.max_batch_tokens = g.max_batch_tokens;
   spec.max_context = g.max_context;
+  spec.enforce_eager = o.enforce_eager;
   s.backend = make_backend(spec, s.model->config);
   s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);
   return s;
@@ -43,7 +44,7 @@ void add_session_flags(CLI::App& cmd, SessionOptions& o) {
       ->check(CLI::Range(0, 1 << 20));
   cmd.add_option("-b,--batch-size", o.batch_size, "prompt tokens per forward step")
       ->check(CLI::Range(1, 65536));
-  add_device_flags(cmd, o.device, o.gpu_memory_utilization);
+  add_device_flags(cmd, o.device, o.gpu_memory_utilization, o.enforce_eager);
   add_load_format_flag(cmd, o.load_format);
 }
 

@@ -21,6 +21,7 @@ struct SessionOptions {
   int batch_size = 512;                 // prefill chunk
   std::string device;                   // "cpu", "cuda", "" = auto (backend/make_backend.h)
   double gpu_memory_utilization = 0.9;  // batches through the engine (EngineArgs)
+  bool enforce_eager = false;           // no CUDA graphs
 };
 
 struct ModelSession {

@@ -53,8 +53,9 @@ Device resolve_device(const std::string& flag) {
 std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelConfig& c) {
 #if SHARDLM_HAS_CUDA
   if (s.device == Device::kCuda) {
-    auto backend = std::make_unique<cuda::CudaBackend>(
-        cuda::CudaBackendOptions::for_model(c, s.max_batch_tokens, s.max_context));
+    auto o = cuda::CudaBackendOptions::for_model(c, s.max_batch_tokens, s.max_context);
+    o.graphs = !s.enforce_eager;
+    auto backend = std::make_unique<cuda::CudaBackend>(o);
     spdlog::info("device: cuda, {}", backend->description());
     return backend;
   }

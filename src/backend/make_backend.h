@@ -27,6 +27,7 @@ struct BackendSpec {
   int threads = 0;  // CPU threads (0 = all); the CUDA backend's host side is single-threaded
   int64_t max_batch_tokens = 512;
   int64_t max_context = 2048;
+  bool enforce_eager = false;  // no CUDA graphs (--enforce-eager)
 };
 std::unique_ptr<Backend> make_backend(const BackendSpec& spec, const ModelConfig& c);
 

@@ -34,6 +34,7 @@ BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c) {
   spec.threads = args.threads;
   spec.max_batch_tokens = args.max_num_batched_tokens;
   spec.max_context = model_len(args, c);
+  spec.enforce_eager = args.enforce_eager;
   return spec;
 }
 

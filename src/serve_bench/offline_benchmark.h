@@ -13,7 +13,7 @@
 namespace shardlm::serve_bench {
 
 struct OfflineBenchOptions {
-  std::string model;               // a resolved path (a preset or config.json for dummy)
+  std::string model;  // a resolved path (a preset or config.json for dummy)
   std::string load_format = "auto";
   std::vector<int> threads = {0};  // 0 = all cores
   std::vector<int> batch_sizes = {1};
@@ -25,6 +25,7 @@ struct OfflineBenchOptions {
   std::string device;          // "cpu", "cuda", "" = auto
   size_t kv_cache_memory = 0;  // bytes; 0 = the engine default
   double gpu_memory_utilization = 0.9;
+  bool enforce_eager = false;
 };
 
 // Prints one result block per run on stdout and returns the report.

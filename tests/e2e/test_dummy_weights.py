@@ -44,7 +44,7 @@ def test_serve_and_tp2_on_dummy_weights(tmp_path):
 
 def test_bench_offline_on_a_preset():
     out = subprocess.run([BINARY, "bench", "offline", *DUMMY, "-m", "smollm2-135m", "--device",
-                          "cpu", "-t", "2", "-p", "16", "-n", "4", "-r", "1"],
+                          "cpu", "--enforce-eager", "-t", "2", "-p", "16", "-n", "4", "-r", "1"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "| smollm2-135m | 2 | tg4 |" in out.stdout, out.stdout

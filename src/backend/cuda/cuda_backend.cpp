@@ -77,7 +77,7 @@ struct CudaBackend::Impl {
     profile = std::make_unique<OpProfile>(stream);
     const char* g = std::getenv("SHARDLM_CUDA_GRAPHS");
     const char* prof = std::getenv("SHARDLM_CUDA_PROFILE");
-    graphs_enabled = !(g && std::string(g) == "0") && !(prof && *prof && *prof != '0');
+    graphs_enabled = o.graphs && !(g && std::string(g) == "0") && !(prof && *prof && *prof != '0');
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));

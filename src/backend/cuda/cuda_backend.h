@@ -24,6 +24,8 @@ struct CudaBackendOptions {
   int64_t max_batch_tokens = 512;
   int64_t max_matmul_k = 0;  // widest matmul input (bf16 activation scratch is sized for it)
   int64_t max_context = 2048;
+  bool graphs =
+      true;  // decode steps as CUDA graphs (--enforce-eager or SHARDLM_CUDA_GRAPHS=0: off)
 };
 
 class CudaBackend : public Backend {
