@@ -16,6 +16,7 @@
 #include <set>
 #include <vector>
 
+#include "engine/device_sampling.h"
 #include "engine/sampler.h"
 #include "model/model.h"
 #if SHARDLM_HAS_CUDA
@@ -78,15 +79,6 @@ std::vector<SamplingCase> sampling_cases() {
           {"top_k 50 + top_p 0.95", top_k_p}};
 }
 
-shardlm::RowSampling row_of(const shardlm::SamplingParams& p, int64_t r) {
-  shardlm::RowSampling s;
-  s.temperature = p.temperature;
-  s.top_k = p.top_k;
-  s.top_p = p.top_p;
-  s.seed = 1234 + static_cast<uint64_t>(r);
-  return s;
-}
-
 // Backend::sample on logits already on the GPU vs the host path: to_host into pageable memory
 // (what the engine's logits buffer is) and Sampler::sample per row.
 void bench_sampling() {
@@ -110,7 +102,8 @@ void bench_sampling() {
   std::printf("  logits to host (pageable): %.2f ms\n", copy_ms);
   for (const SamplingCase& c : sampling_cases()) {
     std::vector<shardlm::RowSampling> params;
-    for (int64_t r = 0; r < rows; ++r) params.push_back(row_of(c.p, r));
+    for (int64_t r = 0; r < rows; ++r)
+      params.push_back(shardlm::row_sampling(c.p, 1234 + static_cast<uint64_t>(r), 0));
     const double gpu_ms =
         median_ms(20, [&] { be.sample(dev, rows, vocab, params.data(), tokens.data(), nullptr); });
     shardlm::Sampler sampler(c.p);
@@ -142,8 +135,8 @@ void bench_decode_gemv(const shardlm::Model& m, double copy_gb_per_s) {
       op();
       be.synchronize();
     });
-    std::printf("  %-28s %8.1f us  %6.0f GB/s (%.0f%% of copy)\n", name, ms * 1e3,
-                bytes / ms / 1e6, 100.0 * bytes / ms / 1e6 / copy_gb_per_s);
+    std::printf("  %-28s %8.1f us  %6.0f GB/s (%.0f%% of copy)\n", name, ms * 1e3, bytes / ms / 1e6,
+                100.0 * bytes / ms / 1e6 / copy_gb_per_s);
   };
   auto mb = [](const shardlm::TensorView& t) { return 2.0 * static_cast<double>(t.numel()); };
   std::printf("decode GEMVs, 1 token, layer 0 (synchronised each):\n");
@@ -155,8 +148,7 @@ void bench_decode_gemv(const shardlm::Model& m, double copy_gb_per_s) {
   report("gate/up + silu", mb(L.w_gate) + mb(L.w_up),
          [&] { be.gate_up_silu(L.w_gate, L.w_up, x, 1, y1, y2); });
   report("down (matmul)", mb(L.w_down), [&] { be.matmul(L.w_down, x, 1, y1); });
-  report("output projection", mb(m.weights.output),
-         [&] { be.matmul(m.weights.output, x, 1, y1); });
+  report("output projection", mb(m.weights.output), [&] { be.matmul(m.weights.output, x, 1, y1); });
 }
 #endif
 

@@ -10,13 +10,8 @@
 #   run: scripts/device_group_check.sh        (carry: [".devcarry"])
 set -uo pipefail
 cd "$(dirname "$0")/.."
-RESULTS="${OUT:-/tmp/shardlm-device-out}"
-CARRY="${SHARDLM_DEVCARRY:-.devcarry}"
-WORK=/tmp/shardlm-dev
-mkdir -p "$RESULTS" "$WORK"
-tar -C "$WORK" -xJf "$CARRY/bundle.tar.xz"
-export LD_LIBRARY_PATH="$WORK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-B="$WORK/bin/shardlm"
+source scripts/device_lib.sh  # unpacks the bundle: WORK, BIN, RESULTS
+B="$BIN/shardlm"
 M=$(ls "$CARRY"/smollm2-*layers.gguf | head -1)
 S="$RESULTS/group_summary.txt"
 : >"$S"

@@ -12,14 +12,9 @@
 #   run: scripts/device_nccl_check.sh        (carry: [".devcarry"]; keep NCCL_NVLS_ENABLE=0)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-RESULTS="${OUT:-/tmp/shardlm-device-out}"
-CARRY="${SHARDLM_DEVCARRY:-.devcarry}"
-WORK=/tmp/shardlm-dev
-mkdir -p "$RESULTS" "$WORK"
-tar -C "$WORK" -xJf "$CARRY/bundle.tar.xz"
-export LD_LIBRARY_PATH="$WORK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+source scripts/device_lib.sh  # unpacks the bundle: WORK, BIN, RESULTS
 export NCCL_NVLS_ENABLE=0
-B="$WORK/bin/shardlm"
+B="$BIN/shardlm"
 M=$(ls "$CARRY"/smollm2-*layers.gguf | head -1)
 S="$RESULTS/nccl_summary.txt"
 : >"$S"

@@ -34,7 +34,8 @@ struct ModelSession {
 std::unique_ptr<Model> open_model(const std::string& flag, const std::string& load_format = "auto");
 std::unique_ptr<Tokenizer> open_tokenizer(const Model& model);
 ModelSession open_session(const SessionOptions& options);
-// Adds --model, --threads, --ctx-size, --batch-size, --device to a subcommand.
+// Adds --model, --threads, --ctx-size, --batch-size, --device, --gpu-memory-utilization,
+// --enforce-eager and --load-format to a subcommand.
 void add_session_flags(CLI::App& cmd, SessionOptions& options);
 
 }  // namespace shardlm::app

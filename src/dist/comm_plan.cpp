@@ -17,17 +17,6 @@ DistBackend parse_dist_backend(const std::string& text) {
   fail("--dist-backend '{}' is not a backend: use auto, nccl or gloo", text);
 }
 
-const char* dist_backend_name(DistBackend b) {
-  switch (b) {
-    case DistBackend::kNccl:
-      return "nccl";
-    case DistBackend::kGloo:
-      return "gloo";
-    default:
-      return "auto";
-  }
-}
-
 namespace {
 
 // "" when every rank has a GPU of its own; otherwise why not, naming the ranks.
@@ -55,8 +44,8 @@ bool choose_nccl(DistBackend backend, const std::vector<int>& ranks,
   if (backend == DistBackend::kAuto) return nccl_available && why.empty();
   if (!nccl_available) {
     fail(
-        "--dist-backend nccl: this shardlm was built without CUDA and NCCL; rebuild with the CUDA "
-        "toolkit, or use --dist-backend auto");
+        "--dist-backend nccl: this shardlm was built without NCCL; rebuild with the CUDA toolkit "
+        "and NCCL (libnccl-dev), or use --dist-backend auto");
   }
   if (!why.empty()) {
     fail(
@@ -134,10 +123,14 @@ CommPlan CommPlan::from_json(const std::string& text) {
         j.value("version", 0), kVersion);
   }
   CommPlan p;
-  p.tp = j.value("tp", 0);
-  p.pp = j.value("pp", 0);
-  p.tp_nccl = j.value("tp_nccl", std::vector<bool>{});
-  p.link_nccl = j.value("link_nccl", std::vector<bool>{});
+  try {
+    p.tp = j.value("tp", 0);
+    p.pp = j.value("pp", 0);
+    p.tp_nccl = j.value("tp_nccl", std::vector<bool>{});
+    p.link_nccl = j.value("link_nccl", std::vector<bool>{});
+  } catch (const nlohmann::json::exception&) {
+    fail("the master's communicator plan has a field of the wrong type: {}", text);
+  }
   if (p.tp < 1 || p.pp < 1 || p.tp_nccl.size() != static_cast<size_t>(p.pp) ||
       p.link_nccl.size() != static_cast<size_t>((p.pp - 1) * p.tp)) {
     fail("the master's communicator plan does not fit its own layout: {}", text);

@@ -18,7 +18,6 @@ enum class DistBackend { kAuto, kNccl, kGloo };
 
 // "auto" (or ""), "nccl", "gloo"; throws Error naming the flag otherwise.
 DistBackend parse_dist_backend(const std::string& text);
-const char* dist_backend_name(DistBackend b);
 
 // What the master knows of each world rank (from its hello).
 struct RankDevice {

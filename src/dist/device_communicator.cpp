@@ -1,8 +1,9 @@
-// make_nccl_communicator: the NCCL communicator of the CUDA backend, or an Error without one.
+// make_nccl_communicator: the NCCL communicator of the CUDA backend, or an Error in a build
+// without NCCL (SHARDLM_HAS_NCCL: CMake found it next to the CUDA toolkit).
 #include "dist/device_communicator.h"
 
 #include "core/error.h"
-#if SHARDLM_HAS_CUDA
+#if SHARDLM_HAS_NCCL
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/nccl_communicator.h"
 #endif
@@ -10,7 +11,7 @@
 namespace shardlm::dist {
 
 bool nccl_available() {
-#if SHARDLM_HAS_CUDA
+#if SHARDLM_HAS_NCCL
   return true;
 #else
   return false;
@@ -20,7 +21,7 @@ bool nccl_available() {
 std::unique_ptr<Communicator> make_nccl_communicator(StoreClient& store, const DeviceCommOptions& o,
                                                      Backend& backend,
                                                      std::unique_ptr<Communicator> host) {
-#if SHARDLM_HAS_CUDA
+#if SHARDLM_HAS_NCCL
   auto* cuda = dynamic_cast<cuda::CudaBackend*>(&backend);
   if (!cuda) {
     fail(
@@ -30,7 +31,7 @@ std::unique_ptr<Communicator> make_nccl_communicator(StoreClient& store, const D
   }
   return std::make_unique<cuda::NcclCommunicator>(store, o, *cuda, std::move(host));
 #else
-  fail("{}: this shardlm was built without CUDA and NCCL; use --dist-backend gloo", o.name);
+  fail("{}: this shardlm was built without NCCL; use --dist-backend gloo", o.name);
 #endif
 }
 

@@ -66,7 +66,6 @@ class Group {
   // The world, this rank's TP group and its NCCL pipeline links, for a StageShard.
   StageComms comms() { return {*comm_, tp_comm_.get(), prev_link_.get(), next_link_.get()}; }
   // After join: which communicator carries what.
-  const CommPlan& comm_plan() const { return plan_; }
   ParallelConfig parallel() const {
     ParallelConfig p;
     p.tp = options_.tp;

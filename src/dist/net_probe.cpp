@@ -47,8 +47,11 @@ ProbeListener::ProbeListener(const std::string& address) {
   setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   const bool ok = fd_ >= 0 && bind(fd_, res->ai_addr, res->ai_addrlen) == 0 && listen(fd_, 64) == 0;
   freeaddrinfo(res);
-  if (!ok)
-    fail("cannot listen on {} for the reachability probe: {}", address, std::strerror(errno));
+  if (!ok) {
+    const int err = errno;
+    if (fd_ >= 0) close(fd_);  // the destructor does not run for a constructor that throws
+    fail("cannot listen on {} for the reachability probe: {}", address, std::strerror(err));
+  }
   sockaddr_storage name{};
   socklen_t len = sizeof(name);
   getsockname(fd_, reinterpret_cast<sockaddr*>(&name), &len);
@@ -74,6 +77,11 @@ std::string probe_tcp(const std::string& host, int port, std::chrono::millisecon
   addrinfo* res = resolve(host, port, 0);
   if (!res) return "cannot resolve " + host;
   const int fd = socket(res->ai_family, SOCK_STREAM, 0);
+  if (fd < 0) {
+    const std::string why = std::strerror(errno);
+    freeaddrinfo(res);
+    return why;
+  }
   fcntl(fd, F_SETFL, O_NONBLOCK);
   std::string result = "ok";
   if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {

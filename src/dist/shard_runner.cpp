@@ -14,7 +14,7 @@ ShardMasterRunner::ShardMasterRunner(const Model& full, Backend& backend,
       shard_(full, backend, full_shape, max_batch_tokens, cfg, comms) {}
 
 double ShardMasterRunner::comm_seconds() const {
-  return comms_.world.busy_seconds() + (comms_.tp ? comms_.tp->busy_seconds() : 0.0);
+  return shard_.comm_busy();
 }
 
 namespace {
@@ -32,7 +32,8 @@ class StatsReporter {
         try {
           publish(shard.stats());
         } catch (const std::exception&) {
-          return;  // the master is gone; the step loop reports that
+          // The store did not answer: skip this report (a master that is gone is noticed by the
+          // step loop, which ends the worker).
         }
       }
     });

@@ -31,7 +31,10 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
         });
   }
   if (last_stage()) step_logits_.resize(static_cast<size_t>(max_batch_tokens * local_vocab_));
-  if (staged_) hidden_host_.resize(static_cast<size_t>(max_batch_tokens) * full.config.d_model);
+  // A host buffer for hidden states that cross a stage boundary through Gloo on a device backend.
+  const bool host_wire =
+      staged_ && ((layout_.pp_stage > 0 && !comms.prev) || (!last_stage() && !comms.next));
+  if (host_wire) hidden_host_.resize(static_cast<size_t>(max_batch_tokens) * full.config.d_model);
   spdlog::info("{}", describe(cfg, layout_));
   const double mib = 1 << 20;
   spdlog::info(
@@ -118,7 +121,11 @@ RankStats StageShard::stats() const {
 }
 
 double StageShard::comm_busy() const {
-  return comms_.world.busy_seconds() + (comms_.tp ? comms_.tp->busy_seconds() : 0.0);
+  double s = comms_.world.busy_seconds();
+  for (const Communicator* c : {comms_.tp, comms_.prev, comms_.next}) {
+    if (c) s += c->busy_seconds();
+  }
+  return s;
 }
 
 // Times the step and its communication (not the wait for the next step's broadcast).

@@ -46,11 +46,12 @@ class StageShard {
   const RankLayout& layout() const { return layout_; }
   // This rank's steps so far (safe to call from another thread).
   RankStats stats() const;
+  // Seconds its communicators (world, TP group, pipeline links) have spent so far.
+  double comm_busy() const;
 
  private:
   static size_t matrix_bytes(const Model& m, int first, int last, bool with_output);
   void run_step(const ForwardBatch& batch, float* logits);
-  double comm_busy() const;
   void run_micro_batch(const ForwardBatch& mb);
   void send_logits_home(size_t n_out);
   void assemble_logits(size_t n_out, float* logits);

@@ -46,7 +46,7 @@ std::string gpu_for(int local_rank, int gpus) {
   if (visible && *visible) {
     for (std::string_view v = visible; !v.empty();) {
       const size_t comma = v.find(',');
-      list.emplace_back(v.substr(0, comma));
+      if (comma != 0) list.emplace_back(v.substr(0, comma));  // "0,,1": no empty entry
       v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
     }
   } else {

@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
 #include "backend/make_backend.h"
 #include "engine/engine.h"
 #include "engine/model_runner.h"
@@ -35,8 +34,8 @@ struct EngineArgs {
   int max_model_len = 0;  // 0 = the model's context length, capped at 4096
   bool enable_prefix_caching = true;
   bool show_progress = true;  // a progress line on stderr when it is a terminal
-  // "cpu", "cuda" or "" = auto: cuda when the build has CUDA and a GPU is visible, except for a
-  // group (make_runner set), whose activations cross ranks in host memory: cpu.
+  // "cpu", "cuda" or "" = auto: cuda when the build has CUDA and a GPU is visible (groups too:
+  // their ranks exchange activations through NCCL or staged through host memory).
   std::string device;
   // Builds the model runner (default: a TransformerRunner over the whole model). A tensor-parallel
   // master passes one that joins its group and runs its shard.

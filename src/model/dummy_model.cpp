@@ -38,8 +38,7 @@ ConfigSource find_config(const std::string& what) {
   if (what.empty()) {
     fail("--load-format dummy needs --model: a preset ({}) or a config.json", preset_list());
   }
-  if (auto preset = model_preset(what)) return {*preset, "preset '" + what + "'", ""};
-  std::error_code ec;
+  std::error_code ec;  // a path that exists wins over a preset of the same name
   if (fs::is_directory(what, ec)) {
     const std::string path = (fs::path(what) / "config.json").string();
     if (!fs::exists(path, ec)) fail("--load-format dummy: '{}' has no config.json", what);
@@ -48,6 +47,7 @@ ConfigSource find_config(const std::string& what) {
   if (fs::is_regular_file(what, ec)) {
     return {read_json_file(what), what, fs::path(what).parent_path().string()};
   }
+  if (auto preset = model_preset(what)) return {*preset, "preset '" + what + "'", ""};
   fail(
       "--load-format dummy: '{}' is not a preset ({}), a config.json file or a directory holding "
       "one",
@@ -107,19 +107,28 @@ class DummyWeights {
     if (name == "output_norm.weight") return std::pair{d, int64_t{1}};
     const auto dot = name.find('.', 4);
     if (name.rfind("blk.", 0) != 0 || dot == std::string::npos) return std::nullopt;
-    static const std::map<std::string, int> kind = {
-        {"attn_norm.weight", 0},   {"ffn_norm.weight", 0},   {"attn_q.weight", 1},
-        {"attn_k.weight", 2},      {"attn_v.weight", 2},     {"attn_output.weight", 3},
-        {"ffn_gate.weight", 4},    {"ffn_up.weight", 4},     {"ffn_down.weight", 5},
-        {"attn_q.bias", 6},        {"attn_k.bias", 7},       {"attn_v.bias", 7},
-        {"attn_q_norm.weight", 8}, {"attn_k_norm.weight", 8}};
-    const auto it = kind.find(name.substr(dot + 1));
-    if (it == kind.end()) return std::nullopt;
-    const bool bias = it->second == 6 || it->second == 7;
-    if ((bias && !c_.qkv_bias) || (it->second == 8 && !c_.qk_norm)) return std::nullopt;
-    const std::pair<int64_t, int64_t> shapes[] = {{d, 1}, {d, q}, {d, kv}, {q, d},          {d, f},
-                                                  {f, d}, {q, 1}, {kv, 1}, {c_.head_dim, 1}};
-    return shapes[it->second];
+    const std::string suffix = name.substr(dot + 1);
+    if (suffix.find(".bias") != std::string::npos && !c_.qkv_bias) return std::nullopt;
+    const bool qk_norm = suffix == "attn_q_norm.weight" || suffix == "attn_k_norm.weight";
+    if (qk_norm && !c_.qk_norm) return std::nullopt;
+    const std::map<std::string, std::pair<int64_t, int64_t>> layer = {
+        {"attn_norm.weight", {d, 1}},
+        {"ffn_norm.weight", {d, 1}},
+        {"attn_q.weight", {d, q}},
+        {"attn_k.weight", {d, kv}},
+        {"attn_v.weight", {d, kv}},
+        {"attn_output.weight", {q, d}},
+        {"ffn_gate.weight", {d, f}},
+        {"ffn_up.weight", {d, f}},
+        {"ffn_down.weight", {f, d}},
+        {"attn_q.bias", {q, 1}},
+        {"attn_k.bias", {kv, 1}},
+        {"attn_v.bias", {kv, 1}},
+        {"attn_q_norm.weight", {c_.head_dim, 1}},
+        {"attn_k_norm.weight", {c_.head_dim, 1}}};
+    const auto it = layer.find(suffix);
+    if (it == layer.end()) return std::nullopt;
+    return it->second;
   }
 
   const void* fill_bf16(const std::string& name, int64_t n, float scale) {

@@ -80,7 +80,6 @@ class Transformer {
   RopeParams rope_;
   AttentionParams attn_params_;
   std::vector<AttentionSeq> attn_seqs_;
-  std::vector<int32_t> tmp_ids_;
   float* logits_dev_ = nullptr;  // [logits_chunk_][vocab] on a device backend
   int64_t logits_chunk_ = 0;
   // Multiplies by w (a row slice on tensor-parallel ranks) and gathers the full output into out.

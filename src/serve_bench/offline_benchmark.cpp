@@ -6,6 +6,7 @@
 #include <iostream>
 #include <random>
 
+#include "backend/make_backend.h"
 #include "core/error.h"
 #include "engine/llm.h"
 
@@ -104,7 +105,8 @@ BenchReport run_offline_benchmark(const OfflineBenchOptions& o) {
                       {"output_len", o.output_len},
                       {"max_num_batched_tokens", o.max_num_batched_tokens},
                       {"seed", o.seed},
-                      {"device", o.device.empty() ? "auto" : o.device},
+                      {"device", std::string(device_name(resolve_device(o.device)))},
+                      {"load_format", o.load_format},
                       {"ignore_eos", true},
                       {"temperature", 0}},
                      {}};

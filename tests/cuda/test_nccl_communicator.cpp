@@ -42,6 +42,7 @@ std::vector<float> interleave(const std::vector<std::vector<float>>& blocks, int
 
 TEST(Nccl, OneRankThroughTheStore) {
   SHARDLM_SKIP_WITHOUT_GPU();
+  if (!dist::nccl_available()) GTEST_SKIP() << "this build has no NCCL";
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937 rng(seed);
@@ -79,6 +80,7 @@ TEST(Nccl, OneRankThroughTheStore) {
 
 TEST(Nccl, ConnectTimesOutNamingTheGroupWhenARankNeverComes) {
   SHARDLM_SKIP_WITHOUT_GPU();
+  if (!dist::nccl_available()) GTEST_SKIP() << "this build has no NCCL";
   dist::StoreServer server("127.0.0.1", 0, "t");
   dist::StoreClient store("127.0.0.1", server.port(), "t", milliseconds(10000));
   cuda::CudaBackend be(small_cuda_options());
@@ -138,6 +140,7 @@ void run_gpu_rank(int port, int r, int n, uint32_t seed) {
 
 TEST(Nccl, GroupOfOneGpuPerRank) {
   SHARDLM_SKIP_WITHOUT_GPU();
+  if (!dist::nccl_available()) GTEST_SKIP() << "this build has no NCCL";
   const int n = std::min(cuda::device_count(), 4);
   if (n < 2) GTEST_SKIP() << "needs at least two GPUs (" << n << " visible)";
   const uint32_t seed = fresh_seed();

@@ -45,6 +45,7 @@ class AsyncEngineTest : public ::testing::Test {
     EngineArgs args;
     args.model = dir_.path("m");
     args.threads = 1;
+    args.device = "cpu";  // the CPU reference, also where a GPU is visible
     args.max_model_len = 4096;
     args.num_kv_blocks = 1024;
     args.show_progress = false;

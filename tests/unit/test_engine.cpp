@@ -67,6 +67,7 @@ class EngineTest : public ::testing::Test {
     EngineArgs a;
     a.model = dir_->path("m");
     a.threads = 2;
+    a.device = "cpu";  // compared with CPU sessions, also where a GPU is visible
     a.max_model_len = 128;
     a.max_num_seqs = 16;
     a.max_num_batched_tokens = 64;

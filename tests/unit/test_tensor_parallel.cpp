@@ -61,6 +61,7 @@ class TensorParallelTest : public ::testing::Test {
     EngineArgs a;
     a.model = path_;
     a.threads = 1;
+    a.device = "cpu";  // every rank on the CPU, also where a GPU is visible
     a.max_model_len = 64;
     a.num_kv_blocks = 32;
     a.show_progress = false;

@@ -1,7 +1,8 @@
 // The CUDA backend: the op table on one GPU. Weights live on the device in BF16 (quantised GGUF
 // types dequantised on the host with the CPU reference, then rounded), norm and bias vectors in
-// fp32; activations and the KV cache are fp32 device memory; matmuls are cuBLAS BF16 GEMMs with
-// FP32 accumulation. Plain C++: no CUDA header is included here, so any file may include it.
+// fp32; activations are fp32 and the KV cache BF16 device memory; matmuls are BF16 GEMVs or cuBLAS
+// GEMMs with FP32 accumulation. Plain C++: no CUDA header is included here, so any file may include
+// it.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,8 @@
 // every 256-element stretch as one 16-byte load, four loads in flight.
 #include <cuda_bf16.h>
 
+#include <type_traits>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/reduce.cuh"
@@ -105,67 +107,43 @@ void launch_gate_up(const uint16_t* wg, const uint16_t* wu, int64_t k, int64_t n
   gate_up_kernel<NT><<<blocks, kRowsPerBlock * 32, 0, stream>>>(wg, wu, k, n, x, out);
 }
 
+// Calls f(std::integral_constant<int, NT>{}) with NT = n_tokens (1..7), or 8 for 8 and above
+// (gemv_fits keeps callers within 8): one kernel instance per batch size.
+template <typename F>
+void with_token_count(int64_t n_tokens, F f) {
+  switch (n_tokens) {
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 5:
+      return f(std::integral_constant<int, 5>{});
+    case 6:
+      return f(std::integral_constant<int, 6>{});
+    case 7:
+      return f(std::integral_constant<int, 7>{});
+    default:
+      return f(std::integral_constant<int, 8>{});
+  }
+}
+
 }  // namespace
 
 void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
                         cudaStream_t stream) {
-  switch (n_tokens) {
-    case 1:
-      launch<1>(segs, k, x, stream);
-      break;
-    case 2:
-      launch<2>(segs, k, x, stream);
-      break;
-    case 3:
-      launch<3>(segs, k, x, stream);
-      break;
-    case 4:
-      launch<4>(segs, k, x, stream);
-      break;
-    case 5:
-      launch<5>(segs, k, x, stream);
-      break;
-    case 6:
-      launch<6>(segs, k, x, stream);
-      break;
-    case 7:
-      launch<7>(segs, k, x, stream);
-      break;
-    default:
-      launch<8>(segs, k, x, stream);
-      break;
-  }
+  with_token_count(n_tokens, [&](auto nt) { launch<decltype(nt)::value>(segs, k, x, stream); });
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
 void gemv_gate_up_silu(const uint16_t* w_gate, const uint16_t* w_up, int64_t k, int64_t n,
                        const float* x, int64_t n_tokens, float* gate, cudaStream_t stream) {
-  switch (n_tokens) {
-    case 1:
-      launch_gate_up<1>(w_gate, w_up, k, n, x, gate, stream);
-      break;
-    case 2:
-      launch_gate_up<2>(w_gate, w_up, k, n, x, gate, stream);
-      break;
-    case 3:
-      launch_gate_up<3>(w_gate, w_up, k, n, x, gate, stream);
-      break;
-    case 4:
-      launch_gate_up<4>(w_gate, w_up, k, n, x, gate, stream);
-      break;
-    case 5:
-      launch_gate_up<5>(w_gate, w_up, k, n, x, gate, stream);
-      break;
-    case 6:
-      launch_gate_up<6>(w_gate, w_up, k, n, x, gate, stream);
-      break;
-    case 7:
-      launch_gate_up<7>(w_gate, w_up, k, n, x, gate, stream);
-      break;
-    default:
-      launch_gate_up<8>(w_gate, w_up, k, n, x, gate, stream);
-      break;
-  }
+  with_token_count(n_tokens, [&](auto nt) {
+    launch_gate_up<decltype(nt)::value>(w_gate, w_up, k, n, x, gate, stream);
+  });
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

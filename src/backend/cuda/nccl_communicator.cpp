@@ -6,7 +6,9 @@
 #include <fmt/format.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -30,7 +32,12 @@ std::string to_hex(const ncclUniqueId& id) {
 
 ncclUniqueId from_hex(const std::string& hex, const std::string& what) {
   ncclUniqueId id{};
-  if (hex.size() != 2 * sizeof(id.internal)) fail("{}: the published NCCL id is malformed", what);
+  const bool hex_digits = std::all_of(hex.begin(), hex.end(), [](char c) {
+    return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+  });
+  if (hex.size() != 2 * sizeof(id.internal) || !hex_digits) {
+    fail("{}: the published NCCL id is malformed", what);
+  }
   for (size_t i = 0; i < sizeof(id.internal); ++i) {
     id.internal[i] = static_cast<char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
   }

@@ -37,9 +37,15 @@ int main(int argc, char** argv) {
   shardlm::DType t = shardlm::DType::BF16;
   if (argc > 3) {
     const std::string want = argv[3];
+    bool known = false;
     for (auto d : {shardlm::DType::F32, shardlm::DType::F16, shardlm::DType::BF16,
                    shardlm::DType::Q8_0, shardlm::DType::Q4_1}) {
-      if (shardlm::dtype_name(d) == want) t = d;
+      if (shardlm::dtype_name(d) == want) t = d, known = true;
+    }
+    if (!known) {
+      std::fprintf(stderr, "%s: unknown weight type '%s' (F32, F16, BF16, Q8_0 or Q4_1)\n", argv[0],
+                   argv[3]);
+      return 2;
     }
   }
   try {
