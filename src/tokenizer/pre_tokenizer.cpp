@@ -1,6 +1,8 @@
 // PCRE2-backed pre-tokenizer. Patterns are compiled once with UTF + UCP and JIT; matching passes
 // PCRE2_NO_UTF_CHECK because the tokenizer validates (and repairs) its input once up front, which
-// keeps matching linear instead of re-validating the subject on every call.
+// keeps matching linear instead of re-validating the subject on every call. Code points whose
+// Unicode class HF's engines see otherwise than PCRE2 are matched through stand-ins
+// (unicode_classes.h), so the pieces are HF's on all of Unicode.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer/pre_tokenizer.h"
 
@@ -9,42 +11,17 @@
 #include <map>
 
 #include "core/error.h"
+#include "tokenizer/unicode_classes.h"
 
 namespace shardlm {
 
 namespace {
 
-// Oniguruma (which HF tokenizers uses) counts U+0085 (NEL) as \s; PCRE2 with UCP does not. Adding
-// it keeps piece boundaries identical on text containing NEL.
-std::string onig_compatible(const std::string& pattern) {
-  std::string out;
-  bool in_class = false;
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    const char c = pattern[i];
-    if (c == '\\' && i + 1 < pattern.size()) {
-      const char e = pattern[++i];
-      if (e == 's') {
-        out += in_class ? R"(\s\x{85})" : R"([\s\x{85}])";
-      } else if (e == 'S' && !in_class) {
-        out += R"([^\s\x{85}])";
-      } else {
-        out += c;
-        out += e;
-      }
-      continue;
-    }
-    if (c == '[' && !in_class) {
-      in_class = true;
-      out += c;
-      // A ']' right after '[' or '[^' is a literal.
-      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
-      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];
-      continue;
-    }
-    if (c == ']' && in_class) in_class = false;
-    out += c;
-  }
-  return out;
+// HF's Digits pre-tokenizer, which shardlm spells as these patterns, tests Rust's char::is_numeric
+// instead of a regex class; every other pattern stands for an Oniguruma regex.
+const ClassOverrides& overrides_for(const std::string& pattern) {
+  const bool digits = pattern == patterns::kDigit || pattern == patterns::kDigits;
+  return digits ? ClassOverrides::rust_numeric() : ClassOverrides::oniguruma();
 }
 
 // Per-thread match state: PCRE2 compiled code is shared read-only, match data and the JIT stack
@@ -53,6 +30,7 @@ struct MatchScratch {
   pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
   pcre2_match_context* context = pcre2_match_context_create(nullptr);
   pcre2_jit_stack* stack = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr);
+  std::string subject;  // the text with stand-ins, when it needs any
   MatchScratch() { pcre2_jit_stack_assign(context, nullptr, stack); }
   ~MatchScratch() {
     pcre2_jit_stack_free(stack);
@@ -70,11 +48,11 @@ MatchScratch& scratch() {
 
 class RegexSplitter {
  public:
-  explicit RegexSplitter(const std::string& pattern) : pattern_(pattern) {
-    const std::string compiled = onig_compatible(pattern);
+  explicit RegexSplitter(const std::string& pattern)
+      : pattern_(pattern), overrides_(overrides_for(pattern)) {
     int error = 0;
     PCRE2_SIZE offset = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(compiled.data()), compiled.size(),
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                           PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
     if (!code_) {
       PCRE2_UCHAR message[256];
@@ -88,7 +66,9 @@ class RegexSplitter {
 
   void split(std::string_view text, std::vector<std::string_view>& out) const {
     MatchScratch& s = scratch();
-    const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    // Pieces are cut from text at the offsets matched in the subject: stand-ins keep byte lengths.
+    const std::string_view matched = overrides_.substitute(text, s.subject) ? s.subject : text;
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(matched.data());
     size_t last = 0, start = 0;
     while (start < text.size()) {
       const int rc =
@@ -116,6 +96,7 @@ class RegexSplitter {
 
  private:
   std::string pattern_;
+  const ClassOverrides& overrides_;
   pcre2_code* code_ = nullptr;
 };
 
