@@ -60,6 +60,18 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
       ->check(CLI::Range(size_t{1024}, size_t{1} << 32));
   cmd.add_option("--max-connections", a.http.max_threads, "open connections served at once")
       ->check(CLI::Range(1, 65536));
+  cmd.add_option("--http-header-timeout", a.http.head_timeout,
+                 "seconds a client gets to send a request's headers (then 408)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  cmd.add_option("--http-body-timeout", a.http.body_timeout,
+                 "seconds a client gets to send a request body (then 408)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  cmd.add_option("--timeout-keep-alive", a.http.keep_alive_timeout,
+                 "seconds an idle keep-alive connection stays open")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
   cmd.add_option("--log-interval", a.log_interval, "seconds between stats lines (0 = off)")
       ->check(CLI::Range(0.0, 3600.0));
   cmd.add_option("--shutdown-grace", a.shutdown_grace,

@@ -30,7 +30,7 @@ void append_penalty_tokens(const SamplingParams& p, const std::vector<int32_t>& 
 
 RowSampling row_sampling(const SamplingParams& p, uint64_t seed, uint64_t counter) {
   RowSampling r;
-  r.temperature = p.temperature;
+  r.temperature = p.greedy() ? 0.f : p.temperature;
   r.top_k = p.top_k;
   r.top_p = p.top_p;
   r.min_p = p.min_p;

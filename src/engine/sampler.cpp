@@ -83,7 +83,7 @@ void Sampler::truncate(std::vector<Candidate>& c) const {
 int32_t Sampler::sample(float* logits, int32_t vocab, const std::vector<int32_t>& prompt,
                         const std::vector<int32_t>& output) {
   apply_penalties(logits, vocab, prompt, output);
-  if (p_.temperature <= 0.f) return argmax(logits, vocab);
+  if (p_.greedy()) return argmax(logits, vocab);
   candidates_.resize(static_cast<size_t>(vocab));
   for (int32_t i = 0; i < vocab; ++i)
     candidates_[static_cast<size_t>(i)] = {i, logits[i] / p_.temperature};

@@ -8,8 +8,12 @@
 
 namespace shardlm {
 
+// Temperatures below this sample greedily: dividing logits by 1e-38 overflows float to inf and
+// the draw turns to noise (vLLM uses the same cut).
+constexpr float kGreedyTemperature = 1e-5f;
+
 struct SamplingParams {
-  float temperature = 1.f;         // 0 = greedy
+  float temperature = 1.f;         // 0 (or below kGreedyTemperature) = greedy
   int top_k = 0;                   // 0 or negative = disabled
   float top_p = 1.f;               // nucleus mass in (0, 1]
   float min_p = 0.f;               // drop tokens below min_p * p(most likely)
@@ -28,6 +32,7 @@ struct SamplingParams {
   // Log-probabilities of each sampled token under the model (before penalties and temperature),
   // with this many most likely alternatives; unset = none.
   std::optional<int> logprobs;
+  bool greedy() const { return temperature < kGreedyTemperature; }
 
   static constexpr int kMaxLogprobs = 20;
 

@@ -60,13 +60,6 @@ void add_basic_routes(HttpServer& http, const AsyncEngine& engine, const ServerM
       false);
 }
 
-// The model file's stem, or the directory's name: what clients put in "model".
-std::string default_served_name(const std::string& model_path) {
-  std::filesystem::path p(model_path);
-  while (!p.empty() && p.filename().empty()) p = p.parent_path();  // trailing slash
-  return std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
-}
-
 ChatTemplate compile_template(const ChatTemplateInfo& info) {
   try {
     return ChatTemplate(info.source.value_or(ChatTemplate::chatml_default()));
@@ -90,6 +83,19 @@ void drain(AsyncEngine& engine, double grace_seconds) {
 }
 
 }  // namespace
+
+// What clients put in "model": the directory's name, a model file's name without its .gguf
+// extension, or the argument itself for a preset (`llama-3.1-8b` is not a file with extension
+// `.1-8b`).
+std::string default_served_name(const std::string& model_path) {
+  std::filesystem::path p(model_path);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();  // trailing slash
+  if (std::filesystem::is_directory(p)) return p.filename().string();
+  if (p.filename() == "config.json" && p.has_parent_path())
+    return p.parent_path().filename().string();
+  const bool gguf = p.extension() == ".gguf" && std::filesystem::is_regular_file(p);
+  return gguf ? p.stem().string() : p.filename().string();
+}
 
 int run_api_server(const ServerArgs& args) {
   const bool grouped = args.group && args.group->world_size > 1;

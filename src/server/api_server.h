@@ -23,6 +23,11 @@ struct ServerArgs {
   std::optional<dist::GroupOptions> group;  // several ranks: this one's place in the group
 };
 
+// The name clients put in "model" when --served-model-name is not given: a directory's name, a
+// .gguf file's name without the extension, a config.json's directory, else the argument itself
+// (a dummy preset such as `llama-3.1-8b`).
+std::string default_served_name(const std::string& model_path);
+
 // Blocks until SIGINT or SIGTERM; returns the exit status. Throws Error when start-up fails.
 int run_api_server(const ServerArgs& args);
 

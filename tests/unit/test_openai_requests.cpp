@@ -1,12 +1,15 @@
 // OpenAI request parsing: every accepted shape, and a 400 naming the field for each bad one.
-// Also the size flags of `serve` and the HTTP server's elastic worker pool.
+// Also the size flags of `serve`, the served model name and the HTTP server's elastic worker pool.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "app/size_flag.h"
 #include "core/error.h"
+#include "server/api_server.h"
 #include "server/elastic_task_queue.h"
 #include "server/openai/api_error.h"
 #include "server/openai/requests.h"
@@ -130,6 +133,101 @@ TEST(ElasticTaskQueue, GrowsToRunBlockingJobsConcurrently) {
   EXPECT_LE(q.threads(), 64u);
   release = true;
   q.shutdown();
+}
+
+TEST(ElasticTaskQueue, IdleThreadsExitSoThePoolShrinks) {
+  ElasticTaskQueue q(64, std::chrono::milliseconds(50));
+  std::atomic<int> started{0};
+  std::atomic<bool> release{false};
+  for (int i = 0; i < 20; ++i) {
+    q.enqueue([&] {
+      ++started;
+      while (!release) std::this_thread::yield();
+    });
+  }
+  for (int i = 0; i < 2000 && started < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GE(q.threads(), 20u);
+  release = true;
+  for (int i = 0; i < 2000 && q.threads() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(q.threads(), 0u);  // a burst's threads do not stay forever
+  std::atomic<int> ran{0};
+  q.enqueue([&] { ++ran; });  // and the pool still grows again afterwards
+  q.shutdown();
+  EXPECT_EQ(ran, 1);
+}
+
+TEST(OpenAiRequests, DeepNestingIsRefusedBeforeParsing) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  for (const std::string& body :
+       {R"({"prompt": "a", "max_tokens": )" + deep + "}", "[" + deep + "]"}) {
+    try {
+      parse_body(body);
+      ADD_FAILURE() << "accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_NE(std::string(e.what()).find("nests"), std::string::npos);
+    }
+  }
+  // Brackets inside strings do not count, and ordinary bodies pass.
+  EXPECT_NO_THROW(parse_body(R"({"prompt": ")" + std::string(1000, '[') + R"("})"));
+  EXPECT_NO_THROW(parse_body(R"({"a": [[[{"b": [1]}]]]})"));
+}
+
+TEST(OpenAiRequests, NulByteAfterTheJsonIsRefused) {
+  EXPECT_THROW(parse_body(std::string("{}\0junk", 7)), ApiError);
+  EXPECT_THROW(parse_body(std::string("{\"a\": 1}\0", 9)), ApiError);
+}
+
+TEST(OpenAiRequests, ErrorMessagesNeverEchoLongValues) {
+  const std::string long_string = R"({"prompt": "a", "max_tokens": ")" + std::string(100000, 'x') +
+                                  R"("})";
+  try {
+    parse_completion_request(parse_body(long_string));
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.param, "max_tokens");
+    EXPECT_LT(std::string(e.what()).size(), 200u);
+  }
+  EXPECT_EQ(describe_value(Json::array({1, 2, 3})), "a list of 3 items");
+  EXPECT_EQ(describe_value(Json::parse(R"({"a": 1})")), "an object with 1 keys");
+}
+
+TEST(OpenAiRequests, UnsupportedFieldsAreNamed) {
+  for (const char* field : {"response_format", "tools", "logit_bias", "suffix", "best_of"}) {
+    Json body = Json::parse(R"({"prompt": "a"})");
+    body[field] = std::string(field) == "best_of" ? Json(2) : Json(R"({"x": 1})"_json);
+    if (std::string(field) == "suffix") body[field] = "tail";
+    if (std::string(field) == "tools") body[field] = Json::array({{{"type", "function"}}});
+    EXPECT_EQ(param_of(body.dump()), field);
+  }
+  // Values that ask for nothing are accepted.
+  EXPECT_EQ(param_of(R"({"prompt": "a", "response_format": {"type": "text"}, "tools": [],
+                         "best_of": 1, "logit_bias": {}, "suffix": null})"),
+            "");
+}
+
+TEST(OpenAiRequests, CompletionsDefaultToSixteenTokens) {
+  EXPECT_EQ(parse_completion_request(parse_body(R"({"prompt": "a"})")).fields.max_tokens, 16);
+  EXPECT_FALSE(parse_chat_request(parse_body(R"({"messages": [{"role": "user", "content": "a"}]})"))
+                   .fields.max_tokens.has_value());
+}
+
+TEST(ServedModelName, KeepsDotsOfPresetsAndDropsOnlyGgufExtensions) {
+  EXPECT_EQ(default_served_name("llama-3.1-8b"), "llama-3.1-8b");
+  EXPECT_EQ(default_served_name("qwen2.5-7b"), "qwen2.5-7b");
+  const auto dir = std::filesystem::temp_directory_path() / "shardlm-served-name" / "Qwen2.5-0.5B";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "m.Q4_1.gguf") << "x";
+  std::ofstream(dir / "config.json") << "{}";
+  EXPECT_EQ(default_served_name(dir.string()), "Qwen2.5-0.5B");
+  EXPECT_EQ(default_served_name(dir.string() + "/"), "Qwen2.5-0.5B");
+  EXPECT_EQ(default_served_name((dir / "m.Q4_1.gguf").string()), "m.Q4_1");
+  EXPECT_EQ(default_served_name((dir / "config.json").string()), "Qwen2.5-0.5B");
+  std::filesystem::remove_all(dir.parent_path());
 }
 
 }  // namespace

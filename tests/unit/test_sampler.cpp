@@ -36,6 +36,24 @@ TEST(Sampler, TemperatureZeroIsArgmax) {
   EXPECT_EQ(s.sample(l.data(), 4, {}, {}), 2);
 }
 
+TEST(Sampler, TinyTemperaturesAreGreedy) {
+  // Logits divided by 1e-38 overflow to inf: such temperatures must sample greedily, not noise.
+  for (float t : {1e-38f, 1e-45f, 1e-6f}) {
+    SamplingParams p;
+    p.temperature = t;
+    p.seed = 3;
+    EXPECT_TRUE(p.greedy()) << t;
+    Sampler s(p);
+    for (int i = 0; i < 50; ++i) {
+      auto l = logits_of({0.1, 0.2, 0.6, 0.1});
+      EXPECT_EQ(s.sample(l.data(), 4, {}, {}), 2) << t;
+    }
+  }
+  SamplingParams warm;
+  warm.temperature = 1e-4f;
+  EXPECT_FALSE(warm.greedy());
+}
+
 TEST(Sampler, SameSeedSameSequence) {
   SamplingParams p;
   p.seed = 42;

@@ -25,7 +25,7 @@ std::string render_chat(const ServingContext& ctx, const ChatRequest& r) {
 
 }  // namespace
 
-void handle_chat_completions(const ServingContext& ctx, const httplib::Request& req,
+void handle_chat_completions(const ServingContext& ctx, const HttpRequest& req,
                              httplib::Response& res) {
   const ChatRequest r = parse_chat_request(parse_body(req.body));
   check_model_name(ctx, r.fields.model);
@@ -35,7 +35,7 @@ void handle_chat_completions(const ServingContext& ctx, const httplib::Request& 
   ResponseMeta meta{make_response_id("chatcmpl-"), static_cast<int64_t>(std::time(nullptr)),
                     ctx.served_model_name};
   auto format = chat_format(std::move(meta), ctx.tokenizer, r.fields.sampling.logprobs.has_value());
-  respond_with_generation(ctx, std::move(choices), std::move(format), r.fields, res);
+  respond_with_generation(ctx, std::move(choices), std::move(format), r.fields, req, res);
 }
 
 }  // namespace shardlm::server

@@ -20,8 +20,7 @@ std::string prompt_text(const ServingContext& ctx, const PromptInput& p) {
 
 }  // namespace
 
-void handle_completions(const ServingContext& ctx, const httplib::Request& req,
-                        httplib::Response& res) {
+void handle_completions(const ServingContext& ctx, const HttpRequest& req, httplib::Response& res) {
   const CompletionRequest r = parse_completion_request(parse_body(req.body));
   check_model_name(ctx, r.fields.model);
   std::vector<std::vector<int32_t>> prompts;
@@ -35,7 +34,7 @@ void handle_completions(const ServingContext& ctx, const httplib::Request& req,
                     ctx.served_model_name};
   auto format = completion_format(std::move(meta), ctx.tokenizer, std::move(echo),
                                   r.fields.sampling.logprobs.has_value());
-  respond_with_generation(ctx, std::move(choices), std::move(format), r.fields, res);
+  respond_with_generation(ctx, std::move(choices), std::move(format), r.fields, req, res);
 }
 
 }  // namespace shardlm::server

@@ -79,10 +79,22 @@ int64_t prompt_usage(const std::vector<ChoiceInput>& choices, int n) {
   return total;
 }
 
-void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage, httplib::Response& res) {
+// Waits for every choice; gives up (aborting them) as soon as the client is gone, so that a
+// client that timed out never leaves its generation holding KV blocks.
+void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage,
+                  const std::function<bool()>& client_connected, httplib::Response& res) {
   std::vector<ChoiceResult> results(set.size());
+  auto next_check = std::chrono::steady_clock::now();
   while (!set.all_done()) {
     auto event = set.next(milliseconds(100));
+    if (std::chrono::steady_clock::now() >= next_check) {  // a peek at the socket, ten times a second
+      if (!client_connected()) {
+        set.abort_unfinished();
+        res.status = kClientClosedRequest;
+        return;
+      }
+      next_check = std::chrono::steady_clock::now() + milliseconds(100);
+    }
     if (!event) continue;
     auto& [index, out] = *event;
     ChoiceResult& r = results[static_cast<size_t>(index)];
@@ -112,7 +124,9 @@ bool write_event(httplib::DataSink& sink, const std::string& event) {
 
 // Called by the HTTP library until it returns false or calls sink.done().
 bool stream_step(StreamState& st, httplib::DataSink& sink) {
-  if (auto event = st.set->next(milliseconds(50))) {
+  auto event = st.set->next(milliseconds(50));
+  if (!event && !sink.is_writable()) return false;  // the client left while nothing was ready
+  if (event) {
     auto& [index, out] = *event;
     const bool first = !st.started[static_cast<size_t>(index)];
     st.started[static_cast<size_t>(index)] = true;
@@ -160,7 +174,7 @@ std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
 
 void respond_with_generation(const ServingContext& ctx, std::vector<ChoiceInput> choices,
                              std::unique_ptr<ResponseFormat> format, const GenerationFields& fields,
-                             httplib::Response& res) {
+                             const HttpRequest& req, httplib::Response& res) {
   if (ctx.draining) throw ApiError(503, "the server is shutting down; retry on another server");
   if (const std::string fatal = ctx.engine.fatal_error(); !fatal.empty()) {
     throw ApiError(503, "the engine cannot serve: " + fatal);
@@ -169,7 +183,7 @@ void respond_with_generation(const ServingContext& ctx, std::vector<ChoiceInput>
   const size_t n_choices = choices.size();
   auto set = std::make_unique<ChoiceSet>(ctx.engine, std::move(choices));
   if (!fields.stream) {
-    respond_once(*set, *format, usage, res);
+    respond_once(*set, *format, usage, req.client_connected, res);
     return;
   }
   auto st = std::make_shared<StreamState>();

@@ -1,6 +1,6 @@
 // Running the choices of one generation request (every prompt times n) on the async engine and
-// answering with one JSON body or an SSE stream. A client that goes away mid-stream has its
-// requests aborted, freeing their KV blocks.
+// answering with one JSON body or an SSE stream. A client that goes away (mid-stream, or while a
+// non-streaming request is still generating) has its requests aborted, freeing their KV blocks.
 #pragma once
 
 #include <httplib.h>
@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "server/http_request.h"
 #include "server/openai/requests.h"
 #include "server/openai/responses.h"
 #include "server/serving_context.h"
@@ -20,8 +21,9 @@ struct ChoiceInput {
 };
 
 // One ChoiceInput per prompt and choice (index = prompt * n + choice). Resolves max_tokens
-// (default: the rest of the context) and throws ApiError (400) when a prompt plus max_tokens
-// does not fit the context; with a seed, choice j of a prompt uses seed + j.
+// (default: the rest of the context; completions default to 16 when parsed) and throws ApiError
+// (400) when a prompt plus max_tokens does not fit the context; with a seed, choice j of a prompt
+// uses seed + j.
 std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
                                         const std::vector<std::vector<int32_t>>& prompts,
                                         const GenerationFields& fields);
@@ -29,6 +31,6 @@ std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
 // Submits the choices and writes the response (a body, or an SSE stream when fields.stream).
 void respond_with_generation(const ServingContext& ctx, std::vector<ChoiceInput> choices,
                              std::unique_ptr<ResponseFormat> format, const GenerationFields& fields,
-                             httplib::Response& res);
+                             const HttpRequest& req, httplib::Response& res);
 
 }  // namespace shardlm::server

@@ -1,4 +1,4 @@
-// GET /v1/models, /health, /version; POST /tokenize, /detokenize (vLLM's shapes).
+// GET /v1/models, /v1/models/{id}; POST /tokenize, /detokenize (vLLM's shapes).
 #include <ctime>
 
 #include "server/openai/api_error.h"
@@ -12,26 +12,43 @@ void check_model_name(const ServingContext& ctx, const std::string& model) {
     throw ApiError(404,
                    fmt::format("The model '{}' does not exist; this server serves '{}' (see "
                                "GET /v1/models)",
-                               model, ctx.served_model_name),
+                               model.substr(0, 200), ctx.served_model_name),
                    "model", "model_not_found");
   }
 }
 
-void handle_models(const ServingContext& ctx, const httplib::Request&, httplib::Response& res) {
+namespace {
+
+Json model_card(const ServingContext& ctx) {
   static const int64_t created = static_cast<int64_t>(std::time(nullptr));
-  const Json model = {{"id", ctx.served_model_name},
-                      {"object", "model"},
-                      {"created", created},
-                      {"owned_by", "shardlm"},
-                      {"root", ctx.served_model_name},
-                      {"parent", nullptr},
-                      {"max_model_len", ctx.max_model_len}};
-  res.set_content(to_wire({{"object", "list"}, {"data", Json::array({model})}}),
+  return {{"id", ctx.served_model_name},
+          {"object", "model"},
+          {"created", created},
+          {"owned_by", "shardlm"},
+          {"root", ctx.served_model_name},
+          {"parent", nullptr},
+          {"max_model_len", ctx.max_model_len}};
+}
+
+}  // namespace
+
+void handle_models(const ServingContext& ctx, const HttpRequest&, httplib::Response& res) {
+  res.set_content(to_wire({{"object", "list"}, {"data", Json::array({model_card(ctx)})}}),
                   "application/json");
 }
 
-void handle_tokenize(const ServingContext& ctx, const httplib::Request& req,
-                     httplib::Response& res) {
+void handle_model(const ServingContext& ctx, const HttpRequest& req, httplib::Response& res) {
+  const std::string id = req.matches[1].str();
+  if (id != ctx.served_model_name) {
+    throw ApiError(404,
+                   fmt::format("The model '{}' does not exist; this server serves '{}'",
+                               id.substr(0, 200), ctx.served_model_name),
+                   "model", "model_not_found");
+  }
+  res.set_content(to_wire(model_card(ctx)), "application/json");
+}
+
+void handle_tokenize(const ServingContext& ctx, const HttpRequest& req, httplib::Response& res) {
   const Json body = parse_body(req.body);
   check_model_name(ctx, string_field(body, "model").value_or(""));
   const auto prompt = string_field(body, "prompt");
@@ -43,8 +60,7 @@ void handle_tokenize(const ServingContext& ctx, const httplib::Request& req,
       "application/json");
 }
 
-void handle_detokenize(const ServingContext& ctx, const httplib::Request& req,
-                       httplib::Response& res) {
+void handle_detokenize(const ServingContext& ctx, const HttpRequest& req, httplib::Response& res) {
   const Json body = parse_body(req.body);
   check_model_name(ctx, string_field(body, "model").value_or(""));
   const auto ids = token_ids_field(body, "tokens");

@@ -1,6 +1,7 @@
 // Typed request-field readers.
 #include "server/openai/json_fields.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -19,9 +20,53 @@ const char* type_name(const Json& j) {
   return j.type_name();
 }
 
+// The deepest nesting of arrays and objects in a JSON text, counted without parsing, so that a
+// hostile body cannot make the recursive parts of a JSON library (dump, compare) overflow the
+// stack. Brackets inside strings do not count.
+size_t nesting_depth(const std::string& text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 }  // namespace
 
+std::string describe_value(const Json& j) {
+  constexpr size_t kMaxShown = 60;
+  if (j.is_array()) return fmt::format("a list of {} items", j.size());
+  if (j.is_object()) return fmt::format("an object with {} keys", j.size());
+  std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (text.size() > kMaxShown) text = text.substr(0, kMaxShown) + "...";
+  return text;
+}
+
 Json parse_body(const std::string& body) {
+  // nlohmann's parser takes a NUL byte for the end of the input: "{}\0junk" would pass.
+  if (body.find('\0') != std::string::npos) {
+    throw ApiError(400, "the request body contains a NUL byte; send a JSON object");
+  }
+  if (nesting_depth(body) > kMaxJsonDepth) {
+    throw ApiError(400, fmt::format("the request body nests arrays or objects more than {} levels "
+                                    "deep; send a flatter JSON object",
+                                    kMaxJsonDepth));
+  }
   Json j = Json::parse(body, nullptr, false);
   if (j.is_discarded()) {
     throw ApiError(400, "the request body is not valid JSON; send a JSON object");
@@ -69,7 +114,7 @@ std::optional<int64_t> int_field(const Json& body, const char* name, int64_t lo,
              std::fabs(j->get<double>()) < 9e15) {
     v = static_cast<int64_t>(j->get<double>());
   } else {
-    bad_request(name, "'{}' must be an integer, got {}", name, j->dump());
+    bad_request(name, "'{}' must be an integer, got {}", name, describe_value(*j));
   }
   if (v < lo || v > hi) bad_request(name, "'{}' must be in [{}, {}], got {}", name, lo, hi, v);
   return v;
@@ -84,7 +129,8 @@ std::optional<std::vector<std::string>> strings_field(const Json& body, const ch
   }
   std::vector<std::string> out;
   for (const Json& s : *j) {
-    if (!s.is_string()) bad_request(name, "'{}' must hold only strings, got {}", name, s.dump());
+    if (!s.is_string())
+      bad_request(name, "'{}' must hold only strings, got {}", name, describe_value(s));
     out.push_back(s.get<std::string>());
   }
   return out;
@@ -106,7 +152,7 @@ std::vector<int32_t> to_token_ids(const Json& j, const char* name) {
         x.is_number_unsigned() && x.get<uint64_t>() > uint64_t(std::numeric_limits<int32_t>::max());
     const int64_t v = too_big ? -1 : x.get<int64_t>();
     if (v < 0 || v > std::numeric_limits<int32_t>::max()) {
-      bad_request(name, "token id {} in '{}' is out of range", x.dump(), name);
+      bad_request(name, "token id {} in '{}' is out of range", describe_value(x), name);
     }
     ids.push_back(static_cast<int32_t>(v));
   }

@@ -12,8 +12,16 @@ namespace shardlm::server {
 
 using Json = nlohmann::ordered_json;  // keeps the client's key order (templates' tojson shows it)
 
-// The request body as a JSON object; 400 when it is not valid JSON or not an object.
+// Arrays and objects nested deeper than this are refused before parsing (OpenAI bodies need 5).
+constexpr size_t kMaxJsonDepth = 64;
+
+// The request body as a JSON object; 400 when it is not valid JSON, not an object, holds a NUL
+// byte or nests deeper than kMaxJsonDepth.
 Json parse_body(const std::string& body);
+
+// A short description of a client's value for an error message: a scalar's text cut to a few
+// dozen characters, or the kind and size of an array or object (never the whole value).
+std::string describe_value(const Json& j);
 
 std::optional<bool> bool_field(const Json& body, const char* name);
 std::optional<std::string> string_field(const Json& body, const char* name);

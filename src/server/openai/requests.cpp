@@ -10,6 +10,7 @@ namespace shardlm::server {
 namespace {
 
 constexpr int64_t kMaxInt = 1 << 30;
+constexpr int kDefaultCompletionTokens = 16;
 
 void parse_penalties(const Json& b, SamplingParams& s) {
   if (auto v = number_field(b, "presence_penalty", -2, 2)) s.presence_penalty = float(*v);
@@ -39,7 +40,35 @@ void parse_sampling(const Json& b, SamplingParams& s) {
   if (auto v = token_ids_field(b, "stop_token_ids")) s.stop_token_ids = *v;
 }
 
+// True when the field asks for something: present, not null, and not its no-op value.
+bool asks_for(const Json& b, const char* name) {
+  const auto it = b.find(name);
+  if (it == b.end() || it->is_null()) return false;
+  if ((it->is_array() || it->is_object() || it->is_string()) && it->empty()) return false;
+  if (std::string(name) == "response_format" && it->is_object() && it->size() == 1 &&
+      it->value("type", "") == "text") {
+    return false;
+  }
+  if (std::string(name) == "best_of" && *it == 1) return false;
+  if (std::string(name) == "tool_choice" && *it == "none") return false;
+  return true;
+}
+
+// Fields of the OpenAI API that shardlm does not implement yet: a 400 naming the field instead
+// of an answer that silently ignores it.
+void reject_unsupported(const Json& b) {
+  for (const char* name :
+       {"response_format", "tools", "tool_choice", "functions", "function_call", "logit_bias",
+        "suffix", "best_of", "guided_json", "guided_regex", "guided_choice", "guided_grammar"}) {
+    if (asks_for(b, name)) {
+      bad_request(name, "'{}' is not supported by this server yet; remove it from the request",
+                  name);
+    }
+  }
+}
+
 GenerationFields parse_generation_fields(const Json& b, const char* max_tokens_name) {
+  reject_unsupported(b);
   GenerationFields f;
   if (auto v = string_field(b, "model")) f.model = *v;
   string_field(b, "user");  // accepted, type-checked, unused
@@ -122,6 +151,9 @@ CompletionRequest parse_completion_request(const Json& body) {
   CompletionRequest r;
   r.fields = parse_generation_fields(body, "max_tokens");
   r.prompts = parse_prompts(body);
+  // OpenAI's and vLLM's default for completions; a forgotten max_tokens must not hold a slot for
+  // the whole context (chat keeps vLLM's default: the rest of the context).
+  if (!r.fields.max_tokens) r.fields.max_tokens = kDefaultCompletionTokens;
   if (auto v = bool_field(body, "echo")) r.echo = *v;
   if (auto v = int_field(body, "logprobs", 0, SamplingParams::kMaxLogprobs)) {
     r.fields.sampling.logprobs = int(*v);
