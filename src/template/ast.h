@@ -88,6 +88,10 @@ struct Stmt {
   Body body;
   Body otherwise;
   bool recursive = false;  // For ... recursive
+  // Macro / CallBlock: which of jinja2's special names the body reads (see macro_scan.h).
+  bool catch_varargs = false;    // reads `varargs`: extra positional arguments are accepted
+  bool catch_kwargs = false;     // reads `kwargs`: extra keyword arguments are accepted
+  bool accesses_caller = false;  // reads `caller`: a caller= keyword argument is accepted
 
   Stmt(StmtKind k, SourceLoc l) : kind(k), loc(l) {}
 };

@@ -90,7 +90,7 @@ std::string ChatTemplate::render_values(tmpl::ValueDict context) const {
   }
   if (!context.find("add_generation_prompt"))
     context.set("add_generation_prompt", tmpl::Value::boolean(false));
-  for (const auto& [key, value] : context.items()) globals->set(key, value);
+  for (const auto& [key, value] : context.items()) globals->set(key.as_string(), value);
   tmpl::Evaluator evaluator(limits_);
   try {
     return evaluator.render(*body_, globals);

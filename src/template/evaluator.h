@@ -65,6 +65,8 @@ class Evaluator {
   Value apply_filter_chain(const std::vector<ExprPtr>& filters, Value value,
                            const std::shared_ptr<Scope>& scope);
   Value make_macro(const Stmt& stmt, std::shared_ptr<Scope> defining_scope, std::string name);
+  void bind_macro_args(const Stmt& stmt, const std::string& name, const CallArgs& args,
+                       const std::shared_ptr<Scope>& local);
   Value call_macro(const Stmt& stmt, const std::shared_ptr<Scope>& defining_scope,
                    const std::string& name, const CallArgs& args);
   void emit(std::string_view text);

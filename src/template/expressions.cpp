@@ -26,8 +26,7 @@ Value Evaluator::eval_collection(const Expr& expr, const std::shared_ptr<Scope>&
     ValueDict dict;
     for (size_t i = 0; i + 1 < expr.args.size(); i += 2) {
       Value key = eval(*expr.args[i], scope);
-      if (!key.is_string()) eval_fail("dict keys must be strings here, got {}", key.type_name());
-      dict.set(key.as_string(), eval(*expr.args[i + 1], scope));
+      dict.set(key, eval(*expr.args[i + 1], scope));
     }
     return Value::dict(std::move(dict));
   }

@@ -33,6 +33,17 @@ Value lookup_attribute_path(const Value& object, const std::string& path) {
 
 namespace {
 
+// jinja2's select, map, unique, items and batch are generators, so their errors surface only when
+// the result is iterated. They run eagerly here, and an error is kept for that moment.
+template <typename Body>
+Value as_generator(Body body) {
+  try {
+    return body();
+  } catch (const EvalFailure& e) {
+    return Value::failed_iterator(e.what());
+  }
+}
+
 CallArgs tail_args(const CallArgs& args, size_t from) {
   CallArgs out;
   for (size_t i = from; i < args.positional.size(); ++i)
@@ -71,13 +82,17 @@ Value f_list(Evaluator&, const Value& v, const CallArgs&) {
   return Value::list(iterate(v));
 }
 
-Value f_items(Evaluator&, const Value& v, const CallArgs&) {
+Value items_of(const Value& v) {
   if (v.is_undefined()) return Value::iterator({});
   if (!v.is_dict()) eval_fail("items filter: can only get item pairs from a mapping");
   ValueList out;
   for (const auto& [key, value] : v.as_dict().items())
-    out.push_back(Value::list({Value::string(key), value}, true));
+    out.push_back(Value::list({key, value}, true));
   return Value::iterator(std::move(out));
+}
+
+Value f_items(Evaluator&, const Value& v, const CallArgs&) {
+  return as_generator([&] { return items_of(v); });
 }
 
 Value f_reverse(Evaluator&, const Value& v, const CallArgs&) {
@@ -94,8 +109,11 @@ Value f_reverse(Evaluator&, const Value& v, const CallArgs&) {
 }
 
 // select/reject/selectattr/rejectattr share this: keep items whose test result equals `keep`.
+// As in jinja2, a false subject (none, undefined, 0, "") gives an empty result before the
+// arguments are even looked at.
 Value filter_by_test(Evaluator& ev, const Value& v, const CallArgs& args, bool by_attribute,
                      bool keep) {
+  if (!v.truthy()) return Value::iterator({});
   size_t next = 0;
   std::string attribute;
   if (by_attribute) {
@@ -115,19 +133,21 @@ Value filter_by_test(Evaluator& ev, const Value& v, const CallArgs& args, bool b
 }
 
 Value f_select(Evaluator& ev, const Value& v, const CallArgs& a) {
-  return filter_by_test(ev, v, a, false, true);
+  return as_generator([&] { return filter_by_test(ev, v, a, false, true); });
 }
 Value f_reject(Evaluator& ev, const Value& v, const CallArgs& a) {
-  return filter_by_test(ev, v, a, false, false);
+  return as_generator([&] { return filter_by_test(ev, v, a, false, false); });
 }
 Value f_selectattr(Evaluator& ev, const Value& v, const CallArgs& a) {
-  return filter_by_test(ev, v, a, true, true);
+  return as_generator([&] { return filter_by_test(ev, v, a, true, true); });
 }
 Value f_rejectattr(Evaluator& ev, const Value& v, const CallArgs& a) {
-  return filter_by_test(ev, v, a, true, false);
+  return as_generator([&] { return filter_by_test(ev, v, a, true, false); });
 }
 
-Value f_map(Evaluator& ev, const Value& v, const CallArgs& args) {
+// map(filter, ...) or map(attribute=..., default=...); a false subject maps to nothing.
+Value map_items(Evaluator& ev, const Value& v, const CallArgs& args) {
+  if (!v.truthy()) return Value::iterator({});
   ValueList out;
   if (const Value* attribute = args.kwarg("attribute"); attribute && args.positional.empty()) {
     const Value* def = args.kwarg("default");
@@ -142,6 +162,10 @@ Value f_map(Evaluator& ev, const Value& v, const CallArgs& args) {
   CallArgs filter_args = tail_args(args, 1);
   for (const Value& item : iterate(v)) out.push_back(ev.apply_filter(filter, item, filter_args));
   return Value::iterator(std::move(out));
+}
+
+Value f_map(Evaluator& ev, const Value& v, const CallArgs& args) {
+  return as_generator([&] { return map_items(ev, v, args); });
 }
 
 // The sort key jinja2 uses: optionally an attribute, and lower-cased strings unless case_sensitive.
@@ -182,7 +206,7 @@ Value f_dictsort(Evaluator&, const Value& v, const CallArgs& args) {
     eval_fail("You can only sort by either \"key\" or \"value\"");
   ValueList pairs;
   for (const auto& [key, value] : v.as_dict().items())
-    pairs.push_back(Value::list({Value::string(key), value}, true));
+    pairs.push_back(Value::list({key, value}, true));
   std::stable_sort(pairs.begin(), pairs.end(), [&](const Value& a, const Value& b) {
     Value ka = sort_key(a.as_list()[by_value ? 1 : 0], nullptr, case_sensitive);
     Value kb = sort_key(b.as_list()[by_value ? 1 : 0], nullptr, case_sensitive);
@@ -191,7 +215,7 @@ Value f_dictsort(Evaluator&, const Value& v, const CallArgs& args) {
   return Value::list(std::move(pairs));
 }
 
-Value f_unique(Evaluator&, const Value& v, const CallArgs& args) {
+Value unique_items(const Value& v, const CallArgs& args) {
   bool case_sensitive = flag(filter_arg(args, 0, "case_sensitive"));
   const Value* attribute = filter_arg(args, 1, "attribute");
   ValueList seen, out;
@@ -202,6 +226,10 @@ Value f_unique(Evaluator&, const Value& v, const CallArgs& args) {
     out.push_back(item);
   }
   return Value::iterator(std::move(out));
+}
+
+Value f_unique(Evaluator&, const Value& v, const CallArgs& args) {
+  return as_generator([&] { return unique_items(v, args); });
 }
 
 Value extreme(const Value& v, const CallArgs& args, bool want_max) {
@@ -242,7 +270,7 @@ Value f_attr(Evaluator&, const Value& v, const CallArgs& args) {
   return get_attr(v, name->str());
 }
 
-Value f_batch(Evaluator&, const Value& v, const CallArgs& args) {
+Value batch_items(const Value& v, const CallArgs& args) {
   const Value* size_v = filter_arg(args, 0, "linecount");
   const Value* fill = filter_arg(args, 1, "fill_with");
   int64_t size = size_v ? size_v->as_int() : 0;
@@ -260,6 +288,10 @@ Value f_batch(Evaluator&, const Value& v, const CallArgs& args) {
     out.push_back(Value::list(std::move(current)));
   }
   return Value::iterator(std::move(out));
+}
+
+Value f_batch(Evaluator&, const Value& v, const CallArgs& args) {
+  return as_generator([&] { return batch_items(v, args); });
 }
 
 const FilterTable& filter_table() {

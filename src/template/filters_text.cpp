@@ -5,8 +5,11 @@
 #include "template/evaluator.h"
 #include "template/filters.h"
 #include "template/methods.h"
+#include "template/number_parse.h"
 #include "template/operators.h"
+#include "template/percent_format.h"
 #include "template/python_format.h"
+#include "template/python_round.h"
 #include "template/string_ops.h"
 #include "template/template_error.h"
 #include "template/utf8.h"
@@ -35,17 +38,21 @@ Value f_capitalize(Evaluator&, const Value& v, const CallArgs&) {
   return Value::string(py_capitalize(text_of(v)));
 }
 
-// jinja2's title: capitalise each piece between "-", whitespace and opening brackets.
+// jinja2's title: capitalise each piece between runs of "-", whitespace and opening brackets.
 Value f_title(Evaluator&, const Value& v, const CallArgs&) {
   std::string s = text_of(v), out;
-  auto is_sep = [](char c) {
+  auto is_sep = [](char32_t c) {
     return c == '-' || is_py_space(c) || c == '(' || c == '{' || c == '[' || c == '<';
   };
   size_t i = 0;
   while (i < s.size()) {
-    size_t j = i;
-    bool sep = is_sep(s[i]);
-    while (j < s.size() && is_sep(s[j]) == sep) ++j;
+    size_t j = i, probe = i;
+    bool sep = is_sep(utf8_next(s, probe));
+    while (j < s.size()) {
+      probe = j;
+      if (is_sep(utf8_next(s, probe)) != sep) break;
+      j = probe;
+    }
     out += py_capitalize(s.substr(i, j - i));
     i = j;
   }
@@ -108,50 +115,40 @@ Value f_replace(Evaluator& ev, const Value& v, const CallArgs& args) {
   return Value::string(std::move(out));
 }
 
-bool parse_int_text(const std::string& text, int64_t& out) {
-  std::string s = py_strip(text, nullptr, true, true);
-  std::string digits;
-  for (char c : s) {
-    if (c != '_') digits += c;
-  }
-  if (digits.empty()) return false;
-  size_t pos = 0;
-  try {
-    long long value = std::stoll(digits, &pos, 10);
-    if (pos != digits.size()) return false;
-    out = value;
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
+[[noreturn]] void fail_too_big(const std::string& what) {
+  eval_fail("int filter: {} does not fit in 64 bits (template integers are 64-bit)", what);
 }
 
-bool parse_float_text(const std::string& text, double& out) {
-  std::string s = py_strip(text, nullptr, true, true);
-  if (s.empty()) return false;
-  char* end = nullptr;
-  out = std::strtod(s.c_str(), &end);
-  return end == s.c_str() + s.size();
+// int(float) truncates; beyond 64 bits Python would give an exact big int, which shardlm refuses.
+int64_t int_of_float(double d) {
+  if (std::fabs(d) >= 9223372036854775808.0) fail_too_big(python_float_repr(d));
+  return static_cast<int64_t>(d);
 }
 
+// jinja2's int(default=0, base=10): int(value, base) for text, int(value) otherwise, then
+// int(float(value)), then the default.
 Value f_int(Evaluator&, const Value& v, const CallArgs& args) {
   const Value* def = filter_arg(args, 0, "default");
+  const Value* base = filter_arg(args, 1, "base");
   Value fallback = def ? *def : Value::integer(0);
   if (v.is_undefined()) fail_undefined(v);  // int(Undefined) raises in jinja2
   if (v.is_int()) return v;
   if (v.is_bool()) return Value::integer(v.as_int());
   if (v.is_float()) {
-    if (!std::isfinite(v.as_double()) || std::fabs(v.as_double()) > 9.2e18) return fallback;
-    return Value::integer(static_cast<int64_t>(v.as_double()));
+    double d = v.as_double();
+    if (std::isnan(d)) return fallback;  // ValueError, caught by jinja2
+    if (std::isinf(d)) eval_fail("cannot convert float infinity to integer");  // OverflowError
+    return Value::integer(int_of_float(d));
   }
-  if (v.is_string()) {
-    int64_t i;
-    if (parse_int_text(v.as_string(), i)) return Value::integer(i);
-    double d;
-    if (parse_float_text(v.as_string(), d) && std::isfinite(d) && std::fabs(d) < 9.2e18) {
-      return Value::integer(static_cast<int64_t>(d));
-    }
-  }
+  if (!v.is_string()) return fallback;
+  int64_t i;
+  int b = base && (base->is_int() || base->is_bool()) ? static_cast<int>(base->as_int()) : 10;
+  IntParse parsed = parse_python_int(v.as_string(), b, i);
+  if (parsed == IntParse::Ok) return Value::integer(i);
+  if (parsed == IntParse::TooBig) fail_too_big("'" + v.as_string() + "'");
+  double d;
+  if (parse_python_float(v.as_string(), d) && std::isfinite(d))
+    return Value::integer(int_of_float(d));
   return fallback;
 }
 
@@ -161,7 +158,7 @@ Value f_float(Evaluator&, const Value& v, const CallArgs& args) {
   if (v.is_undefined()) fail_undefined(v);
   if (v.is_number()) return Value::floating(v.as_double());
   double d;
-  if (v.is_string() && parse_float_text(v.as_string(), d)) return Value::floating(d);
+  if (v.is_string() && parse_python_float(v.as_string(), d)) return Value::floating(d);
   return fallback;
 }
 
@@ -231,9 +228,17 @@ Value f_escape(Evaluator&, const Value& v, const CallArgs&) {
   return Value::string(std::move(out));
 }
 
+// jinja2's format(*args, **kwargs): value % args, or value % kwargs (a mapping), never both.
 Value f_format(Evaluator& ev, const Value& v, const CallArgs& args) {
-  Value tuple = Value::list(args.positional, true);
-  std::string out = percent_format(text_of(v), tuple);
+  if (!args.positional.empty() && !args.keyword.empty())
+    eval_fail("can't handle positional and keyword arguments at the same time");
+  Value operands = Value::list(args.positional, true);
+  if (!args.keyword.empty()) {
+    ValueDict mapping;
+    for (const auto& [key, value] : args.keyword) mapping.set(key, value);
+    operands = Value::dict(std::move(mapping));
+  }
+  std::string out = percent_format(text_of(v), operands);
   ev.check_size(out.size());
   return Value::string(std::move(out));
 }
@@ -241,33 +246,36 @@ Value f_format(Evaluator& ev, const Value& v, const CallArgs& args) {
 Value f_abs(Evaluator&, const Value& v, const CallArgs&) {
   if (v.is_float()) return Value::floating(std::fabs(v.as_double()));
   if (v.is_int() || v.is_bool()) {
-    if (v.as_int() == INT64_MIN) eval_fail("integer overflow");
+    if (v.as_int() == INT64_MIN) fail_int_overflow();
     return Value::integer(std::llabs(v.as_int()));
   }
   eval_fail("bad operand type for abs(): '{}'", v.type_name());
 }
 
-// jinja2's round(precision=0, method='common'); 'common' is Python's round (half to even).
+// jinja2's round(precision=0, method='common'): Python's round() for 'common'.
 Value f_round(Evaluator&, const Value& v, const CallArgs& args) {
   const Value* p = filter_arg(args, 0, "precision");
   const Value* m = filter_arg(args, 1, "method");
-  int64_t precision = p ? p->as_int() : 0;
-  std::string method = m ? m->str() : "common";
-  if (!v.is_number()) eval_fail("round: a number is required, not {}", v.type_name());
-  if (v.is_int() && method == "common") return v;
-  double scale = std::pow(10.0, static_cast<double>(precision));
-  double x = v.as_double() * scale;
-  double r = method == "ceil"    ? std::ceil(x)
-             : method == "floor" ? std::floor(x)
-                                 : std::nearbyint(x);
-  if (method != "common" && method != "ceil" && method != "floor") {
-    eval_fail("method must be common, ceil or floor");
-  }
-  return Value::floating(r / scale);
+  if (p && !p->is_int() && !p->is_bool())
+    eval_fail("'{}' object cannot be interpreted as an integer", p->type_name());
+  return jinja_round(v, p ? p->as_int() : 0, m ? m->str() : "common");
 }
 
+// jinja2 counts matches of \w+. Word characters: ASCII letters, digits and "_", and (an
+// approximation of Unicode's categories) every non-ASCII character that is not whitespace.
 Value f_wordcount(Evaluator&, const Value& v, const CallArgs&) {
-  return Value::integer(static_cast<int64_t>(py_split(text_of(v), nullptr, -1).size()));
+  auto is_word = [](char32_t c) {
+    if (c < 0x80) return std::isalnum(static_cast<int>(c)) != 0 || c == '_';
+    return !is_py_space(c);
+  };
+  int64_t words = 0;
+  bool in_word = false;
+  for (char32_t c : utf8_decode(text_of(v))) {
+    bool word = is_word(c);
+    words += word && !in_word;
+    in_word = word;
+  }
+  return Value::integer(words);
 }
 
 }  // namespace

@@ -277,11 +277,12 @@ class Lexer {
     unsigned long long value = 0;
     for (char c : digits) {
       int d = is_digit(c) ? c - '0' : std::tolower(c) - 'a' + 10;
-      if (value > (~0ULL >> 5)) error("integer literal out of range", begin);
+      if (value > (~0ULL >> 5))
+        error("integer literal does not fit in 64 bits (template integers are 64-bit)", begin);
       value = value * base + d;
     }
     if (value > static_cast<unsigned long long>(INT64_MAX))
-      error("integer literal out of range", begin);
+      error("integer literal does not fit in 64 bits (template integers are 64-bit)", begin);
     pos_ = p;
     tokens_.push_back(Token{TokenType::Integer, std::to_string(value), begin});
   }

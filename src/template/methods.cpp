@@ -1,6 +1,7 @@
 // Python methods on str, dict and list values that chat templates call.
 #include "template/methods.h"
 
+#include <algorithm>
 #include <set>
 
 #include "template/evaluator.h"
@@ -201,8 +202,10 @@ Value string_method(Evaluator& ev, const std::string& s, const std::string& name
     return all_of([](unsigned char c) { return std::isalpha(c) != 0 || c >= 0x80; });
   if (name == "isalnum")
     return all_of([](unsigned char c) { return std::isalnum(c) != 0 || c >= 0x80; });
-  if (name == "isspace")
-    return all_of([](unsigned char c) { return is_py_space(static_cast<char>(c)); });
+  if (name == "isspace") {
+    std::vector<char32_t> cps = utf8_decode(s);
+    return Value::boolean(!cps.empty() && std::all_of(cps.begin(), cps.end(), is_py_space));
+  }
   bool has_upper = false, has_lower = false;
   for (char c : s) {
     has_upper |= std::isupper(static_cast<unsigned char>(c)) != 0;
@@ -217,14 +220,14 @@ Value dict_method(const ValueDict& dict, const std::string& name, const CallArgs
   ValueList out;
   if (name == "get") {
     const Value& key = arg(args, 0, "key", "get");
-    const Value* v = key.is_string() ? dict.find(key.as_string()) : nullptr;
+    const Value* v = dict.find(key);
     if (v) return *v;
     const Value* def = opt_arg(args, 1, "default");
     return def ? *def : Value::none();
   }
   for (const auto& [key, value] : dict.items()) {
-    if (name == "items") out.push_back(Value::list({Value::string(key), value}, true));
-    if (name == "keys") out.push_back(Value::string(key));
+    if (name == "items") out.push_back(Value::list({key, value}, true));
+    if (name == "keys") out.push_back(key);
     if (name == "values") out.push_back(value);
   }
   return Value::list(std::move(out));
@@ -269,70 +272,6 @@ Value bound_method(const Value& object, const std::string& name) {
                          [object, name](Evaluator& ev, const CallArgs& args) {
                            return call_method(ev, object, name, args);
                          });
-}
-
-static std::string format_one(char conv, int precision, const Value& v) {
-  switch (conv) {
-    case 's':
-      return v.str();
-    case 'r':
-      return v.repr();
-    case 'd':
-    case 'i':
-      if (!v.is_number())
-        eval_fail("%{} format: a real number is required, not {}", conv, v.type_name());
-      return std::to_string(v.is_float() ? static_cast<int64_t>(v.as_double()) : v.as_int());
-    case 'f':
-      if (!v.is_number()) eval_fail("%f format: a real number is required, not {}", v.type_name());
-      return fmt::format("{:.{}f}", v.as_double(), precision < 0 ? 6 : precision);
-    case 'x':
-      if (!v.is_int()) eval_fail("%x format: an integer is required, not {}", v.type_name());
-      return fmt::format("{:x}", v.as_int());
-    default:
-      eval_fail("unsupported format character '{}'", conv);
-  }
-}
-
-std::string percent_format(const std::string& format, const Value& args) {
-  ValueList positional = args.is_tuple() ? args.as_list() : ValueList{args};
-  size_t next = 0;
-  std::string out;
-  for (size_t i = 0; i < format.size(); ++i) {
-    if (format[i] != '%') {
-      out += format[i];
-      continue;
-    }
-    if (++i >= format.size()) eval_fail("incomplete format");
-    const Value* value = nullptr;
-    if (format[i] == '(') {
-      size_t close = format.find(')', i);
-      if (close == std::string::npos || !args.is_dict()) eval_fail("format requires a mapping");
-      value = args.as_dict().find(format.substr(i + 1, close - i - 1));
-      if (!value) eval_fail("KeyError: '{}'", format.substr(i + 1, close - i - 1));
-      i = close + 1;
-      if (i >= format.size()) eval_fail("incomplete format");
-    }
-    int precision = -1;
-    if (format[i] == '.') {
-      precision = 0;
-      while (++i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
-        precision = std::min(precision * 10 + (format[i] - '0'), 100);
-      }
-      if (i >= format.size()) eval_fail("incomplete format");
-    }
-    if (format[i] == '%') {
-      out += '%';
-      continue;
-    }
-    if (!value) {
-      if (next >= positional.size()) eval_fail("not enough arguments for format string");
-      value = &positional[next++];
-    }
-    out += format_one(format[i], precision, *value);
-  }
-  if (!args.is_dict() && next < positional.size())
-    eval_fail("not all arguments converted during string formatting");
-  return out;
 }
 
 }  // namespace shardlm::tmpl

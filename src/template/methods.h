@@ -16,7 +16,4 @@ Value call_method(Evaluator& ev, const Value& object, const std::string& name,
                   const CallArgs& args);
 Value bound_method(const Value& object, const std::string& name);
 
-// Python's str % args (printf-style), used by the `%` operator and the `format` filter.
-std::string percent_format(const std::string& format, const Value& args);
-
 }  // namespace shardlm::tmpl

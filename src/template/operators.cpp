@@ -6,6 +6,7 @@
 
 #include "template/evaluator.h"
 #include "template/methods.h"
+#include "template/percent_format.h"
 #include "template/template_error.h"
 #include "template/utf8.h"
 
@@ -14,6 +15,12 @@ namespace shardlm::tmpl {
 void fail_undefined(const Value& v) {
   const std::string& hint = v.undefined_hint();
   throw EvalFailure(hint.empty() ? "value is undefined" : hint);
+}
+
+void fail_int_overflow() {
+  eval_fail(
+      "integer overflow: the result does not fit in 64 bits (Python integers are unbounded; "
+      "template integers here are 64-bit)");
 }
 
 static Value missing(const Value& object, const std::string& name) {
@@ -29,7 +36,7 @@ static void type_error(const char* op, const Value& a, const Value& b) {
 template <typename Op>
 static Value checked(Op op, int64_t x, int64_t y) {
   int64_t r = 0;
-  if (op(x, y, &r)) eval_fail("integer overflow");
+  if (op(x, y, &r)) fail_int_overflow();
   return Value::integer(r);
 }
 
@@ -103,7 +110,7 @@ static Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     return checked([](int64_t p, int64_t q, int64_t* r) { return __builtin_mul_overflow(p, q, r); },
                    x, y);
   if (op == "//" || op == "%") {
-    if (x == INT64_MIN && y == -1) eval_fail("integer overflow");
+    if (x == INT64_MIN && y == -1) fail_int_overflow();
     int64_t q = x / y, m = x % y;
     if (m != 0 && ((m < 0) != (y < 0))) {
       --q;
@@ -115,7 +122,7 @@ static Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     if (y < 0) return Value::floating(std::pow(static_cast<double>(x), static_cast<double>(y)));
     int64_t result = 1;
     for (int64_t i = 0; i < y; ++i) {
-      if (__builtin_mul_overflow(result, x, &result)) eval_fail("integer overflow");
+      if (__builtin_mul_overflow(result, x, &result)) fail_int_overflow();
       if (result == 0 || result == 1) break;
     }
     return Value::integer(result);
@@ -165,12 +172,13 @@ bool contains(const Value& container, const Value& item) {
         eval_fail("'in <string>' requires string as left operand, not {}", item.type_name());
       return container.as_string().find(item.as_string()) != std::string::npos;
     case Value::Kind::List:
+      if (const std::string* error = container.iterator_error()) throw EvalFailure(*error);
       for (const Value& v : container.as_list()) {
         if (v == item) return true;
       }
       return false;
     case Value::Kind::Dict:
-      return item.is_string() && container.as_dict().find(item.as_string());
+      return container.as_dict().find(item) != nullptr;
     case Value::Kind::Undefined:
       return false;
     default:
@@ -181,7 +189,7 @@ bool contains(const Value& container, const Value& item) {
 Value negate(const Value& v) {
   if (v.is_float()) return Value::floating(-v.as_double());
   if (v.is_int() || v.is_bool()) {
-    if (v.as_int() == INT64_MIN) eval_fail("integer overflow");
+    if (v.as_int() == INT64_MIN) fail_int_overflow();
     return Value::integer(-v.as_int());
   }
   if (v.is_undefined()) fail_undefined(v);
@@ -212,6 +220,15 @@ static bool normalize_index(int64_t& index, int64_t size) {
   return index >= 0 && index < size;
 }
 
+// dict[key], where an unhashable key is a failed lookup (jinja2 catches the TypeError).
+static const Value* find_key(const ValueDict& dict, const Value& key) {
+  try {
+    return dict.find(key);
+  } catch (const EvalFailure&) {
+    return nullptr;
+  }
+}
+
 Value get_item(const Value& object, const Value& key) {
   if (object.is_undefined()) fail_undefined(object);
   if (object.is_iterator()) {
@@ -232,9 +249,8 @@ Value get_item(const Value& object, const Value& key) {
       return Value::string(utf8_encode(cps, i, i + 1));
     return Value::undefined(fmt::format("'str object' has no element {}", i));
   }
-  if (object.is_dict() && key.is_string()) {
-    const Value* v = object.as_dict().find(key.as_string());
-    if (v) return *v;
+  if (object.is_dict()) {
+    if (const Value* v = find_key(object.as_dict(), key)) return *v;
   }
   if (key.is_string()) {
     if (object.is_namespace()) {
@@ -302,6 +318,7 @@ Value slice(const Value& object, const Value& start, const Value& stop, const Va
 }
 
 ValueList iterate(const Value& v) {
+  if (const std::string* error = v.iterator_error()) throw EvalFailure(*error);
   switch (v.kind()) {
     case Value::Kind::Undefined:
       return {};
@@ -309,7 +326,7 @@ ValueList iterate(const Value& v) {
       return v.as_list();
     case Value::Kind::Dict: {
       ValueList keys;
-      for (const auto& [key, value] : v.as_dict().items()) keys.push_back(Value::string(key));
+      for (const auto& [key, value] : v.as_dict().items()) keys.push_back(key);
       return keys;
     }
     case Value::Kind::String: {

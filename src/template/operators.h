@@ -25,6 +25,9 @@ ValueList iterate(const Value& v);
 // Python len(); throws for values without a length.
 int64_t length_of(const Value& v);
 
-[[noreturn]] void fail_undefined(const Value& v);  // raises the undefined value's UndefinedError
+[[noreturn]] void fail_undefined(const Value& v);
+// Template integers are 64-bit; a result Python would compute as a bigger int is this error
+// rather than a wrong number.
+[[noreturn]] void fail_int_overflow();  // raises the undefined value's UndefinedError
 
 }  // namespace shardlm::tmpl

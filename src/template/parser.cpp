@@ -2,6 +2,7 @@
 // the parse_template entry point. Expressions are in parser_expressions.cpp.
 #include "template/parser.h"
 
+#include "template/macro_scan.h"
 #include "template/parser_impl.h"
 
 namespace shardlm::tmpl {
@@ -134,7 +135,7 @@ StmtPtr Parser::parse_statement() {
 
 StmtPtr Parser::parse_if(SourceLoc l) {
   auto s = std::make_unique<Stmt>(StmtKind::If, l);
-  s->expr = parse_expression();
+  s->expr = parse_tuple(false);  // as jinja2: `{% if a if b else c %}` is a syntax error
   expect_block_end();
   std::string found;
   s->body = parse_body({"elif", "else", "endif"}, found);
@@ -231,6 +232,7 @@ StmtPtr Parser::parse_macro(SourceLoc l) {
   loop_depth_ = 0;
   s->body = parse_body({"endmacro"}, found);
   loop_depth_ = saved_loops;
+  scan_macro_specials(*s);
   if (cur().type == TokenType::Name) ++pos_;  // optional macro name after endmacro
   expect_block_end();
   return s;
@@ -244,6 +246,7 @@ StmtPtr Parser::parse_call_block(SourceLoc l) {
   expect_block_end();
   std::string found;
   s->body = parse_body({"endcall"}, found);
+  scan_macro_specials(*s);
   expect_block_end();
   return s;
 }

@@ -180,7 +180,8 @@ ExprPtr Parser::parse_primary() {
       ++pos_;
       int64_t v = 0;
       auto [ptr, ec] = std::from_chars(t.text.data(), t.text.data() + t.text.size(), v);
-      if (ec != std::errc()) error("integer literal out of range");
+      if (ec != std::errc())
+        error("integer literal does not fit in 64 bits (template integers are 64-bit)");
       return literal(Value::integer(v), l);
     }
     case TokenType::Float:

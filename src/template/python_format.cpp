@@ -49,7 +49,10 @@ static bool python_printable(char32_t cp) {
   if (cp < 0x20 || cp == 0x7F) return false;
   if (cp >= 0x80 && cp <= 0xA0) return false;
   if (cp == 0xAD || cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF) return false;
-  if (cp >= 0x200B && cp <= 0x200F) return false;
+  if (cp >= 0x2000 && cp <= 0x200F) return false;  // spaces (Zs) and format characters (Cf)
+  if (cp == 0x1680 || cp == 0x202F || cp == 0x205F || cp == 0x3000) return false;      // Zs
+  if ((cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x206F)) return false;  // Cf
+  if (cp == 0x061C || cp == 0x180E || (cp >= 0xFFF9 && cp <= 0xFFFB)) return false;    // Cf
   if (cp >= 0x2060 && cp <= 0x2064) return false;
   if (cp >= 0xD800 && cp <= 0xDFFF) return false;
   if (cp >= 0xE000 && cp <= 0xF8FF) return false;
@@ -140,6 +143,30 @@ static void append_json_string(std::string& out, std::string_view s, bool ensure
 
 namespace {
 
+std::string json_float(double f) {
+  if (std::isnan(f)) return "NaN";
+  if (std::isinf(f)) return f > 0 ? "Infinity" : "-Infinity";
+  return python_float_repr(f);
+}
+
+// json.dumps turns str, int, float, bool and None keys into strings and refuses the rest.
+std::string json_key(const Value& key) {
+  switch (key.kind()) {
+    case Value::Kind::String:
+      return key.as_string();
+    case Value::Kind::Int:
+      return std::to_string(key.as_int());
+    case Value::Kind::Float:
+      return json_float(key.as_double());
+    case Value::Kind::Bool:
+      return key.as_bool() ? "true" : "false";
+    case Value::Kind::None:
+      return "null";
+    default:
+      eval_fail("keys must be str, int, float, bool or None, not {}", key.type_name());
+  }
+}
+
 class JsonDumper {
  public:
   explicit JsonDumper(const JsonDumpOptions& options) : options_(options) {
@@ -179,14 +206,7 @@ class JsonDumper {
   std::string take() { return std::move(out_); }
 
  private:
-  void dump_float(double f) {
-    if (std::isnan(f))
-      out_ += "NaN";
-    else if (std::isinf(f))
-      out_ += f > 0 ? "Infinity" : "-Infinity";
-    else
-      out_ += python_float_repr(f);
-  }
+  void dump_float(double f) { out_ += json_float(f); }
 
   void newline(int depth) {
     if (!options_.indent) return;
@@ -214,17 +234,17 @@ class JsonDumper {
       out_ += "{}";
       return;
     }
-    std::vector<const std::pair<std::string, Value>*> entries;
+    std::vector<const ValueDict::Item*> entries;
     for (const auto& item : dict.items()) entries.push_back(&item);
     if (options_.sort_keys) {
       std::stable_sort(entries.begin(), entries.end(),
-                       [](auto* a, auto* b) { return a->first < b->first; });
+                       [](auto* a, auto* b) { return value_less(a->first, b->first); });
     }
     out_ += '{';
     for (size_t i = 0; i < entries.size(); ++i) {
       if (i) out_ += item_sep_;
       newline(depth + 1);
-      append_json_string(out_, entries[i]->first, options_.ensure_ascii);
+      append_json_string(out_, json_key(entries[i]->first), options_.ensure_ascii);
       out_ += key_sep_;
       dump(entries[i]->second, depth + 1);
     }

@@ -2,28 +2,59 @@
 // other characters pass through unchanged.
 #include "template/string_ops.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "template/template_error.h"
+#include "template/utf8.h"
 
 namespace shardlm::tmpl {
 
-bool is_py_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
-         (c >= 0x1c && c <= 0x1f);
+// Python's str.isspace(): the characters with Unicode bidirectional type WS, B or S, or category
+// Zs.
+bool is_py_space(char32_t c) {
+  if (c < 0x80) return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20);
+  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+         c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// Byte offset just past the leading code points of s[b, e) that match `pred`.
+template <typename Pred>
+static size_t skip_forward(std::string_view s, size_t b, size_t e, Pred pred) {
+  while (b < e) {
+    size_t next = b;
+    if (!pred(utf8_next(s, next)) || next > e) break;
+    b = next;
+  }
+  return b;
+}
+
+// Byte offset of the first of the trailing code points of s[b, e) that match `pred`.
+template <typename Pred>
+static size_t skip_backward(std::string_view s, size_t b, size_t e, Pred pred) {
+  while (e > b) {
+    size_t prev = e;
+    if (!pred(utf8_prev(s, prev)) || prev < b) break;
+    e = prev;
+  }
+  return e;
+}
+
+static bool is_space_cp(char32_t c) {
+  return is_py_space(c);
+}
+static bool not_space_cp(char32_t c) {
+  return !is_py_space(c);
 }
 
 std::string py_strip(std::string_view s, const std::string* chars, bool left, bool right) {
-  auto strip_char = [&](char c) {
-    return chars ? chars->find(c) != std::string::npos : is_py_space(c);
+  std::vector<char32_t> set = chars ? utf8_decode(*chars) : std::vector<char32_t>{};
+  auto strip_cp = [&](char32_t c) {
+    return chars ? std::find(set.begin(), set.end(), c) != set.end() : is_py_space(c);
   };
   size_t b = 0, e = s.size();
-  if (left) {
-    while (b < e && strip_char(s[b])) ++b;
-  }
-  if (right) {
-    while (e > b && strip_char(s[e - 1])) --e;
-  }
+  if (left) b = skip_forward(s, b, e, strip_cp);
+  if (right) e = skip_backward(s, b, e, strip_cp);
   return std::string(s.substr(b, e - b));
 }
 
@@ -31,20 +62,36 @@ static std::vector<std::string> split_whitespace(std::string_view s, int64_t max
   std::vector<std::string> out;
   size_t i = 0;
   while (true) {
-    while (i < s.size() && is_py_space(s[i])) ++i;
+    i = skip_forward(s, i, s.size(), is_space_cp);
     if (i >= s.size()) break;
     if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
-      size_t e = s.size();
-      while (e > i && is_py_space(s[e - 1])) --e;
+      size_t e = skip_backward(s, i, s.size(), is_space_cp);
       out.emplace_back(s.substr(i, e - i));
       break;
     }
-    size_t j = i;
-    while (j < s.size() && !is_py_space(s[j])) ++j;
+    size_t j = skip_forward(s, i, s.size(), not_space_cp);
     out.emplace_back(s.substr(i, j - i));
     i = j;
   }
   return out;
+}
+
+static std::vector<std::string> rsplit_whitespace(std::string_view s, int64_t maxsplit) {
+  std::vector<std::string> out;
+  size_t e = s.size();
+  while (true) {
+    e = skip_backward(s, 0, e, is_space_cp);
+    if (e == 0) break;
+    if (static_cast<int64_t>(out.size()) == maxsplit) {
+      size_t b = skip_forward(s, 0, e, is_space_cp);
+      out.emplace_back(s.substr(b, e - b));
+      break;
+    }
+    size_t b = skip_backward(s, 0, e, not_space_cp);
+    out.emplace_back(s.substr(b, e - b));
+    e = b;
+  }
+  return {out.rbegin(), out.rend()};
 }
 
 std::vector<std::string> py_split(std::string_view s, const std::string* sep, int64_t maxsplit) {
@@ -64,25 +111,7 @@ std::vector<std::string> py_split(std::string_view s, const std::string* sep, in
 
 std::vector<std::string> py_rsplit(std::string_view s, const std::string* sep, int64_t maxsplit) {
   if (maxsplit < 0) return py_split(s, sep, maxsplit);
-  if (!sep) {
-    std::vector<std::string> out;
-    size_t e = s.size();
-    while (true) {
-      while (e > 0 && is_py_space(s[e - 1])) --e;
-      if (e == 0) break;
-      if (static_cast<int64_t>(out.size()) == maxsplit) {
-        size_t b = 0;
-        while (b < e && is_py_space(s[b])) ++b;
-        out.emplace_back(s.substr(b, e - b));
-        break;
-      }
-      size_t b = e;
-      while (b > 0 && !is_py_space(s[b - 1])) --b;
-      out.emplace_back(s.substr(b, e - b));
-      e = b;
-    }
-    return {out.rbegin(), out.rend()};
-  }
+  if (!sep) return rsplit_whitespace(s, maxsplit);
   if (sep->empty()) eval_fail("empty separator");
   std::vector<std::string> out;
   size_t end = s.size();
@@ -158,20 +187,22 @@ std::string py_title(std::string_view s) {
   return out;
 }
 
+// Python's line boundaries: \n, \r, \r\n, \v, \f, \x1c-\x1e, \x85, U+2028, U+2029.
+static bool is_line_break(char32_t c) {
+  return (c >= 0x0A && c <= 0x0D) || (c >= 0x1C && c <= 0x1E) || c == 0x85 || c == 0x2028 ||
+         c == 0x2029;
+}
+
 std::vector<std::string> py_splitlines(std::string_view s, bool keepends) {
   std::vector<std::string> out;
   size_t start = 0, i = 0;
   while (i < s.size()) {
-    char c = s[i];
-    if (c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e)) {
-      size_t end = i;
-      ++i;
-      if (c == '\r' && i < s.size() && s[i] == '\n') ++i;
-      out.emplace_back(s.substr(start, (keepends ? i : end) - start));
-      start = i;
-    } else {
-      ++i;
-    }
+    size_t end = i;
+    char32_t c = utf8_next(s, i);
+    if (!is_line_break(c)) continue;
+    if (c == '\r' && i < s.size() && s[i] == '\n') ++i;
+    out.emplace_back(s.substr(start, (keepends ? i : end) - start));
+    start = i;
   }
   if (start < s.size()) out.emplace_back(s.substr(start));
   return out;

@@ -1,4 +1,5 @@
-// Python str operations on UTF-8 text that methods and filters share (ASCII case mapping).
+// Python str operations on UTF-8 text that methods and filters share: strip and split on Unicode
+// whitespace (str.isspace), replace, splitlines, and case mapping (ASCII only).
 #pragma once
 
 #include <string>
@@ -7,7 +8,7 @@
 
 namespace shardlm::tmpl {
 
-bool is_py_space(char c);
+bool is_py_space(char32_t c);  // str.isspace() for one code point (Unicode whitespace)
 std::string py_strip(std::string_view s, const std::string* chars, bool left, bool right);
 std::vector<std::string> py_split(std::string_view s, const std::string* sep, int64_t maxsplit);
 std::vector<std::string> py_rsplit(std::string_view s, const std::string* sep, int64_t maxsplit);

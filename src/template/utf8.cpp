@@ -65,4 +65,26 @@ size_t utf8_length(std::string_view s) {
   return n;
 }
 
+char32_t utf8_next(std::string_view s, size_t& pos) {
+  char32_t cp;
+  if (decode_one(s, pos, cp)) return cp;
+  ++pos;
+  return 0xFFFD;
+}
+
+char32_t utf8_prev(std::string_view s, size_t& pos) {
+  size_t end = pos;
+  size_t start = end - 1;
+  while (start > 0 && end - start < 4 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80)
+    --start;
+  size_t probe = start;
+  char32_t cp;
+  if (decode_one(s, probe, cp) && probe == end) {
+    pos = start;
+    return cp;
+  }
+  pos = end - 1;
+  return 0xFFFD;
+}
+
 }  // namespace shardlm::tmpl

@@ -10,18 +10,74 @@
 
 namespace shardlm::tmpl {
 
+static std::string string_hash_key(std::string_view s) {
+  std::string key = "s";
+  key += s;
+  return key;
+}
+
+static std::string number_hash_key(const Value& key) {
+  if (!key.is_float()) return "i" + std::to_string(key.as_int());
+  double f = key.as_double();
+  // An integral float is the same key as the int of that value (hash(1.0) == hash(1)).
+  if (std::isfinite(f) && f == std::floor(f) && std::fabs(f) < 9.2e18)
+    return "i" + std::to_string(static_cast<int64_t>(f));
+  return "f" + python_float_repr(f);
+}
+
+std::string dict_hash_key(const Value& key) {
+  switch (key.kind()) {
+    case Value::Kind::String:
+      return string_hash_key(key.as_string());
+    case Value::Kind::Bool:
+    case Value::Kind::Int:
+    case Value::Kind::Float:
+      return number_hash_key(key);
+    case Value::Kind::None:
+      return "n";
+    case Value::Kind::Undefined:
+      return "u";
+    case Value::Kind::List:
+      if (key.is_tuple()) {
+        std::string out = "t";
+        for (const Value& item : key.as_list()) {
+          std::string part = dict_hash_key(item);
+          out += std::to_string(part.size()) + ":" + part;
+        }
+        return out;
+      }
+      break;
+    default:
+      break;
+  }
+  eval_fail("unhashable type: '{}'", key.type_name());
+}
+
 const Value* ValueDict::find(std::string_view key) const {
-  auto it = index_.find(std::string(key));
+  auto it = index_.find(string_hash_key(key));
+  return it == index_.end() ? nullptr : &items_[it->second].second;
+}
+
+const Value* ValueDict::find(const Value& key) const {
+  auto it = index_.find(dict_hash_key(key));
   return it == index_.end() ? nullptr : &items_[it->second].second;
 }
 
 void ValueDict::set(const std::string& key, Value value) {
-  auto it = index_.find(key);
+  set_hashed(string_hash_key(key), Value::string(key), std::move(value));
+}
+
+void ValueDict::set(const Value& key, Value value) {
+  set_hashed(dict_hash_key(key), key, std::move(value));
+}
+
+void ValueDict::set_hashed(std::string hash, const Value& key, Value value) {
+  auto it = index_.find(hash);
   if (it != index_.end()) {
     items_[it->second].second = std::move(value);
     return;
   }
-  index_.emplace(key, items_.size());
+  index_.emplace(std::move(hash), items_.size());
   items_.emplace_back(key, std::move(value));
 }
 
@@ -83,6 +139,12 @@ Value Value::list(ValueList items, bool is_tuple) {
 Value Value::iterator(ValueList items) {
   Value v = list(std::move(items));
   v.iterator_ = true;
+  return v;
+}
+
+Value Value::failed_iterator(std::string error) {
+  Value v = iterator({});
+  v.s_ = std::make_shared<const std::string>(std::move(error));
   return v;
 }
 
@@ -172,7 +234,7 @@ static std::string repr_dict(const ValueDict& dict) {
   for (const auto& [key, value] : dict.items()) {
     if (!first) out += ", ";
     first = false;
-    out += python_string_repr(key) + ": " + value.repr();
+    out += key.repr() + ": " + value.repr();
   }
   return out + "}";
 }

@@ -37,6 +37,9 @@ class Value {
   // A one-way iterable (what select, map, items, reverse... return in jinja2): iterates like a
   // list, but is always true, has no len() and cannot be indexed, printed or serialised.
   static Value iterator(ValueList items);
+  // A generator whose items failed to compute: jinja2's generators are lazy, so the error only
+  // surfaces when something iterates it (list, join, for, ...), not in `if` or when printed.
+  static Value failed_iterator(std::string error);
   static Value dict(ValueDict dict);
   static Value namespace_(ValueDict attrs);
   static Value function(std::string name, std::function<Value(Evaluator&, const CallArgs&)> fn);
@@ -67,6 +70,8 @@ class Value {
   ValueDict& namespace_attrs() const { return *ns_; }  // namespaces are the one mutable object
   const Function& as_function() const { return *fn_; }
   const std::string& undefined_hint() const { return *s_; }
+  // The deferred error of a failed_iterator, or nullptr.
+  const std::string* iterator_error() const { return iterator_ && s_ ? s_.get() : nullptr; }
 
   bool truthy() const;                         // Python bool()
   std::string str() const;                     // Python str(), as jinja2 prints a value
@@ -89,18 +94,30 @@ class Value {
   std::shared_ptr<const Function> fn_;
 };
 
-// An insertion-ordered string-keyed dict, like a Python dict built from JSON.
+// An insertion-ordered dict like Python's. Keys are hashable values (str, int, float, bool, None,
+// undefined and tuples of those); 1, 1.0 and True are the same key, as in Python, and the first
+// key inserted is the one kept.
 class ValueDict {
  public:
+  using Item = std::pair<Value, Value>;
+
   const Value* find(std::string_view key) const;
+  const Value* find(const Value& key) const;  // throws EvalFailure for an unhashable key
   void set(const std::string& key, Value value);
+  void set(const Value& key, Value value);  // throws EvalFailure for an unhashable key
   size_t size() const { return items_.size(); }
-  const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
+  const std::vector<Item>& items() const { return items_; }
 
  private:
-  std::vector<std::pair<std::string, Value>> items_;
-  std::unordered_map<std::string, size_t> index_;
+  void set_hashed(std::string hash, const Value& key, Value value);
+
+  std::vector<Item> items_;
+  std::unordered_map<std::string, size_t> index_;  // dict_hash_key(key) -> position in items_
 };
+
+// The identity of a dict key: equal for keys Python's dict treats as one (1, 1.0, True). Throws
+// EvalFailure ("unhashable type: 'list'") for lists, dicts and other unhashable values.
+std::string dict_hash_key(const Value& key);
 
 struct CallArgs {
   std::vector<Value> positional;
