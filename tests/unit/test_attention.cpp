@@ -1,5 +1,7 @@
-// Attention: the GEMM prefill path against the per-head reference path, over a paged cache with
-// scattered blocks, GQA, a non-zero past and a sliding window.
+// Attention: the prefill path (gathered keys) against the per-row decode path, over a paged cache
+// with scattered blocks, GQA, a non-zero past and a sliding window: bit-identical, so a token's
+// output does not depend on how its prompt was chunked or cached. Also a chunk against the same
+// rows computed one at a time, as decode steps and cache hits compute them.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,7 +12,7 @@
 namespace shardlm {
 namespace {
 
-TEST(Attention, PrefillGemmPathMatchesPerHeadPath) {
+TEST(Attention, PrefillPathIsBitIdenticalToPerRowPath) {
   const AttentionParams base{6, 2, 32, 4, 0, 1.f / std::sqrt(32.f)};
   for (int window : {0, 7}) {
     AttentionParams p = base;
@@ -36,7 +38,18 @@ TEST(Attention, PrefillGemmPathMatchesPerHeadPath) {
     std::vector<float> a(q.size()), b(q.size());
     cpu::attention(pool, gemm_scratch, q.data(), kv, &seq, 1, p, a.data());
     cpu::attention(pool, ref_scratch, q.data(), kv, &seq, 1, p, b.data());
-    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4) << "window " << window << " at " << i;
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_EQ(a[i], b[i]) << "window " << window << " at " << i;
+    // The same rows as chunks of 16 after a longer cached past, one at a time.
+    std::vector<float> c(q.size());
+    for (int32_t start = 0; start < n_tokens;) {
+      const int32_t len = start == 0 ? 16 : 1;
+      const AttentionSeq part{start, len, n_past + start, table.data()};
+      cpu::attention(pool, gemm_scratch, q.data(), kv, &part, 1, p, c.data());
+      start += len;
+    }
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_EQ(a[i], c[i]) << "window " << window << " at " << i;
   }
 }
 

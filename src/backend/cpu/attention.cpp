@@ -1,70 +1,15 @@
 // Causal grouped-query attention over the paged KV cache. Each (query row, head) pair is one work
 // item: scores against every visible key, softmax, weighted sum of values. Keys of position j live
 // in slot block_table[j / block_size] * block_size + j % block_size.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cpu/attention_row.h"
 #include "backend/cpu/ops.h"
-#include "backend/cpu/vec_dot.h"
 
 namespace shardlm::cpu {
 
 namespace {
-
-float dot_scalar(const float* a, const float* b, int n) {
-  float s = 0.f;
-  for (int i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-void axpy_scalar(float* y, float a, const float* x, int n) {
-  for (int i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  for (; i + 8 <= n; i += 8)
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-  const __m256 acc = _mm256_add_ps(acc0, acc1);
-  __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_add_ss(r, _mm_movehdup_ps(r));
-  float s = _mm_cvtss_f32(r);
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-__attribute__((target("avx2,fma"))) void axpy_avx2(float* y, float a, const float* x, int n) {
-  const __m256 va = _mm256_set1_ps(a);
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  }
-  for (; i < n; ++i) y[i] += a * x[i];
-}
-
-// The vector kernels for this CPU, chosen once with the matmul kernels' ISA (SHARDLM_CPU_ISA).
-struct VecOps {
-  float (*dot)(const float*, const float*, int);
-  void (*axpy)(float*, float, const float*, int);
-};
-
-const VecOps& vec_ops() {
-  static const VecOps ops = [] {
-    if (active_cpu_isa() != CpuIsa::Scalar) {
-      return VecOps{dot_avx2, axpy_avx2};
-    }
-    return VecOps{dot_scalar, axpy_scalar};
-  }();
-  return ops;
-}
 
 struct HeadTask {
   const float* q;  // [head_dim]
@@ -74,31 +19,25 @@ struct HeadTask {
   const int32_t* block_table;
 };
 
+// Keys and values of one kv head, read in place from the paged pool.
+struct PagedRows {
+  const KvLayerView& kv;
+  const AttentionParams& p;
+  const int32_t* block_table;
+  int kv_head;
+  const float* at(const float* base, int32_t j) const {
+    const int64_t kv_dim = static_cast<int64_t>(p.n_kv_heads) * p.head_dim;
+    const int64_t slot =
+        static_cast<int64_t>(block_table[j / p.block_size]) * p.block_size + j % p.block_size;
+    return base + slot * kv_dim + static_cast<int64_t>(kv_head) * p.head_dim;
+  }
+  const float* key(int32_t j) const { return at(kv.k, j); }
+  const float* value(int32_t j) const { return at(kv.v, j); }
+};
+
 void attend_head(const HeadTask& t, const KvLayerView& kv, const AttentionParams& p,
                  float* scores) {
-  const int64_t kv_dim = static_cast<int64_t>(p.n_kv_heads) * p.head_dim;
-  const int32_t lo = p.sliding_window > 0 ? std::max(0, t.pos - p.sliding_window + 1) : 0;
-  const int32_t n = t.pos - lo + 1;
-  const VecOps& ops = vec_ops();
-  auto slot_ptr = [&](const float* base, int32_t j) {
-    const int64_t slot =
-        static_cast<int64_t>(t.block_table[j / p.block_size]) * p.block_size + j % p.block_size;
-    return base + slot * kv_dim + static_cast<int64_t>(t.kv_head) * p.head_dim;
-  };
-  float max_score = -INFINITY;
-  for (int32_t j = 0; j < n; ++j) {
-    scores[j] = ops.dot(t.q, slot_ptr(kv.k, lo + j), p.head_dim) * p.scale;
-    max_score = std::max(max_score, scores[j]);
-  }
-  float sum = 0.f;
-  for (int32_t j = 0; j < n; ++j) {
-    scores[j] = std::exp(scores[j] - max_score);
-    sum += scores[j];
-  }
-  std::fill(t.out, t.out + p.head_dim, 0.f);
-  const float inv = 1.f / sum;
-  for (int32_t j = 0; j < n; ++j)
-    ops.axpy(t.out, scores[j] * inv, slot_ptr(kv.v, lo + j), p.head_dim);
+  attend_row(t.q, PagedRows{kv, p, t.block_table, t.kv_head}, t.pos, p, scores, t.out);
 }
 
 }  // namespace

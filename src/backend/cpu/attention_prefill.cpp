@@ -1,20 +1,18 @@
-// Prefill attention as GEMMs: for each query head of a sequence chunk, gather the head's keys and
-// values from the paged cache into contiguous rows, compute all scores with one sgemm (Q K^T),
-// apply the causal (and sliding-window) mask and softmax row by row, then one sgemm for P V. Heads
-// are spread over the thread pool; OpenBLAS itself runs single-threaded inside each.
-#include <cblas.h>
-
-#include <algorithm>
-#include <cmath>
+// Prefill attention of a sequence chunk: for each query head, gather the head's keys and values
+// from the paged cache into contiguous rows once, then attend each row of the chunk with the same
+// attend_row as the decode path (not a GEMM, whose rounding depends on the chunk's size), so that a
+// token's output is bit-identical however its prompt was split or cached. Heads are spread over
+// the thread pool.
 #include <cstring>
 
+#include "backend/cpu/attention_row.h"
 #include "backend/cpu/ops.h"
 
 namespace shardlm::cpu {
 
 void AttentionScratch::reserve(int threads, int64_t context, int64_t chunk, int64_t dim) {
   max_context = context;
-  max_chunk = dim > 0 ? chunk : 0;  // without a head size the per-head path handles every chunk
+  max_chunk = dim > 0 ? chunk : 0;  // without a head size the per-row path handles every chunk
   head_dim = dim;
   scores.assign(static_cast<size_t>(context) * threads, 0.f);
   prefill.assign(static_cast<size_t>(prefill_stride()) * threads, 0.f);
@@ -39,44 +37,31 @@ void gather_head(const float* pool, const AttentionSeq& seq, const AttentionPara
   }
 }
 
-// Masked softmax of one score row: keys [lo, hi] are visible, the rest get probability 0.
-void softmax_row(float* row, int32_t lo, int32_t hi, int32_t n) {
-  float max_v = -INFINITY;
-  for (int32_t j = lo; j <= hi; ++j) max_v = std::max(max_v, row[j]);
-  float sum = 0.f;
-  for (int32_t j = lo; j <= hi; ++j) {
-    row[j] = std::exp(row[j] - max_v);
-    sum += row[j];
-  }
-  const float inv = 1.f / sum;
-  std::fill(row, row + lo, 0.f);
-  for (int32_t j = lo; j <= hi; ++j) row[j] *= inv;
-  std::fill(row + hi + 1, row + n, 0.f);
-}
+// Keys and values of one kv head gathered into contiguous rows (position j at row j).
+struct GatheredRows {
+  const float* keys;
+  const float* values;
+  int head_dim;
+  const float* key(int32_t j) const { return keys + static_cast<int64_t>(j) * head_dim; }
+  const float* value(int32_t j) const { return values + static_cast<int64_t>(j) * head_dim; }
+};
 
 void prefill_head(float* scratch, const float* q, const KvLayerView& kv, const AttentionSeq& seq,
-                  const AttentionParams& p, int head, int64_t max_context, int64_t max_chunk,
-                  float* out) {
+                  const AttentionParams& p, int head, int64_t max_context, float* out) {
   const int32_t n_keys = seq.n_past + seq.n_tokens;
-  const int m = seq.n_tokens, d = p.head_dim;
+  const int d = p.head_dim;
   const int64_t q_row = static_cast<int64_t>(p.n_heads) * d;
-  float* scores = scratch;                          // [m, n_keys]
-  float* keys = scratch + max_chunk * max_context;  // [n_keys, d]
-  float* values = keys + max_context * d;           // [n_keys, d]
+  float* scores = scratch;                 // [max_context]
+  float* keys = scratch + max_context;     // [n_keys, d]
+  float* values = keys + max_context * d;  // [n_keys, d]
   const int kv_head = head / (p.n_heads / p.n_kv_heads);
   gather_head(kv.k, seq, p, kv_head, n_keys, keys);
   gather_head(kv.v, seq, p, kv_head, n_keys, values);
-  const float* qh = q + seq.first_row * q_row + static_cast<int64_t>(head) * d;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n_keys, d, p.scale, qh,
-              static_cast<int>(q_row), keys, d, 0.f, scores, n_keys);
-  for (int i = 0; i < m; ++i) {
-    const int32_t pos = seq.n_past + i;
-    const int32_t lo = p.sliding_window > 0 ? std::max(0, pos - p.sliding_window + 1) : 0;
-    softmax_row(scores + static_cast<int64_t>(i) * n_keys, lo, pos, n_keys);
+  const GatheredRows rows{keys, values, d};
+  for (int32_t i = 0; i < seq.n_tokens; ++i) {
+    const int64_t offset = (seq.first_row + i) * q_row + static_cast<int64_t>(head) * d;
+    attend_row(q + offset, rows, seq.n_past + i, p, scores, out + offset);
   }
-  float* oh = out + seq.first_row * q_row + static_cast<int64_t>(head) * d;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, n_keys, 1.f, scores, n_keys, values,
-              d, 0.f, oh, static_cast<int>(q_row));
 }
 
 }  // namespace
@@ -87,7 +72,7 @@ void attention_prefill(ThreadPool& pool, AttentionScratch& scratch, const float*
   pool.run([&](int slot, int n_slots) {
     float* s = scratch.prefill_scratch(slot);
     for (int h = slot; h < p.n_heads; h += n_slots) {
-      prefill_head(s, q, kv, seq, p, h, scratch.max_context, scratch.max_chunk, out);
+      prefill_head(s, q, kv, seq, p, h, scratch.max_context, out);
     }
   });
 }

@@ -16,7 +16,7 @@ void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32
               int64_t n_tokens, int64_t kv_dim);
 
 // Scratch for attention, per thread: a score row of max_context floats (decode path) and, for the
-// prefill path, a [max_chunk x max_context] score matrix plus gathered keys and values of one head.
+// prefill path, a score row plus the gathered keys and values of one head.
 struct AttentionScratch {
   std::vector<float> scores;
   int64_t max_context = 0;
@@ -25,12 +25,13 @@ struct AttentionScratch {
   std::vector<float> prefill;  // per thread: scores, then keys, then values
   void reserve(int threads, int64_t max_context, int64_t max_chunk, int64_t head_dim);
   float* prefill_scratch(int slot);
-  int64_t prefill_stride() const { return max_chunk * max_context + 2 * max_context * head_dim; }
+  int64_t prefill_stride() const { return max_context + 2 * max_context * head_dim; }
 };
 void attention(ThreadPool& pool, AttentionScratch& scratch, const float* q, const KvLayerView& kv,
                const AttentionSeq* seqs, int n_seqs, const AttentionParams& p, float* out);
-// Prefill attention of one sequence's chunk as two GEMMs per head (scores = Q K^T, out = P V)
-// over keys and values gathered from the paged cache; used for chunks of kPrefillMinTokens or more.
+// Prefill attention of one sequence's chunk over keys and values gathered from the paged cache
+// (each row computed exactly as the decode path does); used for chunks of kPrefillMinTokens or
+// more.
 inline constexpr int32_t kPrefillMinTokens = 16;
 void attention_prefill(ThreadPool& pool, AttentionScratch& scratch, const float* q,
                        const KvLayerView& kv, const AttentionSeq& seq, const AttentionParams& p,
