@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
-# Configures and builds shardlm (Release, with tests) into ./build.
+# Configures and builds shardlm (Release) into ./build.
+#   scripts/build.sh                 everything: the binary, tests, benchmarks, tools
+#   scripts/build.sh shardlm         only the named ninja targets (README command 1 builds the binary)
+# SHARDLM_CUDA=ON|OFF|auto: the CUDA backend (auto, the default: on when nvcc is found).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${SHARDLM_BUILD_DIR:-build}"
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" "$@" >/dev/null
-ninja -C "$BUILD_DIR" -j"${SHARDLM_JOBS:-$(nproc)}"
+CUDA="${SHARDLM_CUDA:-auto}"
+if [ "$CUDA" = auto ]; then
+  if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then CUDA=ON; else CUDA=OFF; fi
+fi
+JOBS="${SHARDLM_JOBS:-$(nproc)}"
+echo "build: configuring $BUILD_DIR (Release, CUDA backend $CUDA)"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" \
+  -DSHARDLM_CUDA="$CUDA" >/dev/null
+echo "build: compiling ${*:-everything} with $JOBS jobs (ninja shows [done/total])"
+ninja -C "$BUILD_DIR" -j"$JOBS" "$@"
