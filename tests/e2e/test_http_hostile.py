@@ -242,3 +242,31 @@ def test_bearer_scheme_is_case_insensitive():
         assert reply[0] == 401 and reply[1]["connection"] == "close"
     finally:
         assert s.stop() == 0
+
+
+def test_slow_connections_beyond_the_limit_do_not_block_service():
+    s = Server(["--max-connections", "8", "--http-header-timeout", "2"])
+    stop = threading.Event()
+
+    def slow_client():
+        try:
+            with connect(s) as c:
+                while not stop.is_set():
+                    c.sendall(b"X")  # a header byte now and then, never the end of the headers
+                    time.sleep(0.5)
+        except OSError:
+            pass  # cut by the server's header deadline
+
+    slow = [threading.Thread(target=slow_client) for _ in range(16)]
+    try:
+        for t in slow:
+            t.start()
+        time.sleep(0.5)
+        start = time.monotonic()
+        assert healthy(s)  # waits behind the slow ones at most until their deadlines pass
+        assert time.monotonic() - start < 10
+    finally:
+        stop.set()
+        for t in slow:
+            t.join()
+        assert s.stop() == 0
