@@ -173,6 +173,9 @@ Value f_indent(Evaluator& ev, const Value& v, const CallArgs& args) {
   }
   const Value* first = filter_arg(args, 1, "first");
   const Value* blank = filter_arg(args, 2, "blank");
+  if (v.is_undefined()) fail_undefined(v);
+  if (!v.is_string())  // jinja2 appends "\n" to the value itself
+    eval_fail("unsupported operand type(s) for +=: '{}' and 'str'", v.type_name());
   std::vector<std::string> lines = py_splitlines(text_of(v) + "\n", false);
   std::string out;
   for (size_t i = 0; i < lines.size(); ++i) {

@@ -86,23 +86,19 @@ bool t_in(Evaluator&, const Value& v, const CallArgs& a) {
   return contains(test_arg(a, "in"), v);
 }
 
-int64_t int_subject(const Value& v, const char* test) {
-  if (!v.is_int() && !v.is_bool())
-    eval_fail("test '{}' needs an integer, got {}", test, v.type_name());
-  return v.as_int();
+// jinja2's odd, even and divisibleby are `value % n == r` with Python's %, so floats work and a
+// string subject is %-formatting (and fails).
+bool mod_equals(Evaluator& ev, const Value& v, const Value& n, int64_t r) {
+  return binary_op(ev, "%", v, n) == Value::integer(r);
 }
-bool t_odd(Evaluator&, const Value& v, const CallArgs&) {
-  return int_subject(v, "odd") % 2 != 0;
+bool t_odd(Evaluator& ev, const Value& v, const CallArgs&) {
+  return mod_equals(ev, v, Value::integer(2), 1);
 }
-bool t_even(Evaluator&, const Value& v, const CallArgs&) {
-  return int_subject(v, "even") % 2 == 0;
+bool t_even(Evaluator& ev, const Value& v, const CallArgs&) {
+  return mod_equals(ev, v, Value::integer(2), 0);
 }
-bool t_divisibleby(Evaluator&, const Value& v, const CallArgs& a) {
-  const Value& d = test_arg(a, "divisibleby");
-  int64_t divisor = int_subject(d, "divisibleby");
-  if (divisor == 0) eval_fail("integer division or modulo by zero");
-  if (divisor == -1) return true;
-  return int_subject(v, "divisibleby") % divisor == 0;
+bool t_divisibleby(Evaluator& ev, const Value& v, const CallArgs& a) {
+  return mod_equals(ev, v, test_arg(a, "divisibleby"), 0);
 }
 bool t_lower(Evaluator&, const Value& v, const CallArgs&) {
   std::string s = v.str();

@@ -42,13 +42,16 @@ static Value checked(Op op, int64_t x, int64_t y) {
 
 static Value repeat(Evaluator& ev, const Value& seq, int64_t n) {
   if (n <= 0) return seq.is_string() ? Value::string("") : Value::list({}, seq.is_tuple());
+  // The byte count is checked for overflow first: 3 items * 2**62 wraps around to a small number.
+  uint64_t unit = seq.is_string() ? seq.as_string().size() : seq.as_list().size() * sizeof(Value);
+  uint64_t bytes = 0;
+  if (__builtin_mul_overflow(unit, static_cast<uint64_t>(n), &bytes)) bytes = UINT64_MAX;
+  ev.check_size(bytes);
   if (seq.is_string()) {
-    ev.check_size(seq.as_string().size() * static_cast<uint64_t>(n));
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.as_string();
     return Value::string(std::move(out));
   }
-  ev.check_size(seq.as_list().size() * static_cast<uint64_t>(n) * sizeof(Value));
   ValueList out;
   for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq.as_list().begin(), seq.as_list().end());
   return Value::list(std::move(out), seq.is_tuple());
@@ -142,6 +145,11 @@ Value binary_op(Evaluator& ev, const std::string& op, const Value& lhs, const Va
   if (op == "!=") return Value::boolean(!(lhs == rhs));
   if (op == "in") return Value::boolean(contains(rhs, lhs));
   if (op == "not in") return Value::boolean(!contains(rhs, lhs));
+  if (op == "%" && lhs.is_string()) {  // "%s" % undefined prints '' as Python does
+    std::string s = percent_format(lhs.as_string(), rhs);
+    ev.check_size(s.size());
+    return Value::string(std::move(s));
+  }
   if (lhs.is_undefined()) fail_undefined(lhs);
   if (rhs.is_undefined()) fail_undefined(rhs);
   if (op == "<") return Value::boolean(value_less(lhs, rhs));

@@ -91,6 +91,7 @@ int64_t parse_number(const std::string& f, size_t& i, ArgCursor& cursor, const c
     ++i;
     const Value& v = cursor.next();
     if (!v.is_int() && !v.is_bool()) eval_fail("* wants int");
+    if (v.as_int() > (1 << 20) || v.as_int() < -(1 << 20)) eval_fail("{} too big", what);
     return v.as_int();
   }
   int64_t n = -1;

@@ -65,8 +65,7 @@ static std::vector<std::string> split_whitespace(std::string_view s, int64_t max
     i = skip_forward(s, i, s.size(), is_space_cp);
     if (i >= s.size()) break;
     if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
-      size_t e = skip_backward(s, i, s.size(), is_space_cp);
-      out.emplace_back(s.substr(i, e - i));
+      out.emplace_back(s.substr(i));  // Python keeps the rest as is, trailing spaces included
       break;
     }
     size_t j = skip_forward(s, i, s.size(), not_space_cp);
@@ -83,8 +82,7 @@ static std::vector<std::string> rsplit_whitespace(std::string_view s, int64_t ma
     e = skip_backward(s, 0, e, is_space_cp);
     if (e == 0) break;
     if (static_cast<int64_t>(out.size()) == maxsplit) {
-      size_t b = skip_forward(s, 0, e, is_space_cp);
-      out.emplace_back(s.substr(b, e - b));
+      out.emplace_back(s.substr(0, e));  // Python keeps the rest as is, leading spaces included
       break;
     }
     size_t b = skip_backward(s, 0, e, not_space_cp);
@@ -174,15 +172,28 @@ std::string py_capitalize(std::string_view s) {
   return out;
 }
 
-// Python str.title(): a letter after a non-letter starts a word.
+// Whether a code point is a cased letter: ASCII letters, and (approximately) the Latin, Greek and
+// Cyrillic letter blocks; CJK, symbols and spaces are uncased.
+static bool is_cased(char32_t c) {
+  if (c < 0x80) return std::isalpha(static_cast<int>(c)) != 0;
+  return (c >= 0xC0 && c <= 0x24F && c != 0xD7 && c != 0xF7) || (c >= 0x370 && c <= 0x52F);
+}
+
+// Python str.title(): a cased letter after an uncased character starts a word. Only ASCII letters
+// change case.
 std::string py_title(std::string_view s) {
-  std::string out(s);
-  bool prev_letter = false;
-  for (char& c : out) {
-    unsigned char u = static_cast<unsigned char>(c);
-    bool letter = std::isalpha(u);
-    if (letter) c = static_cast<char>(prev_letter ? std::tolower(u) : std::toupper(u));
-    prev_letter = letter || u >= 0x80;
+  std::string out;
+  bool prev_cased = false;
+  for (size_t i = 0; i < s.size();) {
+    size_t start = i;
+    char32_t c = utf8_next(s, i);
+    if (c < 0x80 && std::isalpha(static_cast<int>(c))) {
+      out += static_cast<char>(prev_cased ? std::tolower(static_cast<int>(c))
+                                          : std::toupper(static_cast<int>(c)));
+    } else {
+      out.append(s.substr(start, i - start));
+    }
+    prev_cased = is_cased(c);
   }
   return out;
 }
