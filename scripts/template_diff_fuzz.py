@@ -291,6 +291,8 @@ def skip_reason(template, py, cpp):
             return "case mapping of non-ASCII letters"
     if re.search(r"[~+*/%-]\s*not\b", template):
         return "jinja2 reads `not` right after an arithmetic operator as a variable name"
+    if re.fullmatch(r"\(.*j\)", out) or re.search(r"[-+]?\d+(\.\d+)?[-+]\d+(\.\d+)?j\)", out):
+        return "complex numbers (a negative number to a fractional power)"
     if DICT_VIEW.search(out):
         return "dict view repr (dict_items([...]))"
     if "output" in py and "error" in cpp and CONST_SLICE.search(template):

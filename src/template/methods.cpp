@@ -198,10 +198,15 @@ Value string_method(Evaluator& ev, const std::string& s, const std::string& name
     return Value::boolean(true);
   };
   if (name == "isdigit") return all_of([](unsigned char c) { return std::isdigit(c) != 0; });
-  if (name == "isalpha")
-    return all_of([](unsigned char c) { return std::isalpha(c) != 0 || c >= 0x80; });
-  if (name == "isalnum")
-    return all_of([](unsigned char c) { return std::isalnum(c) != 0 || c >= 0x80; });
+  if (name == "isalpha" || name == "isalnum") {
+    // Non-ASCII characters count as letters unless they are whitespace (an approximation).
+    bool alnum = name == "isalnum";
+    std::vector<char32_t> cps = utf8_decode(s);
+    return Value::boolean(!cps.empty() && std::all_of(cps.begin(), cps.end(), [&](char32_t c) {
+      if (c >= 0x80) return !is_py_space(c);
+      return (alnum ? std::isalnum(static_cast<int>(c)) : std::isalpha(static_cast<int>(c))) != 0;
+    }));
+  }
   if (name == "isspace") {
     std::vector<char32_t> cps = utf8_decode(s);
     return Value::boolean(!cps.empty() && std::all_of(cps.begin(), cps.end(), is_py_space));

@@ -103,7 +103,14 @@ static Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     if (op == "*") return Value::floating(x * y);
     if (op == "//") return Value::floating(std::floor(x / y));
     if (op == "%") return Value::floating(floor_mod(x, y));
-    if (op == "**") return Value::floating(std::pow(x, y));
+    if (op == "**") {
+      if (x < 0 && y != std::floor(y))
+        eval_fail("a negative number to a fractional power is complex (not supported here)");
+      double r = std::pow(x, y);
+      if (std::isinf(r) && std::isfinite(x) && std::isfinite(y))
+        eval_fail("(34, 'Numerical result out of range')");  // Python's OverflowError
+      return Value::floating(r);
+    }
   }
   int64_t x = a.as_int(), y = b.as_int();
   if (op == "-")
