@@ -41,7 +41,9 @@ static Value checked(Op op, int64_t x, int64_t y) {
 }
 
 static Value repeat(Evaluator& ev, const Value& seq, int64_t n) {
-  if (n <= 0) return seq.is_string() ? Value::string("") : Value::list({}, seq.is_tuple());
+  const bool empty = seq.is_string() ? seq.as_string().empty() : seq.as_list().empty();
+  // An empty sequence repeated any number of times is empty: no loop of 2**62 appends.
+  if (n <= 0 || empty) return seq.is_string() ? Value::string("") : Value::list({}, seq.is_tuple());
   // The byte count is checked for overflow first: 3 items * 2**62 wraps around to a small number.
   uint64_t unit = seq.is_string() ? seq.as_string().size() : seq.as_list().size() * sizeof(Value);
   uint64_t bytes = 0;

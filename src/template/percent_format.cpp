@@ -49,7 +49,10 @@ class ArgCursor {
     return *v;
   }
   void finish() const {
-    bool mapping = args_.is_dict() || (args_.is_list() && !args_.is_tuple());
+    // Python skips the check for anything with __getitem__ that is not a tuple or a string:
+    // dicts, lists, and jinja2's Undefined (whose __getitem__ raises only when called).
+    bool mapping =
+        args_.is_dict() || (args_.is_list() && !args_.is_tuple()) || args_.is_undefined();
     bool left = tuple_ ? index_ < tuple_->size() : single_left_;
     if (left && !mapping) eval_fail("not all arguments converted during string formatting");
   }

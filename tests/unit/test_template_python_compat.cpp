@@ -82,6 +82,13 @@ TEST(TemplatePythonCompat, IntegersBeyond64BitsAreErrorsNotWrongNumbers) {
             "255 31 1000 3");
 }
 
+TEST(TemplatePythonCompat, EmptySequenceTimesAHugeCountIsEmptyAtOnce) {
+  // Found by the differential fuzzer: this looped 2**62 times.
+  EXPECT_EQ(render("[{{ 4611686018427387904 * '' }}|{{ '' * 4611686018427387904 }}|"
+                   "{{ ([] * 4611686018427387904)|length }}]"),
+            "[||0]");
+}
+
 TEST(TemplatePythonCompat, PercentFormatFlags) {
   EXPECT_EQ(render("{{ '%05.2f' | format(3.14159) }}|{{ '%-5s' % 'ab' }}|{{ '%+d' % 5 }}|"
                    "{{ '% d' % 5 }}|{{ '%#x' % 255 }}|{{ '%05d' % -3 }}|{{ '%-05d' % -3 }}|"
@@ -93,6 +100,9 @@ TEST(TemplatePythonCompat, PercentFormatFlags) {
             "+1.2e+04|A|1-002.2|   7|FF|0.000123|'x'");
   EXPECT_NE(error_of("{{ '%x' % 1.5 }}").find("an integer is required"), std::string::npos);
   EXPECT_NE(error_of("{{ '%s %s' % (1,) }}").find("not enough arguments"), std::string::npos);
+  // Python skips "not all arguments converted" for anything with __getitem__: Undefined too.
+  EXPECT_EQ(render("{{ '%%|' % undefined_name }}|{{ 'x' % [1] }}"), "%||x");
+  EXPECT_NE(error_of("{{ 'x' % 5 }}").find("not all arguments converted"), std::string::npos);
 }
 
 TEST(TemplatePythonCompat, MacroVarargsAndKwargs) {

@@ -1,11 +1,12 @@
 // Prefill attention of a sequence chunk: for each query head, gather the head's keys and values
 // from the paged cache into contiguous rows once, then attend each row of the chunk with the same
 // attend_row as the decode path (not a GEMM, whose rounding depends on the chunk's size), so that a
-// token's output is bit-identical however its prompt was split or cached. Heads are spread over
-// the thread pool.
+// token's output is bit-identical however its prompt was split or cached. Rows go four at a time
+// where attend_rows4 allows (same arithmetic, each key and value loaded once for the four). Heads
+// are spread over the thread pool.
 #include <cstring>
 
-#include "backend/cpu/attention_row.h"
+#include "backend/cpu/attention_rows4.h"
 #include "backend/cpu/ops.h"
 
 namespace shardlm::cpu {
@@ -51,16 +52,29 @@ void prefill_head(float* scratch, const float* q, const KvLayerView& kv, const A
   const int32_t n_keys = seq.n_past + seq.n_tokens;
   const int d = p.head_dim;
   const int64_t q_row = static_cast<int64_t>(p.n_heads) * d;
-  float* scores = scratch;                 // [max_context]
-  float* keys = scratch + max_context;     // [n_keys, d]
-  float* values = keys + max_context * d;  // [n_keys, d]
+  float* keys = scratch + kScoreRows * max_context;  // [n_keys, d], after kScoreRows score rows
+  float* values = keys + max_context * d;            // [n_keys, d]
   const int kv_head = head / (p.n_heads / p.n_kv_heads);
   gather_head(kv.k, seq, p, kv_head, n_keys, keys);
   gather_head(kv.v, seq, p, kv_head, n_keys, values);
+  static_assert(attention_detail::kRowBlock <= kScoreRows);
   const GatheredRows rows{keys, values, d};
-  for (int32_t i = 0; i < seq.n_tokens; ++i) {
-    const int64_t offset = (seq.first_row + i) * q_row + static_cast<int64_t>(head) * d;
-    attend_row(q + offset, rows, seq.n_past + i, p, scores, out + offset);
+  auto offset = [&](int32_t i) {
+    return (seq.first_row + i) * q_row + static_cast<int64_t>(head) * d;
+  };
+  int32_t i = 0;
+  if (rows4_supported(p)) {
+    for (; i + attention_detail::kRowBlock <= seq.n_tokens; i += attention_detail::kRowBlock) {
+      const float* qs[] = {q + offset(i), q + offset(i + 1), q + offset(i + 2), q + offset(i + 3)};
+      float* outs[] = {out + offset(i), out + offset(i + 1), out + offset(i + 2),
+                       out + offset(i + 3)};
+      float* scores[] = {scratch, scratch + max_context, scratch + 2 * max_context,
+                         scratch + 3 * max_context};
+      attend_rows4(qs, rows, seq.n_past + i, p, scores, outs);
+    }
+  }
+  for (; i < seq.n_tokens; ++i) {
+    attend_row(q + offset(i), rows, seq.n_past + i, p, scratch, out + offset(i));
   }
 }
 

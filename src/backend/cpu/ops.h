@@ -16,7 +16,9 @@ void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32
               int64_t n_tokens, int64_t kv_dim);
 
 // Scratch for attention, per thread: a score row of max_context floats (decode path) and, for the
-// prefill path, a score row plus the gathered keys and values of one head.
+// prefill path, kScoreRows score rows (rows attended together) plus the gathered keys and values
+// of one head.
+inline constexpr int64_t kScoreRows = 4;
 struct AttentionScratch {
   std::vector<float> scores;
   int64_t max_context = 0;
@@ -25,7 +27,7 @@ struct AttentionScratch {
   std::vector<float> prefill;  // per thread: scores, then keys, then values
   void reserve(int threads, int64_t max_context, int64_t max_chunk, int64_t head_dim);
   float* prefill_scratch(int slot);
-  int64_t prefill_stride() const { return max_context + 2 * max_context * head_dim; }
+  int64_t prefill_stride() const { return (kScoreRows + 2 * head_dim) * max_context; }
 };
 void attention(ThreadPool& pool, AttentionScratch& scratch, const float* q, const KvLayerView& kv,
                const AttentionSeq* seqs, int n_seqs, const AttentionParams& p, float* out);
