@@ -17,11 +17,13 @@ Differences that shardlm does not try to match (docs/templates.md, "Known differ
 counted as skipped, never reported: see skip_reason().
 """
 import argparse
+import copy
 import json
 import os
 import pathlib
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -309,9 +311,27 @@ def skip_reason(template, py, cpp):
 
 def render_python(env, template):
     try:
-        return {"output": env.from_string(template).render(**CONTEXT)}
+        # A fresh copy each time: a case that mutates a list in place (jinja2's sandbox lets some
+        # through) must not change the context of the cases after it.
+        return {"output": env.from_string(template).render(**copy.deepcopy(CONTEXT))}
     except Exception as e:  # noqa: BLE001 - any failure is an expected error
         return {"error": f"{type(e).__name__}: {e}"}
+
+
+# jinja2 allocates whatever a template asks for ('x' * 2**34): cap this process's memory so that
+# such a case is a MemoryError (an error on both sides) instead of the OOM killer. The shardlm
+# child gets the limit lifted again (it has its own size checks).
+MEMORY_LIMIT_BYTES = 4 << 30
+
+
+def limit_memory():
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, hard))
+
+
+def unlimit_memory():
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
 BATCH_TIMEOUT_S = 120  # a whole batch renders in about a second; longer means a case hangs
@@ -329,7 +349,7 @@ def run_batch(templates):
         try:
             run = subprocess.run([str(TEST_BINARY), "--gtest_filter=TemplateDiffCorpus.BatchRender"],
                                  env=env, capture_output=True, text=True, errors="replace",
-                                 timeout=BATCH_TIMEOUT_S)
+                                 timeout=BATCH_TIMEOUT_S, preexec_fn=unlimit_memory)
         except subprocess.TimeoutExpired:
             return None
         if run.returncode != 0:
@@ -401,6 +421,7 @@ def main():
     ap.add_argument("--write-corpus", action="store_true")
     ap.add_argument("--corpus-size", type=int, default=1500)
     args = ap.parse_args()
+    limit_memory()
     env = make_env()
     if args.write_corpus:
         write_corpus(env, args.corpus_size)
