@@ -115,19 +115,31 @@ TEST(SizeFlag, ParsesUnitsAndPercentages) {
   }
 }
 
-TEST(ElasticTaskQueue, GrowsToRunBlockingJobsConcurrently) {
-  ElasticTaskQueue q(64);
-  std::atomic<int> started{0};
-  std::atomic<bool> release{false};
-  for (int i = 0; i < 40; ++i) {
+// Waits up to two seconds for `done`.
+template <typename Pred>
+void wait_for(Pred done) {
+  for (int i = 0; i < 2000 && !done(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// Enqueues n jobs that block until `release`; returns once all have started (or 2 s passed).
+void enqueue_blocking(ElasticTaskQueue& q, int n, std::atomic<int>& started,
+                      std::atomic<bool>& release) {
+  for (int i = 0; i < n; ++i) {
     q.enqueue([&] {
       ++started;
       while (!release) std::this_thread::yield();
     });
   }
-  for (int i = 0; i < 2000 && started < 40; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  wait_for([&] { return started >= n; });
+}
+
+TEST(ElasticTaskQueue, GrowsToRunBlockingJobsConcurrently) {
+  ElasticTaskQueue q(64);
+  std::atomic<int> started{0};
+  std::atomic<bool> release{false};
+  enqueue_blocking(q, 40, started, release);
   EXPECT_EQ(started, 40);  // all 40 blocking jobs run at once: a fixed pool of 8 would stall
   EXPECT_GE(q.threads(), 40u);
   EXPECT_LE(q.threads(), 64u);
@@ -139,20 +151,10 @@ TEST(ElasticTaskQueue, IdleThreadsExitSoThePoolShrinks) {
   ElasticTaskQueue q(64, std::chrono::milliseconds(50));
   std::atomic<int> started{0};
   std::atomic<bool> release{false};
-  for (int i = 0; i < 20; ++i) {
-    q.enqueue([&] {
-      ++started;
-      while (!release) std::this_thread::yield();
-    });
-  }
-  for (int i = 0; i < 2000 && started < 20; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  enqueue_blocking(q, 20, started, release);
   EXPECT_GE(q.threads(), 20u);
   release = true;
-  for (int i = 0; i < 2000 && q.threads() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  wait_for([&] { return q.threads() == 0; });
   EXPECT_EQ(q.threads(), 0u);  // a burst's threads do not stay forever
   std::atomic<int> ran{0};
   q.enqueue([&] { ++ran; });  // and the pool still grows again afterwards
@@ -183,8 +185,8 @@ TEST(OpenAiRequests, NulByteAfterTheJsonIsRefused) {
 }
 
 TEST(OpenAiRequests, ErrorMessagesNeverEchoLongValues) {
-  const std::string long_string = R"({"prompt": "a", "max_tokens": ")" + std::string(100000, 'x') +
-                                  R"("})";
+  const std::string long_string =
+      R"({"prompt": "a", "max_tokens": ")" + std::string(100000, 'x') + R"("})";
   try {
     parse_completion_request(parse_body(long_string));
     ADD_FAILURE() << "accepted";
