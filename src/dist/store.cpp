@@ -1,9 +1,14 @@
 // StoreServer / StoreClient over cpp-httplib: POST /set and GET /get with the key in a header,
-// the cluster token in another; /get waits on a condition variable up to the client's timeout.
+// the cluster token in another (checked before any body is read); /get waits on a condition
+// variable up to the client's timeout. Values are limited to 1 MiB.
 #include "dist/store.h"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <optional>
 
 #include "core/error.h"
 #include "server/elastic_task_queue.h"
@@ -20,25 +25,72 @@ using Clock = std::chrono::steady_clock;
 
 }  // namespace
 
+namespace {
+
+constexpr size_t kMaxValueBytes = size_t{1} << 20;  // hellos, Gloo and NCCL addresses: bytes
+constexpr int64_t kMaxWaitMs = 3'600'000;
+
+// Constant time in the length of the expected token.
+bool same_token(const std::string& given, const std::string& expected) {
+  unsigned diff = given.size() != expected.size();
+  for (size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned>(expected[i] ^ (i < given.size() ? given[i] : 0));
+  }
+  return diff == 0;
+}
+
+void refuse(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(message, "text/plain");
+}
+
+// The wait a /get asks for: digits only, at most an hour; nullopt when malformed.
+std::optional<std::chrono::milliseconds> wait_of(const httplib::Request& req) {
+  const std::string text = req.get_header_value(kTimeoutHeader);
+  if (text.empty()) return std::chrono::milliseconds(0);
+  if (text.size() > 10 || !std::all_of(text.begin(), text.end(), ::isdigit)) return std::nullopt;
+  return std::chrono::milliseconds(std::min<int64_t>(std::stoll(text), kMaxWaitMs));
+}
+
+}  // namespace
+
 StoreServer::StoreServer(const std::string& host, int port, std::string token)
     : token_(std::move(token)), http_(std::make_unique<httplib::Server>()) {
   http_->new_task_queue = [] { return new server::ElasticTaskQueue(1024); };
-  auto authorised = [this](const httplib::Request& req, httplib::Response& res) {
-    if (req.get_header_value(kTokenHeader) == token_) return true;
-    res.status = 403;
-    res.set_content("wrong cluster token: start every node with the same --cluster-token",
-                    "text/plain");
-    return false;
-  };
-  http_->Post("/set", [this, authorised](const httplib::Request& req, httplib::Response& res) {
-    if (authorised(req, res)) set(req.get_header_value(kKeyHeader), req.body);
+  // SO_REUSEADDR, not httplib's SO_REUSEPORT: a second master on the same port must fail, not
+  // share it. The socket is kept to widen its accept queue after bind (httplib listens with 5).
+  int listen_fd = -1;
+  http_->set_socket_options([&listen_fd](int fd) {
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    listen_fd = fd;
   });
-  http_->Get("/get", [this, authorised](const httplib::Request& req, httplib::Response& res) {
-    if (!authorised(req, res)) return;
-    const auto ms = std::chrono::milliseconds(std::stoll(
-        req.get_header_value(kTimeoutHeader).empty() ? "0" : req.get_header_value(kTimeoutHeader)));
+  http_->set_payload_max_length(kMaxValueBytes);
+  // Runs before any body is read: a stranger without the token, or a chunked body (which httplib
+  // would read without a limit; our client never sends one), is refused at the headers.
+  http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!same_token(req.get_header_value(kTokenHeader), token_)) {
+      refuse(res, 403, "wrong cluster token: start every node with the same --cluster-token");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.has_header("Transfer-Encoding")) {
+      refuse(res, 411, "send the value with a Content-Length");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  http_->set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        refuse(res, 500, "rendezvous store error");  // never the exception's text
+      });
+  http_->Post("/set", [this](const httplib::Request& req, httplib::Response&) {
+    set(req.get_header_value(kKeyHeader), req.body);
+  });
+  http_->Get("/get", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto wait = wait_of(req);
+    if (!wait) return refuse(res, 400, std::string(kTimeoutHeader) + " must be milliseconds");
     std::string value;
-    if (get(req.get_header_value(kKeyHeader), ms, value)) {
+    if (get(req.get_header_value(kKeyHeader), *wait, value)) {
       res.set_content(value, "application/octet-stream");
     } else {
       res.status = 404;
@@ -55,6 +107,7 @@ StoreServer::StoreServer(const std::string& host, int port, std::string token)
         "address is not this machine's",
         host, port);
   }
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);  // a burst of ranks must not be reset
   thread_ = std::thread([this] { http_->listen_after_bind(); });
 }
 
