@@ -95,7 +95,8 @@ std::optional<dist::GroupOptions> group_options(const dist::LaunchInfo& info,
 void run_serve(ServeOptions& o) {
   const dist::LaunchInfo info = dist::resolve_launch(o.group);
   if (info.supervisor) {
-    resolve_model(o.args.engine.model, o.args.engine.load_format);  // fetch the default model once, before the children
+    resolve_model(o.args.engine.model,
+                  o.args.engine.load_format);  // fetch the default model once, before the children
     std::exit(dist::supervise_local_ranks(
         {info.local_world_size, info.node_rank == 0, o.args.shutdown_grace + 5}));
   }
@@ -108,14 +109,33 @@ void run_serve(ServeOptions& o) {
   std::exit(server::run_api_server(o.args));
 }
 
+// Flags of the engines shardlm replaces that have no meaning here: accepted, so their launch
+// commands work unchanged, and named in one log line at start-up.
+void add_peer_flags(CLI::App& cmd) {
+  auto note = [](const std::string& flag, const std::string& why) {
+    return [flag, why](const auto&) { spdlog::info("{} has no effect in shardlm: {}", flag, why); };
+  };
+  cmd.add_flag_callback(
+      "--trust-remote-code",
+      [n = note("--trust-remote-code",
+                "it runs no code from a checkpoint, only its own architectures")] { n(0); },
+      "accepted for vLLM/SGLang command lines; shardlm runs no checkpoint code");
+  cmd.add_option_function<std::string>(
+      "--engine-worker-queue-port",
+      note("--engine-worker-queue-port", "ranks talk through --dist-init-addr and Gloo/NCCL"),
+      "accepted for FastDeploy command lines; no effect");
+}
+
 }  // namespace
 
 void add_serve_command(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server");
   cmd->add_option(
-      "-m,--model", o->args.engine.model,
-      "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1)");
+      "-m,--model,--model-path", o->args.engine.model,
+      "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1); "
+      "--model-path is SGLang's name");
+  add_peer_flags(*cmd);
   add_load_format_flag(*cmd, o->args.engine.load_format);
   add_engine_flags(*cmd, *o);
   add_http_flags(*cmd, *o);
