@@ -39,6 +39,22 @@ int run(DoctorArgs& a) {
   return dist::run_doctor(o);
 }
 
+// serve's flags that mean nothing to doctor, accepted so that the same command line runs both
+// (docs/deployment.md says to run doctor with serve's flags).
+void add_serve_only_flags(CLI::App& cmd) {
+  auto* ignored = cmd.add_option_group("serve flags (accepted, unused by doctor)");
+  for (const char* name :
+       {"--host", "--port", "-t,--threads", "--api-key", "--served-model-name", "--max-model-len",
+        "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--kv-cache-memory",
+        "--gpu-memory-utilization", "--log-interval", "--shutdown-grace", "--metrics-port",
+        "--max-connections", "--max-request-bytes", "--device"}) {
+    ignored->add_option(name)->description("serve's flag; no effect on doctor");
+  }
+  for (const char* name : {"--no-prefix-caching", "--enforce-eager", "--trust-remote-code"}) {
+    ignored->add_flag(name)->description("serve's flag; no effect on doctor");
+  }
+}
+
 }  // namespace
 
 void add_doctor_command(CLI::App& app) {
@@ -52,8 +68,9 @@ void add_doctor_command(CLI::App& app) {
   cmd->add_flag("--no-model", a->no_model, "skip the model fingerprint check");
   cmd->add_option("--probe-timeout", a->probe_timeout, "seconds per reachability probe")
       ->check(CLI::Range(0.1, 60.0));
+  a->launch.dist_timeout = 30;  // doctor answers in seconds; set first so --help shows it
   dist::add_launch_flags(*cmd, a->launch);
-  a->launch.dist_timeout = 30;  // doctor answers in seconds; serve waits longer by default
+  add_serve_only_flags(*cmd);
   cmd->callback([a] { std::exit(run(*a)); });
 }
 

@@ -1,6 +1,7 @@
 """Launch commands written for the engines shardlm replaces work unchanged: SGLang's
 `--model-path`, vLLM/SGLang's `--trust-remote-code` and FastDeploy's `--engine-worker-queue-port`
-are accepted (the last two named in the log as having no effect here)."""
+are accepted (the last two named in the log as having no effect here); `doctor` takes serve's
+flags, so one command line runs both, and its --help shows its real --dist-timeout default."""
 import json
 import re
 import subprocess
@@ -30,3 +31,14 @@ def test_peer_flags_start_a_server():
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_doctor_takes_serves_flags_and_shows_its_real_timeout():
+    out = subprocess.run([BINARY, "doctor", "--host", "0.0.0.0", "--port", "9000", "--threads", "2",
+                          "--max-model-len", "4096", "--no-prefix-caching", "--no-model"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "nothing to check across nodes" in out.stdout
+    help_text = subprocess.run([BINARY, "doctor", "--help"], capture_output=True, text=True,
+                               timeout=60).stdout
+    assert re.search(r"--dist-timeout\s+FLOAT:FLOAT in \[1 - 86400\]=30\b", help_text), help_text
