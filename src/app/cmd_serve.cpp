@@ -112,17 +112,21 @@ void run_serve(ServeOptions& o) {
 // Flags of the engines shardlm replaces that have no meaning here: accepted, so their launch
 // commands work unchanged, and named in one log line at start-up.
 void add_peer_flags(CLI::App& cmd) {
-  auto note = [](const std::string& flag, const std::string& why) {
-    return [flag, why](const auto&) { spdlog::info("{} has no effect in shardlm: {}", flag, why); };
-  };
   cmd.add_flag_callback(
       "--trust-remote-code",
-      [n = note("--trust-remote-code",
-                "it runs no code from a checkpoint, only its own architectures")] { n(0); },
+      [] {
+        spdlog::info(
+            "--trust-remote-code has no effect in shardlm: it runs no code from a "
+            "checkpoint, only its own architectures");
+      },
       "accepted for vLLM/SGLang command lines; shardlm runs no checkpoint code");
   cmd.add_option_function<std::string>(
       "--engine-worker-queue-port",
-      note("--engine-worker-queue-port", "ranks talk through --dist-init-addr and Gloo/NCCL"),
+      [](const std::string&) {
+        spdlog::info(
+            "--engine-worker-queue-port has no effect in shardlm: ranks talk through "
+            "--dist-init-addr and Gloo/NCCL");
+      },
       "accepted for FastDeploy command lines; no effect");
 }
 

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/secret_compare.h"
 #include "server/elastic_task_queue.h"
 
 namespace shardlm::dist {
@@ -29,15 +30,6 @@ namespace {
 
 constexpr size_t kMaxValueBytes = size_t{1} << 20;  // hellos, Gloo and NCCL addresses: bytes
 constexpr int64_t kMaxWaitMs = 3'600'000;
-
-// Constant time in the length of the expected token.
-bool same_token(const std::string& given, const std::string& expected) {
-  unsigned diff = given.size() != expected.size();
-  for (size_t i = 0; i < expected.size(); ++i) {
-    diff |= static_cast<unsigned>(expected[i] ^ (i < given.size() ? given[i] : 0));
-  }
-  return diff == 0;
-}
 
 void refuse(httplib::Response& res, int status, const std::string& message) {
   res.status = status;
@@ -69,7 +61,7 @@ StoreServer::StoreServer(const std::string& host, int port, std::string token)
   // Runs before any body is read: a stranger without the token, or a chunked body (which httplib
   // would read without a limit; our client never sends one), is refused at the headers.
   http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!same_token(req.get_header_value(kTokenHeader), token_)) {
+    if (!secret_equals(req.get_header_value(kTokenHeader), token_)) {
       refuse(res, 403, "wrong cluster token: start every node with the same --cluster-token");
       return httplib::Server::HandlerResponse::Handled;
     }

@@ -4,6 +4,7 @@
 #include "server/http_request_reader.h"
 
 #include <fmt/format.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <cctype>
@@ -40,15 +41,10 @@ std::string trim(std::string_view s) {
   return b < e ? std::string(b, e) : std::string();
 }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
-  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 // The path with %XX decoded; nullopt for a malformed escape or a NUL byte.
@@ -186,7 +182,7 @@ std::optional<HttpReadError> read_request_body(SocketStream& s, const HttpLimits
                                                HttpRequest& req) {
   const bool has_te = req.has_header("Transfer-Encoding");
   const auto length = content_length(req);
-  if (has_te && lower(req.get_header_value("Transfer-Encoding")) != "chunked") {
+  if (has_te && strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") != 0) {
     return error(501, "only 'Transfer-Encoding: chunked' is supported for request bodies");
   }
   if ((has_te && length) || (length && *length < 0)) {
@@ -199,7 +195,7 @@ std::optional<HttpReadError> read_request_body(SocketStream& s, const HttpLimits
                                   *length, limits.max_body_bytes));
   }
   if (req.has_header("Expect")) {
-    if (lower(req.get_header_value("Expect")) != "100-continue") {
+    if (strcasecmp(req.get_header_value("Expect").c_str(), "100-continue") != 0) {
       return error(417, "only 'Expect: 100-continue' is supported");
     }
     if (!send_continue(s, limits)) return error(0, "");

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "core/error.h"
+#include "core/secret_compare.h"
 #include "server/elastic_task_queue.h"
 #include "server/http_response_writer.h"
 #include "server/openai/api_error.h"
@@ -25,15 +26,6 @@ void send_error(httplib::Response& res, int status, const std::string& message,
   res.status = status;
   res.headers.clear();
   res.set_content(to_wire(error_body(status, message, param, code)), "application/json");
-}
-
-// Constant time in the length of the expected key.
-bool same_key(const std::string& given, const std::string& expected) {
-  unsigned diff = given.size() != expected.size();
-  for (size_t i = 0; i < expected.size(); ++i) {
-    diff |= static_cast<unsigned>(expected[i] ^ (i < given.size() ? given[i] : 0));
-  }
-  return diff == 0;
 }
 
 std::string lower(std::string s) {
@@ -88,7 +80,7 @@ bool HttpServer::authorised(const httplib::Request& req) const {
     return false;  // RFC 7235: the scheme is case-insensitive
   }
   const size_t start = auth.find_first_not_of(' ', space);
-  return start != std::string::npos && same_key(auth.substr(start), options_.api_key);
+  return start != std::string::npos && secret_equals(auth.substr(start), options_.api_key);
 }
 
 const HttpServer::Route* HttpServer::find_route(HttpRequest& req, httplib::Response& res) const {
@@ -129,18 +121,23 @@ void HttpServer::run_handler(const Route& route, const HttpRequest& req,
   }
 }
 
+// Answers a request that could not be read (nothing when the client is gone); the connection
+// then closes. Always false, what serve_request returns for it.
+bool HttpServer::refuse_and_close(SocketStream& stream, const HttpRequest& req,
+                                  const HttpReadError& e) const {
+  if (e.status == 0) return false;
+  httplib::Response res;
+  send_error(res, e.status, e.message);
+  write_response(stream, req, res, false, limits_.write_timeout);
+  return false;
+}
+
 // One request and its response; false when the connection must close.
 bool HttpServer::serve_request(SocketStream& stream) {
   HttpRequest req;
   httplib::Response res;
-  const auto write_timeout = limits_.write_timeout;
-  if (auto e = read_request_head(stream, limits_, req)) {
-    if (e->status == 0) return false;
-    send_error(res, e->status, e->message);
-    write_response(stream, req, res, false, write_timeout);
-    return false;
-  }
-  bool keep_alive = wants_keep_alive(req) && !stopping_;
+  if (auto e = read_request_head(stream, limits_, req)) return refuse_and_close(stream, req, *e);
+  const bool keep_alive = wants_keep_alive(req) && !stopping_;
   const Route* route = find_route(req, res);
   if (route && route->needs_key && !authorised(req)) {
     send_error(res, 401,
@@ -149,20 +146,15 @@ bool HttpServer::serve_request(SocketStream& stream) {
                "", "invalid_api_key");
     route = nullptr;
   }
-  if (!route) {  // answered without reading a body: the connection cannot be reused
-    write_response(stream, req, res, keep_alive && !announces_body(req), write_timeout);
-    return keep_alive && !announces_body(req);
+  if (!route) {  // answered without reading a body: then the connection cannot be reused
+    const bool reusable = keep_alive && !announces_body(req);
+    return write_response(stream, req, res, reusable, limits_.write_timeout) && reusable;
   }
-  if (auto e = read_request_body(stream, limits_, req)) {
-    if (e->status == 0) return false;
-    send_error(res, e->status, e->message);
-    write_response(stream, req, res, false, write_timeout);
-    return false;
-  }
+  if (auto e = read_request_body(stream, limits_, req)) return refuse_and_close(stream, req, *e);
   req.client_connected = [&stream] { return stream.peer_connected(); };
   run_handler(*route, req, res);
   if (res.status == kClientClosedRequest) return false;
-  return write_response(stream, req, res, keep_alive, write_timeout) && keep_alive;
+  return write_response(stream, req, res, keep_alive, limits_.write_timeout) && keep_alive;
 }
 
 void HttpServer::serve_connection(int fd) {
@@ -180,11 +172,9 @@ int HttpServer::bind() {
 }
 
 bool HttpServer::serve() {
-  running_ = true;
   const bool ok = listener_.accept_loop(
       stopping_, [this](int fd) { pool_->enqueue([this, fd] { serve_connection(fd); }); });
   pool_->shutdown();  // open connections see stopping_ and end
-  running_ = false;
   return ok;
 }
 

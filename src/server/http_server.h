@@ -49,7 +49,6 @@ class HttpServer {
   // Serves until stop(), then waits for open connections to finish; false if accepting failed.
   bool serve();
   void stop();
-  bool running() const { return running_; }
 
  private:
   struct Route {
@@ -62,6 +61,7 @@ class HttpServer {
   void add(std::string method, const std::string& path, Handler handler, bool needs_key);
   void serve_connection(int fd);
   bool serve_request(SocketStream& stream);
+  bool refuse_and_close(SocketStream& stream, const HttpRequest& req, const HttpReadError& e) const;
   // The route for the request, or nullptr with a 404/405 already in res.
   const Route* find_route(HttpRequest& req, httplib::Response& res) const;
   void run_handler(const Route& route, const HttpRequest& req, httplib::Response& res) const;
@@ -73,7 +73,6 @@ class HttpServer {
   HttpListener listener_;
   std::unique_ptr<ElasticTaskQueue> pool_;
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> running_{false};
 };
 
 }  // namespace shardlm::server

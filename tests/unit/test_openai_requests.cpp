@@ -210,6 +210,7 @@ TEST(OpenAiRequests, UnsupportedFieldsAreNamed) {
   EXPECT_EQ(param_of(R"({"prompt": "a", "response_format": {"type": "text"}, "tools": [],
                          "best_of": 1, "logit_bias": {}, "suffix": null})"),
             "");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "suffix": "", "tool_choice": "none"})"), "");
 }
 
 TEST(OpenAiRequests, CompletionsDefaultToSixteenTokens) {

@@ -72,6 +72,19 @@ inline const VecOps& vec_ops() {
   return ops;
 }
 
+// Turns n scores into exp(score - max) in place and returns 1 / their sum: the weights are
+// scores[j] * the result. Both attend_row and attend_rows4 use it, so their rounding is one.
+inline float softmax_in_place(float* scores, int32_t n) {
+  float max_score = -INFINITY;
+  for (int32_t j = 0; j < n; ++j) max_score = std::max(max_score, scores[j]);
+  float sum = 0.f;
+  for (int32_t j = 0; j < n; ++j) {
+    scores[j] = std::exp(scores[j] - max_score);
+    sum += scores[j];
+  }
+  return 1.f / sum;
+}
+
 }  // namespace attention_detail
 
 // `rows` gives key(j) and value(j), each head_dim floats, for absolute positions j. The query at
@@ -82,18 +95,9 @@ void attend_row(const float* q, const Rows& rows, int32_t pos, const AttentionPa
   const auto& ops = attention_detail::vec_ops();
   const int32_t lo = p.sliding_window > 0 ? std::max(0, pos - p.sliding_window + 1) : 0;
   const int32_t n = pos - lo + 1;
-  float max_score = -INFINITY;
-  for (int32_t j = 0; j < n; ++j) {
-    scores[j] = ops.dot(q, rows.key(lo + j), p.head_dim) * p.scale;
-    max_score = std::max(max_score, scores[j]);
-  }
-  float sum = 0.f;
-  for (int32_t j = 0; j < n; ++j) {
-    scores[j] = std::exp(scores[j] - max_score);
-    sum += scores[j];
-  }
+  for (int32_t j = 0; j < n; ++j) scores[j] = ops.dot(q, rows.key(lo + j), p.head_dim) * p.scale;
+  const float inv = attention_detail::softmax_in_place(scores, n);
   std::fill(out, out + p.head_dim, 0.f);
-  const float inv = 1.f / sum;
   for (int32_t j = 0; j < n; ++j) ops.axpy(out, scores[j] * inv, rows.value(lo + j), p.head_dim);
 }
 

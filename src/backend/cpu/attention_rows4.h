@@ -68,19 +68,11 @@ void attend_rows4(const float* const* q, const Rows& rows, int32_t pos0, const A
   }
   float inv[kRowBlock];
   for (int r = 0; r < kRowBlock; ++r) {
-    const int32_t n = shared + r;
-    float max_score = -INFINITY;
-    for (int32_t j = 0; j < n; ++j) {
-      if (j >= shared) scores[r][j] = ops.dot(q[r], rows.key(j), d) * p.scale;
-      max_score = std::max(max_score, scores[r][j]);
+    for (int32_t j = shared; j < shared + r; ++j) {  // the keys only the later rows see
+      scores[r][j] = ops.dot(q[r], rows.key(j), d) * p.scale;
     }
-    float sum = 0.f;
-    for (int32_t j = 0; j < n; ++j) {
-      scores[r][j] = std::exp(scores[r][j] - max_score);
-      sum += scores[r][j];
-    }
+    inv[r] = softmax_in_place(scores[r], shared + r);
     std::fill(out[r], out[r] + d, 0.f);
-    inv[r] = 1.f / sum;
   }
   float w[kRowBlock];
   for (int32_t j = 0; j < shared; ++j) {

@@ -2,6 +2,7 @@
 #include "server/openai/requests.h"
 
 #include <limits>
+#include <string_view>
 
 #include "server/openai/api_error.h"
 
@@ -40,18 +41,13 @@ void parse_sampling(const Json& b, SamplingParams& s) {
   if (auto v = token_ids_field(b, "stop_token_ids")) s.stop_token_ids = *v;
 }
 
-// True when the field asks for something: present, not null, and not its no-op value.
-bool asks_for(const Json& b, const char* name) {
-  const auto it = b.find(name);
-  if (it == b.end() || it->is_null()) return false;
-  if ((it->is_array() || it->is_object() || it->is_string()) && it->empty()) return false;
-  if (std::string(name) == "response_format" && it->is_object() && it->size() == 1 &&
-      it->value("type", "") == "text") {
-    return false;
-  }
-  if (std::string(name) == "best_of" && *it == 1) return false;
-  if (std::string(name) == "tool_choice" && *it == "none") return false;
-  return true;
+// True when a field's value asks for nothing: null, "", [], {}, or the field's own no-op value.
+bool is_no_op(std::string_view name, const Json& v) {
+  if (v.is_null() || ((v.is_array() || v.is_object()) && v.empty())) return true;
+  if (v.is_string())
+    return v.get_ref<const std::string&>().empty() || (name == "tool_choice" && v == "none");
+  if (name == "response_format") return v == Json{{"type", "text"}};
+  return name == "best_of" && v == 1;
 }
 
 // Fields of the OpenAI API that shardlm does not implement yet: a 400 naming the field instead
@@ -60,7 +56,7 @@ void reject_unsupported(const Json& b) {
   for (const char* name :
        {"response_format", "tools", "tool_choice", "functions", "function_call", "logit_bias",
         "suffix", "best_of", "guided_json", "guided_regex", "guided_choice", "guided_grammar"}) {
-    if (asks_for(b, name)) {
+    if (const auto it = b.find(name); it != b.end() && !is_no_op(name, *it)) {
       bad_request(name, "'{}' is not supported by this server yet; remove it from the request",
                   name);
     }
