@@ -17,25 +17,36 @@ AsyncEngine::~AsyncEngine() {
   stop();
 }
 
-std::shared_ptr<RequestStream> AsyncEngine::submit(std::vector<int32_t> prompt,
-                                                   const SamplingParams& params) {
-  engine_.validate_request(prompt, params);
-  auto stream = std::make_shared<RequestStream>(next_id_++);
+std::vector<std::shared_ptr<RequestStream>> AsyncEngine::submit(
+    std::vector<Submission> requests, std::shared_ptr<StreamSignal> signal) {
+  for (const Submission& r : requests) engine_.validate_request(r.prompt, r.params);
+  std::vector<std::shared_ptr<RequestStream>> streams;
   {
     std::lock_guard lock(mu_);
     if (stopping_) fail("the server is shutting down; send the request elsewhere or retry later");
     if (!fatal_error_.empty()) fail("the engine failed and cannot serve: {}", fatal_error_);
-    inbox_.push_back({std::move(prompt), params, stream});
-    ++in_flight_;
+    const int64_t first = engine_.new_request_ids(static_cast<int64_t>(requests.size()));
+    for (size_t i = 0; i < requests.size(); ++i) {
+      streams.push_back(std::make_shared<RequestStream>(first + int64_t(i), signal));
+      inbox_.push_back({std::move(requests[i].prompt), requests[i].params, streams.back()});
+      ++in_flight_;
+    }
   }
   cv_.notify_one();
-  return stream;
+  return streams;
 }
 
-void AsyncEngine::abort(int64_t stream_id) {
+std::shared_ptr<RequestStream> AsyncEngine::submit(std::vector<int32_t> prompt,
+                                                   const SamplingParams& params) {
+  std::vector<Submission> one;
+  one.push_back({std::move(prompt), params});
+  return submit(std::move(one)).front();
+}
+
+void AsyncEngine::abort(int64_t request_id) {
   {
     std::lock_guard lock(mu_);
-    abort_inbox_.push_back(stream_id);
+    abort_inbox_.push_back(request_id);
   }
   cv_.notify_one();
 }
@@ -93,31 +104,25 @@ bool AsyncEngine::wait_for_work() {
 
 void AsyncEngine::admit(std::vector<Pending>& pending) {
   for (Pending& p : pending) {
+    const int64_t id = p.stream->id();
     const auto n_prompt = static_cast<int32_t>(p.prompt.size());
-    const int64_t id = engine_.add_request(std::move(p.prompt), p.params);  // validated at submit
+    engine_.add_request(id, std::move(p.prompt), p.params);  // validated at submit
     processor_.add(id, n_prompt, p.params);
-    by_engine_id_[id] = p.stream;
-    engine_id_of_[p.stream->id()] = id;
+    streams_[id] = p.stream;
   }
 }
 
-void AsyncEngine::apply_aborts(const std::vector<int64_t>& stream_ids) {
-  for (int64_t sid : stream_ids) {
-    const auto it = engine_id_of_.find(sid);
-    if (it != engine_id_of_.end()) engine_.abort_request(it->second);
-  }
+void AsyncEngine::apply_aborts(const std::vector<int64_t>& request_ids) {
+  for (int64_t id : request_ids) engine_.abort_request(id);  // false for a finished one
 }
 
 void AsyncEngine::deliver(std::vector<RequestOutput>& outputs) {
   for (RequestOutput& out : outputs) {
-    const auto it = by_engine_id_.find(out.request_id);
-    if (it == by_engine_id_.end()) continue;
+    const auto it = streams_.find(out.request_id);
+    if (it == streams_.end()) continue;
     const std::shared_ptr<RequestStream> stream = it->second;
-    const bool finished = out.finished();
-    out.request_id = stream->id();
-    if (finished) {  // before the push: whoever sees the final output sees the count drop too
-      engine_id_of_.erase(stream->id());
-      by_engine_id_.erase(it);
+    if (out.finished()) {  // before the push: whoever sees the final output sees the count drop too
+      streams_.erase(it);
       --in_flight_;
     }
     stream->push(std::move(out));
@@ -139,13 +144,12 @@ void AsyncEngine::run_step() {
 }
 
 void AsyncEngine::fail_all(const std::string& error) {
-  for (auto& [engine_id, stream] : by_engine_id_) {
-    engine_.abort_request(engine_id);
+  for (auto& [id, stream] : streams_) {
+    engine_.abort_request(id);
     stream->fail(error);
     --in_flight_;
   }
-  by_engine_id_.clear();
-  engine_id_of_.clear();
+  streams_.clear();
 }
 
 void AsyncEngine::loop() {
@@ -172,7 +176,7 @@ void AsyncEngine::loop() {
     p.stream->fail("the server is shutting down");
     --in_flight_;
   }
-  for (const auto& [engine_id, stream] : by_engine_id_) engine_.abort_request(engine_id);
+  for (const auto& [id, stream] : streams_) engine_.abort_request(id);
   try {
     run_step();  // reports the aborted requests, with their output so far, to their streams
   } catch (const std::exception& e) {

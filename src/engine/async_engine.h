@@ -1,8 +1,12 @@
-// The engine on its own thread, for the server: any thread submits a request and gets a
-// RequestStream; the engine thread admits new requests and aborts between steps, runs
-// schedule -> run -> postprocess, turns tokens into text (OutputProcessor) and pushes each
-// request's output to its stream. After every step a listener (metrics, the periodic log) gets
-// the step and a snapshot of the engine's state.
+// The engine on its own thread, for the server: any thread submits requests and gets a
+// RequestStream for each; the engine thread admits new requests and aborts between steps, runs
+// schedule -> run -> postprocess, gathers each request's new tokens and text (OutputProcessor) and
+// pushes them to its stream, which wakes the waiting thread. After every step a listener (metrics,
+// the periodic log) gets the step and a snapshot of the engine's state.
+//
+// A request has one id, an int64 the engine hands out when it is submitted
+// (Engine::new_request_ids): the engine's Request, its TokenEvents and FinishedRequest, its
+// RequestOutputs, its RequestStream, abort() and the HTTP response id all carry that same number.
 #pragma once
 
 #include <atomic>
@@ -44,10 +48,18 @@ class AsyncEngine {
   AsyncEngine(Engine& engine, const Tokenizer& tokenizer, StepListener listener = {});
   ~AsyncEngine();  // stop()
 
-  // Validates now (throws Error, queues nothing) and queues the request for the next step.
+  struct Submission {
+    std::vector<int32_t> prompt;
+    SamplingParams params;
+  };
+  // Validates every request now (throws Error and queues none when one is invalid), gives them
+  // consecutive ids and queues them for the next step. Their streams are created with `signal`
+  // (StreamSet::signal()), or none. Stream i has id streams[0]->id() + i.
+  std::vector<std::shared_ptr<RequestStream>> submit(
+      std::vector<Submission> requests, std::shared_ptr<StreamSignal> signal = nullptr);
   std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params);
   // Ends the request before its next step; its stream gets a final output with reason abort.
-  void abort(int64_t stream_id);
+  void abort(int64_t request_id);
   // Aborts every request in flight (each stream gets its final output) and joins the thread.
   void stop();
 
@@ -65,7 +77,7 @@ class AsyncEngine {
   void loop();
   bool wait_for_work();
   void admit(std::vector<Pending>& pending);
-  void apply_aborts(const std::vector<int64_t>& stream_ids);
+  void apply_aborts(const std::vector<int64_t>& request_ids);
   void run_step();
   void deliver(std::vector<RequestOutput>& outputs);
   void fail_all(const std::string& error);
@@ -82,12 +94,10 @@ class AsyncEngine {
   bool stopping_ = false;
   std::string fatal_error_;
   EngineStats stats_;
-  std::atomic<int64_t> next_id_{0};
   std::atomic<size_t> in_flight_{0};
 
   // Engine thread only.
-  std::unordered_map<int64_t, std::shared_ptr<RequestStream>> by_engine_id_;
-  std::unordered_map<int64_t, int64_t> engine_id_of_;  // stream id -> engine id
+  std::unordered_map<int64_t, std::shared_ptr<RequestStream>> streams_;  // by request id
   std::thread thread_;
 };
 

@@ -2,6 +2,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cassert>
 
 #include "core/error.h"
 #include "engine/device_sampling.h"
@@ -48,12 +49,17 @@ void Engine::validate_request(const std::vector<int32_t>& prompt,
   }
 }
 
-int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& params) {
+void Engine::add_request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params) {
   validate_request(prompt, params);
-  const int64_t id = next_id_++;
+  assert(id < next_id_.load() && !requests_.count(id));  // an id from new_request_ids, unused
   auto request = std::make_unique<Request>(id, std::move(prompt), params);
   scheduler_.add(request.get());
   requests_.emplace(id, std::move(request));
+}
+
+int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& params) {
+  const int64_t id = new_request_ids();
+  add_request(id, std::move(prompt), params);
   return id;
 }
 

@@ -4,6 +4,7 @@
 // server's engine thread) serialises add_request / abort_request / step.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -59,8 +60,13 @@ class Engine {
   // Throws Error for an empty or too long prompt, an out-of-vocabulary id or invalid sampling
   // parameters. Reads only immutable settings: safe to call from any thread.
   void validate_request(const std::vector<int32_t>& prompt, const SamplingParams& params) const;
-  // Queues a request after validate_request (throws, and queues nothing, when that does).
-  // Returns its id.
+  // Reserves n consecutive request ids and returns the first. The one counter of request ids
+  // (every front door takes its ids here); safe to call from any thread.
+  int64_t new_request_ids(int64_t n = 1) { return next_id_.fetch_add(n); }
+  // Queues a request under an id from new_request_ids, after validate_request (throws, and
+  // queues nothing, when that does).
+  void add_request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params);
+  // The same with a new id; returns it.
   int64_t add_request(std::vector<int32_t> prompt, const SamplingParams& params);
   // Ends the request now with the given reason (a stop string found by the caller, or kAbort) and
   // frees its blocks; the next step() reports it finished. False when the id is unknown or
@@ -104,7 +110,7 @@ class Engine {
   std::vector<RowSampling> rows_;       // [scheduled] device sampling settings
   std::vector<PenaltyToken> penalty_tokens_;
   std::vector<int32_t> sampled_;  // [scheduled] tokens sampled on the device
-  int64_t next_id_ = 0;
+  std::atomic<int64_t> next_id_{0};
 };
 
 }  // namespace shardlm

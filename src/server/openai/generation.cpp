@@ -11,63 +11,46 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// The engine requests of one HTTP request; aborts whatever is unfinished when destroyed.
+// The engine requests of one HTTP request, one per choice, read through one StreamSet: whichever
+// choice has output wakes the handler. Aborts whatever is unfinished when destroyed.
 class ChoiceSet {
  public:
   ChoiceSet(AsyncEngine& engine, std::vector<ChoiceInput> inputs) : engine_(engine) {
-    for (ChoiceInput& in : inputs) {
-      prompt_tokens_.push_back(static_cast<int32_t>(in.prompt.size()));
-      try {
-        streams_.push_back(engine.submit(std::move(in.prompt), in.params));
-      } catch (const Error& e) {
-        abort_unfinished();
-        throw ApiError(400, e.what());
+    std::vector<AsyncEngine::Submission> requests;
+    for (ChoiceInput& in : inputs) requests.push_back({std::move(in.prompt), in.params});
+    try {
+      for (auto& stream : engine.submit(std::move(requests), streams_.signal())) {
+        streams_.add(std::move(stream));
       }
+    } catch (const Error& e) {
+      throw ApiError(400, e.what());
     }
   }
   ~ChoiceSet() { abort_unfinished(); }
 
   size_t size() const { return streams_.size(); }
-  bool all_done() const {
-    for (const auto& s : streams_) {
-      if (!s->done()) return false;
-    }
-    return true;
-  }
+  // The id of the first choice's engine request (the choices have consecutive ids).
+  int64_t first_request_id() const { return streams_[0].id(); }
+  bool all_done() const { return streams_.all_done(); }
   // The next output of any choice, waiting up to `timeout` when none is ready.
-  std::optional<std::pair<int, RequestOutput>> next(milliseconds timeout) {
-    for (size_t k = 0; k < streams_.size(); ++k) {
-      const size_t i = (cursor_ + k) % streams_.size();
-      if (streams_[i]->done()) continue;
-      if (auto out = streams_[i]->next(milliseconds(0))) {
-        cursor_ = i + 1;
-        return std::make_pair(static_cast<int>(i), std::move(*out));
-      }
-    }
-    for (size_t i = 0; i < streams_.size(); ++i) {
-      if (streams_[i]->done()) continue;
-      if (auto out = streams_[i]->next(timeout)) return std::make_pair(int(i), std::move(*out));
-      break;
-    }
-    return std::nullopt;
+  std::optional<std::pair<size_t, RequestOutput>> next(milliseconds timeout) {
+    return streams_.next(timeout);
   }
   void abort_unfinished() {
-    for (const auto& s : streams_) {
-      if (!s->done()) engine_.abort(s->id());
+    for (size_t i = 0; i < streams_.size(); ++i) {
+      if (!streams_[i].done()) engine_.abort(streams_[i].id());
     }
   }
   std::string first_error() const {
-    for (const auto& s : streams_) {
-      if (!s->error().empty()) return s->error();
+    for (size_t i = 0; i < streams_.size(); ++i) {
+      if (std::string e = streams_[i].error(); !e.empty()) return e;
     }
     return {};
   }
 
  private:
   AsyncEngine& engine_;
-  std::vector<std::shared_ptr<RequestStream>> streams_;
-  std::vector<int32_t> prompt_tokens_;
-  size_t cursor_ = 0;
+  StreamSet streams_;
 };
 
 // Prompt tokens count once per prompt (not per choice), as OpenAI reports them.
@@ -80,7 +63,8 @@ int64_t prompt_usage(const std::vector<ChoiceInput>& choices, int n) {
 }
 
 // Waits for every choice; gives up (aborting them) as soon as the client is gone, so that a
-// client that timed out never leaves its generation holding KV blocks.
+// client that timed out never leaves its generation holding KV blocks. Outputs wake the wait at
+// once; the 100 ms timeout only paces the peek at the socket while nothing is ready.
 void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage,
                   const std::function<bool()>& client_connected, httplib::Response& res) {
   std::vector<ChoiceResult> results(set.size());
@@ -97,7 +81,7 @@ void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage,
     }
     if (!event) continue;
     auto& [index, out] = *event;
-    ChoiceResult& r = results[static_cast<size_t>(index)];
+    ChoiceResult& r = results[index];
     r.text += out.text;
     r.token_ids.insert(r.token_ids.end(), out.token_ids.begin(), out.token_ids.end());
     for (auto& lp : out.logprobs) r.logprobs.push_back(std::move(lp));
@@ -122,16 +106,18 @@ bool write_event(httplib::DataSink& sink, const std::string& event) {
   return sink.write(event.data(), event.size());
 }
 
-// Called by the HTTP library until it returns false or calls sink.done().
+// Called by the HTTP library until it returns false or calls sink.done(). An output wakes the
+// wait at once; the 50 ms timeout only paces the check for a gone client while nothing is ready.
 bool stream_step(StreamState& st, httplib::DataSink& sink) {
   auto event = st.set->next(milliseconds(50));
   if (!event && !sink.is_writable()) return false;  // the client left while nothing was ready
   if (event) {
     auto& [index, out] = *event;
-    const bool first = !st.started[static_cast<size_t>(index)];
-    st.started[static_cast<size_t>(index)] = true;
+    const bool first = !st.started[index];
+    st.started[index] = true;
     if (out.finish_reason) st.usage.completion_tokens += out.n_output_tokens;
-    if (!write_event(sink, sse_data(to_wire(st.format->chunk(index, out, first))))) return false;
+    const Json chunk = st.format->chunk(static_cast<int>(index), out, first);
+    if (!write_event(sink, sse_data(to_wire(chunk)))) return false;
   }
   if (!st.set->all_done()) return true;
   if (st.include_usage && !write_event(sink, sse_data(to_wire(st.format->usage_chunk(st.usage))))) {
@@ -173,8 +159,9 @@ std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
 }
 
 void respond_with_generation(const ServingContext& ctx, std::vector<ChoiceInput> choices,
-                             std::unique_ptr<ResponseFormat> format, const GenerationFields& fields,
-                             const HttpRequest& req, httplib::Response& res) {
+                             std::unique_ptr<ResponseFormat> format, const char* id_prefix,
+                             const GenerationFields& fields, const HttpRequest& req,
+                             httplib::Response& res) {
   if (ctx.draining) throw ApiError(503, "the server is shutting down; retry on another server");
   if (const std::string fatal = ctx.engine.fatal_error(); !fatal.empty()) {
     throw ApiError(503, "the engine cannot serve: " + fatal);
@@ -182,6 +169,7 @@ void respond_with_generation(const ServingContext& ctx, std::vector<ChoiceInput>
   Usage usage{prompt_usage(choices, fields.n), 0};
   const size_t n_choices = choices.size();
   auto set = std::make_unique<ChoiceSet>(ctx.engine, std::move(choices));
+  format->set_id(make_response_id(id_prefix, set->first_request_id()));
   if (!fields.stream) {
     respond_once(*set, *format, usage, req.client_connected, res);
     return;

@@ -28,9 +28,12 @@ std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
                                         const std::vector<std::vector<int32_t>>& prompts,
                                         const GenerationFields& fields);
 
-// Submits the choices and writes the response (a body, or an SSE stream when fields.stream).
+// Submits the choices and writes the response (a body, or an SSE stream when fields.stream). The
+// response id is id_prefix ("cmpl-", "chatcmpl-") with the first choice's request id
+// (make_response_id).
 void respond_with_generation(const ServingContext& ctx, std::vector<ChoiceInput> choices,
-                             std::unique_ptr<ResponseFormat> format, const GenerationFields& fields,
-                             const HttpRequest& req, httplib::Response& res);
+                             std::unique_ptr<ResponseFormat> format, const char* id_prefix,
+                             const GenerationFields& fields, const HttpRequest& req,
+                             httplib::Response& res);
 
 }  // namespace shardlm::server

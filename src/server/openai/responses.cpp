@@ -172,9 +172,9 @@ const char* finish_reason_name(RequestFinishReason reason) {
   return to_string(reason);
 }
 
-std::string make_response_id(const char* prefix) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{}{:016x}{:016x}", prefix, rng(), rng());
+std::string make_response_id(const char* prefix, int64_t request_id) {
+  static const uint64_t process_tag = std::mt19937_64{std::random_device{}()}();
+  return fmt::format("{}{:016x}-{}", prefix, process_tag, request_id);
 }
 
 std::string to_wire(const Json& j) {

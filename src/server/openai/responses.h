@@ -39,6 +39,8 @@ class ResponseFormat {
   // The chunk for one output of a choice; `first` on its first output.
   virtual Json chunk(int index, const RequestOutput& out, bool first) = 0;
   Json usage_chunk(const Usage& usage) const;
+  // The response id, known once the choices are submitted (make_response_id).
+  void set_id(std::string id) { meta_.id = std::move(id); }
 
  protected:
   ResponseFormat(ResponseMeta meta, const char* object, const char* chunk_object);
@@ -61,8 +63,11 @@ std::unique_ptr<ResponseFormat> chat_format(ResponseMeta meta, const Tokenizer& 
 
 Json usage_json(const Usage& usage);
 const char* finish_reason_name(RequestFinishReason reason);
-// "cmpl-" / "chatcmpl-" followed by 32 random hex digits.
-std::string make_response_id(const char* prefix);
+// The id of the response whose first choice is engine request `request_id`: the prefix ("cmpl-",
+// "chatcmpl-"), 16 hex digits drawn once per process (request ids restart with every process; the
+// tag keeps response ids apart across restarts and servers), '-' and the request id, e.g.
+// "cmpl-9f86d081884c7d65-42". The request id is the one the engine, its stream and logs use.
+std::string make_response_id(const char* prefix, int64_t request_id);
 // Serialises for the wire; invalid UTF-8 (a token cut mid-character) becomes U+FFFD.
 std::string to_wire(const Json& j);
 
