@@ -106,7 +106,7 @@ void bench_sampling() {
       params.push_back(shardlm::row_sampling(c.p, 1234 + static_cast<uint64_t>(r), 0));
     const double gpu_ms =
         median_ms(20, [&] { be.sample(dev, rows, vocab, params.data(), tokens.data(), nullptr); });
-    shardlm::Sampler sampler(c.p);
+    shardlm::Sampler sampler(c.p, 1234);
     const double cpu_ms = median_ms(3, [&] {
       be.to_host(dev, host.size(), copy.data());
       for (int64_t r = 0; r < rows; ++r)

@@ -63,7 +63,7 @@ FinishReason Generator::generate(const std::vector<int32_t>& prompt, const Sampl
   reset();
   stats = {};
   stats.prompt_tokens = static_cast<int>(prompt.size());
-  Sampler sampler(params);
+  Sampler sampler(params, sampling_seed(params));
   const double t0 = now_seconds();
   for (size_t i = 0; i < prompt.size(); i += static_cast<size_t>(max_batch_)) {
     const size_t end = std::min(prompt.size(), i + static_cast<size_t>(max_batch_));

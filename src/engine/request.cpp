@@ -3,7 +3,6 @@
 
 #include <cassert>
 #include <chrono>
-#include <random>
 
 namespace shardlm {
 
@@ -35,15 +34,6 @@ const char* to_string(RequestFinishReason reason) {
   return "?";
 }
 
-namespace {
-
-uint64_t random_seed() {
-  static thread_local std::random_device rd;
-  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-}
-
-}  // namespace
-
 double monotonic_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -53,8 +43,8 @@ Request::Request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& 
       prompt_(std::move(prompt)),
       tokens_(prompt_),
       params_(params),
-      sampler_(params),
-      sampling_seed_(params.seed ? *params.seed : random_seed()) {
+      sampling_seed_(shardlm::sampling_seed(params)),
+      sampler_(params, sampling_seed_) {
   times_.arrival = monotonic_seconds();
 }
 

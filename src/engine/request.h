@@ -58,8 +58,8 @@ class Request {
   BlockTable& block_table() { return blocks_; }
   const BlockTable& block_table() const { return blocks_; }
   Sampler& sampler() { return sampler_; }
-  // The key of the request's device-side draws (backend/sampling.h): its seed when it gives one,
-  // else a random one chosen at creation, so that unseeded requests draw independently.
+  // The key of the request's draws on the host and the device alike (engine/sampler.h): its
+  // seed when it gives one, else a random one chosen at creation.
   uint64_t sampling_seed() const { return sampling_seed_; }
 
   // State transitions; each asserts it is legal from the current state.
@@ -75,8 +75,8 @@ class Request {
   std::vector<int32_t> output_;
   std::vector<int32_t> tokens_;
   SamplingParams params_;
+  uint64_t sampling_seed_;  // before sampler_, which is built with it
   Sampler sampler_;
-  uint64_t sampling_seed_;
   RequestStatus status_ = RequestStatus::kWaiting;
   std::optional<RequestFinishReason> finish_reason_;
   int32_t n_computed_ = 0;

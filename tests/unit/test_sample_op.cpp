@@ -164,7 +164,7 @@ TEST(SampleOp, PenaltiesMatchTheHostSampler) {
     const auto row = random_row(vocab, rng);
     auto host = row;
     const int32_t want =
-        Sampler(sp).sample(host.data(), vocab, prompt, output);  // penalised in place
+        Sampler(sp, 0).sample(host.data(), vocab, prompt, output, 0);  // penalised in place
     std::vector<PenaltyToken> list;
     append_penalty_tokens(sp, prompt, output, list);
     RowSampling p = row_sampling(sp, 0, 0);

@@ -99,11 +99,12 @@ void apply_penalties(float* row, int64_t vocab, const RowSampling& p) {
   }
 }
 
-RowDraw sample_row(const float* row, int64_t vocab, const RowSampling& p) {
+namespace {
+
+RowDraw draw(const float* row, int64_t vocab, const RowSampling& p) {
   RowDraw d;
   if (p.greedy()) {
     d.token = first_argmax(row, vocab);
-    d.logprob = log_softmax_at(row, vocab, d.token);
     return d;
   }
   const Scaled r = scale_and_cut(row, vocab, p);
@@ -124,8 +125,19 @@ RowDraw sample_row(const float* row, int64_t vocab, const RowSampling& p) {
       break;
     }
   }
+  return d;
+}
+
+}  // namespace
+
+RowDraw sample_row(const float* row, int64_t vocab, const RowSampling& p) {
+  RowDraw d = draw(row, vocab, p);
   d.logprob = log_softmax_at(row, vocab, d.token);
   return d;
+}
+
+int32_t sample_token(const float* row, int64_t vocab, const RowSampling& p) {
+  return draw(row, vocab, p).token;
 }
 
 double kept_mass_before(const float* row, int64_t vocab, const RowSampling& p, int32_t token) {

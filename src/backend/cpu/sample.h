@@ -29,6 +29,8 @@ struct RowDraw {
 // whose kept cumulative mass exceeds philox_uniform(seed, counter) * (kept mass). Ties at a cut
 // are all kept.
 RowDraw sample_row(const float* row, int64_t vocab, const RowSampling& p);
+// sample_row's token alone, without the log-probability pass (the engine's host sampler).
+int32_t sample_token(const float* row, int64_t vocab, const RowSampling& p);
 
 // The kept mass of the ids below `token` under p's cuts (the CDF sample_row inverts).
 double kept_mass_before(const float* row, int64_t vocab, const RowSampling& p, int32_t token);
