@@ -2,9 +2,11 @@
 // the BF16 bytes one decode step must read and the decode rate that bandwidth allows (the
 // roofline docs/benchmarks.md compares measured tokens/s against); and sampling 256 rows of a
 // 128256-token vocabulary on the GPU against the host path it replaces (logits copied back, then
-// the CPU Sampler per row).
+// the CPU Sampler per row); and the decode GEMVs at the model's shapes (through the backend over
+// every layer, and each batch-1 kernel variant the per-shape dispatch chooses from).
 //
-//   bench_cuda [MODEL ...]   (a .gguf file or HF directory, or a dummy preset such as llama-3.1-8b)
+//   bench_cuda [--gemv-only] [MODEL ...]   (a .gguf file or HF directory, or a dummy preset such
+//   as llama-3.1-8b; --gemv-only leaves out the sampling case)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <functional>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "engine/device_sampling.h"
@@ -22,6 +25,7 @@
 #if SHARDLM_HAS_CUDA
 #include "backend/cuda/ceilings.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/gemv_sweep.h"
 #include "model/weights.h"
 #endif
 
@@ -116,39 +120,116 @@ void bench_sampling() {
                 cpu_ms, cpu_ms / gpu_ms);
   }
 }
-// One decode token's matrix products of layer 0 (and the output projection), each alone and
-// synchronised: the bandwidth each GEMV kernel reaches at this model's shapes, against the copy
-// ceiling (where decode's time goes before any fusion or graph).
+// Per-call milliseconds of op(l) for l in [0, calls), the calls captured once as a step graph
+// through the backend and replayed five times between synchronisations (as a decode step runs
+// them); with one call per layer each reads other weights than the last, so none comes from L2.
+double graph_ms_per_call(shardlm::cuda::CudaBackend& be, int calls,
+                         const std::function<void(int)>& op) {
+  static int64_t next_key = 1;
+  const shardlm::GraphKey key{&next_key, next_key++, 0, 0};
+  auto all = [&] {
+    for (int l = 0; l < calls; ++l) op(l);
+  };
+  all();
+  be.synchronize();
+  if (be.graph_capture_begin(key)) be.graph_capture_end(key);  // the first sighting runs eagerly
+  const bool captured = be.graph_capture_begin(key);
+  if (captured) {
+    all();
+    be.graph_capture_end(key);
+  }
+  constexpr int kReplays = 5;
+  const double ms = median_ms(10, [&] {
+    for (int r = 0; r < kReplays; ++r) {
+      if (!captured || !be.graph_replay(key)) all();  // graphs off: launched one by one
+    }
+    be.synchronize();
+  });
+  return ms / (kReplays * calls);
+}
+
+// One decode token's matrix products (batch 1 and 8) over every layer, and the output
+// projection: the bandwidth each GEMV kernel reaches at this model's shapes against the copy
+// ceiling. "sync" is the older figure: layer 0 alone, launched and synchronised each time.
 void bench_decode_gemv(const shardlm::Model& m, double copy_gb_per_s) {
   const shardlm::ModelConfig& c = m.config;
   shardlm::cuda::CudaBackend be(shardlm::cuda::CudaBackendOptions::for_model(c, 8, 256));
   be.prepare_weights(c, m.weights);
-  const shardlm::LayerWeights& L = m.weights.layers[0];
+  const auto& layers = m.weights.layers;
+  const int n_layers = static_cast<int>(layers.size());
   const int64_t widest = std::max<int64_t>({c.q_dim(), c.d_model, c.ffn_dim, c.vocab_size});
-  std::vector<float> ones(static_cast<size_t>(widest), 0.01f);
-  float* x = be.alloc_floats(ones.size());
-  be.from_host(ones.data(), ones.size(), x);
-  float *y1 = be.alloc_floats(ones.size()), *y2 = be.alloc_floats(ones.size()),
-        *y3 = be.alloc_floats(ones.size());
-  auto report = [&](const char* name, double bytes, const std::function<void()>& op) {
-    const double ms = median_ms(50, [&] {
-      op();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> xs(static_cast<size_t>(8 * widest));
+  for (float& v : xs) v = nd(rng);
+  float* x = be.alloc_floats(xs.size());
+  be.from_host(xs.data(), xs.size(), x);
+  float *y1 = be.alloc_floats(xs.size()), *y2 = be.alloc_floats(xs.size()),
+        *y3 = be.alloc_floats(xs.size());
+  auto mb = [](const shardlm::TensorView& t) { return 2.0 * static_cast<double>(t.numel()); };
+  std::printf(
+      "decode GEMVs (graph: us per call over %d layers, replayed as a step graph; sync: layer 0 "
+      "alone, synchronised each):\n  %-20s %9s %9s %9s %16s %9s %16s\n",
+      n_layers, "matrix", "MB", "sync us", "graph us", "GB/s (of copy)", "8 tok us",
+      "GB/s (of copy)");
+  auto report = [&](const char* name, double bytes, int calls,
+                    const std::function<void(int, int64_t)>& op) {
+    const double sync_ms = median_ms(50, [&] {
+      op(0, 1);
       be.synchronize();
     });
-    std::printf("  %-28s %8.1f us  %6.0f GB/s (%.0f%% of copy)\n", name, ms * 1e3, bytes / ms / 1e6,
-                100.0 * bytes / ms / 1e6 / copy_gb_per_s);
+    double ms[2], gbs[2];
+    const int64_t tokens[2] = {1, 8};
+    for (int i = 0; i < 2; ++i) {
+      ms[i] = graph_ms_per_call(be, calls, [&](int l) { op(l, tokens[i]); });
+      gbs[i] = bytes / ms[i] / 1e6;
+    }
+    std::printf("  %-20s %9.1f %9.1f %9.1f %8.0f (%3.0f%%) %9.1f %8.0f (%3.0f%%)\n", name,
+                bytes / 1e6, sync_ms * 1e3, ms[0] * 1e3, gbs[0], 100 * gbs[0] / copy_gb_per_s,
+                ms[1] * 1e3, gbs[1], 100 * gbs[1] / copy_gb_per_s);
   };
-  auto mb = [](const shardlm::TensorView& t) { return 2.0 * static_cast<double>(t.numel()); };
-  std::printf("decode GEMVs, 1 token, layer 0 (synchronised each):\n");
-  const shardlm::TensorView* qkv[] = {&L.wq, &L.wk, &L.wv};
-  float* ys[] = {y1, y2, y3};
-  report("q/k/v (matmul_shared_input)", mb(L.wq) + mb(L.wk) + mb(L.wv),
-         [&] { be.matmul_shared_input(qkv, ys, 3, x, 1); });
-  report("o (matmul)", mb(L.wo), [&] { be.matmul(L.wo, x, 1, y1); });
-  report("gate/up + silu", mb(L.w_gate) + mb(L.w_up),
-         [&] { be.gate_up_silu(L.w_gate, L.w_up, x, 1, y1, y2); });
-  report("down (matmul)", mb(L.w_down), [&] { be.matmul(L.w_down, x, 1, y1); });
-  report("output projection", mb(m.weights.output), [&] { be.matmul(m.weights.output, x, 1, y1); });
+  const auto& L0 = layers[0];
+  report("q/k/v", mb(L0.wq) + mb(L0.wk) + mb(L0.wv), n_layers, [&](int l, int64_t t) {
+    const auto& L = layers[static_cast<size_t>(l)];
+    const shardlm::TensorView* qkv[] = {&L.wq, &L.wk, &L.wv};
+    float* ys[] = {y1, y2, y3};
+    be.matmul_shared_input(qkv, ys, 3, x, t);
+  });
+  report("o", mb(L0.wo), n_layers,
+         [&](int l, int64_t t) { be.matmul(layers[static_cast<size_t>(l)].wo, x, t, y1); });
+  report("gate/up + silu", mb(L0.w_gate) + mb(L0.w_up), n_layers, [&](int l, int64_t t) {
+    const auto& L = layers[static_cast<size_t>(l)];
+    be.gate_up_silu(L.w_gate, L.w_up, x, t, y1, y2);
+  });
+  report("down", mb(L0.w_down), n_layers,
+         [&](int l, int64_t t) { be.matmul(layers[static_cast<size_t>(l)].w_down, x, t, y1); });
+  report("output projection", mb(m.weights.output), 2,
+         [&](int, int64_t t) { be.matmul(m.weights.output, x, t, y1); });
+}
+
+// Every batch-1 variant of the GEMV kernel at the model's shapes, each matrix in one allocation
+// (Q/K/V as one fused matrix): the table the per-shape dispatch was chosen from.
+void bench_gemv_variants(const shardlm::ModelConfig& c, double copy_gb_per_s) {
+  struct Case {
+    const char* name;
+    shardlm::cuda::GemvSweepShape shape;
+  };
+  const Case cases[] = {
+      {"q/k/v fused", {c.d_model, {c.q_dim(), c.kv_dim(), c.kv_dim()}, false}},
+      {"o", {c.q_dim(), {c.d_model}, false}},
+      {"gate/up + silu", {c.d_model, {c.ffn_dim}, true}},
+      {"down", {c.ffn_dim, {c.d_model}, false}},
+      {"output projection", {c.d_model, {c.vocab_size}, false}},
+  };
+  std::printf("GEMV variants at batch 1 (us per call in a graph over copies of the weights; * the "
+              "dispatched one):\n");
+  for (const Case& cs : cases) {
+    std::printf("  %s (k %lld):\n", cs.name, static_cast<long long>(cs.shape.k));
+    for (const auto& t : shardlm::cuda::sweep_gemv(cs.shape)) {
+      std::printf("    %c %-32s %8.1f us %6.0f GB/s (%3.0f%% of copy)\n", t.dispatched ? '*' : ' ',
+                  t.variant.c_str(), t.us, t.gb_per_s, 100 * t.gb_per_s / copy_gb_per_s);
+    }
+  }
 }
 #endif
 
@@ -165,14 +246,18 @@ int main(int argc, char** argv) {
   std::printf("copy bandwidth: %.0f GB/s (read + write)\nbf16 gemm 8192^3: %.0f TFLOP/s\n",
               c.copy_gb_per_s, c.gemm_tflops);
   std::printf("kernel launch, back to back: %.2f us\n", c.launch_us);
-  bench_sampling();
-  for (int i = 1; i < argc; ++i) {
+  int first = 1;
+  const bool gemv_only = argc > 1 && std::string(argv[1]) == "--gemv-only";
+  if (gemv_only) ++first;
+  if (!gemv_only) bench_sampling();
+  for (int i = first; i < argc; ++i) {
     const bool file = std::filesystem::exists(argv[i]);
     const auto model = shardlm::load_model(argv[i], file ? "auto" : "dummy");
     const double bytes = bf16_weight_bytes(*model);
     std::printf("%s: %.1f MB of BF16 weights read per decode step; roofline %.0f tokens/s\n",
                 argv[i], bytes / 1e6, c.copy_gb_per_s * 1e9 / bytes);
     bench_decode_gemv(*model, c.copy_gb_per_s);
+    bench_gemv_variants(model->config, c.copy_gb_per_s);
   }
   return 0;
 #else

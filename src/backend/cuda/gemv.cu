@@ -1,9 +1,14 @@
-// GEMV kernel: one warp per weight row, all of the batch's tokens at once (the row is read once),
-// over the rows of up to three weights laid end to end. Lane l reads elements [8l, 8l + 8) of
-// every 256-element stretch as one 16-byte load, four loads in flight.
+// GEMV kernel: each group of W warps (a block has four warps) reads R weight rows, all of the
+// batch's tokens at once (a row is read once), over the rows of up to three weights laid end to
+// end. A pass of a warp issues R x U 16-byte loads before it uses any: lane l reads elements
+// [8c, 8c + 8) for c = l, l + 32, ... of a 32U-vector chunk, so every warp-wide load is 512
+// contiguous bytes. The W warps of a group take alternate chunks of k (a split k, summed through
+// shared memory). The variant (R, U, W) is picked per shape by gemv_dispatch_variant, from
+// timings on an H200 (docs/benchmarks.md, bench_cuda's sweep).
 #include <cuda_bf16.h>
 
 #include <type_traits>
+#include <utility>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv.cuh"
@@ -13,7 +18,26 @@ namespace shardlm::cuda {
 
 namespace {
 
-constexpr int kRowsPerBlock = 8;  // one per warp
+constexpr int kWarps = 4;  // per block
+
+struct Variant {
+  int r, u, w;  // rows per warp group, 16-byte loads per lane and row in a pass, warps per row
+};
+// Batch-1 variants (the sweep times each); batches of 2 and more always take kBatchVariant.
+constexpr Variant kVariants[] = {{1, 4, 1}, {1, 8, 1}, {1, 16, 1}, {2, 4, 1},
+                                 {2, 8, 1}, {4, 4, 1}, {4, 2, 1},  {1, 4, 2},
+                                 {1, 8, 2}, {2, 4, 2}, {1, 4, 4},  {1, 2, 4}};
+constexpr int kVariantCount = sizeof(kVariants) / sizeof(kVariants[0]);
+constexpr int kBatchVariant = 3;  // (2, 4, 1): x read once for two rows
+
+// Weights are read once per step: bypass L1 (which keeps x) on the non-coherent path.
+__device__ __forceinline__ uint4 load_stream(const uint4* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
 
 __device__ __forceinline__ void bf16x8_to_float(const uint4& raw, float* f) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
@@ -25,95 +49,158 @@ __device__ __forceinline__ void bf16x8_to_float(const uint4& raw, float* f) {
   }
 }
 
-template <int NT>
-__global__ void __launch_bounds__(kRowsPerBlock * 32)
-    gemv_kernel(GemvSegments segs, int64_t k, const float* __restrict__ x) {
-  const int lane = threadIdx.x & 31;
-  int64_t j = int64_t{blockIdx.x} * kRowsPerBlock + (threadIdx.x >> 5);
-  int s = 0;  // the segment holding global row j
-  while (s < segs.count && j >= segs.n[s]) j -= segs.n[s++];
-  if (s == segs.count) return;
-  const int64_t n = segs.n[s];
-  const uint4* row = reinterpret_cast<const uint4*>(segs.w[s] + j * k);
-  float acc[NT];
+// acc[t][s] += w_s[8c .. 8c + 8) . x[t][8c .. 8c + 8), in element order (the same order in every
+// variant with W = 1, so their results are bit-identical).
+template <int NT, int S>
+__device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* __restrict__ x,
+                                           int64_t k, int64_t c, float (&acc)[NT][S]) {
+  float wf[S][8];
 #pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = 0.f;
-#pragma unroll 4
-  for (int64_t c = lane; c < k / 8; c += 32) {
-    float wf[8];
-    bf16x8_to_float(__ldg(row + c), wf);
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      const float4* xr = reinterpret_cast<const float4*>(x + t * k) + 2 * c;
-      const float4 a = xr[0], b = xr[1];
-      acc[t] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b.x + wf[5] * b.y +
-                wf[6] * b.z + wf[7] * b.w;
-    }
-  }
+  for (int s = 0; s < S; ++s) bf16x8_to_float(wv[s], wf[s]);
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    const float sum = warp_sum(acc[t]);
-    if (lane == 0) segs.y[s][t * n + j] = sum;
-  }
-}
-
-template <int NT>
-void launch(const GemvSegments& segs, int64_t k, const float* x, cudaStream_t stream) {
-  int64_t rows = 0;
-  for (int s = 0; s < segs.count; ++s) rows += segs.n[s];
-  const auto blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  gemv_kernel<NT><<<blocks, kRowsPerBlock * 32, 0, stream>>>(segs, k, x);
-}
-
-// The same loop over two rows (gate and up) at once, then SiLU(gate) * up.
-template <int NT>
-__global__ void __launch_bounds__(kRowsPerBlock * 32)
-    gate_up_kernel(const uint16_t* __restrict__ wg, const uint16_t* __restrict__ wu, int64_t k,
-                   int64_t n, const float* __restrict__ x, float* __restrict__ out) {
-  const int lane = threadIdx.x & 31;
-  const int64_t j = int64_t{blockIdx.x} * kRowsPerBlock + (threadIdx.x >> 5);
-  if (j >= n) return;
-  const uint4* rg = reinterpret_cast<const uint4*>(wg + j * k);
-  const uint4* ru = reinterpret_cast<const uint4*>(wu + j * k);
-  float ag[NT], au[NT];
+    const float4* xr = reinterpret_cast<const float4*>(x + t * k) + 2 * c;
+    const float4 a = __ldg(xr), b = __ldg(xr + 1);
+    const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-  for (int t = 0; t < NT; ++t) ag[t] = au[t] = 0.f;
-#pragma unroll 2
-  for (int64_t c = lane; c < k / 8; c += 32) {
-    float g8[8], u8[8];
-    bf16x8_to_float(__ldg(rg + c), g8);
-    bf16x8_to_float(__ldg(ru + c), u8);
+    for (int s = 0; s < S; ++s) {
 #pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      const float4* xr = reinterpret_cast<const float4*>(x + t * k) + 2 * c;
-      const float4 a = xr[0], b = xr[1];
-      ag[t] += g8[0] * a.x + g8[1] * a.y + g8[2] * a.z + g8[3] * a.w + g8[4] * b.x + g8[5] * b.y +
-               g8[6] * b.z + g8[7] * b.w;
-      au[t] += u8[0] * a.x + u8[1] * a.y + u8[2] * a.z + u8[3] * a.w + u8[4] * b.x + u8[5] * b.y +
-               u8[6] * b.z + u8[7] * b.w;
+      for (int i = 0; i < 8; ++i) acc[t][s] = fmaf(wf[s][i], xv[i], acc[t][s]);
     }
   }
+}
+
+// Global row j of the segments as (segment, row within it); j < the segments' total rows.
+__device__ __forceinline__ int segment_of(const GemvSegments& segs, int64_t& j) {
+  int s = 0;
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const float g = warp_sum(ag[t]), u = warp_sum(au[t]);
-    if (lane == 0) out[t * n + j] = g / (1.f + expf(-g)) * u;
+  for (int i = 0; i + 1 < kGemvMaxSegments; ++i) {
+    if (s == i && i + 1 < segs.count && j >= segs.n[i]) {
+      j -= segs.n[i];
+      s = i + 1;
+    }
+  }
+  return s;
+}
+
+// segs.w[s], segs.y[s], segs.n[s] by selects: a runtime index into the kernel's parameters would
+// copy them to local memory.
+template <typename T>
+__device__ __forceinline__ T pick(const T (&a)[kGemvMaxSegments], int s) {
+  static_assert(kGemvMaxSegments == 3);
+  return s == 0 ? a[0] : s == 1 ? a[1] : a[2];
+}
+
+// rows: the segments' total rows, or n for gate/up (segs.w = {gate, up}, segs.y[0] = out).
+// Grid: ceil(rows / (kWarps / W * R)) blocks of kWarps warps.
+template <int NT, int R, int U, int W, bool GATE>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_kernel(GemvSegments segs, int64_t k, int64_t rows, const float* __restrict__ x) {
+  constexpr int S = GATE ? 2 * R : R;  // weight rows streamed per warp
+  constexpr int kChunk = 32 * U;       // 16-byte vectors per warp and row in a pass
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int part = warp % W;  // this warp's share of k within its group
+  const int64_t row0 = (int64_t{blockIdx.x} * (kWarps / W) + warp / W) * R;
+  const uint4* wrow[S];
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+    int64_t j = row0 + (GATE ? s / 2 : s);
+    if (j >= rows) j = rows - 1;  // past the end: read a valid row, never stored
+    const int seg = GATE ? (s & 1) : segment_of(segs, j);
+    wrow[s] = reinterpret_cast<const uint4*>(pick(segs.w, seg) + j * k) + lane;
+  }
+  float acc[NT][S];
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int s = 0; s < S; ++s) acc[t][s] = 0.f;
+
+  const int64_t k8 = k / 8;
+  int64_t c0 = int64_t{part} * kChunk;
+  for (; c0 + kChunk <= k8; c0 += W * kChunk) {  // whole passes: every load issued, then used
+    uint4 wv[U][S];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int s = 0; s < S; ++s) wv[u][s] = load_stream(wrow[s] + c0 + u * 32);
+#pragma unroll
+    for (int u = 0; u < U; ++u) fma_vector<NT, S>(wv[u], x, k, c0 + u * 32 + lane, acc);
+  }
+  if (c0 < k8) {  // the last, partial pass of one warp (k not a multiple of the chunk)
+    uint4 wv[U][S];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int s = 0; s < S; ++s)
+        wv[u][s] = c0 + u * 32 + lane < k8 ? load_stream(wrow[s] + c0 + u * 32) : uint4{};
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t c = c0 + u * 32 + lane;
+      if (c < k8) fma_vector<NT, S>(wv[u], x, k, c, acc);
+    }
+  }
+
+#pragma unroll
+  for (int t = 0; t < NT; ++t)
+#pragma unroll
+    for (int s = 0; s < S; ++s) acc[t][s] = warp_sum(acc[t][s]);
+  if constexpr (W > 1) {  // the group's first warp adds the other warps' sums
+    __shared__ float partial[kWarps][NT * S];
+    if (lane == 0) {
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int s = 0; s < S; ++s) partial[warp][t * S + s] = acc[t][s];
+    }
+    __syncthreads();
+    if (part != 0) return;
+#pragma unroll
+    for (int p = 1; p < W; ++p)
+#pragma unroll
+      for (int t = 0; t < NT; ++t)
+#pragma unroll
+        for (int s = 0; s < S; ++s) acc[t][s] += partial[warp + p][t * S + s];
+  }
+  if (lane != 0) return;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    int64_t j = row0 + r;
+    if (j >= rows) break;
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if constexpr (GATE) {
+        const float g = acc[t][2 * r], u = acc[t][2 * r + 1];
+        segs.y[0][t * rows + j] = g / (1.f + expf(-g)) * u;
+      } else {
+        int64_t jl = j;
+        const int seg = segment_of(segs, jl);
+        pick(segs.y, seg)[t * pick(segs.n, seg) + jl] = acc[t][r];
+      }
+    }
   }
 }
 
-template <int NT>
-void launch_gate_up(const uint16_t* wg, const uint16_t* wu, int64_t k, int64_t n, const float* x,
-                    float* out, cudaStream_t stream) {
-  const auto blocks = static_cast<unsigned>((n + kRowsPerBlock - 1) / kRowsPerBlock);
-  gate_up_kernel<NT><<<blocks, kRowsPerBlock * 32, 0, stream>>>(wg, wu, k, n, x, out);
+template <int NT, int V, bool GATE>
+void launch(const GemvSegments& segs, int64_t k, int64_t rows, const float* x,
+            cudaStream_t stream) {
+  constexpr Variant p = kVariants[V];
+  constexpr int rows_per_block = kWarps / p.w * p.r;
+  const auto blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
+  gemv_kernel<NT, p.r, p.u, p.w, GATE><<<blocks, kWarps * 32, 0, stream>>>(segs, k, rows, x);
 }
 
-// Calls f(std::integral_constant<int, NT>{}) with NT = n_tokens (1..7), or 8 for 8 and above
+// Batch 1: variant v, one kernel instance per variant.
+template <bool GATE, int... Vs>
+void launch_one_token(int v, std::integer_sequence<int, Vs...>, const GemvSegments& segs,
+                      int64_t k, int64_t rows, const float* x, cudaStream_t stream) {
+  ((v == Vs ? launch<1, Vs, GATE>(segs, k, rows, x, stream) : void()), ...);
+}
+
+// Calls f(std::integral_constant<int, NT>{}) with NT = n_tokens (2..7), or 8 for 8 and above
 // (gemv_fits keeps callers within 8): one kernel instance per batch size.
 template <typename F>
 void with_token_count(int64_t n_tokens, F f) {
   switch (n_tokens) {
-    case 1:
-      return f(std::integral_constant<int, 1>{});
     case 2:
       return f(std::integral_constant<int, 2>{});
     case 3:
@@ -131,26 +218,76 @@ void with_token_count(int64_t n_tokens, F f) {
   }
 }
 
+template <bool GATE>
+void run(const GemvSegments& segs, int64_t k, int64_t rows, const float* x, int64_t n_tokens,
+         cudaStream_t stream) {
+  if (n_tokens == 1) {
+    const int v = gemv_dispatch_variant(k, rows, 1, GATE);
+    launch_one_token<GATE>(v, std::make_integer_sequence<int, kVariantCount>{}, segs, k, rows, x,
+                           stream);
+  } else {
+    with_token_count(n_tokens, [&](auto nt) {
+      launch<decltype(nt)::value, kBatchVariant, GATE>(segs, k, rows, x, stream);
+    });
+  }
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+int64_t total_rows(const GemvSegments& segs) {
+  int64_t rows = 0;
+  for (int s = 0; s < segs.count; ++s) rows += segs.n[s];
+  return rows;
+}
+
 }  // namespace
+
+int gemv_variant_count() {
+  return kVariantCount;
+}
+
+std::string gemv_variant_name(int v) {
+  const Variant& p = kVariants[v];
+  std::string name = std::to_string(p.r) + (p.r > 1 ? " rows x " : " row x ") +
+                     std::to_string(p.u) + " loads";
+  if (p.w > 1) name += ", k split " + std::to_string(p.w) + " ways";
+  return name;
+}
+
+int gemv_dispatch_variant(int64_t k, int64_t rows, int64_t n_tokens, bool gate_up) {
+  if (n_tokens > 1) return kBatchVariant;
+  return 1;  // (1, 8, 1)
+}
 
 void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
                         cudaStream_t stream) {
-  with_token_count(n_tokens, [&](auto nt) { launch<decltype(nt)::value>(segs, k, x, stream); });
-  SHARDLM_CUDA_CHECK_LAUNCH();
+  run<false>(segs, k, total_rows(segs), x, n_tokens, stream);
 }
 
 void gemv_gate_up_silu(const uint16_t* w_gate, const uint16_t* w_up, int64_t k, int64_t n,
                        const float* x, int64_t n_tokens, float* gate, cudaStream_t stream) {
-  with_token_count(n_tokens, [&](auto nt) {
-    launch_gate_up<decltype(nt)::value>(w_gate, w_up, k, n, x, gate, stream);
-  });
-  SHARDLM_CUDA_CHECK_LAUNCH();
+  const GemvSegments segs{{w_gate, w_up}, {gate}, {n, n}, 2};
+  run<true>(segs, k, n, x, n_tokens, stream);
 }
 
 void gemv_bf16(const uint16_t* w, int64_t k, int64_t n, const float* x, int64_t n_tokens, float* y,
                cudaStream_t stream) {
-  GemvSegments segs{{w}, {y}, {n}, 1};
+  const GemvSegments segs{{w}, {y}, {n}, 1};
   gemv_bf16_segments(segs, k, x, n_tokens, stream);
+}
+
+void gemv_bf16_variant(int v, const GemvSegments& segs, int64_t k, const float* x,
+                       cudaStream_t stream) {
+  launch_one_token<false>(v, std::make_integer_sequence<int, kVariantCount>{}, segs, k,
+                          total_rows(segs), x, stream);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void gemv_gate_up_silu_variant(int v, const uint16_t* w_gate, const uint16_t* w_up, int64_t k,
+                               int64_t n, const float* x, float* gate, cudaStream_t stream) {
+  const GemvSegments segs{{w_gate, w_up}, {gate}, {n, n}, 2};
+  launch_one_token<true>(v, std::make_integer_sequence<int, kVariantCount>{}, segs, k, n, x,
+                         stream);
+  SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace shardlm::cuda

@@ -1,11 +1,14 @@
 // The matmul for decode-sized batches (up to kGemvMaxTokens tokens): y = x W^T with BF16 weights,
 // fp32 activations and fp32 accumulation, one kernel and no activation conversion. A memory-bound
-// pass over W: each warp reads its weight rows with 16-byte loads. CPU reference: cpu::matmul.
+// pass over W with 16-byte loads, several of them in flight per lane and row; the kernel variant
+// (rows per warp, loads in flight, warps splitting a row's k) is chosen per shape. CPU reference:
+// cpu::matmul.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <string>
 
 namespace shardlm::cuda {
 
@@ -16,13 +19,13 @@ inline bool gemv_fits(int64_t k, int64_t n_tokens) {
   return n_tokens >= 1 && n_tokens <= kGemvMaxTokens && k % 8 == 0;
 }
 
-// y[t][j] = sum_i w[j][i] * x[t][i]; w: [n][k] bf16 bits; x: [n_tokens][k] fp32;
+// y[t][j] = sum_i w[j][i] * x[t][i]; w: [n][k] bf16 bits; x: [n_tokens][k] fp32, 16-byte aligned;
 // y: [n_tokens][n] fp32.
 void gemv_bf16(const uint16_t* w, int64_t k, int64_t n, const float* x, int64_t n_tokens, float* y,
                cudaStream_t stream);
 
 // Up to kGemvMaxSegments weights with the same input width k in one launch (Q/K/V, gate/up):
-// y[s] = x w[s]^T, w[s]: [n[s]][k].
+// y[s] = x w[s]^T, w[s]: [n[s]][k]; their rows are taken as one matrix of sum n[s] rows.
 inline constexpr int kGemvMaxSegments = 3;
 struct GemvSegments {
   const uint16_t* w[kGemvMaxSegments];
@@ -30,12 +33,23 @@ struct GemvSegments {
   int64_t n[kGemvMaxSegments];
   int count;
 };
+void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
+                        cudaStream_t stream);
+
 // gate[t][j] = silu(x[t] . w_gate[j]) * (x[t] . w_up[j]), both rows read by one warp;
 // w_gate, w_up: [n][k]; gate: [n_tokens][n].
 void gemv_gate_up_silu(const uint16_t* w_gate, const uint16_t* w_up, int64_t k, int64_t n,
                        const float* x, int64_t n_tokens, float* gate, cudaStream_t stream);
 
-void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
-                        cudaStream_t stream);
+// The batch-1 kernel variants the per-shape dispatch chooses from, for benchmarks (gemv_sweep):
+// variant v of gemv_bf16_segments / gemv_gate_up_silu at one token, and the one the dispatch
+// takes for a shape (rows: all segments' rows, or n for gate/up).
+int gemv_variant_count();
+std::string gemv_variant_name(int v);
+int gemv_dispatch_variant(int64_t k, int64_t rows, int64_t n_tokens, bool gate_up);
+void gemv_bf16_variant(int v, const GemvSegments& segs, int64_t k, const float* x,
+                       cudaStream_t stream);
+void gemv_gate_up_silu_variant(int v, const uint16_t* w_gate, const uint16_t* w_up, int64_t k,
+                               int64_t n, const float* x, float* gate, cudaStream_t stream);
 
 }  // namespace shardlm::cuda
