@@ -7,6 +7,7 @@
 #include "dist/launch_env.h"
 #include "dist/supervisor.h"
 #include "model/model.h"
+#include "model/weights_fingerprint.h"
 
 namespace shardlm::app {
 
@@ -17,6 +18,7 @@ struct DoctorArgs {
   std::string model;
   std::string load_format = "auto";
   bool no_model = false;
+  bool verify_weights = false;
   double probe_timeout = 2;
 };
 
@@ -28,7 +30,9 @@ int run(DoctorArgs& a) {
   if (!model.empty()) {
     const auto m = load_model(model, a.load_format);
     dist::validate_parallel(info.parallel, info.world_size, info.nnodes, m->config);
-    o.fingerprint = dist::model_fingerprint(*m);
+    const HashCache cache = a.verify_weights ? HashCache::refresh : HashCache::use;
+    o.fingerprint = weights_fingerprint(*m, cache).str();
+    if (a.verify_weights) fmt::print("weights of {}: fingerprint {} (every file hashed again)\n", model, o.fingerprint);
   }
   if (info.world_size == 1) {
     fmt::print("shardlm doctor: one rank ({} launch); nothing to check across nodes\n", info.mode);
@@ -66,6 +70,8 @@ void add_doctor_command(CLI::App& app) {
   cmd->add_option("-m,--model", a->model, "model to fingerprint (default: the default model)");
   add_load_format_flag(*cmd, a->load_format);
   cmd->add_flag("--no-model", a->no_model, "skip the model fingerprint check");
+  cmd->add_flag("--verify-weights", a->verify_weights,
+                "hash every weight file again instead of trusting the cached hashes");
   cmd->add_option("--probe-timeout", a->probe_timeout, "seconds per reachability probe")
       ->check(CLI::Range(0.1, 60.0));
   a->launch.dist_timeout = 30;  // doctor answers in seconds; set first so --help shows it

@@ -98,8 +98,9 @@ void run_serve(ServeOptions& o) {
     resolve_model(o.args.engine.model,
                   o.args.engine.load_format);  // fetch the default model once, before the children
     std::exit(dist::supervise_local_ranks(
-        {info.local_world_size, info.node_rank == 0, o.args.shutdown_grace + 5}));
+        {info.local_world_size, info.node_rank == 0, o.args.shutdown_grace + 15}));
   }
+  dist::follow_supervisor();
   o.args.group = group_options(info, o.group);
   o.args.engine.model = resolve_model(o.args.engine.model, o.args.engine.load_format);
   o.args.engine.enable_prefix_caching = !o.no_prefix_caching;

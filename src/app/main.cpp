@@ -7,13 +7,16 @@
 #include <iostream>
 
 #include "app/commands.h"
+#include "core/build_info.h"
 #include "core/error.h"
+#include "core/shutdown_signals.h"
 
 int main(int argc, char** argv) {
+  shardlm::shutdown_signals::install();  // before any thread: see shutdown_signals.h
   spdlog::set_default_logger(spdlog::stderr_color_mt("shardlm"));
   spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
   CLI::App app{"shardlm: LLM inference across GPUs and machines"};
-  app.set_version_flag("--version", std::string("shardlm ") + SHARDLM_VERSION);
+  app.set_version_flag("--version", "shardlm " + shardlm::build_id());
   app.require_subcommand(1);
   shardlm::app::add_generate_command(app);
   shardlm::app::add_tokenize_commands(app);

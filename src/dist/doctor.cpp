@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/build_info.h"
 #include "core/error.h"
+#include "model/weights_fingerprint.h"
 #include "dist/comm_bench.h"
 #include "dist/gloo_communicator.h"
 #include "dist/net_probe.h"
@@ -63,7 +65,7 @@ json hello(const DoctorOptions& o, const std::string& address, int probe_port) {
           {"probe_port", probe_port},
           {"shm", shm_bytes()},
           {"ifname_problem", ifname_problem()},
-          {"version", SHARDLM_VERSION},
+          {"version", build_id()},
           {"fingerprint", o.fingerprint},
           {"layout", fmt::format("tp {} x pp {} = {}", g.tp, g.pp, g.world_size)}};
 }
@@ -104,8 +106,9 @@ std::string rank_problem(const std::vector<json>& hellos, const std::vector<json
     return fmt::format("shardlm {} but the master runs {}", h["version"].get<std::string>(),
                        m["version"].get<std::string>());
   if (h["fingerprint"] != m["fingerprint"])
-    return fmt::format("model fingerprint {} differs from the master's {} (another model file?)",
-                       h["fingerprint"].get<std::string>(), m["fingerprint"].get<std::string>());
+    return "model fingerprint differs from the master's: " +
+           fingerprint_difference(h["fingerprint"].get<std::string>(),
+                                  m["fingerprint"].get<std::string>());
   if (h["layout"] != m["layout"])
     return fmt::format("layout {} but the master has {}", h["layout"].get<std::string>(),
                        m["layout"].get<std::string>());
@@ -133,19 +136,19 @@ std::string size_text(uint64_t bytes) {
 
 std::string node_table(const std::vector<json>& hellos, const std::vector<std::string>& problems) {
   std::string out =
-      fmt::format("{:<5} {:<5} {:<16} {:<16} {:<8} {:<10} {:<8} {:<17} {}\n", "rank", "node",
+      fmt::format("{:<5} {:<5} {:<16} {:<16} {:<8} {:<10} {:<33} {:<33} {}\n", "rank", "node",
                   "host", "address", "iface", "/dev/shm", "version", "model", "verdict");
   for (size_t r = 0; r < hellos.size(); ++r) {
     const json& h = hellos[r];
     const std::string verdict = problems[r].empty() ? "ok" : "NOT READY: " + problems[r];
     if (h.is_null()) {
-      out += fmt::format("{:<5} {:<5} {:<16} {:<16} {:<8} {:<10} {:<8} {:<17} {}\n", r, "?", "?",
+      out += fmt::format("{:<5} {:<5} {:<16} {:<16} {:<8} {:<10} {:<33} {:<33} {}\n", r, "?", "?",
                          "?", "?", "?", "?", "?", verdict);
       continue;
     }
     const std::string fp = h["fingerprint"].get<std::string>();
     const uint64_t shm = h["shm"];
-    out += fmt::format("{:<5} {:<5} {:<16} {:<16} {:<8} {:<10} {:<8} {:<17} {}{}\n", r,
+    out += fmt::format("{:<5} {:<5} {:<16} {:<16} {:<8} {:<10} {:<33} {:<33} {}{}\n", r,
                        h["node"].get<int>(), h["host"].get<std::string>(),
                        h["address"].get<std::string>(), h["iface"].get<std::string>(),
                        size_text(shm), h["version"].get<std::string>(), fp.empty() ? "-" : fp,

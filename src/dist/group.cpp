@@ -10,9 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/build_info.h"
 #include "core/error.h"
+#include "dist/connect_watchdog.h"
 #include "dist/device_communicator.h"
 #include "dist/parallel_config.h"
+#include "dist/rendezvous.h"
+#include "model/weights_fingerprint.h"
 
 namespace shardlm::dist {
 
@@ -43,22 +47,38 @@ GroupOptions GroupOptions::from_launch(const LaunchInfo& info, const LaunchFlags
   return g;
 }
 
-std::string model_fingerprint(const Model& model) {
-  std::string text = model.config.summary();
-  for (const auto& [type, count] : model.tensor_type_counts()) {
-    text += fmt::format("|{}={}", type, count);
-  }
-  text += fmt::format("|bytes={}", model.weight_bytes());
-  return fmt::format("{:016x}", XXH3_64bits(text.data(), text.size()));
+GroupRecord Group::record() const {
+  GroupRecord r;
+  r.build = build_id();
+  r.world_size = options_.world_size;
+  r.tp = options_.tp;
+  r.pp = options_.pp;
+  r.nnodes = options_.nnodes;
+  r.master_host = is_master() ? host_name() : options_.master_host;
+  return r;
 }
 
-Group::Group(const GroupOptions& o) : options_(o) {
+Group::Group(const GroupOptions& o) : options_(o), started_(std::chrono::steady_clock::now()) {
   if (o.rank == 0) {
     server_ = std::make_unique<StoreServer>(o.master_host, o.master_port, o.token);
     options_.master_port = server_->port();  // when 0 was asked: the port it got
+    server_->set("group", record().to_json());
   }
   store_ = std::make_unique<StoreClient>(options_.master_host, options_.master_port, o.token,
                                          o.startup_timeout);
+  if (o.rank != 0) {
+    announce(*store_, o.rank, record(), host_name());
+    heartbeat_ = std::make_unique<Heartbeat>(options_.master_host, options_.master_port, o.token,
+                                             o.rank);
+  }
+}
+
+void Group::report_failure(const std::string& why) {
+  if (is_master()) {
+    abort_startup(why);
+  } else if (!verdict_published_) {
+    report_startup_failure(*store_, options_.rank, host_name(), why);
+  }
 }
 
 Group::~Group() = default;
@@ -69,8 +89,8 @@ Hello Group::hello(const Model& model, const Backend& backend, int liveness_port
   h.host = host_name();
   h.address = local_address_towards(options_.master_host, options_.master_port);
   h.liveness_port = liveness_port;
-  h.version = SHARDLM_VERSION;
-  h.fingerprint = model_fingerprint(model);
+  h.version = build_id();
+  h.fingerprint = weights_fingerprint(model).str();
   h.tp = options_.tp;
   h.pp = options_.pp;
   h.world_size = options_.world_size;
@@ -78,26 +98,26 @@ Hello Group::hello(const Model& model, const Backend& backend, int liveness_port
   return h;
 }
 
-std::map<int, std::string> Group::wait_for_hellos() {
+std::map<int, std::string> Group::wait_for_hellos(std::string& problem) {
   using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now(), deadline = start + options_.startup_timeout;
-  auto next_log = start + std::chrono::seconds(10);
+  Roster roster(*server_, options_.world_size, started_, options_.startup_timeout,
+                store_->address());
+  auto next_log = Clock::now() + std::chrono::seconds(10), next_status = Clock::now();
   std::map<int, std::string> hellos;
   while (true) {
-    std::string missing;
-    for (int r = 1; r < options_.world_size; ++r) {
-      std::string text;
-      if (hellos.count(r) == 0 && server_->peek("hello/" + std::to_string(r), text)) {
-        hellos[r] = text;
-      }
-      if (hellos.count(r) == 0) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+    problem = roster.check(hellos);
+    if (!problem.empty() || static_cast<int>(hellos.size()) == options_.world_size - 1) {
+      return hellos;
     }
-    if (missing.empty() || Clock::now() >= deadline) return hellos;
+    if (Clock::now() >= next_status) {  // the workers log it while they wait
+      server_->set("status", roster.waiting_for(hellos));
+      next_status += std::chrono::seconds(1);
+    }
     if (Clock::now() >= next_log) {  // say who is late instead of waiting silently
-      spdlog::info("waiting for rank(s) {} of {} to join ({:.0f} of {} s, rendezvous at {})",
-                   missing, options_.world_size,
-                   std::chrono::duration<double>(Clock::now() - start).count(),
-                   options_.startup_timeout.count() / 1000, store_->address());
+      spdlog::info("{} of {} ({:.0f} s since the rendezvous opened at {})",
+                   roster.waiting_for(hellos), options_.world_size,
+                   std::chrono::duration<double>(Clock::now() - started_).count(),
+                   store_->address());
       next_log += std::chrono::seconds(10);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -105,14 +125,12 @@ std::map<int, std::string> Group::wait_for_hellos() {
 }
 
 void Group::check_hellos(const Hello& mine) {
-  const std::map<int, std::string> hellos = wait_for_hellos();
-  std::string verdict = "ok", missing;
+  std::string problem;
+  const std::map<int, std::string> hellos = wait_for_hellos(problem);
+  std::string verdict = "ok";
   for (int r = 1; r < options_.world_size; ++r) {
     const auto it = hellos.find(r);
-    if (it == hellos.end()) {
-      missing += (missing.empty() ? "" : ", ") + std::to_string(r);
-      continue;
-    }
+    if (it == hellos.end()) continue;
     const auto other = nlohmann::json::parse(it->second);
     peers_.push_back(
         {r, other.value("host", ""), other.value("address", ""), other.value("liveness_port", 0)});
@@ -122,12 +140,7 @@ void Group::check_hellos(const Hello& mine) {
                             other.value("host", ""), host_name(), d);
     }
   }
-  if (!missing.empty()) {
-    verdict = fmt::format(
-        "rank(s) {} of {} did not join within {} s (rendezvous at {}); start them, "
-        "or check --nnodes/--node-rank/--dist-init-addr on every node",
-        missing, options_.world_size, options_.startup_timeout.count() / 1000, store_->address());
-  }
+  if (!problem.empty()) verdict = problem;
   if (verdict == "ok") {
     try {
       plan_ = make_plan(mine, hellos);
@@ -203,7 +216,12 @@ void Group::abort_startup(const std::string& reason) {
 }
 
 void Group::join(const Model& model, Backend& backend) {
-  validate_parallel(parallel(), options_.world_size, options_.nnodes, model.config);
+  try {
+    validate_parallel(parallel(), options_.world_size, options_.nnodes, model.config);
+  } catch (const Error& e) {
+    report_failure(fmt::format("the layout does not fit the model: {}", e.what()));
+    throw;
+  }
   liveness_ = std::make_unique<ProbeListener>(
       local_address_towards(options_.master_host, options_.master_port));
   const Hello mine = hello(model, backend, liveness_->port());
@@ -211,11 +229,13 @@ void Group::join(const Model& model, Backend& backend) {
     check_hellos(mine);
   } else {
     store_->set("hello/" + std::to_string(options_.rank), mine.to_json());
-    const std::string verdict = store_->get("verdict");
+    const std::string verdict = wait_for_verdict(*store_, options_.rank);
+    verdict_published_ = true;  // from here on the master knows this rank
     if (verdict != "ok") fail("the master stopped the group: {}", verdict);
     plan_ = CommPlan::from_json(store_->get("comm-plan"));
   }
   connect(model, backend);
+  if (is_master()) server_->set("state", "serving");
   spdlog::info("rank {} of {} joined the group (master {}); {}", options_.rank, options_.world_size,
                store_->address(), plan_.describe());
 }
@@ -237,6 +257,13 @@ std::unique_ptr<Communicator> Group::nccl(const std::string& key, const std::str
 // In an order no two ranks can wait on each other in: the world, the stage's TP group, then the
 // link from the previous stage and the link to the next (a chain along the pipeline).
 void Group::connect(const Model& model, Backend& backend) {
+  const ConnectWatchdog watchdog(options_.startup_timeout, [this] {
+    return fmt::format(
+        "rank {}: connecting the collectives (Gloo/NCCL) with the other {} ranks did not finish "
+        "within {} s (--dist-timeout); likely cause: {}",
+        options_.rank, options_.world_size - 1, options_.startup_timeout.count() / 1000,
+        likely_connect_cause(options_.master_host));
+  });
   comm_ = std::make_unique<GlooCommunicator>(*store_, "gloo/", options_.rank, options_.world_size,
                                              options_.startup_timeout);
   comm_->set_timeout(options_.steady_timeout);

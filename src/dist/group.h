@@ -18,6 +18,7 @@
 #include "dist/launch_env.h"
 #include "dist/net_probe.h"
 #include "dist/rank_stats.h"
+#include "dist/rendezvous.h"
 #include "dist/stage_shard.h"
 #include "dist/store.h"
 #include "model/model.h"
@@ -76,6 +77,9 @@ class Group {
   // The master failed before its verdict (e.g. the KV cache does not fit): tells the waiting
   // ranks why, so they stop now instead of at the start-up timeout. No-op elsewhere or later.
   void abort_startup(const std::string& reason);
+  // Start-up failed on this rank: the master stops the group (abort_startup); a worker tells the
+  // master why (rendezvous.h), so the group stops at once naming it.
+  void report_failure(const std::string& why);
   const GroupOptions& options() const { return options_; }
 
  private:
@@ -88,12 +92,16 @@ class Group {
   std::unique_ptr<Communicator> nccl(const std::string& key, const std::string& name,
                                      const std::vector<int>& ranks, Backend& backend,
                                      std::unique_ptr<Communicator> host);
-  // The master: every other rank's hello as it arrives, until all are in or the start-up timeout.
-  std::map<int, std::string> wait_for_hellos();
+  // The master: every other rank's hello as it arrives, until all are in or `problem` says why
+  // the group cannot form (rendezvous.h's Roster).
+  std::map<int, std::string> wait_for_hellos(std::string& problem);
+  GroupRecord record() const;
 
   GroupOptions options_;
   std::unique_ptr<StoreServer> server_;
   std::unique_ptr<StoreClient> store_;
+  std::chrono::steady_clock::time_point started_;  // the store opened (master) / first contact
+  std::unique_ptr<Heartbeat> heartbeat_;            // workers
   std::unique_ptr<GlooCommunicator> comm_;
   std::unique_ptr<Communicator> tp_comm_;
   std::unique_ptr<Communicator> prev_link_, next_link_;  // NCCL pipeline links (else world)
@@ -108,8 +116,5 @@ class Group {
   };
   std::vector<Peer> peers_;  // the master's roster from the hellos
 };
-
-// Hash of the config and every tensor's name, type and shape.
-std::string model_fingerprint(const Model& model);
 
 }  // namespace shardlm::dist

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "model/weights_fingerprint.h"
 
 namespace shardlm::dist {
 
@@ -61,7 +62,15 @@ std::string hello_difference(const std::string& a_text, const std::string& b_tex
   for (auto* j : {&a, &b}) {
     if (!j->contains("hello_version")) (*j)["hello_version"] = 1;
   }
-  for (const char* key : {"hello_version", "version", "fingerprint", "tp", "pp", "world_size"}) {
+  if (a["version"] != b["version"]) {
+    return fmt::format("build: shardlm {} vs {}; run the same build (the same commit) on every node",
+                       a["version"].dump(), b["version"].dump());
+  }
+  if (a["fingerprint"] != b["fingerprint"]) {
+    return "model fingerprint: " + fingerprint_difference(a.value("fingerprint", std::string()),
+                                                          b.value("fingerprint", std::string()));
+  }
+  for (const char* key : {"hello_version", "tp", "pp", "world_size"}) {
     if (a[key] != b[key]) return fmt::format("{}: {} vs {}", key, a[key].dump(), b[key].dump());
   }
   return {};

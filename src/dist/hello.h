@@ -17,8 +17,8 @@ struct Hello {
   std::string host;     // host name
   std::string address;  // the local address that reaches the master
   int liveness_port = 0;
-  std::string version;      // shardlm's
-  std::string fingerprint;  // model_fingerprint()
+  std::string version;      // shardlm's build_id(): version and commit
+  std::string fingerprint;  // weights_fingerprint().str(): layout/contents
   int tp = 1;
   int pp = 1;
   int world_size = 1;

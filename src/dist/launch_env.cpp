@@ -562,7 +562,7 @@ void add_launch_flags(CLI::App& cmd, LaunchFlags& f) {
   cmd.add_option("--ips", f.ips,
                  "every node's address, the master first; a node finds its rank by its own address")
       ->delimiter(',');
-  cmd.add_option("--dist-timeout", f.dist_timeout, "seconds to wait for every rank at start-up")
+  cmd.add_option("--dist-timeout", f.dist_timeout, "seconds every rank gets to reach the master's rendezvous and to connect (ranks that reached it may load their model for longer)")
       ->check(CLI::Range(1.0, 86400.0))
       ->capture_default_str();
   cmd.add_option("--dist-step-timeout", f.step_timeout,

@@ -48,7 +48,7 @@ struct LaunchFlags {
   std::optional<int> local_rank;      // --local-rank (the supervisor's children; also env)
   std::string dist_init_addr;         // --dist-init-addr HOST:PORT
   std::vector<std::string> ips;       // --ips IP0,IP1,...
-  double dist_timeout = 300;          // --dist-timeout: seconds to wait for every rank at start-up
+  double dist_timeout = 30;  // --dist-timeout: seconds for every rank to reach the rendezvous
   double step_timeout = 10;           // --dist-step-timeout: a collective's limit while serving
   std::string cluster_token;          // --cluster-token (env SHARDLM_CLUSTER_TOKEN)
   std::string dist_backend = "auto";  // --dist-backend auto|nccl|gloo (env SHARDLM_DIST_BACKEND)

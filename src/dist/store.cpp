@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/secret_compare.h"
+#include "dist/net_probe.h"
 #include "server/elastic_task_queue.h"
 
 namespace shardlm::dist {
@@ -21,6 +22,7 @@ namespace {
 constexpr const char* kKeyHeader = "X-Shardlm-Key";
 constexpr const char* kTokenHeader = "X-Shardlm-Token";
 constexpr const char* kTimeoutHeader = "X-Shardlm-Timeout-Ms";
+constexpr const char* kAliveKeyHeader = "X-Shardlm-Alive-Key";
 
 using Clock = std::chrono::steady_clock;
 
@@ -78,6 +80,16 @@ StoreServer::StoreServer(const std::string& host, int port, std::string token)
   http_->Post("/set", [this](const httplib::Request& req, httplib::Response&) {
     set(req.get_header_value(kKeyHeader), req.body);
   });
+  http_->Post("/claim", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto stale = wait_of(req);
+    if (!stale) return refuse(res, 400, std::string(kTimeoutHeader) + " must be milliseconds");
+    std::string holder;
+    if (!claim(req.get_header_value(kKeyHeader), req.body, req.get_header_value(kAliveKeyHeader),
+               *stale, holder)) {
+      res.status = 409;
+      res.set_content(holder, "application/octet-stream");
+    }
+  });
   http_->Get("/get", [this](const httplib::Request& req, httplib::Response& res) {
     const auto wait = wait_of(req);
     if (!wait) return refuse(res, 400, std::string(kTimeoutHeader) + " must be milliseconds");
@@ -112,8 +124,34 @@ void StoreServer::set(const std::string& key, std::string value) {
   {
     std::lock_guard lock(mu_);
     kv_[key] = std::move(value);
+    set_at_[key] = Clock::now();
   }
   cv_.notify_all();
+}
+
+bool StoreServer::claim(const std::string& key, std::string value, const std::string& alive_key,
+                        std::chrono::milliseconds stale, std::string& holder) {
+  {
+    std::lock_guard lock(mu_);
+    const auto it = kv_.find(key);
+    const auto alive = set_at_.find(alive_key);
+    const bool gone = alive == set_at_.end() || Clock::now() - alive->second > stale;
+    if (it != kv_.end() && !gone) {
+      holder = it->second;
+      return false;
+    }
+    kv_[key] = std::move(value);
+    set_at_[key] = set_at_[alive_key] = Clock::now();  // the new holder counts as alive
+  }
+  cv_.notify_all();
+  return true;
+}
+
+std::chrono::milliseconds StoreServer::age(const std::string& key) {
+  std::lock_guard lock(mu_);
+  const auto it = set_at_.find(key);
+  if (it == set_at_.end()) return std::chrono::milliseconds(-1);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - it->second);
 }
 
 bool StoreServer::peek(const std::string& key, std::string& value) {
@@ -162,6 +200,31 @@ httplib::Result with_retries(Clock::time_point deadline, const std::string& addr
   }
 }
 
+// Why the master's rendezvous could not be reached, in words: a fresh TCP probe tells a refused
+// connection (nothing listens: the master is not started, or the port is wrong) from silence (a
+// firewall drops the packets, or the host is down) and from a missing route.
+std::string unreachable_message(const std::string& address, std::chrono::milliseconds waited,
+                                httplib::Error error) {
+  const size_t colon = address.rfind(':');
+  const std::string probe = probe_tcp(address.substr(0, colon), std::stoi(address.substr(colon + 1)),
+                                      std::chrono::milliseconds(2000));
+  std::string cause;
+  if (probe.find("refused") != std::string::npos) {
+    cause = "nothing listens there: the master node is not started (yet), or --dist-init-addr's "
+            "port differs from the master's";
+  } else if (probe.find("no answer") != std::string::npos) {
+    cause = "no answer at all: a firewall drops the port, or the host is down or unreachable";
+  } else if (probe == "ok") {
+    cause = "it accepts connections but does not answer as a shardlm rendezvous: another "
+            "program holds that port";
+  } else {
+    cause = probe + ": check the address in --dist-init-addr and this node's routes";
+  }
+  return fmt::format("cannot reach the master's rendezvous at {} within {:.0f} s ({}): {}", address,
+                     std::chrono::duration<double>(waited).count(), httplib::to_string(error),
+                     cause);
+}
+
 }  // namespace
 
 void StoreClient::set(const std::string& key, const std::string& value) {
@@ -171,15 +234,32 @@ void StoreClient::set(const std::string& key, const std::string& value) {
   const auto r = with_retries(Clock::now() + timeout_, address(), [&] {
     return cli.Post("/set", headers, value, "application/octet-stream");
   });
-  if (!r) {
-    fail(
-        "cannot reach the master's rendezvous at {} within {} s ({}); check --dist-init-addr and "
-        "that the master node is started and reachable",
-        address(), timeout_.count() / 1000, httplib::to_string(r.error()));
-  }
+  if (!r) fail("{}", unreachable_message(address(), timeout_, r.error()));
   if (r->status == 403) fail("the master at {} refused this node: {}", address(), r->body);
   if (r->status != 200)
     fail("rendezvous at {}: set '{}' failed (HTTP {})", address(), key, r->status);
+}
+
+bool StoreClient::claim(const std::string& key, const std::string& value,
+                        const std::string& alive_key, std::chrono::milliseconds stale,
+                        std::string& holder) {
+  httplib::Client cli(host_, port_);
+  cli.set_connection_timeout(std::chrono::seconds(5));
+  const httplib::Headers headers{{kKeyHeader, key},
+                                 {kTokenHeader, token_},
+                                 {kAliveKeyHeader, alive_key},
+                                 {kTimeoutHeader, std::to_string(stale.count())}};
+  const auto r = with_retries(Clock::now() + timeout_, address(), [&] {
+    return cli.Post("/claim", headers, value, "application/octet-stream");
+  });
+  if (!r) fail("{}", unreachable_message(address(), timeout_, r.error()));
+  if (r->status == 403) fail("the master at {} refused this node: {}", address(), r->body);
+  if (r->status == 409) {
+    holder = r->body;
+    return false;
+  }
+  if (r->status != 200) fail("rendezvous at {}: claim '{}' failed (HTTP {})", address(), key, r->status);
+  return true;
 }
 
 bool StoreClient::try_get(const std::string& key, std::chrono::milliseconds timeout,
@@ -196,12 +276,7 @@ bool StoreClient::try_get(const std::string& key, std::chrono::milliseconds time
         {kTokenHeader, token_},
         {kTimeoutHeader, std::to_string(std::max<int64_t>(0, left.count()))}};
     const auto r = with_retries(deadline, address(), [&] { return cli.Get("/get", headers); });
-    if (!r) {
-      fail(
-          "cannot reach the master's rendezvous at {} ({}); check --dist-init-addr and that the "
-          "master node is started and reachable",
-          address(), httplib::to_string(r.error()));
-    }
+    if (!r) fail("{}", unreachable_message(address(), timeout, r.error()));
     if (r->status == 403) fail("the master at {} refused this node: {}", address(), r->body);
     if (r->status == 200) {
       value = r->body;

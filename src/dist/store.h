@@ -27,10 +27,16 @@ class StoreServer {
   int port() const { return port_; }
   // The value of `key` if it is set (no waiting): the master reads what ranks publish.
   bool peek(const std::string& key, std::string& value);
+  // How long ago `key` was last set (by anyone), or -1 ms when it never was.
+  std::chrono::milliseconds age(const std::string& key);
+  void set(const std::string& key, std::string value);
 
  private:
-  void set(const std::string& key, std::string value);
   bool get(const std::string& key, std::chrono::milliseconds timeout, std::string& value);
+  // Sets `key` when it is unset, or when `alive_key` has not been set for `stale` (its holder
+  // is gone). Otherwise leaves it and returns false with the current value in `holder`.
+  bool claim(const std::string& key, std::string value, const std::string& alive_key,
+             std::chrono::milliseconds stale, std::string& holder);
 
   std::string token_;
   std::unique_ptr<httplib::Server> http_;
@@ -39,6 +45,7 @@ class StoreServer {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::string> kv_;
+  std::map<std::string, std::chrono::steady_clock::time_point> set_at_;
 };
 
 class StoreClient {
@@ -52,8 +59,15 @@ class StoreClient {
   std::string get(const std::string& key, std::chrono::milliseconds timeout);
   // nullopt-like: false when the key did not appear within the timeout.
   bool try_get(const std::string& key, std::chrono::milliseconds timeout, std::string& value);
+  // StoreServer::claim over the wire: true when this caller now holds `key`; false with the
+  // holder's value otherwise.
+  bool claim(const std::string& key, const std::string& value, const std::string& alive_key,
+             std::chrono::milliseconds stale, std::string& holder);
 
   std::chrono::milliseconds timeout() const { return timeout_; }
+  const std::string& host() const { return host_; }
+  int port() const { return port_; }
+  const std::string& token() const { return token_; }
   std::string address() const;
 
  private:

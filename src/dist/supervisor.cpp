@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 
 #include "backend/make_backend.h"
 #include "core/error.h"
+#include "core/shutdown_signals.h"
 #include "dist/launch_env.h"
 
 extern char** environ;
@@ -66,10 +68,12 @@ std::vector<std::string> child_environment(int local_rank, int gpus) {
   for (char** e = environ; *e; ++e) {
     const std::string_view v(*e);
     if (v.substr(0, key.size()) == key) continue;
+    if (v.substr(0, std::strlen(kSupervisorPidVariable)) == kSupervisorPidVariable) continue;
     if (!gpu.empty() && v.substr(0, visible.size()) == visible) continue;
     env.emplace_back(*e);
   }
   env.push_back(key + std::to_string(local_rank));
+  env.push_back(std::string(kSupervisorPidVariable) + "=" + std::to_string(::getpid()));
   if (!gpu.empty()) env.push_back(visible + gpu);
   return env;
 }
@@ -108,10 +112,6 @@ class Supervisor {
   explicit Supervisor(const SupervisorOptions& o) : o_(o) {}
 
   int run() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int s : {SIGINT, SIGTERM, SIGCHLD}) sigaddset(&set, s);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
     const auto args = own_command_line();
     const int gpus = cuda_device_count();
     for (int i = 0; i < o_.local_world_size; ++i) {
@@ -119,11 +119,15 @@ class Supervisor {
     }
     spdlog::info("supervising {} local ranks (pids {})", children_.size(), pid_list());
     while (running() > 0) {
-      timespec tick{0, 200'000'000};
-      const int sig = sigtimedwait(&set, nullptr, &tick);
-      if (sig == SIGINT || sig == SIGTERM) on_shutdown_signal(sig);
+      const int sig = shutdown_signals::wait(std::chrono::milliseconds(100));
+      if (sig != 0) on_shutdown_signal(sig);
       reap();
-      if (stopping_ && std::chrono::steady_clock::now() > kill_at_) kill_all(SIGKILL);
+      if (stopping_ && !killed_ && std::chrono::steady_clock::now() > kill_at_) {
+        spdlog::error("local rank(s) still running {:.0f} s after the stop began: killing pids {}",
+                      o_.grace_seconds, pid_list(true));
+        kill_all(SIGKILL);
+        killed_ = true;
+      }
     }
     return verdict();
   }
@@ -135,16 +139,25 @@ class Supervisor {
     return n;
   }
 
-  std::string pid_list() const {
+  std::string pid_list(bool running_only = false) const {
     std::string s;
-    for (const Child& c : children_) s += (s.empty() ? "" : ", ") + std::to_string(c.pid);
+    for (const Child& c : children_) {
+      if (c.running || !running_only) s += (s.empty() ? "" : ", ") + std::to_string(c.pid);
+    }
     return s;
   }
 
+  // Every signal goes on to the ranks: on node 0 to the API server alone (it drains, then ends the
+  // group, which ends every worker), elsewhere to every rank (a worker waits for the master's
+  // end of the group; see run_worker_node). The ranks tell a repeat from a new request.
   void on_shutdown_signal(int sig) {
+    if (!shutdown_requested_) {
+      spdlog::info("{}: passing it on to {}", shutdown_signals::name(sig),
+                   o_.master_node ? "the API server (local rank 0)" : "every local rank");
+    }
     shutdown_requested_ = true;
     if (o_.master_node) {
-      ::kill(children_[0].pid, sig);  // the API server drains and shuts the group down
+      if (children_[0].running) ::kill(children_[0].pid, sig);
     } else {
       kill_all(sig);
     }
@@ -171,34 +184,54 @@ class Supervisor {
       if (!c.running || waitpid(c.pid, &st, WNOHANG) != c.pid) continue;
       c.running = false;
       c.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      if (c.status != 0 && !shutdown_requested_ && first_failure_ < 0) {
-        first_failure_ = static_cast<int>(i);
-        spdlog::error(
-            "local rank {} (pid {}) exited with status {}; stopping the node's other ranks", i,
-            c.pid, c.status);
+      if (c.status == 0) continue;
+      if (first_failure_ < 0) first_failure_ = static_cast<int>(i);
+      if (shutdown_requested_) {
+        spdlog::warn("local rank {} (pid {}) ended with status {} during the shutdown", i, c.pid,
+                     c.status);
+      } else if (o_.master_node && i == 0) {
+        spdlog::error("the API server (local rank 0, pid {}) exited with status {}; stopping the "
+                      "node's other ranks",
+                      c.pid, c.status);
         kill_all(SIGTERM);
         begin_stopping();
+      } else {
+        // The same as a remote rank's death: the master names the rank in /health (503).
+        spdlog::error("local rank {} (pid {}) exited with status {}; the group is broken until "
+                      "it is restarted (the master's /health names it)",
+                      i, c.pid, c.status);
       }
     }
   }
 
+  // 0 when every rank exited 0; else the first failing rank's status (a rank that had to be
+  // killed after the shutdown's grace period counts as failing: 137).
   int verdict() const {
-    if (first_failure_ >= 0) return children_[static_cast<size_t>(first_failure_)].status;
-    for (const Child& c : children_) {
-      if (c.status != 0 && !shutdown_requested_) return c.status;
-    }
-    return 0;
+    return first_failure_ < 0 ? 0 : children_[static_cast<size_t>(first_failure_)].status;
   }
 
   SupervisorOptions o_;
   std::vector<Child> children_;
   bool shutdown_requested_ = false;
   bool stopping_ = false;
+  bool killed_ = false;
   int first_failure_ = -1;
   std::chrono::steady_clock::time_point kill_at_;
 };
 
 }  // namespace
+
+void follow_supervisor() {
+  const char* pid = std::getenv(kSupervisorPidVariable);
+  if (pid == nullptr) return;
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (supervisor_gone()) fail("this rank's supervisor (pid {}) is gone; not starting", pid);
+}
+
+bool supervisor_gone() {
+  const char* pid = std::getenv(kSupervisorPidVariable);
+  return pid != nullptr && std::to_string(::getppid()) != pid;
+}
 
 int supervise_local_ranks(const SupervisorOptions& options) {
   return Supervisor(options).run();

@@ -1,10 +1,14 @@
 // A node's supervisor: the one process per node that owns K > 1 ranks (--nproc-per-node K,
 // rtp-llm's LOCAL_WORLD_SIZE, or one srun/mpirun task per node plus --nproc-per-node) starts this
-// same command K times with SHARDLM_LOCAL_RANK = 0..K-1 and watches them. When one child fails the
-// others are stopped (SIGTERM, then SIGKILL after a grace period), so a node never keeps half a
-// group; SIGINT/SIGTERM to the supervisor go to the API server (local rank 0 of node 0, which
-// drains and shuts the group down) or, on other nodes, to every child. On a node with several GPUs
-// each child gets CUDA_VISIBLE_DEVICES set to one of them (local rank mod the GPU count).
+// same command K times with SHARDLM_LOCAL_RANK = 0..K-1 and watches them.
+// - When the API server (local rank 0 of node 0) fails, the node's other ranks are stopped
+//   (SIGTERM, then SIGKILL after a grace period). When any other rank dies, the others stay: the
+//   master reports the broken group (503 naming the rank) exactly as for a rank on another node.
+// - SIGINT/SIGTERM to the supervisor go to the API server (which drains and then ends the group)
+//   or, on other nodes, to every child (which wait for the master to end the group).
+// - Each child dies with its supervisor (SIGTERM on the parent's death; follow_supervisor()).
+// - On a node with several GPUs each child gets CUDA_VISIBLE_DEVICES set to one of them (local
+//   rank mod the GPU count).
 #pragma once
 
 namespace shardlm::dist {
@@ -15,8 +19,18 @@ struct SupervisorOptions {
   double grace_seconds = 15;  // after a failure or a signal, before SIGKILL
 };
 
-// Runs the children to the end; returns the node's exit status: 0 when every child exited 0 (or
-// was stopped by a shutdown the supervisor passed on), else the first failing child's status.
+// Set by the supervisor in each child: its own pid, so the child can tell that it is gone.
+inline constexpr const char* kSupervisorPidVariable = "SHARDLM_SUPERVISOR_PID";
+
+// Runs the children to the end; returns the node's exit status: 0 when every child exited 0,
+// else the first failing child's status (also when it failed during a shutdown: a rank killed
+// after the grace period makes the node exit 137, not 0).
 int supervise_local_ranks(const SupervisorOptions& options);
+
+// In a supervised child (kSupervisorPidVariable set): asks the kernel for SIGTERM when the
+// supervisor dies, and throws Error when it is already gone. Does nothing in other processes.
+void follow_supervisor();
+// True in a supervised child whose supervisor has died (its parent is no longer that pid).
+bool supervisor_gone();
 
 }  // namespace shardlm::dist

@@ -37,14 +37,18 @@ void for_each_matrix(const ModelWeights& w, Fn fn) {
 
 size_t Model::weight_bytes() const {
   size_t total = 0;
-  for_each_matrix(weights, [&](const TensorView& t) { total += t.nbytes(); });
+  shardlm::for_each_matrix(weights, [&](const TensorView& t) { total += t.nbytes(); });
   for (const auto& v : owned) total += v.size() * sizeof(float);
   return total;
 }
 
+void Model::for_each_matrix(const std::function<void(const TensorView&)>& fn) const {
+  shardlm::for_each_matrix(weights, fn);
+}
+
 std::vector<std::pair<std::string, int>> Model::tensor_type_counts() const {
   std::map<std::string, int> counts;
-  for_each_matrix(weights,
+  shardlm::for_each_matrix(weights,
                   [&](const TensorView& t) { ++counts[std::string(dtype_name(t.dtype))]; });
   return {counts.begin(), counts.end()};
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,8 @@ struct Model {
   std::vector<std::unique_ptr<uint16_t[]>> generated;  // dummy BF16 matrices (dummy_model.h)
 
   size_t weight_bytes() const;  // bytes of all tensors the model uses
+  // Every weight matrix the model uses (the embedding, the output unless tied, each layer's).
+  void for_each_matrix(const std::function<void(const TensorView&)>& fn) const;
   std::vector<std::pair<std::string, int>> tensor_type_counts() const;
 };
 

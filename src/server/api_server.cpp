@@ -1,8 +1,6 @@
 // ApiServer start-up, signal handling and shutdown.
 #include "server/api_server.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -10,28 +8,18 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/shutdown_signals.h"
 #include "server/metrics.h"
 #include "server/openai/api_error.h"
 #include "server/openai/responses.h"
 #include "server/openai/routes.h"
+#include "server/shutdown_watch.h"
 #include "server/stats_logger.h"
 #include "server/worker_node.h"
 
 namespace shardlm::server {
 
 namespace {
-
-// Blocks SIGINT/SIGTERM in this thread and every thread it starts afterwards, so that only
-// wait_for_signal() receives them.
-sigset_t block_shutdown_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // a client closing its socket must not kill the server
-  return set;
-}
 
 // /health: 200 while the engine can serve; 503 with the reason once a step failed (a rank died).
 void add_basic_routes(HttpServer& http, const AsyncEngine& engine, const ServerMetrics& metrics,
@@ -68,13 +56,28 @@ ChatTemplate compile_template(const ChatTemplateInfo& info) {
   }
 }
 
+// A second signal within this time of the first is the same request arriving twice (a terminal's
+// Ctrl-C reaches every process of its group, and a node's supervisor forwards it once more).
+constexpr auto kDuplicateSignalWindow = std::chrono::seconds(2);
+
 // Lets requests in flight finish (up to the grace period), then aborts the rest; their streams
-// get a final chunk with finish_reason "abort".
+// get a final chunk with finish_reason "abort". A later signal (not a duplicate) stops waiting:
+// what is still running is aborted the same orderly way.
 void drain(AsyncEngine& engine, double grace_seconds) {
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
-  while (engine.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+  while (engine.in_flight() > 0 && Clock::now() < deadline) {
+    const int sig = shutdown_signals::wait(std::chrono::milliseconds(20));
+    if (sig == 0) continue;
+    if (Clock::now() - start < kDuplicateSignalWindow) {
+      spdlog::info("{} again: already draining ({} requests in flight, up to {:.0f} s more)",
+                   shutdown_signals::name(sig), engine.in_flight(),
+                   std::chrono::duration<double>(deadline - Clock::now()).count());
+      continue;
+    }
+    spdlog::info("{} again: not waiting for the rest", shutdown_signals::name(sig));
+    break;
   }
   if (engine.in_flight() > 0) spdlog::info("aborting {} requests in flight", engine.in_flight());
   engine.stop();
@@ -100,10 +103,13 @@ std::string default_served_name(const std::string& model_path) {
 int run_api_server(const ServerArgs& args) {
   const bool grouped = args.group && args.group->world_size > 1;
   if (grouped && args.group->rank != 0) return run_worker_node(args);
-  const sigset_t signals = block_shutdown_signals();
   EngineArgs engine_args = args.engine;
   engine_args.show_progress = false;
   std::shared_ptr<dist::Group> group;  // outlives the LLM, whose runner uses it
+  ShutdownWatch watch(grouped ? "the master (rank 0)" : "the server",
+                      [&group](const std::string& reason) {
+                        if (group) group->abort_startup(reason);
+                      });
   if (grouped) {
     group = std::make_shared<dist::Group>(*args.group);
     engine_args.make_runner = group_master_runner(group);
@@ -155,10 +161,10 @@ int run_api_server(const ServerArgs& args) {
   spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1); Ctrl-C to stop", name,
                args.http.host, port);
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  int sig = watch.serving_as_master();
+  if (sig == 0) sig = shutdown_signals::wait();
   spdlog::info("{} received: shutting down (no new requests; {} in flight)",
-               sig == SIGINT ? "SIGINT" : "SIGTERM", engine.in_flight());
+               shutdown_signals::name(sig), engine.in_flight());
   draining = true;
   drain(engine, args.shutdown_grace);
   http.stop();

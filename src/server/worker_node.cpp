@@ -3,12 +3,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <thread>
 
 #include "backend/make_backend.h"
 #include "dist/shard_runner.h"
 #include "server/openai/api_error.h"
 #include "server/openai/responses.h"
+#include "server/shutdown_watch.h"
 
 namespace shardlm::server {
 
@@ -52,16 +54,46 @@ group_master_runner(std::shared_ptr<dist::Group> group) {
   };
 }
 
+namespace {
+
+struct LoadedRank {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Backend> backend;
+};
+
+// Loads the model and makes the backend; a failure is reported to the master first, so the
+// group stops at once naming this rank instead of waiting for it.
+LoadedRank load_rank(const ServerArgs& args, dist::Group& group) {
+  try {
+    LoadedRank r;
+    r.model = load_model(args.engine.model, args.engine.load_format);
+    // The backend first: the handshake reports its device, and NCCL connects on its stream.
+    r.backend = make_backend(backend_spec(args.engine, r.model->config), r.model->config);
+    return r;
+  } catch (const std::exception& e) {
+    group.report_failure(e.what());
+    throw;
+  }
+}
+
+}  // namespace
+
 int run_worker_node(const ServerArgs& args) {
   const dist::GroupOptions& g = *args.group;
-  auto model = load_model(args.engine.model, args.engine.load_format);
+  std::atomic<dist::Group*> joining{nullptr};
+  ShutdownWatch watch(fmt::format("rank {}", g.rank), [&joining](const std::string& why) {
+    if (dist::Group* group = joining.load()) group->report_failure(why);
+  });
+  dist::Group group(g);  // reaches the master and claims the rank before loading anything
+  joining = &group;
+  const LoadedRank loaded = load_rank(args, group);
+  const Model* model = loaded.model.get();
   const ModelConfig& c = model->config;
   const EngineArgs& e = args.engine;
-  // The backend first: the handshake reports its device, and NCCL connects on its stream.
-  const std::unique_ptr<Backend> backend_ptr = make_backend(backend_spec(e, c), c);
-  Backend& backend = *backend_ptr;
-  dist::Group group(g);
+  Backend& backend = *loaded.backend;
   group.join(*model, backend);
+  watch.serving_as_worker(
+      std::chrono::milliseconds(static_cast<int64_t>((args.shutdown_grace + 10) * 1000)));
   const KvCacheShape shape{c.n_layers, c.kv_dim(), e.block_size, kv_blocks(e, c)};
   // One /health per node: local rank 0 answers it; the node's other ranks listen on nothing.
   std::unique_ptr<HttpServer> http;

@@ -238,7 +238,9 @@ def test_supervisor_failures_stop_the_node(tiny):
     assert "KV cache" in out and "the master could not start" in out, out
     assert time.monotonic() - began < 20
 
-    # A rank killed while serving: the supervisor stops the other and exits with a failure.
+    # A rank killed while serving: the same as a rank on another node dying (item 9 of issue 18).
+    # The master stays up and names the rank (503); the supervisor keeps it running, and when
+    # the node is stopped it exits with the dead rank's status, not 0.
     master = Server(["--tp", "2", "--nproc-per-node", "2", "--dist-init-addr",
                      f"127.0.0.1:{free_port()}"], model=tiny)
     try:
@@ -246,10 +248,28 @@ def test_supervisor_failures_stop_the_node(tiny):
         children = child_pids(master.proc.pid)
         assert len(children) == 2, children
         os.kill(children[1], signal.SIGKILL)
-        assert master.proc.wait(timeout=30) != 0
-        assert "local rank 1" in master.text() and "stopping the node's other ranks" in master.text()
+        body = unhealthy_body(master)
+        assert "rank 1" in body["error"]["message"], body
+        assert master.proc.poll() is None, "the supervisor exited after a worker rank died"
+        assert "local rank 1" in master.text() and "the group is broken" in master.text()
+        assert master.stop() == 128 + signal.SIGKILL, master.text()
         for pid in children:
             assert not os.path.exists(f"/proc/{pid}") or \
                 open(f"/proc/{pid}/stat").read().split()[2] == "Z", f"rank pid {pid} still runs"
     finally:
         master.stop()
+
+
+def unhealthy_body(server, within=20):
+    """The body of the first 503 from /health within `within` seconds."""
+    import urllib.error
+    import urllib.request
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(server.base_url + "/health", timeout=10)
+            time.sleep(0.2)
+        except urllib.error.HTTPError as e:
+            assert e.code == 503
+            return json.loads(e.read())
+    raise AssertionError("/health stayed healthy after a rank died")
