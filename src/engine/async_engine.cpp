@@ -19,7 +19,10 @@ AsyncEngine::~AsyncEngine() {
 
 std::vector<std::shared_ptr<RequestStream>> AsyncEngine::submit(
     std::vector<Submission> requests, std::shared_ptr<StreamSignal> signal) {
-  for (const Submission& r : requests) engine_.validate_request(r.prompt, r.params);
+  // The one validation of these requests; the server's rule: the whole output must fit.
+  RequestLimits limits = engine_.limits();
+  limits.output_must_fit = true;
+  for (const Submission& r : requests) validate_request(limits, r.prompt, r.params);
   std::vector<std::shared_ptr<RequestStream>> streams;
   {
     std::lock_guard lock(mu_);
@@ -106,7 +109,7 @@ void AsyncEngine::admit(std::vector<Pending>& pending) {
   for (Pending& p : pending) {
     const int64_t id = p.stream->id();
     const auto n_prompt = static_cast<int32_t>(p.prompt.size());
-    engine_.add_request(id, std::move(p.prompt), p.params);  // validated at submit
+    engine_.add_validated_request(id, std::move(p.prompt), p.params);  // validated at submit
     processor_.add(id, n_prompt, p.params);
     streams_[id] = p.stream;
   }

@@ -33,34 +33,27 @@ Engine::Engine(const EngineConfig& config, ModelRunner& runner)
       scheduler_(config.scheduler, blocks_),
       logits_(static_cast<size_t>(config.scheduler.max_num_seqs) * runner.vocab_size()) {}
 
-void Engine::validate_request(const std::vector<int32_t>& prompt,
-                              const SamplingParams& params) const {
-  params.validate();
-  const int max_len = config_.scheduler.max_model_len;
-  if (prompt.empty()) fail("the prompt is empty: give at least one token of input");
-  if (static_cast<int>(prompt.size()) >= max_len) {
-    fail("the prompt has {} tokens but the context holds {} (max_model_len); shorten the prompt",
-         prompt.size(), max_len);
-  }
-  const int32_t vocab = runner_.vocab_size();
-  for (int32_t id : prompt) {
-    if (id < 0 || id >= vocab)
-      fail("prompt token id {} is outside the vocabulary [0, {})", id, vocab);
-  }
+RequestLimits Engine::limits() const {
+  RequestLimits l;
+  l.max_model_len = config_.scheduler.max_model_len;
+  l.vocab_size = runner_.vocab_size();
+  return l;
 }
 
-void Engine::add_request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params) {
-  validate_request(prompt, params);
+int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& params) {
+  validate_request(limits(), prompt, params);
+  const int64_t id = new_request_ids();
+  add_validated_request(id, std::move(prompt), params);
+  return id;
+}
+
+void Engine::add_validated_request(int64_t id, std::vector<int32_t> prompt,
+                                   const SamplingParams& params) {
+  assert(!prompt.empty() && static_cast<int>(prompt.size()) < config_.scheduler.max_model_len);
   assert(id < next_id_.load() && !requests_.count(id));  // an id from new_request_ids, unused
   auto request = std::make_unique<Request>(id, std::move(prompt), params);
   scheduler_.add(request.get());
   requests_.emplace(id, std::move(request));
-}
-
-int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& params) {
-  const int64_t id = new_request_ids();
-  add_request(id, std::move(prompt), params);
-  return id;
 }
 
 bool Engine::finish_request(int64_t id, RequestFinishReason reason) {

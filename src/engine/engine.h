@@ -14,6 +14,7 @@
 #include "engine/logprobs.h"
 #include "engine/model_runner.h"
 #include "engine/request.h"
+#include "engine/request_validation.h"
 #include "engine/scheduler.h"
 #include "kv/block_manager.h"
 
@@ -57,17 +58,19 @@ class Engine {
  public:
   Engine(const EngineConfig& config, ModelRunner& runner);
 
-  // Throws Error for an empty or too long prompt, an out-of-vocabulary id or invalid sampling
-  // parameters. Reads only immutable settings: safe to call from any thread.
-  void validate_request(const std::vector<int32_t>& prompt, const SamplingParams& params) const;
+  // What validate_request checks requests against (output_must_fit false). Immutable: safe to
+  // read from any thread.
+  RequestLimits limits() const;
   // Reserves n consecutive request ids and returns the first. The one counter of request ids
   // (every front door takes its ids here); safe to call from any thread.
   int64_t new_request_ids(int64_t n = 1) { return next_id_.fetch_add(n); }
-  // Queues a request under an id from new_request_ids, after validate_request (throws, and
-  // queues nothing, when that does).
-  void add_request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params);
-  // The same with a new id; returns it.
+  // Submits a request: validate_request against limits() (throws InvalidRequest, and queues
+  // nothing, when it fails), then queues it under a new id, which it returns.
   int64_t add_request(std::vector<int32_t> prompt, const SamplingParams& params);
+  // Queues a request validated where it was submitted, under an id from new_request_ids
+  // (AsyncEngine, LLM); asserts only.
+  void add_validated_request(int64_t id, std::vector<int32_t> prompt,
+                             const SamplingParams& params);
   // Ends the request now with the given reason (a stop string found by the caller, or kAbort) and
   // frees its blocks; the next step() reports it finished. False when the id is unknown or
   // already finished.

@@ -93,8 +93,14 @@ std::vector<GenerateOutput> LLM::generate(const std::vector<std::string>& prompt
 
 std::vector<GenerateOutput> LLM::generate(const std::vector<std::vector<int32_t>>& prompts,
                                           const SamplingParams& params) {
+  // Validated once, all before any is queued (an invalid prompt queues none).
+  for (const auto& p : prompts) validate_request(engine_->limits(), p, params);
   std::unordered_map<int64_t, size_t> index;  // request id -> prompt position
-  for (size_t i = 0; i < prompts.size(); ++i) index[engine_->add_request(prompts[i], params)] = i;
+  const int64_t first = engine_->new_request_ids(static_cast<int64_t>(prompts.size()));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    engine_->add_validated_request(first + static_cast<int64_t>(i), prompts[i], params);
+    index[first + static_cast<int64_t>(i)] = i;
+  }
   std::vector<GenerateOutput> outputs(prompts.size());
   size_t done = 0;
   while (engine_->has_unfinished()) {

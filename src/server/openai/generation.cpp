@@ -22,6 +22,8 @@ class ChoiceSet {
       for (auto& stream : engine.submit(std::move(requests), streams_.signal())) {
         streams_.add(std::move(stream));
       }
+    } catch (const InvalidRequest& e) {  // the one validation, in AsyncEngine::submit
+      throw ApiError(400, e.what(), e.param, e.code);
     } catch (const Error& e) {
       throw ApiError(400, e.what());
     }
@@ -134,20 +136,10 @@ std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
                                         const std::vector<std::vector<int32_t>>& prompts,
                                         const GenerationFields& fields) {
   std::vector<ChoiceInput> choices;
-  const int64_t limit = ctx.max_model_len;
   for (const auto& prompt : prompts) {
     const auto n_prompt = static_cast<int64_t>(prompt.size());
-    if (n_prompt == 0) bad_request("prompt", "the prompt is empty; give at least one token");
-    const int64_t max_tokens = fields.max_tokens.value_or(limit - n_prompt);
-    if (n_prompt + max_tokens > limit || max_tokens < 1) {
-      throw ApiError(400,
-                     fmt::format("This model's maximum context length is {} tokens. However, you "
-                                 "requested {} tokens ({} in the prompt, {} in the completion). "
-                                 "Reduce the length of the prompt or max_tokens.",
-                                 limit, n_prompt + std::max<int64_t>(max_tokens, 0), n_prompt,
-                                 std::max<int64_t>(max_tokens, 0)),
-                     "max_tokens", "context_length_exceeded");
-    }
+    // Validated at submission (validate_request): a prompt that leaves no room is refused there.
+    const int64_t max_tokens = fields.max_tokens.value_or(ctx.max_model_len - n_prompt);
     for (int j = 0; j < fields.n; ++j) {
       ChoiceInput c{prompt, fields.sampling};
       c.params.max_tokens = static_cast<int>(max_tokens);

@@ -21,9 +21,10 @@ struct ChoiceInput {
 };
 
 // One ChoiceInput per prompt and choice (index = prompt * n + choice). Resolves max_tokens
-// (default: the rest of the context; completions default to 16 when parsed) and throws ApiError
-// (400) when a prompt plus max_tokens does not fit the context; with a seed, choice j of a prompt
-// uses seed + j.
+// (default: the rest of the context; completions default to 16 when parsed); with a seed, choice
+// j of a prompt uses seed + j. Checks nothing: the requests are validated once, when
+// respond_with_generation submits them (AsyncEngine::submit; an empty prompt, or a prompt plus
+// max_tokens past the context, is a 400 naming the field).
 std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
                                         const std::vector<std::vector<int32_t>>& prompts,
                                         const GenerationFields& fields);

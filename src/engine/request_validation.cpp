@@ -1,0 +1,52 @@
+// validate_request: the prompt against the context and the vocabulary, then the sampling settings.
+#include "engine/request_validation.h"
+
+#include <algorithm>
+
+namespace shardlm {
+
+namespace {
+
+template <typename... Args>
+[[noreturn]] void refuse(std::string param, fmt::format_string<Args...> f, Args&&... args) {
+  throw InvalidRequest(fmt::format(f, std::forward<Args>(args)...), std::move(param));
+}
+
+void check_length(const RequestLimits& limits, int64_t n_prompt, int64_t max_tokens) {
+  const int64_t limit = limits.max_model_len;
+  if (limits.output_must_fit && (n_prompt >= limit || n_prompt + max_tokens > limit)) {
+    throw InvalidRequest(
+        fmt::format("This model's maximum context length is {} tokens. However, you requested {} "
+                    "tokens ({} in the prompt, {} in the completion). Reduce the length of the "
+                    "prompt or max_tokens.",
+                    limit, n_prompt + std::max<int64_t>(max_tokens, 0), n_prompt,
+                    std::max<int64_t>(max_tokens, 0)),
+        "max_tokens", "context_length_exceeded");
+  }
+  if (n_prompt >= limit) {
+    refuse("prompt",
+           "the prompt has {} tokens but the context holds {} (max_model_len); shorten the prompt",
+           n_prompt, limit);
+  }
+}
+
+}  // namespace
+
+void validate_request(const RequestLimits& limits, const std::vector<int32_t>& prompt,
+                      const SamplingParams& params) {
+  if (prompt.empty()) refuse("prompt", "the prompt is empty: give at least one token of input");
+  check_length(limits, static_cast<int64_t>(prompt.size()), params.max_tokens);
+  for (int32_t id : prompt) {
+    if (id < 0 || id >= limits.vocab_size) {
+      refuse("prompt", "prompt token id {} is outside the vocabulary [0, {})", id,
+             limits.vocab_size);
+    }
+  }
+  try {
+    params.validate();
+  } catch (const Error& e) {
+    throw InvalidRequest(e.what(), "");  // the message names the setting
+  }
+}
+
+}  // namespace shardlm
