@@ -7,8 +7,8 @@
 
 namespace shardlm {
 
-AsyncEngine::AsyncEngine(Engine& engine, const Tokenizer& tokenizer, StepListener listener)
-    : engine_(engine), processor_(engine, tokenizer), listener_(std::move(listener)) {
+AsyncEngine::AsyncEngine(Engine& engine, const Tokenizer&, StepListener listener)
+    : engine_(engine), listener_(std::move(listener)) {
   stats_ = snapshot();
   thread_ = std::thread([this] { loop(); });
 }
@@ -110,7 +110,7 @@ void AsyncEngine::admit(std::vector<Pending>& pending) {
     const int64_t id = p.stream->id();
     const auto n_prompt = static_cast<int32_t>(p.prompt.size());
     engine_.add_validated_request(id, std::move(p.prompt), p.params);  // validated at submit
-    processor_.add(id, n_prompt, p.params);
+    processor_.add(id, n_prompt);
     streams_[id] = p.stream;
   }
 }

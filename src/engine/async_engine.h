@@ -45,6 +45,8 @@ class AsyncEngine {
  public:
   using StepListener = std::function<void(const StepReport&)>;
 
+  // The engine detokenizes and matches stop strings itself, with the tokenizer it was built with;
+  // `tokenizer` is that same one (unused here; kept for the callers' signature).
   AsyncEngine(Engine& engine, const Tokenizer& tokenizer, StepListener listener = {});
   ~AsyncEngine();  // stop()
 

@@ -26,9 +26,10 @@ void EngineConfig::validate() const {
   }
 }
 
-Engine::Engine(const EngineConfig& config, ModelRunner& runner)
+Engine::Engine(const EngineConfig& config, ModelRunner& runner, const Tokenizer* tokenizer)
     : config_(config),
       runner_(runner),
+      tokenizer_(tokenizer),
       blocks_((config.validate(), config.blocks)),
       scheduler_(config.scheduler, blocks_),
       logits_(static_cast<size_t>(config.scheduler.max_num_seqs) * runner.vocab_size()) {}
@@ -37,6 +38,7 @@ RequestLimits Engine::limits() const {
   RequestLimits l;
   l.max_model_len = config_.scheduler.max_model_len;
   l.vocab_size = runner_.vocab_size();
+  l.stop_strings = tokenizer_ != nullptr;
   return l;
 }
 
@@ -51,17 +53,17 @@ void Engine::add_validated_request(int64_t id, std::vector<int32_t> prompt,
                                    const SamplingParams& params) {
   assert(!prompt.empty() && static_cast<int>(prompt.size()) < config_.scheduler.max_model_len);
   assert(id < next_id_.load() && !requests_.count(id));  // an id from new_request_ids, unused
-  auto request = std::make_unique<Request>(id, std::move(prompt), params);
+  auto request = std::make_unique<Request>(id, std::move(prompt), params, tokenizer_);
   scheduler_.add(request.get());
   requests_.emplace(id, std::move(request));
 }
 
-bool Engine::finish_request(int64_t id, RequestFinishReason reason) {
+bool Engine::abort_request(int64_t id) {
   const auto it = requests_.find(id);
   if (it == requests_.end()) return false;
   Request& r = *it->second;
   scheduler_.remove(&r);
-  r.finish(reason, monotonic_seconds());
+  r.finish(RequestFinishReason::kAbort, monotonic_seconds());
   ended_.push_back(summary(r));
   requests_.erase(it);
   return true;
@@ -171,11 +173,17 @@ void Engine::sample(Request& r, float* logits, StepOutput& out) {
 void Engine::emit(Request& r, TokenEvent event, StepOutput& out) {
   const int32_t token = event.token;
   r.append_token(token, monotonic_seconds());
+  bool stop_string = false;
+  if (OutputText* text = r.text()) {
+    stop_string = text->push(token);
+    event.text = text->take_ready(false);
+  }
   out.tokens.push_back(std::move(event));
-  if (const auto reason = check_stop(r, token)) finish(r, *reason, out);
+  if (const auto reason = check_stop(r, token, stop_string)) finish(r, *reason, out);
 }
 
-std::optional<RequestFinishReason> Engine::check_stop(const Request& r, int32_t token) const {
+std::optional<RequestFinishReason> Engine::check_stop(const Request& r, int32_t token,
+                                                      bool stop_string) const {
   const SamplingParams& p = r.params();
   const auto& eos = config_.eos_token_ids;
   const bool is_eos = std::find(eos.begin(), eos.end(), token) != eos.end();
@@ -184,6 +192,7 @@ std::optional<RequestFinishReason> Engine::check_stop(const Request& r, int32_t 
   if ((is_eos && !p.ignore_eos) || is_stop) return RequestFinishReason::kStop;
   if (r.n_output() >= p.max_tokens) return RequestFinishReason::kLength;
   if (r.n_tokens() >= config_.scheduler.max_model_len) return RequestFinishReason::kLength;
+  if (stop_string) return RequestFinishReason::kStop;
   return std::nullopt;
 }
 
@@ -194,7 +203,7 @@ void Engine::finish(Request& r, RequestFinishReason reason, StepOutput& out) {
   requests_.erase(r.id());  // destroys r
 }
 
-FinishedRequest Engine::summary(const Request& r) {
+FinishedRequest Engine::summary(Request& r) {
   FinishedRequest f;
   f.id = r.id();
   f.prompt = r.prompt();
@@ -202,6 +211,7 @@ FinishedRequest Engine::summary(const Request& r) {
   f.reason = *r.finish_reason();
   f.times = r.times();
   f.n_preemptions = r.n_preemptions();
+  if (OutputText* text = r.text()) f.final_text = text->take_ready(true);
   return f;
 }
 

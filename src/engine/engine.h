@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -33,6 +34,7 @@ struct TokenEvent {
   int64_t request_id;
   int32_t token;
   std::optional<TokenLogprobs> logprobs;  // when the request asked for them
+  std::string text;  // the output text this token made ready (engine/output_text.h)
 };
 
 struct FinishedRequest {
@@ -42,6 +44,7 @@ struct FinishedRequest {
   RequestFinishReason reason = RequestFinishReason::kStop;
   RequestTimes times;
   int n_preemptions = 0;
+  std::string final_text;  // the end of the output text, held back until the request ended
 };
 
 // What one step did, for callers (streaming, metrics) and for scheduler iteration tests.
@@ -56,7 +59,10 @@ struct StepOutput {
 
 class Engine {
  public:
-  Engine(const EngineConfig& config, ModelRunner& runner);
+  // tokenizer: the model's, with which every request's output is detokenized and its stop strings
+  // found in the step (TokenEvent::text); null (scheduler tests) produces no text and refuses
+  // requests with stop strings.
+  Engine(const EngineConfig& config, ModelRunner& runner, const Tokenizer* tokenizer = nullptr);
 
   // What validate_request checks requests against (output_must_fit false). Immutable: safe to
   // read from any thread.
@@ -71,11 +77,10 @@ class Engine {
   // (AsyncEngine, LLM); asserts only.
   void add_validated_request(int64_t id, std::vector<int32_t> prompt,
                              const SamplingParams& params);
-  // Ends the request now with the given reason (a stop string found by the caller, or kAbort) and
-  // frees its blocks; the next step() reports it finished. False when the id is unknown or
-  // already finished.
-  bool finish_request(int64_t id, RequestFinishReason reason);
-  bool abort_request(int64_t id) { return finish_request(id, RequestFinishReason::kAbort); }
+  // Ends the request now with reason abort and frees its blocks; the next step() reports it
+  // finished. False when the id is unknown or already finished. Every other end (stop token, stop
+  // string, length) is decided in the step, by check_stop.
+  bool abort_request(int64_t id);
   StepOutput step();
   bool has_unfinished() const { return scheduler_.has_unfinished() || !ended_.empty(); }
 
@@ -95,18 +100,23 @@ class Engine {
   bool samples_on_device(const SchedulerOutput& batch) const;
   // rows_ (and penalty_tokens_ they point into) for each scheduled request, in batch order.
   void build_row_sampling(const SchedulerOutput& batch);
-  // Appends the sampled token to its request and the step's events, and ends the request at a stop.
+  // Appends the sampled token to its request (and its text) and the step's events, and ends the
+  // request at a stop.
   void emit(Request& request, TokenEvent event, StepOutput& out);
-  std::optional<RequestFinishReason> check_stop(const Request& request, int32_t token) const;
+  // The one place a request's end is decided: EOS or a stop token (stop), then max_tokens or the
+  // context (length), then a stop string the token completed (stop).
+  std::optional<RequestFinishReason> check_stop(const Request& request, int32_t token,
+                                                bool stop_string) const;
   void finish(Request& request, RequestFinishReason reason, StepOutput& out);
-  static FinishedRequest summary(const Request& request);
+  static FinishedRequest summary(Request& request);
 
   EngineConfig config_;
   ModelRunner& runner_;
+  const Tokenizer* tokenizer_;
   BlockManager blocks_;
   Scheduler scheduler_;
   std::unordered_map<int64_t, std::unique_ptr<Request>> requests_;
-  std::vector<FinishedRequest> ended_;  // finished by finish_request, reported by the next step
+  std::vector<FinishedRequest> ended_;  // aborted by abort_request, reported by the next step
   std::vector<float> logits_;           // [max_num_seqs, vocab], allocated once
   std::vector<float> raw_row_;          // a row's logits before sampling, for logprobs
   bool device_step_ = false;            // the current step's tokens are in sampled_

@@ -59,7 +59,7 @@ LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR
     runner_ = std::make_unique<TransformerRunner>(*model_, *backend_, shape,
                                                   args.max_num_batched_tokens, device_sampling);
   }
-  engine_ = std::make_unique<Engine>(config, *runner_);
+  engine_ = std::make_unique<Engine>(config, *runner_, tokenizer_.get());
   spdlog::info("KV cache: {} blocks of {} tokens = {} tokens ({:.0f} MiB); max_model_len {}",
                shape.n_blocks, shape.block_size, shape.n_blocks * shape.block_size,
                static_cast<double>(shape.bytes()) / (1 << 20), config.scheduler.max_model_len);

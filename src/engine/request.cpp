@@ -38,13 +38,15 @@ double monotonic_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-Request::Request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params)
+Request::Request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params,
+                 const Tokenizer* tokenizer)
     : id_(id),
       prompt_(std::move(prompt)),
       tokens_(prompt_),
       params_(params),
       sampling_seed_(shardlm::sampling_seed(params)),
       sampler_(params, sampling_seed_) {
+  if (tokenizer) text_.emplace(*tokenizer, params);
   times_.arrival = monotonic_seconds();
 }
 

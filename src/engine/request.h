@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/output_text.h"
 #include "engine/sampler.h"
 #include "engine/sampling_params.h"
 #include "kv/block_manager.h"
@@ -33,7 +34,9 @@ struct RequestTimes {
 
 class Request {
  public:
-  Request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params);
+  // tokenizer: the model's, to detokenize the output and find stop strings (null: no text).
+  Request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params,
+          const Tokenizer* tokenizer = nullptr);
 
   int64_t id() const { return id_; }
   RequestStatus status() const { return status_; }
@@ -58,6 +61,8 @@ class Request {
   BlockTable& block_table() { return blocks_; }
   const BlockTable& block_table() const { return blocks_; }
   Sampler& sampler() { return sampler_; }
+  // The output's text so far, with its stop strings; null without a tokenizer.
+  OutputText* text() { return text_ ? &*text_ : nullptr; }
   // The key of the request's draws on the host and the device alike (engine/sampler.h): its
   // seed when it gives one, else a random one chosen at creation.
   uint64_t sampling_seed() const { return sampling_seed_; }
@@ -77,6 +82,7 @@ class Request {
   SamplingParams params_;
   uint64_t sampling_seed_;  // before sampler_, which is built with it
   Sampler sampler_;
+  std::optional<OutputText> text_;
   RequestStatus status_ = RequestStatus::kWaiting;
   std::optional<RequestFinishReason> finish_reason_;
   int32_t n_computed_ = 0;

@@ -42,6 +42,9 @@ void validate_request(const RequestLimits& limits, const std::vector<int32_t>& p
              limits.vocab_size);
     }
   }
+  if (!params.stop.empty() && !limits.stop_strings) {
+    refuse("stop", "this engine has no tokenizer to match stop strings with; remove 'stop'");
+  }
   try {
     params.validate();
   } catch (const Error& e) {

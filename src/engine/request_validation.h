@@ -30,10 +30,12 @@ struct RequestLimits {
   // True: the prompt plus max_tokens must fit max_model_len (the OpenAI API's rule; the server).
   // False: only the prompt must; generation ends with reason length at max_model_len (offline).
   bool output_must_fit = false;
+  bool stop_strings = true;  // the engine can match stop strings (it has the tokenizer)
 };
 
 // Throws InvalidRequest for an empty prompt, one (with max_tokens when output_must_fit) longer than
-// the context, a token id outside the vocabulary, or sampling settings out of range.
+// the context, a token id outside the vocabulary, sampling settings out of range, or stop strings
+// the engine cannot match.
 void validate_request(const RequestLimits& limits, const std::vector<int32_t>& prompt,
                       const SamplingParams& params);
 
