@@ -40,7 +40,7 @@ if [ "$BEFORE" = 1 ]; then
     sed 's/^/before: /' | tee -a "$SUMMARY"
 fi
 step gemv_after 300 "$BIN/bench_cuda" --gemv-only "$P"
-grep -vE "^gpu:|bf16 gemm|kernel launch" "$LOGS/gemv_after.log" | sed 's/^/after: /' |
+grep -vE "^gpu:|bf16 gemm|kernel launch|\[info\]" "$LOGS/gemv_after.log" | sed 's/^/after: /' |
   tee -a "$SUMMARY"
 
 if [ "$BEFORE" = 1 ]; then

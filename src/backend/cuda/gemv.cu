@@ -23,12 +23,14 @@ constexpr int kWarps = 4;  // per block
 struct Variant {
   int r, u, w;  // rows per warp group, 16-byte loads per lane and row in a pass, warps per row
 };
-// Batch-1 variants (the sweep times each); batches of 2 and more always take kBatchVariant.
+// Batch-1 variants (the sweep times each); batches of 2 or 3 take kSmallBatchVariant, larger
+// ones kBatchVariant: more rows per warp, so each x vector loaded serves more weight rows.
 constexpr Variant kVariants[] = {{1, 4, 1}, {1, 8, 1}, {1, 16, 1}, {2, 4, 1},
                                  {2, 8, 1}, {4, 4, 1}, {4, 2, 1},  {1, 4, 2},
                                  {1, 8, 2}, {2, 4, 2}, {1, 4, 4},  {1, 2, 4}};
 constexpr int kVariantCount = sizeof(kVariants) / sizeof(kVariants[0]);
-constexpr int kBatchVariant = 3;  // (2, 4, 1): x read once for two rows
+constexpr int kSmallBatchVariant = 3;  // (2, 4, 1)
+constexpr int kBatchVariant = 6;       // (4, 2, 1)
 
 // Weights are read once per step: bypass L1 (which keeps x) on the non-coherent path.
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
@@ -227,7 +229,8 @@ void run(const GemvSegments& segs, int64_t k, int64_t rows, const float* x, int6
                            stream);
   } else {
     with_token_count(n_tokens, [&](auto nt) {
-      launch<decltype(nt)::value, kBatchVariant, GATE>(segs, k, rows, x, stream);
+      constexpr int kNt = decltype(nt)::value;
+      launch<kNt, kNt < 4 ? kSmallBatchVariant : kBatchVariant, GATE>(segs, k, rows, x, stream);
     });
   }
   SHARDLM_CUDA_CHECK_LAUNCH();
@@ -253,9 +256,13 @@ std::string gemv_variant_name(int v) {
   return name;
 }
 
+// Batch 1, from bench_cuda's sweep on an H200 (docs/benchmarks.md): at the 8B shapes most variants
+// with 8 or more loads in flight per lane come within a few per cent of each other.
 int gemv_dispatch_variant(int64_t k, int64_t rows, int64_t n_tokens, bool gate_up) {
-  if (n_tokens > 1) return kBatchVariant;
-  return 1;  // (1, 8, 1)
+  if (n_tokens > 1) return n_tokens < 4 ? kSmallBatchVariant : kBatchVariant;
+  if (gate_up) return 9;           // (2, 4, 2)
+  if (rows >= 65536) return 8;     // (1, 8, 2): the vocabulary projection
+  return 1;                        // (1, 8, 1)
 }
 
 void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
