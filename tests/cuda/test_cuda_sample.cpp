@@ -237,6 +237,14 @@ TEST(CudaSample, EngineDeviceSamplingMatchesHostGreedyAndIsSeeded) {
   const auto alone = run_engine(device, {prompts[2]}, {seeded});
   EXPECT_EQ(batched[2], alone[0]);
   EXPECT_NE(batched[2], want[2]);  // it did sample (24 greedy-equal draws would be a fluke)
+  // One sampler (issue 15): the host path, which a step takes when a request in it wants logprobs,
+  // draws the same Philox uniforms through the kernel's CPU reference: the same tokens.
+  EXPECT_EQ(run_engine(host, {prompts[2]}, {seeded})[0], alone[0]);
+  SamplingParams with_logprobs = greedy;
+  with_logprobs.logprobs = 2;
+  std::vector<SamplingParams> beside = mixed;
+  beside[0] = with_logprobs;  // the whole step samples on the host now
+  EXPECT_EQ(run_engine(device, prompts, beside)[2], alone[0]);
 }
 
 }  // namespace
