@@ -56,8 +56,9 @@ class AsyncEngine {
   };
   // Validates every request now (validate_request with output_must_fit: the prompt plus
   // max_tokens must fit the context; throws InvalidRequest, or Error when the engine cannot
-  // serve, and queues none), gives them consecutive ids and queues them for the next step. Their streams are created with `signal`
-  // (StreamSet::signal()), or none. Stream i has id streams[0]->id() + i.
+  // serve, and queues none), gives them consecutive ids and queues them for the next step. Their
+  // streams are created with `signal` (StreamSet::signal()), or none. Stream i has id
+  // streams[0]->id() + i.
   std::vector<std::shared_ptr<RequestStream>> submit(
       std::vector<Submission> requests, std::shared_ptr<StreamSignal> signal = nullptr);
   std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params);

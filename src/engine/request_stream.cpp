@@ -104,8 +104,7 @@ std::optional<std::pair<size_t, RequestOutput>> StreamSet::take_ready() {
   return std::nullopt;
 }
 
-std::optional<std::pair<size_t, RequestOutput>> StreamSet::next(
-    std::chrono::milliseconds timeout) {
+std::optional<std::pair<size_t, RequestOutput>> StreamSet::next(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     const uint64_t seen = signal_->sequence();  // before the scan: a later push changes it

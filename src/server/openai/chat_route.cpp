@@ -32,8 +32,7 @@ void handle_chat_completions(const ServingContext& ctx, const HttpRequest& req,
   // The template writes BOS itself: encode without adding special tokens.
   const std::vector<int32_t> prompt = ctx.tokenizer.encode(render_chat(ctx, r), false, true);
   auto choices = expand_choices(ctx, {prompt}, r.fields);
-  ResponseMeta meta{"", static_cast<int64_t>(std::time(nullptr)),
-                    ctx.served_model_name};
+  ResponseMeta meta{"", static_cast<int64_t>(std::time(nullptr)), ctx.served_model_name};
   auto format = chat_format(std::move(meta), ctx.tokenizer, r.fields.sampling.logprobs.has_value());
   respond_with_generation(ctx, std::move(choices), std::move(format), "chatcmpl-", r.fields, req,
                           res);

@@ -30,12 +30,10 @@ void handle_completions(const ServingContext& ctx, const HttpRequest& req, httpl
     for (int j = 0; j < r.fields.n; ++j) echo.push_back(r.echo ? prompt_text(ctx, p) : "");
   }
   auto choices = expand_choices(ctx, prompts, r.fields);
-  ResponseMeta meta{"", static_cast<int64_t>(std::time(nullptr)),
-                    ctx.served_model_name};
+  ResponseMeta meta{"", static_cast<int64_t>(std::time(nullptr)), ctx.served_model_name};
   auto format = completion_format(std::move(meta), ctx.tokenizer, std::move(echo),
                                   r.fields.sampling.logprobs.has_value());
-  respond_with_generation(ctx, std::move(choices), std::move(format), "cmpl-", r.fields, req,
-                          res);
+  respond_with_generation(ctx, std::move(choices), std::move(format), "cmpl-", r.fields, req, res);
 }
 
 }  // namespace shardlm::server
