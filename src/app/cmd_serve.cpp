@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "app/commands.h"
 #include "app/default_model.h"
@@ -92,6 +93,16 @@ std::optional<dist::GroupOptions> group_options(const dist::LaunchInfo& info,
   return g;
 }
 
+// mpirun answers Ctrl-C and SIGTERM itself: SIGCONT, then SIGTERM and SIGKILL a second apart
+// (odls_base_sigkill_timeout), too soon to drain; it forwards SIGUSR1 to every rank instead.
+void explain_mpirun_stop() {
+  spdlog::info(
+      "under mpirun, Ctrl-C or SIGTERM to mpirun kills the ranks within about 2 s (its own "
+      "SIGTERM-then-SIGKILL), cutting requests in flight; to drain them first, send SIGUSR1 to "
+      "mpirun (kill -USR1 <mpirun pid>): it passes it to every rank, the master drains and then "
+      "ends the group");
+}
+
 void run_serve(ServeOptions& o) {
   const dist::LaunchInfo info = dist::resolve_launch(o.group);
   if (info.supervisor) {
@@ -101,6 +112,8 @@ void run_serve(ServeOptions& o) {
         {info.local_world_size, info.node_rank == 0, o.args.shutdown_grace + 15}));
   }
   dist::follow_supervisor();
+  if (info.mode == "openmpi" || info.mode == "slurm") dist::die_with_launcher();
+  if (info.mode == "openmpi" && info.rank == 0) explain_mpirun_stop();
   o.args.group = group_options(info, o.group);
   o.args.engine.model = resolve_model(o.args.engine.model, o.args.engine.load_format);
   o.args.engine.enable_prefix_caching = !o.no_prefix_caching;

@@ -20,6 +20,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "dist/connect_watchdog.h"
 
 namespace shardlm::dist {
 
@@ -107,7 +108,8 @@ GlooCommunicator::GlooCommunicator(StoreClient& store, const std::string& prefix
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail("rank {} could not connect to the other {} ranks: {}", rank, size - 1, e.what());
+    fail("rank {} could not connect the collectives with the other {} ranks ({}); likely cause: {}",
+         rank, size - 1, e.what(), likely_connect_cause(store.host()));
   }
   context_ = context;
 }

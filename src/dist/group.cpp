@@ -28,6 +28,18 @@ std::string host_name() {
   return buf;
 }
 
+// NCCL keeps its intra-node buffers in /dev/shm; a container's default 64 MiB makes it fail
+// later with "unhandled system error". Said at start-up, where the cause is still visible.
+void warn_about_small_shm() {
+  constexpr uint64_t kEnough = uint64_t{1} << 30;
+  const uint64_t shm = shm_bytes();
+  if (shm >= kEnough) return;
+  spdlog::warn("/dev/shm holds only {} MiB: NCCL needs room there for ranks on one node (it fails "
+               "with 'unhandled system error' otherwise); give containers --shm-size=16g or "
+               "--ipc=host",
+               shm >> 20);
+}
+
 }  // namespace
 
 GroupOptions GroupOptions::from_launch(const LaunchInfo& info, const LaunchFlags& f) {
@@ -234,6 +246,7 @@ void Group::join(const Model& model, Backend& backend) {
     if (verdict != "ok") fail("the master stopped the group: {}", verdict);
     plan_ = CommPlan::from_json(store_->get("comm-plan"));
   }
+  if (!backend.device_id().empty()) warn_about_small_shm();
   connect(model, backend);
   if (is_master()) server_->set("state", "serving");
   spdlog::info("rank {} of {} joined the group (master {}); {}", options_.rank, options_.world_size,

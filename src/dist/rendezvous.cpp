@@ -3,6 +3,7 @@
 #include "dist/rendezvous.h"
 
 #include <spdlog/spdlog.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -111,20 +112,49 @@ void report_startup_failure(StoreClient& store, int rank, const std::string& hos
   }
 }
 
+namespace {
+
+// A holder whose heartbeat is fresh is alive, unless it ran on this host and its pid is gone (a
+// rank restarted at once after a crash, before its old heartbeat aged).
+bool holder_alive(const std::string& holder, std::chrono::milliseconds heartbeat_age,
+                  const std::string& host) {
+  if (heartbeat_age > 2 * kHeartbeatEvery + kHeartbeatEvery / 2) return false;
+  if (field(holder, "host") != host) return true;
+  const std::string pid = field(holder, "pid");
+  return pid != "?" && ::kill(std::stoi(pid), 0) == 0;
+}
+
+// Claims present/<rank>, waiting out a holder whose heartbeat may just have stopped (a rank
+// restarted at once after a crash); throws Error when another live process keeps holding it.
+void claim_rank(StoreClient& store, int rank, const std::string& host) {
+  const auto deadline = Clock::now() + kHeartbeatLost + kHeartbeatEvery;
+  std::string holder;
+  std::chrono::milliseconds age{0};
+  while (!store.claim(key("present", rank), who_am_i(host), key("alive", rank), kHeartbeatLost,
+                      holder, age)) {
+    if (Clock::now() >= deadline || holder_alive(holder, age, host)) {
+      store.set(key("duplicate", rank), who_am_i(host));
+      fail("rank {} is already taken by {} (pid {}), which is still running: two nodes were "
+           "started as the same rank; check --node-rank (or --ips, or the launcher's rank) on "
+           "each node",
+           rank, field(holder, "host"), field(holder, "pid"));
+    }
+    std::this_thread::sleep_for(kHeartbeatEvery);
+  }
+}
+
+}  // namespace
+
 void announce(StoreClient& store, int rank, const GroupRecord& mine, const std::string& host) {
   const GroupRecord master = GroupRecord::from_json(store.get("group"));
   if (const std::string d = record_difference(mine, master); !d.empty()) {
     report_startup_failure(store, rank, host, d);
+    if (rank >= master.world_size) {  // the master cannot know to look at failed/<rank>
+      store.set("intruder", json{{"host", host}, {"rank", rank}, {"why", d}}.dump());
+    }
     fail("{}", d);
   }
-  std::string holder;
-  if (!store.claim(key("present", rank), who_am_i(host), key("alive", rank), kHeartbeatLost,
-                   holder)) {
-    store.set(key("duplicate", rank), who_am_i(host));
-    fail("rank {} is already taken by {} (pid {}), which is still running: two nodes were started "
-         "as the same rank; check --node-rank (or --ips, or the launcher's rank) on each node",
-         rank, field(holder, "host"), field(holder, "pid"));
-  }
+  claim_rank(store, rank, host);
   std::string state;
   if (store.try_get("state", std::chrono::milliseconds(0), state) && state == "serving") {
     fail("the group of the master on {} has already formed and is serving without this rank: a "
@@ -172,6 +202,11 @@ std::string Roster::check(std::map<int, std::string>& hellos) {
   std::vector<int> missing;
   for (int r = 1; r < world_size_; ++r) {
     std::string text;
+    if (server_.peek(key("duplicate", r), text)) {
+      return fmt::format("two nodes claim rank {}: {} and {}; check --node-rank (or --ips, or the "
+                         "launcher's rank) on each node",
+                         r, host_of(r), field(text, "host"));
+    }
     if (hellos.count(r) || server_.peek(key("hello", r), text)) {
       if (!text.empty()) hellos[r] = text;
       continue;
@@ -179,11 +214,6 @@ std::string Roster::check(std::map<int, std::string>& hellos) {
     if (server_.peek(key("failed", r), text)) {
       return fmt::format("rank {} on {} cannot start: {}", r, field(text, "host"),
                          field(text, "why", text));
-    }
-    if (server_.peek(key("duplicate", r), text)) {
-      return fmt::format("two nodes claim rank {}: {} and {}; check --node-rank (or --ips, or the "
-                         "launcher's rank) on each node",
-                         r, host_of(r), field(text, "host"));
     }
     if (server_.peek(key("present", r), text)) {
       const auto age = server_.age(key("alive", r));
@@ -195,6 +225,12 @@ std::string Roster::check(std::map<int, std::string>& hellos) {
       continue;
     }
     if (Clock::now() - start_ > timeout_) missing.push_back(r);
+  }
+  std::string text;
+  if (server_.peek("intruder", text)) {
+    return fmt::format("a node on {} tried to join as rank {}, which this group of {} ranks does "
+                       "not have: {}",
+                       field(text, "host"), field(text, "rank"), world_size_, field(text, "why"));
   }
   if (missing.empty()) return "";
   std::string list;

@@ -23,6 +23,7 @@ constexpr const char* kKeyHeader = "X-Shardlm-Key";
 constexpr const char* kTokenHeader = "X-Shardlm-Token";
 constexpr const char* kTimeoutHeader = "X-Shardlm-Timeout-Ms";
 constexpr const char* kAliveKeyHeader = "X-Shardlm-Alive-Key";
+constexpr const char* kAgeHeader = "X-Shardlm-Age-Ms";
 
 using Clock = std::chrono::steady_clock;
 
@@ -84,9 +85,10 @@ StoreServer::StoreServer(const std::string& host, int port, std::string token)
     const auto stale = wait_of(req);
     if (!stale) return refuse(res, 400, std::string(kTimeoutHeader) + " must be milliseconds");
     std::string holder;
-    if (!claim(req.get_header_value(kKeyHeader), req.body, req.get_header_value(kAliveKeyHeader),
-               *stale, holder)) {
+    const std::string alive_key = req.get_header_value(kAliveKeyHeader);
+    if (!claim(req.get_header_value(kKeyHeader), req.body, alive_key, *stale, holder)) {
       res.status = 409;
+      res.set_header(kAgeHeader, std::to_string(age(alive_key).count()));
       res.set_content(holder, "application/octet-stream");
     }
   });
@@ -242,7 +244,7 @@ void StoreClient::set(const std::string& key, const std::string& value) {
 
 bool StoreClient::claim(const std::string& key, const std::string& value,
                         const std::string& alive_key, std::chrono::milliseconds stale,
-                        std::string& holder) {
+                        std::string& holder, std::chrono::milliseconds& holder_age) {
   httplib::Client cli(host_, port_);
   cli.set_connection_timeout(std::chrono::seconds(5));
   const httplib::Headers headers{{kKeyHeader, key},
@@ -256,6 +258,11 @@ bool StoreClient::claim(const std::string& key, const std::string& value,
   if (r->status == 403) fail("the master at {} refused this node: {}", address(), r->body);
   if (r->status == 409) {
     holder = r->body;
+    const std::string age = r->get_header_value(kAgeHeader);
+    holder_age = std::chrono::milliseconds(
+        !age.empty() && age.size() < 12 && std::all_of(age.begin(), age.end(), ::isdigit)
+            ? std::stoll(age)
+            : 0);
     return false;
   }
   if (r->status != 200) fail("rendezvous at {}: claim '{}' failed (HTTP {})", address(), key, r->status);

@@ -60,9 +60,10 @@ class StoreClient {
   // nullopt-like: false when the key did not appear within the timeout.
   bool try_get(const std::string& key, std::chrono::milliseconds timeout, std::string& value);
   // StoreServer::claim over the wire: true when this caller now holds `key`; false with the
-  // holder's value otherwise.
+  // holder's value and how long ago its `alive_key` was set otherwise.
   bool claim(const std::string& key, const std::string& value, const std::string& alive_key,
-             std::chrono::milliseconds stale, std::string& holder);
+             std::chrono::milliseconds stale, std::string& holder,
+             std::chrono::milliseconds& holder_age);
 
   std::chrono::milliseconds timeout() const { return timeout_; }
   const std::string& host() const { return host_; }

@@ -228,6 +228,8 @@ void follow_supervisor() {
   if (supervisor_gone()) fail("this rank's supervisor (pid {}) is gone; not starting", pid);
 }
 
+void die_with_launcher() { ::prctl(PR_SET_PDEATHSIG, SIGTERM); }
+
 bool supervisor_gone() {
   const char* pid = std::getenv(kSupervisorPidVariable);
   return pid != nullptr && std::to_string(::getppid()) != pid;

@@ -30,6 +30,9 @@ int supervise_local_ranks(const SupervisorOptions& options);
 // In a supervised child (kSupervisorPidVariable set): asks the kernel for SIGTERM when the
 // supervisor dies, and throws Error when it is already gone. Does nothing in other processes.
 void follow_supervisor();
+// A rank started by mpirun or srun: SIGTERM when the launcher process dies (a SIGKILLed mpirun
+// must not leave ranks serving); the master drains, the workers follow it.
+void die_with_launcher();
 // True in a supervised child whose supervisor has died (its parent is no longer that pid).
 bool supervisor_gone();
 

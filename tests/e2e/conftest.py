@@ -103,3 +103,31 @@ def client(server):
     import openai
     return openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0,
                          timeout=120)
+
+
+def descendants(pid):
+    """Every process below `pid` (children, their children, ...)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children = {}
+    for line in out.splitlines():
+        p, pp = map(int, line.split())
+        children.setdefault(pp, []).append(p)
+    found, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c)
+    return found
+
+
+def kill_tree(proc):
+    """SIGKILL a process started by a test and everything below it, if still running."""
+    for pid in [*descendants(proc.pid), proc.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass

@@ -1,0 +1,210 @@
+"""Every start-up failure of a group is named within seconds on every rank, with the node and the
+cause, and no process stays behind (issue 18): the master never started, the rendezvous port
+dropped by a firewall, a collective interface the other host cannot reach, collective ports
+dropped, an extra rank, a different build, weights that differ inside one tensor, a layout one
+node refuses, a duplicate rank, and a worker restarted after the group formed. Two-host cases
+run in two network namespaces joined by a veth pair (test_two_hosts's fixture; needs root)."""
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import BINARY, kill_tree, MODEL
+from test_group_layouts import TOOL, tiny  # noqa: F401 (fixture)
+from test_tensor_parallel import free_port
+from test_two_hosts import ADDR, NS, in_ns, two_hosts  # noqa: F401 (fixture)
+
+RANK_PORT = 29555  # the two-host tests' rendezvous port
+
+
+STARTED = []  # every process a test started, killed (with its children) after the test
+
+
+@pytest.fixture(autouse=True)
+def leave_nothing_running():
+    yield
+    while STARTED:
+        kill_tree(STARTED.pop())
+
+
+def serve(model, rank, port, *extra, nnodes=2, host="127.0.0.1", binary=BINARY, ns=None,
+          env=None, layout=("--pp", "2")):
+    cmd = [binary, "serve", "--model", model, "--port", "0", "--threads", "1", "--log-interval",
+           "0", *layout, "--nnodes", str(nnodes), "--node-rank", str(rank), "--dist-init-addr",
+           f"{host}:{port}", *extra]
+    kw = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+              env={**os.environ, **(env or {})})
+    proc = in_ns(ns, cmd, **kw) if ns else subprocess.Popen(cmd, **kw)
+    STARTED.append(proc)
+    return proc
+
+
+def outcome(procs, timeout=60):
+    """(outputs, exit statuses, seconds until the last exited) of processes started just now."""
+    began = time.monotonic()
+    outs = [p.communicate(timeout=timeout)[0] for p in procs]
+    return outs, [p.returncode for p in procs], time.monotonic() - began
+
+
+def test_master_not_started_is_named():
+    (out,), (rc,), took = outcome([serve(MODEL, 1, free_port(), "--dist-timeout", "3")])
+    assert rc == 1 and "nothing listens there: the master node is not started" in out, out
+    assert took < 15
+
+
+def test_blocked_rendezvous_port_is_named_on_both_hosts(two_hosts):
+    subprocess.run(["ip", "netns", "exec", NS[0], "iptables", "-A", "INPUT", "-p", "tcp",
+                    "--dport", str(RANK_PORT), "!", "-s", ADDR[0], "-j", "DROP"], check=True)
+    procs = [serve(MODEL, r, RANK_PORT, "--dist-timeout", "5", "--host", ADDR[r],
+                   host=ADDR[0], ns=NS[r]) for r in (0, 1)]
+    outs, rcs, took = outcome(procs)
+    assert rcs == [1, 1], outs
+    assert "no answer at all: a firewall drops the port" in outs[1], outs[1]
+    assert "rank(s) 1 of 2 never reached the rendezvous" in outs[0], outs[0]
+    assert "firewall" in outs[0]
+    assert took < 30
+
+
+def test_loopback_collective_interface_is_named(two_hosts):
+    env = {"GLOO_SOCKET_IFNAME": "lo"}
+    procs = [serve(MODEL, r, RANK_PORT, "--dist-timeout", "8", "--host", ADDR[r], host=ADDR[0],
+                   ns=NS[r], env=env) for r in (0, 1)]
+    outs, rcs, took = outcome(procs)
+    assert rcs == [1, 1], outs
+    for out in outs:  # Gloo fails at once (refused) or hangs until the watchdog: either way named
+        assert "GLOO_SOCKET_IFNAME=lo is the loopback interface" in out, out
+    assert took < 30
+
+
+def test_collective_ports_dropped_are_named(two_hosts):
+    # The rendezvous gets through; every other new connection between the hosts (Gloo's) is
+    # dropped.
+    for ns, me in zip(NS, ADDR):
+        subprocess.run(["ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-p", "tcp", "!",
+                        "--dport", str(RANK_PORT), "!", "-s", me, "-m", "conntrack",
+                        "--ctstate", "NEW", "-j", "DROP"], check=True)
+    procs = [serve(MODEL, r, RANK_PORT, "--dist-timeout", "8", "--host", ADDR[r], host=ADDR[0],
+                   ns=NS[r]) for r in (0, 1)]
+    outs, rcs, took = outcome(procs)
+    assert rcs == [1, 1], outs
+    for out in outs:
+        assert "connecting the collectives" in out and "firewall drops the collective ports" in out
+    assert took < 30
+
+
+def test_extra_rank_is_named(tiny):
+    port = free_port()
+    master = serve(tiny, 0, port, "--dist-timeout", "60")
+    extra = serve(tiny, 2, port, "--dist-timeout", "60", nnodes=3)
+    outs, rcs, took = outcome([master, extra])
+    assert rcs == [1, 1], outs
+    assert "this node's layout is tp 1 x pp 2 = 3 ranks on 3 node(s)" in outs[1], outs[1]
+    assert "tried to join as rank 2, which this group of 2 ranks does not have" in outs[0], outs[0]
+    assert took < 20  # not the 60 s start-up timeout
+
+
+def patched_build(tmp_path):
+    """A copy of the binary whose embedded commit differs: a build of another commit."""
+    version = subprocess.run([BINARY, "--version"], capture_output=True, text=True).stdout
+    commit = re.search(r"\(commit ([^)]+)\)", version).group(1).encode()
+    other = bytes(reversed(commit)) if commit != bytes(reversed(commit)) else b"x" * len(commit)
+    data = open(BINARY, "rb").read()
+    assert data.count(commit) >= 1
+    path = tmp_path / "shardlm-other"
+    path.write_bytes(data.replace(commit, other))
+    path.chmod(0o755)
+    return str(path), other.decode()
+
+
+def test_build_mismatch_is_named(tiny, tmp_path):
+    binary, other = patched_build(tmp_path)
+    port = free_port()
+    master = serve(tiny, 0, port, "--dist-timeout", "60")
+    worker = serve(tiny, 1, port, "--dist-timeout", "60", binary=binary)
+    outs, rcs, took = outcome([master, worker])
+    assert rcs == [1, 1], outs
+    assert f"this node runs shardlm 0.1.0 (commit {other})" in outs[1], outs[1]
+    assert "run the same build (the same commit) on every node" in outs[1]
+    assert "rank 1 on" in outs[0] and "cannot start" in outs[0] and other in outs[0], outs[0]
+    assert took < 20
+
+
+def test_weights_changed_inside_a_tensor_are_refused(tiny, tmp_path):
+    changed = tmp_path / "changed.gguf"
+    data = bytearray(open(tiny, "rb").read())
+    middle = len(data) // 2
+    size = min(64 * 1024, len(data) // 8)
+    data[middle:middle + size] = bytes(b ^ 0x5A for b in data[middle:middle + size])
+    changed.write_bytes(bytes(data))
+    port = free_port()
+    master = serve(tiny, 0, port, "--dist-timeout", "60")
+    worker = serve(str(changed), 1, port, "--dist-timeout", "60")
+    outs, rcs, took = outcome([master, worker])
+    assert rcs == [1, 1], outs
+    assert "the weight files hold different bytes in the same tensors" in outs[0], outs[0]
+    assert "the master stopped the group" in outs[1] and "different bytes" in outs[1], outs[1]
+    assert took < 20
+    # doctor says the same, and --verify-weights hashes the files again.
+    docs = [subprocess.Popen([BINARY, "doctor", "--model", m, "--pp", "2", "--nnodes", "2",
+                              "--node-rank", str(r), "--dist-init-addr", f"127.0.0.1:{port}",
+                              "--verify-weights"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for r, m in ((0, tiny), (1, str(changed)))]
+    STARTED.extend(docs)
+    outs, rcs, _ = outcome(docs)
+    assert rcs == [1, 1], outs
+    assert "every file hashed again" in outs[1]
+    assert "different bytes" in outs[0], outs[0]
+
+
+def test_layout_refused_by_one_node_is_named(tiny):
+    port = free_port()
+    master = serve(tiny, 0, port, "--dist-timeout", "60")
+    worker = serve(tiny, 1, port, "--dist-timeout", "60", layout=("--tp", "2"))
+    outs, rcs, took = outcome([master, worker])
+    assert rcs == [1, 1], outs
+    assert "this node's layout is tp 2 x pp 1" in outs[1], outs[1]
+    assert "rank 1 on" in outs[0] and "cannot start: this node's layout is tp 2 x pp 1" in outs[0]
+    assert took < 20
+
+
+def test_duplicate_rank_is_named(tmp_path):
+    # Three stages, rank 2 never started, so the group is still forming when the second rank 1
+    # arrives (a duplicate that arrives after the group formed is refused, and the group serves on).
+    model = str(tmp_path / "three.gguf")
+    subprocess.run([TOOL, model, "--layers", "3"], check=True)
+    port = free_port()
+    layout = ("--pp", "3")
+    master = serve(model, 0, port, "--dist-timeout", "60", nnodes=3, layout=layout)
+    workers = [serve(model, 1, port, "--dist-timeout", "60", nnodes=3, layout=layout)
+               for _ in range(2)]
+    outs, rcs, took = outcome([master, *workers])
+    assert rcs == [1, 1, 1], outs
+    assert "two nodes claim rank 1" in outs[0], outs[0]
+    assert len([o for o in outs[1:] if "rank 1 is already taken by" in o]) == 1, outs
+    assert len([o for o in outs[1:] if "the master stopped the group: two nodes" in o]) == 1, outs
+    assert took < 20
+
+
+def test_restarted_worker_is_told_to_restart_the_group(tiny):
+    port = free_port()
+    worker = serve(tiny, 1, port, "--dist-timeout", "60")
+    master = serve(tiny, 0, port, "--dist-timeout", "60")
+    try:
+        deadline = time.monotonic() + 60
+        text = ""
+        while "joined the group" not in text and time.monotonic() < deadline:
+            time.sleep(0.2)
+            text = os.read(master.stdout.fileno(), 65536).decode(errors="replace") + text
+        worker.kill()
+        worker.wait()
+        again = serve(tiny, 1, port, "--dist-timeout", "60")
+        (out,), (rc,), took = outcome([again])
+        assert rc == 1 and "a rank that was restarted cannot rejoin it" in out, out
+        assert took < 20
+    finally:
+        master.terminate()
+        master.communicate(timeout=60)
