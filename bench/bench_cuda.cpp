@@ -221,8 +221,9 @@ void bench_gemv_variants(const shardlm::ModelConfig& c, double copy_gb_per_s) {
       {"down", {c.ffn_dim, {c.d_model}, false}},
       {"output projection", {c.d_model, {c.vocab_size}, false}},
   };
-  std::printf("GEMV variants at batch 1 (us per call in a graph over copies of the weights; * the "
-              "dispatched one):\n");
+  std::printf(
+      "GEMV variants at batch 1 (us per call in a graph over copies of the weights; * the "
+      "dispatched one):\n");
   for (const Case& cs : cases) {
     std::printf("  %s (k %lld):\n", cs.name, static_cast<long long>(cs.shape.k));
     for (const auto& t : shardlm::cuda::sweep_gemv(cs.shape)) {

@@ -177,7 +177,7 @@ TEST(CudaGemv, OddShapesMatchFp64Reference) {
     be.register_matrix(m.view());
     return m;
   };
-  const std::pair<int64_t, int64_t> shapes[] = {{8, 1},     {264, 13},  {1000, 1001}, {4104, 3},
+  const std::pair<int64_t, int64_t> shapes[] = {{8, 1},      {264, 13},    {1000, 1001}, {4104, 3},
                                                 {14344, 77}, {4104, 1001}, {100, 33}};
   for (const auto& [k, n] : shapes) {
     const Matrix& w = matrix(k, n);

@@ -25,9 +25,8 @@ struct Variant {
 };
 // Batch-1 variants (the sweep times each); batches of 2 or 3 take kSmallBatchVariant, larger
 // ones kBatchVariant: more rows per warp, so each x vector loaded serves more weight rows.
-constexpr Variant kVariants[] = {{1, 4, 1}, {1, 8, 1}, {1, 16, 1}, {2, 4, 1},
-                                 {2, 8, 1}, {4, 4, 1}, {4, 2, 1},  {1, 4, 2},
-                                 {1, 8, 2}, {2, 4, 2}, {1, 4, 4},  {1, 2, 4}};
+constexpr Variant kVariants[] = {{1, 4, 1}, {1, 8, 1}, {1, 16, 1}, {2, 4, 1}, {2, 8, 1}, {4, 4, 1},
+                                 {4, 2, 1}, {1, 4, 2}, {1, 8, 2},  {2, 4, 2}, {1, 4, 4}, {1, 2, 4}};
 constexpr int kVariantCount = sizeof(kVariants) / sizeof(kVariants[0]);
 constexpr int kSmallBatchVariant = 3;  // (2, 4, 1)
 constexpr int kBatchVariant = 6;       // (4, 2, 1)
@@ -193,8 +192,8 @@ void launch(const GemvSegments& segs, int64_t k, int64_t rows, const float* x,
 
 // Batch 1: variant v, one kernel instance per variant.
 template <bool GATE, int... Vs>
-void launch_one_token(int v, std::integer_sequence<int, Vs...>, const GemvSegments& segs,
-                      int64_t k, int64_t rows, const float* x, cudaStream_t stream) {
+void launch_one_token(int v, std::integer_sequence<int, Vs...>, const GemvSegments& segs, int64_t k,
+                      int64_t rows, const float* x, cudaStream_t stream) {
   ((v == Vs ? launch<1, Vs, GATE>(segs, k, rows, x, stream) : void()), ...);
 }
 
@@ -230,7 +229,8 @@ void run(const GemvSegments& segs, int64_t k, int64_t rows, const float* x, int6
   } else {
     with_token_count(n_tokens, [&](auto nt) {
       constexpr int kNt = decltype(nt)::value;
-      launch<kNt, kNt < 4 ? kSmallBatchVariant : kBatchVariant, GATE>(segs, k, rows, x, stream);
+      constexpr int kV = kNt < 4 ? kSmallBatchVariant : kBatchVariant;
+      launch<kNt, kV, GATE>(segs, k, rows, x, stream);
     });
   }
   SHARDLM_CUDA_CHECK_LAUNCH();
@@ -250,8 +250,8 @@ int gemv_variant_count() {
 
 std::string gemv_variant_name(int v) {
   const Variant& p = kVariants[v];
-  std::string name = std::to_string(p.r) + (p.r > 1 ? " rows x " : " row x ") +
-                     std::to_string(p.u) + " loads";
+  std::string name =
+      std::to_string(p.r) + (p.r > 1 ? " rows x " : " row x ") + std::to_string(p.u) + " loads";
   if (p.w > 1) name += ", k split " + std::to_string(p.w) + " ways";
   return name;
 }
@@ -260,9 +260,9 @@ std::string gemv_variant_name(int v) {
 // with 8 or more loads in flight per lane come within a few per cent of each other.
 int gemv_dispatch_variant(int64_t k, int64_t rows, int64_t n_tokens, bool gate_up) {
   if (n_tokens > 1) return n_tokens < 4 ? kSmallBatchVariant : kBatchVariant;
-  if (gate_up) return 9;           // (2, 4, 2)
-  if (rows >= 65536) return 8;     // (1, 8, 2): the vocabulary projection
-  return 1;                        // (1, 8, 1)
+  if (gate_up) return 9;        // (2, 4, 2)
+  if (rows >= 65536) return 8;  // (1, 8, 2): the vocabulary projection
+  return 1;                     // (1, 8, 1)
 }
 
 void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,

@@ -98,7 +98,8 @@ std::vector<GemvVariantTiming> sweep_gemv(const GemvSweepShape& shape) {
     const double us = graph_ms_per_replay(stream, exec, 15) * 1e3 / copies;
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
-    out.push_back({gemv_variant_name(v), us, static_cast<double>(elems * 2) / us / 1e3, v == chosen});
+    out.push_back(
+        {gemv_variant_name(v), us, static_cast<double>(elems * 2) / us / 1e3, v == chosen});
   }
   cudaFree(w);
   cudaFree(x);

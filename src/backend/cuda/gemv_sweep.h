@@ -16,8 +16,8 @@ struct GemvSweepShape {
 
 struct GemvVariantTiming {
   std::string variant;
-  double us = 0;        // per call
-  double gb_per_s = 0;  // weight bytes read per second (1e9)
+  double us = 0;            // per call
+  double gb_per_s = 0;      // weight bytes read per second (1e9)
   bool dispatched = false;  // the variant gemv_dispatch_variant picks for this shape
 };
 
