@@ -9,6 +9,7 @@
 #include "app/size_flag.h"
 #include "core/error.h"
 #include "dist/launch_env.h"
+#include "dist/net_probe.h"
 #include "dist/supervisor.h"
 #include "server/api_server.h"
 
@@ -103,9 +104,19 @@ void explain_mpirun_stop() {
       "ends the group");
 }
 
+// `serve --tp 2` on one machine needs no rendezvous address: the supervisor picks a free port
+// (instead of the fixed default, which two such servers on one machine would share) and hands it
+// to its ranks through MASTER_ADDR/MASTER_PORT.
+void give_one_node_group_a_port(const dist::LaunchInfo& info, const dist::LaunchFlags& f) {
+  if (info.nnodes != 1 || !f.dist_init_addr.empty() || std::getenv("MASTER_PORT")) return;
+  ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+  ::setenv("MASTER_PORT", std::to_string(dist::free_loopback_port()).c_str(), 1);
+}
+
 void run_serve(ServeOptions& o) {
   const dist::LaunchInfo info = dist::resolve_launch(o.group);
   if (info.supervisor) {
+    give_one_node_group_a_port(info, o.group);
     resolve_model(o.args.engine.model,
                   o.args.engine.load_format);  // fetch the default model once, before the children
     std::exit(dist::supervise_local_ranks(

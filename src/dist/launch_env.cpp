@@ -222,13 +222,28 @@ void set_master_or_fail(LaunchInfo& info, const LaunchFlags& f, const Environmen
 
 // ---- flags: SGLang style and FastDeploy --ips -------------------------------------------------
 
+// Ranks on each node: --nproc-per-node, else (as SGLang and FastDeploy read --tp) the whole
+// group's --tp x --pp spread evenly over the nodes.
+int ranks_per_node(const LaunchFlags& f, int nnodes) {
+  if (f.nproc_per_node) return *f.nproc_per_node;
+  const int total = f.tp.value_or(1) * f.pp.value_or(1);
+  if (total <= nnodes) return 1;
+  if (total % nnodes != 0) {
+    fail(
+        "--tp {} x --pp {} = {} ranks do not split evenly over {} nodes; give --nproc-per-node "
+        "(the ranks each node runs) or a layout that divides",
+        f.tp.value_or(1), f.pp.value_or(1), total, nnodes);
+  }
+  return total / nnodes;
+}
+
 LaunchInfo from_flags(const LaunchFlags& f, const Environment& env) {
   LaunchInfo info;
   info.mode = "flags";
   const int nnodes = f.nnodes.value_or(1), node_rank = f.node_rank.value_or(0);
   check_positive(nnodes, "--nnodes");
   check_below(node_rank, "--node-rank", nnodes, "--nnodes");
-  place_on_node(info, nnodes, node_rank, f.nproc_per_node.value_or(1), "--nproc-per-node", f, env);
+  place_on_node(info, nnodes, node_rank, ranks_per_node(f, nnodes), "--nproc-per-node", f, env);
   set_master_or_fail(info, f, env, fmt::format("--nnodes {}", nnodes));
   return info;
 }
@@ -287,7 +302,7 @@ LaunchInfo from_ips(const LaunchFlags& f, const Environment& env,
   } else {
     node_rank = match_ips(f.ips, local);
   }
-  place_on_node(info, n, node_rank, f.nproc_per_node.value_or(1), "--nproc-per-node", f, env);
+  place_on_node(info, n, node_rank, ranks_per_node(f, n), "--nproc-per-node", f, env);
   const auto m = explicit_master(f, env, false);
   set_master(info, m ? *m : HostPort{unbracket(f.ips[0]), kDefaultMasterPort});
   return info;
@@ -461,6 +476,8 @@ std::string pick_mode(const LaunchFlags& f, const Environment& env) {
         *f.nnodes);
   }
   if (f.nnodes || f.nproc_per_node || given_local_rank(f, env)) return "flags";
+  // vLLM's habit: `--tp 2` alone runs two ranks on this machine.
+  if (f.tp.value_or(1) * f.pp.value_or(1) > 1) return "flags";
   return "single";
 }
 

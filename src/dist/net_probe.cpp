@@ -146,3 +146,20 @@ uint64_t shm_bytes() {
 }
 
 }  // namespace shardlm::dist
+
+namespace shardlm::dist {
+
+int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  const bool ok = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  if (fd >= 0) close(fd);
+  if (!ok) fail("cannot find a free port on 127.0.0.1 for the node's rendezvous: {}", std::strerror(errno));
+  return ntohs(a.sin_port);
+}
+
+}  // namespace shardlm::dist

@@ -33,6 +33,9 @@ std::string interface_of(const std::string& address);
 // The first address of interface `name`, or "" when it has none (or does not exist).
 std::string address_of_interface(const std::string& name);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (for a one-node group's rendezvous).
+int free_loopback_port();
+
 // Bytes of the file system at /dev/shm (0 when it is missing).
 uint64_t shm_bytes();
 

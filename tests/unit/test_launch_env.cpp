@@ -70,14 +70,37 @@ TEST(LaunchEnv, NothingGivenIsOneProcess) {
   EXPECT_FALSE(i.supervisor);
 }
 
-TEST(LaunchEnv, SingleKeepsTpPpForValidationLater) {
+// vLLM's habit: `--tp 2 --pp 3` alone runs its six ranks on this machine (a supervisor).
+TEST(LaunchEnv, TpAloneRunsItsRanksOnThisMachine) {
   LaunchFlags f;
   f.tp = 2;
   f.pp = 3;
   const LaunchInfo i = resolve(f, {{"TP_SIZE", "2"}});  // TP_SIZE alone is no rtp-llm launch
-  EXPECT_EQ(i.mode, "single");
+  EXPECT_EQ(i.mode, "flags");
+  EXPECT_TRUE(i.supervisor);
+  EXPECT_EQ(i.local_world_size, 6);
+  EXPECT_EQ(i.world_size, 6);
   EXPECT_EQ(i.parallel.tp, 2);
   EXPECT_EQ(i.parallel.pp, 3);
+}
+
+// SGLang's and FastDeploy's habit: --tp is the whole group's; each node runs its share.
+TEST(LaunchEnv, TpOverNodesInfersRanksPerNode) {
+  LaunchFlags f;
+  f.tp = 16;
+  f.nnodes = 2;
+  f.node_rank = 1;
+  f.dist_init_addr = "10.0.0.1:5000";
+  const LaunchInfo i = resolve(f, {});
+  EXPECT_TRUE(i.supervisor);
+  EXPECT_EQ(i.local_world_size, 8);
+  EXPECT_EQ(i.world_size, 16);
+  EXPECT_EQ(i.node_rank, 1);
+  f.tp = 3;  // 3 ranks over 2 nodes: named
+  EXPECT_THAT(resolve_error(f), HasSubstr("do not split evenly over 2 nodes"));
+  f.nproc_per_node = 1;  // the old reading, when asked for explicitly
+  f.tp = 2;
+  EXPECT_EQ(resolve(f, {}).world_size, 2);
 }
 
 TEST(LaunchEnv, UnrelatedTorchrunVariablesDoNotSelectAMode) {

@@ -29,7 +29,7 @@ TEST(LaunchFlagsCli, DefaultsAreUnset) {
   const LaunchFlags f = parse({});
   EXPECT_FALSE(f.tp || f.pp || f.nnodes || f.node_rank || f.nproc_per_node || f.local_rank);
   EXPECT_TRUE(f.dist_init_addr.empty() && f.ips.empty());
-  EXPECT_EQ(f.dist_timeout, 300);
+  EXPECT_EQ(f.dist_timeout, 30);
   EXPECT_EQ(f.step_timeout, 10);
 }
 

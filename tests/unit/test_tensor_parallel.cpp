@@ -3,6 +3,7 @@
 // one rank token for token (PP with micro-batches); the
 // handshake names a missing rank, a model mismatch and a wrong cluster token; step messages
 // round-trip and reject other versions.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <future>
@@ -256,7 +257,10 @@ TEST(Handshake, HelloDifferenceNamesTheField) {
   EXPECT_EQ(hello_difference(master, master), "");
   EXPECT_EQ(hello_difference(master, R"({"version":"0.2.0","fingerprint":"ab","tp":2,"pp":1,
                                          "world_size":2})"),
-            R"(version: "0.1.0" vs "0.2.0")");
+            R"(build: shardlm "0.1.0" vs "0.2.0"; run the same build (the same commit) on every node)");
+  EXPECT_THAT(hello_difference(master, R"({"version":"0.1.0","fingerprint":"xy/cd","tp":2,"pp":1,
+                                         "world_size":2})"),
+              ::testing::HasSubstr("model fingerprint: the models differ"));
   EXPECT_EQ(hello_difference(master, R"({"version":"0.1.0","fingerprint":"ab","tp":1,"pp":2,
                                          "world_size":2})"),
             "tp: 2 vs 1");
