@@ -3,6 +3,7 @@
 
 #include "app/commands.h"
 #include "app/default_model.h"
+#include "dist/cluster_token.h"
 #include "dist/doctor.h"
 #include "dist/launch_env.h"
 #include "dist/supervisor.h"
@@ -24,6 +25,7 @@ struct DoctorArgs {
 
 int run(DoctorArgs& a) {
   const dist::LaunchInfo info = dist::resolve_launch(a.launch);
+  dist::settle_cluster_token(info, a.launch);
   const std::string model = a.no_model ? "" : resolve_model(a.model, a.load_format);
   if (info.supervisor) return dist::supervise_local_ranks({info.local_world_size, false, 5});
   dist::DoctorOptions o;

@@ -8,6 +8,7 @@
 #include "app/default_model.h"
 #include "app/size_flag.h"
 #include "core/error.h"
+#include "dist/cluster_token.h"
 #include "dist/launch_env.h"
 #include "dist/net_probe.h"
 #include "dist/supervisor.h"
@@ -22,6 +23,7 @@ struct ServeOptions {
   dist::LaunchFlags group;
   std::string kv_cache_memory;  // e.g. "512MiB"; empty: the engine default
   bool no_prefix_caching = false;
+  CLI::Option* port_option = nullptr;  // to tell a given --port from the default
 };
 
 void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
@@ -48,7 +50,7 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
 void add_http_flags(CLI::App& cmd, ServeOptions& o) {
   server::ServerArgs& a = o.args;
   cmd.add_option("--host", a.http.host, "address to listen on")->capture_default_str();
-  cmd.add_option("--port", a.http.port, "port (0 = any free port)")
+  o.port_option = cmd.add_option("--port", a.http.port, "port (0 = any free port; rtp-llm launches: START_PORT)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   cmd.add_option("--metrics-port", a.metrics_port, "serve /metrics on this port instead")
@@ -113,8 +115,22 @@ void give_one_node_group_a_port(const dist::LaunchInfo& info, const dist::Launch
   ::setenv("MASTER_PORT", std::to_string(dist::free_loopback_port()).c_str(), 1);
 }
 
+// rtp-llm's START_PORT is its API port: a launch that sets it finds the API there, not on 8000.
+void take_start_port(int& port) {
+  const char* text = std::getenv("START_PORT");
+  if (text == nullptr || *text == '\0') return;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < 1 || value > 65535) {
+    fail("START_PORT is '{}'; it must be a port number (1-65535)", text);
+  }
+  port = static_cast<int>(value);
+}
+
 void run_serve(ServeOptions& o) {
   const dist::LaunchInfo info = dist::resolve_launch(o.group);
+  dist::settle_cluster_token(info, o.group);
+  if (info.mode == "rtp-llm" && o.port_option->count() == 0) take_start_port(o.args.http.port);
   if (info.supervisor) {
     give_one_node_group_a_port(info, o.group);
     resolve_model(o.args.engine.model,

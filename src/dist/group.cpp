@@ -193,6 +193,22 @@ std::string Group::unreachable_ranks(std::chrono::milliseconds timeout) const {
   return "";
 }
 
+void Group::publish_api(const std::string& url) {
+  if (server_) server_->set("api", url);
+}
+
+std::string Group::master_api() const {
+  StoreClient quick(options_.master_host, options_.master_port, options_.token,
+                    std::chrono::milliseconds(1000));
+  std::string url;
+  try {
+    quick.try_get("api", std::chrono::milliseconds(0), url);
+  } catch (const Error&) {
+    // the master is gone: the caller says where its rendezvous was
+  }
+  return url;
+}
+
 void Group::publish_stats(const RankStats& stats) {
   // Its own client with a short deadline: a master that is gone must not hold the worker's exit.
   StoreClient quick(options_.master_host, options_.master_port, options_.token,

@@ -81,6 +81,10 @@ class Group {
   // master why (rendezvous.h), so the group stops at once naming it.
   void report_failure(const std::string& why);
   const GroupOptions& options() const { return options_; }
+  // The master: where its OpenAI API listens ("http://host:port"), for the workers' 421 answers.
+  void publish_api(const std::string& url);
+  // A worker: the master's API URL once the master published it, else "".
+  std::string master_api() const;
 
  private:
   Hello hello(const Model& model, const Backend& backend, int liveness_port) const;

@@ -65,7 +65,11 @@ StoreServer::StoreServer(const std::string& host, int port, std::string token)
   // would read without a limit; our client never sends one), is refused at the headers.
   http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!secret_equals(req.get_header_value(kTokenHeader), token_)) {
-      refuse(res, 403, "wrong cluster token: start every node with the same --cluster-token");
+      refuse(res, 403,
+             req.get_header_value(kTokenHeader).empty()
+                 ? "this group needs a cluster token: the master printed it at start-up; start "
+                   "this node with SHARDLM_CLUSTER_TOKEN=<token> (or --cluster-token <token>)"
+                 : "wrong cluster token: start every node with the same --cluster-token");
       return httplib::Server::HandlerResponse::Handled;
     }
     if (req.has_header("Transfer-Encoding")) {

@@ -154,6 +154,11 @@ int run_api_server(const ServerArgs& args) {
     const int mport = metrics_http->bind();
     spdlog::info("metrics on http://{}:{}/metrics", args.http.host, mport);
   }
+  if (group) {
+    const bool any = args.http.host == "0.0.0.0" || args.http.host == "::" || args.http.host.empty();
+    group->publish_api(
+        fmt::format("http://{}:{}", any ? args.group->master_host : args.http.host, port));
+  }
   std::thread http_thread([&] { http.serve(); });
   std::thread metrics_thread([&] {
     if (metrics_http) metrics_http->serve();

@@ -16,7 +16,7 @@ namespace shardlm::server {
 
 namespace {
 
-void add_worker_routes(HttpServer& http, const dist::GroupOptions& g) {
+void add_worker_routes(HttpServer& http, const dist::GroupOptions& g, const dist::Group& group) {
   const std::string master = g.master_host + ":" + std::to_string(g.master_port);
   http.get(
       "/health",
@@ -26,11 +26,13 @@ void add_worker_routes(HttpServer& http, const dist::GroupOptions& g) {
             "application/json");
       },
       false);
-  auto refuse = [master](const httplib::Request&, httplib::Response&) {
-    throw ApiError(421,
-                   "this node is a worker rank of a shardlm group; send requests to the "
-                   "master node (its --dist-init-addr host, rendezvous " +
-                       master + ")");
+  auto refuse = [master, &group](const httplib::Request&, httplib::Response&) {
+    const std::string api = group.master_api();
+    throw ApiError(421, api.empty() ? "this node is a worker rank of a shardlm group; send "
+                                      "requests to the master node (its --dist-init-addr host, "
+                                      "rendezvous " + master + ")"
+                                    : "this node is a worker rank of a shardlm group; send "
+                                      "requests to the master's API at " + api);
   };
   for (const char* path : {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"}) {
     http.post(path, refuse, false);
@@ -100,7 +102,7 @@ int run_worker_node(const ServerArgs& args) {
   std::thread http_thread;
   if (g.local_rank == 0) {
     http = std::make_unique<HttpServer>(args.http);
-    add_worker_routes(*http, g);
+    add_worker_routes(*http, g, group);
     const int port = http->bind();
     http_thread = std::thread([&] { http->serve(); });
     spdlog::info("worker rank {} of {}: /health on http://{}:{}; requests go to the master", g.rank,

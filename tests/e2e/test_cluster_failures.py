@@ -208,3 +208,28 @@ def test_restarted_worker_is_told_to_restart_the_group(tiny):
     finally:
         master.terminate()
         master.communicate(timeout=60)
+
+
+def test_group_across_hosts_gets_a_token_by_default(two_hosts, tiny):
+    # Node 0 without --cluster-token generates one and prints the command for the other nodes; a
+    # node without it is refused at the rendezvous, saying why; with it, the group forms.
+    master = serve(tiny, 0, RANK_PORT, "--dist-timeout", "60", "--host", ADDR[0], host=ADDR[0],
+                   ns=NS[0])
+    bare = serve(tiny, 1, RANK_PORT, "--dist-timeout", "5", "--host", ADDR[1], host=ADDR[0],
+                 ns=NS[1])
+    (out,), (rc,), _ = outcome([bare])
+    assert rc == 1 and "this group needs a cluster token: the master printed it" in out, out
+    text = ""
+    deadline = time.monotonic() + 30
+    while "SHARDLM_CLUSTER_TOKEN=" not in text and time.monotonic() < deadline:
+        text += os.read(master.stdout.fileno(), 65536).decode(errors="replace")
+    token = re.search(r"SHARDLM_CLUSTER_TOKEN=([0-9a-f]{32}) (\S+)", text)
+    assert token and "--node-rank N" in text, text
+    worker = serve(tiny, 1, RANK_PORT, "--dist-timeout", "60", "--host", ADDR[1], host=ADDR[0],
+                   ns=NS[1], env={"SHARDLM_CLUSTER_TOKEN": token.group(1)})
+    while "(OpenAI API under /v1)" not in text and time.monotonic() < deadline + 30:
+        text += os.read(master.stdout.fileno(), 65536).decode(errors="replace")
+    assert "rank 0 of 2 joined the group" in text, text
+    master.terminate()
+    outs, rcs, _ = outcome([master, worker])
+    assert rcs == [0, 0], outs

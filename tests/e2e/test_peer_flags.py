@@ -3,6 +3,7 @@
 are accepted (the last two named in the log as having no effect here); `doctor` takes serve's
 flags, so one command line runs both, and its --help shows its real --dist-timeout default."""
 import json
+import os
 import re
 import subprocess
 import time
@@ -42,3 +43,29 @@ def test_doctor_takes_serves_flags_and_shows_its_real_timeout():
     help_text = subprocess.run([BINARY, "doctor", "--help"], capture_output=True, text=True,
                                timeout=60).stdout
     assert re.search(r"--dist-timeout\s+FLOAT:FLOAT in \[1 - 86400\]=30\b", help_text), help_text
+
+
+def test_rtp_llm_start_port_is_the_api_port(tmp_path):
+    # rtp-llm's launch puts the API on START_PORT; without --port, so does shardlm.
+    import socket
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "WORLD_SIZE": "1", "WORLD_RANK": "0", "TP_SIZE": "1",
+           "START_PORT": str(port)}
+    proc = subprocess.Popen([BINARY, "serve", "--threads", "1", "--log-interval", "0"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
