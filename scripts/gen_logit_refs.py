@@ -5,11 +5,15 @@ Run on a machine with torch + transformers (the lent GPU machine has both; CPU f
 result does not depend on GPU kernels):
 
   python3 scripts/gen_logit_refs.py --tiny --out tests/data/logits
+  python3 scripts/gen_logit_refs.py --tiny-moe --tool build/tests/shardlm_tiny_model --out tests/data/logits
   python3 scripts/gen_logit_refs.py --gguf SmolLM2-135M-Instruct.Q4_1.gguf --out tests/data/logits
 
 --tiny rebuilds the three tiny models of tests/support/tiny_model.cpp (same configs, same
 deterministic weight formula, BF16-rounded like the safetensors the C++ test writes) and dumps the
 logits of every position of a fixed token sequence.
+--tiny-moe has transformers load the mixture-of-experts references (qwen3_moe, mixtral) from the
+Hugging Face directories `shardlm_tiny_model --hf --reference NAME` writes (--tool names the
+binary), so the checkpoint layout and weights are exactly the ones the C++ test loads.
 --gguf loads the default model through transformers' GGUF support (weights dequantised to fp32),
 and dumps, for a handful of prompts, per-position top-10 logits, the logits of fixed probe ids,
 and a 32-token greedy continuation.
@@ -134,6 +138,31 @@ def gen_tiny(out_dir):
         print("wrote", path, logits.shape)
 
 
+MOE_REFERENCES = ["qwen3_moe", "mixtral"]
+
+
+def write_tiny_logits(path, vocab, logits):
+    with open(path, "w") as f:
+        json.dump({"tokens": TINY_TOKENS, "vocab": vocab,
+                   "logits": [[round(float(v), 5) for v in row] for row in logits]}, f)
+    print("wrote", path, logits.shape)
+
+
+def gen_tiny_moe(out_dir, tool):
+    import subprocess
+    import tempfile
+    from transformers import AutoModelForCausalLM
+    for name in MOE_REFERENCES:
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = os.path.join(tmp, name)
+            subprocess.run([tool, model_dir, "--hf", "--reference", name], check=True)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                         attn_implementation="eager").eval()
+            with torch.no_grad():
+                logits = model(torch.tensor([TINY_TOKENS])).logits[0].float().numpy()
+        write_tiny_logits(os.path.join(out_dir, f"tiny_{name}.json"), model.config.vocab_size, logits)
+
+
 def gen_gguf(gguf_path, out_dir, name="smollm2_135m_q4_1.json"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     d, f = os.path.dirname(os.path.abspath(gguf_path)), os.path.basename(gguf_path)
@@ -165,6 +194,8 @@ def gen_gguf(gguf_path, out_dir, name="smollm2_135m_q4_1.json"):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--tiny-moe", action="store_true")
+    ap.add_argument("--tool", default="build/tests/shardlm_tiny_model")
     ap.add_argument("--gguf")
     ap.add_argument("--out", default="tests/data/logits")
     ap.add_argument("--name", default="smollm2_135m_q4_1.json", help="file name of the --gguf dump")
@@ -173,6 +204,8 @@ def main():
     torch.manual_seed(0)
     if a.tiny:
         gen_tiny(a.out)
+    if a.tiny_moe:
+        gen_tiny_moe(a.out, a.tool)
     if a.gguf:
         gen_gguf(a.gguf, a.out, a.name)
 

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "backend/moe.h"
 #include "backend/sampling.h"
+#include "core/error.h"
 #include "core/tensor.h"
 #include "model/model_config.h"
 
@@ -177,6 +179,15 @@ class Backend {
   virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
   // x[i] += y[i].
   virtual void add(float* x, const float* y, int64_t n) = 0;
+  // A mixture-of-experts FFN over n_tokens rows of x (d_model floats each): router logits ->
+  // softmax -> the top_k experts (renormalised when w.norm_topk) -> each expert's SwiGLU FFN over
+  // the tokens routed to it -> out[t] = sum of the weighted expert outputs (plus the shared expert
+  // times its sigmoid gate). A token's output does not depend on the other tokens of the step.
+  // out must not alias x. The CPU reference is cpu::moe_ffn (backend/cpu/moe.h); a backend
+  // without it refuses MoE models at start-up (make_backend).
+  virtual void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out) {
+    fail("internal: the {} backend has no mixture-of-experts op", name());
+  }
   // dst[i] = src[rows[i]] for n rows of dim floats.
   virtual void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                            float* dst) = 0;

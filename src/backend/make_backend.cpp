@@ -51,6 +51,12 @@ Device resolve_device(const std::string& flag) {
 }
 
 std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelConfig& c) {
+  if (c.is_moe() && s.device == Device::kCuda) {
+    fail(
+        "'{}' is a mixture-of-experts model ({} experts, {} per token); mixture-of-experts models "
+        "run on the CPU only in this build; use --device cpu",
+        c.name.empty() ? c.arch : c.name, c.n_experts, c.n_experts_used);
+  }
 #if SHARDLM_HAS_CUDA
   if (s.device == Device::kCuda) {
     auto o = cuda::CudaBackendOptions::for_model(c, s.max_batch_tokens, s.max_context);

@@ -4,22 +4,33 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace shardlm {
 
 const std::vector<Architecture>& all_architectures() {
-  static const std::vector<Architecture> registry = {llama_architecture(), mistral_architecture(),
-                                                     qwen2_architecture(), qwen3_architecture()};
+  static const std::vector<Architecture> registry = {
+      llama_architecture(), mistral_architecture(),   qwen2_architecture(),
+      qwen3_architecture(), qwen3_moe_architecture(), mixtral_architecture()};
   return registry;
 }
 
-const Architecture& find_architecture(const std::string& name, const std::string& source) {
+const Architecture& find_architecture(const std::string& name, const std::string& source,
+                                      bool has_experts) {
   std::vector<std::string> names;
+  const Architecture* same_name = nullptr;
   for (const auto& a : all_architectures()) {
-    if (a.name == name) return a;
-    names.push_back(a.name);
+    if (a.gguf_name() == name) {
+      if (a.moe.has_value() == has_experts) return a;
+      if (!same_name) same_name = &a;
+    }
+    if (std::find(names.begin(), names.end(), a.gguf_name()) == names.end()) {
+      names.push_back(a.gguf_name());
+    }
   }
+  if (same_name) return *same_name;
   fail("'{}': architecture '{}' is not supported; supported: {}", source, name,
        fmt::join(names, ", "));
 }

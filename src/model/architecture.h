@@ -3,6 +3,7 @@
 // place that lists them.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,16 +11,34 @@
 
 namespace shardlm {
 
+// How a mixture-of-experts architecture names and reads its expert fields.
+struct MoeFields {
+  std::string experts_key;        // config.json: "num_experts" | "num_local_experts"
+  std::string ffn_key;            // config.json: "moe_intermediate_size" | "intermediate_size"
+  bool always_norm_topk = false;  // mixtral: always renormalised; else norm_topk_prob decides
+  bool sparse_step = false;       // reads decoder_sparse_step and mlp_only_layers
+  bool shared_expert = false;     // qwen2_moe: shared expert with a sigmoid gate
+  bool gguf_norm_topk = false;    // GGUF files without "<arch>.expert_weights_norm"
+};
+
 struct Architecture {
-  std::string name;                         // GGUF general.architecture
+  std::string name;                         // the registered name (config.arch)
   std::vector<std::string> hf_model_types;  // config.json model_type values
   bool qkv_bias = false;                    // q/k/v projections carry biases
   bool qk_norm = false;                     // per-head RMSNorm on q and k before rope
+  // GGUF general.architecture when it is not `name` (qwen3_moe: "qwen3moe"); mixtral's GGUF files
+  // say "llama" and carry "llama.expert_count".
+  std::string gguf_arch = "";
+  std::optional<MoeFields> moe = std::nullopt;  // a dense architecture
   RopeStyle gguf_rope_style = RopeStyle::kNormal;
+
+  const std::string& gguf_name() const { return gguf_arch.empty() ? name : gguf_arch; }
 };
 
-// Looks up by GGUF architecture name; throws Error listing the supported names.
-const Architecture& find_architecture(const std::string& gguf_name, const std::string& source);
+// Looks up by GGUF architecture name (and whether the file has experts, which tells llama from
+// mixtral); throws Error listing the supported names.
+const Architecture& find_architecture(const std::string& gguf_name, const std::string& source,
+                                      bool has_experts = false);
 // Looks up by Hugging Face model_type; throws Error listing the supported types.
 const Architecture& find_hf_architecture(const std::string& model_type, const std::string& source);
 const std::vector<Architecture>& all_architectures();
@@ -29,5 +48,7 @@ Architecture llama_architecture();
 Architecture mistral_architecture();
 Architecture qwen2_architecture();
 Architecture qwen3_architecture();
+Architecture qwen3_moe_architecture();
+Architecture mixtral_architecture();
 
 }  // namespace shardlm

@@ -127,8 +127,27 @@ class DummyWeights {
         {"attn_q_norm.weight", {c_.head_dim, 1}},
         {"attn_k_norm.weight", {c_.head_dim, 1}}};
     const auto it = layer.find(suffix);
-    if (it == layer.end()) return std::nullopt;
+    if (it == layer.end()) return c_.is_moe() ? moe_shape_of(suffix) : std::nullopt;
     return it->second;
+  }
+
+  // The router, the experts (one tensor each: blk.N.ffn_gate.E.weight) and the shared expert.
+  std::optional<std::pair<int64_t, int64_t>> moe_shape_of(const std::string& suffix) const {
+    const int64_t d = c_.d_model, f = c_.moe_ffn_dim, s = c_.shared_ffn_dim;
+    if (suffix == "ffn_gate_inp.weight") return std::pair{d, int64_t{c_.n_experts}};
+    if (s > 0) {
+      if (suffix == "ffn_gate_shexp.weight" || suffix == "ffn_up_shexp.weight") {
+        return std::pair{d, s};
+      }
+      if (suffix == "ffn_down_shexp.weight") return std::pair{s, d};
+      if (suffix == "ffn_gate_inp_shexp.weight") return std::pair{d, int64_t{1}};
+    }
+    const auto dot = suffix.find('.');
+    if (suffix.find("_exps") != std::string::npos || dot == std::string::npos) return std::nullopt;
+    const std::string kind = suffix.substr(0, dot);
+    if (kind == "ffn_gate" || kind == "ffn_up") return std::pair{d, f};
+    if (kind == "ffn_down") return std::pair{f, d};
+    return std::nullopt;
   }
 
   const void* fill_bf16(const std::string& name, int64_t n, float scale) {

@@ -32,8 +32,22 @@ float float_key(const GgufFile& g, const std::string& key, double fallback) {
   return static_cast<float>(v);
 }
 
+// llama.cpp's expert keys: every layer of these files is a mixture of experts.
+void read_moe(const GgufFile& g, const Architecture& arch, ModelConfig& c) {
+  const std::string p = arch.gguf_name() + ".";
+  c.n_experts = required_int(g, p + "expert_count");
+  c.n_experts_used = required_int(g, p + "expert_used_count");
+  c.moe_ffn_dim = g.has(p + "expert_feed_forward_length")
+                      ? required_int(g, p + "expert_feed_forward_length")
+                      : c.ffn_dim;
+  c.norm_topk_prob = g.get_bool(p + "expert_weights_norm").value_or(arch.moe->gguf_norm_topk);
+  if (arch.moe->shared_expert) {
+    c.shared_ffn_dim = required_int(g, p + "expert_shared_feed_forward_length");
+  }
+}
+
 ModelConfig read_config(const GgufFile& g, const Architecture& arch) {
-  const std::string p = arch.name + ".";
+  const std::string p = arch.gguf_name() + ".";
   ModelConfig c;
   c.arch = arch.name;
   c.name = g.get_string("general.name").value_or("");
@@ -57,6 +71,7 @@ ModelConfig read_config(const GgufFile& g, const Architecture& arch) {
     fail("'{}': partial rotary embeddings ({} of {} dims) are not supported", g.path(), *rd,
          c.head_dim);
   }
+  if (arch.moe) read_moe(g, arch, c);
   return c;
 }
 
@@ -81,7 +96,8 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   const GgufFile& g = *m->gguf;
   const std::string arch_name = g.get_string("general.architecture").value_or("");
   if (arch_name.empty()) fail("'{}': missing metadata key 'general.architecture'", path);
-  const Architecture& arch = find_architecture(arch_name, path);
+  const bool has_experts = g.get_int(arch_name + ".expert_count").value_or(0) > 0;
+  const Architecture& arch = find_architecture(arch_name, path, has_experts);
   m->config = read_config(g, arch);
   read_rope_factors(g, m->config);
   m->tokenizer = tokenizer_spec_from_gguf(g);

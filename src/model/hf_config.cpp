@@ -45,6 +45,36 @@ void read_rope_scaling(const nlohmann::json& j, ModelConfig& c, const std::strin
       get_int(rs, "original_max_position_embeddings", src, 8192));
 }
 
+std::vector<int> get_int_list(const nlohmann::json& j, const char* key, const std::string& src) {
+  std::vector<int> out;
+  if (!j.contains(key) || j[key].is_null()) return out;
+  if (!j[key].is_array()) fail("'{}': '{}' must be a list of layer indices", src, key);
+  for (const auto& v : j[key]) {
+    if (!v.is_number_integer()) fail("'{}': '{}' must be a list of layer indices", src, key);
+    out.push_back(v.get<int>());
+  }
+  return out;
+}
+
+// The expert fields of a mixture-of-experts config (router_aux_loss_coef and the other training
+// settings are ignored).
+void read_moe(const nlohmann::json& j, const MoeFields& m, ModelConfig& c, const std::string& src) {
+  c.n_experts = get_int(j, m.experts_key.c_str(), src);
+  c.n_experts_used = get_int(j, "num_experts_per_tok", src);
+  c.moe_ffn_dim = get_int(j, m.ffn_key.c_str(), src);
+  if (m.always_norm_topk) {
+    c.norm_topk_prob = true;
+  } else if (j.contains("norm_topk_prob") && !j["norm_topk_prob"].is_null()) {
+    if (!j["norm_topk_prob"].is_boolean()) fail("'{}': 'norm_topk_prob' must be a boolean", src);
+    c.norm_topk_prob = j["norm_topk_prob"].get<bool>();
+  }
+  if (m.sparse_step) {
+    c.moe_layer_step = get_int(j, "decoder_sparse_step", src, 1);
+    c.dense_layers = get_int_list(j, "mlp_only_layers", src);
+  }
+  if (m.shared_expert) c.shared_ffn_dim = get_int(j, "shared_expert_intermediate_size", src);
+}
+
 }  // namespace
 
 nlohmann::json read_json_file(const std::string& path) {
@@ -77,7 +107,9 @@ ModelConfig hf_config_from_json(const nlohmann::json& j, const std::string& src)
   c.qkv_bias = arch.qkv_bias || (j.contains("attention_bias") && j["attention_bias"] == true);
   c.qk_norm = arch.qk_norm;
   c.tied_embeddings = j.value("tie_word_embeddings", false);
-  const bool sliding = arch.name == "mistral" || j.value("use_sliding_window", false);
+  if (arch.moe) read_moe(j, *arch.moe, c, src);
+  const bool sliding =
+      arch.name == "mistral" || arch.name == "mixtral" || j.value("use_sliding_window", false);
   if (sliding && j.contains("sliding_window") && j["sliding_window"].is_number_integer()) {
     c.sliding_window = j["sliding_window"].get<int>();
   }

@@ -22,6 +22,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A routed expert's matrix -> llama.cpp's per-expert name "blk.N.ffn_{gate,up,down}.E.weight"
+// (the stacked GGUF form ffn_*_exps is bound by the same code); "" for anything else.
+std::string expert_name(const std::string& layer, const std::string& rest) {
+  static const std::regex expert_re(
+      R"((?:mlp|block_sparse_moe)\.experts\.(\d+)\.(gate_proj|up_proj|down_proj|w1|w2|w3)\.weight)");
+  static const std::map<std::string, std::string> kind = {
+      {"gate_proj", "ffn_gate"}, {"up_proj", "ffn_up"}, {"down_proj", "ffn_down"},
+      {"w1", "ffn_gate"},        {"w3", "ffn_up"},      {"w2", "ffn_down"}};
+  std::smatch m;
+  if (!std::regex_match(rest, m, expert_re)) return "";
+  return fmt::format("blk.{}.{}.{}.weight", layer, kind.at(m[2].str()), m[1].str());
+}
+
 // Hugging Face tensor name -> canonical (GGUF) name; empty when the tensor is not used.
 std::string canonical_name(const std::string& hf) {
   static const std::regex layer_re(R"(model\.layers\.(\d+)\.(.+))");
@@ -43,13 +56,22 @@ std::string canonical_name(const std::string& hf) {
       {"post_attention_layernorm.weight", "ffn_norm.weight"},
       {"mlp.gate_proj.weight", "ffn_gate.weight"},
       {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"}};
+      {"mlp.down_proj.weight", "ffn_down.weight"},
+      // Mixture of experts: the router (qwen2_moe/qwen3_moe, mixtral) and qwen2_moe's shared
+      // expert with its gate.
+      {"mlp.gate.weight", "ffn_gate_inp.weight"},
+      {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},
+      {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
+      {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
+      {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
+      {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"}};
   if (auto it = top.find(hf); it != top.end()) return it->second;
   std::smatch m;
   if (std::regex_match(hf, m, layer_re)) {
     if (auto it = layer.find(m[2].str()); it != layer.end()) {
       return fmt::format("blk.{}.{}", m[1].str(), it->second);
     }
+    return expert_name(m[1].str(), m[2].str());
   }
   return "";
 }

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -40,16 +41,38 @@ void ModelConfig::validate(const std::string& source) const {
   if (!(norm_eps > 0) || !(rope_theta > 0)) {
     fail("'{}': norm epsilon and rope theta must be positive", source);
   }
+  if (is_moe()) validate_moe(source);
+}
+
+void ModelConfig::validate_moe(const std::string& source) const {
+  if (n_experts_used < 1 || n_experts_used > n_experts) {
+    fail("'{}': {} experts per token is not between 1 and the model's {} experts", source,
+         n_experts_used, n_experts);
+  }
+  if (moe_ffn_dim <= 0)
+    fail("'{}': the experts' feed-forward size is {}; it must be positive", source, moe_ffn_dim);
+  if (moe_layer_step < 1)
+    fail("'{}': decoder_sparse_step is {}; it must be at least 1", source, moe_layer_step);
+  if (n_experts > (1 << 16)) fail("'{}': {} experts are too many", source, n_experts);
+}
+
+bool ModelConfig::is_moe_layer(int il) const {
+  if (!is_moe() || (il + 1) % moe_layer_step != 0) return false;
+  return std::find(dense_layers.begin(), dense_layers.end(), il) == dense_layers.end();
 }
 
 std::string ModelConfig::summary() const {
   return fmt::format(
       "arch={} layers={} d_model={} heads={} kv_heads={} head_dim={} ffn={} vocab={} ctx={} "
-      "rope_theta={} rope={}{}{}{}",
+      "rope_theta={} rope={}{}{}{}{}",
       arch, n_layers, d_model, n_heads, n_kv_heads, head_dim, ffn_dim, vocab_size, context_length,
       rope_theta, rope_style == RopeStyle::kNeox ? "neox" : "normal",
       rope_freq_factors.empty() ? "" : " llama3-scaling", qkv_bias ? " qkv-bias" : "",
-      qk_norm ? " qk-norm" : "");
+      qk_norm ? " qk-norm" : "",
+      is_moe() ? fmt::format(" experts={} top-k={} expert-ffn={}{}{}", n_experts, n_experts_used,
+                             moe_ffn_dim, norm_topk_prob ? " norm-top-k" : "",
+                             shared_ffn_dim ? fmt::format(" shared-ffn={}", shared_ffn_dim) : "")
+               : "");
 }
 
 std::vector<float> llama3_rope_freq_factors(int head_dim, float theta, float factor,

@@ -31,11 +31,26 @@ struct ModelConfig {
   bool qk_norm = false;   // qwen3: RMSNorm over each head of q and k before rope
   bool tied_embeddings = false;
   int sliding_window = 0;  // 0 = full attention (mistral v0.1 uses 4096)
+  // Mixture of experts (n_experts 0: a dense model). An MoE layer routes each token to
+  // n_experts_used of n_experts SwiGLU experts of width moe_ffn_dim; the other layers
+  // (dense_layers, and those whose index + 1 is not a multiple of moe_layer_step) keep the dense
+  // FFN of ffn_dim.
+  int n_experts = 0;
+  int n_experts_used = 0;
+  int moe_ffn_dim = 0;
+  bool norm_topk_prob = false;    // renormalise the chosen experts' probabilities to sum 1
+  int shared_ffn_dim = 0;         // qwen2_moe: a shared expert beside the routed ones (0 = none)
+  int moe_layer_step = 1;         // qwen2_moe/qwen3_moe decoder_sparse_step
+  std::vector<int> dense_layers;  // qwen2_moe/qwen3_moe mlp_only_layers
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
+  bool is_moe() const { return n_experts > 0; }
+  // Whether layer il runs the mixture of experts (else the dense FFN).
+  bool is_moe_layer(int il) const;
   // Throws Error naming `source` if the values are inconsistent (zero sizes, heads not dividing).
   void validate(const std::string& source) const;
+  void validate_moe(const std::string& source) const;
   std::string summary() const;
 };
 

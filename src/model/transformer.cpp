@@ -44,6 +44,7 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
   buf_.gate = be_.alloc_floats(T * c_.ffn_dim);
   buf_.up = be_.alloc_floats(T * c_.ffn_dim);
   buf_.out_rows = be_.alloc_floats(T * c_.d_model);
+  if (c_.is_moe()) buf_.moe_out = be_.alloc_floats(T * c_.d_model);
   if (!be_.host_memory()) {
     logits_chunk_ = std::min<int64_t>(max_batch_tokens, 256);
     logits_dev_ = be_.alloc_floats(static_cast<size_t>(logits_chunk_ * model.weights.output.ne[1]));
@@ -107,6 +108,12 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
 }
 
 void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
+  if (!L.moe.empty()) {
+    // Every rank holds every expert whole, so a tensor-parallel rank computes the full output.
+    be_.moe_ffn(L.moe, buf_.xn, n, buf_.moe_out);
+    be_.add(buf_.x, buf_.moe_out, n * c_.d_model);
+    return;
+  }
   be_.gate_up_silu(L.w_gate, L.w_up, buf_.xn, n, buf_.gate, buf_.up);
   matmul_gathered(L.w_down, buf_.gate, n, int64_t{c_.ffn_dim} * tp_, buf_.xn);
   be_.add(buf_.x, buf_.xn, n * c_.d_model);

@@ -50,6 +50,7 @@ class Transformer {
  private:
   struct Buffers {
     float *x, *xn, *q, *k, *v, *attn, *gate, *up, *out_rows;
+    float* moe_out;  // [n_tokens][d_model]: a mixture-of-experts FFN's output (MoE models only)
   };
   void attention_block(const ForwardBatch& batch, int il);
   void mlp_block(const LayerWeights& L, int64_t n);  // starts from the normed xn

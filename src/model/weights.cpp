@@ -59,7 +59,67 @@ class Binder {
   const std::string& source_;
 };
 
-LayerWeights bind_layer(Binder& b, const ModelConfig& c, int il) {
+// Expert e of a stacked [cols, rows, n_experts] tensor: a view of its rows.
+TensorView expert_slice(const TensorView& t, int e) {
+  TensorView s = t;
+  s.name = fmt::format("{}[expert {}]", t.name, e);
+  s.data = t.row(int64_t{e} * t.ne[1]);
+  s.ne = {t.ne[0], t.ne[1], 1, 1};
+  s.n_dims = 2;
+  return s;
+}
+
+// One kind of expert matrix ("ffn_gate", "ffn_up", "ffn_down") of every expert of layer il:
+// llama.cpp's stacked blk.N.<kind>_exps.weight, else one blk.N.<kind>.E.weight per expert (Hugging
+// Face files and older GGUF files).
+std::vector<TensorView> bind_experts(Binder& b, const ModelConfig& c, int il,
+                                     const std::string& kind, int64_t cols, int64_t rows,
+                                     const std::string& source) {
+  std::vector<TensorView> out;
+  const std::string stacked_name = fmt::format("blk.{}.{}_exps.weight", il, kind);
+  if (const TensorView* t = b.optional(stacked_name)) {
+    if (t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != c.n_experts || t->ne[3] != 1) {
+      fail(
+          "'{}': tensor '{}' has shape {} but the model config expects [{}, {}, {}] ({} experts "
+          "of [{}, {}], GGML order); the weights do not match config",
+          source, t->name, t->shape_str(), cols, rows, c.n_experts, c.n_experts, cols, rows);
+    }
+    for (int e = 0; e < c.n_experts; ++e) out.push_back(expert_slice(*t, e));
+    return out;
+  }
+  for (int e = 0; e < c.n_experts; ++e) {
+    const std::string name = fmt::format("blk.{}.{}.{}.weight", il, kind, e);
+    if (!b.optional(name)) {
+      fail(
+          "'{}': missing tensor '{}' (expert {} of {} in layer {}; no stacked '{}' either); the "
+          "file is incomplete or not a supported model",
+          source, name, e, c.n_experts, il, stacked_name);
+    }
+    out.push_back(b.matrix(name, cols, rows));
+  }
+  return out;
+}
+
+MoeFfnWeights bind_moe(Binder& b, const ModelConfig& c, int il, const std::string& source) {
+  auto n = [il](const char* suffix) { return fmt::format("blk.{}.{}", il, suffix); };
+  MoeFfnWeights m;
+  const int64_t d = c.d_model, f = c.moe_ffn_dim, s = c.shared_ffn_dim;
+  m.router = b.matrix(n("ffn_gate_inp.weight"), d, c.n_experts);
+  m.gate = bind_experts(b, c, il, "ffn_gate", d, f, source);
+  m.up = bind_experts(b, c, il, "ffn_up", d, f, source);
+  m.down = bind_experts(b, c, il, "ffn_down", f, d, source);
+  m.top_k = c.n_experts_used;
+  m.norm_topk = c.norm_topk_prob;
+  if (s > 0) {
+    m.shared_gate = b.matrix(n("ffn_gate_shexp.weight"), d, s);
+    m.shared_up = b.matrix(n("ffn_up_shexp.weight"), d, s);
+    m.shared_down = b.matrix(n("ffn_down_shexp.weight"), s, d);
+    m.shared_router = b.matrix(n("ffn_gate_inp_shexp.weight"), d, 1);
+  }
+  return m;
+}
+
+LayerWeights bind_layer(Binder& b, const ModelConfig& c, int il, const std::string& source) {
   auto n = [il](const char* suffix) { return fmt::format("blk.{}.{}", il, suffix); };
   LayerWeights l;
   l.attn_norm = b.vector(n("attn_norm.weight"), c.d_model);
@@ -73,6 +133,10 @@ LayerWeights bind_layer(Binder& b, const ModelConfig& c, int il) {
   l.q_norm = b.vector(n("attn_q_norm.weight"), c.head_dim, c.qk_norm);
   l.k_norm = b.vector(n("attn_k_norm.weight"), c.head_dim, c.qk_norm);
   l.ffn_norm = b.vector(n("ffn_norm.weight"), c.d_model);
+  if (c.is_moe_layer(il)) {
+    l.moe = bind_moe(b, c, il, source);
+    return l;
+  }
   l.w_gate = b.matrix(n("ffn_gate.weight"), c.d_model, c.ffn_dim);
   l.w_up = b.matrix(n("ffn_up.weight"), c.d_model, c.ffn_dim);
   l.w_down = b.matrix(n("ffn_down.weight"), c.ffn_dim, c.d_model);
@@ -90,7 +154,8 @@ ModelWeights bind_weights(ModelConfig& config, const TensorLookup& lookup,
   config.tied_embeddings = b.optional("output.weight") == nullptr;
   w.output = config.tied_embeddings ? w.tok_embd
                                     : b.matrix("output.weight", config.d_model, config.vocab_size);
-  for (int il = 0; il < config.n_layers; ++il) w.layers.push_back(bind_layer(b, config, il));
+  for (int il = 0; il < config.n_layers; ++il)
+    w.layers.push_back(bind_layer(b, config, il, source));
   return w;
 }
 

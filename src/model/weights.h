@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/moe.h"
 #include "core/tensor.h"
 #include "model/model_config.h"
 
@@ -23,14 +24,31 @@ struct LayerWeights {
   const float* q_norm = nullptr;     // [head_dim] (qwen3)
   const float* k_norm = nullptr;     // [head_dim]
   const float* ffn_norm = nullptr;   // [d_model]
-  TensorView w_gate, w_up;           // [d_model, ffn_dim]
+  TensorView w_gate, w_up;           // [d_model, ffn_dim]; no data in a mixture-of-experts layer
   TensorView w_down;                 // [ffn_dim, d_model]
+  MoeFfnWeights moe;                 // a mixture-of-experts layer's FFN (empty in a dense layer)
 };
 
-// Calls fn(const TensorView&) on each of a layer's seven matrices (Q, K, V, O, gate, up, down).
+// Calls fn(const TensorView&) on each of a layer's matrices: Q, K, V, O, then the dense FFN's
+// gate, up, down, or the router, each expert's gate, up, down and the shared expert's.
 template <typename Fn>
 void for_each_layer_matrix(const LayerWeights& l, Fn fn) {
-  for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) fn(*t);
+  for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo}) fn(*t);
+  if (l.moe.empty()) {
+    for (const TensorView* t : {&l.w_gate, &l.w_up, &l.w_down}) fn(*t);
+    return;
+  }
+  const MoeFfnWeights& m = l.moe;
+  fn(m.router);
+  for (int e = 0; e < m.n_experts(); ++e) {
+    fn(m.gate[static_cast<size_t>(e)]);
+    fn(m.up[static_cast<size_t>(e)]);
+    fn(m.down[static_cast<size_t>(e)]);
+  }
+  if (!m.has_shared()) return;
+  for (const TensorView* t : {&m.shared_gate, &m.shared_up, &m.shared_down, &m.shared_router}) {
+    fn(*t);
+  }
 }
 
 struct ModelWeights {

@@ -1,11 +1,13 @@
 // Tiny deterministic models for tests (see tiny_model.h).
 #include "tiny_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <stdexcept>
 
 #include "gguf_writer.h"
@@ -64,13 +66,40 @@ const std::map<std::string, std::string>& hf_layer_names() {
   return m;
 }
 
-std::string hf_name(const std::string& canonical) {
+// A mixture-of-experts tensor's Hugging Face name within its layer: the router, or expert E's
+// matrix from the per-expert canonical name "ffn_gate.E.weight".
+std::string hf_moe_name(const std::string& suffix, const std::string& arch) {
+  const bool mixtral = arch == "mixtral";
+  const std::string block = mixtral ? "block_sparse_moe." : "mlp.";
+  if (suffix == "ffn_gate_inp.weight") return block + "gate.weight";
+  const size_t dot1 = suffix.find('.'), dot2 = suffix.find('.', dot1 + 1);
+  const std::string kind = suffix.substr(0, dot1),
+                    expert = suffix.substr(dot1 + 1, dot2 - dot1 - 1);
+  static const std::map<std::string, std::pair<std::string, std::string>> names = {
+      {"ffn_gate", {"gate_proj", "w1"}},
+      {"ffn_up", {"up_proj", "w3"}},
+      {"ffn_down", {"down_proj", "w2"}}};
+  const auto& [qwen_name, mixtral_name] = names.at(kind);
+  return block + "experts." + expert + "." + (mixtral ? mixtral_name : qwen_name) + ".weight";
+}
+
+std::string hf_name(const std::string& canonical, const std::string& arch) {
   if (canonical == "token_embd.weight") return "model.embed_tokens.weight";
   if (canonical == "output_norm.weight") return "model.norm.weight";
   if (canonical == "output.weight") return "lm_head.weight";
   const size_t dot1 = canonical.find('.'), dot2 = canonical.find('.', dot1 + 1);
   const std::string layer = canonical.substr(dot1 + 1, dot2 - dot1 - 1);
-  return "model.layers." + layer + "." + hf_layer_names().at(canonical.substr(dot2 + 1));
+  const std::string suffix = canonical.substr(dot2 + 1);
+  const auto it = hf_layer_names().find(suffix);
+  return "model.layers." + layer + "." +
+         (it != hf_layer_names().end() ? it->second : hf_moe_name(suffix, arch));
+}
+
+// GGUF general.architecture of a tiny spec's arch, as llama.cpp names it.
+std::string gguf_arch(const std::string& arch) {
+  if (arch == "qwen3_moe") return "qwen3moe";
+  if (arch == "mixtral") return "llama";
+  return arch;
 }
 
 nlohmann::json hf_config(const TinyModelSpec& s) {
@@ -88,6 +117,19 @@ nlohmann::json hf_config(const TinyModelSpec& s) {
                       {"tie_word_embeddings", s.tied},
                       {"bos_token_id", 256},
                       {"eos_token_id", 257}};
+  if (s.arch == "qwen3_moe") {
+    c["num_experts"] = s.n_experts;
+    c["num_experts_per_tok"] = s.top_k;
+    c["moe_intermediate_size"] = s.moe_ffn;
+    c["norm_topk_prob"] = s.norm_topk;
+    c["decoder_sparse_step"] = 1;
+    c["mlp_only_layers"] = s.dense_layers;
+    c["router_aux_loss_coef"] = 0.001;
+  } else if (s.arch == "mixtral") {
+    c["num_local_experts"] = s.n_experts;
+    c["num_experts_per_tok"] = s.top_k;
+    c["sliding_window"] = nullptr;
+  }
   if (s.llama3_scaling) {
     c["rope_scaling"] = {{"rope_type", "llama3"},
                          {"factor", 8.0},
@@ -162,6 +204,40 @@ std::vector<float> permute_for_interleaved_rope(const std::vector<float>& w, int
   return out;
 }
 
+// The router (scaled up so that routing decisions are clear-cut) and each expert's SwiGLU
+// matrices under llama.cpp's per-expert names.
+void add_experts(std::vector<NamedTensor>& t, const TinyModelSpec& s, const std::string& p) {
+  const int64_t d = s.d_model, f = s.expert_ffn();
+  add(t, p + "ffn_gate_inp.weight", {d, s.n_experts}, 2.f / std::sqrt(static_cast<float>(d)));
+  for (int e = 0; e < s.n_experts; ++e) {
+    const std::string x = "." + std::to_string(e) + ".weight";
+    add(t, p + "ffn_gate" + x, {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
+    add(t, p + "ffn_up" + x, {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
+    add(t, p + "ffn_down" + x, {f, d}, 1.f / std::sqrt(static_cast<float>(f)));
+  }
+}
+
+// llama.cpp's stacked expert tensors: blk.N.ffn_gate.E.weight for every E -> one
+// blk.N.ffn_gate_exps.weight of [cols, rows, n_experts] (the experts in order).
+std::vector<NamedTensor> stack_experts(std::vector<NamedTensor> in, int n_experts) {
+  std::vector<NamedTensor> out;
+  std::map<std::string, size_t> stacked;  // stacked name -> index in out
+  static const std::regex expert_re(R"((blk\.\d+\.ffn_(?:gate|up|down))\.\d+\.weight)");
+  for (auto& t : in) {
+    std::smatch m;
+    if (!std::regex_match(t.name, m, expert_re)) {
+      out.push_back(std::move(t));
+      continue;
+    }
+    const std::string name = m[1].str() + "_exps.weight";
+    auto [it, fresh] = stacked.emplace(name, out.size());
+    if (fresh) out.push_back({name, {t.ne[0], t.ne[1], n_experts}, {}});
+    auto& v = out[it->second].values;
+    v.insert(v.end(), t.values.begin(), t.values.end());
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<float> det_weights(const std::string& name, int64_t n, float scale, float offset) {
@@ -192,6 +268,41 @@ std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_models() {
   return {{"llama", llama}, {"qwen2", qwen2}, {"qwen3", qwen3}};
 }
 
+bool TinyModelSpec::is_moe_layer(int layer) const {
+  return n_experts > 0 &&
+         std::find(dense_layers.begin(), dense_layers.end(), layer) == dense_layers.end();
+}
+
+TinyModelSpec tiny_moe_spec(const std::string& arch) {
+  TinyModelSpec s;
+  s.arch = arch;
+  if (arch == "qwen3_moe") {
+    s.head_dim = 32;
+    s.rope_theta = 1e6f;
+    s.norm_eps = 1e-6f;
+    s.n_experts = 8;
+    s.top_k = 3;
+    s.moe_ffn = 32;
+    s.ffn_dim = 64;
+  } else if (arch == "mixtral") {
+    s.n_experts = 4;
+    s.top_k = 2;
+    s.ffn_dim = 64;
+    s.rope_theta = 1e6f;
+    s.tied = false;
+  } else {
+    throw std::invalid_argument("tiny_moe_spec: '" + arch + "' is not a MoE architecture");
+  }
+  return s;
+}
+
+std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_moe_models() {
+  TinyModelSpec qwen3_moe = tiny_moe_spec("qwen3_moe");
+  qwen3_moe.n_layers = 3;
+  qwen3_moe.dense_layers = {1};  // a dense layer between two MoE layers (mlp_only_layers)
+  return {{"qwen3_moe", qwen3_moe}, {"mixtral", tiny_moe_spec("mixtral")}};
+}
+
 std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& s) {
   std::vector<NamedTensor> t;
   const int64_t d = s.d_model, q = static_cast<int64_t>(s.n_heads) * s.head_dim,
@@ -211,11 +322,15 @@ std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& s) {
       add(t, p + "attn_k.bias", {kv}, 0.2f);
       add(t, p + "attn_v.bias", {kv}, 0.2f);
     }
-    if (s.arch == "qwen3") {
+    if (s.arch == "qwen3" || s.arch == "qwen3_moe") {
       add(t, p + "attn_q_norm.weight", {s.head_dim}, 0.2f, 1.f);
       add(t, p + "attn_k_norm.weight", {s.head_dim}, 0.2f, 1.f);
     }
     add(t, p + "ffn_norm.weight", {d}, 0.2f, 1.f);
+    if (s.is_moe_layer(l)) {
+      add_experts(t, s, p);
+      continue;
+    }
     add(t, p + "ffn_gate.weight", {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
     add(t, p + "ffn_up.weight", {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
     add(t, p + "ffn_down.weight", {f, d}, 1.f / std::sqrt(static_cast<float>(f)));
@@ -229,7 +344,7 @@ void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& s) {
   std::vector<SafetensorsTensor> st;
   for (auto& t : tiny_model_tensors(s)) {
     std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());
-    st.push_back({hf_name(t.name), shape, std::move(t.values)});
+    st.push_back({hf_name(t.name, s.arch), shape, std::move(t.values)});
   }
   write_safetensors((fs::path(dir) / "model.safetensors").string(), st, DType::BF16);
   write_json(fs::path(dir) / "config.json", hf_config(s));
@@ -238,9 +353,10 @@ void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& s) {
              {{"bos_token", "<|bos|>"}, {"eos_token", "<|eos|>"}, {"add_bos_token", false}});
 }
 
-void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DType weight_type) {
+void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DType weight_type,
+                           bool per_expert_gguf) {
   GgufWriter w;
-  const std::string a = s.arch;
+  const std::string a = gguf_arch(s.arch);
   w.set("general.architecture", a);
   w.set("general.name", std::string("tiny-") + a);
   w.set(a + ".block_count", static_cast<uint32_t>(s.n_layers));
@@ -252,6 +368,17 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
   w.set(a + ".context_length", static_cast<uint32_t>(s.context));
   w.set(a + ".rope.freq_base", s.rope_theta);
   w.set(a + ".attention.layer_norm_rms_epsilon", s.norm_eps);
+  if (s.n_experts > 0) {
+    if (!s.dense_layers.empty()) {
+      throw std::invalid_argument("GGUF mixture-of-experts models have no dense layers");
+    }
+    w.set(a + ".expert_count", static_cast<uint32_t>(s.n_experts));
+    w.set(a + ".expert_used_count", static_cast<uint32_t>(s.top_k));
+    if (s.arch != "mixtral") {
+      w.set(a + ".expert_feed_forward_length", static_cast<uint32_t>(s.moe_ffn));
+    }
+    w.set(a + ".expert_weights_norm", s.norm_topk);
+  }
   w.set("tokenizer.ggml.model", std::string("gpt2"));
   w.set("tokenizer.ggml.pre", std::string("gpt2"));
   w.set("tokenizer.ggml.tokens", vocab_tokens(s.vocab));
@@ -259,13 +386,15 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
   w.set("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(256));
   w.set("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(257));
   const bool permute = a == "llama" || a == "mistral";
-  for (auto& t : tiny_model_tensors(s)) {
+  auto tensors = tiny_model_tensors(s);
+  if (s.n_experts > 0 && !per_expert_gguf) tensors = stack_experts(std::move(tensors), s.n_experts);
+  for (auto& t : tensors) {
     if (permute && t.name.find("attn_q.weight") != std::string::npos) {
       t.values = permute_for_interleaved_rope(t.values, s.d_model, s.n_heads, s.head_dim);
     } else if (permute && t.name.find("attn_k.weight") != std::string::npos) {
       t.values = permute_for_interleaved_rope(t.values, s.d_model, s.n_kv_heads, s.head_dim);
     }
-    const DType dt = t.ne.size() == 2 ? weight_type : DType::F32;
+    const DType dt = t.ne.size() >= 2 ? weight_type : DType::F32;
     w.add_tensor({t.name, t.ne, dt, std::move(t.values)});
   }
   if (s.llama3_scaling) {

@@ -1,7 +1,7 @@
-// Test support: tiny llama/qwen2/qwen3 models with deterministic weights, written as a Hugging
-// Face directory (config.json + BF16 safetensors + tokenizer.json) or a GGUF file. The weight
-// formula (det_weights) is mirrored in scripts/gen_logit_refs.py, which computes the reference
-// logits with PyTorch/transformers.
+// Test support: tiny llama/qwen2/qwen3/qwen3_moe/mixtral models with deterministic weights, written
+// as a Hugging Face directory (config.json + BF16 safetensors + tokenizer.json) or a GGUF file. The
+// weight formula (det_weights) is mirrored in scripts/gen_logit_refs.py, which computes the
+// reference logits with PyTorch/transformers.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +13,7 @@
 namespace shardlm::testing {
 
 struct TinyModelSpec {
-  std::string arch = "llama";  // llama | qwen2 | qwen3 | mistral
+  std::string arch = "llama";  // llama | qwen2 | qwen3 | mistral | qwen3_moe | mixtral
   int d_model = 64;
   int n_layers = 2;
   int n_heads = 4;
@@ -26,10 +26,27 @@ struct TinyModelSpec {
   bool llama3_scaling = false;  // factor 8, low 1, high 4, original context 32
   float norm_eps = 1e-5f;
   int context = 256;
+  // Mixture of experts (qwen3_moe, mixtral): n_experts of width moe_ffn (mixtral: ffn_dim), top_k
+  // per token; dense_layers keep the dense FFN (qwen3_moe's mlp_only_layers).
+  int n_experts = 0;
+  int top_k = 2;
+  int moe_ffn = 32;
+  bool norm_topk = true;
+  std::vector<int> dense_layers;
+
+  bool is_moe_layer(int layer) const;
+  int expert_ffn() const { return arch == "mixtral" ? ffn_dim : moe_ffn; }
 };
 
-// The three models whose reference logits are committed in tests/data/logits/tiny_<name>.json.
+// A tiny spec of each mixture-of-experts architecture (4 or 8 experts, top-2 or top-3).
+TinyModelSpec tiny_moe_spec(const std::string& arch);
+
+// The dense models whose reference logits are committed in tests/data/logits/tiny_<name>.json
+// (their weights mirrored by scripts/gen_logit_refs.py).
 std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_models();
+// The mixture-of-experts models with committed reference logits (tiny_<name>.json): the script
+// has transformers load the directory `shardlm_tiny_model --hf --reference NAME` writes.
+std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_moe_models();
 
 // Deterministic weights in [-scale, scale): splitmix64 over (fnv1a(name) + i).
 std::vector<float> det_weights(const std::string& name, int64_t n, float scale, float offset = 0.f);
@@ -43,8 +60,11 @@ struct NamedTensor {
 std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& spec);
 
 void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& spec);
-// weight_type applies to 2-D matrices; vectors stay F32. Q/K rows are permuted for interleaved
-// rope when the architecture uses it in GGUF (llama), as llama.cpp's converter does.
-void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& spec, DType weight_type);
+// weight_type applies to matrices; vectors stay F32. Experts are stacked as llama.cpp writes them
+// (blk.N.ffn_{gate,up,down}_exps.weight, [cols, rows, n_experts]) unless per_expert_gguf. Q/K rows
+// are permuted for interleaved rope when the architecture uses it in GGUF (llama), as llama.cpp's
+// converter does.
+void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& spec, DType weight_type,
+                           bool per_expert_gguf = false);
 
 }  // namespace shardlm::testing

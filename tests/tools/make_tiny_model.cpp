@@ -1,8 +1,14 @@
-// shardlm_tiny_model: writes a tiny deterministic GGUF model (tests/support/tiny_model.h) for the
+// shardlm_tiny_model: writes a tiny deterministic model (tests/support/tiny_model.h) for the
 // end-to-end tests, which need a model whose heads, KV heads, FFN width and vocabulary split over
-// two tensor-parallel ranks (the default model's 9 heads do not).
+// two tensor-parallel ranks (the default model's 9 heads do not), and for
+// scripts/gen_logit_refs.py, which has transformers load the reference MoE checkpoints.
 //
-//   shardlm_tiny_model OUT.gguf [--layers N] [--arch llama|qwen2|qwen3|mistral]
+//   shardlm_tiny_model OUT [--layers N] [--arch llama|qwen2|qwen3|mistral|qwen3_moe|mixtral]
+//                          [--hf] [--reference NAME]
+//
+// OUT is a Q8_0 GGUF file, or with --hf a Hugging Face directory (BF16 safetensors). --reference
+// writes exactly the spec of a committed reference (tiny_model.h's reference lists) and ignores
+// --layers and --arch.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -10,29 +16,69 @@
 #include "core/error.h"
 #include "tiny_model.h"
 
+namespace {
+
+using shardlm::testing::TinyModelSpec;
+
+bool find_reference(const std::string& name, TinyModelSpec& spec) {
+  for (const auto& list :
+       {shardlm::testing::reference_tiny_models(), shardlm::testing::reference_tiny_moe_models()}) {
+    for (const auto& [n, s] : list) {
+      if (n == name) {
+        spec = s;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s OUT.gguf [--layers N] [--arch NAME]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUT [--layers N] [--arch NAME] [--hf] [--reference NAME]\n",
+                 argv[0]);
     return 2;
   }
-  shardlm::testing::TinyModelSpec spec;
-  spec.ffn_dim = 128;  // each half of the down projection is whole Q8_0 blocks
-  spec.n_layers = 4;
-  spec.context = 512;
-  for (int i = 2; i + 1 < argc; i += 2) {
+  int layers = 4;
+  std::string arch = "llama", reference;
+  bool hf = false;
+  for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--layers") {
-      spec.n_layers = std::atoi(argv[i + 1]);
-    } else if (flag == "--arch") {
-      spec.arch = argv[i + 1];
+    if (flag == "--hf") {
+      hf = true;
+    } else if (i + 1 < argc && flag == "--layers") {
+      layers = std::atoi(argv[++i]);
+    } else if (i + 1 < argc && flag == "--arch") {
+      arch = argv[++i];
+    } else if (i + 1 < argc && flag == "--reference") {
+      reference = argv[++i];
     } else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
+  TinyModelSpec spec;
+  if (!reference.empty()) {
+    if (!find_reference(reference, spec)) {
+      std::fprintf(stderr, "no reference model '%s'\n", reference.c_str());
+      return 2;
+    }
+  } else {
+    if (arch == "qwen3_moe" || arch == "mixtral") spec = shardlm::testing::tiny_moe_spec(arch);
+    spec.arch = arch;
+    spec.ffn_dim = 128;  // each half of the down projection is whole Q8_0 blocks
+    spec.n_layers = layers;
+    spec.context = 512;
+  }
   try {
-    shardlm::testing::write_tiny_gguf_model(argv[1], spec, shardlm::DType::Q8_0);
-  } catch (const shardlm::Error& e) {
+    if (hf) {
+      shardlm::testing::write_tiny_hf_model(argv[1], spec);
+    } else {
+      shardlm::testing::write_tiny_gguf_model(argv[1], spec, shardlm::DType::Q8_0);
+    }
+  } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }

@@ -15,9 +15,14 @@ CpuBackendOptions CpuBackendOptions::for_model(const ModelConfig& c, int threads
   CpuBackendOptions o;
   o.threads = threads;
   o.max_batch_tokens = max_batch_tokens;
-  o.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
+  o.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim(), c.moe_ffn_dim, c.shared_ffn_dim});
   o.max_context = max_context;
   o.head_dim = c.head_dim;
+  o.moe_experts = c.n_experts;
+  o.moe_top_k = c.n_experts_used;
+  o.d_model = c.d_model;
+  o.moe_ffn = c.moe_ffn_dim;
+  o.moe_shared_ffn = c.shared_ffn_dim;
   return o;
 }
 
@@ -25,6 +30,10 @@ CpuBackend::CpuBackend(const CpuBackendOptions& o)
     : pool_(o.threads > 0 ? o.threads : ThreadPool::default_threads()) {
   matmul_ws_.reserve(o.max_batch_tokens, o.max_matmul_k);
   attn_scratch_.reserve(pool_.size(), o.max_context, o.max_batch_tokens, o.head_dim);
+  if (o.moe_experts > 0) {
+    moe_scratch_.reserve(o.max_batch_tokens, o.moe_experts, o.moe_top_k, o.d_model, o.moe_ffn,
+                         o.moe_shared_ffn);
+  }
   // Our pool parallelises across heads and rows; OpenBLAS calls inside a slot stay single-threaded.
   openblas_set_num_threads(1);
 }
@@ -69,6 +78,10 @@ void CpuBackend::silu_mul(const float* gate, const float* up, float* out, int64_
 
 void CpuBackend::add(float* x, const float* y, int64_t n) {
   cpu::add(pool_, x, y, n);
+}
+
+void CpuBackend::moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out) {
+  cpu::moe_ffn(pool_, matmul_ws_, moe_scratch_, w, x, n_tokens, out);
 }
 
 void CpuBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,

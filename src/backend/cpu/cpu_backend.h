@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/moe.h"
 #include "backend/cpu/ops.h"
 #include "core/thread_pool.h"
 
@@ -23,6 +24,9 @@ struct CpuBackendOptions {
   int64_t max_matmul_k = 0;  // largest input feature count of any weight
   int64_t max_context = 2048;
   int64_t head_dim = 0;  // for attention scratch (0: prefill attention runs per head)
+  // Mixture-of-experts scratch (0 experts: none): experts, top-k, and the widths it multiplies.
+  int moe_experts = 0, moe_top_k = 0;
+  int64_t d_model = 0, moe_ffn = 0, moe_shared_ffn = 0;
 };
 
 class CpuBackend : public Backend {
@@ -44,6 +48,7 @@ class CpuBackend : public Backend {
                  const AttentionParams& p, float* out) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
+  void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out) override;
   void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                    float* dst) override;
   void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
@@ -54,6 +59,7 @@ class CpuBackend : public Backend {
   ThreadPool pool_;
   cpu::MatmulWorkspace matmul_ws_;
   cpu::AttentionScratch attn_scratch_;
+  cpu::MoeScratch moe_scratch_;
   std::deque<std::vector<float>> buffers_;
 };
 

@@ -1,0 +1,221 @@
+// cpu::moe_ffn and its reference (see moe.h).
+#include "backend/cpu/moe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "backend/cpu/ops.h"
+#include "backend/cpu/quant.h"
+
+namespace shardlm::cpu {
+
+namespace {
+
+// Token loops above this size go over the pool; below it the hand-off costs more than the work.
+constexpr int64_t kParallelTokens = 16;
+
+template <typename Fn>
+void for_tokens(ThreadPool& pool, int64_t n, Fn fn) {
+  if (n < kParallelTokens || pool.size() == 1) {
+    fn(0, n);
+  } else {
+    pool.parallel_for(n, fn);
+  }
+}
+
+size_t at(int64_t row, int64_t width) {
+  return static_cast<size_t>(row * width);
+}
+
+// Expert e's pairs form rows [offsets[e], offsets[e+1]) of the grouped buffers, in token order.
+void group_by_expert(MoeScratch& s, int64_t n, int n_experts, int top_k) {
+  std::fill(s.offsets.begin(), s.offsets.begin() + n_experts + 1, 0);
+  const int64_t pairs = n * top_k;
+  for (int64_t p = 0; p < pairs; ++p) ++s.offsets[static_cast<size_t>(s.ids[p]) + 1];
+  for (int e = 0; e < n_experts; ++e) s.offsets[e + 1] += s.offsets[e];
+  for (int64_t p = 0; p < pairs; ++p) {  // offsets[e] walks to the end of expert e's rows
+    const int32_t row = s.offsets[static_cast<size_t>(s.ids[p])]++;
+    s.pair_row[p] = row;
+    s.row_token[row] = static_cast<int32_t>(p / top_k);
+  }
+  for (int e = n_experts; e > 0; --e) s.offsets[e] = s.offsets[e - 1];  // back to the starts
+  s.offsets[0] = 0;
+}
+
+// Each expert's SwiGLU FFN over its rows of xs into ys: gate/up per expert, one silu_mul over
+// every row, then down per expert.
+void run_experts(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
+                 int64_t rows, int64_t d, int64_t f) {
+  const int n_experts = w.n_experts();
+  for (int e = 0; e < n_experts; ++e) {
+    const int64_t r0 = s.offsets[e], cnt = s.offsets[e + 1] - r0;
+    if (cnt == 0) continue;
+    matmul(w.gate[e], s.xs.data() + at(r0, d), cnt, s.gate.data() + at(r0, f), pool, ws);
+    matmul(w.up[e], s.xs.data() + at(r0, d), cnt, s.up.data() + at(r0, f), pool, ws);
+  }
+  silu_mul(pool, s.gate.data(), s.up.data(), s.gate.data(), rows * f);
+  for (int e = 0; e < n_experts; ++e) {
+    const int64_t r0 = s.offsets[e], cnt = s.offsets[e + 1] - r0;
+    if (cnt == 0) continue;
+    matmul(w.down[e], s.gate.data() + at(r0, f), cnt, s.ys.data() + at(r0, d), pool, ws);
+  }
+}
+
+// out[t] += sigmoid(x[t] . shared_router) * SwiGLU_shared(x[t]); uses gate, up, ys and logits.
+void add_shared_expert(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
+                       const float* x, int64_t n, int64_t d, float* out) {
+  const int64_t f = w.shared_gate.ne[1];
+  matmul(w.shared_gate, x, n, s.gate.data(), pool, ws);
+  matmul(w.shared_up, x, n, s.up.data(), pool, ws);
+  silu_mul(pool, s.gate.data(), s.up.data(), s.gate.data(), n * f);
+  matmul(w.shared_down, s.gate.data(), n, s.ys.data(), pool, ws);
+  matmul(w.shared_router, x, n, s.logits.data(), pool, ws);
+  for_tokens(pool, n, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const float g = 1.f / (1.f + std::exp(-s.logits[static_cast<size_t>(t)]));
+      const float* y = s.ys.data() + at(t, d);
+      float* o = out + at(t, d);
+      for (int64_t i = 0; i < d; ++i) o[i] += g * y[i];
+    }
+  });
+}
+
+}  // namespace
+
+void moe_route(const float* logits, int n_experts, int top_k, bool norm, int32_t* ids,
+               float* weights) {
+  const float max = *std::max_element(logits, logits + n_experts);
+  float sum = 0;
+  for (int e = 0; e < n_experts; ++e) sum += std::exp(logits[e] - max);
+  float chosen_sum = 0;
+  for (int k = 0; k < top_k; ++k) {  // k passes: top_k is small (2-8)
+    int best = -1;
+    for (int e = 0; e < n_experts; ++e) {
+      if (std::find(ids, ids + k, e) != ids + k) continue;
+      if (best < 0 || logits[e] > logits[best]) best = e;
+    }
+    ids[k] = best;
+    weights[k] = std::exp(logits[best] - max) / sum;
+    chosen_sum += weights[k];
+  }
+  if (norm) {
+    for (int k = 0; k < top_k; ++k) weights[k] /= chosen_sum;
+  }
+}
+
+void MoeScratch::reserve(int64_t tokens, int n_experts, int top_k, int64_t d_model, int64_t ffn,
+                         int64_t shared_ffn) {
+  auto grow = [](auto& v, int64_t n) {
+    if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  };
+  const int64_t pairs = tokens * top_k;
+  grow(logits, tokens * std::max(n_experts, 1));
+  grow(ids, pairs);
+  grow(weights, pairs);
+  grow(offsets, n_experts + 1);
+  grow(pair_row, pairs);
+  grow(row_token, pairs);
+  grow(xs, pairs * d_model);
+  grow(gate, std::max(pairs * ffn, tokens * shared_ffn));
+  grow(up, std::max(pairs * ffn, tokens * shared_ffn));
+  grow(ys, std::max(pairs, tokens) * d_model);
+}
+
+void moe_ffn(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
+             const float* x, int64_t n, float* out) {
+  if (n <= 0) return;
+  const int E = w.n_experts(), K = w.top_k;
+  const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], pairs = n * K;
+  s.reserve(n, E, K, d, f, w.has_shared() ? w.shared_gate.ne[1] : 0);
+  matmul(w.router, x, n, s.logits.data(), pool, ws);
+  for (int64_t t = 0; t < n; ++t) {
+    moe_route(s.logits.data() + at(t, E), E, K, w.norm_topk, s.ids.data() + at(t, K),
+              s.weights.data() + at(t, K));
+  }
+  group_by_expert(s, n, E, K);
+  for_tokens(pool, pairs, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      std::memcpy(s.xs.data() + at(r, d), x + at(s.row_token[r], d), sizeof(float) * d);
+    }
+  });
+  run_experts(pool, ws, s, w, pairs, d, f);
+  // Each token sums its experts in its own slot order: the result does not depend on which
+  // other tokens share the step.
+  for_tokens(pool, n, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* o = out + at(t, d);
+      std::fill(o, o + d, 0.f);
+      for (int k = 0; k < K; ++k) {
+        const float g = s.weights[at(t, K) + k];
+        const float* y = s.ys.data() + at(s.pair_row[at(t, K) + k], d);
+        for (int64_t i = 0; i < d; ++i) o[i] += g * y[i];
+      }
+    }
+  });
+  if (w.has_shared()) add_shared_expert(pool, ws, s, w, x, n, d, out);
+}
+
+namespace {
+
+std::vector<float> dequantised(const TensorView& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  for (int64_t r = 0; r < t.rows(); ++r) {
+    dequantize_row(t.dtype, t.row(r), v.data() + at(r, t.ne[0]), t.ne[0]);
+  }
+  return v;
+}
+
+// y = W x in double for W [rows][k] row-major.
+std::vector<double> mat_vec(const std::vector<float>& w, const double* x, int64_t k) {
+  std::vector<double> y(w.size() / static_cast<size_t>(k));
+  for (size_t r = 0; r < y.size(); ++r) {
+    double acc = 0;
+    for (int64_t i = 0; i < k; ++i) acc += w[r * static_cast<size_t>(k) + i] * x[i];
+    y[r] = acc;
+  }
+  return y;
+}
+
+std::vector<double> swiglu(const TensorView& g, const TensorView& u, const TensorView& dn,
+                           const std::vector<double>& x) {
+  const int64_t d = g.ne[0];
+  const auto gv = mat_vec(dequantised(g), x.data(), d), uv = mat_vec(dequantised(u), x.data(), d);
+  std::vector<double> h(gv.size());
+  for (size_t j = 0; j < h.size(); ++j) h[j] = gv[j] / (1 + std::exp(-gv[j])) * uv[j];
+  return mat_vec(dequantised(dn), h.data(), static_cast<int64_t>(h.size()));
+}
+
+}  // namespace
+
+void moe_ffn_reference(const MoeFfnWeights& w, const float* x, int64_t n, float* out) {
+  const int64_t d = w.router.ne[0];
+  const auto router = dequantised(w.router);
+  for (int64_t t = 0; t < n; ++t) {
+    const std::vector<double> xt(x + at(t, d), x + at(t + 1, d));
+    const auto logits = mat_vec(router, xt.data(), d);
+    std::vector<int> order(logits.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return logits[a] > logits[b]; });
+    double total = 0, chosen = 0;
+    for (double l : logits) total += std::exp(l - logits[order[0]]);
+    for (int k = 0; k < w.top_k; ++k) chosen += std::exp(logits[order[k]] - logits[order[0]]);
+    std::vector<double> acc(static_cast<size_t>(d), 0.0);
+    for (int k = 0; k < w.top_k; ++k) {
+      const int e = order[k];
+      const double p = std::exp(logits[e] - logits[order[0]]) / (w.norm_topk ? chosen : total);
+      const auto y = swiglu(w.gate[e], w.up[e], w.down[e], xt);
+      for (int64_t i = 0; i < d; ++i) acc[i] += p * y[i];
+    }
+    if (w.has_shared()) {
+      const auto y = swiglu(w.shared_gate, w.shared_up, w.shared_down, xt);
+      const double g = 1 / (1 + std::exp(-mat_vec(dequantised(w.shared_router), xt.data(), d)[0]));
+      for (int64_t i = 0; i < d; ++i) acc[i] += g * y[i];
+    }
+    for (int64_t i = 0; i < d; ++i) out[at(t, d) + i] = static_cast<float>(acc[i]);
+  }
+}
+
+}  // namespace shardlm::cpu

@@ -1,0 +1,203 @@
+// The CPU mixture-of-experts FFN (backend/cpu/moe.h) on fresh random inputs: routing against a
+// sort, the grouped op against the per-token reference loop for float and quantised experts (with
+// and without renormalisation, with a shared expert), and batch invariance: a token's output is
+// bit-identical alone and among any other tokens.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/moe.h"
+#include "backend/cpu/quant.h"
+
+namespace shardlm::cpu {
+namespace {
+
+struct Matrix {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+};
+
+// Owns the bytes of every matrix of an MoE block and the MoeFfnWeights viewing them.
+struct MoeBlock {
+  std::vector<std::unique_ptr<Matrix>> store;
+  MoeFfnWeights w;
+
+  TensorView make(DType t, int64_t k, int64_t n, float scale, std::mt19937& rng) {
+    auto m = std::make_unique<Matrix>();
+    std::uniform_real_distribution<float> dist(-scale, scale);
+    std::vector<float> row(static_cast<size_t>(k));
+    m->bytes.resize(row_bytes(t, k) * static_cast<size_t>(n));
+    for (int64_t r = 0; r < n; ++r) {
+      for (auto& v : row) v = dist(rng);
+      quantize_row(t, row.data(), m->bytes.data() + r * row_bytes(t, k), k);
+    }
+    m->view.name = "moe.test";
+    m->view.dtype = t;
+    m->view.ne = {k, n, 1, 1};
+    m->view.n_dims = 2;
+    m->view.data = m->bytes.data();
+    store.push_back(std::move(m));
+    return store.back()->view;
+  }
+};
+
+MoeBlock make_block(DType t, int64_t d, int64_t f, int experts, int top_k, bool norm,
+                    int64_t shared_ffn, uint32_t seed) {
+  std::mt19937 rng(seed);
+  MoeBlock b;
+  b.w.top_k = top_k;
+  b.w.norm_topk = norm;
+  // The router in fp32 (as checkpoints keep it in their float type): routing decisions are then
+  // the reference's, not a quantisation flip away from it.
+  b.w.router = b.make(DType::F32, d, experts, 2.f / std::sqrt(static_cast<float>(d)), rng);
+  const float sd = 1.f / std::sqrt(static_cast<float>(d)),
+              sf = 1.f / std::sqrt(static_cast<float>(f));
+  for (int e = 0; e < experts; ++e) {
+    b.w.gate.push_back(b.make(t, d, f, sd, rng));
+    b.w.up.push_back(b.make(t, d, f, sd, rng));
+    b.w.down.push_back(b.make(t, f, d, sf, rng));
+  }
+  if (shared_ffn > 0) {
+    const float ss = 1.f / std::sqrt(static_cast<float>(shared_ffn));
+    b.w.shared_gate = b.make(t, d, shared_ffn, sd, rng);
+    b.w.shared_up = b.make(t, d, shared_ffn, sd, rng);
+    b.w.shared_down = b.make(t, shared_ffn, d, ss, rng);
+    b.w.shared_router = b.make(DType::F32, d, 1, sd, rng);
+  }
+  return b;
+}
+
+std::vector<float> random_rows(int64_t n, int64_t d, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(n * d));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// ||y - ref|| / ||ref||.
+double relative_error(const std::vector<float>& y, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    num += (y[i] - ref[i]) * (y[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / den);
+}
+
+struct Runner {
+  ThreadPool pool{2};
+  MatmulWorkspace ws;
+  MoeScratch scratch;
+  std::vector<float> run(const MoeFfnWeights& w, const std::vector<float>& x, int64_t n) {
+    std::vector<float> out(x.size(), -1.f);
+    moe_ffn(pool, ws, scratch, w, x.data(), n, out.data());
+    return out;
+  }
+};
+
+TEST(MoeRoute, TopKOfTheSoftmaxRenormalisedOrNot) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.f, 2.f);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int experts = 2 + trial % 30, top_k = 1 + trial % std::min(experts, 8);
+    std::vector<float> logits(static_cast<size_t>(experts));
+    for (auto& l : logits) l = dist(rng);
+    std::vector<int> order(logits.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return logits[a] > logits[b]; });
+    double total = 0, chosen = 0;
+    for (float l : logits) total += std::exp(static_cast<double>(l));
+    for (int k = 0; k < top_k; ++k) chosen += std::exp(static_cast<double>(logits[order[k]]));
+    for (bool norm : {false, true}) {
+      std::vector<int32_t> ids(static_cast<size_t>(top_k));
+      std::vector<float> weights(static_cast<size_t>(top_k));
+      moe_route(logits.data(), experts, top_k, norm, ids.data(), weights.data());
+      for (int k = 0; k < top_k; ++k) {
+        EXPECT_EQ(ids[k], order[k]) << "trial " << trial << " slot " << k;
+        const double p = std::exp(static_cast<double>(logits[order[k]])) / (norm ? chosen : total);
+        EXPECT_NEAR(weights[k], p, 1e-6);
+      }
+    }
+  }
+}
+
+TEST(MoeRoute, EqualLogitsPickTheLowerExpert) {
+  const float logits[] = {0.5f, 1.f, 1.f, 1.f, 0.f};
+  int32_t ids[2];
+  float weights[2];
+  moe_route(logits, 5, 2, true, ids, weights);
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_EQ(ids[1], 2);
+  EXPECT_FLOAT_EQ(weights[0], 0.5f);
+}
+
+struct Case {
+  DType type;
+  int experts, top_k;
+  bool norm;
+  int64_t shared_ffn;
+  double tolerance;  // relative error against the fp64 reference on the dequantised weights
+};
+
+TEST(MoeFfn, MatchesThePerTokenReference) {
+  const Case cases[] = {{DType::F32, 8, 2, true, 0, 1e-5},   {DType::F32, 16, 4, false, 0, 1e-5},
+                        {DType::F32, 4, 4, true, 0, 1e-5},   {DType::BF16, 8, 3, true, 0, 1e-5},
+                        {DType::F32, 6, 2, false, 96, 1e-5}, {DType::Q8_0, 8, 2, true, 0, 2e-2},
+                        {DType::Q4_0, 8, 2, true, 64, 6e-2}};
+  const int64_t d = 64, f = 96;
+  Runner r;
+  uint32_t seed = std::random_device{}();  // fresh inputs each run; the seed is printed on failure
+  for (const Case& c : cases) {
+    const MoeBlock b = make_block(c.type, d, f, c.experts, c.top_k, c.norm, c.shared_ffn, ++seed);
+    for (int64_t n : {1, 3, 17, 40}) {
+      const auto x = random_rows(n, d, ++seed);
+      std::vector<float> ref(x.size());
+      moe_ffn_reference(b.w, x.data(), n, ref.data());
+      const auto y = r.run(b.w, x, n);
+      EXPECT_LT(relative_error(y, ref), c.tolerance)
+          << dtype_name(c.type) << " experts " << c.experts << " top-" << c.top_k << " n " << n
+          << " seed " << seed;
+    }
+  }
+}
+
+// A token's experts and output do not depend on the other tokens in the step: each row of a
+// batch equals the same row run alone, bit for bit (the per-expert groups differ in size and
+// position, the matmul is batch-invariant and each token sums its experts in its own order).
+TEST(MoeFfn, BatchInvariant) {
+  const int64_t d = 64, f = 64, n = 29;
+  Runner r;
+  uint32_t seed = std::random_device{}();
+  for (DType t : {DType::F32, DType::BF16, DType::Q8_0, DType::Q4_K}) {
+    const int64_t dd = t == DType::Q4_K ? 256 : d, ff = t == DType::Q4_K ? 256 : f;
+    const MoeBlock b = make_block(t, dd, ff, 8, 2, true, t == DType::BF16 ? 64 : 0, ++seed);
+    const auto x = random_rows(n, dd, ++seed);
+    const auto batch = r.run(b.w, x, n);
+    for (int64_t i = 0; i < n; ++i) {
+      const std::vector<float> row(x.begin() + i * dd, x.begin() + (i + 1) * dd);
+      const auto alone = r.run(b.w, row, 1);
+      EXPECT_TRUE(std::equal(alone.begin(), alone.end(), batch.begin() + i * dd))
+          << dtype_name(t) << " token " << i << " seed " << seed;
+    }
+    // And among a different set of neighbours: the batch reversed.
+    std::vector<float> rev(x.size());
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy(x.begin() + i * dd, x.begin() + (i + 1) * dd, rev.begin() + (n - 1 - i) * dd);
+    }
+    const auto reversed = r.run(b.w, rev, n);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_TRUE(std::equal(batch.begin() + i * dd, batch.begin() + (i + 1) * dd,
+                             reversed.begin() + (n - 1 - i) * dd))
+          << dtype_name(t) << " token " << i << " seed " << seed;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::cpu
