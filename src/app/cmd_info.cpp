@@ -25,6 +25,13 @@ void run_info(const std::string& flag) {
             << fmt::format("heads:          {} (kv {}, head size {})\n", c.n_heads, c.n_kv_heads,
                            c.head_dim)
             << fmt::format("feed-forward:   {}\n", c.ffn_dim)
+            << (c.is_moe() ? fmt::format("experts:        {} ({} per token{}), each {} wide{}\n",
+                                         c.n_experts, c.n_experts_used,
+                                         c.norm_topk_prob ? ", renormalised" : "", c.moe_ffn_dim,
+                                         c.shared_ffn_dim ? fmt::format(", shared expert {} wide",
+                                                                        c.shared_ffn_dim)
+                                                          : "")
+                           : "")
             << fmt::format("vocabulary:     {} ({})\n", c.vocab_size,
                            m->tokenizer.kind == TokenizerKind::kByteLevelBpe ? "byte-level BPE"
                                                                              : "SentencePiece BPE")

@@ -4,10 +4,12 @@
 // scripts/gen_logit_refs.py, which has transformers load the reference MoE checkpoints.
 //
 //   shardlm_tiny_model OUT [--layers N] [--arch llama|qwen2|qwen3|mistral|qwen3_moe|mixtral]
-//                          [--hf] [--reference NAME]
+//                          [--hf] [--untied] [--reference NAME]
 //
-// OUT is a Q8_0 GGUF file, or with --hf a Hugging Face directory (BF16 safetensors). --reference
-// writes exactly the spec of a committed reference (tiny_model.h's reference lists) and ignores
+// OUT is a Q8_0 GGUF file, or with --hf a Hugging Face directory (BF16 safetensors). --untied
+// gives the model its own output projection (tied tiny models mostly repeat their last token).
+// --reference writes exactly the spec of a committed reference (tiny_model.h's reference lists) and
+// ignores
 // --layers and --arch.
 #include <cstdio>
 #include <cstdlib>
@@ -37,17 +39,20 @@ bool find_reference(const std::string& name, TinyModelSpec& spec) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s OUT [--layers N] [--arch NAME] [--hf] [--reference NAME]\n",
+    std::fprintf(stderr,
+                 "usage: %s OUT [--layers N] [--arch NAME] [--hf] [--untied] [--reference NAME]\n",
                  argv[0]);
     return 2;
   }
   int layers = 4;
   std::string arch = "llama", reference;
-  bool hf = false;
+  bool hf = false, untied = false;
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--hf") {
       hf = true;
+    } else if (flag == "--untied") {
+      untied = true;
     } else if (i + 1 < argc && flag == "--layers") {
       layers = std::atoi(argv[++i]);
     } else if (i + 1 < argc && flag == "--arch") {
@@ -71,6 +76,7 @@ int main(int argc, char** argv) {
     spec.ffn_dim = 128;  // each half of the down projection is whole Q8_0 blocks
     spec.n_layers = layers;
     spec.context = 512;
+    if (untied) spec.tied = false;
   }
   try {
     if (hf) {
