@@ -11,7 +11,7 @@ result does not depend on GPU kernels):
 --tiny rebuilds the three tiny models of tests/support/tiny_model.cpp (same configs, same
 deterministic weight formula, BF16-rounded like the safetensors the C++ test writes) and dumps the
 logits of every position of a fixed token sequence.
---tiny-moe has transformers load the mixture-of-experts references (qwen3_moe, mixtral) from the
+--tiny-moe has transformers load the mixture-of-experts references (qwen3_moe, mixtral, qwen2_moe) from the
 Hugging Face directories `shardlm_tiny_model --hf --reference NAME` writes (--tool names the
 binary), so the checkpoint layout and weights are exactly the ones the C++ test loads.
 --gguf loads the default model through transformers' GGUF support (weights dequantised to fp32),
@@ -138,7 +138,7 @@ def gen_tiny(out_dir):
         print("wrote", path, logits.shape)
 
 
-MOE_REFERENCES = ["qwen3_moe", "mixtral"]
+MOE_REFERENCES = ["qwen3_moe", "mixtral", "qwen2_moe"]
 
 
 def write_tiny_logits(path, vocab, logits):

@@ -12,8 +12,9 @@ namespace shardlm {
 
 const std::vector<Architecture>& all_architectures() {
   static const std::vector<Architecture> registry = {
-      llama_architecture(), mistral_architecture(),   qwen2_architecture(),
-      qwen3_architecture(), qwen3_moe_architecture(), mixtral_architecture()};
+      llama_architecture(),  mistral_architecture(),   qwen2_architecture(),
+      qwen3_architecture(),  qwen3_moe_architecture(), qwen2_moe_architecture(),
+      mixtral_architecture()};
   return registry;
 }
 

@@ -49,6 +49,7 @@ Architecture mistral_architecture();
 Architecture qwen2_architecture();
 Architecture qwen3_architecture();
 Architecture qwen3_moe_architecture();
+Architecture qwen2_moe_architecture();
 Architecture mixtral_architecture();
 
 }  // namespace shardlm

@@ -62,7 +62,11 @@ const std::map<std::string, std::string>& hf_layer_names() {
       {"ffn_norm.weight", "post_attention_layernorm.weight"},
       {"ffn_gate.weight", "mlp.gate_proj.weight"},
       {"ffn_up.weight", "mlp.up_proj.weight"},
-      {"ffn_down.weight", "mlp.down_proj.weight"}};
+      {"ffn_down.weight", "mlp.down_proj.weight"},
+      {"ffn_gate_shexp.weight", "mlp.shared_expert.gate_proj.weight"},
+      {"ffn_up_shexp.weight", "mlp.shared_expert.up_proj.weight"},
+      {"ffn_down_shexp.weight", "mlp.shared_expert.down_proj.weight"},
+      {"ffn_gate_inp_shexp.weight", "mlp.shared_expert_gate.weight"}};
   return m;
 }
 
@@ -98,6 +102,7 @@ std::string hf_name(const std::string& canonical, const std::string& arch) {
 // GGUF general.architecture of a tiny spec's arch, as llama.cpp names it.
 std::string gguf_arch(const std::string& arch) {
   if (arch == "qwen3_moe") return "qwen3moe";
+  if (arch == "qwen2_moe") return "qwen2moe";
   if (arch == "mixtral") return "llama";
   return arch;
 }
@@ -117,7 +122,7 @@ nlohmann::json hf_config(const TinyModelSpec& s) {
                       {"tie_word_embeddings", s.tied},
                       {"bos_token_id", 256},
                       {"eos_token_id", 257}};
-  if (s.arch == "qwen3_moe") {
+  if (s.arch == "qwen3_moe" || s.arch == "qwen2_moe") {
     c["num_experts"] = s.n_experts;
     c["num_experts_per_tok"] = s.top_k;
     c["moe_intermediate_size"] = s.moe_ffn;
@@ -125,6 +130,7 @@ nlohmann::json hf_config(const TinyModelSpec& s) {
     c["decoder_sparse_step"] = 1;
     c["mlp_only_layers"] = s.dense_layers;
     c["router_aux_loss_coef"] = 0.001;
+    if (s.shared_ffn > 0) c["shared_expert_intermediate_size"] = s.shared_ffn;
   } else if (s.arch == "mixtral") {
     c["num_local_experts"] = s.n_experts;
     c["num_experts_per_tok"] = s.top_k;
@@ -215,6 +221,12 @@ void add_experts(std::vector<NamedTensor>& t, const TinyModelSpec& s, const std:
     add(t, p + "ffn_up" + x, {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
     add(t, p + "ffn_down" + x, {f, d}, 1.f / std::sqrt(static_cast<float>(f)));
   }
+  if (s.shared_ffn == 0) return;
+  const int64_t sf = s.shared_ffn;
+  add(t, p + "ffn_gate_shexp.weight", {d, sf}, 1.f / std::sqrt(static_cast<float>(d)));
+  add(t, p + "ffn_up_shexp.weight", {d, sf}, 1.f / std::sqrt(static_cast<float>(d)));
+  add(t, p + "ffn_down_shexp.weight", {sf, d}, 1.f / std::sqrt(static_cast<float>(sf)));
+  add(t, p + "ffn_gate_inp_shexp.weight", {d, 1}, 2.f / std::sqrt(static_cast<float>(d)));
 }
 
 // llama.cpp's stacked expert tensors: blk.N.ffn_gate.E.weight for every E -> one
@@ -284,6 +296,16 @@ TinyModelSpec tiny_moe_spec(const std::string& arch) {
     s.top_k = 3;
     s.moe_ffn = 32;
     s.ffn_dim = 64;
+  } else if (arch == "qwen2_moe") {
+    s.n_kv_heads = 1;
+    s.rope_theta = 1e6f;
+    s.tied = false;
+    s.n_experts = 8;
+    s.top_k = 2;
+    s.moe_ffn = 32;
+    s.norm_topk = false;
+    s.shared_ffn = 64;
+    s.ffn_dim = 96;
   } else if (arch == "mixtral") {
     s.n_experts = 4;
     s.top_k = 2;
@@ -300,7 +322,11 @@ std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_moe_models() {
   TinyModelSpec qwen3_moe = tiny_moe_spec("qwen3_moe");
   qwen3_moe.n_layers = 3;
   qwen3_moe.dense_layers = {1};  // a dense layer between two MoE layers (mlp_only_layers)
-  return {{"qwen3_moe", qwen3_moe}, {"mixtral", tiny_moe_spec("mixtral")}};
+  TinyModelSpec qwen2_moe = tiny_moe_spec("qwen2_moe");
+  qwen2_moe.n_layers = 3;
+  qwen2_moe.dense_layers = {0};
+  return {
+      {"qwen3_moe", qwen3_moe}, {"mixtral", tiny_moe_spec("mixtral")}, {"qwen2_moe", qwen2_moe}};
 }
 
 std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& s) {
@@ -317,7 +343,7 @@ std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& s) {
     add(t, p + "attn_k.weight", {d, kv}, 1.f / std::sqrt(static_cast<float>(d)));
     add(t, p + "attn_v.weight", {d, kv}, 1.f / std::sqrt(static_cast<float>(d)));
     add(t, p + "attn_output.weight", {q, d}, 1.f / std::sqrt(static_cast<float>(q)));
-    if (s.arch == "qwen2") {
+    if (s.arch == "qwen2" || s.arch == "qwen2_moe") {
       add(t, p + "attn_q.bias", {q}, 0.2f);
       add(t, p + "attn_k.bias", {kv}, 0.2f);
       add(t, p + "attn_v.bias", {kv}, 0.2f);
@@ -376,6 +402,9 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
     w.set(a + ".expert_used_count", static_cast<uint32_t>(s.top_k));
     if (s.arch != "mixtral") {
       w.set(a + ".expert_feed_forward_length", static_cast<uint32_t>(s.moe_ffn));
+    }
+    if (s.shared_ffn > 0) {
+      w.set(a + ".expert_shared_feed_forward_length", static_cast<uint32_t>(s.shared_ffn));
     }
     w.set(a + ".expert_weights_norm", s.norm_topk);
   }

@@ -13,7 +13,7 @@
 namespace shardlm::testing {
 
 struct TinyModelSpec {
-  std::string arch = "llama";  // llama | qwen2 | qwen3 | mistral | qwen3_moe | mixtral
+  std::string arch = "llama";  // llama | qwen2 | qwen3 | mistral | qwen3_moe | qwen2_moe | mixtral
   int d_model = 64;
   int n_layers = 2;
   int n_heads = 4;
@@ -26,12 +26,13 @@ struct TinyModelSpec {
   bool llama3_scaling = false;  // factor 8, low 1, high 4, original context 32
   float norm_eps = 1e-5f;
   int context = 256;
-  // Mixture of experts (qwen3_moe, mixtral): n_experts of width moe_ffn (mixtral: ffn_dim), top_k
-  // per token; dense_layers keep the dense FFN (qwen3_moe's mlp_only_layers).
+  // Mixture of experts (qwen3_moe, qwen2_moe, mixtral): n_experts of width moe_ffn (mixtral:
+  // ffn_dim), top_k per token; dense_layers keep the dense FFN (qwen3_moe's mlp_only_layers).
   int n_experts = 0;
   int top_k = 2;
   int moe_ffn = 32;
   bool norm_topk = true;
+  int shared_ffn = 0;  // qwen2_moe: the shared expert's width
   std::vector<int> dense_layers;
 
   bool is_moe_layer(int layer) const;

@@ -3,7 +3,8 @@
 // two tensor-parallel ranks (the default model's 9 heads do not), and for
 // scripts/gen_logit_refs.py, which has transformers load the reference MoE checkpoints.
 //
-//   shardlm_tiny_model OUT [--layers N] [--arch llama|qwen2|qwen3|mistral|qwen3_moe|mixtral]
+//   shardlm_tiny_model OUT [--layers N] [--arch
+//   llama|qwen2|qwen3|mistral|qwen3_moe|qwen2_moe|mixtral]
 //                          [--hf] [--untied] [--reference NAME]
 //
 // OUT is a Q8_0 GGUF file, or with --hf a Hugging Face directory (BF16 safetensors). --untied
@@ -71,7 +72,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   } else {
-    if (arch == "qwen3_moe" || arch == "mixtral") spec = shardlm::testing::tiny_moe_spec(arch);
+    if (arch == "qwen3_moe" || arch == "qwen2_moe" || arch == "mixtral") {
+      spec = shardlm::testing::tiny_moe_spec(arch);
+    }
     spec.arch = arch;
     spec.ffn_dim = 128;  // each half of the down projection is whole Q8_0 blocks
     spec.n_layers = layers;

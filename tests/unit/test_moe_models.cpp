@@ -1,7 +1,8 @@
-// Mixture-of-experts models end to end on the CPU: the tiny qwen3_moe and mixtral checkpoints the
-// tests write (Hugging Face per-expert tensors, GGUF stacked and per-expert) against logits from
-// transformers (scripts/gen_logit_refs.py --tiny-moe), chunking invariance, the config fields, the
-// presets, and one clear error for a missing or misshapen expert tensor or a bad expert count.
+// Mixture-of-experts models end to end on the CPU: the tiny qwen3_moe, qwen2_moe and mixtral
+// checkpoints the tests write (Hugging Face per-expert tensors, GGUF stacked and per-expert)
+// against logits from transformers (scripts/gen_logit_refs.py --tiny-moe), chunking invariance,
+// the config fields, the presets, and one clear error for a missing or misshapen expert tensor or
+// a bad expert count.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -64,12 +65,16 @@ TEST(MoeModels, ConfigAndLayersFromConfigJson) {
     EXPECT_EQ(c.n_experts, spec.n_experts);
     EXPECT_EQ(c.n_experts_used, spec.top_k);
     EXPECT_EQ(c.moe_ffn_dim, spec.expert_ffn());
-    EXPECT_TRUE(c.norm_topk_prob);
+    EXPECT_EQ(c.norm_topk_prob, spec.norm_topk);
+    EXPECT_EQ(c.shared_ffn_dim, spec.shared_ffn);
     EXPECT_EQ(c.qk_norm, name == "qwen3_moe");
+    EXPECT_EQ(c.qkv_bias, name == "qwen2_moe");
     for (int l = 0; l < spec.n_layers; ++l) {
       const LayerWeights& L = m->weights.layers[static_cast<size_t>(l)];
       EXPECT_EQ(L.moe.empty(), !spec.is_moe_layer(l)) << name << " layer " << l;
-      if (!L.moe.empty()) EXPECT_EQ(L.moe.n_experts(), spec.n_experts);
+      if (L.moe.empty()) continue;
+      EXPECT_EQ(L.moe.n_experts(), spec.n_experts);
+      EXPECT_EQ(L.moe.has_shared(), spec.shared_ffn > 0);
     }
     EXPECT_NE(c.summary().find("experts=" + std::to_string(spec.n_experts)), std::string::npos);
   }
