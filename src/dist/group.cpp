@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -75,6 +76,8 @@ Group::Group(const GroupOptions& o) : options_(o), started_(std::chrono::steady_
     server_ = std::make_unique<StoreServer>(o.master_host, o.master_port, o.token);
     options_.master_port = server_->port();  // when 0 was asked: the port it got
     server_->set("group", record().to_json());
+    server_->set("generation", "0");
+    server_->set("state", "forming");
   }
   store_ = std::make_unique<StoreClient>(options_.master_host, options_.master_port, o.token,
                                          o.startup_timeout);
@@ -82,7 +85,76 @@ Group::Group(const GroupOptions& o) : options_(o), started_(std::chrono::steady_
     announce(*store_, o.rank, record(), host_name());
     heartbeat_ = std::make_unique<Heartbeat>(options_.master_host, options_.master_port, o.token,
                                              o.rank);
+    generation_ = wait_for_open_generation(*store_, o.rank, -1);
+    if (generation_ < 0) fail("the master shut the group down before this rank joined");
   }
+}
+
+std::string Group::key(const std::string& name) const {
+  return fmt::format("g{}/{}", generation_, name);
+}
+
+void Group::publish_status(const std::string& status) {
+  server_->set("status", status);
+  std::lock_guard lock(status_mu_);
+  status_ = status;
+}
+
+std::string Group::reform_status() const {
+  std::lock_guard lock(status_mu_);
+  return status_;
+}
+
+void Group::drop_comms() {
+  comm_.reset();
+  tp_comm_.reset();
+  prev_link_.reset();
+  next_link_.reset();
+  peers_.clear();
+}
+
+void Group::reform(const Model& model, Backend& backend, const std::atomic<bool>& stop) {
+  drop_comms();
+  ++generation_;
+  stop_ = &stop;
+  healing_ = true;
+  server_->set("generation", std::to_string(generation_));
+  server_->set("state", "re-forming");
+  spdlog::info("re-forming the group as generation {}: waiting for every rank to join again",
+               generation_);
+  try {
+    join(model, backend);
+  } catch (...) {
+    healing_ = false;
+    throw;
+  }
+  healing_ = false;
+}
+
+bool Group::rejoin(const Model& model, Backend& backend) {
+  drop_comms();
+  const int next = wait_for_open_generation(*store_, options_.rank, generation_);
+  if (next < 0) return false;
+  generation_ = next;
+  try {
+    join(model, backend);
+  } catch (const GroupStopped&) {
+    return false;
+  }
+  return true;
+}
+
+void Group::mark_stopped() {
+  if (!server_) return;
+  std::string state;
+  server_->peek("state", state);
+  server_->set("state", "stopped");
+  if (state != "re-forming") return;
+  spdlog::info("telling the ranks waiting to rejoin that the group has ended");
+  // Workers waiting to rejoin long-poll this generation's verdict: answer it, and give them a
+  // moment to read it before the store goes away with this process.
+  server_->set(key("verdict"), kStoppedVerdict);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
 }
 
 void Group::report_failure(const std::string& why) {
@@ -112,17 +184,27 @@ Hello Group::hello(const Model& model, const Backend& backend, int liveness_port
 
 std::map<int, std::string> Group::wait_for_hellos(std::string& problem) {
   using Clock = std::chrono::steady_clock;
-  Roster roster(*server_, options_.world_size, started_, options_.startup_timeout,
-                store_->address());
+  // Re-forming, a rank may take as long as its operator needs to restart it: no deadline, and
+  // a bad attempt is logged while the master keeps waiting (and serving /health).
+  const auto timeout = healing_ ? std::chrono::milliseconds(std::chrono::hours(24 * 365))
+                                : options_.startup_timeout;
+  Roster roster(*server_, options_.world_size, healing_ ? Clock::now() : started_, timeout,
+                store_->address(), key(""));
   auto next_log = Clock::now() + std::chrono::seconds(10), next_status = Clock::now();
   std::map<int, std::string> hellos;
   while (true) {
     problem = roster.check(hellos);
+    if (!problem.empty() && healing_) {
+      spdlog::warn("re-forming the group: {}; waiting for another attempt", problem);
+      roster.clear_reports();
+      problem.clear();
+    }
     if (!problem.empty() || static_cast<int>(hellos.size()) == options_.world_size - 1) {
       return hellos;
     }
+    if (stop_ && *stop_) fail("the master stopped while re-forming the group");
     if (Clock::now() >= next_status) {  // the workers log it while they wait
-      server_->set("status", roster.waiting_for(hellos));
+      publish_status(roster.waiting_for(hellos));
       next_status += std::chrono::seconds(1);
     }
     if (Clock::now() >= next_log) {  // say who is late instead of waiting silently
@@ -136,32 +218,57 @@ std::map<int, std::string> Group::wait_for_hellos(std::string& problem) {
   }
 }
 
+// A re-forming master's answer to a rank whose hello differs: that process is told why (it
+// exits), its hello is dropped, and the master waits for a right one.
+void Group::refuse_rank(int rank, const std::string& hello, const std::string& why) {
+  spdlog::warn("re-forming the group: {}; refusing that process and waiting for another", why);
+  std::string present;
+  server_->peek("present/" + std::to_string(rank), present);
+  const auto j = nlohmann::json::parse(present.empty() ? "{}" : present, nullptr, false);
+  const auto pid = j.is_object() && j.contains("pid") ? j["pid"].dump() : "?";
+  server_->set("refused/" + std::to_string(rank),
+               nlohmann::json{{"pid", pid}, {"why", why}}.dump());
+  server_->erase(key("hello/" + std::to_string(rank)));
+  (void)hello;
+}
+
 void Group::check_hellos(const Hello& mine) {
-  std::string problem;
-  const std::map<int, std::string> hellos = wait_for_hellos(problem);
-  std::string verdict = "ok";
-  for (int r = 1; r < options_.world_size; ++r) {
-    const auto it = hellos.find(r);
-    if (it == hellos.end()) continue;
-    const auto other = nlohmann::json::parse(it->second);
-    peers_.push_back(
-        {r, other.value("host", ""), other.value("address", ""), other.value("liveness_port", 0)});
-    const std::string d = hello_difference(mine.to_json(), it->second);
-    if (!d.empty() && verdict == "ok") {
-      verdict = fmt::format("rank {} on {} differs from the master on {}: {}", r,
-                            other.value("host", ""), host_name(), d);
+  std::string problem, verdict;
+  std::map<int, std::string> hellos;
+  do {  // once, or (re-forming) until every hello is right
+    hellos = wait_for_hellos(problem);
+    verdict = "ok";
+    peers_.clear();
+    bool refused = false;
+    for (int r = 1; r < options_.world_size; ++r) {
+      const auto it = hellos.find(r);
+      if (it == hellos.end()) continue;
+      const auto other = nlohmann::json::parse(it->second);
+      peers_.push_back({r, other.value("host", ""), other.value("address", ""),
+                        other.value("liveness_port", 0)});
+      const std::string d = hello_difference(mine.to_json(), it->second);
+      if (d.empty()) continue;
+      const std::string why = fmt::format("rank {} on {} differs from the master on {}: {}", r,
+                                          other.value("host", ""), host_name(), d);
+      if (healing_) {
+        refuse_rank(r, it->second, why);
+        refused = true;
+      } else if (verdict == "ok") {
+        verdict = why;
+      }
     }
-  }
+    if (!refused) break;
+  } while (true);
   if (!problem.empty()) verdict = problem;
   if (verdict == "ok") {
     try {
       plan_ = make_plan(mine, hellos);
-      store_->set("comm-plan", plan_.to_json());
+      store_->set(key("comm-plan"), plan_.to_json());
     } catch (const Error& e) {
       verdict = e.what();
     }
   }
-  store_->set("verdict", verdict);
+  store_->set(key("verdict"), verdict);
   verdict_published_ = true;
   if (verdict != "ok") fail("{}", verdict);
 }
@@ -235,7 +342,7 @@ void Group::abort_startup(const std::string& reason) {
   if (!is_master() || verdict_published_) return;
   verdict_published_ = true;
   try {
-    store_->set("verdict", "the master could not start: " + reason);
+    store_->set(key("verdict"), "the master could not start: " + reason);
     // The waiting ranks long-poll the verdict; give their answers a moment to leave.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   } catch (const std::exception& e) {
@@ -256,11 +363,12 @@ void Group::join(const Model& model, Backend& backend) {
   if (is_master()) {
     check_hellos(mine);
   } else {
-    store_->set("hello/" + std::to_string(options_.rank), mine.to_json());
-    const std::string verdict = wait_for_verdict(*store_, options_.rank);
+    store_->set(key("hello/" + std::to_string(options_.rank)), mine.to_json());
+    const std::string verdict = wait_for_verdict(*store_, options_.rank, key("verdict"));
     verdict_published_ = true;  // from here on the master knows this rank
+    if (verdict == kStoppedVerdict) throw GroupStopped();
     if (verdict != "ok") fail("the master stopped the group: {}", verdict);
-    plan_ = CommPlan::from_json(store_->get("comm-plan"));
+    plan_ = CommPlan::from_json(store_->get(key("comm-plan")));
   }
   if (!backend.device_id().empty()) warn_about_small_shm();
   connect(model, backend);
@@ -293,18 +401,18 @@ void Group::connect(const Model& model, Backend& backend) {
         options_.rank, options_.world_size - 1, options_.startup_timeout.count() / 1000,
         likely_connect_cause(options_.master_host));
   });
-  comm_ = std::make_unique<GlooCommunicator>(*store_, "gloo/", options_.rank, options_.world_size,
+  comm_ = std::make_unique<GlooCommunicator>(*store_, key("gloo/"), options_.rank, options_.world_size,
                                              options_.startup_timeout);
   comm_->set_timeout(options_.steady_timeout);
   const ParallelConfig cfg = parallel();
   const RankLayout me = rank_layout(cfg, options_.rank, model.config.n_layers);
   if (options_.tp > 1) {
     auto gloo =
-        std::make_unique<GlooCommunicator>(*store_, fmt::format("gloo-tp{}/", me.pp_stage),
+        std::make_unique<GlooCommunicator>(*store_, key(fmt::format("gloo-tp{}/", me.pp_stage)),
                                            me.tp_rank, options_.tp, options_.startup_timeout);
     gloo->set_timeout(options_.steady_timeout);
     if (plan_.tp_group_nccl(me.pp_stage)) {
-      tp_comm_ = nccl(fmt::format("nccl-tp{}/", me.pp_stage),
+      tp_comm_ = nccl(key(fmt::format("nccl-tp{}/", me.pp_stage)),
                       fmt::format("the TP group of stage {}", me.pp_stage),
                       tp_group(cfg, options_.rank), backend, std::move(gloo));
     } else {
@@ -314,7 +422,7 @@ void Group::connect(const Model& model, Backend& backend) {
   const int s = me.pp_stage, t = me.tp_rank;
   auto link = [&](int from_stage) {
     const int from = from_stage * cfg.tp + t, to = from + cfg.tp;
-    return nccl(fmt::format("nccl-pp{}-{}/", from_stage, t),
+    return nccl(key(fmt::format("nccl-pp{}-{}/", from_stage, t)),
                 fmt::format("the pipeline link from rank {} to rank {}", from, to), {from, to},
                 backend, nullptr);
   };

@@ -6,8 +6,10 @@
 // --dist-backend stops every rank with a message naming it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <map>
 #include <memory>
 #include <string>
@@ -81,6 +83,18 @@ class Group {
   // master why (rendezvous.h), so the group stops at once naming it.
   void report_failure(const std::string& why);
   const GroupOptions& options() const { return options_; }
+  // The master, after a rank died (its runner is gone): closes the communicators and forms the
+  // group again as the next generation, waiting (without a deadline, until `stop`) for every
+  // rank -- the survivors and the restarted one -- to join; then new communicators. Throws
+  // Error when stopped.
+  void reform(const Model& model, Backend& backend, const std::atomic<bool>& stop);
+  // A worker whose step failed: waits for the master's next generation and joins it; false when
+  // the master has stopped instead.
+  bool rejoin(const Model& model, Backend& backend);
+  // The master is shutting down: workers waiting to (re)join exit instead of waiting.
+  void mark_stopped();
+  // What a re-forming master waits for ("waiting for rank 2 (not reached the rendezvous yet)").
+  std::string reform_status() const;
   // The master: where its OpenAI API listens ("http://host:port"), for the workers' 421 answers.
   void publish_api(const std::string& url);
   // A worker: the master's API URL once the master published it, else "".
@@ -100,12 +114,21 @@ class Group {
   // the group cannot form (rendezvous.h's Roster).
   std::map<int, std::string> wait_for_hellos(std::string& problem);
   GroupRecord record() const;
+  std::string key(const std::string& name) const;  // "g<generation>/name"
+  void publish_status(const std::string& status);
+  void refuse_rank(int rank, const std::string& hello, const std::string& why);
+  void drop_comms();
 
   GroupOptions options_;
   std::unique_ptr<StoreServer> server_;
   std::unique_ptr<StoreClient> store_;
   std::chrono::steady_clock::time_point started_;  // the store opened (master) / first contact
   std::unique_ptr<Heartbeat> heartbeat_;            // workers
+  int generation_ = 0;
+  bool healing_ = false;                     // the master is re-forming (no deadlines)
+  const std::atomic<bool>* stop_ = nullptr;  // set while re-forming
+  mutable std::mutex status_mu_;
+  std::string status_;
   std::unique_ptr<GlooCommunicator> comm_;
   std::unique_ptr<Communicator> tp_comm_;
   std::unique_ptr<Communicator> prev_link_, next_link_;  // NCCL pipeline links (else world)

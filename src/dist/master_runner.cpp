@@ -21,6 +21,7 @@ void GroupMasterRunner::stop_heartbeat() {
 
 GroupMasterRunner::~GroupMasterRunner() {
   stop_heartbeat();
+  if (abandoned_) return;
   try {
     std::lock_guard lock(mu_);
     auto bytes = encode_step({StepKind::kShutdown, {}});

@@ -30,6 +30,9 @@ class GroupMasterRunner : public ModelRunner {
     diagnose_ = std::move(diagnose);
   }
   std::string failure() const override;
+  // The group broke: destroying this runner must not broadcast the shutdown (the surviving
+  // workers are to rejoin, not to exit).
+  void abandon() { abandoned_ = true; }
 
  protected:
   // The master's share of the step; the full logits (logit_rows x vocab) go to `logits`.
@@ -51,6 +54,7 @@ class GroupMasterRunner : public ModelRunner {
   std::mutex mu_;        // one collective sequence at a time
   std::chrono::steady_clock::time_point last_send_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> abandoned_{false};
   std::thread heartbeat_;
 };
 

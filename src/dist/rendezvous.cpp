@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -155,24 +156,44 @@ void announce(StoreClient& store, int rank, const GroupRecord& mine, const std::
     fail("{}", d);
   }
   claim_rank(store, rank, host);
-  std::string state;
-  if (store.try_get("state", std::chrono::milliseconds(0), state) && state == "serving") {
-    fail("the group of the master on {} has already formed and is serving without this rank: a "
-         "rank that was restarted cannot rejoin it; restart every node of the group",
-         master.master_host);
-  }
 }
 
-std::string wait_for_verdict(StoreClient& store, int rank) {
+int wait_for_open_generation(StoreClient& store, int rank, int after) {
   const auto start = Clock::now();
   auto next_log = start + std::chrono::seconds(10);
   while (true) {
-    std::string verdict;
+    std::string state = "forming", generation = "0";
+    store.try_get("state", std::chrono::milliseconds(0), state);
+    store.try_get("generation", std::chrono::milliseconds(0), generation);
+    const int g = std::atoi(generation.c_str());
+    if (state == "stopped") return -1;
+    if ((state == "forming" || state == "re-forming") && g > after) return g;
+    if (Clock::now() >= next_log) {
+      spdlog::info("rank {}: the master's group (generation {}) is {} without this rank; waiting "
+                   "for it to re-form ({:.0f} s)",
+                   rank, g, state, std::chrono::duration<double>(Clock::now() - start).count());
+      next_log += std::chrono::seconds(10);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+std::string wait_for_verdict(StoreClient& store, int rank, const std::string& verdict_key) {
+  const auto start = Clock::now();
+  auto next_log = start + std::chrono::seconds(10);
+  while (true) {
+    std::string verdict, refused, state;
     try {
-      if (store.try_get("verdict", std::chrono::milliseconds(1000), verdict)) return verdict;
+      if (store.try_get(verdict_key, std::chrono::milliseconds(1000), verdict)) return verdict;
+      store.try_get(key("refused", rank), std::chrono::milliseconds(0), refused);
+      store.try_get("state", std::chrono::milliseconds(0), state);
     } catch (const Error& e) {
       fail("the master's rendezvous stopped answering during start-up (did the master exit?): {}",
            e.what());
+    }
+    if (state == "stopped") throw GroupStopped();
+    if (!refused.empty() && field(refused, "pid") == std::to_string(::getpid())) {
+      fail("the master refused this rank: {}", field(refused, "why"));
     }
     if (Clock::now() >= next_log) {
       std::string status = "loading its model";
@@ -185,12 +206,21 @@ std::string wait_for_verdict(StoreClient& store, int rank) {
 }
 
 Roster::Roster(StoreServer& server, int world_size, Clock::time_point start,
-               std::chrono::milliseconds timeout, std::string address)
+               std::chrono::milliseconds timeout, std::string address, std::string hello_prefix)
     : server_(server),
       world_size_(world_size),
       start_(start),
       timeout_(timeout),
-      address_(std::move(address)) {}
+      address_(std::move(address)),
+      hello_prefix_(std::move(hello_prefix)) {}
+
+void Roster::clear_reports() {
+  for (int r = 1; r < world_size_; ++r) {
+    server_.erase(key("failed", r));
+    server_.erase(key("duplicate", r));
+  }
+  server_.erase("intruder");
+}
 
 std::string Roster::host_of(int rank) {
   std::string text;
@@ -207,7 +237,7 @@ std::string Roster::check(std::map<int, std::string>& hellos) {
                          "launcher's rank) on each node",
                          r, host_of(r), field(text, "host"));
     }
-    if (hellos.count(r) || server_.peek(key("hello", r), text)) {
+    if (hellos.count(r) || server_.peek(hello_prefix_ + key("hello", r), text)) {
       if (!text.empty()) hellos[r] = text;
       continue;
     }

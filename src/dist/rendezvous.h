@@ -9,7 +9,12 @@
 //   duplicate/<r>  who else tried to be rank r
 //   hello/<r>      rank r's handshake (hello.h), after loading its model
 //   status         the master's current wait in words, which waiting workers log
-//   verdict        "ok" or why the master stopped the group; state: "serving" once formed
+//   generation     the formation the master is on (0 at start; +1 each time it re-forms after a
+//                  rank died); hello, verdict, the plan and the communicators' keys live under
+//                  "g<generation>/"
+//   verdict        "ok" or why the master stopped the group
+//   state          forming | serving | re-forming | stopped
+//   refused/<r>    a re-forming master's answer to a wrong hello (the pid it refused)
 //
 // A worker compares the group record with its own at once (build or layout mismatch: named
 // before any loading). The master waits --dist-timeout for ranks that never reach the store, and
@@ -23,6 +28,7 @@
 #include <string>
 #include <thread>
 
+#include "core/error.h"
 #include "dist/store.h"
 
 namespace shardlm::dist {
@@ -63,17 +69,37 @@ void announce(StoreClient& store, int rank, const GroupRecord& mine, const std::
 void report_startup_failure(StoreClient& store, int rank, const std::string& host,
                             const std::string& why);
 
-// A worker waiting for the verdict: returns it, logging the master's status every 10 s; throws
-// Error when the master's store stops answering.
-std::string wait_for_verdict(StoreClient& store, int rank);
+// The verdict a master that stops while re-forming leaves for the ranks waiting to rejoin.
+inline constexpr const char* kStoppedVerdict = "stopped";
+
+// The master ended the group while this rank waited to join it (not a failure of this rank).
+struct GroupStopped : Error {
+  GroupStopped() : Error("the master shut the group down") {}
+};
+
+// A worker waiting for the verdict at `verdict_key`: returns it, logging the master's status every
+// 10 s; throws Error when the master's store stops answering or the master refused this process
+// (refused/<rank> naming its pid: a re-forming master that found its hello wrong), and
+// GroupStopped when the master ended the group instead.
+std::string wait_for_verdict(StoreClient& store, int rank, const std::string& verdict_key);
+
+// The generation this rank joins: the one the master is forming (state "forming" or
+// "re-forming") and newer than `after`. While the master serves a generation without this rank
+// (it restarted before the master noticed), waits for the re-forming, logging every 10 s.
+// Returns -1 when the master has stopped (state "stopped"); throws when it is unreachable.
+int wait_for_open_generation(StoreClient& store, int rank, int after);
 
 // The master's view of the other ranks while it waits for their hellos.
 class Roster {
  public:
   // start: when the master's store came up; ranks that have not reached it by start + timeout
   // are missing.
+  // Hellos are read at `hello_prefix` + "hello/<rank>" (the generation's keys).
   Roster(StoreServer& server, int world_size, std::chrono::steady_clock::time_point start,
-         std::chrono::milliseconds timeout, std::string address);
+         std::chrono::milliseconds timeout, std::string address, std::string hello_prefix = "");
+  // Forgets the failure, duplicate and intruder reports (a re-forming master logs them and waits
+  // for a better attempt).
+  void clear_reports();
   // Looks at every rank once: collects hellos; returns "" while waiting is still right, or the
   // reason to stop the group now (a failure, a duplicate, a lost heartbeat, a missing rank).
   std::string check(std::map<int, std::string>& hellos);
@@ -88,6 +114,7 @@ class Roster {
   std::chrono::steady_clock::time_point start_;
   std::chrono::milliseconds timeout_;
   std::string address_;
+  std::string hello_prefix_;
 };
 
 }  // namespace shardlm::dist

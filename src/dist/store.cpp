@@ -135,6 +135,12 @@ void StoreServer::set(const std::string& key, std::string value) {
   cv_.notify_all();
 }
 
+void StoreServer::erase(const std::string& key) {
+  std::lock_guard lock(mu_);
+  kv_.erase(key);
+  set_at_.erase(key);
+}
+
 bool StoreServer::claim(const std::string& key, std::string value, const std::string& alive_key,
                         std::chrono::milliseconds stale, std::string& holder) {
   {

@@ -30,6 +30,7 @@ class StoreServer {
   // How long ago `key` was last set (by anyone), or -1 ms when it never was.
   std::chrono::milliseconds age(const std::string& key);
   void set(const std::string& key, std::string value);
+  void erase(const std::string& key);
 
  private:
   bool get(const std::string& key, std::chrono::milliseconds timeout, std::string& value);

@@ -21,6 +21,26 @@ const float* vec_slice(const float* v, int64_t first) {
   return v ? v + first : nullptr;
 }
 
+// Rank tp_rank's slice of a mixture-of-experts FFN: each expert (and the shared expert) split
+// as a dense FFN is (gate/up rows of its width, down rows of d_model); the router and the shared
+// expert's gate stay whole, so every rank routes every token alike.
+MoeFfnWeights moe_slice(const MoeFfnWeights& full, int tp_rank, int tp, int64_t d0, int64_t nd) {
+  MoeFfnWeights m = full;
+  m.tp = tp;
+  const int64_t f = full.gate[0].ne[1], f0 = tp_rank * f / tp, nf = f / tp;
+  for (size_t e = 0; e < full.gate.size(); ++e) {
+    m.gate[e] = row_slice(full.gate[e], f0, nf);
+    m.up[e] = row_slice(full.up[e], f0, nf);
+    m.down[e] = row_slice(full.down[e], d0, nd);
+  }
+  if (!full.has_shared()) return m;
+  const int64_t s = full.shared_gate.ne[1], s0 = tp_rank * s / tp, ns = s / tp;
+  m.shared_gate = row_slice(full.shared_gate, s0, ns);
+  m.shared_up = row_slice(full.shared_up, s0, ns);
+  m.shared_down = row_slice(full.shared_down, d0, nd);
+  return m;
+}
+
 }  // namespace
 
 void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&) {
@@ -40,6 +60,8 @@ void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&) {
         tp, c.n_kv_heads);
   }
   need(c.ffn_dim, "FFN width");
+  if (c.is_moe()) need(c.moe_ffn_dim, "expert FFN width");
+  if (c.shared_ffn_dim > 0) need(c.shared_ffn_dim, "shared expert FFN width");
   need(c.vocab_size, "vocabulary size");
   need(c.d_model, "hidden size");
 }
@@ -56,6 +78,8 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
   // heads use: rank r's first query head r*h/tp belongs to KV head r*kv/tp.
   m->config.n_kv_heads = std::max(1, c.n_kv_heads / tp);
   m->config.ffn_dim = c.ffn_dim / tp;
+  m->config.moe_ffn_dim = c.moe_ffn_dim / tp;
+  m->config.shared_ffn_dim = c.shared_ffn_dim / tp;
   m->tokenizer = full.tokenizer;
   m->chat_template = full.chat_template;
   const int64_t q0 = int64_t{tp_rank} * c.q_dim() / tp, nq = c.q_dim() / tp;
@@ -80,6 +104,7 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
     L.w_gate = row_slice(F.w_gate, f0, nf);
     L.w_up = row_slice(F.w_up, f0, nf);
     L.w_down = row_slice(F.w_down, d0, nd);
+    if (!F.moe.empty()) L.moe = moe_slice(F.moe, tp_rank, tp, d0, nd);
     w.layers.push_back(L);
   }
   return m;

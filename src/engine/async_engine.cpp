@@ -27,7 +27,9 @@ std::vector<std::shared_ptr<RequestStream>> AsyncEngine::submit(
   {
     std::lock_guard lock(mu_);
     if (stopping_) fail("the server is shutting down; send the request elsewhere or retry later");
-    if (!fatal_error_.empty()) fail("the engine failed and cannot serve: {}", fatal_error_);
+    if (const std::string f = current_fatal(); !f.empty()) {
+      fail("the engine failed and cannot serve: {}", f);
+    }
     const int64_t first = engine_.new_request_ids(static_cast<int64_t>(requests.size()));
     for (size_t i = 0; i < requests.size(); ++i) {
       streams.push_back(std::make_shared<RequestStream>(first + int64_t(i), signal));
@@ -66,7 +68,26 @@ void AsyncEngine::stop() {
 
 std::string AsyncEngine::fatal_error() const {
   std::lock_guard lock(mu_);
-  return fatal_error_.empty() ? engine_.runner().failure() : fatal_error_;
+  return current_fatal();
+}
+
+// The runner's own account first (a healing group says what it waits for), else the failed
+// step's error while the runner that failed is still the one in use.
+std::string AsyncEngine::current_fatal() const {
+  if (std::string f = engine_.runner().failure(); !f.empty()) return f;
+  const bool current = !fatal_error_.empty() && engine_.runner().epoch() == fatal_epoch_;
+  return current ? fatal_error_ : "";
+}
+
+void AsyncEngine::follow_runner_epoch() {
+  const uint64_t epoch = engine_.runner().epoch();
+  if (epoch == seen_epoch_) return;
+  seen_epoch_ = epoch;
+  engine_.reset_prefix_cache();  // the K/V behind it went with the old runner
+  std::lock_guard lock(mu_);
+  fatal_error_.clear();
+  spdlog::info("the model runner was rebuilt (epoch {}): serving again, prefix cache cleared",
+               epoch);
 }
 
 EngineStats AsyncEngine::stats() const {
@@ -159,12 +180,14 @@ void AsyncEngine::loop() {
   while (true) {
     try {
       if (!wait_for_work()) break;
+      follow_runner_epoch();
       if (engine_.has_unfinished()) run_step();
     } catch (const std::exception& e) {
       spdlog::error("engine step failed: {}; aborting the requests in flight", e.what());
       {
         std::lock_guard lock(mu_);
         fatal_error_ = e.what();
+        fatal_epoch_ = engine_.runner().epoch();
       }
       fail_all(e.what());
     }

@@ -96,11 +96,16 @@ class AsyncEngine {
   std::vector<Pending> inbox_;
   std::vector<int64_t> abort_inbox_;
   bool stopping_ = false;
-  std::string fatal_error_;
+  std::string fatal_error_;  // a failed step's error, while the runner's epoch is fatal_epoch_
+  uint64_t fatal_epoch_ = 0;
   EngineStats stats_;
   std::atomic<size_t> in_flight_{0};
 
+  std::string current_fatal() const;  // under mu_
+  void follow_runner_epoch();          // engine thread: a rebuilt runner serves again
+
   // Engine thread only.
+  uint64_t seen_epoch_ = 0;
   std::unordered_map<int64_t, std::shared_ptr<RequestStream>> streams_;  // by request id
   std::thread thread_;
 };

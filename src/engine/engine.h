@@ -86,6 +86,8 @@ class Engine {
   const EngineConfig& config() const { return config_; }
   const Scheduler& scheduler() const { return scheduler_; }
   const BlockManager& block_manager() const { return blocks_; }
+  // The K/V behind every cached prefix are gone (the runner was rebuilt): forget them.
+  void reset_prefix_cache() { blocks_.reset_prefix_cache(); }
   const ModelRunner& runner() const { return runner_; }
   const Request* find(int64_t id) const;
 

@@ -34,6 +34,9 @@ class ModelRunner {
   // Why the runner can no longer run steps, noticed while idle (a group's heartbeat found a rank
   // gone); "" while it can.
   virtual std::string failure() const { return ""; }
+  // Counts the times the runner was rebuilt after a failure (a group that re-formed): K/V cached
+  // under an older epoch are gone, and a failure recorded under one is over.
+  virtual uint64_t epoch() const { return 0; }
 };
 
 // Runs the shared Transformer over a paged KV cache allocated once at construction.

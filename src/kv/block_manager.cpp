@@ -141,6 +141,18 @@ void BlockManager::release(int32_t block) {
   }
 }
 
+void BlockManager::reset_prefix_cache() {
+  for (const int32_t b : lru_) {
+    meta_[static_cast<size_t>(b)].lru_pos.reset();
+    evict(b);
+    allocator_.release(b);
+  }
+  lru_.clear();
+  for (size_t b = 0; b < meta_.size(); ++b) {
+    if (meta_[b].cached) evict(static_cast<int32_t>(b));
+  }
+}
+
 void BlockManager::free(BlockTable& table) {
   // Tail first: a prefix's later blocks are useless without its earlier ones, so they should be
   // evicted before them.

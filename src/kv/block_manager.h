@@ -74,6 +74,9 @@ class BlockManager {
   void commit(BlockTable& table, const std::vector<int32_t>& tokens, int32_t n_computed);
   // Drops the table's blocks: cached ones become evictable (tail first), others free.
   void free(BlockTable& table);
+  // Forgets every cached block (evictable ones become free; owned ones stay owned but match no
+  // future prompt): their K/V are gone, e.g. after a group re-formed with fresh caches.
+  void reset_prefix_cache();
 
  private:
   struct BlockMeta {

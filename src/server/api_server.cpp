@@ -163,10 +163,10 @@ int run_api_server(const ServerArgs& args) {
   std::thread metrics_thread([&] {
     if (metrics_http) metrics_http->serve();
   });
+  int sig = watch.serving_as_master();  // before the line that says so: a signal after it drains
   spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1); Ctrl-C to stop", name,
                args.http.host, port);
 
-  int sig = watch.serving_as_master();
   if (sig == 0) sig = shutdown_signals::wait();
   spdlog::info("{} received: shutting down (no new requests; {} in flight)",
                shutdown_signals::name(sig), engine.in_flight());

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "backend/make_backend.h"
+#include "dist/healing_runner.h"
 #include "dist/shard_runner.h"
 #include "server/openai/api_error.h"
 #include "server/openai/responses.h"
@@ -47,12 +48,16 @@ group_master_runner(std::shared_ptr<dist::Group> group) {
   return [group](const Model& model, Backend& backend, const KvCacheShape& shape,
                  int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
     group->join(model, backend);
-    auto runner = std::make_unique<dist::ShardMasterRunner>(model, backend, shape, max_tokens,
-                                                            group->parallel(), group->comms());
-    runner->set_failure_diagnosis(
-        [group] { return group->unreachable_ranks(std::chrono::milliseconds(2000)); });
-    group->set_local_stats([r = runner.get()] { return r->stats(); });
-    return runner;
+    auto build = [group, &model, &backend, shape, max_tokens] {
+      auto runner = std::make_unique<dist::ShardMasterRunner>(model, backend, shape, max_tokens,
+                                                              group->parallel(), group->comms());
+      runner->set_failure_diagnosis(
+          [group] { return group->unreachable_ranks(std::chrono::milliseconds(2000)); });
+      return runner;
+    };
+    auto healing = std::make_unique<dist::HealingRunner>(group, model, backend, build);
+    group->set_local_stats([h = healing.get()] { return h->stats(); });
+    return healing;
   };
 }
 
@@ -75,6 +80,34 @@ LoadedRank load_rank(const ServerArgs& args, dist::Group& group) {
   } catch (const std::exception& e) {
     group.report_failure(e.what());
     throw;
+  }
+}
+
+// Runs steps until the master ends the group (0). When the group breaks (a rank died), joins the
+// master's next generation with fresh K/V caches and goes on; 1 when the master is gone.
+int serve_as_worker(dist::Group& group, const Model& model, Backend& backend,
+                    const KvCacheShape& shape, int64_t max_batch_tokens) {
+  const int rank = group.options().rank;
+  while (true) {
+    try {
+      dist::run_shard_worker(model, backend, shape, max_batch_tokens, group.parallel(),
+                             group.comms(),
+                             [&group](const dist::RankStats& s) { group.publish_stats(s); });
+      spdlog::info("the master shut the group down");
+      return 0;
+    } catch (const std::exception& ex) {
+      spdlog::warn("rank {}: the group broke ({}); joining it again when the master re-forms it",
+                   rank, ex.what());
+    }
+    try {
+      if (!group.rejoin(model, backend)) {
+        spdlog::info("the master shut the group down");
+        return 0;
+      }
+    } catch (const std::exception& ex) {
+      spdlog::error("worker rank {}: {}; exiting", rank, ex.what());
+      return 1;
+    }
   }
 }
 
@@ -108,16 +141,7 @@ int run_worker_node(const ServerArgs& args) {
     spdlog::info("worker rank {} of {}: /health on http://{}:{}; requests go to the master", g.rank,
                  g.world_size, args.http.host, port);
   }
-  int status = 0;
-  try {
-    dist::run_shard_worker(*model, backend, shape, e.max_num_batched_tokens, group.parallel(),
-                           group.comms(),
-                           [&group](const dist::RankStats& s) { group.publish_stats(s); });
-    spdlog::info("the master shut the group down");
-  } catch (const std::exception& ex) {
-    spdlog::error("worker rank {}: {}; exiting", g.rank, ex.what());
-    status = 1;
-  }
+  const int status = serve_as_worker(group, *model, backend, shape, e.max_num_batched_tokens);
   if (http) {
     http->stop();
     http_thread.join();

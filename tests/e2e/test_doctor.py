@@ -56,6 +56,7 @@ def test_model_mismatch(tiny, tmp_path):
 
 def test_unreachable_interface_is_named(two_hosts, tiny):  # noqa: F811
     args = ["--model", tiny, "--pp", "2", "--ips", ",".join(ADDR), "--dist-timeout", "20",
+            "--cluster-token", "doctor-secret",
             "--dist-init-addr", f"{ADDR[0]}:29556"]
     ok = [doctor(args, ns=ns) for ns in NS]
     outs = [p.communicate(timeout=60)[0] for p in ok]
