@@ -117,6 +117,14 @@ std::string rank_problem(const std::vector<json>& hellos, const std::vector<json
     if (a == static_cast<size_t>(r) || hellos[a].is_null()) continue;
     if (probes[a].is_null()) return fmt::format("rank {} did not report its probes", a);
     const std::string res = probes[a].value(std::to_string(r), std::string("not probed"));
+    if (res != "ok" && res.find("no answer") != std::string::npos) {
+      return fmt::format(
+          "not reachable at {}:{} ({}) from rank {} on {}: {}: the packets are dropped, as a "
+          "firewall's DROP rule does; allow TCP between the nodes on every port (Gloo and NCCL "
+          "listen on ephemeral ports)",
+          h["address"].get<std::string>(), h["probe_port"].get<int>(),
+          h["iface"].get<std::string>(), a, hellos[a]["host"].get<std::string>(), res);
+    }
     if (res != "ok") {
       return fmt::format(
           "not reachable at {}:{} ({}) from rank {} on {}: {}; this is the address its route to "

@@ -105,17 +105,27 @@ struct Child {
   pid_t pid = 0;
   bool running = true;
   int status = 0;  // exit status, or 128 + signal
+  int restarts = 0;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
+
+// A rank that fails sooner than this after its start failed at start-up (a refused layout, a
+// group that did not form): starting it again would fail the same way.
+constexpr auto kServedLongEnough = std::chrono::seconds(10);
+
+// A worker rank that dies is started again this many times: the master re-forms the group with
+// it (healing_runner.h), so a node heals without its operator.
+constexpr int kMaxRestarts = 3;
 
 class Supervisor {
  public:
   explicit Supervisor(const SupervisorOptions& o) : o_(o) {}
 
   int run() {
-    const auto args = own_command_line();
-    const int gpus = cuda_device_count();
+    args_ = own_command_line();
+    gpus_ = cuda_device_count();
     for (int i = 0; i < o_.local_world_size; ++i) {
-      children_.push_back({spawn_child(args, i, gpus)});
+      children_.push_back({spawn_child(args_, i, gpus_)});
     }
     spdlog::info("supervising {} local ranks (pids {})", children_.size(), pid_list());
     while (running() > 0) {
@@ -195,10 +205,21 @@ class Supervisor {
                       c.pid, c.status);
         kill_all(SIGTERM);
         begin_stopping();
+      } else if (c.restarts < kMaxRestarts && !stopping_ &&
+                 std::chrono::steady_clock::now() - c.started > kServedLongEnough) {
+        // The same as a remote rank's death (the master names it in /health and re-forms the
+        // group when it is back), except that here the supervisor can bring it back.
+        ++c.restarts;
+        spdlog::error("local rank {} (pid {}) exited with status {}; starting it again ({} of {}) "
+                      "so that the group re-forms",
+                      i, c.pid, c.status, c.restarts, kMaxRestarts);
+        c.pid = spawn_child(args_, static_cast<int>(i), gpus_);
+        c.running = true;
+        c.started = std::chrono::steady_clock::now();
+        if (first_failure_ == static_cast<int>(i)) first_failure_ = -1;
       } else {
-        // The same as a remote rank's death: the master names the rank in /health (503).
-        spdlog::error("local rank {} (pid {}) exited with status {}; the group is broken until "
-                      "it is restarted (the master's /health names it)",
+        spdlog::error("local rank {} (pid {}) exited with status {}; the group is broken until it "
+                      "is started again (the master's /health names it)",
                       i, c.pid, c.status);
       }
     }
@@ -211,6 +232,8 @@ class Supervisor {
   }
 
   SupervisorOptions o_;
+  std::vector<std::string> args_;
+  int gpus_ = 0;
   std::vector<Child> children_;
   bool shutdown_requested_ = false;
   bool stopping_ = false;

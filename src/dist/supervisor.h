@@ -3,7 +3,8 @@
 // same command K times with SHARDLM_LOCAL_RANK = 0..K-1 and watches them.
 // - When the API server (local rank 0 of node 0) fails, the node's other ranks are stopped
 //   (SIGTERM, then SIGKILL after a grace period). When any other rank dies, the others stay: the
-//   master reports the broken group (503 naming the rank) exactly as for a rank on another node.
+//   master reports the broken group (503 naming the rank) exactly as for a rank on another node,
+//   and the supervisor starts the rank again (up to 3 times), so the group re-forms by itself.
 // - SIGINT/SIGTERM to the supervisor go to the API server (which drains and then ends the group)
 //   or, on other nodes, to every child (which wait for the master to end the group).
 // - Each child dies with its supervisor (SIGTERM on the parent's death; follow_supervisor()).

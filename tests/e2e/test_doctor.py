@@ -70,3 +70,16 @@ def test_unreachable_interface_is_named(two_hosts, tiny):  # noqa: F811
         assert "NOT READY, 1 of 2 ranks ready" in out, out
         assert "not reachable at 127.0.0.1" in out and "(lo) from rank 0" in out, out
         assert "GLOO_SOCKET_IFNAME" in out
+
+
+def test_firewall_is_named_as_a_firewall(two_hosts, tiny):  # noqa: F811
+    # The rendezvous port is open; every other new connection into the second host is dropped.
+    subprocess.run(["ip", "netns", "exec", NS[1], "iptables", "-A", "INPUT", "-p", "tcp", "!",
+                    "-s", ADDR[1], "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"],
+                   check=True)
+    args = ["--model", tiny, "--pp", "2", "--ips", ",".join(ADDR), "--dist-timeout", "20",
+            "--cluster-token", "doctor-secret", "--dist-init-addr", f"{ADDR[0]}:29556"]
+    procs = [doctor(args, ns=ns) for ns in NS]
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert [p.returncode for p in procs] == [1, 1], outs
+    assert "the packets are dropped, as a firewall's DROP rule does" in outs[0], outs[0]
