@@ -3,11 +3,18 @@
 // expert or stacked) and, for qwen2_moe, a shared expert scaled by a sigmoid gate.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/tensor.h"
 
 namespace shardlm {
+
+// Concatenates every tensor-parallel rank's [rows][cols] block column-wise into
+// [rows][cols * tp] (Transformer::GatherCols).
+using GatherColsFn =
+    std::function<void(const float* local, int64_t rows, int64_t cols, float* full)>;
 
 struct MoeFfnWeights {
   TensorView router;                  // [d_model, n_experts]: one logit per expert
@@ -19,6 +26,10 @@ struct MoeFfnWeights {
   TensorView shared_router;           // [d_model, 1]: sigmoid(x . w) scales the shared expert
   int top_k = 0;                      // experts per token
   bool norm_topk = false;  // renormalise the top-k probabilities to sum 1 (qwen3_moe, mixtral)
+  // Tensor parallelism over tp ranks: gate/up (and shared_gate/up) hold this rank's 1/tp of the
+  // expert's FFN rows and down this rank's 1/tp of the d_model output rows, as a dense FFN's; the
+  // router and the shared gate stay whole, so every rank routes every token alike.
+  int tp = 1;
 
   int n_experts() const { return static_cast<int>(gate.size()); }
   bool has_shared() const { return shared_gate.data != nullptr; }

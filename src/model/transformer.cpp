@@ -109,8 +109,8 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
 
 void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
   if (!L.moe.empty()) {
-    // Every rank holds every expert whole, so a tensor-parallel rank computes the full output.
-    be_.moe_ffn(L.moe, buf_.xn, n, buf_.moe_out);
+    // Tensor-parallel ranks hold 1/tp of each expert; the op gathers as mlp's matmuls do.
+    be_.moe_ffn(L.moe, buf_.xn, n, buf_.moe_out, L.moe.tp > 1 ? &gather_ : nullptr);
     be_.add(buf_.x, buf_.moe_out, n * c_.d_model);
     return;
   }

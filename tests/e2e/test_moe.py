@@ -2,7 +2,7 @@
 completions from a tiny qwen3_moe Hugging Face checkpoint with the greedy text `shardlm generate`
 gives, requests run together give what they give alone (a token's experts do not depend on its
 neighbours), a mixtral GGUF file (llama.cpp's layout: "llama" with an expert count, stacked
-experts) serves, a TP=2 group equals one process, and --load-format dummy builds a MoE model from a
+experts) serves, a TP=2 group (each rank half of every expert) equals one process, and --load-format dummy builds a MoE model from a
 config.json."""
 import json
 import subprocess
@@ -81,11 +81,22 @@ def test_mixtral_gguf_serves(mixtral_gguf):
         assert server.stop() == 0, server.text()
 
 
-def test_tp2_equals_one_process(mixtral_gguf):
-    expected = reference_texts(mixtral_gguf, PROMPTS[:3])
+@pytest.fixture(scope="module")
+def qwen2_moe(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("moe") / "qwen2_moe")
+    subprocess.run([TOOL, path, "--hf", "--arch", "qwen2_moe", "--layers", "3", "--untied"],
+                   check=True)
+    return path
+
+
+@pytest.mark.parametrize("model_fixture", ["mixtral_gguf", "qwen2_moe"])
+def test_tp2_equals_one_process(model_fixture, request):
+    """Each rank holds half of every expert's FFN (and of the shared expert)."""
+    model = request.getfixturevalue(model_fixture)
+    expected = reference_texts(model, PROMPTS[:3])
     port = free_port()
-    workers = [start(mixtral_gguf, node_args(1, 2, port, "--tp", "2"))]
-    master = Server(node_args(0, 2, port, "--tp", "2"), model=mixtral_gguf)
+    workers = [start(model, node_args(1, 2, port, "--tp", "2"))]
+    master = Server(node_args(0, 2, port, "--tp", "2"), model=model)
     try:
         assert [complete(master, p) for p in PROMPTS[:3]] == expected
     finally:

@@ -1,13 +1,16 @@
 // The CPU mixture-of-experts FFN (backend/cpu/moe.h) on fresh random inputs: routing against a
 // sort, the grouped op against the per-token reference loop for float and quantised experts (with
-// and without renormalisation, with a shared expert), and batch invariance: a token's output is
-// bit-identical alone and among any other tokens.
+// and without renormalisation, with a shared expert), batch invariance (a token's output is
+// bit-identical alone and among any other tokens) and tensor parallelism (ranks as threads equal
+// one rank bit for bit).
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <barrier>
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "backend/cpu/moe.h"
@@ -195,6 +198,92 @@ TEST(MoeFfn, BatchInvariant) {
       EXPECT_TRUE(std::equal(batch.begin() + i * dd, batch.begin() + (i + 1) * dd,
                              reversed.begin() + (n - 1 - i) * dd))
           << dtype_name(t) << " token " << i << " seed " << seed;
+    }
+  }
+}
+
+TensorView rows_of(const TensorView& w, int64_t first, int64_t n) {
+  TensorView s = w;
+  s.data = w.row(first);
+  s.ne[1] = n;
+  return s;
+}
+
+// Rank r of tp's slice, as dist::shard_model cuts it: gate/up rows of the expert width, down rows
+// of d_model; the routers whole.
+MoeFfnWeights rank_slice(const MoeFfnWeights& full, int r, int tp) {
+  MoeFfnWeights m = full;
+  m.tp = tp;
+  const int64_t f = full.gate[0].ne[1], d = full.down[0].ne[1];
+  for (size_t e = 0; e < full.gate.size(); ++e) {
+    m.gate[e] = rows_of(full.gate[e], r * f / tp, f / tp);
+    m.up[e] = rows_of(full.up[e], r * f / tp, f / tp);
+    m.down[e] = rows_of(full.down[e], r * d / tp, d / tp);
+  }
+  if (full.has_shared()) {
+    const int64_t sf = full.shared_gate.ne[1];
+    m.shared_gate = rows_of(full.shared_gate, r * sf / tp, sf / tp);
+    m.shared_up = rows_of(full.shared_up, r * sf / tp, sf / tp);
+    m.shared_down = rows_of(full.shared_down, r * d / tp, d / tp);
+  }
+  return m;
+}
+
+// Ranks as threads: gather() publishes this rank's [rows][cols] block and reads everyone's into
+// [rows][cols * tp], as the communicator's all_gather_cols does.
+class ThreadGather {
+ public:
+  explicit ThreadGather(int tp) : tp_(tp), blocks_(static_cast<size_t>(tp)), sync_(tp) {}
+  GatherColsFn for_rank(int r) {
+    return [this, r](const float* local, int64_t rows, int64_t cols, float* full) {
+      blocks_[static_cast<size_t>(r)].assign(local, local + rows * cols);
+      sync_.arrive_and_wait();
+      for (int64_t i = 0; i < rows; ++i) {
+        for (int k = 0; k < tp_; ++k) {
+          const float* src = blocks_[static_cast<size_t>(k)].data() + i * cols;
+          std::copy(src, src + cols, full + (i * tp_ + k) * cols);
+        }
+      }
+      sync_.arrive_and_wait();
+    };
+  }
+
+ private:
+  int tp_;
+  std::vector<std::vector<float>> blocks_;
+  std::barrier<> sync_;
+};
+
+// Tensor parallelism inside the op: every rank's output equals one rank's bit for bit (each
+// output column is computed over the whole hidden vector, exactly as on one rank).
+TEST(MoeFfn, TensorParallelRanksEqualOneRank) {
+  uint32_t seed = std::random_device{}();
+  for (DType t : {DType::F32, DType::Q8_0}) {
+    for (int tp : {2, 4}) {
+      const int64_t d = 64, f = 128, n = 13;
+      const MoeBlock b = make_block(t, d, f, 8, 3, true, 64, ++seed);
+      const auto x = random_rows(n, d, ++seed);
+      Runner one;
+      const auto want = one.run(b.w, x, n);
+      ThreadGather gather(tp);
+      std::vector<std::vector<float>> got(static_cast<size_t>(tp));
+      std::vector<std::thread> ranks;
+      for (int r = 0; r < tp; ++r) {
+        ranks.emplace_back([&, r] {
+          ThreadPool pool(1);
+          MatmulWorkspace ws;
+          MoeScratch scratch;
+          const MoeFfnWeights w = rank_slice(b.w, r, tp);
+          const GatherColsFn g = gather.for_rank(r);
+          got[static_cast<size_t>(r)].assign(x.size(), 0.f);
+          moe_ffn(pool, ws, scratch, w, x.data(), n, got[static_cast<size_t>(r)].data(), &g);
+        });
+      }
+      for (auto& th : ranks) th.join();
+      for (int r = 0; r < tp; ++r) {
+        EXPECT_EQ(got[static_cast<size_t>(r)], want)
+            << dtype_name(t) << " tp " << tp << " rank " << r << " seed " << seed;
+      }
     }
   }
 }

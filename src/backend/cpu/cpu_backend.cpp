@@ -80,8 +80,9 @@ void CpuBackend::add(float* x, const float* y, int64_t n) {
   cpu::add(pool_, x, y, n);
 }
 
-void CpuBackend::moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out) {
-  cpu::moe_ffn(pool_, matmul_ws_, moe_scratch_, w, x, n_tokens, out);
+void CpuBackend::moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,
+                         const GatherColsFn* tp_gather) {
+  cpu::moe_ffn(pool_, matmul_ws_, moe_scratch_, w, x, n_tokens, out, tp_gather);
 }
 
 void CpuBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,

@@ -48,7 +48,8 @@ class CpuBackend : public Backend {
                  const AttentionParams& p, float* out) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
-  void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out) override;
+  void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,
+               const GatherColsFn* tp_gather) override;
   void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                    float* dst) override;
   void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,

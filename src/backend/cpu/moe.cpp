@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <stdexcept>
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/quant.h"
@@ -44,11 +45,21 @@ void group_by_expert(MoeScratch& s, int64_t n, int n_experts, int top_k) {
   s.offsets[0] = 0;
 }
 
+// The input of down: this rank's hidden columns, or with tensor parallelism every rank's
+// gathered ([rows][cols * tp] in s.hidden).
+const float* down_input(MoeScratch& s, const MoeFfnWeights& w, const GatherColsFn* gather,
+                        int64_t rows, int64_t cols) {
+  if (w.tp == 1) return s.gate.data();
+  (*gather)(s.gate.data(), rows, cols, s.hidden.data());
+  return s.hidden.data();
+}
+
 // Each expert's SwiGLU FFN over its rows of xs into ys: gate/up per expert, one silu_mul over
-// every row, then down per expert.
+// every row, then down per expert (on every rank's hidden columns under tensor parallelism).
 void run_experts(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
-                 int64_t rows, int64_t d, int64_t f) {
+                 const GatherColsFn* gather, int64_t rows, int64_t d, int64_t f) {
   const int n_experts = w.n_experts();
+  const int64_t d_out = w.down[0].ne[1], f_in = f * w.tp;
   for (int e = 0; e < n_experts; ++e) {
     const int64_t r0 = s.offsets[e], cnt = s.offsets[e + 1] - r0;
     if (cnt == 0) continue;
@@ -56,28 +67,30 @@ void run_experts(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const Moe
     matmul(w.up[e], s.xs.data() + at(r0, d), cnt, s.up.data() + at(r0, f), pool, ws);
   }
   silu_mul(pool, s.gate.data(), s.up.data(), s.gate.data(), rows * f);
+  const float* hidden = down_input(s, w, gather, rows, f);
   for (int e = 0; e < n_experts; ++e) {
     const int64_t r0 = s.offsets[e], cnt = s.offsets[e + 1] - r0;
     if (cnt == 0) continue;
-    matmul(w.down[e], s.gate.data() + at(r0, f), cnt, s.ys.data() + at(r0, d), pool, ws);
+    matmul(w.down[e], hidden + at(r0, f_in), cnt, s.ys.data() + at(r0, d_out), pool, ws);
   }
 }
 
-// out[t] += sigmoid(x[t] . shared_router) * SwiGLU_shared(x[t]); uses gate, up, ys and logits.
+// out[t] += sigmoid(x[t] . shared_router) * SwiGLU_shared(x[t]) over this rank's output columns;
+// uses gate, up, ys and logits.
 void add_shared_expert(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
-                       const float* x, int64_t n, int64_t d, float* out) {
-  const int64_t f = w.shared_gate.ne[1];
+                       const GatherColsFn* gather, const float* x, int64_t n, float* out) {
+  const int64_t f = w.shared_gate.ne[1], d_out = w.shared_down.ne[1];
   matmul(w.shared_gate, x, n, s.gate.data(), pool, ws);
   matmul(w.shared_up, x, n, s.up.data(), pool, ws);
   silu_mul(pool, s.gate.data(), s.up.data(), s.gate.data(), n * f);
-  matmul(w.shared_down, s.gate.data(), n, s.ys.data(), pool, ws);
+  matmul(w.shared_down, down_input(s, w, gather, n, f), n, s.ys.data(), pool, ws);
   matmul(w.shared_router, x, n, s.logits.data(), pool, ws);
   for_tokens(pool, n, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const float g = 1.f / (1.f + std::exp(-s.logits[static_cast<size_t>(t)]));
-      const float* y = s.ys.data() + at(t, d);
-      float* o = out + at(t, d);
-      for (int64_t i = 0; i < d; ++i) o[i] += g * y[i];
+      const float* y = s.ys.data() + at(t, d_out);
+      float* o = out + at(t, d_out);
+      for (int64_t i = 0; i < d_out; ++i) o[i] += g * y[i];
     }
   });
 }
@@ -106,7 +119,7 @@ void moe_route(const float* logits, int n_experts, int top_k, bool norm, int32_t
 }
 
 void MoeScratch::reserve(int64_t tokens, int n_experts, int top_k, int64_t d_model, int64_t ffn,
-                         int64_t shared_ffn) {
+                         int64_t shared_ffn, int tp) {
   auto grow = [](auto& v, int64_t n) {
     if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
   };
@@ -121,14 +134,21 @@ void MoeScratch::reserve(int64_t tokens, int n_experts, int top_k, int64_t d_mod
   grow(gate, std::max(pairs * ffn, tokens * shared_ffn));
   grow(up, std::max(pairs * ffn, tokens * shared_ffn));
   grow(ys, std::max(pairs, tokens) * d_model);
+  if (tp > 1) {
+    grow(hidden, std::max(pairs * ffn, tokens * shared_ffn) * tp);
+    grow(out_local, tokens * d_model);
+  }
 }
 
 void moe_ffn(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
-             const float* x, int64_t n, float* out) {
+             const float* x, int64_t n, float* out, const GatherColsFn* tp_gather) {
   if (n <= 0) return;
+  if (w.tp > 1 && tp_gather == nullptr) {
+    throw std::invalid_argument("moe_ffn: tensor-parallel experts need a gather");
+  }
   const int E = w.n_experts(), K = w.top_k;
-  const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], pairs = n * K;
-  s.reserve(n, E, K, d, f, w.has_shared() ? w.shared_gate.ne[1] : 0);
+  const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1], pairs = n * K;
+  s.reserve(n, E, K, d, f, w.has_shared() ? w.shared_gate.ne[1] : 0, w.tp);
   matmul(w.router, x, n, s.logits.data(), pool, ws);
   for (int64_t t = 0; t < n; ++t) {
     moe_route(s.logits.data() + at(t, E), E, K, w.norm_topk, s.ids.data() + at(t, K),
@@ -140,21 +160,23 @@ void moe_ffn(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnW
       std::memcpy(s.xs.data() + at(r, d), x + at(s.row_token[r], d), sizeof(float) * d);
     }
   });
-  run_experts(pool, ws, s, w, pairs, d, f);
+  run_experts(pool, ws, s, w, tp_gather, pairs, d, f);
   // Each token sums its experts in its own slot order: the result does not depend on which
-  // other tokens share the step.
+  // other tokens share the step. Under tensor parallelism this rank's output columns first.
+  float* local = w.tp > 1 ? s.out_local.data() : out;
   for_tokens(pool, n, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      float* o = out + at(t, d);
-      std::fill(o, o + d, 0.f);
+      float* o = local + at(t, d_out);
+      std::fill(o, o + d_out, 0.f);
       for (int k = 0; k < K; ++k) {
         const float g = s.weights[at(t, K) + k];
-        const float* y = s.ys.data() + at(s.pair_row[at(t, K) + k], d);
-        for (int64_t i = 0; i < d; ++i) o[i] += g * y[i];
+        const float* y = s.ys.data() + at(s.pair_row[at(t, K) + k], d_out);
+        for (int64_t i = 0; i < d_out; ++i) o[i] += g * y[i];
       }
     }
   });
-  if (w.has_shared()) add_shared_expert(pool, ws, s, w, x, n, d, out);
+  if (w.has_shared()) add_shared_expert(pool, ws, s, w, tp_gather, x, n, local);
+  if (w.tp > 1) (*tp_gather)(local, n, d_out, out);
 }
 
 namespace {

@@ -32,13 +32,18 @@ struct MoeScratch {
   std::vector<float> xs;           // [tokens * top_k][d_model] grouped inputs
   std::vector<float> gate, up;     // [tokens * max(top_k * ffn, shared_ffn)]
   std::vector<float> ys;           // [tokens * top_k][d_model] grouped expert outputs
+  // Tensor parallelism only: the ranks' hidden columns gathered ([tokens * max(top_k * ffn,
+  // shared_ffn)] x tp, ffn and shared_ffn this rank's widths) and this rank's output columns.
+  std::vector<float> hidden, out_local;
   void reserve(int64_t tokens, int n_experts, int top_k, int64_t d_model, int64_t ffn,
-               int64_t shared_ffn);
+               int64_t shared_ffn, int tp = 1);
 };
 
 // out[t] (d_model floats) = the MoE FFN of x[t] (see Backend::moe_ffn). out must not alias x.
+// With w.tp > 1, tp_gather joins the ranks' columns (the expert hidden before down, the output at
+// the end); every rank must call it with the same tokens.
 void moe_ffn(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
-             const float* x, int64_t n_tokens, float* out);
+             const float* x, int64_t n_tokens, float* out, const GatherColsFn* tp_gather = nullptr);
 
 // The same computed token by token in plain loops over dequantised weights (double sums).
 void moe_ffn_reference(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out);
