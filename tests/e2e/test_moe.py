@@ -2,8 +2,8 @@
 completions from a tiny qwen3_moe Hugging Face checkpoint with the greedy text `shardlm generate`
 gives, requests run together give what they give alone (a token's experts do not depend on its
 neighbours), a mixtral GGUF file (llama.cpp's layout: "llama" with an expert count, stacked
-experts) serves, a TP=2 group (each rank half of every expert) equals one process, and --load-format dummy builds a MoE model from a
-config.json."""
+experts) serves, TP=2 groups (each rank half of every expert) and a TP=2 x PP=2 group equal one
+process, and --load-format dummy builds a MoE model from a config.json."""
 import json
 import subprocess
 
@@ -101,6 +101,17 @@ def test_tp2_equals_one_process(model_fixture, request):
         assert [complete(master, p) for p in PROMPTS[:3]] == expected
     finally:
         finish(master, workers)
+
+
+def test_tp2_pp2_one_supervisor(qwen3_moe):
+    """Four ranks of one supervisor: two pipeline stages, each two tensor-parallel ranks."""
+    expected = reference_texts(qwen3_moe, PROMPTS)
+    master = Server(["--tp", "2", "--pp", "2", "--nproc-per-node", "4", "--dist-init-addr",
+                     f"127.0.0.1:{free_port()}", "--dist-timeout", "60"], model=qwen3_moe)
+    try:
+        assert concurrently(master, PROMPTS) == expected
+    finally:
+        assert master.stop() == 0, master.text()
 
 
 def reference_texts(model, prompts):
