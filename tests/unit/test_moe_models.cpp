@@ -198,6 +198,26 @@ TEST(MoeModels, BadExpertCountsAreNamed) {
   EXPECT_NE(e.find("'num_experts_per_tok'"), std::string::npos) << e;
 }
 
+// transformers' rule: layer i is sparse when experts exist, i is not in mlp_only_layers and
+// (i + 1) is a multiple of decoder_sparse_step.
+TEST(MoeModels, SparseStepAndMlpOnlyLayersPickTheDenseLayers) {
+  nlohmann::json j = *model_preset("qwen3-30b-a3b");
+  j["decoder_sparse_step"] = 2;
+  j["mlp_only_layers"] = {3};
+  const ModelConfig c = hf_config_from_json(j, "config");
+  std::vector<int> sparse;
+  for (int l = 0; l < 8; ++l) {
+    if (c.is_moe_layer(l)) sparse.push_back(l);
+  }
+  EXPECT_EQ(sparse, (std::vector<int>{1, 5, 7}));
+  j["mlp_only_layers"] = "3";
+  EXPECT_NE(error_of([&] { hf_config_from_json(j, "config"); }).find("'mlp_only_layers'"),
+            std::string::npos);
+  j["mlp_only_layers"] = nlohmann::json::array();
+  j["num_experts"] = 0;  // no experts: every layer dense, as in transformers
+  EXPECT_FALSE(hf_config_from_json(j, "config").is_moe_layer(1));
+}
+
 TEST(MoeModels, PresetsDescribeTheModels) {
   const ModelConfig q = hf_config_from_json(*model_preset("qwen3-30b-a3b"), "preset");
   q.validate("preset");
