@@ -83,3 +83,19 @@ def test_firewall_is_named_as_a_firewall(two_hosts, tiny):  # noqa: F811
     outs = [p.communicate(timeout=60)[0] for p in procs]
     assert [p.returncode for p in procs] == [1, 1], outs
     assert "the packets are dropped, as a firewall's DROP rule does" in outs[0], outs[0]
+
+
+def test_small_shm_is_named(tiny):
+    # A container's 64 MiB /dev/shm (NCCL keeps its intra-node buffers there): a mount namespace
+    # with its own small tmpfs on /dev/shm for rank 1.
+    port = free_port()
+    args = ["--model", tiny, "--pp", "2", "--nnodes", "2", "--dist-init-addr",
+            f"127.0.0.1:{port}"]
+    small = subprocess.Popen(["unshare", "-m", "sh", "-c",
+                              "mount -t tmpfs -o size=64m tmpfs /dev/shm && exec \"$@\"", "sh",
+                              BINARY, "doctor", *args, "--node-rank", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    master = doctor([*args, "--node-rank", "0"])
+    outs = [p.communicate(timeout=60)[0] for p in (master, small)]
+    row = [l for l in outs[0].splitlines() if l.startswith("1 ")]
+    assert row and "64 MiB" in row[0] and "warning: small /dev/shm" in row[0], outs
