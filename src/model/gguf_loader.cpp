@@ -41,6 +41,12 @@ void read_moe(const GgufFile& g, const Architecture& arch, ModelConfig& c) {
                       ? required_int(g, p + "expert_feed_forward_length")
                       : c.ffn_dim;
   c.norm_topk_prob = g.get_bool(p + "expert_weights_norm").value_or(arch.moe->gguf_norm_topk);
+  // llama.cpp's gating functions: 0 unset, 1 softmax, 2 sigmoid, 3 softmax over the chosen.
+  if (const auto gating = g.get_int(p + "expert_gating_func"); gating && *gating > 1) {
+    fail("'{}': metadata key '{}' = {} asks for {} routing; {} routes with a softmax only",
+         g.path(), p + "expert_gating_func", *gating, *gating == 2 ? "sigmoid" : "another",
+         arch.name);
+  }
   if (arch.moe->shared_expert) {
     c.shared_ffn_dim = required_int(g, p + "expert_shared_feed_forward_length");
   }
@@ -59,7 +65,10 @@ ModelConfig read_config(const GgufFile& g, const Architecture& arch) {
                      : c.n_heads;
   c.head_dim = g.has(p + "attention.key_length") ? required_int(g, p + "attention.key_length")
                                                  : c.d_model / c.n_heads;
-  c.ffn_dim = required_int(g, p + "feed_forward_length");
+  // A mixture of experts without dense layers may leave the dense width out: the experts' then.
+  const bool moe_without_dense = arch.moe && !g.has(p + "feed_forward_length");
+  c.ffn_dim = moe_without_dense ? required_int(g, p + "expert_feed_forward_length")
+                                : required_int(g, p + "feed_forward_length");
   c.context_length = required_int(g, p + "context_length");
   c.norm_eps = float_key(g, p + "attention.layer_norm_rms_epsilon", 1e-5);
   c.rope_theta = float_key(g, p + "rope.freq_base", 10000.0);

@@ -407,6 +407,9 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
       w.set(a + ".expert_shared_feed_forward_length", static_cast<uint32_t>(s.shared_ffn));
     }
     w.set(a + ".expert_weights_norm", s.norm_topk);
+    if (s.gguf_gating_func != 0) {
+      w.set(a + ".expert_gating_func", static_cast<uint32_t>(s.gguf_gating_func));
+    }
   }
   w.set("tokenizer.ggml.model", std::string("gpt2"));
   w.set("tokenizer.ggml.pre", std::string("gpt2"));

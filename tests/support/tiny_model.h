@@ -32,7 +32,8 @@ struct TinyModelSpec {
   int top_k = 2;
   int moe_ffn = 32;
   bool norm_topk = true;
-  int shared_ffn = 0;  // qwen2_moe: the shared expert's width
+  int shared_ffn = 0;        // qwen2_moe: the shared expert's width
+  int gguf_gating_func = 0;  // GGUF "<arch>.expert_gating_func" when not 0 (llama.cpp's enum)
   std::vector<int> dense_layers;
 
   bool is_moe_layer(int layer) const;

@@ -198,6 +198,19 @@ TEST(MoeModels, BadExpertCountsAreNamed) {
   EXPECT_NE(e.find("'num_experts_per_tok'"), std::string::npos) << e;
 }
 
+TEST(MoeModels, SigmoidRoutingIsRefused) {
+  TempDir dir("moe-gating");
+  TinyModelSpec spec = tiny_moe_spec("qwen3_moe");
+  spec.gguf_gating_func = 2;
+  write_tiny_gguf_model(dir.path("m.gguf"), spec, DType::F32);
+  const std::string e = error_of([&] { load_model(dir.path("m.gguf")); });
+  EXPECT_NE(e.find("'qwen3moe.expert_gating_func' = 2 asks for sigmoid routing"), std::string::npos)
+      << e;
+  spec.gguf_gating_func = 1;  // softmax, said explicitly
+  write_tiny_gguf_model(dir.path("m.gguf"), spec, DType::F32);
+  EXPECT_EQ(error_of([&] { load_model(dir.path("m.gguf")); }), "");
+}
+
 // transformers' rule: layer i is sparse when experts exist, i is not in mlp_only_layers and
 // (i + 1) is a multiple of decoder_sparse_step.
 TEST(MoeModels, SparseStepAndMlpOnlyLayersPickTheDenseLayers) {
