@@ -122,6 +122,11 @@ StoreServer::StoreServer(const std::string& host, int port, std::string token)
 }
 
 StoreServer::~StoreServer() {
+  // httplib's stop() does nothing until its thread has begun listening: a store destroyed at
+  // once would leave that thread in accept() forever.
+  for (int i = 0; i < 400 && !http_->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   http_->stop();
   if (thread_.joinable()) thread_.join();
 }
