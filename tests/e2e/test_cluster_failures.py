@@ -31,6 +31,10 @@ def leave_nothing_running():
         kill_tree(STARTED.pop())
 
 
+needs_iptables = pytest.mark.skipif(shutil.which("iptables") is None,
+                                    reason="needs iptables (scripts/install_deps.sh installs it)")
+
+
 def serve(model, rank, port, *extra, nnodes=2, host="127.0.0.1", binary=BINARY, ns=None,
           env=None, layout=("--pp", "2"), token="e2e-secret"):
     cmd = [binary, "serve", "--model", model, "--port", "0", "--threads", "1", "--log-interval",
@@ -56,6 +60,7 @@ def test_master_not_started_is_named():
     assert took < 15
 
 
+@needs_iptables
 def test_blocked_rendezvous_port_is_named_on_both_hosts(two_hosts):
     subprocess.run(["ip", "netns", "exec", NS[0], "iptables", "-A", "INPUT", "-p", "tcp",
                     "--dport", str(RANK_PORT), "!", "-s", ADDR[0], "-j", "DROP"], check=True)
@@ -80,6 +85,7 @@ def test_loopback_collective_interface_is_named(two_hosts):
     assert took < 30
 
 
+@needs_iptables
 def test_collective_ports_dropped_are_named(two_hosts):
     # The rendezvous gets through; every other new connection between the hosts (Gloo's) is
     # dropped.

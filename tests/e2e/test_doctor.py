@@ -4,13 +4,20 @@ whose collective interface the others cannot reach (GLOO_SOCKET_IFNAME=lo on the
 namespace: the classic interface trap) each get NOT READY naming the rank and the cause, with exit
 status 1 on every node, within seconds."""
 import os
+import shutil
 import subprocess
 import time
+
+import pytest
 
 from conftest import BINARY
 from test_group_layouts import TOOL, tiny  # noqa: F401 (fixture)
 from test_tensor_parallel import free_port
 from test_two_hosts import ADDR, NS, in_ns, two_hosts  # noqa: F401 (fixture)
+
+
+needs_iptables = pytest.mark.skipif(shutil.which("iptables") is None,
+                                    reason="needs iptables (scripts/install_deps.sh installs it)")
 
 
 def doctor(args, env=None, ns=None):
@@ -72,6 +79,7 @@ def test_unreachable_interface_is_named(two_hosts, tiny):  # noqa: F811
         assert "GLOO_SOCKET_IFNAME" in out
 
 
+@needs_iptables
 def test_firewall_is_named_as_a_firewall(two_hosts, tiny):  # noqa: F811
     # The rendezvous port is open; every other new connection into the second host is dropped.
     subprocess.run(["ip", "netns", "exec", NS[1], "iptables", "-A", "INPUT", "-p", "tcp", "!",
