@@ -1,4 +1,5 @@
-// Attention kernel (flash-decoding style): one block per (head, query row, key split). Each of the
+// Attention kernel for any batch (prefill chunks, mixed batches; decode batches take
+// attention_decode.cu where it applies): one block per (head, query row, key split). Each of the
 // block's warps walks a strided subset of the split's keys, four keys per iteration so that eight
 // row loads (keys and values) are in flight, with an online softmax (running max m, sum l and the
 // weighted value sum acc, each lane owning dims lane, lane + 32, ...). The warps merge in shared
@@ -12,6 +13,7 @@
 #include <cmath>
 
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/attention_decode.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/reduce.cuh"
 
@@ -199,9 +201,28 @@ size_t attention_scratch_floats(int n_rows, int n_heads, int head_dim, int max_k
   return static_cast<size_t>(n_rows) * n_heads * splits * (head_dim + 2);
 }
 
+size_t attention_scratch_floats(const AttentionBatch& batch, const AttentionParams& p) {
+  if (decode_attention_applies(batch, p)) {
+    return decode_attention_scratch_floats(batch.n_seqs, p,
+                                           decode_attention_splits(batch.n_seqs, p).n_splits);
+  }
+  return attention_scratch_floats(batch.n_rows, p.n_heads, p.head_dim, batch.max_keys);
+}
+
 void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream) {
+  if (decode_attention_applies(batch, p)) {
+    decode_attention(q, cache_k, cache_v, batch, p, decode_attention_splits(batch.n_seqs, p),
+                     scratch, out, stream);
+  } else {
+    attention_by_rows(q, cache_k, cache_v, batch, p, scratch, out, stream);
+  }
+}
+
+void attention_by_rows(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
+                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
+                       float* out, cudaStream_t stream) {
   if (batch.n_rows == 0) return;
   KernelArgs a{q,
                reinterpret_cast<const __nv_bfloat16*>(cache_k),

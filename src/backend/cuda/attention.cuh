@@ -27,21 +27,35 @@ struct AttentionBatch {
   const int32_t* row_seq = nullptr;     // [n_rows] device: the sequence of each query row, or -1
   int n_rows = 0;
   int max_keys = 0;  // the most keys any row sees (host-side, to choose the key splits)
+  int n_seqs = 0;
+  // Every sequence has exactly one query row (a decode batch): attention() then takes the split-K
+  // decode kernel (attention_decode.cuh) where it applies. Set by the caller, from the host's
+  // sequences; fixed by a CUDA graph's key (as many tokens as sequences).
+  bool one_row_per_seq = false;
 };
 
 // Largest head_dim the kernel takes.
 inline constexpr int kMaxAttentionHeadDim = 256;
 
-// Key splits for a batch (1 when its rows and heads already fill the GPU), and the scratch floats
-// the split partial results need.
+// Key splits of the per-row kernel for a batch (1 when its rows and heads already fill the GPU),
+// and the scratch floats its split partial results need.
 int attention_splits(int n_rows, int n_heads, int max_keys);
 size_t attention_scratch_floats(int n_rows, int n_heads, int head_dim, int max_keys);
+// The scratch floats attention() needs for this batch, whichever kernel it takes.
+size_t attention_scratch_floats(const AttentionBatch& batch, const AttentionParams& p);
 
 // out[row][h] = softmax(q[row][h] . K^T * scale) V over the row's visible keys; q, out:
 // [n_rows][n_heads * head_dim] fp32; cache_k / cache_v: [n_blocks * block_size][kv_dim] BF16
-// bits (store_kv); scratch: attention_scratch_floats(...) floats of device memory.
+// bits (store_kv); scratch: attention_scratch_floats(batch, p) floats of device memory. Decode
+// batches go to decode_attention (attention_decode.cuh), the rest to attention_by_rows.
 void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream);
+
+// The per-row kernel: one block per (query head, row, key split), any batch; scratch:
+// attention_scratch_floats(n_rows, n_heads, head_dim, max_keys) floats.
+void attention_by_rows(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
+                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
+                       float* out, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

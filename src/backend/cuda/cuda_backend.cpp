@@ -398,10 +398,13 @@ void CudaBackend::attention(const float* q, const KvLayerView& kv, const Attenti
          kMaxAttentionHeadDim, p.head_dim);
   }
   AttentionBatch batch = impl_->uploads->attention(seqs, n_seqs, p.block_size);
-  // A captured step is replayed at longer contexts: size its key splits for the longest.
+  // A captured step is replayed at longer contexts: size the per-row kernel's key splits for the
+  // longest (the decode kernel sizes its splits on the device).
   if (impl_->capturing) batch.max_keys = static_cast<int>(impl_->options.max_context);
-  const size_t scratch =
-      attention_scratch_floats(batch.n_rows, p.n_heads, p.head_dim, batch.max_keys);
+  batch.n_seqs = n_seqs;
+  batch.one_row_per_seq =
+      std::all_of(seqs, seqs + n_seqs, [](const AttentionSeq& s) { return s.n_tokens == 1; });
+  const size_t scratch = attention_scratch_floats(batch, p);
   cuda::attention(q, kv_bits(kv.k), kv_bits(kv.v), batch, p, impl_->attention_scratch(scratch), out,
                   impl_->stream);
 }
