@@ -118,6 +118,45 @@ void moe_route(const float* logits, int n_experts, int top_k, bool norm, int32_t
   }
 }
 
+namespace {
+
+// Router logits -> each token's experts and weights -> the (token, slot) pairs grouped by expert,
+// with each pair's input row copied into xs.
+void route_and_group(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
+                     const float* x, int64_t n) {
+  const int E = w.n_experts(), K = w.top_k;
+  const int64_t d = w.router.ne[0];
+  matmul(w.router, x, n, s.logits.data(), pool, ws);
+  for (int64_t t = 0; t < n; ++t) {
+    moe_route(s.logits.data() + at(t, E), E, K, w.norm_topk, s.ids.data() + at(t, K),
+              s.weights.data() + at(t, K));
+  }
+  group_by_expert(s, n, E, K);
+  for_tokens(pool, n * K, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      std::memcpy(s.xs.data() + at(r, d), x + at(s.row_token[r], d), sizeof(float) * d);
+    }
+  });
+}
+
+// out[t] = sum over t's slots k of weight * its expert's output row (d_out columns). Each token
+// sums in its own slot order, so the result does not depend on the other tokens of the step.
+void combine(ThreadPool& pool, const MoeScratch& s, int64_t n, int K, int64_t d_out, float* out) {
+  for_tokens(pool, n, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* o = out + at(t, d_out);
+      std::fill(o, o + d_out, 0.f);
+      for (int k = 0; k < K; ++k) {
+        const float g = s.weights[at(t, K) + k];
+        const float* y = s.ys.data() + at(s.pair_row[at(t, K) + k], d_out);
+        for (int64_t i = 0; i < d_out; ++i) o[i] += g * y[i];
+      }
+    }
+  });
+}
+
+}  // namespace
+
 void MoeScratch::reserve(int64_t tokens, int n_experts, int top_k, int64_t d_model, int64_t ffn,
                          int64_t shared_ffn, int tp) {
   auto grow = [](auto& v, int64_t n) {
@@ -146,37 +185,14 @@ void moe_ffn(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnW
   if (w.tp > 1 && tp_gather == nullptr) {
     throw std::invalid_argument("moe_ffn: tensor-parallel experts need a gather");
   }
-  const int E = w.n_experts(), K = w.top_k;
-  const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1], pairs = n * K;
-  s.reserve(n, E, K, d, f, w.has_shared() ? w.shared_gate.ne[1] : 0, w.tp);
-  matmul(w.router, x, n, s.logits.data(), pool, ws);
-  for (int64_t t = 0; t < n; ++t) {
-    moe_route(s.logits.data() + at(t, E), E, K, w.norm_topk, s.ids.data() + at(t, K),
-              s.weights.data() + at(t, K));
-  }
-  group_by_expert(s, n, E, K);
-  for_tokens(pool, pairs, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      std::memcpy(s.xs.data() + at(r, d), x + at(s.row_token[r], d), sizeof(float) * d);
-    }
-  });
-  run_experts(pool, ws, s, w, tp_gather, pairs, d, f);
-  // Each token sums its experts in its own slot order: the result does not depend on which
-  // other tokens share the step. Under tensor parallelism this rank's output columns first.
-  float* local = w.tp > 1 ? s.out_local.data() : out;
-  for_tokens(pool, n, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      float* o = local + at(t, d_out);
-      std::fill(o, o + d_out, 0.f);
-      for (int k = 0; k < K; ++k) {
-        const float g = s.weights[at(t, K) + k];
-        const float* y = s.ys.data() + at(s.pair_row[at(t, K) + k], d_out);
-        for (int64_t i = 0; i < d_out; ++i) o[i] += g * y[i];
-      }
-    }
-  });
+  const int64_t d = w.router.ne[0], f = w.gate[0].ne[1];
+  s.reserve(n, w.n_experts(), w.top_k, d, f, w.has_shared() ? w.shared_gate.ne[1] : 0, w.tp);
+  route_and_group(pool, ws, s, w, x, n);
+  run_experts(pool, ws, s, w, tp_gather, n * w.top_k, d, f);
+  float* local = w.tp > 1 ? s.out_local.data() : out;  // this rank's output columns first
+  combine(pool, s, n, w.top_k, w.down[0].ne[1], local);
   if (w.has_shared()) add_shared_expert(pool, ws, s, w, tp_gather, x, n, local);
-  if (w.tp > 1) (*tp_gather)(local, n, d_out, out);
+  if (w.tp > 1) (*tp_gather)(local, n, w.down[0].ne[1], out);
 }
 
 namespace {
