@@ -7,10 +7,14 @@
 //
 //   bench_cuda [--gemv-only] [MODEL ...]   (a .gguf file or HF directory, or a dummy preset such
 //   as llama-3.1-8b; --gemv-only leaves out the sampling case)
+//   bench_cuda --attention-only [PRESET]   (the decode attention kernels at the preset's attention
+//   shape, default llama-3.1-8b: the per-row kernel before and the split-K kernel after, batch
+//   1/8/64 x context 512/2048/8192, us per call and GB/s of KV read against the copy ceiling)
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -22,7 +26,9 @@
 #include "engine/device_sampling.h"
 #include "engine/sampler.h"
 #include "model/model.h"
+#include "model/model_presets.h"
 #if SHARDLM_HAS_CUDA
+#include "backend/cuda/attention_bench.h"
 #include "backend/cuda/ceilings.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/gemv_sweep.h"
@@ -232,6 +238,36 @@ void bench_gemv_variants(const shardlm::ModelConfig& c, double copy_gb_per_s) {
     }
   }
 }
+
+// The decode attention kernels at a preset's attention shape (block size 16, the engine's).
+void bench_decode_attention(const std::string& preset, double copy_gb_per_s) {
+  const auto j = shardlm::model_preset(preset);
+  if (!j) {
+    std::fprintf(stderr, "bench_cuda: unknown preset %s\n", preset.c_str());
+    return;
+  }
+  shardlm::AttentionParams p;
+  p.n_heads = (*j)["num_attention_heads"].get<int>();
+  p.n_kv_heads = j->value("num_key_value_heads", p.n_heads);
+  p.head_dim = j->value("head_dim", (*j)["hidden_size"].get<int>() / p.n_heads);
+  p.block_size = 16;
+  p.scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  std::printf(
+      "decode attention, %s (%d q heads, %d KV heads, head_dim %d, block 16): us per call in a "
+      "replayed graph, GB/s of K+V read (%% of copy %.0f GB/s)\n  %5s %7s %8s %10s %18s %10s "
+      "%18s %6s %s\n",
+      preset.c_str(), p.n_heads, p.n_kv_heads, p.head_dim, copy_gb_per_s, "batch", "context",
+      "KV MB", "before us", "GB/s (of copy)", "after us", "GB/s (of copy)", "splits",
+      "forced splits: us");
+  for (const auto& t : shardlm::cuda::time_decode_attention(p, {1, 8, 64}, {512, 2048, 8192})) {
+    const double gb0 = t.kv_bytes / t.by_rows_us / 1e3, gb1 = t.kv_bytes / t.split_k_us / 1e3;
+    std::string forced;
+    for (const auto& [n, us] : t.forced) forced += fmt::format(" {}:{:.1f}", n, us);
+    std::printf("  %5d %7d %8.1f %10.1f %9.0f (%4.0f%%) %10.1f %9.0f (%4.0f%%) %6d%s\n", t.batch,
+                t.context, t.kv_bytes / 1e6, t.by_rows_us, gb0, 100 * gb0 / copy_gb_per_s,
+                t.split_k_us, gb1, 100 * gb1 / copy_gb_per_s, t.n_splits, forced.c_str());
+  }
+}
 #endif
 
 }  // namespace
@@ -247,6 +283,10 @@ int main(int argc, char** argv) {
   std::printf("copy bandwidth: %.0f GB/s (read + write)\nbf16 gemm 8192^3: %.0f TFLOP/s\n",
               c.copy_gb_per_s, c.gemm_tflops);
   std::printf("kernel launch, back to back: %.2f us\n", c.launch_us);
+  if (argc > 1 && std::string(argv[1]) == "--attention-only") {
+    bench_decode_attention(argc > 2 ? argv[2] : "llama-3.1-8b", c.copy_gb_per_s);
+    return 0;
+  }
   int first = 1;
   const bool gemv_only = argc > 1 && std::string(argv[1]) == "--gemv-only";
   if (gemv_only) ++first;

@@ -30,8 +30,8 @@ struct DecodeShape {
 struct DecodeCase {
   AttentionParams p;
   int64_t pool_tokens = 0;
-  std::vector<float> k, v;         // [pool_tokens][kv_dim], BF16-rounded
-  std::vector<uint16_t> kb, vb;    // the same as BF16 bits
+  std::vector<float> k, v;       // [pool_tokens][kv_dim], BF16-rounded
+  std::vector<uint16_t> kb, vb;  // the same as BF16 bits
   std::vector<std::vector<int32_t>> tables;
   std::vector<AttentionSeq> seqs;
   std::vector<float> q;  // [n_seqs][n_heads * head_dim]
@@ -46,8 +46,8 @@ float uniform(uint32_t& s) {  // xorshift32 in [-1, 1)
 
 DecodeCase make_case(const DecodeShape& sh, std::mt19937& rng) {
   DecodeCase c;
-  c.p = {sh.n_heads, sh.n_kv_heads, sh.head_dim, sh.block_size, sh.window,
-         1.f / std::sqrt(static_cast<float>(sh.head_dim))};
+  c.p = {sh.n_heads,    sh.n_kv_heads, sh.head_dim,
+         sh.block_size, sh.window,     1.f / std::sqrt(static_cast<float>(sh.head_dim))};
   const int longest = *std::max_element(sh.contexts.begin(), sh.contexts.end());
   const int64_t n_blocks = (longest + sh.block_size - 1) / sh.block_size + 7;
   c.pool_tokens = n_blocks * sh.block_size;
@@ -103,7 +103,8 @@ cuda::AttentionBatch device_batch(cuda::CudaBackend& be, const DecodeCase& c) {
   std::vector<int32_t> seqs, tables, rows;
   for (size_t i = 0; i < c.seqs.size(); ++i) {
     const AttentionSeq& s = c.seqs[i];
-    seqs.insert(seqs.end(), {s.first_row, s.n_tokens, s.n_past, static_cast<int32_t>(tables.size())});
+    seqs.insert(seqs.end(),
+                {s.first_row, s.n_tokens, s.n_past, static_cast<int32_t>(tables.size())});
     tables.insert(tables.end(), c.tables[i].begin(), c.tables[i].end());
     rows.push_back(static_cast<int32_t>(i));
   }
@@ -145,8 +146,8 @@ void check_shape(const DecodeShape& sh, std::mt19937& rng) {
   const auto stream = static_cast<cudaStream_t>(be.stream());
   const cuda::DecodeSplits forced[] = {{1, 64}, {64, 1}, {13, 64}, {3, 16}};
   for (const cuda::DecodeSplits& sp : forced) {
-    SCOPED_TRACE(::testing::Message() << "splits " << sp.n_splits << " min keys "
-                                      << sp.min_split_keys);
+    SCOPED_TRACE(::testing::Message()
+                 << "splits " << sp.n_splits << " min keys " << sp.min_split_keys);
     const size_t n = cuda::decode_attention_scratch_floats(b.n_seqs, c.p, sp.n_splits);
     float* scratch = be.alloc_floats(std::max<size_t>(n, 1));
     float* out2 = be.alloc_floats(c.q.size());

@@ -49,7 +49,7 @@ __device__ __forceinline__ void div_mod(const FastDiv& f, uint32_t n, uint32_t& 
 }
 
 struct DecodeArgs {
-  const float* q;   // [n_rows][n_heads][head_dim]
+  const float* q;     // [n_rows][n_heads][head_dim]
   const uint16_t* k;  // BF16 bits [slots][n_kv_heads][head_dim]
   const uint16_t* v;
   const DeviceAttnSeq* seqs;
@@ -243,8 +243,8 @@ __global__ void __launch_bounds__(kWarps * 32) split_kernel(DecodeArgs a) {
   }
 }
 
-// Merges one (sequence, query head)'s splits: out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s.
-// Block: head_dim threads.
+// Merges one (sequence, query head)'s splits: out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M)
+// l_s. Block: head_dim threads.
 __global__ void combine_kernel(DecodeArgs a) {
   const int s = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
   const int d = static_cast<int>(threadIdx.x), head_dim = static_cast<int>(blockDim.x);
@@ -288,8 +288,8 @@ template <int HD, int GM>
 int resident_blocks() {
   static const int blocks = [] {
     int n = 0;
-    SHARDLM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, split_kernel<HD, GM>,
-                                                                     kWarps * 32, 0));
+    SHARDLM_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, split_kernel<HD, GM>, kWarps * 32, 0));
     return std::max(n, 1);
   }();
   return blocks;
@@ -314,8 +314,8 @@ int resident_blocks_for(const AttentionParams& p) {
 
 bool decode_attention_applies(const AttentionBatch& batch, const AttentionParams& p) {
   const bool head_dim_ok = p.head_dim == 64 || p.head_dim == 128 || p.head_dim == 256;
-  return batch.one_row_per_seq && batch.n_seqs > 0 && batch.n_rows == batch.n_seqs &&
-         head_dim_ok && p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0 &&
+  return batch.one_row_per_seq && batch.n_seqs > 0 && batch.n_rows == batch.n_seqs && head_dim_ok &&
+         p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0 &&
          p.n_heads / p.n_kv_heads <= kMaxGroup && p.block_size > 0;
 }
 
@@ -327,8 +327,8 @@ DecodeSplits decode_attention_splits(int n_seqs, const AttentionParams& p) {
   const int64_t items = int64_t{n_seqs} * p.n_kv_heads;
   DecodeSplits d;
   // Whole waves: a fraction of a second wave would leave most of the GPU idle at its end.
-  d.n_splits = static_cast<int>(std::clamp<int64_t>(wave / std::max<int64_t>(items, 1), 1,
-                                                    kMaxSplits));
+  d.n_splits =
+      static_cast<int>(std::clamp<int64_t>(wave / std::max<int64_t>(items, 1), 1, kMaxSplits));
   return d;
 }
 
@@ -339,8 +339,7 @@ size_t decode_attention_scratch_floats(int n_seqs, const AttentionParams& p, int
 
 void decode_attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                       const AttentionBatch& batch, const AttentionParams& p,
-                      const DecodeSplits& splits, float* scratch, float* out,
-                      cudaStream_t stream) {
+                      const DecodeSplits& splits, float* scratch, float* out, cudaStream_t stream) {
   if (batch.n_seqs == 0) return;
   DecodeArgs a{};
   a.q = q;

@@ -78,6 +78,9 @@ struct CudaBackend::Impl {
     const char* g = std::getenv("SHARDLM_CUDA_GRAPHS");
     const char* prof = std::getenv("SHARDLM_CUDA_PROFILE");
     graphs_enabled = o.graphs && !(g && std::string(g) == "0") && !(prof && *prof && *prof != '0');
+    // SHARDLM_CUDA_DECODE_ATTENTION=0: decode batches on the per-row kernel too (to compare).
+    const char* da = std::getenv("SHARDLM_CUDA_DECODE_ATTENTION");
+    split_k_decode = !(da && std::string(da) == "0");
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
@@ -144,6 +147,7 @@ struct CudaBackend::Impl {
   std::set<GraphKey> seen;  // shapes run once op by op
   bool graphs_enabled = true;
   bool capturing = false;
+  bool split_k_decode = true;  // decode batches on the split-K kernel (attention_decode.cu)
 
   CudaBackendOptions options;
   cudaStream_t stream = nullptr;
@@ -403,7 +407,8 @@ void CudaBackend::attention(const float* q, const KvLayerView& kv, const Attenti
   if (impl_->capturing) batch.max_keys = static_cast<int>(impl_->options.max_context);
   batch.n_seqs = n_seqs;
   batch.one_row_per_seq =
-      std::all_of(seqs, seqs + n_seqs, [](const AttentionSeq& s) { return s.n_tokens == 1; });
+      impl_->split_k_decode &&
+      std::all_of(seqs, seqs + n_seqs, [](const auto& s) { return s.n_tokens == 1; });
   const size_t scratch = attention_scratch_floats(batch, p);
   cuda::attention(q, kv_bits(kv.k), kv_bits(kv.v), batch, p, impl_->attention_scratch(scratch), out,
                   impl_->stream);

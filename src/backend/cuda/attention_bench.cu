@@ -1,0 +1,164 @@
+// Timings of the decode attention kernels for bench_cuda (attention_bench.h).
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <random>
+
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/attention_bench.h"
+#include "backend/cuda/attention_decode.cuh"
+#include "backend/cuda/cuda_check.h"
+
+namespace shardlm::cuda {
+
+namespace {
+
+// Pseudo-random BF16 in [-1, 1) (a hash of the index), so scores and weights are not degenerate.
+__global__ void fill_bf16(uint16_t* x, int64_t n, uint32_t seed) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    const float f = static_cast<float>(h >> 8) * (2.f / 16777216.f) - 1.f;
+    x[i] = static_cast<uint16_t>(__float_as_uint(f) >> 16);
+  }
+}
+
+template <typename T>
+T* device_copy(const std::vector<T>& host) {
+  T* d = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&d, std::max<size_t>(host.size(), 1) * sizeof(T)));
+  SHARDLM_CUDA_CHECK(cudaMemcpy(d, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+// Microseconds per call of calls(c) for c in [0, copies), captured once as a graph and replayed:
+// the median of 7 timings of 3 replays each.
+double graph_us(cudaStream_t stream, int copies, const std::function<void(int)>& call) {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  SHARDLM_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int c = 0; c < copies; ++c) call(c);
+  SHARDLM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  SHARDLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t a, b;
+  SHARDLM_CUDA_CHECK(cudaEventCreate(&a));
+  SHARDLM_CUDA_CHECK(cudaEventCreate(&b));
+  SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // warm-up
+  std::vector<float> ms;
+  for (int r = 0; r < 7; ++r) {
+    SHARDLM_CUDA_CHECK(cudaEventRecord(a, stream));
+    for (int i = 0; i < 3; ++i) SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    SHARDLM_CUDA_CHECK(cudaEventRecord(b, stream));
+    SHARDLM_CUDA_CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    SHARDLM_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  std::sort(ms.begin(), ms.end());
+  return 1e3 * ms[ms.size() / 2] / (3.0 * copies);
+}
+
+// One (batch, context) point: `copies` KV pools' worth of scattered blocks, one batch per copy.
+DecodeAttentionTiming time_point(const AttentionParams& p, int batch, int context,
+                                 cudaStream_t stream, std::mt19937& rng) {
+  DecodeAttentionTiming t;
+  t.batch = batch;
+  t.context = context;
+  const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim;
+  const int64_t blocks_per_seq = (context + p.block_size - 1) / p.block_size;
+  const int64_t blocks = blocks_per_seq * batch;
+  t.kv_bytes = 2.0 * 2.0 * static_cast<double>(batch) * context * static_cast<double>(kv_dim);
+  const double copy_bytes = 4.0 * static_cast<double>(blocks * p.block_size * kv_dim);
+  const int copies = static_cast<int>(std::clamp(std::ceil(512e6 / copy_bytes), 1.0, 128.0));
+  const int64_t pool = blocks * copies * p.block_size * kv_dim;
+  uint16_t *k = nullptr, *v = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&k, static_cast<size_t>(pool) * 2));
+  SHARDLM_CUDA_CHECK(cudaMalloc(&v, static_cast<size_t>(pool) * 2));
+  fill_bf16<<<1024, 256, 0, stream>>>(k, pool, 1);
+  fill_bf16<<<1024, 256, 0, stream>>>(v, pool, 2);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+  // Each copy's sequences take its blocks in a random order (pages scattered as in serving).
+  std::vector<int32_t> ints;  // per copy: seqs (4 ints each), rows, tables
+  std::vector<int64_t> base;
+  for (int c = 0; c < copies; ++c) {
+    std::vector<int32_t> order(static_cast<size_t>(blocks));
+    std::iota(order.begin(), order.end(), static_cast<int32_t>(c * blocks));
+    std::shuffle(order.begin(), order.end(), rng);
+    base.push_back(static_cast<int64_t>(ints.size()));
+    for (int s = 0; s < batch; ++s)
+      ints.insert(ints.end(), {s, 1, context - 1, static_cast<int32_t>(s * blocks_per_seq)});
+    for (int s = 0; s < batch; ++s) ints.push_back(s);
+    ints.insert(ints.end(), order.begin(), order.end());
+  }
+  int32_t* dev_ints = device_copy(ints);
+  std::vector<AttentionBatch> batches;
+  for (int c = 0; c < copies; ++c) {
+    AttentionBatch b;
+    b.seqs = reinterpret_cast<const DeviceAttnSeq*>(dev_ints + base[c]);
+    b.row_seq = dev_ints + base[c] + 4 * batch;
+    b.tables = dev_ints + base[c] + 5 * batch;
+    b.n_rows = b.n_seqs = batch;
+    b.max_keys = context;
+    b.one_row_per_seq = true;
+    batches.push_back(b);
+  }
+  std::vector<float> qh(static_cast<size_t>(batch) * p.n_heads * p.head_dim);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (float& x : qh) x = nd(rng);
+  float* q = device_copy(qh);
+  float* out = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&out, qh.size() * sizeof(float)));
+  const size_t scratch_n = std::max(attention_scratch_floats(batch, p.n_heads, p.head_dim, context),
+                                    decode_attention_scratch_floats(batch, p, 64));
+  float* scratch = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&scratch, std::max<size_t>(scratch_n, 1) * sizeof(float)));
+  SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+
+  t.by_rows_us = graph_us(stream, copies, [&](int c) {
+    attention_by_rows(q, k, v, batches[c], p, scratch, out, stream);
+  });
+  const DecodeSplits plan = decode_attention_splits(batch, p);
+  t.n_splits = plan.n_splits;
+  auto split_k = [&](const DecodeSplits& sp) {
+    return graph_us(stream, copies, [&](int c) {
+      decode_attention(q, k, v, batches[c], p, sp, scratch, out, stream);
+    });
+  };
+  t.split_k_us = split_k(plan);
+  for (int n : {1, 2, 4, 8, 16, 32, 64})
+    t.forced.emplace_back(n, split_k({n, plan.min_split_keys}));
+  SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints),
+                    static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(scratch)})
+    cudaFree(ptr);
+  return t;
+}
+
+}  // namespace
+
+std::vector<DecodeAttentionTiming> time_decode_attention(const AttentionParams& p,
+                                                         const std::vector<int>& batches,
+                                                         const std::vector<int>& contexts) {
+  cudaStream_t stream = nullptr;
+  SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  std::mt19937 rng(5);
+  std::vector<DecodeAttentionTiming> out;
+  for (int b : batches) {
+    for (int c : contexts) out.push_back(time_point(p, b, c, stream, rng));
+  }
+  cudaStreamDestroy(stream);
+  return out;
+}
+
+}  // namespace shardlm::cuda
