@@ -25,19 +25,19 @@ grep -m1 -E "H200|H100" "$LOGS/machine.log" | tee -a "$SUMMARY"
 SLICE=$(ls "$CARRY"/smollm2-*layers.gguf 2>/dev/null | head -1)
 FILTER='CudaDecodeAttention.*:CudaOps.*:CudaGraphs.*'
 [ "${TESTS:-attention}" = all ] && FILTER='*'
-SHARDLM_PARITY_MODEL="$SLICE" SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests 240 \
+SHARDLM_PARITY_MODEL="$SLICE" SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests 200 \
   "$BIN/shardlm_cuda_tests" --gtest_filter="$FILTER"
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|^\[       OK \]|tests ran|Failure|rel_err|Expected|Which is" \
   "$LOGS/cuda_tests.log" | head -60 | tee -a "$SUMMARY"
 
-step attention_bench 150 "$BIN/bench_cuda" --attention-only "$P"
+step attention_bench 120 "$BIN/bench_cuda" --attention-only "$P"
 grep -vE "\[info\]" "$LOGS/attention_bench.log" | tee -a "$SUMMARY"
 
 for PL in ${PROMPTS:-8192}; do
-  SHARDLM_CUDA_DECODE_ATTENTION=0 step "tg${PL}_before" 150 "$BIN/shardlm" bench offline "${D[@]}" \
+  SHARDLM_CUDA_DECODE_ATTENTION=0 step "tg${PL}_before" 110 "$BIN/shardlm" bench offline "${D[@]}" \
     -t 1 -p "$PL" -n 256 -r 3
   grep "^| $P" "$LOGS/tg${PL}_before.log" | sed "s/^/before p$PL: /" | tee -a "$SUMMARY"
-  step "tg${PL}_after" 150 "$BIN/shardlm" bench offline "${D[@]}" -t 1 -p "$PL" -n 256 -r 3
+  step "tg${PL}_after" 110 "$BIN/shardlm" bench offline "${D[@]}" -t 1 -p "$PL" -n 256 -r 3
   grep "^| $P" "$LOGS/tg${PL}_after.log" | sed "s/^/after p$PL: /" | tee -a "$SUMMARY"
 done
 finish_logs
