@@ -117,22 +117,20 @@ std::string rank_problem(const std::vector<json>& hellos, const std::vector<json
     if (a == static_cast<size_t>(r) || hellos[a].is_null()) continue;
     if (probes[a].is_null()) return fmt::format("rank {} did not report its probes", a);
     const std::string res = probes[a].value(std::to_string(r), std::string("not probed"));
-    if (res != "ok" && res.find("no answer") != std::string::npos) {
-      return fmt::format(
-          "not reachable at {}:{} ({}) from rank {} on {}: {}: the packets are dropped, as a "
-          "firewall's DROP rule does; allow TCP between the nodes on every port (Gloo and NCCL "
-          "listen on ephemeral ports)",
-          h["address"].get<std::string>(), h["probe_port"].get<int>(),
-          h["iface"].get<std::string>(), a, hellos[a]["host"].get<std::string>(), res);
-    }
-    if (res != "ok") {
-      return fmt::format(
-          "not reachable at {}:{} ({}) from rank {} on {}: {}; this is the address its route to "
-          "the master picked: if the nodes share another network, set GLOO_SOCKET_IFNAME and "
-          "NCCL_SOCKET_IFNAME to that interface on every node",
-          h["address"].get<std::string>(), h["probe_port"].get<int>(),
-          h["iface"].get<std::string>(), a, hellos[a]["host"].get<std::string>(), res);
-    }
+    if (res == "ok") continue;
+    // Silence is a firewall's DROP; a refusal means the address is not the one the others
+    // reach (the interface trap).
+    const std::string advice =
+        res.find("no answer") != std::string::npos
+            ? "the packets are dropped, as a firewall's DROP rule does; allow TCP between the "
+              "nodes on every port (Gloo and NCCL listen on ephemeral ports)"
+            : "this is the address its route to the master picked: if the nodes share another "
+              "network, set GLOO_SOCKET_IFNAME and NCCL_SOCKET_IFNAME to that interface on every "
+              "node";
+    return fmt::format("not reachable at {}:{} ({}) from rank {} on {}: {}; {}",
+                       h["address"].get<std::string>(), h["probe_port"].get<int>(),
+                       h["iface"].get<std::string>(), a, hellos[a]["host"].get<std::string>(), res,
+                       advice);
   }
   return "";
 }

@@ -131,3 +131,15 @@ def kill_tree(proc):
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
+
+
+# Processes a test started (test_cluster_failures, test_launcher_stops): killed with everything
+# below them after each test, so a failing test leaves nothing running.
+STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def leave_nothing_running():
+    yield
+    while STARTED:
+        kill_tree(STARTED.pop())

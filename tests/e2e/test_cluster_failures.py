@@ -13,22 +13,12 @@ import time
 
 import pytest
 
-from conftest import BINARY, kill_tree, MODEL
+from conftest import BINARY, MODEL, STARTED
 from test_group_layouts import TOOL, tiny  # noqa: F401 (fixture)
 from test_tensor_parallel import free_port
 from test_two_hosts import ADDR, NS, in_ns, two_hosts  # noqa: F401 (fixture)
 
 RANK_PORT = 29555  # the two-host tests' rendezvous port
-
-
-STARTED = []  # every process a test started, killed (with its children) after the test
-
-
-@pytest.fixture(autouse=True)
-def leave_nothing_running():
-    yield
-    while STARTED:
-        kill_tree(STARTED.pop())
 
 
 needs_iptables = pytest.mark.skipif(shutil.which("iptables") is None,

@@ -13,19 +13,9 @@ import urllib.request
 
 import pytest
 
-from conftest import BINARY, kill_tree, MODEL, SERVED_NAME
+from conftest import BINARY, MODEL, SERVED_NAME, STARTED
 from test_group_layouts import child_pids, tiny  # noqa: F401 (fixture)
 from test_tensor_parallel import free_port
-
-
-STARTED = []  # every process a test started, killed (with its children) after the test
-
-
-@pytest.fixture(autouse=True)
-def leave_nothing_running():
-    yield
-    while STARTED:
-        kill_tree(STARTED.pop())
 
 
 def start(args, command=None):
