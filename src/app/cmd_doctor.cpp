@@ -3,19 +3,19 @@
 
 #include "app/commands.h"
 #include "app/default_model.h"
-#include "dist/cluster_token.h"
-#include "dist/doctor.h"
-#include "dist/launch_env.h"
-#include "dist/supervisor.h"
 #include "model/model.h"
 #include "model/weights_fingerprint.h"
+#include "parallel/cluster_token.h"
+#include "parallel/doctor.h"
+#include "parallel/launch_env.h"
+#include "parallel/supervisor.h"
 
 namespace shardlm::app {
 
 namespace {
 
 struct DoctorArgs {
-  dist::LaunchFlags launch;
+  parallel::LaunchFlags launch;
   std::string model;
   std::string load_format = "auto";
   bool no_model = false;
@@ -24,25 +24,26 @@ struct DoctorArgs {
 };
 
 int run(DoctorArgs& a) {
-  const dist::LaunchInfo info = dist::resolve_launch(a.launch);
-  dist::settle_cluster_token(info, a.launch);
+  const parallel::LaunchInfo info = parallel::resolve_launch(a.launch);
+  parallel::settle_cluster_token(info, a.launch);
   const std::string model = a.no_model ? "" : resolve_model(a.model, a.load_format);
-  if (info.supervisor) return dist::supervise_local_ranks({info.local_world_size, false, 5});
-  dist::DoctorOptions o;
+  if (info.supervisor) return parallel::supervise_local_ranks({info.local_world_size, false, 5});
+  parallel::DoctorOptions o;
   if (!model.empty()) {
     const auto m = load_model(model, a.load_format);
-    dist::validate_parallel(info.parallel, info.world_size, info.nnodes, m->config);
+    parallel::validate_parallel(info.parallel, info.world_size, info.nnodes, m->config);
     const HashCache cache = a.verify_weights ? HashCache::refresh : HashCache::use;
     o.fingerprint = weights_fingerprint(*m, cache).str();
-    if (a.verify_weights) fmt::print("weights of {}: fingerprint {} (every file hashed again)\n", model, o.fingerprint);
+    if (a.verify_weights)
+      fmt::print("weights of {}: fingerprint {} (every file hashed again)\n", model, o.fingerprint);
   }
   if (info.world_size == 1) {
     fmt::print("shardlm doctor: one rank ({} launch); nothing to check across nodes\n", info.mode);
     return 0;
   }
-  o.group = dist::GroupOptions::from_launch(info, a.launch);
+  o.group = parallel::GroupOptions::from_launch(info, a.launch);
   o.probe_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.probe_timeout * 1000));
-  return dist::run_doctor(o);
+  return parallel::run_doctor(o);
 }
 
 // serve's flags that mean nothing to doctor, accepted so that the same command line runs both
@@ -77,7 +78,7 @@ void add_doctor_command(CLI::App& app) {
   cmd->add_option("--probe-timeout", a->probe_timeout, "seconds per reachability probe")
       ->check(CLI::Range(0.1, 60.0));
   a->launch.dist_timeout = 30;  // doctor answers in seconds; set first so --help shows it
-  dist::add_launch_flags(*cmd, a->launch);
+  parallel::add_launch_flags(*cmd, a->launch);
   add_serve_only_flags(*cmd);
   cmd->callback([a] { std::exit(run(*a)); });
 }

@@ -7,11 +7,11 @@
 #include "app/commands.h"
 #include "app/default_model.h"
 #include "app/size_flag.h"
+#include "comm/net_probe.h"
 #include "core/error.h"
-#include "dist/cluster_token.h"
-#include "dist/launch_env.h"
-#include "dist/net_probe.h"
-#include "dist/supervisor.h"
+#include "parallel/cluster_token.h"
+#include "parallel/launch_env.h"
+#include "parallel/supervisor.h"
 #include "server/api_server.h"
 
 namespace shardlm::app {
@@ -20,7 +20,7 @@ namespace {
 
 struct ServeOptions {
   server::ServerArgs args;
-  dist::LaunchFlags group;
+  parallel::LaunchFlags group;
   std::string kv_cache_memory;  // e.g. "512MiB"; empty: the engine default
   bool no_prefix_caching = false;
   CLI::Option* port_option = nullptr;  // to tell a given --port from the default
@@ -50,9 +50,10 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
 void add_http_flags(CLI::App& cmd, ServeOptions& o) {
   server::ServerArgs& a = o.args;
   cmd.add_option("--host", a.http.host, "address to listen on")->capture_default_str();
-  o.port_option = cmd.add_option("--port", a.http.port, "port (0 = any free port; rtp-llm launches: START_PORT)")
-      ->check(CLI::Range(0, 65535))
-      ->capture_default_str();
+  o.port_option = cmd.add_option("--port", a.http.port,
+                                 "port (0 = any free port; rtp-llm launches: START_PORT)")
+                      ->check(CLI::Range(0, 65535))
+                      ->capture_default_str();
   cmd.add_option("--metrics-port", a.metrics_port, "serve /metrics on this port instead")
       ->check(CLI::Range(0, 65535));
   cmd.add_option("--api-key", a.http.api_key, "require 'Authorization: Bearer KEY' on /v1 routes")
@@ -85,10 +86,10 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
 
 // The group from the launch style (flags, --ips, rtp-llm, OpenMPI, SLURM), or nullopt for one
 // process.
-std::optional<dist::GroupOptions> group_options(const dist::LaunchInfo& info,
-                                                const dist::LaunchFlags& f) {
+std::optional<parallel::GroupOptions> group_options(const parallel::LaunchInfo& info,
+                                                    const parallel::LaunchFlags& f) {
   if (info.world_size == 1) return std::nullopt;
-  const dist::GroupOptions g = dist::GroupOptions::from_launch(info, f);
+  const parallel::GroupOptions g = parallel::GroupOptions::from_launch(info, f);
   spdlog::info(
       "group: rank {} of {} ({} launch), node {} of {}, local rank {}, rendezvous at {}:{}", g.rank,
       g.world_size, info.mode, info.node_rank, info.nnodes, info.local_rank, g.master_host,
@@ -109,10 +110,10 @@ void explain_mpirun_stop() {
 // `serve --tp 2` on one machine needs no rendezvous address: the supervisor picks a free port
 // (instead of the fixed default, which two such servers on one machine would share) and hands it
 // to its ranks through MASTER_ADDR/MASTER_PORT.
-void give_one_node_group_a_port(const dist::LaunchInfo& info, const dist::LaunchFlags& f) {
+void give_one_node_group_a_port(const parallel::LaunchInfo& info, const parallel::LaunchFlags& f) {
   if (info.nnodes != 1 || !f.dist_init_addr.empty() || std::getenv("MASTER_PORT")) return;
   ::setenv("MASTER_ADDR", "127.0.0.1", 1);
-  ::setenv("MASTER_PORT", std::to_string(dist::free_loopback_port()).c_str(), 1);
+  ::setenv("MASTER_PORT", std::to_string(comm::free_loopback_port()).c_str(), 1);
 }
 
 // rtp-llm's START_PORT is its API port: a launch that sets it finds the API there, not on 8000.
@@ -128,18 +129,18 @@ void take_start_port(int& port) {
 }
 
 void run_serve(ServeOptions& o) {
-  const dist::LaunchInfo info = dist::resolve_launch(o.group);
-  dist::settle_cluster_token(info, o.group);
+  const parallel::LaunchInfo info = parallel::resolve_launch(o.group);
+  parallel::settle_cluster_token(info, o.group);
   if (info.mode == "rtp-llm" && o.port_option->count() == 0) take_start_port(o.args.http.port);
   if (info.supervisor) {
     give_one_node_group_a_port(info, o.group);
     resolve_model(o.args.engine.model,
                   o.args.engine.load_format);  // fetch the default model once, before the children
-    std::exit(dist::supervise_local_ranks(
+    std::exit(parallel::supervise_local_ranks(
         {info.local_world_size, info.node_rank == 0, o.args.shutdown_grace + 15}));
   }
-  dist::follow_supervisor();
-  if (info.mode == "openmpi" || info.mode == "slurm") dist::die_with_launcher();
+  parallel::follow_supervisor();
+  if (info.mode == "openmpi" || info.mode == "slurm") parallel::die_with_launcher();
   if (info.mode == "openmpi" && info.rank == 0) explain_mpirun_stop();
   o.args.group = group_options(info, o.group);
   o.args.engine.model = resolve_model(o.args.engine.model, o.args.engine.load_format);
@@ -184,7 +185,7 @@ void add_serve_command(CLI::App& app) {
   add_load_format_flag(*cmd, o->args.engine.load_format);
   add_engine_flags(*cmd, *o);
   add_http_flags(*cmd, *o);
-  dist::add_launch_flags(*cmd, o->group);
+  parallel::add_launch_flags(*cmd, o->group);
   cmd->callback([o] { run_serve(*o); });
 }
 

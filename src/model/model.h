@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "model/gguf/gguf_file.h"
+#include "formats/gguf_file.h"
+#include "formats/safetensors_file.h"
 #include "model/model_config.h"
-#include "model/safetensors/safetensors_file.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer_spec.h"
 

@@ -66,7 +66,8 @@ constexpr auto kDuplicateSignalWindow = std::chrono::seconds(2);
 void drain(AsyncEngine& engine, double grace_seconds) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  const auto deadline = start + std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+  const auto deadline =
+      start + std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
   while (engine.in_flight() > 0 && Clock::now() < deadline) {
     const int sig = shutdown_signals::wait(std::chrono::milliseconds(20));
     if (sig == 0) continue;
@@ -105,13 +106,13 @@ int run_api_server(const ServerArgs& args) {
   if (grouped && args.group->rank != 0) return run_worker_node(args);
   EngineArgs engine_args = args.engine;
   engine_args.show_progress = false;
-  std::shared_ptr<dist::Group> group;  // outlives the LLM, whose runner uses it
+  std::shared_ptr<parallel::Group> group;  // outlives the LLM, whose runner uses it
   ShutdownWatch watch(grouped ? "the master (rank 0)" : "the server",
                       [&group](const std::string& reason) {
                         if (group) group->abort_startup(reason);
                       });
   if (grouped) {
-    group = std::make_shared<dist::Group>(*args.group);
+    group = std::make_shared<parallel::Group>(*args.group);
     engine_args.make_runner = group_master_runner(group);
   }
   std::unique_ptr<LLM> llm_ptr;
@@ -155,7 +156,8 @@ int run_api_server(const ServerArgs& args) {
     spdlog::info("metrics on http://{}:{}/metrics", args.http.host, mport);
   }
   if (group) {
-    const bool any = args.http.host == "0.0.0.0" || args.http.host == "::" || args.http.host.empty();
+    const bool any =
+        args.http.host == "0.0.0.0" || args.http.host == "::" || args.http.host.empty();
     group->publish_api(
         fmt::format("http://{}:{}", any ? args.group->master_host : args.http.host, port));
   }

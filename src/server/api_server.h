@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "dist/group.h"
 #include "engine/llm.h"
+#include "parallel/group.h"
 #include "server/http_server.h"
 
 namespace shardlm::server {
@@ -16,11 +16,11 @@ namespace shardlm::server {
 struct ServerArgs {
   EngineArgs engine;
   HttpOptions http;
-  int metrics_port = -1;                    // -1: /metrics on the main port
-  std::string served_model_name;            // empty: the model's name
-  double log_interval = 10;                 // seconds between stats lines; 0 = off
-  double shutdown_grace = 10;               // seconds in-flight requests get to finish on shutdown
-  std::optional<dist::GroupOptions> group;  // several ranks: this one's place in the group
+  int metrics_port = -1;          // -1: /metrics on the main port
+  std::string served_model_name;  // empty: the model's name
+  double log_interval = 10;       // seconds between stats lines; 0 = off
+  double shutdown_grace = 10;     // seconds in-flight requests get to finish on shutdown
+  std::optional<parallel::GroupOptions> group;  // several ranks: this one's place in the group
 };
 
 // The name clients put in "model" when --served-model-name is not given: a directory's name, a

@@ -4,9 +4,9 @@
 #include <spdlog/spdlog.h>
 #include <strings.h>
 
+#include "comm/elastic_task_queue.h"
 #include "core/error.h"
 #include "core/secret_compare.h"
-#include "server/elastic_task_queue.h"
 #include "server/http_response_writer.h"
 #include "server/openai/api_error.h"
 #include "server/openai/responses.h"
@@ -49,7 +49,7 @@ bool announces_body(const HttpRequest& req) {
 
 HttpServer::HttpServer(HttpOptions options)
     : options_(std::move(options)),
-      pool_(std::make_unique<ElasticTaskQueue>(options_.max_threads)) {
+      pool_(std::make_unique<comm::ElasticTaskQueue>(options_.max_threads)) {
   limits_.max_body_bytes = options_.max_body_bytes;
   limits_.head_timeout = millis(options_.head_timeout);
   limits_.body_timeout = millis(options_.body_timeout);

@@ -18,9 +18,11 @@
 #include "server/http_request.h"
 #include "server/http_request_reader.h"
 
-namespace shardlm::server {
-
+namespace shardlm::comm {
 class ElasticTaskQueue;
+}  // namespace shardlm::comm
+
+namespace shardlm::server {
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
@@ -71,7 +73,7 @@ class HttpServer {
   HttpLimits limits_;
   std::vector<Route> routes_;
   HttpListener listener_;
-  std::unique_ptr<ElasticTaskQueue> pool_;
+  std::unique_ptr<comm::ElasticTaskQueue> pool_;
   std::atomic<bool> stopping_{false};
 };
 

@@ -96,7 +96,8 @@ void ServerMetrics::on_finished(const FinishedRequest& f) {
   }
 }
 
-void ServerMetrics::set_rank_stats_source(std::function<std::vector<dist::RankStats>()> source) {
+void ServerMetrics::set_rank_stats_source(
+    std::function<std::vector<parallel::RankStats>()> source) {
   rank_stats_ = std::move(source);
   auto family = [&](const char* name, const char* help) {
     return &prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
@@ -111,7 +112,7 @@ void ServerMetrics::set_rank_stats_source(std::function<std::vector<dist::RankSt
 
 std::string ServerMetrics::render() const {
   if (rank_stats_) {
-    for (const dist::RankStats& s : rank_stats_()) {
+    for (const parallel::RankStats& s : rank_stats_()) {
       const std::map<std::string, std::string> labels{{"model_name", model_name_},
                                                       {"rank", std::to_string(s.rank)}};
       rank_steps_->Add(labels).Set(static_cast<double>(s.steps));

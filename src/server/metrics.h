@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "dist/rank_stats.h"
 #include "engine/async_engine.h"
+#include "parallel/rank_stats.h"
 
 namespace shardlm::server {
 
@@ -25,7 +25,7 @@ class ServerMetrics {
   void on_step(const StepReport& report);
   std::string render() const;  // Prometheus text exposition format
   // A group's per-rank figures, read at every render (shardlm:rank_*{rank="r"}).
-  void set_rank_stats_source(std::function<std::vector<dist::RankStats>()> source);
+  void set_rank_stats_source(std::function<std::vector<parallel::RankStats>()> source);
 
  private:
   void on_finished(const FinishedRequest& f);
@@ -50,7 +50,7 @@ class ServerMetrics {
   double last_comm_ = 0;
   prometheus::Family<prometheus::Counter>* success_;
   std::string model_name_;
-  std::function<std::vector<dist::RankStats>()> rank_stats_;
+  std::function<std::vector<parallel::RankStats>()> rank_stats_;
   prometheus::Family<prometheus::Gauge>* rank_steps_ = nullptr;
   prometheus::Family<prometheus::Gauge>* rank_step_seconds_ = nullptr;
   prometheus::Family<prometheus::Gauge>* rank_comm_seconds_ = nullptr;

@@ -7,7 +7,7 @@
 #include <cstdlib>
 
 #include "core/shutdown_signals.h"
-#include "dist/supervisor.h"
+#include "parallel/supervisor.h"
 
 namespace shardlm::server {
 
@@ -49,7 +49,7 @@ int ShutdownWatch::serving_as_master() {
 void ShutdownWatch::run() {
   while (!done_) {
     const int sig = shutdown_signals::wait(std::chrono::milliseconds(100));
-    if (dist::supervisor_gone()) {
+    if (parallel::supervisor_gone()) {
       spdlog::error("{}: the node's supervisor died; exiting", who_);
       exit_now(1);
     }
@@ -65,8 +65,8 @@ void ShutdownWatch::on_signal(int sig) {
     return;
   }
   if (phase_ == Phase::startup) {
-    const std::string reason = fmt::format("{} stopped by {} during start-up", who_,
-                                           shutdown_signals::name(sig));
+    const std::string reason =
+        fmt::format("{} stopped by {} during start-up", who_, shutdown_signals::name(sig));
     spdlog::info("{}", reason);
     if (on_startup_signal_) on_startup_signal_(reason);
     exit_now(128 + sig);
@@ -78,9 +78,10 @@ void ShutdownWatch::on_signal(int sig) {
   }
   first_signal_ = sig;
   deadline_ = std::chrono::steady_clock::now() + wait_;
-  spdlog::info("{}: {} received; the master drains its requests and then ends the group "
-               "(waiting up to {} s for it)",
-               who_, shutdown_signals::name(sig), wait_.count() / 1000);
+  spdlog::info(
+      "{}: {} received; the master drains its requests and then ends the group "
+      "(waiting up to {} s for it)",
+      who_, shutdown_signals::name(sig), wait_.count() / 1000);
 }
 
 void ShutdownWatch::check_deadline() {

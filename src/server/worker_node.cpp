@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "backend/make_backend.h"
-#include "dist/healing_runner.h"
-#include "dist/shard_runner.h"
+#include "parallel/healing_runner.h"
+#include "parallel/shard_runner.h"
 #include "server/openai/api_error.h"
 #include "server/openai/responses.h"
 #include "server/shutdown_watch.h"
@@ -17,7 +17,8 @@ namespace shardlm::server {
 
 namespace {
 
-void add_worker_routes(HttpServer& http, const dist::GroupOptions& g, const dist::Group& group) {
+void add_worker_routes(HttpServer& http, const parallel::GroupOptions& g,
+                       const parallel::Group& group) {
   const std::string master = g.master_host + ":" + std::to_string(g.master_port);
   http.get(
       "/health",
@@ -31,9 +32,11 @@ void add_worker_routes(HttpServer& http, const dist::GroupOptions& g, const dist
     const std::string api = group.master_api();
     throw ApiError(421, api.empty() ? "this node is a worker rank of a shardlm group; send "
                                       "requests to the master node (its --dist-init-addr host, "
-                                      "rendezvous " + master + ")"
+                                      "rendezvous " +
+                                          master + ")"
                                     : "this node is a worker rank of a shardlm group; send "
-                                      "requests to the master's API at " + api);
+                                      "requests to the master's API at " +
+                                          api);
   };
   for (const char* path : {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"}) {
     http.post(path, refuse, false);
@@ -44,18 +47,18 @@ void add_worker_routes(HttpServer& http, const dist::GroupOptions& g, const dist
 }  // namespace
 
 std::function<std::unique_ptr<ModelRunner>(const Model&, Backend&, const KvCacheShape&, int64_t)>
-group_master_runner(std::shared_ptr<dist::Group> group) {
+group_master_runner(std::shared_ptr<parallel::Group> group) {
   return [group](const Model& model, Backend& backend, const KvCacheShape& shape,
                  int64_t max_tokens) -> std::unique_ptr<ModelRunner> {
     group->join(model, backend);
     auto build = [group, &model, &backend, shape, max_tokens] {
-      auto runner = std::make_unique<dist::ShardMasterRunner>(model, backend, shape, max_tokens,
-                                                              group->parallel(), group->comms());
+      auto runner = std::make_unique<parallel::ShardMasterRunner>(
+          model, backend, shape, max_tokens, group->parallel(), group->comms());
       runner->set_failure_diagnosis(
           [group] { return group->unreachable_ranks(std::chrono::milliseconds(2000)); });
       return runner;
     };
-    auto healing = std::make_unique<dist::HealingRunner>(group, model, backend, build);
+    auto healing = std::make_unique<parallel::HealingRunner>(group, model, backend, build);
     group->set_local_stats([h = healing.get()] { return h->stats(); });
     return healing;
   };
@@ -70,7 +73,7 @@ struct LoadedRank {
 
 // Loads the model and makes the backend; a failure is reported to the master first, so the
 // group stops at once naming this rank instead of waiting for it.
-LoadedRank load_rank(const ServerArgs& args, dist::Group& group) {
+LoadedRank load_rank(const ServerArgs& args, parallel::Group& group) {
   try {
     LoadedRank r;
     r.model = load_model(args.engine.model, args.engine.load_format);
@@ -85,14 +88,14 @@ LoadedRank load_rank(const ServerArgs& args, dist::Group& group) {
 
 // Runs steps until the master ends the group (0). When the group breaks (a rank died), joins the
 // master's next generation with fresh K/V caches and goes on; 1 when the master is gone.
-int serve_as_worker(dist::Group& group, const Model& model, Backend& backend,
+int serve_as_worker(parallel::Group& group, const Model& model, Backend& backend,
                     const KvCacheShape& shape, int64_t max_batch_tokens) {
   const int rank = group.options().rank;
   while (true) {
     try {
-      dist::run_shard_worker(model, backend, shape, max_batch_tokens, group.parallel(),
-                             group.comms(),
-                             [&group](const dist::RankStats& s) { group.publish_stats(s); });
+      parallel::run_shard_worker(
+          model, backend, shape, max_batch_tokens, group.parallel(), group.comms(),
+          [&group](const parallel::RankStats& s) { group.publish_stats(s); });
       spdlog::info("the master shut the group down");
       return 0;
     } catch (const std::exception& ex) {
@@ -114,12 +117,12 @@ int serve_as_worker(dist::Group& group, const Model& model, Backend& backend,
 }  // namespace
 
 int run_worker_node(const ServerArgs& args) {
-  const dist::GroupOptions& g = *args.group;
-  std::atomic<dist::Group*> joining{nullptr};
+  const parallel::GroupOptions& g = *args.group;
+  std::atomic<parallel::Group*> joining{nullptr};
   ShutdownWatch watch(fmt::format("rank {}", g.rank), [&joining](const std::string& why) {
-    if (dist::Group* group = joining.load()) group->report_failure(why);
+    if (parallel::Group* group = joining.load()) group->report_failure(why);
   });
-  dist::Group group(g);  // reaches the master and claims the rank before loading anything
+  parallel::Group group(g);  // reaches the master and claims the rank before loading anything
   joining = &group;
   const LoadedRank loaded = load_rank(args, group);
   const Model* model = loaded.model.get();

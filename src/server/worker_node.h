@@ -4,7 +4,7 @@
 // shut the group down, 1 when the master vanished or the group failed.
 #pragma once
 
-#include "dist/group.h"
+#include "parallel/group.h"
 #include "server/api_server.h"
 
 namespace shardlm::server {
@@ -14,6 +14,6 @@ int run_worker_node(const ServerArgs& args);
 // The runner factory for the master of a group (joins `group` when the engine builds its runner;
 // tensor- or pipeline-parallel by the group's layout).
 std::function<std::unique_ptr<ModelRunner>(const Model&, Backend&, const KvCacheShape&, int64_t)>
-group_master_runner(std::shared_ptr<dist::Group> group);
+group_master_runner(std::shared_ptr<parallel::Group> group);
 
 }  // namespace shardlm::server

@@ -1,7 +1,7 @@
 // Builds a TokenizerSpec from GGUF metadata (tokenizer.ggml.*).
 #pragma once
 
-#include "model/gguf/gguf_file.h"
+#include "formats/gguf_file.h"
 #include "tokenizer/tokenizer_spec.h"
 
 namespace shardlm {

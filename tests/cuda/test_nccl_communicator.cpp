@@ -7,10 +7,10 @@
 
 #include <future>
 
+#include "comm/gloo_communicator.h"
+#include "comm/store.h"
 #include "cuda_test_util.h"
-#include "dist/device_communicator.h"
-#include "dist/gloo_communicator.h"
-#include "dist/store.h"
+#include "parallel/device_communicator.h"
 #include "test_support.h"
 
 namespace shardlm::testing {
@@ -18,8 +18,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
-dist::DeviceCommOptions group(const std::string& prefix, int rank, int size) {
-  dist::DeviceCommOptions o;
+comm::DeviceCommOptions group(const std::string& prefix, int rank, int size) {
+  comm::DeviceCommOptions o;
   o.name = "the test group";
   o.prefix = prefix;
   o.rank = rank;
@@ -42,15 +42,15 @@ std::vector<float> interleave(const std::vector<std::vector<float>>& blocks, int
 
 TEST(Nccl, OneRankThroughTheStore) {
   SHARDLM_SKIP_WITHOUT_GPU();
-  if (!dist::nccl_available()) GTEST_SKIP() << "this build has no NCCL";
+  if (!parallel::nccl_available()) GTEST_SKIP() << "this build has no NCCL";
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE(seed);
   std::mt19937 rng(seed);
-  dist::StoreServer server("127.0.0.1", 0, "t");
-  dist::StoreClient store("127.0.0.1", server.port(), "t", milliseconds(10000));
+  comm::StoreServer server("127.0.0.1", 0, "t");
+  comm::StoreClient store("127.0.0.1", server.port(), "t", milliseconds(10000));
   cuda::CudaBackend be(small_cuda_options());
-  auto host = std::make_unique<dist::GlooCommunicator>(store, "gloo/", 0, 1, milliseconds(10000));
-  auto comm = dist::make_nccl_communicator(store, group("one/", 0, 1), be, std::move(host));
+  auto host = std::make_unique<comm::GlooCommunicator>(store, "gloo/", 0, 1, milliseconds(10000));
+  auto comm = parallel::make_nccl_communicator(store, group("one/", 0, 1), be, std::move(host));
   ASSERT_TRUE(comm->device_memory());
   ASSERT_EQ(comm->size(), 1);
   const int rows = 5, cols = 7;
@@ -80,13 +80,13 @@ TEST(Nccl, OneRankThroughTheStore) {
 
 TEST(Nccl, ConnectTimesOutNamingTheGroupWhenARankNeverComes) {
   SHARDLM_SKIP_WITHOUT_GPU();
-  if (!dist::nccl_available()) GTEST_SKIP() << "this build has no NCCL";
-  dist::StoreServer server("127.0.0.1", 0, "t");
-  dist::StoreClient store("127.0.0.1", server.port(), "t", milliseconds(10000));
+  if (!parallel::nccl_available()) GTEST_SKIP() << "this build has no NCCL";
+  comm::StoreServer server("127.0.0.1", 0, "t");
+  comm::StoreClient store("127.0.0.1", server.port(), "t", milliseconds(10000));
   cuda::CudaBackend be(small_cuda_options());
-  dist::DeviceCommOptions o = group("lonely/", 0, 2);
+  comm::DeviceCommOptions o = group("lonely/", 0, 2);
   o.connect_timeout = milliseconds(2000);
-  const std::string e = error_of([&] { dist::make_nccl_communicator(store, o, be, nullptr); });
+  const std::string e = error_of([&] { parallel::make_nccl_communicator(store, o, be, nullptr); });
   EXPECT_NE(e.find("the test group (NCCL, rank 0 of 2; world ranks 0, 1)"), std::string::npos) << e;
   EXPECT_NE(e.find("connecting did not finish within 2 s"), std::string::npos) << e;
 }
@@ -104,11 +104,11 @@ std::vector<std::vector<float>> inputs(int n, size_t count, uint32_t seed) {
 void run_gpu_rank(int port, int r, int n, uint32_t seed) {
   const int rows = 9, cols = 33;
   const auto x = inputs(n, rows * cols, seed);
-  dist::StoreClient store("127.0.0.1", port, "t", milliseconds(20000));
+  comm::StoreClient store("127.0.0.1", port, "t", milliseconds(20000));
   cuda::CudaBackendOptions opts = small_cuda_options();
   opts.device = r;
   cuda::CudaBackend be(opts);
-  auto comm = dist::make_nccl_communicator(store, group("many/", r, n), be, nullptr);
+  auto comm = parallel::make_nccl_communicator(store, group("many/", r, n), be, nullptr);
   float* d = to_device(be, x[r]);
   comm->all_reduce_sum(d, x[r].size());
   std::vector<float> sum(x[r].size(), 0.f);
@@ -140,12 +140,12 @@ void run_gpu_rank(int port, int r, int n, uint32_t seed) {
 
 TEST(Nccl, GroupOfOneGpuPerRank) {
   SHARDLM_SKIP_WITHOUT_GPU();
-  if (!dist::nccl_available()) GTEST_SKIP() << "this build has no NCCL";
+  if (!parallel::nccl_available()) GTEST_SKIP() << "this build has no NCCL";
   const int n = std::min(cuda::device_count(), 4);
   if (n < 2) GTEST_SKIP() << "needs at least two GPUs (" << n << " visible)";
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE(seed);
-  dist::StoreServer server("127.0.0.1", 0, "t");
+  comm::StoreServer server("127.0.0.1", 0, "t");
   std::vector<std::future<void>> ranks;
   for (int r = 0; r < n; ++r) {
     ranks.push_back(std::async(std::launch::async, run_gpu_rank, server.port(), r, n, seed));

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/gguf/gguf_file.h"
+#include "formats/gguf_file.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_gguf.h"
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "core/error.h"
-#include "model/safetensors/safetensors_file.h"
+#include "formats/safetensors_file.h"
 
 namespace {
 volatile uint8_t g_sink;
@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)t.shape_str();
       if (f.find_tensor(t.name) == nullptr) __builtin_trap();
     }
-    for (const auto& [key, value] : f.metadata()) g_sink = static_cast<uint8_t>(key.size() + value.size());
+    for (const auto& [key, value] : f.metadata())
+      g_sink = static_cast<uint8_t>(key.size() + value.size());
   } catch (const shardlm::Error&) {
   }
   return 0;

@@ -7,16 +7,16 @@
 #include <future>
 
 #include "backend/cpu/cpu_backend.h"
+#include "comm/gloo_communicator.h"
 #include "core/error.h"
-#include "dist/comm_plan.h"
-#include "dist/device_communicator.h"
-#include "dist/gloo_communicator.h"
-#include "dist/group.h"
-#include "dist/hello.h"
+#include "parallel/comm_plan.h"
+#include "parallel/device_communicator.h"
+#include "parallel/group.h"
+#include "parallel/hello.h"
 #include "test_support.h"
 #include "tiny_model.h"
 
-namespace shardlm::dist {
+namespace shardlm::parallel {
 namespace {
 
 using namespace shardlm::testing;
@@ -197,11 +197,11 @@ TEST(Handshake, ForcedNcclOnOneGpuStopsEveryRankAtStartUp) {
 // The host all_gather_cols: rank r's [rows][cols] block lands in columns [r * cols, (r + 1) *
 // cols).
 TEST(Communicator, AllGatherColsPutsEachRanksColumnsSideBySide) {
-  StoreServer server("127.0.0.1", 0, "t");
+  comm::StoreServer server("127.0.0.1", 0, "t");
   const int rows = 3, cols = 2;
   auto run_rank = [&](int rank) {
-    StoreClient store("127.0.0.1", server.port(), "t", std::chrono::milliseconds(5000));
-    GlooCommunicator comm(store, "cols/", rank, 2, std::chrono::milliseconds(5000));
+    comm::StoreClient store("127.0.0.1", server.port(), "t", std::chrono::milliseconds(5000));
+    comm::GlooCommunicator comm(store, "cols/", rank, 2, std::chrono::milliseconds(5000));
     std::vector<float> local(rows * cols), full(rows * cols * 2, -1.f);
     for (int i = 0; i < rows * cols; ++i) local[i] = 100.f * rank + i;
     comm.all_gather_cols(local.data(), rows, cols, full.data());
@@ -216,4 +216,4 @@ TEST(Communicator, AllGatherColsPutsEachRanksColumnsSideBySide) {
 }
 
 }  // namespace
-}  // namespace shardlm::dist
+}  // namespace shardlm::parallel

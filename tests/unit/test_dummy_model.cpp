@@ -8,12 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fp16.h"
-#include "dist/group.h"
 #include "engine/llm.h"
 #include "model/dummy_model.h"
 #include "model/hf_config.h"
 #include "model/model_presets.h"
 #include "model/weights_fingerprint.h"
+#include "parallel/group.h"
 #include "test_support.h"
 #include "tiny_model.h"
 

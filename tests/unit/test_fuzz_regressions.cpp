@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/safetensors_file.h"
 #include "gguf_writer.h"
 #include "model/model.h"
-#include "model/safetensors/safetensors_file.h"
 #include "test_support.h"
 
 namespace shardlm {

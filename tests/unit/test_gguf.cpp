@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "formats/gguf_file.h"
 #include "gguf_writer.h"
-#include "model/gguf/gguf_file.h"
 
 namespace shardlm {
 namespace {

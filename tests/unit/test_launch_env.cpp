@@ -10,10 +10,10 @@
 #include <functional>
 
 #include "core/error.h"
-#include "dist/launch_env.h"
+#include "parallel/launch_env.h"
 #include "test_support.h"
 
-namespace shardlm::dist {
+namespace shardlm::parallel {
 namespace {
 
 using ::testing::AllOf;
@@ -684,4 +684,4 @@ TEST(LaunchEnv, RealEnvironmentOverloadReadsThisProcess) {
 }
 
 }  // namespace
-}  // namespace shardlm::dist
+}  // namespace shardlm::parallel

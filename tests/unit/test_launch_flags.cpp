@@ -6,9 +6,9 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 
-#include "dist/launch_env.h"
+#include "parallel/launch_env.h"
 
-namespace shardlm::dist {
+namespace shardlm::parallel {
 namespace {
 
 using ::testing::ElementsAre;
@@ -89,4 +89,4 @@ TEST(LaunchFlagsCli, LocalRankIsHiddenFromHelp) {
 }
 
 }  // namespace
-}  // namespace shardlm::dist
+}  // namespace shardlm::parallel

@@ -209,8 +209,8 @@ TensorView rows_of(const TensorView& w, int64_t first, int64_t n) {
   return s;
 }
 
-// Rank r of tp's slice, as dist::shard_model cuts it: gate/up rows of the expert width, down rows
-// of d_model; the routers whole.
+// Rank r of tp's slice, as parallel::shard_model cuts it: gate/up rows of the expert width, down
+// rows of d_model; the routers whole.
 MoeFfnWeights rank_slice(const MoeFfnWeights& full, int r, int tp) {
   MoeFfnWeights m = full;
   m.tp = tp;

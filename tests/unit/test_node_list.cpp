@@ -5,11 +5,11 @@
 
 #include <set>
 
-#include "dist/local_addresses.h"
-#include "dist/node_list.h"
+#include "comm/local_addresses.h"
+#include "parallel/node_list.h"
 #include "test_support.h"
 
-namespace shardlm::dist {
+namespace shardlm::parallel {
 namespace {
 
 using ::shardlm::testing::error_of;
@@ -53,24 +53,24 @@ TEST(NodeList, TasksPerNode) {
 // ---- this machine ----------------------------------------------------------------------------
 
 TEST(LocalAddresses, CanonicalForms) {
-  EXPECT_EQ(canonical_address("10.0.0.1"), "10.0.0.1");
-  EXPECT_EQ(canonical_address("0:0::1"), "::1");
-  EXPECT_EQ(canonical_address("[FE80::1]"), "fe80::1");
-  EXPECT_EQ(canonical_address("fe80::1%eth0"), "fe80::1");
-  EXPECT_EQ(canonical_address("Node-A.Example"), "node-a.example");
-  EXPECT_EQ(canonical_address("10.0.0.256"), "10.0.0.256");
+  EXPECT_EQ(comm::canonical_address("10.0.0.1"), "10.0.0.1");
+  EXPECT_EQ(comm::canonical_address("0:0::1"), "::1");
+  EXPECT_EQ(comm::canonical_address("[FE80::1]"), "fe80::1");
+  EXPECT_EQ(comm::canonical_address("fe80::1%eth0"), "fe80::1");
+  EXPECT_EQ(comm::canonical_address("Node-A.Example"), "node-a.example");
+  EXPECT_EQ(comm::canonical_address("10.0.0.256"), "10.0.0.256");
 }
 
 TEST(LocalAddresses, ListsThisMachine) {
-  const auto addresses = interface_addresses();
+  const auto addresses = comm::interface_addresses();
   EXPECT_THAT(addresses, Contains("127.0.0.1"));
-  for (const auto& a : addresses) EXPECT_EQ(canonical_address(a), a);
-  const auto names = host_names();
+  for (const auto& a : addresses) EXPECT_EQ(comm::canonical_address(a), a);
+  const auto names = comm::host_names();
   ASSERT_FALSE(names.empty());
-  const auto all = machine_identities();
+  const auto all = comm::machine_identities();
   EXPECT_THAT(all, Contains(names.front()));
   EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), all.size());
 }
 
 }  // namespace
-}  // namespace shardlm::dist
+}  // namespace shardlm::parallel

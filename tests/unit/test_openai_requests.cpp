@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "app/size_flag.h"
+#include "comm/elastic_task_queue.h"
 #include "core/error.h"
 #include "server/api_server.h"
-#include "server/elastic_task_queue.h"
 #include "server/openai/api_error.h"
 #include "server/openai/requests.h"
 
@@ -124,7 +124,7 @@ void wait_for(Pred done) {
 }
 
 // Enqueues n jobs that block until `release`; returns once all have started (or 2 s passed).
-void enqueue_blocking(ElasticTaskQueue& q, int n, std::atomic<int>& started,
+void enqueue_blocking(comm::ElasticTaskQueue& q, int n, std::atomic<int>& started,
                       std::atomic<bool>& release) {
   for (int i = 0; i < n; ++i) {
     q.enqueue([&] {
@@ -136,7 +136,7 @@ void enqueue_blocking(ElasticTaskQueue& q, int n, std::atomic<int>& started,
 }
 
 TEST(ElasticTaskQueue, GrowsToRunBlockingJobsConcurrently) {
-  ElasticTaskQueue q(64);
+  comm::ElasticTaskQueue q(64);
   std::atomic<int> started{0};
   std::atomic<bool> release{false};
   enqueue_blocking(q, 40, started, release);
@@ -148,7 +148,7 @@ TEST(ElasticTaskQueue, GrowsToRunBlockingJobsConcurrently) {
 }
 
 TEST(ElasticTaskQueue, IdleThreadsExitSoThePoolShrinks) {
-  ElasticTaskQueue q(64, std::chrono::milliseconds(50));
+  comm::ElasticTaskQueue q(64, std::chrono::milliseconds(50));
   std::atomic<int> started{0};
   std::atomic<bool> release{false};
   enqueue_blocking(q, 20, started, release);

@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "dist/parallel_config.h"
+#include "parallel/parallel_config.h"
 
-namespace shardlm::dist {
+namespace shardlm::parallel {
 namespace {
 
 using ::testing::ElementsAre;
@@ -188,4 +188,4 @@ TEST(ParallelConfig, PpAtMostTheLayers) {
 }
 
 }  // namespace
-}  // namespace shardlm::dist
+}  // namespace shardlm::parallel

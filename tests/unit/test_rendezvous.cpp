@@ -10,14 +10,14 @@
 #include <map>
 #include <thread>
 
-#include "dist/rendezvous.h"
-#include "dist/store.h"
+#include "comm/store.h"
 #include "model/model.h"
 #include "model/weights_fingerprint.h"
+#include "parallel/rendezvous.h"
 #include "test_support.h"
 #include "tiny_model.h"
 
-namespace shardlm::dist {
+namespace shardlm::parallel {
 namespace {
 
 using ::shardlm::testing::error_of;
@@ -28,8 +28,8 @@ using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
 struct StoreFixture {
-  StoreServer server{"127.0.0.1", 0, "token"};
-  StoreClient client{"127.0.0.1", server.port(), "token", 2000ms};
+  comm::StoreServer server{"127.0.0.1", 0, "token"};
+  comm::StoreClient client{"127.0.0.1", server.port(), "token", 2000ms};
 };
 
 TEST(RankClaim, SecondLiveClaimantIsRefusedWithTheHolder) {
@@ -94,7 +94,7 @@ TEST(GroupRecordTest, DifferencesNameTheBuildOrTheLayout) {
 }
 
 TEST(RosterTest, FailureLostHeartbeatAndMissingRanksAreNamed) {
-  StoreServer server("127.0.0.1", 0, "");
+  comm::StoreServer server("127.0.0.1", 0, "");
   std::map<int, std::string> hellos;
   Roster fresh(server, 3, std::chrono::steady_clock::now(), 30000ms, "a:1");
   EXPECT_EQ(fresh.check(hellos), "");  // nobody yet, but the timeout has not passed
@@ -169,4 +169,4 @@ TEST_F(Fingerprint, HashIsCachedPerFileAndRefreshedOnRequest) {
 }
 
 }  // namespace
-}  // namespace shardlm::dist
+}  // namespace shardlm::parallel

@@ -6,7 +6,7 @@
 
 #include "backend/cpu/quant.h"
 #include "core/error.h"
-#include "model/safetensors/safetensors_file.h"
+#include "formats/safetensors_file.h"
 #include "safetensors_writer.h"
 
 namespace shardlm {

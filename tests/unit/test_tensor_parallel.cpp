@@ -11,16 +11,16 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
-#include "dist/group.h"
-#include "dist/micro_batch.h"
-#include "dist/shard_runner.h"
-#include "dist/step_message.h"
-#include "dist/tp_shard.h"
 #include "engine/llm.h"
+#include "parallel/group.h"
+#include "parallel/micro_batch.h"
+#include "parallel/shard_runner.h"
+#include "parallel/step_message.h"
+#include "parallel/tp_shard.h"
 #include "test_support.h"
 #include "tiny_model.h"
 
-namespace shardlm::dist {
+namespace shardlm::parallel {
 namespace {
 
 using namespace shardlm::testing;
@@ -247,18 +247,19 @@ TEST(StepMessage, RoundTripAndVersionCheck) {
 }
 
 }  // namespace
-}  // namespace shardlm::dist
+}  // namespace shardlm::parallel
 
-namespace shardlm::dist {
+namespace shardlm::parallel {
 namespace {
 
 TEST(Handshake, HelloDifferenceNamesTheField) {
   const std::string master =
       R"({"version":"0.1.0","fingerprint":"ab","tp":2,"pp":1,"world_size":2})";
   EXPECT_EQ(hello_difference(master, master), "");
-  EXPECT_EQ(hello_difference(master, R"({"version":"0.2.0","fingerprint":"ab","tp":2,"pp":1,
+  EXPECT_EQ(
+      hello_difference(master, R"({"version":"0.2.0","fingerprint":"ab","tp":2,"pp":1,
                                          "world_size":2})"),
-            R"(build: shardlm "0.1.0" vs "0.2.0"; run the same build (the same commit) on every node)");
+      R"(build: shardlm "0.1.0" vs "0.2.0"; run the same build (the same commit) on every node)");
   EXPECT_THAT(hello_difference(master, R"({"version":"0.1.0","fingerprint":"xy/cd","tp":2,"pp":1,
                                          "world_size":2})"),
               ::testing::HasSubstr("model fingerprint: the models differ"));
@@ -268,4 +269,4 @@ TEST(Handshake, HelloDifferenceNamesTheField) {
 }
 
 }  // namespace
-}  // namespace shardlm::dist
+}  // namespace shardlm::parallel

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/default_model.h"
-#include "model/gguf/gguf_file.h"
+#include "formats/gguf_file.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_gguf.h"
 #include "tokenizer/tokenizer_json.h"

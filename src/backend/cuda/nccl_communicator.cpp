@@ -57,10 +57,10 @@ struct NcclCommunicator::Impl {
     const char* what;
   };
 
-  dist::DeviceCommOptions o;
+  comm::DeviceCommOptions o;
   cudaStream_t stream;
   ncclComm_t comm = nullptr;
-  std::unique_ptr<dist::Communicator> host;
+  std::unique_ptr<comm::Communicator> host;
   float* scratch = nullptr;  // all_gather_cols's [size][rows][cols]
   size_t scratch_floats = 0;
   float* self_buf = nullptr;  // a send to this rank, until its recv
@@ -78,8 +78,8 @@ struct NcclCommunicator::Impl {
   std::atomic<double> busy{0};
   std::thread watchdog;
 
-  Impl(const dist::DeviceCommOptions& opts, CudaBackend& backend,
-       std::unique_ptr<dist::Communicator> h)
+  Impl(const comm::DeviceCommOptions& opts, CudaBackend& backend,
+       std::unique_ptr<comm::Communicator> h)
       : o(opts), stream(static_cast<cudaStream_t>(backend.stream())), host(std::move(h)) {}
 
   std::string where() const {
@@ -123,7 +123,7 @@ struct NcclCommunicator::Impl {
     }
   }
 
-  void connect(dist::StoreClient& store) {
+  void connect(comm::StoreClient& store) {
     ncclUniqueId id{};
     const std::string key = o.prefix + "nccl-id";
     if (o.rank == 0) {
@@ -214,7 +214,7 @@ struct NcclCommunicator::Impl {
     capacity = n;
   }
 
-  dist::Communicator& host_comm(const char* what) {
+  comm::Communicator& host_comm(const char* what) {
     if (!host) fail("internal: {} has no host communicator for {}", where(), what);
     return *host;
   }
@@ -249,8 +249,8 @@ struct NcclCommunicator::Impl {
   }
 };
 
-NcclCommunicator::NcclCommunicator(dist::StoreClient& store, const dist::DeviceCommOptions& o,
-                                   CudaBackend& backend, std::unique_ptr<dist::Communicator> host)
+NcclCommunicator::NcclCommunicator(comm::StoreClient& store, const comm::DeviceCommOptions& o,
+                                   CudaBackend& backend, std::unique_ptr<comm::Communicator> host)
     : impl_(std::make_unique<Impl>(o, backend, std::move(host))) {
   SHARDLM_CUDA_CHECK(cudaSetDevice(backend.device()));
   impl_->connect(store);

@@ -15,18 +15,18 @@
 #include <memory>
 
 #include "backend/cuda/cuda_backend.h"
-#include "dist/communicator.h"
-#include "dist/device_communicator.h"
-#include "dist/store.h"
+#include "comm/communicator.h"
+#include "comm/device_comm_options.h"
+#include "comm/store.h"
 
 namespace shardlm::cuda {
 
-class NcclCommunicator : public dist::Communicator {
+class NcclCommunicator : public comm::Communicator {
  public:
   // Rank 0 makes the unique id and sets it under options.prefix + "nccl-id"; the others wait for
   // it (connect_timeout). `host` may be null (then broadcast, gather and barrier throw).
-  NcclCommunicator(dist::StoreClient& store, const dist::DeviceCommOptions& options,
-                   CudaBackend& backend, std::unique_ptr<dist::Communicator> host);
+  NcclCommunicator(comm::StoreClient& store, const comm::DeviceCommOptions& options,
+                   CudaBackend& backend, std::unique_ptr<comm::Communicator> host);
   ~NcclCommunicator() override;
 
   int rank() const override;

@@ -1,0 +1,86 @@
+// GroupMasterRunner and worker_loop.
+#include "parallel/master_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "parallel/step_message.h"
+
+namespace shardlm::parallel {
+
+GroupMasterRunner::GroupMasterRunner(comm::Communicator& comm, int32_t vocab,
+                                     std::chrono::milliseconds heartbeat)
+    : comm_(comm), vocab_(vocab), last_send_(std::chrono::steady_clock::now()) {
+  heartbeat_ = std::thread([this, heartbeat] { heartbeat_loop(heartbeat); });
+}
+
+void GroupMasterRunner::stop_heartbeat() {
+  stop_ = true;
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+GroupMasterRunner::~GroupMasterRunner() {
+  stop_heartbeat();
+  if (abandoned_) return;
+  try {
+    std::lock_guard lock(mu_);
+    auto bytes = encode_step({StepKind::kShutdown, {}});
+    comm_.broadcast(bytes, 0);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not tell the workers to shut down: {}", e.what());
+  }
+}
+
+void GroupMasterRunner::heartbeat_loop(std::chrono::milliseconds period) {
+  while (!stop_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::unique_lock lock(mu_, std::try_to_lock);
+    if (!lock || std::chrono::steady_clock::now() - last_send_ < period) continue;
+    try {
+      auto bytes = encode_step({StepKind::kHeartbeat, {}});
+      comm_.broadcast(bytes, 0);
+      last_send_ = std::chrono::steady_clock::now();
+    } catch (const std::exception& e) {
+      const std::string why = with_diagnosis(e.what());
+      spdlog::error("the group lost a rank while idle: {}", why);
+      std::lock_guard flock(failure_mu_);
+      failure_ = why;
+      return;  // /health reports it; the next step fails too and ends the requests in flight
+    }
+  }
+}
+
+std::string GroupMasterRunner::failure() const {
+  std::lock_guard lock(failure_mu_);
+  return failure_;
+}
+
+void GroupMasterRunner::execute(const ForwardBatch& batch, float* logits) {
+  std::lock_guard lock(mu_);
+  try {
+    auto bytes = encode_step({StepKind::kForward, batch});
+    comm_.broadcast(bytes, 0);
+    last_send_ = std::chrono::steady_clock::now();
+    run_local(batch, logits);
+  } catch (const Error& e) {
+    fail("{}", with_diagnosis(e.what()));
+  }
+}
+
+std::string GroupMasterRunner::with_diagnosis(const std::string& error) const {
+  const std::string gone = diagnose_ ? diagnose_() : "";
+  return gone.empty() ? error : fmt::format("{}; not answering: {}", error, gone);
+}
+
+void worker_loop(comm::Communicator& comm, const std::function<void(const ForwardBatch&)>& step) {
+  std::vector<char> bytes;
+  while (true) {
+    comm.broadcast(bytes, 0);
+    const StepMessage m = decode_step(bytes);
+    if (m.kind == StepKind::kShutdown) return;
+    if (m.kind == StepKind::kHeartbeat) continue;
+    step(m.batch);
+  }
+}
+
+}  // namespace shardlm::parallel

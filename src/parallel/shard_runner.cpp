@@ -1,0 +1,61 @@
+// ShardMasterRunner and run_shard_worker.
+#include "parallel/shard_runner.h"
+
+#include <atomic>
+#include <thread>
+
+namespace shardlm::parallel {
+
+ShardMasterRunner::ShardMasterRunner(const Model& full, Backend& backend,
+                                     const KvCacheShape& full_shape, int64_t max_batch_tokens,
+                                     const ParallelConfig& cfg, StageComms comms)
+    : GroupMasterRunner(comms.world, full.config.vocab_size),
+      comms_(comms),
+      shard_(full, backend, full_shape, max_batch_tokens, cfg, comms) {}
+
+double ShardMasterRunner::comm_seconds() const {
+  return shard_.comm_busy();
+}
+
+namespace {
+
+// Publishes a worker's stats about once a second on its own thread, until destroyed.
+class StatsReporter {
+ public:
+  StatsReporter(const StageShard& shard, const std::function<void(const RankStats&)>& publish) {
+    if (!publish) return;
+    thread_ = std::thread([this, &shard, publish] {
+      while (!done_) {
+        for (int i = 0; i < 10 && !done_; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        try {
+          publish(shard.stats());
+        } catch (const std::exception&) {
+          // The store did not answer: skip this report (a master that is gone is noticed by the
+          // step loop, which ends the worker).
+        }
+      }
+    });
+  }
+  ~StatsReporter() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+void run_shard_worker(const Model& full, Backend& backend, const KvCacheShape& full_shape,
+                      int64_t max_batch_tokens, const ParallelConfig& cfg, StageComms comms,
+                      const std::function<void(const RankStats&)>& publish) {
+  StageShard shard(full, backend, full_shape, max_batch_tokens, cfg, comms);
+  const StatsReporter reporter(shard, publish);
+  worker_loop(comms.world, [&](const ForwardBatch& batch) { shard.step(batch, nullptr); });
+}
+
+}  // namespace shardlm::parallel

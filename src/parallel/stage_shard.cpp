@@ -1,0 +1,180 @@
+// StageShard: one rank's micro-batched part of a TP x PP forward.
+#include "parallel/stage_shard.h"
+
+#include <spdlog/spdlog.h>
+
+#include "parallel/micro_batch.h"
+#include "parallel/tp_shard.h"
+
+namespace shardlm::parallel {
+
+StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& full_shape,
+                       int64_t max_batch_tokens, const ParallelConfig& cfg, StageComms comms)
+    : cfg_(cfg),
+      layout_(rank_layout(cfg, comms.world.rank(), full.config.n_layers)),
+      comms_(comms),
+      backend_(backend),
+      staged_(!backend.host_memory()),
+      shard_(cfg.tp > 1 ? shard_model(full, layout_.tp_rank, cfg.tp) : nullptr),
+      model_(shard_ ? shard_.get() : &full),
+      local_vocab_(full.config.vocab_size / cfg.tp) {
+  KvCacheShape shape = full_shape;
+  shape.kv_dim = model_->config.kv_dim();
+  shape.n_layers = layout_.last_layer - layout_.first_layer;
+  kv_ = std::make_unique<KvCache>(shape, backend);
+  transformer_ = std::make_unique<Transformer>(*model_, backend, *kv_, max_batch_tokens,
+                                               layout_.first_layer, layout_.last_layer);
+  if (cfg.tp > 1) {
+    transformer_->set_tensor_parallel(
+        cfg.tp, [this](const float* local, int64_t rows, int64_t cols, float* out) {
+          gather_cols(local, rows, cols, out);
+        });
+  }
+  if (last_stage()) step_logits_.resize(static_cast<size_t>(max_batch_tokens * local_vocab_));
+  // A host buffer for hidden states that cross a stage boundary through Gloo on a device backend.
+  const bool host_wire =
+      staged_ && ((layout_.pp_stage > 0 && !comms.prev) || (!last_stage() && !comms.next));
+  if (host_wire) hidden_host_.resize(static_cast<size_t>(max_batch_tokens) * full.config.d_model);
+  spdlog::info("{}", describe(cfg, layout_));
+  const double mib = 1 << 20;
+  spdlog::info(
+      "rank {} of {}: weights {:.1f} MiB of the model's {:.1f} MiB (its layers' matrices and "
+      "output rows; the embedding table, {:.1f} MiB, is paged in per looked-up row)",
+      layout_.rank, cfg.world_size(),
+      static_cast<double>(
+          matrix_bytes(*model_, layout_.first_layer, layout_.last_layer, last_stage())) /
+          mib,
+      static_cast<double>(matrix_bytes(full, 0, full.config.n_layers, true)) / mib,
+      static_cast<double>(full.weights.tok_embd.nbytes()) / mib);
+}
+
+// Bytes of layers [first, last)'s matrices of `m`, plus its output projection when asked.
+size_t StageShard::matrix_bytes(const Model& m, int first, int last, bool with_output) {
+  size_t total = with_output ? m.weights.output.nbytes() : 0;
+  for (int l = first; l < last; ++l) {
+    for_each_layer_matrix(m.weights.layers[static_cast<size_t>(l)],
+                          [&](const TensorView& v) { total += v.nbytes(); });
+  }
+  return total;
+}
+
+// [rank][row][cols] from every TP rank -> [row][rank * cols + j]. `local` and `full` are backend
+// memory: a device communicator gathers them in place; otherwise on a device backend they are
+// staged through host buffers.
+void StageShard::gather_cols(const float* local, int64_t rows, int64_t cols, float* full) {
+  comm::Communicator& tp = *comms_.tp;
+  if (!staged_ || tp.device_memory()) {
+    tp.all_gather_cols(local, rows, cols, full);
+    return;
+  }
+  const auto n = static_cast<size_t>(rows * cols), all = n * static_cast<size_t>(tp.size());
+  local_host_.resize(n);
+  full_host_.resize(all);
+  backend_.to_host(local, n, local_host_.data());
+  tp.all_gather_cols(local_host_.data(), rows, cols, full_host_.data());
+  backend_.from_host(full_host_.data(), all, full);
+}
+
+// From the same tp rank of the previous stage: over the device link, or through `world` (staged
+// through a host buffer on a device backend, since Gloo moves host memory).
+void StageShard::receive_hidden(Transformer& t, size_t n, int64_t tokens) {
+  if (comms_.prev) {
+    comms_.prev->recv(t.hidden(), n, 0);
+    return;
+  }
+  float* wire = staged_ ? hidden_host_.data() : t.hidden();
+  comms_.world.recv(wire, n, world_rank_of(layout_.pp_stage - 1, layout_.tp_rank));
+  if (staged_) t.hidden_from_host(wire, tokens);
+}
+
+void StageShard::send_hidden(Transformer& t, size_t n, int64_t tokens) {
+  if (comms_.next) {
+    comms_.next->send(t.hidden(), n, 1);
+    return;
+  }
+  float* wire = staged_ ? hidden_host_.data() : t.hidden();
+  if (staged_) t.hidden_to_host(tokens, wire);
+  comms_.world.send(wire, n, world_rank_of(layout_.pp_stage + 1, layout_.tp_rank));
+}
+
+void StageShard::run_micro_batch(const ForwardBatch& mb) {
+  Transformer& t = *transformer_;
+  const auto hidden = static_cast<size_t>(mb.size()) * model_->config.d_model;
+  t.begin(mb);
+  if (layout_.pp_stage == 0) {
+    t.embed(mb);
+  } else {
+    receive_hidden(t, hidden, mb.size());
+  }
+  t.run_layers(mb, layout_.first_layer, layout_.last_layer);
+  if (!last_stage()) send_hidden(t, hidden, mb.size());
+}
+
+void StageShard::check_device_comms() {
+  for (comm::Communicator* c : {comms_.tp, comms_.prev, comms_.next}) {
+    if (c) c->check_healthy();
+  }
+}
+
+RankStats StageShard::stats() const {
+  return {layout_.rank, steps_.load(), step_seconds_.load(), comm_seconds_.load()};
+}
+
+double StageShard::comm_busy() const {
+  double s = comms_.world.busy_seconds();
+  for (const comm::Communicator* c : {comms_.tp, comms_.prev, comms_.next}) {
+    if (c) s += c->busy_seconds();
+  }
+  return s;
+}
+
+// Times the step and its communication (not the wait for the next step's broadcast).
+void StageShard::step(const ForwardBatch& batch, float* logits) {
+  const auto start = std::chrono::steady_clock::now();
+  const double comm0 = comm_busy();
+  run_step(batch, logits);
+  steps_.fetch_add(1);
+  comm_seconds_.fetch_add(comm_busy() - comm0);
+  step_seconds_.fetch_add(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+void StageShard::run_step(const ForwardBatch& batch, float* logits) {
+  const size_t n_out = batch.logit_rows.size();
+  for (const MicroBatch& mb : split_micro_batches(batch, cfg_.pp, cfg_.min_micro_batch_tokens)) {
+    run_micro_batch(mb.batch);
+    if (!last_stage() || mb.out_index.empty()) continue;
+    // Micro-batches hold whole sequences in order, so their logit rows are a contiguous run.
+    float* rows = step_logits_.data() + static_cast<size_t>(mb.out_index.front()) * local_vocab_;
+    transformer_->compute_logits(mb.batch, rows);
+  }
+  check_device_comms();  // the logits were read back: a transfer aborted under them fails here
+  if (layout_.is_master()) {
+    assemble_logits(n_out, logits);
+  } else if (last_stage()) {
+    send_logits_home(n_out);
+  }
+}
+
+void StageShard::send_logits_home(size_t n_out) {
+  comms_.world.send(step_logits_.data(), n_out * static_cast<size_t>(local_vocab_), 0);
+}
+
+// The last stage's vocab slices [tp_rank][row][local_vocab] -> logits [row][vocab].
+void StageShard::assemble_logits(size_t n_out, float* logits) {
+  const auto vl = static_cast<size_t>(local_vocab_), vocab = vl * cfg_.tp;
+  for (int t = 0; t < cfg_.tp; ++t) {
+    const int src = world_rank_of(cfg_.pp - 1, t);
+    const float* slice = step_logits_.data();
+    if (src != layout_.rank) {
+      recv_logits_.resize(n_out * vl);
+      comms_.world.recv(recv_logits_.data(), n_out * vl, src);
+      slice = recv_logits_.data();
+    }
+    for (size_t i = 0; i < n_out; ++i) {
+      std::copy(slice + i * vl, slice + (i + 1) * vl, logits + i * vocab + t * vl);
+    }
+  }
+}
+
+}  // namespace shardlm::parallel

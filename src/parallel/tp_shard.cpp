@@ -1,0 +1,113 @@
+// Slicing weights for tensor parallelism.
+#include "parallel/tp_shard.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace shardlm::parallel {
+
+namespace {
+
+// Rows [first, first + n) of a matrix: a view into the same bytes.
+TensorView row_slice(const TensorView& w, int64_t first, int64_t n) {
+  TensorView s = w;
+  s.data = w.row(first);
+  s.ne[1] = n;
+  return s;
+}
+
+const float* vec_slice(const float* v, int64_t first) {
+  return v ? v + first : nullptr;
+}
+
+// Rank tp_rank's slice of a mixture-of-experts FFN: each expert (and the shared expert) split
+// as a dense FFN is (gate/up rows of its width, down rows of d_model); the router and the shared
+// expert's gate stay whole, so every rank routes every token alike.
+MoeFfnWeights moe_slice(const MoeFfnWeights& full, int tp_rank, int tp, int64_t d0, int64_t nd) {
+  MoeFfnWeights m = full;
+  m.tp = tp;
+  const int64_t f = full.gate[0].ne[1], f0 = tp_rank * f / tp, nf = f / tp;
+  for (size_t e = 0; e < full.gate.size(); ++e) {
+    m.gate[e] = row_slice(full.gate[e], f0, nf);
+    m.up[e] = row_slice(full.up[e], f0, nf);
+    m.down[e] = row_slice(full.down[e], d0, nd);
+  }
+  if (!full.has_shared()) return m;
+  const int64_t s = full.shared_gate.ne[1], s0 = tp_rank * s / tp, ns = s / tp;
+  m.shared_gate = row_slice(full.shared_gate, s0, ns);
+  m.shared_up = row_slice(full.shared_up, s0, ns);
+  m.shared_down = row_slice(full.shared_down, d0, nd);
+  return m;
+}
+
+}  // namespace
+
+void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&) {
+  auto need = [&](int value, const char* what) {
+    if (value % tp != 0) {
+      fail(
+          "tensor parallel size {} does not divide the model's {} ({}); pick a tp that divides "
+          "it",
+          tp, what, value);
+    }
+  };
+  need(c.n_heads, "attention heads");
+  if (c.n_kv_heads % tp != 0 && tp % c.n_kv_heads != 0) {
+    fail(
+        "tensor parallel size {} neither divides the model's KV heads ({}) nor is a multiple of "
+        "them; pick a tp that does",
+        tp, c.n_kv_heads);
+  }
+  need(c.ffn_dim, "FFN width");
+  if (c.is_moe()) need(c.moe_ffn_dim, "expert FFN width");
+  if (c.shared_ffn_dim > 0) need(c.shared_ffn_dim, "shared expert FFN width");
+  need(c.vocab_size, "vocabulary size");
+  need(c.d_model, "hidden size");
+}
+
+std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
+  const ModelConfig& c = full.config;
+  check_tp_shardable(c, tp, full.weights);
+  auto m = std::make_unique<Model>();
+  m->path = full.path;
+  m->format = full.format;
+  m->config = c;
+  m->config.n_heads = c.n_heads / tp;
+  // KV heads split over the ranks, or (tp a multiple of them) each rank keeps the one its query
+  // heads use: rank r's first query head r*h/tp belongs to KV head r*kv/tp.
+  m->config.n_kv_heads = std::max(1, c.n_kv_heads / tp);
+  m->config.ffn_dim = c.ffn_dim / tp;
+  m->config.moe_ffn_dim = c.moe_ffn_dim / tp;
+  m->config.shared_ffn_dim = c.shared_ffn_dim / tp;
+  m->tokenizer = full.tokenizer;
+  m->chat_template = full.chat_template;
+  const int64_t q0 = int64_t{tp_rank} * c.q_dim() / tp, nq = c.q_dim() / tp;
+  const int64_t nkv = int64_t{m->config.n_kv_heads} * c.head_dim;
+  const int64_t kv0 = int64_t{tp_rank} * c.n_kv_heads / tp * c.head_dim;
+  const int64_t f0 = int64_t{tp_rank} * c.ffn_dim / tp, nf = c.ffn_dim / tp;
+  const int64_t v0 = int64_t{tp_rank} * c.vocab_size / tp, nv = c.vocab_size / tp;
+  const int64_t d0 = int64_t{tp_rank} * c.d_model / tp, nd = c.d_model / tp;
+  ModelWeights& w = m->weights;
+  w.tok_embd = full.weights.tok_embd;
+  w.output_norm = full.weights.output_norm;
+  w.output = row_slice(full.weights.output, v0, nv);
+  for (const LayerWeights& F : full.weights.layers) {
+    LayerWeights L = F;
+    L.wq = row_slice(F.wq, q0, nq);
+    L.wk = row_slice(F.wk, kv0, nkv);
+    L.wv = row_slice(F.wv, kv0, nkv);
+    L.bq = vec_slice(F.bq, q0);
+    L.bk = vec_slice(F.bk, kv0);
+    L.bv = vec_slice(F.bv, kv0);
+    L.wo = row_slice(F.wo, d0, nd);
+    L.w_gate = row_slice(F.w_gate, f0, nf);
+    L.w_up = row_slice(F.w_up, f0, nf);
+    L.w_down = row_slice(F.w_down, d0, nd);
+    if (!F.moe.empty()) L.moe = moe_slice(F.moe, tp_rank, tp, d0, nd);
+    w.layers.push_back(L);
+  }
+  return m;
+}
+
+}  // namespace shardlm::parallel
