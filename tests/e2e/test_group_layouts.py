@@ -279,3 +279,17 @@ def unhealthy_body(server, within=20):
             assert e.code == 503
             return json.loads(e.read())
     raise AssertionError("/health stayed healthy after a rank died")
+
+
+def test_tp_alone_runs_its_ranks_on_this_machine(tiny):
+    # vLLM's habit: `--tp 2` with no other group flag supervises two local ranks on a free
+    # rendezvous port (two such servers on one machine do not collide).
+    expected = reference(tiny, TINY_PROMPTS[:2])
+    servers = [Server(["--tp", "2"], model=tiny) for _ in range(2)]
+    try:
+        for s in servers:
+            assert "supervising 2 local ranks" in s.text()
+            assert [complete(s, p) for p in TINY_PROMPTS[:2]] == expected
+    finally:
+        for s in servers:
+            assert s.stop() == 0, s.text()
