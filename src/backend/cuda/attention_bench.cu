@@ -12,6 +12,7 @@
 #include "backend/cuda/attention_bench.h"
 #include "backend/cuda/attention_decode.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/event_timer.h"
 
 namespace shardlm::cuda {
 
@@ -47,26 +48,12 @@ double graph_us(cudaStream_t stream, int copies, const std::function<void(int)>&
   for (int c = 0; c < copies; ++c) call(c);
   SHARDLM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   SHARDLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  cudaEvent_t a, b;
-  SHARDLM_CUDA_CHECK(cudaEventCreate(&a));
-  SHARDLM_CUDA_CHECK(cudaEventCreate(&b));
-  SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // warm-up
-  std::vector<float> ms;
-  for (int r = 0; r < 7; ++r) {
-    SHARDLM_CUDA_CHECK(cudaEventRecord(a, stream));
+  const double ms = median_ms(stream, 7, [&] {
     for (int i = 0; i < 3; ++i) SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    SHARDLM_CUDA_CHECK(cudaEventRecord(b, stream));
-    SHARDLM_CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    SHARDLM_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
+  });
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
-  std::sort(ms.begin(), ms.end());
-  return 1e3 * ms[ms.size() / 2] / (3.0 * copies);
+  return 1e3 * ms / (3.0 * copies);
 }
 
 // One (batch, context) point: `copies` KV pools' worth of scattered blocks, one batch per copy.

@@ -9,34 +9,13 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/elementwise.cuh"
+#include "backend/cuda/event_timer.h"
 #include "backend/cuda/gemm.h"
 #include "core/fp16.h"
 
 namespace shardlm::cuda {
 
 namespace {
-
-template <typename Fn>
-double median_ms(cudaStream_t s, int reps, Fn fn) {
-  cudaEvent_t a, b;
-  SHARDLM_CUDA_CHECK(cudaEventCreate(&a));
-  SHARDLM_CUDA_CHECK(cudaEventCreate(&b));
-  fn();  // warm-up
-  std::vector<float> ms;
-  for (int r = 0; r < reps; ++r) {
-    SHARDLM_CUDA_CHECK(cudaEventRecord(a, s));
-    fn();
-    SHARDLM_CUDA_CHECK(cudaEventRecord(b, s));
-    SHARDLM_CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    SHARDLM_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
 
 // Random bf16 values (bits) in [-1, 1).
 std::vector<uint16_t> random_bf16(size_t n) {

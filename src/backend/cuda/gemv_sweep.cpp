@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/event_timer.h"
 #include "backend/cuda/gemv.cuh"
 
 namespace shardlm::cuda {
@@ -31,24 +32,8 @@ void fill_random_bf16(uint16_t* dev, size_t n) {
 }
 
 double graph_ms_per_replay(cudaStream_t stream, cudaGraphExec_t exec, int reps) {
-  cudaEvent_t a, b;
-  SHARDLM_CUDA_CHECK(cudaEventCreate(&a));
-  SHARDLM_CUDA_CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < 2; ++i) SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-  std::vector<float> ms;
-  for (int r = 0; r < reps; ++r) {
-    SHARDLM_CUDA_CHECK(cudaEventRecord(a, stream));
-    SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    SHARDLM_CUDA_CHECK(cudaEventRecord(b, stream));
-    SHARDLM_CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    SHARDLM_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // a second warm-up before median_ms's
+  return median_ms(stream, reps, [&] { SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
 }
 
 }  // namespace
