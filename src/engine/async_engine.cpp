@@ -7,7 +7,7 @@
 
 namespace shardlm {
 
-AsyncEngine::AsyncEngine(Engine& engine, const Tokenizer&, StepListener listener)
+AsyncEngine::AsyncEngine(Engine& engine, StepListener listener)
     : engine_(engine), listener_(std::move(listener)) {
   stats_ = snapshot();
   thread_ = std::thread([this] { loop(); });

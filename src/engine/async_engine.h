@@ -45,9 +45,8 @@ class AsyncEngine {
  public:
   using StepListener = std::function<void(const StepReport&)>;
 
-  // The engine detokenizes and matches stop strings itself, with the tokenizer it was built with;
-  // `tokenizer` is that same one (unused here; kept for the callers' signature).
-  AsyncEngine(Engine& engine, const Tokenizer& tokenizer, StepListener listener = {});
+  // The engine detokenizes and matches stop strings itself, with the tokenizer it was built with.
+  explicit AsyncEngine(Engine& engine, StepListener listener = {});
   ~AsyncEngine();  // stop()
 
   struct Submission {

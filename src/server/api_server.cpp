@@ -131,7 +131,7 @@ int run_api_server(const ServerArgs& args) {
   ServerMetrics metrics(name);
   if (group) metrics.set_rank_stats_source([group] { return group->rank_stats(); });
   StatsLogger stats_logger(args.log_interval);
-  AsyncEngine engine(llm.engine(), llm.tokenizer(), [&](const StepReport& r) {
+  AsyncEngine engine(llm.engine(), [&](const StepReport& r) {
     metrics.on_step(r);
     stats_logger.on_step(r);
   });

@@ -61,7 +61,7 @@ class AsyncEngineTest : public ::testing::Test {
 
 TEST_F(AsyncEngineTest, ConcurrentStreamsEqualOfflineGeneration) {
   const auto offline = llm_->generate(prompts(), greedy(10));
-  AsyncEngine engine(llm_->engine(), llm_->tokenizer());
+  AsyncEngine engine(llm_->engine());
   std::vector<RequestOutput> outputs(prompts().size());
   std::vector<std::thread> clients;
   for (size_t i = 0; i < prompts().size(); ++i) {
@@ -88,7 +88,7 @@ TEST_F(AsyncEngineTest, StopStringEndsRequestAndIsCutFromText) {
   SamplingParams p = greedy(12);
   p.stop = {full.substr(3, 2)};
   const size_t cut = full.find(p.stop[0]);
-  AsyncEngine engine(llm_->engine(), llm_->tokenizer());
+  AsyncEngine engine(llm_->engine());
   const RequestOutput out = drain(*engine.submit(prompts()[1], p));
   EXPECT_EQ(out.finish_reason, RequestFinishReason::kStop);
   EXPECT_EQ(out.text, full.substr(0, cut));
@@ -96,7 +96,7 @@ TEST_F(AsyncEngineTest, StopStringEndsRequestAndIsCutFromText) {
 }
 
 TEST_F(AsyncEngineTest, AbortFreesBlocks) {
-  AsyncEngine engine(llm_->engine(), llm_->tokenizer());
+  AsyncEngine engine(llm_->engine());
   auto stream = engine.submit(prompts()[0], greedy(kLong));
   std::optional<RequestOutput> first;
   while (!first) first = stream->next(milliseconds(100));
@@ -112,7 +112,7 @@ TEST_F(AsyncEngineTest, AbortFreesBlocks) {
 }
 
 TEST_F(AsyncEngineTest, StopEndsEveryStream) {
-  auto engine = std::make_unique<AsyncEngine>(llm_->engine(), llm_->tokenizer());
+  auto engine = std::make_unique<AsyncEngine>(llm_->engine());
   auto a = engine->submit(prompts()[0], greedy(kLong));
   auto b = engine->submit(prompts()[1], greedy(kLong));
   engine->stop();
@@ -122,7 +122,7 @@ TEST_F(AsyncEngineTest, StopEndsEveryStream) {
 }
 
 TEST_F(AsyncEngineTest, BadRequestsThrowAtSubmit) {
-  AsyncEngine engine(llm_->engine(), llm_->tokenizer());
+  AsyncEngine engine(llm_->engine());
   EXPECT_THROW(engine.submit({}, greedy(4)), Error);
   EXPECT_THROW(engine.submit({1, 100000}, greedy(4)), Error);
   EXPECT_THROW(engine.submit(std::vector<int32_t>(5000, 1), greedy(4)), Error);
@@ -135,7 +135,7 @@ TEST_F(AsyncEngineTest, BadRequestsThrowAtSubmit) {
 TEST_F(AsyncEngineTest, LogprobsPerToken) {
   SamplingParams p = greedy(5);
   p.logprobs = 3;
-  AsyncEngine engine(llm_->engine(), llm_->tokenizer());
+  AsyncEngine engine(llm_->engine());
   const RequestOutput out = drain(*engine.submit(prompts()[2], p));
   ASSERT_EQ(out.logprobs.size(), 5u);
   for (size_t i = 0; i < out.logprobs.size(); ++i) {
