@@ -77,7 +77,9 @@ void add_doctor_command(CLI::App& app) {
                 "hash every weight file again instead of trusting the cached hashes");
   cmd->add_option("--probe-timeout", a->probe_timeout, "seconds per reachability probe")
       ->check(CLI::Range(0.1, 60.0));
-  a->launch.dist_timeout = 30;  // doctor answers in seconds; set first so --help shows it
+  // Doctor answers within 30 s even when a rank never arrives: 20 s for the hellos, then the
+  // probes. Set first so --help shows it.
+  a->launch.dist_timeout = 20;
   parallel::add_launch_flags(*cmd, a->launch);
   add_serve_only_flags(*cmd);
   cmd->callback([a] { std::exit(run(*a)); });

@@ -107,3 +107,12 @@ def test_small_shm_is_named(tiny):
     outs = [p.communicate(timeout=60)[0] for p in (master, small)]
     row = [l for l in outs[0].splitlines() if l.startswith("1 ")]
     assert row and "64 MiB" in row[0] and "warning: small /dev/shm" in row[0], outs
+
+
+def test_missing_rank_is_named_within_30_s_by_default(tiny):
+    began = time.monotonic()
+    p = doctor(["--model", tiny, "--pp", "2", "--nnodes", "2", "--node-rank", "0",
+                "--dist-init-addr", f"127.0.0.1:{free_port()}"])
+    out = p.communicate(timeout=60)[0]
+    assert p.returncode == 1 and "did not arrive within 20 s" in out, out
+    assert time.monotonic() - began < 30

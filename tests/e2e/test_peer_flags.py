@@ -42,7 +42,7 @@ def test_doctor_takes_serves_flags_and_shows_its_real_timeout():
     assert "nothing to check across nodes" in out.stdout
     help_text = subprocess.run([BINARY, "doctor", "--help"], capture_output=True, text=True,
                                timeout=60).stdout
-    assert re.search(r"--dist-timeout\s+FLOAT:FLOAT in \[1 - 86400\]=30\b", help_text), help_text
+    assert re.search(r"--dist-timeout\s+FLOAT:FLOAT in \[1 - 86400\]=20\b", help_text), help_text
 
 
 def test_rtp_llm_start_port_is_the_api_port(tmp_path):
