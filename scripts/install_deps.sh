@@ -6,6 +6,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libpcre2-dev libxxhash-dev
   libopenblas-pthread-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
   prometheus-cpp-dev libgloo-dev iproute2 iptables openmpi-bin
+  etcd-server etcd-client nats-server libnats-dev
   python3 python3-pip python3-venv python3-jinja2
 )
 missing=()

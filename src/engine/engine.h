@@ -86,6 +86,10 @@ class Engine {
   const EngineConfig& config() const { return config_; }
   const Scheduler& scheduler() const { return scheduler_; }
   const BlockManager& block_manager() const { return blocks_; }
+  // Prefix-cache changes to `listener` (BlockManager::set_event_listener); only before serving.
+  void set_kv_event_listener(KvEventListener listener) {
+    blocks_.set_event_listener(std::move(listener));
+  }
   // The K/V behind every cached prefix are gone (the runner was rebuilt): forget them.
   void reset_prefix_cache() { blocks_.reset_prefix_cache(); }
   const ModelRunner& runner() const { return runner_; }

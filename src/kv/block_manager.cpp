@@ -87,6 +87,7 @@ void BlockManager::evict(int32_t block) {
   by_hash_.erase(m.hash);
   m.cached = false;
   ++stats_.evictions;
+  if (on_event_) on_event_({KvCacheEvent::Kind::kRemoved, m.hash, 0});
 }
 
 std::optional<int32_t> BlockManager::take_block() {
@@ -117,6 +118,7 @@ void BlockManager::register_block(int32_t block, uint64_t parent, uint64_t hash,
   std::memcpy(block_tokens_.data() + static_cast<size_t>(block) * block_size_, tokens,
               static_cast<size_t>(block_size_) * sizeof(int32_t));
   by_hash_.emplace(hash, block);
+  if (on_event_) on_event_({KvCacheEvent::Kind::kStored, hash, parent});
 }
 
 void BlockManager::commit(BlockTable& table, const std::vector<int32_t>& tokens,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <optional>
 #include <unordered_map>
@@ -34,6 +35,17 @@ struct BlockManagerConfig {
   int block_size = 16;
   bool prefix_caching = true;
 };
+
+// A change to the set of cached blocks, for a listener outside the engine (a fleet router keeps an
+// index of which worker holds which prefix): a block keyed by `hash` (chained over `parent`) was
+// stored, or it was removed (evicted or forgotten).
+struct KvCacheEvent {
+  enum class Kind { kStored, kRemoved };
+  Kind kind = Kind::kStored;
+  uint64_t hash = 0;
+  uint64_t parent = 0;  // kStored only
+};
+using KvEventListener = std::function<void(const KvCacheEvent&)>;
 
 // Hash of a full block given its parent's hash (0 for the first block).
 uint64_t block_hash(uint64_t parent, const int32_t* tokens, int block_size);
@@ -77,6 +89,9 @@ class BlockManager {
   // Forgets every cached block (evictable ones become free; owned ones stay owned but match no
   // future prompt): their K/V are gone, e.g. after a group re-formed with fresh caches.
   void reset_prefix_cache();
+  // Called (on the scheduler's thread, inside the mutating calls) for every block stored in or
+  // removed from the prefix cache. Set before the engine runs; it must not call back into this.
+  void set_event_listener(KvEventListener listener) { on_event_ = std::move(listener); }
 
  private:
   struct BlockMeta {
@@ -100,6 +115,7 @@ class BlockManager {
   std::unordered_map<uint64_t, int32_t> by_hash_;
   std::list<int32_t> lru_;  // evictable blocks, least recently freed first
   PrefixCacheStats stats_;
+  KvEventListener on_event_;
 };
 
 }  // namespace shardlm

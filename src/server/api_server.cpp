@@ -131,9 +131,11 @@ int run_api_server(const ServerArgs& args) {
   ServerMetrics metrics(name);
   if (group) metrics.set_rank_stats_source([group] { return group->rank_stats(); });
   StatsLogger stats_logger(args.log_interval);
+  if (args.kv_events) llm.engine().set_kv_event_listener(args.kv_events);
   AsyncEngine engine(llm.engine(), [&](const StepReport& r) {
     metrics.on_step(r);
     stats_logger.on_step(r);
+    if (args.on_step) args.on_step(r);
   });
   std::atomic<bool> draining{false};
   const ServingContext ctx{engine,        llm.tokenizer(),
@@ -165,6 +167,13 @@ int run_api_server(const ServerArgs& args) {
   std::thread metrics_thread([&] {
     if (metrics_http) metrics_http->serve();
   });
+  std::shared_ptr<void> announcement;
+  if (args.announce) {
+    const auto& g = args.group;
+    announcement = args.announce({name, args.http.host, port,
+                                  llm.engine().config().blocks.block_size, g ? g->tp : 1,
+                                  g ? g->pp : 1, g ? g->world_size : 1});
+  }
   int sig = watch.serving_as_master();  // before the line that says so: a signal after it drains
   spdlog::info("serving '{}' on http://{}:{} (OpenAI API under /v1); Ctrl-C to stop", name,
                args.http.host, port);
@@ -173,6 +182,7 @@ int run_api_server(const ServerArgs& args) {
   spdlog::info("{} received: shutting down (no new requests; {} in flight)",
                shutdown_signals::name(sig), engine.in_flight());
   draining = true;
+  announcement.reset();
   drain(engine, args.shutdown_grace);
   http.stop();
   if (metrics_http) metrics_http->stop();

@@ -4,14 +4,26 @@
 // rest with a final chunk, exit 0).
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "engine/async_engine.h"
 #include "engine/llm.h"
 #include "parallel/group.h"
 #include "server/http_server.h"
 
 namespace shardlm::server {
+
+// Where a master serves, for a registry outside the server (the fleet's etcd registration).
+struct ServingEndpoint {
+  std::string model;  // the served model name
+  std::string host;   // --host as given (may be 0.0.0.0)
+  int port = 0;
+  int block_size = 0;  // tokens per KV block: what the prefix-cache block hashes cover
+  int tp = 1, pp = 1, world_size = 1;
+};
 
 struct ServerArgs {
   EngineArgs engine;
@@ -21,6 +33,12 @@ struct ServerArgs {
   double log_interval = 10;       // seconds between stats lines; 0 = off
   double shutdown_grace = 10;     // seconds in-flight requests get to finish on shutdown
   std::optional<parallel::GroupOptions> group;  // several ranks: this one's place in the group
+  // Hooks for the layer above (app/fleet), all optional and master-only: `announce` once the API
+  // listens (its handle is dropped when draining starts, so a registration ends before the
+  // requests in flight); prefix-cache events and every step's report, on the engine thread.
+  std::function<std::shared_ptr<void>(const ServingEndpoint&)> announce;
+  KvEventListener kv_events;
+  std::function<void(const StepReport&)> on_step;
 };
 
 // The name clients put in "model" when --served-model-name is not given: a directory's name, a
