@@ -11,6 +11,11 @@ if [ "$CUDA" = auto ]; then
   if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then CUDA=ON; else CUDA=OFF; fi
 fi
 JOBS="${SHARDLM_JOBS:-$(nproc)}"
+# The e2e venv first: its nanobind lets CMake build the Python module (python/) into the build dir.
+if [ "${SHARDLM_PYTHON:-AUTO}" != OFF ]; then
+  scripts/e2e_venv.sh "$BUILD_DIR/e2e-venv" ||
+    echo "build: no e2e venv (pip failed), so no Python module; the rest builds as usual"
+fi
 echo "build: configuring $BUILD_DIR (Release, CUDA backend $CUDA)"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" \
   -DSHARDLM_CUDA="$CUDA" >/dev/null
