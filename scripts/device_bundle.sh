@@ -25,7 +25,7 @@ cp "${BINS[@]}" "$DEST/stage/bin/"
 for lib in $(ldd "${BINS[@]}" | awk '/=>/ {print $3}' | sort -u); do
   case "$(basename "$lib")" in
     libgloo* | libbrotli* | libcpp-httplib* | libfmt* | libhiredis* | libibverbs* | libnl-* | \
-      libprometheus* | libspdlog* | libxxhash* | libgtest* | libgmock*)
+      libprometheus* | libspdlog* | libxxhash* | libgtest* | libgmock* | libnats* | libprotobuf-c*)
       cp -L "$lib" "$DEST/stage/lib/" ;;
   esac
 done
