@@ -9,7 +9,8 @@
 //   as llama-3.1-8b; --gemv-only leaves out the sampling case)
 //   bench_cuda --attention-only [PRESET]   (the decode attention kernels at the preset's attention
 //   shape, default llama-3.1-8b: the per-row kernel before and the split-K kernel after, batch
-//   1/8/64 x context 512/2048/8192, us per call and GB/s of KV read against the copy ceiling)
+//   1/8/64 x context 512/2048/8192, us per call and GB/s of KV read against the copy ceiling;
+//   then the prefill attention kernels, per-row and tensor-core, ms per call and TFLOP/s)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -268,6 +269,28 @@ void bench_decode_attention(const std::string& preset, double copy_gb_per_s) {
                 t.split_k_us, gb1, 100 * gb1 / copy_gb_per_s, t.n_splits, forced.c_str());
   }
 }
+
+// The prefill attention kernels at the same shape: one sequence's chunk after a cached prefix.
+void bench_prefill_attention(const std::string& preset) {
+  const auto j = shardlm::model_preset(preset);
+  if (!j) return;
+  shardlm::AttentionParams p;
+  p.n_heads = (*j)["num_attention_heads"].get<int>();
+  p.n_kv_heads = j->value("num_key_value_heads", p.n_heads);
+  p.head_dim = j->value("head_dim", (*j)["hidden_size"].get<int>() / p.n_heads);
+  p.block_size = 16;
+  p.scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  std::printf("prefill attention, %s: ms per call (one layer), TFLOP/s (causal FLOPs)\n"
+              "  %7s %7s %12s %10s %12s %10s %8s\n",
+              preset.c_str(), "rows", "past", "per-row ms", "TFLOP/s", "tensor ms", "TFLOP/s",
+              "speedup");
+  for (const auto& t : shardlm::cuda::time_prefill_attention(
+           p, {{512, 0}, {2048, 0}, {512, 1536}, {8192, 0}})) {
+    std::printf("  %7d %7d %12.3f %10.1f %12.3f %10.1f %7.1fx\n", t.n_tokens, t.n_past,
+                t.by_rows_ms, t.flops / t.by_rows_ms / 1e9, t.tensor_ms,
+                t.flops / t.tensor_ms / 1e9, t.by_rows_ms / t.tensor_ms);
+  }
+}
 #endif
 
 }  // namespace
@@ -285,6 +308,7 @@ int main(int argc, char** argv) {
   std::printf("kernel launch, back to back: %.2f us\n", c.launch_us);
   if (argc > 1 && std::string(argv[1]) == "--attention-only") {
     bench_decode_attention(argc > 2 ? argv[2] : "llama-3.1-8b", c.copy_gb_per_s);
+    bench_prefill_attention(argc > 2 ? argv[2] : "llama-3.1-8b");
     return 0;
   }
   int first = 1;

@@ -401,7 +401,9 @@ TEST(CudaOps, StoreKvAndPagedAttentionMatchCpu) {
         float* dq = to_device(be, q);
         float* out = be.alloc_floats(q.size());
         be.attention(dq, dev_kv, c.seqs.data(), n_seqs, p, out);  // arrays uploaded on the spot
-        EXPECT_LT(rel_err(to_host(be, out, q.size()), ref), 1e-5) << "spot upload";
+        // Batches with chunks run on the tensor cores, whose operands (queries, softmax weights)
+        // are BF16: about 3e-3 of normalised error (test_cuda_attention_prefill.cpp).
+        EXPECT_LT(rel_err(to_host(be, out, q.size()), ref), 1e-2) << "spot upload";
         StepIndices ix;  // and through a step's upload, as the Transformer runs it
         ix.seqs = c.seqs.data();
         ix.n_seqs = n_seqs;
@@ -409,7 +411,7 @@ TEST(CudaOps, StoreKvAndPagedAttentionMatchCpu) {
         be.begin_step(ix);
         float* out2 = be.alloc_floats(q.size());
         be.attention(dq, dev_kv, c.seqs.data(), n_seqs, p, out2);
-        EXPECT_LT(rel_err(to_host(be, out2, q.size()), ref), 1e-5) << "step upload";
+        EXPECT_LT(rel_err(to_host(be, out2, q.size()), ref), 1e-2) << "step upload";
       }
     }
   }

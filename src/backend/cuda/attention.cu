@@ -14,6 +14,7 @@
 
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/attention_decode.cuh"
+#include "backend/cuda/attention_prefill.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/reduce.cuh"
 
@@ -206,6 +207,7 @@ size_t attention_scratch_floats(const AttentionBatch& batch, const AttentionPara
     return decode_attention_scratch_floats(batch.n_seqs, p,
                                            decode_attention_splits(batch.n_seqs, p).n_splits);
   }
+  if (prefill_attention_applies(batch, p)) return prefill_attention_scratch_floats(batch);
   return attention_scratch_floats(batch.n_rows, p.n_heads, p.head_dim, batch.max_keys);
 }
 
@@ -215,6 +217,8 @@ void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
   if (decode_attention_applies(batch, p)) {
     decode_attention(q, cache_k, cache_v, batch, p, decode_attention_splits(batch.n_seqs, p),
                      scratch, out, stream);
+  } else if (prefill_attention_applies(batch, p)) {
+    prefill_attention(q, cache_k, cache_v, batch, p, scratch, out, stream);
   } else {
     attention_by_rows(q, cache_k, cache_v, batch, p, scratch, out, stream);
   }

@@ -32,6 +32,10 @@ struct AttentionBatch {
   // decode kernel (attention_decode.cuh) where it applies. Set by the caller, from the host's
   // sequences; fixed by a CUDA graph's key (as many tokens as sequences).
   bool one_row_per_seq = false;
+  // The most query rows of one sequence (host-side, set by the caller); over 1, attention() takes
+  // the tensor-core prefill kernel (attention_prefill.cuh) where it applies. 0: not known (or the
+  // caller wants the per-row kernel).
+  int max_seq_rows = 0;
 };
 
 // Largest head_dim the kernel takes.
@@ -47,7 +51,8 @@ size_t attention_scratch_floats(const AttentionBatch& batch, const AttentionPara
 // out[row][h] = softmax(q[row][h] . K^T * scale) V over the row's visible keys; q, out:
 // [n_rows][n_heads * head_dim] fp32; cache_k / cache_v: [n_blocks * block_size][kv_dim] BF16
 // bits (store_kv); scratch: attention_scratch_floats(batch, p) floats of device memory. Decode
-// batches go to decode_attention (attention_decode.cuh), the rest to attention_by_rows.
+// batches go to decode_attention (attention_decode.cuh), prefill batches to prefill_attention
+// (attention_prefill.cuh), the rest to attention_by_rows.
 void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream);

@@ -11,6 +11,7 @@
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/attention_bench.h"
 #include "backend/cuda/attention_decode.cuh"
+#include "backend/cuda/attention_prefill.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/event_timer.h"
 
@@ -132,7 +133,74 @@ DecodeAttentionTiming time_point(const AttentionParams& p, int batch, int contex
   return t;
 }
 
+// One prefill case: a sequence of n_tokens rows after n_past keys, its blocks in random order.
+PrefillAttentionTiming time_prefill_point(const AttentionParams& p, int n_tokens, int n_past,
+                                          cudaStream_t stream, std::mt19937& rng) {
+  PrefillAttentionTiming t;
+  t.n_tokens = n_tokens;
+  t.n_past = n_past;
+  for (int r = 0; r < n_tokens; ++r) t.flops += 4.0 * p.head_dim * p.n_heads * (n_past + r + 1);
+  const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim;
+  const int64_t blocks = (n_past + n_tokens + p.block_size - 1) / p.block_size;
+  const int64_t pool = blocks * p.block_size * kv_dim;
+  uint16_t *k = nullptr, *v = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&k, static_cast<size_t>(pool) * 2));
+  SHARDLM_CUDA_CHECK(cudaMalloc(&v, static_cast<size_t>(pool) * 2));
+  fill_bf16<<<1024, 256, 0, stream>>>(k, pool, 3);
+  fill_bf16<<<1024, 256, 0, stream>>>(v, pool, 4);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+  std::vector<int32_t> ints = {0, n_tokens, n_past, 4 + n_tokens};  // seq, rows, table
+  ints.resize(4 + static_cast<size_t>(n_tokens), 0);
+  std::vector<int32_t> order(static_cast<size_t>(blocks));
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  ints.insert(ints.end(), order.begin(), order.end());
+  int32_t* dev_ints = device_copy(ints);
+  AttentionBatch b;
+  b.seqs = reinterpret_cast<const DeviceAttnSeq*>(dev_ints);
+  b.row_seq = dev_ints + 4;
+  b.tables = dev_ints;  // table_offset counts from here
+  b.n_rows = n_tokens;
+  b.n_seqs = 1;
+  b.max_keys = n_past + n_tokens;
+  b.max_seq_rows = n_tokens;
+  std::vector<float> qh(static_cast<size_t>(n_tokens) * p.n_heads * p.head_dim);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (float& x : qh) x = nd(rng);
+  float* q = device_copy(qh);
+  float *out = nullptr, *scratch = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&out, qh.size() * sizeof(float)));
+  const size_t scratch_n =
+      std::max(attention_scratch_floats(n_tokens, p.n_heads, p.head_dim, b.max_keys),
+               prefill_attention_scratch_floats(b));
+  SHARDLM_CUDA_CHECK(cudaMalloc(&scratch, std::max<size_t>(scratch_n, 1) * sizeof(float)));
+  t.by_rows_ms = median_ms(stream, 5, [&] {
+    attention_by_rows(q, k, v, b, p, scratch, out, stream);
+  });
+  t.tensor_ms = median_ms(stream, 11, [&] {
+    prefill_attention(q, k, v, b, p, scratch, out, stream);
+  });
+  SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints),
+                    static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(scratch)})
+    cudaFree(ptr);
+  return t;
+}
+
 }  // namespace
+
+std::vector<PrefillAttentionTiming> time_prefill_attention(
+    const AttentionParams& p, const std::vector<std::pair<int, int>>& tokens_past) {
+  cudaStream_t stream = nullptr;
+  SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  std::mt19937 rng(7);
+  std::vector<PrefillAttentionTiming> out;
+  for (const auto& [n, past] : tokens_past) {
+    out.push_back(time_prefill_point(p, n, past, stream, rng));
+  }
+  cudaStreamDestroy(stream);
+  return out;
+}
 
 std::vector<DecodeAttentionTiming> time_decode_attention(const AttentionParams& p,
                                                          const std::vector<int>& batches,

@@ -81,6 +81,9 @@ struct CudaBackend::Impl {
     // SHARDLM_CUDA_DECODE_ATTENTION=0: decode batches on the per-row kernel too (to compare).
     const char* da = std::getenv("SHARDLM_CUDA_DECODE_ATTENTION");
     split_k_decode = !(da && std::string(da) == "0");
+    // SHARDLM_CUDA_PREFILL_ATTENTION=0: prefill batches on the per-row kernel (to compare).
+    const char* pa = std::getenv("SHARDLM_CUDA_PREFILL_ATTENTION");
+    tensor_core_prefill = !(pa && std::string(pa) == "0");
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
@@ -148,6 +151,7 @@ struct CudaBackend::Impl {
   bool graphs_enabled = true;
   bool capturing = false;
   bool split_k_decode = true;  // decode batches on the split-K kernel (attention_decode.cu)
+  bool tensor_core_prefill = true;  // prefill batches on attention_prefill.cu
 
   CudaBackendOptions options;
   cudaStream_t stream = nullptr;
@@ -409,6 +413,9 @@ void CudaBackend::attention(const float* q, const KvLayerView& kv, const Attenti
   batch.one_row_per_seq =
       impl_->split_k_decode &&
       std::all_of(seqs, seqs + n_seqs, [](const auto& s) { return s.n_tokens == 1; });
+  for (int s = 0; s < n_seqs && impl_->tensor_core_prefill; ++s) {
+    batch.max_seq_rows = std::max(batch.max_seq_rows, seqs[s].n_tokens);
+  }
   const size_t scratch = attention_scratch_floats(batch, p);
   cuda::attention(q, kv_bits(kv.k), kv_bits(kv.v), batch, p, impl_->attention_scratch(scratch), out,
                   impl_->stream);

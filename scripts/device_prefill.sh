@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine (the device tool): the tensor-core prefill attention (issue 16) before and
+# after, in one run. "Before" is the same binary with SHARDLM_CUDA_PREFILL_ATTENTION=0 (prefill
+# batches on the per-row kernel, attention.cu).
+#   1. the attention tests (CudaPrefillAttention.*, CudaDecodeAttention.*, CudaOps.*, CudaGraphs.*)
+#      and the model parity tests (CudaModel*), or with TESTS=all the whole CUDA suite;
+#   2. bench_cuda --attention-only: decode and prefill attention kernels at the 8B shape;
+#   3. prefill of a 2,048-token prompt (pp2048, bench offline, 8B dummy), before and after, each
+#      once plain and once with SHARDLM_CUDA_PROFILE=1 (per-op time table: where prefill goes).
+# Writes $OUT/summary.txt and $OUT/logs.tar.gz.
+#
+#   here:  SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 2
+#   run:   scripts/device_prefill.sh [PRESET=llama-3.1-8b]     (carry: [".devcarry"])
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/device_lib.sh
+P="${1:-llama-3.1-8b}"
+D=(--load-format dummy -m "$P" --device cuda)
+{
+  nvidia-smi
+  ldd "$BIN"/* | grep -E "not found" || echo "all libraries found"
+} >"$LOGS/machine.log" 2>&1
+grep -m1 -E "H200|H100" "$LOGS/machine.log" | tee -a "$SUMMARY"
+
+SLICE=$(ls "$CARRY"/smollm2-*layers.gguf 2>/dev/null | head -1)
+FILTER='CudaPrefillAttention.*:CudaDecodeAttention.*:CudaOps.*:CudaGraphs.*:CudaModel*'
+[ "${TESTS:-attention}" = all ] && FILTER='*'
+SHARDLM_PARITY_MODEL="$SLICE" SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests 240 \
+  "$BIN/shardlm_cuda_tests" --gtest_filter="$FILTER"
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|^\[       OK \]|tests ran|Failure|rel_err|Expected|Which is" \
+  "$LOGS/cuda_tests.log" | head -60 | tee -a "$SUMMARY"
+
+step attention_bench 150 "$BIN/bench_cuda" --attention-only "$P"
+grep -vE "\[info\]" "$LOGS/attention_bench.log" | tee -a "$SUMMARY"
+
+for PL in ${PROMPTS:-2048}; do
+  for WHO in before after; do
+    ENV=()
+    [ "$WHO" = before ] && ENV=(SHARDLM_CUDA_PREFILL_ATTENTION=0)
+    step "pp${PL}_$WHO" 110 env "${ENV[@]}" "$BIN/shardlm" bench offline "${D[@]}" -t 1 -p "$PL" \
+      -n 16 -r 3
+    grep "^| $P" "$LOGS/pp${PL}_$WHO.log" | sed "s/^/$WHO p$PL: /" | tee -a "$SUMMARY"
+    step "pp${PL}_${WHO}_profile" 110 env "${ENV[@]}" SHARDLM_CUDA_PROFILE=1 "$BIN/shardlm" \
+      bench offline "${D[@]}" -t 1 -p "$PL" -n 2 -r 1
+    sed -n '/CUDA op profile/,$p' "$LOGS/pp${PL}_${WHO}_profile.log" | head -30 |
+      sed "s/^/$WHO profile p$PL: /" | tee -a "$SUMMARY"
+  done
+done
+finish_logs
