@@ -21,7 +21,8 @@ endif()
 
 # cpp/*.cc without cpp/nanobind/ (the Python bindings); their own CMakeLists adds -Werror and
 # -flto, which a static library linked by a non-LTO program cannot use, hence our own target.
-file(GLOB SHARDLM_XGRAMMAR_SOURCES ${xgrammar_src_SOURCE_DIR}/cpp/*.cc)
+file(GLOB_RECURSE SHARDLM_XGRAMMAR_SOURCES ${xgrammar_src_SOURCE_DIR}/cpp/*.cc)
+list(FILTER SHARDLM_XGRAMMAR_SOURCES EXCLUDE REGEX "/cpp/nanobind/")
 add_library(xgrammar_core STATIC ${SHARDLM_XGRAMMAR_SOURCES})
 set_target_properties(xgrammar_core PROPERTIES CXX_STANDARD 17 POSITION_INDEPENDENT_CODE ON)
 target_include_directories(xgrammar_core SYSTEM PUBLIC
