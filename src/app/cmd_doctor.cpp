@@ -3,6 +3,7 @@
 
 #include "app/commands.h"
 #include "app/default_model.h"
+#include "fleet/fleet_doctor.h"
 #include "model/model.h"
 #include "model/weights_fingerprint.h"
 #include "parallel/cluster_token.h"
@@ -21,9 +22,14 @@ struct DoctorArgs {
   bool no_model = false;
   bool verify_weights = false;
   double probe_timeout = 2;
+  std::string etcd_endpoints;  // a fleet to check instead of a group
+  std::string nats_server;
 };
 
 int run(DoctorArgs& a) {
+  if (!a.etcd_endpoints.empty() || !a.nats_server.empty()) {
+    return fleet::run_fleet_doctor(a.etcd_endpoints, a.nats_server);
+  }
   const parallel::LaunchInfo info = parallel::resolve_launch(a.launch);
   parallel::settle_cluster_token(info, a.launch);
   const std::string model = a.no_model ? "" : resolve_model(a.model, a.load_format);
@@ -81,6 +87,9 @@ void add_doctor_command(CLI::App& app) {
   // probes. Set first so --help shows it.
   a->launch.dist_timeout = 20;
   parallel::add_launch_flags(*cmd, a->launch);
+  cmd->add_option("--etcd-endpoints", a->etcd_endpoints,
+                  "check a fleet instead: etcd (host:2379), its registered workers");
+  cmd->add_option("--nats-server", a->nats_server, "check a fleet's NATS server (nats://host:4222)");
   add_serve_only_flags(*cmd);
   cmd->callback([a] { std::exit(run(*a)); });
 }

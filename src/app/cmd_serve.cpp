@@ -6,9 +6,11 @@
 
 #include "app/commands.h"
 #include "app/default_model.h"
+#include "app/ray_driver.h"
 #include "app/size_flag.h"
 #include "comm/net_probe.h"
 #include "core/error.h"
+#include "fleet/worker_agent.h"
 #include "parallel/cluster_token.h"
 #include "parallel/launch_env.h"
 #include "parallel/supervisor.h"
@@ -21,8 +23,10 @@ namespace {
 struct ServeOptions {
   server::ServerArgs args;
   parallel::LaunchFlags group;
+  fleet::FleetFlags fleet;
   std::string kv_cache_memory;  // e.g. "512MiB"; empty: the engine default
   bool no_prefix_caching = false;
+  std::string executor = "mp";  // --distributed-executor-backend: mp (our launchers) or ray
   CLI::Option* port_option = nullptr;  // to tell a given --port from the default
 };
 
@@ -60,6 +64,11 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
       ->envname("SHARDLM_API_KEY");
   cmd.add_option("--served-model-name", a.served_model_name,
                  "the model name the API reports and accepts (default: the model file's name)");
+  cmd.add_option("--grammar-backend", a.grammar_backend,
+                 "structured output (response_format, guided_json, ...): xgrammar, or none to "
+                 "answer such requests 400")
+      ->check(CLI::IsMember({"xgrammar", "none"}))
+      ->capture_default_str();
   cmd.add_option("--max-request-bytes", a.http.max_body_bytes,
                  "largest request body accepted (larger ones get 413)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 32));
@@ -129,6 +138,7 @@ void take_start_port(int& port) {
 }
 
 void run_serve(ServeOptions& o) {
+  if (o.executor == "ray") exec_ray_executor();  // the ranks go where Ray places them
   const parallel::LaunchInfo info = parallel::resolve_launch(o.group);
   parallel::settle_cluster_token(info, o.group);
   if (info.mode == "rtp-llm" && o.port_option->count() == 0) take_start_port(o.args.http.port);
@@ -148,7 +158,32 @@ void run_serve(ServeOptions& o) {
   if (!o.kv_cache_memory.empty()) {
     o.args.engine.kv_cache_memory = parse_size(o.kv_cache_memory, "--kv-cache-memory");
   }
-  std::exit(server::run_api_server(o.args));
+  std::unique_ptr<fleet::WorkerAgent> agent;  // the group's master registers; other ranks don't
+  if (o.fleet.enabled() && (!o.args.group || o.args.group->rank == 0)) {
+    agent = std::make_unique<fleet::WorkerAgent>(o.fleet);
+    agent->wire(o.args);
+  }
+  const int status = server::run_api_server(o.args);
+  agent.reset();  // the engine has stopped: nothing publishes any more
+  std::exit(status);
+}
+
+// A fleet (issue 20): register this group's master in etcd and publish KV events on NATS, for
+// `shardlm frontend`. The variable names are the Dynamo guide's.
+void add_fleet_flags(CLI::App& cmd, fleet::FleetFlags& f) {
+  cmd.add_option("--etcd-endpoints", f.etcd_endpoints,
+                 "register with the fleet in this etcd (host:2379[,host:2379])")
+      ->envname("ETCD_ENDPOINTS");
+  cmd.add_option("--nats-server", f.nats_server,
+                 "publish KV-cache events and load on this NATS server (nats://host:4222)")
+      ->envname("NATS_SERVER");
+  cmd.add_option("--lease-ttl", f.lease_ttl,
+                 "seconds the etcd registration outlives a worker that stops answering")
+      ->check(CLI::Range(2, 600))
+      ->capture_default_str();
+  cmd.add_option("--advertise-host", f.advertise_host,
+                 "the address a frontend dials for this worker (default: --host, or this "
+                 "machine's first non-loopback address when listening on 0.0.0.0)");
 }
 
 // Flags of the engines shardlm replaces that have no meaning here: accepted, so their launch
@@ -185,7 +220,12 @@ void add_serve_command(CLI::App& app) {
   add_load_format_flag(*cmd, o->args.engine.load_format);
   add_engine_flags(*cmd, *o);
   add_http_flags(*cmd, *o);
+  add_fleet_flags(*cmd, o->fleet);
   parallel::add_launch_flags(*cmd, o->group);
+  cmd->add_option("--distributed-executor-backend,--distributed_executor_backend", o->executor,
+                  "mp: the ranks start as the launch flags say; ray: on a running Ray cluster "
+                  "(ray start --head / --address), placed by the Python Ray executor")
+      ->check(CLI::IsMember({"mp", "ray"}));
   cmd->callback([o] { run_serve(*o); });
 }
 

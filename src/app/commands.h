@@ -13,6 +13,7 @@ void add_render_template_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_doctor_command(CLI::App& app);
+void add_frontend_command(CLI::App& app);  // the fleet's router (app/cmd_frontend.cpp)
 
 // --device cpu|cuda|auto, --gpu-memory-utilization and --enforce-eager, shared by generate,
 // bench offline and serve (app/device_flag.cpp).

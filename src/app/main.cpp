@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   shardlm::app::add_bench_command(app);
   shardlm::app::add_serve_command(app);
   shardlm::app::add_doctor_command(app);
+  shardlm::app::add_frontend_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,371 @@
+// The frontend's routes: discovery-backed /v1/models, relayed generation, /health, /metrics.
+#include "fleet/frontend.h"
+
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+#include <thread>
+
+#include "core/error.h"
+#include "core/shutdown_signals.h"
+#include "fleet/frontend_metrics.h"
+#include "fleet/kv_index.h"
+#include "fleet/nats_bus.h"
+#include "fleet/prompt_tokens.h"
+#include "fleet/upstream_call.h"
+#include "fleet/worker_directory.h"
+#include "server/openai/api_error.h"
+#include "server/openai/json_fields.h"
+#include "server/sse.h"
+
+namespace shardlm::fleet {
+
+namespace {
+
+using server::ApiError;
+using Json = nlohmann::json;
+using Kind = UpstreamPiece::Kind;
+constexpr auto kPoll = std::chrono::milliseconds(500);
+
+std::chrono::milliseconds millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+bool generation_route(const std::string& path) {
+  return path == "/v1/completions" || path == "/v1/chat/completions";
+}
+
+// The worker's answer up to its first body bytes (or its end, or its failure).
+struct FirstOutput {
+  bool ok = false;
+  bool refused = false;
+  int status = 0;
+  std::string content_type;
+  std::string data;   // the first bytes of the body
+  bool ended = false;  // the whole answer has arrived
+  std::string error;
+};
+
+FirstOutput first_output(UpstreamCall& call, const server::HttpRequest& req) {
+  FirstOutput f;
+  while (true) {
+    auto piece = call.next(kPoll);
+    if (!piece) {
+      if (!req.client_connected()) {
+        f.error = "client left";
+        return f;
+      }
+      continue;
+    }
+    if (piece->kind == Kind::kHead) {
+      f.status = piece->status;
+      f.content_type = piece->content_type;
+      if (f.status == 503) {  // draining or unhealthy: another worker may serve it
+        f.error = "the worker answered 503 (draining or unhealthy)";
+        return f;
+      }
+      continue;
+    }
+    f.ok = piece->kind != Kind::kFailed;
+    f.ended = piece->kind == Kind::kEnd;
+    f.refused = piece->refused;
+    (piece->kind == Kind::kFailed ? f.error : f.data) = std::move(piece->data);
+    if (f.ok && f.status == 0) {
+      f.ok = false;
+      f.error = "no status line";
+    }
+    return f;
+  }
+}
+
+// The SSE error event and [DONE] that end a stream cut by its worker.
+std::string cut_stream_tail(const std::string& tail, const std::string& why) {
+  std::string out;
+  if (tail.size() < 2 || tail.compare(tail.size() - 2, 2, "\n\n") != 0) out += "\n\n";
+  out += server::sse_data(
+      Json{{"error", {{"message", why}, {"type", "server_error"}, {"code", 502}}}}.dump());
+  return out + server::sse_done();
+}
+
+// Relays a committed stream: the first bytes, then every piece as it arrives.
+class StreamPump {
+ public:
+  StreamPump(std::shared_ptr<UpstreamCall> call, std::shared_ptr<Router::InFlight> in_flight,
+             std::string first, std::string worker, FrontendMetrics& metrics)
+      : call_(std::move(call)), in_flight_(std::move(in_flight)), pending_(std::move(first)),
+        worker_(std::move(worker)), metrics_(metrics) {}
+
+  bool operator()(httplib::DataSink& sink) {
+    if (!pending_.empty() && !write(sink, pending_)) return false;
+    pending_.clear();
+    while (true) {
+      auto piece = call_->next(kPoll);
+      if (!piece) {
+        if (sink.is_writable()) continue;
+        call_->cancel();
+        return false;
+      }
+      if (piece->kind == Kind::kData) {
+        if (!write(sink, piece->data)) return false;
+        continue;
+      }
+      if (piece->kind == Kind::kFailed) finish_cut(sink, piece->data);
+      sink.done();
+      return true;
+    }
+  }
+
+ private:
+  bool write(httplib::DataSink& sink, const std::string& data) {
+    tail_ = (tail_ + data).substr(tail_.size() + data.size() > 64 ? tail_.size() + data.size() - 64 : 0);
+    if (sink.write(data.data(), data.size())) return true;
+    call_->cancel();
+    return false;
+  }
+  void finish_cut(httplib::DataSink& sink, const std::string& error) {
+    metrics_.on_error("failed_mid_stream", worker_);
+    spdlog::warn("fleet: stream from worker {} cut: {}", worker_, error);
+    if (tail_.find("[DONE]") != std::string::npos) return;
+    const std::string end = cut_stream_tail(
+        tail_, fmt::format("the worker serving this stream failed ({}); retry the request", error));
+    sink.write(end.data(), end.size());
+  }
+
+  std::shared_ptr<UpstreamCall> call_;
+  std::shared_ptr<Router::InFlight> in_flight_;
+  std::string pending_;
+  std::string tail_;  // the last bytes written, to end a cut event cleanly
+  std::string worker_;
+  FrontendMetrics& metrics_;
+};
+
+class Frontend {
+ public:
+  explicit Frontend(const FrontendArgs& a);
+  void register_routes(server::HttpServer& http);
+
+ private:
+  void health(httplib::Response& res) const;
+  void models(httplib::Response& res) const;
+  void model(const server::HttpRequest& req, httplib::Response& res) const;
+  void relay(const server::HttpRequest& req, httplib::Response& res);
+  std::string resolve_model(const Json& body) const;
+  std::vector<uint64_t> prompt_hashes(const std::string& path, const Json& body,
+                                      int block_size) const;
+  bool commit(FirstOutput& f, std::shared_ptr<UpstreamCall> call,
+              std::shared_ptr<Router::InFlight> in_flight, const WorkerInfo& w,
+              httplib::Response& res);
+  void refresh_state() const;
+  Json model_card(const std::string& name) const;
+
+  FrontendArgs args_;
+  KvIndex index_;
+  Router router_;
+  mutable FrontendMetrics metrics_;
+  std::unique_ptr<PromptTokens> tokens_;
+  std::unique_ptr<NatsBus> bus_;
+  std::unique_ptr<WorkerDirectory> directory_;
+};
+
+Frontend::Frontend(const FrontendArgs& a)
+    : args_(a), router_(a.mode, a.weights, index_), metrics_(router_mode_name(a.mode)) {
+  if (a.mode == RouterMode::kKv) {
+    if (a.model.empty()) {
+      fail("--router-mode kv needs --model: the workers' model file, whose tokenizer and chat "
+           "template give the prompt's KV block hashes");
+    }
+    tokens_ = std::make_unique<PromptTokens>(a.model);
+  }
+  if (!a.nats_server.empty()) {
+    bus_ = std::make_unique<NatsBus>(a.nats_server);
+    bus_->subscribe(std::string(kKvEventsSubject) + "*",
+                    [this](std::string_view, std::string_view d) { index_.apply_events(d); });
+    bus_->subscribe(std::string(kLoadSubject) + "*",
+                    [this](std::string_view, std::string_view d) { index_.apply_load(d); });
+  }
+  directory_ = std::make_unique<WorkerDirectory>(
+      EtcdClient(parse_etcd_endpoints(a.etcd_endpoints)), a.allowed_models,
+      millis(a.poll_interval), [this](const std::set<std::string>& ids) { index_.retain(ids); });
+}
+
+void Frontend::refresh_state() const {
+  metrics_.set_state(directory_->all().size(), directory_->etcd_ok(),
+                     !bus_ || bus_->connected());
+}
+
+void Frontend::health(httplib::Response& res) const {
+  const bool etcd = directory_->etcd_ok(), nats = !bus_ || bus_->connected();
+  const size_t workers = directory_->all().size();
+  Json j{{"status", etcd && nats ? "ok" : "degraded"}, {"etcd", etcd}, {"workers", workers},
+         {"router_mode", router_mode_name(args_.mode)}};
+  j["nats"] = bus_ ? Json(nats) : Json(nullptr);
+  if (workers == 0) j["status"] = "no workers";
+  res.status = workers == 0 ? 503 : 200;
+  res.set_content(j.dump(), "application/json");
+}
+
+Json Frontend::model_card(const std::string& name) const {
+  static const int64_t created = static_cast<int64_t>(std::time(nullptr));
+  return {{"id", name}, {"object", "model"}, {"created", created}, {"owned_by", "shardlm"}};
+}
+
+void Frontend::models(httplib::Response& res) const {
+  Json data = Json::array();
+  for (const std::string& m : directory_->models()) data.push_back(model_card(m));
+  res.set_content(Json{{"object", "list"}, {"data", data}}.dump(), "application/json");
+}
+
+void Frontend::model(const server::HttpRequest& req, httplib::Response& res) const {
+  const std::string name = req.matches[1];
+  if (!directory_->models().count(name)) {
+    throw ApiError(404, fmt::format("The model '{}' does not exist (see GET /v1/models)",
+                                    name.substr(0, 200)), "model", "model_not_found");
+  }
+  res.set_content(model_card(name).dump(), "application/json");
+}
+
+std::string Frontend::resolve_model(const Json& body) const {
+  const std::set<std::string> models = directory_->models();
+  const auto given = server::string_field(body, "model");
+  std::string names;
+  for (const auto& m : models) names += (names.empty() ? "'" : ", '") + m + "'";
+  if (given && !given->empty()) {
+    if (models.count(*given)) return *given;
+    throw ApiError(404, fmt::format("The model '{}' does not exist; this fleet serves {} (see GET "
+                                    "/v1/models)", given->substr(0, 200),
+                                    names.empty() ? "none yet" : names),
+                   "model", "model_not_found");
+  }
+  if (models.size() == 1) return *models.begin();
+  throw ApiError(models.empty() ? 503 : 400,
+                 models.empty() ? "no worker is registered yet; start `shardlm serve` with "
+                                  "--etcd-endpoints, or retry shortly"
+                                : fmt::format("'model' is required: this fleet serves {}", names),
+                 "model");
+}
+
+std::vector<uint64_t> Frontend::prompt_hashes(const std::string& path, const Json& body,
+                                              int block_size) const {
+  if (!tokens_ || !generation_route(path)) return {};
+  return prefix_block_hashes(tokens_->tokens(path, body), block_size);
+}
+
+bool Frontend::commit(FirstOutput& f, std::shared_ptr<UpstreamCall> call,
+                      std::shared_ptr<Router::InFlight> in_flight, const WorkerInfo& w,
+                      httplib::Response& res) {
+  res.status = f.status;
+  const std::string ctype = f.content_type.empty() ? "application/json" : f.content_type;
+  if (ctype.rfind("text/event-stream", 0) == 0) {
+    auto pump = std::make_shared<StreamPump>(std::move(call), std::move(in_flight),
+                                             std::move(f.data), w.id, metrics_);
+    res.set_chunked_content_provider(
+        ctype, [pump](size_t, httplib::DataSink& sink) { return (*pump)(sink); });
+    return true;
+  }
+  std::string body = std::move(f.data);
+  while (!f.ended) {
+    auto piece = call->next(std::chrono::hours(1));
+    if (!piece || piece->kind == Kind::kFailed) {
+      metrics_.on_error("failed_mid_response", w.id);
+      throw ApiError(502, fmt::format("the worker serving this request failed before it "
+                                      "finished ({}); retry the request",
+                                      piece ? piece->data : "timeout"));
+    }
+    if (piece->kind == Kind::kData) body += piece->data;
+    f.ended = piece->kind == Kind::kEnd;
+  }
+  res.set_content(body, ctype);
+  return true;
+}
+
+void Frontend::relay(const server::HttpRequest& req, httplib::Response& res) {
+  const Json body = server::parse_body(req.body);
+  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  const std::string model = resolve_model(body);
+  auto candidates = directory_->workers_of(model);
+  if (candidates.empty()) {
+    metrics_.on_error("no_worker");
+    throw ApiError(503, fmt::format("no worker of '{}' is reachable now; retry shortly", model));
+  }
+  const auto hashes = prompt_hashes(req.path, body, candidates.front().block_size);
+  RouteDecision d = router_.route(std::move(candidates), hashes);
+  httplib::Headers headers;
+  if (req.has_header("Authorization")) {
+    headers.emplace("Authorization", req.get_header_value("Authorization"));
+  }
+  std::string errors;
+  const size_t attempts = std::min<size_t>(d.order.size(), std::max(1, args_.max_attempts));
+  for (size_t i = 0; i < attempts; ++i) {
+    const WorkerInfo& w = d.order[i];
+    metrics_.on_decision(w.id, i == 0 ? d.request_blocks : 0, i == 0 ? d.overlap_blocks : 0);
+    if (!hashes.empty()) index_.predict(w.id, hashes);
+    auto in_flight = std::make_shared<Router::InFlight>(router_, w.id,
+                                                         static_cast<int>(hashes.size()) + 1);
+    auto call = UpstreamCall::start(w.url, req.method, req.path, req.body, headers);
+    FirstOutput f = first_output(*call, req);
+    if (f.ok) {
+      metrics_.on_relayed(w.id, model);
+      commit(f, std::move(call), std::move(in_flight), w, res);
+      return;
+    }
+    if (f.error == "client left") {
+      res.status = server::kClientClosedRequest;
+      return;
+    }
+    metrics_.on_error(f.refused ? "refused" : "failed_before_output", w.id);
+    spdlog::warn("fleet: worker {} at {} {}: {}{}", w.id, w.url,
+                 f.refused ? "refused the connection" : "failed before its first output", f.error,
+                 i + 1 < attempts ? "; trying another worker" : "");
+    if (f.refused) directory_->mark_down(w.id, millis(args_.down_for));
+    errors += fmt::format("{}{} ({})", errors.empty() ? "" : "; ", w.url, f.error);
+  }
+  throw ApiError(503, fmt::format("no worker of '{}' answered: {}; retry shortly", model, errors));
+}
+
+void Frontend::register_routes(server::HttpServer& http) {
+  http.get("/health", [this](const server::HttpRequest&, httplib::Response& res) { health(res); },
+           false);
+  http.get(
+      "/metrics",
+      [this](const server::HttpRequest&, httplib::Response& res) {
+        refresh_state();
+        res.set_content(metrics_.render(), "text/plain; version=0.0.4");
+      },
+      false);
+  http.get(
+      "/version",
+      [](const server::HttpRequest&, httplib::Response& res) {
+        res.set_content(Json{{"version", SHARDLM_VERSION}}.dump(), "application/json");
+      },
+      false);
+  http.get("/v1/models", [this](const server::HttpRequest&, httplib::Response& res) { models(res); },
+           true);
+  http.get("/v1/models/(.+)",
+           [this](const server::HttpRequest& req, httplib::Response& res) { model(req, res); },
+           true);
+  for (const char* path : {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"}) {
+    http.post(path,
+              [this](const server::HttpRequest& req, httplib::Response& res) { relay(req, res); },
+              true);
+  }
+}
+
+}  // namespace
+
+int run_frontend(const FrontendArgs& args) {
+  Frontend frontend(args);
+  server::HttpServer http(args.http);
+  frontend.register_routes(http);
+  const int port = http.bind();
+  std::thread http_thread([&] { http.serve(); });
+  spdlog::info("frontend (router mode {}) on http://{}:{} (OpenAI API under /v1); etcd {}{}",
+               router_mode_name(args.mode), args.http.host, port, args.etcd_endpoints,
+               args.nats_server.empty() ? "" : ", NATS " + args.nats_server);
+  const int sig = shutdown_signals::wait();
+  spdlog::info("{} received: frontend stopping", shutdown_signals::name(sig));
+  http.stop();
+  http_thread.join();
+  return 0;
+}
+
+}  // namespace shardlm::fleet
