@@ -4,7 +4,9 @@
 # batches on the per-row kernel, attention.cu).
 #   1. the attention tests (CudaPrefillAttention.*, CudaDecodeAttention.*, CudaOps.*, CudaGraphs.*)
 #      and the model parity tests (CudaModel*), or with TESTS=all the whole CUDA suite;
-#   2. bench_cuda --attention-only: decode and prefill attention kernels at the 8B shape;
+#      (TESTS=prefill: only the prefill attention tests);
+#   2. bench_cuda --attention-only: decode and prefill attention kernels at the 8B shape (left out
+#      with SKIP_KERNEL_BENCH=1);
 #   3. prefill of a 2,048-token prompt (pp2048, bench offline, 8B dummy), before and after, each
 #      once plain and once with SHARDLM_CUDA_PROFILE=1 (per-op time table: where prefill goes).
 # Writes $OUT/summary.txt and $OUT/logs.tar.gz.
@@ -25,13 +27,16 @@ grep -m1 -E "H200|H100" "$LOGS/machine.log" | tee -a "$SUMMARY"
 SLICE=$(ls "$CARRY"/smollm2-*layers.gguf 2>/dev/null | head -1)
 FILTER='CudaPrefillAttention.*:CudaDecodeAttention.*:CudaOps.*:CudaGraphs.*:CudaModel*'
 [ "${TESTS:-attention}" = all ] && FILTER='*'
+[ "${TESTS:-attention}" = prefill ] && FILTER='CudaPrefillAttention.*:CudaOps.StoreKv*'
 SHARDLM_PARITY_MODEL="$SLICE" SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests 240 \
   "$BIN/shardlm_cuda_tests" --gtest_filter="$FILTER"
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|^\[       OK \]|tests ran|Failure|rel_err|Expected|Which is" \
   "$LOGS/cuda_tests.log" | head -60 | tee -a "$SUMMARY"
 
-step attention_bench 150 "$BIN/bench_cuda" --attention-only "$P"
-grep -vE "\[info\]" "$LOGS/attention_bench.log" | tee -a "$SUMMARY"
+if [ -z "${SKIP_KERNEL_BENCH:-}" ]; then
+  step attention_bench 150 "$BIN/bench_cuda" --attention-only "$P"
+  grep -vE "\[info\]" "$LOGS/attention_bench.log" | tee -a "$SUMMARY"
+fi
 
 for PL in ${PROMPTS:-2048}; do
   for WHO in before after; do

@@ -153,7 +153,9 @@ void check_shape(const PrefillShape& sh, std::mt19937& rng) {
   cuda::prefill_attention(dq, reinterpret_cast<const uint16_t*>(kv.k),
                           reinterpret_cast<const uint16_t*>(kv.v), b, c.p, scratch, out2,
                           static_cast<cudaStream_t>(be.stream()));
-  EXPECT_LT(rel_err(to_host(be, out2, ref.size()), ref), kTolerance) << "kernel";
+  const double err2 = rel_err(to_host(be, out2, ref.size()), ref);
+  EXPECT_LT(err2, kTolerance) << "kernel";
+  fmt::print("  {}: rel_err backend {:.2e}, kernel {:.2e}\n", describe(sh), err, err2);
 }
 
 TEST(CudaPrefillAttention, FreshPromptsEveryGroup) {

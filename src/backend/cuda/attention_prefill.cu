@@ -120,7 +120,9 @@ struct Smem {
   static __device__ __forceinline__ int at(int row, int chunk) {
     return row * kChunks + (chunk ^ (row & 7));
   }
-  static constexpr size_t bytes() { return size_t{kRows + 4 * kKeys} * kChunks * 16; }
+  // Two stages of keys and values; the queries pass through the second key stage on their way to
+  // registers (kRows == kKeys), so a block takes 64 KB at head_dim 128 and three fit an SM.
+  static constexpr size_t bytes() { return size_t{4 * kKeys} * kChunks * 16; }
 };
 
 // The block's query rows as BF16 into shared memory (rows past the tile's end as zeros).
@@ -161,7 +163,7 @@ __device__ void load_kv_tile(const PrefillArgs& a, const int32_t* table, int kvh
 }
 
 template <int D>
-__global__ void __launch_bounds__(kThreads) prefill_kernel(PrefillArgs a) {
+__global__ void __launch_bounds__(kThreads, 3) prefill_kernel(PrefillArgs a) {
   using S = Smem<D>;
   constexpr int kC = S::kChunks;
   const int2 tile = a.tiles[a.tile_base + static_cast<int>(blockIdx.y)];
@@ -174,10 +176,11 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(PrefillArgs a) {
   const int key_lo = a.window > 0 ? max(0, pos0 - a.window + 1) : 0;
   const int32_t* table = a.tables + seq.table_offset;
 
+  static_assert(kRows == kKeys, "the queries are staged in a key stage");
   extern __shared__ uint4 smem[];
-  uint4* sq = smem;                  // [kRows][kC]
-  uint4* sk = sq + kRows * kC;       // [2][kKeys][kC]
-  uint4* sv = sk + 2 * kKeys * kC;   // [2][kKeys][kC]
+  uint4* sk = smem;                 // [2][kKeys][kC]
+  uint4* sv = sk + 2 * kKeys * kC;  // [2][kKeys][kC]
+  uint4* sq = sk + kKeys * kC;      // [kRows][kC]: key stage 1 until the first prefetch
   const float* q0 = a.q + (int64_t{seq.first_row} + tile.y) * a.n_heads * D + int64_t{h} * D;
   load_queries<D>(a, q0, n_rows, sq);
   const int n_kv_tiles = (key_hi - key_lo + kKeys - 1) / kKeys;
@@ -192,6 +195,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(PrefillArgs a) {
   for (int kk = 0; kk < D / 16; ++kk) {
     ldmatrix_x4(qf[kk], sq + S::at(warp * 16 + (lane & 15), 2 * kk + (lane >> 4)));
   }
+  __syncthreads();  // every warp has its queries before key stage 1 is loaded
   // This thread's two rows (clamped into the tile: rows past its end compute and are dropped).
   int pos[2], lo[2];
 #pragma unroll
