@@ -17,6 +17,7 @@
 #include "app/size_flag.h"
 #include "backend/make_backend.h"
 #include "core/error.h"
+#include "engine/llm.h"
 #include "serve_bench/offline_benchmark.h"
 #include "serve_bench/report.h"
 #include "serve_bench/report_plot.h"
@@ -61,31 +62,36 @@ std::vector<int32_t> bench_prompt(int n, int vocab) {
   return ids;
 }
 
+// Prefill: one prompt of P tokens (admission to its first token); decode: N tokens after a
+// one-token prompt (first token to last), each through the engine at batch 1.
 void bench_threads(const BenchOptions& o, int threads) {
   SessionOptions so = o.session;
   so.threads = threads;
   so.batch_size = std::max(o.prompt_tokens, 1);
   so.ctx_size = o.prompt_tokens + o.gen_tokens + 16;
-  ModelSession s = open_session(so);
-  const auto prompt = bench_prompt(o.prompt_tokens, s.model->config.vocab_size);
+  EngineArgs args = engine_args(so, 1);
+  args.show_progress = false;
+  args.enable_prefix_caching = false;  // every round prefills the whole prompt
+  LLM llm(args);
+  const std::string& name = llm.model().config.name;
+  const auto prompt = bench_prompt(o.prompt_tokens, llm.model().config.vocab_size);
   SamplingParams greedy;
   greedy.temperature = 0;
   greedy.ignore_eos = true;
   std::vector<double> pp, tg;
-  GenerationStats st;
-  auto keep_going = [](int32_t) { return true; };
+  auto keep_going = [](const TokenEvent&) { return true; };
   for (int r = 0; r < o.reps + 1; ++r) {  // first round warms up
-    greedy.max_tokens = 0;
-    s.generator->generate(prompt, greedy, keep_going, st);
-    if (r > 0) pp.push_back(st.prompt_tokens / st.prefill_seconds);
+    greedy.max_tokens = 1;
+    RequestTimes t = llm.generate_stream(prompt, greedy, keep_going).times;
+    if (r > 0) pp.push_back(o.prompt_tokens / (t.first_token - t.first_scheduled));
     greedy.max_tokens = o.gen_tokens + 1;
-    s.generator->generate({prompt[0]}, greedy, keep_going, st);
-    if (r > 0) tg.push_back((st.generated_tokens - 1) / st.decode_seconds);
+    t = llm.generate_stream({prompt[0]}, greedy, keep_going).times;
+    if (r > 0) tg.push_back(o.gen_tokens / (t.last_token - t.first_token));
   }
-  std::cout << fmt::format("| {} | {} | pp{} | {:.1f} |\n", s.model->config.name, threads,
-                           o.prompt_tokens, median(pp))
-            << fmt::format("| {} | {} | tg{} | {:.1f} |\n", s.model->config.name, threads,
-                           o.gen_tokens, median(tg));
+  std::cout << fmt::format("| {} | {} | pp{} | {:.1f} |\n", name, threads, o.prompt_tokens,
+                           median(pp))
+            << fmt::format("| {} | {} | tg{} | {:.1f} |\n", name, threads, o.gen_tokens,
+                           median(tg));
 }
 
 void run_bench(const BenchOptions& o) {

@@ -38,15 +38,19 @@ std::string read_prompt(const GenerateOptions& o) {
   return ss.str();
 }
 
-void print_stats(const GenerationStats& s) {
-  const double pf = s.prefill_seconds > 0 ? s.prompt_tokens / s.prefill_seconds : 0;
-  const double dc = s.decode_seconds > 0 && s.generated_tokens > 1
-                        ? (s.generated_tokens - 1) / s.decode_seconds
-                        : 0;
+// Prefill: from admission to the first token (which it samples); decode: the tokens after it.
+void print_stats(const GenerateOutput& o) {
+  const RequestTimes& t = o.times;
+  const auto prompt = static_cast<int>(o.prompt_token_ids.size());
+  const auto generated = static_cast<int>(o.token_ids.size());
+  const double prefill = t.first_token > 0 ? t.first_token - t.first_scheduled : 0;
+  const double decode = generated > 1 ? t.last_token - t.first_token : 0;
+  const double pf = prefill > 0 ? prompt / prefill : 0;
+  const double dc = decode > 0 ? (generated - 1) / decode : 0;
   std::cerr << fmt::format(
       "\nprompt: {} tokens in {:.3f} s ({:.1f} tok/s); decode: {} tokens in {:.3f} s ({:.1f} "
       "tok/s)\n",
-      s.prompt_tokens, s.prefill_seconds, pf, s.generated_tokens, s.decode_seconds, dc);
+      prompt, prefill, pf, generated, decode, dc);
 }
 
 const char* finish_name(RequestFinishReason r) {
@@ -63,17 +67,7 @@ const char* finish_name(RequestFinishReason r) {
 // A batch through the offline LLM API (continuous batching): one JSON line per prompt on stdout.
 void run_batch(const GenerateOptions& o) {
   auto prompts = read_prompts_file(o.prompts_file);
-  EngineArgs args;
-  args.model = resolve_model(o.session.model, o.session.load_format);
-  args.load_format = o.session.load_format;
-  args.threads = o.session.threads;
-  args.max_model_len = o.session.ctx_size;
-  args.max_num_batched_tokens = o.session.batch_size;
-  args.max_num_seqs = o.max_num_seqs;
-  args.device = o.session.device;
-  args.gpu_memory_utilization = o.session.gpu_memory_utilization;
-  args.enforce_eager = o.session.enforce_eager;
-  LLM llm(args);
+  LLM llm(engine_args(o.session, o.max_num_seqs));
   std::vector<GenerateOutput> outputs;
   if (o.chat) {  // the template writes BOS itself: encode without adding special tokens
     std::vector<std::vector<int32_t>> ids;
@@ -105,25 +99,22 @@ void run_generate(GenerateOptions& o) {
     run_batch(o);
     return;
   }
-  ModelSession s = open_session(o.session);
+  EngineArgs args = engine_args(o.session, 1);
+  args.show_progress = false;
+  LLM llm(args);
   const std::string text = read_prompt(o);
   std::vector<int32_t> ids;
   if (o.chat) {
-    ids = s.tokenizer->encode(build_chat_prompt(*s.model, text), false, true);
+    ids = llm.tokenizer().encode(build_chat_prompt(llm.model(), text), false, true);
   } else {
-    ids = s.tokenizer->encode(text, true, true);
+    ids = llm.tokenizer().encode(text, true, true);
   }
-  IncrementalDetokenizer detok(*s.tokenizer, true);
-  GenerationStats stats;
-  s.generator->generate(
-      ids, o.sampling,
-      [&](int32_t id) {
-        std::cout << detok.push(id) << std::flush;
-        return true;
-      },
-      stats);
-  std::cout << detok.flush() << std::flush;
-  print_stats(stats);
+  const GenerateOutput out = llm.generate_stream(ids, o.sampling, [](const TokenEvent& t) {
+    std::cout << t.text << std::flush;
+    return true;
+  });
+  std::cout << out.stream_tail << std::flush;
+  print_stats(out);
 }
 
 }  // namespace

@@ -1,11 +1,10 @@
-// Session construction shared by generate, tokenize, info and bench.
+// The model flags shared by generate, tokenize, info and bench, and the engine they ask for.
 #include "app/model_session.h"
 
 #include <algorithm>
 
 #include "app/commands.h"
 #include "app/default_model.h"
-#include "backend/make_backend.h"
 
 namespace shardlm::app {
 
@@ -17,22 +16,22 @@ std::unique_ptr<Tokenizer> open_tokenizer(const Model& model) {
   return Tokenizer::create(model.tokenizer);
 }
 
-ModelSession open_session(const SessionOptions& o) {
-  ModelSession s;
-  s.model = open_model(o.model, o.load_format);
-  s.tokenizer = open_tokenizer(*s.model);
-  GeneratorOptions g;
-  g.max_context = o.ctx_size > 0 ? o.ctx_size : std::min(s.model->config.context_length, 4096);
-  g.max_batch_tokens = std::max(1, o.batch_size);
-  BackendSpec spec;
-  spec.device = resolve_device(o.device);
-  spec.threads = o.threads;
-  spec.max_batch_tokens = g.max_batch_tokens;
-  spec.max_context = g.max_context;
-  spec.enforce_eager = o.enforce_eager;
-  s.backend = make_backend(spec, s.model->config);
-  s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);
-  return s;
+EngineArgs engine_args(const SessionOptions& o, int n_seqs) {
+  EngineArgs args;
+  args.model = resolve_model(o.model, o.load_format);
+  args.load_format = o.load_format;
+  args.threads = o.threads;
+  args.max_model_len = o.ctx_size;
+  args.max_num_batched_tokens = std::max(1, o.batch_size);
+  args.max_num_seqs = n_seqs;
+  args.device = o.device;
+  args.gpu_memory_utilization = o.gpu_memory_utilization;
+  args.enforce_eager = o.enforce_eager;
+  if (n_seqs == 1) {
+    const int ctx = o.ctx_size > 0 ? o.ctx_size : 4096;
+    args.num_kv_blocks = (ctx + args.block_size - 1) / args.block_size;
+  }
+  return args;
 }
 
 void add_session_flags(CLI::App& cmd, SessionOptions& o) {

@@ -1,13 +1,12 @@
-// What every model-running subcommand needs: the model, its tokenizer, a backend (CPU or CUDA) and
-// a single-sequence generator, built from command-line options.
+// What every model-running subcommand shares: the model flags (--model, --device, --threads,
+// sizes), the model and tokenizer they name, and the EngineArgs for an LLM over them.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 
-#include "backend/backend.h"
-#include "engine/generator.h"
+#include "engine/engine_args.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,16 +23,12 @@ struct SessionOptions {
   bool enforce_eager = false;           // no CUDA graphs
 };
 
-struct ModelSession {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Generator> generator;
-};
-
 std::unique_ptr<Model> open_model(const std::string& flag, const std::string& load_format = "auto");
 std::unique_ptr<Tokenizer> open_tokenizer(const Model& model);
-ModelSession open_session(const SessionOptions& options);
+// The engine for the options. One sequence at a time (`generate` with one prompt, `bench` at
+// batch 1) gets a cache of just its context: n_seqs 1 sizes the cache for one --ctx-size sequence
+// instead of the memory a batch would take.
+EngineArgs engine_args(const SessionOptions& options, int n_seqs);
 // Adds --model, --threads, --ctx-size, --batch-size, --device, --gpu-memory-utilization,
 // --enforce-eager and --load-format to a subcommand.
 void add_session_flags(CLI::App& cmd, SessionOptions& options);

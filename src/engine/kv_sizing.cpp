@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "engine/llm.h"
+#include "engine/engine_args.h"
 
 namespace shardlm {
 
@@ -30,7 +30,6 @@ DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Bac
   const double util = args.gpu_memory_utilization;
   if (util <= 0 || util > 1) fail("--gpu-memory-utilization must be in (0, 1], got {}", util);
   const ModelConfig& c = model.config;
-  backend.prepare_weights(c, model.weights);
   backend.device_memory(free, total);
   const size_t used = total - free;  // the weights, the CUDA context, other processes
   const size_t activations = activation_bytes(c, args.max_num_batched_tokens);

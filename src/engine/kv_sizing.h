@@ -1,6 +1,6 @@
 // KV cache sizing on a GPU: --gpu-memory-utilization of the card's memory, less what the process
 // already holds (the weights, uploaded first) and an estimate of the activation buffers, becomes
-// KV blocks. Used by LLM for a single process on a device backend when neither --kv-cache-memory
+// KV blocks. Used by RankRuntime for a single process on a device backend when neither --kv-cache-memory
 // nor a block count is given; groups keep kv_blocks() so that every rank computes the same.
 #pragma once
 
@@ -23,8 +23,8 @@ struct DeviceKvSizing {
 // max_batch_tokens (an upper estimate).
 size_t activation_bytes(const ModelConfig& c, int64_t max_batch_tokens);
 
-// Uploads the weights (prepare_weights) and sizes the cache from the memory left; throws Error
-// naming the flags to change when nothing is left for it.
+// Sizes the cache from the memory left once the weights are on the device (RankRuntime uploads
+// them first); throws Error naming the flags to change when nothing is left for it.
 DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Backend& backend);
 
 }  // namespace shardlm

@@ -1,4 +1,4 @@
-// LLM: model loading, KV sizing and the offline generate loop.
+// LLM: the engine over one RankRuntime, and the offline generate loops.
 #include "engine/llm.h"
 
 #include <spdlog/spdlog.h>
@@ -11,73 +11,41 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "engine/kv_sizing.h"
+#include "model/forward_batch.h"
 
 namespace shardlm {
 
-int model_len(const EngineArgs& args, const ModelConfig& c) {
-  return args.max_model_len > 0 ? args.max_model_len : std::min(c.context_length, 4096);
-}
-
-int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c, size_t elem_bytes) {
-  if (args.num_kv_blocks > 0) return args.num_kv_blocks;
-  const KvCacheShape one{c.n_layers, c.kv_dim(), args.block_size, 1, elem_bytes};
-  const size_t bytes = args.kv_cache_memory > 0 ? args.kv_cache_memory : size_t{512} << 20;
-  return static_cast<int64_t>(bytes / one.bytes());
-}
-
-// Groups make the same choice on every rank: on a device backend their ranks stage the exchanged
-// activations through host memory (dist/stage_shard.h).
-BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c) {
-  BackendSpec spec;
-  spec.device = resolve_device(args.device);
-  spec.threads = args.threads;
-  spec.max_batch_tokens = args.max_num_batched_tokens;
-  spec.max_context = model_len(args, c);
-  spec.enforce_eager = args.enforce_eager;
-  return spec;
-}
-
-LLM::LLM(const EngineArgs& args) : progress_(args.show_progress && isatty(STDERR_FILENO)) {
-  model_ = load_model(args.model, args.load_format);
-  tokenizer_ = Tokenizer::create(model_->tokenizer);
-  const ModelConfig& c = model_->config;
+LLM::LLM(const EngineArgs& args, std::unique_ptr<Model> loaded)
+    : progress_(args.show_progress && isatty(STDERR_FILENO)) {
+  using Placement = RankRuntime::Placement;
+  rank_ = std::make_unique<RankRuntime>(
+      args, args.make_runner ? Placement::kInGroup : Placement::kAlone, std::move(loaded));
+  tokenizer_ = Tokenizer::create(model().tokenizer);
+  const KvCacheShape& shape = rank_->kv_shape();
   EngineConfig config = engine_config(args);
-  backend_ = make_backend(backend_spec(args, c), c);
-  if (!args.make_runner) config.blocks.n_blocks = kv_blocks(args, c, backend_->kv_element_bytes());
-  const DeviceKvSizing sized = size_kv_on_device(args, *model_, *backend_);
-  if (sized.n_blocks > 0) config.blocks.n_blocks = sized.n_blocks;
   config.validate();
-  const KvCacheShape shape{c.n_layers, c.kv_dim(), args.block_size, config.blocks.n_blocks,
-                           backend_->kv_element_bytes()};
-  if (args.make_runner) {
-    runner_ = args.make_runner(*model_, *backend_, shape, args.max_num_batched_tokens);
-  } else {
-    // SHARDLM_DEVICE_SAMPLING=0 keeps sampling on the host (logits copied back), for comparisons.
-    const char* ds = std::getenv("SHARDLM_DEVICE_SAMPLING");
-    const bool device_sampling = !(ds && std::string(ds) == "0");
-    runner_ = std::make_unique<TransformerRunner>(*model_, *backend_, shape,
-                                                  args.max_num_batched_tokens, device_sampling);
-  }
+  runner_ = args.make_runner
+                ? args.make_runner(model(), rank_->backend(), shape, args.max_num_batched_tokens)
+                : rank_->make_runner(args.max_num_batched_tokens);
   engine_ = std::make_unique<Engine>(config, *runner_, tokenizer_.get());
   spdlog::info("KV cache: {} blocks of {} tokens = {} tokens ({:.0f} MiB); max_model_len {}",
                shape.n_blocks, shape.block_size, shape.n_blocks * shape.block_size,
                static_cast<double>(shape.bytes()) / (1 << 20), config.scheduler.max_model_len);
-  if (!sized.summary.empty()) spdlog::info("KV cache sized by {}", sized.summary);
+  if (!rank_->kv_summary().empty()) spdlog::info("KV cache sized by {}", rank_->kv_summary());
 }
 
 LLM::~LLM() = default;
 
 EngineConfig LLM::engine_config(const EngineArgs& args) const {
-  const ModelConfig& c = model_->config;
+  const ModelConfig& c = model().config;
   EngineConfig e;
   e.scheduler.max_num_seqs = args.max_num_seqs;
   e.scheduler.max_num_batched_tokens = args.max_num_batched_tokens;
   e.scheduler.max_model_len = model_len(args, c);
-  e.blocks.n_blocks = kv_blocks(args, c);
+  e.blocks.n_blocks = rank_->kv_shape().n_blocks;
   e.blocks.block_size = args.block_size;
   e.blocks.prefix_caching = args.enable_prefix_caching;
-  const TokenizerSpec& t = model_->tokenizer;
+  const TokenizerSpec& t = model().tokenizer;
   if (t.eos_id) e.eos_token_ids.push_back(*t.eos_id);
   e.eos_token_ids.insert(e.eos_token_ids.end(), t.extra_eos_ids.begin(), t.extra_eos_ids.end());
   return e;
@@ -105,17 +73,68 @@ std::vector<GenerateOutput> LLM::generate(const std::vector<std::vector<int32_t>
   size_t done = 0;
   while (engine_->has_unfinished()) {
     for (FinishedRequest& f : engine_->step().finished) {
-      GenerateOutput& o = outputs[index.at(f.id)];
-      o.text = tokenizer_->decode(f.output, true);
-      o.prompt_token_ids = std::move(f.prompt);
-      o.token_ids = std::move(f.output);
-      o.finish_reason = f.reason;
-      o.times = f.times;
-      o.n_preemptions = f.n_preemptions;
+      outputs[index.at(f.id)] = output_of(f);
       show_progress(++done, prompts.size());
     }
   }
   return outputs;
+}
+
+GenerateOutput LLM::output_of(FinishedRequest& f) const {
+  GenerateOutput o;
+  o.text = tokenizer_->decode(f.output, true);
+  o.prompt_token_ids = std::move(f.prompt);
+  o.token_ids = std::move(f.output);
+  o.finish_reason = f.reason;
+  o.times = f.times;
+  o.n_preemptions = f.n_preemptions;
+  o.stream_tail = std::move(f.final_text);
+  return o;
+}
+
+GenerateOutput LLM::generate_stream(const std::vector<int32_t>& prompt,
+                                    const SamplingParams& params,
+                                    const std::function<bool(const TokenEvent&)>& on_token) {
+  validate_request(engine_->limits(), prompt, params);
+  const int64_t id = engine_->new_request_ids();
+  engine_->add_validated_request(id, prompt, params);
+  bool stopped = false;
+  GenerateOutput out;
+  while (engine_->has_unfinished()) {
+    StepOutput step = engine_->step();
+    for (const TokenEvent& t : step.tokens) {
+      if (t.request_id == id && !stopped && !on_token(t)) stopped = engine_->abort_request(id);
+    }
+    for (FinishedRequest& f : step.finished) {
+      if (f.id == id) out = output_of(f);
+    }
+  }
+  if (stopped) out.finish_reason = RequestFinishReason::kStop;
+  return out;
+}
+
+std::vector<float> LLM::prompt_logits(const std::vector<int32_t>& prompt) {
+  if (engine_->has_unfinished()) fail("internal: prompt_logits while requests are in flight");
+  const KvCacheShape& shape = rank_->kv_shape();
+  const auto n = static_cast<int64_t>(prompt.size());
+  if (n == 0 || n > std::min<int64_t>(shape.tokens(), engine_->config().scheduler.max_model_len)) {
+    fail("a prompt of {} tokens does not fit a context of {}", n,
+         engine_->config().scheduler.max_model_len);
+  }
+  std::vector<int32_t> table(static_cast<size_t>((n + shape.block_size - 1) / shape.block_size));
+  for (size_t b = 0; b < table.size(); ++b) table[b] = static_cast<int32_t>(b);
+  const auto vocab = static_cast<size_t>(runner_->vocab_size());
+  const int64_t chunk = engine_->config().scheduler.max_num_batched_tokens;
+  std::vector<float> logits(static_cast<size_t>(n) * vocab);
+  for (int64_t i = 0; i < n; i += chunk) {
+    const int64_t end = std::min(n, i + chunk);
+    ForwardBatch batch;
+    batch.add_sequence({prompt.begin() + i, prompt.begin() + end}, static_cast<int32_t>(i), table,
+                       shape.block_size, true);
+    runner_->execute(batch, logits.data() + static_cast<size_t>(i) * vocab);
+  }
+  engine_->reset_prefix_cache();  // the blocks used here no longer hold what it remembers
+  return logits;
 }
 
 void LLM::show_progress(size_t done, size_t total) const {

@@ -10,39 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "backend/make_backend.h"
 #include "engine/engine.h"
+#include "engine/engine_args.h"
 #include "engine/model_runner.h"
+#include "engine/rank_runtime.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace shardlm {
-
-struct EngineArgs {
-  std::string model;  // GGUF file or Hugging Face directory; a preset or config.json for dummy
-  std::string load_format = "auto";  // "auto" or "dummy" (model/dummy_model.h)
-  int threads = 0;                   // 0 = all hardware threads
-  int block_size = 16;
-  int64_t num_kv_blocks = 0;  // 0 = sized from kv_cache_memory
-  // Bytes of keys and values; 0 = 512 MiB, except for one process on a GPU, whose cache takes
-  // gpu_memory_utilization of the card less the weights and activations (engine/kv_sizing.h).
-  size_t kv_cache_memory = 0;
-  double gpu_memory_utilization = 0.9;
-  bool enforce_eager = false;  // every step op by op: no CUDA graphs
-  int max_num_seqs = 64;
-  int max_num_batched_tokens = 512;
-  int max_model_len = 0;  // 0 = the model's context length, capped at 4096
-  bool enable_prefix_caching = true;
-  bool show_progress = true;  // a progress line on stderr when it is a terminal
-  // "cpu", "cuda" or "" = auto: cuda when the build has CUDA and a GPU is visible (groups too:
-  // their ranks exchange activations through NCCL or staged through host memory).
-  std::string device;
-  // Builds the model runner (default: a TransformerRunner over the whole model). A tensor-parallel
-  // master passes one that joins its group and runs its shard.
-  std::function<std::unique_ptr<ModelRunner>(
-      const Model& model, Backend& backend, const KvCacheShape& kv_shape, int64_t max_batch_tokens)>
-      make_runner;
-};
 
 struct GenerateOutput {
   std::string text;  // the output decoded without special tokens
@@ -51,21 +26,15 @@ struct GenerateOutput {
   RequestFinishReason finish_reason = RequestFinishReason::kStop;
   RequestTimes times;
   int n_preemptions = 0;
+  // generate_stream: the end of the text that no token event carried (held back for stop strings
+  // or an incomplete UTF-8 character until the request ended).
+  std::string stream_tail;
 };
-
-// The context length and number of KV blocks the args give for a model (every rank of a group
-// computes the same).
-int model_len(const EngineArgs& args, const ModelConfig& c);
-// elem_bytes: the backend's KV element; groups keep fp32's so that every rank, whatever its
-// device, computes the same count.
-int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c, size_t elem_bytes = sizeof(float));
-// The backend the args ask for (device, threads, batch and context sizes; see EngineArgs::device);
-// throws Error when the device cannot be used.
-BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c);
 
 class LLM {
  public:
-  explicit LLM(const EngineArgs& args);
+  // `loaded`: a model already in memory to serve instead of loading args.model.
+  explicit LLM(const EngineArgs& args, std::unique_ptr<Model> loaded = nullptr);
   ~LLM();
 
   // Prompts are encoded with the tokenizer's special tokens (BOS) as the model expects.
@@ -73,19 +42,28 @@ class LLM {
                                        const SamplingParams& params);
   std::vector<GenerateOutput> generate(const std::vector<std::vector<int32_t>>& prompts,
                                        const SamplingParams& params);
+  // One prompt, its tokens handed to on_token as they are sampled (with the text each made
+  // ready); on_token returns false to stop early (finish reason "stop").
+  GenerateOutput generate_stream(const std::vector<int32_t>& prompt, const SamplingParams& params,
+                                 const std::function<bool(const TokenEvent&)>& on_token);
+  // The logits (vocab floats per position) of every position of the prompt, computed through the
+  // engine's runner in chunks of max_num_batched_tokens. Only between generate calls (no request
+  // may be in flight); it uses the cache's first blocks, so the prefix cache is emptied after.
+  std::vector<float> prompt_logits(const std::vector<int32_t>& prompt);
 
   Engine& engine() { return *engine_; }
-  const Model& model() const { return *model_; }
+  ModelRunner& runner() { return *runner_; }
+  const Model& model() const { return rank_->model(); }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
 
  private:
   EngineConfig engine_config(const EngineArgs& args) const;
+  GenerateOutput output_of(FinishedRequest& f) const;
   void show_progress(size_t done, size_t total) const;
 
   bool progress_;
-  std::unique_ptr<Model> model_;
+  std::unique_ptr<RankRuntime> rank_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<Backend> backend_;
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<Engine> engine_;
 };

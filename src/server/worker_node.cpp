@@ -6,7 +6,7 @@
 #include <atomic>
 #include <thread>
 
-#include "backend/make_backend.h"
+#include "engine/rank_runtime.h"
 #include "parallel/healing_runner.h"
 #include "parallel/shard_runner.h"
 #include "server/openai/api_error.h"
@@ -66,20 +66,11 @@ group_master_runner(std::shared_ptr<parallel::Group> group) {
 
 namespace {
 
-struct LoadedRank {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Backend> backend;
-};
-
 // Loads the model and makes the backend; a failure is reported to the master first, so the
 // group stops at once naming this rank instead of waiting for it.
-LoadedRank load_rank(const ServerArgs& args, parallel::Group& group) {
+std::unique_ptr<RankRuntime> load_rank(const ServerArgs& args, parallel::Group& group) {
   try {
-    LoadedRank r;
-    r.model = load_model(args.engine.model, args.engine.load_format);
-    // The backend first: the handshake reports its device, and NCCL connects on its stream.
-    r.backend = make_backend(backend_spec(args.engine, r.model->config), r.model->config);
-    return r;
+    return std::make_unique<RankRuntime>(args.engine, RankRuntime::Placement::kInGroup);
   } catch (const std::exception& e) {
     group.report_failure(e.what());
     throw;
@@ -124,15 +115,13 @@ int run_worker_node(const ServerArgs& args) {
   });
   parallel::Group group(g);  // reaches the master and claims the rank before loading anything
   joining = &group;
-  const LoadedRank loaded = load_rank(args, group);
-  const Model* model = loaded.model.get();
-  const ModelConfig& c = model->config;
-  const EngineArgs& e = args.engine;
-  Backend& backend = *loaded.backend;
+  const std::unique_ptr<RankRuntime> rank = load_rank(args, group);
+  const Model* model = &rank->model();
+  Backend& backend = rank->backend();
   group.join(*model, backend);
   watch.serving_as_worker(
       std::chrono::milliseconds(static_cast<int64_t>((args.shutdown_grace + 10) * 1000)));
-  const KvCacheShape shape{c.n_layers, c.kv_dim(), e.block_size, kv_blocks(e, c)};
+  const KvCacheShape& shape = rank->kv_shape();
   // One /health per node: local rank 0 answers it; the node's other ranks listen on nothing.
   std::unique_ptr<HttpServer> http;
   std::thread http_thread;
@@ -144,7 +133,8 @@ int run_worker_node(const ServerArgs& args) {
     spdlog::info("worker rank {} of {}: /health on http://{}:{}; requests go to the master", g.rank,
                  g.world_size, args.http.host, port);
   }
-  const int status = serve_as_worker(group, *model, backend, shape, e.max_num_batched_tokens);
+  const int status =
+      serve_as_worker(group, *model, backend, shape, args.engine.max_num_batched_tokens);
   if (http) {
     http->stop();
     http_thread.join();

@@ -1,11 +1,10 @@
-// CUDA graphs replay decode steps exactly as the ops run one by one: greedy continuations through
-// the single-sequence Generator and batched through the engine (LLM) with graphs on equal those
+// CUDA graphs replay decode steps exactly as the ops run one by one: greedy continuations batched
+// through the engine (LLM) with graphs on equal those
 // with SHARDLM_CUDA_GRAPHS=0, on the default model's weights when present (else a tiny model).
 #include <cstdlib>
 
 #include "backend/make_backend.h"
 #include "cuda_test_util.h"
-#include "engine/generator.h"
 #include "engine/llm.h"
 #include "test_support.h"
 #include "tiny_model.h"

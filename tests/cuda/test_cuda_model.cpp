@@ -11,7 +11,7 @@
 
 #include "backend/make_backend.h"
 #include "cuda_test_util.h"
-#include "engine/generator.h"
+#include "engine/llm.h"
 #include "logit_ref.h"
 #include "test_support.h"
 #include "tiny_model.h"
@@ -20,44 +20,33 @@ namespace shardlm::testing {
 namespace {
 
 struct DeviceSession {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Generator> generator;
+  std::unique_ptr<LLM> llm;
+  const Model* model = nullptr;
+  const Tokenizer* tokenizer = nullptr;
 };
 
+// An LLM on `device` with a cache of one max_context sequence.
 DeviceSession open_on(const std::string& path, Device device, int max_batch, int max_context) {
+  EngineArgs args;
+  args.model = path;
+  args.device = std::string(device_name(device));
+  args.max_num_batched_tokens = max_batch;
+  args.max_model_len = max_context;
+  args.num_kv_blocks = (max_context + args.block_size - 1) / args.block_size;
+  args.show_progress = false;
   DeviceSession s;
-  s.model = load_model(path);
-  s.tokenizer = Tokenizer::create(s.model->tokenizer);
-  BackendSpec spec;
-  spec.device = device;
-  spec.threads = 0;
-  spec.max_batch_tokens = max_batch;
-  spec.max_context = max_context;
-  s.backend = make_backend(spec, s.model->config);
-  GeneratorOptions g;
-  g.max_context = max_context;
-  g.max_batch_tokens = max_batch;
-  s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);
+  s.llm = std::make_unique<LLM>(args);
+  s.model = &s.llm->model();
+  s.tokenizer = &s.llm->tokenizer();
   return s;
 }
 
-std::vector<int32_t> greedy(Generator& g, const std::vector<int32_t>& prompt, int n) {
+std::vector<int32_t> greedy(LLM& llm, const std::vector<int32_t>& prompt, int n) {
   SamplingParams p;
   p.temperature = 0;
   p.ignore_eos = true;
   p.max_tokens = n;
-  std::vector<int32_t> out;
-  GenerationStats st;
-  g.generate(
-      prompt, p,
-      [&](int32_t id) {
-        out.push_back(id);
-        return true;
-      },
-      st);
-  return out;
+  return generate_ids(llm, prompt, p);
 }
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -81,7 +70,7 @@ TEST(CudaModel, TinyModelLogitsMatchCpu) {
       write_tiny_gguf_model(path, spec, t);
       auto cpu = open_on(path, Device::kCpu, 8, 64);  // chunks of 8: cached-prefix prefill
       auto gpu = open_on(path, Device::kCuda, 8, 64);
-      const auto a = cpu.generator->prompt_logits(ids), b = gpu.generator->prompt_logits(ids);
+      const auto a = cpu.llm->prompt_logits(ids), b = gpu.llm->prompt_logits(ids);
       const double err = rel_err(b, a);
       std::cout << "[tiny] " << name << " " << dtype_name(t) << ": logits rel err " << err << "\n";
       EXPECT_LT(err, 2e-2) << name << " " << dtype_name(t);
@@ -114,11 +103,11 @@ TEST(CudaModel, DefaultModelGreedyAndLogitsMatchCpu) {
   int identical = 0;
   for (const std::string& text : kPrompts) {
     const auto prompt = cpu.tokenizer->encode(text, true, true);
-    const auto a = greedy(*cpu.generator, prompt, 32), b = greedy(*gpu.generator, prompt, 32);
+    const auto a = greedy(*cpu.llm, prompt, 32), b = greedy(*gpu.llm, prompt, 32);
     // Logits along the CPU's continuation, from both backends.
     std::vector<int32_t> seq = prompt;
     seq.insert(seq.end(), a.begin(), a.end());
-    const auto la = cpu.generator->prompt_logits(seq), lb = gpu.generator->prompt_logits(seq);
+    const auto la = cpu.llm->prompt_logits(seq), lb = gpu.llm->prompt_logits(seq);
     const double err = rel_err(lb, la), max_diff = max_abs_diff(lb, la);
     // The CPU quantises activations to 8 bits for Q4_1 weights, the GPU rounds weights and the
     // KV cache to BF16: on the first 10 layers the two part by 0.8-1.1%, on all 30 by 2.0-5.0%
@@ -166,7 +155,7 @@ TEST(CudaModel, TinyModelsMatchTransformers) {
     for (int batch : {8, 64}) {  // chunked prefill over the cache (GEMV), one chunk (cuBLAS)
       auto gpu = open_on(dir.path("m"), Device::kCuda, batch, 64);
       const auto tokens = ref["tokens"].get<std::vector<int32_t>>();
-      const auto logits = gpu.generator->prompt_logits(tokens);
+      const auto logits = gpu.llm->prompt_logits(tokens);
       std::vector<double> want;
       for (const auto& row : ref["logits"]) {
         for (double v : row.get<std::vector<double>>()) want.push_back(v);
@@ -193,7 +182,7 @@ TEST(CudaModel, DefaultModelMatchesTransformers) {
   auto gpu = open_on(path, Device::kCuda, 64, 128);
   const ProbeAgreement a = probe_agreement(
       ref, static_cast<size_t>(gpu.model->config.vocab_size),
-      [&](const std::vector<int32_t>& ids) { return gpu.generator->prompt_logits(ids); });
+      [&](const std::vector<int32_t>& ids) { return gpu.llm->prompt_logits(ids); });
   std::cout << "[transformers] " << path << ": probe logits mean |err| " << a.mean_err
             << ", max |err| " << a.max_err << ", top-1 agreement " << a.top1_same << "/"
             << a.positions << "\n";

@@ -26,18 +26,28 @@ std::string TempDir::path(const std::string& name) const {
   return (dir_ / name).string();
 }
 
-TestSession make_session(const std::string& model_path, int threads, int max_batch,
-                         int max_context) {
+TestSession make_session(const std::string& model_path, int threads, int max_batch, int max_context,
+                         const std::function<void(Model&)>& adjust) {
   TestSession s;
-  s.model = load_model(model_path);
-  s.tokenizer = Tokenizer::create(s.model->tokenizer);
-  s.backend = std::make_unique<CpuBackend>(
-      CpuBackendOptions::for_model(s.model->config, threads, max_batch, max_context));
-  GeneratorOptions g;
-  g.max_context = max_context;
-  g.max_batch_tokens = max_batch;
-  s.generator = std::make_unique<Generator>(*s.model, *s.tokenizer, *s.backend, g);
+  std::unique_ptr<Model> model = load_model(model_path);
+  if (adjust) adjust(*model);
+  EngineArgs args;
+  args.model = model_path;
+  args.device = "cpu";
+  args.threads = threads;
+  args.max_num_batched_tokens = max_batch;
+  args.max_model_len = max_context;
+  args.num_kv_blocks = (max_context + args.block_size - 1) / args.block_size;
+  args.show_progress = false;
+  s.llm = std::make_unique<LLM>(args, std::move(model));
+  s.model = &s.llm->model();
+  s.tokenizer = &s.llm->tokenizer();
   return s;
+}
+
+std::vector<int32_t> generate_ids(LLM& llm, const std::vector<int32_t>& prompt,
+                                  const SamplingParams& params) {
+  return llm.generate(std::vector<std::vector<int32_t>>{prompt}, params)[0].token_ids;
 }
 
 std::string default_model_if_present() {

@@ -6,8 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "backend/cpu/cpu_backend.h"
-#include "engine/generator.h"
+#include "engine/llm.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,15 +23,22 @@ class TempDir {
   std::filesystem::path dir_;
 };
 
+// An LLM on the CPU over a model, with a cache of one max_context sequence (prompt_logits, one
+// generate at a time); model and tokenizer are the LLM's.
 struct TestSession {
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<CpuBackend> backend;
-  std::unique_ptr<Generator> generator;
+  std::unique_ptr<LLM> llm;
+  const Model* model = nullptr;
+  const Tokenizer* tokenizer = nullptr;
 };
 
+// adjust, when given, changes the loaded model before the LLM is built over it.
 TestSession make_session(const std::string& model_path, int threads = 2, int max_batch = 64,
-                         int max_context = 256);
+                         int max_context = 256,
+                         const std::function<void(Model&)>& adjust = nullptr);
+
+// The tokens generate gives for one prompt.
+std::vector<int32_t> generate_ids(LLM& llm, const std::vector<int32_t>& prompt,
+                                  const SamplingParams& params);
 
 // The message of the Error that fn throws; "" when it returns. Any other exception escapes (and
 // fails the test).

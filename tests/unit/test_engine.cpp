@@ -1,5 +1,5 @@
 // The engine on a tiny real model: batching must not change results. Greedy outputs of many
-// concurrent requests equal each request run alone through Generator, also with forced chunked
+// concurrent requests equal each request run alone, also with forced chunked
 // prefill, forced preemption and prefix-cache sharing.
 #include <gtest/gtest.h>
 
@@ -46,15 +46,7 @@ class EngineTest : public ::testing::Test {
     write_tiny_hf_model(dir_->path("m"), TinyModelSpec{});
     auto s = make_session(dir_->path("m"), 2, 64, 256);
     for (const auto& p : make_prompts()) {
-      std::vector<int32_t> out;
-      GenerationStats st;
-      s.generator->generate(
-          p, greedy(),
-          [&](int32_t id) {
-            out.push_back(id);
-            return true;
-          },
-          st);
+      const std::vector<int32_t> out = generate_ids(*s.llm, p, greedy());
       reference_->push_back(out);
     }
   }

@@ -30,7 +30,7 @@ TEST(Forward, ChunkedPrefillEqualsOneShot) {
   auto whole = make_session(dir.path("m"), 1, 64);
   auto chunked = make_session(dir.path("m"), 2, 5);
   EXPECT_LT(
-      max_abs_diff(whole.generator->prompt_logits(kIds), chunked.generator->prompt_logits(kIds)),
+      max_abs_diff(whole.llm->prompt_logits(kIds), chunked.llm->prompt_logits(kIds)),
       1e-4);
 }
 
@@ -45,19 +45,11 @@ TEST(Forward, DecodeWithCacheEqualsPrefill) {
   greedy.temperature = 0;
   greedy.ignore_eos = true;
   greedy.max_tokens = 12;
-  std::vector<int32_t> out;
-  GenerationStats st;
-  s.generator->generate(
-      kIds, greedy,
-      [&](int32_t id) {
-        out.push_back(id);
-        return true;
-      },
-      st);
+  const std::vector<int32_t> out = generate_ids(*s.llm, kIds, greedy);
   ASSERT_EQ(out.size(), 12u);
   std::vector<int32_t> all = kIds;
   all.insert(all.end(), out.begin(), out.end());
-  const auto logits = s.generator->prompt_logits(all);
+  const auto logits = s.llm->prompt_logits(all);
   const size_t vocab = static_cast<size_t>(spec.vocab);
   for (size_t i = 0; i < out.size(); ++i) {
     const float* row = logits.data() + (kIds.size() - 1 + i) * vocab;
@@ -69,7 +61,7 @@ TEST(Forward, QuantisedWeightsStayCloseToF32) {
   TempDir dir("quant");
   TinyModelSpec spec;
   write_tiny_gguf_model(dir.path("f32.gguf"), spec, DType::F32);
-  const auto ref = make_session(dir.path("f32.gguf")).generator->prompt_logits(kIds);
+  const auto ref = make_session(dir.path("f32.gguf")).llm->prompt_logits(kIds);
   double ref_range = 0;
   for (float v : ref) ref_range = std::max(ref_range, std::abs(double(v)));
   const std::pair<DType, double> cases[] = {{DType::F16, 0.01},
@@ -79,7 +71,7 @@ TEST(Forward, QuantisedWeightsStayCloseToF32) {
                                             {DType::Q4_1, 0.3}};
   for (const auto& [dt, tol] : cases) {
     write_tiny_gguf_model(dir.path("q.gguf"), spec, dt);
-    const auto got = make_session(dir.path("q.gguf")).generator->prompt_logits(kIds);
+    const auto got = make_session(dir.path("q.gguf")).llm->prompt_logits(kIds);
     EXPECT_LT(max_abs_diff(ref, got), tol * ref_range) << dtype_name(dt);
   }
 }
@@ -92,14 +84,14 @@ TEST(Forward, KQuantModelsLoadAndRun) {
   spec.ffn_dim = 512;
   spec.head_dim = 64;
   write_tiny_gguf_model(dir.path("f32.gguf"), spec, DType::F32);
-  const auto ref = make_session(dir.path("f32.gguf")).generator->prompt_logits(kIds);
+  const auto ref = make_session(dir.path("f32.gguf")).llm->prompt_logits(kIds);
   double ref_range = 0;
   for (float v : ref) ref_range = std::max(ref_range, std::abs(double(v)));
   const std::pair<DType, double> cases[] = {
       {DType::Q6_K, 0.1}, {DType::Q5_K, 0.2}, {DType::Q4_K, 0.35}};
   for (const auto& [dt, tol] : cases) {
     write_tiny_gguf_model(dir.path("k.gguf"), spec, dt);
-    const auto got = make_session(dir.path("k.gguf")).generator->prompt_logits(kIds);
+    const auto got = make_session(dir.path("k.gguf")).llm->prompt_logits(kIds);
     EXPECT_LT(max_abs_diff(ref, got), tol * ref_range) << dtype_name(dt);
   }
 }

@@ -50,7 +50,7 @@ TEST(LogitParity, TinyModelsMatchTransformers) {
     write_tiny_hf_model(dir.path("m"), spec);
     auto s = make_session(dir.path("m"), 2, 8);  // batch 8 also exercises chunked prefill
     const auto tokens = ref["tokens"].get<std::vector<int32_t>>();
-    const auto logits = s.generator->prompt_logits(tokens);
+    const auto logits = s.llm->prompt_logits(tokens);
     const size_t vocab = ref["vocab"].get<size_t>();
     double max_err = 0, max_ref = 0;
     for (size_t t = 0; t < tokens.size(); ++t) {
@@ -82,7 +82,7 @@ TEST(LogitParity, DefaultModelMatchesTransformers) {
               c["ids"].get<std::vector<int32_t>>());
   }
   const ProbeAgreement a = probe_agreement(
-      ref, vocab, [&](const std::vector<int32_t>& ids) { return s.generator->prompt_logits(ids); });
+      ref, vocab, [&](const std::vector<int32_t>& ids) { return s.llm->prompt_logits(ids); });
   RecordProperty("mean_abs_error", std::to_string(a.mean_err));
   std::printf("default model: mean |err| %.4f, max |err| %.4f, top-1 agreement %d/%d\n", a.mean_err,
               a.max_err, a.top1_same, a.positions);
@@ -98,15 +98,14 @@ TEST(LogitParity, DefaultModelDequantisedMatchesTightly) {
   const std::string path = default_model_if_present();
   if (path.empty()) GTEST_SKIP() << "default model not cached";
   const auto ref = read_ref("smollm2_135m_q4_1.json");
-  auto s = make_session(path, 2, 64, 128);
   std::deque<std::vector<float>> store;
-  dequantise_all(*s.model, store);
+  auto s = make_session(path, 2, 64, 128, [&](Model& m) { dequantise_all(m, store); });
   const auto probe = ref["probe_ids"].get<std::vector<int32_t>>();
   const size_t vocab = static_cast<size_t>(s.model->config.vocab_size);
   double max_err = 0;
   for (const auto& c : ref["cases"]) {
     const auto ids = c["ids"].get<std::vector<int32_t>>();
-    const auto logits = s.generator->prompt_logits(ids);
+    const auto logits = s.llm->prompt_logits(ids);
     for (size_t t = 0; t < ids.size(); ++t) {
       for (size_t k = 0; k < probe.size(); ++k) {
         max_err = std::max(max_err, std::abs(logits[t * vocab + static_cast<size_t>(probe[k])] -
@@ -124,24 +123,15 @@ TEST(LogitParity, DefaultModelGreedyMatchesTransformers) {
   const std::string path = default_model_if_present();
   if (path.empty()) GTEST_SKIP() << "default model not cached";
   const auto ref = read_ref("smollm2_135m_q4_1.json");
-  auto s = make_session(path, 2, 64, 128);
   std::deque<std::vector<float>> store;
-  dequantise_all(*s.model, store);
+  auto s = make_session(path, 2, 64, 128, [&](Model& m) { dequantise_all(m, store); });
   for (const auto& c : ref["cases"]) {
     const auto want = c["greedy"].get<std::vector<int32_t>>();
     SamplingParams greedy;
     greedy.temperature = 0;
     greedy.ignore_eos = true;
     greedy.max_tokens = static_cast<int>(want.size());
-    std::vector<int32_t> got;
-    GenerationStats st;
-    s.generator->generate(
-        c["ids"].get<std::vector<int32_t>>(), greedy,
-        [&](int32_t id) {
-          got.push_back(id);
-          return true;
-        },
-        st);
+    const std::vector<int32_t> got = generate_ids(*s.llm, c["ids"].get<std::vector<int32_t>>(), greedy);
     EXPECT_EQ(got, want) << c["prompt"];
   }
 }

@@ -42,8 +42,8 @@ TEST(ModelLoad, GgufMatchesHfLogits) {
     auto hf = make_session(dir.path("hf"));
     auto gg = make_session(dir.path("m.gguf"));
     const std::vector<int32_t> ids = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100};
-    const auto a = hf.generator->prompt_logits(ids);
-    const auto b = gg.generator->prompt_logits(ids);
+    const auto a = hf.llm->prompt_logits(ids);
+    const auto b = gg.llm->prompt_logits(ids);
     ASSERT_EQ(a.size(), b.size());
     double max_diff = 0;
     for (size_t i = 0; i < a.size(); ++i)
@@ -120,7 +120,7 @@ TEST(ModelLoad, ShardedSafetensorsWithIndex) {
   const auto sharded = make_session(dir.path("m"));
   EXPECT_EQ(sharded.model->shards.size(), 2u);
   const std::vector<int32_t> ids = {256, 10, 20, 30};
-  EXPECT_EQ(single.generator->prompt_logits(ids), sharded.generator->prompt_logits(ids));
+  EXPECT_EQ(single.llm->prompt_logits(ids), sharded.llm->prompt_logits(ids));
 }
 
 }  // namespace

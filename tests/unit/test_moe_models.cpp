@@ -90,7 +90,7 @@ TEST(MoeModels, TinyModelsMatchTransformers) {
     write_tiny_hf_model(dir.path("m"), spec);
     auto s = make_session(dir.path("m"), 2, 8);  // batch 8: chunked prefill
     const auto tokens = ref["tokens"].get<std::vector<int32_t>>();
-    const auto logits = s.generator->prompt_logits(tokens);
+    const auto logits = s.llm->prompt_logits(tokens);
     const size_t vocab = ref["vocab"].get<size_t>();
     double max_err = 0, max_ref = 0;
     for (size_t t = 0; t < tokens.size(); ++t) {
@@ -118,9 +118,9 @@ TEST(MoeModels, GgufStackedAndPerExpertMatchHf) {
     auto stacked = make_session(dir.path("stacked.gguf"));
     auto per_expert = make_session(dir.path("per_expert.gguf"));
     EXPECT_EQ(stacked.model->config.arch, name);
-    const auto a = hf.generator->prompt_logits(kIds);
-    const auto b = stacked.generator->prompt_logits(kIds);
-    EXPECT_EQ(b, per_expert.generator->prompt_logits(kIds)) << name;
+    const auto a = hf.llm->prompt_logits(kIds);
+    const auto b = stacked.llm->prompt_logits(kIds);
+    EXPECT_EQ(b, per_expert.llm->prompt_logits(kIds)) << name;
     EXPECT_LT(max_abs_diff(a, b), 0.1) << name;  // BF16 (HF) against F32 (GGUF) weights
   }
 }
@@ -133,7 +133,7 @@ TEST(MoeModels, ChunkingDoesNotChangeLogits) {
     write_tiny_hf_model(dir.path("m"), spec);
     auto whole = make_session(dir.path("m"), 2, 64);
     auto chunked = make_session(dir.path("m"), 2, 3);
-    EXPECT_EQ(whole.generator->prompt_logits(kIds), chunked.generator->prompt_logits(kIds)) << name;
+    EXPECT_EQ(whole.llm->prompt_logits(kIds), chunked.llm->prompt_logits(kIds)) << name;
   }
 }
 
