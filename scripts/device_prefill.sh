@@ -9,7 +9,9 @@
 #      with SKIP_KERNEL_BENCH=1);
 #   3. prefill of a 2,048-token prompt (pp2048, bench offline, 8B dummy), before and after, each
 #      once plain and once with SHARDLM_CUDA_PROFILE=1 (per-op time table: where prefill goes).
-# Writes $OUT/summary.txt and $OUT/logs.tar.gz.
+#   4. with THROUGHPUT=1: 1,000 in / 1,000 out at batch 256 before and after, and a per-op
+#      profile of batch-256 steps.
+# PROMPTS= (empty) leaves out 3. Writes $OUT/summary.txt and $OUT/logs.tar.gz.
 #
 #   here:  SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 2
 #   run:   scripts/device_prefill.sh [PRESET=llama-3.1-8b]     (carry: [".devcarry"])
@@ -28,6 +30,7 @@ SLICE=$(ls "$CARRY"/smollm2-*layers.gguf 2>/dev/null | head -1)
 FILTER='CudaPrefillAttention.*:CudaDecodeAttention.*:CudaOps.*:CudaGraphs.*:CudaModel*'
 [ "${TESTS:-attention}" = all ] && FILTER='*'
 [ "${TESTS:-attention}" = prefill ] && FILTER='CudaPrefillAttention.*:CudaOps.StoreKv*'
+[ "${TESTS:-attention}" = none ] && FILTER='None.None'
 SHARDLM_PARITY_MODEL="$SLICE" SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests 240 \
   "$BIN/shardlm_cuda_tests" --gtest_filter="$FILTER"
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|^\[       OK \]|tests ran|Failure|rel_err|Expected|Which is" \
@@ -38,7 +41,7 @@ if [ -z "${SKIP_KERNEL_BENCH:-}" ]; then
   grep -vE "\[info\]" "$LOGS/attention_bench.log" | tee -a "$SUMMARY"
 fi
 
-for PL in ${PROMPTS:-2048}; do
+for PL in ${PROMPTS-2048}; do
   for WHO in before after; do
     ENV=()
     [ "$WHO" = before ] && ENV=(SHARDLM_CUDA_PREFILL_ATTENTION=0)
@@ -51,4 +54,19 @@ for PL in ${PROMPTS:-2048}; do
       sed "s/^/$WHO profile p$PL: /" | tee -a "$SUMMARY"
   done
 done
+# THROUGHPUT=1: 256 prompts of 1,000 random tokens, 1,000 out each, at batch 256 (prefill chunks
+# beside decode rows at the start), before and after; then where a batch-256 decode step goes.
+if [ -n "${THROUGHPUT:-}" ]; then
+  T=(--batch-sizes 256 --num-prompts 256 -p 1000 -n 1000 --max-num-batched-tokens 8192)
+  for WHO in before after; do
+    ENV=()
+    [ "$WHO" = before ] && ENV=(SHARDLM_CUDA_PREFILL_ATTENTION=0)
+    step "tput256_$WHO" 200 env "${ENV[@]}" "$BIN/shardlm" bench offline "${D[@]}" "${T[@]}"
+    grep -E "^\|" "$LOGS/tput256_$WHO.log" | sed "s/^/$WHO tput: /" | tee -a "$SUMMARY"
+  done
+  step decode256_profile 120 env SHARDLM_CUDA_PROFILE=1 "$BIN/shardlm" bench offline "${D[@]}" \
+    --batch-sizes 256 --num-prompts 256 -p 1000 -n 32 --max-num-batched-tokens 8192
+  sed -n '/CUDA op profile/,$p' "$LOGS/decode256_profile.log" | head -30 |
+    sed "s/^/decode256 profile: /" | tee -a "$SUMMARY"
+fi
 finish_logs
