@@ -11,7 +11,8 @@ result does not depend on GPU kernels):
 --tiny rebuilds the three tiny models of tests/support/tiny_model.cpp (same configs, same
 deterministic weight formula, BF16-rounded like the safetensors the C++ test writes) and dumps the
 logits of every position of a fixed token sequence.
---tiny-moe has transformers load the mixture-of-experts references (qwen3_moe, mixtral, qwen2_moe) from the
+--tiny-moe has transformers load the mixture-of-experts references (qwen3_moe, mixtral, qwen2_moe,
+deepseek_v2, deepseek_v3, ernie4_5_moe; --only NAME,... for some of them) from the
 Hugging Face directories `shardlm_tiny_model --hf --reference NAME` writes (--tool names the
 binary), so the checkpoint layout and weights are exactly the ones the C++ test loads.
 --gguf loads the default model through transformers' GGUF support (weights dequantised to fp32),
@@ -138,7 +139,7 @@ def gen_tiny(out_dir):
         print("wrote", path, logits.shape)
 
 
-MOE_REFERENCES = ["qwen3_moe", "mixtral", "qwen2_moe"]
+MOE_REFERENCES = ["qwen3_moe", "mixtral", "qwen2_moe", "deepseek_v2", "deepseek_v3", "ernie4_5_moe"]
 
 
 def write_tiny_logits(path, vocab, logits):
@@ -148,11 +149,11 @@ def write_tiny_logits(path, vocab, logits):
     print("wrote", path, logits.shape)
 
 
-def gen_tiny_moe(out_dir, tool):
+def gen_tiny_moe(out_dir, tool, names=None):
     import subprocess
     import tempfile
     from transformers import AutoModelForCausalLM
-    for name in MOE_REFERENCES:
+    for name in names or MOE_REFERENCES:
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = os.path.join(tmp, name)
             subprocess.run([tool, model_dir, "--hf", "--reference", name], check=True)
@@ -196,6 +197,7 @@ def main():
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--tiny-moe", action="store_true")
     ap.add_argument("--tool", default="build/tests/shardlm_tiny_model")
+    ap.add_argument("--only", help="comma-separated --tiny-moe references to regenerate")
     ap.add_argument("--gguf")
     ap.add_argument("--out", default="tests/data/logits")
     ap.add_argument("--name", default="smollm2_135m_q4_1.json", help="file name of the --gguf dump")
@@ -205,7 +207,7 @@ def main():
     if a.tiny:
         gen_tiny(a.out)
     if a.tiny_moe:
-        gen_tiny_moe(a.out, a.tool)
+        gen_tiny_moe(a.out, a.tool, a.only.split(",") if a.only else None)
     if a.gguf:
         gen_gguf(a.gguf, a.out, a.name)
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/mla.h"
 #include "backend/moe.h"
 #include "backend/sampling.h"
 #include "core/error.h"
@@ -190,6 +191,22 @@ class Backend {
   virtual void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,
                        const GatherColsFn* tp_gather = nullptr) {
     fail("internal: the {} backend has no mixture-of-experts op", name());
+  }
+  // Multi-head latent attention over n_tokens rows: q ([n_tokens][n_heads][nope + rope], the
+  // query projection's output) and ckv ([n_tokens][kv_lora + rope], kv_a_proj_with_mqa's) ->
+  // the latent normed, the rope parts rotated at `positions` (rope.head_dim = w.rope), each
+  // token's [latent, rope key] row written to the cache slot (kv.k; one pool, no values), causal
+  // attention of every head over the cached rows in the absorbed form (p: n_kv_heads 1, head_dim
+  // kv_lora + rope; scores = ((q_nope W_kb) . latent + q_rope . k_rope) * p.scale), and each
+  // head's latent output through its W_vb -> out
+  // ([n_tokens][n_heads * v_head]). Equal to expanding every cached latent into per-head keys and
+  // values (cpu::mla_attention_reference). A backend without it refuses MLA models (make_backend).
+  virtual void mla_attention(const MlaWeights& w, const float* q, const float* ckv,
+                             const int32_t* positions, const int32_t* slots, int64_t n_tokens,
+                             const RopeParams& rope, const KvLayerView& kv,
+                             const AttentionSeq* seqs, int n_seqs, const AttentionParams& p,
+                             float* out) {
+    fail("internal: the {} backend has no multi-head latent attention op", name());
   }
   // dst[i] = src[rows[i]] for n rows of dim floats.
   virtual void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,

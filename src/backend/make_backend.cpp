@@ -51,6 +51,12 @@ Device resolve_device(const std::string& flag) {
 }
 
 std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelConfig& c) {
+  if (c.is_mla() && s.device == Device::kCuda) {
+    fail(
+        "'{}' uses multi-head latent attention ({}); it runs on the CPU only in this build; use "
+        "--device cpu",
+        c.name.empty() ? c.arch : c.name, c.arch);
+  }
   if (c.is_moe() && s.device == Device::kCuda) {
     fail(
         "'{}' is a mixture-of-experts model ({} experts, {} per token); mixture-of-experts models "

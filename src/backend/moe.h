@@ -1,6 +1,7 @@
 // The weights of one mixture-of-experts feed-forward block as the backend's moe_ffn op reads them:
-// a router, the routed experts' SwiGLU matrices (one view each, whether the file stores them per
-// expert or stacked) and, for qwen2_moe, a shared expert scaled by a sigmoid gate.
+// a router with its routing rule, the routed experts' SwiGLU matrices (one view each, whether the
+// file stores them per expert or stacked) and a shared expert (qwen2_moe: scaled by a sigmoid
+// gate; deepseek, ernie: ungated).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,21 @@ namespace shardlm {
 using GatherColsFn =
     std::function<void(const float* local, int64_t rows, int64_t cols, float* full)>;
 
+// How router logits become each token's experts and weights. The default is softmax top-k
+// (qwen, mixtral). deepseek_v3 scores with a sigmoid and chooses by score + correction bias within
+// the topk_groups best of n_groups expert groups; deepseek_v2 limits groups by their best score;
+// ernie4_5_moe chooses by softmax + bias. The chosen experts' weights are their scores (without
+// the bias), renormalised when norm_topk, then times `scale` (routed_scaling_factor).
+enum class MoeScoring { kSoftmax, kSigmoid };
+enum class MoeGroupScore { kMax, kTop2Sum };  // a group's score: its best expert, or best two
+struct MoeRouting {
+  MoeScoring scoring = MoeScoring::kSoftmax;
+  int n_groups = 1;     // expert groups (1: no group limit)
+  int topk_groups = 1;  // groups a token may choose from when n_groups > 1
+  MoeGroupScore group_score = MoeGroupScore::kMax;
+  float scale = 1.f;  // routed_scaling_factor
+};
+
 struct MoeFfnWeights {
   TensorView router;                  // [d_model, n_experts]: one logit per expert
   std::vector<TensorView> gate;       // [n_experts] x [d_model, expert_ffn]
@@ -23,7 +39,10 @@ struct MoeFfnWeights {
   std::vector<TensorView> down;       // [n_experts] x [expert_ffn, d_model]
   TensorView shared_gate, shared_up;  // [d_model, shared_ffn]; data null when there is none
   TensorView shared_down;             // [shared_ffn, d_model]
-  TensorView shared_router;           // [d_model, 1]: sigmoid(x . w) scales the shared expert
+  TensorView shared_router;           // [d_model, 1]: sigmoid(x . w) scales the shared expert;
+                                      // data null: the shared expert is added unscaled
+  MoeRouting routing;
+  const float* score_bias = nullptr;  // [n_experts] e_score_correction_bias, or null
   int top_k = 0;                      // experts per token
   bool norm_topk = false;  // renormalise the top-k probabilities to sum 1 (qwen3_moe, mixtral)
   // Tensor parallelism over tp ranks: gate/up (and shared_gate/up) hold this rank's 1/tp of the

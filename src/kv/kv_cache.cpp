@@ -1,4 +1,4 @@
-// KvCache: one key pool and one value pool per layer, from backend memory.
+// KvCache: one key pool and one value pool per layer (or one latent pool), from backend memory.
 #include "kv/kv_cache.h"
 
 namespace shardlm {
@@ -7,7 +7,8 @@ KvCache::KvCache(const KvCacheShape& shape, Backend& backend) : shape_(shape) {
   shape_.elem_bytes = backend.kv_element_bytes();
   const size_t per_layer = static_cast<size_t>(shape.tokens() * shape.kv_dim);
   for (int il = 0; il < shape.n_layers; ++il) {
-    layers_.push_back({backend.alloc_kv(per_layer), backend.alloc_kv(per_layer)});
+    float* k = backend.alloc_kv(per_layer);
+    layers_.push_back({k, shape.values ? backend.alloc_kv(per_layer) : k});
   }
 }
 

@@ -1,5 +1,7 @@
 // The paged key/value cache: for every layer, a pool of fixed-size blocks of block_size token slots
-// holding kv_dim elements of keys and of values, in the backend's KV format (fp32 or BF16).
+// holding kv_dim elements of keys and of values, in the backend's KV format (fp32 or BF16). A
+// latent cache (multi-head latent attention) has one pool per layer and no values: each slot
+// holds the compressed row (kv_lora_rank latent + rope key) the attention expands.
 // Sequences own lists of blocks (block tables) handed out by a BlockAllocator; the cache itself
 // only stores. Allocated once at start-up.
 #pragma once
@@ -17,10 +19,11 @@ struct KvCacheShape {
   int block_size = 16;
   int64_t n_blocks = 0;
   size_t elem_bytes = sizeof(float);  // Backend::kv_element_bytes
+  bool values = true;                 // false: one pool per layer (KvLayerView::v == k)
 
   int64_t tokens() const { return n_blocks * block_size; }
   size_t bytes() const {
-    return 2ull * n_layers * static_cast<size_t>(tokens() * kv_dim) * elem_bytes;
+    return (values ? 2ull : 1ull) * n_layers * static_cast<size_t>(tokens() * kv_dim) * elem_bytes;
   }
 };
 

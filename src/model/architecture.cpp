@@ -12,9 +12,10 @@ namespace shardlm {
 
 const std::vector<Architecture>& all_architectures() {
   static const std::vector<Architecture> registry = {
-      llama_architecture(),  mistral_architecture(),   qwen2_architecture(),
-      qwen3_architecture(),  qwen3_moe_architecture(), qwen2_moe_architecture(),
-      mixtral_architecture()};
+      llama_architecture(),       mistral_architecture(),     qwen2_architecture(),
+      qwen3_architecture(),       qwen3_moe_architecture(),   qwen2_moe_architecture(),
+      mixtral_architecture(),     deepseek_v2_architecture(), deepseek_v3_architecture(),
+      ernie4_5_moe_architecture()};
   return registry;
 }
 

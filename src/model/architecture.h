@@ -19,6 +19,13 @@ struct MoeFields {
   bool sparse_step = false;       // reads decoder_sparse_step and mlp_only_layers
   bool shared_expert = false;     // qwen2_moe: shared expert with a sigmoid gate
   bool gguf_norm_topk = false;    // GGUF files without "<arch>.expert_weights_norm"
+  std::string topk_key = "num_experts_per_tok";  // ernie4_5_moe: "moe_k"
+  // deepseek, ernie: that many shared experts of the experts' width, as one ungated expert.
+  std::string shared_count_key = "";
+  bool deepseek_routing = false;  // topk_method, scoring_func, n_group, topk_group,
+                                  // routed_scaling_factor, first_k_dense_replace
+  bool ernie_layers = false;      // moe_layer_start_index, moe_layer_end_index, moe_layer_interval
+  bool score_bias = false;        // always an e_score_correction_bias (ernie4_5_moe)
 };
 
 struct Architecture {
@@ -31,6 +38,11 @@ struct Architecture {
   std::string gguf_arch = "";
   std::optional<MoeFields> moe = std::nullopt;  // a dense architecture
   RopeStyle gguf_rope_style = RopeStyle::kNormal;
+  // Multi-head latent attention (deepseek_v2/v3): q_lora_rank, kv_lora_rank, qk_nope_head_dim,
+  // qk_rope_head_dim, v_head_dim, YaRN rope scaling, interleaved rope unless rope_interleave is
+  // false.
+  bool mla = false;
+  RopeStyle hf_rope_style = RopeStyle::kNeox;  // ernie4_5_moe rotates interleaved pairs
 
   const std::string& gguf_name() const { return gguf_arch.empty() ? name : gguf_arch; }
 };
@@ -51,5 +63,8 @@ Architecture qwen3_architecture();
 Architecture qwen3_moe_architecture();
 Architecture qwen2_moe_architecture();
 Architecture mixtral_architecture();
+Architecture deepseek_v2_architecture();
+Architecture deepseek_v3_architecture();
+Architecture ernie4_5_moe_architecture();
 
 }  // namespace shardlm

@@ -49,6 +49,7 @@ void read_moe(const GgufFile& g, const Architecture& arch, ModelConfig& c) {
   }
   if (arch.moe->shared_expert) {
     c.shared_ffn_dim = required_int(g, p + "expert_shared_feed_forward_length");
+    c.shared_expert_gated = true;
   }
 }
 
@@ -107,6 +108,12 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   if (arch_name.empty()) fail("'{}': missing metadata key 'general.architecture'", path);
   const bool has_experts = g.get_int(arch_name + ".expert_count").value_or(0) > 0;
   const Architecture& arch = find_architecture(arch_name, path, has_experts);
+  if (arch.mla || (arch.moe && (arch.moe->deepseek_routing || arch.moe->ernie_layers))) {
+    fail(
+        "'{}': GGUF '{}' files ({}) are not supported yet; load the model's Hugging Face "
+        "directory (config.json + safetensors) instead",
+        path, arch_name, arch.name);
+  }
   m->config = read_config(g, arch);
   read_rope_factors(g, m->config);
   m->tokenizer = tokenizer_spec_from_gguf(g);

@@ -64,7 +64,20 @@ std::string canonical_name(const std::string& hf) {
       {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
       {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
       {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
-      {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"}};
+      {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"},
+      // deepseek and ernie: ungated shared experts, the routers' correction bias.
+      {"mlp.shared_experts.gate_proj.weight", "ffn_gate_shexp.weight"},
+      {"mlp.shared_experts.up_proj.weight", "ffn_up_shexp.weight"},
+      {"mlp.shared_experts.down_proj.weight", "ffn_down_shexp.weight"},
+      {"mlp.gate.e_score_correction_bias", "exp_probs_b.bias"},
+      {"mlp.moe_statics.e_score_correction_bias", "exp_probs_b.bias"},
+      // Multi-head latent attention (llama.cpp's deepseek2 names).
+      {"self_attn.q_a_proj.weight", "attn_q_a.weight"},
+      {"self_attn.q_a_layernorm.weight", "attn_q_a_norm.weight"},
+      {"self_attn.q_b_proj.weight", "attn_q_b.weight"},
+      {"self_attn.kv_a_proj_with_mqa.weight", "attn_kv_a_mqa.weight"},
+      {"self_attn.kv_a_layernorm.weight", "attn_kv_a_norm.weight"},
+      {"self_attn.kv_b_proj.weight", "attn_kv_b.weight"}};
   if (auto it = top.find(hf); it != top.end()) return it->second;
   std::smatch m;
   if (std::regex_match(hf, m, layer_re)) {

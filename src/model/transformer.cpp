@@ -38,9 +38,9 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
   buf_.x = be_.alloc_floats(T * c_.d_model);
   buf_.xn = be_.alloc_floats(T * c_.d_model);
   buf_.q = be_.alloc_floats(T * c_.q_dim());
-  buf_.k = be_.alloc_floats(T * c_.kv_dim());
-  buf_.v = be_.alloc_floats(T * c_.kv_dim());
-  buf_.attn = be_.alloc_floats(T * std::max(c_.q_dim(), c_.d_model));
+  buf_.k = be_.alloc_floats(T * c_.kv_dim());  // MLA: each token's latent + rope key
+  buf_.v = be_.alloc_floats(T * std::max(c_.kv_dim(), c_.q_lora_rank));  // MLA: the q bottleneck
+  buf_.attn = be_.alloc_floats(T * std::max({c_.q_dim(), c_.d_model, c_.attn_out_dim()}));
   buf_.gate = be_.alloc_floats(T * c_.ffn_dim);
   buf_.up = be_.alloc_floats(T * c_.ffn_dim);
   buf_.out_rows = be_.alloc_floats(T * c_.d_model);
@@ -55,6 +55,14 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
   attn_params_ = {c_.n_heads,        c_.n_kv_heads,
                   c_.head_dim,       kv.shape().block_size,
                   c_.sliding_window, 1.f / std::sqrt(static_cast<float>(c_.head_dim))};
+  if (c_.is_mla()) {
+    // Every head attends over the one cached latent row per token (the absorbed form); the scale
+    // stays a query head's (nope + rope), with deepseek's YaRN mscale.
+    attn_params_.n_kv_heads = 1;
+    attn_params_.head_dim = c_.kv_dim();
+    attn_params_.sliding_window = 0;
+    attn_params_.scale *= c_.attn_scale_mul;
+  }
 }
 
 void Transformer::set_tensor_parallel(int tp, GatherCols gather) {
@@ -81,10 +89,35 @@ void Transformer::qk_norm(float* x, const float* w, int64_t n, int heads) {
   be_.rms_norm(x, w, n * heads, c_.head_dim, c_.norm_eps, x);
 }
 
+// Multi-head latent attention: the query (through its q_lora bottleneck, whose norm uses
+// deepseek's fixed 1e-6), each token's latent + rope key, then the backend's MLA op writes the
+// cache and attends; the O projection as for ordinary attention.
+void Transformer::mla_block(const ForwardBatch& b, const LayerWeights& L, int il) {
+  const int64_t n = b.size();
+  if (L.wq_a.data) {
+    be_.matmul(L.wq_a, buf_.xn, n, buf_.v);
+    be_.rms_norm(buf_.v, L.q_a_norm, n, c_.q_lora_rank, 1e-6f, buf_.v);
+    be_.matmul(L.wq_b, buf_.v, n, buf_.q);
+  } else {
+    be_.matmul(L.wq, buf_.xn, n, buf_.q);
+  }
+  be_.matmul(L.wkv_a, buf_.xn, n, buf_.k);
+  const KvLayerView kv = kv_.layer(il - first_cached_layer_);
+  be_.mla_attention(L.mla, buf_.q, buf_.k, b.positions.data(), b.slots.data(), n, rope_, kv,
+                    attn_seqs_.data(), static_cast<int>(attn_seqs_.size()), attn_params_,
+                    buf_.attn);
+}
+
 void Transformer::attention_block(const ForwardBatch& b, int il) {
   const LayerWeights& L = model_.weights.layers[static_cast<size_t>(il)];
   const int64_t n = b.size();
   be_.rms_norm(buf_.x, L.attn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
+  if (c_.is_mla()) {
+    mla_block(b, L, il);
+    matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.attn_out_dim()} * tp_, buf_.xn);
+    be_.add_rms_norm(buf_.x, buf_.xn, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
+    return;
+  }
   const TensorView* qkv[] = {&L.wq, &L.wk, &L.wv};
   float* qkv_out[] = {buf_.q, buf_.k, buf_.v};
   be_.matmul_shared_input(qkv, qkv_out, 3, buf_.xn, n);

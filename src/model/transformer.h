@@ -53,6 +53,7 @@ class Transformer {
     float* moe_out;  // [n_tokens][d_model]: a mixture-of-experts FFN's output (MoE models only)
   };
   void attention_block(const ForwardBatch& batch, int il);
+  void mla_block(const ForwardBatch& batch, const LayerWeights& L, int il);  // from the normed xn
   void mlp_block(const LayerWeights& L, int64_t n);  // starts from the normed xn
   void qk_norm(float* x, const float* w, int64_t n, int heads);
   // What becomes of the logit rows [first, first + rows) once in logits_dev_ (copied to the host,

@@ -26,6 +26,19 @@ class Binder {
     return *t;
   }
 
+  // A [cols, rows, n] tensor (GGML order), checked.
+  TensorView stacked(const std::string& name, int64_t cols, int64_t rows, int64_t n) {
+    const TensorView* t = lookup_(name);
+    if (!t) fail("'{}': missing tensor '{}'", source_, name);
+    if (t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != n || t->ne[3] != 1) {
+      fail(
+          "'{}': tensor '{}' has shape {} but the model config expects [{}, {}, {}] (GGML order); "
+          "the weights do not match config",
+          source_, t->name, t->shape_str(), cols, rows, n);
+    }
+    return *t;
+  }
+
   const float* vector(const std::string& name, int64_t n, bool required = true) {
     const TensorView* t = lookup_(name);
     if (!t) {
@@ -110,19 +123,92 @@ MoeFfnWeights bind_moe(Binder& b, const ModelConfig& c, int il, const std::strin
   m.down = bind_experts(b, c, il, "ffn_down", f, d, source);
   m.top_k = c.n_experts_used;
   m.norm_topk = c.norm_topk_prob;
+  m.routing = c.moe_routing;
+  if (c.moe_score_bias) m.score_bias = b.vector(n("exp_probs_b.bias"), c.n_experts);
   if (s > 0) {
     m.shared_gate = b.matrix(n("ffn_gate_shexp.weight"), d, s);
     m.shared_up = b.matrix(n("ffn_up_shexp.weight"), d, s);
     m.shared_down = b.matrix(n("ffn_down_shexp.weight"), s, d);
-    m.shared_router = b.matrix(n("ffn_gate_inp_shexp.weight"), d, 1);
+    if (c.shared_expert_gated) m.shared_router = b.matrix(n("ffn_gate_inp_shexp.weight"), d, 1);
   }
   return m;
 }
 
-LayerWeights bind_layer(Binder& b, const ModelConfig& c, int il, const std::string& source) {
+// A view of `rows` rows of t from row `first` (one head's slice of a stacked matrix).
+TensorView row_slice(const TensorView& t, int64_t first, int64_t rows, const std::string& what) {
+  TensorView s = t;
+  s.name = fmt::format("{}[{}]", t.name, what);
+  s.data = t.row(first);
+  s.ne = {t.ne[0], rows, 1, 1};
+  s.n_dims = 2;
+  return s;
+}
+
+// MLA's per-head up-projections: llama.cpp's attn_k_b ([nope, kv_lora, n_heads], already
+// transposed for the absorbed form) and attn_v_b ([kv_lora, v_head, n_heads]), else Hugging Face's
+// kv_b_proj ([kv_lora, n_heads * (nope + v_head)]): its value rows are viewed as they are, its key
+// rows transposed once into fp32 copies.
+void bind_mla_heads(Binder& b, const ModelConfig& c, int il, MlaWeights& m,
+                    std::deque<std::vector<float>>& owned) {
   auto n = [il](const char* suffix) { return fmt::format("blk.{}.{}", il, suffix); };
-  LayerWeights l;
-  l.attn_norm = b.vector(n("attn_norm.weight"), c.d_model);
+  const int H = c.n_heads, nope = c.qk_nope_head_dim, L = c.kv_lora_rank, V = c.v_head_dim;
+  if (b.optional(n("attn_k_b.weight"))) {
+    const TensorView kb = b.stacked(n("attn_k_b.weight"), nope, L, H);
+    const TensorView vb = b.stacked(n("attn_v_b.weight"), L, V, H);
+    for (int h = 0; h < H; ++h) {
+      const std::string what = fmt::format("head {}", h);
+      m.k_b.push_back(row_slice(kb, int64_t{h} * L, L, what));
+      m.v_b.push_back(row_slice(vb, int64_t{h} * V, V, what));
+    }
+    return;
+  }
+  const TensorView kvb = b.matrix(n("attn_kv_b.weight"), L, int64_t{H} * (nope + V));
+  std::vector<float> rows(static_cast<size_t>(int64_t{nope} * L));
+  for (int h = 0; h < H; ++h) {
+    const int64_t first = int64_t{h} * (nope + V);
+    for (int i = 0; i < nope; ++i) {
+      cpu::dequantize_row(kvb.dtype, kvb.row(first + i), rows.data() + int64_t{i} * L, L);
+    }
+    auto& kt = owned.emplace_back(rows.size());  // [L][nope]: row l holds W_kb[:, l]
+    for (int i = 0; i < nope; ++i) {
+      for (int l = 0; l < L; ++l) kt[size_t(l) * nope + i] = rows[size_t(i) * L + l];
+    }
+    TensorView k;
+    k.name = fmt::format("{}[head {} keys, transposed]", kvb.name, h);
+    k.ne = {nope, L, 1, 1};
+    k.n_dims = 2;
+    k.data = kt.data();
+    m.k_b.push_back(k);
+    m.v_b.push_back(row_slice(kvb, first + nope, V, fmt::format("head {} values", h)));
+  }
+}
+
+void bind_mla(Binder& b, const ModelConfig& c, int il, LayerWeights& l,
+              std::deque<std::vector<float>>& owned) {
+  auto n = [il](const char* suffix) { return fmt::format("blk.{}.{}", il, suffix); };
+  const int64_t d = c.d_model, q = c.q_dim();
+  if (c.q_lora_rank > 0) {
+    l.wq_a = b.matrix(n("attn_q_a.weight"), d, c.q_lora_rank);
+    l.q_a_norm = b.vector(n("attn_q_a_norm.weight"), c.q_lora_rank);
+    l.wq_b = b.matrix(n("attn_q_b.weight"), c.q_lora_rank, q);
+  } else {
+    l.wq = b.matrix(n("attn_q.weight"), d, q);
+  }
+  l.wkv_a = b.matrix(n("attn_kv_a_mqa.weight"), d, c.kv_dim());
+  MlaWeights& m = l.mla;
+  m.n_heads = c.n_heads;
+  m.nope = c.qk_nope_head_dim;
+  m.rope = c.qk_rope_head_dim;
+  m.kv_lora = c.kv_lora_rank;
+  m.v_head = c.v_head_dim;
+  m.kv_a_norm = b.vector(n("attn_kv_a_norm.weight"), c.kv_lora_rank);
+  m.rope_factor = c.rope_attn_factor;
+  bind_mla_heads(b, c, il, m, owned);
+  l.wo = b.matrix(n("attn_output.weight"), c.attn_out_dim(), d);
+}
+
+void bind_attention(Binder& b, const ModelConfig& c, int il, LayerWeights& l) {
+  auto n = [il](const char* suffix) { return fmt::format("blk.{}.{}", il, suffix); };
   l.wq = b.matrix(n("attn_q.weight"), c.d_model, c.q_dim());
   l.wk = b.matrix(n("attn_k.weight"), c.d_model, c.kv_dim());
   l.wv = b.matrix(n("attn_v.weight"), c.d_model, c.kv_dim());
@@ -132,7 +218,19 @@ LayerWeights bind_layer(Binder& b, const ModelConfig& c, int il, const std::stri
   l.bv = b.vector(n("attn_v.bias"), c.kv_dim(), c.qkv_bias);
   l.q_norm = b.vector(n("attn_q_norm.weight"), c.head_dim, c.qk_norm);
   l.k_norm = b.vector(n("attn_k_norm.weight"), c.head_dim, c.qk_norm);
+}
+
+LayerWeights bind_layer(Binder& b, const ModelConfig& c, int il, const std::string& source,
+                        std::deque<std::vector<float>>& owned) {
+  auto n = [il](const char* suffix) { return fmt::format("blk.{}.{}", il, suffix); };
+  LayerWeights l;
+  l.attn_norm = b.vector(n("attn_norm.weight"), c.d_model);
   l.ffn_norm = b.vector(n("ffn_norm.weight"), c.d_model);
+  if (c.is_mla()) {
+    bind_mla(b, c, il, l, owned);
+  } else {
+    bind_attention(b, c, il, l);
+  }
   if (c.is_moe_layer(il)) {
     l.moe = bind_moe(b, c, il, source);
     return l;
@@ -155,7 +253,7 @@ ModelWeights bind_weights(ModelConfig& config, const TensorLookup& lookup,
   w.output = config.tied_embeddings ? w.tok_embd
                                     : b.matrix("output.weight", config.d_model, config.vocab_size);
   for (int il = 0; il < config.n_layers; ++il)
-    w.layers.push_back(bind_layer(b, config, il, source));
+    w.layers.push_back(bind_layer(b, config, il, source, owned));
   return w;
 }
 

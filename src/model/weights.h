@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/mla.h"
 #include "backend/moe.h"
 #include "core/tensor.h"
 #include "model/model_config.h"
@@ -27,13 +28,26 @@ struct LayerWeights {
   TensorView w_gate, w_up;           // [d_model, ffn_dim]; no data in a mixture-of-experts layer
   TensorView w_down;                 // [ffn_dim, d_model]
   MoeFfnWeights moe;                 // a mixture-of-experts layer's FFN (empty in a dense layer)
+  // Multi-head latent attention (MLA models; wk/wv have no data): wq is the query projection when
+  // there is no q_lora_rank, else wq_a -> q_a_norm -> wq_b; wkv_a gives each token's latent and
+  // rope key; wo takes n_heads * v_head_dim.
+  TensorView wq_a;                  // [d_model, q_lora]
+  const float* q_a_norm = nullptr;  // [q_lora]
+  TensorView wq_b;                  // [q_lora, n_heads * (nope + rope)]
+  TensorView wkv_a;                 // [d_model, kv_lora + rope]
+  MlaWeights mla;
 };
 
-// Calls fn(const TensorView&) on each of a layer's matrices: Q, K, V, O, then the dense FFN's
-// gate, up, down, or the router, each expert's gate, up, down and the shared expert's.
+// Calls fn(const TensorView&) on each of a layer's matrices: Q, K, V, O (or MLA's projections and
+// per-head up-projections), then the dense FFN's gate, up, down, or the router, each expert's
+// gate, up, down and the shared expert's.
 template <typename Fn>
 void for_each_layer_matrix(const LayerWeights& l, Fn fn) {
-  for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo}) fn(*t);
+  for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.wq_a, &l.wq_b, &l.wkv_a}) {
+    if (t->data) fn(*t);
+  }
+  for (const auto& t : l.mla.k_b) fn(t);
+  for (const auto& t : l.mla.v_b) fn(t);
   if (l.moe.empty()) {
     for (const TensorView* t : {&l.w_gate, &l.w_up, &l.w_down}) fn(*t);
     return;
@@ -47,7 +61,7 @@ void for_each_layer_matrix(const LayerWeights& l, Fn fn) {
   }
   if (!m.has_shared()) return;
   for (const TensorView* t : {&m.shared_gate, &m.shared_up, &m.shared_down, &m.shared_router}) {
-    fn(*t);
+    if (t->data) fn(*t);
   }
 }
 

@@ -52,6 +52,12 @@ void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&) {
           tp, what, value);
     }
   };
+  if (c.is_mla()) {
+    fail(
+        "tensor parallelism over {} ranks: '{}' uses multi-head latent attention, which is not "
+        "split over ranks yet; run it with --tp 1 (pipeline parallelism with --pp works)",
+        tp, c.arch);
+  }
   need(c.n_heads, "attention heads");
   if (c.n_kv_heads % tp != 0 && tp % c.n_kv_heads != 0) {
     fail(

@@ -66,8 +66,32 @@ const std::map<std::string, std::string>& hf_layer_names() {
       {"ffn_gate_shexp.weight", "mlp.shared_expert.gate_proj.weight"},
       {"ffn_up_shexp.weight", "mlp.shared_expert.up_proj.weight"},
       {"ffn_down_shexp.weight", "mlp.shared_expert.down_proj.weight"},
-      {"ffn_gate_inp_shexp.weight", "mlp.shared_expert_gate.weight"}};
+      {"ffn_gate_inp_shexp.weight", "mlp.shared_expert_gate.weight"},
+      {"attn_q_a.weight", "self_attn.q_a_proj.weight"},
+      {"attn_q_a_norm.weight", "self_attn.q_a_layernorm.weight"},
+      {"attn_q_b.weight", "self_attn.q_b_proj.weight"},
+      {"attn_kv_a_mqa.weight", "self_attn.kv_a_proj_with_mqa.weight"},
+      {"attn_kv_a_norm.weight", "self_attn.kv_a_layernorm.weight"},
+      {"attn_kv_b.weight", "self_attn.kv_b_proj.weight"}};
   return m;
+}
+
+// deepseek's and ernie's shared experts and router bias under their Hugging Face names.
+std::string hf_shared_name(const std::string& suffix, const std::string& arch) {
+  if (suffix == "exp_probs_b.bias") {
+    return arch == "ernie4_5_moe" ? "mlp.moe_statics.e_score_correction_bias"
+                                  : "mlp.gate.e_score_correction_bias";
+  }
+  static const std::map<std::string, std::string> m = {
+      {"ffn_gate_shexp.weight", "mlp.shared_experts.gate_proj.weight"},
+      {"ffn_up_shexp.weight", "mlp.shared_experts.up_proj.weight"},
+      {"ffn_down_shexp.weight", "mlp.shared_experts.down_proj.weight"}};
+  const auto it = m.find(suffix);
+  return it == m.end() ? "" : it->second;
+}
+
+bool ungated_shared(const std::string& arch) {
+  return arch == "deepseek_v2" || arch == "deepseek_v3" || arch == "ernie4_5_moe";
 }
 
 // A mixture-of-experts tensor's Hugging Face name within its layer: the router, or expert E's
@@ -94,6 +118,9 @@ std::string hf_name(const std::string& canonical, const std::string& arch) {
   const size_t dot1 = canonical.find('.'), dot2 = canonical.find('.', dot1 + 1);
   const std::string layer = canonical.substr(dot1 + 1, dot2 - dot1 - 1);
   const std::string suffix = canonical.substr(dot2 + 1);
+  if (ungated_shared(arch) && !hf_shared_name(suffix, arch).empty()) {
+    return "model.layers." + layer + "." + hf_shared_name(suffix, arch);
+  }
   const auto it = hf_layer_names().find(suffix);
   return "model.layers." + layer + "." +
          (it != hf_layer_names().end() ? it->second : hf_moe_name(suffix, arch));
@@ -105,6 +132,36 @@ std::string gguf_arch(const std::string& arch) {
   if (arch == "qwen2_moe") return "qwen2moe";
   if (arch == "mixtral") return "llama";
   return arch;
+}
+
+void add_deepseek_config(nlohmann::json& c, const TinyModelSpec& s) {
+  const bool v3 = s.arch == "deepseek_v3";
+  c["n_routed_experts"] = s.n_experts;
+  c["num_experts_per_tok"] = s.top_k;
+  c["moe_intermediate_size"] = s.moe_ffn;
+  c["n_shared_experts"] = s.n_shared;
+  c["first_k_dense_replace"] = s.dense_layers.size();  // the dense layers come first
+  c["norm_topk_prob"] = s.norm_topk;
+  c["routed_scaling_factor"] = s.routed_scale;
+  c["n_group"] = s.n_groups;
+  c["topk_group"] = s.topk_groups;
+  c["topk_method"] = v3 ? "noaux_tc" : (s.n_groups > 1 ? "group_limited_greedy" : "greedy");
+  if (v3) c["scoring_func"] = "sigmoid";
+  c["q_lora_rank"] = s.q_lora > 0 ? nlohmann::json(s.q_lora) : nlohmann::json(nullptr);
+  c["kv_lora_rank"] = s.kv_lora;
+  c["qk_nope_head_dim"] = s.nope;
+  c["qk_rope_head_dim"] = s.rope;
+  c["v_head_dim"] = s.v_head;
+  c.erase("head_dim");
+  if (s.yarn) {
+    c["rope_scaling"] = {{"type", "yarn"},
+                         {"factor", 4.0},
+                         {"original_max_position_embeddings", s.context / 4},
+                         {"beta_fast", 32},
+                         {"beta_slow", 1},
+                         {"mscale", s.yarn_mscale},
+                         {"mscale_all_dim", s.yarn_mscale_all}};
+  }
 }
 
 nlohmann::json hf_config(const TinyModelSpec& s) {
@@ -135,6 +192,17 @@ nlohmann::json hf_config(const TinyModelSpec& s) {
     c["num_local_experts"] = s.n_experts;
     c["num_experts_per_tok"] = s.top_k;
     c["sliding_window"] = nullptr;
+  } else if (s.arch == "deepseek_v2" || s.arch == "deepseek_v3") {
+    add_deepseek_config(c, s);
+  } else if (s.arch == "ernie4_5_moe") {
+    c["moe_num_experts"] = s.n_experts;
+    c["moe_k"] = s.top_k;
+    c["moe_intermediate_size"] = s.moe_ffn;
+    c["moe_num_shared_experts"] = s.n_shared;
+    c["moe_layer_start_index"] = s.dense_layers.size();  // the dense layers come first
+    c["moe_layer_end_index"] = -1;
+    c["moe_layer_interval"] = 1;
+    c["use_bias"] = false;
   }
   if (s.llama3_scaling) {
     c["rope_scaling"] = {{"rope_type", "llama3"},
@@ -221,11 +289,17 @@ void add_experts(std::vector<NamedTensor>& t, const TinyModelSpec& s, const std:
     add(t, p + "ffn_up" + x, {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
     add(t, p + "ffn_down" + x, {f, d}, 1.f / std::sqrt(static_cast<float>(f)));
   }
-  if (s.shared_ffn == 0) return;
-  const int64_t sf = s.shared_ffn;
+  if (s.score_bias) {  // ernie's moe_statics is [1, n_experts]
+    std::vector<int64_t> ne = {s.n_experts};
+    if (s.arch == "ernie4_5_moe") ne.push_back(1);
+    add(t, p + "exp_probs_b.bias", ne, 0.05f);
+  }
+  const int64_t sf = s.n_shared > 0 ? int64_t{s.n_shared} * s.moe_ffn : s.shared_ffn;
+  if (sf == 0) return;
   add(t, p + "ffn_gate_shexp.weight", {d, sf}, 1.f / std::sqrt(static_cast<float>(d)));
   add(t, p + "ffn_up_shexp.weight", {d, sf}, 1.f / std::sqrt(static_cast<float>(d)));
   add(t, p + "ffn_down_shexp.weight", {sf, d}, 1.f / std::sqrt(static_cast<float>(sf)));
+  if (s.n_shared > 0) return;  // deepseek, ernie: ungated
   add(t, p + "ffn_gate_inp_shexp.weight", {d, 1}, 2.f / std::sqrt(static_cast<float>(d)));
 }
 
@@ -312,10 +386,58 @@ TinyModelSpec tiny_moe_spec(const std::string& arch) {
     s.ffn_dim = 64;
     s.rope_theta = 1e6f;
     s.tied = false;
+  } else if (arch == "deepseek_v2" || arch == "deepseek_v3") {
+    s.n_heads = 4;
+    s.n_kv_heads = 4;
+    s.kv_lora = 32;
+    s.nope = 16;
+    s.rope = 8;
+    s.v_head = 16;
+    s.head_dim = s.nope + s.rope;
+    s.norm_eps = 1e-6f;
+    s.n_experts = 8;
+    s.top_k = 2;
+    s.moe_ffn = 32;
+    s.n_shared = 1;
+    s.n_groups = 4;
+    s.topk_groups = 2;
+    s.tied = false;
+    s.yarn = true;
+    if (arch == "deepseek_v2") {  // V2-Lite: no q_lora_rank, softmax group-limited routing
+      s.norm_topk = false;
+      s.routed_scale = 1.5f;
+      s.yarn_mscale = s.yarn_mscale_all = 0.707f;
+    } else {  // V3: q_lora_rank, sigmoid routing with the correction bias
+      s.q_lora = 24;
+      s.norm_topk = true;
+      s.routed_scale = 2.5f;
+      s.score_bias = true;
+      s.yarn_mscale = 1.f;
+      s.yarn_mscale_all = 0.8f;
+    }
+  } else if (arch == "ernie4_5_moe") {
+    s.n_kv_heads = 2;
+    s.rope_theta = 500000.f;
+    s.n_experts = 8;
+    s.top_k = 2;
+    s.moe_ffn = 32;
+    s.n_shared = 1;
+    s.score_bias = true;
   } else {
     throw std::invalid_argument("tiny_moe_spec: '" + arch + "' is not a MoE architecture");
   }
   return s;
+}
+
+std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_mla_models() {
+  std::vector<std::pair<std::string, TinyModelSpec>> out;
+  for (const char* arch : {"deepseek_v2", "deepseek_v3", "ernie4_5_moe"}) {
+    TinyModelSpec s = tiny_moe_spec(arch);
+    s.n_layers = 3;
+    s.dense_layers = {0};  // first_k_dense_replace / moe_layer_start_index 1
+    out.emplace_back(arch, s);
+  }
+  return out;
 }
 
 std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_moe_models() {
@@ -329,6 +451,41 @@ std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_moe_models() {
       {"qwen3_moe", qwen3_moe}, {"mixtral", tiny_moe_spec("mixtral")}, {"qwen2_moe", qwen2_moe}};
 }
 
+namespace {
+
+// Multi-head latent attention's projections (llama.cpp's deepseek2 names).
+void add_mla(std::vector<NamedTensor>& t, const TinyModelSpec& s, const std::string& p) {
+  const int64_t d = s.d_model, qk = int64_t{s.n_heads} * (s.nope + s.rope);
+  auto scale = [](int64_t in) { return 1.f / std::sqrt(static_cast<float>(in)); };
+  if (s.q_lora > 0) {
+    add(t, p + "attn_q_a.weight", {d, s.q_lora}, scale(d));
+    add(t, p + "attn_q_a_norm.weight", {s.q_lora}, 0.2f, 1.f);
+    add(t, p + "attn_q_b.weight", {s.q_lora, qk}, scale(s.q_lora));
+  } else {
+    add(t, p + "attn_q.weight", {d, qk}, scale(d));
+  }
+  add(t, p + "attn_kv_a_mqa.weight", {d, s.kv_lora + s.rope}, scale(d));
+  add(t, p + "attn_kv_a_norm.weight", {s.kv_lora}, 0.2f, 1.f);
+  add(t, p + "attn_kv_b.weight", {s.kv_lora, int64_t{s.n_heads} * (s.nope + s.v_head)},
+      scale(s.kv_lora));
+  add(t, p + "attn_output.weight", {int64_t{s.n_heads} * s.v_head, d},
+      scale(int64_t{s.n_heads} * s.v_head));
+}
+
+void add_ffn(std::vector<NamedTensor>& t, const TinyModelSpec& s, int l, const std::string& p) {
+  const int64_t d = s.d_model, f = s.ffn_dim;
+  add(t, p + "ffn_norm.weight", {d}, 0.2f, 1.f);
+  if (s.is_moe_layer(l)) {
+    add_experts(t, s, p);
+    return;
+  }
+  add(t, p + "ffn_gate.weight", {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
+  add(t, p + "ffn_up.weight", {d, f}, 1.f / std::sqrt(static_cast<float>(d)));
+  add(t, p + "ffn_down.weight", {f, d}, 1.f / std::sqrt(static_cast<float>(f)));
+}
+
+}  // namespace
+
 std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& s) {
   std::vector<NamedTensor> t;
   const int64_t d = s.d_model, q = static_cast<int64_t>(s.n_heads) * s.head_dim,
@@ -339,6 +496,11 @@ std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& s) {
   for (int l = 0; l < s.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     add(t, p + "attn_norm.weight", {d}, 0.2f, 1.f);
+    if (s.is_mla()) {
+      add_mla(t, s, p);
+      add_ffn(t, s, l, p);
+      continue;
+    }
     add(t, p + "attn_q.weight", {d, q}, 1.f / std::sqrt(static_cast<float>(d)));
     add(t, p + "attn_k.weight", {d, kv}, 1.f / std::sqrt(static_cast<float>(d)));
     add(t, p + "attn_v.weight", {d, kv}, 1.f / std::sqrt(static_cast<float>(d)));
@@ -394,6 +556,9 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
   w.set(a + ".context_length", static_cast<uint32_t>(s.context));
   w.set(a + ".rope.freq_base", s.rope_theta);
   w.set(a + ".attention.layer_norm_rms_epsilon", s.norm_eps);
+  if (s.is_mla() || s.n_shared > 0) {
+    throw std::invalid_argument("write_tiny_gguf_model: no GGUF writer for " + s.arch);
+  }
   if (s.n_experts > 0) {
     if (!s.dense_layers.empty()) {
       throw std::invalid_argument("GGUF mixture-of-experts models have no dense layers");

@@ -14,6 +14,7 @@ namespace shardlm::testing {
 
 struct TinyModelSpec {
   std::string arch = "llama";  // llama | qwen2 | qwen3 | mistral | qwen3_moe | qwen2_moe | mixtral
+                               // | deepseek_v2 | deepseek_v3 | ernie4_5_moe
   int d_model = 64;
   int n_layers = 2;
   int n_heads = 4;
@@ -35,12 +36,24 @@ struct TinyModelSpec {
   int shared_ffn = 0;        // qwen2_moe: the shared expert's width
   int gguf_gating_func = 0;  // GGUF "<arch>.expert_gating_func" when not 0 (llama.cpp's enum)
   std::vector<int> dense_layers;
+  // deepseek_v2/v3 and ernie4_5_moe: n_shared ungated shared experts of width moe_ffn, a router
+  // correction bias (deepseek_v3, ernie), group-limited routing, the routed weights' scale.
+  int n_shared = 0;
+  bool score_bias = false;
+  int n_groups = 1, topk_groups = 1;
+  float routed_scale = 1.f;
+  // Multi-head latent attention (deepseek_v2/v3; kv_lora 0: none) and its YaRN rope scaling.
+  int q_lora = 0, kv_lora = 0, nope = 0, rope = 0, v_head = 0;
+  bool yarn = false;
+  float yarn_mscale = 1.f, yarn_mscale_all = 1.f;
 
   bool is_moe_layer(int layer) const;
+  bool is_mla() const { return kv_lora > 0; }
   int expert_ffn() const { return arch == "mixtral" ? ffn_dim : moe_ffn; }
 };
 
-// A tiny spec of each mixture-of-experts architecture (4 or 8 experts, top-2 or top-3).
+// A tiny spec of each mixture-of-experts architecture (4 or 8 experts, top-2 or top-3; deepseek
+// with multi-head latent attention).
 TinyModelSpec tiny_moe_spec(const std::string& arch);
 
 // The dense models whose reference logits are committed in tests/data/logits/tiny_<name>.json
@@ -49,6 +62,9 @@ std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_models();
 // The mixture-of-experts models with committed reference logits (tiny_<name>.json): the script
 // has transformers load the directory `shardlm_tiny_model --hf --reference NAME` writes.
 std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_moe_models();
+// The same for deepseek_v2, deepseek_v3 (multi-head latent attention) and ernie4_5_moe (a dense
+// first layer, then MoE layers with shared experts), in tiny_<arch>.json.
+std::vector<std::pair<std::string, TinyModelSpec>> reference_tiny_mla_models();
 
 // Deterministic weights in [-scale, scale): splitmix64 over (fnv1a(name) + i).
 std::vector<float> det_weights(const std::string& name, int64_t n, float scale, float offset = 0.f);

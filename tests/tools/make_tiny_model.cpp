@@ -25,7 +25,8 @@ using shardlm::testing::TinyModelSpec;
 
 bool find_reference(const std::string& name, TinyModelSpec& spec) {
   for (const auto& list :
-       {shardlm::testing::reference_tiny_models(), shardlm::testing::reference_tiny_moe_models()}) {
+       {shardlm::testing::reference_tiny_models(), shardlm::testing::reference_tiny_moe_models(),
+        shardlm::testing::reference_tiny_mla_models()}) {
     for (const auto& [n, s] : list) {
       if (n == name) {
         spec = s;
@@ -72,7 +73,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   } else {
-    if (arch == "qwen3_moe" || arch == "qwen2_moe" || arch == "mixtral") {
+    if (arch == "qwen3_moe" || arch == "qwen2_moe" || arch == "mixtral" || arch == "deepseek_v2" ||
+        arch == "deepseek_v3" || arch == "ernie4_5_moe") {
       spec = shardlm::testing::tiny_moe_spec(arch);
     }
     spec.arch = arch;

@@ -15,9 +15,10 @@ CpuBackendOptions CpuBackendOptions::for_model(const ModelConfig& c, int threads
   CpuBackendOptions o;
   o.threads = threads;
   o.max_batch_tokens = max_batch_tokens;
-  o.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim(), c.moe_ffn_dim, c.shared_ffn_dim});
+  o.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim(), c.moe_ffn_dim, c.shared_ffn_dim,
+                             c.attn_out_dim(), c.q_lora_rank, c.kv_lora_rank, c.qk_nope_head_dim});
   o.max_context = max_context;
-  o.head_dim = c.head_dim;
+  o.head_dim = c.is_mla() ? c.kv_dim() : c.head_dim;  // MLA attends over the cached latent rows
   o.moe_experts = c.n_experts;
   o.moe_top_k = c.n_experts_used;
   o.d_model = c.d_model;
@@ -83,6 +84,15 @@ void CpuBackend::add(float* x, const float* y, int64_t n) {
 void CpuBackend::moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,
                          const GatherColsFn* tp_gather) {
   cpu::moe_ffn(pool_, matmul_ws_, moe_scratch_, w, x, n_tokens, out, tp_gather);
+}
+
+void CpuBackend::mla_attention(const MlaWeights& w, const float* q, const float* ckv,
+                               const int32_t* positions, const int32_t* slots, int64_t n_tokens,
+                               const RopeParams& rope, const KvLayerView& kv,
+                               const AttentionSeq* seqs, int n_seqs, const AttentionParams& p,
+                               float* out) {
+  cpu::mla_attention(pool_, matmul_ws_, attn_scratch_, mla_scratch_, w, q, ckv, positions, slots,
+                     n_tokens, rope, kv, seqs, n_seqs, p, out);
 }
 
 void CpuBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,

@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/matmul.h"
+#include "backend/cpu/mla.h"
 #include "backend/cpu/moe.h"
 #include "backend/cpu/ops.h"
 #include "core/thread_pool.h"
@@ -50,6 +51,10 @@ class CpuBackend : public Backend {
   void add(float* x, const float* y, int64_t n) override;
   void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,
                const GatherColsFn* tp_gather) override;
+  void mla_attention(const MlaWeights& w, const float* q, const float* ckv,
+                     const int32_t* positions, const int32_t* slots, int64_t n_tokens,
+                     const RopeParams& rope, const KvLayerView& kv, const AttentionSeq* seqs,
+                     int n_seqs, const AttentionParams& p, float* out) override;
   void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
                    float* dst) override;
   void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
@@ -61,6 +66,7 @@ class CpuBackend : public Backend {
   cpu::MatmulWorkspace matmul_ws_;
   cpu::AttentionScratch attn_scratch_;
   cpu::MoeScratch moe_scratch_;
+  cpu::MlaScratch mla_scratch_;
   std::deque<std::vector<float>> buffers_;
 };
 

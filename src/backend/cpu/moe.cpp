@@ -6,6 +6,7 @@
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
+#include <vector>
 
 #include "backend/cpu/ops.h"
 #include "backend/cpu/quant.h"
@@ -75,8 +76,8 @@ void run_experts(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const Moe
   }
 }
 
-// out[t] += sigmoid(x[t] . shared_router) * SwiGLU_shared(x[t]) over this rank's output columns;
-// uses gate, up, ys and logits.
+// out[t] += sigmoid(x[t] . shared_router) (or 1 when ungated) * SwiGLU_shared(x[t]) over this
+// rank's output columns; uses gate, up, ys and logits.
 void add_shared_expert(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
                        const GatherColsFn* gather, const float* x, int64_t n, float* out) {
   const int64_t f = w.shared_gate.ne[1], d_out = w.shared_down.ne[1];
@@ -84,10 +85,11 @@ void add_shared_expert(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, con
   matmul(w.shared_up, x, n, s.up.data(), pool, ws);
   silu_mul(pool, s.gate.data(), s.up.data(), s.gate.data(), n * f);
   matmul(w.shared_down, down_input(s, w, gather, n, f), n, s.ys.data(), pool, ws);
-  matmul(w.shared_router, x, n, s.logits.data(), pool, ws);
+  const bool gated = w.shared_router.data != nullptr;
+  if (gated) matmul(w.shared_router, x, n, s.logits.data(), pool, ws);
   for_tokens(pool, n, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      const float g = 1.f / (1.f + std::exp(-s.logits[static_cast<size_t>(t)]));
+      const float g = gated ? 1.f / (1.f + std::exp(-s.logits[static_cast<size_t>(t)])) : 1.f;
       const float* y = s.ys.data() + at(t, d_out);
       float* o = out + at(t, d_out);
       for (int64_t i = 0; i < d_out; ++i) o[i] += g * y[i];
@@ -99,23 +101,73 @@ void add_shared_expert(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, con
 
 void moe_route(const float* logits, int n_experts, int top_k, bool norm, int32_t* ids,
                float* weights) {
-  const float max = *std::max_element(logits, logits + n_experts);
+  std::vector<float> scratch(static_cast<size_t>(2 * n_experts));
+  moe_route(logits, n_experts, top_k, norm, MoeRouting{}, nullptr, ids, weights, scratch.data());
+}
+
+namespace {
+
+// scores[e] = softmax or sigmoid of the router logits.
+void score_experts(const float* logits, int n, MoeScoring scoring, float* scores) {
+  if (scoring == MoeScoring::kSigmoid) {
+    for (int e = 0; e < n; ++e) scores[e] = 1.f / (1.f + std::exp(-logits[e]));
+    return;
+  }
+  const float max = *std::max_element(logits, logits + n);
   float sum = 0;
-  for (int e = 0; e < n_experts; ++e) sum += std::exp(logits[e] - max);
+  for (int e = 0; e < n; ++e) sum += std::exp(logits[e] - max);
+  for (int e = 0; e < n; ++e) scores[e] = std::exp(logits[e] - max) / sum;
+}
+
+// A group's score: its best choice value, or the sum of its best two.
+float group_score(const float* choice, int size, MoeGroupScore how) {
+  float best = -INFINITY, second = -INFINITY;
+  for (int i = 0; i < size; ++i) {
+    if (choice[i] > best) {
+      second = best;
+      best = choice[i];
+    } else if (choice[i] > second) {
+      second = choice[i];
+    }
+  }
+  return how == MoeGroupScore::kMax || size < 2 ? best : best + second;
+}
+
+// Sets choice to -inf outside the topk_groups best of n_groups groups (equal ones: lower first).
+void limit_groups(float* choice, int n_experts, const MoeRouting& r) {
+  const int size = n_experts / r.n_groups;
+  std::vector<float> g(static_cast<size_t>(r.n_groups));
+  for (int i = 0; i < r.n_groups; ++i) g[i] = group_score(choice + i * size, size, r.group_score);
+  std::vector<int> order(g.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return g[a] > g[b]; });
+  for (size_t k = static_cast<size_t>(r.topk_groups); k < order.size(); ++k) {
+    std::fill(choice + order[k] * size, choice + (order[k] + 1) * size, -INFINITY);
+  }
+}
+
+}  // namespace
+
+void moe_route(const float* logits, int n_experts, int top_k, bool norm, const MoeRouting& r,
+               const float* bias, int32_t* ids, float* weights, float* scratch) {
+  float* scores = scratch;
+  float* choice = scratch + n_experts;
+  score_experts(logits, n_experts, r.scoring, scores);
+  for (int e = 0; e < n_experts; ++e) choice[e] = bias ? scores[e] + bias[e] : scores[e];
+  if (r.n_groups > 1) limit_groups(choice, n_experts, r);
   float chosen_sum = 0;
   for (int k = 0; k < top_k; ++k) {  // k passes: top_k is small (2-8)
     int best = -1;
     for (int e = 0; e < n_experts; ++e) {
       if (std::find(ids, ids + k, e) != ids + k) continue;
-      if (best < 0 || logits[e] > logits[best]) best = e;
+      if (best < 0 || choice[e] > choice[best]) best = e;
     }
     ids[k] = best;
-    weights[k] = std::exp(logits[best] - max) / sum;
+    weights[k] = scores[best];
     chosen_sum += weights[k];
   }
-  if (norm) {
-    for (int k = 0; k < top_k; ++k) weights[k] /= chosen_sum;
-  }
+  const float div = norm ? std::max(chosen_sum, 1e-20f) : 1.f;
+  for (int k = 0; k < top_k; ++k) weights[k] = weights[k] / div * r.scale;
 }
 
 namespace {
@@ -128,8 +180,8 @@ void route_and_group(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const
   const int64_t d = w.router.ne[0];
   matmul(w.router, x, n, s.logits.data(), pool, ws);
   for (int64_t t = 0; t < n; ++t) {
-    moe_route(s.logits.data() + at(t, E), E, K, w.norm_topk, s.ids.data() + at(t, K),
-              s.weights.data() + at(t, K));
+    moe_route(s.logits.data() + at(t, E), E, K, w.norm_topk, w.routing, w.score_bias,
+              s.ids.data() + at(t, K), s.weights.data() + at(t, K), s.route.data());
   }
   group_by_expert(s, n, E, K);
   for_tokens(pool, n * K, [&](int64_t b, int64_t e) {
@@ -164,6 +216,7 @@ void MoeScratch::reserve(int64_t tokens, int n_experts, int top_k, int64_t d_mod
   };
   const int64_t pairs = tokens * top_k;
   grow(logits, tokens * std::max(n_experts, 1));
+  grow(route, 2 * n_experts);
   grow(ids, pairs);
   grow(weights, pairs);
   grow(offsets, n_experts + 1);
@@ -233,23 +286,25 @@ void moe_ffn_reference(const MoeFfnWeights& w, const float* x, int64_t n, float*
   for (int64_t t = 0; t < n; ++t) {
     const std::vector<double> xt(x + at(t, d), x + at(t + 1, d));
     const auto logits = mat_vec(router, xt.data(), d);
-    std::vector<int> order(logits.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int a, int b) { return logits[a] > logits[b]; });
-    double total = 0, chosen = 0;
-    for (double l : logits) total += std::exp(l - logits[order[0]]);
-    for (int k = 0; k < w.top_k; ++k) chosen += std::exp(logits[order[k]] - logits[order[0]]);
+    // Routing decisions as the op makes them (moe_route has its own tests); the experts' sums here.
+    const std::vector<float> lf(logits.begin(), logits.end());
+    std::vector<int32_t> ids(static_cast<size_t>(w.top_k));
+    std::vector<float> weights(ids.size()), scratch(2 * lf.size());
+    moe_route(lf.data(), w.n_experts(), w.top_k, w.norm_topk, w.routing, w.score_bias, ids.data(),
+              weights.data(), scratch.data());
     std::vector<double> acc(static_cast<size_t>(d), 0.0);
     for (int k = 0; k < w.top_k; ++k) {
-      const int e = order[k];
-      const double p = std::exp(logits[e] - logits[order[0]]) / (w.norm_topk ? chosen : total);
+      const int e = ids[static_cast<size_t>(k)];
+      const double p = weights[static_cast<size_t>(k)];
       const auto y = swiglu(w.gate[e], w.up[e], w.down[e], xt);
       for (int64_t i = 0; i < d; ++i) acc[i] += p * y[i];
     }
     if (w.has_shared()) {
       const auto y = swiglu(w.shared_gate, w.shared_up, w.shared_down, xt);
-      const double g = 1 / (1 + std::exp(-mat_vec(dequantised(w.shared_router), xt.data(), d)[0]));
+      const double g =
+          w.shared_router.data
+              ? 1 / (1 + std::exp(-mat_vec(dequantised(w.shared_router), xt.data(), d)[0]))
+              : 1.0;
       for (int64_t i = 0; i < d; ++i) acc[i] += g * y[i];
     }
     for (int64_t i = 0; i < d; ++i) out[at(t, d) + i] = static_cast<float>(acc[i]);

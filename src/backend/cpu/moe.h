@@ -19,11 +19,17 @@ namespace shardlm::cpu {
 // norm.
 void moe_route(const float* logits, int n_experts, int top_k, bool norm, int32_t* ids,
                float* weights);
+// The same under routing rule r (backend/moe.h): scores (softmax or sigmoid), the choice by score
+// + bias (bias may be null) within the best groups, weights = the chosen scores (renormalised
+// when norm) times r.scale. scratch: 2 * n_experts floats.
+void moe_route(const float* logits, int n_experts, int top_k, bool norm, const MoeRouting& r,
+               const float* bias, int32_t* ids, float* weights, float* scratch);
 
 // Scratch for up to `tokens` tokens, sized once at start-up (reserve grows it only when a call
 // needs more than was reserved).
 struct MoeScratch {
   std::vector<float> logits;     // [tokens][n_experts]
+  std::vector<float> route;      // [2 * n_experts]: moe_route's scratch
   std::vector<int32_t> ids;      // [tokens][top_k] chosen experts
   std::vector<float> weights;    // [tokens][top_k] their weights
   std::vector<int32_t> offsets;  // [n_experts + 1]: expert e's pairs are [offsets[e], offsets[e+1])
