@@ -32,6 +32,10 @@ void check(natsStatus s, const char* what, const std::string& url) {
   }
 }
 
+// With a callback, a failed first connect returns at once and retries in the background (without
+// one, libnats would block in natsConnection_Connect until it connects).
+void on_connected(natsConnection*, void*) {}
+
 std::string with_scheme(const std::string& url) {
   return url.find("://") == std::string::npos ? "nats://" + url : url;
 }
@@ -48,7 +52,7 @@ NatsBus::NatsBus(const std::string& url) : url_(with_scheme(url)) {
   natsOptions_SetTimeout(opts, 1000);
   natsOptions_SetPingInterval(opts, 1000);  // a silent server is noticed within a few seconds
   natsOptions_SetMaxPingsOut(opts, 2);
-  natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
+  natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, nullptr);
   const natsStatus s = natsConnection_Connect(&conn_, opts);
   if (s == NATS_NOT_YET_CONNECTED) {
     spdlog::warn("NATS at {} is not reachable yet; retrying in the background", url_);
