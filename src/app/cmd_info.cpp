@@ -32,13 +32,20 @@ void run_info(const std::string& flag) {
                                                                         c.shared_ffn_dim)
                                                           : "")
                            : "")
+            << (c.is_mla() ? fmt::format("latent attn:    kv_lora {} + rope key {} cached per "
+                                         "token per layer (q_lora {}, nope {}, v {})\n",
+                                         c.kv_lora_rank, c.qk_rope_head_dim, c.q_lora_rank,
+                                         c.qk_nope_head_dim, c.v_head_dim)
+                           : "")
             << fmt::format("vocabulary:     {} ({})\n", c.vocab_size,
                            m->tokenizer.kind == TokenizerKind::kByteLevelBpe ? "byte-level BPE"
                                                                              : "SentencePiece BPE")
             << fmt::format("context length: {}\n", c.context_length)
             << fmt::format("rope:           theta {} {}{}\n", c.rope_theta,
                            c.rope_style == RopeStyle::kNeox ? "neox" : "normal",
-                           c.rope_freq_factors.empty() ? "" : ", llama3 scaling")
+                           c.rope_freq_factors.empty() ? ""
+                           : c.is_mla()                ? ", YaRN scaling"  // MLA models: YaRN only
+                                                       : ", llama3 scaling")
             << fmt::format("tied embedding: {}\n", c.tied_embeddings ? "yes" : "no")
             << fmt::format("tensor types:   {}\n", types)
             << fmt::format("weight memory:  {:.1f} MiB\n", m->weight_bytes() / 1048576.0)

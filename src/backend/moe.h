@@ -49,8 +49,16 @@ struct MoeFfnWeights {
   // expert's FFN rows and down this rank's 1/tp of the d_model output rows, as a dense FFN's; the
   // router and the shared gate stay whole, so every rank routes every token alike.
   int tp = 1;
+  // Expert parallelism over those tp ranks instead (--enable-expert-parallel): this rank holds
+  // experts [first_expert, first_expert + gate.size()) of n_routed whole, and the shared expert
+  // whole; every rank routes every token alike, runs its experts' rows, and the ranks' rows are
+  // joined (tp_gather) before each token sums its experts in slot order, as on one rank.
+  bool expert_parallel = false;
+  int first_expert = 0;
+  int n_routed = 0;  // all experts (the router's rows); 0: gate.size()
 
-  int n_experts() const { return static_cast<int>(gate.size()); }
+  int n_experts() const { return n_routed > 0 ? n_routed : static_cast<int>(gate.size()); }
+  int n_local() const { return static_cast<int>(gate.size()); }
   bool has_shared() const { return shared_gate.data != nullptr; }
   bool empty() const { return gate.empty(); }
 };

@@ -11,7 +11,8 @@ int model_len(const EngineArgs& args, const ModelConfig& c) {
 
 int64_t kv_blocks(const EngineArgs& args, const ModelConfig& c, size_t elem_bytes) {
   if (args.num_kv_blocks > 0) return args.num_kv_blocks;
-  const KvCacheShape one{c.n_layers, c.kv_dim(), args.block_size, 1, elem_bytes};
+  const KvCacheShape one{c.n_layers, c.kv_dim(), args.block_size,
+                         1,          elem_bytes, c.kv_cache_values()};
   const size_t bytes = args.kv_cache_memory > 0 ? args.kv_cache_memory : size_t{512} << 20;
   return static_cast<int64_t>(bytes / one.bytes());
 }

@@ -34,7 +34,8 @@ DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Bac
   const size_t used = total - free;  // the weights, the CUDA context, other processes
   const size_t activations = activation_bytes(c, args.max_num_batched_tokens);
   const double budget = util * static_cast<double>(total) - static_cast<double>(used + activations);
-  const KvCacheShape one{c.n_layers, c.kv_dim(), args.block_size, 1, backend.kv_element_bytes()};
+  const KvCacheShape one{
+      c.n_layers, c.kv_dim(), args.block_size, 1, backend.kv_element_bytes(), c.kv_cache_values()};
   out.n_blocks = budget > 0 ? static_cast<int64_t>(budget / static_cast<double>(one.bytes())) : 0;
   const double gib = 1 << 30;
   if (out.n_blocks < 1) {

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -108,6 +109,9 @@ class DummyWeights {
     const auto dot = name.find('.', 4);
     if (name.rfind("blk.", 0) != 0 || dot == std::string::npos) return std::nullopt;
     const std::string suffix = name.substr(dot + 1);
+    if (suffix == "exp_probs_b.bias" && c_.moe_score_bias) {
+      return std::pair{int64_t{c_.n_experts}, int64_t{1}};
+    }
     if (suffix.find(".bias") != std::string::npos && !c_.qkv_bias) return std::nullopt;
     const bool qk_norm = suffix == "attn_q_norm.weight" || suffix == "attn_k_norm.weight";
     if (qk_norm && !c_.qk_norm) return std::nullopt;
@@ -126,8 +130,28 @@ class DummyWeights {
         {"attn_v.bias", {kv, 1}},
         {"attn_q_norm.weight", {c_.head_dim, 1}},
         {"attn_k_norm.weight", {c_.head_dim, 1}}};
+    if (c_.is_mla()) {
+      if (auto s = mla_shape_of(suffix)) return s;
+    }
     const auto it = layer.find(suffix);
     if (it == layer.end()) return c_.is_moe() ? moe_shape_of(suffix) : std::nullopt;
+    return it->second;
+  }
+
+  // Multi-head latent attention's projections (the O projection takes n_heads * v_head_dim).
+  std::optional<std::pair<int64_t, int64_t>> mla_shape_of(const std::string& suffix) const {
+    const int64_t d = c_.d_model, ql = c_.q_lora_rank, kl = c_.kv_lora_rank;
+    const int64_t kvb = int64_t{c_.n_heads} * (c_.qk_nope_head_dim + c_.v_head_dim);
+    const std::map<std::string, std::pair<int64_t, int64_t>> mla = {
+        {"attn_q_a.weight", {d, ql}},
+        {"attn_q_a_norm.weight", {ql, 1}},
+        {"attn_q_b.weight", {ql, c_.q_dim()}},
+        {"attn_kv_a_mqa.weight", {d, c_.kv_dim()}},
+        {"attn_kv_a_norm.weight", {kl, 1}},
+        {"attn_kv_b.weight", {kl, kvb}},
+        {"attn_output.weight", {c_.attn_out_dim(), d}}};
+    const auto it = mla.find(suffix);
+    if (it == mla.end()) return std::nullopt;
     return it->second;
   }
 
@@ -179,6 +203,40 @@ class DummyWeights {
   std::map<std::string, TensorView> made_;
 };
 
+// Parameters of the model's matrices (the vectors are negligible).
+double matrix_parameters(const ModelConfig& c) {
+  const double d = c.d_model, h = c.n_heads;
+  double attn = d * c.q_dim() + 2 * d * c.kv_dim() + double(c.q_dim()) * d;
+  if (c.is_mla()) {
+    const double q =
+        c.q_lora_rank > 0 ? d * c.q_lora_rank + double(c.q_lora_rank) * c.q_dim() : d * c.q_dim();
+    attn = q + d * c.kv_dim() + c.kv_lora_rank * h * (c.qk_nope_head_dim + c.v_head_dim) +
+           double(c.attn_out_dim()) * d;
+  }
+  double total = double(c.vocab_size) * d * (c.tied_embeddings ? 1 : 2);
+  for (int il = 0; il < c.n_layers; ++il) {
+    total += attn + (c.is_moe_layer(il) ? d * c.n_experts + 3 * d * c.moe_ffn_dim * c.n_experts +
+                                              3 * d * c.shared_ffn_dim
+                                        : 3 * d * c.ffn_dim);
+  }
+  return total;
+}
+
+// Generating more BF16 than the machine's memory would only end in the OOM killer: refuse with
+// the sizes instead (the preset still describes the model to `shardlm info`-style planning).
+void check_fits_in_memory(const ModelConfig& c, const std::string& source) {
+  const double bytes = 2 * matrix_parameters(c);
+  const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  const double gib = 1 << 30;
+  if (ram > 0 && bytes > 0.9 * ram) {
+    fail(
+        "'{}': dummy weights of {:.1f}B parameters need {:.0f} GiB of BF16 but this machine has "
+        "{:.0f} GiB of memory; --load-format dummy generates every weight, so pick a smaller "
+        "preset or a config.json with fewer layers",
+        source, bytes / 2e9, bytes / gib, ram / gib);
+  }
+}
+
 TokenizerSpec dummy_tokenizer(const ConfigSource& src, int vocab) {
   std::error_code ec;
   if (!src.directory.empty() && fs::exists(fs::path(src.directory) / "tokenizer.json", ec)) {
@@ -203,6 +261,7 @@ std::unique_ptr<Model> load_dummy_model(const std::string& what) {
   m->config = hf_config_from_json(src.config, src.source);
   if (m->config.name.empty()) m->config.name = what;
   m->config.validate(src.source);
+  check_fits_in_memory(m->config, src.source);
   m->tokenizer = dummy_tokenizer(src, m->config.vocab_size);
   if (!src.directory.empty()) load_hf_chat_template(*m, src.directory);
   DummyWeights gen(m->config, *m);

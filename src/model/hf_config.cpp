@@ -86,9 +86,9 @@ void read_rope_scaling(const nlohmann::json& j, ModelConfig& c, const std::strin
     read_yarn(rs, c, src);
     return;
   }
-  if (type != "llama3") {
-    fail("'{}': rope_scaling type '{}' is not supported (supported: llama3{})", src, type,
-         c.is_mla() ? ", yarn" : "; yarn with multi-head latent attention models only");
+  if (type != "llama3" || c.is_mla()) {
+    fail("'{}': rope_scaling type '{}' is not supported (supported: {})", src, type,
+         c.is_mla() ? "yarn" : "llama3; yarn with multi-head latent attention models only");
   }
   c.rope_freq_factors = llama3_rope_freq_factors(
       c.head_dim, c.rope_theta, static_cast<float>(get_number(rs, "factor", src, 8.0)),

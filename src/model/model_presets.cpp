@@ -33,6 +33,45 @@ json llama3(int hidden, int ffn, int layers, int heads, bool tied, double rope_f
           {"tie_word_embeddings", tied}};
 }
 
+json yarn_rope(double mscale) {
+  return {{"type", "yarn"},          {"factor", 40.0}, {"original_max_position_embeddings", 4096},
+          {"beta_fast", 32},         {"beta_slow", 1}, {"mscale", mscale},
+          {"mscale_all_dim", mscale}};
+}
+
+// DeepSeek-V2-Lite (15.7B, 2.4B active) and DeepSeek-V3 (671B, 37B active) as their config.json.
+json deepseek(bool v3) {
+  json j = {{"model_type", v3 ? "deepseek_v3" : "deepseek_v2"},
+            {"hidden_size", v3 ? 7168 : 2048},
+            {"intermediate_size", v3 ? 18432 : 10944},
+            {"moe_intermediate_size", v3 ? 2048 : 1408},
+            {"num_hidden_layers", v3 ? 61 : 27},
+            {"num_attention_heads", v3 ? 128 : 16},
+            {"num_key_value_heads", v3 ? 128 : 16},
+            {"n_shared_experts", v3 ? 1 : 2},
+            {"n_routed_experts", v3 ? 256 : 64},
+            {"num_experts_per_tok", v3 ? 8 : 6},
+            {"routed_scaling_factor", v3 ? 2.5 : 1.0},
+            {"kv_lora_rank", 512},
+            {"q_lora_rank", v3 ? json(1536) : json(nullptr)},
+            {"qk_nope_head_dim", 128},
+            {"qk_rope_head_dim", 64},
+            {"v_head_dim", 128},
+            {"topk_method", v3 ? "noaux_tc" : "greedy"},
+            {"scoring_func", v3 ? "sigmoid" : "softmax"},
+            {"n_group", v3 ? 8 : 1},
+            {"topk_group", v3 ? 4 : 1},
+            {"first_k_dense_replace", v3 ? 3 : 1},
+            {"norm_topk_prob", v3},
+            {"vocab_size", v3 ? 129280 : 102400},
+            {"max_position_embeddings", 163840},
+            {"rms_norm_eps", 1e-6},
+            {"rope_theta", 10000.0},
+            {"rope_scaling", yarn_rope(v3 ? 1.0 : 0.707)},
+            {"tie_word_embeddings", false}};
+  return j;
+}
+
 const std::map<std::string, json>& presets() {
   static const std::map<std::string, json> table = {
       {"smollm2-135m",
@@ -95,6 +134,29 @@ const std::map<std::string, json>& presets() {
         {"rms_norm_eps", 1e-6},
         {"rope_theta", 1000000.0},
         {"tie_word_embeddings", false}}},
+      {"deepseek-v2-lite", deepseek(false)},
+      {"deepseek-v3", deepseek(true)},
+      {"ernie-4.5-21b-a3b",
+       {{"model_type", "ernie4_5_moe"},
+        {"hidden_size", 2560},
+        {"intermediate_size", 12288},
+        {"moe_intermediate_size", 1536},
+        {"moe_num_experts", 64},
+        {"moe_k", 6},
+        {"moe_num_shared_experts", 2},
+        {"moe_layer_start_index", 1},
+        {"moe_layer_end_index", 27},
+        {"moe_layer_interval", 1},
+        {"num_hidden_layers", 28},
+        {"num_attention_heads", 20},
+        {"num_key_value_heads", 4},
+        {"head_dim", 128},
+        {"vocab_size", 103424},
+        {"max_position_embeddings", 131072},
+        {"rms_norm_eps", 1e-5},
+        {"rope_theta", 500000.0},
+        {"use_bias", false},
+        {"tie_word_embeddings", true}}},
       {"mixtral-8x7b",
        {{"model_type", "mixtral"},
         {"hidden_size", 4096},

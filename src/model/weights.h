@@ -54,7 +54,7 @@ void for_each_layer_matrix(const LayerWeights& l, Fn fn) {
   }
   const MoeFfnWeights& m = l.moe;
   fn(m.router);
-  for (int e = 0; e < m.n_experts(); ++e) {
+  for (int e = 0; e < m.n_local(); ++e) {
     fn(m.gate[static_cast<size_t>(e)]);
     fn(m.up[static_cast<size_t>(e)]);
     fn(m.down[static_cast<size_t>(e)]);

@@ -489,6 +489,13 @@ void resolve_parallel(LaunchInfo& info, const LaunchFlags& f, const Environment&
   info.parallel.pp = agree(f.pp, "--pp", pp_env, "PP_SIZE", 1);
   check_positive(info.parallel.tp, f.tp ? "--tp" : "TP_SIZE");
   check_positive(info.parallel.pp, f.pp ? "--pp" : "PP_SIZE");
+  if (f.ep_size && *f.ep_size != 1 && *f.ep_size != info.parallel.tp) {
+    fail(
+        "--ep-size {} is not supported with --tp {}: the experts are sharded over the "
+        "tensor-parallel ranks, so give --ep-size {} (or --enable-expert-parallel)",
+        *f.ep_size, info.parallel.tp, info.parallel.tp);
+  }
+  info.parallel.expert_parallel = f.enable_expert_parallel || f.ep_size.value_or(1) > 1;
 }
 
 }  // namespace
@@ -562,6 +569,11 @@ void add_launch_flags(CLI::App& cmd, LaunchFlags& f) {
       ->check(CLI::Range(1, 4096));
   cmd.add_option("--pp,--pipeline-parallel-size", f.pp,
                  "pipeline stages, each a contiguous range of layers (default 1)")
+      ->check(CLI::Range(1, 4096));
+  cmd.add_flag("--enable-expert-parallel", f.enable_expert_parallel,
+               "shard a mixture of experts over the --tp ranks by expert (each rank whole experts) "
+               "instead of slicing every expert");
+  cmd.add_option("--ep-size", f.ep_size, "expert parallel size: 1, or the --tp size (SGLang)")
       ->check(CLI::Range(1, 4096));
   cmd.add_option("--nnodes", f.nnodes, "nodes in the group (default 1)")
       ->check(CLI::Range(1, 4096));

@@ -51,7 +51,9 @@ struct LaunchFlags {
   double dist_timeout = 30;   // --dist-timeout: seconds for every rank to reach the rendezvous
   double step_timeout = 10;   // --dist-step-timeout: a collective's limit while serving
   std::string cluster_token;  // --cluster-token (env SHARDLM_CLUSTER_TOKEN)
-  std::string dist_backend = "auto";  // --dist-backend auto|nccl|gloo (env SHARDLM_DIST_BACKEND)
+  std::string dist_backend = "auto";    // --dist-backend auto|nccl|gloo (env SHARDLM_DIST_BACKEND)
+  bool enable_expert_parallel = false;  // --enable-expert-parallel (vLLM)
+  std::optional<int> ep_size;           // --ep-size (SGLang): 1, or the tp size
 };
 
 struct LaunchInfo {

@@ -17,6 +17,9 @@ namespace shardlm::parallel {
 struct ParallelConfig {
   int tp = 1;  // ranks sharing every layer
   int pp = 1;  // pipeline stages
+  // --enable-expert-parallel / --ep-size tp: a mixture of experts is sharded over each stage's tp
+  // ranks by expert (tp_shard.h) instead of slicing every expert.
+  bool expert_parallel = false;
   // A pipeline step is cut into micro-batches of at least this many tokens (micro_batch.h).
   int64_t min_micro_batch_tokens = 64;
   int world_size() const { return tp * pp; }

@@ -15,7 +15,8 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
       comms_(comms),
       backend_(backend),
       staged_(!backend.host_memory()),
-      shard_(cfg.tp > 1 ? shard_model(full, layout_.tp_rank, cfg.tp) : nullptr),
+      shard_(cfg.tp > 1 ? shard_model(full, layout_.tp_rank, cfg.tp, cfg.expert_parallel)
+                        : nullptr),
       model_(shard_ ? shard_.get() : &full),
       local_vocab_(full.config.vocab_size / cfg.tp) {
   KvCacheShape shape = full_shape;

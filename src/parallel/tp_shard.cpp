@@ -41,9 +41,27 @@ MoeFfnWeights moe_slice(const MoeFfnWeights& full, int tp_rank, int tp, int64_t 
   return m;
 }
 
+// Rank tp_rank's experts under expert parallelism: experts [r*E/tp, (r+1)*E/tp) whole, the router
+// and the shared expert whole.
+MoeFfnWeights expert_shard(const MoeFfnWeights& full, int tp_rank, int tp) {
+  MoeFfnWeights m = full;
+  m.tp = tp;
+  m.expert_parallel = true;
+  m.n_routed = full.n_experts();
+  const int per = full.n_experts() / tp;
+  m.first_expert = tp_rank * per;
+  auto part = [&](const std::vector<TensorView>& v) {
+    return std::vector<TensorView>(v.begin() + m.first_expert, v.begin() + m.first_expert + per);
+  };
+  m.gate = part(full.gate);
+  m.up = part(full.up);
+  m.down = part(full.down);
+  return m;
+}
+
 }  // namespace
 
-void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&) {
+void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&, bool expert_parallel) {
   auto need = [&](int value, const char* what) {
     if (value % tp != 0) {
       fail(
@@ -66,15 +84,25 @@ void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&) {
         tp, c.n_kv_heads);
   }
   need(c.ffn_dim, "FFN width");
-  if (c.is_moe()) need(c.moe_ffn_dim, "expert FFN width");
-  if (c.shared_ffn_dim > 0) need(c.shared_ffn_dim, "shared expert FFN width");
+  if (expert_parallel && c.is_moe()) {
+    if (c.n_experts % tp != 0) {
+      fail(
+          "expert parallel size {} (--tp with --enable-expert-parallel) does not divide the "
+          "model's {} experts; pick a tp that divides them, or drop --enable-expert-parallel to "
+          "split each expert instead",
+          tp, c.n_experts);
+    }
+  } else {
+    if (c.is_moe()) need(c.moe_ffn_dim, "expert FFN width");
+    if (c.shared_ffn_dim > 0) need(c.shared_ffn_dim, "shared expert FFN width");
+  }
   need(c.vocab_size, "vocabulary size");
   need(c.d_model, "hidden size");
 }
 
-std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
+std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp, bool expert_parallel) {
   const ModelConfig& c = full.config;
-  check_tp_shardable(c, tp, full.weights);
+  check_tp_shardable(c, tp, full.weights, expert_parallel);
   auto m = std::make_unique<Model>();
   m->path = full.path;
   m->format = full.format;
@@ -84,8 +112,8 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
   // heads use: rank r's first query head r*h/tp belongs to KV head r*kv/tp.
   m->config.n_kv_heads = std::max(1, c.n_kv_heads / tp);
   m->config.ffn_dim = c.ffn_dim / tp;
-  m->config.moe_ffn_dim = c.moe_ffn_dim / tp;
-  m->config.shared_ffn_dim = c.shared_ffn_dim / tp;
+  m->config.moe_ffn_dim = expert_parallel ? c.moe_ffn_dim : c.moe_ffn_dim / tp;
+  m->config.shared_ffn_dim = expert_parallel ? c.shared_ffn_dim : c.shared_ffn_dim / tp;
   m->tokenizer = full.tokenizer;
   m->chat_template = full.chat_template;
   const int64_t q0 = int64_t{tp_rank} * c.q_dim() / tp, nq = c.q_dim() / tp;
@@ -110,7 +138,10 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp) {
     L.w_gate = row_slice(F.w_gate, f0, nf);
     L.w_up = row_slice(F.w_up, f0, nf);
     L.w_down = row_slice(F.w_down, d0, nd);
-    if (!F.moe.empty()) L.moe = moe_slice(F.moe, tp_rank, tp, d0, nd);
+    if (!F.moe.empty()) {
+      L.moe = expert_parallel ? expert_shard(F.moe, tp_rank, tp)
+                              : moe_slice(F.moe, tp_rank, tp, d0, nd);
+    }
     w.layers.push_back(L);
   }
   return m;

@@ -16,11 +16,16 @@ namespace shardlm::parallel {
 
 // Throws Error when tp does not divide the heads, FFN width, hidden size or vocabulary, or neither
 // divides nor is a multiple of the KV heads (then each rank keeps a copy of the KV head it needs).
-void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights& w);
+// With expert_parallel, tp must divide the experts instead of their widths.
+void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights& w,
+                        bool expert_parallel = false);
 
 // The shard's config has n_heads/tp, max(1, n_kv_heads/tp) and ffn_dim/tp (d_model and vocab_size
 // stay).
 // `full` must outlive the shard.
-std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp);
+// With expert_parallel (--enable-expert-parallel) a mixture of experts is sharded by expert: rank r
+// holds experts [r*E/tp, (r+1)*E/tp) whole (and the shared expert whole) instead of 1/tp of each.
+std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp,
+                                   bool expert_parallel = false);
 
 }  // namespace shardlm::parallel

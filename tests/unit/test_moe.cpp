@@ -290,3 +290,65 @@ TEST(MoeFfn, TensorParallelRanksEqualOneRank) {
 
 }  // namespace
 }  // namespace shardlm::cpu
+
+namespace shardlm::cpu {
+namespace {
+
+// Rank r's experts under expert parallelism (parallel/tp_shard.cpp's expert_shard): experts
+// [r*E/tp, (r+1)*E/tp) whole, the router and the shared expert whole.
+MoeFfnWeights expert_slice(const MoeFfnWeights& full, int r, int tp) {
+  MoeFfnWeights m = full;
+  m.tp = tp;
+  m.expert_parallel = true;
+  m.n_routed = full.n_experts();
+  const int per = full.n_experts() / tp;
+  m.first_expert = r * per;
+  m.gate.assign(full.gate.begin() + r * per, full.gate.begin() + (r + 1) * per);
+  m.up.assign(full.up.begin() + r * per, full.up.begin() + (r + 1) * per);
+  m.down.assign(full.down.begin() + r * per, full.down.begin() + (r + 1) * per);
+  return m;
+}
+
+// Expert parallelism inside the op: each rank runs only its experts' rows, the rows are joined,
+// and every token sums its experts in slot order: every rank's output equals one rank's bit for
+// bit, with softmax routing and with deepseek_v3's sigmoid + group-limited + biased routing.
+TEST(MoeFfn, ExpertParallelRanksEqualOneRank) {
+  uint32_t seed = std::random_device{}();
+  std::vector<float> bias(8);
+  for (int e = 0; e < 8; ++e) bias[static_cast<size_t>(e)] = 0.01f * static_cast<float>(e % 3);
+  for (bool v3_routing : {false, true}) {
+    for (int tp : {2, 4}) {
+      const int64_t d = 64, f = 128, n = 13;
+      MoeBlock b = make_block(DType::Q8_0, d, f, 8, 3, true, 64, ++seed);
+      if (v3_routing) {
+        b.w.routing = {MoeScoring::kSigmoid, 4, 2, MoeGroupScore::kTop2Sum, 2.5f};
+        b.w.score_bias = bias.data();
+      }
+      const auto x = random_rows(n, d, ++seed);
+      Runner one;
+      const auto want = one.run(b.w, x, n);
+      ThreadGather gather(tp);
+      std::vector<std::vector<float>> got(static_cast<size_t>(tp));
+      std::vector<std::thread> ranks;
+      for (int r = 0; r < tp; ++r) {
+        ranks.emplace_back([&, r] {
+          ThreadPool pool(1);
+          MatmulWorkspace ws;
+          MoeScratch scratch;
+          const MoeFfnWeights w = expert_slice(b.w, r, tp);
+          const GatherColsFn g = gather.for_rank(r);
+          got[static_cast<size_t>(r)].assign(x.size(), 0.f);
+          moe_ffn(pool, ws, scratch, w, x.data(), n, got[static_cast<size_t>(r)].data(), &g);
+        });
+      }
+      for (auto& th : ranks) th.join();
+      for (int r = 0; r < tp; ++r) {
+        EXPECT_EQ(got[static_cast<size_t>(r)], want)
+            << "tp " << tp << " rank " << r << " v3 routing " << v3_routing << " seed " << seed;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::cpu

@@ -50,7 +50,7 @@ void group_by_expert(MoeScratch& s, int64_t n, int n_experts, int top_k) {
 // gathered ([rows][cols * tp] in s.hidden).
 const float* down_input(MoeScratch& s, const MoeFfnWeights& w, const GatherColsFn* gather,
                         int64_t rows, int64_t cols) {
-  if (w.tp == 1) return s.gate.data();
+  if (w.tp == 1 || w.expert_parallel) return s.gate.data();
   (*gather)(s.gate.data(), rows, cols, s.hidden.data());
   return s.hidden.data();
 }
@@ -59,20 +59,47 @@ const float* down_input(MoeScratch& s, const MoeFfnWeights& w, const GatherColsF
 // every row, then down per expert (on every rank's hidden columns under tensor parallelism).
 void run_experts(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
                  const GatherColsFn* gather, int64_t rows, int64_t d, int64_t f) {
-  const int n_experts = w.n_experts();
-  const int64_t d_out = w.down[0].ne[1], f_in = f * w.tp;
-  for (int e = 0; e < n_experts; ++e) {
-    const int64_t r0 = s.offsets[e], cnt = s.offsets[e + 1] - r0;
+  const int n_local = w.n_local(), e0 = w.first_expert;
+  const int64_t d_out = w.down[0].ne[1], f_in = w.expert_parallel ? f : f * w.tp;
+  for (int e = 0; e < n_local; ++e) {
+    const int64_t r0 = s.offsets[e0 + e], cnt = s.offsets[e0 + e + 1] - r0;
     if (cnt == 0) continue;
     matmul(w.gate[e], s.xs.data() + at(r0, d), cnt, s.gate.data() + at(r0, f), pool, ws);
     matmul(w.up[e], s.xs.data() + at(r0, d), cnt, s.up.data() + at(r0, f), pool, ws);
   }
-  silu_mul(pool, s.gate.data(), s.up.data(), s.gate.data(), rows * f);
-  const float* hidden = down_input(s, w, gather, rows, f);
-  for (int e = 0; e < n_experts; ++e) {
-    const int64_t r0 = s.offsets[e], cnt = s.offsets[e + 1] - r0;
+  // Only this rank's rows under expert parallelism; every row otherwise.
+  const int64_t first = s.offsets[e0], last = s.offsets[e0 + n_local];
+  silu_mul(pool, s.gate.data() + at(first, f), s.up.data() + at(first, f),
+           s.gate.data() + at(first, f), (last - first) * f);
+  const float* hidden = w.expert_parallel ? s.gate.data() : down_input(s, w, gather, rows, f);
+  for (int e = 0; e < n_local; ++e) {
+    const int64_t r0 = s.offsets[e0 + e], cnt = s.offsets[e0 + e + 1] - r0;
     if (cnt == 0) continue;
     matmul(w.down[e], hidden + at(r0, f_in), cnt, s.ys.data() + at(r0, d_out), pool, ws);
+  }
+}
+
+// Expert parallelism: rank r computed the grouped rows of its experts, [offsets[first_r],
+// offsets[last_r]); every rank knows every rank's range (all route alike), so one gather of the
+// ranges padded to the longest fills every rank's ys with every row.
+void join_expert_rows(MoeScratch& s, const MoeFfnWeights& w, const GatherColsFn& gather,
+                      int64_t d) {
+  const int ranks = w.tp, per = w.n_local();
+  auto range = [&](int r) {
+    return std::pair<int64_t, int64_t>{s.offsets[r * per], s.offsets[(r + 1) * per]};
+  };
+  int64_t longest = 1;
+  for (int r = 0; r < ranks; ++r) longest = std::max(longest, range(r).second - range(r).first);
+  const auto [mine0, mine1] = range(w.first_expert / per);
+  std::fill(s.ep_local.begin(), s.ep_local.begin() + longest * d, 0.f);
+  std::copy(s.ys.data() + at(mine0, d), s.ys.data() + at(mine1, d), s.ep_local.data());
+  gather(s.ep_local.data(), longest, d, s.ep_all.data());
+  for (int r = 0; r < ranks; ++r) {
+    const auto [r0, r1] = range(r);
+    for (int64_t j = 0; j < r1 - r0; ++j) {
+      const float* src = s.ep_all.data() + at(j, d * ranks) + r * d;
+      std::copy(src, src + d, s.ys.data() + at(r0 + j, d));
+    }
   }
 }
 
@@ -229,6 +256,8 @@ void MoeScratch::reserve(int64_t tokens, int n_experts, int top_k, int64_t d_mod
   if (tp > 1) {
     grow(hidden, std::max(pairs * ffn, tokens * shared_ffn) * tp);
     grow(out_local, tokens * d_model);
+    grow(ep_local, std::max<int64_t>(pairs, 1) * d_model);
+    grow(ep_all, std::max<int64_t>(pairs, 1) * d_model * tp);
   }
 }
 
@@ -242,6 +271,12 @@ void moe_ffn(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnW
   s.reserve(n, w.n_experts(), w.top_k, d, f, w.has_shared() ? w.shared_gate.ne[1] : 0, w.tp);
   route_and_group(pool, ws, s, w, x, n);
   run_experts(pool, ws, s, w, tp_gather, n * w.top_k, d, f);
+  if (w.expert_parallel) {  // every rank's expert rows, then the same sums as on one rank
+    join_expert_rows(s, w, *tp_gather, d);
+    combine(pool, s, n, w.top_k, d, out);
+    if (w.has_shared()) add_shared_expert(pool, ws, s, w, nullptr, x, n, out);
+    return;
+  }
   float* local = w.tp > 1 ? s.out_local.data() : out;  // this rank's output columns first
   combine(pool, s, n, w.top_k, w.down[0].ne[1], local);
   if (w.has_shared()) add_shared_expert(pool, ws, s, w, tp_gather, x, n, local);

@@ -41,6 +41,9 @@ struct MoeScratch {
   // Tensor parallelism only: the ranks' hidden columns gathered ([tokens * max(top_k * ffn,
   // shared_ffn)] x tp, ffn and shared_ffn this rank's widths) and this rank's output columns.
   std::vector<float> hidden, out_local;
+  // Expert parallelism only: this rank's grouped rows padded to the longest rank's, and every
+  // rank's side by side ([rows][d_model * tp]).
+  std::vector<float> ep_local, ep_all;
   void reserve(int64_t tokens, int n_experts, int top_k, int64_t d_model, int64_t ffn,
                int64_t shared_ffn, int tp = 1);
 };
