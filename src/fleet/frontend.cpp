@@ -109,6 +109,7 @@ class StreamPump {
         if (!write(sink, piece->data)) return false;
         continue;
       }
+      in_flight_.reset();  // no longer the worker's load, before the client sees the end
       if (piece->kind == Kind::kFailed) finish_cut(sink, piece->data);
       sink.done();
       return true;

@@ -53,8 +53,12 @@ void WorkerDirectory::poll() {
     entries = etcd_.get_prefix(kWorkersPrefix);
   } catch (const std::exception& e) {
     std::lock_guard lock(mutex_);
-    if (etcd_ok_) spdlog::warn("fleet: etcd unreachable, serving with the last view: {}", e.what());
+    if (etcd_ok_ || !polled_) {
+      spdlog::warn("fleet: etcd unreachable, serving with the last view ({} workers): {}",
+                   workers_.size(), e.what());
+    }
     etcd_ok_ = false;
+    polled_ = true;
     return;
   }
   auto fresh = parse(entries);
@@ -64,6 +68,7 @@ void WorkerDirectory::poll() {
     std::lock_guard lock(mutex_);
     if (!etcd_ok_) spdlog::info("fleet: etcd reachable; {} workers registered", fresh.size());
     etcd_ok_ = true;
+    polled_ = true;
     for (const auto& [id, w] : fresh) {
       if (!workers_.count(id)) spdlog::info("fleet: worker {} joined ('{}' at {})", id, w.model, w.url);
       ids.insert(id);

@@ -51,6 +51,7 @@ class WorkerDirectory {
   std::map<std::string, Clock::time_point> down_until_;
   std::set<std::string> logged_;  // "key\nvalue" of entries already reported as skipped
   bool etcd_ok_ = false;
+  bool polled_ = false;  // a poll has answered or failed (the first failure is logged too)
   bool stop_ = false;
   std::condition_variable wake_;
   std::thread thread_;
