@@ -21,8 +21,12 @@ RankRuntime::RankRuntime(const EngineArgs& args, Placement placement,
 
 void RankRuntime::size_kv_cache(const EngineArgs& args) {
   const ModelConfig& c = model_->config;
-  kv_shape_ = {c.n_layers, c.kv_dim(), args.block_size, kv_blocks(args, c),
-               backend_->kv_element_bytes()};
+  kv_shape_ = {c.n_layers,
+               c.kv_dim(),
+               args.block_size,
+               kv_blocks(args, c),
+               backend_->kv_element_bytes(),
+               c.kv_cache_values()};
   if (placement_ == Placement::kInGroup) return;
   kv_shape_.n_blocks = kv_blocks(args, c, backend_->kv_element_bytes());
   const DeviceKvSizing sized = size_kv_on_device(args, *model_, *backend_);
