@@ -9,12 +9,15 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/mla.h"
 #include "backend/cpu/moe.h"
 #include "backend/cpu/quant.h"
 #include "backend/make_backend.h"
+#include "kv/kv_cache.h"
 #include "logit_ref.h"
 #include "model/hf_config.h"
+#include "model/model_presets.h"
 #include "parallel/tp_shard.h"
 #include "safetensors_writer.h"
 #include "test_support.h"
@@ -99,6 +102,22 @@ TEST(MlaModels, TinyModelsMatchTransformers) {
     }
     EXPECT_LT(max_err, 2e-3 * std::max(1.0, max_ref)) << name << " max |ref| " << max_ref;
   }
+}
+
+// A token costs kv_lora_rank + qk_rope_head_dim cached values per layer: one pool, no values.
+TEST(MlaModels, KvCacheHoldsOneLatentRowPerToken) {
+  TempDir dir("mla-kv");
+  write_tiny_hf_model(dir.path("m"), reference_spec("deepseek_v3"));
+  const auto model = load_model(dir.path("m"));
+  const ModelConfig& c = model->config;
+  const KvCacheShape shape{c.n_layers, c.kv_dim(), 16, 8, sizeof(float), c.kv_cache_values()};
+  EXPECT_EQ(shape.bytes(), size_t(3 * 8 * 16 * (32 + 8) * 4));
+  CpuBackend backend(CpuBackendOptions::for_model(c, 1, 16, 128));
+  KvCache kv(shape, backend);
+  EXPECT_EQ(kv.layer(0).k, kv.layer(0).v);
+  // A dense equivalent (n_heads keys and values of nope + rope and v_head) would cache
+  // 4 * (24 + 16) = 160 values per token per layer instead of 40.
+  EXPECT_EQ(c.kv_dim() * 4, c.n_heads * (c.head_dim + c.v_head_dim));
 }
 
 TEST(MlaModels, ChunkingDoesNotChangeLogits) {
@@ -248,6 +267,32 @@ TEST(MlaModels, BadRoutingAndScalingAreNamed) {
                           {"rope_scaling", {{"type", "yarn"}, {"factor", 4.0}}}};
   EXPECT_NE(error_of([&] { hf_config_from_json(llama, "config"); }).find("yarn with multi-head"),
             std::string::npos);
+}
+
+TEST(MlaModels, PresetsDescribeTheModels) {
+  const ModelConfig lite = hf_config_from_json(*model_preset("deepseek-v2-lite"), "preset");
+  lite.validate("preset");
+  EXPECT_EQ(lite.arch, "deepseek_v2");
+  EXPECT_EQ(lite.q_lora_rank, 0);
+  EXPECT_EQ(lite.kv_dim(), 576);  // 512 latent + 64 rope key cached per token per layer
+  EXPECT_FALSE(lite.is_moe_layer(0));
+  EXPECT_TRUE(lite.is_moe_layer(26));
+  EXPECT_EQ(lite.shared_ffn_dim, 2 * 1408);
+  const ModelConfig v3 = hf_config_from_json(*model_preset("deepseek-v3"), "preset");
+  v3.validate("preset");
+  EXPECT_EQ(v3.moe_routing.n_groups, 8);
+  EXPECT_TRUE(v3.moe_score_bias);
+  EXPECT_EQ(v3.dense_layers, (std::vector<int>{0, 1, 2}));
+  const ModelConfig ernie = hf_config_from_json(*model_preset("ernie-4.5-21b-a3b"), "preset");
+  ernie.validate("preset");
+  EXPECT_EQ(ernie.arch, "ernie4_5_moe");
+  EXPECT_EQ(ernie.shared_ffn_dim, 2 * 1536);
+  EXPECT_FALSE(ernie.is_moe_layer(0));
+  EXPECT_TRUE(ernie.is_moe_layer(27));
+  // DeepSeek-V3's 671B parameters are refused by size rather than generated.
+  const std::string e = error_of([] { load_model("deepseek-v3", "dummy"); });
+  EXPECT_NE(e.find("GiB of BF16 but this machine has"), std::string::npos) << e;
+  EXPECT_NE(e.find("671."), std::string::npos) << e;
 }
 
 TEST(MlaModels, TensorParallelismIsRefusedForMla) {
