@@ -34,6 +34,8 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/gemv_sweep.h"
 #include "model/weights.h"
+#include "model/model_shape.h"
+#include "model/weight_set_of.h"
 #endif
 
 namespace {
@@ -160,8 +162,8 @@ double graph_ms_per_call(shardlm::cuda::CudaBackend& be, int calls,
 // ceiling. "sync" is the older figure: layer 0 alone, launched and synchronised each time.
 void bench_decode_gemv(const shardlm::Model& m, double copy_gb_per_s) {
   const shardlm::ModelConfig& c = m.config;
-  shardlm::cuda::CudaBackend be(shardlm::cuda::CudaBackendOptions::for_model(c, 8, 256));
-  be.prepare_weights(c, m.weights);
+  shardlm::cuda::CudaBackend be(shardlm::cuda::CudaBackendOptions::for_model(shardlm::model_shape(c), 8, 256));
+  be.prepare_weights(shardlm::weight_set_of(c, m.weights));
   const auto& layers = m.weights.layers;
   const int n_layers = static_cast<int>(layers.size());
   const int64_t widest = std::max<int64_t>({c.q_dim(), c.d_model, c.ffn_dim, c.vocab_size});

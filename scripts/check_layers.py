@@ -23,13 +23,7 @@ LAYERS = [["core"], ["formats"], ["tokenizer", "template"], ["comm"], ["backend"
 RANK = {m: i for i, group in enumerate(LAYERS) for m in group}
 
 # (file, included header): why it is still there.
-KNOWN = {
-    ("src/backend/backend.h", "model/model_config.h"):
-        "issue 15 item 1: prepare_weights takes ModelConfig; typed device buffers will take a "
-        "flat list of tensors and the RoPE parameters",
-    ("src/backend/cuda/cuda_backend.cpp", "model/weights.h"):
-        "issue 15 item 1: the CUDA backend walks ModelWeights to upload them",
-}
+KNOWN = {}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/([^"]+)"', re.M)
 

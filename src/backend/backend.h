@@ -13,24 +13,15 @@
 #include "backend/moe.h"
 #include "backend/sampling.h"
 #include "core/error.h"
+#include "backend/rope_params.h"
+#include "backend/weight_set.h"
 #include "core/tensor.h"
-#include "model/model_config.h"
 
 namespace shardlm {
 inline constexpr int kMaxHeadDim = 1024;
 }
 
 namespace shardlm {
-
-struct ModelWeights;
-
-struct RopeParams {
-  int head_dim = 0;
-  RopeStyle style = RopeStyle::kNeox;
-  std::vector<float> inv_freq;  // head_dim / 2 angular frequencies (theta^(-2i/d) / factor_i)
-
-  static RopeParams from_config(const ModelConfig& c);
-};
 
 // One sequence's slice of a batch for attention: its queries are rows [first_row, first_row +
 // n_tokens) at positions [n_past, n_past + n_tokens); its keys/values for positions
@@ -99,10 +90,9 @@ class Backend {
   virtual std::string name() const = 0;
 
   // Uploads (and converts) every weight of `w` once, at load; a device backend keys the copies by
-  // the host pointers the ops later receive. A pipeline stage's `w` holds its layers only, and no
-  // embedding or output projection (views without data) where it does not run them. A no-op on
-  // the CPU, which reads the mapped file.
-  virtual void prepare_weights(const ModelConfig& c, const ModelWeights& w) {}
+  // the host pointers the ops later receive. A pipeline stage lists its layers' weights only. A
+  // no-op on the CPU, which reads the mapped file.
+  virtual void prepare_weights(const WeightSet& w) {}
   // Called once per forward step before any op of that step.
   virtual void begin_step(const StepIndices& s) {}
   // Step graphs, between begin_step and to_host: graph_replay launches the ops recorded for key

@@ -50,22 +50,22 @@ Device resolve_device(const std::string& flag) {
   return Device::kCuda;
 }
 
-std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelConfig& c) {
-  if (c.is_mla() && s.device == Device::kCuda) {
+std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelShape& m) {
+  if (m.latent_attention && s.device == Device::kCuda) {
     fail(
-        "'{}' uses multi-head latent attention ({}); it runs on the CPU only in this build; use "
+        "'{}' uses multi-head latent attention; it runs on the CPU only in this build; use "
         "--device cpu",
-        c.name.empty() ? c.arch : c.name, c.arch);
+        m.name);
   }
-  if (c.is_moe() && s.device == Device::kCuda) {
+  if (m.n_experts > 0 && s.device == Device::kCuda) {
     fail(
         "'{}' is a mixture-of-experts model ({} experts, {} per token); mixture-of-experts models "
         "run on the CPU only in this build; use --device cpu",
-        c.name.empty() ? c.arch : c.name, c.n_experts, c.n_experts_used);
+        m.name, m.n_experts, m.n_experts_used);
   }
 #if SHARDLM_HAS_CUDA
   if (s.device == Device::kCuda) {
-    auto o = cuda::CudaBackendOptions::for_model(c, s.max_batch_tokens, s.max_context);
+    auto o = cuda::CudaBackendOptions::for_model(m, s.max_batch_tokens, s.max_context);
     o.graphs = !s.enforce_eager;
     auto backend = std::make_unique<cuda::CudaBackend>(o);
     spdlog::info("device: cuda, {}", backend->description());
@@ -75,7 +75,7 @@ std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelConfig& c
   if (s.device == Device::kCuda) fail("internal: the CUDA backend is not in this build");
 #endif
   return std::make_unique<CpuBackend>(
-      CpuBackendOptions::for_model(c, s.threads, s.max_batch_tokens, s.max_context));
+      CpuBackendOptions::for_model(m, s.threads, s.max_batch_tokens, s.max_context));
 }
 
 }  // namespace shardlm

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "backend/backend.h"
+#include "backend/model_shape.h"
 
 namespace shardlm {
 
@@ -29,6 +30,7 @@ struct BackendSpec {
   int64_t max_context = 2048;
   bool enforce_eager = false;  // no CUDA graphs (--enforce-eager)
 };
-std::unique_ptr<Backend> make_backend(const BackendSpec& spec, const ModelConfig& c);
+// Throws Error when the device has no ops for the model's layers (MoE, MLA on CUDA).
+std::unique_ptr<Backend> make_backend(const BackendSpec& spec, const ModelShape& m);
 
 }  // namespace shardlm

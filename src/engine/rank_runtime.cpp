@@ -4,18 +4,19 @@
 #include <cstdlib>
 
 #include "engine/kv_sizing.h"
+#include "model/model_shape.h"
+#include "model/weight_set_of.h"
 
 namespace shardlm {
 
-RankRuntime::RankRuntime(const EngineArgs& args, Placement placement,
-                         std::unique_ptr<Model> loaded)
+RankRuntime::RankRuntime(const EngineArgs& args, Placement placement, std::unique_ptr<Model> loaded)
     : placement_(placement), model_(std::move(loaded)) {
   if (!model_) model_ = load_model(args.model, args.load_format);
   const ModelConfig& c = model_->config;
   // The backend first in a group too: the handshake reports its device, and NCCL connects on its
   // stream.
-  backend_ = make_backend(backend_spec(args, c), c);
-  if (placement_ == Placement::kAlone) backend_->prepare_weights(c, model_->weights);
+  backend_ = make_backend(backend_spec(args, c), model_shape(c));
+  if (placement_ == Placement::kAlone) backend_->prepare_weights(weight_set_of(c, model_->weights));
   size_kv_cache(args);
 }
 

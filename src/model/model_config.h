@@ -5,13 +5,9 @@
 #include <vector>
 
 #include "backend/moe.h"
+#include "backend/rope_params.h"
 
 namespace shardlm {
-
-// How rotary embeddings pair up dimensions: kNormal rotates (x[2i], x[2i+1]) (GGUF llama files,
-// whose Q/K rows were permuted by the converter); kNeox rotates (x[i], x[i + d/2]) (Hugging Face
-// weights, and GGUF qwen2/qwen3).
-enum class RopeStyle { kNormal, kNeox };
 
 struct ModelConfig {
   std::string arch;  // registered architecture name ("llama", "qwen2", ...)

@@ -6,6 +6,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/rope_config.h"
+#include "model/weight_set_of.h"
 
 namespace shardlm {
 
@@ -49,9 +51,9 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
     logits_chunk_ = std::min<int64_t>(max_batch_tokens, 256);
     logits_dev_ = be_.alloc_floats(static_cast<size_t>(logits_chunk_ * model.weights.output.ne[1]));
   }
-  be_.prepare_weights(
-      c_, stage_weights(model.weights, first_layer, last_layer < 0 ? c_.n_layers : last_layer));
-  rope_ = RopeParams::from_config(c_);
+  be_.prepare_weights(weight_set_of(
+      c_, stage_weights(model.weights, first_layer, last_layer < 0 ? c_.n_layers : last_layer)));
+  rope_ = rope_params(c_);
   attn_params_ = {c_.n_heads,        c_.n_kv_heads,
                   c_.head_dim,       kv.shape().block_size,
                   c_.sliding_window, 1.f / std::sqrt(static_cast<float>(c_.head_dim))};

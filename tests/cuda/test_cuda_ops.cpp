@@ -6,6 +6,7 @@
 
 #include "backend/cpu/quant.h"
 #include "cuda_test_util.h"
+#include "model/rope_config.h"
 
 namespace shardlm::testing {
 namespace {
@@ -208,7 +209,7 @@ TEST(CudaOps, RopeStoreKvMatchesCpu) {
     c.head_dim = 64;
     c.rope_theta = 10000.f;
     c.rope_style = style;
-    const RopeParams p = RopeParams::from_config(c);
+    const RopeParams p = rope_params(c);
     const int n_heads = 6, n_kv_heads = 2, n_tokens = 11, slots_total = 64;
     const int64_t kv_dim = int64_t{n_kv_heads} * c.head_dim;
     std::vector<int32_t> pos(n_tokens), slots(slots_total);
@@ -307,7 +308,7 @@ TEST(CudaOps, RopeMatchesCpuForBothPairings) {
       c.head_dim = head_dim;
       c.rope_theta = 100000.f;
       c.rope_style = style;
-      const RopeParams p = RopeParams::from_config(c);
+      const RopeParams p = rope_params(c);
       const int n_heads = 3, n_tokens = 9;
       std::vector<int32_t> pos(n_tokens);
       for (auto& v : pos) v = static_cast<int32_t>(rng() % 8000);

@@ -14,6 +14,7 @@
 #include "model/model.h"
 #include "test_support.h"
 #include "tiny_model.h"
+#include "model/model_shape.h"
 
 namespace shardlm::testing {
 namespace {
@@ -205,7 +206,7 @@ TEST(CudaSample, EngineDeviceSamplingMatchesHostGreedyAndIsSeeded) {
   spec.device = Device::kCuda;
   spec.max_batch_tokens = 64;
   spec.max_context = 128;
-  auto backend = make_backend(spec, c);
+  auto backend = make_backend(spec, model_shape(c));
   const KvCacheShape shape{c.n_layers, c.kv_dim(), 16, 64};
   TransformerRunner host(*model, *backend, shape, 64, false);
   TransformerRunner device(*model, *backend, shape, 64, true);

@@ -18,6 +18,8 @@
 #include "logit_ref.h"
 #include "model/hf_config.h"
 #include "model/model_presets.h"
+#include "model/model_shape.h"
+#include "model/rope_config.h"
 #include "parallel/tp_shard.h"
 #include "safetensors_writer.h"
 #include "test_support.h"
@@ -112,7 +114,7 @@ TEST(MlaModels, KvCacheHoldsOneLatentRowPerToken) {
   const ModelConfig& c = model->config;
   const KvCacheShape shape{c.n_layers, c.kv_dim(), 16, 8, sizeof(float), c.kv_cache_values()};
   EXPECT_EQ(shape.bytes(), size_t(3 * 8 * 16 * (32 + 8) * 4));
-  CpuBackend backend(CpuBackendOptions::for_model(c, 1, 16, 128));
+  CpuBackend backend(CpuBackendOptions::for_model(model_shape(c), 1, 16, 128));
   KvCache kv(shape, backend);
   EXPECT_EQ(kv.layer(0).k, kv.layer(0).v);
   // A dense equivalent (n_heads keys and values of nope + rope and v_head) would cache
@@ -146,7 +148,7 @@ TEST(MlaModels, AbsorbedAttentionEqualsExpanded) {
     const MlaWeights& w = model->weights.layers[1].mla;
     const int64_t n = 11, H = c.n_heads, qk = c.head_dim, R = c.kv_dim();
     const auto q = det_weights("q", n * H * qk, 1.f), ckv = det_weights("ckv", n * R, 1.f);
-    const RopeParams rope = RopeParams::from_config(c);
+    const RopeParams rope = rope_params(c);
     const float scale = c.attn_scale_mul / std::sqrt(float(qk));
     std::vector<float> expected(static_cast<size_t>(n * H * c.v_head_dim));
     cpu::mla_attention_reference(w, q.data(), ckv.data(), n, rope, scale, expected.data());

@@ -17,6 +17,7 @@
 #include "safetensors_writer.h"
 #include "test_support.h"
 #include "tiny_model.h"
+#include "model/model_shape.h"
 
 namespace shardlm {
 namespace {
@@ -261,7 +262,7 @@ TEST(MoeModels, CudaRefusesMixtureOfExpertsAtStartUp) {
   const ModelConfig c = hf_config_from_json(*model_preset("qwen3-30b-a3b"), "preset");
   BackendSpec spec;
   spec.device = Device::kCuda;
-  const std::string e = error_of([&] { make_backend(spec, c); });
+  const std::string e = error_of([&] { make_backend(spec, model_shape(c)); });
   EXPECT_NE(e.find("run on the CPU only in this build; use --device cpu"), std::string::npos) << e;
 }
 

@@ -19,6 +19,7 @@
 #include "parallel/tp_shard.h"
 #include "test_support.h"
 #include "tiny_model.h"
+#include "model/model_shape.h"
 
 namespace shardlm::parallel {
 namespace {
@@ -106,7 +107,7 @@ std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp) {
       wo.master_port = master.options().master_port;
       Group g(wo);
       auto model = load_model(base.model);
-      CpuBackend backend(CpuBackendOptions::for_model(model->config, 1, 512, 64));
+      CpuBackend backend(CpuBackendOptions::for_model(model_shape(model->config), 1, 512, 64));
       g.join(*model, backend);
       const KvCacheShape shape{model->config.n_layers, model->config.kv_dim(), 16, 32};
       run_shard_worker(*model, backend, shape, 512, layout(g.parallel()), g.comms());

@@ -10,20 +10,19 @@
 
 namespace shardlm {
 
-CpuBackendOptions CpuBackendOptions::for_model(const ModelConfig& c, int threads,
+CpuBackendOptions CpuBackendOptions::for_model(const ModelShape& m, int threads,
                                                int64_t max_batch_tokens, int64_t max_context) {
   CpuBackendOptions o;
   o.threads = threads;
   o.max_batch_tokens = max_batch_tokens;
-  o.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim(), c.moe_ffn_dim, c.shared_ffn_dim,
-                             c.attn_out_dim(), c.q_lora_rank, c.kv_lora_rank, c.qk_nope_head_dim});
+  o.max_matmul_k = m.max_matmul_k;
   o.max_context = max_context;
-  o.head_dim = c.is_mla() ? c.kv_dim() : c.head_dim;  // MLA attends over the cached latent rows
-  o.moe_experts = c.n_experts;
-  o.moe_top_k = c.n_experts_used;
-  o.d_model = c.d_model;
-  o.moe_ffn = c.moe_ffn_dim;
-  o.moe_shared_ffn = c.shared_ffn_dim;
+  o.head_dim = m.attention_dim;
+  o.moe_experts = m.n_experts;
+  o.moe_top_k = m.n_experts_used;
+  o.d_model = m.d_model;
+  o.moe_ffn = m.moe_ffn;
+  o.moe_shared_ffn = m.moe_shared_ffn;
   return o;
 }
 

@@ -10,6 +10,7 @@
 #include "backend/cpu/mla.h"
 #include "backend/cpu/moe.h"
 #include "backend/cpu/ops.h"
+#include "backend/model_shape.h"
 #include "core/thread_pool.h"
 
 namespace shardlm {
@@ -17,7 +18,7 @@ namespace shardlm {
 struct CpuBackendOptions {
   // Options sized for a model: matmul scratch for its widest input, attention scratch for its
   // head size.
-  static CpuBackendOptions for_model(const ModelConfig& c, int threads, int64_t max_batch_tokens,
+  static CpuBackendOptions for_model(const ModelShape& m, int threads, int64_t max_batch_tokens,
                                      int64_t max_context);
 
   int threads = 0;  // 0 = all hardware threads

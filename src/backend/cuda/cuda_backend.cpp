@@ -27,7 +27,6 @@
 #include "backend/cuda/weight_store.h"
 #include "core/error.h"
 #include "core/fp16.h"
-#include "model/weights.h"
 
 namespace shardlm::cuda {
 
@@ -55,11 +54,11 @@ std::string device_description(int device) {
                      static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
 }
 
-CudaBackendOptions CudaBackendOptions::for_model(const ModelConfig& c, int64_t max_batch_tokens,
+CudaBackendOptions CudaBackendOptions::for_model(const ModelShape& m, int64_t max_batch_tokens,
                                                  int64_t max_context) {
   CudaBackendOptions o;
   o.max_batch_tokens = max_batch_tokens;
-  o.max_matmul_k = std::max({c.d_model, c.ffn_dim, c.q_dim()});
+  o.max_matmul_k = m.max_matmul_k;
   o.max_context = max_context;
   return o;
 }
@@ -211,24 +210,13 @@ size_t CudaBackend::weight_bytes() const {
   return impl_->weights.bytes();
 }
 
-void CudaBackend::prepare_weights(const ModelConfig& c, const ModelWeights& w) {
+void CudaBackend::prepare_weights(const WeightSet& w) {
   const size_t before = weight_bytes();
-  // A pipeline stage passes only what it runs: no embedding or no output projection is left empty.
-  if (w.tok_embd.data) register_matrix(w.tok_embd);
-  if (w.output.data) register_matrix(w.output);
-  register_vector(w.output_norm, w.output.ne[0]);
-  for (const LayerWeights& L : w.layers) {
-    for (const TensorView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      register_matrix(*m);
-    }
-    register_vector(L.attn_norm, L.wq.ne[0]);
-    register_vector(L.ffn_norm, L.w_gate.ne[0]);
-    register_vector(L.bq, L.wq.ne[1]);
-    register_vector(L.bk, L.wk.ne[1]);
-    register_vector(L.bv, L.wv.ne[1]);
-    register_vector(L.q_norm, c.head_dim);
-    register_vector(L.k_norm, c.head_dim);
+  // A pipeline stage lists only what it runs: no embedding or no output projection is left empty.
+  for (const TensorView& m : w.matrices) {
+    if (m.data) register_matrix(m);
   }
+  for (const WeightVector& v : w.vectors) register_vector(v.data, v.n);
   synchronize();
   if (weight_bytes() == before) return;  // already on the GPU (a second Transformer)
   spdlog::info("weights on the GPU: {:.1f} MiB (BF16 matrices, fp32 vectors)",

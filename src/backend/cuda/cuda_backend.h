@@ -10,6 +10,7 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "backend/model_shape.h"
 
 namespace shardlm::cuda {
 
@@ -19,7 +20,7 @@ int device_count();
 std::string device_description(int device);
 
 struct CudaBackendOptions {
-  static CudaBackendOptions for_model(const ModelConfig& c, int64_t max_batch_tokens,
+  static CudaBackendOptions for_model(const ModelShape& m, int64_t max_batch_tokens,
                                       int64_t max_context);
   int device = 0;
   int64_t max_batch_tokens = 512;
@@ -35,7 +36,7 @@ class CudaBackend : public Backend {
   ~CudaBackend() override;
 
   std::string name() const override { return "cuda"; }
-  void prepare_weights(const ModelConfig& c, const ModelWeights& w) override;
+  void prepare_weights(const WeightSet& w) override;
   void begin_step(const StepIndices& s) override;
   bool host_memory() const override { return false; }
   std::string device_id() const override;

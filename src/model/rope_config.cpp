@@ -1,12 +1,12 @@
-// RopeParams from a model config: base frequencies divided by llama3 or YaRN scaling factors, if
+// rope_params: the rope ops' parameters from a model config: base frequencies divided by llama3 or YaRN scaling factors, if
 // any, over the rotated part of a head (all of it, or MLA's qk_rope_head_dim).
 #include <cmath>
 
-#include "backend/backend.h"
+#include "model/rope_config.h"
 
 namespace shardlm {
 
-RopeParams RopeParams::from_config(const ModelConfig& c) {
+RopeParams rope_params(const ModelConfig& c) {
   RopeParams p;
   const int dim = c.rope_dim();
   p.head_dim = dim;
