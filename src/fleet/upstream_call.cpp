@@ -28,6 +28,7 @@ void relay(std::shared_ptr<UpstreamCall::State> st, std::string base_url, httpli
   cli.set_read_timeout(std::chrono::hours(1));  // a long non-streamed generation
   cli.set_write_timeout(std::chrono::seconds(30));
   cli.set_keep_alive(false);
+  cli.set_tcp_nodelay(true);  // the request goes out at once, not after a delayed ACK
   req.response_handler = [st](const httplib::Response& r) {
     UpstreamPiece p{Kind::kHead, r.status, r.get_header_value("Content-Type"), {}, false};
     return st->push(std::move(p));
