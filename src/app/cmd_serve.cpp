@@ -69,6 +69,13 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
                  "answer such requests 400")
       ->check(CLI::IsMember({"xgrammar", "none"}))
       ->capture_default_str();
+  cmd.add_option("--tool-call-parser", a.tool_call_parser,
+                 "parse tool calls out of the model's output for tool_choice auto (vLLM's names)")
+      ->check(CLI::IsMember({"hermes", "qwen", "llama3_json", "llama4_json", "mistral",
+                             "qwen3_coder", "deepseek_v3", "pythonic", "llama4_pythonic"}));
+  cmd.add_option("--reasoning-parser", a.reasoning_parser,
+                 "split <think> sections into reasoning_content")
+      ->check(CLI::IsMember({"deepseek_r1", "qwen3"}));
   cmd.add_option("--max-request-bytes", a.http.max_body_bytes,
                  "largest request body accepted (larger ones get 413)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 32));

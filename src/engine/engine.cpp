@@ -98,8 +98,9 @@ ForwardBatch Engine::build_batch(const SchedulerOutput& batch) const {
   for (const ScheduledRequest& s : batch.scheduled) {
     const Request& r = *s.request;
     const auto first = r.tokens().begin() + r.n_computed();
+    const bool all_logits = r.needs_prompt_logits() && r.n_computed() < r.n_prompt();
     fb.add_sequence({first, first + s.n_tokens}, r.n_computed(), r.block_table().blocks,
-                    config_.blocks.block_size, false);
+                    config_.blocks.block_size, all_logits);
   }
   return fb;
 }
@@ -107,12 +108,26 @@ ForwardBatch Engine::build_batch(const SchedulerOutput& batch) const {
 void Engine::run(const SchedulerOutput& batch) {
   device_step_ = samples_on_device(batch);
   if (!device_step_) {
-    runner_.execute(build_batch(batch), logits_.data());
+    const ForwardBatch fb = build_batch(batch);
+    index_logit_rows(fb);
+    runner_.execute(fb, logits_.data());
     return;
   }
   build_row_sampling(batch);
   sampled_.assign(batch.scheduled.size(), 0);
   runner_.execute_sampled(build_batch(batch), rows_.data(), sampled_.data());
+}
+
+void Engine::index_logit_rows(const ForwardBatch& fb) {
+  logit_rows_.assign(1, 0);
+  size_t row = 0;
+  for (const ForwardBatch::Seq& s : fb.seqs) {
+    while (row < fb.logit_rows.size() && fb.logit_rows[row] < s.first_row + s.n_tokens) ++row;
+    logit_rows_.push_back(row);
+  }
+  // Every position's logits (prompt_logprobs) can outgrow the one row per request sized at start.
+  const size_t need = fb.logit_rows.size() * static_cast<size_t>(runner_.vocab_size());
+  if (need > logits_.size()) logits_.resize(need);
 }
 
 bool Engine::samples_on_device(const SchedulerOutput& batch) const {
@@ -149,13 +164,26 @@ void Engine::postprocess(const SchedulerOutput& batch, StepOutput& out) {
   const size_t vocab = static_cast<size_t>(runner_.vocab_size());
   for (size_t i = 0; i < batch.scheduled.size(); ++i) {
     Request& r = *batch.scheduled[i].request;
+    if (!device_step_) gather_prompt_logprobs(r, i);
     // A prefill chunk that leaves tokens to compute produces no token yet.
     if (r.n_uncomputed() != 0) continue;
     if (device_step_) {
       emit(r, TokenEvent{r.id(), sampled_[i], std::nullopt}, out);
     } else {
-      sample(r, logits_.data() + i * vocab, out);
+      sample(r, logits_.data() + (logit_rows_[i + 1] - 1) * vocab, out);
     }
+  }
+}
+
+void Engine::gather_prompt_logprobs(Request& r, size_t i) {
+  if (!r.needs_prompt_logits()) return;
+  const size_t rows = logit_rows_[i + 1] - logit_rows_[i];  // the chunk's last positions
+  const int32_t vocab = runner_.vocab_size();
+  // n_computed counts this chunk already.
+  const int32_t first_position = r.n_computed() - static_cast<int32_t>(rows);
+  for (size_t k = 0; k < rows; ++k) {
+    const float* row = logits_.data() + (logit_rows_[i] + k) * static_cast<size_t>(vocab);
+    r.add_prompt_logprobs(first_position + static_cast<int32_t>(k), row, vocab);
   }
 }
 
@@ -164,8 +192,14 @@ void Engine::sample(Request& r, float* logits, StepOutput& out) {
   const auto& want_logprobs = r.params().logprobs;
   // The sampler works in place on the row: keep the raw row when log-probabilities are wanted.
   if (want_logprobs) raw_row_.assign(logits, logits + vocab);
+  GrammarMatcher* grammar = r.grammar();
+  if (grammar && grammar->fill_mask(token_mask_)) apply_token_mask(token_mask_, logits, vocab);
   const int32_t token = r.sampler().sample(logits, vocab, r.prompt(), r.output());
+  if (grammar) grammar->accept(token);
   TokenEvent event{r.id(), token, std::nullopt};
+  if (r.params().prompt_logprobs && r.n_output() == 0) {
+    event.prompt_logprobs = r.take_prompt_logprobs();
+  }
   if (want_logprobs) event.logprobs = token_logprobs(raw_row_.data(), vocab, token, *want_logprobs);
   emit(r, std::move(event), out);
 }
@@ -192,7 +226,7 @@ std::optional<RequestFinishReason> Engine::check_stop(const Request& r, int32_t 
   if ((is_eos && !p.ignore_eos) || is_stop) return RequestFinishReason::kStop;
   if (r.n_output() >= p.max_tokens) return RequestFinishReason::kLength;
   if (r.n_tokens() >= config_.scheduler.max_model_len) return RequestFinishReason::kLength;
-  if (stop_string) return RequestFinishReason::kStop;
+  if (stop_string || r.grammar_terminated()) return RequestFinishReason::kStop;
   return std::nullopt;
 }
 

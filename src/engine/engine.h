@@ -35,6 +35,8 @@ struct TokenEvent {
   int32_t token;
   std::optional<TokenLogprobs> logprobs;  // when the request asked for them
   std::string text;  // the output text this token made ready (engine/output_text.h)
+  // With a request's first token when it asked for prompt_logprobs: prompt tokens 1.. n_prompt-1.
+  std::vector<TokenLogprobs> prompt_logprobs;
 };
 
 struct FinishedRequest {
@@ -100,6 +102,11 @@ class Engine {
   ForwardBatch build_batch(const SchedulerOutput& batch) const;
   void postprocess(const SchedulerOutput& batch, StepOutput& out);
   void sample(Request& request, float* logits, StepOutput& out);
+  // Prompt log-probabilities from the logits rows of scheduled request i (every position's, when
+  // its chunk asked for them).
+  void gather_prompt_logprobs(Request& request, size_t i);
+  // logit_rows_[i] .. logit_rows_[i + 1]: the logits rows of scheduled request i.
+  void index_logit_rows(const ForwardBatch& fb);
   // Device sampling for this step: the runner supports it and every request can use it; else the
   // whole step samples on the host.
   bool samples_on_device(const SchedulerOutput& batch) const;
@@ -124,6 +131,8 @@ class Engine {
   std::vector<FinishedRequest> ended_;  // aborted by abort_request, reported by the next step
   std::vector<float> logits_;           // [max_num_seqs, vocab], allocated once
   std::vector<float> raw_row_;          // a row's logits before sampling, for logprobs
+  std::vector<uint32_t> token_mask_;     // a grammar's allowed tokens, one bit each
+  std::vector<size_t> logit_rows_;      // [scheduled + 1] first logits row of each request
   bool device_step_ = false;            // the current step's tokens are in sampled_
   std::vector<RowSampling> rows_;       // [scheduled] device sampling settings
   std::vector<PenaltyToken> penalty_tokens_;

@@ -22,6 +22,8 @@ TokenLogprobs token_logprobs(const float* logits, int32_t vocab, int32_t token, 
   TokenLogprobs out;
   out.token = token;
   out.logprob = static_cast<float>(logits[token] - lse);
+  out.rank = 1 + static_cast<int32_t>(std::count_if(
+                     logits, logits + vocab, [&](float v) { return v > logits[token]; }));
   const int32_t n = std::min<int32_t>(std::max(top_n, 0), vocab);
   std::vector<int32_t> ids(static_cast<size_t>(vocab));
   for (int32_t i = 0; i < vocab; ++i) ids[static_cast<size_t>(i)] = i;

@@ -12,6 +12,7 @@ namespace shardlm {
 struct TokenLogprobs {
   int32_t token = 0;
   float logprob = 0;
+  int32_t rank = 1;  // 1 + the number of tokens more likely than `token` (vLLM's rank)
   std::vector<std::pair<int32_t, float>> top;  // (token, logprob), most likely first
 };
 

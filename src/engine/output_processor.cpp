@@ -9,6 +9,7 @@ void RequestOutput::merge(RequestOutput&& later) {
   text += later.text;
   token_ids.insert(token_ids.end(), later.token_ids.begin(), later.token_ids.end());
   for (auto& l : later.logprobs) logprobs.push_back(std::move(l));
+  for (auto& l : later.prompt_logprobs) prompt_logprobs.push_back(std::move(l));
   if (later.finish_reason) finish_reason = later.finish_reason;
   n_prompt_tokens = std::max(n_prompt_tokens, later.n_prompt_tokens);
   n_output_tokens = std::max(n_output_tokens, later.n_output_tokens);
@@ -40,6 +41,8 @@ std::vector<RequestOutput> OutputProcessor::process(const StepOutput& step) {
     RequestOutput& p = it->second;
     p.token_ids.push_back(e.token);
     if (e.logprobs) p.logprobs.push_back(*e.logprobs);
+    p.prompt_logprobs.insert(p.prompt_logprobs.end(), e.prompt_logprobs.begin(),
+                             e.prompt_logprobs.end());
     p.text += e.text;
     ++p.n_output_tokens;
     touched.push_back(e.request_id);

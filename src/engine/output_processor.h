@@ -22,6 +22,7 @@ struct RequestOutput {
   std::string text;  // complete UTF-8 characters only
   std::vector<int32_t> token_ids;
   std::vector<TokenLogprobs> logprobs;               // one per token in token_ids, when requested
+  std::vector<TokenLogprobs> prompt_logprobs;        // prompt tokens 1.., in the first output
   std::optional<RequestFinishReason> finish_reason;  // set on the last output
   int32_t n_prompt_tokens = 0;                       // totals so far
   int32_t n_output_tokens = 0;

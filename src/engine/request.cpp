@@ -47,7 +47,26 @@ Request::Request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& 
       sampling_seed_(shardlm::sampling_seed(params)),
       sampler_(params, sampling_seed_) {
   if (tokenizer) text_.emplace(*tokenizer, params);
+  if (params.grammar) matcher_.emplace(params.grammar);
   times_.arrival = monotonic_seconds();
+}
+
+bool Request::needs_prompt_logits() const {
+  return params_.prompt_logprobs && !prompt_logprobs_taken_ &&
+         prompt_logprobs_.size() + 1 < prompt_.size();
+}
+
+void Request::add_prompt_logprobs(int32_t position, const float* logits, int32_t vocab) {
+  const auto next = static_cast<size_t>(position) + 1;
+  if (!params_.prompt_logprobs || next != prompt_logprobs_.size() + 1 || next >= prompt_.size()) {
+    return;
+  }
+  prompt_logprobs_.push_back(token_logprobs(logits, vocab, prompt_[next], *params_.prompt_logprobs));
+}
+
+std::vector<TokenLogprobs> Request::take_prompt_logprobs() {
+  prompt_logprobs_taken_ = true;
+  return std::move(prompt_logprobs_);
 }
 
 void Request::on_scheduled(double now) {

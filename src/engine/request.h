@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/grammar.h"
+#include "engine/logprobs.h"
 #include "engine/output_text.h"
 #include "engine/sampler.h"
 #include "engine/sampling_params.h"
@@ -67,6 +69,20 @@ class Request {
   // seed when it gives one, else a random one chosen at creation.
   uint64_t sampling_seed() const { return sampling_seed_; }
 
+  // The matcher of the request's grammar (params().grammar); null when unconstrained.
+  GrammarMatcher* grammar() { return matcher_ ? &*matcher_ : nullptr; }
+  bool grammar_terminated() const { return matcher_ && matcher_->terminated(); }
+
+  // Prompt log-probabilities (params().prompt_logprobs): entry k is prompt token k + 1's, under
+  // the logits at position k. True while some are missing: the prefill then needs the logits of
+  // every prompt position, and may not start from a prefix-cache hit.
+  bool needs_prompt_logits() const;
+  // Records the log-probabilities of the prompt token after `position` from that position's
+  // logits; positions already recorded (a prefill run again after preemption) are skipped.
+  void add_prompt_logprobs(int32_t position, const float* logits, int32_t vocab);
+  // The prompt's log-probabilities gathered so far, moved out (once, with the first token).
+  std::vector<TokenLogprobs> take_prompt_logprobs();
+
   // State transitions; each asserts it is legal from the current state.
   void on_scheduled(double now);                 // waiting/preempted -> running
   void on_preempted();                           // running -> preempted; K/V must be recomputed
@@ -83,6 +99,9 @@ class Request {
   uint64_t sampling_seed_;  // before sampler_, which is built with it
   Sampler sampler_;
   std::optional<OutputText> text_;
+  std::optional<GrammarMatcher> matcher_;
+  std::vector<TokenLogprobs> prompt_logprobs_;  // [n_prompt - 1] once the prefill is done
+  bool prompt_logprobs_taken_ = false;
   RequestStatus status_ = RequestStatus::kWaiting;
   std::optional<RequestFinishReason> finish_reason_;
   int32_t n_computed_ = 0;

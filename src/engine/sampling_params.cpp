@@ -26,6 +26,9 @@ void SamplingParams::validate() const {
   if (logprobs && (*logprobs < 0 || *logprobs > kMaxLogprobs)) {
     fail("logprobs must be in [0, {}], got {}", kMaxLogprobs, *logprobs);
   }
+  if (prompt_logprobs && (*prompt_logprobs < 0 || *prompt_logprobs > kMaxLogprobs)) {
+    fail("prompt_logprobs must be in [0, {}], got {}", kMaxLogprobs, *prompt_logprobs);
+  }
   for (const std::string& s : stop) {
     if (s.empty()) fail("stop strings must not be empty");
   }

@@ -2,11 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace shardlm {
+
+class CompiledGrammar;  // engine/grammar.h
 
 // Temperatures below this sample greedily: dividing logits by 1e-38 overflows float to inf and
 // the draw turns to noise (vLLM uses the same cut).
@@ -32,6 +35,13 @@ struct SamplingParams {
   // Log-probabilities of each sampled token under the model (before penalties and temperature),
   // with this many most likely alternatives; unset = none.
   std::optional<int> logprobs;
+  // Log-probabilities of the prompt's tokens (from the second on: the first has no context), with
+  // this many alternatives each; unset = none. The prompt is then computed in full (no prefix
+  // cache hit) with logits for every position, on the host sampler.
+  std::optional<int> prompt_logprobs;
+  // Structured output: only tokens this grammar allows are sampled, and the output ends when it
+  // is complete (engine/grammar.h); null = unconstrained. Sampled on the host.
+  std::shared_ptr<const CompiledGrammar> grammar;
   bool greedy() const { return temperature < kGreedyTemperature; }
 
   static constexpr int kMaxLogprobs = 20;

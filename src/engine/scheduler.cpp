@@ -73,7 +73,9 @@ void Scheduler::schedule_waiting(Budget& budget, SchedulerOutput& out) {
 
 bool Scheduler::admit(Request* request, int32_t max_tokens, SchedulerOutput& out) {
   BlockTable& table = request->block_table();
-  const int32_t hit = blocks_.match_prefix(table, request->tokens());
+  // A request that wants its prompt's log-probabilities computes the whole prompt.
+  const int32_t hit =
+      request->needs_prompt_logits() ? 0 : blocks_.match_prefix(table, request->tokens());
   const int32_t n = std::min(request->n_tokens() - hit, max_tokens);
   if (!blocks_.allocate(table, hit + n)) {
     blocks_.free(table);  // gives back the prefix blocks it had attached

@@ -11,8 +11,10 @@
 #include "core/shutdown_signals.h"
 #include "server/metrics.h"
 #include "server/openai/api_error.h"
+#include "server/openai/reasoning_parser.h"
 #include "server/openai/responses.h"
 #include "server/openai/routes.h"
+#include "server/openai/tool_parsers.h"
 #include "server/shutdown_watch.h"
 #include "server/stats_logger.h"
 #include "server/worker_node.h"
@@ -138,10 +140,17 @@ int run_api_server(const ServerArgs& args) {
     if (args.on_step) args.on_step(r);
   });
   std::atomic<bool> draining{false};
+  std::unique_ptr<GrammarCompiler> grammar;
+  if (args.grammar_backend == "xgrammar") {
+    grammar = std::make_unique<GrammarCompiler>(llm.tokenizer(), llm.runner().vocab_size(),
+                                                llm.engine().config().eos_token_ids);
+  }
   const ServingContext ctx{engine,        llm.tokenizer(),
                            chat_template, info,
                            name,          llm.engine().config().scheduler.max_model_len,
-                           draining};
+                           draining,      grammar.get(),
+                           find_tool_call_parser(args.tool_call_parser),
+                           find_reasoning_parser(args.reasoning_parser)};
 
   HttpServer http(args.http);
   add_basic_routes(http, engine, metrics, args.metrics_port < 0);

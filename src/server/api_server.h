@@ -30,6 +30,9 @@ struct ServerArgs {
   HttpOptions http;
   int metrics_port = -1;          // -1: /metrics on the main port
   std::string served_model_name;  // empty: the model's name
+  std::string grammar_backend = "xgrammar";  // structured output: xgrammar | none
+  std::string tool_call_parser;              // vLLM's names (server/openai/tool_parsers.h); "": none
+  std::string reasoning_parser;              // deepseek_r1 | qwen3; "": none
   double log_interval = 10;       // seconds between stats lines; 0 = off
   double shutdown_grace = 10;     // seconds in-flight requests get to finish on shutdown
   std::optional<parallel::GroupOptions> group;  // several ranks: this one's place in the group

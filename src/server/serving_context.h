@@ -6,11 +6,15 @@
 #include <string>
 
 #include "engine/async_engine.h"
+#include "engine/grammar.h"
 #include "model/chat_template_source.h"
 #include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace shardlm::server {
+
+class ToolCallParser;   // server/openai/tool_parsers.h
+class ReasoningParser;  // server/openai/reasoning_parser.h
 
 struct ServingContext {
   AsyncEngine& engine;
@@ -20,6 +24,9 @@ struct ServingContext {
   std::string served_model_name;
   int max_model_len = 0;
   std::atomic<bool>& draining;  // set on shutdown: new generation requests get 503
+  GrammarCompiler* grammar = nullptr;  // structured output; null with --grammar-backend none
+  const ToolCallParser* tool_parser = nullptr;      // --tool-call-parser; null: none
+  const ReasoningParser* reasoning_parser = nullptr;  // --reasoning-parser; null: none
 };
 
 }  // namespace shardlm::server

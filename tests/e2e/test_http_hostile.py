@@ -171,7 +171,8 @@ def test_model_by_id(hserver):
     assert status == 404 and json.loads(reply)["error"]["code"] == "model_not_found"
 
 
-@pytest.mark.parametrize("field,value", [("response_format", {"type": "json_object"}),
+@pytest.mark.parametrize("field,value", [("response_format", {"type": "yaml"}),
+                                         ("min_tokens", 2),
                                          ("tools", [{"type": "function",
                                                      "function": {"name": "f"}}]),
                                          ("logit_bias", {"50256": -100}),

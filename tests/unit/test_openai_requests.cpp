@@ -34,7 +34,7 @@ TEST(OpenAiRequests, CompletionFields) {
     "top_k": 5, "min_p": 0.1, "n": 2, "stop": "x", "stop_token_ids": [3], "ignore_eos": true,
     "seed": 42, "presence_penalty": 0.5, "frequency_penalty": -0.5, "repetition_penalty": 1.2,
     "logprobs": 2, "echo": true, "user": "u", "stream": true,
-    "stream_options": {"include_usage": true}, "unknown_field": 1})"));
+    "stream_options": {"include_usage": true}})"));
   EXPECT_EQ(r.fields.model, "m");
   ASSERT_EQ(r.prompts.size(), 2u);
   EXPECT_EQ(std::get<std::string>(r.prompts[0]), "a");
@@ -48,8 +48,31 @@ TEST(OpenAiRequests, CompletionFields) {
   EXPECT_TRUE(s.ignore_eos);
   EXPECT_EQ(*s.seed, 42u);
   EXPECT_EQ(*s.logprobs, 2);
+  EXPECT_EQ(*s.prompt_logprobs, 2);  // echo with logprobs scores the prompt
   EXPECT_TRUE(r.echo && r.fields.stream && r.fields.include_usage);
   EXPECT_EQ(r.fields.n, 2);
+}
+
+TEST(OpenAiRequests, UnknownAndUnimplementedFieldsAreNamed) {
+  EXPECT_EQ(param_of(R"({"prompt": "a", "unknown_field": 1})"), "unknown_field");
+  for (const char* field : {"min_tokens", "use_beam_search", "allowed_token_ids", "bad_words",
+                            "truncate_prompt_tokens", "logits_processors"}) {
+    EXPECT_EQ(param_of(fmt::format(R"({{"prompt": "a", "{}": 1}})", field)), field);
+  }
+  EXPECT_EQ(param_of(R"({"messages": [{"role": "user"}], "echo": true})", true), "echo");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "top_logprobs": 2})"), "top_logprobs");
+  // OpenAI's bookkeeping fields change nothing in the output and pass.
+  EXPECT_EQ(param_of(R"({"prompt": "a", "store": false, "metadata": {"k": "v"}})"), "");
+}
+
+TEST(OpenAiRequests, PromptLogprobsFields) {
+  const auto r = parse_completion_request(parse_body(R"({"prompt": "a", "prompt_logprobs": 3})"));
+  EXPECT_EQ(*r.prompt_logprobs, 3);
+  EXPECT_EQ(*r.fields.sampling.prompt_logprobs, 3);
+  EXPECT_FALSE(r.fields.sampling.logprobs);
+  const auto plain = parse_completion_request(parse_body(R"({"prompt": "a", "logprobs": 1})"));
+  EXPECT_FALSE(plain.fields.sampling.prompt_logprobs);  // no echo: only the generated tokens
+  EXPECT_EQ(param_of(R"({"prompt": "a", "prompt_logprobs": 99})"), "prompt_logprobs");
 }
 
 TEST(OpenAiRequests, PromptShapes) {

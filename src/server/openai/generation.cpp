@@ -87,6 +87,7 @@ void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage,
     r.text += out.text;
     r.token_ids.insert(r.token_ids.end(), out.token_ids.begin(), out.token_ids.end());
     for (auto& lp : out.logprobs) r.logprobs.push_back(std::move(lp));
+    for (auto& lp : out.prompt_logprobs) r.prompt_logprobs.push_back(std::move(lp));
     if (out.finish_reason) {
       r.reason = *out.finish_reason;
       usage.completion_tokens += out.n_output_tokens;
@@ -136,12 +137,15 @@ std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
                                         const std::vector<std::vector<int32_t>>& prompts,
                                         const GenerationFields& fields) {
   std::vector<ChoiceInput> choices;
+  std::shared_ptr<const CompiledGrammar> grammar;  // one compile, a matcher per choice
+  if (fields.structured) grammar = compile_structured_output(ctx, *fields.structured);
   for (const auto& prompt : prompts) {
     const auto n_prompt = static_cast<int64_t>(prompt.size());
     // Validated at submission (validate_request): a prompt that leaves no room is refused there.
     const int64_t max_tokens = fields.max_tokens.value_or(ctx.max_model_len - n_prompt);
     for (int j = 0; j < fields.n; ++j) {
       ChoiceInput c{prompt, fields.sampling};
+      c.params.grammar = grammar;
       c.params.max_tokens = static_cast<int>(max_tokens);
       if (c.params.seed) c.params.seed = *c.params.seed + static_cast<uint64_t>(j);
       choices.push_back(std::move(c));

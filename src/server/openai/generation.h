@@ -24,7 +24,8 @@ struct ChoiceInput {
 // (default: the rest of the context; completions default to 16 when parsed); with a seed, choice
 // j of a prompt uses seed + j. Checks nothing: the requests are validated once, when
 // respond_with_generation submits them (AsyncEngine::submit; an empty prompt, or a prompt plus
-// max_tokens past the context, is a 400 naming the field).
+// max_tokens past the context, is a 400 naming the field). A structured-output field is compiled
+// here, once for all choices (a 400 naming the field when the compiler rejects it).
 std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
                                         const std::vector<std::vector<int32_t>>& prompts,
                                         const GenerationFields& fields);

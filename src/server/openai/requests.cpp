@@ -1,7 +1,9 @@
 // Parsing and range checks of the OpenAI request bodies.
 #include "server/openai/requests.h"
 
+#include <algorithm>
 #include <limits>
+#include <span>
 #include <string_view>
 
 #include "server/openai/api_error.h"
@@ -50,22 +52,50 @@ bool is_no_op(std::string_view name, const Json& v) {
   return name == "best_of" && v == 1;
 }
 
-// Fields of the OpenAI API that shardlm does not implement yet: a 400 naming the field instead
-// of an answer that silently ignores it.
-void reject_unsupported(const Json& b) {
-  for (const char* name :
-       {"response_format", "tools", "tool_choice", "functions", "function_call", "logit_bias",
-        "suffix", "best_of", "guided_json", "guided_regex", "guided_choice", "guided_grammar"}) {
-    if (const auto it = b.find(name); it != b.end() && !is_no_op(name, *it)) {
-      bad_request(name, "'{}' is not supported by this server yet; remove it from the request",
-                  name);
-    }
+// Fields both endpoints read; each endpoint adds its own (kCompletionFields, kChatFields).
+constexpr std::string_view kSharedFields[] = {
+    "model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
+    "frequency_penalty", "repetition_penalty", "seed", "ignore_eos", "skip_special_tokens",
+    "include_stop_str_in_output", "stop", "stop_token_ids", "n", "stream", "stream_options", "user",
+    "logprobs",
+    // Platform bookkeeping of OpenAI's service that changes nothing in the output.
+    "metadata", "store", "service_tier"};
+constexpr std::string_view kCompletionFields[] = {"prompt", "echo", "prompt_logprobs",
+                                                  "add_special_tokens"};
+constexpr std::string_view kChatFields[] = {
+    "messages", "max_completion_tokens", "top_logprobs", "add_generation_prompt",
+    "chat_template_kwargs", "parallel_tool_calls", "tools", "tool_choice"};
+// Fields of the OpenAI, vLLM and SGLang APIs that this server does not implement: accepted only
+// with a value that asks for nothing (is_no_op).
+constexpr std::string_view kNoOpOnlyFields[] = {
+    "tools", "tool_choice", "functions", "function_call", "logit_bias",
+    "suffix", "best_of"};
+
+bool listed(std::string_view name, std::initializer_list<std::span<const std::string_view>> lists) {
+  for (auto list : lists) {
+    if (std::find(list.begin(), list.end(), name) != list.end()) return true;
+  }
+  return false;
+}
+
+// Never an answer that silently ignores a field: any field this server does not implement (an
+// unknown one, or one of OpenAI's, vLLM's or SGLang's it lacks) is a 400 naming it.
+void reject_unsupported(const Json& b, std::span<const std::string_view> own) {
+  for (const auto& [name, value] : b.items()) {
+    if (listed(name, {kSharedFields, own, kStructuredOutputFields})) continue;
+    if (listed(name, {kNoOpOnlyFields}) && is_no_op(name, value)) continue;
+    bad_request(name,
+                "'{}' is not a field this server implements on this endpoint; remove it from the "
+                "request (the README lists the supported fields)",
+                name);
   }
 }
 
-GenerationFields parse_generation_fields(const Json& b, const char* max_tokens_name) {
-  reject_unsupported(b);
+GenerationFields parse_generation_fields(const Json& b, const char* max_tokens_name,
+                                         std::span<const std::string_view> own) {
+  reject_unsupported(b, own);
   GenerationFields f;
+  f.structured = parse_structured_output(b);
   if (auto v = string_field(b, "model")) f.model = *v;
   string_field(b, "user");  // accepted, type-checked, unused
   parse_sampling(b, f.sampling);
@@ -136,6 +166,7 @@ Json parse_messages(const Json& b) {
     }
     Json copy = m;
     copy["content"] = flatten_content(m.contains("content") ? m["content"] : Json(), i);
+    arguments_to_objects(copy);
     messages.push_back(std::move(copy));
   }
   return messages;
@@ -145,15 +176,23 @@ Json parse_messages(const Json& b) {
 
 CompletionRequest parse_completion_request(const Json& body) {
   CompletionRequest r;
-  r.fields = parse_generation_fields(body, "max_tokens");
+  r.fields = parse_generation_fields(body, "max_tokens", kCompletionFields);
   r.prompts = parse_prompts(body);
   // OpenAI's and vLLM's default for completions; a forgotten max_tokens must not hold a slot for
   // the whole context (chat keeps vLLM's default: the rest of the context).
   if (!r.fields.max_tokens) r.fields.max_tokens = kDefaultCompletionTokens;
   if (auto v = bool_field(body, "echo")) r.echo = *v;
+  if (auto v = bool_field(body, "add_special_tokens")) r.add_special_tokens = *v;
   if (auto v = int_field(body, "logprobs", 0, SamplingParams::kMaxLogprobs)) {
     r.fields.sampling.logprobs = int(*v);
   }
+  if (auto v = int_field(body, "prompt_logprobs", 0, SamplingParams::kMaxLogprobs)) {
+    r.prompt_logprobs = int(*v);
+  }
+  // echo with logprobs scores the prompt as well (OpenAI's legacy completions, lm-eval).
+  std::optional<int>& prompt = r.fields.sampling.prompt_logprobs;
+  if (r.echo && r.fields.sampling.logprobs) prompt = r.fields.sampling.logprobs;
+  if (r.prompt_logprobs) prompt = std::max(prompt.value_or(0), *r.prompt_logprobs);
   return r;
 }
 
@@ -161,7 +200,8 @@ ChatRequest parse_chat_request(const Json& body) {
   ChatRequest r;
   const bool has_new_name =
       body.contains("max_completion_tokens") && !body["max_completion_tokens"].is_null();
-  r.fields = parse_generation_fields(body, has_new_name ? "max_completion_tokens" : "max_tokens");
+  r.fields = parse_generation_fields(body, has_new_name ? "max_completion_tokens" : "max_tokens",
+                                     kChatFields);
   r.messages = parse_messages(body);
   if (auto v = bool_field(body, "add_generation_prompt")) r.add_generation_prompt = *v;
   if (const auto it = body.find("chat_template_kwargs"); it != body.end() && !it->is_null()) {
@@ -172,6 +212,7 @@ ChatRequest parse_chat_request(const Json& body) {
   const bool logprobs = bool_field(body, "logprobs").value_or(false);
   const auto top = int_field(body, "top_logprobs", 0, SamplingParams::kMaxLogprobs);
   if (top && !logprobs) bad_request("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+  r.tools = parse_tools(body);
   if (logprobs) r.fields.sampling.logprobs = int(top.value_or(0));
   return r;
 }

@@ -9,6 +9,8 @@
 
 #include "engine/sampling_params.h"
 #include "server/openai/json_fields.h"
+#include "server/openai/structured_output.h"
+#include "server/openai/tools.h"
 
 namespace shardlm::server {
 
@@ -19,6 +21,8 @@ struct GenerationFields {
   int n = 1;                      // choices per prompt
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  // A constraint on the output (response_format, guided_*, ...), compiled by expand_choices.
+  std::optional<StructuredOutput> structured;
 };
 
 // A prompt as text, or as token ids the client already tokenized.
@@ -28,6 +32,8 @@ struct CompletionRequest {
   GenerationFields fields;
   std::vector<PromptInput> prompts;
   bool echo = false;
+  bool add_special_tokens = true;     // of text prompts (BOS), as vLLM
+  std::optional<int> prompt_logprobs;  // vLLM's field: a per-choice "prompt_logprobs" list
 };
 
 struct ChatRequest {
@@ -35,6 +41,7 @@ struct ChatRequest {
   Json messages;  // each content flattened to a string
   bool add_generation_prompt = true;
   Json template_kwargs = Json::object();  // chat_template_kwargs, passed to the template
+  std::optional<ToolsRequest> tools;      // tools, tool_choice, parallel_tool_calls
 };
 
 // Both throw ApiError (400) naming the first bad field.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/output_processor.h"
+#include "server/openai/chat_output.h"
 #include "server/openai/json_fields.h"
 #include "tokenizer/tokenizer.h"
 
@@ -18,6 +19,7 @@ struct ChoiceResult {
   std::string text;
   std::vector<int32_t> token_ids;
   std::vector<TokenLogprobs> logprobs;
+  std::vector<TokenLogprobs> prompt_logprobs;  // prompt tokens 1.. (prompt_logprobs, echo)
   RequestFinishReason reason = RequestFinishReason::kStop;
 };
 
@@ -47,19 +49,34 @@ class ResponseFormat {
   Json envelope(bool is_chunk) const;
   // One choice of a full response without finish_reason: index, text or message, logprobs.
   virtual Json choice_json(size_t index, const ChoiceResult& c) = 0;
+  // Its finish_reason (after choice_json): the engine's, unless the format knows better.
+  virtual const char* finish_reason(size_t index, const ChoiceResult& c);
 
   ResponseMeta meta_;
   const char* object_;
   const char* chunk_object_;
 };
 
-// /v1/completions; echo_texts[i] is prepended to choice i's text (echo), empty otherwise.
+// The prompt of a completion choice: its text, prepended to the choice's text with echo (empty
+// otherwise), and its token ids (the tokens of echo's logprobs).
+struct CompletionPrompt {
+  std::string echo_text;
+  std::vector<int32_t> ids;
+};
+
+struct CompletionOptions {
+  bool logprobs = false;         // "logprobs" of the generated tokens
+  bool echo_logprobs = false;    // echo with logprobs: the prompt's tokens lead "logprobs"
+  bool prompt_logprobs = false;  // vLLM's per-choice "prompt_logprobs" list
+};
+
+// /v1/completions; prompts[i] is choice i's.
 std::unique_ptr<ResponseFormat> completion_format(ResponseMeta meta, const Tokenizer& tokenizer,
-                                                  std::vector<std::string> echo_texts,
-                                                  bool logprobs);
-// /v1/chat/completions.
+                                                  std::vector<CompletionPrompt> prompts,
+                                                  CompletionOptions options);
+// /v1/chat/completions; `output` says how the text splits into reasoning, content and tool calls.
 std::unique_ptr<ResponseFormat> chat_format(ResponseMeta meta, const Tokenizer& tokenizer,
-                                            bool logprobs);
+                                            bool logprobs, ChatOutputOptions output = {});
 
 Json usage_json(const Usage& usage);
 const char* finish_reason_name(RequestFinishReason reason);
