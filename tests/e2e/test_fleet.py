@@ -307,6 +307,27 @@ def test_kv_routing_beats_round_robin_on_prefix_hits(tiny, services, tmp_path):
     assert rates["kv"] > rates["round-robin"] + 0.1, rates
 
 
+def test_kv_routing_of_chat_requests_follows_the_rendered_prefix(tiny, services):
+    """The frontend renders the chat template and tokenises as serve does: chats that share a long
+    system message go to the worker holding it, and hit its prefix cache there."""
+    etcd, nats = services
+    workers = [worker(tiny, etcd, nats), worker(tiny, etcd, nats)]
+    fe = Frontend(etcd, nats, mode="kv", extra=["--model", tiny])
+    fe.wait_workers(2)
+    system = "You are a careful assistant who answers briefly. " * 8
+    for i in range(4):
+        status, body = fe.post("/v1/chat/completions", {
+            "model": SERVED_NAME, "max_tokens": 4, "temperature": 0,
+            "messages": [{"role": "system", "content": system},
+                         {"role": "user", "content": f"question {i}"}]})
+        assert status == 200, body
+    assert sorted(served_by(fe).values()) == [4], served_by(fe)
+    assert fe.metric("shardlm:frontend_kv_hit_blocks_total") >= 3 * 8
+    assert sum(w.metric("shardlm:prefix_cache_hits_total") for w in workers) >= 3 * 8 * 16
+    for s in (fe, *workers):
+        assert s.stop() == 0, s.text()
+
+
 def test_etcd_or_nats_down_degraded_but_serving_hostile_registrations_ignored(tiny, services):
     etcd, nats = services
     etcd.put("shardlm/workers/x/bad-json", "{this is not json")
