@@ -8,6 +8,7 @@
 #include "backend/cpu/quant.h"
 #include "core/error.h"
 #include "model/architecture.h"
+#include "model/hf_config.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer_gguf.h"
 
@@ -32,6 +33,69 @@ float float_key(const GgufFile& g, const std::string& key, double fallback) {
   return static_cast<float>(v);
 }
 
+int optional_int(const GgufFile& g, const std::string& key, int fallback) {
+  return g.has(key) ? required_int(g, key) : fallback;
+}
+
+// llama.cpp's deepseek2 expert keys: the leading dense layers, shared experts (ungated, of the
+// experts' width), the routed weights' scale, sigmoid gating with the correction bias
+// (exp_probs_b) for V3-style files, the expert groups.
+void read_deepseek_moe(const GgufFile& g, const std::string& p, ModelConfig& c) {
+  c.norm_topk_prob = g.get_bool(p + "expert_weights_norm").value_or(false);
+  c.shared_ffn_dim = optional_int(g, p + "expert_shared_count", 0) * c.moe_ffn_dim;
+  MoeRouting& r = c.moe_routing;
+  r.scale = float_key(g, p + "expert_weights_scale", 1.0);
+  const auto gating = g.get_int(p + "expert_gating_func").value_or(1);
+  if (gating == 2) {
+    r.scoring = MoeScoring::kSigmoid;
+    r.group_score = MoeGroupScore::kTop2Sum;
+    c.moe_score_bias = true;
+    c.arch = "deepseek_v3";
+  } else if (gating != 1) {
+    fail(
+        "'{}': metadata key '{}' = {} is not a gating function deepseek2 files use (1 softmax, "
+        "2 sigmoid)",
+        g.path(), p + "expert_gating_func", gating);
+  }
+  r.n_groups = optional_int(g, p + "expert_group_count", 1);
+  r.topk_groups = optional_int(g, p + "expert_group_used_count", 1);
+  const int dense = static_cast<int>(g.get_int(p + "leading_dense_block_count").value_or(0));
+  for (int il = 0; il < std::min(dense, c.n_layers); ++il) c.dense_layers.push_back(il);
+}
+
+// llama.cpp's deepseek2 attention keys: q_lora_rank (absent: none), kv_lora_rank, the rope part
+// (rope.dimension_count), a query head's and a value head's sizes (key_length_mla /
+// value_length_mla in files converted for the absorbed form, else key_length / value_length), and
+// YaRN (rope.scaling.*; llama.cpp's yarn_log_multiplier is 0.1 * mscale_all_dim).
+void read_mla(const GgufFile& g, const std::string& p, ModelConfig& c) {
+  c.q_lora_rank = optional_int(g, p + "attention.q_lora_rank", 0);
+  c.kv_lora_rank = required_int(g, p + "attention.kv_lora_rank");
+  c.qk_rope_head_dim = required_int(g, p + "rope.dimension_count");
+  const bool mla_keys = g.has(p + "attention.key_length_mla");
+  const int qk =
+      required_int(g, p + (mla_keys ? "attention.key_length_mla" : "attention.key_length"));
+  c.v_head_dim =
+      required_int(g, p + (mla_keys ? "attention.value_length_mla" : "attention.value_length"));
+  if (qk <= c.qk_rope_head_dim) {
+    fail("'{}': a query head of {} is not larger than its rope part of {}", g.path(), qk,
+         c.qk_rope_head_dim);
+  }
+  c.qk_nope_head_dim = qk - c.qk_rope_head_dim;
+  c.head_dim = qk;
+  c.n_kv_heads = c.n_heads;
+  c.rope_style = RopeStyle::kNormal;
+  const std::string type = g.get_string(p + "rope.scaling.type").value_or("none");
+  if (type == "none") return;
+  if (type != "yarn") {
+    fail("'{}': metadata key '{}' = '{}' is not supported (supported: yarn)", g.path(),
+         p + "rope.scaling.type", type);
+  }
+  const double factor = float_key(g, p + "rope.scaling.factor", 1);
+  const double orig = optional_int(g, p + "rope.scaling.original_context_length", c.context_length);
+  const double mscale_all = float_key(g, p + "rope.scaling.yarn_log_multiplier", 0) / 0.1;
+  apply_yarn(c, factor, orig, 32, 1, true, 1.0, mscale_all);
+}
+
 // llama.cpp's expert keys: every layer of these files is a mixture of experts.
 void read_moe(const GgufFile& g, const Architecture& arch, ModelConfig& c) {
   const std::string p = arch.gguf_name() + ".";
@@ -41,6 +105,10 @@ void read_moe(const GgufFile& g, const Architecture& arch, ModelConfig& c) {
                       ? required_int(g, p + "expert_feed_forward_length")
                       : c.ffn_dim;
   c.norm_topk_prob = g.get_bool(p + "expert_weights_norm").value_or(arch.moe->gguf_norm_topk);
+  if (arch.moe->deepseek_routing) {
+    read_deepseek_moe(g, p, c);
+    return;
+  }
   // llama.cpp's gating functions: 0 unset, 1 softmax, 2 sigmoid, 3 softmax over the chosen.
   if (const auto gating = g.get_int(p + "expert_gating_func"); gating && *gating > 1) {
     fail("'{}': metadata key '{}' = {} asks for {} routing; {} routes with a softmax only",
@@ -77,7 +145,8 @@ ModelConfig read_config(const GgufFile& g, const Architecture& arch) {
   c.qkv_bias = arch.qkv_bias;
   c.qk_norm = arch.qk_norm;
   c.sliding_window = static_cast<int>(g.get_int(p + "attention.sliding_window").value_or(0));
-  if (auto rd = g.get_int(p + "rope.dimension_count"); rd && *rd != c.head_dim) {
+  if (arch.mla) read_mla(g, p, c);
+  if (auto rd = g.get_int(p + "rope.dimension_count"); rd && *rd != c.rope_dim()) {
     fail("'{}': partial rotary embeddings ({} of {} dims) are not supported", g.path(), *rd,
          c.head_dim);
   }
@@ -108,7 +177,7 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   if (arch_name.empty()) fail("'{}': missing metadata key 'general.architecture'", path);
   const bool has_experts = g.get_int(arch_name + ".expert_count").value_or(0) > 0;
   const Architecture& arch = find_architecture(arch_name, path, has_experts);
-  if (arch.mla || (arch.moe && (arch.moe->deepseek_routing || arch.moe->ernie_layers))) {
+  if (arch.moe && arch.moe->ernie_layers) {
     fail(
         "'{}': GGUF '{}' files ({}) are not supported yet; load the model's Hugging Face "
         "directory (config.json + safetensors) instead",

@@ -30,50 +30,19 @@ double get_number(const nlohmann::json& j, const char* key, const std::string& s
   return j[key].get<double>();
 }
 
-double yarn_mscale(double factor, double mscale) {
-  return factor <= 1 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
-}
-
-// YaRN (transformers' _compute_yarn_parameters) over the rotated dims: per-frequency divisors
-// that interpolate the low frequencies by `factor` and keep the high ones, blended over the
-// dims between beta_fast and beta_slow rotations; cos/sin scaled by the attention factor, and
-// under MLA deepseek's softmax scale by mscale(mscale_all_dim) squared.
 void read_yarn(const nlohmann::json& rs, ModelConfig& c, const std::string& src) {
-  const int dim = c.rope_dim();
-  const double base = c.rope_theta;
   const double orig = get_int(rs, "original_max_position_embeddings", src, c.context_length);
   const double factor = get_number(rs, "factor", src, c.context_length / orig);
   const double mscale = get_number(rs, "mscale", src, 0),
                all = get_number(rs, "mscale_all_dim", src, 0);
-  const double fast = get_number(rs, "beta_fast", src, 32),
-               slow = get_number(rs, "beta_slow", src, 1);
   if (!(factor > 0) || !(orig > 0)) fail("'{}': rope_scaling factor must be positive", src);
-  auto correction_dim = [&](double rotations) {
-    return dim * std::log(orig / (rotations * 2 * M_PI)) / (2 * std::log(base));
-  };
-  const bool truncate = rs.value("truncate", true);
-  double lo = correction_dim(fast), hi = correction_dim(slow);
-  if (truncate) {
-    lo = std::floor(lo);
-    hi = std::ceil(hi);
-  }
-  lo = std::max(lo, 0.0);
-  hi = std::min(hi, dim - 1.0);
-  if (lo == hi) hi += 0.001;
-  c.rope_freq_factors.resize(static_cast<size_t>(dim / 2));
-  for (int i = 0; i < dim / 2; ++i) {
-    const double ramp = std::clamp((i - lo) / (hi - lo), 0.0, 1.0);
-    const double extrapolate = 1 - ramp;  // 1: keep the frequency, 0: divide it by factor
-    c.rope_freq_factors[static_cast<size_t>(i)] =
-        static_cast<float>(1.0 / ((1 - extrapolate) / factor + extrapolate));
-  }
   double attn = get_number(rs, "attention_factor", src, 0);
-  if (attn == 0)
+  if (attn == 0) {
     attn = mscale && all ? yarn_mscale(factor, mscale) / yarn_mscale(factor, all)
                          : yarn_mscale(factor, 1);
-  c.rope_attn_factor = static_cast<float>(attn);
-  if (all)
-    c.attn_scale_mul = static_cast<float>(yarn_mscale(factor, all) * yarn_mscale(factor, all));
+  }
+  apply_yarn(c, factor, orig, get_number(rs, "beta_fast", src, 32),
+             get_number(rs, "beta_slow", src, 1), rs.value("truncate", true), attn, all);
 }
 
 void read_rope_scaling(const nlohmann::json& j, ModelConfig& c, const std::string& src) {
@@ -244,6 +213,41 @@ ModelConfig hf_config_from_json(const nlohmann::json& j, const std::string& src)
   }
   read_rope_scaling(j, c, src);
   return c;
+}
+
+double yarn_mscale(double factor, double mscale) {
+  return factor <= 1 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
+}
+
+// YaRN interpolates the low frequencies by `factor` and keeps the high ones, blended over the dims
+// between beta_fast and beta_slow rotations in the original context.
+void apply_yarn(ModelConfig& c, double factor, double orig, double fast, double slow, bool truncate,
+                double attn_factor, double mscale_all_dim) {
+  const int dim = c.rope_dim();
+  const double base = c.rope_theta;
+  auto correction_dim = [&](double rotations) {
+    return dim * std::log(orig / (rotations * 2 * M_PI)) / (2 * std::log(base));
+  };
+  double lo = correction_dim(fast), hi = correction_dim(slow);
+  if (truncate) {
+    lo = std::floor(lo);
+    hi = std::ceil(hi);
+  }
+  lo = std::max(lo, 0.0);
+  hi = std::min(hi, dim - 1.0);
+  if (lo == hi) hi += 0.001;
+  c.rope_freq_factors.resize(static_cast<size_t>(dim / 2));
+  for (int i = 0; i < dim / 2; ++i) {
+    const double ramp = std::clamp((i - lo) / (hi - lo), 0.0, 1.0);
+    const double extrapolate = 1 - ramp;  // 1: keep the frequency, 0: divide it by factor
+    c.rope_freq_factors[static_cast<size_t>(i)] =
+        static_cast<float>(1.0 / ((1 - extrapolate) / factor + extrapolate));
+  }
+  c.rope_attn_factor = static_cast<float>(attn_factor);
+  if (mscale_all_dim) {
+    const double m = yarn_mscale(factor, mscale_all_dim);
+    c.attn_scale_mul = static_cast<float>(m * m);
+  }
 }
 
 }  // namespace shardlm

@@ -131,6 +131,7 @@ std::string gguf_arch(const std::string& arch) {
   if (arch == "qwen3_moe") return "qwen3moe";
   if (arch == "qwen2_moe") return "qwen2moe";
   if (arch == "mixtral") return "llama";
+  if (arch == "deepseek_v2" || arch == "deepseek_v3") return "deepseek2";
   return arch;
 }
 
@@ -541,6 +542,30 @@ void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& s) {
              {{"bos_token", "<|bos|>"}, {"eos_token", "<|eos|>"}, {"add_bos_token", false}});
 }
 
+namespace {
+
+// llama.cpp's deepseek2 keys (as its converter writes them for the expanded kv_b form).
+void add_deepseek2_keys(GgufWriter& w, const TinyModelSpec& s) {
+  const std::string a = "deepseek2.";
+  if (s.q_lora > 0) w.set(a + "attention.q_lora_rank", static_cast<uint32_t>(s.q_lora));
+  w.set(a + "attention.kv_lora_rank", static_cast<uint32_t>(s.kv_lora));
+  w.set(a + "attention.value_length", static_cast<uint32_t>(s.v_head));
+  w.set(a + "rope.dimension_count", static_cast<uint32_t>(s.rope));
+  w.set(a + "leading_dense_block_count", static_cast<uint32_t>(s.dense_layers.size()));
+  w.set(a + "expert_shared_count", static_cast<uint32_t>(s.n_shared));
+  w.set(a + "expert_weights_scale", s.routed_scale);
+  w.set(a + "expert_gating_func", static_cast<uint32_t>(s.score_bias ? 2 : 1));
+  w.set(a + "expert_group_count", static_cast<uint32_t>(s.n_groups));
+  w.set(a + "expert_group_used_count", static_cast<uint32_t>(s.topk_groups));
+  if (!s.yarn) return;
+  w.set(a + "rope.scaling.type", std::string("yarn"));
+  w.set(a + "rope.scaling.factor", 4.f);
+  w.set(a + "rope.scaling.original_context_length", static_cast<uint32_t>(s.context / 4));
+  w.set(a + "rope.scaling.yarn_log_multiplier", 0.1f * s.yarn_mscale_all);
+}
+
+}  // namespace
+
 void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DType weight_type,
                            bool per_expert_gguf) {
   GgufWriter w;
@@ -556,11 +581,12 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
   w.set(a + ".context_length", static_cast<uint32_t>(s.context));
   w.set(a + ".rope.freq_base", s.rope_theta);
   w.set(a + ".attention.layer_norm_rms_epsilon", s.norm_eps);
-  if (s.is_mla() || s.n_shared > 0) {
+  if (s.arch == "ernie4_5_moe") {
     throw std::invalid_argument("write_tiny_gguf_model: no GGUF writer for " + s.arch);
   }
+  if (s.is_mla()) add_deepseek2_keys(w, s);
   if (s.n_experts > 0) {
-    if (!s.dense_layers.empty()) {
+    if (!s.dense_layers.empty() && !s.is_mla()) {
       throw std::invalid_argument("GGUF mixture-of-experts models have no dense layers");
     }
     w.set(a + ".expert_count", static_cast<uint32_t>(s.n_experts));
