@@ -28,7 +28,9 @@ constexpr int kRows = 16 * kWarps;  // query rows per block
 constexpr int kKeys = 64;           // keys per shared-memory tile
 constexpr int kListThreads = 1024;  // the tile-list kernel's block
 
-int max_tiles(const AttentionBatch& b) { return (b.n_rows + kRows - 1) / kRows + b.n_seqs; }
+int max_tiles(const AttentionBatch& b) {
+  return (b.n_rows + kRows - 1) / kRows + b.n_seqs;
+}
 
 // Lists every (sequence, first row of the tile) of the batch in tiles[0, total), the rest of
 // tiles[0, max_tiles) as (-1, 0). One block: each thread counts a run of sequences, a scan in
@@ -85,7 +87,9 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool liv
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                "r"(live ? 16 : 0));
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n");
+}
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
@@ -226,8 +230,8 @@ __global__ void __launch_bounds__(kThreads, 3) prefill_kernel(PrefillArgs a) {
 #pragma unroll
       for (int np = 0; np < kKeys / 16; ++np) {
         uint32_t b[4];
-        ldmatrix_x4(b, kb + S::at(np * 16 + (lane & 7) + ((lane >> 4) << 3),
-                                  2 * kk + ((lane >> 3) & 1)));
+        ldmatrix_x4(
+            b, kb + S::at(np * 16 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1)));
         mma_bf16(s[2 * np], qf[kk], b[0], b[1]);
         mma_bf16(s[2 * np + 1], qf[kk], b[2], b[3]);
       }
@@ -279,8 +283,8 @@ __global__ void __launch_bounds__(kThreads, 3) prefill_kernel(PrefillArgs a) {
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t b[4];
-        ldmatrix_x4_trans(b, vb + S::at(kt * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
-                                        2 * dp + (lane >> 4)));
+        ldmatrix_x4_trans(
+            b, vb + S::at(kt * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dp + (lane >> 4)));
         mma_bf16(o[2 * dp], pa, b[0], b[1]);
         mma_bf16(o[2 * dp + 1], pa, b[2], b[3]);
       }
@@ -311,9 +315,8 @@ void launch(PrefillArgs a, int n_heads, int n_tiles, cudaStream_t stream) {
   constexpr size_t kBytes = Smem<D>::bytes();
   // Set on every launch: the attribute is per device, and this is a host-side call of no cost
   // next to a prefill step.
-  SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(prefill_kernel<D>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(kBytes)));
+  SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(
+      prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)));
   constexpr int kMaxGridY = 65535;
   for (a.tile_base = 0; a.tile_base < n_tiles; a.tile_base += kMaxGridY) {
     const int tiles = std::min(kMaxGridY, n_tiles - a.tile_base);
@@ -325,8 +328,8 @@ void launch(PrefillArgs a, int n_heads, int n_tiles, cudaStream_t stream) {
 }  // namespace
 
 bool prefill_attention_applies(const AttentionBatch& batch, const AttentionParams& p) {
-  return batch.max_seq_rows > 1 && (p.head_dim == 64 || p.head_dim == 128) &&
-         p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0;
+  return batch.max_seq_rows > 1 && (p.head_dim == 64 || p.head_dim == 128) && p.n_kv_heads > 0 &&
+         p.n_heads % p.n_kv_heads == 0;
 }
 
 size_t prefill_attention_scratch_floats(const AttentionBatch& batch) {
