@@ -11,10 +11,10 @@
 
 #include "backend/mla.h"
 #include "backend/moe.h"
-#include "backend/sampling.h"
-#include "core/error.h"
 #include "backend/rope_params.h"
+#include "backend/sampling.h"
 #include "backend/weight_set.h"
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace shardlm {
@@ -182,6 +182,10 @@ class Backend {
                        const GatherColsFn* tp_gather = nullptr) {
     fail("internal: the {} backend has no mixture-of-experts op", name());
   }
+  // Expert load: the (token, expert) rows this backend's moe_ffn has run through its own experts
+  // since start-up (every expert's under tensor parallelism, this rank's share under expert
+  // parallelism). Read from any thread.
+  virtual int64_t moe_expert_rows() const { return 0; }
   // Multi-head latent attention over n_tokens rows: q ([n_tokens][n_heads][nope + rope], the
   // query projection's output) and ckv ([n_tokens][kv_lora + rope], kv_a_proj_with_mqa's) ->
   // the latent normed, the rope parts rotated at `positions` (rope.head_dim = w.rope), each

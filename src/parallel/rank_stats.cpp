@@ -11,7 +11,8 @@ std::string RankStats::to_json() const {
   return nlohmann::json{{"rank", rank},
                         {"steps", steps},
                         {"step_seconds", step_seconds},
-                        {"comm_seconds", comm_seconds}}
+                        {"comm_seconds", comm_seconds},
+                        {"expert_rows", expert_rows}}
       .dump();
 }
 
@@ -19,7 +20,8 @@ RankStats RankStats::from_json(const std::string& text) {
   try {
     const auto j = nlohmann::json::parse(text);
     return {j.at("rank").get<int>(), j.at("steps").get<int64_t>(),
-            j.at("step_seconds").get<double>(), j.at("comm_seconds").get<double>()};
+            j.at("step_seconds").get<double>(), j.at("comm_seconds").get<double>(),
+            j.value("expert_rows", int64_t{0})};
   } catch (const std::exception& e) {
     fail("malformed rank stats '{}': {}", text, e.what());
   }

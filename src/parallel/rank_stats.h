@@ -14,6 +14,7 @@ struct RankStats {
   int64_t steps = 0;
   double step_seconds = 0;
   double comm_seconds = 0;
+  int64_t expert_rows = 0;  // (token, expert) rows its experts ran: the expert load (MoE models)
 
   std::string to_json() const;
   static RankStats from_json(const std::string& text);  // throws Error on malformed text

@@ -118,7 +118,8 @@ void StageShard::check_device_comms() {
 }
 
 RankStats StageShard::stats() const {
-  return {layout_.rank, steps_.load(), step_seconds_.load(), comm_seconds_.load()};
+  return {layout_.rank, steps_.load(), step_seconds_.load(), comm_seconds_.load(),
+          backend_.moe_expert_rows()};
 }
 
 double StageShard::comm_busy() const {

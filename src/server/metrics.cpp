@@ -108,6 +108,9 @@ void ServerMetrics::set_rank_stats_source(
   rank_comm_seconds_ =
       family("shardlm:rank_comm_seconds",
              "seconds of those steps each rank spent communicating (waits included)");
+  rank_expert_rows_ = family("shardlm:rank_expert_rows",
+                             "(token, expert) rows each rank's experts have run: the expert load "
+                             "per rank (its share under --enable-expert-parallel)");
 }
 
 std::string ServerMetrics::render() const {
@@ -118,6 +121,7 @@ std::string ServerMetrics::render() const {
       rank_steps_->Add(labels).Set(static_cast<double>(s.steps));
       rank_step_seconds_->Add(labels).Set(s.step_seconds);
       rank_comm_seconds_->Add(labels).Set(s.comm_seconds);
+      rank_expert_rows_->Add(labels).Set(static_cast<double>(s.expert_rows));
     }
   }
   return prometheus::TextSerializer().Serialize(registry_->Collect());

@@ -54,6 +54,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>* rank_steps_ = nullptr;
   prometheus::Family<prometheus::Gauge>* rank_step_seconds_ = nullptr;
   prometheus::Family<prometheus::Gauge>* rank_comm_seconds_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* rank_expert_rows_ = nullptr;
   int64_t last_prefix_queries_ = 0;
   int64_t last_prefix_hits_ = 0;
 };

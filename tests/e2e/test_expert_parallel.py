@@ -1,8 +1,10 @@
 """Expert parallelism on the CPU through the real binary: `--enable-expert-parallel` (vLLM) and
 `--ep-size` (SGLang) shard a mixture of experts over the --tp ranks by expert, each rank whole
 experts; groups of 2 and 4 ranks give one process's greedy text and logprobs, also with 64 streams
-at once; an --ep-size that is not the --tp size is refused with a message saying what to give."""
+at once; /metrics reports each rank's expert load; an --ep-size that is not the --tp size is
+refused with a message saying what to give."""
 import subprocess
+import time
 
 import pytest
 
@@ -40,6 +42,16 @@ def test_expert_parallel_equals_one_process(qwen3_moe, expected, ranks, flags):
     try:
         assert [complete(master, p) for p in PROMPTS[:3]] == expected[:3]
         assert concurrently(master, PROMPTS * 8) == expected * 8
+        # The expert load per rank: every rank ran some of the (token, expert) rows (workers
+        # publish about once a second).
+        deadline = time.monotonic() + 10
+        loads = []
+        while time.monotonic() < deadline:
+            loads = [master.metric("shardlm:rank_expert_rows", rank=str(r)) for r in range(ranks)]
+            if all(load and load > 0 for load in loads):
+                break
+            time.sleep(0.5)
+        assert all(load and load > 0 for load in loads), loads
     finally:
         assert master.stop() == 0, master.text()
 

@@ -50,6 +50,7 @@ class CpuBackend : public Backend {
                  const AttentionParams& p, float* out) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
+  int64_t moe_expert_rows() const override { return moe_scratch_.expert_rows.load(); }
   void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,
                const GatherColsFn* tp_gather) override;
   void mla_attention(const MlaWeights& w, const float* q, const float* ckv,

@@ -69,6 +69,7 @@ void run_experts(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const Moe
   }
   // Only this rank's rows under expert parallelism; every row otherwise.
   const int64_t first = s.offsets[e0], last = s.offsets[e0 + n_local];
+  s.expert_rows += last - first;
   silu_mul(pool, s.gate.data() + at(first, f), s.up.data() + at(first, f),
            s.gate.data() + at(first, f), (last - first) * f);
   const float* hidden = w.expert_parallel ? s.gate.data() : down_input(s, w, gather, rows, f);

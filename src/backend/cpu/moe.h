@@ -5,6 +5,7 @@
 // per-token loop the tests compare against.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -44,6 +45,7 @@ struct MoeScratch {
   // Expert parallelism only: this rank's grouped rows padded to the longest rank's, and every
   // rank's side by side ([rows][d_model * tp]).
   std::vector<float> ep_local, ep_all;
+  std::atomic<int64_t> expert_rows{0};  // rows run through this rank's experts (the load metric)
   void reserve(int64_t tokens, int n_experts, int top_k, int64_t d_model, int64_t ffn,
                int64_t shared_ffn, int tp = 1);
 };
