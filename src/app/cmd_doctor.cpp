@@ -60,7 +60,8 @@ void add_serve_only_flags(CLI::App& cmd) {
        {"--host", "--port", "-t,--threads", "--api-key", "--served-model-name", "--max-model-len",
         "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--kv-cache-memory",
         "--gpu-memory-utilization", "--log-interval", "--shutdown-grace", "--metrics-port",
-        "--max-connections", "--max-request-bytes", "--device"}) {
+        "--max-connections", "--max-request-bytes", "--device", "--mem-fraction-static",
+        "--grammar-backend", "--tool-call-parser", "--reasoning-parser"}) {
     ignored->add_option(name)->description("serve's flag; no effect on doctor");
   }
   for (const char* name : {"--no-prefix-caching", "--enforce-eager", "--trust-remote-code"}) {

@@ -14,9 +14,9 @@ void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_uti
   cmd.add_option("--device", device,
                  "cpu or cuda (default: cuda when this build has CUDA and a GPU is visible)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd.add_option("--gpu-memory-utilization", gpu_memory_utilization,
+  cmd.add_option("--gpu-memory-utilization,--mem-fraction-static", gpu_memory_utilization,
                  "on a GPU without --kv-cache-memory: the fraction of its memory for weights, "
-                 "activations and the KV cache")
+                 "activations and the KV cache (--mem-fraction-static is SGLang's name)")
       ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
 }

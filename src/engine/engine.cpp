@@ -192,6 +192,7 @@ void Engine::sample(Request& r, float* logits, StepOutput& out) {
   const auto& want_logprobs = r.params().logprobs;
   // The sampler works in place on the row: keep the raw row when log-probabilities are wanted.
   if (want_logprobs) raw_row_.assign(logits, logits + vocab);
+  for (const auto& [id, bias] : r.params().logit_bias) logits[id] += bias;
   GrammarMatcher* grammar = r.grammar();
   if (grammar && grammar->fill_mask(token_mask_)) apply_token_mask(token_mask_, logits, vocab);
   const int32_t token = r.sampler().sample(logits, vocab, r.prompt(), r.output());

@@ -42,6 +42,12 @@ void validate_request(const RequestLimits& limits, const std::vector<int32_t>& p
              limits.vocab_size);
     }
   }
+  for (const auto& [id, bias] : params.logit_bias) {
+    if (id < 0 || id >= limits.vocab_size) {
+      refuse("logit_bias", "logit_bias token id {} is outside the vocabulary [0, {})", id,
+             limits.vocab_size);
+    }
+  }
   if (!params.stop.empty() && !limits.stop_strings) {
     refuse("stop", "this engine has no tokenizer to match stop strings with; remove 'stop'");
   }

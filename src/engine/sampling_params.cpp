@@ -29,6 +29,11 @@ void SamplingParams::validate() const {
   if (prompt_logprobs && (*prompt_logprobs < 0 || *prompt_logprobs > kMaxLogprobs)) {
     fail("prompt_logprobs must be in [0, {}], got {}", kMaxLogprobs, *prompt_logprobs);
   }
+  for (const auto& [token, bias] : logit_bias) {
+    if (!(bias >= -100.f && bias <= 100.f)) {
+      fail("logit_bias for token {} must be in [-100, 100], got {}", token, bias);
+    }
+  }
   for (const std::string& s : stop) {
     if (s.empty()) fail("stop strings must not be empty");
   }

@@ -42,6 +42,9 @@ struct SamplingParams {
   // Structured output: only tokens this grammar allows are sampled, and the output ends when it
   // is complete (engine/grammar.h); null = unconstrained. Sampled on the host.
   std::shared_ptr<const CompiledGrammar> grammar;
+  // OpenAI's logit_bias: (token, bias in [-100, 100]) added to the token's logit before sampling
+  // (after the logprobs are read). Sampled on the host.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   bool greedy() const { return temperature < kGreedyTemperature; }
 
   static constexpr int kMaxLogprobs = 20;

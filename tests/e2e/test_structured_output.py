@@ -191,3 +191,13 @@ def test_grammar_backend_none_refuses(tiny):
         assert complete(s, {"max_tokens": 2})[0] == 200
     finally:
         assert s.stop() == 0, s.text()
+
+
+def test_logit_bias_forces_a_token(srv):
+    status, r = complete(srv, {"max_tokens": 5, "temperature": 1, "logit_bias": {"65": 100},
+                               "logprobs": 0, "ignore_eos": True})
+    assert status == 200, r
+    tokens = r["choices"][0]["logprobs"]["tokens"]
+    assert len(tokens) == 5 and len(set(tokens)) == 1, tokens
+    status, r = complete(srv, {"max_tokens": 2, "logit_bias": {"99999999": 1}})
+    assert status == 400 and r["error"]["param"] == "logit_bias", r

@@ -7,6 +7,7 @@
 
 #include <regex>
 
+#include "core/error.h"
 #include "engine/async_engine.h"
 #include "engine/grammar.h"
 #include "engine/llm.h"
@@ -123,6 +124,32 @@ TEST_F(GrammarTest, EbnfOutputsMatch) {
        generate({GrammarSpec::Kind::kEbnf, R"g(root ::= "(" [0-9] [0-9]? ("+" [0-9])? ")")g", {}}, 8, 64)) {
     EXPECT_TRUE(std::regex_match(text, std::regex(R"(\([0-9][0-9]?(\+[0-9])?\))"))) << text;
   }
+}
+
+// logit_bias, the other per-token constraint on sampling: +100 forces a token, -100 rules out the
+// one greedy decoding would pick.
+TEST_F(GrammarTest, LogitBiasForcesAndForbids) {
+  AsyncEngine engine(llm_->engine());
+  auto run = [&](std::vector<std::pair<int32_t, float>> bias) {
+    SamplingParams p;
+    p.temperature = 0;
+    p.max_tokens = 6;
+    p.ignore_eos = true;
+    p.logit_bias = std::move(bias);
+    auto s = engine.submit({1, 20, 30}, p);
+    RequestOutput all;
+    while (!s->done()) {
+      if (auto out = s->next(milliseconds(100))) all.merge(std::move(*out));
+    }
+    return all.token_ids;
+  };
+  EXPECT_EQ(run({{65, 100.f}}), std::vector<int32_t>(6, 65));
+  const std::vector<int32_t> free = run({});
+  const std::vector<int32_t> banned = run({{free[0], -100.f}});
+  EXPECT_NE(banned[0], free[0]);
+  SamplingParams bad;
+  bad.logit_bias = {{99999, 1.f}};
+  EXPECT_THROW(engine.submit({1, 2}, bad), Error);
 }
 
 TEST_F(GrammarTest, CompilerErrorsSayWhat) {

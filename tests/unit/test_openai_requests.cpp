@@ -65,6 +65,15 @@ TEST(OpenAiRequests, UnknownAndUnimplementedFieldsAreNamed) {
   EXPECT_EQ(param_of(R"({"prompt": "a", "store": false, "metadata": {"k": "v"}})"), "");
 }
 
+TEST(OpenAiRequests, LogitBias) {
+  const auto r = parse_completion_request(
+      parse_body(R"({"prompt": "a", "logit_bias": {"7": -100, "9": 2.5}})"));
+  ASSERT_EQ(r.fields.sampling.logit_bias.size(), 2u);
+  EXPECT_EQ(r.fields.sampling.logit_bias[1], (std::pair<int32_t, float>{9, 2.5f}));
+  EXPECT_EQ(param_of(R"({"prompt": "a", "logit_bias": {"7": 101}})"), "logit_bias");
+  EXPECT_EQ(param_of(R"({"prompt": "a", "logit_bias": {"x7": 1}})"), "logit_bias");
+}
+
 TEST(OpenAiRequests, PromptLogprobsFields) {
   const auto r = parse_completion_request(parse_body(R"({"prompt": "a", "prompt_logprobs": 3})"));
   EXPECT_EQ(*r.prompt_logprobs, 3);

@@ -2,6 +2,7 @@
 #include "server/openai/requests.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <span>
 #include <string_view>
@@ -19,6 +20,27 @@ void parse_penalties(const Json& b, SamplingParams& s) {
   if (auto v = number_field(b, "presence_penalty", -2, 2)) s.presence_penalty = float(*v);
   if (auto v = number_field(b, "frequency_penalty", -2, 2)) s.frequency_penalty = float(*v);
   if (auto v = number_field(b, "repetition_penalty", 1e-6, 100)) s.repetition_penalty = float(*v);
+}
+
+// OpenAI's {"<token id>": bias in [-100, 100]}.
+void parse_logit_bias(const Json& b, SamplingParams& s) {
+  const auto it = b.find("logit_bias");
+  if (it == b.end() || it->is_null()) return;
+  if (!it->is_object()) {
+    bad_request("logit_bias", "'logit_bias' must be an object of token id -> bias");
+  }
+  for (const auto& [key, value] : it->items()) {
+    char* end = nullptr;
+    const long id = std::strtol(key.c_str(), &end, 10);
+    if (key.empty() || *end != '\0' || id < 0 || id > std::numeric_limits<int32_t>::max()) {
+      bad_request("logit_bias", "logit_bias keys must be token ids, got '{}'", key);
+    }
+    if (!value.is_number() || !(value.get<double>() >= -100 && value.get<double>() <= 100)) {
+      bad_request("logit_bias", "logit_bias values must be numbers in [-100, 100], got {}",
+                  describe_value(value));
+    }
+    s.logit_bias.emplace_back(static_cast<int32_t>(id), value.get<float>());
+  }
 }
 
 void parse_sampling(const Json& b, SamplingParams& s) {
@@ -41,6 +63,7 @@ void parse_sampling(const Json& b, SamplingParams& s) {
     s.stop = *v;
   }
   if (auto v = token_ids_field(b, "stop_token_ids")) s.stop_token_ids = *v;
+  parse_logit_bias(b, s);
 }
 
 // True when a field's value asks for nothing: null, "", [], {}, or the field's own no-op value.
@@ -57,7 +80,7 @@ constexpr std::string_view kSharedFields[] = {
     "model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
     "frequency_penalty", "repetition_penalty", "seed", "ignore_eos", "skip_special_tokens",
     "include_stop_str_in_output", "stop", "stop_token_ids", "n", "stream", "stream_options", "user",
-    "logprobs",
+    "logprobs", "logit_bias",
     // Platform bookkeeping of OpenAI's service that changes nothing in the output.
     "metadata", "store", "service_tier"};
 constexpr std::string_view kCompletionFields[] = {"prompt", "echo", "prompt_logprobs",
@@ -68,8 +91,7 @@ constexpr std::string_view kChatFields[] = {
 // Fields of the OpenAI, vLLM and SGLang APIs that this server does not implement: accepted only
 // with a value that asks for nothing (is_no_op).
 constexpr std::string_view kNoOpOnlyFields[] = {
-    "tools", "tool_choice", "functions", "function_call", "logit_bias",
-    "suffix", "best_of"};
+    "tools", "tool_choice", "functions", "function_call", "suffix", "best_of"};
 
 bool listed(std::string_view name, std::initializer_list<std::span<const std::string_view>> lists) {
   for (auto list : lists) {
