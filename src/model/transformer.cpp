@@ -71,7 +71,8 @@ void Transformer::set_tensor_parallel(int tp, GatherCols gather) {
   tp_ = tp;
   gather_ = std::move(gather);
   const auto T = static_cast<size_t>(max_tokens_);
-  const auto widest = static_cast<size_t>(std::max(c_.q_dim(), c_.ffn_dim)) * tp;
+  const auto widest =
+      static_cast<size_t>(std::max({c_.q_dim(), c_.ffn_dim, c_.attn_out_dim()})) * tp;
   tp_in_ = be_.alloc_floats(T * widest);
   tp_out_ = be_.alloc_floats(T * c_.d_model);
 }

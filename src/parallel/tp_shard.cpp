@@ -9,8 +9,10 @@ namespace shardlm::parallel {
 
 namespace {
 
-// Rows [first, first + n) of a matrix: a view into the same bytes.
+// Rows [first, first + n) of a matrix: a view into the same bytes (a matrix the layer does not have
+// stays without data).
 TensorView row_slice(const TensorView& w, int64_t first, int64_t n) {
+  if (!w.data) return w;
   TensorView s = w;
   s.data = w.row(first);
   s.ne[1] = n;
@@ -59,6 +61,20 @@ MoeFfnWeights expert_shard(const MoeFfnWeights& full, int tp_rank, int tp) {
   return m;
 }
 
+// Multi-head latent attention over tp ranks: each rank its n_heads/tp query heads (rows of the
+// q projection, and their W_kb / W_vb), the latent projection and norm whole, so every rank caches
+// every token's whole latent row and attends with its own heads; O gathers the heads as usual.
+MlaWeights mla_heads(const LayerWeights& F, int tp_rank, int tp, int64_t q0, int64_t nq,
+                     LayerWeights& L) {
+  L.wq_b = row_slice(F.wq_b, q0, nq);
+  MlaWeights m = F.mla;
+  const int nh = F.mla.n_heads / tp, h0 = tp_rank * nh;
+  m.n_heads = nh;
+  m.k_b.assign(F.mla.k_b.begin() + h0, F.mla.k_b.begin() + h0 + nh);
+  m.v_b.assign(F.mla.v_b.begin() + h0, F.mla.v_b.begin() + h0 + nh);
+  return m;
+}
+
 }  // namespace
 
 void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&, bool expert_parallel) {
@@ -70,12 +86,6 @@ void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&, bool 
           tp, what, value);
     }
   };
-  if (c.is_mla()) {
-    fail(
-        "tensor parallelism over {} ranks: '{}' uses multi-head latent attention, which is not "
-        "split over ranks yet; run it with --tp 1 (pipeline parallelism with --pp works)",
-        tp, c.arch);
-  }
   need(c.n_heads, "attention heads");
   if (c.n_kv_heads % tp != 0 && tp % c.n_kv_heads != 0) {
     fail(
@@ -138,6 +148,7 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp, bool 
     L.w_gate = row_slice(F.w_gate, f0, nf);
     L.w_up = row_slice(F.w_up, f0, nf);
     L.w_down = row_slice(F.w_down, d0, nd);
+    if (c.is_mla()) L.mla = mla_heads(F, tp_rank, tp, q0, nq, L);
     if (!F.moe.empty()) {
       L.moe = expert_parallel ? expert_shard(F.moe, tp_rank, tp)
                               : moe_slice(F.moe, tp_rank, tp, d0, nd);

@@ -1,8 +1,8 @@
 """DeepSeek-V2/V3 (multi-head latent attention, a KV cache of latent rows) and ERNIE-4.5 MoE through
 the user's path on the CPU: `shardlm serve` answers chat completions from tiny Hugging Face
 checkpoints with the greedy text `shardlm generate` gives, 64 streams at once give what each gives
-alone, a PP=2 group equals one process, and a bad checkpoint or layout is refused with one line
-naming the field and what to do."""
+alone, PP=2 and TP=2 groups (with and without expert parallelism) equal one process, and a bad
+checkpoint is refused with one line naming the field and what to do."""
 import json
 import subprocess
 
@@ -89,11 +89,23 @@ def run_serve(model, *args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_tensor_parallel_mla_is_refused(models):
-    out = run_serve(models["deepseek_v2"], "--tp", "2", "--dist-init-addr",
-                    f"127.0.0.1:{free_port()}", "--dist-timeout", "20")
-    assert out.returncode != 0
-    assert "multi-head latent attention" in out.stderr and "--tp 1" in out.stderr, out.stderr
+@pytest.mark.parametrize("flags", [[], ["--enable-expert-parallel"]])
+def test_tp2_equals_one_process(models, flags):
+    """Two ranks, each half of the query heads over the whole latent cache; the experts sliced,
+    or whole experts per rank with expert parallelism."""
+    model = models["deepseek_v3"]
+    single = Server(model=model, threads=2)
+    try:
+        expected = [complete(single, p) for p in PROMPTS]
+    finally:
+        assert single.stop() == 0, single.text()
+    master = Server(["--tp", "2", *flags, "--nproc-per-node", "2", "--dist-init-addr",
+                     f"127.0.0.1:{free_port()}", "--dist-timeout", "60", "--max-num-seqs", "64"],
+                    model=model)
+    try:
+        assert concurrently(master, PROMPTS * 8) == expected * 8
+    finally:
+        assert master.stop() == 0, master.text()
 
 
 @pytest.mark.parametrize("edit,message", [

@@ -297,12 +297,23 @@ TEST(MlaModels, PresetsDescribeTheModels) {
   EXPECT_NE(e.find("671."), std::string::npos) << e;
 }
 
-TEST(MlaModels, TensorParallelismIsRefusedForMla) {
+// Tensor parallelism splits the query heads (and their W_kb / W_vb); the latent stays whole.
+TEST(MlaModels, TensorParallelShardsTheHeads) {
   TempDir dir("mla-tp");
-  write_tiny_hf_model(dir.path("m"), reference_spec("deepseek_v2"));
+  write_tiny_hf_model(dir.path("m"), reference_spec("deepseek_v3"));
   const auto model = load_model(dir.path("m"));
-  const std::string e = error_of([&] { parallel::shard_model(*model, 0, 2); });
-  EXPECT_NE(e.find("multi-head latent attention"), std::string::npos) << e;
+  for (int r = 0; r < 2; ++r) {
+    const auto shard = parallel::shard_model(*model, r, 2);
+    EXPECT_EQ(shard->config.n_heads, 2);
+    EXPECT_EQ(shard->config.kv_dim(), model->config.kv_dim());
+    const LayerWeights& L = shard->weights.layers[1];
+    EXPECT_EQ(L.mla.n_heads, 2);
+    ASSERT_EQ(L.mla.k_b.size(), 2u);
+    EXPECT_EQ(L.mla.k_b[0].data, model->weights.layers[1].mla.k_b[2 * r].data);
+    EXPECT_EQ(L.wq_b.ne[1], model->weights.layers[1].wq_b.ne[1] / 2);
+    EXPECT_EQ(L.wkv_a.data, model->weights.layers[1].wkv_a.data);
+    EXPECT_EQ(L.wk.data, nullptr);
+  }
 }
 
 }  // namespace
