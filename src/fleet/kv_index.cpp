@@ -56,6 +56,7 @@ bool KvIndex::apply_load(std::string_view json) {
   } catch (const std::exception&) {
     return false;
   }
+  l.received = Clock::now();
   std::lock_guard lock(mutex_);
   workers_[j["worker"].get<std::string>()].load = l;
   return true;

@@ -21,6 +21,7 @@ struct WorkerLoad {
   int waiting = 0;
   double kv_usage = 0;  // fraction of KV blocks in use
   int64_t kv_total_tokens = 0;
+  std::chrono::steady_clock::time_point received{};  // when the frontend got it
 };
 
 // The chained hashes (kv/block_manager.h block_hash) of the full blocks of `tokens`.

@@ -9,6 +9,14 @@
 
 namespace shardlm::fleet {
 
+namespace {
+
+// How late a worker's load report may arrive after the state it describes: its publisher's
+// period (20 ms) plus NATS delivery, with a wide margin for a busy machine.
+constexpr auto kLoadLag = std::chrono::milliseconds(500);
+
+}  // namespace
+
 RouterMode parse_router_mode(const std::string& text) {
   if (text == "round-robin") return RouterMode::kRoundRobin;
   if (text == "random") return RouterMode::kRandom;
@@ -44,6 +52,7 @@ Router::InFlight::~InFlight() {
   Active& a = router_.active_[worker_];
   --a.requests;
   a.blocks -= blocks_;
+  a.last_end = std::chrono::steady_clock::now();
 }
 
 Router::Active Router::active(const std::string& worker) {
@@ -57,9 +66,11 @@ double Router::cost(const WorkerInfo& w, const std::vector<uint64_t>& hashes, in
   const int request_blocks = static_cast<int>(hashes.size()) + 1;  // the partial last block too
   const double prefill_blocks = request_blocks - overlap;
   const WorkerLoad load = index_.load(w.id);
-  const double reported = load.kv_usage * static_cast<double>(load.kv_total_tokens) / w.block_size;
-  const double active_blocks =
-      std::max(reported, static_cast<double>(active(w.id).blocks)) + request_blocks;
+  const Active mine = active(w.id);
+  const bool fresh = load.received > mine.last_end + kLoadLag;
+  const double reported =
+      fresh ? load.kv_usage * static_cast<double>(load.kv_total_tokens) / w.block_size : 0.0;
+  const double active_blocks = std::max(reported, static_cast<double>(mine.blocks)) + request_blocks;
   return weights_.overlap_weight * prefill_blocks + active_blocks;
 }
 

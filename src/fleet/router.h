@@ -4,7 +4,8 @@
 // where prefill_blocks = the request's blocks not already cached there (its prompt blocks minus
 // the cached-prefix overlap from the KvIndex) and active_blocks = the KV blocks the worker is
 // busy with (the larger of what it last reported on NATS and what this frontend has in flight
-// there) plus the request's own. The lowest cost wins; with temperature > 0 a worker is drawn
+// there) plus the request's own. A report that arrived less than kLoadLag after a request of this
+// frontend ended there may predate that end (reports go out every 20 ms), so it is not used. The lowest cost wins; with temperature > 0 a worker is drawn
 // with probability softmax(-cost / (temperature * max cost)). Ties go to the worker with fewer
 // requests in flight, then in turn. The rest of the list is the fallback order.
 #pragma once
@@ -63,6 +64,7 @@ class Router {
   struct Active {
     int requests = 0;
     int64_t blocks = 0;
+    std::chrono::steady_clock::time_point last_end{};  // this frontend's last request there ended
   };
   double cost(const WorkerInfo& w, const std::vector<uint64_t>& hashes, int& overlap);
   size_t pick_kv(const std::vector<double>& costs);
