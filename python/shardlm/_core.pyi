@@ -45,6 +45,9 @@ class CoreSamplingParams:
 class LaunchFlags:
     tp: Optional[int]
     pp: Optional[int]
+    nnodes: Optional[int]
+    node_rank: Optional[int]
+    nproc_per_node: Optional[int]
     ips: List[str]
     dist_init_addr: str
     dist_timeout: float

@@ -68,7 +68,7 @@ def probe(address: str, timeout: float = 3.0) -> None:
 def connect(ray, address: str) -> None:
     probe(address)
     try:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False,
+        ray.init(address=address, logging_level="ERROR", log_to_driver=True,
                  configure_logging=True)
     except Exception as e:  # ConnectionError, RuntimeError: no cluster there
         raise ExecutorError(
@@ -185,8 +185,14 @@ def parse(argv: List[str]):
 
 
 class Executor:
-    def __init__(self, ray, args, rest: List[str]) -> None:
+    """The placement group and the rank actors. master_in_process: rank 0 is the caller itself
+    (Python's LLM); its bundle is reserved on this node but no process is started for it."""
+
+    def __init__(self, ray, args, rest: List[str], master_in_process: bool = False) -> None:
         self.ray, self.args, self.rest = ray, args, rest
+        self.master_in_process = master_in_process
+        self.master = ""
+        self.token = ""
         self.world = args.tp * args.pp
         gpu = args.device == "cuda"
         self.unit = "GPU" if gpu else "CPU"
@@ -209,24 +215,25 @@ class Executor:
             scheduling_strategy=PlacementGroupSchedulingStrategy(
                 self.pg, placement_group_bundle_index=index)).remote() for index in order]
         self.nodes = ray.get([a.node.remote() for a in self.actors])
-        token = os.environ.get("SHARDLM_CLUSTER_TOKEN") or secrets.token_hex(16)
-        master = f"{head_ip}:{free_port()}"
-        for rank, actor in enumerate(self.actors):
+        self.token = os.environ.get("SHARDLM_CLUSTER_TOKEN") or secrets.token_hex(16)
+        self.master = master = f"{head_ip}:{free_port()}"
+        first = 1 if self.master_in_process else 0
+        for rank, actor in enumerate(self.actors[first:], start=first):
             ray.get(actor.start.remote(self.rank_argv(rank, master),
-                                       {"SHARDLM_CLUSTER_TOKEN": token}))
+                                       {"SHARDLM_CLUSTER_TOKEN": self.token}))
         spread = {}
         for rank, (_, ip) in enumerate(self.nodes):
             spread.setdefault(ip, []).append(rank)
         log(f"{self.world} ranks (tp {self.args.tp} x pp {self.args.pp}) placed: " + "; ".join(
             f"{ip}: ranks {','.join(map(str, ranks))}" for ip, ranks in spread.items()) +
-            f"; rendezvous {master}; the API on rank 0 (this node)")
+            f"; rendezvous {master}; rank 0 on this node")
 
     def rank_argv(self, rank: int, master: str) -> List[str]:
         a = self.args
         argv = [a.binary, "serve", *self.rest, "--tp", str(a.tp), "--pp", str(a.pp),
                 "--nnodes", str(self.world), "--node-rank", str(rank), "--nproc-per-node", "1",
                 "--dist-init-addr", master]
-        if a.device:
+        if a.device and "--device" not in self.rest:
             argv += ["--device", a.device]
         if rank == 0:
             return argv + ["--host", a.host, "--port", a.port]
@@ -272,6 +279,66 @@ class Executor:
         if self.pg is not None:
             remove_placement_group(self.pg)
             self.pg = None
+
+
+class RayGroup:
+    """LLM(..., distributed_executor_backend="ray"): the ranks of a group placed on the running
+    Ray cluster, rank 0 being this process (it must run on a Ray node: it gets a bundle there).
+    `place` is rank 0's place in the group, for the in-process engine; stop() after the engine
+    ended the group frees everything."""
+
+    def __init__(self, spec, rank_argv: List[str]) -> None:
+        from types import SimpleNamespace
+        from . import _core
+        from ._paths import binary
+        if spec.ips or spec.dist_init_addr:
+            raise ValueError("distributed_executor_backend='ray' places the ranks itself: leave "
+                             "ips and dist_init_addr out")
+        self.ray = import_ray_or_value_error()
+        try:
+            connect(self.ray, os.environ.get("RAY_ADDRESS", "auto"))
+        except ExecutorError as e:
+            raise RuntimeError(str(e)) from None
+        args = SimpleNamespace(binary=binary(), tp=spec.tp, pp=spec.pp, device=device_of(rank_argv),
+                               host="127.0.0.1", port="0", ray_cpus_per_rank=1.0)
+        rest = [*rank_argv, "--dist-timeout", str(spec.dist_timeout), "--log-interval", "0"]
+        self.executor = Executor(self.ray, args, rest, master_in_process=True)
+        try:
+            self.executor.start()
+        except BaseException as e:
+            self.stop()
+            if isinstance(e, ExecutorError):
+                raise RuntimeError(str(e)) from None
+            raise
+        world = spec.tp * spec.pp
+        flags = _core.LaunchFlags()
+        flags.tp, flags.pp = spec.tp, spec.pp
+        flags.nnodes, flags.node_rank, flags.nproc_per_node = world, 0, 1
+        flags.dist_init_addr = self.executor.master
+        flags.dist_timeout = spec.dist_timeout
+        flags.cluster_token = self.executor.token
+        self.place = _core.resolve_place(flags, {})
+
+    def stop(self) -> int:
+        if self.executor is None:
+            return 0
+        executor, self.executor = self.executor, None
+        try:
+            executor.close()
+        finally:
+            self.ray.shutdown()
+        return 0
+
+
+def import_ray_or_value_error():
+    try:
+        return import_ray()
+    except ExecutorError as e:
+        raise RuntimeError(str(e)) from None
+
+
+def device_of(argv: List[str]) -> str:
+    return argv[argv.index("--device") + 1] if "--device" in argv else ""
 
 
 def main(argv: List[str]) -> int:

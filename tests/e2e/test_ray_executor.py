@@ -16,6 +16,7 @@ import pytest
 
 from conftest import BINARY, MODEL, SERVED_NAME, STARTED, kill_tree
 from python_api import python_env
+from test_python_api import cli_greedy
 from test_two_hosts import ADDR, NS, http_in_ns, two_hosts  # noqa: F401 (the fixture)
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
@@ -175,3 +176,28 @@ def test_no_ray_package_or_cluster_is_a_clear_error(two_hosts):  # noqa: F811
     assert proc.returncode == 1 and "no Ray cluster is reachable" in out, out[-3000:]
     assert "ray start --head" in out
     assert time.monotonic() - start < 60
+
+
+PY_RAY = r"""
+import json, sys
+from shardlm import LLM, SamplingParams
+llm = LLM(model=sys.argv[1], tensor_parallel_size=3, pipeline_parallel_size=2, threads=1,
+          device="cpu", distributed_executor_backend="ray")
+out = [o.outputs[0].text for o in llm.generate(json.loads(sys.argv[2]), SamplingParams(
+    temperature=0, max_tokens=24, ignore_eos=True), use_tqdm=False)]
+llm.shutdown()
+print(json.dumps(out))
+"""
+
+
+def test_llm_with_the_ray_executor_from_python(ray_cluster):
+    prompts = ["The capital of France is", "1, 2, 3, 4,"]
+    single = cli_greedy(prompts)
+    p = subprocess.run(["ip", "netns", "exec", NS[0], sys.executable, "-c", PY_RAY, MODEL,
+                        json.dumps(prompts)], env=ray_env(), capture_output=True, text=True,
+                       timeout=240)
+    assert p.returncode == 0, p.stderr[-4000:]
+    texts = json.loads(p.stdout.splitlines()[-1])
+    assert texts == single
+    assert f"{ADDR[0]}: ranks 0,1,2; {ADDR[1]}: ranks 3,4,5" in p.stderr, p.stderr[-3000:]
+    wait_for("the resources to be free", lambda: cpu_usage() == (0.0, 6.0), timeout=30)
