@@ -50,6 +50,7 @@ GroupOptions GroupOptions::from_launch(const LaunchInfo& info, const LaunchFlags
   g.world_size = info.world_size;
   g.tp = info.parallel.tp;
   g.pp = info.parallel.pp;
+  g.expert_parallel = info.parallel.expert_parallel;
   g.nnodes = info.nnodes;
   g.local_rank = info.local_rank;
   g.master_host = info.master_host;

@@ -32,8 +32,9 @@ struct GroupOptions {
   int world_size = 1;
   int tp = 1;
   int pp = 1;
-  int nnodes = 1;      // nodes of the group (world_size / nnodes ranks each)
-  int local_rank = 0;  // this rank's place on its node (0 answers the node's /health)
+  bool expert_parallel = false;  // --enable-expert-parallel / --ep-size (ParallelConfig)
+  int nnodes = 1;                // nodes of the group (world_size / nnodes ranks each)
+  int local_rank = 0;            // this rank's place on its node (0 answers the node's /health)
   std::string master_host = "127.0.0.1";
   int master_port = 29500;
   std::string token;  // the cluster token every rank must share
@@ -73,6 +74,7 @@ class Group {
     ParallelConfig p;
     p.tp = options_.tp;
     p.pp = options_.pp;
+    p.expert_parallel = options_.expert_parallel;
     return p;
   }
   bool is_master() const { return options_.rank == 0; }

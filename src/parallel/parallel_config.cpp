@@ -77,9 +77,12 @@ std::vector<int> pp_peers(const ParallelConfig& cfg, int rank) {
 }
 
 std::string describe(const ParallelConfig& cfg, const RankLayout& layout) {
-  return fmt::format("rank {}: tp rank {} of {}, stage {} of {}, layers {}-{}", layout.rank,
-                     layout.tp_rank, cfg.tp, layout.pp_stage, cfg.pp, layout.first_layer,
-                     layout.last_layer - 1);
+  return fmt::format(
+      "rank {}: tp rank {} of {}, stage {} of {}, layers {}-{}{}", layout.rank, layout.tp_rank,
+      cfg.tp, layout.pp_stage, cfg.pp, layout.first_layer, layout.last_layer - 1,
+      cfg.expert_parallel && cfg.tp > 1
+          ? fmt::format(", experts part {} of {} (expert parallel)", layout.tp_rank + 1, cfg.tp)
+          : "");
 }
 
 std::vector<int> valid_tp_sizes(const ModelConfig& model) {

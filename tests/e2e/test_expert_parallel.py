@@ -52,6 +52,9 @@ def test_expert_parallel_equals_one_process(qwen3_moe, expected, ranks, flags):
                 break
             time.sleep(0.5)
         assert all(load and load > 0 for load in loads), loads
+        for r in range(ranks):
+            assert f"tp rank {r} of {ranks}, stage 0 of 1, layers 0-2, experts part {r + 1} of " \
+                   f"{ranks} (expert parallel)" in master.text(), master.text()
     finally:
         assert master.stop() == 0, master.text()
 

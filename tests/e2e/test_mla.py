@@ -104,6 +104,7 @@ def test_tp2_equals_one_process(models, flags):
                     model=model)
     try:
         assert concurrently(master, PROMPTS * 8) == expected * 8
+        assert ("expert parallel" in master.text()) == bool(flags), master.text()
     finally:
         assert master.stop() == 0, master.text()
 
