@@ -89,17 +89,19 @@ def run_serve(model, *args):
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("flags", [[], ["--enable-expert-parallel"]])
+@pytest.mark.parametrize("flags", [[], ["--enable-expert-parallel"],
+                                   ["--pp", "2", "--enable-expert-parallel"]])
 def test_tp2_equals_one_process(models, flags):
-    """Two ranks, each half of the query heads over the whole latent cache; the experts sliced,
-    or whole experts per rank with expert parallelism."""
+    """Two ranks (per stage), each half of the query heads over the whole latent cache; the
+    experts sliced, or whole experts per rank with expert parallelism; TP x PP x EP on four."""
     model = models["deepseek_v3"]
     single = Server(model=model, threads=2)
     try:
         expected = [complete(single, p) for p in PROMPTS]
     finally:
         assert single.stop() == 0, single.text()
-    master = Server(["--tp", "2", *flags, "--nproc-per-node", "2", "--dist-init-addr",
+    ranks = 4 if "--pp" in flags else 2
+    master = Server(["--tp", "2", *flags, "--nproc-per-node", str(ranks), "--dist-init-addr",
                      f"127.0.0.1:{free_port()}", "--dist-timeout", "60", "--max-num-seqs", "64"],
                     model=model)
     try:
