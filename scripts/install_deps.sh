@@ -7,7 +7,7 @@ PACKAGES=(
   libopenblas-pthread-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
   prometheus-cpp-dev libgloo-dev iproute2 iptables openmpi-bin
   etcd-server etcd-client nats-server libnats-dev
-  python3 python3-pip python3-venv python3-jinja2
+  python3 python3-pip python3-venv python3-jinja2 python3-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
