@@ -7,6 +7,7 @@ few CPUs, or no ray package / cluster -> a clear error within seconds, leaving n
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,6 +73,8 @@ def ray_cluster(two_hosts, tmp_path):  # noqa: F811
     for p in (worker, head):
         kill_tree(p)
     log.close()
+    for node in "ab":
+        shutil.rmtree(f"/tmp/rh{os.getpid()}{node}", ignore_errors=True)
 
 
 def serve(extra=(), env=None):
