@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "engine/utf8_guard.h"
+
 #if SHARDLM_HAS_XGRAMMAR
 #include <xgrammar/xgrammar.h>
 #endif
@@ -58,8 +60,10 @@ std::string choice_grammar(const std::vector<std::string>& choices) {
 
 class CompiledGrammar {
  public:
-  explicit CompiledGrammar(xgrammar::CompiledGrammar g) : grammar(std::move(g)) {}
+  CompiledGrammar(xgrammar::CompiledGrammar g, std::shared_ptr<const Utf8Guard> u)
+      : grammar(std::move(g)), utf8(std::move(u)) {}
   xgrammar::CompiledGrammar grammar;
+  std::shared_ptr<const Utf8Guard> utf8;  // the compiler's, for every grammar
 };
 
 namespace {
@@ -67,14 +71,12 @@ namespace {
 // The vocabulary as xgrammar takes it: each token's bytes as they appear in text ("raw"), so
 // that byte-level and SentencePiece vocabularies alike need no decoding on its side. Control
 // tokens give no bytes, which xgrammar treats as special (never allowed).
-xgrammar::TokenizerInfo tokenizer_info(const Tokenizer& tok, int32_t vocab_size,
-                                       std::vector<int32_t> stop_token_ids) {
+std::vector<std::string> raw_vocab(const Tokenizer& tok, int32_t vocab_size) {
   std::vector<std::string> vocab;
   const int32_t n = std::min(tok.vocab_size(), vocab_size);
   vocab.reserve(static_cast<size_t>(n));
   for (int32_t id = 0; id < n; ++id) vocab.push_back(tok.token_bytes(id, false));
-  return xgrammar::TokenizerInfo(vocab, xgrammar::VocabType::RAW, vocab_size,
-                                 std::move(stop_token_ids));
+  return vocab;
 }
 
 // xgrammar's message without its "[hh:mm:ss] /path/file.cc:123: " prefix, first line only.
@@ -148,21 +150,27 @@ xgrammar::CompiledGrammar compile_spec(xgrammar::GrammarCompiler& c, const Gramm
 }  // namespace
 
 struct GrammarCompiler::Impl {
+  Impl(const std::vector<std::string>& vocab, int32_t vocab_size,
+       std::vector<int32_t> stop_token_ids)
+      : compiler(xgrammar::TokenizerInfo(vocab, xgrammar::VocabType::RAW, vocab_size,
+                                         std::move(stop_token_ids)),
+                 compiler_threads(), true),
+        utf8(std::make_shared<const Utf8Guard>(vocab)) {}
   xgrammar::GrammarCompiler compiler;
+  std::shared_ptr<const Utf8Guard> utf8;
 };
 
 GrammarCompiler::GrammarCompiler(const Tokenizer& tokenizer, int32_t vocab_size,
                                  std::vector<int32_t> stop_token_ids)
-    : impl_(new Impl{xgrammar::GrammarCompiler(
-          tokenizer_info(tokenizer, vocab_size, std::move(stop_token_ids)), compiler_threads(),
-          true)}),
+    : impl_(new Impl(raw_vocab(tokenizer, vocab_size), vocab_size, std::move(stop_token_ids))),
       vocab_size_(vocab_size) {}
 
 GrammarCompiler::~GrammarCompiler() = default;
 
 std::shared_ptr<const CompiledGrammar> GrammarCompiler::compile(const GrammarSpec& spec) {
   try {
-    return std::make_shared<const CompiledGrammar>(compile_spec(impl_->compiler, spec));
+    return std::make_shared<const CompiledGrammar>(compile_spec(impl_->compiler, spec),
+                                                   impl_->utf8);
   } catch (const GrammarError&) {
     throw;
   } catch (const std::exception& e) {
@@ -173,11 +181,13 @@ std::shared_ptr<const CompiledGrammar> GrammarCompiler::compile(const GrammarSpe
 struct GrammarMatcher::Impl {
   xgrammar::GrammarMatcher matcher;
   int32_t vocab_size;
+  std::shared_ptr<const Utf8Guard> utf8;
+  int pending = 0;  // continuation bytes the output owes its last character
 };
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar)
     : impl_(new Impl{xgrammar::GrammarMatcher(grammar->grammar),
-                     grammar->grammar.GetTokenizerInfo().GetVocabSize()}) {}
+                     grammar->grammar.GetTokenizerInfo().GetVocabSize(), grammar->utf8}) {}
 
 GrammarMatcher::~GrammarMatcher() = default;
 GrammarMatcher::GrammarMatcher(GrammarMatcher&&) noexcept = default;
@@ -191,10 +201,18 @@ bool GrammarMatcher::fill_mask(std::vector<uint32_t>& bitmask) {
   t.ndim = 1;
   t.dtype = xgrammar::GetBitmaskDLType();
   t.shape = &words;
-  return impl_->matcher.FillNextTokenBitmask(&t);
+  const bool grammar = impl_->matcher.FillNextTokenBitmask(&t);
+  const std::vector<uint32_t> grammar_mask = bitmask;
+  if (!impl_->utf8->restrict(bitmask, impl_->pending)) return grammar;
+  // Never leave nothing to sample: then the grammar's mask alone.
+  if (std::all_of(bitmask.begin(), bitmask.end(), [](uint32_t w) { return w == 0; })) {
+    bitmask = grammar_mask;
+  }
+  return true;
 }
 
 bool GrammarMatcher::accept(int32_t token) {
+  impl_->pending = impl_->utf8->pending_after(token, impl_->pending);
   return impl_->matcher.AcceptToken(token);
 }
 

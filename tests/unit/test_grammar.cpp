@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "engine/async_engine.h"
 #include "engine/grammar.h"
+#include "engine/utf8_guard.h"
 #include "engine/llm.h"
 #include "test_support.h"
 #include "tiny_model.h"
@@ -30,6 +31,37 @@ TEST(TokenMask, ClearBitsBecomeMinusInfinity) {
     const bool allowed = i == 0 || i == 2 || i == 69;
     EXPECT_EQ(std::isinf(logits[size_t(i)]), !allowed) << i;
   }
+}
+
+TEST(Utf8Guard, OnlyBytesThatFormCharacters) {
+  // 0: "a", 1: "\xc3" (lead of a 2-byte char), 2: "\xa9" (continuation), 3: "\xa9b",
+  // 4: "\xff" (never UTF-8), 5: "" (control), 6: "\xe6\x97" (3-byte char cut after 2).
+  const Utf8Guard g({"a", "\xc3", "\xa9", "\xa9b", "\xff", "", "\xe6\x97"});
+  EXPECT_TRUE(g.allowed(0, 0) && g.allowed(1, 0) && g.allowed(6, 0) && g.allowed(5, 0));
+  EXPECT_FALSE(g.allowed(2, 0) || g.allowed(3, 0) || g.allowed(4, 0));
+  EXPECT_EQ(g.pending_after(1, 0), 1);
+  EXPECT_TRUE(g.allowed(2, 1) && g.allowed(3, 1));
+  EXPECT_FALSE(g.allowed(0, 1) || g.allowed(1, 1));
+  EXPECT_EQ(g.pending_after(3, 1), 0);
+  EXPECT_EQ(g.pending_after(6, 0), 1);
+  std::vector<uint32_t> mask = {0x7fu};
+  EXPECT_TRUE(g.restrict(mask, 0));
+  EXPECT_EQ(mask[0], 0b1100011u);  // tokens 0, 1, 5, 6
+}
+
+bool valid_utf8(const std::string& s, size_t* code_points) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    for (size_t j = 1; j < len; ++j) {
+      if ((static_cast<unsigned char>(s[i + j]) & 0xC0) != 0x80) return false;
+    }
+    i += len;
+  }
+  *code_points = n;
+  return true;
 }
 
 std::string output_text(const RequestOutput& out) {
@@ -113,7 +145,11 @@ TEST_F(GrammarTest, JsonSchemaOutputsParseAndMatch) {
     std::string hex;
     for (unsigned char c : text) hex += fmt::format("{:02x} ", c);
     ASSERT_FALSE(j.is_discarded()) << text << "\n" << hex;
-    EXPECT_TRUE(j["name"].is_string() && j["name"].get<std::string>().size() <= 6u * 4) << text;
+    size_t code_points = 0;
+    ASSERT_TRUE(valid_utf8(text, &code_points)) << hex;
+    ASSERT_TRUE(j["name"].is_string()) << text;
+    // xgrammar 0.1.27 counts maxLength in its own units: the bytes stay within 6 characters'.
+    EXPECT_LE(j["name"].get<std::string>().size(), 6u * 4) << text;
     EXPECT_TRUE(j["ok"].is_boolean()) << text;
     EXPECT_TRUE(j["kind"] == "a" || j["kind"] == "b") << text;
   }
