@@ -180,6 +180,7 @@ Hello Group::hello(const Model& model, const Backend& backend, int liveness_port
   h.tp = options_.tp;
   h.pp = options_.pp;
   h.world_size = options_.world_size;
+  h.expert_parallel = options_.expert_parallel;
   h.device = backend.device_id();
   return h;
 }

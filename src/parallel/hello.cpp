@@ -21,6 +21,7 @@ std::string Hello::to_json() const {
                         {"tp", tp},
                         {"pp", pp},
                         {"world_size", world_size},
+                        {"expert_parallel", expert_parallel},
                         {"device", device}}
       .dump();
 }
@@ -50,6 +51,7 @@ Hello Hello::from_json(const std::string& text) {
     h.tp = j.at("tp").get<int>();
     h.pp = j.at("pp").get<int>();
     h.world_size = j.at("world_size").get<int>();
+    h.expert_parallel = j.value("expert_parallel", false);
     h.device = j.at("device").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     fail("a rank's hello lacks a field or has one of the wrong type: {}", e.what());
@@ -61,6 +63,7 @@ std::string hello_difference(const std::string& a_text, const std::string& b_tex
   auto a = nlohmann::json::parse(a_text), b = nlohmann::json::parse(b_text);
   for (auto* j : {&a, &b}) {
     if (!j->contains("hello_version")) (*j)["hello_version"] = 1;
+    if (!j->contains("expert_parallel")) (*j)["expert_parallel"] = false;
   }
   if (a["version"] != b["version"]) {
     return fmt::format(
@@ -73,6 +76,11 @@ std::string hello_difference(const std::string& a_text, const std::string& b_tex
   }
   for (const char* key : {"hello_version", "tp", "pp", "world_size"}) {
     if (a[key] != b[key]) return fmt::format("{}: {} vs {}", key, a[key].dump(), b[key].dump());
+  }
+  if (a["expert_parallel"] != b["expert_parallel"]) {
+    return fmt::format(
+        "--enable-expert-parallel: {} vs {}; give the same expert-parallel flags on every node",
+        a["expert_parallel"].dump(), b["expert_parallel"].dump());
   }
   return {};
 }

@@ -12,6 +12,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "engine/llm.h"
+#include "model/model_shape.h"
 #include "parallel/group.h"
 #include "parallel/micro_batch.h"
 #include "parallel/shard_runner.h"
@@ -19,7 +20,6 @@
 #include "parallel/tp_shard.h"
 #include "test_support.h"
 #include "tiny_model.h"
-#include "model/model_shape.h"
 
 namespace shardlm::parallel {
 namespace {
@@ -267,6 +267,10 @@ TEST(Handshake, HelloDifferenceNamesTheField) {
   EXPECT_EQ(hello_difference(master, R"({"version":"0.1.0","fingerprint":"ab","tp":1,"pp":2,
                                          "world_size":2})"),
             "tp: 2 vs 1");
+  EXPECT_EQ(hello_difference(master, R"({"version":"0.1.0","fingerprint":"ab","tp":2,"pp":1,
+                                         "world_size":2,"expert_parallel":true})"),
+            "--enable-expert-parallel: false vs true; give the same expert-parallel flags on every "
+            "node");
 }
 
 }  // namespace
