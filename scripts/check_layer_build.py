@@ -14,7 +14,7 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from check_layers import LAYERS  # noqa: E402  (the same order as the test of includes)
+from check_layers import LAYERS, RANK  # noqa: E402  (the order the include test states)
 
 
 def any_header(module):
@@ -42,23 +42,21 @@ def compiles(cmd, cwd, header):
 
 def main(build):
     entries = json.loads((pathlib.Path(build) / "compile_commands.json").read_text())
-    order = [m for group in LAYERS for m in group]
     problems, checked = [], 0
-    for i, module in enumerate(order[:-1]):
+    for module in sorted(RANK, key=RANK.get):
         cmd, cwd = command_for(entries, module)
         if not cmd:
             continue
-        above = next((m for group in LAYERS[[module in g for g in LAYERS].index(True) + 1:]
-                      for m in group if any_header(m)), None)
         own = any_header(module)
         ok, err = compiles(cmd, cwd, own)
         if not ok:
             problems.append(f"{module}: its own header {own} does not compile: {err[:300]}")
-        if above:
-            ok, _ = compiles(cmd, cwd, any_header(above))
+        higher = [any_header(m) for m in RANK if RANK[m] > RANK[module] and any_header(m)]
+        if higher:
+            ok, _ = compiles(cmd, cwd, higher[0])
             if ok:
-                problems.append(f"{module}: {any_header(above)} (a higher layer) compiles: the build "
-                                f"does not hold the layer order; see cmake/modules.cmake")
+                problems.append(f"{module}: {higher[0]} (a higher layer) compiles: the build does "
+                                f"not hold the layer order; see cmake/modules.cmake")
         checked += 1
     for p in problems:
         print(p)

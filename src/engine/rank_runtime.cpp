@@ -22,16 +22,14 @@ RankRuntime::RankRuntime(const EngineArgs& args, Placement placement, std::uniqu
 
 void RankRuntime::size_kv_cache(const EngineArgs& args) {
   const ModelConfig& c = model_->config;
-  kv_shape_ = {c.n_layers,
-               c.kv_dim(),
-               args.block_size,
-               kv_blocks(args, c),
-               backend_->kv_element_bytes(),
-               c.kv_cache_values()};
-  if (placement_ == Placement::kInGroup) return;
-  kv_shape_.n_blocks = kv_blocks(args, c, backend_->kv_element_bytes());
+  const size_t elem = backend_->kv_element_bytes();
+  kv_shape_ = {c.n_layers, c.kv_dim(), args.block_size, 0, elem, c.kv_cache_values()};
+  if (placement_ == Placement::kInGroup) {
+    kv_shape_.n_blocks = kv_blocks(args, c);  // fp32's count, the same on every rank
+    return;
+  }
   const DeviceKvSizing sized = size_kv_on_device(args, *model_, *backend_);
-  if (sized.n_blocks > 0) kv_shape_.n_blocks = sized.n_blocks;
+  kv_shape_.n_blocks = sized.n_blocks > 0 ? sized.n_blocks : kv_blocks(args, c, elem);
   kv_summary_ = sized.summary;
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -51,6 +52,21 @@ inline float* to_device(cuda::CudaBackend& be, const std::vector<float>& host) {
   float* d = be.alloc_floats(host.size());
   be.from_host(host.data(), host.size(), d);
   return d;
+}
+
+// BF16 bits (a paged KV pool as the GPU keeps it) in device memory.
+inline float* bits_to_device(cuda::CudaBackend& be, const std::vector<uint16_t>& bits) {
+  std::vector<float> words((bits.size() + 1) / 2);
+  std::memcpy(words.data(), bits.data(), bits.size() * sizeof(uint16_t));
+  return to_device(be, words);
+}
+
+// int32 arrays (block tables, sequence records) in device memory, as the kernels' types.
+template <typename T>
+const T* ints_to_device(cuda::CudaBackend& be, const std::vector<int32_t>& ints) {
+  std::vector<float> words(ints.size());
+  std::memcpy(words.data(), ints.data(), ints.size() * sizeof(int32_t));
+  return reinterpret_cast<const T*>(to_device(be, words));
 }
 
 // Each value rounded to BF16 (what the GPU's KV cache keeps).

@@ -85,19 +85,6 @@ std::vector<float> cpu_reference(const DecodeCase& c) {
   return out;
 }
 
-float* bits_to_device(cuda::CudaBackend& be, const std::vector<uint16_t>& bits) {
-  std::vector<float> words((bits.size() + 1) / 2);
-  std::memcpy(words.data(), bits.data(), bits.size() * sizeof(uint16_t));
-  return to_device(be, words);
-}
-
-template <typename T>
-const T* ints_to_device(cuda::CudaBackend& be, const std::vector<int32_t>& ints) {
-  std::vector<float> words(ints.size());
-  std::memcpy(words.data(), ints.data(), ints.size() * sizeof(int32_t));
-  return reinterpret_cast<const T*>(to_device(be, words));
-}
-
 // The batch as the kernel reads it, built here (the backend's step upload is not used).
 cuda::AttentionBatch device_batch(cuda::CudaBackend& be, const DecodeCase& c) {
   std::vector<int32_t> seqs, tables, rows;

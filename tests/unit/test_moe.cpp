@@ -254,6 +254,29 @@ class ThreadGather {
   std::barrier<> sync_;
 };
 
+// Runs the op on tp ranks (threads), each on slice(whole, rank, tp), joined by gathers; every
+// rank's output.
+template <typename Slice>
+std::vector<std::vector<float>> run_on_ranks(const MoeFfnWeights& whole, int tp,
+                                             const std::vector<float>& x, int64_t n, Slice slice) {
+  ThreadGather gather(tp);
+  std::vector<std::vector<float>> got(static_cast<size_t>(tp));
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < tp; ++r) {
+    ranks.emplace_back([&, r] {
+      ThreadPool pool(1);
+      MatmulWorkspace ws;
+      MoeScratch scratch;
+      const MoeFfnWeights w = slice(whole, r, tp);
+      const GatherColsFn g = gather.for_rank(r);
+      got[static_cast<size_t>(r)].assign(x.size(), 0.f);
+      moe_ffn(pool, ws, scratch, w, x.data(), n, got[static_cast<size_t>(r)].data(), &g);
+    });
+  }
+  for (auto& th : ranks) th.join();
+  return got;
+}
+
 // Tensor parallelism inside the op: every rank's output equals one rank's bit for bit (each
 // output column is computed over the whole hidden vector, exactly as on one rank).
 TEST(MoeFfn, TensorParallelRanksEqualOneRank) {
@@ -265,21 +288,7 @@ TEST(MoeFfn, TensorParallelRanksEqualOneRank) {
       const auto x = random_rows(n, d, ++seed);
       Runner one;
       const auto want = one.run(b.w, x, n);
-      ThreadGather gather(tp);
-      std::vector<std::vector<float>> got(static_cast<size_t>(tp));
-      std::vector<std::thread> ranks;
-      for (int r = 0; r < tp; ++r) {
-        ranks.emplace_back([&, r] {
-          ThreadPool pool(1);
-          MatmulWorkspace ws;
-          MoeScratch scratch;
-          const MoeFfnWeights w = rank_slice(b.w, r, tp);
-          const GatherColsFn g = gather.for_rank(r);
-          got[static_cast<size_t>(r)].assign(x.size(), 0.f);
-          moe_ffn(pool, ws, scratch, w, x.data(), n, got[static_cast<size_t>(r)].data(), &g);
-        });
-      }
-      for (auto& th : ranks) th.join();
+      const auto got = run_on_ranks(b.w, tp, x, n, rank_slice);
       for (int r = 0; r < tp; ++r) {
         EXPECT_EQ(got[static_cast<size_t>(r)], want)
             << dtype_name(t) << " tp " << tp << " rank " << r << " seed " << seed;
@@ -327,21 +336,7 @@ TEST(MoeFfn, ExpertParallelRanksEqualOneRank) {
       const auto x = random_rows(n, d, ++seed);
       Runner one;
       const auto want = one.run(b.w, x, n);
-      ThreadGather gather(tp);
-      std::vector<std::vector<float>> got(static_cast<size_t>(tp));
-      std::vector<std::thread> ranks;
-      for (int r = 0; r < tp; ++r) {
-        ranks.emplace_back([&, r] {
-          ThreadPool pool(1);
-          MatmulWorkspace ws;
-          MoeScratch scratch;
-          const MoeFfnWeights w = expert_slice(b.w, r, tp);
-          const GatherColsFn g = gather.for_rank(r);
-          got[static_cast<size_t>(r)].assign(x.size(), 0.f);
-          moe_ffn(pool, ws, scratch, w, x.data(), n, got[static_cast<size_t>(r)].data(), &g);
-        });
-      }
-      for (auto& th : ranks) th.join();
+      const auto got = run_on_ranks(b.w, tp, x, n, expert_slice);
       for (int r = 0; r < tp; ++r) {
         EXPECT_EQ(got[static_cast<size_t>(r)], want)
             << "tp " << tp << " rank " << r << " v3 routing " << v3_routing << " seed " << seed;

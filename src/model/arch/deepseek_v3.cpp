@@ -7,17 +7,12 @@
 
 namespace shardlm {
 
+// deepseek_v2's fields; the routing rule (sigmoid, correction bias) is read from config.json.
 Architecture deepseek_v3_architecture() {
-  return {.name = "deepseek_v3",
-          .hf_model_types = {"deepseek_v3"},
-          .gguf_arch = "deepseek2",
-          .moe = MoeFields{.experts_key = "n_routed_experts",
-                           .ffn_key = "moe_intermediate_size",
-                           .shared_count_key = "n_shared_experts",
-                           .deepseek_routing = true},
-          .gguf_rope_style = RopeStyle::kNormal,
-          .mla = true,
-          .hf_rope_style = RopeStyle::kNormal};
+  Architecture a = deepseek_v2_architecture();
+  a.name = "deepseek_v3";
+  a.hf_model_types = {"deepseek_v3"};
+  return a;
 }
 
 }  // namespace shardlm
