@@ -8,6 +8,7 @@ PACKAGES=(
   prometheus-cpp-dev libgloo-dev iproute2 iptables openmpi-bin
   etcd-server etcd-client nats-server libnats-dev
   python3 python3-pip python3-venv python3-jinja2 python3-dev
+  chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -17,6 +17,7 @@
 #include "server/openai/api_error.h"
 #include "server/openai/json_fields.h"
 #include "server/sse.h"
+#include "server/web_routes.h"
 
 namespace shardlm::fleet {
 
@@ -357,6 +358,7 @@ int run_frontend(const FrontendArgs& args) {
   Frontend frontend(args);
   server::HttpServer http(args.http);
   frontend.register_routes(http);
+  server::register_web_routes(http);
   const int port = http.bind();
   std::thread http_thread([&] { http.serve(); });
   spdlog::info("frontend (router mode {}) on http://{}:{} (OpenAI API under /v1); etcd {}{}",

@@ -17,6 +17,7 @@
 #include "server/openai/tool_parsers.h"
 #include "server/shutdown_watch.h"
 #include "server/stats_logger.h"
+#include "server/web_routes.h"
 #include "server/worker_node.h"
 
 namespace shardlm::server {
@@ -155,6 +156,7 @@ int run_api_server(const ServerArgs& args) {
   HttpServer http(args.http);
   add_basic_routes(http, engine, metrics, args.metrics_port < 0);
   register_openai_routes(http, ctx);
+  register_web_routes(http);
   const int port = http.bind();
   std::unique_ptr<HttpServer> metrics_http;
   if (args.metrics_port >= 0) {
