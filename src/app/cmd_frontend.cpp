@@ -42,6 +42,11 @@ void add_routing_flags(CLI::App& cmd, FrontendOptions& o) {
                  "seconds a worker that refused a connection is left out")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
+  cmd.add_option("--prefill-timeout", a.prefill_timeout,
+                 "seconds a disaggregated request's prefill (and KV transfer) may take before "
+                 "the next prefill worker is tried")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
   cmd.add_option("--poll-interval", a.poll_interval, "seconds between etcd polls")
       ->check(CLI::Range(0.05, 60.0))
       ->capture_default_str();

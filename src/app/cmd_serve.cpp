@@ -165,6 +165,16 @@ void run_serve(ServeOptions& o) {
   if (!o.kv_cache_memory.empty()) {
     o.args.engine.kv_cache_memory = parse_size(o.kv_cache_memory, "--kv-cache-memory");
   }
+  if (o.fleet.disaggregation != fleet::DisaggregationMode::kAggregated) {
+    if (!o.fleet.enabled()) {
+      fail("--disaggregation-mode needs --etcd-endpoints: the frontend finds prefill and decode "
+           "workers there");
+    }
+    if (o.args.group && o.args.group->world_size > 1) {
+      fail("--disaggregation-mode needs a single-process worker for now (its KV transfer reads "
+           "one cache); drop --tensor-parallel-size / --pipeline-parallel-size");
+    }
+  }
   std::unique_ptr<fleet::WorkerAgent> agent;  // the group's master registers; other ranks don't
   if (o.fleet.enabled() && (!o.args.group || o.args.group->rank == 0)) {
     agent = std::make_unique<fleet::WorkerAgent>(o.fleet);
@@ -191,6 +201,19 @@ void add_fleet_flags(CLI::App& cmd, fleet::FleetFlags& f) {
   cmd.add_option("--advertise-host", f.advertise_host,
                  "the address a frontend dials for this worker (default: --host, or this "
                  "machine's first non-loopback address when listening on 0.0.0.0)");
+  cmd.add_option_function<std::string>(
+         "--disaggregation-mode",
+         [&f](const std::string& m) { f.disaggregation = fleet::parse_disaggregation_mode(m); },
+         "this worker's part in disaggregated serving: prefill (computes prompts' KV and sends "
+         "it to decode workers) or decode (takes the KV and generates); needs --etcd-endpoints")
+      ->check(CLI::IsMember({"prefill", "decode", "aggregated"}));
+  cmd.add_flag_callback(
+      "--is-prefill-worker", [&f] { f.disaggregation = fleet::DisaggregationMode::kPrefill; },
+      "--disaggregation-mode prefill (the Dynamo guide's flag)");
+  cmd.add_option("--kv-transfer-port", f.kv_transfer_port,
+                 "decode workers: the port prefill workers send KV blocks to (0 = a free port, "
+                 "registered in etcd)")
+      ->check(CLI::Range(0, 65535));
 }
 
 // Flags of the engines shardlm replaces that have no meaning here: accepted, so their launch

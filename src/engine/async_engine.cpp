@@ -90,6 +90,29 @@ void AsyncEngine::follow_runner_epoch() {
                epoch);
 }
 
+std::future<void> AsyncEngine::run_between_steps(std::function<void(Engine&)> task) {
+  Task t{std::move(task), {}};
+  std::future<void> done = t.done.get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) fail("the server is shutting down; send the request elsewhere or retry later");
+    task_inbox_.push_back(std::move(t));
+  }
+  cv_.notify_one();
+  return done;
+}
+
+void AsyncEngine::run_tasks(std::vector<Task>& tasks) {
+  for (Task& t : tasks) {
+    try {
+      t.run(engine_);
+      t.done.set_value();
+    } catch (...) {
+      t.done.set_exception(std::current_exception());
+    }
+  }
+}
+
 EngineStats AsyncEngine::stats() const {
   std::lock_guard lock(mu_);
   return stats_;
@@ -112,17 +135,21 @@ EngineStats AsyncEngine::snapshot() const {
 bool AsyncEngine::wait_for_work() {
   std::vector<Pending> pending;
   std::vector<int64_t> aborts;
+  std::vector<Task> tasks;
   {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] {
-      return stopping_ || !inbox_.empty() || !abort_inbox_.empty() || engine_.has_unfinished();
+      return stopping_ || !inbox_.empty() || !abort_inbox_.empty() || !task_inbox_.empty() ||
+             engine_.has_unfinished();
     });
     if (stopping_) return false;
     pending.swap(inbox_);
     aborts.swap(abort_inbox_);
+    tasks.swap(task_inbox_);
   }
   admit(pending);
   apply_aborts(aborts);
+  run_tasks(tasks);
   return true;
 }
 
@@ -194,9 +221,14 @@ void AsyncEngine::loop() {
   }
   // Shutting down: end every request with a final output.
   std::vector<Pending> pending;
+  std::vector<Task> tasks;
   {
     std::lock_guard lock(mu_);
     pending.swap(inbox_);
+    tasks.swap(task_inbox_);
+  }
+  for (Task& t : tasks) {
+    t.done.set_exception(std::make_exception_ptr(Error("the server is shutting down")));
   }
   for (Pending& p : pending) {
     p.stream->fail("the server is shutting down");

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -65,6 +66,10 @@ class AsyncEngine {
   void abort(int64_t request_id);
   // Aborts every request in flight (each stream gets its final output) and joins the thread.
   void stop();
+  // Runs `task` on the engine thread between two steps (the KV transfer reads and writes cache
+  // blocks there, where the block manager and the backend are the engine's alone). The future
+  // holds the task's exception, or Error when the engine stops first.
+  std::future<void> run_between_steps(std::function<void(Engine&)> task);
 
   EngineStats stats() const;
   size_t in_flight() const { return in_flight_.load(); }
@@ -72,6 +77,11 @@ class AsyncEngine {
   std::string fatal_error() const;
 
  private:
+  struct Task {
+    std::function<void(Engine&)> run;
+    std::promise<void> done;
+  };
+  void run_tasks(std::vector<Task>& tasks);
   struct Pending {
     std::vector<int32_t> prompt;
     SamplingParams params;
@@ -94,6 +104,7 @@ class AsyncEngine {
   std::condition_variable cv_;
   std::vector<Pending> inbox_;
   std::vector<int64_t> abort_inbox_;
+  std::vector<Task> task_inbox_;
   bool stopping_ = false;
   std::string fatal_error_;  // a failed step's error, while the runner's epoch is fatal_epoch_
   uint64_t fatal_epoch_ = 0;

@@ -95,6 +95,10 @@ class Engine {
   // The K/V behind every cached prefix are gone (the runner was rebuilt): forget them.
   void reset_prefix_cache() { blocks_.reset_prefix_cache(); }
   const ModelRunner& runner() const { return runner_; }
+  // For work between steps on the engine thread (engine/kv_block_transfer.h): the KV transfer
+  // attaches, reads, writes and registers cache blocks as the scheduler would.
+  ModelRunner& runner() { return runner_; }
+  BlockManager& block_manager_between_steps() { return blocks_; }
   const Request* find(int64_t id) const;
 
  private:

@@ -37,6 +37,11 @@ class ModelRunner {
   // Counts the times the runner was rebuilt after a failure (a group that re-formed): K/V cached
   // under an older epoch are gone, and a failure recorded under one is over.
   virtual uint64_t epoch() const { return 0; }
+  // Whole KV blocks as host bytes (kv/kv_block_io.h), for the KV transfer of disaggregated
+  // serving; a runner whose cache is spread over ranks has no such view (the defaults fail).
+  virtual const KvCacheShape& kv_block_shape() const;
+  virtual void read_kv_block(int32_t block, char* out);
+  virtual void write_kv_block(int32_t block, const char* in);
 };
 
 // Runs the shared Transformer over a paged KV cache allocated once at construction.
@@ -53,8 +58,12 @@ class TransformerRunner : public ModelRunner {
   void execute_sampled(const ForwardBatch& batch, const RowSampling* params,
                        int32_t* tokens) override;
   const KvCache& kv_cache() const { return *kv_; }
+  const KvCacheShape& kv_block_shape() const override { return kv_->shape(); }
+  void read_kv_block(int32_t block, char* out) override;
+  void write_kv_block(int32_t block, const char* in) override;
 
  private:
+  Backend& backend_;
   int32_t vocab_;
   bool device_sampling_;
   std::unique_ptr<KvCache> kv_;

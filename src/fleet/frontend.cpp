@@ -11,6 +11,7 @@
 #include "fleet/frontend_metrics.h"
 #include "fleet/kv_index.h"
 #include "fleet/nats_bus.h"
+#include "fleet/prefill_call.h"
 #include "fleet/prompt_tokens.h"
 #include "fleet/upstream_call.h"
 #include "fleet/worker_directory.h"
@@ -151,6 +152,12 @@ class Frontend {
   void models(httplib::Response& res) const;
   void model(const server::HttpRequest& req, httplib::Response& res) const;
   void relay(const server::HttpRequest& req, httplib::Response& res);
+  // A disaggregated request's prefill for decode worker `decode`: true once a prefill worker has
+  // sent it the prompt's KV; false (with `error`) when the decode worker did not take them.
+  // Throws ApiError when the request is bad (the prefill worker's 4xx) or no prefill worker answers.
+  bool prefill_for(const WorkerInfo& decode, const std::vector<WorkerInfo>& prefill,
+                   const std::string& model, const server::HttpRequest& req, const Json& body,
+                   const httplib::Headers& headers, std::string& error);
   std::string resolve_model(const Json& body) const;
   std::vector<uint64_t> prompt_hashes(const std::string& path, const Json& body,
                                       int block_size) const;
@@ -161,6 +168,7 @@ class Frontend {
   Json model_card(const std::string& name) const;
 
   FrontendArgs args_;
+  std::atomic<uint64_t> prefill_turn_{0};
   KvIndex index_;
   Router router_;
   mutable FrontendMetrics metrics_;
@@ -280,14 +288,61 @@ bool Frontend::commit(FirstOutput& f, std::shared_ptr<UpstreamCall> call,
   return true;
 }
 
+bool Frontend::prefill_for(const WorkerInfo& decode, const std::vector<WorkerInfo>& prefill,
+                           const std::string& model, const server::HttpRequest& req,
+                           const Json& body, const httplib::Headers& headers, std::string& error) {
+  if (prefill.empty()) {
+    metrics_.on_error("no_prefill_worker");
+    throw ApiError(503, fmt::format("no prefill worker of '{}' is reachable now (decode workers "
+                                    "need one); retry shortly", model));
+  }
+  const size_t first = prefill_turn_.fetch_add(1);
+  const size_t attempts = std::min<size_t>(prefill.size(), std::max(1, args_.max_attempts));
+  std::string errors;
+  for (size_t i = 0; i < attempts; ++i) {
+    const WorkerInfo& p = prefill[(first + i) % prefill.size()];
+    const PrefillOutcome o = call_prefill(p, decode, req.path, body, headers,
+                                          millis(args_.prefill_timeout));
+    if (o.ok) {
+      metrics_.on_prefill(p.id, o.blocks, o.seconds);
+      return true;
+    }
+    if (o.status >= 400 && o.status < 500) throw ApiError(o.status, o.error);
+    if (o.status == 502) {  // the prefill ran; the decode worker did not take its KV
+      metrics_.on_error("kv_transfer_failed", decode.id);
+      error = o.error;
+      return false;
+    }
+    metrics_.on_error(o.refused ? "prefill_refused" : "prefill_failed", p.id);
+    spdlog::warn("fleet: prefill worker {} at {} {}: {}{}", p.id, p.url,
+                 o.refused ? "refused the connection" : "failed", o.error,
+                 i + 1 < attempts ? "; trying another prefill worker" : "");
+    if (o.refused) directory_->mark_down(p.id, millis(args_.down_for));
+    errors += fmt::format("{}{} ({})", errors.empty() ? "" : "; ", p.url, o.error);
+  }
+  throw ApiError(503, fmt::format("no prefill worker of '{}' answered: {}; retry shortly", model,
+                                  errors));
+}
+
 void Frontend::relay(const server::HttpRequest& req, httplib::Response& res) {
   const Json body = server::parse_body(req.body);
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   const std::string model = resolve_model(body);
   auto candidates = directory_->workers_of(model);
+  // Prefill workers take no requests of their own: they serve decode workers' prefills.
+  std::vector<WorkerInfo> prefill;
+  for (auto it = candidates.begin(); it != candidates.end();) {
+    if (it->role != "prefill") {
+      ++it;
+      continue;
+    }
+    prefill.push_back(std::move(*it));
+    it = candidates.erase(it);
+  }
   if (candidates.empty()) {
     metrics_.on_error("no_worker");
-    throw ApiError(503, fmt::format("no worker of '{}' is reachable now; retry shortly", model));
+    throw ApiError(503, fmt::format("no {}worker of '{}' is reachable now; retry shortly",
+                                    prefill.empty() ? "" : "decode ", model));
   }
   const auto hashes = prompt_hashes(req.path, body, candidates.front().block_size);
   RouteDecision d = router_.route(std::move(candidates), hashes);
@@ -303,6 +358,15 @@ void Frontend::relay(const server::HttpRequest& req, httplib::Response& res) {
     if (!hashes.empty()) index_.predict(w.id, hashes);
     auto in_flight = std::make_shared<Router::InFlight>(router_, w.id,
                                                          static_cast<int>(hashes.size()) + 1);
+    if (w.role == "decode" && generation_route(req.path)) {
+      std::string why;
+      if (!prefill_for(w, prefill, model, req, body, headers, why)) {
+        spdlog::warn("fleet: decode worker {} did not take the KV blocks: {}{}", w.id, why,
+                     i + 1 < attempts ? "; trying another worker" : "");
+        errors += fmt::format("{}{} ({})", errors.empty() ? "" : "; ", w.url, why);
+        continue;
+      }
+    }
     auto call = UpstreamCall::start(w.url, req.method, req.path, req.body, headers);
     FirstOutput f = first_output(*call, req);
     if (f.ok) {

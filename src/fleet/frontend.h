@@ -25,6 +25,7 @@ struct FrontendArgs {
   double poll_interval = 0.5;            // seconds between etcd polls
   double down_for = 5;                   // seconds a refusing worker is left out
   int max_attempts = 3;                  // workers tried per request before its first output
+  double prefill_timeout = 60;           // seconds a disaggregated prefill may take
 };
 
 // Blocks until SIGINT/SIGTERM; returns the exit status. Throws Error when start-up fails.

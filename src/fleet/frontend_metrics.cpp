@@ -24,6 +24,12 @@ FrontendMetrics::FrontendMetrics(std::string mode)
   kv_hit_blocks_ = counters("shardlm:frontend_kv_hit_blocks_total",
                             "Of those, blocks the router estimated cached at its choice.");
   errors_ = counters("shardlm:frontend_errors_total", "Errors, per kind and worker.");
+  prefills_ = counters("shardlm:frontend_prefills_total",
+                       "Disaggregated prefills, per prefill worker.");
+  prefill_blocks_ = counters("shardlm:frontend_prefill_blocks_total",
+                             "KV blocks the prefill workers sent to decode workers.");
+  prefill_seconds_ = counters("shardlm:frontend_prefill_seconds_total",
+                              "Seconds the prefill calls took (prefill and KV transfer).");
   workers_ = gauge("shardlm:frontend_workers", "Workers registered in etcd (last view).");
   etcd_up_ = gauge("shardlm:frontend_etcd_up", "1 when etcd answered the last poll.");
   nats_up_ = gauge("shardlm:frontend_nats_up", "1 when connected to NATS (or none configured).");
@@ -41,6 +47,12 @@ void FrontendMetrics::on_decision(const std::string& worker, int request_blocks,
 
 void FrontendMetrics::on_relayed(const std::string& worker, const std::string& model) {
   requests_->Add({{"worker", worker}, {"model", model}}).Increment();
+}
+
+void FrontendMetrics::on_prefill(const std::string& worker, int64_t blocks, double seconds) {
+  prefills_->Add({{"worker", worker}}).Increment();
+  prefill_blocks_->Add({{"worker", worker}}).Increment(static_cast<double>(blocks));
+  prefill_seconds_->Add({{"worker", worker}}).Increment(seconds);
 }
 
 void FrontendMetrics::on_error(const std::string& kind, const std::string& worker) {

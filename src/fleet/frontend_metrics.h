@@ -19,6 +19,8 @@ class FrontendMetrics {
 
   void on_decision(const std::string& worker, int request_blocks, int overlap_blocks);
   void on_relayed(const std::string& worker, const std::string& model);
+  // A disaggregated request's prefill at `worker`: its blocks sent to the decode worker.
+  void on_prefill(const std::string& worker, int64_t blocks, double seconds);
   // kind: refused, failed_before_output, failed_mid_stream, no_worker, bad_request, ...
   void on_error(const std::string& kind, const std::string& worker = "");
   void set_state(size_t workers, bool etcd_ok, bool nats_ok);
@@ -32,6 +34,9 @@ class FrontendMetrics {
   prometheus::Family<prometheus::Counter>* kv_query_blocks_;
   prometheus::Family<prometheus::Counter>* kv_hit_blocks_;
   prometheus::Family<prometheus::Counter>* errors_;
+  prometheus::Family<prometheus::Counter>* prefills_;
+  prometheus::Family<prometheus::Counter>* prefill_blocks_;
+  prometheus::Family<prometheus::Counter>* prefill_seconds_;
   prometheus::Gauge* workers_;
   prometheus::Gauge* etcd_up_;
   prometheus::Gauge* nats_up_;

@@ -16,26 +16,32 @@ PromptTokens::~PromptTokens() = default;
 
 std::vector<int32_t> PromptTokens::tokens(const std::string& route,
                                           const nlohmann::json& body) const {
+  return request_prompt_tokens(route, body, *tokenizer_, *template_, info_);
+}
+
+std::vector<int32_t> request_prompt_tokens(const std::string& route, const nlohmann::json& body,
+                                           const Tokenizer& tokenizer, const ChatTemplate& tmpl,
+                                           const ChatTemplateInfo& info) {
   if (route == "/v1/chat/completions") {
     const server::ChatRequest r = server::parse_chat_request(body);
     nlohmann::json context = r.template_kwargs;
     context["messages"] = r.messages;
     context["add_generation_prompt"] = r.add_generation_prompt;
-    context["bos_token"] = info_.bos_token;
-    context["eos_token"] = info_.eos_token;
+    context["bos_token"] = info.bos_token;
+    context["eos_token"] = info.eos_token;
     std::string text;
     try {
-      text = template_->render(context);
+      text = tmpl.render(context);
     } catch (const std::exception& e) {
       throw server::ApiError(400, fmt::format("the chat template rejected the messages: {}",
                                               e.what()), "messages");
     }
-    return tokenizer_->encode(text, false, true);  // the template writes BOS itself
+    return tokenizer.encode(text, false, true);  // the template writes BOS itself
   }
   const server::CompletionRequest r = server::parse_completion_request(body);
   if (r.prompts.empty()) return {};
   if (const auto* ids = std::get_if<std::vector<int32_t>>(&r.prompts.front())) return *ids;
-  return tokenizer_->encode(std::get<std::string>(r.prompts.front()), r.add_special_tokens, true);
+  return tokenizer.encode(std::get<std::string>(r.prompts.front()), r.add_special_tokens, true);
 }
 
 }  // namespace shardlm::fleet

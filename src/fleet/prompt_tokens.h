@@ -17,6 +17,13 @@
 
 namespace shardlm::fleet {
 
+// The prompt's token ids for POST `route` with `body`, with the given tokenizer and chat template
+// (serve's own, on a prefill worker); throws server::ApiError (400) for a request serve would
+// refuse.
+std::vector<int32_t> request_prompt_tokens(const std::string& route, const nlohmann::json& body,
+                                           const Tokenizer& tokenizer, const ChatTemplate& tmpl,
+                                           const ChatTemplateInfo& info);
+
 class PromptTokens {
  public:
   explicit PromptTokens(const std::string& model_path);

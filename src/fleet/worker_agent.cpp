@@ -32,6 +32,15 @@ WorkerAgent::~WorkerAgent() = default;
 
 void WorkerAgent::wire(server::ServerArgs& args) {
   args.announce = [this](const server::ServingEndpoint& e) { return announce(e); };
+  if (flags_.disaggregation != DisaggregationMode::kAggregated) {
+    args.extend = [this, host = args.http.host](server::HttpServer& http,
+                                                 const server::ServingContext& ctx) {
+      auto w = start_disaggregated_worker(flags_.disaggregation, http, ctx, host,
+                                          flags_.kv_transfer_port);
+      disaggregated_ = w;
+      return std::shared_ptr<void>(w);
+    };
+  }
   if (!publisher_) return;
   args.kv_events = [p = publisher_.get()](const KvCacheEvent& e) { p->on_kv_event(e); };
   args.on_step = [p = publisher_.get()](const StepReport& r) { p->on_step(r.stats); };
@@ -48,6 +57,12 @@ std::shared_ptr<void> WorkerAgent::announce(const server::ServingEndpoint& e) {
   info.tp = e.tp;
   info.pp = e.pp;
   info.world_size = e.world_size;
+  info.role = disaggregation_mode_name(flags_.disaggregation);
+  if (const auto w = disaggregated_.lock(); w && w->kv_port() > 0) {
+    info.kv_transfer = host.find(':') != std::string::npos
+                           ? fmt::format("[{}]:{}", host, w->kv_port())
+                           : fmt::format("{}:{}", host, w->kv_port());
+  }
   EtcdClient etcd(parse_etcd_endpoints(flags_.etcd_endpoints));
   return std::make_shared<WorkerRegistration>(std::move(etcd), std::move(info), flags_.lease_ttl);
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "fleet/disaggregation.h"
 #include "fleet/kv_event_publisher.h"
 #include "fleet/nats_bus.h"
 #include "fleet/worker_registration.h"
@@ -19,6 +20,8 @@ struct FleetFlags {
   int lease_ttl = 3;           // --lease-ttl seconds
   std::string advertise_host;  // --advertise-host: the address the frontend dials (default: --host,
                                // or this machine's first non-loopback address for 0.0.0.0)
+  DisaggregationMode disaggregation = DisaggregationMode::kAggregated;  // --disaggregation-mode
+  int kv_transfer_port = 0;  // --kv-transfer-port (decode; 0 = a free port)
   bool enabled() const { return !etcd_endpoints.empty(); }
 };
 
@@ -38,6 +41,7 @@ class WorkerAgent {
   std::string id_;
   std::unique_ptr<NatsBus> bus_;
   std::unique_ptr<KvEventPublisher> publisher_;
+  std::weak_ptr<DisaggregatedWorker> disaggregated_;  // alive while serve's HTTP server is
 };
 
 }  // namespace shardlm::fleet

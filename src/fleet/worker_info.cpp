@@ -19,7 +19,8 @@ std::string WorkerInfo::to_json() const {
                         {"tp", tp},
                         {"pp", pp},
                         {"world_size", world_size},
-                        {"role", role}}
+                        {"role", role},
+                        {"kv_transfer", kv_transfer}}
       .dump();
 }
 
@@ -73,8 +74,17 @@ std::optional<WorkerInfo> parse_worker_info(const std::string& text, std::string
     w.pp = j.value("pp", 1);
     w.world_size = j.value("world_size", 1);
     w.role = j.value("role", std::string("aggregated"));
+    w.kv_transfer = j.value("kv_transfer", std::string());
   } catch (const std::exception&) {
-    why = "'tp', 'pp', 'world_size' or 'role' has the wrong type";
+    why = "'tp', 'pp', 'world_size', 'role' or 'kv_transfer' has the wrong type";
+    return std::nullopt;
+  }
+  if (w.role != "aggregated" && w.role != "prefill" && w.role != "decode") {
+    why = fmt::format("role '{}' (aggregated, prefill or decode)", w.role.substr(0, 40));
+    return std::nullopt;
+  }
+  if (w.role == "decode" && w.kv_transfer.empty()) {
+    why = "a decode worker without its 'kv_transfer' address";
     return std::nullopt;
   }
   return w;

@@ -21,7 +21,8 @@ struct WorkerInfo {
   std::string url;    // http://host:port of the group's master
   int block_size = 16;
   int tp = 1, pp = 1, world_size = 1;
-  std::string role = "aggregated";
+  std::string role = "aggregated";  // aggregated | prefill | decode (disaggregated serving)
+  std::string kv_transfer;          // decode: host:port of its KV transfer listener
 
   std::string key() const { return std::string(kWorkersPrefix) + model + "/" + id; }
   std::string to_json() const;

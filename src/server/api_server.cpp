@@ -157,6 +157,7 @@ int run_api_server(const ServerArgs& args) {
   add_basic_routes(http, engine, metrics, args.metrics_port < 0);
   register_openai_routes(http, ctx);
   register_web_routes(http);
+  std::shared_ptr<void> extension = args.extend ? args.extend(http, ctx) : nullptr;
   const int port = http.bind();
   std::unique_ptr<HttpServer> metrics_http;
   if (args.metrics_port >= 0) {
@@ -199,6 +200,7 @@ int run_api_server(const ServerArgs& args) {
   if (metrics_http) metrics_http->stop();
   http_thread.join();
   metrics_thread.join();
+  extension.reset();
   spdlog::info("server stopped");
   return 0;
 }

@@ -13,6 +13,7 @@
 #include "engine/llm.h"
 #include "parallel/group.h"
 #include "server/http_server.h"
+#include "server/serving_context.h"
 
 namespace shardlm::server {
 
@@ -42,6 +43,9 @@ struct ServerArgs {
   std::function<std::shared_ptr<void>(const ServingEndpoint&)> announce;
   KvEventListener kv_events;
   std::function<void(const StepReport&)> on_step;
+  // More routes on the API port (the fleet's KV transfer of disaggregated serving), added before
+  // it listens; the handle lives until the HTTP server has stopped.
+  std::function<std::shared_ptr<void>(HttpServer&, const ServingContext&)> extend;
 };
 
 // The name clients put in "model" when --served-model-name is not given: a directory's name, a

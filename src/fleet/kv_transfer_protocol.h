@@ -1,0 +1,40 @@
+// The KV transfer's wire format (disaggregated prefill/decode): one TCP connection per transfer,
+// the prefill worker sends one kBlocks frame, the decode worker answers one kAck or kError frame.
+// A frame is a fixed 32-byte header (little-endian: magic "SLKV", version, kind, request id,
+// payload length) and its payload. A kBlocks payload is a u32 length, a JSON object (the layout,
+// the prefix's token ids and block hashes) and the blocks' K/V bytes (engine/kv_block_transfer.h);
+// kAck carries {"blocks": n} and kError a message. Anything else is refused with a log line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "engine/kv_block_transfer.h"
+
+namespace shardlm::fleet {
+
+inline constexpr uint16_t kKvTransferVersion = 1;
+inline constexpr size_t kKvFrameHeaderBytes = 32;
+// The largest payload a decode worker reads (a bigger length is refused before any allocation).
+inline constexpr uint64_t kKvMaxPayloadBytes = uint64_t(4) << 30;
+
+enum class KvFrameKind : uint16_t { kBlocks = 1, kAck = 2, kError = 3 };
+
+struct KvFrameHeader {
+  uint16_t version = kKvTransferVersion;
+  KvFrameKind kind = KvFrameKind::kBlocks;
+  uint64_t request_id = 0;
+  uint64_t payload_bytes = 0;
+};
+
+std::string encode_header(const KvFrameHeader& h);
+// The header of a frame, or nullopt with `why` (not a KV transfer frame, another version, an
+// unknown kind, a payload over kKvMaxPayloadBytes).
+std::optional<KvFrameHeader> decode_header(const std::string& bytes, std::string& why);
+
+std::string encode_blocks(const KvBlockSet& set);
+// Throws Error naming what is malformed.
+KvBlockSet decode_blocks(const std::string& payload);
+
+}  // namespace shardlm::fleet
