@@ -61,10 +61,12 @@ void add_serve_only_flags(CLI::App& cmd) {
         "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--kv-cache-memory",
         "--gpu-memory-utilization", "--log-interval", "--shutdown-grace", "--metrics-port",
         "--max-connections", "--max-request-bytes", "--device", "--mem-fraction-static",
-        "--grammar-backend", "--tool-call-parser", "--reasoning-parser"}) {
+        "--grammar-backend", "--tool-call-parser", "--reasoning-parser",
+        "--disaggregation-mode", "--kv-transfer-port"}) {
     ignored->add_option(name)->description("serve's flag; no effect on doctor");
   }
-  for (const char* name : {"--no-prefix-caching", "--enforce-eager", "--trust-remote-code"}) {
+  for (const char* name : {"--no-prefix-caching", "--enforce-eager", "--trust-remote-code",
+                           "--is-prefill-worker"}) {
     ignored->add_flag(name)->description("serve's flag; no effect on doctor");
   }
 }
