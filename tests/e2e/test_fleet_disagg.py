@@ -6,7 +6,8 @@ worker (completions, chat, streams, 64 concurrent streams through the openai cli
 worker received exactly the prompts' full blocks and hit them in its prefix cache; a dead prefill
 worker is routed around, and with none left the client gets a clean 503 at once; bytes on the KV
 transfer port that are not a transfer of this version are refused with a log line while the
-worker keeps serving."""
+worker keeps serving; a stream whose worker dies before its first token is retried on another
+(migration) and equals the reference."""
 import json
 import re
 import socket
@@ -19,7 +20,8 @@ import subprocess
 import pytest
 
 from conftest import SERVED_NAME, STARTED, Server, kill_tree
-from test_fleet import Etcd, Frontend, Nats, TOOL, pytestmark, wait_for, worker  # noqa: F401
+from test_fleet import (Etcd, Frontend, Nats, TOOL, pytestmark, stream_events,  # noqa: F401
+                        wait_for, worker)
 
 BLOCK = 8  # tokens per KV block on every worker of these tests
 
@@ -233,5 +235,66 @@ def test_hostile_bytes_on_the_kv_transfer_port_are_refused(tiny, services):
     for prompt in PROMPTS:
         assert complete(fe, prompt) == complete(ref, prompt)
     assert kv_stats(d)["transfers"] == len(PROMPTS)
+    for s in (fe, p, d, ref):
+        assert s.stop() == 0, s.text()
+
+
+class DyingWorker:
+    """A registered 'worker' that takes each request and dies before its first token: it closes
+    the connection at once, or after sending the stream's HTTP head."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.taken = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(65536)
+                    if self.taken % 2:
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                     b"Transfer-Encoding: chunked\r\n\r\n")
+                except OSError:
+                    pass
+                self.taken += 1
+
+    def register(self, etcd, worker_id="dying-worker"):
+        entry = {"version": 1, "id": worker_id, "model": SERVED_NAME,
+                 "url": f"http://127.0.0.1:{self.port}", "block_size": BLOCK}
+        etcd.put(f"shardlm/workers/{SERVED_NAME}/{worker_id}", json.dumps(entry))
+
+    def close(self):
+        self.sock.close()
+
+
+def test_stream_whose_worker_dies_before_its_first_token_is_retried(tiny, services):
+    etcd, nats = services
+    ref = reference(tiny)
+    p = prefill_worker(tiny, etcd, nats)
+    d = decode_worker(tiny, etcd, nats)
+    dying = DyingWorker()
+    dying.register(etcd)
+    fe = Frontend(etcd, nats)
+    fe.wait_workers(3)
+    for i in range(8):
+        prompt = f"migrated request {i}"
+        events = stream_events(fe.base_url, prompt, 8)
+        assert events[-1] == "[DONE]" and not any('"error"' in e for e in events), events
+        text = "".join(json.loads(e)["choices"][0]["text"] for e in events[:-1])
+        assert text == complete(ref, prompt, 8)[0]
+    assert dying.taken >= 3, "the dying worker was never tried"
+    assert fe.metric("shardlm:frontend_errors_total", kind="failed_before_output") >= 3
+    dying.close()
     for s in (fe, p, d, ref):
         assert s.stop() == 0, s.text()
