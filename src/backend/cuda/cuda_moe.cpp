@@ -1,0 +1,194 @@
+// CudaMoe: the CUDA mixture-of-experts FFN (see cuda_moe.h).
+#include "backend/cuda/cuda_moe.h"
+
+#include <algorithm>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/moe_routing.cuh"
+#include "core/error.h"
+
+namespace shardlm::cuda {
+
+CudaMoe::CudaMoe(Backend& be, cudaStream_t stream, MatrixOf matrix_of, VectorOf vector_of,
+                 int64_t max_tokens)
+    : be_(be),
+      stream_(stream),
+      matrix_of_(std::move(matrix_of)),
+      vector_of_(std::move(vector_of)),
+      max_tokens_(max_tokens) {
+  SHARDLM_CUDA_CHECK(cudaGetDevice(&device_));
+  SHARDLM_CUDA_CHECK(cudaMalloc(&expert_rows_, sizeof(unsigned long long)));
+  SHARDLM_CUDA_CHECK(cudaMemset(expert_rows_, 0, sizeof(unsigned long long)));
+}
+
+CudaMoe::~CudaMoe() {
+  cudaStreamSynchronize(stream_);
+  for (Buf* b : {&logits_, &route_, &ids_, &weights_, &sorted_, &tiles_, &n_tiles_, &hidden_,
+                 &hidden_all_, &ys_, &ys_all_, &local_out_, &sh_gate_, &sh_up_, &sh_hidden_,
+                 &sh_y_, &sh_logit_}) {
+    cudaFree(b->p);
+  }
+  for (void* p : table_memory_) cudaFree(p);
+  cudaFree(expert_rows_);
+}
+
+void* CudaMoe::grow(Buf& b, size_t bytes) {
+  bytes = std::max<size_t>(bytes, 16);
+  if (bytes <= b.bytes) return b.p;
+  SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  cudaFree(b.p);
+  SHARDLM_CUDA_CHECK(cudaMalloc(&b.p, bytes));
+  b.bytes = bytes;
+  return b.p;
+}
+
+// The device pointer tables of w's local experts, built (and uploaded) at w's first call.
+MoeExpertTables CudaMoe::tables_of(const MoeFfnWeights& w) {
+  auto it = tables_.find(w.router.data);
+  if (it != tables_.end()) return it->second;
+  const size_t n = w.gate.size();
+  std::vector<const uint16_t*> host(3 * n);
+  for (size_t e = 0; e < n; ++e) {
+    host[e] = matrix_of_(w.gate[e]);
+    host[n + e] = matrix_of_(w.up[e]);
+    host[2 * n + e] = matrix_of_(w.down[e]);
+  }
+  void* dev = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&dev, host.size() * sizeof(void*)));
+  table_memory_.push_back(dev);
+  SHARDLM_CUDA_CHECK(
+      cudaMemcpy(dev, host.data(), host.size() * sizeof(void*), cudaMemcpyHostToDevice));
+  const auto* base = static_cast<const uint16_t* const*>(dev);
+  const MoeExpertTables t{base, base + n, base + 2 * n};
+  tables_.emplace(w.router.data, t);
+  return t;
+}
+
+void CudaMoe::reserve(const MoeFfnWeights& w, int64_t n) {
+  const auto T = static_cast<size_t>(std::max(n, max_tokens_));
+  const size_t E = static_cast<size_t>(w.n_experts()), K = static_cast<size_t>(w.top_k);
+  const size_t P = T * K, tp = static_cast<size_t>(w.tp), F = sizeof(float);
+  const auto d = static_cast<size_t>(w.router.ne[0]), f = static_cast<size_t>(w.gate[0].ne[1]);
+  const auto d_out = static_cast<size_t>(w.down[0].ne[1]);
+  grow(logits_, T * E * F);
+  grow(route_, T * 2 * E * F);
+  grow(ids_, P * sizeof(int32_t));
+  grow(weights_, P * F);
+  grow(sorted_, P * sizeof(int32_t));
+  grow(tiles_, static_cast<size_t>(moe_max_tiles(static_cast<int64_t>(P), w.n_local())) *
+                   sizeof(MoeTile));
+  grow(n_tiles_, sizeof(int32_t));
+  grow(hidden_, P * f * F);
+  grow(ys_, P * std::max(d, d_out) * F);
+  if (tp > 1) {
+    grow(hidden_all_, P * f * tp * F);
+    grow(ys_all_, P * d * tp * F);
+    grow(local_out_, T * d * F);
+  }
+  if (w.has_shared()) {
+    const auto fs = static_cast<size_t>(w.shared_gate.ne[1]);
+    grow(sh_gate_, T * fs * F);
+    grow(sh_up_, T * fs * F);
+    grow(sh_hidden_, T * fs * tp * F);
+    grow(sh_y_, T * d * F);
+    grow(sh_logit_, T * F);
+  }
+}
+
+// Routing, grouping and the routed experts: ys holds each pair's expert output (this rank's
+// output columns under tensor parallelism; under expert parallelism zero for other ranks'
+// experts).
+void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n,
+                     const GatherColsFn* gather) {
+  const int E = w.n_experts(), K = w.top_k;
+  const int64_t P = n * K, d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1];
+  auto* logits = static_cast<float*>(logits_.p);
+  auto* ids = static_cast<int32_t*>(ids_.p);
+  auto* sorted = static_cast<int32_t*>(sorted_.p);
+  auto* tiles = static_cast<MoeTile*>(tiles_.p);
+  auto* n_tiles = static_cast<int32_t*>(n_tiles_.p);
+  auto* hidden = static_cast<float*>(hidden_.p);
+  auto* ys = static_cast<float*>(ys_.p);
+  be_.matmul(w.router, x, n, logits);
+  moe_route(logits, n, E, K, w.norm_topk, w.routing,
+            w.score_bias ? vector_of_(w.score_bias) : nullptr, ids,
+            static_cast<float*>(weights_.p), static_cast<float*>(route_.p), stream_);
+  const bool ep = w.expert_parallel && w.tp > 1;
+  const int first = ep ? w.first_expert : 0;
+  moe_align(ids, P, first, w.n_local(), sorted, tiles, n_tiles, expert_rows_, stream_);
+  const MoeExpertTables t = tables_of(w);
+  const int64_t max_tiles = moe_max_tiles(P, w.n_local());
+  moe_gate_up(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden, stream_);
+  const float* down_in = hidden;
+  int64_t f_in = f;
+  if (w.tp > 1 && !w.expert_parallel) {  // every rank's hidden columns
+    (*gather)(hidden, P, f, static_cast<float*>(hidden_all_.p));
+    down_in = static_cast<float*>(hidden_all_.p);
+    f_in = f * w.tp;
+  }
+  if (ep) {
+    SHARDLM_CUDA_CHECK(
+        cudaMemsetAsync(ys, 0, static_cast<size_t>(P * d_out) * sizeof(float), stream_));
+  }
+  moe_down(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys, stream_);
+}
+
+// out[t] += sigmoid(x[t] . shared_router) (or 1) * SwiGLU_shared(x[t]), over this rank's output
+// columns (tensor parallelism: the hidden columns gathered before down).
+void CudaMoe::add_shared(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
+                         const GatherColsFn* gather) {
+  const int64_t fs = w.shared_gate.ne[1], d_out = w.shared_down.ne[1];
+  auto* g = static_cast<float*>(sh_gate_.p);
+  be_.gate_up_silu(w.shared_gate, w.shared_up, x, n, g, static_cast<float*>(sh_up_.p));
+  const float* down_in = g;
+  if (gather != nullptr && w.tp > 1) {
+    (*gather)(g, n, fs, static_cast<float*>(sh_hidden_.p));
+    down_in = static_cast<float*>(sh_hidden_.p);
+  }
+  auto* y = static_cast<float*>(sh_y_.p);
+  be_.matmul(w.shared_down, down_in, n, y);
+  const float* logit = nullptr;
+  if (w.shared_router.data != nullptr) {
+    be_.matmul(w.shared_router, x, n, static_cast<float*>(sh_logit_.p));
+    logit = static_cast<float*>(sh_logit_.p);
+  }
+  moe_add_gated(out, y, logit, n, d_out, stream_);
+}
+
+void CudaMoe::run(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
+                  const GatherColsFn* tp_gather) {
+  if (n <= 0) return;
+  if (w.tp > 1 && tp_gather == nullptr) {
+    fail("internal: moe_ffn: tensor-parallel experts need a gather");
+  }
+  reserve(w, n);
+  routed(w, x, n, tp_gather);
+  const int K = w.top_k;
+  const int64_t d = w.router.ne[0], d_out = w.down[0].ne[1];
+  auto* weights = static_cast<float*>(weights_.p);
+  auto* ys = static_cast<float*>(ys_.p);
+  if (w.expert_parallel && w.tp > 1) {  // every rank's pair rows side by side, then the sums as on one rank
+    (*tp_gather)(ys, n * K, d, static_cast<float*>(ys_all_.p));
+    moe_combine(static_cast<float*>(ys_all_.p), weights, n, K, d, w.tp, out, stream_);
+    if (w.has_shared()) add_shared(w, x, n, out, nullptr);
+    return;
+  }
+  float* local = w.tp > 1 ? static_cast<float*>(local_out_.p) : out;
+  moe_combine(ys, weights, n, K, d_out, 1, local, stream_);
+  if (w.has_shared()) add_shared(w, x, n, local, tp_gather);
+  if (w.tp > 1) (*tp_gather)(local, n, d_out, out);
+}
+
+int64_t CudaMoe::expert_rows() const {
+  unsigned long long v = 0;
+  int current = 0;
+  cudaGetDevice(&current);
+  if (current != device_) cudaSetDevice(device_);
+  if (cudaMemcpy(&v, expert_rows_, sizeof(v), cudaMemcpyDeviceToHost) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return static_cast<int64_t>(v);
+}
+
+}  // namespace shardlm::cuda

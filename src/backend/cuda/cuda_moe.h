@@ -1,0 +1,68 @@
+// The CUDA backend's mixture-of-experts FFN (Backend::moe_ffn): router logits (the backend's
+// matmul), routing (moe_routing.cuh), the routed experts in tiles (moe_experts.cuh), the
+// slot-ordered combine and the shared expert with its gate (the backend's gate_up_silu and
+// matmul). Tensor parallelism gathers the experts' hidden columns before down and the output
+// columns at the end; expert parallelism runs only this rank's experts and gathers every rank's
+// pair rows (zero where a rank lacks the expert) before the combine. No step reads anything back
+// to the host, so decode steps can be captured as CUDA graphs. Same contract as cpu::moe_ffn.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <functional>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/moe_experts.cuh"
+
+namespace shardlm::cuda {
+
+class CudaMoe {
+ public:
+  using MatrixOf = std::function<const uint16_t*(const TensorView&)>;
+  using VectorOf = std::function<const float*(const float*)>;
+  // be: the backend whose ops run the router and the shared expert (on `stream`); max_tokens:
+  // the largest batch, for which the scratch is cut at the first call.
+  CudaMoe(Backend& be, cudaStream_t stream, MatrixOf matrix_of, VectorOf vector_of,
+          int64_t max_tokens);
+  ~CudaMoe();
+  CudaMoe(const CudaMoe&) = delete;
+  CudaMoe& operator=(const CudaMoe&) = delete;
+
+  void run(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
+           const GatherColsFn* tp_gather);
+  // Pairs run through this rank's experts since start-up (reads the device counter).
+  int64_t expert_rows() const;
+
+ private:
+  // A device buffer that grows (after a sync) only when a call needs more than any before.
+  struct Buf {
+    void* p = nullptr;
+    size_t bytes = 0;
+  };
+  void* grow(Buf& b, size_t bytes);
+  MoeExpertTables tables_of(const MoeFfnWeights& w);
+  void reserve(const MoeFfnWeights& w, int64_t n);
+  void routed(const MoeFfnWeights& w, const float* x, int64_t n, const GatherColsFn* gather);
+  void add_shared(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
+                  const GatherColsFn* gather);
+
+  Backend& be_;
+  cudaStream_t stream_;
+  MatrixOf matrix_of_;
+  VectorOf vector_of_;
+  int64_t max_tokens_;
+  std::unordered_map<const void*, MoeExpertTables> tables_;  // by the router's host address
+  std::vector<void*> table_memory_;
+  // Scratch (device), cut for max(n, max_tokens) tokens at a layer's first call: logits, route
+  // scratch, ids, weights, pair rows (hidden, gathered hidden, ys, gathered ys), tiles, and the
+  // shared expert's rows.
+  Buf logits_, route_, ids_, weights_, sorted_, tiles_, n_tiles_, hidden_, hidden_all_, ys_,
+      ys_all_, local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_;
+  unsigned long long* expert_rows_ = nullptr;  // device counter
+  int device_ = 0;
+};
+
+}  // namespace shardlm::cuda

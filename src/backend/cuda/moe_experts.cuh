@@ -1,0 +1,62 @@
+// The routed experts of a mixture-of-experts FFN on the GPU, with no host round trip (so a decode
+// step can be a CUDA graph): the (token, slot) pairs are grouped by expert on the device into
+// tiles of up to kMoeTileTokens pairs of one expert (moe_align, vLLM's moe_align_block_size), then
+// one launch runs every tile's SwiGLU gate/up and one its down projection, each block reading a
+// slice of its expert's BF16 rows once for all the tile's pairs (at batch 1 only the chosen
+// experts' bytes are read). Every pair's sums run in the same order whatever else shares its
+// tile, so a token's output does not depend on the other tokens of the step. moe_combine sums
+// each token's slots in slot order. CPU reference: cpu::moe_ffn (backend/cpu/moe.h).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace shardlm::cuda {
+
+inline constexpr int kMoeTileTokens = 8;
+
+// Device tables of one MoE layer's experts on this rank: [n_local] BF16 matrices each (gate/up:
+// [ffn][d_model], down: [d_out][ffn_in]).
+struct MoeExpertTables {
+  const uint16_t* const* gate;
+  const uint16_t* const* up;
+  const uint16_t* const* down;
+};
+
+// The tiles moe_align writes: pairs sorted[start, start + count) all go to local expert `expert`.
+struct MoeTile {
+  int32_t expert, start, count;
+};
+
+// The most tiles n_pairs pairs over n_local experts can need.
+int64_t moe_max_tiles(int64_t n_pairs, int n_local);
+// Groups the pairs p (ids[p] the expert; pairs of experts outside [first, first + n_local)
+// are skipped) into tiles; tiles: moe_max_tiles entries; n_tiles: one int (device);
+// expert_rows: a running count of the pairs run on this rank (the load metric), device.
+void moe_align(const int32_t* ids, int64_t n_pairs, int first, int n_local, int32_t* sorted,
+               MoeTile* tiles, int32_t* n_tiles, unsigned long long* expert_rows, cudaStream_t stream);
+
+// hidden[p][j] = silu(x[p / top_k] . gate[e][j]) * (x[p / top_k] . up[e][j]) for each tiled pair;
+// x: [tokens][d] fp32; hidden: [n_pairs][f].
+void moe_gate_up(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
+                 int64_t max_tiles, const int32_t* sorted, const float* x, int top_k, int64_t d,
+                 int64_t f, float* hidden, cudaStream_t stream);
+
+// ys[p][i] = hidden[p] . down[e][i] for each tiled pair; hidden: [n_pairs][f_in];
+// ys: [n_pairs][d_out].
+void moe_down(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
+              int64_t max_tiles, const int32_t* sorted, const float* hidden, int64_t f_in,
+              int64_t d_out, float* ys, cudaStream_t stream);
+
+// out[t][i] = sum over slots k of weights[t][k] * y(t * top_k + k)[i], where a pair's row is the
+// sum of its `ranks` side-by-side parts in ys ([n_pairs][ranks * d]: expert parallelism's
+// gathered rows, zero on the ranks without the expert; ranks 1 otherwise).
+void moe_combine(const float* ys, const float* weights, int64_t n_tokens, int top_k, int64_t d,
+                 int ranks, float* out, cudaStream_t stream);
+
+// out[t][i] += g_t * y[t][i], g_t = sigmoid(gate_logit[t]), or 1 when gate_logit is null.
+void moe_add_gated(float* out, const float* y, const float* gate_logit, int64_t n_tokens,
+                   int64_t d, cudaStream_t stream);
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,182 @@
+// The CUDA mixture-of-experts FFN (backend/cuda/cuda_moe.h, moe_routing.cu, moe_experts.cu)
+// against the CPU: the routing kernel against cpu::moe_route on random logits (softmax, sigmoid,
+// the correction bias, group-limited choice by best expert and by best two, renormalisation,
+// routed_scaling_factor; the same experts and weights), and the whole op against
+// cpu::moe_ffn_reference by normalised error over expert counts 4 to 64, top-k 1 to 8, batches of
+// 1 to 64 tokens (several tiles per expert), with and without a shared expert and its gate, and a
+// model width that is not a multiple of 8 (the kernels' scalar path). Weights and inputs are
+// BF16-exact, so the router sees the same logits on both sides up to summation order.
+#include <fmt/format.h>
+
+#include <deque>
+#include <map>
+
+#include "backend/cpu/moe.h"
+#include "backend/cuda/cuda_moe.h"
+#include "backend/cuda/moe_routing.cuh"
+#include "cuda_test_util.h"
+
+namespace shardlm::testing {
+namespace {
+
+// Host weights (BF16-rounded fp32) and their BF16 device copies, for the op's matrix lookup.
+struct Matrices {
+  explicit Matrices(cuda::CudaBackend& be) : be(be) {}
+  TensorView make(int64_t cols, int64_t rows, std::mt19937& rng, float scale) {
+    auto& v = store.emplace_back(bf16_rounded(randn(static_cast<size_t>(cols * rows), rng, scale)));
+    TensorView t;
+    t.name = fmt::format("w{}", store.size());
+    t.ne = {cols, rows, 1, 1};
+    t.n_dims = 2;
+    t.data = v.data();
+    be.register_matrix(t);  // the backend's own matmuls (router, shared expert) read it
+    return t;
+  }
+  const uint16_t* device(const TensorView& t) {
+    auto it = dev.find(t.data);
+    if (it != dev.end()) return it->second;
+    const auto* f = static_cast<const float*>(t.data);
+    std::vector<uint16_t> bits(static_cast<size_t>(t.numel()));
+    for (size_t i = 0; i < bits.size(); ++i) bits[i] = fp32_to_bf16(f[i]);
+    const auto* d = reinterpret_cast<const uint16_t*>(bits_to_device(be, bits));
+    dev.emplace(t.data, d);
+    return d;
+  }
+  cuda::CudaBackend& be;
+  std::deque<std::vector<float>> store;
+  std::map<const void*, const uint16_t*> dev;
+};
+
+struct MoeCase {
+  int n_experts, top_k;
+  int64_t d, f, shared_f;
+  bool shared_gated, norm;
+  MoeRouting routing;
+  bool bias;
+};
+
+std::string describe(const MoeCase& c) {
+  return fmt::format("E={} K={} d={} f={} shared={}{} norm={} {} groups {}/{} scale {} bias={}",
+                     c.n_experts, c.top_k, c.d, c.f, c.shared_f, c.shared_gated ? " gated" : "",
+                     c.norm, c.routing.scoring == MoeScoring::kSigmoid ? "sigmoid" : "softmax",
+                     c.routing.topk_groups, c.routing.n_groups, c.routing.scale, c.bias);
+}
+
+MoeRouting routing(MoeScoring s, int groups, int topk_groups, MoeGroupScore g, float scale) {
+  MoeRouting r;
+  r.scoring = s;
+  r.n_groups = groups;
+  r.topk_groups = topk_groups;
+  r.group_score = g;
+  r.scale = scale;
+  return r;
+}
+
+const std::vector<MoeCase>& cases() {
+  static const std::vector<MoeCase> all = {
+      {8, 2, 64, 32, 0, false, true, MoeRouting{}, false},  // mixtral
+      {16, 4, 128, 48, 64, true, false, MoeRouting{}, false},  // qwen2_moe: gated shared expert
+      {64, 8, 64, 16, 0, false, true, MoeRouting{}, false},   // qwen3_moe
+      {64, 6, 64, 24, 48, false, false,
+       routing(MoeScoring::kSoftmax, 8, 3, MoeGroupScore::kMax, 1.f), false},  // deepseek_v2
+      {64, 8, 64, 24, 32, false, true,
+       routing(MoeScoring::kSigmoid, 8, 4, MoeGroupScore::kTop2Sum, 2.5f), true},  // deepseek_v3
+      {4, 1, 60, 20, 20, true, false, MoeRouting{}, true},  // scalar path (d % 8 != 0), K = 1
+  };
+  return all;
+}
+
+TEST(CudaMoe, RoutingMatchesCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  for (const MoeCase& c : cases()) {
+    SCOPED_TRACE(describe(c));
+    const int64_t n = 37;
+    const int E = c.n_experts, K = c.top_k;
+    const auto logits = randn(static_cast<size_t>(n * E), rng, 2.f);
+    const auto bias = randn(static_cast<size_t>(E), rng, 0.3f);
+    float* d_logits = to_device(be, logits);
+    float* d_bias = c.bias ? to_device(be, bias) : nullptr;
+    auto* d_ids = reinterpret_cast<int32_t*>(be.alloc_floats(static_cast<size_t>(n * K)));
+    float* d_w = be.alloc_floats(static_cast<size_t>(n * K));
+    float* scratch = be.alloc_floats(static_cast<size_t>(n * 2 * E));
+    cuda::moe_route(d_logits, n, E, K, c.norm, c.routing, d_bias, d_ids, d_w, scratch,
+                    static_cast<cudaStream_t>(be.stream()));
+    const auto got_w = to_host(be, d_w, static_cast<size_t>(n * K));
+    const auto ids_f = to_host(be, reinterpret_cast<float*>(d_ids), static_cast<size_t>(n * K));
+    std::vector<int32_t> got_ids(ids_f.size());
+    std::memcpy(got_ids.data(), ids_f.data(), ids_f.size() * sizeof(int32_t));
+    std::vector<int32_t> ids(static_cast<size_t>(K));
+    std::vector<float> w(static_cast<size_t>(K)), sc(static_cast<size_t>(2 * E));
+    for (int64_t t = 0; t < n; ++t) {
+      cpu::moe_route(logits.data() + t * E, E, K, c.norm, c.routing, c.bias ? bias.data() : nullptr,
+                     ids.data(), w.data(), sc.data());
+      for (int k = 0; k < K; ++k) {
+        ASSERT_EQ(got_ids[static_cast<size_t>(t * K + k)], ids[static_cast<size_t>(k)])
+            << "token " << t << " slot " << k;
+        EXPECT_NEAR(got_w[static_cast<size_t>(t * K + k)], w[static_cast<size_t>(k)],
+                    1e-5 * std::max(1.f, std::abs(w[static_cast<size_t>(k)])));
+      }
+    }
+  }
+}
+
+// The whole op on n tokens of one case against the double-precision reference.
+void check_ffn(const MoeCase& c, int64_t n, std::mt19937& rng) {
+  SCOPED_TRACE(fmt::format("{}, {} tokens", describe(c), n));
+  cuda::CudaBackend be(small_cuda_options());
+  Matrices m(be);
+  MoeFfnWeights w;
+  w.router = m.make(c.d, c.n_experts, rng, 0.5f);
+  for (int e = 0; e < c.n_experts; ++e) {
+    w.gate.push_back(m.make(c.d, c.f, rng, 0.2f));
+    w.up.push_back(m.make(c.d, c.f, rng, 0.2f));
+    w.down.push_back(m.make(c.f, c.d, rng, 0.2f));
+  }
+  if (c.shared_f > 0) {
+    w.shared_gate = m.make(c.d, c.shared_f, rng, 0.2f);
+    w.shared_up = m.make(c.d, c.shared_f, rng, 0.2f);
+    w.shared_down = m.make(c.shared_f, c.d, rng, 0.2f);
+    if (c.shared_gated) w.shared_router = m.make(c.d, 1, rng, 0.3f);
+  }
+  const auto bias = randn(static_cast<size_t>(c.n_experts), rng, 0.3f);
+  if (c.bias) {
+    w.score_bias = bias.data();
+    be.register_vector(bias.data(), c.n_experts);
+  }
+  w.routing = c.routing;
+  w.top_k = c.top_k;
+  w.norm_topk = c.norm;
+  const auto x = bf16_rounded(randn(static_cast<size_t>(n * c.d), rng));
+  std::vector<float> ref(x.size());
+  cpu::moe_ffn_reference(w, x.data(), n, ref.data());
+
+  cuda::CudaMoe moe(
+      be, static_cast<cudaStream_t>(be.stream()),
+      [&](const TensorView& t) { return m.device(t); },
+      [&](const float* p) {
+        return p == bias.data() ? static_cast<const float*>(to_device(be, bias)) : p;
+      },
+      64);
+  float* d_x = to_device(be, x);
+  float* d_out = be.alloc_floats(x.size());
+  moe.run(w, d_x, n, d_out, nullptr);
+  EXPECT_LT(rel_err(to_host(be, d_out, x.size()), ref), 5e-3);
+  EXPECT_EQ(moe.expert_rows(), n * c.top_k);
+}
+
+TEST(CudaMoe, FfnMatchesCpuReference) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  for (const MoeCase& c : cases()) {
+    for (int64_t n : {1, 3, 8, 64}) check_ffn(c, n, rng);
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::testing
