@@ -38,6 +38,7 @@ namespace {
 
 struct SendStats {
   std::atomic<int64_t> transfers{0}, blocks{0}, bytes{0}, failed{0};
+  std::atomic<int64_t> transfer_us{0};  // connect to acknowledgement, summed
 };
 
 // What POST /kv/prefill asks for.
@@ -108,6 +109,7 @@ class PrefillWorker : public DisaggregatedWorker {
     ++stats_.transfers;
     stats_.blocks += static_cast<int64_t>(set.n_blocks());
     stats_.bytes += static_cast<int64_t>(sent.bytes);
+    stats_.transfer_us += static_cast<int64_t>(sent.seconds * 1e6);
     res.set_content(Json{{"prompt_tokens", prompt.size()},
                          {"blocks", set.n_blocks()},
                          {"blocks_stored", sent.blocks_stored},
@@ -121,7 +123,8 @@ class PrefillWorker : public DisaggregatedWorker {
   Json stats() const {
     return {{"role", "prefill"}, {"transfers", stats_.transfers.load()},
             {"blocks", stats_.blocks.load()}, {"bytes", stats_.bytes.load()},
-            {"failed", stats_.failed.load()}};
+            {"failed", stats_.failed.load()},
+            {"transfer_seconds", static_cast<double>(stats_.transfer_us.load()) * 1e-6}};
   }
 
  private:
