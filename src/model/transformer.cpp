@@ -67,9 +67,11 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
   }
 }
 
-void Transformer::set_tensor_parallel(int tp, GatherCols gather) {
+void Transformer::set_tensor_parallel(int tp, GatherCols gather, AllReduce all_reduce) {
   tp_ = tp;
   gather_ = std::move(gather);
+  all_reduce_ = std::move(all_reduce);
+  if (all_reduce_) return;  // Megatron: O and down write their partial sums in place
   const auto T = static_cast<size_t>(max_tokens_);
   const auto widest =
       static_cast<size_t>(std::max({c_.q_dim(), c_.ffn_dim, c_.attn_out_dim()})) * tp;
@@ -79,8 +81,9 @@ void Transformer::set_tensor_parallel(int tp, GatherCols gather) {
 
 void Transformer::matmul_gathered(const TensorView& w, const float* x, int64_t n, int64_t full_cols,
                                   float* out) {
-  if (tp_ == 1) {
-    be_.matmul(w, x, n, out);
+  if (tp_ == 1 || all_reduce_) {
+    be_.matmul(w, x, n, out);  // Megatron: this rank's input columns, a partial sum
+    if (all_reduce_) all_reduce_(out, n * c_.d_model);
     return;
   }
   gather_(x, n, full_cols / tp_, tp_in_);  // this rank's heads / FFN columns -> all of them

@@ -39,13 +39,17 @@ class Transformer {
   void hidden_to_host(int64_t n_tokens, float* dst);
   void hidden_from_host(const float* src, int64_t n_tokens);
   int64_t max_batch_tokens() const { return max_tokens_; }
-  // Tensor parallelism over `tp` ranks, exact: this rank's model holds 1/tp of the heads, FFN
-  // rows and output rows of O and down; `gather(local, rows, cols, full)` concatenates every rank's
-  // [rows][cols] block column-wise into [rows][cols * tp]. Each matmul output row is then computed
-  // over the full input exactly as on one rank, so results are bit-identical to a single process.
+  // Tensor parallelism over `tp` ranks (parallel/tp_shard.h). Exact (all_reduce empty): this
+  // rank's model holds 1/tp of the heads, FFN rows and output rows of O and down;
+  // `gather(local, rows, cols, full)` concatenates every rank's [rows][cols] block column-wise into
+  // [rows][cols * tp]. Each matmul output row is then computed over the full input exactly as on
+  // one rank, so results are bit-identical to a single process. Megatron (all_reduce given): O and
+  // down hold this rank's input columns, so each gives a partial [n][d_model] sum that
+  // `all_reduce(data, count)` completes in place, before the residual add and the next norm.
   using GatherCols =
       std::function<void(const float* local, int64_t rows, int64_t cols, float* full)>;
-  void set_tensor_parallel(int tp, GatherCols gather);
+  using AllReduce = std::function<void(float* data, int64_t count)>;
+  void set_tensor_parallel(int tp, GatherCols gather, AllReduce all_reduce = nullptr);
 
  private:
   struct Buffers {
@@ -84,12 +88,14 @@ class Transformer {
   std::vector<AttentionSeq> attn_seqs_;
   float* logits_dev_ = nullptr;  // [logits_chunk_][vocab] on a device backend
   int64_t logits_chunk_ = 0;
-  // Multiplies by w (a row slice on tensor-parallel ranks) and gathers the full output into out.
+  // Multiplies by w (a row slice on exact tensor-parallel ranks, a column slice on Megatron ones)
+  // and gathers (exact) or all-reduces (Megatron) the full output into out.
   void matmul_gathered(const TensorView& w, const float* x, int64_t n, int64_t full_cols,
                        float* out);
   int first_cached_layer_ = 0;
   int tp_ = 1;
   GatherCols gather_;
+  AllReduce all_reduce_;     // Megatron TP; empty in exact mode
   float* tp_in_ = nullptr;   // the gathered input of O / down
   float* tp_out_ = nullptr;  // this rank's output rows before gathering
 };

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "comm/connect_watchdog.h"
+#include "comm/shm_communicator.h"
 #include "core/build_info.h"
 #include "core/error.h"
 #include "model/weights_fingerprint.h"
@@ -51,6 +52,7 @@ GroupOptions GroupOptions::from_launch(const LaunchInfo& info, const LaunchFlags
   g.tp = info.parallel.tp;
   g.pp = info.parallel.pp;
   g.expert_parallel = info.parallel.expert_parallel;
+  g.tp_exact = info.parallel.tp_exact;
   g.nnodes = info.nnodes;
   g.local_rank = info.local_rank;
   g.master_host = info.master_host;
@@ -181,6 +183,7 @@ Hello Group::hello(const Model& model, const Backend& backend, int liveness_port
   h.pp = options_.pp;
   h.world_size = options_.world_size;
   h.expert_parallel = options_.expert_parallel;
+  h.tp_exact = options_.tp_exact;
   h.device = backend.device_id();
   return h;
 }
@@ -418,8 +421,10 @@ void Group::connect(const Model& model, Backend& backend) {
       tp_comm_ = nccl(key(fmt::format("nccl-tp{}/", me.pp_stage)),
                       fmt::format("the TP group of stage {}", me.pp_stage),
                       tp_group(cfg, options_.rank), backend, std::move(gloo));
-    } else {
-      tp_comm_ = std::move(gloo);
+    } else {  // host memory: the all-reduce through shared memory when the stage is on one host
+      std::string how;
+      tp_comm_ = comm::with_shm_all_reduce(std::move(gloo), options_.steady_timeout, &how);
+      spdlog::info("rank {}: TP all-reduce of stage {} over {}", options_.rank, me.pp_stage, how);
     }
   }
   const int s = me.pp_stage, t = me.tp_rank;

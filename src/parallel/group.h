@@ -33,6 +33,7 @@ struct GroupOptions {
   int tp = 1;
   int pp = 1;
   bool expert_parallel = false;  // --enable-expert-parallel / --ep-size (ParallelConfig)
+  bool tp_exact = false;         // --tp-exact (ParallelConfig)
   int nnodes = 1;                // nodes of the group (world_size / nnodes ranks each)
   int local_rank = 0;            // this rank's place on its node (0 answers the node's /health)
   std::string master_host = "127.0.0.1";
@@ -75,6 +76,7 @@ class Group {
     p.tp = options_.tp;
     p.pp = options_.pp;
     p.expert_parallel = options_.expert_parallel;
+    p.tp_exact = options_.tp_exact;
     return p;
   }
   bool is_master() const { return options_.rank == 0; }

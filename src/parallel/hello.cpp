@@ -22,6 +22,7 @@ std::string Hello::to_json() const {
                         {"pp", pp},
                         {"world_size", world_size},
                         {"expert_parallel", expert_parallel},
+                        {"tp_exact", tp_exact},
                         {"device", device}}
       .dump();
 }
@@ -52,6 +53,7 @@ Hello Hello::from_json(const std::string& text) {
     h.pp = j.at("pp").get<int>();
     h.world_size = j.at("world_size").get<int>();
     h.expert_parallel = j.value("expert_parallel", false);
+    h.tp_exact = j.value("tp_exact", false);
     h.device = j.at("device").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     fail("a rank's hello lacks a field or has one of the wrong type: {}", e.what());
@@ -64,6 +66,7 @@ std::string hello_difference(const std::string& a_text, const std::string& b_tex
   for (auto* j : {&a, &b}) {
     if (!j->contains("hello_version")) (*j)["hello_version"] = 1;
     if (!j->contains("expert_parallel")) (*j)["expert_parallel"] = false;
+    if (!j->contains("tp_exact")) (*j)["tp_exact"] = false;
   }
   if (a["version"] != b["version"]) {
     return fmt::format(
@@ -81,6 +84,12 @@ std::string hello_difference(const std::string& a_text, const std::string& b_tex
     return fmt::format(
         "--enable-expert-parallel: {} vs {}; give the same expert-parallel flags on every node",
         a["expert_parallel"].dump(), b["expert_parallel"].dump());
+  }
+  if (a["tp_exact"] != b["tp_exact"]) {
+    return fmt::format(
+        "--tp-exact: {} vs {}; give --tp-exact on every node or on none (Megatron and exact "
+        "tensor parallelism exchange different collectives)",
+        a["tp_exact"].dump(), b["tp_exact"].dump());
   }
   return {};
 }

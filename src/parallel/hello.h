@@ -23,6 +23,7 @@ struct Hello {
   int pp = 1;
   int world_size = 1;
   bool expert_parallel = false;  // --enable-expert-parallel: every rank must agree
+  bool tp_exact = false;         // --tp-exact: every rank must agree (tp_shard.h)
   // Backend::device_id() ("GPU-<uuid> (PCI 0000:1b:00.0)"), "" for a backend on host memory.
   std::string device;
 

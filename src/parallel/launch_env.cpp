@@ -64,6 +64,7 @@ void resolve_parallel(LaunchInfo& info, const LaunchFlags& f, const Environment&
         *f.ep_size, info.parallel.tp, info.parallel.tp);
   }
   info.parallel.expert_parallel = f.enable_expert_parallel || f.ep_size.value_or(1) > 1;
+  info.parallel.tp_exact = f.tp_exact;
 }
 
 }  // namespace
@@ -143,6 +144,10 @@ void add_launch_flags(CLI::App& cmd, LaunchFlags& f) {
                "instead of slicing every expert");
   cmd.add_option("--ep-size", f.ep_size, "expert parallel size: 1, or the --tp size (SGLang)")
       ->check(CLI::Range(1, 4096));
+  cmd.add_flag("--tp-exact", f.tp_exact,
+               "exact tensor parallelism: gather activations around O and down so results are "
+               "bit-identical to one process (slower; default: Megatron TP, one all-reduce after "
+               "O and after down)");
   cmd.add_option("--nnodes", f.nnodes, "nodes in the group (default 1)")
       ->check(CLI::Range(1, 4096));
   cmd.add_option("--node-rank", f.node_rank, "this node's place in the group (0 = the master)")

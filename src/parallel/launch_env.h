@@ -54,6 +54,7 @@ struct LaunchFlags {
   std::string dist_backend = "auto";    // --dist-backend auto|nccl|gloo (env SHARDLM_DIST_BACKEND)
   bool enable_expert_parallel = false;  // --enable-expert-parallel (vLLM)
   std::optional<int> ep_size;           // --ep-size (SGLang): 1, or the tp size
+  bool tp_exact = false;                // --tp-exact: exact TP instead of Megatron
 };
 
 struct LaunchInfo {

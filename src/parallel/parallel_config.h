@@ -20,6 +20,9 @@ struct ParallelConfig {
   // --enable-expert-parallel / --ep-size tp: a mixture of experts is sharded over each stage's tp
   // ranks by expert (tp_shard.h) instead of slicing every expert.
   bool expert_parallel = false;
+  // --tp-exact: gather activations around O and down so results are bit-identical to one process;
+  // otherwise Megatron TP (row-parallel O and down, one all-reduce after each; tp_shard.h).
+  bool tp_exact = false;
   // A pipeline step is cut into micro-batches of at least this many tokens (micro_batch.h).
   int64_t min_micro_batch_tokens = 64;
   int world_size() const { return tp * pp; }

@@ -15,8 +15,11 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
       comms_(comms),
       backend_(backend),
       staged_(!backend.host_memory()),
-      shard_(cfg.tp > 1 ? shard_model(full, layout_.tp_rank, cfg.tp, cfg.expert_parallel)
-                        : nullptr),
+      megatron_(cfg.tp > 1 &&
+                use_megatron(full.config, full.weights, cfg.tp, cfg.tp_exact, &tp_mode_)),
+      shard_(cfg.tp > 1
+                 ? shard_model(full, layout_.tp_rank, cfg.tp, cfg.expert_parallel, megatron_)
+                 : nullptr),
       model_(shard_ ? shard_.get() : &full),
       local_vocab_(full.config.vocab_size / cfg.tp) {
   KvCacheShape shape = full_shape;
@@ -26,10 +29,15 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
   transformer_ = std::make_unique<Transformer>(*model_, backend, *kv_, max_batch_tokens,
                                                layout_.first_layer, layout_.last_layer);
   if (cfg.tp > 1) {
+    Transformer::AllReduce reduce;
+    if (megatron_) reduce = [this](float* data, int64_t count) { all_reduce(data, count); };
     transformer_->set_tensor_parallel(
-        cfg.tp, [this](const float* local, int64_t rows, int64_t cols, float* out) {
+        cfg.tp,
+        [this](const float* local, int64_t rows, int64_t cols, float* out) {
           gather_cols(local, rows, cols, out);
-        });
+        },
+        std::move(reduce));
+    spdlog::info("rank {}: tensor parallel {}", layout_.rank, tp_mode_);
   }
   if (last_stage()) step_logits_.resize(static_cast<size_t>(max_batch_tokens * local_vocab_));
   // A host buffer for hidden states that cross a stage boundary through Gloo on a device backend.
@@ -74,6 +82,21 @@ void StageShard::gather_cols(const float* local, int64_t rows, int64_t cols, flo
   backend_.to_host(local, n, local_host_.data());
   tp.all_gather_cols(local_host_.data(), rows, cols, full_host_.data());
   backend_.from_host(full_host_.data(), all, full);
+}
+
+// Megatron TP: the element-wise sum of every TP rank's partial [n][d_model] output, in place (backend
+// memory; staged through a host buffer on a device backend whose TP group is on Gloo).
+void StageShard::all_reduce(float* data, int64_t count) {
+  comm::Communicator& tp = *comms_.tp;
+  const auto n = static_cast<size_t>(count);
+  if (!staged_ || tp.device_memory()) {
+    tp.all_reduce_sum(data, n);
+    return;
+  }
+  local_host_.resize(n);
+  backend_.to_host(data, n, local_host_.data());
+  tp.all_reduce_sum(local_host_.data(), n);
+  backend_.from_host(local_host_.data(), n, data);
 }
 
 // From the same tp rank of the previous stage: over the device link, or through `world` (staged

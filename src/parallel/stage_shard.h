@@ -7,15 +7,17 @@
 // the whole step and send them to the master, which assembles the full rows. Stage s runs
 // micro-batch i + 1 while stage s + 1 runs micro-batch i.
 //
-// tp = 1, pp = 1 is one process; tp alone is Megatron-style TP; pp alone is a plain pipeline. On a
-// backend whose memory is not host memory (CUDA) the exchanged activations stay in device memory
-// where a device communicator (NCCL) carries that exchange, and are otherwise staged through host
-// buffers so Gloo carries them (the host-staged path). Either way the gathers are exact copies, so
-// results equal a single process bit for bit.
+// tp = 1, pp = 1 is one process; tp alone is Megatron TP (one all-reduce after O and after down;
+// results equal one process within float rounding), or exact TP with --tp-exact (all-gathers,
+// bit-identical to one process); pp alone is a plain pipeline. On a backend whose memory is not
+// host memory (CUDA) the exchanged activations stay in device memory where a device communicator
+// (NCCL) carries that exchange, and are otherwise staged through host buffers so Gloo carries them
+// (the host-staged path).
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -56,6 +58,7 @@ class StageShard {
   void send_logits_home(size_t n_out);
   void assemble_logits(size_t n_out, float* logits);
   void gather_cols(const float* local, int64_t rows, int64_t cols, float* full);
+  void all_reduce(float* data, int64_t count);
   void receive_hidden(Transformer& t, size_t n, int64_t tokens);
   void send_hidden(Transformer& t, size_t n, int64_t tokens);
   // Throws the Error of a device transfer that failed after it was queued.
@@ -68,6 +71,8 @@ class StageShard {
   StageComms comms_;
   Backend& backend_;
   bool staged_;                   // backend memory is not host memory (CUDA): stage via host
+  std::string tp_mode_;           // "Megatron (...)" or "exact (...)", for the start-up log
+  bool megatron_;                 // Megatron TP (tp_shard.h); exact when false
   std::unique_ptr<Model> shard_;  // the TP slice (null when tp = 1)
   const Model* model_;            // shard_ or the full model
   int64_t local_vocab_;

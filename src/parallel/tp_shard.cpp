@@ -2,6 +2,9 @@
 #include "parallel/tp_shard.h"
 
 #include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -16,6 +19,23 @@ TensorView row_slice(const TensorView& w, int64_t first, int64_t n) {
   TensorView s = w;
   s.data = w.row(first);
   s.ne[1] = n;
+  return s;
+}
+
+// Columns [first, first + n) of every row of a matrix, copied into storage `m` owns (a view has
+// no row stride). first and n are whole blocks of the format (megatron_misfit checks).
+TensorView col_slice(const TensorView& w, int64_t first, int64_t n, Model& m) {
+  if (!w.data) return w;
+  TensorView s = w;
+  s.ne[0] = n;
+  const size_t skip = row_bytes(w.dtype, first), bytes = s.row_size();
+  // Model::owned holds fp32 vectors; a float vector serves as 4-byte aligned byte storage here.
+  std::vector<float>& buf = m.owned.emplace_back((bytes * w.rows() + 3) / 4);
+  auto* dst = reinterpret_cast<uint8_t*>(buf.data());
+  for (int64_t r = 0; r < w.rows(); ++r) {
+    std::memcpy(dst + static_cast<size_t>(r) * bytes, w.row(r) + skip, bytes);
+  }
+  s.data = dst;
   return s;
 }
 
@@ -110,7 +130,39 @@ void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&, bool 
   need(c.d_model, "hidden size");
 }
 
-std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp, bool expert_parallel) {
+std::string megatron_misfit(const ModelConfig& c, const ModelWeights& w, int tp) {
+  if (c.is_moe()) return "a mixture of experts";
+  if (c.is_mla()) return "multi-head latent attention";
+  for (const LayerWeights& L : w.layers) {
+    const std::pair<const TensorView*, int64_t> cols[] = {{&L.wo, c.q_dim() / tp},
+                                                          {&L.w_down, c.ffn_dim / tp}};
+    for (const auto& [t, n] : cols) {
+      if (t->data && !row_fits_blocks(t->dtype, n)) {
+        return fmt::format("{} per rank of {} are not whole {} blocks", n, t->name,
+                           dtype_name(t->dtype));
+      }
+    }
+  }
+  return "";
+}
+
+bool use_megatron(const ModelConfig& c, const ModelWeights& w, int tp, bool tp_exact,
+                  std::string* why) {
+  const std::string misfit = tp_exact ? "" : megatron_misfit(c, w, tp);
+  const bool megatron = !tp_exact && misfit.empty();
+  if (why) {
+    *why = megatron ? "Megatron (row-parallel O and down, one all-reduce after each)"
+           : tp_exact
+               ? "exact (--tp-exact: activations gathered around O and down, bit-identical)"
+               : fmt::format("exact (Megatron does not apply to {}: activations gathered around "
+                             "O and down)",
+                             misfit);
+  }
+  return megatron;
+}
+
+std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp, bool expert_parallel,
+                                   bool megatron) {
   const ModelConfig& c = full.config;
   check_tp_shardable(c, tp, full.weights, expert_parallel);
   auto m = std::make_unique<Model>();
@@ -144,10 +196,10 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp, bool 
     L.bq = vec_slice(F.bq, q0);
     L.bk = vec_slice(F.bk, kv0);
     L.bv = vec_slice(F.bv, kv0);
-    L.wo = row_slice(F.wo, d0, nd);
+    L.wo = megatron ? col_slice(F.wo, q0, nq, *m) : row_slice(F.wo, d0, nd);
     L.w_gate = row_slice(F.w_gate, f0, nf);
     L.w_up = row_slice(F.w_up, f0, nf);
-    L.w_down = row_slice(F.w_down, d0, nd);
+    L.w_down = megatron ? col_slice(F.w_down, f0, nf, *m) : row_slice(F.w_down, d0, nd);
     if (c.is_mla()) L.mla = mla_heads(F, tp_rank, tp, q0, nq, L);
     if (!F.moe.empty()) {
       L.moe = expert_parallel ? expert_shard(F.moe, tp_rank, tp)

@@ -1,11 +1,15 @@
-// Tensor-parallel shards of a loaded model, every slice a zero-copy view of the mapped file: rank r
-// of tp keeps heads [r*h/tp, (r+1)*h/tp) of Q, K, V, rows [r*f/tp, ...) of FFN gate and up, output
-// rows [r*d/tp, ...) of O and down (each expert's alike in a mixture of experts), and rows [r*V/tp,
-// ...) of the output projection (vocab-parallel). The embedding lookup reads the mapped table
-// directly (only looked-up rows are paged in). The forward gathers the heads' and FFN outputs
-// before O and down and the d/tp output slices after them (Transformer::set_tensor_parallel), so
-// every output is computed over its full input exactly as on one rank: greedy results equal a
-// single process bit for bit.
+// Tensor-parallel shards of a loaded model. Rank r of tp keeps heads [r*h/tp, (r+1)*h/tp) of Q, K,
+// V, rows [r*f/tp, ...) of FFN gate and up (column-parallel) and rows [r*V/tp, ...) of the output
+// projection (vocab-parallel), all zero-copy views of the mapped file; the embedding lookup reads
+// the mapped table directly (only looked-up rows are paged in). O and down come in two modes:
+// - Megatron (the default): rank r keeps the input columns of O and down that its heads / FFN rows
+//   produce (row-parallel; copied once at load, since a view has no row stride), so each rank's
+//   O and down give a partial sum of the full output and one all-reduce after each completes it.
+//   Sums in another order than one process: results equal one process within float rounding.
+// - Exact (--tp-exact, and always for mixtures of experts and MLA): rank r keeps output rows
+//   [r*d/tp, ...) of O and down (each expert's alike); the forward gathers the heads' and FFN
+//   outputs before O and down and the d/tp output slices after them, so every output is computed
+//   over its full input exactly as on one rank: greedy results equal a single process bit for bit.
 #pragma once
 
 #include <memory>
@@ -25,7 +29,18 @@ void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights& w,
 // `full` must outlive the shard.
 // With expert_parallel (--enable-expert-parallel) a mixture of experts is sharded by expert: rank r
 // holds experts [r*E/tp, (r+1)*E/tp) whole (and the shared expert whole) instead of 1/tp of each.
+// With megatron, O and down are row-parallel (their input columns); see megatron_misfit.
 std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp,
-                                   bool expert_parallel = false);
+                                   bool expert_parallel = false, bool megatron = false);
+
+// Why Megatron TP does not apply to this model at this tp ("" when it does): a mixture of experts
+// or multi-head latent attention (their FFN / attention gather as in exact mode), or O / down
+// input columns per rank that are not whole blocks of their quantized format.
+std::string megatron_misfit(const ModelConfig& c, const ModelWeights& w, int tp);
+
+// The mode a rank runs: Megatron unless tp_exact or megatron_misfit says otherwise; `why` gets a
+// line for the start-up log ("Megatron (...)" or "exact (...)").
+bool use_megatron(const ModelConfig& c, const ModelWeights& w, int tp, bool tp_exact,
+                  std::string* why = nullptr);
 
 }  // namespace shardlm::parallel

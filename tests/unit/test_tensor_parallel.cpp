@@ -1,11 +1,12 @@
 // Tensor and pipeline parallelism on loopback: ranks as threads of this process, each with its own
 // Group (rendezvous store, handshake, Gloo). TP=2, PP=2 and TP=2 x PP=2 greedy generation equals
-// one rank token for token (PP with micro-batches); the
+// one rank token for token (PP with micro-batches), exact TP and Megatron TP alike; the
 // handshake names a missing rank, a model mismatch and a wrong cluster token; step messages
 // round-trip and reject other versions.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <future>
 #include <thread>
 
@@ -92,12 +93,14 @@ ParallelConfig layout(ParallelConfig p) {
 }
 
 // Runs the prompts through a tp x pp group of threads (rank 0 serves through the LLM API) and
-// returns the master's outputs.
-std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp) {
+// returns the master's outputs. tp_exact: exact TP (--tp-exact) instead of Megatron.
+std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp,
+                                      bool tp_exact = true) {
   const int world = tp * pp;
   GroupOptions mo = options(0, world, 0);
   mo.tp = tp;
   mo.pp = pp;
+  mo.tp_exact = tp_exact;
   Group master(mo);
   std::vector<std::future<void>> workers;
   for (int r = 1; r < world; ++r) {
@@ -132,6 +135,7 @@ std::vector<GenerateOutput> run_group(const EngineArgs& base, int tp, int pp) {
 class GroupLayoutTest : public TensorParallelTest,
                         public ::testing::WithParamInterface<std::pair<int, int>> {};
 
+// Exact TP (--tp-exact): bit-identical, so the greedy tokens are the same.
 TEST_P(GroupLayoutTest, GreedyEqualsSingleRank) {
   const auto [tp, pp] = GetParam();
   const auto reference = LLM(args()).generate(prompts(), greedy());
@@ -149,6 +153,40 @@ INSTANTIATE_TEST_SUITE_P(TpPp, GroupLayoutTest,
                            return "tp" + std::to_string(info.param.first) + "_pp" +
                                   std::to_string(info.param.second);
                          });
+
+// Megatron TP (the default): row-parallel O and down summed by an all-reduce (shared memory, the
+// ranks being threads of this process), so only float rounding differs from one rank; on these
+// prompts the greedy tokens are the same (a near-tie would show here first). tp 4 leaves 16
+// columns of O per rank, not whole Q8_0 blocks, so that layout runs exact (megatron_misfit).
+TEST_F(TensorParallelTest, MegatronGreedyEqualsSingleRank) {
+  const auto reference = LLM(args()).generate(prompts(), greedy());
+  for (const auto& [tp, pp] : {std::pair{2, 1}, std::pair{2, 2}}) {
+    const auto outputs = run_group(args(), tp, pp, /*tp_exact=*/false);
+    ASSERT_EQ(outputs.size(), reference.size());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      EXPECT_EQ(outputs[i].token_ids, reference[i].token_ids) << "tp " << tp << " pp " << pp;
+    }
+  }
+}
+
+TEST_F(TensorParallelTest, MegatronShardHoldsInputColumnsOfOAndDown) {
+  auto model = load_model(path_);
+  std::string why;
+  ASSERT_TRUE(use_megatron(model->config, model->weights, 2, false, &why)) << why;
+  EXPECT_NE(why.find("Megatron"), std::string::npos);
+  EXPECT_FALSE(use_megatron(model->config, model->weights, 2, true, &why));
+  EXPECT_NE(why.find("--tp-exact"), std::string::npos);
+  EXPECT_FALSE(megatron_misfit(model->config, model->weights, 4).empty());  // 16 of Q8_0's 32
+  const auto shard = shard_model(*model, 1, 2, false, /*megatron=*/true);
+  const LayerWeights& F = model->weights.layers[0];
+  const LayerWeights& S = shard->weights.layers[0];
+  EXPECT_EQ(S.wo.ne[0], F.wo.ne[0] / 2);  // input columns halved, every output row kept
+  EXPECT_EQ(S.wo.ne[1], F.wo.ne[1]);
+  EXPECT_EQ(S.w_down.ne[0], F.w_down.ne[0] / 2);
+  // Row 3's second half of the input columns, byte for byte.
+  const size_t half = row_bytes(F.w_down.dtype, F.w_down.ne[0] / 2);
+  EXPECT_EQ(std::memcmp(S.w_down.row(3), F.w_down.row(3) + half, half), 0);
+}
 
 TEST(MicroBatch, SplitsWholeSequencesAndKeepsLogitOrder) {
   ForwardBatch b;
@@ -271,6 +309,9 @@ TEST(Handshake, HelloDifferenceNamesTheField) {
                                          "world_size":2,"expert_parallel":true})"),
             "--enable-expert-parallel: false vs true; give the same expert-parallel flags on every "
             "node");
+  EXPECT_THAT(hello_difference(master, R"({"version":"0.1.0","fingerprint":"ab","tp":2,"pp":1,
+                                         "world_size":2,"tp_exact":true})"),
+              ::testing::HasSubstr("--tp-exact: false vs true; give --tp-exact on every node"));
 }
 
 }  // namespace
