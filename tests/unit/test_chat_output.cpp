@@ -33,7 +33,10 @@ ChatParts streamed(const ChatOutputOptions& o, const std::string& text, size_t s
   auto add = [&](ChatParts p) {
     all.reasoning += p.reasoning;
     all.content += p.content;
-    for (auto& c : p.calls) all.calls.push_back(std::move(c));
+    for (const ToolCallDelta& d : p.call_deltas) {
+      if (d.first) all.calls.push_back({d.name, ""});
+      all.calls.at(d.index).arguments += d.arguments;
+    }
   };
   for (size_t i = 0; i < text.size(); i += step) add(s.push(text.substr(i, step)));
   add(s.finish());

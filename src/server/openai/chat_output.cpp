@@ -38,7 +38,8 @@ size_t ChatStreamSplitter::ready_end() const {
   const size_t start = o_.tool_parser->call_start(rest);
   size_t end = start == std::string_view::npos ? text_.size() : content_from_ + start;
   // Blanks may be all that separates the content from a call: held until text follows them.
-  while (end > content_from_ && std::string_view(" \t\r\n").find(text_[end - 1]) != std::string_view::npos) {
+  while (end > content_from_ &&
+         std::string_view(" \t\r\n").find(text_[end - 1]) != std::string_view::npos) {
     --end;
   }
   return end;
@@ -89,7 +90,14 @@ ChatParts ChatStreamSplitter::push(const std::string& text) {
   const size_t end = std::max(ready_end(), sent_);
   out.content = text_.substr(sent_, end - sent_);
   sent_ = end;
+  out.call_deltas = call_deltas();
   return out;
+}
+
+std::vector<ToolCallDelta> ChatStreamSplitter::call_deltas() {
+  if (!holds_calls(o_) || reasoning_open_ || (o_.reasoning && !decided_)) return {};
+  const std::string_view answer = std::string_view(text_).substr(content_from_);
+  return calls_.update(partial_tool_calls(*o_.tools, o_.tool_parser, answer));
 }
 
 ChatParts ChatStreamSplitter::finish() {
@@ -106,8 +114,8 @@ ChatParts ChatStreamSplitter::finish() {
     out.content = text_.substr(sent_);
     return out;
   }
-  ParsedToolOutput t =
-      extract_tool_calls(*o_.tools, o_.tool_parser, text_.substr(content_from_));
+  ParsedToolOutput t = extract_tool_calls(*o_.tools, o_.tool_parser, text_.substr(content_from_));
+  out.call_deltas = calls_.finish(t.calls);
   out.calls = std::move(t.calls);
   // Content not sent yet: what the parser kept as content beyond what streaming already sent.
   const size_t already = sent_ - content_from_;

@@ -132,6 +132,24 @@ Json tool_call_json(const ToolCall& call) {
           {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
 }
 
+// Streamed: {"index", "id", "type", "function": {"name", "arguments"}} first, then
+// {"index", "function": {"arguments"}} pieces; one entry per call in a chunk.
+Json tool_call_deltas_json(const std::vector<ToolCallDelta>& deltas) {
+  Json out = Json::array();
+  for (const ToolCallDelta& d : deltas) {
+    if (!d.first && !out.empty() && out.back()["index"] == d.index) {
+      out.back()["function"]["arguments"] =
+          out.back()["function"]["arguments"].get<std::string>() + d.arguments;
+      continue;
+    }
+    Json call = d.first ? tool_call_json({d.name, d.arguments})
+                        : Json{{"function", {{"arguments", d.arguments}}}};
+    call["index"] = d.index;
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
 class ChatFormat : public ResponseFormat {
  public:
   ChatFormat(ResponseMeta meta, const Tokenizer& t, bool lp, ChatOutputOptions output)
@@ -175,19 +193,13 @@ class ChatFormat : public ResponseFormat {
       parts.reasoning += rest.reasoning;
       parts.content += rest.content;
       parts.calls = std::move(rest.calls);
+      for (ToolCallDelta& d : rest.call_deltas) parts.call_deltas.push_back(std::move(d));
     }
     Json delta = Json::object();
     if (first) delta["role"] = "assistant";
     if (first || !parts.content.empty()) delta["content"] = parts.content;
     if (!parts.reasoning.empty()) delta["reasoning_content"] = parts.reasoning;
-    if (!parts.calls.empty()) {
-      delta["tool_calls"] = Json::array();
-      for (size_t k = 0; k < parts.calls.size(); ++k) {
-        Json call = tool_call_json(parts.calls[k]);
-        call["index"] = k;
-        delta["tool_calls"].push_back(std::move(call));
-      }
-    }
+    if (!parts.call_deltas.empty()) delta["tool_calls"] = tool_call_deltas_json(parts.call_deltas);
     Json r = envelope(true);
     Json choice = {{"index", index}, {"delta", std::move(delta)}};
     choice["logprobs"] = logprobs_ ? logprobs_json(out.logprobs) : Json(nullptr);

@@ -1,11 +1,10 @@
 // The tool-call parsers of each model family.
 #include "server/openai/tool_parsers.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <nlohmann/json.hpp>
 
 namespace shardlm::server {
 
@@ -31,82 +30,56 @@ std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// {"name": ..., "arguments" | "parameters": {...}} as a call; nullopt when it is not one.
-std::optional<ToolCall> call_from_json(const json& j) {
-  if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) return std::nullopt;
-  json args = j.contains("arguments") ? j["arguments"] : j.value("parameters", json::object());
-  if (args.is_string()) {  // some models write the arguments as a JSON string
-    const json parsed = json::parse(args.get<std::string>(), nullptr, false);
-    if (!parsed.is_discarded()) args = parsed;
-  }
-  return ToolCall{j["name"].get<std::string>(), dump(args)};
+void append(std::vector<PartialToolCall>& to, std::vector<PartialToolCall> from) {
+  for (PartialToolCall& c : from) to.push_back(std::move(c));
 }
 
-// Every JSON object or array that starts where `text` starts (after blanks), one after another,
-// separated by blanks or `separator`; stops at the first text that is not one.
-std::vector<json> json_values(std::string_view text, char separator, size_t* end_out = nullptr) {
-  std::vector<json> values;
-  size_t pos = 0;
-  while (true) {
-    while (pos < text.size() && (std::isspace(static_cast<unsigned char>(text[pos])) ||
-                                 text[pos] == separator)) {
-      ++pos;
-    }
-    if (pos >= text.size() || (text[pos] != '{' && text[pos] != '[')) break;
-    // The shortest prefix that parses: scan for the matching bracket, strings aware.
-    int depth = 0;
-    bool in_string = false, escaped = false;
-    size_t end = pos;
-    for (; end < text.size(); ++end) {
-      const char c = text[end];
-      if (in_string) {
-        if (escaped) {
-          escaped = false;
-        } else if (c == '\\') {
-          escaped = true;
-        } else if (c == '"') {
-          in_string = false;
-        }
-      } else if (c == '"') {
-        in_string = true;
-      } else if (c == '{' || c == '[') {
-        ++depth;
-      } else if ((c == '}' || c == ']') && --depth == 0) {
-        break;
-      }
-    }
-    if (end >= text.size()) break;
-    json j = json::parse(text.substr(pos, end + 1 - pos), nullptr, false);
-    if (j.is_discarded()) break;
-    values.push_back(std::move(j));
-    pos = end + 1;
-  }
-  if (end_out) *end_out = pos;
-  return values;
+// The final calls of a text: the complete ones of its partial reading.
+std::vector<ToolCall> finished(const std::vector<PartialToolCall>& partial) {
+  return complete_calls<ToolCall>(partial);
 }
 
-void add_calls(const json& j, std::vector<ToolCall>& calls) {
-  if (j.is_array()) {
-    for (const json& x : j) add_calls(x, calls);
-  } else if (auto c = call_from_json(j)) {
-    calls.push_back(std::move(*c));
-  }
-}
+struct Block {
+  std::string body;
+  bool closed = false;
+};
 
 // Text between tags: every <open>...</close> block (the last may be unclosed at the end).
-std::vector<std::string> blocks(std::string_view text, std::string_view open,
-                                std::string_view close, size_t* first = nullptr) {
-  std::vector<std::string> out;
+std::vector<Block> blocks(std::string_view text, std::string_view open, std::string_view close,
+                          size_t* first = nullptr) {
+  std::vector<Block> out;
   size_t pos = text.find(open);
   if (first) *first = pos;
   while (pos != std::string_view::npos) {
     const size_t body = pos + open.size();
     const size_t end = text.find(close, body);
-    out.emplace_back(text.substr(body, end == std::string_view::npos ? end : end - body));
-    if (end == std::string_view::npos) break;
+    const bool closed = end != std::string_view::npos;
+    out.push_back({std::string(text.substr(body, closed ? end - body : end)), closed});
+    if (!closed) break;
     pos = text.find(open, end + close.size());
   }
   return out;
+}
+
+// Arguments built from name/value pairs, compact JSON in the order written: "{" and each pair
+// as it completes, "}" once the call ends, so every stage is a prefix of the next.
+std::string built_arguments(const std::vector<std::pair<std::string, json>>& pairs, bool complete) {
+  std::string args = "{";
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    args += (i ? "," : "") + dump(json(pairs[i].first)) + ":" + dump(pairs[i].second);
+  }
+  return complete ? args + "}" : args;
+}
+
+// A call whose arguments are the JSON value at the start of `args` (after blanks), as written.
+PartialToolCall json_arguments(std::string name, std::string_view args) {
+  const size_t b = args.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos || (args[b] != '{' && args[b] != '[')) return {name, "", false};
+  const size_t end = json_value_end(args, b);
+  const std::string_view value = args.substr(b, end == std::string_view::npos ? end : end - b);
+  const bool complete =
+      end != std::string_view::npos && !json::parse(value, nullptr, false).is_discarded();
+  return {std::move(name), std::string(value), complete};
 }
 
 class MarkerParser : public ToolCallParser {
@@ -123,13 +96,17 @@ class HermesParser : public MarkerParser {
  public:
   HermesParser() : MarkerParser("<tool_call>") {}
   ParsedToolOutput parse(const std::string& text) const override {
-    size_t first = 0;
-    ParsedToolOutput out;
-    for (const std::string& b : blocks(text, "<tool_call>", "</tool_call>", &first)) {
-      for (const json& j : json_values(b, ',')) add_calls(j, out.calls);
-    }
-    out.content = out.calls.empty() ? text : rtrim(std::string_view(text).substr(0, first));
+    ParsedToolOutput out{"", finished(partial(text))};
+    out.content =
+        out.calls.empty() ? text : rtrim(std::string_view(text).substr(0, text.find(marker_)));
     return out;
+  }
+  std::vector<PartialToolCall> partial(std::string_view text) const override {
+    std::vector<PartialToolCall> calls;
+    for (const Block& b : blocks(text, "<tool_call>", "</tool_call>")) {
+      append(calls, scan_call_objects(b.body, ','));
+    }
+    return calls;
   }
 };
 
@@ -138,14 +115,17 @@ class HermesParser : public MarkerParser {
 class Llama3JsonParser : public ToolCallParser {
  public:
   ParsedToolOutput parse(const std::string& text) const override {
-    std::string_view body = text;
-    const size_t tag = body.find("<|python_tag|>");
-    const std::string before = tag == std::string_view::npos ? "" : rtrim(body.substr(0, tag));
-    if (tag != std::string_view::npos) body.remove_prefix(tag + 14);
-    ParsedToolOutput out;
-    for (const json& j : json_values(body, ';')) add_calls(j, out.calls);
+    const size_t tag = text.find("<|python_tag|>");
+    ParsedToolOutput out{"", finished(partial(text))};
+    const std::string before =
+        tag == std::string::npos ? "" : rtrim(std::string_view(text).substr(0, tag));
     out.content = out.calls.empty() ? text : before;
     return out;
+  }
+  std::vector<PartialToolCall> partial(std::string_view text) const override {
+    const size_t tag = text.find("<|python_tag|>");
+    if (tag != std::string_view::npos) text.remove_prefix(tag + 14);
+    return scan_call_objects(text, ';');
   }
   size_t call_start(std::string_view text) const override {
     const size_t tag = marker_start(text, "<|python_tag|>");
@@ -160,19 +140,23 @@ class MistralParser : public MarkerParser {
  public:
   MistralParser() : MarkerParser("[TOOL_CALLS]") {}
   ParsedToolOutput parse(const std::string& text) const override {
-    ParsedToolOutput out;
-    size_t first = 0;
-    for (const std::string& b : blocks(text, marker_, marker_, &first)) {
-      const size_t args = b.find("[ARGS]");
-      if (args == std::string::npos) {
-        for (const json& j : json_values(b, ',')) add_calls(j, out.calls);
-        continue;
-      }
-      const std::vector<json> v = json_values(std::string_view(b).substr(args + 6), ',');
-      if (!v.empty()) out.calls.push_back({trim(b.substr(0, args)), dump(v[0])});
-    }
-    out.content = out.calls.empty() ? text : rtrim(std::string_view(text).substr(0, first));
+    ParsedToolOutput out{"", finished(partial(text))};
+    out.content =
+        out.calls.empty() ? text : rtrim(std::string_view(text).substr(0, text.find(marker_)));
     return out;
+  }
+  std::vector<PartialToolCall> partial(std::string_view text) const override {
+    std::vector<PartialToolCall> calls;
+    for (const Block& b : blocks(text, marker_, marker_)) {
+      const size_t args = b.body.find("[ARGS]");
+      if (args == std::string::npos) {
+        append(calls, scan_call_objects(b.body, ','));
+      } else {
+        calls.push_back(json_arguments(trim(b.body.substr(0, args)),
+                                       std::string_view(b.body).substr(args + 6)));
+      }
+    }
+    return calls;
   }
 };
 
@@ -182,26 +166,31 @@ class Qwen3CoderParser : public MarkerParser {
  public:
   Qwen3CoderParser() : MarkerParser("<tool_call>") {}
   ParsedToolOutput parse(const std::string& text) const override {
-    ParsedToolOutput out;
-    size_t first = 0;
-    for (const std::string& call : blocks(text, "<tool_call>", "</tool_call>", &first)) {
-      for (const std::string& fn : blocks(call, "<function=", "</function>")) {
-        const size_t gt = fn.find('>');
-        if (gt == std::string::npos) continue;
-        json args = json::object();
-        for (const std::string& p : blocks(std::string_view(fn).substr(gt + 1), "<parameter=",
-                                           "</parameter>")) {
-          const size_t pgt = p.find('>');
-          if (pgt == std::string::npos) continue;
-          const std::string value = trim(std::string_view(p).substr(pgt + 1));
+    ParsedToolOutput out{"", finished(partial(text))};
+    out.content =
+        out.calls.empty() ? text : rtrim(std::string_view(text).substr(0, text.find(marker_)));
+    return out;
+  }
+  std::vector<PartialToolCall> partial(std::string_view text) const override {
+    std::vector<PartialToolCall> calls;
+    for (const Block& call : blocks(text, "<tool_call>", "</tool_call>")) {
+      for (const Block& fn : blocks(call.body, "<function=", "</function>")) {
+        const size_t gt = fn.body.find('>');
+        if (gt == std::string::npos) return calls;  // the name is not complete yet
+        std::vector<std::pair<std::string, json>> args;
+        for (const Block& p :
+             blocks(std::string_view(fn.body).substr(gt + 1), "<parameter=", "</parameter>")) {
+          const size_t pgt = p.body.find('>');
+          if (!p.closed || pgt == std::string::npos) break;
+          const std::string value = trim(std::string_view(p.body).substr(pgt + 1));
           const json parsed = json::parse(value, nullptr, false);
-          args[trim(p.substr(0, pgt))] = parsed.is_discarded() ? json(value) : parsed;
+          args.emplace_back(trim(p.body.substr(0, pgt)),
+                            parsed.is_discarded() ? json(value) : parsed);
         }
-        out.calls.push_back({trim(fn.substr(0, gt)), dump(args)});
+        calls.push_back({trim(fn.body.substr(0, gt)), built_arguments(args, fn.closed), fn.closed});
       }
     }
-    out.content = out.calls.empty() ? text : rtrim(std::string_view(text).substr(0, first));
-    return out;
+    return calls;
   }
 };
 
@@ -211,21 +200,27 @@ class DeepSeekV3Parser : public MarkerParser {
  public:
   DeepSeekV3Parser() : MarkerParser("<｜tool▁calls▁begin｜>") {}
   ParsedToolOutput parse(const std::string& text) const override {
-    ParsedToolOutput out;
-    for (const std::string& call : blocks(text, "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>")) {
-      const size_t sep = call.find("<｜tool▁sep｜>");
-      if (sep == std::string::npos) continue;
-      std::string_view rest = std::string_view(call).substr(sep + std::string_view("<｜tool▁sep｜>").size());
-      const size_t nl = rest.find('\n');
-      const std::string name = trim(rest.substr(0, nl));
-      std::string_view args = nl == std::string_view::npos ? "" : rest.substr(nl + 1);
-      if (args.starts_with("```json")) args.remove_prefix(7);
-      const std::vector<json> v = json_values(args, ',');
-      out.calls.push_back({name, v.empty() ? "{}" : dump(v[0])});
-    }
+    ParsedToolOutput out{"", finished(partial(text))};
     const size_t first = text.find(marker_);
     out.content = out.calls.empty() ? text : rtrim(std::string_view(text).substr(0, first));
     return out;
+  }
+  std::vector<PartialToolCall> partial(std::string_view text) const override {
+    static constexpr std::string_view kSep = "<｜tool▁sep｜>";
+    std::vector<PartialToolCall> calls;
+    for (const Block& call : blocks(text, "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>")) {
+      const size_t sep = call.body.find(kSep);
+      if (sep == std::string::npos) break;
+      std::string_view rest = std::string_view(call.body).substr(sep + kSep.size());
+      const size_t nl = rest.find('\n');
+      if (nl == std::string_view::npos && !call.closed) break;  // the name is not complete yet
+      std::string_view args = nl == std::string_view::npos ? "" : rest.substr(nl + 1);
+      if (args.starts_with("```json")) args.remove_prefix(7);
+      PartialToolCall c = json_arguments(trim(rest.substr(0, nl)), args);
+      if (call.closed && !c.complete && c.arguments.empty()) c = {c.name, "{}", true};
+      calls.push_back(std::move(c));
+    }
+    return calls;
   }
 };
 
@@ -251,8 +246,8 @@ class PyLiteral {
   std::string name() {
     blank();
     const size_t b = i_;
-    while (!at_end() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_' ||
-                         s_[i_] == '.')) {
+    while (!at_end() &&
+           (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_' || s_[i_] == '.')) {
       ++i_;
     }
     return std::string(s_.substr(b, i_ - b));
@@ -351,6 +346,19 @@ class PythonicParser : public ToolCallParser {
     if (b == std::string_view::npos) return std::string_view::npos;
     return text[b] == '[' || text[b] == '<' ? 0 : std::string_view::npos;
   }
+  // Each call once its closing parenthesis is seen (its arguments whole).
+  std::vector<PartialToolCall> partial(std::string_view text) const override {
+    std::string body = trim(text);
+    if (body.starts_with("<|python_start|>")) body = trim(body.substr(16));
+    std::vector<PartialToolCall> calls;
+    PyLiteral p(body);
+    if (!p.eat('[')) return calls;
+    while (std::optional<ToolCall> call = one_call(p)) {
+      calls.push_back({call->name, call->arguments, true});
+      p.eat(',');
+    }
+    return calls;
+  }
 
  private:
   static std::optional<ToolCall> one_call(PyLiteral& p) {
@@ -377,11 +385,9 @@ const std::map<std::string, const ToolCallParser*, std::less<>>& parsers() {
   static const DeepSeekV3Parser deepseek_v3;
   static const PythonicParser pythonic;
   static const std::map<std::string, const ToolCallParser*, std::less<>> all = {
-      {"hermes", &hermes},           {"qwen", &hermes},
-      {"llama3_json", &llama3},      {"llama4_json", &llama3},
-      {"mistral", &mistral},         {"qwen3_coder", &qwen3_coder},
-      {"deepseek_v3", &deepseek_v3}, {"pythonic", &pythonic},
-      {"llama4_pythonic", &pythonic}};
+      {"hermes", &hermes},           {"qwen", &hermes},       {"llama3_json", &llama3},
+      {"llama4_json", &llama3},      {"mistral", &mistral},   {"qwen3_coder", &qwen3_coder},
+      {"deepseek_v3", &deepseek_v3}, {"pythonic", &pythonic}, {"llama4_pythonic", &pythonic}};
   return all;
 }
 

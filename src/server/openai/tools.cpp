@@ -16,8 +16,10 @@ std::string function_name(const Json& tool, size_t i) {
                   tool.contains("function") && tool["function"].is_object() &&
                   tool["function"].contains("name") && tool["function"]["name"].is_string();
   if (!ok) {
-    bad_request("tools", "tools[{}] must be {{\"type\": \"function\", \"function\": {{\"name\": "
-                         "..., \"parameters\": {{...}}}}}}", i);
+    bad_request("tools",
+                "tools[{}] must be {{\"type\": \"function\", \"function\": {{\"name\": "
+                "..., \"parameters\": {{...}}}}}}",
+                i);
   }
   return tool["function"]["name"].get<std::string>();
 }
@@ -37,17 +39,22 @@ Json parameters_of(const Json& function) {
 void parse_choice(const Json& v, ToolsRequest& r) {
   if (v.is_string()) {
     const std::string s = v.get<std::string>();
-    if (s == "none") r.choice = Choice::kNone;
-    else if (s == "auto") r.choice = Choice::kAuto;
-    else if (s == "required") r.choice = Choice::kRequired;
-    else bad_request("tool_choice", "tool_choice '{}' is not one of none, auto, required", s);
+    if (s == "none")
+      r.choice = Choice::kNone;
+    else if (s == "auto")
+      r.choice = Choice::kAuto;
+    else if (s == "required")
+      r.choice = Choice::kRequired;
+    else
+      bad_request("tool_choice", "tool_choice '{}' is not one of none, auto, required", s);
     return;
   }
   const bool named = v.is_object() && v.contains("function") && v["function"].is_object() &&
                      v["function"].contains("name") && v["function"]["name"].is_string();
   if (!named) {
-    bad_request("tool_choice", "tool_choice must be none, auto, required or {{\"type\": "
-                               "\"function\", \"function\": {{\"name\": ...}}}}");
+    bad_request("tool_choice",
+                "tool_choice must be none, auto, required or {{\"type\": "
+                "\"function\", \"function\": {{\"name\": ...}}}}");
   }
   r.choice = Choice::kNamed;
   r.named = v["function"]["name"].get<std::string>();
@@ -56,17 +63,15 @@ void parse_choice(const Json& v, ToolsRequest& r) {
   }
 }
 
-// The JSON value the text starts with (what the grammar forced), ignoring what follows it (a stop
-// token's text); discarded when there is none.
-Json leading_json(const std::string& text) {
-  std::istringstream in(text);
-  Json j;
-  try {
-    in >> j;
-  } catch (const std::exception&) {
-    return Json(Json::value_t::discarded);
-  }
-  return j;
+// tool_choice naming a function: the output starts with its arguments object (what the grammar
+// forced; a stop token's text may follow), kept as written.
+PartialToolCall named_arguments(const ToolsRequest& r, std::string_view text) {
+  const size_t b = text.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos || text[b] != '{') return {r.named, "", false};
+  const size_t end = json_value_end(text, b);
+  return {r.named, std::string(text.substr(b, end == std::string_view::npos ? end : end - b)),
+          end != std::string_view::npos &&
+              !Json::parse(text.substr(b, end - b), nullptr, false).is_discarded()};
 }
 
 }  // namespace
@@ -75,8 +80,8 @@ std::optional<ToolsRequest> parse_tools(const Json& body) {
   const auto it = body.find("tools");
   const auto choice = body.find("tool_choice");
   if (it == body.end() || it->is_null() || (it->is_array() && it->empty())) {
-    const bool asks = choice != body.end() && !choice->is_null() && *choice != "none" &&
-                      *choice != "auto";
+    const bool asks =
+        choice != body.end() && !choice->is_null() && *choice != "none" && *choice != "auto";
     if (asks) bad_request("tool_choice", "tool_choice asks for a tool call but 'tools' is empty");
     return std::nullopt;
   }
@@ -114,16 +119,14 @@ ParsedToolOutput extract_tool_calls(const ToolsRequest& r, const ToolCallParser*
     case Choice::kNone:
       return {text, {}};
     case Choice::kNamed: {
-      const Json args = leading_json(text);
-      return {"", {{r.named, args.is_discarded() ? text : args.dump()}}};
+      const PartialToolCall args = named_arguments(r, text);
+      return {"", {{r.named, args.complete ? args.arguments : text}}};
     }
     case Choice::kRequired: {
-      const Json calls = leading_json(text);
-      if (!calls.is_array()) return {text, {}};  // cut short (length): no complete call
-      ParsedToolOutput out;
-      for (const Json& c : calls) {
-        out.calls.push_back({c.value("name", ""), c.value("parameters", Json::object()).dump()});
-      }
+      // The calls complete so far (a list cut short by the length limit keeps its whole calls).
+      ParsedToolOutput out{"", complete_calls<ToolCall>(scan_call_objects(text, ','))};
+      if (out.calls.empty()) out.content = text;
+      if (!r.parallel && out.calls.size() > 1) out.calls.resize(1);
       return out;
     }
     case Choice::kAuto:
@@ -133,6 +136,26 @@ ParsedToolOutput extract_tool_calls(const ToolsRequest& r, const ToolCallParser*
   ParsedToolOutput out = parser->parse(text);
   if (!r.parallel && out.calls.size() > 1) out.calls.resize(1);
   return out;
+}
+
+std::vector<PartialToolCall> partial_tool_calls(const ToolsRequest& r, const ToolCallParser* parser,
+                                                std::string_view text) {
+  std::vector<PartialToolCall> calls;
+  switch (r.choice) {
+    case Choice::kNone:
+      return calls;
+    case Choice::kNamed:
+      calls.push_back(named_arguments(r, text));
+      return calls;
+    case Choice::kRequired:
+      calls = scan_call_objects(text, ',');
+      break;
+    case Choice::kAuto:
+      if (parser) calls = parser->partial(text);
+      break;
+  }
+  if (!r.parallel && calls.size() > 1) calls.resize(1);
+  return calls;
 }
 
 void arguments_to_objects(Json& message) {

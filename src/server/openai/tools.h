@@ -6,6 +6,8 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "server/openai/json_fields.h"
 #include "server/openai/structured_output.h"
@@ -32,6 +34,12 @@ std::optional<StructuredOutput> tool_grammar(const ToolsRequest& tools);
 // are the whole output, auto -> what `parser` finds (none without a parser), none -> none.
 ParsedToolOutput extract_tool_calls(const ToolsRequest& tools, const ToolCallParser* parser,
                                     const std::string& text);
+
+// The calls a streamed output shows so far (json_call_scan.h): their arguments are prefixes of
+// what extract_tool_calls gives once the output is finished.
+std::vector<PartialToolCall> partial_tool_calls(const ToolsRequest& tools,
+                                                const ToolCallParser* parser,
+                                                std::string_view text);
 
 // An assistant message's tool_calls with each function.arguments JSON string turned into an
 // object, as chat templates expect (vLLM does the same).
