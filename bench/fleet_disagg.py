@@ -150,6 +150,8 @@ def main():
     ap.add_argument("--input-len", type=int, default=512)
     ap.add_argument("--output-len", type=int, default=64)
     ap.add_argument("--max-concurrency", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="direct and frontend runs alternate this many times (load drifts)")
     a = ap.parse_args()
     results = {}
     try:
@@ -157,8 +159,9 @@ def main():
             fleet = services(tmp)
             w, wurl = worker(a, "aggregated", fleet)
             fe, furl = frontend(a, fleet, 1)
-            results["direct"] = bench(a, wurl, "direct")
-            results["frontend"] = bench(a, furl, "frontend")
+            for r in range(a.rounds):
+                results[f"direct.{r}"] = bench(a, wurl, "direct")
+                results[f"frontend.{r}"] = bench(a, furl, "frontend")
             stop(fe, w)
             p, purl = worker(a, "prefill", fleet, "--is-prefill-worker")
             d, _ = worker(a, "decode", fleet, "--disaggregation-mode", "decode")
@@ -177,8 +180,16 @@ def main():
         print(f"{name:9s} TTFT median {ttft:8.1f} ms p99 {ttft99:8.1f} | TPOT median "
               f"{tpot:7.2f} ms p99 {tpot99:7.2f} | output {run['output_throughput']:.1f} tok/s, "
               f"{run['failed']} failed")
-    d, f = summary(results["direct"], "tpot_ms")[0], summary(results["frontend"], "tpot_ms")[0]
-    print(f"frontend TPOT overhead: {f - d:+.2f} ms per token ({(f - d) / d * 100:+.1f}%)")
+    for r in range(a.rounds):
+        d, f = summary(results[f"direct.{r}"], "tpot_ms")[0], summary(results[f"frontend.{r}"],
+                                                                      "tpot_ms")[0]
+        print(f"round {r}: frontend TPOT overhead {f - d:+.2f} ms per token "
+              f"({(f - d) / d * 100:+.1f}%)")
+    d = sum(summary(results[f"direct.{r}"], "tpot_ms")[0] for r in range(a.rounds)) / a.rounds
+    f = sum(summary(results[f"frontend.{r}"], "tpot_ms")[0] for r in range(a.rounds)) / a.rounds
+    print(f"mean of the rounds: direct {d:.2f} ms, frontend {f:.2f} ms: {f - d:+.2f} ms "
+          f"({(f - d) / d * 100:+.1f}%)")
+    kv.setdefault("transfer_seconds", 0)
     bw = kv["bytes"] / kv["transfer_seconds"] if kv["transfer_seconds"] else 0
     print(f"KV transfer: {kv['transfers']} transfers, {kv['blocks']} blocks, "
           f"{kv['bytes'] / 1e6:.1f} MB in {kv['transfer_seconds']:.3f} s: {bw / 1e9:.2f} GB/s "

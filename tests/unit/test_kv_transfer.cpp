@@ -4,12 +4,14 @@
 // round-trips and refuses what is not a frame of its version; the TCP listener and client
 // exchange a transfer and turn a dead peer or a refusing store into an Error, not a hang.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 
 #include "core/error.h"
+#include "engine/async_engine.h"
 #include "engine/kv_block_transfer.h"
 #include "engine/llm.h"
 #include "fleet/kv_transfer_client.h"
@@ -99,6 +101,20 @@ TEST_F(KvTransferTest, RefusesForeignHashesAndLayouts) {
   EXPECT_EQ(decode.engine().block_manager().cached_blocks(), 0);
 }
 
+TEST_F(KvTransferTest, TasksRunBetweenStepsOnTheEngineThread) {
+  LLM llm(args());
+  AsyncEngine engine(llm.engine());
+  const auto stream = engine.submit(prompt(), greedy(4));
+  KvBlockSet set;
+  while (!stream->done()) stream->next(1s);
+  engine.run_between_steps([&](Engine& e) { set = export_prompt_blocks(e, prompt()); }).get();
+  EXPECT_EQ(set.n_blocks(), 5u);
+  auto failing = engine.run_between_steps([](Engine&) { fail("this task fails"); });
+  EXPECT_THROW(failing.get(), Error);
+  engine.stop();
+  EXPECT_THROW(engine.run_between_steps([](Engine&) {}), Error);  // refused once stopped
+}
+
 KvBlockSet small_set() {
   KvBlockSet s;
   s.layout = {2, 3, 2, 4, true};
@@ -155,6 +171,8 @@ TEST(KvTransferSocket, ExchangesBlocksAndFailsCleanly) {
   const int fd = fleet::connect_tcp(target, 1s);
   ASSERT_EQ(::write(fd, "garbage garbage garbage garbage!", 32), 32);
   char buf[256];
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);  // connect_tcp's socket is non-blocking
   EXPECT_GT(::read(fd, buf, sizeof(buf)), 0);  // an error frame
   ::close(fd);
   EXPECT_EQ(fleet::send_kv_blocks(target, 2, small_set()).blocks_stored, 2);
