@@ -2,7 +2,9 @@
 PP=2 (one supervising process with --nproc-per-node 4, concurrent requests so the pipeline runs
 micro-batches), TP=3 x PP=2 of the default model over two supervising "nodes", the rtp-llm
 environment and mpirun. Each equals one process token for token and log-probability for
-log-probability (the group's arithmetic is exact). Plus a model mismatch that stops both ranks."""
+log-probability: the TP layouts run --tp-exact, whose arithmetic is exact (Megatron TP, the
+default, is compared within tolerance in test_megatron_tp.py). Plus a model mismatch that stops
+both ranks."""
 import json
 import os
 import re
@@ -85,8 +87,8 @@ def finish(master, workers):
 def test_tp2_processes(tiny):
     expected = reference(tiny, TINY_PROMPTS[:3])
     port = free_port()
-    workers = [start(tiny, node_args(1, 2, port, "--tp", "2"))]
-    master = Server(node_args(0, 2, port, "--tp", "2"), model=tiny)
+    workers = [start(tiny, node_args(1, 2, port, "--tp", "2", "--tp-exact"))]
+    master = Server(node_args(0, 2, port, "--tp", "2", "--tp-exact"), model=tiny)
     try:
         assert [complete(master, p) for p in TINY_PROMPTS[:3]] == expected
         # Each rank holds half of the weights besides the embedding table.
@@ -108,7 +110,7 @@ def test_tp2_processes(tiny):
 def test_tp2_pp2_one_supervisor(tiny):
     expected = reference(tiny, TINY_PROMPTS)
     master = Server(["--tp", "2", "--pp", "2", "--nproc-per-node", "4", "--dist-init-addr",
-                     f"127.0.0.1:{free_port()}", "--dist-timeout", "60"], model=tiny)
+                     f"127.0.0.1:{free_port()}", "--dist-timeout", "60", "--tp-exact"], model=tiny)
     try:
         assert concurrently(master, TINY_PROMPTS) == expected
         text = master.text()
@@ -124,7 +126,7 @@ def test_default_model_tp3_pp2_two_nodes():
     expected = reference(MODEL, PROMPTS)
     port = free_port()
     layout = ["--tp", "3", "--pp", "2", "--nproc-per-node", "3", "--max-model-len", "1024",
-              "--kv-cache-memory", "96MiB"]
+              "--kv-cache-memory", "96MiB", "--tp-exact"]
     workers = [start(MODEL, node_args(1, 2, port, *layout))]
     master = Server(node_args(0, 2, port, *layout))
     try:
@@ -285,7 +287,7 @@ def test_tp_alone_runs_its_ranks_on_this_machine(tiny):
     # vLLM's habit: `--tp 2` with no other group flag supervises two local ranks on a free
     # rendezvous port (two such servers on one machine do not collide).
     expected = reference(tiny, TINY_PROMPTS[:2])
-    servers = [Server(["--tp", "2"], model=tiny) for _ in range(2)]
+    servers = [Server(["--tp", "2", "--tp-exact"], model=tiny) for _ in range(2)]
     try:
         for s in servers:
             assert "supervising 2 local ranks" in s.text()

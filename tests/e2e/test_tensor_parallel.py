@@ -1,6 +1,6 @@
 """Tensor parallelism across processes on loopback: the default model served by TP=3 (three
-`shardlm serve` ranks joined through --nnodes/--node-rank/--dist-init-addr) gives the same greedy
-outputs through the HTTP API as one process; worker ranks answer /health and refuse generation; the
+`shardlm serve` ranks joined through --nnodes/--node-rank/--dist-init-addr, --tp-exact) gives the
+same greedy outputs through the HTTP API as one process; worker ranks answer /health and refuse generation; the
 group shuts down cleanly; a missing rank is named at start-up."""
 import json
 import os
@@ -31,7 +31,7 @@ def greedy(server, prompt):
 def group_args(rank, port, tp=3, kind="--tp"):
     return [kind, str(tp), "--nnodes", str(tp), "--node-rank", str(rank),
             "--dist-init-addr", f"127.0.0.1:{port}", "--cluster-token", "e2e", "--dist-timeout",
-            "60"]
+            "60", "--tp-exact"]
 
 
 def start_workers(port):
