@@ -34,8 +34,10 @@ def test_serve_and_tp2_on_dummy_weights(tmp_path):
         assert single.stop() == 0, single.text()
     assert "dummy" in single.text()
     port = free_port()
-    workers = [start(config, [*DUMMY, *node_args(1, 2, port, "--tp", "2")])]
-    master = Server([*DUMMY, *node_args(0, 2, port, "--tp", "2")], model=config)
+    # --tp-exact: the comparison is exact, log-probabilities included (test_megatron_tp.py
+    # compares Megatron TP within tolerance).
+    workers = [start(config, [*DUMMY, *node_args(1, 2, port, "--tp", "2", "--tp-exact")])]
+    master = Server([*DUMMY, *node_args(0, 2, port, "--tp", "2", "--tp-exact")], model=config)
     try:
         assert [complete(master, p) for p in ("hello", "dummy weights")] == expected
     finally:

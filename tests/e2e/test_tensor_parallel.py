@@ -29,9 +29,9 @@ def greedy(server, prompt):
 
 
 def group_args(rank, port, tp=3, kind="--tp"):
-    return [kind, str(tp), "--nnodes", str(tp), "--node-rank", str(rank),
+    return [kind, str(tp), "--tp-exact", "--nnodes", str(tp), "--node-rank", str(rank),
             "--dist-init-addr", f"127.0.0.1:{port}", "--cluster-token", "e2e", "--dist-timeout",
-            "60", "--tp-exact"]
+            "60"]
 
 
 def start_workers(port):
