@@ -33,10 +33,16 @@ const char* to_string(GrammarSpec::Kind kind) {
 
 void apply_token_mask(const std::vector<uint32_t>& bitmask, float* logits, int32_t vocab) {
   const float minus_inf = -std::numeric_limits<float>::infinity();
-  for (int32_t i = 0; i < vocab; ++i) {
-    const auto word = static_cast<size_t>(i) / 32;
-    const bool allowed = word < bitmask.size() && ((bitmask[word] >> (i % 32)) & 1u);
-    if (!allowed) logits[i] = minus_inf;
+  const auto n = static_cast<size_t>(vocab);
+  // A word at a time: an all-allowed word costs one test.
+  for (size_t base = 0; base < n; base += 32) {
+    const size_t w = base / 32;
+    const uint32_t word = w < bitmask.size() ? bitmask[w] : 0u;
+    if (word == ~0u) continue;
+    const size_t end = std::min(n, base + 32);
+    for (size_t i = base; i < end; ++i) {
+      if (!((word >> (i - base)) & 1u)) logits[i] = minus_inf;
+    }
   }
 }
 
@@ -48,8 +54,8 @@ std::string choice_grammar(const std::vector<std::string>& choices) {
   std::string rule = "root ::= ";
   for (size_t i = 0; i < choices.size(); ++i) {
     if (i) rule += " | ";
-    rule += nlohmann::json(choices[i]).dump(-1, ' ', false,
-                                            nlohmann::json::error_handler_t::replace);
+    rule +=
+        nlohmann::json(choices[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   return rule;
 }
@@ -182,12 +188,16 @@ struct GrammarMatcher::Impl {
   xgrammar::GrammarMatcher matcher;
   int32_t vocab_size;
   std::shared_ptr<const Utf8Guard> utf8;
-  int pending = 0;  // continuation bytes the output owes its last character
+  int pending = 0;                     // continuation bytes the output owes its last character
+  std::vector<uint32_t> grammar_mask;  // the grammar's own mask, before the guard (reused)
 };
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar)
     : impl_(new Impl{xgrammar::GrammarMatcher(grammar->grammar),
-                     grammar->grammar.GetTokenizerInfo().GetVocabSize(), grammar->utf8}) {}
+                     grammar->grammar.GetTokenizerInfo().GetVocabSize(),
+                     grammar->utf8,
+                     0,
+                     {}}) {}
 
 GrammarMatcher::~GrammarMatcher() = default;
 GrammarMatcher::GrammarMatcher(GrammarMatcher&&) noexcept = default;
@@ -202,11 +212,11 @@ bool GrammarMatcher::fill_mask(std::vector<uint32_t>& bitmask) {
   t.dtype = xgrammar::GetBitmaskDLType();
   t.shape = &words;
   const bool grammar = impl_->matcher.FillNextTokenBitmask(&t);
-  const std::vector<uint32_t> grammar_mask = bitmask;
+  impl_->grammar_mask.assign(bitmask.begin(), bitmask.end());
   if (!impl_->utf8->restrict(bitmask, impl_->pending)) return grammar;
   // Never leave nothing to sample: then the grammar's mask alone.
   if (std::all_of(bitmask.begin(), bitmask.end(), [](uint32_t w) { return w == 0; })) {
-    bitmask = grammar_mask;
+    bitmask.assign(impl_->grammar_mask.begin(), impl_->grammar_mask.end());
   }
   return true;
 }
@@ -238,9 +248,15 @@ struct GrammarMatcher::Impl {};
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar>) {}
 GrammarMatcher::~GrammarMatcher() = default;
 GrammarMatcher::GrammarMatcher(GrammarMatcher&&) noexcept = default;
-bool GrammarMatcher::fill_mask(std::vector<uint32_t>&) { return false; }
-bool GrammarMatcher::accept(int32_t) { return true; }
-bool GrammarMatcher::terminated() const { return false; }
+bool GrammarMatcher::fill_mask(std::vector<uint32_t>&) {
+  return false;
+}
+bool GrammarMatcher::accept(int32_t) {
+  return true;
+}
+bool GrammarMatcher::terminated() const {
+  return false;
+}
 
 #endif
 

@@ -48,6 +48,13 @@ Utf8Guard::Token Utf8Guard::analyse(const std::string& bytes) {
 Utf8Guard::Utf8Guard(const std::vector<std::string>& token_bytes) {
   tokens_.reserve(token_bytes.size());
   for (const std::string& b : token_bytes) tokens_.push_back(analyse(b));
+  const size_t words = (tokens_.size() + 31) / 32;
+  for (int p = 0; p < 4; ++p) {
+    allowed_[p].assign(words, ~0u);
+    for (size_t i = 0; i < tokens_.size(); ++i) {
+      if (!allowed(static_cast<int32_t>(i), p)) allowed_[p][i / 32] &= ~(1u << (i % 32));
+    }
+  }
 }
 
 bool Utf8Guard::allowed(int32_t token, int pending) const {
@@ -68,17 +75,15 @@ int Utf8Guard::pending_after(int32_t token, int pending) const {
 }
 
 bool Utf8Guard::restrict(std::vector<uint32_t>& bitmask, int pending) const {
-  bool cleared = false;
-  const size_t n = std::min(tokens_.size(), bitmask.size() * 32);
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t& word = bitmask[i / 32];
-    const uint32_t bit = 1u << (i % 32);
-    if ((word & bit) && !allowed(static_cast<int32_t>(i), pending)) {
-      word &= ~bit;
-      cleared = true;
-    }
+  const std::vector<uint32_t>& allowed = allowed_[std::clamp(pending, 0, 3)];
+  uint32_t cleared = 0;
+  const size_t n = std::min(allowed.size(), bitmask.size());
+  for (size_t w = 0; w < n; ++w) {
+    const uint32_t word = bitmask[w];
+    bitmask[w] = word & allowed[w];
+    cleared |= word & ~allowed[w];
   }
-  return cleared;
+  return cleared != 0;
 }
 
 }  // namespace shardlm

@@ -21,7 +21,8 @@ class Utf8Guard {
   bool allowed(int32_t token, int pending) const;
   // The continuation bytes owed after token.
   int pending_after(int32_t token, int pending) const;
-  // Clears the bits of the tokens not allowed after `pending`; true when it cleared any.
+  // Clears the bits of the tokens not allowed after `pending`; true when it cleared any. One AND
+  // per 32 tokens with the mask of `pending`, made at construction.
   bool restrict(std::vector<uint32_t>& bitmask, int pending) const;
 
  private:
@@ -35,6 +36,9 @@ class Utf8Guard {
   static Token analyse(const std::string& bytes);
 
   std::vector<Token> tokens_;
+  // allowed_[p]: the tokens allowed after p owed bytes, as a bitmask (p = 0..3, what a UTF-8
+  // character can owe); bits past the tokens are set.
+  std::vector<uint32_t> allowed_[4];
 };
 
 }  // namespace shardlm

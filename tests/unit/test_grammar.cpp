@@ -49,6 +49,33 @@ TEST(Utf8Guard, OnlyBytesThatFormCharacters) {
   EXPECT_EQ(mask[0], 0b1100011u);  // tokens 0, 1, 5, 6
 }
 
+// restrict() ANDs precomputed words: over tokens spanning several words, bit for bit what
+// allowed() says, for every pending count; bits past the tokens are left alone.
+TEST(Utf8Guard, RestrictEqualsAllowedPerToken) {
+  const std::vector<std::string> shapes = {"a", "\xc3", "\xa9", "\xa9b", "\xff", "", "\xe6\x97",
+                                           "\x97\x97", "\xf0\x9f", "ok"};
+  std::vector<std::string> vocab;
+  for (int i = 0; i < 77; ++i) vocab.push_back(shapes[size_t(i * 7) % shapes.size()]);
+  const Utf8Guard g(vocab);
+  for (int pending = 0; pending <= 3; ++pending) {
+    std::vector<uint32_t> mask(4, ~0u);  // 128 bits for 77 tokens
+    g.restrict(mask, pending);
+    for (int i = 0; i < 128; ++i) {
+      const bool bit = (mask[size_t(i) / 32] >> (i % 32)) & 1u;
+      EXPECT_EQ(bit, i >= 77 || g.allowed(i, pending)) << "token " << i << " pending " << pending;
+    }
+  }
+}
+
+TEST(TokenMask, WholeWordsAndAShortMask) {
+  std::vector<float> logits(100, 1.f);
+  std::vector<uint32_t> mask = {~0u, 0u, 1u << 3};  // 0-31 allowed, 32-63 not, 67; 96+ not
+  apply_token_mask(mask, logits.data(), 100);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(std::isinf(logits[size_t(i)]), !(i < 32 || i == 67)) << i;
+  }
+}
+
 bool valid_utf8(const std::string& s, size_t* code_points) {
   size_t n = 0;
   for (size_t i = 0; i < s.size(); ++n) {
