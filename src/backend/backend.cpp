@@ -22,9 +22,10 @@ StepArrays Backend::upload_step(const StepIndices& s, uint64_t step) {
 
 const int32_t* Backend::step_array(const IndexArray& a) const {
   if (a.step != step_) {
-    fail("internal: the {} backend was given an index array of step {} during step {}; arrays are "
-         "valid only until the next begin_step",
-         name(), a.step, step_);
+    fail(
+        "internal: the {} backend was given an index array of step {} during step {}; arrays are "
+        "valid only until the next begin_step",
+        name(), a.step, step_);
   }
   if (a.space != memory_space()) {
     fail("internal: the {} backend was given an index array in {} memory; it reads {} memory",
@@ -51,9 +52,10 @@ void Backend::check_kv(const KvLayerView& kv) const {
 
 void Backend::check_weight(const TensorView& w) const {
   if (w.space != memory_space()) {
-    fail("internal: weight '{}' is in {} memory but the {} backend reads {} memory; use the views "
-         "prepare_weights returned",
-         w.name, space_name(w.space), name(), space_name(memory_space()));
+    fail(
+        "internal: weight '{}' is in {} memory but the {} backend reads {} memory; use the views "
+        "prepare_weights returned",
+        w.name, space_name(w.space), name(), space_name(memory_space()));
   }
 }
 

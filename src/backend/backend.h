@@ -206,9 +206,9 @@ class Backend {
   // ([n_tokens][n_heads * v_head]). Equal to expanding every cached latent into per-head keys and
   // values (cpu::mla_attention_reference). A backend without it refuses MLA models (make_backend).
   virtual void mla_attention(const MlaWeights& w, const float* q, const float* ckv,
-                             const IndexArray& positions, const IndexArray& slots,
-                             int64_t n_tokens, const RopeParams& rope, const KvLayerView& kv,
-                             const StepSeqs& seqs, const AttentionParams& p, float* out) {
+                             const IndexArray& positions, const IndexArray& slots, int64_t n_tokens,
+                             const RopeParams& rope, const KvLayerView& kv, const StepSeqs& seqs,
+                             const AttentionParams& p, float* out) {
     fail("internal: the {} backend has no multi-head latent attention op", name());
   }
   // dst[i] = src[rows[i]] for n rows of dim floats.

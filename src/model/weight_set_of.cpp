@@ -18,8 +18,8 @@ void walk_weights(const ModelConfig& c, W& w, Mat mat, Vec vec) {
   mat(w.output);
   vec(w.output_norm, c.d_model);
   for (auto& L : w.layers) {
-    for (auto* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down, &L.wq_a, &L.wq_b,
-                    &L.wkv_a}) {
+    for (auto* m :
+         {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down, &L.wq_a, &L.wq_b, &L.wkv_a}) {
       mat(*m);
     }
     vec(L.attn_norm, c.d_model);
@@ -31,8 +31,8 @@ void walk_weights(const ModelConfig& c, W& w, Mat mat, Vec vec) {
     vec(L.k_norm, c.head_dim);
     vec(L.q_a_norm, c.q_lora_rank);
     auto& moe = L.moe;
-    for (auto* m : {&moe.router, &moe.shared_gate, &moe.shared_up, &moe.shared_down,
-                    &moe.shared_router}) {
+    for (auto* m :
+         {&moe.router, &moe.shared_gate, &moe.shared_up, &moe.shared_down, &moe.shared_router}) {
       mat(*m);
     }
     for (auto* list : {&moe.gate, &moe.up, &moe.down, &L.mla.k_b, &L.mla.v_b}) {
@@ -49,7 +49,9 @@ WeightSet weight_set_of(const ModelConfig& c, const ModelWeights& w) {
   WeightSet s;
   walk_weights(
       c, w, [&](const TensorView& m) { s.matrices.push_back(m); },
-      [&](const float* p, int64_t n) { s.vectors.push_back({p, n, MemSpace::kHost}); });
+      [&](const float* p, int64_t n) {
+        s.vectors.push_back({p, n, MemSpace::kHost});
+      });
   return s;
 }
 

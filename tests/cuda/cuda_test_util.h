@@ -97,8 +97,8 @@ inline StepArrays begin_step(Backend& be, const StepInput& in) {
   ix.tokens = data(in.tokens);
   ix.positions = data(in.positions);
   ix.slots = data(in.slots);
-  ix.n_tokens = static_cast<int64_t>(
-      std::max({in.tokens.size(), in.positions.size(), in.slots.size()}));
+  ix.n_tokens =
+      static_cast<int64_t>(std::max({in.tokens.size(), in.positions.size(), in.slots.size()}));
   ix.logit_rows = data(in.rows);
   ix.n_logit_rows = static_cast<int64_t>(in.rows.size());
   ix.seqs = in.seqs;

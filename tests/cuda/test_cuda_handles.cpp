@@ -32,7 +32,8 @@ std::vector<float> lookup(cuda::CudaBackend& be, const TensorView& dev, const St
 
 std::vector<float> host_rows(const std::vector<float>& m, int64_t cols, const StepInput& in) {
   std::vector<float> out;
-  for (int32_t id : in.tokens) out.insert(out.end(), m.begin() + id * cols, m.begin() + (id + 1) * cols);
+  for (int32_t id : in.tokens)
+    out.insert(out.end(), m.begin() + id * cols, m.begin() + (id + 1) * cols);
   return bf16_rounded(out);
 }
 

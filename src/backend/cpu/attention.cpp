@@ -77,8 +77,10 @@ void attention(ThreadPool& pool, AttentionScratch& scratch, const float* q, cons
 void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots,
               int64_t n_tokens, int64_t kv_dim) {
   for (int64_t t = 0; t < n_tokens; ++t) {
-    std::copy(k + t * kv_dim, k + (t + 1) * kv_dim, kv.k_f32() + static_cast<int64_t>(slots[t]) * kv_dim);
-    std::copy(v + t * kv_dim, v + (t + 1) * kv_dim, kv.v_f32() + static_cast<int64_t>(slots[t]) * kv_dim);
+    std::copy(k + t * kv_dim, k + (t + 1) * kv_dim,
+              kv.k_f32() + static_cast<int64_t>(slots[t]) * kv_dim);
+    std::copy(v + t * kv_dim, v + (t + 1) * kv_dim,
+              kv.v_f32() + static_cast<int64_t>(slots[t]) * kv_dim);
   }
 }
 

@@ -113,7 +113,8 @@ void mla_attention(ThreadPool& pool, MatmulWorkspace& ws, AttentionScratch& as, 
     std::memcpy(kv.k_f32() + at(slots[t], R), s.rows.data() + at(t, R), sizeof(float) * R);
   }
   absorbed_queries(pool, ws, s, w, q, positions, n, rope);
-  attention(pool, as, s.qabs.data(), KvLayerView{kv.k, kv.k, kv.dtype, kv.space}, seqs, n_seqs, p, s.att.data());
+  attention(pool, as, s.qabs.data(), KvLayerView{kv.k, kv.k, kv.dtype, kv.space}, seqs, n_seqs, p,
+            s.att.data());
   values_out(pool, ws, s, w, n, out);
 }
 
