@@ -163,8 +163,8 @@ double graph_ms_per_call(shardlm::cuda::CudaBackend& be, int calls,
 void bench_decode_gemv(const shardlm::Model& m, double copy_gb_per_s) {
   const shardlm::ModelConfig& c = m.config;
   shardlm::cuda::CudaBackend be(shardlm::cuda::CudaBackendOptions::for_model(shardlm::model_shape(c), 8, 256));
-  be.prepare_weights(shardlm::weight_set_of(c, m.weights));
-  const auto& layers = m.weights.layers;
+  const shardlm::BackendWeights dev = shardlm::prepare_model_weights(be, c, m.weights);
+  const auto& layers = dev.weights.layers;
   const int n_layers = static_cast<int>(layers.size());
   const int64_t widest = std::max<int64_t>({c.q_dim(), c.d_model, c.ffn_dim, c.vocab_size});
   std::mt19937 rng(11);
@@ -212,8 +212,8 @@ void bench_decode_gemv(const shardlm::Model& m, double copy_gb_per_s) {
   });
   report("down", mb(L0.w_down), n_layers,
          [&](int l, int64_t t) { be.matmul(layers[static_cast<size_t>(l)].w_down, x, t, y1); });
-  report("output projection", mb(m.weights.output), 2,
-         [&](int, int64_t t) { be.matmul(m.weights.output, x, t, y1); });
+  report("output projection", mb(dev.weights.output), 2,
+         [&](int, int64_t t) { be.matmul(dev.weights.output, x, t, y1); });
 }
 
 // Every batch-1 variant of the GEMV kernel at the model's shapes, each matrix in one allocation

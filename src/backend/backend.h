@@ -13,6 +13,7 @@
 #include "backend/moe.h"
 #include "backend/rope_params.h"
 #include "backend/sampling.h"
+#include "backend/step_arrays.h"
 #include "backend/weight_set.h"
 #include "core/error.h"
 #include "core/tensor.h"
@@ -43,16 +44,20 @@ struct AttentionParams {
 };
 
 // One layer's paged key/value pool: [n_blocks][block_size][kv_dim] elements each, in the backend's
-// KV format (Backend::kv_element_bytes: fp32 on the CPU, BF16 on CUDA). Only the backend's ops
-// read or write it, so the pointers' float type says nothing about the elements.
+// KV format (Backend::kv_dtype: fp32 on the CPU, BF16 on CUDA) and memory. An MLA cache has one
+// pool (v == k).
 struct KvLayerView {
-  float* k = nullptr;
-  float* v = nullptr;
+  void* k = nullptr;
+  void* v = nullptr;
+  DType dtype = DType::F32;
+  MemSpace space = MemSpace::kHost;
+  // The pools as fp32, the CPU reference's format (its ops check dtype first).
+  float* k_f32() const { return static_cast<float*>(k); }
+  float* v_f32() const { return static_cast<float*>(v); }
 };
 
 // The host integer arrays of one forward step (ForwardBatch's, and the attention sequences built
-// from it). Ops later receive these same host pointers; a device backend copies the arrays to the
-// device once per step in begin_step and maps each pointer to its copy.
+// from it), given to begin_step, which answers with the arrays the step's ops take.
 struct StepIndices {
   const int32_t* tokens = nullptr;     // [n_tokens]
   const int32_t* positions = nullptr;  // [n_tokens]
@@ -81,20 +86,25 @@ struct GraphKey {
   }
 };
 
-// Contract: activation and KV pointers are backend memory (alloc_floats); integer arrays (ids,
-// positions, slots, rows, block tables) are host memory; weights are the model's host TensorViews
-// and fp32 vectors, which a device backend maps to the copies prepare_weights made.
+// Contract: activations are backend memory (alloc_floats) and KV pools are KvLayerViews of
+// alloc_kv memory; weights are the views prepare_weights returned (matrices as TensorViews with
+// their dtype, shape and memory space; vectors as fp32 pointers into the same copies); integer
+// arrays are the StepArrays begin_step returned for the current step. Nothing is looked up by
+// address: an op checks the handle it is given (space, dtype, step) and refuses a wrong one.
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
-  // Uploads (and converts) every weight of `w` once, at load; a device backend keys the copies by
-  // the host pointers the ops later receive. A pipeline stage lists its layers' weights only. A
-  // no-op on the CPU, which reads the mapped file.
-  virtual void prepare_weights(const WeightSet& w) {}
-  // Called once per forward step before any op of that step.
-  virtual void begin_step(const StepIndices& s) {}
+  // Uploads (and converts) every weight of `w`, at load, and returns the copies entry for entry.
+  // Equal views in one set (a tied embedding and output) share one copy, and so does a view of
+  // the first rows of another. A pipeline stage lists its layers' weights only. The CPU returns
+  // the host views, reading the mapped file.
+  virtual PreparedWeights prepare_weights(const WeightSet& w) { return {w, nullptr}; }
+  // Starts a forward step: the step's integer arrays in the backend's memory (a device backend
+  // copies them in one upload), valid until the next begin_step. Called once per step before any
+  // op of that step.
+  StepArrays begin_step(const StepIndices& s) { return upload_step(s, ++step_); }
   // Step graphs, between begin_step and to_host: graph_replay launches the ops recorded for key
   // and returns true, or returns false when none are; graph_capture_begin returns true when the
   // backend records the ops that follow (until graph_capture_end) instead of running them. A
@@ -115,8 +125,8 @@ class Backend {
   virtual void to_host(const float* src, size_t n, float* dst) { std::copy(src, src + n, dst); }
   virtual void from_host(const float* src, size_t n, float* dst) { std::copy(src, src + n, dst); }
 
-  // out[t] = table row ids[t], dequantised to fp32 (d = table.ne[0]).
-  virtual void embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // out[t] = table row ids[t] for the n ids, dequantised to fp32 (d = table.ne[0]).
+  virtual void embedding(const TensorView& table, const IndexArray& ids, int64_t n, float* out) = 0;
   // out[r] = x[r] / rms(x[r]) * w, rows of dim floats. out may equal x.
   virtual void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
                         float* out) = 0;
@@ -139,8 +149,8 @@ class Backend {
   }
   // rope on q (n_heads per row) and k (n_kv_heads), then k and v into the cache slots; the
   // default runs rope, rope and store_kv.
-  virtual void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
-                             const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
+  virtual void rope_store_kv(float* q, float* k, const float* v, const IndexArray& positions,
+                             const IndexArray& slots, int64_t n_tokens, int n_heads, int n_kv_heads,
                              const RopeParams& p, const KvLayerView& kv) {
     rope(q, positions, n_tokens, n_heads, p);
     rope(k, positions, n_tokens, n_kv_heads, p);
@@ -156,16 +166,16 @@ class Backend {
   // x[r] += b for each of rows rows of dim floats.
   virtual void add_bias(float* x, const float* b, int64_t rows, int64_t dim) = 0;
   // Rotates each head of x (n_tokens rows of n_heads * head_dim) by its token's position.
-  virtual void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+  virtual void rope(float* x, const IndexArray& positions, int64_t n_tokens, int n_heads,
                     const RopeParams& p) = 0;
   // Writes k/v rows (kv_dim floats each) of n_tokens tokens to cache slots (block * block_size +
   // offset).
-  virtual void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots,
-                        int64_t n_tokens, int64_t kv_dim) = 0;
+  virtual void store_kv(const KvLayerView& kv, const float* k, const float* v,
+                        const IndexArray& slots, int64_t n_tokens, int64_t kv_dim) = 0;
   // Causal attention with grouped-query heads over the paged cache. q, out: rows of
   // n_heads * head_dim.
-  virtual void attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs,
-                         int n_seqs, const AttentionParams& p, float* out) = 0;
+  virtual void attention(const float* q, const KvLayerView& kv, const StepSeqs& seqs,
+                         const AttentionParams& p, float* out) = 0;
   // out[i] = silu(gate[i]) * up[i].
   virtual void silu_mul(const float* gate, const float* up, float* out, int64_t n) = 0;
   // x[i] += y[i].
@@ -196,14 +206,13 @@ class Backend {
   // ([n_tokens][n_heads * v_head]). Equal to expanding every cached latent into per-head keys and
   // values (cpu::mla_attention_reference). A backend without it refuses MLA models (make_backend).
   virtual void mla_attention(const MlaWeights& w, const float* q, const float* ckv,
-                             const int32_t* positions, const int32_t* slots, int64_t n_tokens,
-                             const RopeParams& rope, const KvLayerView& kv,
-                             const AttentionSeq* seqs, int n_seqs, const AttentionParams& p,
-                             float* out) {
+                             const IndexArray& positions, const IndexArray& slots, int64_t n_tokens,
+                             const RopeParams& rope, const KvLayerView& kv, const StepSeqs& seqs,
+                             const AttentionParams& p, float* out) {
     fail("internal: the {} backend has no multi-head latent attention op", name());
   }
   // dst[i] = src[rows[i]] for n rows of dim floats.
-  virtual void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
+  virtual void gather_rows(const float* src, const IndexArray& rows, int64_t n, int64_t dim,
                            float* dst) = 0;
   // Samples one token from each of `rows` rows of vocab logits (backend memory; penalties are
   // applied in place) with params[r] (host memory, the meanings of backend/sampling.h), writing
@@ -215,8 +224,32 @@ class Backend {
   // Memory for activations (host memory for CPU).
   virtual float* alloc_floats(size_t n) = 0;
   // Bytes of one key or value element in this backend's KV pool, and memory for n of them.
-  virtual size_t kv_element_bytes() const { return sizeof(float); }
-  virtual float* alloc_kv(size_t n) { return alloc_floats(n); }
+  virtual DType kv_dtype() const { return DType::F32; }
+  size_t kv_element_bytes() const { return row_bytes(kv_dtype(), 1); }
+  virtual void* alloc_kv(size_t n) { return alloc_floats(n); }
+  // The memory alloc_floats and alloc_kv return.
+  MemSpace memory_space() const { return host_memory() ? MemSpace::kHost : MemSpace::kDevice; }
+
+ protected:
+  // begin_step's work: the arrays of step number `step`. The default wraps the host arrays.
+  virtual StepArrays upload_step(const StepIndices& s, uint64_t step);
+  // The data of an array of the current step in this backend's memory; fails on any other.
+  const int32_t* step_array(const IndexArray& a) const;
+  // The host list of the current step's attention sequences; fails on another step's.
+  const AttentionSeq* step_seqs(const StepSeqs& s) const;
+  // k and v of a pool in this backend's KV format; fails on another dtype or memory space.
+  template <typename T>
+  T* kv_pool(void* p, const KvLayerView& kv) const {
+    check_kv(kv);
+    return static_cast<T*>(p);
+  }
+  void check_kv(const KvLayerView& kv) const;
+  // A prepared matrix in this backend's memory; fails on a host view on a device backend.
+  void check_weight(const TensorView& w) const;
+  uint64_t current_step() const { return step_; }
+
+ private:
+  uint64_t step_ = 0;
 };
 
 }  // namespace shardlm

@@ -10,12 +10,16 @@
 
 namespace shardlm {
 
+// Where a buffer lives: host memory, or a device backend's memory (which the host cannot read).
+enum class MemSpace : uint8_t { kHost, kDevice };
+
 struct TensorView {
   std::string name;
   DType dtype = DType::F32;
   std::array<int64_t, 4> ne = {1, 1, 1, 1};  // ne[0] = row length, ne[1] = rows, ...
   int n_dims = 1;
   const void* data = nullptr;
+  MemSpace space = MemSpace::kHost;  // kDevice: a backend's copy (Backend::prepare_weights)
 
   int64_t numel() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   int64_t rows() const { return ne[1] * ne[2] * ne[3]; }

@@ -34,12 +34,13 @@ void TransformerRunner::write_kv_block(int32_t block, const char* in) {
 
 TransformerRunner::TransformerRunner(const Model& model, Backend& backend,
                                      const KvCacheShape& kv_shape, int64_t max_batch_tokens,
-                                     bool device_sampling)
+                                     bool device_sampling, const BackendWeights* prepared)
     : backend_(backend),
       vocab_(model.config.vocab_size),
       device_sampling_(device_sampling && !backend.host_memory()),
       kv_(std::make_unique<KvCache>(kv_shape, backend)),
-      transformer_(std::make_unique<Transformer>(model, backend, *kv_, max_batch_tokens)) {}
+      transformer_(std::make_unique<Transformer>(model, backend, *kv_, max_batch_tokens, 0, -1,
+                                                 prepared)) {}
 
 void TransformerRunner::execute(const ForwardBatch& batch, float* logits) {
   transformer_->forward(batch, logits);

@@ -48,9 +48,11 @@ class ModelRunner {
 class TransformerRunner : public ModelRunner {
  public:
   // device_sampling false keeps sampling on the host even on a device backend (for comparisons;
-  // SHARDLM_DEVICE_SAMPLING=0 in the server).
+  // SHARDLM_DEVICE_SAMPLING=0 in the server). prepared: the model's weights already prepared on
+  // this backend (else the Transformer prepares them).
   TransformerRunner(const Model& model, Backend& backend, const KvCacheShape& kv_shape,
-                    int64_t max_batch_tokens, bool device_sampling = true);
+                    int64_t max_batch_tokens, bool device_sampling = true,
+                    const BackendWeights* prepared = nullptr);
 
   int32_t vocab_size() const override { return vocab_; }
   void execute(const ForwardBatch& batch, float* logits) override;

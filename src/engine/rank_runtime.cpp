@@ -16,7 +16,7 @@ RankRuntime::RankRuntime(const EngineArgs& args, Placement placement, std::uniqu
   // The backend first in a group too: the handshake reports its device, and NCCL connects on its
   // stream.
   backend_ = make_backend(backend_spec(args, c), model_shape(c));
-  if (placement_ == Placement::kAlone) backend_->prepare_weights(weight_set_of(c, model_->weights));
+  if (placement_ == Placement::kAlone) weights_ = prepare_model_weights(*backend_, c, model_->weights);
   size_kv_cache(args);
 }
 
@@ -37,7 +37,7 @@ std::unique_ptr<ModelRunner> RankRuntime::make_runner(int64_t max_batch_tokens) 
   const char* ds = std::getenv("SHARDLM_DEVICE_SAMPLING");
   const bool device_sampling = !(ds && std::string(ds) == "0");
   return std::make_unique<TransformerRunner>(*model_, *backend_, kv_shape_, max_batch_tokens,
-                                             device_sampling);
+                                             device_sampling, &weights_);
 }
 
 }  // namespace shardlm

@@ -13,6 +13,7 @@
 #include "engine/model_runner.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "model/weight_set_of.h"
 
 namespace shardlm {
 
@@ -47,6 +48,7 @@ class RankRuntime {
   Placement placement_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Backend> backend_;
+  BackendWeights weights_;  // alone: the whole model on the backend, prepared once
   KvCacheShape kv_shape_;
   std::string kv_summary_;
 };

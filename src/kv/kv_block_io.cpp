@@ -20,8 +20,8 @@ std::vector<float*> pools(const KvCache& cache) {
   std::vector<float*> out;
   for (int il = 0; il < cache.shape().n_layers; ++il) {
     const KvLayerView view = cache.layer(il);
-    out.push_back(view.k);
-    if (cache.shape().values) out.push_back(view.v);
+    out.push_back(static_cast<float*>(view.k));  // raw bytes of the backend's KV format
+    if (cache.shape().values) out.push_back(static_cast<float*>(view.v));
   }
   return out;
 }

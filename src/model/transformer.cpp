@@ -29,9 +29,9 @@ ModelWeights stage_weights(const ModelWeights& w, int first, int last) {
 }  // namespace
 
 Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
-                         int64_t max_batch_tokens, int first_layer, int last_layer)
-    : model_(model),
-      c_(model.config),
+                         int64_t max_batch_tokens, int first_layer, int last_layer,
+                         const BackendWeights* prepared)
+    : c_(model.config),
       be_(backend),
       kv_(kv),
       max_tokens_(max_batch_tokens),
@@ -51,8 +51,12 @@ Transformer::Transformer(const Model& model, Backend& backend, KvCache& kv,
     logits_chunk_ = std::min<int64_t>(max_batch_tokens, 256);
     logits_dev_ = be_.alloc_floats(static_cast<size_t>(logits_chunk_ * model.weights.output.ne[1]));
   }
-  be_.prepare_weights(weight_set_of(
-      c_, stage_weights(model.weights, first_layer, last_layer < 0 ? c_.n_layers : last_layer)));
+  const int last = last_layer < 0 ? c_.n_layers : last_layer;
+  if (prepared) {
+    w_ = {stage_weights(prepared->weights, first_layer, last), prepared->memory};
+  } else {
+    w_ = prepare_model_weights(be_, c_, stage_weights(model.weights, first_layer, last));
+  }
   rope_ = rope_params(c_);
   attn_params_ = {c_.n_heads,        c_.n_kv_heads,
                   c_.head_dim,       kv.shape().block_size,
@@ -98,8 +102,8 @@ void Transformer::qk_norm(float* x, const float* w, int64_t n, int heads) {
 // Multi-head latent attention: the query (through its q_lora bottleneck, whose norm uses
 // deepseek's fixed 1e-6), each token's latent + rope key, then the backend's MLA op writes the
 // cache and attends; the O projection as for ordinary attention.
-void Transformer::mla_block(const ForwardBatch& b, const LayerWeights& L, int il) {
-  const int64_t n = b.size();
+void Transformer::mla_block(const LayerWeights& L, int il) {
+  const int64_t n = step_.positions.n;
   if (L.wq_a.data) {
     be_.matmul(L.wq_a, buf_.xn, n, buf_.v);
     be_.rms_norm(buf_.v, L.q_a_norm, n, c_.q_lora_rank, 1e-6f, buf_.v);
@@ -109,17 +113,16 @@ void Transformer::mla_block(const ForwardBatch& b, const LayerWeights& L, int il
   }
   be_.matmul(L.wkv_a, buf_.xn, n, buf_.k);
   const KvLayerView kv = kv_.layer(il - first_cached_layer_);
-  be_.mla_attention(L.mla, buf_.q, buf_.k, b.positions.data(), b.slots.data(), n, rope_, kv,
-                    attn_seqs_.data(), static_cast<int>(attn_seqs_.size()), attn_params_,
-                    buf_.attn);
+  be_.mla_attention(L.mla, buf_.q, buf_.k, step_.positions, step_.slots, n, rope_, kv, step_.seqs,
+                    attn_params_, buf_.attn);
 }
 
 void Transformer::attention_block(const ForwardBatch& b, int il) {
-  const LayerWeights& L = model_.weights.layers[static_cast<size_t>(il)];
+  const LayerWeights& L = layer(il);
   const int64_t n = b.size();
   be_.rms_norm(buf_.x, L.attn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
   if (c_.is_mla()) {
-    mla_block(b, L, il);
+    mla_block(L, il);
     matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.attn_out_dim()} * tp_, buf_.xn);
     be_.add_rms_norm(buf_.x, buf_.xn, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
     return;
@@ -137,10 +140,9 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
     qk_norm(buf_.k, L.k_norm, n, c_.n_kv_heads);
   }
   const KvLayerView kv = kv_.layer(il - first_cached_layer_);
-  be_.rope_store_kv(buf_.q, buf_.k, buf_.v, b.positions.data(), b.slots.data(), n, c_.n_heads,
+  be_.rope_store_kv(buf_.q, buf_.k, buf_.v, step_.positions, step_.slots, n, c_.n_heads,
                     c_.n_kv_heads, rope_, kv);
-  be_.attention(buf_.q, kv, attn_seqs_.data(), static_cast<int>(attn_seqs_.size()), attn_params_,
-                buf_.attn);
+  be_.attention(buf_.q, kv, step_.seqs, attn_params_, buf_.attn);
   matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.q_dim()} * tp_, buf_.xn);
   // The residual add and the MLP's norm: x += o; xn = rms_norm(x).
   be_.add_rms_norm(buf_.x, buf_.xn, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
@@ -177,7 +179,7 @@ void Transformer::begin(const ForwardBatch& b) {
   ix.seqs = attn_seqs_.data();
   ix.n_seqs = static_cast<int>(attn_seqs_.size());
   ix.block_size = kv_.shape().block_size;
-  be_.begin_step(ix);
+  step_ = be_.begin_step(ix);
 }
 
 void Transformer::hidden_to_host(int64_t n_tokens, float* dst) {
@@ -189,13 +191,13 @@ void Transformer::hidden_from_host(const float* src, int64_t n_tokens) {
 }
 
 void Transformer::embed(const ForwardBatch& b) {
-  be_.embedding(model_.weights.tok_embd, b.tokens.data(), b.size(), buf_.x);
+  be_.embedding(w_.weights.tok_embd, step_.tokens, b.size(), buf_.x);
 }
 
 void Transformer::run_layers(const ForwardBatch& b, int first, int last) {
   for (int il = first; il < last; ++il) {
     attention_block(b, il);
-    mlp_block(model_.weights.layers[static_cast<size_t>(il)], b.size());
+    mlp_block(layer(il), b.size());
   }
 }
 
@@ -207,14 +209,14 @@ void Transformer::compute_logits(const ForwardBatch& b, float* logits) {
 
 void Transformer::gather_norm_rows(const ForwardBatch& b) {
   const auto n_out = static_cast<int64_t>(b.logit_rows.size());
-  be_.gather_rows(buf_.x, b.logit_rows.data(), n_out, c_.d_model, buf_.out_rows);
-  be_.rms_norm(buf_.out_rows, model_.weights.output_norm, n_out, c_.d_model, c_.norm_eps,
+  be_.gather_rows(buf_.x, step_.logit_rows, n_out, c_.d_model, buf_.out_rows);
+  be_.rms_norm(buf_.out_rows, w_.weights.output_norm, n_out, c_.d_model, c_.norm_eps,
                buf_.out_rows);
 }
 
 void Transformer::project_logits(int64_t n_out, float* logits) {
   if (be_.host_memory()) {  // the CPU writes straight into the caller's buffer
-    be_.matmul(model_.weights.output, buf_.out_rows, n_out, logits);
+    be_.matmul(w_.weights.output, buf_.out_rows, n_out, logits);
     return;
   }
   project_chunks(n_out, copy_to_host(logits));
@@ -223,13 +225,13 @@ void Transformer::project_logits(int64_t n_out, float* logits) {
 void Transformer::project_chunks(int64_t n_out, const LogitChunk& consume) {
   for (int64_t r = 0; r < n_out; r += logits_chunk_) {
     const int64_t rows = std::min(logits_chunk_, n_out - r);
-    be_.matmul(model_.weights.output, buf_.out_rows + r * c_.d_model, rows, logits_dev_);
+    be_.matmul(w_.weights.output, buf_.out_rows + r * c_.d_model, rows, logits_dev_);
     consume(logits_dev_, r, rows);
   }
 }
 
 Transformer::LogitChunk Transformer::copy_to_host(float* logits) {
-  const int64_t vocab = model_.weights.output.ne[1];
+  const int64_t vocab = w_.weights.output.ne[1];
   return [this, logits, vocab](float* dev, int64_t first, int64_t rows) {
     be_.to_host(dev, static_cast<size_t>(rows * vocab), logits + first * vocab);
   };
@@ -260,7 +262,7 @@ bool Transformer::forward_graph(const ForwardBatch& b, const LogitChunk& consume
     embed(b);
     run_layers(b, 0, c_.n_layers);
     gather_norm_rows(b);
-    be_.matmul(model_.weights.output, buf_.out_rows, key.n_logit_rows, logits_dev_);
+    be_.matmul(w_.weights.output, buf_.out_rows, key.n_logit_rows, logits_dev_);
     be_.graph_capture_end(key);
     if (!be_.graph_replay(key)) fail("internal: a captured step graph could not be replayed");
   }
@@ -281,7 +283,7 @@ void Transformer::forward_sampled(const ForwardBatch& b, const RowSampling* para
                                   int32_t* tokens) {
   if (be_.host_memory()) fail("internal: forward_sampled is for backends with device memory");
   if (b.size() == 0) return;
-  const int64_t vocab = model_.weights.output.ne[1];
+  const int64_t vocab = w_.weights.output.ne[1];
   const LogitChunk sample = [&](float* dev, int64_t first, int64_t rows) {
     be_.sample(dev, rows, vocab, params + first, tokens + first, nullptr);
   };

@@ -9,6 +9,7 @@
 #include "kv/kv_cache.h"
 #include "model/forward_batch.h"
 #include "model/model.h"
+#include "model/weight_set_of.h"
 
 namespace shardlm {
 
@@ -16,9 +17,10 @@ class Transformer {
  public:
   // A pipeline stage passes its layers [first_layer, last_layer) (last_layer -1 = all): its KV
   // cache holds those layers only, and only their weights (with the embedding on the first stage
-  // and the output projection on the last) go to the backend.
+  // and the output projection on the last) go to the backend. `prepared`: the whole model already
+  // prepared on this backend (RankRuntime), whose views are used instead of preparing again.
   Transformer(const Model& model, Backend& backend, KvCache& kv, int64_t max_batch_tokens,
-              int first_layer = 0, int last_layer = -1);
+              int first_layer = 0, int last_layer = -1, const BackendWeights* prepared = nullptr);
 
   // Runs the batch, writing its K/V into the cache, and stores logits for batch.logit_rows
   // (logit_rows.size() rows of vocab floats) into `logits`.
@@ -57,7 +59,11 @@ class Transformer {
     float* moe_out;  // [n_tokens][d_model]: a mixture-of-experts FFN's output (MoE models only)
   };
   void attention_block(const ForwardBatch& batch, int il);
-  void mla_block(const ForwardBatch& batch, const LayerWeights& L, int il);  // from the normed xn
+  void mla_block(const LayerWeights& L, int il);  // from the normed xn
+  // The weights of global layer il (this stage's views).
+  const LayerWeights& layer(int il) const {
+    return w_.weights.layers[static_cast<size_t>(il - first_cached_layer_)];
+  }
   void mlp_block(const LayerWeights& L, int64_t n);  // starts from the normed xn
   void qk_norm(float* x, const float* w, int64_t n, int heads);
   // What becomes of the logit rows [first, first + rows) once in logits_dev_ (copied to the host,
@@ -77,8 +83,8 @@ class Transformer {
   // Decode steps of a graph-capable backend: replay (or capture and replay) the whole step.
   bool forward_graph(const ForwardBatch& b, const LogitChunk& consume);
 
-  const Model& model_;
   const ModelConfig& c_;
+  BackendWeights w_;  // this stage's weights as the backend holds them
   Backend& be_;
   KvCache& kv_;
   int64_t max_tokens_;
@@ -86,6 +92,7 @@ class Transformer {
   RopeParams rope_;
   AttentionParams attn_params_;
   std::vector<AttentionSeq> attn_seqs_;
+  StepArrays step_;  // the current step's index arrays (begin)
   float* logits_dev_ = nullptr;  // [logits_chunk_][vocab] on a device backend
   int64_t logits_chunk_ = 0;
   // Multiplies by w (a row slice on exact tensor-parallel ranks, a column slice on Megatron ones)

@@ -1,28 +1,77 @@
-// weight_set_of: ModelWeights flattened for a device upload.
+// weight_set_of and prepare_model_weights: one walk over ModelWeights lists the weights, and the
+// same walk in the same order binds the backend's views back into their places.
 #include "model/weight_set_of.h"
+
+#include <type_traits>
+
+#include "core/error.h"
 
 namespace shardlm {
 
+namespace {
+
+// Calls mat(view) for every matrix slot and vec(pointer, n) for every fp32 vector slot of w, in a
+// fixed order; W is ModelWeights or const ModelWeights.
+template <typename W, typename Mat, typename Vec>
+void walk_weights(const ModelConfig& c, W& w, Mat mat, Vec vec) {
+  mat(w.tok_embd);
+  mat(w.output);
+  vec(w.output_norm, c.d_model);
+  for (auto& L : w.layers) {
+    for (auto* m :
+         {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down, &L.wq_a, &L.wq_b, &L.wkv_a}) {
+      mat(*m);
+    }
+    vec(L.attn_norm, c.d_model);
+    vec(L.ffn_norm, c.d_model);
+    vec(L.bq, L.wq.ne[1]);
+    vec(L.bk, L.wk.ne[1]);
+    vec(L.bv, L.wv.ne[1]);
+    vec(L.q_norm, c.head_dim);
+    vec(L.k_norm, c.head_dim);
+    vec(L.q_a_norm, c.q_lora_rank);
+    auto& moe = L.moe;
+    for (auto* m :
+         {&moe.router, &moe.shared_gate, &moe.shared_up, &moe.shared_down, &moe.shared_router}) {
+      mat(*m);
+    }
+    for (auto* list : {&moe.gate, &moe.up, &moe.down, &L.mla.k_b, &L.mla.v_b}) {
+      for (auto& m : *list) mat(m);
+    }
+    vec(moe.score_bias, moe.router.ne[1]);
+    vec(L.mla.kv_a_norm, L.mla.kv_lora);
+  }
+}
+
+}  // namespace
+
 WeightSet weight_set_of(const ModelConfig& c, const ModelWeights& w) {
   WeightSet s;
-  s.matrices = {w.tok_embd, w.output};
-  s.vectors.push_back({w.output_norm, w.output.ne[0]});
-  for (const LayerWeights& L : w.layers) {
-    // Attention (or MLA's projections and per-head up-projections), then the dense FFN or the
-    // router, experts and shared expert.
-    for_each_layer_matrix(L, [&s](const TensorView& m) { s.matrices.push_back(m); });
-    s.vectors.insert(s.vectors.end(), {{L.attn_norm, c.d_model},
-                                       {L.ffn_norm, c.d_model},
-                                       {L.bq, L.wq.ne[1]},
-                                       {L.bk, L.wk.ne[1]},
-                                       {L.bv, L.wv.ne[1]},
-                                       {L.q_norm, c.head_dim},
-                                       {L.k_norm, c.head_dim},
-                                       {L.q_a_norm, c.q_lora_rank},
-                                       {L.mla.kv_a_norm, c.kv_lora_rank},
-                                       {L.moe.score_bias, c.n_experts}});
-  }
+  walk_weights(
+      c, w, [&](const TensorView& m) { s.matrices.push_back(m); },
+      [&](const float* p, int64_t n) {
+        s.vectors.push_back({p, n, MemSpace::kHost});
+      });
   return s;
+}
+
+BackendWeights prepare_model_weights(Backend& backend, const ModelConfig& c,
+                                     const ModelWeights& w) {
+  const WeightSet host = weight_set_of(c, w);
+  PreparedWeights prepared = backend.prepare_weights(host);
+  const WeightSet& views = prepared.views;
+  if (views.matrices.size() != host.matrices.size() ||
+      views.vectors.size() != host.vectors.size()) {
+    fail("internal: the {} backend prepared {} matrices and {} vectors of {} and {}",
+         backend.name(), views.matrices.size(), views.vectors.size(), host.matrices.size(),
+         host.vectors.size());
+  }
+  BackendWeights out{w, std::move(prepared.memory)};
+  size_t im = 0, iv = 0;
+  walk_weights(
+      c, out.weights, [&](TensorView& m) { m = views.matrices[im++]; },
+      [&](const float*& p, int64_t) { p = views.vectors[iv++].data; });
+  return out;
 }
 
 }  // namespace shardlm

@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <random>
 #include <vector>
@@ -59,6 +61,50 @@ inline float* bits_to_device(cuda::CudaBackend& be, const std::vector<uint16_t>&
   std::vector<float> words((bits.size() + 1) / 2);
   std::memcpy(words.data(), bits.data(), bits.size() * sizeof(uint16_t));
   return to_device(be, words);
+}
+
+// A GPU KV layer over two pools of BF16 elements in device memory.
+inline KvLayerView device_kv(void* k, void* v) {
+  return {k, v, DType::BF16, MemSpace::kDevice};
+}
+
+// A weight prepared on `be` as a forward prepares its model's; the view stays valid while `keep`
+// holds the result.
+inline TensorView prepared(Backend& be, const TensorView& w, std::deque<PreparedWeights>& keep) {
+  WeightSet set;
+  set.matrices = {w};
+  return keep.emplace_back(be.prepare_weights(set)).views.matrices[0];
+}
+inline const float* prepared(Backend& be, const std::vector<float>& v,
+                             std::deque<PreparedWeights>& keep) {
+  WeightSet set;
+  set.vectors = {{v.data(), static_cast<int64_t>(v.size()), MemSpace::kHost}};
+  return keep.emplace_back(be.prepare_weights(set)).views.vectors[0].data;
+}
+
+// Host index arrays as one step of a backend, as a forward's begin_step passes them: tokens,
+// positions and slots (each empty or of one length), logit rows, attention sequences. The input
+// must outlive the step (the CPU reads it in place).
+struct StepInput {
+  std::vector<int32_t> tokens, positions, slots, rows;
+  const AttentionSeq* seqs = nullptr;
+  int n_seqs = 0;
+  int block_size = 16;
+};
+inline StepArrays begin_step(Backend& be, const StepInput& in) {
+  auto data = [](const std::vector<int32_t>& v) { return v.empty() ? nullptr : v.data(); };
+  StepIndices ix;
+  ix.tokens = data(in.tokens);
+  ix.positions = data(in.positions);
+  ix.slots = data(in.slots);
+  ix.n_tokens =
+      static_cast<int64_t>(std::max({in.tokens.size(), in.positions.size(), in.slots.size()}));
+  ix.logit_rows = data(in.rows);
+  ix.n_logit_rows = static_cast<int64_t>(in.rows.size());
+  ix.seqs = in.seqs;
+  ix.n_seqs = in.n_seqs;
+  ix.block_size = in.block_size;
+  return be.begin_step(ix);
 }
 
 // int32 arrays (block tables, sequence records) in device memory, as the kernels' types.

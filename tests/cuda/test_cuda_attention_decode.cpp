@@ -80,8 +80,12 @@ std::vector<float> cpu_reference(const DecodeCase& c) {
   o.max_batch_tokens = static_cast<int64_t>(c.seqs.size());
   CpuBackend cpu(o);
   std::vector<float> k = c.k, v = c.v, out(c.q.size());
-  cpu.attention(c.q.data(), KvLayerView{k.data(), v.data()}, c.seqs.data(),
-                static_cast<int>(c.seqs.size()), c.p, out.data());
+  StepInput in;
+  in.seqs = c.seqs.data();
+  in.n_seqs = static_cast<int>(c.seqs.size());
+  in.block_size = c.p.block_size;
+  cpu.attention(c.q.data(), KvLayerView{k.data(), v.data()}, begin_step(cpu, in).seqs, c.p,
+                out.data());
   return out;
 }
 
@@ -122,10 +126,14 @@ void check_shape(const DecodeShape& sh, std::mt19937& rng) {
   o.max_context = c.pool_tokens;
   o.max_batch_tokens = std::max<int64_t>(64, static_cast<int64_t>(c.seqs.size()));
   cuda::CudaBackend be(o);
-  const KvLayerView kv{bits_to_device(be, c.kb), bits_to_device(be, c.vb)};
+  const KvLayerView kv = device_kv(bits_to_device(be, c.kb), bits_to_device(be, c.vb));
   const float* dq = to_device(be, c.q);
   float* out = be.alloc_floats(c.q.size());
-  be.attention(dq, kv, c.seqs.data(), static_cast<int>(c.seqs.size()), c.p, out);
+  StepInput in;
+  in.seqs = c.seqs.data();
+  in.n_seqs = static_cast<int>(c.seqs.size());
+  in.block_size = c.p.block_size;
+  be.attention(dq, kv, begin_step(be, in).seqs, c.p, out);
   EXPECT_LT(rel_err(to_host(be, out, ref.size()), ref), kTolerance) << "backend";
 
   const cuda::AttentionBatch b = device_batch(be, c);
@@ -194,7 +202,7 @@ TEST(CudaDecodeAttention, GraphReplayedAtOtherLengths) {
   cuda::CudaBackendOptions o = small_cuda_options();
   o.max_context = c.pool_tokens;
   cuda::CudaBackend be(o);
-  const KvLayerView kv{bits_to_device(be, c.kb), bits_to_device(be, c.vb)};
+  const KvLayerView kv = device_kv(bits_to_device(be, c.kb), bits_to_device(be, c.vb));
   const float* dq = to_device(be, c.q);
   float* out = be.alloc_floats(c.q.size());
   const int owner = 0;
@@ -204,9 +212,9 @@ TEST(CudaDecodeAttention, GraphReplayedAtOtherLengths) {
   ix.n_seqs = 4;
   ix.block_size = c.p.block_size;
   for (int step = 0; step < 2; ++step) {  // the first sighting runs op by op, the second captures
-    be.begin_step(ix);
+    const StepArrays step_arrays = be.begin_step(ix);
     const bool capturing = be.graph_capture_begin(key);
-    be.attention(dq, kv, c.seqs.data(), 4, c.p, out);
+    be.attention(dq, kv, step_arrays.seqs, c.p, out);
     if (capturing) {
       be.graph_capture_end(key);
       ASSERT_TRUE(be.graph_replay(key));

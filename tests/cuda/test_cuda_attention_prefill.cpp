@@ -79,8 +79,12 @@ std::vector<float> cpu_reference(const PrefillCase& c) {
   o.max_batch_tokens = c.n_rows;
   CpuBackend cpu(o);
   std::vector<float> k = c.k, v = c.v, out(c.q.size());
-  cpu.attention(c.q.data(), KvLayerView{k.data(), v.data()}, c.seqs.data(),
-                static_cast<int>(c.seqs.size()), c.p, out.data());
+  StepInput in;
+  in.seqs = c.seqs.data();
+  in.n_seqs = static_cast<int>(c.seqs.size());
+  in.block_size = c.p.block_size;
+  cpu.attention(c.q.data(), KvLayerView{k.data(), v.data()}, begin_step(cpu, in).seqs, c.p,
+                out.data());
   return out;
 }
 
@@ -124,11 +128,15 @@ void check_shape(const PrefillShape& sh, std::mt19937& rng) {
   o.max_context = c.pool_tokens;
   o.max_batch_tokens = std::max(64, c.n_rows);
   cuda::CudaBackend be(o);
-  const KvLayerView kv{bits_to_device(be, c.kb), bits_to_device(be, c.vb)};
+  const KvLayerView kv = device_kv(bits_to_device(be, c.kb), bits_to_device(be, c.vb));
   const float* dq = to_device(be, c.q);
 
   float* out = poisoned(be, c.q.size());
-  be.attention(dq, kv, c.seqs.data(), static_cast<int>(c.seqs.size()), c.p, out);
+  StepInput in;
+  in.seqs = c.seqs.data();
+  in.n_seqs = static_cast<int>(c.seqs.size());
+  in.block_size = c.p.block_size;
+  be.attention(dq, kv, begin_step(be, in).seqs, c.p, out);
   const double err = rel_err(to_host(be, out, ref.size()), ref);
   EXPECT_LT(err, kTolerance) << "backend";
   EXPECT_GT(err, 0.0) << "bit-equal to the fp32 reference: not the BF16 tensor-core kernel?";

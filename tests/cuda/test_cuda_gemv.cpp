@@ -19,8 +19,9 @@ constexpr double kTolerance = 1e-4;
 struct Matrix {
   int64_t k = 0, n = 0;
   std::vector<uint16_t> bits;  // [n][k] BF16
+  PreparedWeights device;      // its copy on the backend (prepare)
 
-  TensorView view() const {  // over bits, for the backend
+  TensorView host_view() const {  // over bits
     TensorView v;
     v.name = "gemv_matrix";
     v.dtype = DType::BF16;
@@ -29,6 +30,12 @@ struct Matrix {
     v.data = bits.data();
     return v;
   }
+  void prepare(Backend& be) {
+    WeightSet set;
+    set.matrices = {host_view()};
+    device = be.prepare_weights(set);
+  }
+  const TensorView& view() const { return device.views.matrices.at(0); }  // for the backend
 };
 
 // Random BF16 weights, uniform in [-0.1, 0.1) (xorshift: the vocabulary matrix has 525M of them).
@@ -153,7 +160,7 @@ TEST(CudaGemv, Llama8BShapesMatchFp64Reference) {
   const Matrix &gate = matrix(d, ffn), &up = matrix(d, ffn), &down = matrix(ffn, d);
   const Matrix& output = matrix(d, vocab);
   cuda::CudaBackend be(gemv_options(ffn));
-  for (const Matrix& m : keep) be.register_matrix(m.view());
+  for (Matrix& m : keep) m.prepare(be);
   for (int64_t tokens : {1, 2, 4, 8}) {
     check_matmul(be, {&q, &k, &v}, tokens, rng, "q/k/v");
     check_matmul(be, {&o}, tokens, rng, "o");
@@ -173,8 +180,8 @@ TEST(CudaGemv, OddShapesMatchFp64Reference) {
   std::deque<Matrix> keep;
   cuda::CudaBackend be(gemv_options(14344));
   auto matrix = [&](int64_t k, int64_t n) -> const Matrix& {
-    const Matrix& m = keep.emplace_back(random_matrix(k, n, rng));
-    be.register_matrix(m.view());
+    Matrix& m = keep.emplace_back(random_matrix(k, n, rng));
+    m.prepare(be);
     return m;
   };
   const std::pair<int64_t, int64_t> shapes[] = {{8, 1},      {264, 13},    {1000, 1001}, {4104, 3},

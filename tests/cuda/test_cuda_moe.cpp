@@ -19,7 +19,8 @@
 namespace shardlm::testing {
 namespace {
 
-// Host weights (BF16-rounded fp32) and their BF16 device copies, for the op's matrix lookup.
+// Host weights (BF16-rounded fp32) for the CPU reference, and their prepared BF16 device views
+// for the op.
 struct Matrices {
   explicit Matrices(cuda::CudaBackend& be) : be(be) {}
   TensorView make(int64_t cols, int64_t rows, std::mt19937& rng, float scale) {
@@ -29,22 +30,27 @@ struct Matrices {
     t.ne = {cols, rows, 1, 1};
     t.n_dims = 2;
     t.data = v.data();
-    be.register_matrix(t);  // the backend's own matmuls (router, shared expert) read it
+    views.emplace(t.data, prepared(be, t, keep));
     return t;
   }
-  const uint16_t* device(const TensorView& t) {
-    auto it = dev.find(t.data);
-    if (it != dev.end()) return it->second;
-    const auto* f = static_cast<const float*>(t.data);
-    std::vector<uint16_t> bits(static_cast<size_t>(t.numel()));
-    for (size_t i = 0; i < bits.size(); ++i) bits[i] = fp32_to_bf16(f[i]);
-    const auto* d = reinterpret_cast<const uint16_t*>(bits_to_device(be, bits));
-    dev.emplace(t.data, d);
+  // The device view of a host view made here (an empty view stays empty).
+  TensorView on_device(const TensorView& t) const { return t.data ? views.at(t.data) : t; }
+  // The device weights of host weights made here.
+  MoeFfnWeights on_device(const MoeFfnWeights& w) {
+    MoeFfnWeights d = w;
+    for (TensorView* t : {&d.router, &d.shared_gate, &d.shared_up, &d.shared_down,
+                          &d.shared_router}) {
+      *t = on_device(*t);
+    }
+    for (auto* list : {&d.gate, &d.up, &d.down}) {
+      for (TensorView& t : *list) t = on_device(t);
+    }
     return d;
   }
   cuda::CudaBackend& be;
   std::deque<std::vector<float>> store;
-  std::map<const void*, const uint16_t*> dev;
+  std::deque<PreparedWeights> keep;
+  std::map<const void*, TensorView> views;
 };
 
 struct MoeCase {
@@ -143,10 +149,7 @@ void check_ffn(const MoeCase& c, int64_t n, std::mt19937& rng) {
     if (c.shared_gated) w.shared_router = m.make(c.d, 1, rng, 0.3f);
   }
   const auto bias = randn(static_cast<size_t>(c.n_experts), rng, 0.3f);
-  if (c.bias) {
-    w.score_bias = bias.data();
-    be.register_vector(bias.data(), c.n_experts);
-  }
+  if (c.bias) w.score_bias = bias.data();
   w.routing = c.routing;
   w.top_k = c.top_k;
   w.norm_topk = c.norm;
@@ -154,16 +157,15 @@ void check_ffn(const MoeCase& c, int64_t n, std::mt19937& rng) {
   std::vector<float> ref(x.size());
   cpu::moe_ffn_reference(w, x.data(), n, ref.data());
 
+  MoeFfnWeights wd = m.on_device(w);
+  if (c.bias) wd.score_bias = prepared(be, bias, m.keep);
   cuda::CudaMoe moe(
       be, static_cast<cudaStream_t>(be.stream()),
-      [&](const TensorView& t) { return m.device(t); },
-      [&](const float* p) {
-        return p == bias.data() ? static_cast<const float*>(to_device(be, bias)) : p;
-      },
-      64);
+      [](const TensorView& t) { return static_cast<const uint16_t*>(t.data); },
+      [](const float* p) { return p; }, 64);
   float* d_x = to_device(be, x);
   float* d_out = be.alloc_floats(x.size());
-  moe.run(w, d_x, n, d_out, nullptr);
+  moe.run(wd, d_x, n, d_out, nullptr);
   EXPECT_LT(rel_err(to_host(be, d_out, x.size()), ref), 5e-3);
   EXPECT_EQ(moe.expert_rows(), n * c.top_k);
 }

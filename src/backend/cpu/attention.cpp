@@ -31,8 +31,8 @@ struct PagedRows {
         static_cast<int64_t>(block_table[j / p.block_size]) * p.block_size + j % p.block_size;
     return base + slot * kv_dim + static_cast<int64_t>(kv_head) * p.head_dim;
   }
-  const float* key(int32_t j) const { return at(kv.k, j); }
-  const float* value(int32_t j) const { return at(kv.v, j); }
+  const float* key(int32_t j) const { return at(kv.k_f32(), j); }
+  const float* value(int32_t j) const { return at(kv.v_f32(), j); }
 };
 
 void attend_head(const HeadTask& t, const KvLayerView& kv, const AttentionParams& p,
@@ -77,8 +77,10 @@ void attention(ThreadPool& pool, AttentionScratch& scratch, const float* q, cons
 void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots,
               int64_t n_tokens, int64_t kv_dim) {
   for (int64_t t = 0; t < n_tokens; ++t) {
-    std::copy(k + t * kv_dim, k + (t + 1) * kv_dim, kv.k + static_cast<int64_t>(slots[t]) * kv_dim);
-    std::copy(v + t * kv_dim, v + (t + 1) * kv_dim, kv.v + static_cast<int64_t>(slots[t]) * kv_dim);
+    std::copy(k + t * kv_dim, k + (t + 1) * kv_dim,
+              kv.k_f32() + static_cast<int64_t>(slots[t]) * kv_dim);
+    std::copy(v + t * kv_dim, v + (t + 1) * kv_dim,
+              kv.v_f32() + static_cast<int64_t>(slots[t]) * kv_dim);
   }
 }
 

@@ -55,8 +55,8 @@ void prefill_head(float* scratch, const float* q, const KvLayerView& kv, const A
   float* keys = scratch + kScoreRows * max_context;  // [n_keys, d], after kScoreRows score rows
   float* values = keys + max_context * d;            // [n_keys, d]
   const int kv_head = head / (p.n_heads / p.n_kv_heads);
-  gather_head(kv.k, seq, p, kv_head, n_keys, keys);
-  gather_head(kv.v, seq, p, kv_head, n_keys, values);
+  gather_head(kv.k_f32(), seq, p, kv_head, n_keys, keys);
+  gather_head(kv.v_f32(), seq, p, kv_head, n_keys, values);
   static_assert(attention_detail::kRowBlock <= kScoreRows);
   const GatheredRows rows{keys, values, d};
   auto offset = [&](int32_t i) {

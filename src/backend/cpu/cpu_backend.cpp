@@ -38,7 +38,10 @@ CpuBackend::CpuBackend(const CpuBackendOptions& o)
   openblas_set_num_threads(1);
 }
 
-void CpuBackend::embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) {
+void CpuBackend::embedding(const TensorView& table, const IndexArray& id_array, int64_t n,
+                           float* out) {
+  check_weight(table);
+  const int32_t* ids = step_array(id_array);
   const int64_t d = table.ne[0];
   for (int64_t t = 0; t < n; ++t)
     cpu::dequantize_row(table.dtype, table.row(ids[t]), out + t * d, d);
@@ -50,6 +53,7 @@ void CpuBackend::rms_norm(const float* x, const float* w, int64_t rows, int64_t 
 }
 
 void CpuBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
+  check_weight(w);
   cpu::matmul(w, x, n_tokens, y, pool_, matmul_ws_);
 }
 
@@ -57,19 +61,21 @@ void CpuBackend::add_bias(float* x, const float* b, int64_t rows, int64_t dim) {
   cpu::add_bias(x, b, rows, dim);
 }
 
-void CpuBackend::rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+void CpuBackend::rope(float* x, const IndexArray& positions, int64_t n_tokens, int n_heads,
                       const RopeParams& p) {
-  cpu::rope(pool_, x, positions, n_tokens, n_heads, p);
+  cpu::rope(pool_, x, step_array(positions), n_tokens, n_heads, p);
 }
 
 void CpuBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
-                          const int32_t* slots, int64_t n_tokens, int64_t kv_dim) {
-  cpu::store_kv(kv, k, v, slots, n_tokens, kv_dim);
+                          const IndexArray& slots, int64_t n_tokens, int64_t kv_dim) {
+  check_kv(kv);
+  cpu::store_kv(kv, k, v, step_array(slots), n_tokens, kv_dim);
 }
 
-void CpuBackend::attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs,
-                           int n_seqs, const AttentionParams& p, float* out) {
-  cpu::attention(pool_, attn_scratch_, q, kv, seqs, n_seqs, p, out);
+void CpuBackend::attention(const float* q, const KvLayerView& kv, const StepSeqs& seqs,
+                           const AttentionParams& p, float* out) {
+  check_kv(kv);
+  cpu::attention(pool_, attn_scratch_, q, kv, step_seqs(seqs), seqs.n, p, out);
 }
 
 void CpuBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {
@@ -86,16 +92,18 @@ void CpuBackend::moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_token
 }
 
 void CpuBackend::mla_attention(const MlaWeights& w, const float* q, const float* ckv,
-                               const int32_t* positions, const int32_t* slots, int64_t n_tokens,
-                               const RopeParams& rope, const KvLayerView& kv,
-                               const AttentionSeq* seqs, int n_seqs, const AttentionParams& p,
-                               float* out) {
-  cpu::mla_attention(pool_, matmul_ws_, attn_scratch_, mla_scratch_, w, q, ckv, positions, slots,
-                     n_tokens, rope, kv, seqs, n_seqs, p, out);
+                               const IndexArray& positions, const IndexArray& slots,
+                               int64_t n_tokens, const RopeParams& rope, const KvLayerView& kv,
+                               const StepSeqs& seqs, const AttentionParams& p, float* out) {
+  check_kv(kv);
+  cpu::mla_attention(pool_, matmul_ws_, attn_scratch_, mla_scratch_, w, q, ckv,
+                     step_array(positions), step_array(slots), n_tokens, rope, kv,
+                     step_seqs(seqs), seqs.n, p, out);
 }
 
-void CpuBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
-                             float* dst) {
+void CpuBackend::gather_rows(const float* src, const IndexArray& row_array, int64_t n,
+                             int64_t dim, float* dst) {
+  const int32_t* rows = step_array(row_array);
   for (int64_t i = 0; i < n; ++i)
     std::copy(src + rows[i] * dim, src + (rows[i] + 1) * dim, dst + i * dim);
 }

@@ -37,16 +37,16 @@ class CpuBackend : public Backend {
 
   std::string name() const override { return "cpu"; }
   int threads() const { return pool_.size(); }
-  void embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) override;
+  void embedding(const TensorView& table, const IndexArray& ids, int64_t n, float* out) override;
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
                 float* out) override;
   void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override;
   void add_bias(float* x, const float* b, int64_t rows, int64_t dim) override;
-  void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+  void rope(float* x, const IndexArray& positions, int64_t n_tokens, int n_heads,
             const RopeParams& p) override;
-  void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots,
+  void store_kv(const KvLayerView& kv, const float* k, const float* v, const IndexArray& slots,
                 int64_t n_tokens, int64_t kv_dim) override;
-  void attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs, int n_seqs,
+  void attention(const float* q, const KvLayerView& kv, const StepSeqs& seqs,
                  const AttentionParams& p, float* out) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
@@ -54,10 +54,10 @@ class CpuBackend : public Backend {
   void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,
                const GatherColsFn* tp_gather) override;
   void mla_attention(const MlaWeights& w, const float* q, const float* ckv,
-                     const int32_t* positions, const int32_t* slots, int64_t n_tokens,
-                     const RopeParams& rope, const KvLayerView& kv, const AttentionSeq* seqs,
-                     int n_seqs, const AttentionParams& p, float* out) override;
-  void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
+                     const IndexArray& positions, const IndexArray& slots, int64_t n_tokens,
+                     const RopeParams& rope, const KvLayerView& kv, const StepSeqs& seqs,
+                     const AttentionParams& p, float* out) override;
+  void gather_rows(const float* src, const IndexArray& rows, int64_t n, int64_t dim,
                    float* dst) override;
   void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
               int32_t* tokens, float* logprobs) override;

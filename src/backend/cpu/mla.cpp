@@ -110,10 +110,11 @@ void mla_attention(ThreadPool& pool, MatmulWorkspace& ws, AttentionScratch& as, 
   const int64_t R = w.row();
   latent_rows(pool, s, w, ckv, positions, n, rope);
   for (int64_t t = 0; t < n; ++t) {  // the cache holds keys only: each value is its key's latent
-    std::memcpy(kv.k + at(slots[t], R), s.rows.data() + at(t, R), sizeof(float) * R);
+    std::memcpy(kv.k_f32() + at(slots[t], R), s.rows.data() + at(t, R), sizeof(float) * R);
   }
   absorbed_queries(pool, ws, s, w, q, positions, n, rope);
-  attention(pool, as, s.qabs.data(), KvLayerView{kv.k, kv.k}, seqs, n_seqs, p, s.att.data());
+  attention(pool, as, s.qabs.data(), KvLayerView{kv.k, kv.k, kv.dtype, kv.space}, seqs, n_seqs, p,
+            s.att.data());
   values_out(pool, ws, s, w, n, out);
 }
 

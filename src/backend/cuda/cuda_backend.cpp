@@ -1,5 +1,6 @@
-// CudaBackend: the op table on one CUDA stream. Each op maps its host weight pointers through the
-// WeightStore and its host integer arrays through StepUploads, then launches its kernel.
+// CudaBackend: the op table on one CUDA stream. Each op checks the handles it receives (prepared
+// device weights, the current step's device arrays, a BF16 device KV pool), then launches its
+// kernel.
 #include "backend/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -7,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -29,13 +31,6 @@
 #include "core/fp16.h"
 
 namespace shardlm::cuda {
-
-namespace {
-// The KV pool's elements are BF16 (alloc_kv); KvLayerView carries them as float pointers.
-uint16_t* kv_bits(float* p) {
-  return reinterpret_cast<uint16_t*>(p);
-}
-}  // namespace
 
 int device_count() {
   int n = 0;
@@ -158,7 +153,7 @@ struct CudaBackend::Impl {
   std::unique_ptr<StepUploads> uploads;
   std::unique_ptr<SampleBuffers> sampling;
   std::unique_ptr<OpProfile> profile;
-  WeightStore weights;
+  std::shared_ptr<std::atomic<int64_t>> weight_bytes = std::make_shared<std::atomic<int64_t>>(0);
   std::vector<void*> buffers;
   uint16_t* x_bf16 = nullptr;  // [max_batch_tokens][max_matmul_k] bf16
   int64_t x_bf16_capacity = 0;
@@ -198,34 +193,31 @@ std::string CudaBackend::description() const {
   return device_description(impl_->options.device);
 }
 
-void CudaBackend::register_matrix(const TensorView& w) {
-  impl_->weights.add_matrix(w);
-}
-
-void CudaBackend::register_vector(const float* host, int64_t n) {
-  impl_->weights.add_vector(host, n);
-}
-
 size_t CudaBackend::weight_bytes() const {
-  return impl_->weights.bytes();
+  return static_cast<size_t>(impl_->weight_bytes->load());
 }
 
-void CudaBackend::prepare_weights(const WeightSet& w) {
-  const size_t before = weight_bytes();
+PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
   // A pipeline stage lists only what it runs: no embedding or no output projection is left empty.
-  for (const TensorView& m : w.matrices) {
-    if (m.data) register_matrix(m);
-  }
-  for (const WeightVector& v : w.vectors) register_vector(v.data, v.n);
-  synchronize();
-  if (weight_bytes() == before) return;  // already on the GPU (a second Transformer)
+  auto store = std::make_shared<WeightStore>(impl_->weight_bytes);
+  PreparedWeights prepared{store->upload(w), store};
   spdlog::info("weights on the GPU: {:.1f} MiB (BF16 matrices, fp32 vectors)",
-               static_cast<double>(weight_bytes()) / (1 << 20));
+               static_cast<double>(store->bytes()) / (1 << 20));
+  return prepared;
 }
 
-void CudaBackend::begin_step(const StepIndices& s) {
+StepArrays CudaBackend::upload_step(const StepIndices& s, uint64_t step) {
   const auto timed = impl_->profile->time("begin_step");
-  impl_->uploads->begin(s);
+  return impl_->uploads->begin(s, step);
+}
+
+const uint16_t* CudaBackend::matrix(const TensorView& w) const {
+  check_weight(w);
+  if (w.dtype != DType::BF16) {
+    fail("internal: weight '{}' is {} on the GPU; the CUDA backend's matrices are BF16", w.name,
+         dtype_name(w.dtype));
+  }
+  return static_cast<const uint16_t*>(w.data);
 }
 
 bool CudaBackend::graph_replay(const GraphKey& key) {
@@ -286,28 +278,28 @@ void CudaBackend::synchronize() {
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 
-void CudaBackend::embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) {
+void CudaBackend::embedding(const TensorView& table, const IndexArray& ids, int64_t n,
+                            float* out) {
   const auto timed = impl_->profile->time("embedding");
-  cuda::embedding(impl_->weights.matrix(table), impl_->uploads->ints(ids, n), n, table.ne[0], out,
-                  impl_->stream);
+  cuda::embedding(matrix(table), step_array(ids), n, table.ne[0], out, impl_->stream);
 }
 
 void CudaBackend::rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
                            float* out) {
   const auto timed = impl_->profile->time("rms_norm");
-  cuda::rms_norm(x, impl_->weights.vector(w), rows, dim, eps, out, impl_->stream);
+  cuda::rms_norm(x, w, rows, dim, eps, out, impl_->stream);
 }
 
 void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
   const auto timed = impl_->profile->time("matmul");
   const int64_t k = w.ne[0], n = w.rows();
   if (gemv_fits(k, n_tokens)) {  // decode batches: one memory-bound kernel
-    gemv_bf16(impl_->weights.matrix(w), k, n, x, n_tokens, y, impl_->stream);
+    gemv_bf16(matrix(w), k, n, x, n_tokens, y, impl_->stream);
     return;
   }
   impl_->reserve_bf16(n_tokens * k);
   cuda::to_bf16(x, n_tokens * k, impl_->x_bf16, impl_->stream);
-  impl_->gemm->bf16(impl_->weights.matrix(w), k, n, impl_->x_bf16, n_tokens, y);
+  impl_->gemm->bf16(matrix(w), k, n, impl_->x_bf16, n_tokens, y);
 }
 
 void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const* ys, int count,
@@ -320,7 +312,7 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
     GemvSegments segs{};
     segs.count = count;
     for (int i = 0; i < count; ++i) {
-      segs.w[i] = impl_->weights.matrix(*ws[i]);
+      segs.w[i] = matrix(*ws[i]);
       segs.y[i] = ys[i];
       segs.n[i] = ws[i]->rows();
     }
@@ -334,8 +326,7 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
   impl_->reserve_bf16(n_tokens * k);  // one bf16 copy of the input for every GEMM
   cuda::to_bf16(x, n_tokens * k, impl_->x_bf16, impl_->stream);
   for (int i = 0; i < count; ++i) {
-    impl_->gemm->bf16(impl_->weights.matrix(*ws[i]), k, ws[i]->rows(), impl_->x_bf16, n_tokens,
-                      ys[i]);
+    impl_->gemm->bf16(matrix(*ws[i]), k, ws[i]->rows(), impl_->x_bf16, n_tokens, ys[i]);
   }
 }
 
@@ -347,53 +338,54 @@ void CudaBackend::gate_up_silu(const TensorView& w_gate, const TensorView& w_up,
     return;
   }
   const auto timed = impl_->profile->time("gate_up_silu");
-  gemv_gate_up_silu(impl_->weights.matrix(w_gate), impl_->weights.matrix(w_up), k, n, x, n_tokens,
-                    gate, impl_->stream);
+  gemv_gate_up_silu(matrix(w_gate), matrix(w_up), k, n, x, n_tokens, gate, impl_->stream);
 }
 
-void CudaBackend::rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
-                                const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
-                                const RopeParams& p, const KvLayerView& kv) {
+void CudaBackend::rope_store_kv(float* q, float* k, const float* v, const IndexArray& positions,
+                                const IndexArray& slots, int64_t n_tokens, int n_heads,
+                                int n_kv_heads, const RopeParams& p, const KvLayerView& kv) {
   const auto timed = impl_->profile->time("rope_store_kv");
-  cuda::rope_store_kv(q, k, v, impl_->uploads->ints(positions, n_tokens),
-                      impl_->uploads->ints(slots, n_tokens), n_tokens, n_heads, n_kv_heads,
-                      p.head_dim, p.style == RopeStyle::kNeox, impl_->rope_frequencies(p),
-                      kv_bits(kv.k), kv_bits(kv.v), impl_->stream);
+  cuda::rope_store_kv(q, k, v, step_array(positions), step_array(slots), n_tokens, n_heads,
+                      n_kv_heads, p.head_dim, p.style == RopeStyle::kNeox,
+                      impl_->rope_frequencies(p), kv_pool<uint16_t>(kv.k, kv),
+                      kv_pool<uint16_t>(kv.v, kv), impl_->stream);
 }
 
 void CudaBackend::add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim,
                                float eps, float* out) {
   const auto timed = impl_->profile->time("add_rms_norm");
-  cuda::add_rms_norm(x, y, impl_->weights.vector(w), rows, dim, eps, out, impl_->stream);
+  cuda::add_rms_norm(x, y, w, rows, dim, eps, out, impl_->stream);
 }
 
 void CudaBackend::add_bias(float* x, const float* b, int64_t rows, int64_t dim) {
   const auto timed = impl_->profile->time("add_bias");
-  cuda::add_bias(x, impl_->weights.vector(b), rows, dim, impl_->stream);
+  cuda::add_bias(x, b, rows, dim, impl_->stream);
 }
 
-void CudaBackend::rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+void CudaBackend::rope(float* x, const IndexArray& positions, int64_t n_tokens, int n_heads,
                        const RopeParams& p) {
   const auto timed = impl_->profile->time("rope");
-  cuda::rope(x, impl_->uploads->ints(positions, n_tokens), n_tokens, n_heads, p.head_dim,
+  cuda::rope(x, step_array(positions), n_tokens, n_heads, p.head_dim,
              p.style == RopeStyle::kNeox, impl_->rope_frequencies(p), impl_->stream);
 }
 
 void CudaBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
-                           const int32_t* slots, int64_t n_tokens, int64_t kv_dim) {
+                           const IndexArray& slots, int64_t n_tokens, int64_t kv_dim) {
   const auto timed = impl_->profile->time("store_kv");
-  cuda::store_kv(kv_bits(kv.k), kv_bits(kv.v), k, v, impl_->uploads->ints(slots, n_tokens),
-                 n_tokens, kv_dim, impl_->stream);
+  cuda::store_kv(kv_pool<uint16_t>(kv.k, kv), kv_pool<uint16_t>(kv.v, kv), k, v,
+                 step_array(slots), n_tokens, kv_dim, impl_->stream);
 }
 
-void CudaBackend::attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs,
-                            int n_seqs, const AttentionParams& p, float* out) {
+void CudaBackend::attention(const float* q, const KvLayerView& kv, const StepSeqs& seq_list,
+                            const AttentionParams& p, float* out) {
   const auto timed = impl_->profile->time("attention");
   if (p.head_dim > kMaxAttentionHeadDim) {
     fail("the CUDA attention kernel takes head_dim up to {}, the model has {}; use --device cpu",
          kMaxAttentionHeadDim, p.head_dim);
   }
-  AttentionBatch batch = impl_->uploads->attention(seqs, n_seqs, p.block_size);
+  const AttentionSeq* seqs = step_seqs(seq_list);
+  const int n_seqs = seq_list.n;
+  AttentionBatch batch = impl_->uploads->attention();
   // A captured step is replayed at longer contexts: size the per-row kernel's key splits for the
   // longest (the decode kernel sizes its splits on the device).
   if (impl_->capturing) batch.max_keys = static_cast<int>(impl_->options.max_context);
@@ -405,8 +397,8 @@ void CudaBackend::attention(const float* q, const KvLayerView& kv, const Attenti
     batch.max_seq_rows = std::max(batch.max_seq_rows, seqs[s].n_tokens);
   }
   const size_t scratch = attention_scratch_floats(batch, p);
-  cuda::attention(q, kv_bits(kv.k), kv_bits(kv.v), batch, p, impl_->attention_scratch(scratch), out,
-                  impl_->stream);
+  cuda::attention(q, kv_pool<uint16_t>(kv.k, kv), kv_pool<uint16_t>(kv.v, kv), batch, p,
+                  impl_->attention_scratch(scratch), out, impl_->stream);
 }
 
 void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {
@@ -419,10 +411,10 @@ void CudaBackend::add(float* x, const float* y, int64_t n) {
   cuda::add(x, y, n, impl_->stream);
 }
 
-void CudaBackend::gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
+void CudaBackend::gather_rows(const float* src, const IndexArray& rows, int64_t n, int64_t dim,
                               float* dst) {
   const auto timed = impl_->profile->time("gather_rows");
-  cuda::gather_rows(src, impl_->uploads->ints(rows, n), n, dim, dst, impl_->stream);
+  cuda::gather_rows(src, step_array(rows), n, dim, dst, impl_->stream);
 }
 
 void CudaBackend::sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
@@ -449,11 +441,11 @@ float* CudaBackend::alloc_floats(size_t n) {
   return static_cast<float*>(p);
 }
 
-float* CudaBackend::alloc_kv(size_t n) {
+void* CudaBackend::alloc_kv(size_t n) {
   return alloc_floats((n + 1) / 2);
 }  // BF16 elements
 
-std::vector<float> CudaBackend::kv_to_host(const float* kv, size_t n) {
+std::vector<float> CudaBackend::kv_to_host(const void* kv, size_t n) {
   std::vector<uint16_t> bits(n);
   synchronize();
   SHARDLM_CUDA_CHECK(cudaMemcpy(bits.data(), kv, n * sizeof(uint16_t), cudaMemcpyDeviceToHost));

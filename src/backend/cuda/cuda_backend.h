@@ -36,8 +36,7 @@ class CudaBackend : public Backend {
   ~CudaBackend() override;
 
   std::string name() const override { return "cuda"; }
-  void prepare_weights(const WeightSet& w) override;
-  void begin_step(const StepIndices& s) override;
+  PreparedWeights prepare_weights(const WeightSet& w) override;
   bool host_memory() const override { return false; }
   std::string device_id() const override;
   bool device_memory(size_t& free, size_t& total) const override;
@@ -49,7 +48,7 @@ class CudaBackend : public Backend {
   void to_host(const float* src, size_t n, float* dst) override;
   void from_host(const float* src, size_t n, float* dst) override;
 
-  void embedding(const TensorView& table, const int32_t* ids, int64_t n, float* out) override;
+  void embedding(const TensorView& table, const IndexArray& ids, int64_t n, float* out) override;
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
                 float* out) override;
   void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override;
@@ -57,45 +56,46 @@ class CudaBackend : public Backend {
                            int64_t n_tokens) override;
   void gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
                     int64_t n_tokens, float* gate, float* up) override;
-  void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
-                     const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
+  void rope_store_kv(float* q, float* k, const float* v, const IndexArray& positions,
+                     const IndexArray& slots, int64_t n_tokens, int n_heads, int n_kv_heads,
                      const RopeParams& p, const KvLayerView& kv) override;
   void add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim, float eps,
                     float* out) override;
   void add_bias(float* x, const float* b, int64_t rows, int64_t dim) override;
-  void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+  void rope(float* x, const IndexArray& positions, int64_t n_tokens, int n_heads,
             const RopeParams& p) override;
-  void store_kv(const KvLayerView& kv, const float* k, const float* v, const int32_t* slots,
+  void store_kv(const KvLayerView& kv, const float* k, const float* v, const IndexArray& slots,
                 int64_t n_tokens, int64_t kv_dim) override;
-  void attention(const float* q, const KvLayerView& kv, const AttentionSeq* seqs, int n_seqs,
+  void attention(const float* q, const KvLayerView& kv, const StepSeqs& seqs,
                  const AttentionParams& p, float* out) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
-  void gather_rows(const float* src, const int32_t* rows, int64_t n, int64_t dim,
+  void gather_rows(const float* src, const IndexArray& rows, int64_t n, int64_t dim,
                    float* dst) override;
   void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
               int32_t* tokens, float* logprobs) override;
   float* alloc_floats(size_t n) override;
   // The KV pool holds BF16: half the bytes attention reads and twice the tokens per GiB.
-  size_t kv_element_bytes() const override { return 2; }
-  float* alloc_kv(size_t n) override;
+  DType kv_dtype() const override { return DType::BF16; }
+  void* alloc_kv(size_t n) override;
   // n elements of a KV pool (alloc_kv) as fp32 on the host, for tests.
-  std::vector<float> kv_to_host(const float* kv, size_t n);
+  std::vector<float> kv_to_host(const void* kv, size_t n);
 
-  // Registers one host weight (what prepare_weights does for every tensor of a model): a matrix
-  // goes up as BF16, a vector of n floats as fp32. Registering the same pointer again is a no-op.
-  void register_matrix(const TensorView& w);
-  void register_vector(const float* host, int64_t n);
   // Waits for all work queued so far.
   void synchronize();
   // The CUDA device ordinal and the stream (a cudaStream_t) every op is queued on, for the NCCL
   // communicator, which queues its transfers on the same stream.
   int device() const;
   void* stream() const;
-  size_t weight_bytes() const;  // device bytes taken by registered weights
+  size_t weight_bytes() const;  // device bytes taken by prepared weights still held
   std::string description() const;
 
+ protected:
+  StepArrays upload_step(const StepIndices& s, uint64_t step) override;
+
  private:
+  // The BF16 device copy of a prepared matrix; fails on a host view or another type.
+  const uint16_t* matrix(const TensorView& w) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

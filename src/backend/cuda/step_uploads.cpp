@@ -8,13 +8,12 @@
 namespace shardlm::cuda {
 
 StepUploads::~StepUploads() {
-  cudaFree(step_.dev);
-  cudaFree(spot_.dev);
+  cudaFree(dev_);
 }
 
 int64_t StepUploads::pack(const int32_t* p, int64_t n) {
   const auto offset = static_cast<int64_t>(pack_.size());
-  if (n > 0) pack_.insert(pack_.end(), p, p + n);
+  if (p && n > 0) pack_.insert(pack_.end(), p, p + n);
   return offset;
 }
 
@@ -44,87 +43,50 @@ StepUploads::AttnOffsets StepUploads::pack_attention(const AttentionSeq* seqs, i
   return o;
 }
 
-void StepUploads::begin(const StepIndices& s) {
+StepArrays StepUploads::begin(const StepIndices& s, uint64_t step) {
   pack_.clear();
-  sections_.clear();
-  auto section = [&](const int32_t* p, int64_t n) {
-    if (p && n > 0) sections_.push_back({p, n, pack(p, n)});
-  };
-  section(s.tokens, s.n_tokens);
-  section(s.positions, s.n_tokens);
-  section(s.slots, s.n_tokens);
-  section(s.logit_rows, s.n_logit_rows);
-  step_attn_ = pack_attention(s.seqs, s.n_seqs, s.block_size);
-  step_seqs_ = s.seqs;
-  step_n_seqs_ = s.n_seqs;
-  step_block_size_ = s.block_size;
-  upload(step_);
+  const int64_t tokens = pack(s.tokens, s.n_tokens);
+  const int64_t positions = pack(s.positions, s.n_tokens);
+  const int64_t slots = pack(s.slots, s.n_tokens);
+  const int64_t rows = pack(s.logit_rows, s.n_logit_rows);
+  attn_ = pack_attention(s.seqs, s.n_seqs, s.block_size);
+  upload();
+  StepArrays a;
+  a.tokens = device_array(tokens, s.tokens ? s.n_tokens : 0, step);
+  a.positions = device_array(positions, s.positions ? s.n_tokens : 0, step);
+  a.slots = device_array(slots, s.slots ? s.n_tokens : 0, step);
+  a.logit_rows = device_array(rows, s.logit_rows ? s.n_logit_rows : 0, step);
+  a.seqs = {s.seqs, s.n_seqs, step};
+  return a;
 }
 
-const int32_t* StepUploads::ints(const int32_t* host, int64_t n) {
-  for (const Section& sec : sections_) {
-    if (sec.host == host && n <= sec.n) return step_.dev + sec.offset;
-  }
-  pack_.clear();
-  pack(host, n);
-  return upload_spot();
+IndexArray StepUploads::device_array(int64_t offset, int64_t n, uint64_t step) const {
+  return {dev_ + offset, n, MemSpace::kDevice, step};
 }
 
-AttentionBatch StepUploads::attention(const AttentionSeq* seqs, int n_seqs, int block_size) {
-  if (seqs == step_seqs_ && n_seqs == step_n_seqs_ && block_size == step_block_size_) {
-    return batch_at(step_.dev, step_attn_);
-  }
-  pack_.clear();
-  const AttnOffsets o = pack_attention(seqs, n_seqs, block_size);
-  return batch_at(upload_spot(), o);
-}
-
-int32_t* StepUploads::upload(Buffer& buf) {
+void StepUploads::upload() {
   const auto n = static_cast<int64_t>(pack_.size());
-  if (n > buf.capacity) {
+  if (n > capacity_) {
     SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may still be read
-    cudaFree(buf.dev);
+    cudaFree(dev_);
     ++generation_;
-    buf.capacity = std::max<int64_t>(n * 2, 4096);
-    SHARDLM_CUDA_CHECK(cudaMalloc(&buf.dev, static_cast<size_t>(buf.capacity) * sizeof(int32_t)));
+    capacity_ = std::max<int64_t>(n * 2, 4096);
+    SHARDLM_CUDA_CHECK(cudaMalloc(&dev_, static_cast<size_t>(capacity_) * sizeof(int32_t)));
   }
   if (n > 0) {
     // From pageable memory: the call returns once pack_ has been staged, so it may be reused.
-    SHARDLM_CUDA_CHECK(cudaMemcpyAsync(buf.dev, pack_.data(), static_cast<size_t>(n) * 4,
+    SHARDLM_CUDA_CHECK(cudaMemcpyAsync(dev_, pack_.data(), static_cast<size_t>(n) * 4,
                                        cudaMemcpyHostToDevice, stream_));
   }
-  return buf.dev;
 }
 
-int32_t* StepUploads::upload_spot() {
-  const auto n = static_cast<int64_t>(pack_.size());
-  const int64_t need = (n + 3) / 4 * 4;  // keep every copy 16-byte aligned
-  if (spot_used_ + need > spot_.capacity) {
-    if (4 * need > spot_.capacity) {  // grow; the op's earlier copies are then stale (see .h)
-      SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      cudaFree(spot_.dev);
-      spot_.capacity = std::max<int64_t>(8 * need, 65536);
-      SHARDLM_CUDA_CHECK(
-          cudaMalloc(&spot_.dev, static_cast<size_t>(spot_.capacity) * sizeof(int32_t)));
-    }
-    spot_used_ = 0;  // wrap: the kernels that read the start were queued before this copy
-  }
-  int32_t* dst = spot_.dev + spot_used_;
-  if (n > 0) {
-    SHARDLM_CUDA_CHECK(cudaMemcpyAsync(dst, pack_.data(), static_cast<size_t>(n) * 4,
-                                       cudaMemcpyHostToDevice, stream_));
-  }
-  spot_used_ += need;
-  return dst;
-}
-
-AttentionBatch StepUploads::batch_at(const int32_t* base, const AttnOffsets& o) const {
+AttentionBatch StepUploads::attention() const {
   AttentionBatch b;
-  b.seqs = reinterpret_cast<const DeviceAttnSeq*>(base + o.seqs);
-  b.tables = base + o.tables;
-  b.row_seq = base + o.rows;
-  b.n_rows = o.n_rows;
-  b.max_keys = o.max_keys;
+  b.seqs = reinterpret_cast<const DeviceAttnSeq*>(dev_ + attn_.seqs);
+  b.tables = dev_ + attn_.tables;
+  b.row_seq = dev_ + attn_.rows;
+  b.n_rows = attn_.n_rows;
+  b.max_keys = attn_.max_keys;
   return b;
 }
 

@@ -1,8 +1,12 @@
 // WeightStore: host-side conversion of every weight type to BF16 and the uploads.
 #include "backend/cuda/weight_store.h"
 
+#include <cuda_runtime_api.h>
+
 #include <algorithm>
-#include <vector>
+#include <map>
+#include <tuple>
+#include <utility>
 
 #include "backend/cpu/quant.h"
 #include "backend/cuda/cuda_check.h"
@@ -12,30 +16,62 @@
 namespace shardlm::cuda {
 
 WeightStore::~WeightStore() {
-  for (auto& [host, m] : matrices_) cudaFree(m.dev);
-  for (auto& [host, v] : vectors_) cudaFree(v.dev);
+  for (void* p : allocations_) cudaFree(p);
+  *total_ -= static_cast<int64_t>(bytes_);
 }
 
-void WeightStore::add_matrix(const TensorView& w) {
-  if (!w.data) fail("internal: weight '{}' has no data", w.name);
-  const int64_t cols = w.ne[0], rows = w.rows();
-  if (auto it = matrices_.find(w.data); it != matrices_.end()) {
-    const Matrix& old = it->second;
-    // A view of the first rows of a registered matrix (a tensor-parallel rank's slice of the tied
-    // embedding is the table's first rows on rank 0) shares its copy.
-    if (covers(old, w)) return;
-    cudaFree(old.dev);  // a larger view of the same rows, or a new tensor at a freed address
-    bytes_ -= static_cast<size_t>(old.cols * old.rows) * sizeof(uint16_t);
-    matrices_.erase(it);
+void* WeightStore::allocate(size_t bytes) {
+  void* p = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
+  allocations_.push_back(p);
+  bytes_ += bytes;
+  *total_ += static_cast<int64_t>(bytes);
+  return p;
+}
+
+WeightSet WeightStore::upload(const WeightSet& set) {
+  // The widest view of each (address, row length, type) in this set, uploaded once; every view of
+  // it reads its first rows from that copy. The map lives for this call only.
+  using Key = std::tuple<const void*, int64_t, DType>;
+  std::map<Key, TensorView> widest;
+  for (const TensorView& m : set.matrices) {
+    if (!m.data) continue;
+    TensorView& w = widest.try_emplace(Key{m.data, m.ne[0], m.dtype}, m).first->second;
+    if (m.rows() > w.rows()) w = m;
   }
-  Matrix m{nullptr, cols, rows, w.dtype};
+  std::map<Key, const uint16_t*> copies;
+  for (const auto& [key, w] : widest) copies[key] = upload_matrix(w);
+  WeightSet out;
+  for (const TensorView& m : set.matrices) {
+    TensorView v = m;  // an entry without data stays as it is (its shape may still be read)
+    if (m.data) {
+      v.data = copies.at(Key{m.data, m.ne[0], m.dtype});
+      v.dtype = DType::BF16;
+      v.space = MemSpace::kDevice;
+    }
+    out.matrices.push_back(v);
+  }
+  std::map<std::pair<const float*, int64_t>, const float*> vectors;
+  for (const WeightVector& h : set.vectors) {
+    WeightVector v = h;
+    if (h.data) {
+      auto [it, fresh] = vectors.try_emplace({h.data, h.n}, nullptr);
+      if (fresh) it->second = upload_vector(h.data, h.n);
+      v = {it->second, h.n, MemSpace::kDevice};
+    }
+    out.vectors.push_back(v);
+  }
+  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());
+  return out;
+}
+
+uint16_t* WeightStore::upload_matrix(const TensorView& w) {
+  const int64_t cols = w.ne[0], rows = w.rows();
   const size_t n = static_cast<size_t>(cols * rows);
-  SHARDLM_CUDA_CHECK(cudaMalloc(&m.dev, n * sizeof(uint16_t)));
+  auto* dev = static_cast<uint16_t*>(allocate(n * sizeof(uint16_t)));
   if (w.dtype == DType::BF16) {  // already the device format: one copy, no conversion
-    SHARDLM_CUDA_CHECK(cudaMemcpy(m.dev, w.data, n * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    matrices_.emplace(w.data, m);
-    bytes_ += n * sizeof(uint16_t);
-    return;
+    SHARDLM_CUDA_CHECK(cudaMemcpy(dev, w.data, n * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    return dev;
   }
   // Row chunks of about 16M elements keep the host staging small for large embeddings.
   const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(cols, 1));
@@ -48,52 +84,18 @@ void WeightStore::add_matrix(const TensorView& w) {
       uint16_t* dst = staged.data() + r * cols;
       for (int64_t i = 0; i < cols; ++i) dst[i] = fp32_to_bf16(row[static_cast<size_t>(i)]);
     }
-    SHARDLM_CUDA_CHECK(cudaMemcpy(m.dev + r0 * cols, staged.data(),
+    SHARDLM_CUDA_CHECK(cudaMemcpy(dev + r0 * cols, staged.data(),
                                   static_cast<size_t>(nr * cols) * sizeof(uint16_t),
                                   cudaMemcpyHostToDevice));
   }
-  matrices_.emplace(w.data, m);
-  bytes_ += n * sizeof(uint16_t);
+  return dev;
 }
 
-void WeightStore::add_vector(const float* host, int64_t n) {
-  if (!host) return;
-  if (auto it = vectors_.find(host); it != vectors_.end()) {
-    if (it->second.n == n) return;
-    cudaFree(it->second.dev);
-    bytes_ -= static_cast<size_t>(it->second.n) * sizeof(float);
-    vectors_.erase(it);
-  }
-  float* dev = nullptr;
-  SHARDLM_CUDA_CHECK(cudaMalloc(&dev, static_cast<size_t>(n) * sizeof(float)));
-  SHARDLM_CUDA_CHECK(
-      cudaMemcpy(dev, host, static_cast<size_t>(n) * sizeof(float), cudaMemcpyHostToDevice));
-  vectors_.emplace(host, Vector{dev, n});
-  bytes_ += static_cast<size_t>(n) * sizeof(float);
-}
-
-bool WeightStore::covers(const Matrix& m, const TensorView& w) {
-  return m.cols == w.ne[0] && m.dtype == w.dtype && m.rows >= w.rows();
-}
-
-const uint16_t* WeightStore::matrix(const TensorView& w) const {
-  auto it = matrices_.find(w.data);
-  if (it == matrices_.end() || !covers(it->second, w)) {
-    fail("internal: weight '{}' {} is not on the GPU; the backend's prepare_weights must run first",
-         w.name, w.shape_str());
-  }
-  return it->second.dev;
-}
-
-const float* WeightStore::vector(const float* p) const {
-  if (auto it = vectors_.find(p); it != vectors_.end()) return it->second.dev;
-  cudaPointerAttributes attr{};
-  if (cudaPointerGetAttributes(&attr, p) == cudaSuccess && attr.type == cudaMemoryTypeDevice) {
-    return p;
-  }
-  cudaGetLastError();  // clear a failed query
-  fail(
-      "internal: a weight vector in host memory is not on the GPU; prepare_weights must run first");
+float* WeightStore::upload_vector(const float* host, int64_t n) {
+  const size_t bytes = static_cast<size_t>(n) * sizeof(float);
+  auto* dev = static_cast<float*>(allocate(bytes));
+  SHARDLM_CUDA_CHECK(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice));
+  return dev;
 }
 
 }  // namespace shardlm::cuda

@@ -1,53 +1,42 @@
-// The CUDA backend's copies of a model's weights, keyed by the host pointers the op table passes:
-// matrices (TensorView.data) as BF16 [rows][ne[0]], vectors (norms, biases) as fp32. Filled once at
-// load (CudaBackend::prepare_weights); read-only afterwards. A view of a registered matrix's first
-// rows (same address, fewer rows) shares its copy; a larger one at the same address replaces it.
-// A registered host buffer must stay alive and unchanged while the store lives (a model's weights
-// do): the store cannot see a new buffer that reuses a freed one's address with the same type and
-// row length and no more rows.
+// One prepare_weights call's device copies: matrices as BF16 [rows][ne[0]] (other types
+// dequantised on the host with the CPU reference, then rounded), vectors as fp32. The views it
+// returns point into memory this object owns; it frees all of it when the last PreparedWeights
+// holding it goes. Nothing is looked up by host address after the upload: a new host buffer at a
+// freed one's address gets its own copy from its own prepare_weights call.
 #pragma once
 
-#include <cuda_runtime_api.h>
-
+#include <atomic>
 #include <cstdint>
-#include <unordered_map>
+#include <memory>
+#include <vector>
 
-#include "core/tensor.h"
+#include "backend/weight_set.h"
 
 namespace shardlm::cuda {
 
 class WeightStore {
  public:
-  WeightStore() = default;
+  // `bytes` is the backend's running total of weight bytes on the device (added to here and
+  // subtracted again when the store goes).
+  explicit WeightStore(std::shared_ptr<std::atomic<int64_t>> bytes) : total_(std::move(bytes)) {}
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
 
-  // Dequantises (CPU reference) and rounds to BF16 on the host, in row chunks, then uploads; BF16
-  // rows are uploaded as they are.
-  void add_matrix(const TensorView& w);
-  void add_vector(const float* host, int64_t n);
-  // The device copy of a registered matrix; throws Error naming the tensor when it is missing.
-  const uint16_t* matrix(const TensorView& w) const;
-  // The device copy of a registered vector; a pointer that is already device memory is returned
-  // as it is (tests pass device vectors directly); an unregistered host pointer throws.
-  const float* vector(const float* p) const;
+  // Uploads every entry of `set` and returns the device views, entry for entry; equal views, and
+  // views of the first rows of another (same address, row length and type), share one copy.
+  WeightSet upload(const WeightSet& set);
   size_t bytes() const { return bytes_; }
 
  private:
-  struct Matrix {
-    uint16_t* dev;
-    int64_t cols, rows;
-    DType dtype;
-  };
-  struct Vector {
-    float* dev;
-    int64_t n;
-  };
-  // Whether m holds w: the same row length and type, and at least w's rows.
-  static bool covers(const Matrix& m, const TensorView& w);
-  std::unordered_map<const void*, Matrix> matrices_;
-  std::unordered_map<const float*, Vector> vectors_;
+  // Dequantises (CPU reference) and rounds to BF16 on the host, in row chunks, then uploads; BF16
+  // rows are uploaded as they are.
+  uint16_t* upload_matrix(const TensorView& w);
+  float* upload_vector(const float* host, int64_t n);
+  void* allocate(size_t bytes);
+
+  std::shared_ptr<std::atomic<int64_t>> total_;
+  std::vector<void*> allocations_;
   size_t bytes_ = 0;
 };
 
