@@ -17,7 +17,7 @@
 #include "core/error.h"
 #include "engine/request.h"
 #include "fleet/kv_transfer_protocol.h"
-#include "server/socket_stream.h"
+#include "fleet/kv_transfer_socket.h"
 
 namespace shardlm::fleet {
 
@@ -90,22 +90,25 @@ KvSendResult send_kv_blocks(const std::string& target, uint64_t request_id, cons
                             std::chrono::milliseconds timeout) {
   const double start = monotonic_seconds();
   const std::atomic<bool> never{false};
-  server::SocketStream s(connect_tcp(target, timeout), never);
-  const auto deadline = server::SocketStream::Clock::now() + timeout;
-  const std::string payload = encode_blocks(set);
+  KvSocket s(connect_tcp(target, timeout), never);
+  const auto deadline = KvSocket::Clock::now() + timeout;
+  const std::string meta = metadata_prefix(set);
+  const size_t payload_bytes = meta.size() + set.bytes.size();
   const std::string head =
-      encode_header({kKvTransferVersion, KvFrameKind::kBlocks, request_id, payload.size()});
-  if (!s.write_all(head, deadline) || !s.write_all(payload, deadline)) {
+      encode_header({kKvTransferVersion, KvFrameKind::kBlocks, request_id, payload_bytes});
+  if (!s.write_all(head, deadline) || !s.write_all(meta, deadline) ||
+      !s.write_all(set.bytes, deadline)) {
     fail("the decode worker at {} stopped taking the KV blocks (closed or timed out)", target);
   }
-  std::string reply_head, reply, why;
-  using RS = server::SocketStream::ReadStatus;
-  if (s.read_exact(reply_head, kKvFrameHeaderBytes, deadline) != RS::kOk) {
+  std::string reply_head(kKvFrameHeaderBytes, '\0'), why;
+  if (s.read_exact(reply_head.data(), reply_head.size(), deadline) != KvSocket::Status::kOk) {
     fail("the decode worker at {} did not answer the KV transfer (closed or timed out)", target);
   }
   const auto h = decode_header(reply_head, why);
   if (!h) fail("the decode worker at {} answered with {}", target, why);
-  if (s.read_exact(reply, h->payload_bytes, deadline) != RS::kOk) {
+  if (h->payload_bytes > (1u << 20)) fail("the decode worker at {} answered with a huge frame", target);
+  std::string reply(h->payload_bytes, '\0');
+  if (s.read_exact(reply.data(), reply.size(), deadline) != KvSocket::Status::kOk) {
     fail("the decode worker at {} cut its answer to the KV transfer", target);
   }
   if (h->kind == KvFrameKind::kError) fail("the decode worker at {} refused the KV blocks: {}", target, reply);
@@ -115,7 +118,7 @@ KvSendResult send_kv_blocks(const std::string& target, uint64_t request_id, cons
   }
   KvSendResult r;
   r.blocks_stored = j["blocks"].get<int64_t>();
-  r.bytes = head.size() + payload.size();
+  r.bytes = head.size() + payload_bytes;
   r.seconds = monotonic_seconds() - start;
   return r;
 }

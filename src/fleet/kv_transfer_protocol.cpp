@@ -66,7 +66,7 @@ std::optional<KvFrameHeader> decode_header(const std::string& b, std::string& wh
   return h;
 }
 
-std::string encode_blocks(const KvBlockSet& set) {
+std::string metadata_prefix(const KvBlockSet& set) {
   const KvBlockLayout& l = set.layout;
   const nlohmann::json meta{{"n_layers", l.n_layers},     {"kv_dim", l.kv_dim},
                             {"block_size", l.block_size}, {"elem_bytes", l.elem_bytes},
@@ -74,14 +74,15 @@ std::string encode_blocks(const KvBlockSet& set) {
                             {"hashes", set.hashes}};
   const std::string text = meta.dump();
   std::string out;
-  out.reserve(4 + text.size() + set.bytes.size());
   put<uint32_t>(out, static_cast<uint32_t>(text.size()));
-  out += text;
-  out += set.bytes;
-  return out;
+  return out + text;
 }
 
-KvBlockSet decode_blocks(const std::string& payload) {
+std::string encode_blocks(const KvBlockSet& set) {
+  return metadata_prefix(set) + set.bytes;
+}
+
+KvBlockSet decode_blocks(std::string payload) {
   if (payload.size() < 4) fail("a blocks frame of {} bytes has no metadata", payload.size());
   const auto meta_bytes = get<uint32_t>(payload, 0);
   if (meta_bytes > kMaxMetaBytes || 4 + uint64_t(meta_bytes) > payload.size()) {
@@ -104,7 +105,8 @@ KvBlockSet decode_blocks(const std::string& payload) {
   } catch (const std::exception& e) {
     fail("a blocks frame's metadata is malformed: {}", e.what());
   }
-  set.bytes.assign(payload, 4 + meta_bytes, std::string::npos);
+  payload.erase(0, 4 + meta_bytes);  // a move of the bytes, no second buffer
+  set.bytes = std::move(payload);
   return set;
 }
 

@@ -33,8 +33,10 @@ std::string encode_header(const KvFrameHeader& h);
 // unknown kind, a payload over kKvMaxPayloadBytes).
 std::optional<KvFrameHeader> decode_header(const std::string& bytes, std::string& why);
 
-std::string encode_blocks(const KvBlockSet& set);
-// Throws Error naming what is malformed.
-KvBlockSet decode_blocks(const std::string& payload);
+// A blocks payload is metadata_prefix(set) followed by set.bytes (sent as they are, uncopied).
+std::string metadata_prefix(const KvBlockSet& set);
+std::string encode_blocks(const KvBlockSet& set);  // the whole payload in one string
+// Throws Error naming what is malformed. Takes the payload's bytes over.
+KvBlockSet decode_blocks(std::string payload);
 
 }  // namespace shardlm::fleet

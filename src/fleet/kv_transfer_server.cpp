@@ -1,4 +1,4 @@
-// KvTransferServer: accept loop, one thread per connection, frames through SocketStream.
+// KvTransferServer: accept loop, one thread per connection, frames through KvSocket.
 #include "fleet/kv_transfer_server.h"
 
 #include <arpa/inet.h>
@@ -14,7 +14,7 @@
 
 #include "core/error.h"
 #include "fleet/kv_transfer_protocol.h"
-#include "server/socket_stream.h"
+#include "fleet/kv_transfer_socket.h"
 
 namespace shardlm::fleet {
 
@@ -61,10 +61,10 @@ std::string peer_name(const sockaddr_storage& a) {
   return host;
 }
 
-bool reply(server::SocketStream& s, KvFrameKind kind, uint64_t id, const std::string& payload,
+bool reply(KvSocket& s, KvFrameKind kind, uint64_t id, const std::string& payload,
            std::chrono::milliseconds timeout) {
   const std::string frame = encode_header({kKvTransferVersion, kind, id, payload.size()}) + payload;
-  return s.write_all(frame, server::SocketStream::Clock::now() + timeout);
+  return s.write_all(frame, KvSocket::Clock::now() + timeout);
 }
 
 }  // namespace
@@ -115,11 +115,10 @@ void KvTransferServer::accept_loop() {
 }
 
 void KvTransferServer::serve(int fd, std::string peer) {
-  server::SocketStream s(fd, stopping_);
-  using RS = server::SocketStream::ReadStatus;
-  const auto deadline = server::SocketStream::Clock::now() + timeout_;
-  std::string head, why;
-  if (s.read_exact(head, kKvFrameHeaderBytes, deadline) != RS::kOk) {
+  KvSocket s(fd, stopping_);
+  const auto deadline = KvSocket::Clock::now() + timeout_;
+  std::string head(kKvFrameHeaderBytes, '\0'), why;
+  if (s.read_exact(head.data(), head.size(), deadline) != KvSocket::Status::kOk) {
     spdlog::warn("kv transfer: {} sent no whole frame header before it closed or timed out", peer);
     ++stats_.refused;
     return;
@@ -132,16 +131,15 @@ void KvTransferServer::serve(int fd, std::string peer) {
     reply(s, KvFrameKind::kError, h ? h->request_id : 0, why, timeout_);
     return;
   }
-  std::string payload;
-  if (s.read_exact(payload, h->payload_bytes, deadline) != RS::kOk) {
+  std::string payload(h->payload_bytes, '\0');
+  if (s.read_exact(payload.data(), payload.size(), deadline) != KvSocket::Status::kOk) {
     spdlog::warn("kv transfer: {} (request {}) stopped before its {} bytes arrived", peer,
                  h->request_id, h->payload_bytes);
     ++stats_.refused;
     return;
   }
   try {
-    KvBlockSet set = decode_blocks(payload);
-    payload.clear();
+    KvBlockSet set = decode_blocks(std::move(payload));
     const auto n = static_cast<int64_t>(set.n_blocks());
     const auto bytes = static_cast<int64_t>(set.bytes.size());
     const int64_t stored = store_(h->request_id, std::move(set));
