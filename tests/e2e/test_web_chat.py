@@ -181,6 +181,17 @@ def test_frontend_serves_the_page_and_streams_through_a_worker(tmp_path, browser
         assert "Paris" in wait_done(browser)
         assert "tok/s" in browser.eval("document.getElementById('status').textContent")
         browser.screenshot(tmp_path / "frontend.png")
+        # Stop through the frontend: the worker sees the relay end and frees the request.
+        set_field(browser, "max_tokens", 3000)
+        type_and_send(browser, "Count from 1 to 1000, one number per line.")
+        browser.wait(f"{ASSISTANT}.querySelector('.body').textContent.length > 10", 60,
+                     "the long answer to start")
+        browser.eval("document.getElementById('stop').click()")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and w.metric("shardlm:num_requests_running") != 0:
+            time.sleep(0.05)
+        assert w.metric("shardlm:num_requests_running") == 0
+        assert w.metric("shardlm:generation_tokens_total") < 2000
         fe.stop()
         w.stop()
     finally:
