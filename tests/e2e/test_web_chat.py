@@ -2,7 +2,8 @@
 through the DevTools protocol: the page loads with nothing from the network, the model picker
 lists the served model, a typed message streams an answer with tokens per second shown, the stop
 button aborts a long answer and the server frees the request, a bad setting shows the server's
-400 naming the field, the markdown renderer never turns model text into HTML; screenshots are kept
+400 naming the field, a server with --api-key takes the key typed into the page, the markdown
+renderer never turns model text into HTML; screenshots are kept
 under the test's tmp dir. The page's files under 64 concurrent fetches while a stream runs."""
 import json
 import os
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from browser import CHROMIUM, Browser
-from conftest import MODEL, SERVED_NAME, STARTED
+from conftest import MODEL, SERVED_NAME, STARTED, Server
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="chromium is not installed (scripts/install_deps.sh)")
@@ -197,3 +198,21 @@ def test_frontend_serves_the_page_and_streams_through_a_worker(tmp_path, browser
     finally:
         etcd.stop()
         nats.stop()
+
+
+def test_api_key_typed_into_the_page(browser):
+    s = Server(extra_args=["--api-key", "sekret"])
+    try:
+        browser.open(s.base_url + "/")  # the page itself needs no key
+        browser.wait("document.getElementById('status').textContent.includes('401')", 30,
+                     "the models error")
+        assert "API key" in browser.eval("document.getElementById('status').textContent")
+        browser.eval("const k = document.getElementById('api_key'); k.value = 'sekret';"
+                     "k.dispatchEvent(new Event('change'))")
+        browser.wait("document.getElementById('model').options.length > 0", 30, "the models")
+        set_field(browser, "max_tokens", 8)
+        type_and_send(browser, "Hello")
+        assert wait_done(browser)
+        assert not browser.eval(f"{ASSISTANT}.classList.contains('error')")
+    finally:
+        assert s.stop() == 0, s.text()
