@@ -93,12 +93,12 @@ def frontend(a, fleet, n_workers):
     sys.exit("the workers did not register")
 
 
-def bench(a, url, name):
+def bench(a, url, name, seed):
     out = f"/tmp/fleet_disagg-{name}-{os.getpid()}.json"
     subprocess.run([a.binary, "bench", "serve", "--base-url", url, "--num-prompts",
                     str(a.num_prompts), "--input-len", str(a.input_len), "--output-len",
                     str(a.output_len), "--max-concurrency", str(a.max_concurrency), "--warmup",
-                    "4", "--seed", "1", "--result-json", out, "--no-progress"], check=True,
+                    "4", "--seed", str(seed), "--result-json", out, "--no-progress"], check=True,
                    stdout=subprocess.DEVNULL)
     run = json.load(open(out))["runs"][0]
     return run
@@ -150,6 +150,8 @@ def main():
     ap.add_argument("--input-len", type=int, default=512)
     ap.add_argument("--output-len", type=int, default=64)
     ap.add_argument("--max-concurrency", type=int, default=4)
+    ap.add_argument("--disagg-only", action="store_true",
+                    help="only the disaggregated run (the KV transfer's bandwidth)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="direct and frontend runs alternate this many times (load drifts)")
     a = ap.parse_args()
@@ -159,14 +161,15 @@ def main():
             fleet = services(tmp)
             w, wurl = worker(a, "aggregated", fleet)
             fe, furl = frontend(a, fleet, 1)
-            for r in range(a.rounds):
-                results[f"direct.{r}"] = bench(a, wurl, "direct")
-                results[f"frontend.{r}"] = bench(a, furl, "frontend")
+            for r in range(0 if a.disagg_only else a.rounds):
+                # fresh prompts every run: a run must not hit the previous one's prefix cache
+                results[f"direct.{r}"] = bench(a, wurl, "direct", 2 * r + 1)
+                results[f"frontend.{r}"] = bench(a, furl, "frontend", 2 * r + 2)
             stop(fe, w)
             p, purl = worker(a, "prefill", fleet, "--is-prefill-worker")
             d, _ = worker(a, "decode", fleet, "--disaggregation-mode", "decode")
             fe, furl = frontend(a, fleet, 2)
-            results["disagg"] = bench(a, furl, "disagg")
+            results["disagg"] = bench(a, furl, "disagg", 2 * a.rounds + 1)
             with urllib.request.urlopen(purl + "/kv/stats") as r:
                 kv = json.loads(r.read())
             stop(fe, p, d)
@@ -180,15 +183,16 @@ def main():
         print(f"{name:9s} TTFT median {ttft:8.1f} ms p99 {ttft99:8.1f} | TPOT median "
               f"{tpot:7.2f} ms p99 {tpot99:7.2f} | output {run['output_throughput']:.1f} tok/s, "
               f"{run['failed']} failed")
-    for r in range(a.rounds):
+    for r in range(0 if a.disagg_only else a.rounds):
         d, f = summary(results[f"direct.{r}"], "tpot_ms")[0], summary(results[f"frontend.{r}"],
                                                                       "tpot_ms")[0]
         print(f"round {r}: frontend TPOT overhead {f - d:+.2f} ms per token "
               f"({(f - d) / d * 100:+.1f}%)")
-    d = sum(summary(results[f"direct.{r}"], "tpot_ms")[0] for r in range(a.rounds)) / a.rounds
-    f = sum(summary(results[f"frontend.{r}"], "tpot_ms")[0] for r in range(a.rounds)) / a.rounds
-    print(f"mean of the rounds: direct {d:.2f} ms, frontend {f:.2f} ms: {f - d:+.2f} ms "
-          f"({(f - d) / d * 100:+.1f}%)")
+    if not a.disagg_only:
+        d = sum(summary(results[f"direct.{r}"], "tpot_ms")[0] for r in range(a.rounds)) / a.rounds
+        f = sum(summary(results[f"frontend.{r}"], "tpot_ms")[0] for r in range(a.rounds)) / a.rounds
+        print(f"mean of the rounds: direct {d:.2f} ms, frontend {f:.2f} ms: {f - d:+.2f} ms "
+              f"({(f - d) / d * 100:+.1f}%)")
     kv.setdefault("transfer_seconds", 0)
     bw = kv["bytes"] / kv["transfer_seconds"] if kv["transfer_seconds"] else 0
     print(f"KV transfer: {kv['transfers']} transfers, {kv['blocks']} blocks, "
