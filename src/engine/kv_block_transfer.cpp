@@ -50,9 +50,10 @@ namespace {
 
 void check_set(const KvBlockSet& set, const KvBlockLayout& mine) {
   if (!(set.layout == mine)) {
-    fail("the KV blocks are of another layout ({}) than this worker's cache ({}); prefill and "
-         "decode workers must serve the same model with the same --block-size",
-         set.layout.describe(), mine.describe());
+    fail(
+        "the KV blocks are of another layout ({}) than this worker's cache ({}); prefill and "
+        "decode workers must serve the same model with the same --block-size",
+        set.layout.describe(), mine.describe());
   }
   const size_t n = set.n_blocks();
   if (set.tokens.size() != n * static_cast<size_t>(mine.block_size) ||

@@ -28,9 +28,12 @@ DisaggregationMode parse_disaggregation_mode(const std::string& text) {
 
 const char* disaggregation_mode_name(DisaggregationMode mode) {
   switch (mode) {
-    case DisaggregationMode::kPrefill: return "prefill";
-    case DisaggregationMode::kDecode: return "decode";
-    default: return "aggregated";
+    case DisaggregationMode::kPrefill:
+      return "prefill";
+    case DisaggregationMode::kDecode:
+      return "decode";
+    default:
+      return "aggregated";
   }
 }
 
@@ -52,8 +55,11 @@ PrefillCall parse_prefill_call(const std::string& text) {
   const Json body = server::parse_body(text);
   if (!body.is_object()) throw ApiError(400, "the /kv/prefill body must be a JSON object");
   if (body.value("version", 0) != kPrefillCallVersion) {
-    throw ApiError(400, fmt::format("/kv/prefill speaks version {}; upgrade the frontend and the "
-                                    "workers together", kPrefillCallVersion), "version");
+    throw ApiError(400,
+                   fmt::format("/kv/prefill speaks version {}; upgrade the frontend and the "
+                               "workers together",
+                               kPrefillCallVersion),
+                   "version");
   }
   PrefillCall c;
   c.route = body.value("route", std::string());
@@ -61,7 +67,8 @@ PrefillCall parse_prefill_call(const std::string& text) {
     throw ApiError(400, "'route' must be /v1/completions or /v1/chat/completions", "route");
   }
   c.target = body.value("target", std::string());
-  if (c.target.empty()) throw ApiError(400, "'target' (the decode worker's host:port) is required", "target");
+  if (c.target.empty())
+    throw ApiError(400, "'target' (the decode worker's host:port) is required", "target");
   if (!body.contains("request") || !body["request"].is_object()) {
     throw ApiError(400, "'request' (the client's request body) is required", "request");
   }
@@ -121,8 +128,10 @@ class PrefillWorker : public DisaggregatedWorker {
   }
 
   Json stats() const {
-    return {{"role", "prefill"}, {"transfers", stats_.transfers.load()},
-            {"blocks", stats_.blocks.load()}, {"bytes", stats_.bytes.load()},
+    return {{"role", "prefill"},
+            {"transfers", stats_.transfers.load()},
+            {"blocks", stats_.blocks.load()},
+            {"bytes", stats_.bytes.load()},
             {"failed", stats_.failed.load()},
             {"transfer_seconds", static_cast<double>(stats_.transfer_us.load()) * 1e-6}};
   }
@@ -146,8 +155,11 @@ class DecodeWorker : public DisaggregatedWorker {
 
   Json stats() const {
     const KvTransferStats& s = server_.stats();
-    return {{"role", "decode"}, {"transfers", s.transfers.load()}, {"blocks", s.blocks.load()},
-            {"bytes", s.bytes.load()}, {"refused", s.refused.load()}};
+    return {{"role", "decode"},
+            {"transfers", s.transfers.load()},
+            {"blocks", s.blocks.load()},
+            {"bytes", s.bytes.load()},
+            {"refused", s.refused.load()}};
   }
 
  private:

@@ -106,12 +106,14 @@ KvSendResult send_kv_blocks(const std::string& target, uint64_t request_id, cons
   }
   const auto h = decode_header(reply_head, why);
   if (!h) fail("the decode worker at {} answered with {}", target, why);
-  if (h->payload_bytes > (1u << 20)) fail("the decode worker at {} answered with a huge frame", target);
+  if (h->payload_bytes > (1u << 20))
+    fail("the decode worker at {} answered with a huge frame", target);
   std::string reply(h->payload_bytes, '\0');
   if (s.read_exact(reply.data(), reply.size(), deadline) != KvSocket::Status::kOk) {
     fail("the decode worker at {} cut its answer to the KV transfer", target);
   }
-  if (h->kind == KvFrameKind::kError) fail("the decode worker at {} refused the KV blocks: {}", target, reply);
+  if (h->kind == KvFrameKind::kError)
+    fail("the decode worker at {} refused the KV blocks: {}", target, reply);
   const auto j = nlohmann::json::parse(reply, nullptr, false);
   if (h->kind != KvFrameKind::kAck || !j.is_object() || !j.contains("blocks")) {
     fail("the decode worker at {} answered the KV transfer with a malformed frame", target);

@@ -17,7 +17,8 @@ constexpr uint32_t kMaxMetaBytes = 64u << 20;
 
 template <typename T>
 void put(std::string& out, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((uint64_t(v) >> (8 * i)) & 0xff));
+  for (size_t i = 0; i < sizeof(T); ++i)
+    out.push_back(static_cast<char>((uint64_t(v) >> (8 * i)) & 0xff));
 }
 
 template <typename T>
@@ -89,8 +90,8 @@ KvBlockSet decode_blocks(std::string payload) {
     fail("a blocks frame's metadata length {} does not fit its {} bytes", meta_bytes,
          payload.size());
   }
-  const auto meta = nlohmann::json::parse(payload.begin() + 4, payload.begin() + 4 + meta_bytes,
-                                          nullptr, false);
+  const auto meta =
+      nlohmann::json::parse(payload.begin() + 4, payload.begin() + 4 + meta_bytes, nullptr, false);
   if (meta.is_discarded() || !meta.is_object()) fail("a blocks frame's metadata is not JSON");
   KvBlockSet set;
   try {

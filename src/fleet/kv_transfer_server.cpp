@@ -5,12 +5,12 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "core/error.h"
 #include "fleet/kv_transfer_protocol.h"
@@ -33,7 +33,8 @@ int listen_on(const std::string& host, int port, int& bound_port) {
   const int fd = ::socket(res->ai_family, SOCK_STREAM, 0);
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  const bool ok = fd >= 0 && ::bind(fd, res->ai_addr, res->ai_addrlen) == 0 && ::listen(fd, 128) == 0;
+  const bool ok =
+      fd >= 0 && ::bind(fd, res->ai_addr, res->ai_addrlen) == 0 && ::listen(fd, 128) == 0;
   ::freeaddrinfo(res);
   if (!ok) {
     const std::string why = std::strerror(errno);
@@ -44,9 +45,8 @@ int listen_on(const std::string& host, int port, int& bound_port) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  bound_port = ntohs(addr.ss_family == AF_INET6
-                         ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                         : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  bound_port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                                : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   return fd;
 }
 
@@ -146,8 +146,7 @@ void KvTransferServer::serve(int fd, std::string peer) {
     stats_.transfers += 1;
     stats_.blocks += n;
     stats_.bytes += bytes;
-    reply(s, KvFrameKind::kAck, h->request_id, nlohmann::json{{"blocks", stored}}.dump(),
-          timeout_);
+    reply(s, KvFrameKind::kAck, h->request_id, nlohmann::json{{"blocks", stored}}.dump(), timeout_);
   } catch (const std::exception& e) {
     spdlog::warn("kv transfer: refused request {} from {}: {}", h->request_id, peer, e.what());
     ++stats_.refused;

@@ -17,8 +17,8 @@ constexpr int kSliceMs = 200;  // how often a wait looks at the stop flag
 constexpr auto kLinger = std::chrono::milliseconds(300);
 
 int slice_until(KvSocket::Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - KvSocket::Clock::now());
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - KvSocket::Clock::now());
   return static_cast<int>(std::clamp<int64_t>(left.count(), 0, kSliceMs));
 }
 

@@ -4,11 +4,11 @@
 // or stalled prefill worker is an outcome, never a hang.
 #pragma once
 
-#include <chrono>
-#include <string>
-
 #include <httplib.h>
+
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "fleet/worker_info.h"
 

@@ -49,7 +49,8 @@ void read_kv_block(const KvCache& cache, Backend& backend, int32_t block, char* 
   assert(block >= 0 && block < cache.shape().n_blocks);
   const size_t bytes = pool_block_bytes(cache.shape());
   for (float* pool : pools(cache)) {
-    backend.to_host(block_start(pool, block, bytes), floats_of(bytes), reinterpret_cast<float*>(out));
+    backend.to_host(block_start(pool, block, bytes), floats_of(bytes),
+                    reinterpret_cast<float*>(out));
     out += bytes;
   }
 }

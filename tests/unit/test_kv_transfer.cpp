@@ -141,21 +141,26 @@ TEST(KvTransferProtocol, RoundTripsAndRefusesOtherFrames) {
   EXPECT_EQ(h->payload_bytes, 99u);
   EXPECT_FALSE(fleet::decode_header(std::string(32, 'x'), why));
   EXPECT_NE(why.find("magic"), std::string::npos);
-  EXPECT_FALSE(fleet::decode_header(fleet::encode_header({7, fleet::KvFrameKind::kAck, 1, 0}), why));
+  EXPECT_FALSE(
+      fleet::decode_header(fleet::encode_header({7, fleet::KvFrameKind::kAck, 1, 0}), why));
   EXPECT_NE(why.find("version 7"), std::string::npos);
   EXPECT_FALSE(fleet::decode_header(
-      fleet::encode_header({1, fleet::KvFrameKind::kBlocks, 1, fleet::kKvMaxPayloadBytes + 1}), why));
+      fleet::encode_header({1, fleet::KvFrameKind::kBlocks, 1, fleet::kKvMaxPayloadBytes + 1}),
+      why));
   EXPECT_THROW(fleet::decode_blocks("ab"), Error);
   EXPECT_THROW(fleet::decode_blocks(std::string("\x05\0\0\0{}", 6)), Error);
 }
 
 TEST(KvTransferSocket, ExchangesBlocksAndFailsCleanly) {
   int64_t stored = 0;
-  fleet::KvTransferServer server("127.0.0.1", 0, [&](uint64_t id, KvBlockSet set) {
-    if (id == 13) fail("no room for request 13");
-    stored += static_cast<int64_t>(set.n_blocks());
-    return static_cast<int64_t>(set.n_blocks());
-  }, 2s);
+  fleet::KvTransferServer server(
+      "127.0.0.1", 0,
+      [&](uint64_t id, KvBlockSet set) {
+        if (id == 13) fail("no room for request 13");
+        stored += static_cast<int64_t>(set.n_blocks());
+        return static_cast<int64_t>(set.n_blocks());
+      },
+      2s);
   const std::string target = "127.0.0.1:" + std::to_string(server.port());
   const auto r = fleet::send_kv_blocks(target, 1, small_set());
   EXPECT_EQ(r.blocks_stored, 2);
@@ -172,7 +177,7 @@ TEST(KvTransferSocket, ExchangesBlocksAndFailsCleanly) {
   ASSERT_EQ(::write(fd, "garbage garbage garbage garbage!", 32), 32);
   char buf[256];
   pollfd p{fd, POLLIN, 0};
-  ASSERT_EQ(::poll(&p, 1, 5000), 1);  // connect_tcp's socket is non-blocking
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);           // connect_tcp's socket is non-blocking
   EXPECT_GT(::read(fd, buf, sizeof(buf)), 0);  // an error frame
   ::close(fd);
   EXPECT_EQ(fleet::send_kv_blocks(target, 2, small_set()).blocks_stored, 2);
