@@ -154,7 +154,8 @@ class Frontend {
   void relay(const server::HttpRequest& req, httplib::Response& res);
   // A disaggregated request's prefill for decode worker `decode`: true once a prefill worker has
   // sent it the prompt's KV; false (with `error`) when the decode worker did not take them.
-  // Throws ApiError when the request is bad (the prefill worker's 4xx) or no prefill worker answers.
+  // Throws ApiError when the request is bad (the prefill worker's 4xx) or no prefill worker
+  // answers.
   bool prefill_for(const WorkerInfo& decode, const std::vector<WorkerInfo>& prefill,
                    const std::string& model, const server::HttpRequest& req, const Json& body,
                    const httplib::Headers& headers, std::string& error);
