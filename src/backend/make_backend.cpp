@@ -51,18 +51,6 @@ Device resolve_device(const std::string& flag) {
 }
 
 std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelShape& m) {
-  if (m.latent_attention && s.device == Device::kCuda) {
-    fail(
-        "'{}' uses multi-head latent attention; it runs on the CPU only in this build; use "
-        "--device cpu",
-        m.name);
-  }
-  if (m.n_experts > 0 && s.device == Device::kCuda) {
-    fail(
-        "'{}' is a mixture-of-experts model ({} experts, {} per token); mixture-of-experts models "
-        "run on the CPU only in this build; use --device cpu",
-        m.name, m.n_experts, m.n_experts_used);
-  }
 #if SHARDLM_HAS_CUDA
   if (s.device == Device::kCuda) {
     auto o = cuda::CudaBackendOptions::for_model(m, s.max_batch_tokens, s.max_context);

@@ -47,8 +47,8 @@ const uint16_t* upload(cuda::CudaBackend& be, const TensorView& t) {
 void run_rows(cuda::CudaBackend& be, cuda::CudaMla& mla, const MlaWeights& w, const MlaCase& c,
               const std::vector<float>& q, const std::vector<float>& ckv,
               const std::vector<int32_t>& table, int block_size, const float* norm_w,
-              const cuda::MlaRope& rope, uint16_t* cache, float scale, int64_t first,
-              int64_t count, float* out) {
+              const cuda::MlaRope& rope, uint16_t* cache, float scale, int64_t first, int64_t count,
+              float* out) {
   const int64_t qk = c.nope + c.rope, R = c.kv_lora + c.rope;
   const std::vector<float> qs(q.begin() + first * c.n_heads * qk,
                               q.begin() + (first + count) * c.n_heads * qk);
@@ -103,7 +103,8 @@ void check_case(const MlaCase& c, std::mt19937& rng) {
   RopeParams rope;
   rope.head_dim = c.rope;
   rope.style = c.style;
-  for (int i = 0; i < c.rope / 2; ++i) rope.inv_freq.push_back(std::pow(10000.f, -2.f * i / c.rope));
+  for (int i = 0; i < c.rope / 2; ++i)
+    rope.inv_freq.push_back(std::pow(10000.f, -2.f * i / c.rope));
   const int64_t n = c.n_tokens, qk = c.nope + c.rope, R = c.kv_lora + c.rope;
   const auto q = randn(static_cast<size_t>(n * c.n_heads * qk), rng);
   const auto ckv = randn(static_cast<size_t>(n * R), rng);
@@ -116,9 +117,11 @@ void check_case(const MlaCase& c, std::mt19937& rng) {
   std::vector<int32_t> table(static_cast<size_t>(n_blocks));
   std::iota(table.begin(), table.end(), 0);
   std::shuffle(table.begin(), table.end(), rng);  // scattered blocks
-  auto* cache = reinterpret_cast<uint16_t*>(be.alloc_kv(static_cast<size_t>(n_blocks * block_size * R)));
-  cuda::CudaMla mla(static_cast<cudaStream_t>(be.stream()),
-                    [&](const TensorView& t) { return dev.at(t.data); }, 64);
+  auto* cache =
+      reinterpret_cast<uint16_t*>(be.alloc_kv(static_cast<size_t>(n_blocks * block_size * R)));
+  cuda::CudaMla mla(
+      static_cast<cudaStream_t>(be.stream()), [&](const TensorView& t) { return dev.at(t.data); },
+      64);
   const cuda::MlaRope mr{to_device(be, rope.inv_freq), c.style == RopeStyle::kNeox, c.rope_factor};
   const float* norm_w = to_device(be, norm);
   float* out = be.alloc_floats(ref.size());

@@ -80,9 +80,9 @@ MoeRouting routing(MoeScoring s, int groups, int topk_groups, MoeGroupScore g, f
 
 const std::vector<MoeCase>& cases() {
   static const std::vector<MoeCase> all = {
-      {8, 2, 64, 32, 0, false, true, MoeRouting{}, false},  // mixtral
+      {8, 2, 64, 32, 0, false, true, MoeRouting{}, false},     // mixtral
       {16, 4, 128, 48, 64, true, false, MoeRouting{}, false},  // qwen2_moe: gated shared expert
-      {64, 8, 64, 16, 0, false, true, MoeRouting{}, false},   // qwen3_moe
+      {64, 8, 64, 16, 0, false, true, MoeRouting{}, false},    // qwen3_moe
       {64, 6, 64, 24, 48, false, false,
        routing(MoeScoring::kSoftmax, 8, 3, MoeGroupScore::kMax, 1.f), false},  // deepseek_v2
       {64, 8, 64, 24, 32, false, true,
@@ -108,8 +108,7 @@ TEST(CudaMoe, RoutingMatchesCpu) {
     float* d_bias = c.bias ? to_device(be, bias) : nullptr;
     auto* d_ids = reinterpret_cast<int32_t*>(be.alloc_floats(static_cast<size_t>(n * K)));
     float* d_w = be.alloc_floats(static_cast<size_t>(n * K));
-    float* scratch = be.alloc_floats(static_cast<size_t>(n * 2 * E));
-    cuda::moe_route(d_logits, n, E, K, c.norm, c.routing, d_bias, d_ids, d_w, scratch,
+    cuda::moe_route(d_logits, n, E, K, c.norm, c.routing, d_bias, d_ids, d_w,
                     static_cast<cudaStream_t>(be.stream()));
     const auto got_w = to_host(be, d_w, static_cast<size_t>(n * K));
     const auto ids_f = to_host(be, reinterpret_cast<float*>(d_ids), static_cast<size_t>(n * K));

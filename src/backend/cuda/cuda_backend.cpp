@@ -16,6 +16,8 @@
 
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_mla.h"
+#include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/embedding.cuh"
 #include "backend/cuda/gemm.h"
@@ -84,6 +86,8 @@ struct CudaBackend::Impl {
   }
   ~Impl() {
     if (stream) cudaStreamSynchronize(stream);
+    moe.reset();
+    mla.reset();
     drop_graphs();
     profile.reset();
     sampling.reset();
@@ -154,6 +158,8 @@ struct CudaBackend::Impl {
   std::unique_ptr<SampleBuffers> sampling;
   std::unique_ptr<OpProfile> profile;
   std::shared_ptr<std::atomic<int64_t>> weight_bytes = std::make_shared<std::atomic<int64_t>>(0);
+  std::unique_ptr<CudaMoe> moe;  // made at the first MoE / MLA call
+  std::unique_ptr<CudaMla> mla;
   std::vector<void*> buffers;
   uint16_t* x_bf16 = nullptr;  // [max_batch_tokens][max_matmul_k] bf16
   int64_t x_bf16_capacity = 0;
@@ -409,6 +415,40 @@ void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64
 void CudaBackend::add(float* x, const float* y, int64_t n) {
   const auto timed = impl_->profile->time("add");
   cuda::add(x, y, n, impl_->stream);
+}
+
+void CudaBackend::moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,
+                          const GatherColsFn* tp_gather) {
+  const auto timed = impl_->profile->time("moe_ffn");
+  Impl& m = *impl_;
+  if (!m.moe) {
+    m.moe = std::make_unique<CudaMoe>(
+        *this, m.stream, [this](const TensorView& t) { return matrix(t); },
+        [](const float* p) { return p; }, m.options.max_batch_tokens);
+  }
+  m.moe->run(w, x, n_tokens, out, tp_gather);
+}
+
+int64_t CudaBackend::moe_expert_rows() const {
+  return impl_->moe ? impl_->moe->expert_rows() : 0;
+}
+
+void CudaBackend::mla_attention(const MlaWeights& w, const float* q, const float* ckv,
+                                const IndexArray& positions, const IndexArray& slots,
+                                int64_t n_tokens, const RopeParams& rope, const KvLayerView& kv,
+                                const StepSeqs& seqs, const AttentionParams& p, float* out) {
+  const auto timed = impl_->profile->time("mla_attention");
+  Impl& m = *impl_;
+  if (!m.mla) {
+    m.mla = std::make_unique<CudaMla>(
+        m.stream, [this](const TensorView& t) { return matrix(t); }, m.options.max_batch_tokens);
+  }
+  step_seqs(seqs);  // checks they are this step's
+  AttentionBatch batch = m.uploads->attention();
+  batch.n_seqs = seqs.n;
+  const MlaRope r{m.rope_frequencies(rope), rope.style == RopeStyle::kNeox, w.rope_factor};
+  m.mla->run(w, q, ckv, step_array(positions), step_array(slots), n_tokens, w.kv_a_norm, r,
+             kv_pool<uint16_t>(kv.k, kv), batch, p, out);
 }
 
 void CudaBackend::gather_rows(const float* src, const IndexArray& rows, int64_t n, int64_t dim,

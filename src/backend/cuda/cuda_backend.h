@@ -70,6 +70,14 @@ class CudaBackend : public Backend {
                  const AttentionParams& p, float* out) override;
   void silu_mul(const float* gate, const float* up, float* out, int64_t n) override;
   void add(float* x, const float* y, int64_t n) override;
+  // Mixture of experts and multi-head latent attention: cuda_moe.h, cuda_mla.h.
+  void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,
+               const GatherColsFn* tp_gather) override;
+  int64_t moe_expert_rows() const override;
+  void mla_attention(const MlaWeights& w, const float* q, const float* ckv,
+                     const IndexArray& positions, const IndexArray& slots, int64_t n_tokens,
+                     const RopeParams& rope, const KvLayerView& kv, const StepSeqs& seqs,
+                     const AttentionParams& p, float* out) override;
   void gather_rows(const float* src, const IndexArray& rows, int64_t n, int64_t dim,
                    float* dst) override;
   void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,

@@ -59,9 +59,10 @@ void CudaMla::run(const MlaWeights& w, const float* q, const float* ckv, const i
                   float* out) {
   if (n <= 0) return;
   if (w.row() > kMlaMaxRow || w.row() % 2 != 0 || w.kv_lora % 2 != 0) {
-    fail("the CUDA MLA kernel takes an even kv_lora_rank + qk_rope_head_dim up to {}, the model "
-         "has {} + {}; use --device cpu",
-         kMlaMaxRow, w.kv_lora, w.rope);
+    fail(
+        "the CUDA MLA kernel takes an even kv_lora_rank + qk_rope_head_dim up to {}, the model "
+        "has {} + {}; use --device cpu",
+        kMlaMaxRow, w.kv_lora, w.rope);
   }
   reserve(w, n);
   const MlaShape s{w.n_heads, w.nope, w.rope, w.kv_lora, w.v_head};
@@ -73,8 +74,8 @@ void CudaMla::run(const MlaWeights& w, const float* q, const float* ckv, const i
                 stream_);
   mla_attend(qabs_, cache, batch, s, p.block_size, p.scale, att_, stream_);
   const int64_t L = s.kv_lora, V = s.v_head;
-  mla_head_gemv(HeadGemv{t.v_b, s.v_head, s.kv_lora, att_, H * L, L, out, H * V, V}, n,
-                s.n_heads, stream_);
+  mla_head_gemv(HeadGemv{t.v_b, s.v_head, s.kv_lora, att_, H * L, L, out, H * V, V}, n, s.n_heads,
+                stream_);
 }
 
 }  // namespace shardlm::cuda

@@ -23,9 +23,9 @@ CudaMoe::CudaMoe(Backend& be, cudaStream_t stream, MatrixOf matrix_of, VectorOf 
 
 CudaMoe::~CudaMoe() {
   cudaStreamSynchronize(stream_);
-  for (Buf* b : {&logits_, &route_, &ids_, &weights_, &sorted_, &tiles_, &n_tiles_, &hidden_,
-                 &hidden_all_, &ys_, &ys_all_, &local_out_, &sh_gate_, &sh_up_, &sh_hidden_,
-                 &sh_y_, &sh_logit_}) {
+  for (Buf* b :
+       {&logits_, &ids_, &weights_, &sorted_, &tiles_, &n_tiles_, &hidden_, &hidden_all_, &ys_,
+        &ys_all_, &local_out_, &sh_gate_, &sh_up_, &sh_hidden_, &sh_y_, &sh_logit_}) {
     cudaFree(b->p);
   }
   for (void* p : table_memory_) cudaFree(p);
@@ -71,12 +71,11 @@ void CudaMoe::reserve(const MoeFfnWeights& w, int64_t n) {
   const auto d = static_cast<size_t>(w.router.ne[0]), f = static_cast<size_t>(w.gate[0].ne[1]);
   const auto d_out = static_cast<size_t>(w.down[0].ne[1]);
   grow(logits_, T * E * F);
-  grow(route_, T * 2 * E * F);
   grow(ids_, P * sizeof(int32_t));
   grow(weights_, P * F);
   grow(sorted_, P * sizeof(int32_t));
-  grow(tiles_, static_cast<size_t>(moe_max_tiles(static_cast<int64_t>(P), w.n_local())) *
-                   sizeof(MoeTile));
+  grow(tiles_,
+       static_cast<size_t>(moe_max_tiles(static_cast<int64_t>(P), w.n_local())) * sizeof(MoeTile));
   grow(n_tiles_, sizeof(int32_t));
   grow(hidden_, P * f * F);
   grow(ys_, P * std::max(d, d_out) * F);
@@ -109,10 +108,10 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n,
   auto* n_tiles = static_cast<int32_t*>(n_tiles_.p);
   auto* hidden = static_cast<float*>(hidden_.p);
   auto* ys = static_cast<float*>(ys_.p);
-  be_.matmul(w.router, x, n, logits);
+  moe_router_logits(matrix_of_(w.router), x, n, E, d, logits, stream_);
   moe_route(logits, n, E, K, w.norm_topk, w.routing,
-            w.score_bias ? vector_of_(w.score_bias) : nullptr, ids,
-            static_cast<float*>(weights_.p), static_cast<float*>(route_.p), stream_);
+            w.score_bias ? vector_of_(w.score_bias) : nullptr, ids, static_cast<float*>(weights_.p),
+            stream_);
   const bool ep = w.expert_parallel && w.tp > 1;
   const int first = ep ? w.first_expert : 0;
   moe_align(ids, P, first, w.n_local(), sorted, tiles, n_tiles, expert_rows_, stream_);
@@ -161,13 +160,21 @@ void CudaMoe::run(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
   if (w.tp > 1 && tp_gather == nullptr) {
     fail("internal: moe_ffn: tensor-parallel experts need a gather");
   }
+  if (w.top_k > kMoeMaxTopK || w.n_experts() > kMoeMaxExperts ||
+      w.routing.n_groups > kMoeMaxGroups) {
+    fail(
+        "the CUDA mixture-of-experts kernels take up to {} experts, {} per token and {} expert "
+        "groups; the model has {}, {} and {}; use --device cpu",
+        kMoeMaxExperts, kMoeMaxTopK, kMoeMaxGroups, w.n_experts(), w.top_k, w.routing.n_groups);
+  }
   reserve(w, n);
   routed(w, x, n, tp_gather);
   const int K = w.top_k;
   const int64_t d = w.router.ne[0], d_out = w.down[0].ne[1];
   auto* weights = static_cast<float*>(weights_.p);
   auto* ys = static_cast<float*>(ys_.p);
-  if (w.expert_parallel && w.tp > 1) {  // every rank's pair rows side by side, then the sums as on one rank
+  if (w.expert_parallel &&
+      w.tp > 1) {  // every rank's pair rows side by side, then the sums as on one rank
     (*tp_gather)(ys, n * K, d, static_cast<float*>(ys_all_.p));
     moe_combine(static_cast<float*>(ys_all_.p), weights, n, K, d, w.tp, out, stream_);
     if (w.has_shared()) add_shared(w, x, n, out, nullptr);

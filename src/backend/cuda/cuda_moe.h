@@ -1,5 +1,5 @@
-// The CUDA backend's mixture-of-experts FFN (Backend::moe_ffn): router logits (the backend's
-// matmul), routing (moe_routing.cuh), the routed experts in tiles (moe_experts.cuh), the
+// The CUDA backend's mixture-of-experts FFN (Backend::moe_ffn): router logits with fp32
+// activations and routing (moe_routing.cuh), the routed experts in tiles (moe_experts.cuh), the
 // slot-ordered combine and the shared expert with its gate (the backend's gate_up_silu and
 // matmul). Tensor parallelism gathers the experts' hidden columns before down and the output
 // columns at the end; expert parallelism runs only this rank's experts and gathers every rank's
@@ -56,11 +56,11 @@ class CudaMoe {
   int64_t max_tokens_;
   std::unordered_map<const void*, MoeExpertTables> tables_;  // by the router's host address
   std::vector<void*> table_memory_;
-  // Scratch (device), cut for max(n, max_tokens) tokens at a layer's first call: logits, route
-  // scratch, ids, weights, pair rows (hidden, gathered hidden, ys, gathered ys), tiles, and the
+  // Scratch (device), cut for max(n, max_tokens) tokens at a layer's first call: logits, ids,
+  // weights, pair rows (hidden, gathered hidden, ys, gathered ys), tiles, and the
   // shared expert's rows.
-  Buf logits_, route_, ids_, weights_, sorted_, tiles_, n_tiles_, hidden_, hidden_all_, ys_,
-      ys_all_, local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_;
+  Buf logits_, ids_, weights_, sorted_, tiles_, n_tiles_, hidden_, hidden_all_, ys_, ys_all_,
+      local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_;
   unsigned long long* expert_rows_ = nullptr;  // device counter
   int device_ = 0;
 };

@@ -14,7 +14,8 @@ namespace shardlm::cuda {
 
 namespace {
 
-constexpr int kWarps = 8;
+constexpr int kWarps = 8;                    // output rows per block of the head GEMV
+constexpr int kAttendWarps = 8;  // key streams per block of the attention (16: out of registers)
 constexpr int kMaxChunks = kMlaMaxRow / 64;  // float2 chunks per lane
 
 __device__ __forceinline__ void rotate_pair(const float* v, int i, int dim, double pos,
@@ -46,15 +47,14 @@ __global__ void store_latent_kernel(const float* ckv, const int32_t* positions,
   float pe[2];
   for (int i = threadIdx.x; i < s.rope / 2; i += blockDim.x) {
     int a, b;
-    rotate_pair(in + s.kv_lora, i, s.rope, positions[t], r, &pe[0], &pe[1],
-                &a, &b);
+    rotate_pair(in + s.kv_lora, i, s.rope, positions[t], r, &pe[0], &pe[1], &a, &b);
     row[s.kv_lora + a] = __float2bfloat16_rn(pe[0] * r.factor);
     row[s.kv_lora + b] = __float2bfloat16_rn(pe[1] * r.factor);
   }
 }
 
-__global__ void rope_queries_kernel(const float* q, const int32_t* positions, MlaShape s,
-                                    MlaRope r, float* qabs) {
+__global__ void rope_queries_kernel(const float* q, const int32_t* positions, MlaShape s, MlaRope r,
+                                    float* qabs) {
   const int64_t t = blockIdx.x;
   const int half = s.rope / 2, qk = s.nope + s.rope;
   for (int item = threadIdx.x; item < s.n_heads * half; item += blockDim.x) {
@@ -79,7 +79,19 @@ __global__ void head_gemv_kernel(HeadGemv g, int n_heads) {
   const uint16_t* w = g.w[h] + static_cast<int64_t>(row) * g.cols;
   const float* x = g.x + t * g.x_token + h * g.x_head;
   float acc = 0;
-  for (int i = lane; i < g.cols; i += 32) acc += __uint_as_float(uint32_t{w[i]} << 16) * x[i];
+  if (g.cols % 8 == 0 && g.x_head % 4 == 0 && g.x_token % 4 == 0) {  // 16-byte loads
+    for (int i = lane * 8; i < g.cols; i += 256) {
+      const uint4 v = *reinterpret_cast<const uint4*>(w + i);
+      const float4 a = *reinterpret_cast<const float4*>(x + i);
+      const float4 b = *reinterpret_cast<const float4*>(x + i + 4);
+      acc += __uint_as_float(v.x << 16) * a.x + __uint_as_float(v.x & 0xffff0000u) * a.y +
+             __uint_as_float(v.y << 16) * a.z + __uint_as_float(v.y & 0xffff0000u) * a.w +
+             __uint_as_float(v.z << 16) * b.x + __uint_as_float(v.z & 0xffff0000u) * b.y +
+             __uint_as_float(v.w << 16) * b.z + __uint_as_float(v.w & 0xffff0000u) * b.w;
+    }
+  } else {
+    for (int i = lane; i < g.cols; i += 32) acc += __uint_as_float(uint32_t{w[i]} << 16) * x[i];
+  }
   acc = warp_sum(acc);
   if (lane == 0) g.y[t * g.y_token + h * g.y_head + row] = acc;
 }
@@ -91,7 +103,8 @@ __device__ __forceinline__ float2 bf16x2_at(const __nv_bfloat16* p) {
 // One block per (row, head): warp w takes keys w, w + 8, ...; lane holds dims 2 * lane + 64 c.
 __global__ void attend_kernel(const float* qabs, const __nv_bfloat16* cache, AttentionBatch batch,
                               MlaShape s, int block_size, float scale, float* att) {
-  extern __shared__ float merge[];  // [kWarps][kv_lora] partial sums, then [2][kWarps] m, l
+  extern __shared__ float
+      merge[];  // [kAttendWarps][kv_lora] partial sums, then [2][kAttendWarps] m, l
   const int row = blockIdx.x, h = blockIdx.y, R = (s.kv_lora + s.rope), L = s.kv_lora;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float* out = att + (static_cast<int64_t>(row) * s.n_heads + h) * L;
@@ -111,9 +124,10 @@ __global__ void attend_kernel(const float* qabs, const __nv_bfloat16* cache, Att
     acc[c] = make_float2(0.f, 0.f);
   }
   float m = -INFINITY, lsum = 0.f;
-  for (int j = warp; j < n_keys; j += kWarps) {
+  for (int j = warp; j < n_keys; j += kAttendWarps) {
     const int32_t block = batch.tables[seq.table_offset + j / block_size];
-    const __nv_bfloat16* k = cache + (static_cast<int64_t>(block) * block_size + j % block_size) * R;
+    const __nv_bfloat16* k =
+        cache + (static_cast<int64_t>(block) * block_size + j % block_size) * R;
     float dot = 0.f;
 #pragma unroll
     for (int c = 0; c < kMaxChunks; ++c) {
@@ -139,7 +153,7 @@ __global__ void attend_kernel(const float* qabs, const __nv_bfloat16* cache, Att
     m = m_new;
   }
   float* part = merge + warp * L;
-  float* ms = merge + kWarps * L;
+  float* ms = merge + kAttendWarps * L;
 #pragma unroll
   for (int c = 0; c < kMaxChunks; ++c) {
     const int d = 2 * lane + 64 * c;
@@ -150,16 +164,17 @@ __global__ void attend_kernel(const float* qabs, const __nv_bfloat16* cache, Att
   }
   if (lane == 0) {
     ms[warp] = m;
-    ms[kWarps + warp] = lsum;
+    ms[kAttendWarps + warp] = lsum;
   }
   __syncthreads();
   float M = -INFINITY;
-  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, ms[w]);
+  for (int w = 0; w < kAttendWarps; ++w) M = fmaxf(M, ms[w]);
   float total = 0.f;
-  for (int w = 0; w < kWarps; ++w) total += ms[w] == -INFINITY ? 0.f : ms[kWarps + w] * expf(ms[w] - M);
+  for (int w = 0; w < kAttendWarps; ++w)
+    total += ms[w] == -INFINITY ? 0.f : ms[kAttendWarps + w] * expf(ms[w] - M);
   for (int l = threadIdx.x; l < L; l += blockDim.x) {
     float o = 0.f;
-    for (int w = 0; w < kWarps; ++w) {
+    for (int w = 0; w < kAttendWarps; ++w) {
       if (ms[w] != -INFINITY) o += merge[w * L + l] * expf(ms[w] - M);
     }
     out[l] = o / total;
@@ -195,9 +210,10 @@ void mla_rope_queries(const float* q, const int32_t* positions, int64_t n, const
 void mla_attend(const float* qabs, const uint16_t* cache, const AttentionBatch& batch,
                 const MlaShape& s, int block_size, float scale, float* att, cudaStream_t stream) {
   if (batch.n_rows <= 0) return;
-  const size_t smem = (static_cast<size_t>(kWarps) * s.kv_lora + 2 * kWarps) * sizeof(float);
+  const size_t smem =
+      (static_cast<size_t>(kAttendWarps) * s.kv_lora + 2 * kAttendWarps) * sizeof(float);
   const dim3 grid(static_cast<unsigned>(batch.n_rows), static_cast<unsigned>(s.n_heads));
-  attend_kernel<<<grid, kWarps * 32, smem, stream>>>(
+  attend_kernel<<<grid, kAttendWarps * 32, smem, stream>>>(
       qabs, reinterpret_cast<const __nv_bfloat16*>(cache), batch, s, block_size, scale, att);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }

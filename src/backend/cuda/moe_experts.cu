@@ -164,8 +164,8 @@ void moe_gate_up(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* 
   if (max_tiles <= 0) return;
   const dim3 grid(static_cast<unsigned>((f + kWarps - 1) / kWarps),
                   static_cast<unsigned>(max_tiles));
-  tile_kernel<true><<<grid, kWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, x, top_k, d, f,
-                                                      hidden);
+  tile_kernel<true>
+      <<<grid, kWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, x, top_k, d, f, hidden);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
@@ -175,21 +175,21 @@ void moe_down(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_t
   if (max_tiles <= 0) return;
   const dim3 grid(static_cast<unsigned>((d_out + kWarps - 1) / kWarps),
                   static_cast<unsigned>(max_tiles));
-  tile_kernel<false><<<grid, kWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, hidden, 1, f_in,
-                                                       d_out, ys);
+  tile_kernel<false>
+      <<<grid, kWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, hidden, 1, f_in, d_out, ys);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
 void moe_combine(const float* ys, const float* weights, int64_t n_tokens, int top_k, int64_t d,
                  int ranks, float* out, cudaStream_t stream) {
   if (n_tokens <= 0) return;
-  combine_kernel<<<static_cast<unsigned>(n_tokens), threads_for(d), 0, stream>>>(
-      ys, weights, top_k, d, ranks, out);
+  combine_kernel<<<static_cast<unsigned>(n_tokens), threads_for(d), 0, stream>>>(ys, weights, top_k,
+                                                                                 d, ranks, out);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
-void moe_add_gated(float* out, const float* y, const float* gate_logit, int64_t n_tokens,
-                   int64_t d, cudaStream_t stream) {
+void moe_add_gated(float* out, const float* y, const float* gate_logit, int64_t n_tokens, int64_t d,
+                   cudaStream_t stream) {
   if (n_tokens <= 0) return;
   add_gated_kernel<<<static_cast<unsigned>(n_tokens), threads_for(d), 0, stream>>>(out, y,
                                                                                    gate_logit, d);

@@ -35,7 +35,8 @@ int64_t moe_max_tiles(int64_t n_pairs, int n_local);
 // are skipped) into tiles; tiles: moe_max_tiles entries; n_tiles: one int (device);
 // expert_rows: a running count of the pairs run on this rank (the load metric), device.
 void moe_align(const int32_t* ids, int64_t n_pairs, int first, int n_local, int32_t* sorted,
-               MoeTile* tiles, int32_t* n_tiles, unsigned long long* expert_rows, cudaStream_t stream);
+               MoeTile* tiles, int32_t* n_tiles, unsigned long long* expert_rows,
+               cudaStream_t stream);
 
 // hidden[p][j] = silu(x[p / top_k] . gate[e][j]) * (x[p / top_k] . up[e][j]) for each tiled pair;
 // x: [tokens][d] fp32; hidden: [n_pairs][f].
@@ -56,7 +57,7 @@ void moe_combine(const float* ys, const float* weights, int64_t n_tokens, int to
                  int ranks, float* out, cudaStream_t stream);
 
 // out[t][i] += g_t * y[t][i], g_t = sigmoid(gate_logit[t]), or 1 when gate_logit is null.
-void moe_add_gated(float* out, const float* y, const float* gate_logit, int64_t n_tokens,
-                   int64_t d, cudaStream_t stream);
+void moe_add_gated(float* out, const float* y, const float* gate_logit, int64_t n_tokens, int64_t d,
+                   cudaStream_t stream);
 
 }  // namespace shardlm::cuda
