@@ -27,6 +27,7 @@ class GroupSpec:
     dist_init_addr: str
     cluster_token: str
     dist_timeout: float
+    tp_exact: bool = False  # --tp-exact: exact TP instead of Megatron (every rank alike)
 
 
 def parse_ips(ips) -> List[str]:
@@ -64,6 +65,7 @@ class Group:
             self.env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
         flags = _core.LaunchFlags()
         flags.tp, flags.pp, flags.ips = spec.tp, spec.pp, spec.ips
+        flags.tp_exact = spec.tp_exact
         flags.dist_init_addr = spec.dist_init_addr
         flags.dist_timeout = spec.dist_timeout
         flags.cluster_token = spec.cluster_token or self.env.get("SHARDLM_CLUSTER_TOKEN", "")
@@ -123,6 +125,8 @@ class Group:
 def group_argv(spec: GroupSpec) -> List[str]:
     argv = ["--tp", str(spec.tp), "--pp", str(spec.pp), "--dist-timeout", str(spec.dist_timeout),
             "--port", "0", "--log-interval", "0"]
+    if spec.tp_exact:
+        argv.append("--tp-exact")
     if spec.ips:
         argv += ["--ips", ",".join(spec.ips)]
     if spec.dist_init_addr:

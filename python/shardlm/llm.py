@@ -46,6 +46,8 @@ class LLM:
         cluster_token: the secret every node of a multi-host group shares
             (default: $SHARDLM_CLUSTER_TOKEN).
         dist_timeout: seconds for every rank to reach the rendezvous.
+        tp_exact: exact tensor parallelism (the CLI's --tp-exact): bit-identical to one process,
+            slower; by default Megatron TP, equal to one process within float rounding.
         distributed_executor_backend: None/'mp' (processes on this machine or over ips) or 'ray'
             (the ranks placed on a running Ray cluster).
         trust_remote_code, tokenizer, dtype, seed: accepted for vLLM scripts; shardlm runs no
@@ -62,7 +64,8 @@ class LLM:
                  dist_init_addr: Optional[str] = None, cluster_token: Optional[str] = None,
                  dist_timeout: float = 60.0, distributed_executor_backend: Optional[str] = None,
                  trust_remote_code: bool = False, tokenizer: Optional[str] = None,
-                 dtype: Optional[str] = None, seed: Optional[int] = None) -> None:
+                 dtype: Optional[str] = None, seed: Optional[int] = None,
+                 tp_exact: bool = False) -> None:
         self._engine = None
         self._group: Optional[Group] = None
         self._ray = None
@@ -71,6 +74,7 @@ class LLM:
                            enable_prefix_caching, enforce_eager, kv_cache_memory, threads)
         spec = group_spec(tensor_parallel_size, pipeline_parallel_size, ips, dist_init_addr,
                           cluster_token, dist_timeout)
+        spec.tp_exact = bool(tp_exact)
         backend = distributed_executor_backend
         if backend not in (None, "mp", "ray"):
             raise ValueError(f"distributed_executor_backend={backend!r}: use None, 'mp' or 'ray'")

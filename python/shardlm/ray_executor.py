@@ -301,7 +301,8 @@ class RayGroup:
             raise RuntimeError(str(e)) from None
         args = SimpleNamespace(binary=binary(), tp=spec.tp, pp=spec.pp, device=device_of(rank_argv),
                                host="127.0.0.1", port="0", ray_cpus_per_rank=1.0)
-        rest = [*rank_argv, "--dist-timeout", str(spec.dist_timeout), "--log-interval", "0"]
+        rest = [*rank_argv, "--dist-timeout", str(spec.dist_timeout), "--log-interval", "0",
+                *(["--tp-exact"] if spec.tp_exact else [])]
         self.executor = Executor(self.ray, args, rest, master_in_process=True)
         try:
             self.executor.start()
@@ -313,6 +314,7 @@ class RayGroup:
         world = spec.tp * spec.pp
         flags = _core.LaunchFlags()
         flags.tp, flags.pp = spec.tp, spec.pp
+        flags.tp_exact = spec.tp_exact
         flags.nnodes, flags.node_rank, flags.nproc_per_node = world, 0, 1
         flags.dist_init_addr = self.executor.master
         flags.dist_timeout = spec.dist_timeout

@@ -64,6 +64,7 @@ void bind_launch(nb::module_& m) {
       .def(nb::init<>())
       .def_rw("tp", &LaunchFlags::tp)
       .def_rw("pp", &LaunchFlags::pp)
+      .def_rw("tp_exact", &LaunchFlags::tp_exact)
       .def_rw("nnodes", &LaunchFlags::nnodes)
       .def_rw("node_rank", &LaunchFlags::node_rank)
       .def_rw("nproc_per_node", &LaunchFlags::nproc_per_node)

@@ -227,7 +227,7 @@ def test_ctrl_c_stops_generation_cleanly():
 TP_SCRIPT = r"""
 import json, os, sys
 from shardlm import LLM, SamplingParams
-llm = LLM(model=sys.argv[1], tensor_parallel_size=3, threads=1, device="cpu")
+llm = LLM(model=sys.argv[1], tensor_parallel_size=3, threads=1, device="cpu", tp_exact=True)
 out = [o.outputs[0].text for o in llm.generate(json.loads(sys.argv[2]), SamplingParams(
     temperature=0, max_tokens=24, ignore_eos=True), use_tqdm=False)]
 print(json.dumps({"text": out, "master": llm._check_master(),
