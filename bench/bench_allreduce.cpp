@@ -83,9 +83,9 @@ std::vector<double> shm_times(int ranks, const std::vector<size_t>& sizes, int i
   const size_t slot = size_t{1} << 18;  // as the server's (shm_communicator.cpp)
   auto owner = std::make_shared<ShmAllReduce>(name, 0, ranks, slot, 7, std::chrono::seconds(60));
   return run(ranks, sizes, iters, [&](int r) -> Reduce {
-    auto shm = r == 0 ? owner
-                      : std::make_shared<ShmAllReduce>(name, r, ranks, slot, 7,
-                                                       std::chrono::seconds(60));
+    auto shm =
+        r == 0 ? owner
+               : std::make_shared<ShmAllReduce>(name, r, ranks, slot, 7, std::chrono::seconds(60));
     shm->barrier();
     return [shm](float* data, size_t n) { shm->all_reduce_sum(data, n); };
   });

@@ -1,13 +1,12 @@
 // ShmCommunicator and the collective set-up that decides between shared memory and Gloo.
 #include "comm/shm_communicator.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -59,8 +58,7 @@ ShmCommunicator::ShmCommunicator(std::unique_ptr<Communicator> inner,
 void ShmCommunicator::all_reduce_sum(float* data, size_t n) {
   const auto start = std::chrono::steady_clock::now();
   shm_->all_reduce_sum(data, n);
-  busy_seconds_ +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  busy_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 std::unique_ptr<Communicator> with_shm_all_reduce(std::unique_ptr<Communicator> inner,

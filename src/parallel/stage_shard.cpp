@@ -17,9 +17,8 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
       staged_(!backend.host_memory()),
       megatron_(cfg.tp > 1 &&
                 use_megatron(full.config, full.weights, cfg.tp, cfg.tp_exact, &tp_mode_)),
-      shard_(cfg.tp > 1
-                 ? shard_model(full, layout_.tp_rank, cfg.tp, cfg.expert_parallel, megatron_)
-                 : nullptr),
+      shard_(cfg.tp > 1 ? shard_model(full, layout_.tp_rank, cfg.tp, cfg.expert_parallel, megatron_)
+                        : nullptr),
       model_(shard_ ? shard_.get() : &full),
       local_vocab_(full.config.vocab_size / cfg.tp) {
   KvCacheShape shape = full_shape;
@@ -84,8 +83,8 @@ void StageShard::gather_cols(const float* local, int64_t rows, int64_t cols, flo
   backend_.from_host(full_host_.data(), all, full);
 }
 
-// Megatron TP: the element-wise sum of every TP rank's partial [n][d_model] output, in place (backend
-// memory; staged through a host buffer on a device backend whose TP group is on Gloo).
+// Megatron TP: the element-wise sum of every TP rank's partial [n][d_model] output, in place
+// (backend memory; staged through a host buffer on a device backend whose TP group is on Gloo).
 void StageShard::all_reduce(float* data, int64_t count) {
   comm::Communicator& tp = *comms_.tp;
   const auto n = static_cast<size_t>(count);

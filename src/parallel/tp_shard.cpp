@@ -1,10 +1,10 @@
 // Slicing weights for tensor parallelism.
 #include "parallel/tp_shard.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 
@@ -151,12 +151,12 @@ bool use_megatron(const ModelConfig& c, const ModelWeights& w, int tp, bool tp_e
   const std::string misfit = tp_exact ? "" : megatron_misfit(c, w, tp);
   const bool megatron = !tp_exact && misfit.empty();
   if (why) {
-    *why = megatron ? "Megatron (row-parallel O and down, one all-reduce after each)"
-           : tp_exact
-               ? "exact (--tp-exact: activations gathered around O and down, bit-identical)"
-               : fmt::format("exact (Megatron does not apply to {}: activations gathered around "
-                             "O and down)",
-                             misfit);
+    *why = megatron   ? "Megatron (row-parallel O and down, one all-reduce after each)"
+           : tp_exact ? "exact (--tp-exact: activations gathered around O and down, bit-identical)"
+                      : fmt::format(
+                            "exact (Megatron does not apply to {}: activations gathered around "
+                            "O and down)",
+                            misfit);
   }
   return megatron;
 }

@@ -80,10 +80,9 @@ TEST_P(ShmAllReduceTest, EqualsReferenceSumOnEveryRank) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, ShmAllReduceTest,
-                         ::testing::Values(Case{2, 1, 64}, Case{2, 1000, 1 << 18},
-                                           Case{3, 64, 64}, Case{3, 1001, 64},
-                                           Case{4, 5, 64}, Case{4, 1 << 20, 1 << 18},
-                                           Case{5, 333, 100}),
+                         ::testing::Values(Case{2, 1, 64}, Case{2, 1000, 1 << 18}, Case{3, 64, 64},
+                                           Case{3, 1001, 64}, Case{4, 5, 64},
+                                           Case{4, 1 << 20, 1 << 18}, Case{5, 333, 100}),
                          [](const auto& info) {
                            return std::to_string(info.param.ranks) + "ranks_" +
                                   std::to_string(info.param.n) + "floats_slot" +
