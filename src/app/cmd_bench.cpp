@@ -118,6 +118,7 @@ void run_engine_bench(const BenchOptions& o) {
   e.device = o.session.device;
   e.gpu_memory_utilization = o.session.gpu_memory_utilization;
   e.enforce_eager = o.session.enforce_eager;
+  e.quantization = o.session.quantization;
   if (!o.kv_cache_memory.empty()) {
     e.kv_cache_memory = parse_size(o.kv_cache_memory, "--kv-cache-memory");
   }
@@ -160,6 +161,7 @@ void add_bench_command(CLI::App& app) {
   off->add_option("-r,--reps", o->reps, "repetitions (median reported)")->check(CLI::Range(1, 100));
   add_device_flags(*off, o->session.device, o->session.gpu_memory_utilization,
                    o->session.enforce_eager);
+  add_quantization_flag(*off, o->session.quantization);
   add_load_format_flag(*off, o->session.load_format);
   add_engine_flags(*off, *o);
   off->callback([o, threads] {

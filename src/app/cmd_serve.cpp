@@ -35,6 +35,7 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
   cmd.add_option("-t,--threads", e.threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
   add_device_flags(cmd, e.device, e.gpu_memory_utilization, e.enforce_eager);
+  add_quantization_flag(cmd, e.quantization);
   cmd.add_option("--max-model-len", e.max_model_len,
                  "context length per request (default: the model's, at most 4096)")
       ->check(CLI::Range(0, 1 << 20));

@@ -19,6 +19,8 @@ void add_frontend_command(CLI::App& app);  // the fleet's router (app/cmd_fronte
 // bench offline and serve (app/device_flag.cpp).
 void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_utilization,
                       bool& enforce_eager);
+// --quantization fp8 (app/device_flag.cpp): linear layers in FP8 E4M3 on a CUDA GPU (sm_89+).
+void add_quantization_flag(CLI::App& cmd, std::string& quantization);
 // --load-format auto|dummy (app/device_flag.cpp).
 void add_load_format_flag(CLI::App& cmd, std::string& load_format);
 

@@ -21,6 +21,14 @@ void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_uti
       ->capture_default_str();
 }
 
+void add_quantization_flag(CLI::App& cmd, std::string& quantization) {
+  cmd.add_option("--quantization", quantization,
+                 "fp8: quantise the linear layers' BF16/FP16 weights at load to FP8 E4M3 with a "
+                 "scale per output channel (CUDA, compute capability 8.9+; as vLLM's --quantization "
+                 "fp8); the embedding and output projection stay BF16")
+      ->check(CLI::IsMember({"fp8"}));
+}
+
 void add_load_format_flag(CLI::App& cmd, std::string& load_format) {
   cmd.add_option("--load-format", load_format,
                  "auto: read the model's weights; dummy: random weights for --model given as a "

@@ -27,6 +27,7 @@ EngineArgs engine_args(const SessionOptions& o, int n_seqs) {
   args.device = o.device;
   args.gpu_memory_utilization = o.gpu_memory_utilization;
   args.enforce_eager = o.enforce_eager;
+  args.quantization = o.quantization;
   if (n_seqs == 1) {
     const int ctx = o.ctx_size > 0 ? o.ctx_size : 4096;
     args.num_kv_blocks = (ctx + args.block_size - 1) / args.block_size;
@@ -44,6 +45,7 @@ void add_session_flags(CLI::App& cmd, SessionOptions& o) {
   cmd.add_option("-b,--batch-size", o.batch_size, "prompt tokens per forward step")
       ->check(CLI::Range(1, 65536));
   add_device_flags(cmd, o.device, o.gpu_memory_utilization, o.enforce_eager);
+  add_quantization_flag(cmd, o.quantization);
   add_load_format_flag(cmd, o.load_format);
 }
 

@@ -21,6 +21,7 @@ struct SessionOptions {
   std::string device;                   // "cpu", "cuda", "" = auto (backend/make_backend.h)
   double gpu_memory_utilization = 0.9;  // batches through the engine (EngineArgs)
   bool enforce_eager = false;           // no CUDA graphs
+  std::string quantization;             // "" or "fp8" (--quantization)
 };
 
 std::unique_ptr<Model> open_model(const std::string& flag, const std::string& load_format = "auto");

@@ -50,11 +50,35 @@ Device resolve_device(const std::string& flag) {
   return Device::kCuda;
 }
 
+namespace {
+
+void check_quantization(const BackendSpec& s, const ModelShape& m) {
+  if (s.quantization.empty()) return;
+  if (s.quantization != "fp8") {
+    fail("--quantization '{}' is not supported: use fp8 (CUDA) or leave it out", s.quantization);
+  }
+  if (s.device != Device::kCuda) {
+    fail(
+        "--quantization fp8 runs on CUDA GPUs with FP8 tensor cores (compute capability 8.9 or "
+        "newer); the CPU backend has no FP8 kernels: use --device cuda or leave the flag out");
+  }
+  if (m.n_experts > 0 || m.latent_attention) {
+    fail(
+        "--quantization fp8 covers dense models in this build; '{}' has mixture-of-experts or "
+        "latent-attention layers: leave the flag out",
+        m.name);
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelShape& m) {
+  check_quantization(s, m);
 #if SHARDLM_HAS_CUDA
   if (s.device == Device::kCuda) {
     auto o = cuda::CudaBackendOptions::for_model(m, s.max_batch_tokens, s.max_context);
     o.graphs = !s.enforce_eager;
+    o.fp8_weights = s.quantization == "fp8";
     auto backend = std::make_unique<cuda::CudaBackend>(o);
     spdlog::info("device: cuda, {}", backend->description());
     return backend;

@@ -29,8 +29,12 @@ struct BackendSpec {
   int64_t max_batch_tokens = 512;
   int64_t max_context = 2048;
   bool enforce_eager = false;  // no CUDA graphs (--enforce-eager)
+  // --quantization: "" (the weights' own types) or "fp8" (CUDA on sm_89 or newer only: FP8 E4M3
+  // linear layers with a scale per output channel, backend/cuda/fp8_linear.h).
+  std::string quantization;
 };
-// Throws Error when the device has no ops for the model's layers (MoE, MLA on CUDA).
+// Throws Error when the device has no ops for the model's layers (MoE, MLA on CUDA), and for a
+// --quantization the device cannot run.
 std::unique_ptr<Backend> make_backend(const BackendSpec& spec, const ModelShape& m);
 
 }  // namespace shardlm

@@ -6,7 +6,7 @@
 namespace shardlm {
 
 namespace {
-constexpr std::array<DTypeTraits, 10> kTraits = {{
+constexpr std::array<DTypeTraits, 11> kTraits = {{
     {"F32", 1, 4, false},
     {"F16", 1, 2, false},
     {"BF16", 1, 2, false},
@@ -17,6 +17,7 @@ constexpr std::array<DTypeTraits, 10> kTraits = {{
     {"Q5_K", QK_K, sizeof(BlockQ5_K), true},
     {"Q6_K", QK_K, sizeof(BlockQ6_K), true},
     {"I32", 1, 4, false},
+    {"F8_E4M3", 1, 1, false},
 }};
 
 // GGML type ids, in ggml.h order; names are used in error messages for unsupported types.

@@ -9,7 +9,8 @@
 
 namespace shardlm {
 
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, I32 };
+// F8_E4M3 is a device backend's own form (--quantization fp8), never a file's.
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, I32, F8_E4M3 };
 
 struct DTypeTraits {
   std::string_view name;

@@ -26,6 +26,7 @@ BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c) {
   spec.max_batch_tokens = args.max_num_batched_tokens;
   spec.max_context = model_len(args, c);
   spec.enforce_eager = args.enforce_eager;
+  spec.quantization = args.quantization;
   return spec;
 }
 

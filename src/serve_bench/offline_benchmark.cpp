@@ -62,6 +62,7 @@ RunResult run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
   if (o.kv_cache_memory > 0) args.kv_cache_memory = o.kv_cache_memory;
   args.gpu_memory_utilization = o.gpu_memory_utilization;
   args.enforce_eager = o.enforce_eager;
+  args.quantization = o.quantization;
   LLM llm(args);
   SamplingParams params;
   params.temperature = 0;

@@ -26,6 +26,7 @@ struct OfflineBenchOptions {
   size_t kv_cache_memory = 0;  // bytes; 0 = the engine default
   double gpu_memory_utilization = 0.9;
   bool enforce_eager = false;
+  std::string quantization;  // "" or "fp8" (--quantization)
 };
 
 // Prints one result block per run on stdout and returns the report.

@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/embedding.cuh"
+#include "backend/cuda/fp8_linear.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/kv_store.cuh"
@@ -68,6 +69,10 @@ struct CudaBackend::Impl {
     SHARDLM_CUDA_CHECK(cudaSetDevice(o.device));
     SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     gemm = std::make_unique<Gemm>(stream);
+    if (o.fp8_weights) {
+      check_fp8_device(o.device);
+      fp8 = std::make_unique<Fp8Linear>(stream, *gemm, o.max_batch_tokens, o.max_matmul_k);
+    }
     uploads = std::make_unique<StepUploads>(stream);
     sampling = std::make_unique<SampleBuffers>(stream);
     profile = std::make_unique<OpProfile>(stream);
@@ -92,6 +97,7 @@ struct CudaBackend::Impl {
     profile.reset();
     sampling.reset();
     uploads.reset();
+    fp8.reset();
     gemm.reset();
     for (void* p : buffers) cudaFree(p);
     cudaFree(x_bf16);
@@ -154,6 +160,7 @@ struct CudaBackend::Impl {
   CudaBackendOptions options;
   cudaStream_t stream = nullptr;
   std::unique_ptr<Gemm> gemm;
+  std::unique_ptr<Fp8Linear> fp8;  // --quantization fp8
   std::unique_ptr<StepUploads> uploads;
   std::unique_ptr<SampleBuffers> sampling;
   std::unique_ptr<OpProfile> profile;
@@ -206,9 +213,14 @@ size_t CudaBackend::weight_bytes() const {
 PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
   // A pipeline stage lists only what it runs: no embedding or no output projection is left empty.
   auto store = std::make_shared<WeightStore>(impl_->weight_bytes);
-  PreparedWeights prepared{store->upload(w), store};
-  spdlog::info("weights on the GPU: {:.1f} MiB (BF16 matrices, fp32 vectors)",
-               static_cast<double>(store->bytes()) / (1 << 20));
+  const bool fp8 = impl_->fp8 != nullptr;
+  PreparedWeights prepared{store->upload(w, fp8 ? WeightStore::Fp8Choice(Fp8Linear::quantises)
+                                                : WeightStore::Fp8Choice()),
+                           store};
+  spdlog::info("weights on the GPU: {:.1f} MiB ({} matrices, fp32 vectors)",
+               static_cast<double>(store->bytes()) / (1 << 20),
+               fp8 ? "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output"
+                   : "BF16");
   return prepared;
 }
 
@@ -298,6 +310,7 @@ void CudaBackend::rms_norm(const float* x, const float* w, int64_t rows, int64_t
 
 void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
   const auto timed = impl_->profile->time("matmul");
+  if (impl_->fp8 && impl_->fp8->matmul(w, x, n_tokens, y)) return;
   const int64_t k = w.ne[0], n = w.rows();
   if (gemv_fits(k, n_tokens)) {  // decode batches: one memory-bound kernel
     gemv_bf16(matrix(w), k, n, x, n_tokens, y, impl_->stream);
@@ -311,6 +324,9 @@ void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, 
 void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const* ys, int count,
                                       const float* x, int64_t n_tokens) {
   const auto timed = impl_->profile->time("matmul_shared");
+  if (impl_->fp8 && impl_->fp8->matmul_shared_input(ws, ys, count, x, n_tokens)) {
+    return;
+  }
   const int64_t k = ws[0]->ne[0];
   bool same_k = count <= kGemvMaxSegments;
   for (int i = 0; i < count; ++i) same_k = same_k && ws[i]->ne[0] == k;
@@ -338,6 +354,9 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
 
 void CudaBackend::gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
                                int64_t n_tokens, float* gate, float* up) {
+  if (impl_->fp8 && impl_->fp8->gate_up_silu(w_gate, w_up, x, n_tokens, gate)) {
+    return;
+  }
   const int64_t k = w_gate.ne[0], n = w_gate.rows();
   if (w_up.ne[0] != k || w_up.rows() != n || !gemv_fits(k, n_tokens)) {
     Backend::gate_up_silu(w_gate, w_up, x, n_tokens, gate, up);  // GEMMs, then silu_mul

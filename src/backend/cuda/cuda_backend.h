@@ -28,6 +28,8 @@ struct CudaBackendOptions {
   int64_t max_context = 2048;
   bool graphs =
       true;  // decode steps as CUDA graphs (--enforce-eager or SHARDLM_CUDA_GRAPHS=0: off)
+  // --quantization fp8: linear-layer weights quantised at load to FP8 E4M3 (fp8_linear.h).
+  bool fp8_weights = false;
 };
 
 class CudaBackend : public Backend {

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/quant.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fp8_quant.cuh"
 #include "core/error.h"
 #include "core/fp16.h"
 
@@ -18,6 +19,19 @@ namespace shardlm::cuda {
 WeightStore::~WeightStore() {
   for (void* p : allocations_) cudaFree(p);
   *total_ -= static_cast<int64_t>(bytes_);
+}
+
+Fp8Matrix fp8_parts(const TensorView& view) {
+  const auto* q = static_cast<const uint8_t*>(view.data);
+  const size_t scales_at = (static_cast<size_t>(view.numel()) + 255) / 256 * 256;
+  return {q, reinterpret_cast<const float*>(q + scales_at)};
+}
+
+void WeightStore::release(void* p, size_t bytes) {
+  cudaFree(p);
+  allocations_.erase(std::find(allocations_.begin(), allocations_.end(), p));
+  bytes_ -= bytes;
+  *total_ -= static_cast<int64_t>(bytes);
 }
 
 void* WeightStore::allocate(size_t bytes) {
@@ -29,7 +43,7 @@ void* WeightStore::allocate(size_t bytes) {
   return p;
 }
 
-WeightSet WeightStore::upload(const WeightSet& set) {
+WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8) {
   // The widest view of each (address, row length, type) in this set, uploaded once; every view of
   // it reads its first rows from that copy. The map lives for this call only.
   using Key = std::tuple<const void*, int64_t, DType>;
@@ -39,14 +53,23 @@ WeightSet WeightStore::upload(const WeightSet& set) {
     TensorView& w = widest.try_emplace(Key{m.data, m.ne[0], m.dtype}, m).first->second;
     if (m.rows() > w.rows()) w = m;
   }
-  std::map<Key, const uint16_t*> copies;
-  for (const auto& [key, w] : widest) copies[key] = upload_matrix(w);
+  std::map<Key, int64_t> fewest;  // an FP8 copy serves only views of all its rows (fp8_parts)
+  for (const TensorView& m : set.matrices) {
+    if (!m.data) continue;
+    auto [it, fresh] = fewest.try_emplace(Key{m.data, m.ne[0], m.dtype}, m.rows());
+    if (!fresh) it->second = std::min(it->second, m.rows());
+  }
+  std::map<Key, std::pair<const void*, DType>> copies;
+  for (const auto& [key, w] : widest) {
+    const bool fp8 = to_fp8 && to_fp8(w) && fewest.at(key) == w.rows();
+    copies[key] = fp8 ? std::pair<const void*, DType>{upload_fp8_matrix(w), DType::F8_E4M3}
+                      : std::pair<const void*, DType>{upload_matrix(w), DType::BF16};
+  }
   WeightSet out;
   for (const TensorView& m : set.matrices) {
     TensorView v = m;  // an entry without data stays as it is (its shape may still be read)
     if (m.data) {
-      v.data = copies.at(Key{m.data, m.ne[0], m.dtype});
-      v.dtype = DType::BF16;
+      std::tie(v.data, v.dtype) = copies.at(Key{m.data, m.ne[0], m.dtype});
       v.space = MemSpace::kDevice;
     }
     out.matrices.push_back(v);
@@ -89,6 +112,18 @@ uint16_t* WeightStore::upload_matrix(const TensorView& w) {
                                   cudaMemcpyHostToDevice));
   }
   return dev;
+}
+
+uint8_t* WeightStore::upload_fp8_matrix(const TensorView& w) {
+  const int64_t cols = w.ne[0], rows = w.rows();
+  const size_t n = static_cast<size_t>(cols * rows);
+  const size_t scales_at = (n + 255) / 256 * 256;  // fp8_parts
+  uint16_t* bf16 = upload_matrix(w);
+  auto* q = static_cast<uint8_t*>(allocate(scales_at + static_cast<size_t>(rows) * sizeof(float)));
+  quantize_rows_fp8(bf16, cols, rows, q, reinterpret_cast<float*>(q + scales_at), nullptr);
+  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());
+  release(bf16, n * sizeof(uint16_t));
+  return q;
 }
 
 float* WeightStore::upload_vector(const float* host, int64_t n) {

@@ -1,5 +1,6 @@
 // One prepare_weights call's device copies: matrices as BF16 [rows][ne[0]] (other types
-// dequantised on the host with the CPU reference, then rounded), vectors as fp32. The views it
+// dequantised on the host with the CPU reference, then rounded), or, for the matrices the caller
+// picks (--quantization fp8), FP8 E4M3 with an fp32 scale per row; vectors as fp32. The views it
 // returns point into memory this object owns; it frees all of it when the last PreparedWeights
 // holding it goes. Nothing is looked up by host address after the upload: a new host buffer at a
 // freed one's address gets its own copy from its own prepare_weights call.
@@ -7,12 +8,21 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "backend/weight_set.h"
 
 namespace shardlm::cuda {
+
+// An FP8 matrix view's parts: [rows][ne[0]] E4M3 values at view.data, then (in the same
+// allocation) one fp32 scale per row.
+struct Fp8Matrix {
+  const uint8_t* q;
+  const float* scale;
+};
+Fp8Matrix fp8_parts(const TensorView& view);
 
 class WeightStore {
  public:
@@ -25,15 +35,20 @@ class WeightStore {
 
   // Uploads every entry of `set` and returns the device views, entry for entry; equal views, and
   // views of the first rows of another (same address, row length and type), share one copy.
-  WeightSet upload(const WeightSet& set);
+  // Matrices for which `to_fp8` answers true are held in FP8 (dtype F8_E4M3, fp8_parts).
+  using Fp8Choice = std::function<bool(const TensorView&)>;
+  WeightSet upload(const WeightSet& set, const Fp8Choice& to_fp8 = {});
   size_t bytes() const { return bytes_; }
 
  private:
   // Dequantises (CPU reference) and rounds to BF16 on the host, in row chunks, then uploads; BF16
   // rows are uploaded as they are.
   uint16_t* upload_matrix(const TensorView& w);
+  // upload_matrix, then the BF16 copy quantised on the device (fp8_quant.cuh) and freed.
+  uint8_t* upload_fp8_matrix(const TensorView& w);
   float* upload_vector(const float* host, int64_t n);
   void* allocate(size_t bytes);
+  void release(void* p, size_t bytes);
 
   std::shared_ptr<std::atomic<int64_t>> total_;
   std::vector<void*> allocations_;

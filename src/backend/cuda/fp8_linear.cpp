@@ -1,0 +1,88 @@
+// Fp8Linear: the FP8 matmul dispatch (GEMV up to kGemvMaxTokens tokens, cuBLASLt above).
+#include "backend/cuda/fp8_linear.h"
+
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemv_fp8.cuh"
+#include "core/error.h"
+
+namespace shardlm::cuda {
+
+void check_fp8_device(int device) {
+  cudaDeviceProp prop{};
+  SHARDLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  if (prop.major * 10 + prop.minor < 89) {
+    fail(
+        "--quantization fp8 needs FP8 tensor cores (compute capability 8.9 or newer: Ada, Hopper, "
+        "Blackwell); GPU {} ({}) is sm_{}{}; run without --quantization fp8",
+        device, prop.name, prop.major, prop.minor);
+  }
+}
+
+Fp8Linear::Fp8Linear(cudaStream_t stream, Gemm& bf16, int64_t max_tokens, int64_t max_k)
+    : stream_(stream), gemm_(stream, bf16) {
+  gemm_.reserve_inputs(max_tokens, max_k);
+}
+
+bool Fp8Linear::is_fp8(const TensorView& w) {
+  return w.dtype == DType::F8_E4M3;
+}
+
+bool Fp8Linear::quantises(const TensorView& w) {
+  const std::string name(w.name);
+  return name != "token_embd.weight" && name != "output.weight" && w.ne[0] % 16 == 0;
+}
+
+bool Fp8Linear::matmul(const TensorView& w, const float* x, int64_t n_tokens,
+                       float* y) {
+  if (!is_fp8(w)) return false;
+  const Fp8Matrix m = fp8_parts(w);
+  const int64_t k = w.ne[0], n = w.rows();
+  if (gemv_fp8_fits(k, n_tokens)) {
+    gemv_fp8(m.q, m.scale, k, n, x, n_tokens, y, stream_);
+  } else {
+    gemm_.matmul(m.q, m.scale, k, n, x, n_tokens, y);
+  }
+  return true;
+}
+
+bool Fp8Linear::matmul_shared_input(const TensorView* const* w,
+                                    float* const* ys, int count, const float* x, int64_t n_tokens) {
+  const int64_t k = w[0]->ne[0];
+  for (int i = 0; i < count; ++i) {
+    if (!is_fp8(*w[i])) return false;
+  }
+  bool one_launch = count <= kGemvMaxSegments && gemv_fp8_fits(k, n_tokens);
+  for (int i = 0; i < count; ++i) one_launch = one_launch && w[i]->ne[0] == k;
+  if (!one_launch) {
+    for (int i = 0; i < count; ++i) matmul(*w[i], x, n_tokens, ys[i]);
+    return true;
+  }
+  Fp8Segments segs{};
+  segs.count = count;
+  for (int i = 0; i < count; ++i) {
+    const Fp8Matrix m = fp8_parts(*w[i]);
+    segs.w[i] = m.q;
+    segs.scale[i] = m.scale;
+    segs.y[i] = ys[i];
+    segs.n[i] = w[i]->rows();
+  }
+  gemv_fp8_segments(segs, k, x, n_tokens, stream_);
+  return true;
+}
+
+bool Fp8Linear::gate_up_silu(const TensorView& w_gate,
+                             const TensorView& w_up, const float* x, int64_t n_tokens,
+                             float* gate) {
+  const int64_t k = w_gate.ne[0], n = w_gate.rows();
+  if (!is_fp8(w_gate) || !is_fp8(w_up) || w_up.ne[0] != k || w_up.rows() != n ||
+      !gemv_fp8_fits(k, n_tokens)) {
+    return false;  // the backend's default: two matmuls (FP8 GEMMs), then silu_mul
+  }
+  const Fp8Matrix g = fp8_parts(w_gate), u = fp8_parts(w_up);
+  gemv_fp8_gate_up_silu(g.q, g.scale, u.q, u.scale, k, n, x, n_tokens, gate, stream_);
+  return true;
+}
+
+}  // namespace shardlm::cuda

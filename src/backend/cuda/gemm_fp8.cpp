@@ -1,0 +1,128 @@
+// Fp8Gemm: per-token activation quantisation, one cublasLtMatmul per matmul (a plan per shape,
+// made once: layouts and the heuristic's first algorithm), the scale epilogue. cuBLASLt's FP8
+// GEMMs take A transposed and B not (the "TN" layout), which is how the row-major [n][k] weights
+// and [n_tokens][k] inputs lie in column-major terms: A = W (k x n, used transposed), B = x^T.
+#include "backend/cuda/gemm_fp8.h"
+
+#include <spdlog/spdlog.h>
+
+#include <climits>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/elementwise.cuh"
+#include "backend/cuda/fp8_quant.cuh"
+#include "core/error.h"
+
+namespace shardlm::cuda {
+
+Fp8Gemm::Fp8Gemm(cudaStream_t stream, Gemm& bf16) : stream_(stream), bf16_(bf16) {
+  SHARDLM_CUBLAS_CHECK(cublasLtCreate(&handle_));
+  SHARDLM_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
+}
+
+Fp8Gemm::~Fp8Gemm() {
+  for (auto& [shape, p] : plans_) destroy(p);
+  if (handle_) cublasLtDestroy(handle_);
+  cudaFree(workspace_);
+  cudaFree(x_q_);
+  cudaFree(x_scale_);
+  cudaFree(bf16_scratch_);
+}
+
+void Fp8Gemm::destroy(Plan& p) {
+  if (p.desc) cublasLtMatmulDescDestroy(p.desc);
+  if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+  if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+  if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+  p = Plan{};
+}
+
+Fp8Gemm::Plan Fp8Gemm::make_plan(int64_t k, int64_t n, int64_t n_tokens) {
+  Plan p;
+  // FP8 operands need 16-byte aligned rows (k % 16) and int sizes.
+  if (k % 16 != 0 || k > INT_MAX || n > INT_MAX || n_tokens > INT_MAX) return p;
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  bool ok =
+      cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+      cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)) ==
+          CUBLAS_STATUS_SUCCESS &&
+      cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)) ==
+          CUBLAS_STATUS_SUCCESS &&
+      cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, k, n, k) == CUBLAS_STATUS_SUCCESS &&
+      cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, k, n_tokens, k) == CUBLAS_STATUS_SUCCESS &&
+      cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, n, n_tokens, n) == CUBLAS_STATUS_SUCCESS;
+  cublasLtMatmulPreference_t pref = nullptr;
+  ok = ok && cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS;
+  const size_t ws = kWorkspaceBytes;
+  ok = ok && cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                  &ws, sizeof(ws)) == CUBLAS_STATUS_SUCCESS;
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  ok = ok && cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result,
+                                            &found) == CUBLAS_STATUS_SUCCESS;
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (!ok || found == 0) {
+    destroy(p);
+    return p;
+  }
+  p.algo = result.algo;
+  p.ok = true;
+  return p;
+}
+
+const Fp8Gemm::Plan& Fp8Gemm::plan(int64_t k, int64_t n, int64_t n_tokens) {
+  const auto key = std::make_tuple(k, n, n_tokens);
+  auto it = plans_.find(key);
+  if (it == plans_.end()) {
+    it = plans_.emplace(key, make_plan(k, n, n_tokens)).first;
+    if (!it->second.ok) {
+      spdlog::debug("cuBLASLt has no FP8 GEMM for {} x {} by {} tokens: BF16 fallback", n, k,
+                    n_tokens);
+    }
+  }
+  return it->second;
+}
+
+bool Fp8Gemm::lt_supports(int64_t k, int64_t n, int64_t n_tokens) {
+  return plan(k, n, n_tokens).ok;
+}
+
+template <typename T>
+T* Fp8Gemm::reserve(T*& buf, size_t& capacity, size_t n) {
+  if (n > capacity) {
+    SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cudaFree(buf);
+    buf = nullptr;
+    SHARDLM_CUDA_CHECK(cudaMalloc(&buf, n * sizeof(T)));
+    capacity = n;
+  }
+  return buf;
+}
+
+void Fp8Gemm::reserve_inputs(int64_t n_tokens, int64_t k) {
+  reserve(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k));
+  reserve(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens));
+}
+
+void Fp8Gemm::matmul(const uint8_t* w, const float* w_scale, int64_t k, int64_t n, const float* x,
+                     int64_t n_tokens, float* y) {
+  if (n_tokens == 0 || n == 0) return;
+  const Plan& p = plan(k, n, n_tokens);
+  if (!p.ok) {  // dequantise the weights, round x to BF16, BF16 GEMM
+    const size_t wn = static_cast<size_t>(n * k), xn = static_cast<size_t>(n_tokens * k);
+    uint16_t* s = reserve(bf16_scratch_, bf16_capacity_, wn + xn);
+    dequantize_rows_fp8(w, w_scale, k, n, s, stream_);
+    to_bf16(x, n_tokens * k, s + wn, stream_);
+    bf16_.bf16(s, k, n, s + wn, n_tokens, y);
+    return;
+  }
+  uint8_t* xq = reserve(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k));
+  float* xs = reserve(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens));
+  quantize_activations_fp8(x, n_tokens, k, xq, xs, stream_);
+  const float alpha = 1.f, beta = 0.f;
+  SHARDLM_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, xq, p.b, &beta, y, p.c, y,
+                                      p.c, &p.algo, workspace_, kWorkspaceBytes, stream_));
+  scale_fp8_product(y, n_tokens, n, xs, w_scale, stream_);
+}
+
+}  // namespace shardlm::cuda

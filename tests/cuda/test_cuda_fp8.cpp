@@ -1,0 +1,325 @@
+// The FP8 kernels (--quantization fp8) against the CPU reference (fp8_reference.h) on fresh random
+// inputs: the per-row quantisation (codes and scales), the FP8 GEMV at every 8B matrix shape and
+// odd ones (Q/K/V in one launch, gate/up with SiLU), and the FP8 GEMM through cuBLASLt (and its
+// BF16 fallback) with per-token activation scales, each by normalised error against fp64.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+
+#include "backend/cuda/fp8_quant.cuh"
+#include "backend/cuda/gemm_fp8.h"
+#include "backend/cuda/gemv_fp8.cuh"
+#include "cuda_test_util.h"
+#include "fp8_reference.h"
+
+namespace shardlm::testing {
+namespace {
+
+// Sums in fp32 over the same FP8 weights and fp32 inputs: rounding shows as about 1e-6.
+constexpr double kGemvTolerance = 1e-4;
+
+// n bytes on the device (backend memory: only kernels read them).
+uint8_t* bytes_to_device(cuda::CudaBackend& be, const std::vector<uint8_t>& bytes) {
+  std::vector<float> words((bytes.size() + 3) / 4);
+  std::memcpy(words.data(), bytes.data(), bytes.size());
+  return reinterpret_cast<uint8_t*>(to_device(be, words));
+}
+
+std::vector<uint8_t> bytes_to_host(cuda::CudaBackend& be, const uint8_t* dev, size_t n) {
+  be.synchronize();
+  std::vector<uint8_t> out(n);
+  EXPECT_EQ(cudaMemcpy(out.data(), dev, n, cudaMemcpyDeviceToHost), cudaSuccess);
+  return out;
+}
+
+// Random weights whose rows have magnitudes over four decades (so the scales matter), as fp32
+// values that are exact BF16.
+std::vector<float> random_weights(int64_t k, int64_t n, std::mt19937& rng) {
+  auto w = randn(static_cast<size_t>(k * n), rng);
+  std::uniform_real_distribution<float> decade(-3.f, 1.f);
+  for (int64_t j = 0; j < n; ++j) {
+    const float m = std::pow(10.f, decade(rng));
+    for (int64_t i = 0; i < k; ++i) {
+      float& v = w[static_cast<size_t>(j * k + i)];
+      v = bf16_to_fp32(fp32_to_bf16(v * m));
+    }
+  }
+  return w;
+}
+
+struct DeviceFp8 {
+  const uint8_t* q;
+  const float* scale;
+};
+
+DeviceFp8 upload(cuda::CudaBackend& be, const Fp8Rows& r) {
+  return {bytes_to_device(be, r.q), to_device(be, r.scale)};
+}
+
+// y[t][j] = x[t] . w[j] in fp64 over the dequantised weights, [tokens][n].
+std::vector<double> reference(const Fp8Rows& w, const std::vector<float>& x, int64_t tokens) {
+  std::vector<double> out(static_cast<size_t>(tokens * w.n));
+  std::vector<double> row(static_cast<size_t>(w.k));
+  for (int64_t j = 0; j < w.n; ++j) {
+    for (int64_t i = 0; i < w.k; ++i) row[static_cast<size_t>(i)] = w.at(j, i);
+    for (int64_t t = 0; t < tokens; ++t) {
+      double s = 0;
+      for (int64_t i = 0; i < w.k; ++i) s += row[static_cast<size_t>(i)] * x[t * w.k + i];
+      out[static_cast<size_t>(t * w.n + j)] = s;
+    }
+  }
+  return out;
+}
+
+TEST(CudaFp8, QuantizeRowsMatchesCpuCodec) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  const auto stream = static_cast<cudaStream_t>(be.stream());
+  for (const auto& [k, n] : {std::pair<int64_t, int64_t>{4096, 64}, {14336, 7}, {40, 33}}) {
+    auto w = random_weights(k, n, rng);
+    std::fill(w.begin(), w.begin() + k, 0.f);  // an all-zero row: scale 1, codes 0
+    std::vector<uint16_t> bits(w.size());
+    for (size_t i = 0; i < w.size(); ++i) bits[i] = fp32_to_bf16(w[i]);
+    const Fp8Rows ref = quantize_rows(w, k, n);
+    float* scale = be.alloc_floats(static_cast<size_t>(n));
+    auto* q = reinterpret_cast<uint8_t*>(be.alloc_floats(static_cast<size_t>((k * n + 3) / 4)));
+    cuda::quantize_rows_fp8(reinterpret_cast<const uint16_t*>(bits_to_device(be, bits)), k, n, q,
+                            scale, stream);
+    EXPECT_LT(rel_err(to_host(be, scale, static_cast<size_t>(n)), ref.scale), 1e-7);
+    const auto got = bytes_to_host(be, q, static_cast<size_t>(k * n));
+    int64_t differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += got[i] != ref.q[i];
+    EXPECT_EQ(differ, 0) << "of " << got.size() << " codes, [" << n << " x " << k << "]";
+    // And the activations' version of the same on fp32 rows.
+    const auto x = randn(static_cast<size_t>(k * n), rng, 3.f);
+    const Fp8Rows xr = quantize_rows(x, k, n);
+    cuda::quantize_activations_fp8(to_device(be, x), n, k, q, scale, stream);
+    EXPECT_LT(rel_err(to_host(be, scale, static_cast<size_t>(n)), xr.scale), 1e-7);
+    const auto gx = bytes_to_host(be, q, static_cast<size_t>(k * n));
+    differ = 0;
+    for (size_t i = 0; i < gx.size(); ++i) differ += gx[i] != xr.q[i];
+    EXPECT_EQ(differ, 0) << "activation codes";
+    // FP8 keeps about 2^-4 relative precision per element: the rows' error is a few per cent.
+    std::vector<double> deq(w.size());
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < k; ++i) deq[static_cast<size_t>(j * k + i)] = ref.at(j, i);
+    EXPECT_LT(rel_err(w, deq), 0.05);
+  }
+}
+
+void check_gemv(cuda::CudaBackend& be, const std::vector<const Fp8Rows*>& ws, int64_t tokens,
+                std::mt19937& rng, const char* what) {
+  const int64_t k = ws[0]->k;
+  const auto x = randn(static_cast<size_t>(tokens * k), rng);
+  const float* dx = to_device(be, x);
+  cuda::Fp8Segments segs{};
+  segs.count = static_cast<int>(ws.size());
+  for (size_t s = 0; s < ws.size(); ++s) {
+    const DeviceFp8 d = upload(be, *ws[s]);
+    segs.w[s] = d.q;
+    segs.scale[s] = d.scale;
+    segs.y[s] = be.alloc_floats(static_cast<size_t>(tokens * ws[s]->n));
+    segs.n[s] = ws[s]->n;
+  }
+  cuda::gemv_fp8_segments(segs, k, dx, tokens, static_cast<cudaStream_t>(be.stream()));
+  for (size_t s = 0; s < ws.size(); ++s) {
+    const auto y = to_host(be, segs.y[s], static_cast<size_t>(tokens * ws[s]->n));
+    EXPECT_LT(rel_err(y, reference(*ws[s], x, tokens)), kGemvTolerance)
+        << what << " segment " << s << " [" << ws[s]->n << " x " << k << "], " << tokens
+        << " tokens";
+  }
+}
+
+void check_gate_up(cuda::CudaBackend& be, const Fp8Rows& g, const Fp8Rows& u, int64_t tokens,
+                   std::mt19937& rng) {
+  const auto x = randn(static_cast<size_t>(tokens * g.k), rng);
+  const DeviceFp8 dg = upload(be, g), du = upload(be, u);
+  float* out = be.alloc_floats(static_cast<size_t>(tokens * g.n));
+  cuda::gemv_fp8_gate_up_silu(dg.q, dg.scale, du.q, du.scale, g.k, g.n, to_device(be, x), tokens,
+                              out, static_cast<cudaStream_t>(be.stream()));
+  const auto rg = reference(g, x, tokens), ru = reference(u, x, tokens);
+  std::vector<double> ref(rg.size());
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] = rg[i] / (1 + std::exp(-rg[i])) * ru[i];
+  EXPECT_LT(rel_err(to_host(be, out, ref.size()), ref), kGemvTolerance)
+      << "gate/up [" << g.n << " x " << g.k << "], " << tokens << " tokens";
+}
+
+TEST(CudaFp8, GemvMatchesFp64Reference) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  auto rows = [&](int64_t k, int64_t n) { return quantize_rows(random_weights(k, n, rng), k, n); };
+  // The 8B shapes, with n cut to keep the fp64 reference quick (n only sets the grid).
+  const Fp8Rows q = rows(4096, 512), kk = rows(4096, 128), v = rows(4096, 128);
+  const Fp8Rows gate = rows(4096, 300), up = rows(4096, 300), down = rows(14336, 64);
+  // Odd shapes: k a multiple of 16 but of no pass (32 lanes x 8 vectors), n of no block.
+  const Fp8Rows a = rows(16, 1), b = rows(272, 13), c = rows(4112, 37), d = rows(14352, 5);
+  for (int64_t tokens : {1, 2, 3, 4, 5, 8}) {
+    check_gemv(be, {&q, &kk, &v}, tokens, rng, "q/k/v");
+    check_gemv(be, {&down}, tokens, rng, "down");
+    check_gate_up(be, gate, up, tokens, rng);
+    for (const Fp8Rows* odd : {&a, &b, &c, &d}) check_gemv(be, {odd}, tokens, rng, "odd");
+    be.synchronize();
+  }
+}
+
+TEST(CudaFp8, GemmMatchesFp64Reference) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  const auto stream = static_cast<cudaStream_t>(be.stream());
+  cuda::Gemm bf16(stream);
+  cuda::Fp8Gemm gemm(stream, bf16);
+  // cuBLASLt must take the 8B shapes on Hopper (else every prefill would take the fallback).
+  EXPECT_TRUE(gemm.lt_supports(4096, 6144, 2048));
+  EXPECT_TRUE(gemm.lt_supports(14336, 4096, 37));
+  struct Shape {
+    int64_t k, n, tokens;
+  };
+  for (const Shape& s :
+       {Shape{4096, 256, 64}, Shape{14336, 96, 37}, Shape{512, 1000, 9}, Shape{40, 33, 17}}) {
+    const auto w = random_weights(s.k, s.n, rng);
+    const Fp8Rows wq = quantize_rows(w, s.k, s.n);
+    const auto x = randn(static_cast<size_t>(s.tokens * s.k), rng);
+    const DeviceFp8 dw = upload(be, wq);
+    float* y = be.alloc_floats(static_cast<size_t>(s.tokens * s.n));
+    const bool lt = gemm.lt_supports(s.k, s.n, s.tokens);
+    gemm.matmul(dw.q, dw.scale, s.k, s.n, to_device(be, x), s.tokens, y);
+    const auto got = to_host(be, y, static_cast<size_t>(s.tokens * s.n));
+    // cuBLASLt multiplies x quantised per token; the fallback x rounded to BF16.
+    std::vector<float> xin(x.size());
+    if (lt) {
+      const Fp8Rows xq = quantize_rows(x, s.k, s.tokens);
+      for (int64_t t = 0; t < s.tokens; ++t)
+        for (int64_t i = 0; i < s.k; ++i)
+          xin[static_cast<size_t>(t * s.k + i)] = float(xq.at(t, i));
+    } else {
+      for (size_t i = 0; i < x.size(); ++i) xin[i] = bf16_to_fp32(fp32_to_bf16(x[i]));
+    }
+    // The fallback also rounds the dequantised weights to BF16 (2^-9).
+    // FP8 tensor cores add in reduced precision between cuBLASLt's fp32 promotions: 1e-3.
+    EXPECT_LT(rel_err(got, reference(wq, xin, s.tokens)), lt ? 1e-3 : 1e-2)
+        << (lt ? "cuBLASLt" : "fallback") << " [" << s.n << " x " << s.k << "] by " << s.tokens;
+    // Against the unquantised product: what FP8 costs (a few per cent per output).
+    std::vector<double> exact(static_cast<size_t>(s.tokens * s.n));
+    for (int64_t t = 0; t < s.tokens; ++t)
+      for (int64_t j = 0; j < s.n; ++j) {
+        double acc = 0;
+        for (int64_t i = 0; i < s.k; ++i) acc += double(w[j * s.k + i]) * x[t * s.k + i];
+        exact[static_cast<size_t>(t * s.n + j)] = acc;
+      }
+    EXPECT_LT(rel_err(got, exact), 0.06) << "FP8 against the unquantised product";
+    be.synchronize();
+  }
+  EXPECT_FALSE(gemm.lt_supports(40, 33, 17));  // k % 16 != 0: the fallback ran
+}
+
+// --quantization fp8 through the backend's ops: registered weights quantised at load, then matmul,
+// matmul_shared_input (Q/K/V) and gate_up_silu at decode sizes (the GEMV) and prefill sizes
+// (cuBLASLt); the token embedding and output projection stay BF16.
+TEST(CudaFp8, BackendOpsOnQuantisedWeights) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackendOptions o = small_cuda_options();
+  o.max_matmul_k = 4096;
+  o.fp8_weights = true;
+  cuda::CudaBackend be(o);
+  struct Weight {
+    std::vector<uint16_t> bits;
+    Fp8Rows ref;
+    TensorView view;
+  };
+  std::deque<Weight> keep;
+  std::deque<PreparedWeights> device;  // the prepared views' copies
+  auto weight = [&](const char* name, int64_t k, int64_t n) -> const Weight& {
+    const auto w = random_weights(k, n, rng);
+    Weight& r = keep.emplace_back();
+    for (float v : w) r.bits.push_back(fp32_to_bf16(v));
+    r.ref = quantize_rows(w, k, n);
+    r.view.name = name;
+    r.view.dtype = DType::BF16;
+    r.view.ne = {k, n, 1, 1};
+    r.view.n_dims = 2;
+    r.view.data = r.bits.data();
+    r.view = prepared(be, r.view, device);  // FP8 where Fp8Linear::quantises it
+    return r;
+  };
+  const Weight &q = weight("blk.0.attn_q.weight", 4096, 256),
+               &kw = weight("blk.0.attn_k.weight", 4096, 64),
+               &g = weight("blk.0.ffn_gate.weight", 1024, 96),
+               &u = weight("blk.0.ffn_up.weight", 1024, 96),
+               &out = weight("output.weight", 1024, 50);
+  EXPECT_LT(be.weight_bytes(), size_t{4096 * 320 + 1024 * 192} + 2 * 1024 * 50 + 4096);
+  for (int64_t tokens : {1, 5, 8, 64}) {
+    SCOPED_TRACE(tokens);
+    const bool gemv = tokens <= 8;
+    auto input = [&](int64_t k) {
+      auto x = randn(static_cast<size_t>(tokens * k), rng);
+      std::vector<float> eff = x;  // what the kernels multiply: x, or x quantised per token
+      if (!gemv) {
+        const Fp8Rows xq = quantize_rows(x, k, tokens);
+        for (int64_t t = 0; t < tokens; ++t)
+          for (int64_t i = 0; i < k; ++i) eff[static_cast<size_t>(t * k + i)] = float(xq.at(t, i));
+      }
+      return std::pair{x, eff};
+    };
+    const double tol = gemv ? kGemvTolerance : 1e-3;
+    {
+      const auto [x, eff] = input(4096);
+      float* dx = to_device(be, x);
+      float* ys[2] = {be.alloc_floats(static_cast<size_t>(tokens * 256)),
+                      be.alloc_floats(static_cast<size_t>(tokens * 64))};
+      const TensorView* ws[2] = {&q.view, &kw.view};
+      be.matmul_shared_input(ws, ys, 2, dx, tokens);
+      EXPECT_LT(rel_err(to_host(be, ys[0], static_cast<size_t>(tokens * 256)),
+                        reference(q.ref, eff, tokens)),
+                tol)
+          << "q";
+      EXPECT_LT(rel_err(to_host(be, ys[1], static_cast<size_t>(tokens * 64)),
+                        reference(kw.ref, eff, tokens)),
+                tol)
+          << "k";
+    }
+    {
+      const auto [x, eff] = input(1024);
+      float* dx = to_device(be, x);
+      const size_t n = static_cast<size_t>(tokens * 96);
+      float *gate = be.alloc_floats(n), *up = be.alloc_floats(n);
+      be.gate_up_silu(g.view, u.view, dx, tokens, gate, up);
+      const auto rg = reference(g.ref, eff, tokens), ru = reference(u.ref, eff, tokens);
+      std::vector<double> ref(n);
+      for (size_t i = 0; i < n; ++i) ref[i] = rg[i] / (1 + std::exp(-rg[i])) * ru[i];
+      EXPECT_LT(rel_err(to_host(be, gate, n), ref), gemv ? kGemvTolerance : 2e-3) << "gate/up";
+      // The output projection is BF16: the BF16 GEMV, or cuBLAS on BF16-rounded inputs.
+      float* y = be.alloc_floats(static_cast<size_t>(tokens * 50));
+      be.matmul(out.view, dx, tokens, y);
+      std::vector<double> ref_out(static_cast<size_t>(tokens * 50));
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int64_t j = 0; j < 50; ++j) {
+          double acc = 0;
+          for (int64_t i = 0; i < 1024; ++i) {
+            const float xi = x[static_cast<size_t>(t * 1024 + i)];
+            acc += double(bf16_to_fp32(out.bits[static_cast<size_t>(j * 1024 + i)])) *
+                   (gemv ? xi : bf16_to_fp32(fp32_to_bf16(xi)));
+          }
+          ref_out[static_cast<size_t>(t * 50 + j)] = acc;
+        }
+      EXPECT_LT(rel_err(to_host(be, y, ref_out.size()), ref_out), 1e-4) << "output (BF16)";
+    }
+    be.synchronize();
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::testing
