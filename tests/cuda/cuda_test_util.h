@@ -91,6 +91,14 @@ struct StepInput {
   int n_seqs = 0;
   int block_size = 16;
 };
+// A step of the attention sequences seqs alone.
+inline StepInput attention_step(const std::vector<AttentionSeq>& seqs, int block_size) {
+  StepInput in;
+  in.seqs = seqs.data();
+  in.n_seqs = static_cast<int>(seqs.size());
+  in.block_size = block_size;
+  return in;
+}
 inline StepArrays begin_step(Backend& be, const StepInput& in) {
   auto data = [](const std::vector<int32_t>& v) { return v.empty() ? nullptr : v.data(); };
   StepIndices ix;

@@ -80,10 +80,7 @@ std::vector<float> cpu_reference(const DecodeCase& c) {
   o.max_batch_tokens = static_cast<int64_t>(c.seqs.size());
   CpuBackend cpu(o);
   std::vector<float> k = c.k, v = c.v, out(c.q.size());
-  StepInput in;
-  in.seqs = c.seqs.data();
-  in.n_seqs = static_cast<int>(c.seqs.size());
-  in.block_size = c.p.block_size;
+  const StepInput in = attention_step(c.seqs, c.p.block_size);
   cpu.attention(c.q.data(), KvLayerView{k.data(), v.data()}, begin_step(cpu, in).seqs, c.p,
                 out.data());
   return out;
@@ -129,10 +126,7 @@ void check_shape(const DecodeShape& sh, std::mt19937& rng) {
   const KvLayerView kv = device_kv(bits_to_device(be, c.kb), bits_to_device(be, c.vb));
   const float* dq = to_device(be, c.q);
   float* out = be.alloc_floats(c.q.size());
-  StepInput in;
-  in.seqs = c.seqs.data();
-  in.n_seqs = static_cast<int>(c.seqs.size());
-  in.block_size = c.p.block_size;
+  const StepInput in = attention_step(c.seqs, c.p.block_size);
   be.attention(dq, kv, begin_step(be, in).seqs, c.p, out);
   EXPECT_LT(rel_err(to_host(be, out, ref.size()), ref), kTolerance) << "backend";
 

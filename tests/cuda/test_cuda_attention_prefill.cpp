@@ -79,10 +79,7 @@ std::vector<float> cpu_reference(const PrefillCase& c) {
   o.max_batch_tokens = c.n_rows;
   CpuBackend cpu(o);
   std::vector<float> k = c.k, v = c.v, out(c.q.size());
-  StepInput in;
-  in.seqs = c.seqs.data();
-  in.n_seqs = static_cast<int>(c.seqs.size());
-  in.block_size = c.p.block_size;
+  const StepInput in = attention_step(c.seqs, c.p.block_size);
   cpu.attention(c.q.data(), KvLayerView{k.data(), v.data()}, begin_step(cpu, in).seqs, c.p,
                 out.data());
   return out;
@@ -132,10 +129,7 @@ void check_shape(const PrefillShape& sh, std::mt19937& rng) {
   const float* dq = to_device(be, c.q);
 
   float* out = poisoned(be, c.q.size());
-  StepInput in;
-  in.seqs = c.seqs.data();
-  in.n_seqs = static_cast<int>(c.seqs.size());
-  in.block_size = c.p.block_size;
+  const StepInput in = attention_step(c.seqs, c.p.block_size);
   be.attention(dq, kv, begin_step(be, in).seqs, c.p, out);
   const double err = rel_err(to_host(be, out, ref.size()), ref);
   EXPECT_LT(err, kTolerance) << "backend";

@@ -387,7 +387,6 @@ TEST(CudaOps, StoreKvAndPagedAttentionMatchCpu) {
                      << "head_dim " << head_dim << " window " << window << " chunk " << chunk);
         AttentionCase c = make_case(head_dim, window, chunk, rng);
         const AttentionParams& p = c.p;
-        const int n_seqs = static_cast<int>(c.seqs.size());
         const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim;
         const int64_t q_dim = int64_t{p.n_heads} * p.head_dim;
         const size_t pool = static_cast<size_t>(c.n_blocks * p.block_size * kv_dim);
@@ -419,10 +418,8 @@ TEST(CudaOps, StoreKvAndPagedAttentionMatchCpu) {
         EXPECT_EQ(rel_err(be.kv_to_host(dev_kv.k, pool), host_k), 0.0) << "store_kv";
         EXPECT_EQ(rel_err(be.kv_to_host(dev_kv.v, pool), host_v), 0.0) << "store_kv";
         const auto q = randn(static_cast<size_t>(c.n_rows * q_dim), rng);
-        StepInput in;  // the sequences as one step's, as the Transformer runs them
-        in.seqs = c.seqs.data();
-        in.n_seqs = n_seqs;
-        in.block_size = p.block_size;
+        // The sequences as one step's, as the Transformer runs them.
+        const StepInput in = attention_step(c.seqs, p.block_size);
         std::vector<float> ref(q.size());
         cpu.attention(q.data(), cpu_kv, begin_step(cpu, in).seqs, p, ref.data());
         float* dq = to_device(be, q);
