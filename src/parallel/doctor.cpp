@@ -10,6 +10,7 @@
 
 #include "comm/gloo_communicator.h"
 #include "comm/net_probe.h"
+#include "comm/shm_communicator.h"
 #include "core/build_info.h"
 #include "core/error.h"
 #include "model/weights_fingerprint.h"
@@ -163,6 +164,25 @@ std::string node_table(const std::vector<json>& hellos, const std::vector<std::s
   return out;
 }
 
+// The all-reduce Megatron TP groups use: through shared memory when every rank maps one segment
+// (one host; comm/shm_communicator.h), else Gloo; timed when shared memory.
+std::string shm_figures(comm::StoreClient& store, const DoctorOptions& o) {
+  const GroupOptions& g = o.group;
+  std::string how;
+  auto comm =
+      comm::with_shm_all_reduce(std::make_unique<comm::GlooCommunicator>(
+                                    store, "doctor-shm/", g.rank, g.world_size, g.startup_timeout),
+                                g.startup_timeout, &how);
+  if (how != "shared memory") return fmt::format("TP all-reduce: {}\n", how);
+  const CollectiveTiming small = time_all_reduce(*comm, 4096, 20);
+  const CollectiveTiming big = time_all_reduce(*comm, o.bandwidth_bytes, 5);
+  comm->barrier();
+  return fmt::format(
+      "TP all-reduce: shared memory (every rank on this host): 4 KiB in {:.3f} ms; {} in {:.2f} "
+      "ms\n",
+      small.seconds * 1e3, size_text(big.bytes), big.seconds * 1e3);
+}
+
 // The timed collectives, run by every rank in the same order; the master's figures as text.
 std::string measure(comm::StoreClient& store, const DoctorOptions& o) {
   const GroupOptions& g = o.group;
@@ -177,6 +197,7 @@ std::string measure(comm::StoreClient& store, const DoctorOptions& o) {
       big.busbw(g.world_size) / 1e9);
   out += fmt::format("all-gather of 4 KiB per rank (tensor-parallel activations): {:.3f} ms\n",
                      gather.seconds * 1e3);
+  out += shm_figures(store, o);
   for (int r = 1; r < g.world_size; ++r) {
     const CollectiveTiming lat = time_ping_pong(comm, 0, r, 8, 20);
     const CollectiveTiming bw = time_ping_pong(comm, 0, r, o.bandwidth_bytes, 3);

@@ -42,6 +42,7 @@ def test_healthy_group(tiny):
     for out in outs:
         assert "verdict: ok, all 2 ranks ready" in out, out
         assert "all-reduce over 2 ranks" in out and "GB/s busbw" in out
+        assert "TP all-reduce: shared memory (every rank on this host)" in out, out
         assert "link rank 0 <-> rank 1: latency" in out
 
 
