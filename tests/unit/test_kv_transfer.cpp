@@ -17,6 +17,7 @@
 #include "fleet/kv_transfer_client.h"
 #include "fleet/kv_transfer_protocol.h"
 #include "fleet/kv_transfer_server.h"
+#include "fleet/worker_info.h"
 #include "test_support.h"
 #include "tiny_model.h"
 
@@ -186,6 +187,24 @@ TEST(KvTransferSocket, ExchangesBlocksAndFailsCleanly) {
   const auto start = std::chrono::steady_clock::now();
   EXPECT_THROW(fleet::send_kv_blocks("127.0.0.1:1", 3, small_set(), 1s), Error);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+}
+
+TEST(KvTransferRoles, RegistrationsCarryTheRoleAndTheDecodeWorkersAddress) {
+  fleet::WorkerInfo w{"h-1-a", "tiny", "http://10.0.0.3:8001", 16, 1, 1, 1, "decode"};
+  w.kv_transfer = "10.0.0.3:8101";
+  std::string why;
+  const auto back = fleet::parse_worker_info(w.to_json(), why);
+  ASSERT_TRUE(back) << why;
+  EXPECT_EQ(back->role, "decode");
+  EXPECT_EQ(back->kv_transfer, "10.0.0.3:8101");
+  w.kv_transfer.clear();  // a decode worker nobody can send KV to
+  EXPECT_FALSE(fleet::parse_worker_info(w.to_json(), why));
+  EXPECT_NE(why.find("kv_transfer"), std::string::npos);
+  w.role = "speculator";
+  EXPECT_FALSE(fleet::parse_worker_info(w.to_json(), why));
+  EXPECT_NE(why.find("role"), std::string::npos);
+  w.role = "prefill";
+  EXPECT_TRUE(fleet::parse_worker_info(w.to_json(), why));
 }
 
 }  // namespace
