@@ -198,13 +198,16 @@ TEST(KvTransferRoles, RegistrationsCarryTheRoleAndTheDecodeWorkersAddress) {
   EXPECT_EQ(back->role, "decode");
   EXPECT_EQ(back->kv_transfer, "10.0.0.3:8101");
   w.kv_transfer.clear();  // a decode worker nobody can send KV to
+  why.clear();
   EXPECT_FALSE(fleet::parse_worker_info(w.to_json(), why));
   EXPECT_NE(why.find("kv_transfer"), std::string::npos);
   w.role = "speculator";
+  why.clear();
   EXPECT_FALSE(fleet::parse_worker_info(w.to_json(), why));
   EXPECT_NE(why.find("role"), std::string::npos);
   w.role = "prefill";
-  EXPECT_TRUE(fleet::parse_worker_info(w.to_json(), why));
+  why.clear();
+  EXPECT_TRUE(fleet::parse_worker_info(w.to_json(), why)) << why;
 }
 
 }  // namespace
