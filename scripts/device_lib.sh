@@ -25,6 +25,27 @@ step() {  # step NAME TIMEOUT CMD...: runs CMD with its output in $LOGS/NAME.log
 }
 finish_logs() { tar -C "$LOGS" -czf "$RESULTS/logs.tar.gz" . && note "done"; }
 
+# machine_info: nvidia-smi and any library the binaries miss into $LOGS/machine.log; the GPU's
+# name into the summary.
+machine_info() {
+  {
+    nvidia-smi
+    ldd "$BIN"/* | grep -E "not found" || echo "all libraries found"
+  } >"$LOGS/machine.log" 2>&1
+  grep -m1 -E "H200|H100" "$LOGS/machine.log" | tee -a "$SUMMARY"
+}
+
+# cuda_tests LIMIT FILTER LINES [PATTERN]: the CUDA test binary (gtest FILTER) on the carried model
+# slice within LIMIT seconds; notes up to LINES lines of results (and of PATTERN's lines, if given).
+cuda_tests() {
+  local slice
+  slice=$(ls "$CARRY"/smollm2-*layers.gguf 2>/dev/null | head -1)
+  SHARDLM_PARITY_MODEL="$slice" SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests "$1" \
+    "$BIN/shardlm_cuda_tests" --gtest_filter="$2"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|^\[       OK \]|tests ran|Failure|rel_err|Expected|Which is${4:+|$4}" \
+    "$LOGS/cuda_tests.log" | head -"$3" | tee -a "$SUMMARY"
+}
+
 # memcheck_serve MODEL PORT: compute-sanitizer memcheck over a short serving run on CUDA (a
 # completion and a streamed chat through the API, then SIGTERM); notes the error summary.
 memcheck_serve() {

@@ -20,21 +20,13 @@ cd "$(dirname "$0")/.."
 source scripts/device_lib.sh
 P="${1:-llama-3.1-8b}"
 D=(--load-format dummy -m "$P" --device cuda)
-{
-  nvidia-smi
-  ldd "$BIN"/* | grep -E "not found" || echo "all libraries found"
-} >"$LOGS/machine.log" 2>&1
-grep -m1 -E "H200|H100" "$LOGS/machine.log" | tee -a "$SUMMARY"
+machine_info
 
-SLICE=$(ls "$CARRY"/smollm2-*layers.gguf 2>/dev/null | head -1)
 FILTER='CudaPrefillAttention.*:CudaDecodeAttention.*:CudaOps.*:CudaGraphs.*:CudaModel*'
 [ "${TESTS:-attention}" = all ] && FILTER='*'
 [ "${TESTS:-attention}" = prefill ] && FILTER='CudaPrefillAttention.*:CudaOps.StoreKv*'
 [ "${TESTS:-attention}" = none ] && FILTER='None.None'
-SHARDLM_PARITY_MODEL="$SLICE" SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests 240 \
-  "$BIN/shardlm_cuda_tests" --gtest_filter="$FILTER"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|^\[       OK \]|tests ran|Failure|rel_err|Expected|Which is" \
-  "$LOGS/cuda_tests.log" | head -60 | tee -a "$SUMMARY"
+cuda_tests 240 "$FILTER" 60
 
 if [ -z "${SKIP_KERNEL_BENCH:-}" ]; then
   step attention_bench 150 "$BIN/bench_cuda" --attention-only "$P"
