@@ -15,30 +15,11 @@ import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import subprocess
-
-import pytest
-
 from conftest import SERVED_NAME, STARTED, Server, kill_tree
-from test_fleet import (Etcd, Frontend, Nats, TOOL, pytestmark, stream_events,  # noqa: F401
+from test_fleet import (Frontend, pytestmark, services, stream_events, tiny,  # noqa: F401
                         wait_for, worker)
 
 BLOCK = 8  # tokens per KV block on every worker of these tests
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("disagg") / "tiny.gguf")
-    subprocess.run([TOOL, path, "--layers", "2"], check=True)
-    return path
-
-
-@pytest.fixture
-def services(tmp_path):
-    etcd, nats = Etcd(tmp_path), Nats()
-    yield etcd, nats
-    etcd.stop()
-    nats.stop()
 
 
 def reference(model):
@@ -56,6 +37,16 @@ def prefill_worker(model, etcd, nats, *extra):
 def decode_worker(model, etcd, nats, *extra):
     return worker(model, etcd, nats, "--block-size", str(BLOCK), "--disaggregation-mode",
                   "decode", *extra)
+
+
+def disaggregated_fleet(model, etcd, nats):
+    """The reference, a prefill and a decode worker, and a frontend that sees both workers."""
+    ref = reference(model)
+    p = prefill_worker(model, etcd, nats)
+    d = decode_worker(model, etcd, nats)
+    fe = Frontend(etcd, nats)
+    fe.wait_workers(2)
+    return ref, p, d, fe
 
 
 def kv_stats(server):
@@ -91,12 +82,7 @@ PROMPTS = ["hi", "a prompt of exactly a few words",
 
 
 def test_disaggregated_equals_aggregated_blocks_transferred(tiny, services):
-    etcd, nats = services
-    ref = reference(tiny)
-    p = prefill_worker(tiny, etcd, nats)
-    d = decode_worker(tiny, etcd, nats)
-    fe = Frontend(etcd, nats)
-    fe.wait_workers(2)
+    ref, p, d, fe = disaggregated_fleet(tiny, *services)
     expected_blocks = 0
     for prompt in PROMPTS:
         want, n_prompt = complete(ref, prompt)
@@ -209,12 +195,7 @@ def exchange(port, data, close_write=True):
 
 
 def test_hostile_bytes_on_the_kv_transfer_port_are_refused(tiny, services):
-    etcd, nats = services
-    ref = reference(tiny)
-    p = prefill_worker(tiny, etcd, nats)
-    d = decode_worker(tiny, etcd, nats)
-    fe = Frontend(etcd, nats)
-    fe.wait_workers(2)
+    ref, p, d, fe = disaggregated_fleet(tiny, *services)
     port = kv_port(d)
     assert b"bad magic" in exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"\xff" * 64)
     assert b"version" in exchange(port, frame(version=99))
