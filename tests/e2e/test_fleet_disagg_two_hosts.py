@@ -7,21 +7,12 @@ import json
 import subprocess
 
 from conftest import BINARY, SERVED_NAME
-from test_fleet_two_hosts import (ETCD, HEAD, NATS, NS, TOOL, complete, http, start,  # noqa: F401
+from test_fleet_two_hosts import (HEAD, NS, complete, head_services, http, start,  # noqa: F401
                                   two_hosts, wait_for)
 
 
 def test_disaggregated_fleet_over_two_hosts(two_hosts, tmp_path):  # noqa: F811
-    model = str(tmp_path / "tiny.gguf")
-    subprocess.run([TOOL, model, "--layers", "2"], check=True)
-    log = open(tmp_path / "fleet.log", "w+")
-    start(NS[0], [ETCD, "--data-dir", str(tmp_path / "etcd"), "--listen-client-urls",
-                  f"http://{HEAD}:2379", "--advertise-client-urls", f"http://{HEAD}:2379",
-                  "--listen-peer-urls", f"http://{HEAD}:2380", "--initial-advertise-peer-urls",
-                  f"http://{HEAD}:2380", "--initial-cluster", f"default=http://{HEAD}:2380"],
-          subprocess.DEVNULL)
-    start(NS[0], [NATS, "-a", HEAD, "-p", "4222"], subprocess.DEVNULL)
-    wait_for(lambda: http(NS[1], f"http://{HEAD}:2379/version")[0] == 200, what="etcd")
+    model, log = head_services(tmp_path)
     serve = [BINARY, "serve", "--model", model, "--threads", "1", "--served-model-name",
              SERVED_NAME, "--log-interval", "0", "--block-size", "4"]
     fleet = ["--etcd-endpoints", f"{HEAD}:2379", "--nats-server", f"nats://{HEAD}:4222"]

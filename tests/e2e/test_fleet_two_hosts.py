@@ -90,7 +90,9 @@ def complete(ns, base, prompt):
     return json.loads(text)["choices"][0]["text"]
 
 
-def test_fleet_over_two_hosts(two_hosts, tmp_path):
+def head_services(tmp_path):
+    """Writes the tiny model and starts etcd (:2379) and NATS (:4222) on the head; returns the
+    model's path and the log file for the fleet's processes."""
     model = str(tmp_path / "tiny.gguf")
     subprocess.run([TOOL, model, "--layers", "2"], check=True)
     log = open(tmp_path / "fleet.log", "w+")
@@ -101,6 +103,11 @@ def test_fleet_over_two_hosts(two_hosts, tmp_path):
           subprocess.DEVNULL)
     start(NS[0], [NATS, "-a", HEAD, "-p", "4222"], subprocess.DEVNULL)
     wait_for(lambda: http(NS[1], f"http://{HEAD}:2379/version")[0] == 200, what="etcd")
+    return model, log
+
+
+def test_fleet_over_two_hosts(two_hosts, tmp_path):
+    model, log = head_services(tmp_path)
     serve = [BINARY, "serve", "--model", model, "--threads", "1", "--served-model-name",
              SERVED_NAME, "--log-interval", "0", "--port", "8001", "--etcd-endpoints",
              f"{HEAD}:2379", "--nats-server", f"nats://{HEAD}:4222"]
