@@ -40,25 +40,27 @@ def complete(server, prompt, max_tokens=12):
     return choice["text"], json.dumps(choice["logprobs"])
 
 
-def reference(model, prompts):
+def reference(model, prompts, ask=complete):
+    """Each prompt's answer (`ask(server, prompt)`) from one process on `model`."""
     single = Server(model=model)
     try:
-        return [complete(single, p) for p in prompts]
+        return [ask(single, p) for p in prompts]
     finally:
         assert single.stop() == 0, single.text()
 
 
-def concurrently(server, prompts):
+def concurrently(server, prompts, ask=complete, timeout=120):
+    """`ask(server, prompt)` for every prompt at once, one thread each; None where one hung."""
     out = [None] * len(prompts)
 
     def one(i):
-        out[i] = complete(server, prompts[i])
+        out[i] = ask(server, prompts[i])
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(120)
+        t.join(timeout)
     return out
 
 

@@ -7,12 +7,12 @@ streams on TP=2 all answer like one process; --tp-exact stays bit-identical (tex
 log-probabilities); each rank logs its mode and which all-reduce it uses; ranks that disagree on
 --tp-exact are stopped at start-up with the flag named."""
 import subprocess
-import threading
 
 import pytest
 
 from conftest import BINARY, MODEL, SERVED_NAME, Server
-from test_group_layouts import TINY_PROMPTS, TOOL, finish, node_args, start
+from test_group_layouts import (TINY_PROMPTS, TOOL, concurrently, finish, node_args, reference,
+                                start)
 from test_tensor_parallel import PROMPTS, free_port
 
 # (near-tie, max log-prob error) in nats. BF16 weights with fp32 activations differ from one
@@ -47,16 +47,7 @@ def complete(server, prompt, max_tokens=16):
 def run_prompts(server, prompts, concurrent=False):
     if not concurrent:
         return [complete(server, p) for p in prompts]
-    out = [None] * len(prompts)
-
-    def one(i):
-        out[i] = complete(server, prompts[i])
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
+    out = concurrently(server, prompts, complete, timeout=300)
     assert all(o is not None for o in out), "a stream did not answer"
     return out
 
@@ -83,14 +74,6 @@ def compare(expected, got, label, tolerance=TOLERANCE_BF16):
     return worst, ties
 
 
-def reference(model, prompts):
-    single = Server(model=model)
-    try:
-        return run_prompts(single, prompts)
-    finally:
-        assert single.stop() == 0, single.text()
-
-
 def supervised(model, tp, pp=1, extra=()):
     return Server(["--tp", str(tp), "--pp", str(pp), "--nproc-per-node", str(tp * pp),
                    "--dist-init-addr", f"127.0.0.1:{free_port()}", "--dist-timeout", "60",
@@ -99,7 +82,7 @@ def supervised(model, tp, pp=1, extra=()):
 
 @pytest.mark.parametrize("tp,pp", [(2, 1), (4, 1), (2, 2)])
 def test_megatron_equals_one_process_within_tolerance(tiny_bf16, tp, pp):
-    expected = reference(tiny_bf16, TINY_PROMPTS)
+    expected = reference(tiny_bf16, TINY_PROMPTS, complete)
     master = supervised(tiny_bf16, tp, pp)
     try:
         compare(expected, run_prompts(master, TINY_PROMPTS, concurrent=pp > 1),
@@ -113,7 +96,7 @@ def test_megatron_equals_one_process_within_tolerance(tiny_bf16, tp, pp):
 
 def test_megatron_64_streams(tiny_bf16):
     prompts = [f"{TINY_PROMPTS[i % len(TINY_PROMPTS)]} {i}" for i in range(64)]
-    expected = reference(tiny_bf16, prompts)
+    expected = reference(tiny_bf16, prompts, complete)
     master = supervised(tiny_bf16, 2)
     try:
         compare(expected, run_prompts(master, prompts, concurrent=True), "Megatron tp 2, 64 streams")
@@ -128,7 +111,7 @@ def test_megatron_64_streams(tiny_bf16):
 
 def test_default_model_tp3_megatron():
     """The default model (9 heads, Q4_1: 192 columns of O per rank are whole blocks)."""
-    expected = reference(MODEL, PROMPTS)
+    expected = reference(MODEL, PROMPTS, complete)
     master = supervised(MODEL, 3, extra=["--max-model-len", "1024", "--kv-cache-memory", "96MiB"])
     try:
         compare(expected, run_prompts(master, PROMPTS), "Megatron default model tp 3",
@@ -139,7 +122,7 @@ def test_default_model_tp3_megatron():
 
 
 def test_tp_exact_stays_bit_identical(tiny_bf16):
-    expected = reference(tiny_bf16, TINY_PROMPTS[:4])
+    expected = reference(tiny_bf16, TINY_PROMPTS[:4], complete)
     master = supervised(tiny_bf16, 2, extra=["--tp-exact"])
     try:
         assert run_prompts(master, TINY_PROMPTS[:4]) == expected
@@ -150,7 +133,7 @@ def test_tp_exact_stays_bit_identical(tiny_bf16):
 
 def test_shm_all_reduce_can_be_turned_off(tiny_bf16):
     import os
-    expected = reference(tiny_bf16, TINY_PROMPTS[:2])
+    expected = reference(tiny_bf16, TINY_PROMPTS[:2], complete)
     env = {**os.environ, "SHARDLM_SHM_ALLREDUCE": "0"}
     master = Server(["--tp", "2", "--nproc-per-node", "2", "--dist-init-addr",
                      f"127.0.0.1:{free_port()}", "--dist-timeout", "60"], model=tiny_bf16, env=env)
