@@ -20,11 +20,7 @@ BEFORE=0
 if [ -f "$CARRY/before.tar.xz" ]; then
   tar -C "$WORK" -xJf "$CARRY/before.tar.xz" && BEFORE=1
 fi
-{
-  nvidia-smi
-  ldd "$BIN"/* | grep -E "not found" || echo "all libraries found"
-} >"$LOGS/machine.log" 2>&1
-grep -m1 -E "H200|H100" "$LOGS/machine.log" | tee -a "$SUMMARY"
+machine_info
 
 SLICE=$(ls "$CARRY"/smollm2-*layers.gguf 2>/dev/null | head -1)
 FILTER='CudaGemv.*:CudaOps.*'

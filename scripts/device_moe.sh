@@ -19,11 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_lib.sh
 cp "$CARRY/shardlm_tiny_model" "$BIN/" 2>/dev/null
-{
-  nvidia-smi
-  ldd "$BIN"/* | grep -E "not found" || echo "all libraries found"
-} >"$LOGS/machine.log" 2>&1
-grep -m1 -E "H200|H100" "$LOGS/machine.log" | tee -a "$SUMMARY"
+machine_info
 
 SHARDLM_TEST_DATA_DIR="$PWD/tests/data" step cuda_tests 240 \
   "$BIN/shardlm_cuda_tests" --gtest_filter="${FILTER:-CudaMoe*:CudaMla*}"
