@@ -14,7 +14,7 @@ namespace shardlm::cuda {
 
 namespace {
 
-constexpr int kWarps = 8;                    // output rows per block of the head GEMV
+constexpr int kWarps = 8;        // output rows per block of the head GEMV
 constexpr int kAttendWarps = 8;  // key streams per block of the attention (16: out of registers)
 constexpr int kMaxChunks = kMlaMaxRow / 64;  // float2 chunks per lane
 
@@ -79,19 +79,7 @@ __global__ void head_gemv_kernel(HeadGemv g, int n_heads) {
   const uint16_t* w = g.w[h] + static_cast<int64_t>(row) * g.cols;
   const float* x = g.x + t * g.x_token + h * g.x_head;
   float acc = 0;
-  if (g.cols % 8 == 0 && g.x_head % 4 == 0 && g.x_token % 4 == 0) {  // 16-byte loads
-    for (int i = lane * 8; i < g.cols; i += 256) {
-      const uint4 v = *reinterpret_cast<const uint4*>(w + i);
-      const float4 a = *reinterpret_cast<const float4*>(x + i);
-      const float4 b = *reinterpret_cast<const float4*>(x + i + 4);
-      acc += __uint_as_float(v.x << 16) * a.x + __uint_as_float(v.x & 0xffff0000u) * a.y +
-             __uint_as_float(v.y << 16) * a.z + __uint_as_float(v.y & 0xffff0000u) * a.w +
-             __uint_as_float(v.z << 16) * b.x + __uint_as_float(v.z & 0xffff0000u) * b.y +
-             __uint_as_float(v.w << 16) * b.z + __uint_as_float(v.w & 0xffff0000u) * b.w;
-    }
-  } else {
-    for (int i = lane; i < g.cols; i += 32) acc += __uint_as_float(uint32_t{w[i]} << 16) * x[i];
-  }
+  for (int i = lane; i < g.cols; i += 32) acc += __uint_as_float(uint32_t{w[i]} << 16) * x[i];
   acc = warp_sum(acc);
   if (lane == 0) g.y[t * g.y_token + h * g.y_head + row] = acc;
 }
