@@ -3,7 +3,7 @@
 #   1. the FP8 kernel tests and the model-level FP8-vs-BF16 quality test (CudaFp8*), plus the
 #      GEMV, op, graph and model suites (TESTS=all: the whole CUDA suite);
 #   2. bench offline on the 8B dummy at batch 1, BF16 then FP8 (and FP8 with batch 1's GEMV
-#      reading x from global memory): pp2048 and decode tg256 after it; the per-op profiles;
+#      reading x from shared memory): pp2048 and decode tg256 after it; the per-op profiles;
 #   3. the start-up errors: fp8 on the CPU backend.
 # Writes $OUT/summary.txt and $OUT/logs.tar.gz.
 #
@@ -21,11 +21,11 @@ FILTER="${FILTER:-CudaFp8*:CudaGemv.*:CudaOps.*:CudaGraphs.*:CudaModel.*}"
 [ "${TESTS:-fp8}" = all ] && FILTER='*'
 cuda_tests 240 "$FILTER" 80 'fp8 quality|\[parity\]'
 
-for Q in bf16 fp8 fp8_strided; do
+for Q in bf16 fp8 fp8_shared; do
   QF=()
   [ "$Q" != bf16 ] && QF=(--quantization fp8)
-  # fp8_strided: batch 1 on the FP8 GEMV without x in shared memory (the first version).
-  [ "$Q" = fp8_strided ] && export SHARDLM_CUDA_FP8_GEMV_SHARED=0
+  # fp8_shared: batch 1 on the FP8 GEMV that reads x from shared memory (opt-in, gemv_fp8.cu).
+  [ "$Q" = fp8_shared ] && export SHARDLM_CUDA_FP8_GEMV_SHARED=1
   step "bench_$Q" 150 "$BIN/shardlm" bench offline "${D[@]}" "${QF[@]}" -t 1 -p 2048 -n 256 -r 3
   unset SHARDLM_CUDA_FP8_GEMV_SHARED
   grep -E "^\| $P|weights on the GPU" "$LOGS/bench_$Q.log" | sed "s/^/$Q: /" | tee -a "$SUMMARY"
