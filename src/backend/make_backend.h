@@ -33,8 +33,8 @@ struct BackendSpec {
   // linear layers with a scale per output channel, backend/cuda/fp8_linear.h).
   std::string quantization;
 };
-// Throws Error when the device has no ops for the model's layers (MoE, MLA on CUDA), and for a
-// --quantization the device cannot run.
+// Throws Error for a device that is not there and for a --quantization the device or the model
+// cannot run (fp8 needs CUDA on sm_89 or newer and a dense model).
 std::unique_ptr<Backend> make_backend(const BackendSpec& spec, const ModelShape& m);
 
 }  // namespace shardlm
