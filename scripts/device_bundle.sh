@@ -8,11 +8,13 @@
 # joins them on the GPU machine).
 #
 #   SHARDLM_BUILD_DIR=build-cuda scripts/device_bundle.sh [N_LAYERS=10]
+#   SHARDLM_DEVCARRY=.devcarry-mine ...: another folder (two people bundling at once), named
+#   again with the same variable on the GPU machine and in the device tool's `carry`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD="${SHARDLM_BUILD_DIR:-build-cuda}"
 LAYERS="${1:-10}"
-DEST=.devcarry
+DEST="${SHARDLM_DEVCARRY:-.devcarry}"  # the folder device_lib.sh reads on the GPU machine
 MODEL="${SHARDLM_MODEL_DIR:-$HOME/.cache/shardlm/models}/SmolLM2-135M-Instruct.Q4_1.gguf"
 EXCLUDE=$(git rev-parse --git-path info/exclude)  # also right in a worktree, where .git is a file
 mkdir -p "$(dirname "$EXCLUDE")"

@@ -152,7 +152,7 @@ TEST(CudaGemv, Llama8BShapesMatchFp64Reference) {
   SCOPED_TRACE(seed);
   std::mt19937 rng(seed);
   const int64_t d = 4096, kv = 1024, ffn = 14336, vocab = 128256;
-  std::deque<Matrix> keep;  // registered host weights must outlive the backend
+  std::deque<Matrix> keep;  // each holds its host bits and its prepared device copy
   auto matrix = [&](int64_t k, int64_t n) -> const Matrix& {
     return keep.emplace_back(random_matrix(k, n, rng));
   };

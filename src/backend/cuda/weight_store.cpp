@@ -44,24 +44,26 @@ void* WeightStore::allocate(size_t bytes) {
 }
 
 WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8) {
-  // The widest view of each (address, row length, type) in this set, uploaded once; every view of
-  // it reads its first rows from that copy. The map lives for this call only.
+  // One copy per (address, row length, type) in this set, of its widest view; every view of it
+  // reads its first rows from that copy. An FP8 copy serves only views of all its rows (its scales
+  // follow its values: fp8_parts). The map lives for this call only.
   using Key = std::tuple<const void*, int64_t, DType>;
-  std::map<Key, TensorView> widest;
+  struct Group {
+    TensorView widest;
+    int64_t fewest_rows;
+  };
+  std::map<Key, Group> groups;
   for (const TensorView& m : set.matrices) {
     if (!m.data) continue;
-    TensorView& w = widest.try_emplace(Key{m.data, m.ne[0], m.dtype}, m).first->second;
-    if (m.rows() > w.rows()) w = m;
-  }
-  std::map<Key, int64_t> fewest;  // an FP8 copy serves only views of all its rows (fp8_parts)
-  for (const TensorView& m : set.matrices) {
-    if (!m.data) continue;
-    auto [it, fresh] = fewest.try_emplace(Key{m.data, m.ne[0], m.dtype}, m.rows());
-    if (!fresh) it->second = std::min(it->second, m.rows());
+    auto [it, fresh] = groups.try_emplace(Key{m.data, m.ne[0], m.dtype}, Group{m, m.rows()});
+    Group& g = it->second;
+    if (m.rows() > g.widest.rows()) g.widest = m;
+    g.fewest_rows = std::min(g.fewest_rows, m.rows());
   }
   std::map<Key, std::pair<const void*, DType>> copies;
-  for (const auto& [key, w] : widest) {
-    const bool fp8 = to_fp8 && to_fp8(w) && fewest.at(key) == w.rows();
+  for (const auto& [key, g] : groups) {
+    const TensorView& w = g.widest;
+    const bool fp8 = to_fp8 && to_fp8(w) && g.fewest_rows == w.rows();
     copies[key] = fp8 ? std::pair<const void*, DType>{upload_fp8_matrix(w), DType::F8_E4M3}
                       : std::pair<const void*, DType>{upload_matrix(w), DType::BF16};
   }
