@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine (the device tool): issue 16's HTTP figure, 1,000 prompt tokens in and
+# 1,000 out per request at 64 and 256 concurrent streams through `shardlm serve` on the 8B dummy
+# preset, for each configuration in CONFIGS (bf16: the weights as they are; fp8: --quantization
+# fp8; fp8kv: --quantization fp8 --kv-cache-dtype fp8). Each run: the independent stdlib client
+# (scripts/http_bench_client.py: counts data: [DONE], output tok/s, TTFT p50, TPOT p50) and, where
+# BENCH names the concurrency, `shardlm bench serve` beside it.
+# Writes $OUT/summary.txt and $OUT/logs.tar.gz.
+#
+#   here:  SHARDLM_DEVCARRY=.devcarry16 SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 2
+#   run:   SHARDLM_DEVCARRY=.devcarry16 CONFIGS="bf16 fp8" BENCH="256" scripts/device_http_fp8.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/device_lib.sh
+machine_info
+PORT=18461
+for C in ${CONFIGS:-bf16 fp8 fp8kv}; do
+  F=()
+  [ "$C" != bf16 ] && F=(--quantization fp8)
+  [ "$C" = fp8kv ] && F+=(--kv-cache-dtype fp8)
+  PORT=$((PORT + 1))
+  "$BIN/shardlm" serve --load-format dummy -m llama-3.1-8b --device cuda --port "$PORT" \
+    --max-num-seqs 256 --max-model-len 2304 "${F[@]}" >"$LOGS/serve-$C.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$C.log" && break; sleep 1; done
+  grep -E "KV cache|weights on the GPU" "$LOGS/serve-$C.log" | sed "s/^/$C: /" | tee -a "$SUMMARY"
+  for N in ${STREAMS:-64 256}; do
+    step "client-$C-$N" "${LIMIT:-200}" python3 scripts/http_bench_client.py --port "$PORT" \
+      --streams "$N" --input-tokens 1000 --max-tokens 1000
+    note "$C client $N: $(tail -1 "$LOGS/client-$C-$N.log")"
+    if [[ " ${BENCH:-} " == *" $N "* ]]; then
+      step "bench-$C-$N" "${LIMIT:-200}" "$BIN/shardlm" bench serve \
+        --base-url "http://127.0.0.1:$PORT" --input-len 1000 --output-len 1000 --num-prompts "$N" \
+        --max-concurrency "$N" --warmup 0 --no-progress
+      note "$C bench $N: $(grep -E 'Successful requests|Output token throughput|Median TTFT|Median TPOT' \
+        "$LOGS/bench-$C-$N.log" | tr -s ' ' | tr '\n' ' ')"
+    fi
+  done
+  kill -TERM "$SERVER"
+  wait "$SERVER"
+done
+finish_logs
