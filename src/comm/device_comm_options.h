@@ -17,6 +17,9 @@ struct DeviceCommOptions {
   std::vector<int> world_ranks;  // the group's world ranks, in group rank order (messages)
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(300)};
   std::chrono::milliseconds op_timeout{std::chrono::seconds(10)};
+  // A TP group: small all-reduces may go through CUDA IPC between the GPUs of one host
+  // (backend/cuda/ipc_communicator.h) when every rank can map every other's memory.
+  bool ipc_all_reduce = false;
 };
 
 }  // namespace shardlm::comm

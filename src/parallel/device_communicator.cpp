@@ -4,7 +4,10 @@
 
 #include "core/error.h"
 #if SHARDLM_HAS_NCCL
+#include <spdlog/spdlog.h>
+
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/ipc_communicator.h"
 #include "backend/cuda/nccl_communicator.h"
 #endif
 
@@ -29,7 +32,12 @@ std::unique_ptr<comm::Communicator> make_nccl_communicator(
         "or --dist-backend gloo",
         o.name, backend.name());
   }
-  return std::make_unique<cuda::NcclCommunicator>(store, o, *cuda, std::move(host));
+  auto nccl = std::make_unique<cuda::NcclCommunicator>(store, o, *cuda, std::move(host));
+  if (!o.ipc_all_reduce || o.size < 2) return nccl;
+  std::string how;
+  auto comm = cuda::with_ipc_all_reduce(std::move(nccl), *cuda, o, &how);
+  spdlog::info("{}: {}", o.name, how);
+  return comm;
 #else
   fail("{}: this shardlm was built without NCCL; use --dist-backend gloo", o.name);
 #endif

@@ -385,7 +385,8 @@ void Group::join(const Model& model, Backend& backend) {
 
 std::unique_ptr<comm::Communicator> Group::nccl(const std::string& key, const std::string& name,
                                                 const std::vector<int>& ranks, Backend& backend,
-                                                std::unique_ptr<comm::Communicator> host) {
+                                                std::unique_ptr<comm::Communicator> host,
+                                                bool ipc_all_reduce) {
   comm::DeviceCommOptions o;
   o.name = name;
   o.prefix = key;
@@ -394,6 +395,7 @@ std::unique_ptr<comm::Communicator> Group::nccl(const std::string& key, const st
   o.world_ranks = ranks;
   o.connect_timeout = options_.startup_timeout;
   o.op_timeout = options_.steady_timeout;
+  o.ipc_all_reduce = ipc_all_reduce;
   return make_nccl_communicator(*store_, o, backend, std::move(host));
 }
 
@@ -420,7 +422,8 @@ void Group::connect(const Model& model, Backend& backend) {
     if (plan_.tp_group_nccl(me.pp_stage)) {
       tp_comm_ = nccl(key(fmt::format("nccl-tp{}/", me.pp_stage)),
                       fmt::format("the TP group of stage {}", me.pp_stage),
-                      tp_group(cfg, options_.rank), backend, std::move(gloo));
+                      tp_group(cfg, options_.rank), backend, std::move(gloo),
+                      /*ipc_all_reduce=*/true);
     } else {  // host memory: the all-reduce through shared memory when the stage is on one host
       std::string how;
       tp_comm_ = comm::with_shm_all_reduce(std::move(gloo), options_.steady_timeout, &how);

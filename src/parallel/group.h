@@ -110,10 +110,12 @@ class Group {
   void check_hellos(const Hello& mine);
   CommPlan make_plan(const Hello& mine, const std::map<int, std::string>& hellos) const;
   void connect(const Model& model, Backend& backend);
-  // This rank's NCCL communicator of the group `ranks` (world ranks) under `key`.
+  // This rank's NCCL communicator of the group `ranks` (world ranks) under `key`; a TP group
+  // passes ipc_all_reduce to try the CUDA IPC all-reduce for small messages.
   std::unique_ptr<comm::Communicator> nccl(const std::string& key, const std::string& name,
                                            const std::vector<int>& ranks, Backend& backend,
-                                           std::unique_ptr<comm::Communicator> host);
+                                           std::unique_ptr<comm::Communicator> host,
+                                           bool ipc_all_reduce = false);
   // The master: every other rank's hello as it arrives, until all are in or `problem` says why
   // the group cannot form (rendezvous.h's Roster).
   std::map<int, std::string> wait_for_hellos(std::string& problem);
