@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "app/commands.h"
 #include "app/default_model.h"
@@ -10,8 +11,10 @@
 #include "app/size_flag.h"
 #include "comm/net_probe.h"
 #include "core/error.h"
+#include "fleet/dp_controller.h"
 #include "fleet/worker_agent.h"
 #include "parallel/cluster_token.h"
+#include "parallel/data_parallel.h"
 #include "parallel/launch_env.h"
 #include "parallel/supervisor.h"
 #include "server/api_server.h"
@@ -23,6 +26,7 @@ namespace {
 struct ServeOptions {
   server::ServerArgs args;
   parallel::LaunchFlags group;
+  parallel::DataParallelFlags dp;
   fleet::FleetFlags fleet;
   std::string kv_cache_memory;  // e.g. "512MiB"; empty: the engine default
   bool no_prefix_caching = false;
@@ -145,11 +149,45 @@ void take_start_port(int& port) {
   port = static_cast<int>(value);
 }
 
+// `--dp N` (N > 1): this process becomes the data-parallel controller; the replicas run this same
+// command without --dp (fleet/dp_controller.h).
+[[noreturn]] void run_data_parallel_serve(ServeOptions& o, const parallel::DataParallelLayout& l) {
+  if (o.executor == "ray") {
+    fail("--dp {} with --distributed-executor-backend ray is not supported; use mp (the default)",
+         l.dp);
+  }
+  if (o.fleet.enabled() || o.fleet.disaggregation != fleet::DisaggregationMode::kAggregated) {
+    fail("--dp {} with --etcd-endpoints/--disaggregation-mode is not supported: register N "
+         "separate `shardlm serve` workers with the fleet instead",
+         l.dp);
+  }
+  if (o.args.metrics_port >= 0) {
+    fail("--metrics-port with --dp {} is not supported: /metrics (with every replica's figures) "
+         "is on the API port",
+         l.dp);
+  }
+  resolve_model(o.args.engine.model, o.args.engine.load_format);  // fetch it once, before replicas
+  fleet::DataParallelArgs a;
+  a.layout = l;
+  a.http = o.args.http;
+  a.own = fleet::own_command_line();
+  a.threads = o.args.engine.threads > 0
+                  ? 0
+                  : parallel::threads_per_rank(l, std::thread::hardware_concurrency());
+  a.start_timeout = std::max(600.0, o.group.dist_timeout * 4);
+  a.shutdown_grace = o.args.shutdown_grace;
+  std::exit(fleet::run_data_parallel(a));
+}
+
 void run_serve(ServeOptions& o) {
+  const parallel::DataParallelLayout dp =
+      parallel::settle_data_parallel(o.dp, o.group, parallel::current_environment());
+  if (dp.dp > 1) run_data_parallel_serve(o, dp);
   if (o.executor == "ray") exec_ray_executor();  // the ranks go where Ray places them
   const parallel::LaunchInfo info = parallel::resolve_launch(o.group);
   parallel::settle_cluster_token(info, o.group);
   if (info.mode == "rtp-llm" && o.port_option->count() == 0) take_start_port(o.args.http.port);
+  parallel::follow_supervisor();  // a replica's supervisor dies with its --dp controller
   if (info.supervisor) {
     give_one_node_group_a_port(info, o.group);
     resolve_model(o.args.engine.model,
@@ -157,7 +195,6 @@ void run_serve(ServeOptions& o) {
     std::exit(parallel::supervise_local_ranks(
         {info.local_world_size, info.node_rank == 0, o.args.shutdown_grace + 15}));
   }
-  parallel::follow_supervisor();
   if (info.mode == "openmpi" || info.mode == "slurm") parallel::die_with_launcher();
   if (info.mode == "openmpi" && info.rank == 0) explain_mpirun_stop();
   o.args.group = group_options(info, o.group);
@@ -253,6 +290,7 @@ void add_serve_command(CLI::App& app) {
   add_http_flags(*cmd, *o);
   add_fleet_flags(*cmd, o->fleet);
   parallel::add_launch_flags(*cmd, o->group);
+  parallel::add_data_parallel_flags(*cmd, o->dp);
   cmd->add_option("--distributed-executor-backend,--distributed_executor_backend", o->executor,
                   "mp: the ranks start as the launch flags say; ray: on a running Ray cluster "
                   "(ray start --head / --address), placed by the Python Ray executor")
