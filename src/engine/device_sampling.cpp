@@ -7,8 +7,7 @@
 namespace shardlm {
 
 bool device_samplable(const SamplingParams& p) {
-  return !p.logprobs.has_value() && !p.prompt_logprobs.has_value() && !p.grammar &&
-         p.logit_bias.empty();
+  return !p.logprobs.has_value() && !p.prompt_logprobs.has_value() && p.logit_bias.empty();
 }
 
 void append_penalty_tokens(const SamplingParams& p, const std::vector<int32_t>& prompt,

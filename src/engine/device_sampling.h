@@ -11,7 +11,8 @@
 namespace shardlm {
 
 // True when Backend::sample does everything the request asks of a step (it returns no top
-// alternatives, so requests wanting logprobs stay on the host sampler).
+// alternatives, so requests wanting logprobs stay on the host sampler). A grammar's mask travels
+// with the row (RowSampling::allowed), so constrained requests sample on the device too.
 bool device_samplable(const SamplingParams& p);
 
 // The distinct tokens the penalties touch, sorted by id, appended to out: prompt and output tokens

@@ -3,11 +3,25 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
+#include <functional>
+#include <string_view>
 
 #include "core/error.h"
 #include "engine/device_sampling.h"
 
 namespace shardlm {
+
+namespace {
+
+// SHARDLM_GRAMMAR_OVERLAP=0 fills the token masks before the forward is launched instead of while
+// it runs (to measure what the overlap gains).
+bool overlap_masks_from_env() {
+  const char* v = std::getenv("SHARDLM_GRAMMAR_OVERLAP");
+  return !(v && std::string_view(v) == "0");
+}
+
+}  // namespace
 
 void EngineConfig::validate() const {
   const SchedulerConfig& s = scheduler;
@@ -32,7 +46,8 @@ Engine::Engine(const EngineConfig& config, ModelRunner& runner, const Tokenizer*
       tokenizer_(tokenizer),
       blocks_((config.validate(), config.blocks)),
       scheduler_(config.scheduler, blocks_),
-      logits_(static_cast<size_t>(config.scheduler.max_num_seqs) * runner.vocab_size()) {}
+      logits_(static_cast<size_t>(config.scheduler.max_num_seqs) * runner.vocab_size()),
+      overlap_masks_(overlap_masks_from_env()) {}
 
 RequestLimits Engine::limits() const {
   RequestLimits l;
@@ -115,7 +130,12 @@ void Engine::run(const SchedulerOutput& batch) {
   }
   build_row_sampling(batch);
   sampled_.assign(batch.scheduled.size(), 0);
-  runner_.execute_sampled(build_batch(batch), rows_.data(), sampled_.data());
+  // The masks are filled while the device runs the forward (or before it is launched, for
+  // comparison: SHARDLM_GRAMMAR_OVERLAP=0).
+  std::function<void()> complete_rows;
+  if (!constrained_.empty() && overlap_masks_) complete_rows = [this] { fill_token_masks(); };
+  if (!constrained_.empty() && !overlap_masks_) fill_token_masks();
+  runner_.execute_sampled(build_batch(batch), rows_.data(), sampled_.data(), complete_rows);
 }
 
 void Engine::index_logit_rows(const ForwardBatch& fb) {
@@ -140,15 +160,17 @@ bool Engine::samples_on_device(const SchedulerOutput& batch) const {
 void Engine::build_row_sampling(const SchedulerOutput& batch) {
   rows_.clear();
   penalty_tokens_.clear();
+  constrained_.clear();
   std::vector<size_t> first_penalty;
   for (const ScheduledRequest& s : batch.scheduled) {
-    const Request& r = *s.request;
+    Request& r = *s.request;
     first_penalty.push_back(penalty_tokens_.size());
     // A prefill chunk that leaves tokens to compute samples nothing: a cheap greedy row.
     if (r.n_computed() + s.n_tokens < r.n_tokens()) {
       rows_.emplace_back().temperature = 0.f;
       continue;
     }
+    if (r.grammar()) constrained_.emplace_back(rows_.size(), &r);
     rows_.push_back(row_sampling(r.params(), r.sampling_seed(), uint64_t(r.n_output())));
     append_penalty_tokens(r.params(), r.prompt(), r.output(), penalty_tokens_);
   }
@@ -156,6 +178,21 @@ void Engine::build_row_sampling(const SchedulerOutput& batch) {
     const size_t end = i + 1 < rows_.size() ? first_penalty[i + 1] : penalty_tokens_.size();
     rows_[i].penalties = penalty_tokens_.data() + first_penalty[i];
     rows_[i].n_penalties = static_cast<int32_t>(end - first_penalty[i]);
+  }
+}
+
+void Engine::fill_token_masks() {
+  step_masks_.clear();
+  mask_spans_.clear();
+  for (const auto& [row, request] : constrained_) {
+    // The grammar's mask (UTF-8 guard included) for the token this step samples.
+    if (!request->grammar()->fill_mask(token_mask_)) continue;
+    mask_spans_.push_back({row, step_masks_.size(), token_mask_.size()});
+    step_masks_.insert(step_masks_.end(), token_mask_.begin(), token_mask_.end());
+  }
+  for (const MaskSpan& m : mask_spans_) {  // pointers once the list has stopped growing
+    rows_[m.row].allowed =
+        TokenBitmask{step_masks_.data() + m.first, static_cast<int32_t>(m.words)};
   }
 }
 
@@ -168,6 +205,7 @@ void Engine::postprocess(const SchedulerOutput& batch, StepOutput& out) {
     // A prefill chunk that leaves tokens to compute produces no token yet.
     if (r.n_uncomputed() != 0) continue;
     if (device_step_) {
+      if (GrammarMatcher* grammar = r.grammar()) grammar->accept(sampled_[i]);
       emit(r, TokenEvent{r.id(), sampled_[i], std::nullopt}, out);
     } else {
       sample(r, logits_.data() + (logit_rows_[i + 1] - 1) * vocab, out);

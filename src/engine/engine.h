@@ -114,8 +114,12 @@ class Engine {
   // Device sampling for this step: the runner supports it and every request can use it; else the
   // whole step samples on the host.
   bool samples_on_device(const SchedulerOutput& batch) const;
-  // rows_ (and penalty_tokens_ they point into) for each scheduled request, in batch order.
+  // rows_ (and penalty_tokens_ they point into) for each scheduled request, in batch order, and
+  // constrained_, the rows whose grammar gives their token mask.
   void build_row_sampling(const SchedulerOutput& batch);
+  // Each constrained row's token mask from its grammar into step_masks_, pointed at by its
+  // RowSampling::allowed; runs while the device computes the step's forward.
+  void fill_token_masks();
   // Appends the sampled token to its request (and its text) and the step's events, and ends the
   // request at a stop.
   void emit(Request& request, TokenEvent event, StepOutput& out);
@@ -140,6 +144,13 @@ class Engine {
   bool device_step_ = false;            // the current step's tokens are in sampled_
   std::vector<RowSampling> rows_;       // [scheduled] device sampling settings
   std::vector<PenaltyToken> penalty_tokens_;
+  std::vector<std::pair<size_t, Request*>> constrained_;  // (row, request) with a grammar
+  struct MaskSpan {
+    size_t row, first, words;  // rows_[row]'s mask: step_masks_[first, first + words)
+  };
+  std::vector<MaskSpan> mask_spans_;
+  std::vector<uint32_t> step_masks_;  // the constrained rows' masks, one after another
+  bool overlap_masks_;                // masks filled during the forward (else before it)
   std::vector<int32_t> sampled_;  // [scheduled] tokens sampled on the device
   std::atomic<int64_t> next_id_{0};
 };

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "backend/cpu/sample.h"
 #include "engine/utf8_guard.h"
 
 #if SHARDLM_HAS_XGRAMMAR
@@ -32,18 +33,11 @@ const char* to_string(GrammarSpec::Kind kind) {
 }
 
 void apply_token_mask(const std::vector<uint32_t>& bitmask, float* logits, int32_t vocab) {
-  const float minus_inf = -std::numeric_limits<float>::infinity();
-  const auto n = static_cast<size_t>(vocab);
-  // A word at a time: an all-allowed word costs one test.
-  for (size_t base = 0; base < n; base += 32) {
-    const size_t w = base / 32;
-    const uint32_t word = w < bitmask.size() ? bitmask[w] : 0u;
-    if (word == ~0u) continue;
-    const size_t end = std::min(n, base + 32);
-    for (size_t i = base; i < end; ++i) {
-      if (!((word >> (i - base)) & 1u)) logits[i] = minus_inf;
-    }
-  }
+  cpu::apply_token_mask(logits, vocab, token_bitmask(bitmask));
+}
+
+TokenBitmask token_bitmask(const std::vector<uint32_t>& bitmask) {
+  return TokenBitmask{bitmask.data(), static_cast<int32_t>(bitmask.size())};
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/sampling.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -75,8 +76,10 @@ class GrammarMatcher {
   std::unique_ptr<Impl> impl_;
 };
 
-// Sets logits[i] to -inf for every token i whose bit is clear: the CPU reference of applying a
-// token mask (the sampler then only draws allowed tokens).
+// Sets logits[i] to -inf for every token i whose bit is clear (cpu::apply_token_mask, the CPU
+// reference of Backend::sample's mask; the sampler then only draws allowed tokens).
 void apply_token_mask(const std::vector<uint32_t>& bitmask, float* logits, int32_t vocab);
+// The bitmask as Backend::sample's typed view (valid while the vector is unchanged).
+TokenBitmask token_bitmask(const std::vector<uint32_t>& bitmask);
 
 }  // namespace shardlm

@@ -6,7 +6,8 @@
 
 namespace shardlm {
 
-void ModelRunner::execute_sampled(const ForwardBatch&, const RowSampling*, int32_t*) {
+void ModelRunner::execute_sampled(const ForwardBatch&, const RowSampling*, int32_t*,
+                                  const std::function<void()>&) {
   fail("internal: this model runner cannot sample on the device");
 }
 
@@ -47,8 +48,9 @@ void TransformerRunner::execute(const ForwardBatch& batch, float* logits) {
 }
 
 void TransformerRunner::execute_sampled(const ForwardBatch& batch, const RowSampling* params,
-                                        int32_t* tokens) {
-  transformer_->forward_sampled(batch, params, tokens);
+                                        int32_t* tokens,
+                                        const std::function<void()>& complete_rows) {
+  transformer_->forward_sampled(batch, params, tokens, complete_rows);
 }
 
 }  // namespace shardlm

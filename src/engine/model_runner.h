@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,9 +27,11 @@ class ModelRunner {
   // ids come back (a single rank whose backend memory is not host memory).
   virtual bool samples_on_device() const { return false; }
   // Runs the batch and samples logit row i with params[i] (backend/sampling.h), writing tokens[i];
-  // only where samples_on_device().
+  // only where samples_on_device(). complete_rows (when given) is called once, after the forward
+  // is launched and before params is read: the engine fills token masks there, while the device
+  // computes (Transformer::forward_sampled).
   virtual void execute_sampled(const ForwardBatch& batch, const RowSampling* params,
-                               int32_t* tokens);
+                               int32_t* tokens, const std::function<void()>& complete_rows);
   // Seconds spent communicating with other ranks so far (0 on a single rank).
   virtual double comm_seconds() const { return 0; }
   // Why the runner can no longer run steps, noticed while idle (a group's heartbeat found a rank
@@ -57,8 +60,8 @@ class TransformerRunner : public ModelRunner {
   int32_t vocab_size() const override { return vocab_; }
   void execute(const ForwardBatch& batch, float* logits) override;
   bool samples_on_device() const override { return device_sampling_; }
-  void execute_sampled(const ForwardBatch& batch, const RowSampling* params,
-                       int32_t* tokens) override;
+  void execute_sampled(const ForwardBatch& batch, const RowSampling* params, int32_t* tokens,
+                       const std::function<void()>& complete_rows) override;
   const KvCache& kv_cache() const { return *kv_; }
   const KvCacheShape& kv_block_shape() const override { return kv_->shape(); }
   void read_kv_block(int32_t block, char* out) override;

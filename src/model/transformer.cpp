@@ -279,12 +279,14 @@ void Transformer::forward(const ForwardBatch& b, float* logits) {
   compute_logits(b, logits);
 }
 
-void Transformer::forward_sampled(const ForwardBatch& b, const RowSampling* params,
-                                  int32_t* tokens) {
+void Transformer::forward_sampled(const ForwardBatch& b, const RowSampling* params, int32_t* tokens,
+                                  const std::function<void()>& complete_rows) {
   if (be_.host_memory()) fail("internal: forward_sampled is for backends with device memory");
   if (b.size() == 0) return;
   const int64_t vocab = w_.weights.output.ne[1];
+  bool completed = !complete_rows;
   const LogitChunk sample = [&](float* dev, int64_t first, int64_t rows) {
+    if (!completed) complete_rows(), completed = true;  // the forward is queued: overlap it
     be_.sample(dev, rows, vocab, params + first, tokens + first, nullptr);
   };
   begin(b);

@@ -27,7 +27,10 @@ class Transformer {
   void forward(const ForwardBatch& batch, float* logits);
   // The same forward on a device backend, but each logit row i is sampled there with params[i]
   // (host memory) and only tokens[i] (host memory) comes back: no logits leave the device.
-  void forward_sampled(const ForwardBatch& batch, const RowSampling* params, int32_t* tokens);
+  // complete_rows, when given, runs once the forward is launched and before params is read: the
+  // caller finishes the rows there (token masks) while the device computes.
+  void forward_sampled(const ForwardBatch& batch, const RowSampling* params, int32_t* tokens,
+                       const std::function<void()>& complete_rows = {});
 
   // The same forward in pieces, for pipeline stages: embed -> layers [first, last) -> logits. The
   // hidden state ([n_tokens][d_model]) is hidden(); a later stage receives it there.

@@ -1,8 +1,9 @@
 // CudaBackend::sample against the CPU reference (cpu::sample_rows) on fresh random logits: greedy
 // tokens identical; seeded draws identical except where the uniform lands within a tiny epsilon of
 // a CDF boundary (float vs double partial sums), which are counted and bounded; a 256-row x
-// 128256-vocab case; and the engine on a tiny model: device sampling gives the host path's greedy
-// tokens, and a seeded request draws the same tokens alone or in a batch.
+// 128256-vocab case; token masks (structured output) on random logits and bitmasks; and the engine
+// on a tiny model: device sampling gives the host path's greedy tokens, and a seeded request draws
+// the same tokens alone or in a batch.
 #include <algorithm>
 #include <iostream>
 #include <numeric>
@@ -12,9 +13,9 @@
 #include "cuda_test_util.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "model/model_shape.h"
 #include "test_support.h"
 #include "tiny_model.h"
-#include "model/model_shape.h"
 
 namespace shardlm::testing {
 namespace {
@@ -68,7 +69,9 @@ Comparison compare(cuda::CudaBackend& be, const std::vector<float>& logits, int6
   for (int64_t r = 0; r < rows; ++r) {
     const RowSampling& p = params[r];
     float* row = ref_rows.data() + r * vocab;
+    cpu::apply_token_mask(row, vocab, p.allowed);
     cpu::apply_penalties(row, vocab, p);
+    EXPECT_TRUE(p.allowed.allows(got[r])) << "row " << r << " drew masked token " << got[r];
     const cpu::RowDraw d = cpu::sample_row(row, vocab, p);
     ++c.draws;
     if (got[r] == d.token) {  // a draw that parted at a CDF boundary has another token's logprob
@@ -168,6 +171,69 @@ TEST(CudaSample, Llama3VocabAt256Rows) {
   std::cout << "[sample] 256 x 128256: " << c.mismatches << " of " << c.draws << " differ\n";
   EXPECT_EQ(c.unexplained, 0);
   EXPECT_LE(c.mismatches, 3);
+}
+
+// A bitmask over vocab tokens (n_words words; the tokens past them are not allowed) keeping about
+// `density` of them, and at least token `one`.
+std::vector<uint32_t> random_mask(int64_t n_words, double density, int64_t one, std::mt19937& rng) {
+  std::vector<uint32_t> mask(static_cast<size_t>(n_words), 0u);
+  std::bernoulli_distribution keep(density);
+  for (size_t i = 0; i < mask.size() * 32; ++i) {
+    if (keep(rng)) mask[i / 32] |= 1u << (i % 32);
+  }
+  mask[static_cast<size_t>(one / 32)] |= 1u << (one % 32);
+  return mask;
+}
+
+// RowSampling::allowed: rows without a mask, sparse and dense masks, masks shorter than the
+// vocabulary and rows that allow a single token (its logit well below the row's maximum), over
+// vocabularies that are not whole words, greedy and seeded rows with every cut, and penalties.
+TEST(CudaSample, TokenMasksMatchCpuReference) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  Comparison total;
+  for (int64_t vocab : {37, 1000, 32001, 128256}) {
+    const int64_t rows = 48, words = (vocab + 31) / 32;
+    const auto logits = random_logits(rows, vocab, rng);
+    std::vector<std::vector<uint32_t>> masks(rows);
+    std::vector<PenaltyToken> penalty = {{0, 1}, {static_cast<int32_t>(vocab / 3), 2}};
+    std::vector<RowSampling> params;
+    for (int64_t r = 0; r < rows; ++r) {
+      RowSampling p = mixed_row(r, seed);
+      const int64_t one = static_cast<int64_t>(rng() % static_cast<uint32_t>(vocab));
+      switch (r % 4) {
+        case 0:  // no mask
+          break;
+        case 1:
+          masks[r] = random_mask(words, 0.02, one, rng);
+          break;
+        case 2:  // all masked but one
+          masks[r] = random_mask(words, 0.0, one, rng);
+          break;
+        default:  // a short mask: the second half of the vocabulary is not allowed
+          masks[r] = random_mask(std::max<int64_t>(1, words / 2), 0.5,
+                                 one % std::max<int64_t>(1, vocab / 2), rng);
+          break;
+      }
+      if (!masks[r].empty()) p.allowed = {masks[r].data(), static_cast<int32_t>(masks[r].size())};
+      if (r % 5 == 0) {
+        p.repetition_penalty = 1.2f;
+        p.presence_penalty = 0.3f;
+        p.penalties = penalty.data();
+        p.n_penalties = static_cast<int32_t>(penalty.size());
+      }
+      params.push_back(p);
+    }
+    const Comparison c = compare(be, logits, rows, vocab, params);
+    total.draws += c.draws, total.mismatches += c.mismatches, total.unexplained += c.unexplained;
+  }
+  std::cout << "[sample] masked: " << total.mismatches << " of " << total.draws
+            << " draws differ\n";
+  EXPECT_EQ(total.unexplained, 0);
+  EXPECT_LE(total.mismatches, 1 + total.draws / 100);
 }
 
 // Every request's output tokens, running the engine until all are finished.

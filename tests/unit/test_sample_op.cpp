@@ -1,6 +1,7 @@
 // The CPU reference of Backend::sample (backend/cpu/sample.h) and the engine's penalty lists:
 // Philox known answers, greedy = first argmax, seeded draws reproducible, cuts never escaped,
-// draw frequencies matching softmax, and penalties identical to the host Sampler's.
+// draw frequencies matching softmax, penalties identical to the host Sampler's, and token masks
+// (structured output) applied as the engine's host path applies them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "backend/cpu/sample.h"
 #include "core/philox.h"
 #include "engine/device_sampling.h"
+#include "engine/grammar.h"
 #include "engine/sampler.h"
 
 namespace shardlm {
@@ -176,6 +178,77 @@ TEST(SampleOp, PenaltiesMatchTheHostSampler) {
     EXPECT_EQ(got, want) << trial;
     EXPECT_EQ(dev, host) << trial;
   }
+}
+
+// A random mask of `words` words allowing about `density` of the tokens, at least one below vocab.
+std::vector<uint32_t> random_mask(int32_t vocab, size_t words, double density, std::mt19937& rng) {
+  std::vector<uint32_t> mask(words, 0u);
+  std::bernoulli_distribution keep(density);
+  for (size_t i = 0; i < words * 32; ++i) {
+    if (keep(rng)) mask[i / 32] |= 1u << (i % 32);
+  }
+  const auto one =
+      static_cast<size_t>(rng() % static_cast<uint32_t>(std::min<size_t>(vocab, words * 32)));
+  mask[one / 32] |= 1u << (one % 32);
+  return mask;
+}
+
+// RowSampling::allowed in cpu::sample_rows (Backend::sample's reference) against the engine's
+// host path (apply_token_mask, then the Sampler): the same token, always an allowed one, greedy
+// and seeded with cuts and penalties; vocabularies that are not whole words, masks shorter than
+// the vocabulary (the tokens past them are not allowed) and rows allowing one token.
+TEST(SampleOp, TokenMasksDrawOnlyAllowedTokensAsTheHostPathDoes) {
+  std::mt19937 rng(21);
+  for (int32_t vocab : {7, 77, 1000, 4099}) {
+    const size_t words = (static_cast<size_t>(vocab) + 31) / 32;
+    for (int trial = 0; trial < 40; ++trial) {
+      SamplingParams sp;
+      sp.temperature = trial % 4 == 0 ? 0.f : 0.5f + 0.25f * static_cast<float>(trial % 5);
+      sp.top_k = trial % 3 == 1 ? 5 : 0;
+      sp.top_p = trial % 5 == 2 ? 0.7f : 1.f;
+      sp.repetition_penalty = trial % 6 == 3 ? 1.3f : 1.f;
+      const std::vector<int32_t> prompt = {1, 2, 3}, output = {3, 4};
+      const size_t n_words = trial % 7 == 6 ? std::max<size_t>(1, words / 2) : words;
+      const double density = trial % 8 == 5 ? 0.0 : trial % 2 ? 0.05 : 0.6;  // 0: one token
+      const auto mask = random_mask(vocab, n_words, density, rng);
+      const auto row = random_row(static_cast<size_t>(vocab), rng, 3.f);
+      auto host = row;
+      apply_token_mask(mask, host.data(), vocab);
+      const auto seed = static_cast<uint64_t>(trial);
+      const int32_t want = Sampler(sp, seed).sample(host.data(), vocab, prompt, output);
+      std::vector<PenaltyToken> list;
+      append_penalty_tokens(sp, prompt, output, list);
+      RowSampling p = row_sampling(sp, seed, output.size());
+      p.penalties = list.data();
+      p.n_penalties = static_cast<int32_t>(list.size());
+      p.allowed = token_bitmask(mask);
+      auto dev = row;
+      int32_t got = -1;
+      cpu::sample_rows(dev.data(), 1, vocab, &p, &got, nullptr);
+      EXPECT_EQ(got, want) << "vocab " << vocab << " trial " << trial;
+      EXPECT_TRUE(p.allowed.allows(got)) << "vocab " << vocab << " trial " << trial;
+      EXPECT_EQ(dev, host) << "vocab " << vocab << " trial " << trial;
+    }
+  }
+}
+
+TEST(SampleOp, TokenMaskOfOneTokenAndNoMask) {
+  std::mt19937 rng(5);
+  const int32_t vocab = 100;  // 4 words, the last one partly past the vocabulary
+  const auto row = random_row(vocab, rng);
+  std::vector<uint32_t> only(4, 0u);
+  only[3] = 1u << (99 - 96);  // token 99, the last
+  RowSampling p = sampling(2.f, 0, 0.9f);
+  p.allowed = token_bitmask(only);
+  auto masked = row;
+  int32_t got = -1;
+  cpu::sample_rows(masked.data(), 1, vocab, &p, &got, nullptr);
+  EXPECT_EQ(got, 99);
+  for (int32_t t = 0; t < 99; ++t) EXPECT_TRUE(std::isinf(masked[size_t(t)])) << t;
+  EXPECT_FALSE(TokenBitmask{}.restricts());  // no words: every token allowed, the row untouched
+  auto untouched = row;
+  cpu::apply_token_mask(untouched.data(), vocab, TokenBitmask{});
+  EXPECT_EQ(untouched, row);
 }
 
 TEST(SampleOp, PenaltyListsAreDistinctWithOutputCounts) {

@@ -3,12 +3,17 @@
 // can be (Backend::sample), and on the host otherwise (logprobs need the whole row); the runner
 // here stands in for a device runner on the CPU (its execute_sampled is Backend::sample's
 // reference), so the test sees both paths without a GPU: alone, the seeded request is sampled on
-// the "device"; beside a logprobs request, on the host.
+// the "device"; beside a logprobs request, on the host. A grammar-constrained request samples on
+// the "device" too (its mask travels in RowSampling::allowed), with the host path's tokens.
 #include <gtest/gtest.h>
 
 #include <map>
+#include <regex>
+#include <set>
+#include <string>
 
 #include "backend/cpu/sample.h"
+#include "engine/grammar.h"
 #include "engine/llm.h"
 #include "test_support.h"
 #include "tiny_model.h"
@@ -30,12 +35,13 @@ class DeviceSamplingRunner : public ModelRunner {
     inner_->execute(batch, logits);
   }
   bool samples_on_device() const override { return true; }
-  void execute_sampled(const ForwardBatch& batch, const RowSampling* params,
-                       int32_t* tokens) override {
+  void execute_sampled(const ForwardBatch& batch, const RowSampling* params, int32_t* tokens,
+                       const std::function<void()>& complete_rows) override {
     ++device_steps;
     const auto rows = static_cast<int64_t>(batch.logit_rows.size());
     logits_.resize(static_cast<size_t>(rows * vocab_size()));
     inner_->execute(batch, logits_.data());
+    if (complete_rows) complete_rows();  // as Transformer::forward_sampled: after the forward
     cpu::sample_rows(logits_.data(), rows, vocab_size(), params, tokens, nullptr);
   }
 
@@ -135,6 +141,43 @@ TEST_F(SeededSamplingTest, OtherSeedsGiveOtherTokens) {
   EXPECT_NE(run({{kPrompt, p}})[0], a);
   p.seed.reset();
   EXPECT_NE(run({{kPrompt, p}})[0], a);
+}
+
+// Structured output on the device path: the grammar's mask goes with each row, so a constrained
+// request's steps all sample on the "device", its output matches the regex, and its tokens equal
+// the host path's (taken when a logprobs request shares the batch), greedy and seeded, 64 at once.
+TEST_F(SeededSamplingTest, ConstrainedRequestsSampleOnTheDeviceAsOnTheHost) {
+  const std::string re = "[a-f]{2,4}-[0-9]{1,3}(x|yz)";
+  GrammarCompiler compiler(llm_->tokenizer(), llm_->runner().vocab_size(),
+                           llm_->engine().config().eos_token_ids);
+  const auto grammar = compiler.compile({GrammarSpec::Kind::kRegex, re, {}});
+  std::vector<std::pair<std::vector<int32_t>, SamplingParams>> requests;
+  for (int i = 0; i < 64; ++i) {
+    SamplingParams p;
+    p.temperature = i % 2 ? 1.5f : 0.f;
+    p.seed = uint64_t(i);
+    p.max_tokens = 48;
+    p.grammar = grammar;
+    requests.push_back({{1, int32_t(10 + i % 50), int32_t(70 + i % 30)}, p});
+  }
+  const auto device = run(requests);
+  EXPECT_GT(runner_->device_steps, 0);
+  EXPECT_EQ(runner_->host_steps, 0);
+  std::set<std::string> distinct;
+  for (const auto& tokens : device) {
+    std::string text = llm_->tokenizer().decode(tokens);
+    // The tiny model's EOS is not a control token: its text ends the output.
+    if (const auto eos = text.find("<|eos|>"); eos != std::string::npos) text.resize(eos);
+    EXPECT_TRUE(std::regex_match(text, std::regex(re))) << text;
+    distinct.insert(text);
+  }
+  EXPECT_GE(distinct.size(), 8u);  // seeded rows really drew
+  runner_->host_steps = runner_->device_steps = 0;
+  auto with_host = requests;
+  with_host.insert(with_host.begin(), {kOther, with_logprobs(0.f)});
+  const auto host = run(with_host);
+  EXPECT_GT(runner_->host_steps, 0);
+  for (size_t i = 0; i < device.size(); ++i) EXPECT_EQ(host[i + 1], device[i]) << "request " << i;
 }
 
 }  // namespace

@@ -87,6 +87,19 @@ float kept_weight(const Scaled& r, size_t i, float min_p) {
 
 }  // namespace
 
+void apply_token_mask(float* row, int64_t vocab, const TokenBitmask& mask) {
+  if (!mask.restricts()) return;
+  for (int64_t base = 0; base < vocab; base += 32) {
+    const int64_t w = base / 32;
+    const uint32_t word = w < mask.n_words ? mask.words[w] : 0u;
+    if (word == ~0u) continue;
+    const int64_t end = std::min(vocab, base + 32);
+    for (int64_t i = base; i < end; ++i) {
+      if (!((word >> (i - base)) & 1u)) row[i] = kNegInf;
+    }
+  }
+}
+
 void apply_penalties(float* row, int64_t vocab, const RowSampling& p) {
   for (int32_t e = 0; e < p.n_penalties; ++e) {
     const PenaltyToken& t = p.penalties[e];
@@ -152,6 +165,7 @@ void sample_rows(float* logits, int64_t rows, int64_t vocab, const RowSampling* 
                  int32_t* tokens, float* logprobs) {
   for (int64_t r = 0; r < rows; ++r) {
     float* row = logits + r * vocab;
+    apply_token_mask(row, vocab, params[r].allowed);
     apply_penalties(row, vocab, params[r]);
     const RowDraw d = sample_row(row, vocab, params[r]);
     tokens[r] = d.token;

@@ -9,6 +9,10 @@
 
 namespace shardlm::cpu {
 
+// row[t] = -inf for every token t the mask does not allow (a word at a time: an all-allowed word
+// costs one test); nothing when the mask does not restrict.
+void apply_token_mask(float* row, int64_t vocab, const TokenBitmask& mask);
+
 // row[token] for each listed token: divided (positive) or multiplied (negative) by
 // repetition_penalty, then less presence_penalty + frequency_penalty * output_count when the token
 // is in the output. Tokens outside [0, vocab) are ignored.
@@ -35,7 +39,8 @@ int32_t sample_token(const float* row, int64_t vocab, const RowSampling& p);
 // The kept mass of the ids below `token` under p's cuts (the CDF sample_row inverts).
 double kept_mass_before(const float* row, int64_t vocab, const RowSampling& p, int32_t token);
 
-// apply_penalties then sample_row for each of `rows` rows of vocab floats (rows modified in place).
+// apply_token_mask, apply_penalties, then sample_row for each of `rows` rows of vocab floats (rows
+// modified in place).
 void sample_rows(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
                  int32_t* tokens, float* logprobs);
 

@@ -245,7 +245,28 @@ __global__ void penalty_kernel(float* logits, int64_t vocab, const DeviceRowSamp
   }
 }
 
+// One thread per token: the 32 lanes of a warp read one mask word (a broadcast) and write their
+// logits side by side.
+__global__ void mask_kernel(float* logits, int64_t vocab, const DeviceRowSampling* params,
+                            const uint32_t* masks) {
+  const int32_t offset = params[blockIdx.y].mask_offset;
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (offset < 0 || t >= vocab) return;
+  const uint32_t word = masks[offset + t / 32];
+  if (!((word >> (t % 32)) & 1u)) logits[blockIdx.y * vocab + t] = -CUDART_INF_F;
+}
+
 }  // namespace
+
+void apply_token_masks(float* logits, int64_t rows, int64_t vocab, const DeviceRowSampling* params,
+                       const uint32_t* masks, cudaStream_t stream) {
+  if (rows == 0) return;
+  constexpr int threads = 256;
+  const dim3 grid(static_cast<unsigned>((vocab + threads - 1) / threads),
+                  static_cast<unsigned>(rows));
+  mask_kernel<<<grid, threads, 0, stream>>>(logits, vocab, params, masks);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
 
 void apply_penalties(float* logits, int64_t rows, int64_t vocab, const DeviceRowSampling* params,
                      const PenaltyToken* penalties, int32_t max_penalties, cudaStream_t stream) {
