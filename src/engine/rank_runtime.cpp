@@ -1,13 +1,36 @@
 // RankRuntime: load -> backend -> upload -> KV size.
 #include "engine/rank_runtime.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cstdlib>
 
 #include "engine/kv_sizing.h"
+#include "model/fp8_checkpoint.h"
 #include "model/model_shape.h"
 #include "model/weight_set_of.h"
 
 namespace shardlm {
+
+namespace {
+
+// An FP8 checkpoint stays FP8 on a CUDA GPU when the rank holds the whole model (the backend
+// uploads its views whole, codes and scales); on the CPU, and in a group (whose shards slice views
+// by rows), its matrices are dequantised to BF16 here. Returns the spec's quantization.
+std::string fp8_checkpoint_quantization(const BackendSpec& spec, bool alone, Model& m) {
+  if (!spec.quantization.empty() && spec.quantization != "fp8") {
+    fail("'{}' is an FP8 checkpoint: --quantization '{}' does not apply to it; leave the flag out",
+         m.path, spec.quantization);
+  }
+  if (spec.device == Device::kCuda && alone) return "fp8";
+  spdlog::info("'{}': FP8 checkpoint dequantised to BF16 at load ({})", m.path,
+               spec.device == Device::kCpu ? "the CPU backend has no FP8 matmuls"
+                                           : "tensor/pipeline groups shard BF16 weights");
+  dequantize_fp8_weights(m);
+  return spec.quantization;
+}
+
+}  // namespace
 
 RankRuntime::RankRuntime(const EngineArgs& args, Placement placement, std::unique_ptr<Model> loaded)
     : placement_(placement), model_(std::move(loaded)) {
@@ -15,7 +38,12 @@ RankRuntime::RankRuntime(const EngineArgs& args, Placement placement, std::uniqu
   const ModelConfig& c = model_->config;
   // The backend first in a group too: the handshake reports its device, and NCCL connects on its
   // stream.
-  backend_ = make_backend(backend_spec(args, c), model_shape(c));
+  BackendSpec spec = backend_spec(args, c);
+  if (has_fp8_weights(*model_)) {
+    spec.quantization =
+        fp8_checkpoint_quantization(spec, placement_ == Placement::kAlone, *model_);
+  }
+  backend_ = make_backend(spec, model_shape(c));
   if (placement_ == Placement::kAlone) weights_ = prepare_model_weights(*backend_, c, model_->weights);
   size_kv_cache(args);
 }

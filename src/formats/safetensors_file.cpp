@@ -16,6 +16,7 @@ std::optional<DType> parse_dtype(const std::string& s) {
   if (s == "F32") return DType::F32;
   if (s == "F16") return DType::F16;
   if (s == "BF16") return DType::BF16;
+  if (s == "F8_E4M3") return DType::F8_E4M3;  // FP8 checkpoints (model/fp8_checkpoint.h)
   return std::nullopt;
 }
 
@@ -29,7 +30,7 @@ TensorView parse_entry(const std::string& path, const std::string& name, const n
   if (!dt.is_string()) fail("'{}': tensor '{}' has a non-string dtype", path, name);
   const auto dtype = parse_dtype(dt.get<std::string>());
   if (!dtype) {
-    fail("'{}': tensor '{}' has dtype {}; shardlm reads BF16, F16 and F32 safetensors weights",
+    fail("'{}': tensor '{}' has dtype {}; shardlm reads BF16, F16, F32 and F8_E4M3 safetensors weights",
          path, name, dt.get<std::string>());
   }
   const auto& shape = e["shape"];

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "model/architecture.h"
+#include "model/fp8_checkpoint.h"
 #include "model/hf_config.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer_json.h"
@@ -147,16 +148,20 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir) {
   m->path = dir;
   m->format = "safetensors";
   const std::string config_path = (fs::path(dir) / "config.json").string();
-  m->config = hf_config_from_json(read_json_file(config_path), config_path);
-  std::map<std::string, const TensorView*> by_name;
+  const nlohmann::json config = read_json_file(config_path);
+  m->config = hf_config_from_json(config, config_path);
+  const Fp8CheckpointConfig fp8 = read_fp8_checkpoint_config(config, config_path);
+  std::map<std::string, const TensorView*> by_name, by_file_name;
   for (const auto& file : shard_files(dir)) {
     m->shards.push_back(std::make_unique<SafetensorsFile>(file));
     for (const auto& t : m->shards.back()->tensors()) {
+      by_file_name[t.name] = &t;
       const std::string name = canonical_name(t.name);
       if (!name.empty()) by_name[name] = &t;
     }
   }
   m->config.validate(config_path);
+  check_fp8_checkpoint_model(m->config, fp8, config_path);
   m->tokenizer = load_tokenizer_json(dir);
   load_hf_chat_template(*m, dir);
   m->weights = bind_weights(
@@ -166,6 +171,10 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir) {
         return it == by_name.end() ? nullptr : it->second;
       },
       m->owned, dir);
+  attach_fp8_scales(*m, fp8, [&by_file_name](const std::string& n) -> const TensorView* {
+    auto it = by_file_name.find(n);
+    return it == by_file_name.end() ? nullptr : it->second;
+  });
   return m;
 }
 

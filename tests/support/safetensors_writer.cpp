@@ -7,19 +7,24 @@
 #include <stdexcept>
 
 #include "core/fp16.h"
+#include "core/fp8.h"
 
 namespace shardlm::testing {
 
-std::vector<uint8_t> safetensors_bytes(const std::vector<SafetensorsTensor>& tensors, DType dtype) {
-  const size_t esize = dtype == DType::F32 ? 4 : 2;
-  const char* name = dtype == DType::F32 ? "F32" : dtype == DType::F16 ? "F16" : "BF16";
+std::vector<uint8_t> safetensors_bytes(const std::vector<SafetensorsTensor>& tensors,
+                                       DType file_dtype) {
   nlohmann::json header = nlohmann::json::object();
   std::vector<uint8_t> data;
   for (const auto& t : tensors) {
+    const DType dtype = t.dtype.value_or(file_dtype);
+    const size_t esize = dtype == DType::F32 ? 4 : dtype == DType::F8_E4M3 ? 1 : 2;
+    const std::string name(dtype_name(dtype));
     const size_t begin = data.size();
     for (float v : t.values) {
       uint8_t b[4];
-      if (dtype == DType::F32) {
+      if (dtype == DType::F8_E4M3) {
+        b[0] = float_to_e4m3(v);
+      } else if (dtype == DType::F32) {
         std::memcpy(b, &v, 4);
       } else {
         const uint16_t h = dtype == DType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);

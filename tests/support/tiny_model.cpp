@@ -528,6 +528,11 @@ std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& s) {
 }
 
 void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& s) {
+  write_tiny_hf_model(dir, s, {}, nlohmann::json::object());
+}
+
+void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& s, const HfTensorsEdit& edit,
+                         const nlohmann::json& extra_config) {
   namespace fs = std::filesystem;
   fs::create_directories(dir);
   std::vector<SafetensorsTensor> st;
@@ -535,8 +540,11 @@ void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& s) {
     std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());
     st.push_back({hf_name(t.name, s.arch), shape, std::move(t.values)});
   }
+  if (edit) edit(st);
   write_safetensors((fs::path(dir) / "model.safetensors").string(), st, DType::BF16);
-  write_json(fs::path(dir) / "config.json", hf_config(s));
+  nlohmann::json config = hf_config(s);
+  config.update(extra_config);
+  write_json(fs::path(dir) / "config.json", config);
   write_json(fs::path(dir) / "tokenizer.json", hf_tokenizer(s));
   write_json(fs::path(dir) / "tokenizer_config.json",
              {{"bos_token", "<|bos|>"}, {"eos_token", "<|eos|>"}, {"add_bos_token", false}});

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/dtype.h"
+#include "safetensors_writer.h"
 
 namespace shardlm::testing {
 
@@ -78,6 +81,12 @@ struct NamedTensor {
 std::vector<NamedTensor> tiny_model_tensors(const TinyModelSpec& spec);
 
 void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& spec);
+// The same with the tensors (Hugging Face names, safetensors shapes; BF16 unless a tensor names
+// its type) passed through `edit` before they are written, and extra_config's keys set in
+// config.json (the FP8 checkpoints of tiny_fp8_model.h).
+using HfTensorsEdit = std::function<void(std::vector<SafetensorsTensor>&)>;
+void write_tiny_hf_model(const std::string& dir, const TinyModelSpec& spec, const HfTensorsEdit& edit,
+                         const nlohmann::json& extra_config);
 // weight_type applies to matrices; vectors stay F32. Experts are stacked as llama.cpp writes them
 // (blk.N.ffn_{gate,up,down}_exps.weight, [cols, rows, n_experts]) unless per_expert_gguf. Q/K rows
 // are permuted for interleaved rope when the architecture uses it in GGUF (llama), as llama.cpp's

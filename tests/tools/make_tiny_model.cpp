@@ -5,10 +5,12 @@
 //
 //   shardlm_tiny_model OUT [--layers N] [--arch
 //   llama|qwen2|qwen3|mistral|qwen3_moe|qwen2_moe|mixtral]
-//                          [--hf] [--untied] [--reference NAME]
+//                          [--hf] [--untied] [--reference NAME] [--fp8 FORMAT]
 //
 // OUT is a Q8_0 GGUF file, or with --hf a Hugging Face directory (BF16 safetensors). --untied
 // gives the model its own output projection (tied tiny models mostly repeat their last token).
+// --fp8 writes a Hugging Face FP8 checkpoint (tiny_fp8_model.h; FORMAT fbgemm_fp8,
+// compressed_tensors_channel, compressed_tensors_tensor or fp8_tensor).
 // --reference writes exactly the spec of a committed reference (tiny_model.h's reference lists) and
 // ignores
 // --layers and --arch.
@@ -17,6 +19,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "tiny_fp8_model.h"
 #include "tiny_model.h"
 
 namespace {
@@ -47,7 +50,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   int layers = 4;
-  std::string arch = "llama", reference;
+  std::string arch = "llama", reference, fp8;
   bool hf = false, untied = false;
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -59,6 +62,8 @@ int main(int argc, char** argv) {
       layers = std::atoi(argv[++i]);
     } else if (i + 1 < argc && flag == "--arch") {
       arch = argv[++i];
+    } else if (i + 1 < argc && flag == "--fp8") {
+      fp8 = argv[++i];
     } else if (i + 1 < argc && flag == "--reference") {
       reference = argv[++i];
     } else {
@@ -84,7 +89,15 @@ int main(int argc, char** argv) {
     if (untied) spec.tied = false;
   }
   try {
-    if (hf) {
+    if (!fp8.empty()) {
+      for (auto f : shardlm::testing::all_fp8_formats()) {
+        if (shardlm::testing::fp8_format_name(f) != fp8) continue;
+        shardlm::testing::write_tiny_fp8_hf_model(argv[1], spec, f);
+        return 0;
+      }
+      std::fprintf(stderr, "unknown --fp8 format %s\n", fp8.c_str());
+      return 2;
+    } else if (hf) {
       shardlm::testing::write_tiny_hf_model(argv[1], spec);
     } else {
       shardlm::testing::write_tiny_gguf_model(argv[1], spec, shardlm::DType::Q8_0);

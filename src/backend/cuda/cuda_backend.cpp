@@ -214,13 +214,24 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
   // A pipeline stage lists only what it runs: no embedding or no output projection is left empty.
   auto store = std::make_shared<WeightStore>(impl_->weight_bytes);
   const bool fp8 = impl_->fp8 != nullptr;
-  PreparedWeights prepared{store->upload(w, fp8 ? WeightStore::Fp8Choice(Fp8Linear::quantises)
-                                                : WeightStore::Fp8Choice()),
-                           store};
+  // An FP8 checkpoint's matrices stay as published (codes and scales) and its BF16 ones stay BF16
+  // (the layers it left out); otherwise --quantization fp8 quantises every linear layer.
+  const bool checkpoint = std::any_of(w.matrices.begin(), w.matrices.end(), [](const TensorView& m) {
+    return m.data && m.dtype == DType::F8_E4M3;
+  });
+  WeightStore::Fp8Choice choice;
+  if (fp8) choice = Fp8Linear::quantises;
+  if (fp8 && checkpoint) {
+    choice = [](const TensorView& m) {
+      return m.dtype == DType::F8_E4M3 && Fp8Linear::quantises(m);
+    };
+  }
+  PreparedWeights prepared{store->upload(w, choice), store};
   spdlog::info("weights on the GPU: {:.1f} MiB ({} matrices, fp32 vectors)",
                static_cast<double>(store->bytes()) / (1 << 20),
-               fp8 ? "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output"
-                   : "BF16");
+               !fp8          ? "BF16"
+               : checkpoint ? "the FP8 checkpoint's E4M3 linear layers with a scale per row, BF16 others"
+                            : "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output");
   return prepared;
 }
 

@@ -31,7 +31,12 @@ bool Fp8Linear::is_fp8(const TensorView& w) {
 
 bool Fp8Linear::quantises(const TensorView& w) {
   const std::string name(w.name);
-  return name != "token_embd.weight" && name != "output.weight" && w.ne[0] % 16 == 0;
+  // GGUF and dummy names, and Hugging Face's (a safetensors view keeps its file name).
+  for (const char* kept : {"token_embd.weight", "output.weight", "model.embed_tokens.weight",
+                           "lm_head.weight"}) {
+    if (name == kept) return false;
+  }
+  return w.ne[0] % 16 == 0;
 }
 
 bool Fp8Linear::matmul(const TensorView& w, const float* x, int64_t n_tokens,

@@ -13,6 +13,7 @@
 #include "backend/cuda/fp8_quant.cuh"
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/fp8.h"
 
 namespace shardlm::cuda {
 
@@ -23,8 +24,7 @@ WeightStore::~WeightStore() {
 
 Fp8Matrix fp8_parts(const TensorView& view) {
   const auto* q = static_cast<const uint8_t*>(view.data);
-  const size_t scales_at = (static_cast<size_t>(view.numel()) + 255) / 256 * 256;
-  return {q, reinterpret_cast<const float*>(q + scales_at)};
+  return {q, reinterpret_cast<const float*>(q + fp8_scales_offset(view.numel()))};
 }
 
 void WeightStore::release(void* p, size_t bytes) {
@@ -64,8 +64,10 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8) {
   for (const auto& [key, g] : groups) {
     const TensorView& w = g.widest;
     const bool fp8 = to_fp8 && to_fp8(w) && g.fewest_rows == w.rows();
-    copies[key] = fp8 ? std::pair<const void*, DType>{upload_fp8_matrix(w), DType::F8_E4M3}
-                      : std::pair<const void*, DType>{upload_matrix(w), DType::BF16};
+    const void* copy = !fp8                          ? static_cast<const void*>(upload_matrix(w))
+                       : w.dtype == DType::F8_E4M3 ? upload_fp8_checkpoint(w)
+                                                   : upload_fp8_matrix(w);
+    copies[key] = {copy, fp8 ? DType::F8_E4M3 : DType::BF16};
   }
   WeightSet out;
   for (const TensorView& m : set.matrices) {
@@ -105,7 +107,11 @@ uint16_t* WeightStore::upload_matrix(const TensorView& w) {
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t nr = std::min(chunk, rows - r0);
     for (int64_t r = 0; r < nr; ++r) {
-      cpu::dequantize_row(w.dtype, w.row(r0 + r), row.data(), cols);
+      if (w.dtype == DType::F8_E4M3) {  // an FP8 checkpoint's matrix kept in BF16: codes x scales
+        dequantize_fp8_row(w, r0 + r, row.data());
+      } else {
+        cpu::dequantize_row(w.dtype, w.row(r0 + r), row.data(), cols);
+      }
       uint16_t* dst = staged.data() + r * cols;
       for (int64_t i = 0; i < cols; ++i) dst[i] = fp32_to_bf16(row[static_cast<size_t>(i)]);
     }
@@ -119,12 +125,19 @@ uint16_t* WeightStore::upload_matrix(const TensorView& w) {
 uint8_t* WeightStore::upload_fp8_matrix(const TensorView& w) {
   const int64_t cols = w.ne[0], rows = w.rows();
   const size_t n = static_cast<size_t>(cols * rows);
-  const size_t scales_at = (n + 255) / 256 * 256;  // fp8_parts
+  const size_t scales_at = fp8_scales_offset(w.numel());  // fp8_parts
   uint16_t* bf16 = upload_matrix(w);
   auto* q = static_cast<uint8_t*>(allocate(scales_at + static_cast<size_t>(rows) * sizeof(float)));
   quantize_rows_fp8(bf16, cols, rows, q, reinterpret_cast<float*>(q + scales_at), nullptr);
   SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());
   release(bf16, n * sizeof(uint16_t));
+  return q;
+}
+
+uint8_t* WeightStore::upload_fp8_checkpoint(const TensorView& w) {
+  const size_t bytes = fp8_matrix_bytes(w.numel(), w.rows());  // the host copy has this layout
+  auto* q = static_cast<uint8_t*>(allocate(bytes));
+  SHARDLM_CUDA_CHECK(cudaMemcpy(q, w.data, bytes, cudaMemcpyHostToDevice));
   return q;
 }
 

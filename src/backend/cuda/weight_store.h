@@ -46,6 +46,8 @@ class WeightStore {
   uint16_t* upload_matrix(const TensorView& w);
   // upload_matrix, then the BF16 copy quantised on the device (fp8_quant.cuh) and freed.
   uint8_t* upload_fp8_matrix(const TensorView& w);
+  // An FP8 checkpoint's F8_E4M3 host view (codes, then row scales: core/fp8.h) copied as it is.
+  uint8_t* upload_fp8_checkpoint(const TensorView& w);
   float* upload_vector(const float* host, int64_t n);
   void* allocate(size_t bytes);
   void release(void* p, size_t bytes);

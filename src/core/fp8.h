@@ -1,0 +1,64 @@
+// FP8 E4M3 on the host: the codec (sign, 4 exponent bits with bias 7, 3 mantissa bits; 0x7f/0xff
+// are NaN and 448 is the largest finite value; encoding rounds to nearest, ties to even, and
+// saturates) and the byte layout of an F8_E4M3 matrix, the same in host memory (FP8 checkpoints,
+// model/fp8_checkpoint.h) and device memory (backend/cuda/weight_store.h):
+//   [rows][cols] E4M3 codes, zero-padded to a multiple of 256 bytes, then one fp32 scale per row;
+//   w[j][i] ~= e4m3(q[j][i]) * scale[j].
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace shardlm {
+
+inline float e4m3_to_float(uint8_t b) {
+  const int e = (b >> 3) & 15, m = b & 7;
+  if (e == 15 && m == 7) return NAN;
+  const float mag = e == 0 ? std::ldexp(m / 8.f, -6) : std::ldexp(1.f + m / 8.f, e - 7);
+  return (b & 0x80) ? -mag : mag;
+}
+
+// The nearest E4M3 code (ties to the even code), saturating at +-448; NaN gives 0x7f.
+inline uint8_t float_to_e4m3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  const float a = std::fmin(std::fabs(f), 448.f);
+  int lo = 0, hi = 126;  // codes 0..126 are the non-negative finite values, increasing
+  while (lo < hi) {      // the first code whose value is >= a
+    const int mid = (lo + hi) / 2;
+    if (e4m3_to_float(static_cast<uint8_t>(mid)) < a) lo = mid + 1; else hi = mid;
+  }
+  int code = lo;
+  if (lo > 0) {
+    const float below = e4m3_to_float(static_cast<uint8_t>(lo - 1));
+    const float above = e4m3_to_float(static_cast<uint8_t>(lo));
+    if (a - below < above - a || (a - below == above - a && (lo - 1) % 2 == 0)) code = lo - 1;
+  }
+  return static_cast<uint8_t>(sign | code);
+}
+
+// Where the row scales of an F8_E4M3 matrix of numel codes start, and its whole size in bytes.
+inline size_t fp8_scales_offset(int64_t numel) {
+  return (static_cast<size_t>(numel) + 255) / 256 * 256;
+}
+inline size_t fp8_matrix_bytes(int64_t numel, int64_t rows) {
+  return fp8_scales_offset(numel) + static_cast<size_t>(rows) * sizeof(float);
+}
+
+// The row scales of an F8_E4M3 view in the layout above ([rows] fp32).
+inline const float* fp8_row_scales(const TensorView& w) {
+  return reinterpret_cast<const float*>(static_cast<const uint8_t*>(w.data) +
+                                        fp8_scales_offset(w.numel()));
+}
+
+// Row r of an F8_E4M3 host view as fp32 (codes times the row's scale): out[0 .. ne[0]).
+inline void dequantize_fp8_row(const TensorView& w, int64_t r, float* out) {
+  const uint8_t* q = w.row(r);
+  const float s = fp8_row_scales(w)[r];
+  for (int64_t i = 0; i < w.ne[0]; ++i) out[i] = e4m3_to_float(q[i]) * s;
+}
+
+}  // namespace shardlm

@@ -1,0 +1,78 @@
+"""FP8 checkpoints as published (fbgemm_fp8, compressed-tensors) through `shardlm serve` on the
+CPU, which dequantises them to BF16 at load: 64 concurrent greedy completions all answer and agree
+with the same prompt asked alone; a checkpoint missing a scale tensor, one with an unknown
+quant_method, and --quantization with another scheme stop at start-up with the cause named."""
+import json
+import os
+import struct
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import BINARY, SERVED_NAME, Server
+
+TOOL = os.environ.get("SHARDLM_TINY_MODEL_TOOL", "build/tests/shardlm_tiny_model")
+
+
+def write_fp8(path, fmt):
+    subprocess.run([TOOL, str(path), "--layers", "2", "--untied", "--fp8", fmt], check=True)
+    return str(path)
+
+
+def complete(server, prompt):
+    status, body = server.post("/v1/completions", {"model": SERVED_NAME, "prompt": prompt,
+                                                   "max_tokens": 8, "temperature": 0,
+                                                   "ignore_eos": True})
+    assert status == 200, body
+    return body["choices"][0]["text"]
+
+
+def start_error(model, *extra):
+    out = subprocess.run([BINARY, "serve", "--model", model, "--port", "0", "--device", "cpu",
+                          *extra], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0, out.stdout
+    return out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("fmt", ["fbgemm_fp8", "compressed_tensors_channel"])
+def test_fp8_checkpoint_serves_64_streams_on_the_cpu(tmp_path, fmt):
+    model = write_fp8(tmp_path / "m", fmt)
+    server = Server(["--device", "cpu", "--max-num-seqs", "64"], threads=2, model=model)
+    try:
+        prompts = [f"prompt {i % 8} abc" for i in range(64)]
+        alone = {p: complete(server, p) for p in sorted(set(prompts))}
+        with ThreadPoolExecutor(64) as pool:
+            texts = list(pool.map(lambda p: complete(server, p), prompts))
+        assert texts == [alone[p] for p in prompts]
+    finally:
+        assert server.stop() == 0, server.text()
+    assert "FP8 checkpoint dequantised to BF16 at load" in server.text()
+
+
+def drop_tensor(path, name):
+    """Rewrites a .safetensors file without one header entry (its bytes stay, unreferenced)."""
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    del header[name]
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - (len(text) + 8) % 8) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+
+
+def test_bad_fp8_checkpoints_are_named_at_start_up(tmp_path):
+    model = write_fp8(tmp_path / "m", "fbgemm_fp8")
+    err = start_error(model, "--quantization", "int4")
+    assert "--quantization" in err and "int4" in err, err
+    drop_tensor(os.path.join(model, "model.safetensors"), "model.layers.1.mlp.up_proj.weight_scale")
+    err = start_error(model)
+    assert "model.layers.1.mlp.up_proj.weight_scale" in err, err
+    config = os.path.join(model, "config.json")
+    with open(config) as f:
+        j = json.load(f)
+    j["quantization_config"]["quant_method"] = "bitsandbytes"
+    with open(config, "w") as f:
+        json.dump(j, f)
+    err = start_error(model)
+    assert "quant_method 'bitsandbytes' is not supported" in err, err
