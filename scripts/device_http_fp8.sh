@@ -8,11 +8,14 @@
 # Writes $OUT/summary.txt and $OUT/logs.tar.gz.
 #
 #   here:  SHARDLM_DEVCARRY=.devcarry16 SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 2
-#   run:   SHARDLM_DEVCARRY=.devcarry16 CONFIGS="bf16 fp8" BENCH="256" scripts/device_http_fp8.sh
+#   run:   SHARDLM_DEVCARRY=.devcarry16 CONFIGS="bf16 fp8" BENCH="256" [FILTER=...] \
+#            scripts/device_http_fp8.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_lib.sh
 machine_info
+# FILTER: CUDA tests first (gtest filter), e.g. 'CudaFp8Checkpoint*:CudaFp8Kv*'.
+[ -n "${FILTER:-}" ] && cuda_tests 180 "$FILTER" 60 'fp8 checkpoint|fp8 kv'
 PORT=18461
 for C in ${CONFIGS:-bf16 fp8 fp8kv}; do
   F=()
