@@ -38,6 +38,11 @@ void add_routing_flags(CLI::App& cmd, FrontendOptions& o) {
                  "workers tried for a request before its first output")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  cmd.add_option("--migration-limit", a.migration_limit,
+                 "times a stream moves to another worker when its worker dies mid-stream (it "
+                 "continues from the tokens sent; 0: the client gets an error event and [DONE])")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
   cmd.add_option("--down-for", a.down_for,
                  "seconds a worker that refused a connection is left out")
       ->check(CLI::Range(0.0, 3600.0))

@@ -22,7 +22,10 @@ std::vector<std::shared_ptr<RequestStream>> AsyncEngine::submit(
   // The one validation of these requests; the server's rule: the whole output must fit.
   RequestLimits limits = engine_.limits();
   limits.output_must_fit = true;
-  for (const Submission& r : requests) validate_request(limits, r.prompt, r.params);
+  for (const Submission& r : requests) {
+    validate_request(limits, r.prompt, r.params);
+    validate_resumed_output(limits, r.prompt, r.params, r.resumed, "resume_token_ids");
+  }
   std::vector<std::shared_ptr<RequestStream>> streams;
   {
     std::lock_guard lock(mu_);
@@ -33,7 +36,8 @@ std::vector<std::shared_ptr<RequestStream>> AsyncEngine::submit(
     const int64_t first = engine_.new_request_ids(static_cast<int64_t>(requests.size()));
     for (size_t i = 0; i < requests.size(); ++i) {
       streams.push_back(std::make_shared<RequestStream>(first + int64_t(i), signal));
-      inbox_.push_back({std::move(requests[i].prompt), requests[i].params, streams.back()});
+      inbox_.push_back({std::move(requests[i].prompt), requests[i].params, streams.back(),
+                        std::move(requests[i].resumed)});
       ++in_flight_;
     }
   }
@@ -157,8 +161,8 @@ void AsyncEngine::admit(std::vector<Pending>& pending) {
   for (Pending& p : pending) {
     const int64_t id = p.stream->id();
     const auto n_prompt = static_cast<int32_t>(p.prompt.size());
-    engine_.add_validated_request(id, std::move(p.prompt), p.params);  // validated at submit
-    processor_.add(id, n_prompt);
+    engine_.add_validated_request(id, std::move(p.prompt), p.params, p.resumed);  // validated
+    processor_.add(id, n_prompt, static_cast<int32_t>(p.resumed.size()));
     streams_[id] = p.stream;
   }
 }

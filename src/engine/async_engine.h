@@ -53,6 +53,8 @@ class AsyncEngine {
   struct Submission {
     std::vector<int32_t> prompt;
     SamplingParams params;
+    // A migrated request's output so far (Request::resume); validated with the request.
+    std::vector<int32_t> resumed = {};
   };
   // Validates every request now (validate_request with output_must_fit: the prompt plus
   // max_tokens must fit the context; throws InvalidRequest, or Error when the engine cannot
@@ -86,6 +88,7 @@ class AsyncEngine {
     std::vector<int32_t> prompt;
     SamplingParams params;
     std::shared_ptr<RequestStream> stream;
+    std::vector<int32_t> resumed;
   };
   void loop();
   bool wait_for_work();

@@ -65,10 +65,13 @@ int64_t Engine::add_request(std::vector<int32_t> prompt, const SamplingParams& p
 }
 
 void Engine::add_validated_request(int64_t id, std::vector<int32_t> prompt,
-                                   const SamplingParams& params) {
+                                   const SamplingParams& params,
+                                   const std::vector<int32_t>& resumed) {
   assert(!prompt.empty() && static_cast<int>(prompt.size()) < config_.scheduler.max_model_len);
   assert(id < next_id_.load() && !requests_.count(id));  // an id from new_request_ids, unused
   auto request = std::make_unique<Request>(id, std::move(prompt), params, tokenizer_);
+  [[maybe_unused]] const bool resumed_ok = request->resume(resumed);
+  assert(resumed_ok);  // the grammar accepted them at submission (validate_resumed_output)
   scheduler_.add(request.get());
   requests_.emplace(id, std::move(request));
 }

@@ -76,8 +76,10 @@ class Engine {
   // nothing, when it fails), then queues it under a new id, which it returns.
   int64_t add_request(std::vector<int32_t> prompt, const SamplingParams& params);
   // Queues a request validated where it was submitted, under an id from new_request_ids
-  // (AsyncEngine, LLM); asserts only.
-  void add_validated_request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params);
+  // (AsyncEngine, LLM); asserts only. `resumed`: the output a worker that died mid-stream had
+  // already generated (Request::resume; validated with the request).
+  void add_validated_request(int64_t id, std::vector<int32_t> prompt, const SamplingParams& params,
+                             const std::vector<int32_t>& resumed = {});
   // Ends the request now with reason abort and frees its blocks; the next step() reports it
   // finished. False when the id is unknown or already finished. Every other end (stop token, stop
   // string, length) is decided in the step, by check_stop.

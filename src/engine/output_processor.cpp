@@ -15,10 +15,11 @@ void RequestOutput::merge(RequestOutput&& later) {
   n_output_tokens = std::max(n_output_tokens, later.n_output_tokens);
 }
 
-void OutputProcessor::add(int64_t request_id, int32_t n_prompt_tokens) {
+void OutputProcessor::add(int64_t request_id, int32_t n_prompt_tokens, int32_t n_resumed) {
   RequestOutput p;
   p.request_id = request_id;
   p.n_prompt_tokens = n_prompt_tokens;
+  p.n_output_tokens = n_resumed;
   pending_.emplace(request_id, std::move(p));
 }
 

@@ -34,7 +34,9 @@ struct RequestOutput {
 
 class OutputProcessor {
  public:
-  void add(int64_t request_id, int32_t n_prompt_tokens);
+  // n_resumed: output tokens a resumed request already has (Request::resume), counted in its
+  // n_output_tokens though never sent again.
+  void add(int64_t request_id, int32_t n_prompt_tokens, int32_t n_resumed = 0);
   // One output per request that produced tokens or finished in this step.
   std::vector<RequestOutput> process(const StepOutput& step);
 

@@ -69,6 +69,18 @@ std::vector<TokenLogprobs> Request::take_prompt_logprobs() {
   return std::move(prompt_logprobs_);
 }
 
+bool Request::resume(const std::vector<int32_t>& output) {
+  assert(status_ == RequestStatus::kWaiting && output_.empty() && n_computed_ == 0);
+  for (int32_t token : output) {
+    if (matcher_ && !matcher_->accept(token)) return false;
+    output_.push_back(token);
+    tokens_.push_back(token);
+    if (text_) text_->push(token);
+  }
+  if (text_) text_->take_ready(false);  // already sent by the worker that generated them
+  return true;
+}
+
 void Request::on_scheduled(double now) {
   assert(status_ == RequestStatus::kWaiting || status_ == RequestStatus::kPreempted);
   status_ = RequestStatus::kRunning;

@@ -83,6 +83,13 @@ class Request {
   // The prompt's log-probabilities gathered so far, moved out (once, with the first token).
   std::vector<TokenLogprobs> take_prompt_logprobs();
 
+  // A request migrated from a worker that died mid-stream: `output` are the tokens that worker
+  // had generated and streamed. Before the request is first scheduled: they become its output
+  // (they count toward max_tokens, penalties and the sampler's draw numbers, and the grammar and
+  // stop-string matcher advance over them, with their text counted as sent), and the prefill
+  // computes prompt + output, as after a preemption. False when the grammar refuses a token.
+  bool resume(const std::vector<int32_t>& output);
+
   // State transitions; each asserts it is legal from the current state.
   void on_scheduled(double now);                 // waiting/preempted -> running
   void on_preempted();                           // running -> preempted; K/V must be recomputed

@@ -2,6 +2,9 @@
 #include "engine/request_validation.h"
 
 #include <algorithm>
+#include <optional>
+
+#include "engine/grammar.h"
 
 namespace shardlm {
 
@@ -55,6 +58,34 @@ void validate_request(const RequestLimits& limits, const std::vector<int32_t>& p
     params.validate();
   } catch (const Error& e) {
     throw InvalidRequest(e.what(), "");  // the message names the setting
+  }
+}
+
+void validate_resumed_output(const RequestLimits& limits, const std::vector<int32_t>& prompt,
+                             const SamplingParams& params, const std::vector<int32_t>& resumed,
+                             const char* param) {
+  if (resumed.empty()) return;
+  const auto n = static_cast<int64_t>(resumed.size());
+  if (n >= params.max_tokens) {
+    refuse(param, "'{}' holds {} tokens, but max_tokens is {}: a resumed request must have "
+           "tokens left to generate", param, n, params.max_tokens);
+  }
+  if (static_cast<int64_t>(prompt.size()) + n >= limits.max_model_len) {
+    refuse(param, "the prompt ({} tokens) and '{}' ({}) leave no room in the context of {} tokens",
+           prompt.size(), param, n, limits.max_model_len);
+  }
+  std::optional<GrammarMatcher> matcher;
+  if (params.grammar) matcher.emplace(params.grammar);
+  for (size_t i = 0; i < resumed.size(); ++i) {
+    const int32_t id = resumed[i];
+    if (id < 0 || id >= limits.vocab_size) {
+      refuse(param, "'{}' token id {} is outside the vocabulary [0, {})", param, id,
+             limits.vocab_size);
+    }
+    if (matcher && !matcher->accept(id)) {
+      refuse(param, "'{}'[{}] (token {}) is not allowed by the request's output constraint",
+             param, i, id);
+    }
   }
 }
 

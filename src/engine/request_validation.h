@@ -39,4 +39,11 @@ struct RequestLimits {
 void validate_request(const RequestLimits& limits, const std::vector<int32_t>& prompt,
                       const SamplingParams& params);
 
+// The output a migrated request resumes with (Request::resume; `param` names its field): token
+// ids in the vocabulary, fewer than max_tokens, prompt + them inside the context, and each one
+// allowed by the request's grammar in turn. Throws InvalidRequest.
+void validate_resumed_output(const RequestLimits& limits, const std::vector<int32_t>& prompt,
+                             const SamplingParams& params, const std::vector<int32_t>& resumed,
+                             const char* param);
+
 }  // namespace shardlm

@@ -13,6 +13,8 @@
 #include "fleet/nats_bus.h"
 #include "fleet/prefill_call.h"
 #include "fleet/prompt_tokens.h"
+#include "fleet/relay.h"
+#include "fleet/stream_migration.h"
 #include "fleet/upstream_call.h"
 #include "fleet/worker_directory.h"
 #include "server/openai/api_error.h"
@@ -26,8 +28,6 @@ namespace {
 
 using server::ApiError;
 using Json = nlohmann::json;
-using Kind = UpstreamPiece::Kind;
-constexpr auto kPoll = std::chrono::milliseconds(500);
 
 std::chrono::milliseconds millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
@@ -36,111 +36,6 @@ std::chrono::milliseconds millis(double seconds) {
 bool generation_route(const std::string& path) {
   return path == "/v1/completions" || path == "/v1/chat/completions";
 }
-
-// The worker's answer up to its first body bytes (or its end, or its failure).
-struct FirstOutput {
-  bool ok = false;
-  bool refused = false;
-  int status = 0;
-  std::string content_type;
-  std::string data;   // the first bytes of the body
-  bool ended = false;  // the whole answer has arrived
-  std::string error;
-};
-
-FirstOutput first_output(UpstreamCall& call, const server::HttpRequest& req) {
-  FirstOutput f;
-  while (true) {
-    auto piece = call.next(kPoll);
-    if (!piece) {
-      if (!req.client_connected()) {
-        f.error = "client left";
-        return f;
-      }
-      continue;
-    }
-    if (piece->kind == Kind::kHead) {
-      f.status = piece->status;
-      f.content_type = piece->content_type;
-      if (f.status == 503) {  // draining or unhealthy: another worker may serve it
-        f.error = "the worker answered 503 (draining or unhealthy)";
-        return f;
-      }
-      continue;
-    }
-    f.ok = piece->kind != Kind::kFailed;
-    f.ended = piece->kind == Kind::kEnd;
-    f.refused = piece->refused;
-    (piece->kind == Kind::kFailed ? f.error : f.data) = std::move(piece->data);
-    if (f.ok && f.status == 0) {
-      f.ok = false;
-      f.error = "no status line";
-    }
-    return f;
-  }
-}
-
-// The SSE error event and [DONE] that end a stream cut by its worker.
-std::string cut_stream_tail(const std::string& tail, const std::string& why) {
-  std::string out;
-  if (tail.size() < 2 || tail.compare(tail.size() - 2, 2, "\n\n") != 0) out += "\n\n";
-  out += server::sse_data(
-      Json{{"error", {{"message", why}, {"type", "server_error"}, {"code", 502}}}}.dump());
-  return out + server::sse_done();
-}
-
-// Relays a committed stream: the first bytes, then every piece as it arrives.
-class StreamPump {
- public:
-  StreamPump(std::shared_ptr<UpstreamCall> call, std::shared_ptr<Router::InFlight> in_flight,
-             std::string first, std::string worker, FrontendMetrics& metrics)
-      : call_(std::move(call)), in_flight_(std::move(in_flight)), pending_(std::move(first)),
-        worker_(std::move(worker)), metrics_(metrics) {}
-
-  bool operator()(httplib::DataSink& sink) {
-    if (!pending_.empty() && !write(sink, pending_)) return false;
-    pending_.clear();
-    while (true) {
-      auto piece = call_->next(kPoll);
-      if (!piece) {
-        if (sink.is_writable()) continue;
-        call_->cancel();
-        return false;
-      }
-      if (piece->kind == Kind::kData) {
-        if (!write(sink, piece->data)) return false;
-        continue;
-      }
-      in_flight_.reset();  // no longer the worker's load, before the client sees the end
-      if (piece->kind == Kind::kFailed) finish_cut(sink, piece->data);
-      sink.done();
-      return true;
-    }
-  }
-
- private:
-  bool write(httplib::DataSink& sink, const std::string& data) {
-    tail_ = (tail_ + data).substr(tail_.size() + data.size() > 64 ? tail_.size() + data.size() - 64 : 0);
-    if (sink.write(data.data(), data.size())) return true;
-    call_->cancel();
-    return false;
-  }
-  void finish_cut(httplib::DataSink& sink, const std::string& error) {
-    metrics_.on_error("failed_mid_stream", worker_);
-    spdlog::warn("fleet: stream from worker {} cut: {}", worker_, error);
-    if (tail_.find("[DONE]") != std::string::npos) return;
-    const std::string end = cut_stream_tail(
-        tail_, fmt::format("the worker serving this stream failed ({}); retry the request", error));
-    sink.write(end.data(), end.size());
-  }
-
-  std::shared_ptr<UpstreamCall> call_;
-  std::shared_ptr<Router::InFlight> in_flight_;
-  std::string pending_;
-  std::string tail_;  // the last bytes written, to end a cut event cleanly
-  std::string worker_;
-  FrontendMetrics& metrics_;
-};
 
 class Frontend {
  public:
@@ -152,6 +47,20 @@ class Frontend {
   void models(httplib::Response& res) const;
   void model(const server::HttpRequest& req, httplib::Response& res) const;
   void relay(const server::HttpRequest& req, httplib::Response& res);
+  // A request started on a worker, past its first output.
+  struct Started {
+    FirstOutput f;
+    std::shared_ptr<UpstreamCall> call;
+    std::shared_ptr<Router::InFlight> in_flight;
+    WorkerInfo worker;
+  };
+  // Starts `req` (its body parsed: `body`) on a worker of `model` other than `exclude`, trying
+  // them in routing order (a decode worker's prefill first); nullopt when the client left.
+  // Throws ApiError (503) when none answered.
+  std::optional<Started> start(const server::HttpRequest& req, const Json& body,
+                               const std::string& model, const std::string& exclude);
+  // How a migratable stream of `req` moves to another worker (fleet/stream_migration.h).
+  MigrationHooks migration_hooks(const server::HttpRequest& req, const std::string& model);
   // A disaggregated request's prefill for decode worker `decode`: true once a prefill worker has
   // sent it the prompt's KV; false (with `error`) when the decode worker did not take them.
   // Throws ApiError when the request is bad (the prefill worker's 4xx) or no prefill worker
@@ -264,28 +173,15 @@ std::vector<uint64_t> Frontend::prompt_hashes(const std::string& path, const Jso
 bool Frontend::commit(FirstOutput& f, std::shared_ptr<UpstreamCall> call,
                       std::shared_ptr<Router::InFlight> in_flight, const WorkerInfo& w,
                       httplib::Response& res) {
-  res.status = f.status;
-  const std::string ctype = f.content_type.empty() ? "application/json" : f.content_type;
-  if (ctype.rfind("text/event-stream", 0) == 0) {
-    auto pump = std::make_shared<StreamPump>(std::move(call), std::move(in_flight),
-                                             std::move(f.data), w.id, metrics_);
-    res.set_chunked_content_provider(
-        ctype, [pump](size_t, httplib::DataSink& sink) { return (*pump)(sink); });
-    return true;
-  }
-  std::string body = std::move(f.data);
-  while (!f.ended) {
-    auto piece = call->next(std::chrono::hours(1));
-    if (!piece || piece->kind == Kind::kFailed) {
-      metrics_.on_error("failed_mid_response", w.id);
-      throw ApiError(502, fmt::format("the worker serving this request failed before it "
-                                      "finished ({}); retry the request",
-                                      piece ? piece->data : "timeout"));
-    }
-    if (piece->kind == Kind::kData) body += piece->data;
-    f.ended = piece->kind == Kind::kEnd;
-  }
-  res.set_content(body, ctype);
+  const std::string id = w.id;
+  deliver_answer(f, std::move(call), std::move(in_flight),
+                 [this, id](const char* kind, const std::string& error) {
+                   metrics_.on_error(kind, id);
+                   if (std::string(kind) == "failed_mid_stream") {
+                     spdlog::warn("fleet: stream from worker {} cut: {}", id, error);
+                   }
+                 },
+                 res);
   return true;
 }
 
@@ -325,19 +221,18 @@ bool Frontend::prefill_for(const WorkerInfo& decode, const std::vector<WorkerInf
                                   errors));
 }
 
-void Frontend::relay(const server::HttpRequest& req, httplib::Response& res) {
-  const Json body = server::parse_body(req.body);
-  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
-  const std::string model = resolve_model(body);
+std::optional<Frontend::Started> Frontend::start(const server::HttpRequest& req, const Json& body,
+                                                 const std::string& model,
+                                                 const std::string& exclude) {
   auto candidates = directory_->workers_of(model);
   // Prefill workers take no requests of their own: they serve decode workers' prefills.
   std::vector<WorkerInfo> prefill;
   for (auto it = candidates.begin(); it != candidates.end();) {
-    if (it->role != "prefill") {
+    if (it->role != "prefill" && it->id != exclude) {
       ++it;
       continue;
     }
-    prefill.push_back(std::move(*it));
+    if (it->role == "prefill") prefill.push_back(std::move(*it));
     it = candidates.erase(it);
   }
   if (candidates.empty()) {
@@ -372,13 +267,9 @@ void Frontend::relay(const server::HttpRequest& req, httplib::Response& res) {
     FirstOutput f = first_output(*call, req);
     if (f.ok) {
       metrics_.on_relayed(w.id, model);
-      commit(f, std::move(call), std::move(in_flight), w, res);
-      return;
+      return Started{std::move(f), std::move(call), std::move(in_flight), w};
     }
-    if (f.error == "client left") {
-      res.status = server::kClientClosedRequest;
-      return;
-    }
+    if (f.error == "client left") return std::nullopt;
     metrics_.on_error(f.refused ? "refused" : "failed_before_output", w.id);
     spdlog::warn("fleet: worker {} at {} {}: {}{}", w.id, w.url,
                  f.refused ? "refused the connection" : "failed before its first output", f.error,
@@ -387,6 +278,95 @@ void Frontend::relay(const server::HttpRequest& req, httplib::Response& res) {
     errors += fmt::format("{}{} ({})", errors.empty() ? "" : "; ", w.url, f.error);
   }
   throw ApiError(503, fmt::format("no worker of '{}' answered: {}; retry shortly", model, errors));
+}
+
+namespace {
+
+bool is_stream(const FirstOutput& f) {
+  return f.status == 200 && f.content_type.rfind("text/event-stream", 0) == 0;
+}
+
+// The client's request as the frontend sends it on: method, path, its Authorization, `body`.
+server::HttpRequest forwarded(const std::string& method, const std::string& path,
+                              const std::string& auth, const Json& body,
+                              std::function<bool()> connected) {
+  server::HttpRequest r;
+  r.method = method;
+  r.path = path;
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (!auth.empty()) r.headers.emplace("Authorization", auth);
+  r.client_connected = std::move(connected);
+  return r;
+}
+
+}  // namespace
+
+MigrationHooks Frontend::migration_hooks(const server::HttpRequest& req,
+                                         const std::string& model) {
+  MigrationHooks h;
+  const std::string method = req.method, path = req.path;
+  const std::string auth = req.has_header("Authorization") ? req.get_header_value("Authorization")
+                                                           : std::string();
+  h.restart = [this, method, path, auth, model](const Json& body, const std::string& exclude,
+                                                const std::function<bool()>& connected,
+                                                std::string& why) -> std::optional<StreamStart> {
+    try {
+      auto s = start(forwarded(method, path, auth, body, connected), body, model, exclude);
+      if (!s) {
+        why = "the client left";
+        return std::nullopt;
+      }
+      if (!is_stream(s->f)) {
+        why = fmt::format("worker {} answered {}: {}", s->worker.id, s->f.status,
+                          s->f.data.substr(0, 300));
+        return std::nullopt;
+      }
+      return StreamStart{std::move(s->call), std::move(s->in_flight), std::move(s->f.data),
+                         s->worker.id};
+    } catch (const ApiError& e) {
+      why = e.what();
+      return std::nullopt;
+    }
+  };
+  h.on_cut = [this](const std::string& worker, const std::string& error) {
+    metrics_.on_error("failed_mid_stream", worker);
+    spdlog::warn("fleet: stream from worker {} cut: {}", worker, error);
+  };
+  h.on_migrated = [this](const std::string& from, const std::string& to, size_t tokens) {
+    metrics_.on_error("migrated_mid_stream", from);
+    spdlog::info("fleet: stream moved from worker {} to {} after {} tokens", from, to, tokens);
+  };
+  return h;
+}
+
+void Frontend::relay(const server::HttpRequest& req, httplib::Response& res) {
+  const Json body = server::parse_body(req.body);
+  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+  const std::string model = resolve_model(body);
+  if (args_.migration_limit == 0 || !migratable_stream(req.path, body)) {
+    auto s = start(req, body, model, "");
+    if (!s) {
+      res.status = server::kClientClosedRequest;
+      return;
+    }
+    commit(s->f, std::move(s->call), std::move(s->in_flight), s->worker, res);
+    return;
+  }
+  const Json sent = with_token_ids(body);
+  const std::string auth = req.has_header("Authorization") ? req.get_header_value("Authorization")
+                                                           : std::string();
+  auto s = start(forwarded(req.method, req.path, auth, sent, req.client_connected), sent, model, "");
+  if (!s) {
+    res.status = server::kClientClosedRequest;
+    return;
+  }
+  if (!is_stream(s->f)) {  // an error answer: passed on as it is
+    commit(s->f, std::move(s->call), std::move(s->in_flight), s->worker, res);
+    return;
+  }
+  deliver_migrating_stream(StreamStart{std::move(s->call), std::move(s->in_flight),
+                                       std::move(s->f.data), s->worker.id},
+                           body, args_.migration_limit, migration_hooks(req, model), res);
 }
 
 void Frontend::register_routes(server::HttpServer& http) {

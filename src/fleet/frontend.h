@@ -26,6 +26,9 @@ struct FrontendArgs {
   double down_for = 5;                   // seconds a refusing worker is left out
   int max_attempts = 3;                  // workers tried per request before its first output
   double prefill_timeout = 60;           // seconds a disaggregated prefill may take
+  // Times a stream may move to another worker when its worker dies after its first output
+  // (fleet/stream_migration.h); 0: it ends with an error event and [DONE].
+  int migration_limit = 0;
 };
 
 // Blocks until SIGINT/SIGTERM; returns the exit status. Throws Error when start-up fails.

@@ -2,6 +2,7 @@
 #include "server/openai/generation.h"
 
 #include "core/error.h"
+#include "engine/output_text.h"
 #include "server/openai/api_error.h"
 #include "server/sse.h"
 
@@ -17,7 +18,9 @@ class ChoiceSet {
  public:
   ChoiceSet(AsyncEngine& engine, std::vector<ChoiceInput> inputs) : engine_(engine) {
     std::vector<AsyncEngine::Submission> requests;
-    for (ChoiceInput& in : inputs) requests.push_back({std::move(in.prompt), in.params});
+    for (ChoiceInput& in : inputs) {
+      requests.push_back({std::move(in.prompt), in.params, std::move(in.resumed)});
+    }
     try {
       for (auto& stream : engine.submit(std::move(requests), streams_.signal())) {
         streams_.add(std::move(stream));
@@ -67,7 +70,12 @@ int64_t prompt_usage(const std::vector<ChoiceInput>& choices, int n) {
 // Waits for every choice; gives up (aborting them) as soon as the client is gone, so that a
 // client that timed out never leaves its generation holding KV blocks. Outputs wake the wait at
 // once; the 100 ms timeout only paces the peek at the socket while nothing is ready.
-void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage,
+// vLLM's return_token_ids: each choice of a body or chunk carries its token ids.
+void add_token_ids(Json& body, size_t index, const std::vector<int32_t>& ids) {
+  body["choices"][index]["token_ids"] = ids;
+}
+
+void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage, bool return_token_ids,
                   const std::function<bool()>& client_connected, httplib::Response& res) {
   std::vector<ChoiceResult> results(set.size());
   auto next_check = std::chrono::steady_clock::now();
@@ -94,7 +102,11 @@ void respond_once(ChoiceSet& set, ResponseFormat& format, Usage usage,
     }
   }
   if (const std::string error = set.first_error(); !error.empty()) throw ApiError(503, error);
-  res.set_content(to_wire(format.response(results, usage)), "application/json");
+  Json body = format.response(results, usage);
+  if (return_token_ids) {
+    for (size_t i = 0; i < results.size(); ++i) add_token_ids(body, i, results[i].token_ids);
+  }
+  res.set_content(to_wire(body), "application/json");
 }
 
 struct StreamState {
@@ -103,6 +115,7 @@ struct StreamState {
   std::vector<bool> started;
   Usage usage;
   bool include_usage = false;
+  bool return_token_ids = false;
 };
 
 bool write_event(httplib::DataSink& sink, const std::string& event) {
@@ -119,7 +132,8 @@ bool stream_step(StreamState& st, httplib::DataSink& sink) {
     const bool first = !st.started[index];
     st.started[index] = true;
     if (out.finish_reason) st.usage.completion_tokens += out.n_output_tokens;
-    const Json chunk = st.format->chunk(static_cast<int>(index), out, first);
+    Json chunk = st.format->chunk(static_cast<int>(index), out, first);
+    if (st.return_token_ids) add_token_ids(chunk, 0, out.token_ids);
     if (!write_event(sink, sse_data(to_wire(chunk)))) return false;
   }
   if (!st.set->all_done()) return true;
@@ -129,6 +143,22 @@ bool stream_step(StreamState& st, httplib::DataSink& sink) {
   if (!write_event(sink, sse_done())) return false;
   sink.done();
   return true;
+}
+
+// A resumed choice (ChoiceInput::resumed) continues a stream whose first part the client already
+// has: the format takes that part's text as its first output, unsent, so that its state (the
+// chat role sent, reasoning and tool-call parsing, logprobs offsets) is where the first worker's
+// was. The text is what that worker sent: OutputText is a function of the tokens.
+void prime_resumed(const ServingContext& ctx, const ChoiceInput& choice, ResponseFormat& format,
+                   std::vector<bool>& started) {
+  if (choice.resumed.empty()) return;
+  OutputText text(ctx.tokenizer, choice.params);
+  for (int32_t token : choice.resumed) text.push(token);
+  RequestOutput sent;
+  sent.text = text.take_ready(false);
+  sent.token_ids = choice.resumed;
+  format.chunk(0, sent, true);
+  started[0] = true;
 }
 
 }  // namespace
@@ -148,6 +178,7 @@ std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
       c.params.grammar = grammar;
       c.params.max_tokens = static_cast<int>(max_tokens);
       if (c.params.seed) c.params.seed = *c.params.seed + static_cast<uint64_t>(j);
+      c.resumed = fields.resume_token_ids;  // one prompt and n = 1 when set (parse_*_request)
       choices.push_back(std::move(c));
     }
   }
@@ -164,18 +195,22 @@ void respond_with_generation(const ServingContext& ctx, std::vector<ChoiceInput>
   }
   Usage usage{prompt_usage(choices, fields.n), 0};
   const size_t n_choices = choices.size();
-  auto set = std::make_unique<ChoiceSet>(ctx.engine, std::move(choices));
+  std::vector<bool> started(n_choices, false);
+  const ChoiceInput first{{}, choices.front().params, choices.front().resumed};
+  auto set = std::make_unique<ChoiceSet>(ctx.engine, std::move(choices));  // validates them
   format->set_id(make_response_id(id_prefix, set->first_request_id()));
+  if (fields.stream) prime_resumed(ctx, first, *format, started);
   if (!fields.stream) {
-    respond_once(*set, *format, usage, req.client_connected, res);
+    respond_once(*set, *format, usage, fields.return_token_ids, req.client_connected, res);
     return;
   }
   auto st = std::make_shared<StreamState>();
   st->set = std::move(set);
   st->format = std::move(format);
-  st->started.assign(n_choices, false);
+  st->started = std::move(started);
   st->usage = usage;
   st->include_usage = fields.include_usage;
+  st->return_token_ids = fields.return_token_ids;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream", [st](size_t, httplib::DataSink& sink) { return stream_step(*st, sink); },

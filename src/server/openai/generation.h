@@ -18,6 +18,7 @@ namespace shardlm::server {
 struct ChoiceInput {
   std::vector<int32_t> prompt;
   SamplingParams params;
+  std::vector<int32_t> resumed;  // GenerationFields::resume_token_ids
 };
 
 // One ChoiceInput per prompt and choice (index = prompt * n + choice). Resolves max_tokens

@@ -80,7 +80,7 @@ constexpr std::string_view kSharedFields[] = {
     "model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
     "frequency_penalty", "repetition_penalty", "seed", "ignore_eos", "skip_special_tokens",
     "include_stop_str_in_output", "stop", "stop_token_ids", "n", "stream", "stream_options", "user",
-    "logprobs", "logit_bias",
+    "logprobs", "logit_bias", "return_token_ids", "resume_token_ids",
     // Platform bookkeeping of OpenAI's service that changes nothing in the output.
     "metadata", "store", "service_tier"};
 constexpr std::string_view kCompletionFields[] = {"prompt", "echo", "prompt_logprobs",
@@ -127,6 +127,11 @@ GenerationFields parse_generation_fields(const Json& b, const char* max_tokens_n
   if (const auto it = b.find("stream_options"); it != b.end() && !it->is_null()) {
     if (!it->is_object()) bad_request("stream_options", "'stream_options' must be an object");
     if (auto v = bool_field(*it, "include_usage")) f.include_usage = *v;
+  }
+  if (auto v = bool_field(b, "return_token_ids")) f.return_token_ids = *v;
+  if (auto v = token_ids_field(b, "resume_token_ids")) f.resume_token_ids = *v;
+  if (!f.resume_token_ids.empty() && f.n != 1) {
+    bad_request("resume_token_ids", "'resume_token_ids' resumes one choice: send it with n = 1");
   }
   return f;
 }
@@ -200,6 +205,9 @@ CompletionRequest parse_completion_request(const Json& body) {
   CompletionRequest r;
   r.fields = parse_generation_fields(body, "max_tokens", kCompletionFields);
   r.prompts = parse_prompts(body);
+  if (!r.fields.resume_token_ids.empty() && r.prompts.size() != 1) {
+    bad_request("resume_token_ids", "'resume_token_ids' resumes one choice: send one prompt");
+  }
   // OpenAI's and vLLM's default for completions; a forgotten max_tokens must not hold a slot for
   // the whole context (chat keeps vLLM's default: the rest of the context).
   if (!r.fields.max_tokens) r.fields.max_tokens = kDefaultCompletionTokens;

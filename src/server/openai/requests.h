@@ -23,6 +23,12 @@ struct GenerationFields {
   bool include_usage = false;  // stream_options.include_usage
   // A constraint on the output (response_format, guided_*, ...), compiled by expand_choices.
   std::optional<StructuredOutput> structured;
+  // vLLM's return_token_ids: every choice (and stream chunk) carries its "token_ids".
+  bool return_token_ids = false;
+  // shardlm's resume_token_ids (the fleet frontend's migration, fleet/stream_migration.h): the
+  // tokens a worker that died mid-stream had generated; this request continues after them and
+  // sends only what follows. One prompt, n = 1.
+  std::vector<int32_t> resume_token_ids;
 };
 
 // A prompt as text, or as token ids the client already tokenized.
