@@ -1,12 +1,16 @@
 // `shardlm doctor`: checks a group before serving it (dist/doctor.h), with serve's launch flags.
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "app/commands.h"
 #include "app/default_model.h"
 #include "fleet/fleet_doctor.h"
 #include "model/model.h"
 #include "model/weights_fingerprint.h"
 #include "parallel/cluster_token.h"
+#include "parallel/data_parallel.h"
 #include "parallel/doctor.h"
 #include "parallel/launch_env.h"
 #include "parallel/supervisor.h"
@@ -17,6 +21,7 @@ namespace {
 
 struct DoctorArgs {
   parallel::LaunchFlags launch;
+  parallel::DataParallelFlags dp;
   std::string model;
   std::string load_format = "auto";
   bool no_model = false;
@@ -26,10 +31,28 @@ struct DoctorArgs {
   std::string nats_server;
 };
 
+// `--dp N`: the layout, then the checks of one replica's group (every replica's is alike: the
+// same ranks on this node, each with its own rendezvous port chosen at start-up).
+void print_data_parallel(DoctorArgs& a) {
+  const parallel::DataParallelLayout l =
+      parallel::settle_data_parallel(a.dp, a.launch, parallel::current_environment());
+  if (l.dp == 1) return;
+  a.launch.nproc_per_node.reset();  // it counted every replica's ranks; the checks take one's
+  if (std::getenv(parallel::kLocalRankVariable)) return;  // a rank of the checked group
+  fmt::print("data parallel: {}; load balance {}\n", l.describe(),
+             parallel::load_balance_method_name(l.method));
+  fmt::print("each replica is its own process{} with its own API port on 127.0.0.1{}; the "
+             "checks below are for one replica's layout (pp {} x tp {})\n",
+             l.ranks_per_replica() > 1 ? " group" : "",
+             l.ranks_per_replica() > 1 ? " and rendezvous port" : "", l.pp, l.tp);
+  std::fflush(stdout);  // before the checked ranks' own lines
+}
+
 int run(DoctorArgs& a) {
   if (!a.etcd_endpoints.empty() || !a.nats_server.empty()) {
     return fleet::run_fleet_doctor(a.etcd_endpoints, a.nats_server);
   }
+  print_data_parallel(a);
   const parallel::LaunchInfo info = parallel::resolve_launch(a.launch);
   parallel::settle_cluster_token(info, a.launch);
   const std::string model = a.no_model ? "" : resolve_model(a.model, a.load_format);
@@ -90,6 +113,7 @@ void add_doctor_command(CLI::App& app) {
   // probes. Set first so --help shows it.
   a->launch.dist_timeout = 20;
   parallel::add_launch_flags(*cmd, a->launch);
+  parallel::add_data_parallel_flags(*cmd, a->dp);
   cmd->add_option("--etcd-endpoints", a->etcd_endpoints,
                   "check a fleet instead: etcd (host:2379), its registered workers");
   cmd->add_option("--nats-server", a->nats_server, "check a fleet's NATS server (nats://host:4222)");

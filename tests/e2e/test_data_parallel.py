@@ -18,6 +18,7 @@ import pytest
 
 from conftest import BINARY, SERVED_NAME, Server, descendants
 from test_group_layouts import TINY_PROMPTS, TOOL, complete, concurrently, reference
+from test_tensor_parallel import free_port
 
 STREAMS = 64
 
@@ -213,6 +214,17 @@ def test_tp_rank_of_one_replica_dies_other_serves_group_heals(tiny, expected):
         sixty_four(s, expected)
     finally:
         assert s.stop() == 0, s.text()
+
+
+def test_doctor_prints_the_layout(tiny):
+    out = subprocess.run([BINARY, "doctor", "--model", tiny, "--dp", "2", "--tp", "2",
+                          "--nproc-per-node", "4", "--dist-init-addr", f"127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert ("data parallel: dp 2 x pp 1 x tp 2 = 4 ranks; replica 0: ranks 0-1, replica 1: "
+            "ranks 2-3; load balance shortest_queue") in text, text
+    assert text.index("data parallel:") < text.index("verdict: ok"), text
 
 
 @pytest.mark.parametrize("flags,message", [
