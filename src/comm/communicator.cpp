@@ -1,9 +1,21 @@
-// Communicator: the host-memory all_gather_cols every host communicator shares.
+// Communicator: the host-memory all_gather_cols every host communicator shares, and the
+// blocking isend.
 #include "comm/communicator.h"
 
 #include <algorithm>
 
 namespace shardlm::comm {
+
+namespace {
+struct FinishedSend : PendingSend {
+  void wait() override {}
+};
+}  // namespace
+
+std::unique_ptr<PendingSend> Communicator::isend(const float* data, size_t n, int dst) {
+  send(data, n, dst);
+  return std::make_unique<FinishedSend>();
+}
 
 // [rank][rows][cols] from all_gather -> [rows][rank * cols + j].
 void Communicator::all_gather_cols(const float* local, int64_t rows, int64_t cols, float* full) {

@@ -13,10 +13,20 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace shardlm::comm {
+
+// A send that Communicator::isend started: wait() returns once the data has left the sender's
+// buffer, or throws Error (the peer is gone, or the group's timeout passed). The destructor waits
+// too, and only logs a failure.
+class PendingSend {
+ public:
+  virtual ~PendingSend() = default;
+  virtual void wait() = 0;
+};
 
 class Communicator {
  public:
@@ -44,6 +54,11 @@ class Communicator {
   // memory) or is ordered on the stream (device memory).
   virtual void send(const float* data, size_t n, int dst) = 0;
   virtual void recv(float* data, size_t n, int src) = 0;
+  // send without waiting (pipeline stages with several steps in flight): `data` must stay
+  // unchanged until the returned handle's wait() returns. Sends to one rank arrive in the order
+  // they were started. The default sends at once (blocking) and returns a finished handle; a
+  // device communicator's send is ordered on the stream already.
+  virtual std::unique_ptr<PendingSend> isend(const float* data, size_t n, int dst);
   // Seconds spent in the calls above so far (device memory: the transfers' time on the stream,
   // as far as they have completed).
   virtual double busy_seconds() const = 0;

@@ -14,6 +14,7 @@
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
 #include <netdb.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -209,6 +210,48 @@ void GlooCommunicator::send(const float* data, size_t n, int dst) {
     buf->send(dst, link_slot(rank_, dst));
     if (!buf->waitSend(context_->getTimeout())) fail("send to rank {} timed out", dst);
   });
+}
+
+namespace {
+
+class GlooPendingSend : public PendingSend {
+ public:
+  GlooPendingSend(std::unique_ptr<gloo::transport::UnboundBuffer> buf, int dst,
+                  std::chrono::milliseconds timeout, std::atomic<double>& busy)
+      : buf_(std::move(buf)), dst_(dst), timeout_(timeout), busy_(busy) {}
+  ~GlooPendingSend() override {
+    try {
+      wait();
+    } catch (const std::exception& e) {
+      spdlog::warn("{}", e.what());
+    }
+  }
+  void wait() override {
+    if (done_) return;
+    done_ = true;
+    checked("send", busy_, [&] {
+      if (!buf_->waitSend(timeout_)) fail("send to rank {} timed out", dst_);
+    });
+  }
+
+ private:
+  std::unique_ptr<gloo::transport::UnboundBuffer> buf_;
+  int dst_;
+  std::chrono::milliseconds timeout_;
+  std::atomic<double>& busy_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<PendingSend> GlooCommunicator::isend(const float* data, size_t n, int dst) {
+  std::unique_ptr<gloo::transport::UnboundBuffer> buf;
+  checked("send", busy_seconds_, [&] {
+    buf = context_->createUnboundBuffer(const_cast<float*>(data), n * sizeof(float));
+    buf->send(dst, link_slot(rank_, dst));
+  });
+  return std::make_unique<GlooPendingSend>(std::move(buf), dst, context_->getTimeout(),
+                                           busy_seconds_);
 }
 
 void GlooCommunicator::recv(float* data, size_t n, int src) {

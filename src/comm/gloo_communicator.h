@@ -33,6 +33,8 @@ class GlooCommunicator : public Communicator {
   void barrier() override;
   void send(const float* data, size_t n, int dst) override;
   void recv(float* data, size_t n, int src) override;
+  // An unbound-buffer send that Gloo's I/O thread carries on while the caller computes.
+  std::unique_ptr<PendingSend> isend(const float* data, size_t n, int dst) override;
   // Seconds spent inside communication calls so far (this rank's view).
   double busy_seconds() const override { return busy_seconds_; }
   // Timeout of later collectives (the start-up timeout covers connecting).

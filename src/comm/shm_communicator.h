@@ -30,6 +30,9 @@ class ShmCommunicator : public Communicator {
   void barrier() override { inner_->barrier(); }
   void send(const float* data, size_t n, int dst) override { inner_->send(data, n, dst); }
   void recv(float* data, size_t n, int src) override { inner_->recv(data, n, src); }
+  std::unique_ptr<PendingSend> isend(const float* data, size_t n, int dst) override {
+    return inner_->isend(data, n, dst);
+  }
   double busy_seconds() const override { return inner_->busy_seconds() + busy_seconds_; }
 
  private:

@@ -241,6 +241,7 @@ void AsyncEngine::loop() {
   for (const auto& [id, stream] : streams_) engine_.abort_request(id);
   try {
     run_step();  // reports the aborted requests, with their output so far, to their streams
+    while (engine_.batches_in_flight() > 0) run_step();  // a pipeline's batches come back first
   } catch (const std::exception& e) {
     fail_all(e.what());
   }

@@ -47,7 +47,9 @@ Engine::Engine(const EngineConfig& config, ModelRunner& runner, const Tokenizer*
       blocks_((config.validate(), config.blocks)),
       scheduler_(config.scheduler, blocks_),
       logits_(static_cast<size_t>(config.scheduler.max_num_seqs) * runner.vocab_size()),
-      overlap_masks_(overlap_masks_from_env()) {}
+      overlap_masks_(overlap_masks_from_env()) {
+  scheduler_.set_virtual_engines(std::max(1, runner.max_in_flight()));
+}
 
 RequestLimits Engine::limits() const {
   RequestLimits l;
@@ -79,6 +81,13 @@ void Engine::add_validated_request(int64_t id, std::vector<int32_t> prompt,
 bool Engine::abort_request(int64_t id) {
   const auto it = requests_.find(id);
   if (it == requests_.end()) return false;
+  if (is_in_flight(id)) {  // ended when its batch comes back (its K/V slots are in use till then)
+    if (std::find(aborted_in_flight_.begin(), aborted_in_flight_.end(), id) ==
+        aborted_in_flight_.end()) {
+      aborted_in_flight_.push_back(id);
+    }
+    return true;
+  }
   Request& r = *it->second;
   scheduler_.remove(&r);
   r.finish(RequestFinishReason::kAbort, monotonic_seconds());
@@ -93,10 +102,19 @@ const Request* Engine::find(int64_t id) const {
 }
 
 StepOutput Engine::step() {
+  if (scheduler_.virtual_engines() > 1) return step_pipelined();
   StepOutput out;
   out.finished = std::move(ended_);
   ended_.clear();
-  const SchedulerOutput batch = scheduler_.schedule();
+  const SchedulerOutput batch = schedule_step(0, out);
+  if (batch.empty()) return out;
+  run(batch);
+  postprocess(batch, out);
+  return out;
+}
+
+SchedulerOutput Engine::schedule_step(int virtual_engine, StepOutput& out) {
+  SchedulerOutput batch = scheduler_.schedule(virtual_engine);
   for (const Request* r : batch.preempted) out.preempted.push_back(r->id());
   for (const ScheduledRequest& s : batch.scheduled) {
     const Request& r = *s.request;
@@ -105,10 +123,62 @@ StepOutput Engine::step() {
     if (!decode) out.n_prompt_tokens += s.n_tokens;
   }
   out.n_tokens = batch.n_tokens;
-  if (batch.empty()) return out;
-  run(batch);
-  postprocess(batch, out);
+  return batch;
+}
+
+StepOutput Engine::step_pipelined() {
+  StepOutput out;
+  out.finished = std::move(ended_);
+  ended_.clear();
+  const int v = next_virtual_;
+  next_virtual_ = (next_virtual_ + 1) % scheduler_.virtual_engines();
+  try {
+    // Batches go out round robin, so v's batch in flight, if any, is the oldest.
+    if (!in_flight_.empty() && in_flight_.front().virtual_engine == v) collect_oldest(out);
+    SchedulerOutput batch = schedule_step(v, out);
+    if (batch.empty()) return out;
+    const ForwardBatch fb = build_batch(batch);
+    index_logit_rows(fb);
+    runner_.submit(fb);
+    in_flight_.push_back({v, std::move(batch), logit_rows_});
+  } catch (...) {
+    // The runner failed: what was in flight is lost (the caller ends those requests).
+    in_flight_.clear();
+    aborted_in_flight_.clear();
+    throw;
+  }
   return out;
+}
+
+void Engine::collect_oldest(StepOutput& out) {
+  InFlight f = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  logit_rows_ = std::move(f.logit_rows);
+  const size_t need = (logit_rows_.empty() ? 0 : logit_rows_.back()) * runner_.vocab_size();
+  if (need > logits_.size()) logits_.resize(need);
+  runner_.collect(logits_.data());
+  device_step_ = false;
+  postprocess(f.batch, out);
+  std::vector<int64_t> aborted;
+  aborted.swap(aborted_in_flight_);
+  for (int64_t id : aborted) {
+    if (is_in_flight(id)) {
+      aborted_in_flight_.push_back(id);
+    } else {
+      abort_request(id);  // false when it finished in this batch
+    }
+  }
+  for (FinishedRequest& f : ended_) out.finished.push_back(std::move(f));
+  ended_.clear();
+}
+
+bool Engine::is_in_flight(int64_t id) const {
+  for (const InFlight& f : in_flight_) {
+    for (const ScheduledRequest& s : f.batch.scheduled) {
+      if (s.request->id() == id) return true;
+    }
+  }
+  return false;
 }
 
 ForwardBatch Engine::build_batch(const SchedulerOutput& batch) const {
@@ -204,6 +274,8 @@ void Engine::postprocess(const SchedulerOutput& batch, StepOutput& out) {
   const size_t vocab = static_cast<size_t>(runner_.vocab_size());
   for (size_t i = 0; i < batch.scheduled.size(); ++i) {
     Request& r = *batch.scheduled[i].request;
+    const auto& gone = aborted_in_flight_;
+    if (std::find(gone.begin(), gone.end(), r.id()) != gone.end()) continue;  // aborted meanwhile
     if (!device_step_) gather_prompt_logprobs(r, i);
     // A prefill chunk that leaves tokens to compute produces no token yet.
     if (r.n_uncomputed() != 0) continue;

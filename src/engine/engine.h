@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -84,8 +85,16 @@ class Engine {
   // finished. False when the id is unknown or already finished. Every other end (stop token, stop
   // string, length) is decided in the step, by check_stop.
   bool abort_request(int64_t id);
+  // With a runner of several steps in flight (ModelRunner::max_in_flight), each step() serves one
+  // virtual engine in turn: it collects and postprocesses that virtual engine's batch in flight
+  // (the oldest), then schedules and submits its next one; its output holds the tokens of the
+  // collected batch and the scheduled requests of the submitted one.
   StepOutput step();
-  bool has_unfinished() const { return scheduler_.has_unfinished() || !ended_.empty(); }
+  bool has_unfinished() const {
+    return scheduler_.has_unfinished() || !ended_.empty() || !in_flight_.empty();
+  }
+  // Batches submitted and not yet collected.
+  size_t batches_in_flight() const { return in_flight_.size(); }
 
   const EngineConfig& config() const { return config_; }
   const Scheduler& scheduler() const { return scheduler_; }
@@ -104,6 +113,19 @@ class Engine {
   const Request* find(int64_t id) const;
 
  private:
+  // A batch submitted to a runner of several steps in flight, waiting for its logits.
+  struct InFlight {
+    int virtual_engine = 0;
+    SchedulerOutput batch;
+    std::vector<size_t> logit_rows;  // logit_rows_ of the batch
+  };
+  // Reports the batch's requests and tokens; runs and postprocesses it when one step at a time.
+  SchedulerOutput schedule_step(int virtual_engine, StepOutput& out);
+  StepOutput step_pipelined();
+  // Collects the oldest batch in flight and postprocesses it, then ends the requests aborted
+  // while they were in it.
+  void collect_oldest(StepOutput& out);
+  bool is_in_flight(int64_t id) const;
   void run(const SchedulerOutput& batch);
   ForwardBatch build_batch(const SchedulerOutput& batch) const;
   void postprocess(const SchedulerOutput& batch, StepOutput& out);
@@ -155,6 +177,9 @@ class Engine {
   bool overlap_masks_;                // masks filled during the forward (else before it)
   std::vector<int32_t> sampled_;  // [scheduled] tokens sampled on the device
   std::atomic<int64_t> next_id_{0};
+  std::deque<InFlight> in_flight_;          // oldest first
+  std::vector<int64_t> aborted_in_flight_;  // abort_request on a request in a batch in flight
+  int next_virtual_ = 0;                    // the virtual engine the next step serves
 };
 
 }  // namespace shardlm

@@ -11,6 +11,14 @@ void ModelRunner::execute_sampled(const ForwardBatch&, const RowSampling*, int32
   fail("internal: this model runner cannot sample on the device");
 }
 
+void ModelRunner::submit(const ForwardBatch&) {
+  fail("internal: this model runner runs one step at a time (no submit)");
+}
+
+void ModelRunner::collect(float*) {
+  fail("internal: this model runner runs one step at a time (no collect)");
+}
+
 namespace {
 
 [[noreturn]] void no_block_view() {

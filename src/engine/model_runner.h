@@ -23,6 +23,14 @@ class ModelRunner {
   // Runs the batch (its K/V go into the cache slots it names) and writes batch.logit_rows.size()
   // rows of vocab_size() floats into `logits`, in logit_rows order.
   virtual void execute(const ForwardBatch& batch, float* logits) = 0;
+  // Several steps in flight (a pipeline of stages, vLLM's virtual engines): up to
+  // max_in_flight() batches may be submitted before the oldest one's logits are collected. The
+  // engine then gives each in-flight batch different requests. submit starts a batch and returns
+  // without its logits; collect writes the logits of the oldest submitted, uncollected batch (as
+  // execute would). Runners that run one step at a time answer 1 and fail on submit / collect.
+  virtual int max_in_flight() const { return 1; }
+  virtual void submit(const ForwardBatch& batch);
+  virtual void collect(float* logits);
   // True when execute_sampled can run: the logits stay where they are computed and only token
   // ids come back (a single rank whose backend memory is not host memory).
   virtual bool samples_on_device() const { return false; }

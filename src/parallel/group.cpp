@@ -53,6 +53,7 @@ GroupOptions GroupOptions::from_launch(const LaunchInfo& info, const LaunchFlags
   g.pp = info.parallel.pp;
   g.expert_parallel = info.parallel.expert_parallel;
   g.tp_exact = info.parallel.tp_exact;
+  g.steps_in_flight = info.parallel.steps_in_flight;
   g.nnodes = info.nnodes;
   g.local_rank = info.local_rank;
   g.master_host = info.master_host;

@@ -34,6 +34,7 @@ struct GroupOptions {
   int pp = 1;
   bool expert_parallel = false;  // --enable-expert-parallel / --ep-size (ParallelConfig)
   bool tp_exact = false;         // --tp-exact (ParallelConfig)
+  int steps_in_flight = 0;       // --pp-steps-in-flight (ParallelConfig; the master's counts)
   int nnodes = 1;                // nodes of the group (world_size / nnodes ranks each)
   int local_rank = 0;            // this rank's place on its node (0 answers the node's /health)
   std::string master_host = "127.0.0.1";
@@ -77,6 +78,7 @@ class Group {
     p.pp = options_.pp;
     p.expert_parallel = options_.expert_parallel;
     p.tp_exact = options_.tp_exact;
+    p.steps_in_flight = options_.steps_in_flight;
     return p;
   }
   bool is_master() const { return options_.rank == 0; }

@@ -15,7 +15,8 @@ HealingRunner::HealingRunner(std::shared_ptr<Group> group, const Model& model, B
       backend_(backend),
       build_(std::move(build)),
       vocab_(model.config.vocab_size),
-      inner_(build_()) {
+      inner_(build_()),
+      in_flight_(inner_->max_in_flight()) {
   watcher_ = std::thread([this] { watch(); });
 }
 
@@ -31,16 +32,29 @@ HealingRunner::~HealingRunner() {
   group_->mark_stopped();
 }
 
-void HealingRunner::execute(const ForwardBatch& batch, float* logits) {
+template <typename F>
+void HealingRunner::on_inner(F f) {
   std::lock_guard lock(mu_);
   if (!inner_) fail("{}", failure_text());
   try {
-    inner_->execute(batch, logits);
+    f(*inner_);
   } catch (const std::exception& e) {
     step_failed_ = true;
     step_error_ = e.what();
     throw;
   }
+}
+
+void HealingRunner::execute(const ForwardBatch& batch, float* logits) {
+  on_inner([&](ShardMasterRunner& r) { r.execute(batch, logits); });
+}
+
+void HealingRunner::submit(const ForwardBatch& batch) {
+  on_inner([&](ShardMasterRunner& r) { r.submit(batch); });
+}
+
+void HealingRunner::collect(float* logits) {
+  on_inner([&](ShardMasterRunner& r) { r.collect(logits); });
 }
 
 double HealingRunner::comm_seconds() const {

@@ -28,6 +28,9 @@ class HealingRunner : public ModelRunner {
 
   int32_t vocab_size() const override { return vocab_; }
   void execute(const ForwardBatch& batch, float* logits) override;
+  int max_in_flight() const override { return in_flight_; }
+  void submit(const ForwardBatch& batch) override;
+  void collect(float* logits) override;
   double comm_seconds() const override;
   std::string failure() const override;
   uint64_t epoch() const override { return epoch_.load(); }
@@ -39,6 +42,9 @@ class HealingRunner : public ModelRunner {
   bool broken() const;
   std::string failure_text() const;  // under mu_
   void heal();
+  // Runs `f` on the current runner under mu_; a failure marks the group for re-forming.
+  template <typename F>
+  void on_inner(F f);
 
   std::shared_ptr<Group> group_;
   const Model& model_;
@@ -47,6 +53,7 @@ class HealingRunner : public ModelRunner {
   int32_t vocab_;
   mutable std::mutex mu_;  // guards inner_, why_ (a step holds it while it runs)
   std::unique_ptr<ShardMasterRunner> inner_;
+  int in_flight_;             // inner_'s max_in_flight (the same for every runner build_ makes)
   std::string why_;           // the failure that started the re-forming
   std::string step_error_;    // the last failed step's error
   bool step_failed_ = false;  // a step threw: heal even if the heartbeat has not noticed

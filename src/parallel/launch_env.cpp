@@ -65,6 +65,7 @@ void resolve_parallel(LaunchInfo& info, const LaunchFlags& f, const Environment&
   }
   info.parallel.expert_parallel = f.enable_expert_parallel || f.ep_size.value_or(1) > 1;
   info.parallel.tp_exact = f.tp_exact;
+  info.parallel.steps_in_flight = f.pp_steps_in_flight;
 }
 
 }  // namespace
@@ -148,6 +149,10 @@ void add_launch_flags(CLI::App& cmd, LaunchFlags& f) {
                "exact tensor parallelism: gather activations around O and down so results are "
                "bit-identical to one process (slower; default: Megatron TP, one all-reduce after "
                "O and after down)");
+  cmd.add_option("--pp-steps-in-flight", f.pp_steps_in_flight,
+                 "with --pp > 1: batches of different requests moving through the pipeline at "
+                 "once (default 0 = one per stage; 1 = one step at a time, the stages take turns)")
+      ->check(CLI::Range(0, 64));
   cmd.add_option("--nnodes", f.nnodes, "nodes in the group (default 1)")
       ->check(CLI::Range(1, 4096));
   cmd.add_option("--node-rank", f.node_rank, "this node's place in the group (0 = the master)")

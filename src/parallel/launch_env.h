@@ -55,6 +55,7 @@ struct LaunchFlags {
   bool enable_expert_parallel = false;  // --enable-expert-parallel (vLLM)
   std::optional<int> ep_size;           // --ep-size (SGLang): 1, or the tp size
   bool tp_exact = false;                // --tp-exact: exact TP instead of Megatron
+  int pp_steps_in_flight = 0;           // --pp-steps-in-flight: 0 = pp, 1 = one step at a time
 };
 
 struct LaunchInfo {

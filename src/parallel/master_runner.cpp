@@ -55,16 +55,47 @@ std::string GroupMasterRunner::failure() const {
   return failure_;
 }
 
+void GroupMasterRunner::broadcast_step(const ForwardBatch& batch) {
+  auto bytes = encode_step({StepKind::kForward, batch});
+  comm_.broadcast(bytes, 0);
+  last_send_ = std::chrono::steady_clock::now();
+}
+
 void GroupMasterRunner::execute(const ForwardBatch& batch, float* logits) {
   std::lock_guard lock(mu_);
   try {
-    auto bytes = encode_step({StepKind::kForward, batch});
-    comm_.broadcast(bytes, 0);
-    last_send_ = std::chrono::steady_clock::now();
+    broadcast_step(batch);
     run_local(batch, logits);
   } catch (const Error& e) {
     fail("{}", with_diagnosis(e.what()));
   }
+}
+
+void GroupMasterRunner::submit(const ForwardBatch& batch) {
+  std::lock_guard lock(mu_);
+  try {
+    broadcast_step(batch);
+    run_submit(batch);
+  } catch (const Error& e) {
+    fail("{}", with_diagnosis(e.what()));
+  }
+}
+
+void GroupMasterRunner::collect(float* logits) {
+  std::lock_guard lock(mu_);
+  try {
+    run_collect(logits);
+  } catch (const Error& e) {
+    fail("{}", with_diagnosis(e.what()));
+  }
+}
+
+void GroupMasterRunner::run_submit(const ForwardBatch&) {
+  fail("internal: this group runner runs one step at a time (no submit)");
+}
+
+void GroupMasterRunner::run_collect(float*) {
+  fail("internal: this group runner runs one step at a time (no collect)");
 }
 
 std::string GroupMasterRunner::with_diagnosis(const std::string& error) const {

@@ -23,6 +23,10 @@ class GroupMasterRunner : public ModelRunner {
 
   int32_t vocab_size() const override { return vocab_; }
   void execute(const ForwardBatch& batch, float* logits) final;
+  // Several steps in flight: submit broadcasts the batch and runs the master's part of it
+  // (run_submit) without waiting for its logits; collect receives the oldest one's (run_collect).
+  void submit(const ForwardBatch& batch) final;
+  void collect(float* logits) final;
   double comm_seconds() const override { return comm_.busy_seconds(); }
   // Called when a step's communication fails; its answer (which ranks are gone) is added to the
   // error, so the 503 bodies and the log name the node.
@@ -37,6 +41,9 @@ class GroupMasterRunner : public ModelRunner {
  protected:
   // The master's share of the step; the full logits (logit_rows x vocab) go to `logits`.
   virtual void run_local(const ForwardBatch& batch, float* logits) = 0;
+  // The two halves of run_local, for runners whose max_in_flight() exceeds 1.
+  virtual void run_submit(const ForwardBatch& batch);
+  virtual void run_collect(float* logits);
   // Derived classes call this first in their destructor (the heartbeat must stop before their
   // members go away).
   void stop_heartbeat();
@@ -44,6 +51,8 @@ class GroupMasterRunner : public ModelRunner {
 
  private:
   void heartbeat_loop(std::chrono::milliseconds period);
+  // Broadcasts the step to every rank (under mu_).
+  void broadcast_step(const ForwardBatch& batch);
   // `error` with the ranks the diagnosis finds gone ("...; not answering: rank 2 on host-c").
   std::string with_diagnosis(const std::string& error) const;
 

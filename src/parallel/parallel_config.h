@@ -25,6 +25,9 @@ struct ParallelConfig {
   bool tp_exact = false;
   // A pipeline step is cut into micro-batches of at least this many tokens (micro_batch.h).
   int64_t min_micro_batch_tokens = 64;
+  // --pp-steps-in-flight: batches of different requests moving through the pipeline at once
+  // (vLLM's virtual engines); 0 = pp. Only the master reads it; 1 is one step at a time.
+  int steps_in_flight = 0;
   int world_size() const { return tp * pp; }
 };
 

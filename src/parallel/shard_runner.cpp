@@ -1,8 +1,12 @@
 // ShardMasterRunner and run_shard_worker.
 #include "parallel/shard_runner.h"
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <thread>
+
+#include "core/error.h"
 
 namespace shardlm::parallel {
 
@@ -11,7 +15,26 @@ ShardMasterRunner::ShardMasterRunner(const Model& full, Backend& backend,
                                      const ParallelConfig& cfg, StageComms comms)
     : GroupMasterRunner(comms.world, full.config.vocab_size),
       comms_(comms),
-      shard_(full, backend, full_shape, max_batch_tokens, cfg, comms) {}
+      shard_(full, backend, full_shape, max_batch_tokens, cfg, comms),
+      in_flight_(cfg.pp > 1 ? (cfg.steps_in_flight > 0 ? cfg.steps_in_flight : cfg.pp) : 1) {
+  if (cfg.pp > 1) {
+    spdlog::info("pipeline of {} stages: {} step{} in flight{}", cfg.pp, in_flight_,
+                 in_flight_ > 1 ? "s" : "",
+                 in_flight_ > 1 ? " (batches of different requests)" : " (--pp-steps-in-flight 1)");
+  }
+}
+
+void ShardMasterRunner::run_submit(const ForwardBatch& batch) {
+  shard_.forward(batch);
+  pending_rows_.push_back(batch.logit_rows.size());
+}
+
+void ShardMasterRunner::run_collect(float* logits) {
+  if (pending_rows_.empty()) fail("internal: no step in flight to collect");
+  const size_t rows = pending_rows_.front();
+  pending_rows_.pop_front();
+  shard_.collect_logits(rows, logits);
+}
 
 double ShardMasterRunner::comm_seconds() const {
   return shard_.comm_busy();

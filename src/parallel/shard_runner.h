@@ -3,6 +3,8 @@
 // step the master broadcasts until shutdown). One design for TP, PP and TP x PP.
 #pragma once
 
+#include <deque>
+
 #include "parallel/master_runner.h"
 #include "parallel/stage_shard.h"
 
@@ -16,13 +18,19 @@ class ShardMasterRunner : public GroupMasterRunner {
   // Time in the world and TP communicators.
   double comm_seconds() const override;
   RankStats stats() const { return shard_.stats(); }
+  // ParallelConfig::steps_in_flight for pp > 1 (pp when 0); 1 without a pipeline.
+  int max_in_flight() const override { return in_flight_; }
 
  protected:
   void run_local(const ForwardBatch& batch, float* logits) override { shard_.step(batch, logits); }
+  void run_submit(const ForwardBatch& batch) override;
+  void run_collect(float* logits) override;
 
  private:
   StageComms comms_;
   StageShard shard_;
+  int in_flight_;
+  std::deque<size_t> pending_rows_;  // logit rows of each submitted, uncollected step
 };
 
 // A worker rank: returns when the master shuts the group down; throws Error on a failure.

@@ -20,7 +20,10 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
       shard_(cfg.tp > 1 ? shard_model(full, layout_.tp_rank, cfg.tp, cfg.expert_parallel, megatron_)
                         : nullptr),
       model_(shard_ ? shard_.get() : &full),
-      local_vocab_(full.config.vocab_size / cfg.tp) {
+      local_vocab_(full.config.vocab_size / cfg.tp),
+      // Up to pp micro-batches per step, up to pp steps in flight, and one buffer to fill.
+      hidden_ring_(static_cast<size_t>(cfg.pp) * cfg.pp + 1),
+      logits_ring_(static_cast<size_t>(cfg.pp) + 1) {
   KvCacheShape shape = full_shape;
   shape.kv_dim = model_->config.kv_dim();
   shape.n_layers = layout_.last_layer - layout_.first_layer;
@@ -110,14 +113,19 @@ void StageShard::receive_hidden(Transformer& t, size_t n, int64_t tokens) {
   if (staged_) t.hidden_from_host(wire, tokens);
 }
 
+// Without waiting for the next stage (SendRing): it may still be running an earlier step.
 void StageShard::send_hidden(Transformer& t, size_t n, int64_t tokens) {
   if (comms_.next) {
     comms_.next->send(t.hidden(), n, 1);
     return;
   }
-  float* wire = staged_ ? hidden_host_.data() : t.hidden();
-  if (staged_) t.hidden_to_host(tokens, wire);
-  comms_.world.send(wire, n, world_rank_of(layout_.pp_stage + 1, layout_.tp_rank));
+  float* wire = hidden_ring_.next(n);
+  if (staged_) {
+    t.hidden_to_host(tokens, wire);
+  } else {
+    std::copy(t.hidden(), t.hidden() + n, wire);
+  }
+  hidden_ring_.send(comms_.world, n, world_rank_of(layout_.pp_stage + 1, layout_.tp_rank));
 }
 
 void StageShard::run_micro_batch(const ForwardBatch& mb) {
@@ -153,35 +161,48 @@ double StageShard::comm_busy() const {
 }
 
 // Times the step and its communication (not the wait for the next step's broadcast).
-void StageShard::step(const ForwardBatch& batch, float* logits) {
+template <typename F>
+void StageShard::timed(F run) {
   const auto start = std::chrono::steady_clock::now();
   const double comm0 = comm_busy();
-  run_step(batch, logits);
+  run();
   steps_.fetch_add(1);
   comm_seconds_.fetch_add(comm_busy() - comm0);
   step_seconds_.fetch_add(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 
-void StageShard::run_step(const ForwardBatch& batch, float* logits) {
+void StageShard::step(const ForwardBatch& batch, float* logits) {
+  timed([&] {
+    run_forward(batch);
+    if (layout_.is_master()) assemble_logits(batch.logit_rows.size(), logits);
+  });
+}
+
+// The master's wait for a step's logits is not counted as its step time (it is its wait share).
+void StageShard::forward(const ForwardBatch& batch) {
+  timed([&] { run_forward(batch); });
+}
+
+void StageShard::collect_logits(size_t n_out, float* logits) {
+  assemble_logits(n_out, logits);
+}
+
+void StageShard::run_forward(const ForwardBatch& batch) {
   const size_t n_out = batch.logit_rows.size();
+  const size_t count = n_out * static_cast<size_t>(local_vocab_);
+  // A last-stage worker computes its logits straight into the buffer that carries them home.
+  const bool send_home = last_stage() && !layout_.is_master();
+  float* out = send_home ? logits_ring_.next(count) : step_logits_.data();
   for (const MicroBatch& mb : split_micro_batches(batch, cfg_.pp, cfg_.min_micro_batch_tokens)) {
     run_micro_batch(mb.batch);
     if (!last_stage() || mb.out_index.empty()) continue;
     // Micro-batches hold whole sequences in order, so their logit rows are a contiguous run.
-    float* rows = step_logits_.data() + static_cast<size_t>(mb.out_index.front()) * local_vocab_;
+    float* rows = out + static_cast<size_t>(mb.out_index.front()) * local_vocab_;
     transformer_->compute_logits(mb.batch, rows);
   }
   check_device_comms();  // the logits were read back: a transfer aborted under them fails here
-  if (layout_.is_master()) {
-    assemble_logits(n_out, logits);
-  } else if (last_stage()) {
-    send_logits_home(n_out);
-  }
-}
-
-void StageShard::send_logits_home(size_t n_out) {
-  comms_.world.send(step_logits_.data(), n_out * static_cast<size_t>(local_vocab_), 0);
+  if (send_home) logits_ring_.send(comms_.world, count, 0);
 }
 
 // The last stage's vocab slices [tp_rank][row][local_vocab] -> logits [row][vocab].

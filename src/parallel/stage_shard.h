@@ -5,7 +5,8 @@
 // stage (or embeds the tokens on stage 0), runs its layers (all-gathers inside its stage's TP
 // group), and sends them on; the last stage's ranks compute their vocab slices of the logits for
 // the whole step and send them to the master, which assembles the full rows. Stage s runs
-// micro-batch i + 1 while stage s + 1 runs micro-batch i.
+// micro-batch i + 1 while stage s + 1 runs micro-batch i, and, with several steps in flight
+// (forward / collect_logits), step n + 1 while stage s + 1 runs step n.
 //
 // tp = 1, pp = 1 is one process; tp alone is Megatron TP (one all-reduce after O and after down;
 // results equal one process within float rounding), or exact TP with --tp-exact (all-gathers,
@@ -24,6 +25,7 @@
 #include "model/transformer.h"
 #include "parallel/parallel_config.h"
 #include "parallel/rank_stats.h"
+#include "parallel/send_ring.h"
 
 namespace shardlm::parallel {
 
@@ -45,6 +47,13 @@ class StageShard {
   // Runs this rank's part of the step. On the master, `logits` receives logit_rows.size() rows of
   // the full vocabulary; elsewhere it is unused.
   void step(const ForwardBatch& batch, float* logits);
+  // The two halves of step() on the master, for several steps in flight: forward() runs this
+  // rank's part of a step (and, on the last stage, starts sending its logits home) without
+  // waiting for the step's logits; collect_logits() receives the logits of the oldest step
+  // forwarded and not yet collected (n_out = its logit_rows.size()). Stage-to-stage and logits
+  // sends never wait for the receiver (SendRing), so the next step can start at once.
+  void forward(const ForwardBatch& batch);
+  void collect_logits(size_t n_out, float* logits);
   const RankLayout& layout() const { return layout_; }
   // This rank's steps so far (safe to call from another thread).
   RankStats stats() const;
@@ -53,9 +62,10 @@ class StageShard {
 
  private:
   static size_t matrix_bytes(const Model& m, int first, int last, bool with_output);
-  void run_step(const ForwardBatch& batch, float* logits);
+  template <typename F>
+  void timed(F run);
+  void run_forward(const ForwardBatch& batch);
   void run_micro_batch(const ForwardBatch& mb);
-  void send_logits_home(size_t n_out);
   void assemble_logits(size_t n_out, float* logits);
   void gather_cols(const float* local, int64_t rows, int64_t cols, float* full);
   void all_reduce(float* data, int64_t count);
@@ -80,7 +90,10 @@ class StageShard {
   std::unique_ptr<Transformer> transformer_;
   std::vector<float> step_logits_;  // the step's rows of this rank's vocab slice (last stage)
   std::vector<float> recv_logits_;  // the master's receive buffer for one last-stage rank
-  std::vector<float> hidden_host_;  // staged hidden states (device backends)
+  std::vector<float> hidden_host_;  // received staged hidden states (device backends)
+  // Hidden states to the next stage and logits to the master over `world`, sent without waiting.
+  SendRing hidden_ring_;
+  SendRing logits_ring_;
   std::vector<float> local_host_, full_host_;  // staged all-gather input and output
   std::atomic<int64_t> steps_{0};
   std::atomic<double> step_seconds_{0};

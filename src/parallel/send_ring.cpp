@@ -1,0 +1,34 @@
+// SendRing: round-robin buffers, each waited for before it is filled again.
+#include "parallel/send_ring.h"
+
+#include <spdlog/spdlog.h>
+
+namespace shardlm::parallel {
+
+SendRing::~SendRing() {
+  for (Slot& s : slots_) {
+    try {
+      if (s.pending) s.pending->wait();
+    } catch (const std::exception& e) {
+      spdlog::warn("a pipeline send did not finish: {}", e.what());
+    }
+  }
+}
+
+float* SendRing::next(size_t n) {
+  Slot& s = slots_[next_];
+  if (s.pending) {
+    const std::unique_ptr<comm::PendingSend> pending = std::move(s.pending);
+    pending->wait();
+  }
+  if (s.data.size() < n) s.data.resize(n);
+  return s.data.data();
+}
+
+void SendRing::send(comm::Communicator& comm, size_t n, int dst) {
+  Slot& s = slots_[next_];
+  s.pending = comm.isend(s.data.data(), n, dst);
+  next_ = (next_ + 1) % slots_.size();
+}
+
+}  // namespace shardlm::parallel
