@@ -119,6 +119,7 @@ void run_engine_bench(const BenchOptions& o) {
   e.gpu_memory_utilization = o.session.gpu_memory_utilization;
   e.enforce_eager = o.session.enforce_eager;
   e.quantization = o.session.quantization;
+  e.kv_cache_dtype = o.session.kv_cache_dtype;
   if (!o.kv_cache_memory.empty()) {
     e.kv_cache_memory = parse_size(o.kv_cache_memory, "--kv-cache-memory");
   }
@@ -162,6 +163,7 @@ void add_bench_command(CLI::App& app) {
   add_device_flags(*off, o->session.device, o->session.gpu_memory_utilization,
                    o->session.enforce_eager);
   add_quantization_flag(*off, o->session.quantization);
+  add_kv_cache_dtype_flag(*off, o->session.kv_cache_dtype);
   add_load_format_flag(*off, o->session.load_format);
   add_engine_flags(*off, *o);
   off->callback([o, threads] {

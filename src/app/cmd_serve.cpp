@@ -40,6 +40,7 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
       ->check(CLI::Range(0, 1024));
   add_device_flags(cmd, e.device, e.gpu_memory_utilization, e.enforce_eager);
   add_quantization_flag(cmd, e.quantization);
+  add_kv_cache_dtype_flag(cmd, e.kv_cache_dtype);
   cmd.add_option("--max-model-len", e.max_model_len,
                  "context length per request (default: the model's, at most 4096)")
       ->check(CLI::Range(0, 1 << 20));

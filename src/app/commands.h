@@ -21,6 +21,8 @@ void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_uti
                       bool& enforce_eager);
 // --quantization fp8 (app/device_flag.cpp): linear layers in FP8 E4M3 on a CUDA GPU (sm_89+).
 void add_quantization_flag(CLI::App& cmd, std::string& quantization);
+// --kv-cache-dtype auto|bf16|fp8|fp8_e4m3 (app/device_flag.cpp): FP8 E4M3 KV on a CUDA GPU.
+void add_kv_cache_dtype_flag(CLI::App& cmd, std::string& kv_cache_dtype);
 // --load-format auto|dummy (app/device_flag.cpp).
 void add_load_format_flag(CLI::App& cmd, std::string& load_format);
 

@@ -29,6 +29,14 @@ void add_quantization_flag(CLI::App& cmd, std::string& quantization) {
       ->check(CLI::IsMember({"fp8"}));
 }
 
+void add_kv_cache_dtype_flag(CLI::App& cmd, std::string& kv_cache_dtype) {
+  cmd.add_option("--kv-cache-dtype", kv_cache_dtype,
+                 "auto: the backend's own KV type (BF16 on CUDA, fp32 on the CPU); fp8 (or "
+                 "fp8_e4m3): FP8 E4M3 keys and values on CUDA, one byte per element, twice the "
+                 "tokens per GiB (as vLLM's --kv-cache-dtype fp8, scale 1.0)")
+      ->capture_default_str();
+}
+
 void add_load_format_flag(CLI::App& cmd, std::string& load_format) {
   cmd.add_option("--load-format", load_format,
                  "auto: read the model's weights; dummy: random weights for --model given as a "

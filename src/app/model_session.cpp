@@ -28,6 +28,7 @@ EngineArgs engine_args(const SessionOptions& o, int n_seqs) {
   args.gpu_memory_utilization = o.gpu_memory_utilization;
   args.enforce_eager = o.enforce_eager;
   args.quantization = o.quantization;
+  args.kv_cache_dtype = o.kv_cache_dtype;
   if (n_seqs == 1) {
     const int ctx = o.ctx_size > 0 ? o.ctx_size : 4096;
     args.num_kv_blocks = (ctx + args.block_size - 1) / args.block_size;
@@ -46,6 +47,7 @@ void add_session_flags(CLI::App& cmd, SessionOptions& o) {
       ->check(CLI::Range(1, 65536));
   add_device_flags(cmd, o.device, o.gpu_memory_utilization, o.enforce_eager);
   add_quantization_flag(cmd, o.quantization);
+  add_kv_cache_dtype_flag(cmd, o.kv_cache_dtype);
   add_load_format_flag(cmd, o.load_format);
 }
 

@@ -22,6 +22,7 @@ struct SessionOptions {
   double gpu_memory_utilization = 0.9;  // batches through the engine (EngineArgs)
   bool enforce_eager = false;           // no CUDA graphs
   std::string quantization;             // "" or "fp8" (--quantization)
+  std::string kv_cache_dtype = "auto";  // --kv-cache-dtype
 };
 
 std::unique_ptr<Model> open_model(const std::string& flag, const std::string& load_format = "auto");

@@ -72,13 +72,37 @@ void check_quantization(const BackendSpec& s, const ModelShape& m) {
 
 }  // namespace
 
+bool fp8_kv_cache(const BackendSpec& s, const ModelShape& m) {
+  const std::string& d = s.kv_cache_dtype;
+  if (d.empty() || d == "auto") return false;
+  const bool fp8 = d == "fp8" || d == "fp8_e4m3";
+  if (!fp8 && d != "bf16") {
+    fail("--kv-cache-dtype '{}' is not a KV cache type: use auto, bf16, fp8 or fp8_e4m3", d);
+  }
+  if (s.device != Device::kCuda) {
+    fail(
+        "--kv-cache-dtype {}: the CPU backend keeps its KV cache in fp32 (its attention reads "
+        "fp32); leave the flag out (auto) or run on a GPU with --device cuda",
+        d);
+  }
+  if (fp8 && m.latent_attention) {
+    fail(
+        "--kv-cache-dtype {}: '{}' has multi-head latent attention, whose compressed KV cache "
+        "stays BF16 in this build; leave the flag out",
+        d, m.name);
+  }
+  return fp8;
+}
+
 std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelShape& m) {
   check_quantization(s, m);
+  const bool fp8_kv = fp8_kv_cache(s, m);
 #if SHARDLM_HAS_CUDA
   if (s.device == Device::kCuda) {
     auto o = cuda::CudaBackendOptions::for_model(m, s.max_batch_tokens, s.max_context);
     o.graphs = !s.enforce_eager;
     o.fp8_weights = s.quantization == "fp8";
+    o.fp8_kv = fp8_kv;
     auto backend = std::make_unique<cuda::CudaBackend>(o);
     spdlog::info("device: cuda, {}", backend->description());
     return backend;

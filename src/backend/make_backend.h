@@ -32,7 +32,13 @@ struct BackendSpec {
   // --quantization: "" (the weights' own types) or "fp8" (CUDA on sm_89 or newer only: FP8 E4M3
   // linear layers with a scale per output channel, backend/cuda/fp8_linear.h).
   std::string quantization;
+  // --kv-cache-dtype (vLLM's flag): auto (the backend's own: fp32 on the CPU, BF16 on CUDA), bf16,
+  // or fp8 / fp8_e4m3 (CUDA only: FP8 E4M3 KV, one byte per element, scale 1).
+  std::string kv_cache_dtype = "auto";
 };
+// Whether a --kv-cache-dtype value asks for FP8 KV; throws Error for an unknown value, and for one
+// the device or the model cannot hold (fp8/bf16 on the CPU, fp8 with latent attention).
+bool fp8_kv_cache(const BackendSpec& spec, const ModelShape& m);
 // Throws Error for a device that is not there and for a --quantization the device or the model
 // cannot run (fp8 needs CUDA on sm_89 or newer and a dense model).
 std::unique_ptr<Backend> make_backend(const BackendSpec& spec, const ModelShape& m);

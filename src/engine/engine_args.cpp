@@ -27,6 +27,7 @@ BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c) {
   spec.max_context = model_len(args, c);
   spec.enforce_eager = args.enforce_eager;
   spec.quantization = args.quantization;
+  spec.kv_cache_dtype = args.kv_cache_dtype;
   return spec;
 }
 

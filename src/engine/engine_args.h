@@ -28,6 +28,7 @@ struct EngineArgs {
   double gpu_memory_utilization = 0.9;
   bool enforce_eager = false;  // every step op by op: no CUDA graphs
   std::string quantization;    // "" or "fp8": linear layers quantised at load (BackendSpec)
+  std::string kv_cache_dtype = "auto";  // auto | bf16 | fp8 | fp8_e4m3 (BackendSpec)
   int max_num_seqs = 64;
   int max_num_batched_tokens = 512;
   int max_model_len = 0;  // 0 = the model's context length, capped at 4096

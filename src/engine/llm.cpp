@@ -28,9 +28,12 @@ LLM::LLM(const EngineArgs& args, std::unique_ptr<Model> loaded)
                 ? args.make_runner(model(), rank_->backend(), shape, args.max_num_batched_tokens)
                 : rank_->make_runner(args.max_num_batched_tokens);
   engine_ = std::make_unique<Engine>(config, *runner_, tokenizer_.get());
-  spdlog::info("KV cache: {} blocks of {} tokens = {} tokens ({:.0f} MiB); max_model_len {}",
-               shape.n_blocks, shape.block_size, shape.n_blocks * shape.block_size,
-               static_cast<double>(shape.bytes()) / (1 << 20), config.scheduler.max_model_len);
+  spdlog::info(
+      "KV cache: {} blocks of {} tokens = {} tokens ({:.0f} MiB, {} at {} byte(s) per element); "
+      "max_model_len {}",
+      shape.n_blocks, shape.block_size, shape.n_blocks * shape.block_size,
+      static_cast<double>(shape.bytes()) / (1 << 20), dtype_name(rank_->backend().kv_dtype()),
+      shape.elem_bytes, config.scheduler.max_model_len);
   if (!rank_->kv_summary().empty()) spdlog::info("KV cache sized by {}", rank_->kv_summary());
 }
 

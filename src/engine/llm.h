@@ -54,6 +54,8 @@ class LLM {
   Engine& engine() { return *engine_; }
   ModelRunner& runner() { return *runner_; }
   const Model& model() const { return rank_->model(); }
+  // The rank's runtime: its backend (the KV element type) and the KV cache's shape.
+  RankRuntime& rank() { return *rank_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
 
  private:

@@ -63,6 +63,7 @@ RunResult run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
   args.gpu_memory_utilization = o.gpu_memory_utilization;
   args.enforce_eager = o.enforce_eager;
   args.quantization = o.quantization;
+  args.kv_cache_dtype = o.kv_cache_dtype;
   LLM llm(args);
   SamplingParams params;
   params.temperature = 0;

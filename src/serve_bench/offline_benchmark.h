@@ -27,6 +27,7 @@ struct OfflineBenchOptions {
   double gpu_memory_utilization = 0.9;
   bool enforce_eager = false;
   std::string quantization;  // "" or "fp8" (--quantization)
+  std::string kv_cache_dtype = "auto";  // --kv-cache-dtype
 };
 
 // Prints one result block per run on stdout and returns the report.

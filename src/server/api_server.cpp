@@ -133,6 +133,8 @@ int run_api_server(const ServerArgs& args) {
 
   ServerMetrics metrics(name);
   if (group) metrics.set_rank_stats_source([group] { return group->rank_stats(); });
+  metrics.set_cache_config(std::string(dtype_name(llm.rank().backend().kv_dtype())),
+                           llm.rank().kv_shape().block_size, llm.rank().kv_shape().n_blocks);
   StatsLogger stats_logger(args.log_interval);
   if (args.kv_events) llm.engine().set_kv_event_listener(args.kv_events);
   AsyncEngine engine(llm.engine(), [&](const StepReport& r) {

@@ -62,6 +62,19 @@ ServerMetrics::ServerMetrics(const std::string& model_name)
                   .Register(*registry_);
 }
 
+void ServerMetrics::set_cache_config(const std::string& cache_dtype, int block_size,
+                                     int64_t num_blocks) {
+  BuildGauge()
+      .Name("shardlm:cache_config_info")
+      .Help("The KV cache's element type and size (value 1).")
+      .Register(*registry_)
+      .Add({{"model_name", model_name_},
+            {"cache_dtype", cache_dtype},
+            {"block_size", std::to_string(block_size)},
+            {"num_blocks", std::to_string(num_blocks)}})
+      .Set(1);
+}
+
 void ServerMetrics::on_step(const StepReport& r) {
   running_->Set(r.stats.running);
   waiting_->Set(r.stats.waiting);

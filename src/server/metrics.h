@@ -26,6 +26,9 @@ class ServerMetrics {
   std::string render() const;  // Prometheus text exposition format
   // A group's per-rank figures, read at every render (shardlm:rank_*{rank="r"}).
   void set_rank_stats_source(std::function<std::vector<parallel::RankStats>()> source);
+  // shardlm:cache_config_info{cache_dtype, block_size, num_blocks} 1 (as vLLM's
+  // vllm:cache_config_info): the KV cache's element type (BF16, F8_E4M3, F32) and size.
+  void set_cache_config(const std::string& cache_dtype, int block_size, int64_t num_blocks);
 
  private:
   void on_finished(const FinishedRequest& f);

@@ -76,3 +76,22 @@ def test_bad_fp8_checkpoints_are_named_at_start_up(tmp_path):
         json.dump(j, f)
     err = start_error(model)
     assert "quant_method 'bitsandbytes' is not supported" in err, err
+
+
+def test_kv_cache_dtype_on_the_cpu(tmp_path):
+    """--kv-cache-dtype fp8 is refused on the CPU with the fix named; auto serves, and /metrics
+    says the KV cache's element type."""
+    model = write_fp8(tmp_path / "m", "compressed_tensors_tensor")
+    err = start_error(model, "--kv-cache-dtype", "fp8")
+    assert "--kv-cache-dtype fp8" in err and "--device cuda" in err, err
+    err = start_error(model, "--kv-cache-dtype", "int3")
+    assert "'int3' is not a KV cache type" in err, err
+    server = Server(["--device", "cpu", "--kv-cache-dtype", "auto"], model=model)
+    try:
+        complete(server, "hello")
+        status, text = server.get("/metrics")
+        assert status == 200
+        assert 'shardlm:cache_config_info{' in text and 'cache_dtype="F32"' in text, text[-2000:]
+    finally:
+        assert server.stop() == 0, server.text()
+    assert "F32 at 4 byte(s) per element" in server.text()

@@ -16,6 +16,7 @@
 #include "backend/cuda/attention_decode.cuh"
 #include "backend/cuda/attention_prefill.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kv_element.cuh"
 #include "backend/cuda/reduce.cuh"
 
 namespace shardlm::cuda {
@@ -29,8 +30,8 @@ constexpr int kMaxSplits = 64;
 
 struct KernelArgs {
   const float* q;
-  const __nv_bfloat16* k;  // the BF16 cache
-  const __nv_bfloat16* v;
+  const void* k;  // the cache: BF16 bits or FP8 E4M3 codes (the kernel's T, kv_element.cuh)
+  const void* v;
   AttentionBatch batch;
   AttentionParams p;
   int split_keys;  // keys per split (INT_MAX: one split)
@@ -58,8 +59,8 @@ __device__ RowKeys block_keys(const KernelArgs& a, int row, int split, DeviceAtt
           true};
 }
 
-// DPL: head dims per lane (head_dim <= 32 * DPL).
-template <int DPL>
+// DPL: head dims per lane (head_dim <= 32 * DPL); T: the cache's element type.
+template <int DPL, typename T>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
   const int h = blockIdx.x, row = a.row_base + static_cast<int>(blockIdx.y), split = blockIdx.z;
   DeviceAttnSeq seq{};
@@ -89,13 +90,13 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
       const bool live = j < keys.hi;
       const int jj = live ? j : keys.lo;
       const int64_t slot = int64_t{table[jj / p.block_size]} * p.block_size + jj % p.block_size;
-      const __nv_bfloat16* kr = a.k + slot * kv_dim + head_off;
-      const __nv_bfloat16* vr = a.v + slot * kv_dim + head_off;
+      const T* kr = static_cast<const T*>(a.k) + slot * kv_dim + head_off;
+      const T* vr = static_cast<const T*>(a.v) + slot * kv_dim + head_off;
 #pragma unroll
       for (int i = 0; i < DPL; ++i) {
         const int d = lane + 32 * i;
-        kx[u][i] = d < p.head_dim ? __bfloat162float(kr[d]) : 0.f;
-        vx[u][i] = d < p.head_dim ? __bfloat162float(vr[d]) : 0.f;
+        kx[u][i] = d < p.head_dim ? load_kv_element(kr + d) : 0.f;
+        vx[u][i] = d < p.head_dim ? load_kv_element(vr + d) : 0.f;
       }
     }
 #pragma unroll
@@ -175,7 +176,7 @@ __global__ void combine_kernel(const float* partial, int n_splits, int head_dim,
   }
 }
 
-template <int DPL>
+template <int DPL, typename T>
 void launch(KernelArgs a, cudaStream_t stream) {
   // Heads fastest: the query heads of one KV head (GQA), and then the next rows of a sequence,
   // run side by side and read the same key/value rows, so those come from L2 instead of memory.
@@ -184,7 +185,7 @@ void launch(KernelArgs a, cudaStream_t stream) {
     const int rows = std::min(kMaxGridY, a.batch.n_rows - a.row_base);
     const dim3 grid(static_cast<unsigned>(a.p.n_heads), static_cast<unsigned>(rows),
                     static_cast<unsigned>(a.n_splits));
-    attention_kernel<DPL><<<grid, kWarps * 32, 0, stream>>>(a);
+    attention_kernel<DPL, T><<<grid, kWarps * 32, 0, stream>>>(a);
   }
 }
 
@@ -211,9 +212,11 @@ size_t attention_scratch_floats(const AttentionBatch& batch, const AttentionPara
   return attention_scratch_floats(batch.n_rows, p.n_heads, p.head_dim, batch.max_keys);
 }
 
-void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
-               const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
-               cudaStream_t stream) {
+namespace {
+
+template <typename T>
+void attention_any(const float* q, const T* cache_k, const T* cache_v, const AttentionBatch& batch,
+                   const AttentionParams& p, float* scratch, float* out, cudaStream_t stream) {
   if (decode_attention_applies(batch, p)) {
     decode_attention(q, cache_k, cache_v, batch, p, decode_attention_splits(batch.n_seqs, p),
                      scratch, out, stream);
@@ -224,28 +227,19 @@ void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
   }
 }
 
-void attention_by_rows(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
-                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
-                       float* out, cudaStream_t stream) {
+template <typename T>
+void by_rows(const float* q, const T* cache_k, const T* cache_v, const AttentionBatch& batch,
+             const AttentionParams& p, float* scratch, float* out, cudaStream_t stream) {
   if (batch.n_rows == 0) return;
-  KernelArgs a{q,
-               reinterpret_cast<const __nv_bfloat16*>(cache_k),
-               reinterpret_cast<const __nv_bfloat16*>(cache_v),
-               batch,
-               p,
-               INT_MAX,
-               1,
-               out,
-               scratch,
-               0};
+  KernelArgs a{q, cache_k, cache_v, batch, p, INT_MAX, 1, out, scratch, 0};
   a.n_splits = attention_splits(batch.n_rows, p.n_heads, batch.max_keys);
   if (a.n_splits > 1) a.split_keys = (batch.max_keys + a.n_splits - 1) / a.n_splits;
   if (p.head_dim <= 64) {
-    launch<2>(a, stream);
+    launch<2, T>(a, stream);
   } else if (p.head_dim <= 128) {
-    launch<4>(a, stream);
+    launch<4, T>(a, stream);
   } else {
-    launch<8>(a, stream);
+    launch<8, T>(a, stream);
   }
   SHARDLM_CUDA_CHECK_LAUNCH();
   if (a.n_splits > 1) {
@@ -254,6 +248,32 @@ void attention_by_rows(const float* q, const uint16_t* cache_k, const uint16_t* 
                                                                    batch.row_seq, out);
     SHARDLM_CUDA_CHECK_LAUNCH();
   }
+}
+
+}  // namespace
+
+void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
+               const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
+               cudaStream_t stream) {
+  attention_any(q, cache_k, cache_v, batch, p, scratch, out, stream);
+}
+
+void attention(const float* q, const uint8_t* cache_k, const uint8_t* cache_v,
+               const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
+               cudaStream_t stream) {
+  attention_any(q, cache_k, cache_v, batch, p, scratch, out, stream);
+}
+
+void attention_by_rows(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
+                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
+                       float* out, cudaStream_t stream) {
+  by_rows(q, cache_k, cache_v, batch, p, scratch, out, stream);
+}
+
+void attention_by_rows(const float* q, const uint8_t* cache_k, const uint8_t* cache_v,
+                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
+                       float* out, cudaStream_t stream) {
+  by_rows(q, cache_k, cache_v, batch, p, scratch, out, stream);
 }
 
 }  // namespace shardlm::cuda

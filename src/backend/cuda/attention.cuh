@@ -56,10 +56,18 @@ size_t attention_scratch_floats(const AttentionBatch& batch, const AttentionPara
 void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream);
+// The same over an FP8 E4M3 cache (--kv-cache-dtype fp8: uint8_t codes, scale 1,
+// kv_element.cuh); every kernel below has this overload too.
+void attention(const float* q, const uint8_t* cache_k, const uint8_t* cache_v,
+               const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
+               cudaStream_t stream);
 
 // The per-row kernel: one block per (query head, row, key split), any batch; scratch:
 // attention_scratch_floats(n_rows, n_heads, head_dim, max_keys) floats.
 void attention_by_rows(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
+                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
+                       float* out, cudaStream_t stream);
+void attention_by_rows(const float* q, const uint8_t* cache_k, const uint8_t* cache_v,
                        const AttentionBatch& batch, const AttentionParams& p, float* scratch,
                        float* out, cudaStream_t stream);
 

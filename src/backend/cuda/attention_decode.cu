@@ -20,6 +20,7 @@
 
 #include "backend/cuda/attention_decode.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kv_element.cuh"
 
 namespace shardlm::cuda {
 
@@ -50,8 +51,8 @@ __device__ __forceinline__ void div_mod(const FastDiv& f, uint32_t n, uint32_t& 
 
 struct DecodeArgs {
   const float* q;     // [n_rows][n_heads][head_dim]
-  const uint16_t* k;  // BF16 bits [slots][n_kv_heads][head_dim]
-  const uint16_t* v;
+  const void* k;  // [slots][n_kv_heads][head_dim] BF16 bits or FP8 E4M3 codes (the kernel's T)
+  const void* v;
   const DeviceAttnSeq* seqs;
   const int32_t* tables;
   int n_heads, n_kv_heads, group, sliding_window;
@@ -87,6 +88,19 @@ __device__ __forceinline__ uint4 load_stream(const uint16_t* p) {
   return v;
 }
 
+// Eight consecutive cache elements from element `at`: BF16 as one 16-byte load, FP8 as one 8-byte
+// load (in .x, .y).
+__device__ __forceinline__ uint4 load_kv8(const uint16_t* base, int64_t at) {
+  return load_stream(base + at);
+}
+__device__ __forceinline__ uint4 load_kv8(const uint8_t* base, int64_t at) {
+  uint4 v = make_uint4(0, 0, 0, 0);
+  asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];"
+      : "=r"(v.x), "=r"(v.y)
+      : "l"(base + at));
+  return v;
+}
+
 __device__ __forceinline__ void unpack_bf16x8(const uint4& w, float* f) {
   const uint32_t u[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
@@ -96,8 +110,16 @@ __device__ __forceinline__ void unpack_bf16x8(const uint4& w, float* f) {
   }
 }
 
-// HD: head_dim; GM: query heads per KV head rounded up to a power of two (a.group <= GM).
-template <int HD, int GM>
+__device__ __forceinline__ void unpack_kv8(const uint4& w, float* f, const uint16_t*) {
+  unpack_bf16x8(w, f);
+}
+__device__ __forceinline__ void unpack_kv8(const uint4& w, float* f, const uint8_t*) {
+  e4m3x8_to_float(w.x, w.y, f);
+}
+
+// HD: head_dim; GM: query heads per KV head rounded up to a power of two (a.group <= GM); T: the
+// cache's element type (kv_element.cuh).
+template <int HD, int GM, typename T>
 __global__ void __launch_bounds__(kWarps * 32) split_kernel(DecodeArgs a) {
   constexpr int kLanesPerKey = HD / 8;  // one 16-byte load each
   constexpr int kKeysPerWarp = 32 / kLanesPerKey;
@@ -145,8 +167,8 @@ __global__ void __launch_bounds__(kWarps * 32) split_kernel(DecodeArgs a) {
         uint32_t page, in_page;
         div_mod(a.block, static_cast<uint32_t>(j), page, in_page);
         const int64_t slot = int64_t{__ldg(table + page)} * a.block.d + in_page;
-        kr[u] = load_stream(a.k + slot * kv_dim + head_off);
-        vr[u] = load_stream(a.v + slot * kv_dim + head_off);
+        kr[u] = load_kv8(static_cast<const T*>(a.k), slot * kv_dim + head_off);
+        vr[u] = load_kv8(static_cast<const T*>(a.v), slot * kv_dim + head_off);
       } else {
         kr[u] = make_uint4(0, 0, 0, 0);
         vr[u] = make_uint4(0, 0, 0, 0);
@@ -156,7 +178,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kernel(DecodeArgs a) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       float kf[8];
-      unpack_bf16x8(kr[u], kf);
+      unpack_kv8(kr[u], kf, static_cast<const T*>(nullptr));
 #pragma unroll
       for (int g = 0; g < GM; ++g) {
         float dot = 0.f;
@@ -192,7 +214,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kernel(DecodeArgs a) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       float vf[8];
-      unpack_bf16x8(vr[u], vf);
+      unpack_kv8(vr[u], vf, static_cast<const T*>(nullptr));
 #pragma unroll
       for (int g = 0; g < GM; ++g) {
 #pragma unroll
@@ -264,22 +286,22 @@ __global__ void combine_kernel(DecodeArgs a) {
   a.out[(int64_t{r.row} * a.n_heads + h) * head_dim + d] = sum_acc / sum_l;
 }
 
-template <int HD, int GM>
+template <int HD, int GM, typename T>
 void launch_split(const DecodeArgs& a, int n_seqs, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(n_seqs * a.n_kv_heads), static_cast<unsigned>(a.n_splits));
-  split_kernel<HD, GM><<<grid, kWarps * 32, 0, stream>>>(a);
+  split_kernel<HD, GM, T><<<grid, kWarps * 32, 0, stream>>>(a);
 }
 
-template <int HD>
+template <int HD, typename T>
 void launch_split_group(const DecodeArgs& a, int n_seqs, cudaStream_t stream) {
   if (a.group == 1) {
-    launch_split<HD, 1>(a, n_seqs, stream);
+    launch_split<HD, 1, T>(a, n_seqs, stream);
   } else if (a.group == 2) {
-    launch_split<HD, 2>(a, n_seqs, stream);
+    launch_split<HD, 2, T>(a, n_seqs, stream);
   } else if (a.group <= 4) {
-    launch_split<HD, 4>(a, n_seqs, stream);
+    launch_split<HD, 4, T>(a, n_seqs, stream);
   } else {
-    launch_split<HD, 8>(a, n_seqs, stream);
+    launch_split<HD, 8, T>(a, n_seqs, stream);
   }
 }
 
@@ -289,7 +311,8 @@ int resident_blocks() {
   static const int blocks = [] {
     int n = 0;
     SHARDLM_CUDA_CHECK(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, split_kernel<HD, GM>, kWarps * 32, 0));
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, split_kernel<HD, GM, uint16_t>,
+                                                      kWarps * 32, 0));
     return std::max(n, 1);
   }();
   return blocks;
@@ -337,9 +360,12 @@ size_t decode_attention_scratch_floats(int n_seqs, const AttentionParams& p, int
   return static_cast<size_t>(n_seqs) * p.n_heads * n_splits * (p.head_dim + 2);
 }
 
-void decode_attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
-                      const AttentionBatch& batch, const AttentionParams& p,
-                      const DecodeSplits& splits, float* scratch, float* out, cudaStream_t stream) {
+namespace {
+
+template <typename T>
+void decode_any(const float* q, const T* cache_k, const T* cache_v, const AttentionBatch& batch,
+                const AttentionParams& p, const DecodeSplits& splits, float* scratch, float* out,
+                cudaStream_t stream) {
   if (batch.n_seqs == 0) return;
   DecodeArgs a{};
   a.q = q;
@@ -361,11 +387,11 @@ void decode_attention(const float* q, const uint16_t* cache_k, const uint16_t* c
       scratch ? scratch + static_cast<size_t>(batch.n_seqs) * p.n_heads * a.n_splits * p.head_dim
               : nullptr;
   if (p.head_dim == 64) {
-    launch_split_group<64>(a, batch.n_seqs, stream);
+    launch_split_group<64, T>(a, batch.n_seqs, stream);
   } else if (p.head_dim == 128) {
-    launch_split_group<128>(a, batch.n_seqs, stream);
+    launch_split_group<128, T>(a, batch.n_seqs, stream);
   } else {
-    launch_split_group<256>(a, batch.n_seqs, stream);
+    launch_split_group<256, T>(a, batch.n_seqs, stream);
   }
   SHARDLM_CUDA_CHECK_LAUNCH();
   if (a.n_splits > 1) {
@@ -373,6 +399,20 @@ void decode_attention(const float* q, const uint16_t* cache_k, const uint16_t* c
     combine_kernel<<<grid, static_cast<unsigned>(p.head_dim), 0, stream>>>(a);
     SHARDLM_CUDA_CHECK_LAUNCH();
   }
+}
+
+}  // namespace
+
+void decode_attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
+                      const AttentionBatch& batch, const AttentionParams& p,
+                      const DecodeSplits& splits, float* scratch, float* out, cudaStream_t stream) {
+  decode_any(q, cache_k, cache_v, batch, p, splits, scratch, out, stream);
+}
+
+void decode_attention(const float* q, const uint8_t* cache_k, const uint8_t* cache_v,
+                      const AttentionBatch& batch, const AttentionParams& p,
+                      const DecodeSplits& splits, float* scratch, float* out, cudaStream_t stream) {
+  decode_any(q, cache_k, cache_v, batch, p, splits, scratch, out, stream);
 }
 
 }  // namespace shardlm::cuda

@@ -43,5 +43,9 @@ size_t decode_attention_scratch_floats(int n_seqs, const AttentionParams& p, int
 void decode_attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                       const AttentionBatch& batch, const AttentionParams& p,
                       const DecodeSplits& splits, float* scratch, float* out, cudaStream_t stream);
+// The same over an FP8 E4M3 cache (uint8_t codes, kv_element.cuh): 8-byte loads of 8 elements.
+void decode_attention(const float* q, const uint8_t* cache_k, const uint8_t* cache_v,
+                      const AttentionBatch& batch, const AttentionParams& p,
+                      const DecodeSplits& splits, float* scratch, float* out, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

@@ -17,6 +17,7 @@
 
 #include "backend/cuda/attention_prefill.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kv_element.cuh"
 
 namespace shardlm::cuda {
 
@@ -62,8 +63,8 @@ __global__ void __launch_bounds__(kListThreads)
 
 struct PrefillArgs {
   const float* q;     // [n_rows][n_heads][head_dim]
-  const uint16_t* k;  // BF16 bits [slots][n_kv_heads][head_dim]
-  const uint16_t* v;
+  const void* k;  // [slots][n_kv_heads][head_dim]: BF16 bits or FP8 E4M3 codes (the kernel's T)
+  const void* v;
   const DeviceAttnSeq* seqs;
   const int32_t* tables;
   const int2* tiles;  // [max_tiles] (sequence, first row in it) or (-1, 0)
@@ -147,8 +148,36 @@ __device__ void load_queries(const PrefillArgs& a, const float* q0, int n_rows, 
   }
 }
 
+// 16 bytes of the tile (8 elements) from a BF16 cache: asynchronous, as they are.
+__device__ __forceinline__ void load_chunk(uint4* sk, uint4* sv, const uint16_t* k,
+                                           const uint16_t* v, int64_t off, bool live) {
+  cp_async_16(sk, k + off, live);
+  cp_async_16(sv, v + off, live);
+}
+
+// Eight E4M3 codes (8 bytes) as eight BF16 (exact: E4M3 values fit BF16).
+__device__ __forceinline__ uint4 e4m3x8_to_bf16x8(uint2 w) {
+  float f[8];
+  e4m3x8_to_float(w.x, w.y, f);
+  return make_uint4(pack_bf16(f[0], f[1]), pack_bf16(f[2], f[3]), pack_bf16(f[4], f[5]),
+                    pack_bf16(f[6], f[7]));
+}
+
+// The same from an FP8 cache: 8 bytes each, widened to BF16 in registers and stored (synchronous;
+// the loop's barriers order it like the asynchronous copies).
+__device__ __forceinline__ void load_chunk(uint4* sk, uint4* sv, const uint8_t* k, const uint8_t* v,
+                                           int64_t off, bool live) {
+  uint4 kk = make_uint4(0, 0, 0, 0), vv = kk;
+  if (live) {
+    kk = e4m3x8_to_bf16x8(*reinterpret_cast<const uint2*>(k + off));
+    vv = e4m3x8_to_bf16x8(*reinterpret_cast<const uint2*>(v + off));
+  }
+  *sk = kk;
+  *sv = vv;
+}
+
 // Keys [key0, key0 + kKeys) of KV head kvh into one stage (zeros from key_hi on).
-template <int D>
+template <int D, typename T>
 __device__ void load_kv_tile(const PrefillArgs& a, const int32_t* table, int kvh, int key0,
                              int key_hi, uint4* sk, uint4* sv) {
   using S = Smem<D>;
@@ -161,12 +190,12 @@ __device__ void load_kv_tile(const PrefillArgs& a, const int32_t* table, int kvh
       const int64_t slot = int64_t{table[j / a.block_size]} * a.block_size + j % a.block_size;
       off = slot * a.kv_dim + int64_t{kvh} * D + c * 8;
     }
-    cp_async_16(sk + S::at(r, c), a.k + off, live);
-    cp_async_16(sv + S::at(r, c), a.v + off, live);
+    load_chunk(sk + S::at(r, c), sv + S::at(r, c), static_cast<const T*>(a.k),
+               static_cast<const T*>(a.v), off, live);
   }
 }
 
-template <int D>
+template <int D, typename T>
 __global__ void __launch_bounds__(kThreads, 3) prefill_kernel(PrefillArgs a) {
   using S = Smem<D>;
   constexpr int kC = S::kChunks;
@@ -188,7 +217,7 @@ __global__ void __launch_bounds__(kThreads, 3) prefill_kernel(PrefillArgs a) {
   const float* q0 = a.q + (int64_t{seq.first_row} + tile.y) * a.n_heads * D + int64_t{h} * D;
   load_queries<D>(a, q0, n_rows, sq);
   const int n_kv_tiles = (key_hi - key_lo + kKeys - 1) / kKeys;
-  load_kv_tile<D>(a, table, kvh, key_lo, key_hi, sk, sv);
+  load_kv_tile<D, T>(a, table, kvh, key_lo, key_hi, sk, sv);
   cp_async_commit();
   __syncthreads();
 
@@ -213,7 +242,7 @@ __global__ void __launch_bounds__(kThreads, 3) prefill_kernel(PrefillArgs a) {
   for (int t = 0; t < n_kv_tiles; ++t) {
     const int stage = t & 1, key0 = key_lo + t * kKeys;
     if (t + 1 < n_kv_tiles) {
-      load_kv_tile<D>(a, table, kvh, key0 + kKeys, key_hi, sk + (stage ^ 1) * kKeys * kC,
+      load_kv_tile<D, T>(a, table, kvh, key0 + kKeys, key_hi, sk + (stage ^ 1) * kKeys * kC,
                       sv + (stage ^ 1) * kKeys * kC);
       cp_async_commit();
       cp_async_wait<1>();
@@ -310,18 +339,18 @@ __global__ void __launch_bounds__(kThreads, 3) prefill_kernel(PrefillArgs a) {
   }
 }
 
-template <int D>
+template <int D, typename T>
 void launch(PrefillArgs a, int n_heads, int n_tiles, cudaStream_t stream) {
   constexpr size_t kBytes = Smem<D>::bytes();
   // Set on every launch: the attribute is per device, and this is a host-side call of no cost
   // next to a prefill step.
   SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(
-      prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)));
+      prefill_kernel<D, T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes)));
   constexpr int kMaxGridY = 65535;
   for (a.tile_base = 0; a.tile_base < n_tiles; a.tile_base += kMaxGridY) {
     const int tiles = std::min(kMaxGridY, n_tiles - a.tile_base);
     const dim3 grid(static_cast<unsigned>(n_heads), static_cast<unsigned>(tiles));
-    prefill_kernel<D><<<grid, kThreads, kBytes, stream>>>(a);
+    prefill_kernel<D, T><<<grid, kThreads, kBytes, stream>>>(a);
   }
 }
 
@@ -336,9 +365,11 @@ size_t prefill_attention_scratch_floats(const AttentionBatch& batch) {
   return 2 * static_cast<size_t>(max_tiles(batch));  // one int2 per tile
 }
 
-void prefill_attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
-                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
-                       float* out, cudaStream_t stream) {
+namespace {
+
+template <typename T>
+void prefill_any(const float* q, const T* cache_k, const T* cache_v, const AttentionBatch& batch,
+                 const AttentionParams& p, float* scratch, float* out, cudaStream_t stream) {
   if (batch.n_rows == 0 || batch.n_seqs == 0) return;
   const int n_tiles = max_tiles(batch);
   int2* tiles = reinterpret_cast<int2*>(scratch);
@@ -359,11 +390,25 @@ void prefill_attention(const float* q, const uint16_t* cache_k, const uint16_t* 
                 p.scale * 1.4426950408889634f,
                 out};
   if (p.head_dim == 64) {
-    launch<64>(a, p.n_heads, n_tiles, stream);
+    launch<64, T>(a, p.n_heads, n_tiles, stream);
   } else {
-    launch<128>(a, p.n_heads, n_tiles, stream);
+    launch<128, T>(a, p.n_heads, n_tiles, stream);
   }
   SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void prefill_attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
+                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
+                       float* out, cudaStream_t stream) {
+  prefill_any(q, cache_k, cache_v, batch, p, scratch, out, stream);
+}
+
+void prefill_attention(const float* q, const uint8_t* cache_k, const uint8_t* cache_v,
+                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
+                       float* out, cudaStream_t stream) {
+  prefill_any(q, cache_k, cache_v, batch, p, scratch, out, stream);
 }
 
 }  // namespace shardlm::cuda

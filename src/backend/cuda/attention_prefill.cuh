@@ -29,5 +29,10 @@ size_t prefill_attention_scratch_floats(const AttentionBatch& batch);
 void prefill_attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                        const AttentionBatch& batch, const AttentionParams& p, float* scratch,
                        float* out, cudaStream_t stream);
+// The same over an FP8 E4M3 cache (uint8_t codes, kv_element.cuh): the tiles are widened to BF16
+// on their way to shared memory (plain loads instead of cp.async).
+void prefill_attention(const float* q, const uint8_t* cache_k, const uint8_t* cache_v,
+                       const AttentionBatch& batch, const AttentionParams& p, float* scratch,
+                       float* out, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

@@ -31,6 +31,7 @@
 #include "backend/cuda/step_uploads.h"
 #include "backend/cuda/weight_store.h"
 #include "core/error.h"
+#include "core/fp8.h"
 #include "core/fp16.h"
 
 namespace shardlm::cuda {
@@ -381,10 +382,16 @@ void CudaBackend::rope_store_kv(float* q, float* k, const float* v, const IndexA
                                 const IndexArray& slots, int64_t n_tokens, int n_heads,
                                 int n_kv_heads, const RopeParams& p, const KvLayerView& kv) {
   const auto timed = impl_->profile->time("rope_store_kv");
-  cuda::rope_store_kv(q, k, v, step_array(positions), step_array(slots), n_tokens, n_heads,
-                      n_kv_heads, p.head_dim, p.style == RopeStyle::kNeox,
-                      impl_->rope_frequencies(p), kv_pool<uint16_t>(kv.k, kv),
-                      kv_pool<uint16_t>(kv.v, kv), impl_->stream);
+  const auto run = [&](auto* ck, auto* cv) {
+    cuda::rope_store_kv(q, k, v, step_array(positions), step_array(slots), n_tokens, n_heads,
+                        n_kv_heads, p.head_dim, p.style == RopeStyle::kNeox,
+                        impl_->rope_frequencies(p), ck, cv, impl_->stream);
+  };
+  if (impl_->options.fp8_kv) {
+    run(kv_pool<uint8_t>(kv.k, kv), kv_pool<uint8_t>(kv.v, kv));
+  } else {
+    run(kv_pool<uint16_t>(kv.k, kv), kv_pool<uint16_t>(kv.v, kv));
+  }
 }
 
 void CudaBackend::add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim,
@@ -408,6 +415,11 @@ void CudaBackend::rope(float* x, const IndexArray& positions, int64_t n_tokens, 
 void CudaBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
                            const IndexArray& slots, int64_t n_tokens, int64_t kv_dim) {
   const auto timed = impl_->profile->time("store_kv");
+  if (impl_->options.fp8_kv) {
+    cuda::store_kv(kv_pool<uint8_t>(kv.k, kv), kv_pool<uint8_t>(kv.v, kv), k, v,
+                   step_array(slots), n_tokens, kv_dim, impl_->stream);
+    return;
+  }
   cuda::store_kv(kv_pool<uint16_t>(kv.k, kv), kv_pool<uint16_t>(kv.v, kv), k, v,
                  step_array(slots), n_tokens, kv_dim, impl_->stream);
 }
@@ -433,8 +445,14 @@ void CudaBackend::attention(const float* q, const KvLayerView& kv, const StepSeq
     batch.max_seq_rows = std::max(batch.max_seq_rows, seqs[s].n_tokens);
   }
   const size_t scratch = attention_scratch_floats(batch, p);
+  float* scratch_mem = impl_->attention_scratch(scratch);
+  if (impl_->options.fp8_kv) {
+    cuda::attention(q, kv_pool<uint8_t>(kv.k, kv), kv_pool<uint8_t>(kv.v, kv), batch, p,
+                    scratch_mem, out, impl_->stream);
+    return;
+  }
   cuda::attention(q, kv_pool<uint16_t>(kv.k, kv), kv_pool<uint16_t>(kv.v, kv), batch, p,
-                  impl_->attention_scratch(scratch), out, impl_->stream);
+                  scratch_mem, out, impl_->stream);
 }
 
 void CudaBackend::silu_mul(const float* gate, const float* up, float* out, int64_t n) {
@@ -511,15 +529,25 @@ float* CudaBackend::alloc_floats(size_t n) {
   return static_cast<float*>(p);
 }
 
+DType CudaBackend::kv_dtype() const {
+  return impl_->options.fp8_kv ? DType::F8_E4M3 : DType::BF16;
+}
+
 void* CudaBackend::alloc_kv(size_t n) {
-  return alloc_floats((n + 1) / 2);
-}  // BF16 elements
+  return alloc_floats((n * kv_element_bytes() + 3) / 4);
+}  // BF16 or FP8 elements
 
 std::vector<float> CudaBackend::kv_to_host(const void* kv, size_t n) {
-  std::vector<uint16_t> bits(n);
-  synchronize();
-  SHARDLM_CUDA_CHECK(cudaMemcpy(bits.data(), kv, n * sizeof(uint16_t), cudaMemcpyDeviceToHost));
   std::vector<float> out(n);
+  synchronize();
+  if (impl_->options.fp8_kv) {
+    std::vector<uint8_t> codes(n);
+    SHARDLM_CUDA_CHECK(cudaMemcpy(codes.data(), kv, n, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; ++i) out[i] = e4m3_to_float(codes[i]);
+    return out;
+  }
+  std::vector<uint16_t> bits(n);
+  SHARDLM_CUDA_CHECK(cudaMemcpy(bits.data(), kv, n * sizeof(uint16_t), cudaMemcpyDeviceToHost));
   for (size_t i = 0; i < n; ++i) out[i] = bf16_to_fp32(bits[i]);
   return out;
 }

@@ -30,6 +30,8 @@ struct CudaBackendOptions {
       true;  // decode steps as CUDA graphs (--enforce-eager or SHARDLM_CUDA_GRAPHS=0: off)
   // --quantization fp8: linear-layer weights quantised at load to FP8 E4M3 (fp8_linear.h).
   bool fp8_weights = false;
+  // --kv-cache-dtype fp8: the KV pool in FP8 E4M3 (one byte per element, scale 1; kv_element.cuh).
+  bool fp8_kv = false;
 };
 
 class CudaBackend : public Backend {
@@ -85,8 +87,9 @@ class CudaBackend : public Backend {
   void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
               int32_t* tokens, float* logprobs) override;
   float* alloc_floats(size_t n) override;
-  // The KV pool holds BF16: half the bytes attention reads and twice the tokens per GiB.
-  DType kv_dtype() const override { return DType::BF16; }
+  // The KV pool holds BF16 (half the bytes of fp32), or FP8 E4M3 with --kv-cache-dtype fp8
+  // (half again: twice the tokens per GiB).
+  DType kv_dtype() const override;
   void* alloc_kv(size_t n) override;
   // n elements of a KV pool (alloc_kv) as fp32 on the host, for tests.
   std::vector<float> kv_to_host(const void* kv, size_t n);

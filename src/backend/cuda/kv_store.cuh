@@ -13,5 +13,9 @@ namespace shardlm::cuda {
 // block_size + offset).
 void store_kv(uint16_t* cache_k, uint16_t* cache_v, const float* k, const float* v,
               const int32_t* slots, int64_t n, int64_t kv_dim, cudaStream_t stream);
+// The same into an FP8 E4M3 cache (--kv-cache-dtype fp8, kv_element.cuh): codes, scale 1,
+// saturating.
+void store_kv(uint8_t* cache_k, uint8_t* cache_v, const float* k, const float* v,
+              const int32_t* slots, int64_t n, int64_t kv_dim, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

@@ -2,6 +2,7 @@
 #include <cuda_bf16.h>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kv_element.cuh"
 #include "backend/cuda/rope.cuh"
 
 namespace shardlm::cuda {
@@ -25,16 +26,16 @@ __global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int
   }
 }
 // One block per token: q pairs, then k pairs (also written to the cache), then v into the cache.
+template <typename T>  // the cache's element type (kv_element.cuh)
 __global__ void rope_store_kernel(float* q, float* k, const float* v, const int32_t* positions,
                                   const int32_t* slots, int n_heads, int n_kv_heads, int head_dim,
-                                  bool neox, const float* inv_freq, __nv_bfloat16* cache_k,
-                                  __nv_bfloat16* cache_v) {
+                                  bool neox, const float* inv_freq, T* cache_k, T* cache_v) {
   const int half = head_dim / 2;
   const int64_t t = blockIdx.x, kv_dim = int64_t{n_kv_heads} * head_dim;
   const double pos = positions[t];
   float* qr = q + t * n_heads * head_dim;
   float* kr = k + t * kv_dim;
-  __nv_bfloat16* ck = cache_k + static_cast<int64_t>(slots[t]) * kv_dim;
+  T* ck = cache_k + static_cast<int64_t>(slots[t]) * kv_dim;
   for (int item = threadIdx.x; item < (n_heads + n_kv_heads) * half; item += blockDim.x) {
     const bool is_k = item >= n_heads * half;
     const int local = is_k ? item - n_heads * half : item;
@@ -49,14 +50,27 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, const int3
     vec[a] = y0;
     vec[b] = y1;
     if (is_k) {
-      ck[h * head_dim + a] = __float2bfloat16_rn(y0);
-      ck[h * head_dim + b] = __float2bfloat16_rn(y1);
+      store_kv_element(ck + h * head_dim + a, y0);
+      store_kv_element(ck + h * head_dim + b, y1);
     }
   }
-  __nv_bfloat16* cv = cache_v + static_cast<int64_t>(slots[t]) * kv_dim;
+  T* cv = cache_v + static_cast<int64_t>(slots[t]) * kv_dim;
   for (int64_t i = threadIdx.x; i < kv_dim; i += blockDim.x) {
-    cv[i] = __float2bfloat16_rn(v[t * kv_dim + i]);
+    store_kv_element(cv + i, v[t * kv_dim + i]);
   }
+}
+
+template <typename T>
+void launch_rope_store(float* q, float* k, const float* v, const int32_t* positions,
+                       const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
+                       int head_dim, bool neox, const float* inv_freq, T* cache_k, T* cache_v,
+                       cudaStream_t stream) {
+  if (n_tokens == 0) return;
+  const int items = (n_heads + n_kv_heads) * head_dim / 2;
+  const int threads = items >= 256 ? 256 : ((items + 31) / 32) * 32;
+  rope_store_kernel<T><<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(
+      q, k, v, positions, slots, n_heads, n_kv_heads, head_dim, neox, inv_freq, cache_k, cache_v);
+  SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -65,13 +79,16 @@ void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
                    const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
                    int head_dim, bool neox, const float* inv_freq, uint16_t* cache_k,
                    uint16_t* cache_v, cudaStream_t stream) {
-  if (n_tokens == 0) return;
-  const int items = (n_heads + n_kv_heads) * head_dim / 2;
-  const int threads = items >= 256 ? 256 : ((items + 31) / 32) * 32;
-  rope_store_kernel<<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(
-      q, k, v, positions, slots, n_heads, n_kv_heads, head_dim, neox, inv_freq,
-      reinterpret_cast<__nv_bfloat16*>(cache_k), reinterpret_cast<__nv_bfloat16*>(cache_v));
-  SHARDLM_CUDA_CHECK_LAUNCH();
+  launch_rope_store(q, k, v, positions, slots, n_tokens, n_heads, n_kv_heads, head_dim, neox,
+                    inv_freq, cache_k, cache_v, stream);
+}
+
+void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
+                   const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
+                   int head_dim, bool neox, const float* inv_freq, uint8_t* cache_k,
+                   uint8_t* cache_v, cudaStream_t stream) {
+  launch_rope_store(q, k, v, positions, slots, n_tokens, n_heads, n_kv_heads, head_dim, neox,
+                    inv_freq, cache_k, cache_v, stream);
 }
 
 void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int head_dim,

@@ -21,5 +21,10 @@ void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
                    const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
                    int head_dim, bool neox, const float* inv_freq, uint16_t* cache_k,
                    uint16_t* cache_v, cudaStream_t stream);
+// The same into an FP8 E4M3 cache (--kv-cache-dtype fp8, kv_element.cuh).
+void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
+                   const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
+                   int head_dim, bool neox, const float* inv_freq, uint8_t* cache_k,
+                   uint8_t* cache_v, cudaStream_t stream);
 
 }  // namespace shardlm::cuda
