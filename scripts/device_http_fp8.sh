@@ -8,7 +8,7 @@
 # Writes $OUT/summary.txt and $OUT/logs.tar.gz.
 #
 #   here:  SHARDLM_DEVCARRY=.devcarry16 SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 2
-#   run:   SHARDLM_DEVCARRY=.devcarry16 CONFIGS="bf16 fp8" BENCH="256" [FILTER=...] \
+#   run:   SHARDLM_DEVCARRY=.devcarry16 CONFIGS="bf16 fp8" BENCH="256" [FILTER=...] [OFFLINE=...] \
 #            scripts/device_http_fp8.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,15 @@ source scripts/device_lib.sh
 machine_info
 # FILTER: CUDA tests first (gtest filter), e.g. 'CudaFp8Checkpoint*:CudaFp8Kv*'.
 [ -n "${FILTER:-}" ] && cuda_tests 180 "$FILTER" 60 'fp8 checkpoint|fp8 kv'
+# OFFLINE: configs timed offline at batch 1 first (pp2048, then tg256 after it; one repetition).
+for C in ${OFFLINE:-}; do
+  F=()
+  [ "$C" != bf16 ] && [ "$C" != bf16kv8 ] && F=(--quantization fp8)
+  [ "$C" = fp8kv ] || [ "$C" = bf16kv8 ] && F+=(--kv-cache-dtype fp8)
+  step "offline-$C" 120 "$BIN/shardlm" bench offline --load-format dummy -m llama-3.1-8b \
+    --device cuda "${F[@]}" -t 1 -p 2048 -n 256 -r 1
+  grep -E "^\| llama|KV cache:" "$LOGS/offline-$C.log" | sed "s/^/offline $C: /" | tee -a "$SUMMARY"
+done
 PORT=18461
 for C in ${CONFIGS:-bf16 fp8 fp8kv}; do
   F=()
