@@ -176,9 +176,10 @@ void ReplicaSet::reap() {
     ++r.restarts;
     spdlog::error("{} {}; the other replicas keep serving; starting it again ({} of {})", who, how,
                   r.restarts, kMaxRestarts);
-    set_state(r, ReplicaState::kDown, how + "; starting again");
+    set_state(r, ReplicaState::kDown, how);
     try {
       launch(r);
+      r.reason = fmt::format("it {}; starting again ({} of {})", how, r.restarts, kMaxRestarts);
     } catch (const std::exception& e) {
       spdlog::error("data-parallel replica {} could not start again: {}", r.index, e.what());
     }
@@ -284,7 +285,9 @@ void ReplicaSet::mark_unreachable(int replica, const std::string& why) {
 int ReplicaSet::stop(int sig, std::chrono::milliseconds grace) {
   std::unique_lock lock(mutex_);
   stopping_ = true;
+  std::vector<bool> starting;  // a replica still starting may end by the signal itself
   for (auto& r : replicas_) {
+    starting.push_back(r->state == ReplicaState::kStarting);
     if (r->process) r->process->signal(sig);
   }
   auto all_ended = [this] {
@@ -309,7 +312,9 @@ int ReplicaSet::stop(int sig, std::chrono::milliseconds grace) {
   int verdict = 0;
   for (const auto& r : replicas_) {
     if (r->process) r->last_status = 137;  // it did not even end after SIGKILL
-    if (verdict == 0) verdict = r->last_status;
+    const bool by_our_signal = starting[static_cast<size_t>(r->index)] &&
+                               r->last_status == 128 + sig;
+    if (verdict == 0 && !by_our_signal) verdict = r->last_status;
   }
   return verdict;
 }
