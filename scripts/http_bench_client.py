@@ -2,7 +2,8 @@
 """An independent HTTP load client for the issue-16 serving figures (stdlib asyncio over raw
 sockets; no code shared with shardlm): N streamed completions at once, each with a prompt of about
 --input-tokens tokens (calibrated once with a non-streamed request's usage.prompt_tokens) and
-exactly --max-tokens output tokens (ignore_eos). Counts the streams that end with `data: [DONE]`,
+exactly --max-tokens output tokens (ignore_eos); each prompt starts with a random per-run salt, so
+no run reuses an earlier run's cached prefixes. Counts the streams that end with `data: [DONE]`,
 reads each stream's completion_tokens from its usage chunk (stream_options.include_usage), and
 prints one JSON line: output tokens per second over the whole run, TTFT p50 (request sent to the
 first token's bytes) and TPOT p50 ((last token - first token) / (tokens - 1), per stream).
@@ -13,12 +14,16 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import statistics
 import time
 
 
+SALT = os.urandom(4).hex()  # per run: no prompt shares a cached prefix with an earlier run's
+
+
 def prompt_of(i, words):
-    return " ".join(f"w{(i * 7919 + j * 31) % 997}" for j in range(words))
+    return f"{SALT}-{i} " + " ".join(f"w{(i * 7919 + j * 31) % 997}" for j in range(words))
 
 
 async def post(args, body):
