@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "kv/kv_block_io.h"
 
@@ -27,7 +29,8 @@ std::string KvBlockLayout::describe() const {
                      block_size, elem_bytes, values ? "" : ", latent");
 }
 
-KvBlockSet export_prompt_blocks(Engine& engine, const std::vector<int32_t>& prompt) {
+KvBlockSet export_prompt_blocks(Engine& engine, const std::vector<int32_t>& prompt,
+                                size_t from) {
   BlockManager& blocks = engine.block_manager_between_steps();
   ModelRunner& runner = engine.runner();
   KvBlockSet set;
@@ -37,10 +40,11 @@ KvBlockSet export_prompt_blocks(Engine& engine, const std::vector<int32_t>& prom
   const int32_t covered = blocks.match_prefix(table, prompt);
   set.tokens.assign(prompt.begin(), prompt.begin() + covered);
   set.hashes = table.hashes;
+  set.first = std::min(from, table.blocks.size());
   const size_t bytes = set.layout.block_bytes();
-  set.bytes.resize(table.blocks.size() * bytes);
-  for (size_t i = 0; i < table.blocks.size(); ++i) {
-    runner.read_kv_block(table.blocks[i], set.bytes.data() + i * bytes);
+  set.bytes.resize((table.blocks.size() - set.first) * bytes);
+  for (size_t i = set.first; i < table.blocks.size(); ++i) {
+    runner.read_kv_block(table.blocks[i], set.bytes.data() + (i - set.first) * bytes);
   }
   blocks.free(table);
   return set;
@@ -56,10 +60,10 @@ void check_set(const KvBlockSet& set, const KvBlockLayout& mine) {
         set.layout.describe(), mine.describe());
   }
   const size_t n = set.n_blocks();
-  if (set.tokens.size() != n * static_cast<size_t>(mine.block_size) ||
-      set.bytes.size() != n * mine.block_bytes()) {
-    fail("the KV block set is inconsistent: {} hashes, {} tokens, {} bytes", n, set.tokens.size(),
-         set.bytes.size());
+  if (set.first > n || set.tokens.size() != n * static_cast<size_t>(mine.block_size) ||
+      set.bytes.size() != (n - set.first) * mine.block_bytes()) {
+    fail("the KV block set is inconsistent: {} hashes (bytes from block {}), {} tokens, {} bytes",
+         n, set.first, set.tokens.size(), set.bytes.size());
   }
   uint64_t parent = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -81,14 +85,16 @@ int64_t import_prompt_blocks(Engine& engine, const KvBlockSet& set) {
   tokens.push_back(0);
   BlockTable table;
   const int32_t held = blocks.match_prefix(table, tokens);
+  const auto n_held = static_cast<size_t>(held / mine.block_size);
   const auto n_tokens = static_cast<int32_t>(set.tokens.size());
-  if (!blocks.allocate(table, n_tokens)) {
+  // No room now, or an earlier part's blocks are gone: the decode worker computes the rest.
+  if (n_held < set.first || !blocks.allocate(table, n_tokens)) {
     blocks.free(table);
-    return held / mine.block_size;  // no room now: the decode worker computes the rest
+    return static_cast<int64_t>(n_held);
   }
   const size_t bytes = mine.block_bytes();
-  for (size_t i = static_cast<size_t>(held / mine.block_size); i < table.blocks.size(); ++i) {
-    runner.write_kv_block(table.blocks[i], set.bytes.data() + i * bytes);
+  for (size_t i = n_held; i < table.blocks.size(); ++i) {
+    runner.write_kv_block(table.blocks[i], set.bytes.data() + (i - set.first) * bytes);
   }
   blocks.commit(table, set.tokens, n_tokens);
   blocks.free(table);

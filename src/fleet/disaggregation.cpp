@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -40,7 +42,7 @@ const char* disaggregation_mode_name(DisaggregationMode mode) {
 namespace {
 
 struct SendStats {
-  std::atomic<int64_t> transfers{0}, blocks{0}, bytes{0}, failed{0};
+  std::atomic<int64_t> transfers{0}, parts{0}, blocks{0}, bytes{0}, failed{0};
   std::atomic<int64_t> transfer_us{0};  // connect to acknowledgement, summed
 };
 
@@ -76,19 +78,30 @@ PrefillCall parse_prefill_call(const std::string& text) {
   return c;
 }
 
-// Runs the prompt through the engine for its K/V: one greedy token, nothing streamed.
-void run_prefill(const server::ServingContext& ctx, const std::vector<int32_t>& prompt) {
+// Runs the prompt through the engine for its K/V (one greedy token, nothing streamed) and calls
+// `on_blocks` between the engine's steps while it runs, so that the full blocks of the chunks
+// computed so far can go out while the next chunks compute; then once more at its end.
+void run_prefill(const server::ServingContext& ctx, const std::vector<int32_t>& prompt,
+                 const std::function<void(bool last)>& on_blocks) {
   SamplingParams p;
   p.temperature = 0.f;
   p.max_tokens = 1;
   p.ignore_eos = true;
   const auto stream = ctx.engine.submit(prompt, p);
   while (!stream->done()) {
-    const auto out = stream->next(std::chrono::seconds(1));
+    const auto out = stream->next(std::chrono::milliseconds(on_blocks ? 2 : 1000));
     if (out && out->finished() && !stream->error().empty()) {
       throw ApiError(503, fmt::format("the prefill failed: {}", stream->error()));
     }
+    if (on_blocks && !stream->done()) on_blocks(false);
   }
+  if (on_blocks) on_blocks(true);
+}
+
+// SHARDLM_KV_TRANSFER_OVERLAP=0: the blocks go out in one transfer after the whole prefill.
+bool overlap_transfer() {
+  const char* v = std::getenv("SHARDLM_KV_TRANSFER_OVERLAP");
+  return !(v && std::string(v) == "0");
 }
 
 class PrefillWorker : public DisaggregatedWorker {
@@ -102,27 +115,28 @@ class PrefillWorker : public DisaggregatedWorker {
     const std::vector<int32_t> prompt = request_prompt_tokens(
         call.route, call.request, ctx_.tokenizer, ctx_.chat_template, ctx_.template_info);
     if (prompt.empty()) throw ApiError(400, "the request has no prompt", "prompt");
-    run_prefill(ctx_, prompt);
-    const double computed = monotonic_seconds();
-    KvBlockSet set;
-    ctx_.engine.run_between_steps([&](Engine& e) { set = export_prompt_blocks(e, prompt); }).get();
-    KvSendResult sent;
-    try {
-      sent = send_kv_blocks(call.target, static_cast<uint64_t>(ids_++), set);
-    } catch (const std::exception& e) {
-      ++stats_.failed;
-      throw ApiError(502, e.what());
-    }
+    Transfer t;
+    t.target = call.target;
+    t.id = static_cast<uint64_t>(ids_++);
+    double computed = 0;
+    const std::function<void(bool)> send_ready = [&](bool last) {
+      if (last) computed = monotonic_seconds();
+      KvBlockSet set;
+      ctx_.engine.run_between_steps([&](Engine& e) { set = export_prompt_blocks(e, prompt, t.sent); })
+          .get();
+      if (set.n_blocks() > t.sent || (last && t.parts == 0)) send(t, set);
+    };
+    run_prefill(ctx_, prompt, overlap_transfer() ? send_ready : std::function<void(bool)>());
+    if (t.parts == 0) send_ready(true);  // without overlap: every block in one transfer
     ++stats_.transfers;
-    stats_.blocks += static_cast<int64_t>(set.n_blocks());
-    stats_.bytes += static_cast<int64_t>(sent.bytes);
-    stats_.transfer_us += static_cast<int64_t>(sent.seconds * 1e6);
+    stats_.blocks += static_cast<int64_t>(t.sent);
     res.set_content(Json{{"prompt_tokens", prompt.size()},
-                         {"blocks", set.n_blocks()},
-                         {"blocks_stored", sent.blocks_stored},
-                         {"bytes", sent.bytes},
+                         {"blocks", t.sent},
+                         {"blocks_stored", t.result.blocks_stored},
+                         {"bytes", t.bytes},
+                         {"parts", t.parts},
                          {"prefill_seconds", computed - start},
-                         {"transfer_seconds", sent.seconds}}
+                         {"transfer_seconds", t.seconds}}
                         .dump(),
                     "application/json");
   }
@@ -130,6 +144,7 @@ class PrefillWorker : public DisaggregatedWorker {
   Json stats() const {
     return {{"role", "prefill"},
             {"transfers", stats_.transfers.load()},
+            {"parts", stats_.parts.load()},
             {"blocks", stats_.blocks.load()},
             {"bytes", stats_.bytes.load()},
             {"failed", stats_.failed.load()},
@@ -137,6 +152,34 @@ class PrefillWorker : public DisaggregatedWorker {
   }
 
  private:
+  // One request's transfer, in one part or several (a part per engine step that completed
+  // blocks, each its own connection to the decode worker).
+  struct Transfer {
+    std::string target;
+    uint64_t id = 0;
+    size_t sent = 0;  // blocks sent so far
+    int parts = 0;
+    size_t bytes = 0;
+    double seconds = 0;  // spent sending
+    KvSendResult result;  // the last part's
+  };
+
+  void send(Transfer& t, const KvBlockSet& set) {
+    try {
+      t.result = send_kv_blocks(t.target, t.id, set);
+    } catch (const std::exception& e) {
+      ++stats_.failed;
+      throw ApiError(502, e.what());
+    }
+    t.sent = set.n_blocks();
+    ++t.parts;
+    t.bytes += t.result.bytes;
+    t.seconds += t.result.seconds;
+    stats_.bytes += static_cast<int64_t>(t.result.bytes);
+    stats_.transfer_us += static_cast<int64_t>(t.result.seconds * 1e6);
+    ++stats_.parts;
+  }
+
   const server::ServingContext& ctx_;
   SendStats stats_;
   std::atomic<int64_t> ids_{1};

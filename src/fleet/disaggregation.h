@@ -5,7 +5,10 @@
 //      it through its engine (one greedy token, so the whole prompt's K/V is computed and lands in
 //      its prefix cache), takes the prompt's full cached blocks (engine/kv_block_transfer.h) and
 //      sends them to the decode worker (fleet/kv_transfer_client.h), which stores them in its own
-//      prefix cache (fleet/kv_transfer_server.h) and acknowledges.
+//      prefix cache (fleet/kv_transfer_server.h) and acknowledges. The blocks go out as they are
+//      computed: between engine steps, the full blocks of the chunks done so far are sent while
+//      the next chunk (--max-num-batched-tokens) computes, one part per step that completed
+//      some (SHARDLM_KV_TRANSFER_OVERLAP=0: one transfer after the whole prefill).
 //   2. The client's request itself to the decode worker, whose admission attaches those blocks as
 //      a prefix-cache hit and computes only the prompt's last partial block before decoding.
 // Output is the aggregated worker's: the decode worker samples every token itself, from K/V equal

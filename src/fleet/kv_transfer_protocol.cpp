@@ -72,7 +72,7 @@ std::string metadata_prefix(const KvBlockSet& set) {
   const nlohmann::json meta{{"n_layers", l.n_layers},     {"kv_dim", l.kv_dim},
                             {"block_size", l.block_size}, {"elem_bytes", l.elem_bytes},
                             {"values", l.values},         {"tokens", set.tokens},
-                            {"hashes", set.hashes}};
+                            {"hashes", set.hashes},       {"first", set.first}};
   const std::string text = meta.dump();
   std::string out;
   put<uint32_t>(out, static_cast<uint32_t>(text.size()));
@@ -103,6 +103,7 @@ KvBlockSet decode_blocks(std::string payload) {
     l.values = meta.at("values").get<bool>();
     set.tokens = meta.at("tokens").get<std::vector<int32_t>>();
     set.hashes = meta.at("hashes").get<std::vector<uint64_t>>();
+    set.first = meta.value("first", size_t{0});
   } catch (const std::exception& e) {
     fail("a blocks frame's metadata is malformed: {}", e.what());
   }

@@ -4,6 +4,9 @@
 // payload length) and its payload. A kBlocks payload is a u32 length, a JSON object (the layout,
 // the prefix's token ids and block hashes) and the blocks' K/V bytes (engine/kv_block_transfer.h);
 // kAck carries {"blocks": n} and kError a message. Anything else is refused with a log line.
+// An overlapped transfer is several such connections for one request, each with the whole
+// prefix's tokens and hashes so far but only the bytes of the blocks after the earlier parts'
+// ("first" in the metadata; 0 when absent).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,8 @@
 // KvTransferServer: accept loop, one thread per connection, frames through KvSocket.
 #include "fleet/kv_transfer_server.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -140,7 +142,7 @@ void KvTransferServer::serve(int fd, std::string peer) {
   }
   try {
     KvBlockSet set = decode_blocks(std::move(payload));
-    const auto n = static_cast<int64_t>(set.n_blocks());
+    const auto n = static_cast<int64_t>(set.n_blocks() - std::min(set.first, set.n_blocks()));
     const auto bytes = static_cast<int64_t>(set.bytes.size());
     const int64_t stored = store_(h->request_id, std::move(set));
     stats_.transfers += 1;

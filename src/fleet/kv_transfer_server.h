@@ -20,7 +20,7 @@ namespace shardlm::fleet {
 
 struct KvTransferStats {
   std::atomic<int64_t> transfers{0};  // frames stored
-  std::atomic<int64_t> blocks{0};     // blocks received
+  std::atomic<int64_t> blocks{0};     // blocks received (with their bytes)
   std::atomic<int64_t> bytes{0};      // K/V bytes received
   std::atomic<int64_t> refused{0};    // connections refused (bad frames, failed stores)
 };

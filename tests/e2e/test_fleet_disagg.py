@@ -138,8 +138,9 @@ def test_64_concurrent_disaggregated_streams_openai_client(tiny, services):
     with ThreadPoolExecutor(max_workers=64) as pool:
         got = list(pool.map(run, prompts))
     assert got == expected
-    assert kv_stats(d)["transfers"] == 64
-    assert kv_stats(p)["role"] == "prefill"
+    # a transfer per request, in parts when a batch's chunks completed blocks step by step
+    assert kv_stats(p)["role"] == "prefill" and kv_stats(p)["transfers"] == 64
+    assert kv_stats(d)["transfers"] == kv_stats(p)["parts"] >= 64
     assert fe.metric("shardlm:frontend_errors_total") == 0
     for s in (fe, p, d, ref):
         assert s.stop() == 0, s.text()
@@ -279,3 +280,35 @@ def test_stream_whose_worker_dies_before_its_first_token_is_retried(tiny, servic
     dying.close()
     for s in (fe, p, d, ref):
         assert s.stop() == 0, s.text()
+
+
+def test_overlapped_kv_transfer_of_a_chunked_prefill(tiny, services):
+    """A long prompt's prefill in chunks of --max-num-batched-tokens: the full blocks of each chunk
+    go to the decode worker while the next chunk computes (one part per step); the output is the
+    aggregated worker's. SHARDLM_KV_TRANSFER_OVERLAP=0 sends them in one part after the prefill."""
+    import os
+    etcd, nats = services
+    ref = reference(tiny)
+    prompt = " ".join(f"word{i}" for i in range(60))  # 409 tokens
+    want, n_prompt = complete(ref, prompt)
+    blocks = (n_prompt - 1) // BLOCK
+    for overlap in ("1", "0"):
+        p = worker(tiny, etcd, nats, "--block-size", str(BLOCK), "--disaggregation-mode",
+                   "prefill", "--max-num-batched-tokens", "64") if overlap == "1" else Server(
+            model=tiny, env={**os.environ, "SHARDLM_KV_TRANSFER_OVERLAP": "0"},
+            extra_args=["--etcd-endpoints", etcd.endpoint, "--nats-server", nats.url,
+                        "--lease-ttl", "2", "--block-size", str(BLOCK), "--disaggregation-mode",
+                        "prefill", "--max-num-batched-tokens", "64"])
+        STARTED.append(p.proc)
+        d = decode_worker(tiny, etcd, nats)
+        fe = Frontend(etcd, nats)
+        fe.wait_workers(2)
+        assert complete(fe, prompt) == (want, n_prompt)
+        parts = kv_stats(p)["parts"]
+        # at most a part per chunk (a poll can span two steps on this tiny model)
+        assert (2 <= parts <= -(-n_prompt // 64)) if overlap == "1" else parts == 1, parts
+        assert kv_stats(d)["blocks"] == blocks and kv_stats(d)["transfers"] == parts
+        assert d.metric("shardlm:prefix_cache_hits_total") == blocks * BLOCK
+        for s in (fe, p, d):
+            assert s.stop() == 0, s.text()
+    assert ref.stop() == 0, ref.text()

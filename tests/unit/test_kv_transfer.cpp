@@ -86,6 +86,33 @@ TEST_F(KvTransferTest, ImportedBlocksAreHitAndOutputEqualsComputing) {
   EXPECT_EQ(decode.engine().block_manager().cached_blocks(), 8);
 }
 
+TEST_F(KvTransferTest, ImportsAnOverlappedTransferPartByPart) {
+  LLM reference(args());
+  const auto want = generate_ids(reference, prompt(), greedy(10));
+  LLM prefill(args());
+  generate_ids(prefill, prompt(), greedy(1));
+  const KvBlockSet whole = export_prompt_blocks(prefill.engine(), prompt());
+  // part 1: the first 2 blocks (a chunk's), with bytes; part 2: all 5, bytes of blocks 2..4 only
+  KvBlockSet part1 = whole;
+  part1.hashes.resize(2);
+  part1.tokens.resize(2 * 4);
+  part1.bytes.resize(2 * whole.layout.block_bytes());
+  const KvBlockSet part2 = export_prompt_blocks(prefill.engine(), prompt(), 2);
+  EXPECT_EQ(part2.first, 2u);
+  EXPECT_EQ(part2.bytes, whole.bytes.substr(2 * whole.layout.block_bytes()));
+  EXPECT_EQ(export_prompt_blocks(prefill.engine(), prompt(), 9).first, 5u);  // nothing new
+
+  LLM decode(args());
+  EXPECT_EQ(import_prompt_blocks(decode.engine(), part2), 0);  // its first blocks are missing
+  EXPECT_EQ(import_prompt_blocks(decode.engine(), part1), 2);
+  EXPECT_EQ(import_prompt_blocks(decode.engine(), part2), 5);
+  EXPECT_EQ(generate_ids(decode, prompt(), greedy(10)), want);
+  EXPECT_EQ(decode.engine().block_manager().stats().hit_tokens, 20);
+  KvBlockSet bad = part2;
+  bad.first = 6;
+  EXPECT_THROW(import_prompt_blocks(decode.engine(), bad), Error);
+}
+
 TEST_F(KvTransferTest, RefusesForeignHashesAndLayouts) {
   LLM prefill(args());
   generate_ids(prefill, prompt(), greedy(1));
@@ -133,6 +160,10 @@ TEST(KvTransferProtocol, RoundTripsAndRefusesOtherFrames) {
   EXPECT_EQ(back.tokens, s.tokens);
   EXPECT_EQ(back.hashes, s.hashes);
   EXPECT_EQ(back.bytes, s.bytes);
+  EXPECT_EQ(back.first, 0u);
+  KvBlockSet later = s;
+  later.first = 1;
+  EXPECT_EQ(fleet::decode_blocks(fleet::encode_blocks(later)).first, 1u);
   std::string why;
   const std::string head = fleet::encode_header({1, fleet::KvFrameKind::kBlocks, 42, 99});
   ASSERT_EQ(head.size(), fleet::kKvFrameHeaderBytes);
