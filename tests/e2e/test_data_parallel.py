@@ -234,6 +234,8 @@ def test_doctor_prints_the_layout(tiny):
      "--nnodes 2"),
     (["--dp", "2", "--load-balance-method", "fastest"], "--load-balance-method 'fastest'"),
     (["--data-parallel-size", "2", "--metrics-port", "0"], "--metrics-port with --dp 2"),
+    # Every replica refuses the layout itself (the tiny model's 4 heads do not split over 3).
+    (["--dp-size", "2", "--tp", "3"], "no data-parallel replica started"),
 ])
 def test_bad_flags_are_named(tiny, flags, message):
     out = subprocess.run([BINARY, "serve", "--model", tiny, "--port", "0", *flags],
