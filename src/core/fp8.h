@@ -29,7 +29,10 @@ inline uint8_t float_to_e4m3(float f) {
   int lo = 0, hi = 126;  // codes 0..126 are the non-negative finite values, increasing
   while (lo < hi) {      // the first code whose value is >= a
     const int mid = (lo + hi) / 2;
-    if (e4m3_to_float(static_cast<uint8_t>(mid)) < a) lo = mid + 1; else hi = mid;
+    if (e4m3_to_float(static_cast<uint8_t>(mid)) < a)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   int code = lo;
   if (lo > 0) {

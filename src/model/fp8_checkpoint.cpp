@@ -169,7 +169,8 @@ void dequantize_fp8_weights(Model& m) {
       std::vector<float> row(static_cast<size_t>(cols));
       for (int64_t r = 0; r < w.rows(); ++r) {
         dequantize_fp8_row(w, r, row.data());
-        for (int64_t i = 0; i < cols; ++i) buf[static_cast<size_t>(r * cols + i)] = fp32_to_bf16(row[size_t(i)]);
+        for (int64_t i = 0; i < cols; ++i)
+          buf[static_cast<size_t>(r * cols + i)] = fp32_to_bf16(row[size_t(i)]);
       }
       it->second = buf.get();
     }

@@ -25,7 +25,8 @@ struct Fp8CheckpointConfig {
 
 // config.json's quantization_config; throws Error naming the field for an unknown quant_method
 // and for FP8 schemes this build does not read (block-wise scales, non-float or non-8-bit weights).
-Fp8CheckpointConfig read_fp8_checkpoint_config(const nlohmann::json& config, const std::string& path);
+Fp8CheckpointConfig read_fp8_checkpoint_config(const nlohmann::json& config,
+                                               const std::string& path);
 
 // Throws Error for an FP8 checkpoint of a model this build cannot run in FP8 (mixture of experts,
 // latent attention); called before the weights are bound.

@@ -55,8 +55,8 @@ TEST(CudaFp8Checkpoint, LogitsMatchTheCpuDequantisedPath) {
   spec.head_dim = 32;
   spec.ffn_dim = 256;
   spec.n_layers = 3;
-  const std::vector<int32_t> tokens = {1,  84, 104, 101, 32, 113, 117, 105, 99, 107, 32,
-                                       98, 114, 111, 119, 110, 32, 102, 111, 120, 46};
+  const std::vector<int32_t> tokens = {1,  84,  104, 101, 32,  113, 117, 105, 99,  107, 32,
+                                       98, 114, 111, 119, 110, 32,  102, 111, 120, 46};
   for (Fp8Format f : all_fp8_formats()) {
     SCOPED_TRACE(fp8_format_name(f));
     TempDir dir("cuda-fp8-" + fp8_format_name(f));

@@ -53,7 +53,8 @@ Batch make_batch(int head_dim, const std::vector<std::pair<int, int>>& shapes, s
 
 void check_batch(const Batch& c, std::mt19937& rng, const char* what) {
   const AttentionParams& p = c.p;
-  const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim, q_dim = int64_t{p.n_heads} * p.head_dim;
+  const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim,
+                q_dim = int64_t{p.n_heads} * p.head_dim;
   const size_t pool = static_cast<size_t>(c.n_blocks) * p.block_size * kv_dim;
   cuda::CudaBackendOptions o = small_cuda_options();
   o.fp8_kv = true;
@@ -166,8 +167,9 @@ TEST(CudaFp8Kv, ModelLogitsCloseToBf16Kv) {
   const size_t vocab = static_cast<size_t>(bf16->model().config.vocab_size);
   double kl = 0;
   int64_t top1 = 0, positions = 0;
-  for (const char* text : {"The capital of France is", "def fibonacci(n):",
-                           "Once upon a time, in a small village,", "List three primary colours:"}) {
+  for (const char* text :
+       {"The capital of France is", "def fibonacci(n):", "Once upon a time, in a small village,",
+        "List three primary colours:"}) {
     auto seq = bf16->tokenizer().encode(text, true, true);
     SamplingParams sp;
     sp.temperature = 0;
@@ -182,8 +184,7 @@ TEST(CudaFp8Kv, ModelLogitsCloseToBf16Kv) {
   }
   const double mean_kl = kl / double(positions), agree = double(top1) / double(positions);
   std::cout << "[fp8 kv] " << path << ": mean KL(BF16 KV || FP8 KV) " << mean_kl
-            << " nats, top-1 agreement " << 100 * agree << "% over " << positions
-            << " positions\n";
+            << " nats, top-1 agreement " << 100 * agree << "% over " << positions << " positions\n";
   EXPECT_LT(mean_kl, 0.1);
   EXPECT_GT(agree, 0.85);
 }

@@ -25,12 +25,18 @@ bool quantised(const std::string& name) {
 }
 
 nlohmann::json ct_group(const std::string& strategy, bool static_input) {
-  nlohmann::json input = {{"num_bits", 8}, {"type", "float"}, {"symmetric", true},
+  nlohmann::json input = {{"num_bits", 8},
+                          {"type", "float"},
+                          {"symmetric", true},
                           {"strategy", static_input ? "tensor" : "token"},
                           {"dynamic", !static_input}};
   return {{"targets", {"Linear"}},
-          {"weights", {{"num_bits", 8}, {"type", "float"}, {"symmetric", true},
-                       {"strategy", strategy}, {"dynamic", false}}},
+          {"weights",
+           {{"num_bits", 8},
+            {"type", "float"},
+            {"symmetric", true},
+            {"strategy", strategy},
+            {"dynamic", false}}},
           {"input_activations", input}};
 }
 
@@ -38,17 +44,20 @@ nlohmann::json quantization_config(Fp8Format f) {
   const nlohmann::json skipped = {"lm_head", kKeptBf16};
   switch (f) {
     case Fp8Format::kFbgemm:
-      return {{"quant_method", "fbgemm_fp8"}, {"activation_scale_ub", 1200.0},
+      return {{"quant_method", "fbgemm_fp8"},
+              {"activation_scale_ub", 1200.0},
               {"modules_to_not_convert", skipped}};
     case Fp8Format::kCompressedChannel:
     case Fp8Format::kCompressedTensor: {
       const bool channel = f == Fp8Format::kCompressedChannel;
-      return {{"quant_method", "compressed-tensors"}, {"format", "float-quantized"},
+      return {{"quant_method", "compressed-tensors"},
+              {"format", "float-quantized"},
               {"config_groups", {{"group_0", ct_group(channel ? "channel" : "tensor", !channel)}}},
               {"ignore", skipped}};
     }
     case Fp8Format::kFp8Tensor:
-      return {{"quant_method", "fp8"}, {"activation_scheme", "static"}, {"ignored_layers", skipped}};
+      return {
+          {"quant_method", "fp8"}, {"activation_scheme", "static"}, {"ignored_layers", skipped}};
   }
   return {};
 }
@@ -107,8 +116,10 @@ void quantise_all(std::vector<SafetensorsTensor>& st, Fp8Format f, bool dequanti
     }
     added.push_back(scale_tensor(t.name + "_scale", scales, f, t.shape[0]));
     const std::string base = t.name.substr(0, t.name.size() - 7);  // without ".weight"
-    if (f == Fp8Format::kCompressedTensor) added.push_back({base + ".input_scale", {1}, {0.05f}, DType::F32});
-    if (f == Fp8Format::kFp8Tensor) added.push_back({base + ".input_scale", {}, {0.05f}, DType::F32});
+    if (f == Fp8Format::kCompressedTensor)
+      added.push_back({base + ".input_scale", {1}, {0.05f}, DType::F32});
+    if (f == Fp8Format::kFp8Tensor)
+      added.push_back({base + ".input_scale", {}, {0.05f}, DType::F32});
   }
   st.insert(st.end(), added.begin(), added.end());
 }
@@ -122,10 +133,14 @@ std::vector<Fp8Format> all_fp8_formats() {
 
 std::string fp8_format_name(Fp8Format f) {
   switch (f) {
-    case Fp8Format::kFbgemm: return "fbgemm_fp8";
-    case Fp8Format::kCompressedChannel: return "compressed_tensors_channel";
-    case Fp8Format::kCompressedTensor: return "compressed_tensors_tensor";
-    case Fp8Format::kFp8Tensor: return "fp8_tensor";
+    case Fp8Format::kFbgemm:
+      return "fbgemm_fp8";
+    case Fp8Format::kCompressedChannel:
+      return "compressed_tensors_channel";
+    case Fp8Format::kCompressedTensor:
+      return "compressed_tensors_tensor";
+    case Fp8Format::kFp8Tensor:
+      return "fp8_tensor";
   }
   return "";
 }

@@ -92,17 +92,16 @@ void edit_config(const std::string& dir, const std::function<void(nlohmann::json
 TEST(Fp8Checkpoint, MissingOrMisshapenScalesAreNamed) {
   TempDir dir("fp8-bad");
   // Missing: drop one scale tensor.
-  write_tiny_hf_model(
-      dir.path("missing"), TinyModelSpec{},
-      [](std::vector<SafetensorsTensor>& st) {
-        for (auto& t : st) {
-          if (t.name == "model.layers.1.self_attn.k_proj.weight") {
-            for (float& v : t.values) v = e4m3_to_float(float_to_e4m3(v * 100.f));
-            t.dtype = DType::F8_E4M3;
-          }
-        }
-      },
-      {{"quantization_config", {{"quant_method", "fbgemm_fp8"}}}});
+  write_tiny_hf_model(dir.path("missing"), TinyModelSpec{},
+                      [](std::vector<SafetensorsTensor>& st) {
+                        for (auto& t : st) {
+                          if (t.name == "model.layers.1.self_attn.k_proj.weight") {
+                            for (float& v : t.values) v = e4m3_to_float(float_to_e4m3(v * 100.f));
+                            t.dtype = DType::F8_E4M3;
+                          }
+                        }
+                      },
+                      {{"quantization_config", {{"quant_method", "fbgemm_fp8"}}}});
   std::string err = error_of([&] { load_model(dir.path("missing")); });
   EXPECT_NE(err.find("model.layers.1.self_attn.k_proj.weight_scale"), std::string::npos) << err;
   EXPECT_NE(err.find("no '"), std::string::npos) << err;
@@ -116,8 +115,8 @@ TEST(Fp8Checkpoint, MissingOrMisshapenScalesAreNamed) {
             t.dtype = DType::F8_E4M3;
           }
         }
-        st.push_back({"model.layers.1.self_attn.k_proj.weight_scale", {3, 1}, {1, 1, 1},
-                      DType::F32});
+        st.push_back(
+            {"model.layers.1.self_attn.k_proj.weight_scale", {3, 1}, {1, 1, 1}, DType::F32});
       },
       {{"quantization_config", {{"quant_method", "fbgemm_fp8"}}}});
   err = error_of([&] { load_model(dir.path("shape")); });

@@ -50,8 +50,8 @@ __device__ __forceinline__ void div_mod(const FastDiv& f, uint32_t n, uint32_t& 
 }
 
 struct DecodeArgs {
-  const float* q;     // [n_rows][n_heads][head_dim]
-  const void* k;  // [slots][n_kv_heads][head_dim] BF16 bits or FP8 E4M3 codes (the kernel's T)
+  const float* q;  // [n_rows][n_heads][head_dim]
+  const void* k;   // [slots][n_kv_heads][head_dim] BF16 bits or FP8 E4M3 codes (the kernel's T)
   const void* v;
   const DeviceAttnSeq* seqs;
   const int32_t* tables;
@@ -310,9 +310,8 @@ template <int HD, int GM>
 int resident_blocks() {
   static const int blocks = [] {
     int n = 0;
-    SHARDLM_CUDA_CHECK(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, split_kernel<HD, GM, uint16_t>,
-                                                      kWarps * 32, 0));
+    SHARDLM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &n, split_kernel<HD, GM, uint16_t>, kWarps * 32, 0));
     return std::max(n, 1);
   }();
   return blocks;

@@ -62,8 +62,8 @@ __global__ void __launch_bounds__(kListThreads)
 }
 
 struct PrefillArgs {
-  const float* q;     // [n_rows][n_heads][head_dim]
-  const void* k;  // [slots][n_kv_heads][head_dim]: BF16 bits or FP8 E4M3 codes (the kernel's T)
+  const float* q;  // [n_rows][n_heads][head_dim]
+  const void* k;   // [slots][n_kv_heads][head_dim]: BF16 bits or FP8 E4M3 codes (the kernel's T)
   const void* v;
   const DeviceAttnSeq* seqs;
   const int32_t* tables;
@@ -243,7 +243,7 @@ __global__ void __launch_bounds__(kThreads, 3) prefill_kernel(PrefillArgs a) {
     const int stage = t & 1, key0 = key_lo + t * kKeys;
     if (t + 1 < n_kv_tiles) {
       load_kv_tile<D, T>(a, table, kvh, key0 + kKeys, key_hi, sk + (stage ^ 1) * kKeys * kC,
-                      sv + (stage ^ 1) * kKeys * kC);
+                         sv + (stage ^ 1) * kKeys * kC);
       cp_async_commit();
       cp_async_wait<1>();
     } else {

@@ -19,11 +19,11 @@ __global__ void store_kv_kernel(T* cache_k, T* cache_v, const float* k, const fl
 }
 
 template <typename T>
-void launch(T* cache_k, T* cache_v, const float* k, const float* v, const int32_t* slots,
-            int64_t n, int64_t kv_dim, cudaStream_t stream) {
+void launch(T* cache_k, T* cache_v, const float* k, const float* v, const int32_t* slots, int64_t n,
+            int64_t kv_dim, cudaStream_t stream) {
   if (n == 0) return;
-  store_kv_kernel<T><<<static_cast<unsigned>(n), 128, 0, stream>>>(cache_k, cache_v, k, v, slots,
-                                                                   kv_dim);
+  store_kv_kernel<T>
+      <<<static_cast<unsigned>(n), 128, 0, stream>>>(cache_k, cache_v, k, v, slots, kv_dim);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 }  // namespace

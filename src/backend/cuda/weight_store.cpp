@@ -64,7 +64,7 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8) {
   for (const auto& [key, g] : groups) {
     const TensorView& w = g.widest;
     const bool fp8 = to_fp8 && to_fp8(w) && g.fewest_rows == w.rows();
-    const void* copy = !fp8                          ? static_cast<const void*>(upload_matrix(w))
+    const void* copy = !fp8                        ? static_cast<const void*>(upload_matrix(w))
                        : w.dtype == DType::F8_E4M3 ? upload_fp8_checkpoint(w)
                                                    : upload_fp8_matrix(w);
     copies[key] = {copy, fp8 ? DType::F8_E4M3 : DType::BF16};
