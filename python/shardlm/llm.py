@@ -41,6 +41,10 @@ class LLM:
         max_num_seqs, max_num_batched_tokens, block_size, enable_prefix_caching, enforce_eager:
             as the `shardlm serve` flags of the same names.
         kv_cache_memory: bytes of keys and values (default 512 MiB on the CPU).
+        quantization: None, or 'fp8' (a CUDA GPU: linear layers quantised at load to FP8 E4M3;
+            FP8 checkpoints as published need nothing).
+        kv_cache_dtype: 'auto', 'bf16', or 'fp8'/'fp8_e4m3' (a CUDA GPU: FP8 E4M3 keys and
+            values, twice the tokens per GiB).
         threads: CPU threads per rank (default: all cores).
         dist_init_addr: 'host:port' of the master's rendezvous for a multi-node group.
         cluster_token: the secret every node of a multi-host group shares
@@ -65,13 +69,19 @@ class LLM:
                  dist_timeout: float = 60.0, distributed_executor_backend: Optional[str] = None,
                  trust_remote_code: bool = False, tokenizer: Optional[str] = None,
                  dtype: Optional[str] = None, seed: Optional[int] = None,
-                 tp_exact: bool = False) -> None:
+                 tp_exact: bool = False, quantization: Optional[str] = None,
+                 kv_cache_dtype: str = "auto") -> None:
         self._engine = None
         self._group: Optional[Group] = None
         self._ray = None
         args = engine_args(model, device, max_model_len, gpu_memory_utilization, load_format,
                            max_num_seqs, max_num_batched_tokens, block_size,
                            enable_prefix_caching, enforce_eager, kv_cache_memory, threads)
+        need(quantization in (None, "fp8"), "quantization", quantization, "use None or 'fp8'")
+        need(kv_cache_dtype in ("auto", "bf16", "fp8", "fp8_e4m3"), "kv_cache_dtype",
+             kv_cache_dtype, "use 'auto', 'bf16', 'fp8' or 'fp8_e4m3'")
+        args.quantization = quantization or ""
+        args.kv_cache_dtype = kv_cache_dtype
         spec = group_spec(tensor_parallel_size, pipeline_parallel_size, ips, dist_init_addr,
                           cluster_token, dist_timeout)
         spec.tp_exact = bool(tp_exact)

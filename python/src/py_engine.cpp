@@ -33,7 +33,9 @@ void bind_engine_args(nb::module_& m) {
       .def_rw("max_num_batched_tokens", &EngineArgs::max_num_batched_tokens)
       .def_rw("max_model_len", &EngineArgs::max_model_len)
       .def_rw("enable_prefix_caching", &EngineArgs::enable_prefix_caching)
-      .def_rw("device", &EngineArgs::device);
+      .def_rw("device", &EngineArgs::device)
+      .def_rw("quantization", &EngineArgs::quantization)
+      .def_rw("kv_cache_dtype", &EngineArgs::kv_cache_dtype);
 }
 
 void bind_sampling_params(nb::module_& m) {

@@ -95,3 +95,34 @@ def test_kv_cache_dtype_on_the_cpu(tmp_path):
     finally:
         assert server.stop() == 0, server.text()
     assert "F32 at 4 byte(s) per element" in server.text()
+
+
+PY_SCRIPT = r"""
+import json, sys
+from shardlm import LLM, SamplingParams
+out = {}
+llm = LLM(model=sys.argv[1], device="cpu", threads=1, kv_cache_dtype="auto")
+res = llm.generate(["hello"], SamplingParams(temperature=0, max_tokens=4, ignore_eos=True),
+                   use_tqdm=False)
+out["tokens"] = len(res[0].outputs[0].token_ids)
+llm.shutdown()
+for kw in ({"kv_cache_dtype": "int8"}, {"quantization": "awq"}, {"kv_cache_dtype": "fp8"}):
+    try:
+        LLM(model=sys.argv[1], device="cpu", threads=1, **kw)
+        out[str(kw)] = "no error"
+    except Exception as e:  # ValueError for a bad name, the engine's error for the CPU
+        out[str(kw)] = f"{type(e).__name__}: {e}"
+print(json.dumps(out))
+"""
+
+
+def test_python_api_takes_fp8_checkpoints_and_kv_cache_dtype(tmp_path):
+    from python_api import run_script
+    model = write_fp8(tmp_path / "m", "fp8_tensor")
+    rc, out, err = run_script(PY_SCRIPT, model)
+    assert rc == 0, err[-4000:]
+    assert out["tokens"] == 4
+    assert out[str({"kv_cache_dtype": "int8"})].startswith("ValueError") and "kv_cache_dtype" in \
+        out[str({"kv_cache_dtype": "int8"})]
+    assert "quantization" in out[str({"quantization": "awq"})]
+    assert "--kv-cache-dtype fp8" in out[str({"kv_cache_dtype": "fp8"})], out
