@@ -40,8 +40,7 @@ RankRuntime::RankRuntime(const EngineArgs& args, Placement placement, std::uniqu
   // stream.
   BackendSpec spec = backend_spec(args, c);
   if (has_fp8_weights(*model_)) {
-    spec.quantization =
-        fp8_checkpoint_quantization(spec, placement_ == Placement::kAlone, *model_);
+    spec.quantization = fp8_checkpoint_quantization(spec, placement_ == Placement::kAlone, *model_);
   }
   backend_ = make_backend(spec, model_shape(c));
   if (placement_ == Placement::kAlone) weights_ = prepare_model_weights(*backend_, c, model_->weights);

@@ -31,8 +31,8 @@
 #include "backend/cuda/step_uploads.h"
 #include "backend/cuda/weight_store.h"
 #include "core/error.h"
-#include "core/fp8.h"
 #include "core/fp16.h"
+#include "core/fp8.h"
 
 namespace shardlm::cuda {
 
@@ -217,9 +217,9 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
   const bool fp8 = impl_->fp8 != nullptr;
   // An FP8 checkpoint's matrices stay as published (codes and scales) and its BF16 ones stay BF16
   // (the layers it left out); otherwise --quantization fp8 quantises every linear layer.
-  const bool checkpoint = std::any_of(w.matrices.begin(), w.matrices.end(), [](const TensorView& m) {
-    return m.data && m.dtype == DType::F8_E4M3;
-  });
+  const bool checkpoint =
+      std::any_of(w.matrices.begin(), w.matrices.end(),
+                  [](const TensorView& m) { return m.data && m.dtype == DType::F8_E4M3; });
   WeightStore::Fp8Choice choice;
   if (fp8) choice = Fp8Linear::quantises;
   if (fp8 && checkpoint) {
@@ -230,9 +230,10 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
   PreparedWeights prepared{store->upload(w, choice), store};
   spdlog::info("weights on the GPU: {:.1f} MiB ({} matrices, fp32 vectors)",
                static_cast<double>(store->bytes()) / (1 << 20),
-               !fp8          ? "BF16"
-               : checkpoint ? "the FP8 checkpoint's E4M3 linear layers with a scale per row, BF16 others"
-                            : "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output");
+               !fp8 ? "BF16"
+               : checkpoint
+                   ? "the FP8 checkpoint's E4M3 linear layers with a scale per row, BF16 others"
+                   : "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output");
   return prepared;
 }
 
@@ -416,8 +417,8 @@ void CudaBackend::store_kv(const KvLayerView& kv, const float* k, const float* v
                            const IndexArray& slots, int64_t n_tokens, int64_t kv_dim) {
   const auto timed = impl_->profile->time("store_kv");
   if (impl_->options.fp8_kv) {
-    cuda::store_kv(kv_pool<uint8_t>(kv.k, kv), kv_pool<uint8_t>(kv.v, kv), k, v,
-                   step_array(slots), n_tokens, kv_dim, impl_->stream);
+    cuda::store_kv(kv_pool<uint8_t>(kv.k, kv), kv_pool<uint8_t>(kv.v, kv), k, v, step_array(slots),
+                   n_tokens, kv_dim, impl_->stream);
     return;
   }
   cuda::store_kv(kv_pool<uint16_t>(kv.k, kv), kv_pool<uint16_t>(kv.v, kv), k, v,
