@@ -137,6 +137,12 @@ def test_dp2_tp2_answers_64_streams_like_one_process(tiny, expected):
         assert s.stop() == 0, s.text()
 
 
+def local_rank(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+    return int(env[b"SHARDLM_LOCAL_RANK"])
+
+
 def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -188,9 +194,9 @@ def test_tp_rank_of_one_replica_dies_other_serves_group_heals(tiny, expected):
     try:
         _, health = s.health()
         supervisor = health["replicas"][1]["pid"]
-        ranks = sorted(descendants(supervisor))
+        ranks = descendants(supervisor)
         assert len(ranks) == 2, ranks
-        worker = ranks[1]  # local rank 1 (started second)
+        worker = next(p for p in ranks if local_rank(p) == 1)
         time.sleep(11)  # a rank that served 10 s is restarted by its supervisor (supervisor.h)
         os.kill(worker, signal.SIGKILL)
         stop, failures, answers = threading.Event(), [], []
