@@ -108,9 +108,12 @@ def check_layout_and_spread(server, dp, ranks):
     assert server.metric("shardlm:dp_layout", dp=dp) == 1
 
 
-def test_dp2_answers_64_streams_like_one_process(tiny, expected):
-    s = DpServer(["--dp", "2"], model=tiny)
+@pytest.mark.parametrize("method", ["shortest_queue", "round_robin"])
+def test_dp2_answers_64_streams_like_one_process(tiny, expected, method):
+    s = DpServer(["--dp", "2", "--load-balance-method", method], model=tiny)
     try:
+        assert f"load balance {method}" in s.text()
+        assert s.metric("shardlm:dp_layout", load_balance_method=method) == 1
         texts = expected
         sixty_four(s, texts)
         check_layout_and_spread(s, 2, [[0], [1]])
