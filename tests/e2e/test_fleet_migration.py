@@ -4,6 +4,8 @@ serving half of 64 concurrent streams is killed with SIGKILL mid-stream, and eve
 from the other worker under the same id, its text equal to an uninterrupted greedy run (completions
 and chat). The worker API beneath it: return_token_ids, and resume_token_ids continuing a request
 exactly, with bad values refused with a 400 naming the field while the worker keeps serving.
+Disaggregated: a decode worker killed mid-stream, its streams moved to the other decode worker
+(the prefill worker sends their prompts' KV again).
 With --migration-limit 0 the cut streams end with an error event and [DONE] (test_fleet.py)."""
 import json
 import threading
@@ -130,3 +132,31 @@ def test_worker_resumes_from_token_ids_and_refuses_bad_ones(tiny):
     status, again = w.post("/v1/completions", base)
     assert status == 200 and again["choices"][0]["text"] == text
     assert w.stop() == 0, w.text()
+
+
+def test_disaggregated_streams_migrate_to_another_decode_worker(tiny, services):
+    """A decode worker killed mid-stream: its streams move to the other decode worker, whose
+    prefill the prefill worker computes and sends again; the text equals one aggregated worker's."""
+    from test_fleet_disagg import decode_worker, prefill_worker, reference
+    etcd, nats = services
+    ref = reference(tiny)
+    p = prefill_worker(tiny, etcd, nats)
+    d1, d2 = decode_worker(tiny, etcd, nats), decode_worker(tiny, etcd, nats)
+    fe = Frontend(etcd, nats, extra=["--migration-limit", "1"])
+    fe.wait_workers(3)
+    streams = [Stream(fe.base_url, "chat" if i % 2 else "completion", i) for i in range(16)]
+    for s in streams:
+        s.start()
+    wait_for(lambda: all(len(s.events) >= 4 for s in streams), timeout=120, what="16 streams")
+    kill_tree(d1.proc)
+    for s in streams:
+        s.join(300)
+        assert not s.is_alive() and s.error is None, s.error
+    assert fe.metric("shardlm:frontend_errors_total", kind="migrated_mid_stream") > 0
+    for s in streams:
+        status, full = ref.post(path_of(s.kind), body_of(s.kind, s.i, stream=False))
+        assert status == 200, full
+        assert s.events[-1] == "[DONE]" and not any("error" in c for c in s.chunks())
+        assert s.text() == text_of(s.kind, full["choices"][0]), (s.kind, s.i)
+    for s in (fe, p, d2, ref):
+        assert s.stop() == 0, s.text()
