@@ -140,6 +140,41 @@ def test_dp2_tp2_answers_64_streams_like_one_process(tiny, expected):
         assert s.stop() == 0, s.text()
 
 
+def test_stream_cut_by_a_dying_replica_ends_cleanly():
+    """A stream whose replica dies mid-way ends with an error event and [DONE] naming the failure;
+    the next requests go to the other replica (the default model: slow enough to cut)."""
+    s = DpServer(["--dp", "2"])
+    try:
+        body = {"model": SERVED_NAME, "prompt": "Once upon a time", "max_tokens": 400,
+                "temperature": 0, "ignore_eos": True, "stream": True}
+        req = urllib.request.Request(s.base_url + "/v1/completions",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        events = []
+        with urllib.request.urlopen(req, timeout=120) as r:
+            for line in r:
+                line = line.decode().strip()
+                if not line.startswith("data: "):
+                    continue
+                events.append(line[6:])
+                if len(events) == 5:  # streaming: kill the replica that serves it
+                    busy = [x for x in s.health()[1]["replicas"] if x["outstanding"] == 1]
+                    assert len(busy) == 1, s.health()
+                    os.kill(busy[0]["pid"], signal.SIGKILL)
+        assert events[-1] == "[DONE]", events[-3:]
+        error = json.loads(events[-2])["error"]
+        assert "failed" in error["message"] and error["code"] == 502, error
+        assert len(events) < 300, "the stream was not cut"
+        status, body = s.post("/v1/completions", {"model": SERVED_NAME, "prompt": "hi",
+                                                  "max_tokens": 4})
+        assert status == 200, body
+        assert re.search(rf"data-parallel replica {busy[0]['replica']} .* was killed by signal 9",
+                         s.text())
+        wait_for(lambda: s.health()[1]["status"] == "ok", 90, "the replica back")
+    finally:
+        assert s.stop() == 0, s.text()
+
+
 def local_rank(pid):
     with open(f"/proc/{pid}/environ", "rb") as f:
         env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
