@@ -148,7 +148,11 @@ void Controller::relay(const server::HttpRequest& req, httplib::Response& res) {
       replicas_.on_served(r);
       deliver_answer(f, std::move(call), std::move(hold),
                      [r](const char* kind, const std::string& error) {
-                       spdlog::warn("data parallel: replica {} {}: {}", r, kind, error);
+                       spdlog::warn("data parallel: {} from replica {} was cut ({}): the client "
+                                    "gets an error",
+                                    std::string(kind) == "failed_mid_stream" ? "a stream"
+                                                                             : "an answer",
+                                    r, error);
                      },
                      res);
       return;

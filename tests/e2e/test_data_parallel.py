@@ -168,8 +168,9 @@ def test_stream_cut_by_a_dying_replica_ends_cleanly():
         status, body = s.post("/v1/completions", {"model": SERVED_NAME, "prompt": "hi",
                                                   "max_tokens": 4})
         assert status == 200, body
-        assert re.search(rf"data-parallel replica {busy[0]['replica']} .* was killed by signal 9",
-                         s.text())
+        killed = rf"data-parallel replica {busy[0]['replica']} .* was killed by signal 9"
+        wait_for(lambda: re.search(killed, s.text()), 10, "the death named")
+        assert f"a stream from replica {busy[0]['replica']} was cut" in s.text()
         wait_for(lambda: s.health()[1]["status"] == "ok", 90, "the replica back")
     finally:
         assert s.stop() == 0, s.text()
