@@ -44,6 +44,9 @@ namespace {
 struct SendStats {
   std::atomic<int64_t> transfers{0}, parts{0}, blocks{0}, bytes{0}, failed{0};
   std::atomic<int64_t> transfer_us{0};  // connect to acknowledgement, summed
+  // From the end of the prefill's compute to the last part's acknowledgement, summed: the
+  // transfer time the overlap did not hide.
+  std::atomic<int64_t> exposed_us{0};
 };
 
 // What POST /kv/prefill asks for.
@@ -128,6 +131,8 @@ class PrefillWorker : public DisaggregatedWorker {
     };
     run_prefill(ctx_, prompt, overlap_transfer() ? send_ready : std::function<void(bool)>());
     if (t.parts == 0) send_ready(true);  // without overlap: every block in one transfer
+    const double exposed = monotonic_seconds() - computed;
+    stats_.exposed_us += static_cast<int64_t>(exposed * 1e6);
     ++stats_.transfers;
     stats_.blocks += static_cast<int64_t>(t.sent);
     res.set_content(Json{{"prompt_tokens", prompt.size()},
@@ -136,7 +141,8 @@ class PrefillWorker : public DisaggregatedWorker {
                          {"bytes", t.bytes},
                          {"parts", t.parts},
                          {"prefill_seconds", computed - start},
-                         {"transfer_seconds", t.seconds}}
+                         {"transfer_seconds", t.seconds},
+                         {"exposed_seconds", exposed}}
                         .dump(),
                     "application/json");
   }
@@ -148,7 +154,8 @@ class PrefillWorker : public DisaggregatedWorker {
             {"blocks", stats_.blocks.load()},
             {"bytes", stats_.bytes.load()},
             {"failed", stats_.failed.load()},
-            {"transfer_seconds", static_cast<double>(stats_.transfer_us.load()) * 1e-6}};
+            {"transfer_seconds", static_cast<double>(stats_.transfer_us.load()) * 1e-6},
+            {"exposed_seconds", static_cast<double>(stats_.exposed_us.load()) * 1e-6}};
   }
 
  private:
