@@ -29,13 +29,16 @@ std::chrono::milliseconds millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
-std::string label(int replica) { return fmt::format("{{replica=\"{}\"}}", replica); }
+std::string label(int replica) {
+  return fmt::format("{{replica=\"{}\"}}", replica);
+}
 
 // One gauge or counter family with a sample per replica.
 void family(std::string& out, const std::string& name, const char* type, const char* help,
             const std::vector<ReplicaView>& views, double (*value)(const ReplicaView&)) {
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-  for (const ReplicaView& v : views) out += fmt::format("{}{} {}\n", name, label(v.replica), value(v));
+  for (const ReplicaView& v : views)
+    out += fmt::format("{}{} {}\n", name, label(v.replica), value(v));
 }
 
 class Controller {
@@ -60,10 +63,17 @@ class Controller {
 };
 
 Json view_json(const ReplicaView& v) {
-  Json j{{"replica", v.replica}, {"state", replica_state_name(v.state)}, {"ranks", v.ranks},
-         {"pid", v.pid}, {"port", v.api_port}, {"outstanding", v.outstanding},
-         {"running", v.running}, {"waiting", v.waiting}, {"kv_cache_usage", v.kv_usage},
-         {"requests_served", v.served}, {"restarts", v.restarts}};
+  Json j{{"replica", v.replica},
+         {"state", replica_state_name(v.state)},
+         {"ranks", v.ranks},
+         {"pid", v.pid},
+         {"port", v.api_port},
+         {"outstanding", v.outstanding},
+         {"running", v.running},
+         {"waiting", v.waiting},
+         {"kv_cache_usage", v.kv_usage},
+         {"requests_served", v.served},
+         {"restarts", v.restarts}};
   if (v.rendezvous_port) j["rendezvous_port"] = v.rendezvous_port;
   if (!v.reason.empty()) j["reason"] = v.reason;
   return j;
@@ -78,11 +88,16 @@ void Controller::health(httplib::Response& res) const {
     list.push_back(view_json(v));
   }
   const auto& l = args_.layout;
-  Json j{{"status", serving == views.size() ? "ok" : serving > 0 ? "degraded" : "unavailable"},
+  Json j{{"status", serving == views.size() ? "ok"
+                    : serving > 0           ? "degraded"
+                                            : "unavailable"},
          {"data_parallel",
-          {{"dp", l.dp}, {"tp", l.tp}, {"pp", l.pp},
+          {{"dp", l.dp},
+           {"tp", l.tp},
+           {"pp", l.pp},
            {"load_balance_method", parallel::load_balance_method_name(l.method)}}},
-         {"replicas_serving", serving}, {"replicas", list}};
+         {"replicas_serving", serving},
+         {"replicas", list}};
   res.status = serving > 0 ? 200 : 503;
   res.set_content(j.dump(), "application/json");
 }
@@ -94,8 +109,9 @@ std::string Controller::metrics() const {
       "# HELP shardlm:dp_layout The data-parallel layout (1).\n# TYPE shardlm:dp_layout gauge\n"
       "shardlm:dp_layout{{dp=\"{}\",pp=\"{}\",tp=\"{}\",load_balance_method=\"{}\"}} 1\n",
       l.dp, l.pp, l.tp, parallel::load_balance_method_name(l.method));
-  out += "# HELP shardlm:dp_replica_up 1 while the replica serves, 0 otherwise.\n"
-         "# TYPE shardlm:dp_replica_up gauge\n";
+  out +=
+      "# HELP shardlm:dp_replica_up 1 while the replica serves, 0 otherwise.\n"
+      "# TYPE shardlm:dp_replica_up gauge\n";
   for (const ReplicaView& v : views) {
     out += fmt::format("shardlm:dp_replica_up{{replica=\"{}\",state=\"{}\"}} {}\n", v.replica,
                        replica_state_name(v.state), v.state == ReplicaState::kServing ? 1 : 0);
@@ -104,8 +120,8 @@ std::string Controller::metrics() const {
          views, [](const ReplicaView& v) { return double(v.running); });
   family(out, "shardlm:num_requests_waiting", "gauge", "Requests waiting in the replica.", views,
          [](const ReplicaView& v) { return double(v.waiting); });
-  family(out, "shardlm:kv_cache_usage_perc", "gauge", "The replica's KV cache in use (0-1).",
-         views, [](const ReplicaView& v) { return v.kv_usage; });
+  family(out, "shardlm:kv_cache_usage_perc", "gauge", "The replica's KV cache in use (0-1).", views,
+         [](const ReplicaView& v) { return v.kv_usage; });
   family(out, "shardlm:dp_requests_outstanding", "gauge",
          "Requests sent to the replica and not yet finished.", views,
          [](const ReplicaView& v) { return double(v.outstanding); });
@@ -146,15 +162,15 @@ void Controller::relay(const server::HttpRequest& req, httplib::Response& res) {
     FirstOutput f = first_output(*call, req);
     if (f.ok) {
       replicas_.on_served(r);
-      deliver_answer(f, std::move(call), std::move(hold),
-                     [r](const char* kind, const std::string& error) {
-                       spdlog::warn("data parallel: {} from replica {} was cut ({}): the client "
-                                    "gets an error",
-                                    std::string(kind) == "failed_mid_stream" ? "a stream"
-                                                                             : "an answer",
-                                    r, error);
-                     },
-                     res);
+      deliver_answer(
+          f, std::move(call), std::move(hold),
+          [r](const char* kind, const std::string& error) {
+            spdlog::warn(
+                "data parallel: {} from replica {} was cut ({}): the client "
+                "gets an error",
+                std::string(kind) == "failed_mid_stream" ? "a stream" : "an answer", r, error);
+          },
+          res);
       return;
     }
     if (f.error == "client left") {
@@ -171,8 +187,9 @@ void Controller::relay(const server::HttpRequest& req, httplib::Response& res) {
 }
 
 void Controller::register_routes(server::HttpServer& http) {
-  http.get("/health", [this](const server::HttpRequest&, httplib::Response& res) { health(res); },
-           false);
+  http.get(
+      "/health", [this](const server::HttpRequest&, httplib::Response& res) { health(res); },
+      false);
   http.get(
       "/metrics",
       [this](const server::HttpRequest&, httplib::Response& res) {
@@ -185,7 +202,9 @@ void Controller::register_routes(server::HttpServer& http) {
         res.set_content(Json{{"version", SHARDLM_VERSION}}.dump(), "application/json");
       },
       false);
-  auto forward = [this](const server::HttpRequest& req, httplib::Response& res) { relay(req, res); };
+  auto forward = [this](const server::HttpRequest& req, httplib::Response& res) {
+    relay(req, res);
+  };
   http.get("/v1/models", forward, true);
   http.get("/v1/models/(.+)", forward, true);
   for (const char* path : {"/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize"}) {
@@ -223,15 +242,15 @@ int run_data_parallel(const DataParallelArgs& args) {
   server::register_web_routes(http);
   const int port = http.bind();
   std::thread http_thread([&] { http.serve(); });
-  spdlog::info("data parallel: {} of {} replicas serving; the API is on http://{}:{} (OpenAI API "
-               "under /v1); Ctrl-C to stop",
-               serving, args.layout.dp, args.http.host, port);
+  spdlog::info(
+      "data parallel: {} of {} replicas serving; the API is on http://{}:{} (OpenAI API "
+      "under /v1); Ctrl-C to stop",
+      serving, args.layout.dp, args.http.host, port);
   const int sig = shutdown_signals::wait();
   spdlog::info("{} received: passing it on to every replica (they drain, then stop)",
                shutdown_signals::name(sig));
   controller.refuse_new_requests();
-  const int status =
-      controller.replicas().stop(sig, millis(args.shutdown_grace + 15));
+  const int status = controller.replicas().stop(sig, millis(args.shutdown_grace + 15));
   http.stop();
   http_thread.join();
   return status;

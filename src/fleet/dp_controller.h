@@ -16,11 +16,11 @@ namespace shardlm::fleet {
 
 struct DataParallelArgs {
   parallel::DataParallelLayout layout;
-  server::HttpOptions http;        // the public API
-  std::vector<std::string> own;    // this process's command line (replicas run it, rewritten)
-  int threads = 0;                 // --threads per replica rank (0: the replica's default)
-  double start_timeout = 600;      // seconds the replicas get to start
-  double shutdown_grace = 10;      // the replicas' drain, before they are killed (+15 s)
+  server::HttpOptions http;      // the public API
+  std::vector<std::string> own;  // this process's command line (replicas run it, rewritten)
+  int threads = 0;               // --threads per replica rank (0: the replica's default)
+  double start_timeout = 600;    // seconds the replicas get to start
+  double shutdown_grace = 10;    // the replicas' drain, before they are killed (+15 s)
 };
 
 // Blocks until SIGINT/SIGTERM; returns the exit status (the replicas' verdict). Throws Error when

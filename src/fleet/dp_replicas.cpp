@@ -57,10 +57,14 @@ std::string reason_of(const std::string& body) {
 
 const char* replica_state_name(ReplicaState state) {
   switch (state) {
-    case ReplicaState::kStarting: return "starting";
-    case ReplicaState::kServing: return "serving";
-    case ReplicaState::kUnhealthy: return "unhealthy";
-    case ReplicaState::kDown: return "down";
+    case ReplicaState::kStarting:
+      return "starting";
+    case ReplicaState::kServing:
+      return "serving";
+    case ReplicaState::kUnhealthy:
+      return "unhealthy";
+    case ReplicaState::kDown:
+      return "down";
   }
   return "?";
 }
@@ -101,8 +105,7 @@ void ReplicaSet::launch(Replica& r) {
   r.rendezvous_port = layout_.ranks_per_replica() > 1 ? comm::free_loopback_port() : 0;
   const auto argv = parallel::replica_command_line(
       own_, layout_, {r.index, r.api_port, r.rendezvous_port}, threads_);
-  const std::string gpus =
-      parallel::replica_gpus(r.index, layout_.ranks_per_replica(), layout_.dp);
+  const std::string gpus = parallel::replica_gpus(r.index, layout_.ranks_per_replica(), layout_.dp);
   r.process = std::make_unique<parallel::ReplicaProcess>(r.index, argv, gpus);
   r.state = ReplicaState::kStarting;
   r.reason = "starting";
@@ -110,8 +113,7 @@ void ReplicaSet::launch(Replica& r) {
   r.probe_failures = 0;
   spdlog::info("data parallel: replica {} ({}): pid {}, API 127.0.0.1:{}{}{}", r.index,
                rank_text(layout_.ranks_of(r.index)), r.process->pid(), r.api_port,
-               r.rendezvous_port ? fmt::format(", rendezvous 127.0.0.1:{}", r.rendezvous_port)
-                                 : "",
+               r.rendezvous_port ? fmt::format(", rendezvous 127.0.0.1:{}", r.rendezvous_port) : "",
                gpus.empty() ? "" : ", GPUs " + gpus);
 }
 
@@ -133,9 +135,9 @@ int ReplicaSet::start(std::chrono::milliseconds limit) {
 
 void ReplicaSet::set_state(Replica& r, ReplicaState s, const std::string& reason) {
   const bool changed = r.state != s;
-  const std::string who = fmt::format("data-parallel replica {} ({}, pid {})", r.index,
-                                      rank_text(layout_.ranks_of(r.index)),
-                                      r.process ? r.process->pid() : 0);
+  const std::string who =
+      fmt::format("data-parallel replica {} ({}, pid {})", r.index,
+                  rank_text(layout_.ranks_of(r.index)), r.process ? r.process->pid() : 0);
   if (changed && s == ReplicaState::kServing) {
     spdlog::info("{} is serving on 127.0.0.1:{}{}", who, r.api_port,
                  r.restarts > 0 || r.served_this_run ? " again: it rejoins the routing" : "");
@@ -158,8 +160,8 @@ void ReplicaSet::reap() {
     const std::string how = parallel::describe_exit(*status);
     const std::string who = fmt::format("data-parallel replica {} ({}, pid {})", r.index,
                                         rank_text(layout_.ranks_of(r.index)), r.process->pid());
-    const bool restart = !stopping_ && *status != 0 && r.served_this_run &&
-                         r.restarts < kMaxRestarts;
+    const bool restart =
+        !stopping_ && *status != 0 && r.served_this_run && r.restarts < kMaxRestarts;
     ended_.push_back(std::move(r.process));
     if (stopping_) {
       if (*status != 0) spdlog::warn("{} {} during the shutdown", who, how);
@@ -207,8 +209,8 @@ void ReplicaSet::probe(int index) {
     if (r.state == ReplicaState::kStarting) return;  // still loading
     if (++r.probe_failures >= kProbeFailuresUnhealthy) {
       set_state(r, ReplicaState::kUnhealthy,
-                fmt::format("it has not answered /health {} times in a row ({})",
-                            r.probe_failures, httplib::to_string(health.error())));
+                fmt::format("it has not answered /health {} times in a row ({})", r.probe_failures,
+                            httplib::to_string(health.error())));
     }
     return;
   }
@@ -312,8 +314,8 @@ int ReplicaSet::stop(int sig, std::chrono::milliseconds grace) {
   int verdict = 0;
   for (const auto& r : replicas_) {
     if (r->process) r->last_status = 137;  // it did not even end after SIGKILL
-    const bool by_our_signal = starting[static_cast<size_t>(r->index)] &&
-                               r->last_status == 128 + sig;
+    const bool by_our_signal =
+        starting[static_cast<size_t>(r->index)] && r->last_status == 128 + sig;
     if (verdict == 0 && !by_our_signal) verdict = r->last_status;
   }
   return verdict;

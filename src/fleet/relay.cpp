@@ -28,7 +28,9 @@ class StreamPump {
  public:
   StreamPump(std::shared_ptr<UpstreamCall> call, std::shared_ptr<void> hold, std::string first,
              RelayFailure on_failure)
-      : call_(std::move(call)), hold_(std::move(hold)), pending_(std::move(first)),
+      : call_(std::move(call)),
+        hold_(std::move(hold)),
+        pending_(std::move(first)),
         on_failure_(std::move(on_failure)) {}
 
   bool operator()(httplib::DataSink& sink) {

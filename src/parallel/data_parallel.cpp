@@ -1,9 +1,9 @@
 // Data-parallel flags, layout, checks and replica command lines (data_parallel.h).
 #include "parallel/data_parallel.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <set>
 
@@ -16,9 +16,8 @@ namespace {
 // Flags the controller owns or sets itself for each replica; all take one value.
 const std::set<std::string>& replaced_flags() {
   static const std::set<std::string> names = {
-      "--dp",   "--data-parallel-size", "--dp-size",        "--load-balance-method",
-      "--host", "--port",               "--metrics-port",   "--dist-init-addr",
-      "--nproc-per-node"};
+      "--dp",   "--data-parallel-size", "--dp-size",        "--load-balance-method", "--host",
+      "--port", "--metrics-port",       "--dist-init-addr", "--nproc-per-node"};
   return names;
 }
 
@@ -54,9 +53,10 @@ std::string rank_range(const std::vector<int>& ranks) {
 LoadBalanceMethod parse_load_balance_method(const std::string& text) {
   if (text == "shortest_queue") return LoadBalanceMethod::kShortestQueue;
   if (text == "round_robin") return LoadBalanceMethod::kRoundRobin;
-  fail("--load-balance-method '{}' is not known; use shortest_queue (the replica with the fewest "
-       "requests running and waiting) or round_robin",
-       text);
+  fail(
+      "--load-balance-method '{}' is not known; use shortest_queue (the replica with the fewest "
+      "requests running and waiting) or round_robin",
+      text);
 }
 
 const char* load_balance_method_name(LoadBalanceMethod method) {
@@ -99,20 +99,23 @@ DataParallelLayout settle_data_parallel(const DataParallelFlags& dp, const Launc
   }
   if (l.dp == 1) return l;
   if (launch.nproc_per_node && *launch.nproc_per_node != l.world_size()) {
-    fail("--nproc-per-node {} does not match --dp {} x --pp {} x --tp {} = {} ranks on this node; "
-         "give --nproc-per-node {} or leave it out",
-         *launch.nproc_per_node, l.dp, l.pp, l.tp, l.world_size(), l.world_size());
+    fail(
+        "--nproc-per-node {} does not match --dp {} x --pp {} x --tp {} = {} ranks on this node; "
+        "give --nproc-per-node {} or leave it out",
+        *launch.nproc_per_node, l.dp, l.pp, l.tp, l.world_size(), l.world_size());
   }
   if (launch.nnodes.value_or(1) > 1) {
-    fail("--dp {} with --nnodes {}: data parallelism across nodes is not supported yet; run one "
-         "`shardlm serve --dp N` per node (each node its own API) behind `shardlm frontend`, or "
-         "drop --nnodes",
-         l.dp, *launch.nnodes);
+    fail(
+        "--dp {} with --nnodes {}: data parallelism across nodes is not supported yet; run one "
+        "`shardlm serve --dp N` per node (each node its own API) behind `shardlm frontend`, or "
+        "drop --nnodes",
+        l.dp, *launch.nnodes);
   }
   if (const std::string by = rank_placing_launcher(launch, env); !by.empty()) {
-    fail("--dp {} cannot be combined with {} (a launch that places every rank itself) yet: start "
-         "one `shardlm serve --dp N` per node without it",
-         l.dp, by);
+    fail(
+        "--dp {} cannot be combined with {} (a launch that places every rank itself) yet: start "
+        "one `shardlm serve --dp N` per node without it",
+        l.dp, by);
   }
   return l;
 }

@@ -30,8 +30,8 @@ LoadBalanceMethod parse_load_balance_method(const std::string& text);  // throws
 const char* load_balance_method_name(LoadBalanceMethod method);
 
 struct DataParallelFlags {
-  int size = 1;                             // --dp, --data-parallel-size, --dp-size
-  std::string method = "shortest_queue";    // --load-balance-method
+  int size = 1;                           // --dp, --data-parallel-size, --dp-size
+  std::string method = "shortest_queue";  // --load-balance-method
 };
 
 // Registers --dp/--data-parallel-size/--dp-size and --load-balance-method on `cmd`.

@@ -1,12 +1,11 @@
 // ReplicaProcess: spawn, output relay, exit status (replica_process.h).
 #include "parallel/replica_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -127,7 +126,8 @@ std::string describe_exit(int status) {
   if (status <= 128) return "exited with status " + std::to_string(status);
   const int sig = status - 128;
   const char* name = sigabbrev_np(sig);
-  return "was killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
+  return "was killed by signal " + std::to_string(sig) +
+         (name ? std::string(" (SIG") + name + ")" : "");
 }
 
 std::string replica_gpus(int replica, int ranks_per_replica, int replicas) {

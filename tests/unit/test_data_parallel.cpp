@@ -33,9 +33,11 @@ TEST(DataParallelLayout, ReplicasHoldConsecutiveRanks) {
   EXPECT_EQ(l.world_size(), 4);
   EXPECT_THAT(l.ranks_of(0), ElementsAre(0, 1));
   EXPECT_THAT(l.ranks_of(1), ElementsAre(2, 3));
-  EXPECT_EQ(l.describe(), "dp 2 x pp 1 x tp 2 = 4 ranks; replica 0: ranks 0-1, replica 1: ranks 2-3");
-  EXPECT_EQ(settle(3).describe(),
-            "dp 3 x pp 1 x tp 1 = 3 ranks; replica 0: rank 0, replica 1: rank 1, replica 2: rank 2");
+  EXPECT_EQ(l.describe(),
+            "dp 2 x pp 1 x tp 2 = 4 ranks; replica 0: ranks 0-1, replica 1: ranks 2-3");
+  EXPECT_EQ(
+      settle(3).describe(),
+      "dp 3 x pp 1 x tp 1 = 3 ranks; replica 0: rank 0, replica 1: rank 1, replica 2: rank 2");
   EXPECT_EQ(settle(2, 2, 2).ranks_of(1), (std::vector<int>{4, 5, 6, 7}));
 }
 
@@ -53,9 +55,13 @@ TEST(DataParallelLayout, BadOrUnsupportedLaunchesAreRefusedByName) {
   nodes.nnodes = 2;
   EXPECT_THAT(error_of([&] { settle(2, {}, {}, nodes); }),
               AllOf(HasSubstr("--nnodes 2"), HasSubstr("not supported yet")));
-  EXPECT_THAT(error_of([] { settle(2, {}, {}, {}, {{"OMPI_COMM_WORLD_SIZE", "2"}}); }),
+  EXPECT_THAT(error_of([] {
+                settle(2, {}, {}, {}, {{"OMPI_COMM_WORLD_SIZE", "2"}});
+              }),
               HasSubstr("OMPI_COMM_WORLD_SIZE"));
-  EXPECT_THAT(error_of([] { settle(2, {}, {}, {}, {{"SLURM_PROCID", "0"}}); }),
+  EXPECT_THAT(error_of([] {
+                settle(2, {}, {}, {}, {{"SLURM_PROCID", "0"}});
+              }),
               HasSubstr("SLURM_PROCID"));
   DataParallelFlags method;
   method.size = 2;
@@ -78,11 +84,24 @@ TEST(DataParallelFlags, AllThreeSpellingsAndTheMethod) {
 }
 
 TEST(DataParallelCommandLine, ReplicaGetsItsPortsAndNoDpFlags) {
-  const std::vector<std::string> own = {"shardlm", "serve", "--model", "m.gguf", "--dp", "2",
-                                        "--host=0.0.0.0", "--port", "8000", "--tp", "2",
-                                        "--dist-init-addr", "10.0.0.1:29500",
-                                        "--nproc-per-node=4", "--load-balance-method",
-                                        "round_robin", "--metrics-port", "9000"};
+  const std::vector<std::string> own = {"shardlm",
+                                        "serve",
+                                        "--model",
+                                        "m.gguf",
+                                        "--dp",
+                                        "2",
+                                        "--host=0.0.0.0",
+                                        "--port",
+                                        "8000",
+                                        "--tp",
+                                        "2",
+                                        "--dist-init-addr",
+                                        "10.0.0.1:29500",
+                                        "--nproc-per-node=4",
+                                        "--load-balance-method",
+                                        "round_robin",
+                                        "--metrics-port",
+                                        "9000"};
   const DataParallelLayout l = settle(2, 2);
   EXPECT_THAT(replica_command_line(own, l, {1, 4001, 5001}, 1),
               ElementsAre("shardlm", "serve", "--model", "m.gguf", "--tp", "2", "--host",
