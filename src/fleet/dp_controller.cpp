@@ -231,16 +231,16 @@ int run_data_parallel(const DataParallelArgs& args) {
   spdlog::info("data parallel: {}; load balance {}", args.layout.describe(),
                parallel::load_balance_method_name(args.layout.method));
   Controller controller(args);
+  server::HttpServer http(args.http);
+  controller.register_routes(http);
+  server::register_web_routes(http);
+  const int port = http.bind();  // a taken port fails before any replica loads
   const int serving = controller.replicas().start(millis(args.start_timeout));
   if (serving == 0) {
     const int status = controller.replicas().stop(SIGTERM, std::chrono::seconds(5));
     fail("no data-parallel replica started (see the [replica N] lines above); exit status {}",
          status);
   }
-  server::HttpServer http(args.http);
-  controller.register_routes(http);
-  server::register_web_routes(http);
-  const int port = http.bind();
   std::thread http_thread([&] { http.serve(); });
   spdlog::info(
       "data parallel: {} of {} replicas serving; the API is on http://{}:{} (OpenAI API "

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -282,6 +283,18 @@ def test_doctor_prints_the_layout(tiny):
     # Every replica refuses the layout itself (the tiny model's 4 heads do not split over 3).
     (["--dp-size", "2", "--tp", "3"], "no data-parallel replica started"),
 ])
+def test_taken_port_fails_before_any_replica_starts(tiny):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([BINARY, "serve", "--model", tiny, "--port", str(port), "--dp", "2"],
+                             capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in text, text
+    assert "replica 0 (rank 0): pid" not in text, text
+
+
 def test_bad_flags_are_named(tiny, flags, message):
     out = subprocess.run([BINARY, "serve", "--model", tiny, "--port", "0", *flags],
                          capture_output=True, text=True, timeout=60)
