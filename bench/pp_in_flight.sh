@@ -34,7 +34,7 @@ rank_figures() {  # url -> "rank step comm" lines
 start_group() {  # extra flags...; sets P (the master's pid) and URL
   local log=/tmp/ppif_${MODE}_server.log
   if [ "$MODE" = netns ]; then
-    local G="--model $M --threads 1 --log-interval 0 --pp 2 --nnodes 2 --dist-init-addr ${ADDR[0]}:29655"
+    local G="--model $M --threads 1 --log-interval 0 --pp 2 --nnodes 2 --dist-init-addr ${ADDR[0]}:29655 --cluster-token ppif-bench"
     ip netns exec "${NS[1]}" $B serve $G --node-rank 1 --port 0 "$@" > /tmp/ppif_netns_worker.log 2>&1 &
     ip netns exec "${NS[0]}" $B serve $G --node-rank 0 --host ${ADDR[0]} --port 8311 "$@" > $log 2>&1 &
     P=$!; URL=http://${ADDR[0]}:8311
