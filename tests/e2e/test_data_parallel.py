@@ -273,16 +273,6 @@ def test_doctor_prints_the_layout(tiny):
     assert text.index("data parallel:") < text.index("verdict: ok"), text
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--dp", "0"], "--dp 0 is not a replica count"),
-    (["--dp", "2", "--nproc-per-node", "3"], "--nproc-per-node 3 does not match --dp 2"),
-    (["--dp", "2", "--nnodes", "2", "--node-rank", "0", "--dist-init-addr", "127.0.0.1:1"],
-     "--nnodes 2"),
-    (["--dp", "2", "--load-balance-method", "fastest"], "--load-balance-method 'fastest'"),
-    (["--data-parallel-size", "2", "--metrics-port", "0"], "--metrics-port with --dp 2"),
-    # Every replica refuses the layout itself (the tiny model's 4 heads do not split over 3).
-    (["--dp-size", "2", "--tp", "3"], "no data-parallel replica started"),
-])
 def test_taken_port_fails_before_any_replica_starts(tiny):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -295,6 +285,16 @@ def test_taken_port_fails_before_any_replica_starts(tiny):
     assert "replica 0 (rank 0): pid" not in text, text
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--dp", "0"], "--dp 0 is not a replica count"),
+    (["--dp", "2", "--nproc-per-node", "3"], "--nproc-per-node 3 does not match --dp 2"),
+    (["--dp", "2", "--nnodes", "2", "--node-rank", "0", "--dist-init-addr", "127.0.0.1:1"],
+     "--nnodes 2"),
+    (["--dp", "2", "--load-balance-method", "fastest"], "--load-balance-method 'fastest'"),
+    (["--data-parallel-size", "2", "--metrics-port", "0"], "--metrics-port with --dp 2"),
+    # Every replica refuses the layout itself (the tiny model's 4 heads do not split over 3).
+    (["--dp-size", "2", "--tp", "3"], "no data-parallel replica started"),
+])
 def test_bad_flags_are_named(tiny, flags, message):
     out = subprocess.run([BINARY, "serve", "--model", tiny, "--port", "0", *flags],
                          capture_output=True, text=True, timeout=60)
