@@ -29,8 +29,7 @@ std::string KvBlockLayout::describe() const {
                      block_size, elem_bytes, values ? "" : ", latent");
 }
 
-KvBlockSet export_prompt_blocks(Engine& engine, const std::vector<int32_t>& prompt,
-                                size_t from) {
+KvBlockSet export_prompt_blocks(Engine& engine, const std::vector<int32_t>& prompt, size_t from) {
   BlockManager& blocks = engine.block_manager_between_steps();
   ModelRunner& runner = engine.runner();
   KvBlockSet set;

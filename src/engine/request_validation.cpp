@@ -67,8 +67,10 @@ void validate_resumed_output(const RequestLimits& limits, const std::vector<int3
   if (resumed.empty()) return;
   const auto n = static_cast<int64_t>(resumed.size());
   if (n >= params.max_tokens) {
-    refuse(param, "'{}' holds {} tokens, but max_tokens is {}: a resumed request must have "
-           "tokens left to generate", param, n, params.max_tokens);
+    refuse(param,
+           "'{}' holds {} tokens, but max_tokens is {}: a resumed request must have "
+           "tokens left to generate",
+           param, n, params.max_tokens);
   }
   if (static_cast<int64_t>(prompt.size()) + n >= limits.max_model_len) {
     refuse(param, "the prompt ({} tokens) and '{}' ({}) leave no room in the context of {} tokens",
@@ -83,8 +85,8 @@ void validate_resumed_output(const RequestLimits& limits, const std::vector<int3
              limits.vocab_size);
     }
     if (matcher && !matcher->accept(id)) {
-      refuse(param, "'{}'[{}] (token {}) is not allowed by the request's output constraint",
-             param, i, id);
+      refuse(param, "'{}'[{}] (token {}) is not allowed by the request's output constraint", param,
+             i, id);
     }
   }
 }

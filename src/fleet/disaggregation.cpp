@@ -125,7 +125,8 @@ class PrefillWorker : public DisaggregatedWorker {
     const std::function<void(bool)> send_ready = [&](bool last) {
       if (last) computed = monotonic_seconds();
       KvBlockSet set;
-      ctx_.engine.run_between_steps([&](Engine& e) { set = export_prompt_blocks(e, prompt, t.sent); })
+      ctx_.engine
+          .run_between_steps([&](Engine& e) { set = export_prompt_blocks(e, prompt, t.sent); })
           .get();
       if (set.n_blocks() > t.sent || (last && t.parts == 0)) send(t, set);
     };
@@ -167,7 +168,7 @@ class PrefillWorker : public DisaggregatedWorker {
     size_t sent = 0;  // blocks sent so far
     int parts = 0;
     size_t bytes = 0;
-    double seconds = 0;  // spent sending
+    double seconds = 0;   // spent sending
     KvSendResult result;  // the last part's
   };
 

@@ -1,8 +1,6 @@
 // KvTransferServer: accept loop, one thread per connection, frames through KvSocket.
 #include "fleet/kv_transfer_server.h"
 
-#include <algorithm>
-
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -11,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 

@@ -17,12 +17,14 @@ using Kind = UpstreamPiece::Kind;
 constexpr auto kPoll = std::chrono::milliseconds(500);
 constexpr std::string_view kData = "data: ";
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string dump(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 // The SSE error event and [DONE] that end a stream no worker could finish.
 std::string cut_tail(const std::string& why) {
-  return server::sse_data(dump(
-             Json{{"error", {{"message", why}, {"type", "server_error"}, {"code", 502}}}})) +
+  return server::sse_data(
+             dump(Json{{"error", {{"message", why}, {"type", "server_error"}, {"code", 502}}}})) +
          server::sse_done();
 }
 
@@ -104,7 +106,10 @@ namespace {
 class MigratingPump {
  public:
   MigratingPump(StreamStart start, Json body, int limit, MigrationHooks hooks)
-      : s_(std::move(start)), body_(std::move(body)), left_(limit), hooks_(std::move(hooks)),
+      : s_(std::move(start)),
+        body_(std::move(body)),
+        left_(limit),
+        hooks_(std::move(hooks)),
         tracker_(body_.value("return_token_ids", false) == true) {}
 
   bool operator()(httplib::DataSink& sink) {
@@ -154,15 +159,17 @@ class MigratingPump {
     if (left_ > 0 && migrate(sink, why)) return false;
     if (why.empty()) why = "the migration limit is reached";
     write(sink, cut_tail(fmt::format("the worker serving this stream failed ({}) and it could not "
-                                     "move to another ({}); retry the request", error, why)));
+                                     "move to another ({}); retry the request",
+                                     error, why)));
     return true;
   }
 
   bool migrate(httplib::DataSink& sink, std::string& why) {
     --left_;
     const std::string from = s_.worker;
-    auto next = hooks_.restart(resume_body(body_, tracker_.token_ids()), from,
-                               [&sink] { return sink.is_writable(); }, why);
+    auto next = hooks_.restart(
+        resume_body(body_, tracker_.token_ids()), from, [&sink] { return sink.is_writable(); },
+        why);
     if (!next) {
       spdlog::warn("fleet: stream from worker {} could not migrate: {}", from, why);
       return false;
@@ -188,8 +195,8 @@ class MigratingPump {
 void deliver_migrating_stream(StreamStart start, Json body, int limit, MigrationHooks hooks,
                               httplib::Response& res) {
   res.status = 200;
-  auto pump = std::make_shared<MigratingPump>(std::move(start), std::move(body), limit,
-                                              std::move(hooks));
+  auto pump =
+      std::make_shared<MigratingPump>(std::move(start), std::move(body), limit, std::move(hooks));
   res.set_chunked_content_provider(
       "text/event-stream", [pump](size_t, httplib::DataSink& sink) { return (*pump)(sink); });
 }

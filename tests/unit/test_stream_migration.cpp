@@ -17,7 +17,9 @@ std::string event(const std::string& id, int created, const std::string& text, J
   return "data: " + Json{{"id", id}, {"created", created}, {"choices", {c}}}.dump() + "\n\n";
 }
 
-Json payload(const std::string& sse) { return Json::parse(sse.substr(6, sse.size() - 8)); }
+Json payload(const std::string& sse) {
+  return Json::parse(sse.substr(6, sse.size() - 8));
+}
 
 TEST(FleetStreamMigration, PassesWholeEventsAndGathersTokenIds) {
   MigrationTracker t(false);
@@ -29,8 +31,8 @@ TEST(FleetStreamMigration, PassesWholeEventsAndGathersTokenIds) {
   EXPECT_EQ(t.token_ids(), (std::vector<int32_t>{1, 2}));
   // the worker died mid-event: its bytes are dropped, the next worker's stream takes over
   t.restart();
-  const std::string next = t.feed(event("cmpl-b", 9, "lo", {3}) + event("cmpl-b", 9, "!", {4},
-                                                                      "length"));
+  const std::string next =
+      t.feed(event("cmpl-b", 9, "lo", {3}) + event("cmpl-b", 9, "!", {4}, "length"));
   const size_t split = next.find("\n\n") + 2;
   for (const std::string& e : {next.substr(0, split), next.substr(split)}) {
     EXPECT_EQ(payload(e)["id"], "cmpl-a");
@@ -57,8 +59,8 @@ TEST(FleetStreamMigration, KeepsTokenIdsTheClientAskedForAndResumesWithThem) {
 TEST(FleetStreamMigration, OnlyOneChoiceStreamsMigrate) {
   EXPECT_TRUE(migratable_stream("/v1/completions", {{"prompt", "p"}, {"stream", true}}));
   EXPECT_TRUE(migratable_stream("/v1/completions", {{"prompt", {1, 2}}, {"stream", true}}));
-  EXPECT_TRUE(migratable_stream("/v1/chat/completions", {{"messages", Json::array()},
-                                                         {"stream", true}, {"n", 1}}));
+  EXPECT_TRUE(migratable_stream("/v1/chat/completions",
+                                {{"messages", Json::array()}, {"stream", true}, {"n", 1}}));
   EXPECT_FALSE(migratable_stream("/v1/completions", {{"prompt", "p"}}));
   EXPECT_FALSE(migratable_stream("/v1/completions", {{"prompt", {"a", "b"}}, {"stream", true}}));
   EXPECT_FALSE(migratable_stream("/v1/chat/completions", {{"stream", true}, {"n", 2}}));
