@@ -8,7 +8,8 @@ Starts etcd and NATS on free ports and, in turn:
   disagg      a prefill worker and a decode worker behind the frontend
 and prints each run's TTFT and TPOT (medians, p99) from bench serve's JSON report, the frontend's
 TPOT overhead against direct, the prefill worker's KV transfer bandwidth (bytes sent / seconds from
-connect to acknowledgement, from its /kv/stats) and raw loopback TCP bandwidth (one socket, 1 GiB).
+connect to acknowledgement, from its /kv/stats) against the link's raw bandwidth as `shardlm doctor`
+measures it (probes to the decode worker's KV port), and raw loopback TCP (one Python socket, 1 GiB).
 Usage:
   build/e2e-venv/bin/python bench/fleet_disagg.py --binary build/shardlm \
       --model ~/.cache/shardlm/models/SmolLM2-135M-Instruct.Q4_1.gguf --num-prompts 64 \
@@ -172,6 +173,9 @@ def main():
             results["disagg"] = bench(a, furl, "disagg", 2 * a.rounds + 1)
             with urllib.request.urlopen(purl + "/kv/stats") as r:
                 kv = json.loads(r.read())
+            doctor = subprocess.run([a.binary, "doctor", "--etcd-endpoints", fleet[0]],
+                                    capture_output=True, text=True, timeout=120).stdout
+            link = re.search(r"KV transfer link \S+: ([\d.]+) GB/s raw", doctor)
             stop(fe, p, d)
     finally:
         for proc in PROCS:
@@ -198,6 +202,10 @@ def main():
     print(f"KV transfer: {kv['transfers']} transfers, {kv['blocks']} blocks, "
           f"{kv['bytes'] / 1e6:.1f} MB in {kv['transfer_seconds']:.3f} s: {bw / 1e9:.2f} GB/s "
           f"(connect to ack, incl. the decode engine's import)")
+    if link:
+        raw = float(link.group(1)) * 1e9
+        print(f"the link's raw bandwidth by `shardlm doctor` (64 MiB probes to the decode worker's "
+              f"KV port): {raw / 1e9:.2f} GB/s; the KV transfer reached {bw / raw * 100:.0f}% of it")
     print(f"loopback TCP (one socket, 1 GiB): {loopback_bandwidth() / 1e9:.2f} GB/s")
 
 

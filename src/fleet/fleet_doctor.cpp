@@ -4,9 +4,11 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "fleet/etcd_client.h"
+#include "fleet/kv_transfer_client.h"
 #include "fleet/nats_bus.h"
 #include "fleet/worker_info.h"
 
@@ -36,6 +38,21 @@ std::string probe_health(const std::string& url) {
   return res->status == 200 ? "healthy" : fmt::format("unhealthy (HTTP {})", res->status);
 }
 
+// The raw bandwidth of this host's link to a decode worker's KV transfer port: the best of three
+// 64 MiB probes (what a KV transfer over that link can approach; its own rate is in the worker's
+// /kv/stats).
+std::string probe_kv_bandwidth(const std::string& target) {
+  constexpr uint64_t kBytes = uint64_t(64) << 20;
+  try {
+    double best = 1e30;
+    for (int i = 0; i < 3; ++i) best = std::min(best, probe_kv_link(target, kBytes));
+    return fmt::format("KV transfer link {}: {:.2f} GB/s raw (best of 3 probes of 64 MiB)", target,
+                       static_cast<double>(kBytes) / best / 1e9);
+  } catch (const std::exception& e) {
+    return fmt::format("KV transfer link {}: UNREACHABLE: {}", target, e.what());
+  }
+}
+
 void list_workers(EtcdClient& etcd) {
   const auto entries = etcd.get_prefix(kWorkersPrefix);
   fmt::print("workers registered: {}\n", entries.size());
@@ -48,6 +65,7 @@ void list_workers(EtcdClient& etcd) {
     }
     fmt::print("  {}  model '{}'  {}  tp {} x pp {}  block {}  {}: {}\n", w->id, w->model, w->url,
                w->tp, w->pp, w->block_size, w->role, probe_health(w->url));
+    if (!w->kv_transfer.empty()) fmt::print("    {}\n", probe_kv_bandwidth(w->kv_transfer));
   }
 }
 

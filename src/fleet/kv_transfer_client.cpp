@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -123,6 +124,31 @@ KvSendResult send_kv_blocks(const std::string& target, uint64_t request_id, cons
   r.bytes = head.size() + payload_bytes;
   r.seconds = monotonic_seconds() - start;
   return r;
+}
+
+double probe_kv_link(const std::string& target, uint64_t bytes, std::chrono::milliseconds timeout) {
+  const std::string filler(std::min<uint64_t>(bytes, 4 << 20), '\x5a');
+  const double start = monotonic_seconds();
+  const std::atomic<bool> never{false};
+  KvSocket s(connect_tcp(target, timeout), never);
+  const auto deadline = KvSocket::Clock::now() + timeout;
+  bool ok = s.write_all(encode_header({kKvTransferVersion, KvFrameKind::kProbe, 0, bytes}),
+                        deadline);
+  for (uint64_t left = bytes; ok && left > 0;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, filler.size()));
+    ok = s.write_all(std::string_view(filler.data(), n), deadline);
+    left -= n;
+  }
+  std::string head(kKvFrameHeaderBytes, '\0'), why;
+  if (!ok || s.read_exact(head.data(), head.size(), deadline) != KvSocket::Status::kOk)
+    fail("the KV transfer port {} stopped taking the probe (closed or timed out)", target);
+  const auto h = decode_header(head, why);
+  if (!h || h->kind != KvFrameKind::kAck)
+    fail("the KV transfer port {} refused the probe ({}): an older shardlm?", target,
+         why.empty() ? "an error frame" : why);
+  std::string reply(std::min<uint64_t>(h->payload_bytes, 1 << 16), '\0');
+  s.read_exact(reply.data(), reply.size(), deadline);
+  return monotonic_seconds() - start;
 }
 
 }  // namespace shardlm::fleet

@@ -21,6 +21,12 @@ struct KvSendResult {
 KvSendResult send_kv_blocks(const std::string& target, uint64_t request_id, const KvBlockSet& set,
                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// `doctor`'s raw bandwidth of the link to a decode worker's KV transfer port: `bytes` of filler
+// in one kProbe frame, timed from the connect to its answer (the same socket path as a transfer,
+// without the engine). Seconds; throws Error naming the worker.
+double probe_kv_link(const std::string& target, uint64_t bytes,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 // Connects to host:port within `timeout`; the socket, or throws Error. (Also for tests.)
 int connect_tcp(const std::string& target, std::chrono::milliseconds timeout);
 

@@ -55,7 +55,7 @@ std::optional<KvFrameHeader> decode_header(const std::string& b, std::string& wh
                       kKvTransferVersion);
     return std::nullopt;
   }
-  if (kind < 1 || kind > 3) {
+  if (kind < 1 || kind > 4) {
     why = fmt::format("unknown frame kind {}", kind);
     return std::nullopt;
   }

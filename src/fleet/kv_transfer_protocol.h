@@ -3,7 +3,9 @@
 // A frame is a fixed 32-byte header (little-endian: magic "SLKV", version, kind, request id,
 // payload length) and its payload. A kBlocks payload is a u32 length, a JSON object (the layout,
 // the prefix's token ids and block hashes) and the blocks' K/V bytes (engine/kv_block_transfer.h);
-// kAck carries {"blocks": n} and kError a message. Anything else is refused with a log line.
+// kAck carries {"blocks": n} and kError a message. kProbe is `shardlm doctor`'s bandwidth probe:
+// its payload (any bytes, up to kKvMaxProbeBytes) is read and dropped and answered with kAck
+// {"bytes": n}. Anything else is refused with a log line.
 // An overlapped transfer is several such connections for one request, each with the whole
 // prefix's tokens and hashes so far but only the bytes of the blocks after the earlier parts'
 // ("first" in the metadata; 0 when absent).
@@ -22,7 +24,9 @@ inline constexpr size_t kKvFrameHeaderBytes = 32;
 // The largest payload a decode worker reads (a bigger length is refused before any allocation).
 inline constexpr uint64_t kKvMaxPayloadBytes = uint64_t(4) << 30;
 
-enum class KvFrameKind : uint16_t { kBlocks = 1, kAck = 2, kError = 3 };
+inline constexpr uint64_t kKvMaxProbeBytes = uint64_t(1) << 30;
+
+enum class KvFrameKind : uint16_t { kBlocks = 1, kAck = 2, kError = 3, kProbe = 4 };
 
 struct KvFrameHeader {
   uint16_t version = kKvTransferVersion;

@@ -70,6 +70,29 @@ bool reply(KvSocket& s, KvFrameKind kind, uint64_t id, const std::string& payloa
 
 }  // namespace
 
+void KvTransferServer::drop_probe(KvSocket& s, const KvFrameHeader& h, const std::string& peer,
+                                  KvSocket::Clock::time_point deadline) {
+  if (h.payload_bytes > kKvMaxProbeBytes) {
+    spdlog::warn("kv transfer: refused {}: a probe of {} bytes (at most {})", peer,
+                 h.payload_bytes, kKvMaxProbeBytes);
+    ++stats_.refused;
+    reply(s, KvFrameKind::kError, h.request_id, "probe too large", timeout_);
+    return;
+  }
+  std::string chunk(std::min<uint64_t>(h.payload_bytes, 1 << 20), '\0');
+  for (uint64_t left = h.payload_bytes; left > 0;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, chunk.size()));
+    if (s.read_exact(chunk.data(), n, deadline) != KvSocket::Status::kOk) {
+      spdlog::warn("kv transfer: {} stopped its probe before its {} bytes arrived", peer,
+                   h.payload_bytes);
+      return;
+    }
+    left -= n;
+  }
+  reply(s, KvFrameKind::kAck, h.request_id, nlohmann::json{{"bytes", h.payload_bytes}}.dump(),
+        timeout_);
+}
+
 KvTransferServer::KvTransferServer(const std::string& host, int port, Store store,
                                    std::chrono::milliseconds timeout)
     : store_(std::move(store)), timeout_(timeout) {
@@ -125,6 +148,7 @@ void KvTransferServer::serve(int fd, std::string peer) {
     return;
   }
   const auto h = decode_header(head, why);
+  if (h && h->kind == KvFrameKind::kProbe) return drop_probe(s, *h, peer, deadline);
   if (!h || h->kind != KvFrameKind::kBlocks) {
     if (why.empty()) why = "a frame that is not a block transfer";
     spdlog::warn("kv transfer: refused {}: {}", peer, why);

@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "engine/kv_block_transfer.h"
+#include "fleet/kv_transfer_protocol.h"
+#include "fleet/kv_transfer_socket.h"
 
 namespace shardlm::fleet {
 
@@ -41,6 +43,9 @@ class KvTransferServer {
  private:
   void accept_loop();
   void serve(int fd, std::string peer);
+  // A kProbe frame (doctor's bandwidth probe): its payload read and dropped, then a kAck.
+  void drop_probe(KvSocket& s, const KvFrameHeader& h, const std::string& peer,
+                  KvSocket::Clock::time_point deadline);
   void reap();  // joins connection threads that have finished
 
   Store store_;

@@ -12,10 +12,11 @@ import json
 import re
 import socket
 import struct
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import SERVED_NAME, STARTED, Server, kill_tree
+from conftest import BINARY, SERVED_NAME, STARTED, Server, kill_tree
 from test_fleet import (Frontend, pytestmark, services, stream_events, tiny,  # noqa: F401
                         wait_for, worker)
 
@@ -209,6 +210,7 @@ def test_hostile_bytes_on_the_kv_transfer_port_are_refused(tiny, services):
                       "values": True, "tokens": [1] * BLOCK, "hashes": [12345]}).encode()
     reply = exchange(port, frame(payload=struct.pack("<I", len(bad)) + bad))
     assert reply[:4] == b"SLKV" and struct.unpack("<H", reply[6:8])[0] == 3, reply
+    assert b"probe too large" in exchange(port, frame(kind=4, length=(1 << 30) + 1))
     exchange(port, frame(length=1000) + b"short")  # a payload cut short
     exchange(port, b"")  # connect and leave
     wait_for(lambda: kv_stats(d)["refused"] >= 8, what="the refusals counted")
@@ -217,6 +219,25 @@ def test_hostile_bytes_on_the_kv_transfer_port_are_refused(tiny, services):
     for prompt in PROMPTS:
         assert complete(fe, prompt) == complete(ref, prompt)
     assert kv_stats(d)["transfers"] == len(PROMPTS)
+    for s in (fe, p, d, ref):
+        assert s.stop() == 0, s.text()
+
+
+def test_doctor_measures_the_kv_transfer_link(tiny, services):
+    """`shardlm doctor --etcd-endpoints` probes each decode worker's KV transfer port with 64 MiB
+    of filler (read and dropped there) and prints the raw bandwidth that a transfer can approach;
+    the worker keeps serving and counts no refusal."""
+    etcd, nats = services
+    ref, p, d, fe = disaggregated_fleet(tiny, etcd, nats)
+    port = kv_port(d)
+    out = subprocess.run([BINARY, "doctor", "--etcd-endpoints", etcd.endpoint, "--nats-server",
+                          nats.url], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    m = re.search(r"KV transfer link [\w.\[\]:-]+:%d: ([\d.]+) GB/s raw" % port, out.stdout)
+    assert m and float(m.group(1)) > 0, out.stdout
+    assert kv_stats(d)["refused"] == 0
+    for prompt in PROMPTS[:2]:
+        assert complete(fe, prompt) == complete(ref, prompt)
     for s in (fe, p, d, ref):
         assert s.stop() == 0, s.text()
 
