@@ -6,7 +6,8 @@
 # runs them as two nodes in two network namespaces joined by a veth pair (needs root), the
 # benchmark client beside the master. Per rank it prints the share of the run's wall time the
 # rank spent computing (shardlm:rank_step_seconds - rank_comm_seconds, differences over the run)
-# and so its wait share (the rest). Results in /tmp/ppif_<mode>_<name>_c<N>.txt.
+# and so its wait share (the rest). Results in /tmp/ppif_<mode>_<name>_c<N>.txt;
+# PPIF_CONCURRENCY="8" runs only that concurrency.
 cd "$(dirname "$0")/.."
 B=$(realpath "${SHARDLM_BINARY:-build/shardlm}")
 M=${SHARDLM_MODEL:-$HOME/.cache/shardlm/models/SmolLM2-135M-Instruct.Q4_1.gguf}
@@ -65,7 +66,7 @@ run() {  # name concurrency extra flags...
 }
 
 if [ "$MODE" = netns ]; then trap netns_down EXIT; netns_up; fi
-for c in 8 32; do
+for c in ${PPIF_CONCURRENCY:-8 32}; do
   run in_flight $c
   run one_step $c --pp-steps-in-flight 1
 done

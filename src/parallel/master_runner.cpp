@@ -4,13 +4,16 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
-#include "parallel/step_message.h"
+#include "parallel/step_channel.h"
 
 namespace shardlm::parallel {
 
 GroupMasterRunner::GroupMasterRunner(comm::Communicator& comm, int32_t vocab,
                                      std::chrono::milliseconds heartbeat)
-    : comm_(comm), vocab_(vocab), last_send_(std::chrono::steady_clock::now()) {
+    : comm_(comm),
+      vocab_(vocab),
+      sender_(comm, kMaxStepsInFlight),
+      last_send_(std::chrono::steady_clock::now()) {
   heartbeat_ = std::thread([this, heartbeat] { heartbeat_loop(heartbeat); });
 }
 
@@ -24,8 +27,7 @@ GroupMasterRunner::~GroupMasterRunner() {
   if (abandoned_) return;
   try {
     std::lock_guard lock(mu_);
-    auto bytes = encode_step({StepKind::kShutdown, {}});
-    comm_.broadcast(bytes, 0);
+    sender_.send_and_wait({StepKind::kShutdown, {}});
   } catch (const std::exception& e) {
     spdlog::warn("could not tell the workers to shut down: {}", e.what());
   }
@@ -37,8 +39,7 @@ void GroupMasterRunner::heartbeat_loop(std::chrono::milliseconds period) {
     std::unique_lock lock(mu_, std::try_to_lock);
     if (!lock || std::chrono::steady_clock::now() - last_send_ < period) continue;
     try {
-      auto bytes = encode_step({StepKind::kHeartbeat, {}});
-      comm_.broadcast(bytes, 0);
+      sender_.send_and_wait({StepKind::kHeartbeat, {}});
       last_send_ = std::chrono::steady_clock::now();
     } catch (const std::exception& e) {
       const std::string why = with_diagnosis(e.what());
@@ -56,8 +57,7 @@ std::string GroupMasterRunner::failure() const {
 }
 
 void GroupMasterRunner::broadcast_step(const ForwardBatch& batch) {
-  auto bytes = encode_step({StepKind::kForward, batch});
-  comm_.broadcast(bytes, 0);
+  sender_.send({StepKind::kForward, batch});
   last_send_ = std::chrono::steady_clock::now();
 }
 
@@ -104,10 +104,8 @@ std::string GroupMasterRunner::with_diagnosis(const std::string& error) const {
 }
 
 void worker_loop(comm::Communicator& comm, const std::function<void(const ForwardBatch&)>& step) {
-  std::vector<char> bytes;
   while (true) {
-    comm.broadcast(bytes, 0);
-    const StepMessage m = decode_step(bytes);
+    const StepMessage m = receive_step(comm);
     if (m.kind == StepKind::kShutdown) return;
     if (m.kind == StepKind::kHeartbeat) continue;
     step(m.batch);

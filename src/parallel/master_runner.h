@@ -1,7 +1,8 @@
 // The master's side of a group step, shared by tensor and pipeline parallelism: each step's batch
-// is broadcast to every rank as a StepMessage before the master runs its own part (run_local); a
-// heartbeat goes out while idle so a dead rank is noticed within the steady-state timeout; the
-// destructor tells the workers to shut down. worker_loop is the other side.
+// is sent to every rank as a StepMessage (step_channel.h: without waiting for the ranks) before
+// the master runs its own part (run_local); a heartbeat goes out while idle so a dead rank is
+// noticed within the steady-state timeout; the destructor tells the workers to shut down.
+// worker_loop is the other side.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 
 #include "comm/communicator.h"
 #include "engine/model_runner.h"
+#include "parallel/step_channel.h"
 
 namespace shardlm::parallel {
 
@@ -56,7 +58,10 @@ class GroupMasterRunner : public ModelRunner {
   // `error` with the ranks the diagnosis finds gone ("...; not answering: rank 2 on host-c").
   std::string with_diagnosis(const std::string& error) const;
 
+  // Sizes the step sender's ring (--pp-steps-in-flight above it only waits on older sends).
+  static constexpr int kMaxStepsInFlight = 8;
   int32_t vocab_;
+  StepSender sender_;  // steps, heartbeats and the shutdown to every worker (under mu_)
   std::function<std::string()> diagnose_;
   mutable std::mutex failure_mu_;
   std::string failure_;  // set by the heartbeat when a rank stopped answering

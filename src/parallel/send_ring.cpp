@@ -15,6 +15,14 @@ SendRing::~SendRing() {
   }
 }
 
+void SendRing::wait_all() {
+  for (Slot& s : slots_) {
+    if (!s.pending) continue;
+    const std::unique_ptr<comm::PendingSend> pending = std::move(s.pending);
+    pending->wait();
+  }
+}
+
 float* SendRing::next(size_t n) {
   Slot& s = slots_[next_];
   if (s.pending) {

@@ -26,6 +26,8 @@ class SendRing {
   float* next(size_t n);
   // Starts sending the first n floats of the buffer next() returned to `dst`.
   void send(comm::Communicator& comm, size_t n, int dst);
+  // Waits for every send in flight; throws the first one's Error.
+  void wait_all();
 
  private:
   struct Slot {
