@@ -62,9 +62,11 @@ run() {  # name concurrency extra flags...
   kill -INT $P; wait $P; sleep 1
   echo "$MODE $name c=$c: $(grep -E 'Output token throughput' /tmp/ppif_${MODE}_${name}_c$c.txt)"
   join /tmp/ppif_before /tmp/ppif_after | awk -v w=$wall '{
-    busy = ($4 - $2) - ($5 - $3); printf "  rank %s: computing %.0f%% of %.1f s, waiting %.0f%%\n", $1, 100 * busy / w, w, 100 - 100 * busy / w }'
+    busy = ($4 - $2) - ($5 - $3); comm = $5 - $3
+    printf "  rank %s: computing %.0f%% of %.1f s, waiting %.0f%% (in collectives and sends %.0f%%)\n", $1, 100 * busy / w, w, 100 - 100 * busy / w, 100 * comm / w }'
 }
 
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0  # sourced (bench/tp_netns.sh): the functions only
 if [ "$MODE" = netns ]; then trap netns_down EXIT; netns_up; fi
 for c in ${PPIF_CONCURRENCY:-8 32}; do
   run in_flight $c
