@@ -9,7 +9,8 @@
 
 namespace shardlm {
 
-// F8_E4M3 is a device backend's own form (--quantization fp8), never a file's.
+// F8_E4M3: a device backend's form for --quantization fp8, and the weights of FP8 checkpoints
+// (safetensors F8_E4M3, with their scales; model/fp8_checkpoint).
 enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, I32, F8_E4M3 };
 
 struct DTypeTraits {

@@ -43,9 +43,10 @@ bool find_reference(const std::string& name, TinyModelSpec& spec) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
+  if (argc < 2 || argv[1][0] == '-') {  // `--help` is not a path to write a model to
     std::fprintf(stderr,
-                 "usage: %s OUT [--layers N] [--arch NAME] [--hf] [--untied] [--reference NAME]\n",
+                 "usage: %s OUT [--layers N] [--arch NAME] [--hf] [--untied] [--reference NAME] "
+                 "[--fp8 FORMAT]\n",
                  argv[0]);
     return 2;
   }
