@@ -171,7 +171,7 @@ void take_start_port(int& port) {
   fleet::DataParallelArgs a;
   a.layout = l;
   a.http = o.args.http;
-  a.own = fleet::own_command_line();
+  a.own = parallel::own_command_line();
   a.threads = o.args.engine.threads > 0
                   ? 0
                   : parallel::threads_per_rank(l, std::thread::hardware_concurrency());

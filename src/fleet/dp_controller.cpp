@@ -4,8 +4,6 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -213,19 +211,6 @@ void Controller::register_routes(server::HttpServer& http) {
 }
 
 }  // namespace
-
-std::vector<std::string> own_command_line() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> args;
-  for (size_t start = 0; start < all.size();) {
-    const size_t end = all.find('\0', start);
-    args.push_back(all.substr(start, end - start));
-    start = end == std::string::npos ? all.size() : end + 1;
-  }
-  if (args.empty()) fail("cannot read this process's command line from /proc/self/cmdline");
-  return args;
-}
 
 int run_data_parallel(const DataParallelArgs& args) {
   spdlog::info("data parallel: {}; load balance {}", args.layout.describe(),

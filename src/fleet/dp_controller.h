@@ -27,7 +27,4 @@ struct DataParallelArgs {
 // no replica starts.
 int run_data_parallel(const DataParallelArgs& args);
 
-// "shardlm serve --dp 2 ..." as /proc/self/cmdline has it.
-std::vector<std::string> own_command_line();
-
 }  // namespace shardlm::fleet

@@ -26,20 +26,6 @@ namespace shardlm::parallel {
 
 namespace {
 
-// This process's own command line, read back so the children run exactly the same command.
-std::vector<std::string> own_command_line() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> args;
-  for (size_t start = 0; start < all.size();) {
-    const size_t end = all.find('\0', start);
-    args.push_back(all.substr(start, end - start));
-    start = end == std::string::npos ? all.size() : end + 1;
-  }
-  if (args.empty()) fail("cannot read this process's command line from /proc/self/cmdline");
-  return args;
-}
-
 // The GPU a local rank uses when the node has several: the (local_rank mod n)-th of
 // CUDA_VISIBLE_DEVICES's list, or of the n GPUs this process sees; "" to leave it alone.
 std::string gpu_for(int local_rank, int gpus) {
@@ -246,6 +232,19 @@ class Supervisor {
 };
 
 }  // namespace
+
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  for (size_t start = 0; start < all.size();) {
+    const size_t end = all.find('\0', start);
+    args.push_back(all.substr(start, end - start));
+    start = end == std::string::npos ? all.size() : end + 1;
+  }
+  if (args.empty()) fail("cannot read this process's command line from /proc/self/cmdline");
+  return args;
+}
 
 void follow_supervisor() {
   const char* pid = std::getenv(kSupervisorPidVariable);

@@ -12,6 +12,9 @@
 //   rank mod the GPU count).
 #pragma once
 
+#include <string>
+#include <vector>
+
 namespace shardlm::parallel {
 
 struct SupervisorOptions {
@@ -31,6 +34,11 @@ int supervise_local_ranks(const SupervisorOptions& options);
 // In a supervised child (kSupervisorPidVariable set): asks the kernel for SIGTERM when the
 // supervisor dies, and throws Error when it is already gone. Does nothing in other processes.
 void follow_supervisor();
+
+// This process's own command line ("shardlm serve ..." as /proc/self/cmdline has it), read back
+// so children (local ranks, data-parallel replicas) run exactly the same command. Throws Error
+// when it cannot be read.
+std::vector<std::string> own_command_line();
 // A rank started by mpirun or srun: SIGTERM when the launcher process dies (a SIGKILLed mpirun
 // must not leave ranks serving); the master drains, the workers follow it.
 void die_with_launcher();
