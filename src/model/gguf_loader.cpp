@@ -63,6 +63,24 @@ void read_deepseek_moe(const GgufFile& g, const std::string& p, ModelConfig& c) 
   for (int il = 0; il < std::min(dense, c.n_layers); ++il) c.dense_layers.push_back(il);
 }
 
+// llama.cpp's ernie4_5-moe keys: the leading dense layers (moe_layer_start_index), every
+// interleave_moe_layer_step-th layer after them a mixture, ungated shared experts (of
+// expert_shared_feed_forward_length, else expert_shared_count experts' width, as llama.cpp reads
+// them), the router's correction bias (exp_probs_b), probabilities always renormalised.
+void read_ernie_moe(const GgufFile& g, const std::string& p, ModelConfig& c) {
+  const int dense = static_cast<int>(g.get_int(p + "leading_dense_block_count").value_or(0));
+  for (int il = 0; il < std::min(dense, c.n_layers); ++il) c.dense_layers.push_back(il);
+  c.moe_layer_step = optional_int(g, p + "interleave_moe_layer_step", 1);
+  const int shared = static_cast<int>(g.get_int(p + "expert_shared_count").value_or(0));
+  c.shared_ffn_dim = 0;
+  if (shared > 0) {
+    c.shared_ffn_dim =
+        optional_int(g, p + "expert_shared_feed_forward_length", shared * c.moe_ffn_dim);
+  }
+  c.moe_score_bias = true;
+  c.norm_topk_prob = true;
+}
+
 // llama.cpp's deepseek2 attention keys: q_lora_rank (absent: none), kv_lora_rank, the rope part
 // (rope.dimension_count), a query head's and a value head's sizes (key_length_mla /
 // value_length_mla in files converted for the absorbed form, else key_length / value_length), and
@@ -96,7 +114,8 @@ void read_mla(const GgufFile& g, const std::string& p, ModelConfig& c) {
   apply_yarn(c, factor, orig, 32, 1, true, 1.0, mscale_all);
 }
 
-// llama.cpp's expert keys: every layer of these files is a mixture of experts.
+// llama.cpp's expert keys: every layer of these files is a mixture of experts (but deepseek2's
+// and ernie4_5-moe's leading dense layers).
 void read_moe(const GgufFile& g, const Architecture& arch, ModelConfig& c) {
   const std::string p = arch.gguf_name() + ".";
   c.n_experts = required_int(g, p + "expert_count");
@@ -119,6 +138,7 @@ void read_moe(const GgufFile& g, const Architecture& arch, ModelConfig& c) {
     c.shared_ffn_dim = required_int(g, p + "expert_shared_feed_forward_length");
     c.shared_expert_gated = true;
   }
+  if (arch.moe->ernie_layers) read_ernie_moe(g, p, c);
 }
 
 ModelConfig read_config(const GgufFile& g, const Architecture& arch) {
@@ -177,12 +197,6 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   if (arch_name.empty()) fail("'{}': missing metadata key 'general.architecture'", path);
   const bool has_experts = g.get_int(arch_name + ".expert_count").value_or(0) > 0;
   const Architecture& arch = find_architecture(arch_name, path, has_experts);
-  if (arch.moe && arch.moe->ernie_layers) {
-    fail(
-        "'{}': GGUF '{}' files ({}) are not supported yet; load the model's Hugging Face "
-        "directory (config.json + safetensors) instead",
-        path, arch_name, arch.name);
-  }
   m->config = read_config(g, arch);
   read_rope_factors(g, m->config);
   m->tokenizer = tokenizer_spec_from_gguf(g);

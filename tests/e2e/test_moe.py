@@ -2,7 +2,7 @@
 completions from a tiny qwen3_moe Hugging Face checkpoint with the greedy text `shardlm generate`
 gives, requests run together give what they give alone (a token's experts do not depend on its
 neighbours), a mixtral GGUF file (llama.cpp's layout: "llama" with an expert count, stacked
-experts) serves, TP=2 groups (each rank half of every expert) and a TP=2 x PP=2 group equal one
+experts) and an ERNIE-4.5 one ("ernie4_5-moe") serve, TP=2 groups (each rank half of every expert) and a TP=2 x PP=2 group equal one
 process, and --load-format dummy builds a MoE model from a config.json."""
 import json
 import subprocess
@@ -70,13 +70,25 @@ def test_requests_together_equal_alone(qwen3_moe):
         assert server.stop() == 0, server.text()
 
 
-def test_mixtral_gguf_serves(mixtral_gguf):
-    info = subprocess.run([BINARY, "info", "-m", mixtral_gguf], capture_output=True, text=True)
-    assert "architecture:   mixtral" in info.stdout, info.stdout
-    server = Server(model=mixtral_gguf, threads=2)
+@pytest.fixture(scope="module")
+def ernie_gguf(tmp_path_factory):
+    """llama.cpp's ernie4_5-moe layout: a leading dense layer, shared experts, exp_probs_b."""
+    path = str(tmp_path_factory.mktemp("moe") / "ernie.gguf")
+    subprocess.run([TOOL, path, "--reference", "ernie4_5_moe"], check=True)
+    return path
+
+
+@pytest.mark.parametrize("model_fixture,arch", [("mixtral_gguf", "mixtral"),
+                                                ("ernie_gguf", "ernie4_5_moe")])
+def test_gguf_serves(model_fixture, arch, request):
+    model = request.getfixturevalue(model_fixture)
+    info = subprocess.run([BINARY, "info", "-m", model], capture_output=True, text=True)
+    assert f"architecture:   {arch}" in info.stdout, info.stdout
+    server = Server(model=model, threads=2)
     try:
         text, _ = complete(server, "hello")
         assert text
+        assert chat(server, "hello") == generate_chat(model, "hello")
     finally:
         assert server.stop() == 0, server.text()
 
@@ -89,7 +101,7 @@ def qwen2_moe(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("model_fixture", ["mixtral_gguf", "qwen2_moe"])
+@pytest.mark.parametrize("model_fixture", ["mixtral_gguf", "qwen2_moe", "ernie_gguf"])
 def test_tp2_equals_one_process(model_fixture, request):
     """Each rank holds half of every expert's FFN (and of the shared expert)."""
     model = request.getfixturevalue(model_fixture)

@@ -132,6 +132,7 @@ std::string gguf_arch(const std::string& arch) {
   if (arch == "qwen2_moe") return "qwen2moe";
   if (arch == "mixtral") return "llama";
   if (arch == "deepseek_v2" || arch == "deepseek_v3") return "deepseek2";
+  if (arch == "ernie4_5_moe") return "ernie4_5-moe";
   return arch;
 }
 
@@ -572,6 +573,25 @@ void add_deepseek2_keys(GgufWriter& w, const TinyModelSpec& s) {
   w.set(a + "rope.scaling.yarn_log_multiplier", 0.1f * s.yarn_mscale_all);
 }
 
+// llama.cpp's ernie4_5-moe keys as its converter writes them: the dense layers lead, then every
+// layer is a mixture with n_shared experts' worth of shared width (its converter derives that
+// width as intermediate_size / num_key_value_heads, equal to n_shared x moe_ffn for the published
+// models; the tiny spec's dense width is not, so the width is written as it is).
+void add_ernie_keys(GgufWriter& w, const TinyModelSpec& s) {
+  const std::string a = "ernie4_5-moe.";
+  for (size_t i = 0; i < s.dense_layers.size(); ++i) {
+    if (s.dense_layers[i] != static_cast<int>(i)) {
+      throw std::invalid_argument("ernie4_5-moe GGUF files have leading dense layers only");
+    }
+  }
+  w.set(a + "leading_dense_block_count", static_cast<uint32_t>(s.dense_layers.size()));
+  w.set(a + "interleave_moe_layer_step", static_cast<uint32_t>(1));
+  w.set(a + "expert_shared_count", static_cast<uint32_t>(s.n_shared));
+  if (s.n_shared > 0) {
+    w.set(a + "expert_shared_feed_forward_length", static_cast<uint32_t>(s.n_shared * s.moe_ffn));
+  }
+}
+
 }  // namespace
 
 void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DType weight_type,
@@ -589,12 +609,10 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
   w.set(a + ".context_length", static_cast<uint32_t>(s.context));
   w.set(a + ".rope.freq_base", s.rope_theta);
   w.set(a + ".attention.layer_norm_rms_epsilon", s.norm_eps);
-  if (s.arch == "ernie4_5_moe") {
-    throw std::invalid_argument("write_tiny_gguf_model: no GGUF writer for " + s.arch);
-  }
   if (s.is_mla()) add_deepseek2_keys(w, s);
+  if (s.arch == "ernie4_5_moe") add_ernie_keys(w, s);
   if (s.n_experts > 0) {
-    if (!s.dense_layers.empty() && !s.is_mla()) {
+    if (!s.dense_layers.empty() && !s.is_mla() && s.arch != "ernie4_5_moe") {
       throw std::invalid_argument("GGUF mixture-of-experts models have no dense layers");
     }
     w.set(a + ".expert_count", static_cast<uint32_t>(s.n_experts));
@@ -625,7 +643,8 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
     } else if (permute && t.name.find("attn_k.weight") != std::string::npos) {
       t.values = permute_for_interleaved_rope(t.values, s.d_model, s.n_kv_heads, s.head_dim);
     }
-    const DType dt = t.ne.size() >= 2 ? weight_type : DType::F32;
+    const bool vector = t.ne.size() < 2 || t.name.ends_with(".bias");  // ernie's [1, n] bias
+    const DType dt = vector ? DType::F32 : weight_type;
     w.add_tensor({t.name, t.ne, dt, std::move(t.values)});
   }
   if (s.llama3_scaling) {

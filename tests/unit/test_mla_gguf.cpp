@@ -1,7 +1,8 @@
-// DeepSeek GGUF files as llama.cpp writes them ("deepseek2": attn_q_a/attn_q_b or attn_q,
-// attn_kv_a_mqa, attn_kv_b, stacked ffn_*_exps, ffn_*_shexp, exp_probs_b, the leading dense
-// layers, sigmoid gating, expert groups, YaRN from rope.scaling.*) load the same model as the
-// Hugging Face directory.
+// DeepSeek and ERNIE-4.5 MoE GGUF files as llama.cpp writes them load the same model as the
+// Hugging Face directory. "deepseek2": attn_q_a/attn_q_b or attn_q, attn_kv_a_mqa, attn_kv_b,
+// stacked ffn_*_exps, ffn_*_shexp, exp_probs_b, the leading dense layers, sigmoid gating, expert
+// groups, YaRN from rope.scaling.*; "ernie4_5-moe": the leading dense layers, ungated shared
+// experts, exp_probs_b.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,7 +19,6 @@ const std::vector<int32_t> kIds = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111
 
 TEST(MlaGguf, Deepseek2FilesMatchTheHfDirectory) {
   for (const auto& [name, spec] : reference_tiny_mla_models()) {
-    if (name == "ernie4_5_moe") continue;
     TempDir dir("mla-gguf-" + name);
     write_tiny_hf_model(dir.path("hf"), spec);
     write_tiny_gguf_model(dir.path("stacked.gguf"), spec, DType::F32);
@@ -32,6 +32,10 @@ TEST(MlaGguf, Deepseek2FilesMatchTheHfDirectory) {
     EXPECT_EQ(c.kv_dim(), h.kv_dim());
     EXPECT_EQ(c.q_lora_rank, h.q_lora_rank);
     EXPECT_EQ(c.dense_layers, h.dense_layers);
+    EXPECT_EQ(c.moe_layer_step, h.moe_layer_step);
+    EXPECT_EQ(c.shared_ffn_dim, h.shared_ffn_dim);
+    EXPECT_EQ(c.moe_score_bias, h.moe_score_bias);
+    EXPECT_EQ(c.norm_topk_prob, h.norm_topk_prob);
     EXPECT_EQ(c.moe_routing.n_groups, h.moe_routing.n_groups);
     EXPECT_FLOAT_EQ(c.attn_scale_mul, h.attn_scale_mul);
     EXPECT_EQ(c.rope_freq_factors, h.rope_freq_factors);
