@@ -185,7 +185,8 @@ class Backend {
   // the tokens routed to it -> out[t] = sum of the weighted expert outputs (plus the shared expert
   // times its sigmoid gate). A token's output does not depend on the other tokens of the step.
   // out must not alias x. With w.tp > 1, tp_gather joins the ranks' expert hidden columns before
-  // down and their output columns at the end, so out is the whole result on every rank. The CPU
+  // down and their output columns at the end, so out is the whole result on every rank; with
+  // w.partial_sum (Megatron) out is this rank's partial sum for the caller to all-reduce. The CPU
   // reference is cpu::moe_ffn (backend/cpu/moe.h); a backend without it refuses MoE models at
   // start-up (make_backend).
   virtual void moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_tokens, float* out,

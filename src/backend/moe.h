@@ -56,6 +56,12 @@ struct MoeFfnWeights {
   bool expert_parallel = false;
   int first_expert = 0;
   int n_routed = 0;  // all experts (the router's rows); 0: gate.size()
+  // Megatron (the default TP mode where the backend has it): down and shared_down hold this rank's
+  // input columns of every output row (row-parallel), so the op writes this rank's partial sum of
+  // the whole output without any gather, and the caller all-reduces it, once per layer. The
+  // experts are split as above (sliced: 1/tp of each; expert_parallel: whole experts, only their
+  // slots summed); the shared expert is split like a dense FFN either way.
+  bool partial_sum = false;
 
   int n_experts() const { return n_routed > 0 ? n_routed : static_cast<int>(gate.size()); }
   int n_local() const { return static_cast<int>(gate.size()); }

@@ -150,8 +150,12 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
 
 void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
   if (!L.moe.empty()) {
-    // Tensor-parallel ranks hold 1/tp of each expert; the op gathers as mlp's matmuls do.
-    be_.moe_ffn(L.moe, buf_.xn, n, buf_.moe_out, L.moe.tp > 1 ? &gather_ : nullptr);
+    if (L.moe.partial_sum) {  // Megatron: this rank's partial sum, completed by one all-reduce
+      be_.moe_ffn(L.moe, buf_.xn, n, buf_.moe_out, nullptr);
+      all_reduce_(buf_.moe_out, n * c_.d_model);
+    } else {  // exact: tensor-parallel ranks gather inside the op as mlp's matmuls do
+      be_.moe_ffn(L.moe, buf_.xn, n, buf_.moe_out, L.moe.tp > 1 ? &gather_ : nullptr);
+    }
     be_.add(buf_.x, buf_.moe_out, n * c_.d_model);
     return;
   }

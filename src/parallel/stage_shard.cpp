@@ -16,7 +16,8 @@ StageShard::StageShard(const Model& full, Backend& backend, const KvCacheShape& 
       backend_(backend),
       staged_(!backend.host_memory()),
       megatron_(cfg.tp > 1 &&
-                use_megatron(full.config, full.weights, cfg.tp, cfg.tp_exact, &tp_mode_)),
+                use_megatron(full.config, full.weights, cfg.tp, cfg.tp_exact, &tp_mode_,
+                             cfg.expert_parallel, backend.host_memory())),
       shard_(cfg.tp > 1 ? shard_model(full, layout_.tp_rank, cfg.tp, cfg.expert_parallel, megatron_)
                         : nullptr),
       model_(shard_ ? shard_.get() : &full),

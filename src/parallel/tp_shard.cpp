@@ -43,32 +43,47 @@ const float* vec_slice(const float* v, int64_t first) {
   return v ? v + first : nullptr;
 }
 
+// Where a rank's 1/tp of an FFN's down projection lies: its output rows [d0, d0 + nd) (exact), or
+// with `megatron` (non-null) its input columns, copied into *megatron's storage.
+struct DownSplit {
+  int64_t d0, nd;
+  Model* megatron;
+};
+
+// One FFN's gate/up rows [f0, f0 + f/tp) and its down split; the whole FFN's width f.
+void slice_ffn(TensorView& gate, TensorView& up, TensorView& down, int tp_rank, int tp,
+               const DownSplit& split) {
+  const int64_t f = gate.ne[1], f0 = tp_rank * f / tp, nf = f / tp;
+  gate = row_slice(gate, f0, nf);
+  up = row_slice(up, f0, nf);
+  down = split.megatron ? col_slice(down, f0, nf, *split.megatron)
+                        : row_slice(down, split.d0, split.nd);
+}
+
 // Rank tp_rank's slice of a mixture-of-experts FFN: each expert (and the shared expert) split
-// as a dense FFN is (gate/up rows of its width, down rows of d_model); the router and the shared
-// expert's gate stay whole, so every rank routes every token alike.
-MoeFfnWeights moe_slice(const MoeFfnWeights& full, int tp_rank, int tp, int64_t d0, int64_t nd) {
+// as a dense FFN is; the router and the shared expert's gate stay whole, so every rank routes
+// every token alike.
+MoeFfnWeights moe_slice(const MoeFfnWeights& full, int tp_rank, int tp, const DownSplit& split) {
   MoeFfnWeights m = full;
   m.tp = tp;
-  const int64_t f = full.gate[0].ne[1], f0 = tp_rank * f / tp, nf = f / tp;
+  m.partial_sum = split.megatron != nullptr;
   for (size_t e = 0; e < full.gate.size(); ++e) {
-    m.gate[e] = row_slice(full.gate[e], f0, nf);
-    m.up[e] = row_slice(full.up[e], f0, nf);
-    m.down[e] = row_slice(full.down[e], d0, nd);
+    slice_ffn(m.gate[e], m.up[e], m.down[e], tp_rank, tp, split);
   }
-  if (!full.has_shared()) return m;
-  const int64_t s = full.shared_gate.ne[1], s0 = tp_rank * s / tp, ns = s / tp;
-  m.shared_gate = row_slice(full.shared_gate, s0, ns);
-  m.shared_up = row_slice(full.shared_up, s0, ns);
-  m.shared_down = row_slice(full.shared_down, d0, nd);
+  if (full.has_shared()) slice_ffn(m.shared_gate, m.shared_up, m.shared_down, tp_rank, tp, split);
   return m;
 }
 
 // Rank tp_rank's experts under expert parallelism: experts [r*E/tp, (r+1)*E/tp) whole, the router
-// and the shared expert whole.
-MoeFfnWeights expert_shard(const MoeFfnWeights& full, int tp_rank, int tp) {
+// whole; the shared expert whole, or under Megatron split as a dense FFN (its partial sum).
+MoeFfnWeights expert_shard(const MoeFfnWeights& full, int tp_rank, int tp, Model* megatron) {
   MoeFfnWeights m = full;
   m.tp = tp;
   m.expert_parallel = true;
+  m.partial_sum = megatron != nullptr;
+  if (megatron && full.has_shared()) {
+    slice_ffn(m.shared_gate, m.shared_up, m.shared_down, tp_rank, tp, {0, 0, megatron});
+  }
   m.n_routed = full.n_experts();
   const int per = full.n_experts() / tp;
   m.first_expert = tp_rank * per;
@@ -130,25 +145,37 @@ void check_tp_shardable(const ModelConfig& c, int tp, const ModelWeights&, bool 
   need(c.d_model, "hidden size");
 }
 
-std::string megatron_misfit(const ModelConfig& c, const ModelWeights& w, int tp) {
-  if (c.is_moe()) return "a mixture of experts";
-  if (c.is_mla()) return "multi-head latent attention";
+std::string megatron_misfit(const ModelConfig& c, const ModelWeights& w, int tp,
+                            bool expert_parallel, bool host_backend) {
+  if (!host_backend && c.is_moe()) return "a mixture of experts on this backend";
+  if (!host_backend && c.is_mla()) return "multi-head latent attention on this backend";
+  if (expert_parallel && c.shared_ffn_dim % tp != 0) {
+    return fmt::format("a shared expert of width {} (not a multiple of {})", c.shared_ffn_dim, tp);
+  }
+  auto misfit = [&](const TensorView& t, int64_t n) {
+    return t.data && !row_fits_blocks(t.dtype, n)
+               ? fmt::format("{} per rank of {} are not whole {} blocks", n, t.name,
+                             dtype_name(t.dtype))
+               : std::string();
+  };
   for (const LayerWeights& L : w.layers) {
-    const std::pair<const TensorView*, int64_t> cols[] = {{&L.wo, c.q_dim() / tp},
-                                                          {&L.w_down, c.ffn_dim / tp}};
+    std::vector<std::pair<const TensorView*, int64_t>> cols = {{&L.wo, c.attn_out_dim() / tp},
+                                                               {&L.w_down, c.ffn_dim / tp}};
+    if (L.moe.has_shared()) cols.emplace_back(&L.moe.shared_down, c.shared_ffn_dim / tp);
+    if (!expert_parallel) {
+      for (const TensorView& d : L.moe.down) cols.emplace_back(&d, c.moe_ffn_dim / tp);
+    }
     for (const auto& [t, n] : cols) {
-      if (t->data && !row_fits_blocks(t->dtype, n)) {
-        return fmt::format("{} per rank of {} are not whole {} blocks", n, t->name,
-                           dtype_name(t->dtype));
-      }
+      if (std::string why = misfit(*t, n); !why.empty()) return why;
     }
   }
   return "";
 }
 
 bool use_megatron(const ModelConfig& c, const ModelWeights& w, int tp, bool tp_exact,
-                  std::string* why) {
-  const std::string misfit = tp_exact ? "" : megatron_misfit(c, w, tp);
+                  std::string* why, bool expert_parallel, bool host_backend) {
+  const std::string misfit =
+      tp_exact ? "" : megatron_misfit(c, w, tp, expert_parallel, host_backend);
   const bool megatron = !tp_exact && misfit.empty();
   if (why) {
     *why = megatron   ? "Megatron (row-parallel O and down, one all-reduce after each)"
@@ -175,7 +202,8 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp, bool 
   m->config.n_kv_heads = std::max(1, c.n_kv_heads / tp);
   m->config.ffn_dim = c.ffn_dim / tp;
   m->config.moe_ffn_dim = expert_parallel ? c.moe_ffn_dim : c.moe_ffn_dim / tp;
-  m->config.shared_ffn_dim = expert_parallel ? c.shared_ffn_dim : c.shared_ffn_dim / tp;
+  m->config.shared_ffn_dim =
+      expert_parallel && !megatron ? c.shared_ffn_dim : c.shared_ffn_dim / tp;
   m->tokenizer = full.tokenizer;
   m->chat_template = full.chat_template;
   const int64_t q0 = int64_t{tp_rank} * c.q_dim() / tp, nq = c.q_dim() / tp;
@@ -184,6 +212,7 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp, bool 
   const int64_t f0 = int64_t{tp_rank} * c.ffn_dim / tp, nf = c.ffn_dim / tp;
   const int64_t v0 = int64_t{tp_rank} * c.vocab_size / tp, nv = c.vocab_size / tp;
   const int64_t d0 = int64_t{tp_rank} * c.d_model / tp, nd = c.d_model / tp;
+  const int64_t a0 = int64_t{tp_rank} * c.attn_out_dim() / tp, na = c.attn_out_dim() / tp;
   ModelWeights& w = m->weights;
   w.tok_embd = full.weights.tok_embd;
   w.output_norm = full.weights.output_norm;
@@ -196,14 +225,14 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp, bool 
     L.bq = vec_slice(F.bq, q0);
     L.bk = vec_slice(F.bk, kv0);
     L.bv = vec_slice(F.bv, kv0);
-    L.wo = megatron ? col_slice(F.wo, q0, nq, *m) : row_slice(F.wo, d0, nd);
+    L.wo = megatron ? col_slice(F.wo, a0, na, *m) : row_slice(F.wo, d0, nd);
     L.w_gate = row_slice(F.w_gate, f0, nf);
     L.w_up = row_slice(F.w_up, f0, nf);
     L.w_down = megatron ? col_slice(F.w_down, f0, nf, *m) : row_slice(F.w_down, d0, nd);
     if (c.is_mla()) L.mla = mla_heads(F, tp_rank, tp, q0, nq, L);
     if (!F.moe.empty()) {
-      L.moe = expert_parallel ? expert_shard(F.moe, tp_rank, tp)
-                              : moe_slice(F.moe, tp_rank, tp, d0, nd);
+      L.moe = expert_parallel ? expert_shard(F.moe, tp_rank, tp, megatron ? m.get() : nullptr)
+                              : moe_slice(F.moe, tp_rank, tp, {d0, nd, megatron ? m.get() : nullptr});
     }
     w.layers.push_back(L);
   }

@@ -6,7 +6,10 @@
 //   produce (row-parallel; copied once at load, since a view has no row stride), so each rank's
 //   O and down give a partial sum of the full output and one all-reduce after each completes it.
 //   Sums in another order than one process: results equal one process within float rounding.
-// - Exact (--tp-exact, and always for mixtures of experts and MLA): rank r keeps output rows
+//   Mixtures of experts alike on the CPU backend (each expert's down, or with
+//   --enable-expert-parallel the whole experts' slots, summed into a partial output; the shared
+//   expert split as a dense FFN), and MLA's O over its heads' value columns.
+// - Exact (--tp-exact, and mixtures of experts and MLA on CUDA): rank r keeps output rows
 //   [r*d/tp, ...) of O and down (each expert's alike); the forward gathers the heads' and FFN
 //   outputs before O and down and the d/tp output slices after them, so every output is computed
 //   over its full input exactly as on one rank: greedy results equal a single process bit for bit.
@@ -34,13 +37,17 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp,
                                    bool expert_parallel = false, bool megatron = false);
 
 // Why Megatron TP does not apply to this model at this tp ("" when it does): a mixture of experts
-// or multi-head latent attention (their FFN / attention gather as in exact mode), or O / down
-// input columns per rank that are not whole blocks of their quantized format.
-std::string megatron_misfit(const ModelConfig& c, const ModelWeights& w, int tp);
+// or multi-head latent attention on a device backend (host_backend false: only the CPU's MoE op
+// writes partial sums), a shared expert whose width tp does not divide under expert parallelism,
+// or O / down (each expert's, the shared expert's) input columns per rank that are not whole
+// blocks of their quantized format.
+std::string megatron_misfit(const ModelConfig& c, const ModelWeights& w, int tp,
+                            bool expert_parallel = false, bool host_backend = true);
 
 // The mode a rank runs: Megatron unless tp_exact or megatron_misfit says otherwise; `why` gets a
 // line for the start-up log ("Megatron (...)" or "exact (...)").
 bool use_megatron(const ModelConfig& c, const ModelWeights& w, int tp, bool tp_exact,
-                  std::string* why = nullptr);
+                  std::string* why = nullptr, bool expert_parallel = false,
+                  bool host_backend = true);
 
 }  // namespace shardlm::parallel

@@ -1,7 +1,7 @@
 """Expert parallelism on the CPU through the real binary: `--enable-expert-parallel` (vLLM) and
 `--ep-size` (SGLang) shard a mixture of experts over the --tp ranks by expert, each rank whole
-experts; groups of 2 and 4 ranks give one process's greedy text and logprobs, also with 64 streams
-at once; /metrics reports each rank's expert load; an --ep-size that is not the --tp size is
+experts; groups of 2 and 4 ranks in the exact mode (--tp-exact; Megatron's partial sums are
+test_megatron_moe's) give one process's greedy text and logprobs, also with 64 streams at once; /metrics reports each rank's expert load; an --ep-size that is not the --tp size is
 refused with a message saying what to give."""
 import subprocess
 import time
@@ -36,7 +36,7 @@ def expected(qwen3_moe):
 @pytest.mark.parametrize("ranks,flags", [(2, ["--enable-expert-parallel"]),
                                          (4, ["--ep-size", "4"])])
 def test_expert_parallel_equals_one_process(qwen3_moe, expected, ranks, flags):
-    master = Server(["--tp", str(ranks), *flags, "--nproc-per-node", str(ranks),
+    master = Server(["--tp", str(ranks), *flags, "--tp-exact", "--nproc-per-node", str(ranks),
                      "--dist-init-addr", f"127.0.0.1:{free_port()}", "--dist-timeout", "60",
                      "--max-num-seqs", "64"], model=qwen3_moe)
     try:

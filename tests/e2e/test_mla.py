@@ -93,7 +93,8 @@ def run_serve(model, *args):
                                    ["--pp", "2", "--enable-expert-parallel"]])
 def test_tp2_equals_one_process(models, flags):
     """Two ranks (per stage), each half of the query heads over the whole latent cache; the
-    experts sliced, or whole experts per rank with expert parallelism; TP x PP x EP on four."""
+    experts sliced, or whole experts per rank with expert parallelism; TP x PP x EP on four. The
+    exact mode: bit-identical (Megatron within tolerance: test_megatron_moe)."""
     model = models["deepseek_v3"]
     single = Server(model=model, threads=2)
     try:
@@ -101,7 +102,8 @@ def test_tp2_equals_one_process(models, flags):
     finally:
         assert single.stop() == 0, single.text()
     ranks = 4 if "--pp" in flags else 2
-    master = Server(["--tp", "2", *flags, "--nproc-per-node", str(ranks), "--dist-init-addr",
+    master = Server(["--tp", "2", *flags, "--tp-exact", "--nproc-per-node", str(ranks),
+                     "--dist-init-addr",
                      f"127.0.0.1:{free_port()}", "--dist-timeout", "60", "--max-num-seqs", "64"],
                     model=model)
     try:

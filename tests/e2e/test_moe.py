@@ -2,8 +2,9 @@
 completions from a tiny qwen3_moe Hugging Face checkpoint with the greedy text `shardlm generate`
 gives, requests run together give what they give alone (a token's experts do not depend on its
 neighbours), a mixtral GGUF file (llama.cpp's layout: "llama" with an expert count, stacked
-experts) and an ERNIE-4.5 one ("ernie4_5-moe") serve, TP=2 groups (each rank half of every expert) and a TP=2 x PP=2 group equal one
-process, and --load-format dummy builds a MoE model from a config.json."""
+experts) and an ERNIE-4.5 one ("ernie4_5-moe") serve, TP=2 groups (each rank half of every
+expert) and a TP=2 x PP=2 group equal one process in the exact mode (--tp-exact; Megatron's
+partial sums: test_megatron_moe), and --load-format dummy builds a MoE model from a config.json."""
 import json
 import subprocess
 
@@ -107,8 +108,8 @@ def test_tp2_equals_one_process(model_fixture, request):
     model = request.getfixturevalue(model_fixture)
     expected = reference_texts(model, PROMPTS[:3])
     port = free_port()
-    workers = [start(model, node_args(1, 2, port, "--tp", "2"))]
-    master = Server(node_args(0, 2, port, "--tp", "2"), model=model)
+    workers = [start(model, node_args(1, 2, port, "--tp", "2", "--tp-exact"))]
+    master = Server(node_args(0, 2, port, "--tp", "2", "--tp-exact"), model=model)
     try:
         assert [complete(master, p) for p in PROMPTS[:3]] == expected
     finally:
@@ -118,8 +119,9 @@ def test_tp2_equals_one_process(model_fixture, request):
 def test_tp2_pp2_one_supervisor(qwen3_moe):
     """Four ranks of one supervisor: two pipeline stages, each two tensor-parallel ranks."""
     expected = reference_texts(qwen3_moe, PROMPTS)
-    master = Server(["--tp", "2", "--pp", "2", "--nproc-per-node", "4", "--dist-init-addr",
-                     f"127.0.0.1:{free_port()}", "--dist-timeout", "60"], model=qwen3_moe)
+    master = Server(["--tp", "2", "--pp", "2", "--tp-exact", "--nproc-per-node", "4",
+                     "--dist-init-addr", f"127.0.0.1:{free_port()}", "--dist-timeout", "60"],
+                    model=qwen3_moe)
     try:
         assert concurrently(master, PROMPTS) == expected
     finally:

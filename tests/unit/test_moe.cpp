@@ -1,13 +1,14 @@
 // The CPU mixture-of-experts FFN (backend/cpu/moe.h) on fresh random inputs: routing against a
 // sort, the grouped op against the per-token reference loop for float and quantised experts (with
 // and without renormalisation, with a shared expert), batch invariance (a token's output is
-// bit-identical alone and among any other tokens) and tensor parallelism (ranks as threads equal
-// one rank bit for bit).
+// bit-identical alone and among any other tokens), tensor parallelism (ranks as threads equal
+// one rank bit for bit) and Megatron's partial sums (adding up to one rank's output).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <barrier>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -340,6 +341,80 @@ TEST(MoeFfn, ExpertParallelRanksEqualOneRank) {
       for (int r = 0; r < tp; ++r) {
         EXPECT_EQ(got[static_cast<size_t>(r)], want)
             << "tp " << tp << " rank " << r << " v3 routing " << v3_routing << " seed " << seed;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::cpu
+
+namespace shardlm::cpu {
+namespace {
+
+// Columns [first, first + n) of every row of w, copied into storage `keep` owns (parallel::
+// shard_model's col_slice; first and n whole blocks of w's format).
+TensorView cols_of(const TensorView& w, int64_t first, int64_t n,
+                   std::vector<std::vector<uint8_t>>& keep) {
+  TensorView s = w;
+  s.ne[0] = n;
+  const size_t skip = row_bytes(w.dtype, first), bytes = s.row_size();
+  auto& buf = keep.emplace_back(bytes * static_cast<size_t>(w.rows()));
+  for (int64_t r = 0; r < w.rows(); ++r) {
+    std::memcpy(buf.data() + static_cast<size_t>(r) * bytes, w.row(r) + skip, bytes);
+  }
+  s.data = buf.data();
+  return s;
+}
+
+// One FFN's Megatron share for rank r: gate/up rows of its width, down's matching input columns.
+void megatron_ffn(TensorView& gate, TensorView& up, TensorView& down, int r, int tp,
+                  std::vector<std::vector<uint8_t>>& keep) {
+  const int64_t f = gate.ne[1];
+  gate = rows_of(gate, r * f / tp, f / tp);
+  up = rows_of(up, r * f / tp, f / tp);
+  down = cols_of(down, r * f / tp, f / tp, keep);
+}
+
+// Rank r's Megatron weights, experts sliced (expert_parallel false) or whole (true); the shared
+// expert split as a dense FFN either way.
+MoeFfnWeights megatron_slice(const MoeFfnWeights& full, int r, int tp, bool expert_parallel,
+                             std::vector<std::vector<uint8_t>>& keep) {
+  MoeFfnWeights m = expert_parallel ? expert_slice(full, r, tp) : full;
+  m.tp = tp;
+  m.partial_sum = true;
+  if (!expert_parallel) {
+    for (size_t e = 0; e < m.gate.size(); ++e) {
+      megatron_ffn(m.gate[e], m.up[e], m.down[e], r, tp, keep);
+    }
+  }
+  if (m.has_shared()) megatron_ffn(m.shared_gate, m.shared_up, m.shared_down, r, tp, keep);
+  return m;
+}
+
+// Megatron inside the op: each rank writes a partial sum without any gather, and the ranks'
+// partial sums (what the all-reduce adds) equal one rank's output within float rounding, with the
+// experts sliced and with expert parallelism, float and Q8_0 experts, a gated shared expert.
+TEST(MoeFfn, MegatronPartialSumsAddUpToOneRank) {
+  uint32_t seed = std::random_device{}();
+  for (DType t : {DType::F32, DType::Q8_0}) {
+    for (bool ep : {false, true}) {
+      for (int tp : {2, 4}) {
+        const int64_t d = 64, f = 128, n = 13;
+        const MoeBlock b = make_block(t, d, f, 8, 3, true, 128, ++seed);
+        const auto x = random_rows(n, d, ++seed);
+        Runner one;
+        const auto want = one.run(b.w, x, n);
+        std::vector<float> sum(want.size(), 0.f);
+        for (int r = 0; r < tp; ++r) {
+          std::vector<std::vector<uint8_t>> keep;
+          const MoeFfnWeights w = megatron_slice(b.w, r, tp, ep, keep);
+          Runner rank;  // no gather: moe_ffn must not need one
+          const auto part = rank.run(w, x, n);
+          for (size_t i = 0; i < sum.size(); ++i) sum[i] += part[i];
+        }
+        EXPECT_LT(relative_error(sum, want), 1e-5)
+            << dtype_name(t) << " ep " << ep << " tp " << tp << " seed " << seed;
       }
     }
   }

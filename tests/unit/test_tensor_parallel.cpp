@@ -188,6 +188,40 @@ TEST_F(TensorParallelTest, MegatronShardHoldsInputColumnsOfOAndDown) {
   EXPECT_EQ(std::memcmp(S.w_down.row(3), F.w_down.row(3) + half, half), 0);
 }
 
+// Megatron for mixtures of experts and MLA: on the CPU backend (host memory) the experts' down
+// and the shared expert's down keep their input columns and the op writes partial sums; MLA's O
+// takes its heads' value columns; a device backend keeps those models exact, saying why.
+TEST(TensorParallelMoe, MegatronShardsExpertsAndLatentAttention) {
+  TempDir dir("tp-megatron-moe");
+  write_tiny_hf_model(dir.path("v3"), tiny_moe_spec("deepseek_v3"));
+  auto model = load_model(dir.path("v3"));
+  const ModelConfig& c = model->config;
+  std::string why;
+  EXPECT_TRUE(use_megatron(c, model->weights, 2, false, &why, false, /*host_backend=*/true))
+      << why;
+  EXPECT_FALSE(use_megatron(c, model->weights, 2, false, &why, false, /*host_backend=*/false));
+  EXPECT_NE(why.find("a mixture of experts on this backend"), std::string::npos) << why;
+  for (bool ep : {false, true}) {
+    const auto shard = shard_model(*model, 1, 2, ep, /*megatron=*/true);
+    const LayerWeights& F = model->weights.layers.back();
+    const LayerWeights& S = shard->weights.layers.back();
+    ASSERT_FALSE(S.moe.empty());
+    EXPECT_TRUE(S.moe.partial_sum);
+    EXPECT_EQ(S.wo.ne[0], c.attn_out_dim() / 2);  // its heads' value columns, every output row
+    EXPECT_EQ(S.wo.ne[1], F.wo.ne[1]);
+    EXPECT_EQ(S.moe.shared_down.ne[0], F.moe.shared_down.ne[0] / 2);  // split either way
+    EXPECT_EQ(S.moe.shared_down.ne[1], c.d_model);
+    if (ep) {
+      EXPECT_EQ(S.moe.n_local(), c.n_experts / 2);  // whole experts
+      EXPECT_EQ(S.moe.down[0].ne[0], c.moe_ffn_dim);
+    } else {
+      EXPECT_EQ(S.moe.n_local(), c.n_experts);  // 1/2 of each: down's input columns
+      EXPECT_EQ(S.moe.down[0].ne[0], c.moe_ffn_dim / 2);
+      EXPECT_EQ(S.moe.down[0].ne[1], c.d_model);
+    }
+  }
+}
+
 TEST(MicroBatch, SplitsWholeSequencesAndKeepsLogitOrder) {
   ForwardBatch b;
   b.add_sequence({1, 2, 3, 4, 5, 6}, 0, {0}, 16, false);  // rows 0-5, logits row 5

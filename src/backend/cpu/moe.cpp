@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <vector>
@@ -46,21 +47,23 @@ void group_by_expert(MoeScratch& s, int64_t n, int n_experts, int top_k) {
   s.offsets[0] = 0;
 }
 
-// The input of down: this rank's hidden columns, or with tensor parallelism every rank's
+// The input of down: this rank's hidden columns, or with exact tensor parallelism every rank's
 // gathered ([rows][cols * tp] in s.hidden).
 const float* down_input(MoeScratch& s, const MoeFfnWeights& w, const GatherColsFn* gather,
                         int64_t rows, int64_t cols) {
-  if (w.tp == 1 || w.expert_parallel) return s.gate.data();
+  if (w.tp == 1 || w.expert_parallel || w.partial_sum) return s.gate.data();
   (*gather)(s.gate.data(), rows, cols, s.hidden.data());
   return s.hidden.data();
 }
 
 // Each expert's SwiGLU FFN over its rows of xs into ys: gate/up per expert, one silu_mul over
-// every row, then down per expert (on every rank's hidden columns under tensor parallelism).
+// every row, then down per expert (on every rank's hidden columns under exact tensor
+// parallelism; on this rank's, for a partial sum, under Megatron).
 void run_experts(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
                  const GatherColsFn* gather, int64_t rows, int64_t d, int64_t f) {
   const int n_local = w.n_local(), e0 = w.first_expert;
-  const int64_t d_out = w.down[0].ne[1], f_in = w.expert_parallel ? f : f * w.tp;
+  const bool local_hidden = w.expert_parallel || w.partial_sum;
+  const int64_t d_out = w.down[0].ne[1], f_in = local_hidden ? f : f * w.tp;
   for (int e = 0; e < n_local; ++e) {
     const int64_t r0 = s.offsets[e0 + e], cnt = s.offsets[e0 + e + 1] - r0;
     if (cnt == 0) continue;
@@ -72,7 +75,7 @@ void run_experts(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const Moe
   s.expert_rows += last - first;
   silu_mul(pool, s.gate.data() + at(first, f), s.up.data() + at(first, f),
            s.gate.data() + at(first, f), (last - first) * f);
-  const float* hidden = w.expert_parallel ? s.gate.data() : down_input(s, w, gather, rows, f);
+  const float* hidden = local_hidden ? s.gate.data() : down_input(s, w, gather, rows, f);
   for (int e = 0; e < n_local; ++e) {
     const int64_t r0 = s.offsets[e0 + e], cnt = s.offsets[e0 + e + 1] - r0;
     if (cnt == 0) continue;
@@ -219,14 +222,18 @@ void route_and_group(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const
   });
 }
 
-// out[t] = sum over t's slots k of weight * its expert's output row (d_out columns). Each token
-// sums in its own slot order, so the result does not depend on the other tokens of the step.
-void combine(ThreadPool& pool, const MoeScratch& s, int64_t n, int K, int64_t d_out, float* out) {
+// out[t] = sum over t's slots k of weight * its expert's output row (d_out columns), over the
+// slots whose expert is in [first, last) (a Megatron expert-parallel rank's own). Each token sums
+// in its own slot order, so the result does not depend on the other tokens of the step.
+void combine(ThreadPool& pool, const MoeScratch& s, int64_t n, int K, int64_t d_out, float* out,
+             int first = 0, int last = std::numeric_limits<int>::max()) {
   for_tokens(pool, n, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       float* o = out + at(t, d_out);
       std::fill(o, o + d_out, 0.f);
       for (int k = 0; k < K; ++k) {
+        const int32_t expert = s.ids[at(t, K) + k];
+        if (expert < first || expert >= last) continue;
         const float g = s.weights[at(t, K) + k];
         const float* y = s.ys.data() + at(s.pair_row[at(t, K) + k], d_out);
         for (int64_t i = 0; i < d_out; ++i) o[i] += g * y[i];
@@ -265,13 +272,22 @@ void MoeScratch::reserve(int64_t tokens, int n_experts, int top_k, int64_t d_mod
 void moe_ffn(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
              const float* x, int64_t n, float* out, const GatherColsFn* tp_gather) {
   if (n <= 0) return;
-  if (w.tp > 1 && tp_gather == nullptr) {
+  if (w.tp > 1 && tp_gather == nullptr && !w.partial_sum) {
     throw std::invalid_argument("moe_ffn: tensor-parallel experts need a gather");
   }
   const int64_t d = w.router.ne[0], f = w.gate[0].ne[1];
   s.reserve(n, w.n_experts(), w.top_k, d, f, w.has_shared() ? w.shared_gate.ne[1] : 0, w.tp);
   route_and_group(pool, ws, s, w, x, n);
   run_experts(pool, ws, s, w, tp_gather, n * w.top_k, d, f);
+  if (w.partial_sum) {  // Megatron: this rank's share of every output; the caller all-reduces
+    if (w.expert_parallel) {
+      combine(pool, s, n, w.top_k, d, out, w.first_expert, w.first_expert + w.n_local());
+    } else {
+      combine(pool, s, n, w.top_k, d, out);
+    }
+    if (w.has_shared()) add_shared_expert(pool, ws, s, w, nullptr, x, n, out);
+    return;
+  }
   if (w.expert_parallel) {  // every rank's expert rows, then the same sums as on one rank
     join_expert_rows(s, w, *tp_gather, d);
     combine(pool, s, n, w.top_k, d, out);

@@ -52,7 +52,8 @@ struct MoeScratch {
 
 // out[t] (d_model floats) = the MoE FFN of x[t] (see Backend::moe_ffn). out must not alias x.
 // With w.tp > 1, tp_gather joins the ranks' columns (the expert hidden before down, the output at
-// the end); every rank must call it with the same tokens.
+// the end); every rank must call it with the same tokens. With w.partial_sum (Megatron) out is
+// this rank's partial sum and tp_gather is not used.
 void moe_ffn(ThreadPool& pool, MatmulWorkspace& ws, MoeScratch& s, const MoeFfnWeights& w,
              const float* x, int64_t n_tokens, float* out, const GatherColsFn* tp_gather = nullptr);
 

@@ -157,6 +157,9 @@ void CudaMoe::add_shared(const MoeFfnWeights& w, const float* x, int64_t n, floa
 void CudaMoe::run(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
                   const GatherColsFn* tp_gather) {
   if (n <= 0) return;
+  if (w.partial_sum) {  // parallel::megatron_misfit keeps MoE models exact on device backends
+    fail("internal: the CUDA moe_ffn writes no Megatron partial sums; run the group --tp-exact");
+  }
   if (w.tp > 1 && tp_gather == nullptr) {
     fail("internal: moe_ffn: tensor-parallel experts need a gather");
   }
