@@ -61,12 +61,11 @@ if [ -z "${SKIP_AGG:-}" ]; then
   sleep 4  # the worker's lease (TTL) runs out
 fi
 
-# --gpu-memory-utilization caps the GPU's whole use (vLLM's meaning), other processes included:
-# the second worker on the GPU gets the first's share plus its own, and starts after it.
+# --gpu-memory-utilization is each process's own share (vLLM's per-instance meaning): 0.4 each.
 worker decode 18512 0.4 --disaggregation-mode decode
 D=$PID
 wait_serving decode
-worker prefill 18511 0.8 --disaggregation-mode prefill --max-num-batched-tokens 512
+worker prefill 18511 0.4 --disaggregation-mode prefill --max-num-batched-tokens 512
 P=$PID
 wait_serving prefill
 grep -E "KV cache" "$LOGS/prefill.log" "$LOGS/decode.log" | tee -a "$SUMMARY"

@@ -114,6 +114,10 @@ class Backend {
   virtual void graph_capture_end(const GraphKey& key) {}
   // Free and total bytes of the device's memory; false for a backend on host memory.
   virtual bool device_memory(size_t& free, size_t& total) const { return false; }
+  // Free bytes of the device's memory when this backend had just started (its context made,
+  // nothing of its own allocated), so free_at_start - free is what this process has allocated
+  // since; false for a backend on host memory.
+  virtual bool device_memory_at_start(size_t& free_at_start) const { return false; }
   // True when alloc_floats memory is host memory, so results can be written into host buffers.
   virtual bool host_memory() const { return true; }
   // The accelerator this backend runs on, the same string for the same physical device wherever

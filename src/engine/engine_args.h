@@ -23,7 +23,8 @@ struct EngineArgs {
   int block_size = 16;
   int64_t num_kv_blocks = 0;  // 0 = sized from kv_cache_memory
   // Bytes of keys and values; 0 = 512 MiB, except for one process on a GPU, whose cache takes
-  // gpu_memory_utilization of the card less the weights and activations (engine/kv_sizing.h).
+  // gpu_memory_utilization of the card (its own share) less the weights and activations
+  // (engine/kv_sizing.h).
   size_t kv_cache_memory = 0;
   double gpu_memory_utilization = 0.9;
   bool enforce_eager = false;  // every step op by op: no CUDA graphs

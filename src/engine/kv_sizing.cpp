@@ -30,25 +30,42 @@ DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Bac
   const double util = args.gpu_memory_utilization;
   if (util <= 0 || util > 1) fail("--gpu-memory-utilization must be in (0, 1], got {}", util);
   const ModelConfig& c = model.config;
-  backend.device_memory(free, total);
-  const size_t used = total - free;  // the weights, the CUDA context, other processes
-  const size_t activations = activation_bytes(c, args.max_num_batched_tokens);
-  const double budget = util * static_cast<double>(total) - static_cast<double>(used + activations);
+  // This process's share (vLLM's per-instance meaning): what it allocated since its backend
+  // started (the weights, the backend's scratch); the context and other processes are not
+  // charged to it, but what they hold must leave room for the rest of the share.
+  size_t at_start = 0;
+  const size_t own = backend.device_memory_at_start(at_start) && at_start >= free
+                         ? at_start - free
+                         : total - free;  // a backend that cannot tell: everything in use
+  const size_t others = total - free - own;
+  const auto activations = static_cast<double>(activation_bytes(c, args.max_num_batched_tokens));
+  const double share = util * static_cast<double>(total);
+  const double to_allocate = share - static_cast<double>(own);  // activations and the KV cache
+  const double budget = to_allocate - activations;
   const KvCacheShape one{
       c.n_layers, c.kv_dim(), args.block_size, 1, backend.kv_element_bytes(), c.kv_cache_values()};
-  out.n_blocks = budget > 0 ? static_cast<int64_t>(budget / static_cast<double>(one.bytes())) : 0;
   const double gib = 1 << 30;
+  if (to_allocate > static_cast<double>(free)) {
+    fail(
+        "--gpu-memory-utilization {} asks for {:.1f} GiB of the GPU's {:.1f} GiB for this process, "
+        "but only {:.1f} GiB are free: other processes and this one's CUDA context hold "
+        "{:.1f} GiB, its weights {:.1f} GiB; lower --gpu-memory-utilization (each process on a "
+        "shared GPU takes its own share), stop the other processes, or give --kv-cache-memory",
+        util, share / gib, total / gib, free / gib, others / gib, own / gib);
+  }
+  out.n_blocks = budget > 0 ? static_cast<int64_t>(budget / static_cast<double>(one.bytes())) : 0;
   if (out.n_blocks < 1) {
     fail(
-        "--gpu-memory-utilization {} of {:.1f} GiB leaves no room for the KV cache: {:.1f} GiB are "
-        "in use (weights, other processes) and the activations need {:.1f} GiB; raise "
+        "--gpu-memory-utilization {} ({:.1f} GiB of {:.1f} GiB) leaves no room for the KV cache: "
+        "this process holds {:.1f} GiB (weights) and the activations need {:.1f} GiB; raise "
         "--gpu-memory-utilization, lower --max-num-batched-tokens, or give --kv-cache-memory",
-        util, total / gib, used / gib, activations / gib);
+        util, share / gib, total / gib, own / gib, activations / gib);
   }
   out.summary = fmt::format(
-      "--gpu-memory-utilization {:.2f} of {:.1f} GiB: {:.2f} GiB in use after the weights, {:.2f} "
-      "GiB for activations",
-      util, total / gib, used / gib, activations / gib);
+      "--gpu-memory-utilization {:.2f}: {:.2f} of {:.1f} GiB for this process, {:.2f} GiB held "
+      "(weights), {:.2f} GiB for activations, {:.2f} GiB for the KV cache; {:.2f} GiB held by "
+      "other processes and the CUDA context",
+      util, share / gib, total / gib, own / gib, activations / gib, budget / gib, others / gib);
   return out;
 }
 

@@ -1,6 +1,7 @@
-// KV cache sizing on a GPU: --gpu-memory-utilization of the card's memory, less what the process
-// already holds (the weights, uploaded first) and an estimate of the activation buffers, becomes
-// KV blocks. Used by RankRuntime for a single process on a device backend when neither --kv-cache-memory
+// KV cache sizing on a GPU: --gpu-memory-utilization of the card's memory is this process's share
+// (vLLM's per-instance meaning: two processes on one GPU can take 0.45 each); less what the
+// process already holds (the weights, uploaded first; Backend::device_memory_at_start) and an
+// estimate of the activation buffers, it becomes KV blocks. The share must fit in what is free. Used by RankRuntime for a single process on a device backend when neither --kv-cache-memory
 // nor a block count is given; groups keep kv_blocks() so that every rank computes the same.
 #pragma once
 

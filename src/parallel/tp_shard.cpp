@@ -231,8 +231,9 @@ std::unique_ptr<Model> shard_model(const Model& full, int tp_rank, int tp, bool 
     L.w_down = megatron ? col_slice(F.w_down, f0, nf, *m) : row_slice(F.w_down, d0, nd);
     if (c.is_mla()) L.mla = mla_heads(F, tp_rank, tp, q0, nq, L);
     if (!F.moe.empty()) {
-      L.moe = expert_parallel ? expert_shard(F.moe, tp_rank, tp, megatron ? m.get() : nullptr)
-                              : moe_slice(F.moe, tp_rank, tp, {d0, nd, megatron ? m.get() : nullptr});
+      L.moe = expert_parallel
+                  ? expert_shard(F.moe, tp_rank, tp, megatron ? m.get() : nullptr)
+                  : moe_slice(F.moe, tp_rank, tp, {d0, nd, megatron ? m.get() : nullptr});
     }
     w.layers.push_back(L);
   }

@@ -197,8 +197,7 @@ TEST(TensorParallelMoe, MegatronShardsExpertsAndLatentAttention) {
   auto model = load_model(dir.path("v3"));
   const ModelConfig& c = model->config;
   std::string why;
-  EXPECT_TRUE(use_megatron(c, model->weights, 2, false, &why, false, /*host_backend=*/true))
-      << why;
+  EXPECT_TRUE(use_megatron(c, model->weights, 2, false, &why, false, /*host_backend=*/true)) << why;
   EXPECT_FALSE(use_megatron(c, model->weights, 2, false, &why, false, /*host_backend=*/false));
   EXPECT_NE(why.find("a mixture of experts on this backend"), std::string::npos) << why;
   for (bool ep : {false, true}) {

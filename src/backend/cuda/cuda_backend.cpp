@@ -69,6 +69,8 @@ struct CudaBackend::Impl {
     }
     SHARDLM_CUDA_CHECK(cudaSetDevice(o.device));
     SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    size_t total = 0;  // the context exists now; what this process allocates comes after
+    SHARDLM_CUDA_CHECK(cudaMemGetInfo(&free_at_start, &total));
     gemm = std::make_unique<Gemm>(stream);
     if (o.fp8_weights) {
       check_fp8_device(o.device);
@@ -160,6 +162,7 @@ struct CudaBackend::Impl {
 
   CudaBackendOptions options;
   cudaStream_t stream = nullptr;
+  size_t free_at_start = 0;  // device bytes free once the context was made
   std::unique_ptr<Gemm> gemm;
   std::unique_ptr<Fp8Linear> fp8;  // --quantization fp8
   std::unique_ptr<StepUploads> uploads;
@@ -302,6 +305,11 @@ void CudaBackend::from_host(const float* src, size_t n, float* dst) {
 
 bool CudaBackend::device_memory(size_t& free, size_t& total) const {
   SHARDLM_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return true;
+}
+
+bool CudaBackend::device_memory_at_start(size_t& free_at_start) const {
+  free_at_start = impl_->free_at_start;
   return true;
 }
 

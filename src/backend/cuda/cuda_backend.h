@@ -44,6 +44,7 @@ class CudaBackend : public Backend {
   bool host_memory() const override { return false; }
   std::string device_id() const override;
   bool device_memory(size_t& free, size_t& total) const override;
+  bool device_memory_at_start(size_t& free_at_start) const override;
   // Decode steps as CUDA graphs (SHARDLM_CUDA_GRAPHS=0 turns them off): a shape's first step
   // runs op by op, its second is captured, later ones are replayed.
   bool graph_replay(const GraphKey& key) override;
