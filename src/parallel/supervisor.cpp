@@ -180,7 +180,25 @@ class Supervisor {
       if (!c.running || waitpid(c.pid, &st, WNOHANG) != c.pid) continue;
       c.running = false;
       c.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      if (c.status == 0) continue;
+      if (c.status == 0) {
+        // The master ended the group, which ends every rank in it; one that is not in it (a
+        // rank started again while the master shut down) would wait for it until --dist-timeout.
+        if (o_.master_node && i == 0 && running() > 0 && !stopping_) {
+          spdlog::info(
+              "the API server (local rank 0) has ended; stopping the node's other ranks "
+              "(SIGTERM, SIGKILL after {:.0f} s)",
+              o_.grace_seconds);
+          kill_all(SIGTERM);
+          begin_stopping();
+          master_ended_ = true;
+        }
+        continue;
+      }
+      if (master_ended_ && c.status != 128 + SIGKILL) {  // stopped by us, after a clean end
+        spdlog::info("local rank {} (pid {}) ended with status {} after the API server", i, c.pid,
+                     c.status);
+        continue;
+      }
       if (first_failure_ < 0) first_failure_ = static_cast<int>(i);
       if (shutdown_requested_) {
         spdlog::warn("local rank {} (pid {}) ended with status {} during the shutdown", i, c.pid,
@@ -227,6 +245,7 @@ class Supervisor {
   bool shutdown_requested_ = false;
   bool stopping_ = false;
   bool killed_ = false;
+  bool master_ended_ = false;  // the API server exited 0 and the others were told to stop
   int first_failure_ = -1;
   std::chrono::steady_clock::time_point kill_at_;
 };

@@ -232,6 +232,31 @@ def child_pids(pid):
     return [int(p) for p in out.stdout.split()]
 
 
+def test_restarted_rank_does_not_outlive_its_master(tiny):
+    """The API server ends (SIGTERM to it alone: exit 0) while a worker rank it had is being
+    started again: the restarted rank is not in the group the master ends, and the supervisor
+    stops it (SIGTERM; SIGKILL after --shutdown-grace + 15 s) instead of letting it wait for the
+    master until --dist-timeout (120 s); the node exits 0."""
+    node = Server(["--tp", "2", "--nproc-per-node", "2", "--dist-init-addr",
+                   f"127.0.0.1:{free_port()}", "--dist-timeout", "120"], model=tiny)
+    try:
+        api, worker = child_pids(node.proc.pid)
+        time.sleep(10.5)  # only a rank that served 10 s is started again (supervisor.cpp)
+        os.kill(worker, signal.SIGKILL)
+        os.kill(api, signal.SIGTERM)
+        began = time.monotonic()
+        node.proc.wait(timeout=90)
+        text = node.text()
+        assert time.monotonic() - began < 40, text
+        assert "starting it again (1 of 3)" in text, text
+        assert node.proc.returncode == 0, text  # the master ended cleanly; nothing failed
+        print(f"the node ended {time.monotonic() - began:.1f} s after its API server's SIGTERM")
+    finally:
+        if node.proc.poll() is None:
+            node.proc.kill()
+            node.proc.wait()
+
+
 def test_supervisor_failures_stop_the_node(tiny):
     # A rank failing at start-up: the whole node exits 1 within seconds.
     began = time.monotonic()
