@@ -274,6 +274,19 @@ void add_peer_flags(CLI::App& cmd) {
             "--dist-init-addr and Gloo/NCCL");
       },
       "accepted for FastDeploy command lines; no effect");
+  // SGLang's DeepSeek commands add it, and with it their --dp N means N attention groups inside
+  // --tp, where shardlm's --dp N starts N whole replicas: refused, saying what to drop.
+  cmd.add_flag_callback(
+      "--enable-dp-attention",
+      [] {
+        throw CLI::ValidationError(
+            "--enable-dp-attention",
+            "SGLang's data-parallel attention is not supported: drop the flag (attention stays "
+            "tensor-parallel; --enable-expert-parallel shards the experts over the --tp ranks). "
+            "Under SGLang it makes --dp N mean N attention groups inside --tp; shardlm's --dp N "
+            "starts N whole replicas, so drop that --dp as well");
+      },
+      "SGLang's data-parallel attention: refused with what to do instead");
 }
 
 }  // namespace

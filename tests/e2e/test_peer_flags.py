@@ -1,6 +1,7 @@
 """Launch commands written for the engines shardlm replaces work unchanged: SGLang's
 `--model-path`, vLLM/SGLang's `--trust-remote-code` and FastDeploy's `--engine-worker-queue-port`
-are accepted (the last two named in the log as having no effect here); `doctor` takes serve's
+are accepted (the last two named in the log as having no effect here), SGLang's
+`--enable-dp-attention` is refused saying what to drop; `doctor` takes serve's
 flags, so one command line runs both, and its --help shows its real --dist-timeout default."""
 import json
 import os
@@ -32,6 +33,18 @@ def test_peer_flags_start_a_server():
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_sglang_dp_attention_is_refused_saying_what_to_drop():
+    """SGLang's DeepSeek command line (its --dp means attention groups inside --tp there)."""
+    out = subprocess.run([BINARY, "serve", "--model-path", MODEL, "--tp", "2", "--dp", "2",
+                          "--enable-dp-attention", "--trust-remote-code", "--port", "0"],
+                         capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text
+    assert "SGLang's data-parallel attention is not supported: drop the flag" in text, text
+    assert "so drop that --dp as well" in text, text
+    assert "supervising" not in text and "replica 0" not in text, text  # nothing started
 
 
 def test_doctor_takes_serves_flags_and_shows_its_real_timeout():
