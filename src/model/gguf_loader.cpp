@@ -37,6 +37,12 @@ int optional_int(const GgufFile& g, const std::string& key, int fallback) {
   return g.has(key) ? required_int(g, key) : fallback;
 }
 
+// The first leading_dense_block_count layers keep the dense FFN (deepseek2, ernie4_5-moe).
+void read_leading_dense_layers(const GgufFile& g, const std::string& p, ModelConfig& c) {
+  const int dense = static_cast<int>(g.get_int(p + "leading_dense_block_count").value_or(0));
+  for (int il = 0; il < std::min(dense, c.n_layers); ++il) c.dense_layers.push_back(il);
+}
+
 // llama.cpp's deepseek2 expert keys: the leading dense layers, shared experts (ungated, of the
 // experts' width), the routed weights' scale, sigmoid gating with the correction bias
 // (exp_probs_b) for V3-style files, the expert groups.
@@ -59,8 +65,7 @@ void read_deepseek_moe(const GgufFile& g, const std::string& p, ModelConfig& c) 
   }
   r.n_groups = optional_int(g, p + "expert_group_count", 1);
   r.topk_groups = optional_int(g, p + "expert_group_used_count", 1);
-  const int dense = static_cast<int>(g.get_int(p + "leading_dense_block_count").value_or(0));
-  for (int il = 0; il < std::min(dense, c.n_layers); ++il) c.dense_layers.push_back(il);
+  read_leading_dense_layers(g, p, c);
 }
 
 // llama.cpp's ernie4_5-moe keys: the leading dense layers (moe_layer_start_index), every
@@ -68,8 +73,7 @@ void read_deepseek_moe(const GgufFile& g, const std::string& p, ModelConfig& c) 
 // expert_shared_feed_forward_length, else expert_shared_count experts' width, as llama.cpp reads
 // them), the router's correction bias (exp_probs_b), probabilities always renormalised.
 void read_ernie_moe(const GgufFile& g, const std::string& p, ModelConfig& c) {
-  const int dense = static_cast<int>(g.get_int(p + "leading_dense_block_count").value_or(0));
-  for (int il = 0; il < std::min(dense, c.n_layers); ++il) c.dense_layers.push_back(il);
+  read_leading_dense_layers(g, p, c);
   c.moe_layer_step = optional_int(g, p + "interleave_moe_layer_step", 1);
   const int shared = static_cast<int>(g.get_int(p + "expert_shared_count").value_or(0));
   c.shared_ffn_dim = 0;
