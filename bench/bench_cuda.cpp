@@ -10,7 +10,8 @@
 //   bench_cuda --attention-only [PRESET]   (the decode attention kernels at the preset's attention
 //   shape, default llama-3.1-8b: the per-row kernel before and the split-K kernel after, batch
 //   1/8/64 x context 512/2048/8192, us per call and GB/s of KV read against the copy ceiling;
-//   then the prefill attention kernels, per-row and tensor-core, ms per call and TFLOP/s)
+//   then the prefill attention kernels, per-row and tensor-core, ms per call and TFLOP/s, then a
+//   mixed step's attention, whole against split; --mixed-attention-only: that table alone)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -33,9 +34,9 @@
 #include "backend/cuda/ceilings.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/gemv_sweep.h"
-#include "model/weights.h"
 #include "model/model_shape.h"
 #include "model/weight_set_of.h"
+#include "model/weights.h"
 #endif
 
 namespace {
@@ -162,7 +163,8 @@ double graph_ms_per_call(shardlm::cuda::CudaBackend& be, int calls,
 // ceiling. "sync" is the older figure: layer 0 alone, launched and synchronised each time.
 void bench_decode_gemv(const shardlm::Model& m, double copy_gb_per_s) {
   const shardlm::ModelConfig& c = m.config;
-  shardlm::cuda::CudaBackend be(shardlm::cuda::CudaBackendOptions::for_model(shardlm::model_shape(c), 8, 256));
+  shardlm::cuda::CudaBackend be(
+      shardlm::cuda::CudaBackendOptions::for_model(shardlm::model_shape(c), 8, 256));
   const shardlm::BackendWeights dev = shardlm::prepare_model_weights(be, c, m.weights);
   const auto& layers = dev.weights.layers;
   const int n_layers = static_cast<int>(layers.size());
@@ -272,6 +274,8 @@ void bench_decode_attention(const std::string& preset, double copy_gb_per_s) {
   }
 }
 
+void bench_mixed_attention(const std::string& preset);
+
 // The prefill attention kernels at the same shape: one sequence's chunk after a cached prefix.
 void bench_prefill_attention(const std::string& preset) {
   const auto j = shardlm::model_preset(preset);
@@ -282,15 +286,39 @@ void bench_prefill_attention(const std::string& preset) {
   p.head_dim = j->value("head_dim", (*j)["hidden_size"].get<int>() / p.n_heads);
   p.block_size = 16;
   p.scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
-  std::printf("prefill attention, %s: ms per call (one layer), TFLOP/s (causal FLOPs)\n"
+  std::printf(
+      "prefill attention, %s: ms per call (one layer), TFLOP/s (causal FLOPs)\n"
               "  %7s %7s %12s %10s %12s %10s %8s\n",
-              preset.c_str(), "rows", "past", "per-row ms", "TFLOP/s", "tensor ms", "TFLOP/s",
-              "speedup");
-  for (const auto& t : shardlm::cuda::time_prefill_attention(
-           p, {{512, 0}, {2048, 0}, {512, 1536}, {8192, 0}})) {
+      preset.c_str(), "rows", "past", "per-row ms", "TFLOP/s", "tensor ms", "TFLOP/s", "speedup");
+  for (const auto& t :
+       shardlm::cuda::time_prefill_attention(p, {{512, 0}, {2048, 0}, {512, 1536}, {8192, 0}})) {
     std::printf("  %7d %7d %12.3f %10.1f %12.3f %10.1f %7.1fx\n", t.n_tokens, t.n_past,
                 t.by_rows_ms, t.flops / t.by_rows_ms / 1e9, t.tensor_ms,
                 t.flops / t.tensor_ms / 1e9, t.by_rows_ms / t.tensor_ms);
+  }
+  bench_mixed_attention(preset);
+}
+
+// A mixed step's attention at the same shape: decode rows beside one prefill chunk, whole on the
+// tensor-core kernel against split between the two kernels.
+void bench_mixed_attention(const std::string& preset) {
+  const auto j = shardlm::model_preset(preset);
+  if (!j) return;
+  shardlm::AttentionParams p;
+  p.n_heads = (*j)["num_attention_heads"].get<int>();
+  p.n_kv_heads = j->value("num_key_value_heads", p.n_heads);
+  p.head_dim = j->value("head_dim", (*j)["hidden_size"].get<int>() / p.n_heads);
+  p.block_size = 16;
+  p.scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  std::printf(
+      "mixed step attention, %s: decode rows beside one prefill chunk, ms per call (one "
+      "layer)\n  %7s %8s %6s %11s %10s %10s %10s %8s\n",
+      preset.c_str(), "decodes", "context", "chunk", "whole ms", "split ms", "decode ms",
+      "chunk ms", "speedup");
+  for (const auto& t : shardlm::cuda::time_mixed_attention(
+           p, {{63, 1500, 2048}, {255, 1500, 2048}, {255, 1500, 512}, {32, 4000, 2048}})) {
+    std::printf("  %7d %8d %6d %11.3f %10.3f %10.3f %10.3f %7.2fx\n", t.n_decode, t.context,
+                t.chunk, t.whole_ms, t.split_ms, t.decode_ms, t.chunk_ms, t.whole_ms / t.split_ms);
   }
 }
 #endif
@@ -308,6 +336,10 @@ int main(int argc, char** argv) {
   std::printf("copy bandwidth: %.0f GB/s (read + write)\nbf16 gemm 8192^3: %.0f TFLOP/s\n",
               c.copy_gb_per_s, c.gemm_tflops);
   std::printf("kernel launch, back to back: %.2f us\n", c.launch_us);
+  if (argc > 1 && std::string(argv[1]) == "--mixed-attention-only") {
+    bench_mixed_attention(argc > 2 ? argv[2] : "llama-3.1-8b");
+    return 0;
+  }
   if (argc > 1 && std::string(argv[1]) == "--attention-only") {
     bench_decode_attention(argc > 2 ? argv[2] : "llama-3.1-8b", c.copy_gb_per_s);
     bench_prefill_attention(argc > 2 ? argv[2] : "llama-3.1-8b");

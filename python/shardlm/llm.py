@@ -62,7 +62,8 @@ class LLM:
                  pipeline_parallel_size: int = 1, ips: Optional[Union[str, List[str]]] = None,
                  device: Optional[str] = None, max_model_len: Optional[int] = None,
                  gpu_memory_utilization: float = 0.9, load_format: str = "auto",
-                 max_num_seqs: int = 64, max_num_batched_tokens: int = 512, block_size: int = 16,
+                 max_num_seqs: Optional[int] = None,
+                 max_num_batched_tokens: Optional[int] = None, block_size: int = 16,
                  enable_prefix_caching: bool = True, enforce_eager: bool = False,
                  kv_cache_memory: Optional[int] = None, threads: Optional[int] = None,
                  dist_init_addr: Optional[str] = None, cluster_token: Optional[str] = None,
@@ -238,9 +239,11 @@ def engine_args(model, device, max_model_len, gpu_memory_utilization, load_forma
          "it must be a positive integer (or None: the model's, at most 4096)")
     need(isinstance(gpu_memory_utilization, (int, float)) and 0 < gpu_memory_utilization <= 1,
          "gpu_memory_utilization", gpu_memory_utilization, "it must be in (0, 1]")
-    need(positive_int(max_num_seqs), "max_num_seqs", max_num_seqs, "it must be a positive integer")
-    need(positive_int(max_num_batched_tokens), "max_num_batched_tokens", max_num_batched_tokens,
-         "it must be a positive integer")
+    need(max_num_seqs is None or positive_int(max_num_seqs), "max_num_seqs", max_num_seqs,
+         "it must be a positive integer (or None: 256 on a GPU, 64 on the CPU)")
+    need(max_num_batched_tokens is None or positive_int(max_num_batched_tokens),
+         "max_num_batched_tokens", max_num_batched_tokens,
+         "it must be a positive integer (or None: 8192 on a GPU, 512 on the CPU)")
     need(positive_int(block_size), "block_size", block_size, "it must be a positive integer")
     need(kv_cache_memory is None or positive_int(kv_cache_memory), "kv_cache_memory",
          kv_cache_memory, "it must be a number of bytes")
@@ -255,8 +258,8 @@ def engine_args(model, device, max_model_len, gpu_memory_utilization, load_forma
     a.device = "" if device in (None, "auto") else device
     a.max_model_len = max_model_len or 0
     a.gpu_memory_utilization = float(gpu_memory_utilization)
-    a.max_num_seqs = max_num_seqs
-    a.max_num_batched_tokens = max_num_batched_tokens
+    a.max_num_seqs = max_num_seqs or 0  # 0: by device (engine_args.h)
+    a.max_num_batched_tokens = max_num_batched_tokens or 0
     a.block_size = block_size
     a.enable_prefix_caching = enable_prefix_caching
     a.enforce_eager = enforce_eager
@@ -282,13 +285,15 @@ def group_spec(tp, pp, ips, dist_init_addr, cluster_token, dist_timeout) -> Grou
 def rank_argv(a) -> List[str]:
     """The `shardlm serve` flags that give a rank process the same model and sizes as `a`."""
     argv = ["--model", a.model, "--load-format", a.load_format,
-            "--max-num-seqs", str(a.max_num_seqs),
-            "--max-num-batched-tokens", str(a.max_num_batched_tokens),
             "--block-size", str(a.block_size), "--max-model-len", str(a.max_model_len),
             "--gpu-memory-utilization", str(a.gpu_memory_utilization),
             "--threads", str(a.threads)]
     if a.device:
         argv += ["--device", a.device]
+    if a.max_num_seqs:
+        argv += ["--max-num-seqs", str(a.max_num_seqs)]
+    if a.max_num_batched_tokens:
+        argv += ["--max-num-batched-tokens", str(a.max_num_batched_tokens)]
     if a.kv_cache_memory:
         argv += ["--kv-cache-memory", f"{a.kv_cache_memory}B"]
     if a.enforce_eager:

@@ -44,10 +44,12 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
   cmd.add_option("--max-model-len", e.max_model_len,
                  "context length per request (default: the model's, at most 4096)")
       ->check(CLI::Range(0, 1 << 20));
-  cmd.add_option("--max-num-seqs", e.max_num_seqs, "requests run together in one batch")
+  cmd.add_option("--max-num-seqs", e.max_num_seqs,
+                 "requests run together in one batch (default 256 on a GPU, 64 on the CPU)")
       ->check(CLI::Range(1, 4096));
   cmd.add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
-                 "tokens per engine step (prefill chunks and decodes)")
+                 "tokens per engine step, prefill chunks and decodes (default 8192 on a GPU, 512 "
+                 "on the CPU)")
       ->check(CLI::Range(1, 1 << 20));
   cmd.add_option("--block-size", e.block_size, "tokens per KV cache block")
       ->check(CLI::Range(1, 1024));
@@ -158,12 +160,14 @@ void take_start_port(int& port) {
          l.dp);
   }
   if (o.fleet.enabled() || o.fleet.disaggregation != fleet::DisaggregationMode::kAggregated) {
-    fail("--dp {} with --etcd-endpoints/--disaggregation-mode is not supported: register N "
+    fail(
+        "--dp {} with --etcd-endpoints/--disaggregation-mode is not supported: register N "
          "separate `shardlm serve` workers with the fleet instead",
          l.dp);
   }
   if (o.args.metrics_port >= 0) {
-    fail("--metrics-port with --dp {} is not supported: /metrics (with every replica's figures) "
+    fail(
+        "--metrics-port with --dp {} is not supported: /metrics (with every replica's figures) "
          "is on the API port",
          l.dp);
   }
@@ -206,11 +210,13 @@ void run_serve(ServeOptions& o) {
   }
   if (o.fleet.disaggregation != fleet::DisaggregationMode::kAggregated) {
     if (!o.fleet.enabled()) {
-      fail("--disaggregation-mode needs --etcd-endpoints: the frontend finds prefill and decode "
+      fail(
+          "--disaggregation-mode needs --etcd-endpoints: the frontend finds prefill and decode "
            "workers there");
     }
     if (o.args.group && o.args.group->world_size > 1) {
-      fail("--disaggregation-mode needs a single-process worker for now (its KV transfer reads "
+      fail(
+          "--disaggregation-mode needs a single-process worker for now (its KV transfer reads "
            "one cache); drop --tensor-parallel-size / --pipeline-parallel-size");
     }
   }

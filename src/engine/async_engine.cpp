@@ -188,6 +188,7 @@ void AsyncEngine::run_step() {
   const double start = monotonic_seconds();
   const StepOutput step = engine_.step();
   std::vector<RequestOutput> outputs = processor_.process(step);
+  engine_.step_profile().mark(StepProfile::kOutputs);
   const EngineStats st = snapshot();
   {
     std::lock_guard lock(mu_);
@@ -196,6 +197,7 @@ void AsyncEngine::run_step() {
   // Metrics first, then the streams: a client that has its final chunk finds it counted.
   if (listener_) listener_({step, st, monotonic_seconds() - start});
   deliver(outputs);
+  engine_.step_profile().mark(StepProfile::kDeliver);
 }
 
 void AsyncEngine::fail_all(const std::string& error) {

@@ -102,6 +102,7 @@ const Request* Engine::find(int64_t id) const {
 }
 
 StepOutput Engine::step() {
+  profile_.begin_step();
   if (scheduler_.virtual_engines() > 1) return step_pipelined();
   StepOutput out;
   out.finished = std::move(ended_);
@@ -110,6 +111,7 @@ StepOutput Engine::step() {
   if (batch.empty()) return out;
   run(batch);
   postprocess(batch, out);
+  profile_.mark(StepProfile::kPostprocess);
   return out;
 }
 
@@ -123,6 +125,9 @@ SchedulerOutput Engine::schedule_step(int virtual_engine, StepOutput& out) {
     if (!decode) out.n_prompt_tokens += s.n_tokens;
   }
   out.n_tokens = batch.n_tokens;
+  profile_.describe_step(out.n_prompt_tokens > 0, out.n_tokens,
+                         static_cast<int>(batch.scheduled.size()));
+  profile_.mark(StepProfile::kSchedule);
   return batch;
 }
 
@@ -139,7 +144,9 @@ StepOutput Engine::step_pipelined() {
     if (batch.empty()) return out;
     const ForwardBatch fb = build_batch(batch);
     index_logit_rows(fb);
+    profile_.mark(StepProfile::kPrepare);
     runner_.submit(fb);
+    profile_.mark(StepProfile::kForward);
     in_flight_.push_back({v, std::move(batch), logit_rows_});
   } catch (...) {
     // The runner failed: what was in flight is lost (the caller ends those requests).
@@ -157,8 +164,10 @@ void Engine::collect_oldest(StepOutput& out) {
   const size_t need = (logit_rows_.empty() ? 0 : logit_rows_.back()) * runner_.vocab_size();
   if (need > logits_.size()) logits_.resize(need);
   runner_.collect(logits_.data());
+  profile_.mark(StepProfile::kForward);
   device_step_ = false;
   postprocess(f.batch, out);
+  profile_.mark(StepProfile::kPostprocess);
   std::vector<int64_t> aborted;
   aborted.swap(aborted_in_flight_);
   for (int64_t id : aborted) {
@@ -198,7 +207,9 @@ void Engine::run(const SchedulerOutput& batch) {
   if (!device_step_) {
     const ForwardBatch fb = build_batch(batch);
     index_logit_rows(fb);
+    profile_.mark(StepProfile::kPrepare);
     runner_.execute(fb, logits_.data());
+    profile_.mark(StepProfile::kForward);
     return;
   }
   build_row_sampling(batch);
@@ -208,7 +219,10 @@ void Engine::run(const SchedulerOutput& batch) {
   std::function<void()> complete_rows;
   if (!constrained_.empty() && overlap_masks_) complete_rows = [this] { fill_token_masks(); };
   if (!constrained_.empty() && !overlap_masks_) fill_token_masks();
-  runner_.execute_sampled(build_batch(batch), rows_.data(), sampled_.data(), complete_rows);
+  const ForwardBatch fb = build_batch(batch);
+  profile_.mark(StepProfile::kPrepare);
+  runner_.execute_sampled(fb, rows_.data(), sampled_.data(), complete_rows);
+  profile_.mark(StepProfile::kForward);
 }
 
 void Engine::index_logit_rows(const ForwardBatch& fb) {

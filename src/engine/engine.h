@@ -18,6 +18,7 @@
 #include "engine/request.h"
 #include "engine/request_validation.h"
 #include "engine/scheduler.h"
+#include "engine/step_profile.h"
 #include "kv/block_manager.h"
 
 namespace shardlm {
@@ -111,6 +112,9 @@ class Engine {
   ModelRunner& runner() { return runner_; }
   BlockManager& block_manager_between_steps() { return blocks_; }
   const Request* find(int64_t id) const;
+  // SHARDLM_STEP_PROFILE=1: the step's phases (the engine's own and its caller's, who marks
+  // StepProfile::kOutputs and kDeliver).
+  StepProfile& step_profile() { return profile_; }
 
  private:
   // A batch submitted to a runner of several steps in flight, waiting for its logits.
@@ -180,6 +184,7 @@ class Engine {
   std::deque<InFlight> in_flight_;          // oldest first
   std::vector<int64_t> aborted_in_flight_;  // abort_request on a request in a batch in flight
   int next_virtual_ = 0;                    // the virtual engine the next step serves
+  StepProfile profile_;
 };
 
 }  // namespace shardlm

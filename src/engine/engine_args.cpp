@@ -5,6 +5,24 @@
 
 namespace shardlm {
 
+namespace {
+
+bool on_gpu(const EngineArgs& args) {
+  return resolve_device(args.device) == Device::kCuda;
+}
+
+}  // namespace
+
+int step_seqs(const EngineArgs& args) {
+  if (args.max_num_seqs > 0) return args.max_num_seqs;
+  return on_gpu(args) ? 256 : 64;
+}
+
+int step_tokens(const EngineArgs& args) {
+  if (args.max_num_batched_tokens > 0) return args.max_num_batched_tokens;
+  return on_gpu(args) ? 8192 : 512;
+}
+
 int model_len(const EngineArgs& args, const ModelConfig& c) {
   return args.max_model_len > 0 ? args.max_model_len : std::min(c.context_length, 4096);
 }
@@ -23,7 +41,7 @@ BackendSpec backend_spec(const EngineArgs& args, const ModelConfig& c) {
   BackendSpec spec;
   spec.device = resolve_device(args.device);
   spec.threads = args.threads;
-  spec.max_batch_tokens = args.max_num_batched_tokens;
+  spec.max_batch_tokens = step_tokens(args);
   spec.max_context = model_len(args, c);
   spec.enforce_eager = args.enforce_eager;
   spec.quantization = args.quantization;

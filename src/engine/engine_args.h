@@ -30,8 +30,9 @@ struct EngineArgs {
   bool enforce_eager = false;  // every step op by op: no CUDA graphs
   std::string quantization;    // "" or "fp8": linear layers quantised at load (BackendSpec)
   std::string kv_cache_dtype = "auto";  // auto | bf16 | fp8 | fp8_e4m3 (BackendSpec)
-  int max_num_seqs = 64;
-  int max_num_batched_tokens = 512;
+  // Sequences and tokens per engine step; 0 = by device (step_seqs, step_tokens below).
+  int max_num_seqs = 0;
+  int max_num_batched_tokens = 0;
   int max_model_len = 0;  // 0 = the model's context length, capped at 4096
   bool enable_prefix_caching = true;
   bool show_progress = true;  // a progress line on stderr when it is a terminal
@@ -45,6 +46,11 @@ struct EngineArgs {
       make_runner;
 };
 
+// The step limits the args give: what they name, else by the device they resolve to: on a GPU 256
+// sequences and 8,192 tokens (vLLM's API-server defaults on large GPUs; chunked prefill then runs
+// prompts in chunks big enough for the tensor cores), on the CPU 64 and 512.
+int step_seqs(const EngineArgs& args);
+int step_tokens(const EngineArgs& args);
 // The context length and number of KV blocks the args give for a model (every rank of a group
 // computes the same).
 int model_len(const EngineArgs& args, const ModelConfig& c);

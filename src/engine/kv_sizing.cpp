@@ -38,7 +38,7 @@ DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Bac
                          ? at_start - free
                          : total - free;  // a backend that cannot tell: everything in use
   const size_t others = total - free - own;
-  const auto activations = static_cast<double>(activation_bytes(c, args.max_num_batched_tokens));
+  const auto activations = static_cast<double>(activation_bytes(c, step_tokens(args)));
   const double share = util * static_cast<double>(total);
   const double to_allocate = share - static_cast<double>(own);  // activations and the KV cache
   const double budget = to_allocate - activations;

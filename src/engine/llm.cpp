@@ -24,16 +24,16 @@ LLM::LLM(const EngineArgs& args, std::unique_ptr<Model> loaded)
   const KvCacheShape& shape = rank_->kv_shape();
   EngineConfig config = engine_config(args);
   config.validate();
-  runner_ = args.make_runner
-                ? args.make_runner(model(), rank_->backend(), shape, args.max_num_batched_tokens)
-                : rank_->make_runner(args.max_num_batched_tokens);
+  runner_ = args.make_runner ? args.make_runner(model(), rank_->backend(), shape, step_tokens(args))
+                             : rank_->make_runner(step_tokens(args));
   engine_ = std::make_unique<Engine>(config, *runner_, tokenizer_.get());
   spdlog::info(
       "KV cache: {} blocks of {} tokens = {} tokens ({:.0f} MiB, {} at {} byte(s) per element); "
-      "max_model_len {}",
+      "max_model_len {}; steps of up to {} sequences and {} tokens",
       shape.n_blocks, shape.block_size, shape.n_blocks * shape.block_size,
       static_cast<double>(shape.bytes()) / (1 << 20), dtype_name(rank_->backend().kv_dtype()),
-      shape.elem_bytes, config.scheduler.max_model_len);
+      shape.elem_bytes, config.scheduler.max_model_len, config.scheduler.max_num_seqs,
+      config.scheduler.max_num_batched_tokens);
   if (!rank_->kv_summary().empty()) spdlog::info("KV cache sized by {}", rank_->kv_summary());
 }
 
@@ -42,8 +42,8 @@ LLM::~LLM() = default;
 EngineConfig LLM::engine_config(const EngineArgs& args) const {
   const ModelConfig& c = model().config;
   EngineConfig e;
-  e.scheduler.max_num_seqs = args.max_num_seqs;
-  e.scheduler.max_num_batched_tokens = args.max_num_batched_tokens;
+  e.scheduler.max_num_seqs = step_seqs(args);
+  e.scheduler.max_num_batched_tokens = step_tokens(args);
   e.scheduler.max_model_len = model_len(args, c);
   e.blocks.n_blocks = rank_->kv_shape().n_blocks;
   e.blocks.block_size = args.block_size;

@@ -50,15 +50,23 @@ double now_seconds() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
+// The engine args' view of the step budget the options give (for the report).
+EngineArgs step_args(const OfflineBenchOptions& o) {
+  EngineArgs a;
+  a.device = o.device;
+  a.max_num_batched_tokens = o.max_num_batched_tokens;
+  return a;
+}
+
 RunResult run_one(const OfflineBenchOptions& o, int threads, int batch_size) {
   EngineArgs args;
   args.model = o.model;
   args.load_format = o.load_format;
   args.threads = threads;
   args.max_num_seqs = batch_size;
-  args.max_num_batched_tokens = std::max(o.max_num_batched_tokens, batch_size);
   args.max_model_len = o.input_len + o.output_len + 1;
   args.device = o.device;
+  args.max_num_batched_tokens = std::max(step_tokens(step_args(o)), batch_size);
   if (o.kv_cache_memory > 0) args.kv_cache_memory = o.kv_cache_memory;
   args.gpu_memory_utilization = o.gpu_memory_utilization;
   args.enforce_eager = o.enforce_eager;
@@ -105,7 +113,7 @@ BenchReport run_offline_benchmark(const OfflineBenchOptions& o) {
                       {"num_prompts", o.num_prompts},
                       {"input_len", o.input_len},
                       {"output_len", o.output_len},
-                      {"max_num_batched_tokens", o.max_num_batched_tokens},
+                      {"max_num_batched_tokens", step_tokens(step_args(o))},
                       {"seed", o.seed},
                       {"device", std::string(device_name(resolve_device(o.device)))},
                       {"load_format", o.load_format},

@@ -20,7 +20,7 @@ struct OfflineBenchOptions {
   int num_prompts = 16;
   int input_len = 128;
   int output_len = 64;
-  int max_num_batched_tokens = 512;
+  int max_num_batched_tokens = 0;  // 0 = the device's default (engine/engine_args.h step_tokens)
   uint64_t seed = 0;
   std::string device;          // "cpu", "cuda", "" = auto
   size_t kv_cache_memory = 0;  // bytes; 0 = the engine default

@@ -133,8 +133,7 @@ int run_worker_node(const ServerArgs& args) {
     spdlog::info("worker rank {} of {}: /health on http://{}:{}; requests go to the master", g.rank,
                  g.world_size, args.http.host, port);
   }
-  const int status =
-      serve_as_worker(group, *model, backend, shape, args.engine.max_num_batched_tokens);
+  const int status = serve_as_worker(group, *model, backend, shape, step_tokens(args.engine));
   if (http) {
     http->stop();
     http_thread.join();

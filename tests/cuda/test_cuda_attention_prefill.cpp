@@ -2,9 +2,10 @@
 // (cpu::attention) on fresh random BF16 keys/values and fp32 queries, by normalised error: fresh
 // prompts and chunks after a cached prefix (chunked prefill), lengths on and off the 64-row and
 // 64-key tiles, GQA groups of 1, 4 and 8, head_dim 64 and 128, block sizes 16, 32 and 5, a sliding
-// window, and mixed batches (prefill chunks beside decode rows, sequences sharing blocks); both
-// through the backend's attention op and the kernel called directly, with the output poisoned
-// first so that an unwritten row fails.
+// window, and mixed batches (prefill chunks beside decode rows, sequences sharing blocks); through
+// the backend's attention op, the kernel called directly, and for mixed batches the dispatcher on
+// the batch packed decode rows first (the decode rows then go to the split-K kernel), with the
+// output poisoned first so that an unwritten row fails.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -85,16 +86,28 @@ std::vector<float> cpu_reference(const PrefillCase& c) {
   return out;
 }
 
-// The batch as the kernel reads it, built here (not through the backend's uploads).
-cuda::AttentionBatch device_batch(cuda::CudaBackend& be, const PrefillCase& c) {
+// The batch as the kernel reads it, built here (not through the backend's uploads); with
+// single_rows_first, packed as the backend packs it: the one-row sequences first
+// (n_single_row_seqs of them), then the rest, each part in the batch's order.
+cuda::AttentionBatch device_batch(cuda::CudaBackend& be, const PrefillCase& c,
+                                  bool single_rows_first = false) {
   std::vector<int32_t> seqs, tables, rows(static_cast<size_t>(c.n_rows), -1);
   cuda::AttentionBatch b;
+  std::vector<size_t> order;
   for (size_t i = 0; i < c.seqs.size(); ++i) {
+    if (!single_rows_first || c.seqs[i].n_tokens == 1) order.push_back(i);
+  }
+  if (single_rows_first) b.n_single_row_seqs = static_cast<int>(order.size());
+  for (size_t i = 0; i < c.seqs.size(); ++i) {
+    if (single_rows_first && c.seqs[i].n_tokens != 1) order.push_back(i);
+  }
+  for (size_t at = 0; at < order.size(); ++at) {
+    const size_t i = order[at];
     const AttentionSeq& s = c.seqs[i];
     seqs.insert(seqs.end(),
                 {s.first_row, s.n_tokens, s.n_past, static_cast<int32_t>(tables.size())});
     tables.insert(tables.end(), c.tables[i].begin(), c.tables[i].end());
-    for (int r = 0; r < s.n_tokens; ++r) rows[static_cast<size_t>(s.first_row + r)] = int32_t(i);
+    for (int r = 0; r < s.n_tokens; ++r) rows[static_cast<size_t>(s.first_row + r)] = int32_t(at);
     b.max_keys = std::max(b.max_keys, s.n_past + s.n_tokens);
     b.max_seq_rows = std::max(b.max_seq_rows, s.n_tokens);
   }
@@ -115,6 +128,23 @@ std::string describe(const PrefillShape& sh) {
 
 float* poisoned(cuda::CudaBackend& be, size_t n) {
   return to_device(be, std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()));
+}
+
+// A batch of decode rows and prefill chunks through attention() as the backend packs it: the
+// decode rows on the split-K kernel, the chunks on the tensor-core kernel.
+void check_split(cuda::CudaBackend& be, const PrefillCase& c, const float* dq,
+                 const KvLayerView& kv, const std::vector<float>& ref) {
+  const cuda::AttentionBatch b = device_batch(be, c, true);
+  if (b.n_single_row_seqs == 0 || b.n_single_row_seqs == b.n_seqs) return;
+  ASSERT_TRUE(cuda::mixed_attention_split_applies(b, c.p));
+  float* scratch = be.alloc_floats(cuda::attention_scratch_floats(b, c.p));
+  float* out = poisoned(be, c.q.size());
+  cuda::attention(dq, reinterpret_cast<const uint16_t*>(kv.k),
+                  reinterpret_cast<const uint16_t*>(kv.v), b, c.p, scratch, out,
+                  static_cast<cudaStream_t>(be.stream()));
+  const double err = rel_err(to_host(be, out, ref.size()), ref);
+  EXPECT_LT(err, kTolerance) << "split";
+  fmt::print("  {} decode rows apart: rel_err {:.2e}\n", b.n_single_row_seqs, err);
 }
 
 void check_shape(const PrefillShape& sh, std::mt19937& rng) {
@@ -145,6 +175,7 @@ void check_shape(const PrefillShape& sh, std::mt19937& rng) {
   const double err2 = rel_err(to_host(be, out2, ref.size()), ref);
   EXPECT_LT(err2, kTolerance) << "kernel";
   fmt::print("  {}: rel_err backend {:.2e}, kernel {:.2e}\n", describe(sh), err, err2);
+  check_split(be, c, dq, kv, ref);
 }
 
 TEST(CudaPrefillAttention, FreshPromptsEveryGroup) {
@@ -195,6 +226,12 @@ TEST(CudaPrefillAttention, MixedBatchWithDecodeRows) {
   mixed.push_back({33, 0});
   check_shape({32, 8, 128, 16, 0, mixed}, rng);
   check_shape({8, 2, 64, 16, 50, mixed}, rng);
+  // Chunks first and between the decode rows, a decode row at context 1, 255 decode rows (the
+  // decode kernel's one-split plan) beside a 2,048-row chunk.
+  check_shape({8, 2, 128, 16, 0, {{40, 0}, {1, 0}, {1, 900}, {7, 3}, {1, 4100}, {1, 17}}}, rng);
+  std::vector<Chunk> wide = {{2048, 0}};
+  for (int i = 0; i < 255; ++i) wide.push_back({1, 1 + static_cast<int>(rng() % 2000)});
+  check_shape({32, 8, 128, 16, 0, wide}, rng);
 }
 
 }  // namespace

@@ -203,7 +203,47 @@ size_t attention_scratch_floats(int n_rows, int n_heads, int head_dim, int max_k
   return static_cast<size_t>(n_rows) * n_heads * splits * (head_dim + 2);
 }
 
+namespace {
+
+// The two halves of a mixed batch: its leading one-row sequences and the rest.
+AttentionBatch single_rows(const AttentionBatch& batch) {
+  AttentionBatch d = batch;
+  d.n_seqs = d.n_rows = batch.n_single_row_seqs;
+  d.one_row_per_seq = true;
+  d.max_seq_rows = 1;
+  d.n_single_row_seqs = 0;
+  return d;
+}
+
+AttentionBatch multi_rows(const AttentionBatch& batch) {
+  AttentionBatch f = batch;
+  f.seqs += batch.n_single_row_seqs;
+  f.n_seqs -= batch.n_single_row_seqs;
+  f.one_row_per_seq = false;
+  f.n_single_row_seqs = 0;
+  return f;
+}
+
+// The decode half's scratch, rounded so that the prefill half's int2 tiles stay aligned.
+size_t single_rows_scratch_floats(const AttentionBatch& d, const AttentionParams& p) {
+  const size_t n =
+      decode_attention_scratch_floats(d.n_seqs, p, decode_attention_splits(d.n_seqs, p).n_splits);
+  return (n + 3) / 4 * 4;
+}
+
+}  // namespace
+
+bool mixed_attention_split_applies(const AttentionBatch& batch, const AttentionParams& p) {
+  if (batch.n_single_row_seqs <= 0 || batch.n_single_row_seqs >= batch.n_seqs) return false;
+  return decode_attention_applies(single_rows(batch), p) &&
+         prefill_attention_applies(multi_rows(batch), p);
+}
+
 size_t attention_scratch_floats(const AttentionBatch& batch, const AttentionParams& p) {
+  if (mixed_attention_split_applies(batch, p)) {
+    const AttentionBatch d = single_rows(batch);
+    return single_rows_scratch_floats(d, p) + prefill_attention_scratch_floats(multi_rows(batch));
+  }
   if (decode_attention_applies(batch, p)) {
     return decode_attention_scratch_floats(batch.n_seqs, p,
                                            decode_attention_splits(batch.n_seqs, p).n_splits);
@@ -217,7 +257,13 @@ namespace {
 template <typename T>
 void attention_any(const float* q, const T* cache_k, const T* cache_v, const AttentionBatch& batch,
                    const AttentionParams& p, float* scratch, float* out, cudaStream_t stream) {
-  if (decode_attention_applies(batch, p)) {
+  if (mixed_attention_split_applies(batch, p)) {
+    const AttentionBatch d = single_rows(batch);
+    decode_attention(q, cache_k, cache_v, d, p, decode_attention_splits(d.n_seqs, p), scratch, out,
+                     stream);
+    prefill_attention(q, cache_k, cache_v, multi_rows(batch), p,
+                      scratch + single_rows_scratch_floats(d, p), out, stream);
+  } else if (decode_attention_applies(batch, p)) {
     decode_attention(q, cache_k, cache_v, batch, p, decode_attention_splits(batch.n_seqs, p),
                      scratch, out, stream);
   } else if (prefill_attention_applies(batch, p)) {

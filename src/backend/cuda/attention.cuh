@@ -36,6 +36,11 @@ struct AttentionBatch {
   // the tensor-core prefill kernel (attention_prefill.cuh) where it applies. 0: not known (or the
   // caller wants the per-row kernel).
   int max_seq_rows = 0;
+  // The leading sequences with one query row each (StepUploads packs a step's decode rows first).
+  // In a batch that also holds prefill chunks, attention() runs these on the split-K decode kernel
+  // and the rest on the tensor-core kernel (one 64-row tile per decode row, read once per query
+  // head, would cost the chunk's kernel far more). 0: no split.
+  int n_single_row_seqs = 0;
 };
 
 // Largest head_dim the kernel takes.
@@ -56,6 +61,9 @@ size_t attention_scratch_floats(const AttentionBatch& batch, const AttentionPara
 void attention(const float* q, const uint16_t* cache_k, const uint16_t* cache_v,
                const AttentionBatch& batch, const AttentionParams& p, float* scratch, float* out,
                cudaStream_t stream);
+// A mixed batch that attention() splits (n_single_row_seqs above); SHARDLM_CUDA_MIXED_SPLIT=0 at
+// the backend keeps such batches whole on the tensor-core kernel, to compare.
+bool mixed_attention_split_applies(const AttentionBatch& batch, const AttentionParams& p);
 // The same over an FP8 E4M3 cache (--kv-cache-dtype fp8: uint8_t codes, scale 1,
 // kv_element.cuh); every kernel below has this overload too.
 void attention(const float* q, const uint8_t* cache_k, const uint8_t* cache_v,

@@ -174,12 +174,79 @@ PrefillAttentionTiming time_prefill_point(const AttentionParams& p, int n_tokens
       std::max(attention_scratch_floats(n_tokens, p.n_heads, p.head_dim, b.max_keys),
                prefill_attention_scratch_floats(b));
   SHARDLM_CUDA_CHECK(cudaMalloc(&scratch, std::max<size_t>(scratch_n, 1) * sizeof(float)));
-  t.by_rows_ms = median_ms(stream, 5, [&] {
-    attention_by_rows(q, k, v, b, p, scratch, out, stream);
-  });
-  t.tensor_ms = median_ms(stream, 11, [&] {
-    prefill_attention(q, k, v, b, p, scratch, out, stream);
-  });
+  t.by_rows_ms =
+      median_ms(stream, 5, [&] { attention_by_rows(q, k, v, b, p, scratch, out, stream); });
+  t.tensor_ms =
+      median_ms(stream, 11, [&] { prefill_attention(q, k, v, b, p, scratch, out, stream); });
+  SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints),
+                    static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(scratch)})
+    cudaFree(ptr);
+  return t;
+}
+
+// One mixed case: n_decode one-row sequences at `context` keys (packed first, as StepUploads packs
+// them) and a chunk of `chunk` rows, every sequence's blocks scattered over one pool.
+MixedAttentionTiming time_mixed_point(const AttentionParams& p, int n_decode, int context,
+                                      int chunk, cudaStream_t stream, std::mt19937& rng) {
+  MixedAttentionTiming t{n_decode, context, chunk};
+  const int64_t kv_dim = int64_t{p.n_kv_heads} * p.head_dim;
+  const int64_t per_seq = (context + p.block_size - 1) / p.block_size;
+  const int64_t chunk_blocks = (chunk + p.block_size - 1) / p.block_size;
+  const int64_t blocks = per_seq * n_decode + chunk_blocks;
+  const int64_t pool = blocks * p.block_size * kv_dim;
+  uint16_t *k = nullptr, *v = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&k, static_cast<size_t>(pool) * 2));
+  SHARDLM_CUDA_CHECK(cudaMalloc(&v, static_cast<size_t>(pool) * 2));
+  fill_bf16<<<1024, 256, 0, stream>>>(k, pool, 5);
+  fill_bf16<<<1024, 256, 0, stream>>>(v, pool, 6);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+  std::vector<int32_t> order(static_cast<size_t>(blocks));
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  const int n_seqs = n_decode + 1, n_rows = n_decode + chunk;
+  std::vector<int32_t> ints;  // seqs, row_seq, tables
+  for (int s = 0; s < n_decode; ++s) {
+    ints.insert(ints.end(), {s, 1, context - 1, static_cast<int32_t>(s * per_seq)});
+  }
+  ints.insert(ints.end(), {n_decode, chunk, 0, static_cast<int32_t>(n_decode * per_seq)});
+  for (int r = 0; r < n_rows; ++r) ints.push_back(std::min(r, n_decode));
+  const auto tables_at = static_cast<int64_t>(ints.size());
+  ints.insert(ints.end(), order.begin(), order.end());
+  int32_t* dev_ints = device_copy(ints);
+  AttentionBatch b;
+  b.seqs = reinterpret_cast<const DeviceAttnSeq*>(dev_ints);
+  b.row_seq = dev_ints + 4 * n_seqs;
+  b.tables = dev_ints + tables_at;
+  b.n_rows = n_rows;
+  b.n_seqs = n_seqs;
+  b.max_keys = std::max(context, chunk);
+  b.max_seq_rows = chunk;
+  std::vector<float> qh(static_cast<size_t>(n_rows) * p.n_heads * p.head_dim);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (float& x : qh) x = nd(rng);
+  float* q = device_copy(qh);
+  float *out = nullptr, *scratch = nullptr;
+  SHARDLM_CUDA_CHECK(cudaMalloc(&out, qh.size() * sizeof(float)));
+  AttentionBatch split = b;
+  split.n_single_row_seqs = n_decode;
+  AttentionBatch decode = b, rest = b;
+  decode.n_seqs = decode.n_rows = n_decode;
+  decode.one_row_per_seq = true;
+  decode.max_seq_rows = 1;
+  rest.seqs += n_decode;
+  rest.n_seqs = 1;
+  const size_t scratch_n =
+      std::max({attention_scratch_floats(b, p), attention_scratch_floats(split, p),
+                attention_scratch_floats(decode, p)});
+  SHARDLM_CUDA_CHECK(cudaMalloc(&scratch, std::max<size_t>(scratch_n, 1) * sizeof(float)));
+  auto time = [&](const AttentionBatch& x) {
+    return median_ms(stream, 9, [&] { attention(q, k, v, x, p, scratch, out, stream); });
+  };
+  t.whole_ms = time(b);
+  t.split_ms = time(split);
+  t.decode_ms = time(decode);
+  t.chunk_ms = time(rest);
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
   for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints),
                     static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(scratch)})
@@ -188,6 +255,19 @@ PrefillAttentionTiming time_prefill_point(const AttentionParams& p, int n_tokens
 }
 
 }  // namespace
+
+std::vector<MixedAttentionTiming> time_mixed_attention(
+    const AttentionParams& p, const std::vector<std::tuple<int, int, int>>& decode_context_chunk) {
+  cudaStream_t stream = nullptr;
+  SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  std::mt19937 rng(9);
+  std::vector<MixedAttentionTiming> out;
+  for (const auto& [n, context, chunk] : decode_context_chunk) {
+    out.push_back(time_mixed_point(p, n, context, chunk, stream, rng));
+  }
+  cudaStreamDestroy(stream);
+  return out;
+}
 
 std::vector<PrefillAttentionTiming> time_prefill_attention(
     const AttentionParams& p, const std::vector<std::pair<int, int>>& tokens_past) {

@@ -4,9 +4,11 @@
 // microseconds per call inside a replayed CUDA graph over enough copies of the KV cache that none
 // is served from L2. Prefill: the per-row kernel against the tensor-core kernel
 // (attention_prefill.cu) on one sequence's chunk after a cached prefix, ms per call and TFLOP/s.
+// Mixed: decode rows beside a prefill chunk, whole on the tensor-core kernel against split.
 // Plain C++ header.
 #pragma once
 
+#include <tuple>
 #include <vector>
 
 #include "backend/backend.h"
@@ -38,5 +40,18 @@ struct PrefillAttentionTiming {
 // One sequence per case: n_tokens query rows after n_past cached keys, blocks scattered.
 std::vector<PrefillAttentionTiming> time_prefill_attention(
     const AttentionParams& p, const std::vector<std::pair<int, int>>& tokens_past);
+
+struct MixedAttentionTiming {
+  int n_decode = 0, context = 0, chunk = 0;
+  double whole_ms =
+      0;  // the whole batch on the tensor-core kernel (one 64-row tile per decode row)
+  double split_ms = 0;  // attention(): decode rows on the split-K kernel, the chunk on the other
+  double decode_ms = 0, chunk_ms = 0;  // each half alone
+};
+
+// A mixed step's attention: n_decode sequences of one row at `context` keys beside one prefill
+// chunk of `chunk` rows (no cached prefix), blocks scattered; ms per call (one layer).
+std::vector<MixedAttentionTiming> time_mixed_attention(
+    const AttentionParams& p, const std::vector<std::tuple<int, int, int>>& decode_context_chunk);
 
 }  // namespace shardlm::cuda

@@ -28,6 +28,7 @@
 #include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope.cuh"
 #include "backend/cuda/sample_buffers.h"
+#include "backend/cuda/step_timeline.h"
 #include "backend/cuda/step_uploads.h"
 #include "backend/cuda/weight_store.h"
 #include "core/error.h"
@@ -77,7 +78,8 @@ struct CudaBackend::Impl {
       fp8 = std::make_unique<Fp8Linear>(stream, *gemm, o.max_batch_tokens, o.max_matmul_k);
     }
     uploads = std::make_unique<StepUploads>(stream);
-    sampling = std::make_unique<SampleBuffers>(stream);
+    timeline = std::make_unique<StepTimeline>(stream);
+    sampling = std::make_unique<SampleBuffers>(stream, timeline.get());
     profile = std::make_unique<OpProfile>(stream);
     const char* g = std::getenv("SHARDLM_CUDA_GRAPHS");
     const char* prof = std::getenv("SHARDLM_CUDA_PROFILE");
@@ -99,6 +101,7 @@ struct CudaBackend::Impl {
     drop_graphs();
     profile.reset();
     sampling.reset();
+    timeline.reset();
     uploads.reset();
     fp8.reset();
     gemm.reset();
@@ -166,6 +169,7 @@ struct CudaBackend::Impl {
   std::unique_ptr<Gemm> gemm;
   std::unique_ptr<Fp8Linear> fp8;  // --quantization fp8
   std::unique_ptr<StepUploads> uploads;
+  std::unique_ptr<StepTimeline> timeline;  // SHARDLM_STEP_PROFILE=1
   std::unique_ptr<SampleBuffers> sampling;
   std::unique_ptr<OpProfile> profile;
   std::shared_ptr<std::atomic<int64_t>> weight_bytes = std::make_shared<std::atomic<int64_t>>(0);
@@ -242,7 +246,9 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
 
 StepArrays CudaBackend::upload_step(const StepIndices& s, uint64_t step) {
   const auto timed = impl_->profile->time("begin_step");
-  return impl_->uploads->begin(s, step);
+  StepArrays a = impl_->uploads->begin(s, step);
+  impl_->timeline->begin();
+  return a;
 }
 
 const uint16_t* CudaBackend::matrix(const TensorView& w) const {
@@ -295,6 +301,7 @@ void CudaBackend::to_host(const float* src, size_t n, float* dst) {
   const auto timed = impl_->profile->time("to_host");
   SHARDLM_CUDA_CHECK(
       cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, impl_->stream));
+  impl_->timeline->end();
   synchronize();
 }
 
@@ -317,8 +324,7 @@ void CudaBackend::synchronize() {
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 
-void CudaBackend::embedding(const TensorView& table, const IndexArray& ids, int64_t n,
-                            float* out) {
+void CudaBackend::embedding(const TensorView& table, const IndexArray& ids, int64_t n, float* out) {
   const auto timed = impl_->profile->time("embedding");
   cuda::embedding(matrix(table), step_array(ids), n, table.ne[0], out, impl_->stream);
 }
@@ -417,8 +423,8 @@ void CudaBackend::add_bias(float* x, const float* b, int64_t rows, int64_t dim) 
 void CudaBackend::rope(float* x, const IndexArray& positions, int64_t n_tokens, int n_heads,
                        const RopeParams& p) {
   const auto timed = impl_->profile->time("rope");
-  cuda::rope(x, step_array(positions), n_tokens, n_heads, p.head_dim,
-             p.style == RopeStyle::kNeox, impl_->rope_frequencies(p), impl_->stream);
+  cuda::rope(x, step_array(positions), n_tokens, n_heads, p.head_dim, p.style == RopeStyle::kNeox,
+             impl_->rope_frequencies(p), impl_->stream);
 }
 
 void CudaBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
@@ -429,8 +435,8 @@ void CudaBackend::store_kv(const KvLayerView& kv, const float* k, const float* v
                    n_tokens, kv_dim, impl_->stream);
     return;
   }
-  cuda::store_kv(kv_pool<uint16_t>(kv.k, kv), kv_pool<uint16_t>(kv.v, kv), k, v,
-                 step_array(slots), n_tokens, kv_dim, impl_->stream);
+  cuda::store_kv(kv_pool<uint16_t>(kv.k, kv), kv_pool<uint16_t>(kv.v, kv), k, v, step_array(slots),
+                 n_tokens, kv_dim, impl_->stream);
 }
 
 void CudaBackend::attention(const float* q, const KvLayerView& kv, const StepSeqs& seq_list,

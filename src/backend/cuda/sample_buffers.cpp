@@ -145,6 +145,7 @@ void SampleBuffers::run(float* logits, int64_t rows, int64_t vocab, const RowSam
     SHARDLM_CUDA_CHECK(cudaMemcpyAsync(logprobs_host_, logprobs_dev_, sizeof(float) * rows,
                                        cudaMemcpyDeviceToHost, stream_));
   }
+  if (timeline_) timeline_->end();
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
   std::copy(tokens_host_, tokens_host_ + rows, tokens);
   if (logprobs) std::copy(logprobs_host_, logprobs_host_ + rows, logprobs);

@@ -10,12 +10,15 @@
 #include <cstdint>
 
 #include "backend/cuda/sample.cuh"
+#include "backend/cuda/step_timeline.h"
 
 namespace shardlm::cuda {
 
 class SampleBuffers {
  public:
-  explicit SampleBuffers(cudaStream_t stream) : stream_(stream) {}
+  // timeline (may be null): told before the wait for the tokens (the step's end on the GPU).
+  SampleBuffers(cudaStream_t stream, StepTimeline* timeline)
+      : stream_(stream), timeline_(timeline) {}
   ~SampleBuffers();
   SampleBuffers(const SampleBuffers&) = delete;
   SampleBuffers& operator=(const SampleBuffers&) = delete;
@@ -39,6 +42,7 @@ class SampleBuffers {
   void release();
 
   cudaStream_t stream_;
+  StepTimeline* timeline_;
   int64_t row_capacity_ = 0;
   size_t upload_capacity_ = 0;
   char *upload_host_ = nullptr, *upload_dev_ = nullptr;  // [params | penalties | masks]

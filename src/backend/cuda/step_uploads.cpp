@@ -2,10 +2,17 @@
 #include "backend/cuda/step_uploads.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/cuda_check.h"
 
 namespace shardlm::cuda {
+
+StepUploads::StepUploads(cudaStream_t stream) : stream_(stream) {
+  const char* env = std::getenv("SHARDLM_CUDA_MIXED_SPLIT");
+  split_mixed_ = !(env && std::string(env) == "0");
+}
 
 StepUploads::~StepUploads() {
   cudaFree(dev_);
@@ -31,8 +38,18 @@ StepUploads::AttnOffsets StepUploads::pack_attention(const AttentionSeq* seqs, i
   o.rows = static_cast<int64_t>(pack_.size());
   pack_.resize(pack_.size() + static_cast<size_t>(o.n_rows), -1);
   o.tables = static_cast<int64_t>(pack_.size());
+  // The sequences of one query row (decodes) first, each part in the step's order: the attention
+  // op runs them apart from the prefill chunks (AttentionBatch::n_single_row_seqs).
+  order_.clear();
   for (int s = 0; s < n_seqs; ++s) {
-    const AttentionSeq& q = seqs[s];
+    if (seqs[s].n_tokens == 1) order_.push_back(s);
+  }
+  o.n_single = static_cast<int>(order_.size());
+  for (int s = 0; s < n_seqs; ++s) {
+    if (seqs[s].n_tokens != 1) order_.push_back(s);
+  }
+  for (int s = 0; s < n_seqs; ++s) {
+    const AttentionSeq& q = seqs[order_[static_cast<size_t>(s)]];
     const int64_t blocks = (int64_t{q.n_past} + q.n_tokens + block_size - 1) / block_size;
     const int64_t table_offset = pack(q.block_table, blocks) - o.tables;
     int32_t* d = pack_.data() + o.seqs + 4 * s;
@@ -87,6 +104,7 @@ AttentionBatch StepUploads::attention() const {
   b.row_seq = dev_ + attn_.rows;
   b.n_rows = attn_.n_rows;
   b.max_keys = attn_.max_keys;
+  b.n_single_row_seqs = split_mixed_ ? attn_.n_single : 0;
   return b;
 }
 

@@ -3,7 +3,8 @@
 // device arrays (StepArrays), which the ops receive. Each array sits at an offset that depends only
 // on the batch's shape, so a captured CUDA graph reads the next step's values from the same
 // addresses. Uploads are ordered on the backend's stream, so the buffer is only rewritten after the
-// kernels that read it.
+// kernels that read it. The attention sequences are packed with the one-row (decode) sequences
+// first.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -18,7 +19,8 @@ namespace shardlm::cuda {
 
 class StepUploads {
  public:
-  explicit StepUploads(cudaStream_t stream) : stream_(stream) {}
+  // SHARDLM_CUDA_MIXED_SPLIT=0: attention() gets no n_single_row_seqs (mixed batches stay whole).
+  explicit StepUploads(cudaStream_t stream);
   ~StepUploads();
   StepUploads(const StepUploads&) = delete;
   StepUploads& operator=(const StepUploads&) = delete;
@@ -38,6 +40,7 @@ class StepUploads {
     int64_t seqs, tables, rows;
     int n_rows;
     int max_keys;
+    int n_single;  // leading sequences of one query row
   };
   // Appends the attention form of seqs to pack_.
   AttnOffsets pack_attention(const AttentionSeq* seqs, int n_seqs, int block_size);
@@ -52,6 +55,8 @@ class StepUploads {
   int32_t* dev_ = nullptr;
   int64_t capacity_ = 0;
   AttnOffsets attn_{};
+  std::vector<int> order_;  // the packed order of the step's sequences
+  bool split_mixed_ = true;
   uint64_t generation_ = 0;
 };
 

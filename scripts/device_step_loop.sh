@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine (the device tool): issue 16's serving figures with the engine's step
+# profile (SHARDLM_STEP_PROFILE=1: host time per step phase, the GPU's span and idle gap per step),
+# 1,000 prompt tokens in and 1,000 out per stream through `shardlm serve` on the 8B dummy preset.
+# Each entry of CONFIGS is NAME=FLAGS (flags joined by commas), e.g.
+#   "old=--max-num-batched-tokens,512" "new="     (an ENV_<NAME> variable adds environment, e.g.
+#   ENV_old="SHARDLM_CUDA_MIXED_SPLIT=0")
+# and each config runs the independent client at each of STREAMS (and `bench serve` at BENCH).
+# TESTS: a gtest filter for the CUDA suite first ('*': all); MIXED=1: the mixed-step attention
+# table; OPPROFILE="N": an offline batch-N run under SHARDLM_CUDA_PROFILE (per-op GPU time).
+# Writes $OUT/summary.txt and $OUT/logs.tar.gz.
+#
+#   here:  SHARDLM_DEVCARRY=.devcarryS SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 2
+#   there: SHARDLM_DEVCARRY=.devcarryS TESTS='*' MIXED=1 STREAMS=256 \
+#            CONFIGS="old=--max-num-batched-tokens,512 new=" scripts/device_step_loop.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/device_lib.sh
+machine_info
+[ -n "${TESTS:-}" ] && cuda_tests "${TESTS_LIMIT:-300}" "$TESTS" 60 'decode rows apart'
+if [ "${MIXED:-0}" = 1 ]; then
+  step mixed-attention 120 "$BIN/bench_cuda" --mixed-attention-only llama-3.1-8b
+  sed -n '/mixed step attention/,$p' "$LOGS/mixed-attention.log" | tee -a "$SUMMARY"
+fi
+for N in ${OPPROFILE:-}; do
+  SHARDLM_CUDA_PROFILE=1 step "opprofile-$N" 200 "$BIN/shardlm" bench offline --load-format dummy \
+    -m llama-3.1-8b --device cuda --batch-sizes "$N" --num-prompts "$N" -p 1000 -n 64
+  sed -n '/CUDA op profile/,$p' "$LOGS/opprofile-$N.log" | head -30 | tee -a "$SUMMARY"
+done
+PORT=18480
+for C in ${CONFIGS:-new=}; do
+  NAME=${C%%=*}
+  IFS=, read -r -a F <<<"${C#*=}"
+  ENVV="ENV_$NAME"
+  PORT=$((PORT + 1))
+  env ${!ENVV:-} SHARDLM_STEP_PROFILE=1 "$BIN/shardlm" serve --load-format dummy -m llama-3.1-8b \
+    --device cuda --port "$PORT" --max-model-len 2304 "${F[@]}" >"$LOGS/serve-$NAME.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$NAME.log" && break; sleep 1; done
+  grep -E "KV cache:|max_num" "$LOGS/serve-$NAME.log" | sed "s/^/$NAME: /" | tee -a "$SUMMARY"
+  for N in ${STREAMS:-256}; do
+    step "client-$NAME-$N" "${LIMIT:-200}" python3 scripts/http_bench_client.py --port "$PORT" \
+      --streams "$N" --input-tokens 1000 --max-tokens 1000
+    note "$NAME client $N: $(tail -1 "$LOGS/client-$NAME-$N.log")"
+    if [[ " ${BENCH:-} " == *" $N "* ]]; then
+      step "bench-$NAME-$N" "${LIMIT:-200}" "$BIN/shardlm" bench serve \
+        --base-url "http://127.0.0.1:$PORT" --input-len 1000 --output-len 1000 --num-prompts "$N" \
+        --max-concurrency "$N" --warmup 0 --no-progress
+      note "$NAME bench $N: $(grep -E 'Successful requests|Output token throughput|Median TTFT|Median TPOT' \
+        "$LOGS/bench-$NAME-$N.log" | tr -s ' ' | tr '\n' ' ')"
+    fi
+  done
+  kill -TERM "$SERVER"
+  wait "$SERVER"
+  sed -n '/engine step profile/,/^$/p;/CUDA step timeline/,+1p' "$LOGS/serve-$NAME.log" |
+    sed "s/^/$NAME: /" | tee -a "$SUMMARY"
+done
+finish_logs
