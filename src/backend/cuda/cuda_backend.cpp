@@ -245,6 +245,7 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
 }
 
 StepArrays CudaBackend::upload_step(const StepIndices& s, uint64_t step) {
+  impl_->profile->set_step_kind(s.n_tokens == s.n_seqs ? "decode" : "mixed");
   const auto timed = impl_->profile->time("begin_step");
   StepArrays a = impl_->uploads->begin(s, step);
   impl_->timeline->begin();

@@ -18,15 +18,23 @@ OpProfile::OpProfile(cudaStream_t stream) : stream_(stream) {
 
 OpProfile::~OpProfile() {
   if (!enabled_) return;
-  double gpu = 0, wall = 0;
-  for (const auto& [name, t] : totals_) gpu += t.gpu_ms, wall += t.wall_ms;
-  std::fprintf(stderr, "\nCUDA op profile (SHARDLM_CUDA_PROFILE): %.1f ms GPU, %.1f ms wall\n", gpu,
-               wall);
-  std::fprintf(stderr, "%-14s %9s %12s %12s %7s\n", "op", "calls", "gpu us/call", "wall us/call",
-               "gpu %");
-  for (const auto& [name, t] : totals_) {
-    std::fprintf(stderr, "%-14s %9ld %12.2f %12.2f %6.1f%%\n", name.c_str(), t.calls,
-                 1e3 * t.gpu_ms / t.calls, 1e3 * t.wall_ms / t.calls, 100 * t.gpu_ms / gpu);
+  for (const char* kind : {"decode", "mixed"}) {
+    const std::string prefix = std::string(kind) + "/";
+    double gpu = 0, wall = 0;
+    for (const auto& [name, t] : totals_) {
+      if (name.rfind(prefix, 0) == 0) gpu += t.gpu_ms, wall += t.wall_ms;
+    }
+    if (gpu == 0) continue;
+    std::fprintf(stderr,
+                 "\nCUDA op profile (SHARDLM_CUDA_PROFILE), %s steps: %.1f ms GPU, %.1f ms wall\n",
+                 kind, gpu, wall);
+    std::fprintf(stderr, "%-21s %9s %12s %12s %7s\n", "op", "calls", "gpu us/call",
+                 "wall us/call", "gpu %");
+    for (const auto& [name, t] : totals_) {
+      if (name.rfind(prefix, 0) != 0) continue;
+      std::fprintf(stderr, "%-21s %9ld %12.2f %12.2f %6.1f%%\n", name.c_str(), t.calls,
+                   1e3 * t.gpu_ms / t.calls, 1e3 * t.wall_ms / t.calls, 100 * t.gpu_ms / gpu);
+    }
   }
   cudaEventDestroy(start_);
   cudaEventDestroy(stop_);
@@ -45,7 +53,7 @@ OpProfile::Scope::~Scope() {
   cudaEventSynchronize(p_->stop_);
   float ms = 0;
   cudaEventElapsedTime(&ms, p_->start_, p_->stop_);
-  Totals& t = p_->totals_[name_];
+  Totals& t = p_->totals_[std::string(p_->kind_) + "/" + name_];
   ++t.calls;
   t.gpu_ms += ms;
   t.wall_ms +=

@@ -30,6 +30,8 @@ class OpProfile {
     std::chrono::steady_clock::time_point t0_;
   };
   Scope time(const char* name) { return Scope(enabled_ ? this : nullptr, name); }
+  // The kind of the steps that follow ("decode" or "mixed"): ops are tabled per kind.
+  void set_step_kind(const char* kind) { kind_ = kind; }
 
  private:
   struct Totals {
@@ -37,6 +39,7 @@ class OpProfile {
     double gpu_ms = 0, wall_ms = 0;
   };
   bool enabled_ = false;
+  const char* kind_ = "mixed";
   cudaStream_t stream_;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
   std::map<std::string, Totals> totals_;
