@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -244,19 +245,27 @@ void bench_gemv_variants(const shardlm::ModelConfig& c, double copy_gb_per_s) {
   }
 }
 
-// The decode attention kernels at a preset's attention shape (block size 16, the engine's).
-void bench_decode_attention(const std::string& preset, double copy_gb_per_s) {
+// A preset's attention shape with the engine's block size (16); nullopt for an unknown preset.
+std::optional<shardlm::AttentionParams> attention_params(const std::string& preset) {
   const auto j = shardlm::model_preset(preset);
-  if (!j) {
-    std::fprintf(stderr, "bench_cuda: unknown preset %s\n", preset.c_str());
-    return;
-  }
+  if (!j) return std::nullopt;
   shardlm::AttentionParams p;
   p.n_heads = (*j)["num_attention_heads"].get<int>();
   p.n_kv_heads = j->value("num_key_value_heads", p.n_heads);
   p.head_dim = j->value("head_dim", (*j)["hidden_size"].get<int>() / p.n_heads);
   p.block_size = 16;
   p.scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  return p;
+}
+
+// The decode attention kernels at a preset's attention shape (block size 16, the engine's).
+void bench_decode_attention(const std::string& preset, double copy_gb_per_s) {
+  const auto found = attention_params(preset);
+  if (!found) {
+    std::fprintf(stderr, "bench_cuda: unknown preset %s\n", preset.c_str());
+    return;
+  }
+  const shardlm::AttentionParams p = *found;
   std::printf(
       "decode attention, %s (%d q heads, %d KV heads, head_dim %d, block 16): us per call in a "
       "replayed graph, GB/s of K+V read (%% of copy %.0f GB/s)\n  %5s %7s %8s %10s %18s %10s "
@@ -278,14 +287,9 @@ void bench_mixed_attention(const std::string& preset);
 
 // The prefill attention kernels at the same shape: one sequence's chunk after a cached prefix.
 void bench_prefill_attention(const std::string& preset) {
-  const auto j = shardlm::model_preset(preset);
-  if (!j) return;
-  shardlm::AttentionParams p;
-  p.n_heads = (*j)["num_attention_heads"].get<int>();
-  p.n_kv_heads = j->value("num_key_value_heads", p.n_heads);
-  p.head_dim = j->value("head_dim", (*j)["hidden_size"].get<int>() / p.n_heads);
-  p.block_size = 16;
-  p.scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  const auto found = attention_params(preset);
+  if (!found) return;
+  const shardlm::AttentionParams p = *found;
   std::printf(
       "prefill attention, %s: ms per call (one layer), TFLOP/s (causal FLOPs)\n"
               "  %7s %7s %12s %10s %12s %10s %8s\n",
@@ -302,14 +306,9 @@ void bench_prefill_attention(const std::string& preset) {
 // A mixed step's attention at the same shape: decode rows beside one prefill chunk, whole on the
 // tensor-core kernel against split between the two kernels.
 void bench_mixed_attention(const std::string& preset) {
-  const auto j = shardlm::model_preset(preset);
-  if (!j) return;
-  shardlm::AttentionParams p;
-  p.n_heads = (*j)["num_attention_heads"].get<int>();
-  p.n_kv_heads = j->value("num_key_value_heads", p.n_heads);
-  p.head_dim = j->value("head_dim", (*j)["hidden_size"].get<int>() / p.n_heads);
-  p.block_size = 16;
-  p.scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  const auto found = attention_params(preset);
+  if (!found) return;
+  const shardlm::AttentionParams p = *found;
   std::printf(
       "mixed step attention, %s: decode rows beside one prefill chunk, ms per call (one "
       "layer)\n  %7s %8s %6s %11s %10s %10s %10s %8s\n",
