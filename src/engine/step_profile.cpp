@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <string_view>
+
+#include "core/env_flag.h"
 
 namespace shardlm {
 
@@ -14,14 +14,9 @@ namespace {
 constexpr std::array<const char*, StepProfile::kPhases> kNames = {
     "schedule", "prepare", "forward", "postprocess", "outputs", "deliver", "between"};
 
-bool enabled_from_env() {
-  const char* env = std::getenv("SHARDLM_STEP_PROFILE");
-  return env && *env && std::string_view(env) != "0";
-}
-
 }  // namespace
 
-StepProfile::StepProfile() : StepProfile(enabled_from_env()) {}
+StepProfile::StepProfile() : StepProfile(env_flag("SHARDLM_STEP_PROFILE", false)) {}
 
 StepProfile::~StepProfile() {
   const std::string r = report();

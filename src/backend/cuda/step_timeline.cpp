@@ -5,16 +5,14 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <string_view>
 
 #include "backend/cuda/cuda_check.h"
+#include "core/env_flag.h"
 
 namespace shardlm::cuda {
 
 StepTimeline::StepTimeline(cudaStream_t stream) : stream_(stream) {
-  const char* env = std::getenv("SHARDLM_STEP_PROFILE");
-  enabled_ = env && *env && std::string_view(env) != "0";
+  enabled_ = env_flag("SHARDLM_STEP_PROFILE", false);
   if (!enabled_) return;
   for (int i = 0; i < kSlots; ++i) {
     SHARDLM_CUDA_CHECK(cudaEventCreate(&begins_[i]));
@@ -67,7 +65,6 @@ void StepTimeline::count(int prev, int cur) {
   ++steps_;
   busy_ms_ += busy;
   if (gap > 0) {  // a begin queued before the previous end completed overlaps it: no gap
-    ++gaps_;
     gap_ms_ += gap;
     max_gap_ms_ = std::max<double>(max_gap_ms_, gap);
   }
@@ -77,9 +74,9 @@ std::string StepTimeline::report() const {
   if (steps_ == 0) return "";
   const auto n = static_cast<double>(steps_);
   return fmt::format(
-      "\nCUDA step timeline (SHARDLM_STEP_PROFILE): {} steps, GPU span {:.3f} ms per step, idle "
-      "gap "
-      "before it {:.3f} ms per step (longest {:.3f} ms): the GPU idles {:.1f}% of the time\n",
+      "\nCUDA step timeline (SHARDLM_STEP_PROFILE): {} steps, GPU span {:.3f} ms per step, "
+      "idle gap before it {:.3f} ms per step (longest {:.3f} ms): the GPU idles {:.1f}% of the "
+      "time\n",
       steps_, busy_ms_ / n, gap_ms_ / n, max_gap_ms_, 100 * gap_ms_ / (gap_ms_ + busy_ms_));
 }
 

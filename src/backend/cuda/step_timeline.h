@@ -38,7 +38,7 @@ class StepTimeline {
   std::array<cudaEvent_t, kSlots> begins_{}, ends_{};
   std::array<bool, kSlots> ended_{};
   int64_t step_ = -1;  // the current step's number (its slot: step_ % kSlots)
-  int64_t steps_ = 0, gaps_ = 0;
+  int64_t steps_ = 0;
   double busy_ms_ = 0, gap_ms_ = 0, max_gap_ms_ = 0;
 };
 

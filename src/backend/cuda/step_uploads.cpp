@@ -2,17 +2,15 @@
 #include "backend/cuda/step_uploads.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <string>
+#include <numeric>
 
 #include "backend/cuda/cuda_check.h"
+#include "core/env_flag.h"
 
 namespace shardlm::cuda {
 
-StepUploads::StepUploads(cudaStream_t stream) : stream_(stream) {
-  const char* env = std::getenv("SHARDLM_CUDA_MIXED_SPLIT");
-  split_mixed_ = !(env && std::string(env) == "0");
-}
+StepUploads::StepUploads(cudaStream_t stream)
+    : stream_(stream), split_mixed_(env_flag("SHARDLM_CUDA_MIXED_SPLIT", true)) {}
 
 StepUploads::~StepUploads() {
   cudaFree(dev_);
@@ -40,14 +38,11 @@ StepUploads::AttnOffsets StepUploads::pack_attention(const AttentionSeq* seqs, i
   o.tables = static_cast<int64_t>(pack_.size());
   // The sequences of one query row (decodes) first, each part in the step's order: the attention
   // op runs them apart from the prefill chunks (AttentionBatch::n_single_row_seqs).
-  order_.clear();
-  for (int s = 0; s < n_seqs; ++s) {
-    if (seqs[s].n_tokens == 1) order_.push_back(s);
-  }
-  o.n_single = static_cast<int>(order_.size());
-  for (int s = 0; s < n_seqs; ++s) {
-    if (seqs[s].n_tokens != 1) order_.push_back(s);
-  }
+  order_.resize(static_cast<size_t>(n_seqs));
+  std::iota(order_.begin(), order_.end(), 0);
+  const auto rest = std::stable_partition(order_.begin(), order_.end(),
+                                          [&](int s) { return seqs[s].n_tokens == 1; });
+  o.n_single = static_cast<int>(rest - order_.begin());
   for (int s = 0; s < n_seqs; ++s) {
     const AttentionSeq& q = seqs[order_[static_cast<size_t>(s)]];
     const int64_t blocks = (int64_t{q.n_past} + q.n_tokens + block_size - 1) / block_size;
