@@ -12,6 +12,9 @@
 //   1/8/64 x context 512/2048/8192, us per call and GB/s of KV read against the copy ceiling;
 //   then the prefill attention kernels, per-row and tensor-core, ms per call and TFLOP/s, then a
 //   mixed step's attention, whole against split; --mixed-attention-only: that table alone)
+//   bench_cuda --gemm-only [PRESET]   (the BF16 GEMMs at the preset's matrix shapes for 16 to
+//   8,192 tokens: one cublasGemmEx per matrix as before, Q/K/V and gate/up as one matrix or one
+//   batched call, cuBLASLt's heuristic and the best of its candidates; us and TFLOP/s)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -34,7 +37,9 @@
 #include "backend/cuda/attention_bench.h"
 #include "backend/cuda/ceilings.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/gemm_sweep.h"
 #include "backend/cuda/gemv_sweep.h"
+#include "model/hf_config.h"
 #include "model/model_shape.h"
 #include "model/weight_set_of.h"
 #include "model/weights.h"
@@ -320,6 +325,42 @@ void bench_mixed_attention(const std::string& preset) {
                 t.chunk, t.whole_ms, t.split_ms, t.decode_ms, t.chunk_ms, t.whole_ms / t.split_ms);
   }
 }
+
+// The GEMMs of a decode or mixed step at the preset's shapes, each way of running them.
+void bench_gemm(const std::string& preset, double gemm_tflops) {
+  const auto j = shardlm::model_preset(preset);
+  if (!j) {
+    std::fprintf(stderr, "bench_cuda: unknown preset %s\n", preset.c_str());
+    return;
+  }
+  const shardlm::ModelConfig c = shardlm::hf_config_from_json(*j, preset);
+  struct Case {
+    const char* name;
+    int64_t k;
+    std::vector<int64_t> n;
+    int64_t max_tokens;
+  };
+  const Case cases[] = {
+      {"q/k/v", c.d_model, {c.q_dim(), c.kv_dim(), c.kv_dim()}, 1 << 20},
+      {"o", c.q_dim(), {c.d_model}, 1 << 20},
+      {"gate/up", c.d_model, {c.ffn_dim, c.ffn_dim}, 1 << 20},
+      {"down", c.ffn_dim, {c.d_model}, 1 << 20},
+      {"output projection", c.d_model, {c.vocab_size}, 512},
+  };
+  std::printf("BF16 GEMMs at %s's shapes (us per call over copies of the weights in a graph; "
+              "%% of the %.0f TFLOP/s ceiling):\n", preset.c_str(), gemm_tflops);
+  for (const Case& cs : cases) {
+    for (const int64_t t : {16, 32, 64, 128, 256, 512, 1024, 2048, 8192}) {
+      if (t > cs.max_tokens) continue;
+      std::printf("  %s (k %lld) at %lld tokens:\n", cs.name, static_cast<long long>(cs.k),
+                  static_cast<long long>(t));
+      for (const auto& r : shardlm::cuda::sweep_gemm({cs.k, cs.n, t})) {
+        std::printf("    %-40s %9.1f us %6.1f TFLOP/s (%3.0f%%)\n", r.variant.c_str(), r.us,
+                    r.tflops, 100 * r.tflops / gemm_tflops);
+      }
+    }
+  }
+}
 #endif
 
 }  // namespace
@@ -337,6 +378,10 @@ int main(int argc, char** argv) {
   std::printf("kernel launch, back to back: %.2f us\n", c.launch_us);
   if (argc > 1 && std::string(argv[1]) == "--mixed-attention-only") {
     bench_mixed_attention(argc > 2 ? argv[2] : "llama-3.1-8b");
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "--gemm-only") {
+    bench_gemm(argc > 2 ? argv[2] : "llama-3.1-8b", c.gemm_tflops);
     return 0;
   }
   if (argc > 1 && std::string(argv[1]) == "--attention-only") {

@@ -7,7 +7,9 @@
 #   ENV_old="SHARDLM_CUDA_MIXED_SPLIT=0")
 # and each config runs the independent client at each of STREAMS (and `bench serve` at BENCH).
 # TESTS: a gtest filter for the CUDA suite first ('*': all); MIXED=1: the mixed-step attention
-# table; OPPROFILE="N": an offline batch-N run under SHARDLM_CUDA_PROFILE (per-op GPU time).
+# table; GEMM=1: the GEMM table (bench_cuda --gemm-only); OPPROFILE="N": an offline batch-N run
+# under SHARDLM_CUDA_PROFILE (per-op GPU time); NSYS="N": the same batch under nsys (graphs on,
+# kernels summed by name, 1,500-token prompts). Each serving run samples the SM clock and power.
 # Writes $OUT/summary.txt and $OUT/logs.tar.gz.
 #
 #   here:  SHARDLM_DEVCARRY=.devcarryS SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 2
@@ -22,10 +24,25 @@ if [ "${MIXED:-0}" = 1 ]; then
   step mixed-attention 120 "$BIN/bench_cuda" --mixed-attention-only llama-3.1-8b
   sed -n '/mixed step attention/,$p' "$LOGS/mixed-attention.log" | tee -a "$SUMMARY"
 fi
+if [ "${GEMM:-0}" = 1 ]; then
+  step gemm 240 "$BIN/bench_cuda" --gemm-only llama-3.1-8b
+  sed -n '/BF16 GEMMs at/,$p' "$LOGS/gemm.log" >>"$SUMMARY"
+fi
 for N in ${OPPROFILE:-}; do
   SHARDLM_CUDA_PROFILE=1 step "opprofile-$N" 200 "$BIN/shardlm" bench offline --load-format dummy \
     -m llama-3.1-8b --device cuda --batch-sizes "$N" --num-prompts "$N" -p 1000 -n 64
   sed -n '/CUDA op profile/,$p' "$LOGS/opprofile-$N.log" | head -30 | tee -a "$SUMMARY"
+done
+for N in ${NSYS:-}; do
+  NSYS_BIN=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+  if [ -z "$NSYS_BIN" ]; then note "nsys: not on this machine"; break; fi
+  step "nsys-$N" 300 "$NSYS_BIN" profile --cuda-graph-trace=node -t cuda -o "$WORK/step-$N" -f true \
+    "$BIN/shardlm" bench offline --load-format dummy -m llama-3.1-8b --device cuda \
+    --batch-sizes "$N" --num-prompts "$N" -p 1500 -n 48
+  step "nsys-stats-$N" 200 "$NSYS_BIN" stats --report cuda_gpu_kern_sum --format csv \
+    -o "$LOGS/kern-$N" "$WORK/step-$N.nsys-rep"
+  note "nsys batch $N, kernels by total GPU time:"
+  head -30 "$LOGS"/kern-"$N"*.csv | cut -d, -f1-4,9 | tee -a "$SUMMARY"
 done
 PORT=18480
 for C in ${CONFIGS:-new=}; do
@@ -36,6 +53,9 @@ for C in ${CONFIGS:-new=}; do
   env ${!ENVV:-} SHARDLM_STEP_PROFILE=1 "$BIN/shardlm" serve --load-format dummy -m llama-3.1-8b \
     --device cuda --port "$PORT" --max-model-len 2304 "${F[@]}" >"$LOGS/serve-$NAME.log" 2>&1 &
   SERVER=$!
+  nvidia-smi --query-gpu=clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active \
+    --format=csv,noheader,nounits -lms 1000 >"$LOGS/smi-$NAME.csv" 2>&1 &
+  SMI=$!
   for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$NAME.log" && break; sleep 1; done
   grep -E "KV cache:|max_num" "$LOGS/serve-$NAME.log" | sed "s/^/$NAME: /" | tee -a "$SUMMARY"
   for N in ${STREAMS:-256}; do
@@ -52,6 +72,10 @@ for C in ${CONFIGS:-new=}; do
   done
   kill -TERM "$SERVER"
   wait "$SERVER"
+  kill "$SMI" 2>/dev/null
+  note "$NAME: SM clock MHz / power W / temp C / throttle while loaded (busiest half of samples):"
+  sort -t, -k2 -n -r "$LOGS/smi-$NAME.csv" | head -n "$(($(wc -l <"$LOGS/smi-$NAME.csv") / 2))" |
+    sort | uniq -c | sort -rn | head -5 | tee -a "$SUMMARY"
   sed -n '/engine step profile/,/^$/p;/CUDA step timeline/,+1p' "$LOGS/serve-$NAME.log" |
     sed "s/^/$NAME: /" | tee -a "$SUMMARY"
 done

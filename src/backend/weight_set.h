@@ -21,6 +21,12 @@ struct WeightVector {
 struct WeightSet {
   std::vector<TensorView> matrices;  // views without data are skipped
   std::vector<WeightVector> vectors;
+  // Runs of `matrices` indices that ops take together with one input (Q/K/V, gate/up): a device
+  // backend may place each run's copies end to end in one allocation, in this order, and then
+  // multiply them as one matrix. A hint: the CPU backend ignores it, and a run is left apart when
+  // its matrices are not all present, differ in row length, or are views of the first rows of a
+  // wider matrix the set also lists.
+  std::vector<std::vector<size_t>> adjacent;
 };
 
 // What prepare_weights returns: `views` holds, entry for entry, the backend's copy of each weight

@@ -47,11 +47,29 @@ void walk_weights(const ModelConfig& c, W& w, Mat mat, Vec vec) {
 
 WeightSet weight_set_of(const ModelConfig& c, const ModelWeights& w) {
   WeightSet s;
+  std::vector<size_t> qkv;  // indices of the current layer's Q, K and V, as they are listed
+  const auto close_runs = [&] {
+    if (qkv.size() == 3) s.adjacent.push_back(qkv);
+    qkv.clear();
+  };
+  size_t layer = 0;  // the layer whose matrices the walk lists now (walk_weights' order)
   walk_weights(
-      c, w, [&](const TensorView& m) { s.matrices.push_back(m); },
+      c, w,
+      [&](const TensorView& m) {
+        const size_t i = s.matrices.size();
+        s.matrices.push_back(m);
+        if (layer < w.layers.size() && &m == &w.layers[layer].wq) {  // a layer's first matrix
+          close_runs();
+          ++layer;
+        }
+        if (layer == 0) return;
+        const auto& L = w.layers[layer - 1];
+        if (&m == &L.wq || &m == &L.wk || &m == &L.wv) qkv.push_back(i);
+      },
       [&](const float* p, int64_t n) {
         s.vectors.push_back({p, n, MemSpace::kHost});
       });
+  close_runs();
   return s;
 }
 

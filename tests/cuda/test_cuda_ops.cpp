@@ -180,6 +180,61 @@ TEST(CudaOps, MatmulSharedInputMatchesSeparateMatmuls) {
   }
 }
 
+// Q/K/V prepared as an adjacent run (weight_set.h) lie end to end, and matmul_shared_input over
+// them (one GEMM split by columns from 9 to 512 tokens, the GEMV at 1, three GEMMs at 600) equals
+// matmuls over the same matrices uploaded apart. A run whose member is the first rows of a wider
+// listed matrix is left apart (the member reads the wider copy) and still multiplies right.
+TEST(CudaOps, MatmulSharedInputOverAdjacentWeights) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  const int64_t k = 256;
+  std::deque<std::vector<uint8_t>> bytes;
+  std::deque<PreparedWeights> keep;
+  WeightSet run;
+  for (int64_t n : {128, 32, 32}) {
+    run.matrices.push_back(make_matrix(DType::BF16, k, n, rng, bytes.emplace_back()));
+  }
+  run.adjacent = {{0, 1, 2}};
+  const WeightSet together = keep.emplace_back(be.prepare_weights(run)).views;
+  std::vector<TensorView> apart;
+  for (const TensorView& w : run.matrices) apart.push_back(prepared(be, w, keep));
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_EQ(together.matrices[i].data,
+              static_cast<const uint16_t*>(together.matrices[i - 1].data) +
+                  together.matrices[i - 1].numel());
+  }
+  WeightSet shared = run;  // the run's K is the first 16 rows of a matrix also listed whole
+  TensorView k_whole = run.matrices[1];
+  shared.matrices[1].ne[1] = 16;
+  shared.matrices.push_back(k_whole);
+  const WeightSet left_apart = keep.emplace_back(be.prepare_weights(shared)).views;
+  EXPECT_EQ(left_apart.matrices[1].data, left_apart.matrices[3].data);  // one copy of K, apart
+  std::vector<TensorView> apart_k16 = apart;
+  apart_k16[1] = prepared(be, shared.matrices[1], keep);
+  for (const WeightSet* views : {&together, &left_apart}) {
+    const TensorView* wp[] = {&views->matrices[0], &views->matrices[1], &views->matrices[2]};
+    const std::vector<TensorView>& refs = views == &together ? apart : apart_k16;
+    for (int64_t tokens : {1, 9, 40, 512, 600}) {
+      const auto x = randn(static_cast<size_t>(tokens * k), rng);
+      float* dx = to_device(be, x);
+      float* ys[3];
+      for (int i = 0; i < 3; ++i)
+        ys[i] = be.alloc_floats(static_cast<size_t>(tokens * wp[i]->rows()));
+      be.matmul_shared_input(wp, ys, 3, dx, tokens);
+      for (int i = 0; i < 3; ++i) {
+        const size_t n = static_cast<size_t>(tokens * wp[i]->rows());
+        float* one = be.alloc_floats(n);
+        be.matmul(refs[static_cast<size_t>(i)], dx, tokens, one);
+        EXPECT_LT(rel_err(to_host(be, ys[i], n), to_host(be, one, n)), 1e-5)
+            << "weight " << i << " x " << tokens << (views == &together ? " together" : " apart");
+      }
+    }
+  }
+}
+
 TEST(CudaOps, GateUpSiluMatchesUnfusedOps) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();

@@ -12,6 +12,7 @@
 #include "model/dummy_model.h"
 #include "model/hf_config.h"
 #include "model/model_presets.h"
+#include "model/weight_set_of.h"
 #include "model/weights_fingerprint.h"
 #include "parallel/group.h"
 #include "test_support.h"
@@ -63,6 +64,23 @@ TEST(DummyModel, PresetsHaveThePublicParameterCounts) {
   EXPECT_EQ(c.rope_freq_factors.size(), 64u);  // llama3 rope scaling
   EXPECT_TRUE(preset_config("qwen3-8b").qk_norm);
   EXPECT_TRUE(preset_config("qwen2.5-7b").qkv_bias);
+}
+
+// The weight list a device backend uploads names each layer's Q, K and V as one adjacent run (a
+// GPU places them end to end and multiplies them as one matrix), in the order the ops take them.
+TEST(DummyModel, WeightSetListsEachLayersQkvAsOneRun) {
+  TempDir dir("dummy-runs");
+  const auto m = load_dummy_model(write_config(dir, tiny_config()));
+  const WeightSet s = weight_set_of(m->config, m->weights);
+  ASSERT_EQ(s.adjacent.size(), m->weights.layers.size());
+  for (size_t l = 0; l < s.adjacent.size(); ++l) {
+    const auto& run = s.adjacent[l];
+    const auto& L = m->weights.layers[l];
+    ASSERT_EQ(run.size(), 3u);
+    EXPECT_EQ(s.matrices[run[0]].data, L.wq.data) << "layer " << l;
+    EXPECT_EQ(s.matrices[run[1]].data, L.wk.data) << "layer " << l;
+    EXPECT_EQ(s.matrices[run[2]].data, L.wv.data) << "layer " << l;
+  }
 }
 
 TEST(DummyModel, ConfigFileGivesBoundBf16Weights) {

@@ -31,6 +31,7 @@
 #include "backend/cuda/step_timeline.h"
 #include "backend/cuda/step_uploads.h"
 #include "backend/cuda/weight_store.h"
+#include "core/env_flag.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/fp8.h"
@@ -90,6 +91,8 @@ struct CudaBackend::Impl {
     // SHARDLM_CUDA_PREFILL_ATTENTION=0: prefill batches on the per-row kernel (to compare).
     const char* pa = std::getenv("SHARDLM_CUDA_PREFILL_ATTENTION");
     tensor_core_prefill = !(pa && std::string(pa) == "0");
+    // SHARDLM_CUDA_FUSED_QKV=0: Q/K/V as three GEMMs even where they lie end to end (to compare).
+    fused_qkv = env_flag("SHARDLM_CUDA_FUSED_QKV", true);
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
@@ -109,6 +112,7 @@ struct CudaBackend::Impl {
     cudaFree(x_bf16);
     cudaFree(rope_freq);
     cudaFree(attn_scratch);
+    cudaFree(fused);
     if (stream) cudaStreamDestroy(stream);
   }
 
@@ -119,6 +123,19 @@ struct CudaBackend::Impl {
     cudaFree(x_bf16);
     SHARDLM_CUDA_CHECK(cudaMalloc(&x_bf16, static_cast<size_t>(n) * sizeof(uint16_t)));
     x_bf16_capacity = n;
+  }
+
+  // The output of matrices multiplied as one (Q/K/V) before it is split to the callers' buffers;
+  // grows (after a sync) outside graph capture only: null when a capture would need it larger.
+  float* fused_output(int64_t n) {
+    if (n > fused_capacity) {
+      if (capturing) return nullptr;
+      SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+      cudaFree(fused);
+      SHARDLM_CUDA_CHECK(cudaMalloc(&fused, static_cast<size_t>(n) * sizeof(float)));
+      fused_capacity = n;
+    }
+    return fused;
   }
 
   // Scratch for the attention kernel's split partial results; grows (after a sync) when a batch
@@ -162,6 +179,7 @@ struct CudaBackend::Impl {
   bool capturing = false;
   bool split_k_decode = true;  // decode batches on the split-K kernel (attention_decode.cu)
   bool tensor_core_prefill = true;  // prefill batches on attention_prefill.cu
+  bool fused_qkv = true;            // matmul_shared_input's one GEMM over adjacent matrices
 
   CudaBackendOptions options;
   cudaStream_t stream = nullptr;
@@ -182,6 +200,8 @@ struct CudaBackend::Impl {
   std::vector<float> rope_freq_host;
   float* attn_scratch = nullptr;
   size_t attn_scratch_capacity = 0;
+  float* fused = nullptr;  // fused_output
+  int64_t fused_capacity = 0;
 };
 
 CudaBackend::CudaBackend(const CudaBackendOptions& options)
@@ -349,6 +369,29 @@ void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, 
   impl_->gemm->bf16(matrix(w), k, n, impl_->x_bf16, n_tokens, y);
 }
 
+namespace {
+
+// Matrices sharing an input run as one GEMM (then split by columns) up to this many tokens: on an
+// H200 at the 8B shape one Q/K/V GEMM took 17-38 us against 29-47 us for three at 16-512 tokens,
+// and the gain fell below the split's copy by 1,024 (bench_cuda --gemm-only).
+constexpr int64_t kFusedGemmMaxTokens = 512;
+
+// Whether BF16 matrices sharing a row length lie end to end in one allocation, in order (the
+// WeightStore places a layer's Q, K and V so: weight_set.h's adjacent runs).
+bool end_to_end(const TensorView* const* ws, int count) {
+  for (int i = 1; i < count; ++i) {
+    const TensorView& a = *ws[i - 1];
+    const TensorView& b = *ws[i];
+    if (a.dtype != DType::BF16 || b.dtype != DType::BF16 || a.ne[0] != b.ne[0] ||
+        b.data != static_cast<const uint16_t*>(a.data) + a.numel()) {
+      return false;
+    }
+  }
+  return count > 1;
+}
+
+}  // namespace
+
 void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const* ys, int count,
                                       const float* x, int64_t n_tokens) {
   const auto timed = impl_->profile->time("matmul_shared");
@@ -375,6 +418,21 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
   }
   impl_->reserve_bf16(n_tokens * k);  // one bf16 copy of the input for every GEMM
   cuda::to_bf16(x, n_tokens * k, impl_->x_bf16, impl_->stream);
+  if (impl_->fused_qkv && n_tokens <= kFusedGemmMaxTokens && end_to_end(ws, count)) {
+    int64_t total = 0;
+    for (int i = 0; i < count; ++i) total += ws[i]->rows();
+    if (float* y = impl_->fused_output(n_tokens * total)) {  // one GEMM, then split by columns
+      impl_->gemm->bf16(matrix(*ws[0]), k, total, impl_->x_bf16, n_tokens, y);
+      int64_t col = 0;
+      for (int i = 0; i < count; ++i) {
+        const size_t width = static_cast<size_t>(ws[i]->rows()) * sizeof(float);
+        SHARDLM_CUDA_CHECK(cudaMemcpy2DAsync(ys[i], width, y + col, total * sizeof(float), width,
+                                             n_tokens, cudaMemcpyDeviceToDevice, impl_->stream));
+        col += ws[i]->rows();
+      }
+      return;
+    }
+  }
   for (int i = 0; i < count; ++i) {
     impl_->gemm->bf16(matrix(*ws[i]), k, ws[i]->rows(), impl_->x_bf16, n_tokens, ys[i]);
   }

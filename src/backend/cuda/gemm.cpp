@@ -1,38 +1,163 @@
-// Gemm: one cublasGemmEx call per matmul. cuBLAS is column-major, so the row-major [n][k] weight
-// is a k x n column-major matrix used transposed, and the row-major outputs are n x n_tokens.
+// Gemm: cuBLASLt plans per shape, or one cublasGemmEx call. Both libraries are column-major, so
+// the row-major [n][k] weight is a k x n column-major matrix used transposed ("TN"), the
+// [n_tokens][k] input a k x n_tokens matrix, and the row-major output an n x n_tokens matrix.
 #include "backend/cuda/gemm.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <climits>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
 
-Gemm::Gemm(cudaStream_t stream) {
+namespace {
+
+void check_int_sizes(const GemmShape& s) {
+  if (s.k > INT_MAX || s.n > INT_MAX || s.n_tokens > INT_MAX) {
+    fail("internal: matmul of {} x {} by {} tokens exceeds cuBLAS's int sizes", s.n, s.k,
+         s.n_tokens);
+  }
+}
+
+bool lt_ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
+
+// A column-major layout of rows x cols with leading dimension ld, batched with `stride` elements
+// between the batch's matrices.
+bool make_layout(cublasLtMatrixLayout_t& out, cudaDataType_t type, int64_t rows, int64_t cols,
+                 int64_t ld, int batch, int64_t stride) {
+  if (!lt_ok(cublasLtMatrixLayoutCreate(&out, type, static_cast<uint64_t>(rows),
+                                        static_cast<uint64_t>(cols), ld))) {
+    return false;
+  }
+  if (batch == 1) return true;
+  return lt_ok(cublasLtMatrixLayoutSetAttribute(out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch,
+                                                sizeof(batch))) &&
+         lt_ok(cublasLtMatrixLayoutSetAttribute(out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                &stride, sizeof(stride)));
+}
+
+}  // namespace
+
+Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
   SHARDLM_CUBLAS_CHECK(cublasCreate(&handle_));
   SHARDLM_CUBLAS_CHECK(cublasSetStream(handle_, stream));
-  // An explicit workspace, so that GEMMs captured into CUDA graphs allocate nothing.
+  SHARDLM_CUBLAS_CHECK(cublasLtCreate(&lt_));
+  // An explicit workspace, so that GEMMs captured into CUDA graphs allocate nothing. The two
+  // handles share it: their calls run one after another on the one stream.
   SHARDLM_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
   SHARDLM_CUBLAS_CHECK(cublasSetWorkspace(handle_, workspace_, kWorkspaceBytes));
+  if (const char* p = std::getenv("SHARDLM_CUDA_GEMM"); p && std::string(p) == "lt") {
+    path_ = GemmPath::kLt;
+  }
 }
 
 Gemm::~Gemm() {
+  for (auto& [shape, p] : plans_) destroy(p);
+  if (lt_) cublasLtDestroy(lt_);
   if (handle_) cublasDestroy(handle_);
   cudaFree(workspace_);
 }
 
+void Gemm::destroy(Plan& p) {
+  if (p.desc) cublasLtMatmulDescDestroy(p.desc);
+  if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+  if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+  if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+  p = Plan{};
+}
+
+Gemm::Plan Gemm::make_plan(const GemmShape& s) {
+  Plan p;
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  bool ok = lt_ok(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F)) &&
+            lt_ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
+                                                 sizeof(ta))) &&
+            lt_ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb,
+                                                 sizeof(tb)));
+  ok = ok && make_layout(p.a, CUDA_R_16BF, s.k, s.n, s.k, s.batch, s.n * s.k) &&
+       make_layout(p.b, CUDA_R_16BF, s.k, s.n_tokens, s.k, s.batch, 0) &&
+       make_layout(p.c, CUDA_R_32F, s.n, s.n_tokens, s.n, s.batch, s.y_stride);
+  cublasLtMatmulPreference_t pref = nullptr;
+  ok = ok && lt_ok(cublasLtMatmulPreferenceCreate(&pref));
+  const size_t ws = kWorkspaceBytes;
+  ok = ok && lt_ok(cublasLtMatmulPreferenceSetAttribute(
+                 pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  ok = ok && lt_ok(cublasLtMatmulAlgoGetHeuristic(lt_, p.desc, p.a, p.b, p.c, p.c, pref,
+                                                  kMaxCandidates, p.results, &p.found));
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (!ok || p.found == 0) {
+    destroy(p);
+    spdlog::debug("cuBLASLt has no BF16 GEMM for {} x {} by {} tokens (batch {}): cublasGemmEx",
+                  s.n, s.k, s.n_tokens, s.batch);
+    return p;
+  }
+  p.ok = true;
+  return p;
+}
+
+Gemm::Plan& Gemm::plan(const GemmShape& s) {
+  auto it = plans_.find(s.key());
+  if (it == plans_.end()) it = plans_.emplace(s.key(), make_plan(s)).first;
+  return it->second;
+}
+
+int Gemm::candidates(const GemmShape& s) {
+  check_int_sizes(s);
+  return plan(s).found;
+}
+
+void Gemm::set_candidate(const GemmShape& s, int candidate) {
+  Plan& p = plan(s);
+  if (candidate < 0 || candidate >= p.found) {
+    fail("internal: GEMM candidate {} of {} for {} x {} by {} tokens", candidate, p.found, s.n,
+         s.k, s.n_tokens);
+  }
+  p.chosen = candidate;
+}
+
+void Gemm::gemm_ex(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y) {
+  const float alpha = 1.f, beta = 0.f;
+  const int m_ = static_cast<int>(s.n), n_ = static_cast<int>(s.n_tokens),
+            k_ = static_cast<int>(s.k);
+  if (s.batch == 1) {
+    SHARDLM_CUBLAS_CHECK(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, m_, n_, k_, &alpha, w,
+                                      CUDA_R_16BF, k_, x, CUDA_R_16BF, k_, &beta, y, CUDA_R_32F,
+                                      m_, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  SHARDLM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      handle_, CUBLAS_OP_T, CUBLAS_OP_N, m_, n_, k_, &alpha, w, CUDA_R_16BF, k_, s.n * s.k, x,
+      CUDA_R_16BF, k_, 0, &beta, y, CUDA_R_32F, m_, s.y_stride, s.batch, CUBLAS_COMPUTE_32F,
+      CUBLAS_GEMM_DEFAULT));
+}
+
 void Gemm::bf16(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
                 float* y) {
-  if (n_tokens == 0) return;
-  if (k > INT_MAX || n > INT_MAX || n_tokens > INT_MAX) {
-    fail("internal: matmul of {} x {} by {} tokens exceeds cuBLAS's int sizes", n, k, n_tokens);
+  run(GemmShape{k, n, n_tokens}, w, x, y, path_);
+}
+
+void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y) {
+  run(s, w, x, y, path_);
+}
+
+void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y,
+               GemmPath path) {
+  if (s.n_tokens == 0 || s.n == 0) return;
+  check_int_sizes(s);
+  const Plan* p = path == GemmPath::kLt ? &plan(s) : nullptr;
+  if (!p || !p->ok) {
+    gemm_ex(s, w, x, y);
+    return;
   }
   const float alpha = 1.f, beta = 0.f;
-  const int m_ = static_cast<int>(n), n_ = static_cast<int>(n_tokens), k_ = static_cast<int>(k);
-  SHARDLM_CUBLAS_CHECK(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, m_, n_, k_, &alpha, w,
-                                    CUDA_R_16BF, k_, x, CUDA_R_16BF, k_, &beta, y, CUDA_R_32F, m_,
-                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  SHARDLM_CUBLAS_CHECK(cublasLtMatmul(lt_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y,
+                                      p->c, &p->results[p->chosen].algo, workspace_,
+                                      kWorkspaceBytes, stream_));
 }
 
 }  // namespace shardlm::cuda

@@ -1,13 +1,32 @@
 // The matmul of the CUDA backend: y = x W^T with BF16 weights and activations and FP32
-// accumulation and output, through cuBLAS on the backend's stream. CPU reference: cpu::matmul.
+// accumulation and output, on the backend's stream. Two paths: one cublasGemmEx call, the default;
+// and cuBLASLt with a plan per shape (layouts and an algorithm, made the first time the shape is
+// seen and kept; SHARDLM_CUDA_GEMM=lt). A plan's algorithm is cuBLASLt's first heuristic answer
+// unless set_candidate chose another. bench_cuda --gemm-only times both, and each of cuBLASLt's
+// candidates, at a model's shapes: on an H200 cuBLASLt gained at most 2-5% at a few shapes and
+// lost up to 15% at 8,192 tokens, so cublasGemmEx stays the default. CPU reference: cpu::matmul.
 #pragma once
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <map>
+#include <tuple>
 
 namespace shardlm::cuda {
+
+// `batch` products sharing one input x: W_b = w + b * n * k (matrices laid end to end), y_b = y +
+// b * y_stride; batch 1 is the plain product.
+struct GemmShape {
+  int64_t k = 0, n = 0, n_tokens = 0;
+  int batch = 1;
+  int64_t y_stride = 0;
+  auto key() const { return std::make_tuple(k, n, n_tokens, batch, y_stride); }
+};
+
+enum class GemmPath { kLt, kGemmEx };
 
 class Gemm {
  public:
@@ -19,11 +38,38 @@ class Gemm {
   // y[t][j] = sum_i w[j][i] * x[t][i]; w: [n][k] bf16 (row-major, the GGML layout);
   // x: [n_tokens][k] bf16; y: [n_tokens][n] fp32.
   void bf16(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens, float* y);
+  // The batched form (GemmShape): y_b[t][j] = sum_i W_b[j][i] * x[t][i], each y_b [n_tokens][n].
+  // A shape cuBLASLt has no algorithm for takes the cublasGemmEx path.
+  void run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y);
+  void run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y, GemmPath path);
+
+  // The sweep's handles: how many algorithms cuBLASLt's heuristic offers for the shape (at most
+  // kMaxCandidates), and which one the shape's plan uses from now on.
+  static constexpr int kMaxCandidates = 8;
+  int candidates(const GemmShape& s);
+  void set_candidate(const GemmShape& s, int candidate);
 
  private:
+  struct Plan {
+    bool ok = false;
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    int found = 0;
+    cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
+    int chosen = 0;
+  };
+  Plan& plan(const GemmShape& s);
+  Plan make_plan(const GemmShape& s);
+  static void destroy(Plan& p);
+  void gemm_ex(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y);
+
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+  cudaStream_t stream_;
+  GemmPath path_ = GemmPath::kGemmEx;
   cublasHandle_t handle_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;
+  std::map<decltype(GemmShape{}.key()), Plan> plans_;
 };
 
 }  // namespace shardlm::cuda

@@ -61,7 +61,32 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8) {
     g.fewest_rows = std::min(g.fewest_rows, m.rows());
   }
   std::map<Key, std::pair<const void*, DType>> copies;
+  for (const std::vector<size_t>& run : set.adjacent) {  // Q/K/V, gate/up: end to end, in BF16
+    std::vector<TensorView> members;
+    int64_t rows = 0;
+    for (const size_t i : run) {
+      const TensorView& m = set.matrices.at(i);
+      if (!m.data) break;
+      const Key key{m.data, m.ne[0], m.dtype};
+      const Group& g = groups.at(key);
+      const bool widest = g.widest.rows() == m.rows();  // narrower views read its first rows
+      if (!widest || copies.count(key) || m.ne[0] != set.matrices.at(run[0]).ne[0] ||
+          (to_fp8 && to_fp8(m))) {
+        break;
+      }
+      members.push_back(m);
+      rows += m.rows();
+    }
+    if (members.size() != run.size()) continue;  // not every member qualifies: left apart
+    auto* dev = static_cast<uint16_t*>(allocate(static_cast<size_t>(rows * members[0].ne[0]) * 2));
+    for (const TensorView& m : members) {
+      upload_matrix_into(m, dev);
+      copies[Key{m.data, m.ne[0], m.dtype}] = {dev, DType::BF16};
+      dev += m.rows() * m.ne[0];
+    }
+  }
   for (const auto& [key, g] : groups) {
+    if (copies.count(key)) continue;  // placed with its run
     const TensorView& w = g.widest;
     const bool fp8 = to_fp8 && to_fp8(w) && g.fewest_rows == w.rows();
     const void* copy = !fp8                        ? static_cast<const void*>(upload_matrix(w))
@@ -93,12 +118,17 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8) {
 }
 
 uint16_t* WeightStore::upload_matrix(const TensorView& w) {
+  auto* dev = static_cast<uint16_t*>(allocate(static_cast<size_t>(w.numel()) * sizeof(uint16_t)));
+  upload_matrix_into(w, dev);
+  return dev;
+}
+
+void WeightStore::upload_matrix_into(const TensorView& w, uint16_t* dev) {
   const int64_t cols = w.ne[0], rows = w.rows();
   const size_t n = static_cast<size_t>(cols * rows);
-  auto* dev = static_cast<uint16_t*>(allocate(n * sizeof(uint16_t)));
   if (w.dtype == DType::BF16) {  // already the device format: one copy, no conversion
     SHARDLM_CUDA_CHECK(cudaMemcpy(dev, w.data, n * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    return dev;
+    return;
   }
   // Row chunks of about 16M elements keep the host staging small for large embeddings.
   const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(cols, 1));
@@ -119,7 +149,6 @@ uint16_t* WeightStore::upload_matrix(const TensorView& w) {
                                   static_cast<size_t>(nr * cols) * sizeof(uint16_t),
                                   cudaMemcpyHostToDevice));
   }
-  return dev;
 }
 
 uint8_t* WeightStore::upload_fp8_matrix(const TensorView& w) {

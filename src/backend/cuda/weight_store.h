@@ -34,7 +34,8 @@ class WeightStore {
   WeightStore& operator=(const WeightStore&) = delete;
 
   // Uploads every entry of `set` and returns the device views, entry for entry; equal views, and
-  // views of the first rows of another (same address, row length and type), share one copy.
+  // views of the first rows of another (same address, row length and type), share one copy. The
+  // runs of set.adjacent whose members qualify (weight_set.h) lie end to end in one allocation.
   // Matrices for which `to_fp8` answers true are held in FP8 (dtype F8_E4M3, fp8_parts).
   using Fp8Choice = std::function<bool(const TensorView&)>;
   WeightSet upload(const WeightSet& set, const Fp8Choice& to_fp8 = {});
@@ -44,6 +45,7 @@ class WeightStore {
   // Dequantises (CPU reference) and rounds to BF16 on the host, in row chunks, then uploads; BF16
   // rows are uploaded as they are.
   uint16_t* upload_matrix(const TensorView& w);
+  void upload_matrix_into(const TensorView& w, uint16_t* dev);  // dev: w.numel() BF16 values
   // upload_matrix, then the BF16 copy quantised on the device (fp8_quant.cuh) and freed.
   uint8_t* upload_fp8_matrix(const TensorView& w);
   // An FP8 checkpoint's F8_E4M3 host view (codes, then row scales: core/fp8.h) copied as it is.
