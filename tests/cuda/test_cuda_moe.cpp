@@ -3,7 +3,7 @@
 // the correction bias, group-limited choice by best expert and by best two, renormalisation,
 // routed_scaling_factor; the same experts and weights), and the whole op against
 // cpu::moe_ffn_reference by normalised error over expert counts 4 to 64, top-k 1 to 8, batches of
-// 1 to 64 tokens (several tiles per expert), with and without a shared expert and its gate, and a
+// 1 to 64 tokens (several tiles per expert) and of 600 (the grouped path's per-expert GEMMs), with and without a shared expert and its gate, and a
 // model width that is not a multiple of 8 (the kernels' scalar path). Weights and inputs are
 // BF16-exact, so the router sees the same logits on both sides up to summation order.
 #include <fmt/format.h>
@@ -175,7 +175,7 @@ TEST(CudaMoe, FfnMatchesCpuReference) {
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
   for (const MoeCase& c : cases()) {
-    for (int64_t n : {1, 3, 8, 64}) check_ffn(c, n, rng);
+    for (int64_t n : {1, 3, 8, 64, 600}) check_ffn(c, n, rng);  // 600: the grouped path
   }
 }
 

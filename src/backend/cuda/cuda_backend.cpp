@@ -548,7 +548,7 @@ void CudaBackend::moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_toke
         *this, m.stream, [this](const TensorView& t) { return matrix(t); },
         [](const float* p) { return p; }, m.options.max_batch_tokens);
   }
-  m.moe->run(w, x, n_tokens, out, tp_gather);
+  m.moe->run(w, x, n_tokens, out, tp_gather, !m.capturing);
 }
 
 int64_t CudaBackend::moe_expert_rows() const {

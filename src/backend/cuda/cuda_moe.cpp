@@ -25,7 +25,8 @@ CudaMoe::~CudaMoe() {
   cudaStreamSynchronize(stream_);
   for (Buf* b :
        {&logits_, &ids_, &weights_, &sorted_, &tiles_, &n_tiles_, &hidden_, &hidden_all_, &ys_,
-        &ys_all_, &local_out_, &sh_gate_, &sh_up_, &sh_hidden_, &sh_y_, &sh_logit_}) {
+        &ys_all_, &local_out_, &sh_gate_, &sh_up_, &sh_hidden_, &sh_y_, &sh_logit_, &rows_,
+        &up_}) {
     cudaFree(b->p);
   }
   for (void* p : table_memory_) cudaFree(p);
@@ -98,7 +99,7 @@ void CudaMoe::reserve(const MoeFfnWeights& w, int64_t n) {
 // output columns under tensor parallelism; under expert parallelism zero for other ranks'
 // experts).
 void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n,
-                     const GatherColsFn* gather) {
+                     const GatherColsFn* gather, bool may_sync) {
   const int E = w.n_experts(), K = w.top_k;
   const int64_t P = n * K, d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1];
   auto* logits = static_cast<float*>(logits_.p);
@@ -115,8 +116,17 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n,
   const bool ep = w.expert_parallel && w.tp > 1;
   const int first = ep ? w.first_expert : 0;
   moe_align(ids, P, first, w.n_local(), sorted, tiles, n_tiles, expert_rows_, stream_);
-  const MoeExpertTables t = tables_of(w);
   const int64_t max_tiles = moe_max_tiles(P, w.n_local());
+  const bool tp_columns = w.tp > 1 && !w.expert_parallel;  // gathers hidden in pair order
+  if (may_sync && !tp_columns && P >= kGroupedMinPairsPerExpert * w.n_local()) {
+    if (ep) {
+      SHARDLM_CUDA_CHECK(
+          cudaMemsetAsync(ys, 0, static_cast<size_t>(P * d_out) * sizeof(float), stream_));
+    }
+    grouped(w, x, P, max_tiles, ys);
+    return;
+  }
+  const MoeExpertTables t = tables_of(w);
   moe_gate_up(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden, stream_);
   const float* down_in = hidden;
   int64_t f_in = f;
@@ -130,6 +140,46 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n,
         cudaMemsetAsync(ys, 0, static_cast<size_t>(P * d_out) * sizeof(float), stream_));
   }
   moe_down(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys, stream_);
+}
+
+void CudaMoe::grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t max_tiles,
+                      float* ys) {
+  // The tiles of each expert are consecutive and cover its pairs in `sorted` from its first
+  // tile's start: one count per expert on the host.
+  int32_t nt = 0;
+  std::vector<MoeTile> tiles(static_cast<size_t>(max_tiles));
+  SHARDLM_CUDA_CHECK(cudaMemcpyAsync(&nt, n_tiles_.p, sizeof(nt), cudaMemcpyDeviceToHost, stream_));
+  SHARDLM_CUDA_CHECK(cudaMemcpyAsync(tiles.data(), tiles_.p, tiles.size() * sizeof(MoeTile),
+                                     cudaMemcpyDeviceToHost, stream_));
+  SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::vector<std::pair<int32_t, int32_t>> runs(static_cast<size_t>(w.n_local()), {0, 0});
+  int64_t total = 0;
+  for (int32_t i = 0; i < nt; ++i) {
+    auto& [start, count] = runs.at(static_cast<size_t>(tiles[static_cast<size_t>(i)].expert));
+    if (count == 0) start = tiles[static_cast<size_t>(i)].start;
+    count += tiles[static_cast<size_t>(i)].count;
+    total += tiles[static_cast<size_t>(i)].count;
+  }
+  const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1];
+  const auto F = sizeof(float);
+  // rows_: the gathered inputs, then (reused) the outputs in sorted order; up_: up's scratch.
+  auto* rows = static_cast<float*>(grow(rows_, static_cast<size_t>(P * std::max(d, d_out)) * F));
+  auto* up = static_cast<float*>(grow(up_, static_cast<size_t>(P * f) * F));
+  auto* hidden = static_cast<float*>(hidden_.p);
+  const auto* sorted = static_cast<const int32_t*>(sorted_.p);
+  moe_gather_rows(sorted, total, x, w.top_k, d, rows, stream_);
+  for (size_t e = 0; e < runs.size(); ++e) {  // e: the local expert (w.gate[e])
+    const auto [start, count] = runs[e];
+    if (count == 0) continue;
+    be_.gate_up_silu(w.gate[e], w.up[e], rows + int64_t{start} * d, count,
+                     hidden + int64_t{start} * f, up + int64_t{start} * f);
+  }
+  for (size_t e = 0; e < runs.size(); ++e) {
+    const auto [start, count] = runs[e];
+    if (count == 0) continue;
+    be_.matmul(w.down[e], hidden + int64_t{start} * f, count, rows + int64_t{start} * d_out);
+  }
+  moe_scatter_rows(sorted, total, rows, d_out, ys, stream_);
 }
 
 // out[t] += sigmoid(x[t] . shared_router) (or 1) * SwiGLU_shared(x[t]), over this rank's output
@@ -155,7 +205,7 @@ void CudaMoe::add_shared(const MoeFfnWeights& w, const float* x, int64_t n, floa
 }
 
 void CudaMoe::run(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
-                  const GatherColsFn* tp_gather) {
+                  const GatherColsFn* tp_gather, bool may_sync) {
   if (n <= 0) return;
   if (w.partial_sum) {  // parallel::megatron_misfit keeps MoE models exact on device backends
     fail("internal: the CUDA moe_ffn writes no Megatron partial sums; run the group --tp-exact");
@@ -171,7 +221,7 @@ void CudaMoe::run(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
         kMoeMaxExperts, kMoeMaxTopK, kMoeMaxGroups, w.n_experts(), w.top_k, w.routing.n_groups);
   }
   reserve(w, n);
-  routed(w, x, n, tp_gather);
+  routed(w, x, n, tp_gather, may_sync);
   const int K = w.top_k;
   const int64_t d = w.router.ne[0], d_out = w.down[0].ne[1];
   auto* weights = static_cast<float*>(weights_.p);

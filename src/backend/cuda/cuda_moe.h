@@ -3,8 +3,12 @@
 // slot-ordered combine and the shared expert with its gate (the backend's gate_up_silu and
 // matmul). Tensor parallelism gathers the experts' hidden columns before down and the output
 // columns at the end; expert parallelism runs only this rank's experts and gathers every rank's
-// pair rows (zero where a rank lacks the expert) before the combine. No step reads anything back
-// to the host, so decode steps can be captured as CUDA graphs. Same contract as cpu::moe_ffn.
+// pair rows (zero where a rank lacks the expert) before the combine. Up to a few tiles per expert
+// no step reads anything back to the host, so decode steps can be captured as CUDA graphs. Larger
+// batches outside a capture (prefill) take the grouped path: the tiles' per-expert counts come to
+// the host, each expert's pairs are gathered into consecutive rows, and the backend's own
+// gate_up_silu and matmul (cuBLAS GEMMs on the tensor cores) run once per expert over them.
+// Same contract as cpu::moe_ffn.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -31,8 +35,12 @@ class CudaMoe {
   CudaMoe(const CudaMoe&) = delete;
   CudaMoe& operator=(const CudaMoe&) = delete;
 
+  // may_sync: whether the grouped path may read the counts back (false while a graph captures).
   void run(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
-           const GatherColsFn* tp_gather);
+           const GatherColsFn* tp_gather, bool may_sync = true);
+  // The grouped path runs from this many pairs per local expert on average (the tile kernels
+  // read an expert's weights once per kMoeTileTokens pairs, on CUDA cores).
+  static constexpr int64_t kGroupedMinPairsPerExpert = 32;
   // Pairs run through this rank's experts since start-up (reads the device counter).
   int64_t expert_rows() const;
 
@@ -45,7 +53,10 @@ class CudaMoe {
   void* grow(Buf& b, size_t bytes);
   MoeExpertTables tables_of(const MoeFfnWeights& w);
   void reserve(const MoeFfnWeights& w, int64_t n);
-  void routed(const MoeFfnWeights& w, const float* x, int64_t n, const GatherColsFn* gather);
+  void routed(const MoeFfnWeights& w, const float* x, int64_t n, const GatherColsFn* gather,
+              bool may_sync);
+  // The experts as GEMMs over each expert's gathered pairs (after moe_align): ys in pair order.
+  void grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t max_tiles, float* ys);
   void add_shared(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
                   const GatherColsFn* gather);
 
@@ -60,7 +71,7 @@ class CudaMoe {
   // weights, pair rows (hidden, gathered hidden, ys, gathered ys), tiles, and the
   // shared expert's rows.
   Buf logits_, ids_, weights_, sorted_, tiles_, n_tiles_, hidden_, hidden_all_, ys_, ys_all_,
-      local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_;
+      local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_, rows_, up_;
   unsigned long long* expert_rows_ = nullptr;  // device counter
   int device_ = 0;
 };

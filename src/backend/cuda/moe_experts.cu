@@ -139,6 +139,20 @@ __global__ void add_gated_kernel(float* out, const float* y, const float* gate_l
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) out[t * d + i] += g * y[t * d + i];
 }
 
+__global__ void gather_rows_kernel(const int32_t* sorted, const float* x, int x_div, int64_t d,
+                                   float* xs) {
+  const int64_t i = blockIdx.x;
+  const float* src = x + int64_t{sorted[i] / x_div} * d;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) xs[i * d + j] = src[j];
+}
+
+__global__ void scatter_rows_kernel(const int32_t* sorted, const float* ysorted, int64_t d,
+                                    float* ys) {
+  const int64_t i = blockIdx.x;
+  float* dst = ys + int64_t{sorted[i]} * d;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) dst[j] = ysorted[i * d + j];
+}
+
 unsigned threads_for(int64_t d) {
   return static_cast<unsigned>(std::min<int64_t>(256, ((d + 31) / 32) * 32));
 }
@@ -177,6 +191,22 @@ void moe_down(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_t
                   static_cast<unsigned>(max_tiles));
   tile_kernel<false>
       <<<grid, kWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, hidden, 1, f_in, d_out, ys);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void moe_gather_rows(const int32_t* sorted, int64_t count, const float* x, int x_div, int64_t d,
+                     float* xs, cudaStream_t stream) {
+  if (count <= 0) return;
+  gather_rows_kernel<<<static_cast<unsigned>(count), threads_for(d), 0, stream>>>(sorted, x, x_div,
+                                                                                  d, xs);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void moe_scatter_rows(const int32_t* sorted, int64_t count, const float* ysorted, int64_t d,
+                      float* ys, cudaStream_t stream) {
+  if (count <= 0) return;
+  scatter_rows_kernel<<<static_cast<unsigned>(count), threads_for(d), 0, stream>>>(sorted, ysorted,
+                                                                                   d, ys);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

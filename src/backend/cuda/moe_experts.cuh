@@ -50,6 +50,13 @@ void moe_down(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_t
               int64_t max_tiles, const int32_t* sorted, const float* hidden, int64_t f_in,
               int64_t d_out, float* ys, cudaStream_t stream);
 
+// The grouped path's row moves (cuda_moe.cpp): xs[i] = x[sorted[i] / x_div] for i < count
+// (rows of d floats), and ys[sorted[i]] = ysorted[i] (rows of d floats).
+void moe_gather_rows(const int32_t* sorted, int64_t count, const float* x, int x_div, int64_t d,
+                     float* xs, cudaStream_t stream);
+void moe_scatter_rows(const int32_t* sorted, int64_t count, const float* ysorted, int64_t d,
+                      float* ys, cudaStream_t stream);
+
 // out[t][i] = sum over slots k of weights[t][k] * y(t * top_k + k)[i], where a pair's row is the
 // sum of its `ranks` side-by-side parts in ys ([n_pairs][ranks * d]: expert parallelism's
 // gathered rows, zero on the ranks without the expert; ranks 1 otherwise).
