@@ -1,6 +1,6 @@
 // The routed experts' kernels (see moe_experts.cuh): the device-side grouping into tiles, the
-// tiled BF16 GEMV-style expert projections (one warp per output row, up to kMoeTileTokens pairs
-// per warp), the slot-ordered combine and the shared expert's gated add.
+// tiled BF16 GEMV-style expert projections (one warp per kRowsPerWarp output rows, up to
+// kMoeTileTokens pairs per warp), the slot-ordered combine and the shared expert's gated add.
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
@@ -11,7 +11,8 @@ namespace shardlm::cuda {
 
 namespace {
 
-constexpr int kWarps = 8;  // output rows per block
+constexpr int kWarps = 8;        // warps per block
+constexpr int kRowsPerWarp = 4;  // output rows per warp: each x load serves this many
 
 // One block: count each local expert's pairs, lay the experts' pairs out one after another in
 // tiles of up to kMoeTileTokens, then place each pair (the order within an expert is free: a
@@ -61,44 +62,61 @@ __device__ __forceinline__ float bf16_at(const uint16_t* w, int64_t i) {
   return __uint_as_float(static_cast<uint32_t>(w[i]) << 16);
 }
 
-// acc[i] += w . x_i over the row for each of the tile's pairs (8-wide loads when k % 8 == 0).
-__device__ __forceinline__ void row_dots(const uint16_t* w, const float* const* xr, int count,
-                                         int64_t k, int lane, float* acc) {
+// acc[r][i] += w_r . x_i over kRows rows w_r (k apart) for each of the tile's pairs: every x load
+// serves kRows rows (8-wide loads when k % 8 == 0). Rows at or past `rows` are skipped.
+template <int kRows>
+__device__ __forceinline__ void rows_dots(const uint16_t* w, int rows, const float* const* xr,
+                                          int count, int64_t k, int lane,
+                                          float (&acc)[kRows][kMoeTileTokens]) {
   if (k % 8 == 0) {
     for (int64_t i0 = int64_t{lane} * 8; i0 < k; i0 += 256) {
-      float f[8];
-      unpack8(w + i0, f);
+      float f[kRows][8];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        if (r < rows) unpack8(w + r * k + i0, f[r]);
+      }
 #pragma unroll
       for (int i = 0; i < kMoeTileTokens; ++i) {
         if (i >= count) break;
         const float4 a = *reinterpret_cast<const float4*>(xr[i] + i0);
         const float4 b = *reinterpret_cast<const float4*>(xr[i] + i0 + 4);
-        acc[i] += f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w + f[4] * b.x + f[5] * b.y +
-                  f[6] * b.z + f[7] * b.w;
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          if (r >= rows) break;
+          acc[r][i] += f[r][0] * a.x + f[r][1] * a.y + f[r][2] * a.z + f[r][3] * a.w +
+                       f[r][4] * b.x + f[r][5] * b.y + f[r][6] * b.z + f[r][7] * b.w;
+        }
       }
     }
     return;
   }
   for (int64_t i0 = lane; i0 < k; i0 += 32) {
-    const float f = bf16_at(w, i0);
 #pragma unroll
-    for (int i = 0; i < kMoeTileTokens; ++i) {
-      if (i < count) acc[i] += f * xr[i][i0];
+    for (int r = 0; r < kRows; ++r) {
+      if (r >= rows) break;
+      const float f = bf16_at(w + r * k, i0);
+#pragma unroll
+      for (int i = 0; i < kMoeTileTokens; ++i) {
+        if (i < count) acc[r][i] += f * xr[i][i0];
+      }
     }
   }
 }
 
-// One warp per output row j of the tile's expert, for each of the tile's pairs: y[p][j] =
-// silu(x . gate_j) * (x . up_j) (kGateUp) or x . down_j; x row of pair p: x[p / x_div].
+// One warp per kRowsPerWarp output rows j of the tile's expert, for each of the tile's pairs:
+// y[p][j] = silu(x . gate_j) * (x . up_j) (kGateUp) or x . down_j; x row of pair p:
+// x[p / x_div]. A pair's sum for a row runs in the same order whatever the other rows and pairs.
 template <bool kGateUp>
 __global__ void tile_kernel(MoeExpertTables t, const MoeTile* tiles, const int32_t* n_tiles,
                             const int32_t* sorted, const float* x, int x_div, int64_t k,
                             int64_t n_rows, float* y) {
+  constexpr int R = kRowsPerWarp;
   if (static_cast<int32_t>(blockIdx.y) >= *n_tiles) return;
   const MoeTile tile = tiles[blockIdx.y];
   const int lane = threadIdx.x & 31;
-  const int64_t j = int64_t{blockIdx.x} * kWarps + (threadIdx.x >> 5);
-  if (j >= n_rows) return;
+  const int64_t j0 = (int64_t{blockIdx.x} * kWarps + (threadIdx.x >> 5)) * R;
+  if (j0 >= n_rows) return;
+  const int rows = n_rows - j0 < R ? static_cast<int>(n_rows - j0) : R;
   int32_t pair[kMoeTileTokens];
   const float* xr[kMoeTileTokens];
 #pragma unroll
@@ -106,15 +124,21 @@ __global__ void tile_kernel(MoeExpertTables t, const MoeTile* tiles, const int32
     pair[i] = i < tile.count ? sorted[tile.start + i] : 0;
     xr[i] = x + int64_t{pair[i] / x_div} * k;
   }
-  float a[kMoeTileTokens] = {}, b[kMoeTileTokens] = {};
-  row_dots((kGateUp ? t.gate : t.down)[tile.expert] + j * k, xr, tile.count, k, lane, a);
-  if (kGateUp) row_dots(t.up[tile.expert] + j * k, xr, tile.count, k, lane, b);
+  float a[R][kMoeTileTokens] = {}, b[R][kMoeTileTokens] = {};
+  rows_dots<R>((kGateUp ? t.gate : t.down)[tile.expert] + j0 * k, rows, xr, tile.count, k, lane, a);
+  if (kGateUp) rows_dots<R>(t.up[tile.expert] + j0 * k, rows, xr, tile.count, k, lane, b);
 #pragma unroll
-  for (int i = 0; i < kMoeTileTokens; ++i) {
-    if (i >= tile.count) break;
-    const float g = warp_sum(a[i]);
-    const float u = kGateUp ? warp_sum(b[i]) : 0.f;
-    if (lane == 0) y[int64_t{pair[i]} * n_rows + j] = kGateUp ? g / (1.f + expf(-g)) * u : g;
+  for (int r = 0; r < R; ++r) {
+    if (r >= rows) break;
+#pragma unroll
+    for (int i = 0; i < kMoeTileTokens; ++i) {
+      if (i >= tile.count) break;
+      const float g = warp_sum(a[r][i]);
+      const float u = kGateUp ? warp_sum(b[r][i]) : 0.f;
+      if (lane == 0) {
+        y[int64_t{pair[i]} * n_rows + j0 + r] = kGateUp ? g / (1.f + expf(-g)) * u : g;
+      }
+    }
   }
 }
 
@@ -176,7 +200,8 @@ void moe_gate_up(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* 
                  int64_t max_tiles, const int32_t* sorted, const float* x, int top_k, int64_t d,
                  int64_t f, float* hidden, cudaStream_t stream) {
   if (max_tiles <= 0) return;
-  const dim3 grid(static_cast<unsigned>((f + kWarps - 1) / kWarps),
+  const int64_t per_block = int64_t{kWarps} * kRowsPerWarp;
+  const dim3 grid(static_cast<unsigned>((f + per_block - 1) / per_block),
                   static_cast<unsigned>(max_tiles));
   tile_kernel<true>
       <<<grid, kWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, x, top_k, d, f, hidden);
@@ -187,7 +212,8 @@ void moe_down(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_t
               int64_t max_tiles, const int32_t* sorted, const float* hidden, int64_t f_in,
               int64_t d_out, float* ys, cudaStream_t stream) {
   if (max_tiles <= 0) return;
-  const dim3 grid(static_cast<unsigned>((d_out + kWarps - 1) / kWarps),
+  const int64_t per_block = int64_t{kWarps} * kRowsPerWarp;
+  const dim3 grid(static_cast<unsigned>((d_out + per_block - 1) / per_block),
                   static_cast<unsigned>(max_tiles));
   tile_kernel<false>
       <<<grid, kWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, hidden, 1, f_in, d_out, ys);
