@@ -115,10 +115,17 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n,
             stream_);
   const bool ep = w.expert_parallel && w.tp > 1;
   const int first = ep ? w.first_expert : 0;
-  moe_align(ids, P, first, w.n_local(), sorted, tiles, n_tiles, expert_rows_, stream_);
-  const int64_t max_tiles = moe_max_tiles(P, w.n_local());
   const bool tp_columns = w.tp > 1 && !w.expert_parallel;  // gathers hidden in pair order
-  if (may_sync && !tp_columns && P >= kGroupedMinPairsPerExpert * w.n_local()) {
+  const int64_t f_in = tp_columns ? f * w.tp : f;
+  const int64_t per_expert = P / std::max(1, w.n_local());  // average pairs per local expert
+  const bool grouped_path = may_sync && !tp_columns && per_expert >= kGroupedMinPairsPerExpert;
+  const bool mma = !grouped_path && per_expert >= kMmaMinPairsPerExpert && moe_mma_fits(d, f) &&
+                   moe_mma_fits(f_in, d_out);
+  const int tile_tokens = mma ? kMoeMmaTileTokens : kMoeTileTokens;
+  moe_align(ids, P, first, w.n_local(), tile_tokens, sorted, tiles, n_tiles, expert_rows_,
+            stream_);
+  const int64_t max_tiles = moe_max_tiles(P, w.n_local(), tile_tokens);
+  if (grouped_path) {
     if (ep) {
       SHARDLM_CUDA_CHECK(
           cudaMemsetAsync(ys, 0, static_cast<size_t>(P * d_out) * sizeof(float), stream_));
@@ -127,19 +134,19 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n,
     return;
   }
   const MoeExpertTables t = tables_of(w);
-  moe_gate_up(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden, stream_);
+  (mma ? moe_gate_up_mma : moe_gate_up)(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden,
+                                        stream_);
   const float* down_in = hidden;
-  int64_t f_in = f;
-  if (w.tp > 1 && !w.expert_parallel) {  // every rank's hidden columns
+  if (tp_columns) {  // every rank's hidden columns
     (*gather)(hidden, P, f, static_cast<float*>(hidden_all_.p));
     down_in = static_cast<float*>(hidden_all_.p);
-    f_in = f * w.tp;
   }
   if (ep) {
     SHARDLM_CUDA_CHECK(
         cudaMemsetAsync(ys, 0, static_cast<size_t>(P * d_out) * sizeof(float), stream_));
   }
-  moe_down(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys, stream_);
+  (mma ? moe_down_mma : moe_down)(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys,
+                                  stream_);
 }
 
 void CudaMoe::grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t max_tiles,

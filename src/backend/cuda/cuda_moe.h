@@ -3,7 +3,9 @@
 // slot-ordered combine and the shared expert with its gate (the backend's gate_up_silu and
 // matmul). Tensor parallelism gathers the experts' hidden columns before down and the output
 // columns at the end; expert parallelism runs only this rank's experts and gathers every rank's
-// pair rows (zero where a rank lacks the expert) before the combine. Up to a few tiles per expert
+// pair rows (zero where a rank lacks the expert) before the combine. The tiles run on CUDA cores
+// at a pair or two per expert and on the tensor cores from kMmaMinPairsPerExpert. Up to a few
+// tiles per expert
 // no step reads anything back to the host, so decode steps can be captured as CUDA graphs. Larger
 // batches outside a capture (prefill) take the grouped path: the tiles' per-expert counts come to
 // the host, each expert's pairs are gathered into consecutive rows, and the backend's own
@@ -41,6 +43,10 @@ class CudaMoe {
   // The grouped path runs from this many pairs per local expert on average (the tile kernels
   // read an expert's weights once per kMoeTileTokens pairs, on CUDA cores).
   static constexpr int64_t kGroupedMinPairsPerExpert = 32;
+  // Below that, from this many pairs per local expert on average, the tiles run on the tensor
+  // cores (moe_gate_up_mma, moe_down_mma) where the shapes fit; fewer (batch 1) keep the CUDA-core
+  // kernels, which read only the chosen experts' rows with fp32 inputs.
+  static constexpr int64_t kMmaMinPairsPerExpert = 4;
   // Pairs run through this rank's experts since start-up (reads the device counter).
   int64_t expert_rows() const;
 

@@ -18,7 +18,7 @@ constexpr int kRowsPerWarp = 4;  // output rows per warp: each x load serves thi
 // tiles of up to kMoeTileTokens, then place each pair (the order within an expert is free: a
 // pair's sums do not depend on its tile).
 __global__ void align_kernel(const int32_t* ids, int64_t n_pairs, int first, int n_local,
-                             int32_t* sorted, MoeTile* tiles, int32_t* n_tiles,
+                             int tile_tokens, int32_t* sorted, MoeTile* tiles, int32_t* n_tiles,
                              unsigned long long* expert_rows) {
   extern __shared__ int32_t counts[];  // [n_local] counts, then [n_local] cursors
   int32_t* cursor = counts + n_local;
@@ -33,8 +33,8 @@ __global__ void align_kernel(const int32_t* ids, int64_t n_pairs, int first, int
     int32_t start = 0, nt = 0;
     for (int e = 0; e < n_local; ++e) {
       cursor[e] = start;
-      for (int32_t c = 0; c < counts[e]; c += kMoeTileTokens) {
-        tiles[nt++] = MoeTile{e, start + c, min(kMoeTileTokens, counts[e] - c)};
+      for (int32_t c = 0; c < counts[e]; c += tile_tokens) {
+        tiles[nt++] = MoeTile{e, start + c, min(tile_tokens, counts[e] - c)};
       }
       start += counts[e];
     }
@@ -183,16 +183,16 @@ unsigned threads_for(int64_t d) {
 
 }  // namespace
 
-int64_t moe_max_tiles(int64_t n_pairs, int n_local) {
-  return std::min<int64_t>(n_pairs, n_pairs / kMoeTileTokens + n_local);
+int64_t moe_max_tiles(int64_t n_pairs, int n_local, int tile_tokens) {
+  return std::min<int64_t>(n_pairs, n_pairs / tile_tokens + n_local);
 }
 
-void moe_align(const int32_t* ids, int64_t n_pairs, int first, int n_local, int32_t* sorted,
-               MoeTile* tiles, int32_t* n_tiles, unsigned long long* expert_rows,
-               cudaStream_t stream) {
+void moe_align(const int32_t* ids, int64_t n_pairs, int first, int n_local, int tile_tokens,
+               int32_t* sorted, MoeTile* tiles, int32_t* n_tiles,
+               unsigned long long* expert_rows, cudaStream_t stream) {
   const size_t smem = 2 * sizeof(int32_t) * static_cast<size_t>(n_local);
-  align_kernel<<<1, 1024, smem, stream>>>(ids, n_pairs, first, n_local, sorted, tiles, n_tiles,
-                                          expert_rows);
+  align_kernel<<<1, 1024, smem, stream>>>(ids, n_pairs, first, n_local, tile_tokens, sorted,
+                                          tiles, n_tiles, expert_rows);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

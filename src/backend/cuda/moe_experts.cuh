@@ -14,7 +14,8 @@
 
 namespace shardlm::cuda {
 
-inline constexpr int kMoeTileTokens = 8;
+inline constexpr int kMoeTileTokens = 8;      // pairs per tile of the CUDA-core kernels
+inline constexpr int kMoeMmaTileTokens = 16;  // pairs per tile of the tensor-core kernels
 
 // Device tables of one MoE layer's experts on this rank: [n_local] BF16 matrices each (gate/up:
 // [ffn][d_model], down: [d_out][ffn_in]).
@@ -29,14 +30,15 @@ struct MoeTile {
   int32_t expert, start, count;
 };
 
-// The most tiles n_pairs pairs over n_local experts can need.
-int64_t moe_max_tiles(int64_t n_pairs, int n_local);
+// The most tiles of up to tile_tokens pairs n_pairs pairs over n_local experts can need.
+int64_t moe_max_tiles(int64_t n_pairs, int n_local, int tile_tokens = kMoeTileTokens);
 // Groups the pairs p (ids[p] the expert; pairs of experts outside [first, first + n_local)
-// are skipped) into tiles; tiles: moe_max_tiles entries; n_tiles: one int (device);
-// expert_rows: a running count of the pairs run on this rank (the load metric), device.
-void moe_align(const int32_t* ids, int64_t n_pairs, int first, int n_local, int32_t* sorted,
-               MoeTile* tiles, int32_t* n_tiles, unsigned long long* expert_rows,
-               cudaStream_t stream);
+// are skipped) into tiles of up to tile_tokens pairs (kMoeTileTokens for moe_gate_up/moe_down,
+// kMoeMmaTileTokens for the _mma kernels); tiles: moe_max_tiles entries; n_tiles: one int
+// (device); expert_rows: a running count of the pairs run on this rank (the load metric), device.
+void moe_align(const int32_t* ids, int64_t n_pairs, int first, int n_local, int tile_tokens,
+               int32_t* sorted, MoeTile* tiles, int32_t* n_tiles,
+               unsigned long long* expert_rows, cudaStream_t stream);
 
 // hidden[p][j] = silu(x[p / top_k] . gate[e][j]) * (x[p / top_k] . up[e][j]) for each tiled pair;
 // x: [tokens][d] fp32; hidden: [n_pairs][f].
@@ -49,6 +51,16 @@ void moe_gate_up(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* 
 void moe_down(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
               int64_t max_tiles, const int32_t* sorted, const float* hidden, int64_t f_in,
               int64_t d_out, float* ys, cudaStream_t stream);
+
+// The same two projections on the tensor cores (moe_experts_mma.cu) over tiles of up to
+// kMoeMmaTileTokens pairs, the inputs rounded to BF16; for shapes where moe_mma_fits.
+bool moe_mma_fits(int64_t k, int64_t n_rows);
+void moe_gate_up_mma(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
+                     int64_t max_tiles, const int32_t* sorted, const float* x, int top_k,
+                     int64_t d, int64_t f, float* hidden, cudaStream_t stream);
+void moe_down_mma(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
+                  int64_t max_tiles, const int32_t* sorted, const float* hidden, int64_t f_in,
+                  int64_t d_out, float* ys, cudaStream_t stream);
 
 // The grouped path's row moves (cuda_moe.cpp): xs[i] = x[sorted[i] / x_div] for i < count
 // (rows of d floats), and ys[sorted[i]] = ysorted[i] (rows of d floats).
