@@ -149,6 +149,25 @@ TEST(CudaOps, MatmulMatchesFp64ReferenceForEveryWeightType) {
   }
 }
 
+// matmul_shared_input over the three matrices ws against one matmul per matrix of refs (the same
+// products), on fresh inputs of `tokens` rows.
+void expect_shared_input_equals_matmuls(cuda::CudaBackend& be, const TensorView* const* ws,
+                                        const TensorView* const* refs, int64_t k, int64_t tokens,
+                                        std::mt19937& rng, double tol, const std::string& what) {
+  const auto x = randn(static_cast<size_t>(tokens * k), rng);
+  float* dx = to_device(be, x);
+  float* ys[3];
+  for (int i = 0; i < 3; ++i) ys[i] = be.alloc_floats(static_cast<size_t>(tokens * ws[i]->rows()));
+  be.matmul_shared_input(ws, ys, 3, dx, tokens);
+  for (int i = 0; i < 3; ++i) {
+    const size_t n = static_cast<size_t>(tokens * ws[i]->rows());
+    float* one = be.alloc_floats(n);
+    be.matmul(*refs[i], dx, tokens, one);
+    EXPECT_LT(rel_err(to_host(be, ys[i], n), to_host(be, one, n)), tol)
+        << "weight " << i << " x " << tokens << what;
+  }
+}
+
 TEST(CudaOps, MatmulSharedInputMatchesSeparateMatmuls) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();
@@ -164,19 +183,7 @@ TEST(CudaOps, MatmulSharedInputMatchesSeparateMatmuls) {
   }
   const TensorView* wp[] = {&ws[0], &ws[1], &ws[2]};
   for (int64_t tokens : {1, 5, 40}) {
-    const auto x = randn(static_cast<size_t>(tokens * k), rng);
-    float* dx = to_device(be, x);
-    float* fused[3];
-    for (int i = 0; i < 3; ++i)
-      fused[i] = be.alloc_floats(static_cast<size_t>(tokens * ws[i].rows()));
-    be.matmul_shared_input(wp, fused, 3, dx, tokens);
-    for (int i = 0; i < 3; ++i) {
-      const size_t n = static_cast<size_t>(tokens * ws[i].rows());
-      float* one = be.alloc_floats(n);
-      be.matmul(ws[i], dx, tokens, one);
-      EXPECT_LT(rel_err(to_host(be, fused[i], n), to_host(be, one, n)), 1e-6)
-          << "weight " << i << " x " << tokens;
-    }
+    expect_shared_input_equals_matmuls(be, wp, wp, k, tokens, rng, 1e-6, "");
   }
 }
 
@@ -217,20 +224,10 @@ TEST(CudaOps, MatmulSharedInputOverAdjacentWeights) {
   for (const WeightSet* views : {&together, &left_apart}) {
     const TensorView* wp[] = {&views->matrices[0], &views->matrices[1], &views->matrices[2]};
     const std::vector<TensorView>& refs = views == &together ? apart : apart_k16;
+    const TensorView* rp[] = {&refs[0], &refs[1], &refs[2]};
     for (int64_t tokens : {1, 9, 40, 512, 600}) {
-      const auto x = randn(static_cast<size_t>(tokens * k), rng);
-      float* dx = to_device(be, x);
-      float* ys[3];
-      for (int i = 0; i < 3; ++i)
-        ys[i] = be.alloc_floats(static_cast<size_t>(tokens * wp[i]->rows()));
-      be.matmul_shared_input(wp, ys, 3, dx, tokens);
-      for (int i = 0; i < 3; ++i) {
-        const size_t n = static_cast<size_t>(tokens * wp[i]->rows());
-        float* one = be.alloc_floats(n);
-        be.matmul(refs[static_cast<size_t>(i)], dx, tokens, one);
-        EXPECT_LT(rel_err(to_host(be, ys[i], n), to_host(be, one, n)), 1e-5)
-            << "weight " << i << " x " << tokens << (views == &together ? " together" : " apart");
-      }
+      expect_shared_input_equals_matmuls(be, wp, rp, k, tokens, rng, 1e-5,
+                                         views == &together ? " together" : " apart");
     }
   }
 }

@@ -24,7 +24,9 @@ void check_int_sizes(const GemmShape& s) {
   }
 }
 
-bool lt_ok(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS; }
+bool lt_ok(cublasStatus_t s) {
+  return s == CUBLAS_STATUS_SUCCESS;
+}
 
 // A column-major layout of rows x cols with leading dimension ld, batched with `stride` elements
 // between the batch's matrices.
@@ -74,11 +76,10 @@ void Gemm::destroy(Plan& p) {
 Gemm::Plan Gemm::make_plan(const GemmShape& s) {
   Plan p;
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  bool ok = lt_ok(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F)) &&
-            lt_ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
-                                                 sizeof(ta))) &&
-            lt_ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb,
-                                                 sizeof(tb)));
+  bool ok =
+      lt_ok(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F)) &&
+      lt_ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta))) &&
+      lt_ok(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   ok = ok && make_layout(p.a, CUDA_R_16BF, s.k, s.n, s.k, s.batch, s.n * s.k) &&
        make_layout(p.b, CUDA_R_16BF, s.k, s.n_tokens, s.k, s.batch, 0) &&
        make_layout(p.c, CUDA_R_32F, s.n, s.n_tokens, s.n, s.batch, s.y_stride);
@@ -114,8 +115,8 @@ int Gemm::candidates(const GemmShape& s) {
 void Gemm::set_candidate(const GemmShape& s, int candidate) {
   Plan& p = plan(s);
   if (candidate < 0 || candidate >= p.found) {
-    fail("internal: GEMM candidate {} of {} for {} x {} by {} tokens", candidate, p.found, s.n,
-         s.k, s.n_tokens);
+    fail("internal: GEMM candidate {} of {} for {} x {} by {} tokens", candidate, p.found, s.n, s.k,
+         s.n_tokens);
   }
   p.chosen = candidate;
 }
@@ -126,8 +127,8 @@ void Gemm::gemm_ex(const GemmShape& s, const uint16_t* w, const uint16_t* x, flo
             k_ = static_cast<int>(s.k);
   if (s.batch == 1) {
     SHARDLM_CUBLAS_CHECK(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, m_, n_, k_, &alpha, w,
-                                      CUDA_R_16BF, k_, x, CUDA_R_16BF, k_, &beta, y, CUDA_R_32F,
-                                      m_, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                      CUDA_R_16BF, k_, x, CUDA_R_16BF, k_, &beta, y, CUDA_R_32F, m_,
+                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return;
   }
   SHARDLM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
@@ -145,8 +146,7 @@ void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* 
   run(s, w, x, y, path_);
 }
 
-void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y,
-               GemmPath path) {
+void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y, GemmPath path) {
   if (s.n_tokens == 0 || s.n == 0) return;
   check_int_sizes(s);
   const Plan* p = path == GemmPath::kLt ? &plan(s) : nullptr;

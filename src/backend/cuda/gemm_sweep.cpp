@@ -11,25 +11,11 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/event_timer.h"
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/sweep_weights.h"
 
 namespace shardlm::cuda {
 
 namespace {
-
-int copies_for(size_t bytes) {
-  const size_t want = (size_t{256} << 20) / std::max<size_t>(bytes, 1) + 1;
-  return static_cast<int>(std::clamp<size_t>(want, 2, 16));
-}
-
-void fill_random_bf16(uint16_t* dev, size_t n) {
-  std::vector<uint16_t> host(n);
-  uint32_t s = 2024;
-  for (auto& h : host) {
-    s = s * 1664525u + 1013904223u;
-    h = static_cast<uint16_t>(0x3800u | ((s >> 16) & 0x87ffu));
-  }
-  SHARDLM_CUDA_CHECK(cudaMemcpy(dev, host.data(), n * 2, cudaMemcpyHostToDevice));
-}
 
 // Microseconds per call of `call(copy)`, one call per weight copy in one graph.
 double graph_us(cudaStream_t stream, int copies, const std::function<void(int)>& call) {
@@ -55,7 +41,7 @@ std::vector<GemmVariantTiming> sweep_gemm(const GemmSweepShape& shape) {
   const int64_t k = shape.k, t = shape.n_tokens;
   const int64_t rows = std::accumulate(shape.n.begin(), shape.n.end(), int64_t{0});
   const size_t elems = static_cast<size_t>(rows * k);
-  const int copies = copies_for(elems * 2);
+  const int copies = weight_copies_for(elems * 2);
   cudaStream_t stream;
   SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   uint16_t *w = nullptr, *x = nullptr;
@@ -63,10 +49,10 @@ std::vector<GemmVariantTiming> sweep_gemm(const GemmSweepShape& shape) {
   SHARDLM_CUDA_CHECK(cudaMalloc(&w, elems * 2 * copies));
   SHARDLM_CUDA_CHECK(cudaMalloc(&x, static_cast<size_t>(t * k) * 2));
   SHARDLM_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(t * rows) * sizeof(float)));
-  fill_random_bf16(w, elems);
+  fill_random_bf16(w, elems, 2024u);
   for (int c = 1; c < copies; ++c)
     SHARDLM_CUDA_CHECK(cudaMemcpy(w + c * elems, w, elems * 2, cudaMemcpyDeviceToDevice));
-  fill_random_bf16(x, static_cast<size_t>(t * k));
+  fill_random_bf16(x, static_cast<size_t>(t * k), 2024u);
   Gemm gemm(stream);
   const double flop = 2.0 * static_cast<double>(t) * static_cast<double>(k) * rows;
   std::vector<GemmVariantTiming> out;
@@ -79,19 +65,23 @@ std::vector<GemmVariantTiming> sweep_gemm(const GemmSweepShape& shape) {
     add("gemmex, one call per matrix", [&](int c) {
       int64_t first = 0;
       for (const int64_t n : shape.n) {
-        gemm.run(GemmShape{k, n, t}, w + c * elems + first * k, x, y + first * t, GemmPath::kGemmEx);
+        gemm.run(GemmShape{k, n, t}, w + c * elems + first * k, x, y + first * t,
+                 GemmPath::kGemmEx);
         first += n;
       }
     });
   }
-  add("gemmex, one matrix", [&](int c) { gemm.run(whole, w + c * elems, x, y, GemmPath::kGemmEx); });
-  const bool same = std::all_of(shape.n.begin(), shape.n.end(),
-                                [&](int64_t n) { return n == shape.n[0]; });
+  add("gemmex, one matrix",
+      [&](int c) { gemm.run(whole, w + c * elems, x, y, GemmPath::kGemmEx); });
+  const bool same =
+      std::all_of(shape.n.begin(), shape.n.end(), [&](int64_t n) { return n == shape.n[0]; });
   const GemmShape batched{k, shape.n[0], t, static_cast<int>(shape.n.size()), shape.n[0] * t};
   if (shape.n.size() > 1 && same) {
-    add("gemmex, batched", [&](int c) { gemm.run(batched, w + c * elems, x, y, GemmPath::kGemmEx); });
+    add("gemmex, batched",
+        [&](int c) { gemm.run(batched, w + c * elems, x, y, GemmPath::kGemmEx); });
     if (gemm.candidates(batched) > 0) {
-      add("lt, batched, heuristic", [&](int c) { gemm.run(batched, w + c * elems, x, y, GemmPath::kLt); });
+      add("lt, batched, heuristic",
+          [&](int c) { gemm.run(batched, w + c * elems, x, y, GemmPath::kLt); });
     }
   }
   const int found = gemm.candidates(whole);
@@ -99,8 +89,8 @@ std::vector<GemmVariantTiming> sweep_gemm(const GemmSweepShape& shape) {
   double best_us = 0;
   for (int i = 0; i < found; ++i) {
     gemm.set_candidate(whole, i);
-    const double us =
-        graph_us(stream, copies, [&](int c) { gemm.run(whole, w + c * elems, x, y, GemmPath::kLt); });
+    const double us = graph_us(stream, copies,
+                               [&](int c) { gemm.run(whole, w + c * elems, x, y, GemmPath::kLt); });
     if (i == 0) out.push_back({"lt, one matrix, heuristic", us, flop / (us * 1e-6) / 1e12});
     if (best < 0 || us < best_us) best = i, best_us = us;
   }

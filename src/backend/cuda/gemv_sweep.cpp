@@ -8,28 +8,11 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/event_timer.h"
 #include "backend/cuda/gemv.cuh"
+#include "backend/cuda/sweep_weights.h"
 
 namespace shardlm::cuda {
 
 namespace {
-
-// Copies of the weights so that consecutive calls never read what L2 (50 MB on an H100/H200) still
-// holds: at least 256 MiB in all.
-int copies_for(size_t bytes) {
-  const size_t want = (size_t{256} << 20) / std::max<size_t>(bytes, 1) + 1;
-  return static_cast<int>(std::clamp<size_t>(want, 2, 16));
-}
-
-// Random BF16 bits of magnitude below 1 from a cheap LCG (the values only need to be non-zero).
-void fill_random_bf16(uint16_t* dev, size_t n) {
-  std::vector<uint16_t> host(n);
-  uint32_t s = 12345;
-  for (auto& h : host) {
-    s = s * 1664525u + 1013904223u;
-    h = static_cast<uint16_t>(0x3800u | ((s >> 16) & 0x87ffu));  // |x| in [2^-15, 1), either sign
-  }
-  SHARDLM_CUDA_CHECK(cudaMemcpy(dev, host.data(), n * 2, cudaMemcpyHostToDevice));
-}
 
 double graph_ms_per_replay(cudaStream_t stream, cudaGraphExec_t exec, int reps) {
   SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // a second warm-up before median_ms's
@@ -43,7 +26,7 @@ std::vector<GemvVariantTiming> sweep_gemv(const GemvSweepShape& shape) {
   const int64_t rows = std::accumulate(shape.n.begin(), shape.n.end(), int64_t{0});
   const int64_t matrix_rows = shape.gate_up ? 2 * rows : rows;  // gate then up
   const size_t elems = static_cast<size_t>(matrix_rows * k);
-  const int copies = copies_for(elems * 2);
+  const int copies = weight_copies_for(elems * 2);
   cudaStream_t stream;
   SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   uint16_t* w = nullptr;
@@ -51,10 +34,10 @@ std::vector<GemvVariantTiming> sweep_gemv(const GemvSweepShape& shape) {
   SHARDLM_CUDA_CHECK(cudaMalloc(&w, elems * 2 * copies));
   SHARDLM_CUDA_CHECK(cudaMalloc(&x, static_cast<size_t>(k) * sizeof(float)));
   SHARDLM_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(rows) * sizeof(float)));
-  fill_random_bf16(w, elems);
+  fill_random_bf16(w, elems, 12345u);
   for (int c = 1; c < copies; ++c)
     SHARDLM_CUDA_CHECK(cudaMemcpy(w + c * elems, w, elems * 2, cudaMemcpyDeviceToDevice));
-  fill_random_bf16(reinterpret_cast<uint16_t*>(x), static_cast<size_t>(2 * k));
+  fill_random_bf16(reinterpret_cast<uint16_t*>(x), static_cast<size_t>(2 * k), 12345u);
   auto call = [&](int v, const uint16_t* wc) {
     if (shape.gate_up) {
       gemv_gate_up_silu_variant(v, wc, wc + rows * k, k, rows, x, y, stream);

@@ -18,9 +18,9 @@ using namespace nvcuda;
 
 constexpr int kMmaWarps = 4;
 constexpr int kMmaRowsPerBlock = 16 * kMmaWarps;
-constexpr int kChunk = 256;           // k columns staged per pass
-constexpr int kPad = 8;               // keeps the staged rows' starts off one bank
-constexpr int kLd = kChunk + kPad;    // staged row stride, elements
+constexpr int kChunk = 256;         // k columns staged per pass
+constexpr int kPad = 8;             // keeps the staged rows' starts off one bank
+constexpr int kLd = kChunk + kPad;  // staged row stride, elements
 static_assert(kMoeMmaTileTokens == 16, "the WMMA tile is 16 pairs");
 
 using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
@@ -109,8 +109,8 @@ bool moe_mma_fits(int64_t k, int64_t n_rows) {
 }
 
 void moe_gate_up_mma(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
-                     int64_t max_tiles, const int32_t* sorted, const float* x, int top_k,
-                     int64_t d, int64_t f, float* hidden, cudaStream_t stream) {
+                     int64_t max_tiles, const int32_t* sorted, const float* x, int top_k, int64_t d,
+                     int64_t f, float* hidden, cudaStream_t stream) {
   launch<true>(t, tiles, n_tiles, max_tiles, sorted, x, top_k, d, f, hidden, stream);
 }
 
