@@ -186,6 +186,7 @@ Hello Group::hello(const Model& model, const Backend& backend, int liveness_port
   h.expert_parallel = options_.expert_parallel;
   h.tp_exact = options_.tp_exact;
   h.device = backend.device_id();
+  h.max_batch_tokens = options_.max_batch_tokens;
   return h;
 }
 

@@ -43,6 +43,7 @@ struct GroupOptions {
   std::chrono::milliseconds startup_timeout{std::chrono::seconds(300)};
   std::chrono::milliseconds steady_timeout{std::chrono::seconds(10)};
   DistBackend dist_backend = DistBackend::kAuto;  // the master's decides for the whole group
+  int max_batch_tokens = 0;  // this rank's step token limit, for the handshake (0: not told)
 
   // This process's place as the launch resolved it, with the token and start-up timeout flags.
   static GroupOptions from_launch(const LaunchInfo& info, const LaunchFlags& flags);

@@ -23,7 +23,8 @@ std::string Hello::to_json() const {
                         {"world_size", world_size},
                         {"expert_parallel", expert_parallel},
                         {"tp_exact", tp_exact},
-                        {"device", device}}
+                        {"device", device},
+                        {"max_batch_tokens", max_batch_tokens}}
       .dump();
 }
 
@@ -55,6 +56,7 @@ Hello Hello::from_json(const std::string& text) {
     h.expert_parallel = j.value("expert_parallel", false);
     h.tp_exact = j.value("tp_exact", false);
     h.device = j.at("device").get<std::string>();
+    h.max_batch_tokens = j.value("max_batch_tokens", 0);
   } catch (const nlohmann::json::exception& e) {
     fail("a rank's hello lacks a field or has one of the wrong type: {}", e.what());
   }
@@ -90,6 +92,14 @@ std::string hello_difference(const std::string& a_text, const std::string& b_tex
         "--tp-exact: {} vs {}; give --tp-exact on every node or on none (Megatron and exact "
         "tensor parallelism exchange different collectives)",
         a["tp_exact"].dump(), b["tp_exact"].dump());
+  }
+  const int master_tokens = a.value("max_batch_tokens", 0), tokens = b.value("max_batch_tokens", 0);
+  if (master_tokens > 0 && tokens > 0 && tokens < master_tokens) {
+    return fmt::format(
+        "--max-num-batched-tokens: the master schedules steps of up to {} tokens, this rank takes "
+        "at most {}; each rank's default follows its own device (8192 on a GPU, 512 on the CPU): "
+        "give the same --max-num-batched-tokens on every node",
+        master_tokens, tokens);
   }
   return {};
 }

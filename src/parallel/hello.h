@@ -26,6 +26,10 @@ struct Hello {
   bool tp_exact = false;         // --tp-exact: every rank must agree (tp_shard.h)
   // Backend::device_id() ("GPU-<uuid> (PCI 0000:1b:00.0)"), "" for a backend on host memory.
   std::string device;
+  // The most tokens one step may carry on this rank (--max-num-batched-tokens as its engine
+  // resolved it: each rank's default follows its own device); 0 when not told. Optional in the
+  // JSON (absent reads 0), so it needs no new version.
+  int max_batch_tokens = 0;
 
   std::string to_json() const;
   // A hello without hello_version is version 1 (before `device`). Throws Error naming the
@@ -34,7 +38,9 @@ struct Hello {
 };
 
 // The first field in which two ranks' hellos differ (hello version, shardlm version, model
-// fingerprint, tp, pp, world size), as "field: a vs b"; "" when they agree.
+// fingerprint, tp, pp, world size, the parallel modes), as "field: a vs b", or a step token
+// limit of b's below a's (a is the master's: it schedules the steps b must take); "" when they
+// agree.
 std::string hello_difference(const std::string& a, const std::string& b);
 
 }  // namespace shardlm::parallel

@@ -19,6 +19,7 @@
 #include "server/stats_logger.h"
 #include "server/web_routes.h"
 #include "server/worker_node.h"
+#include "engine/engine_args.h"
 
 namespace shardlm::server {
 
@@ -115,7 +116,9 @@ int run_api_server(const ServerArgs& args) {
                         if (group) group->abort_startup(reason);
                       });
   if (grouped) {
-    group = std::make_shared<parallel::Group>(*args.group);
+    parallel::GroupOptions g = *args.group;
+    g.max_batch_tokens = step_tokens(args.engine);
+    group = std::make_shared<parallel::Group>(g);
     engine_args.make_runner = group_master_runner(group);
   }
   std::unique_ptr<LLM> llm_ptr;

@@ -108,7 +108,8 @@ int serve_as_worker(parallel::Group& group, const Model& model, Backend& backend
 }  // namespace
 
 int run_worker_node(const ServerArgs& args) {
-  const parallel::GroupOptions& g = *args.group;
+  parallel::GroupOptions g = *args.group;
+  g.max_batch_tokens = step_tokens(args.engine);
   std::atomic<parallel::Group*> joining{nullptr};
   ShutdownWatch watch(fmt::format("rank {}", g.rank), [&joining](const std::string& why) {
     if (parallel::Group* group = joining.load()) group->report_failure(why);

@@ -1,8 +1,8 @@
 """Every start-up failure of a group is named within seconds on every rank, with the node and the
 cause, and no process stays behind (issue 18): the master never started, the rendezvous port
 dropped by a firewall, a collective interface the other host cannot reach, collective ports
-dropped, an extra rank, a different build, weights that differ inside one tensor, a layout one
-node refuses and a duplicate rank (a rank restarted after the group formed rejoins it:
+dropped, an extra rank, a different build, weights that differ inside one tensor, a worker whose
+step token limit is below the master's, a layout one node refuses and a duplicate rank (a rank restarted after the group formed rejoins it:
 test_group_healing.py). Two-host cases
 run in two network namespaces joined by a veth pair (test_two_hosts's fixture; needs root)."""
 import os
@@ -126,6 +126,21 @@ def test_build_mismatch_is_named(tiny, tmp_path):
     assert f"this node runs shardlm 0.1.0 (commit {other})" in outs[1], outs[1]
     assert "run the same build (the same commit) on every node" in outs[1]
     assert "rank 1 on" in outs[0] and "cannot start" in outs[0] and other in outs[0], outs[0]
+    assert took < 20
+
+
+def test_a_worker_with_a_smaller_step_limit_is_named(tiny):
+    """Each rank resolves --max-num-batched-tokens from its own device (a GPU master and a CPU
+    worker default to 8192 and 512): a worker that cannot take the master's steps is refused at
+    start-up with the flag named, instead of failing on its first large step."""
+    port = free_port()
+    master = serve(tiny, 0, port, "--dist-timeout", "60", "--max-num-batched-tokens", "1024")
+    worker = serve(tiny, 1, port, "--dist-timeout", "60", "--max-num-batched-tokens", "512")
+    outs, rcs, took = outcome([master, worker])
+    assert rcs == [1, 1], outs
+    assert "rank 1 on" in outs[0] and "--max-num-batched-tokens" in outs[0], outs[0]
+    assert "steps of up to 1024 tokens, this rank takes at most 512" in outs[0], outs[0]
+    assert "the master stopped the group" in outs[1] and "--max-num-batched-tokens" in outs[1]
     assert took < 20
 
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
 #include "comm/gloo_communicator.h"
@@ -129,6 +130,26 @@ TEST(Handshake, HelloRoundTripsWithItsDevice) {
   EXPECT_EQ(back.device, "GPU-1234 (PCI 0000:1b:00.0)");
   EXPECT_EQ(back.world_size, 4);
   EXPECT_EQ(hello_difference(h.to_json(), back.to_json()), "");
+}
+
+// The step token limit: a rank below the master's (who schedules the steps) is named; at or above
+// it, or not told (an older hello), is fine.
+TEST(Handshake, AStepLimitBelowTheMastersIsNamed) {
+  Hello master;
+  master.fingerprint = "ab";
+  master.version = "0.1.0";
+  master.max_batch_tokens = 8192;
+  Hello rank = master;
+  rank.max_batch_tokens = 512;
+  const std::string d = hello_difference(master.to_json(), rank.to_json());
+  EXPECT_TRUE(contains(d, "--max-num-batched-tokens: the master schedules steps of up to 8192 "
+                          "tokens, this rank takes at most 512")) << d;
+  EXPECT_EQ(hello_difference(rank.to_json(), master.to_json()), "");
+  EXPECT_EQ(Hello::from_json(rank.to_json()).max_batch_tokens, 512);
+  auto untold = nlohmann::json::parse(rank.to_json());
+  untold.erase("max_batch_tokens");
+  EXPECT_EQ(Hello::from_json(untold.dump()).max_batch_tokens, 0);
+  EXPECT_EQ(hello_difference(master.to_json(), untold.dump()), "");
 }
 
 TEST(Handshake, AnOlderHelloIsRefusedNamingTheVersions) {
