@@ -10,6 +10,21 @@
 
 namespace shardlm {
 
+namespace {
+
+// Floats of the mixture-of-experts FFN's scratch for T tokens (the CUDA op's, cuda_moe.h): the
+// router logits, the (token, slot) pairs' ids, weights and order, their hidden and up rows, their
+// outputs and gathered inputs (the grouped prefill path), and the shared expert's rows.
+size_t moe_floats(const ModelConfig& c, size_t T) {
+  if (!c.is_moe()) return 0;
+  const size_t P = T * static_cast<size_t>(c.n_experts_used), d = c.d_model;
+  const auto fe = static_cast<size_t>(c.moe_ffn_dim), fs = static_cast<size_t>(c.shared_ffn_dim);
+  return T * static_cast<size_t>(c.n_experts) + 3 * P + 2 * P * fe + 2 * P * d +
+         T * (3 * fs + d + 1);
+}
+
+}  // namespace
+
 size_t activation_bytes(const ModelConfig& c, int64_t max_batch_tokens) {
   const auto T = static_cast<size_t>(max_batch_tokens);
   const size_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.ffn_dim;
@@ -17,7 +32,7 @@ size_t activation_bytes(const ModelConfig& c, int64_t max_batch_tokens) {
   const size_t logits = std::min<size_t>(T, 256) * static_cast<size_t>(c.vocab_size);
   const size_t bf16_input = T * std::max({d, f, q}) / 2;  // in floats
   const size_t scratch = size_t{96} << 20;  // cuBLAS workspace, attention splits, step buffers
-  return (T * per_token + logits + bf16_input) * sizeof(float) + scratch;
+  return (T * per_token + logits + bf16_input + moe_floats(c, T)) * sizeof(float) + scratch;
 }
 
 DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Backend& backend) {

@@ -21,7 +21,7 @@ struct DeviceKvSizing {
 };
 
 // Device bytes of the Transformer's activation buffers and the backend's scratch for batches of
-// max_batch_tokens (an upper estimate).
+// max_batch_tokens (an upper estimate; a mixture-of-experts model's per-pair expert rows too).
 size_t activation_bytes(const ModelConfig& c, int64_t max_batch_tokens);
 
 // Sizes the cache from the memory left once the weights are on the device (RankRuntime uploads

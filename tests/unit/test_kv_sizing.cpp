@@ -9,6 +9,8 @@
 #include "core/error.h"
 #include "engine/engine_args.h"
 #include "engine/kv_sizing.h"
+#include "model/hf_config.h"
+#include "model/model_presets.h"
 #include "test_support.h"
 #include "tiny_model.h"
 
@@ -72,6 +74,23 @@ TEST_F(KvSizingTest, ShareLessWeightsAndActivations) {
   EXPECT_LE(kv_bytes(s, gpu), want);
   EXPECT_GT(kv_bytes(s, gpu), want - 1e6);  // within a block
   EXPECT_NE(s.summary.find("40.00 of 80.0 GiB for this process"), std::string::npos) << s.summary;
+}
+
+// A mixture of experts adds its (token, slot) pairs' rows: at 8,192 tokens of qwen3-30b-a3b
+// (top-8 of 128 experts, width 768) 65,536 pairs of hidden and up rows (768 each) and outputs and
+// gathered inputs (2,048 each), 1.48 GB beyond the same model with a dense FFN.
+TEST(KvSizing, MixtureOfExpertsScratchIsCounted) {
+  const auto j = model_preset("qwen3-30b-a3b");
+  ASSERT_TRUE(j.has_value());
+  const ModelConfig moe = hf_config_from_json(*j, "qwen3-30b-a3b");
+  ModelConfig dense = moe;
+  dense.n_experts = 0;
+  const double pairs = 8192.0 * 8;
+  const double rows = pairs * (2 * 768 + 2 * 2048) * 4;
+  const double extra = static_cast<double>(activation_bytes(moe, 8192)) -
+                       static_cast<double>(activation_bytes(dense, 8192));
+  EXPECT_GE(extra, rows);
+  EXPECT_LT(extra, rows * 1.05);
 }
 
 TEST_F(KvSizingTest, OtherProcessesAreNotChargedToThisOne) {
