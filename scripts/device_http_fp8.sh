@@ -36,18 +36,7 @@ for C in ${CONFIGS:-bf16 fp8 fp8kv}; do
   SERVER=$!
   for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$C.log" && break; sleep 1; done
   grep -E "KV cache|weights on the GPU" "$LOGS/serve-$C.log" | sed "s/^/$C: /" | tee -a "$SUMMARY"
-  for N in ${STREAMS:-64 256}; do
-    step "client-$C-$N" "${LIMIT:-200}" python3 scripts/http_bench_client.py --port "$PORT" \
-      --streams "$N" --input-tokens 1000 --max-tokens 1000
-    note "$C client $N: $(tail -1 "$LOGS/client-$C-$N.log")"
-    if [[ " ${BENCH:-} " == *" $N "* ]]; then
-      step "bench-$C-$N" "${LIMIT:-200}" "$BIN/shardlm" bench serve \
-        --base-url "http://127.0.0.1:$PORT" --input-len 1000 --output-len 1000 --num-prompts "$N" \
-        --max-concurrency "$N" --warmup 0 --no-progress
-      note "$C bench $N: $(grep -E 'Successful requests|Output token throughput|Median TTFT|Median TPOT' \
-        "$LOGS/bench-$C-$N.log" | tr -s ' ' | tr '\n' ' ')"
-    fi
-  done
+  STREAMS="${STREAMS:-64 256}" measure_streams "$C" "$PORT"
   kill -TERM "$SERVER"
   wait "$SERVER"
 done

@@ -46,6 +46,25 @@ cuda_tests() {
     "$LOGS/cuda_tests.log" | head -"$3" | tee -a "$SUMMARY"
 }
 
+# measure_streams NAME PORT: 1,000 prompt tokens in and 1,000 out per stream against the server on
+# PORT, the independent client (scripts/http_bench_client.py) at each of $STREAMS (default 64 256)
+# and `shardlm bench serve` beside it where $BENCH names the concurrency; a line each in the summary.
+measure_streams() {
+  local name=$1 port=$2 n
+  for n in ${STREAMS-64 256}; do
+    step "client-$name-$n" "${LIMIT:-200}" python3 scripts/http_bench_client.py --port "$port" \
+      --streams "$n" --input-tokens 1000 --max-tokens 1000
+    note "$name client $n: $(tail -1 "$LOGS/client-$name-$n.log")"
+    if [[ " ${BENCH:-} " == *" $n "* ]]; then
+      step "bench-$name-$n" "${LIMIT:-200}" "$BIN/shardlm" bench serve \
+        --base-url "http://127.0.0.1:$port" --input-len 1000 --output-len 1000 --num-prompts "$n" \
+        --max-concurrency "$n" --warmup 0 --no-progress
+      note "$name bench $n: $(grep -E 'Successful requests|Output token throughput|Median TTFT|Median TPOT' \
+        "$LOGS/bench-$name-$n.log" | tr -s ' ' | tr '\n' ' ')"
+    fi
+  done
+}
+
 # memcheck_serve MODEL PORT: compute-sanitizer memcheck over a short serving run on CUDA (a
 # completion and a streamed chat through the API, then SIGTERM); notes the error summary.
 memcheck_serve() {

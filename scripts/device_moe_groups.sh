@@ -89,11 +89,7 @@ if [ -n "${STREAMS-64 256}" ]; then
   SERVER=$!
   for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$P.log" && break; sleep 1; done
   grep -E "KV cache|weights on the GPU" "$LOGS/serve-$P.log" | head -3 | tee -a "$SUMMARY"
-  for N in ${STREAMS-64 256}; do
-    step "client-$P-$N" 220 python3 scripts/http_bench_client.py --port "$PORT" --streams "$N" \
-      --input-tokens 1000 --max-tokens 1000
-    note "$P client $N: $(tail -1 "$LOGS/client-$P-$N.log")"
-  done
+  LIMIT=220 BENCH= measure_streams "$P" "$PORT"
   kill -TERM "$SERVER"
   wait "$SERVER"
 fi

@@ -58,18 +58,7 @@ for C in ${CONFIGS:-new=}; do
   SMI=$!
   for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$NAME.log" && break; sleep 1; done
   grep -E "KV cache:|max_num" "$LOGS/serve-$NAME.log" | sed "s/^/$NAME: /" | tee -a "$SUMMARY"
-  for N in ${STREAMS:-256}; do
-    step "client-$NAME-$N" "${LIMIT:-200}" python3 scripts/http_bench_client.py --port "$PORT" \
-      --streams "$N" --input-tokens 1000 --max-tokens 1000
-    note "$NAME client $N: $(tail -1 "$LOGS/client-$NAME-$N.log")"
-    if [[ " ${BENCH:-} " == *" $N "* ]]; then
-      step "bench-$NAME-$N" "${LIMIT:-200}" "$BIN/shardlm" bench serve \
-        --base-url "http://127.0.0.1:$PORT" --input-len 1000 --output-len 1000 --num-prompts "$N" \
-        --max-concurrency "$N" --warmup 0 --no-progress
-      note "$NAME bench $N: $(grep -E 'Successful requests|Output token throughput|Median TTFT|Median TPOT' \
-        "$LOGS/bench-$NAME-$N.log" | tr -s ' ' | tr '\n' ' ')"
-    fi
-  done
+  STREAMS="${STREAMS:-256}" measure_streams "$NAME" "$PORT"
   kill -TERM "$SERVER"
   wait "$SERVER"
   kill "$SMI" 2>/dev/null

@@ -28,6 +28,7 @@
 #include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope.cuh"
 #include "backend/cuda/sample_buffers.h"
+#include "backend/cuda/scratch.h"
 #include "backend/cuda/step_timeline.h"
 #include "backend/cuda/step_uploads.h"
 #include "backend/cuda/weight_store.h"
@@ -82,15 +83,12 @@ struct CudaBackend::Impl {
     timeline = std::make_unique<StepTimeline>(stream);
     sampling = std::make_unique<SampleBuffers>(stream, timeline.get());
     profile = std::make_unique<OpProfile>(stream);
-    const char* g = std::getenv("SHARDLM_CUDA_GRAPHS");
-    const char* prof = std::getenv("SHARDLM_CUDA_PROFILE");
-    graphs_enabled = o.graphs && !(g && std::string(g) == "0") && !(prof && *prof && *prof != '0');
+    graphs_enabled = o.graphs && env_flag("SHARDLM_CUDA_GRAPHS", true) &&
+                     !env_flag("SHARDLM_CUDA_PROFILE", false);
     // SHARDLM_CUDA_DECODE_ATTENTION=0: decode batches on the per-row kernel too (to compare).
-    const char* da = std::getenv("SHARDLM_CUDA_DECODE_ATTENTION");
-    split_k_decode = !(da && std::string(da) == "0");
+    split_k_decode = env_flag("SHARDLM_CUDA_DECODE_ATTENTION", true);
     // SHARDLM_CUDA_PREFILL_ATTENTION=0: prefill batches on the per-row kernel (to compare).
-    const char* pa = std::getenv("SHARDLM_CUDA_PREFILL_ATTENTION");
-    tensor_core_prefill = !(pa && std::string(pa) == "0");
+    tensor_core_prefill = env_flag("SHARDLM_CUDA_PREFILL_ATTENTION", true);
     // SHARDLM_CUDA_FUSED_QKV=0: Q/K/V as three GEMMs even where they lie end to end (to compare).
     fused_qkv = env_flag("SHARDLM_CUDA_FUSED_QKV", true);
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
@@ -116,38 +114,22 @@ struct CudaBackend::Impl {
     if (stream) cudaStreamDestroy(stream);
   }
 
-  // The bf16 copy of a matmul's input; grows (after a sync) only for inputs wider than planned.
+  // The bf16 copy of a matmul's input; grows only for inputs wider than planned.
   void reserve_bf16(int64_t n) {
-    if (n <= x_bf16_capacity) return;
-    SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
-    cudaFree(x_bf16);
-    SHARDLM_CUDA_CHECK(cudaMalloc(&x_bf16, static_cast<size_t>(n) * sizeof(uint16_t)));
-    x_bf16_capacity = n;
+    grow_scratch(x_bf16, x_bf16_capacity, static_cast<size_t>(n), stream);
   }
 
   // The output of matrices multiplied as one (Q/K/V) before it is split to the callers' buffers;
-  // grows (after a sync) outside graph capture only: null when a capture would need it larger.
+  // grows outside graph capture only: null when a capture would need it larger.
   float* fused_output(int64_t n) {
-    if (n > fused_capacity) {
-      if (capturing) return nullptr;
-      SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
-      cudaFree(fused);
-      SHARDLM_CUDA_CHECK(cudaMalloc(&fused, static_cast<size_t>(n) * sizeof(float)));
-      fused_capacity = n;
-    }
-    return fused;
+    const auto want = static_cast<size_t>(n);
+    if (capturing && want > fused_capacity) return nullptr;
+    return grow_scratch(fused, fused_capacity, want, stream);
   }
 
-  // Scratch for the attention kernel's split partial results; grows (after a sync) when a batch
-  // needs more than any before.
+  // Scratch for the attention kernel's split partial results.
   float* attention_scratch(size_t n) {
-    if (n > attn_scratch_capacity) {
-      SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
-      cudaFree(attn_scratch);
-      SHARDLM_CUDA_CHECK(cudaMalloc(&attn_scratch, n * sizeof(float)));
-      attn_scratch_capacity = n;
-    }
-    return attn_scratch;
+    return grow_scratch(attn_scratch, attn_scratch_capacity, n, stream);
   }
 
   // The rope frequencies on the device, uploaded again only when they change.
@@ -195,13 +177,13 @@ struct CudaBackend::Impl {
   std::unique_ptr<CudaMla> mla;
   std::vector<void*> buffers;
   uint16_t* x_bf16 = nullptr;  // [max_batch_tokens][max_matmul_k] bf16
-  int64_t x_bf16_capacity = 0;
+  size_t x_bf16_capacity = 0;
   float* rope_freq = nullptr;
   std::vector<float> rope_freq_host;
   float* attn_scratch = nullptr;
   size_t attn_scratch_capacity = 0;
   float* fused = nullptr;  // fused_output
-  int64_t fused_capacity = 0;
+  size_t fused_capacity = 0;
 };
 
 CudaBackend::CudaBackend(const CudaBackendOptions& options)

@@ -46,6 +46,13 @@ bool make_layout(cublasLtMatrixLayout_t& out, cudaDataType_t type, int64_t rows,
 }  // namespace
 
 Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
+  if (const char* p = std::getenv("SHARDLM_CUDA_GEMM"); p && *p) {  // before anything is made
+    const std::string v(p);
+    if (v != "ex" && v != "lt") {
+      fail("SHARDLM_CUDA_GEMM must be ex (cublasGemmEx) or lt (cuBLASLt), got '{}'", v);
+    }
+    if (v == "lt") path_ = GemmPath::kLt;
+  }
   SHARDLM_CUBLAS_CHECK(cublasCreate(&handle_));
   SHARDLM_CUBLAS_CHECK(cublasSetStream(handle_, stream));
   SHARDLM_CUBLAS_CHECK(cublasLtCreate(&lt_));
@@ -53,9 +60,6 @@ Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
   // handles share it: their calls run one after another on the one stream.
   SHARDLM_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
   SHARDLM_CUBLAS_CHECK(cublasSetWorkspace(handle_, workspace_, kWorkspaceBytes));
-  if (const char* p = std::getenv("SHARDLM_CUDA_GEMM"); p && std::string(p) == "lt") {
-    path_ = GemmPath::kLt;
-  }
 }
 
 Gemm::~Gemm() {
@@ -140,10 +144,6 @@ void Gemm::gemm_ex(const GemmShape& s, const uint16_t* w, const uint16_t* x, flo
 void Gemm::bf16(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
                 float* y) {
   run(GemmShape{k, n, n_tokens}, w, x, y, path_);
-}
-
-void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y) {
-  run(s, w, x, y, path_);
 }
 
 void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y, GemmPath path) {

@@ -40,7 +40,6 @@ class Gemm {
   void bf16(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens, float* y);
   // The batched form (GemmShape): y_b[t][j] = sum_i W_b[j][i] * x[t][i], each y_b [n_tokens][n].
   // A shape cuBLASLt has no algorithm for takes the cublasGemmEx path.
-  void run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y);
   void run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y, GemmPath path);
 
   // The sweep's handles: how many algorithms cuBLASLt's heuristic offers for the shape (at most

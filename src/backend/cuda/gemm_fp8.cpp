@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/fp8_quant.cuh"
+#include "backend/cuda/scratch.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
@@ -87,21 +88,9 @@ bool Fp8Gemm::lt_supports(int64_t k, int64_t n, int64_t n_tokens) {
   return plan(k, n, n_tokens).ok;
 }
 
-template <typename T>
-T* Fp8Gemm::reserve(T*& buf, size_t& capacity, size_t n) {
-  if (n > capacity) {
-    SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    cudaFree(buf);
-    buf = nullptr;
-    SHARDLM_CUDA_CHECK(cudaMalloc(&buf, n * sizeof(T)));
-    capacity = n;
-  }
-  return buf;
-}
-
 void Fp8Gemm::reserve_inputs(int64_t n_tokens, int64_t k) {
-  reserve(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k));
-  reserve(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens));
+  grow_scratch(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k), stream_);
+  grow_scratch(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens), stream_);
 }
 
 void Fp8Gemm::matmul(const uint8_t* w, const float* w_scale, int64_t k, int64_t n, const float* x,
@@ -110,14 +99,14 @@ void Fp8Gemm::matmul(const uint8_t* w, const float* w_scale, int64_t k, int64_t 
   const Plan& p = plan(k, n, n_tokens);
   if (!p.ok) {  // dequantise the weights, round x to BF16, BF16 GEMM
     const size_t wn = static_cast<size_t>(n * k), xn = static_cast<size_t>(n_tokens * k);
-    uint16_t* s = reserve(bf16_scratch_, bf16_capacity_, wn + xn);
+    uint16_t* s = grow_scratch(bf16_scratch_, bf16_capacity_, wn + xn, stream_);
     dequantize_rows_fp8(w, w_scale, k, n, s, stream_);
     to_bf16(x, n_tokens * k, s + wn, stream_);
     bf16_.bf16(s, k, n, s + wn, n_tokens, y);
     return;
   }
-  uint8_t* xq = reserve(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k));
-  float* xs = reserve(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens));
+  uint8_t* xq = grow_scratch(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k), stream_);
+  float* xs = grow_scratch(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens), stream_);
   quantize_activations_fp8(x, n_tokens, k, xq, xs, stream_);
   const float alpha = 1.f, beta = 0.f;
   SHARDLM_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, xq, p.b, &beta, y, p.c, y,

@@ -45,8 +45,6 @@ class Fp8Gemm {
   const Plan& plan(int64_t k, int64_t n, int64_t n_tokens);
   Plan make_plan(int64_t k, int64_t n, int64_t n_tokens);
   static void destroy(Plan& p);
-  template <typename T>
-  T* reserve(T*& buf, size_t& capacity, size_t n);
 
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
   cudaStream_t stream_;

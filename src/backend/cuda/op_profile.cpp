@@ -2,15 +2,14 @@
 #include "backend/cuda/op_profile.h"
 
 #include <cstdio>
-#include <cstdlib>
 
 #include "backend/cuda/cuda_check.h"
+#include "core/env_flag.h"
 
 namespace shardlm::cuda {
 
 OpProfile::OpProfile(cudaStream_t stream) : stream_(stream) {
-  const char* env = std::getenv("SHARDLM_CUDA_PROFILE");
-  enabled_ = env && *env && *env != '0';
+  enabled_ = env_flag("SHARDLM_CUDA_PROFILE", false);
   if (!enabled_) return;
   SHARDLM_CUDA_CHECK(cudaEventCreate(&start_));
   SHARDLM_CUDA_CHECK(cudaEventCreate(&stop_));
@@ -42,6 +41,8 @@ OpProfile::~OpProfile() {
 
 OpProfile::Scope::Scope(OpProfile* p, const char* name) : p_(p), name_(name) {
   if (!p_) return;
+  nested_ = p_->depth_++ > 0;
+  if (nested_) return;
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(p_->stream_));
   t0_ = std::chrono::steady_clock::now();
   SHARDLM_CUDA_CHECK(cudaEventRecord(p_->start_, p_->stream_));
@@ -49,6 +50,8 @@ OpProfile::Scope::Scope(OpProfile* p, const char* name) : p_(p), name_(name) {
 
 OpProfile::Scope::~Scope() {
   if (!p_) return;
+  --p_->depth_;
+  if (nested_) return;
   cudaEventRecord(p_->stop_, p_->stream_);
   cudaEventSynchronize(p_->stop_);
   float ms = 0;
