@@ -31,6 +31,18 @@ for lib in $(ldd "${BINS[@]}" | awk '/=>/ {print $3}' | sort -u); do
       cp -L "$lib" "$DEST/stage/lib/" ;;
   esac
 done
+# CUPTI for SHARDLM_CUDA_KERNEL_TRACE=1: opened at run time (dlopen), so ldd does not list it, and
+# the GPU image may lack it; device_lib.sh puts lib/ first on LD_LIBRARY_PATH.
+CUPTI=""
+for c in /usr/local/cuda/lib64/libcupti.so.13 /usr/local/cuda/extras/CUPTI/lib64/libcupti.so.13 \
+  /usr/local/cuda-13.0/lib/libcupti.so.13; do
+  [ -f "$c" ] && CUPTI=$c && break
+done
+if [ -n "$CUPTI" ]; then
+  cp -L "$CUPTI" "$DEST/stage/lib/"
+else
+  echo "no libcupti.so.13 here: the kernel trace stays off on the GPU machine unless its image has it" >&2
+fi
 tar -C "$DEST/stage" -cJf "$DEST/bundle.tar.xz" bin lib
 rm -rf "$DEST/stage"
 if [ "$LAYERS" != 0 ]; then

@@ -9,7 +9,10 @@
 # TESTS: a gtest filter for the CUDA suite first ('*': all); MIXED=1: the mixed-step attention
 # table; GEMM=1: the GEMM table (bench_cuda --gemm-only); OPPROFILE="N": an offline batch-N run
 # under SHARDLM_CUDA_PROFILE (per-op GPU time); NSYS="N": the same batch under nsys (graphs on,
-# kernels summed by name, 1,500-token prompts). Each serving run samples the SM clock and power.
+# kernels summed by name, 1,500-token prompts); KTRACE=1: each server under
+# SHARDLM_CUDA_KERNEL_TRACE=1 (CUPTI: kernels by total GPU time, graphs included, and the GPU's idle
+# share over the whole run, warm-up and all), its table in $OUT/ktrace-<NAME>.txt and its head in
+# the summary. Each serving run samples the SM clock and power.
 # Writes $OUT/summary.txt and $OUT/logs.tar.gz.
 #
 #   here:  SHARDLM_DEVCARRY=.devcarryS SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 2
@@ -50,7 +53,9 @@ for C in ${CONFIGS:-new=}; do
   IFS=, read -r -a F <<<"${C#*=}"
   ENVV="ENV_$NAME"
   PORT=$((PORT + 1))
-  env ${!ENVV:-} SHARDLM_STEP_PROFILE=1 "$BIN/shardlm" serve --load-format dummy -m llama-3.1-8b \
+  KTRACE_ENV=""
+  [ "${KTRACE:-0}" = 1 ] && KTRACE_ENV=SHARDLM_CUDA_KERNEL_TRACE=1
+  env ${!ENVV:-} $KTRACE_ENV SHARDLM_STEP_PROFILE=1 "$BIN/shardlm" serve --load-format dummy -m llama-3.1-8b \
     --device cuda --port "$PORT" --max-model-len 2304 "${F[@]}" >"$LOGS/serve-$NAME.log" 2>&1 &
   SERVER=$!
   nvidia-smi --query-gpu=clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active \
@@ -67,5 +72,12 @@ for C in ${CONFIGS:-new=}; do
     sort | uniq -c | sort -rn | head -5 | tee -a "$SUMMARY"
   sed -n '/engine step profile/,/^$/p;/CUDA step timeline/,+1p' "$LOGS/serve-$NAME.log" |
     sed "s/^/$NAME: /" | tee -a "$SUMMARY"
+  if [ -n "$KTRACE_ENV" ]; then  # the report the server printed when its backend was destroyed
+    sed -n '/CUDA kernel trace/,/^$/p' "$LOGS/serve-$NAME.log" >"$RESULTS/ktrace-$NAME.txt"
+    grep -h "no kernel trace" "$LOGS/serve-$NAME.log" | sed "s/^/$NAME: /" | tee -a "$SUMMARY"
+    note "$NAME: kernel trace (all of it in ktrace-$NAME.txt):"
+    { head -22 "$RESULTS/ktrace-$NAME.txt"; grep -E "^(GPU busy|leaving out|CUPTI)" \
+      "$RESULTS/ktrace-$NAME.txt"; } | sed "s/^/$NAME: /" | tee -a "$SUMMARY"
+  fi
 done
 finish_logs

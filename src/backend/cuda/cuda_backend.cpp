@@ -23,6 +23,7 @@
 #include "backend/cuda/fp8_linear.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.cuh"
+#include "backend/cuda/kernel_trace.h"
 #include "backend/cuda/kv_store.cuh"
 #include "backend/cuda/op_profile.h"
 #include "backend/cuda/rms_norm.cuh"
@@ -71,6 +72,7 @@ struct CudaBackend::Impl {
       fail("the CUDA backend needs a GPU but none is visible; run with --device cpu");
     }
     SHARDLM_CUDA_CHECK(cudaSetDevice(o.device));
+    trace = std::make_unique<KernelTrace>();  // before any kernel
     SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     size_t total = 0;  // the context exists now; what this process allocates comes after
     SHARDLM_CUDA_CHECK(cudaMemGetInfo(&free_at_start, &total));
@@ -97,6 +99,7 @@ struct CudaBackend::Impl {
   }
   ~Impl() {
     if (stream) cudaStreamSynchronize(stream);
+    trace.reset();  // its report, once the last kernel ran
     moe.reset();
     mla.reset();
     drop_graphs();
@@ -172,6 +175,7 @@ struct CudaBackend::Impl {
   std::unique_ptr<StepTimeline> timeline;  // SHARDLM_STEP_PROFILE=1
   std::unique_ptr<SampleBuffers> sampling;
   std::unique_ptr<OpProfile> profile;
+  std::unique_ptr<KernelTrace> trace;  // SHARDLM_CUDA_KERNEL_TRACE=1
   std::shared_ptr<std::atomic<int64_t>> weight_bytes = std::make_shared<std::atomic<int64_t>>(0);
   std::unique_ptr<CudaMoe> moe;  // made at the first MoE / MLA call
   std::unique_ptr<CudaMla> mla;
