@@ -8,8 +8,9 @@
 //   bench_cuda [--gemv-only] [MODEL ...]   (a .gguf file or HF directory, or a dummy preset such
 //   as llama-3.1-8b; --gemv-only leaves out the sampling case)
 //   bench_cuda --attention-only [PRESET]   (the decode attention kernels at the preset's attention
-//   shape, default llama-3.1-8b: the per-row kernel before and the split-K kernel after, batch
-//   1/8/64 x context 512/2048/8192, us per call and GB/s of KV read against the copy ceiling;
+//   shape, default llama-3.1-8b: the split-K kernel on CUDA cores before and the plan's kernel
+//   (tensor cores) after, over a BF16 and an FP8 cache, batch 1/8/64/256 x context
+//   512/2048/8192, us per call and GB/s of KV read against the copy ceiling;
 //   then the prefill attention kernels, per-row and tensor-core, ms per call and TFLOP/s, then a
 //   mixed step's attention, whole against split; --mixed-attention-only: that table alone)
 //   bench_cuda --gemm-only [PRESET]   (the BF16 GEMMs at the preset's matrix shapes for 16 to
@@ -273,18 +274,26 @@ void bench_decode_attention(const std::string& preset, double copy_gb_per_s) {
   const shardlm::AttentionParams p = *found;
   std::printf(
       "decode attention, %s (%d q heads, %d KV heads, head_dim %d, block 16): us per call in a "
-      "replayed graph, GB/s of K+V read (%% of copy %.0f GB/s)\n  %5s %7s %8s %10s %18s %10s "
-      "%18s %6s %s\n",
+      "replayed graph, GB/s of K+V read (%% of copy %.0f GB/s); CUDA cores (before) and the plan's "
+      "kernel (after), BF16 and FP8 caches\n  %5s %7s %8s %9s %14s %9s %14s %9s %14s %9s %14s "
+      "%7s %s\n",
       preset.c_str(), p.n_heads, p.n_kv_heads, p.head_dim, copy_gb_per_s, "batch", "context",
-      "KV MB", "before us", "GB/s (of copy)", "after us", "GB/s (of copy)", "splits",
-      "forced splits: us");
-  for (const auto& t : shardlm::cuda::time_decode_attention(p, {1, 8, 64}, {512, 2048, 8192})) {
-    const double gb0 = t.kv_bytes / t.by_rows_us / 1e3, gb1 = t.kv_bytes / t.split_k_us / 1e3;
+      "BF16 MB", "core us", "GB/s (%)", "plan us", "GB/s (%)", "core8 us", "GB/s (%)",
+      "plan8 us", "GB/s (%)", "splits", "plan forced splits: us");
+  auto rate = [&](double bytes, double us) {
+    const double gb = bytes / us / 1e3;
+    return fmt::format("{:6.0f} ({:3.0f}%)", gb, 100 * gb / copy_gb_per_s);
+  };
+  for (const auto& t :
+       shardlm::cuda::time_decode_attention(p, {1, 8, 64, 256}, {512, 2048, 8192})) {
     std::string forced;
     for (const auto& [n, us] : t.forced) forced += fmt::format(" {}:{:.1f}", n, us);
-    std::printf("  %5d %7d %8.1f %10.1f %9.0f (%4.0f%%) %10.1f %9.0f (%4.0f%%) %6d%s\n", t.batch,
-                t.context, t.kv_bytes / 1e6, t.by_rows_us, gb0, 100 * gb0 / copy_gb_per_s,
-                t.split_k_us, gb1, 100 * gb1 / copy_gb_per_s, t.n_splits, forced.c_str());
+    std::printf("  %5d %7d %8.1f %9.1f %14s %9.1f %14s %9.1f %14s %9.1f %14s %3d/%-3d%s%s\n",
+                t.batch, t.context, t.kv_bytes / 1e6, t.core_us,
+                rate(t.kv_bytes, t.core_us).c_str(), t.plan_us, rate(t.kv_bytes, t.plan_us).c_str(),
+                t.core_fp8_us, rate(t.kv_bytes / 2, t.core_fp8_us).c_str(), t.plan_fp8_us,
+                rate(t.kv_bytes / 2, t.plan_fp8_us).c_str(), t.core_splits, t.n_splits,
+                t.tensor_cores ? " mma" : " core", forced.c_str());
   }
 }
 

@@ -4,7 +4,8 @@
 // and 5, a sliding window, batches of 1 and 64 (sequences of mixed lengths sharing scattered
 // blocks), through the backend (its split heuristic) and with the split count forced (one split,
 // the most, and an odd count), and inside a CUDA graph captured at one set of lengths and replayed
-// at others.
+// at others. Both kernels: the CUDA-core one (fp32 math) and the tensor-core one (BF16 queries and
+// weights), each with forced splits; the backend's plan takes the tensor cores at head_dim 64/128.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -19,6 +20,10 @@ namespace {
 // fp32 math on the same BF16 values: a wrong key, weight or split shows as an error of order 1,
 // rounding (exp2 with a pre-scaled query, other summation orders) as about 1e-6.
 constexpr double kTolerance = 1e-5;
+// The tensor-core kernel rounds the queries and the softmax weights to BF16: against a reference
+// given the same BF16 queries what is left is the weights' rounding (2^-9 each, about 1e-3 of the
+// output); one wrong key among 8,200 is still about 2e-2.
+constexpr double kTensorCoreTolerance = 4e-3;
 
 struct DecodeShape {
   int n_heads, n_kv_heads, head_dim, block_size, window;
@@ -74,16 +79,31 @@ DecodeCase make_case(const DecodeShape& sh, std::mt19937& rng) {
   return c;
 }
 
-std::vector<float> cpu_reference(const DecodeCase& c) {
+// The CPU's attention on the case; with bf16_queries, on its queries rounded to BF16 (what the
+// tensor-core kernel multiplies).
+std::vector<float> cpu_reference(const DecodeCase& c, bool bf16_queries = false) {
   CpuBackendOptions o = small_cpu_options(c.p.head_dim);
   o.max_context = c.pool_tokens + 1;
   o.max_batch_tokens = static_cast<int64_t>(c.seqs.size());
   CpuBackend cpu(o);
-  std::vector<float> k = c.k, v = c.v, out(c.q.size());
+  std::vector<float> k = c.k, v = c.v, q = c.q, out(c.q.size());
+  if (bf16_queries) {
+    for (float& x : q) x = bf16_to_fp32(fp32_to_bf16(x));
+  }
   const StepInput in = attention_step(c.seqs, c.p.block_size);
-  cpu.attention(c.q.data(), KvLayerView{k.data(), v.data()}, begin_step(cpu, in).seqs, c.p,
+  cpu.attention(q.data(), KvLayerView{k.data(), v.data()}, begin_step(cpu, in).seqs, c.p,
                 out.data());
   return out;
+}
+
+// The reference and tolerance for a kernel.
+struct Expected {
+  std::vector<float> ref;
+  double tolerance;
+};
+Expected expected(const DecodeCase& c, bool tensor_cores) {
+  return tensor_cores ? Expected{cpu_reference(c, true), kTensorCoreTolerance}
+                      : Expected{cpu_reference(c), kTolerance};
 }
 
 // The batch as the kernel reads it, built here (the backend's step upload is not used).
@@ -114,11 +134,11 @@ std::string describe(const DecodeShape& sh) {
                      sh.block_size, sh.window);
 }
 
-// The backend's attention op (its heuristic) and the kernel with forced splits, against the CPU.
+// The backend's attention op (its heuristic) and both kernels with forced splits, against the CPU.
 void check_shape(const DecodeShape& sh, std::mt19937& rng) {
   SCOPED_TRACE(describe(sh));
   const DecodeCase c = make_case(sh, rng);
-  const std::vector<float> ref = cpu_reference(c);
+  const Expected exact = expected(c, false), rounded = expected(c, true);
   cuda::CudaBackendOptions o = small_cuda_options();
   o.max_context = c.pool_tokens;
   o.max_batch_tokens = std::max<int64_t>(64, static_cast<int64_t>(c.seqs.size()));
@@ -128,22 +148,33 @@ void check_shape(const DecodeShape& sh, std::mt19937& rng) {
   float* out = be.alloc_floats(c.q.size());
   const StepInput in = attention_step(c.seqs, c.p.block_size);
   be.attention(dq, kv, begin_step(be, in).seqs, c.p, out);
-  EXPECT_LT(rel_err(to_host(be, out, ref.size()), ref), kTolerance) << "backend";
+  const bool planned_tc =
+      cuda::decode_attention_splits(static_cast<int>(c.seqs.size()), c.p).tensor_cores;
+  const Expected& backend = planned_tc ? rounded : exact;
+  EXPECT_LT(rel_err(to_host(be, out, backend.ref.size()), backend.ref), backend.tolerance)
+      << "backend, tensor cores " << planned_tc;
 
   const cuda::AttentionBatch b = device_batch(be, c);
   ASSERT_TRUE(cuda::decode_attention_applies(b, c.p));
+  const bool tc_applies = cuda::decode_mma_applies(c.p.head_dim, c.p.n_heads / c.p.n_kv_heads);
+  EXPECT_EQ(planned_tc, tc_applies);  // the default plan takes the tensor cores where they apply
   const auto stream = static_cast<cudaStream_t>(be.stream());
   const cuda::DecodeSplits forced[] = {{1, 64}, {64, 1}, {13, 64}, {3, 16}};
-  for (const cuda::DecodeSplits& sp : forced) {
-    SCOPED_TRACE(::testing::Message()
-                 << "splits " << sp.n_splits << " min keys " << sp.min_split_keys);
-    const size_t n = cuda::decode_attention_scratch_floats(b.n_seqs, c.p, sp.n_splits);
-    float* scratch = be.alloc_floats(std::max<size_t>(n, 1));
-    float* out2 = be.alloc_floats(c.q.size());
-    cuda::decode_attention(dq, reinterpret_cast<const uint16_t*>(kv.k),
-                           reinterpret_cast<const uint16_t*>(kv.v), b, c.p, sp, scratch, out2,
-                           stream);
-    EXPECT_LT(rel_err(to_host(be, out2, ref.size()), ref), kTolerance);
+  for (cuda::DecodeSplits sp : forced) {
+    for (bool tc : {false, true}) {
+      if (tc && !tc_applies) continue;
+      sp.tensor_cores = tc;
+      SCOPED_TRACE(::testing::Message() << "splits " << sp.n_splits << " min keys "
+                                        << sp.min_split_keys << " tensor cores " << tc);
+      const size_t n = cuda::decode_attention_scratch_floats(b.n_seqs, c.p, sp.n_splits);
+      float* scratch = be.alloc_floats(std::max<size_t>(n, 1));
+      float* out2 = be.alloc_floats(c.q.size());
+      cuda::decode_attention(dq, reinterpret_cast<const uint16_t*>(kv.k),
+                             reinterpret_cast<const uint16_t*>(kv.v), b, c.p, sp, scratch, out2,
+                             stream);
+      const Expected& e = tc ? rounded : exact;
+      EXPECT_LT(rel_err(to_host(be, out2, e.ref.size()), e.ref), e.tolerance);
+    }
   }
 }
 
@@ -205,6 +236,7 @@ TEST(CudaDecodeAttention, GraphReplayedAtOtherLengths) {
   ix.seqs = c.seqs.data();
   ix.n_seqs = 4;
   ix.block_size = c.p.block_size;
+  const bool tc = cuda::decode_attention_splits(4, c.p).tensor_cores;
   for (int step = 0; step < 2; ++step) {  // the first sighting runs op by op, the second captures
     const StepArrays step_arrays = be.begin_step(ix);
     const bool capturing = be.graph_capture_begin(key);
@@ -213,7 +245,8 @@ TEST(CudaDecodeAttention, GraphReplayedAtOtherLengths) {
       be.graph_capture_end(key);
       ASSERT_TRUE(be.graph_replay(key));
     }
-    EXPECT_LT(rel_err(to_host(be, out, c.q.size()), cpu_reference(c)), kTolerance) << step;
+    const Expected e = expected(c, tc);
+    EXPECT_LT(rel_err(to_host(be, out, c.q.size()), e.ref), e.tolerance) << step;
   }
   for (const std::vector<int>& lengths :
        std::vector<std::vector<int>>{{1, 17, 2999, 300}, {4000, 64, 65, 1000}}) {
@@ -224,7 +257,8 @@ TEST(CudaDecodeAttention, GraphReplayedAtOtherLengths) {
     }
     be.begin_step(ix);
     ASSERT_TRUE(be.graph_replay(key));
-    EXPECT_LT(rel_err(to_host(be, out, c.q.size()), cpu_reference(c)), kTolerance);
+    const Expected e = expected(c, tc);
+    EXPECT_LT(rel_err(to_host(be, out, c.q.size()), e.ref), e.tolerance);
   }
 }
 

@@ -14,6 +14,7 @@
 #include "backend/cuda/attention_prefill.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/event_timer.h"
+#include "backend/cuda/kv_element.cuh"
 
 namespace shardlm::cuda {
 
@@ -29,6 +30,18 @@ __global__ void fill_bf16(uint16_t* x, int64_t n, uint32_t seed) {
     h ^= h >> 13;
     const float f = static_cast<float>(h >> 8) * (2.f / 16777216.f) - 1.f;
     x[i] = static_cast<uint16_t>(__float_as_uint(f) >> 16);
+  }
+}
+
+// The same values as E4M3 codes (kv_element.cuh's rounding).
+__global__ void fill_e4m3(uint8_t* x, int64_t n, uint32_t seed) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    store_kv_element(x + i, static_cast<float>(h >> 8) * (2.f / 16777216.f) - 1.f);
   }
 }
 
@@ -71,10 +84,15 @@ DecodeAttentionTiming time_point(const AttentionParams& p, int batch, int contex
   const int copies = static_cast<int>(std::clamp(std::ceil(512e6 / copy_bytes), 1.0, 128.0));
   const int64_t pool = blocks * copies * p.block_size * kv_dim;
   uint16_t *k = nullptr, *v = nullptr;
+  uint8_t *k8 = nullptr, *v8 = nullptr;
   SHARDLM_CUDA_CHECK(cudaMalloc(&k, static_cast<size_t>(pool) * 2));
   SHARDLM_CUDA_CHECK(cudaMalloc(&v, static_cast<size_t>(pool) * 2));
+  SHARDLM_CUDA_CHECK(cudaMalloc(&k8, static_cast<size_t>(pool)));
+  SHARDLM_CUDA_CHECK(cudaMalloc(&v8, static_cast<size_t>(pool)));
   fill_bf16<<<1024, 256, 0, stream>>>(k, pool, 1);
   fill_bf16<<<1024, 256, 0, stream>>>(v, pool, 2);
+  fill_e4m3<<<1024, 256, 0, stream>>>(k8, pool, 1);
+  fill_e4m3<<<1024, 256, 0, stream>>>(v8, pool, 2);
   SHARDLM_CUDA_CHECK_LAUNCH();
   // Each copy's sequences take its blocks in a random order (pages scattered as in serving).
   std::vector<int32_t> ints;  // per copy: seqs (4 ints each), rows, tables
@@ -107,28 +125,35 @@ DecodeAttentionTiming time_point(const AttentionParams& p, int batch, int contex
   float* q = device_copy(qh);
   float* out = nullptr;
   SHARDLM_CUDA_CHECK(cudaMalloc(&out, qh.size() * sizeof(float)));
-  const size_t scratch_n = std::max(attention_scratch_floats(batch, p.n_heads, p.head_dim, context),
-                                    decode_attention_scratch_floats(batch, p, 64));
+  const size_t scratch_n = decode_attention_scratch_floats(batch, p, 64);
   float* scratch = nullptr;
   SHARDLM_CUDA_CHECK(cudaMalloc(&scratch, std::max<size_t>(scratch_n, 1) * sizeof(float)));
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
 
-  t.by_rows_us = graph_us(stream, copies, [&](int c) {
-    attention_by_rows(q, k, v, batches[c], p, scratch, out, stream);
-  });
+  const DecodeSplits core = decode_attention_splits(batch, p, false);
   const DecodeSplits plan = decode_attention_splits(batch, p);
+  t.core_splits = core.n_splits;
   t.n_splits = plan.n_splits;
-  auto split_k = [&](const DecodeSplits& sp) {
+  t.tensor_cores = plan.tensor_cores;
+  auto time = [&](const DecodeSplits& sp, bool fp8) {
     return graph_us(stream, copies, [&](int c) {
-      decode_attention(q, k, v, batches[c], p, sp, scratch, out, stream);
+      if (fp8) {
+        decode_attention(q, k8, v8, batches[c], p, sp, scratch, out, stream);
+      } else {
+        decode_attention(q, k, v, batches[c], p, sp, scratch, out, stream);
+      }
     });
   };
-  t.split_k_us = split_k(plan);
-  for (int n : {1, 2, 4, 8, 16, 32, 64})
-    t.forced.emplace_back(n, split_k({n, plan.min_split_keys}));
+  t.core_us = time(core, false);
+  t.plan_us = time(plan, false);
+  t.core_fp8_us = time(core, true);
+  t.plan_fp8_us = time(plan, true);
+  for (int n : {1, 4, 16, 64})
+    t.forced.emplace_back(n, time({n, plan.min_split_keys, plan.tensor_cores}, false));
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints),
-                    static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(scratch)})
+  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(k8),
+                    static_cast<void*>(v8), static_cast<void*>(dev_ints), static_cast<void*>(q),
+                    static_cast<void*>(out), static_cast<void*>(scratch)})
     cudaFree(ptr);
   return t;
 }
@@ -179,8 +204,8 @@ PrefillAttentionTiming time_prefill_point(const AttentionParams& p, int n_tokens
   t.tensor_ms =
       median_ms(stream, 11, [&] { prefill_attention(q, k, v, b, p, scratch, out, stream); });
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints),
-                    static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(scratch)})
+  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints), static_cast<void*>(q),
+                    static_cast<void*>(out), static_cast<void*>(scratch)})
     cudaFree(ptr);
   return t;
 }
@@ -248,8 +273,8 @@ MixedAttentionTiming time_mixed_point(const AttentionParams& p, int n_decode, in
   t.decode_ms = time(decode);
   t.chunk_ms = time(rest);
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints),
-                    static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(scratch)})
+  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints), static_cast<void*>(q),
+                    static_cast<void*>(out), static_cast<void*>(scratch)})
     cudaFree(ptr);
   return t;
 }

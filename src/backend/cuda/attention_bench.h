@@ -1,6 +1,6 @@
-// Timings of the attention kernels for bench_cuda. Decode: the per-row kernel (attention.cu, the
-// one decode used before the split-K kernel) and the split-K decode kernel (attention_decode.cu)
-// with its own split plan and with each forced split count, at a model's attention shape, as
+// Timings of the attention kernels for bench_cuda. Decode: the split-K decode kernel on CUDA cores
+// (attention_decode.cu) against the plan's (the tensor-core one, attention_decode_mma.cu), over a
+// BF16 and an FP8 cache, and the plan's kernel with forced split counts, at a model's shape, as
 // microseconds per call inside a replayed CUDA graph over enough copies of the KV cache that none
 // is served from L2. Prefill: the per-row kernel against the tensor-core kernel
 // (attention_prefill.cu) on one sequence's chunk after a cached prefix, ms per call and TFLOP/s.
@@ -17,11 +17,14 @@ namespace shardlm::cuda {
 
 struct DecodeAttentionTiming {
   int batch = 0, context = 0;
-  double kv_bytes = 0;    // keys and values one call reads
-  double by_rows_us = 0;  // the per-row kernel, its splits sized for this context
-  double split_k_us = 0;  // the decode kernel with decode_attention_splits' plan
-  int n_splits = 0;       // that plan
-  std::vector<std::pair<int, double>> forced;  // (n_splits, us) of the decode kernel
+  double kv_bytes = 0;     // BF16 keys and values one call reads (FP8: half)
+  double core_us = 0;      // the CUDA-core split-K kernel with its own split plan
+  double plan_us = 0;      // decode_attention_splits' plan (the tensor-core kernel)
+  double core_fp8_us = 0;  // the same two over an FP8 E4M3 copy of the cache
+  double plan_fp8_us = 0;
+  int core_splits = 0, n_splits = 0;           // the two plans' split counts
+  bool tensor_cores = false;                   // the plan's kernel
+  std::vector<std::pair<int, double>> forced;  // (n_splits, us) of the plan's kernel, BF16
 };
 
 // p: heads, head_dim, block_size (sliding_window ignored); every sequence of a batch at `context`
@@ -32,9 +35,9 @@ std::vector<DecodeAttentionTiming> time_decode_attention(const AttentionParams& 
 
 struct PrefillAttentionTiming {
   int n_tokens = 0, n_past = 0;
-  double flops = 0;        // 4 x head_dim x n_heads per (row, visible key)
-  double by_rows_ms = 0;   // the per-row kernel
-  double tensor_ms = 0;    // the tensor-core kernel
+  double flops = 0;       // 4 x head_dim x n_heads per (row, visible key)
+  double by_rows_ms = 0;  // the per-row kernel
+  double tensor_ms = 0;   // the tensor-core kernel
 };
 
 // One sequence per case: n_tokens query rows after n_past cached keys, blocks scattered.

@@ -12,15 +12,18 @@
 //
 // The split count per sequence is decided on the device from the sequence's length (at most the
 // launch's n_splits, at least min_split_keys keys each), so a CUDA graph captured at one length
-// replays correctly and with balanced splits at any other.
+// replays correctly and with balanced splits at any other. Where the plan says tensor_cores, the
+// launch goes to attention_decode_mma.cu instead (same arguments, partials and combine).
 #include <cuda_bf16.h>
 
 #include <algorithm>
 #include <cmath>
 
 #include "backend/cuda/attention_decode.cuh"
+#include "backend/cuda/attention_decode_args.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kv_element.cuh"
+#include "core/env_flag.h"
 
 namespace shardlm::cuda {
 
@@ -30,55 +33,6 @@ constexpr int kWarps = 4;        // per block
 constexpr int kKeysPerLane = 4;  // key (and value) loads a lane has in flight
 constexpr int kMaxSplits = 64;
 constexpr int kMaxGroup = 8;  // query heads per KV head
-
-// n / d and n % d for 0 <= n < 2^31 with a multiply and a shift (d fixed per launch: the block
-// size, which need not be a power of two).
-struct FastDiv {
-  uint32_t d, mul, shift;
-};
-
-FastDiv make_fast_div(uint32_t d) {
-  uint32_t shift = 0;
-  while ((uint64_t{1} << shift) < d) ++shift;
-  const uint64_t mul = ((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1;
-  return {d, static_cast<uint32_t>(mul), shift};
-}
-
-__device__ __forceinline__ void div_mod(const FastDiv& f, uint32_t n, uint32_t& q, uint32_t& r) {
-  q = (__umulhi(n, f.mul) + n) >> f.shift;
-  r = n - q * f.d;
-}
-
-struct DecodeArgs {
-  const float* q;  // [n_rows][n_heads][head_dim]
-  const void* k;   // [slots][n_kv_heads][head_dim] BF16 bits or FP8 E4M3 codes (the kernel's T)
-  const void* v;
-  const DeviceAttnSeq* seqs;
-  const int32_t* tables;
-  int n_heads, n_kv_heads, group, sliding_window;
-  float scale_log2;  // scale * log2(e)
-  FastDiv block;     // block_size
-  int n_splits, min_split_keys;
-  float* out;
-  float* part_acc;  // [n_seqs][n_kv_heads][n_splits][group][head_dim]
-  float* part_ml;   // [n_seqs][n_kv_heads][n_splits][group][2]: m, l
-};
-
-// A sequence's keys [lo, lo + n), its query row and its split: `used` splits of `per` keys.
-struct SeqKeys {
-  int lo, n, per, used, row, table_offset;
-};
-
-__device__ SeqKeys seq_keys(const DecodeArgs& a, int s) {
-  const DeviceAttnSeq seq = a.seqs[s];
-  const int pos = seq.n_past + seq.n_tokens - 1;  // the one query row's position
-  const int lo = a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0;
-  const int n = pos + 1 - lo;
-  int used = max(1, min(a.n_splits, (n + a.min_split_keys - 1) / a.min_split_keys));
-  const int per = max(1, (n + used - 1) / used);
-  used = max(1, (n + per - 1) / per);  // no empty split
-  return {lo, n, per, used, seq.first_row, seq.table_offset};
-}
 
 __device__ __forceinline__ uint4 load_stream(const uint16_t* p) {
   uint4 v;
@@ -341,13 +295,18 @@ bool decode_attention_applies(const AttentionBatch& batch, const AttentionParams
          p.n_heads / p.n_kv_heads <= kMaxGroup && p.block_size > 0;
 }
 
-DecodeSplits decode_attention_splits(int n_seqs, const AttentionParams& p) {
+DecodeSplits decode_attention_splits(int n_seqs, const AttentionParams& p,
+                                     bool allow_tensor_cores) {
+  static const bool tensor_cores = env_flag("SHARDLM_CUDA_DECODE_MMA", true);
   int device = 0, sms = 0;
   SHARDLM_CUDA_CHECK(cudaGetDevice(&device));
   SHARDLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  const int64_t wave = int64_t{resident_blocks_for(p)} * sms;
-  const int64_t items = int64_t{n_seqs} * p.n_kv_heads;
   DecodeSplits d;
+  d.tensor_cores = allow_tensor_cores && tensor_cores && decode_mma_applies(p.head_dim, p.n_heads / p.n_kv_heads);
+  const int resident =
+      d.tensor_cores ? decode_mma_resident_blocks(p.head_dim) : resident_blocks_for(p);
+  const int64_t wave = int64_t{resident} * sms;
+  const int64_t items = int64_t{n_seqs} * p.n_kv_heads;
   // Whole waves: a fraction of a second wave would leave most of the GPU idle at its end.
   d.n_splits =
       static_cast<int>(std::clamp<int64_t>(wave / std::max<int64_t>(items, 1), 1, kMaxSplits));
@@ -380,12 +339,16 @@ void decode_any(const float* q, const T* cache_k, const T* cache_v, const Attent
   a.block = make_fast_div(static_cast<uint32_t>(p.block_size));
   a.n_splits = std::clamp(splits.n_splits, 1, kMaxSplits);
   a.min_split_keys = std::max(1, splits.min_split_keys);
+  const bool tensor_cores = splits.tensor_cores && decode_mma_applies(p.head_dim, a.group);
+  a.split_align = tensor_cores ? decode_mma_key_tile() : 1;
   a.out = out;
   a.part_acc = scratch;
   a.part_ml =
       scratch ? scratch + static_cast<size_t>(batch.n_seqs) * p.n_heads * a.n_splits * p.head_dim
               : nullptr;
-  if (p.head_dim == 64) {
+  if (tensor_cores) {
+    decode_mma(a, cache_k, p.head_dim, batch.n_seqs, stream);
+  } else if (p.head_dim == 64) {
     launch_split_group<64, T>(a, batch.n_seqs, stream);
   } else if (p.head_dim == 128) {
     launch_split_group<128, T>(a, batch.n_seqs, stream);

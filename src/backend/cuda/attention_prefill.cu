@@ -18,10 +18,19 @@
 #include "backend/cuda/attention_prefill.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kv_element.cuh"
+#include "backend/cuda/mma_tiles.cuh"
 
 namespace shardlm::cuda {
 
 namespace {
+
+using mma::cp_async_16;
+using mma::cp_async_commit;
+using mma::cp_async_wait;
+using mma::ldmatrix_x4;
+using mma::ldmatrix_x4_trans;
+using mma::mma_bf16;
+using mma::pack_bf16;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -74,57 +83,10 @@ struct PrefillArgs {
   float* out;
 };
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes from global to shared memory, or 16 zero bytes when !live.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool live) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(live ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n");
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-
-// d += a (16x16, row-major) * b (16x8, column-major), BF16 in, fp32 accumulators.
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Shared-memory tiles: rows of D BF16 as D / 8 chunks of 16 bytes, chunk c of row r stored at
-// c ^ (r & 7), so the 8 rows one ldmatrix phase reads hit 8 different bank groups.
+// Shared-memory tiles of D BF16 per row, swizzled (mma_tiles.cuh).
 template <int D>
-struct Smem {
-  static constexpr int kChunks = D / 8;
-  static __device__ __forceinline__ int at(int row, int chunk) {
-    return row * kChunks + (chunk ^ (row & 7));
-  }
+struct Smem : mma::Swizzled<D> {
+  using mma::Swizzled<D>::kChunks;
   // Two stages of keys and values; the queries pass through the second key stage on their way to
   // registers (kRows == kKeys), so a block takes 64 KB at head_dim 128 and three fit an SM.
   static constexpr size_t bytes() { return size_t{4 * kKeys} * kChunks * 16; }

@@ -1,0 +1,391 @@
+// Split-K decode attention on tensor cores over the paged KV cache (BF16 or FP8 E4M3), with GQA.
+//
+// Grid: (sequence x KV head, split), as the CUDA-core kernel (attention_decode.cu), whose split
+// plan, partial results and combine kernel it shares. The G query heads of one KV head are the rows
+// of one m16 tile (zeros past G), so S = Q K^T and O += P V of a decode row run as mma.sync
+// m16n8k16 with fp32 accumulators: the CUDA-core kernel spends ~500 instructions per 4 KB of keys
+// on unpacking, shuffles and FMAs and cannot issue fast enough to read the cache at full bandwidth
+// (nor gain from FP8's halved bytes); here a warp spends ~100 on 16 keys and values. A block of 4
+// warps walks its split in tiles of 64 keys (16 per warp), gathered from the paged cache with
+// cp.async into shared memory two stages deep; each warp keeps its own online softmax (log2
+// domain, fp32), and the four merge in shared memory at the end. A BF16 cache is read by ldmatrix
+// as it lies (rows XOR-swizzled); an FP8 cache is copied as codes and each thread widens the codes
+// it copied to FP16 (exact) in a third buffer, so FP8 runs on FP16 tensor cores with FP16 queries
+// and weights. CPU reference: cpu::attention (backend/cpu/attention.cpp).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <type_traits>
+
+#include "backend/cuda/attention_decode_args.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/mma_tiles.cuh"
+
+namespace shardlm::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kKeys = 16 * kWarps;  // keys per tile, 16 per warp
+constexpr int kMaxGroup = 16;       // query heads per KV head: the rows of one m16 tile
+
+// The tensor cores' input type per cache element type: BF16 as stored, FP8 widened to FP16.
+template <typename T>
+struct Compute;
+template <>
+struct Compute<uint16_t> {
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    return mma::pack_bf16(lo, hi);
+  }
+  static __device__ __forceinline__ void product(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                 uint32_t b1) {
+    mma::mma_bf16(d, a, b0, b1);
+  }
+};
+template <>
+struct Compute<uint8_t> {
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    return mma::pack_f16(lo, hi);
+  }
+  static __device__ __forceinline__ void product(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                 uint32_t b1) {
+    mma::mma_f16(d, a, b0, b1);
+  }
+};
+
+// Shared memory of a block at head_dim D, in 16-byte chunks: the copied tiles, [2 stages][K, V]
+// [kKeys][D elements of T]; for FP8 also one widened FP16 tile of K and of V, [K, V][kKeys][D];
+// after the loop, the warps' partial results (floats) reuse it from the start.
+template <int D, typename T>
+struct Layout {
+  static constexpr int kRawChunks = D * static_cast<int>(sizeof(T)) / 16;  // per key row
+  static constexpr int kWideChunks = D / 8;
+  static constexpr int kStage = kKeys * kRawChunks;  // chunks of one K (or V) tile
+  static constexpr bool kWidens = sizeof(T) == 1;
+  static constexpr int kWide = kWidens ? 2 * kKeys * kWideChunks : 0;
+  static constexpr size_t kMerge = sizeof(float) * kWarps * kMaxGroup * (D + 2);
+  static constexpr size_t bytes() {
+    const size_t tiles = size_t{16} * (4 * kStage + kWide);
+    return tiles > kMerge ? tiles : kMerge;
+  }
+};
+
+// One key tile's 16-byte chunk index in the copied tile: swizzled where ldmatrix reads it.
+template <int D, typename T>
+__device__ __forceinline__ int raw_at(int row, int chunk) {
+  if constexpr (Layout<D, T>::kWidens) {
+    return row * Layout<D, T>::kRawChunks + chunk;
+  } else {
+    return mma::Swizzled<D>::at(row, chunk);
+  }
+}
+
+// Keys [key0, key0 + kKeys) of the block's KV head into one stage (zeros from `end` on).
+template <int D, typename T>
+__device__ __forceinline__ void load_tile(const DecodeArgs& a, const int32_t* table, int64_t kv_dim,
+                                          int64_t head_off, int key0, int end, uint4* dk,
+                                          uint4* dv) {
+  using L = Layout<D, T>;
+  constexpr int kElems = 16 / static_cast<int>(sizeof(T));  // per chunk
+  for (int i = static_cast<int>(threadIdx.x); i < L::kStage; i += kThreads) {
+    const int r = i / L::kRawChunks, c = i % L::kRawChunks;
+    const int j = key0 + r;
+    const bool live = j < end;
+    int64_t off = 0;
+    if (live) {
+      uint32_t page, in_page;
+      div_mod(a.block, static_cast<uint32_t>(j), page, in_page);
+      const int64_t slot = int64_t{__ldg(table + page)} * a.block.d + in_page;
+      off = slot * kv_dim + head_off + c * kElems;
+    }
+    mma::cp_async_16(dk + raw_at<D, T>(r, c), static_cast<const T*>(a.k) + off, live);
+    mma::cp_async_16(dv + raw_at<D, T>(r, c), static_cast<const T*>(a.v) + off, live);
+  }
+}
+
+// Two E4M3 codes as two FP16 (packed).
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
+  const __half2_raw h =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xffffu), __NV_E4M3);
+  return uint32_t{h.x} | (uint32_t{h.y} << 16);
+}
+
+// The FP8 chunks this thread copied (its own cp.async writes, visible to it after the wait), as
+// FP16 into the widened tiles.
+template <int D>
+__device__ __forceinline__ void widen_tile(const uint4* rk, const uint4* rv, uint4* wk, uint4* wv) {
+  using L = Layout<D, uint8_t>;
+  for (int i = static_cast<int>(threadIdx.x); i < L::kStage; i += kThreads) {
+    const int r = i / L::kRawChunks, c = i % L::kRawChunks;
+#pragma unroll
+    for (int kv = 0; kv < 2; ++kv) {
+      const uint4 w = (kv == 0 ? rk : rv)[i];
+      uint4* dst = kv == 0 ? wk : wv;
+      const uint32_t u[4] = {w.x, w.y, w.z, w.w};
+      uint32_t h[8];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        h[2 * e] = e4m3x2_to_f16x2(u[e]);
+        h[2 * e + 1] = e4m3x2_to_f16x2(u[e] >> 16);
+      }
+      dst[mma::Swizzled<D>::at(r, 2 * c)] = make_uint4(h[0], h[1], h[2], h[3]);
+      dst[mma::Swizzled<D>::at(r, 2 * c + 1)] = make_uint4(h[4], h[5], h[6], h[7]);
+    }
+  }
+}
+
+// The query rows of the group as the A fragments of S = Q K^T: row g and g + 8 of columns
+// 16 kk + 2 qd (+1) and + 8 (+9); rows past the group are zeros.
+template <int D, typename T>
+__device__ __forceinline__ void load_queries(const float* q0, int group, int g, int qd,
+                                             uint32_t (&qf)[D / 16][4]) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = g + 8 * half;
+      float2 x0 = make_float2(0.f, 0.f), x1 = x0;
+      if (row < group) {
+        const float* p = q0 + row * D + kk * 16 + 2 * qd;
+        x0 = *reinterpret_cast<const float2*>(p);
+        x1 = *reinterpret_cast<const float2*>(p + 8);
+      }
+      qf[kk][half] = Compute<T>::pack(x0.x, x0.y);
+      qf[kk][2 + half] = Compute<T>::pack(x1.x, x1.y);
+    }
+  }
+}
+
+template <int D, typename T>
+__global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
+  using L = Layout<D, T>;
+  using S = mma::Swizzled<D>;
+  using C = Compute<T>;
+  const int s = static_cast<int>(blockIdx.x) / a.n_kv_heads;
+  const int kvh = static_cast<int>(blockIdx.x) % a.n_kv_heads;
+  const int split = static_cast<int>(blockIdx.y);
+  const SeqKeys r = seq_keys(a, s);
+  if (r.n <= 0 || split >= r.used) return;
+  const int begin = r.lo + split * r.per, end = min(r.lo + r.n, begin + r.per);
+  const int G = a.group, h0 = kvh * G;
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const int g = lane >> 2, qd = lane & 3;  // the fragment row (and row + 8) and column pair
+
+  extern __shared__ uint4 smem[];
+  uint4* raw_k = smem;                    // [2][kStage]
+  uint4* raw_v = raw_k + 2 * L::kStage;   // [2][kStage]
+  uint4* wide_k = raw_v + 2 * L::kStage;  // FP8 only: [kKeys][kWideChunks]
+  uint4* wide_v = wide_k + kKeys * L::kWideChunks;
+  const int32_t* table = a.tables + r.table_offset;
+  const int64_t kv_dim = int64_t{a.n_kv_heads} * D, head_off = int64_t{kvh} * D;
+  const int n_tiles = (end - begin + kKeys - 1) / kKeys;
+  load_tile<D, T>(a, table, kv_dim, head_off, begin, end, raw_k, raw_v);
+  mma::cp_async_commit();
+
+  uint32_t qf[D / 16][4];
+  load_queries<D, T>(a.q + (int64_t{r.row} * a.n_heads + h0) * D, G, g, qd, qf);
+  float o[D / 8][4] = {};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+  for (int t = 0; t < n_tiles; ++t) {
+    const int stage = t & 1, key0 = begin + t * kKeys;
+    if (t + 1 < n_tiles) {
+      load_tile<D, T>(a, table, kv_dim, head_off, key0 + kKeys, end,
+                      raw_k + (stage ^ 1) * L::kStage, raw_v + (stage ^ 1) * L::kStage);
+      mma::cp_async_commit();
+      mma::cp_async_wait<1>();
+    } else {
+      mma::cp_async_wait<0>();
+    }
+    const uint4* kb = raw_k + stage * L::kStage;
+    const uint4* vb = raw_v + stage * L::kStage;
+    if constexpr (L::kWidens) {
+      widen_tile<D>(kb, vb, wide_k, wide_v);
+      kb = wide_k;
+      vb = wide_v;
+    }
+    __syncthreads();
+
+    float sc[2][4] = {};  // S: the group's rows x this warp's 16 keys
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t b[4];
+      mma::ldmatrix_x4(
+          b, kb + S::at(warp * 16 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1)));
+      C::product(sc[0], qf[kk], b[0], b[1]);
+      C::product(sc[1], qf[kk], b[2], b[3]);
+    }
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int j = key0 + warp * 16 + nt * 8 + 2 * qd + (e & 1);
+        const float x = j < end ? sc[nt][e] * a.scale_log2 : -INFINITY;
+        sc[nt][e] = x;
+        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+      }
+    }
+    float corr[2], base[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+      base[i] = mx[i] == -INFINITY ? 0.f : mx[i];  // no live key yet: weights stay 0
+      corr[i] = exp2f(m[i] - base[i]);
+      m[i] = mx[i];
+      l[i] *= corr[i];
+    }
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        sc[nt][e] = exp2f(sc[nt][e] - base[e >> 1]);
+        l[e >> 1] += sc[nt][e];
+      }
+    }
+    if (corr[0] != 1.f || corr[1] != 1.f) {  // rare once the maxima have settled
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        o[dt][0] *= corr[0];
+        o[dt][1] *= corr[0];
+        o[dt][2] *= corr[1];
+        o[dt][3] *= corr[1];
+      }
+    }
+    const uint32_t pa[4] = {C::pack(sc[0][0], sc[0][1]), C::pack(sc[0][2], sc[0][3]),
+                            C::pack(sc[1][0], sc[1][1]), C::pack(sc[1][2], sc[1][3])};
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp) {
+      uint32_t b[4];
+      mma::ldmatrix_x4_trans(
+          b, vb + S::at(warp * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dp + (lane >> 4)));
+      C::product(o[2 * dp], pa, b[0], b[1]);
+      C::product(o[2 * dp + 1], pa, b[2], b[3]);
+    }
+    __syncthreads();  // every warp is done with this stage before it is loaded again
+  }
+
+  // Merge the warps: each (head, dim) output weighs warp w by 2^(m_w - M).
+  float* sm_o = reinterpret_cast<float*>(smem);  // [kWarps][kMaxGroup][D]
+  float* sm_ml = sm_o + kWarps * kMaxGroup * D;  // [kWarps][kMaxGroup][2]
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+    const int row = g + 8 * i;
+    if (row >= G) continue;
+    const int at = warp * kMaxGroup + row;
+    if (qd == 0) {
+      sm_ml[at * 2] = m[i];
+      sm_ml[at * 2 + 1] = l[i];
+    }
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      *reinterpret_cast<float2*>(sm_o + at * D + dt * 8 + 2 * qd) =
+          make_float2(o[dt][2 * i], o[dt][2 * i + 1]);
+    }
+  }
+  __syncthreads();
+  const int64_t item = int64_t{s} * a.n_kv_heads + kvh;
+  for (int idx = static_cast<int>(threadIdx.x); idx < G * D; idx += kThreads) {
+    const int hg = idx / D, d = idx % D;
+    float big = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float* ml = sm_ml + (w * kMaxGroup + hg) * 2;
+      if (ml[1] > 0.f) big = fmaxf(big, ml[0]);
+    }
+    float sum_l = 0.f, sum_o = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float* ml = sm_ml + (w * kMaxGroup + hg) * 2;
+      const float wt = ml[1] > 0.f ? exp2f(ml[0] - big) : 0.f;
+      sum_l += ml[1] * wt;
+      sum_o += sm_o[(w * kMaxGroup + hg) * D + d] * wt;
+    }
+    if (r.used == 1) {
+      a.out[(int64_t{r.row} * a.n_heads + h0 + hg) * D + d] = sum_o / sum_l;
+    } else {
+      const int64_t part = (item * a.n_splits + split) * G + hg;
+      a.part_acc[part * D + d] = sum_o;
+      if (d == 0) {
+        a.part_ml[part * 2] = big;
+        a.part_ml[part * 2 + 1] = sum_l;
+      }
+    }
+  }
+}
+
+// Lets the kernel take its (over 48 KB) shared memory on the current device; once per device.
+template <int D, typename T>
+void allow_shared_memory() {
+  static std::atomic<uint64_t> done{0};
+  int device = 0;
+  SHARDLM_CUDA_CHECK(cudaGetDevice(&device));
+  const uint64_t bit = uint64_t{1} << (device & 63);
+  if (done.load(std::memory_order_acquire) & bit) return;
+  SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(mma_kernel<D, T>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(Layout<D, T>::bytes())));
+  done.fetch_or(bit, std::memory_order_acq_rel);
+}
+
+template <int D, typename T>
+void launch(const DecodeArgs& a, int n_seqs, cudaStream_t stream) {
+  allow_shared_memory<D, T>();
+  const dim3 grid(static_cast<unsigned>(n_seqs * a.n_kv_heads), static_cast<unsigned>(a.n_splits));
+  mma_kernel<D, T><<<grid, kThreads, Layout<D, T>::bytes(), stream>>>(a);
+}
+
+// Asked once per instance (never inside a graph capture: the first step of a shape runs op by op).
+template <int D>
+int resident_blocks() {
+  static const int blocks = [] {
+    allow_shared_memory<D, uint16_t>();
+    int n = 0;
+    SHARDLM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &n, mma_kernel<D, uint16_t>, kThreads, Layout<D, uint16_t>::bytes()));
+    return std::max(n, 1);
+  }();
+  return blocks;
+}
+
+}  // namespace
+
+bool decode_mma_applies(int head_dim, int group) {
+  return (head_dim == 64 || head_dim == 128) && group >= 1 && group <= kMaxGroup;
+}
+
+int decode_mma_key_tile() {
+  return kKeys;
+}
+
+int decode_mma_resident_blocks(int head_dim) {
+  return head_dim == 64 ? resident_blocks<64>() : resident_blocks<128>();
+}
+
+void decode_mma(const DecodeArgs& a, const uint16_t*, int head_dim, int n_seqs,
+                cudaStream_t stream) {
+  if (head_dim == 64) {
+    launch<64, uint16_t>(a, n_seqs, stream);
+  } else {
+    launch<128, uint16_t>(a, n_seqs, stream);
+  }
+}
+
+void decode_mma(const DecodeArgs& a, const uint8_t*, int head_dim, int n_seqs,
+                cudaStream_t stream) {
+  if (head_dim == 64) {
+    launch<64, uint8_t>(a, n_seqs, stream);
+  } else {
+    launch<128, uint8_t>(a, n_seqs, stream);
+  }
+}
+
+}  // namespace shardlm::cuda
