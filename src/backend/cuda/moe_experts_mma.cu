@@ -1,92 +1,164 @@
 // The routed experts' projections on the tensor cores (see moe_experts.cuh): one block per tile of
-// up to kMoeMmaTileTokens pairs of one expert and kMmaRowsPerBlock output rows; the tile's input
-// rows are rounded to BF16 into shared memory a k-chunk at a time, each warp multiplies them by
-// 16 weight rows read straight from the expert's BF16 matrix (WMMA 16x16x16, fp32 accumulation),
-// and the epilogue applies SiLU(gate) * up or stores the down rows. Each weight byte is read once
-// per tile, and a pair's sums run in the same order whatever else shares its tile.
+// up to kMoeMmaTileTokens pairs of one expert and kRowsPerBlock output rows. The tile's input rows
+// are rounded to BF16 into shared memory a k-chunk at a time; each warp owns 16 weight rows and
+// streams them from the expert's BF16 matrix straight into mma.sync A fragments with 16-byte loads,
+// several k-blocks in flight, the pairs as the N side (two n8 tiles). A warp's 16-byte load covers
+// 8 consecutive k of a row, so within each 32-wide k-block the MMA's k order is permuted (thread
+// quad qd holds physical k 8qd..8qd+7 as logical k 2qd, 2qd+1, 2qd+8, 2qd+9 of two k16 steps); the
+// inputs are read with the same permutation, which a dot product does not see. The epilogue applies
+// SiLU(gate) * up or stores the down rows. Each weight byte is read once per tile, and a pair's
+// sums run in the same order whatever else shares its tile (batch invariance).
 #include <cuda_bf16.h>
-#include <mma.h>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/mma_tiles.cuh"
 #include "backend/cuda/moe_experts.cuh"
 
 namespace shardlm::cuda {
 
 namespace {
 
-using namespace nvcuda;
-
-constexpr int kMmaWarps = 4;
-constexpr int kMmaRowsPerBlock = 16 * kMmaWarps;
-constexpr int kChunk = 256;         // k columns staged per pass
-constexpr int kPad = 8;             // keeps the staged rows' starts off one bank
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRowsPerBlock = 16 * kWarps;
+constexpr int kChunk = 1024;        // k columns of the inputs staged per pass
+constexpr int kPad = 32;            // 64 bytes: rows g and g + 1 of one ldmatrix-free phase apart
 constexpr int kLd = kChunk + kPad;  // staged row stride, elements
-static_assert(kMoeMmaTileTokens == 16, "the WMMA tile is 16 pairs");
+constexpr int kUnroll = 4;          // 32-wide k-blocks whose weights a warp loads before using
+static_assert(kMoeMmaTileTokens == 16, "the tile is two n8 MMA tiles of pairs");
 
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
-using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
-using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+__device__ __forceinline__ uint4 load_weights(const uint16_t* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ uint32_t word(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// acc[t] += W(16 rows: lo = row g, hi = row g + 8; words 2s, 2s + 1 of step s) x B(pairs of n8 tile
+// t) for the two k16 steps of one 32-wide k-block.
+__device__ __forceinline__ void mma_block(float (&acc)[2][4], const uint4& lo, const uint4& hi,
+                                          const uint4 (&b)[2]) {
+#pragma unroll
+  for (int s = 0; s < 2; ++s) {
+    const uint32_t a[4] = {word(lo, 2 * s), word(hi, 2 * s), word(lo, 2 * s + 1),
+                           word(hi, 2 * s + 1)};
+#pragma unroll
+    for (int t = 0; t < 2; ++t) mma::mma_bf16(acc[t], a, word(b[t], 2 * s), word(b[t], 2 * s + 1));
+  }
+}
+
+// The same for a 16-wide tail: 8-byte loads, one k16 step (words 0, 1).
+__device__ __forceinline__ void mma_tail(float (&acc)[2][4], const uint2& lo, const uint2& hi,
+                                         const uint2 (&b)[2]) {
+  const uint32_t a[4] = {lo.x, hi.x, lo.y, hi.y};
+#pragma unroll
+  for (int t = 0; t < 2; ++t) mma::mma_bf16(acc[t], a, b[t].x, b[t].y);
+}
 
 // y[p][j] = silu(x_p . gate_j) * (x_p . up_j) (kGateUp) or x_p . down_j for the tile's pairs p and
 // this block's rows j; x_p = x[p / x_div] (fp32, rounded to BF16 here).
 template <bool kGateUp>
-__global__ void __launch_bounds__(kMmaWarps * 32)
+__global__ void __launch_bounds__(kThreads, 2)
     tile_mma_kernel(MoeExpertTables t, const MoeTile* tiles, const int32_t* n_tiles,
                     const int32_t* sorted, const float* x, int x_div, int64_t k, int64_t n_rows,
                     float* y) {
   if (static_cast<int32_t>(blockIdx.y) >= *n_tiles) return;
-  __shared__ __align__(32) __nv_bfloat16 a_s[16 * kLd];
-  __shared__ __align__(32) float c_s[kMmaWarps][2][16 * 16];
+  __shared__ __align__(16) uint16_t xs[16 * kLd];
   __shared__ int32_t pair_s[16];
   const MoeTile tile = tiles[blockIdx.y];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const int g = lane >> 2, qd = lane & 3;
   if (threadIdx.x < 16) {
-    pair_s[threadIdx.x] = threadIdx.x < tile.count ? sorted[tile.start + threadIdx.x] : -1;
+    pair_s[threadIdx.x] = static_cast<int>(threadIdx.x) < tile.count
+                              ? sorted[tile.start + static_cast<int>(threadIdx.x)]
+                              : -1;
   }
-  const int64_t j0 = int64_t{blockIdx.x} * kMmaRowsPerBlock + warp * 16;
+  const int64_t j0 = int64_t{blockIdx.x} * kRowsPerBlock + warp * 16;
   const bool active = j0 < n_rows;  // n_rows % 16 == 0 (moe_mma_fits)
-  const uint16_t* wa = (kGateUp ? t.gate : t.down)[tile.expert] + j0 * k;
-  const uint16_t* wb = kGateUp ? t.up[tile.expert] + j0 * k : nullptr;
-  FragC acc_a, acc_b;
-  wmma::fill_fragment(acc_a, 0.f);
-  wmma::fill_fragment(acc_b, 0.f);
+  const int64_t row0 = active ? j0 + g : 0;
+  const uint16_t* wa = (kGateUp ? t.gate : t.down)[tile.expert] + row0 * k;
+  const uint16_t* wb = kGateUp ? t.up[tile.expert] + row0 * k : nullptr;
+  const int64_t hi_off = 8 * k;  // row g + 8
+  float acc_a[2][4] = {}, acc_b[2][4] = {};
   __syncthreads();
   for (int64_t k0 = 0; k0 < k; k0 += kChunk) {
     const int width = static_cast<int>(k - k0 < kChunk ? k - k0 : kChunk);  // a multiple of 16
-    for (int i = threadIdx.x; i < 16 * width; i += blockDim.x) {
-      const int r = i / width, c = i % width;
+    for (int i = static_cast<int>(threadIdx.x); i < 16 * (width / 4); i += kThreads) {
+      const int r = i / (width / 4), c = 4 * (i % (width / 4));
       const int32_t p = pair_s[r];
-      const float v = p >= 0 ? x[int64_t{p / x_div} * k + k0 + c] : 0.f;
-      a_s[r * kLd + c] = __float2bfloat16_rn(v);
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (p >= 0) v = *reinterpret_cast<const float4*>(x + int64_t{p / x_div} * k + k0 + c);
+      *reinterpret_cast<uint2*>(xs + r * kLd + c) =
+          make_uint2(mma::pack_bf16(v.x, v.y), mma::pack_bf16(v.z, v.w));
     }
     __syncthreads();
     if (active) {
-      for (int c = 0; c < width; c += 16) {
-        FragA a;
-        FragB b;
-        wmma::load_matrix_sync(a, a_s + c, kLd);
-        wmma::load_matrix_sync(b, reinterpret_cast<const __nv_bfloat16*>(wa + k0 + c),
-                               static_cast<unsigned>(k));
-        wmma::mma_sync(acc_a, a, b, acc_a);
+      const int blocks = width / 32;
+      const uint16_t* pa = wa + k0 + 8 * qd;
+      const uint16_t* pb = kGateUp ? wb + k0 + 8 * qd : nullptr;
+      int kb = 0;
+      for (; kb + kUnroll <= blocks; kb += kUnroll) {
+        uint4 la[kUnroll], ha[kUnroll], lb[kUnroll], hb[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          la[u] = load_weights(pa + (kb + u) * 32);
+          ha[u] = load_weights(pa + hi_off + (kb + u) * 32);
+          if (kGateUp) {
+            lb[u] = load_weights(pb + (kb + u) * 32);
+            hb[u] = load_weights(pb + hi_off + (kb + u) * 32);
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          const int c = (kb + u) * 32 + 8 * qd;
+          const uint4 b[2] = {*reinterpret_cast<const uint4*>(xs + g * kLd + c),
+                              *reinterpret_cast<const uint4*>(xs + (8 + g) * kLd + c)};
+          mma_block(acc_a, la[u], ha[u], b);
+          if (kGateUp) mma_block(acc_b, lb[u], hb[u], b);
+        }
+      }
+      for (; kb < blocks; ++kb) {
+        const int c = kb * 32 + 8 * qd;
+        const uint4 b[2] = {*reinterpret_cast<const uint4*>(xs + g * kLd + c),
+                            *reinterpret_cast<const uint4*>(xs + (8 + g) * kLd + c)};
+        mma_block(acc_a, load_weights(pa + kb * 32), load_weights(pa + hi_off + kb * 32), b);
         if (kGateUp) {
-          wmma::load_matrix_sync(b, reinterpret_cast<const __nv_bfloat16*>(wb + k0 + c),
-                                 static_cast<unsigned>(k));
-          wmma::mma_sync(acc_b, a, b, acc_b);
+          mma_block(acc_b, load_weights(pb + kb * 32), load_weights(pb + hi_off + kb * 32), b);
+        }
+      }
+      if (width % 32 != 0) {  // the last 16 columns
+        const int c = blocks * 32 + 4 * qd;
+        const uint2 b[2] = {*reinterpret_cast<const uint2*>(xs + g * kLd + c),
+                            *reinterpret_cast<const uint2*>(xs + (8 + g) * kLd + c)};
+        const int64_t at = k0 + c;
+        const uint16_t* ra = wa + at;
+        mma_tail(acc_a, *reinterpret_cast<const uint2*>(ra),
+                 *reinterpret_cast<const uint2*>(ra + hi_off), b);
+        if (kGateUp) {
+          const uint16_t* rb = wb + at;
+          mma_tail(acc_b, *reinterpret_cast<const uint2*>(rb),
+                   *reinterpret_cast<const uint2*>(rb + hi_off), b);
         }
       }
     }
     __syncthreads();
   }
   if (!active) return;
-  wmma::store_matrix_sync(c_s[warp][0], acc_a, 16, wmma::mem_row_major);
-  if (kGateUp) wmma::store_matrix_sync(c_s[warp][1], acc_b, 16, wmma::mem_row_major);
-  __syncwarp();
-  for (int i = lane; i < 16 * 16; i += 32) {
-    const int r = i / 16, c = i % 16;
-    const int32_t p = pair_s[r];
-    if (p < 0) continue;
-    const float g = c_s[warp][0][i];
-    y[int64_t{p} * n_rows + j0 + c] = kGateUp ? g / (1.f + expf(-g)) * c_s[warp][1][i] : g;
+#pragma unroll
+  for (int tn = 0; tn < 2; ++tn) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int32_t p = pair_s[8 * tn + 2 * qd + (e & 1)];
+      if (p < 0) continue;
+      const float a = acc_a[tn][e];
+      y[int64_t{p} * n_rows + j0 + g + 8 * (e >> 1)] =
+          kGateUp ? a / (1.f + expf(-a)) * acc_b[tn][e] : a;
+    }
   }
 }
 
@@ -95,10 +167,10 @@ void launch(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_til
             int64_t max_tiles, const int32_t* sorted, const float* x, int x_div, int64_t k,
             int64_t n_rows, float* y, cudaStream_t stream) {
   if (max_tiles <= 0) return;
-  const dim3 grid(static_cast<unsigned>((n_rows + kMmaRowsPerBlock - 1) / kMmaRowsPerBlock),
+  const dim3 grid(static_cast<unsigned>((n_rows + kRowsPerBlock - 1) / kRowsPerBlock),
                   static_cast<unsigned>(max_tiles));
   tile_mma_kernel<kGateUp>
-      <<<grid, kMmaWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, x, x_div, k, n_rows, y);
+      <<<grid, kThreads, 0, stream>>>(t, tiles, n_tiles, sorted, x, x_div, k, n_rows, y);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
