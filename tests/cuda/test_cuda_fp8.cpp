@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <iostream>
 
 #include "backend/cuda/fp8_quant.cuh"
 #include "backend/cuda/gemm_fp8.h"
@@ -170,18 +171,21 @@ TEST(CudaFp8, GemvMatchesFp64Reference) {
   }
 }
 
-TEST(CudaFp8, GemmMatchesFp64Reference) {
-  SHARDLM_SKIP_WITHOUT_GPU();
-  const uint32_t seed = fresh_seed();
-  SCOPED_TRACE(seed);
-  std::mt19937 rng(seed);
-  cuda::CudaBackend be(small_cuda_options());
+// One Fp8Gemm (its scales in the GEMM, or by the epilogue kernel) against the fp64 reference.
+void check_fp8_gemm(cuda::CudaBackend& be, bool scales_in_gemm, std::mt19937& rng) {
+  SCOPED_TRACE(scales_in_gemm ? "scales in the GEMM" : "scales by the epilogue");
+  setenv("SHARDLM_CUDA_FP8_GEMM_SCALES", scales_in_gemm ? "1" : "0", 1);
   const auto stream = static_cast<cudaStream_t>(be.stream());
   cuda::Gemm bf16(stream);
   cuda::Fp8Gemm gemm(stream, bf16);
+  unsetenv("SHARDLM_CUDA_FP8_GEMM_SCALES");
   // cuBLASLt must take the 8B shapes on Hopper (else every prefill would take the fallback).
   EXPECT_TRUE(gemm.lt_supports(4096, 6144, 2048));
   EXPECT_TRUE(gemm.lt_supports(14336, 4096, 37));
+  if (!scales_in_gemm) EXPECT_FALSE(gemm.scales_in_gemm(4096, 6144, 2048));
+  std::cout << "[fp8 gemm] scales in the GEMM asked " << scales_in_gemm << ", taken at 8B shapes: "
+            << gemm.scales_in_gemm(4096, 6144, 2048) << gemm.scales_in_gemm(4096, 6144, 252)
+            << gemm.scales_in_gemm(14336, 4096, 37) << "\n";
   struct Shape {
     int64_t k, n, tokens;
   };
@@ -193,7 +197,8 @@ TEST(CudaFp8, GemmMatchesFp64Reference) {
     const DeviceFp8 dw = upload(be, wq);
     float* y = be.alloc_floats(static_cast<size_t>(s.tokens * s.n));
     const bool lt = gemm.lt_supports(s.k, s.n, s.tokens);
-    gemm.matmul(dw.q, dw.scale, s.k, s.n, to_device(be, x), s.tokens, y);
+    const float* dx = to_device(be, x);
+    gemm.matmul(dw.q, dw.scale, s.k, s.n, dx, s.tokens, y);
     const auto got = to_host(be, y, static_cast<size_t>(s.tokens * s.n));
     // cuBLASLt multiplies x quantised per token; the fallback x rounded to BF16.
     std::vector<float> xin(x.size());
@@ -207,8 +212,17 @@ TEST(CudaFp8, GemmMatchesFp64Reference) {
     }
     // The fallback also rounds the dequantised weights to BF16 (2^-9).
     // FP8 tensor cores add in reduced precision between cuBLASLt's fp32 promotions: 1e-3.
-    EXPECT_LT(rel_err(got, reference(wq, xin, s.tokens)), lt ? 1e-3 : 1e-2)
+    const std::vector<double> ref = reference(wq, xin, s.tokens);
+    EXPECT_LT(rel_err(got, ref), lt ? 1e-3 : 1e-2)
         << (lt ? "cuBLASLt" : "fallback") << " [" << s.n << " x " << s.k << "] by " << s.tokens;
+    if (lt) {  // one quantisation of x for two products over it (Q/K/V, gate/up)
+      float* y2 = be.alloc_floats(static_cast<size_t>(s.tokens * s.n));
+      gemm.quantize_input(dx, s.tokens, s.k);
+      gemm.matmul_quantized(dw.q, dw.scale, s.k, s.n, s.tokens, y);
+      gemm.matmul_quantized(dw.q, dw.scale, s.k, s.n, s.tokens, y2);
+      EXPECT_LT(rel_err(to_host(be, y, got.size()), ref), 1e-3) << "quantised once, first";
+      EXPECT_LT(rel_err(to_host(be, y2, got.size()), ref), 1e-3) << "quantised once, second";
+    }
     // Against the unquantised product: what FP8 costs (a few per cent per output).
     std::vector<double> exact(static_cast<size_t>(s.tokens * s.n));
     for (int64_t t = 0; t < s.tokens; ++t)
@@ -221,6 +235,15 @@ TEST(CudaFp8, GemmMatchesFp64Reference) {
     be.synchronize();
   }
   EXPECT_FALSE(gemm.lt_supports(40, 33, 17));  // k % 16 != 0: the fallback ran
+}
+
+TEST(CudaFp8, GemmMatchesFp64Reference) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  for (bool scales_in_gemm : {true, false}) check_fp8_gemm(be, scales_in_gemm, rng);
 }
 
 // --quantization fp8 through the backend's ops: registered weights quantised at load, then matmul,

@@ -32,15 +32,14 @@ bool Fp8Linear::is_fp8(const TensorView& w) {
 bool Fp8Linear::quantises(const TensorView& w) {
   const std::string name(w.name);
   // GGUF and dummy names, and Hugging Face's (a safetensors view keeps its file name).
-  for (const char* kept : {"token_embd.weight", "output.weight", "model.embed_tokens.weight",
-                           "lm_head.weight"}) {
+  for (const char* kept :
+       {"token_embd.weight", "output.weight", "model.embed_tokens.weight", "lm_head.weight"}) {
     if (name == kept) return false;
   }
   return w.ne[0] % 16 == 0;
 }
 
-bool Fp8Linear::matmul(const TensorView& w, const float* x, int64_t n_tokens,
-                       float* y) {
+bool Fp8Linear::matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
   if (!is_fp8(w)) return false;
   const Fp8Matrix m = fp8_parts(w);
   const int64_t k = w.ne[0], n = w.rows();
@@ -52,8 +51,8 @@ bool Fp8Linear::matmul(const TensorView& w, const float* x, int64_t n_tokens,
   return true;
 }
 
-bool Fp8Linear::matmul_shared_input(const TensorView* const* w,
-                                    float* const* ys, int count, const float* x, int64_t n_tokens) {
+bool Fp8Linear::matmul_shared_input(const TensorView* const* w, float* const* ys, int count,
+                                    const float* x, int64_t n_tokens) {
   const int64_t k = w[0]->ne[0];
   for (int i = 0; i < count; ++i) {
     if (!is_fp8(*w[i])) return false;
@@ -61,7 +60,19 @@ bool Fp8Linear::matmul_shared_input(const TensorView* const* w,
   bool one_launch = count <= kGemvMaxSegments && gemv_fp8_fits(k, n_tokens);
   for (int i = 0; i < count; ++i) one_launch = one_launch && w[i]->ne[0] == k;
   if (!one_launch) {
-    for (int i = 0; i < count; ++i) matmul(*w[i], x, n_tokens, ys[i]);
+    bool shared = !gemv_fp8_fits(k, n_tokens);  // GEMMs over one quantisation of x
+    for (int i = 0; i < count; ++i) {
+      shared = shared && w[i]->ne[0] == k && gemm_.lt_supports(k, w[i]->rows(), n_tokens);
+    }
+    if (!shared) {
+      for (int i = 0; i < count; ++i) matmul(*w[i], x, n_tokens, ys[i]);
+      return true;
+    }
+    gemm_.quantize_input(x, n_tokens, k);
+    for (int i = 0; i < count; ++i) {
+      const Fp8Matrix m = fp8_parts(*w[i]);
+      gemm_.matmul_quantized(m.q, m.scale, k, w[i]->rows(), n_tokens, ys[i]);
+    }
     return true;
   }
   Fp8Segments segs{};
@@ -77,9 +88,8 @@ bool Fp8Linear::matmul_shared_input(const TensorView* const* w,
   return true;
 }
 
-bool Fp8Linear::gate_up_silu(const TensorView& w_gate,
-                             const TensorView& w_up, const float* x, int64_t n_tokens,
-                             float* gate) {
+bool Fp8Linear::gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
+                             int64_t n_tokens, float* gate) {
   const int64_t k = w_gate.ne[0], n = w_gate.rows();
   if (!is_fp8(w_gate) || !is_fp8(w_up) || w_up.ne[0] != k || w_up.rows() != n ||
       !gemv_fp8_fits(k, n_tokens)) {
