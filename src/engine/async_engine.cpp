@@ -3,12 +3,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/env_flag.h"
 #include "core/error.h"
 
 namespace shardlm {
 
 AsyncEngine::AsyncEngine(Engine& engine, StepListener listener)
-    : engine_(engine), listener_(std::move(listener)) {
+    : engine_(engine),
+      listener_(std::move(listener)),
+      deliverer_(env_flag("SHARDLM_DELIVER_THREAD", true)) {
   stats_ = snapshot();
   thread_ = std::thread([this] { loop(); });
 }
@@ -171,17 +174,19 @@ void AsyncEngine::apply_aborts(const std::vector<int64_t>& request_ids) {
   for (int64_t id : request_ids) engine_.abort_request(id);  // false for a finished one
 }
 
+// Hands the pushes over; the deliverer's thread makes them while the next step runs.
 void AsyncEngine::deliver(std::vector<RequestOutput>& outputs) {
   for (RequestOutput& out : outputs) {
     const auto it = streams_.find(out.request_id);
     if (it == streams_.end()) continue;
-    const std::shared_ptr<RequestStream> stream = it->second;
+    std::shared_ptr<RequestStream> stream = it->second;
     if (out.finished()) {  // before the push: whoever sees the final output sees the count drop too
       streams_.erase(it);
       --in_flight_;
     }
-    stream->push(std::move(out));
+    batch_.push_back({std::move(stream), std::move(out)});
   }
+  deliverer_.hand_over(batch_);
 }
 
 void AsyncEngine::run_step() {
@@ -200,13 +205,15 @@ void AsyncEngine::run_step() {
   engine_.step_profile().mark(StepProfile::kDeliver);
 }
 
+// Through the deliverer too: a failure lands after the outputs handed over before it.
 void AsyncEngine::fail_all(const std::string& error) {
   for (auto& [id, stream] : streams_) {
     engine_.abort_request(id);
-    stream->fail(error);
     --in_flight_;
+    batch_.push_back({std::move(stream), {}, error});
   }
   streams_.clear();
+  deliverer_.hand_over(batch_);
 }
 
 void AsyncEngine::loop() {
@@ -225,7 +232,11 @@ void AsyncEngine::loop() {
       fail_all(e.what());
     }
   }
-  // Shutting down: end every request with a final output.
+  shut_down();
+}
+
+// End every request with a final output, then wait until the streams have them all.
+void AsyncEngine::shut_down() {
   std::vector<Pending> pending;
   std::vector<Task> tasks;
   {
@@ -237,9 +248,10 @@ void AsyncEngine::loop() {
     t.done.set_exception(std::make_exception_ptr(Error("the server is shutting down")));
   }
   for (Pending& p : pending) {
-    p.stream->fail("the server is shutting down");
     --in_flight_;
+    batch_.push_back({std::move(p.stream), {}, std::string("the server is shutting down")});
   }
+  deliverer_.hand_over(batch_);
   for (const auto& [id, stream] : streams_) engine_.abort_request(id);
   try {
     run_step();  // reports the aborted requests, with their output so far, to their streams
@@ -247,6 +259,7 @@ void AsyncEngine::loop() {
   } catch (const std::exception& e) {
     fail_all(e.what());
   }
+  deliverer_.flush();  // stop() returns with every stream ended
 }
 
 }  // namespace shardlm

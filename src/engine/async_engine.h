@@ -1,8 +1,9 @@
 // The engine on its own thread, for the server: any thread submits requests and gets a
 // RequestStream for each; the engine thread admits new requests and aborts between steps, runs
 // schedule -> run -> postprocess, gathers each request's new tokens and text (OutputProcessor) and
-// pushes them to its stream, which wakes the waiting thread. After every step a listener (metrics,
-// the periodic log) gets the step and a snapshot of the engine's state.
+// hands them to a StreamDeliverer, whose thread pushes each to its stream (waking the waiting
+// thread) while the engine thread goes on to the next step. After every step a listener (metrics,
+// the periodic log) gets the step and a snapshot of the engine's state, before the hand-over.
 //
 // A request has one id, an int64 the engine hands out when it is submitted
 // (Engine::new_request_ids): the engine's Request, its TokenEvents and FinishedRequest, its
@@ -23,6 +24,7 @@
 #include "engine/engine.h"
 #include "engine/output_processor.h"
 #include "engine/request_stream.h"
+#include "engine/stream_deliverer.h"
 
 namespace shardlm {
 
@@ -66,7 +68,8 @@ class AsyncEngine {
   std::shared_ptr<RequestStream> submit(std::vector<int32_t> prompt, const SamplingParams& params);
   // Ends the request before its next step; its stream gets a final output with reason abort.
   void abort(int64_t request_id);
-  // Aborts every request in flight (each stream gets its final output) and joins the thread.
+  // Aborts every request in flight and joins the thread; when it returns, each stream has its
+  // final output.
   void stop();
   // Runs `task` on the engine thread between two steps (the KV transfer reads and writes cache
   // blocks there, where the block manager and the backend are the engine's alone). The future
@@ -91,6 +94,7 @@ class AsyncEngine {
     std::vector<int32_t> resumed;
   };
   void loop();
+  void shut_down();
   bool wait_for_work();
   void admit(std::vector<Pending>& pending);
   void apply_aborts(const std::vector<int64_t>& request_ids);
@@ -120,6 +124,9 @@ class AsyncEngine {
   // Engine thread only.
   uint64_t seen_epoch_ = 0;
   std::unordered_map<int64_t, std::shared_ptr<RequestStream>> streams_;  // by request id
+  StreamDeliverer::Batch batch_;  // the pushes being gathered for the deliverer
+  // Every push and fail goes through it, in order (SHARDLM_DELIVER_THREAD=0: inline).
+  StreamDeliverer deliverer_;
   std::thread thread_;
 };
 

@@ -1,7 +1,8 @@
-// The consumer's end of one request in the async engine: the engine thread pushes outputs, a
-// server thread waits for them. Delivery is pushed, never polled: every push wakes the stream's own
-// waiter and, when the stream belongs to a StreamSet, whoever waits on the set, so a thread that
-// serves several requests (n > 1, a batch of prompts) wakes for whichever is ready. Thread-safe.
+// The consumer's end of one request in the async engine: the engine pushes outputs (from its
+// StreamDeliverer's thread, in step order), a server thread waits for them. Delivery is pushed,
+// never polled: every push wakes the stream's own waiter and, when the stream belongs to a
+// StreamSet, whoever waits on the set, so a thread that serves several requests (n > 1, a batch of
+// prompts) wakes for whichever is ready. Thread-safe.
 #pragma once
 
 #include <chrono>

@@ -1,10 +1,13 @@
 // Where the engine thread's time goes, step by step (SHARDLM_STEP_PROFILE=1): each step's wall time
 // split into phases (schedule, prepare the batch, the forward with its wait for the device,
-// postprocess, the output processor, delivery to the streams, and the time between steps), summed
+// postprocess, the output processor, delivery, and the time between steps), summed
 // separately for decode-only steps and steps with prefill tokens, and reported (report(), or to
 // stderr when the profile is destroyed). Cheap enough to leave on while measuring throughput:
 // one clock read per phase. The CUDA backend's half (GPU busy time and the idle gap between steps)
 // is backend/cuda/step_timeline.h, switched on by the same variable.
+// "deliver" is the engine thread's share of delivery: finding each output's stream and handing the
+// batch to the StreamDeliverer; the pushes run on its thread, overlapped with the next step (with
+// SHARDLM_DELIVER_THREAD=0 they run inline and are counted here, as before).
 #pragma once
 
 #include <array>
