@@ -181,3 +181,52 @@ TEST(CudaMoe, FfnMatchesCpuReference) {
 
 }  // namespace
 }  // namespace shardlm::testing
+
+namespace shardlm::testing {
+namespace {
+
+// The router's logits (fp32 activations against BF16 rows) against an fp64 dot product, at widths
+// of the tiled kernel (d % 256 == 0: tiles of 8, 4, 2 and 1 token) and of the per-pair one, and a
+// token's logits bit for bit the same alone and inside a batch of 300.
+TEST(CudaMoe, RouterLogitsMatchFp64AndDoNotDependOnTheBatch) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  const auto stream = static_cast<cudaStream_t>(be.stream());
+  for (int64_t d : {256, 2048, 4096, 7168, 12288, 64}) {
+    SCOPED_TRACE(fmt::format("d {}", d));
+    const int E = 64;
+    const int64_t n = 300;
+    std::vector<uint16_t> wb(static_cast<size_t>(E * d));
+    for (uint16_t& b : wb) b = fp32_to_bf16(std::normal_distribution<float>(0.f, 1.f)(rng));
+    const auto x = randn(static_cast<size_t>(n * d), rng);
+    const auto* dw = reinterpret_cast<const uint16_t*>(bits_to_device(be, wb));
+    const float* dx = to_device(be, x);
+    float* all = be.alloc_floats(static_cast<size_t>(n * E));
+    float* one = be.alloc_floats(static_cast<size_t>(E));
+    cuda::moe_router_logits(dw, dx, n, E, d, all, stream);
+    const auto got = to_host(be, all, static_cast<size_t>(n * E));
+    std::vector<double> ref(got.size());
+    for (int64_t t = 0; t < n; ++t)
+      for (int e = 0; e < E; ++e) {
+        double acc = 0;
+        for (int64_t i = 0; i < d; ++i)
+          acc += double(bf16_to_fp32(wb[static_cast<size_t>(e * d + i)])) * x[t * d + i];
+        ref[static_cast<size_t>(t * E + e)] = acc;
+      }
+    EXPECT_LT(rel_err(got, ref), 1e-5);
+    for (int64_t t : {int64_t{0}, int64_t{13}, n - 1}) {
+      cuda::moe_router_logits(dw, dx + t * d, 1, E, d, one, stream);
+      const auto alone = to_host(be, one, static_cast<size_t>(E));
+      for (int e = 0; e < E; ++e)
+        ASSERT_EQ(alone[static_cast<size_t>(e)], got[static_cast<size_t>(t * E + e)])
+            << "token " << t << " expert " << e;
+    }
+    be.synchronize();
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::testing

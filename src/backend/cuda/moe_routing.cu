@@ -1,6 +1,9 @@
 // moe_route: one warp per token (scores, group limit and k passes of a warp-wide arg-max, ties to
-// the lower expert as in the CPU's scan); moe_router_logits: one warp per (token, expert).
+// the lower expert as in the CPU's scan); moe_router_logits: a block per tile of tokens staged in
+// shared memory, a warp per expert (one warp per (token, expert) where d % 256 != 0).
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/moe_routing.cuh"
@@ -124,9 +127,60 @@ __global__ void route_kernel(const float* logits, int64_t n_tokens, RouteArgs a,
   }
 }
 
-// logits[t][e] = x[t] . w[e] with fp32 activations (the same sums whatever the batch).
-__global__ void router_kernel(const uint16_t* w, const float* x, int n_experts, int64_t d,
-                              float* logits) {
+// logits[t][e] = x[t] . w[e] with fp32 activations for a tile of T tokens (staged in shared
+// memory, T * d floats <= kRouterSmem) and a group of per_block experts (grid y), one warp per
+// expert at a time: each lane takes 8 columns per 256 (one 16-byte load of the expert's row), then
+// a warp sum. A (token, expert) sum runs in the same order whatever the batch, tile and group.
+constexpr int kRouterWarps = 8;
+constexpr size_t kRouterSmem = 48 * 1024;
+
+template <int T>
+__global__ void __launch_bounds__(kRouterWarps * 32)
+    router_kernel(const uint16_t* w, const float* x, int64_t n_tokens, int n_experts, int64_t d,
+                  int per_block, float* logits) {
+  extern __shared__ float4 xs4[];  // [T][d / 4]
+  const int64_t t0 = int64_t{blockIdx.x} * T;
+  const int nt = static_cast<int>(n_tokens - t0 < T ? n_tokens - t0 : T);
+  const int64_t d4 = d / 4;
+  for (int64_t i = threadIdx.x; i < T * d4; i += blockDim.x) {
+    const int64_t t = i / d4;
+    xs4[i] = t < nt ? reinterpret_cast<const float4*>(x + (t0 + t) * d)[i % d4]
+                    : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int e_end = min(n_experts, static_cast<int>(blockIdx.y + 1) * per_block);
+  for (int e = static_cast<int>(blockIdx.y) * per_block + warp; e < e_end; e += kRouterWarps) {
+    const uint16_t* row = w + int64_t{e} * d;
+    float acc[T] = {};
+#pragma unroll 2
+    for (int64_t c = lane * 8; c < d; c += 256) {
+      const uint4 wv = *reinterpret_cast<const uint4*>(row + c);
+      const uint32_t u[4] = {wv.x, wv.y, wv.z, wv.w};
+      float wf[8];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        wf[2 * i] = __uint_as_float(u[i] << 16);
+        wf[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+      }
+#pragma unroll
+      for (int t = 0; t < T; ++t) {
+        const float4 a = xs4[t * d4 + c / 4], b = xs4[t * d4 + c / 4 + 1];
+        acc[t] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b.x +
+                  wf[5] * b.y + wf[6] * b.z + wf[7] * b.w;
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      const float sum = warp_sum(acc[t]);
+      if (lane == 0 && t < nt) logits[(t0 + t) * n_experts + e] = sum;
+    }
+  }
+}
+
+// Any d: one warp per (token, expert).
+__global__ void router_any_kernel(const uint16_t* w, const float* x, int n_experts, int64_t d,
+                                  float* logits) {
   const int lane = threadIdx.x & 31;
   const int e = blockIdx.x * 8 + (threadIdx.x >> 5);
   const int64_t t = blockIdx.y;
@@ -139,13 +193,43 @@ __global__ void router_kernel(const uint16_t* w, const float* x, int n_experts, 
   if (lane == 0) logits[t * n_experts + e] = acc;
 }
 
+// Experts per block: enough blocks (about kRouterBlocks) to fill the GPU at decode sizes, each
+// block's staged tokens shared by as many experts as that leaves.
+constexpr int64_t kRouterBlocks = 1024;
+
+template <int T>
+void launch_router(const uint16_t* w, const float* x, int64_t n_tokens, int n_experts, int64_t d,
+                   float* logits, cudaStream_t stream) {
+  const int64_t tiles = (n_tokens + T - 1) / T;
+  int64_t per_block = (tiles * n_experts + kRouterBlocks - 1) / kRouterBlocks;
+  per_block = std::clamp<int64_t>((per_block + kRouterWarps - 1) / kRouterWarps * kRouterWarps,
+                                  kRouterWarps, n_experts);
+  const dim3 grid(static_cast<unsigned>(tiles),
+                  static_cast<unsigned>((n_experts + per_block - 1) / per_block));
+  router_kernel<T><<<grid, kRouterWarps * 32, T * d * sizeof(float), stream>>>(
+      w, x, n_tokens, n_experts, d, static_cast<int>(per_block), logits);
+}
+
 }  // namespace
 
 void moe_router_logits(const uint16_t* w, const float* x, int64_t n_tokens, int n_experts,
                        int64_t d, float* logits, cudaStream_t stream) {
   if (n_tokens <= 0) return;
-  const dim3 grid(static_cast<unsigned>((n_experts + 7) / 8), static_cast<unsigned>(n_tokens));
-  router_kernel<<<grid, 256, 0, stream>>>(w, x, n_experts, d, logits);
+  const size_t row_bytes = static_cast<size_t>(d) * sizeof(float);
+  const bool tiled = d % 256 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                     reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  if (tiled && 8 * row_bytes <= kRouterSmem) {
+    launch_router<8>(w, x, n_tokens, n_experts, d, logits, stream);
+  } else if (tiled && 4 * row_bytes <= kRouterSmem) {
+    launch_router<4>(w, x, n_tokens, n_experts, d, logits, stream);
+  } else if (tiled && 2 * row_bytes <= kRouterSmem) {
+    launch_router<2>(w, x, n_tokens, n_experts, d, logits, stream);
+  } else if (tiled && row_bytes <= kRouterSmem) {
+    launch_router<1>(w, x, n_tokens, n_experts, d, logits, stream);
+  } else {
+    const dim3 grid(static_cast<unsigned>((n_experts + 7) / 8), static_cast<unsigned>(n_tokens));
+    router_any_kernel<<<grid, 256, 0, stream>>>(w, x, n_experts, d, logits);
+  }
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
