@@ -59,15 +59,15 @@ struct Compute<uint8_t> {
 };
 
 // Shared memory of a block at head_dim D, in 16-byte chunks: the copied tiles, [2 stages][K, V]
-// [kKeys][D elements of T]; for FP8 also one widened FP16 tile of K and of V, [K, V][kKeys][D];
-// after the loop, the warps' partial results (floats) reuse it from the start.
+// [kKeys][D elements of T]; for FP8 also one widened FP16 tile of V, [kKeys][D]; after the loop,
+// the warps' partial results (floats) reuse it from the start.
 template <int D, typename T>
 struct Layout {
   static constexpr int kRawChunks = D * static_cast<int>(sizeof(T)) / 16;  // per key row
   static constexpr int kWideChunks = D / 8;
   static constexpr int kStage = kKeys * kRawChunks;  // chunks of one K (or V) tile
   static constexpr bool kWidens = sizeof(T) == 1;
-  static constexpr int kWide = kWidens ? 2 * kKeys * kWideChunks : 0;
+  static constexpr int kWide = kWidens ? kKeys * kWideChunks : 0;
   static constexpr size_t kMerge = sizeof(float) * kWarps * kMaxGroup * (D + 2);
   static constexpr size_t bytes() {
     const size_t tiles = size_t{16} * (4 * kStage + kWide);
@@ -75,13 +75,18 @@ struct Layout {
   }
 };
 
-// One key tile's 16-byte chunk index in the copied tile: swizzled where ldmatrix reads it.
-template <int D, typename T>
+// A key tile's 16-byte chunk index in the copied tile: BF16 swizzled for ldmatrix; FP8 keys
+// swizzled by chunk (the 8 keys one 32-bit read of key_word covers fall on 8 different chunks);
+// FP8 values in order (each thread widens the chunks it copied).
+template <int D, typename T, bool kKey>
 __device__ __forceinline__ int raw_at(int row, int chunk) {
-  if constexpr (Layout<D, T>::kWidens) {
-    return row * Layout<D, T>::kRawChunks + chunk;
-  } else {
+  using L = Layout<D, T>;
+  if constexpr (!L::kWidens) {
     return mma::Swizzled<D>::at(row, chunk);
+  } else if constexpr (kKey) {
+    return row * L::kRawChunks + (chunk ^ (row & (L::kRawChunks - 1)));
+  } else {
+    return row * L::kRawChunks + chunk;
   }
 }
 
@@ -103,8 +108,8 @@ __device__ __forceinline__ void load_tile(const DecodeArgs& a, const int32_t* ta
       const int64_t slot = int64_t{__ldg(table + page)} * a.block.d + in_page;
       off = slot * kv_dim + head_off + c * kElems;
     }
-    mma::cp_async_16(dk + raw_at<D, T>(r, c), static_cast<const T*>(a.k) + off, live);
-    mma::cp_async_16(dv + raw_at<D, T>(r, c), static_cast<const T*>(a.v) + off, live);
+    mma::cp_async_16(dk + raw_at<D, T, true>(r, c), static_cast<const T*>(a.k) + off, live);
+    mma::cp_async_16(dv + raw_at<D, T, false>(r, c), static_cast<const T*>(a.v) + off, live);
   }
 }
 
@@ -115,33 +120,45 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
   return uint32_t{h.x} | (uint32_t{h.y} << 16);
 }
 
-// The FP8 chunks this thread copied (its own cp.async writes, visible to it after the wait), as
-// FP16 into the widened tiles.
+// The FP8 value chunks this thread copied (its own cp.async writes, visible to it after the wait),
+// as FP16 into the widened tile.
 template <int D>
-__device__ __forceinline__ void widen_tile(const uint4* rk, const uint4* rv, uint4* wk, uint4* wv) {
+__device__ __forceinline__ void widen_values(const uint4* rv, uint4* wv) {
   using L = Layout<D, uint8_t>;
   for (int i = static_cast<int>(threadIdx.x); i < L::kStage; i += kThreads) {
     const int r = i / L::kRawChunks, c = i % L::kRawChunks;
+    const uint4 w = rv[i];
+    const uint32_t u[4] = {w.x, w.y, w.z, w.w};
+    uint32_t h[8];
 #pragma unroll
-    for (int kv = 0; kv < 2; ++kv) {
-      const uint4 w = (kv == 0 ? rk : rv)[i];
-      uint4* dst = kv == 0 ? wk : wv;
-      const uint32_t u[4] = {w.x, w.y, w.z, w.w};
-      uint32_t h[8];
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        h[2 * e] = e4m3x2_to_f16x2(u[e]);
-        h[2 * e + 1] = e4m3x2_to_f16x2(u[e] >> 16);
-      }
-      dst[mma::Swizzled<D>::at(r, 2 * c)] = make_uint4(h[0], h[1], h[2], h[3]);
-      dst[mma::Swizzled<D>::at(r, 2 * c + 1)] = make_uint4(h[4], h[5], h[6], h[7]);
+    for (int e = 0; e < 4; ++e) {
+      h[2 * e] = e4m3x2_to_f16x2(u[e]);
+      h[2 * e + 1] = e4m3x2_to_f16x2(u[e] >> 16);
     }
+    wv[mma::Swizzled<D>::at(r, 2 * c)] = make_uint4(h[0], h[1], h[2], h[3]);
+    wv[mma::Swizzled<D>::at(r, 2 * c + 1)] = make_uint4(h[4], h[5], h[6], h[7]);
   }
 }
 
+// The B fragment of S = Q K^T for key `key` and head dims 16 kk + 4 qd .. + 3 of an FP8 tile, read
+// as one 32-bit word of codes: dims +0, +1 as the fragment's k 2qd, 2qd + 1 and +2, +3 as k 2qd +
+// 8,
+// + 9 (the queries take the same order, load_queries<kPermuted>).
+template <int D>
+__device__ __forceinline__ void key_fragment(const uint4* rk, int key, int kk, int qd, uint32_t& b0,
+                                             uint32_t& b1) {
+  using L = Layout<D, uint8_t>;
+  const auto* base = reinterpret_cast<const uint32_t*>(rk + raw_at<D, uint8_t, true>(key, kk));
+  const uint32_t w = base[qd];
+  b0 = e4m3x2_to_f16x2(w);
+  b1 = e4m3x2_to_f16x2(w >> 16);
+  static_assert(L::kRawChunks * 16 == D, "an FP8 chunk is 16 head dims");
+}
+
 // The query rows of the group as the A fragments of S = Q K^T: row g and g + 8 of columns
-// 16 kk + 2 qd (+1) and + 8 (+9); rows past the group are zeros.
-template <int D, typename T>
+// 16 kk + 2 qd (+1) and + 8 (+9); rows past the group are zeros. kPermuted (FP8 keys,
+// key_fragment): columns 16 kk + 4 qd (+1) and + 2 (+3) instead.
+template <int D, typename T, bool kPermuted>
 __device__ __forceinline__ void load_queries(const float* q0, int group, int g, int qd,
                                              uint32_t (&qf)[D / 16][4]) {
 #pragma unroll
@@ -151,9 +168,9 @@ __device__ __forceinline__ void load_queries(const float* q0, int group, int g, 
       const int row = g + 8 * half;
       float2 x0 = make_float2(0.f, 0.f), x1 = x0;
       if (row < group) {
-        const float* p = q0 + row * D + kk * 16 + 2 * qd;
+        const float* p = q0 + row * D + kk * 16 + (kPermuted ? 4 : 2) * qd;
         x0 = *reinterpret_cast<const float2*>(p);
-        x1 = *reinterpret_cast<const float2*>(p + 8);
+        x1 = *reinterpret_cast<const float2*>(p + (kPermuted ? 2 : 8));
       }
       qf[kk][half] = Compute<T>::pack(x0.x, x0.y);
       qf[kk][2 + half] = Compute<T>::pack(x1.x, x1.y);
@@ -179,8 +196,7 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
   extern __shared__ uint4 smem[];
   uint4* raw_k = smem;                    // [2][kStage]
   uint4* raw_v = raw_k + 2 * L::kStage;   // [2][kStage]
-  uint4* wide_k = raw_v + 2 * L::kStage;  // FP8 only: [kKeys][kWideChunks]
-  uint4* wide_v = wide_k + kKeys * L::kWideChunks;
+  uint4* wide_v = raw_v + 2 * L::kStage;  // FP8 only: [kKeys][kWideChunks]
   const int32_t* table = a.tables + r.table_offset;
   const int64_t kv_dim = int64_t{a.n_kv_heads} * D, head_off = int64_t{kvh} * D;
   const int n_tiles = (end - begin + kKeys - 1) / kKeys;
@@ -188,7 +204,7 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
   mma::cp_async_commit();
 
   uint32_t qf[D / 16][4];
-  load_queries<D, T>(a.q + (int64_t{r.row} * a.n_heads + h0) * D, G, g, qd, qf);
+  load_queries<D, T, L::kWidens>(a.q + (int64_t{r.row} * a.n_heads + h0) * D, G, g, qd, qf);
   float o[D / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
@@ -205,8 +221,7 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
     const uint4* kb = raw_k + stage * L::kStage;
     const uint4* vb = raw_v + stage * L::kStage;
     if constexpr (L::kWidens) {
-      widen_tile<D>(kb, vb, wide_k, wide_v);
-      kb = wide_k;
+      widen_values<D>(vb, wide_v);
       vb = wide_v;
     }
     __syncthreads();
@@ -214,11 +229,20 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
     float sc[2][4] = {};  // S: the group's rows x this warp's 16 keys
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t b[4];
-      mma::ldmatrix_x4(
-          b, kb + S::at(warp * 16 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1)));
-      C::product(sc[0], qf[kk], b[0], b[1]);
-      C::product(sc[1], qf[kk], b[2], b[3]);
+      if constexpr (L::kWidens) {
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          uint32_t b0, b1;
+          key_fragment<D>(kb, warp * 16 + nt * 8 + g, kk, qd, b0, b1);
+          C::product(sc[nt], qf[kk], b0, b1);
+        }
+      } else {
+        uint32_t b[4];
+        mma::ldmatrix_x4(
+            b, kb + S::at(warp * 16 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1)));
+        C::product(sc[0], qf[kk], b[0], b[1]);
+        C::product(sc[1], qf[kk], b[2], b[3]);
+      }
     }
     float mx[2] = {m[0], m[1]};
 #pragma unroll
