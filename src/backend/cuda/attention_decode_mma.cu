@@ -9,9 +9,11 @@
 // warps walks its split in tiles of 64 keys (16 per warp), gathered from the paged cache with
 // cp.async into shared memory two stages deep; each warp keeps its own online softmax (log2
 // domain, fp32), and the four merge in shared memory at the end. A BF16 cache is read by ldmatrix
-// as it lies (rows XOR-swizzled); an FP8 cache is copied as codes and each thread widens the codes
-// it copied to FP16 (exact) in a third buffer, so FP8 runs on FP16 tensor cores with FP16 queries
-// and weights. CPU reference: cpu::attention (backend/cpu/attention.cpp).
+// as it lies (rows XOR-swizzled); an FP8 cache is copied as codes and converted to FP16 (exact) in
+// registers as the fragments are read: keys a 32-bit word of 4 head dims at a time (the queries in
+// the same permuted order), values through ldmatrix.trans and a byte permute into even and odd
+// head dims; FP8 runs on FP16 tensor cores with FP16 queries and weights. CPU reference:
+// cpu::attention (backend/cpu/attention.cpp).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -34,7 +36,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kKeys = 16 * kWarps;  // keys per tile, 16 per warp
 constexpr int kMaxGroup = 16;       // query heads per KV head: the rows of one m16 tile
 
-// The tensor cores' input type per cache element type: BF16 as stored, FP8 widened to FP16.
+// The tensor cores' input type per cache element type: BF16 as stored, FP8 converted to FP16.
 template <typename T>
 struct Compute;
 template <>
@@ -59,34 +61,30 @@ struct Compute<uint8_t> {
 };
 
 // Shared memory of a block at head_dim D, in 16-byte chunks: the copied tiles, [2 stages][K, V]
-// [kKeys][D elements of T]; for FP8 also one widened FP16 tile of V, [kKeys][D]; after the loop,
-// the warps' partial results (floats) reuse it from the start.
+// [kKeys][D elements of T]; after the loop, the warps' partial results (floats) reuse it from the
+// start.
 template <int D, typename T>
 struct Layout {
   static constexpr int kRawChunks = D * static_cast<int>(sizeof(T)) / 16;  // per key row
-  static constexpr int kWideChunks = D / 8;
   static constexpr int kStage = kKeys * kRawChunks;  // chunks of one K (or V) tile
-  static constexpr bool kWidens = sizeof(T) == 1;
-  static constexpr int kWide = kWidens ? kKeys * kWideChunks : 0;
+  static constexpr bool kFp8 = sizeof(T) == 1;
   static constexpr size_t kMerge = sizeof(float) * kWarps * kMaxGroup * (D + 2);
   static constexpr size_t bytes() {
-    const size_t tiles = size_t{16} * (4 * kStage + kWide);
+    const size_t tiles = size_t{16} * 4 * kStage;
     return tiles > kMerge ? tiles : kMerge;
   }
 };
 
-// A key tile's 16-byte chunk index in the copied tile: BF16 swizzled for ldmatrix; FP8 keys
-// swizzled by chunk (the 8 keys one 32-bit read of key_word covers fall on 8 different chunks);
-// FP8 values in order (each thread widens the chunks it copied).
-template <int D, typename T, bool kKey>
+// A key tile's 16-byte chunk index in the copied tile: BF16 swizzled for ldmatrix; FP8 swizzled
+// by chunk, so that the 8 keys one 32-bit read (key_fragment) or one ldmatrix phase
+// (value_fragments) covers fall on 8 different chunks.
+template <int D, typename T>
 __device__ __forceinline__ int raw_at(int row, int chunk) {
   using L = Layout<D, T>;
-  if constexpr (!L::kWidens) {
-    return mma::Swizzled<D>::at(row, chunk);
-  } else if constexpr (kKey) {
+  if constexpr (L::kFp8) {
     return row * L::kRawChunks + (chunk ^ (row & (L::kRawChunks - 1)));
   } else {
-    return row * L::kRawChunks + chunk;
+    return mma::Swizzled<D>::at(row, chunk);
   }
 }
 
@@ -108,8 +106,8 @@ __device__ __forceinline__ void load_tile(const DecodeArgs& a, const int32_t* ta
       const int64_t slot = int64_t{__ldg(table + page)} * a.block.d + in_page;
       off = slot * kv_dim + head_off + c * kElems;
     }
-    mma::cp_async_16(dk + raw_at<D, T, true>(r, c), static_cast<const T*>(a.k) + off, live);
-    mma::cp_async_16(dv + raw_at<D, T, false>(r, c), static_cast<const T*>(a.v) + off, live);
+    mma::cp_async_16(dk + raw_at<D, T>(r, c), static_cast<const T*>(a.k) + off, live);
+    mma::cp_async_16(dv + raw_at<D, T>(r, c), static_cast<const T*>(a.v) + off, live);
   }
 }
 
@@ -120,24 +118,37 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
   return uint32_t{h.x} | (uint32_t{h.y} << 16);
 }
 
-// The FP8 value chunks this thread copied (its own cp.async writes, visible to it after the wait),
-// as FP16 into the widened tile.
-template <int D>
-__device__ __forceinline__ void widen_values(const uint4* rv, uint4* wv) {
-  using L = Layout<D, uint8_t>;
-  for (int i = static_cast<int>(threadIdx.x); i < L::kStage; i += kThreads) {
-    const int r = i / L::kRawChunks, c = i % L::kRawChunks;
-    const uint4 w = rv[i];
-    const uint32_t u[4] = {w.x, w.y, w.z, w.w};
-    uint32_t h[8];
+// O += P V over this warp's 16 keys of an FP8 tile: ldmatrix.trans reads 8 keys x 8 pairs of
+// codes per matrix, so a thread holds (key 2qd, dims 2g, 2g + 1) and (key 2qd + 1, the same dims)
+// in one word; the even dims' codes (bytes 0, 2) and the odd dims' (1, 3) become the B fragments
+// of two n8 tiles: tile 2h + p of o holds dims 16h + 2n + p (out_dim).
+template <int D, typename C>
+__device__ __forceinline__ void value_products(const uint4* rv, int warp, int lane,
+                                               const uint32_t (&pa)[4], float (&o)[D / 8][4]) {
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      h[2 * e] = e4m3x2_to_f16x2(u[e]);
-      h[2 * e + 1] = e4m3x2_to_f16x2(u[e] >> 16);
+  for (int h2 = 0; h2 < D / 32; ++h2) {
+    uint32_t r[4];  // keys 0-7 and 8-15 of dims 32 h2 .. + 15, then of + 16 .. + 31
+    mma::ldmatrix_x4_trans(r,
+                           rv + raw_at<D, uint8_t>(warp * 16 + ((lane >> 3) & 1) * 8 + (lane & 7),
+                                                   2 * h2 + (lane >> 4)));
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        const uint32_t sel = p ? 0x3131u : 0x2020u;
+        const uint32_t b0 = e4m3x2_to_f16x2(__byte_perm(r[2 * half], 0, sel));
+        const uint32_t b1 = e4m3x2_to_f16x2(__byte_perm(r[2 * half + 1], 0, sel));
+        C::product(o[2 * (2 * h2 + half) + p], pa, b0, b1);
+      }
     }
-    wv[mma::Swizzled<D>::at(r, 2 * c)] = make_uint4(h[0], h[1], h[2], h[3]);
-    wv[mma::Swizzled<D>::at(r, 2 * c + 1)] = make_uint4(h[4], h[5], h[6], h[7]);
   }
+}
+
+// The head dim of column `col` (0-7) of n8 tile dt of O: in order for BF16; for FP8 the tile
+// order of value_products.
+template <bool kFp8>
+__device__ __forceinline__ int out_dim(int dt, int col) {
+  return kFp8 ? 16 * (dt >> 1) + 2 * col + (dt & 1) : 8 * dt + col;
 }
 
 // The B fragment of S = Q K^T for key `key` and head dims 16 kk + 4 qd .. + 3 of an FP8 tile, read
@@ -148,7 +159,7 @@ template <int D>
 __device__ __forceinline__ void key_fragment(const uint4* rk, int key, int kk, int qd, uint32_t& b0,
                                              uint32_t& b1) {
   using L = Layout<D, uint8_t>;
-  const auto* base = reinterpret_cast<const uint32_t*>(rk + raw_at<D, uint8_t, true>(key, kk));
+  const auto* base = reinterpret_cast<const uint32_t*>(rk + raw_at<D, uint8_t>(key, kk));
   const uint32_t w = base[qd];
   b0 = e4m3x2_to_f16x2(w);
   b1 = e4m3x2_to_f16x2(w >> 16);
@@ -194,9 +205,8 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
   const int g = lane >> 2, qd = lane & 3;  // the fragment row (and row + 8) and column pair
 
   extern __shared__ uint4 smem[];
-  uint4* raw_k = smem;                    // [2][kStage]
-  uint4* raw_v = raw_k + 2 * L::kStage;   // [2][kStage]
-  uint4* wide_v = raw_v + 2 * L::kStage;  // FP8 only: [kKeys][kWideChunks]
+  uint4* raw_k = smem;                   // [2][kStage]
+  uint4* raw_v = raw_k + 2 * L::kStage;  // [2][kStage]
   const int32_t* table = a.tables + r.table_offset;
   const int64_t kv_dim = int64_t{a.n_kv_heads} * D, head_off = int64_t{kvh} * D;
   const int n_tiles = (end - begin + kKeys - 1) / kKeys;
@@ -204,7 +214,7 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
   mma::cp_async_commit();
 
   uint32_t qf[D / 16][4];
-  load_queries<D, T, L::kWidens>(a.q + (int64_t{r.row} * a.n_heads + h0) * D, G, g, qd, qf);
+  load_queries<D, T, L::kFp8>(a.q + (int64_t{r.row} * a.n_heads + h0) * D, G, g, qd, qf);
   float o[D / 8][4] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
@@ -220,16 +230,12 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
     }
     const uint4* kb = raw_k + stage * L::kStage;
     const uint4* vb = raw_v + stage * L::kStage;
-    if constexpr (L::kWidens) {
-      widen_values<D>(vb, wide_v);
-      vb = wide_v;
-    }
     __syncthreads();
 
     float sc[2][4] = {};  // S: the group's rows x this warp's 16 keys
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      if constexpr (L::kWidens) {
+      if constexpr (L::kFp8) {
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
           uint32_t b0, b1;
@@ -284,13 +290,17 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
     }
     const uint32_t pa[4] = {C::pack(sc[0][0], sc[0][1]), C::pack(sc[0][2], sc[0][3]),
                             C::pack(sc[1][0], sc[1][1]), C::pack(sc[1][2], sc[1][3])};
+    if constexpr (L::kFp8) {
+      value_products<D, C>(vb, warp, lane, pa, o);
+    } else {
 #pragma unroll
-    for (int dp = 0; dp < D / 16; ++dp) {
-      uint32_t b[4];
-      mma::ldmatrix_x4_trans(
-          b, vb + S::at(warp * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dp + (lane >> 4)));
-      C::product(o[2 * dp], pa, b[0], b[1]);
-      C::product(o[2 * dp + 1], pa, b[2], b[3]);
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t b[4];
+        mma::ldmatrix_x4_trans(
+            b, vb + S::at(warp * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), 2 * dp + (lane >> 4)));
+        C::product(o[2 * dp], pa, b[0], b[1]);
+        C::product(o[2 * dp + 1], pa, b[2], b[3]);
+      }
     }
     __syncthreads();  // every warp is done with this stage before it is loaded again
   }
@@ -311,8 +321,8 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
     }
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt) {
-      *reinterpret_cast<float2*>(sm_o + at * D + dt * 8 + 2 * qd) =
-          make_float2(o[dt][2 * i], o[dt][2 * i + 1]);
+      sm_o[at * D + out_dim<L::kFp8>(dt, 2 * qd)] = o[dt][2 * i];
+      sm_o[at * D + out_dim<L::kFp8>(dt, 2 * qd + 1)] = o[dt][2 * i + 1];
     }
   }
   __syncthreads();
