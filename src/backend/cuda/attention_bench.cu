@@ -20,29 +20,29 @@ namespace shardlm::cuda {
 
 namespace {
 
-// Pseudo-random BF16 in [-1, 1) (a hash of the index), so scores and weights are not degenerate.
-__global__ void fill_bf16(uint16_t* x, int64_t n, uint32_t seed) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 15;
-    h *= 2246822519u;
-    h ^= h >> 13;
-    const float f = static_cast<float>(h >> 8) * (2.f / 16777216.f) - 1.f;
-    x[i] = static_cast<uint16_t>(__float_as_uint(f) >> 16);
-  }
+// A pseudo-random value in [-1, 1) from a hash of the index, so scores and weights are not
+// degenerate.
+__device__ __forceinline__ float hashed_uniform(int64_t i, uint32_t seed) {
+  uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+  h ^= h >> 15;
+  h *= 2246822519u;
+  h ^= h >> 13;
+  return static_cast<float>(h >> 8) * (2.f / 16777216.f) - 1.f;
 }
 
-// The same values as E4M3 codes (kv_element.cuh's rounding).
-__global__ void fill_e4m3(uint8_t* x, int64_t n, uint32_t seed) {
+// Those values as a cache's elements (kv_element.cuh: BF16 bits, truncated, or E4M3 codes).
+__device__ __forceinline__ void store_hashed(uint16_t* p, float f) {
+  *p = static_cast<uint16_t>(__float_as_uint(f) >> 16);
+}
+__device__ __forceinline__ void store_hashed(uint8_t* p, float f) {
+  store_kv_element(p, f);
+}
+
+template <typename T>
+__global__ void fill_hashed(T* x, int64_t n, uint32_t seed) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 15;
-    h *= 2246822519u;
-    h ^= h >> 13;
-    store_kv_element(x + i, static_cast<float>(h >> 8) * (2.f / 16777216.f) - 1.f);
-  }
+       i += int64_t{gridDim.x} * blockDim.x)
+    store_hashed(x + i, hashed_uniform(i, seed));
 }
 
 template <typename T>
@@ -89,10 +89,10 @@ DecodeAttentionTiming time_point(const AttentionParams& p, int batch, int contex
   SHARDLM_CUDA_CHECK(cudaMalloc(&v, static_cast<size_t>(pool) * 2));
   SHARDLM_CUDA_CHECK(cudaMalloc(&k8, static_cast<size_t>(pool)));
   SHARDLM_CUDA_CHECK(cudaMalloc(&v8, static_cast<size_t>(pool)));
-  fill_bf16<<<1024, 256, 0, stream>>>(k, pool, 1);
-  fill_bf16<<<1024, 256, 0, stream>>>(v, pool, 2);
-  fill_e4m3<<<1024, 256, 0, stream>>>(k8, pool, 1);
-  fill_e4m3<<<1024, 256, 0, stream>>>(v8, pool, 2);
+  fill_hashed<<<1024, 256, 0, stream>>>(k, pool, 1);
+  fill_hashed<<<1024, 256, 0, stream>>>(v, pool, 2);
+  fill_hashed<<<1024, 256, 0, stream>>>(k8, pool, 1);
+  fill_hashed<<<1024, 256, 0, stream>>>(v8, pool, 2);
   SHARDLM_CUDA_CHECK_LAUNCH();
   // Each copy's sequences take its blocks in a random order (pages scattered as in serving).
   std::vector<int32_t> ints;  // per copy: seqs (4 ints each), rows, tables
@@ -171,8 +171,8 @@ PrefillAttentionTiming time_prefill_point(const AttentionParams& p, int n_tokens
   uint16_t *k = nullptr, *v = nullptr;
   SHARDLM_CUDA_CHECK(cudaMalloc(&k, static_cast<size_t>(pool) * 2));
   SHARDLM_CUDA_CHECK(cudaMalloc(&v, static_cast<size_t>(pool) * 2));
-  fill_bf16<<<1024, 256, 0, stream>>>(k, pool, 3);
-  fill_bf16<<<1024, 256, 0, stream>>>(v, pool, 4);
+  fill_hashed<<<1024, 256, 0, stream>>>(k, pool, 3);
+  fill_hashed<<<1024, 256, 0, stream>>>(v, pool, 4);
   SHARDLM_CUDA_CHECK_LAUNCH();
   std::vector<int32_t> ints = {0, n_tokens, n_past, 4 + n_tokens};  // seq, rows, table
   ints.resize(4 + static_cast<size_t>(n_tokens), 0);
@@ -204,8 +204,8 @@ PrefillAttentionTiming time_prefill_point(const AttentionParams& p, int n_tokens
   t.tensor_ms =
       median_ms(stream, 11, [&] { prefill_attention(q, k, v, b, p, scratch, out, stream); });
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints), static_cast<void*>(q),
-                    static_cast<void*>(out), static_cast<void*>(scratch)})
+  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints),
+                    static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(scratch)})
     cudaFree(ptr);
   return t;
 }
@@ -223,8 +223,8 @@ MixedAttentionTiming time_mixed_point(const AttentionParams& p, int n_decode, in
   uint16_t *k = nullptr, *v = nullptr;
   SHARDLM_CUDA_CHECK(cudaMalloc(&k, static_cast<size_t>(pool) * 2));
   SHARDLM_CUDA_CHECK(cudaMalloc(&v, static_cast<size_t>(pool) * 2));
-  fill_bf16<<<1024, 256, 0, stream>>>(k, pool, 5);
-  fill_bf16<<<1024, 256, 0, stream>>>(v, pool, 6);
+  fill_hashed<<<1024, 256, 0, stream>>>(k, pool, 5);
+  fill_hashed<<<1024, 256, 0, stream>>>(v, pool, 6);
   SHARDLM_CUDA_CHECK_LAUNCH();
   std::vector<int32_t> order(static_cast<size_t>(blocks));
   std::iota(order.begin(), order.end(), 0);
@@ -273,8 +273,8 @@ MixedAttentionTiming time_mixed_point(const AttentionParams& p, int n_decode, in
   t.decode_ms = time(decode);
   t.chunk_ms = time(rest);
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
-  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints), static_cast<void*>(q),
-                    static_cast<void*>(out), static_cast<void*>(scratch)})
+  for (void* ptr : {static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(dev_ints),
+                    static_cast<void*>(q), static_cast<void*>(out), static_cast<void*>(scratch)})
     cudaFree(ptr);
   return t;
 }
