@@ -16,6 +16,7 @@ from test_fleet import (Frontend, pytestmark, services, tiny, wait_for,  # noqa:
                         worker)
 
 MAX_TOKENS = 160
+LONG = 384  # the disaggregated test's streams
 
 
 def body_of(kind, i, stream=True, **extra):
@@ -41,14 +42,15 @@ def text_of(kind, choice):
 class Stream(threading.Thread):
     """One raw SSE stream: its events as they arrive (so the test can wait until it is mid-way)."""
 
-    def __init__(self, base_url, kind, i):
+    def __init__(self, base_url, kind, i, **extra):
         super().__init__(daemon=True)
-        self.kind, self.i, self.base_url = kind, i, base_url
+        self.kind, self.i, self.base_url, self.extra = kind, i, base_url, extra
         self.events, self.error = [], None
 
     def run(self):
         req = urllib.request.Request(self.base_url + path_of(self.kind),
-                                     data=json.dumps(body_of(self.kind, self.i)).encode(),
+                                     data=json.dumps(body_of(self.kind, self.i,
+                                                             **self.extra)).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=300) as r:
@@ -146,7 +148,10 @@ def test_disaggregated_streams_migrate_to_another_decode_worker(tiny, services):
     d1, d2 = decode_worker(tiny, etcd, nats), decode_worker(tiny, etcd, nats)
     fe = Frontend(etcd, nats, extra=["--migration-limit", "1"])
     fe.wait_workers(3)
-    streams = [Stream(fe.base_url, "chat" if i % 2 else "completion", i) for i in range(16)]
+    # Long streams (the tiny model's context is 512): a decode worker runs 8 streams of 160 tokens
+    # in well under the time between two metric polls, so d1 could end its share before the kill.
+    streams = [Stream(fe.base_url, "chat" if i % 2 else "completion", i, max_tokens=LONG)
+               for i in range(16)]
     for s in streams:
         s.start()
     # d1 is mid-way through streams when it dies. Not "every stream has 4 events": the prefill
@@ -161,7 +166,8 @@ def test_disaggregated_streams_migrate_to_another_decode_worker(tiny, services):
         assert not s.is_alive() and s.error is None, s.error
     assert fe.metric("shardlm:frontend_errors_total", kind="migrated_mid_stream") > 0
     for s in streams:
-        status, full = ref.post(path_of(s.kind), body_of(s.kind, s.i, stream=False))
+        status, full = ref.post(path_of(s.kind),
+                                body_of(s.kind, s.i, stream=False, max_tokens=LONG))
         assert status == 200, full
         assert s.events[-1] == "[DONE]" and not any("error" in c for c in s.chunks())
         assert s.text() == text_of(s.kind, full["choices"][0]), (s.kind, s.i)
