@@ -8,22 +8,15 @@
 #include <thread>
 
 #include "engine/request_stream.h"
+#include "stream_test_output.h"
 
 namespace shardlm {
 namespace {
 
 using std::chrono::milliseconds;
 
-// Far longer than any test takes: a wait that returns before it was woken by a push.
-constexpr milliseconds kForever{60000};
-
-RequestOutput output(int64_t id, std::string text, bool final) {
-  RequestOutput o;
-  o.request_id = id;
-  o.text = std::move(text);
-  if (final) o.finish_reason = RequestFinishReason::kStop;
-  return o;
-}
+using stream_test::kForever;
+using stream_test::output;
 
 // Spins until `n` threads wait on the signal (the consumer is inside StreamSet::next's wait).
 void wait_for_waiters(const StreamSignal& signal, int n) {

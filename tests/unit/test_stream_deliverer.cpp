@@ -9,21 +9,15 @@
 #include <vector>
 
 #include "engine/stream_deliverer.h"
+#include "stream_test_output.h"
 
 namespace shardlm {
 namespace {
 
 using std::chrono::milliseconds;
 
-constexpr milliseconds kForever{60000};
-
-RequestOutput output(int64_t id, std::string text, bool final) {
-  RequestOutput o;
-  o.request_id = id;
-  o.text = std::move(text);
-  if (final) o.finish_reason = RequestFinishReason::kStop;
-  return o;
-}
+using stream_test::kForever;
+using stream_test::output;
 
 std::vector<std::shared_ptr<RequestStream>> make_streams(int n) {
   std::vector<std::shared_ptr<RequestStream>> streams;
