@@ -16,6 +16,9 @@
 //   bench_cuda --gemm-only [PRESET]   (the BF16 GEMMs at the preset's matrix shapes for 16 to
 //   8,192 tokens: one cublasGemmEx per matrix as before, Q/K/V and gate/up as one matrix or one
 //   batched call, cuBLASLt's heuristic and the best of its candidates; us and TFLOP/s)
+//   bench_cuda --quant-gemv-only [PRESET]   (the GEMV over GGUF types kept quantised, at the
+//   preset's decode shapes for 1, 4 and 8 tokens: us and GB/s of quantised bytes against the copy
+//   ceiling)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -39,6 +42,7 @@
 #include "backend/cuda/ceilings.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/gemm_sweep.h"
+#include "backend/cuda/gemv_quant_sweep.h"
 #include "backend/cuda/gemv_sweep.h"
 #include "model/hf_config.h"
 #include "model/model_shape.h"
@@ -251,6 +255,34 @@ void bench_gemv_variants(const shardlm::ModelConfig& c, double copy_gb_per_s) {
   }
 }
 
+// The quantised GEMV (GGUF types kept quantised) at a model's decode shapes: batch 1 against the
+// copy ceiling (the bytes of the quantised matrices), and a few tokens.
+void bench_quant_gemv(const shardlm::ModelConfig& c, double copy_gb_per_s) {
+  struct Case {
+    const char* name;
+    int64_t k;
+    std::vector<int64_t> n;
+    bool gate_up;
+  };
+  const Case cases[] = {
+      {"q/k/v (one launch)", c.d_model, {c.q_dim(), c.kv_dim(), c.kv_dim()}, false},
+      {"o", c.q_dim(), {c.d_model}, false},
+      {"gate/up + silu", c.d_model, {c.ffn_dim}, true},
+      {"down", c.ffn_dim, {c.d_model}, false},
+      {"output projection", c.d_model, {c.vocab_size}, false},
+  };
+  std::printf("Quantised GEMV (GGUF types kept on the GPU; us per call in a graph over copies):\n");
+  for (const Case& cs : cases) {
+    std::printf("  %s (k %lld):\n", cs.name, static_cast<long long>(cs.k));
+    for (const auto& t : shardlm::cuda::sweep_gemv_quant(cs.k, cs.n, cs.gate_up, {1, 4, 8})) {
+      std::printf("    %-5s x %lld tokens %8.1f us %6.0f GB/s (%3.0f%% of copy)\n",
+                  std::string(shardlm::dtype_name(t.type)).c_str(),
+                  static_cast<long long>(t.tokens), t.us, t.gb_per_s,
+                  100 * t.gb_per_s / copy_gb_per_s);
+    }
+  }
+}
+
 // A preset's attention shape with the engine's block size (16); nullopt for an unknown preset.
 std::optional<shardlm::AttentionParams> attention_params(const std::string& preset) {
   const auto j = shardlm::model_preset(preset);
@@ -396,6 +428,11 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--attention-only") {
     bench_decode_attention(argc > 2 ? argv[2] : "llama-3.1-8b", c.copy_gb_per_s);
     bench_prefill_attention(argc > 2 ? argv[2] : "llama-3.1-8b");
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "--quant-gemv-only") {
+    const auto model = shardlm::load_model(argc > 2 ? argv[2] : "llama-3.1-8b", "dummy");
+    bench_quant_gemv(model->config, c.copy_gb_per_s);
     return 0;
   }
   int first = 1;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/quant.h"
 #include "backend/cuda/cuda_backend.h"
 #include "core/fp16.h"
 
@@ -152,6 +153,31 @@ inline CpuBackendOptions small_cpu_options(int64_t head_dim = 128) {
   o.max_context = 256;
   o.head_dim = head_dim;
   return o;
+}
+
+// A weight matrix [rows][cols] of type t, made from random floats, as a TensorView over `bytes`.
+inline TensorView make_matrix(DType t, int64_t cols, int64_t rows, std::mt19937& rng,
+                              std::vector<uint8_t>& bytes, float scale = 0.1f) {
+  const auto values = randn(static_cast<size_t>(cols * rows), rng, scale);
+  const size_t rb = row_bytes(t, cols);
+  bytes.assign(rb * static_cast<size_t>(rows), 0);
+  for (int64_t r = 0; r < rows; ++r)
+    cpu::quantize_row(t, values.data() + r * cols, bytes.data() + r * rb, cols);
+  TensorView w;
+  w.name = std::string(dtype_name(t)) + "_matrix";
+  w.dtype = t;
+  w.ne = {cols, rows, 1, 1};
+  w.n_dims = 2;
+  w.data = bytes.data();
+  return w;
+}
+
+// Dequantised weights [rows][cols] in fp32 (the CPU reference dequantisation).
+inline std::vector<float> dequantized(const TensorView& w) {
+  std::vector<float> out(static_cast<size_t>(w.numel()));
+  for (int64_t r = 0; r < w.rows(); ++r)
+    cpu::dequantize_row(w.dtype, w.row(r), out.data() + r * w.ne[0], w.ne[0]);
+  return out;
 }
 
 }  // namespace shardlm::testing

@@ -63,8 +63,16 @@ TEST(CudaModel, TinyModelLogitsMatchCpu) {
   TinyModelSpec mistral;
   mistral.arch = "mistral";
   models.emplace_back("mistral", mistral);
+  // Rows of 256 for the K-quants (kept quantised on the GPU like the others: quant_layout.h).
+  TinyModelSpec wide;
+  wide.d_model = 256;
+  wide.head_dim = 64;
+  wide.ffn_dim = 512;
+  models.emplace_back("llama-wide", wide);
   for (const auto& [name, spec] : models) {
-    for (DType t : {DType::F32, DType::Q4_1}) {
+    const bool k_rows = spec.d_model % 256 == 0 && spec.ffn_dim % 256 == 0;
+    for (DType t : {DType::F32, DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+      if (!k_rows && (t == DType::Q4_K || t == DType::Q6_K)) continue;
       TempDir dir("cuda-tiny");
       const std::string path = dir.path(name + ".gguf");
       write_tiny_gguf_model(path, spec, t);
@@ -74,6 +82,12 @@ TEST(CudaModel, TinyModelLogitsMatchCpu) {
       const double err = rel_err(b, a);
       std::cout << "[tiny] " << name << " " << dtype_name(t) << ": logits rel err " << err << "\n";
       EXPECT_LT(err, 2e-2) << name << " " << dtype_name(t);
+      if (t == DType::F32) continue;
+      // One step of all 24 tokens: the quantised matrices' GEMM path (BF16 tiles), not the GEMV.
+      auto whole = open_on(path, Device::kCuda, 32, 64);
+      const double err_gemm = rel_err(whole.llm->prompt_logits(ids), a);
+      std::cout << "[tiny] " << name << " " << dtype_name(t) << " in one step: " << err_gemm << "\n";
+      EXPECT_LT(err_gemm, 2e-2) << name << " " << dtype_name(t) << " in one step";
     }
   }
 }

@@ -11,31 +11,6 @@
 namespace shardlm::testing {
 namespace {
 
-// A weight matrix [rows][cols] of type t, made from random floats, as a TensorView over `bytes`.
-TensorView make_matrix(DType t, int64_t cols, int64_t rows, std::mt19937& rng,
-                       std::vector<uint8_t>& bytes, float scale = 0.1f) {
-  const auto values = randn(static_cast<size_t>(cols * rows), rng, scale);
-  const size_t rb = row_bytes(t, cols);
-  bytes.assign(rb * static_cast<size_t>(rows), 0);
-  for (int64_t r = 0; r < rows; ++r)
-    cpu::quantize_row(t, values.data() + r * cols, bytes.data() + r * rb, cols);
-  TensorView w;
-  w.name = std::string(dtype_name(t)) + "_matrix";
-  w.dtype = t;
-  w.ne = {cols, rows, 1, 1};
-  w.n_dims = 2;
-  w.data = bytes.data();
-  return w;
-}
-
-// Dequantised weights [rows][cols] in fp32 (the CPU reference dequantisation).
-std::vector<float> dequantized(const TensorView& w) {
-  std::vector<float> out(static_cast<size_t>(w.numel()));
-  for (int64_t r = 0; r < w.rows(); ++r)
-    cpu::dequantize_row(w.dtype, w.row(r), out.data() + r * w.ne[0], w.ne[0]);
-  return out;
-}
-
 TEST(CudaOps, EmbeddingMatchesCpu) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();

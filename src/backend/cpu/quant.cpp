@@ -12,8 +12,6 @@
 
 namespace shardlm::cpu {
 
-namespace {
-
 // --- K-quant scale packing -------------------------------------------------------------------
 // Q4_K / Q5_K store 8 (scale, min) pairs of 6 bits each in 12 bytes: pairs 0..3 in the low 6 bits
 // of bytes 0..3 (scales) and 4..7 (mins); pairs 4..7 split into a low nibble in bytes 8..11 and
@@ -28,6 +26,20 @@ void unpack_scale_min_k4(const uint8_t* s, int j, int* sc, int* m) {
   }
 }
 
+// Q6_K: two halves of 128 elements. In half h, for l < 32 and g < 4, element 128h + 32g + l has
+// low 4 bits in ql[64h + l + 32*(g & 1)] (low nibble for g < 2, high nibble otherwise) and high 2
+// bits in qh[32h + l] at bit 2g. Value = d * scales[element / 16] * (q - 32).
+int q6_k_value(const BlockQ6_K& b, int e) {
+  const int h = e / 128, g = (e % 128) / 32, l = e % 32;
+  const uint8_t lo = b.ql[64 * h + l + 32 * (g & 1)];
+  const int low = g < 2 ? (lo & 0xF) : (lo >> 4);
+  const int high = (b.qh[32 * h + l] >> (2 * g)) & 3;
+  return (low | (high << 4)) - 32;
+}
+
+namespace {
+
+// --- K-quant scale packing ---------------------------------------------------------------------
 void pack_scale_min_k4(const int* sc, const int* m, uint8_t* s) {
   for (int j = 0; j < 4; ++j) {
     s[j] = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
@@ -112,17 +124,6 @@ void dequant_q5_k(const BlockQ5_K* b, float* y, int64_t nb) {
       }
     }
   }
-}
-
-// Q6_K: two halves of 128 elements. In half h, for l < 32 and g < 4, element 128h + 32g + l has
-// low 4 bits in ql[64h + l + 32*(g & 1)] (low nibble for g < 2, high nibble otherwise) and high 2
-// bits in qh[32h + l] at bit 2g. Value = d * scales[element / 16] * (q - 32).
-int q6_k_value(const BlockQ6_K& b, int e) {
-  const int h = e / 128, g = (e % 128) / 32, l = e % 32;
-  const uint8_t lo = b.ql[64 * h + l + 32 * (g & 1)];
-  const int low = g < 2 ? (lo & 0xF) : (lo >> 4);
-  const int high = (b.qh[32 * h + l] >> (2 * g)) & 3;
-  return (low | (high << 4)) - 32;
 }
 
 void dequant_q6_k(const BlockQ6_K* b, float* y, int64_t nb) {

@@ -26,6 +26,7 @@
 #include "backend/cuda/kernel_trace.h"
 #include "backend/cuda/kv_store.cuh"
 #include "backend/cuda/op_profile.h"
+#include "backend/cuda/quant_linear.h"
 #include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope.cuh"
 #include "backend/cuda/sample_buffers.h"
@@ -108,6 +109,7 @@ struct CudaBackend::Impl {
     timeline.reset();
     uploads.reset();
     fp8.reset();
+    quant.reset();
     gemm.reset();
     for (void* p : buffers) cudaFree(p);
     cudaFree(x_bf16);
@@ -115,6 +117,15 @@ struct CudaBackend::Impl {
     cudaFree(attn_scratch);
     cudaFree(fused);
     if (stream) cudaStreamDestroy(stream);
+  }
+
+  // y = x W^T for x already converted to BF16 (x_bf16): a quantised weight's BF16 tiles, or W.
+  void gemm_bf16_input(const TensorView& w, int64_t n_tokens, float* y) {
+    if (QuantLinear::is_quant(w)) {
+      quant->gemm(w, x_bf16, n_tokens, y);
+    } else {
+      gemm->bf16(static_cast<const uint16_t*>(w.data), w.ne[0], w.rows(), x_bf16, n_tokens, y);
+    }
   }
 
   // The bf16 copy of a matmul's input; grows only for inputs wider than planned.
@@ -171,6 +182,7 @@ struct CudaBackend::Impl {
   size_t free_at_start = 0;  // device bytes free once the context was made
   std::unique_ptr<Gemm> gemm;
   std::unique_ptr<Fp8Linear> fp8;  // --quantization fp8
+  std::unique_ptr<QuantLinear> quant;  // made when a GGUF model's matrices stay quantised
   std::unique_ptr<StepUploads> uploads;
   std::unique_ptr<StepTimeline> timeline;  // SHARDLM_STEP_PROFILE=1
   std::unique_ptr<SampleBuffers> sampling;
@@ -240,13 +252,30 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
       return m.dtype == DType::F8_E4M3 && Fp8Linear::quantises(m);
     };
   }
-  PreparedWeights prepared{store->upload(w, choice), store};
-  spdlog::info("weights on the GPU: {:.1f} MiB ({} matrices, fp32 vectors)",
+  PreparedWeights prepared{store->upload(w, choice, QuantLinear::keeps), store};
+  // GGUF block-quantised matrices stay so (quant_linear.h): their kernels' buffers, and BF16
+  // tiles for their GEMMs sized now, before the KV cache takes the free memory.
+  int64_t quantised = 0, largest = 0;
+  for (const TensorView& m : prepared.views.matrices) {
+    if (!m.data || !QuantLinear::is_quant(m)) continue;
+    ++quantised;
+    largest = std::max(largest, m.numel());
+  }
+  if (quantised > 0) {
+    if (!impl_->quant) {
+      impl_->quant = std::make_unique<QuantLinear>(impl_->stream, *impl_->gemm,
+                                                   impl_->options.max_matmul_k);
+    }
+    impl_->quant->reserve_tiles(largest);
+  }
+  spdlog::info("weights on the GPU: {:.1f} MiB ({} matrices{}, fp32 vectors)",
                static_cast<double>(store->bytes()) / (1 << 20),
                !fp8 ? "BF16"
                : checkpoint
                    ? "the FP8 checkpoint's E4M3 linear layers with a scale per row, BF16 others"
-                   : "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output");
+                   : "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output",
+               quantised > 0 ? fmt::format(" but {} kept in their GGUF block types", quantised)
+                             : std::string());
   return prepared;
 }
 
@@ -333,6 +362,10 @@ void CudaBackend::synchronize() {
 
 void CudaBackend::embedding(const TensorView& table, const IndexArray& ids, int64_t n, float* out) {
   const auto timed = impl_->profile->time("embedding");
+  if (QuantLinear::is_quant(table)) {
+    impl_->quant->embedding(table, step_array(ids), n, out);
+    return;
+  }
   cuda::embedding(matrix(table), step_array(ids), n, table.ne[0], out, impl_->stream);
 }
 
@@ -345,14 +378,16 @@ void CudaBackend::rms_norm(const float* x, const float* w, int64_t rows, int64_t
 void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
   const auto timed = impl_->profile->time("matmul");
   if (impl_->fp8 && impl_->fp8->matmul(w, x, n_tokens, y)) return;
+  if (impl_->quant && impl_->quant->matmul(w, x, n_tokens, y)) return;
   const int64_t k = w.ne[0], n = w.rows();
-  if (gemv_fits(k, n_tokens)) {  // decode batches: one memory-bound kernel
+  if (!QuantLinear::is_quant(w) && gemv_fits(k, n_tokens)) {  // decode: one memory-bound kernel
     gemv_bf16(matrix(w), k, n, x, n_tokens, y, impl_->stream);
     return;
   }
+  if (!QuantLinear::is_quant(w)) matrix(w);  // checks it is a BF16 device weight
   impl_->reserve_bf16(n_tokens * k);
   cuda::to_bf16(x, n_tokens * k, impl_->x_bf16, impl_->stream);
-  impl_->gemm->bf16(matrix(w), k, n, impl_->x_bf16, n_tokens, y);
+  impl_->gemm_bf16_input(w, n_tokens, y);
 }
 
 namespace {
@@ -384,9 +419,14 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
   if (impl_->fp8 && impl_->fp8->matmul_shared_input(ws, ys, count, x, n_tokens)) {
     return;
   }
+  if (impl_->quant && impl_->quant->matmul_shared_input(ws, ys, count, x, n_tokens)) return;
   const int64_t k = ws[0]->ne[0];
-  bool same_k = count <= kGemvMaxSegments;
-  for (int i = 0; i < count; ++i) same_k = same_k && ws[i]->ne[0] == k;
+  bool same_k = count <= kGemvMaxSegments, any_quant = false;
+  for (int i = 0; i < count; ++i) {
+    same_k = same_k && ws[i]->ne[0] == k;
+    any_quant = any_quant || QuantLinear::is_quant(*ws[i]);
+  }
+  if (any_quant && gemv_fits(k, n_tokens)) same_k = false;  // a mix: each by its own kernel
   if (same_k && gemv_fits(k, n_tokens)) {  // decode batches: one launch for all of them
     GemvSegments segs{};
     segs.count = count;
@@ -419,9 +459,7 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
       return;
     }
   }
-  for (int i = 0; i < count; ++i) {
-    impl_->gemm->bf16(matrix(*ws[i]), k, ws[i]->rows(), impl_->x_bf16, n_tokens, ys[i]);
-  }
+  for (int i = 0; i < count; ++i) impl_->gemm_bf16_input(*ws[i], n_tokens, ys[i]);
 }
 
 void CudaBackend::gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
@@ -429,8 +467,10 @@ void CudaBackend::gate_up_silu(const TensorView& w_gate, const TensorView& w_up,
   if (impl_->fp8 && impl_->fp8->gate_up_silu(w_gate, w_up, x, n_tokens, gate)) {
     return;
   }
+  if (impl_->quant && impl_->quant->gate_up_silu(w_gate, w_up, x, n_tokens, gate, up)) return;
   const int64_t k = w_gate.ne[0], n = w_gate.rows();
-  if (w_up.ne[0] != k || w_up.rows() != n || !gemv_fits(k, n_tokens)) {
+  if (QuantLinear::is_quant(w_gate) || QuantLinear::is_quant(w_up) || w_up.ne[0] != k ||
+      w_up.rows() != n || !gemv_fits(k, n_tokens)) {
     Backend::gate_up_silu(w_gate, w_up, x, n_tokens, gate, up);  // GEMMs, then silu_mul
     return;
   }

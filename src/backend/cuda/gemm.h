@@ -38,6 +38,10 @@ class Gemm {
   // y[t][j] = sum_i w[j][i] * x[t][i]; w: [n][k] bf16 (row-major, the GGML layout);
   // x: [n_tokens][k] bf16; y: [n_tokens][n] fp32.
   void bf16(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens, float* y);
+  // The same into columns of a wider output: y[t * ldy + j] (one cublasGemmEx call; a quantised
+  // weight's BF16 tiles each fill their columns: quant_linear.h).
+  void bf16_into(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
+                 float* y, int64_t ldy);
   // The batched form (GemmShape): y_b[t][j] = sum_i W_b[j][i] * x[t][i], each y_b [n_tokens][n].
   // A shape cuBLASLt has no algorithm for takes the cublasGemmEx path.
   void run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y, GemmPath path);

@@ -11,6 +11,7 @@
 #include "backend/cpu/quant.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_quant.cuh"
+#include "backend/cuda/quant_layout.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/fp8.h"
@@ -43,10 +44,11 @@ void* WeightStore::allocate(size_t bytes) {
   return p;
 }
 
-WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8) {
+WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8,
+                              const Fp8Choice& keep_quantised) {
   // One copy per (address, row length, type) in this set, of its widest view; every view of it
-  // reads its first rows from that copy. An FP8 copy serves only views of all its rows (its scales
-  // follow its values: fp8_parts). The map lives for this call only.
+  // reads its first rows from that copy. An FP8 or quantised copy serves only views of all its
+  // rows (its scales follow its values: fp8_parts, quant_parts). The map lives for this call only.
   using Key = std::tuple<const void*, int64_t, DType>;
   struct Group {
     TensorView widest;
@@ -71,7 +73,7 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8) {
       const Group& g = groups.at(key);
       const bool widest = g.widest.rows() == m.rows();  // narrower views read its first rows
       if (!widest || copies.count(key) || m.ne[0] != set.matrices.at(run[0]).ne[0] ||
-          (to_fp8 && to_fp8(m))) {
+          (to_fp8 && to_fp8(m)) || (keep_quantised && keep_quantised(m))) {
         break;
       }
       members.push_back(m);
@@ -88,11 +90,14 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8) {
   for (const auto& [key, g] : groups) {
     if (copies.count(key)) continue;  // placed with its run
     const TensorView& w = g.widest;
-    const bool fp8 = to_fp8 && to_fp8(w) && g.fewest_rows == w.rows();
-    const void* copy = !fp8                        ? static_cast<const void*>(upload_matrix(w))
+    const bool whole = g.fewest_rows == w.rows();
+    const bool fp8 = to_fp8 && to_fp8(w) && whole;
+    const bool quant = !fp8 && keep_quantised && keep_quantised(w) && whole;
+    const void* copy = quant                       ? upload_quant_matrix(w)
+                       : !fp8                      ? static_cast<const void*>(upload_matrix(w))
                        : w.dtype == DType::F8_E4M3 ? upload_fp8_checkpoint(w)
                                                    : upload_fp8_matrix(w);
-    copies[key] = {copy, fp8 ? DType::F8_E4M3 : DType::BF16};
+    copies[key] = {copy, quant ? w.dtype : fp8 ? DType::F8_E4M3 : DType::BF16};
   }
   WeightSet out;
   for (const TensorView& m : set.matrices) {
@@ -168,6 +173,13 @@ uint8_t* WeightStore::upload_fp8_checkpoint(const TensorView& w) {
   auto* q = static_cast<uint8_t*>(allocate(bytes));
   SHARDLM_CUDA_CHECK(cudaMemcpy(q, w.data, bytes, cudaMemcpyHostToDevice));
   return q;
+}
+
+uint8_t* WeightStore::upload_quant_matrix(const TensorView& w) {
+  const std::vector<uint8_t> host = repack_quant(w);
+  auto* dev = static_cast<uint8_t*>(allocate(host.size()));
+  SHARDLM_CUDA_CHECK(cudaMemcpy(dev, host.data(), host.size(), cudaMemcpyHostToDevice));
+  return dev;
 }
 
 float* WeightStore::upload_vector(const float* host, int64_t n) {

@@ -1,6 +1,7 @@
 // One prepare_weights call's device copies: matrices as BF16 [rows][ne[0]] (other types
 // dequantised on the host with the CPU reference, then rounded), or, for the matrices the caller
-// picks (--quantization fp8), FP8 E4M3 with an fp32 scale per row; vectors as fp32. The views it
+// picks, FP8 E4M3 with an fp32 scale per row (--quantization fp8) or a GGUF block type kept
+// quantised (quant_layout.h: the view keeps its dtype); vectors as fp32. The views it
 // returns point into memory this object owns; it frees all of it when the last PreparedWeights
 // holding it goes. Nothing is looked up by host address after the upload: a new host buffer at a
 // freed one's address gets its own copy from its own prepare_weights call.
@@ -36,9 +37,12 @@ class WeightStore {
   // Uploads every entry of `set` and returns the device views, entry for entry; equal views, and
   // views of the first rows of another (same address, row length and type), share one copy. The
   // runs of set.adjacent whose members qualify (weight_set.h) lie end to end in one allocation.
-  // Matrices for which `to_fp8` answers true are held in FP8 (dtype F8_E4M3, fp8_parts).
+  // Matrices for which `to_fp8` answers true are held in FP8 (dtype F8_E4M3, fp8_parts); the
+  // others for which `keep_quantised` does stay in their GGUF block type (quant_layout.h), when
+  // every view of the copy reads all of its rows.
   using Fp8Choice = std::function<bool(const TensorView&)>;
-  WeightSet upload(const WeightSet& set, const Fp8Choice& to_fp8 = {});
+  WeightSet upload(const WeightSet& set, const Fp8Choice& to_fp8 = {},
+                   const Fp8Choice& keep_quantised = {});
   size_t bytes() const { return bytes_; }
 
  private:
@@ -50,6 +54,8 @@ class WeightStore {
   uint8_t* upload_fp8_matrix(const TensorView& w);
   // An FP8 checkpoint's F8_E4M3 host view (codes, then row scales: core/fp8.h) copied as it is.
   uint8_t* upload_fp8_checkpoint(const TensorView& w);
+  // A GGUF block-quantised matrix repacked into its GPU layout (quant_layout.h) and copied.
+  uint8_t* upload_quant_matrix(const TensorView& w);
   float* upload_vector(const float* host, int64_t n);
   void* allocate(size_t bytes);
   void release(void* p, size_t bytes);
