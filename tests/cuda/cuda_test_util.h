@@ -180,4 +180,19 @@ inline std::vector<float> dequantized(const TensorView& w) {
   return out;
 }
 
+// The normalised error of 13 random rows of `table` looked up on the GPU (`dev_table`, its
+// prepared copy) against the CPU backend's lookup.
+inline double embedding_error(cuda::CudaBackend& be, CpuBackend& cpu, const TensorView& table,
+                              const TensorView& dev_table, std::mt19937& rng) {
+  StepInput in;
+  in.tokens.resize(13);
+  for (auto& id : in.tokens) id = static_cast<int32_t>(rng() % table.rows());
+  const int64_t n = static_cast<int64_t>(in.tokens.size());
+  std::vector<float> ref(in.tokens.size() * static_cast<size_t>(table.ne[0]));
+  cpu.embedding(table, begin_step(cpu, in).tokens, n, ref.data());
+  float* out = be.alloc_floats(ref.size());
+  be.embedding(dev_table, begin_step(be, in).tokens, n, out);
+  return rel_err(to_host(be, out, ref.size()), ref);
+}
+
 }  // namespace shardlm::testing
