@@ -203,55 +203,70 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_quant_kernel(QuantSegments s
     blk0[r] = row * per_row;
   }
   if (!codes[0]) return;
+  // Stretches a lane has in flight per pass: two in the rows form for 4-bit codes at one or two
+  // tokens (more bytes in flight: on an H200 gate/up 32 -> 28.5 us and the 8B output projection
+  // 120 -> 102 us in Q4_K); one elsewhere, where the registers it takes cost more than it brings
+  // (8-bit codes, the split form's few stretches a lane, more tokens, the fused rounding).
+  constexpr int U = !kFused && W == 1 && F::kBits == 4 && NT <= 2 ? 2 : 1;
   float acc[R][NT] = {};
-  for (int64_t b = part * 32 + lane; b < nb; b += 32 * W) {
-    // The rows' codes and scales first, so that their loads overlap the activations' rounding.
-    uint4 c0[R], c1[R];
-    float s0[R], s1[R];
+  for (int64_t b0 = part * 32 + lane; b0 < nb; b0 += 32 * W * U) {
+    // The rows' codes and scales first, so that their loads overlap the activations'.
+    uint4 c0[U][R], c1[U][R];
+    float s0[U][R], s1[U][R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      if (!codes[r]) {
-        c0[r] = c1[r] = make_uint4(0, 0, 0, 0);
-        s0[r] = s1[r] = 0.f;
-        continue;
-      }
-      const uint8_t* c = codes[r] + b * kCodeBytes;
-      c0[r] = load_stream(c);
-      c1[r] = F::kBits == 8 ? load_stream(c + 16) : make_uint4(0, 0, 0, 0);
-      if constexpr (F::kBlock == 16) {  // two blocks per stretch (Q6_K)
-        s0[r] = load_scale<F::kHalf>(scales[r], blk0[r] + 2 * b);
-        s1[r] = load_scale<F::kHalf>(scales[r], blk0[r] + 2 * b + 1);
-      } else {  // s1: the offset
-        s0[r] = load_scale<F::kHalf>(scales[r], blk0[r] + b);
-        s1[r] = F::kOffsets ? load_scale<F::kHalf>(offsets[r], blk0[r] + b) : 0.f;
-      }
-    }
-    uint4 x0[NT], x1[NT];
-    float dx[NT], sx[NT];
+    for (int u = 0; u < U; ++u) {
+      const int64_t b = b0 + u * 32 * W;
 #pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      if constexpr (kFused) {
-        quantize_stretch(in.x + t * k + b * 32, x0[t], x1[t], dx[t], sx[t]);
-      } else {
-        const uint4* xr = reinterpret_cast<const uint4*>(in.q.q + t * k + b * 32);
-        x0[t] = __ldg(xr);
-        x1[t] = __ldg(xr + 1);
-        dx[t] = __ldg(in.q.d + t * nb + b);
-        sx[t] = (F::kZero != 0 || F::kOffsets) ? __ldg(in.q.s + t * nb + b) : 0.f;
+      for (int r = 0; r < R; ++r) {
+        if (!codes[r] || b >= nb) {
+          c0[u][r] = c1[u][r] = make_uint4(0, 0, 0, 0);
+          s0[u][r] = s1[u][r] = 0.f;
+          continue;
+        }
+        const uint8_t* c = codes[r] + b * kCodeBytes;
+        c0[u][r] = load_stream(c);
+        c1[u][r] = F::kBits == 8 ? load_stream(c + 16) : make_uint4(0, 0, 0, 0);
+        if constexpr (F::kBlock == 16) {  // two blocks per stretch (Q6_K)
+          s0[u][r] = load_scale<F::kHalf>(scales[r], blk0[r] + 2 * b);
+          s1[u][r] = load_scale<F::kHalf>(scales[r], blk0[r] + 2 * b + 1);
+        } else {  // s1: the offset
+          s0[u][r] = load_scale<F::kHalf>(scales[r], blk0[r] + b);
+          s1[u][r] = F::kOffsets ? load_scale<F::kHalf>(offsets[r], blk0[r] + b) : 0.f;
+        }
       }
     }
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      if constexpr (F::kBits == 4) split_nibbles(c0[r], c0[r], c1[r]);
+    for (int u = 0; u < U; ++u) {
+      const int64_t b = b0 + u * 32 * W;
+      if (b >= nb) break;
+      uint4 x0[NT], x1[NT];
+      float dx[NT], sx[NT];
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
-        const float d0 = static_cast<float>(dot16(c0[r], x0[t]));
-        const float d1 = static_cast<float>(dot16(c1[r], x1[t]));
-        if constexpr (F::kBlock == 16) {  // no offsets
-          acc[r][t] += dx[t] * (s0[r] * d0 + s1[r] * d1);
+        if constexpr (kFused) {
+          quantize_stretch(in.x + t * k + b * 32, x0[t], x1[t], dx[t], sx[t]);
         } else {
-          acc[r][t] +=
-              s0[r] * (dx[t] * (d0 + d1) - static_cast<float>(F::kZero) * sx[t]) + s1[r] * sx[t];
+          const uint4* xr = reinterpret_cast<const uint4*>(in.q.q + t * k + b * 32);
+          x0[t] = __ldg(xr);
+          x1[t] = __ldg(xr + 1);
+          dx[t] = __ldg(in.q.d + t * nb + b);
+          sx[t] = (F::kZero != 0 || F::kOffsets) ? __ldg(in.q.s + t * nb + b) : 0.f;
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        uint4 lo = c0[u][r], hi = c1[u][r];
+        if constexpr (F::kBits == 4) split_nibbles(c0[u][r], lo, hi);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          const float d0 = static_cast<float>(dot16(lo, x0[t]));
+          const float d1 = static_cast<float>(dot16(hi, x1[t]));
+          if constexpr (F::kBlock == 16) {  // no offsets
+            acc[r][t] += dx[t] * (s0[u][r] * d0 + s1[u][r] * d1);
+          } else {
+            acc[r][t] += s0[u][r] * (dx[t] * (d0 + d1) - static_cast<float>(F::kZero) * sx[t]) +
+                         s1[u][r] * sx[t];
+          }
         }
       }
     }
