@@ -6,6 +6,7 @@
 // 1 to 64 tokens (several tiles per expert) and of 600 (the grouped path's per-expert GEMMs), with and without a shared expert and its gate, and a
 // model width that is not a multiple of 8 (the kernels' scalar path). Weights and inputs are
 // BF16-exact, so the router sees the same logits on both sides up to summation order.
+#include <cstdlib>
 #include <fmt/format.h>
 
 #include <deque>
@@ -13,6 +14,7 @@
 
 #include "backend/cpu/moe.h"
 #include "backend/cuda/cuda_moe.h"
+#include "backend/cuda/gemm.h"
 #include "backend/cuda/moe_routing.cuh"
 #include "cuda_test_util.h"
 
@@ -158,10 +160,11 @@ void check_ffn(const MoeCase& c, int64_t n, std::mt19937& rng) {
 
   MoeFfnWeights wd = m.on_device(w);
   if (c.bias) wd.score_bias = prepared(be, bias, m.keep);
+  cuda::Gemm gemm(static_cast<cudaStream_t>(be.stream()));
   cuda::CudaMoe moe(
       be, static_cast<cudaStream_t>(be.stream()),
       [](const TensorView& t) { return static_cast<const uint16_t*>(t.data); },
-      [](const float* p) { return p; }, 64);
+      [](const float* p) { return p; }, 64, gemm);
   float* d_x = to_device(be, x);
   float* d_out = be.alloc_floats(x.size());
   moe.run(wd, d_x, n, d_out, nullptr);
@@ -176,6 +179,10 @@ TEST(CudaMoe, FfnMatchesCpuReference) {
   std::mt19937 rng(seed);
   for (const MoeCase& c : cases()) {
     for (int64_t n : {1, 3, 8, 64, 600}) check_ffn(c, n, rng);  // 600: the grouped path
+    // The grouped path the old way too: the backend's gate_up_silu and matmul per expert.
+    setenv("SHARDLM_CUDA_MOE_GROUPED", "backend", 1);
+    check_ffn(c, 600, rng);
+    unsetenv("SHARDLM_CUDA_MOE_GROUPED");
   }
 }
 

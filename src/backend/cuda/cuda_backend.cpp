@@ -572,7 +572,7 @@ void CudaBackend::moe_ffn(const MoeFfnWeights& w, const float* x, int64_t n_toke
   if (!m.moe) {
     m.moe = std::make_unique<CudaMoe>(
         *this, m.stream, [this](const TensorView& t) { return matrix(t); },
-        [](const float* p) { return p; }, m.options.max_batch_tokens);
+        [](const float* p) { return p; }, m.options.max_batch_tokens, *m.gemm);
   }
   m.moe->run(w, x, n_tokens, out, tp_gather, !m.capturing);
 }

@@ -2,20 +2,31 @@
 #include "backend/cuda/cuda_moe.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/moe_routing.cuh"
 #include "core/error.h"
 
 namespace shardlm::cuda {
 
 CudaMoe::CudaMoe(Backend& be, cudaStream_t stream, MatrixOf matrix_of, VectorOf vector_of,
-                 int64_t max_tokens)
+                 int64_t max_tokens, Gemm& gemm)
     : be_(be),
+      gemm_(gemm),
       stream_(stream),
       matrix_of_(std::move(matrix_of)),
       vector_of_(std::move(vector_of)),
       max_tokens_(max_tokens) {
+  const char* g = std::getenv("SHARDLM_CUDA_MOE_GROUPED");
+  if (g && *g) {
+    if (std::string(g) != "bf16" && std::string(g) != "backend") {
+      fail("SHARDLM_CUDA_MOE_GROUPED is '{}': give bf16 (the default) or backend", g);
+    }
+    grouped_bf16_ = std::string(g) == "bf16";
+  }
   SHARDLM_CUDA_CHECK(cudaGetDevice(&device_));
   SHARDLM_CUDA_CHECK(cudaMalloc(&expert_rows_, sizeof(unsigned long long)));
   SHARDLM_CUDA_CHECK(cudaMemset(expert_rows_, 0, sizeof(unsigned long long)));
@@ -23,10 +34,9 @@ CudaMoe::CudaMoe(Backend& be, cudaStream_t stream, MatrixOf matrix_of, VectorOf 
 
 CudaMoe::~CudaMoe() {
   cudaStreamSynchronize(stream_);
-  for (Buf* b :
-       {&logits_, &ids_, &weights_, &sorted_, &tiles_, &n_tiles_, &hidden_, &hidden_all_, &ys_,
-        &ys_all_, &local_out_, &sh_gate_, &sh_up_, &sh_hidden_, &sh_y_, &sh_logit_, &rows_,
-        &up_}) {
+  for (Buf* b : {&logits_, &ids_, &weights_, &sorted_, &tiles_, &n_tiles_, &hidden_, &hidden_all_,
+                 &ys_, &ys_all_, &local_out_, &sh_gate_, &sh_up_, &sh_hidden_, &sh_y_, &sh_logit_,
+                 &rows_, &up_, &rows_bf16_}) {
     cudaFree(b->p);
   }
   for (void* p : table_memory_) cudaFree(p);
@@ -98,8 +108,8 @@ void CudaMoe::reserve(const MoeFfnWeights& w, int64_t n) {
 // Routing, grouping and the routed experts: ys holds each pair's expert output (this rank's
 // output columns under tensor parallelism; under expert parallelism zero for other ranks'
 // experts).
-void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n,
-                     const GatherColsFn* gather, bool may_sync) {
+void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n, const GatherColsFn* gather,
+                     bool may_sync) {
   const int E = w.n_experts(), K = w.top_k;
   const int64_t P = n * K, d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1];
   auto* logits = static_cast<float*>(logits_.p);
@@ -122,8 +132,7 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n,
   const bool mma = !grouped_path && per_expert >= kMmaMinPairsPerExpert && moe_mma_fits(d, f) &&
                    moe_mma_fits(f_in, d_out);
   const int tile_tokens = mma ? kMoeMmaTileTokens : kMoeTileTokens;
-  moe_align(ids, P, first, w.n_local(), tile_tokens, sorted, tiles, n_tiles, expert_rows_,
-            stream_);
+  moe_align(ids, P, first, w.n_local(), tile_tokens, sorted, tiles, n_tiles, expert_rows_, stream_);
   const int64_t max_tiles = moe_max_tiles(P, w.n_local(), tile_tokens);
   if (grouped_path) {
     if (ep) {
@@ -159,7 +168,7 @@ void CudaMoe::grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t
   SHARDLM_CUDA_CHECK(cudaMemcpyAsync(tiles.data(), tiles_.p, tiles.size() * sizeof(MoeTile),
                                      cudaMemcpyDeviceToHost, stream_));
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  std::vector<std::pair<int32_t, int32_t>> runs(static_cast<size_t>(w.n_local()), {0, 0});
+  Runs runs(static_cast<size_t>(w.n_local()), {0, 0});
   int64_t total = 0;
   for (int32_t i = 0; i < nt; ++i) {
     auto& [start, count] = runs.at(static_cast<size_t>(tiles[static_cast<size_t>(i)].expert));
@@ -167,14 +176,52 @@ void CudaMoe::grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t
     count += tiles[static_cast<size_t>(i)].count;
     total += tiles[static_cast<size_t>(i)].count;
   }
+  const int64_t d = w.router.ne[0], d_out = w.down[0].ne[1];
+  // rows_: the gathered inputs, then (reused) the outputs in sorted order.
+  auto* rows =
+      static_cast<float*>(grow(rows_, static_cast<size_t>(P * std::max(d, d_out)) * sizeof(float)));
+  moe_gather_rows(static_cast<const int32_t*>(sorted_.p), total, x, w.top_k, d, rows, stream_);
+  const bool bf16 = w.gate[0].dtype == DType::BF16 && w.up[0].dtype == DType::BF16 &&
+                    w.down[0].dtype == DType::BF16;
+  if (grouped_bf16_ && bf16) {
+    grouped_bf16(w, runs, total, rows);
+  } else {
+    grouped_backend(w, runs, rows);
+  }
+  moe_scatter_rows(static_cast<const int32_t*>(sorted_.p), total, rows, d_out, ys, stream_);
+}
+
+void CudaMoe::grouped_bf16(const MoeFfnWeights& w, const Runs& runs, int64_t total, float* rows) {
   const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1];
   const auto F = sizeof(float);
-  // rows_: the gathered inputs, then (reused) the outputs in sorted order; up_: up's scratch.
-  auto* rows = static_cast<float*>(grow(rows_, static_cast<size_t>(P * std::max(d, d_out)) * F));
-  auto* up = static_cast<float*>(grow(up_, static_cast<size_t>(P * f) * F));
+  auto* up = static_cast<float*>(grow(up_, static_cast<size_t>(total * f) * F));
   auto* hidden = static_cast<float*>(hidden_.p);
-  const auto* sorted = static_cast<const int32_t*>(sorted_.p);
-  moe_gather_rows(sorted, total, x, w.top_k, d, rows, stream_);
+  auto* xb = static_cast<uint16_t*>(
+      grow(rows_bf16_, static_cast<size_t>(total * std::max(d, f)) * sizeof(uint16_t)));
+  to_bf16(rows, total * d, xb, stream_);
+  for (size_t e = 0; e < runs.size(); ++e) {  // e: the local expert (w.gate[e])
+    const auto [start, count] = runs[e];
+    if (count == 0) continue;
+    const uint16_t* xe = xb + int64_t{start} * d;
+    gemm_.bf16(matrix_of_(w.gate[e]), d, f, xe, count, hidden + int64_t{start} * f);
+    gemm_.bf16(matrix_of_(w.up[e]), d, f, xe, count, up + int64_t{start} * f);
+  }
+  silu_mul(hidden, up, hidden, total * f, stream_);
+  to_bf16(hidden, total * f, xb, stream_);
+  for (size_t e = 0; e < runs.size(); ++e) {
+    const auto [start, count] = runs[e];
+    if (count == 0) continue;
+    gemm_.bf16(matrix_of_(w.down[e]), f, d_out, xb + int64_t{start} * f, count,
+               rows + int64_t{start} * d_out);
+  }
+}
+
+void CudaMoe::grouped_backend(const MoeFfnWeights& w, const Runs& runs, float* rows) {
+  const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1];
+  int64_t total = 0;
+  for (const auto& r : runs) total += r.second;
+  auto* up = static_cast<float*>(grow(up_, static_cast<size_t>(total * f) * sizeof(float)));
+  auto* hidden = static_cast<float*>(hidden_.p);
   for (size_t e = 0; e < runs.size(); ++e) {  // e: the local expert (w.gate[e])
     const auto [start, count] = runs[e];
     if (count == 0) continue;
@@ -186,7 +233,6 @@ void CudaMoe::grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t
     if (count == 0) continue;
     be_.matmul(w.down[e], hidden + int64_t{start} * f, count, rows + int64_t{start} * d_out);
   }
-  moe_scatter_rows(sorted, total, rows, d_out, ys, stream_);
 }
 
 // out[t] += sigmoid(x[t] . shared_router) (or 1) * SwiGLU_shared(x[t]), over this rank's output

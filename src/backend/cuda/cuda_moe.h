@@ -8,8 +8,10 @@
 // tiles per expert
 // no step reads anything back to the host, so decode steps can be captured as CUDA graphs. Larger
 // batches outside a capture (prefill) take the grouped path: the tiles' per-expert counts come to
-// the host, each expert's pairs are gathered into consecutive rows, and the backend's own
-// gate_up_silu and matmul (cuBLAS GEMMs on the tensor cores) run once per expert over them.
+// the host, each expert's pairs are gathered into consecutive rows, converted to BF16 once, and
+// three cuBLAS GEMMs per expert (gate, up, down) run over them, with one SiLU·up and one
+// conversion of the hidden rows for all experts between (SHARDLM_CUDA_MOE_GROUPED=backend: the
+// backend's gate_up_silu and matmul per expert instead, the old way, to compare).
 // Same contract as cpu::moe_ffn.
 #pragma once
 
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/gemm.h"
 #include "backend/cuda/moe_experts.cuh"
 
 namespace shardlm::cuda {
@@ -31,8 +34,9 @@ class CudaMoe {
   using VectorOf = std::function<const float*(const float*)>;
   // be: the backend whose ops run the router and the shared expert (on `stream`); max_tokens:
   // the largest batch, for which the scratch is cut at the first call.
+  // gemm: the backend's BF16 GEMMs, for the grouped path.
   CudaMoe(Backend& be, cudaStream_t stream, MatrixOf matrix_of, VectorOf vector_of,
-          int64_t max_tokens);
+          int64_t max_tokens, Gemm& gemm);
   ~CudaMoe();
   CudaMoe(const CudaMoe&) = delete;
   CudaMoe& operator=(const CudaMoe&) = delete;
@@ -63,10 +67,17 @@ class CudaMoe {
               bool may_sync);
   // The experts as GEMMs over each expert's gathered pairs (after moe_align): ys in pair order.
   void grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t max_tiles, float* ys);
+  // The grouped path's GEMMs: rows [total][d] gathered, out [total][d_out] in sorted order;
+  // runs[e] = (first row, rows) of local expert e. The BF16 form, and the backend's ops per expert.
+  using Runs = std::vector<std::pair<int32_t, int32_t>>;
+  void grouped_bf16(const MoeFfnWeights& w, const Runs& runs, int64_t total, float* rows);
+  void grouped_backend(const MoeFfnWeights& w, const Runs& runs, float* rows);
   void add_shared(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
                   const GatherColsFn* gather);
 
   Backend& be_;
+  Gemm& gemm_;
+  bool grouped_bf16_ = true;  // SHARDLM_CUDA_MOE_GROUPED
   cudaStream_t stream_;
   MatrixOf matrix_of_;
   VectorOf vector_of_;
@@ -77,7 +88,7 @@ class CudaMoe {
   // weights, pair rows (hidden, gathered hidden, ys, gathered ys), tiles, and the
   // shared expert's rows.
   Buf logits_, ids_, weights_, sorted_, tiles_, n_tiles_, hidden_, hidden_all_, ys_, ys_all_,
-      local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_, rows_, up_;
+      local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_, rows_, up_, rows_bf16_;
   unsigned long long* expert_rows_ = nullptr;  // device counter
   int device_ = 0;
 };
