@@ -6,8 +6,13 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string_view>
 #include <filesystem>
 #include <map>
 
@@ -70,8 +75,8 @@ uint64_t name_key(const std::string& s) {
 // Generates tensors by canonical name, with the shapes bind_weights checks against the config.
 class DummyWeights {
  public:
-  DummyWeights(const ModelConfig& c, Model& m)
-      : c_(c), m_(m), pool_(ThreadPool::default_threads()) {}
+  DummyWeights(const ModelConfig& c, Model& m, std::optional<DType> quant)
+      : c_(c), m_(m), quant_(quant), pool_(ThreadPool::default_threads()) {}
 
   // Matrices are BF16 uniform in +-sqrt(3 / row length), so every output element has unit
   // variance for unit-variance inputs: activations stay finite through any number of layers.
@@ -86,8 +91,10 @@ class DummyWeights {
     t.ne = {cols, rows, 1, 1};
     t.n_dims = rows > 1 ? 2 : 1;
     if (rows > 1) {
-      t.dtype = DType::BF16;
-      t.data = fill_bf16(name, cols * rows, std::sqrt(3.f / static_cast<float>(cols)));
+      const float scale = std::sqrt(3.f / static_cast<float>(cols));
+      t.dtype = quant_ && row_fits_blocks(*quant_, cols) ? *quant_ : DType::BF16;
+      t.data = t.dtype == DType::BF16 ? fill_bf16(name, cols * rows, scale)
+                                      : fill_blocks(name, t.dtype, cols, rows, scale);
     } else {
       t.dtype = DType::F32;
       const bool bias = name.find(".bias") != std::string::npos;
@@ -187,6 +194,43 @@ class DummyWeights {
     return out;
   }
 
+  // Random blocks of a GGUF type: random codes, and scales set so that values stay within about
+  // +-scale (SHARDLM_DUMMY_WEIGHTS; a benchmark of the quantised kernels, not a model).
+  const void* fill_blocks(const std::string& name, DType t, int64_t cols, int64_t rows,
+                          float scale) {
+    const DTypeTraits& tr = dtype_traits(t);
+    const int64_t blocks = cols / tr.block_elems * rows;
+    const auto bytes = static_cast<size_t>(blocks * tr.block_bytes);
+    auto& buf = m_.generated.emplace_back(new uint16_t[(bytes + 1) / 2]);
+    auto* out = reinterpret_cast<uint8_t*>(buf.get());
+    const uint64_t key = name_key(name);
+    // fp16 fields: (offset in the block, value); Q4_1's m and the K-quants' dmin shift the codes.
+    std::vector<std::pair<int, float>> fields;
+    switch (t) {
+      case DType::Q8_0: fields = {{0, scale / 128}}; break;
+      case DType::Q4_0: fields = {{0, scale / 8}}; break;
+      case DType::Q4_1: fields = {{0, 2 * scale / 15}, {2, -scale}}; break;
+      case DType::Q4_K: fields = {{0, 2 * scale / (15 * 63)}, {2, scale / 63}}; break;
+      case DType::Q5_K: fields = {{0, 2 * scale / (31 * 63)}, {2, scale / 63}}; break;
+      case DType::Q6_K: fields = {{208, scale / (32 * 128)}}; break;
+      default: fail("internal: no dummy blocks of {}", dtype_name(t));
+    }
+    pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        uint8_t* blk = out + b * tr.block_bytes;
+        for (int i = 0; i < tr.block_bytes; i += 8) {
+          const uint64_t r = mix(key + static_cast<uint64_t>(b) * 64 + static_cast<uint64_t>(i));
+          std::memcpy(blk + i, &r, static_cast<size_t>(std::min(8, tr.block_bytes - i)));
+        }
+        for (const auto& [at, v] : fields) {
+          const uint16_t h = fp32_to_fp16(v);
+          std::memcpy(blk + at, &h, 2);
+        }
+      }
+    });
+    return out;
+  }
+
   const void* fill_f32(const std::string& name, int64_t n, float scale, float offset) {
     auto& v = m_.owned.emplace_back(static_cast<size_t>(n));
     const uint64_t key = name_key(name);
@@ -199,6 +243,7 @@ class DummyWeights {
 
   const ModelConfig& c_;
   Model& m_;
+  std::optional<DType> quant_;
   ThreadPool pool_;
   std::map<std::string, TensorView> made_;
 };
@@ -220,6 +265,19 @@ double matrix_parameters(const ModelConfig& c) {
                                         : 3 * d * c.ffn_dim);
   }
   return total;
+}
+
+// SHARDLM_DUMMY_WEIGHTS=Q4_K (or another GGUF block type): the dummy matrices as random blocks of
+// that type instead of BF16 (where the row length fits its blocks), to benchmark quantised weights
+// at a preset's shapes; unset: BF16.
+std::optional<DType> dummy_weight_type() {
+  const char* v = std::getenv("SHARDLM_DUMMY_WEIGHTS");
+  if (!v || !*v) return std::nullopt;
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    if (dtype_name(t) == v) return t;
+  }
+  if (std::string_view(v) == "BF16") return std::nullopt;
+  fail("SHARDLM_DUMMY_WEIGHTS is '{}': give BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K", v);
 }
 
 // Generating more BF16 than the machine's memory would only end in the OOM killer: refuse with
@@ -264,13 +322,17 @@ std::unique_ptr<Model> load_dummy_model(const std::string& what) {
   check_fits_in_memory(m->config, src.source);
   m->tokenizer = dummy_tokenizer(src, m->config.vocab_size);
   if (!src.directory.empty()) load_hf_chat_template(*m, src.directory);
-  DummyWeights gen(m->config, *m);
+  const std::optional<DType> quant = dummy_weight_type();
+  DummyWeights gen(m->config, *m, quant);
   m->weights = bind_weights(
       m->config, [&gen](const std::string& n) { return gen.lookup(n); }, m->owned,
       "dummy weights of " + src.source);
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
-  spdlog::info("dummy weights for {}: {:.2f} GiB of random BF16 generated in {:.1f} s", src.source,
-               static_cast<double>(m->weight_bytes()) / (1 << 30), took.count());
+  spdlog::info("dummy weights for {}: {:.2f} GiB of random {} generated in {:.1f} s", src.source,
+               static_cast<double>(m->weight_bytes()) / (1 << 30),
+               quant ? fmt::format("{} blocks (SHARDLM_DUMMY_WEIGHTS)", dtype_name(*quant))
+                     : std::string("BF16"),
+               took.count());
   return m;
 }
 

@@ -3,10 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu/quant.h"
+#include "core/error.h"
 #include "core/fp16.h"
 #include "engine/llm.h"
 #include "model/dummy_model.h"
@@ -155,6 +159,52 @@ TEST(DummyModel, RunsThroughTheEngine) {
     outputs.push_back(out[0].token_ids);
   }
   EXPECT_EQ(outputs[0], outputs[1]);
+}
+
+// SHARDLM_DUMMY_WEIGHTS=<GGUF block type>: matrices whose rows fit the type's blocks become random
+// blocks of it (values within about the BF16 bound), the others stay BF16; the CPU engine runs them
+// to finite logits; an unknown type is named.
+TEST(DummyModel, BlockTypeWeightsFromTheEnvironment) {
+  TempDir dir("dummy-quant");
+  auto cfg = tiny_config();
+  cfg["hidden_size"] = 256;
+  cfg["intermediate_size"] = 512;
+  cfg["num_attention_heads"] = 4;
+  const std::string path = write_config(dir, cfg);
+  for (const char* type : {"Q4_K", "Q8_0", "Q6_K"}) {
+    setenv("SHARDLM_DUMMY_WEIGHTS", type, 1);
+    const auto m = load_dummy_model(path);
+    const TensorView& down = m->weights.layers[0].w_down;
+    EXPECT_EQ(dtype_name(down.dtype), type);
+    std::vector<float> row(static_cast<size_t>(down.ne[0]));
+    cpu::dequantize_row(down.dtype, down.row(3), row.data(), down.ne[0]);
+    double sq = 0;
+    for (float v : row) {
+      ASSERT_TRUE(std::isfinite(v)) << type;
+      ASSERT_LE(std::abs(v), 2.01 * std::sqrt(3.0 / 512)) << type;
+      sq += double(v) * v;
+    }
+    EXPECT_GT(sq, 0) << type;
+    auto rows = std::make_unique<LLM>([&] {
+      EngineArgs args;
+      args.model = path;
+      args.load_format = "dummy";
+      args.device = "cpu";
+      args.threads = 2;
+      args.show_progress = false;
+      return args;
+    }());
+    const auto logits = rows->prompt_logits({1, 2, 3, 4});
+    for (float v : logits) ASSERT_TRUE(std::isfinite(v)) << type;
+  }
+  setenv("SHARDLM_DUMMY_WEIGHTS", "Q3_K", 1);
+  try {
+    load_dummy_model(path);
+    ADD_FAILURE() << "Q3_K accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("SHARDLM_DUMMY_WEIGHTS is 'Q3_K'"), std::string::npos);
+  }
+  unsetenv("SHARDLM_DUMMY_WEIGHTS");
 }
 
 TEST(DummyModel, ErrorsNameWhatToPass) {

@@ -6,6 +6,7 @@
 #include "backend/cpu/quant.h"
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/thread_pool.h"
 
 namespace shardlm::cuda {
 
@@ -94,6 +95,36 @@ Stretch read_stretch(DType t, const uint8_t* row, int64_t s) {
   return out;
 }
 
+// Row r of w repacked into its place in out_base (quant_sizes' layout).
+void repack_row(const TensorView& w, const QuantLayout& l, const QuantSizes& sz, int64_t per_row,
+                int64_t r, uint8_t* out_base) {
+  const int64_t k = w.ne[0];
+  uint8_t* codes = out_base + static_cast<size_t>(r) * sz.codes_row;
+  for (int64_t s = 0; s < k / 32; ++s) {
+    const Stretch st = read_stretch(w.dtype, w.row(r), s);
+    if (l.code_bits == 4) {
+      for (int j = 0; j < 16; ++j) {
+        codes[s * 16 + j] = static_cast<uint8_t>(st.codes[j] | (st.codes[j + 16] << 4));
+      }
+    } else {
+      for (int j = 0; j < 32; ++j) {
+        codes[s * 32 + j] = static_cast<uint8_t>(static_cast<int8_t>(st.codes[j]));
+      }
+    }
+    const int blocks = 32 / l.block;
+    for (int b = 0; b < blocks; ++b) {
+      const size_t i = static_cast<size_t>(r * per_row + s * blocks + b);
+      if (l.half_scales) {
+        std::memcpy(out_base + sz.scales_at + 2 * i, &st.half_scale[b], 2);
+        if (l.offsets) std::memcpy(out_base + sz.offsets_at + 2 * i, &st.half_offset[b], 2);
+      } else {
+        std::memcpy(out_base + sz.scales_at + 4 * i, &st.scale[b], 4);
+        if (l.offsets) std::memcpy(out_base + sz.offsets_at + 4 * i, &st.offset[b], 4);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::optional<QuantLayout> quant_layout(DType t) {
@@ -143,32 +174,11 @@ std::vector<uint8_t> repack_quant(const TensorView& w) {
   const QuantSizes sz = quant_sizes(l, rows, k);
   std::vector<uint8_t> out(sz.total, 0);
   const int64_t per_row = k / l.block;  // scales per row
-  for (int64_t r = 0; r < rows; ++r) {
-    uint8_t* codes = out.data() + static_cast<size_t>(r) * sz.codes_row;
-    for (int64_t s = 0; s < k / 32; ++s) {
-      const Stretch st = read_stretch(w.dtype, w.row(r), s);
-      if (l.code_bits == 4) {
-        for (int j = 0; j < 16; ++j) {
-          codes[s * 16 + j] = static_cast<uint8_t>(st.codes[j] | (st.codes[j + 16] << 4));
-        }
-      } else {
-        for (int j = 0; j < 32; ++j) {
-          codes[s * 32 + j] = static_cast<uint8_t>(static_cast<int8_t>(st.codes[j]));
-        }
-      }
-      const int blocks = 32 / l.block;
-      for (int b = 0; b < blocks; ++b) {
-        const size_t i = static_cast<size_t>(r * per_row + s * blocks + b);
-        if (l.half_scales) {
-          std::memcpy(out.data() + sz.scales_at + 2 * i, &st.half_scale[b], 2);
-          if (l.offsets) std::memcpy(out.data() + sz.offsets_at + 2 * i, &st.half_offset[b], 2);
-        } else {
-          std::memcpy(out.data() + sz.scales_at + 4 * i, &st.scale[b], 4);
-          if (l.offsets) std::memcpy(out.data() + sz.offsets_at + 4 * i, &st.offset[b], 4);
-        }
-      }
-    }
-  }
+  // Rows in parallel (a large model's matrices repack in seconds, not minutes).
+  ThreadPool pool(ThreadPool::default_threads());
+  pool.parallel_for(rows, [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) repack_row(w, l, sz, per_row, r, out.data());
+  });
   return out;
 }
 
