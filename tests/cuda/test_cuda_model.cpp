@@ -83,9 +83,12 @@ TEST(CudaModel, TinyModelLogitsMatchCpu) {
       std::cout << "[tiny] " << name << " " << dtype_name(t) << ": logits rel err " << err << "\n";
       EXPECT_LT(err, 2e-2) << name << " " << dtype_name(t);
       if (t == DType::F32) continue;
-      // One step of all 24 tokens: the quantised matrices' GEMM path (BF16 tiles), not the GEMV.
-      auto whole = open_on(path, Device::kCuda, 32, 64);
-      const double err_gemm = rel_err(whole.llm->prompt_logits(ids), a);
+      // One step of 48 tokens: the quantised matrices' GEMM path (BF16 tiles), not the GEMV.
+      std::vector<int32_t> long_ids = ids;
+      long_ids.insert(long_ids.end(), ids.begin(), ids.end());
+      const auto long_ref = cpu.llm->prompt_logits(long_ids);
+      auto whole = open_on(path, Device::kCuda, 64, 64);
+      const double err_gemm = rel_err(whole.llm->prompt_logits(long_ids), long_ref);
       std::cout << "[tiny] " << name << " " << dtype_name(t) << " in one step: " << err_gemm << "\n";
       EXPECT_LT(err_gemm, 2e-2) << name << " " << dtype_name(t) << " in one step";
     }

@@ -146,7 +146,7 @@ TEST(CudaQuant, MatmulMatchesCpuAndFp64) {
       const TensorView w = dense_matrix(t, k, n, rng, bytes);
       const TensorView dw = prepared(be, w, keep);
       ASSERT_EQ(dw.dtype, t);
-      for (int64_t tokens : {1, 2, 5, 8, 9, 64}) {
+      for (int64_t tokens : {1, 2, 5, 8, 9, 20, 64}) {
         const auto x = randn(static_cast<size_t>(tokens * k), rng);
         const auto ref = reference(w, x, tokens);
         std::vector<float> cpu_y(ref.size());
@@ -156,7 +156,7 @@ TEST(CudaQuant, MatmulMatchesCpuAndFp64) {
         const auto got = to_host(be, y, ref.size());
         vs_ref.add(got, ref);
         vs_cpu.add(got, cpu_y);
-        if (block32 && tokens <= cuda::kGemvQuantMaxTokens) {  // the same activation codes
+        if (block32 && tokens <= cuda::QuantLinear::kGemvMaxTokens) {  // the same codes
           EXPECT_LT(rel_err(got, cpu_y), 1e-4)
               << dtype_name(t) << " " << k << "x" << n << " x " << tokens << " vs CPU";
         }
@@ -190,7 +190,7 @@ TEST(CudaQuant, SharedInputAndGateUpMatchSeparateMatmuls) {
     std::vector<uint8_t> b0, b1;
     const TensorView g = prepared(be, dense_matrix(t, k, n, rng, b0), keep);
     const TensorView u = prepared(be, dense_matrix(tu, k, n, rng, b1), keep);
-    for (int64_t tokens : {1, 6, 12}) {
+    for (int64_t tokens : {1, 6, 12, 40}) {  // 12: GEMVs of 8 and 4 tokens; 40: the tiles
       const size_t size = static_cast<size_t>(tokens * n);
       const float* x = to_device(be, randn(static_cast<size_t>(tokens * k), rng));
       float *yg = be.alloc_floats(size), *yu = be.alloc_floats(size);
@@ -232,7 +232,7 @@ TEST(CudaQuant, QkvSegmentsMatchSeparateMatmuls) {
     const int64_t rows[3] = {r0, r1, r1 - 2};
     for (int i = 0; i < 3; ++i)
       ws[i] = prepared(be, dense_matrix(t, k, rows[i], rng, bytes[i]), keep);
-    for (int64_t tokens : {1, 3, 8}) {
+    for (int64_t tokens : {1, 3, 8, 17}) {
       const float* x = to_device(be, randn(static_cast<size_t>(tokens * k), rng));
       float* ys[3];
       const TensorView* wp[3];

@@ -72,53 +72,73 @@ void QuantLinear::reserve_tiles(int64_t elems) {
   tile_elems_ = elems;
 }
 
+// The batch in chunks of up to kGemvQuantMaxTokens tokens: fn(first token, tokens) per chunk.
+template <typename Fn>
+void by_chunks(int64_t n_tokens, Fn&& fn) {
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kGemvQuantMaxTokens) {
+    fn(t0, std::min<int64_t>(kGemvQuantMaxTokens, n_tokens - t0));
+  }
+}
+
 bool QuantLinear::matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) {
-  if (!is_quant(w) || n_tokens > kGemvQuantMaxTokens) return false;
-  check_width(w.ne[0]);
-  gemv_quant(parts(w), x, n_tokens, y, acts_, stream_);
+  if (!is_quant(w) || n_tokens > kGemvMaxTokens) return false;
+  const int64_t k = w.ne[0], n = w.rows();
+  check_width(k);
+  by_chunks(n_tokens, [&](int64_t t0, int64_t nt) {
+    gemv_quant(parts(w), x + t0 * k, nt, y + t0 * n, acts_, stream_);
+  });
   return true;
 }
 
 bool QuantLinear::matmul_shared_input(const TensorView* const* ws, float* const* ys, int count,
                                       const float* x, int64_t n_tokens) {
-  if (n_tokens > kGemvQuantMaxTokens) return false;
-  QuantSegments segs{};
-  segs.count = count;
+  if (n_tokens > kGemvMaxTokens) return false;
   bool one_launch = count <= kQuantMaxSegments;
   for (int i = 0; i < count; ++i) {
     if (!is_quant(*ws[i]) || ws[i]->ne[0] != ws[0]->ne[0]) return false;
     one_launch = one_launch && ws[i]->dtype == ws[0]->dtype;
-    if (i < kQuantMaxSegments) segs.w[i] = parts(*ws[i]), segs.y[i] = ys[i];
   }
-  check_width(ws[0]->ne[0]);
-  if (one_launch) {
-    gemv_quant_segments(segs, x, n_tokens, acts_, stream_);
-    return true;
-  }
-  for (int i = 0; i < count; ++i) gemv_quant(parts(*ws[i]), x, n_tokens, ys[i], acts_, stream_);
+  const int64_t k = ws[0]->ne[0];
+  check_width(k);
+  by_chunks(n_tokens, [&](int64_t t0, int64_t nt) {
+    if (!one_launch) {
+      for (int i = 0; i < count; ++i) {
+        gemv_quant(parts(*ws[i]), x + t0 * k, nt, ys[i] + t0 * ws[i]->rows(), acts_, stream_);
+      }
+      return;
+    }
+    QuantSegments segs{};
+    segs.count = count;
+    for (int i = 0; i < count; ++i)
+      segs.w[i] = parts(*ws[i]), segs.y[i] = ys[i] + t0 * ws[i]->rows();
+    gemv_quant_segments(segs, x + t0 * k, nt, acts_, stream_);
+  });
   return true;
 }
 
 bool QuantLinear::gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
                                int64_t n_tokens, float* gate, float* up) {
-  if (!is_quant(w_gate) || !is_quant(w_up) || n_tokens > kGemvQuantMaxTokens ||
+  if (!is_quant(w_gate) || !is_quant(w_up) || n_tokens > kGemvMaxTokens ||
       w_gate.ne[0] != w_up.ne[0] || w_gate.rows() != w_up.rows()) {
     return false;
   }
-  if (w_gate.dtype == w_up.dtype) {  // one launch: a warp reads a gate row and its up row
-    QuantSegments segs{};
-    segs.w[0] = parts(w_gate), segs.w[1] = parts(w_up);
-    segs.y[0] = gate, segs.y[1] = up;
-    segs.count = 2;
-    segs.gate_up = true;
-    check_width(w_gate.ne[0]);
-    gemv_quant_segments(segs, x, n_tokens, acts_, stream_);
+  const int64_t k = w_gate.ne[0], n = w_gate.rows();
+  if (w_gate.dtype == w_up.dtype) {  // one launch a chunk: a warp reads a gate row and its up row
+    check_width(k);
+    by_chunks(n_tokens, [&](int64_t t0, int64_t nt) {
+      QuantSegments segs{};
+      segs.w[0] = parts(w_gate), segs.w[1] = parts(w_up);
+      segs.y[0] = gate + t0 * n, segs.y[1] = up + t0 * n;
+      segs.count = 2;
+      segs.gate_up = true;
+      gemv_quant_segments(segs, x + t0 * k, nt, acts_, stream_);
+    });
     return true;
   }
   const TensorView* ws[2] = {&w_gate, &w_up};
   float* ys[2] = {gate, up};
   matmul_shared_input(ws, ys, 2, x, n_tokens);
-  silu_mul(gate, up, gate, n_tokens * w_gate.rows(), stream_);
+  silu_mul(gate, up, gate, n_tokens * n, stream_);
   return true;
 }
 
