@@ -23,6 +23,7 @@
 #include "backend/cuda/attention_decode_args.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kv_element.cuh"
+#include "backend/cuda/load_stream.cuh"
 #include "core/env_flag.h"
 
 namespace shardlm::cuda {
@@ -33,14 +34,6 @@ constexpr int kWarps = 4;        // per block
 constexpr int kKeysPerLane = 4;  // key (and value) loads a lane has in flight
 constexpr int kMaxSplits = 64;
 constexpr int kMaxGroup = 8;  // query heads per KV head
-
-__device__ __forceinline__ uint4 load_stream(const uint16_t* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
 
 // Eight consecutive cache elements from element `at`: BF16 as one 16-byte load, FP8 as one 8-byte
 // load (in .x, .y).

@@ -12,6 +12,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_fp8.cuh"
+#include "backend/cuda/load_stream.cuh"
 #include "backend/cuda/reduce.cuh"
 
 namespace shardlm::cuda {
@@ -19,14 +20,6 @@ namespace shardlm::cuda {
 namespace {
 
 constexpr int kWarps = 4;  // per block
-
-__device__ __forceinline__ uint4 load_stream(const uint4* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
 
 // Four E4M3 weights (one 32-bit word, first weight in the low byte) as floats.
 __device__ __forceinline__ void e4m3x4_to_float(uint32_t word, float* f) {

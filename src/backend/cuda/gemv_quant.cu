@@ -14,6 +14,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_quant.cuh"
+#include "backend/cuda/load_stream.cuh"
 #include "backend/cuda/quant_layout.h"
 #include "backend/cuda/reduce.cuh"
 #include "core/error.h"
@@ -88,15 +89,6 @@ __device__ __forceinline__ float load_scale(const void* p, int64_t i) {
   } else {
     return static_cast<const float*>(p)[i];
   }
-}
-
-// Weights are read once per step: bypass L1 (which keeps the activations).
-__device__ __forceinline__ uint4 load_stream(const uint8_t* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
 }
 
 __device__ __forceinline__ int dot16(const uint4& a, const uint4& b) {
