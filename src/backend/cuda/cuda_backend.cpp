@@ -119,15 +119,6 @@ struct CudaBackend::Impl {
     if (stream) cudaStreamDestroy(stream);
   }
 
-  // y = x W^T for x already converted to BF16 (x_bf16): a quantised weight's BF16 tiles, or W.
-  void gemm_bf16_input(const TensorView& w, int64_t n_tokens, float* y) {
-    if (QuantLinear::is_quant(w)) {
-      quant->gemm(w, x_bf16, n_tokens, y);
-    } else {
-      gemm->bf16(static_cast<const uint16_t*>(w.data), w.ne[0], w.rows(), x_bf16, n_tokens, y);
-    }
-  }
-
   // The bf16 copy of a matmul's input; grows only for inputs wider than planned.
   void reserve_bf16(int64_t n) {
     grow_scratch(x_bf16, x_bf16_capacity, static_cast<size_t>(n), stream);
@@ -384,10 +375,17 @@ void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, 
     gemv_bf16(matrix(w), k, n, x, n_tokens, y, impl_->stream);
     return;
   }
-  if (!QuantLinear::is_quant(w)) matrix(w);  // checks it is a BF16 device weight
   impl_->reserve_bf16(n_tokens * k);
   cuda::to_bf16(x, n_tokens * k, impl_->x_bf16, impl_->stream);
-  impl_->gemm_bf16_input(w, n_tokens, y);
+  gemm_on_bf16_input(w, n_tokens, y);
+}
+
+void CudaBackend::gemm_on_bf16_input(const TensorView& w, int64_t n_tokens, float* y) {
+  if (QuantLinear::is_quant(w)) {
+    impl_->quant->gemm(w, impl_->x_bf16, n_tokens, y);
+    return;
+  }
+  impl_->gemm->bf16(matrix(w), w.ne[0], w.rows(), impl_->x_bf16, n_tokens, y);
 }
 
 namespace {
@@ -459,7 +457,7 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
       return;
     }
   }
-  for (int i = 0; i < count; ++i) impl_->gemm_bf16_input(*ws[i], n_tokens, ys[i]);
+  for (int i = 0; i < count; ++i) gemm_on_bf16_input(*ws[i], n_tokens, ys[i]);
 }
 
 void CudaBackend::gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,

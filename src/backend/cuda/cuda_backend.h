@@ -110,6 +110,8 @@ class CudaBackend : public Backend {
  private:
   // The BF16 device copy of a prepared matrix; fails on a host view or another type.
   const uint16_t* matrix(const TensorView& w) const;
+  // y = x W^T for x already in the BF16 scratch: a quantised weight's BF16 tiles, or W's GEMM.
+  void gemm_on_bf16_input(const TensorView& w, int64_t n_tokens, float* y);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <string>
-#include <string_view>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/elementwise.cuh"
@@ -12,14 +11,6 @@
 #include "core/error.h"
 
 namespace shardlm::cuda {
-
-namespace {
-
-bool ends_with(std::string_view s, std::string_view tail) {
-  return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
-}
-
-}  // namespace
 
 QuantLinear::QuantLinear(cudaStream_t stream, Gemm& gemm, int64_t max_k)
     : stream_(stream), gemm_(gemm), max_k_(std::max<int64_t>(max_k, 32)) {
@@ -47,7 +38,7 @@ bool QuantLinear::keeps(const TensorView& w) {
   for (const char* dense :
        {".attn_q.weight", ".attn_k.weight", ".attn_v.weight", ".attn_output.weight",
         ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"}) {
-    if (ends_with(w.name, dense)) return true;
+    if (w.name.ends_with(dense)) return true;
   }
   return w.name == "output.weight" || w.name == "token_embd.weight";
 }
