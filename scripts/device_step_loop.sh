@@ -62,8 +62,12 @@ for C in ${CONFIGS:-new=}; do
     --format=csv,noheader,nounits -lms 1000 >"$LOGS/smi-$NAME.csv" 2>&1 &
   SMI=$!
   for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$NAME.log" && break; sleep 1; done
-  grep -E "KV cache:|max_num" "$LOGS/serve-$NAME.log" | sed "s/^/$NAME: /" | tee -a "$SUMMARY"
+  grep -E "KV cache:|KV cache sized by|max_num" "$LOGS/serve-$NAME.log" | sed "s/^/$NAME: /" |
+    tee -a "$SUMMARY"
   STREAMS="${STREAMS:-256}" measure_streams "$NAME" "$PORT"
+  # What the process holds after its largest steps, against its --gpu-memory-utilization share.
+  nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader |
+    sed "s/^/$NAME: GPU memory used after the run, of total: /" | tee -a "$SUMMARY"
   kill -TERM "$SERVER"
   wait "$SERVER"
   kill "$SMI" 2>/dev/null

@@ -228,6 +228,10 @@ class Backend {
                       int32_t* tokens, float* logprobs) = 0;
   // Memory for activations (host memory for CPU).
   virtual float* alloc_floats(size_t n) = 0;
+  // The buffers alloc_floats and alloc_kv made after a mark, freed together (the start-up
+  // profile's temporary runner, engine/activation_profile.h); nothing may use them afterwards.
+  virtual size_t allocation_mark() const { return 0; }
+  virtual void free_allocations_since(size_t mark) {}
   // Bytes of one key or value element in this backend's KV pool, and memory for n of them.
   virtual DType kv_dtype() const { return DType::F32; }
   size_t kv_element_bytes() const { return row_bytes(kv_dtype(), 1); }

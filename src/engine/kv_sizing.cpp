@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <string>
 
 #include "core/error.h"
 #include "engine/engine_args.h"
@@ -35,13 +36,21 @@ size_t activation_bytes(const ModelConfig& c, int64_t max_batch_tokens) {
   return (T * per_token + logits + bf16_input + moe_floats(c, T)) * sizeof(float) + scratch;
 }
 
-DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Backend& backend) {
+size_t graph_reserve_bytes(const EngineArgs& args) {
+  return static_cast<size_t>(step_seqs(args)) << 20;
+}
+
+bool sizes_kv_from_memory(const EngineArgs& args, const Backend& backend) {
+  size_t free = 0, total = 0;
+  return !args.make_runner && args.num_kv_blocks <= 0 && args.kv_cache_memory <= 0 &&
+         backend.device_memory(free, total);
+}
+
+DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Backend& backend,
+                                 std::optional<ActivationProfile> profiled) {
   DeviceKvSizing out;
   size_t free = 0, total = 0;
-  if (args.make_runner || args.num_kv_blocks > 0 || args.kv_cache_memory > 0 ||
-      !backend.device_memory(free, total)) {
-    return out;
-  }
+  if (!sizes_kv_from_memory(args, backend) || !backend.device_memory(free, total)) return out;
   const double util = args.gpu_memory_utilization;
   if (util <= 0 || util > 1) fail("--gpu-memory-utilization must be in (0, 1], got {}", util);
   const ModelConfig& c = model.config;
@@ -49,11 +58,15 @@ DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Bac
   // started (the weights, the backend's scratch); the context and other processes are not
   // charged to it, but what they hold must leave room for the rest of the share.
   size_t at_start = 0;
-  const size_t own = backend.device_memory_at_start(at_start) && at_start >= free
-                         ? at_start - free
-                         : total - free;  // a backend that cannot tell: everything in use
+  size_t own = backend.device_memory_at_start(at_start) && at_start >= free
+                   ? at_start - free
+                   : total - free;  // a backend that cannot tell: everything in use
   const size_t others = total - free - own;
-  const auto activations = static_cast<double>(activation_bytes(c, step_tokens(args)));
+  if (profiled) own -= std::min(own, profiled->kept);  // counted with the activations
+  const auto estimate = static_cast<double>(activation_bytes(c, step_tokens(args)));
+  const double activations = profiled ? static_cast<double>(profiled->bytes) +
+                                            static_cast<double>(graph_reserve_bytes(args))
+                                      : estimate;
   const double share = util * static_cast<double>(total);
   const double to_allocate = share - static_cast<double>(own);  // activations and the KV cache
   const double budget = to_allocate - activations;
@@ -78,9 +91,12 @@ DeviceKvSizing size_kv_on_device(const EngineArgs& args, const Model& model, Bac
   }
   out.summary = fmt::format(
       "--gpu-memory-utilization {:.2f}: {:.2f} of {:.1f} GiB for this process, {:.2f} GiB held "
-      "(weights), {:.2f} GiB for activations, {:.2f} GiB for the KV cache; {:.2f} GiB held by "
-      "other processes and the CUDA context",
-      util, share / gib, total / gib, own / gib, activations / gib, budget / gib, others / gib);
+      "(weights), {:.2f} GiB for activations ({}), {:.2f} GiB for the KV cache; {:.2f} GiB held "
+      "by other processes and the CUDA context",
+      util, share / gib, total / gib, own / gib, activations / gib,
+      profiled ? fmt::format("measured: the largest step; estimated {:.2f}", estimate / gib)
+               : std::string("estimated"),
+      budget / gib, others / gib);
   return out;
 }
 

@@ -3,8 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstdlib>
-
+#include "core/env_flag.h"
+#include "engine/activation_profile.h"
 #include "engine/kv_sizing.h"
 #include "model/fp8_checkpoint.h"
 #include "model/model_shape.h"
@@ -55,16 +55,24 @@ void RankRuntime::size_kv_cache(const EngineArgs& args) {
     kv_shape_.n_blocks = kv_blocks(args, c);  // fp32's count, the same on every rank
     return;
   }
-  const DeviceKvSizing sized = size_kv_on_device(args, *model_, *backend_);
+  std::optional<ActivationProfile> profiled;
+  if (sizes_kv_from_memory(args, *backend_)) {
+    profiled = profile_activations(
+        *model_, *backend_, weights_,
+        {step_tokens(args), step_seqs(args), args.block_size, device_sampling()});
+  }
+  const DeviceKvSizing sized = size_kv_on_device(args, *model_, *backend_, profiled);
   kv_shape_.n_blocks = sized.n_blocks > 0 ? sized.n_blocks : kv_blocks(args, c, elem);
   kv_summary_ = sized.summary;
 }
 
 std::unique_ptr<ModelRunner> RankRuntime::make_runner(int64_t max_batch_tokens) {
-  const char* ds = std::getenv("SHARDLM_DEVICE_SAMPLING");
-  const bool device_sampling = !(ds && std::string(ds) == "0");
   return std::make_unique<TransformerRunner>(*model_, *backend_, kv_shape_, max_batch_tokens,
-                                             device_sampling, &weights_);
+                                             device_sampling(), &weights_);
+}
+
+bool RankRuntime::device_sampling() const {
+  return env_flag("SHARDLM_DEVICE_SAMPLING", true) && !backend_->host_memory();
 }
 
 }  // namespace shardlm

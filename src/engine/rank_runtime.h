@@ -44,6 +44,8 @@ class RankRuntime {
 
  private:
   void size_kv_cache(const EngineArgs& args);
+  // The runner samples on the device (SHARDLM_DEVICE_SAMPLING=0 keeps it on the host).
+  bool device_sampling() const;
 
   Placement placement_;
   std::unique_ptr<Model> model_;

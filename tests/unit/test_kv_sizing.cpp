@@ -76,6 +76,29 @@ TEST_F(KvSizingTest, ShareLessWeightsAndActivations) {
   EXPECT_NE(s.summary.find("40.00 of 80.0 GiB for this process"), std::string::npos) << s.summary;
 }
 
+// A measured activation figure (the start-up profile's largest step) replaces the estimate, and
+// the log says which it was.
+TEST_F(KvSizingTest, ProfiledActivationsReplaceTheEstimate) {
+  ScriptedGpu gpu(80 * kGiB, 79 * kGiB, 77 * kGiB);
+  args_.gpu_memory_utilization = 0.5;
+  // 3 GiB for the step, of which 0.5 GiB of scratch stayed (held, but not weights); 64 MiB for
+  // the decode graphs of 64 sequences.
+  args_.max_num_seqs = 64;
+  const DeviceKvSizing s =
+      size_kv_on_device(args_, *model_, gpu, ActivationProfile{3 * kGiB, kGiB / 2});
+  const double want = 40.0 * kGiB - 1.5 * kGiB - 3.0 * kGiB -
+                      static_cast<double>(graph_reserve_bytes(args_));
+  EXPECT_LE(kv_bytes(s, gpu), want);
+  EXPECT_GT(kv_bytes(s, gpu), want - 1e6);
+  EXPECT_NE(s.summary.find("1.50 GiB held (weights), 3.06 GiB for activations (measured: the "
+                           "largest step; estimated"),
+            std::string::npos)
+      << s.summary;
+  EXPECT_NE(s.summary.find("1.00 GiB held by other processes"), std::string::npos) << s.summary;
+  const DeviceKvSizing e = size_kv_on_device(args_, *model_, gpu);
+  EXPECT_NE(e.summary.find("for activations (estimated)"), std::string::npos) << e.summary;
+}
+
 // A mixture of experts adds its (token, slot) pairs' rows: at 8,192 tokens of qwen3-30b-a3b
 // (top-8 of 128 experts, width 768) 65,536 pairs of hidden and up rows (768 each) and outputs and
 // gathered inputs (2,048 each), 1.48 GB beyond the same model with a dense FFN.

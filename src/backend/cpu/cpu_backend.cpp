@@ -117,4 +117,8 @@ float* CpuBackend::alloc_floats(size_t n) {
   return buffers_.emplace_back(n, 0.f).data();
 }
 
+void CpuBackend::free_allocations_since(size_t mark) {
+  while (buffers_.size() > mark) buffers_.pop_back();
+}
+
 }  // namespace shardlm

@@ -62,6 +62,8 @@ class CpuBackend : public Backend {
   void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
               int32_t* tokens, float* logprobs) override;
   float* alloc_floats(size_t n) override;
+  size_t allocation_mark() const override { return buffers_.size(); }
+  void free_allocations_since(size_t mark) override;
 
  private:
   ThreadPool pool_;

@@ -627,6 +627,16 @@ float* CudaBackend::alloc_floats(size_t n) {
   return static_cast<float*>(p);
 }
 
+size_t CudaBackend::allocation_mark() const { return impl_->buffers.size(); }
+
+void CudaBackend::free_allocations_since(size_t mark) {
+  SHARDLM_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+  while (impl_->buffers.size() > mark) {
+    SHARDLM_CUDA_CHECK(cudaFree(impl_->buffers.back()));
+    impl_->buffers.pop_back();
+  }
+}
+
 DType CudaBackend::kv_dtype() const {
   return impl_->options.fp8_kv ? DType::F8_E4M3 : DType::BF16;
 }

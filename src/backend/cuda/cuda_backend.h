@@ -88,6 +88,8 @@ class CudaBackend : public Backend {
   void sample(float* logits, int64_t rows, int64_t vocab, const RowSampling* params,
               int32_t* tokens, float* logprobs) override;
   float* alloc_floats(size_t n) override;
+  size_t allocation_mark() const override;
+  void free_allocations_since(size_t mark) override;
   // The KV pool holds BF16 (half the bytes of fp32), or FP8 E4M3 with --kv-cache-dtype fp8
   // (half again: twice the tokens per GiB).
   DType kv_dtype() const override;
