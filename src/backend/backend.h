@@ -167,6 +167,45 @@ class Backend {
     add(x, y, rows * dim);
     rms_norm(x, w, rows, dim, eps, out);
   }
+  // A block's norm and the matrices it feeds, in one call, so that a device backend can give the
+  // normed rows to its GEMMs in their input format (BF16) instead of converting them there:
+  // x += in.residual (when given), out = rms_norm(x) * w; then ys[i] = out W_i^T (Q/K/V). out may
+  // equal the residual, and on a device backend is left unwritten when the GEMMs took the rows
+  // directly (callers read only ys). The default runs add_rms_norm or rms_norm, then
+  // matmul_shared_input.
+  struct NormIn {
+    float* x;               // [rows][dim], the residual stream
+    const float* residual;  // nullable: added to x first
+    const float* w;         // [dim]
+    int64_t rows, dim;
+    float eps;
+    float* out;  // [rows][dim]
+  };
+  virtual void norm_matmul(const NormIn& in, const TensorView* const* ws, float* const* ys,
+                           int count) {
+    norm(in);
+    matmul_shared_input(ws, ys, count, in.out, in.rows);
+  }
+  // The dense SwiGLU MLP after its norm: y = (silu(xn W_gate^T) * (xn W_up^T)) W_down^T, xn as
+  // norm_matmul's out, gate and up scratch ([rows][ffn] each; y may equal in.out). The default
+  // runs norm, gate_up_silu and matmul.
+  struct DenseMlp {
+    const TensorView *gate, *up, *down;
+    float *gate_out, *up_out;
+  };
+  virtual void norm_mlp(const NormIn& in, const DenseMlp& m, float* y) {
+    norm(in);
+    gate_up_silu(*m.gate, *m.up, in.out, in.rows, m.gate_out, m.up_out);
+    matmul(*m.down, m.gate_out, in.rows, y);
+  }
+  // norm_matmul's first half: add_rms_norm where in.residual is given, else rms_norm.
+  void norm(const NormIn& in) {
+    if (in.residual) {
+      add_rms_norm(in.x, in.residual, in.w, in.rows, in.dim, in.eps, in.out);
+    } else {
+      rms_norm(in.x, in.w, in.rows, in.dim, in.eps, in.out);
+    }
+  }
   // x[r] += b for each of rows rows of dim floats.
   virtual void add_bias(float* x, const float* b, int64_t rows, int64_t dim) = 0;
   // Rotates each head of x (n_tokens rows of n_heads * head_dim) by its token's position.

@@ -117,19 +117,19 @@ void Transformer::mla_block(const LayerWeights& L, int il) {
                     attn_params_, buf_.attn);
 }
 
-void Transformer::attention_block(const ForwardBatch& b, int il) {
+void Transformer::attention_block(const ForwardBatch& b, int il, const float* residual) {
   const LayerWeights& L = layer(il);
   const int64_t n = b.size();
-  be_.rms_norm(buf_.x, L.attn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
+  const Backend::NormIn in{buf_.x, residual, L.attn_norm, n, c_.d_model, c_.norm_eps, buf_.xn};
   if (c_.is_mla()) {
+    be_.norm(in);
     mla_block(L, il);
     matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.attn_out_dim()} * tp_, buf_.xn);
-    be_.add_rms_norm(buf_.x, buf_.xn, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
     return;
   }
   const TensorView* qkv[] = {&L.wq, &L.wk, &L.wv};
   float* qkv_out[] = {buf_.q, buf_.k, buf_.v};
-  be_.matmul_shared_input(qkv, qkv_out, 3, buf_.xn, n);
+  be_.norm_matmul(in, qkv, qkv_out, 3);
   if (L.bq) {
     be_.add_bias(buf_.q, L.bq, n, c_.q_dim());
     be_.add_bias(buf_.k, L.bk, n, c_.kv_dim());
@@ -144,24 +144,29 @@ void Transformer::attention_block(const ForwardBatch& b, int il) {
                     c_.n_kv_heads, rope_, kv);
   be_.attention(buf_.q, kv, step_.seqs, attn_params_, buf_.attn);
   matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.q_dim()} * tp_, buf_.xn);
-  // The residual add and the MLP's norm: x += o; xn = rms_norm(x).
-  be_.add_rms_norm(buf_.x, buf_.xn, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn);
 }
 
-void Transformer::mlp_block(const LayerWeights& L, int64_t n) {
+const float* Transformer::mlp_block(const LayerWeights& L, int64_t n) {
+  // The residual add and the MLP's norm: x += o; xn = rms_norm(x).
+  const Backend::NormIn in{buf_.x, buf_.xn, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn};
   if (!L.moe.empty()) {
+    be_.norm(in);
     if (L.moe.partial_sum) {  // Megatron: this rank's partial sum, completed by one all-reduce
       be_.moe_ffn(L.moe, buf_.xn, n, buf_.moe_out, nullptr);
       all_reduce_(buf_.moe_out, n * c_.d_model);
     } else {  // exact: tensor-parallel ranks gather inside the op as mlp's matmuls do
       be_.moe_ffn(L.moe, buf_.xn, n, buf_.moe_out, L.moe.tp > 1 ? &gather_ : nullptr);
     }
-    be_.add(buf_.x, buf_.moe_out, n * c_.d_model);
-    return;
+    return buf_.moe_out;
   }
+  if (tp_ == 1) {  // one rank: the whole MLP in one call
+    be_.norm_mlp(in, {&L.w_gate, &L.w_up, &L.w_down, buf_.gate, buf_.up}, buf_.xn);
+    return buf_.xn;
+  }
+  be_.norm(in);
   be_.gate_up_silu(L.w_gate, L.w_up, buf_.xn, n, buf_.gate, buf_.up);
   matmul_gathered(L.w_down, buf_.gate, n, int64_t{c_.ffn_dim} * tp_, buf_.xn);
-  be_.add(buf_.x, buf_.xn, n * c_.d_model);
+  return buf_.xn;
 }
 
 void Transformer::begin(const ForwardBatch& b) {
@@ -198,11 +203,15 @@ void Transformer::embed(const ForwardBatch& b) {
   be_.embedding(w_.weights.tok_embd, step_.tokens, b.size(), buf_.x);
 }
 
+// Each MLP's output is added to x by the next layer's norm (one kernel for both), the last one's
+// here.
 void Transformer::run_layers(const ForwardBatch& b, int first, int last) {
+  const float* residual = nullptr;
   for (int il = first; il < last; ++il) {
-    attention_block(b, il);
-    mlp_block(layer(il), b.size());
+    attention_block(b, il, residual);
+    residual = mlp_block(layer(il), b.size());
   }
+  if (residual) be_.add(buf_.x, residual, b.size() * c_.d_model);
 }
 
 // Only the requested rows go through the final norm and the (large) output projection.

@@ -61,13 +61,17 @@ class Transformer {
     float *x, *xn, *q, *k, *v, *attn, *gate, *up, *out_rows;
     float* moe_out;  // [n_tokens][d_model]: a mixture-of-experts FFN's output (MoE models only)
   };
-  void attention_block(const ForwardBatch& batch, int il);
+  // x += residual (the layer before's MLP output, when given), the norm, attention and the O
+  // projection, whose output is left in xn for the MLP block to add.
+  void attention_block(const ForwardBatch& batch, int il, const float* residual);
   void mla_block(const LayerWeights& L, int il);  // from the normed xn
   // The weights of global layer il (this stage's views).
   const LayerWeights& layer(int il) const {
     return w_.weights.layers[static_cast<size_t>(il - first_cached_layer_)];
   }
-  void mlp_block(const LayerWeights& L, int64_t n);  // starts from the normed xn
+  // x += xn (the O projection), the norm and the MLP; returns its output, which the next layer's
+  // norm (or run_layers, after the last) adds to x.
+  const float* mlp_block(const LayerWeights& L, int64_t n);
   void qk_norm(float* x, const float* w, int64_t n, int heads);
   // What becomes of the logit rows [first, first + rows) once in logits_dev_ (copied to the host,
   // or sampled on the device).

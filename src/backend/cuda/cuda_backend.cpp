@@ -94,6 +94,8 @@ struct CudaBackend::Impl {
     tensor_core_prefill = env_flag("SHARDLM_CUDA_PREFILL_ATTENTION", true);
     // SHARDLM_CUDA_FUSED_QKV=0: Q/K/V as three GEMMs even where they lie end to end (to compare).
     fused_qkv = env_flag("SHARDLM_CUDA_FUSED_QKV", true);
+    // SHARDLM_CUDA_BF16_HANDOFF=0: norms and SiLU·up write fp32 and the GEMMs convert (to compare).
+    bf16_handoff = env_flag("SHARDLM_CUDA_BF16_HANDOFF", true);
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
@@ -167,6 +169,7 @@ struct CudaBackend::Impl {
   bool split_k_decode = true;  // decode batches on the split-K kernel (attention_decode.cu)
   bool tensor_core_prefill = true;  // prefill batches on attention_prefill.cu
   bool fused_qkv = true;            // matmul_shared_input's one GEMM over adjacent matrices
+  bool bf16_handoff = true;
 
   CudaBackendOptions options;
   cudaStream_t stream = nullptr;
@@ -442,6 +445,12 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
   }
   impl_->reserve_bf16(n_tokens * k);  // one bf16 copy of the input for every GEMM
   cuda::to_bf16(x, n_tokens * k, impl_->x_bf16, impl_->stream);
+  gemms_on_bf16_input(ws, ys, count, n_tokens);
+}
+
+void CudaBackend::gemms_on_bf16_input(const TensorView* const* ws, float* const* ys, int count,
+                                      int64_t n_tokens) {
+  const int64_t k = ws[0]->ne[0];
   if (impl_->fused_qkv && n_tokens <= kFusedGemmMaxTokens && end_to_end(ws, count)) {
     int64_t total = 0;
     for (int i = 0; i < count; ++i) total += ws[i]->rows();
@@ -458,6 +467,52 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
     }
   }
   for (int i = 0; i < count; ++i) gemm_on_bf16_input(*ws[i], n_tokens, ys[i]);
+}
+
+bool CudaBackend::bf16_handoff(const TensorView* const* ws, int count, int64_t rows) const {
+  if (!impl_->bf16_handoff) return false;
+  for (int i = 0; i < count; ++i) {
+    if (ws[i]->dtype != DType::BF16 || ws[i]->ne[0] != ws[0]->ne[0]) return false;
+  }
+  return !gemv_fits(ws[0]->ne[0], rows);
+}
+
+void CudaBackend::norm_to_bf16(const NormIn& in) {
+  impl_->reserve_bf16(in.rows * in.dim);
+  if (in.residual) {
+    cuda::add_rms_norm(in.x, in.residual, in.w, in.rows, in.dim, in.eps, nullptr, impl_->stream,
+                       impl_->x_bf16);
+  } else {
+    cuda::rms_norm(in.x, in.w, in.rows, in.dim, in.eps, nullptr, impl_->stream, impl_->x_bf16);
+  }
+}
+
+void CudaBackend::norm_matmul(const NormIn& in, const TensorView* const* ws, float* const* ys,
+                              int count) {
+  if (!bf16_handoff(ws, count, in.rows)) {
+    Backend::norm_matmul(in, ws, ys, count);
+    return;
+  }
+  const auto timed = impl_->profile->time("norm_matmul");
+  norm_to_bf16(in);
+  gemms_on_bf16_input(ws, ys, count, in.rows);
+}
+
+void CudaBackend::norm_mlp(const NormIn& in, const DenseMlp& m, float* y) {
+  const TensorView* gate_up[] = {m.gate, m.up};
+  if (!bf16_handoff(gate_up, 2, in.rows) || !bf16_handoff(&m.down, 1, in.rows) ||
+      m.up->rows() != m.gate->rows()) {
+    Backend::norm_mlp(in, m, y);
+    return;
+  }
+  const auto timed = impl_->profile->time("norm_mlp");
+  norm_to_bf16(in);
+  float* ys[] = {m.gate_out, m.up_out};
+  gemms_on_bf16_input(gate_up, ys, 2, in.rows);
+  const int64_t f = m.gate->rows();
+  impl_->reserve_bf16(in.rows * f);
+  cuda::silu_mul_bf16(m.gate_out, m.up_out, impl_->x_bf16, in.rows * f, impl_->stream);
+  gemm_on_bf16_input(*m.down, in.rows, y);
 }
 
 void CudaBackend::gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,

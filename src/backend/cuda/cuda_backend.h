@@ -59,6 +59,9 @@ class CudaBackend : public Backend {
   void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override;
   void matmul_shared_input(const TensorView* const* ws, float* const* ys, int count, const float* x,
                            int64_t n_tokens) override;
+  void norm_matmul(const NormIn& in, const TensorView* const* ws, float* const* ys,
+                   int count) override;
+  void norm_mlp(const NormIn& in, const DenseMlp& m, float* y) override;
   void gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
                     int64_t n_tokens, float* gate, float* up) override;
   void rope_store_kv(float* q, float* k, const float* v, const IndexArray& positions,
@@ -114,6 +117,14 @@ class CudaBackend : public Backend {
   const uint16_t* matrix(const TensorView& w) const;
   // y = x W^T for x already in the BF16 scratch: a quantised weight's BF16 tiles, or W's GEMM.
   void gemm_on_bf16_input(const TensorView& w, int64_t n_tokens, float* y);
+  // The same for matrices sharing the input (one GEMM where they lie end to end).
+  void gemms_on_bf16_input(const TensorView* const* ws, float* const* ys, int count,
+                           int64_t n_tokens);
+  // Whether norm_matmul / norm_mlp give these matrices the normed rows as BF16 directly: BF16
+  // matrices of one row length on the GEMM path (not the decode GEMV).
+  bool bf16_handoff(const TensorView* const* ws, int count, int64_t rows) const;
+  // rms_norm (add_rms_norm with in.residual) writing BF16 rows into the GEMM input buffer only.
+  void norm_to_bf16(const NormIn& in);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -24,6 +24,15 @@ __global__ void silu_mul_kernel(const float* gate, const float* up, float* out, 
   }
 }
 
+__global__ void silu_mul_bf16_kernel(const float* gate, const float* up, __nv_bfloat16* out,
+                                     int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const float g = gate[i];
+    out[i] = __float2bfloat16_rn(g / (1.f + expf(-g)) * up[i]);
+  }
+}
+
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x)
@@ -52,6 +61,14 @@ __global__ void to_bf16_kernel(const float* src, int64_t n, __nv_bfloat16* dst) 
 void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   silu_mul_kernel<<<grid_for(n), kThreads, 0, stream>>>(gate, up, out, n);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void silu_mul_bf16(const float* gate, const float* up, uint16_t* out, int64_t n,
+                   cudaStream_t stream) {
+  if (n == 0) return;
+  silu_mul_bf16_kernel<<<grid_for(n), kThreads, 0, stream>>>(
+      gate, up, reinterpret_cast<__nv_bfloat16*>(out), n);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

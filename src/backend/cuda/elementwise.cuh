@@ -11,6 +11,9 @@ namespace shardlm::cuda {
 
 // out[i] = silu(gate[i]) * up[i] for i < n.
 void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStream_t stream);
+// The same rounded to BF16 (the down projection's GEMM input).
+void silu_mul_bf16(const float* gate, const float* up, uint16_t* out, int64_t n,
+                   cudaStream_t stream);
 // x[i] += y[i] for i < n.
 void add(float* x, const float* y, int64_t n, cudaStream_t stream);
 // x[r][j] += b[j]; x: [rows][dim], b: [dim].
