@@ -228,8 +228,9 @@ TEST(CudaOps, GateUpSiluMatchesUnfusedOps) {
   }
 }
 
-// norm_matmul and norm_mlp with the normed rows (and SiLU·up) handed to the GEMMs as BF16 equal
-// the same ops converting in the GEMM (SHARDLM_CUDA_BF16_HANDOFF=0), and the CPU's separate ops,
+// norm_matmul and norm_mlp with the normed rows (and SiLU·up, gate and up) handed to the GEMMs as
+// BF16 equal the same ops converting in the GEMM (SHARDLM_CUDA_BF16_HANDOFF=0), and the CPU's
+// separate ops,
 // with and without the residual add, at a GEMV batch and GEMM batches. The residual stream x
 // comes out the same too.
 struct NormOpsCase {
@@ -315,7 +316,9 @@ TEST(CudaOps, NormMatmulAndMlpHandOffBf16) {
     for (auto [got, conv, cpu_ref, name] : {std::tuple{&a.q, &b.q, &ref.q, "q"},
                                             {&a.k, &b.k, &ref.k, "k"},
                                             {&a.mlp, &b.mlp, &ref.mlp, "mlp"}}) {
-      EXPECT_LT(rel_err(*got, *conv), 1e-5) << name << " " << what;
+      // The handed-off MLP rounds gate and up to BF16 before SiLU·up: within BF16 rounding.
+      const double tol = std::string(name) == "mlp" && c.tokens > 8 ? 1e-2 : 1e-5;
+      EXPECT_LT(rel_err(*got, *conv), tol) << name << " " << what;
       EXPECT_LT(rel_err(*got, *cpu_ref), 2e-2) << name << " " << what << " vs CPU";
     }
   }

@@ -96,6 +96,8 @@ struct CudaBackend::Impl {
     fused_qkv = env_flag("SHARDLM_CUDA_FUSED_QKV", true);
     // SHARDLM_CUDA_BF16_HANDOFF=0: norms and SiLU·up write fp32 and the GEMMs convert (to compare).
     bf16_handoff = env_flag("SHARDLM_CUDA_BF16_HANDOFF", true);
+    // SHARDLM_CUDA_BF16_GATE_UP=0: the handed-off MLP's gate and up GEMMs write fp32 (to compare).
+    bf16_gate_up = env_flag("SHARDLM_CUDA_BF16_GATE_UP", true);
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
@@ -170,6 +172,7 @@ struct CudaBackend::Impl {
   bool tensor_core_prefill = true;  // prefill batches on attention_prefill.cu
   bool fused_qkv = true;            // matmul_shared_input's one GEMM over adjacent matrices
   bool bf16_handoff = true;
+  bool bf16_gate_up = true;
 
   CudaBackendOptions options;
   cudaStream_t stream = nullptr;
@@ -506,12 +509,20 @@ void CudaBackend::norm_mlp(const NormIn& in, const DenseMlp& m, float* y) {
     return;
   }
   const auto timed = impl_->profile->time("norm_mlp");
+  const int64_t f = m.gate->rows(), k = m.gate->ne[0];
+  impl_->reserve_bf16(in.rows * std::max(k, f));  // before the norm: growing drops the contents
   norm_to_bf16(in);
-  float* ys[] = {m.gate_out, m.up_out};
-  gemms_on_bf16_input(gate_up, ys, 2, in.rows);
-  const int64_t f = m.gate->rows();
-  impl_->reserve_bf16(in.rows * f);
-  cuda::silu_mul_bf16(m.gate_out, m.up_out, impl_->x_bf16, in.rows * f, impl_->stream);
+  if (impl_->bf16_gate_up && f % 8 == 0) {  // gate and up as BF16 (in their fp32 buffers' first half), then SiLU·up
+    auto* g = reinterpret_cast<uint16_t*>(m.gate_out);
+    auto* u = reinterpret_cast<uint16_t*>(m.up_out);
+    impl_->gemm->bf16_out(matrix(*m.gate), k, f, impl_->x_bf16, in.rows, g);
+    impl_->gemm->bf16_out(matrix(*m.up), k, f, impl_->x_bf16, in.rows, u);
+    cuda::silu_mul_bf16_in(g, u, impl_->x_bf16, in.rows * f, impl_->stream);
+  } else {
+    float* ys[] = {m.gate_out, m.up_out};
+    gemms_on_bf16_input(gate_up, ys, 2, in.rows);
+    cuda::silu_mul_bf16(m.gate_out, m.up_out, impl_->x_bf16, in.rows * f, impl_->stream);
+  }
   gemm_on_bf16_input(*m.down, in.rows, y);
 }
 

@@ -14,6 +14,9 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n, cudaStr
 // The same rounded to BF16 (the down projection's GEMM input).
 void silu_mul_bf16(const float* gate, const float* up, uint16_t* out, int64_t n,
                    cudaStream_t stream);
+// The same on BF16 gate and up (n a multiple of 8; 16-byte aligned buffers).
+void silu_mul_bf16_in(const uint16_t* gate, const uint16_t* up, uint16_t* out, int64_t n,
+                      cudaStream_t stream);
 // x[i] += y[i] for i < n.
 void add(float* x, const float* y, int64_t n, cudaStream_t stream);
 // x[r][j] += b[j]; x: [rows][dim], b: [dim].

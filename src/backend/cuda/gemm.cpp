@@ -159,6 +159,19 @@ void Gemm::bf16_into(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x,
                                     static_cast<int>(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+void Gemm::bf16_out(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
+                    uint16_t* y) {
+  if (n_tokens == 0 || n == 0) return;
+  const GemmShape s{k, n, n_tokens};
+  check_int_sizes(s);
+  const float alpha = 1.f, beta = 0.f;
+  SHARDLM_CUBLAS_CHECK(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+                                    static_cast<int>(n_tokens), static_cast<int>(k), &alpha, w,
+                                    CUDA_R_16BF, static_cast<int>(k), x, CUDA_R_16BF,
+                                    static_cast<int>(k), &beta, y, CUDA_R_16BF, static_cast<int>(n),
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y, GemmPath path) {
   if (s.n_tokens == 0 || s.n == 0) return;
   check_int_sizes(s);

@@ -42,6 +42,10 @@ class Gemm {
   // weight's BF16 tiles each fill their columns: quant_linear.h).
   void bf16_into(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
                  float* y, int64_t ldy);
+  // The same with y rounded to BF16 ([n_tokens][n] bf16; one cublasGemmEx call, fp32 accumulation):
+  // outputs that only feed an elementwise op into the next GEMM (gate and up before SiLU·up).
+  void bf16_out(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
+                uint16_t* y);
   // The batched form (GemmShape): y_b[t][j] = sum_i W_b[j][i] * x[t][i], each y_b [n_tokens][n].
   // A shape cuBLASLt has no algorithm for takes the cublasGemmEx path.
   void run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y, GemmPath path);
