@@ -195,4 +195,59 @@ inline double embedding_error(cuda::CudaBackend& be, CpuBackend& cpu, const Tens
   return rel_err(to_host(be, out, ref.size()), ref);
 }
 
+// norm_matmul (Q and K) then norm_mlp over host matrices {Q, K, gate, up, down} prepared on `be`
+// (a CPU backend takes them as they are), with or without the residual add, aliased as the
+// Transformer aliases them; the residual stream x and the three outputs back on the host.
+struct NormOpsCase {
+  int64_t tokens;
+  bool residual;
+};
+
+struct NormOpsResult {
+  std::vector<float> x, q, k, mlp;
+};
+
+inline NormOpsResult run_norm_ops(Backend& be, const std::vector<TensorView>& host_ws,
+                                  const std::vector<float>& norm_w, const std::vector<float>& x,
+                                  const std::vector<float>& res, const NormOpsCase& c, int64_t d,
+                                  int64_t f) {
+  std::deque<PreparedWeights> keep;
+  std::vector<TensorView> ws;
+  for (const TensorView& w : host_ws) ws.push_back(be.host_memory() ? w : prepared(be, w, keep));
+  const bool host = be.host_memory();
+  auto dev = [&](const std::vector<float>& v) {
+    float* p = be.alloc_floats(v.size());
+    be.from_host(v.data(), v.size(), p);
+    return p;
+  };
+  auto back = [&](const float* p, size_t n) {
+    std::vector<float> out(n);
+    be.to_host(p, n, out.data());
+    return out;
+  };
+  const float* nw = host ? norm_w.data() : dev(norm_w);
+  const int64_t T = c.tokens;
+  NormOpsResult r;
+  float* dx = dev(x);
+  float* dres = c.residual ? dev(res) : nullptr;
+  float* xn = be.alloc_floats(static_cast<size_t>(T * d));
+  float* q = be.alloc_floats(static_cast<size_t>(T * ws[0].rows()));
+  float* k = be.alloc_floats(static_cast<size_t>(T * ws[1].rows()));
+  const TensorView* qk[] = {&ws[0], &ws[1]};
+  float* ys[] = {q, k};
+  be.norm_matmul({dx, dres, nw, T, d, 1e-5f, c.residual ? dres : xn}, qk, ys, 2);
+  r.x = back(dx, x.size());
+  r.q = back(q, static_cast<size_t>(T * ws[0].rows()));
+  r.k = back(k, static_cast<size_t>(T * ws[1].rows()));
+  float* gate = be.alloc_floats(static_cast<size_t>(T * f));
+  float* up = be.alloc_floats(static_cast<size_t>(T * f));
+  // A fresh residual (norm_matmul may have left its out, here the residual, unwritten or not),
+  // aliased as the Transformer does: residual, out and y one buffer.
+  float* y = c.residual ? dev(res) : xn;
+  be.norm_mlp({dx, c.residual ? y : nullptr, nw, T, d, 1e-5f, y},
+              {&ws[2], &ws[3], &ws[4], gate, up}, y);
+  r.mlp = back(y, static_cast<size_t>(T * d));
+  return r;
+}
+
 }  // namespace shardlm::testing

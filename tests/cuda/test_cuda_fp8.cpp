@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 #include <iostream>
+#include <string>
 
 #include "backend/cuda/fp8_quant.cuh"
 #include "backend/cuda/gemm_fp8.h"
@@ -341,6 +342,53 @@ TEST(CudaFp8, BackendOpsOnQuantisedWeights) {
       EXPECT_LT(rel_err(to_host(be, y, ref_out.size()), ref_out), 1e-4) << "output (BF16)";
     }
     be.synchronize();
+  }
+}
+
+// With --quantization fp8 the norms and SiLU·up write the FP8 GEMMs' quantised inputs themselves
+// (Fp8Linear::norm_matmul / norm_mlp; gate and up left unscaled for SiLU·up to scale): the same
+// codes, scales and so outputs, bit for bit, as the norm, the quantisation pass, the epilogue and
+// SiLU·up run apart (SHARDLM_CUDA_BF16_HANDOFF=0), at a GEMV batch and GEMM batches, with and
+// without the residual add; and within FP8 rounding of the CPU's BF16 ops.
+TEST(CudaFp8, NormOpsQuantiseInTheNorm) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackendOptions o = small_cuda_options();
+  o.max_matmul_k = 2048;
+  o.fp8_weights = true;
+  cuda::CudaBackend fused(o);
+  setenv("SHARDLM_CUDA_BF16_HANDOFF", "0", 1);
+  cuda::CudaBackend apart(o);
+  unsetenv("SHARDLM_CUDA_BF16_HANDOFF");
+  CpuBackend cpu(small_cpu_options());
+  const int64_t d = 1024, f = 2048;
+  std::deque<std::vector<uint8_t>> bytes;
+  std::vector<TensorView> ws;
+  const char* names[] = {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_gate.weight",
+                         "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"};
+  const std::pair<int64_t, int64_t> shapes[] = {{d, 512}, {d, 128}, {d, f}, {d, f}, {f, d}};
+  for (int i = 0; i < 5; ++i) {
+    ws.push_back(
+        make_matrix(DType::BF16, shapes[i].first, shapes[i].second, rng, bytes.emplace_back()));
+    ws.back().name = names[i];
+  }
+  const auto norm_w = randn(static_cast<size_t>(d), rng, 0.2f, 1.f);
+  for (const NormOpsCase c : {NormOpsCase{1, true}, {64, false}, {64, true}, {300, true}}) {
+    const auto x = randn(static_cast<size_t>(c.tokens * d), rng);
+    const auto res = randn(x.size(), rng);
+    const auto a = run_norm_ops(fused, ws, norm_w, x, res, c, d, f);
+    const auto b = run_norm_ops(apart, ws, norm_w, x, res, c, d, f);
+    const auto ref = run_norm_ops(cpu, ws, norm_w, x, res, c, d, f);
+    const std::string what =
+        std::to_string(c.tokens) + (c.residual ? " tokens, residual" : " tokens");
+    EXPECT_EQ(a.x, b.x) << what;
+    EXPECT_EQ(a.q, b.q) << "q " << what;
+    EXPECT_EQ(a.k, b.k) << "k " << what;
+    EXPECT_EQ(a.mlp, b.mlp) << "mlp " << what;
+    EXPECT_LT(rel_err(a.q, ref.q), 0.1) << "q " << what << " vs CPU";
+    EXPECT_LT(rel_err(a.mlp, ref.mlp), 0.1) << "mlp " << what << " vs CPU";
   }
 }
 

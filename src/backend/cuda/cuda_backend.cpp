@@ -94,7 +94,8 @@ struct CudaBackend::Impl {
     tensor_core_prefill = env_flag("SHARDLM_CUDA_PREFILL_ATTENTION", true);
     // SHARDLM_CUDA_FUSED_QKV=0: Q/K/V as three GEMMs even where they lie end to end (to compare).
     fused_qkv = env_flag("SHARDLM_CUDA_FUSED_QKV", true);
-    // SHARDLM_CUDA_BF16_HANDOFF=0: norms and SiLU·up write fp32 and the GEMMs convert (to compare).
+    // SHARDLM_CUDA_BF16_HANDOFF=0: norms and SiLU·up write fp32 and the GEMMs convert, or the FP8
+    // GEMMs quantise, their inputs in passes of their own (to compare).
     bf16_handoff = env_flag("SHARDLM_CUDA_BF16_HANDOFF", true);
     // SHARDLM_CUDA_BF16_GATE_UP=0: the handed-off MLP's gate and up GEMMs write fp32 (to compare).
     bf16_gate_up = env_flag("SHARDLM_CUDA_BF16_GATE_UP", true);
@@ -492,6 +493,7 @@ void CudaBackend::norm_to_bf16(const NormIn& in) {
 
 void CudaBackend::norm_matmul(const NormIn& in, const TensorView* const* ws, float* const* ys,
                               int count) {
+  if (impl_->fp8 && impl_->bf16_handoff && impl_->fp8->norm_matmul(in, ws, ys, count)) return;
   if (!bf16_handoff(ws, count, in.rows)) {
     Backend::norm_matmul(in, ws, ys, count);
     return;
@@ -502,6 +504,7 @@ void CudaBackend::norm_matmul(const NormIn& in, const TensorView* const* ws, flo
 }
 
 void CudaBackend::norm_mlp(const NormIn& in, const DenseMlp& m, float* y) {
+  if (impl_->fp8 && impl_->bf16_handoff && impl_->fp8->norm_mlp(in, m, y)) return;
   const TensorView* gate_up[] = {m.gate, m.up};
   if (!bf16_handoff(gate_up, 2, in.rows) || !bf16_handoff(&m.down, 1, in.rows) ||
       m.up->rows() != m.gate->rows()) {

@@ -1,9 +1,12 @@
 // Fp8Linear: the FP8 matmul dispatch (GEMV up to kGemvMaxTokens tokens, cuBLASLt above).
 #include "backend/cuda/fp8_linear.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fp8_quant.cuh"
 #include "backend/cuda/gemv_fp8.cuh"
 #include "core/error.h"
 
@@ -97,6 +100,54 @@ bool Fp8Linear::gate_up_silu(const TensorView& w_gate, const TensorView& w_up, c
   }
   const Fp8Matrix g = fp8_parts(w_gate), u = fp8_parts(w_up);
   gemv_fp8_gate_up_silu(g.q, g.scale, u.q, u.scale, k, n, x, n_tokens, gate, stream_);
+  return true;
+}
+
+bool Fp8Linear::quantized_input_fits(const TensorView* const* ws, int count, int64_t n_tokens) {
+  const int64_t k = ws[0]->ne[0];
+  if (gemv_fp8_fits(k, n_tokens) || k % 4 != 0) return false;
+  for (int i = 0; i < count; ++i) {
+    if (!is_fp8(*ws[i]) || ws[i]->ne[0] != k || !gemm_.lt_supports(k, ws[i]->rows(), n_tokens)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Fp8Linear::norm_matmul(const Backend::NormIn& in, const TensorView* const* ws,
+                            float* const* ys, int count) {
+  if (!quantized_input_fits(ws, count, in.rows)) return false;
+  const Fp8Gemm::Input q = gemm_.input_buffers(in.rows, in.dim);
+  norm_quantize_fp8(in.x, in.residual, in.w, in.rows, in.dim, in.eps, q.q, q.scale, stream_);
+  for (int i = 0; i < count; ++i) {
+    const Fp8Matrix m = fp8_parts(*ws[i]);
+    gemm_.matmul_quantized(m.q, m.scale, in.dim, ws[i]->rows(), in.rows, ys[i]);
+  }
+  return true;
+}
+
+bool Fp8Linear::norm_mlp(const Backend::NormIn& in, const Backend::DenseMlp& mlp, float* y) {
+  const TensorView* gate_up[] = {mlp.gate, mlp.up};
+  if (!quantized_input_fits(gate_up, 2, in.rows) || !quantized_input_fits(&mlp.down, 1, in.rows) ||
+      mlp.up->rows() != mlp.gate->rows()) {
+    return false;
+  }
+  const Fp8Matrix g = fp8_parts(*mlp.gate), u = fp8_parts(*mlp.up), d = fp8_parts(*mlp.down);
+  if (reinterpret_cast<uintptr_t>(g.scale) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(u.scale) % 16 != 0) {
+    return false;  // SiLU·up reads the row scales four at a time
+  }
+  const int64_t f = mlp.gate->rows();
+  // Grown for both inputs first: growing drops the contents.
+  const Fp8Gemm::Input q = gemm_.input_buffers(in.rows, std::max(in.dim, f));
+  norm_quantize_fp8(in.x, in.residual, in.w, in.rows, in.dim, in.eps, q.q, q.scale, stream_);
+  const bool g_scaled =
+      gemm_.matmul_quantized(g.q, g.scale, in.dim, f, in.rows, mlp.gate_out, false);
+  const bool u_scaled = gemm_.matmul_quantized(u.q, u.scale, in.dim, f, in.rows, mlp.up_out, false);
+  if (g_scaled != u_scaled) fail("internal: FP8 gate and up GEMMs scaled differently");
+  silu_mul_quantize_fp8(mlp.gate_out, mlp.up_out, g_scaled ? nullptr : q.scale, g.scale, u.scale,
+                        in.rows, f, q.q, q.scale, stream_);
+  gemm_.matmul_quantized(d.q, d.scale, f, mlp.down->rows(), in.rows, y);
   return true;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "backend/backend.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemm_fp8.h"
 #include "backend/cuda/weight_store.h"
@@ -38,8 +39,18 @@ class Fp8Linear {
                            int count, const float* x, int64_t n_tokens);
   bool gate_up_silu(const TensorView& w_gate, const TensorView& w_up,
                     const float* x, int64_t n_tokens, float* gate);
+  // Backend::norm_matmul and norm_mlp on the GEMM path with the norm (and SiLU·up) writing the
+  // quantised input directly (norm_quantize_fp8, silu_mul_quantize_fp8): no fp32 rows, no
+  // quantisation pass, and gate and up left unscaled for SiLU·up to scale. False, doing nothing,
+  // where a matrix is not FP8, the batch takes the GEMV or cuBLASLt has no FP8 algorithm.
+  bool norm_matmul(const Backend::NormIn& in, const TensorView* const* ws, float* const* ys,
+                   int count);
+  bool norm_mlp(const Backend::NormIn& in, const Backend::DenseMlp& m, float* y);
 
  private:
+  // FP8 matrices of one row length on the cuBLASLt GEMM path for n_tokens (k % 4 == 0).
+  bool quantized_input_fits(const TensorView* const* ws, int count, int64_t n_tokens);
+
   cudaStream_t stream_;
   Fp8Gemm gemm_;
 };

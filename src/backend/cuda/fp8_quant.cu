@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_quant.cuh"
 #include "backend/cuda/reduce.cuh"
+#include "backend/cuda/rms_norm.cuh"
 
 namespace shardlm::cuda {
 
@@ -117,6 +118,79 @@ __global__ void quantize_rows4_kernel(const float* __restrict__ x, int64_t k,
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
 }
 
+// One block per row (rms_norm_threads(dim) threads): the norm's sums exactly as rms_norm.cu's
+// kernels, then the row's maximum and codes as quantize_rows_kernel's.
+__global__ void norm_quantize_kernel(float* x, const float* residual, const float* w, int64_t dim,
+                                     float eps, uint8_t* __restrict__ q, float* __restrict__ scale) {
+  float* xr = x + blockIdx.x * dim;
+  float sum = 0.f;
+  if (residual) {
+    const float* yr = residual + blockIdx.x * dim;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+      const float v = xr[i] + yr[i];
+      xr[i] = v;
+      sum += v * v;
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) sum += xr[i] * xr[i];
+  }
+  sum = block_sum(sum);
+  const float rs = 1.f / sqrtf(sum / static_cast<float>(dim) + eps);
+  float m = 0.f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) m = fmaxf(m, fabsf(xr[i] * rs * w[i]));
+  m = block_max(m);
+  const float s = m > 0.f ? m / kFp8E4M3Max : 1.f;
+  const float inv = 1.f / s;
+  uint8_t* out = q + blockIdx.x * dim;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) out[i] = to_e4m3(xr[i] * rs * w[i] * inv);
+  if (threadIdx.x == 0) scale[blockIdx.x] = s;
+}
+
+// silu(g) * u for four columns of row t, the FP8 GEMM epilogue's scaling first where xs is given.
+__device__ __forceinline__ float4 silu_mul4(const float4* g4, const float4* u4, int64_t c,
+                                            const float* xs, const float4* gs4,
+                                            const float4* us4) {
+  float4 g = g4[c], u = u4[c];
+  if (xs) {
+    const float a = *xs;
+    const float4 gs = gs4[c], us = us4[c];
+    g.x *= a * gs.x, g.y *= a * gs.y, g.z *= a * gs.z, g.w *= a * gs.w;
+    u.x *= a * us.x, u.y *= a * us.y, u.z *= a * us.z, u.w *= a * us.w;
+  }
+  return {g.x / (1.f + expf(-g.x)) * u.x, g.y / (1.f + expf(-g.y)) * u.y,
+          g.z / (1.f + expf(-g.z)) * u.z, g.w / (1.f + expf(-g.w)) * u.w};
+}
+
+__global__ void silu_mul_quantize_kernel(const float* __restrict__ gate,
+                                         const float* __restrict__ up, const float* x_scale,
+                                         const float* __restrict__ g_scale,
+                                         const float* __restrict__ u_scale, int64_t f,
+                                         uint8_t* __restrict__ q, float* scale) {
+  const int64_t f4 = f / 4;
+  const auto* g4 = reinterpret_cast<const float4*>(gate + blockIdx.x * f);
+  const auto* u4 = reinterpret_cast<const float4*>(up + blockIdx.x * f);
+  const auto* gs4 = reinterpret_cast<const float4*>(g_scale);
+  const auto* us4 = reinterpret_cast<const float4*>(u_scale);
+  float xs_v = 0.f;
+  if (x_scale) xs_v = x_scale[blockIdx.x];  // read by every thread before block_max's barriers
+  const float* xs = x_scale ? &xs_v : nullptr;
+  float m = 0.f;
+  for (int64_t c = threadIdx.x; c < f4; c += blockDim.x) {
+    const float4 v = silu_mul4(g4, u4, c, xs, gs4, us4);
+    m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+  }
+  m = block_max(m);
+  const float s = m > 0.f ? m / kFp8E4M3Max : 1.f;
+  const float inv = 1.f / s;
+  auto* out = reinterpret_cast<uint32_t*>(q + blockIdx.x * f);
+  for (int64_t c = threadIdx.x; c < f4; c += blockDim.x) {
+    const float4 v = silu_mul4(g4, u4, c, xs, gs4, us4);
+    out[c] = uint32_t{to_e4m3(v.x * inv)} | (uint32_t{to_e4m3(v.y * inv)} << 8) |
+             (uint32_t{to_e4m3(v.z * inv)} << 16) | (uint32_t{to_e4m3(v.w * inv)} << 24);
+  }
+  if (threadIdx.x == 0) scale[blockIdx.x] = s;
+}
+
 unsigned grid_for(int64_t n) {
   return static_cast<unsigned>(
       std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)));
@@ -141,6 +215,23 @@ void quantize_activations_fp8(const float* x, int64_t rows, int64_t k, uint8_t* 
   } else {
     quantize_rows_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, k, q, scale);
   }
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void norm_quantize_fp8(float* x, const float* residual, const float* w, int64_t rows, int64_t dim,
+                       float eps, uint8_t* q, float* scale, cudaStream_t stream) {
+  if (rows == 0) return;
+  norm_quantize_kernel<<<static_cast<unsigned>(rows), rms_norm_threads(dim), 0, stream>>>(
+      x, residual, w, dim, eps, q, scale);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void silu_mul_quantize_fp8(const float* gate, const float* up, const float* x_scale,
+                           const float* g_scale, const float* u_scale, int64_t rows, int64_t f,
+                           uint8_t* q, float* scale, cudaStream_t stream) {
+  if (rows == 0) return;
+  silu_mul_quantize_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+      gate, up, x_scale, g_scale, u_scale, f, q, scale);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

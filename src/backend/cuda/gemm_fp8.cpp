@@ -129,15 +129,20 @@ void Fp8Gemm::matmul(const uint8_t* w, const float* w_scale, int64_t k, int64_t 
   matmul_quantized(w, w_scale, k, n, n_tokens, y);
 }
 
-void Fp8Gemm::quantize_input(const float* x, int64_t n_tokens, int64_t k) {
+Fp8Gemm::Input Fp8Gemm::input_buffers(int64_t n_tokens, int64_t k) {
   uint8_t* xq = grow_scratch(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k), stream_);
   float* xs = grow_scratch(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens), stream_);
-  quantize_activations_fp8(x, n_tokens, k, xq, xs, stream_);
+  return {xq, xs};
 }
 
-void Fp8Gemm::matmul_quantized(const uint8_t* w, const float* w_scale, int64_t k, int64_t n,
-                               int64_t n_tokens, float* y) {
-  if (n_tokens == 0 || n == 0) return;
+void Fp8Gemm::quantize_input(const float* x, int64_t n_tokens, int64_t k) {
+  const Input in = input_buffers(n_tokens, k);
+  quantize_activations_fp8(x, n_tokens, k, in.q, in.scale, stream_);
+}
+
+bool Fp8Gemm::matmul_quantized(const uint8_t* w, const float* w_scale, int64_t k, int64_t n,
+                               int64_t n_tokens, float* y, bool scale_output) {
+  if (n_tokens == 0 || n == 0) return true;
   const Plan& p = plan(k, n, n_tokens);
   if (!p.ok)
     fail("Fp8Gemm: no FP8 GEMM for {} x {} by {} tokens (check lt_supports first)", n, k, n_tokens);
@@ -150,7 +155,9 @@ void Fp8Gemm::matmul_quantized(const uint8_t* w, const float* w_scale, int64_t k
   const float alpha = 1.f, beta = 0.f;
   SHARDLM_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x_q_, p.b, &beta, y, p.c, y,
                                       p.c, &p.algo, workspace_, kWorkspaceBytes, stream_));
-  if (!p.scales_in_gemm) scale_fp8_product(y, n_tokens, n, x_scale_, w_scale, stream_);
+  if (p.scales_in_gemm) return true;
+  if (scale_output) scale_fp8_product(y, n_tokens, n, x_scale_, w_scale, stream_);
+  return scale_output;
 }
 
 }  // namespace shardlm::cuda

@@ -36,8 +36,18 @@ class Fp8Gemm {
   // The same in two parts, for several matrices over one input: quantise x once, then each
   // product over it (only for shapes lt_supports).
   void quantize_input(const float* x, int64_t n_tokens, int64_t k);
-  void matmul_quantized(const uint8_t* w, const float* w_scale, int64_t k, int64_t n,
-                        int64_t n_tokens, float* y);
+  // With scale_output false the epilogue is skipped: y holds the raw product unless the GEMM
+  // applies the scales itself. Returns whether y holds the scaled product.
+  bool matmul_quantized(const uint8_t* w, const float* w_scale, int64_t k, int64_t n,
+                        int64_t n_tokens, float* y, bool scale_output = true);
+  // The quantised input's buffers for n_tokens x k (grown as quantize_input grows them), for a
+  // kernel that writes the codes and per-token scales itself (a norm or SiLU·up fused with the
+  // quantisation); matmul_quantized then reads them.
+  struct Input {
+    uint8_t* q;    // [n_tokens][k] E4M3
+    float* scale;  // [n_tokens]
+  };
+  Input input_buffers(int64_t n_tokens, int64_t k);
   // Sizes the quantised-input scratch for n_tokens x k up front, so that steps captured into CUDA
   // graphs never see it move.
   void reserve_inputs(int64_t n_tokens, int64_t k);

@@ -43,16 +43,12 @@ __global__ void add_rms_norm_kernel(float* x, const float* y, const float* w, in
   write_normed(xr, w, scale, dim, blockIdx.x, out, out_bf16);
 }
 
-int threads_for(int64_t dim) {
-  return dim >= 1024 ? 512 : dim >= 256 ? 256 : 64;
-}
-
 }  // namespace
 
 void add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_t dim, float eps,
                   float* out, cudaStream_t stream, uint16_t* out_bf16) {
   if (rows == 0) return;
-  add_rms_norm_kernel<<<static_cast<unsigned>(rows), threads_for(dim), 0, stream>>>(
+  add_rms_norm_kernel<<<static_cast<unsigned>(rows), rms_norm_threads(dim), 0, stream>>>(
       x, y, w, dim, eps, out, reinterpret_cast<__nv_bfloat16*>(out_bf16));
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
@@ -60,7 +56,7 @@ void add_rms_norm(float* x, const float* y, const float* w, int64_t rows, int64_
 void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out,
               cudaStream_t stream, uint16_t* out_bf16) {
   if (rows == 0) return;
-  const int threads = threads_for(dim);
+  const int threads = rms_norm_threads(dim);
   rms_norm_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(
       x, w, dim, eps, out, reinterpret_cast<__nv_bfloat16*>(out_bf16));
   SHARDLM_CUDA_CHECK_LAUNCH();
