@@ -41,6 +41,12 @@ __device__ __forceinline__ uint8_t to_e4m3(float v) {
   return static_cast<uint8_t>(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
 }
 
+// Four values times inv as E4M3 codes in one word, the first in the low byte.
+__device__ __forceinline__ uint32_t e4m3x4(const float4& v, float inv) {
+  return uint32_t{to_e4m3(v.x * inv)} | (uint32_t{to_e4m3(v.y * inv)} << 8) |
+         (uint32_t{to_e4m3(v.z * inv)} << 16) | (uint32_t{to_e4m3(v.w * inv)} << 24);
+}
+
 // Block b quantises row b of src ([rows][k], bf16 bits or fp32).
 template <typename T>
 __global__ void quantize_rows_kernel(const T* __restrict__ src, int64_t k, uint8_t* __restrict__ q,
@@ -111,9 +117,7 @@ __global__ void quantize_rows4_kernel(const float* __restrict__ x, int64_t k,
   const float inv = 1.f / s;
   uint32_t* out = reinterpret_cast<uint32_t*>(q + blockIdx.x * k);
   for (int64_t i = threadIdx.x; i < k4; i += blockDim.x) {
-    const float4 v = row[i];
-    out[i] = uint32_t{to_e4m3(v.x * inv)} | (uint32_t{to_e4m3(v.y * inv)} << 8) |
-             (uint32_t{to_e4m3(v.z * inv)} << 16) | (uint32_t{to_e4m3(v.w * inv)} << 24);
+    out[i] = e4m3x4(row[i], inv);
   }
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
 }
@@ -184,9 +188,7 @@ __global__ void silu_mul_quantize_kernel(const float* __restrict__ gate,
   const float inv = 1.f / s;
   auto* out = reinterpret_cast<uint32_t*>(q + blockIdx.x * f);
   for (int64_t c = threadIdx.x; c < f4; c += blockDim.x) {
-    const float4 v = silu_mul4(g4, u4, c, xs, gs4, us4);
-    out[c] = uint32_t{to_e4m3(v.x * inv)} | (uint32_t{to_e4m3(v.y * inv)} << 8) |
-             (uint32_t{to_e4m3(v.z * inv)} << 16) | (uint32_t{to_e4m3(v.w * inv)} << 24);
+    out[c] = e4m3x4(silu_mul4(g4, u4, c, xs, gs4, us4), inv);
   }
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
 }

@@ -148,19 +148,16 @@ void Gemm::bf16(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int6
 
 void Gemm::bf16_into(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x,
                      int64_t n_tokens, float* y, int64_t ldy) {
-  if (n_tokens == 0 || n == 0) return;
-  const GemmShape s{k, n, n_tokens};
-  check_int_sizes(s);
-  const float alpha = 1.f, beta = 0.f;
-  SHARDLM_CUBLAS_CHECK(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
-                                    static_cast<int>(n_tokens), static_cast<int>(k), &alpha, w,
-                                    CUDA_R_16BF, static_cast<int>(k), x, CUDA_R_16BF,
-                                    static_cast<int>(k), &beta, y, CUDA_R_32F,
-                                    static_cast<int>(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  gemm_ex_to(w, k, n, x, n_tokens, y, CUDA_R_32F, ldy);
 }
 
 void Gemm::bf16_out(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
                     uint16_t* y) {
+  gemm_ex_to(w, k, n, x, n_tokens, y, CUDA_R_16BF, n);
+}
+
+void Gemm::gemm_ex_to(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x,
+                      int64_t n_tokens, void* y, cudaDataType_t y_type, int64_t ldy) {
   if (n_tokens == 0 || n == 0) return;
   const GemmShape s{k, n, n_tokens};
   check_int_sizes(s);
@@ -168,7 +165,7 @@ void Gemm::bf16_out(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, 
   SHARDLM_CUBLAS_CHECK(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
                                     static_cast<int>(n_tokens), static_cast<int>(k), &alpha, w,
                                     CUDA_R_16BF, static_cast<int>(k), x, CUDA_R_16BF,
-                                    static_cast<int>(k), &beta, y, CUDA_R_16BF, static_cast<int>(n),
+                                    static_cast<int>(k), &beta, y, y_type, static_cast<int>(ldy),
                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 

@@ -69,6 +69,9 @@ class Gemm {
   Plan make_plan(const GemmShape& s);
   static void destroy(Plan& p);
   void gemm_ex(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y);
+  // One cublasGemmEx of y (y_type: fp32 or BF16, leading dimension ldy) = x W^T.
+  void gemm_ex_to(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
+                  void* y, cudaDataType_t y_type, int64_t ldy);
 
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
   cudaStream_t stream_;
