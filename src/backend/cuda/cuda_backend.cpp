@@ -515,7 +515,8 @@ void CudaBackend::norm_mlp(const NormIn& in, const DenseMlp& m, float* y) {
   const int64_t f = m.gate->rows(), k = m.gate->ne[0];
   impl_->reserve_bf16(in.rows * std::max(k, f));  // before the norm: growing drops the contents
   norm_to_bf16(in);
-  if (impl_->bf16_gate_up && f % 8 == 0) {  // gate and up as BF16 (in their fp32 buffers' first half), then SiLU·up
+  // Gate and up as BF16 (in the first half of their fp32 buffers), then SiLU·up on them.
+  if (impl_->bf16_gate_up && f % 8 == 0) {
     auto* g = reinterpret_cast<uint16_t*>(m.gate_out);
     auto* u = reinterpret_cast<uint16_t*>(m.up_out);
     impl_->gemm->bf16_out(matrix(*m.gate), k, f, impl_->x_bf16, in.rows, g);

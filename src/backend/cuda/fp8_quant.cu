@@ -41,6 +41,11 @@ __device__ __forceinline__ uint8_t to_e4m3(float v) {
   return static_cast<uint8_t>(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
 }
 
+// The largest magnitude of four values.
+__device__ __forceinline__ float absmax4(const float4& v) {
+  return fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+}
+
 // Four values times inv as E4M3 codes in one word, the first in the low byte.
 __device__ __forceinline__ uint32_t e4m3x4(const float4& v, float inv) {
   return uint32_t{to_e4m3(v.x * inv)} | (uint32_t{to_e4m3(v.y * inv)} << 8) |
@@ -108,10 +113,7 @@ __global__ void quantize_rows4_kernel(const float* __restrict__ x, int64_t k,
   const float4* row = reinterpret_cast<const float4*>(x + blockIdx.x * k);
   const int64_t k4 = k / 4;
   float m = 0.f;
-  for (int64_t i = threadIdx.x; i < k4; i += blockDim.x) {
-    const float4 v = row[i];
-    m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
-  }
+  for (int64_t i = threadIdx.x; i < k4; i += blockDim.x) m = fmaxf(m, absmax4(row[i]));
   m = block_max(m);
   const float s = m > 0.f ? m / kFp8E4M3Max : 1.f;
   const float inv = 1.f / s;
@@ -125,7 +127,8 @@ __global__ void quantize_rows4_kernel(const float* __restrict__ x, int64_t k,
 // One block per row (rms_norm_threads(dim) threads): the norm's sums exactly as rms_norm.cu's
 // kernels, then the row's maximum and codes as quantize_rows_kernel's.
 __global__ void norm_quantize_kernel(float* x, const float* residual, const float* w, int64_t dim,
-                                     float eps, uint8_t* __restrict__ q, float* __restrict__ scale) {
+                                     float eps, uint8_t* __restrict__ q,
+                                     float* __restrict__ scale) {
   float* xr = x + blockIdx.x * dim;
   float sum = 0.f;
   if (residual) {
@@ -180,8 +183,7 @@ __global__ void silu_mul_quantize_kernel(const float* __restrict__ gate,
   const float* xs = x_scale ? &xs_v : nullptr;
   float m = 0.f;
   for (int64_t c = threadIdx.x; c < f4; c += blockDim.x) {
-    const float4 v = silu_mul4(g4, u4, c, xs, gs4, us4);
-    m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+    m = fmaxf(m, absmax4(silu_mul4(g4, u4, c, xs, gs4, us4)));
   }
   m = block_max(m);
   const float s = m > 0.f ? m / kFp8E4M3Max : 1.f;
