@@ -169,12 +169,17 @@ TEST(ServeBenchLoad, StartsRequestsAtTheirArrivalTimes) {
   LoadPlan plan;
   plan.arrivals = arrival_offsets(15, {40.0, 1.0, 7});
   const LoadResult r = drive(options_for(server.base_url(), "fake"), plan, 2);
+  // Each starts at its arrival, never before; a sleeping worker on a loaded 2-core machine can
+  // wake up to ~0.1 s late (CI saw two such), so most, not all, must start within 50 ms.
+  size_t on_time = 0;
   for (size_t i = 0; i < r.records.size(); ++i) {
     ASSERT_TRUE(r.records[i].ok) << r.records[i].error;
     EXPECT_EQ(r.records[i].scheduled, plan.arrivals[i]);
     EXPECT_GE(r.records[i].start, plan.arrivals[i] - 1e-3);
-    EXPECT_LT(r.records[i].start, plan.arrivals[i] + 0.05) << "request " << i;
+    EXPECT_LT(r.records[i].start, plan.arrivals[i] + 0.5) << "request " << i;
+    if (r.records[i].start < plan.arrivals[i] + 0.05) ++on_time;
   }
+  EXPECT_GE(on_time, r.records.size() * 4 / 5) << "requests started within 50 ms of arrival";
   EXPECT_GE(r.duration, plan.arrivals.back());
 }
 
