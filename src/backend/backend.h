@@ -136,6 +136,14 @@ class Backend {
                         float* out) = 0;
   // y[t][j] = sum_i w[j][i] * x[t][i]; w.ne = [k, n]; x: n_tokens x k; y: n_tokens x n.
   virtual void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) = 0;
+  // y += x W^T (a projection added to the residual stream: O, down); scratch ([n_tokens][rows of
+  // w]) may be overwritten. A device backend adds in the matmul's epilogue; the default runs
+  // matmul into scratch and add.
+  virtual void matmul_add(const TensorView& w, const float* x, int64_t n_tokens, float* y,
+                          float* scratch) {
+    matmul(w, x, n_tokens, scratch);
+    add(y, scratch, n_tokens * w.rows());
+  }
   // ys[i] = x W_i^T for `count` weights sharing one input (Q/K/V, gate/up), each as matmul; a
   // device backend may run them as one kernel. The default calls matmul for each.
   virtual void matmul_shared_input(const TensorView* const* ws, float* const* ys, int count,
@@ -187,16 +195,22 @@ class Backend {
     matmul_shared_input(ws, ys, count, in.out, in.rows);
   }
   // The dense SwiGLU MLP after its norm: y = (silu(xn W_gate^T) * (xn W_up^T)) W_down^T, xn as
-  // norm_matmul's out, gate and up scratch ([rows][ffn] each; y may equal in.out). The default
-  // runs norm, gate_up_silu and matmul.
+  // norm_matmul's out, gate and up scratch ([rows][ffn] each; y may equal in.out). With add_to_y
+  // the MLP's output is added to y instead (y = in.x: the residual stream; in.out is then
+  // scratch). The default runs norm, gate_up_silu and matmul (matmul_add).
   struct DenseMlp {
     const TensorView *gate, *up, *down;
     float *gate_out, *up_out;
+    bool add_to_y = false;
   };
   virtual void norm_mlp(const NormIn& in, const DenseMlp& m, float* y) {
     norm(in);
     gate_up_silu(*m.gate, *m.up, in.out, in.rows, m.gate_out, m.up_out);
-    matmul(*m.down, m.gate_out, in.rows, y);
+    if (m.add_to_y) {
+      matmul_add(*m.down, m.gate_out, in.rows, y, in.out);
+    } else {
+      matmul(*m.down, m.gate_out, in.rows, y);
+    }
   }
   // norm_matmul's first half: add_rms_norm where in.residual is given, else rms_norm.
   void norm(const NormIn& in) {

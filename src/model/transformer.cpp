@@ -117,15 +117,25 @@ void Transformer::mla_block(const LayerWeights& L, int il) {
                     attn_params_, buf_.attn);
 }
 
-void Transformer::attention_block(const ForwardBatch& b, int il, const float* residual) {
+// One rank adds the O projection to x itself (a device backend in the matmul's epilogue);
+// tensor-parallel ranks leave it in xn for the MLP's norm to add.
+const float* Transformer::attention_out(const TensorView& wo, int64_t n, int64_t full_cols) {
+  if (tp_ == 1) {
+    be_.matmul_add(wo, buf_.attn, n, buf_.x, buf_.xn);
+    return nullptr;
+  }
+  matmul_gathered(wo, buf_.attn, n, full_cols, buf_.xn);
+  return buf_.xn;
+}
+
+const float* Transformer::attention_block(const ForwardBatch& b, int il, const float* residual) {
   const LayerWeights& L = layer(il);
   const int64_t n = b.size();
   const Backend::NormIn in{buf_.x, residual, L.attn_norm, n, c_.d_model, c_.norm_eps, buf_.xn};
   if (c_.is_mla()) {
     be_.norm(in);
     mla_block(L, il);
-    matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.attn_out_dim()} * tp_, buf_.xn);
-    return;
+    return attention_out(L.wo, n, int64_t{c_.attn_out_dim()} * tp_);
   }
   const TensorView* qkv[] = {&L.wq, &L.wk, &L.wv};
   float* qkv_out[] = {buf_.q, buf_.k, buf_.v};
@@ -143,12 +153,12 @@ void Transformer::attention_block(const ForwardBatch& b, int il, const float* re
   be_.rope_store_kv(buf_.q, buf_.k, buf_.v, step_.positions, step_.slots, n, c_.n_heads,
                     c_.n_kv_heads, rope_, kv);
   be_.attention(buf_.q, kv, step_.seqs, attn_params_, buf_.attn);
-  matmul_gathered(L.wo, buf_.attn, n, int64_t{c_.q_dim()} * tp_, buf_.xn);
+  return attention_out(L.wo, n, int64_t{c_.q_dim()} * tp_);
 }
 
-const float* Transformer::mlp_block(const LayerWeights& L, int64_t n) {
-  // The residual add and the MLP's norm: x += o; xn = rms_norm(x).
-  const Backend::NormIn in{buf_.x, buf_.xn, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn};
+const float* Transformer::mlp_block(const LayerWeights& L, int64_t n, const float* residual) {
+  // The residual add (when O's output was left apart) and the MLP's norm: xn = rms_norm(x).
+  const Backend::NormIn in{buf_.x, residual, L.ffn_norm, n, c_.d_model, c_.norm_eps, buf_.xn};
   if (!L.moe.empty()) {
     be_.norm(in);
     if (L.moe.partial_sum) {  // Megatron: this rank's partial sum, completed by one all-reduce
@@ -159,9 +169,9 @@ const float* Transformer::mlp_block(const LayerWeights& L, int64_t n) {
     }
     return buf_.moe_out;
   }
-  if (tp_ == 1) {  // one rank: the whole MLP in one call
-    be_.norm_mlp(in, {&L.w_gate, &L.w_up, &L.w_down, buf_.gate, buf_.up}, buf_.xn);
-    return buf_.xn;
+  if (tp_ == 1) {  // one rank: the whole MLP in one call, its output added to x
+    be_.norm_mlp(in, {&L.w_gate, &L.w_up, &L.w_down, buf_.gate, buf_.up, true}, buf_.x);
+    return nullptr;
   }
   be_.norm(in);
   be_.gate_up_silu(L.w_gate, L.w_up, buf_.xn, n, buf_.gate, buf_.up);
@@ -203,13 +213,13 @@ void Transformer::embed(const ForwardBatch& b) {
   be_.embedding(w_.weights.tok_embd, step_.tokens, b.size(), buf_.x);
 }
 
-// Each MLP's output is added to x by the next layer's norm (one kernel for both), the last one's
-// here.
+// A block's output left apart (MoE, tensor-parallel ranks) is added to x by the next block's norm
+// (one kernel for both), the last one's here; one rank's dense blocks add theirs to x directly.
 void Transformer::run_layers(const ForwardBatch& b, int first, int last) {
   const float* residual = nullptr;
   for (int il = first; il < last; ++il) {
-    attention_block(b, il, residual);
-    residual = mlp_block(layer(il), b.size());
+    residual = attention_block(b, il, residual);
+    residual = mlp_block(layer(il), b.size(), residual);
   }
   if (residual) be_.add(buf_.x, residual, b.size() * c_.d_model);
 }

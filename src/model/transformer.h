@@ -62,16 +62,19 @@ class Transformer {
     float* moe_out;  // [n_tokens][d_model]: a mixture-of-experts FFN's output (MoE models only)
   };
   // x += residual (the layer before's MLP output, when given), the norm, attention and the O
-  // projection, whose output is left in xn for the MLP block to add.
-  void attention_block(const ForwardBatch& batch, int il, const float* residual);
+  // projection; returns O's output when it was left apart (in xn) for the MLP block to add, else
+  // null (added to x already).
+  const float* attention_block(const ForwardBatch& batch, int il, const float* residual);
+  const float* attention_out(const TensorView& wo, int64_t n, int64_t full_cols);
   void mla_block(const LayerWeights& L, int il);  // from the normed xn
   // The weights of global layer il (this stage's views).
   const LayerWeights& layer(int il) const {
     return w_.weights.layers[static_cast<size_t>(il - first_cached_layer_)];
   }
-  // x += xn (the O projection), the norm and the MLP; returns its output, which the next layer's
-  // norm (or run_layers, after the last) adds to x.
-  const float* mlp_block(const LayerWeights& L, int64_t n);
+  // x += residual (O's output, when left apart), the norm and the MLP; returns its output when
+  // left apart (MoE, tensor-parallel ranks), which the next layer's norm (or run_layers, after the
+  // last) adds to x, else null.
+  const float* mlp_block(const LayerWeights& L, int64_t n, const float* residual);
   void qk_norm(float* x, const float* w, int64_t n, int heads);
   // What becomes of the logit rows [first, first + rows) once in logits_dev_ (copied to the host,
   // or sampled on the device).

@@ -201,6 +201,7 @@ inline double embedding_error(cuda::CudaBackend& be, CpuBackend& cpu, const Tens
 struct NormOpsCase {
   int64_t tokens;
   bool residual;
+  bool add_to_x = false;  // the MLP's output added to x (DenseMlp::add_to_y), mlp = x after it
 };
 
 struct NormOpsResult {
@@ -244,6 +245,12 @@ inline NormOpsResult run_norm_ops(Backend& be, const std::vector<TensorView>& ho
   // A fresh residual (norm_matmul may have left its out, here the residual, unwritten or not),
   // aliased as the Transformer does: residual, out and y one buffer.
   float* y = c.residual ? dev(res) : xn;
+  if (c.add_to_x) {  // as one rank's Transformer: out is scratch, the output goes into x
+    be.norm_mlp({dx, c.residual ? y : nullptr, nw, T, d, 1e-5f, xn},
+                {&ws[2], &ws[3], &ws[4], gate, up, true}, dx);
+    r.mlp = back(dx, static_cast<size_t>(T * d));
+    return r;
+  }
   be.norm_mlp({dx, c.residual ? y : nullptr, nw, T, d, 1e-5f, y},
               {&ws[2], &ws[3], &ws[4], gate, up}, y);
   r.mlp = back(y, static_cast<size_t>(T * d));

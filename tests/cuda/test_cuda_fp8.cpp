@@ -375,14 +375,16 @@ TEST(CudaFp8, NormOpsQuantiseInTheNorm) {
     ws.back().name = names[i];
   }
   const auto norm_w = randn(static_cast<size_t>(d), rng, 0.2f, 1.f);
-  for (const NormOpsCase c : {NormOpsCase{1, true}, {64, false}, {64, true}, {300, true}}) {
+  for (const NormOpsCase c :
+       {NormOpsCase{1, true}, {64, false}, {64, true}, {300, true}, {64, false, true}}) {
     const auto x = randn(static_cast<size_t>(c.tokens * d), rng);
     const auto res = randn(x.size(), rng);
     const auto a = run_norm_ops(fused, ws, norm_w, x, res, c, d, f);
     const auto b = run_norm_ops(apart, ws, norm_w, x, res, c, d, f);
     const auto ref = run_norm_ops(cpu, ws, norm_w, x, res, c, d, f);
-    const std::string what =
-        std::to_string(c.tokens) + (c.residual ? " tokens, residual" : " tokens");
+    const std::string what = std::to_string(c.tokens) +
+                             (c.residual ? " tokens, residual" : " tokens") +
+                             (c.add_to_x ? ", added to x" : "");
     EXPECT_EQ(a.x, b.x) << what;
     EXPECT_EQ(a.q, b.q) << "q " << what;
     EXPECT_EQ(a.k, b.k) << "k " << what;

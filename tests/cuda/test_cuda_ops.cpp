@@ -250,15 +250,17 @@ TEST(CudaOps, NormMatmulAndMlpHandOffBf16) {
     ws.push_back(make_matrix(DType::BF16, cols, rows, rng, bytes.emplace_back()));
   }
   const auto norm_w = randn(static_cast<size_t>(d), rng, 0.2f, 1.f);
-  for (const NormOpsCase c :
-       {NormOpsCase{1, true}, {9, false}, {9, true}, {40, true}, {600, true}}) {
+  for (const NormOpsCase c : {NormOpsCase{1, true}, {1, false}, {1, false, true}, {9, false},
+                             {9, true}, {9, false, true}, {40, true}, {40, false, true},
+                             {600, true}}) {
     const auto x = randn(static_cast<size_t>(c.tokens * d), rng);
     const auto res = randn(x.size(), rng);
     const auto a = run_norm_ops(handoff, ws, norm_w, x, res, c, d, f);
     const auto b = run_norm_ops(convert, ws, norm_w, x, res, c, d, f);
     const auto ref = run_norm_ops(cpu, ws, norm_w, x, res, c, d, f);
-    const std::string what =
-        std::to_string(c.tokens) + (c.residual ? " tokens, residual" : " tokens");
+    const std::string what = std::to_string(c.tokens) +
+                             (c.residual ? " tokens, residual" : " tokens") +
+                             (c.add_to_x ? ", added to x" : "");
     EXPECT_LT(rel_err(a.x, b.x), 1e-7) << what;
     EXPECT_LT(rel_err(a.x, ref.x), 1e-6) << what;
     for (auto [got, conv, cpu_ref, name] : {std::tuple{&a.q, &b.q, &ref.q, "q"},

@@ -57,6 +57,9 @@ class CudaBackend : public Backend {
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
                 float* out) override;
   void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override;
+  // y += x W^T in the GEMV's epilogue (decode batches) or as the GEMM's beta = 1 (BF16).
+  void matmul_add(const TensorView& w, const float* x, int64_t n_tokens, float* y,
+                  float* scratch) override;
   void matmul_shared_input(const TensorView* const* ws, float* const* ys, int count, const float* x,
                            int64_t n_tokens) override;
   void norm_matmul(const NormIn& in, const TensorView* const* ws, float* const* ys,
@@ -125,6 +128,13 @@ class CudaBackend : public Backend {
   bool bf16_handoff(const TensorView* const* ws, int count, int64_t rows) const;
   // rms_norm (add_rms_norm with in.residual) writing BF16 rows into the GEMM input buffer only.
   void norm_to_bf16(const NormIn& in);
+  // One token without a residual to add: the norm inside the GEMV (gemv_staged.cuh) over BF16 or
+  // FP8 matrices of one row length; gate_up: ws = {gate, up}, ys[0] = silu(gate) * up. False,
+  // doing nothing, where that kernel does not take the shape.
+  bool norm_in_gemv(const NormIn& in, const TensorView* const* ws, float* const* ys, int count,
+                    bool gate_up);
+  // The MLP's down projection into y (added to it with m.add_to_y).
+  void down_projection(const DenseMlp& m, int64_t n_tokens, float* y, float* scratch);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

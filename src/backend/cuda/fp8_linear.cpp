@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/fp8_quant.cuh"
 #include "backend/cuda/gemv_fp8.cuh"
 #include "core/error.h"
@@ -103,6 +104,58 @@ bool Fp8Linear::gate_up_silu(const TensorView& w_gate, const TensorView& w_up, c
   return true;
 }
 
+bool Fp8Linear::matmul_add(const TensorView& w, const float* x, int64_t n_tokens, float* y,
+                           float* scratch) {
+  if (!is_fp8(w)) return false;
+  const Fp8Matrix m = fp8_parts(w);
+  const int64_t k = w.ne[0], n = w.rows();
+  if (gemv_fp8_fits(k, n_tokens)) {
+    Fp8Segments segs{{m.q}, {m.scale}, {y}, {n}, 1};
+    segs.accumulate = true;
+    gemv_fp8_segments(segs, k, x, n_tokens, stream_);
+    return true;
+  }
+  const TensorView* ws[] = {&w};
+  if (!quantized_input_fits(ws, 1, n_tokens)) return false;  // matmul, then add
+  gemm_.quantize_input(x, n_tokens, k);
+  add_product(m, k, n, n_tokens, y, scratch);
+  return true;
+}
+
+// y += the product over the quantised input: raw into scratch, then scaled and added.
+void Fp8Linear::add_product(const Fp8Matrix& m, int64_t k, int64_t n, int64_t n_tokens, float* y,
+                            float* scratch) {
+  if (gemm_.matmul_quantized(m.q, m.scale, k, n, n_tokens, scratch, false)) {
+    add(y, scratch, n_tokens * n, stream_);  // cuBLASLt applied the scales
+  } else {
+    scale_fp8_product(scratch, n_tokens, n, gemm_.input_scales(), m.scale, stream_, y);
+  }
+}
+
+bool Fp8Linear::norm_gemv(const Backend::NormIn& in, const TensorView* const* ws,
+                          float* const* ys, int count, bool gate_up) {
+  if (!gemv_fp8_norm_fits(in.dim, in.rows)) return false;
+  if (gate_up) {
+    const Fp8Matrix g = fp8_parts(*ws[0]), u = fp8_parts(*ws[1]);
+    gemv_fp8_gate_up_silu(g.q, g.scale, u.q, u.scale, in.dim, ws[0]->rows(), in.x, 1, ys[0],
+                          stream_, in.w, in.eps);
+    return true;
+  }
+  Fp8Segments segs{};
+  segs.count = count;
+  for (int i = 0; i < count; ++i) {
+    const Fp8Matrix m = fp8_parts(*ws[i]);
+    segs.w[i] = m.q;
+    segs.scale[i] = m.scale;
+    segs.y[i] = ys[i];
+    segs.n[i] = ws[i]->rows();
+  }
+  segs.norm_w = in.w;
+  segs.norm_eps = in.eps;
+  gemv_fp8_segments(segs, in.dim, in.x, 1, stream_);
+  return true;
+}
+
 bool Fp8Linear::quantized_input_fits(const TensorView* const* ws, int count, int64_t n_tokens) {
   const int64_t k = ws[0]->ne[0];
   if (gemv_fp8_fits(k, n_tokens) || k % 4 != 0) return false;
@@ -147,7 +200,11 @@ bool Fp8Linear::norm_mlp(const Backend::NormIn& in, const Backend::DenseMlp& mlp
   if (g_scaled != u_scaled) fail("internal: FP8 gate and up GEMMs scaled differently");
   silu_mul_quantize_fp8(mlp.gate_out, mlp.up_out, g_scaled ? nullptr : q.scale, g.scale, u.scale,
                         in.rows, f, q.q, q.scale, stream_);
-  gemm_.matmul_quantized(d.q, d.scale, f, mlp.down->rows(), in.rows, y);
+  if (mlp.add_to_y) {
+    add_product(d, f, mlp.down->rows(), in.rows, y, in.out);
+  } else {
+    gemm_.matmul_quantized(d.q, d.scale, f, mlp.down->rows(), in.rows, y);
+  }
   return true;
 }
 

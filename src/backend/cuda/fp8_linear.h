@@ -39,6 +39,13 @@ class Fp8Linear {
                            int count, const float* x, int64_t n_tokens);
   bool gate_up_silu(const TensorView& w_gate, const TensorView& w_up,
                     const float* x, int64_t n_tokens, float* gate);
+  // Backend::matmul_add: the GEMV adds in its epilogue; the GEMM's scale epilogue adds the scaled
+  // product (scratch holds the raw one).
+  bool matmul_add(const TensorView& w, const float* x, int64_t n_tokens, float* y, float* scratch);
+  // One token, in.residual null: the norm inside the GEMV (CudaBackend::norm_in_gemv). False,
+  // doing nothing, where the staged GEMV does not take the shape.
+  bool norm_gemv(const Backend::NormIn& in, const TensorView* const* ws, float* const* ys,
+                 int count, bool gate_up);
   // Backend::norm_matmul and norm_mlp on the GEMM path with the norm (and SiLU·up) writing the
   // quantised input directly (norm_quantize_fp8, silu_mul_quantize_fp8): no fp32 rows, no
   // quantisation pass, and gate and up left unscaled for SiLU·up to scale. False, doing nothing,
@@ -50,6 +57,10 @@ class Fp8Linear {
  private:
   // FP8 matrices of one row length on the cuBLASLt GEMM path for n_tokens (k % 4 == 0).
   bool quantized_input_fits(const TensorView* const* ws, int count, int64_t n_tokens);
+  // y += m's product over the quantised input (quantize_input or a fused quantisation ran);
+  // scratch: [n_tokens][n].
+  void add_product(const Fp8Matrix& m, int64_t k, int64_t n, int64_t n_tokens, float* y,
+                   float* scratch);
 
   cudaStream_t stream_;
   Fp8Gemm gemm_;

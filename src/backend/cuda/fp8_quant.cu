@@ -79,32 +79,43 @@ __global__ void dequantize_rows_kernel(const uint8_t* __restrict__ q,
 }
 
 // Row t of y (blockIdx.y strides over rows), four columns per thread: n % 4 == 0.
+// sum: null (y scaled in place) or where the scaled product is added (y left as it is).
 __global__ void scale_product_kernel(float* __restrict__ y, int64_t tokens, int64_t n,
                                      const float* __restrict__ x_scale,
-                                     const float* __restrict__ w_scale) {
+                                     const float* __restrict__ w_scale, float* __restrict__ sum) {
   const int64_t n4 = n / 4;
   const int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (c >= n4) return;
   const float4 w = reinterpret_cast<const float4*>(w_scale)[c];
   for (int64_t t = blockIdx.y; t < tokens; t += gridDim.y) {
     const float xs = x_scale[t];
-    float4* row = reinterpret_cast<float4*>(y + t * n);
-    float4 v = row[c];
+    float4 v = reinterpret_cast<const float4*>(y + t * n)[c];
     v.x *= xs * w.x;
     v.y *= xs * w.y;
     v.z *= xs * w.z;
     v.w *= xs * w.w;
-    row[c] = v;
+    if (sum) {
+      float4& s = reinterpret_cast<float4*>(sum + t * n)[c];
+      s = make_float4(s.x + v.x, s.y + v.y, s.z + v.z, s.w + v.w);
+    } else {
+      reinterpret_cast<float4*>(y + t * n)[c] = v;
+    }
   }
 }
 
 // Any n: the element-wise form.
 __global__ void scale_product_any_kernel(float* y, int64_t tokens, int64_t n,
                                          const float* __restrict__ x_scale,
-                                         const float* __restrict__ w_scale) {
+                                         const float* __restrict__ w_scale, float* sum) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < tokens * n;
-       i += int64_t{gridDim.x} * blockDim.x)
-    y[i] *= x_scale[i / n] * w_scale[i % n];
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const float v = y[i] * (x_scale[i / n] * w_scale[i % n]);
+    if (sum) {
+      sum[i] += v;
+    } else {
+      y[i] = v;
+    }
+  }
 }
 
 // Block b quantises fp32 row b of x, four elements per load and store: k % 4 == 0.
@@ -247,17 +258,18 @@ void dequantize_rows_fp8(const uint8_t* q, const float* scale, int64_t k, int64_
 }
 
 void scale_fp8_product(float* y, int64_t tokens, int64_t n, const float* x_scale,
-                       const float* w_scale, cudaStream_t stream) {
+                       const float* w_scale, cudaStream_t stream, float* sum) {
   if (tokens * n == 0) return;
-  const bool aligned =
-      reinterpret_cast<uintptr_t>(y) % 16 == 0 && reinterpret_cast<uintptr_t>(w_scale) % 16 == 0;
+  const bool aligned = reinterpret_cast<uintptr_t>(y) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(w_scale) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(sum) % 16 == 0;
   if (n % 4 == 0 && aligned) {
     const dim3 grid(static_cast<unsigned>((n / 4 + kThreads - 1) / kThreads),
                     static_cast<unsigned>(std::min<int64_t>(tokens, 65535)));
-    scale_product_kernel<<<grid, kThreads, 0, stream>>>(y, tokens, n, x_scale, w_scale);
+    scale_product_kernel<<<grid, kThreads, 0, stream>>>(y, tokens, n, x_scale, w_scale, sum);
   } else {
     scale_product_any_kernel<<<grid_for(tokens * n), kThreads, 0, stream>>>(y, tokens, n, x_scale,
-                                                                            w_scale);
+                                                                            w_scale, sum);
   }
   SHARDLM_CUDA_CHECK_LAUNCH();
 }

@@ -41,8 +41,10 @@ void silu_mul_quantize_fp8(const float* gate, const float* up, const float* x_sc
 void dequantize_rows_fp8(const uint8_t* q, const float* scale, int64_t k, int64_t n, uint16_t* out,
                          cudaStream_t stream);
 
-// y[t][j] *= x_scale[t] * w_scale[j]; y: [tokens][n] (the FP8 GEMM's epilogue).
+// y[t][j] *= x_scale[t] * w_scale[j]; y: [tokens][n] (the FP8 GEMM's epilogue). With sum, y is
+// left as it is and sum[t][j] += y[t][j] * x_scale[t] * w_scale[j] (a product added to the
+// residual stream).
 void scale_fp8_product(float* y, int64_t tokens, int64_t n, const float* x_scale,
-                       const float* w_scale, cudaStream_t stream);
+                       const float* w_scale, cudaStream_t stream, float* sum = nullptr);
 
 }  // namespace shardlm::cuda

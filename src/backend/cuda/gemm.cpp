@@ -156,12 +156,17 @@ void Gemm::bf16_out(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, 
   gemm_ex_to(w, k, n, x, n_tokens, y, CUDA_R_16BF, n);
 }
 
+void Gemm::bf16_add(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
+                    float* y) {
+  gemm_ex_to(w, k, n, x, n_tokens, y, CUDA_R_32F, n, 1.f);
+}
+
 void Gemm::gemm_ex_to(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x,
-                      int64_t n_tokens, void* y, cudaDataType_t y_type, int64_t ldy) {
+                      int64_t n_tokens, void* y, cudaDataType_t y_type, int64_t ldy, float beta) {
   if (n_tokens == 0 || n == 0) return;
   const GemmShape s{k, n, n_tokens};
   check_int_sizes(s);
-  const float alpha = 1.f, beta = 0.f;
+  const float alpha = 1.f;
   SHARDLM_CUBLAS_CHECK(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
                                     static_cast<int>(n_tokens), static_cast<int>(k), &alpha, w,
                                     CUDA_R_16BF, static_cast<int>(k), x, CUDA_R_16BF,

@@ -38,6 +38,9 @@ class Gemm {
   // y[t][j] = sum_i w[j][i] * x[t][i]; w: [n][k] bf16 (row-major, the GGML layout);
   // x: [n_tokens][k] bf16; y: [n_tokens][n] fp32.
   void bf16(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens, float* y);
+  // y += x W^T (the same GEMM with beta 1: a projection added to the residual stream).
+  void bf16_add(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
+                float* y);
   // The same into columns of a wider output: y[t * ldy + j] (one cublasGemmEx call; a quantised
   // weight's BF16 tiles each fill their columns: quant_linear.h).
   void bf16_into(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
@@ -69,9 +72,9 @@ class Gemm {
   Plan make_plan(const GemmShape& s);
   static void destroy(Plan& p);
   void gemm_ex(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y);
-  // One cublasGemmEx of y (y_type: fp32 or BF16, leading dimension ldy) = x W^T.
+  // One cublasGemmEx of y (y_type: fp32 or BF16, leading dimension ldy) = x W^T + beta y.
   void gemm_ex_to(const uint16_t* w, int64_t k, int64_t n, const uint16_t* x, int64_t n_tokens,
-                  void* y, cudaDataType_t y_type, int64_t ldy);
+                  void* y, cudaDataType_t y_type, int64_t ldy, float beta = 0.f);
 
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
   cudaStream_t stream_;

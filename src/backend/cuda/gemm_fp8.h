@@ -48,6 +48,8 @@ class Fp8Gemm {
     float* scale;  // [n_tokens]
   };
   Input input_buffers(int64_t n_tokens, int64_t k);
+  // The per-token scales of the last quantised input.
+  const float* input_scales() const { return x_scale_; }
   // Sizes the quantised-input scratch for n_tokens x k up front, so that steps captured into CUDA
   // graphs never see it move.
   void reserve_inputs(int64_t n_tokens, int64_t k);

@@ -12,8 +12,11 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv.cuh"
+#include "backend/cuda/gemv_staged.cuh"
 #include "backend/cuda/load_stream.cuh"
 #include "backend/cuda/reduce.cuh"
+#include "core/env_flag.h"
+#include "core/error.h"
 
 namespace shardlm::cuda {
 
@@ -31,16 +34,6 @@ constexpr Variant kVariants[] = {{1, 4, 1}, {1, 8, 1}, {1, 16, 1}, {2, 4, 1}, {2
 constexpr int kVariantCount = sizeof(kVariants) / sizeof(kVariants[0]);
 constexpr int kSmallBatchVariant = 3;  // (2, 4, 1)
 constexpr int kBatchVariant = 6;       // (4, 2, 1)
-
-__device__ __forceinline__ void bf16x8_to_float(const uint4& raw, float* f) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 v = __bfloat1622float2(h[i]);
-    f[2 * i] = v.x;
-    f[2 * i + 1] = v.y;
-  }
-}
 
 // acc[t][s] += w_s[8c .. 8c + 8) . x[t][8c .. 8c + 8), in element order (the same order in every
 // variant with W = 1, so their results are bit-identical).
@@ -61,27 +54,6 @@ __device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* __
       for (int i = 0; i < 8; ++i) acc[t][s] = fmaf(wf[s][i], xv[i], acc[t][s]);
     }
   }
-}
-
-// Global row j of the segments as (segment, row within it); j < the segments' total rows.
-__device__ __forceinline__ int segment_of(const GemvSegments& segs, int64_t& j) {
-  int s = 0;
-#pragma unroll
-  for (int i = 0; i + 1 < kGemvMaxSegments; ++i) {
-    if (s == i && i + 1 < segs.count && j >= segs.n[i]) {
-      j -= segs.n[i];
-      s = i + 1;
-    }
-  }
-  return s;
-}
-
-// segs.w[s], segs.y[s], segs.n[s] by selects: a runtime index into the kernel's parameters would
-// copy them to local memory.
-template <typename T>
-__device__ __forceinline__ T pick(const T (&a)[kGemvMaxSegments], int s) {
-  static_assert(kGemvMaxSegments == 3);
-  return s == 0 ? a[0] : s == 1 ? a[1] : a[2];
 }
 
 // rows: the segments' total rows, or n for gate/up (segs.w = {gate, up}, segs.y[0] = out).
@@ -163,11 +135,11 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int t = 0; t < NT; ++t) {
       if constexpr (GATE) {
         const float g = acc[t][2 * r], u = acc[t][2 * r + 1];
-        segs.y[0][t * rows + j] = g / (1.f + expf(-g)) * u;
+        store_out(segs.y[0] + t * rows + j, g / (1.f + expf(-g)) * u, segs.accumulate);
       } else {
         int64_t jl = j;
         const int seg = segment_of(segs, jl);
-        pick(segs.y, seg)[t * pick(segs.n, seg) + jl] = acc[t][r];
+        store_out(pick(segs.y, seg) + t * pick(segs.n, seg) + jl, acc[t][r], segs.accumulate);
       }
     }
   }
@@ -211,9 +183,36 @@ void with_token_count(int64_t n_tokens, F f) {
   }
 }
 
+// The staged kernel's arguments for BF16 segments.
+StagedGemv staged(const GemvSegments& segs) {
+  StagedGemv a{};
+  for (int s = 0; s < kGemvMaxSegments; ++s) {
+    a.w[s] = segs.w[s];
+    a.y[s] = segs.y[s];
+    a.n[s] = segs.n[s];
+  }
+  a.count = segs.count;
+  a.norm_w = segs.norm_w;
+  a.norm_eps = segs.norm_eps;
+  a.accumulate = segs.accumulate;
+  return a;
+}
+
+bool staged_always() {  // SHARDLM_CUDA_GEMV_STAGED=1: every batch-1 GEMV on the staged kernel
+  static const bool on = env_flag("SHARDLM_CUDA_GEMV_STAGED", false);
+  return on;
+}
+
 template <bool GATE>
 void run(const GemvSegments& segs, int64_t k, int64_t rows, const float* x, int64_t n_tokens,
          cudaStream_t stream) {
+  if (segs.norm_w || (staged_always() && gemv_staged_fits(k, n_tokens, Bf16Rows::kPer))) {
+    if (!gemv_staged_fits(k, n_tokens, Bf16Rows::kPer)) {
+      fail("internal: a GEMV with its norm at {} tokens, k {} (check gemv_norm_fits)", n_tokens, k);
+    }
+    gemv_staged_bf16(staged(segs), k, rows, GATE, x, stream);
+    return;
+  }
   if (n_tokens == 1) {
     const int v = gemv_dispatch_variant(k, rows, 1, GATE);
     launch_one_token<GATE>(v, std::make_integer_sequence<int, kVariantCount>{}, segs, k, rows, x,
@@ -263,9 +262,14 @@ void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int
 }
 
 void gemv_gate_up_silu(const uint16_t* w_gate, const uint16_t* w_up, int64_t k, int64_t n,
-                       const float* x, int64_t n_tokens, float* gate, cudaStream_t stream) {
-  const GemvSegments segs{{w_gate, w_up}, {gate}, {n, n}, 2};
+                       const float* x, int64_t n_tokens, float* gate, cudaStream_t stream,
+                       const float* norm_w, float norm_eps) {
+  const GemvSegments segs{{w_gate, w_up}, {gate}, {n, n}, 2, norm_w, norm_eps};
   run<true>(segs, k, n, x, n_tokens, stream);
+}
+
+bool gemv_norm_fits(int64_t k, int64_t n_tokens) {
+  return gemv_staged_fits(k, n_tokens, Bf16Rows::kPer);
 }
 
 void gemv_bf16(const uint16_t* w, int64_t k, int64_t n, const float* x, int64_t n_tokens, float* y,

@@ -27,19 +27,29 @@ void gemv_bf16(const uint16_t* w, int64_t k, int64_t n, const float* x, int64_t 
 // Up to kGemvMaxSegments weights with the same input width k in one launch (Q/K/V, gate/up):
 // y[s] = x w[s]^T, w[s]: [n[s]][k]; their rows are taken as one matrix of sum n[s] rows.
 inline constexpr int kGemvMaxSegments = 3;
+// With norm_w, x is the un-normed residual stream and the kernel multiplies by its RMSNorm
+// (weight norm_w, eps norm_eps) itself: one token only (gemv_norm_fits). With accumulate,
+// y[s] += the product.
 struct GemvSegments {
   const uint16_t* w[kGemvMaxSegments];
   float* y[kGemvMaxSegments];
   int64_t n[kGemvMaxSegments];
   int count;
+  const float* norm_w = nullptr;
+  float norm_eps = 0.f;
+  bool accumulate = false;
 };
+// Whether gemv_bf16_segments and gemv_gate_up_silu take norm_w for this shape (batch 1, x staged
+// in shared memory: gemv_staged.cuh).
+bool gemv_norm_fits(int64_t k, int64_t n_tokens);
 void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
                         cudaStream_t stream);
 
 // gate[t][j] = silu(x[t] . w_gate[j]) * (x[t] . w_up[j]), both rows read by one warp;
 // w_gate, w_up: [n][k]; gate: [n_tokens][n].
 void gemv_gate_up_silu(const uint16_t* w_gate, const uint16_t* w_up, int64_t k, int64_t n,
-                       const float* x, int64_t n_tokens, float* gate, cudaStream_t stream);
+                       const float* x, int64_t n_tokens, float* gate, cudaStream_t stream,
+                       const float* norm_w = nullptr, float norm_eps = 0.f);
 
 // The batch-1 kernel variants the per-shape dispatch chooses from, for benchmarks (gemv_sweep):
 // variant v of gemv_bf16_segments / gemv_gate_up_silu at one token, and the one the dispatch

@@ -6,33 +6,21 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_fp8.cuh"
+#include "backend/cuda/gemv_staged.cuh"
 #include "backend/cuda/load_stream.cuh"
 #include "backend/cuda/reduce.cuh"
+#include "core/env_flag.h"
+#include "core/error.h"
 
 namespace shardlm::cuda {
 
 namespace {
 
 constexpr int kWarps = 4;  // per block
-
-// Four E4M3 weights (one 32-bit word, first weight in the low byte) as floats.
-__device__ __forceinline__ void e4m3x4_to_float(uint32_t word, float* f) {
-  const __half2_raw lo =
-      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(word & 0xffffu), __NV_E4M3);
-  const __half2_raw hi =
-      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(word >> 16), __NV_E4M3);
-  const float2 a = __half22float2(__half2(lo)), b = __half22float2(__half2(hi));
-  f[0] = a.x;
-  f[1] = a.y;
-  f[2] = b.x;
-  f[3] = b.y;
-}
 
 // acc[t][s] += w_s[16c .. 16c + 16) . x[t][16c .. 16c + 16), in element order.
 template <int NT, int S>
@@ -58,26 +46,6 @@ __device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* __
       }
     }
   }
-}
-
-// Global row j of the segments as (segment, row within it).
-__device__ __forceinline__ int segment_of(const Fp8Segments& segs, int64_t& j) {
-  int s = 0;
-#pragma unroll
-  for (int i = 0; i + 1 < kGemvMaxSegments; ++i) {
-    if (s == i && i + 1 < segs.count && j >= segs.n[i]) {
-      j -= segs.n[i];
-      s = i + 1;
-    }
-  }
-  return s;
-}
-
-// a[s] by selects: a runtime index into the kernel's parameters would copy them to local memory.
-template <typename T>
-__device__ __forceinline__ T pick(const T (&a)[kGemvMaxSegments], int s) {
-  static_assert(kGemvMaxSegments == 3);
-  return s == 0 ? a[0] : s == 1 ? a[1] : a[2];
 }
 
 // rows: the segments' total rows, or n for gate/up (segs.w = {gate, up}, segs.y[0] = out).
@@ -143,135 +111,39 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int t = 0; t < NT; ++t) {
       if constexpr (GATE) {
         const float g = acc[t][2 * r], u = acc[t][2 * r + 1];
-        segs.y[0][t * rows + j] = g / (1.f + expf(-g)) * u;
+        store_out(segs.y[0] + t * rows + j, g / (1.f + expf(-g)) * u, segs.accumulate);
       } else {
         int64_t jl = j;
         const int seg = segment_of(segs, jl);
-        pick(segs.y, seg)[t * pick(segs.n, seg) + jl] = acc[t][r];
+        store_out(pick(segs.y, seg) + t * pick(segs.n, seg) + jl, acc[t][r], segs.accumulate);
       }
     }
   }
 }
 
-// Batch 1 with x in shared memory. In the kernel above a lane's 16 weights need 64 contiguous
-// bytes of x, so a warp's x loads stride 64 bytes across lanes and each costs 16 L1 wavefronts
-// instead of 4: at FP8's 16 weights per load that, not DRAM, bounded the kernel (about half the
-// copy ceiling on an H200). Here each block first stores x as xs[q][c] = x[16c + 4q .. + 4)
-// (float4s), so lane c's q-th read is contiguous across the warp. kSharedWarps warps per block
-// share the copy.
-constexpr int kSharedWarps = 8;
-
-template <int R, int U, bool GATE>
-__global__ void __launch_bounds__(kSharedWarps * 32)
-    gemv_fp8_shared_kernel(Fp8Segments segs, int64_t k, int64_t rows, const float* __restrict__ x) {
-  extern __shared__ float4 xs[];       // [4][k / 16]
-  constexpr int S = GATE ? 2 * R : R;  // weight rows streamed per warp
-  constexpr int kChunk = 32 * U;
-  const int64_t k16 = k / 16;
-  const float4* x4 = reinterpret_cast<const float4*>(x);
-  for (int64_t i = threadIdx.x; i < 4 * k16; i += blockDim.x) xs[(i & 3) * k16 + (i >> 2)] = x4[i];
-  __syncthreads();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t row0 = (int64_t{blockIdx.x} * kSharedWarps + warp) * R;
-  const uint4* wrow[S];
-  float scale[S];
-#pragma unroll
-  for (int s = 0; s < S; ++s) {
-    int64_t j = row0 + (GATE ? s / 2 : s);
-    if (j >= rows) j = rows - 1;
-    const int seg = GATE ? (s & 1) : segment_of(segs, j);
-    wrow[s] = reinterpret_cast<const uint4*>(pick(segs.w, seg) + j * k) + lane;
-    scale[s] = pick(segs.scale, seg)[j];
-  }
-  float acc[S];
-#pragma unroll
-  for (int s = 0; s < S; ++s) acc[s] = 0.f;
-  auto use = [&](const uint4(&wv)[S], int64_t c) {
-    float xv[16];
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const float4 a = xs[q * k16 + c];
-      xv[4 * q] = a.x;
-      xv[4 * q + 1] = a.y;
-      xv[4 * q + 2] = a.z;
-      xv[4 * q + 3] = a.w;
-    }
-#pragma unroll
-    for (int s = 0; s < S; ++s) {
-      float wf[16];
-      e4m3x4_to_float(wv[s].x, wf);
-      e4m3x4_to_float(wv[s].y, wf + 4);
-      e4m3x4_to_float(wv[s].z, wf + 8);
-      e4m3x4_to_float(wv[s].w, wf + 12);
-#pragma unroll
-      for (int i = 0; i < 16; ++i) acc[s] = fmaf(wf[i], xv[i], acc[s]);
-    }
-  };
-  int64_t c0 = 0;
-  for (; c0 + kChunk <= k16; c0 += kChunk) {
-    uint4 wv[U][S];
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int s = 0; s < S; ++s) wv[u][s] = load_stream(wrow[s] + c0 + u * 32);
-#pragma unroll
-    for (int u = 0; u < U; ++u) use(wv[u], c0 + u * 32 + lane);
-  }
-  if (c0 < k16) {
-    uint4 wv[U][S];
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int s = 0; s < S; ++s)
-        wv[u][s] = c0 + u * 32 + lane < k16 ? load_stream(wrow[s] + c0 + u * 32) : uint4{};
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-      if (c0 + u * 32 + lane < k16) use(wv[u], c0 + u * 32 + lane);
-  }
-#pragma unroll
-  for (int s = 0; s < S; ++s) acc[s] = warp_sum(acc[s]) * scale[s];
-  if (lane != 0) return;
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const int64_t j = row0 + r;
-    if (j >= rows) break;
-    if constexpr (GATE) {
-      const float g = acc[2 * r], u = acc[2 * r + 1];
-      segs.y[0][j] = g / (1.f + expf(-g)) * u;
-    } else {
-      int64_t jl = j;
-      const int seg = segment_of(segs, jl);
-      pick(segs.y, seg)[jl] = acc[r];
-    }
-  }
-}
-
-// x of up to 48K floats (192 KiB) fits a block's shared memory on Hopper. Batch 1 runs here by
-// default (1.30x the global-memory kernel's decode on the H200, docs/benchmarks.md);
-// SHARDLM_CUDA_FP8_GEMV_SHARED=0 keeps it on gemv_fp8_kernel (to compare).
-constexpr int64_t kMaxSharedK = 48 * 1024;
+// Batch 1 runs the staged kernel (gemv_staged.cuh: x in shared memory in the order the lanes
+// read it) by default. In the kernel above a lane's 16 weights need 64 contiguous bytes of x, so
+// a warp's x loads stride 64 bytes across lanes and each costs 16 L1 wavefronts instead of 4: at
+// FP8's 16 weights per load that, not DRAM, bounded it (about half the copy ceiling on an H200).
+// SHARDLM_CUDA_FP8_GEMV_SHARED=0 keeps batch 1 here (to compare).
 bool shared_x_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("SHARDLM_CUDA_FP8_GEMV_SHARED");
-    return !(e && std::string(e) == "0");
-  }();
+  static const bool on = env_flag("SHARDLM_CUDA_FP8_GEMV_SHARED", true);
   return on;
 }
 
-template <int R, int U, bool GATE>
-void launch_shared(const Fp8Segments& segs, int64_t k, int64_t rows, const float* x,
-                   cudaStream_t stream) {
-  static const bool sized = [] {  // above 48 KiB a kernel must ask for its shared memory
-    SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(gemv_fp8_shared_kernel<R, U, GATE>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(kMaxSharedK * sizeof(float))));
-    return true;
-  }();
-  (void)sized;
-  constexpr int rows_per_block = kSharedWarps * R;
-  const auto blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
-  const size_t smem = static_cast<size_t>(k) * sizeof(float);
-  gemv_fp8_shared_kernel<R, U, GATE><<<blocks, kSharedWarps * 32, smem, stream>>>(segs, k, rows, x);
+StagedGemv staged(const Fp8Segments& segs) {
+  StagedGemv a{};
+  for (int s = 0; s < kGemvMaxSegments; ++s) {
+    a.w[s] = segs.w[s];
+    a.scale[s] = segs.scale[s];
+    a.y[s] = segs.y[s];
+    a.n[s] = segs.n[s];
+  }
+  a.count = segs.count;
+  a.norm_w = segs.norm_w;
+  a.norm_eps = segs.norm_eps;
+  a.accumulate = segs.accumulate;
+  return a;
 }
 
 template <int NT, int R, int U, bool GATE>
@@ -286,13 +158,18 @@ void launch(const Fp8Segments& segs, int64_t k, int64_t rows, const float* x, cu
 template <bool GATE>
 void run(const Fp8Segments& segs, int64_t k, int64_t rows, const float* x, int64_t n_tokens,
          cudaStream_t stream) {
+  const bool staged_fits = gemv_staged_fits(k, n_tokens, Fp8Rows::kPer);
+  if (segs.norm_w && !staged_fits) {
+    fail("internal: an FP8 GEMV with its norm at {} tokens, k {} (check gemv_fp8_norm_fits)",
+         n_tokens, k);
+  }
+  if (staged_fits && (segs.norm_w || shared_x_enabled())) {
+    gemv_staged_fp8(staged(segs), k, rows, GATE, x, stream);
+    return;
+  }
   switch (n_tokens) {
     case 1:
-      if (k <= kMaxSharedK && shared_x_enabled()) {
-        launch_shared<1, 8, GATE>(segs, k, rows, x, stream);
-      } else {
-        launch<1, 1, 8, GATE>(segs, k, rows, x, stream);
-      }
+      launch<1, 1, 8, GATE>(segs, k, rows, x, stream);
       break;
     case 2:
       launch<2, 2, 4, GATE>(segs, k, rows, x, stream);
@@ -337,10 +214,15 @@ void gemv_fp8(const uint8_t* w, const float* scale, int64_t k, int64_t n, const 
 
 void gemv_fp8_gate_up_silu(const uint8_t* w_gate, const float* s_gate, const uint8_t* w_up,
                            const float* s_up, int64_t k, int64_t n, const float* x,
-                           int64_t n_tokens, float* gate, cudaStream_t stream) {
+                           int64_t n_tokens, float* gate, cudaStream_t stream,
+                           const float* norm_w, float norm_eps) {
   if (n == 0) return;
-  const Fp8Segments segs{{w_gate, w_up}, {s_gate, s_up}, {gate}, {n, n}, 2};
+  const Fp8Segments segs{{w_gate, w_up}, {s_gate, s_up}, {gate}, {n, n}, 2, norm_w, norm_eps};
   run<true>(segs, k, n, x, n_tokens, stream);
+}
+
+bool gemv_fp8_norm_fits(int64_t k, int64_t n_tokens) {
+  return gemv_staged_fits(k, n_tokens, Fp8Rows::kPer);
 }
 
 }  // namespace shardlm::cuda

@@ -20,13 +20,20 @@ inline bool gemv_fp8_fits(int64_t k, int64_t n_tokens) {
 
 // Up to kGemvMaxSegments FP8 weights with the same input width k in one launch (Q/K/V):
 // y[s][t][j] = scale[s][j] * sum_i w[s][j][i] * x[t][i]; w[s]: [n[s]][k] bytes; scale[s]: [n[s]].
+// norm_w, norm_eps and accumulate as in GemvSegments (gemv.cuh); norm_w at one token only
+// (gemv_fp8_norm_fits).
 struct Fp8Segments {
   const uint8_t* w[kGemvMaxSegments];
   const float* scale[kGemvMaxSegments];
   float* y[kGemvMaxSegments];
   int64_t n[kGemvMaxSegments];
   int count;
+  const float* norm_w = nullptr;
+  float norm_eps = 0.f;
+  bool accumulate = false;
 };
+// Whether the FP8 GEMV takes norm_w for this shape.
+bool gemv_fp8_norm_fits(int64_t k, int64_t n_tokens);
 
 // x: [n_tokens][k] fp32, 16-byte aligned; y[s]: [n_tokens][n[s]] fp32.
 void gemv_fp8_segments(const Fp8Segments& segs, int64_t k, const float* x, int64_t n_tokens,
@@ -37,6 +44,7 @@ void gemv_fp8(const uint8_t* w, const float* scale, int64_t k, int64_t n, const 
 // [n_tokens][n].
 void gemv_fp8_gate_up_silu(const uint8_t* w_gate, const float* s_gate, const uint8_t* w_up,
                            const float* s_up, int64_t k, int64_t n, const float* x,
-                           int64_t n_tokens, float* gate, cudaStream_t stream);
+                           int64_t n_tokens, float* gate, cudaStream_t stream,
+                           const float* norm_w = nullptr, float norm_eps = 0.f);
 
 }  // namespace shardlm::cuda

@@ -1,23 +1,38 @@
-// RoPE kernel: one block per token, one thread per (head, pair).
+// RoPE kernel: one block per token, one thread per (head, pair); the token's cos and sin per pair
+// index in shared memory.
 #include <cuda_bf16.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kv_element.cuh"
 #include "backend/cuda/rope.cuh"
+#include "core/error.h"
 
 namespace shardlm::cuda {
 
 namespace {
-__global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int head_dim,
-                            bool neox, const float* inv_freq) {
-  const int half = head_dim / 2;
-  float* row = x + static_cast<int64_t>(blockIdx.x) * n_heads * head_dim;
-  const double pos = positions[blockIdx.x];
-  for (int item = threadIdx.x; item < n_heads * half; item += blockDim.x) {
-    const int h = item / half, i = item % half;
+// The token's rotation per pair index, cos and sin, computed once per block (in double, as the CPU
+// does) and shared by every head: a double sincos is a long routine, and at one token per block
+// the heads' share of them was most of the kernel's time.
+constexpr int kMaxHalf = 256;
+__device__ __forceinline__ void rotation_table(double pos, int half, const float* inv_freq,
+                                               float2* table) {
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
     double s, c;
     sincos(pos * static_cast<double>(inv_freq[i]), &s, &c);
-    const float cs = static_cast<float>(c), sn = static_cast<float>(s);
+    table[i] = make_float2(static_cast<float>(c), static_cast<float>(s));
+  }
+  __syncthreads();
+}
+
+__global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int head_dim,
+                            bool neox, const float* inv_freq) {
+  __shared__ float2 table[kMaxHalf];
+  const int half = head_dim / 2;
+  float* row = x + static_cast<int64_t>(blockIdx.x) * n_heads * head_dim;
+  rotation_table(positions[blockIdx.x], half, inv_freq, table);
+  for (int item = threadIdx.x; item < n_heads * half; item += blockDim.x) {
+    const int h = item / half, i = item % half;
+    const float cs = table[i].x, sn = table[i].y;
     float* v = row + h * head_dim;
     const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
     const float x0 = v[a], x1 = v[b];
@@ -30,9 +45,10 @@ template <typename T>  // the cache's element type (kv_element.cuh)
 __global__ void rope_store_kernel(float* q, float* k, const float* v, const int32_t* positions,
                                   const int32_t* slots, int n_heads, int n_kv_heads, int head_dim,
                                   bool neox, const float* inv_freq, T* cache_k, T* cache_v) {
+  __shared__ float2 table[kMaxHalf];
   const int half = head_dim / 2;
   const int64_t t = blockIdx.x, kv_dim = int64_t{n_kv_heads} * head_dim;
-  const double pos = positions[t];
+  rotation_table(positions[t], half, inv_freq, table);
   float* qr = q + t * n_heads * head_dim;
   float* kr = k + t * kv_dim;
   T* ck = cache_k + static_cast<int64_t>(slots[t]) * kv_dim;
@@ -40,9 +56,7 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, const int3
     const bool is_k = item >= n_heads * half;
     const int local = is_k ? item - n_heads * half : item;
     const int h = local / half, i = local % half;
-    double s, c;
-    sincos(pos * static_cast<double>(inv_freq[i]), &s, &c);
-    const float cs = static_cast<float>(c), sn = static_cast<float>(s);
+    const float cs = table[i].x, sn = table[i].y;
     float* vec = (is_k ? kr : qr) + h * head_dim;
     const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
     const float x0 = vec[a], x1 = vec[b];
@@ -60,14 +74,23 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, const int3
   }
 }
 
+void check_head_dim(int head_dim) {
+  if (head_dim / 2 > kMaxHalf) {
+    fail("the CUDA rope kernel takes head_dim up to {}, the model has {}; use --device cpu",
+         2 * kMaxHalf, head_dim);
+  }
+}
+
 template <typename T>
 void launch_rope_store(float* q, float* k, const float* v, const int32_t* positions,
                        const int32_t* slots, int64_t n_tokens, int n_heads, int n_kv_heads,
                        int head_dim, bool neox, const float* inv_freq, T* cache_k, T* cache_v,
                        cudaStream_t stream) {
   if (n_tokens == 0) return;
+  check_head_dim(head_dim);
   const int items = (n_heads + n_kv_heads) * head_dim / 2;
-  const int threads = items >= 256 ? 256 : ((items + 31) / 32) * 32;
+  // Up to 1,024 threads: at a decode step's few tokens each thread's pairs run one after another.
+  const int threads = items >= 1024 ? 1024 : ((items + 31) / 32) * 32;
   rope_store_kernel<T><<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(
       q, k, v, positions, slots, n_heads, n_kv_heads, head_dim, neox, inv_freq, cache_k, cache_v);
   SHARDLM_CUDA_CHECK_LAUNCH();
@@ -94,6 +117,7 @@ void rope_store_kv(float* q, float* k, const float* v, const int32_t* positions,
 void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int head_dim,
           bool neox, const float* inv_freq, cudaStream_t stream) {
   if (n_tokens == 0) return;
+  check_head_dim(head_dim);
   const int items = n_heads * head_dim / 2;
   const int threads = items >= 256 ? 256 : ((items + 31) / 32) * 32;
   rope_kernel<<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(x, positions, n_heads,

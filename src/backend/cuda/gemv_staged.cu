@@ -1,0 +1,95 @@
+// Launchers of the staged batch-1 GEMV (gemv_staged.cuh): as many blocks as fit on the GPU at
+// once (the occupancy API, per kernel and shared-memory size), the rows shared out evenly.
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemv_staged.cuh"
+
+namespace shardlm::cuda {
+
+namespace {
+
+// Blocks of `kernel` resident on the current GPU at once with smem bytes of shared memory each.
+int resident_blocks(const void* kernel, size_t smem) {
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, size_t, int>, int> known;
+  int device = 0;
+  SHARDLM_CUDA_CHECK(cudaGetDevice(&device));
+  const auto key = std::make_tuple(kernel, smem, device);
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = known.find(key); it != known.end()) return it->second;
+  int per_sm = 0, sms = 0;
+  SHARDLM_CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kStagedWarps * 32, smem));
+  SHARDLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return known[key] = std::max(1, per_sm) * sms;
+}
+
+template <class Rows, int R, int U, bool GATE, bool NORM>
+void launch(const StagedGemv& a, int64_t k, int64_t rows, const float* x, cudaStream_t stream) {
+  auto* kernel = gemv_staged_kernel<Rows, R, U, GATE, NORM>;
+  static const bool sized = [&] {  // above 48 KiB a kernel must ask for its shared memory
+    SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(kMaxStagedK * sizeof(float))));
+    return true;
+  }();
+  (void)sized;
+  const size_t smem = static_cast<size_t>(k) * sizeof(float);
+  // An equal share of the rows for every warp that fits on the GPU at once.
+  const int64_t warps =
+      int64_t{resident_blocks(reinterpret_cast<const void*>(kernel), smem)} * kStagedWarps;
+  const int64_t per_warp = (rows + warps - 1) / warps;
+  const int64_t per_block = per_warp * kStagedWarps;
+  const auto blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
+  kernel<<<blocks, kStagedWarps * 32, smem, stream>>>(a, k, rows, per_warp, x);
+}
+
+// SHARDLM_CUDA_GEMV_STAGED_ROWS=2: two rows per warp at a time instead of one (to compare: on an
+// H200 at the 8B shapes one row was as fast in BF16 and 1.5% faster in FP8, docs/benchmarks.md).
+bool two_rows() {
+  static const bool on = [] {
+    const char* e = std::getenv("SHARDLM_CUDA_GEMV_STAGED_ROWS");
+    return e && std::string(e) == "2";
+  }();
+  return on;
+}
+
+// One row per warp at a time (R with two_rows) with U 16-byte loads in flight per lane and row;
+// gate/up (two weight rows per row) one row with UGate.
+template <class Rows, int R, int U, int UGate>
+void run(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x,
+         cudaStream_t stream) {
+  if (rows == 0) return;
+  const bool norm = a.norm_w != nullptr;
+  if (gate) {
+    norm ? launch<Rows, 1, UGate, true, true>(a, k, rows, x, stream)
+         : launch<Rows, 1, UGate, true, false>(a, k, rows, x, stream);
+  } else if (two_rows()) {
+    norm ? launch<Rows, R, U, false, true>(a, k, rows, x, stream)
+         : launch<Rows, R, U, false, false>(a, k, rows, x, stream);
+  } else {
+    norm ? launch<Rows, 1, U, false, true>(a, k, rows, x, stream)
+         : launch<Rows, 1, U, false, false>(a, k, rows, x, stream);
+  }
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void gemv_staged_bf16(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x,
+                      cudaStream_t stream) {
+  run<Bf16Rows, 2, 8, 4>(a, k, rows, gate, x, stream);
+}
+
+void gemv_staged_fp8(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x,
+                     cudaStream_t stream) {
+  run<Fp8Rows, 2, 8, 8>(a, k, rows, gate, x, stream);
+}
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,260 @@
+// The batch-1 GEMV with x staged in shared memory, for BF16 and FP8 weights (gemv.cu,
+// gemv_fp8.cu). Each block first copies x into shared memory in the order its lanes read it, so
+// that every warp-wide read of x is contiguous (four wavefronts), and can apply the input's
+// RMSNorm there: it multiplies x by the norm's weight as it copies and sums the squares, and the
+// finished dot products are multiplied by 1 / rms(x). The norm kernel ahead of the GEMV and its
+// normed copy of x are then not needed. Blocks are persistent (as many as fit on the GPU at
+// once, each warp taking rows j, j + warps, ...), so x is staged once per block, not once per row
+// group. Each warp takes an equal share of the rows (so that no warp takes a second round that
+// most others do not), R rows at a time, and issues the next rows' first loads before it reduces
+// the ones it finished.
+// Device code; included by the .cu files that launch it.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/gemv.cuh"
+#include "backend/cuda/load_stream.cuh"
+#include "backend/cuda/reduce.cuh"
+
+namespace shardlm::cuda {
+
+inline constexpr int kStagedWarps = 8;  // per block
+// x of up to 48K floats (192 KiB) fits a block's shared memory on Hopper.
+inline constexpr int64_t kMaxStagedK = 48 * 1024;
+
+// The weights of a staged GEMV: up to kGemvMaxSegments matrices of one row length laid end to
+// end as one (Q/K/V), or gate and up (GATE: y[0] = silu(gate) * up).
+struct StagedGemv {
+  const void* w[kGemvMaxSegments];
+  const float* scale[kGemvMaxSegments];  // a scale per row (FP8), or null
+  float* y[kGemvMaxSegments];
+  int64_t n[kGemvMaxSegments];
+  int count;
+  const float* norm_w;  // the input's RMSNorm weight, applied in the kernel; null: x as given
+  float norm_eps;
+  bool accumulate;  // y += the product
+};
+
+// Eight BF16 weights (one 16-byte load) as floats.
+__device__ __forceinline__ void bf16x8_to_float(const uint4& raw, float* f) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 v = __bfloat1622float2(h[i]);
+    f[2 * i] = v.x;
+    f[2 * i + 1] = v.y;
+  }
+}
+
+// Four E4M3 weights (one 32-bit word, first weight in the low byte) as floats.
+__device__ __forceinline__ void e4m3x4_to_float(uint32_t word, float* f) {
+  const __half2_raw lo =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(word & 0xffffu), __NV_E4M3);
+  const __half2_raw hi =
+      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(word >> 16), __NV_E4M3);
+  const float2 a = __half22float2(__half2(lo)), b = __half22float2(__half2(hi));
+  f[0] = a.x;
+  f[1] = a.y;
+  f[2] = b.x;
+  f[3] = b.y;
+}
+
+// Weight formats: elements per 16-byte load and their widening to floats.
+struct Bf16Rows {
+  static constexpr int kPer = 8;
+  using Elem = uint16_t;
+  __device__ static void widen(const uint4& v, float* f) { bf16x8_to_float(v, f); }
+};
+struct Fp8Rows {
+  static constexpr int kPer = 16;
+  using Elem = uint8_t;
+  __device__ static void widen(const uint4& v, float* f) {
+    e4m3x4_to_float(v.x, f);
+    e4m3x4_to_float(v.y, f + 4);
+    e4m3x4_to_float(v.z, f + 8);
+    e4m3x4_to_float(v.w, f + 12);
+  }
+};
+
+// Global row j of the segments as (segment, row within it); j < the segments' total rows.
+template <class Segs>
+__device__ __forceinline__ int segment_of(const Segs& segs, int64_t& j) {
+  int s = 0;
+#pragma unroll
+  for (int i = 0; i + 1 < kGemvMaxSegments; ++i) {
+    if (s == i && i + 1 < segs.count && j >= segs.n[i]) {
+      j -= segs.n[i];
+      s = i + 1;
+    }
+  }
+  return s;
+}
+
+// a[s] by selects: a runtime index into the kernel's parameters would copy them to local memory.
+template <typename T>
+__device__ __forceinline__ T pick(const T (&a)[kGemvMaxSegments], int s) {
+  static_assert(kGemvMaxSegments == 3);
+  return s == 0 ? a[0] : s == 1 ? a[1] : a[2];
+}
+
+// One output: y = v, or y += v.
+__device__ __forceinline__ void store_out(float* y, float v, bool accumulate) {
+  *y = accumulate ? *y + v : v;
+}
+
+// rows: the segments' total rows, or n for gate/up. Warp w (block * kStagedWarps + warp) takes
+// rows [w rows_per_warp, (w + 1) rows_per_warp), R at a time (2R weight rows for gate/up); grid:
+// ceil(rows / (rows_per_warp kStagedWarps)) blocks of kStagedWarps warps; dynamic shared memory k
+// floats. k % Rows::kPer == 0.
+template <class Rows, int R, int U, bool GATE, bool NORM>
+__global__ void __launch_bounds__(kStagedWarps * 32)
+    gemv_staged_kernel(StagedGemv a, int64_t k, int64_t rows, int64_t rows_per_warp,
+                       const float* __restrict__ x) {
+  extern __shared__ float4 xs[];       // [kQuads][kv]: xs[q * kv + c] = x[kPer c + 4q .. + 4)
+  constexpr int S = GATE ? 2 * R : R;  // weight rows streamed per warp
+  constexpr int kQuads = Rows::kPer / 4;
+  const int64_t kv = k / Rows::kPer;  // 16-byte vectors per row
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t first = (int64_t{blockIdx.x} * kStagedWarps + warp) * rows_per_warp;
+  const int64_t end = first + rows_per_warp < rows ? first + rows_per_warp : rows;
+
+  const uint4* wrow[S];
+  float wscale[S];
+  bool live[S];  // a row of this warp's range (else nothing is loaded or stored)
+  uint4 wv[U][S];
+  auto load_pass = [&](int64_t c0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t c = c0 + u * 32 + lane;
+#pragma unroll
+      for (int s = 0; s < S; ++s) wv[u][s] = live[s] && c < kv ? load_stream(wrow[s] + c) : uint4{};
+    }
+  };
+  auto start_rows = [&](int64_t j0) {  // the rows' pointers and scales, and their first pass
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      int64_t jl = j0 + (GATE ? s / 2 : s);
+      live[s] = jl < end;
+      if (!live[s]) jl = end - 1;
+      const int seg = GATE ? (s & 1) : segment_of(a, jl);
+      const auto* base = static_cast<const typename Rows::Elem*>(pick(a.w, seg));
+      wrow[s] = reinterpret_cast<const uint4*>(base + jl * k);
+      const float* sc = pick(a.scale, seg);
+      wscale[s] = sc ? sc[jl] : 1.f;
+    }
+    load_pass(0);
+  };
+
+  int64_t j0 = first;
+  if (j0 < end) start_rows(j0);  // in flight while x is staged
+
+  // x into shared memory, kStage float4s per thread in flight at a time.
+  constexpr int kStage = 8;
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  const int64_t k4 = k / 4;
+  float ss = 0.f;
+  for (int64_t i0 = threadIdx.x; i0 < k4; i0 += int64_t{kStage} * blockDim.x) {
+    float4 v[kStage], g[kStage];
+#pragma unroll
+    for (int b = 0; b < kStage; ++b) {
+      const int64_t i = i0 + int64_t{b} * blockDim.x;
+      if (i >= k4) break;
+      v[b] = x4[i];
+      if constexpr (NORM) g[b] = reinterpret_cast<const float4*>(a.norm_w)[i];
+    }
+#pragma unroll
+    for (int b = 0; b < kStage; ++b) {
+      const int64_t i = i0 + int64_t{b} * blockDim.x;
+      if (i >= k4) break;
+      if constexpr (NORM) {
+        const float4 t = v[b];
+        ss = fmaf(t.x, t.x, fmaf(t.y, t.y, fmaf(t.z, t.z, fmaf(t.w, t.w, ss))));
+        v[b] = make_float4(t.x * g[b].x, t.y * g[b].y, t.z * g[b].z, t.w * g[b].w);
+      }
+      xs[(i % kQuads) * kv + i / kQuads] = v[b];
+    }
+  }
+  float inv_rms = 1.f;
+  if constexpr (NORM) {
+    inv_rms = 1.f / sqrtf(block_sum(ss) / static_cast<float>(k) + a.norm_eps);  // syncs
+  } else {
+    __syncthreads();
+  }
+
+  for (; j0 < end; j0 += R) {
+    float acc[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) acc[s] = 0.f;
+    for (int64_t c0 = 0;;) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t c = c0 + u * 32 + lane;
+        if (c >= kv) break;
+        float xv[Rows::kPer];
+#pragma unroll
+        for (int q = 0; q < kQuads; ++q) {
+          const float4 t = xs[q * kv + c];
+          xv[4 * q] = t.x;
+          xv[4 * q + 1] = t.y;
+          xv[4 * q + 2] = t.z;
+          xv[4 * q + 3] = t.w;
+        }
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+          float wf[Rows::kPer];
+          Rows::widen(wv[u][s], wf);
+#pragma unroll
+          for (int e = 0; e < Rows::kPer; ++e) acc[s] = fmaf(wf[e], xv[e], acc[s]);
+        }
+      }
+      c0 += 32 * U;
+      if (c0 >= kv) break;
+      load_pass(c0);
+    }
+    float scale[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) scale[s] = wscale[s] * inv_rms;
+    if (j0 + R < end) start_rows(j0 + R);  // the next rows' loads before the sums
+#pragma unroll
+    for (int s = 0; s < S; ++s) acc[s] = warp_sum(acc[s]) * scale[s];
+    if (lane != 0) continue;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t j = j0 + r;
+      if (j >= end) break;
+      if constexpr (GATE) {
+        const float g = acc[2 * r], u = acc[2 * r + 1];
+        store_out(a.y[0] + j, g / (1.f + expf(-g)) * u, a.accumulate);
+      } else {
+        int64_t jl = j;
+        const int seg = segment_of(a, jl);
+        store_out(pick(a.y, seg) + jl, acc[r], a.accumulate);
+      }
+    }
+  }
+}
+
+}  // namespace shardlm::cuda
+
+namespace shardlm::cuda {
+
+// Whether the staged kernel takes this shape: one token, k a multiple of the weights' 16-byte
+// vector (8 BF16, 16 FP8) within kMaxStagedK.
+inline bool gemv_staged_fits(int64_t k, int64_t n_tokens, int per_load) {
+  return n_tokens == 1 && k % per_load == 0 && k <= kMaxStagedK;
+}
+
+// One token: y[s] (+)= rms_norm(x) W_s^T (or x W_s^T without norm_w), times each row's scale;
+// gate: y[0] = silu(gate) * up over a.w = {gate, up}. rows: the segments' total rows (n for
+// gate/up). x: [k] fp32, 16-byte aligned, as is norm_w.
+void gemv_staged_bf16(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x,
+                      cudaStream_t stream);
+void gemv_staged_fp8(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x,
+                     cudaStream_t stream);
+
+}  // namespace shardlm::cuda

@@ -1,0 +1,81 @@
+// At one token the norm runs inside the GEMV (backend/cuda/gemv_staged.cuh: x staged in shared
+// memory, multiplied by the norm's weight there, the dot products by 1 / rms(x)), and the MLP's
+// down projection adds its output to the residual stream in its epilogue. Both against the norm
+// kernel ahead of the GEMV (SHARDLM_CUDA_GEMV_NORM=0) on the same weights, within fp32 rounding,
+// for BF16 and FP8 weights, at Llama-3.1-8B's shapes (rows many times the GPU's warps, so each
+// warp takes several) and at odd ones; and against the CPU's ops at the odd shape.
+#include <algorithm>
+#include <cstdlib>
+#include <deque>
+
+#include "cuda_test_util.h"
+
+namespace shardlm::testing {
+namespace {
+
+struct Shape {
+  int64_t d, q, k, f;  // model width, Q and K rows, FFN width
+};
+
+std::vector<TensorView> layer_matrices(const Shape& s, std::mt19937& rng,
+                                       std::deque<std::vector<uint8_t>>& bytes) {
+  const char* names[] = {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_gate.weight",
+                         "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"};
+  const std::pair<int64_t, int64_t> shapes[] = {
+      {s.d, s.q}, {s.d, s.k}, {s.d, s.f}, {s.d, s.f}, {s.f, s.d}};
+  std::vector<TensorView> ws;
+  for (int i = 0; i < 5; ++i) {
+    ws.push_back(
+        make_matrix(DType::BF16, shapes[i].first, shapes[i].second, rng, bytes.emplace_back()));
+    ws.back().name = names[i];  // quantised by --quantization fp8 (not the embedding's name)
+  }
+  return ws;
+}
+
+void check(bool fp8, const Shape& s, bool with_cpu, std::mt19937& rng) {
+  cuda::CudaBackendOptions o = small_cuda_options();
+  o.max_matmul_k = std::max(s.d, s.f);
+  o.fp8_weights = fp8;
+  cuda::CudaBackend inside(o);
+  setenv("SHARDLM_CUDA_GEMV_NORM", "0", 1);
+  cuda::CudaBackend apart(o);
+  unsetenv("SHARDLM_CUDA_GEMV_NORM");
+  CpuBackendOptions co = small_cpu_options();
+  co.max_matmul_k = std::max(s.d, s.f);
+  CpuBackend cpu(co);
+  std::deque<std::vector<uint8_t>> bytes;
+  const auto ws = layer_matrices(s, rng, bytes);
+  const auto norm_w = randn(static_cast<size_t>(s.d), rng, 0.2f, 1.f);
+  for (const NormOpsCase c : {NormOpsCase{1, false}, {1, false, true}, {1, true, true}}) {
+    const auto x = randn(static_cast<size_t>(s.d), rng);
+    const auto res = randn(x.size(), rng);
+    const auto a = run_norm_ops(inside, ws, norm_w, x, res, c, s.d, s.f);
+    const auto b = run_norm_ops(apart, ws, norm_w, x, res, c, s.d, s.f);
+    const std::string what = std::string(fp8 ? "FP8" : "BF16") + " d " + std::to_string(s.d) +
+                             (c.residual ? ", residual" : "") + (c.add_to_x ? ", added to x" : "");
+    EXPECT_LT(rel_err(a.x, b.x), 1e-7) << what;
+    EXPECT_LT(rel_err(a.q, b.q), 1e-5) << "q " << what;
+    EXPECT_LT(rel_err(a.k, b.k), 1e-5) << "k " << what;
+    EXPECT_LT(rel_err(a.mlp, b.mlp), 1e-5) << "mlp " << what;
+    if (!with_cpu) continue;
+    const auto ref = run_norm_ops(cpu, ws, norm_w, x, res, c, s.d, s.f);
+    const double tol = fp8 ? 0.1 : 2e-2;  // FP8 weights; BF16 against the CPU's BF16 rounding
+    EXPECT_LT(rel_err(a.q, ref.q), tol) << "q " << what << " vs CPU";
+    EXPECT_LT(rel_err(a.k, ref.k), tol) << "k " << what << " vs CPU";
+    EXPECT_LT(rel_err(a.mlp, ref.mlp), tol) << "mlp " << what << " vs CPU";
+  }
+}
+
+TEST(CudaGemvNorm, MatchesTheNormKernelAhead) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  for (const bool fp8 : {false, true}) {
+    check(fp8, Shape{4096, 4096, 1024, 14336}, false, rng);  // Llama-3.1-8B
+    check(fp8, Shape{1040, 48, 16, 208}, true, rng);         // a partial pass, few rows
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::testing
