@@ -159,35 +159,21 @@ void check_shape(const DecodeShape& sh, std::mt19937& rng) {
   const bool tc_applies = cuda::decode_mma_applies(c.p.head_dim, c.p.n_heads / c.p.n_kv_heads);
   EXPECT_EQ(planned_tc, tc_applies);  // the default plan takes the tensor cores where they apply
   const auto stream = static_cast<cudaStream_t>(be.stream());
-  // Counters for the kernels to merge their own splits (else combine_kernel merges them).
-  const size_t n_items = c.seqs.size() * static_cast<size_t>(c.p.n_kv_heads);
-  auto* counters = reinterpret_cast<int*>(to_device(be, std::vector<float>(n_items, 0.f)));
   const cuda::DecodeSplits forced[] = {{1, 64}, {64, 1}, {13, 64}, {3, 16}};
   for (cuda::DecodeSplits sp : forced) {
     for (bool tc : {false, true}) {
-      for (bool merge_in_kernel : {false, true}) {
-        if (tc && !tc_applies) continue;
-        sp.tensor_cores = tc;
-        SCOPED_TRACE(::testing::Message() << "splits " << sp.n_splits << " min keys "
-                                          << sp.min_split_keys << " tensor cores " << tc
-                                          << " merged in the kernel " << merge_in_kernel);
-        cuda::AttentionBatch bm = b;
-        if (merge_in_kernel) {
-          bm.split_counters = counters;
-          bm.split_counter_capacity = static_cast<int>(n_items);
-        }
-        const size_t n = cuda::decode_attention_scratch_floats(b.n_seqs, c.p, sp.n_splits);
-        float* scratch = be.alloc_floats(std::max<size_t>(n, 1));
-        float* out2 = be.alloc_floats(c.q.size());
-        cuda::decode_attention(dq, reinterpret_cast<const uint16_t*>(kv.k),
-                               reinterpret_cast<const uint16_t*>(kv.v), bm, c.p, sp, scratch, out2,
-                               stream);
-        const Expected& e = tc ? rounded : exact;
-        EXPECT_LT(rel_err(to_host(be, out2, e.ref.size()), e.ref), e.tolerance);
-        // The last split of each item left its counter at zero for the next launch.
-        const auto left = to_host(be, reinterpret_cast<float*>(counters), n_items);
-        EXPECT_EQ(std::count(left.begin(), left.end(), 0.f), static_cast<long>(n_items));
-      }
+      if (tc && !tc_applies) continue;
+      sp.tensor_cores = tc;
+      SCOPED_TRACE(::testing::Message() << "splits " << sp.n_splits << " min keys "
+                                        << sp.min_split_keys << " tensor cores " << tc);
+      const size_t n = cuda::decode_attention_scratch_floats(b.n_seqs, c.p, sp.n_splits);
+      float* scratch = be.alloc_floats(std::max<size_t>(n, 1));
+      float* out2 = be.alloc_floats(c.q.size());
+      cuda::decode_attention(dq, reinterpret_cast<const uint16_t*>(kv.k),
+                             reinterpret_cast<const uint16_t*>(kv.v), b, c.p, sp, scratch, out2,
+                             stream);
+      const Expected& e = tc ? rounded : exact;
+      EXPECT_LT(rel_err(to_host(be, out2, e.ref.size()), e.ref), e.tolerance);
     }
   }
 }

@@ -41,11 +41,6 @@ struct AttentionBatch {
   // and the rest on the tensor-core kernel (one 64-row tile per decode row, read once per query
   // head, would cost the chunk's kernel far more). 0: no split.
   int n_single_row_seqs = 0;
-  // Zeroed device counters, one per (sequence, KV head), for the split-K decode kernels to merge
-  // their splits themselves (the last split of each to finish), which they leave zeroed again;
-  // null or too few: a merge kernel of its own runs after them.
-  int* split_counters = nullptr;
-  int split_counter_capacity = 0;
 };
 
 // Largest head_dim the kernel takes.

@@ -210,7 +210,6 @@ __global__ void __launch_bounds__(kWarps * 32) split_kernel(DecodeArgs a) {
       }
     }
   }
-  if (r.used > 1 && a.split_done) merge_if_last(a, r, item, HD);
 }
 
 // Merges one (sequence, query head)'s splits: out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M)
@@ -221,8 +220,17 @@ __global__ void combine_kernel(DecodeArgs a) {
   const SeqKeys r = seq_keys(a, s);
   if (r.n <= 0 || r.used == 1) return;  // written by split_kernel
   const int kvh = h / a.group, g = h % a.group;
-  a.out[(int64_t{r.row} * a.n_heads + h) * head_dim + d] =
-      merge_splits(a, r, int64_t{s} * a.n_kv_heads + kvh, g, d, head_dim);
+  const int64_t first = (int64_t{s} * a.n_kv_heads + kvh) * a.n_splits * a.group + g;
+  float big = -INFINITY;
+  for (int t = 0; t < r.used; ++t) big = fmaxf(big, a.part_ml[(first + t * a.group) * 2]);
+  float sum_l = 0.f, sum_acc = 0.f;
+  for (int t = 0; t < r.used; ++t) {
+    const int64_t part = first + t * a.group;
+    const float w = exp2f(a.part_ml[part * 2] - big);
+    sum_l += a.part_ml[part * 2 + 1] * w;
+    sum_acc += a.part_acc[part * head_dim + d] * w;
+  }
+  a.out[(int64_t{r.row} * a.n_heads + h) * head_dim + d] = sum_acc / sum_l;
 }
 
 template <int HD, int GM, typename T>
@@ -331,11 +339,6 @@ void decode_any(const float* q, const T* cache_k, const T* cache_v, const Attent
   a.part_ml =
       scratch ? scratch + static_cast<size_t>(batch.n_seqs) * p.n_heads * a.n_splits * p.head_dim
               : nullptr;
-  static const bool merge_in_kernel = env_flag("SHARDLM_CUDA_DECODE_MERGE_IN_KERNEL", true);
-  if (merge_in_kernel && a.n_splits > 1 &&
-      int64_t{batch.n_seqs} * p.n_kv_heads <= batch.split_counter_capacity) {
-    a.split_done = batch.split_counters;
-  }
   if (tensor_cores) {
     decode_mma(a, cache_k, p.head_dim, batch.n_seqs, stream);
   } else if (p.head_dim == 64) {
@@ -346,7 +349,7 @@ void decode_any(const float* q, const T* cache_k, const T* cache_v, const Attent
     launch_split_group<256, T>(a, batch.n_seqs, stream);
   }
   SHARDLM_CUDA_CHECK_LAUNCH();
-  if (a.n_splits > 1 && !a.split_done) {
+  if (a.n_splits > 1) {
     const dim3 grid(static_cast<unsigned>(batch.n_seqs), static_cast<unsigned>(p.n_heads));
     combine_kernel<<<grid, static_cast<unsigned>(p.head_dim), 0, stream>>>(a);
     SHARDLM_CUDA_CHECK_LAUNCH();

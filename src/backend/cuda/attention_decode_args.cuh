@@ -45,7 +45,6 @@ struct DecodeArgs {
   float* out;
   float* part_acc;  // [n_seqs][n_kv_heads][n_splits][group][head_dim]
   float* part_ml;   // [n_seqs][n_kv_heads][n_splits][group][2]: m, l
-  int* split_done;  // [n_seqs][n_kv_heads], zero: splits finished; null: combine_kernel merges
 };
 
 // A sequence's keys [lo, lo + n), its query row and its split: `used` splits of `per` keys.
@@ -63,47 +62,6 @@ __device__ __forceinline__ SeqKeys seq_keys(const DecodeArgs& a, int s) {
   per = (per + a.split_align - 1) / a.split_align * a.split_align;
   used = max(1, (n + per - 1) / per);  // no empty split
   return {lo, n, per, used, seq.first_row, seq.table_offset};
-}
-
-// out for query head g of (sequence, KV head) item, merged from its r.used splits' partials:
-// sum_t 2^(m_t - M) acc_t / sum_t 2^(m_t - M) l_t. head_dim: the output's head_dim.
-__device__ __forceinline__ float merge_splits(const DecodeArgs& a, const SeqKeys& r, int64_t item,
-                                              int g, int d, int head_dim) {
-  const int64_t first = item * a.n_splits * a.group + g;
-  float big = -INFINITY;
-  for (int t = 0; t < r.used; ++t) big = fmaxf(big, __ldcg(a.part_ml + (first + t * a.group) * 2));
-  float sum_l = 0.f, sum_acc = 0.f;
-  for (int t = 0; t < r.used; ++t) {
-    const int64_t part = first + t * a.group;
-    const float w = exp2f(__ldcg(a.part_ml + part * 2) - big);
-    sum_l += __ldcg(a.part_ml + part * 2 + 1) * w;
-    sum_acc += __ldcg(a.part_acc + part * head_dim + d) * w;
-  }
-  return sum_acc / sum_l;
-}
-
-// Called by every thread of a split's block once its partials are written: the item's last split
-// to finish merges all of them into out (no merge kernel of its own, whose launch costs more than
-// the merge at a decode step's few sequences) and re-arms the item's counter for the next launch.
-__device__ __forceinline__ void merge_if_last(const DecodeArgs& a, const SeqKeys& r, int64_t item,
-                                              int head_dim) {
-  __shared__ bool last;
-  __threadfence();  // this block's partials before its count
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    last = atomicAdd(a.split_done + item, 1) == r.used - 1;
-    if (last) a.split_done[item] = 0;
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const int h0 = static_cast<int>(item % a.n_kv_heads) * a.group;
-  for (int idx = static_cast<int>(threadIdx.x); idx < a.group * head_dim;
-       idx += static_cast<int>(blockDim.x)) {
-    const int g = idx / head_dim, d = idx % head_dim;
-    a.out[(int64_t{r.row} * a.n_heads + h0 + g) * head_dim + d] =
-        merge_splits(a, r, item, g, d, head_dim);
-  }
 }
 
 // The tensor-core kernel (attention_decode_mma.cu; decode_mma_applies in attention_decode.cuh):

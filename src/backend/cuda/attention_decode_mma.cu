@@ -354,7 +354,6 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
       }
     }
   }
-  if (r.used > 1 && a.split_done) merge_if_last(a, r, item, D);
 }
 
 // Lets the kernel take its (over 48 KB) shared memory on the current device; once per device.

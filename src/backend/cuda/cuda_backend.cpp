@@ -301,8 +301,6 @@ void CudaBackend::attention(const float* q, const KvLayerView& kv, const StepSeq
   // longest (the decode kernel sizes its splits on the device).
   if (impl_->capturing) batch.max_keys = static_cast<int>(impl_->options.max_context);
   batch.n_seqs = n_seqs;
-  batch.split_counters = impl_->split_counters;
-  batch.split_counter_capacity = Impl::kSplitCounters;
   batch.one_row_per_seq =
       impl_->split_k_decode &&
       std::all_of(seqs, seqs + n_seqs, [](const auto& s) { return s.n_tokens == 1; });

@@ -66,8 +66,6 @@ struct CudaBackend::Impl {
     // GEMV, instead of inside it (to compare).
     norm_in_gemv = env_flag("SHARDLM_CUDA_GEMV_NORM", true);
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
-    SHARDLM_CUDA_CHECK(cudaMalloc(&split_counters, kSplitCounters * sizeof(int)));
-    SHARDLM_CUDA_CHECK(cudaMemset(split_counters, 0, kSplitCounters * sizeof(int)));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
   }
@@ -89,7 +87,6 @@ struct CudaBackend::Impl {
     cudaFree(rope_freq);
     cudaFree(attn_scratch);
     cudaFree(fused);
-    cudaFree(split_counters);
     if (stream) cudaStreamDestroy(stream);
   }
 
@@ -166,10 +163,6 @@ struct CudaBackend::Impl {
   std::vector<float> rope_freq_host;
   float* attn_scratch = nullptr;
   size_t attn_scratch_capacity = 0;
-  // The split-K decode kernels' counters (AttentionBatch::split_counters): splits happen only
-  // while the (sequence, KV head) items fill less than half the GPU, far fewer than these.
-  static constexpr int kSplitCounters = 16384;
-  int* split_counters = nullptr;
   float* fused = nullptr;  // fused_output
   size_t fused_capacity = 0;
 };
