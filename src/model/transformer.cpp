@@ -117,10 +117,10 @@ void Transformer::mla_block(const LayerWeights& L, int il) {
                     attn_params_, buf_.attn);
 }
 
-// One rank adds the O projection to x itself (a device backend in the matmul's epilogue);
-// tensor-parallel ranks leave it in xn for the MLP's norm to add.
+// One rank adds the O projection to x itself where the backend adds in the matmul's epilogue;
+// otherwise (and on tensor-parallel ranks) it is left in xn for the MLP's norm to add.
 const float* Transformer::attention_out(const TensorView& wo, int64_t n, int64_t full_cols) {
-  if (tp_ == 1) {
+  if (tp_ == 1 && be_.adds_in_epilogue(n)) {
     be_.matmul_add(wo, buf_.attn, n, buf_.x, buf_.xn);
     return nullptr;
   }
@@ -169,9 +169,11 @@ const float* Transformer::mlp_block(const LayerWeights& L, int64_t n, const floa
     }
     return buf_.moe_out;
   }
-  if (tp_ == 1) {  // one rank: the whole MLP in one call, its output added to x
-    be_.norm_mlp(in, {&L.w_gate, &L.w_up, &L.w_down, buf_.gate, buf_.up, true}, buf_.x);
-    return nullptr;
+  if (tp_ == 1) {  // one rank: the whole MLP in one call (its output added to x, or left in xn)
+    const bool add = be_.adds_in_epilogue(n);
+    be_.norm_mlp(in, {&L.w_gate, &L.w_up, &L.w_down, buf_.gate, buf_.up, add},
+                 add ? buf_.x : buf_.xn);
+    return add ? nullptr : buf_.xn;
   }
   be_.norm(in);
   be_.gate_up_silu(L.w_gate, L.w_up, buf_.xn, n, buf_.gate, buf_.up);
@@ -213,8 +215,9 @@ void Transformer::embed(const ForwardBatch& b) {
   be_.embedding(w_.weights.tok_embd, step_.tokens, b.size(), buf_.x);
 }
 
-// A block's output left apart (MoE, tensor-parallel ranks) is added to x by the next block's norm
-// (one kernel for both), the last one's here; one rank's dense blocks add theirs to x directly.
+// A block's output left apart is added to x by the next block's norm (one kernel for both), the
+// last one's here; where the backend adds in the matmul's epilogue, one rank's dense blocks add
+// theirs to x directly.
 void Transformer::run_layers(const ForwardBatch& b, int first, int last) {
   const float* residual = nullptr;
   for (int il = first; il < last; ++il) {

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/attention.cuh"
@@ -65,6 +67,12 @@ struct CudaBackend::Impl {
     // SHARDLM_CUDA_GEMV_NORM=0: at one token the norm runs as a kernel of its own ahead of the
     // GEMV, instead of inside it (to compare).
     norm_in_gemv = env_flag("SHARDLM_CUDA_GEMV_NORM", true);
+    // SHARDLM_CUDA_RESIDUAL_EPILOGUE: where O and down add to the residual stream themselves
+    // (adds_in_epilogue): decode batches (default), 0 nowhere, all everywhere (to compare).
+    if (const char* e = std::getenv("SHARDLM_CUDA_RESIDUAL_EPILOGUE")) {
+      const std::string v(e);
+      residual_epilogue = v == "0" ? Epilogue::kNone : v == "all" ? Epilogue::kAll : Epilogue::kGemv;
+    }
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
@@ -141,6 +149,8 @@ struct CudaBackend::Impl {
   bool bf16_handoff = true;
   bool bf16_gate_up = true;
   bool norm_in_gemv = true;
+  enum class Epilogue { kNone, kGemv, kAll };
+  Epilogue residual_epilogue = Epilogue::kGemv;
 
   CudaBackendOptions options;
   cudaStream_t stream = nullptr;

@@ -27,6 +27,11 @@ void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, 
   gemm_on_bf16_input(w, n_tokens, y);
 }
 
+bool CudaBackend::adds_in_epilogue(int64_t n_tokens) const {
+  return impl_->residual_epilogue == Impl::Epilogue::kAll ||
+         (impl_->residual_epilogue == Impl::Epilogue::kGemv && n_tokens <= kGemvMaxTokens);
+}
+
 void CudaBackend::matmul_add(const TensorView& w, const float* x, int64_t n_tokens, float* y,
                              float* scratch) {
   const auto timed = impl_->profile->time("matmul_add");

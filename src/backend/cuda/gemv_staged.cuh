@@ -1,14 +1,13 @@
 // The batch-1 GEMV with x staged in shared memory, for BF16 and FP8 weights (gemv.cu,
 // gemv_fp8.cu). Each block first copies x into shared memory in the order its lanes read it, so
 // that every warp-wide read of x is contiguous (four wavefronts), and can apply the input's
-// RMSNorm there: it multiplies x by the norm's weight as it copies and sums the squares, and the
-// finished dot products are multiplied by 1 / rms(x). The norm kernel ahead of the GEMV and its
-// normed copy of x are then not needed. Blocks are persistent (as many as fit on the GPU at
-// once, each warp taking rows j, j + warps, ...), so x is staged once per block, not once per row
-// group. Each warp takes an equal share of the rows (so that no warp takes a second round that
-// most others do not), R rows at a time, and issues the next rows' first loads before it reduces
-// the ones it finished.
-// Device code; included by the .cu files that launch it.
+// RMSNorm there: it sums x's squares as rms_norm_kernel does and stores the normed rows (bit for
+// bit the norm kernel's), so the norm kernel ahead of the GEMV is not needed. Blocks are persistent
+// (as many as fit on the GPU at once, each warp taking rows j, j + warps, ...), so x is staged once
+// per block, not once per row group. Each warp takes an equal share of the rows (so that no warp
+// takes a second round that most others do not), R rows at a time, and issues the next rows' first
+// loads before it reduces the ones it finished. Device code; included by the .cu files that launch
+// it.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -20,6 +19,7 @@
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/load_stream.cuh"
 #include "backend/cuda/reduce.cuh"
+#include "backend/cuda/rms_norm.cuh"
 
 namespace shardlm::cuda {
 
@@ -107,6 +107,30 @@ __device__ __forceinline__ void store_out(float* y, float v, bool accumulate) {
   *y = accumulate ? *y + v : v;
 }
 
+// The sum of squares of x[0, k) in rms_norm_kernel's order with `threads` threads (a multiple of
+// 32, at most twice blockDim.x; blockDim.x a multiple of 32): thread t sums x[t], x[t + threads],
+// ...; each warp's 32 sums are added as warp_sum adds them, then the warps' as block_sum does.
+// Each thread of this block stands for threads t and t + blockDim.x. Every thread gets the sum.
+__device__ __forceinline__ float rms_norm_sum(const float* __restrict__ x, int64_t k, int threads) {
+  __shared__ float partial[64];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  float sum[2] = {0.f, 0.f};
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int t = static_cast<int>(threadIdx.x) + h * static_cast<int>(blockDim.x);
+    if (t < threads) {
+      for (int64_t i = t; i < k; i += threads) sum[h] += x[i] * x[i];
+    }
+    sum[h] = warp_sum(sum[h]);
+  }
+  if (lane == 0) {
+    partial[warp] = sum[0];
+    partial[warp + warps] = sum[1];
+  }
+  __syncthreads();
+  return warp_sum(lane < threads / 32 ? partial[lane] : 0.f);
+}
+
 // rows: the segments' total rows, or n for gate/up. Warp w (block * kStagedWarps + warp) takes
 // rows [w rows_per_warp, (w + 1) rows_per_warp), R at a time (2R weight rows for gate/up); grid:
 // ceil(rows / (rows_per_warp kStagedWarps)) blocks of kStagedWarps warps; dynamic shared memory k
@@ -153,11 +177,17 @@ __global__ void __launch_bounds__(kStagedWarps * 32)
   int64_t j0 = first;
   if (j0 < end) start_rows(j0);  // in flight while x is staged
 
-  // x into shared memory, kStage float4s per thread in flight at a time.
+  // The norm's scale, as rms_norm_kernel computes it (so the staged rows are its rows, bit for
+  // bit: a token's output is the same alone, here, and in a batch, after the norm kernel).
+  float scale = 1.f;
+  if constexpr (NORM) {
+    const float sum = rms_norm_sum(x, k, rms_norm_threads(k));
+    scale = 1.f / sqrtf(sum / static_cast<float>(k) + a.norm_eps);
+  }
+  // x (normed) into shared memory, kStage float4s per thread in flight at a time.
   constexpr int kStage = 8;
   const float4* x4 = reinterpret_cast<const float4*>(x);
   const int64_t k4 = k / 4;
-  float ss = 0.f;
   for (int64_t i0 = threadIdx.x; i0 < k4; i0 += int64_t{kStage} * blockDim.x) {
     float4 v[kStage], g[kStage];
 #pragma unroll
@@ -173,18 +203,13 @@ __global__ void __launch_bounds__(kStagedWarps * 32)
       if (i >= k4) break;
       if constexpr (NORM) {
         const float4 t = v[b];
-        ss = fmaf(t.x, t.x, fmaf(t.y, t.y, fmaf(t.z, t.z, fmaf(t.w, t.w, ss))));
-        v[b] = make_float4(t.x * g[b].x, t.y * g[b].y, t.z * g[b].z, t.w * g[b].w);
+        v[b] = make_float4(t.x * scale * g[b].x, t.y * scale * g[b].y, t.z * scale * g[b].z,
+                           t.w * scale * g[b].w);
       }
       xs[(i % kQuads) * kv + i / kQuads] = v[b];
     }
   }
-  float inv_rms = 1.f;
-  if constexpr (NORM) {
-    inv_rms = 1.f / sqrtf(block_sum(ss) / static_cast<float>(k) + a.norm_eps);  // syncs
-  } else {
-    __syncthreads();
-  }
+  __syncthreads();
 
   for (; j0 < end; j0 += R) {
     float acc[S];
@@ -216,12 +241,12 @@ __global__ void __launch_bounds__(kStagedWarps * 32)
       if (c0 >= kv) break;
       load_pass(c0);
     }
-    float scale[S];
+    float row_scale[S];
 #pragma unroll
-    for (int s = 0; s < S; ++s) scale[s] = wscale[s] * inv_rms;
+    for (int s = 0; s < S; ++s) row_scale[s] = wscale[s];
     if (j0 + R < end) start_rows(j0 + R);  // the next rows' loads before the sums
 #pragma unroll
-    for (int s = 0; s < S; ++s) acc[s] = warp_sum(acc[s]) * scale[s];
+    for (int s = 0; s < S; ++s) acc[s] = warp_sum(acc[s]) * row_scale[s];
     if (lane != 0) continue;
 #pragma unroll
     for (int r = 0; r < R; ++r) {

@@ -8,8 +8,11 @@
 namespace shardlm::cuda {
 
 // The block size of the norm kernels (one block per row): also what a fused norm elsewhere uses,
-// so that its sums of squares, and so its rows, are the same bit for bit.
-inline int rms_norm_threads(int64_t dim) { return dim >= 1024 ? 512 : dim >= 256 ? 256 : 64; }
+// so that its sums of squares, and so its rows, are the same bit for bit (gemv_staged.cuh's
+// rms_norm_sum follows it on the device).
+__host__ __device__ inline int rms_norm_threads(int64_t dim) {
+  return dim >= 1024 ? 512 : dim >= 256 ? 256 : 64;
+}
 
 // out[r] = x[r] * w / sqrt(mean(x[r]^2) + eps); x, out: [rows][dim] fp32 (out may equal x);
 // w: [dim] fp32. With out_bf16 the rows also go there rounded to BF16 (a GEMM's input); out may
