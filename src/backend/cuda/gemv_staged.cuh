@@ -114,15 +114,27 @@ __device__ __forceinline__ void store_out(float* y, float v, bool accumulate) {
 __device__ __forceinline__ float rms_norm_sum(const float* __restrict__ x, int64_t k, int threads) {
   __shared__ float partial[64];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  constexpr int kLoads = 8;  // per thread it stands for, in flight before they are summed
+  const int t[2] = {static_cast<int>(threadIdx.x), static_cast<int>(threadIdx.x + blockDim.x)};
   float sum[2] = {0.f, 0.f};
+  for (int64_t base = 0; base < k; base += int64_t{kLoads} * threads) {
+    float v[2][kLoads];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int t = static_cast<int>(threadIdx.x) + h * static_cast<int>(blockDim.x);
-    if (t < threads) {
-      for (int64_t i = t; i < k; i += threads) sum[h] += x[i] * x[i];
-    }
-    sum[h] = warp_sum(sum[h]);
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int b = 0; b < kLoads; ++b) {
+        const int64_t i = base + t[h] + int64_t{b} * threads;
+        v[h][b] = t[h] < threads && i < k ? x[i] : 0.f;
+      }
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int b = 0; b < kLoads; ++b) {
+        if (t[h] < threads && base + t[h] + int64_t{b} * threads < k) sum[h] += v[h][b] * v[h][b];
+      }
   }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) sum[h] = warp_sum(sum[h]);
   if (lane == 0) {
     partial[warp] = sum[0];
     partial[warp + warps] = sum[1];
