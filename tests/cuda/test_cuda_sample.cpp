@@ -241,12 +241,18 @@ TEST(CudaSample, TokenMasksMatchCpuReference) {
 }
 
 // Every request's output tokens, running the engine until all are finished.
+constexpr int64_t kStepTokens = 256;
+
 std::vector<std::vector<int32_t>> run_engine(ModelRunner& runner,
                                              const std::vector<std::vector<int32_t>>& prompts,
                                              const std::vector<SamplingParams>& params) {
   EngineConfig config;
   config.scheduler.max_num_seqs = 16;
-  config.scheduler.max_num_batched_tokens = 64;
+  // Every prompt of a test prefills in the first step, so that a sequence's steps are of the same
+  // kind (a prefill, then decodes) alone and in a batch: a token made in a mixed step (GEMMs, the
+  // BF16 hand-off) differs in rounding from one made in a decode step (the GEMV), and at
+  // temperature 20 that can change a seeded draw.
+  config.scheduler.max_num_batched_tokens = kStepTokens;
   config.scheduler.max_model_len = 128;
   config.blocks.n_blocks = 64;
   config.blocks.block_size = 16;
@@ -274,12 +280,12 @@ TEST(CudaSample, EngineDeviceSamplingMatchesHostGreedyAndIsSeeded) {
   const ModelConfig& c = model->config;
   BackendSpec spec;
   spec.device = Device::kCuda;
-  spec.max_batch_tokens = 64;
+  spec.max_batch_tokens = kStepTokens;
   spec.max_context = 128;
   auto backend = make_backend(spec, model_shape(c));
   const KvCacheShape shape{c.n_layers, c.kv_dim(), 16, 64};
-  TransformerRunner host(*model, *backend, shape, 64, false);
-  TransformerRunner device(*model, *backend, shape, 64, true);
+  TransformerRunner host(*model, *backend, shape, kStepTokens, false);
+  TransformerRunner device(*model, *backend, shape, kStepTokens, true);
   ASSERT_FALSE(host.samples_on_device());
   ASSERT_TRUE(device.samples_on_device());
   std::vector<std::vector<int32_t>> prompts;
