@@ -14,6 +14,8 @@
 
 namespace shardlm::cuda {
 
+struct GemvSegments;  // gemv.cuh
+
 // GPUs visible to this process (0 when there is none or no driver).
 int device_count();
 // "NVIDIA H200 (sm_90, 139.8 GiB)".
@@ -136,6 +138,8 @@ class CudaBackend : public Backend {
   // doing nothing, where that kernel does not take the shape.
   bool norm_in_gemv(const NormIn& in, const TensorView* const* ws, float* const* ys, int count,
                     bool gate_up);
+  // The BF16 GEMV's segments for matrices of one row length (at most kGemvMaxSegments).
+  GemvSegments gemv_segments(const TensorView* const* ws, float* const* ys, int count) const;
   // The MLP's down projection into y (added to it with m.add_to_y).
   void down_projection(const DenseMlp& m, int64_t n_tokens, float* y, float* scratch);
   struct Impl;

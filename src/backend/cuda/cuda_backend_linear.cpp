@@ -69,13 +69,7 @@ bool CudaBackend::norm_in_gemv(const NormIn& in, const TensorView* const* ws, fl
                       impl_->stream, in.w, in.eps);
     return true;
   }
-  GemvSegments segs{};
-  segs.count = count;
-  for (int i = 0; i < count; ++i) {
-    segs.w[i] = matrix(*ws[i]);
-    segs.y[i] = ys[i];
-    segs.n[i] = ws[i]->rows();
-  }
+  GemvSegments segs = gemv_segments(ws, ys, count);
   segs.norm_w = in.w;
   segs.norm_eps = in.eps;
   gemv_bf16_segments(segs, in.dim, in.x, 1, impl_->stream);
@@ -88,6 +82,18 @@ void CudaBackend::down_projection(const DenseMlp& m, int64_t n_tokens, float* y,
   } else {
     matmul(*m.down, m.gate_out, n_tokens, y);
   }
+}
+
+GemvSegments CudaBackend::gemv_segments(const TensorView* const* ws, float* const* ys,
+                                        int count) const {
+  GemvSegments segs{};
+  segs.count = count;
+  for (int i = 0; i < count; ++i) {
+    segs.w[i] = matrix(*ws[i]);
+    segs.y[i] = ys[i];
+    segs.n[i] = ws[i]->rows();
+  }
+  return segs;
 }
 
 void CudaBackend::gemm_on_bf16_input(const TensorView& w, int64_t n_tokens, float* y) {
@@ -136,14 +142,7 @@ void CudaBackend::matmul_shared_input(const TensorView* const* ws, float* const*
   }
   if (any_quant && gemv_fits(k, n_tokens)) same_k = false;  // a mix: each by its own kernel
   if (same_k && gemv_fits(k, n_tokens)) {  // decode batches: one launch for all of them
-    GemvSegments segs{};
-    segs.count = count;
-    for (int i = 0; i < count; ++i) {
-      segs.w[i] = matrix(*ws[i]);
-      segs.y[i] = ys[i];
-      segs.n[i] = ws[i]->rows();
-    }
-    gemv_bf16_segments(segs, k, x, n_tokens, impl_->stream);
+    gemv_bf16_segments(gemv_segments(ws, ys, count), k, x, n_tokens, impl_->stream);
     return;
   }
   if (!same_k) {

@@ -29,6 +29,24 @@ Fp8Linear::Fp8Linear(cudaStream_t stream, Gemm& bf16, int64_t max_tokens, int64_
   gemm_.reserve_inputs(max_tokens, max_k);
 }
 
+namespace {
+
+// The FP8 GEMV's segments for matrices of one row length (at most kGemvMaxSegments).
+Fp8Segments fp8_segments(const TensorView* const* ws, float* const* ys, int count) {
+  Fp8Segments segs{};
+  segs.count = count;
+  for (int i = 0; i < count; ++i) {
+    const Fp8Matrix m = fp8_parts(*ws[i]);
+    segs.w[i] = m.q;
+    segs.scale[i] = m.scale;
+    segs.y[i] = ys[i];
+    segs.n[i] = ws[i]->rows();
+  }
+  return segs;
+}
+
+}  // namespace
+
 bool Fp8Linear::is_fp8(const TensorView& w) {
   return w.dtype == DType::F8_E4M3;
 }
@@ -79,16 +97,7 @@ bool Fp8Linear::matmul_shared_input(const TensorView* const* w, float* const* ys
     }
     return true;
   }
-  Fp8Segments segs{};
-  segs.count = count;
-  for (int i = 0; i < count; ++i) {
-    const Fp8Matrix m = fp8_parts(*w[i]);
-    segs.w[i] = m.q;
-    segs.scale[i] = m.scale;
-    segs.y[i] = ys[i];
-    segs.n[i] = w[i]->rows();
-  }
-  gemv_fp8_segments(segs, k, x, n_tokens, stream_);
+  gemv_fp8_segments(fp8_segments(w, ys, count), k, x, n_tokens, stream_);
   return true;
 }
 
@@ -141,15 +150,7 @@ bool Fp8Linear::norm_gemv(const Backend::NormIn& in, const TensorView* const* ws
                           stream_, in.w, in.eps);
     return true;
   }
-  Fp8Segments segs{};
-  segs.count = count;
-  for (int i = 0; i < count; ++i) {
-    const Fp8Matrix m = fp8_parts(*ws[i]);
-    segs.w[i] = m.q;
-    segs.scale[i] = m.scale;
-    segs.y[i] = ys[i];
-    segs.n[i] = ws[i]->rows();
-  }
+  Fp8Segments segs = fp8_segments(ws, ys, count);
   segs.norm_w = in.w;
   segs.norm_eps = in.eps;
   gemv_fp8_segments(segs, in.dim, in.x, 1, stream_);

@@ -4,7 +4,9 @@
 // [8c, 8c + 8) for c = l, l + 32, ... of a 32U-vector chunk, so every warp-wide load is 512
 // contiguous bytes. The W warps of a group take alternate chunks of k (a split k, summed through
 // shared memory). The variant (R, U, W) is picked per shape by gemv_dispatch_variant, from
-// timings on an H200 (docs/benchmarks.md, bench_cuda's sweep).
+// timings on an H200 (docs/benchmarks.md, bench_cuda's sweep). At one token with the input's norm
+// to apply, the staged kernel (gemv_staged.cuh) runs instead; with accumulate every kernel adds
+// its products to y.
 #include <cuda_bf16.h>
 
 #include <type_traits>
@@ -183,21 +185,6 @@ void with_token_count(int64_t n_tokens, F f) {
   }
 }
 
-// The staged kernel's arguments for BF16 segments.
-StagedGemv staged(const GemvSegments& segs) {
-  StagedGemv a{};
-  for (int s = 0; s < kGemvMaxSegments; ++s) {
-    a.w[s] = segs.w[s];
-    a.y[s] = segs.y[s];
-    a.n[s] = segs.n[s];
-  }
-  a.count = segs.count;
-  a.norm_w = segs.norm_w;
-  a.norm_eps = segs.norm_eps;
-  a.accumulate = segs.accumulate;
-  return a;
-}
-
 bool staged_always() {  // SHARDLM_CUDA_GEMV_STAGED=1: every batch-1 GEMV on the staged kernel
   static const bool on = env_flag("SHARDLM_CUDA_GEMV_STAGED", false);
   return on;
@@ -210,7 +197,7 @@ void run(const GemvSegments& segs, int64_t k, int64_t rows, const float* x, int6
     if (!gemv_staged_fits(k, n_tokens, Bf16Rows::kPer)) {
       fail("internal: a GEMV with its norm at {} tokens, k {} (check gemv_norm_fits)", n_tokens, k);
     }
-    gemv_staged_bf16(staged(segs), k, rows, GATE, x, stream);
+    gemv_staged_bf16(staged_args(segs), k, rows, GATE, x, stream);
     return;
   }
   if (n_tokens == 1) {

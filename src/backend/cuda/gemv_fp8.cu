@@ -132,17 +132,8 @@ bool shared_x_enabled() {
 }
 
 StagedGemv staged(const Fp8Segments& segs) {
-  StagedGemv a{};
-  for (int s = 0; s < kGemvMaxSegments; ++s) {
-    a.w[s] = segs.w[s];
-    a.scale[s] = segs.scale[s];
-    a.y[s] = segs.y[s];
-    a.n[s] = segs.n[s];
-  }
-  a.count = segs.count;
-  a.norm_w = segs.norm_w;
-  a.norm_eps = segs.norm_eps;
-  a.accumulate = segs.accumulate;
+  StagedGemv a = staged_args(segs);
+  for (int s = 0; s < kGemvMaxSegments; ++s) a.scale[s] = segs.scale[s];
   return a;
 }
 

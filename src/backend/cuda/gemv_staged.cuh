@@ -280,6 +280,23 @@ __global__ void __launch_bounds__(kStagedWarps * 32)
 
 namespace shardlm::cuda {
 
+// The staged kernel's arguments from GemvSegments or Fp8Segments: their shared fields (the caller
+// adds the row scales).
+template <class Segs>
+StagedGemv staged_args(const Segs& segs) {
+  StagedGemv a{};
+  for (int s = 0; s < kGemvMaxSegments; ++s) {
+    a.w[s] = segs.w[s];
+    a.y[s] = segs.y[s];
+    a.n[s] = segs.n[s];
+  }
+  a.count = segs.count;
+  a.norm_w = segs.norm_w;
+  a.norm_eps = segs.norm_eps;
+  a.accumulate = segs.accumulate;
+  return a;
+}
+
 // Whether the staged kernel takes this shape: one token, k a multiple of the weights' 16-byte
 // vector (8 BF16, 16 FP8) within kMaxStagedK.
 inline bool gemv_staged_fits(int64_t k, int64_t n_tokens, int per_load) {
