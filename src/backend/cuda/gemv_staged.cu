@@ -2,6 +2,7 @@
 // once (the occupancy API, per kernel and shared-memory size), the rows shared out evenly.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -31,12 +32,29 @@ int resident_blocks(const void* kernel, size_t smem) {
   return known[key] = std::max(1, per_sm) * sms;
 }
 
+// The shared memory a block may opt in to on the current GPU, capped at kMaxStagedK floats.
+size_t staged_smem_limit() {
+  static std::mutex mu;
+  static std::map<int, size_t> known;
+  int device = 0;
+  SHARDLM_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = known.find(device); it != known.end()) return it->second;
+  int optin = 0;
+  SHARDLM_CUDA_CHECK(
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  // What the kernel's static shared memory (the norm's partial sums) leaves.
+  const size_t limit = std::min<size_t>(kMaxStagedK * sizeof(float),
+                                        static_cast<size_t>(std::max(optin - 1024, 0)));
+  return known[device] = limit;
+}
+
 template <class Rows, int R, int U, bool GATE, bool NORM>
 void launch(const StagedGemv& a, int64_t k, int64_t rows, const float* x, cudaStream_t stream) {
   auto* kernel = gemv_staged_kernel<Rows, R, U, GATE, NORM>;
   static const bool sized = [&] {  // above 48 KiB a kernel must ask for its shared memory
     SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(kMaxStagedK * sizeof(float))));
+                                            static_cast<int>(staged_smem_limit())));
     return true;
   }();
   (void)sized;
@@ -81,6 +99,11 @@ void run(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x
 }
 
 }  // namespace
+
+bool gemv_staged_fits(int64_t k, int64_t n_tokens, int per_load) {
+  return n_tokens == 1 && k % per_load == 0 && k > 0 &&
+         static_cast<size_t>(k) * sizeof(float) <= staged_smem_limit();
+}
 
 void gemv_staged_bf16(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x,
                       cudaStream_t stream) {

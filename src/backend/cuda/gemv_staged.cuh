@@ -24,7 +24,8 @@
 namespace shardlm::cuda {
 
 inline constexpr int kStagedWarps = 8;  // per block
-// x of up to 48K floats (192 KiB) fits a block's shared memory on Hopper.
+// x of up to 48K floats (192 KiB) fits a block's shared memory on Hopper (gemv_staged_fits asks
+// the GPU).
 inline constexpr int64_t kMaxStagedK = 48 * 1024;
 
 // The weights of a staged GEMV: up to kGemvMaxSegments matrices of one row length laid end to
@@ -298,10 +299,9 @@ StagedGemv staged_args(const Segs& segs) {
 }
 
 // Whether the staged kernel takes this shape: one token, k a multiple of the weights' 16-byte
-// vector (8 BF16, 16 FP8) within kMaxStagedK.
-inline bool gemv_staged_fits(int64_t k, int64_t n_tokens, int per_load) {
-  return n_tokens == 1 && k % per_load == 0 && k <= kMaxStagedK;
-}
+// vector (8 BF16, 16 FP8), and x (k floats) within kMaxStagedK and the shared memory a block of
+// the current GPU may have (227 KiB on Hopper, 163 KiB on an A100, 99 KiB on Ada).
+bool gemv_staged_fits(int64_t k, int64_t n_tokens, int per_load);
 
 // One token: y[s] (+)= rms_norm(x) W_s^T (or x W_s^T without norm_w), times each row's scale;
 // gate: y[0] = silu(gate) * up over a.w = {gate, up}. rows: the segments' total rows (n for
