@@ -44,8 +44,8 @@ size_t staged_smem_limit() {
   SHARDLM_CUDA_CHECK(
       cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   // What the kernel's static shared memory (the norm's partial sums) leaves.
-  const size_t limit = std::min<size_t>(kMaxStagedK * sizeof(float),
-                                        static_cast<size_t>(std::max(optin - 1024, 0)));
+  const size_t limit =
+      std::min<size_t>(kMaxStagedK * sizeof(float), static_cast<size_t>(std::max(optin - 1024, 0)));
   return known[device] = limit;
 }
 
