@@ -139,12 +139,13 @@ class Backend {
   // y += x W^T (a projection added to the residual stream: O, down); scratch ([n_tokens][rows of
   // w]) may be overwritten. A device backend adds in the matmul's epilogue; the default runs
   // matmul into scratch and add.
-  // Whether one rank's Transformer should add the O and down projections to the residual stream
-  // as they are made (matmul_add, DenseMlp::add_to_y) at this batch size, rather than leave them
-  // for the next norm to add (add_rms_norm): where the backend adds in the matmul's epilogue and
-  // norms inside the matmul that follows (the CUDA GEMV); the CPU keeps one pass for the add and
-  // the norm.
-  virtual bool adds_in_epilogue(int64_t n_tokens) const {
+  // Whether one rank's Transformer should add the O or down projection w to the residual stream
+  // as it is made (matmul_add, DenseMlp::add_to_y) at this batch size, rather than leave it for
+  // the next norm to add (add_rms_norm): where the backend adds in w's matmul epilogue and norms
+  // inside the matmul that follows (the CUDA GEMV); the CPU keeps one pass for the add and the
+  // norm.
+  virtual bool adds_in_epilogue(const TensorView& w, int64_t n_tokens) const {
+    (void)w;
     (void)n_tokens;
     return false;
   }

@@ -120,7 +120,7 @@ void Transformer::mla_block(const LayerWeights& L, int il) {
 // One rank adds the O projection to x itself where the backend adds in the matmul's epilogue;
 // otherwise (and on tensor-parallel ranks) it is left in xn for the MLP's norm to add.
 const float* Transformer::attention_out(const TensorView& wo, int64_t n, int64_t full_cols) {
-  if (tp_ == 1 && be_.adds_in_epilogue(n)) {
+  if (tp_ == 1 && be_.adds_in_epilogue(wo, n)) {
     be_.matmul_add(wo, buf_.attn, n, buf_.x, buf_.xn);
     return nullptr;
   }
@@ -170,7 +170,7 @@ const float* Transformer::mlp_block(const LayerWeights& L, int64_t n, const floa
     return buf_.moe_out;
   }
   if (tp_ == 1) {  // one rank: the whole MLP in one call (its output added to x, or left in xn)
-    const bool add = be_.adds_in_epilogue(n);
+    const bool add = be_.adds_in_epilogue(L.w_down, n);
     be_.norm_mlp(in, {&L.w_gate, &L.w_up, &L.w_down, buf_.gate, buf_.up, add},
                  add ? buf_.x : buf_.xn);
     return add ? nullptr : buf_.xn;

@@ -59,9 +59,10 @@ class CudaBackend : public Backend {
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,
                 float* out) override;
   void matmul(const TensorView& w, const float* x, int64_t n_tokens, float* y) override;
-  // Decode batches (the GEMV: the add in its epilogue, the norm inside the next GEMV at one
-  // token); SHARDLM_CUDA_RESIDUAL_EPILOGUE=0 never, =all at every batch size (to compare).
-  bool adds_in_epilogue(int64_t n_tokens) const override;
+  // BF16 and FP8 matrices at decode batches (the GEMV: the add in its epilogue, the norm inside
+  // the next GEMV at one token; GGUF block types keep the add in the next norm);
+  // SHARDLM_CUDA_RESIDUAL_EPILOGUE=0 never, =all at every batch size (to compare).
+  bool adds_in_epilogue(const TensorView& w, int64_t n_tokens) const override;
   // y += x W^T in the GEMV's epilogue (decode batches) or as the GEMM's beta = 1 (BF16).
   void matmul_add(const TensorView& w, const float* x, int64_t n_tokens, float* y,
                   float* scratch) override;

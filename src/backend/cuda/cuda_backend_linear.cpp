@@ -27,9 +27,12 @@ void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, 
   gemm_on_bf16_input(w, n_tokens, y);
 }
 
-bool CudaBackend::adds_in_epilogue(int64_t n_tokens) const {
-  return impl_->residual_epilogue == Impl::Epilogue::kAll ||
-         (impl_->residual_epilogue == Impl::Epilogue::kGemv && n_tokens <= kGemvMaxTokens);
+bool CudaBackend::adds_in_epilogue(const TensorView& w, int64_t n_tokens) const {
+  const bool epilogue = (w.dtype == DType::BF16 && !QuantLinear::is_quant(w)) ||
+                        (impl_->fp8 && Fp8Linear::is_fp8(w));
+  return epilogue && (impl_->residual_epilogue == Impl::Epilogue::kAll ||
+                      (impl_->residual_epilogue == Impl::Epilogue::kGemv &&
+                       n_tokens <= kGemvMaxTokens));
 }
 
 void CudaBackend::matmul_add(const TensorView& w, const float* x, int64_t n_tokens, float* y,
