@@ -7,10 +7,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <limits>
+#include <memory>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -145,6 +149,16 @@ inline cuda::CudaBackendOptions small_cuda_options() {
   return o;
 }
 
+// A CUDA backend made while the environment variable `var` is `value` (a switch its Impl reads
+// once, at construction), to compare with one made without it.
+inline std::unique_ptr<cuda::CudaBackend> cuda_backend_with(const cuda::CudaBackendOptions& o,
+                                                            const char* var, const char* value) {
+  setenv(var, value, 1);
+  auto be = std::make_unique<cuda::CudaBackend>(o);
+  unsetenv(var);
+  return be;
+}
+
 inline CpuBackendOptions small_cpu_options(int64_t head_dim = 128) {
   CpuBackendOptions o;
   o.threads = 2;
@@ -203,6 +217,30 @@ struct NormOpsCase {
   bool residual;
   bool add_to_x = false;  // the MLP's output added to x (DenseMlp::add_to_y), mlp = x after it
 };
+
+// "9 tokens, residual, added to x": a case, for failure messages.
+inline std::string describe(const NormOpsCase& c) {
+  return std::to_string(c.tokens) + (c.residual ? " tokens, residual" : " tokens") +
+         (c.add_to_x ? ", added to x" : "");
+}
+
+// A layer's Q, K, gate, up and down as random BF16 matrices over `bytes` for run_norm_ops:
+// Q [q][d], K [k][d], gate and up [f][d], down [d][f], named as GGUF names them (so that
+// --quantization fp8 quantises them, as it does every matrix but the embedding and the output).
+inline std::vector<TensorView> norm_ops_matrices(int64_t d, int64_t q, int64_t k, int64_t f,
+                                                 std::mt19937& rng,
+                                                 std::deque<std::vector<uint8_t>>& bytes) {
+  const char* names[] = {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_gate.weight",
+                         "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"};
+  const std::pair<int64_t, int64_t> shapes[] = {{d, q}, {d, k}, {d, f}, {d, f}, {f, d}};
+  std::vector<TensorView> ws;
+  for (int i = 0; i < 5; ++i) {
+    ws.push_back(
+        make_matrix(DType::BF16, shapes[i].first, shapes[i].second, rng, bytes.emplace_back()));
+    ws.back().name = names[i];
+  }
+  return ws;
+}
 
 struct NormOpsResult {
   std::vector<float> x, q, k, mlp;

@@ -359,21 +359,12 @@ TEST(CudaFp8, NormOpsQuantiseInTheNorm) {
   o.max_matmul_k = 2048;
   o.fp8_weights = true;
   cuda::CudaBackend fused(o);
-  setenv("SHARDLM_CUDA_BF16_HANDOFF", "0", 1);
-  cuda::CudaBackend apart(o);
-  unsetenv("SHARDLM_CUDA_BF16_HANDOFF");
+  const auto apart_be = cuda_backend_with(o, "SHARDLM_CUDA_BF16_HANDOFF", "0");
+  cuda::CudaBackend& apart = *apart_be;
   CpuBackend cpu(small_cpu_options());
   const int64_t d = 1024, f = 2048;
   std::deque<std::vector<uint8_t>> bytes;
-  std::vector<TensorView> ws;
-  const char* names[] = {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_gate.weight",
-                         "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"};
-  const std::pair<int64_t, int64_t> shapes[] = {{d, 512}, {d, 128}, {d, f}, {d, f}, {f, d}};
-  for (int i = 0; i < 5; ++i) {
-    ws.push_back(
-        make_matrix(DType::BF16, shapes[i].first, shapes[i].second, rng, bytes.emplace_back()));
-    ws.back().name = names[i];
-  }
+  const auto ws = norm_ops_matrices(d, 512, 128, f, rng, bytes);
   const auto norm_w = randn(static_cast<size_t>(d), rng, 0.2f, 1.f);
   for (const NormOpsCase c :
        {NormOpsCase{1, true}, {64, false}, {64, true}, {300, true}, {64, false, true}}) {
@@ -382,9 +373,7 @@ TEST(CudaFp8, NormOpsQuantiseInTheNorm) {
     const auto a = run_norm_ops(fused, ws, norm_w, x, res, c, d, f);
     const auto b = run_norm_ops(apart, ws, norm_w, x, res, c, d, f);
     const auto ref = run_norm_ops(cpu, ws, norm_w, x, res, c, d, f);
-    const std::string what = std::to_string(c.tokens) +
-                             (c.residual ? " tokens, residual" : " tokens") +
-                             (c.add_to_x ? ", added to x" : "");
+    const std::string what = describe(c);
     EXPECT_EQ(a.x, b.x) << what;
     EXPECT_EQ(a.q, b.q) << "q " << what;
     EXPECT_EQ(a.k, b.k) << "k " << what;

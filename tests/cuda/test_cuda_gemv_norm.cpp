@@ -18,42 +18,26 @@ struct Shape {
   int64_t d, q, k, f;  // model width, Q and K rows, FFN width
 };
 
-std::vector<TensorView> layer_matrices(const Shape& s, std::mt19937& rng,
-                                       std::deque<std::vector<uint8_t>>& bytes) {
-  const char* names[] = {"blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.ffn_gate.weight",
-                         "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"};
-  const std::pair<int64_t, int64_t> shapes[] = {
-      {s.d, s.q}, {s.d, s.k}, {s.d, s.f}, {s.d, s.f}, {s.f, s.d}};
-  std::vector<TensorView> ws;
-  for (int i = 0; i < 5; ++i) {
-    ws.push_back(
-        make_matrix(DType::BF16, shapes[i].first, shapes[i].second, rng, bytes.emplace_back()));
-    ws.back().name = names[i];  // quantised by --quantization fp8 (not the embedding's name)
-  }
-  return ws;
-}
-
 void check(bool fp8, const Shape& s, bool with_cpu, std::mt19937& rng) {
   cuda::CudaBackendOptions o = small_cuda_options();
   o.max_matmul_k = std::max(s.d, s.f);
   o.fp8_weights = fp8;
   cuda::CudaBackend inside(o);
-  setenv("SHARDLM_CUDA_GEMV_NORM", "0", 1);
-  cuda::CudaBackend apart(o);
-  unsetenv("SHARDLM_CUDA_GEMV_NORM");
+  const auto apart_be = cuda_backend_with(o, "SHARDLM_CUDA_GEMV_NORM", "0");
+  cuda::CudaBackend& apart = *apart_be;
   CpuBackendOptions co = small_cpu_options();
   co.max_matmul_k = std::max(s.d, s.f);
   CpuBackend cpu(co);
   std::deque<std::vector<uint8_t>> bytes;
-  const auto ws = layer_matrices(s, rng, bytes);
+  const auto ws = norm_ops_matrices(s.d, s.q, s.k, s.f, rng, bytes);
   const auto norm_w = randn(static_cast<size_t>(s.d), rng, 0.2f, 1.f);
   for (const NormOpsCase c : {NormOpsCase{1, false}, {1, false, true}, {1, true, true}}) {
     const auto x = randn(static_cast<size_t>(s.d), rng);
     const auto res = randn(x.size(), rng);
     const auto a = run_norm_ops(inside, ws, norm_w, x, res, c, s.d, s.f);
     const auto b = run_norm_ops(apart, ws, norm_w, x, res, c, s.d, s.f);
-    const std::string what = std::string(fp8 ? "FP8" : "BF16") + " d " + std::to_string(s.d) +
-                             (c.residual ? ", residual" : "") + (c.add_to_x ? ", added to x" : "");
+    const std::string what =
+        std::string(fp8 ? "FP8" : "BF16") + " d " + std::to_string(s.d) + ", " + describe(c);
     // The staged rows are the norm kernel's, summed in the GEMV's order: the same bits. Batch-1
     // gate/up without the norm splits k over two warps, so the BF16 MLP differs by rounding.
     EXPECT_EQ(a.x, b.x) << what;

@@ -239,16 +239,12 @@ TEST(CudaOps, NormMatmulAndMlpHandOffBf16) {
   SCOPED_TRACE(seed);
   std::mt19937 rng(seed);
   cuda::CudaBackend handoff(small_cuda_options());
-  setenv("SHARDLM_CUDA_BF16_HANDOFF", "0", 1);
-  cuda::CudaBackend convert(small_cuda_options());
-  unsetenv("SHARDLM_CUDA_BF16_HANDOFF");
+  const auto convert_be = cuda_backend_with(small_cuda_options(), "SHARDLM_CUDA_BF16_HANDOFF", "0");
+  cuda::CudaBackend& convert = *convert_be;
   CpuBackend cpu(small_cpu_options());
   const int64_t d = 256, f = 512;
   std::deque<std::vector<uint8_t>> bytes;
-  std::vector<TensorView> ws;  // Q, K, gate, up, down
-  for (auto [cols, rows] : {std::pair<int64_t, int64_t>{d, 128}, {d, 64}, {d, f}, {d, f}, {f, d}}) {
-    ws.push_back(make_matrix(DType::BF16, cols, rows, rng, bytes.emplace_back()));
-  }
+  const auto ws = norm_ops_matrices(d, 128, 64, f, rng, bytes);
   const auto norm_w = randn(static_cast<size_t>(d), rng, 0.2f, 1.f);
   for (const NormOpsCase c : {NormOpsCase{1, true}, {1, false}, {1, false, true}, {9, false},
                              {9, true}, {9, false, true}, {40, true}, {40, false, true},
@@ -258,9 +254,7 @@ TEST(CudaOps, NormMatmulAndMlpHandOffBf16) {
     const auto a = run_norm_ops(handoff, ws, norm_w, x, res, c, d, f);
     const auto b = run_norm_ops(convert, ws, norm_w, x, res, c, d, f);
     const auto ref = run_norm_ops(cpu, ws, norm_w, x, res, c, d, f);
-    const std::string what = std::to_string(c.tokens) +
-                             (c.residual ? " tokens, residual" : " tokens") +
-                             (c.add_to_x ? ", added to x" : "");
+    const std::string what = describe(c);
     EXPECT_LT(rel_err(a.x, b.x), 1e-7) << what;
     EXPECT_LT(rel_err(a.x, ref.x), 1e-6) << what;
     for (auto [got, conv, cpu_ref, name] : {std::tuple{&a.q, &b.q, &ref.q, "q"},

@@ -71,7 +71,12 @@ struct CudaBackend::Impl {
     // (adds_in_epilogue): decode batches (default), 0 nowhere, all everywhere (to compare).
     if (const char* e = std::getenv("SHARDLM_CUDA_RESIDUAL_EPILOGUE")) {
       const std::string v(e);
-      residual_epilogue = v == "0" ? Epilogue::kNone : v == "all" ? Epilogue::kAll : Epilogue::kGemv;
+      if (v != "0" && v != "all") {
+        fail("SHARDLM_CUDA_RESIDUAL_EPILOGUE={}: use 0 (no add in an epilogue) or all (at every "
+             "batch size), or leave it unset (decode batches)",
+             v);
+      }
+      residual_epilogue = v == "0" ? Epilogue::kNone : Epilogue::kAll;
     }
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.

@@ -28,11 +28,10 @@ void CudaBackend::matmul(const TensorView& w, const float* x, int64_t n_tokens, 
 }
 
 bool CudaBackend::adds_in_epilogue(const TensorView& w, int64_t n_tokens) const {
-  const bool epilogue = (w.dtype == DType::BF16 && !QuantLinear::is_quant(w)) ||
-                        (impl_->fp8 && Fp8Linear::is_fp8(w));
-  return epilogue && (impl_->residual_epilogue == Impl::Epilogue::kAll ||
-                      (impl_->residual_epilogue == Impl::Epilogue::kGemv &&
-                       n_tokens <= kGemvMaxTokens));
+  const bool epilogue = w.dtype == DType::BF16 || (impl_->fp8 && Fp8Linear::is_fp8(w));
+  return epilogue &&
+         (impl_->residual_epilogue == Impl::Epilogue::kAll ||
+          (impl_->residual_epilogue == Impl::Epilogue::kGemv && n_tokens <= kGemvMaxTokens));
 }
 
 void CudaBackend::matmul_add(const TensorView& w, const float* x, int64_t n_tokens, float* y,
@@ -40,7 +39,7 @@ void CudaBackend::matmul_add(const TensorView& w, const float* x, int64_t n_toke
   const auto timed = impl_->profile->time("matmul_add");
   if (impl_->fp8 && impl_->fp8->matmul_add(w, x, n_tokens, y, scratch)) return;
   const int64_t k = w.ne[0], n = w.rows();
-  if (w.dtype != DType::BF16 || QuantLinear::is_quant(w)) {
+  if (w.dtype != DType::BF16) {  // no add epilogue for its type (GGUF blocks): matmul, then add
     Backend::matmul_add(w, x, n_tokens, y, scratch);
     return;
   }
@@ -61,7 +60,7 @@ bool CudaBackend::norm_in_gemv(const NormIn& in, const TensorView* const* ws, fl
   bool bf16 = true, fp8 = true;
   for (int i = 0; i < count; ++i) {
     if (ws[i]->ne[0] != in.dim || (gate_up && ws[i]->rows() != ws[0]->rows())) return false;
-    bf16 = bf16 && ws[i]->dtype == DType::BF16 && !QuantLinear::is_quant(*ws[i]);
+    bf16 = bf16 && ws[i]->dtype == DType::BF16;
     fp8 = fp8 && Fp8Linear::is_fp8(*ws[i]);
   }
   if (fp8 && impl_->fp8) return impl_->fp8->norm_gemv(in, ws, ys, count, gate_up);
@@ -210,14 +209,13 @@ void CudaBackend::norm_matmul(const NormIn& in, const TensorView* const* ws, flo
 }
 
 void CudaBackend::norm_mlp(const NormIn& in, const DenseMlp& m, float* y) {
-  const TensorView* gu[] = {m.gate, m.up};
+  const TensorView* gate_up[] = {m.gate, m.up};
   float* gate_out[] = {m.gate_out};
-  if (norm_in_gemv(in, gu, gate_out, 2, true)) {
+  if (norm_in_gemv(in, gate_up, gate_out, 2, true)) {
     down_projection(m, in.rows, y, in.out);
     return;
   }
   if (impl_->fp8 && impl_->bf16_handoff && impl_->fp8->norm_mlp(in, m, y)) return;
-  const TensorView* gate_up[] = {m.gate, m.up};
   if (!bf16_handoff(gate_up, 2, in.rows) || !bf16_handoff(&m.down, 1, in.rows) ||
       m.up->rows() != m.gate->rows()) {
     Backend::norm_mlp(in, m, y);
