@@ -37,6 +37,18 @@ struct CudaBackend::Impl {
     if (device_count() == 0) {
       fail("the CUDA backend needs a GPU but none is visible; run with --device cpu");
     }
+    // Before anything is allocated, so that a refused value leaks nothing.
+    // SHARDLM_CUDA_RESIDUAL_EPILOGUE: where O and down add to the residual stream themselves
+    // (adds_in_epilogue): decode batches (default), 0 nowhere, all everywhere (to compare).
+    if (const char* e = std::getenv("SHARDLM_CUDA_RESIDUAL_EPILOGUE")) {
+      const std::string v(e);
+      if (v != "0" && v != "all") {
+        fail("SHARDLM_CUDA_RESIDUAL_EPILOGUE={}: use 0 (no add in an epilogue) or all (at every "
+             "batch size), or leave it unset (decode batches)",
+             v);
+      }
+      residual_epilogue = v == "0" ? Epilogue::kNone : Epilogue::kAll;
+    }
     SHARDLM_CUDA_CHECK(cudaSetDevice(o.device));
     trace = std::make_unique<KernelTrace>();  // before any kernel
     SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -67,17 +79,6 @@ struct CudaBackend::Impl {
     // SHARDLM_CUDA_GEMV_NORM=0: at one token the norm runs as a kernel of its own ahead of the
     // GEMV, instead of inside it (to compare).
     norm_in_gemv = env_flag("SHARDLM_CUDA_GEMV_NORM", true);
-    // SHARDLM_CUDA_RESIDUAL_EPILOGUE: where O and down add to the residual stream themselves
-    // (adds_in_epilogue): decode batches (default), 0 nowhere, all everywhere (to compare).
-    if (const char* e = std::getenv("SHARDLM_CUDA_RESIDUAL_EPILOGUE")) {
-      const std::string v(e);
-      if (v != "0" && v != "all") {
-        fail("SHARDLM_CUDA_RESIDUAL_EPILOGUE={}: use 0 (no add in an epilogue) or all (at every "
-             "batch size), or leave it unset (decode batches)",
-             v);
-      }
-      residual_epilogue = v == "0" ? Epilogue::kNone : Epilogue::kAll;
-    }
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
