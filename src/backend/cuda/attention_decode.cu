@@ -24,6 +24,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kv_element.cuh"
 #include "backend/cuda/load_stream.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "core/env_flag.h"
 
 namespace shardlm::cuda {
@@ -36,15 +37,16 @@ constexpr int kMaxSplits = 64;
 constexpr int kMaxGroup = 8;  // query heads per KV head
 
 // Eight consecutive cache elements from element `at`: BF16 as one 16-byte load, FP8 as one 8-byte
-// load (in .x, .y).
+// load (in .x, .y). Coherent loads: the kernel ahead wrote the newest token's keys and values.
 __device__ __forceinline__ uint4 load_kv8(const uint16_t* base, int64_t at) {
-  return load_stream(base + at);
+  return load_cg(base + at);
 }
 __device__ __forceinline__ uint4 load_kv8(const uint8_t* base, int64_t at) {
   uint4 v = make_uint4(0, 0, 0, 0);
-  asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];"
-      : "=r"(v.x), "=r"(v.y)
-      : "l"(base + at));
+  asm volatile("ld.global.cg.v2.u32 {%0, %1}, [%2];"
+               : "=r"(v.x), "=r"(v.y)
+               : "l"(base + at)
+               : "memory");
   return v;
 }
 
@@ -75,6 +77,8 @@ __global__ void __launch_bounds__(kWarps * 32) split_kernel(DecodeArgs a) {
   const int s = static_cast<int>(blockIdx.x) / a.n_kv_heads;
   const int kvh = static_cast<int>(blockIdx.x) % a.n_kv_heads;
   const int split = static_cast<int>(blockIdx.y);
+  pdl_launch_dependents();
+  pdl_wait();  // before any exit: this kernel never finishes ahead of the one before it
   const SeqKeys r = seq_keys(a, s);
   if (r.n <= 0 || split >= r.used) return;
   const int begin = r.lo + split * r.per, end = min(r.lo + r.n, begin + r.per);
@@ -217,6 +221,8 @@ __global__ void __launch_bounds__(kWarps * 32) split_kernel(DecodeArgs a) {
 __global__ void combine_kernel(DecodeArgs a) {
   const int s = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
   const int d = static_cast<int>(threadIdx.x), head_dim = static_cast<int>(blockDim.x);
+  pdl_launch_dependents();
+  pdl_wait();
   const SeqKeys r = seq_keys(a, s);
   if (r.n <= 0 || r.used == 1) return;  // written by split_kernel
   const int kvh = h / a.group, g = h % a.group;
@@ -236,7 +242,7 @@ __global__ void combine_kernel(DecodeArgs a) {
 template <int HD, int GM, typename T>
 void launch_split(const DecodeArgs& a, int n_seqs, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(n_seqs * a.n_kv_heads), static_cast<unsigned>(a.n_splits));
-  split_kernel<HD, GM, T><<<grid, kWarps * 32, 0, stream>>>(a);
+  launch_dependent(split_kernel<HD, GM, T>, grid, kWarps * 32, 0, stream, a);
 }
 
 template <int HD, typename T>
@@ -295,7 +301,8 @@ DecodeSplits decode_attention_splits(int n_seqs, const AttentionParams& p,
   SHARDLM_CUDA_CHECK(cudaGetDevice(&device));
   SHARDLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   DecodeSplits d;
-  d.tensor_cores = allow_tensor_cores && tensor_cores && decode_mma_applies(p.head_dim, p.n_heads / p.n_kv_heads);
+  d.tensor_cores = allow_tensor_cores && tensor_cores &&
+                   decode_mma_applies(p.head_dim, p.n_heads / p.n_kv_heads);
   const int resident =
       d.tensor_cores ? decode_mma_resident_blocks(p.head_dim) : resident_blocks_for(p);
   const int64_t wave = int64_t{resident} * sms;
@@ -351,7 +358,7 @@ void decode_any(const float* q, const T* cache_k, const T* cache_v, const Attent
   SHARDLM_CUDA_CHECK_LAUNCH();
   if (a.n_splits > 1) {
     const dim3 grid(static_cast<unsigned>(batch.n_seqs), static_cast<unsigned>(p.n_heads));
-    combine_kernel<<<grid, static_cast<unsigned>(p.head_dim), 0, stream>>>(a);
+    launch_dependent(combine_kernel, grid, static_cast<unsigned>(p.head_dim), 0, stream, a);
     SHARDLM_CUDA_CHECK_LAUNCH();
   }
 }

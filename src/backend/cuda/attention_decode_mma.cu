@@ -26,6 +26,7 @@
 #include "backend/cuda/attention_decode_args.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mma_tiles.cuh"
+#include "backend/cuda/pdl.cuh"
 
 namespace shardlm::cuda {
 
@@ -197,6 +198,8 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
   const int s = static_cast<int>(blockIdx.x) / a.n_kv_heads;
   const int kvh = static_cast<int>(blockIdx.x) % a.n_kv_heads;
   const int split = static_cast<int>(blockIdx.y);
+  pdl_launch_dependents();
+  pdl_wait();  // before any exit: this kernel never finishes ahead of the one before it
   const SeqKeys r = seq_keys(a, s);
   if (r.n <= 0 || split >= r.used) return;
   const int begin = r.lo + split * r.per, end = min(r.lo + r.n, begin + r.per);
@@ -374,7 +377,7 @@ template <int D, typename T>
 void launch(const DecodeArgs& a, int n_seqs, cudaStream_t stream) {
   allow_shared_memory<D, T>();
   const dim3 grid(static_cast<unsigned>(n_seqs * a.n_kv_heads), static_cast<unsigned>(a.n_splits));
-  mma_kernel<D, T><<<grid, kThreads, Layout<D, T>::bytes(), stream>>>(a);
+  launch_dependent(mma_kernel<D, T>, grid, kThreads, Layout<D, T>::bytes(), stream, a);
 }
 
 // Asked once per instance (never inside a graph capture: the first step of a shape runs op by op).

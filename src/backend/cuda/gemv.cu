@@ -16,6 +16,7 @@
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/gemv_staged.cuh"
 #include "backend/cuda/load_stream.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "core/env_flag.h"
 #include "core/error.h"
@@ -40,7 +41,7 @@ constexpr int kBatchVariant = 6;       // (4, 2, 1)
 // acc[t][s] += w_s[8c .. 8c + 8) . x[t][8c .. 8c + 8), in element order (the same order in every
 // variant with W = 1, so their results are bit-identical).
 template <int NT, int S>
-__device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* __restrict__ x,
+__device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* x,
                                            int64_t k, int64_t c, float (&acc)[NT][S]) {
   float wf[S][8];
 #pragma unroll
@@ -48,7 +49,7 @@ __device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* __
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     const float4* xr = reinterpret_cast<const float4*>(x + t * k) + 2 * c;
-    const float4 a = __ldg(xr), b = __ldg(xr + 1);
+    const float4 a = xr[0], b = xr[1];  // coherent loads: x is written by the kernel ahead
     const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
     for (int s = 0; s < S; ++s) {
@@ -62,7 +63,7 @@ __device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* __
 // Grid: ceil(rows / (kWarps / W * R)) blocks of kWarps warps.
 template <int NT, int R, int U, int W, bool GATE>
 __global__ void __launch_bounds__(kWarps * 32)
-    gemv_kernel(GemvSegments segs, int64_t k, int64_t rows, const float* __restrict__ x) {
+    gemv_kernel(GemvSegments segs, int64_t k, int64_t rows, const float* x) {
   constexpr int S = GATE ? 2 * R : R;  // weight rows streamed per warp
   constexpr int kChunk = 32 * U;       // 16-byte vectors per warp and row in a pass
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -82,6 +83,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int s = 0; s < S; ++s) acc[t][s] = 0.f;
 
+  pdl_launch_dependents();
+  bool waited = false;  // the first pass's weights are loaded before the wait for x
   const int64_t k8 = k / 8;
   int64_t c0 = int64_t{part} * kChunk;
   for (; c0 + kChunk <= k8; c0 += W * kChunk) {  // whole passes: every load issued, then used
@@ -90,6 +93,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int u = 0; u < U; ++u)
 #pragma unroll
       for (int s = 0; s < S; ++s) wv[u][s] = load_stream(wrow[s] + c0 + u * 32);
+    if (!waited) pdl_wait(), waited = true;
 #pragma unroll
     for (int u = 0; u < U; ++u) fma_vector<NT, S>(wv[u], x, k, c0 + u * 32 + lane, acc);
   }
@@ -100,6 +104,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
       for (int s = 0; s < S; ++s)
         wv[u][s] = c0 + u * 32 + lane < k8 ? load_stream(wrow[s] + c0 + u * 32) : uint4{};
+    if (!waited) pdl_wait(), waited = true;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t c = c0 + u * 32 + lane;
@@ -107,6 +112,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
 
+  if (!waited) pdl_wait();  // a warp with no pass (k below its share) still stores after it
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
@@ -153,7 +159,8 @@ void launch(const GemvSegments& segs, int64_t k, int64_t rows, const float* x,
   constexpr Variant p = kVariants[V];
   constexpr int rows_per_block = kWarps / p.w * p.r;
   const auto blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
-  gemv_kernel<NT, p.r, p.u, p.w, GATE><<<blocks, kWarps * 32, 0, stream>>>(segs, k, rows, x);
+  launch_dependent(gemv_kernel<NT, p.r, p.u, p.w, GATE>, blocks, kWarps * 32, 0, stream, segs, k,
+                   rows, x);
 }
 
 // Batch 1: variant v, one kernel instance per variant.

@@ -12,6 +12,7 @@
 #include "backend/cuda/gemv_fp8.cuh"
 #include "backend/cuda/gemv_staged.cuh"
 #include "backend/cuda/load_stream.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "core/env_flag.h"
 #include "core/error.h"
@@ -24,7 +25,7 @@ constexpr int kWarps = 4;  // per block
 
 // acc[t][s] += w_s[16c .. 16c + 16) . x[t][16c .. 16c + 16), in element order.
 template <int NT, int S>
-__device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* __restrict__ x,
+__device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* x,
                                            int64_t k, int64_t c, float (&acc)[NT][S]) {
 #pragma unroll
   for (int s = 0; s < S; ++s) {
@@ -38,7 +39,7 @@ __device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* __
       const float4* xr = reinterpret_cast<const float4*>(x + t * k) + 4 * c;
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
-        const float4 a = __ldg(xr + q);
+        const float4 a = xr[q];  // a coherent load: x is written by the kernel ahead
         acc[t][s] = fmaf(wf[4 * q], a.x, acc[t][s]);
         acc[t][s] = fmaf(wf[4 * q + 1], a.y, acc[t][s]);
         acc[t][s] = fmaf(wf[4 * q + 2], a.z, acc[t][s]);
@@ -52,7 +53,7 @@ __device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* __
 // Grid: ceil(rows / (kWarps * R)) blocks of kWarps warps.
 template <int NT, int R, int U, bool GATE>
 __global__ void __launch_bounds__(kWarps * 32)
-    gemv_fp8_kernel(Fp8Segments segs, int64_t k, int64_t rows, const float* __restrict__ x) {
+    gemv_fp8_kernel(Fp8Segments segs, int64_t k, int64_t rows, const float* x) {
   constexpr int S = GATE ? 2 * R : R;  // weight rows streamed per warp
   constexpr int kChunk = 32 * U;       // 16-byte vectors per warp and row in a pass
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -73,6 +74,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int s = 0; s < S; ++s) acc[t][s] = 0.f;
 
+  pdl_launch_dependents();
+  bool waited = false;  // the first pass's weights are loaded before the wait for x
   const int64_t k16 = k / 16;
   int64_t c0 = 0;
   for (; c0 + kChunk <= k16; c0 += kChunk) {  // whole passes: every load issued, then used
@@ -81,6 +84,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int u = 0; u < U; ++u)
 #pragma unroll
       for (int s = 0; s < S; ++s) wv[u][s] = load_stream(wrow[s] + c0 + u * 32);
+    if (!waited) pdl_wait(), waited = true;
 #pragma unroll
     for (int u = 0; u < U; ++u) fma_vector<NT, S>(wv[u], x, k, c0 + u * 32 + lane, acc);
   }
@@ -91,12 +95,14 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
       for (int s = 0; s < S; ++s)
         wv[u][s] = c0 + u * 32 + lane < k16 ? load_stream(wrow[s] + c0 + u * 32) : uint4{};
+    if (!waited) pdl_wait(), waited = true;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t c = c0 + u * 32 + lane;
       if (c < k16) fma_vector<NT, S>(wv[u], x, k, c, acc);
     }
   }
+  if (!waited) pdl_wait();
 
 #pragma unroll
   for (int t = 0; t < NT; ++t)
@@ -141,7 +147,8 @@ template <int NT, int R, int U, bool GATE>
 void launch(const Fp8Segments& segs, int64_t k, int64_t rows, const float* x, cudaStream_t stream) {
   constexpr int rows_per_block = kWarps * R;
   const auto blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
-  gemv_fp8_kernel<NT, R, U, GATE><<<blocks, kWarps * 32, 0, stream>>>(segs, k, rows, x);
+  launch_dependent(gemv_fp8_kernel<NT, R, U, GATE>, blocks, kWarps * 32, 0, stream, segs, k, rows,
+                   x);
 }
 
 // Batch 1: one row per warp, 8 loads in flight (8 KiB per warp and pass over 2 rows for gate/up);

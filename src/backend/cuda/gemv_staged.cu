@@ -65,7 +65,7 @@ void launch(const StagedGemv& a, int64_t k, int64_t rows, const float* x, cudaSt
   const int64_t per_warp = (rows + warps - 1) / warps;
   const int64_t per_block = per_warp * kStagedWarps;
   const auto blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
-  kernel<<<blocks, kStagedWarps * 32, smem, stream>>>(a, k, rows, per_warp, x);
+  launch_dependent(kernel, blocks, kStagedWarps * 32, smem, stream, a, k, rows, per_warp, x);
 }
 
 // SHARDLM_CUDA_GEMV_STAGED_ROWS=2: two rows per warp at a time instead of one (to compare: on an

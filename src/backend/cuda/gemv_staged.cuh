@@ -18,6 +18,7 @@
 
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/load_stream.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/rms_norm.cuh"
 
@@ -112,7 +113,7 @@ __device__ __forceinline__ void store_out(float* y, float v, bool accumulate) {
 // 32, at most twice blockDim.x; blockDim.x a multiple of 32): thread t sums x[t], x[t + threads],
 // ...; each warp's 32 sums are added as warp_sum adds them, then the warps' as block_sum does.
 // Each thread of this block stands for threads t and t + blockDim.x. Every thread gets the sum.
-__device__ __forceinline__ float rms_norm_sum(const float* __restrict__ x, int64_t k, int threads) {
+__device__ __forceinline__ float rms_norm_sum(const float* x, int64_t k, int threads) {
   __shared__ float partial[64];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   constexpr int kLoads = 8;  // per thread it stands for, in flight before they are summed
@@ -151,7 +152,7 @@ __device__ __forceinline__ float rms_norm_sum(const float* __restrict__ x, int64
 template <class Rows, int R, int U, bool GATE, bool NORM>
 __global__ void __launch_bounds__(kStagedWarps * 32)
     gemv_staged_kernel(StagedGemv a, int64_t k, int64_t rows, int64_t rows_per_warp,
-                       const float* __restrict__ x) {
+                       const float* x) {
   extern __shared__ float4 xs[];       // [kQuads][kv]: xs[q * kv + c] = x[kPer c + 4q .. + 4)
   constexpr int S = GATE ? 2 * R : R;  // weight rows streamed per warp
   constexpr int kQuads = Rows::kPer / 4;
@@ -187,8 +188,10 @@ __global__ void __launch_bounds__(kStagedWarps * 32)
     load_pass(0);
   };
 
+  pdl_launch_dependents();
   int64_t j0 = first;
-  if (j0 < end) start_rows(j0);  // in flight while x is staged
+  if (j0 < end) start_rows(j0);  // in flight while x is staged (and the kernel ahead finishes)
+  pdl_wait();
 
   // The norm's scale, as rms_norm_kernel computes it (so the staged rows are its rows, bit for
   // bit: a token's output is the same alone, here, and in a batch, after the norm kernel).

@@ -1,9 +1,11 @@
 // RoPE kernel: one block per token, one thread per (head, pair); the token's cos and sin per pair
-// index in shared memory.
+// index in shared memory, computed from the step's positions (uploaded, written by no kernel)
+// before the wait for the kernel ahead (pdl.cuh).
 #include <cuda_bf16.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kv_element.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/rope.cuh"
 #include "core/error.h"
 
@@ -29,7 +31,9 @@ __global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int
   __shared__ float2 table[kMaxHalf];
   const int half = head_dim / 2;
   float* row = x + static_cast<int64_t>(blockIdx.x) * n_heads * head_dim;
-  rotation_table(positions[blockIdx.x], half, inv_freq, table);
+  pdl_launch_dependents();
+  rotation_table(positions[blockIdx.x], half, inv_freq, table);  // step inputs: no kernel writes
+  pdl_wait();
   for (int item = threadIdx.x; item < n_heads * half; item += blockDim.x) {
     const int h = item / half, i = item % half;
     const float cs = table[i].x, sn = table[i].y;
@@ -48,7 +52,9 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, const int3
   __shared__ float2 table[kMaxHalf];
   const int half = head_dim / 2;
   const int64_t t = blockIdx.x, kv_dim = int64_t{n_kv_heads} * head_dim;
-  rotation_table(positions[t], half, inv_freq, table);
+  pdl_launch_dependents();
+  rotation_table(positions[t], half, inv_freq, table);  // while the Q/K/V kernel finishes
+  pdl_wait();
   float* qr = q + t * n_heads * head_dim;
   float* kr = k + t * kv_dim;
   T* ck = cache_k + static_cast<int64_t>(slots[t]) * kv_dim;
@@ -91,8 +97,9 @@ void launch_rope_store(float* q, float* k, const float* v, const int32_t* positi
   const int items = (n_heads + n_kv_heads) * head_dim / 2;
   // Up to 1,024 threads: at a decode step's few tokens each thread's pairs run one after another.
   const int threads = items >= 1024 ? 1024 : ((items + 31) / 32) * 32;
-  rope_store_kernel<T><<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(
-      q, k, v, positions, slots, n_heads, n_kv_heads, head_dim, neox, inv_freq, cache_k, cache_v);
+  launch_dependent(rope_store_kernel<T>, static_cast<unsigned>(n_tokens), threads, 0, stream, q, k,
+                   v, positions, slots, n_heads, n_kv_heads, head_dim, neox, inv_freq, cache_k,
+                   cache_v);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
@@ -120,8 +127,8 @@ void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int
   check_head_dim(head_dim);
   const int items = n_heads * head_dim / 2;
   const int threads = items >= 256 ? 256 : ((items + 31) / 32) * 32;
-  rope_kernel<<<static_cast<unsigned>(n_tokens), threads, 0, stream>>>(x, positions, n_heads,
-                                                                       head_dim, neox, inv_freq);
+  launch_dependent(rope_kernel, static_cast<unsigned>(n_tokens), threads, 0, stream, x, positions,
+                   n_heads, head_dim, neox, inv_freq);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

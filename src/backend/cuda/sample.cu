@@ -1,11 +1,13 @@
-// Sampling kernels. One block per row reads the row a few times from global memory (a 128k-entry
-// fp32 row is 512 KB, too big for shared memory): once for the row's maximum, argmax and softmax
-// sum; four times per cut (top-k, top-p) for a radix select over 8-bit digits of the order-
-// preserving key of s = logit / temperature; and once for the draw, each thread owning a
-// contiguous chunk so that the CDF is taken in id order, as the CPU reference does.
+// Sampling kernels. The row's maximum, argmax and softmax sum come from a kernel over slices of
+// the row (row_stats_kernel). Where a row samples, one block then reads it a few more times from
+// global memory (a 128k-entry fp32 row is 512 KB, too big for shared memory): four times per cut
+// (top-k, top-p) for a radix select over 8-bit digits of the order-preserving key of
+// s = logit / temperature; and once for the draw, each thread owning a contiguous chunk so that
+// the CDF is taken in id order, as the CPU reference does.
 #include <math_constants.h>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/sample.cuh"
 #include "core/philox.h"
 
@@ -49,26 +51,58 @@ __device__ __forceinline__ RowStats shfl_xor(RowStats s, int o) {
           __shfl_xor_sync(kFull, s.arg, o)};
 }
 
-// Max, argmax (first on ties) and softmax sum of the raw row; every thread gets the result.
-__device__ RowStats row_stats(const float* row, int vocab) {
-  __shared__ RowStats partial[kWarps];
+// The row statistics are taken by a kernel of their own over kSlice-logit slices of the row (a
+// block each, kSliceLoads loads in flight per thread), merged in slice order by the sampling
+// block: one block reading a 128K-logit row alone, one load at a time, took ~70 us.
+constexpr int kStatsThreads = 256;
+constexpr int kSliceLoads = 16;
+constexpr int kSlice = kStatsThreads * kSliceLoads;
+
+int slices_of(int64_t vocab) { return static_cast<int>((vocab + kSlice - 1) / kSlice); }
+
+// Max, argmax (first on ties) and softmax sum of a slice of a raw row; grid (slices, rows).
+__global__ void __launch_bounds__(kStatsThreads)
+    row_stats_kernel(const float* logits, int vocab, RowStats* partial) {
+  __shared__ RowStats warps[kStatsThreads / 32];
+  pdl_launch_dependents();
+  pdl_wait();
+  const float* row = logits + static_cast<int64_t>(blockIdx.y) * vocab;
+  const int base = static_cast<int>(blockIdx.x) * kSlice + static_cast<int>(threadIdx.x);
+  float v[kSliceLoads];
+#pragma unroll
+  for (int j = 0; j < kSliceLoads; ++j) {
+    const int i = base + j * kStatsThreads;
+    v[j] = i < vocab ? clean(row[i]) : -CUDART_INF_F;
+  }
   RowStats s{-CUDART_INF_F, 0.f, vocab};
-  for (int i = threadIdx.x; i < vocab; i += kThreads) {
-    const float x = clean(row[i]);
+#pragma unroll
+  for (int j = 0; j < kSliceLoads; ++j) {
+    const float x = v[j];
     if (x > s.m) {
       s.z = s.z * expf(s.m - x) + 1.f;
       s.m = x;
-      s.arg = i;
+      s.arg = base + j * kStatsThreads;
     } else if (x > -CUDART_INF_F) {
       s.z += expf(x - s.m);
     }
   }
   for (int o = 16; o > 0; o >>= 1) s = merge(s, shfl_xor(s, o));
-  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = s;
+  if ((threadIdx.x & 31) == 0) warps[threadIdx.x >> 5] = s;
   __syncthreads();
-  s = partial[0];
-  for (int w = 1; w < kWarps; ++w) s = merge(s, partial[w]);
-  __syncthreads();                // partial is reused by the next call
+  if (threadIdx.x != 0) return;
+  s = warps[0];
+  for (int w = 1; w < kStatsThreads / 32; ++w) s = merge(s, warps[w]);
+  partial[static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x] = s;
+}
+
+// The row's statistics from its slices': lane L of every warp merges slices L, L + 32, ... in
+// order, then the lanes' are merged as a butterfly (a fixed order, so the same bits every run);
+// every thread gets the result. The loads are independent: one L2 round trip, not one per slice.
+__device__ RowStats row_stats(const RowStats* partial, int slices, int vocab) {
+  const int lane = static_cast<int>(threadIdx.x & 31);
+  RowStats s{-CUDART_INF_F, 0.f, vocab};
+  for (int i = lane; i < slices; i += 32) s = merge(s, partial[i]);
+  for (int o = 16; o > 0; o >>= 1) s = merge(s, shfl_xor(s, o));
   if (s.arg >= vocab) s.arg = 0;  // an all -inf row
   return s;
 }
@@ -205,11 +239,14 @@ __device__ int32_t draw(const float* row, int vocab, float temperature, float m,
 }
 
 __global__ void __launch_bounds__(kThreads)
-    sample_kernel(const float* logits, int vocab, const DeviceRowSampling* params, int32_t* tokens,
-                  float* logprobs) {
+    sample_kernel(const float* logits, int vocab, const RowStats* partial, int slices,
+                  const DeviceRowSampling* params, int32_t* tokens, float* logprobs) {
+  pdl_launch_dependents();
+  pdl_wait();
   const float* row = logits + static_cast<int64_t>(blockIdx.x) * vocab;
   const DeviceRowSampling p = params[blockIdx.x];
-  const RowStats raw = row_stats(row, vocab);
+  const RowStats raw =
+      row_stats(partial + static_cast<int64_t>(blockIdx.x) * slices, slices, vocab);
   int32_t token = raw.arg;
   if (p.temperature > 0.f) {
     const float m = raw.m / p.temperature;  // division is monotone: the max of s
@@ -277,12 +314,20 @@ void apply_penalties(float* logits, int64_t rows, int64_t vocab, const DeviceRow
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
+size_t sample_scratch_bytes(int64_t rows, int64_t vocab) {
+  return sizeof(RowStats) * static_cast<size_t>(rows) * static_cast<size_t>(slices_of(vocab));
+}
+
 void sample_rows(const float* logits, int64_t rows, int64_t vocab, const DeviceRowSampling* params,
-                 int32_t* tokens, float* logprobs, cudaStream_t stream) {
+                 int32_t* tokens, float* logprobs, void* scratch, cudaStream_t stream) {
   if (rows == 0) return;
-  sample_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-      logits, static_cast<int>(vocab), params, tokens, logprobs);
-  SHARDLM_CUDA_CHECK_LAUNCH();
+  const int slices = slices_of(vocab);
+  auto* partial = static_cast<RowStats*>(scratch);
+  const dim3 grid(static_cast<unsigned>(slices), static_cast<unsigned>(rows));
+  launch_dependent(row_stats_kernel, grid, kStatsThreads, 0, stream, logits,
+                   static_cast<int>(vocab), partial);
+  launch_dependent(sample_kernel, static_cast<unsigned>(rows), kThreads, 0, stream, logits,
+                   static_cast<int>(vocab), partial, slices, params, tokens, logprobs);
 }
 
 }  // namespace shardlm::cuda

@@ -6,6 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "backend/sampling.h"
@@ -34,8 +35,11 @@ void apply_token_masks(float* logits, int64_t rows, int64_t vocab, const DeviceR
 void apply_penalties(float* logits, int64_t rows, int64_t vocab, const DeviceRowSampling* params,
                      const PenaltyToken* penalties, int32_t max_penalties, cudaStream_t stream);
 
+// The device scratch sample_rows needs for rows rows of vocab logits (16-byte aligned).
+size_t sample_scratch_bytes(int64_t rows, int64_t vocab);
+
 // tokens[r] (and logprobs[r] unless null) for each row of logits ([rows][vocab]), device memory.
 void sample_rows(const float* logits, int64_t rows, int64_t vocab, const DeviceRowSampling* params,
-                 int32_t* tokens, float* logprobs, cudaStream_t stream);
+                 int32_t* tokens, float* logprobs, void* scratch, cudaStream_t stream);
 
 }  // namespace shardlm::cuda

@@ -92,7 +92,9 @@ SampleBuffers::Layout SampleBuffers::layout(int64_t rows, int64_t vocab,
   l.any_mask = n_masks > 0;
   l.penalties = align16(sizeof(DeviceRowSampling) * static_cast<size_t>(rows));
   l.masks = align16(l.penalties + sizeof(PenaltyToken) * n_penalties);
-  l.bytes = l.masks + sizeof(uint32_t) * n_masks * static_cast<size_t>(mask_words(vocab));
+  const size_t mask_bytes = sizeof(uint32_t) * n_masks * static_cast<size_t>(mask_words(vocab));
+  l.scratch = align16(l.masks + mask_bytes);
+  l.bytes = l.scratch + sample_scratch_bytes(rows, vocab);
   return l;
 }
 
@@ -128,7 +130,7 @@ void SampleBuffers::run(float* logits, int64_t rows, int64_t vocab, const RowSam
   reserve(rows, l.bytes);
   pack(rows, vocab, params, l);
   SHARDLM_CUDA_CHECK(
-      cudaMemcpyAsync(upload_dev_, upload_host_, l.bytes, cudaMemcpyHostToDevice, stream_));
+      cudaMemcpyAsync(upload_dev_, upload_host_, l.scratch, cudaMemcpyHostToDevice, stream_));
   const auto* params_dev = reinterpret_cast<const DeviceRowSampling*>(upload_dev_);
   if (l.any_mask) {
     apply_token_masks(logits, rows, vocab, params_dev,
@@ -138,7 +140,7 @@ void SampleBuffers::run(float* logits, int64_t rows, int64_t vocab, const RowSam
                   reinterpret_cast<const PenaltyToken*>(upload_dev_ + l.penalties),
                   l.widest_penalty_list, stream_);
   sample_rows(logits, rows, vocab, params_dev, tokens_dev_, logprobs ? logprobs_dev_ : nullptr,
-              stream_);
+              upload_dev_ + l.scratch, stream_);
   SHARDLM_CUDA_CHECK(cudaMemcpyAsync(tokens_host_, tokens_dev_, sizeof(int32_t) * rows,
                                      cudaMemcpyDeviceToHost, stream_));
   if (logprobs) {

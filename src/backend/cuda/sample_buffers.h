@@ -30,7 +30,7 @@ class SampleBuffers {
  private:
   // Where each part of a step's upload lies in the staging buffers (byte offsets).
   struct Layout {
-    size_t penalties = 0, masks = 0, bytes = 0;
+    size_t penalties = 0, masks = 0, scratch = 0, bytes = 0;  // uploaded: [0, scratch)
     int32_t widest_penalty_list = 0;
     bool any_mask = false;
   };
@@ -45,7 +45,7 @@ class SampleBuffers {
   StepTimeline* timeline_;
   int64_t row_capacity_ = 0;
   size_t upload_capacity_ = 0;
-  char *upload_host_ = nullptr, *upload_dev_ = nullptr;  // [params | penalties | masks]
+  char *upload_host_ = nullptr, *upload_dev_ = nullptr;  // [params | penalties | masks | scratch]
   int32_t *tokens_host_ = nullptr, *tokens_dev_ = nullptr;
   float *logprobs_host_ = nullptr, *logprobs_dev_ = nullptr;
 };
