@@ -222,6 +222,25 @@ class Backend {
       matmul(*m.down, m.gate_out, in.rows, y);
     }
   }
+  // A layer's Q, K and V (norm_matmul over ws = {wq, wk, wv} into ys = {q, k, v}) and then
+  // rope_store_kv, in one pass where the backend has one (the CUDA GEMV at one token rotates Q and
+  // K and stores K and V in its epilogue). Returns false, having run nothing, where it has none:
+  // the default.
+  struct QkvRope {
+    const IndexArray& positions;
+    const IndexArray& slots;
+    int n_heads, n_kv_heads;
+    const RopeParams& rope;
+    const KvLayerView& kv;
+  };
+  virtual bool norm_qkv_rope(const NormIn& in, const TensorView* const* ws, float* const* ys,
+                             const QkvRope& r) {
+    (void)in;
+    (void)ws;
+    (void)ys;
+    (void)r;
+    return false;
+  }
   // norm_matmul's first half: add_rms_norm where in.residual is given, else rms_norm.
   void norm(const NormIn& in) {
     if (in.residual) {

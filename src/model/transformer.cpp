@@ -139,19 +139,22 @@ const float* Transformer::attention_block(const ForwardBatch& b, int il, const f
   }
   const TensorView* qkv[] = {&L.wq, &L.wk, &L.wv};
   float* qkv_out[] = {buf_.q, buf_.k, buf_.v};
-  be_.norm_matmul(in, qkv, qkv_out, 3);
-  if (L.bq) {
-    be_.add_bias(buf_.q, L.bq, n, c_.q_dim());
-    be_.add_bias(buf_.k, L.bk, n, c_.kv_dim());
-    be_.add_bias(buf_.v, L.bv, n, c_.kv_dim());
-  }
-  if (L.q_norm) {
-    qk_norm(buf_.q, L.q_norm, n, c_.n_heads);
-    qk_norm(buf_.k, L.k_norm, n, c_.n_kv_heads);
-  }
   const KvLayerView kv = kv_.layer(il - first_cached_layer_);
-  be_.rope_store_kv(buf_.q, buf_.k, buf_.v, step_.positions, step_.slots, n, c_.n_heads,
-                    c_.n_kv_heads, rope_, kv);
+  const Backend::QkvRope rope{step_.positions, step_.slots, c_.n_heads, c_.n_kv_heads, rope_, kv};
+  if (L.bq || L.q_norm || !be_.norm_qkv_rope(in, qkv, qkv_out, rope)) {
+    be_.norm_matmul(in, qkv, qkv_out, 3);
+    if (L.bq) {
+      be_.add_bias(buf_.q, L.bq, n, c_.q_dim());
+      be_.add_bias(buf_.k, L.bk, n, c_.kv_dim());
+      be_.add_bias(buf_.v, L.bv, n, c_.kv_dim());
+    }
+    if (L.q_norm) {
+      qk_norm(buf_.q, L.q_norm, n, c_.n_heads);
+      qk_norm(buf_.k, L.k_norm, n, c_.n_kv_heads);
+    }
+    be_.rope_store_kv(buf_.q, buf_.k, buf_.v, step_.positions, step_.slots, n, c_.n_heads,
+                      c_.n_kv_heads, rope_, kv);
+  }
   be_.attention(buf_.q, kv, step_.seqs, attn_params_, buf_.attn);
   return attention_out(L.wo, n, int64_t{c_.q_dim()} * tp_);
 }

@@ -71,6 +71,8 @@ class CudaBackend : public Backend {
   void norm_matmul(const NormIn& in, const TensorView* const* ws, float* const* ys,
                    int count) override;
   void norm_mlp(const NormIn& in, const DenseMlp& m, float* y) override;
+  bool norm_qkv_rope(const NormIn& in, const TensorView* const* ws, float* const* ys,
+                     const QkvRope& r) override;
   void gate_up_silu(const TensorView& w_gate, const TensorView& w_up, const float* x,
                     int64_t n_tokens, float* gate, float* up) override;
   void rope_store_kv(float* q, float* k, const float* v, const IndexArray& positions,

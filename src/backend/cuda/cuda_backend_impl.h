@@ -79,6 +79,9 @@ struct CudaBackend::Impl {
     // SHARDLM_CUDA_GEMV_NORM=0: at one token the norm runs as a kernel of its own ahead of the
     // GEMV, instead of inside it (to compare).
     norm_in_gemv = env_flag("SHARDLM_CUDA_GEMV_NORM", true);
+    // SHARDLM_CUDA_QKV_ROPE=0: at one token rope and the KV store run as a kernel of their own
+    // after the Q/K/V GEMV, instead of in its epilogue (to compare).
+    qkv_rope = env_flag("SHARDLM_CUDA_QKV_ROPE", true);
     reserve_bf16(o.max_batch_tokens * std::max<int64_t>(o.max_matmul_k, 1));
     // Splits happen only below 256 (row, head) items (attention.cu), so this never grows.
     attention_scratch(attention_scratch_floats(255, 1, kMaxAttentionHeadDim, 1 << 30));
@@ -155,6 +158,7 @@ struct CudaBackend::Impl {
   bool bf16_handoff = true;
   bool bf16_gate_up = true;
   bool norm_in_gemv = true;
+  bool qkv_rope = true;
   enum class Epilogue { kNone, kGemv, kAll };
   Epilogue residual_epilogue = Epilogue::kGemv;
 

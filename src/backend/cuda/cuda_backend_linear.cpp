@@ -10,6 +10,7 @@
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/gemv_fp8.cuh"
 #include "backend/cuda/rms_norm.cuh"
+#include "backend/cuda/rope.cuh"
 
 namespace shardlm::cuda {
 
@@ -75,6 +76,41 @@ bool CudaBackend::norm_in_gemv(const NormIn& in, const TensorView* const* ws, fl
   segs.norm_w = in.w;
   segs.norm_eps = in.eps;
   gemv_bf16_segments(segs, in.dim, in.x, 1, impl_->stream);
+  return true;
+}
+
+bool CudaBackend::norm_qkv_rope(const NormIn& in, const TensorView* const* ws, float* const* ys,
+                                const QkvRope& r) {
+  const int hd = r.rope.head_dim;
+  if (!impl_->qkv_rope || !impl_->norm_in_gemv || in.residual || in.rows != 1 || hd % 2 != 0 ||
+      hd > kMaxRopeHeadDim || ws[0]->rows() != int64_t{r.n_heads} * hd ||
+      ws[1]->rows() != int64_t{r.n_kv_heads} * hd || ws[2]->rows() != ws[1]->rows()) {
+    return false;
+  }
+  bool bf16 = true, fp8 = true;
+  for (int i = 0; i < 3; ++i) {
+    if (ws[i]->ne[0] != in.dim) return false;
+    bf16 = bf16 && ws[i]->dtype == DType::BF16;
+    fp8 = fp8 && Fp8Linear::is_fp8(*ws[i]);
+  }
+  const bool fp8_kv = impl_->options.fp8_kv;
+  GemvRope rope{step_array(r.positions),
+                step_array(r.slots),
+                impl_->rope_frequencies(r.rope),
+                fp8_kv ? static_cast<void*>(kv_pool<uint8_t>(r.kv.k, r.kv))
+                       : static_cast<void*>(kv_pool<uint16_t>(r.kv.k, r.kv)),
+                fp8_kv ? static_cast<void*>(kv_pool<uint8_t>(r.kv.v, r.kv))
+                       : static_cast<void*>(kv_pool<uint16_t>(r.kv.v, r.kv)),
+                hd,
+                r.rope.style == RopeStyle::kNeox,
+                fp8_kv};
+  if (fp8 && impl_->fp8) return impl_->fp8->norm_qkv_rope(in, ws, ys, rope);
+  if (!bf16 || !gemv_norm_fits(in.dim, in.rows)) return false;
+  const auto timed = impl_->profile->time("norm_qkv_rope");
+  GemvSegments segs = gemv_segments(ws, ys, 3);
+  segs.norm_w = in.w;
+  segs.norm_eps = in.eps;
+  gemv_bf16_qkv_rope(segs, rope, in.dim, in.x, impl_->stream);
   return true;
 }
 

@@ -157,6 +157,16 @@ bool Fp8Linear::norm_gemv(const Backend::NormIn& in, const TensorView* const* ws
   return true;
 }
 
+bool Fp8Linear::norm_qkv_rope(const Backend::NormIn& in, const TensorView* const* ws,
+                              float* const* ys, const GemvRope& rope) {
+  if (!gemv_fp8_norm_fits(in.dim, in.rows)) return false;
+  Fp8Segments segs = fp8_segments(ws, ys, 3);
+  segs.norm_w = in.w;
+  segs.norm_eps = in.eps;
+  gemv_fp8_qkv_rope(segs, rope, in.dim, in.x, stream_);
+  return true;
+}
+
 bool Fp8Linear::quantized_input_fits(const TensorView* const* ws, int count, int64_t n_tokens) {
   const int64_t k = ws[0]->ne[0];
   if (gemv_fp8_fits(k, n_tokens) || k % 4 != 0) return false;

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemm_fp8.h"
+#include "backend/cuda/gemv.cuh"
 #include "backend/cuda/weight_store.h"
 #include "core/tensor.h"
 
@@ -46,6 +47,11 @@ class Fp8Linear {
   // doing nothing, where the staged GEMV does not take the shape.
   bool norm_gemv(const Backend::NormIn& in, const TensorView* const* ws, float* const* ys,
                  int count, bool gate_up);
+  // norm_gemv over ws = {Wq, Wk, Wv} with rope_store_kv in the GEMV's epilogue
+  // (CudaBackend::norm_qkv_rope; every ws FP8, one token). False, doing nothing, where the staged
+  // GEMV does not take the shape.
+  bool norm_qkv_rope(const Backend::NormIn& in, const TensorView* const* ws, float* const* ys,
+                     const GemvRope& rope);
   // Backend::norm_matmul and norm_mlp on the GEMM path with the norm (and SiLU·up) writing the
   // quantised input directly (norm_quantize_fp8, silu_mul_quantize_fp8): no fp32 rows, no
   // quantisation pass, and gate and up left unscaled for SiLU·up to scale. False, doing nothing,

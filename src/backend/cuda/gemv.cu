@@ -255,6 +255,13 @@ void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int
   run<false>(segs, k, total_rows(segs), x, n_tokens, stream);
 }
 
+void gemv_bf16_qkv_rope(const GemvSegments& segs, const GemvRope& rope, int64_t k, const float* x,
+                        cudaStream_t stream) {
+  StagedGemv a = staged_args(segs);
+  a.rope = rope;
+  gemv_staged_qkv_rope(a, k, false, x, stream);
+}
+
 void gemv_gate_up_silu(const uint16_t* w_gate, const uint16_t* w_up, int64_t k, int64_t n,
                        const float* x, int64_t n_tokens, float* gate, cudaStream_t stream,
                        const float* norm_w, float norm_eps) {

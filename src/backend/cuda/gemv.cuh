@@ -45,6 +45,24 @@ bool gemv_norm_fits(int64_t k, int64_t n_tokens);
 void gemv_bf16_segments(const GemvSegments& segs, int64_t k, const float* x, int64_t n_tokens,
                         cudaStream_t stream);
 
+// Rope and the KV store in the epilogue of the Q/K/V GEMV at one token (gemv_bf16_qkv_rope):
+// the token's position and cache slot (device), the rotary frequencies, the layer's cache.
+struct GemvRope {
+  const int32_t* positions;  // [1]
+  const int32_t* slots;      // [1]
+  const float* inv_freq;     // [head_dim / 2]
+  void* cache_k;             // [slots][K rows]: BF16 bits, or FP8 E4M3 codes with fp8_kv
+  void* cache_v;
+  int head_dim;
+  bool neox;  // pairs (i, i + head_dim / 2), else (2i, 2i + 1)
+  bool fp8_kv;
+};
+// One token, segs = {Wq, Wk, Wv} with norm_w: q, k, v as gemv_bf16_segments, then q and k rotated
+// and k and v stored in the cache as rope_store_kv (rope.cuh) does, bit for bit, in the same
+// launch. Every segment's rows even; gemv_norm_fits(k, 1).
+void gemv_bf16_qkv_rope(const GemvSegments& segs, const GemvRope& rope, int64_t k, const float* x,
+                        cudaStream_t stream);
+
 // gate[t][j] = silu(x[t] . w_gate[j]) * (x[t] . w_up[j]), both rows read by one warp;
 // w_gate, w_up: [n][k]; gate: [n_tokens][n].
 void gemv_gate_up_silu(const uint16_t* w_gate, const uint16_t* w_up, int64_t k, int64_t n,

@@ -204,6 +204,13 @@ void gemv_fp8_segments(const Fp8Segments& segs, int64_t k, const float* x, int64
   run<false>(segs, k, rows, x, n_tokens, stream);
 }
 
+void gemv_fp8_qkv_rope(const Fp8Segments& segs, const GemvRope& rope, int64_t k, const float* x,
+                       cudaStream_t stream) {
+  StagedGemv a = staged(segs);
+  a.rope = rope;
+  gemv_staged_qkv_rope(a, k, true, x, stream);
+}
+
 void gemv_fp8(const uint8_t* w, const float* scale, int64_t k, int64_t n, const float* x,
               int64_t n_tokens, float* y, cudaStream_t stream) {
   const Fp8Segments segs{{w}, {scale}, {y}, {n}, 1};

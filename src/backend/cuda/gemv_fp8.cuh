@@ -35,6 +35,10 @@ struct Fp8Segments {
 // Whether the FP8 GEMV takes norm_w for this shape.
 bool gemv_fp8_norm_fits(int64_t k, int64_t n_tokens);
 
+// gemv_bf16_qkv_rope (gemv.cuh) on FP8 weights; gemv_fp8_norm_fits(k, 1).
+void gemv_fp8_qkv_rope(const Fp8Segments& segs, const GemvRope& rope, int64_t k, const float* x,
+                       cudaStream_t stream);
+
 // x: [n_tokens][k] fp32, 16-byte aligned; y[s]: [n_tokens][n[s]] fp32.
 void gemv_fp8_segments(const Fp8Segments& segs, int64_t k, const float* x, int64_t n_tokens,
                        cudaStream_t stream);

@@ -49,9 +49,9 @@ size_t staged_smem_limit() {
   return known[device] = limit;
 }
 
-template <class Rows, int R, int U, bool GATE, bool NORM>
+template <class Rows, int R, int U, bool GATE, bool NORM, class Kv = void>
 void launch(const StagedGemv& a, int64_t k, int64_t rows, const float* x, cudaStream_t stream) {
-  auto* kernel = gemv_staged_kernel<Rows, R, U, GATE, NORM>;
+  auto* kernel = gemv_staged_kernel<Rows, R, U, GATE, NORM, Kv>;
   static const bool sized = [&] {  // above 48 KiB a kernel must ask for its shared memory
     SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(staged_smem_limit())));
@@ -113,6 +113,20 @@ void gemv_staged_bf16(const StagedGemv& a, int64_t k, int64_t rows, bool gate, c
 void gemv_staged_fp8(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x,
                      cudaStream_t stream) {
   run<Fp8Rows, 2, 8, 8>(a, k, rows, gate, x, stream);
+}
+
+void gemv_staged_qkv_rope(const StagedGemv& a, int64_t k, bool fp8_weights, const float* x,
+                          cudaStream_t stream) {
+  const int64_t units = (a.n[0] + a.n[1] + a.n[2]) / 2;  // two rows each
+  const bool fp8_kv = a.rope.fp8_kv;
+  if (fp8_weights) {
+    fp8_kv ? launch<Fp8Rows, 2, 8, false, true, uint8_t>(a, k, units, x, stream)
+           : launch<Fp8Rows, 2, 8, false, true, uint16_t>(a, k, units, x, stream);
+  } else {
+    fp8_kv ? launch<Bf16Rows, 2, 8, false, true, uint8_t>(a, k, units, x, stream)
+           : launch<Bf16Rows, 2, 8, false, true, uint16_t>(a, k, units, x, stream);
+  }
+  SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace shardlm::cuda

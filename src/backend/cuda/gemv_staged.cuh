@@ -16,11 +16,15 @@
 
 #include <cstdint>
 
+#include <type_traits>
+
 #include "backend/cuda/gemv.cuh"
+#include "backend/cuda/kv_element.cuh"
 #include "backend/cuda/load_stream.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/rms_norm.cuh"
+#include "backend/cuda/rope_pair.cuh"
 
 namespace shardlm::cuda {
 
@@ -40,6 +44,10 @@ struct StagedGemv {
   const float* norm_w;  // the input's RMSNorm weight, applied in the kernel; null: x as given
   float norm_eps;
   bool accumulate;  // y += the product
+  // The kernels with a KV element type (Q/K/V with rope_store_kv in the epilogue): each warp takes
+  // a rotary pair of rows of Q or K, or two rows of V, at a time, rotates the pair as
+  // rope_store_kv does and writes K and V into the cache besides y.
+  GemvRope rope;
 };
 
 // Eight BF16 weights (one 16-byte load) as floats.
@@ -104,6 +112,31 @@ __device__ __forceinline__ T pick(const T (&a)[kGemvMaxSegments], int s) {
   return s == 0 ? a[0] : s == 1 ? a[1] : a[2];
 }
 
+// Row s (0 or 1) of rotary unit u of Q/K/V (a.rope): units are the pairs of Q's heads, then K's,
+// then V's rows two by two. Returns the segment; u becomes the row within it, pair the pair's
+// index within its head (Q and K).
+__device__ __forceinline__ int rope_unit(const StagedGemv& a, int64_t& u, int s, int& pair) {
+  int seg = 0;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    if (seg == i && u >= a.n[i] / 2) {
+      u -= a.n[i] / 2;
+      seg = i + 1;
+    }
+  }
+  pair = 0;
+  if (seg == 2) {
+    u = 2 * u + s;
+    return seg;
+  }
+  const int half = a.rope.head_dim / 2;
+  const int64_t head = u / half;
+  pair = static_cast<int>(u - head * half);
+  const int2 e = rope_pair_at(pair, a.rope.head_dim, a.rope.neox);
+  u = head * a.rope.head_dim + (s ? e.y : e.x);
+  return seg;
+}
+
 // One output: y = v, or y += v.
 __device__ __forceinline__ void store_out(float* y, float v, bool accumulate) {
   *y = accumulate ? *y + v : v;
@@ -145,14 +178,42 @@ __device__ __forceinline__ float rms_norm_sum(const float* x, int64_t k, int thr
   return warp_sum(lane < threads / 32 ? partial[lane] : 0.f);
 }
 
-// rows: the segments' total rows, or n for gate/up. Warp w (block * kStagedWarps + warp) takes
-// rows [w rows_per_warp, (w + 1) rows_per_warp), R at a time (2R weight rows for gate/up); grid:
-// ceil(rows / (rows_per_warp kStagedWarps)) blocks of kStagedWarps warps; dynamic shared memory k
-// floats. k % Rows::kPer == 0.
-template <class Rows, int R, int U, bool GATE, bool NORM>
+// The epilogue of rotary unit u (sums v0, v1 of its two rows): Q and K pairs rotated by the
+// token's angle, then into y, and K and V into the cache slot.
+template <class Kv>
+__device__ __forceinline__ void rotate_and_store(const StagedGemv& a, int64_t u, float v0,
+                                                 float v1) {
+  int64_t row0 = u, row1 = u;
+  int pair;
+  const int seg = rope_unit(a, row0, 0, pair);
+  rope_unit(a, row1, 1, pair);
+  float2 y = make_float2(v0, v1);
+  if (seg < 2) {
+    y = rotate_pair(y.x, y.y, rope_angle(a.rope.positions[0], a.rope.inv_freq[pair]));
+  }
+  float* out = pick(a.y, seg);
+  out[row0] = y.x;
+  out[row1] = y.y;
+  if (seg == 0) return;
+  Kv* cache = static_cast<Kv*>(seg == 1 ? a.rope.cache_k : a.rope.cache_v) +
+              int64_t{a.rope.slots[0]} * a.n[1];
+  store_kv_element(cache + row0, y.x);
+  store_kv_element(cache + row1, y.y);
+}
+
+// rows: the segments' total rows, or n for gate/up, or the rotary units with Kv (rope_unit). Warp
+// w (block * kStagedWarps + warp) takes rows [w rows_per_warp, (w + 1) rows_per_warp), R at a
+// time (2R weight rows for gate/up; one unit of 2 rows with Kv, R = 2); grid: ceil(rows /
+// (rows_per_warp kStagedWarps)) blocks of kStagedWarps warps; dynamic shared memory k floats.
+// k % Rows::kPer == 0. Kv: void, or the KV cache's element type (uint16_t BF16, uint8_t FP8) for
+// the Q/K/V GEMV that rotates and stores (a.rope).
+template <class Rows, int R, int U, bool GATE, bool NORM, class Kv = void>
 __global__ void __launch_bounds__(kStagedWarps * 32)
     gemv_staged_kernel(StagedGemv a, int64_t k, int64_t rows, int64_t rows_per_warp,
                        const float* x) {
+  constexpr bool ROPE = !std::is_void_v<Kv>;
+  static_assert(!ROPE || (R == 2 && !GATE), "rotary units are pairs of rows");
+  constexpr int kStep = ROPE ? 1 : R;  // rows (units) a warp takes at a time
   extern __shared__ float4 xs[];       // [kQuads][kv]: xs[q * kv + c] = x[kPer c + 4q .. + 4)
   constexpr int S = GATE ? 2 * R : R;  // weight rows streamed per warp
   constexpr int kQuads = Rows::kPer / 4;
@@ -176,10 +237,11 @@ __global__ void __launch_bounds__(kStagedWarps * 32)
   auto start_rows = [&](int64_t j0) {  // the rows' pointers and scales, and their first pass
 #pragma unroll
     for (int s = 0; s < S; ++s) {
-      int64_t jl = j0 + (GATE ? s / 2 : s);
+      int64_t jl = ROPE ? j0 : j0 + (GATE ? s / 2 : s);
       live[s] = jl < end;
       if (!live[s]) jl = end - 1;
-      const int seg = GATE ? (s & 1) : segment_of(a, jl);
+      int pair;
+      const int seg = ROPE ? rope_unit(a, jl, s, pair) : GATE ? (s & 1) : segment_of(a, jl);
       const auto* base = static_cast<const typename Rows::Elem*>(pick(a.w, seg));
       wrow[s] = reinterpret_cast<const uint4*>(base + jl * k);
       const float* sc = pick(a.scale, seg);
@@ -227,7 +289,7 @@ __global__ void __launch_bounds__(kStagedWarps * 32)
   }
   __syncthreads();
 
-  for (; j0 < end; j0 += R) {
+  for (; j0 < end; j0 += kStep) {
     float acc[S];
 #pragma unroll
     for (int s = 0; s < S; ++s) acc[s] = 0.f;
@@ -260,21 +322,25 @@ __global__ void __launch_bounds__(kStagedWarps * 32)
     float row_scale[S];
 #pragma unroll
     for (int s = 0; s < S; ++s) row_scale[s] = wscale[s];
-    if (j0 + R < end) start_rows(j0 + R);  // the next rows' loads before the sums
+    if (j0 + kStep < end) start_rows(j0 + kStep);  // the next rows' loads before the sums
 #pragma unroll
     for (int s = 0; s < S; ++s) acc[s] = warp_sum(acc[s]) * row_scale[s];
     if (lane != 0) continue;
+    if constexpr (ROPE) {
+      rotate_and_store<Kv>(a, j0, acc[0], acc[1]);
+    } else {
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const int64_t j = j0 + r;
-      if (j >= end) break;
-      if constexpr (GATE) {
-        const float g = acc[2 * r], u = acc[2 * r + 1];
-        store_out(a.y[0] + j, g / (1.f + expf(-g)) * u, a.accumulate);
-      } else {
-        int64_t jl = j;
-        const int seg = segment_of(a, jl);
-        store_out(pick(a.y, seg) + jl, acc[r], a.accumulate);
+      for (int r = 0; r < R; ++r) {
+        const int64_t j = j0 + r;
+        if (j >= end) break;
+        if constexpr (GATE) {
+          const float g = acc[2 * r], u = acc[2 * r + 1];
+          store_out(a.y[0] + j, g / (1.f + expf(-g)) * u, a.accumulate);
+        } else {
+          int64_t jl = j;
+          const int seg = segment_of(a, jl);
+          store_out(pick(a.y, seg) + jl, acc[r], a.accumulate);
+        }
       }
     }
   }
@@ -313,5 +379,12 @@ void gemv_staged_bf16(const StagedGemv& a, int64_t k, int64_t rows, bool gate, c
                       cudaStream_t stream);
 void gemv_staged_fp8(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x,
                      cudaStream_t stream);
+
+// One token: y = {q, k, v} = rms_norm(x) {Wq, Wk, Wv}^T (a.norm_w set, three segments), q and k
+// rotated by a.rope's position, and k and v stored in its cache slot (an FP8 E4M3 cache with
+// a.rope.fp8_kv, else BF16): the Q/K/V GEMV and rope_store_kv in one launch. Weights BF16, or FP8 with
+// fp8_weights (a.scale). Every segment's rows even.
+void gemv_staged_qkv_rope(const StagedGemv& a, int64_t k, bool fp8_weights, const float* x,
+                          cudaStream_t stream);
 
 }  // namespace shardlm::cuda

@@ -7,6 +7,7 @@
 #include "backend/cuda/kv_element.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/rope.cuh"
+#include "backend/cuda/rope_pair.cuh"
 #include "core/error.h"
 
 namespace shardlm::cuda {
@@ -15,14 +16,10 @@ namespace {
 // The token's rotation per pair index, cos and sin, computed once per block (in double, as the CPU
 // does) and shared by every head: a double sincos is a long routine, and at one token per block
 // the heads' share of them was most of the kernel's time.
-constexpr int kMaxHalf = 256;
+constexpr int kMaxHalf = kMaxRopeHeadDim / 2;
 __device__ __forceinline__ void rotation_table(double pos, int half, const float* inv_freq,
                                                float2* table) {
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    double s, c;
-    sincos(pos * static_cast<double>(inv_freq[i]), &s, &c);
-    table[i] = make_float2(static_cast<float>(c), static_cast<float>(s));
-  }
+  for (int i = threadIdx.x; i < half; i += blockDim.x) table[i] = rope_angle(pos, inv_freq[i]);
   __syncthreads();
 }
 
@@ -36,12 +33,11 @@ __global__ void rope_kernel(float* x, const int32_t* positions, int n_heads, int
   pdl_wait();
   for (int item = threadIdx.x; item < n_heads * half; item += blockDim.x) {
     const int h = item / half, i = item % half;
-    const float cs = table[i].x, sn = table[i].y;
     float* v = row + h * head_dim;
-    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-    const float x0 = v[a], x1 = v[b];
-    v[a] = x0 * cs - x1 * sn;
-    v[b] = x0 * sn + x1 * cs;
+    const int2 e = rope_pair_at(i, head_dim, neox);
+    const float2 y = rotate_pair(v[e.x], v[e.y], table[i]);
+    v[e.x] = y.x;
+    v[e.y] = y.y;
   }
 }
 // One block per token: q pairs, then k pairs (also written to the cache), then v into the cache.
@@ -62,16 +58,14 @@ __global__ void rope_store_kernel(float* q, float* k, const float* v, const int3
     const bool is_k = item >= n_heads * half;
     const int local = is_k ? item - n_heads * half : item;
     const int h = local / half, i = local % half;
-    const float cs = table[i].x, sn = table[i].y;
     float* vec = (is_k ? kr : qr) + h * head_dim;
-    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-    const float x0 = vec[a], x1 = vec[b];
-    const float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
-    vec[a] = y0;
-    vec[b] = y1;
+    const int2 e = rope_pair_at(i, head_dim, neox);
+    const float2 y = rotate_pair(vec[e.x], vec[e.y], table[i]);
+    vec[e.x] = y.x;
+    vec[e.y] = y.y;
     if (is_k) {
-      store_kv_element(ck + h * head_dim + a, y0);
-      store_kv_element(ck + h * head_dim + b, y1);
+      store_kv_element(ck + h * head_dim + e.x, y.x);
+      store_kv_element(ck + h * head_dim + e.y, y.y);
     }
   }
   T* cv = cache_v + static_cast<int64_t>(slots[t]) * kv_dim;

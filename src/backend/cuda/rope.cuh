@@ -8,6 +8,9 @@
 
 namespace shardlm::cuda {
 
+// The widest head the rope kernels take (their per-block table of cos and sin).
+inline constexpr int kMaxRopeHeadDim = 512;
+
 // Rotates each head of x ([n_tokens][n_heads * head_dim] fp32) by positions[t] (device);
 // inv_freq: [head_dim / 2] device. neox: pairs (i, i + d/2); else (2i, 2i + 1).
 void rope(float* x, const int32_t* positions, int64_t n_tokens, int n_heads, int head_dim,
