@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_staged.cuh"
@@ -68,14 +69,20 @@ void launch(const StagedGemv& a, int64_t k, int64_t rows, const float* x, cudaSt
   launch_dependent(kernel, blocks, kStagedWarps * 32, smem, stream, a, k, rows, per_warp, x);
 }
 
-// SHARDLM_CUDA_GEMV_STAGED_ROWS=2: two rows per warp at a time instead of one (to compare: on an
-// H200 at the 8B shapes one row was as fast in BF16 and 1.5% faster in FP8, docs/benchmarks.md).
-bool two_rows() {
-  static const bool on = [] {
+// Whether the GEMVs without gate/up take two rows per warp at a time instead of one:
+// SHARDLM_CUDA_GEMV_STAGED_ROWS=1 or 2 sets it; unset, FP8 takes two and BF16 one. On an H200
+// at the 8B shapes, once Q/K/V had rope in its epilogue (a kernel of two rows at a time), two
+// rows for FP8's O and down made decode 0.4-0.9% faster (two calls); BF16's O and down run
+// gemv.cu's kernel, and before that change two rows were as fast in BF16 and 1.5% slower in FP8
+// (docs/benchmarks.md).
+bool two_rows(bool fp8) {
+  static const int set = [] {
     const char* e = std::getenv("SHARDLM_CUDA_GEMV_STAGED_ROWS");
-    return e && std::string(e) == "2";
+    if (e && std::string(e) == "2") return 2;
+    if (e && std::string(e) == "1") return 1;
+    return 0;
   }();
-  return on;
+  return set ? set == 2 : fp8;
 }
 
 // One row per warp at a time (R with two_rows) with U 16-byte loads in flight per lane and row;
@@ -88,7 +95,7 @@ void run(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x
   if (gate) {
     norm ? launch<Rows, 1, UGate, true, true>(a, k, rows, x, stream)
          : launch<Rows, 1, UGate, true, false>(a, k, rows, x, stream);
-  } else if (two_rows()) {
+  } else if (two_rows(std::is_same_v<Rows, Fp8Rows>)) {
     norm ? launch<Rows, R, U, false, true>(a, k, rows, x, stream)
          : launch<Rows, R, U, false, false>(a, k, rows, x, stream);
   } else {
