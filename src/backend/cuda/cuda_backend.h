@@ -141,6 +141,11 @@ class CudaBackend : public Backend {
   // doing nothing, where that kernel does not take the shape.
   bool norm_in_gemv(const NormIn& in, const TensorView* const* ws, float* const* ys, int count,
                     bool gate_up);
+  // Which staged GEMV takes count matrices of row length in.dim with in's norm inside (one token,
+  // no residual to add): all BF16 (kBf16), all FP8 under --quantization fp8 (kFp8: Fp8Linear
+  // checks the shape itself), or none. norm_in_gemv's and norm_qkv_rope's common test.
+  enum class StagedWeights { kNone, kBf16, kFp8 };
+  StagedWeights staged_weights(const NormIn& in, const TensorView* const* ws, int count) const;
   // The BF16 GEMV's segments for matrices of one row length (at most kGemvMaxSegments).
   GemvSegments gemv_segments(const TensorView* const* ws, float* const* ys, int count) const;
   // The MLP's down projection into y (added to it with m.add_to_y).

@@ -55,17 +55,28 @@ void CudaBackend::matmul_add(const TensorView& w, const float* x, int64_t n_toke
   impl_->gemm->bf16_add(matrix(w), k, n, impl_->x_bf16, n_tokens, y);
 }
 
-bool CudaBackend::norm_in_gemv(const NormIn& in, const TensorView* const* ws, float* const* ys,
-                               int count, bool gate_up) {
-  if (!impl_->norm_in_gemv || in.residual || count > kGemvMaxSegments) return false;
-  bool bf16 = true, fp8 = true;
+CudaBackend::StagedWeights CudaBackend::staged_weights(const NormIn& in,
+                                                       const TensorView* const* ws,
+                                                       int count) const {
+  if (!impl_->norm_in_gemv || in.residual || count > kGemvMaxSegments) {
+    return StagedWeights::kNone;
+  }
+  bool bf16 = true, fp8 = impl_->fp8 != nullptr;
   for (int i = 0; i < count; ++i) {
-    if (ws[i]->ne[0] != in.dim || (gate_up && ws[i]->rows() != ws[0]->rows())) return false;
+    if (ws[i]->ne[0] != in.dim) return StagedWeights::kNone;
     bf16 = bf16 && ws[i]->dtype == DType::BF16;
     fp8 = fp8 && Fp8Linear::is_fp8(*ws[i]);
   }
-  if (fp8 && impl_->fp8) return impl_->fp8->norm_gemv(in, ws, ys, count, gate_up);
-  if (!bf16 || !gemv_norm_fits(in.dim, in.rows)) return false;
+  if (fp8) return StagedWeights::kFp8;
+  return bf16 && gemv_norm_fits(in.dim, in.rows) ? StagedWeights::kBf16 : StagedWeights::kNone;
+}
+
+bool CudaBackend::norm_in_gemv(const NormIn& in, const TensorView* const* ws, float* const* ys,
+                               int count, bool gate_up) {
+  if (gate_up && ws[1]->rows() != ws[0]->rows()) return false;
+  const StagedWeights kind = staged_weights(in, ws, count);
+  if (kind == StagedWeights::kFp8) return impl_->fp8->norm_gemv(in, ws, ys, count, gate_up);
+  if (kind != StagedWeights::kBf16) return false;
   const auto timed = impl_->profile->time("norm_gemv");
   if (gate_up) {
     gemv_gate_up_silu(matrix(*ws[0]), matrix(*ws[1]), in.dim, ws[0]->rows(), in.x, 1, ys[0],
@@ -82,30 +93,22 @@ bool CudaBackend::norm_in_gemv(const NormIn& in, const TensorView* const* ws, fl
 bool CudaBackend::norm_qkv_rope(const NormIn& in, const TensorView* const* ws, float* const* ys,
                                 const QkvRope& r) {
   const int hd = r.rope.head_dim;
-  if (!impl_->qkv_rope || !impl_->norm_in_gemv || in.residual || in.rows != 1 || hd % 2 != 0 ||
-      hd > kMaxRopeHeadDim || ws[0]->rows() != int64_t{r.n_heads} * hd ||
-      ws[1]->rows() != int64_t{r.n_kv_heads} * hd || ws[2]->rows() != ws[1]->rows()) {
+  if (!impl_->qkv_rope || in.rows != 1 || hd % 2 != 0 || hd > kMaxRopeHeadDim ||
+      ws[0]->rows() != int64_t{r.n_heads} * hd || ws[1]->rows() != int64_t{r.n_kv_heads} * hd ||
+      ws[2]->rows() != ws[1]->rows()) {
     return false;
   }
-  bool bf16 = true, fp8 = true;
-  for (int i = 0; i < 3; ++i) {
-    if (ws[i]->ne[0] != in.dim) return false;
-    bf16 = bf16 && ws[i]->dtype == DType::BF16;
-    fp8 = fp8 && Fp8Linear::is_fp8(*ws[i]);
-  }
-  const bool fp8_kv = impl_->options.fp8_kv;
-  GemvRope rope{step_array(r.positions),
-                step_array(r.slots),
-                impl_->rope_frequencies(r.rope),
-                fp8_kv ? static_cast<void*>(kv_pool<uint8_t>(r.kv.k, r.kv))
-                       : static_cast<void*>(kv_pool<uint16_t>(r.kv.k, r.kv)),
-                fp8_kv ? static_cast<void*>(kv_pool<uint8_t>(r.kv.v, r.kv))
-                       : static_cast<void*>(kv_pool<uint16_t>(r.kv.v, r.kv)),
-                hd,
-                r.rope.style == RopeStyle::kNeox,
-                fp8_kv};
-  if (fp8 && impl_->fp8) return impl_->fp8->norm_qkv_rope(in, ws, ys, rope);
-  if (!bf16 || !gemv_norm_fits(in.dim, in.rows)) return false;
+  const StagedWeights kind = staged_weights(in, ws, 3);
+  if (kind == StagedWeights::kNone) return false;
+  const GemvRope rope{step_array(r.positions),
+                      step_array(r.slots),
+                      impl_->rope_frequencies(r.rope),
+                      kv_pool<void>(r.kv.k, r.kv),
+                      kv_pool<void>(r.kv.v, r.kv),
+                      hd,
+                      r.rope.style == RopeStyle::kNeox,
+                      impl_->options.fp8_kv};
+  if (kind == StagedWeights::kFp8) return impl_->fp8->norm_qkv_rope(in, ws, ys, rope);
   const auto timed = impl_->profile->time("norm_qkv_rope");
   GemvSegments segs = gemv_segments(ws, ys, 3);
   segs.norm_w = in.w;

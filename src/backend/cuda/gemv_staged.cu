@@ -12,6 +12,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_staged.cuh"
+#include "core/error.h"
 
 namespace shardlm::cuda {
 
@@ -78,9 +79,11 @@ void launch(const StagedGemv& a, int64_t k, int64_t rows, const float* x, cudaSt
 bool two_rows(bool fp8) {
   static const int set = [] {
     const char* e = std::getenv("SHARDLM_CUDA_GEMV_STAGED_ROWS");
-    if (e && std::string(e) == "2") return 2;
-    if (e && std::string(e) == "1") return 1;
-    return 0;
+    if (!e || !*e) return 0;
+    if (std::string(e) == "1" || std::string(e) == "2") return e[0] - '0';
+    fail("SHARDLM_CUDA_GEMV_STAGED_ROWS={}: use 1 or 2 (rows per warp at a time), or leave it "
+         "unset (2 for FP8 matrices, 1 for BF16)",
+         e);
   }();
   return set ? set == 2 : fp8;
 }
