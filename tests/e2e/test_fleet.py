@@ -230,15 +230,18 @@ def test_64_concurrent_streams_openai_client(tiny, services):
 
 def test_killed_worker_streams_end_cleanly_new_requests_rerouted_restart_rejoins(tiny, services):
     etcd, nats = services
+    # One 400-token stream of the tiny model takes ~20 ms on an idle machine, less than one poll of
+    # a's metrics: 48 streams of 480 tokens (of the model's 512) keep each worker's batch of 24
+    # running long enough to be caught mid-stream.
     a, b = worker(tiny, etcd, nats), worker(tiny, etcd, nats)
     fe = Frontend(etcd, nats)
     fe.wait_workers(2)
-    results = [None] * 6
+    results = [None] * 48
 
     def one(i):
-        results[i] = stream_events(fe.base_url, f"long story {i}", 400)
+        results[i] = stream_events(fe.base_url, f"long story {i}", 480)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(results))]
     for t in threads:
         t.start()
     wait_for(lambda: a.metric("shardlm:num_requests_running") > 0, what="a stream on worker a")
