@@ -2,6 +2,7 @@
 // sharded model-0000N-of-0000M.safetensors (with model.safetensors.index.json) for weights,
 // tokenizer.json + tokenizer_config.json for the vocabulary and chat template.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 
 #include "core/error.h"
 #include "model/architecture.h"
+#include "model/fp8_at_bind.h"
 #include "model/fp8_checkpoint.h"
 #include "model/hf_config.h"
 #include "model/model.h"
@@ -161,20 +163,29 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir) {
     }
   }
   m->config.validate(config_path);
-  check_fp8_checkpoint_model(m->config, fp8, config_path);
   m->tokenizer = load_tokenizer_json(dir);
   load_hf_chat_template(*m, dir);
-  m->weights = bind_weights(
-      m->config,
-      [&by_name](const std::string& n) -> const TensorView* {
-        auto it = by_name.find(n);
-        return it == by_name.end() ? nullptr : it->second;
-      },
-      m->owned, dir);
-  attach_fp8_scales(*m, fp8, [&by_file_name](const std::string& n) -> const TensorView* {
+  const FileTensorLookup by_file = [&by_file_name](const std::string& n) -> const TensorView* {
     auto it = by_file_name.find(n);
     return it == by_file_name.end() ? nullptr : it->second;
-  });
+  };
+  Fp8BindView fp8_view(fp8, dequantised_at_bind(fp8, m->config), by_file, m->generated, dir);
+  m->weights = bind_weights(
+      m->config,
+      [&by_name, &fp8_view](const std::string& n) -> const TensorView* {
+        auto it = by_name.find(n);
+        return fp8_view(it == by_name.end() ? nullptr : it->second);
+      },
+      m->owned, dir);
+  if (fp8_view.converted() > 0) {
+    spdlog::info(
+        "'{}': FP8 checkpoint ({}) dequantised to BF16 as it loads: {} matrices, {:.2f} GiB ({})",
+        dir, fp8.describe(), fp8_view.converted(),
+        static_cast<double>(fp8_view.converted_bytes()) / (1 << 30),
+        fp8.block_wise() ? "no kernel here multiplies by block scales"
+                         : "expert and latent-attention layers run BF16 weights");
+  }
+  attach_fp8_scales(*m, fp8, by_file);
   return m;
 }
 

@@ -1,7 +1,9 @@
-// FP8 checkpoints as published (model/fp8_checkpoint.h) on the GPU: the matrices stay FP8 with the
-// checkpoint's own scales (no re-quantisation) and run on the FP8 GEMV/GEMM paths; the logits
-// match the CPU's, which runs the same checkpoint dequantised to BF16, within the error of
-// quantising activations per token (normalised error and KL of the next-token distributions).
+// FP8 checkpoints as published (model/fp8_checkpoint.h) on the GPU: a dense model's matrices with
+// per-tensor or per-channel scales stay FP8 with the checkpoint's own scales (no re-quantisation)
+// and run on the FP8 GEMV/GEMM paths; block-wise ones, and mixture-of-experts and latent-attention
+// checkpoints, run dequantised to BF16 as on the CPU (fp8_at_bind.h). The logits match the CPU's,
+// which runs the same checkpoint dequantised to BF16, within the error of quantising activations
+// per token (normalised error and KL of the next-token distributions).
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -46,6 +48,36 @@ double mean_kl(const std::vector<float>& a, const std::vector<float>& b, size_t 
   return sum / double(rows);
 }
 
+// The checkpoint of spec in format f on the GPU against the CPU (BF16): normalised logit error and
+// mean KL over the prompt's positions.
+void expect_gpu_matches_cpu(const TinyModelSpec& spec, Fp8Format f,
+                            const std::vector<int32_t>& tokens) {
+  SCOPED_TRACE(spec.arch + " " + fp8_format_name(f));
+  TempDir dir("cuda-fp8-" + spec.arch + "-" + fp8_format_name(f));
+  write_tiny_fp8_hf_model(dir.path("m"), spec, f);
+  auto gpu = open_on(dir.path("m"), "cuda");
+  auto cpu = open_on(dir.path("m"), "cpu");
+  // Kept FP8 on the GPU where it is a dense model with row scales; BF16 on the CPU.
+  const bool kept = !fp8_block_wise(f) && spec.n_experts == 0 && !spec.is_mla();
+  EXPECT_EQ(has_fp8_weights(gpu->model()), kept);
+  EXPECT_FALSE(has_fp8_weights(cpu->model()));
+  const auto a = gpu->prompt_logits(tokens), b = cpu->prompt_logits(tokens);
+  ASSERT_EQ(a.size(), b.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  const double rel = std::sqrt(num / den);
+  const double kl = mean_kl(b, a, static_cast<size_t>(cpu->model().config.vocab_size));
+  std::cout << "[fp8 checkpoint] " << spec.arch << " " << fp8_format_name(f)
+            << ": normalised logit error " << rel << ", mean KL(CPU BF16 || GPU) " << kl
+            << " nats\n";
+  // Per-token E4M3 activations cost a few percent; a wrong scale or layout costs 100%.
+  EXPECT_LT(rel, 0.08);
+  EXPECT_LT(kl, 0.02);
+}
+
 TEST(CudaFp8Checkpoint, LogitsMatchTheCpuDequantisedPath) {
   SHARDLM_SKIP_WITHOUT_GPU();
   TinyModelSpec spec;
@@ -57,28 +89,17 @@ TEST(CudaFp8Checkpoint, LogitsMatchTheCpuDequantisedPath) {
   spec.n_layers = 3;
   const std::vector<int32_t> tokens = {1,  84,  104, 101, 32,  113, 117, 105, 99,  107, 32,
                                        98, 114, 111, 119, 110, 32,  102, 111, 120, 46};
-  for (Fp8Format f : all_fp8_formats()) {
-    SCOPED_TRACE(fp8_format_name(f));
-    TempDir dir("cuda-fp8-" + fp8_format_name(f));
-    write_tiny_fp8_hf_model(dir.path("m"), spec, f);
-    auto gpu = open_on(dir.path("m"), "cuda");
-    auto cpu = open_on(dir.path("m"), "cpu");
-    EXPECT_TRUE(has_fp8_weights(gpu->model()));   // kept FP8 on the GPU
-    EXPECT_FALSE(has_fp8_weights(cpu->model()));  // BF16 on the CPU
-    const auto a = gpu->prompt_logits(tokens), b = cpu->prompt_logits(tokens);
-    ASSERT_EQ(a.size(), b.size());
-    double num = 0, den = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-      num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-      den += double(b[i]) * b[i];
-    }
-    const double rel = std::sqrt(num / den);
-    const double kl = mean_kl(b, a, static_cast<size_t>(cpu->model().config.vocab_size));
-    std::cout << "[fp8 checkpoint] " << fp8_format_name(f) << ": normalised logit error " << rel
-              << ", mean KL(CPU BF16 || GPU FP8) " << kl << " nats\n";
-    // Per-token E4M3 activations cost a few percent; a wrong scale or layout costs 100%.
-    EXPECT_LT(rel, 0.08);
-    EXPECT_LT(kl, 0.02);
+  for (Fp8Format f : all_fp8_formats()) expect_gpu_matches_cpu(spec, f, tokens);
+}
+
+TEST(CudaFp8Checkpoint, MoeAndLatentAttentionBlockCheckpointsMatchTheCpu) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const std::vector<int32_t> tokens = {1, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100};
+  for (const char* arch : {"deepseek_v3", "qwen3_moe"}) {
+    TinyModelSpec spec = tiny_moe_spec(arch);
+    spec.n_layers = 3;
+    spec.dense_layers = {0};
+    expect_gpu_matches_cpu(spec, Fp8Format::kFp8Block, tokens);
   }
 }
 

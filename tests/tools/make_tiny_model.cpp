@@ -6,11 +6,14 @@
 //   shardlm_tiny_model OUT [--layers N] [--arch
 //   llama|qwen2|qwen3|mistral|qwen3_moe|qwen2_moe|mixtral]
 //                          [--hf] [--untied] [--reference NAME] [--fp8 FORMAT]
+//                          [--dequantised DIR]
 //
 // OUT is a Q8_0 GGUF file, or with --hf a Hugging Face directory (BF16 safetensors). --untied
 // gives the model its own output projection (tied tiny models mostly repeat their last token).
 // --fp8 writes a Hugging Face FP8 checkpoint (tiny_fp8_model.h; FORMAT fbgemm_fp8,
-// compressed_tensors_channel, compressed_tensors_tensor or fp8_tensor).
+// compressed_tensors_channel, compressed_tensors_tensor, fp8_tensor, fp8_block or
+// compressed_tensors_block), and with --dequantised DIR the same model in BF16 with each FP8 matrix
+// dequantised (codes times scales) to DIR.
 // --reference writes exactly the spec of a committed reference (tiny_model.h's reference lists) and
 // ignores
 // --layers and --arch.
@@ -51,7 +54,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   int layers = 4;
-  std::string arch = "llama", reference, fp8;
+  std::string arch = "llama", reference, fp8, dequantised;
   bool hf = false, untied = false;
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -65,6 +68,8 @@ int main(int argc, char** argv) {
       arch = argv[++i];
     } else if (i + 1 < argc && flag == "--fp8") {
       fp8 = argv[++i];
+    } else if (i + 1 < argc && flag == "--dequantised") {
+      dequantised = argv[++i];
     } else if (i + 1 < argc && flag == "--reference") {
       reference = argv[++i];
     } else {
@@ -93,7 +98,7 @@ int main(int argc, char** argv) {
     if (!fp8.empty()) {
       for (auto f : shardlm::testing::all_fp8_formats()) {
         if (shardlm::testing::fp8_format_name(f) != fp8) continue;
-        shardlm::testing::write_tiny_fp8_hf_model(argv[1], spec, f);
+        shardlm::testing::write_tiny_fp8_hf_model(argv[1], spec, f, dequantised);
         return 0;
       }
       std::fprintf(stderr, "unknown --fp8 format %s\n", fp8.c_str());
