@@ -6,6 +6,8 @@
 
 #include "app/commands.h"
 #include "app/default_model.h"
+#include "app/flag_names.h"
+#include "app/peer_flags.h"
 #include "fleet/fleet_doctor.h"
 #include "model/model.h"
 #include "model/weights_fingerprint.h"
@@ -29,6 +31,8 @@ struct DoctorArgs {
   double probe_timeout = 2;
   std::string etcd_endpoints;  // a fleet to check instead of a group
   std::string nats_server;
+  std::vector<std::string> serve_only;  // the values of serve's flags, unused
+  std::string model_tag;                // `doctor MODEL`
 };
 
 // `--dp N`: the layout, then the checks of one replica's group (every replica's is alike: the
@@ -49,6 +53,7 @@ void print_data_parallel(DoctorArgs& a) {
 }
 
 int run(DoctorArgs& a) {
+  take_model_tag(a.model_tag, a.model);
   if (!a.etcd_endpoints.empty() || !a.nats_server.empty()) {
     return fleet::run_fleet_doctor(a.etcd_endpoints, a.nats_server);
   }
@@ -77,19 +82,23 @@ int run(DoctorArgs& a) {
 
 // serve's flags that mean nothing to doctor, accepted so that the same command line runs both
 // (docs/deployment.md says to run doctor with serve's flags).
-void add_serve_only_flags(CLI::App& cmd) {
+void add_serve_only_flags(CLI::App& cmd, std::vector<std::string>& sink) {
   auto* ignored = cmd.add_option_group("serve flags (accepted, unused by doctor)");
-  for (const char* name :
-       {"--host", "--port", "-t,--threads", "--api-key", "--served-model-name", "--max-model-len",
-        "--max-num-seqs", "--max-num-batched-tokens", "--block-size", "--kv-cache-memory",
-        "--gpu-memory-utilization", "--log-interval", "--shutdown-grace", "--metrics-port",
-        "--max-connections", "--max-request-bytes", "--device", "--mem-fraction-static",
-        "--grammar-backend", "--tool-call-parser", "--reasoning-parser",
-        "--disaggregation-mode", "--kv-transfer-port"}) {
-    ignored->add_option(name)->description("serve's flag; no effect on doctor");
+  std::vector<std::string> options = {
+      "--host", "--port", "-t,--threads", "--api-key", "--served-model-name",
+      flag_names::kMaxModelLen, flag_names::kMaxNumSeqs, flag_names::kMaxNumBatchedTokens,
+      "--block-size", "--kv-cache-memory", flag_names::kGpuMemoryUtilization, "--log-interval",
+      "--shutdown-grace", "--metrics-port", "--max-connections", "--max-request-bytes",
+      "--device", "--grammar-backend", "--tool-call-parser", "--reasoning-parser",
+      "--disaggregation-mode", "--kv-transfer-port", "--quantization", "--kv-cache-dtype"};
+  std::vector<std::string> flags = {flag_names::kNoPrefixCaching, flag_names::kEnforceEager,
+                                    "--is-prefill-worker"};
+  for (const std::string& n : peer_option_names()) options.push_back(n);
+  for (const std::string& n : peer_flag_names()) flags.push_back(n);
+  for (const std::string& name : options) {
+    ignored->add_option(name, sink)->description("serve's flag; no effect on doctor");
   }
-  for (const char* name : {"--no-prefix-caching", "--enforce-eager", "--trust-remote-code",
-                           "--is-prefill-worker"}) {
+  for (const std::string& name : flags) {
     ignored->add_flag(name)->description("serve's flag; no effect on doctor");
   }
 }
@@ -102,7 +111,9 @@ void add_doctor_command(CLI::App& app) {
       "doctor",
       "check a multi-node group before serving: reachability, interfaces, /dev/shm, versions, "
       "model fingerprints, all-reduce and link timings (run on every node with serve's flags)");
-  cmd->add_option("-m,--model", a->model, "model to fingerprint (default: the default model)");
+  cmd->add_option("-m,--model,--model-path", a->model,
+                  "model to fingerprint (default: the default model)");
+  cmd->add_option("model_tag", a->model_tag, "the model as the first argument (vllm serve's way)");
   add_load_format_flag(*cmd, a->load_format);
   cmd->add_flag("--no-model", a->no_model, "skip the model fingerprint check");
   cmd->add_flag("--verify-weights", a->verify_weights,
@@ -117,7 +128,7 @@ void add_doctor_command(CLI::App& app) {
   cmd->add_option("--etcd-endpoints", a->etcd_endpoints,
                   "check a fleet instead: etcd (host:2379), its registered workers");
   cmd->add_option("--nats-server", a->nats_server, "check a fleet's NATS server (nats://host:4222)");
-  add_serve_only_flags(*cmd);
+  add_serve_only_flags(*cmd, a->serve_only);
   cmd->callback([a] { std::exit(run(*a)); });
 }
 

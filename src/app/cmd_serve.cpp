@@ -7,6 +7,8 @@
 
 #include "app/commands.h"
 #include "app/default_model.h"
+#include "app/flag_names.h"
+#include "app/peer_flags.h"
 #include "app/ray_driver.h"
 #include "app/size_flag.h"
 #include "comm/net_probe.h"
@@ -31,6 +33,8 @@ struct ServeOptions {
   std::string kv_cache_memory;  // e.g. "512MiB"; empty: the engine default
   bool no_prefix_caching = false;
   std::string executor = "mp";  // --distributed-executor-backend: mp (our launchers) or ray
+  bool enable_auto_tool_choice = false;  // vLLM's flag: needs --tool-call-parser
+  std::string model_tag;  // `serve MODEL`, as vllm serve and trtllm-serve take it
   CLI::Option* port_option = nullptr;  // to tell a given --port from the default
 };
 
@@ -41,22 +45,25 @@ void add_engine_flags(CLI::App& cmd, ServeOptions& o) {
   add_device_flags(cmd, e.device, e.gpu_memory_utilization, e.enforce_eager);
   add_quantization_flag(cmd, e.quantization);
   add_kv_cache_dtype_flag(cmd, e.kv_cache_dtype);
-  cmd.add_option("--max-model-len", e.max_model_len,
-                 "context length per request (default: the model's, at most 4096)")
+  cmd.add_option(flag_names::kMaxModelLen, e.max_model_len,
+                 "context length per request (default: the model's, at most 4096; SGLang: "
+                 "--context-length, trtllm-serve: --max_seq_len)")
       ->check(CLI::Range(0, 1 << 20));
-  cmd.add_option("--max-num-seqs", e.max_num_seqs,
-                 "requests run together in one batch (default 256 on a GPU, 64 on the CPU)")
+  cmd.add_option(flag_names::kMaxNumSeqs, e.max_num_seqs,
+                 "requests run together in one batch (default 256 on a GPU, 64 on the CPU; "
+                 "SGLang: --max-running-requests, trtllm-serve: --max_batch_size)")
       ->check(CLI::Range(1, 4096));
-  cmd.add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
+  cmd.add_option(flag_names::kMaxNumBatchedTokens, e.max_num_batched_tokens,
                  "tokens per engine step, prefill chunks and decodes (default 8192 on a GPU, 512 "
-                 "on the CPU)")
+                 "on the CPU; trtllm-serve: --max_num_tokens, SGLang: --chunked-prefill-size)")
       ->check(CLI::Range(1, 1 << 20));
   cmd.add_option("--block-size", e.block_size, "tokens per KV cache block")
       ->check(CLI::Range(1, 1024));
   cmd.add_option(
       "--kv-cache-memory", o.kv_cache_memory,
       "memory for keys and values: 512MiB, 2GiB, or 30% of available memory (default 512MiB)");
-  cmd.add_flag("--no-prefix-caching", o.no_prefix_caching, "turn automatic prefix caching off");
+  cmd.add_flag(flag_names::kNoPrefixCaching, o.no_prefix_caching,
+               "turn automatic prefix caching off (SGLang: --disable-radix-cache)");
 }
 
 void add_http_flags(CLI::App& cmd, ServeOptions& o) {
@@ -185,6 +192,8 @@ void take_start_port(int& port) {
 }
 
 void run_serve(ServeOptions& o) {
+  check_auto_tool_choice(o.enable_auto_tool_choice, o.args.tool_call_parser);
+  take_model_tag(o.model_tag, o.args.engine.model);
   const parallel::DataParallelLayout dp =
       parallel::settle_data_parallel(o.dp, o.group, parallel::current_environment());
   if (dp.dp > 1) run_data_parallel_serve(o, dp);
@@ -261,40 +270,6 @@ void add_fleet_flags(CLI::App& cmd, fleet::FleetFlags& f) {
       ->check(CLI::Range(0, 65535));
 }
 
-// Flags of the engines shardlm replaces that have no meaning here: accepted, so their launch
-// commands work unchanged, and named in one log line at start-up.
-void add_peer_flags(CLI::App& cmd) {
-  cmd.add_flag_callback(
-      "--trust-remote-code",
-      [] {
-        spdlog::info(
-            "--trust-remote-code has no effect in shardlm: it runs no code from a "
-            "checkpoint, only its own architectures");
-      },
-      "accepted for vLLM/SGLang command lines; shardlm runs no checkpoint code");
-  cmd.add_option_function<std::string>(
-      "--engine-worker-queue-port",
-      [](const std::string&) {
-        spdlog::info(
-            "--engine-worker-queue-port has no effect in shardlm: ranks talk through "
-            "--dist-init-addr and Gloo/NCCL");
-      },
-      "accepted for FastDeploy command lines; no effect");
-  // SGLang's DeepSeek commands add it, and with it their --dp N means N attention groups inside
-  // --tp, where shardlm's --dp N starts N whole replicas: refused, saying what to drop.
-  cmd.add_flag_callback(
-      "--enable-dp-attention",
-      [] {
-        throw CLI::ValidationError(
-            "--enable-dp-attention",
-            "SGLang's data-parallel attention is not supported: drop the flag (attention stays "
-            "tensor-parallel; --enable-expert-parallel shards the experts over the --tp ranks). "
-            "Under SGLang it makes --dp N mean N attention groups inside --tp; shardlm's --dp N "
-            "starts N whole replicas, so drop that --dp as well");
-      },
-      "SGLang's data-parallel attention: refused with what to do instead");
-}
-
 }  // namespace
 
 void add_serve_command(CLI::App& app) {
@@ -304,7 +279,11 @@ void add_serve_command(CLI::App& app) {
       "-m,--model,--model-path", o->args.engine.model,
       "GGUF file or Hugging Face model directory (default: SmolLM2-135M-Instruct Q4_1); "
       "--model-path is SGLang's name");
-  add_peer_flags(*cmd);
+  cmd->add_option("model_tag", o->model_tag,
+                  "the model as the first argument, as vllm serve and trtllm-serve take it");
+  add_peer_flags(*cmd, {o->args.engine.max_num_batched_tokens, o->args.log_interval,
+                        o->args.chat_template, o->args.generation_config, o->args.seed,
+                        o->enable_auto_tool_choice});
   add_load_format_flag(*cmd, o->args.engine.load_format);
   add_engine_flags(*cmd, *o);
   add_http_flags(*cmd, *o);

@@ -22,6 +22,13 @@ std::unique_ptr<Model> load_model(const std::string& path) {
 std::unique_ptr<Model> load_model(const std::string& path, const std::string& load_format) {
   if (load_format == "auto") return load_model(path);
   if (load_format == "dummy") return load_dummy_model(path);
+  // vLLM's names for the formats the file already has.
+  if (load_format == "safetensors" && std::filesystem::is_directory(path)) return load_model(path);
+  if (load_format == "gguf" && std::filesystem::is_regular_file(path)) return load_model(path);
+  if (load_format == "safetensors" || load_format == "gguf") {
+    fail("--load-format {}: '{}' is not a {}; use auto to read what the path holds", load_format,
+         path, load_format == "gguf" ? ".gguf file" : "Hugging Face directory");
+  }
   fail("unknown --load-format '{}'; use auto (read the file) or dummy (random weights)",
        load_format);
 }

@@ -135,15 +135,17 @@ LaunchInfo resolve_launch(const LaunchFlags& flags) {
 }
 
 void add_launch_flags(CLI::App& cmd, LaunchFlags& f) {
-  cmd.add_option("--tp,--tensor-parallel-size", f.tp, "ranks sharing every layer (default 1)")
+  cmd.add_option("--tp,--tensor-parallel-size,--tp_size", f.tp,
+                 "ranks sharing every layer (default 1)")
       ->check(CLI::Range(1, 4096));
-  cmd.add_option("--pp,--pipeline-parallel-size", f.pp,
+  cmd.add_option("--pp,--pipeline-parallel-size,--pp_size", f.pp,
                  "pipeline stages, each a contiguous range of layers (default 1)")
       ->check(CLI::Range(1, 4096));
   cmd.add_flag("--enable-expert-parallel", f.enable_expert_parallel,
                "shard a mixture of experts over the --tp ranks by expert (each rank whole experts) "
                "instead of slicing every expert");
-  cmd.add_option("--ep-size", f.ep_size, "expert parallel size: 1, or the --tp size (SGLang)")
+  cmd.add_option("--ep-size,--ep_size", f.ep_size,
+                 "expert parallel size: 1, or the --tp size (SGLang)")
       ->check(CLI::Range(1, 4096));
   cmd.add_flag("--tp-exact", f.tp_exact,
                "exact tensor parallelism: gather activations around O and down so results are "

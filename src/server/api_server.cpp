@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "core/error.h"
@@ -15,6 +16,7 @@
 #include "server/openai/responses.h"
 #include "server/openai/routes.h"
 #include "server/openai/tool_parsers.h"
+#include "server/request_defaults.h"
 #include "server/shutdown_watch.h"
 #include "server/stats_logger.h"
 #include "server/web_routes.h"
@@ -52,11 +54,53 @@ void add_basic_routes(HttpServer& http, const AsyncEngine& engine, const ServerM
       false);
 }
 
-ChatTemplate compile_template(const ChatTemplateInfo& info) {
+ChatTemplate compile_template(const ChatTemplateInfo& info, bool from_flag = false) {
   try {
     return ChatTemplate(info.source.value_or(ChatTemplate::chatml_default()));
   } catch (const std::exception& e) {
-    fail("the model's chat template does not compile: {}", e.what());
+    fail("{} does not compile: {}", from_flag ? "--chat-template" : "the model's chat template",
+         e.what());
+  }
+}
+
+// --chat-template, as vLLM reads it: a file's contents, or the argument itself when it is a
+// template (it has a '{'); nullopt without the flag. Read and compiled before the model loads, so
+// that a wrong path fails in seconds.
+std::optional<std::string> chat_template_flag(const std::string& arg) {
+  if (arg.empty()) return std::nullopt;
+  std::string source;
+  if (std::filesystem::is_regular_file(arg)) {
+    std::ifstream in(arg);
+    source.assign(std::istreambuf_iterator<char>(in), {});
+  } else if (arg.find('{') != std::string::npos) {
+    source = arg;
+  } else {
+    fail(
+        "--chat-template '{}': no such file (a template given inline has Jinja's {{{{ }}}} or "
+        "{{% %}})",
+        arg);
+  }
+  compile_template(ChatTemplateInfo{source, "", ""}, true);
+  return source;
+}
+
+// The model's template and BOS/EOS texts, with --chat-template's source in place of its own.
+ChatTemplateInfo chat_template_for(const Model& model, const std::optional<std::string>& flag) {
+  ChatTemplateInfo info = chat_template_info(model);
+  if (flag) info.source = *flag;
+  return info;
+}
+
+void log_request_defaults(const ServerArgs& args, const Json& sampling) {
+  if (!sampling.empty()) {
+    spdlog::info(
+        "sampling defaults from the model's generation_config.json for requests that leave them "
+        "out: {} (--generation-config vllm ignores the file)",
+        sampling.dump());
+  }
+  if (args.seed) {
+    spdlog::info("--seed {}: requests without a seed get seeds that follow from it in order",
+                 *args.seed);
   }
 }
 
@@ -122,7 +166,11 @@ int run_api_server(const ServerArgs& args) {
     engine_args.make_runner = group_master_runner(group);
   }
   std::unique_ptr<LLM> llm_ptr;
+  std::optional<std::string> template_flag;
+  Json sampling_defaults;
   try {
+    template_flag = chat_template_flag(args.chat_template);
+    sampling_defaults = generation_config_defaults(args.generation_config, args.engine.model);
     llm_ptr = std::make_unique<LLM>(engine_args);
   } catch (const std::exception& e) {
     if (group) group->abort_startup(e.what());
@@ -131,8 +179,10 @@ int run_api_server(const ServerArgs& args) {
   LLM& llm = *llm_ptr;
   const std::string name = args.served_model_name.empty() ? default_served_name(args.engine.model)
                                                           : args.served_model_name;
-  const ChatTemplateInfo info = chat_template_info(llm.model());
-  const ChatTemplate chat_template = compile_template(info);
+  const ChatTemplateInfo info = chat_template_for(llm.model(), template_flag);
+  const ChatTemplate chat_template = compile_template(info, template_flag.has_value());
+  log_request_defaults(args, sampling_defaults);
+  const RequestDefaults defaults(sampling_defaults, args.seed);
 
   ServerMetrics metrics(name);
   if (group) metrics.set_rank_stats_source([group] { return group->rank_stats(); });
@@ -156,7 +206,8 @@ int run_api_server(const ServerArgs& args) {
                            name,          llm.engine().config().scheduler.max_model_len,
                            draining,      grammar.get(),
                            find_tool_call_parser(args.tool_call_parser),
-                           find_reasoning_parser(args.reasoning_parser)};
+                           find_reasoning_parser(args.reasoning_parser),
+                           &defaults};
 
   HttpServer http(args.http);
   add_basic_routes(http, engine, metrics, args.metrics_port < 0);

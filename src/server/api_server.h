@@ -34,6 +34,11 @@ struct ServerArgs {
   std::string grammar_backend = "xgrammar";  // structured output: xgrammar | none
   std::string tool_call_parser;              // vLLM's names (server/openai/tool_parsers.h); "": none
   std::string reasoning_parser;              // deepseek_r1 | qwen3; "": none
+  std::string chat_template;  // --chat-template: a file or the template itself; "": the model's
+  // Sampling defaults for requests that leave a field out (server/request_defaults.h): "auto" (the
+  // model's generation_config.json), "vllm" (none), or a directory with a generation_config.json.
+  std::string generation_config = "auto";
+  std::optional<uint64_t> seed;  // --seed: unseeded requests' seeds follow from it
   double log_interval = 10;       // seconds between stats lines; 0 = off
   double shutdown_grace = 10;     // seconds in-flight requests get to finish on shutdown
   std::optional<parallel::GroupOptions> group;  // several ranks: this one's place in the group

@@ -8,6 +8,8 @@
 #include "engine/async_engine.h"
 #include "engine/grammar.h"
 #include "model/chat_template_source.h"
+#include "server/openai/json_fields.h"
+#include "server/request_defaults.h"
 #include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -27,6 +29,13 @@ struct ServingContext {
   GrammarCompiler* grammar = nullptr;  // structured output; null with --grammar-backend none
   const ToolCallParser* tool_parser = nullptr;      // --tool-call-parser; null: none
   const ReasoningParser* reasoning_parser = nullptr;  // --reasoning-parser; null: none
+  const RequestDefaults* defaults = nullptr;  // generation_config.json / --seed; null: none
+  // The request body with the defaults added (request_defaults.h).
+  Json body_with_defaults(const std::string& raw) const {
+    Json body = parse_body(raw);
+    if (defaults) defaults->apply(body);
+    return body;
+  }
 };
 
 }  // namespace shardlm::server

@@ -46,7 +46,7 @@ void constrain_tool_calls(const ServingContext& ctx, ChatRequest& r) {
 
 void handle_chat_completions(const ServingContext& ctx, const HttpRequest& req,
                              httplib::Response& res) {
-  ChatRequest r = parse_chat_request(parse_body(req.body));
+  ChatRequest r = parse_chat_request(ctx.body_with_defaults(req.body));
   check_model_name(ctx, r.fields.model);
   constrain_tool_calls(ctx, r);
   // The template writes BOS itself: encode without adding special tokens.

@@ -22,7 +22,7 @@ std::string prompt_text(const ServingContext& ctx, const PromptInput& p) {
 }  // namespace
 
 void handle_completions(const ServingContext& ctx, const HttpRequest& req, httplib::Response& res) {
-  const CompletionRequest r = parse_completion_request(parse_body(req.body));
+  const CompletionRequest r = parse_completion_request(ctx.body_with_defaults(req.body));
   check_model_name(ctx, r.fields.model);
   std::vector<std::vector<int32_t>> prompts;
   std::vector<CompletionPrompt> echo;
