@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import sys
 import weakref
@@ -54,7 +55,13 @@ class LLM:
             slower; by default Megatron TP, equal to one process within float rounding.
         distributed_executor_backend: None/'mp' (processes on this machine or over ips) or 'ray'
             (the ranks placed on a running Ray cluster).
-        trust_remote_code, tokenizer, dtype, seed: accepted for vLLM scripts; shardlm runs no
+        generation_config: 'auto' (generate() without sampling_params uses the model
+            directory's generation_config.json temperature, top_p, top_k, min_p and
+            repetition_penalty, as vLLM does), 'vllm' (SamplingParams() as it is), or a directory
+            holding a generation_config.json.
+        seed: prompts whose SamplingParams have no seed get seeds that follow from this one in
+            order, so a script run again gives the same outputs (vLLM's meaning).
+        trust_remote_code, tokenizer, dtype: accepted for vLLM scripts; shardlm runs no
             checkpoint code, uses the model's own tokenizer and its stored types.
     """
 
@@ -71,8 +78,12 @@ class LLM:
                  trust_remote_code: bool = False, tokenizer: Optional[str] = None,
                  dtype: Optional[str] = None, seed: Optional[int] = None,
                  tp_exact: bool = False, quantization: Optional[str] = None,
-                 kv_cache_dtype: str = "auto") -> None:
+                 kv_cache_dtype: str = "auto", generation_config: str = "auto") -> None:
         self._engine = None
+        self._sampling_defaults = generation_config_defaults(generation_config, model)
+        need(seed is None or (isinstance(seed, int) and seed >= 0), "seed", seed,
+             "use None or a non-negative integer")
+        self._seeds = SeedSequence(seed)
         self._group: Optional[Group] = None
         self._ray = None
         args = engine_args(model, device, max_model_len, gpu_memory_utilization, load_format,
@@ -117,6 +128,11 @@ class LLM:
     def _check_master(self) -> bool:
         """True on the node that generates (the first of ips, or the only one)."""
         return self.is_master
+
+    def get_default_sampling_params(self) -> SamplingParams:
+        """What generate() and chat() use without sampling_params: SamplingParams() with the
+        model's generation_config.json sampling fields (generation_config='auto')."""
+        return SamplingParams(**self._sampling_defaults)
 
     def get_tokenizer(self) -> Tokenizer:
         """The model's tokenizer (encode, decode, apply_chat_template)."""
@@ -191,7 +207,9 @@ class LLM:
         return texts, ids
 
     def _run(self, texts, ids, sampling_params, use_tqdm: bool) -> List[RequestOutput]:
-        params = per_prompt(sampling_params, len(ids))
+        if sampling_params is None:
+            sampling_params = self.get_default_sampling_params()
+        params = [self._seeds.seeded(p) for p in per_prompt(sampling_params, len(ids))]
         core = [p._for_prompt_len(len(i), self._max_model_len) for p, i in zip(params, ids)]
         if len({id(c) for c in core}) == 1:
             core = core[:1]
@@ -312,6 +330,58 @@ def normalize_prompts(prompts) -> List[Any]:
         return list(prompts)
     raise ValueError(f"prompts: expected a string, a list of strings or token-id lists, got "
                      f"{type(prompts).__name__}")
+
+
+GENERATION_CONFIG_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+
+
+def generation_config_defaults(mode: str, model: Optional[str]) -> Dict[str, Any]:
+    """The sampling fields of the generation_config.json `mode` names ('auto': beside the model,
+    when it is a directory; 'vllm': none; else a directory's), checked by SamplingParams."""
+    if mode == "vllm":
+        return {}
+    if mode == "auto":
+        if not model or not os.path.isdir(model):
+            return {}
+        path = os.path.join(model, "generation_config.json")
+        if not os.path.exists(path):
+            return {}
+    else:
+        path = os.path.join(mode, "generation_config.json")
+        if not os.path.exists(path):
+            raise ValueError(f"generation_config={mode!r}: no generation_config.json there; use "
+                             "'auto', 'vllm' or a directory that holds one")
+    import json
+    with open(path) as f:
+        config = json.load(f)
+    out = {k: config[k] for k in GENERATION_CONFIG_FIELDS
+           if isinstance(config, dict) and config.get(k) is not None}
+    try:
+        SamplingParams(**out)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}; fix the file, or pass generation_config='vllm'") from None
+    return out
+
+
+class SeedSequence:
+    """LLM(seed=N): the k-th prompt without a seed gets one mixed from N and k."""
+
+    def __init__(self, seed: Optional[int]):
+        self.seed, self.issued = seed, 0
+
+    def seeded(self, p: SamplingParams) -> SamplingParams:
+        if self.seed is None or p.seed is not None:
+            return p
+        k, self.issued = self.issued, self.issued + 1
+        return dataclasses.replace(p, seed=splitmix64(self.seed ^ splitmix64(k)) >> 1)
+
+
+def splitmix64(x: int) -> int:
+    mask = (1 << 64) - 1
+    x = (x + 0x9E3779B97F4A7C15) & mask
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return x ^ (x >> 31)
 
 
 def per_prompt(sampling_params, n: int) -> List[SamplingParams]:

@@ -65,8 +65,11 @@ void add_service_flags(CLI::App& cmd, FrontendOptions& o) {
   cmd.add_option("--nats-server", a.nats_server,
                  "NATS server the workers publish KV events on (nats://host:4222)")
       ->envname("NATS_SERVER");
-  cmd.add_option("--host", a.http.host, "address to listen on")->capture_default_str();
-  cmd.add_option("--port", a.http.port, "port (0 = any free port)")
+  cmd.add_option("--host,--http-host", a.http.host,
+                 "address to listen on (--http-host: Dynamo's frontend)")
+      ->capture_default_str();
+  cmd.add_option("--port,--http-port", a.http.port,
+                 "port (0 = any free port; --http-port: Dynamo's frontend)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   cmd.add_option("--max-connections", a.http.max_threads, "open connections served at once")

@@ -103,11 +103,13 @@ def worker(model, etcd, nats, *extra):
 
 
 class Frontend(Server):
+    """`shardlm frontend`, started with Dynamo's spelling of the port flag (--http-port)."""
+
     def __init__(self, etcd, nats, mode="round-robin", extra=()):
         self.log_path = f"/tmp/shardlm-e2e-frontend-{os.getpid()}-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(
-            [BINARY, "frontend", "--port", "0", "--router-mode", mode, "--etcd-endpoints",
+            [BINARY, "frontend", "--http-port", "0", "--router-mode", mode, "--etcd-endpoints",
              etcd.endpoint, "--poll-interval", "0.2", *(["--nats-server", nats.url] if nats else []),
              *extra], stdout=self.log, stderr=subprocess.STDOUT)
         STARTED.append(self.proc)

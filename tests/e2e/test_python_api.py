@@ -17,6 +17,8 @@ import pytest
 from conftest import BINARY, MODEL
 from python_api import python_env, run_script, start_script
 
+TOOL = os.environ.get("SHARDLM_TINY_MODEL_TOOL", "build/tests/shardlm_tiny_model")
+
 PROMPTS = ["The capital of France is", "Write one sentence about the sea:", "1, 2, 3, 4,"]
 
 BATCH_SCRIPT = r"""
@@ -260,3 +262,50 @@ def test_console_command_runs_the_cli():
     bad = subprocess.run([sys.executable, "-m", "shardlm", "generate", "--no-such-flag"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "no-such-flag" in bad.stderr + bad.stdout
+
+
+GENCFG_SCRIPT = r"""
+import json, sys
+from shardlm import LLM, SamplingParams
+model = sys.argv[1]
+prompts = ["the quick brown fox", "1 2 3", "hello world"]
+def texts(outs):
+    return [o.outputs[0].text for o in outs]
+out = {}
+llm = LLM(model=model, device="cpu", threads=1)
+out["defaults"] = llm.get_default_sampling_params().temperature
+out["greedy"] = texts(llm.generate(prompts, SamplingParams(temperature=0, max_tokens=8,
+                                                           ignore_eos=True), use_tqdm=False))
+# Without sampling_params: the file's temperature 0 (and vLLM's default 16 tokens).
+out["default"] = [t[:len(g)] for t, g in zip(texts(llm.generate(prompts, use_tqdm=False)),
+                                              out["greedy"])]
+llm.shutdown()
+def seeded(seed):
+    llm = LLM(model=model, device="cpu", threads=1, generation_config="vllm", seed=seed)
+    t = texts(llm.generate(prompts, SamplingParams(max_tokens=8, ignore_eos=True),
+                           use_tqdm=False))
+    llm.shutdown()
+    return t
+out["seed5"], out["seed5_again"], out["seed6"] = seeded(5), seeded(5), seeded(6)
+try:
+    LLM(model=model, device="cpu", threads=1, generation_config="/nonexistent")
+    out["bad"] = "no error"
+except ValueError as e:
+    out["bad"] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_generation_config_and_seed_as_in_vllm(tmp_path):
+    """LLM(generation_config='auto') samples with the model's generation_config.json when
+    generate() gets no sampling_params; LLM(seed=N) makes unseeded prompts repeatable."""
+    model = tmp_path / "m"
+    subprocess.run([TOOL, str(model), "--hf", "--untied", "--layers", "2"], check=True)
+    (model / "generation_config.json").write_text(json.dumps({"temperature": 0.0}))
+    rc, out, err = run_script(GENCFG_SCRIPT, model)
+    assert rc == 0, err[-4000:]
+    assert out["defaults"] == 0.0
+    assert out["default"] == out["greedy"]
+    assert out["seed5"] == out["seed5_again"]
+    assert out["seed5"] != out["seed6"] and out["seed5"] != out["greedy"]
+    assert "no generation_config.json there" in out["bad"], out["bad"]
