@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -42,6 +43,18 @@ inline uint8_t float_to_e4m3(float f) {
   }
   return static_cast<uint8_t>(sign | code);
 }
+
+// The scales of an FP8 checkpoint's matrix: the codes at row r, column c are multiplied by
+// at(r, c). Per-channel scales are blocks of one row, a per-tensor scale one block of the whole
+// matrix, block-wise scales (DeepSeek-V3's 128 x 128) blocks of block_rows x block_cols.
+struct Fp8Scales {
+  std::vector<float> v;  // [row blocks][col_blocks]
+  int64_t block_rows = 1, block_cols = 1, col_blocks = 1;
+  float at(int64_t r, int64_t c) const {
+    return v[static_cast<size_t>((r / block_rows) * col_blocks + c / block_cols)];
+  }
+  bool per_row(int64_t cols) const { return block_cols >= cols; }  // one scale across a row
+};
 
 // Where the row scales of an F8_E4M3 matrix of numel codes start, and its whole size in bytes.
 inline size_t fp8_scales_offset(int64_t numel) {

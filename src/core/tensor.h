@@ -10,6 +10,8 @@
 
 namespace shardlm {
 
+struct Fp8Scales;  // core/fp8.h
+
 // Where a buffer lives: host memory, or a device backend's memory (which the host cannot read).
 enum class MemSpace : uint8_t { kHost, kDevice };
 
@@ -20,6 +22,12 @@ struct TensorView {
   int n_dims = 1;
   const void* data = nullptr;
   MemSpace space = MemSpace::kHost;  // kDevice: a backend's copy (Backend::prepare_weights)
+  // An FP8 checkpoint's matrix as the file holds it (F8_E4M3 codes, model/fp8_at_bind.h): its
+  // scales, owned by the model, and the row of the file's matrix this view starts at (a slice's
+  // rows keep their scales). Null for every other view; such a view is dequantised before a
+  // backend prepares it (prepare_model_weights).
+  const Fp8Scales* fp8_scales = nullptr;
+  int64_t fp8_row0 = 0;
 
   int64_t numel() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   int64_t rows() const { return ne[1] * ne[2] * ne[3]; }

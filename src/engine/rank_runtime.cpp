@@ -14,19 +14,32 @@ namespace shardlm {
 
 namespace {
 
-// An FP8 checkpoint stays FP8 on a CUDA GPU when the rank holds the whole model (the backend
-// uploads its views whole, codes and scales); on the CPU, and in a group (whose shards slice views
-// by rows), its matrices are dequantised to BF16 here. Returns the spec's quantization.
+const char* why_bf16(const BackendSpec& spec, bool alone, const Model& m) {
+  if (spec.device == Device::kCpu) return "the CPU backend has no FP8 matmuls";
+  if (!alone) return "tensor/pipeline groups shard BF16 weights";
+  if (m.config.n_experts > 0 || m.config.is_mla()) {
+    return "expert and latent-attention layers run BF16 weights";
+  }
+  return "no kernel here multiplies by block scales";
+}
+
+// An FP8 checkpoint's matrices stay as the file holds them until each rank prepares the ones it
+// holds (fp8_at_bind.h). A dense model with per-tensor or per-channel scales alone on a CUDA GPU
+// runs them in FP8 as published: they become FP8 rows here, which the backend uploads as they are.
+// Everywhere else (the CPU, block-wise scales, mixtures of experts, latent attention, groups)
+// each rank dequantises its share to BF16 as it prepares it. Returns the spec's quantization.
 std::string fp8_checkpoint_quantization(const BackendSpec& spec, bool alone, Model& m) {
   if (!spec.quantization.empty() && spec.quantization != "fp8") {
     fail("'{}' is an FP8 checkpoint: --quantization '{}' does not apply to it; leave the flag out",
          m.path, spec.quantization);
   }
-  if (spec.device == Device::kCuda && alone) return "fp8";
-  spdlog::info("'{}': FP8 checkpoint dequantised to BF16 at load ({})", m.path,
-               spec.device == Device::kCpu ? "the CPU backend has no FP8 matmuls"
-                                           : "tensor/pipeline groups shard BF16 weights");
-  dequantize_fp8_weights(m);
+  if (spec.device == Device::kCuda && alone && checkpoint_fp8_runs_as_rows(m)) {
+    materialise_fp8_rows(m);
+    return "fp8";
+  }
+  spdlog::info("'{}': FP8 checkpoint: each rank dequantises the matrices it holds to BF16 as it "
+               "prepares them ({})",
+               m.path, why_bf16(spec, alone, m));
   return spec.quantization;
 }
 
@@ -39,7 +52,7 @@ RankRuntime::RankRuntime(const EngineArgs& args, Placement placement, std::uniqu
   // The backend first in a group too: the handshake reports its device, and NCCL connects on its
   // stream.
   BackendSpec spec = backend_spec(args, c);
-  if (has_fp8_weights(*model_)) {
+  if (has_checkpoint_fp8(*model_)) {
     spec.quantization = fp8_checkpoint_quantization(spec, placement_ == Placement::kAlone, *model_);
   }
   backend_ = make_backend(spec, model_shape(c));

@@ -1,4 +1,4 @@
-// FP8 matrices dequantised to BF16 as the loader binds them.
+// FP8 checkpoint matrices as they are bound, and their BF16 form.
 #include "model/fp8_at_bind.h"
 
 #include <algorithm>
@@ -12,67 +12,71 @@ namespace shardlm {
 
 namespace {
 
-void dequantise_rows(const TensorView& w, const Fp8Scales& s, int64_t r0, int64_t r1,
+void dequantise_rows(const TensorView& w, int64_t c0, int64_t n, int64_t r0, int64_t r1,
                      uint16_t* out) {
-  const int64_t cols = w.ne[0];
   float lut[256];
   for (int c = 0; c < 256; ++c) lut[c] = e4m3_to_float(static_cast<uint8_t>(c));
+  const Fp8Scales& s = *w.fp8_scales;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* q = w.row(r);
-    uint16_t* o = out + r * cols;
-    for (int64_t c = 0; c < cols; ++c) o[c] = fp32_to_bf16(lut[q[c]] * s.at(r, c));
+    uint16_t* o = out + r * n;
+    for (int64_t c = c0; c < c0 + n; ++c) {
+      o[c - c0] = fp32_to_bf16(lut[q[c]] * s.at(w.fp8_row0 + r, c));
+    }
   }
+}
+
+// Names whose matrices the binder reads on the host.
+bool bound_as_bf16(const std::string& name) {
+  return name == "token_embd.weight" || name == "output.weight" ||
+         name.find(".attn_kv_b.") != std::string::npos;
 }
 
 }  // namespace
 
-bool dequantised_at_bind(const Fp8CheckpointConfig& q, const ModelConfig& c) {
-  return q.present() && (q.block_wise() || c.n_experts > 0 || c.is_mla());
-}
-
-void dequantise_fp8_matrix(const TensorView& w, const Fp8Scales& s, uint16_t* out) {
+void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t* out) {
   const int64_t rows = w.rows();
   // About 4M codes per thread, at most one thread per core.
-  const int64_t cols = std::max<int64_t>(1, w.ne[0]);
-  const int64_t per_thread = std::max<int64_t>(1, (int64_t{1} << 22) / cols);
+  const int64_t per_thread = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, n));
   const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const int64_t n = std::min(cores, (rows + per_thread - 1) / per_thread);
-  if (n <= 1) return dequantise_rows(w, s, 0, rows, out);
+  const int64_t parts = std::min(cores, (rows + per_thread - 1) / per_thread);
+  if (parts <= 1) return dequantise_rows(w, c0, n, 0, rows, out);
   std::vector<std::thread> threads;
-  for (int64_t i = 0; i < n; ++i) {
-    threads.emplace_back(dequantise_rows, std::cref(w), std::cref(s), rows * i / n,
-                         rows * (i + 1) / n, out);
+  for (int64_t i = 0; i < parts; ++i) {
+    threads.emplace_back(dequantise_rows, std::cref(w), c0, n, rows * i / parts,
+                         rows * (i + 1) / parts, out);
   }
   for (auto& t : threads) t.join();
 }
 
-Fp8BindView::Fp8BindView(const Fp8CheckpointConfig& q, bool dequantise, FileTensorLookup find,
-                         std::vector<std::unique_ptr<uint16_t[]>>& storage, std::string source)
-    : q_(q),
-      dequantise_(dequantise),
-      find_(std::move(find)),
-      storage_(storage),
-      source_(std::move(source)) {}
+void dequantise_fp8_matrix(const TensorView& w, uint16_t* out) {
+  dequantise_fp8_columns(w, 0, w.ne[0], out);
+}
 
-const TensorView* Fp8BindView::operator()(const TensorView* t) {
+Fp8BindView::Fp8BindView(const Fp8CheckpointConfig& q, FileTensorLookup find, Model& m)
+    : q_(q), find_(std::move(find)), m_(m) {}
+
+const TensorView* Fp8BindView::operator()(const std::string& name, const TensorView* t) {
   if (!t || t->dtype != DType::F8_E4M3) return t;
   if (!q_.present()) {
     fail(
         "'{}': tensor '{}' is F8_E4M3 but config.json has no FP8 quantization_config "
         "(quant_method fbgemm_fp8, compressed-tensors or fp8) to say how it is scaled",
-        source_, t->name);
+        m_.path, t->name);
   }
-  if (!dequantise_) return t;
-  auto it = copies_.find(t);
-  if (it != copies_.end()) return &it->second;
-  const Fp8Scales s = read_fp8_scales(*t, q_, find_, source_);
-  auto& buf = storage_.emplace_back(new uint16_t[static_cast<size_t>(t->numel())]);
-  dequantise_fp8_matrix(*t, s, buf.get());
-  TensorView copy = *t;
-  copy.dtype = DType::BF16;
-  copy.data = buf.get();
-  bytes_ += static_cast<int64_t>(copy.nbytes());
-  return &copies_.emplace(t, copy).first->second;
+  auto it = views_.find(t);
+  if (it != views_.end()) return &it->second;
+  TensorView v = *t;
+  v.fp8_scales = &m_.fp8_scales.emplace_back(read_fp8_scales(*t, q_, find_, m_.path));
+  check_input_scale(*t, find_, m_.path);
+  if (bound_as_bf16(name)) {
+    auto& buf = m_.generated.emplace_back(new uint16_t[static_cast<size_t>(t->numel())]);
+    dequantise_fp8_matrix(v, buf.get());
+    v.dtype = DType::BF16;
+    v.data = buf.get();
+    v.fp8_scales = nullptr;
+  }
+  return &views_.emplace(t, v).first->second;
 }
 
 }  // namespace shardlm

@@ -1,49 +1,46 @@
-// FP8 checkpoints whose matrices the loader dequantises to BF16 as it binds them, before any
-// backend sees them: those with block-wise scales (DeepSeek-V3/R1, Qwen3-*-FP8; no backend here
-// multiplies by block scales) and those of mixture-of-experts or latent-attention models (their
-// expert and latent-attention ops take BF16, F32 or GGUF types). Only the tensors the model binds
-// are converted, once each, so a checkpoint's extra tensors (DeepSeek-V3's multi-token-prediction
-// layer) cost nothing. A dense checkpoint with per-tensor or per-channel scales keeps its FP8
-// matrices instead (attach_fp8_scales), which a CUDA GPU runs in FP8.
+// An FP8 checkpoint's matrices as the loader binds them: each stays as the file holds it (its
+// F8_E4M3 codes, memory-mapped) with its scales read once (per tensor, per channel or per block,
+// as fp32, owned by the model), so loading copies nothing. A view of a matrix's rows (a tensor-
+// parallel slice, an expert) keeps pointing at its rows' scales (TensorView::fp8_row0). Each rank
+// then turns only the views it holds into BF16 as it prepares its weights
+// (prepare_model_weights), or, for a dense model with per-tensor or per-channel scales alone on a
+// CUDA GPU, into FP8 rows (materialise_fp8_rows). A few matrices are made BF16 as they are bound,
+// because the binder reads them on the host: the embedding and output projection, and
+// latent attention's kv_b_proj (its key rows are transposed at bind).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "model/fp8_checkpoint.h"
-#include "model/model_config.h"
 
 namespace shardlm {
 
-bool dequantised_at_bind(const Fp8CheckpointConfig& q, const ModelConfig& c);
+// Row-major BF16 of FP8 view w (its codes times their scales, rounded to nearest even; columns
+// [c0, c0 + n) of each row): out[rows * n]. Large matrices are split over threads.
+void dequantise_fp8_matrix(const TensorView& w, uint16_t* out);
+void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t* out);
 
-// Row-major BF16 of FP8 matrix w (its codes times s.at(r, c), rounded to nearest even):
-// out[rows * cols]. Large matrices are split over threads.
-void dequantise_fp8_matrix(const TensorView& w, const Fp8Scales& s, uint16_t* out);
-
-// Stands between the file's tensors and the binder: an F8_E4M3 tensor comes back as its BF16
-// copy when the checkpoint is dequantised at bind (the copies live in `storage`, the model's),
-// else as it is. Any F8_E4M3 tensor without an FP8 quantization_config is an Error naming it.
+// Stands between the file's tensors and the binder (called with the canonical name the binder
+// asks for): an F8_E4M3 tensor comes back with its scales attached (or as a BF16 copy for the
+// names above); anything else as it is. An F8_E4M3 tensor without an FP8 quantization_config is
+// an Error naming it; so is a missing or misshapen scale.
 class Fp8BindView {
  public:
-  Fp8BindView(const Fp8CheckpointConfig& q, bool dequantise, FileTensorLookup find,
-              std::vector<std::unique_ptr<uint16_t[]>>& storage, std::string source);
+  Fp8BindView(const Fp8CheckpointConfig& q, FileTensorLookup find, Model& m);
 
-  const TensorView* operator()(const TensorView* t);
-  int64_t converted_bytes() const { return bytes_; }  // BF16 bytes made so far
-  size_t converted() const { return copies_.size(); }
+  const TensorView* operator()(const std::string& name, const TensorView* t);
+  size_t matrices() const { return views_.size(); }  // FP8 matrices bound so far
 
  private:
   const Fp8CheckpointConfig& q_;
-  const bool dequantise_;
   FileTensorLookup find_;
-  std::vector<std::unique_ptr<uint16_t[]>>& storage_;
-  std::string source_;
-  std::map<const TensorView*, TensorView> copies_;  // file tensor -> its BF16 copy
-  int64_t bytes_ = 0;
+  Model& m_;
+  std::map<const TensorView*, TensorView> views_;  // file tensor -> the view the binder gets
 };
 
 }  // namespace shardlm

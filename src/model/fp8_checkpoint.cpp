@@ -106,16 +106,6 @@ void check_fp8_method(const nlohmann::json& j, const std::string& path, Fp8Check
   }
 }
 
-// Every dense matrix view of the model (embedding, output, each layer's attention and FFN).
-template <typename Fn>
-void for_each_dense_matrix(ModelWeights& w, Fn fn) {
-  fn(w.tok_embd);
-  fn(w.output);
-  for (LayerWeights& l : w.layers) {
-    for (TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) fn(*t);
-  }
-}
-
 // The shape the scale tensor of an FP8 matrix of rows x cols takes under q, for messages.
 std::string expected_scale_shape(const Fp8CheckpointConfig& q, int64_t rows, int64_t cols) {
   if (q.block_wise()) {
@@ -154,16 +144,6 @@ Fp8Scales scale_layout(const TensorView& w, const TensorView& s, const Fp8Checkp
   return out;
 }
 
-void check_input_scale(const TensorView& w, const FileTensorLookup& find,
-                       const std::string& source) {
-  const std::string base = w.name.substr(0, w.name.size() - std::string(".weight").size());
-  const TensorView* s = find(base + ".input_scale");
-  if (s && s->numel() != 1) {
-    fail("'{}': tensor '{}' has shape {}; a static input scale is one value ([1] or [])", source,
-         s->name, s->shape_str());
-  }
-}
-
 }  // namespace
 
 Fp8CheckpointConfig read_fp8_checkpoint_config(const nlohmann::json& config,
@@ -183,6 +163,16 @@ Fp8CheckpointConfig read_fp8_checkpoint_config(const nlohmann::json& config,
          kReadable);
   }
   return out;
+}
+
+void check_input_scale(const TensorView& w, const FileTensorLookup& find,
+                       const std::string& source) {
+  const std::string base = w.name.substr(0, w.name.size() - std::string(".weight").size());
+  const TensorView* s = find(base + ".input_scale");
+  if (s && s->numel() != 1) {
+    fail("'{}': tensor '{}' has shape {}; a static input scale is one value ([1] or [])", source,
+         s->name, s->shape_str());
+  }
 }
 
 std::string Fp8CheckpointConfig::scale_suffix() const {
@@ -218,57 +208,52 @@ Fp8Scales read_fp8_scales(const TensorView& w, const Fp8CheckpointConfig& q,
   return out;
 }
 
-void attach_fp8_scales(Model& m, const Fp8CheckpointConfig& q, const FileTensorLookup& find) {
-  if (!has_fp8_weights(m)) return;
-  std::map<const void*, const void*> copies;  // file codes -> their copy with scales (tied views)
-  for_each_dense_matrix(m.weights, [&](TensorView& w) {
-    if (w.dtype != DType::F8_E4M3 || !w.data) return;
-    auto [it, fresh] = copies.try_emplace(w.data, nullptr);
+bool has_checkpoint_fp8(const Model& m) {
+  bool any = false;
+  m.for_each_matrix([&any](const TensorView& w) { any = any || w.fp8_scales; });
+  return any;
+}
+
+bool checkpoint_fp8_runs_as_rows(const Model& m) {
+  if (m.config.n_experts > 0 || m.config.is_mla()) return false;
+  bool rows = true;
+  m.for_each_matrix([&rows](const TensorView& w) {
+    if (w.fp8_scales) rows = rows && w.fp8_scales->per_row(w.ne[0]);
+  });
+  return rows;
+}
+
+void materialise_fp8_rows(Model& m) {
+  std::map<std::pair<const void*, int64_t>, const void*> copies;  // tied views share one copy
+  auto one = [&](TensorView& w) {
+    if (!w.fp8_scales || !w.data) return;
+    auto [it, fresh] = copies.try_emplace({w.data, w.fp8_row0}, nullptr);
     if (fresh) {
-      const Fp8Scales s = read_fp8_scales(w, q, find, m.path);
-      std::vector<float> scales(static_cast<size_t>(w.rows()));
-      for (int64_t r = 0; r < w.rows(); ++r) scales[static_cast<size_t>(r)] = s.at(r, 0);
-      check_input_scale(w, find, m.path);
       const size_t bytes = fp8_matrix_bytes(w.numel(), w.rows());
       auto& buf = m.generated.emplace_back(new uint16_t[(bytes + 1) / 2]());
       auto* dst = reinterpret_cast<uint8_t*>(buf.get());
       std::memcpy(dst, w.data, static_cast<size_t>(w.numel()));
-      std::memcpy(dst + fp8_scales_offset(w.numel()), scales.data(), scales.size() * sizeof(float));
+      auto* scales = reinterpret_cast<float*>(dst + fp8_scales_offset(w.numel()));
+      for (int64_t r = 0; r < w.rows(); ++r) scales[r] = w.fp8_scales->at(w.fp8_row0 + r, 0);
       it->second = dst;
     }
     w.data = it->second;
-  });
+    w.fp8_scales = nullptr;
+    w.fp8_row0 = 0;
+  };
+  one(m.weights.tok_embd);
+  one(m.weights.output);
+  for (LayerWeights& l : m.weights.layers) {
+    for (TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) one(*t);
+  }
 }
 
 bool has_fp8_weights(const Model& m) {
   bool any = false;
-  m.for_each_matrix([&any](const TensorView& w) { any = any || w.dtype == DType::F8_E4M3; });
+  m.for_each_matrix([&any](const TensorView& w) {
+    any = any || (w.dtype == DType::F8_E4M3 && !w.fp8_scales);
+  });
   return any;
-}
-
-void dequantize_fp8_weights(Model& m) {
-  std::map<const void*, const void*> copies;  // FP8 copy -> its BF16 copy (tied views)
-  for_each_dense_matrix(m.weights, [&](TensorView& w) {
-    if (w.dtype != DType::F8_E4M3 || !w.data) return;
-    auto [it, fresh] = copies.try_emplace(w.data, nullptr);
-    if (fresh) {
-      const int64_t cols = w.ne[0];
-      auto& buf = m.generated.emplace_back(new uint16_t[static_cast<size_t>(w.numel())]);
-      std::vector<float> row(static_cast<size_t>(cols));
-      for (int64_t r = 0; r < w.rows(); ++r) {
-        dequantize_fp8_row(w, r, row.data());
-        for (int64_t i = 0; i < cols; ++i)
-          buf[static_cast<size_t>(r * cols + i)] = fp32_to_bf16(row[size_t(i)]);
-      }
-      it->second = buf.get();
-    }
-    w.data = it->second;
-    w.dtype = DType::BF16;
-  });
-  // The FP8 copies are no longer viewed.
-  std::erase_if(m.generated, [&copies](const std::unique_ptr<uint16_t[]>& p) {
-    return copies.count(p.get()) > 0;
-  });
 }
 
 }  // namespace shardlm

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/fp8.h"
 #include "model/model.h"
 
 namespace shardlm {
@@ -42,31 +43,26 @@ struct Fp8CheckpointConfig {
 Fp8CheckpointConfig read_fp8_checkpoint_config(const nlohmann::json& config,
                                                const std::string& path);
 
-// The checked scales of FP8 matrix w: the codes at row r, column c are multiplied by at(r, c).
-// Per-channel scales are blocks of one row, a per-tensor scale one block of the whole matrix.
-struct Fp8Scales {
-  std::vector<float> v;  // [row blocks][col_blocks]
-  int64_t block_rows = 1, block_cols = 1, col_blocks = 1;
-  float at(int64_t r, int64_t c) const {
-    return v[static_cast<size_t>((r / block_rows) * col_blocks + c / block_cols)];
-  }
-};
 // Reads w's scale tensor through `find` (by Hugging Face name); throws Error naming it when it is
 // absent, misshapen for q's scheme, of a non-float type, or holds a negative or non-finite value.
 using FileTensorLookup = std::function<const TensorView*(const std::string& hf_name)>;
 Fp8Scales read_fp8_scales(const TensorView& w, const Fp8CheckpointConfig& q,
                           const FileTensorLookup& find, const std::string& source);
 
-// Replaces every F8_E4M3 matrix of a dense model's m.weights (per-tensor or per-channel scales) by
-// its copy with row scales (layout above), reading each scale tensor through `find` (a file tensor
-// by its Hugging Face name, nullptr when absent). Throws Error naming the tensor when a scale is
-// missing or misshapen.
-void attach_fp8_scales(Model& m, const Fp8CheckpointConfig& q, const FileTensorLookup& find);
+// Throws Error when the file has a static input scale of FP8 matrix w that is not one value.
+void check_input_scale(const TensorView& w, const FileTensorLookup& find,
+                       const std::string& source);
 
-// Whether any matrix of the model is held in FP8 (an FP8 checkpoint's, after attach_fp8_scales).
+// The FP8 checkpoint matrices of m still as the file holds them (views with fp8_scales):
+// whether there are any, and whether they all have per-tensor or per-channel scales in a dense
+// model (the form a CUDA GPU runs in FP8 as published).
+bool has_checkpoint_fp8(const Model& m);
+bool checkpoint_fp8_runs_as_rows(const Model& m);
+// Replaces each of those views by a host copy in core/fp8.h's row layout (the codes, then one fp32
+// scale per row), which the CUDA backend uploads as it is; requires
+// checkpoint_fp8_runs_as_rows(m).
+void materialise_fp8_rows(Model& m);
+// Whether any matrix of the model is held in that row layout (after materialise_fp8_rows).
 bool has_fp8_weights(const Model& m);
-// Replaces every F8_E4M3 matrix by a BF16 copy (codes times scales, rounded): the CPU backend's
-// form, and a device group's (tensor and pipeline stage shards slice views by rows).
-void dequantize_fp8_weights(Model& m);
 
 }  // namespace shardlm

@@ -169,23 +169,18 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir) {
     auto it = by_file_name.find(n);
     return it == by_file_name.end() ? nullptr : it->second;
   };
-  Fp8BindView fp8_view(fp8, dequantised_at_bind(fp8, m->config), by_file, m->generated, dir);
+  Fp8BindView fp8_view(fp8, by_file, *m);
   m->weights = bind_weights(
       m->config,
       [&by_name, &fp8_view](const std::string& n) -> const TensorView* {
         auto it = by_name.find(n);
-        return fp8_view(it == by_name.end() ? nullptr : it->second);
+        return fp8_view(n, it == by_name.end() ? nullptr : it->second);
       },
       m->owned, dir);
-  if (fp8_view.converted() > 0) {
-    spdlog::info(
-        "'{}': FP8 checkpoint ({}) dequantised to BF16 as it loads: {} matrices, {:.2f} GiB ({})",
-        dir, fp8.describe(), fp8_view.converted(),
-        static_cast<double>(fp8_view.converted_bytes()) / (1 << 30),
-        fp8.block_wise() ? "no kernel here multiplies by block scales"
-                         : "expert and latent-attention layers run BF16 weights");
+  if (fp8_view.matrices() > 0) {
+    spdlog::info("'{}': FP8 checkpoint ({}): {} matrices bound as the file holds them", dir,
+                 fp8.describe(), fp8_view.matrices());
   }
-  attach_fp8_scales(*m, fp8, by_file);
   return m;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/fp8.h"
 #include "formats/gguf_file.h"
 #include "formats/safetensors_file.h"
 #include "model/model_config.h"
@@ -30,6 +31,7 @@ struct Model {
   std::vector<std::unique_ptr<SafetensorsFile>> shards;
   std::deque<std::vector<float>> owned;
   std::vector<std::unique_ptr<uint16_t[]>> generated;  // dummy BF16 matrices (dummy_model.h)
+  std::deque<Fp8Scales> fp8_scales;  // an FP8 checkpoint's scales, which its views point to
 
   size_t weight_bytes() const;  // bytes of all tensors the model uses
   // Every weight matrix the model uses (the embedding, the output unless tied, each layer's).

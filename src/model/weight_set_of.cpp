@@ -2,9 +2,15 @@
 // same walk in the same order binds the backend's views back into their places.
 #include "model/weight_set_of.h"
 
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <memory>
+#include <tuple>
 #include <type_traits>
 
 #include "core/error.h"
+#include "model/fp8_at_bind.h"
 
 namespace shardlm {
 
@@ -43,6 +49,42 @@ void walk_weights(const ModelConfig& c, W& w, Mat mat, Vec vec) {
   }
 }
 
+// The views of an FP8 checkpoint's matrices (fp8_scales) replaced by BF16 copies, one per distinct
+// view (a tied embedding and output share one), kept in `keep`.
+WeightSet with_fp8_dequantised(const WeightSet& host,
+                               std::vector<std::unique_ptr<uint16_t[]>>& keep) {
+  WeightSet out = host;
+  std::map<std::tuple<const void*, int64_t, int64_t, int64_t>, const void*> copies;
+  size_t bytes = 0;
+  for (TensorView& w : out.matrices) {
+    if (!w.fp8_scales || !w.data) continue;
+    auto [it, fresh] = copies.try_emplace({w.data, w.fp8_row0, w.ne[0], w.rows()}, nullptr);
+    if (fresh) {
+      auto& buf = keep.emplace_back(new uint16_t[static_cast<size_t>(w.numel())]);
+      dequantise_fp8_matrix(w, buf.get());
+      it->second = buf.get();
+      bytes += static_cast<size_t>(w.numel()) * sizeof(uint16_t);
+    }
+    w.data = it->second;
+    w.dtype = DType::BF16;
+    w.fp8_scales = nullptr;
+    w.fp8_row0 = 0;
+  }
+  if (!copies.empty()) {
+    spdlog::info(
+        "FP8 checkpoint: {} matrices of this rank's weights dequantised to BF16 ({:.2f} GiB)",
+        copies.size(), static_cast<double>(bytes) / (1 << 30));
+  }
+  return out;
+}
+
+// What BackendWeights::memory keeps: the backend's copies, and the BF16 copies a host backend
+// runs on.
+struct HeldWeights {
+  std::shared_ptr<const void> backend;
+  std::vector<std::unique_ptr<uint16_t[]>> bf16;
+};
+
 }  // namespace
 
 WeightSet weight_set_of(const ModelConfig& c, const ModelWeights& w) {
@@ -75,8 +117,10 @@ WeightSet weight_set_of(const ModelConfig& c, const ModelWeights& w) {
 
 BackendWeights prepare_model_weights(Backend& backend, const ModelConfig& c,
                                      const ModelWeights& w) {
-  const WeightSet host = weight_set_of(c, w);
+  auto held = std::make_shared<HeldWeights>();
+  const WeightSet host = with_fp8_dequantised(weight_set_of(c, w), held->bf16);
   PreparedWeights prepared = backend.prepare_weights(host);
+  if (!backend.host_memory()) held->bf16.clear();  // uploaded (synchronously) by now
   const WeightSet& views = prepared.views;
   if (views.matrices.size() != host.matrices.size() ||
       views.vectors.size() != host.vectors.size()) {
@@ -84,7 +128,8 @@ BackendWeights prepare_model_weights(Backend& backend, const ModelConfig& c,
          backend.name(), views.matrices.size(), views.vectors.size(), host.matrices.size(),
          host.vectors.size());
   }
-  BackendWeights out{w, std::move(prepared.memory)};
+  held->backend = std::move(prepared.memory);
+  BackendWeights out{w, held};
   size_t im = 0, iv = 0;
   walk_weights(
       c, out.weights, [&](TensorView& m) { m = views.matrices[im++]; },

@@ -77,6 +77,7 @@ TensorView expert_slice(const TensorView& t, int e) {
   TensorView s = t;
   s.name = fmt::format("{}[expert {}]", t.name, e);
   s.data = t.row(int64_t{e} * t.ne[1]);
+  s.fp8_row0 = t.fp8_row0 + int64_t{e} * t.ne[1];
   s.ne = {t.ne[0], t.ne[1], 1, 1};
   s.n_dims = 2;
   return s;
@@ -139,6 +140,7 @@ TensorView row_slice(const TensorView& t, int64_t first, int64_t rows, const std
   TensorView s = t;
   s.name = fmt::format("{}[{}]", t.name, what);
   s.data = t.row(first);
+  s.fp8_row0 = t.fp8_row0 + first;
   s.ne = {t.ne[0], rows, 1, 1};
   s.n_dims = 2;
   return s;

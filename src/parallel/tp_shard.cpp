@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "model/fp8_at_bind.h"
 
 namespace shardlm::parallel {
 
@@ -18,6 +19,7 @@ TensorView row_slice(const TensorView& w, int64_t first, int64_t n) {
   if (!w.data) return w;
   TensorView s = w;
   s.data = w.row(first);
+  s.fp8_row0 = w.fp8_row0 + first;  // an FP8 checkpoint's rows keep their scales
   s.ne[1] = n;
   return s;
 }
@@ -28,6 +30,15 @@ TensorView col_slice(const TensorView& w, int64_t first, int64_t n, Model& m) {
   if (!w.data) return w;
   TensorView s = w;
   s.ne[0] = n;
+  if (w.fp8_scales) {  // an FP8 checkpoint's matrix: the columns in BF16, with their scales
+    auto& buf = m.generated.emplace_back(new uint16_t[static_cast<size_t>(n * w.rows())]);
+    dequantise_fp8_columns(w, first, n, buf.get());
+    s.dtype = DType::BF16;
+    s.data = buf.get();
+    s.fp8_scales = nullptr;
+    s.fp8_row0 = 0;
+    return s;
+  }
   const size_t skip = row_bytes(w.dtype, first), bytes = s.row_size();
   // Model::owned holds fp32 vectors; a float vector serves as 4-byte aligned byte storage here.
   std::vector<float>& buf = m.owned.emplace_back((bytes * w.rows() + 3) / 4);

@@ -1,11 +1,14 @@
 """FP8 checkpoints of mixture-of-experts and latent-attention models as the hub publishes them, with
 block-wise scales (DeepSeek-V3/R1's quant_method fp8 + weight_block_size and weight_scale_inv,
-Qwen3-*-FP8 the same): `shardlm serve` on the CPU dequantises them to BF16 as it loads and answers
-exactly as the same model written in BF16 does (greedy text and logprobs), 64 streams at once as
-each alone, a TP=2 group with expert parallelism as one process, and a checkpoint missing a block
-scale is refused at start-up with the tensor named."""
+Qwen3-*-FP8 the same): `shardlm serve` on the CPU answers exactly as the same model written in
+BF16 does (greedy text and logprobs), 64 streams at once as each alone, a TP=2 group with expert
+parallelism as one process, and a checkpoint missing a block scale is refused at start-up with the
+tensor named. In groups each rank dequantises only the matrices it holds: a PP=2 stage about half
+of them, and a Megatron TP=2 rank its slices (its O and down columns with their scales), giving
+what the BF16 model gives through the same group."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -54,7 +57,8 @@ def test_serves_as_the_bf16_model_and_64_streams_equal_alone(models, arch):
         assert concurrently(server, PROMPTS * 8) == expected * 8
     finally:
         assert server.stop() == 0, server.text()
-    assert "FP8 checkpoint (fp8, 32 x 48 blocks) dequantised to BF16 as it loads" in server.text()
+    assert "FP8 checkpoint (fp8, 32 x 48 blocks): " in server.text()
+    assert "matrices bound as the file holds them" in server.text()
 
 
 def test_tp2_with_expert_parallelism_equals_one_process(models):
@@ -81,3 +85,56 @@ def test_a_missing_block_scale_is_named_at_start_up(models, tmp_path):
     assert out.returncode == 1, out.stdout
     assert f"has no '{name}' tensor" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) <= 3, out.stderr
+
+
+def rank_conversions(log):
+    """The matrices each rank of a group dequantised, from its start-up log lines."""
+    return [int(n) for n in re.findall(r"FP8 checkpoint: (\d+) matrices of this rank's weights "
+                                       r"dequantised to BF16", log)]
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory):
+    base = tmp_path_factory.mktemp("fp8dense")
+    fp8, bf16 = str(base / "fp8"), str(base / "bf16")
+    subprocess.run([TOOL, fp8, "--layers", "4", "--untied", "--fp8", "fp8_block",
+                    "--dequantised", bf16], check=True)
+    return fp8, bf16
+
+
+def group(model, *flags):
+    return Server([*flags, "--dist-init-addr", f"127.0.0.1:{free_port()}", "--dist-timeout", "60",
+                   "--max-num-seqs", "64"], model=model)
+
+
+def test_each_pipeline_stage_dequantises_only_its_layers(dense):
+    fp8, _ = dense
+    expected = answers(fp8, PROMPTS)
+    master = group(fp8, "--pp", "2", "--nproc-per-node", "2")
+    try:
+        assert concurrently(master, PROMPTS * 4) == expected * 4
+    finally:
+        assert master.stop() == 0, master.text()
+    alone = Server(model=fp8)
+    alone.stop()
+    total = rank_conversions(alone.text())
+    stages = rank_conversions(master.text())
+    assert len(total) == 1 and len(stages) == 2, (total, stages)
+    # 4 layers of 7 FP8 matrices (one down_proj is BF16): 27; each stage holds 2 layers.
+    assert total[0] == 27 and sorted(stages) == [13, 14], (total, stages)
+
+
+def test_megatron_tp2_equals_the_bf16_model_through_the_same_group(dense):
+    """Megatron TP slices O and down by input columns: an FP8 rank takes its columns with their
+    block scales, and answers as the BF16 model's group does, bit for bit."""
+    fp8, bf16 = dense
+    outs = []
+    for model in (fp8, bf16):
+        master = group(model, "--tp", "2", "--nproc-per-node", "2")
+        try:
+            outs.append(concurrently(master, PROMPTS * 4))
+            assert "tensor parallel Megatron" in master.text(), master.text()[-3000:]
+        finally:
+            assert master.stop() == 0, master.text()
+    assert outs[0] == outs[1]
+    assert None not in outs[0]

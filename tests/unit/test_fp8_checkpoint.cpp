@@ -56,24 +56,31 @@ TEST(Fp8Checkpoint, EveryFormatLoadsWithScales) {
     SCOPED_TRACE(fp8_format_name(f));
     TempDir dir("fp8-" + fp8_format_name(f));
     write_tiny_fp8_hf_model(dir.path("m"), TinyModelSpec{}, f);
-    const auto m = load_model(dir.path("m"));
+    auto m = load_model(dir.path("m"));
     const LayerWeights& l0 = m->weights.layers[0];
     EXPECT_EQ(m->weights.tok_embd.dtype, DType::BF16);
     EXPECT_EQ(l0.w_down.dtype, DType::BF16);  // listed as not converted
-    if (fp8_block_wise(f)) {  // dequantised as they are bound
-      EXPECT_EQ(l0.wq.dtype, DType::BF16);
-      EXPECT_EQ(m->weights.layers[1].w_down.dtype, DType::BF16);
-      EXPECT_FALSE(has_fp8_weights(*m));
-      continue;
+    // Bound as the file holds them: the codes (no copy) and their scales.
+    const TensorView* l1_down = &m->weights.layers[1].w_down;
+    for (const TensorView* w : {&l0.wq, &l0.w_gate, l1_down}) {
+      EXPECT_EQ(w->dtype, DType::F8_E4M3);
+      ASSERT_NE(w->fp8_scales, nullptr);
     }
-    EXPECT_EQ(l0.wq.dtype, DType::F8_E4M3);
-    EXPECT_EQ(l0.w_gate.dtype, DType::F8_E4M3);
-    EXPECT_EQ(m->weights.layers[1].w_down.dtype, DType::F8_E4M3);
+    EXPECT_TRUE(m->generated.empty());
+    EXPECT_TRUE(has_checkpoint_fp8(*m));
+    EXPECT_FALSE(has_fp8_weights(*m));
+    EXPECT_EQ(checkpoint_fp8_runs_as_rows(*m), !fp8_block_wise(f));
+    if (fp8_block_wise(f)) continue;
+    materialise_fp8_rows(*m);  // what one CUDA GPU runs
+    const LayerWeights& r0 = m->weights.layers[0];
+    EXPECT_EQ(r0.wq.dtype, DType::F8_E4M3);
+    EXPECT_EQ(r0.wq.fp8_scales, nullptr);
     EXPECT_TRUE(has_fp8_weights(*m));
-    const float* s = fp8_row_scales(l0.wq);
+    EXPECT_FALSE(has_checkpoint_fp8(*m));
+    const float* s = fp8_row_scales(r0.wq);
     EXPECT_GT(s[0], 0.f);
     if (f == Fp8Format::kCompressedTensor || f == Fp8Format::kFp8Tensor) {
-      EXPECT_EQ(s[0], s[l0.wq.rows() - 1]);  // one scale repeated per row
+      EXPECT_EQ(s[0], s[r0.wq.rows() - 1]);  // one scale repeated per row
     }
   }
 }
@@ -142,17 +149,31 @@ TEST(Fp8Checkpoint, BlockDequantisationMatchesCodesTimesScales) {
   w.n_dims = 2;
   w.data = codes.data();
   Fp8Scales s;
+  w.fp8_scales = &s;
   s.block_rows = 128;
   s.block_cols = 128;
   s.col_blocks = (cols + 127) / 128;
   for (int64_t i = 0; i < 5 * s.col_blocks; ++i) s.v.push_back(0.001f * static_cast<float>(i + 1));
   std::vector<uint16_t> out(codes.size());
-  dequantise_fp8_matrix(w, s, out.data());
+  dequantise_fp8_matrix(w, out.data());
   for (int64_t r = 0; r < rows; r += 7) {
     for (int64_t c = 0; c < cols; c += 3) {
       const float scale = 0.001f * static_cast<float>((r / 128) * s.col_blocks + c / 128 + 1);
       const float want = e4m3_to_float(codes[size_t(r * cols + c)]) * scale;
       ASSERT_EQ(out[size_t(r * cols + c)], fp32_to_bf16(want)) << r << " " << c;
+    }
+  }
+  // A view of rows [200, 400) (a tensor-parallel slice) and columns [256, 640) of it (a
+  // row-parallel slice): the same values.
+  TensorView rows_view = w;
+  rows_view.data = w.row(200);
+  rows_view.fp8_row0 = 200;
+  rows_view.ne[1] = 200;
+  std::vector<uint16_t> part(static_cast<size_t>(200 * 384));
+  dequantise_fp8_columns(rows_view, 256, 384, part.data());
+  for (int64_t r = 0; r < 200; ++r) {
+    for (int64_t c = 0; c < 384; ++c) {
+      ASSERT_EQ(part[size_t(r * 384 + c)], out[size_t((200 + r) * cols + 256 + c)]) << r << c;
     }
   }
 }
@@ -231,7 +252,7 @@ TEST(Fp8Checkpoint, MissingOrMisshapenBlockScalesAreNamed) {
   TempDir dir("fp8-block-bad");
   const std::string name = "model.layers.1.self_attn.k_proj.weight_scale_inv";
   write_block_fp8_k_proj(dir.path("ok"), {{name, {1, 2}, {0.01f, 0.02f}, DType::F32}});
-  EXPECT_EQ(load_model(dir.path("ok"))->weights.layers[1].wk.dtype, DType::BF16);
+  EXPECT_NE(load_model(dir.path("ok"))->weights.layers[1].wk.fp8_scales, nullptr);
   write_block_fp8_k_proj(dir.path("missing"), {});
   std::string err = error_of([&] { load_model(dir.path("missing")); });
   EXPECT_NE(err.find("has no '" + name + "' tensor"), std::string::npos) << err;
