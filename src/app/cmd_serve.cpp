@@ -35,6 +35,7 @@ struct ServeOptions {
   std::string executor = "mp";  // --distributed-executor-backend: mp (our launchers) or ray
   bool enable_auto_tool_choice = false;  // vLLM's flag: needs --tool-call-parser
   std::string model_tag;  // `serve MODEL`, as vllm serve and trtllm-serve take it
+  std::vector<std::string> served_names;  // --served-model-name: the first, then aliases
   CLI::Option* port_option = nullptr;  // to tell a given --port from the default
 };
 
@@ -77,8 +78,10 @@ void add_http_flags(CLI::App& cmd, ServeOptions& o) {
       ->check(CLI::Range(0, 65535));
   cmd.add_option("--api-key", a.http.api_key, "require 'Authorization: Bearer KEY' on /v1 routes")
       ->envname("SHARDLM_API_KEY");
-  cmd.add_option("--served-model-name", a.served_model_name,
-                 "the model name the API reports and accepts (default: the model file's name)");
+  cmd.add_option("--served-model-name", o.served_names,
+                 "the model name the API reports and accepts (default: the model file's name); "
+                 "several names: requests may use any, responses give the first (vLLM)")
+      ->expected(1, -1);
   cmd.add_option("--grammar-backend", a.grammar_backend,
                  "structured output (response_format, guided_json, ...): xgrammar, or none to "
                  "answer such requests 400")
@@ -194,6 +197,10 @@ void take_start_port(int& port) {
 void run_serve(ServeOptions& o) {
   check_auto_tool_choice(o.enable_auto_tool_choice, o.args.tool_call_parser);
   take_model_tag(o.model_tag, o.args.engine.model);
+  if (!o.served_names.empty()) {
+    o.args.served_model_name = o.served_names.front();
+    o.args.served_model_aliases.assign(o.served_names.begin() + 1, o.served_names.end());
+  }
   const parallel::DataParallelLayout dp =
       parallel::settle_data_parallel(o.dp, o.group, parallel::current_environment());
   if (dp.dp > 1) run_data_parallel_serve(o, dp);

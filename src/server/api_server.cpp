@@ -207,7 +207,8 @@ int run_api_server(const ServerArgs& args) {
                            draining,      grammar.get(),
                            find_tool_call_parser(args.tool_call_parser),
                            find_reasoning_parser(args.reasoning_parser),
-                           &defaults};
+                           &defaults,
+                           args.served_model_aliases};
 
   HttpServer http(args.http);
   add_basic_routes(http, engine, metrics, args.metrics_port < 0);

@@ -31,6 +31,7 @@ struct ServerArgs {
   HttpOptions http;
   int metrics_port = -1;          // -1: /metrics on the main port
   std::string served_model_name;  // empty: the model's name
+  std::vector<std::string> served_model_aliases;  // more names requests may use (vLLM's list)
   std::string grammar_backend = "xgrammar";  // structured output: xgrammar | none
   std::string tool_call_parser;              // vLLM's names (server/openai/tool_parsers.h); "": none
   std::string reasoning_parser;              // deepseek_r1 | qwen3; "": none

@@ -30,6 +30,7 @@ struct ServingContext {
   const ToolCallParser* tool_parser = nullptr;      // --tool-call-parser; null: none
   const ReasoningParser* reasoning_parser = nullptr;  // --reasoning-parser; null: none
   const RequestDefaults* defaults = nullptr;  // generation_config.json / --seed; null: none
+  std::vector<std::string> model_aliases;     // other names requests may give (after the first)
   // The request body with the defaults added (request_defaults.h).
   Json body_with_defaults(const std::string& raw) const {
     Json body = parse_body(raw);

@@ -21,9 +21,9 @@ class Server:
         """`command` replaces the leading `shardlm serve` (e.g. an mpirun line)."""
         self.log_path = f"/tmp/shardlm-e2e-{os.getpid()}-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w+")
+        named = [] if "--served-model-name" in extra_args else ["--served-model-name", SERVED_NAME]
         args = [*(command or [BINARY, "serve"]), "--model", model or MODEL, "--port", "0",
-                "--threads", str(threads), "--served-model-name", SERVED_NAME, "--log-interval",
-                "1", *extra_args]
+                "--threads", str(threads), *named, "--log-interval", "1", *extra_args]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.port = self._wait_for_port()
         self.base_url = f"http://127.0.0.1:{self.port}"

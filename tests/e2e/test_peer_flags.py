@@ -259,3 +259,22 @@ def test_generation_config_and_seed_act_as_in_vllm(hf_model):
     assert first != greedy
     assert unseeded(["--seed", "5"]) == first  # the same requests in the same order
     assert unseeded(["--seed", "6"]) != first
+
+
+def test_several_served_model_names_as_in_vllm():
+    """--served-model-name a b: requests may name either; responses and /v1/models' first card
+    give the first; another name is a 404."""
+    server = Server(["--served-model-name", "first-name", "second-name"])
+    try:
+        status, body = server.get("/v1/models")
+        assert [c["id"] for c in json.loads(body)["data"]] == ["first-name", "second-name"]
+        for name in ("first-name", "second-name"):
+            status, body = server.post("/v1/completions", {"model": name, "prompt": "Hi",
+                                                           "max_tokens": 2})
+            assert status == 200, body
+            assert body["model"] == "first-name"
+            assert server.get(f"/v1/models/{name}")[0] == 200
+        status, body = server.post("/v1/completions", {"model": "third", "prompt": "Hi"})
+        assert status == 404, body
+    finally:
+        assert server.stop() == 0, server.text()

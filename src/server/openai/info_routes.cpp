@@ -1,4 +1,5 @@
 // GET /v1/models, /v1/models/{id}; POST /tokenize, /detokenize (vLLM's shapes).
+#include <algorithm>
 #include <ctime>
 
 #include "server/openai/api_error.h"
@@ -7,8 +8,18 @@
 
 namespace shardlm::server {
 
+namespace {
+
+bool serves(const ServingContext& ctx, const std::string& name) {
+  return name == ctx.served_model_name ||
+         std::find(ctx.model_aliases.begin(), ctx.model_aliases.end(), name) !=
+             ctx.model_aliases.end();
+}
+
+}  // namespace
+
 void check_model_name(const ServingContext& ctx, const std::string& model) {
-  if (!model.empty() && model != ctx.served_model_name) {
+  if (!model.empty() && !serves(ctx, model)) {
     throw ApiError(404,
                    fmt::format("The model '{}' does not exist; this server serves '{}' (see "
                                "GET /v1/models)",
@@ -19,9 +30,9 @@ void check_model_name(const ServingContext& ctx, const std::string& model) {
 
 namespace {
 
-Json model_card(const ServingContext& ctx) {
+Json model_card(const ServingContext& ctx, const std::string& id) {
   static const int64_t created = static_cast<int64_t>(std::time(nullptr));
-  return {{"id", ctx.served_model_name},
+  return {{"id", id},
           {"object", "model"},
           {"created", created},
           {"owned_by", "shardlm"},
@@ -33,19 +44,20 @@ Json model_card(const ServingContext& ctx) {
 }  // namespace
 
 void handle_models(const ServingContext& ctx, const HttpRequest&, httplib::Response& res) {
-  res.set_content(to_wire({{"object", "list"}, {"data", Json::array({model_card(ctx)})}}),
-                  "application/json");
+  Json cards = Json::array({model_card(ctx, ctx.served_model_name)});
+  for (const std::string& alias : ctx.model_aliases) cards.push_back(model_card(ctx, alias));
+  res.set_content(to_wire({{"object", "list"}, {"data", cards}}), "application/json");
 }
 
 void handle_model(const ServingContext& ctx, const HttpRequest& req, httplib::Response& res) {
   const std::string id = req.matches[1].str();
-  if (id != ctx.served_model_name) {
+  if (!serves(ctx, id)) {
     throw ApiError(404,
                    fmt::format("The model '{}' does not exist; this server serves '{}'",
                                id.substr(0, 200), ctx.served_model_name),
                    "model", "model_not_found");
   }
-  res.set_content(to_wire(model_card(ctx)), "application/json");
+  res.set_content(to_wire(model_card(ctx, id)), "application/json");
 }
 
 void handle_tokenize(const ServingContext& ctx, const HttpRequest& req, httplib::Response& res) {
