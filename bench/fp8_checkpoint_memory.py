@@ -70,14 +70,16 @@ def write_checkpoint(path, tool, layers, hidden, ffn):
         p = f"model.layers.{i}."
         for n in ("input_layernorm", "post_attention_layernorm"):
             tensors[p + n + ".weight"] = ("F32", f32([1.0] * hidden), [hidden])
-        for n, rows, cols in (("self_attn.q_proj", hidden, hidden), ("self_attn.k_proj", kv, hidden),
-                              ("self_attn.v_proj", kv, hidden), ("self_attn.o_proj", hidden, hidden),
-                              ("mlp.gate_proj", ffn, hidden), ("mlp.up_proj", ffn, hidden),
-                              ("mlp.down_proj", hidden, ffn)):
+        shapes = (("self_attn.q_proj", hidden, hidden), ("self_attn.k_proj", kv, hidden),
+                  ("self_attn.v_proj", kv, hidden), ("self_attn.o_proj", hidden, hidden),
+                  ("mlp.gate_proj", ffn, hidden), ("mlp.up_proj", ffn, hidden),
+                  ("mlp.down_proj", hidden, ffn))
+        for n, rows, cols in shapes:
             fp8(p + n + ".weight", rows, cols)
     header, offset = {}, 0
     for name, (dtype, data, shape) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
     text = json.dumps(header).encode()
     text += b" " * ((8 - len(text) % 8) % 8)
