@@ -1,4 +1,4 @@
-// FP8 checkpoints: quantization_config, the scale tensors, and the BF16 form for the CPU.
+// FP8 checkpoints: quantization_config, the scale tensors, and the FP8-row form one GPU runs.
 #include "model/fp8_checkpoint.h"
 
 #include <fmt/format.h>
