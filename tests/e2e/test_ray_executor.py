@@ -111,7 +111,10 @@ def test_ray_places_ranks_serves_and_frees_them(ray_cluster):
         wait_serving(proc)
         status, body = chat()
         assert status == 200 and body["choices"][0]["message"]["content"], body
-        assert cpu_usage() == (6.0, 6.0)  # one bundle per rank, on both nodes
+        # One bundle per rank, on both nodes. `ray status` reports usage a few seconds late (it
+        # read 0 of 6 just after the first answer, 6 of 6 eight seconds later): wait for it.
+        wait_for("the ranks' bundles in `ray status`", lambda: cpu_usage() == (6.0, 6.0),
+                 timeout=30)
         proc.send_signal(signal.SIGTERM)  # to the driver: the master drains and ends the group
         out = proc.communicate(timeout=60)[0]
     finally:
