@@ -3,6 +3,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "app/commands.h"
 #include "app/default_model.h"
@@ -32,6 +35,13 @@ struct DoctorArgs {
   std::string etcd_endpoints;  // a fleet to check instead of a group
   std::string nats_server;
   std::vector<std::string> serve_only;  // the values of serve's flags, unused
+  struct PeerSinks {                    // what serve's other-engine flags would set, unused
+    int max_num_batched_tokens = 0;
+    double log_interval = 0;
+    std::string chat_template, generation_config;
+    std::optional<uint64_t> seed;
+    bool enable_auto_tool_choice = false;
+  } peer;
   std::string model_tag;                // `doctor MODEL`
 };
 
@@ -93,8 +103,6 @@ void add_serve_only_flags(CLI::App& cmd, std::vector<std::string>& sink) {
       "--disaggregation-mode", "--kv-transfer-port", "--quantization", "--kv-cache-dtype"};
   std::vector<std::string> flags = {flag_names::kNoPrefixCaching, flag_names::kEnforceEager,
                                     "--is-prefill-worker"};
-  for (const std::string& n : peer_option_names()) options.push_back(n);
-  for (const std::string& n : peer_flag_names()) flags.push_back(n);
   for (const std::string& name : options) {
     ignored->add_option(name, sink)->description("serve's flag; no effect on doctor");
   }
@@ -129,6 +137,9 @@ void add_doctor_command(CLI::App& app) {
                   "check a fleet instead: etcd (host:2379), its registered workers");
   cmd->add_option("--nats-server", a->nats_server, "check a fleet's NATS server (nats://host:4222)");
   add_serve_only_flags(*cmd, a->serve_only);
+  DoctorArgs::PeerSinks& p = a->peer;
+  add_peer_flags(*cmd, {p.max_num_batched_tokens, p.log_interval, p.chat_template,
+                        p.generation_config, p.seed, p.enable_auto_tool_choice});
   cmd->callback([a] { std::exit(run(*a)); });
 }
 

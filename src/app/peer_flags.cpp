@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <functional>
 
 #include "core/error.h"
 
@@ -13,14 +14,16 @@ namespace {
 
 constexpr const char* kGroup = "Other engines' flags (accepted so that their commands run)";
 
-// A flag shardlm accepts without acting on it, and what shardlm does instead.
-struct Knob {
-  const char* names;  // CLI11 names, the first is the one logged
+// Another engine's flag: its CLI11 names (the first is the one logged), whether it takes values,
+// and what shardlm does instead (a knob: accepted, logged) or why it is refused.
+struct PeerFlag {
+  const char* names;
   bool takes_value;
-  const char* instead;
+  const char* text;
 };
 
-constexpr Knob kKnobs[] = {
+// Accepted without acting on them; the text says what shardlm does instead.
+constexpr PeerFlag kKnobs[] = {
     {"--trust-remote-code,--trust_remote_code", false,
      "it runs no code from a checkpoint, only its own architectures"},
     {"--engine-worker-queue-port", true, "ranks talk through --dist-init-addr and Gloo/NCCL"},
@@ -63,14 +66,8 @@ constexpr Knob kKnobs[] = {
     {"--num_postprocess_workers", true, "detokenising runs on the engine's stream threads"},
 };
 
-// A flag whose meaning shardlm cannot honour, and what to do instead.
-struct Refusal {
-  const char* names;
-  bool takes_value;
-  const char* why;
-};
-
-constexpr Refusal kRefusals[] = {
+// Flags whose meaning shardlm cannot honour; the text says what to do instead.
+constexpr PeerFlag kRefusals[] = {
     // SGLang's DeepSeek commands add it, and with it their --dp N means N attention groups inside
     // --tp, where shardlm's --dp N starts N whole replicas.
     {"--enable-dp-attention", false,
@@ -92,32 +89,30 @@ std::string first_name(const char* names) {
   return all.substr(0, all.find(','));
 }
 
-void add_knob(CLI::App& cmd, const Knob& k) {
-  auto log = [name = first_name(k.names), instead = std::string(k.instead)] {
-    spdlog::info("{} has no effect in shardlm: {}", name, instead);
-  };
-  const std::string help = std::string("accepted; no effect: ") + k.instead;
-  if (k.takes_value) {
+// Registers f with `act` run when it is given (with any values it takes).
+void add_peer_flag(CLI::App& cmd, const PeerFlag& f, const std::string& help,
+                   std::function<void()> act) {
+  if (f.takes_value) {
     cmd.add_option_function<std::vector<std::string>>(
-           k.names, [log](const std::vector<std::string>&) { log(); }, help)
+           f.names, [act](const std::vector<std::string>&) { act(); }, help)
         ->group(kGroup);
   } else {
-    cmd.add_flag_callback(k.names, log, help)->group(kGroup);
+    cmd.add_flag_callback(f.names, act, help)->group(kGroup);
   }
 }
 
-void add_refusal(CLI::App& cmd, const Refusal& r) {
-  auto refuse = [name = first_name(r.names), why = std::string(r.why)] {
-    throw CLI::ValidationError(name, why);
-  };
-  const std::string help = std::string("refused: ") + r.why;
-  if (r.takes_value) {
-    cmd.add_option_function<std::vector<std::string>>(
-           r.names, [refuse](const std::vector<std::string>&) { refuse(); }, help)
-        ->group(kGroup);
-  } else {
-    cmd.add_flag_callback(r.names, refuse, help)->group(kGroup);
-  }
+void add_knob(CLI::App& cmd, const PeerFlag& k) {
+  add_peer_flag(cmd, k, std::string("accepted; no effect: ") + k.text,
+                [name = first_name(k.names), instead = std::string(k.text)] {
+                  spdlog::info("{} has no effect in shardlm: {}", name, instead);
+                });
+}
+
+void add_refusal(CLI::App& cmd, const PeerFlag& r) {
+  add_peer_flag(cmd, r, std::string("refused: ") + r.text,
+                [name = first_name(r.names), why = std::string(r.text)] {
+                  throw CLI::ValidationError(name, why);
+                });
 }
 
 // SGLang's --log-level / trtllm-serve's --log_level, as spdlog's levels.
@@ -174,8 +169,8 @@ void add_effect_flags(CLI::App& cmd, const PeerFlagTargets& t) {
 // The callbacks run when the command line is parsed, after this returns: they keep copies of t's
 // references.
 void add_peer_flags(CLI::App& cmd, const PeerFlagTargets& t) {
-  for (const Knob& k : kKnobs) add_knob(cmd, k);
-  for (const Refusal& r : kRefusals) add_refusal(cmd, r);
+  for (const PeerFlag& k : kKnobs) add_knob(cmd, k);
+  for (const PeerFlag& r : kRefusals) add_refusal(cmd, r);
   add_effect_flags(cmd, t);
   cmd.add_option("--chat-template", t.chat_template,
                  "a Jinja chat template (a file, or the template itself) used instead of the "
@@ -195,25 +190,6 @@ void add_peer_flags(CLI::App& cmd, const PeerFlagTargets& t) {
   cmd.add_flag("--enable-auto-tool-choice", t.enable_auto_tool_choice,
                "vLLM's switch for tool_choice auto: needs --tool-call-parser, which alone turns "
                "it on here");
-}
-
-std::vector<std::string> peer_option_names() {
-  std::vector<std::string> out = {"--log-level,--log_level", "--chunked-prefill-size",
-                                  "--chat-template", "--generation-config,--sampling-defaults",
-                                  "--seed"};
-  for (const Knob& k : kKnobs) {
-    if (k.takes_value) out.emplace_back(k.names);
-  }
-  return out;
-}
-
-std::vector<std::string> peer_flag_names() {
-  std::vector<std::string> out = {"--disable-log-stats", "--disable-custom-all-reduce",
-                                  "--enable-auto-tool-choice"};
-  for (const Knob& k : kKnobs) {
-    if (!k.takes_value) out.emplace_back(k.names);
-  }
-  return out;
 }
 
 void take_model_tag(const std::string& tag, std::string& model) {

@@ -15,11 +15,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <vector>
 
 namespace shardlm::app {
 
-// The serve options the peer flags write.
+// The serve options the peer flags write (doctor gives places it ignores).
 struct PeerFlagTargets {
   int& max_num_batched_tokens;
   double& log_interval;
@@ -30,10 +29,6 @@ struct PeerFlagTargets {
 };
 
 void add_peer_flags(CLI::App& cmd, const PeerFlagTargets& t);
-
-// The peer flags' names, as add_option / add_flag take them, for doctor (accepted, unused).
-std::vector<std::string> peer_option_names();
-std::vector<std::string> peer_flag_names();
 
 // `serve MODEL` (vllm serve, trtllm-serve): the positional model goes to `model`; an Error when
 // --model names another.

@@ -10,11 +10,8 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
-#include <memory>
 #include <string>
-#include <vector>
 
 #include "model/fp8_checkpoint.h"
 

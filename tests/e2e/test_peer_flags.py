@@ -23,16 +23,23 @@ from conftest import BINARY, MODEL, SERVED_NAME, Server
 TOOL = os.environ.get("SHARDLM_TINY_MODEL_TOOL", "build/tests/shardlm_tiny_model")
 
 
-def test_peer_flags_start_a_server():
-    proc = subprocess.Popen([BINARY, "serve", "--model-path", MODEL, "--trust-remote-code",
-                             "--engine-worker-queue-port", "8002", "--port", "0", "--threads", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_reading_log(args):
+    """Starts `args` and reads its output up to the listening line: (process, the match of that
+    line, the log so far)."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = ""
+    deadline = time.monotonic() + 60
+    while not (m := re.search(r"on http://127\.0\.0\.1:(\d+) ", log)):
+        assert time.monotonic() < deadline and proc.poll() is None, log
+        log += proc.stdout.readline()
+    return proc, m, log
+
+
+def test_peer_flags_start_a_server():
+    proc, m, log = start_reading_log([BINARY, "serve", "--model-path", MODEL,
+                                      "--trust-remote-code", "--engine-worker-queue-port", "8002",
+                                      "--port", "0", "--threads", "1"])
     try:
-        deadline = time.monotonic() + 60
-        while not (m := re.search(r"on http://127\.0\.0\.1:(\d+) ", log)):
-            assert time.monotonic() < deadline and proc.poll() is None, log
-            log += proc.stdout.readline()
         body = json.dumps({"prompt": "Hello", "max_tokens": 2}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{m.group(1)}/v1/completions", data=body,
                                      headers={"Content-Type": "application/json"})
@@ -182,14 +189,8 @@ def test_the_model_as_the_first_argument(tmp_path):
     """`vllm serve MODEL` / `trtllm-serve MODEL`; a different --model as well is refused."""
     tiny = str(tmp_path / "tiny-positional.gguf")
     subprocess.run([TOOL, tiny, "--layers", "1"], check=True)
-    proc = subprocess.Popen([BINARY, "serve", tiny, "--port", "0", "--threads", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = ""
+    proc, m, _ = start_reading_log([BINARY, "serve", tiny, "--port", "0", "--threads", "1"])
     try:
-        deadline = time.monotonic() + 60
-        while not (m := re.search(r"on http://127\.0\.0\.1:(\d+) ", log)):
-            assert time.monotonic() < deadline and proc.poll() is None, log
-            log += proc.stdout.readline()
         with urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}/v1/models", timeout=30) as r:
             assert json.loads(r.read())["data"][0]["id"] == "tiny-positional"
     finally:
