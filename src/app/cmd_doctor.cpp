@@ -37,7 +37,7 @@ struct DoctorArgs {
   std::vector<std::string> serve_only;  // the values of serve's flags, unused
   struct PeerSinks {                    // what serve's other-engine flags would set, unused
     int max_num_batched_tokens = 0;
-    double log_interval = 0;
+    bool disable_log_stats = false;
     std::string chat_template, generation_config;
     std::optional<uint64_t> seed;
     bool enable_auto_tool_choice = false;
@@ -138,7 +138,7 @@ void add_doctor_command(CLI::App& app) {
   cmd->add_option("--nats-server", a->nats_server, "check a fleet's NATS server (nats://host:4222)");
   add_serve_only_flags(*cmd, a->serve_only);
   DoctorArgs::PeerSinks& p = a->peer;
-  add_peer_flags(*cmd, {p.max_num_batched_tokens, p.log_interval, p.chat_template,
+  add_peer_flags(*cmd, {p.max_num_batched_tokens, p.disable_log_stats, p.chat_template,
                         p.generation_config, p.seed, p.enable_auto_tool_choice});
   cmd->callback([a] { std::exit(run(*a)); });
 }

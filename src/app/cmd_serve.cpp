@@ -34,6 +34,7 @@ struct ServeOptions {
   bool no_prefix_caching = false;
   std::string executor = "mp";  // --distributed-executor-backend: mp (our launchers) or ray
   bool enable_auto_tool_choice = false;  // vLLM's flag: needs --tool-call-parser
+  bool disable_log_stats = false;        // vLLM's flag: --log-interval 0
   std::string model_tag;  // `serve MODEL`, as vllm serve and trtllm-serve take it
   std::vector<std::string> served_names;  // --served-model-name: the first, then aliases
   CLI::Option* port_option = nullptr;  // to tell a given --port from the default
@@ -197,6 +198,7 @@ void take_start_port(int& port) {
 void run_serve(ServeOptions& o) {
   check_auto_tool_choice(o.enable_auto_tool_choice, o.args.tool_call_parser);
   take_model_tag(o.model_tag, o.args.engine.model);
+  if (o.disable_log_stats) o.args.log_interval = 0;
   if (!o.served_names.empty()) {
     o.args.served_model_name = o.served_names.front();
     o.args.served_model_aliases.assign(o.served_names.begin() + 1, o.served_names.end());
@@ -288,7 +290,7 @@ void add_serve_command(CLI::App& app) {
       "--model-path is SGLang's name");
   cmd->add_option("model_tag", o->model_tag,
                   "the model as the first argument, as vllm serve and trtllm-serve take it");
-  add_peer_flags(*cmd, {o->args.engine.max_num_batched_tokens, o->args.log_interval,
+  add_peer_flags(*cmd, {o->args.engine.max_num_batched_tokens, o->disable_log_stats,
                         o->args.chat_template, o->args.generation_config, o->args.seed,
                         o->enable_auto_tool_choice});
   add_load_format_flag(*cmd, o->args.engine.load_format);

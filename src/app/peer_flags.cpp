@@ -131,9 +131,8 @@ void set_log_level(const std::string& level) {
 }
 
 void add_effect_flags(CLI::App& cmd, const PeerFlagTargets& t) {
-  cmd.add_flag_callback(
-         "--disable-log-stats", [t] { t.log_interval = 0; },
-         "vLLM's name for --log-interval 0: no periodic stats lines")
+  cmd.add_flag("--disable-log-stats", t.disable_log_stats,
+               "vLLM's name for --log-interval 0: no periodic stats lines")
       ->group(kGroup);
   cmd.add_option_function<std::string>(
          "--log-level,--log_level", set_log_level,

@@ -1,7 +1,8 @@
 // Flags of the engines shardlm replaces (vLLM, SGLang, TensorRT-LLM's trtllm-serve, FastDeploy),
 // so that their launch commands run unchanged. Those that are another name for one of serve's own
 // flags are registered on that flag (flag_names.h). The rest are here:
-// - the same effect by another route: --disable-log-stats (--log-interval 0), --log-level,
+// - the same effect by another route: --disable-log-stats (--log-interval 0, whatever the
+//   command line's --log-interval), --log-level,
 //   --disable-custom-all-reduce (SHARDLM_CUSTOM_ALLREDUCE=0), --chunked-prefill-size (the step's
 //   token budget; -1 keeps chunking), --chat-template, --generation-config / --sampling-defaults
 //   and --seed (server/request_defaults.h), --enable-auto-tool-choice (with --tool-call-parser);
@@ -21,7 +22,7 @@ namespace shardlm::app {
 // The serve options the peer flags write (doctor gives places it ignores).
 struct PeerFlagTargets {
   int& max_num_batched_tokens;
-  double& log_interval;
+  bool& disable_log_stats;  // vLLM's --log-interval 0, applied after parsing so it wins
   std::string& chat_template;      // --chat-template: a file, or the template itself
   std::string& generation_config;  // auto | vllm | a directory
   std::optional<uint64_t>& seed;

@@ -156,8 +156,6 @@ def test_other_engines_command_lines_serve_with_their_limits(engine, flags, expe
                               "--trust-remote-code"]}[engine]
     for knob in knobs:
         assert f"{knob} has no effect in shardlm: " in log, (knob, log[-3000:])
-    if engine == "vllm":  # --disable-log-stats: no periodic stats lines
-        assert "tok/s" not in log.split("on http://")[1], log[-2000:]
     if engine == "sglang":
         assert "--chunked-prefill-size" not in log  # a positive size is simply the step budget
 
@@ -200,6 +198,21 @@ def test_the_model_as_the_first_argument(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "the model is given twice" in out.stdout + out.stderr
+
+
+def test_disable_log_stats_turns_the_stats_lines_off():
+    """The fixture passes --log-interval 1; 300 tokens keep the engine busy past it, which logs a
+    stats line unless --disable-log-stats is given (it wins over --log-interval)."""
+    def stats_lines(flags):
+        server = Server(flags)
+        try:
+            complete(server, "Once upon a time", temperature=0, max_tokens=300)
+        finally:
+            assert server.stop() == 0, server.text()
+        return server.text().count("Avg generation throughput")
+
+    assert stats_lines([]) > 0
+    assert stats_lines(["--disable-log-stats"]) == 0
 
 
 def test_auto_tool_choice_with_a_parser_serves():
