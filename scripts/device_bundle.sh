@@ -22,6 +22,8 @@ grep -qx "/$DEST/" "$EXCLUDE" 2>/dev/null || echo "/$DEST/" >>"$EXCLUDE"
 rm -rf "$DEST" && mkdir -p "$DEST/stage/bin" "$DEST/stage/lib"
 BINS=("$BUILD/shardlm" "$BUILD/tests/cuda/shardlm_cuda_tests" "$BUILD/tests/cuda/shardlm_shaped_model"
       "$BUILD/bench/bench_cuda")
+# The tiny-model writer (the FP8 group check writes its checkpoints there), where it was built.
+[ -x "$BUILD/tests/shardlm_tiny_model" ] && BINS+=("$BUILD/tests/shardlm_tiny_model")
 cp "${BINS[@]}" "$DEST/stage/bin/"
 # Debian libraries the GPU image (Ubuntu 24.04 with CUDA, spdlog 1.12, pcre2, openblas) lacks.
 for lib in $(ldd "${BINS[@]}" | awk '/=>/ {print $3}' | sort -u); do

@@ -120,6 +120,10 @@ class Backend {
   virtual bool device_memory_at_start(size_t& free_at_start) const { return false; }
   // True when alloc_floats memory is host memory, so results can be written into host buffers.
   virtual bool host_memory() const { return true; }
+  // Whether prepare_weights takes F8_E4M3 matrices in core/fp8.h's row layout (codes, then a
+  // scale per row) and runs them in FP8: the CUDA backend with --quantization fp8. An FP8
+  // checkpoint's matrices with a scale per row then come to it so (prepare_model_weights).
+  virtual bool runs_fp8_rows() const { return false; }
   // The accelerator this backend runs on, the same string for the same physical device wherever
   // it is asked ("GPU-<uuid> (PCI 0000:1b:00.0)"); "" for a backend on host memory. A group uses
   // it to tell whether its ranks have a GPU each (NCCL) or share one.

@@ -14,9 +14,8 @@ namespace shardlm {
 
 namespace {
 
-const char* why_bf16(const BackendSpec& spec, bool alone, const Model& m) {
+const char* why_bf16(const BackendSpec& spec, const Model& m) {
   if (spec.device == Device::kCpu) return "the CPU backend has no FP8 matmuls";
-  if (!alone) return "tensor/pipeline groups shard BF16 weights";
   if (m.config.n_experts > 0 || m.config.is_mla()) {
     return "expert and latent-attention layers run BF16 weights";
   }
@@ -24,22 +23,23 @@ const char* why_bf16(const BackendSpec& spec, bool alone, const Model& m) {
 }
 
 // An FP8 checkpoint's matrices stay as the file holds them until each rank prepares the ones it
-// holds (fp8_at_bind.h). A dense model with per-tensor or per-channel scales alone on a CUDA GPU
-// runs them in FP8 as published: they become FP8 rows here, which the backend uploads as they are.
-// Everywhere else (the CPU, block-wise scales, mixtures of experts, latent attention, groups)
-// each rank dequantises its share to BF16 as it prepares it. Returns the spec's quantization.
-std::string fp8_checkpoint_quantization(const BackendSpec& spec, bool alone, Model& m) {
+// holds (fp8_at_bind.h). A dense model with per-tensor or per-channel scales on CUDA GPUs, alone or
+// in a tensor/pipeline group, runs them in FP8 as published: each rank's backend takes its rows
+// and columns as FP8 rows with the checkpoint's scales (prepare_model_weights). Everywhere else
+// (the CPU, block-wise scales, mixtures of experts, latent attention) each rank dequantises its
+// share to BF16 as it prepares it. Returns the spec's quantization.
+std::string fp8_checkpoint_quantization(const BackendSpec& spec, const Model& m) {
   if (!spec.quantization.empty() && spec.quantization != "fp8") {
     fail("'{}' is an FP8 checkpoint: --quantization '{}' does not apply to it; leave the flag out",
          m.path, spec.quantization);
   }
-  if (spec.device == Device::kCuda && alone && checkpoint_fp8_runs_as_rows(m)) {
-    materialise_fp8_rows(m);
+  if (spec.device == Device::kCuda && checkpoint_fp8_runs_as_rows(m)) {
+    spdlog::info("'{}': FP8 checkpoint: runs in FP8 as published, with its own scales", m.path);
     return "fp8";
   }
   spdlog::info("'{}': FP8 checkpoint: each rank dequantises the matrices it holds to BF16 as it "
                "prepares them ({})",
-               m.path, why_bf16(spec, alone, m));
+               m.path, why_bf16(spec, m));
   return spec.quantization;
 }
 
@@ -53,7 +53,7 @@ RankRuntime::RankRuntime(const EngineArgs& args, Placement placement, std::uniqu
   // stream.
   BackendSpec spec = backend_spec(args, c);
   if (has_checkpoint_fp8(*model_)) {
-    spec.quantization = fp8_checkpoint_quantization(spec, placement_ == Placement::kAlone, *model_);
+    spec.quantization = fp8_checkpoint_quantization(spec, *model_);
   }
   backend_ = make_backend(spec, model_shape(c));
   if (placement_ == Placement::kAlone) weights_ = prepare_model_weights(*backend_, c, model_->weights);

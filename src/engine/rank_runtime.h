@@ -32,6 +32,8 @@ class RankRuntime {
   const Model& model() const { return *model_; }
   Backend& backend() { return *backend_; }
   Placement placement() const { return placement_; }
+  // Alone: the weights as the backend prepared them (empty in a group: its stages prepare theirs).
+  const BackendWeights& weights() const { return weights_; }
   // The KV cache: the blocks the args give (--num-kv-blocks, --kv-cache-memory); alone on a
   // device without either, what --gpu-memory-utilization leaves after the weights and the
   // activations; in a group, kv_blocks(args) of fp32 elements on every rank, so that they agree.

@@ -3,10 +3,11 @@
 // as fp32, owned by the model), so loading copies nothing. A view of a matrix's rows (a tensor-
 // parallel slice, an expert) keeps pointing at its rows' scales (TensorView::fp8_row0). Each rank
 // then turns only the views it holds into BF16 as it prepares its weights
-// (prepare_model_weights), or, for a dense model with per-tensor or per-channel scales alone on a
-// CUDA GPU, into FP8 rows (materialise_fp8_rows). A few matrices are made BF16 as they are bound,
-// because the binder reads them on the host: the embedding and output projection, and
-// latent attention's kv_b_proj (its key rows are transposed at bind).
+// (prepare_model_weights), or, where the backend runs FP8 matrices (a dense model with per-tensor
+// or per-channel scales on CUDA GPUs, alone or in a group), into FP8 rows (fp8_rows_of). A few
+// matrices are made BF16 as they are bound, because the binder reads them on the host: the
+// embedding and output projection, and latent attention's kv_b_proj (its key rows are transposed
+// at bind).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,13 @@ namespace shardlm {
 // [c0, c0 + n) of each row): out[rows * n]. Large matrices are split over threads.
 void dequantise_fp8_matrix(const TensorView& w, uint16_t* out);
 void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t* out);
+
+// Whether FP8 view w has one scale per row (per tensor or per channel, or blocks as wide as its
+// rows): then it can take core/fp8.h's row layout, and a cut of its columns keeps its scales.
+bool fp8_scaled_by_rows(const TensorView& w);
+// w (fp8_scaled_by_rows) in core/fp8.h's row layout: its codes, then each row's scale;
+// dst: fp8_matrix_bytes(w.numel(), w.rows()) bytes.
+void fp8_rows_of(const TensorView& w, uint8_t* dst);
 
 // Stands between the file's tensors and the binder (called with the canonical name the binder
 // asks for): an F8_E4M3 tensor comes back with its scales attached (or as a BF16 copy for the

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 
 #include "backend/cpu/quant.h"
 #include "core/error.h"
@@ -221,39 +220,6 @@ bool checkpoint_fp8_runs_as_rows(const Model& m) {
     if (w.fp8_scales) rows = rows && w.fp8_scales->per_row(w.ne[0]);
   });
   return rows;
-}
-
-void materialise_fp8_rows(Model& m) {
-  std::map<std::pair<const void*, int64_t>, const void*> copies;  // tied views share one copy
-  auto one = [&](TensorView& w) {
-    if (!w.fp8_scales || !w.data) return;
-    auto [it, fresh] = copies.try_emplace({w.data, w.fp8_row0}, nullptr);
-    if (fresh) {
-      const size_t bytes = fp8_matrix_bytes(w.numel(), w.rows());
-      auto& buf = m.generated.emplace_back(new uint16_t[(bytes + 1) / 2]());
-      auto* dst = reinterpret_cast<uint8_t*>(buf.get());
-      std::memcpy(dst, w.data, static_cast<size_t>(w.numel()));
-      auto* scales = reinterpret_cast<float*>(dst + fp8_scales_offset(w.numel()));
-      for (int64_t r = 0; r < w.rows(); ++r) scales[r] = w.fp8_scales->at(w.fp8_row0 + r, 0);
-      it->second = dst;
-    }
-    w.data = it->second;
-    w.fp8_scales = nullptr;
-    w.fp8_row0 = 0;
-  };
-  one(m.weights.tok_embd);
-  one(m.weights.output);
-  for (LayerWeights& l : m.weights.layers) {
-    for (TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) one(*t);
-  }
-}
-
-bool has_fp8_weights(const Model& m) {
-  bool any = false;
-  m.for_each_matrix([&any](const TensorView& w) {
-    any = any || (w.dtype == DType::F8_E4M3 && !w.fp8_scales);
-  });
-  return any;
 }
 
 }  // namespace shardlm

@@ -55,14 +55,9 @@ void check_input_scale(const TensorView& w, const FileTensorLookup& find,
 
 // The FP8 checkpoint matrices of m still as the file holds them (views with fp8_scales):
 // whether there are any, and whether they all have per-tensor or per-channel scales in a dense
-// model (the form a CUDA GPU runs in FP8 as published).
+// model (the form CUDA GPUs run in FP8 as published: each rank's backend takes the rows it holds
+// as FP8 rows, prepare_model_weights).
 bool has_checkpoint_fp8(const Model& m);
 bool checkpoint_fp8_runs_as_rows(const Model& m);
-// Replaces each of those views by a host copy in core/fp8.h's row layout (the codes, then one fp32
-// scale per row), which the CUDA backend uploads as it is; requires
-// checkpoint_fp8_runs_as_rows(m).
-void materialise_fp8_rows(Model& m);
-// Whether any matrix of the model is held in that row layout (after materialise_fp8_rows).
-bool has_fp8_weights(const Model& m);
 
 }  // namespace shardlm

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "core/fp8.h"
 #include "model/fp8_at_bind.h"
 
 namespace shardlm {
@@ -49,40 +50,57 @@ void walk_weights(const ModelConfig& c, W& w, Mat mat, Vec vec) {
   }
 }
 
-// The views of an FP8 checkpoint's matrices (fp8_scales) replaced by BF16 copies, one per distinct
-// view (a tied embedding and output share one), kept in `keep`.
-WeightSet with_fp8_dequantised(const WeightSet& host,
-                               std::vector<std::unique_ptr<uint16_t[]>>& keep) {
+// The views of an FP8 checkpoint's matrices (fp8_scales) as the backend takes them: where it runs
+// FP8 matrices (fp8_rows) and a matrix has one scale per row, a copy in core/fp8.h's row layout,
+// which it uploads as it is; else a BF16 copy. One copy per distinct view (a tied embedding and
+// output share one), kept in `keep`.
+WeightSet with_fp8_prepared(const WeightSet& host, bool fp8_rows,
+                            std::vector<std::unique_ptr<uint16_t[]>>& keep) {
   WeightSet out = host;
   std::map<std::tuple<const void*, int64_t, int64_t, int64_t>, const void*> copies;
-  size_t bytes = 0;
+  size_t n_bf16 = 0, n_fp8 = 0, bf16_bytes = 0, fp8_bytes = 0;
   for (TensorView& w : out.matrices) {
     if (!w.fp8_scales || !w.data) continue;
+    const bool rows = fp8_rows && fp8_scaled_by_rows(w);
     auto [it, fresh] = copies.try_emplace({w.data, w.fp8_row0, w.ne[0], w.rows()}, nullptr);
-    if (fresh) {
+    if (fresh && rows) {
+      const size_t bytes = fp8_matrix_bytes(w.numel(), w.rows());
+      auto& buf = keep.emplace_back(new uint16_t[(bytes + 1) / 2]());  // zero padding
+      fp8_rows_of(w, reinterpret_cast<uint8_t*>(buf.get()));
+      it->second = buf.get();
+      ++n_fp8;
+      fp8_bytes += bytes;
+    } else if (fresh) {
       auto& buf = keep.emplace_back(new uint16_t[static_cast<size_t>(w.numel())]);
       dequantise_fp8_matrix(w, buf.get());
       it->second = buf.get();
-      bytes += static_cast<size_t>(w.numel()) * sizeof(uint16_t);
+      ++n_bf16;
+      bf16_bytes += static_cast<size_t>(w.numel()) * sizeof(uint16_t);
     }
     w.data = it->second;
-    w.dtype = DType::BF16;
+    if (!rows) w.dtype = DType::BF16;
     w.fp8_scales = nullptr;
     w.fp8_row0 = 0;
   }
-  if (!copies.empty()) {
+  constexpr double kGiB = 1 << 30;
+  if (n_fp8 > 0) {
+    spdlog::info("FP8 checkpoint: {} matrices of this rank's weights kept in FP8 as published "
+                 "({:.2f} GiB)",
+                 n_fp8, static_cast<double>(fp8_bytes) / kGiB);
+  }
+  if (n_bf16 > 0) {
     spdlog::info(
         "FP8 checkpoint: {} matrices of this rank's weights dequantised to BF16 ({:.2f} GiB)",
-        copies.size(), static_cast<double>(bytes) / (1 << 30));
+        n_bf16, static_cast<double>(bf16_bytes) / kGiB);
   }
   return out;
 }
 
-// What BackendWeights::memory keeps: the backend's copies, and the BF16 copies a host backend
-// runs on.
+// What BackendWeights::memory keeps: the backend's copies, and the copies of an FP8 checkpoint's
+// matrices a host backend runs on.
 struct HeldWeights {
   std::shared_ptr<const void> backend;
-  std::vector<std::unique_ptr<uint16_t[]>> bf16;
+  std::vector<std::unique_ptr<uint16_t[]>> fp8_copies;
 };
 
 }  // namespace
@@ -118,9 +136,10 @@ WeightSet weight_set_of(const ModelConfig& c, const ModelWeights& w) {
 BackendWeights prepare_model_weights(Backend& backend, const ModelConfig& c,
                                      const ModelWeights& w) {
   auto held = std::make_shared<HeldWeights>();
-  const WeightSet host = with_fp8_dequantised(weight_set_of(c, w), held->bf16);
+  const WeightSet host =
+      with_fp8_prepared(weight_set_of(c, w), backend.runs_fp8_rows(), held->fp8_copies);
   PreparedWeights prepared = backend.prepare_weights(host);
-  if (!backend.host_memory()) held->bf16.clear();  // uploaded (synchronously) by now
+  if (!backend.host_memory()) held->fp8_copies.clear();  // uploaded (synchronously) by now
   const WeightSet& views = prepared.views;
   if (views.matrices.size() != host.matrices.size() ||
       views.vectors.size() != host.vectors.size()) {

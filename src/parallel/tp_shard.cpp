@@ -30,7 +30,9 @@ TensorView col_slice(const TensorView& w, int64_t first, int64_t n, Model& m) {
   if (!w.data) return w;
   TensorView s = w;
   s.ne[0] = n;
-  if (w.fp8_scales) {  // an FP8 checkpoint's matrix: the columns in BF16, with their scales
+  // An FP8 checkpoint's matrix with block scales: the columns in BF16, with their scales. With a
+  // scale per row its codes are cut as they are and keep their scales.
+  if (w.fp8_scales && !fp8_scaled_by_rows(w)) {
     auto& buf = m.generated.emplace_back(new uint16_t[static_cast<size_t>(n * w.rows())]);
     dequantise_fp8_columns(w, first, n, buf.get());
     s.dtype = DType::BF16;

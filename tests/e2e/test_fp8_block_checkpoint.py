@@ -93,13 +93,23 @@ def rank_conversions(log):
                                        r"dequantised to BF16", log)]
 
 
-@pytest.fixture(scope="module")
-def dense(tmp_path_factory):
+def dense_pair(tmp_path_factory, fmt):
     base = tmp_path_factory.mktemp("fp8dense")
     fp8, bf16 = str(base / "fp8"), str(base / "bf16")
-    subprocess.run([TOOL, fp8, "--layers", "4", "--untied", "--fp8", "fp8_block",
-                    "--dequantised", bf16], check=True)
+    subprocess.run([TOOL, fp8, "--layers", "4", "--untied", "--fp8", fmt, "--dequantised", bf16],
+                   check=True)
     return fp8, bf16
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory):
+    return dense_pair(tmp_path_factory, "fp8_block")
+
+
+@pytest.fixture(scope="module")
+def dense_channel(tmp_path_factory):
+    """Per-channel scales (fbgemm_fp8, as Meta-Llama-3.1-405B-Instruct-FP8 ships)."""
+    return dense_pair(tmp_path_factory, "fbgemm_fp8")
 
 
 def group(model, *flags):
@@ -124,10 +134,12 @@ def test_each_pipeline_stage_dequantises_only_its_layers(dense):
     assert total[0] == 27 and sorted(stages) == [13, 14], (total, stages)
 
 
-def test_megatron_tp2_equals_the_bf16_model_through_the_same_group(dense):
+@pytest.mark.parametrize("scales", ["block", "channel"])
+def test_megatron_tp2_equals_the_bf16_model_through_the_same_group(dense, dense_channel, scales):
     """Megatron TP slices O and down by input columns: an FP8 rank takes its columns with their
-    block scales, and answers as the BF16 model's group does, bit for bit."""
-    fp8, bf16 = dense
+    block scales (dequantised as they are cut) or, with a scale per row, its columns' codes as they
+    are (each row keeps its scale), and answers as the BF16 model's group does, bit for bit."""
+    fp8, bf16 = dense if scales == "block" else dense_channel
     outs = []
     for model in (fp8, bf16):
         master = group(model, "--tp", "2", "--nproc-per-node", "2")

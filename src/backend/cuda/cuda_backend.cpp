@@ -98,6 +98,10 @@ std::string CudaBackend::description() const {
   return device_description(impl_->options.device);
 }
 
+bool CudaBackend::runs_fp8_rows() const {
+  return impl_->fp8 != nullptr;
+}
+
 size_t CudaBackend::weight_bytes() const {
   return static_cast<size_t>(impl_->weight_bytes->load());
 }

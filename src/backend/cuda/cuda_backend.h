@@ -44,6 +44,7 @@ class CudaBackend : public Backend {
   std::string name() const override { return "cuda"; }
   PreparedWeights prepare_weights(const WeightSet& w) override;
   bool host_memory() const override { return false; }
+  bool runs_fp8_rows() const override;
   std::string device_id() const override;
   bool device_memory(size_t& free, size_t& total) const override;
   bool device_memory_at_start(size_t& free_at_start) const override;

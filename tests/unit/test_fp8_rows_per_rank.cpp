@@ -1,0 +1,118 @@
+// An FP8 checkpoint's matrices as each rank prepares them (prepare_model_weights): where the
+// backend runs FP8 rows (Backend::runs_fp8_rows, the CUDA backend with --quantization fp8) a matrix
+// with a scale per row (per tensor or per channel) comes as FP8 rows with the checkpoint's own
+// codes and scales, alone and on every rank of a tensor-parallel group, its Megatron column cuts
+// (O, down) included; one with block scales comes as BF16. The values are those the CPU runs (the
+// same views dequantised to BF16), and a column cut holds the full matrix's columns.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/fp16.h"
+#include "core/fp8.h"
+#include "model/model.h"
+#include "model/weight_set_of.h"
+#include "parallel/tp_shard.h"
+#include "test_support.h"
+#include "tiny_fp8_model.h"
+
+namespace shardlm::testing {
+namespace {
+
+CpuBackendOptions one_thread() {
+  CpuBackendOptions o;
+  o.threads = 1;
+  return o;
+}
+
+// The CPU backend answering as the CUDA backend with --quantization fp8 does.
+class Fp8RowsBackend : public CpuBackend {
+ public:
+  Fp8RowsBackend() : CpuBackend(one_thread()) {}
+  bool runs_fp8_rows() const override { return true; }
+};
+
+// Element (r, c) of a prepared matrix as the BF16 bits the CPU runs: a BF16 view's own, an FP8
+// row view's code times its row's scale, rounded as dequantise_fp8_matrix rounds.
+uint16_t bf16_at(const TensorView& w, int64_t r, int64_t c) {
+  if (w.dtype == DType::BF16) return reinterpret_cast<const uint16_t*>(w.row(r))[c];
+  EXPECT_EQ(w.dtype, DType::F8_E4M3);
+  return fp32_to_bf16(e4m3_to_float(w.row(r)[c]) * fp8_row_scales(w)[r]);
+}
+
+std::vector<const TensorView*> linears(const LayerWeights& l) {
+  return {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down};
+}
+
+// How many elements of a and b differ (their shapes equal).
+int64_t differences(const TensorView& a, const TensorView& b, int64_t b_col0 = 0) {
+  int64_t n = 0;
+  for (int64_t r = 0; r < a.rows(); ++r) {
+    for (int64_t c = 0; c < a.ne[0]; ++c) n += bf16_at(a, r, c) != bf16_at(b, r, b_col0 + c);
+  }
+  return n;
+}
+
+// Every linear matrix of `fp8` (prepared by a backend that runs FP8 rows) against `ref` (the same
+// views prepared by the CPU): the same values, FP8 rows where the format has a scale per row.
+// Returns how many came as FP8 rows.
+int expect_same_values(const ModelWeights& fp8, const ModelWeights& ref, bool rows) {
+  int kept = 0;
+  for (size_t i = 0; i < fp8.layers.size(); ++i) {
+    const auto a = linears(fp8.layers[i]), b = linears(ref.layers[i]);
+    for (size_t m = 0; m < a.size(); ++m) {
+      SCOPED_TRACE("layer " + std::to_string(i) + " matrix " + std::to_string(m));
+      EXPECT_EQ(b[m]->dtype, DType::BF16);
+      if (a[m]->dtype == DType::F8_E4M3) ++kept;
+      EXPECT_TRUE(a[m]->dtype == DType::BF16 || rows);
+      EXPECT_EQ(a[m]->ne, b[m]->ne);
+      if (a[m]->ne == b[m]->ne) EXPECT_EQ(differences(*a[m], *b[m]), 0);
+    }
+  }
+  return kept;
+}
+
+// Columns [c0, c0 + cut.ne[0]) of `full` equal the column cut.
+void expect_columns(const TensorView& cut, const TensorView& full, int64_t c0) {
+  ASSERT_EQ(cut.rows(), full.rows());
+  EXPECT_EQ(differences(cut, full, c0), 0);
+}
+
+TEST(Fp8RowsPerRank, EachRankTakesItsRowsAndColumnsWithTheirScales) {
+  const TinyModelSpec spec;
+  for (Fp8Format f : all_fp8_formats()) {
+    SCOPED_TRACE(fp8_format_name(f));
+    const bool rows = !fp8_block_wise(f);
+    TempDir dir("fp8-rows-" + fp8_format_name(f));
+    write_tiny_fp8_hf_model(dir.path("m"), spec, f);
+    auto full = load_model(dir.path("m"));
+    CpuBackend cpu(one_thread());
+    Fp8RowsBackend fp8;
+    const BackendWeights full_ref = prepare_model_weights(cpu, full->config, full->weights);
+    const BackendWeights full_fp8 = prepare_model_weights(fp8, full->config, full->weights);
+    const int alone = expect_same_values(full_fp8.weights, full_ref.weights, rows);
+    EXPECT_EQ(alone > 0, rows);
+    for (bool megatron : {false, true}) {
+      for (int rank = 0; rank < 2; ++rank) {
+        SCOPED_TRACE("tp 2 rank " + std::to_string(rank) + (megatron ? " megatron" : " exact"));
+        auto shard = parallel::shard_model(*full, rank, 2, false, megatron);
+        const BackendWeights ref = prepare_model_weights(cpu, shard->config, shard->weights);
+        const BackendWeights got = prepare_model_weights(fp8, shard->config, shard->weights);
+        EXPECT_EQ(expect_same_values(got.weights, ref.weights, rows), alone);
+        if (!megatron) continue;
+        // Row-parallel O and down: this rank's heads' and FFN rows' input columns.
+        for (size_t i = 0; i < got.weights.layers.size(); ++i) {
+          const LayerWeights &g = got.weights.layers[i], &w = full_ref.weights.layers[i];
+          expect_columns(g.wo, w.wo, rank * w.wo.ne[0] / 2);
+          expect_columns(g.w_down, w.w_down, rank * w.w_down.ne[0] / 2);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardlm::testing
