@@ -56,6 +56,13 @@ struct Fp8Scales {
   bool per_row(int64_t cols) const { return block_cols >= cols; }  // one scale across a row
 };
 
+// Whether view w is an FP8 checkpoint's matrix with one scale per row (per tensor or per channel,
+// or blocks as wide as its rows): then it can take the row layout below, and a cut of its columns
+// keeps its scales.
+inline bool fp8_scaled_by_rows(const TensorView& w) {
+  return w.fp8_scales && w.fp8_scales->per_row(w.ne[0]);
+}
+
 // Where the row scales of an F8_E4M3 matrix of numel codes start, and its whole size in bytes.
 inline size_t fp8_scales_offset(int64_t numel) {
   return (static_cast<size_t>(numel) + 255) / 256 * 256;

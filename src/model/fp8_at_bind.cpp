@@ -50,14 +50,9 @@ void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t
   for (auto& t : threads) t.join();
 }
 
-bool fp8_scaled_by_rows(const TensorView& w) {
-  return w.fp8_scales && w.fp8_scales->per_row(w.ne[0]);
-}
-
 void fp8_rows_of(const TensorView& w, uint8_t* dst) {
   if (!fp8_scaled_by_rows(w)) {
-    fail("internal: fp8_rows_of on a matrix with {} x {} scale blocks", w.fp8_scales->block_rows,
-         w.fp8_scales->block_cols);
+    fail("internal: fp8_rows_of on '{}', which has no scale per row", w.name);
   }
   std::memcpy(dst, w.data, static_cast<size_t>(w.numel()));
   auto* scales = reinterpret_cast<float*>(dst + fp8_scales_offset(w.numel()));

@@ -23,10 +23,7 @@ namespace shardlm {
 void dequantise_fp8_matrix(const TensorView& w, uint16_t* out);
 void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t* out);
 
-// Whether FP8 view w has one scale per row (per tensor or per channel, or blocks as wide as its
-// rows): then it can take core/fp8.h's row layout, and a cut of its columns keeps its scales.
-bool fp8_scaled_by_rows(const TensorView& w);
-// w (fp8_scaled_by_rows) in core/fp8.h's row layout: its codes, then each row's scale;
+// w (fp8_scaled_by_rows, core/fp8.h) in core/fp8.h's row layout: its codes, then each row's scale;
 // dst: fp8_matrix_bytes(w.numel(), w.rows()) bytes.
 void fp8_rows_of(const TensorView& w, uint8_t* dst);
 

@@ -217,7 +217,7 @@ bool checkpoint_fp8_runs_as_rows(const Model& m) {
   if (m.config.n_experts > 0 || m.config.is_mla()) return false;
   bool rows = true;
   m.for_each_matrix([&rows](const TensorView& w) {
-    if (w.fp8_scales) rows = rows && w.fp8_scales->per_row(w.ne[0]);
+    if (w.fp8_scales) rows = rows && fp8_scaled_by_rows(w);
   });
   return rows;
 }

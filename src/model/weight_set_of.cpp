@@ -58,40 +58,38 @@ WeightSet with_fp8_prepared(const WeightSet& host, bool fp8_rows,
                             std::vector<std::unique_ptr<uint16_t[]>>& keep) {
   WeightSet out = host;
   std::map<std::tuple<const void*, int64_t, int64_t, int64_t>, const void*> copies;
-  size_t n_bf16 = 0, n_fp8 = 0, bf16_bytes = 0, fp8_bytes = 0;
+  struct Tally {
+    size_t matrices = 0, bytes = 0;
+  } kept, dequantised;
   for (TensorView& w : out.matrices) {
     if (!w.fp8_scales || !w.data) continue;
     const bool rows = fp8_rows && fp8_scaled_by_rows(w);
     auto [it, fresh] = copies.try_emplace({w.data, w.fp8_row0, w.ne[0], w.rows()}, nullptr);
-    if (fresh && rows) {
-      const size_t bytes = fp8_matrix_bytes(w.numel(), w.rows());
-      auto& buf = keep.emplace_back(new uint16_t[(bytes + 1) / 2]());  // zero padding
-      fp8_rows_of(w, reinterpret_cast<uint8_t*>(buf.get()));
+    if (fresh) {
+      const size_t n = static_cast<size_t>(w.numel());
+      const size_t bytes = rows ? fp8_matrix_bytes(w.numel(), w.rows()) : n * sizeof(uint16_t);
+      // FP8 rows zero-fill the padding between their codes and scales.
+      auto& buf = keep.emplace_back(rows ? new uint16_t[(bytes + 1) / 2]() : new uint16_t[n]);
+      if (rows) {
+        fp8_rows_of(w, reinterpret_cast<uint8_t*>(buf.get()));
+      } else {
+        dequantise_fp8_matrix(w, buf.get());
+      }
       it->second = buf.get();
-      ++n_fp8;
-      fp8_bytes += bytes;
-    } else if (fresh) {
-      auto& buf = keep.emplace_back(new uint16_t[static_cast<size_t>(w.numel())]);
-      dequantise_fp8_matrix(w, buf.get());
-      it->second = buf.get();
-      ++n_bf16;
-      bf16_bytes += static_cast<size_t>(w.numel()) * sizeof(uint16_t);
+      Tally& t = rows ? kept : dequantised;
+      ++t.matrices;
+      t.bytes += bytes;
     }
     w.data = it->second;
     if (!rows) w.dtype = DType::BF16;
     w.fp8_scales = nullptr;
     w.fp8_row0 = 0;
   }
-  constexpr double kGiB = 1 << 30;
-  if (n_fp8 > 0) {
-    spdlog::info("FP8 checkpoint: {} matrices of this rank's weights kept in FP8 as published "
-                 "({:.2f} GiB)",
-                 n_fp8, static_cast<double>(fp8_bytes) / kGiB);
-  }
-  if (n_bf16 > 0) {
-    spdlog::info(
-        "FP8 checkpoint: {} matrices of this rank's weights dequantised to BF16 ({:.2f} GiB)",
-        n_bf16, static_cast<double>(bf16_bytes) / kGiB);
+  for (const auto& [t, what] : {std::pair{kept, "kept in FP8 as published"},
+                                std::pair{dequantised, "dequantised to BF16"}}) {
+    if (t.matrices == 0) continue;
+    spdlog::info("FP8 checkpoint: {} matrices of this rank's weights {} ({:.2f} GiB)", t.matrices,
+                 what, static_cast<double>(t.bytes) / (1 << 30));
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/fp8.h"
 #include "model/fp8_at_bind.h"
 
 namespace shardlm::parallel {

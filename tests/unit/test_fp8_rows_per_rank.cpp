@@ -95,6 +95,14 @@ TEST(Fp8RowsPerRank, EachRankTakesItsRowsAndColumnsWithTheirScales) {
     const BackendWeights full_fp8 = prepare_model_weights(fp8, full->config, full->weights);
     const int alone = expect_same_values(full_fp8.weights, full_ref.weights, rows);
     EXPECT_EQ(alone > 0, rows);
+    if (rows) {  // the checkpoint's own scales, one per row (one repeated for a per-tensor scale)
+      const TensorView& wq = full_fp8.weights.layers[0].wq;
+      const float* s = fp8_row_scales(wq);
+      EXPECT_GT(s[0], 0.f);
+      if (f == Fp8Format::kCompressedTensor || f == Fp8Format::kFp8Tensor) {
+        EXPECT_EQ(s[0], s[wq.rows() - 1]);
+      }
+    }
     for (bool megatron : {false, true}) {
       for (int rank = 0; rank < 2; ++rank) {
         SCOPED_TRACE("tp 2 rank " + std::to_string(rank) + (megatron ? " megatron" : " exact"));
