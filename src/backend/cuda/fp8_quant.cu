@@ -1,7 +1,9 @@
 // FP8 quantisation kernels: one block per row for the absolute maximum (the scale), then the
 // conversion with E4M3's round-to-nearest-even and saturation (cuda_fp8.h), four elements per
 // access for fp32 rows of k % 4 == 0; a grid-stride loop for the element-wise dequantisation; the
-// GEMM epilogue by rows, four columns per thread (element-wise where n % 4 != 0).
+// GEMM epilogue by rows, four columns per thread (element-wise where n % 4 != 0). The fused
+// norm and SiLU-up quantisations hold a row in registers where it fits (every load in flight at
+// once, the row read once); longer rows loop over global memory with the same sums and codes.
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
@@ -164,11 +166,55 @@ __global__ void norm_quantize_kernel(float* x, const float* residual, const floa
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
 }
 
-// silu(g) * u for four columns of row t, the FP8 GEMM epilogue's scaling first where xs is given.
-__device__ __forceinline__ float4 silu_mul4(const float4* g4, const float4* u4, int64_t c,
-                                            const float* xs, const float4* gs4,
-                                            const float4* us4) {
-  float4 g = g4[c], u = u4[c];
+// norm_quantize_kernel with each thread's elements held in registers (dim <= kPer * blockDim.x):
+// every load in flight at once and x read once, the sums, maximum and codes the same, in the same
+// order.
+template <int kPer>
+__global__ void norm_quantize_regs_kernel(float* x, const float* residual, const float* w,
+                                          int64_t dim, float eps, uint8_t* __restrict__ q,
+                                          float* __restrict__ scale) {
+  float* xr = x + blockIdx.x * dim;
+  const float* yr = residual ? residual + blockIdx.x * dim : nullptr;
+  float v[kPer], g[kPer];
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    const int64_t i = threadIdx.x + int64_t{e} * blockDim.x;
+    v[e] = i < dim ? xr[i] : 0.f;
+    g[e] = i < dim ? w[i] : 0.f;
+    if (yr && i < dim) v[e] += yr[i];
+  }
+  float sum = 0.f;
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    const int64_t i = threadIdx.x + int64_t{e} * blockDim.x;
+    if (i >= dim) break;
+    if (yr) xr[i] = v[e];
+    sum += v[e] * v[e];
+  }
+  sum = block_sum(sum);
+  const float rs = 1.f / sqrtf(sum / static_cast<float>(dim) + eps);
+  float m = 0.f;
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    v[e] = v[e] * rs * g[e];  // zero past the row
+    m = fmaxf(m, fabsf(v[e]));
+  }
+  m = block_max(m);
+  const float s = m > 0.f ? m / kFp8E4M3Max : 1.f;
+  const float inv = 1.f / s;
+  uint8_t* out = q + blockIdx.x * dim;
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    const int64_t i = threadIdx.x + int64_t{e} * blockDim.x;
+    if (i < dim) out[i] = to_e4m3(v[e] * inv);
+  }
+  if (threadIdx.x == 0) scale[blockIdx.x] = s;
+}
+
+// silu(g) * u for four columns c of a row (g, u its raw values), the FP8 GEMM epilogue's scaling
+// first where xs is given.
+__device__ __forceinline__ float4 silu_mul4_of(float4 g, float4 u, int64_t c, const float* xs,
+                                               const float4* gs4, const float4* us4) {
   if (xs) {
     const float a = *xs;
     const float4 gs = gs4[c], us = us4[c];
@@ -177,6 +223,13 @@ __device__ __forceinline__ float4 silu_mul4(const float4* g4, const float4* u4, 
   }
   return {g.x / (1.f + expf(-g.x)) * u.x, g.y / (1.f + expf(-g.y)) * u.y,
           g.z / (1.f + expf(-g.z)) * u.z, g.w / (1.f + expf(-g.w)) * u.w};
+}
+
+// The same for columns c of rows g4, u4.
+__device__ __forceinline__ float4 silu_mul4(const float4* g4, const float4* u4, int64_t c,
+                                            const float* xs, const float4* gs4,
+                                            const float4* us4) {
+  return silu_mul4_of(g4[c], u4[c], c, xs, gs4, us4);
 }
 
 __global__ void silu_mul_quantize_kernel(const float* __restrict__ gate,
@@ -205,6 +258,53 @@ __global__ void silu_mul_quantize_kernel(const float* __restrict__ gate,
   }
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
 }
+
+// silu_mul_quantize_kernel with each thread's SiLU·up values held in registers (f / 4 <= kPer *
+// blockDim.x): gate and up read once with every load in flight, SiLU computed once.
+template <int kPer>
+__global__ void silu_mul_quantize_regs_kernel(const float* __restrict__ gate,
+                                              const float* __restrict__ up, const float* x_scale,
+                                              const float* __restrict__ g_scale,
+                                              const float* __restrict__ u_scale, int64_t f,
+                                              uint8_t* __restrict__ q, float* scale) {
+  const int64_t f4 = f / 4;
+  const auto* g4 = reinterpret_cast<const float4*>(gate + blockIdx.x * f);
+  const auto* u4 = reinterpret_cast<const float4*>(up + blockIdx.x * f);
+  const auto* gs4 = reinterpret_cast<const float4*>(g_scale);
+  const auto* us4 = reinterpret_cast<const float4*>(u_scale);
+  float xs_v = 0.f;
+  if (x_scale) xs_v = x_scale[blockIdx.x];  // read by every thread before block_max's barriers
+  const float* xs = x_scale ? &xs_v : nullptr;
+  float4 v[kPer], u[kPer];  // gate and up's raw values, then v the SiLU·up values
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {  // every load issued before any is used
+    const int64_t c = threadIdx.x + int64_t{e} * blockDim.x;
+    v[e] = c < f4 ? g4[c] : zero;
+    u[e] = c < f4 ? u4[c] : zero;
+  }
+  float m = 0.f;
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    const int64_t c = threadIdx.x + int64_t{e} * blockDim.x;
+    v[e] = c < f4 ? silu_mul4_of(v[e], u[e], c, xs, gs4, us4) : zero;
+    m = fmaxf(m, absmax4(v[e]));
+  }
+  m = block_max(m);
+  const float s = m > 0.f ? m / kFp8E4M3Max : 1.f;
+  const float inv = 1.f / s;
+  auto* out = reinterpret_cast<uint32_t*>(q + blockIdx.x * f);
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) {
+    const int64_t c = threadIdx.x + int64_t{e} * blockDim.x;
+    if (c < f4) out[c] = e4m3x4(v[e], inv);
+  }
+  if (threadIdx.x == 0) scale[blockIdx.x] = s;
+}
+
+constexpr int kNormPer = 16;      // elements per thread of norm_quantize_regs_kernel
+constexpr int kSiluPer = 8;       // float4s per thread of silu_mul_quantize_regs_kernel
+constexpr int kSiluThreads = 512;
 
 unsigned grid_for(int64_t n) {
   return static_cast<unsigned>(
@@ -236,8 +336,14 @@ void quantize_activations_fp8(const float* x, int64_t rows, int64_t k, uint8_t* 
 void norm_quantize_fp8(float* x, const float* residual, const float* w, int64_t rows, int64_t dim,
                        float eps, uint8_t* q, float* scale, cudaStream_t stream) {
   if (rows == 0) return;
-  norm_quantize_kernel<<<static_cast<unsigned>(rows), rms_norm_threads(dim), 0, stream>>>(
-      x, residual, w, dim, eps, q, scale);
+  const int threads = rms_norm_threads(dim);
+  if (dim <= int64_t{kNormPer} * threads) {
+    norm_quantize_regs_kernel<kNormPer><<<static_cast<unsigned>(rows), threads, 0, stream>>>(
+        x, residual, w, dim, eps, q, scale);
+  } else {
+    norm_quantize_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(x, residual, w, dim,
+                                                                              eps, q, scale);
+  }
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
@@ -245,8 +351,14 @@ void silu_mul_quantize_fp8(const float* gate, const float* up, const float* x_sc
                            const float* g_scale, const float* u_scale, int64_t rows, int64_t f,
                            uint8_t* q, float* scale, cudaStream_t stream) {
   if (rows == 0) return;
-  silu_mul_quantize_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-      gate, up, x_scale, g_scale, u_scale, f, q, scale);
+  if (f / 4 <= int64_t{kSiluPer} * kSiluThreads) {
+    silu_mul_quantize_regs_kernel<kSiluPer><<<static_cast<unsigned>(rows), kSiluThreads, 0,
+                                               stream>>>(gate, up, x_scale, g_scale, u_scale, f, q,
+                                                         scale);
+  } else {
+    silu_mul_quantize_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+        gate, up, x_scale, g_scale, u_scale, f, q, scale);
+  }
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
