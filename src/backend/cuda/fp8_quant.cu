@@ -227,8 +227,7 @@ __device__ __forceinline__ float4 silu_mul4_of(float4 g, float4 u, int64_t c, co
 
 // The same for columns c of rows g4, u4.
 __device__ __forceinline__ float4 silu_mul4(const float4* g4, const float4* u4, int64_t c,
-                                            const float* xs, const float4* gs4,
-                                            const float4* us4) {
+                                            const float* xs, const float4* gs4, const float4* us4) {
   return silu_mul4_of(g4[c], u4[c], c, xs, gs4, us4);
 }
 
@@ -302,8 +301,8 @@ __global__ void silu_mul_quantize_regs_kernel(const float* __restrict__ gate,
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
 }
 
-constexpr int kNormPer = 16;      // elements per thread of norm_quantize_regs_kernel
-constexpr int kSiluPer = 8;       // float4s per thread of silu_mul_quantize_regs_kernel
+constexpr int kNormPer = 16;  // elements per thread of norm_quantize_regs_kernel
+constexpr int kSiluPer = 8;   // float4s per thread of silu_mul_quantize_regs_kernel
 constexpr int kSiluThreads = 512;
 
 unsigned grid_for(int64_t n) {
@@ -338,8 +337,8 @@ void norm_quantize_fp8(float* x, const float* residual, const float* w, int64_t 
   if (rows == 0) return;
   const int threads = rms_norm_threads(dim);
   if (dim <= int64_t{kNormPer} * threads) {
-    norm_quantize_regs_kernel<kNormPer><<<static_cast<unsigned>(rows), threads, 0, stream>>>(
-        x, residual, w, dim, eps, q, scale);
+    norm_quantize_regs_kernel<kNormPer>
+        <<<static_cast<unsigned>(rows), threads, 0, stream>>>(x, residual, w, dim, eps, q, scale);
   } else {
     norm_quantize_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(x, residual, w, dim,
                                                                               eps, q, scale);
@@ -352,9 +351,9 @@ void silu_mul_quantize_fp8(const float* gate, const float* up, const float* x_sc
                            uint8_t* q, float* scale, cudaStream_t stream) {
   if (rows == 0) return;
   if (f / 4 <= int64_t{kSiluPer} * kSiluThreads) {
-    silu_mul_quantize_regs_kernel<kSiluPer><<<static_cast<unsigned>(rows), kSiluThreads, 0,
-                                               stream>>>(gate, up, x_scale, g_scale, u_scale, f, q,
-                                                         scale);
+    silu_mul_quantize_regs_kernel<kSiluPer>
+        <<<static_cast<unsigned>(rows), kSiluThreads, 0, stream>>>(gate, up, x_scale, g_scale,
+                                                                   u_scale, f, q, scale);
   } else {
     silu_mul_quantize_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
         gate, up, x_scale, g_scale, u_scale, f, q, scale);
