@@ -32,9 +32,11 @@ struct Batch {
 };
 
 // shapes: (n_tokens, n_past) per sequence, over scattered blocks.
-Batch make_batch(int head_dim, const std::vector<std::pair<int, int>>& shapes, std::mt19937& rng) {
+// Two KV heads of `group` query heads each.
+Batch make_batch(int head_dim, const std::vector<std::pair<int, int>>& shapes, std::mt19937& rng,
+                 int group = 4) {
   Batch b;
-  b.p = {8, 2, head_dim, 16, 0, 1.f / std::sqrt(static_cast<float>(head_dim))};
+  b.p = {2 * group, 2, head_dim, 16, 0, 1.f / std::sqrt(static_cast<float>(head_dim))};
   std::vector<int32_t> free(static_cast<size_t>(b.n_blocks));
   std::iota(free.begin(), free.end(), 0);
   std::shuffle(free.begin(), free.end(), rng);
@@ -93,8 +95,8 @@ void check_batch(const Batch& c, std::mt19937& rng, const char* what) {
   float* out = be.alloc_floats(q.size());
   be.attention(dq, dev_kv, begin_step(be, in).seqs, p, out);
   const double err = rel_err(to_host(be, out, q.size()), ref);
-  std::cout << "[fp8 kv] " << what << " head_dim " << p.head_dim << ": normalised error " << err
-            << "\n";
+  std::cout << "[fp8 kv] " << what << " head_dim " << p.head_dim << ", group "
+            << p.n_heads / p.n_kv_heads << ": normalised error " << err << "\n";
   // Same rounded K/V on both sides: what is left is fp32 order (decode, per-row) or the tensor
   // cores' BF16 queries and softmax weights (prefill, about 3e-3).
   EXPECT_LT(err, 1e-2) << what;
@@ -110,6 +112,15 @@ TEST(CudaFp8Kv, AttentionKernelsMatchCpuOverE4m3RoundedKv) {
     check_batch(make_batch(head_dim, {{1, 37}, {1, 300}, {1, 5}, {1, 130}}, rng), rng, "decode");
     // head_dim 64/128: the tensor-core prefill kernel; 256: the per-row kernel.
     check_batch(make_batch(head_dim, {{21, 9}, {5, 0}, {1, 37}, {40, 100}}, rng), rng, "prefill");
+  }
+  // The tensor-core decode kernel's two walks: the keys as the tile's rows (groups up to 8) and
+  // the query heads (over 8), split and whole, with a partial last tile of 64 keys.
+  for (int group : {1, 7, 8, 16}) {
+    for (int head_dim : {64, 128}) {
+      SCOPED_TRACE("group " + std::to_string(group) + ", head_dim " + std::to_string(head_dim));
+      check_batch(make_batch(head_dim, {{1, 0}, {1, 63}, {1, 64}, {1, 200}, {1, 450}}, rng, group),
+                  rng, "decode");
+    }
   }
 }
 

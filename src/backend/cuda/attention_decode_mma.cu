@@ -27,6 +27,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mma_tiles.cuh"
 #include "backend/cuda/pdl.cuh"
+#include "core/env_flag.h"
 
 namespace shardlm::cuda {
 
@@ -190,51 +191,29 @@ __device__ __forceinline__ void load_queries(const float* q0, int group, int g, 
   }
 }
 
+// A warp's walk over its 16 keys of each tile with the group's query heads as the rows of the m16
+// tiles (G <= 16): S = Q K^T and O += P V, the scores' C fragments reused as P's A fragments.
+// Per lane: rows g and g + 8; out_dim maps O's n8 tiles to head dims.
 template <int D, typename T>
-__global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
+struct QueriesAsRows {
   using L = Layout<D, T>;
-  using S = mma::Swizzled<D>;
   using C = Compute<T>;
-  const int s = static_cast<int>(blockIdx.x) / a.n_kv_heads;
-  const int kvh = static_cast<int>(blockIdx.x) % a.n_kv_heads;
-  const int split = static_cast<int>(blockIdx.y);
-  pdl_launch_dependents();
-  pdl_wait();  // before any exit: this kernel never finishes ahead of the one before it
-  const SeqKeys r = seq_keys(a, s);
-  if (r.n <= 0 || split >= r.used) return;
-  const int begin = r.lo + split * r.per, end = min(r.lo + r.n, begin + r.per);
-  const int G = a.group, h0 = kvh * G;
-  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
-  const int g = lane >> 2, qd = lane & 3;  // the fragment row (and row + 8) and column pair
-
-  extern __shared__ uint4 smem[];
-  uint4* raw_k = smem;                   // [2][kStage]
-  uint4* raw_v = raw_k + 2 * L::kStage;  // [2][kStage]
-  const int32_t* table = a.tables + r.table_offset;
-  const int64_t kv_dim = int64_t{a.n_kv_heads} * D, head_off = int64_t{kvh} * D;
-  const int n_tiles = (end - begin + kKeys - 1) / kKeys;
-  load_tile<D, T>(a, table, kv_dim, head_off, begin, end, raw_k, raw_v);
-  mma::cp_async_commit();
-
   uint32_t qf[D / 16][4];
-  load_queries<D, T, L::kFp8>(a.q + (int64_t{r.row} * a.n_heads + h0) * D, G, g, qd, qf);
-  float o[D / 8][4] = {};
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[D / 8][4];
+  float m[2], l[2];
 
-  for (int t = 0; t < n_tiles; ++t) {
-    const int stage = t & 1, key0 = begin + t * kKeys;
-    if (t + 1 < n_tiles) {
-      load_tile<D, T>(a, table, kv_dim, head_off, key0 + kKeys, end,
-                      raw_k + (stage ^ 1) * L::kStage, raw_v + (stage ^ 1) * L::kStage);
-      mma::cp_async_commit();
-      mma::cp_async_wait<1>();
-    } else {
-      mma::cp_async_wait<0>();
-    }
-    const uint4* kb = raw_k + stage * L::kStage;
-    const uint4* vb = raw_v + stage * L::kStage;
-    __syncthreads();
+  __device__ __forceinline__ void start(const float* q0, int group, int g, int qd) {
+    load_queries<D, T, L::kFp8>(q0, group, g, qd, qf);
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+    m[0] = m[1] = -INFINITY;
+    l[0] = l[1] = 0.f;
+  }
 
+  __device__ __forceinline__ void tile(const uint4* kb, const uint4* vb, int warp, int lane,
+                                       int key0, int end, float scale_log2) {
+    using S = mma::Swizzled<D>;
+    const int g = lane >> 2, qd = lane & 3;
     float sc[2][4] = {};  // S: the group's rows x this warp's 16 keys
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
@@ -259,7 +238,7 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int j = key0 + warp * 16 + nt * 8 + 2 * qd + (e & 1);
-        const float x = j < end ? sc[nt][e] * a.scale_log2 : -INFINITY;
+        const float x = j < end ? sc[nt][e] * scale_log2 : -INFINITY;
         sc[nt][e] = x;
         mx[e >> 1] = fmaxf(mx[e >> 1], x);
       }
@@ -305,29 +284,199 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
         C::product(o[2 * dp + 1], pa, b[2], b[3]);
       }
     }
+  }
+
+  // The warp's (m, l) per head and its O rows into shared memory ([kMaxGroup] per warp).
+  __device__ __forceinline__ void finish(float* sm_o, float* sm_ml, int warp, int group, int lane) {
+    const int g = lane >> 2, qd = lane & 3;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+      l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+      const int row = g + 8 * i;
+      if (row >= group) continue;
+      const int at = warp * kMaxGroup + row;
+      if (qd == 0) {
+        sm_ml[at * 2] = m[i];
+        sm_ml[at * 2 + 1] = l[i];
+      }
+#pragma unroll
+      for (int dt = 0; dt < D / 8; ++dt) {
+        sm_o[at * D + out_dim<L::kFp8>(dt, 2 * qd)] = o[dt][2 * i];
+        sm_o[at * D + out_dim<L::kFp8>(dt, 2 * qd + 1)] = o[dt][2 * i + 1];
+      }
+    }
+  }
+};
+
+// Transposes the 8x8 b16 matrix a warp holds in the fragment layout (lane: row g, columns 2 qd,
+// 2 qd + 1).
+__device__ __forceinline__ uint32_t transposed(uint32_t x) {
+  uint32_t y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+  return y;
+}
+
+// The same walk over an FP8 cache with the warp's 16 keys as the rows of the m16 tiles and the
+// query heads as the 8 columns (G <= 8): S^T = K Q^T and O^T += V^T P^T, half the tensor-core
+// work of QueriesAsRows where a group fills half a tile or less. The keys' A fragments are one
+// 32-bit word of codes (4 head dims, the queries permuted to match as for key_fragment); P^T's B
+// fragments are the scores' C fragments transposed (movmatrix); V^T's A fragments come from the
+// same ldmatrix.trans words as value_products, the even dims' codes as rows g and the odd dims' as
+// rows g + 8 of a 16-dim tile. Per lane: heads 2 qd, 2 qd + 1 (the columns).
+template <int D>
+struct KeysAsRows {
+  uint32_t qb[D / 16][2];  // Q^T's B fragments: head g
+  float o[D / 16][4];      // O^T: tile h row g = dim 16 h + 2 g, row g + 8 = dim 16 h + 2 g + 1
+  float m[2], l[2];        // heads 2 qd, 2 qd + 1 (l: this lane's keys only, until finish)
+
+  __device__ __forceinline__ void start(const float* q0, int group, int g, int qd) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (g < group) x = *reinterpret_cast<const float4*>(q0 + g * D + kk * 16 + 4 * qd);
+      qb[kk][0] = mma::pack_f16(x.x, x.y);
+      qb[kk][1] = mma::pack_f16(x.z, x.w);
+    }
+#pragma unroll
+    for (int h = 0; h < D / 16; ++h) o[h][0] = o[h][1] = o[h][2] = o[h][3] = 0.f;
+    m[0] = m[1] = -INFINITY;
+    l[0] = l[1] = 0.f;
+  }
+
+  __device__ __forceinline__ void tile(const uint4* kb, const uint4* vb, int warp, int lane,
+                                       int key0, int end, float scale_log2) {
+    const int g = lane >> 2, qd = lane & 3;
+    float sc[4] = {};  // S^T: keys g, g + 8 x heads 2 qd, 2 qd + 1
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t w0 =
+          reinterpret_cast<const uint32_t*>(kb + raw_at<D, uint8_t>(warp * 16 + g, kk))[qd];
+      const uint32_t w1 =
+          reinterpret_cast<const uint32_t*>(kb + raw_at<D, uint8_t>(warp * 16 + g + 8, kk))[qd];
+      const uint32_t a[4] = {e4m3x2_to_f16x2(w0), e4m3x2_to_f16x2(w1), e4m3x2_to_f16x2(w0 >> 16),
+                             e4m3x2_to_f16x2(w1 >> 16)};
+      mma::mma_f16(sc, a, qb[kk][0], qb[kk][1]);
+    }
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {  // e & 1: the head, e >> 1: key g or g + 8
+      const int j = key0 + warp * 16 + g + 8 * (e >> 1);
+      const float x = j < end ? sc[e] * scale_log2 : -INFINITY;
+      sc[e] = x;
+      mx[e & 1] = fmaxf(mx[e & 1], x);
+    }
+    float corr[2], base[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+      for (int x = 4; x < 32; x <<= 1) mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], x));
+      base[i] = mx[i] == -INFINITY ? 0.f : mx[i];  // no live key yet: weights stay 0
+      corr[i] = exp2f(m[i] - base[i]);
+      m[i] = mx[i];
+      l[i] *= corr[i];
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      sc[e] = exp2f(sc[e] - base[e & 1]);
+      l[e & 1] += sc[e];
+    }
+    if (corr[0] != 1.f || corr[1] != 1.f) {  // rare once the maxima have settled
+#pragma unroll
+      for (int h = 0; h < D / 16; ++h) {
+        o[h][0] *= corr[0];
+        o[h][1] *= corr[1];
+        o[h][2] *= corr[0];
+        o[h][3] *= corr[1];
+      }
+    }
+    const uint32_t b0 = transposed(mma::pack_f16(sc[0], sc[1]));  // keys 2 qd, +1 of head g
+    const uint32_t b1 = transposed(mma::pack_f16(sc[2], sc[3]));  // keys 2 qd + 8, + 9
+#pragma unroll
+    for (int h2 = 0; h2 < D / 32; ++h2) {
+      uint32_t r[4];  // as in value_products
+      mma::ldmatrix_x4_trans(r,
+                             vb + raw_at<D, uint8_t>(warp * 16 + ((lane >> 3) & 1) * 8 + (lane & 7),
+                                                     2 * h2 + (lane >> 4)));
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const uint32_t w0 = r[2 * half], w1 = r[2 * half + 1];
+        const uint32_t a[4] = {e4m3x2_to_f16x2(__byte_perm(w0, 0, 0x2020)),
+                               e4m3x2_to_f16x2(__byte_perm(w0, 0, 0x3131)),
+                               e4m3x2_to_f16x2(__byte_perm(w1, 0, 0x2020)),
+                               e4m3x2_to_f16x2(__byte_perm(w1, 0, 0x3131))};
+        mma::mma_f16(o[2 * h2 + half], a, b0, b1);
+      }
+    }
+  }
+
+  __device__ __forceinline__ void finish(float* sm_o, float* sm_ml, int warp, int group, int lane) {
+    const int g = lane >> 2, qd = lane & 3;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+      for (int x = 4; x < 32; x <<= 1) l[i] += __shfl_xor_sync(0xffffffffu, l[i], x);
+      const int head = 2 * qd + i;
+      if (head >= group) continue;
+      const int at = warp * kMaxGroup + head;
+      if (g == 0) {
+        sm_ml[at * 2] = m[i];
+        sm_ml[at * 2 + 1] = l[i];
+      }
+#pragma unroll
+      for (int h = 0; h < D / 16; ++h) {
+        sm_o[at * D + 16 * h + 2 * g] = o[h][i];
+        sm_o[at * D + 16 * h + 2 * g + 1] = o[h][2 + i];
+      }
+    }
+  }
+};
+
+template <int D, typename T, typename Walk>
+__global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
+  using L = Layout<D, T>;
+  const int s = static_cast<int>(blockIdx.x) / a.n_kv_heads;
+  const int kvh = static_cast<int>(blockIdx.x) % a.n_kv_heads;
+  const int split = static_cast<int>(blockIdx.y);
+  pdl_launch_dependents();
+  pdl_wait();  // before any exit: this kernel never finishes ahead of the one before it
+  const SeqKeys r = seq_keys(a, s);
+  if (r.n <= 0 || split >= r.used) return;
+  const int begin = r.lo + split * r.per, end = min(r.lo + r.n, begin + r.per);
+  const int G = a.group, h0 = kvh * G;
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+
+  extern __shared__ uint4 smem[];
+  uint4* raw_k = smem;                   // [2][kStage]
+  uint4* raw_v = raw_k + 2 * L::kStage;  // [2][kStage]
+  const int32_t* table = a.tables + r.table_offset;
+  const int64_t kv_dim = int64_t{a.n_kv_heads} * D, head_off = int64_t{kvh} * D;
+  const int n_tiles = (end - begin + kKeys - 1) / kKeys;
+  load_tile<D, T>(a, table, kv_dim, head_off, begin, end, raw_k, raw_v);
+  mma::cp_async_commit();
+
+  Walk w;
+  w.start(a.q + (int64_t{r.row} * a.n_heads + h0) * D, G, lane >> 2, lane & 3);
+  for (int t = 0; t < n_tiles; ++t) {
+    const int stage = t & 1, key0 = begin + t * kKeys;
+    if (t + 1 < n_tiles) {
+      load_tile<D, T>(a, table, kv_dim, head_off, key0 + kKeys, end,
+                      raw_k + (stage ^ 1) * L::kStage, raw_v + (stage ^ 1) * L::kStage);
+      mma::cp_async_commit();
+      mma::cp_async_wait<1>();
+    } else {
+      mma::cp_async_wait<0>();
+    }
+    __syncthreads();
+    w.tile(raw_k + stage * L::kStage, raw_v + stage * L::kStage, warp, lane, key0, end,
+           a.scale_log2);
     __syncthreads();  // every warp is done with this stage before it is loaded again
   }
 
   // Merge the warps: each (head, dim) output weighs warp w by 2^(m_w - M).
   float* sm_o = reinterpret_cast<float*>(smem);  // [kWarps][kMaxGroup][D]
   float* sm_ml = sm_o + kWarps * kMaxGroup * D;  // [kWarps][kMaxGroup][2]
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-    const int row = g + 8 * i;
-    if (row >= G) continue;
-    const int at = warp * kMaxGroup + row;
-    if (qd == 0) {
-      sm_ml[at * 2] = m[i];
-      sm_ml[at * 2 + 1] = l[i];
-    }
-#pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      sm_o[at * D + out_dim<L::kFp8>(dt, 2 * qd)] = o[dt][2 * i];
-      sm_o[at * D + out_dim<L::kFp8>(dt, 2 * qd + 1)] = o[dt][2 * i + 1];
-    }
-  }
+  w.finish(sm_o, sm_ml, warp, G, lane);
   __syncthreads();
   const int64_t item = int64_t{s} * a.n_kv_heads + kvh;
   for (int idx = static_cast<int>(threadIdx.x); idx < G * D; idx += kThreads) {
@@ -360,34 +509,47 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
 }
 
 // Lets the kernel take its (over 48 KB) shared memory on the current device; once per device.
-template <int D, typename T>
+template <int D, typename T, typename Walk>
 void allow_shared_memory() {
   static std::atomic<uint64_t> done{0};
   int device = 0;
   SHARDLM_CUDA_CHECK(cudaGetDevice(&device));
   const uint64_t bit = uint64_t{1} << (device & 63);
   if (done.load(std::memory_order_acquire) & bit) return;
-  SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(mma_kernel<D, T>,
+  SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(mma_kernel<D, T, Walk>,
                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           static_cast<int>(Layout<D, T>::bytes())));
   done.fetch_or(bit, std::memory_order_acq_rel);
 }
 
-template <int D, typename T>
+template <int D, typename T, typename Walk>
 void launch(const DecodeArgs& a, int n_seqs, cudaStream_t stream) {
-  allow_shared_memory<D, T>();
+  allow_shared_memory<D, T, Walk>();
   const dim3 grid(static_cast<unsigned>(n_seqs * a.n_kv_heads), static_cast<unsigned>(a.n_splits));
-  launch_dependent(mma_kernel<D, T>, grid, kThreads, Layout<D, T>::bytes(), stream, a);
+  launch_dependent(mma_kernel<D, T, Walk>, grid, kThreads, Layout<D, T>::bytes(), stream, a);
+}
+
+// An FP8 cache with a group of at most 8 query heads walks with the keys as the rows
+// (SHARDLM_CUDA_DECODE_KEYS_AS_ROWS=0: the query heads, to compare).
+template <int D>
+void launch_fp8(const DecodeArgs& a, int n_seqs, cudaStream_t stream) {
+  static const bool keys_as_rows = env_flag("SHARDLM_CUDA_DECODE_KEYS_AS_ROWS", true);
+  if (keys_as_rows && a.group <= 8) {
+    launch<D, uint8_t, KeysAsRows<D>>(a, n_seqs, stream);
+  } else {
+    launch<D, uint8_t, QueriesAsRows<D, uint8_t>>(a, n_seqs, stream);
+  }
 }
 
 // Asked once per instance (never inside a graph capture: the first step of a shape runs op by op).
 template <int D>
 int resident_blocks() {
+  using Walk = QueriesAsRows<D, uint16_t>;
   static const int blocks = [] {
-    allow_shared_memory<D, uint16_t>();
+    allow_shared_memory<D, uint16_t, Walk>();
     int n = 0;
     SHARDLM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &n, mma_kernel<D, uint16_t>, kThreads, Layout<D, uint16_t>::bytes()));
+        &n, mma_kernel<D, uint16_t, Walk>, kThreads, Layout<D, uint16_t>::bytes()));
     return std::max(n, 1);
   }();
   return blocks;
@@ -410,18 +572,18 @@ int decode_mma_resident_blocks(int head_dim) {
 void decode_mma(const DecodeArgs& a, const uint16_t*, int head_dim, int n_seqs,
                 cudaStream_t stream) {
   if (head_dim == 64) {
-    launch<64, uint16_t>(a, n_seqs, stream);
+    launch<64, uint16_t, QueriesAsRows<64, uint16_t>>(a, n_seqs, stream);
   } else {
-    launch<128, uint16_t>(a, n_seqs, stream);
+    launch<128, uint16_t, QueriesAsRows<128, uint16_t>>(a, n_seqs, stream);
   }
 }
 
 void decode_mma(const DecodeArgs& a, const uint8_t*, int head_dim, int n_seqs,
                 cudaStream_t stream) {
   if (head_dim == 64) {
-    launch<64, uint8_t>(a, n_seqs, stream);
+    launch_fp8<64>(a, n_seqs, stream);
   } else {
-    launch<128, uint8_t>(a, n_seqs, stream);
+    launch_fp8<128>(a, n_seqs, stream);
   }
 }
 
