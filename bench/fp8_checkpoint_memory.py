@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Memory of an FP8 checkpoint with block-wise scales (DeepSeek-V3's format: F8_E4M3 weights, an
 F32 weight_scale_inv per 128 x 128 block) served on the CPU alone and by PP=2 and TP=2 groups on
-one machine: each process's private memory (RssAnon, where the BF16 copies live) and its mapped
-file pages (RssFile, shared through the page cache) once the server answers, against the whole
-model's BF16 size. Each rank converts only the matrices it holds, so a rank of a group should hold
-about half the BF16 bytes of one process.
+one machine: each process's private memory (RssAnon, where its prepared copies live: FP8 with a
+scale per 128 columns on the CPU, or BF16 with SHARDLM_CPU_FP8_GROUPS=0) and its mapped file
+pages (RssFile, shared through the page cache) once the server answers, against the whole model's
+BF16 size. Each rank prepares only the matrices it holds, so a rank of a group should hold about
+half the bytes of one process.
 
 The checkpoint is a llama-shaped model written here (random codes, constant scales; the
 vocabulary and tokenizer of the tiny test model), about 1 GB of FP8 by default.
@@ -123,7 +124,9 @@ def measure(binary, model, flags):
         urllib.request.urlopen(req, timeout=600).read()
         pids = [proc.pid] + descendants(proc.pid)
         ranks = [p for p in pids if rss(p).get("RssAnon", 0) > 64] or [proc.pid]
-        return [rss(p) for p in ranks], re.findall(r"(\d+) matrices of this rank's weights", log)
+        kept = re.findall(r"matrices of this rank's weights: (\d+) kept in FP8 as published "
+                          r"\([\d.]+ GiB\), (\d+) dequantised", log)
+        return [rss(p) for p in ranks], [f"{k} FP8, {d} BF16" for k, d in kept]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
@@ -144,7 +147,7 @@ def main():
         print(f"checkpoint: {n / 2**30:.2f} GiB of FP8 codes ({2 * n / 2**30:.2f} GiB as BF16), "
               f"{a.layers} layers, hidden {a.hidden}, ffn {a.ffn}, 128 x 128 blocks")
         print("| layout | RssAnon per rank (MiB) | RssFile per rank (MiB) | matrices each rank "
-              "converted |")
+              "kept in FP8 / dequantised to BF16 |")
         print("|---|---|---|---|")
         for name, flags in (("alone", []), ("PP=2", ["--pp", "2", "--nproc-per-node", "2"]),
                             ("TP=2", ["--tp", "2", "--nproc-per-node", "2"])):

@@ -124,6 +124,10 @@ class Backend {
   // scale per row) and runs them in FP8: the CUDA backend with --quantization fp8. An FP8
   // checkpoint's matrices with a scale per row then come to it so (prepare_model_weights).
   virtual bool runs_fp8_rows() const { return false; }
+  // Whether prepare_weights takes F8_E4M3_G128 matrices (core/fp8.h: each row's codes, then a
+  // scale per 128 columns): the CPU backend. An FP8 checkpoint's matrices whose scales are constant
+  // over each 128 columns of a row then come to it so, where they do not come as FP8 rows.
+  virtual bool runs_fp8_groups() const { return false; }
   // The accelerator this backend runs on, the same string for the same physical device wherever
   // it is asked ("GPU-<uuid> (PCI 0000:1b:00.0)"); "" for a backend on host memory. A group uses
   // it to tell whether its ranks have a GPU each (NCCL) or share one.

@@ -6,7 +6,7 @@
 namespace shardlm {
 
 namespace {
-constexpr std::array<DTypeTraits, 11> kTraits = {{
+constexpr std::array<DTypeTraits, 12> kTraits = {{
     {"F32", 1, 4, false},
     {"F16", 1, 2, false},
     {"BF16", 1, 2, false},
@@ -18,6 +18,7 @@ constexpr std::array<DTypeTraits, 11> kTraits = {{
     {"Q6_K", QK_K, sizeof(BlockQ6_K), true},
     {"I32", 1, 4, false},
     {"F8_E4M3", 1, 1, false},
+    {"F8_E4M3_G128", 1, 1, true},  // row_bytes and row_fits_blocks below
 }};
 
 // GGML type ids, in ggml.h order; names are used in error messages for unsupported types.
@@ -70,10 +71,14 @@ const DTypeTraits& dtype_traits(DType t) {
 }
 
 bool row_fits_blocks(DType t, int64_t n) {
+  if (t == DType::F8_E4M3_G128) return n >= 0 && n % 4 == 0;  // the scales 4-byte aligned
   return n >= 0 && n % dtype_traits(t).block_elems == 0;
 }
 
 size_t row_bytes(DType t, int64_t n) {
+  if (t == DType::F8_E4M3_G128) {
+    return static_cast<size_t>(n + 4 * ((n + kFp8GroupCols - 1) / kFp8GroupCols));
+  }
   const auto& tr = dtype_traits(t);
   return static_cast<size_t>(n / tr.block_elems) * static_cast<size_t>(tr.block_bytes);
 }

@@ -10,8 +10,24 @@
 namespace shardlm {
 
 // F8_E4M3: a device backend's form for --quantization fp8, and the weights of FP8 checkpoints
-// (safetensors F8_E4M3, with their scales; model/fp8_checkpoint).
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K, I32, F8_E4M3 };
+// (safetensors F8_E4M3, with their scales; model/fp8_checkpoint). F8_E4M3_G128: the CPU's form of
+// an FP8 checkpoint's matrices, each row its E4M3 codes then one fp32 scale per 128 columns (the
+// last group may be shorter; core/fp8.h); rows of a multiple of 4 elements.
+enum class DType : uint8_t {
+  F32,
+  F16,
+  BF16,
+  Q8_0,
+  Q4_0,
+  Q4_1,
+  Q4_K,
+  Q5_K,
+  Q6_K,
+  I32,
+  F8_E4M3,
+  F8_E4M3_G128
+};
+inline constexpr int64_t kFp8GroupCols = 128;  // F8_E4M3_G128's columns per scale
 
 struct DTypeTraits {
   std::string_view name;

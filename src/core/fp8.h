@@ -4,6 +4,10 @@
 // model/fp8_checkpoint.h) and device memory (backend/cuda/weight_store.h):
 //   [rows][cols] E4M3 codes, zero-padded to a multiple of 256 bytes, then one fp32 scale per row;
 //   w[j][i] ~= e4m3(q[j][i]) * scale[j].
+// An F8_E4M3_G128 matrix (the CPU's form of an FP8 checkpoint's matrices) is rows of
+//   [cols] E4M3 codes, then one fp32 scale per 128 columns (ceil(cols / 128) of them);
+//   w[j][i] ~= e4m3(q[j][i]) * scale[j][i / 128],
+// which holds per-tensor, per-channel and 128 x 128 block scales alike.
 #pragma once
 
 #include <cmath>
@@ -57,10 +61,12 @@ struct Fp8Scales {
 };
 
 // Whether view w is an FP8 checkpoint's matrix with one scale per row (per tensor or per channel,
-// or blocks as wide as its rows): then it can take the row layout below, and a cut of its columns
-// keeps its scales.
+// or its columns within one block's: a whole row of wide blocks, or a column cut inside one): then
+// it can take the row layout below, and a cut of its columns keeps its scales.
 inline bool fp8_scaled_by_rows(const TensorView& w) {
-  return w.fp8_scales && w.fp8_scales->per_row(w.ne[0]);
+  if (!w.fp8_scales || w.ne[0] <= 0) return false;
+  const int64_t bc = w.fp8_scales->block_cols;  // the view's columns within one block's
+  return w.fp8_col0 / bc == (w.fp8_col0 + w.ne[0] - 1) / bc;
 }
 
 // Where the row scales of an F8_E4M3 matrix of numel codes start, and its whole size in bytes.
@@ -76,6 +82,24 @@ inline const float* fp8_row_scales(const TensorView& w) {
   return reinterpret_cast<const float*>(static_cast<const uint8_t*>(w.data) +
                                         fp8_scales_offset(w.numel()));
 }
+
+// Whether FP8 view w (fp8_scales) takes the F8_E4M3_G128 layout: one scale across each 128
+// columns of a row (scales per row, or blocks whose width is a multiple of 128 with the view's
+// columns starting on a multiple of 128), rows of a multiple of 4 elements.
+inline bool fp8_groups_fit(const TensorView& w) {
+  if (!w.fp8_scales || w.ne[0] % 4 != 0) return false;
+  if (fp8_scaled_by_rows(w)) return true;
+  return w.fp8_scales->block_cols % kFp8GroupCols == 0 && w.fp8_col0 % kFp8GroupCols == 0;
+}
+
+// The scales of one F8_E4M3_G128 row of k codes.
+inline const float* fp8_group_scales(const uint8_t* row, int64_t k) {
+  return reinterpret_cast<const float*>(row + k);
+}
+
+// One F8_E4M3_G128 row of k elements as BF16: each code times its group's scale in fp32, rounded
+// to nearest even, as model/fp8_at_bind.h's dequantise_fp8_matrix rounds.
+void fp8_group_row_to_bf16(const uint8_t* row, int64_t k, uint16_t* out);
 
 // Row r of an F8_E4M3 host view as fp32 (codes times the row's scale): out[0 .. ne[0]).
 inline void dequantize_fp8_row(const TensorView& w, int64_t r, float* out) {

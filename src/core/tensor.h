@@ -23,11 +23,12 @@ struct TensorView {
   const void* data = nullptr;
   MemSpace space = MemSpace::kHost;  // kDevice: a backend's copy (Backend::prepare_weights)
   // An FP8 checkpoint's matrix as the file holds it (F8_E4M3 codes, model/fp8_at_bind.h): its
-  // scales, owned by the model, and the row of the file's matrix this view starts at (a slice's
-  // rows keep their scales). Null for every other view; such a view is dequantised before a
-  // backend prepares it (prepare_model_weights).
+  // scales, owned by the model, and the row and column of the file's matrix this view starts at
+  // (a slice's rows, or a copy of some of its columns, keep their scales). Null for every other
+  // view; such a view is prepared for its backend by prepare_model_weights.
   const Fp8Scales* fp8_scales = nullptr;
   int64_t fp8_row0 = 0;
+  int64_t fp8_col0 = 0;
 
   int64_t numel() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   int64_t rows() const { return ne[1] * ne[2] * ne[3]; }

@@ -14,8 +14,7 @@ namespace shardlm {
 
 namespace {
 
-const char* why_bf16(const BackendSpec& spec, const Model& m) {
-  if (spec.device == Device::kCpu) return "the CPU backend has no FP8 matmuls";
+const char* why_bf16(const Model& m) {
   if (m.config.n_experts > 0 || m.config.is_mla()) {
     return "expert and latent-attention layers run BF16 weights";
   }
@@ -25,9 +24,11 @@ const char* why_bf16(const BackendSpec& spec, const Model& m) {
 // An FP8 checkpoint's matrices stay as the file holds them until each rank prepares the ones it
 // holds (fp8_at_bind.h). A dense model with per-tensor or per-channel scales on CUDA GPUs, alone or
 // in a tensor/pipeline group, runs them in FP8 as published: each rank's backend takes its rows
-// and columns as FP8 rows with the checkpoint's scales (prepare_model_weights). Everywhere else
-// (the CPU, block-wise scales, mixtures of experts, latent attention) each rank dequantises its
-// share to BF16 as it prepares it. Returns the spec's quantization.
+// and columns as FP8 rows with the checkpoint's scales (prepare_model_weights). The CPU keeps
+// every matrix whose scales are whole groups of 128 columns (all formats) in FP8 with its own
+// scales, multiplying rows widened to BF16 as it goes. Everywhere else (other block-scaled CUDA
+// checkpoints, mixtures of experts and latent attention on CUDA) each rank dequantises its share
+// to BF16 as it prepares it. Returns the spec's quantization.
 std::string fp8_checkpoint_quantization(const BackendSpec& spec, const Model& m) {
   if (!spec.quantization.empty() && spec.quantization != "fp8") {
     fail("'{}' is an FP8 checkpoint: --quantization '{}' does not apply to it; leave the flag out",
@@ -37,9 +38,17 @@ std::string fp8_checkpoint_quantization(const BackendSpec& spec, const Model& m)
     spdlog::info("'{}': FP8 checkpoint: runs in FP8 as published, with its own scales", m.path);
     return "fp8";
   }
-  spdlog::info("'{}': FP8 checkpoint: each rank dequantises the matrices it holds to BF16 as it "
-               "prepares them ({})",
-               m.path, why_bf16(spec, m));
+  if (spec.device == Device::kCpu) {
+    spdlog::info(
+        "'{}': FP8 checkpoint: each rank keeps the matrices it holds in FP8 with their "
+        "own scales (rows widened to BF16 as they are multiplied)",
+        m.path);
+    return spec.quantization;
+  }
+  spdlog::info(
+      "'{}': FP8 checkpoint: each rank dequantises the matrices it holds to BF16 as it "
+      "prepares them ({})",
+      m.path, why_bf16(m));
   return spec.quantization;
 }
 
@@ -56,7 +65,8 @@ RankRuntime::RankRuntime(const EngineArgs& args, Placement placement, std::uniqu
     spec.quantization = fp8_checkpoint_quantization(spec, *model_);
   }
   backend_ = make_backend(spec, model_shape(c));
-  if (placement_ == Placement::kAlone) weights_ = prepare_model_weights(*backend_, c, model_->weights);
+  if (placement_ == Placement::kAlone)
+    weights_ = prepare_model_weights(*backend_, c, model_->weights);
   size_kv_cache(args);
 }
 

@@ -22,7 +22,7 @@ void dequantise_rows(const TensorView& w, int64_t c0, int64_t n, int64_t r0, int
     const uint8_t* q = w.row(r);
     uint16_t* o = out + r * n;
     for (int64_t c = c0; c < c0 + n; ++c) {
-      o[c - c0] = fp32_to_bf16(lut[q[c]] * s.at(w.fp8_row0 + r, c));
+      o[c - c0] = fp32_to_bf16(lut[q[c]] * s.at(w.fp8_row0 + r, w.fp8_col0 + c));
     }
   }
 }
@@ -56,7 +56,25 @@ void fp8_rows_of(const TensorView& w, uint8_t* dst) {
   }
   std::memcpy(dst, w.data, static_cast<size_t>(w.numel()));
   auto* scales = reinterpret_cast<float*>(dst + fp8_scales_offset(w.numel()));
-  for (int64_t r = 0; r < w.rows(); ++r) scales[r] = w.fp8_scales->at(w.fp8_row0 + r, 0);
+  for (int64_t r = 0; r < w.rows(); ++r) {
+    scales[r] = w.fp8_scales->at(w.fp8_row0 + r, w.fp8_col0);
+  }
+}
+
+void fp8_groups_of(const TensorView& w, uint8_t* dst) {
+  if (!fp8_groups_fit(w)) {
+    fail("internal: fp8_groups_of on '{}', whose scales are not constant over 128 columns", w.name);
+  }
+  const int64_t k = w.ne[0], groups = (k + kFp8GroupCols - 1) / kFp8GroupCols;
+  const size_t stride = row_bytes(DType::F8_E4M3_G128, k);
+  for (int64_t r = 0; r < w.rows(); ++r) {
+    uint8_t* row = dst + static_cast<size_t>(r) * stride;
+    std::memcpy(row, w.row(r), static_cast<size_t>(k));
+    auto* scales = reinterpret_cast<float*>(row + k);
+    for (int64_t g = 0; g < groups; ++g) {
+      scales[g] = w.fp8_scales->at(w.fp8_row0 + r, w.fp8_col0 + g * kFp8GroupCols);
+    }
+  }
 }
 
 void dequantise_fp8_matrix(const TensorView& w, uint16_t* out) {

@@ -3,8 +3,10 @@
 // as fp32, owned by the model), so loading copies nothing. A view of a matrix's rows (a tensor-
 // parallel slice, an expert) keeps pointing at its rows' scales (TensorView::fp8_row0). Each rank
 // then turns only the views it holds into BF16 as it prepares its weights
-// (prepare_model_weights), or, where the backend runs FP8 matrices (a dense model with per-tensor
-// or per-channel scales on CUDA GPUs, alone or in a group), into FP8 rows (fp8_rows_of). A few
+// (prepare_model_weights), or, where the backend runs FP8 matrices, keeps them FP8: FP8 rows
+// (fp8_rows_of) for a dense model with per-tensor or per-channel scales on CUDA GPUs, alone or in
+// a group; rows with a scale per 128 columns (fp8_groups_of) on the CPU, for every format whose
+// blocks are whole groups of 128 columns. A few
 // matrices are made BF16 as they are bound, because the binder reads them on the host: the
 // embedding and output projection, and latent attention's kv_b_proj (its key rows are transposed
 // at bind).
@@ -26,6 +28,10 @@ void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t
 // w (fp8_scaled_by_rows, core/fp8.h) in core/fp8.h's row layout: its codes, then each row's scale;
 // dst: fp8_matrix_bytes(w.numel(), w.rows()) bytes.
 void fp8_rows_of(const TensorView& w, uint8_t* dst);
+
+// w (fp8_groups_fit, core/fp8.h) in core/fp8.h's F8_E4M3_G128 layout: each row's codes, then the
+// scale of each 128 of its columns; dst: row_bytes(F8_E4M3_G128, cols) * rows bytes.
+void fp8_groups_of(const TensorView& w, uint8_t* dst);
 
 // Stands between the file's tensors and the binder (called with the canonical name the binder
 // asks for): an F8_E4M3 tensor comes back with its scales attached (or as a BF16 copy for the

@@ -50,46 +50,70 @@ void walk_weights(const ModelConfig& c, W& w, Mat mat, Vec vec) {
   }
 }
 
-// The views of an FP8 checkpoint's matrices (fp8_scales) as the backend takes them: where it runs
-// FP8 matrices (fp8_rows) and a matrix has one scale per row, a copy in core/fp8.h's row layout,
-// which it uploads as it is; else a BF16 copy. One copy per distinct view (a tied embedding and
-// output share one), kept in `keep`.
-WeightSet with_fp8_prepared(const WeightSet& host, bool fp8_rows,
+// The form a backend takes FP8 view w in: FP8 rows where it runs them and w has one scale per
+// row; else F8_E4M3_G128 where it runs FP8 groups (the CPU) and w's scales are constant over each
+// 128 columns of a row; else BF16.
+DType fp8_form(const TensorView& w, bool rows, bool groups) {
+  if (rows && fp8_scaled_by_rows(w)) return DType::F8_E4M3;
+  if (groups && fp8_groups_fit(w)) return DType::F8_E4M3_G128;
+  return DType::BF16;
+}
+
+// The bytes of view w's copy in that form.
+size_t fp8_form_bytes(const TensorView& w, DType form) {
+  if (form == DType::F8_E4M3) return fp8_matrix_bytes(w.numel(), w.rows());
+  return row_bytes(form, w.ne[0]) * static_cast<size_t>(w.rows());
+}
+
+// The views of an FP8 checkpoint's matrices (fp8_scales) as the backend takes them (fp8_form): a
+// copy in that form, which the backend uploads or uses as it is. One copy per distinct view (a
+// tied embedding and output share one), kept in `keep`.
+WeightSet with_fp8_prepared(const WeightSet& host, const Backend& backend,
                             std::vector<std::unique_ptr<uint16_t[]>>& keep) {
   WeightSet out = host;
-  std::map<std::tuple<const void*, int64_t, int64_t, int64_t>, const void*> copies;
+  const bool rows = backend.runs_fp8_rows(), groups = backend.runs_fp8_groups();
+  using Key = std::tuple<const void*, int64_t, int64_t, int64_t, int64_t>;
+  std::map<Key, std::pair<const void*, DType>> copies;
   struct Tally {
     size_t matrices = 0, bytes = 0;
   } kept, dequantised;
   for (TensorView& w : out.matrices) {
     if (!w.fp8_scales || !w.data) continue;
-    const bool rows = fp8_rows && fp8_scaled_by_rows(w);
-    auto [it, fresh] = copies.try_emplace({w.data, w.fp8_row0, w.ne[0], w.rows()}, nullptr);
+    const Key key{w.data, w.fp8_row0, w.fp8_col0, w.ne[0], w.rows()};
+    auto [it, fresh] = copies.try_emplace(key, nullptr, DType::BF16);
     if (fresh) {
-      const size_t n = static_cast<size_t>(w.numel());
-      const size_t bytes = rows ? fp8_matrix_bytes(w.numel(), w.rows()) : n * sizeof(uint16_t);
-      // FP8 rows zero-fill the padding between their codes and scales.
-      auto& buf = keep.emplace_back(rows ? new uint16_t[(bytes + 1) / 2]() : new uint16_t[n]);
-      if (rows) {
-        fp8_rows_of(w, reinterpret_cast<uint8_t*>(buf.get()));
+      const DType form = fp8_form(w, rows, groups);
+      const size_t bytes = fp8_form_bytes(w, form);
+      // FP8 rows zero-fill the padding between their codes and scales; the others fill every byte.
+      const size_t halves = (bytes + 1) / 2;
+      auto& buf =
+          keep.emplace_back(form == DType::F8_E4M3 ? new uint16_t[halves]() : new uint16_t[halves]);
+      auto* dst = reinterpret_cast<uint8_t*>(buf.get());
+      if (form == DType::F8_E4M3) {
+        fp8_rows_of(w, dst);
+      } else if (form == DType::F8_E4M3_G128) {
+        fp8_groups_of(w, dst);
       } else {
         dequantise_fp8_matrix(w, buf.get());
       }
-      it->second = buf.get();
-      Tally& t = rows ? kept : dequantised;
+      it->second = {buf.get(), form};
+      Tally& t = form == DType::BF16 ? dequantised : kept;
       ++t.matrices;
       t.bytes += bytes;
     }
-    w.data = it->second;
-    if (!rows) w.dtype = DType::BF16;
+    w.data = it->second.first;
+    w.dtype = it->second.second;
     w.fp8_scales = nullptr;
     w.fp8_row0 = 0;
+    w.fp8_col0 = 0;
   }
-  for (const auto& [t, what] : {std::pair{kept, "kept in FP8 as published"},
-                                std::pair{dequantised, "dequantised to BF16"}}) {
-    if (t.matrices == 0) continue;
-    spdlog::info("FP8 checkpoint: {} matrices of this rank's weights {} ({:.2f} GiB)", t.matrices,
-                 what, static_cast<double>(t.bytes) / (1 << 30));
+  if (kept.matrices + dequantised.matrices > 0) {
+    const auto gib = [](size_t b) { return static_cast<double>(b) / (1 << 30); };
+    spdlog::info(
+        "FP8 checkpoint: {} matrices of this rank's weights: {} kept in FP8 as published ({:.2f} "
+        "GiB), {} dequantised to BF16 ({:.2f} GiB)",
+        kept.matrices + dequantised.matrices, kept.matrices, gib(kept.bytes), dequantised.matrices,
+        gib(dequantised.bytes));
   }
   return out;
 }
@@ -134,8 +158,7 @@ WeightSet weight_set_of(const ModelConfig& c, const ModelWeights& w) {
 BackendWeights prepare_model_weights(Backend& backend, const ModelConfig& c,
                                      const ModelWeights& w) {
   auto held = std::make_shared<HeldWeights>();
-  const WeightSet host =
-      with_fp8_prepared(weight_set_of(c, w), backend.runs_fp8_rows(), held->fp8_copies);
+  const WeightSet host = with_fp8_prepared(weight_set_of(c, w), backend, held->fp8_copies);
   PreparedWeights prepared = backend.prepare_weights(host);
   if (!backend.host_memory()) held->fp8_copies.clear();  // uploaded (synchronously) by now
   const WeightSet& views = prepared.views;

@@ -7,8 +7,6 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/fp8.h"
-#include "model/fp8_at_bind.h"
 
 namespace shardlm::parallel {
 
@@ -26,22 +24,13 @@ TensorView row_slice(const TensorView& w, int64_t first, int64_t n) {
 }
 
 // Columns [first, first + n) of every row of a matrix, copied into storage `m` owns (a view has
-// no row stride). first and n are whole blocks of the format (megatron_misfit checks).
+// no row stride). first and n are whole blocks of the format (megatron_misfit checks). An FP8
+// checkpoint's codes are cut as they are and keep their scales (fp8_col0), per row or per block.
 TensorView col_slice(const TensorView& w, int64_t first, int64_t n, Model& m) {
   if (!w.data) return w;
   TensorView s = w;
   s.ne[0] = n;
-  // An FP8 checkpoint's matrix with block scales: the columns in BF16, with their scales. With a
-  // scale per row its codes are cut as they are and keep their scales.
-  if (w.fp8_scales && !fp8_scaled_by_rows(w)) {
-    auto& buf = m.generated.emplace_back(new uint16_t[static_cast<size_t>(n * w.rows())]);
-    dequantise_fp8_columns(w, first, n, buf.get());
-    s.dtype = DType::BF16;
-    s.data = buf.get();
-    s.fp8_scales = nullptr;
-    s.fp8_row0 = 0;
-    return s;
-  }
+  if (w.fp8_scales) s.fp8_col0 = w.fp8_col0 + first;
   const size_t skip = row_bytes(w.dtype, first), bytes = s.row_size();
   // Model::owned holds fp32 vectors; a float vector serves as 4-byte aligned byte storage here.
   std::vector<float>& buf = m.owned.emplace_back((bytes * w.rows() + 3) / 4);

@@ -88,9 +88,10 @@ def test_a_missing_block_scale_is_named_at_start_up(models, tmp_path):
 
 
 def rank_conversions(log):
-    """The matrices each rank of a group dequantised, from its start-up log lines."""
-    return [int(n) for n in re.findall(r"FP8 checkpoint: (\d+) matrices of this rank's weights "
-                                       r"dequantised to BF16", log)]
+    """The FP8 matrices each rank of a group prepared (kept in FP8 or dequantised), from its
+    start-up log lines."""
+    return [int(n) for n in re.findall(r"FP8 checkpoint: (\d+) matrices of this rank's weights:",
+                                       log)]
 
 
 def dense_pair(tmp_path_factory, fmt):
@@ -117,7 +118,7 @@ def group(model, *flags):
                    "--max-num-seqs", "64"], model=model)
 
 
-def test_each_pipeline_stage_dequantises_only_its_layers(dense):
+def test_each_pipeline_stage_prepares_only_its_layers(dense):
     fp8, _ = dense
     expected = answers(fp8, PROMPTS)
     master = group(fp8, "--pp", "2", "--nproc-per-node", "2")

@@ -47,7 +47,7 @@ def test_fp8_checkpoint_serves_64_streams_on_the_cpu(tmp_path, fmt):
         assert texts == [alone[p] for p in prompts]
     finally:
         assert server.stop() == 0, server.text()
-    assert "FP8 checkpoint: each rank dequantises the matrices it holds to BF16" in server.text()
+    assert "FP8 checkpoint: each rank keeps the matrices it holds in FP8" in server.text()
 
 
 def drop_tensor(path, name):

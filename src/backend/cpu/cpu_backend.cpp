@@ -7,6 +7,7 @@
 
 #include "backend/cpu/quant.h"
 #include "backend/cpu/sample.h"
+#include "core/env_flag.h"
 
 namespace shardlm {
 
@@ -119,6 +120,10 @@ float* CpuBackend::alloc_floats(size_t n) {
 
 void CpuBackend::free_allocations_since(size_t mark) {
   while (buffers_.size() > mark) buffers_.pop_back();
+}
+
+bool CpuBackend::runs_fp8_groups() const {
+  return env_flag("SHARDLM_CPU_FP8_GROUPS", true);
 }
 
 }  // namespace shardlm

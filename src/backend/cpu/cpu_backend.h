@@ -36,6 +36,9 @@ class CpuBackend : public Backend {
   explicit CpuBackend(const CpuBackendOptions& options);
 
   std::string name() const override { return "cpu"; }
+  // SHARDLM_CPU_FP8_GROUPS=0: an FP8 checkpoint's matrices are dequantised to BF16 instead (to
+  // compare).
+  bool runs_fp8_groups() const override;
   int threads() const { return pool_.size(); }
   void embedding(const TensorView& table, const IndexArray& ids, int64_t n, float* out) override;
   void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps,

@@ -7,8 +7,10 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "core/fp16.h"
+#include "core/fp8.h"
 
 namespace shardlm::cpu {
 
@@ -288,7 +290,14 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
       return dequant_q5_k(static_cast<const BlockQ5_K*>(src), dst, nb);
     case DType::Q6_K:
       return dequant_q6_k(static_cast<const BlockQ6_K*>(src), dst, nb);
+    case DType::F8_E4M3_G128: {  // the BF16 values the matmul multiplies (core/fp8.h)
+      std::vector<uint16_t> b(static_cast<size_t>(n));
+      fp8_group_row_to_bf16(static_cast<const uint8_t*>(src), n, b.data());
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(b[static_cast<size_t>(i)]);
+      return;
+    }
     case DType::I32:
+    case DType::F8_E4M3:
       break;
   }
   throw std::invalid_argument("dequantize_row: unsupported type " + std::string(dtype_name(t)));
@@ -323,6 +332,8 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
     case DType::Q6_K:
       return quant_q6_k(src, static_cast<BlockQ6_K*>(dst), nb);
     case DType::I32:
+    case DType::F8_E4M3:
+    case DType::F8_E4M3_G128:
       break;
   }
   throw std::invalid_argument("quantize_row: unsupported type " + std::string(dtype_name(t)));

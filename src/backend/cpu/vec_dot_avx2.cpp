@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "backend/cpu/fp8_groups.h"
 #include "backend/cpu/vec_dot.h"
 #include "core/fp16.h"
 
@@ -337,6 +338,9 @@ bool avx2_kernels(DType t, CpuKernels* out) {
       return true;
     case DType::BF16:
       *out = {nullptr, gemm_tiled<BF16Tile, 4, 3>, 4};
+      return true;
+    case DType::F8_E4M3_G128:
+      *out = {nullptr, gemm_fp8_groups<gemm_tiled<BF16Tile, 4, 3>, fp8_group_row_to_bf16_avx2>, 4};
       return true;
     case DType::Q8_0:
       *out = {quantize_act_q8a_avx2, avx2_gemm_q8_0(), 4};

@@ -2,8 +2,10 @@
 // pair at a time. Also the fallback on CPUs without AVX2.
 #include <cstring>
 
+#include "backend/cpu/fp8_groups.h"
 #include "backend/cpu/vec_dot.h"
 #include "core/fp16.h"
+#include "core/fp8.h"
 
 namespace shardlm::cpu {
 
@@ -156,6 +158,9 @@ bool scalar_kernels(DType t, CpuKernels* out) {
       return true;
     case DType::BF16:
       *out = {nullptr, gemm_scalar<dot_bf16>, 1};
+      return true;
+    case DType::F8_E4M3_G128:
+      *out = {nullptr, gemm_fp8_groups<gemm_scalar<dot_bf16>, fp8_group_row_to_bf16>, 1};
       return true;
     case DType::Q8_0:
       *out = {quantize_act_q8a, gemm_scalar<dot_q8_0>, 1};

@@ -1,0 +1,23 @@
+// The F8_E4M3_G128 row's BF16 form (core/fp8.h).
+#include "core/fp8.h"
+
+#include <array>
+
+#include "core/fp16.h"
+
+namespace shardlm {
+
+void fp8_group_row_to_bf16(const uint8_t* row, int64_t k, uint16_t* out) {
+  static const std::array<float, 256> lut = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c)
+      t[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
+    return t;
+  }();
+  const float* scales = fp8_group_scales(row, k);
+  for (int64_t i = 0; i < k; ++i) {
+    out[i] = fp32_to_bf16(lut[row[i]] * scales[i / kFp8GroupCols]);
+  }
+}
+
+}  // namespace shardlm

@@ -1,0 +1,159 @@
+// FP8 checkpoint matrices on the CPU in the F8_E4M3_G128 layout (core/fp8.h: each row's codes,
+// then a scale per 128 columns): fp8_groups_of keeps the codes and the checkpoint's scales for
+// per-tensor, per-channel and block scales (and refuses blocks narrower than a group); each row
+// widens to the BF16 bits the load-time dequantisation gives (scalar and AVX2); and the matmul on
+// it equals the matmul on the same matrix dequantised to BF16, bit for bit, on every ISA this CPU
+// has, on one thread and two, for decode and prefill batches.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/fp8_groups.h"
+#include "backend/cpu/matmul.h"
+#include "core/fp16.h"
+#include "core/fp8.h"
+#include "core/thread_pool.h"
+#include "model/fp8_at_bind.h"
+
+namespace shardlm {
+namespace {
+
+struct Fp8Matrix {
+  std::vector<uint8_t> codes;
+  Fp8Scales scales;
+  TensorView view;
+};
+
+// rows x cols random E4M3 codes (no NaN) with scales in blocks of block_rows x block_cols.
+Fp8Matrix make_fp8(int64_t rows, int64_t cols, int64_t block_rows, int64_t block_cols,
+                   std::mt19937& rng) {
+  Fp8Matrix m;
+  m.codes.resize(static_cast<size_t>(rows * cols));
+  std::uniform_int_distribution<int> code(0, 255);
+  for (uint8_t& c : m.codes) {
+    c = static_cast<uint8_t>(code(rng));
+    if ((c & 0x7f) == 0x7f) c = 0x31;
+  }
+  m.scales.block_rows = block_rows;
+  m.scales.block_cols = block_cols;
+  m.scales.col_blocks = (cols + block_cols - 1) / block_cols;
+  const int64_t n = (rows + block_rows - 1) / block_rows * m.scales.col_blocks;
+  std::uniform_real_distribution<float> scale(1e-4f, 3e-3f);
+  for (int64_t i = 0; i < n; ++i) m.scales.v.push_back(scale(rng));
+  m.view.name = "w";
+  m.view.dtype = DType::F8_E4M3;
+  m.view.ne = {cols, rows, 1, 1};
+  m.view.n_dims = 2;
+  m.view.data = m.codes.data();
+  m.view.fp8_scales = &m.scales;
+  return m;
+}
+
+struct Groups {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+};
+
+Groups groups_of(const TensorView& w) {
+  Groups g;
+  g.bytes.resize(row_bytes(DType::F8_E4M3_G128, w.ne[0]) * static_cast<size_t>(w.rows()));
+  fp8_groups_of(w, g.bytes.data());
+  g.view = w;
+  g.view.dtype = DType::F8_E4M3_G128;
+  g.view.data = g.bytes.data();
+  g.view.fp8_scales = nullptr;
+  return g;
+}
+
+TensorView bf16_view(const TensorView& w, std::vector<uint16_t>& bits) {
+  bits.resize(static_cast<size_t>(w.numel()));
+  dequantise_fp8_matrix(w, bits.data());
+  TensorView v = w;
+  v.dtype = DType::BF16;
+  v.data = bits.data();
+  v.fp8_scales = nullptr;
+  return v;
+}
+
+struct Layout {
+  const char* what;
+  int64_t block_rows, block_cols;  // 0: the whole matrix's rows or columns
+};
+
+const std::vector<Layout> kLayouts = {{"per tensor", 0, 0},
+                                      {"per channel", 1, 0},
+                                      {"128 x 128 blocks", 128, 128},
+                                      {"64 x 256 blocks", 64, 256}};
+
+TEST(Fp8Groups, RowsWidenToTheLoadTimeBf16) {
+  std::mt19937 rng(7);
+  for (const Layout& l : kLayouts) {
+    for (const auto& [rows, cols] :
+         std::vector<std::pair<int64_t, int64_t>>{{5, 64}, {37, 300}, {130, 1028}, {3, 4}}) {
+      SCOPED_TRACE(std::string(l.what) + " " + std::to_string(rows) + " x " + std::to_string(cols));
+      Fp8Matrix m = make_fp8(rows, cols, l.block_rows ? l.block_rows : rows,
+                             l.block_cols ? l.block_cols : cols, rng);
+      ASSERT_TRUE(fp8_groups_fit(m.view));
+      const Groups g = groups_of(m.view);
+      std::vector<uint16_t> want;
+      bf16_view(m.view, want);
+      std::vector<uint16_t> got(static_cast<size_t>(cols)), got_avx2(got.size());
+      for (int64_t r = 0; r < rows; ++r) {
+        const uint8_t* row = g.view.row(r);
+        ASSERT_EQ(std::vector<uint8_t>(row, row + cols),
+                  std::vector<uint8_t>(m.view.row(r), m.view.row(r) + cols));
+        fp8_group_row_to_bf16(row, cols, got.data());
+        ASSERT_EQ(got,
+                  std::vector<uint16_t>(want.begin() + r * cols, want.begin() + (r + 1) * cols))
+            << "row " << r;
+        if (cpu::cpu_isa_supported(cpu::CpuIsa::Avx2)) {
+          cpu::fp8_group_row_to_bf16_avx2(row, cols, got_avx2.data());
+          ASSERT_EQ(got_avx2, got) << "row " << r << ", AVX2";
+        }
+      }
+    }
+  }
+  // Blocks narrower than a group, and rows not a multiple of 4, do not take the layout.
+  Fp8Matrix narrow = make_fp8(8, 256, 1, 64, rng);
+  EXPECT_FALSE(fp8_groups_fit(narrow.view));
+  Fp8Matrix odd = make_fp8(8, 66, 8, 66, rng);
+  EXPECT_FALSE(fp8_groups_fit(odd.view));
+}
+
+TEST(Fp8Groups, MatmulEqualsTheBf16MatrixBitForBit) {
+  std::mt19937 rng(11);
+  cpu::MatmulWorkspace ws;
+  ThreadPool one(1), two(2);
+  for (const Layout& l : kLayouts) {
+    for (const auto& [n, k] :
+         std::vector<std::pair<int64_t, int64_t>>{{37, 300}, {300, 256}, {70, 1028}}) {
+      Fp8Matrix m =
+          make_fp8(n, k, l.block_rows ? l.block_rows : n, l.block_cols ? l.block_cols : k, rng);
+      const Groups g = groups_of(m.view);
+      std::vector<uint16_t> bits;
+      const TensorView bf16 = bf16_view(m.view, bits);
+      for (int64_t tokens : {1, 3, 17, 70}) {
+        std::normal_distribution<float> act(0.f, 1.f);
+        std::vector<float> x(static_cast<size_t>(tokens * k));
+        for (float& v : x) v = act(rng);
+        for (cpu::CpuIsa isa : {cpu::CpuIsa::Scalar, cpu::CpuIsa::Avx2, cpu::CpuIsa::Avx512}) {
+          if (!cpu::cpu_isa_supported(isa)) continue;
+          for (ThreadPool* pool : {&one, &two}) {
+            SCOPED_TRACE(std::string(l.what) + " n " + std::to_string(n) + " k " +
+                         std::to_string(k) + " tokens " + std::to_string(tokens) + " " +
+                         cpu::cpu_isa_name(isa) + " threads " + std::to_string(pool->size()));
+            std::vector<float> want(static_cast<size_t>(tokens * n)), got(want.size());
+            cpu::matmul(bf16, x.data(), tokens, want.data(), *pool, ws, isa);
+            cpu::matmul(g.view, x.data(), tokens, got.data(), *pool, ws, isa);
+            ASSERT_EQ(got, want);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardlm
