@@ -54,7 +54,8 @@ void fp8_rows_of(const TensorView& w, uint8_t* dst) {
   if (!fp8_scaled_by_rows(w)) {
     fail("internal: fp8_rows_of on '{}', which has no scale per row", w.name);
   }
-  std::memcpy(dst, w.data, static_cast<size_t>(w.numel()));
+  const auto k = static_cast<size_t>(w.ne[0]);
+  for (int64_t r = 0; r < w.rows(); ++r) std::memcpy(dst + static_cast<size_t>(r) * k, w.row(r), k);
   auto* scales = reinterpret_cast<float*>(dst + fp8_scales_offset(w.numel()));
   for (int64_t r = 0; r < w.rows(); ++r) {
     scales[r] = w.fp8_scales->at(w.fp8_row0 + r, w.fp8_col0);

@@ -106,6 +106,7 @@ WeightSet with_fp8_prepared(const WeightSet& host, const Backend& backend,
     w.fp8_scales = nullptr;
     w.fp8_row0 = 0;
     w.fp8_col0 = 0;
+    w.fp8_stride = 0;
   }
   if (kept.matrices + dequantised.matrices > 0) {
     const auto gib = [](size_t b) { return static_cast<double>(b) / (1 << 30); };

@@ -25,12 +25,19 @@ TensorView row_slice(const TensorView& w, int64_t first, int64_t n) {
 
 // Columns [first, first + n) of every row of a matrix, copied into storage `m` owns (a view has
 // no row stride). first and n are whole blocks of the format (megatron_misfit checks). An FP8
-// checkpoint's codes are cut as they are and keep their scales (fp8_col0), per row or per block.
+// checkpoint's matrix is not copied: the slice is a window on its codes (fp8_stride) that keeps
+// their scales (fp8_col0), per row or per block; each rank copies only its window as it prepares
+// its weights.
 TensorView col_slice(const TensorView& w, int64_t first, int64_t n, Model& m) {
   if (!w.data) return w;
   TensorView s = w;
   s.ne[0] = n;
-  if (w.fp8_scales) s.fp8_col0 = w.fp8_col0 + first;
+  if (w.fp8_scales) {
+    s.data = w.row(0) + first;  // one byte a code
+    s.fp8_stride = w.fp8_stride ? w.fp8_stride : w.row_size();
+    s.fp8_col0 = w.fp8_col0 + first;
+    return s;
+  }
   const size_t skip = row_bytes(w.dtype, first), bytes = s.row_size();
   // Model::owned holds fp32 vectors; a float vector serves as 4-byte aligned byte storage here.
   std::vector<float>& buf = m.owned.emplace_back((bytes * w.rows() + 3) / 4);
