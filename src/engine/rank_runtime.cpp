@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "backend/cpu/cpu_backend.h"
 #include "core/env_flag.h"
 #include "engine/activation_profile.h"
 #include "engine/kv_sizing.h"
@@ -24,11 +25,10 @@ const char* why_bf16(const Model& m) {
 // An FP8 checkpoint's matrices stay as the file holds them until each rank prepares the ones it
 // holds (fp8_at_bind.h). A dense model with per-tensor or per-channel scales on CUDA GPUs, alone or
 // in a tensor/pipeline group, runs them in FP8 as published: each rank's backend takes its rows
-// and columns as FP8 rows with the checkpoint's scales (prepare_model_weights). The CPU keeps
-// every matrix whose scales are whole groups of 128 columns (all formats) in FP8 with its own
-// scales, multiplying rows widened to BF16 as it goes. Everywhere else (other block-scaled CUDA
-// checkpoints, mixtures of experts and latent attention on CUDA) each rank dequantises its share
-// to BF16 as it prepares it. Returns the spec's quantization.
+// and columns as FP8 rows with the checkpoint's scales (prepare_model_weights). The CPU with
+// SHARDLM_CPU_FP8_GROUPS=1 keeps every matrix whose scales are whole groups of 128 columns (all
+// formats) in FP8 with its own scales, multiplying rows widened to BF16 as it goes. Everywhere else
+// each rank dequantises its share to BF16 as it prepares it. Returns the spec's quantization.
 std::string fp8_checkpoint_quantization(const BackendSpec& spec, const Model& m) {
   if (!spec.quantization.empty() && spec.quantization != "fp8") {
     fail("'{}' is an FP8 checkpoint: --quantization '{}' does not apply to it; leave the flag out",
@@ -38,17 +38,21 @@ std::string fp8_checkpoint_quantization(const BackendSpec& spec, const Model& m)
     spdlog::info("'{}': FP8 checkpoint: runs in FP8 as published, with its own scales", m.path);
     return "fp8";
   }
-  if (spec.device == Device::kCpu) {
+  if (spec.device == Device::kCpu && CpuBackend::keeps_fp8_groups()) {
     spdlog::info(
-        "'{}': FP8 checkpoint: each rank keeps the matrices it holds in FP8 with their "
-        "own scales (rows widened to BF16 as they are multiplied)",
+        "'{}': FP8 checkpoint: each rank keeps the matrices it holds in FP8 with their own scales "
+        "(SHARDLM_CPU_FP8_GROUPS=1: about half the memory of BF16, rows widened to BF16 as they "
+        "are multiplied)",
         m.path);
     return spec.quantization;
   }
-  spdlog::info(
-      "'{}': FP8 checkpoint: each rank dequantises the matrices it holds to BF16 as it "
-      "prepares them ({})",
-      m.path, why_bf16(m));
+  spdlog::info("'{}': FP8 checkpoint: each rank dequantises the matrices it holds to BF16 as it "
+               "prepares them ({})",
+               m.path,
+               spec.device == Device::kCpu
+                   ? "the CPU's faster path; SHARDLM_CPU_FP8_GROUPS=1 keeps them in FP8 in about "
+                     "half the memory"
+                   : why_bf16(m));
   return spec.quantization;
 }
 

@@ -113,9 +113,9 @@ def dense_channel(tmp_path_factory):
     return dense_pair(tmp_path_factory, "fbgemm_fp8")
 
 
-def group(model, *flags):
+def group(model, *flags, env=None):
     return Server([*flags, "--dist-init-addr", f"127.0.0.1:{free_port()}", "--dist-timeout", "60",
-                   "--max-num-seqs", "64"], model=model)
+                   "--max-num-seqs", "64"], model=model, env=env)
 
 
 def test_each_pipeline_stage_prepares_only_its_layers(dense):
@@ -135,18 +135,28 @@ def test_each_pipeline_stage_prepares_only_its_layers(dense):
     assert total[0] == 27 and sorted(stages) == [13, 14], (total, stages)
 
 
-@pytest.mark.parametrize("scales", ["block", "channel"])
-def test_megatron_tp2_equals_the_bf16_model_through_the_same_group(dense, dense_channel, scales):
-    """Megatron TP slices O and down by input columns: an FP8 rank takes its columns with their
-    block scales (dequantised as they are cut) or, with a scale per row, its columns' codes as they
-    are (each row keeps its scale), and answers as the BF16 model's group does, bit for bit."""
+@pytest.mark.parametrize("scales,keep", [("block", False), ("channel", False), ("block", True),
+                                         ("channel", True)])
+def test_megatron_tp2_equals_the_bf16_model_through_the_same_group(dense, dense_channel, scales,
+                                                                   keep):
+    """Megatron TP slices O and down by input columns: an FP8 rank takes a window on its columns'
+    codes with their scales (block or per row), dequantised or, with SHARDLM_CPU_FP8_GROUPS=1,
+    kept FP8 where the scales allow, and answers as the BF16 model's group does, bit for bit."""
     fp8, bf16 = dense if scales == "block" else dense_channel
+    env = dict(os.environ, SHARDLM_CPU_FP8_GROUPS="1") if keep else None
     outs = []
     for model in (fp8, bf16):
-        master = group(model, "--tp", "2", "--nproc-per-node", "2")
+        master = group(model, "--tp", "2", "--nproc-per-node", "2", env=env)
         try:
             outs.append(concurrently(master, PROMPTS * 4))
             assert "tensor parallel Megatron" in master.text(), master.text()[-3000:]
+            if model == fp8:
+                kept = [int(n) for n in re.findall(r"weights: (\d+) kept in FP8", master.text())]
+                assert len(kept) == 2, master.text()[-3000:]
+                if keep and scales == "channel":
+                    assert min(kept) > 0, kept
+                elif not keep:
+                    assert max(kept) == 0, kept
         finally:
             assert master.stop() == 0, master.text()
     assert outs[0] == outs[1]

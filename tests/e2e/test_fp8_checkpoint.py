@@ -4,6 +4,7 @@ with the same prompt asked alone; a checkpoint missing a scale tensor, one with 
 quant_method, and --quantization with another scheme stop at start-up with the cause named."""
 import json
 import os
+import re
 import struct
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -35,10 +36,14 @@ def start_error(model, *extra):
     return out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("fmt", ["fbgemm_fp8", "compressed_tensors_channel"])
-def test_fp8_checkpoint_serves_64_streams_on_the_cpu(tmp_path, fmt):
+@pytest.mark.parametrize("fmt,keep", [("fbgemm_fp8", False), ("compressed_tensors_channel", False),
+                                      ("fbgemm_fp8", True)])
+def test_fp8_checkpoint_serves_64_streams_on_the_cpu(tmp_path, fmt, keep):
+    """Dequantised to BF16 by default; kept FP8 (a scale per 128 columns) with
+    SHARDLM_CPU_FP8_GROUPS=1."""
     model = write_fp8(tmp_path / "m", fmt)
-    server = Server(["--device", "cpu", "--max-num-seqs", "64"], threads=2, model=model)
+    env = dict(os.environ, SHARDLM_CPU_FP8_GROUPS="1") if keep else None
+    server = Server(["--device", "cpu", "--max-num-seqs", "64"], threads=2, model=model, env=env)
     try:
         prompts = [f"prompt {i % 8} abc" for i in range(64)]
         alone = {p: complete(server, p) for p in sorted(set(prompts))}
@@ -47,7 +52,11 @@ def test_fp8_checkpoint_serves_64_streams_on_the_cpu(tmp_path, fmt):
         assert texts == [alone[p] for p in prompts]
     finally:
         assert server.stop() == 0, server.text()
-    assert "FP8 checkpoint: each rank keeps the matrices it holds in FP8" in server.text()
+    if keep:
+        assert "FP8 checkpoint: each rank keeps the matrices it holds in FP8" in server.text()
+        assert re.search(r"weights: [1-9]\d* kept in FP8 as published", server.text())
+    else:
+        assert "each rank dequantises the matrices it holds to BF16" in server.text()
 
 
 def drop_tensor(path, name):

@@ -121,6 +121,19 @@ TEST(Fp8Checkpoint, MoeAndLatentAttentionLogitsEqualTheDequantisedModel) {
   }
 }
 
+// The same with the CPU keeping the matrices in FP8 (SHARDLM_CPU_FP8_GROUPS=1, F8_E4M3_G128):
+// every format whose scales fit groups of 128 columns (the tiny blocks of 32 x 48 do not, and stay
+// BF16), dense, mixture-of-experts and latent attention, logits equal bit for bit.
+TEST(Fp8Checkpoint, CpuLogitsEqualTheDequantisedModelWithFp8Kept) {
+  setenv("SHARDLM_CPU_FP8_GROUPS", "1", 1);
+  for (Fp8Format f : all_fp8_formats()) expect_logits_equal_dequantised(TinyModelSpec{}, f);
+  for (Fp8Format f : {Fp8Format::kFbgemm, Fp8Format::kFp8Tensor}) {
+    expect_logits_equal_dequantised(tiny_moe_spec("deepseek_v3"), f);
+    expect_logits_equal_dequantised(tiny_moe_spec("qwen3_moe"), f);
+  }
+  unsetenv("SHARDLM_CPU_FP8_GROUPS");
+}
+
 TEST(Fp8Checkpoint, BlockDequantisationMatchesCodesTimesScales) {
   // 600 x 8200 codes: partial blocks at both edges, and more rows than one thread takes.
   const int64_t rows = 600, cols = 8200;

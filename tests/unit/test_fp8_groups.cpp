@@ -1,7 +1,8 @@
 // FP8 checkpoint matrices on the CPU in the F8_E4M3_G128 layout (core/fp8.h: each row's codes,
 // then a scale per 128 columns): fp8_groups_of keeps the codes and the checkpoint's scales for
 // per-tensor, per-channel and block scales (and refuses blocks narrower than a group); each row
-// widens to the BF16 bits the load-time dequantisation gives (scalar and AVX2); and the matmul on
+// widens to the BF16 bits the load-time dequantisation gives (scalar and AVX2, every code, the
+// subnormal and NaN ones included); and the matmul on
 // it equals the matmul on the same matrix dequantised to BF16, bit for bit, on every ISA this CPU
 // has, on one thread and two, for decode and prefill batches.
 #include <gtest/gtest.h>
@@ -26,15 +27,16 @@ struct Fp8Matrix {
   TensorView view;
 };
 
-// rows x cols random E4M3 codes (no NaN) with scales in blocks of block_rows x block_cols.
+// rows x cols random E4M3 codes (with_nan: E4M3's NaN codes too) with scales in blocks of
+// block_rows x block_cols.
 Fp8Matrix make_fp8(int64_t rows, int64_t cols, int64_t block_rows, int64_t block_cols,
-                   std::mt19937& rng) {
+                   std::mt19937& rng, bool with_nan = false) {
   Fp8Matrix m;
   m.codes.resize(static_cast<size_t>(rows * cols));
   std::uniform_int_distribution<int> code(0, 255);
   for (uint8_t& c : m.codes) {
     c = static_cast<uint8_t>(code(rng));
-    if ((c & 0x7f) == 0x7f) c = 0x31;
+    if ((c & 0x7f) == 0x7f && !with_nan) c = 0x31;
   }
   m.scales.block_rows = block_rows;
   m.scales.block_cols = block_cols;
@@ -94,7 +96,7 @@ TEST(Fp8Groups, RowsWidenToTheLoadTimeBf16) {
          std::vector<std::pair<int64_t, int64_t>>{{5, 64}, {37, 300}, {130, 1028}, {3, 4}}) {
       SCOPED_TRACE(std::string(l.what) + " " + std::to_string(rows) + " x " + std::to_string(cols));
       Fp8Matrix m = make_fp8(rows, cols, l.block_rows ? l.block_rows : rows,
-                             l.block_cols ? l.block_cols : cols, rng);
+                             l.block_cols ? l.block_cols : cols, rng, true);
       ASSERT_TRUE(fp8_groups_fit(m.view));
       const Groups g = groups_of(m.view);
       std::vector<uint16_t> want;

@@ -123,7 +123,11 @@ void CpuBackend::free_allocations_since(size_t mark) {
 }
 
 bool CpuBackend::runs_fp8_groups() const {
-  return env_flag("SHARDLM_CPU_FP8_GROUPS", true);
+  return keeps_fp8_groups();
+}
+
+bool CpuBackend::keeps_fp8_groups() {
+  return env_flag("SHARDLM_CPU_FP8_GROUPS", false);
 }
 
 }  // namespace shardlm
