@@ -46,13 +46,14 @@ std::string fp8_checkpoint_quantization(const BackendSpec& spec, const Model& m)
         m.path);
     return spec.quantization;
   }
-  spdlog::info("'{}': FP8 checkpoint: each rank dequantises the matrices it holds to BF16 as it "
-               "prepares them ({})",
-               m.path,
-               spec.device == Device::kCpu
-                   ? "the CPU's faster path; SHARDLM_CPU_FP8_GROUPS=1 keeps them in FP8 in about "
-                     "half the memory"
-                   : why_bf16(m));
+  spdlog::info(
+      "'{}': FP8 checkpoint: each rank dequantises the matrices it holds to BF16 as it "
+      "prepares them ({})",
+      m.path,
+      spec.device == Device::kCpu
+          ? "the CPU's faster path; SHARDLM_CPU_FP8_GROUPS=1 keeps them in FP8 in about "
+            "half the memory"
+          : why_bf16(m));
   return spec.quantization;
 }
 

@@ -8,14 +8,14 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/fp16.h"
 #include "core/fp8.h"
 #include "engine/llm.h"
 #include "formats/safetensors_file.h"
-#include "core/fp16.h"
 #include "model/fp8_at_bind.h"
 #include "model/fp8_checkpoint.h"
 #include "safetensors_writer.h"
@@ -276,8 +276,7 @@ TEST(Fp8Checkpoint, ExpertInFp8WithoutAConfigIsNamed) {
       },
       nlohmann::json::object());
   const std::string err = error_of([&] { load_model(dir.path("m")); });
-  EXPECT_NE(err.find("'model.layers.1.mlp.experts.3.up_proj.weight' is F8_E4M3"),
-            std::string::npos)
+  EXPECT_NE(err.find("'model.layers.1.mlp.experts.3.up_proj.weight' is F8_E4M3"), std::string::npos)
       << err;
   EXPECT_NE(err.find("no FP8 quantization_config"), std::string::npos) << err;
 }
@@ -290,13 +289,12 @@ TEST(Fp8Checkpoint, UnsupportedConfigsAreNamed) {
   std::string err = error_of([&] { load_model(m); });
   EXPECT_NE(err.find("quant_method 'awq' is not supported"), std::string::npos) << err;
   for (const nlohmann::json& bad : {nlohmann::json::array({128}), nlohmann::json::array({0, 128}),
-                                     nlohmann::json("big"), nlohmann::json::array({128, "x"})}) {
+                                    nlohmann::json("big"), nlohmann::json::array({128, "x"})}) {
     edit_config(m, [&bad](nlohmann::json& j) {
       j["quantization_config"] = {{"quant_method", "fp8"}, {"weight_block_size", bad}};
     });
     err = error_of([&] { load_model(m); });
-    EXPECT_NE(err.find("quantization_config.weight_block_size is " + bad.dump()),
-              std::string::npos)
+    EXPECT_NE(err.find("quantization_config.weight_block_size is " + bad.dump()), std::string::npos)
         << err;
     EXPECT_NE(err.find("two positive integers"), std::string::npos) << err;
   }
@@ -316,8 +314,7 @@ TEST(Fp8Checkpoint, UnsupportedConfigsAreNamed) {
         {"config_groups", {{"group_0", weights("block")}, {"group_1", weights("channel")}}}};
   });
   err = error_of([&] { load_model(m); });
-  EXPECT_NE(err.find("mixes block scales with tensor or channel scales"), std::string::npos)
-      << err;
+  EXPECT_NE(err.find("mixes block scales with tensor or channel scales"), std::string::npos) << err;
   edit_config(m, [](nlohmann::json& j) {
     j["quantization_config"]["config_groups"] = {
         {"group_0", {{"weights", {{"num_bits", 8}, {"type", "float"}, {"strategy", "block"}}}}}};

@@ -98,12 +98,12 @@ void CpuBackend::mla_attention(const MlaWeights& w, const float* q, const float*
                                const StepSeqs& seqs, const AttentionParams& p, float* out) {
   check_kv(kv);
   cpu::mla_attention(pool_, matmul_ws_, attn_scratch_, mla_scratch_, w, q, ckv,
-                     step_array(positions), step_array(slots), n_tokens, rope, kv,
-                     step_seqs(seqs), seqs.n, p, out);
+                     step_array(positions), step_array(slots), n_tokens, rope, kv, step_seqs(seqs),
+                     seqs.n, p, out);
 }
 
-void CpuBackend::gather_rows(const float* src, const IndexArray& row_array, int64_t n,
-                             int64_t dim, float* dst) {
+void CpuBackend::gather_rows(const float* src, const IndexArray& row_array, int64_t n, int64_t dim,
+                             float* dst) {
   const int32_t* rows = step_array(row_array);
   for (int64_t i = 0; i < n; ++i)
     std::copy(src + rows[i] * dim, src + (rows[i] + 1) * dim, dst + i * dim);
