@@ -33,7 +33,7 @@ if [ -n "${ALSO_ENV:-}" ]; then
   sed -n '/^decode attention/,/^prefill attention/p' "$LOGS/attention_bench_env.log" | tee -a "$SUMMARY"
 fi
 
-for PL in ${PROMPTS:-8192}; do
+for PL in ${PROMPTS-8192}; do
   SHARDLM_CUDA_DECODE_ATTENTION=0 step "tg${PL}_before" 110 "$BIN/shardlm" bench offline "${D[@]}" \
     -t 1 -p "$PL" -n 256 -r 3
   grep "^| $P" "$LOGS/tg${PL}_before.log" | sed "s/^/before p$PL: /" | tee -a "$SUMMARY"
