@@ -1,4 +1,4 @@
-// The F8_E4M3_G128 row's BF16 form (core/fp8.h).
+// The table of E4M3 values and the F8_E4M3_G128 row's BF16 form (core/fp8.h).
 #include "core/fp8.h"
 
 #include <array>
@@ -7,13 +7,19 @@
 
 namespace shardlm {
 
-void fp8_group_row_to_bf16(const uint8_t* row, int64_t k, uint16_t* out) {
-  static const std::array<float, 256> lut = [] {
+const float* e4m3_values() {
+  static const std::array<float, 256> table = [] {
     std::array<float, 256> t{};
-    for (int c = 0; c < 256; ++c)
+    for (int c = 0; c < 256; ++c) {
       t[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
+    }
     return t;
   }();
+  return table.data();
+}
+
+void fp8_group_row_to_bf16(const uint8_t* row, int64_t k, uint16_t* out) {
+  const float* lut = e4m3_values();
   const float* scales = fp8_group_scales(row, k);
   for (int64_t i = 0; i < k; ++i) {
     out[i] = fp32_to_bf16(lut[row[i]] * scales[i / kFp8GroupCols]);

@@ -92,6 +92,9 @@ inline bool fp8_groups_fit(const TensorView& w) {
   return w.fp8_scales->block_cols % kFp8GroupCols == 0 && w.fp8_col0 % kFp8GroupCols == 0;
 }
 
+// e4m3_to_float of every code, as a table of 256 (made once).
+const float* e4m3_values();
+
 // The scales of one F8_E4M3_G128 row of k codes.
 inline const float* fp8_group_scales(const uint8_t* row, int64_t k) {
   return reinterpret_cast<const float*>(row + k);

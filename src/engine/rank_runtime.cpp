@@ -15,7 +15,11 @@ namespace shardlm {
 
 namespace {
 
-const char* why_bf16(const Model& m) {
+const char* why_bf16(const BackendSpec& spec, const Model& m) {
+  if (spec.device == Device::kCpu) {
+    return "the CPU's faster path; SHARDLM_CPU_FP8_GROUPS=1 keeps them in FP8 in about half the "
+           "memory";
+  }
   if (m.config.n_experts > 0 || m.config.is_mla()) {
     return "expert and latent-attention layers run BF16 weights";
   }
@@ -49,11 +53,7 @@ std::string fp8_checkpoint_quantization(const BackendSpec& spec, const Model& m)
   spdlog::info(
       "'{}': FP8 checkpoint: each rank dequantises the matrices it holds to BF16 as it "
       "prepares them ({})",
-      m.path,
-      spec.device == Device::kCpu
-          ? "the CPU's faster path; SHARDLM_CPU_FP8_GROUPS=1 keeps them in FP8 in about "
-            "half the memory"
-          : why_bf16(m));
+      m.path, why_bf16(spec, m));
   return spec.quantization;
 }
 

@@ -15,8 +15,7 @@ namespace {
 
 void dequantise_rows(const TensorView& w, int64_t c0, int64_t n, int64_t r0, int64_t r1,
                      uint16_t* out) {
-  float lut[256];
-  for (int c = 0; c < 256; ++c) lut[c] = e4m3_to_float(static_cast<uint8_t>(c));
+  const float* lut = e4m3_values();
   const Fp8Scales& s = *w.fp8_scales;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* q = w.row(r);

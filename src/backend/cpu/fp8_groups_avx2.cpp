@@ -1,10 +1,9 @@
 // AVX2 twin of fp8_group_row_to_bf16 (backend/cpu/fp8_groups.h): 16 codes at a time moved into
 // FP16 bit patterns and widened by F16C, times their group's scale, rounded to BF16 to nearest
-// even as core/fp16.h's fp32_to_bf16 rounds (bit for bit the same as the scalar table).
+// even as core/fp16.h's fp32_to_bf16 rounds (bit for bit the same as the scalar path through
+// e4m3_values).
 #if defined(__x86_64__)
 #include <immintrin.h>
-
-#include <array>
 
 #include "backend/cpu/fp8_groups.h"
 #include "core/fp16.h"
@@ -15,14 +14,6 @@
 namespace shardlm::cpu {
 
 namespace {
-
-struct alignas(32) E4m3Table {
-  std::array<float, 256> v;
-  E4m3Table() {
-    for (int c = 0; c < 256; ++c)
-      v[static_cast<size_t>(c)] = e4m3_to_float(static_cast<uint8_t>(c));
-  }
-};
 
 // fp32_to_bf16 on 8 lanes: the BF16 bits in the low half of each 32-bit lane.
 SHARDLM_AVX2 inline __m256i to_bf16(__m256 f) {
@@ -47,14 +38,12 @@ SHARDLM_AVX2 inline __m256i e4m3x16_to_half(__m256i x) {
 }
 
 SHARDLM_AVX2 void fp8_group_row_to_bf16_avx2(const uint8_t* row, int64_t k, uint16_t* out) {
-  static const E4m3Table table;
-  const float* lut = table.v.data();
   const float* scales = fp8_group_scales(row, k);
   const __m256i low7 = _mm256_set1_epi16(0x7f), quiet_nan = _mm256_set1_epi16(0x7fc0);
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {  // 16 columns never straddle a group of 128
     // (value * 2^-8) * (scale * 2^8): both factors exact, so one rounding of value * scale, as
-    // the table's product rounds it.
+    // the scalar path's product rounds it.
     const __m256 s = _mm256_set1_ps(scales[i / kFp8GroupCols] * 256.f);
     const __m256i x =
         _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + i)));
@@ -63,13 +52,14 @@ SHARDLM_AVX2 void fp8_group_row_to_bf16_avx2(const uint8_t* row, int64_t k, uint
     const __m256 hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
     const __m256i packed = _mm256_permute4x64_epi64(
         _mm256_packus_epi32(to_bf16(_mm256_mul_ps(lo, s)), to_bf16(_mm256_mul_ps(hi, s))), 0xD8);
-    // E4M3's NaN codes (0x7f, 0xff) as the table's NaN gives them.
+    // E4M3's NaN codes (0x7f, 0xff) as e4m3_values' NaN gives them.
     const __m256i nan = _mm256_cmpeq_epi16(_mm256_and_si256(x, low7), low7);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
                         _mm256_blendv_epi8(packed, quiet_nan, nan));
   }
   if (i < k) {  // the last k % 16 columns (one group's tail)
     const float s = scales[i / kFp8GroupCols];
+    const float* lut = e4m3_values();
     for (; i < k; ++i) out[i] = fp32_to_bf16(lut[row[i]] * s);
   }
 }
