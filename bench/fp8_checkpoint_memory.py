@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Memory of an FP8 checkpoint with block-wise scales (DeepSeek-V3's format: F8_E4M3 weights, an
 F32 weight_scale_inv per 128 x 128 block) served on the CPU alone and by PP=2 and TP=2 groups on
-one machine: each process's private memory (RssAnon, where its prepared copies live: BF16, or
-with SHARDLM_CPU_FP8_GROUPS=1 FP8 with a scale per 128 columns) and its mapped file
+one machine: each process's private memory (RssAnon, where its prepared copies live: FP8 with a
+scale per 128 columns by default, BF16 with SHARDLM_CPU_FP8_GROUPS=0) and its mapped file
 pages (RssFile, shared through the page cache) once the server answers, against the whole model's
 BF16 size. Each rank prepares only the matrices it holds, so a rank of a group should hold about
 half the bytes of one process.

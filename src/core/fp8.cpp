@@ -1,9 +1,7 @@
-// The table of E4M3 values and the F8_E4M3_G128 row's BF16 form (core/fp8.h).
+// The table of E4M3 values and the F8_E4M3_G128 row's values (core/fp8.h).
 #include "core/fp8.h"
 
 #include <array>
-
-#include "core/fp16.h"
 
 namespace shardlm {
 
@@ -18,12 +16,10 @@ const float* e4m3_values() {
   return table.data();
 }
 
-void fp8_group_row_to_bf16(const uint8_t* row, int64_t k, uint16_t* out) {
+void fp8_group_row_to_float(const uint8_t* row, int64_t k, float* out) {
   const float* lut = e4m3_values();
   const float* scales = fp8_group_scales(row, k);
-  for (int64_t i = 0; i < k; ++i) {
-    out[i] = fp32_to_bf16(lut[row[i]] * scales[i / kFp8GroupCols]);
-  }
+  for (int64_t i = 0; i < k; ++i) out[i] = lut[row[i]] * scales[i / kFp8GroupCols];
 }
 
 }  // namespace shardlm

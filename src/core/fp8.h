@@ -100,9 +100,9 @@ inline const float* fp8_group_scales(const uint8_t* row, int64_t k) {
   return reinterpret_cast<const float*>(row + k);
 }
 
-// One F8_E4M3_G128 row of k elements as BF16: each code times its group's scale in fp32, rounded
-// to nearest even, as model/fp8_at_bind.h's dequantise_fp8_matrix rounds.
-void fp8_group_row_to_bf16(const uint8_t* row, int64_t k, uint16_t* out);
+// One F8_E4M3_G128 row of k elements as fp32: each code times its group's scale, the values the
+// CPU matmul multiplies by (it applies the scale to each group's sum instead).
+void fp8_group_row_to_float(const uint8_t* row, int64_t k, float* out);
 
 // Row r of an F8_E4M3 host view as fp32 (codes times the row's scale): out[0 .. ne[0]).
 inline void dequantize_fp8_row(const TensorView& w, int64_t r, float* out) {

@@ -17,7 +17,7 @@ namespace {
 
 const char* why_bf16(const BackendSpec& spec, const Model& m) {
   if (spec.device == Device::kCpu) {
-    return "the CPU's faster path; SHARDLM_CPU_FP8_GROUPS=1 keeps them in FP8 in about half the "
+    return "SHARDLM_CPU_FP8_GROUPS=0; without it the CPU keeps them in FP8 in about half the "
            "memory";
   }
   if (m.config.n_experts > 0 || m.config.is_mla()) {
@@ -29,10 +29,10 @@ const char* why_bf16(const BackendSpec& spec, const Model& m) {
 // An FP8 checkpoint's matrices stay as the file holds them until each rank prepares the ones it
 // holds (fp8_at_bind.h). A dense model with per-tensor or per-channel scales on CUDA GPUs, alone or
 // in a tensor/pipeline group, runs them in FP8 as published: each rank's backend takes its rows
-// and columns as FP8 rows with the checkpoint's scales (prepare_model_weights). The CPU with
-// SHARDLM_CPU_FP8_GROUPS=1 keeps every matrix whose scales are whole groups of 128 columns (all
-// formats) in FP8 with its own scales, multiplying rows widened to BF16 as it goes. Everywhere else
-// each rank dequantises its share to BF16 as it prepares it. Returns the spec's quantization.
+// and columns as FP8 rows with the checkpoint's scales (prepare_model_weights). The CPU (unless
+// SHARDLM_CPU_FP8_GROUPS=0) keeps every matrix whose scales are whole groups of 128 columns (all
+// formats) in FP8 with its own scales, applied to each group's sum. Everywhere else each rank
+// dequantises its share to BF16 as it prepares it. Returns the spec's quantization.
 std::string fp8_checkpoint_quantization(const BackendSpec& spec, const Model& m) {
   if (!spec.quantization.empty() && spec.quantization != "fp8") {
     fail("'{}' is an FP8 checkpoint: --quantization '{}' does not apply to it; leave the flag out",
@@ -45,8 +45,8 @@ std::string fp8_checkpoint_quantization(const BackendSpec& spec, const Model& m)
   if (spec.device == Device::kCpu && CpuBackend::keeps_fp8_groups()) {
     spdlog::info(
         "'{}': FP8 checkpoint: each rank keeps the matrices it holds in FP8 with their own scales "
-        "(SHARDLM_CPU_FP8_GROUPS=1: about half the memory of BF16, rows widened to BF16 as they "
-        "are multiplied)",
+        "(a scale per 128 columns: about half the memory of BF16 copies; SHARDLM_CPU_FP8_GROUPS=0 "
+        "dequantises them instead)",
         m.path);
     return spec.quantization;
   }

@@ -61,7 +61,7 @@ void fp8_rows_of(const TensorView& w, uint8_t* dst) {
   }
 }
 
-void fp8_groups_of(const TensorView& w, uint8_t* dst) {
+bool fp8_groups_of(const TensorView& w, uint8_t* dst) {
   if (!fp8_groups_fit(w)) {
     fail("internal: fp8_groups_of on '{}', whose scales are not constant over 128 columns", w.name);
   }
@@ -70,11 +70,13 @@ void fp8_groups_of(const TensorView& w, uint8_t* dst) {
   for (int64_t r = 0; r < w.rows(); ++r) {
     uint8_t* row = dst + static_cast<size_t>(r) * stride;
     std::memcpy(row, w.row(r), static_cast<size_t>(k));
+    if (std::any_of(row, row + k, [](uint8_t c) { return (c & 0x7f) == 0x7f; })) return false;
     auto* scales = reinterpret_cast<float*>(row + k);
     for (int64_t g = 0; g < groups; ++g) {
       scales[g] = w.fp8_scales->at(w.fp8_row0 + r, w.fp8_col0 + g * kFp8GroupCols);
     }
   }
+  return true;
 }
 
 void dequantise_fp8_matrix(const TensorView& w, uint16_t* out) {

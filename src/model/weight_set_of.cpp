@@ -65,6 +65,24 @@ size_t fp8_form_bytes(const TensorView& w, DType form) {
   return row_bytes(form, w.ne[0]) * static_cast<size_t>(w.rows());
 }
 
+// A copy of FP8 view w in that form (`bytes` of it), or null where F8_E4M3_G128 cannot hold it
+// (fp8_groups_of: NaN codes).
+std::unique_ptr<uint16_t[]> fp8_copy(const TensorView& w, DType form, size_t bytes) {
+  const size_t halves = (bytes + 1) / 2;
+  // FP8 rows zero-fill the padding between their codes and scales; the others fill every byte.
+  std::unique_ptr<uint16_t[]> buf(form == DType::F8_E4M3 ? new uint16_t[halves]()
+                                                         : new uint16_t[halves]);
+  auto* dst = reinterpret_cast<uint8_t*>(buf.get());
+  if (form == DType::F8_E4M3) {
+    fp8_rows_of(w, dst);
+  } else if (form == DType::F8_E4M3_G128) {
+    if (!fp8_groups_of(w, dst)) return nullptr;
+  } else {
+    dequantise_fp8_matrix(w, buf.get());
+  }
+  return buf;
+}
+
 // The views of an FP8 checkpoint's matrices (fp8_scales) as the backend takes them (fp8_form): a
 // copy in that form, which the backend uploads or uses as it is. One copy per distinct view (a
 // tied embedding and output share one), kept in `keep`.
@@ -82,19 +100,13 @@ WeightSet with_fp8_prepared(const WeightSet& host, const Backend& backend,
     const Key key{w.data, w.fp8_row0, w.fp8_col0, w.ne[0], w.rows()};
     auto [it, fresh] = copies.try_emplace(key, nullptr, DType::BF16);
     if (fresh) {
-      const DType form = fp8_form(w, rows, groups);
-      const size_t bytes = fp8_form_bytes(w, form);
-      // FP8 rows zero-fill the padding between their codes and scales; the others fill every byte.
-      const size_t halves = (bytes + 1) / 2;
-      auto& buf =
-          keep.emplace_back(form == DType::F8_E4M3 ? new uint16_t[halves]() : new uint16_t[halves]);
-      auto* dst = reinterpret_cast<uint8_t*>(buf.get());
-      if (form == DType::F8_E4M3) {
-        fp8_rows_of(w, dst);
-      } else if (form == DType::F8_E4M3_G128) {
-        fp8_groups_of(w, dst);
-      } else {
-        dequantise_fp8_matrix(w, buf.get());
+      DType form = fp8_form(w, rows, groups);
+      size_t bytes = fp8_form_bytes(w, form);
+      auto& buf = keep.emplace_back(fp8_copy(w, form, bytes));
+      if (!buf) {  // NaN codes: the BF16 copy instead
+        form = DType::BF16;
+        bytes = fp8_form_bytes(w, form);
+        buf = fp8_copy(w, form, bytes);
       }
       it->second = {buf.get(), form};
       Tally& t = form == DType::BF16 ? dequantised : kept;

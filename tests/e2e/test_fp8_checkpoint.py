@@ -1,6 +1,6 @@
 """FP8 checkpoints as published (fbgemm_fp8, compressed-tensors) through `shardlm serve` on the
-CPU, which dequantises them to BF16 at load: 64 concurrent greedy completions all answer and agree
-with the same prompt asked alone; a checkpoint missing a scale tensor, one with an unknown
+CPU, which keeps them in FP8 (or, with SHARDLM_CPU_FP8_GROUPS=0, dequantises them to BF16 at load):
+64 concurrent greedy completions all answer and agree with the same prompt asked alone; a checkpoint missing a scale tensor, one with an unknown
 quant_method, and --quantization with another scheme stop at start-up with the cause named."""
 import json
 import os
@@ -39,10 +39,10 @@ def start_error(model, *extra):
 @pytest.mark.parametrize("fmt,keep", [("fbgemm_fp8", False), ("compressed_tensors_channel", False),
                                       ("fbgemm_fp8", True)])
 def test_fp8_checkpoint_serves_64_streams_on_the_cpu(tmp_path, fmt, keep):
-    """Dequantised to BF16 by default; kept FP8 (a scale per 128 columns) with
-    SHARDLM_CPU_FP8_GROUPS=1."""
+    """Kept FP8 by default (a scale per 128 columns); dequantised to BF16 with
+    SHARDLM_CPU_FP8_GROUPS=0."""
     model = write_fp8(tmp_path / "m", fmt)
-    env = dict(os.environ, SHARDLM_CPU_FP8_GROUPS="1") if keep else None
+    env = None if keep else dict(os.environ, SHARDLM_CPU_FP8_GROUPS="0")
     server = Server(["--device", "cpu", "--max-num-seqs", "64"], threads=2, model=model, env=env)
     try:
         prompts = [f"prompt {i % 8} abc" for i in range(64)]

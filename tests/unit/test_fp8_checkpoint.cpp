@@ -7,6 +7,8 @@
 // another --quantization.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -73,9 +75,16 @@ TEST(Fp8Checkpoint, EveryFormatLoadsWithScales) {
 }
 
 // The FP8 checkpoint of `spec` in format f against the same model with its FP8 matrices written
-// dequantised: the prompt's logits on the CPU, bit for bit.
-void expect_logits_equal_dequantised(const TinyModelSpec& spec, Fp8Format f) {
+// dequantised: the prompt's logits on the CPU, bit for bit; or, where the CPU keeps the matrices
+// in FP8 (`kept`: the scale applies to each 128 columns' sum, the BF16 copy rounds code x scale
+// first), within that rounding's error, and every position's top token the same. Returns the
+// normalised error (0 where they are equal).
+double expect_logits_equal_dequantised(const TinyModelSpec& spec, Fp8Format f, bool kept = false) {
   SCOPED_TRACE(spec.arch + " " + fp8_format_name(f));
+  struct Switch {  // the CPU's default keeps them; SHARDLM_CPU_FP8_GROUPS=0 dequantises them
+    explicit Switch(bool kept) { setenv("SHARDLM_CPU_FP8_GROUPS", kept ? "1" : "0", 1); }
+    ~Switch() { unsetenv("SHARDLM_CPU_FP8_GROUPS"); }
+  } keep_or_not(kept);
   TempDir dir("fp8-logits-" + spec.arch + "-" + fp8_format_name(f));
   write_tiny_fp8_hf_model(dir.path("fp8"), spec, f, dir.path("bf16"));
   // The checkpoint holds its experts and latent-attention projections in FP8, its routers not.
@@ -95,9 +104,27 @@ void expect_logits_equal_dequantised(const TinyModelSpec& spec, Fp8Format f) {
   auto bf16 = open_cpu(dir.path("bf16"));
   EXPECT_TRUE(has_checkpoint_fp8(fp8->model()));  // each rank dequantises what it holds
   const auto a = fp8->prompt_logits(kTokens), b = bf16->prompt_logits(kTokens);
-  ASSERT_EQ(a.size(), b.size());
-  ASSERT_FALSE(a.empty());
-  for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;
+  EXPECT_EQ(a.size(), b.size());
+  EXPECT_FALSE(a.empty());
+  if (a.size() != b.size() || a.empty()) return -1;
+  if (!kept) {
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << i;
+    return 0;
+  }
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (a[i] - b[i]) * double(a[i] - b[i]);
+    norm += b[i] * double(b[i]);
+  }
+  EXPECT_LT(std::sqrt(diff / norm), 1e-2) << "normalised error";
+  const size_t vocab = a.size() / kTokens.size();
+  for (size_t p = 0; p < kTokens.size(); ++p) {
+    const auto top = [&](const std::vector<float>& v) {
+      return std::max_element(v.begin() + p * vocab, v.begin() + (p + 1) * vocab) - v.begin();
+    };
+    EXPECT_EQ(top(a), top(b)) << "position " << p;
+  }
+  return std::sqrt(diff / norm);
 }
 
 TEST(Fp8Checkpoint, CpuLogitsEqualTheDequantisedModel) {
@@ -121,17 +148,21 @@ TEST(Fp8Checkpoint, MoeAndLatentAttentionLogitsEqualTheDequantisedModel) {
   }
 }
 
-// The same with the CPU keeping the matrices in FP8 (SHARDLM_CPU_FP8_GROUPS=1, F8_E4M3_G128):
-// every format whose scales fit groups of 128 columns (the tiny blocks of 32 x 48 do not, and stay
-// BF16), dense, mixture-of-experts and latent attention, logits equal bit for bit.
-TEST(Fp8Checkpoint, CpuLogitsEqualTheDequantisedModelWithFp8Kept) {
-  setenv("SHARDLM_CPU_FP8_GROUPS", "1", 1);
-  for (Fp8Format f : all_fp8_formats()) expect_logits_equal_dequantised(TinyModelSpec{}, f);
-  for (Fp8Format f : {Fp8Format::kFbgemm, Fp8Format::kFp8Tensor}) {
-    expect_logits_equal_dequantised(tiny_moe_spec("deepseek_v3"), f);
-    expect_logits_equal_dequantised(tiny_moe_spec("qwen3_moe"), f);
+// The same with the CPU keeping the matrices in FP8 (its default, F8_E4M3_G128): every format
+// whose scales fit groups of 128 columns (the tiny blocks of 32 x 48 do not, and stay BF16),
+// dense, mixture-of-experts and latent attention, logits within rounding.
+// Kept ones differ from the BF16 copy in the last bits, so a zero error would mean they were not.
+TEST(Fp8Checkpoint, CpuLogitsMatchTheDequantisedModelWithFp8Kept) {
+  for (Fp8Format f : all_fp8_formats()) {
+    const double err = expect_logits_equal_dequantised(TinyModelSpec{}, f, true);
+    if (!fp8_block_wise(f)) EXPECT_GT(err, 0) << fp8_format_name(f);
+    if (fp8_block_wise(f)) EXPECT_EQ(err, 0) << fp8_format_name(f) << ": blocks of 48 columns";
   }
-  unsetenv("SHARDLM_CPU_FP8_GROUPS");
+  for (Fp8Format f : {Fp8Format::kFbgemm, Fp8Format::kFp8Tensor}) {
+    for (const char* arch : {"deepseek_v3", "qwen3_moe"}) {
+      EXPECT_GT(expect_logits_equal_dequantised(tiny_moe_spec(arch), f, true), 0) << arch;
+    }
+  }
 }
 
 TEST(Fp8Checkpoint, BlockDequantisationMatchesCodesTimesScales) {

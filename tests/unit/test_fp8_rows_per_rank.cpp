@@ -37,14 +37,14 @@ class Fp8RowsBackend : public CpuBackend {
 };
 
 // Element (r, c) of a prepared matrix as the BF16 bits the CPU runs: a BF16 view's own, an FP8
-// row view's code times its row's scale, rounded as dequantise_fp8_matrix rounds, an FP8 groups
-// view's (the CPU's own form) widened as the CPU widens it.
+// row view's code times its row's scale, rounded as dequantise_fp8_matrix rounds, and so an FP8
+// groups view's (the CPU's own form).
 uint16_t bf16_at(const TensorView& w, int64_t r, int64_t c) {
   if (w.dtype == DType::BF16) return reinterpret_cast<const uint16_t*>(w.row(r))[c];
   if (w.dtype == DType::F8_E4M3_G128) {
-    std::vector<uint16_t> row(static_cast<size_t>(w.ne[0]));
-    fp8_group_row_to_bf16(w.row(r), w.ne[0], row.data());
-    return row[static_cast<size_t>(c)];
+    std::vector<float> row(static_cast<size_t>(w.ne[0]));
+    fp8_group_row_to_float(w.row(r), w.ne[0], row.data());
+    return fp32_to_bf16(row[static_cast<size_t>(c)]);
   }
   EXPECT_EQ(w.dtype, DType::F8_E4M3);
   return fp32_to_bf16(e4m3_to_float(w.row(r)[c]) * fp8_row_scales(w)[r]);

@@ -127,7 +127,7 @@ bool CpuBackend::runs_fp8_groups() const {
 }
 
 bool CpuBackend::keeps_fp8_groups() {
-  return env_flag("SHARDLM_CPU_FP8_GROUPS", false);
+  return env_flag("SHARDLM_CPU_FP8_GROUPS", true);
 }
 
 }  // namespace shardlm

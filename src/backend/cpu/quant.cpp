@@ -290,12 +290,8 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
       return dequant_q5_k(static_cast<const BlockQ5_K*>(src), dst, nb);
     case DType::Q6_K:
       return dequant_q6_k(static_cast<const BlockQ6_K*>(src), dst, nb);
-    case DType::F8_E4M3_G128: {  // the BF16 values the matmul multiplies (core/fp8.h)
-      std::vector<uint16_t> b(static_cast<size_t>(n));
-      fp8_group_row_to_bf16(static_cast<const uint8_t*>(src), n, b.data());
-      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(b[static_cast<size_t>(i)]);
-      return;
-    }
+    case DType::F8_E4M3_G128:  // the values the matmul multiplies by (core/fp8.h)
+      return fp8_group_row_to_float(static_cast<const uint8_t*>(src), n, dst);
     case DType::I32:
     case DType::F8_E4M3:
       break;

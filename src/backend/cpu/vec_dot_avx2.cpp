@@ -13,44 +13,16 @@
 #include <type_traits>
 #include <utility>
 
-#include "backend/cpu/fp8_groups.h"
 #include "backend/cpu/vec_dot.h"
+#include "backend/cpu/vec_dot_avx2_tiled.h"
 #include "core/fp16.h"
-
-#define SHARDLM_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace shardlm::cpu {
 
 namespace {
 
-SHARDLM_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 SHARDLM_AVX2 inline float h2f(uint16_t h) {
   return _cvtsh_ss(h);
-}
-
-// Dispatches a gemm over row tiles of RM and token tiles of up to RN, with smaller tiles (from a
-// table of instantiations) at the edges.
-template <template <int, int> class K, int RM, int RN>
-SHARDLM_AVX2 void gemm_tiled(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as,
-                             float* y, int64_t ldy, int64_t nr, int64_t nt) {
-  using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
-  static constexpr auto table = []<int... I>(std::integer_sequence<int, I...>) {
-    return std::array<Fn, RM * RN>{&K<I / RN + 1, I % RN + 1>::run...};
-  }
-  (std::make_integer_sequence<int, RM * RN>{});
-  for (int64_t r = 0; r < nr; r += RM) {
-    const int rm = static_cast<int>(std::min<int64_t>(RM, nr - r));
-    for (int64_t t = 0; t < nt; t += RN) {
-      const int rn = static_cast<int>(std::min<int64_t>(RN, nt - t));
-      table[(rm - 1) * RN + (rn - 1)](k, w + r * ws, ws, a + t * as, as, y + t * ldy + r, ldy);
-    }
-  }
 }
 
 // ---- Q4_K / Q5_K x Q8K ------------------------------------------------------------------------
@@ -253,6 +225,11 @@ inline float load1(const uint8_t* row, int64_t i) {
 
 template <FloatKind kKind>
 struct FloatTile {
+  struct Load {
+    SHARDLM_AVX2 static __m256 load8(const uint8_t* row, int64_t i) {
+      return cpu::load8<kKind>(row, i);
+    }
+  };
   template <int RM, int RN>
   struct K {
     SHARDLM_AVX2 static void run(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a,
@@ -261,15 +238,7 @@ struct FloatTile {
       for (int r = 0; r < RM; ++r)
         for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
       const int64_t k8 = k / 8 * 8;
-      for (int64_t i = 0; i < k8; i += 8) {
-        for (int r = 0; r < RM; ++r) {
-          const __m256 wv = load8<kKind>(w + r * ws, i);
-          for (int t = 0; t < RN; ++t) {
-            const __m256 xv = _mm256_loadu_ps(reinterpret_cast<const float*>(a + t * as) + i);
-            acc[r][t] = _mm256_fmadd_ps(wv, xv, acc[r][t]);
-          }
-        }
-      }
+      fma_tile<Load, RM, RN>(acc, 0, k8, w, ws, a, as);
       for (int t = 0; t < RN; ++t) {
         const float* x = reinterpret_cast<const float*>(a + t * as);
         for (int r = 0; r < RM; ++r) {
@@ -340,7 +309,7 @@ bool avx2_kernels(DType t, CpuKernels* out) {
       *out = {nullptr, gemm_tiled<BF16Tile, 4, 3>, 4};
       return true;
     case DType::F8_E4M3_G128:
-      *out = {nullptr, gemm_fp8_groups<gemm_tiled<BF16Tile, 4, 3>, fp8_group_row_to_bf16_avx2>, 4};
+      *out = {nullptr, avx2_gemm_fp8_groups(), 4};
       return true;
     case DType::Q8_0:
       *out = {quantize_act_q8a_avx2, avx2_gemm_q8_0(), 4};

@@ -1,8 +1,8 @@
 // Portable scalar kernels: the integer dot products the SIMD kernels vectorise, one (row, token)
 // pair at a time. Also the fallback on CPUs without AVX2.
+#include <algorithm>
 #include <cstring>
 
-#include "backend/cpu/fp8_groups.h"
 #include "backend/cpu/vec_dot.h"
 #include "core/fp16.h"
 #include "core/fp8.h"
@@ -41,6 +41,20 @@ float dot_bf16(int64_t k, const uint8_t* w, const uint8_t* a) {
   const uint16_t* wh = reinterpret_cast<const uint16_t*>(w);
   float s = 0;
   for (int64_t i = 0; i < k; ++i) s += bf16_to_fp32(wh[i]) * x[i];
+  return s;
+}
+
+// F8_E4M3_G128 (core/fp8.h): each group of 128 columns' products summed, then times its scale.
+float dot_fp8_groups(int64_t k, const uint8_t* w, const uint8_t* a) {
+  const float* x = reinterpret_cast<const float*>(a);
+  const float* lut = e4m3_values();
+  const float* scales = fp8_group_scales(w, k);
+  float s = 0;
+  for (int64_t g0 = 0; g0 < k; g0 += kFp8GroupCols) {
+    float group = 0;
+    for (int64_t i = g0; i < std::min(g0 + kFp8GroupCols, k); ++i) group += lut[w[i]] * x[i];
+    s += group * scales[g0 / kFp8GroupCols];
+  }
   return s;
 }
 
@@ -160,7 +174,7 @@ bool scalar_kernels(DType t, CpuKernels* out) {
       *out = {nullptr, gemm_scalar<dot_bf16>, 1};
       return true;
     case DType::F8_E4M3_G128:
-      *out = {nullptr, gemm_fp8_groups<gemm_scalar<dot_bf16>, fp8_group_row_to_bf16>, 1};
+      *out = {nullptr, gemm_scalar<dot_fp8_groups>, 1};
       return true;
     case DType::Q8_0:
       *out = {quantize_act_q8a, gemm_scalar<dot_q8_0>, 1};
