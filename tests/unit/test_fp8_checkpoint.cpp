@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -116,7 +117,9 @@ double expect_logits_equal_dequantised(const TinyModelSpec& spec, Fp8Format f, b
     diff += (a[i] - b[i]) * double(a[i] - b[i]);
     norm += b[i] * double(b[i]);
   }
-  EXPECT_LT(std::sqrt(diff / norm), 1e-2) << "normalised error";
+  EXPECT_LT(std::sqrt(diff / norm), 5e-3) << "normalised error";
+  std::printf("%s %s, FP8 kept: logits' normalised error %.2e against the BF16 copy\n",
+              spec.arch.c_str(), fp8_format_name(f).c_str(), std::sqrt(diff / norm));
   const size_t vocab = a.size() / kTokens.size();
   for (size_t p = 0; p < kTokens.size(); ++p) {
     const auto top = [&](const std::vector<float>& v) {
