@@ -38,7 +38,8 @@ class CpuBackend : public Backend {
   std::string name() const override { return "cpu"; }
   // keeps_fp8_groups (unless SHARDLM_CPU_FP8_GROUPS=0): an FP8 checkpoint's matrices stay FP8
   // with a scale per 128 columns (F8_E4M3_G128), in about half the memory of their BF16 copies
-  // and at their speed; with 0 they are dequantised to BF16 at load.
+  // (decode as fast or faster, prefill up to a fifth slower); with 0 they are dequantised to BF16
+  // at load.
   bool runs_fp8_groups() const override;
   static bool keeps_fp8_groups();
   int threads() const { return pool_.size(); }

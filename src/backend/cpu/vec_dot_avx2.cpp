@@ -195,68 +195,6 @@ struct Q6_KTile {
   }
 };
 
-// ---- F32 / F16 / BF16 weights x fp32 activations -----------------------------------------------
-enum class FloatKind { F32, F16, BF16 };
-
-template <FloatKind kKind>
-SHARDLM_AVX2 inline __m256 load8(const uint8_t* row, int64_t i) {
-  if constexpr (kKind == FloatKind::F32) {
-    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i);
-  } else if constexpr (kKind == FloatKind::F16) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(
-        reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(row) + i)));
-  } else {
-    const __m128i h = _mm_loadu_si128(
-        reinterpret_cast<const __m128i*>(reinterpret_cast<const uint16_t*>(row) + i));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-}
-
-template <FloatKind kKind>
-inline float load1(const uint8_t* row, int64_t i) {
-  if constexpr (kKind == FloatKind::F32) {
-    return reinterpret_cast<const float*>(row)[i];
-  } else if constexpr (kKind == FloatKind::F16) {
-    return fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]);
-  } else {
-    return bf16_to_fp32(reinterpret_cast<const uint16_t*>(row)[i]);
-  }
-}
-
-template <FloatKind kKind>
-struct FloatTile {
-  struct Load {
-    SHARDLM_AVX2 static __m256 load8(const uint8_t* row, int64_t i) {
-      return cpu::load8<kKind>(row, i);
-    }
-  };
-  template <int RM, int RN>
-  struct K {
-    SHARDLM_AVX2 static void run(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a,
-                                 size_t as, float* y, int64_t ldy) {
-      __m256 acc[RM][RN];
-      for (int r = 0; r < RM; ++r)
-        for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
-      const int64_t k8 = k / 8 * 8;
-      fma_tile<Load, RM, RN>(acc, 0, k8, w, ws, a, as);
-      for (int t = 0; t < RN; ++t) {
-        const float* x = reinterpret_cast<const float*>(a + t * as);
-        for (int r = 0; r < RM; ++r) {
-          float s = hsum(acc[r][t]);
-          for (int64_t i = k8; i < k; ++i) s += load1<kKind>(w + r * ws, i) * x[i];
-          y[t * ldy + r] = s;
-        }
-      }
-    }
-  };
-};
-template <int RM, int RN>
-using F32Tile = FloatTile<FloatKind::F32>::K<RM, RN>;
-template <int RM, int RN>
-using F16Tile = FloatTile<FloatKind::F16>::K<RM, RN>;
-template <int RM, int RN>
-using BF16Tile = FloatTile<FloatKind::BF16>::K<RM, RN>;
-
 }  // namespace
 
 // AVX2 version of quantize_act_q8a, bit-identical to it: the same amax, the same single
@@ -300,16 +238,10 @@ SHARDLM_AVX2 void quantize_act_q8a_avx2(const float* x, void* dst, int64_t k) {
 bool avx2_kernels(DType t, CpuKernels* out) {
   switch (t) {
     case DType::F32:
-      *out = {nullptr, gemm_tiled<F32Tile, 4, 3>, 4};
-      return true;
     case DType::F16:
-      *out = {nullptr, gemm_tiled<F16Tile, 4, 3>, 4};
-      return true;
     case DType::BF16:
-      *out = {nullptr, gemm_tiled<BF16Tile, 4, 3>, 4};
-      return true;
     case DType::F8_E4M3_G128:
-      *out = {nullptr, avx2_gemm_fp8_groups(), 4};
+      *out = {nullptr, avx2_gemm_float(t), 4};
       return true;
     case DType::Q8_0:
       *out = {quantize_act_q8a_avx2, avx2_gemm_q8_0(), 4};

@@ -1,6 +1,8 @@
-// Internal to the AVX2 kernels (x86-64 builds): the target attribute, a horizontal sum, and the
-// tiling every float-activation gemm shares, for the kernels of vec_dot_avx2.cpp and the files
-// beside it.
+// Internal to the x86 kernels (x86-64 builds): the AVX2 target attribute, a horizontal sum, and the
+// tiling the gemms of vec_dot_avx2.cpp and vec_dot_float_*.cpp share. In an anonymous namespace, so
+// each file gets its own copies: gemm_tiled instantiated with two files' tiles of the same name
+// (their alias templates in each file's anonymous namespace) would otherwise be one weak symbol,
+// and the linker would keep one file's instructions for both.
 #pragma once
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -14,29 +16,13 @@
 #define SHARDLM_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace shardlm::cpu {
+namespace {
 
 SHARDLM_AVX2 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
-}
-
-// The float-weight tiles' inner loop: acc[r][t] += weights x activations over columns [i0, i1) (a
-// multiple of 8 apart), the weights of row r at w + r * ws decoded 8 at a time by
-// Load::load8(row, i) and the fp32 activations of token t at a + t * as.
-template <class Load, int RM, int RN>
-SHARDLM_AVX2 inline void fma_tile(__m256 (&acc)[RM][RN], int64_t i0, int64_t i1, const uint8_t* w,
-                                  size_t ws, const uint8_t* a, size_t as) {
-  for (int64_t i = i0; i < i1; i += 8) {
-    for (int r = 0; r < RM; ++r) {
-      const __m256 wv = Load::load8(w + r * ws, i);
-      for (int t = 0; t < RN; ++t) {
-        const __m256 xv = _mm256_loadu_ps(reinterpret_cast<const float*>(a + t * as) + i);
-        acc[r][t] = _mm256_fmadd_ps(wv, xv, acc[r][t]);
-      }
-    }
-  }
 }
 
 // Dispatches a gemm over row tiles of RM and token tiles of up to RN, with smaller tiles (from a
@@ -58,5 +44,6 @@ SHARDLM_AVX2 void gemm_tiled(int64_t k, const uint8_t* w, size_t ws, const uint8
   }
 }
 
+}  // namespace
 }  // namespace shardlm::cpu
 #endif

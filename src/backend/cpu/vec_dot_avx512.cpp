@@ -1,8 +1,9 @@
-// AVX-512 kernels: the 32-element block types with AVX-512 VNNI (vpdpbusd on 256-bit vectors, one
-// instruction for the u8 x s8 dot instead of two). Other types, and CPUs without VNNI, use the
-// AVX2 table.
+// AVX-512 kernels: the float-activation types on 512-bit vectors (vec_dot_float_avx512.cpp), and
+// the 32-element block types with AVX-512 VNNI (vpdpbusd on 256-bit vectors, one instruction for
+// the u8 x s8 dot instead of two). Other types, and CPUs without VNNI, use the AVX2 table.
 #include "backend/cpu/vec_dot.h"
 #include "backend/cpu/vec_dot_avx2.h"
+#include "backend/cpu/vec_dot_avx512.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -22,6 +23,10 @@ namespace {
 
 bool avx512_kernels(DType t, CpuKernels* out) {
   static const bool vnni = __builtin_cpu_supports("avx512vnni");
+  if (GemmFn f = avx512_gemm_float(t)) {  // AVX-512F and BW, which CpuIsa::Avx512 means
+    *out = {nullptr, f, 4};
+    return true;
+  }
   if (!vnni) return false;
   switch (t) {
     case DType::Q8_0:
