@@ -1,9 +1,10 @@
 // AVX-512 kernels: the float-activation types on 512-bit vectors (vec_dot_float_avx512.cpp), and
 // the 32-element block types with AVX-512 VNNI (vpdpbusd on 256-bit vectors, one instruction for
 // the u8 x s8 dot instead of two). Other types, and CPUs without VNNI, use the AVX2 table.
+#include "backend/cpu/vec_dot_avx512.h"
+
 #include "backend/cpu/vec_dot.h"
 #include "backend/cpu/vec_dot_avx2.h"
-#include "backend/cpu/vec_dot_avx512.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
