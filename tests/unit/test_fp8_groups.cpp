@@ -2,7 +2,8 @@
 // then a scale per 128 columns): fp8_groups_of keeps the codes and the checkpoint's scales for
 // per-tensor, per-channel and block scales (and refuses blocks narrower than a group and NaN
 // codes); the matmul on it, on every ISA this CPU has, sums code x scale x activation to fp32
-// rounding, and gives each token the same outputs in any batch and on one thread or two.
+// rounding, and gives each token the same outputs in any batch and on one thread or two; a CPU
+// rank prepares a checkpoint matrix holding NaN codes as its BF16 copy.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,10 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/matmul.h"
+#include "core/fp16.h"
 #include "core/fp8.h"
 #include "core/thread_pool.h"
 #include "model/fp8_at_bind.h"
+#include "model/model.h"
+#include "model/weight_set_of.h"
+#include "test_support.h"
+#include "tiny_fp8_model.h"
 
 namespace shardlm {
 namespace {
@@ -162,6 +169,33 @@ TEST(Fp8Groups, MatmulSumsCodesTimesScalesBatchInvariant) {
       }
     }
   }
+}
+
+// A checkpoint matrix holding an E4M3 NaN code is prepared as its BF16 copy (the NaN stays a NaN
+// there), the others in FP8, when a CPU rank prepares its weights.
+TEST(Fp8Groups, AMatrixWithNanCodesIsPreparedAsBf16) {
+  testing::TempDir dir("fp8-groups-nan");
+  testing::write_tiny_fp8_hf_model(dir.path("m"), testing::TinyModelSpec{},
+                                   testing::Fp8Format::kFbgemm);
+  auto model = load_model(dir.path("m"));
+  ModelWeights w = model->weights;
+  TensorView& wq = w.layers[0].wq;
+  ASSERT_EQ(wq.dtype, DType::F8_E4M3);
+  const auto* codes = static_cast<const uint8_t*>(wq.data);
+  std::vector<uint8_t> with_nan(codes, codes + wq.numel());
+  with_nan[5] = 0xff;
+  wq.data = with_nan.data();
+  CpuBackendOptions o;
+  o.threads = 1;
+  CpuBackend cpu(o);
+  const BackendWeights got = prepare_model_weights(cpu, model->config, w);
+  const TensorView& q = got.weights.layers[0].wq;
+  ASSERT_EQ(q.dtype, DType::BF16);
+  const auto* bits = static_cast<const uint16_t*>(q.data);
+  EXPECT_TRUE(std::isnan(bf16_to_fp32(bits[5])));
+  EXPECT_EQ(bits[6], fp32_to_bf16(e4m3_to_float(codes[6]) * wq.fp8_scales->at(0, 6)));
+  EXPECT_EQ(got.weights.layers[0].wk.dtype, DType::F8_E4M3_G128);
+  EXPECT_EQ(got.weights.layers[1].wq.dtype, DType::F8_E4M3_G128);
 }
 
 }  // namespace
