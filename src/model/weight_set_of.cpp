@@ -104,6 +104,11 @@ WeightSet with_fp8_prepared(const WeightSet& host, const Backend& backend,
       size_t bytes = fp8_form_bytes(w, form);
       auto& buf = keep.emplace_back(fp8_copy(w, form, bytes));
       if (!buf) {  // NaN codes: the BF16 copy instead
+        spdlog::warn(
+            "'{}' holds E4M3 NaN codes (0x7f or 0xff), which no trained checkpoint should: kept as "
+            "its BF16 copy, where they stay NaN and will make the outputs they reach NaN; check "
+            "the file against its published checksum",
+            w.name);
         form = DType::BF16;
         bytes = fp8_form_bytes(w, form);
         buf = fp8_copy(w, form, bytes);
