@@ -12,6 +12,7 @@ vocabulary and tokenizer of the tiny test model), about 1 GB of FP8 by default.
 Usage:
   build/e2e-venv/bin/python bench/fp8_checkpoint_memory.py --binary build/shardlm \
       --tool build/tests/shardlm_tiny_model [--layers 16 --hidden 2048 --ffn 8192]
+      [--write-only DIR: only write the checkpoint to DIR, for bench offline]
 """
 import argparse
 import json
@@ -139,7 +140,13 @@ def main():
     ap.add_argument("--layers", type=int, default=16)
     ap.add_argument("--hidden", type=int, default=2048)
     ap.add_argument("--ffn", type=int, default=8192)
+    ap.add_argument("--write-only", metavar="DIR",
+                    help="write the checkpoint to DIR and stop (for `shardlm bench offline -m DIR`)")
     a = ap.parse_args()
+    if a.write_only:
+        n = write_checkpoint(a.write_only, a.tool, a.layers, a.hidden, a.ffn)
+        print(f"{a.write_only}: {n / 2**30:.2f} GiB of FP8 codes")
+        return
     work = tempfile.mkdtemp(prefix="fp8mem-")
     try:
         model = os.path.join(work, "m")

@@ -65,22 +65,35 @@ size_t fp8_form_bytes(const TensorView& w, DType form) {
   return row_bytes(form, w.ne[0]) * static_cast<size_t>(w.rows());
 }
 
-// A copy of FP8 view w in that form (`bytes` of it), or null where F8_E4M3_G128 cannot hold it
-// (fp8_groups_of: NaN codes).
-std::unique_ptr<uint16_t[]> fp8_copy(const TensorView& w, DType form, size_t bytes) {
-  const size_t halves = (bytes + 1) / 2;
+// A copy of FP8 view w in a backend's form: its bytes and the form it ended in.
+struct Fp8Copy {
+  std::unique_ptr<uint16_t[]> buf;
+  DType form;
+  size_t bytes;
+};
+
+// w copied in `form`; a matrix F8_E4M3_G128 cannot hold (fp8_groups_of: NaN codes) as BF16, named
+// in a warning.
+Fp8Copy fp8_copy(const TensorView& w, DType form) {
+  const size_t bytes = fp8_form_bytes(w, form), halves = (bytes + 1) / 2;
   // FP8 rows zero-fill the padding between their codes and scales; the others fill every byte.
-  std::unique_ptr<uint16_t[]> buf(form == DType::F8_E4M3 ? new uint16_t[halves]()
-                                                         : new uint16_t[halves]);
-  auto* dst = reinterpret_cast<uint8_t*>(buf.get());
+  Fp8Copy c{std::unique_ptr<uint16_t[]>(form == DType::F8_E4M3 ? new uint16_t[halves]()
+                                                               : new uint16_t[halves]),
+            form, bytes};
+  auto* dst = reinterpret_cast<uint8_t*>(c.buf.get());
   if (form == DType::F8_E4M3) {
     fp8_rows_of(w, dst);
-  } else if (form == DType::F8_E4M3_G128) {
-    if (!fp8_groups_of(w, dst)) return nullptr;
-  } else {
-    dequantise_fp8_matrix(w, buf.get());
+  } else if (form == DType::BF16) {
+    dequantise_fp8_matrix(w, c.buf.get());
+  } else if (!fp8_groups_of(w, dst)) {
+    spdlog::warn(
+        "'{}' holds E4M3 NaN codes (0x7f or 0xff), which no trained checkpoint should: kept as "
+        "its BF16 copy, where they stay NaN and will make the outputs they reach NaN; check the "
+        "file against its published checksum",
+        w.name);
+    return fp8_copy(w, DType::BF16);
   }
-  return buf;
+  return c;
 }
 
 // The views of an FP8 checkpoint's matrices (fp8_scales) as the backend takes them (fp8_form): a
@@ -100,23 +113,12 @@ WeightSet with_fp8_prepared(const WeightSet& host, const Backend& backend,
     const Key key{w.data, w.fp8_row0, w.fp8_col0, w.ne[0], w.rows()};
     auto [it, fresh] = copies.try_emplace(key, nullptr, DType::BF16);
     if (fresh) {
-      DType form = fp8_form(w, rows, groups);
-      size_t bytes = fp8_form_bytes(w, form);
-      auto& buf = keep.emplace_back(fp8_copy(w, form, bytes));
-      if (!buf) {  // NaN codes: the BF16 copy instead
-        spdlog::warn(
-            "'{}' holds E4M3 NaN codes (0x7f or 0xff), which no trained checkpoint should: kept as "
-            "its BF16 copy, where they stay NaN and will make the outputs they reach NaN; check "
-            "the file against its published checksum",
-            w.name);
-        form = DType::BF16;
-        bytes = fp8_form_bytes(w, form);
-        buf = fp8_copy(w, form, bytes);
-      }
-      it->second = {buf.get(), form};
-      Tally& t = form == DType::BF16 ? dequantised : kept;
+      Fp8Copy c = fp8_copy(w, fp8_form(w, rows, groups));
+      it->second = {c.buf.get(), c.form};
+      Tally& t = c.form == DType::BF16 ? dequantised : kept;
       ++t.matrices;
-      t.bytes += bytes;
+      t.bytes += c.bytes;
+      keep.push_back(std::move(c.buf));
     }
     w.data = it->second.first;
     w.dtype = it->second.second;

@@ -258,7 +258,7 @@ template <int RM, int RN>
 SHARDLM_F_TARGET void gemm_fp8_groups(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a,
                                       size_t as, float* y, int64_t ldy, int64_t nr, int64_t nt) {
   if (nt < kWidenTokens) return gemm_tiled<Fp8CodesTile, RM, RN>(k, w, ws, a, as, y, ldy, nr, nt);
-  const size_t stride = 2 * static_cast<size_t>(k) + 4 * ((k + kFp8GroupCols - 1) / kFp8GroupCols);
+  const size_t stride = row_bytes(DType::F8_E4M3_G128, k) + static_cast<size_t>(k);  // 2-byte codes
   thread_local std::vector<uint8_t> rows;
   if (rows.size() < kWidenRows * stride) rows.resize(kWidenRows * stride);
   for (int64_t r0 = 0; r0 < nr; r0 += kWidenRows) {
