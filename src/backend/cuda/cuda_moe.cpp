@@ -143,8 +143,13 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n, const Ga
     return;
   }
   const MoeExpertTables t = tables_of(w);
-  (mma ? moe_gate_up_mma : moe_gate_up)(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden,
-                                        stream_);
+  // A tile holds at most one pair per token (a token's top-k experts differ).
+  const int pairs_per_tile = static_cast<int>(std::min<int64_t>(n, kMoeTileTokens));
+  if (mma) {
+    moe_gate_up_mma(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden, stream_);
+  } else {
+    moe_gate_up(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden, stream_, pairs_per_tile);
+  }
   const float* down_in = hidden;
   if (tp_columns) {  // every rank's hidden columns
     (*gather)(hidden, P, f, static_cast<float*>(hidden_all_.p));
@@ -154,8 +159,12 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n, const Ga
     SHARDLM_CUDA_CHECK(
         cudaMemsetAsync(ys, 0, static_cast<size_t>(P * d_out) * sizeof(float), stream_));
   }
-  (mma ? moe_down_mma : moe_down)(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys,
-                                  stream_);
+  if (mma) {
+    moe_down_mma(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys, stream_);
+  } else {
+    moe_down(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys, stream_,
+             pairs_per_tile);
+  }
 }
 
 void CudaMoe::grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t max_tiles,

@@ -5,6 +5,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/moe_experts.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
 
 namespace shardlm::cuda {
@@ -14,12 +15,55 @@ namespace {
 constexpr int kWarps = 8;        // warps per block
 constexpr int kRowsPerWarp = 4;  // output rows per warp: each x load serves this many
 
+// The exclusive prefix sums over the block's threads of two counts (thread order), and their
+// totals; blockDim.x a multiple of 32, at most 1024.
+__device__ __forceinline__ void block_exclusive_scan2(int a, int b, int& before_a, int& before_b,
+                                                      int& total_a, int& total_b) {
+  __shared__ int warp_a[32], warp_b[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  int ia = a, ib = b;  // inclusive within the warp
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int ua = __shfl_up_sync(0xffffffffu, ia, o), ub = __shfl_up_sync(0xffffffffu, ib, o);
+    if (lane >= o) {
+      ia += ua;
+      ib += ub;
+    }
+  }
+  if (lane == 31) {
+    warp_a[warp] = ia;
+    warp_b[warp] = ib;
+  }
+  __syncthreads();
+  if (warp == 0) {  // the warps' totals, scanned
+    int wa = lane < warps ? warp_a[lane] : 0, wb = lane < warps ? warp_b[lane] : 0;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int ua = __shfl_up_sync(0xffffffffu, wa, o), ub = __shfl_up_sync(0xffffffffu, wb, o);
+      if (lane >= o) {
+        wa += ua;
+        wb += ub;
+      }
+    }
+    warp_a[lane] = wa;
+    warp_b[lane] = wb;
+  }
+  __syncthreads();
+  before_a = ia - a + (warp > 0 ? warp_a[warp - 1] : 0);
+  before_b = ib - b + (warp > 0 ? warp_b[warp - 1] : 0);
+  total_a = warp_a[warps - 1];
+  total_b = warp_b[warps - 1];
+}
+
 // One block: count each local expert's pairs, lay the experts' pairs out one after another in
-// tiles of up to kMoeTileTokens, then place each pair (the order within an expert is free: a
+// tiles of up to kMoeTileTokens (each thread a run of consecutive experts, placed by a prefix sum
+// of the pairs and tiles before it), then place each pair (the order within an expert is free: a
 // pair's sums do not depend on its tile).
 __global__ void align_kernel(const int32_t* ids, int64_t n_pairs, int first, int n_local,
                              int tile_tokens, int32_t* sorted, MoeTile* tiles, int32_t* n_tiles,
                              unsigned long long* expert_rows) {
+  pdl_launch_dependents();
+  pdl_wait();
   extern __shared__ int32_t counts[];  // [n_local] counts, then [n_local] cursors
   int32_t* cursor = counts + n_local;
   for (int e = threadIdx.x; e < n_local; e += blockDim.x) counts[e] = 0;
@@ -29,17 +73,25 @@ __global__ void align_kernel(const int32_t* ids, int64_t n_pairs, int first, int
     if (e >= 0 && e < n_local) atomicAdd(&counts[e], 1);
   }
   __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t start = 0, nt = 0;
-    for (int e = 0; e < n_local; ++e) {
-      cursor[e] = start;
-      for (int32_t c = 0; c < counts[e]; c += tile_tokens) {
-        tiles[nt++] = MoeTile{e, start + c, min(tile_tokens, counts[e] - c)};
-      }
-      start += counts[e];
+  const int per = (n_local + static_cast<int>(blockDim.x) - 1) / static_cast<int>(blockDim.x);
+  const int e0 = min(n_local, static_cast<int>(threadIdx.x) * per), e1 = min(n_local, e0 + per);
+  int pairs = 0, n_tile = 0;
+  for (int e = e0; e < e1; ++e) {
+    pairs += counts[e];
+    n_tile += (counts[e] + tile_tokens - 1) / tile_tokens;
+  }
+  int start = 0, nt = 0, total_pairs = 0, total_tiles = 0;
+  block_exclusive_scan2(pairs, n_tile, start, nt, total_pairs, total_tiles);
+  for (int e = e0; e < e1; ++e) {
+    cursor[e] = start;
+    for (int32_t c = 0; c < counts[e]; c += tile_tokens) {
+      tiles[nt++] = MoeTile{e, start + c, min(tile_tokens, counts[e] - c)};
     }
-    *n_tiles = nt;
-    if (expert_rows) *expert_rows += static_cast<unsigned long long>(start);
+    start += counts[e];
+  }
+  if (threadIdx.x == 0) {
+    *n_tiles = total_tiles;
+    if (expert_rows) *expert_rows += static_cast<unsigned long long>(total_pairs);
   }
   __syncthreads();
   for (int64_t p = threadIdx.x; p < n_pairs; p += blockDim.x) {
@@ -48,8 +100,7 @@ __global__ void align_kernel(const int32_t* ids, int64_t n_pairs, int first, int
   }
 }
 
-__device__ __forceinline__ void unpack8(const uint16_t* w, float* f) {
-  const uint4 v = *reinterpret_cast<const uint4*>(w);
+__device__ __forceinline__ void unpack8(const uint4& v, float* f) {
   const uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -62,29 +113,54 @@ __device__ __forceinline__ float bf16_at(const uint16_t* w, int64_t i) {
   return __uint_as_float(static_cast<uint32_t>(w[i]) << 16);
 }
 
-// acc[r][i] += w_r . x_i over kRows rows w_r (k apart) for each of the tile's pairs: every x load
-// serves kRows rows (8-wide loads when k % 8 == 0). Rows at or past `rows` are skipped.
-template <int kRows>
-__device__ __forceinline__ void rows_dots(const uint16_t* w, int rows, const float* const* xr,
-                                          int count, int64_t k, int lane,
-                                          float (&acc)[kRows][kMoeTileTokens]) {
+// The dot products of 8 weights (one 16-byte load) with columns c .. c + 7 of x.
+__device__ __forceinline__ float dot8(const uint4& wv, const float* x) {
+  float f[8];
+  unpack8(wv, f);
+  const float4 a = *reinterpret_cast<const float4*>(x);
+  const float4 b = *reinterpret_cast<const float4*>(x + 4);
+  return f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w + f[4] * b.x + f[5] * b.y + f[6] * b.z +
+         f[7] * b.w;
+}
+
+// acc[m][r][i] += w_m[r] . x_i over kMats matrices (gate and up, or down) of kRows rows each (k
+// apart) for the tile's pairs i < count (<= kCount). With k % 8 == 0 each lane takes 8 columns
+// per 256, its loads of kChunks such column blocks of every row issued before any is used; the
+// sums run block by block, in the same order whatever kChunks, kCount and the other pairs. Rows
+// at or past `rows` are skipped.
+template <int kMats, int kRows, int kCount>
+__device__ __forceinline__ void rows_dots(const uint16_t* const (&w)[kMats], int rows,
+                                          const float* const (&xr)[kCount], int count, int64_t k,
+                                          int lane, float (&acc)[kMats][kRows][kCount]) {
+  constexpr int kChunks = 4 / kMats;
   if (k % 8 == 0) {
-    for (int64_t i0 = int64_t{lane} * 8; i0 < k; i0 += 256) {
-      float f[kRows][8];
+    for (int64_t i0 = int64_t{lane} * 8; i0 < k; i0 += 256 * kChunks) {
+      uint4 raw[kChunks][kMats][kRows];
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        if (r < rows) unpack8(w + r * k + i0, f[r]);
+      for (int u = 0; u < kChunks; ++u) {
+#pragma unroll
+        for (int m = 0; m < kMats; ++m) {
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) {
+            const int64_t c = i0 + u * 256;
+            raw[u][m][r] = r < rows && c < k
+                               ? __ldg(reinterpret_cast<const uint4*>(w[m] + r * k + c))
+                               : make_uint4(0u, 0u, 0u, 0u);
+          }
+        }
       }
 #pragma unroll
-      for (int i = 0; i < kMoeTileTokens; ++i) {
-        if (i >= count) break;
-        const float4 a = *reinterpret_cast<const float4*>(xr[i] + i0);
-        const float4 b = *reinterpret_cast<const float4*>(xr[i] + i0 + 4);
+      for (int u = 0; u < kChunks; ++u) {
+        const int64_t c = i0 + u * 256;
+        if (c >= k) break;
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          if (r >= rows) break;
-          acc[r][i] += f[r][0] * a.x + f[r][1] * a.y + f[r][2] * a.z + f[r][3] * a.w +
-                       f[r][4] * b.x + f[r][5] * b.y + f[r][6] * b.z + f[r][7] * b.w;
+        for (int i = 0; i < kCount; ++i) {
+          if (i >= count) break;
+#pragma unroll
+          for (int m = 0; m < kMats; ++m) {
+#pragma unroll
+            for (int r = 0; r < kRows; ++r) acc[m][r][i] += dot8(raw[u][m][r], xr[i] + c);
+          }
         }
       }
     }
@@ -92,12 +168,15 @@ __device__ __forceinline__ void rows_dots(const uint16_t* w, int rows, const flo
   }
   for (int64_t i0 = lane; i0 < k; i0 += 32) {
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      if (r >= rows) break;
-      const float f = bf16_at(w + r * k, i0);
+    for (int m = 0; m < kMats; ++m) {
 #pragma unroll
-      for (int i = 0; i < kMoeTileTokens; ++i) {
-        if (i < count) acc[r][i] += f * xr[i][i0];
+      for (int r = 0; r < kRows; ++r) {
+        if (r >= rows) break;
+        const float f = bf16_at(w[m] + r * k, i0);
+#pragma unroll
+        for (int i = 0; i < kCount; ++i) {
+          if (i < count) acc[m][r][i] += f * xr[i][i0];
+        }
       }
     }
   }
@@ -105,47 +184,80 @@ __device__ __forceinline__ void rows_dots(const uint16_t* w, int rows, const flo
 
 // One warp per kRowsPerWarp output rows j of the tile's expert, for each of the tile's pairs:
 // y[p][j] = silu(x . gate_j) * (x . up_j) (kGateUp) or x . down_j; x row of pair p:
-// x[p / x_div]. A pair's sum for a row runs in the same order whatever the other rows and pairs.
-template <bool kGateUp>
-__global__ void tile_kernel(MoeExpertTables t, const MoeTile* tiles, const int32_t* n_tiles,
-                            const int32_t* sorted, const float* x, int x_div, int64_t k,
-                            int64_t n_rows, float* y) {
-  constexpr int R = kRowsPerWarp;
+// x[p / x_div]. The pairs go kCount at a time (a tile holds at most as many pairs as the step has
+// tokens). A pair's sum for a row runs in the same order whatever the other rows and pairs.
+template <bool kGateUp, int kCount>
+__global__ void __launch_bounds__(kWarps * 32)
+    tile_kernel(MoeExpertTables t, const MoeTile* tiles, const int32_t* n_tiles,
+                const int32_t* sorted, const float* x, int x_div, int64_t k, int64_t n_rows,
+                float* y) {
+  constexpr int R = kRowsPerWarp, M = kGateUp ? 2 : 1;
+  pdl_launch_dependents();
+  pdl_wait();
   if (static_cast<int32_t>(blockIdx.y) >= *n_tiles) return;
   const MoeTile tile = tiles[blockIdx.y];
   const int lane = threadIdx.x & 31;
   const int64_t j0 = (int64_t{blockIdx.x} * kWarps + (threadIdx.x >> 5)) * R;
   if (j0 >= n_rows) return;
   const int rows = n_rows - j0 < R ? static_cast<int>(n_rows - j0) : R;
-  int32_t pair[kMoeTileTokens];
-  const float* xr[kMoeTileTokens];
+  const uint16_t* w[M];
+  w[0] = (kGateUp ? t.gate : t.down)[tile.expert] + j0 * k;
+  if constexpr (kGateUp) w[1] = t.up[tile.expert] + j0 * k;
+  for (int first = 0; first < tile.count; first += kCount) {
+    const int count = min(kCount, tile.count - first);
+    int32_t pair[kCount];
+    const float* xr[kCount];
 #pragma unroll
-  for (int i = 0; i < kMoeTileTokens; ++i) {
-    pair[i] = i < tile.count ? sorted[tile.start + i] : 0;
-    xr[i] = x + int64_t{pair[i] / x_div} * k;
-  }
-  float a[R][kMoeTileTokens] = {}, b[R][kMoeTileTokens] = {};
-  rows_dots<R>((kGateUp ? t.gate : t.down)[tile.expert] + j0 * k, rows, xr, tile.count, k, lane, a);
-  if (kGateUp) rows_dots<R>(t.up[tile.expert] + j0 * k, rows, xr, tile.count, k, lane, b);
+    for (int i = 0; i < kCount; ++i) {
+      pair[i] = i < count ? sorted[tile.start + first + i] : 0;
+      xr[i] = x + int64_t{pair[i] / x_div} * k;
+    }
+    float acc[M][R][kCount] = {};
+    rows_dots<M, R, kCount>(w, rows, xr, count, k, lane, acc);
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
-    if (r >= rows) break;
+    for (int r = 0; r < R; ++r) {
+      if (r >= rows) break;
 #pragma unroll
-    for (int i = 0; i < kMoeTileTokens; ++i) {
-      if (i >= tile.count) break;
-      const float g = warp_sum(a[r][i]);
-      const float u = kGateUp ? warp_sum(b[r][i]) : 0.f;
-      if (lane == 0) {
-        y[int64_t{pair[i]} * n_rows + j0 + r] = kGateUp ? g / (1.f + expf(-g)) * u : g;
+      for (int i = 0; i < kCount; ++i) {
+        if (i >= count) break;
+        const float g = warp_sum(acc[0][r][i]);
+        const float u = kGateUp ? warp_sum(acc[M - 1][r][i]) : 0.f;
+        if (lane == 0) {
+          y[int64_t{pair[i]} * n_rows + j0 + r] = kGateUp ? g / (1.f + expf(-g)) * u : g;
+        }
       }
     }
   }
 }
 
+// tile_kernel<kGateUp, kCount> for the smallest kCount (1, 2, 4 or kMoeTileTokens) that holds
+// pairs_per_tile.
+template <bool kGateUp>
+void launch_tiles(int pairs_per_tile, dim3 grid, cudaStream_t stream, const MoeExpertTables& t,
+                  const MoeTile* tiles, const int32_t* n_tiles, const int32_t* sorted,
+                  const float* x, int x_div, int64_t k, int64_t n_rows, float* y) {
+  const auto go = [&](auto kernel) {
+    launch_dependent(kernel, grid, kWarps * 32, 0, stream, t, tiles, n_tiles, sorted, x, x_div, k,
+                     n_rows, y);
+  };
+  if (pairs_per_tile <= 1) {
+    go(tile_kernel<kGateUp, 1>);
+  } else if (pairs_per_tile <= 2) {
+    go(tile_kernel<kGateUp, 2>);
+  } else if (pairs_per_tile <= 4) {
+    go(tile_kernel<kGateUp, 4>);
+  } else {
+    go(tile_kernel<kGateUp, kMoeTileTokens>);
+  }
+}
+
 __global__ void combine_kernel(const float* ys, const float* weights, int top_k, int64_t d,
                                int ranks, float* out) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t t = blockIdx.x;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+  for (int64_t i = int64_t{blockIdx.y} * blockDim.x + threadIdx.x; i < d;
+       i += int64_t{gridDim.y} * blockDim.x) {
     float o = 0.f;
     for (int k = 0; k < top_k; ++k) {
       const float* row = ys + (t * top_k + k) * ranks * d + i;
@@ -188,35 +300,35 @@ int64_t moe_max_tiles(int64_t n_pairs, int n_local, int tile_tokens) {
 }
 
 void moe_align(const int32_t* ids, int64_t n_pairs, int first, int n_local, int tile_tokens,
-               int32_t* sorted, MoeTile* tiles, int32_t* n_tiles,
-               unsigned long long* expert_rows, cudaStream_t stream) {
+               int32_t* sorted, MoeTile* tiles, int32_t* n_tiles, unsigned long long* expert_rows,
+               cudaStream_t stream) {
   const size_t smem = 2 * sizeof(int32_t) * static_cast<size_t>(n_local);
-  align_kernel<<<1, 1024, smem, stream>>>(ids, n_pairs, first, n_local, tile_tokens, sorted,
-                                          tiles, n_tiles, expert_rows);
+  launch_dependent(align_kernel, 1, 1024, smem, stream, ids, n_pairs, first, n_local, tile_tokens,
+                   sorted, tiles, n_tiles, expert_rows);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
 void moe_gate_up(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
                  int64_t max_tiles, const int32_t* sorted, const float* x, int top_k, int64_t d,
-                 int64_t f, float* hidden, cudaStream_t stream) {
+                 int64_t f, float* hidden, cudaStream_t stream, int pairs_per_tile) {
   if (max_tiles <= 0) return;
   const int64_t per_block = int64_t{kWarps} * kRowsPerWarp;
   const dim3 grid(static_cast<unsigned>((f + per_block - 1) / per_block),
                   static_cast<unsigned>(max_tiles));
-  tile_kernel<true>
-      <<<grid, kWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, x, top_k, d, f, hidden);
+  launch_tiles<true>(pairs_per_tile, grid, stream, t, tiles, n_tiles, sorted, x, top_k, d, f,
+                     hidden);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
 void moe_down(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
               int64_t max_tiles, const int32_t* sorted, const float* hidden, int64_t f_in,
-              int64_t d_out, float* ys, cudaStream_t stream) {
+              int64_t d_out, float* ys, cudaStream_t stream, int pairs_per_tile) {
   if (max_tiles <= 0) return;
   const int64_t per_block = int64_t{kWarps} * kRowsPerWarp;
   const dim3 grid(static_cast<unsigned>((d_out + per_block - 1) / per_block),
                   static_cast<unsigned>(max_tiles));
-  tile_kernel<false>
-      <<<grid, kWarps * 32, 0, stream>>>(t, tiles, n_tiles, sorted, hidden, 1, f_in, d_out, ys);
+  launch_tiles<false>(pairs_per_tile, grid, stream, t, tiles, n_tiles, sorted, hidden, 1, f_in,
+                      d_out, ys);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
@@ -239,8 +351,12 @@ void moe_scatter_rows(const int32_t* sorted, int64_t count, const float* ysorted
 void moe_combine(const float* ys, const float* weights, int64_t n_tokens, int top_k, int64_t d,
                  int ranks, float* out, cudaStream_t stream) {
   if (n_tokens <= 0) return;
-  combine_kernel<<<static_cast<unsigned>(n_tokens), threads_for(d), 0, stream>>>(ys, weights, top_k,
-                                                                                 d, ranks, out);
+  // Column blocks too, so that a small batch spreads over the GPU (each element's sum the same).
+  const unsigned threads = threads_for(d);
+  const auto col_blocks = static_cast<unsigned>(
+      std::min<int64_t>((d + threads - 1) / threads, std::max<int64_t>(1, 256 / n_tokens)));
+  launch_dependent(combine_kernel, dim3(static_cast<unsigned>(n_tokens), col_blocks), threads, 0,
+                   stream, ys, weights, top_k, d, ranks, out);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

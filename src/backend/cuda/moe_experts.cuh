@@ -37,27 +37,29 @@ int64_t moe_max_tiles(int64_t n_pairs, int n_local, int tile_tokens = kMoeTileTo
 // kMoeMmaTileTokens for the _mma kernels); tiles: moe_max_tiles entries; n_tiles: one int
 // (device); expert_rows: a running count of the pairs run on this rank (the load metric), device.
 void moe_align(const int32_t* ids, int64_t n_pairs, int first, int n_local, int tile_tokens,
-               int32_t* sorted, MoeTile* tiles, int32_t* n_tiles,
-               unsigned long long* expert_rows, cudaStream_t stream);
+               int32_t* sorted, MoeTile* tiles, int32_t* n_tiles, unsigned long long* expert_rows,
+               cudaStream_t stream);
 
 // hidden[p][j] = silu(x[p / top_k] . gate[e][j]) * (x[p / top_k] . up[e][j]) for each tiled pair;
-// x: [tokens][d] fp32; hidden: [n_pairs][f].
+// x: [tokens][d] fp32; hidden: [n_pairs][f]. pairs_per_tile: the most pairs a tile can hold (the
+// step's tokens, at most kMoeTileTokens; a token's top-k experts differ), which sizes the kernel.
 void moe_gate_up(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
                  int64_t max_tiles, const int32_t* sorted, const float* x, int top_k, int64_t d,
-                 int64_t f, float* hidden, cudaStream_t stream);
+                 int64_t f, float* hidden, cudaStream_t stream,
+                 int pairs_per_tile = kMoeTileTokens);
 
 // ys[p][i] = hidden[p] . down[e][i] for each tiled pair; hidden: [n_pairs][f_in];
 // ys: [n_pairs][d_out].
 void moe_down(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
               int64_t max_tiles, const int32_t* sorted, const float* hidden, int64_t f_in,
-              int64_t d_out, float* ys, cudaStream_t stream);
+              int64_t d_out, float* ys, cudaStream_t stream, int pairs_per_tile = kMoeTileTokens);
 
 // The same two projections on the tensor cores (moe_experts_mma.cu) over tiles of up to
 // kMoeMmaTileTokens pairs, the inputs rounded to BF16; for shapes where moe_mma_fits.
 bool moe_mma_fits(int64_t k, int64_t n_rows);
 void moe_gate_up_mma(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
-                     int64_t max_tiles, const int32_t* sorted, const float* x, int top_k,
-                     int64_t d, int64_t f, float* hidden, cudaStream_t stream);
+                     int64_t max_tiles, const int32_t* sorted, const float* x, int top_k, int64_t d,
+                     int64_t f, float* hidden, cudaStream_t stream);
 void moe_down_mma(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
                   int64_t max_tiles, const int32_t* sorted, const float* hidden, int64_t f_in,
                   int64_t d_out, float* ys, cudaStream_t stream);

@@ -7,6 +7,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/moe_routing.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
 
 namespace shardlm::cuda {
@@ -21,7 +22,8 @@ struct RouteArgs {
   float scale;
 };
 
-// One warp per token; scores, choice values and taken flags in shared memory ([3][n_experts]).
+// One warp per token; scores and choice values ([2][n_experts] floats) and taken flags (n_experts
+// bytes) in shared memory: 9 bytes an expert keep kMoeMaxExperts within the 48 KB a launch gets.
 // The scores' sums run in a different order than the CPU's loop (the same for every token), so a
 // weight may differ in its last bits; the choices are the same unless two values are exactly equal.
 __device__ void score_experts(const float* logits, const RouteArgs& a, float* scores, int lane) {
@@ -79,13 +81,15 @@ __device__ __forceinline__ bool beats(float v, int e, float bv, int be) {
 
 __global__ void route_kernel(const float* logits, int64_t n_tokens, RouteArgs a, const float* bias,
                              int32_t* ids, float* weights) {
+  pdl_launch_dependents();
+  pdl_wait();
   extern __shared__ float sm[];
   __shared__ float group[kMoeMaxGroups];
   const int E = a.n_experts, K = a.top_k, lane = threadIdx.x;
   const int64_t t = blockIdx.x;
   float* scores = sm;
   float* choice = sm + E;
-  int* taken = reinterpret_cast<int*>(sm + 2 * E);
+  auto* taken = reinterpret_cast<uint8_t*>(sm + 2 * E);
   score_experts(logits + t * E, a, scores, lane);
   __syncwarp();
   for (int e = lane; e < E; e += 32) {
@@ -94,8 +98,8 @@ __global__ void route_kernel(const float* logits, int64_t n_tokens, RouteArgs a,
   }
   __syncwarp();
   if (a.n_groups > 1) limit_groups(choice, a, group, lane);
-  float chosen_sum = 0, wt[32];
-  int id[32];
+  float chosen_sum = 0, my_wt = 0.f;  // lane k keeps the k-th choice (K <= 32)
+  int my_id = 0;
   for (int k = 0; k < K; ++k) {
     float bv = 0.f;
     int be = -1;
@@ -113,18 +117,22 @@ __global__ void route_kernel(const float* logits, int64_t n_tokens, RouteArgs a,
         be = oe;
       }
     }
-    id[k] = be;
-    wt[k] = scores[be];
-    chosen_sum += wt[k];
+    // Every lane holds the same winner unless the logits hold NaNs (beats is no total order then):
+    // lane 0's, so that the ids, taken and chosen_sum agree.
+    be = __shfl_sync(0xffffffffu, be, 0);
+    const float w = scores[be];
+    chosen_sum += w;
+    if (lane == k) {
+      my_id = be;
+      my_wt = w;
+    }
     if (lane == 0) taken[be] = 1;
     __syncwarp();
   }
-  if (lane != 0) return;
+  if (lane >= K) return;
   const float div = a.norm ? fmaxf(chosen_sum, 1e-20f) : 1.f;
-  for (int k = 0; k < K; ++k) {
-    ids[t * K + k] = id[k];
-    weights[t * K + k] = wt[k] / div * a.scale;
-  }
+  ids[t * K + lane] = my_id;
+  weights[t * K + lane] = my_wt / div * a.scale;
 }
 
 // logits[t][e] = x[t] . w[e] with fp32 activations for a tile of T tokens (staged in shared
@@ -138,6 +146,8 @@ template <int T>
 __global__ void __launch_bounds__(kRouterWarps * 32)
     router_kernel(const uint16_t* w, const float* x, int64_t n_tokens, int n_experts, int64_t d,
                   int per_block, float* logits) {
+  pdl_launch_dependents();
+  pdl_wait();
   extern __shared__ float4 xs4[];  // [T][d / 4]
   const int64_t t0 = int64_t{blockIdx.x} * T;
   const int nt = static_cast<int>(n_tokens - t0 < T ? n_tokens - t0 : T);
@@ -206,8 +216,8 @@ void launch_router(const uint16_t* w, const float* x, int64_t n_tokens, int n_ex
                                   kRouterWarps, n_experts);
   const dim3 grid(static_cast<unsigned>(tiles),
                   static_cast<unsigned>((n_experts + per_block - 1) / per_block));
-  router_kernel<T><<<grid, kRouterWarps * 32, T * d * sizeof(float), stream>>>(
-      w, x, n_tokens, n_experts, d, static_cast<int>(per_block), logits);
+  launch_dependent(router_kernel<T>, grid, kRouterWarps * 32, T * d * sizeof(float), stream, w, x,
+                   n_tokens, n_experts, d, static_cast<int>(per_block), logits);
 }
 
 }  // namespace
@@ -218,11 +228,13 @@ void moe_router_logits(const uint16_t* w, const float* x, int64_t n_tokens, int 
   const size_t row_bytes = static_cast<size_t>(d) * sizeof(float);
   const bool tiled = d % 256 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                      reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (tiled && 8 * row_bytes <= kRouterSmem) {
+  // The largest tile that fits shared memory, no larger than the batch (a smaller one stages and
+  // multiplies no zero rows).
+  if (tiled && n_tokens > 4 && 8 * row_bytes <= kRouterSmem) {
     launch_router<8>(w, x, n_tokens, n_experts, d, logits, stream);
-  } else if (tiled && 4 * row_bytes <= kRouterSmem) {
+  } else if (tiled && n_tokens > 2 && 4 * row_bytes <= kRouterSmem) {
     launch_router<4>(w, x, n_tokens, n_experts, d, logits, stream);
-  } else if (tiled && 2 * row_bytes <= kRouterSmem) {
+  } else if (tiled && n_tokens > 1 && 2 * row_bytes <= kRouterSmem) {
     launch_router<2>(w, x, n_tokens, n_experts, d, logits, stream);
   } else if (tiled && row_bytes <= kRouterSmem) {
     launch_router<1>(w, x, n_tokens, n_experts, d, logits, stream);
@@ -245,9 +257,11 @@ void moe_route(const float* logits, int64_t n_tokens, int n_experts, int top_k, 
                     r.topk_groups,
                     r.group_score == MoeGroupScore::kTop2Sum,
                     r.scale};
-  const size_t smem = 3 * sizeof(float) * static_cast<size_t>(n_experts);
-  route_kernel<<<static_cast<unsigned>(n_tokens), 32, smem, stream>>>(logits, n_tokens, a, bias,
-                                                                      ids, weights);
+  static_assert(9 * kMoeMaxExperts + sizeof(float) * kMoeMaxGroups <= 48 * 1024,
+                "route_kernel's shared memory: 9 bytes an expert and a float a group");
+  const size_t smem = 9 * static_cast<size_t>(n_experts);
+  launch_dependent(route_kernel, static_cast<unsigned>(n_tokens), 32, smem, stream, logits,
+                   n_tokens, a, bias, ids, weights);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
