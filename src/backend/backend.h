@@ -128,6 +128,10 @@ class Backend {
   // scale per 128 columns): the CPU backend. An FP8 checkpoint's matrices whose scales are constant
   // over each 128 columns of a row then come to it so, where they do not come as FP8 rows.
   virtual bool runs_fp8_groups() const { return false; }
+  // Whether prepare_weights takes routed expert matrix w (an FP8 checkpoint's, its scales constant
+  // over each 128 columns) as F8_E4M3_G128, NaN codes included, where runs_fp8_groups does not:
+  // the CUDA backend, whose expert kernels decode those rows (cuda/moe_experts.cuh).
+  virtual bool runs_fp8_group_expert(const TensorView& w) const { return false; }
   // The accelerator this backend runs on, the same string for the same physical device wherever
   // it is asked ("GPU-<uuid> (PCI 0000:1b:00.0)"); "" for a backend on host memory. A group uses
   // it to tell whether its ranks have a GPU each (NCCL) or share one.

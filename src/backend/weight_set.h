@@ -27,6 +27,9 @@ struct WeightSet {
   // its matrices are not all present, differ in row length, or are views of the first rows of a
   // wider matrix the set also lists.
   std::vector<std::vector<size_t>> adjacent;
+  // Indices of `matrices` that are routed experts' gate, up and down (Backend::
+  // runs_fp8_group_expert), in ascending order.
+  std::vector<size_t> routed_experts;
 };
 
 // What prepare_weights returns: `views` holds, entry for entry, the backend's copy of each weight

@@ -11,14 +11,16 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
-#include <string_view>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/fp8.h"
 #include "core/thread_pool.h"
+#include "model/fp8_at_bind.h"
 #include "model/hf_config.h"
 #include "model/model_presets.h"
 #include "tokenizer/byte_vocab.h"
@@ -90,9 +92,15 @@ class DummyWeights {
     t.name = name;
     t.ne = {cols, rows, 1, 1};
     t.n_dims = rows > 1 ? 2 : 1;
-    if (rows > 1) {
+    if (rows > 1 && quant_ == DType::F8_E4M3 && !fp8_bound_as_bf16(name)) {
       const float scale = std::sqrt(3.f / static_cast<float>(cols));
-      t.dtype = quant_ && row_fits_blocks(*quant_, cols) ? *quant_ : DType::BF16;
+      t.dtype = DType::F8_E4M3;  // as an FP8 checkpoint's matrix: codes, and a scale for all
+      t.data = fill_fp8(name, cols * rows);
+      t.fp8_scales = &m_.fp8_scales.emplace_back(Fp8Scales{{scale / 448.f}, rows, cols, 1});
+    } else if (rows > 1) {
+      const float scale = std::sqrt(3.f / static_cast<float>(cols));
+      const bool blocks = quant_ && quant_ != DType::F8_E4M3 && row_fits_blocks(*quant_, cols);
+      t.dtype = blocks ? *quant_ : DType::BF16;
       t.data = t.dtype == DType::BF16 ? fill_bf16(name, cols * rows, scale)
                                       : fill_blocks(name, t.dtype, cols, rows, scale);
     } else {
@@ -194,6 +202,20 @@ class DummyWeights {
     return out;
   }
 
+  // Random E4M3 codes (none of the NaN codes), so that code x scale stays within +-scale.
+  const void* fill_fp8(const std::string& name, int64_t n) {
+    auto& buf = m_.generated.emplace_back(new uint16_t[static_cast<size_t>(n + 1) / 2]);
+    auto* out = reinterpret_cast<uint8_t*>(buf.get());
+    const uint64_t key = name_key(name);
+    pool_.parallel_for(n, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const auto b = static_cast<uint8_t>(mix(key + static_cast<uint64_t>(i)) >> 56);
+        out[i] = (b & 0x7f) == 0x7f ? static_cast<uint8_t>(b ^ 1) : b;
+      }
+    });
+    return out;
+  }
+
   // Random blocks of a GGUF type: random codes, and scales set so that values stay within about
   // +-scale (SHARDLM_DUMMY_WEIGHTS; a benchmark of the quantised kernels, not a model).
   const void* fill_blocks(const std::string& name, DType t, int64_t cols, int64_t rows,
@@ -207,13 +229,26 @@ class DummyWeights {
     // fp16 fields: (offset in the block, value); Q4_1's m and the K-quants' dmin shift the codes.
     std::vector<std::pair<int, float>> fields;
     switch (t) {
-      case DType::Q8_0: fields = {{0, scale / 128}}; break;
-      case DType::Q4_0: fields = {{0, scale / 8}}; break;
-      case DType::Q4_1: fields = {{0, 2 * scale / 15}, {2, -scale}}; break;
-      case DType::Q4_K: fields = {{0, 2 * scale / (15 * 63)}, {2, scale / 63}}; break;
-      case DType::Q5_K: fields = {{0, 2 * scale / (31 * 63)}, {2, scale / 63}}; break;
-      case DType::Q6_K: fields = {{208, scale / (32 * 128)}}; break;
-      default: fail("internal: no dummy blocks of {}", dtype_name(t));
+      case DType::Q8_0:
+        fields = {{0, scale / 128}};
+        break;
+      case DType::Q4_0:
+        fields = {{0, scale / 8}};
+        break;
+      case DType::Q4_1:
+        fields = {{0, 2 * scale / 15}, {2, -scale}};
+        break;
+      case DType::Q4_K:
+        fields = {{0, 2 * scale / (15 * 63)}, {2, scale / 63}};
+        break;
+      case DType::Q5_K:
+        fields = {{0, 2 * scale / (31 * 63)}, {2, scale / 63}};
+        break;
+      case DType::Q6_K:
+        fields = {{208, scale / (32 * 128)}};
+        break;
+      default:
+        fail("internal: no dummy blocks of {}", dtype_name(t));
     }
     pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b) {
@@ -268,16 +303,19 @@ double matrix_parameters(const ModelConfig& c) {
 }
 
 // SHARDLM_DUMMY_WEIGHTS=Q4_K (or another GGUF block type): the dummy matrices as random blocks of
-// that type instead of BF16 (where the row length fits its blocks), to benchmark quantised weights
-// at a preset's shapes; unset: BF16.
+// that type instead of BF16 (where the row length fits its blocks), to benchmark quantised weights;
+// at a preset's shapes; F8_E4M3: as an FP8 checkpoint's matrices (a scale per tensor), which each
+// backend then takes as it takes such a checkpoint's; unset: BF16.
 std::optional<DType> dummy_weight_type() {
   const char* v = std::getenv("SHARDLM_DUMMY_WEIGHTS");
   if (!v || !*v) return std::nullopt;
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K,
+                  DType::F8_E4M3}) {
     if (dtype_name(t) == v) return t;
   }
   if (std::string_view(v) == "BF16") return std::nullopt;
-  fail("SHARDLM_DUMMY_WEIGHTS is '{}': give BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K", v);
+  fail("SHARDLM_DUMMY_WEIGHTS is '{}': give BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K or F8_E4M3",
+       v);
 }
 
 // Generating more BF16 than the machine's memory would only end in the OOM killer: refuse with
@@ -330,8 +368,9 @@ std::unique_ptr<Model> load_dummy_model(const std::string& what) {
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
   spdlog::info("dummy weights for {}: {:.2f} GiB of random {} generated in {:.1f} s", src.source,
                static_cast<double>(m->weight_bytes()) / (1 << 30),
-               quant ? fmt::format("{} blocks (SHARDLM_DUMMY_WEIGHTS)", dtype_name(*quant))
-                     : std::string("BF16"),
+               quant == DType::F8_E4M3 ? std::string("FP8 E4M3 codes (SHARDLM_DUMMY_WEIGHTS)")
+               : quant ? fmt::format("{} blocks (SHARDLM_DUMMY_WEIGHTS)", dtype_name(*quant))
+                       : std::string("BF16"),
                took.count());
   return m;
 }

@@ -26,13 +26,12 @@ void dequantise_rows(const TensorView& w, int64_t c0, int64_t n, int64_t r0, int
   }
 }
 
-// Names whose matrices the binder reads on the host.
-bool bound_as_bf16(const std::string& name) {
+}  // namespace
+
+bool fp8_bound_as_bf16(const std::string& name) {
   return name == "token_embd.weight" || name == "output.weight" ||
          name.find(".attn_kv_b.") != std::string::npos;
 }
-
-}  // namespace
 
 void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t* out) {
   const int64_t rows = w.rows();
@@ -61,7 +60,7 @@ void fp8_rows_of(const TensorView& w, uint8_t* dst) {
   }
 }
 
-bool fp8_groups_of(const TensorView& w, uint8_t* dst) {
+bool fp8_groups_of(const TensorView& w, uint8_t* dst, bool keep_nan) {
   if (!fp8_groups_fit(w)) {
     fail("internal: fp8_groups_of on '{}', whose scales are not constant over 128 columns", w.name);
   }
@@ -70,7 +69,9 @@ bool fp8_groups_of(const TensorView& w, uint8_t* dst) {
   for (int64_t r = 0; r < w.rows(); ++r) {
     uint8_t* row = dst + static_cast<size_t>(r) * stride;
     std::memcpy(row, w.row(r), static_cast<size_t>(k));
-    if (std::any_of(row, row + k, [](uint8_t c) { return (c & 0x7f) == 0x7f; })) return false;
+    if (!keep_nan && std::any_of(row, row + k, [](uint8_t c) { return (c & 0x7f) == 0x7f; })) {
+      return false;
+    }
     auto* scales = reinterpret_cast<float*>(row + k);
     for (int64_t g = 0; g < groups; ++g) {
       scales[g] = w.fp8_scales->at(w.fp8_row0 + r, w.fp8_col0 + g * kFp8GroupCols);
@@ -99,7 +100,7 @@ const TensorView* Fp8BindView::operator()(const std::string& name, const TensorV
   TensorView v = *t;
   v.fp8_scales = &m_.fp8_scales.emplace_back(read_fp8_scales(*t, q_, find_, m_.path));
   check_input_scale(*t, find_, m_.path);
-  if (bound_as_bf16(name)) {
+  if (fp8_bound_as_bf16(name)) {
     auto& buf = m_.generated.emplace_back(new uint16_t[static_cast<size_t>(t->numel())]);
     dequantise_fp8_matrix(v, buf.get());
     v.dtype = DType::BF16;

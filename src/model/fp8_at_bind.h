@@ -20,6 +20,10 @@
 
 namespace shardlm {
 
+// Whether the matrix of canonical name `name` is bound as BF16 even in an FP8 checkpoint (the
+// binder reads it on the host): the embedding, the output projection and kv_b_proj.
+bool fp8_bound_as_bf16(const std::string& name);
+
 // Row-major BF16 of FP8 view w (its codes times their scales, rounded to nearest even; columns
 // [c0, c0 + n) of each row): out[rows * n]. Large matrices are split over threads.
 void dequantise_fp8_matrix(const TensorView& w, uint16_t* out);
@@ -30,10 +34,10 @@ void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t
 void fp8_rows_of(const TensorView& w, uint8_t* dst);
 
 // w (fp8_groups_fit, core/fp8.h) in core/fp8.h's F8_E4M3_G128 layout: each row's codes, then the
-// scale of each 128 of its columns; dst: row_bytes(F8_E4M3_G128, cols) * rows bytes. False if w
-// holds an E4M3 NaN code (0x7f, 0xff), which the CPU's FP8 kernels do not decode (the caller
-// takes the BF16 copy instead, where the NaN stays a NaN); dst is then partly written.
-bool fp8_groups_of(const TensorView& w, uint8_t* dst);
+// scale of each 128 of its columns; dst: row_bytes(F8_E4M3_G128, cols) * rows bytes. False, unless
+// keep_nan, if w holds an E4M3 NaN code (0x7f, 0xff), which the CPU's FP8 kernels do not decode
+// (the caller takes the BF16 copy instead, where the NaN stays a NaN); dst is then partly written.
+bool fp8_groups_of(const TensorView& w, uint8_t* dst, bool keep_nan = false);
 
 // Stands between the file's tensors and the binder (called with the canonical name the binder
 // asks for): an F8_E4M3 tensor comes back with its scales attached (or as a BF16 copy for the

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -52,10 +53,14 @@ void walk_weights(const ModelConfig& c, W& w, Mat mat, Vec vec) {
 
 // The form a backend takes FP8 view w in: FP8 rows where it runs them and w has one scale per
 // row; else F8_E4M3_G128 where it runs FP8 groups (the CPU) and w's scales are constant over each
-// 128 columns of a row; else BF16.
-DType fp8_form(const TensorView& w, bool rows, bool groups) {
-  if (rows && fp8_scaled_by_rows(w)) return DType::F8_E4M3;
-  if (groups && fp8_groups_fit(w)) return DType::F8_E4M3_G128;
+// 128 columns of a row; else BF16. A routed expert's matrix (`expert`) comes as F8_E4M3_G128
+// where the backend takes it so (Backend::runs_fp8_group_expert).
+DType fp8_form(const TensorView& w, const Backend& backend, bool expert) {
+  if (expert && fp8_groups_fit(w) && backend.runs_fp8_group_expert(w)) {
+    return DType::F8_E4M3_G128;
+  }
+  if (backend.runs_fp8_rows() && fp8_scaled_by_rows(w)) return DType::F8_E4M3;
+  if (backend.runs_fp8_groups() && fp8_groups_fit(w)) return DType::F8_E4M3_G128;
   return DType::BF16;
 }
 
@@ -72,9 +77,9 @@ struct Fp8Copy {
   size_t bytes;
 };
 
-// w copied in `form`; a matrix F8_E4M3_G128 cannot hold (fp8_groups_of: NaN codes) as BF16, named
-// in a warning.
-Fp8Copy fp8_copy(const TensorView& w, DType form) {
+// w copied in `form`; a matrix F8_E4M3_G128 cannot hold (fp8_groups_of: NaN codes, unless
+// keep_nan) as BF16, named in a warning.
+Fp8Copy fp8_copy(const TensorView& w, DType form, bool keep_nan) {
   const size_t bytes = fp8_form_bytes(w, form), halves = (bytes + 1) / 2;
   // FP8 rows zero-fill the padding between their codes and scales; the others fill every byte.
   Fp8Copy c{std::unique_ptr<uint16_t[]>(form == DType::F8_E4M3 ? new uint16_t[halves]()
@@ -85,13 +90,13 @@ Fp8Copy fp8_copy(const TensorView& w, DType form) {
     fp8_rows_of(w, dst);
   } else if (form == DType::BF16) {
     dequantise_fp8_matrix(w, c.buf.get());
-  } else if (!fp8_groups_of(w, dst)) {
+  } else if (!fp8_groups_of(w, dst, keep_nan)) {
     spdlog::warn(
         "'{}' holds E4M3 NaN codes (0x7f or 0xff), which no trained checkpoint should: kept as "
         "its BF16 copy, where they stay NaN and will make the outputs they reach NaN; check the "
         "file against its published checksum",
         w.name);
-    return fp8_copy(w, DType::BF16);
+    return fp8_copy(w, DType::BF16, false);
   }
   return c;
 }
@@ -102,18 +107,22 @@ Fp8Copy fp8_copy(const TensorView& w, DType form) {
 WeightSet with_fp8_prepared(const WeightSet& host, const Backend& backend,
                             std::vector<std::unique_ptr<uint16_t[]>>& keep) {
   WeightSet out = host;
-  const bool rows = backend.runs_fp8_rows(), groups = backend.runs_fp8_groups();
   using Key = std::tuple<const void*, int64_t, int64_t, int64_t, int64_t>;
   std::map<Key, std::pair<const void*, DType>> copies;
   struct Tally {
     size_t matrices = 0, bytes = 0;
   } kept, dequantised;
-  for (TensorView& w : out.matrices) {
+  for (size_t i = 0; i < out.matrices.size(); ++i) {
+    TensorView& w = out.matrices[i];
     if (!w.fp8_scales || !w.data) continue;
     const Key key{w.data, w.fp8_row0, w.fp8_col0, w.ne[0], w.rows()};
     auto [it, fresh] = copies.try_emplace(key, nullptr, DType::BF16);
     if (fresh) {
-      Fp8Copy c = fp8_copy(w, fp8_form(w, rows, groups));
+      const bool expert =
+          std::binary_search(host.routed_experts.begin(), host.routed_experts.end(), i);
+      const DType form = fp8_form(w, backend, expert);
+      // The expert kernels that take F8_E4M3_G128 where runs_fp8_groups does not decode NaN codes.
+      Fp8Copy c = fp8_copy(w, form, expert && !backend.runs_fp8_groups());
       it->second = {c.buf.get(), c.form};
       Tally& t = c.form == DType::BF16 ? dequantised : kept;
       ++t.matrices;
@@ -167,6 +176,11 @@ WeightSet weight_set_of(const ModelConfig& c, const ModelWeights& w) {
         if (layer == 0) return;
         const auto& L = w.layers[layer - 1];
         if (&m == &L.wq || &m == &L.wk || &m == &L.wv) qkv.push_back(i);
+        for (const auto* list : {&L.moe.gate, &L.moe.up, &L.moe.down}) {
+          if (!list->empty() && &m >= list->data() && &m < list->data() + list->size()) {
+            s.routed_experts.push_back(i);
+          }
+        }
       },
       [&](const float* p, int64_t n) {
         s.vectors.push_back({p, n, MemSpace::kHost});

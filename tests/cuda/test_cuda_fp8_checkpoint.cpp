@@ -1,11 +1,13 @@
 // FP8 checkpoints as published (model/fp8_checkpoint.h) on the GPU: a dense model's matrices with
 // per-tensor or per-channel scales stay FP8 with the checkpoint's own scales (no re-quantisation)
 // and run on the FP8 GEMV/GEMM paths; block-wise ones, and mixture-of-experts and latent-attention
-// checkpoints, run dequantised to BF16 as on the CPU (fp8_at_bind.h). The logits match the CPU's,
+// checkpoints, run dequantised to BF16 as on the CPU (fp8_at_bind.h), but for the routed experts,
+// which stay FP8 where their scales are constant over 128 columns. The logits match the CPU's,
 // which runs the same checkpoint dequantised to BF16, within the error of quantising activations
 // per token (normalised error and KL of the next-token distributions).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 
 #include "cuda_test_util.h"
@@ -101,6 +103,42 @@ TEST(CudaFp8Checkpoint, MoeAndLatentAttentionBlockCheckpointsMatchTheCpu) {
     spec.n_layers = 3;
     spec.dense_layers = {0};
     expect_gpu_matches_cpu(spec, Fp8Format::kFp8Block, tokens);
+  }
+}
+
+// An FP8 checkpoint's routed experts stay FP8 on the GPU where their rows are a multiple of 128
+// wide (F8_E4M3_G128; the expert kernels widen the codes as they load them), and the logits are
+// bit for bit those of the same checkpoint with its experts dequantised to BF16 at load
+// (SHARDLM_CUDA_FP8_EXPERTS=0), and near the CPU's.
+TEST(CudaFp8Checkpoint, RoutedExpertsStayFp8AndGiveTheLogitsOfTheirBf16Copies) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const std::vector<int32_t> tokens = {1, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100};
+  for (const char* arch : {"deepseek_v3", "qwen3_moe"}) {
+    TinyModelSpec spec = tiny_moe_spec(arch);
+    spec.n_layers = 3;
+    spec.dense_layers = {0};
+    spec.d_model = 128;
+    spec.moe_ffn = 128;
+    for (Fp8Format f : {Fp8Format::kFbgemm, Fp8Format::kCompressedChannel}) {
+      SCOPED_TRACE(spec.arch + " " + fp8_format_name(f));
+      TempDir dir("cuda-fp8-experts-" + spec.arch + "-" + fp8_format_name(f));
+      write_tiny_fp8_hf_model(dir.path("m"), spec, f);
+      auto fp8 = open_on(dir.path("m"), "cuda");
+      setenv("SHARDLM_CUDA_FP8_EXPERTS", "0", 1);
+      auto bf16 = open_on(dir.path("m"), "cuda");
+      unsetenv("SHARDLM_CUDA_FP8_EXPERTS");
+      const auto& held = fp8->rank().weights().weights.layers[1].moe;
+      const auto& copies = bf16->rank().weights().weights.layers[1].moe;
+      ASSERT_FALSE(held.gate.empty());
+      for (const auto* list : {&held.gate, &held.up, &held.down}) {
+        EXPECT_EQ((*list)[0].dtype, DType::F8_E4M3_G128);
+      }
+      EXPECT_EQ(copies.gate[0].dtype, DType::BF16);
+      const auto a = fp8->prompt_logits(tokens), b = bf16->prompt_logits(tokens);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << "logit " << i;
+    }
+    expect_gpu_matches_cpu(spec, Fp8Format::kFbgemm, tokens);
   }
 }
 

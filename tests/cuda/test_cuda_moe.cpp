@@ -6,17 +6,22 @@
 // 1 to 64 tokens (several tiles per expert) and of 600 (the grouped path's per-expert GEMMs), with
 // and without a shared expert and its gate, and a model width that is not a multiple of 8 (the
 // kernels' scalar path). Weights and inputs are BF16-exact, so the router sees the same logits on
-// both sides up to summation order.
+// both sides up to summation order. FP8 experts (an FP8 checkpoint's, F8_E4M3_G128) against their
+// BF16 copies, bit for bit.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
+#include <tuple>
 
 #include "backend/cpu/moe.h"
 #include "backend/cuda/cuda_moe.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/moe_routing.cuh"
+#include "core/fp8.h"
 #include "cuda_test_util.h"
 
 namespace shardlm::testing {
@@ -27,7 +32,12 @@ namespace {
 struct Matrices {
   explicit Matrices(cuda::CudaBackend& be) : be(be) {}
   TensorView make(int64_t cols, int64_t rows, std::mt19937& rng, float scale) {
-    auto& v = store.emplace_back(bf16_rounded(randn(static_cast<size_t>(cols * rows), rng, scale)));
+    return make_values(cols, rows,
+                       bf16_rounded(randn(static_cast<size_t>(cols * rows), rng, scale)));
+  }
+  // A host matrix of these (BF16-exact) values, prepared as make's.
+  TensorView make_values(int64_t cols, int64_t rows, std::vector<float> values) {
+    auto& v = store.emplace_back(std::move(values));
     TensorView t;
     t.name = fmt::format("w{}", store.size());
     t.ne = {cols, rows, 1, 1};
@@ -35,6 +45,17 @@ struct Matrices {
     t.data = v.data();
     views.emplace(t.data, prepared(be, t, keep));
     return t;
+  }
+  // The device view (F8_E4M3_G128) of these host rows (core/fp8.h's layout), prepared as an FP8
+  // checkpoint's routed expert is.
+  TensorView make_fp8(int64_t cols, int64_t rows, std::vector<uint8_t> bytes) {
+    TensorView t;
+    t.name = fmt::format("fp8_w{}", fp8_store.size());
+    t.ne = {cols, rows, 1, 1};
+    t.n_dims = 2;
+    t.dtype = DType::F8_E4M3_G128;
+    t.data = fp8_store.emplace_back(std::move(bytes)).data();
+    return prepared(be, t, keep);
   }
   // The device view of a host view made here (an empty view stays empty).
   TensorView on_device(const TensorView& t) const { return t.data ? views.at(t.data) : t; }
@@ -52,6 +73,7 @@ struct Matrices {
   }
   cuda::CudaBackend& be;
   std::deque<std::vector<float>> store;
+  std::deque<std::vector<uint8_t>> fp8_store;
   std::deque<PreparedWeights> keep;
   std::map<const void*, TensorView> views;
 };
@@ -173,16 +195,17 @@ struct MoeSetup {
   std::vector<float> bias;
 };
 
-// The op over n tokens x on the device.
+// The op over n tokens x on the device (may_sync false: no grouped path, as in a captured graph).
 std::vector<float> run_moe(cuda::CudaBackend& be, const MoeFfnWeights& wd,
-                           const std::vector<float>& x, int64_t n, int64_t* expert_rows = nullptr) {
+                           const std::vector<float>& x, int64_t n, int64_t* expert_rows = nullptr,
+                           bool may_sync = true) {
   cuda::Gemm gemm(static_cast<cudaStream_t>(be.stream()));
   cuda::CudaMoe moe(
       be, static_cast<cudaStream_t>(be.stream()),
       [](const TensorView& t) { return static_cast<const uint16_t*>(t.data); },
       [](const float* p) { return p; }, 64, gemm);
   float* d_out = be.alloc_floats(static_cast<size_t>(n * wd.router.ne[0]));
-  moe.run(wd, to_device(be, x), n, d_out, nullptr);
+  moe.run(wd, to_device(be, x), n, d_out, nullptr, may_sync);
   // to_host waits for the backend's stream; expert_rows' copy does not (a non-blocking stream).
   auto out = to_host(be, d_out, static_cast<size_t>(n * wd.router.ne[0]));
   if (expert_rows) *expert_rows = moe.expert_rows();
@@ -240,6 +263,99 @@ TEST(CudaMoe, TileKernelsGiveATokenTheSameOutputAloneAndInABatch) {
       const auto batch = run_moe(be, s.wd, std::vector<float>(x.begin(), x.begin() + n * c.d), n);
       for (int64_t i = 0; i < c.d; ++i)
         ASSERT_EQ(alone[i], batch[i]) << n << " tokens, column " << i;
+    }
+  }
+}
+
+// An F8_E4M3_G128 matrix (core/fp8.h) of random codes with a random scale per row and 128
+// columns, and the values of its BF16 copy: e4m3(code) x scale rounded to BF16, as the loader
+// dequantises an FP8 checkpoint's matrix. With nan_at_0, code 0 of row 0 is a NaN code.
+struct Fp8Rows {
+  std::vector<uint8_t> bytes;
+  std::vector<float> values;
+};
+Fp8Rows fp8_rows(int64_t cols, int64_t rows, std::mt19937& rng, bool nan_at_0) {
+  const size_t stride = row_bytes(DType::F8_E4M3_G128, cols);
+  Fp8Rows m{std::vector<uint8_t>(stride * static_cast<size_t>(rows)),
+            std::vector<float>(static_cast<size_t>(cols * rows))};
+  std::uniform_int_distribution<int> code(0, 255);
+  std::uniform_real_distribution<float> exponent(-12.f, -7.f);
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* row = m.bytes.data() + static_cast<size_t>(r) * stride;
+    auto* scales = reinterpret_cast<float*>(row + cols);
+    for (int64_t g = 0; g < cols / kFp8GroupCols; ++g) scales[g] = std::exp2(exponent(rng));
+    for (int64_t c = 0; c < cols; ++c) {
+      int b = code(rng);
+      while ((b & 0x7f) == 0x7f) b = code(rng);
+      if (nan_at_0 && r == 0 && c == 0) b = 0x7f;
+      row[c] = static_cast<uint8_t>(b);
+      m.values[static_cast<size_t>(r * cols + c)] =
+          bf16_to_fp32(fp32_to_bf16(e4m3_to_float(row[c]) * scales[c / kFp8GroupCols]));
+    }
+  }
+  return m;
+}
+
+// Equal bit for bit, or both NaN.
+bool same_value(float a, float b) {
+  return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+// An FP8 checkpoint's routed experts held in FP8 on the GPU (F8_E4M3_G128, as prepare_weights
+// keeps them) give bit for bit the outputs of their BF16 copies: on the tile kernels (1 to 8
+// tokens, every kCount) and on the tensor cores (64 and 600 tokens), with gate/up and down both
+// FP8 and with down left BF16 (a tensor-parallel slice that does not fit 128 columns); a NaN code
+// gives NaN as in the copy. Against the CPU reference too.
+TEST(CudaMoe, Fp8ExpertsGiveTheOutputsOfTheirBf16Copies) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  const std::vector<MoeCase> fp8_cases = {
+      {8, 2, 256, 384, 0, false, true, MoeRouting{}, false},
+      {64, 8, 512, 256, 128, false, true,
+       routing(MoeScoring::kSigmoid, 8, 4, MoeGroupScore::kTop2Sum, 2.5f), true},
+  };
+  for (const MoeCase& c : fp8_cases) {
+    for (const bool with_nan : {false, true}) {
+      SCOPED_TRACE(fmt::format("{}{}", describe(c), with_nan ? ", a NaN code" : ""));
+      cuda::CudaBackend be(small_cuda_options());
+      MoeSetup s(be, c, rng);
+      MoeFfnWeights bf16 = s.wd, fp8 = s.wd;
+      for (size_t e = 0; e < s.w.gate.size(); ++e) {
+        for (auto [host, copy, held, cols, rows] :
+             {std::tuple{&s.w.gate[e], &bf16.gate[e], &fp8.gate[e], c.d, c.f},
+              std::tuple{&s.w.up[e], &bf16.up[e], &fp8.up[e], c.d, c.f},
+              std::tuple{&s.w.down[e], &bf16.down[e], &fp8.down[e], c.f, c.d}}) {
+          Fp8Rows m = fp8_rows(cols, rows, rng, with_nan && e == 0 && host == &s.w.gate[e]);
+          *host = s.m.make_values(cols, rows, std::move(m.values));
+          *copy = s.m.on_device(*host);
+          *held = s.m.make_fp8(cols, rows, std::move(m.bytes));
+          ASSERT_EQ(held->dtype, DType::F8_E4M3_G128);
+        }
+      }
+      MoeFfnWeights mixed = fp8;
+      mixed.down = bf16.down;
+      for (int64_t n : {1, 2, 3, 8, 64, 600}) {
+        const auto x = bf16_rounded(randn(static_cast<size_t>(n * c.d), rng));
+        const auto want = run_moe(be, bf16, x, n, nullptr, false);
+        int64_t nans = 0;
+        for (const MoeFfnWeights* w : {&fp8, &mixed}) {
+          const auto got = run_moe(be, *w, x, n, nullptr, false);
+          for (size_t i = 0; i < want.size(); ++i) {
+            ASSERT_TRUE(same_value(got[i], want[i]))
+                << n << " tokens, " << (w == &fp8 ? "all FP8" : "down BF16") << ", element " << i
+                << ": " << got[i] << " vs " << want[i];
+            nans += std::isnan(got[i]);
+          }
+        }
+        if (with_nan && n == 600) EXPECT_GT(nans, 0) << "the NaN code reached no output";
+        if (!with_nan && n == 3) {
+          std::vector<float> ref(x.size());
+          cpu::moe_ffn_reference(s.w, x.data(), n, ref.data());
+          EXPECT_LT(rel_err(run_moe(be, fp8, x, n), ref), 5e-3);
+        }
+      }
     }
   }
 }

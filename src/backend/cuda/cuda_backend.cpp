@@ -2,7 +2,6 @@
 // device weights, the current step's device arrays, a BF16 device KV pool), then launches its
 // kernel.
 #include "backend/cuda/cuda_backend.h"
-#include "backend/cuda/cuda_backend_impl.h"
 
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "backend/cuda/attention.cuh"
+#include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_mla.h"
 #include "backend/cuda/cuda_moe.h"
@@ -102,6 +102,10 @@ bool CudaBackend::runs_fp8_rows() const {
   return impl_->fp8 != nullptr;
 }
 
+bool CudaBackend::runs_fp8_group_expert(const TensorView& w) const {
+  return w.ne[0] % kFp8GroupCols == 0 && env_flag("SHARDLM_CUDA_FP8_EXPERTS", true);
+}
+
 size_t CudaBackend::weight_bytes() const {
   return static_cast<size_t>(impl_->weight_bytes->load());
 }
@@ -125,27 +129,32 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
   PreparedWeights prepared{store->upload(w, choice, QuantLinear::keeps), store};
   // GGUF block-quantised matrices stay so (quant_linear.h): their kernels' buffers, and BF16
   // tiles for their GEMMs sized now, before the KV cache takes the free memory.
-  int64_t quantised = 0, largest = 0;
+  int64_t quantised = 0, largest = 0, fp8_experts = 0;
   for (const TensorView& m : prepared.views.matrices) {
+    fp8_experts += m.data && m.dtype == DType::F8_E4M3_G128;
     if (!m.data || !QuantLinear::is_quant(m)) continue;
     ++quantised;
     largest = std::max(largest, m.numel());
   }
   if (quantised > 0) {
     if (!impl_->quant) {
-      impl_->quant = std::make_unique<QuantLinear>(impl_->stream, *impl_->gemm,
-                                                   impl_->options.max_matmul_k);
+      impl_->quant =
+          std::make_unique<QuantLinear>(impl_->stream, *impl_->gemm, impl_->options.max_matmul_k);
     }
     impl_->quant->reserve_tiles(largest);
   }
-  spdlog::info("weights on the GPU: {:.1f} MiB ({} matrices{}, fp32 vectors)",
+  spdlog::info("weights on the GPU: {:.1f} MiB ({} matrices{}{}, fp32 vectors)",
                static_cast<double>(store->bytes()) / (1 << 20),
                !fp8 ? "BF16"
                : checkpoint
                    ? "the FP8 checkpoint's E4M3 linear layers with a scale per row, BF16 others"
                    : "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output",
                quantised > 0 ? fmt::format(" but {} kept in their GGUF block types", quantised)
-                             : std::string());
+                             : std::string(),
+               fp8_experts > 0 ? fmt::format(", {} routed expert matrices in FP8 with a scale per "
+                                             "128 columns",
+                                             fp8_experts)
+                               : std::string());
   return prepared;
 }
 
@@ -396,7 +405,9 @@ float* CudaBackend::alloc_floats(size_t n) {
   return static_cast<float*>(p);
 }
 
-size_t CudaBackend::allocation_mark() const { return impl_->buffers.size(); }
+size_t CudaBackend::allocation_mark() const {
+  return impl_->buffers.size();
+}
 
 void CudaBackend::free_allocations_since(size_t mark) {
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));

@@ -45,6 +45,9 @@ class CudaBackend : public Backend {
   PreparedWeights prepare_weights(const WeightSet& w) override;
   bool host_memory() const override { return false; }
   bool runs_fp8_rows() const override;
+  // Routed experts of an FP8 checkpoint stay FP8 (F8_E4M3_G128) where their rows are a multiple of
+  // 128 wide (the expert kernels' loads), unless SHARDLM_CUDA_FP8_EXPERTS=0 (BF16 copies).
+  bool runs_fp8_group_expert(const TensorView& w) const override;
   std::string device_id() const override;
   bool device_memory(size_t& free, size_t& total) const override;
   bool device_memory_at_start(size_t& free_at_start) const override;

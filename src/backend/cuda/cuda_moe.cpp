@@ -53,24 +53,43 @@ void* CudaMoe::grow(Buf& b, size_t bytes) {
   return b.p;
 }
 
+// Whether every matrix of `list` is F8_E4M3_G128 (an FP8 checkpoint's experts); false if none
+// is; a mix is an internal error (the form depends on the shape, the same for every expert).
+bool CudaMoe::fp8_experts(const std::vector<TensorView>& list) {
+  const auto fp8 = [](const TensorView& m) { return m.dtype == DType::F8_E4M3_G128; };
+  const bool all = std::all_of(list.begin(), list.end(), fp8);
+  if (!all && std::any_of(list.begin(), list.end(), fp8)) {
+    fail("internal: the experts of '{}' are held in FP8 and BF16 at once", list.front().name);
+  }
+  return all && !list.empty();
+}
+
 // The device pointer tables of w's local experts, built (and uploaded) at w's first call.
 MoeExpertTables CudaMoe::tables_of(const MoeFfnWeights& w) {
   auto it = tables_.find(w.router.data);
   if (it != tables_.end()) return it->second;
   const size_t n = w.gate.size();
-  std::vector<const uint16_t*> host(3 * n);
+  const bool gate_up_fp8 = fp8_experts(w.gate), down_fp8 = fp8_experts(w.down);
+  if (fp8_experts(w.up) != gate_up_fp8) {
+    fail("internal: the gate and up experts of '{}' are held in different forms", w.gate[0].name);
+  }
+  const auto row_data = [&](const TensorView& m, bool fp8) {
+    return fp8 ? static_cast<const uint8_t*>(m.data)
+               : reinterpret_cast<const uint8_t*>(matrix_of_(m));
+  };
+  std::vector<const uint8_t*> host(3 * n);
   for (size_t e = 0; e < n; ++e) {
-    host[e] = matrix_of_(w.gate[e]);
-    host[n + e] = matrix_of_(w.up[e]);
-    host[2 * n + e] = matrix_of_(w.down[e]);
+    host[e] = row_data(w.gate[e], gate_up_fp8);
+    host[n + e] = row_data(w.up[e], gate_up_fp8);
+    host[2 * n + e] = row_data(w.down[e], down_fp8);
   }
   void* dev = nullptr;
   SHARDLM_CUDA_CHECK(cudaMalloc(&dev, host.size() * sizeof(void*)));
   table_memory_.push_back(dev);
   SHARDLM_CUDA_CHECK(
       cudaMemcpy(dev, host.data(), host.size() * sizeof(void*), cudaMemcpyHostToDevice));
-  const auto* base = static_cast<const uint16_t* const*>(dev);
-  const MoeExpertTables t{base, base + n, base + 2 * n};
+  const auto* base = static_cast<const uint8_t* const*>(dev);
+  const MoeExpertTables t{base, base + n, base + 2 * n, gate_up_fp8, down_fp8};
   tables_.emplace(w.router.data, t);
   return t;
 }
@@ -128,7 +147,11 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n, const Ga
   const bool tp_columns = w.tp > 1 && !w.expert_parallel;  // gathers hidden in pair order
   const int64_t f_in = tp_columns ? f * w.tp : f;
   const int64_t per_expert = P / std::max(1, w.n_local());  // average pairs per local expert
-  const bool grouped_path = may_sync && !tp_columns && per_expert >= kGroupedMinPairsPerExpert;
+  // FP8 experts run on the tile kernels at every batch size (the grouped path's GEMMs take BF16).
+  const MoeExpertTables t = tables_of(w);
+  const bool fp8 = t.gate_up_fp8 || t.down_fp8;
+  const bool grouped_path =
+      may_sync && !tp_columns && !fp8 && per_expert >= kGroupedMinPairsPerExpert;
   const bool mma = !grouped_path && per_expert >= kMmaMinPairsPerExpert && moe_mma_fits(d, f) &&
                    moe_mma_fits(f_in, d_out);
   const int tile_tokens = mma ? kMoeMmaTileTokens : kMoeTileTokens;
@@ -142,7 +165,6 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n, const Ga
     grouped(w, x, P, max_tiles, ys);
     return;
   }
-  const MoeExpertTables t = tables_of(w);
   // A tile holds at most one pair per token (a token's top-k experts differ).
   const int pairs_per_tile = static_cast<int>(std::min<int64_t>(n, kMoeTileTokens));
   if (mma) {

@@ -62,6 +62,7 @@ class CudaMoe {
   };
   void* grow(Buf& b, size_t bytes);
   MoeExpertTables tables_of(const MoeFfnWeights& w);
+  static bool fp8_experts(const std::vector<TensorView>& list);
   void reserve(const MoeFfnWeights& w, int64_t n);
   void routed(const MoeFfnWeights& w, const float* x, int64_t n, const GatherColsFn* gather,
               bool may_sync);

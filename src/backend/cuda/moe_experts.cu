@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/expert_rows.cuh"
 #include "backend/cuda/moe_experts.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
@@ -123,17 +124,17 @@ __device__ __forceinline__ float dot8(const uint4& wv, const float* x) {
          f[7] * b.w;
 }
 
-// acc[m][r][i] += w_m[r] . x_i over kMats matrices (gate and up, or down) of kRows rows each (k
-// apart) for the tile's pairs i < count (<= kCount). With k % 8 == 0 each lane takes 8 columns
-// per 256, its loads of kChunks such column blocks of every row issued before any is used; the
-// sums run block by block, in the same order whatever kChunks, kCount and the other pairs. Rows
-// at or past `rows` are skipped.
-template <int kMats, int kRows, int kCount>
-__device__ __forceinline__ void rows_dots(const uint16_t* const (&w)[kMats], int rows,
-                                          const float* const (&xr)[kCount], int count, int64_t k,
-                                          int lane, float (&acc)[kMats][kRows][kCount]) {
+// acc[m][r][i] += w_m[r] . x_i over kMats matrices (gate and up, or down) of kRows rows each
+// (row_bytes apart; BF16, or F8_E4M3_G128 where kFp8) for the tile's pairs i < count (<= kCount).
+// With k % 8 == 0 (always for FP8) each lane takes 8 columns per 256, its loads of kChunks such
+// column blocks of every row issued before any is used; the sums run block by block, in the same
+// order whatever kChunks, kCount, the form and the other pairs. Rows at or past `rows` are skipped.
+template <bool kFp8, int kMats, int kRows, int kCount>
+__device__ __forceinline__ void rows_dots(const uint8_t* const (&w)[kMats], int64_t row_bytes,
+                                          int rows, const float* const (&xr)[kCount], int count,
+                                          int64_t k, int lane, float (&acc)[kMats][kRows][kCount]) {
   constexpr int kChunks = 4 / kMats;
-  if (k % 8 == 0) {
+  if (kFp8 || k % 8 == 0) {
     for (int64_t i0 = int64_t{lane} * 8; i0 < k; i0 += 256 * kChunks) {
       uint4 raw[kChunks][kMats][kRows];
 #pragma unroll
@@ -143,9 +144,8 @@ __device__ __forceinline__ void rows_dots(const uint16_t* const (&w)[kMats], int
 #pragma unroll
           for (int r = 0; r < kRows; ++r) {
             const int64_t c = i0 + u * 256;
-            raw[u][m][r] = r < rows && c < k
-                               ? __ldg(reinterpret_cast<const uint4*>(w[m] + r * k + c))
-                               : make_uint4(0u, 0u, 0u, 0u);
+            raw[u][m][r] = r < rows && c < k ? expert_row8<kFp8>(w[m] + r * row_bytes, c, k)
+                                             : make_uint4(0u, 0u, 0u, 0u);
           }
         }
       }
@@ -166,16 +166,18 @@ __device__ __forceinline__ void rows_dots(const uint16_t* const (&w)[kMats], int
     }
     return;
   }
-  for (int64_t i0 = lane; i0 < k; i0 += 32) {
+  if constexpr (!kFp8) {  // FP8 rows are a multiple of 128 wide: never here
+    for (int64_t i0 = lane; i0 < k; i0 += 32) {
 #pragma unroll
-    for (int m = 0; m < kMats; ++m) {
+      for (int m = 0; m < kMats; ++m) {
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        if (r >= rows) break;
-        const float f = bf16_at(w[m] + r * k, i0);
+        for (int r = 0; r < kRows; ++r) {
+          if (r >= rows) break;
+          const float f = bf16_at(reinterpret_cast<const uint16_t*>(w[m] + r * row_bytes), i0);
 #pragma unroll
-        for (int i = 0; i < kCount; ++i) {
-          if (i < count) acc[m][r][i] += f * xr[i][i0];
+          for (int i = 0; i < kCount; ++i) {
+            if (i < count) acc[m][r][i] += f * xr[i][i0];
+          }
         }
       }
     }
@@ -186,7 +188,8 @@ __device__ __forceinline__ void rows_dots(const uint16_t* const (&w)[kMats], int
 // y[p][j] = silu(x . gate_j) * (x . up_j) (kGateUp) or x . down_j; x row of pair p:
 // x[p / x_div]. The pairs go kCount at a time (a tile holds at most as many pairs as the step has
 // tokens). A pair's sum for a row runs in the same order whatever the other rows and pairs.
-template <bool kGateUp, int kCount>
+// kFp8: the matrices are F8_E4M3_G128 (t.gate_up_fp8 or t.down_fp8).
+template <bool kGateUp, bool kFp8, int kCount>
 __global__ void __launch_bounds__(kWarps * 32)
     tile_kernel(MoeExpertTables t, const MoeTile* tiles, const int32_t* n_tiles,
                 const int32_t* sorted, const float* x, int x_div, int64_t k, int64_t n_rows,
@@ -200,9 +203,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t j0 = (int64_t{blockIdx.x} * kWarps + (threadIdx.x >> 5)) * R;
   if (j0 >= n_rows) return;
   const int rows = n_rows - j0 < R ? static_cast<int>(n_rows - j0) : R;
-  const uint16_t* w[M];
-  w[0] = (kGateUp ? t.gate : t.down)[tile.expert] + j0 * k;
-  if constexpr (kGateUp) w[1] = t.up[tile.expert] + j0 * k;
+  const int64_t row_bytes = expert_row_bytes(kFp8, k);
+  const uint8_t* w[M];
+  w[0] = (kGateUp ? t.gate : t.down)[tile.expert] + j0 * row_bytes;
+  if constexpr (kGateUp) w[1] = t.up[tile.expert] + j0 * row_bytes;
   for (int first = 0; first < tile.count; first += kCount) {
     const int count = min(kCount, tile.count - first);
     int32_t pair[kCount];
@@ -213,7 +217,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       xr[i] = x + int64_t{pair[i] / x_div} * k;
     }
     float acc[M][R][kCount] = {};
-    rows_dots<M, R, kCount>(w, rows, xr, count, k, lane, acc);
+    rows_dots<kFp8, M, R, kCount>(w, row_bytes, rows, xr, count, k, lane, acc);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       if (r >= rows) break;
@@ -230,9 +234,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// tile_kernel<kGateUp, kCount> for the smallest kCount (1, 2, 4 or kMoeTileTokens) that holds
-// pairs_per_tile.
-template <bool kGateUp>
+// tile_kernel<kGateUp, kFp8, kCount> for the smallest kCount (1, 2, 4 or kMoeTileTokens) that
+// holds pairs_per_tile.
+template <bool kGateUp, bool kFp8>
 void launch_tiles(int pairs_per_tile, dim3 grid, cudaStream_t stream, const MoeExpertTables& t,
                   const MoeTile* tiles, const int32_t* n_tiles, const int32_t* sorted,
                   const float* x, int x_div, int64_t k, int64_t n_rows, float* y) {
@@ -241,13 +245,13 @@ void launch_tiles(int pairs_per_tile, dim3 grid, cudaStream_t stream, const MoeE
                      n_rows, y);
   };
   if (pairs_per_tile <= 1) {
-    go(tile_kernel<kGateUp, 1>);
+    go(tile_kernel<kGateUp, kFp8, 1>);
   } else if (pairs_per_tile <= 2) {
-    go(tile_kernel<kGateUp, 2>);
+    go(tile_kernel<kGateUp, kFp8, 2>);
   } else if (pairs_per_tile <= 4) {
-    go(tile_kernel<kGateUp, 4>);
+    go(tile_kernel<kGateUp, kFp8, 4>);
   } else {
-    go(tile_kernel<kGateUp, kMoeTileTokens>);
+    go(tile_kernel<kGateUp, kFp8, kMoeTileTokens>);
   }
 }
 
@@ -315,8 +319,9 @@ void moe_gate_up(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* 
   const int64_t per_block = int64_t{kWarps} * kRowsPerWarp;
   const dim3 grid(static_cast<unsigned>((f + per_block - 1) / per_block),
                   static_cast<unsigned>(max_tiles));
-  launch_tiles<true>(pairs_per_tile, grid, stream, t, tiles, n_tiles, sorted, x, top_k, d, f,
-                     hidden);
+  (t.gate_up_fp8 ? launch_tiles<true, true>
+                 : launch_tiles<true, false>)(pairs_per_tile, grid, stream, t, tiles, n_tiles,
+                                              sorted, x, top_k, d, f, hidden);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
@@ -327,8 +332,9 @@ void moe_down(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_t
   const int64_t per_block = int64_t{kWarps} * kRowsPerWarp;
   const dim3 grid(static_cast<unsigned>((d_out + per_block - 1) / per_block),
                   static_cast<unsigned>(max_tiles));
-  launch_tiles<false>(pairs_per_tile, grid, stream, t, tiles, n_tiles, sorted, hidden, 1, f_in,
-                      d_out, ys);
+  (t.down_fp8 ? launch_tiles<false, true>
+              : launch_tiles<false, false>)(pairs_per_tile, grid, stream, t, tiles, n_tiles, sorted,
+                                            hidden, 1, f_in, d_out, ys);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

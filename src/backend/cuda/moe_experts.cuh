@@ -17,12 +17,15 @@ namespace shardlm::cuda {
 inline constexpr int kMoeTileTokens = 8;      // pairs per tile of the CUDA-core kernels
 inline constexpr int kMoeMmaTileTokens = 16;  // pairs per tile of the tensor-core kernels
 
-// Device tables of one MoE layer's experts on this rank: [n_local] BF16 matrices each (gate/up:
-// [ffn][d_model], down: [d_out][ffn_in]).
+// Device tables of one MoE layer's experts on this rank: [n_local] matrices each (gate/up:
+// [ffn][d_model], down: [d_out][ffn_in]), BF16 rows or, where gate_up_fp8 / down_fp8 say so,
+// F8_E4M3_G128 rows (an FP8 checkpoint's experts, rows a multiple of 128 wide), which every
+// kernel multiplies as their BF16 copy (expert_rows.cuh): the same sums at half the bytes.
 struct MoeExpertTables {
-  const uint16_t* const* gate;
-  const uint16_t* const* up;
-  const uint16_t* const* down;
+  const uint8_t* const* gate;
+  const uint8_t* const* up;
+  const uint8_t* const* down;
+  bool gate_up_fp8 = false, down_fp8 = false;
 };
 
 // The tiles moe_align writes: pairs sorted[start, start + count) all go to local expert `expert`.

@@ -1,7 +1,8 @@
 // The routed experts' projections on the tensor cores (see moe_experts.cuh): one block per tile of
 // up to kMoeMmaTileTokens pairs of one expert and kRowsPerBlock output rows. The tile's input rows
 // are rounded to BF16 into shared memory a k-chunk at a time; each warp owns 16 weight rows and
-// streams them from the expert's BF16 matrix straight into mma.sync A fragments with 16-byte loads,
+// streams them from the expert's matrix straight into mma.sync A fragments (BF16: 16-byte loads;
+// F8_E4M3_G128: 8 codes widened to BF16 as they load, expert_rows.cuh),
 // several k-blocks in flight, the pairs as the N side (two n8 tiles). A warp's 16-byte load covers
 // 8 consecutive k of a row, so within each 32-wide k-block the MMA's k order is permuted (thread
 // quad qd holds physical k 8qd..8qd+7 as logical k 2qd, 2qd+1, 2qd+8, 2qd+9 of two k16 steps); the
@@ -11,6 +12,7 @@
 #include <cuda_bf16.h>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/expert_rows.cuh"
 #include "backend/cuda/mma_tiles.cuh"
 #include "backend/cuda/moe_experts.cuh"
 
@@ -27,12 +29,19 @@ constexpr int kLd = kChunk + kPad;  // staged row stride, elements
 constexpr int kUnroll = 4;          // 32-wide k-blocks whose weights a warp loads before using
 static_assert(kMoeMmaTileTokens == 16, "the tile is two n8 MMA tiles of pairs");
 
-__device__ __forceinline__ uint4 load_weights(const uint16_t* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
+// Weights c .. c + 7 of the row at `row` (k wide) as BF16 pairs: a BF16 row's 16 bytes past L1,
+// or an F8_E4M3_G128 row's codes widened (expert_rows.cuh).
+template <bool kFp8>
+__device__ __forceinline__ uint4 load_weights(const uint8_t* row, int64_t c, int64_t k) {
+  if constexpr (kFp8) {
+    return expert_row8<true>(row, c, k);
+  } else {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(row + 2 * c));
+    return v;
+  }
 }
 
 __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
@@ -61,8 +70,9 @@ __device__ __forceinline__ void mma_tail(float (&acc)[2][4], const uint2& lo, co
 }
 
 // y[p][j] = silu(x_p . gate_j) * (x_p . up_j) (kGateUp) or x_p . down_j for the tile's pairs p and
-// this block's rows j; x_p = x[p / x_div] (fp32, rounded to BF16 here).
-template <bool kGateUp>
+// this block's rows j; x_p = x[p / x_div] (fp32, rounded to BF16 here). kFp8: the matrices are
+// F8_E4M3_G128 (k % 128 == 0, so no 16-wide tail).
+template <bool kGateUp, bool kFp8>
 __global__ void __launch_bounds__(kThreads, 2)
     tile_mma_kernel(MoeExpertTables t, const MoeTile* tiles, const int32_t* n_tiles,
                     const int32_t* sorted, const float* x, int x_div, int64_t k, int64_t n_rows,
@@ -81,9 +91,10 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int64_t j0 = int64_t{blockIdx.x} * kRowsPerBlock + warp * 16;
   const bool active = j0 < n_rows;  // n_rows % 16 == 0 (moe_mma_fits)
   const int64_t row0 = active ? j0 + g : 0;
-  const uint16_t* wa = (kGateUp ? t.gate : t.down)[tile.expert] + row0 * k;
-  const uint16_t* wb = kGateUp ? t.up[tile.expert] + row0 * k : nullptr;
-  const int64_t hi_off = 8 * k;  // row g + 8
+  const int64_t row_bytes = expert_row_bytes(kFp8, k);
+  const uint8_t* wa = (kGateUp ? t.gate : t.down)[tile.expert] + row0 * row_bytes;
+  const uint8_t* wb = kGateUp ? t.up[tile.expert] + row0 * row_bytes : nullptr;
+  const int64_t hi_off = 8 * row_bytes;  // row g + 8
   float acc_a[2][4] = {}, acc_b[2][4] = {};
   __syncthreads();
   for (int64_t k0 = 0; k0 < k; k0 += kChunk) {
@@ -99,18 +110,18 @@ __global__ void __launch_bounds__(kThreads, 2)
     __syncthreads();
     if (active) {
       const int blocks = width / 32;
-      const uint16_t* pa = wa + k0 + 8 * qd;
-      const uint16_t* pb = kGateUp ? wb + k0 + 8 * qd : nullptr;
+      const int64_t c0 = k0 + 8 * qd;  // this lane's first column of each 32-wide k-block
       int kb = 0;
       for (; kb + kUnroll <= blocks; kb += kUnroll) {
         uint4 la[kUnroll], ha[kUnroll], lb[kUnroll], hb[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
-          la[u] = load_weights(pa + (kb + u) * 32);
-          ha[u] = load_weights(pa + hi_off + (kb + u) * 32);
+          const int64_t c = c0 + (kb + u) * 32;
+          la[u] = load_weights<kFp8>(wa, c, k);
+          ha[u] = load_weights<kFp8>(wa + hi_off, c, k);
           if (kGateUp) {
-            lb[u] = load_weights(pb + (kb + u) * 32);
-            hb[u] = load_weights(pb + hi_off + (kb + u) * 32);
+            lb[u] = load_weights<kFp8>(wb, c, k);
+            hb[u] = load_weights<kFp8>(wb + hi_off, c, k);
           }
         }
 #pragma unroll
@@ -126,23 +137,27 @@ __global__ void __launch_bounds__(kThreads, 2)
         const int c = kb * 32 + 8 * qd;
         const uint4 b[2] = {*reinterpret_cast<const uint4*>(xs + g * kLd + c),
                             *reinterpret_cast<const uint4*>(xs + (8 + g) * kLd + c)};
-        mma_block(acc_a, load_weights(pa + kb * 32), load_weights(pa + hi_off + kb * 32), b);
+        const int64_t at = c0 + kb * 32;
+        mma_block(acc_a, load_weights<kFp8>(wa, at, k), load_weights<kFp8>(wa + hi_off, at, k), b);
         if (kGateUp) {
-          mma_block(acc_b, load_weights(pb + kb * 32), load_weights(pb + hi_off + kb * 32), b);
+          mma_block(acc_b, load_weights<kFp8>(wb, at, k), load_weights<kFp8>(wb + hi_off, at, k),
+                    b);
         }
       }
-      if (width % 32 != 0) {  // the last 16 columns
-        const int c = blocks * 32 + 4 * qd;
-        const uint2 b[2] = {*reinterpret_cast<const uint2*>(xs + g * kLd + c),
-                            *reinterpret_cast<const uint2*>(xs + (8 + g) * kLd + c)};
-        const int64_t at = k0 + c;
-        const uint16_t* ra = wa + at;
-        mma_tail(acc_a, *reinterpret_cast<const uint2*>(ra),
-                 *reinterpret_cast<const uint2*>(ra + hi_off), b);
-        if (kGateUp) {
-          const uint16_t* rb = wb + at;
-          mma_tail(acc_b, *reinterpret_cast<const uint2*>(rb),
-                   *reinterpret_cast<const uint2*>(rb + hi_off), b);
+      if constexpr (!kFp8) {
+        if (width % 32 != 0) {  // the last 16 columns
+          const int c = blocks * 32 + 4 * qd;
+          const uint2 b[2] = {*reinterpret_cast<const uint2*>(xs + g * kLd + c),
+                              *reinterpret_cast<const uint2*>(xs + (8 + g) * kLd + c)};
+          const int64_t at = 2 * (k0 + c);  // bytes
+          const uint8_t* ra = wa + at;
+          mma_tail(acc_a, *reinterpret_cast<const uint2*>(ra),
+                   *reinterpret_cast<const uint2*>(ra + hi_off), b);
+          if (kGateUp) {
+            const uint8_t* rb = wb + at;
+            mma_tail(acc_b, *reinterpret_cast<const uint2*>(rb),
+                     *reinterpret_cast<const uint2*>(rb + hi_off), b);
+          }
         }
       }
     }
@@ -169,8 +184,9 @@ void launch(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_til
   if (max_tiles <= 0) return;
   const dim3 grid(static_cast<unsigned>((n_rows + kRowsPerBlock - 1) / kRowsPerBlock),
                   static_cast<unsigned>(max_tiles));
-  tile_mma_kernel<kGateUp>
-      <<<grid, kThreads, 0, stream>>>(t, tiles, n_tiles, sorted, x, x_div, k, n_rows, y);
+  const auto kernel = (kGateUp ? t.gate_up_fp8 : t.down_fp8) ? tile_mma_kernel<kGateUp, true>
+                                                             : tile_mma_kernel<kGateUp, false>;
+  kernel<<<grid, kThreads, 0, stream>>>(t, tiles, n_tiles, sorted, x, x_div, k, n_rows, y);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

@@ -91,6 +91,10 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8,
     if (copies.count(key)) continue;  // placed with its run
     const TensorView& w = g.widest;
     const bool whole = g.fewest_rows == w.rows();
+    if (w.dtype == DType::F8_E4M3_G128) {  // routed experts of an FP8 checkpoint: as they are
+      copies[key] = {upload_fp8_groups(w), DType::F8_E4M3_G128};
+      continue;
+    }
     const bool fp8 = to_fp8 && to_fp8(w) && whole;
     const bool quant = !fp8 && keep_quantised && keep_quantised(w) && whole;
     const void* copy = quant                       ? upload_quant_matrix(w)
@@ -170,6 +174,13 @@ uint8_t* WeightStore::upload_fp8_matrix(const TensorView& w) {
 
 uint8_t* WeightStore::upload_fp8_checkpoint(const TensorView& w) {
   const size_t bytes = fp8_matrix_bytes(w.numel(), w.rows());  // the host copy has this layout
+  auto* q = static_cast<uint8_t*>(allocate(bytes));
+  SHARDLM_CUDA_CHECK(cudaMemcpy(q, w.data, bytes, cudaMemcpyHostToDevice));
+  return q;
+}
+
+uint8_t* WeightStore::upload_fp8_groups(const TensorView& w) {
+  const size_t bytes = row_bytes(DType::F8_E4M3_G128, w.ne[0]) * static_cast<size_t>(w.rows());
   auto* q = static_cast<uint8_t*>(allocate(bytes));
   SHARDLM_CUDA_CHECK(cudaMemcpy(q, w.data, bytes, cudaMemcpyHostToDevice));
   return q;
