@@ -124,17 +124,17 @@ __device__ __forceinline__ float dot8(const uint4& wv, const float* x) {
          f[7] * b.w;
 }
 
-// acc[m][r][i] += w_m[r] . x_i over kMats matrices (gate and up, or down) of kRows rows each
-// (row_bytes apart; BF16, or F8_E4M3_G128 where kFp8) for the tile's pairs i < count (<= kCount).
-// With k % 8 == 0 (always for FP8) each lane takes 8 columns per 256, its loads of kChunks such
-// column blocks of every row issued before any is used; the sums run block by block, in the same
-// order whatever kChunks, kCount, the form and the other pairs. Rows at or past `rows` are skipped.
-template <bool kFp8, int kMats, int kRows, int kCount>
-__device__ __forceinline__ void rows_dots(const uint8_t* const (&w)[kMats], int64_t row_bytes,
-                                          int rows, const float* const (&xr)[kCount], int count,
-                                          int64_t k, int lane, float (&acc)[kMats][kRows][kCount]) {
+// acc[m][r][i] += w_m[r] . x_i over kMats BF16 matrices (gate and up, or down) of kRows rows each
+// (k apart) for the tile's pairs i < count (<= kCount). With k % 8 == 0 each lane takes 8 columns
+// per 256, its loads of kChunks such column blocks of every row issued before any is used; the
+// sums run block by block, in the same order whatever kChunks, kCount and the other pairs. Rows
+// at or past `rows` are skipped.
+template <int kMats, int kRows, int kCount>
+__device__ __forceinline__ void rows_dots(const uint16_t* const (&w)[kMats], int rows,
+                                          const float* const (&xr)[kCount], int count, int64_t k,
+                                          int lane, float (&acc)[kMats][kRows][kCount]) {
   constexpr int kChunks = 4 / kMats;
-  if (kFp8 || k % 8 == 0) {
+  if (k % 8 == 0) {
     for (int64_t i0 = int64_t{lane} * 8; i0 < k; i0 += 256 * kChunks) {
       uint4 raw[kChunks][kMats][kRows];
 #pragma unroll
@@ -144,8 +144,9 @@ __device__ __forceinline__ void rows_dots(const uint8_t* const (&w)[kMats], int6
 #pragma unroll
           for (int r = 0; r < kRows; ++r) {
             const int64_t c = i0 + u * 256;
-            raw[u][m][r] = r < rows && c < k ? expert_row8<kFp8>(w[m] + r * row_bytes, c, k)
-                                             : make_uint4(0u, 0u, 0u, 0u);
+            raw[u][m][r] = r < rows && c < k
+                               ? __ldg(reinterpret_cast<const uint4*>(w[m] + r * k + c))
+                               : make_uint4(0u, 0u, 0u, 0u);
           }
         }
       }
@@ -166,17 +167,76 @@ __device__ __forceinline__ void rows_dots(const uint8_t* const (&w)[kMats], int6
     }
     return;
   }
-  if constexpr (!kFp8) {  // FP8 rows are a multiple of 128 wide: never here
-    for (int64_t i0 = lane; i0 < k; i0 += 32) {
+  for (int64_t i0 = lane; i0 < k; i0 += 32) {
+#pragma unroll
+    for (int m = 0; m < kMats; ++m) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        if (r >= rows) break;
+        const float f = bf16_at(w[m] + r * k, i0);
+#pragma unroll
+        for (int i = 0; i < kCount; ++i) {
+          if (i < count) acc[m][r][i] += f * xr[i][i0];
+        }
+      }
+    }
+  }
+}
+
+// The dot product of 16 code values (e4m3x16_floats) with columns c .. c + 15 of x.
+__device__ __forceinline__ float dot16(const float (&w)[16], const float* x) {
+  float sum = 0.f;
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const float4 a = *reinterpret_cast<const float4*>(x + 4 * q);
+    sum += w[4 * q] * a.x + w[4 * q + 1] * a.y + w[4 * q + 2] * a.z + w[4 * q + 3] * a.w;
+  }
+  return sum;
+}
+
+// rows_dots for F8_E4M3_G128 matrices (expert_rows.cuh; codes q[m] and scales s[m] from the
+// warp's first row, k % 128 == 0): each lane takes 16 columns per 512 (one 16-byte load of codes,
+// inside one scale group), kChunks such blocks of every row in flight; a block's 16 products
+// e4m3(code) x x are summed, then scaled by their group's scale into acc. The same order whatever
+// kCount and the other pairs.
+template <int kMats, int kRows, int kCount>
+__device__ __forceinline__ void rows_dots_fp8(const uint8_t* const (&q)[kMats],
+                                              const float* const (&s)[kMats], int rows,
+                                              const float* const (&xr)[kCount], int count,
+                                              int64_t k, int lane,
+                                              float (&acc)[kMats][kRows][kCount]) {
+  constexpr int kChunks = 4 / kMats;
+  const int64_t groups = k / kFp8ExpertGroup;
+  for (int64_t i0 = int64_t{lane} * 16; i0 < k; i0 += 512 * kChunks) {
+    uint4 raw[kChunks][kMats][kRows];
+    float scale[kChunks][kMats][kRows];
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u) {
 #pragma unroll
       for (int m = 0; m < kMats; ++m) {
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          if (r >= rows) break;
-          const float f = bf16_at(reinterpret_cast<const uint16_t*>(w[m] + r * row_bytes), i0);
+          const int64_t c = i0 + u * 512;
+          const bool in = r < rows && c < k;
+          raw[u][m][r] = in ? __ldg(reinterpret_cast<const uint4*>(q[m] + r * k + c))
+                            : make_uint4(0u, 0u, 0u, 0u);
+          scale[u][m][r] = in ? __ldg(s[m] + r * groups + c / kFp8ExpertGroup) : 0.f;
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u) {
+      const int64_t c = i0 + u * 512;
+      if (c >= k) break;
+#pragma unroll
+      for (int m = 0; m < kMats; ++m) {
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          float w[16];
+          e4m3x16_floats(raw[u][m][r], w);
 #pragma unroll
           for (int i = 0; i < kCount; ++i) {
-            if (i < count) acc[m][r][i] += f * xr[i][i0];
+            if (i < count) acc[m][r][i] += dot16(w, xr[i] + c) * scale[u][m][r];
           }
         }
       }
@@ -203,10 +263,18 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t j0 = (int64_t{blockIdx.x} * kWarps + (threadIdx.x >> 5)) * R;
   if (j0 >= n_rows) return;
   const int rows = n_rows - j0 < R ? static_cast<int>(n_rows - j0) : R;
-  const int64_t row_bytes = expert_row_bytes(kFp8, k);
-  const uint8_t* w[M];
-  w[0] = (kGateUp ? t.gate : t.down)[tile.expert] + j0 * row_bytes;
-  if constexpr (kGateUp) w[1] = t.up[tile.expert] + j0 * row_bytes;
+  const uint8_t* base[M];  // the matrices: BF16 rows, or FP8 codes then scales
+  base[0] = (kGateUp ? t.gate : t.down)[tile.expert];
+  if constexpr (kGateUp) base[1] = t.up[tile.expert];
+  const uint16_t* w[M];
+  const uint8_t* q[M];
+  const float* s[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    w[m] = reinterpret_cast<const uint16_t*>(base[m]) + j0 * k;
+    q[m] = base[m] + j0 * k;
+    s[m] = fp8_expert_scales(base[m], n_rows, k) + j0 * (k / kFp8ExpertGroup);
+  }
   for (int first = 0; first < tile.count; first += kCount) {
     const int count = min(kCount, tile.count - first);
     int32_t pair[kCount];
@@ -217,7 +285,11 @@ __global__ void __launch_bounds__(kWarps * 32)
       xr[i] = x + int64_t{pair[i] / x_div} * k;
     }
     float acc[M][R][kCount] = {};
-    rows_dots<kFp8, M, R, kCount>(w, row_bytes, rows, xr, count, k, lane, acc);
+    if constexpr (kFp8) {
+      rows_dots_fp8<M, R, kCount>(q, s, rows, xr, count, k, lane, acc);
+    } else {
+      rows_dots<M, R, kCount>(w, rows, xr, count, k, lane, acc);
+    }
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       if (r >= rows) break;

@@ -19,8 +19,10 @@ inline constexpr int kMoeMmaTileTokens = 16;  // pairs per tile of the tensor-co
 
 // Device tables of one MoE layer's experts on this rank: [n_local] matrices each (gate/up:
 // [ffn][d_model], down: [d_out][ffn_in]), BF16 rows or, where gate_up_fp8 / down_fp8 say so,
-// F8_E4M3_G128 rows (an FP8 checkpoint's experts, rows a multiple of 128 wide), which every
-// kernel multiplies as their BF16 copy (expert_rows.cuh): the same sums at half the bytes.
+// F8_E4M3_G128 (an FP8 checkpoint's experts, rows a multiple of 128 wide; expert_rows.cuh's
+// layout): half the bytes. The tensor-core kernels multiply such an expert as its BF16 copy (the
+// same sums); the CUDA-core kernels sum each 16 code values' products and scale the sum, which
+// differs from the copy's sums in the last bits.
 struct MoeExpertTables {
   const uint8_t* const* gate;
   const uint8_t* const* up;

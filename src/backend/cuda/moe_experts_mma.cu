@@ -29,17 +29,25 @@ constexpr int kLd = kChunk + kPad;  // staged row stride, elements
 constexpr int kUnroll = 4;          // 32-wide k-blocks whose weights a warp loads before using
 static_assert(kMoeMmaTileTokens == 16, "the tile is two n8 MMA tiles of pairs");
 
-// Weights c .. c + 7 of the row at `row` (k wide) as BF16 pairs: a BF16 row's 16 bytes past L1,
-// or an F8_E4M3_G128 row's codes widened (expert_rows.cuh).
+// One weight row as the kernel reads it: BF16 values at p, or FP8 codes at p and the row's scales
+// at s (expert_rows.cuh).
+struct WeightRow {
+  const uint8_t* p;
+  const float* s;
+};
+
+// Weights c .. c + 7 of a row as BF16 pairs: a BF16 row's 16 bytes past L1, or an FP8 row's 8
+// codes as their BF16 copy's values (so the sums are a BF16 expert's).
 template <bool kFp8>
-__device__ __forceinline__ uint4 load_weights(const uint8_t* row, int64_t c, int64_t k) {
+__device__ __forceinline__ uint4 load_weights(const WeightRow& row, int64_t c) {
   if constexpr (kFp8) {
-    return expert_row8<true>(row, c, k);
+    const uint2 codes = __ldg(reinterpret_cast<const uint2*>(row.p + c));
+    return e4m3x8_bf16_copy(codes, __ldg(row.s + c / kFp8ExpertGroup));
   } else {
     uint4 v;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(row + 2 * c));
+                 : "l"(row.p + 2 * c));
     return v;
   }
 }
@@ -91,10 +99,18 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int64_t j0 = int64_t{blockIdx.x} * kRowsPerBlock + warp * 16;
   const bool active = j0 < n_rows;  // n_rows % 16 == 0 (moe_mma_fits)
   const int64_t row0 = active ? j0 + g : 0;
-  const int64_t row_bytes = expert_row_bytes(kFp8, k);
-  const uint8_t* wa = (kGateUp ? t.gate : t.down)[tile.expert] + row0 * row_bytes;
-  const uint8_t* wb = kGateUp ? t.up[tile.expert] + row0 * row_bytes : nullptr;
-  const int64_t hi_off = 8 * row_bytes;  // row g + 8
+  const auto row_of = [&](const uint8_t* m, int64_t row) {
+    if constexpr (kFp8) {
+      return WeightRow{m + row * k, fp8_expert_scales(m, n_rows, k) + row * (k / kFp8ExpertGroup)};
+    } else {
+      return WeightRow{m + 2 * row * k, nullptr};
+    }
+  };
+  const uint8_t* ma = (kGateUp ? t.gate : t.down)[tile.expert];
+  const uint8_t* mb = kGateUp ? t.up[tile.expert] : ma;
+  // Rows g and g + 8 of the warp's 16, of matrix a (gate or down) and b (up).
+  const WeightRow la = row_of(ma, row0), ha = row_of(ma, row0 + 8), lb = row_of(mb, row0),
+                  hb = row_of(mb, row0 + 8);
   float acc_a[2][4] = {}, acc_b[2][4] = {};
   __syncthreads();
   for (int64_t k0 = 0; k0 < k; k0 += kChunk) {
@@ -113,15 +129,15 @@ __global__ void __launch_bounds__(kThreads, 2)
       const int64_t c0 = k0 + 8 * qd;  // this lane's first column of each 32-wide k-block
       int kb = 0;
       for (; kb + kUnroll <= blocks; kb += kUnroll) {
-        uint4 la[kUnroll], ha[kUnroll], lb[kUnroll], hb[kUnroll];
+        uint4 wla[kUnroll], wha[kUnroll], wlb[kUnroll], whb[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
           const int64_t c = c0 + (kb + u) * 32;
-          la[u] = load_weights<kFp8>(wa, c, k);
-          ha[u] = load_weights<kFp8>(wa + hi_off, c, k);
+          wla[u] = load_weights<kFp8>(la, c);
+          wha[u] = load_weights<kFp8>(ha, c);
           if (kGateUp) {
-            lb[u] = load_weights<kFp8>(wb, c, k);
-            hb[u] = load_weights<kFp8>(wb + hi_off, c, k);
+            wlb[u] = load_weights<kFp8>(lb, c);
+            whb[u] = load_weights<kFp8>(hb, c);
           }
         }
 #pragma unroll
@@ -129,8 +145,8 @@ __global__ void __launch_bounds__(kThreads, 2)
           const int c = (kb + u) * 32 + 8 * qd;
           const uint4 b[2] = {*reinterpret_cast<const uint4*>(xs + g * kLd + c),
                               *reinterpret_cast<const uint4*>(xs + (8 + g) * kLd + c)};
-          mma_block(acc_a, la[u], ha[u], b);
-          if (kGateUp) mma_block(acc_b, lb[u], hb[u], b);
+          mma_block(acc_a, wla[u], wha[u], b);
+          if (kGateUp) mma_block(acc_b, wlb[u], whb[u], b);
         }
       }
       for (; kb < blocks; ++kb) {
@@ -138,11 +154,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         const uint4 b[2] = {*reinterpret_cast<const uint4*>(xs + g * kLd + c),
                             *reinterpret_cast<const uint4*>(xs + (8 + g) * kLd + c)};
         const int64_t at = c0 + kb * 32;
-        mma_block(acc_a, load_weights<kFp8>(wa, at, k), load_weights<kFp8>(wa + hi_off, at, k), b);
-        if (kGateUp) {
-          mma_block(acc_b, load_weights<kFp8>(wb, at, k), load_weights<kFp8>(wb + hi_off, at, k),
-                    b);
-        }
+        mma_block(acc_a, load_weights<kFp8>(la, at), load_weights<kFp8>(ha, at), b);
+        if (kGateUp) mma_block(acc_b, load_weights<kFp8>(lb, at), load_weights<kFp8>(hb, at), b);
       }
       if constexpr (!kFp8) {
         if (width % 32 != 0) {  // the last 16 columns
@@ -150,13 +163,11 @@ __global__ void __launch_bounds__(kThreads, 2)
           const uint2 b[2] = {*reinterpret_cast<const uint2*>(xs + g * kLd + c),
                               *reinterpret_cast<const uint2*>(xs + (8 + g) * kLd + c)};
           const int64_t at = 2 * (k0 + c);  // bytes
-          const uint8_t* ra = wa + at;
-          mma_tail(acc_a, *reinterpret_cast<const uint2*>(ra),
-                   *reinterpret_cast<const uint2*>(ra + hi_off), b);
+          mma_tail(acc_a, *reinterpret_cast<const uint2*>(la.p + at),
+                   *reinterpret_cast<const uint2*>(ha.p + at), b);
           if (kGateUp) {
-            const uint8_t* rb = wb + at;
-            mma_tail(acc_b, *reinterpret_cast<const uint2*>(rb),
-                     *reinterpret_cast<const uint2*>(rb + hi_off), b);
+            mma_tail(acc_b, *reinterpret_cast<const uint2*>(lb.p + at),
+                     *reinterpret_cast<const uint2*>(hb.p + at), b);
           }
         }
       }

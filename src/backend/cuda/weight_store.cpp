@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -180,9 +181,20 @@ uint8_t* WeightStore::upload_fp8_checkpoint(const TensorView& w) {
 }
 
 uint8_t* WeightStore::upload_fp8_groups(const TensorView& w) {
-  const size_t bytes = row_bytes(DType::F8_E4M3_G128, w.ne[0]) * static_cast<size_t>(w.rows());
-  auto* q = static_cast<uint8_t*>(allocate(bytes));
-  SHARDLM_CUDA_CHECK(cudaMemcpy(q, w.data, bytes, cudaMemcpyHostToDevice));
+  const auto k = static_cast<size_t>(w.ne[0]), rows = static_cast<size_t>(w.rows());
+  if (k % kFp8GroupCols != 0) {
+    fail("internal: FP8 expert '{}' is {} wide, not a multiple of {}", w.name, k, kFp8GroupCols);
+  }
+  const size_t groups = k / kFp8GroupCols, scales_at = rows * k;
+  std::vector<uint8_t> host(rows * (k + groups * sizeof(float)));
+  for (size_t r = 0; r < rows; ++r) {  // each row's codes, then its scales (core/fp8.h)
+    const uint8_t* row = w.row(static_cast<int64_t>(r));
+    std::memcpy(host.data() + r * k, row, k);
+    std::memcpy(host.data() + scales_at + r * groups * sizeof(float), row + k,
+                groups * sizeof(float));
+  }
+  auto* q = static_cast<uint8_t*>(allocate(host.size()));
+  SHARDLM_CUDA_CHECK(cudaMemcpy(q, host.data(), host.size(), cudaMemcpyHostToDevice));
   return q;
 }
 

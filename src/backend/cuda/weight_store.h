@@ -2,10 +2,10 @@
 // dequantised on the host with the CPU reference, then rounded), or, for the matrices the caller
 // picks, FP8 E4M3 with an fp32 scale per row (--quantization fp8) or a GGUF block type kept
 // quantised (quant_layout.h: the view keeps its dtype); F8_E4M3_G128 matrices (an FP8
-// checkpoint's routed experts) as they come; vectors as fp32. The views it
-// returns point into memory this object owns; it frees all of it when the last PreparedWeights
-// holding it goes. Nothing is looked up by host address after the upload: a new host buffer at a
-// freed one's address gets its own copy from its own prepare_weights call.
+// checkpoint's routed experts) in the expert kernels' layout (expert_rows.cuh); vectors as fp32.
+// The views it returns point into memory this object owns; it frees all of it when the last
+// PreparedWeights holding it goes. Nothing is looked up by host address after the upload: a new
+// host buffer at a freed one's address gets its own copy from its own prepare_weights call.
 #pragma once
 
 #include <atomic>
@@ -55,7 +55,9 @@ class WeightStore {
   uint8_t* upload_fp8_matrix(const TensorView& w);
   // An FP8 checkpoint's F8_E4M3 host view (codes, then row scales: core/fp8.h) copied as it is.
   uint8_t* upload_fp8_checkpoint(const TensorView& w);
-  // An F8_E4M3_G128 host matrix (core/fp8.h: each row's codes, then its scales) copied as it is.
+  // An F8_E4M3_G128 host matrix (core/fp8.h: each row's codes, then its scales; rows a multiple
+  // of 128 wide) in the expert kernels' layout (cuda/expert_rows.cuh): every row's codes, then
+  // every row's scales.
   uint8_t* upload_fp8_groups(const TensorView& w);
   // A GGUF block-quantised matrix repacked into its GPU layout (quant_layout.h) and copied.
   uint8_t* upload_quant_matrix(const TensorView& w);
