@@ -90,14 +90,20 @@ TEST(CudaFp8Checkpoint, LogitsMatchTheCpuDequantisedPath) {
   for (Fp8Format f : all_fp8_formats()) expect_gpu_matches_cpu(spec, f, tokens);
 }
 
+// The MoE tests' prompt, and a tiny model of arch with a dense first layer, then two MoE layers.
+const std::vector<int32_t> kMoePrompt = {1,  72,  101, 108, 108, 111, 44,
+                                         32, 119, 111, 114, 108, 100};
+TinyModelSpec three_layer_moe_spec(const char* arch) {
+  TinyModelSpec spec = tiny_moe_spec(arch);
+  spec.n_layers = 3;
+  spec.dense_layers = {0};
+  return spec;
+}
+
 TEST(CudaFp8Checkpoint, MoeAndLatentAttentionBlockCheckpointsMatchTheCpu) {
   SHARDLM_SKIP_WITHOUT_GPU();
-  const std::vector<int32_t> tokens = {1, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100};
   for (const char* arch : {"deepseek_v3", "qwen3_moe"}) {
-    TinyModelSpec spec = tiny_moe_spec(arch);
-    spec.n_layers = 3;
-    spec.dense_layers = {0};
-    expect_gpu_matches_cpu(spec, Fp8Format::kFp8Block, tokens);
+    expect_gpu_matches_cpu(three_layer_moe_spec(arch), Fp8Format::kFp8Block, kMoePrompt);
   }
 }
 
@@ -107,11 +113,8 @@ TEST(CudaFp8Checkpoint, MoeAndLatentAttentionBlockCheckpointsMatchTheCpu) {
 // (SHARDLM_CUDA_FP8_EXPERTS=0) within the last bits of the sums, and near the CPU's.
 TEST(CudaFp8Checkpoint, RoutedExpertsStayFp8AndGiveTheLogitsOfTheirBf16Copies) {
   SHARDLM_SKIP_WITHOUT_GPU();
-  const std::vector<int32_t> tokens = {1, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100};
   for (const char* arch : {"deepseek_v3", "qwen3_moe"}) {
-    TinyModelSpec spec = tiny_moe_spec(arch);
-    spec.n_layers = 3;
-    spec.dense_layers = {0};
+    TinyModelSpec spec = three_layer_moe_spec(arch);
     spec.d_model = 128;
     spec.moe_ffn = 128;
     for (Fp8Format f : {Fp8Format::kFbgemm, Fp8Format::kCompressedChannel}) {
@@ -129,14 +132,14 @@ TEST(CudaFp8Checkpoint, RoutedExpertsStayFp8AndGiveTheLogitsOfTheirBf16Copies) {
         EXPECT_EQ((*list)[0].dtype, DType::F8_E4M3_G128);
       }
       EXPECT_EQ(copies.gate[0].dtype, DType::BF16);
-      const auto a = fp8->prompt_logits(tokens), b = bf16->prompt_logits(tokens);
+      const auto a = fp8->prompt_logits(kMoePrompt), b = bf16->prompt_logits(kMoePrompt);
       ASSERT_EQ(a.size(), b.size());
       const double rel = rel_err(a, b);
       std::cout << "[fp8 experts] " << spec.arch << " " << fp8_format_name(f)
                 << ": normalised logit error against the BF16 copies " << rel << "\n";
       EXPECT_LT(rel, 6e-3);  // the BF16 copies' rounding: 2.4e-3 on an H100
     }
-    expect_gpu_matches_cpu(spec, Fp8Format::kFbgemm, tokens);
+    expect_gpu_matches_cpu(spec, Fp8Format::kFbgemm, kMoePrompt);
   }
 }
 
