@@ -5,13 +5,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/quant.h"
 #include "core/error.h"
 #include "core/fp16.h"
+#include "core/fp8.h"
 #include "engine/llm.h"
 #include "model/dummy_model.h"
 #include "model/hf_config.h"
@@ -205,6 +206,71 @@ TEST(DummyModel, BlockTypeWeightsFromTheEnvironment) {
     EXPECT_NE(std::string(e.what()).find("SHARDLM_DUMMY_WEIGHTS is 'Q3_K'"), std::string::npos);
   }
   unsetenv("SHARDLM_DUMMY_WEIGHTS");
+}
+
+// SHARDLM_DUMMY_WEIGHTS=F8_E4M3: every matrix but the embedding and output projection is an FP8
+// checkpoint's (E4M3 codes without NaN codes, a scale per tensor, values within the BF16 bound),
+// the routed experts included; the CPU keeps them in FP8 (F8_E4M3_G128) as it keeps such a
+// checkpoint's, and its logits are those of the dequantised copies within the FP8 path's last bits.
+TEST(DummyModel, Fp8WeightsAreAnFp8CheckpointsMatrices) {
+  TempDir dir("dummy-fp8");
+  const std::string path = write_config(dir, {{"model_type", "qwen3_moe"},
+                                              {"hidden_size", 256},
+                                              {"intermediate_size", 512},
+                                              {"moe_intermediate_size", 128},
+                                              {"num_experts", 8},
+                                              {"num_experts_per_tok", 2},
+                                              {"norm_topk_prob", true},
+                                              {"num_hidden_layers", 2},
+                                              {"num_attention_heads", 4},
+                                              {"num_key_value_heads", 2},
+                                              {"head_dim", 64},
+                                              {"vocab_size", 300},
+                                              {"max_position_embeddings", 256},
+                                              {"tie_word_embeddings", false}});
+  setenv("SHARDLM_DUMMY_WEIGHTS", "F8_E4M3", 1);
+  const auto m = load_dummy_model(path);
+  const auto& L = m->weights.layers[1];
+  EXPECT_EQ(m->weights.tok_embd.dtype, DType::BF16);
+  EXPECT_EQ(m->weights.output.dtype, DType::BF16);
+  for (const TensorView* w : {&L.wq, &L.wo, &L.moe.gate[0], &L.moe.down[7]}) {
+    SCOPED_TRACE(w->name);
+    ASSERT_EQ(w->dtype, DType::F8_E4M3);
+    ASSERT_NE(w->fp8_scales, nullptr);
+    const float bound = std::sqrt(3.f / static_cast<float>(w->ne[0]));
+    double sq = 0;
+    for (int64_t i = 0; i < w->ne[0]; ++i) {
+      const uint8_t code = w->row(1)[i];
+      ASSERT_NE(code & 0x7f, 0x7f) << "a NaN code";
+      const float v = e4m3_to_float(code) * w->fp8_scales->at(1, i);
+      ASSERT_LE(std::abs(v), bound * 1.0001f);
+      sq += double(v) * v;
+    }
+    EXPECT_GT(sq, 0);
+  }
+  std::vector<std::vector<float>> logits;
+  for (const char* groups : {"1", "0"}) {  // kept in FP8, then dequantised to BF16
+    setenv("SHARDLM_CPU_FP8_GROUPS", groups, 1);
+    EngineArgs args;
+    args.model = path;
+    args.load_format = "dummy";
+    args.device = "cpu";
+    args.threads = 2;
+    args.show_progress = false;
+    LLM llm(args);
+    EXPECT_EQ(llm.rank().weights().weights.layers[1].moe.gate[0].dtype,
+              groups[0] == '1' ? DType::F8_E4M3_G128 : DType::BF16);
+    logits.push_back(llm.prompt_logits({1, 2, 3, 4}));
+    for (float v : logits.back()) ASSERT_TRUE(std::isfinite(v));
+  }
+  unsetenv("SHARDLM_CPU_FP8_GROUPS");
+  unsetenv("SHARDLM_DUMMY_WEIGHTS");
+  double num = 0, den = 0;
+  for (size_t i = 0; i < logits[0].size(); ++i) {
+    num += (double(logits[0][i]) - logits[1][i]) * (double(logits[0][i]) - logits[1][i]);
+    den += double(logits[1][i]) * logits[1][i];
+  }
+  EXPECT_LT(std::sqrt(num / den), 5e-3);
 }
 
 TEST(DummyModel, ErrorsNameWhatToPass) {
