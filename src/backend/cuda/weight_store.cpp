@@ -92,7 +92,11 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8,
     if (copies.count(key)) continue;  // placed with its run
     const TensorView& w = g.widest;
     const bool whole = g.fewest_rows == w.rows();
-    if (w.dtype == DType::F8_E4M3_G128) {  // routed experts of an FP8 checkpoint: as they are
+    if (w.dtype == DType::F8_E4M3_G128) {  // routed experts of an FP8 checkpoint
+      if (g.fewest_rows != w.rows()) {  // the kernels find the scales after all the rows' codes
+        fail("internal: FP8 expert '{}' has views of {} and {} rows", w.name, g.fewest_rows,
+             w.rows());
+      }
       copies[key] = {upload_fp8_groups(w), DType::F8_E4M3_G128};
       continue;
     }
