@@ -3,11 +3,18 @@
 // with a scale per row (per tensor or per channel) comes as FP8 rows with the checkpoint's own
 // codes and scales, alone and on every rank of a tensor-parallel group, its Megatron column cuts
 // (O, down) included; one with block scales comes as BF16. The values are those the CPU runs (the
-// same views dequantised to BF16), and a column cut holds the full matrix's columns.
+// same views dequantised to BF16), and a column cut holds the full matrix's columns. Where the
+// backend takes routed experts as FP8 groups (Backend::runs_fp8_group_expert, the CUDA backend),
+// a mixture of experts' experts come so, on every rank of an expert- or tensor-parallel group, and
+// its other matrices as BF16.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -140,6 +147,56 @@ TEST(Fp8RowsPerRank, EachRankTakesItsRowsAndColumnsWithTheirScales) {
       }
     }
   }
+}
+
+// The CPU backend answering as the CUDA backend does: no FP8 rows or groups but for routed experts
+// whose rows are a multiple of 128 wide.
+class Fp8ExpertsBackend : public CpuBackend {
+ public:
+  Fp8ExpertsBackend() : CpuBackend(one_thread()) {}
+  bool runs_fp8_groups() const override { return false; }
+  bool runs_fp8_group_expert(const TensorView& w) const override { return w.ne[0] % 128 == 0; }
+};
+
+TEST(Fp8RowsPerRank, RoutedExpertsComeAsFp8GroupsOnEveryRank) {
+  TinyModelSpec spec = tiny_moe_spec("qwen3_moe");
+  spec.n_layers = 3;
+  spec.dense_layers = {0};
+  spec.d_model = 128;
+  spec.moe_ffn = 256;  // a rank's gate/up rows at TP=2: 128
+  TempDir dir("fp8-experts");
+  write_tiny_fp8_hf_model(dir.path("m"), spec, Fp8Format::kFbgemm);
+  auto full = load_model(dir.path("m"));
+  setenv("SHARDLM_CPU_FP8_GROUPS", "0", 1);  // the reference: every matrix a BF16 copy
+  CpuBackend cpu(one_thread());
+  Fp8ExpertsBackend gpu;
+  // Alone, TP=2 as a device backend runs it (each expert's gate/up and down rows cut) and EP=2
+  // (whole experts per rank).
+  for (const auto& [tp, rank, ep] :
+       {std::tuple{1, 0, false}, {2, 0, false}, {2, 1, false}, {2, 0, true}, {2, 1, true}}) {
+    SCOPED_TRACE(fmt::format("tp {} rank {}{}", tp, rank, ep ? " ep" : ""));
+    auto model = tp == 1 ? nullptr : parallel::shard_model(*full, rank, tp, ep);
+    const Model& m = model ? *model : *full;
+    const BackendWeights ref = prepare_model_weights(cpu, m.config, m.weights);
+    const BackendWeights got = prepare_model_weights(gpu, m.config, m.weights);
+    for (size_t i = 0; i < got.weights.layers.size(); ++i) {
+      const MoeFfnWeights &g = got.weights.layers[i].moe, &r = ref.weights.layers[i].moe;
+      EXPECT_EQ(g.gate.empty(), i == 0);
+      for (const auto [gl, rl] :
+           {std::pair{&g.gate, &r.gate}, {&g.up, &r.up}, {&g.down, &r.down}}) {
+        ASSERT_EQ(gl->size(), rl->size());
+        for (size_t e = 0; e < gl->size(); ++e) {
+          EXPECT_EQ((*gl)[e].dtype, DType::F8_E4M3_G128) << "layer " << i << " expert " << e;
+          EXPECT_EQ((*rl)[e].dtype, DType::BF16);
+          EXPECT_EQ(differences((*gl)[e], (*rl)[e]), 0) << "layer " << i << " expert " << e;
+        }
+      }
+      for (const TensorView* w : linears(got.weights.layers[i])) {
+        if (w->data) EXPECT_EQ(w->dtype, DType::BF16);
+      }
+    }
+  }
+  unsetenv("SHARDLM_CPU_FP8_GROUPS");
 }
 
 }  // namespace
