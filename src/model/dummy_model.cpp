@@ -92,17 +92,18 @@ class DummyWeights {
     t.name = name;
     t.ne = {cols, rows, 1, 1};
     t.n_dims = rows > 1 ? 2 : 1;
-    if (rows > 1 && quant_ == DType::F8_E4M3 && !fp8_bound_as_bf16(name)) {
+    if (rows > 1) {
       const float scale = std::sqrt(3.f / static_cast<float>(cols));
-      t.dtype = DType::F8_E4M3;  // as an FP8 checkpoint's matrix: codes, and a scale for all
-      t.data = fill_fp8(name, cols * rows);
-      t.fp8_scales = &m_.fp8_scales.emplace_back(Fp8Scales{{scale / 448.f}, rows, cols, 1});
-    } else if (rows > 1) {
-      const float scale = std::sqrt(3.f / static_cast<float>(cols));
-      const bool blocks = quant_ && quant_ != DType::F8_E4M3 && row_fits_blocks(*quant_, cols);
-      t.dtype = blocks ? *quant_ : DType::BF16;
-      t.data = t.dtype == DType::BF16 ? fill_bf16(name, cols * rows, scale)
-                                      : fill_blocks(name, t.dtype, cols, rows, scale);
+      if (quant_ == DType::F8_E4M3 && !fp8_bound_as_bf16(name)) {
+        t.dtype = DType::F8_E4M3;  // as an FP8 checkpoint's matrix: codes, and a scale for all
+        t.data = fill_fp8(name, cols * rows);
+        t.fp8_scales = &m_.fp8_scales.emplace_back(Fp8Scales{{scale / 448.f}, rows, cols, 1});
+      } else {
+        const bool blocks = quant_ && quant_ != DType::F8_E4M3 && row_fits_blocks(*quant_, cols);
+        t.dtype = blocks ? *quant_ : DType::BF16;
+        t.data = t.dtype == DType::BF16 ? fill_bf16(name, cols * rows, scale)
+                                        : fill_blocks(name, t.dtype, cols, rows, scale);
+      }
     } else {
       t.dtype = DType::F32;
       const bool bias = name.find(".bias") != std::string::npos;

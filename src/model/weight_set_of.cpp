@@ -53,12 +53,8 @@ void walk_weights(const ModelConfig& c, W& w, Mat mat, Vec vec) {
 
 // The form a backend takes FP8 view w in: FP8 rows where it runs them and w has one scale per
 // row; else F8_E4M3_G128 where it runs FP8 groups (the CPU) and w's scales are constant over each
-// 128 columns of a row; else BF16. A routed expert's matrix (`expert`) comes as F8_E4M3_G128
-// where the backend takes it so (Backend::runs_fp8_group_expert).
-DType fp8_form(const TensorView& w, const Backend& backend, bool expert) {
-  if (expert && fp8_groups_fit(w) && backend.runs_fp8_group_expert(w)) {
-    return DType::F8_E4M3_G128;
-  }
+// 128 columns of a row; else BF16.
+DType fp8_form(const TensorView& w, const Backend& backend) {
   if (backend.runs_fp8_rows() && fp8_scaled_by_rows(w)) return DType::F8_E4M3;
   if (backend.runs_fp8_groups() && fp8_groups_fit(w)) return DType::F8_E4M3_G128;
   return DType::BF16;
@@ -118,11 +114,12 @@ WeightSet with_fp8_prepared(const WeightSet& host, const Backend& backend,
     const Key key{w.data, w.fp8_row0, w.fp8_col0, w.ne[0], w.rows()};
     auto [it, fresh] = copies.try_emplace(key, nullptr, DType::BF16);
     if (fresh) {
-      const bool expert =
-          std::binary_search(host.routed_experts.begin(), host.routed_experts.end(), i);
-      const DType form = fp8_form(w, backend, expert);
-      // The expert kernels that take F8_E4M3_G128 where runs_fp8_groups does not decode NaN codes.
-      Fp8Copy c = fp8_copy(w, form, expert && !backend.runs_fp8_groups());
+      // A routed expert the backend takes as F8_E4M3_G128 (its expert kernels), NaN codes and all.
+      const bool expert_groups =
+          std::binary_search(host.routed_experts.begin(), host.routed_experts.end(), i) &&
+          fp8_groups_fit(w) && backend.runs_fp8_group_expert(w);
+      Fp8Copy c = expert_groups ? fp8_copy(w, DType::F8_E4M3_G128, true)
+                                : fp8_copy(w, fp8_form(w, backend), false);
       it->second = {c.buf.get(), c.form};
       Tally& t = c.form == DType::BF16 ? dequantised : kept;
       ++t.matrices;

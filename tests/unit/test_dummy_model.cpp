@@ -139,14 +139,20 @@ TEST(DummyModel, DirectoryKeepsItsTokenizerAndTemplate) {
   EXPECT_EQ(dummy->weights.tok_embd.dtype, DType::BF16);
 }
 
-TEST(DummyModel, RunsThroughTheEngine) {
-  TempDir dir("dummy-run");
+// The engine on the CPU over dummy weights for `model` (a preset or a config.json).
+EngineArgs dummy_cpu_args(const std::string& model) {
   EngineArgs args;
-  args.model = write_config(dir, tiny_config());
+  args.model = model;
   args.load_format = "dummy";
   args.device = "cpu";
   args.threads = 2;
   args.show_progress = false;
+  return args;
+}
+
+TEST(DummyModel, RunsThroughTheEngine) {
+  TempDir dir("dummy-run");
+  const EngineArgs args = dummy_cpu_args(write_config(dir, tiny_config()));
   SamplingParams greedy;
   greedy.temperature = 0;
   greedy.max_tokens = 8;
@@ -186,15 +192,7 @@ TEST(DummyModel, BlockTypeWeightsFromTheEnvironment) {
       sq += double(v) * v;
     }
     EXPECT_GT(sq, 0) << type;
-    auto rows = std::make_unique<LLM>([&] {
-      EngineArgs args;
-      args.model = path;
-      args.load_format = "dummy";
-      args.device = "cpu";
-      args.threads = 2;
-      args.show_progress = false;
-      return args;
-    }());
+    auto rows = std::make_unique<LLM>(dummy_cpu_args(path));
     const auto logits = rows->prompt_logits({1, 2, 3, 4});
     for (float v : logits) ASSERT_TRUE(std::isfinite(v)) << type;
   }
@@ -251,13 +249,7 @@ TEST(DummyModel, Fp8WeightsAreAnFp8CheckpointsMatrices) {
   std::vector<std::vector<float>> logits;
   for (const char* groups : {"1", "0"}) {  // kept in FP8, then dequantised to BF16
     setenv("SHARDLM_CPU_FP8_GROUPS", groups, 1);
-    EngineArgs args;
-    args.model = path;
-    args.load_format = "dummy";
-    args.device = "cpu";
-    args.threads = 2;
-    args.show_progress = false;
-    LLM llm(args);
+    LLM llm(dummy_cpu_args(path));
     EXPECT_EQ(llm.rank().weights().weights.layers[1].moe.gate[0].dtype,
               groups[0] == '1' ? DType::F8_E4M3_G128 : DType::BF16);
     logits.push_back(llm.prompt_logits({1, 2, 3, 4}));

@@ -25,6 +25,7 @@
 
 #include "backend/cuda/attention_decode_args.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/e4m3_convert.cuh"
 #include "backend/cuda/mma_tiles.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/env_flag.h"
@@ -111,13 +112,6 @@ __device__ __forceinline__ void load_tile(const DecodeArgs& a, const int32_t* ta
     mma::cp_async_16(dk + raw_at<D, T>(r, c), static_cast<const T*>(a.k) + off, live);
     mma::cp_async_16(dv + raw_at<D, T>(r, c), static_cast<const T*>(a.v) + off, live);
   }
-}
-
-// Two E4M3 codes as two FP16 (packed).
-__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
-  const __half2_raw h =
-      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xffffu), __NV_E4M3);
-  return uint32_t{h.x} | (uint32_t{h.y} << 16);
 }
 
 // O += P V over this warp's 16 keys of an FP8 tile: ldmatrix.trans reads 8 keys x 8 pairs of

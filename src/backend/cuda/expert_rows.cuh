@@ -1,31 +1,23 @@
 // Reading a routed expert's weights in the expert kernels (moe_experts.cu, moe_experts_mma.cu)
 // where the expert is an FP8 checkpoint's, held as F8_E4M3_G128. On the device such a matrix is
-// its E4M3 codes [rows][k] (k % 128 == 0, so every row starts 16-byte aligned), then its fp32
-// scales [rows][k / 128] (WeightStore::upload_fp8_groups). A code widens exactly to FP16 (the
-// hardware's e4m3x2 conversion from sm_89, NaN codes to NaN), then to fp32.
+// its E4M3 codes [rows][k] (k a multiple of kFp8GroupCols, 128, so every row starts 16-byte
+// aligned), then its fp32 scales [rows][k / 128] (WeightStore::upload_fp8_groups). A code widens
+// exactly (e4m3_convert.cuh), NaN codes to NaN.
 #pragma once
 
 #include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_fp8.h>
 
 #include <cstdint>
 
+#include "backend/cuda/e4m3_convert.cuh"
+#include "core/dtype.h"
+
 namespace shardlm::cuda {
 
-inline constexpr int kFp8ExpertGroup = 128;  // columns per scale
-
-// The scales of the F8_E4M3_G128 matrix at m (rows x k): [rows][k / 128].
+// The scales of the F8_E4M3_G128 matrix at m (rows x k): [rows][k / kFp8GroupCols].
 __host__ __device__ inline const float* fp8_expert_scales(const uint8_t* m, int64_t rows,
                                                           int64_t k) {
   return reinterpret_cast<const float*>(m + rows * k);
-}
-
-// Two codes (the low 16 bits of `two`, the lower column in the lower byte) as FP16 pairs.
-__device__ __forceinline__ __half2 e4m3x2_half2(uint32_t two) {
-  const __half2_raw h =
-      __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xffffu), __NV_E4M3);
-  return __half2(h);
 }
 
 // The 16 codes of v (the lowest byte the lowest column) as their fp32 values e4m3(code).
@@ -33,8 +25,8 @@ __device__ __forceinline__ void e4m3x16_floats(const uint4& v, float (&out)[16])
   const uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const float2 lo = __half22float2(e4m3x2_half2(words[i]));
-    const float2 hi = __half22float2(e4m3x2_half2(words[i] >> 16));
+    const float2 lo = e4m3x2_to_float2(words[i]);
+    const float2 hi = e4m3x2_to_float2(words[i] >> 16);
     out[4 * i] = lo.x;
     out[4 * i + 1] = lo.y;
     out[4 * i + 2] = hi.x;
@@ -53,7 +45,7 @@ __device__ __forceinline__ uint4 e4m3x8_bf16_copy(const uint2& codes, float scal
   for (int i = 0; i < 2; ++i) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const float2 f = __half22float2(e4m3x2_half2(words[i] >> (16 * h)));
+      const float2 f = e4m3x2_to_float2(words[i] >> (16 * h));
       const __nv_bfloat162 b = __floats2bfloat162_rn(f.x * scale, f.y * scale);
       out[2 * i + h] = *reinterpret_cast<const uint32_t*>(&b);
     }

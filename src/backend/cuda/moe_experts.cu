@@ -124,6 +124,20 @@ __device__ __forceinline__ float dot8(const uint4& wv, const float* x) {
          f[7] * b.w;
 }
 
+// f(u, m, r) for every column block u < kChunks, matrix m < kMats and row r < kRows, unrolled:
+// the loads a lane of the tile kernels issues before it uses any.
+template <int kChunks, int kMats, int kRows, class F>
+__device__ __forceinline__ void each_load(F&& f) {
+#pragma unroll
+  for (int u = 0; u < kChunks; ++u) {
+#pragma unroll
+    for (int m = 0; m < kMats; ++m) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) f(u, m, r);
+    }
+  }
+}
+
 // acc[m][r][i] += w_m[r] . x_i over kMats BF16 matrices (gate and up, or down) of kRows rows each
 // (k apart) for the tile's pairs i < count (<= kCount). With k % 8 == 0 each lane takes 8 columns
 // per 256, its loads of kChunks such column blocks of every row issued before any is used; the
@@ -137,19 +151,11 @@ __device__ __forceinline__ void rows_dots(const uint16_t* const (&w)[kMats], int
   if (k % 8 == 0) {
     for (int64_t i0 = int64_t{lane} * 8; i0 < k; i0 += 256 * kChunks) {
       uint4 raw[kChunks][kMats][kRows];
-#pragma unroll
-      for (int u = 0; u < kChunks; ++u) {
-#pragma unroll
-        for (int m = 0; m < kMats; ++m) {
-#pragma unroll
-          for (int r = 0; r < kRows; ++r) {
-            const int64_t c = i0 + u * 256;
-            raw[u][m][r] = r < rows && c < k
-                               ? __ldg(reinterpret_cast<const uint4*>(w[m] + r * k + c))
-                               : make_uint4(0u, 0u, 0u, 0u);
-          }
-        }
-      }
+      each_load<kChunks, kMats, kRows>([&](int u, int m, int r) {
+        const int64_t c = i0 + u * 256;
+        raw[u][m][r] = r < rows && c < k ? __ldg(reinterpret_cast<const uint4*>(w[m] + r * k + c))
+                                         : make_uint4(0u, 0u, 0u, 0u);
+      });
 #pragma unroll
       for (int u = 0; u < kChunks; ++u) {
         const int64_t c = i0 + u * 256;
@@ -206,24 +212,17 @@ __device__ __forceinline__ void rows_dots_fp8(const uint8_t* const (&q)[kMats],
                                               int64_t k, int lane,
                                               float (&acc)[kMats][kRows][kCount]) {
   constexpr int kChunks = 4 / kMats;
-  const int64_t groups = k / kFp8ExpertGroup;
+  const int64_t groups = k / kFp8GroupCols;
   for (int64_t i0 = int64_t{lane} * 16; i0 < k; i0 += 512 * kChunks) {
     uint4 raw[kChunks][kMats][kRows];
     float scale[kChunks][kMats][kRows];
-#pragma unroll
-    for (int u = 0; u < kChunks; ++u) {
-#pragma unroll
-      for (int m = 0; m < kMats; ++m) {
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          const int64_t c = i0 + u * 512;
-          const bool in = r < rows && c < k;
-          raw[u][m][r] = in ? __ldg(reinterpret_cast<const uint4*>(q[m] + r * k + c))
-                            : make_uint4(0u, 0u, 0u, 0u);
-          scale[u][m][r] = in ? __ldg(s[m] + r * groups + c / kFp8ExpertGroup) : 0.f;
-        }
-      }
-    }
+    each_load<kChunks, kMats, kRows>([&](int u, int m, int r) {
+      const int64_t c = i0 + u * 512;
+      const bool in = r < rows && c < k;
+      raw[u][m][r] =
+          in ? __ldg(reinterpret_cast<const uint4*>(q[m] + r * k + c)) : make_uint4(0u, 0u, 0u, 0u);
+      scale[u][m][r] = in ? __ldg(s[m] + r * groups + c / kFp8GroupCols) : 0.f;
+    });
 #pragma unroll
     for (int u = 0; u < kChunks; ++u) {
       const int64_t c = i0 + u * 512;
@@ -266,14 +265,18 @@ __global__ void __launch_bounds__(kWarps * 32)
   const uint8_t* base[M];  // the matrices: BF16 rows, or FP8 codes then scales
   base[0] = (kGateUp ? t.gate : t.down)[tile.expert];
   if constexpr (kGateUp) base[1] = t.up[tile.expert];
+  // From row j0: BF16 rows w, or FP8 codes q and scales s.
   const uint16_t* w[M];
   const uint8_t* q[M];
   const float* s[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) {
-    w[m] = reinterpret_cast<const uint16_t*>(base[m]) + j0 * k;
-    q[m] = base[m] + j0 * k;
-    s[m] = fp8_expert_scales(base[m], n_rows, k) + j0 * (k / kFp8ExpertGroup);
+    if constexpr (kFp8) {
+      q[m] = base[m] + j0 * k;
+      s[m] = fp8_expert_scales(base[m], n_rows, k) + j0 * (k / kFp8GroupCols);
+    } else {
+      w[m] = reinterpret_cast<const uint16_t*>(base[m]) + j0 * k;
+    }
   }
   for (int first = 0; first < tile.count; first += kCount) {
     const int count = min(kCount, tile.count - first);

@@ -42,7 +42,7 @@ template <bool kFp8>
 __device__ __forceinline__ uint4 load_weights(const WeightRow& row, int64_t c) {
   if constexpr (kFp8) {
     const uint2 codes = __ldg(reinterpret_cast<const uint2*>(row.p + c));
-    return e4m3x8_bf16_copy(codes, __ldg(row.s + c / kFp8ExpertGroup));
+    return e4m3x8_bf16_copy(codes, __ldg(row.s + c / kFp8GroupCols));
   } else {
     uint4 v;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int64_t row0 = active ? j0 + g : 0;
   const auto row_of = [&](const uint8_t* m, int64_t row) {
     if constexpr (kFp8) {
-      return WeightRow{m + row * k, fp8_expert_scales(m, n_rows, k) + row * (k / kFp8ExpertGroup)};
+      return WeightRow{m + row * k, fp8_expert_scales(m, n_rows, k) + row * (k / kFp8GroupCols)};
     } else {
       return WeightRow{m + 2 * row * k, nullptr};
     }
