@@ -146,13 +146,16 @@ struct Case {
   int experts, top_k;
   bool norm;
   int64_t shared_ffn;
-  double tolerance;  // relative error against the fp64 reference on the dequantised weights
+  // Relative error against the fp64 reference on the dequantised weights. The quantised kernels
+  // round the activations to 8 bits too: Q8_0 reached 2.03e-2 on one token of 64 outputs once in
+  // CI (seed 3648712239), so 3e-2; a wrong scale or layout is off by 100%.
+  double tolerance;
 };
 
 TEST(MoeFfn, MatchesThePerTokenReference) {
   const Case cases[] = {{DType::F32, 8, 2, true, 0, 1e-5},   {DType::F32, 16, 4, false, 0, 1e-5},
                         {DType::F32, 4, 4, true, 0, 1e-5},   {DType::BF16, 8, 3, true, 0, 1e-5},
-                        {DType::F32, 6, 2, false, 96, 1e-5}, {DType::Q8_0, 8, 2, true, 0, 2e-2},
+                        {DType::F32, 6, 2, false, 96, 1e-5}, {DType::Q8_0, 8, 2, true, 0, 3e-2},
                         {DType::Q4_0, 8, 2, true, 64, 6e-2}};
   const int64_t d = 64, f = 96;
   Runner r;
