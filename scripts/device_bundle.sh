@@ -20,10 +20,12 @@ EXCLUDE=$(git rev-parse --git-path info/exclude)  # also right in a worktree, wh
 mkdir -p "$(dirname "$EXCLUDE")"
 grep -qx "/$DEST/" "$EXCLUDE" 2>/dev/null || echo "/$DEST/" >>"$EXCLUDE"
 rm -rf "$DEST" && mkdir -p "$DEST/stage/bin" "$DEST/stage/lib"
-BINS=("$BUILD/shardlm" "$BUILD/tests/cuda/shardlm_cuda_tests" "$BUILD/tests/cuda/shardlm_shaped_model"
-      "$BUILD/bench/bench_cuda")
-# The tiny-model writer (the FP8 group check writes its checkpoints there), where it was built.
-[ -x "$BUILD/tests/shardlm_tiny_model" ] && BINS+=("$BUILD/tests/shardlm_tiny_model")
+BINS=("$BUILD/shardlm" "$BUILD/tests/cuda/shardlm_cuda_tests")
+# The shaped-model writer, the CUDA benchmarks and the tiny-model writer (the FP8 group check writes
+# its checkpoints there), where they were built.
+for b in tests/cuda/shardlm_shaped_model bench/bench_cuda tests/shardlm_tiny_model; do
+  if [ -x "$BUILD/$b" ]; then BINS+=("$BUILD/$b"); else echo "bundle: no $BUILD/$b (not built)" >&2; fi
+done
 cp "${BINS[@]}" "$DEST/stage/bin/"
 # Debian libraries the GPU image (Ubuntu 24.04 with CUDA, spdlog 1.12, pcre2, openblas) lacks.
 for lib in $(ldd "${BINS[@]}" | awk '/=>/ {print $3}' | sort -u); do

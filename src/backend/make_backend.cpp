@@ -52,7 +52,7 @@ Device resolve_device(const std::string& flag) {
 
 namespace {
 
-void check_quantization(const BackendSpec& s, const ModelShape& m) {
+void check_quantization(const BackendSpec& s) {
   if (s.quantization.empty()) return;
   if (s.quantization != "fp8") {
     fail("--quantization '{}' is not supported: use fp8 (CUDA) or leave it out", s.quantization);
@@ -61,12 +61,6 @@ void check_quantization(const BackendSpec& s, const ModelShape& m) {
     fail(
         "--quantization fp8 runs on CUDA GPUs with FP8 tensor cores (compute capability 8.9 or "
         "newer); the CPU backend has no FP8 kernels: use --device cuda or leave the flag out");
-  }
-  if (m.n_experts > 0 || m.latent_attention) {
-    fail(
-        "--quantization fp8 covers dense models in this build; '{}' has mixture-of-experts or "
-        "latent-attention layers: leave the flag out",
-        m.name);
   }
 }
 
@@ -95,7 +89,7 @@ bool fp8_kv_cache(const BackendSpec& s, const ModelShape& m) {
 }
 
 std::unique_ptr<Backend> make_backend(const BackendSpec& s, const ModelShape& m) {
-  check_quantization(s, m);
+  check_quantization(s);
   const bool fp8_kv = fp8_kv_cache(s, m);
 #if SHARDLM_HAS_CUDA
   if (s.device == Device::kCuda) {

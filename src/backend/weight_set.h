@@ -30,6 +30,10 @@ struct WeightSet {
   // Indices of `matrices` that are routed experts' gate, up and down (Backend::
   // runs_fp8_group_expert), in ascending order.
   std::vector<size_t> routed_experts;
+  // Indices of `matrices` that a backend's own kernels read as they are, not through its matmul
+  // (mixture-of-experts routers, latent attention's per-head k_b and v_b): a backend that
+  // quantises linear layers at load (--quantization fp8) keeps these in BF16. Ascending.
+  std::vector<size_t> kernel_read;
 };
 
 // What prepare_weights returns: `views` holds, entry for entry, the backend's copy of each weight

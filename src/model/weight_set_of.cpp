@@ -173,10 +173,12 @@ WeightSet weight_set_of(const ModelConfig& c, const ModelWeights& w) {
         if (layer == 0) return;
         const auto& L = w.layers[layer - 1];
         if (&m == &L.wq || &m == &L.wk || &m == &L.wv) qkv.push_back(i);
-        for (const auto* list : {&L.moe.gate, &L.moe.up, &L.moe.down}) {
-          if (!list->empty() && &m >= list->data() && &m < list->data() + list->size()) {
-            s.routed_experts.push_back(i);
-          }
+        const auto in = [&m](const std::vector<TensorView>& list) {
+          return !list.empty() && &m >= list.data() && &m < list.data() + list.size();
+        };
+        if (in(L.moe.gate) || in(L.moe.up) || in(L.moe.down)) s.routed_experts.push_back(i);
+        if (m.data && (&m == &L.moe.router || in(L.mla.k_b) || in(L.mla.v_b))) {
+          s.kernel_read.push_back(i);
         }
       },
       [&](const float* p, int64_t n) {

@@ -55,6 +55,27 @@ double rel_err(const std::vector<float>& got, const std::vector<T>& ref) {
   return std::sqrt(num / std::max(den, 1e-300));
 }
 
+// Mean KL(p_a || p_b) of the next-token distributions over the rows of two logit tables of
+// `vocab` columns.
+inline double mean_kl(const std::vector<float>& a, const std::vector<float>& b, size_t vocab) {
+  double sum = 0;
+  const size_t rows = a.size() / vocab;
+  for (size_t r = 0; r < rows; ++r) {
+    const float *x = a.data() + r * vocab, *y = b.data() + r * vocab;
+    const double mx = *std::max_element(x, x + vocab), my = *std::max_element(y, y + vocab);
+    double zx = 0, zy = 0;
+    for (size_t i = 0; i < vocab; ++i) {
+      zx += std::exp(x[i] - mx);
+      zy += std::exp(y[i] - my);
+    }
+    for (size_t i = 0; i < vocab; ++i) {
+      const double lx = x[i] - mx - std::log(zx), ly = y[i] - my - std::log(zy);
+      sum += std::exp(lx) * (lx - ly);
+    }
+  }
+  return sum / double(rows);
+}
+
 inline float* to_device(cuda::CudaBackend& be, const std::vector<float>& host) {
   float* d = be.alloc_floats(host.size());
   be.from_host(host.data(), host.size(), d);

@@ -319,11 +319,13 @@ double rel_err_same_nans(const std::vector<float>& got, const std::vector<float>
 // An FP8 checkpoint's routed experts held in FP8 on the GPU (F8_E4M3_G128, as prepare_weights
 // keeps them), with gate/up and down both FP8 and with down left BF16 (a tensor-parallel slice
 // that does not fit 128 columns): on the tensor cores (64 and 600 tokens) bit for bit the outputs
-// of their BF16 copies; on the CUDA-core tile kernels (1 to 8 tokens, every kCount), which
-// multiply the codes' exact values and scale each 16 products' sum, within 1e-3 of the double
-// reference over the exact values (the BF16 copies' own rounding costs about 3e-3), and a token's
-// output the same alone and in a batch. A NaN code (in row 0 of every expert's gate, so that
-// whichever experts the routing picks every output is NaN) gives NaN as the copy does.
+// of their BF16 copies; on the CUDA-core tile kernels (1 to 8 tokens, every kCount,
+// SHARDLM_CUDA_FP8_EXPERT_MMA=0), which multiply the codes' exact values and scale each 16
+// products' sum, within 1e-3 of the double reference over the exact values (the BF16 copies' own
+// rounding costs about 3e-3); on the E4M3 tensor-core tiles (the default there), within the error
+// of their FP8 inputs; on both, a token's output the same alone and in a batch. A NaN code (in row
+// 0 of every expert's gate, so that whichever experts the routing picks every output is NaN) gives
+// NaN as the copy does.
 TEST(CudaMoe, Fp8ExpertsGiveTheOutputsOfTheirBf16Copies) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();
@@ -355,31 +357,46 @@ TEST(CudaMoe, Fp8ExpertsGiveTheOutputsOfTheirBf16Copies) {
       MoeFfnWeights mixed = fp8;
       mixed.down = bf16.down;
       const auto x8 = bf16_rounded(randn(static_cast<size_t>(8 * c.d), rng));
-      const auto alone = run_moe(be, fp8, std::vector<float>(x8.begin(), x8.begin() + c.d), 1);
+      std::vector<float> alone[2];  // [e4m3]
+      for (const bool e4m3 : {false, true}) {
+        setenv("SHARDLM_CUDA_FP8_EXPERT_MMA", e4m3 ? "1" : "0", 1);
+        alone[e4m3] = run_moe(be, fp8, std::vector<float>(x8.begin(), x8.begin() + c.d), 1);
+      }
+      unsetenv("SHARDLM_CUDA_FP8_EXPERT_MMA");
       for (int64_t n : {1, 2, 3, 8, 64, 600}) {
         const auto x = n <= 8 ? std::vector<float>(x8.begin(), x8.begin() + n * c.d)
                               : bf16_rounded(randn(static_cast<size_t>(n * c.d), rng));
         const auto want = run_moe(be, bf16, x, n, nullptr, false);
-        const bool tiles = n <= 8;  // the CUDA-core kernels in both cases (too few pairs an expert)
+        const bool tiles = n <= 8;  // the tile kernels in both cases (too few pairs an expert)
         std::vector<float> ref(want.size());
         if (tiles) cpu::moe_ffn_reference(s.w, x.data(), n, ref.data());
         int64_t nans = 0;
         for (const MoeFfnWeights* w : {&fp8, &mixed}) {
           SCOPED_TRACE(fmt::format("{} tokens, {}", n, w == &fp8 ? "all FP8" : "down BF16"));
-          const auto got = run_moe(be, *w, x, n, nullptr, false);
-          for (size_t i = 0; i < want.size(); ++i) nans += std::isnan(got[i]);
-          if (tiles) {  // down BF16: its copy's rounding
-            EXPECT_LT(rel_err_same_nans(got, ref), w == &fp8 ? 1e-3 : 6e-3);
-            if (w != &fp8 || c.shared_f > 0) continue;  // cuBLAS: not batch-invariant
-            for (int64_t i = 0; i < c.d; ++i) {
-              ASSERT_TRUE(same_value(alone[static_cast<size_t>(i)], got[static_cast<size_t>(i)]))
-                  << "token 0 alone and in the batch, column " << i;
+          for (const bool e4m3 : {false, true}) {
+            if (!tiles && e4m3) continue;
+            SCOPED_TRACE(e4m3 ? "E4M3 tensor-core tiles" : "CUDA-core tiles");
+            setenv("SHARDLM_CUDA_FP8_EXPERT_MMA", e4m3 ? "1" : "0", 1);
+            const auto got = run_moe(be, *w, x, n, nullptr, false);
+            unsetenv("SHARDLM_CUDA_FP8_EXPERT_MMA");
+            for (size_t i = 0; i < want.size(); ++i) nans += std::isnan(got[i]);
+            if (tiles) {
+              // The CUDA-core tiles: the exact values' sums (down BF16: its copy's rounding). The
+              // E4M3 tiles: per-group FP8 inputs cost a few percent (test_cuda_moe_e4m3.cpp
+              // checks their sums exactly).
+              EXPECT_LT(rel_err_same_nans(got, ref), e4m3 ? 8e-2 : w == &fp8 ? 1e-3 : 6e-3);
+              if (w != &fp8 || c.shared_f > 0) continue;  // cuBLAS: not batch-invariant
+              for (int64_t i = 0; i < c.d; ++i) {
+                ASSERT_TRUE(
+                    same_value(alone[e4m3][static_cast<size_t>(i)], got[static_cast<size_t>(i)]))
+                    << "token 0 alone and in the batch, column " << i;
+              }
+              continue;
             }
-            continue;
-          }
-          for (size_t i = 0; i < want.size(); ++i) {
-            ASSERT_TRUE(same_value(got[i], want[i]))
-                << "element " << i << ": " << got[i] << " vs " << want[i];
+            for (size_t i = 0; i < want.size(); ++i) {
+              ASSERT_TRUE(same_value(got[i], want[i]))
+                  << "element " << i << ": " << got[i] << " vs " << want[i];
+            }
           }
         }
         if (with_nan && n == 600) EXPECT_GT(nans, 0) << "the NaN code reached no output";

@@ -119,14 +119,27 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
   const bool checkpoint =
       std::any_of(w.matrices.begin(), w.matrices.end(),
                   [](const TensorView& m) { return m.data && m.dtype == DType::F8_E4M3; });
-  WeightStore::Fp8Choice choice;
-  if (fp8) choice = Fp8Linear::quantises;
-  if (fp8 && checkpoint) {
-    choice = [](const TensorView& m) {
-      return m.dtype == DType::F8_E4M3 && Fp8Linear::quantises(m);
+  // The kernels' own matrices (routers, latent attention's heads) stay BF16; the routed experts
+  // are quantised with a scale per 128 columns for the expert kernels where they fit.
+  const auto data_of = [&w](const std::vector<size_t>& indices) {
+    std::set<const void*> out;
+    for (const size_t i : indices) out.insert(w.matrices.at(i).data);
+    return out;
+  };
+  const std::set<const void*> experts = data_of(w.routed_experts), kernels = data_of(w.kernel_read);
+  WeightStore::Choices choices{.keep_quantised = QuantLinear::keeps};
+  if (fp8) {
+    choices.fp8_rows = [&](const TensorView& m) {
+      return (!checkpoint || m.dtype == DType::F8_E4M3) && Fp8Linear::quantises(m) &&
+             !experts.count(m.data) && !kernels.count(m.data);
     };
   }
-  PreparedWeights prepared{store->upload(w, choice, QuantLinear::keeps), store};
+  if (fp8 && !checkpoint) {
+    choices.fp8_groups = [&](const TensorView& m) {
+      return experts.count(m.data) && runs_fp8_group_expert(m);
+    };
+  }
+  PreparedWeights prepared{store->upload(w, choices), store};
   // GGUF block-quantised matrices stay so (quant_linear.h): their kernels' buffers, and BF16
   // tiles for their GEMMs sized now, before the KV cache takes the free memory.
   int64_t quantised = 0, largest = 0, fp8_experts = 0;
@@ -143,18 +156,20 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
     }
     impl_->quant->reserve_tiles(largest);
   }
-  spdlog::info("weights on the GPU: {:.1f} MiB ({} matrices{}{}, fp32 vectors)",
-               static_cast<double>(store->bytes()) / (1 << 20),
-               !fp8 ? "BF16"
-               : checkpoint
-                   ? "the FP8 checkpoint's E4M3 linear layers with a scale per row, BF16 others"
-                   : "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output",
-               quantised > 0 ? fmt::format(" but {} kept in their GGUF block types", quantised)
-                             : std::string(),
-               fp8_experts > 0 ? fmt::format(", {} routed expert matrices in FP8 with a scale per "
-                                             "128 columns",
-                                             fp8_experts)
-                               : std::string());
+  spdlog::info(
+      "weights on the GPU: {:.1f} MiB ({} matrices{}{}, fp32 vectors)",
+      static_cast<double>(store->bytes()) / (1 << 20),
+      !fp8         ? "BF16"
+      : checkpoint ? "the FP8 checkpoint's E4M3 linear layers with a scale per row, BF16 others"
+      : kernels.empty() ? "FP8 E4M3 linear layers with a scale per row, BF16 embedding and output"
+                        : "FP8 E4M3 linear layers with a scale per row, BF16 embedding, output, "
+                          "routers and latent-attention heads",
+      quantised > 0 ? fmt::format(" but {} kept in their GGUF block types", quantised)
+                    : std::string(),
+      fp8_experts > 0 ? fmt::format(", {} routed expert matrices in FP8 with a scale per "
+                                    "128 columns",
+                                    fp8_experts)
+                      : std::string());
   return prepared;
 }
 

@@ -4,9 +4,9 @@
 // matmul). Tensor parallelism gathers the experts' hidden columns before down and the output
 // columns at the end; expert parallelism runs only this rank's experts and gathers every rank's
 // pair rows (zero where a rank lacks the expert) before the combine. The tiles run on CUDA cores
-// at a pair or two per expert and on the tensor cores from kMmaMinPairsPerExpert. Up to a few
-// tiles per expert
-// no step reads anything back to the host, so decode steps can be captured as CUDA graphs. Larger
+// at a pair or two per expert (FP8 experts on FP8 tensor cores, their inputs quantised to E4M3
+// first) and on the tensor cores from kMmaMinPairsPerExpert. Up to a few tiles per expert no step
+// reads anything back to the host, so decode steps can be captured as CUDA graphs. Larger
 // batches outside a capture (prefill) take the grouped path: the tiles' per-expert counts come to
 // the host, each expert's pairs are gathered into consecutive rows, converted to BF16 once, and
 // three cuBLAS GEMMs per expert (gate, up, down) run over them, with one SiLU·up and one
@@ -86,10 +86,10 @@ class CudaMoe {
   std::unordered_map<const void*, MoeExpertTables> tables_;  // by the router's host address
   std::vector<void*> table_memory_;
   // Scratch (device), cut for max(n, max_tokens) tokens at a layer's first call: logits, ids,
-  // weights, pair rows (hidden, gathered hidden, ys, gathered ys), tiles, and the
-  // shared expert's rows.
+  // weights, pair rows (hidden, gathered hidden, ys, gathered ys), tiles, the FP8 tiles' E4M3
+  // inputs and their scales, and the shared expert's rows.
   Buf logits_, ids_, weights_, sorted_, tiles_, n_tiles_, hidden_, hidden_all_, ys_, ys_all_,
-      local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_, rows_, up_, rows_bf16_;
+      local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_, rows_, up_, rows_bf16_, xq_, xs_;
   unsigned long long* expert_rows_ = nullptr;  // device counter
   int device_ = 0;
 };

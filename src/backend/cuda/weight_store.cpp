@@ -45,8 +45,8 @@ void* WeightStore::allocate(size_t bytes) {
   return p;
 }
 
-WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8,
-                              const Fp8Choice& keep_quantised) {
+WeightSet WeightStore::upload(const WeightSet& set, const Choices& choices) {
+  const auto chosen = [](const Fp8Choice& f, const TensorView& m) { return f && f(m); };
   // One copy per (address, row length, type) in this set, of its widest view; every view of it
   // reads its first rows from that copy. An FP8 or quantised copy serves only views of all its
   // rows (its scales follow its values: fp8_parts, quant_parts). The map lives for this call only.
@@ -74,7 +74,8 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8,
       const Group& g = groups.at(key);
       const bool widest = g.widest.rows() == m.rows();  // narrower views read its first rows
       if (!widest || copies.count(key) || m.ne[0] != set.matrices.at(run[0]).ne[0] ||
-          (to_fp8 && to_fp8(m)) || (keep_quantised && keep_quantised(m))) {
+          chosen(choices.fp8_rows, m) || chosen(choices.fp8_groups, m) ||
+          chosen(choices.keep_quantised, m)) {
         break;
       }
       members.push_back(m);
@@ -100,8 +101,12 @@ WeightSet WeightStore::upload(const WeightSet& set, const Fp8Choice& to_fp8,
       copies[key] = {upload_fp8_groups(w), DType::F8_E4M3_G128};
       continue;
     }
-    const bool fp8 = to_fp8 && to_fp8(w) && whole;
-    const bool quant = !fp8 && keep_quantised && keep_quantised(w) && whole;
+    if (chosen(choices.fp8_groups, w) && whole) {  // routed experts quantised at load
+      copies[key] = {upload_fp8_group_matrix(w), DType::F8_E4M3_G128};
+      continue;
+    }
+    const bool fp8 = chosen(choices.fp8_rows, w) && whole;
+    const bool quant = !fp8 && chosen(choices.keep_quantised, w) && whole;
     const void* copy = quant                       ? upload_quant_matrix(w)
                        : !fp8                      ? static_cast<const void*>(upload_matrix(w))
                        : w.dtype == DType::F8_E4M3 ? upload_fp8_checkpoint(w)
@@ -174,6 +179,24 @@ uint8_t* WeightStore::upload_fp8_matrix(const TensorView& w) {
   quantize_rows_fp8(bf16, cols, rows, q, reinterpret_cast<float*>(q + scales_at), nullptr);
   SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());
   release(bf16, n * sizeof(uint16_t));
+  return q;
+}
+
+uint8_t* WeightStore::upload_fp8_group_matrix(const TensorView& w) {
+  const int64_t cols = w.ne[0], rows = w.rows();
+  if (cols % kFp8GroupCols != 0) {
+    fail("internal: FP8 expert '{}' is {} wide, not a multiple of {}", w.name, cols, kFp8GroupCols);
+  }
+  // Codes [rows][cols] then scales [rows][cols / 128] are the codes and row scales of the same
+  // values seen as rows of 128 columns.
+  const int64_t groups = w.numel() / kFp8GroupCols;
+  uint16_t* bf16 = upload_matrix(w);
+  auto* q = static_cast<uint8_t*>(
+      allocate(static_cast<size_t>(w.numel()) + static_cast<size_t>(groups) * sizeof(float)));
+  quantize_rows_fp8(bf16, kFp8GroupCols, groups, q, reinterpret_cast<float*>(q + w.numel()),
+                    nullptr);
+  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());
+  release(bf16, static_cast<size_t>(cols * rows) * sizeof(uint16_t));
   return q;
 }
 

@@ -38,12 +38,16 @@ class WeightStore {
   // Uploads every entry of `set` and returns the device views, entry for entry; equal views, and
   // views of the first rows of another (same address, row length and type), share one copy. The
   // runs of set.adjacent whose members qualify (weight_set.h) lie end to end in one allocation.
-  // Matrices for which `to_fp8` answers true are held in FP8 (dtype F8_E4M3, fp8_parts); the
-  // others for which `keep_quantised` does stay in their GGUF block type (quant_layout.h), when
-  // every view of the copy reads all of its rows.
+  // A matrix for which `fp8_groups` answers true is held as F8_E4M3_G128 in the expert kernels'
+  // layout (a routed expert quantised at load: --quantization fp8); else one for which `fp8_rows`
+  // does in FP8 with a scale per row (dtype F8_E4M3, fp8_parts); else one for which
+  // `keep_quantised` does stays in its GGUF block type (quant_layout.h); each only when every view
+  // of the copy reads all of its rows.
   using Fp8Choice = std::function<bool(const TensorView&)>;
-  WeightSet upload(const WeightSet& set, const Fp8Choice& to_fp8 = {},
-                   const Fp8Choice& keep_quantised = {});
+  struct Choices {
+    Fp8Choice fp8_rows, fp8_groups, keep_quantised;
+  };
+  WeightSet upload(const WeightSet& set, const Choices& choices = {});
   size_t bytes() const { return bytes_; }
 
  private:
@@ -55,6 +59,9 @@ class WeightStore {
   uint8_t* upload_fp8_matrix(const TensorView& w);
   // An FP8 checkpoint's F8_E4M3 host view (codes, then row scales: core/fp8.h) copied as it is.
   uint8_t* upload_fp8_checkpoint(const TensorView& w);
+  // upload_matrix, then the BF16 copy quantised on the device to F8_E4M3_G128 in the expert
+  // kernels' layout (a scale per row and 128 columns: fp8_quant.cuh on rows of 128) and freed.
+  uint8_t* upload_fp8_group_matrix(const TensorView& w);
   // An F8_E4M3_G128 host matrix (core/fp8.h: each row's codes, then its scales; rows a multiple
   // of 128 wide) in the expert kernels' layout (cuda/expert_rows.cuh): every row's codes, then
   // every row's scales.

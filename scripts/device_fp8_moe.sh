@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine: FP8 mixture-of-experts checks and figures, from the bundle that
+# scripts/device_bundle.sh 1 packed here (carry .devcarry):
+#   the CUDA tests of FILTER (unless FILTER=none), then `bench offline` at batch 1 (-p 512 -n 128
+#   -r 2) of each preset in PRESETS (default qwen3-30b-a3b) in each form of FORMS:
+#     bf16      BF16 dummy weights
+#     fp8-cc    an FP8 checkpoint's experts (SHARDLM_DUMMY_WEIGHTS=F8_E4M3) on the CUDA-core tiles
+#               (SHARDLM_CUDA_FP8_EXPERT_MMA=0)
+#     fp8       the same on the E4M3 tensor-core tiles (the default)
+#     quant     BF16 dummy weights with --quantization fp8 (experts quantised at load)
+#   with TRACE=1 a kernel trace of `fp8` on the first preset; with SERVE_STREAMS="64 256" a
+#   `shardlm serve --quantization fp8` of the first preset measured by the independent client.
+source scripts/device_lib.sh
+machine_info
+if [ "${FILTER:-}" != none ]; then
+  cuda_tests 300 "${FILTER:-CudaFp8Moe*:CudaMoe*:CudaFp8Checkpoint*:CudaMoeModel*}" 40
+fi
+offline() {  # offline NAME PRESET [ARGS...]: batch-1 prefill and decode
+  local name=$1 preset=$2
+  shift 2
+  step "$name" 170 "$BIN/shardlm" bench offline --load-format dummy -m "$preset" --device cuda \
+    -t 1 -p 512 -n 128 -r 2 "$@"
+  note "$name $(grep "^| $preset" "$LOGS/$name.log" | tr '\n' ' ')"
+  grep -m1 -oE "weights on the GPU: [0-9.]+ MiB" "$LOGS/$name.log" | tee -a "$SUMMARY"
+}
+for P in ${PRESETS:-qwen3-30b-a3b}; do
+  for F in ${FORMS:-bf16 fp8-cc fp8 quant}; do
+    case $F in
+      bf16) offline "$P-bf16" "$P" ;;
+      fp8-cc) SHARDLM_DUMMY_WEIGHTS=F8_E4M3 SHARDLM_CUDA_FP8_EXPERT_MMA=0 offline "$P-fp8-cc" "$P" ;;
+      fp8) SHARDLM_DUMMY_WEIGHTS=F8_E4M3 offline "$P-fp8" "$P" ;;
+      quant) offline "$P-quant" "$P" --quantization fp8 ;;
+    esac
+  done
+done
+FIRST=$(echo "${PRESETS:-qwen3-30b-a3b}" | awk '{print $1}')
+if [ -n "${TRACE:-}" ]; then
+  SHARDLM_DUMMY_WEIGHTS=F8_E4M3 SHARDLM_CUDA_PDL=0 SHARDLM_CUDA_KERNEL_TRACE=1 \
+    SHARDLM_CUDA_KERNEL_TRACE_TOP=16 step trace 170 "$BIN/shardlm" bench offline \
+    --load-format dummy -m "$FIRST" --device cuda -t 1 -p 128 -n 256 -r 1
+  sed -n '/CUDA kernel trace/,$p' "$LOGS/trace.log" | head -22 >>"$SUMMARY"
+fi
+if [ -n "${SERVE_STREAMS:-}" ]; then
+  "$BIN/shardlm" serve --load-format dummy -m "$FIRST" --device cuda --quantization fp8 \
+    --port 18471 --max-num-seqs 256 --max-model-len 2304 >"$LOGS/serve.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve.log" && break; sleep 1; done
+  grep -E "KV cache|weights on the GPU" "$LOGS/serve.log" | cut -c1-300 | tee -a "$SUMMARY"
+  STREAMS="$SERVE_STREAMS" measure_streams "$FIRST-quant" 18471
+  kill -INT "$SERVER"
+  wait "$SERVER"
+  note "serve stopped: rc=$?"
+fi
+finish_logs
