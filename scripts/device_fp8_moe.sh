@@ -9,7 +9,9 @@
 #     fp8       the same on the E4M3 tensor-core tiles (the default)
 #     quant     BF16 dummy weights with --quantization fp8 (experts quantised at load)
 #   with TRACE=1 a kernel trace of `fp8` on the first preset; with SERVE_STREAMS="64 256" a
-#   `shardlm serve --quantization fp8` of the first preset measured by the independent client.
+#   `shardlm serve` of the first preset in each form of SERVE_FORMS (bf16 and/or quant, default
+#   quant) measured by the independent client (scripts/http_bench_client.py, 1,000 tokens in and
+#   1,000 out a stream).
 source scripts/device_lib.sh
 machine_info
 if [ "${FILTER:-}" != none ]; then
@@ -40,15 +42,19 @@ if [ -n "${TRACE:-}" ]; then
     --load-format dummy -m "$FIRST" --device cuda -t 1 -p 128 -n 256 -r 1
   sed -n '/CUDA kernel trace/,$p' "$LOGS/trace.log" | head -22 >>"$SUMMARY"
 fi
-if [ -n "${SERVE_STREAMS:-}" ]; then
-  "$BIN/shardlm" serve --load-format dummy -m "$FIRST" --device cuda --quantization fp8 \
-    --port 18471 --max-num-seqs 256 --max-model-len 2304 >"$LOGS/serve.log" 2>&1 &
+PORT=18470
+for F in ${SERVE_STREAMS:+${SERVE_FORMS:-quant}}; do  # bf16 or quant, as above
+  Q=()
+  [ "$F" = quant ] && Q=(--quantization fp8)
+  PORT=$((PORT + 1))
+  "$BIN/shardlm" serve --load-format dummy -m "$FIRST" --device cuda "${Q[@]}" --port "$PORT" \
+    --max-num-seqs 256 --max-model-len 2304 >"$LOGS/serve-$F.log" 2>&1 &
   SERVER=$!
-  for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve.log" && break; sleep 1; done
-  grep -E "KV cache|weights on the GPU" "$LOGS/serve.log" | cut -c1-300 | tee -a "$SUMMARY"
-  STREAMS="$SERVE_STREAMS" measure_streams "$FIRST-quant" 18471
+  for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$F.log" && break; sleep 1; done
+  grep -E "KV cache|weights on the GPU" "$LOGS/serve-$F.log" | cut -c1-300 | tee -a "$SUMMARY"
+  STREAMS="$SERVE_STREAMS" measure_streams "$FIRST-$F" "$PORT"
   kill -INT "$SERVER"
   wait "$SERVER"
-  note "serve stopped: rc=$?"
-fi
+  note "serve $F stopped: rc=$?"
+done
 finish_logs

@@ -21,6 +21,7 @@ namespace shardlm::cuda {
 
 WeightStore::~WeightStore() {
   for (void* p : allocations_) cudaFree(p);
+  cudaFree(staging_);
   *total_ -= static_cast<int64_t>(bytes_);
 }
 
@@ -29,20 +30,34 @@ Fp8Matrix fp8_parts(const TensorView& view) {
   return {q, reinterpret_cast<const float*>(q + fp8_scales_offset(view.numel()))};
 }
 
-void WeightStore::release(void* p, size_t bytes) {
-  cudaFree(p);
-  allocations_.erase(std::find(allocations_.begin(), allocations_.end(), p));
-  bytes_ -= bytes;
-  *total_ -= static_cast<int64_t>(bytes);
-}
-
 void* WeightStore::allocate(size_t bytes) {
-  void* p = nullptr;
-  SHARDLM_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
-  allocations_.push_back(p);
   bytes_ += bytes;
   *total_ += static_cast<int64_t>(bytes);
+  bytes = (std::max<size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
+  if (bytes > chunk_left_) {  // a new chunk: the next size up, or this copy's own
+    const size_t chunk = std::max(bytes, next_chunk_);
+    next_chunk_ = std::min(2 * next_chunk_, kMaxChunk);
+    SHARDLM_CUDA_CHECK(cudaMalloc(&chunk_at_, chunk));
+    allocations_.push_back(chunk_at_);
+    chunk_left_ = chunk;
+  }
+  void* p = chunk_at_;
+  chunk_at_ = static_cast<char*>(chunk_at_) + bytes;
+  chunk_left_ -= bytes;
   return p;
+}
+
+uint16_t* WeightStore::staged_bf16(const TensorView& w) {
+  const size_t bytes = static_cast<size_t>(w.numel()) * sizeof(uint16_t);
+  if (bytes > staging_bytes_) {
+    cudaFree(staging_);
+    staging_ = nullptr;
+    SHARDLM_CUDA_CHECK(cudaMalloc(&staging_, bytes));
+    staging_bytes_ = bytes;
+  }
+  auto* dev = static_cast<uint16_t*>(staging_);
+  upload_matrix_into(w, dev);
+  return dev;
 }
 
 WeightSet WeightStore::upload(const WeightSet& set, const Choices& choices) {
@@ -172,31 +187,28 @@ void WeightStore::upload_matrix_into(const TensorView& w, uint16_t* dev) {
 
 uint8_t* WeightStore::upload_fp8_matrix(const TensorView& w) {
   const int64_t cols = w.ne[0], rows = w.rows();
-  const size_t n = static_cast<size_t>(cols * rows);
   const size_t scales_at = fp8_scales_offset(w.numel());  // fp8_parts
-  uint16_t* bf16 = upload_matrix(w);
+  const uint16_t* bf16 = staged_bf16(w);
   auto* q = static_cast<uint8_t*>(allocate(scales_at + static_cast<size_t>(rows) * sizeof(float)));
   quantize_rows_fp8(bf16, cols, rows, q, reinterpret_cast<float*>(q + scales_at), nullptr);
-  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());
-  release(bf16, n * sizeof(uint16_t));
+  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());  // before the staging buffer is written again
   return q;
 }
 
 uint8_t* WeightStore::upload_fp8_group_matrix(const TensorView& w) {
-  const int64_t cols = w.ne[0], rows = w.rows();
+  const int64_t cols = w.ne[0];
   if (cols % kFp8GroupCols != 0) {
     fail("internal: FP8 expert '{}' is {} wide, not a multiple of {}", w.name, cols, kFp8GroupCols);
   }
   // Codes [rows][cols] then scales [rows][cols / 128] are the codes and row scales of the same
   // values seen as rows of 128 columns.
   const int64_t groups = w.numel() / kFp8GroupCols;
-  uint16_t* bf16 = upload_matrix(w);
+  const uint16_t* bf16 = staged_bf16(w);
   auto* q = static_cast<uint8_t*>(
       allocate(static_cast<size_t>(w.numel()) + static_cast<size_t>(groups) * sizeof(float)));
   quantize_rows_fp8(bf16, kFp8GroupCols, groups, q, reinterpret_cast<float*>(q + w.numel()),
                     nullptr);
-  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());
-  release(bf16, static_cast<size_t>(cols * rows) * sizeof(uint16_t));
+  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());  // before the staging buffer is written again
   return q;
 }
 
