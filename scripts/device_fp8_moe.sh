@@ -43,8 +43,8 @@ if [ -n "${TRACE:-}" ]; then
   sed -n '/CUDA kernel trace/,$p' "$LOGS/trace.log" | head -22 >>"$SUMMARY"
 fi
 PORT=18470
-for F in ${SERVE_STREAMS:+${SERVE_FORMS:-quant}}; do  # bf16 or quant, as above
-  Q=()
+for F in ${SERVE_STREAMS:+${SERVE_FORMS:-quant}}; do  # bf16 or quant, as above; bf16-start:
+  Q=()                                                  # start-up only (memory), no streams
   [ "$F" = quant ] && Q=(--quantization fp8)
   PORT=$((PORT + 1))
   "$BIN/shardlm" serve --load-format dummy -m "$FIRST" --device cuda "${Q[@]}" --port "$PORT" \
@@ -52,7 +52,7 @@ for F in ${SERVE_STREAMS:+${SERVE_FORMS:-quant}}; do  # bf16 or quant, as above
   SERVER=$!
   for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$F.log" && break; sleep 1; done
   grep -E "KV cache|weights on the GPU" "$LOGS/serve-$F.log" | cut -c1-300 | tee -a "$SUMMARY"
-  STREAMS="$SERVE_STREAMS" measure_streams "$FIRST-$F" "$PORT"
+  [ "$F" != bf16-start ] && STREAMS="$SERVE_STREAMS" measure_streams "$FIRST-$F" "$PORT"
   kill -INT "$SERVER"
   wait "$SERVER"
   note "serve $F stopped: rc=$?"

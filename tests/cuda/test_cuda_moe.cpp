@@ -318,12 +318,13 @@ double rel_err_same_nans(const std::vector<float>& got, const std::vector<float>
 
 // An FP8 checkpoint's routed experts held in FP8 on the GPU (F8_E4M3_G128, as prepare_weights
 // keeps them), with gate/up and down both FP8 and with down left BF16 (a tensor-parallel slice
-// that does not fit 128 columns): on the tensor cores (64 and 600 tokens) bit for bit the outputs
-// of their BF16 copies; on the CUDA-core tile kernels (1 to 8 tokens, every kCount,
-// SHARDLM_CUDA_FP8_EXPERT_MMA=0), which multiply the codes' exact values and scale each 16
+// that does not fit 128 columns). With SHARDLM_CUDA_FP8_EXPERT_MMA=0: on the BF16 tensor-core
+// tiles (64 and 600 tokens) bit for bit the outputs of their BF16 copies; on the CUDA-core tile
+// kernels (1 to 8 tokens, every kCount), which multiply the codes' exact values and scale each 16
 // products' sum, within 1e-3 of the double reference over the exact values (the BF16 copies' own
-// rounding costs about 3e-3); on the E4M3 tensor-core tiles (the default there), within the error
-// of their FP8 inputs; on both, a token's output the same alone and in a batch. A NaN code (in row
+// rounding costs about 3e-3). On the E4M3 tensor-core tiles (the default, every batch), within the
+// error of their FP8 inputs. At 1 to 8 tokens, a token's output the same alone and in a batch on
+// both. A NaN code (in row
 // 0 of every expert's gate, so that whichever experts the routing picks every output is NaN) gives
 // NaN as the copy does.
 TEST(CudaMoe, Fp8ExpertsGiveTheOutputsOfTheirBf16Copies) {
@@ -369,13 +370,12 @@ TEST(CudaMoe, Fp8ExpertsGiveTheOutputsOfTheirBf16Copies) {
         const auto want = run_moe(be, bf16, x, n, nullptr, false);
         const bool tiles = n <= 8;  // the tile kernels in both cases (too few pairs an expert)
         std::vector<float> ref(want.size());
-        if (tiles) cpu::moe_ffn_reference(s.w, x.data(), n, ref.data());
+        cpu::moe_ffn_reference(s.w, x.data(), n, ref.data());
         int64_t nans = 0;
         for (const MoeFfnWeights* w : {&fp8, &mixed}) {
           SCOPED_TRACE(fmt::format("{} tokens, {}", n, w == &fp8 ? "all FP8" : "down BF16"));
           for (const bool e4m3 : {false, true}) {
-            if (!tiles && e4m3) continue;
-            SCOPED_TRACE(e4m3 ? "E4M3 tensor-core tiles" : "CUDA-core tiles");
+            SCOPED_TRACE(e4m3 ? "E4M3 tensor-core tiles" : "the tiles before them");
             setenv("SHARDLM_CUDA_FP8_EXPERT_MMA", e4m3 ? "1" : "0", 1);
             const auto got = run_moe(be, *w, x, n, nullptr, false);
             unsetenv("SHARDLM_CUDA_FP8_EXPERT_MMA");
@@ -391,6 +391,10 @@ TEST(CudaMoe, Fp8ExpertsGiveTheOutputsOfTheirBf16Copies) {
                     same_value(alone[e4m3][static_cast<size_t>(i)], got[static_cast<size_t>(i)]))
                     << "token 0 alone and in the batch, column " << i;
               }
+              continue;
+            }
+            if (e4m3) {  // 64 and 600 tokens: tiles of 16 pairs (two blocks of mma columns)
+              EXPECT_LT(rel_err_same_nans(got, ref), 8e-2);
               continue;
             }
             for (size_t i = 0; i < want.size(); ++i) {

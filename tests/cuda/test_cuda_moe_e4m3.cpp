@@ -2,9 +2,9 @@
 // inputs' E4M3 codes and scales per row and 128 columns (moe_quantize_groups) equal the CPU
 // codec's (fp8_reference.h) bit for bit, and each tiled pair's gate/up (SiLU) and down outputs
 // equal the fp64 sums over the weights' and inputs' exact values e4m3(code) x scale within 1e-3
-// (FP8 tensor cores add their products with fewer bits than fp32), for tiles of 1 to 8 pairs, a
-// pair of each token per tile, and output rows that are not a multiple of the mma's 16. A wrong
-// layout, scale or pair costs 100%.
+// (FP8 tensor cores add their products with fewer bits than fp32), for tiles of 1 to 16 pairs
+// (one and two blocks of the mma's 8 columns), and output rows that are not a multiple of the
+// mma's 16. A wrong layout, scale or pair costs 100%.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -143,17 +143,11 @@ TEST(CudaMoeE4m3, TilesMatchTheDoubleReferenceOfTheirQuantisedInputs) {
       up.push_back(random_expert(d, f, rng));
       if (f % 128 == 0) down.push_back(random_expert(f, d, rng));
     }
-    // Tiles of 1, 8, 3 and 4 pairs (at most one pair of a token per tile), the pairs' order in
-    // `sorted` shuffled.
+    // The pairs' order in `sorted` shuffled.
     std::vector<int32_t> sorted(static_cast<size_t>(pairs));
     for (int32_t p = 0; p < pairs; ++p) sorted[static_cast<size_t>(p)] = p;
     // pairs 2t and 2t + 1 are token t's: tiles take even pairs, then odd ones
     std::stable_partition(sorted.begin(), sorted.end(), [](int32_t p) { return p % 2 == 0; });
-    const std::vector<cuda::MoeTile> tiles = {{1, 0, 1}, {0, 1, 7}, {2, 8, 3}, {1, 11, 5}};
-    std::vector<int> expert_of(static_cast<size_t>(pairs));
-    for (const auto& t : tiles)
-      for (int i = 0; i < t.count; ++i)
-        expert_of[static_cast<size_t>(sorted[t.start + i])] = t.expert;
     const auto x = randn(static_cast<size_t>(tokens * d), rng);
     std::vector<uint8_t> xq;
     std::vector<float> xs;
@@ -168,50 +162,61 @@ TEST(CudaMoeE4m3, TilesMatchTheDoubleReferenceOfTheirQuantisedInputs) {
     auto table = upload(ptrs);
     const auto* base = table->as<const uint8_t*>();
     const cuda::MoeExpertTables t{base, base + E, base + 2 * E, true, f % 128 == 0};
-    auto dtiles = upload(tiles);
-    auto dn = upload(std::vector<int32_t>{static_cast<int32_t>(tiles.size())});
     auto dsorted = upload(sorted);
-    DeviceBytes hidden(static_cast<size_t>(pairs * f) * sizeof(float));
-    cuda::moe_gate_up_e4m3(t, dtiles->as<cuda::MoeTile>(), dn->as<int32_t>(), 6,
-                           dsorted->as<int32_t>(), dxq->as<uint8_t>(), dxs->as<float>(), top_k, d,
-                           f, hidden.as<float>(), stream);
-    const auto h = download<float>(hidden.p, static_cast<size_t>(pairs * f));
-    std::vector<double> want(h.size());
-    for (int64_t p = 0; p < pairs; ++p) {
-      const Expert &g = gate[static_cast<size_t>(expert_of[p])],
-                   &u = up[static_cast<size_t>(expert_of[p])];
-      const int64_t tok = p / top_k;
-      for (int64_t j = 0; j < f; ++j) {
-        double a = 0, b = 0;
-        for (int64_t c = 0; c < d; ++c) {
-          const double xv = quantised(xq, xs, static_cast<size_t>(tok * d + c));
-          a += g.value(j, c) * xv;
-          b += u.value(j, c) * xv;
+    // Tiles of up to 8 pairs (one block of mma columns): 1, 7, 3 and 5 pairs; of up to 16 (two):
+    // 3 and 13.
+    const std::vector<std::pair<int, std::vector<cuda::MoeTile>>> layouts = {
+        {8, {{1, 0, 1}, {0, 1, 7}, {2, 8, 3}, {1, 11, 5}}}, {16, {{1, 0, 3}, {0, 3, 13}}}};
+    for (const auto& [tile_tokens, tiles] : layouts) {
+      SCOPED_TRACE(fmt::format("tiles of up to {} pairs", tile_tokens));
+      std::vector<int> expert_of(static_cast<size_t>(pairs));
+      for (const auto& t : tiles)
+        for (int i = 0; i < t.count; ++i)
+          expert_of[static_cast<size_t>(sorted[t.start + i])] = t.expert;
+      auto dtiles = upload(tiles);
+      auto dn = upload(std::vector<int32_t>{static_cast<int32_t>(tiles.size())});
+      DeviceBytes hidden(static_cast<size_t>(pairs * f) * sizeof(float));
+      cuda::moe_gate_up_e4m3(t, dtiles->as<cuda::MoeTile>(), dn->as<int32_t>(), 6,
+                             dsorted->as<int32_t>(), dxq->as<uint8_t>(), dxs->as<float>(), top_k, d,
+                             f, hidden.as<float>(), tile_tokens, stream);
+      const auto h = download<float>(hidden.p, static_cast<size_t>(pairs * f));
+      std::vector<double> want(h.size());
+      for (int64_t p = 0; p < pairs; ++p) {
+        const Expert &g = gate[static_cast<size_t>(expert_of[p])],
+                     &u = up[static_cast<size_t>(expert_of[p])];
+        const int64_t tok = p / top_k;
+        for (int64_t j = 0; j < f; ++j) {
+          double a = 0, b = 0;
+          for (int64_t c = 0; c < d; ++c) {
+            const double xv = quantised(xq, xs, static_cast<size_t>(tok * d + c));
+            a += g.value(j, c) * xv;
+            b += u.value(j, c) * xv;
+          }
+          want[static_cast<size_t>(p * f + j)] = a / (1 + std::exp(-a)) * b;
         }
-        want[static_cast<size_t>(p * f + j)] = a / (1 + std::exp(-a)) * b;
       }
-    }
-    EXPECT_LT(rel_err(h, want), 1e-3) << "gate/up";
-    if (f % 128 != 0) continue;
-    std::vector<uint8_t> hq;
-    std::vector<float> hs;
-    auto [dhq, dhs] = quantise_on_device(h, pairs, f, hq, hs, stream);
-    DeviceBytes ys(static_cast<size_t>(pairs * d) * sizeof(float));
-    cuda::moe_down_e4m3(t, dtiles->as<cuda::MoeTile>(), dn->as<int32_t>(), 6,
-                        dsorted->as<int32_t>(), dhq->as<uint8_t>(), dhs->as<float>(), f, d,
-                        ys.as<float>(), stream);
-    const auto y = download<float>(ys.p, static_cast<size_t>(pairs * d));
-    std::vector<double> want_y(y.size());
-    for (int64_t p = 0; p < pairs; ++p) {
-      const Expert& w = down[static_cast<size_t>(expert_of[p])];
-      for (int64_t j = 0; j < d; ++j) {
-        double a = 0;
-        for (int64_t c = 0; c < f; ++c)
-          a += w.value(j, c) * quantised(hq, hs, static_cast<size_t>(p * f + c));
-        want_y[static_cast<size_t>(p * d + j)] = a;
+      EXPECT_LT(rel_err(h, want), 1e-3) << "gate/up";
+      if (f % 128 != 0) continue;
+      std::vector<uint8_t> hq;
+      std::vector<float> hs;
+      auto [dhq, dhs] = quantise_on_device(h, pairs, f, hq, hs, stream);
+      DeviceBytes ys(static_cast<size_t>(pairs * d) * sizeof(float));
+      cuda::moe_down_e4m3(t, dtiles->as<cuda::MoeTile>(), dn->as<int32_t>(), 6,
+                          dsorted->as<int32_t>(), dhq->as<uint8_t>(), dhs->as<float>(), f, d,
+                          ys.as<float>(), tile_tokens, stream);
+      const auto y = download<float>(ys.p, static_cast<size_t>(pairs * d));
+      std::vector<double> want_y(y.size());
+      for (int64_t p = 0; p < pairs; ++p) {
+        const Expert& w = down[static_cast<size_t>(expert_of[p])];
+        for (int64_t j = 0; j < d; ++j) {
+          double a = 0;
+          for (int64_t c = 0; c < f; ++c)
+            a += w.value(j, c) * quantised(hq, hs, static_cast<size_t>(p * f + c));
+          want_y[static_cast<size_t>(p * d + j)] = a;
+        }
       }
+      EXPECT_LT(rel_err(y, want_y), 1e-3) << "down";
     }
-    EXPECT_LT(rel_err(y, want_y), 1e-3) << "down";
   }
 }
 

@@ -116,15 +116,9 @@ void CudaMoe::reserve(const MoeFfnWeights& w, int64_t n) {
     grow(local_out_, T * d * F);
   }
   if (moe_e4m3_tiles_enabled() && (fp8_experts(w.gate) || fp8_experts(w.down))) {
-    // The E4M3 inputs of the FP8 tiles: the tokens' rows for gate/up, the pairs' for down; at
-    // most as many pairs as take the tiles (below kMmaMinPairsPerExpert where those fit).
-    const size_t f_in = f * tp, n_local = static_cast<size_t>(w.n_local());
-    const size_t tiles =
-        moe_mma_fits(static_cast<int64_t>(d), static_cast<int64_t>(f)) &&
-                moe_mma_fits(static_cast<int64_t>(f_in), static_cast<int64_t>(d_out))
-            ? std::min(P, static_cast<size_t>(kMmaMinPairsPerExpert) * n_local)
-            : P;
-    const size_t values = std::max(std::min(T, tiles) * d, tiles * f_in);
+    // The E4M3 inputs of the FP8 tiles (every batch: FP8 experts never take the grouped path):
+    // the tokens' rows for gate/up, the pairs' (every rank's hidden columns) for down.
+    const size_t values = std::max(T * d, P * f * tp);
     grow(xq_, values);
     grow(xs_, values / static_cast<size_t>(kFp8GroupCols) * F);
   }
@@ -181,14 +175,15 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n, const Ga
   }
   // A tile holds at most one pair per token (a token's top-k experts differ).
   const int pairs_per_tile = static_cast<int>(std::min<int64_t>(n, kMoeTileTokens));
-  const bool e4m3 = !mma && moe_e4m3_tiles_enabled();  // FP8 experts on FP8 tensor cores
+  const bool e4m3 = moe_e4m3_tiles_enabled();  // FP8 experts on FP8 tensor cores
   auto* xq = static_cast<uint8_t*>(xq_.p);
   auto* xs = static_cast<float*>(xs_.p);
-  if (mma) {
-    moe_gate_up_mma(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden, stream_);
-  } else if (e4m3 && t.gate_up_fp8) {
+  if (e4m3 && t.gate_up_fp8) {
     moe_quantize_groups(x, n, d, xq, xs, stream_);
-    moe_gate_up_e4m3(t, tiles, n_tiles, max_tiles, sorted, xq, xs, K, d, f, hidden, stream_);
+    moe_gate_up_e4m3(t, tiles, n_tiles, max_tiles, sorted, xq, xs, K, d, f, hidden, tile_tokens,
+                     stream_);
+  } else if (mma) {
+    moe_gate_up_mma(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden, stream_);
   } else {
     moe_gate_up(t, tiles, n_tiles, max_tiles, sorted, x, K, d, f, hidden, stream_, pairs_per_tile);
   }
@@ -201,11 +196,12 @@ void CudaMoe::routed(const MoeFfnWeights& w, const float* x, int64_t n, const Ga
     SHARDLM_CUDA_CHECK(
         cudaMemsetAsync(ys, 0, static_cast<size_t>(P * d_out) * sizeof(float), stream_));
   }
-  if (mma) {
-    moe_down_mma(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys, stream_);
-  } else if (e4m3 && t.down_fp8) {
+  if (e4m3 && t.down_fp8) {
     moe_quantize_groups(down_in, P, f_in, xq, xs, stream_);
-    moe_down_e4m3(t, tiles, n_tiles, max_tiles, sorted, xq, xs, f_in, d_out, ys, stream_);
+    moe_down_e4m3(t, tiles, n_tiles, max_tiles, sorted, xq, xs, f_in, d_out, ys, tile_tokens,
+                  stream_);
+  } else if (mma) {
+    moe_down_mma(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys, stream_);
   } else {
     moe_down(t, tiles, n_tiles, max_tiles, sorted, down_in, f_in, d_out, ys, stream_,
              pairs_per_tile);

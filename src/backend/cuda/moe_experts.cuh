@@ -22,8 +22,8 @@ inline constexpr int kMoeMmaTileTokens = 16;  // pairs per tile of the tensor-co
 // F8_E4M3_G128 (an FP8 checkpoint's experts, rows a multiple of 128 wide; expert_rows.cuh's
 // layout): half the bytes. The tensor-core kernels multiply such an expert as its BF16 copy (the
 // same sums); the CUDA-core kernels sum each 16 code values' products and scale the sum, which
-// differs from the copy's sums in the last bits; the E4M3 tiles below (decode sizes, the default)
-// multiply the codes with E4M3 inputs.
+// differs from the copy's sums in the last bits; the E4M3 tiles below (the default) multiply the
+// codes with E4M3 inputs.
 struct MoeExpertTables {
   const uint8_t* const* gate;
   const uint8_t* const* up;
@@ -70,13 +70,14 @@ void moe_down_mma(const MoeExpertTables& t, const MoeTile* tiles, const int32_t*
                   int64_t max_tiles, const int32_t* sorted, const float* hidden, int64_t f_in,
                   int64_t d_out, float* ys, cudaStream_t stream);
 
-// FP8 experts (both matrices of a projection F8_E4M3_G128) on FP8 tensor cores at the CUDA-core
-// kernels' tile sizes (moe_experts_e4m3.cu): the inputs first quantised to E4M3 with a scale per
-// row and 128 columns (moe_quantize_groups: s = max |x| / 448, codes e4m3(x * (1 / s)), as the
-// DeepSeek-V3 FP8 recipe quantises activations), then every 128 columns' products on the tensor
-// cores, scaled by the weight row's and the input row's scales into fp32 sums. A pair's sums do
-// not depend on the other pairs of its tile. SHARDLM_CUDA_FP8_EXPERT_MMA=0: the CUDA-core FP8
-// kernels above (fp32 inputs) instead, to compare.
+// FP8 experts (both matrices of a projection F8_E4M3_G128) on FP8 tensor cores at every batch
+// size (moe_experts_e4m3.cu; tiles of up to 8 or 16 pairs, tile_tokens): the inputs first
+// quantised to E4M3 with a scale per row and 128 columns (moe_quantize_groups: s = max |x| / 448,
+// codes e4m3(x * (1 / s)), as the DeepSeek-V3 FP8 recipe quantises activations), then every 128
+// columns' products on the tensor cores, scaled by the weight row's and the input row's scales
+// into fp32 sums. A pair's sums do not depend on the other pairs of its tile.
+// SHARDLM_CUDA_FP8_EXPERT_MMA=0: the kernels above (fp32 inputs on CUDA cores, or BF16 copies of
+// the codes on the tensor cores) instead, to compare.
 bool moe_e4m3_tiles_enabled();
 // q[r][c], scales[r][c / 128] for x: [rows][k] fp32, k % 128 == 0, rows 16-byte aligned.
 void moe_quantize_groups(const float* x, int64_t rows, int64_t k, uint8_t* q, float* scales,
@@ -85,10 +86,11 @@ void moe_quantize_groups(const float* x, int64_t rows, int64_t k, uint8_t* q, fl
 // [tokens][d / 128] (pair p's row p / top_k); hq [n_pairs][f_in] and hs [n_pairs][f_in / 128].
 void moe_gate_up_e4m3(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
                       int64_t max_tiles, const int32_t* sorted, const uint8_t* xq, const float* xs,
-                      int top_k, int64_t d, int64_t f, float* hidden, cudaStream_t stream);
+                      int top_k, int64_t d, int64_t f, float* hidden, int tile_tokens,
+                      cudaStream_t stream);
 void moe_down_e4m3(const MoeExpertTables& t, const MoeTile* tiles, const int32_t* n_tiles,
                    int64_t max_tiles, const int32_t* sorted, const uint8_t* hq, const float* hs,
-                   int64_t f_in, int64_t d_out, float* ys, cudaStream_t stream);
+                   int64_t f_in, int64_t d_out, float* ys, int tile_tokens, cudaStream_t stream);
 
 // The grouped path's row moves (cuda_moe.cpp): xs[i] = x[sorted[i] / x_div] for i < count
 // (rows of d floats), and ys[sorted[i]] = ysorted[i] (rows of d floats).
