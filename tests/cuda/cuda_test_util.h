@@ -55,9 +55,10 @@ double rel_err(const std::vector<float>& got, const std::vector<T>& ref) {
   return std::sqrt(num / std::max(den, 1e-300));
 }
 
-// Mean KL(p_a || p_b) of the next-token distributions over the rows of two logit tables of
-// `vocab` columns.
-inline double mean_kl(const std::vector<float>& a, const std::vector<float>& b, size_t vocab) {
+// The sum over the rows of two logit tables of `vocab` columns of KL(p_a || p_b) of their
+// next-token distributions; where top1 is given, adds the rows whose largest logits agree.
+inline double kl_sum(const std::vector<float>& a, const std::vector<float>& b, size_t vocab,
+                     int64_t* top1 = nullptr) {
   double sum = 0;
   const size_t rows = a.size() / vocab;
   for (size_t r = 0; r < rows; ++r) {
@@ -72,8 +73,14 @@ inline double mean_kl(const std::vector<float>& a, const std::vector<float>& b, 
       const double lx = x[i] - mx - std::log(zx), ly = y[i] - my - std::log(zy);
       sum += std::exp(lx) * (lx - ly);
     }
+    if (top1) *top1 += std::max_element(x, x + vocab) - x == std::max_element(y, y + vocab) - y;
   }
-  return sum / double(rows);
+  return sum;
+}
+
+// Its mean over the rows.
+inline double mean_kl(const std::vector<float>& a, const std::vector<float>& b, size_t vocab) {
+  return kl_sum(a, b, vocab) / double(a.size() / vocab);
 }
 
 inline float* to_device(cuda::CudaBackend& be, const std::vector<float>& host) {

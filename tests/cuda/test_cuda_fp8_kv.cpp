@@ -136,27 +136,6 @@ std::unique_ptr<LLM> open_gpu(const std::string& path, const std::string& kv) {
   return std::make_unique<LLM>(args);
 }
 
-double kl_rows(const std::vector<float>& a, const std::vector<float>& b, size_t vocab,
-               int64_t& top1) {
-  double sum = 0;
-  const size_t rows = a.size() / vocab;
-  for (size_t r = 0; r < rows; ++r) {
-    const float *x = a.data() + r * vocab, *y = b.data() + r * vocab;
-    const double mx = *std::max_element(x, x + vocab), my = *std::max_element(y, y + vocab);
-    double zx = 0, zy = 0;
-    for (size_t i = 0; i < vocab; ++i) {
-      zx += std::exp(x[i] - mx);
-      zy += std::exp(y[i] - my);
-    }
-    for (size_t i = 0; i < vocab; ++i) {
-      const double lx = x[i] - mx - std::log(zx), ly = y[i] - my - std::log(zy);
-      sum += std::exp(lx) * (lx - ly);
-    }
-    top1 += std::max_element(x, x + vocab) - x == std::max_element(y, y + vocab) - y;
-  }
-  return sum;
-}
-
 TEST(CudaFp8Kv, ModelLogitsCloseToBf16Kv) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const char* env = std::getenv("SHARDLM_PARITY_MODEL");
@@ -190,7 +169,7 @@ TEST(CudaFp8Kv, ModelLogitsCloseToBf16Kv) {
     seq.insert(seq.end(), cont.begin(), cont.end());
     const auto a = bf16->prompt_logits(seq), b = fp8->prompt_logits(seq);
     ASSERT_EQ(a.size(), b.size());
-    kl += kl_rows(a, b, vocab, top1);
+    kl += kl_sum(a, b, vocab, &top1);
     positions += static_cast<int64_t>(seq.size());
   }
   const double mean_kl = kl / double(positions), agree = double(top1) / double(positions);
