@@ -8,6 +8,9 @@
 #               (SHARDLM_CUDA_FP8_EXPERT_MMA=0)
 #     fp8       the same on the E4M3 tensor-core tiles (the default)
 #     quant     BF16 dummy weights with --quantization fp8 (experts quantised at load)
+#     quant-batch, quant-batch-cc: the same in batched-engine mode, batches of 64 and 256
+#               sequences (256 tokens in, 128 out), on the E4M3 tiles and on the kernels before
+#               them (SHARDLM_CUDA_FP8_EXPERT_MMA=0)
 #   with TRACE=1 a kernel trace of `fp8` on the first preset; with SERVE_STREAMS="64 256" a
 #   `shardlm serve` of the first preset in each form of SERVE_FORMS (bf16 and/or quant, default
 #   quant) measured by the independent client (scripts/http_bench_client.py, 1,000 tokens in and
@@ -32,6 +35,13 @@ for P in ${PRESETS:-qwen3-30b-a3b}; do
       fp8-cc) SHARDLM_DUMMY_WEIGHTS=F8_E4M3 SHARDLM_CUDA_FP8_EXPERT_MMA=0 offline "$P-fp8-cc" "$P" ;;
       fp8) SHARDLM_DUMMY_WEIGHTS=F8_E4M3 offline "$P-fp8" "$P" ;;
       quant) offline "$P-quant" "$P" --quantization fp8 ;;
+      quant-batch | quant-batch-cc)  # batches of 64 and 256 sequences, 256 tokens in, 128 out
+        [ "$F" = quant-batch-cc ] && export SHARDLM_CUDA_FP8_EXPERT_MMA=0
+        step "$P-$F" 170 "$BIN/shardlm" bench offline --load-format dummy -m "$P" --device cuda \
+          --quantization fp8 --batch-sizes 64 256 --num-prompts 256 -p 256 -n 128 \
+          --kv-cache-memory 8GiB
+        unset SHARDLM_CUDA_FP8_EXPERT_MMA
+        grep -E "^\| batch_size=" "$LOGS/$P-$F.log" | sed "s/^/$P-$F /" | tee -a "$SUMMARY" ;;
     esac
   done
 done
