@@ -34,7 +34,14 @@ void* WeightStore::allocate(size_t bytes) {
   bytes_ += bytes;
   *total_ += static_cast<int64_t>(bytes);
   bytes = (std::max<size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
-  if (bytes > chunk_left_) {  // a new chunk: the next size up, or this copy's own
+  const size_t pages = (bytes + kPage - 1) / kPage * kPage;
+  if (pages - bytes <= bytes / 16) {  // its own pages waste little: an allocation of its own
+    void* p = nullptr;
+    SHARDLM_CUDA_CHECK(cudaMalloc(&p, bytes));
+    allocations_.push_back(p);
+    return p;
+  }
+  if (bytes > chunk_left_) {  // a new chunk (under 32 MiB a copy wastes more than 1/16 above)
     const size_t chunk = std::max(bytes, next_chunk_);
     next_chunk_ = std::min(2 * next_chunk_, kMaxChunk);
     SHARDLM_CUDA_CHECK(cudaMalloc(&chunk_at_, chunk));

@@ -71,13 +71,14 @@ class WeightStore {
   // A GGUF block-quantised matrix repacked into its GPU layout (quant_layout.h) and copied.
   uint8_t* upload_quant_matrix(const TensorView& w);
   float* upload_vector(const float* host, int64_t n);
-  // `bytes` (256-byte aligned) from the current chunk, or from a new one: chunks double from
-  // 2 MiB to 256 MiB (a larger copy gets a chunk of its own). cudaMalloc rounds each allocation
-  // up to 2 MiB pages, so one allocation per matrix cost a third more for an MoE model's 3 MiB
-  // experts (qwen3-30b-a3b: 75 GiB held for 57 GiB of BF16 weights).
+  // `bytes` (256-byte aligned). cudaMalloc maps whole 2 MiB pages, so one allocation per matrix
+  // cost a third more for an MoE model's 3 MiB experts (qwen3-30b-a3b: 75 GiB held for 57 GiB of
+  // BF16 weights). A copy whose own pages would waste more than 1/16 of it comes from the current
+  // chunk, or from a new one (chunks double from 2 MiB to 256 MiB); the others (a dense model's
+  // large matrices) get allocations of their own, so no chunk is left part-used for them.
   void* allocate(size_t bytes);
 
-  static constexpr size_t kAlign = 256, kMaxChunk = size_t{256} << 20;
+  static constexpr size_t kAlign = 256, kPage = size_t{2} << 20, kMaxChunk = size_t{256} << 20;
   std::shared_ptr<std::atomic<int64_t>> total_;
   std::vector<void*> allocations_;  // the chunks
   void* chunk_at_ = nullptr;        // the current chunk's first free byte
