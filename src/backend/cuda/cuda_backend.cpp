@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <map>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/attention.cuh"
@@ -110,6 +111,29 @@ size_t CudaBackend::weight_bytes() const {
   return static_cast<size_t>(impl_->weight_bytes->load());
 }
 
+namespace {
+
+// --quantization fp8: names the routed experts that stayed BF16 (views: the prepared set) and why.
+void warn_bf16_experts(const WeightSet& host, const WeightSet& views) {
+  size_t bf16 = 0;
+  std::string first;
+  for (const size_t i : host.routed_experts) {
+    const TensorView& m = views.matrices.at(i);
+    if (!m.data || m.dtype == DType::F8_E4M3_G128) continue;
+    if (bf16++ == 0) first = std::string(m.name);
+  }
+  if (bf16 == 0) return;
+  spdlog::warn(
+      "--quantization fp8: {} of {} routed expert matrices stay BF16 ('{}' among them): {}", bf16,
+      host.routed_experts.size(), first,
+      env_flag("SHARDLM_CUDA_FP8_EXPERTS", true)
+          ? "the FP8 expert kernels take rows a multiple of 128 wide (a tensor-parallel cut of an "
+            "expert may not be; --enable-expert-parallel keeps experts whole)"
+          : "SHARDLM_CUDA_FP8_EXPERTS=0");
+}
+
+}  // namespace
+
 PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
   // A pipeline stage lists only what it runs: no embedding or no output projection is left empty.
   auto store = std::make_shared<WeightStore>(impl_->weight_bytes);
@@ -127,7 +151,8 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
     return out;
   };
   const std::set<const void*> experts = data_of(w.routed_experts), kernels = data_of(w.kernel_read);
-  WeightStore::Choices choices{.keep_quantised = QuantLinear::keeps};
+  WeightStore::Choices choices;
+  choices.keep_quantised = QuantLinear::keeps;
   if (fp8) {
     choices.fp8_rows = [&](const TensorView& m) {
       return (!checkpoint || m.dtype == DType::F8_E4M3) && Fp8Linear::quantises(m) &&
@@ -149,6 +174,7 @@ PreparedWeights CudaBackend::prepare_weights(const WeightSet& w) {
     ++quantised;
     largest = std::max(largest, m.numel());
   }
+  if (choices.fp8_groups) warn_bf16_experts(w, prepared.views);
   if (quantised > 0) {
     if (!impl_->quant) {
       impl_->quant =
