@@ -23,10 +23,12 @@ void add_device_flags(CLI::App& cmd, std::string& device, double& gpu_memory_uti
 }
 
 void add_quantization_flag(CLI::App& cmd, std::string& quantization) {
-  cmd.add_option("--quantization", quantization,
-                 "fp8: quantise the linear layers' BF16/FP16 weights at load to FP8 E4M3 with a "
-                 "scale per output channel (CUDA, compute capability 8.9+; as vLLM's --quantization "
-                 "fp8); the embedding and output projection stay BF16")
+  cmd.add_option(
+         "--quantization", quantization,
+         "fp8: quantise the linear layers' BF16/FP16 weights at load to FP8 E4M3 with a "
+         "scale per output channel (CUDA, compute capability 8.9+; as vLLM's --quantization "
+         "fp8), a mixture of experts' routed experts with a scale per row and 128 columns; "
+         "the embedding, output projection, routers and latent-attention heads stay BF16")
       ->check([](const std::string& q) -> std::string {
         if (q == "fp8") return "";
         return "'" + q +
