@@ -75,8 +75,7 @@ Expert random_expert(int64_t k, int64_t rows, std::mt19937& rng) {
 
 // The CPU's codes and scales of x [rows][k] per row and 128 columns, as moe_quantize_groups
 // defines them.
-void quantise_groups(const std::vector<float>& x, int64_t k, std::vector<uint8_t>& q,
-                     std::vector<float>& s) {
+void quantise_groups(const std::vector<float>& x, std::vector<uint8_t>& q, std::vector<float>& s) {
   const int64_t groups = static_cast<int64_t>(x.size()) / 128;
   q.resize(x.size());
   s.resize(static_cast<size_t>(groups));
@@ -90,7 +89,6 @@ void quantise_groups(const std::vector<float>& x, int64_t k, std::vector<uint8_t
       q[at] = float_to_e4m3(x[at] * inv);
     }
   }
-  (void)k;
 }
 
 // Device x [rows][k] quantised by moe_quantize_groups, checked against the CPU's; returns the codes
@@ -104,7 +102,7 @@ std::pair<std::unique_ptr<DeviceBytes>, std::unique_ptr<DeviceBytes>> quantise_o
   cuda::moe_quantize_groups(dx->as<float>(), rows, k, dq->as<uint8_t>(), ds->as<float>(), stream);
   const auto got_q = download<uint8_t>(dq->p, x.size());
   const auto got_s = download<float>(ds->p, x.size() / 128);
-  quantise_groups(x, k, q, s);
+  quantise_groups(x, q, s);
   for (size_t i = 0; i < q.size(); ++i) {
     if (got_q[i] != q[i]) {
       ADD_FAILURE() << "code " << i << ": " << int(got_q[i]) << " vs " << int(q[i]);

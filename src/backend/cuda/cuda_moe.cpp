@@ -115,7 +115,8 @@ void CudaMoe::reserve(const MoeFfnWeights& w, int64_t n) {
     grow(ys_all_, P * d * tp * F);
     grow(local_out_, T * d * F);
   }
-  if (moe_e4m3_tiles_enabled() && (fp8_experts(w.gate) || fp8_experts(w.down))) {
+  const MoeExpertTables t = tables_of(w);  // built once per layer: the experts' forms
+  if (moe_e4m3_tiles_enabled() && (t.gate_up_fp8 || t.down_fp8)) {
     // The E4M3 inputs of the FP8 tiles (every batch: FP8 experts never take the grouped path):
     // the tokens' rows for gate/up, the pairs' (every rank's hidden columns) for down.
     const size_t values = std::max(T * d, P * f * tp);

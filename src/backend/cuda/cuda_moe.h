@@ -5,7 +5,7 @@
 // columns at the end; expert parallelism runs only this rank's experts and gathers every rank's
 // pair rows (zero where a rank lacks the expert) before the combine. The tiles run on CUDA cores
 // at a pair or two per expert (FP8 experts on FP8 tensor cores, their inputs quantised to E4M3
-// first) and on the tensor cores from kMmaMinPairsPerExpert. Up to a few tiles per expert no step
+// first) and on the tensor cores from kMmaMinPairsPerExpert. Up to a few tiles per expert, no step
 // reads anything back to the host, so decode steps can be captured as CUDA graphs. Larger
 // batches outside a capture (prefill) take the grouped path: the tiles' per-expert counts come to
 // the host, each expert's pairs are gathered into consecutive rows, converted to BF16 once, and

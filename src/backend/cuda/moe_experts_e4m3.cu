@@ -1,4 +1,4 @@
-// FP8 routed experts (F8_E4M3_G128, expert_rows.cuh) at decode sizes on FP8 tensor cores (see
+// FP8 routed experts (F8_E4M3_G128, expert_rows.cuh) at every batch size on FP8 tensor cores (see
 // moe_experts.cuh): the inputs quantised to E4M3 with a scale per row and 128 columns, then
 // mma.sync m16n8k32 E4M3 x E4M3 with fp32 accumulators, so that no weight is widened by an
 // instruction of its own. A block's four warps take the same 16 output rows, each a quarter of
@@ -8,6 +8,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/expert_rows.cuh"
+#include "backend/cuda/fp8_quant.cuh"
 #include "backend/cuda/moe_experts.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/reduce.cuh"
@@ -52,7 +53,7 @@ __global__ void quantize_groups_kernel(const float* x, int64_t n_groups, uint8_t
   const int lane = threadIdx.x & 31;
   const float4 v = reinterpret_cast<const float4*>(x + group * kGroup)[lane];
   const float m = warp_max(fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
-  const float scale = m > 0.f ? m / 448.f : 1.f;
+  const float scale = m > 0.f ? m / kFp8E4M3Max : 1.f;
   const float inv = 1.f / scale;
   reinterpret_cast<uint32_t*>(q + group * kGroup)[lane] =
       e4m3x2_of(v.x * inv, v.y * inv) | (e4m3x2_of(v.z * inv, v.w * inv) << 16);
