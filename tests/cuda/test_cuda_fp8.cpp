@@ -19,8 +19,17 @@
 namespace shardlm::testing {
 namespace {
 
-// Sums in fp32 over the same FP8 weights and fp32 inputs: rounding shows as about 1e-6.
+// Sums in fp32 over the same FP8 weights and the inputs the kernel multiplies: rounding shows as
+// about 1e-6.
 constexpr double kGemvTolerance = 1e-4;
+
+// What the FP8 GEMV multiplies: x rounded to BF16 on the tensor cores (gemv_fp8_mma.cuh), else x.
+std::vector<float> gemv_input(const std::vector<float>& x, int64_t k, int64_t tokens) {
+  if (!cuda::gemv_fp8_mma_takes(k, tokens)) return x;
+  std::vector<float> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = bf16_to_fp32(fp32_to_bf16(x[i]));
+  return r;
+}
 
 // n bytes on the device (backend memory: only kernels read them).
 uint8_t* bytes_to_device(cuda::CudaBackend& be, const std::vector<uint8_t>& bytes) {
@@ -129,9 +138,10 @@ void check_gemv(cuda::CudaBackend& be, const std::vector<const Fp8Rows*>& ws, in
     segs.n[s] = ws[s]->n;
   }
   cuda::gemv_fp8_segments(segs, k, dx, tokens, static_cast<cudaStream_t>(be.stream()));
+  const auto xin = gemv_input(x, k, tokens);
   for (size_t s = 0; s < ws.size(); ++s) {
     const auto y = to_host(be, segs.y[s], static_cast<size_t>(tokens * ws[s]->n));
-    EXPECT_LT(rel_err(y, reference(*ws[s], x, tokens)), kGemvTolerance)
+    EXPECT_LT(rel_err(y, reference(*ws[s], xin, tokens)), kGemvTolerance)
         << what << " segment " << s << " [" << ws[s]->n << " x " << k << "], " << tokens
         << " tokens";
   }
@@ -144,13 +154,16 @@ void check_gate_up(cuda::CudaBackend& be, const Fp8Rows& g, const Fp8Rows& u, in
   float* out = be.alloc_floats(static_cast<size_t>(tokens * g.n));
   cuda::gemv_fp8_gate_up_silu(dg.q, dg.scale, du.q, du.scale, g.k, g.n, to_device(be, x), tokens,
                               out, static_cast<cudaStream_t>(be.stream()));
-  const auto rg = reference(g, x, tokens), ru = reference(u, x, tokens);
+  const auto xin = gemv_input(x, g.k, tokens);
+  const auto rg = reference(g, xin, tokens), ru = reference(u, xin, tokens);
   std::vector<double> ref(rg.size());
   for (size_t i = 0; i < ref.size(); ++i) ref[i] = rg[i] / (1 + std::exp(-rg[i])) * ru[i];
   EXPECT_LT(rel_err(to_host(be, out, ref.size()), ref), kGemvTolerance)
       << "gate/up [" << g.n << " x " << g.k << "], " << tokens << " tokens";
 }
 
+// Every kernel: the default (the tensor cores from 2 tokens), the tensor cores at every batch size
+// (SHARDLM_CUDA_FP8_GEMV_MMA=all) and the CUDA-core kernels at every batch size (=0).
 TEST(CudaFp8, GemvMatchesFp64Reference) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();
@@ -161,15 +174,54 @@ TEST(CudaFp8, GemvMatchesFp64Reference) {
   // The 8B shapes, with n cut to keep the fp64 reference quick (n only sets the grid).
   const Fp8Rows q = rows(4096, 512), kk = rows(4096, 128), v = rows(4096, 128);
   const Fp8Rows gate = rows(4096, 300), up = rows(4096, 300), down = rows(14336, 64);
-  // Odd shapes: k a multiple of 16 but of no pass (32 lanes x 8 vectors), n of no block.
+  // Odd shapes: k a multiple of 16 but of no pass or chunk, n of no block or tile, a segment of
+  // odd rows; 14352 columns take two launches of the tensor-core kernel at 8 tokens.
   const Fp8Rows a = rows(16, 1), b = rows(272, 13), c = rows(4112, 37), d = rows(14352, 5);
-  for (int64_t tokens : {1, 2, 3, 4, 5, 8}) {
-    check_gemv(be, {&q, &kk, &v}, tokens, rng, "q/k/v");
-    check_gemv(be, {&down}, tokens, rng, "down");
-    check_gate_up(be, gate, up, tokens, rng);
-    for (const Fp8Rows* odd : {&a, &b, &c, &d}) check_gemv(be, {odd}, tokens, rng, "odd");
-    be.synchronize();
+  const Fp8Rows e = rows(1040, 7), f = rows(1040, 9);
+  for (const char* mma : {"1", "all", "0"}) {
+    setenv("SHARDLM_CUDA_FP8_GEMV_MMA", mma, 1);
+    SCOPED_TRACE(std::string("SHARDLM_CUDA_FP8_GEMV_MMA=") + mma);
+    for (int64_t tokens : {1, 2, 3, 4, 5, 8}) {
+      check_gemv(be, {&q, &kk, &v}, tokens, rng, "q/k/v");
+      check_gemv(be, {&down}, tokens, rng, "down");
+      check_gate_up(be, gate, up, tokens, rng);
+      for (const Fp8Rows* odd : {&a, &b, &c, &d}) check_gemv(be, {odd}, tokens, rng, "odd");
+      check_gemv(be, {&e, &f, &e}, tokens, rng, "odd segments");
+      be.synchronize();
+    }
   }
+  unsetenv("SHARDLM_CUDA_FP8_GEMV_MMA");
+}
+
+// On the tensor cores a token's outputs are the same bits alone and in any batch up to 8 (the
+// tokens are the mma's columns; at 14,336 columns 8 tokens take two launches).
+TEST(CudaFp8, GemvTokenAloneEqualsInABatch) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  setenv("SHARDLM_CUDA_FP8_GEMV_MMA", "all", 1);
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(seed);
+  std::mt19937 rng(seed);
+  cuda::CudaBackend be(small_cuda_options());
+  const auto stream = static_cast<cudaStream_t>(be.stream());
+  for (const int64_t k : {int64_t{4096}, int64_t{14336}}) {
+    const int64_t n = 200;
+    const DeviceFp8 w = upload(be, quantize_rows(random_weights(k, n, rng), k, n));
+    const auto x = randn(static_cast<size_t>(8 * k), rng);
+    const float* dx = to_device(be, x);
+    float* batch = be.alloc_floats(static_cast<size_t>(8 * n));
+    float* alone = be.alloc_floats(static_cast<size_t>(n));
+    for (int64_t tokens = 2; tokens <= 8; ++tokens) {
+      cuda::gemv_fp8(w.q, w.scale, k, n, dx, tokens, batch, stream);
+      const auto all = to_host(be, batch, static_cast<size_t>(tokens * n));
+      for (int64_t t = 0; t < tokens; ++t) {
+        cuda::gemv_fp8(w.q, w.scale, k, n, dx + t * k, 1, alone, stream);
+        const auto one = to_host(be, alone, static_cast<size_t>(n));
+        EXPECT_TRUE(std::equal(one.begin(), one.end(), all.begin() + t * n))
+            << "token " << t << " of " << tokens << ", k " << k;
+      }
+    }
+  }
+  unsetenv("SHARDLM_CUDA_FP8_GEMV_MMA");
 }
 
 // One Fp8Gemm (its scales in the GEMM, or by the epilogue kernel) against the fp64 reference.
@@ -184,9 +236,9 @@ void check_fp8_gemm(cuda::CudaBackend& be, bool scales_in_gemm, std::mt19937& rn
   EXPECT_TRUE(gemm.lt_supports(4096, 6144, 2048));
   EXPECT_TRUE(gemm.lt_supports(14336, 4096, 37));
   if (!scales_in_gemm) EXPECT_FALSE(gemm.scales_in_gemm(4096, 6144, 2048));
-  std::cout << "[fp8 gemm] scales in the GEMM asked " << scales_in_gemm << ", taken at 8B shapes: "
-            << gemm.scales_in_gemm(4096, 6144, 2048) << gemm.scales_in_gemm(4096, 6144, 252)
-            << gemm.scales_in_gemm(14336, 4096, 37) << "\n";
+  std::cout << "[fp8 gemm] scales in the GEMM asked " << scales_in_gemm
+            << ", taken at 8B shapes: " << gemm.scales_in_gemm(4096, 6144, 2048)
+            << gemm.scales_in_gemm(4096, 6144, 252) << gemm.scales_in_gemm(14336, 4096, 37) << "\n";
   struct Shape {
     int64_t k, n, tokens;
   };
@@ -290,7 +342,9 @@ TEST(CudaFp8, BackendOpsOnQuantisedWeights) {
     const bool gemv = tokens <= 8;
     auto input = [&](int64_t k) {
       auto x = randn(static_cast<size_t>(tokens * k), rng);
-      std::vector<float> eff = x;  // what the kernels multiply: x, or x quantised per token
+      // What the kernels multiply: x (rounded to BF16 on the tensor cores), or x quantised per
+      // token.
+      std::vector<float> eff = gemv_input(x, k, tokens);
       if (!gemv) {
         const Fp8Rows xq = quantize_rows(x, k, tokens);
         for (int64_t t = 0; t < tokens; ++t)

@@ -10,6 +10,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_fp8.cuh"
+#include "backend/cuda/gemv_fp8_mma.cuh"
 #include "backend/cuda/gemv_staged.cuh"
 #include "backend/cuda/load_stream.cuh"
 #include "backend/cuda/pdl.cuh"
@@ -25,8 +26,8 @@ constexpr int kWarps = 4;  // per block
 
 // acc[t][s] += w_s[16c .. 16c + 16) . x[t][16c .. 16c + 16), in element order.
 template <int NT, int S>
-__device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* x,
-                                           int64_t k, int64_t c, float (&acc)[NT][S]) {
+__device__ __forceinline__ void fma_vector(const uint4 (&wv)[S], const float* x, int64_t k,
+                                           int64_t c, float (&acc)[NT][S]) {
 #pragma unroll
   for (int s = 0; s < S; ++s) {
     float wf[16];
@@ -156,6 +157,10 @@ void launch(const Fp8Segments& segs, int64_t k, int64_t rows, const float* x, cu
 template <bool GATE>
 void run(const Fp8Segments& segs, int64_t k, int64_t rows, const float* x, int64_t n_tokens,
          cudaStream_t stream) {
+  if (gemv_fp8_mma_takes(k, n_tokens)) {
+    gemv_mma_fp8(staged(segs), k, rows, GATE, x, n_tokens, stream);
+    return;
+  }
   const bool staged_fits = gemv_staged_fits(k, n_tokens, Fp8Rows::kPer);
   if (segs.norm_w && !staged_fits) {
     fail("internal: an FP8 GEMV with its norm at {} tokens, k {} (check gemv_fp8_norm_fits)",
@@ -208,7 +213,11 @@ void gemv_fp8_qkv_rope(const Fp8Segments& segs, const GemvRope& rope, int64_t k,
                        cudaStream_t stream) {
   StagedGemv a = staged(segs);
   a.rope = rope;
-  gemv_staged_qkv_rope(a, k, true, x, stream);
+  if (gemv_fp8_mma_takes(k, 1)) {
+    gemv_mma_fp8_qkv_rope(a, k, x, stream);
+  } else {
+    gemv_staged_qkv_rope(a, k, true, x, stream);
+  }
 }
 
 void gemv_fp8(const uint8_t* w, const float* scale, int64_t k, int64_t n, const float* x,
@@ -219,14 +228,15 @@ void gemv_fp8(const uint8_t* w, const float* scale, int64_t k, int64_t n, const 
 
 void gemv_fp8_gate_up_silu(const uint8_t* w_gate, const float* s_gate, const uint8_t* w_up,
                            const float* s_up, int64_t k, int64_t n, const float* x,
-                           int64_t n_tokens, float* gate, cudaStream_t stream,
-                           const float* norm_w, float norm_eps) {
+                           int64_t n_tokens, float* gate, cudaStream_t stream, const float* norm_w,
+                           float norm_eps) {
   if (n == 0) return;
   const Fp8Segments segs{{w_gate, w_up}, {s_gate, s_up}, {gate}, {n, n}, 2, norm_w, norm_eps};
   run<true>(segs, k, n, x, n_tokens, stream);
 }
 
 bool gemv_fp8_norm_fits(int64_t k, int64_t n_tokens) {
+  if (gemv_fp8_mma_takes(k, 1)) return n_tokens == 1;
   return gemv_staged_fits(k, n_tokens, Fp8Rows::kPer);
 }
 

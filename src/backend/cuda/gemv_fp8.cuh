@@ -1,7 +1,9 @@
 // The decode matmul on FP8 weights (--quantization fp8): y = (x W_q^T) * scale, W_q: FP8 E4M3
 // [n][k] with one fp32 scale per row (fp8_quant.cuh), x fp32, fp32 accumulation. Half the weight
 // bytes of gemv_bf16 (gemv.cuh) on the same plan: 16-byte loads (16 weights), several in flight
-// per lane and row, dequantised in registers, the row scale applied once to the dot product.
+// per lane and row, dequantised in registers, the row scale applied once to the dot product. From
+// 2 tokens (gemv_fp8_mma_takes) the entry points below run the tensor-core kernel instead
+// (gemv_fp8_mma.cuh), x rounded to BF16.
 // CPU reference: the FP8 tests' dequantise-then-fp64 product (tests/cuda/test_cuda_fp8.cpp).
 #pragma once
 
@@ -17,6 +19,13 @@ namespace shardlm::cuda {
 inline bool gemv_fp8_fits(int64_t k, int64_t n_tokens) {
   return n_tokens >= 1 && n_tokens <= kGemvMaxTokens && k % 16 == 0;
 }
+
+// Whether an FP8 GEMV of n_tokens tokens over rows k wide runs on the tensor cores
+// (gemv_fp8_mma.cuh): k % 16 == 0, one token's x in a block's shared memory, and n_tokens from 2
+// to 8. At one token the CUDA-core kernel (gemv_staged.cuh) keeps more bytes in flight and is
+// faster (docs/benchmarks.md). SHARDLM_CUDA_FP8_GEMV_MMA (read at each call): all = from one
+// token, so that a token's outputs are the same bits alone and in any batch up to 8; 0 = never.
+bool gemv_fp8_mma_takes(int64_t k, int64_t n_tokens);
 
 // Up to kGemvMaxSegments FP8 weights with the same input width k in one launch (Q/K/V):
 // y[s][t][j] = scale[s][j] * sum_i w[s][j][i] * x[t][i]; w[s]: [n[s]][k] bytes; scale[s]: [n[s]].

@@ -16,10 +16,7 @@
 
 namespace shardlm::cuda {
 
-namespace {
-
-// Blocks of `kernel` resident on the current GPU at once with smem bytes of shared memory each.
-int resident_blocks(const void* kernel, size_t smem) {
+int staged_resident_blocks(const void* kernel, size_t smem) {
   static std::mutex mu;
   static std::map<std::tuple<const void*, size_t, int>, int> known;
   int device = 0;
@@ -34,7 +31,6 @@ int resident_blocks(const void* kernel, size_t smem) {
   return known[key] = std::max(1, per_sm) * sms;
 }
 
-// The shared memory a block may opt in to on the current GPU, capped at kMaxStagedK floats.
 size_t staged_smem_limit() {
   static std::mutex mu;
   static std::map<int, size_t> known;
@@ -51,19 +47,23 @@ size_t staged_smem_limit() {
   return known[device] = limit;
 }
 
+bool allow_staged_smem(const void* kernel) {
+  SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(staged_smem_limit())));
+  return true;
+}
+
+namespace {
+
 template <class Rows, int R, int U, bool GATE, bool NORM, class Kv = void>
 void launch(const StagedGemv& a, int64_t k, int64_t rows, const float* x, cudaStream_t stream) {
   auto* kernel = gemv_staged_kernel<Rows, R, U, GATE, NORM, Kv>;
-  static const bool sized = [&] {  // above 48 KiB a kernel must ask for its shared memory
-    SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(staged_smem_limit())));
-    return true;
-  }();
+  static const bool sized = allow_staged_smem(reinterpret_cast<const void*>(kernel));
   (void)sized;
   const size_t smem = static_cast<size_t>(k) * sizeof(float);
   // An equal share of the rows for every warp that fits on the GPU at once.
   const int64_t warps =
-      int64_t{resident_blocks(reinterpret_cast<const void*>(kernel), smem)} * kStagedWarps;
+      int64_t{staged_resident_blocks(reinterpret_cast<const void*>(kernel), smem)} * kStagedWarps;
   const int64_t per_warp = (rows + warps - 1) / warps;
   const int64_t per_block = per_warp * kStagedWarps;
   const auto blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
@@ -81,9 +81,10 @@ bool two_rows(bool fp8) {
     const char* e = std::getenv("SHARDLM_CUDA_GEMV_STAGED_ROWS");
     if (!e || !*e) return 0;
     if (std::string(e) == "1" || std::string(e) == "2") return e[0] - '0';
-    fail("SHARDLM_CUDA_GEMV_STAGED_ROWS={}: use 1 or 2 (rows per warp at a time), or leave it "
-         "unset (2 for FP8 matrices, 1 for BF16)",
-         e);
+    fail(
+        "SHARDLM_CUDA_GEMV_STAGED_ROWS={}: use 1 or 2 (rows per warp at a time), or leave it "
+        "unset (2 for FP8 matrices, 1 for BF16)",
+        e);
   }();
   return set ? set == 2 : fp8;
 }

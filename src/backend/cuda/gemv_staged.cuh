@@ -15,7 +15,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-
 #include <type_traits>
 
 #include "backend/cuda/gemv.cuh"
@@ -367,6 +366,16 @@ StagedGemv staged_args(const Segs& segs) {
   return a;
 }
 
+// Blocks of `kernel` (kStagedWarps warps each) resident on the current GPU at once with smem
+// bytes of dynamic shared memory each.
+int staged_resident_blocks(const void* kernel, size_t smem);
+// The dynamic shared memory a block may opt in to on the current GPU (1 KiB left for static
+// shared memory), capped at kMaxStagedK floats.
+size_t staged_smem_limit();
+// Lets `kernel` take staged_smem_limit() bytes of dynamic shared memory (above 48 KiB a kernel must
+// ask); returns true, for a launcher's once-only static.
+bool allow_staged_smem(const void* kernel);
+
 // Whether the staged kernel takes this shape: one token, k a multiple of the weights' 16-byte
 // vector (8 BF16, 16 FP8), and x (k floats) within kMaxStagedK and the shared memory a block of
 // the current GPU may have (227 KiB on Hopper, 163 KiB on an A100, 99 KiB on Ada).
@@ -382,8 +391,8 @@ void gemv_staged_fp8(const StagedGemv& a, int64_t k, int64_t rows, bool gate, co
 
 // One token: y = {q, k, v} = rms_norm(x) {Wq, Wk, Wv}^T (a.norm_w set, three segments), q and k
 // rotated by a.rope's position, and k and v stored in its cache slot (an FP8 E4M3 cache with
-// a.rope.fp8_kv, else BF16): the Q/K/V GEMV and rope_store_kv in one launch. Weights BF16, or FP8 with
-// fp8_weights (a.scale). Every segment's rows even.
+// a.rope.fp8_kv, else BF16): the Q/K/V GEMV and rope_store_kv in one launch. Weights BF16, or FP8
+// with fp8_weights (a.scale). Every segment's rows even.
 void gemv_staged_qkv_rope(const StagedGemv& a, int64_t k, bool fp8_weights, const float* x,
                           cudaStream_t stream);
 
