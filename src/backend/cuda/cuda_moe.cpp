@@ -343,6 +343,9 @@ void CudaMoe::run(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
   if (w.tp > 1) (*tp_gather)(local, n, d_out, out);
 }
 
+// A metric read from the stats thread: a copy on the legacy stream, which does not wait for the
+// backend's non-blocking stream, so the count may leave out the step still running (it only grows;
+// an 8-byte aligned read sees it whole), and reading it never stalls the engine.
 int64_t CudaMoe::expert_rows() const {
   unsigned long long v = 0;
   int current = 0;
