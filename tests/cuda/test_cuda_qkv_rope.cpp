@@ -2,8 +2,10 @@
 // (CudaBackend::norm_qkv_rope, gemv_staged.cuh). Against the same backend's norm_matmul followed
 // by rope_store_kv, the path of every step of more than one token (itself against the CPU in
 // CudaOps.RopeStoreKvMatchesCpu): q, k, v and the cache's rows bit for bit, for BF16 and FP8
-// weights, BF16 and FP8 caches and both rotary pairings, at Llama-3.1-8B's Q/K/V shape and at an
-// odd one; and the cases the fused op must leave to the caller.
+// weights (FP8 also on the tensor-core GEMV, SHARDLM_CUDA_FP8_GEMV_MMA=all), BF16 and FP8 caches
+// and both rotary pairings, at Llama-3.1-8B's Q/K/V shape and at an odd one; and the cases the
+// fused op must leave to the caller.
+#include <cstdlib>
 #include <deque>
 #include <string>
 
@@ -94,7 +96,10 @@ TEST(CudaQkvRope, MatchesTheGemvThenRopeStore) {
     in.norm_w = randn(static_cast<size_t>(s.d), rng, 0.2f, 1.f);
     in.position = static_cast<int32_t>(rng() % 100000);
     in.slot = static_cast<int32_t>(rng() % kSlots);
-    for (const bool fp8 : {false, true}) {
+    // FP8 weights on the CUDA-core kernel (the default at one token) and on the tensor cores.
+    for (const char* weights : {"bf16", "fp8", "fp8-mma"}) {
+      const bool fp8 = std::string(weights) != "bf16";
+      if (std::string(weights) == "fp8-mma") setenv("SHARDLM_CUDA_FP8_GEMV_MMA", "all", 1);
       for (const bool fp8_kv : {false, true}) {
         for (const RopeStyle style : {RopeStyle::kNeox, RopeStyle::kNormal}) {
           ModelConfig c;
@@ -107,8 +112,8 @@ TEST(CudaQkvRope, MatchesTheGemvThenRopeStore) {
           o.fp8_weights = fp8;
           o.fp8_kv = fp8_kv;
           cuda::CudaBackend be(o);
-          const std::string what = std::string(fp8 ? "FP8" : "BF16") + " weights, " +
-                                   (fp8_kv ? "FP8" : "BF16") + " cache, d " + std::to_string(s.d) +
+          const std::string what = std::string(weights) + " weights, " + (fp8_kv ? "FP8" : "BF16") +
+                                   " cache, d " + std::to_string(s.d) +
                                    (style == RopeStyle::kNeox ? ", neox" : ", interleaved");
           const Outputs fused = run(be, fp8_kv, s, in, true);
           const Outputs apart = run(be, fp8_kv, s, in, false);
@@ -122,6 +127,7 @@ TEST(CudaQkvRope, MatchesTheGemvThenRopeStore) {
           EXPECT_NE(fused.cache_k[at], 0.f) << what;
         }
       }
+      unsetenv("SHARDLM_CUDA_FP8_GEMV_MMA");
     }
   }
 }
