@@ -19,6 +19,9 @@
 //   bench_cuda --quant-gemv-only [PRESET]   (the GEMV over GGUF types kept quantised, at the
 //   preset's decode shapes for 1, 4 and 8 tokens: us and GB/s of quantised bytes against the copy
 //   ceiling)
+//   bench_cuda --fp8-gemv-only [PRESET]   (the FP8 GEMV of --quantization fp8 at the preset's
+//   decode shapes for 1, 2, 4 and 8 tokens, on CUDA cores and on tensor cores: us and GB/s of FP8
+//   bytes against the copy ceiling)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -42,6 +45,7 @@
 #include "backend/cuda/ceilings.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/gemm_sweep.h"
+#include "backend/cuda/gemv_fp8_sweep.h"
 #include "backend/cuda/gemv_quant_sweep.h"
 #include "backend/cuda/gemv_sweep.h"
 #include "model/hf_config.h"
@@ -255,29 +259,51 @@ void bench_gemv_variants(const shardlm::ModelConfig& c, double copy_gb_per_s) {
   }
 }
 
-// The quantised GEMV (GGUF types kept quantised) at a model's decode shapes: batch 1 against the
-// copy ceiling (the bytes of the quantised matrices), and a few tokens.
-void bench_quant_gemv(const shardlm::ModelConfig& c, double copy_gb_per_s) {
-  struct Case {
-    const char* name;
-    int64_t k;
-    std::vector<int64_t> n;
-    bool gate_up;
-  };
-  const Case cases[] = {
+// A decode GEMV's matrices at one of a model's shapes: segments of n rows each k wide read in one
+// launch, or gate and up with SiLU (n = {ffn}).
+struct DecodeShape {
+  const char* name;
+  int64_t k;
+  std::vector<int64_t> n;
+  bool gate_up;
+};
+
+// The model's decode GEMV shapes (the output projection last, where with_output).
+std::vector<DecodeShape> decode_shapes(const shardlm::ModelConfig& c, bool with_output) {
+  std::vector<DecodeShape> out = {
       {"q/k/v (one launch)", c.d_model, {c.q_dim(), c.kv_dim(), c.kv_dim()}, false},
       {"o", c.q_dim(), {c.d_model}, false},
       {"gate/up + silu", c.d_model, {c.ffn_dim}, true},
       {"down", c.ffn_dim, {c.d_model}, false},
-      {"output projection", c.d_model, {c.vocab_size}, false},
   };
+  if (with_output) out.push_back({"output projection", c.d_model, {c.vocab_size}, false});
+  return out;
+}
+
+// The quantised GEMV (GGUF types kept quantised) at a model's decode shapes: batch 1 against the
+// copy ceiling (the bytes of the quantised matrices), and a few tokens.
+void bench_quant_gemv(const shardlm::ModelConfig& c, double copy_gb_per_s) {
   std::printf("Quantised GEMV (GGUF types kept on the GPU; us per call in a graph over copies):\n");
-  for (const Case& cs : cases) {
+  for (const DecodeShape& cs : decode_shapes(c, true)) {
     std::printf("  %s (k %lld):\n", cs.name, static_cast<long long>(cs.k));
     for (const auto& t : shardlm::cuda::sweep_gemv_quant(cs.k, cs.n, cs.gate_up, {1, 4, 8})) {
       std::printf("    %-5s x %lld tokens %8.1f us %6.0f GB/s (%3.0f%% of copy)\n",
                   std::string(shardlm::dtype_name(t.type)).c_str(),
                   static_cast<long long>(t.tokens), t.us, t.gb_per_s,
+                  100 * t.gb_per_s / copy_gb_per_s);
+    }
+  }
+}
+
+// The FP8 GEMV at a model's decode shapes (the matrices --quantization fp8 quantises; the output
+// projection stays BF16), on both kernels.
+void bench_fp8_gemv(const shardlm::ModelConfig& c, double copy_gb_per_s) {
+  std::printf("FP8 GEMV (--quantization fp8; us per call in a graph over copies):\n");
+  for (const DecodeShape& cs : decode_shapes(c, false)) {
+    std::printf("  %s (k %lld):\n", cs.name, static_cast<long long>(cs.k));
+    for (const auto& t : shardlm::cuda::sweep_gemv_fp8(cs.k, cs.n, cs.gate_up, {1, 2, 4, 8})) {
+      std::printf("    %-12s x %lld tokens %8.1f us %6.0f GB/s (%3.0f%% of copy)\n",
+                  t.kernel.c_str(), static_cast<long long>(t.tokens), t.us, t.gb_per_s,
                   100 * t.gb_per_s / copy_gb_per_s);
     }
   }
@@ -310,8 +336,8 @@ void bench_decode_attention(const std::string& preset, double copy_gb_per_s) {
       "kernel (after), BF16 and FP8 caches\n  %5s %7s %8s %9s %14s %9s %14s %9s %14s %9s %14s "
       "%7s %s\n",
       preset.c_str(), p.n_heads, p.n_kv_heads, p.head_dim, copy_gb_per_s, "batch", "context",
-      "BF16 MB", "core us", "GB/s (%)", "plan us", "GB/s (%)", "core8 us", "GB/s (%)",
-      "plan8 us", "GB/s (%)", "splits", "plan forced splits: us");
+      "BF16 MB", "core us", "GB/s (%)", "plan us", "GB/s (%)", "core8 us", "GB/s (%)", "plan8 us",
+      "GB/s (%)", "splits", "plan forced splits: us");
   auto rate = [&](double bytes, double us) {
     const double gb = bytes / us / 1e3;
     return fmt::format("{:6.0f} ({:3.0f}%)", gb, 100 * gb / copy_gb_per_s);
@@ -338,7 +364,7 @@ void bench_prefill_attention(const std::string& preset) {
   const shardlm::AttentionParams p = *found;
   std::printf(
       "prefill attention, %s: ms per call (one layer), TFLOP/s (causal FLOPs)\n"
-              "  %7s %7s %12s %10s %12s %10s %8s\n",
+      "  %7s %7s %12s %10s %12s %10s %8s\n",
       preset.c_str(), "rows", "past", "per-row ms", "TFLOP/s", "tensor ms", "TFLOP/s", "speedup");
   for (const auto& t :
        shardlm::cuda::time_prefill_attention(p, {{512, 0}, {2048, 0}, {512, 1536}, {8192, 0}})) {
@@ -388,8 +414,10 @@ void bench_gemm(const std::string& preset, double gemm_tflops) {
       {"down", c.ffn_dim, {c.d_model}, 1 << 20},
       {"output projection", c.d_model, {c.vocab_size}, 512},
   };
-  std::printf("BF16 GEMMs at %s's shapes (us per call over copies of the weights in a graph; "
-              "%% of the %.0f TFLOP/s ceiling):\n", preset.c_str(), gemm_tflops);
+  std::printf(
+      "BF16 GEMMs at %s's shapes (us per call over copies of the weights in a graph; "
+      "%% of the %.0f TFLOP/s ceiling):\n",
+      preset.c_str(), gemm_tflops);
   for (const Case& cs : cases) {
     for (const int64_t t : {16, 32, 64, 128, 256, 512, 1024, 2048, 8192}) {
       if (t > cs.max_tokens) continue;
@@ -433,6 +461,11 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--quant-gemv-only") {
     const auto model = shardlm::load_model(argc > 2 ? argv[2] : "llama-3.1-8b", "dummy");
     bench_quant_gemv(model->config, c.copy_gb_per_s);
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "--fp8-gemv-only") {
+    const auto model = shardlm::load_model(argc > 2 ? argv[2] : "llama-3.1-8b", "dummy");
+    bench_fp8_gemv(model->config, c.copy_gb_per_s);
     return 0;
   }
   int first = 1;

@@ -5,7 +5,9 @@
 #      then FP8 with each SHARDLM_CUDA_FP8_GEMV_MMA of MODES (default: 1 = the tensor cores from 2
 #      tokens, all = from 1, 0 = never);
 #   3. batched-engine mode at BATCHES (default 1,4,8) sequences, FP8 in each mode;
-#   4. KTRACE=1: a CUPTI kernel trace of FP8 decode at batch 1 in each mode (dependent launches off,
+#   4. SWEEP=1 (the default): bench_cuda --fp8-gemv-only, each 8B matrix shape at 1, 2, 4 and 8
+#      tokens on both kernels (us per call and GB/s against the copy ceiling);
+#   5. KTRACE=1: a CUPTI kernel trace of FP8 decode at batch 1 in each mode (dependent launches off,
 #      so that each kernel's time is its own).
 #   here:  SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 1
 #   there (carry .devcarry): [TESTS=0] [KTRACE=1] [BATCHES=1,4,8] scripts/device_fp8_gemv.sh
@@ -32,6 +34,10 @@ if [ -n "${BATCHES-1,4,8}" ]; then
       "${F[@]}" --batch-sizes "${BATCHES-1,4,8}" --num-prompts 16 -p 256 -n 128 --kv-cache-memory 4GiB
     grep -E "^\|" "$LOGS/batched_$V.log" | sed "s/^/batched $V: /" | tee -a "$SUMMARY"
   done
+fi
+if [ "${SWEEP:-1}" = 1 ]; then
+  step fp8_sweep 240 "$BIN/bench_cuda" --fp8-gemv-only "${PRESET:-llama-3.1-8b}"
+  sed -n '/FP8 GEMV/,$p' "$LOGS/fp8_sweep.log" | tee -a "$SUMMARY"
 fi
 if [ "${KTRACE:-0}" = 1 ]; then
   for V in $MODES; do

@@ -1,5 +1,6 @@
 // median_ms: the median time of `fn` on `stream` over `reps` runs, by CUDA events, after one
-// warm-up run. The one timing loop of the benchmarks (ceilings, the GEMV sweep, attention).
+// warm-up run. The one timing loop of the benchmarks (ceilings, the GEMV sweep, attention); and
+// graph_us_per_call over it for the kernel sweeps.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -31,6 +32,24 @@ double median_ms(cudaStream_t stream, int reps, Fn fn) {
   cudaEventDestroy(b);
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
+}
+
+// Microseconds per call of call(0) .. call(calls - 1) captured on `stream` as one CUDA graph and
+// replayed (a warm-up replay, then median_ms over reps replays).
+template <typename Fn>
+double graph_us_per_call(cudaStream_t stream, int calls, int reps, Fn call) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  SHARDLM_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int c = 0; c < calls; ++c) call(c);
+  SHARDLM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  SHARDLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // warm-up
+  const double ms =
+      median_ms(stream, reps, [&] { SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  return ms * 1e3 / calls;
 }
 
 }  // namespace shardlm::cuda

@@ -65,19 +65,9 @@ std::vector<QuantGemvTiming> sweep_gemv_quant(int64_t k, const std::vector<int64
     SHARDLM_CUDA_CHECK(cudaMalloc(&w, bytes * copies));
     fill_random_bf16(reinterpret_cast<uint16_t*>(w), bytes * copies / 2, 11u);  // finite scales
     for (const int64_t nt : tokens) {
-      cudaGraph_t graph;
-      cudaGraphExec_t exec;
-      SHARDLM_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-      for (int c = 0; c < copies; ++c)
+      const double us = graph_us_per_call(stream, copies, 15, [&](int c) {
         call(t, w + c * bytes, n, gate_up, k, x, nt, y, scratch, stream);
-      SHARDLM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-      SHARDLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-      SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // warm-up
-      const double us =
-          median_ms(stream, 15, [&] { SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream)); }) * 1e3 /
-          copies;
-      cudaGraphExecDestroy(exec);
-      cudaGraphDestroy(graph);
+      });
       out.push_back({t, nt, us, static_cast<double>(bytes) / us / 1e3});
     }
     cudaFree(w);

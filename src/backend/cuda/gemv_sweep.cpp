@@ -12,15 +12,6 @@
 
 namespace shardlm::cuda {
 
-namespace {
-
-double graph_ms_per_replay(cudaStream_t stream, cudaGraphExec_t exec, int reps) {
-  SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));  // a second warm-up before median_ms's
-  return median_ms(stream, reps, [&] { SHARDLM_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
-}
-
-}  // namespace
-
 std::vector<GemvVariantTiming> sweep_gemv(const GemvSweepShape& shape) {
   const int64_t k = shape.k;
   const int64_t rows = std::accumulate(shape.n.begin(), shape.n.end(), int64_t{0});
@@ -57,15 +48,7 @@ std::vector<GemvVariantTiming> sweep_gemv(const GemvSweepShape& shape) {
   const int chosen = gemv_dispatch_variant(k, rows, 1, shape.gate_up);
   std::vector<GemvVariantTiming> out;
   for (int v = 0; v < gemv_variant_count(); ++v) {
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    SHARDLM_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-    for (int c = 0; c < copies; ++c) call(v, w + c * elems);
-    SHARDLM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
-    SHARDLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-    const double us = graph_ms_per_replay(stream, exec, 15) * 1e3 / copies;
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
+    const double us = graph_us_per_call(stream, copies, 15, [&](int c) { call(v, w + c * elems); });
     out.push_back(
         {gemv_variant_name(v), us, static_cast<double>(elems * 2) / us / 1e3, v == chosen});
   }
