@@ -48,16 +48,29 @@ void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t
   for (auto& t : threads) t.join();
 }
 
-void fp8_rows_of(const TensorView& w, uint8_t* dst) {
+namespace {
+
+bool holds_nan_code(const uint8_t* codes, int64_t n) {
+  return std::any_of(codes, codes + n, [](uint8_t c) { return (c & 0x7f) == 0x7f; });
+}
+
+}  // namespace
+
+bool fp8_rows_of(const TensorView& w, uint8_t* dst) {
   if (!fp8_scaled_by_rows(w)) {
     fail("internal: fp8_rows_of on '{}', which has no scale per row", w.name);
   }
   const auto k = static_cast<size_t>(w.ne[0]);
-  for (int64_t r = 0; r < w.rows(); ++r) std::memcpy(dst + static_cast<size_t>(r) * k, w.row(r), k);
+  for (int64_t r = 0; r < w.rows(); ++r) {
+    uint8_t* row = dst + static_cast<size_t>(r) * k;
+    std::memcpy(row, w.row(r), k);
+    if (holds_nan_code(row, w.ne[0])) return false;
+  }
   auto* scales = reinterpret_cast<float*>(dst + fp8_scales_offset(w.numel()));
   for (int64_t r = 0; r < w.rows(); ++r) {
     scales[r] = w.fp8_scales->at(w.fp8_row0 + r, w.fp8_col0);
   }
+  return true;
 }
 
 bool fp8_groups_of(const TensorView& w, uint8_t* dst, bool keep_nan) {
@@ -69,9 +82,7 @@ bool fp8_groups_of(const TensorView& w, uint8_t* dst, bool keep_nan) {
   for (int64_t r = 0; r < w.rows(); ++r) {
     uint8_t* row = dst + static_cast<size_t>(r) * stride;
     std::memcpy(row, w.row(r), static_cast<size_t>(k));
-    if (!keep_nan && std::any_of(row, row + k, [](uint8_t c) { return (c & 0x7f) == 0x7f; })) {
-      return false;
-    }
+    if (!keep_nan && holds_nan_code(row, k)) return false;
     auto* scales = reinterpret_cast<float*>(row + k);
     for (int64_t g = 0; g < groups; ++g) {
       scales[g] = w.fp8_scales->at(w.fp8_row0 + r, w.fp8_col0 + g * kFp8GroupCols);

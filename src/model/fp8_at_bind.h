@@ -30,8 +30,10 @@ void dequantise_fp8_matrix(const TensorView& w, uint16_t* out);
 void dequantise_fp8_columns(const TensorView& w, int64_t c0, int64_t n, uint16_t* out);
 
 // w (fp8_scaled_by_rows, core/fp8.h) in core/fp8.h's row layout: its codes, then each row's scale;
-// dst: fp8_matrix_bytes(w.numel(), w.rows()) bytes.
-void fp8_rows_of(const TensorView& w, uint8_t* dst);
+// dst: fp8_matrix_bytes(w.numel(), w.rows()) bytes. False if w holds an E4M3 NaN code (0x7f,
+// 0xff), which the CUDA tensor-core GEMV does not decode (the caller takes the BF16 copy instead,
+// where the NaN stays a NaN); dst is then partly written.
+bool fp8_rows_of(const TensorView& w, uint8_t* dst);
 
 // w (fp8_groups_fit, core/fp8.h) in core/fp8.h's F8_E4M3_G128 layout: each row's codes, then the
 // scale of each 128 of its columns; dst: row_bytes(F8_E4M3_G128, cols) * rows bytes. False, unless

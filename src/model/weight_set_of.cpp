@@ -73,8 +73,8 @@ struct Fp8Copy {
   size_t bytes;
 };
 
-// w copied in `form`; a matrix F8_E4M3_G128 cannot hold (fp8_groups_of: NaN codes, unless
-// keep_nan) as BF16, named in a warning.
+// w copied in `form`; a matrix holding E4M3 NaN codes (which the backends' FP8 kernels do not
+// decode; fp8_rows_of, fp8_groups_of) as BF16, named in a warning, unless keep_nan (groups only).
 Fp8Copy fp8_copy(const TensorView& w, DType form, bool keep_nan) {
   const size_t bytes = fp8_form_bytes(w, form), halves = (bytes + 1) / 2;
   // FP8 rows zero-fill the padding between their codes and scales; the others fill every byte.
@@ -82,11 +82,9 @@ Fp8Copy fp8_copy(const TensorView& w, DType form, bool keep_nan) {
                                                                : new uint16_t[halves]),
             form, bytes};
   auto* dst = reinterpret_cast<uint8_t*>(c.buf.get());
-  if (form == DType::F8_E4M3) {
-    fp8_rows_of(w, dst);
-  } else if (form == DType::BF16) {
+  if (form == DType::BF16) {
     dequantise_fp8_matrix(w, c.buf.get());
-  } else if (!fp8_groups_of(w, dst, keep_nan)) {
+  } else if (!(form == DType::F8_E4M3 ? fp8_rows_of(w, dst) : fp8_groups_of(w, dst, keep_nan))) {
     spdlog::warn(
         "'{}' holds E4M3 NaN codes (0x7f or 0xff), which no trained checkpoint should: kept as "
         "its BF16 copy, where they stay NaN and will make the outputs they reach NaN; check the "

@@ -3,7 +3,8 @@
 // per-tensor, per-channel and block scales (and refuses blocks narrower than a group and NaN
 // codes); the matmul on it, on every ISA this CPU has, sums code x scale x activation to fp32
 // rounding, and gives each token the same outputs in any batch and on one thread or two; a CPU
-// rank prepares a checkpoint matrix holding NaN codes as its BF16 copy.
+// rank prepares a checkpoint matrix holding NaN codes as its BF16 copy. And the FP8 rows a CUDA
+// GPU takes (fp8_rows_of), which refuse NaN codes too.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -118,6 +119,25 @@ TEST(Fp8Groups, RowsHoldTheCodesAndTheirGroupsScales) {
     m.codes[1000] = nan;
     std::vector<uint8_t> bytes(row_bytes(DType::F8_E4M3_G128, 256) * 8);
     EXPECT_FALSE(fp8_groups_of(m.view, bytes.data()));
+  }
+}
+
+// The FP8 rows a CUDA GPU takes (a scale per row): the codes as they are, then each row's scale;
+// a matrix holding an E4M3 NaN code is refused, for its BF16 copy (the tensor-core GEMV widens
+// codes by integer operations, which would make a NaN a finite value).
+TEST(Fp8Groups, RowsLayoutHoldsCodesAndRowScalesAndRefusesNanCodes) {
+  std::mt19937 rng(7);
+  Fp8Matrix m = make_fp8(6, 96, 1, 96, rng);
+  ASSERT_TRUE(fp8_scaled_by_rows(m.view));
+  std::vector<uint8_t> bytes(fp8_matrix_bytes(m.view.numel(), m.view.rows()));
+  ASSERT_TRUE(fp8_rows_of(m.view, bytes.data()));
+  EXPECT_EQ(std::vector<uint8_t>(bytes.begin(), bytes.begin() + 6 * 96), m.codes);
+  const auto* scales = reinterpret_cast<const float*>(bytes.data() + fp8_scales_offset(6 * 96));
+  for (int64_t r = 0; r < 6; ++r) EXPECT_EQ(scales[r], m.scales.at(r, 0)) << r;
+  for (uint8_t nan : {0x7f, 0xff}) {
+    Fp8Matrix n = make_fp8(6, 96, 1, 96, rng);
+    n.codes[300] = nan;
+    EXPECT_FALSE(fp8_rows_of(n.view, bytes.data())) << int{nan};
   }
 }
 
