@@ -42,18 +42,16 @@ void call(const uint8_t* base, const std::vector<int64_t>& n, bool gate_up, int6
 
 std::vector<Fp8GemvTiming> sweep_gemv_fp8(int64_t k, const std::vector<int64_t>& n, bool gate_up,
                                           const std::vector<int64_t>& tokens) {
-  cudaStream_t stream;
-  SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  SweepDevice dev;
+  const cudaStream_t stream = dev.stream();
   const int64_t max_tokens = *std::max_element(tokens.begin(), tokens.end());
   const int64_t rows = std::accumulate(n.begin(), n.end(), int64_t{0});
   const int64_t matrix_rows = gate_up ? 2 * n[0] : rows;
   const size_t bytes = static_cast<size_t>(matrix_rows * k + matrix_rows * 4);  // 16-byte multiple
   const int copies = weight_copies_for(bytes);
-  uint8_t* w = nullptr;
-  float *x = nullptr, *y = nullptr;
-  SHARDLM_CUDA_CHECK(cudaMalloc(&w, bytes * copies));
-  SHARDLM_CUDA_CHECK(cudaMalloc(&x, static_cast<size_t>(max_tokens * k) * sizeof(float)));
-  SHARDLM_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(max_tokens * rows) * sizeof(float)));
+  uint8_t* w = dev.alloc<uint8_t>(bytes * copies);
+  float* x = dev.alloc<float>(static_cast<size_t>(max_tokens * k));
+  float* y = dev.alloc<float>(static_cast<size_t>(max_tokens * rows));
   // Random bytes: codes of every magnitude, and finite scales (each float's high half a BF16).
   fill_random_bf16(reinterpret_cast<uint16_t*>(w), bytes * copies / 2, 5u);
   fill_random_bf16(reinterpret_cast<uint16_t*>(x), static_cast<size_t>(2 * max_tokens * k), 7u);
@@ -75,10 +73,6 @@ std::vector<Fp8GemvTiming> sweep_gemv_fp8(int64_t k, const std::vector<int64_t>&
   } else {
     unsetenv("SHARDLM_CUDA_FP8_GEMV_MMA");
   }
-  cudaFree(w);
-  cudaFree(x);
-  cudaFree(y);
-  cudaStreamDestroy(stream);
   return out;
 }
 

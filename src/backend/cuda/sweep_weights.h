@@ -1,5 +1,6 @@
 // Weights for the kernel sweeps (gemv_sweep, gemm_sweep): how many copies of a matrix keep
-// consecutive calls from finding it in L2, and random BF16 values to fill them with.
+// consecutive calls from finding it in L2, random BF16 values to fill them with, and a sweep's
+// stream and device buffers, freed when it ends.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -11,6 +12,32 @@
 #include "backend/cuda/cuda_check.h"
 
 namespace shardlm::cuda {
+
+// A sweep's non-blocking stream and device buffers, released by the destructor.
+class SweepDevice {
+ public:
+  SweepDevice() { SHARDLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+  ~SweepDevice() {
+    for (void* p : buffers_) cudaFree(p);
+    cudaStreamDestroy(stream_);
+  }
+  SweepDevice(const SweepDevice&) = delete;
+  SweepDevice& operator=(const SweepDevice&) = delete;
+
+  cudaStream_t stream() const { return stream_; }
+  // count elements of T, uninitialised.
+  template <typename T>
+  T* alloc(size_t count) {
+    void* p = nullptr;
+    SHARDLM_CUDA_CHECK(cudaMalloc(&p, count * sizeof(T)));
+    buffers_.push_back(p);
+    return static_cast<T*>(p);
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  std::vector<void*> buffers_;
+};
 
 // Copies of `bytes` of weights so that consecutive calls never read what L2 (50 MB on an
 // H100/H200) still holds: at least 256 MiB in all, 2 to 16 copies.
