@@ -12,7 +12,7 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
@@ -55,6 +55,11 @@ __host__ __device__ inline int64_t token_words(int64_t k) {
 
 size_t smem_bytes(int64_t k, int64_t n_tokens) {
   return static_cast<size_t>(n_tokens * token_words(k) * 8) + kPartBytes;
+}
+
+// Whether rows k wide fit: k % 16 == 0 and one token's x in a block's shared memory.
+bool fits(int64_t k) {
+  return k > 0 && k % 16 == 0 && smem_bytes(k, 1) <= staged_smem_limit();
 }
 
 // The rows of unit u: row s (0, 1) of the unit, its segment and row within it.
@@ -286,7 +291,7 @@ void launch_tokens(const StagedGemv& a, int64_t k, int64_t rows, const float* x,
 
 bool gemv_fp8_mma_takes(int64_t k, int64_t n_tokens) {
   const char* v = std::getenv("SHARDLM_CUDA_FP8_GEMV_MMA");  // read at each call: tests set it
-  const std::string mode = v ? v : "";
+  const std::string_view mode = v ? v : "";
   int64_t from = 2;
   if (mode == "0") {
     return false;
@@ -299,15 +304,13 @@ bool gemv_fp8_mma_takes(int64_t k, int64_t n_tokens) {
         "up to 8) or 0 (the CUDA-core kernels at every batch size)",
         mode);
   }
-  return n_tokens >= from && n_tokens <= kGemvMaxTokens && k > 0 && k % 16 == 0 &&
-         smem_bytes(k, 1) <= staged_smem_limit();
+  return n_tokens >= from && n_tokens <= kGemvMaxTokens && fits(k);
 }
 
 void gemv_mma_fp8(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const float* x,
                   int64_t n_tokens, cudaStream_t stream) {
   if (rows == 0 || n_tokens == 0) return;
-  if (k % 16 != 0 || smem_bytes(k, 1) > staged_smem_limit() || n_tokens > kGemvMaxTokens ||
-      (a.norm_w && n_tokens != 1)) {
+  if (!fits(k) || n_tokens > kGemvMaxTokens || (a.norm_w && n_tokens != 1)) {
     fail("internal: the FP8 tensor-core GEMV at {} tokens, k {}{} (check gemv_fp8_mma_takes)",
          n_tokens, k, a.norm_w ? " with its norm" : "");
   }
@@ -335,9 +338,7 @@ void gemv_mma_fp8(const StagedGemv& a, int64_t k, int64_t rows, bool gate, const
 }
 
 void gemv_mma_fp8_qkv_rope(const StagedGemv& a, int64_t k, const float* x, cudaStream_t stream) {
-  if (k % 16 != 0 || smem_bytes(k, 1) > staged_smem_limit()) {
-    fail("internal: the FP8 tensor-core Q/K/V GEMV at k {}", k);
-  }
+  if (!fits(k)) fail("internal: the FP8 tensor-core Q/K/V GEMV at k {}", k);
   const int64_t units = (a.n[0] + a.n[1] + a.n[2]) / 2;  // two rows each
   a.rope.fp8_kv ? launch<1, false, true, uint8_t>(a, k, units, x, stream)
                 : launch<1, false, true, uint16_t>(a, k, units, x, stream);

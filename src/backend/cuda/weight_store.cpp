@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_quant.cuh"
 #include "backend/cuda/quant_layout.h"
+#include "backend/cuda/scratch.h"
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/fp8.h"
@@ -54,17 +55,16 @@ void* WeightStore::allocate(size_t bytes) {
   return p;
 }
 
-uint16_t* WeightStore::staged_bf16(const TensorView& w) {
-  const size_t bytes = static_cast<size_t>(w.numel()) * sizeof(uint16_t);
-  if (bytes > staging_bytes_) {
-    cudaFree(staging_);
-    staging_ = nullptr;
-    SHARDLM_CUDA_CHECK(cudaMalloc(&staging_, bytes));
-    staging_bytes_ = bytes;
-  }
-  auto* dev = static_cast<uint16_t*>(staging_);
-  upload_matrix_into(w, dev);
-  return dev;
+uint8_t* WeightStore::quantised_copy(const TensorView& w, int64_t row_cols, size_t scales_at) {
+  // The uploads and quantisations run on the legacy stream, so growing the buffer waits for the
+  // quantisation that last read it.
+  uint16_t* bf16 = grow_scratch(staging_, staging_elems_, static_cast<size_t>(w.numel()), nullptr);
+  upload_matrix_into(w, bf16);
+  const int64_t rows = w.numel() / row_cols;
+  auto* q = static_cast<uint8_t*>(allocate(scales_at + static_cast<size_t>(rows) * sizeof(float)));
+  quantize_rows_fp8(bf16, row_cols, rows, q, reinterpret_cast<float*>(q + scales_at), nullptr);
+  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());  // before the staging buffer is written again
+  return q;
 }
 
 WeightSet WeightStore::upload(const WeightSet& set, const Choices& choices) {
@@ -193,30 +193,17 @@ void WeightStore::upload_matrix_into(const TensorView& w, uint16_t* dev) {
 }
 
 uint8_t* WeightStore::upload_fp8_matrix(const TensorView& w) {
-  const int64_t cols = w.ne[0], rows = w.rows();
-  const size_t scales_at = fp8_scales_offset(w.numel());  // fp8_parts
-  const uint16_t* bf16 = staged_bf16(w);
-  auto* q = static_cast<uint8_t*>(allocate(scales_at + static_cast<size_t>(rows) * sizeof(float)));
-  quantize_rows_fp8(bf16, cols, rows, q, reinterpret_cast<float*>(q + scales_at), nullptr);
-  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());  // before the staging buffer is written again
-  return q;
+  return quantised_copy(w, w.ne[0], fp8_scales_offset(w.numel()));  // fp8_parts
 }
 
 uint8_t* WeightStore::upload_fp8_group_matrix(const TensorView& w) {
-  const int64_t cols = w.ne[0];
-  if (cols % kFp8GroupCols != 0) {
-    fail("internal: FP8 expert '{}' is {} wide, not a multiple of {}", w.name, cols, kFp8GroupCols);
+  if (w.ne[0] % kFp8GroupCols != 0) {
+    fail("internal: FP8 expert '{}' is {} wide, not a multiple of {}", w.name, w.ne[0],
+         kFp8GroupCols);
   }
   // Codes [rows][cols] then scales [rows][cols / 128] are the codes and row scales of the same
   // values seen as rows of 128 columns.
-  const int64_t groups = w.numel() / kFp8GroupCols;
-  const uint16_t* bf16 = staged_bf16(w);
-  auto* q = static_cast<uint8_t*>(
-      allocate(static_cast<size_t>(w.numel()) + static_cast<size_t>(groups) * sizeof(float)));
-  quantize_rows_fp8(bf16, kFp8GroupCols, groups, q, reinterpret_cast<float*>(q + w.numel()),
-                    nullptr);
-  SHARDLM_CUDA_CHECK(cudaDeviceSynchronize());  // before the staging buffer is written again
-  return q;
+  return quantised_copy(w, kFp8GroupCols, static_cast<size_t>(w.numel()));
 }
 
 uint8_t* WeightStore::upload_fp8_checkpoint(const TensorView& w) {

@@ -55,14 +55,15 @@ class WeightStore {
   // rows are uploaded as they are.
   uint16_t* upload_matrix(const TensorView& w);
   void upload_matrix_into(const TensorView& w, uint16_t* dev);  // dev: w.numel() BF16 values
-  // The BF16 copy in the staging buffer (grown to the largest matrix, reused: the quantisations
-  // below finish before the next upload), then quantised on the device (fp8_quant.cuh).
-  uint16_t* staged_bf16(const TensorView& w);
+  // w's BF16 copy in the staging buffer (grown to the largest matrix, reused: each quantisation
+  // finishes before the next upload), quantised on the device (fp8_quant.cuh) as rows of row_cols
+  // values with a scale each: the codes, then the scales from byte scales_at.
+  uint8_t* quantised_copy(const TensorView& w, int64_t row_cols, size_t scales_at);
+  // FP8 with a scale per row (fp8_parts).
   uint8_t* upload_fp8_matrix(const TensorView& w);
   // An FP8 checkpoint's F8_E4M3 host view (codes, then row scales: core/fp8.h) copied as it is.
   uint8_t* upload_fp8_checkpoint(const TensorView& w);
-  // The staged BF16 copy quantised on the device to F8_E4M3_G128 in the expert kernels' layout
-  // (a scale per row and 128 columns: fp8_quant.cuh on rows of 128).
+  // F8_E4M3_G128 in the expert kernels' layout (a scale per row and 128 columns: rows of 128).
   uint8_t* upload_fp8_group_matrix(const TensorView& w);
   // An F8_E4M3_G128 host matrix (core/fp8.h: each row's codes, then its scales; rows a multiple
   // of 128 wide) in the expert kernels' layout (cuda/expert_rows.cuh): every row's codes, then
@@ -84,8 +85,8 @@ class WeightStore {
   void* chunk_at_ = nullptr;        // the current chunk's first free byte
   size_t chunk_left_ = 0, next_chunk_ = size_t{2} << 20;
   size_t bytes_ = 0;  // the copies' bytes (bytes(), the backend's total), not the chunks' tails
-  void* staging_ = nullptr;
-  size_t staging_bytes_ = 0;
+  uint16_t* staging_ = nullptr;  // quantised_copy's BF16 copies
+  size_t staging_elems_ = 0;
 };
 
 }  // namespace shardlm::cuda
