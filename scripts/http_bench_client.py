@@ -3,7 +3,8 @@
 sockets; no code shared with shardlm): N streamed completions at once, each with a prompt of about
 --input-tokens tokens (calibrated once with a non-streamed request's usage.prompt_tokens) and
 exactly --max-tokens output tokens (ignore_eos); each prompt starts with a random per-run salt, so
-no run reuses an earlier run's cached prefixes. Counts the streams that end with `data: [DONE]`,
+no run reuses an earlier run's cached prefixes. Counts the streams that end with `data: [DONE]`
+after a finish_reason of stop or length (one ended with abort or an error event is not done),
 reads each stream's completion_tokens from its usage chunk (stream_options.include_usage), and
 prints one JSON line: output tokens per second over the whole run, TTFT p50 (request sent to the
 first token's bytes) and TPOT p50 ((last token - first token) / (tokens - 1), per stream).
@@ -37,14 +38,26 @@ async def post(args, body):
 
 
 async def calibrate(args):
-    """Words per prompt for about --input-tokens tokens."""
+    """Words per prompt for about --input-tokens tokens. The probe starts at 200 words and halves
+    while the server refuses it as too long for the context (a small model's tokenizer may take
+    several tokens a word); any other refusal ends the run with the server's message."""
     words = 200
-    body = {"model": args.model, "prompt": prompt_of(0, words), "max_tokens": 1}
-    reader, writer = await post(args, body)
-    raw = await asyncio.wait_for(reader.read(), args.timeout)
-    writer.close()
-    usage = json.loads(raw.split(b"\r\n\r\n", 1)[1])["usage"]
-    return max(1, round(words * args.input_tokens / usage["prompt_tokens"]))
+    while True:
+        body = {"model": args.model, "prompt": prompt_of(0, words), "max_tokens": 1}
+        reader, writer = await post(args, body)
+        raw = await asyncio.wait_for(reader.read(), args.timeout)
+        writer.close()
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        answer = json.loads(payload) if payload.strip() else {}
+        if "usage" in answer:
+            return max(1, round(words * args.input_tokens / answer["usage"]["prompt_tokens"]))
+        error = answer.get("error", {})
+        if error.get("code") == "context_length_exceeded" and words > 1:
+            words //= 2
+            continue
+        status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        raise SystemExit(f"calibration request refused ({status}): "
+                         f"{error.get('message', payload[:300].decode(errors='replace'))}")
 
 
 async def one(args, i, words):
@@ -56,23 +69,30 @@ async def one(args, i, words):
         reader, writer = await post(args, body)
         status = int((await reader.readline()).split()[1])
         first = last = None
-        chunks, tokens, done, prompt_tokens = 0, None, False, None
+        chunks, tokens, done, prompt_tokens, finish = 0, None, False, None, None
         while line := await asyncio.wait_for(reader.readline(), args.timeout):
             if line.startswith(b"data: [DONE]"):
                 done = True
             elif line.startswith(b"data: "):
                 event = json.loads(line[6:])
+                if event.get("error"):
+                    finish = "error"
                 if event.get("usage"):
                     tokens = event["usage"]["completion_tokens"]
                     prompt_tokens = event["usage"]["prompt_tokens"]
+                for choice in event.get("choices") or []:
+                    finish = choice.get("finish_reason") or finish
                 if event.get("choices"):
                     chunks += 1
                     last = time.monotonic() - start
                     first = first if first is not None else last
         writer.close()
-        return status, done, tokens if tokens is not None else chunks, first, last, prompt_tokens
+        # A stream that the server ended early (finish_reason abort, an error event) is not done.
+        done = done and finish in ("stop", "length")
+        return (status, done, tokens if tokens is not None else chunks, first, last, prompt_tokens,
+                finish)
     except Exception as e:  # noqa: BLE001 - every failure is counted, with its kind
-        return type(e).__name__, False, 0, None, None, None
+        return type(e).__name__, False, 0, None, None, None, None
 
 
 async def main(args):
@@ -88,6 +108,7 @@ async def main(args):
     print(json.dumps({
         "streams": args.streams, "done": len(done),
         "statuses": dict(collections.Counter(str(r[0]) for r in results)),
+        "finish_reasons": dict(collections.Counter(str(r[6]) for r in results)),
         "prompt_tokens_p50": statistics.median(prompts) if prompts else None,
         "output_tokens": tokens, "seconds": round(elapsed, 2),
         "output_tok_per_s": round(tokens / elapsed, 1),

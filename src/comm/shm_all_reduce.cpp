@@ -13,21 +13,31 @@
 #include <cstring>
 #include <thread>
 
+#include "comm/process_mark.h"
 #include "core/error.h"
 
 namespace shardlm::comm {
 
 // The first page of the segment. Lock-free atomics are address-free, so they work across
 // processes that map the page at different addresses.
+// marks[r]: rank r's process, written by r when it maps the segment (before the group's first
+// collective), read by ranks waiting at a barrier.
 struct ShmAllReduce::Header {
+  static constexpr int kMarkedRanks = 128;  // ranks above this are not watched, only timed out
   alignas(64) std::atomic<uint32_t> arrived;
   alignas(64) std::atomic<uint32_t> generation;
   alignas(64) uint64_t nonce;
+  alignas(64) std::atomic<int32_t> left;  // 1 + the first rank that unmapped the segment; 0: none
+  ProcessMark marks[kMarkedRanks];
 };
 
 namespace {
 
 constexpr size_t kHeaderBytes = 4096;
+static_assert(sizeof(ShmAllReduce::Header) <= kHeaderBytes);
+
+// How often a rank waiting at a barrier looks whether its peers' processes still exist.
+constexpr std::chrono::milliseconds kPeerCheckPeriod{100};
 
 size_t slot_bytes(size_t slot_floats) {
   return (slot_floats * sizeof(float) + 63) / 64 * 64;
@@ -83,9 +93,15 @@ ShmAllReduce::ShmAllReduce(const std::string& name, int rank, int size, size_t s
   } else if (header_->nonce != nonce) {
     fail("shared-memory all-reduce: segment '{}' belongs to another group (another host?)", name);
   }
+  if (rank < Header::kMarkedRanks) header_->marks[rank] = this_process_mark();
+  std::atomic_thread_fence(std::memory_order_release);
 }
 
 ShmAllReduce::~ShmAllReduce() {
+  if (header_) {  // a rank still waiting for this one at a barrier stops waiting
+    int32_t none = 0;
+    header_->left.compare_exchange_strong(none, rank_ + 1, std::memory_order_acq_rel);
+  }
   if (owner_) unlink();
   if (base_) munmap(base_, bytes_);
 }
@@ -105,8 +121,27 @@ float* ShmAllReduce::result() const {
   return slot(size_);
 }
 
+void ShmAllReduce::fail_if_a_peer_ended() const {
+  if (const int32_t left = header_->left.load(std::memory_order_acquire); left > 0) {
+    fail(
+        "shared-memory all-reduce: rank {} of {} left the group (its group broke) while rank {} "
+        "waited for it at a barrier",
+        left - 1, size_, rank_);
+  }
+  const int marked = std::min(size_, Header::kMarkedRanks);
+  for (int r = 0; r < marked; ++r) {
+    const ProcessMark& peer = header_->marks[r];
+    if (r == rank_ || !process_ended(peer)) continue;
+    fail(
+        "shared-memory all-reduce: rank {} of {} (pid {}) exited while rank {} waited for it at a "
+        "barrier; a rank died",
+        r, size_, peer.pid, rank_);
+  }
+}
+
 // Sense by generation: the last rank to arrive resets the count and moves the generation on; the
-// others spin (yielding, since ranks may share cores) until it moves.
+// others spin (yielding, since ranks may share cores) until it moves, looking every
+// kPeerCheckPeriod whether a peer's process ended (then they fail at once, not at the timeout).
 void ShmAllReduce::barrier() {
   Header& h = *header_;
   const uint32_t gen = h.generation.load(std::memory_order_acquire);
@@ -115,11 +150,19 @@ void ShmAllReduce::barrier() {
     h.generation.fetch_add(1, std::memory_order_release);
     return;
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout_;
+  auto next_check = start + kPeerCheckPeriod;
   for (uint64_t spin = 0; h.generation.load(std::memory_order_acquire) == gen; ++spin) {
     if (spin < 64) continue;
     std::this_thread::yield();
-    if (spin % 1024 == 0 && std::chrono::steady_clock::now() > deadline) {
+    if (spin % 1024 != 0) continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (now > next_check) {
+      fail_if_a_peer_ended();
+      next_check = now + kPeerCheckPeriod;
+    }
+    if (now > deadline) {
       fail(
           "shared-memory all-reduce: rank {} of {} waited {} ms at a barrier; a rank died or "
           "stopped calling",

@@ -18,6 +18,7 @@ namespace shardlm::comm {
 
 class ShmAllReduce {
  public:
+  struct Header;  // the segment's first page (shm_all_reduce.cpp)
   // The segment's size for `size` ranks with slots of slot_floats floats.
   static size_t segment_bytes(int size, size_t slot_floats);
   // Rank 0 creates the segment `name` ("/shardlm-..."), writes `nonce` into it and returns; the
@@ -32,16 +33,18 @@ class ShmAllReduce {
   // Removes the segment's name (call once every rank has opened it; the mapping stays).
   void unlink();
   // In place: the element-wise sum over ranks, in chunks of slot_floats. Throws Error when a rank
-  // does not reach a barrier within the timeout (it died or stopped calling).
+  // does not reach a barrier within the timeout (it died or stopped calling), or as soon as a
+  // waiting rank sees that a peer's process ended (process_mark.h) or that a peer destroyed its
+  // ShmAllReduce (it left a broken group): within about 100 ms.
   void all_reduce_sum(float* data, size_t n);
   // Every rank waits for every other (also used to know that all have mapped the segment).
   void barrier();
 
  private:
-  struct Header;
   void reduce_chunk(float* data, size_t n);
   float* slot(int r) const;
   float* result() const;
+  void fail_if_a_peer_ended() const;
 
   std::string name_;
   int rank_, size_;

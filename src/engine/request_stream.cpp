@@ -2,6 +2,8 @@
 // StreamSet: one wake-up for any of several streams.
 #include "engine/request_stream.h"
 
+#include <algorithm>
+
 namespace shardlm {
 
 uint64_t StreamSignal::sequence() const {
@@ -64,6 +66,8 @@ void RequestStream::push(RequestOutput output) {
     std::lock_guard lock(mu_);
     if (final_pushed_) return;
     final_pushed_ = output.finished();
+    n_prompt_tokens_ = std::max(n_prompt_tokens_, output.n_prompt_tokens);
+    n_output_tokens_ = std::max(n_output_tokens_, output.n_output_tokens);
     if (pending_) {
       pending_->merge(std::move(output));
     } else {
@@ -82,6 +86,8 @@ void RequestStream::fail(const std::string& error) {
     std::lock_guard lock(mu_);
     if (final_pushed_) return;
     error_ = error;
+    out.n_prompt_tokens = n_prompt_tokens_;
+    out.n_output_tokens = n_output_tokens_;
   }
   push(std::move(out));
 }

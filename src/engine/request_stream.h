@@ -58,6 +58,8 @@ class RequestStream {
 
   // Engine side.
   void push(RequestOutput output);
+  // Ends the stream with finish reason abort; its final output carries the token totals the
+  // pushes before it reported, so usage counts the tokens already sent.
   void fail(const std::string& error);
 
  private:
@@ -71,6 +73,8 @@ class RequestStream {
   bool final_pushed_ = false;
   bool final_taken_ = false;
   std::string error_;
+  int32_t n_prompt_tokens_ = 0;  // the totals of the latest push
+  int32_t n_output_tokens_ = 0;
 };
 
 // Several streams read by one thread: next() returns the output of whichever stream has one,

@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -131,14 +133,25 @@ bool holder_alive(const std::string& holder, std::chrono::milliseconds heartbeat
   return pid != "?" && ::kill(std::stoi(pid), 0) == 0;
 }
 
+// A holder that ran on this host and whose process is gone (a rank that crashed; its launcher or
+// supervisor is starting it again).
+bool holder_ended_here(const std::string& holder, const std::string& host) {
+  if (field(holder, "host") != host) return false;
+  const std::string pid = field(holder, "pid");
+  return pid != "?" && ::kill(std::stoi(pid), 0) != 0 && errno == ESRCH;
+}
+
 // Claims present/<rank>, waiting out a holder whose heartbeat may just have stopped (a rank
-// restarted at once after a crash); throws Error when another live process keeps holding it.
+// restarted at once after a crash); throws Error when another live process keeps holding it. A
+// holder on this host whose process is gone is taken over at once: the claim is repeated with a
+// staleness just under the age the store reported, which only that same holder's heartbeat can
+// exceed (a process that claimed in between has a younger one and is refused as a duplicate).
 void claim_rank(comm::StoreClient& store, int rank, const std::string& host) {
   const auto deadline = Clock::now() + kHeartbeatLost + kHeartbeatEvery;
   std::string holder;
-  std::chrono::milliseconds age{0};
-  while (!store.claim(key("present", rank), who_am_i(host), key("alive", rank), kHeartbeatLost,
-                      holder, age)) {
+  std::chrono::milliseconds age{0}, stale = kHeartbeatLost;
+  while (
+      !store.claim(key("present", rank), who_am_i(host), key("alive", rank), stale, holder, age)) {
     if (Clock::now() >= deadline || holder_alive(holder, age, host)) {
       store.set(key("duplicate", rank), who_am_i(host));
       fail(
@@ -147,6 +160,18 @@ void claim_rank(comm::StoreClient& store, int rank, const std::string& host) {
           "each node",
           rank, field(holder, "host"), field(holder, "pid"));
     }
+    if (holder_ended_here(holder, host)) {
+      if (stale == kHeartbeatLost) {
+        spdlog::info(
+            "rank {}: taking over the rank from pid {}, which ended, without waiting for "
+            "its heartbeat to lapse",
+            rank, field(holder, "pid"));
+      }
+      stale = std::max(age - std::chrono::milliseconds(1), std::chrono::milliseconds(0));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      continue;
+    }
+    stale = kHeartbeatLost;
     std::this_thread::sleep_for(kHeartbeatEvery);
   }
 }
@@ -227,6 +252,11 @@ void Roster::clear_reports() {
   for (int r = 1; r < world_size_; ++r) {
     server_.erase(key("failed", r));
     server_.erase(key("duplicate", r));
+    // A holder whose heartbeat is lost is reported once; its place is free for the next attempt.
+    std::string text;
+    if (server_.peek(key("present", r), text) && server_.age(key("alive", r)) > kHeartbeatLost) {
+      server_.erase(key("present", r));
+    }
   }
   server_.erase("intruder");
 }

@@ -97,8 +97,8 @@ class Roster {
   // Hellos are read at `hello_prefix` + "hello/<rank>" (the generation's keys).
   Roster(comm::StoreServer& server, int world_size, std::chrono::steady_clock::time_point start,
          std::chrono::milliseconds timeout, std::string address, std::string hello_prefix = "");
-  // Forgets the failure, duplicate and intruder reports (a re-forming master logs them and waits
-  // for a better attempt).
+  // Forgets the failure, duplicate and intruder reports and the claims of ranks whose heartbeat is
+  // lost (a re-forming master logs them once and waits for a better attempt).
   void clear_reports();
   // Looks at every rank once: collects hellos; returns "" while waiting is still right, or the
   // reason to stop the group now (a failure, a duplicate, a lost heartbeat, a missing rank).

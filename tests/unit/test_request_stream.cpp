@@ -103,5 +103,29 @@ TEST(RequestStream, PushWakesAWaitingNext) {
   EXPECT_GE(signal->sequence(), 2u);
 }
 
+// An engine failure ends the stream with finish reason abort and the error; the final output keeps
+// the totals already reported, so the response's usage counts the tokens the client was sent.
+TEST(RequestStream, FailKeepsTheTokenTotalsAlreadySent) {
+  RequestStream s(4);
+  RequestOutput first = output(4, "ab", false);
+  first.n_prompt_tokens = 5;
+  first.n_output_tokens = 2;
+  s.push(std::move(first));
+  ASSERT_TRUE(s.try_next().has_value());
+  RequestOutput second = output(4, "c", false);
+  second.n_prompt_tokens = 5;
+  second.n_output_tokens = 3;
+  s.push(std::move(second));
+  s.fail("the group broke");
+  const auto out = s.try_next();  // the pending token merged with the abort
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->text, "c");
+  EXPECT_EQ(out->finish_reason, RequestFinishReason::kAbort);
+  EXPECT_EQ(out->n_prompt_tokens, 5);
+  EXPECT_EQ(out->n_output_tokens, 3);
+  EXPECT_EQ(s.error(), "the group broke");
+  EXPECT_TRUE(s.done());
+}
+
 }  // namespace
 }  // namespace shardlm

@@ -1,7 +1,9 @@
 // The shared-memory all-reduce (comm/shm_all_reduce.h) against a reference sum: ranks as threads
 // mapping one segment, sizes below, at and above a slot (chunks), every rank the same bits; a rank
-// that never comes is an Error at the barrier, not a hang; a foreign nonce is refused.
+// that never comes is an Error at the barrier, not a hang, and one whose process exited is named at
+// once; a foreign nonce is refused.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <future>
@@ -10,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/process_mark.h"
 #include "comm/shm_all_reduce.h"
 #include "core/error.h"
 
@@ -94,6 +97,69 @@ TEST(ShmAllReduce, MissingRankIsAnErrorNotAHang) {
   ShmAllReduce shm(name, 0, 2, 64, 1, milliseconds(200));
   std::vector<float> data(10, 1.f);
   EXPECT_THROW(shm.all_reduce_sum(data.data(), data.size()), Error);
+}
+
+// A peer process that mapped the segment and then died is named as soon as a rank waits for it,
+// long before the step timeout (a minute here). The child is not reaped before the wait: a zombie
+// counts as ended, as a rank whose launcher has not collected it yet must.
+TEST(ShmAllReduce, PeerProcessThatExitedIsNamedNotWaitedFor) {
+  const std::string name = unique_name("exited");
+  ShmAllReduce shm(name, 0, 2, 64, 3, std::chrono::minutes(1));
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      ShmAllReduce peer(name, 1, 2, 64, 3, std::chrono::minutes(1));
+      _exit(0);  // mapped, marked, gone without reaching a barrier
+    } catch (...) {
+      _exit(1);
+    }
+  }
+  // The child's exit status, once it has exited, without reaping it.
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT), 0);
+  ASSERT_EQ(info.si_status, 0) << "the child could not open the segment";
+  std::vector<float> data(10, 1.f);
+  try {
+    shm.all_reduce_sum(data.data(), data.size());
+    ADD_FAILURE() << "the all-reduce returned without the peer";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1 of 2 (pid " + std::to_string(child) + ") exited"),
+              std::string::npos)
+        << e.what();
+  }
+  waitpid(child, nullptr, 0);
+}
+
+// A peer that leaves (destroys its ShmAllReduce, as a rank does when its group broke elsewhere)
+// releases a rank waiting for it at a barrier at once.
+TEST(ShmAllReduce, PeerThatLeftIsNamedNotWaitedFor) {
+  const std::string name = unique_name("left");
+  ShmAllReduce shm(name, 0, 2, 64, 4, std::chrono::minutes(1));
+  { ShmAllReduce peer(name, 1, 2, 64, 4, std::chrono::minutes(1)); }
+  std::vector<float> data(10, 1.f);
+  try {
+    shm.all_reduce_sum(data.data(), data.size());
+    ADD_FAILURE() << "the all-reduce returned without the peer";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 1 of 2 left the group"), std::string::npos)
+        << e.what();
+  }
+}
+
+// This process's own mark is not ended; a pid from another namespace or no mark is never judged.
+TEST(ProcessMark, OwnMarkIsAliveAndForeignOrEmptyMarksAreNotJudged) {
+  const ProcessMark self = this_process_mark();
+  ASSERT_EQ(self.pid, getpid());
+  EXPECT_FALSE(process_ended(self));
+  ProcessMark restarted = self;  // the same pid started at another time: a reused pid
+  restarted.start_ticks += 1;
+  EXPECT_TRUE(process_ended(restarted));
+  ProcessMark foreign = self;
+  foreign.pid_ns += 1;
+  foreign.start_ticks += 1;
+  EXPECT_FALSE(process_ended(foreign));
+  EXPECT_FALSE(process_ended(ProcessMark{}));
 }
 
 TEST(ShmAllReduce, ForeignSegmentIsRefused) {
