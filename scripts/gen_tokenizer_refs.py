@@ -33,6 +33,14 @@ LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{
                   r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# DeepSeek-V3's tokenizer.json: three Splits in turn (numbers of up to three digits, runs of CJK
+# ideographs and kana, then words/punctuation/space), then ByteLevel without its regex.
+DEEPSEEK3_PATTERNS = [
+    r"\p{N}{1,3}",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    ('[!"#$%&' + r"""'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+"""
+     r"|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),
+]
 
 # The corpus every tokenizer is checked on: English, code, Chinese, emoji, whitespace runs,
 # newlines/tabs, long digit runs, special-token text, contractions, accents, mixed.
@@ -187,6 +195,21 @@ def build_llama3():
     return tok, {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}
 
 
+def build_deepseek3():
+    specials = ["<\uff5cbegin\u2581of\u2581sentence\uff5c>", "<\uff5cend\u2581of\u2581sentence\uff5c>"]
+    pre = pre_tokenizers.Sequence([
+        *[pre_tokenizers.Split(Regex(p), behavior="isolated", invert=False)
+          for p in DEEPSEEK3_PATTERNS],
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok = train_byte_level(pre, specials)
+    bos = specials[0]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+        special_tokens=[(bos, tok.token_to_id(bos))])
+    return tok, {"add_bos_token": True, "add_eos_token": False, "bos_token": bos,
+                 "eos_token": specials[1]}
+
+
 def build_qwen2():
     pre = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
@@ -245,6 +268,7 @@ BUILDERS = {
     "bpe_smollm": build_smollm,
     "bpe_llama3": build_llama3,
     "bpe_qwen2": build_qwen2,
+    "bpe_deepseek3": build_deepseek3,
     "spm_llama2": lambda: build_spm(legacy=True),
     "spm_metaspace": lambda: build_spm(legacy=False),
 }

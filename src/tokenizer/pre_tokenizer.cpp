@@ -104,6 +104,8 @@ std::vector<std::string> PreTokenizer::regexes_for(const std::string& name) {
   using namespace patterns;
   static const std::map<std::string, std::vector<std::string>> known = {
       {"gpt2", {kGpt2}},
+      {"gpt-2", {kGpt2}},  // llama.cpp's converter writes this spelling (and phi-2's)
+      {"phi-2", {kGpt2}},
       {"mpt", {kGpt2}},
       {"olmo", {kGpt2}},
       {"jais", {kGpt2}},
@@ -111,11 +113,15 @@ std::vector<std::string> PreTokenizer::regexes_for(const std::string& name) {
       {"starcoder", {kDigit, kGpt2}},
       {"refact", {kDigit, kGpt2}},
       {"codeshell", {kDigit, kGpt2}},
+      {"command-r", {kDigit, kGpt2}},
       {"llama-bpe", {kLlama3}},
       {"llama3", {kLlama3}},
+      {"llama-v3", {kLlama3}},
       {"dbrx", {kLlama3}},
       {"smaug-bpe", {kLlama3}},
       {"qwen2", {kQwen2}},
+      {"deepseek-r1-qwen", {kQwen2}},  // DeepSeek-R1's Qwen distillations
+      {"deepseek-v3", {kDeepseek3Numbers, kDeepseek3Cjk, kDeepseek3Words}},
       {"stablelm2", {kQwen2}},
       // llama.cpp's fallback for BPE vocabularies without a pre-tokenizer name.
       {"default", {R"([\p{P}\$\+<=>\^~\|]+)", kGpt2, kDigits, "[0-9][0-9][0-9]"}},
@@ -135,8 +141,10 @@ PreTokenizer::PreTokenizer(const std::string& name, const std::vector<std::strin
   std::vector<std::string> list = regexes.empty() ? regexes_for(name) : regexes;
   if (list.empty()) {
     fail(
-        "unknown pre-tokenizer '{}'; supported: gpt2, smollm, llama-bpe, qwen2, default (and their "
-        "aliases) or explicit regexes",
+        "unknown pre-tokenizer '{}'; supported: gpt2, smollm, llama-bpe, qwen2, deepseek-v3, "
+        "default "
+        "(and their aliases) or explicit regexes; a Hugging Face model directory brings its own "
+        "(tokenizer.json)",
         name);
   }
   for (const auto& pattern : list) splitters_.push_back(std::make_unique<RegexSplitter>(pattern));

@@ -1,5 +1,6 @@
 // Regex pre-tokenizer: splits text into the pieces BPE runs on, as GGUF's tokenizer.ggml.pre names
-// them ("gpt2", "smollm", "llama-bpe", "qwen2", ...) or as explicit tokenizer.json Split patterns.
+// them ("gpt2", "smollm", "llama-bpe", "qwen2", "deepseek-v3", ...) or as explicit tokenizer.json
+// Split patterns.
 #pragma once
 
 #include <memory>
@@ -42,6 +43,12 @@ inline constexpr const char* kLlama3 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 inline constexpr const char* kQwen2 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+// DeepSeek-V3's three Splits, in turn: numbers of up to three digits, runs of CJK ideographs and
+// kana, then words, punctuation and space.
+inline constexpr const char* kDeepseek3Numbers = R"(\p{N}{1,3})";
+inline constexpr const char* kDeepseek3Cjk = "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+";
+inline constexpr const char* kDeepseek3Words =
+    R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 inline constexpr const char* kDigit = R"(\p{N})";
 inline constexpr const char* kDigits = R"(\p{N}+)";
 }  // namespace patterns

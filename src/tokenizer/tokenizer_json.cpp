@@ -241,7 +241,7 @@ class Loader {
 
   void name_pre_tokenizer() {
     const auto& r = shape_.regexes;
-    for (const char* name : {"gpt2", "smollm", "llama-bpe", "qwen2"}) {
+    for (const char* name : {"gpt2", "smollm", "llama-bpe", "qwen2", "deepseek-v3"}) {
       if (r == PreTokenizer::regexes_for(name)) {
         spec_.pre = name;
         return;

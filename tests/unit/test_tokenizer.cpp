@@ -89,13 +89,23 @@ TEST(PreTokenizer, NamedPatterns) {
   EXPECT_EQ(split(qwen2, "ab12"), (V{"ab", "1", "2"}));
   // NEL counts as whitespace, as in Oniguruma.
   EXPECT_EQ(split(gpt2, "a\u0085b"), (V{"a", "\u0085", "b"}));
+  // DeepSeek-V3 (pieces as Hugging Face tokenizers gives them): numbers in threes, CJK and kana
+  // runs alone, punctuation with the letters after it.
+  PreTokenizer deepseek3("deepseek-v3", {});
+  EXPECT_EQ(split(deepseek3, "Hello, world! 12345 \u4f60\u597d"),
+            (V{"Hello", ",", " world", "!", " ", "123", "45", " ", "\u4f60\u597d"}));
+  EXPECT_EQ(split(deepseek3, "I'll (x) .NET\n\n  ok"),
+            (V{"I", "'ll", " (", "x", ")", " .", "NET", "\n\n", " ", " ok"}));
+  // llama.cpp's converter's spellings of known patterns.
+  EXPECT_EQ(PreTokenizer::regexes_for("gpt-2"), PreTokenizer::regexes_for("gpt2"));
+  EXPECT_EQ(PreTokenizer::regexes_for("deepseek-r1-qwen"), PreTokenizer::regexes_for("qwen2"));
   EXPECT_THROW(PreTokenizer("no-such-pre", {}), Error);
   EXPECT_THROW(PreTokenizer("custom", {"(unclosed"}), Error);
 }
 
 TEST(Tokenizer, RoundTripsEveryVocabularyType) {
-  for (const char* name :
-       {"bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2", "spm_llama2", "spm_metaspace"}) {
+  for (const char* name : {"bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2", "bpe_deepseek3",
+                           "spm_llama2", "spm_metaspace"}) {
     auto tok = load(name);
     // Qwen2's NFC normalizer composes the "e" + combining acute at the end of kMixed.
     const std::string expected = tok->spec().normalize_nfc ? nfc_normalize(kMixed) : kMixed;

@@ -85,7 +85,15 @@ TEST_P(TokenizerJsonParity, MatchesHuggingFace) {
 
 INSTANTIATE_TEST_SUITE_P(AllVocabularyTypes, TokenizerJsonParity,
                          testing::Values("bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2",
-                                         "spm_llama2", "spm_metaspace"));
+                                         "bpe_deepseek3", "spm_llama2", "spm_metaspace"));
+
+// A tokenizer.json whose Splits are DeepSeek-V3's is named "deepseek-v3", GGUF's name for them: the
+// parity above then ran through the regexes a GGUF file naming "deepseek-v3" gets.
+TEST(TokenizerParity, DeepseekV3SplitsAreTheGgufName) {
+  const TokenizerSpec spec = load_tokenizer_json((kData / "bpe_deepseek3").string());
+  EXPECT_EQ(spec.pre, "deepseek-v3");
+  EXPECT_TRUE(spec.pre_regexes.empty());
+}
 
 // GGUF "llama" vocabularies carry scores instead of merges. Giving each merged token the score of
 // its merge rank must reproduce the merge-ranked ids (llama.cpp's SentencePiece rule).
