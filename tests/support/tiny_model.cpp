@@ -606,6 +606,8 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
   w.set(a + ".attention.head_count", static_cast<uint32_t>(s.n_heads));
   w.set(a + ".attention.head_count_kv", static_cast<uint32_t>(s.n_kv_heads));
   w.set(a + ".attention.key_length", static_cast<uint32_t>(s.head_dim));
+  // llama.cpp takes n_embd / n_head for a missing value_length (MLA files write their own).
+  if (!s.is_mla()) w.set(a + ".attention.value_length", static_cast<uint32_t>(s.head_dim));
   w.set(a + ".context_length", static_cast<uint32_t>(s.context));
   w.set(a + ".rope.freq_base", s.rope_theta);
   w.set(a + ".attention.layer_norm_rms_epsilon", s.norm_eps);
@@ -644,7 +646,8 @@ void write_tiny_gguf_model(const std::string& path, const TinyModelSpec& s, DTyp
       t.values = permute_for_interleaved_rope(t.values, s.d_model, s.n_kv_heads, s.head_dim);
     }
     const bool vector = t.ne.size() < 2 || t.name.ends_with(".bias");  // ernie's [1, n] bias
-    const DType dt = vector ? DType::F32 : weight_type;
+    // Rows that do not fill whole blocks stay F32, as llama.cpp's converter keeps them in float.
+    const DType dt = vector || !row_fits_blocks(weight_type, t.ne[0]) ? DType::F32 : weight_type;
     w.add_tensor({t.name, t.ne, dt, std::move(t.values)});
   }
   if (s.llama3_scaling) {
