@@ -25,10 +25,11 @@ std::string chunk_text(const nlohmann::json& choice, Api api) {
   return field && field->is_string() ? field->get<std::string>() : std::string();
 }
 
-// Timing state of one stream.
+// The state of one stream: its timing and the finish reason it ended with.
 struct Timing {
   Clock::time_point sent, last;
   bool first = true;
+  std::string finish_reason;
 };
 
 // Handles one data payload; returns false (with reason) for an error object or bad JSON.
@@ -51,7 +52,12 @@ bool on_payload(std::string_view payload, Api api, Timing& t, RequestRecord& r,
     r.usage_reported = u.contains("completion_tokens");
   }
   if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return true;
-  const std::string text = chunk_text(j["choices"][0], api);
+  const auto& choice = j["choices"][0];
+  if (choice.is_object() && choice.contains("finish_reason") &&
+      choice["finish_reason"].is_string()) {
+    t.finish_reason = choice["finish_reason"].get<std::string>();
+  }
+  const std::string text = chunk_text(choice, api);
   if (text.empty()) return true;  // a role-only or finish-only chunk carries no token
   if (t.first) {
     r.ttft = seconds(now - t.sent);
@@ -112,6 +118,10 @@ RequestRecord run_request(httplib::Client& client, const SampleRequest& s, const
   if (r.ok && t.first) {
     r.ok = false;
     r.error = "the response streamed no tokens";
+  }
+  if (r.ok && t.finish_reason == "abort") {  // the server ended it early (e.g. its group broke)
+    r.ok = false;
+    r.error = "the server ended the stream early (finish_reason \"abort\")";
   }
   return r;
 }

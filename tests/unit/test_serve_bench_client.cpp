@@ -1,6 +1,7 @@
 // bench serve's client against an in-process fake server: chunk timing, usage and re-tokenised
-// counts, errors (HTTP 500, refused connection, dropped stream, timeout), the load driver's
-// concurrency limit and arrival times, and a whole benchmark with its JSON report and plot.
+// counts, errors (HTTP 500, refused connection, dropped stream, aborted stream, timeout), the load
+// driver's concurrency limit and arrival times, and a whole benchmark with its JSON report and
+// plot.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -118,6 +119,13 @@ TEST(ServeBenchClient, ReportsServerErrorsRefusedConnectionsDroppedStreamsAndTim
   const RequestRecord cut = send(options_for(server.base_url(), "cut"), sample(2, 8));
   EXPECT_FALSE(cut.ok);
   EXPECT_FALSE(cut.error.empty());
+
+  // A stream the server ends with finish_reason "abort" (a broken group) is a failed request,
+  // though it ends with [DONE].
+  const RequestRecord aborted = send(options_for(server.base_url(), "abort"), sample(2, 8));
+  EXPECT_FALSE(aborted.ok);
+  EXPECT_EQ(aborted.error, "the server ended the stream early (finish_reason \"abort\")");
+  EXPECT_EQ(aborted.output_tokens, 2);
 
   const auto start = Clock::now();
   const RequestRecord slow =

@@ -132,10 +132,27 @@ void FakeOpenAiServer::on_completion(const httplib::Request& req, httplib::Respo
       write(sse({{"choices", json::array({{{"index", 0}, {"delta", {{"role", "assistant"}}}}})}}));
     for (int i = 0; i < n; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(token_delay_ms_));
-      write(sse(chunk(i, chat)));
+      json c = chunk(i, chat);
+      if (i == n - 1) c["choices"][0]["finish_reason"] = "length";
+      write(sse(c));
       if (model == "cut" && i == 1) {
         leave();
         return false;  // the connection drops mid-response
+      }
+      if (model == "abort" && i == 1) {  // the server ends the stream early, as a broken group does
+        json end = chunk(i, chat);
+        end["choices"][0]["finish_reason"] = "abort";
+        end["choices"][0][chat ? "delta" : "text"] = chat ? json::object() : json("");
+        write(sse(end));
+        write(sse({{"choices", json::array()},
+                   {"usage",
+                    {{"prompt_tokens", prompt_tokens},
+                     {"completion_tokens", 2},
+                     {"total_tokens", prompt_tokens + 2}}}}));
+        write("data: [DONE]\n\n");
+        leave();
+        sink.done();
+        return true;
       }
     }
     if (model != "no-usage") {
