@@ -1,5 +1,5 @@
 // Mid-stream migration: the tracker of a stream's events and the pump that moves it to another
-// worker when its worker dies (stream_migration.h).
+// worker when its worker dies or aborts it (stream_migration.h).
 #include "fleet/stream_migration.h"
 
 #include <spdlog/spdlog.h>
@@ -67,9 +67,11 @@ std::string MigrationTracker::feed(std::string_view data) {
 void MigrationTracker::restart() {
   partial_.clear();
   resumed_ = true;
+  aborted_ = false;
 }
 
 std::string MigrationTracker::rewrite(std::string_view event) {
+  if (aborted_) return "";  // the worker's usage and [DONE] after its abort
   const std::string raw = std::string(event) + "\n\n";
   if (event.substr(0, kData.size()) != kData) return raw;  // a comment or another field
   const std::string_view payload = event.substr(kData.size());
@@ -79,18 +81,26 @@ std::string MigrationTracker::rewrite(std::string_view event) {
   }
   Json j = Json::parse(payload, nullptr, false);
   if (!j.is_object() || !j.contains("choices") || !j["choices"].is_array()) return raw;
+  size_t tokens = 0;
   for (Json& c : j["choices"]) {
     if (!c.is_object()) continue;
     if (const auto ids = c.find("token_ids"); ids != c.end()) {
       if (ids->is_array()) {
         for (const Json& t : *ids) {
-          if (t.is_number_integer()) tokens_.push_back(t.get<int32_t>());
+          if (t.is_number_integer()) tokens_.push_back(t.get<int32_t>()), ++tokens;
         }
       }
       if (!keep_ids_) c.erase("token_ids");
     }
-    if (const auto r = c.find("finish_reason"); r != c.end() && !r->is_null()) finished_ = true;
+    const auto r = c.find("finish_reason");
+    if (r != c.end() && *r == "abort") {
+      aborted_ = true;
+      *r = nullptr;
+    } else if (r != c.end() && !r->is_null()) {
+      finished_ = true;
+    }
   }
+  if (aborted_ && tokens == 0) return "";
   if (!resumed_) {
     if (id_.is_null() && j.contains("id")) id_ = j["id"], created_ = j.value("created", Json());
   } else {
@@ -126,9 +136,11 @@ class MigratingPump {
         if (!write(sink, tracker_.feed(piece->data))) return false;
         continue;
       }
-      if (!tracker_.done() && !cut(sink, piece->kind == Kind::kFailed
-                                             ? piece->data
-                                             : std::string("the stream ended before [DONE]"))) {
+      const std::string error = piece->kind == Kind::kFailed ? piece->data
+                                : tracker_.aborted()
+                                    ? std::string("it ended the stream with finish_reason abort")
+                                    : std::string("the stream ended before [DONE]");
+      if (!tracker_.done() && !cut(sink, error)) {
         if (sink.is_writable()) continue;  // migrated: the next worker's pieces
         s_.call->cancel();
         return false;

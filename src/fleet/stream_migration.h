@@ -1,6 +1,8 @@
 // Mid-stream migration (Dynamo's request migration; `frontend --migration-limit N`). A stream the
 // frontend may migrate is sent to its worker with return_token_ids, so that every chunk names the
-// tokens whose text it carries. When the worker dies before the stream's end, the frontend sends
+// tokens whose text it carries. When the worker dies before the stream's end, or ends it with
+// finish_reason "abort" (a worker alive whose TP/PP group broke, or whose drain ran out), the
+// frontend sends
 // the client's request again to another worker with resume_token_ids = the tokens the client has
 // received: that worker renders and tokenises the prompt as the first did, prefills prompt + those
 // tokens, counts them as its output (max_tokens, penalties, the sampler's draw numbers, the
@@ -49,6 +51,10 @@ class MigrationTracker {
   const std::vector<int32_t>& token_ids() const { return tokens_; }
   bool finished() const { return finished_; }  // a finish_reason arrived: nothing is left to make
   bool done() const { return done_; }          // [DONE] arrived
+  // The worker ended the stream with finish_reason "abort" (its group broke, its drain ran out):
+  // that event goes on without its finish_reason when it carries tokens, and nothing after it
+  // (usage, [DONE]) reaches the client, so the stream ends as if cut and may migrate.
+  bool aborted() const { return aborted_; }
 
  private:
   std::string rewrite(std::string_view event);
@@ -58,6 +64,7 @@ class MigrationTracker {
   std::vector<int32_t> tokens_;
   bool finished_ = false;
   bool done_ = false;
+  bool aborted_ = false;
   bool resumed_ = false;
   nlohmann::json id_, created_;  // the first stream's
 };

@@ -5,10 +5,14 @@ from the other worker under the same id, its text equal to an uninterrupted gree
 and chat). The worker API beneath it: return_token_ids, and resume_token_ids continuing a request
 exactly, with bad values refused with a 400 naming the field while the worker keeps serving.
 Disaggregated: a decode worker killed mid-stream, its streams moved to the other decode worker
-(the prefill worker sends their prompts' KV again).
+(the prefill worker sends their prompts' KV again). A worker that is a TP group and loses a rank
+ends its streams with finish_reason "abort" while it re-forms: those move as well.
 With --migration-limit 0 the cut streams end with an error event and [DONE] (test_fleet.py)."""
 import json
+import os
+import signal
 import threading
+import time
 import urllib.request
 
 from conftest import SERVED_NAME, kill_tree
@@ -107,6 +111,50 @@ def test_streams_migrate_mid_stream_and_equal_uninterrupted_runs(tiny, services)
     assert "stream moved from worker" in fe.text()
     for s in (fe, b):
         assert s.stop() == 0, s.text()
+
+
+def test_streams_of_a_worker_whose_group_broke_migrate(tiny, services):
+    """A worker that is a TP 2 group (--tp-exact: one process's outputs) loses its rank 1: its
+    master stays up and ends its streams with finish_reason "abort" (then re-forms the group);
+    the frontend takes that as a cut and moves every such stream to the other worker, whose
+    greedy text it continues exactly."""
+    from test_rank_lost_mid_stream import local_rank_pids
+    from test_tensor_parallel import free_port
+    etcd, nats = services
+    a = worker(tiny, etcd, nats, "--tp", "2", "--tp-exact", "--nproc-per-node", "2",
+               "--dist-init-addr", f"127.0.0.1:{free_port()}")
+    b = worker(tiny, etcd, nats)
+    fe = Frontend(etcd, nats, extra=["--migration-limit", "2"])
+    fe.wait_workers(2)
+    ranks = local_rank_pids(a.proc.pid)
+    time.sleep(10.5)  # a rank lost in its first 10 s stops the node (supervisor.cpp)
+    streams = [Stream(fe.base_url, "chat" if i % 2 else "completion", i) for i in range(64)]
+    for s in streams:
+        s.start()
+    wait_for(lambda: all(len(s.events) >= 4 or s.events[-1:] == ["[DONE]"] for s in streams),
+             timeout=120, what="64 streams")
+    assert a.metric("shardlm:num_requests_running") > 0
+    os.kill(ranks[1], signal.SIGKILL)
+    for s in streams:
+        s.join(300)
+        assert not s.is_alive(), "a stream hung after its worker's group broke"
+        assert s.error is None, s.error
+    assert a.proc.poll() is None, "the worker whose group broke exited"
+    migrated = fe.metric("shardlm:frontend_errors_total", kind="migrated_mid_stream")
+    print(f"{migrated:.0f} of 64 streams moved to the other worker")
+    assert 0 < migrated <= 64, fe.text()[-3000:]
+    assert "it ended the stream with finish_reason abort" in fe.text(), fe.text()[-3000:]
+    for s in streams:
+        status, full = b.post(path_of(s.kind), body_of(s.kind, s.i, stream=False))
+        assert status == 200, full
+        chunks = s.chunks()
+        assert s.events[-1] == "[DONE]" and not any("error" in c for c in chunks), chunks[-2:]
+        assert len({c["id"] for c in chunks}) == 1, "the stream's id changed"
+        assert s.text() == text_of(s.kind, full["choices"][0]), (s.kind, s.i)
+        finish = [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")]
+        assert finish[-1] == "length" and not any(finish[:-1]), finish
+    for s in (fe, a, b):
+        assert s.stop() == 0, s.text()[-3000:]
 
 
 def test_worker_resumes_from_token_ids_and_refuses_bad_ones(tiny):

@@ -1,5 +1,6 @@
 // Mid-stream migration's event tracker (fleet/stream_migration.h): whole events only, token ids
-// gathered and removed, the first stream's id and created kept after a restart, the end seen.
+// gathered and removed, the first stream's id and created kept after a restart, the end seen, an
+// aborted stream cut.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +44,37 @@ TEST(FleetStreamMigration, PassesWholeEventsAndGathersTokenIds) {
   EXPECT_FALSE(t.done());
   EXPECT_EQ(t.feed("data: [DONE]\n\n"), "data: [DONE]\n\n");
   EXPECT_TRUE(t.done());
+}
+
+// A worker that stays up but ends the stream with finish_reason "abort" (its group broke): the
+// abort event's tokens go on without the finish reason, its usage and [DONE] are held back, and
+// the stream is cut (not done), so the pump moves it; the next worker's stream ends it.
+TEST(FleetStreamMigration, AnAbortedStreamIsCutNotFinished) {
+  MigrationTracker t(false);
+  EXPECT_NE(t.feed(event("cmpl-a", 7, "Hel", {1, 2})), "");
+  const std::string usage =
+      "data: " + Json{{"id", "cmpl-a"}, {"choices", Json::array()}, {"usage", {{"a", 1}}}}.dump() +
+      "\n\n";
+  const std::string out =
+      t.feed(event("cmpl-a", 7, "l", {3}, "abort") + usage + "data: [DONE]\n\n");
+  EXPECT_EQ(payload(out)["choices"][0]["text"], "l");
+  EXPECT_TRUE(payload(out)["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(out.find("usage"), std::string::npos);
+  EXPECT_EQ(out.find("[DONE]"), std::string::npos);
+  EXPECT_TRUE(t.aborted());
+  EXPECT_FALSE(t.finished());
+  EXPECT_FALSE(t.done());
+  EXPECT_EQ(t.token_ids(), (std::vector<int32_t>{1, 2, 3}));
+  // An abort event without tokens is held back whole.
+  MigrationTracker u(false);
+  EXPECT_EQ(u.feed(event("cmpl-c", 1, "", Json::array(), "abort")), "");
+  EXPECT_TRUE(u.aborted());
+  // The next worker's stream goes through and finishes.
+  t.restart();
+  EXPECT_FALSE(t.aborted());
+  EXPECT_NE(t.feed(event("cmpl-b", 9, "lo", {4}, "length")), "");
+  EXPECT_TRUE(t.finished());
+  EXPECT_EQ(t.feed("data: [DONE]\n\n"), "data: [DONE]\n\n");
 }
 
 TEST(FleetStreamMigration, KeepsTokenIdsTheClientAskedForAndResumesWithThem) {
