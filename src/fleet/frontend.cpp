@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <ctime>
 #include <thread>
 
@@ -32,6 +33,9 @@ using Json = nlohmann::json;
 std::chrono::milliseconds millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
+
+// How long a worker that answered 503 (unhealthy or draining) is left out (at most --down-for).
+constexpr std::chrono::milliseconds kUnhealthyHold{1000};
 
 bool generation_route(const std::string& path) {
   return path == "/v1/completions" || path == "/v1/chat/completions";
@@ -275,6 +279,11 @@ std::optional<Frontend::Started> Frontend::start(const server::HttpRequest& req,
                  f.refused ? "refused the connection" : "failed before its first output", f.error,
                  i + 1 < attempts ? "; trying another worker" : "");
     if (f.refused) directory_->mark_down(w.id, millis(args_.down_for));
+    // A worker up but unhealthy (its group re-forming) or draining: left out for a moment, so
+    // that the next requests do not each try it first.
+    if (f.status == 503) {
+      directory_->mark_down(w.id, std::min(millis(args_.down_for), kUnhealthyHold));
+    }
     errors += fmt::format("{}{} ({})", errors.empty() ? "" : "; ", w.url, f.error);
   }
   throw ApiError(503, fmt::format("no worker of '{}' answered: {}; retry shortly", model, errors));

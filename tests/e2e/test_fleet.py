@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -273,6 +274,44 @@ def test_killed_worker_streams_end_cleanly_new_requests_rerouted_restart_rejoins
     assert sum(1 for k in after if after[k] > before.get(k, 0)) == 2, (before, after)
     for s in (fe, b, a2):
         assert s.stop() == 0, s.text()
+
+
+def test_unhealthy_worker_is_left_out_for_a_moment(tiny, services):
+    """A worker that is the master of a PP 2 group whose other rank died stays registered and
+    answers 503 (re-forming); requests go to the other worker, and the frontend leaves the
+    unhealthy one out for a second instead of trying it first for every request."""
+    etcd, nats = services
+    port = free_port()
+    rank1 = subprocess.Popen([BINARY, "serve", "--model", tiny, "--port", "0", "--threads", "1",
+                              "--pp", "2", "--nnodes", "2", "--node-rank", "1",
+                              "--dist-init-addr", f"127.0.0.1:{port}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    STARTED.append(rank1)
+    a = worker(tiny, etcd, nats, "--pp", "2", "--nnodes", "2", "--node-rank", "0",
+               "--dist-init-addr", f"127.0.0.1:{port}")
+    b = worker(tiny, etcd, nats)
+    fe = Frontend(etcd, nats)
+    fe.wait_workers(2)
+    assert complete(a, "the group serves")
+    rank1.kill()
+    rank1.wait()
+    def unhealthy():
+        try:
+            a.get("/health")
+            return False
+        except urllib.error.HTTPError as e:
+            return e.code == 503
+
+    wait_for(unhealthy, what="worker a unhealthy")
+    began = time.monotonic()
+    for i in range(20):
+        assert complete(fe, f"while a re-forms {i}")
+    tries = fe.text().count("answered 503 (draining or unhealthy)")
+    seconds = time.monotonic() - began
+    assert 1 <= tries <= seconds + 2, (tries, seconds, fe.text()[-2000:])
+    for s in (fe, b):
+        assert s.stop() == 0, s.text()
+    kill_tree(a.proc)
 
 
 def bench_prefix(fe, tiny, tmp_path, name):
