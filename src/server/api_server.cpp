@@ -149,6 +149,20 @@ std::string default_served_name(const std::string& model_path) {
   return gguf ? p.stem().string() : p.filename().string();
 }
 
+namespace {
+
+// The names requests may give besides `name`: --served-model-name's others, or, without that
+// flag, the --model argument as written (vLLM and SGLang serve a model under its path, so their
+// clients send it).
+std::vector<std::string> served_aliases(const ServerArgs& args, const std::string& name) {
+  std::vector<std::string> aliases = args.served_model_aliases;
+  const std::string& typed = args.engine.model;
+  if (args.served_model_name.empty() && !typed.empty() && typed != name) aliases.push_back(typed);
+  return aliases;
+}
+
+}  // namespace
+
 int run_api_server(const ServerArgs& args) {
   const bool grouped = args.group && args.group->world_size > 1;
   if (grouped && args.group->rank != 0) return run_worker_node(args);
@@ -208,7 +222,7 @@ int run_api_server(const ServerArgs& args) {
                            find_tool_call_parser(args.tool_call_parser),
                            find_reasoning_parser(args.reasoning_parser),
                            &defaults,
-                           args.served_model_aliases};
+                           served_aliases(args, name)};
 
   HttpServer http(args.http);
   add_basic_routes(http, engine, metrics, args.metrics_port < 0);

@@ -17,11 +17,14 @@ SERVED_NAME = "smollm2"
 
 
 class Server:
-    def __init__(self, extra_args=(), threads=1, model=None, command=None, env=None):
-        """`command` replaces the leading `shardlm serve` (e.g. an mpirun line)."""
+    def __init__(self, extra_args=(), threads=1, model=None, command=None, env=None,
+                 served_name=SERVED_NAME):
+        """`command` replaces the leading `shardlm serve` (e.g. an mpirun line); served_name None
+        leaves --served-model-name out."""
         self.log_path = f"/tmp/shardlm-e2e-{os.getpid()}-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w+")
-        named = [] if "--served-model-name" in extra_args else ["--served-model-name", SERVED_NAME]
+        named = [] if "--served-model-name" in extra_args or served_name is None else [
+            "--served-model-name", served_name]
         args = [*(command or [BINARY, "serve"]), "--model", model or MODEL, "--port", "0",
                 "--threads", str(threads), *named, "--log-interval", "1", *extra_args]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)

@@ -275,6 +275,25 @@ def test_generation_config_and_seed_act_as_in_vllm(hf_model):
     assert unseeded(["--seed", "6"]) != first
 
 
+def test_the_model_argument_as_written_is_a_name_requests_may_give():
+    """Without --served-model-name the model is served as its file's name, and also under the
+    --model argument as written, which is what vLLM's and SGLang's clients send (they serve a
+    model under its path)."""
+    stem = os.path.basename(MODEL)[:-len(".gguf")]
+    server = Server(served_name=None)
+    try:
+        status, body = server.get("/v1/models")
+        assert [c["id"] for c in json.loads(body)["data"]] == [stem, MODEL]
+        for name in (stem, MODEL):
+            status, body = server.post("/v1/completions", {"model": name, "prompt": "Hi",
+                                                           "max_tokens": 2})
+            assert status == 200, body
+        status, body = server.post("/v1/completions", {"model": MODEL + "x", "prompt": "Hi"})
+        assert status == 404, body
+    finally:
+        assert server.stop() == 0, server.text()
+
+
 def test_several_served_model_names_as_in_vllm():
     """--served-model-name a b: requests may name either; responses and /v1/models' first card
     give the first; another name is a 404."""
