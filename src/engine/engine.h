@@ -36,9 +36,9 @@ struct TokenEvent {
   int64_t request_id;
   int32_t token;
   std::optional<TokenLogprobs> logprobs;  // when the request asked for them
-  std::string text;  // the output text this token made ready (engine/output_text.h)
+  std::string text{};  // the output text this token made ready (engine/output_text.h)
   // With a request's first token when it asked for prompt_logprobs: prompt tokens 1.. n_prompt-1.
-  std::vector<TokenLogprobs> prompt_logprobs;
+  std::vector<TokenLogprobs> prompt_logprobs{};
 };
 
 struct FinishedRequest {

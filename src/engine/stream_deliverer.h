@@ -27,7 +27,7 @@ class StreamDeliverer {
   struct Delivery {
     std::shared_ptr<RequestStream> stream;
     RequestOutput output;              // pushed, unless `error` is set
-    std::optional<std::string> error;  // set: stream->fail(*error) instead
+    std::optional<std::string> error{};  // set: stream->fail(*error) instead
   };
   using Batch = std::vector<Delivery>;
 
