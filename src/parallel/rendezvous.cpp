@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -123,22 +124,30 @@ void report_startup_failure(comm::StoreClient& store, int rank, const std::strin
 
 namespace {
 
+// The holder's pid, or 0 when its record has none that parses.
+pid_t holder_pid(const std::string& holder) {
+  const std::string text = field(holder, "pid");
+  int pid = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+  return ec == std::errc() && end == text.data() + text.size() && pid > 0 ? pid : 0;
+}
+
 // A holder whose heartbeat is fresh is alive, unless it ran on this host and its pid is gone (a
 // rank restarted at once after a crash, before its old heartbeat aged).
 bool holder_alive(const std::string& holder, std::chrono::milliseconds heartbeat_age,
                   const std::string& host) {
   if (heartbeat_age > 2 * kHeartbeatEvery + kHeartbeatEvery / 2) return false;
   if (field(holder, "host") != host) return true;
-  const std::string pid = field(holder, "pid");
-  return pid != "?" && ::kill(std::stoi(pid), 0) == 0;
+  const pid_t pid = holder_pid(holder);
+  return pid > 0 && ::kill(pid, 0) == 0;
 }
 
 // A holder that ran on this host and whose process is gone (a rank that crashed; its launcher or
 // supervisor is starting it again).
 bool holder_ended_here(const std::string& holder, const std::string& host) {
   if (field(holder, "host") != host) return false;
-  const std::string pid = field(holder, "pid");
-  return pid != "?" && ::kill(std::stoi(pid), 0) != 0 && errno == ESRCH;
+  const pid_t pid = holder_pid(holder);
+  return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
 // Claims present/<rank>, waiting out a holder whose heartbeat may just have stopped (a rank

@@ -34,9 +34,9 @@ TEST(TokenMask, ClearBitsBecomeMinusInfinity) {
 }
 
 TEST(Utf8Guard, OnlyBytesThatFormCharacters) {
-  // 0: "a", 1: "\xc3" (lead of a 2-byte char), 2: "\xa9" (continuation), 3: "\xa9b",
+  // 0: "a", 1: "\xc3" (lead of a 2-byte char), 2: "\xa9" (continuation), 3: "\xa9" "b",
   // 4: "\xff" (never UTF-8), 5: "" (control), 6: "\xe6\x97" (3-byte char cut after 2).
-  const Utf8Guard g({"a", "\xc3", "\xa9", "\xa9b", "\xff", "", "\xe6\x97"});
+  const Utf8Guard g({"a", "\xc3", "\xa9", "\xa9" "b", "\xff", "", "\xe6\x97"});
   EXPECT_TRUE(g.allowed(0, 0) && g.allowed(1, 0) && g.allowed(6, 0) && g.allowed(5, 0));
   EXPECT_FALSE(g.allowed(2, 0) || g.allowed(3, 0) || g.allowed(4, 0));
   EXPECT_EQ(g.pending_after(1, 0), 1);
@@ -52,7 +52,7 @@ TEST(Utf8Guard, OnlyBytesThatFormCharacters) {
 // restrict() ANDs precomputed words: over tokens spanning several words, bit for bit what
 // allowed() says, for every pending count; bits past the tokens are left alone.
 TEST(Utf8Guard, RestrictEqualsAllowedPerToken) {
-  const std::vector<std::string> shapes = {"a", "\xc3", "\xa9", "\xa9b", "\xff", "", "\xe6\x97",
+  const std::vector<std::string> shapes = {"a", "\xc3", "\xa9", "\xa9" "b", "\xff", "", "\xe6\x97",
                                            "\x97\x97", "\xf0\x9f", "ok"};
   std::vector<std::string> vocab;
   for (int i = 0; i < 77; ++i) vocab.push_back(shapes[size_t(i * 7) % shapes.size()]);
