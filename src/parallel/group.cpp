@@ -91,7 +91,7 @@ Group::Group(const GroupOptions& o) : options_(o), started_(std::chrono::steady_
     heartbeat_ =
         std::make_unique<Heartbeat>(options_.master_host, options_.master_port, o.token, o.rank);
     generation_ = wait_for_open_generation(*store_, o.rank, -1);
-    if (generation_ < 0) fail("the master shut the group down before this rank joined");
+    if (generation_ < 0) throw GroupStopped();  // the master ended the group first
   }
 }
 

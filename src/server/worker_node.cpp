@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "engine/rank_runtime.h"
@@ -114,12 +115,22 @@ int run_worker_node(const ServerArgs& args) {
   ShutdownWatch watch(fmt::format("rank {}", g.rank), [&joining](const std::string& why) {
     if (parallel::Group* group = joining.load()) group->report_failure(why);
   });
-  parallel::Group group(g);  // reaches the master and claims the rank before loading anything
-  joining = &group;
-  const std::unique_ptr<RankRuntime> rank = load_rank(args, group);
+  // A rank that comes when the master has already ended the group (a rank started again while
+  // the master stopped) ends as the group's other workers do, with status 0.
+  std::optional<parallel::Group> joined;
+  std::unique_ptr<RankRuntime> rank;
+  try {
+    joined.emplace(g);  // reaches the master and claims the rank before loading anything
+    joining = &*joined;
+    rank = load_rank(args, *joined);
+    joined->join(rank->model(), rank->backend());
+  } catch (const parallel::GroupStopped&) {
+    spdlog::info("rank {}: the master shut the group down before this rank joined it", g.rank);
+    return 0;
+  }
+  parallel::Group& group = *joined;
   const Model* model = &rank->model();
   Backend& backend = rank->backend();
-  group.join(*model, backend);
   watch.serving_as_worker(
       std::chrono::milliseconds(static_cast<int64_t>((args.shutdown_grace + 10) * 1000)));
   const KvCacheShape& shape = rank->kv_shape();

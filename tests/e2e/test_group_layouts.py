@@ -234,9 +234,10 @@ def child_pids(pid):
 
 def test_restarted_rank_does_not_outlive_its_master(tiny):
     """The API server ends (SIGTERM to it alone: exit 0) while a worker rank it had is being
-    started again: the restarted rank is not in the group the master ends, and the supervisor
-    stops it (SIGTERM; SIGKILL after --shutdown-grace + 15 s) instead of letting it wait for the
-    master until --dist-timeout (120 s); the node exits 0."""
+    started again: the restarted rank is not in the group the master ends; it learns that the
+    master shut the group down and exits 0, or the supervisor stops it (SIGTERM; SIGKILL after
+    --shutdown-grace + 15 s), instead of waiting for the master until --dist-timeout (120 s); the
+    node exits 0."""
     node = Server(["--tp", "2", "--nproc-per-node", "2", "--dist-init-addr",
                    f"127.0.0.1:{free_port()}", "--dist-timeout", "120"], model=tiny)
     try:
