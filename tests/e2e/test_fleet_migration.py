@@ -72,19 +72,26 @@ class Stream(threading.Thread):
         return "".join(text_of(self.kind, c["choices"][0]) for c in self.chunks() if c.get("choices"))
 
 
+def streams_under_way(fe, a):
+    """64 streams through the frontend (completions and chats), returned once each is past its
+    first tokens (a stream can be done in three coalesced events on a loaded machine) and worker
+    `a` serves some of them."""
+    streams = [Stream(fe.base_url, "chat" if i % 2 else "completion", i) for i in range(64)]
+    for s in streams:
+        s.start()
+    wait_for(lambda: all(len(s.events) >= 4 or s.events[-1:] == ["[DONE]"] for s in streams),
+             timeout=120, what="64 streams")
+    assert a.metric("shardlm:num_requests_running") > 0
+    return streams
+
+
 def test_streams_migrate_mid_stream_and_equal_uninterrupted_runs(tiny, services):
     etcd, nats = services
     a, b = worker(tiny, etcd, nats), worker(tiny, etcd, nats)
     fe = Frontend(etcd, nats, extra=["--migration-limit", "2"])
     fe.wait_workers(2)
-    streams = [Stream(fe.base_url, "chat" if i % 2 else "completion", i) for i in range(64)]
-    for s in streams:
-        s.start()
     # every stream is past its first tokens (round-robin gave worker a half of them) ...
-    # (a stream can be done in three coalesced events on a loaded machine)
-    wait_for(lambda: all(len(s.events) >= 4 or s.events[-1:] == ["[DONE]"] for s in streams),
-             timeout=120, what="64 streams")
-    assert a.metric("shardlm:num_requests_running") > 0
+    streams = streams_under_way(fe, a)
     kill_tree(a.proc)  # ... when worker a dies: SIGKILL, no drain
     for s in streams:
         s.join(300)
@@ -128,12 +135,7 @@ def test_streams_of_a_worker_whose_group_broke_migrate(tiny, services):
     fe.wait_workers(2)
     ranks = local_rank_pids(a.proc.pid)
     time.sleep(10.5)  # a rank lost in its first 10 s stops the node (supervisor.cpp)
-    streams = [Stream(fe.base_url, "chat" if i % 2 else "completion", i) for i in range(64)]
-    for s in streams:
-        s.start()
-    wait_for(lambda: all(len(s.events) >= 4 or s.events[-1:] == ["[DONE]"] for s in streams),
-             timeout=120, what="64 streams")
-    assert a.metric("shardlm:num_requests_running") > 0
+    streams = streams_under_way(fe, a)
     os.kill(ranks[1], signal.SIGKILL)
     for s in streams:
         s.join(300)
