@@ -13,9 +13,13 @@ namespace shardlm::comm {
 
 namespace {
 
+// Read once: a waiting rank asks for it at every peer check. 0 when /proc cannot be read.
 uint64_t own_pid_namespace() {
-  struct stat st {};
-  return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
+  static const uint64_t ns = [] {
+    struct stat st {};
+    return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : uint64_t{0};
+  }();
+  return ns;
 }
 
 struct StatLine {
@@ -63,9 +67,8 @@ ProcessMark this_process_mark() {
 }
 
 bool process_ended(const ProcessMark& mark) {
+  // Another namespace, or no /proc here (own namespace 0): cannot tell.
   if (mark.pid <= 0 || mark.pid_ns == 0 || mark.pid_ns != own_pid_namespace()) return false;
-  struct stat proc {};
-  if (stat("/proc/self/stat", &proc) != 0) return false;  // no /proc here: cannot tell
   const StatLine now = read_stat(mark.pid);
   if (!now.read) return true;
   return now.state == 'Z' || now.state == 'X' || now.start_ticks != mark.start_ticks;
