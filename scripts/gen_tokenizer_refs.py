@@ -42,6 +42,32 @@ DEEPSEEK3_PATTERNS = [
      r"|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),
 ]
 
+# DeepSeek-LLM's tokenizer.json (DeepSeek-V2, V2-Lite): six Splits in turn (each newline, words of
+# an explicit class of cased letters, ASCII and fullwidth punctuation, space at the end of a piece,
+# CJK and Hangul runs, numbers), then ByteLevel without its regex. The classes are escaped: NFC
+# would rewrite some endpoints (U+1F7D, U+2126, ...).
+DEEPSEEK_LLM_PATTERNS = [
+    "[\r\n]",
+    (r"\s?[A-Za-z"
+     "\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u01ba\u01bc-\u01bf\u01c4-\u0293\u0295-\u02af"
+     "\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u038a\u038c\u038e-\u03a1"
+     "\u03a3-\u03f5\u03f7-\u0481\u048a-\u052f\u0531-\u0556\u10a0-\u10c5\u13a0-\u13f5"
+     "\u13f8-\u13fd\u1c90-\u1cba\u1cbd-\u1cbf\u1d00-\u1d2b\u1d6b-\u1d77\u1d79-\u1d9a"
+     "\u1e00-\u1f15\u1f18-\u1f1d\u1f20-\u1f45\u1f48-\u1f4d\u1f50-\u1f57\u1f59\u1f5b\u1f5d"
+     "\u1f5f-\u1f7d\u1f80-\u1fb4\u1fb6-\u1fbc\u1fbe\u1fc2-\u1fc4\u1fc6-\u1fcc\u1fd0-\u1fd3"
+     "\u1fd6-\u1fdb\u1fe0-\u1fec\u1ff2-\u1ff4\u1ff6-\u1ffc\u2102\u2107\u210a-\u2113\u2115"
+     "\u2119-\u211d\u2124\u2126\u2128\u212a-\u212d\u212f-\u2134\u2139\u213c-\u213f"
+     "\u2145-\u2149\u214e\u2183\u2184\u2c00-\u2c7b\u2c7e-\u2ce4\u2ceb-\u2cee\u2cf2\u2cf3"
+     "\ua640-\ua66d\ua680-\ua69b\ua722-\ua76f\ua771-\ua787\ua78b-\ua78e\uab70-\uabbf"
+     "\ufb00-\ufb06\ufb13-\ufb17\uff21-\uff3a\uff41-\uff5a\U00010400-\U0001044f"
+     "\U000104b0-\U000104d3\U000104d8-\U000104fb\U00010c80-\U00010cb2\U00010cc0-\U00010cf2"
+     "\U000118a0-\U000118df\U0001e900-\U0001e943]+"),
+    r"\s?[!-/:-~" "\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+",
+    r"\s+$",
+    "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+",
+    r"\p{N}+",
+]
+
 # The corpus every tokenizer is checked on: English, code, Chinese, emoji, whitespace runs,
 # newlines/tabs, long digit runs, special-token text, contractions, accents, mixed.
 CORPUS = [
@@ -110,6 +136,28 @@ CORPUS = [
     "Mixed 中文 and 😀 emoji with    spaces\tand\ttabs 12345",
 ]
 
+# Lines only bpe_deepseek_llm is trained and checked on (the other references stay as they are):
+# its explicit classes' edges and neighbours, polytonic Greek, Armenian (capitals are in the
+# letter class, small letters are not), Georgian, Cherokee, fullwidth letters and punctuation,
+# Hangul, white space other than ASCII, and space at the end of a text or line.
+DEEPSEEK_LLM_CORPUS = [
+    "Ἀθῆναι· ὦ ἄνδρες Ἀθηναῖοι, ῥᾳδίως ᾅδης ὤν ᾨδή",
+    "\u1f7d\u1fbe\u1fd3\u1fdb \u2126 5\u212a \u2126hm \u03ce\u03b9\u0390\u038a \u03a9 5K",
+    "Հայաստան Երևան, հայերեն լեզու   ",
+    "ՀԱՅԱՍՏԱՆ հայաստան բ բ բ  ",
+    "Ｆｕｌｌｗｉｄｔｈ ＬＥＴＴＥＲＳ ａｎｄ　ｓｐａｃｅ！（注）：「引用」，“quoted” ‘single’…",
+    "Ⴀ Ⴅ ᲐᲑᲒ ᏣᎳᎩ ꭰꭱ Ⰰⰰ Ꙁꙁ Ꜣꜣ ﬀﬁ 𐐀𐐨 𞤀𞤢 ǅǈ ᾈ",
+    "µ¶ ÀÖ×Øö÷øƺƻƼƿǀǄʓʔʕʯʰ Ͱͳʹ;ͿΆ·ΈΊΌΎΡΣϵ϶Ϸҁ҂ҊԯԱՖ՗ ＡＺ［ ａｚ｛ ｀！／０：～",
+    "한국어 텍스트와 中文字符 混合，日本語のかな ࠀ ㄱㅏ 龥龦",
+    "numbers ١٢٣ ٤٥ ½ Ⅻ ①② 123456 ３４",
+    "trailing tab\t",
+    "trailing mixed \t \u3000",
+    "line  \nnext \r\nlast  ",
+    "2024年3月15日，价格￥1,299.00元。",
+    "a\u2003b\u2028c\u202fd\u205fe\u1680f\u00a0g\u180eh \u2003!\u2002(x) \u3000「y」",
+    "ꟋꟌ Ꟛꟛ \u1c89\u1c8a \U000105c0 \U00011de0 \U00016ff4",
+]
+
 SPECIAL_CHATML = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
@@ -151,14 +199,15 @@ def special_tokens_added(names, non_special=()):
     return toks
 
 
-def train_byte_level(pre_tokenizer, specials, vocab_size=1500, ignore_merges=False):
+def train_byte_level(pre_tokenizer, specials, vocab_size=1500, ignore_merges=False,
+                     extra_text=()):
     tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
     tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    tok.train_from_iterator(training_text(), trainer)
+    tok.train_from_iterator(training_text() + list(extra_text), trainer)
     return tok
 
 
@@ -195,19 +244,28 @@ def build_llama3():
     return tok, {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}
 
 
-def build_deepseek3():
+def build_deepseek(patterns, extra_text=()):
+    """DeepSeek's shape: Splits in turn, ByteLevel without its regex, BOS added."""
     specials = ["<\uff5cbegin\u2581of\u2581sentence\uff5c>", "<\uff5cend\u2581of\u2581sentence\uff5c>"]
     pre = pre_tokenizers.Sequence([
-        *[pre_tokenizers.Split(Regex(p), behavior="isolated", invert=False)
-          for p in DEEPSEEK3_PATTERNS],
+        *[pre_tokenizers.Split(Regex(p), behavior="isolated", invert=False) for p in patterns],
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    tok = train_byte_level(pre, specials)
+    tok = train_byte_level(pre, specials, extra_text=extra_text)
     bos = specials[0]
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
         special_tokens=[(bos, tok.token_to_id(bos))])
     return tok, {"add_bos_token": True, "add_eos_token": False, "bos_token": bos,
                  "eos_token": specials[1]}
+
+
+def build_deepseek3():
+    return build_deepseek(DEEPSEEK3_PATTERNS)
+
+
+def build_deepseek_llm():
+    # Its own lines, often enough that merges span what its classes should keep apart.
+    return build_deepseek(DEEPSEEK_LLM_PATTERNS, DEEPSEEK_LLM_CORPUS * 30)
 
 
 def build_qwen2():
@@ -263,12 +321,16 @@ def build_spm(legacy):
                  "eos_token": "</s>", "unk_token": "<unk>", "legacy": legacy}
 
 
+# Corpus lines checked for one tokenizer only, after the shared ones.
+EXTRA_CORPUS = {"bpe_deepseek_llm": DEEPSEEK_LLM_CORPUS}
+
 BUILDERS = {
     "bpe_gpt2": build_gpt2,
     "bpe_smollm": build_smollm,
     "bpe_llama3": build_llama3,
     "bpe_qwen2": build_qwen2,
     "bpe_deepseek3": build_deepseek3,
+    "bpe_deepseek_llm": build_deepseek_llm,
     "spm_llama2": lambda: build_spm(legacy=True),
     "spm_metaspace": lambda: build_spm(legacy=False),
 }
@@ -352,7 +414,8 @@ def main():
             tok.save(str(path), pretty=False)
             write_json(directory / "tokenizer_config.json", config)
         tok = Tokenizer.from_file(str(path))
-        write_json(directory / "refs.json", {"tokenizer": name, "cases": references(tok, texts)})
+        cases = references(tok, texts + EXTRA_CORPUS.get(name, []))
+        write_json(directory / "refs.json", {"tokenizer": name, "cases": cases})
         print(f"{name}: vocab {tok.get_vocab_size()}, {path.stat().st_size} bytes")
 
     gguf = args.gguf

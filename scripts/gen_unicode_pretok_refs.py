@@ -43,8 +43,8 @@ OUT = DATA / "unicode_pretok_refs.json"
 TABLES = ROOT / "src" / "tokenizer" / "unicode_class_tables.cpp"
 
 # The tokenizer.json files whose pre-tokenizers are checked: ByteLevel with its GPT-2 regex,
-# Digits + ByteLevel (SmolLM), and the Llama 3 and Qwen2 Split patterns.
-PRE_TOKENIZERS = ["bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2"]
+# Digits + ByteLevel (SmolLM), and the Llama 3, Qwen2 and DeepSeek-LLM Split patterns.
+PRE_TOKENIZERS = ["bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2", "bpe_deepseek_llm"]
 
 PLACEHOLDER = "@"  # stands for the code point under test; no probe uses it literally
 PROBES = [

@@ -17,11 +17,21 @@ namespace shardlm {
 
 namespace {
 
+// Whether a pattern has no escape, option or POSIX class: it names code points only, as written.
+bool names_no_class(const std::string& pattern) {
+  return pattern.find('\\') == std::string::npos && pattern.find("(?") == std::string::npos &&
+         pattern.find("[:") == std::string::npos;
+}
+
 // HF's Digits pre-tokenizer, which shardlm spells as these patterns, tests Rust's char::is_numeric
-// instead of a regex class; every other pattern stands for an Oniguruma regex.
+// instead of a regex class. A pattern naming no class (DeepSeek's CJK Splits) gets no stand-ins,
+// which could fall in its ranges where the code point they stand for does not. Every other pattern
+// stands for an Oniguruma regex.
 const ClassOverrides& overrides_for(const std::string& pattern) {
-  const bool digits = pattern == patterns::kDigit || pattern == patterns::kDigits;
-  return digits ? ClassOverrides::rust_numeric() : ClassOverrides::oniguruma();
+  if (pattern == patterns::kDigit || pattern == patterns::kDigits) {
+    return ClassOverrides::rust_numeric();
+  }
+  return names_no_class(pattern) ? ClassOverrides::none() : ClassOverrides::oniguruma();
 }
 
 // Per-thread match state: PCRE2 compiled code is shared read-only, match data and the JIT stack
@@ -122,6 +132,9 @@ std::vector<std::string> PreTokenizer::regexes_for(const std::string& name) {
       {"qwen2", {kQwen2}},
       {"deepseek-r1-qwen", {kQwen2}},  // DeepSeek-R1's Qwen distillations
       {"deepseek-v3", {kDeepseek3Numbers, kDeepseek3Cjk, kDeepseek3Words}},
+      {"deepseek-llm",  // DeepSeek-LLM, DeepSeek-V2 and V2-Lite
+       {kDeepseekLlmNewlines, kDeepseekLlmLetters, kDeepseekLlmPunctuation,
+        kDeepseekLlmTrailingSpace, kDeepseekLlmCjk, kDeepseekLlmNumbers}},
       {"stablelm2", {kQwen2}},
       // llama.cpp's fallback for BPE vocabularies without a pre-tokenizer name.
       {"default", {R"([\p{P}\$\+<=>\^~\|]+)", kGpt2, kDigits, "[0-9][0-9][0-9]"}},
@@ -142,7 +155,7 @@ PreTokenizer::PreTokenizer(const std::string& name, const std::vector<std::strin
   if (list.empty()) {
     fail(
         "unknown pre-tokenizer '{}'; supported: gpt2, smollm, llama-bpe, qwen2, deepseek-v3, "
-        "default "
+        "deepseek-llm, default "
         "(and their aliases) or explicit regexes; a Hugging Face model directory brings its own "
         "(tokenizer.json)",
         name);

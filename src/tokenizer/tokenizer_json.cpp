@@ -241,7 +241,8 @@ class Loader {
 
   void name_pre_tokenizer() {
     const auto& r = shape_.regexes;
-    for (const char* name : {"gpt2", "smollm", "llama-bpe", "qwen2", "deepseek-v3"}) {
+    for (const char* name :
+         {"gpt2", "smollm", "llama-bpe", "qwen2", "deepseek-v3", "deepseek-llm"}) {
       if (r == PreTokenizer::regexes_for(name)) {
         spec_.pre = name;
         return;

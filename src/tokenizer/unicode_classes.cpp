@@ -44,6 +44,11 @@ const ClassOverrides& ClassOverrides::rust_numeric() {
   return overrides;
 }
 
+const ClassOverrides& ClassOverrides::none() {
+  static const ClassOverrides overrides(std::span<const ClassRange>{});
+  return overrides;
+}
+
 const ClassRange* ClassOverrides::find(uint32_t cp) const {
   if (cp < first_) return nullptr;
   const auto it = std::upper_bound(ranges_.begin(), ranges_.end(), cp,

@@ -32,8 +32,10 @@ class ClassOverrides {
  public:
   // For HF Split / ByteLevel regexes.
   static const ClassOverrides& oniguruma();
-  // For HF's Digits pre-tokenizer, which shardlm spells \p{N} or \p{N}+.
+  // For HF's Digits pre-tokenizer, which shardlm spells \p{N} or \p{N}++.
   static const ClassOverrides& rust_numeric();
+  // For patterns that name no class, only code points: nothing is replaced.
+  static const ClassOverrides& none();
 
   // When text (valid UTF-8) holds a listed code point, writes to out a copy of it with every such
   // code point replaced by its stand-in and returns true; otherwise returns false and leaves out

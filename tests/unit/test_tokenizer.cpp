@@ -96,6 +96,18 @@ TEST(PreTokenizer, NamedPatterns) {
             (V{"Hello", ",", " world", "!", " ", "123", "45", " ", "\u4f60\u597d"}));
   EXPECT_EQ(split(deepseek3, "I'll (x) .NET\n\n  ok"),
             (V{"I", "'ll", " (", "x", ")", " .", "NET", "\n\n", " ", " ok"}));
+  // DeepSeek-LLM (pieces as Hugging Face tokenizers gives them): numbers whole, CJK and Hangul
+  // runs alone, Armenian small letters outside the letter class, U+0800 to U+4E00 (here U+1F7D,
+  // U+2003, U+3000) isolated by the CJK Split, space at the end of a piece alone.
+  PreTokenizer deepseek_llm("deepseek-llm", {});
+  EXPECT_EQ(split(deepseek_llm, "Hello, world! 12345 \u4f60\u597d\ud55c\uad6d"),
+            (V{"Hello", ",", " world", "!", " ", "12345", " ", "\u4f60\u597d\ud55c\uad6d"}));
+  EXPECT_EQ(split(deepseek_llm, "\u0540\u0561\u0575 ok  \n\u03a9\u1f7d \uff21\uff22\uff01 x\u3000"),
+            (V{"\u0540", "\u0561\u0575", " ok", "  ", "\n", "\u03a9", "\u1f7d", " \uff21\uff22",
+               "\uff01", " x", "\u3000"}));
+  EXPECT_EQ(split(deepseek_llm, "a\u2003!b\u2028(c"),
+            (V{"a", "\u2003", "!", "b", "\u2028", "(", "c"}));
+  EXPECT_EQ(split(deepseek_llm, "x\u0561\u0575  "), (V{"x", "\u0561\u0575", "  "}));
   // llama.cpp's converter's spellings of known patterns.
   EXPECT_EQ(PreTokenizer::regexes_for("gpt-2"), PreTokenizer::regexes_for("gpt2"));
   EXPECT_EQ(PreTokenizer::regexes_for("deepseek-r1-qwen"), PreTokenizer::regexes_for("qwen2"));
@@ -105,7 +117,7 @@ TEST(PreTokenizer, NamedPatterns) {
 
 TEST(Tokenizer, RoundTripsEveryVocabularyType) {
   for (const char* name : {"bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2", "bpe_deepseek3",
-                           "spm_llama2", "spm_metaspace"}) {
+                           "bpe_deepseek_llm", "spm_llama2", "spm_metaspace"}) {
     auto tok = load(name);
     // Qwen2's NFC normalizer composes the "e" + combining acute at the end of kMixed.
     const std::string expected = tok->spec().normalize_nfc ? nfc_normalize(kMixed) : kMixed;

@@ -85,13 +85,21 @@ TEST_P(TokenizerJsonParity, MatchesHuggingFace) {
 
 INSTANTIATE_TEST_SUITE_P(AllVocabularyTypes, TokenizerJsonParity,
                          testing::Values("bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2",
-                                         "bpe_deepseek3", "spm_llama2", "spm_metaspace"));
+                                         "bpe_deepseek3", "bpe_deepseek_llm", "spm_llama2",
+                                         "spm_metaspace"));
 
 // A tokenizer.json whose Splits are DeepSeek-V3's is named "deepseek-v3", GGUF's name for them: the
 // parity above then ran through the regexes a GGUF file naming "deepseek-v3" gets.
 TEST(TokenizerParity, DeepseekV3SplitsAreTheGgufName) {
   const TokenizerSpec spec = load_tokenizer_json((kData / "bpe_deepseek3").string());
   EXPECT_EQ(spec.pre, "deepseek-v3");
+  EXPECT_TRUE(spec.pre_regexes.empty());
+}
+
+// Likewise DeepSeek-LLM's six Splits (DeepSeek-V2's tokenizer.json) are GGUF's "deepseek-llm".
+TEST(TokenizerParity, DeepseekLlmSplitsAreTheGgufName) {
+  const TokenizerSpec spec = load_tokenizer_json((kData / "bpe_deepseek_llm").string());
+  EXPECT_EQ(spec.pre, "deepseek-llm");
   EXPECT_TRUE(spec.pre_regexes.empty());
 }
 

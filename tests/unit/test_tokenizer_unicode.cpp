@@ -150,7 +150,8 @@ TEST_P(TokenizerUnicode, EveryCodePointSplitsAsHuggingFace) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ByteLevelPreTokenizers, TokenizerUnicode,
-                         testing::Values("bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2"));
+                         testing::Values("bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2",
+                                         "bpe_deepseek_llm"));
 
 std::vector<std::string> split(const PreTokenizer& pre, std::string_view text) {
   std::vector<std::string_view> pieces;
@@ -166,6 +167,19 @@ TEST(TokenizerUnicode, MongolianVowelSeparatorIsNotSpace) {
             (std::vector<std::string>{"don", "\u180e'", "t"}));
   EXPECT_EQ(split(PreTokenizer("llama-bpe", {}), text),
             (std::vector<std::string>{"don", "\u180e'", "t"}));
+}
+
+// U+A7CB, a letter since Unicode 16 that PCRE2 10.42 does not know, is no ideograph: DeepSeek's CJK
+// Splits name code points only and match it as it is (a letter's stand-in, U+4E00, would join the
+// run). DeepSeek-LLM's numbers are a Split regex, so U+11DE0, a digit to Rust's char::is_numeric
+// (HF Digits) but not to Oniguruma, is no number there.
+TEST(TokenizerUnicode, DeepseekSplitsSeeClassesAsOniguruma) {
+  using V = std::vector<std::string>;
+  const std::string cjk = "\u4e00\ua7cb\u4e00";
+  EXPECT_EQ(split(PreTokenizer("deepseek-v3", {}), cjk), (V{"\u4e00", "\ua7cb", "\u4e00"}));
+  EXPECT_EQ(split(PreTokenizer("deepseek-llm", {}), cjk), (V{"\u4e00", "\ua7cb", "\u4e00"}));
+  EXPECT_EQ(split(PreTokenizer("deepseek-llm", {}), "1\U00011de0 2\u0661"),
+            (V{"1", "\U00011de0 ", "2\u0661"}));
 }
 
 }  // namespace
