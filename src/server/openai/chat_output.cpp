@@ -104,7 +104,7 @@ ChatParts ChatStreamSplitter::finish() {
   ChatParts out;
   if (o_.reasoning && !decided_) {  // ended before it was known whether it reasoned
     ReasoningSplit r = o_.reasoning->split(text_);
-    return {std::move(r.reasoning), std::move(r.content), {}};
+    return {std::move(r.reasoning), std::move(r.content), {}, {}};
   }
   if (reasoning_open_) {  // ended inside the reasoning: the held-back bytes are reasoning too
     out.reasoning = text_.substr(sent_);

@@ -174,7 +174,7 @@ std::vector<ChoiceInput> expand_choices(const ServingContext& ctx,
     // Validated at submission (validate_request): a prompt that leaves no room is refused there.
     const int64_t max_tokens = fields.max_tokens.value_or(ctx.max_model_len - n_prompt);
     for (int j = 0; j < fields.n; ++j) {
-      ChoiceInput c{prompt, fields.sampling};
+      ChoiceInput c{prompt, fields.sampling, {}};
       c.params.grammar = grammar;
       c.params.max_tokens = static_cast<int>(max_tokens);
       if (c.params.seed) c.params.seed = *c.params.seed + static_cast<uint64_t>(j);
