@@ -3,15 +3,23 @@
 
 #include <spdlog/spdlog.h>
 
+#include <string>
+
 namespace shardlm::parallel {
 
 SendRing::~SendRing() {
+  int failed = 0;
+  std::string first;
   for (Slot& s : slots_) {
     try {
       if (s.pending) s.pending->wait();
     } catch (const std::exception& e) {
-      spdlog::warn("a pipeline send did not finish: {}", e.what());
+      if (failed++ == 0) first = e.what();
     }
+  }
+  // One line for the ring: a broken group fails every send in flight with the same cause.
+  if (failed > 0) {
+    spdlog::warn("{} pipeline send(s) did not finish as the group ended: {}", failed, first);
   }
 }
 

@@ -16,7 +16,8 @@ namespace shardlm::parallel {
 class SendRing {
  public:
   explicit SendRing(size_t depth) : slots_(depth) {}
-  // Waits for every send in flight (errors are logged: the group is ending or broken).
+  // Waits for every send in flight (failures are logged in one line: the group is ending or
+  // broken).
   ~SendRing();
   SendRing(const SendRing&) = delete;
   SendRing& operator=(const SendRing&) = delete;
