@@ -1,8 +1,12 @@
 // CUDA graphs replay decode steps exactly as the ops run one by one: greedy continuations batched
 // through the engine (LLM) with graphs on equal those
 // with SHARDLM_CUDA_GRAPHS=0, on the default model's weights when present (else a tiny model).
-#include <cstdlib>
+#include <cuda_runtime_api.h>
 
+#include <cstdlib>
+#include <string>
+
+#include "backend/cuda/scratch.h"
 #include "backend/make_backend.h"
 #include "cuda_test_util.h"
 #include "engine/llm.h"
@@ -21,8 +25,16 @@ std::string model_for_graphs(TempDir& dir) {
   return path;
 }
 
-// Greedy outputs of a few prompts through the batched engine on CUDA.
-std::vector<std::vector<int32_t>> engine_outputs(const std::string& model, bool graphs) {
+std::vector<std::vector<int32_t>> short_prompts() {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 6; ++i) prompts.push_back({1, 10 + 7 * i, 20 + i, 30 + 11 * i, 42});
+  return prompts;
+}
+
+// Greedy outputs of the prompts through the batched engine on CUDA.
+std::vector<std::vector<int32_t>> engine_outputs(
+    const std::string& model, bool graphs,
+    const std::vector<std::vector<int32_t>>& prompts = short_prompts()) {
   setenv("SHARDLM_CUDA_GRAPHS", graphs ? "1" : "0", 1);
   EngineArgs args;
   args.model = model;
@@ -36,8 +48,6 @@ std::vector<std::vector<int32_t>> engine_outputs(const std::string& model, bool 
   p.temperature = 0;
   p.ignore_eos = true;
   p.max_tokens = 24;
-  std::vector<std::vector<int32_t>> prompts;
-  for (int i = 0; i < 6; ++i) prompts.push_back({1, 10 + 7 * i, 20 + i, 30 + 11 * i, 42});
   std::vector<std::vector<int32_t>> out;
   for (auto& o : llm.generate(prompts, p)) out.push_back(o.token_ids);
   unsetenv("SHARDLM_CUDA_GRAPHS");
@@ -52,6 +62,43 @@ TEST(CudaGraphs, BatchedDecodeWithGraphsEqualsOpByOp) {
   const auto graphed = engine_outputs(model, true);
   ASSERT_EQ(eager.size(), graphed.size());
   for (size_t i = 0; i < eager.size(); ++i) EXPECT_EQ(eager[i], graphed[i]) << "prompt " << i;
+}
+
+// More prompts than sequences, of lengths 3 to 200: sequences finish and are replaced while
+// others decode, so steps mix prefill chunks of every size with decodes between the replays of
+// the decode shapes' graphs (the pattern of a bench with --num-prompts above --batch-sizes).
+TEST(CudaGraphs, QueuedPromptsOfMixedLengthsEqualOpByOp) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  TempDir dir("cuda-graphs-mixed");
+  const std::string model = model_for_graphs(dir);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 12; ++i) {
+    std::vector<int32_t> p{1};
+    const int len = i % 3 == 2 ? 200 : 3 + 5 * i;
+    for (int t = 1; t < len; ++t) p.push_back(10 + (t * 7 + i * 13) % 200);
+    prompts.push_back(std::move(p));
+  }
+  const auto eager = engine_outputs(model, false, prompts);
+  const auto graphed = engine_outputs(model, true, prompts);
+  ASSERT_EQ(eager.size(), graphed.size());
+  for (size_t i = 0; i < eager.size(); ++i) EXPECT_EQ(eager[i], graphed[i]) << "prompt " << i;
+}
+
+// A scratch buffer that moves bumps the generation the captured graphs are checked against (a
+// graph keeps the old address), and names itself; one that is big enough does not.
+TEST(CudaGraphs, ScratchThatMovesStalesTheCapturedGraphs) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  float* buf = nullptr;
+  size_t capacity = 0;
+  const uint64_t before = cuda::scratch_generation();
+  cuda::grow_scratch(buf, capacity, 1024, nullptr, "test buffer");
+  EXPECT_EQ(cuda::scratch_generation(), before + 1);
+  EXPECT_EQ(std::string(cuda::scratch_last_moved()), "test buffer");
+  cuda::grow_scratch(buf, capacity, 512, nullptr, "test buffer");
+  EXPECT_EQ(cuda::scratch_generation(), before + 1);
+  cuda::grow_scratch(buf, capacity, 4096, nullptr, "test buffer");
+  EXPECT_EQ(cuda::scratch_generation(), before + 2);
+  cudaFree(buf);
 }
 
 }  // namespace

@@ -220,7 +220,14 @@ bool CudaBackend::graph_replay(const GraphKey& key) {
   Impl& m = *impl_;
   auto it = m.graphs.find(key);
   if (it == m.graphs.end()) return false;
-  if (it->second.generation != m.uploads->generation()) {  // buffers moved: capture again
+  // Step buffers or scratch moved since (e.g. a mixed step's attention scratch grew): the graph
+  // holds their old addresses, so every graph is captured again.
+  if (it->second.generation != m.uploads->generation() ||
+      it->second.scratch != scratch_generation()) {
+    if (it->second.scratch != scratch_generation()) {
+      spdlog::info("the {} captured step graphs are captured again: the {} buffer grew",
+                   m.graphs.size(), scratch_last_moved());
+    }
     m.drop_graphs();
     return false;
   }
@@ -250,7 +257,7 @@ void CudaBackend::graph_capture_end(const GraphKey& key) {
   cudaGraphExec_t exec = nullptr;
   SHARDLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
   cudaGraphDestroy(graph);
-  m.graphs[key] = {exec, m.uploads->generation()};
+  m.graphs[key] = {exec, m.uploads->generation(), scratch_generation()};
 }
 
 void CudaBackend::to_host(const float* src, size_t n, float* dst) {

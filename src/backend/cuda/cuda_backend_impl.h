@@ -109,7 +109,7 @@ struct CudaBackend::Impl {
 
   // The bf16 copy of a matmul's input; grows only for inputs wider than planned.
   void reserve_bf16(int64_t n) {
-    grow_scratch(x_bf16, x_bf16_capacity, static_cast<size_t>(n), stream);
+    grow_scratch(x_bf16, x_bf16_capacity, static_cast<size_t>(n), stream, "BF16 inputs");
   }
 
   // The output of matrices multiplied as one (Q/K/V) before it is split to the callers' buffers;
@@ -117,12 +117,12 @@ struct CudaBackend::Impl {
   float* fused_output(int64_t n) {
     const auto want = static_cast<size_t>(n);
     if (capturing && want > fused_capacity) return nullptr;
-    return grow_scratch(fused, fused_capacity, want, stream);
+    return grow_scratch(fused, fused_capacity, want, stream, "fused Q/K/V");
   }
 
   // Scratch for the attention kernel's split partial results.
   float* attention_scratch(size_t n) {
-    return grow_scratch(attn_scratch, attn_scratch_capacity, n, stream);
+    return grow_scratch(attn_scratch, attn_scratch_capacity, n, stream, "attention");
   }
 
   // The rope frequencies on the device, uploaded again only when they change.
@@ -130,6 +130,7 @@ struct CudaBackend::Impl {
     if (p.inv_freq != rope_freq_host) {
       SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream));
       cudaFree(rope_freq);
+      scratch_moved("rope frequencies");
       SHARDLM_CUDA_CHECK(cudaMalloc(&rope_freq, p.inv_freq.size() * sizeof(float)));
       SHARDLM_CUDA_CHECK(cudaMemcpy(rope_freq, p.inv_freq.data(), p.inv_freq.size() * sizeof(float),
                                     cudaMemcpyHostToDevice));
@@ -147,6 +148,7 @@ struct CudaBackend::Impl {
   struct Graph {
     cudaGraphExec_t exec;
     uint64_t generation;  // of the step buffers it was captured on
+    uint64_t scratch;     // scratch_generation() when it was captured
   };
   std::map<GraphKey, Graph> graphs;
   std::set<GraphKey> seen;  // shapes run once op by op

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/scratch.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
@@ -46,6 +47,7 @@ void CudaMla::reserve(const MlaWeights& w, int64_t n) {
     if (want <= have) return;
     SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
     cudaFree(p);
+    scratch_moved("latent attention");  // graphs captured on the old buffer are stale
     SHARDLM_CUDA_CHECK(cudaMalloc(&p, want * sizeof(float)));
     have = want;
   };

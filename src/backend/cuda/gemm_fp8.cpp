@@ -109,8 +109,8 @@ bool Fp8Gemm::scales_in_gemm(int64_t k, int64_t n, int64_t n_tokens) {
 }
 
 void Fp8Gemm::reserve_inputs(int64_t n_tokens, int64_t k) {
-  grow_scratch(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k), stream_);
-  grow_scratch(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens), stream_);
+  grow_scratch(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k), stream_, "FP8 GEMM");
+  grow_scratch(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens), stream_, "FP8 GEMM");
 }
 
 void Fp8Gemm::matmul(const uint8_t* w, const float* w_scale, int64_t k, int64_t n, const float* x,
@@ -119,7 +119,7 @@ void Fp8Gemm::matmul(const uint8_t* w, const float* w_scale, int64_t k, int64_t 
   const Plan& p = plan(k, n, n_tokens);
   if (!p.ok) {  // dequantise the weights, round x to BF16, BF16 GEMM
     const size_t wn = static_cast<size_t>(n * k), xn = static_cast<size_t>(n_tokens * k);
-    uint16_t* s = grow_scratch(bf16_scratch_, bf16_capacity_, wn + xn, stream_);
+    uint16_t* s = grow_scratch(bf16_scratch_, bf16_capacity_, wn + xn, stream_, "FP8 GEMM");
     dequantize_rows_fp8(w, w_scale, k, n, s, stream_);
     to_bf16(x, n_tokens * k, s + wn, stream_);
     bf16_.bf16(s, k, n, s + wn, n_tokens, y);
@@ -130,8 +130,10 @@ void Fp8Gemm::matmul(const uint8_t* w, const float* w_scale, int64_t k, int64_t 
 }
 
 Fp8Gemm::Input Fp8Gemm::input_buffers(int64_t n_tokens, int64_t k) {
-  uint8_t* xq = grow_scratch(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k), stream_);
-  float* xs = grow_scratch(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens), stream_);
+  uint8_t* xq =
+      grow_scratch(x_q_, x_q_capacity_, static_cast<size_t>(n_tokens * k), stream_, "FP8 GEMM");
+  float* xs =
+      grow_scratch(x_scale_, x_scale_capacity_, static_cast<size_t>(n_tokens), stream_, "FP8 GEMM");
   return {xq, xs};
 }
 

@@ -7,6 +7,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/quant_layout.h"
+#include "backend/cuda/scratch.h"
 #include "core/env_flag.h"
 #include "core/error.h"
 
@@ -59,6 +60,7 @@ void QuantLinear::reserve_tiles(int64_t elems) {
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
   cudaFree(tile_);
   tile_ = nullptr;
+  scratch_moved("quantised tile");  // graphs captured on the old tile are stale
   SHARDLM_CUDA_CHECK(cudaMalloc(&tile_, static_cast<size_t>(elems) * sizeof(uint16_t)));
   tile_elems_ = elems;
 }
