@@ -234,9 +234,12 @@ TEST(CudaMoe, FfnMatchesCpuReference) {
     // 1, 2, 3-4, 5-8 tokens: the tile kernels sized for 1, 2, 4 and 8 pairs a tile; 600: the
     // grouped path.
     for (int64_t n : {1, 2, 3, 4, 5, 8, 64, 600}) check_ffn(c, n, rng);
-    // The grouped path the old way too: the backend's gate_up_silu and matmul per expert.
-    setenv("SHARDLM_CUDA_MOE_GROUPED", "backend", 1);
-    check_ffn(c, 600, rng);
+    // The grouped path the other ways too: three GEMMs per expert, and the backend's
+    // gate_up_silu and matmul per expert.
+    for (const char* form : {"bf16-loop", "backend"}) {
+      setenv("SHARDLM_CUDA_MOE_GROUPED", form, 1);
+      check_ffn(c, 600, rng);
+    }
     unsetenv("SHARDLM_CUDA_MOE_GROUPED");
   }
 }

@@ -8,6 +8,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/moe_routing.cuh"
+#include "backend/cuda/scratch.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
@@ -22,10 +23,12 @@ CudaMoe::CudaMoe(Backend& be, cudaStream_t stream, MatrixOf matrix_of, VectorOf 
       max_tokens_(max_tokens) {
   const char* g = std::getenv("SHARDLM_CUDA_MOE_GROUPED");
   if (g && *g) {
-    if (std::string(g) != "bf16" && std::string(g) != "backend") {
-      fail("SHARDLM_CUDA_MOE_GROUPED is '{}': give bf16 (the default) or backend", g);
+    const std::string v(g);
+    if (v != "bf16" && v != "bf16-loop" && v != "backend") {
+      fail("SHARDLM_CUDA_MOE_GROUPED is '{}': give bf16 (the default), bf16-loop or backend", g);
     }
-    grouped_bf16_ = std::string(g) == "bf16";
+    grouped_bf16_ = v != "backend";
+    grouped_launch_ = v == "bf16";
   }
   SHARDLM_CUDA_CHECK(cudaGetDevice(&device_));
   SHARDLM_CUDA_CHECK(cudaMalloc(&expert_rows_, sizeof(unsigned long long)));
@@ -35,9 +38,9 @@ CudaMoe::CudaMoe(Backend& be, cudaStream_t stream, MatrixOf matrix_of, VectorOf 
 CudaMoe::~CudaMoe() {
   cudaStreamSynchronize(stream_);
   for (Buf* b :
-       {&logits_,     &ids_,      &weights_, &sorted_,    &tiles_,     &n_tiles_, &hidden_,
-        &hidden_all_, &ys_,       &ys_all_,  &local_out_, &sh_gate_,   &sh_up_,   &sh_hidden_,
-        &sh_y_,       &sh_logit_, &rows_,    &up_,        &rows_bf16_, &xq_,      &xs_}) {
+       {&logits_, &ids_,    &weights_,   &sorted_,  &tiles_, &n_tiles_,   &hidden_,  &hidden_all_,
+        &ys_,     &ys_all_, &local_out_, &sh_gate_, &sh_up_, &sh_hidden_, &sh_y_,    &sh_logit_,
+        &rows_,   &up_,     &rows_bf16_, &xq_,      &xs_,    &gate_bf16_, &up_bf16_, &out_bf16_}) {
     cudaFree(b->p);
   }
   for (void* p : table_memory_) cudaFree(p);
@@ -49,6 +52,7 @@ void* CudaMoe::grow(Buf& b, size_t bytes) {
   if (bytes <= b.bytes) return b.p;
   SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
   cudaFree(b.p);
+  scratch_moved("mixture of experts");  // graphs captured on the old buffer are stale
   SHARDLM_CUDA_CHECK(cudaMalloc(&b.p, bytes));
   b.bytes = bytes;
   return b.p;
@@ -227,29 +231,74 @@ void CudaMoe::grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t
     count += tiles[static_cast<size_t>(i)].count;
     total += tiles[static_cast<size_t>(i)].count;
   }
-  const int64_t d = w.router.ne[0], d_out = w.down[0].ne[1];
-  // rows_: the gathered inputs, then (reused) the outputs in sorted order.
-  auto* rows =
-      static_cast<float*>(grow(rows_, static_cast<size_t>(P * std::max(d, d_out)) * sizeof(float)));
-  moe_gather_rows(static_cast<const int32_t*>(sorted_.p), total, x, w.top_k, d, rows, stream_);
+  const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1];
+  const auto* sorted = static_cast<const int32_t*>(sorted_.p);
+  // rows_: the gathered fp32 inputs, then (reused) the outputs in sorted order.
+  const auto rows_f32 = [&] {
+    return static_cast<float*>(
+        grow(rows_, static_cast<size_t>(P * std::max(d, d_out)) * sizeof(float)));
+  };
   const bool bf16 = w.gate[0].dtype == DType::BF16 && w.up[0].dtype == DType::BF16 &&
                     w.down[0].dtype == DType::BF16;
-  if (grouped_bf16_ && bf16) {
-    grouped_bf16(w, runs, total, rows);
-  } else {
+  if (!grouped_bf16_ || !bf16) {
+    float* rows = rows_f32();
+    moe_gather_rows(sorted, total, x, w.top_k, d, rows, stream_);
     grouped_backend(w, runs, rows);
+    moe_scatter_rows(sorted, total, rows, d_out, ys, stream_);
+    return;
   }
-  moe_scatter_rows(static_cast<const int32_t*>(sorted_.p), total, rows, d_out, ys, stream_);
+  // The pairs' rows in BF16, gathered and rounded in one pass.
+  auto* xb = static_cast<uint16_t*>(
+      grow(rows_bf16_, static_cast<size_t>(total * std::max(d, f)) * sizeof(uint16_t)));
+  moe_gather_rows_bf16(sorted, total, x, w.top_k, d, xb, stream_);
+  if (grouped_launch_ && (total * f) % 8 == 0) {
+    grouped_launch(w, runs, total, xb, ys);
+    return;
+  }
+  float* rows = rows_f32();
+  grouped_bf16(w, runs, total, xb, rows);
+  moe_scatter_rows(sorted, total, rows, d_out, ys, stream_);
 }
 
-void CudaMoe::grouped_bf16(const MoeFfnWeights& w, const Runs& runs, int64_t total, float* rows) {
+// Every expert's gate and up in one grouped launch and every down in a second, BF16 outputs (the
+// form cuBLAS takes there), SiLU·up between; ys[pair] the pairs' rows.
+void CudaMoe::grouped_launch(const MoeFfnWeights& w, const Runs& runs, int64_t total,
+                             const uint16_t* xb, float* ys) {
+  const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1];
+  const auto B = sizeof(uint16_t);
+  auto* gate = static_cast<uint16_t*>(grow(gate_bf16_, static_cast<size_t>(total * f) * B));
+  auto* up = static_cast<uint16_t*>(grow(up_bf16_, static_cast<size_t>(total * f) * B));
+  auto* out = static_cast<uint16_t*>(grow(out_bf16_, static_cast<size_t>(total * d_out) * B));
+  std::vector<GroupedGemm> gate_up, down;
+  for (size_t e = 0; e < runs.size(); ++e) {  // e: the local expert (w.gate[e])
+    const auto [start, count] = runs[e];
+    if (count == 0) continue;
+    const int64_t s = start;
+    gate_up.push_back({matrix_of_(w.gate[e]), xb + s * d, gate + s * f, d, f, count});
+    gate_up.push_back({matrix_of_(w.up[e]), xb + s * d, up + s * f, d, f, count});
+    down.push_back({matrix_of_(w.down[e]), gate + s * f, out + s * d_out, f, d_out, count});
+  }
+  run_grouped(gate_up);
+  silu_mul_bf16_in(gate, up, gate, total * f, stream_);  // the hidden rows, in place of gate's
+  run_grouped(down);
+  moe_scatter_rows_bf16(static_cast<const int32_t*>(sorted_.p), total, out, d_out, ys, stream_);
+}
+
+// One grouped launch where cuBLAS takes it, else one GEMM per product (BF16 outputs either way).
+void CudaMoe::run_grouped(const std::vector<GroupedGemm>& list) {
+  if (gemm_.bf16_grouped(list)) return;
+  for (const GroupedGemm& p : list) gemm_.bf16_out(p.w, p.k, p.n, p.x, p.n_tokens, p.y);
+}
+
+// Three GEMMs per expert with fp32 outputs (SHARDLM_CUDA_MOE_GROUPED=bf16-loop, or where cuBLAS
+// takes no grouped GEMMs): xb the gathered BF16 rows, rows [total][d_out] the outputs in sorted
+// order.
+void CudaMoe::grouped_bf16(const MoeFfnWeights& w, const Runs& runs, int64_t total, uint16_t* xb,
+                           float* rows) {
   const int64_t d = w.router.ne[0], f = w.gate[0].ne[1], d_out = w.down[0].ne[1];
   const auto F = sizeof(float);
   auto* up = static_cast<float*>(grow(up_, static_cast<size_t>(total * f) * F));
   auto* hidden = static_cast<float*>(hidden_.p);
-  auto* xb = static_cast<uint16_t*>(
-      grow(rows_bf16_, static_cast<size_t>(total * std::max(d, f)) * sizeof(uint16_t)));
-  to_bf16(rows, total * d, xb, stream_);
   for (size_t e = 0; e < runs.size(); ++e) {  // e: the local expert (w.gate[e])
     const auto [start, count] = runs[e];
     if (count == 0) continue;

@@ -8,10 +8,11 @@
 // first) and on the tensor cores from kMmaMinPairsPerExpert. Up to a few tiles per expert, no step
 // reads anything back to the host, so decode steps can be captured as CUDA graphs. Larger
 // batches outside a capture (prefill) take the grouped path: the tiles' per-expert counts come to
-// the host, each expert's pairs are gathered into consecutive rows, converted to BF16 once, and
-// three cuBLAS GEMMs per expert (gate, up, down) run over them, with one SiLU·up and one
-// conversion of the hidden rows for all experts between (SHARDLM_CUDA_MOE_GROUPED=backend: the
-// backend's gate_up_silu and matmul per expert instead, the old way, to compare).
+// the host, each expert's pairs are gathered into consecutive BF16 rows, and two grouped cuBLAS
+// launches run the GEMMs (every expert's gate and up, then every down; BF16 outputs, the form
+// cuBLAS takes there), with one SiLU·up for all experts between (SHARDLM_CUDA_MOE_GROUPED=
+// bf16-loop: three cuBLAS GEMMs per expert with fp32 outputs instead; =backend: the backend's
+// gate_up_silu and matmul per expert, the old way; both to compare).
 // Same contract as cpu::moe_ffn.
 #pragma once
 
@@ -68,17 +69,23 @@ class CudaMoe {
               bool may_sync);
   // The experts as GEMMs over each expert's gathered pairs (after moe_align): ys in pair order.
   void grouped(const MoeFfnWeights& w, const float* x, int64_t P, int64_t max_tiles, float* ys);
-  // The grouped path's GEMMs: rows [total][d] gathered, out [total][d_out] in sorted order;
-  // runs[e] = (first row, rows) of local expert e. The BF16 form, and the backend's ops per expert.
+  // The grouped path's GEMMs over the pairs gathered in sorted order; runs[e] = (first row, rows)
+  // of local expert e: two grouped launches, three GEMMs per expert, or the backend's ops per
+  // expert (rows: [total][d] in, [total][d_out] out).
   using Runs = std::vector<std::pair<int32_t, int32_t>>;
-  void grouped_bf16(const MoeFfnWeights& w, const Runs& runs, int64_t total, float* rows);
+  void grouped_launch(const MoeFfnWeights& w, const Runs& runs, int64_t total, const uint16_t* xb,
+                      float* ys);
+  void run_grouped(const std::vector<GroupedGemm>& list);
+  void grouped_bf16(const MoeFfnWeights& w, const Runs& runs, int64_t total, uint16_t* xb,
+                    float* rows);
   void grouped_backend(const MoeFfnWeights& w, const Runs& runs, float* rows);
   void add_shared(const MoeFfnWeights& w, const float* x, int64_t n, float* out,
                   const GatherColsFn* gather);
 
   Backend& be_;
   Gemm& gemm_;
-  bool grouped_bf16_ = true;  // SHARDLM_CUDA_MOE_GROUPED
+  bool grouped_bf16_ = true;    // SHARDLM_CUDA_MOE_GROUPED
+  bool grouped_launch_ = true;  // the BF16 GEMMs in one grouped launch each (not bf16-loop)
   cudaStream_t stream_;
   MatrixOf matrix_of_;
   VectorOf vector_of_;
@@ -89,7 +96,8 @@ class CudaMoe {
   // weights, pair rows (hidden, gathered hidden, ys, gathered ys), tiles, the FP8 tiles' E4M3
   // inputs and their scales, and the shared expert's rows.
   Buf logits_, ids_, weights_, sorted_, tiles_, n_tiles_, hidden_, hidden_all_, ys_, ys_all_,
-      local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_, rows_, up_, rows_bf16_, xq_, xs_;
+      local_out_, sh_gate_, sh_up_, sh_hidden_, sh_y_, sh_logit_, rows_, up_, rows_bf16_, xq_, xs_,
+      gate_bf16_, up_bf16_, out_bf16_;
   unsigned long long* expert_rows_ = nullptr;  // device counter
   int device_ = 0;
 };

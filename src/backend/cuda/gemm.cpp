@@ -67,6 +67,7 @@ Gemm::~Gemm() {
   if (lt_) cublasLtDestroy(lt_);
   if (handle_) cublasDestroy(handle_);
   cudaFree(workspace_);
+  cudaFree(grouped_ptrs_);
 }
 
 void Gemm::destroy(Plan& p) {
@@ -186,6 +187,55 @@ void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* 
   SHARDLM_CUBLAS_CHECK(cublasLtMatmul(lt_, p->desc, &alpha, w, p->a, x, p->b, &beta, y, p->c, y,
                                       p->c, &p->results[p->chosen].algo, workspace_,
                                       kWorkspaceBytes, stream_));
+}
+
+bool Gemm::bf16_grouped(const std::vector<GroupedGemm>& list) {
+  if (list.empty()) return true;
+  if (!grouped_ok_) return false;
+  const size_t g = list.size();
+  std::vector<cublasOperation_t> ta(g, CUBLAS_OP_T), tb(g, CUBLAS_OP_N);
+  std::vector<int> m(g), n(g), k(g), one(g, 1);
+  std::vector<float> alpha(g, 1.f), beta(g, 0.f);
+  std::vector<const void*> ptrs(3 * g);  // A (weights), B (inputs), C (outputs)
+  for (size_t i = 0; i < g; ++i) {
+    const GroupedGemm& p = list[i];
+    check_int_sizes(GemmShape{p.k, p.n, p.n_tokens});
+    if (p.n == 0 || p.n_tokens == 0) fail("internal: an empty product in a grouped GEMM");
+    m[i] = static_cast<int>(p.n);
+    n[i] = static_cast<int>(p.n_tokens);
+    k[i] = static_cast<int>(p.k);
+    ptrs[i] = p.w;
+    ptrs[g + i] = p.x;
+    ptrs[2 * g + i] = p.y;
+  }
+  const size_t bytes = ptrs.size() * sizeof(void*);
+  if (bytes > grouped_ptr_bytes_) {  // the last call's launch may still read the old arrays
+    SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    cudaFree(grouped_ptrs_);
+    grouped_ptrs_ = nullptr;
+    grouped_ptr_bytes_ = 0;
+    SHARDLM_CUDA_CHECK(cudaMalloc(&grouped_ptrs_, bytes));
+    grouped_ptr_bytes_ = bytes;
+  }
+  // From pageable memory: staged before the call returns, so `ptrs` may go; the launch below
+  // follows the copy on the stream.
+  SHARDLM_CUDA_CHECK(
+      cudaMemcpyAsync(grouped_ptrs_, ptrs.data(), bytes, cudaMemcpyHostToDevice, stream_));
+  auto* const* dev = static_cast<void* const*>(grouped_ptrs_);
+  const cublasStatus_t s = cublasGemmGroupedBatchedEx(
+      handle_, ta.data(), tb.data(), m.data(), n.data(), k.data(), alpha.data(), dev, CUDA_R_16BF,
+      k.data(), dev + g, CUDA_R_16BF, k.data(), beta.data(), dev + 2 * g, CUDA_R_16BF, m.data(),
+      static_cast<int>(g), one.data(), CUBLAS_COMPUTE_32F);
+  if (s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_INVALID_VALUE) {
+    grouped_ok_ = false;
+    spdlog::info(
+        "cuBLAS does not run grouped BF16 GEMMs (status {}): the experts take one GEMM "
+        "each",
+        static_cast<int>(s));
+    return false;
+  }
+  SHARDLM_CUBLAS_CHECK(s);
+  return true;
 }
 
 }  // namespace shardlm::cuda

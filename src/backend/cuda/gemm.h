@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
 
 namespace shardlm::cuda {
 
@@ -27,6 +28,15 @@ struct GemmShape {
 };
 
 enum class GemmPath { kLt, kGemmEx };
+
+// One product of a grouped call: y = x W^T with w [n][k] bf16, x [n_tokens][k] bf16 and y
+// [n_tokens][n] bf16 (fp32 sums, rounded).
+struct GroupedGemm {
+  const uint16_t* w = nullptr;
+  const uint16_t* x = nullptr;
+  uint16_t* y = nullptr;
+  int64_t k = 0, n = 0, n_tokens = 0;
+};
 
 class Gemm {
  public:
@@ -52,6 +62,10 @@ class Gemm {
   // The batched form (GemmShape): y_b[t][j] = sum_i W_b[j][i] * x[t][i], each y_b [n_tokens][n].
   // A shape cuBLASLt has no algorithm for takes the cublasGemmEx path.
   void run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* y, GemmPath path);
+  // Every product of `list` (shapes may differ) in one launch, cublasGemmGroupedBatchedEx: an MoE
+  // layer's experts, each over its own tokens (cuBLAS 13.1 takes BF16 outputs there, not fp32).
+  // False, running nothing, where this cuBLAS does not take the form (then never tried again).
+  bool bf16_grouped(const std::vector<GroupedGemm>& list);
 
   // The sweep's handles: how many algorithms cuBLASLt's heuristic offers for the shape (at most
   // kMaxCandidates), and which one the shape's plan uses from now on.
@@ -83,6 +97,9 @@ class Gemm {
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;
   std::map<decltype(GemmShape{}.key()), Plan> plans_;
+  bool grouped_ok_ = true;        // bf16_grouped's form is taken
+  void* grouped_ptrs_ = nullptr;  // its device arrays of A, B and C pointers
+  size_t grouped_ptr_bytes_ = 0;
 };
 
 }  // namespace shardlm::cuda

@@ -1,6 +1,8 @@
 // The routed experts' kernels (see moe_experts.cuh): the device-side grouping into tiles, the
 // tiled BF16 GEMV-style expert projections (one warp per kRowsPerWarp output rows, up to
 // kMoeTileTokens pairs per warp), the slot-ordered combine and the shared expert's gated add.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
@@ -368,6 +370,22 @@ __global__ void scatter_rows_kernel(const int32_t* sorted, const float* ysorted,
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) dst[j] = ysorted[i * d + j];
 }
 
+// The same moves with the rows in BF16 on the GEMM side: the inputs rounded as they are gathered,
+// the outputs widened as they are scattered.
+__global__ void gather_rows_bf16_kernel(const int32_t* sorted, const float* x, int x_div, int64_t d,
+                                        __nv_bfloat16* xs) {
+  const int64_t i = blockIdx.x;
+  const float* src = x + int64_t{sorted[i] / x_div} * d;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) xs[i * d + j] = __float2bfloat16(src[j]);
+}
+
+__global__ void scatter_rows_bf16_kernel(const int32_t* sorted, const __nv_bfloat16* ysorted,
+                                         int64_t d, float* ys) {
+  const int64_t i = blockIdx.x;
+  float* dst = ys + int64_t{sorted[i]} * d;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) dst[j] = __bfloat162float(ysorted[i * d + j]);
+}
+
 unsigned threads_for(int64_t d) {
   return static_cast<unsigned>(std::min<int64_t>(256, ((d + 31) / 32) * 32));
 }
@@ -426,6 +444,22 @@ void moe_scatter_rows(const int32_t* sorted, int64_t count, const float* ysorted
   if (count <= 0) return;
   scatter_rows_kernel<<<static_cast<unsigned>(count), threads_for(d), 0, stream>>>(sorted, ysorted,
                                                                                    d, ys);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void moe_gather_rows_bf16(const int32_t* sorted, int64_t count, const float* x, int x_div,
+                          int64_t d, uint16_t* xs, cudaStream_t stream) {
+  if (count <= 0) return;
+  gather_rows_bf16_kernel<<<static_cast<unsigned>(count), threads_for(d), 0, stream>>>(
+      sorted, x, x_div, d, reinterpret_cast<__nv_bfloat16*>(xs));
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+void moe_scatter_rows_bf16(const int32_t* sorted, int64_t count, const uint16_t* ysorted,
+                           int64_t d, float* ys, cudaStream_t stream) {
+  if (count <= 0) return;
+  scatter_rows_bf16_kernel<<<static_cast<unsigned>(count), threads_for(d), 0, stream>>>(
+      sorted, reinterpret_cast<const __nv_bfloat16*>(ysorted), d, ys);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

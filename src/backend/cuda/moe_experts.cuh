@@ -98,6 +98,12 @@ void moe_gather_rows(const int32_t* sorted, int64_t count, const float* x, int x
                      float* xs, cudaStream_t stream);
 void moe_scatter_rows(const int32_t* sorted, int64_t count, const float* ysorted, int64_t d,
                       float* ys, cudaStream_t stream);
+// The same with the sorted rows in BF16: xs[i] = bf16(x[sorted[i] / x_div]), and
+// ys[sorted[i]] = float(ysorted[i]).
+void moe_gather_rows_bf16(const int32_t* sorted, int64_t count, const float* x, int x_div,
+                          int64_t d, uint16_t* xs, cudaStream_t stream);
+void moe_scatter_rows_bf16(const int32_t* sorted, int64_t count, const uint16_t* ysorted,
+                           int64_t d, float* ys, cudaStream_t stream);
 
 // out[t][i] = sum over slots k of weights[t][k] * y(t * top_k + k)[i], where a pair's row is the
 // sum of its `ranks` side-by-side parts in ys ([n_pairs][ranks * d]: expert parallelism's
