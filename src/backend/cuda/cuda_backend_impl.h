@@ -112,12 +112,16 @@ struct CudaBackend::Impl {
     grow_scratch(x_bf16, x_bf16_capacity, static_cast<size_t>(n), stream, "BF16 inputs");
   }
 
-  // The output of matrices multiplied as one (Q/K/V) before it is split to the callers' buffers;
-  // grows outside graph capture only: null when a capture would need it larger.
-  float* fused_output(int64_t n) {
+  // The output of matrices multiplied as one (Q/K/V) before it is split to the callers' buffers,
+  // n elements; grows outside graph capture only, and then straight to `ahead` (the most a step of
+  // this kind can want), so that it moves once instead of with every larger step, each move
+  // staling the captured graphs. Null when a capture would need it larger.
+  float* fused_output(int64_t n, int64_t ahead) {
     const auto want = static_cast<size_t>(n);
-    if (capturing && want > fused_capacity) return nullptr;
-    return grow_scratch(fused, fused_capacity, want, stream, "fused Q/K/V");
+    if (want <= fused_capacity) return fused;
+    if (capturing) return nullptr;
+    return grow_scratch(fused, fused_capacity, std::max(want, static_cast<size_t>(ahead)), stream,
+                        "fused Q/K/V");
   }
 
   // Scratch for the attention kernel's split partial results.

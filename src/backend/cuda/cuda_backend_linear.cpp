@@ -201,7 +201,8 @@ void CudaBackend::gemms_on_bf16_input(const TensorView* const* ws, float* const*
   if (impl_->fused_qkv && n_tokens <= kFusedGemmMaxTokens && end_to_end(ws, count)) {
     int64_t total = 0;
     for (int i = 0; i < count; ++i) total += ws[i]->rows();
-    if (float* y = impl_->fused_output(n_tokens * total)) {  // one GEMM, then split by columns
+    // One GEMM, then split by columns.
+    if (float* y = impl_->fused_output(n_tokens * total, kFusedGemmMaxTokens * total)) {
       impl_->gemm->bf16(matrix(*ws[0]), k, total, impl_->x_bf16, n_tokens, y);
       int64_t col = 0;
       for (int i = 0; i < count; ++i) {
