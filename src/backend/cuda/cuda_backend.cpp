@@ -222,9 +222,9 @@ bool CudaBackend::graph_replay(const GraphKey& key) {
   if (it == m.graphs.end()) return false;
   // Step buffers or scratch moved since (e.g. a mixed step's attention scratch grew): the graph
   // holds their old addresses, so every graph is captured again.
-  if (it->second.generation != m.uploads->generation() ||
-      it->second.scratch != scratch_generation()) {
-    if (it->second.scratch != scratch_generation()) {
+  const bool scratch_moved = it->second.scratch != scratch_generation();
+  if (scratch_moved || it->second.generation != m.uploads->generation()) {
+    if (scratch_moved) {
       spdlog::info("the {} captured step graphs are captured again: the {} buffer grew",
                    m.graphs.size(), scratch_last_moved());
     }

@@ -43,16 +43,10 @@ CudaMla::Tables CudaMla::tables_of(const MlaWeights& w) {
 void CudaMla::reserve(const MlaWeights& w, int64_t n) {
   const auto T = static_cast<size_t>(std::max(n, max_tokens_));
   const auto H = static_cast<size_t>(w.n_heads);
-  auto grow = [&](float*& p, size_t& have, size_t want) {
-    if (want <= have) return;
-    SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    cudaFree(p);
-    scratch_moved("latent attention");  // graphs captured on the old buffer are stale
-    SHARDLM_CUDA_CHECK(cudaMalloc(&p, want * sizeof(float)));
-    have = want;
-  };
-  grow(qabs_, qabs_floats_, T * H * static_cast<size_t>(w.row()));
-  grow(att_, att_floats_, T * H * static_cast<size_t>(w.kv_lora));
+  grow_scratch(qabs_, qabs_floats_, T * H * static_cast<size_t>(w.row()), stream_,
+               "latent attention");
+  grow_scratch(att_, att_floats_, T * H * static_cast<size_t>(w.kv_lora), stream_,
+               "latent attention");
 }
 
 void CudaMla::run(const MlaWeights& w, const float* q, const float* ckv, const int32_t* positions,

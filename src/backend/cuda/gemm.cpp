@@ -11,6 +11,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/scratch.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
@@ -208,20 +209,13 @@ bool Gemm::bf16_grouped(const std::vector<GroupedGemm>& list) {
     ptrs[g + i] = p.x;
     ptrs[2 * g + i] = p.y;
   }
-  const size_t bytes = ptrs.size() * sizeof(void*);
-  if (bytes > grouped_ptr_bytes_) {  // the last call's launch may still read the old arrays
-    SHARDLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    cudaFree(grouped_ptrs_);
-    grouped_ptrs_ = nullptr;
-    grouped_ptr_bytes_ = 0;
-    SHARDLM_CUDA_CHECK(cudaMalloc(&grouped_ptrs_, bytes));
-    grouped_ptr_bytes_ = bytes;
-  }
+  // Grows after a sync (the last call's launch may still read the old arrays).
+  grow_scratch(grouped_ptrs_, grouped_ptr_capacity_, ptrs.size(), stream_, "grouped GEMM pointers");
   // From pageable memory: staged before the call returns, so `ptrs` may go; the launch below
   // follows the copy on the stream.
-  SHARDLM_CUDA_CHECK(
-      cudaMemcpyAsync(grouped_ptrs_, ptrs.data(), bytes, cudaMemcpyHostToDevice, stream_));
-  auto* const* dev = static_cast<void* const*>(grouped_ptrs_);
+  SHARDLM_CUDA_CHECK(cudaMemcpyAsync(grouped_ptrs_, ptrs.data(), ptrs.size() * sizeof(void*),
+                                     cudaMemcpyHostToDevice, stream_));
+  void* const* dev = grouped_ptrs_;
   const cublasStatus_t s = cublasGemmGroupedBatchedEx(
       handle_, ta.data(), tb.data(), m.data(), n.data(), k.data(), alpha.data(), dev, CUDA_R_16BF,
       k.data(), dev + g, CUDA_R_16BF, k.data(), beta.data(), dev + 2 * g, CUDA_R_16BF, m.data(),

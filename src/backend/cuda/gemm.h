@@ -98,8 +98,8 @@ class Gemm {
   void* workspace_ = nullptr;
   std::map<decltype(GemmShape{}.key()), Plan> plans_;
   bool grouped_ok_ = true;        // bf16_grouped's form is taken
-  void* grouped_ptrs_ = nullptr;  // its device arrays of A, B and C pointers
-  size_t grouped_ptr_bytes_ = 0;
+  void** grouped_ptrs_ = nullptr;  // its device arrays of A, B and C pointers
+  size_t grouped_ptr_capacity_ = 0;
 };
 
 }  // namespace shardlm::cuda
