@@ -10,13 +10,13 @@
 #   3. where one still fails: the same with CUDA_LAUNCH_BLOCKING=1 (the failing launch), and a
 #      shorter run under compute-sanitizer memcheck (MEMCHECK=0 skips it) to name the kernel.
 #   here:  SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 1
-#   there: [PRESETS=...] [MEMCHECK=0] scripts/device_graph_check.sh
+#   there: [TESTS=gtest-filter] [PRESETS=...] [MEMCHECK=0] scripts/device_graph_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_lib.sh
 machine_info
 export PATH="$PATH:/usr/local/cuda/bin"
-cuda_tests 200 "CudaGraphs*" 12
+cuda_tests 240 "${TESTS:-CudaGraphs*}" 12
 batched() {  # batched NAME PRESET PROMPTS OUT [ENV...]: one bench run; notes its outcome
   local name=$1 preset=$2 prompts=$3 out=$4
   shift 4
