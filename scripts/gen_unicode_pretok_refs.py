@@ -15,10 +15,12 @@ long); a code point's signature is its outcomes joined by spaces. Consecutive co
 same signature form one range.
 
 It also writes src/tokenizer/unicode_class_tables.cpp: the code points whose class in HF's engines
-(Oniguruma's \\s, \\p{L}, \\p{N} for the regexes; Rust's char::is_numeric for Digits) differs
-from the class the system's PCRE2 (libpcre2-8, UTF + UCP, called through ctypes) gives them, plus
-every non-ASCII white space character (PCRE2 versions disagree about U+0085 and U+180E). shardlm's
-pre-tokenizer matches those code points through stand-ins of the HF class (pre_tokenizer.cpp).
+(Oniguruma's \\s, \\p{L}, \\p{N}, \\p{P}, \\p{S}, \\p{M} for the regexes; Rust's
+char::is_numeric for Digits) differs from the class the system's PCRE2 (libpcre2-8, UTF + UCP,
+called through ctypes) gives them, plus every non-ASCII white space character (PCRE2 versions
+disagree about U+0085 and U+180E). shardlm's pre-tokenizer matches those code points through
+stand-ins of the HF class (pre_tokenizer.cpp, unicode_classes.cpp; the script checks that each
+stand-in is of its class to both engines).
 
 Writes tests/data/tokenizers/unicode_pretok_refs.json:
   {"tokenizers_version": ..., "placeholder": "@", "probes": ["a@b", ...],
@@ -43,8 +45,9 @@ OUT = DATA / "unicode_pretok_refs.json"
 TABLES = ROOT / "src" / "tokenizer" / "unicode_class_tables.cpp"
 
 # The tokenizer.json files whose pre-tokenizers are checked: ByteLevel with its GPT-2 regex,
-# Digits + ByteLevel (SmolLM), and the Llama 3, Qwen2 and DeepSeek-LLM Split patterns.
-PRE_TOKENIZERS = ["bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2", "bpe_deepseek_llm"]
+# Digits + ByteLevel (SmolLM), and the Llama 3, Qwen2, DeepSeek-LLM and DeepSeek-V3 Split patterns.
+PRE_TOKENIZERS = ["bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2", "bpe_deepseek_llm",
+                  "bpe_deepseek3"]
 
 PLACEHOLDER = "@"  # stands for the code point under test; no probe uses it literally
 PROBES = [
@@ -100,16 +103,17 @@ def run_length(sigs):
     return table, ranges
 
 
-# Classes as unicode_classes.h names them.
+# Classes as unicode_classes.h names them, and the regex that tests each.
 SPACE, LETTER, NUMBER, OTHER = "kSpace", "kLetter", "kNumber", "kOther"
+REGEX_CLASSES = [(SPACE, r"\s"), (LETTER, r"\p{L}"), (NUMBER, r"\p{N}"), ("kPunct", r"\p{P}"),
+                 ("kSymbol", r"\p{S}"), ("kMark", r"\p{M}")]
 
 
 def hf_regex_classes(args):
     """Oniguruma's class of each code point in [first, last), as HF's Split regexes see it."""
     from tokenizers import Regex, pre_tokenizers
     first, last = args
-    tests = [(SPACE, r"\s"), (LETTER, r"\p{L}"), (NUMBER, r"\p{N}")]
-    tests = [(cls, pre_tokenizers.Split(Regex(p), behavior="removed")) for cls, p in tests]
+    tests = [(cls, pre_tokenizers.Split(Regex(p), behavior="removed")) for cls, p in REGEX_CLASSES]
     out = []
     for cp in range(first, last):
         c = chr(cp) if cp not in SURROGATES else None
@@ -186,13 +190,33 @@ def table_source(name, ranges):
             f"const size_t {name}Count = sizeof({name}) / sizeof({name}[0]);\n")
 
 
+def check_stand_ins(regex, pcre2_regex):
+    """Every stand-in in unicode_classes.cpp is of its class to HF and to PCRE2 alike."""
+    import re
+    source = (ROOT / "src" / "tokenizer" / "unicode_classes.cpp").read_text()
+    block = source[source.index("kStandIns[3]"):]
+    block = block[:block.index("};")]
+    rows = [[int(v, 16) for v in re.findall(r"0x([0-9A-F]+)", line)]
+            for line in block.splitlines() if line.strip().startswith("{0x")]
+    classes = [cls for cls, _ in REGEX_CLASSES] + [OTHER]
+    assert len(rows) == 3 and all(len(r) == len(classes) for r in rows), "kStandIns' shape"
+    for length, row in enumerate(rows, start=2):
+        for cls, cp in zip(classes, row):
+            if cp == 0:
+                continue
+            assert len(chr(cp).encode()) == length, f"U+{cp:04X} is not {length} bytes"
+            assert regex[cp] == cls and pcre2_regex[cp] == cls, \
+                f"stand-in U+{cp:04X} for {cls}: HF {regex[cp]}, PCRE2 {pcre2_regex[cp]}"
+
+
 def write_tables(pool):
     chunks = [(first, min(first + 0x8000, LAST)) for first in range(0, LAST, 0x8000)]
     regex = [c for part in pool.map(hf_regex_classes, chunks) for c in part]
     digits = [c for part in pool.map(hf_digits_classes, chunks) for c in part]
     pcre2 = Pcre2()
-    pcre2_regex = pcre2.classes([(SPACE, r"\s"), (LETTER, r"\p{L}"), (NUMBER, r"\p{N}")])
+    pcre2_regex = pcre2.classes(REGEX_CLASSES)
     pcre2_digits = pcre2.classes([(NUMBER, r"\p{N}")])
+    check_stand_ins(regex, pcre2_regex)
     regex_ranges = overrides(regex, pcre2_regex, spaces=True)
     digits_ranges = overrides(digits, pcre2_digits, spaces=False)
     TABLES.write_text(
@@ -201,7 +225,8 @@ def write_tables(pool):
         f"{pcre2.unicode_version}); do not edit. The code points whose class HF's engines see\n"
         "// differently from PCRE2 (UTF + UCP), and every non-ASCII white space character.\n"
         '#include "tokenizer/unicode_classes.h"\n\nnamespace shardlm::unicode_classes {\n'
-        "// clang-format off\n\n// Oniguruma's \\s, \\p{L}, \\p{N} (HF Split and ByteLevel regexes).\n"
+        "// clang-format off\n\n// Oniguruma's \\s, \\p{L}, \\p{N}, \\p{P}, \\p{S}, \\p{M} "
+        "(HF Split and ByteLevel regexes).\n"
         + table_source("kRegexOverrides", regex_ranges)
         + "\n// Rust's char::is_numeric (HF Digits) against PCRE2's \\p{N}.\n"
         + table_source("kDigitsOverrides", digits_ranges)

@@ -16,11 +16,16 @@ using unicode_classes::CharClass;
 using unicode_classes::ClassRange;
 
 // [UTF-8 length - 2][class]; U+0000 where no character of that length is in the class (there is
-// no four-byte white space, and none is listed).
-constexpr uint32_t kStandIns[3][4] = {
-    {0x00A0, 0x00AA, 0x00B2, 0x00A7},     // NBSP, feminine ordinal, superscript two, section sign
-    {0x3000, 0x4E00, 0xFF10, 0x200B},     // ideographic space, CJK one, fullwidth 0, ZWSP
-    {0x0000, 0x20000, 0x1D7CE, 0x1F600},  // -, CJK Ext. B, math bold 0, grinning face
+// no four-byte white space, and none is listed). Each row in CharClass order: space, letter,
+// number, punctuation, symbol, mark, other (a format character: no class any pattern names).
+constexpr uint32_t kStandIns[3][7] = {
+    // NBSP, feminine ordinal, superscript two, inverted !, copyright, combining grave, soft hyphen
+    {0x00A0, 0x00AA, 0x00B2, 0x00A1, 0x00A9, 0x0300, 0x00AD},
+    // ideographic space, CJK one, fullwidth 0, hyphen, left arrow, combining left harpoon, ZWSP
+    {0x3000, 0x4E00, 0xFF10, 0x2010, 0x2190, 0x20D0, 0x200B},
+    // -, CJK Ext. B, math bold 0, Aegean word separator, grinning face, Phaistos combining
+    // stroke, language tag
+    {0x0000, 0x20000, 0x1D7CE, 0x10100, 0x1F600, 0x101FD, 0xE0001},
 };
 
 uint32_t stand_in(CharClass cls, size_t length) {

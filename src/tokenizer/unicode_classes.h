@@ -15,14 +15,16 @@
 namespace shardlm {
 
 namespace unicode_classes {
-// The classes the supported patterns tell apart: \s, \p{L}, \p{N}, and anything else.
-enum class CharClass : uint8_t { kSpace, kLetter, kNumber, kOther };
+// The classes the supported patterns tell apart: \s, \p{L}, \p{N}, \p{P}, \p{S}, \p{M}
+// (DeepSeek-V3's words), and anything else. Disjoint: no white space is a letter, number,
+// punctuation, symbol or mark.
+enum class CharClass : uint8_t { kSpace, kLetter, kNumber, kPunct, kSymbol, kMark, kOther };
 struct ClassRange {
   uint32_t first, last;  // inclusive
   CharClass cls;
 };
 // Sorted, disjoint, all above U+007F (ASCII is the same everywhere).
-extern const ClassRange kRegexOverrides[];  // Oniguruma's \s, \p{L}, \p{N}
+extern const ClassRange kRegexOverrides[];  // Oniguruma's \s, \p{L}, \p{N}, \p{P}, \p{S}, \p{M}
 extern const size_t kRegexOverridesCount;
 extern const ClassRange kDigitsOverrides[];  // Rust's char::is_numeric as \p{N}
 extern const size_t kDigitsOverridesCount;

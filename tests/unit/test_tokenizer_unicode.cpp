@@ -151,7 +151,7 @@ TEST_P(TokenizerUnicode, EveryCodePointSplitsAsHuggingFace) {
 
 INSTANTIATE_TEST_SUITE_P(ByteLevelPreTokenizers, TokenizerUnicode,
                          testing::Values("bpe_gpt2", "bpe_smollm", "bpe_llama3", "bpe_qwen2",
-                                         "bpe_deepseek_llm"));
+                                         "bpe_deepseek_llm", "bpe_deepseek3"));
 
 std::vector<std::string> split(const PreTokenizer& pre, std::string_view text) {
   std::vector<std::string_view> pieces;
@@ -180,6 +180,17 @@ TEST(TokenizerUnicode, DeepseekSplitsSeeClassesAsOniguruma) {
   EXPECT_EQ(split(PreTokenizer("deepseek-llm", {}), cjk), (V{"\u4e00", "\ua7cb", "\u4e00"}));
   EXPECT_EQ(split(PreTokenizer("deepseek-llm", {}), "1\U00011de0 2\u0661"),
             (V{"1", "\U00011de0 ", "2\u0661"}));
+}
+
+// DeepSeek-V3's words name \p{P}, \p{S} and \p{M}, whose newer members PCRE2 10.42 (Unicode 14)
+// does not know: U+1FAE8 (shaking face, Unicode 15) is a symbol and joins the "!" and the newline
+// after it; U+0897 (Arabic pepet, Unicode 16) is a mark and joins the letters around it.
+TEST(TokenizerUnicode, DeepseekV3SeesNewSymbolsAndMarksAsOniguruma) {
+  using V = std::vector<std::string>;
+  const PreTokenizer v3("deepseek-v3", {});
+  EXPECT_EQ(split(v3, "Hi\U0001fae8!"), (V{"Hi", "\U0001fae8!"}));
+  EXPECT_EQ(split(v3, "x \U0001fae8\U0001fae8\n"), (V{"x", " \U0001fae8\U0001fae8\n"}));
+  EXPECT_EQ(split(v3, "a\u0897b"), (V{"a\u0897b"}));
 }
 
 }  // namespace
