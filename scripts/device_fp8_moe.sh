@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine: FP8 mixture-of-experts checks and figures, from the bundle that
 # scripts/device_bundle.sh 1 packed here (carry .devcarry):
-#   the CUDA tests of FILTER (unless FILTER=none), then `bench offline` at batch 1 (-p 512 -n 128
-#   -r 2) of each preset in PRESETS (default qwen3-30b-a3b) in each form of FORMS:
+#   the CUDA tests of FILTER (unless FILTER=none), then `bench offline` at batch 1 (-p L -n 128 -r 2
+#   for each L of PROMPT, default 512) of each preset in PRESETS (default qwen3-30b-a3b) in each
+#   form of FORMS:
 #     bf16      BF16 dummy weights
 #     fp8-cc    an FP8 checkpoint's experts (SHARDLM_DUMMY_WEIGHTS=F8_E4M3) on the CUDA-core tiles
 #               (SHARDLM_CUDA_FP8_EXPERT_MMA=0)
@@ -23,10 +24,12 @@ fi
 offline() {  # offline NAME PRESET [ARGS...]: batch-1 prefill and decode
   local name=$1 preset=$2
   shift 2
-  step "$name" 170 "$BIN/shardlm" bench offline --load-format dummy -m "$preset" --device cuda \
-    -t 1 -p 512 -n 128 -r 2 "$@"
-  note "$name $(grep "^| $preset" "$LOGS/$name.log" | tr '\n' ' ')"
-  grep -m1 -oE "weights on the GPU: [0-9.]+ MiB" "$LOGS/$name.log" | tee -a "$SUMMARY"
+  for L in ${PROMPT:-512}; do
+    step "$name-p$L" 170 "$BIN/shardlm" bench offline --load-format dummy -m "$preset" \
+      --device cuda -t 1 -p "$L" -n 128 -r 2 "$@"
+    note "$name p$L $(grep "^| $preset" "$LOGS/$name-p$L.log" | tr '\n' ' ')"
+  done
+  grep -m1 -oE "weights on the GPU: [0-9.]+ MiB" "$LOGS/$name-p$L.log" | tee -a "$SUMMARY"
 }
 for P in ${PRESETS:-qwen3-30b-a3b}; do
   for F in ${FORMS:-bf16 fp8-cc fp8 quant}; do
