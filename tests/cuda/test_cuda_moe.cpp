@@ -398,6 +398,14 @@ TEST(CudaMoe, Fp8ExpertsGiveTheOutputsOfTheirBf16Copies) {
             }
             if (e4m3) {  // 64 and 600 tokens: tiles of 16 pairs (two blocks of mma columns)
               EXPECT_LT(rel_err_same_nans(got, ref), 8e-2);
+              if (w != &fp8 || c.shared_f > 0) continue;  // cuBLAS: not batch-invariant
+              setenv("SHARDLM_CUDA_FP8_EXPERT_MMA", "1", 1);
+              const auto first = run_moe(be, *w, std::vector<float>(x.begin(), x.begin() + c.d), 1);
+              unsetenv("SHARDLM_CUDA_FP8_EXPERT_MMA");
+              for (int64_t i = 0; i < c.d; ++i) {
+                ASSERT_TRUE(same_value(first[static_cast<size_t>(i)], got[static_cast<size_t>(i)]))
+                    << "token 0 alone and in the batch of " << n << ", column " << i;
+              }
               continue;
             }
             for (size_t i = 0; i < want.size(); ++i) {
@@ -419,8 +427,9 @@ namespace shardlm::testing {
 namespace {
 
 // The router's logits (fp32 activations against BF16 rows) against an fp64 dot product, at widths
-// of the tiled kernel (d % 256 == 0: tiles of 8, 4, 2 and 1 token) and of the per-pair one, and a
-// token's logits bit for bit the same alone and inside a batch of 300.
+// of the tiled kernel (d % 256 == 0: tiles of 16 to 1 token, one or four experts a warp) and of
+// the per-pair one, expert counts that are and are not a multiple of four, and a token's logits
+// bit for bit the same alone and inside batches of 6, 12 and 300.
 TEST(CudaMoe, RouterLogitsMatchFp64AndDoNotDependOnTheBatch) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();
@@ -428,9 +437,14 @@ TEST(CudaMoe, RouterLogitsMatchFp64AndDoNotDependOnTheBatch) {
   std::mt19937 rng(seed);
   cuda::CudaBackend be(small_cuda_options());
   const auto stream = static_cast<cudaStream_t>(be.stream());
-  for (int64_t d : {256, 2048, 4096, 7168, 12288, 64}) {
-    SCOPED_TRACE(fmt::format("d {}", d));
-    const int E = 64;
+  for (const auto [d, E] : {std::pair<int64_t, int>{256, 64},
+                            {2048, 64},
+                            {2048, 61},
+                            {4096, 64},
+                            {7168, 61},
+                            {12288, 64},
+                            {64, 64}}) {
+    SCOPED_TRACE(fmt::format("d {}, {} experts", d, E));
     const int64_t n = 300;
     std::vector<uint16_t> wb(static_cast<size_t>(E * d));
     for (uint16_t& b : wb) b = fp32_to_bf16(std::normal_distribution<float>(0.f, 1.f)(rng));
@@ -456,6 +470,13 @@ TEST(CudaMoe, RouterLogitsMatchFp64AndDoNotDependOnTheBatch) {
       for (int e = 0; e < E; ++e)
         ASSERT_EQ(alone[static_cast<size_t>(e)], got[static_cast<size_t>(t * E + e)])
             << "token " << t << " expert " << e;
+    }
+    // Batches of decode and of prefill size (one and several experts a warp, other tiles).
+    for (int64_t m : {6, 12}) {
+      cuda::moe_router_logits(dw, dx + 5 * d, m, E, d, all, stream);
+      const auto part = to_host(be, all, static_cast<size_t>(m * E));
+      for (size_t i = 0; i < part.size(); ++i)
+        ASSERT_EQ(part[i], got[static_cast<size_t>(5 * E) + i]) << "batch of " << m << ", " << i;
     }
     be.synchronize();
   }

@@ -136,13 +136,16 @@ __global__ void route_kernel(const float* logits, int64_t n_tokens, RouteArgs a,
 }
 
 // logits[t][e] = x[t] . w[e] with fp32 activations for a tile of T tokens (staged in shared
-// memory, T * d floats <= kRouterSmem) and a group of per_block experts (grid y), one warp per
-// expert at a time: each lane takes 8 columns per 256 (one 16-byte load of the expert's row), then
-// a warp sum. A (token, expert) sum runs in the same order whatever the batch, tile and group.
+// memory, T * d floats <= kRouterSmem) and a group of per_block experts (grid y), each warp taking
+// E experts at a time: each lane takes 8 columns per 256 (one 16-byte load of each expert's row)
+// and multiplies them with every staged token, then a warp sum per (token, expert). The E experts
+// share the warp's reads of the staged tokens, which bound the kernel at prefill sizes (with one
+// expert a warp, 2,048 tokens x 128 experts took 155 us on an H100). A (token, expert) sum runs in
+// the same order whatever the batch, tile, E and group.
 constexpr int kRouterWarps = 8;
-constexpr size_t kRouterSmem = 48 * 1024;
+constexpr size_t kRouterSmem = 128 * 1024;  // dynamic shared memory above 48 KiB is asked for
 
-template <int T>
+template <int T, int E>
 __global__ void __launch_bounds__(kRouterWarps * 32)
     router_kernel(const uint16_t* w, const float* x, int64_t n_tokens, int n_experts, int64_t d,
                   int per_block, float* logits) {
@@ -160,30 +163,42 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int e_end = min(n_experts, static_cast<int>(blockIdx.y + 1) * per_block);
-  for (int e = static_cast<int>(blockIdx.y) * per_block + warp; e < e_end; e += kRouterWarps) {
-    const uint16_t* row = w + int64_t{e} * d;
-    float acc[T] = {};
+  for (int e0 = static_cast<int>(blockIdx.y) * per_block + warp * E; e0 < e_end;
+       e0 += kRouterWarps * E) {
+    const uint16_t* rows[E];
+#pragma unroll
+    for (int j = 0; j < E; ++j) rows[j] = w + int64_t{e0 + j < e_end ? e0 + j : e0} * d;
+    float acc[E][T] = {};
 #pragma unroll 2
     for (int64_t c = lane * 8; c < d; c += 256) {
-      const uint4 wv = *reinterpret_cast<const uint4*>(row + c);
-      const uint32_t u[4] = {wv.x, wv.y, wv.z, wv.w};
-      float wf[8];
+      float wf[E][8];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        wf[2 * i] = __uint_as_float(u[i] << 16);
-        wf[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+      for (int j = 0; j < E; ++j) {
+        const uint4 wv = *reinterpret_cast<const uint4*>(rows[j] + c);
+        const uint32_t u[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          wf[j][2 * i] = __uint_as_float(u[i] << 16);
+          wf[j][2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+        }
       }
 #pragma unroll
       for (int t = 0; t < T; ++t) {
         const float4 a = xs4[t * d4 + c / 4], b = xs4[t * d4 + c / 4 + 1];
-        acc[t] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b.x +
-                  wf[5] * b.y + wf[6] * b.z + wf[7] * b.w;
+#pragma unroll
+        for (int j = 0; j < E; ++j) {
+          acc[j][t] += wf[j][0] * a.x + wf[j][1] * a.y + wf[j][2] * a.z + wf[j][3] * a.w +
+                       wf[j][4] * b.x + wf[j][5] * b.y + wf[j][6] * b.z + wf[j][7] * b.w;
+        }
       }
     }
 #pragma unroll
-    for (int t = 0; t < T; ++t) {
-      const float sum = warp_sum(acc[t]);
-      if (lane == 0 && t < nt) logits[(t0 + t) * n_experts + e] = sum;
+    for (int j = 0; j < E; ++j) {
+#pragma unroll
+      for (int t = 0; t < T; ++t) {
+        const float sum = warp_sum(acc[j][t]);
+        if (lane == 0 && t < nt && e0 + j < e_end) logits[(t0 + t) * n_experts + e0 + j] = sum;
+      }
     }
   }
 }
@@ -207,17 +222,43 @@ __global__ void router_any_kernel(const uint16_t* w, const float* x, int n_exper
 // block's staged tokens shared by as many experts as that leaves.
 constexpr int64_t kRouterBlocks = 1024;
 
-template <int T>
+template <int T, int E>
 void launch_router(const uint16_t* w, const float* x, int64_t n_tokens, int n_experts, int64_t d,
                    float* logits, cudaStream_t stream) {
   const int64_t tiles = (n_tokens + T - 1) / T;
+  const size_t smem = static_cast<size_t>(T * d) * sizeof(float);
+  if (smem > 48 * 1024) {
+    static const bool allowed = [] {
+      SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(router_kernel<T, E>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(kRouterSmem)));
+      return true;
+    }();
+    (void)allowed;
+  }
+  constexpr int64_t kStep = int64_t{kRouterWarps} * E;  // experts a block's warps take at once
   int64_t per_block = (tiles * n_experts + kRouterBlocks - 1) / kRouterBlocks;
-  per_block = std::clamp<int64_t>((per_block + kRouterWarps - 1) / kRouterWarps * kRouterWarps,
-                                  kRouterWarps, n_experts);
+  per_block = std::clamp<int64_t>((per_block + kStep - 1) / kStep * kStep, kStep, n_experts);
   const dim3 grid(static_cast<unsigned>(tiles),
                   static_cast<unsigned>((n_experts + per_block - 1) / per_block));
-  launch_dependent(router_kernel<T>, grid, kRouterWarps * 32, T * d * sizeof(float), stream, w, x,
-                   n_tokens, n_experts, d, static_cast<int>(per_block), logits);
+  launch_dependent(router_kernel<T, E>, grid, kRouterWarps * 32, smem, stream, w, x, n_tokens,
+                   n_experts, d, static_cast<int>(per_block), logits);
+}
+
+// The largest tile of T tokens that fits kRouterSmem, no larger than the batch (a smaller one
+// stages and multiplies no zero rows); E experts a warp.
+template <int T, int E>
+bool try_router(const uint16_t* w, const float* x, int64_t n_tokens, int n_experts, int64_t d,
+                float* logits, cudaStream_t stream) {
+  if constexpr (T > 1) {
+    if (n_tokens <= T / 2 || T * d * sizeof(float) > kRouterSmem) {
+      return try_router<T / 2, E>(w, x, n_tokens, n_experts, d, logits, stream);
+    }
+  } else if (d * sizeof(float) > kRouterSmem) {
+    return false;
+  }
+  launch_router<T, E>(w, x, n_tokens, n_experts, d, logits, stream);
+  return true;
 }
 
 }  // namespace
@@ -225,20 +266,15 @@ void launch_router(const uint16_t* w, const float* x, int64_t n_tokens, int n_ex
 void moe_router_logits(const uint16_t* w, const float* x, int64_t n_tokens, int n_experts,
                        int64_t d, float* logits, cudaStream_t stream) {
   if (n_tokens <= 0) return;
-  const size_t row_bytes = static_cast<size_t>(d) * sizeof(float);
   const bool tiled = d % 256 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                      reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  // The largest tile that fits shared memory, no larger than the batch (a smaller one stages and
-  // multiplies no zero rows).
-  if (tiled && n_tokens > 4 && 8 * row_bytes <= kRouterSmem) {
-    launch_router<8>(w, x, n_tokens, n_experts, d, logits, stream);
-  } else if (tiled && n_tokens > 2 && 4 * row_bytes <= kRouterSmem) {
-    launch_router<4>(w, x, n_tokens, n_experts, d, logits, stream);
-  } else if (tiled && n_tokens > 1 && 2 * row_bytes <= kRouterSmem) {
-    launch_router<2>(w, x, n_tokens, n_experts, d, logits, stream);
-  } else if (tiled && row_bytes <= kRouterSmem) {
-    launch_router<1>(w, x, n_tokens, n_experts, d, logits, stream);
-  } else {
+  // Decode-sized batches (up to 8 tokens) take one expert a warp, so that more warps read the
+  // rows; prefill-sized ones four, which share the reads of the staged tokens.
+  const bool launched = tiled && (n_tokens > 8 ? try_router<16, 4>(w, x, n_tokens, n_experts, d,
+                                                                    logits, stream)
+                                               : try_router<8, 1>(w, x, n_tokens, n_experts, d,
+                                                                  logits, stream));
+  if (!launched) {
     const dim3 grid(static_cast<unsigned>((n_experts + 7) / 8), static_cast<unsigned>(n_tokens));
     router_any_kernel<<<grid, 256, 0, stream>>>(w, x, n_experts, d, logits);
   }
