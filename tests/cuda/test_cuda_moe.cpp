@@ -429,7 +429,7 @@ namespace {
 // The router's logits (fp32 activations against BF16 rows) against an fp64 dot product, at widths
 // of the tiled kernel (d % 256 == 0: tiles of 16 to 1 token, one or four experts a warp) and of
 // the per-pair one, expert counts that are and are not a multiple of four, and a token's logits
-// bit for bit the same alone and inside batches of 6, 12 and 300.
+// bit for bit the same alone and inside batches of 6, 12, 300 and 600 (the prefill form).
 TEST(CudaMoe, RouterLogitsMatchFp64AndDoNotDependOnTheBatch) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();
@@ -471,13 +471,22 @@ TEST(CudaMoe, RouterLogitsMatchFp64AndDoNotDependOnTheBatch) {
         ASSERT_EQ(alone[static_cast<size_t>(e)], got[static_cast<size_t>(t * E + e)])
             << "token " << t << " expert " << e;
     }
-    // Batches of decode and of prefill size (one and several experts a warp, other tiles).
+    // Other batches of decode size, and one of prefill size (four experts a warp, tiles of 16
+    // tokens) whose first 300 tokens are the batch above.
     for (int64_t m : {6, 12}) {
       cuda::moe_router_logits(dw, dx + 5 * d, m, E, d, all, stream);
       const auto part = to_host(be, all, static_cast<size_t>(m * E));
       for (size_t i = 0; i < part.size(); ++i)
         ASSERT_EQ(part[i], got[static_cast<size_t>(5 * E) + i]) << "batch of " << m << ", " << i;
     }
+    const int64_t big = 600;
+    auto xb = x;
+    xb.resize(static_cast<size_t>(big * d), 0.5f);
+    float* logits_big = be.alloc_floats(static_cast<size_t>(big * E));
+    cuda::moe_router_logits(dw, to_device(be, xb), big, E, d, logits_big, stream);
+    const auto part = to_host(be, logits_big, static_cast<size_t>(n * E));
+    for (size_t i = 0; i < part.size(); ++i)
+      ASSERT_EQ(part[i], got[i]) << "the batch of " << big << ", " << i;
     be.synchronize();
   }
 }

@@ -143,7 +143,13 @@ __global__ void route_kernel(const float* logits, int64_t n_tokens, RouteArgs a,
 // expert a warp, 2,048 tokens x 128 experts took 155 us on an H100). A (token, expert) sum runs in
 // the same order whatever the batch, tile, E and group.
 constexpr int kRouterWarps = 8;
-constexpr size_t kRouterSmem = 128 * 1024;  // dynamic shared memory above 48 KiB is asked for
+// Shared memory for the staged tokens: up to kRouterSmem at prefill sizes (above 48 KiB it is
+// asked for), 48 KiB for decode-sized batches, whose blocks should be many and small.
+constexpr size_t kRouterSmem = 128 * 1024;
+constexpr size_t kRouterDecodeSmem = 48 * 1024;
+// From this many tokens a step takes tiles of 16 tokens and 4 experts a warp: fewer, larger blocks
+// (one an SM), which pay where the step has enough tiles to fill the GPU.
+constexpr int64_t kRouterPrefillTokens = 512;
 
 template <int T, int E>
 __global__ void __launch_bounds__(kRouterWarps * 32)
@@ -245,16 +251,16 @@ void launch_router(const uint16_t* w, const float* x, int64_t n_tokens, int n_ex
                    n_experts, d, static_cast<int>(per_block), logits);
 }
 
-// The largest tile of T tokens that fits kRouterSmem, no larger than the batch (a smaller one
-// stages and multiplies no zero rows); E experts a warp.
+// The largest tile of T tokens whose staged rows fit `cap`, no larger than the batch (a smaller
+// one stages and multiplies no zero rows); E experts a warp.
 template <int T, int E>
 bool try_router(const uint16_t* w, const float* x, int64_t n_tokens, int n_experts, int64_t d,
-                float* logits, cudaStream_t stream) {
+                size_t cap, float* logits, cudaStream_t stream) {
   if constexpr (T > 1) {
-    if (n_tokens <= T / 2 || T * d * sizeof(float) > kRouterSmem) {
-      return try_router<T / 2, E>(w, x, n_tokens, n_experts, d, logits, stream);
+    if (n_tokens <= T / 2 || T * d * sizeof(float) > cap) {
+      return try_router<T / 2, E>(w, x, n_tokens, n_experts, d, cap, logits, stream);
     }
-  } else if (d * sizeof(float) > kRouterSmem) {
+  } else if (d * sizeof(float) > cap) {
     return false;
   }
   launch_router<T, E>(w, x, n_tokens, n_experts, d, logits, stream);
@@ -268,12 +274,13 @@ void moe_router_logits(const uint16_t* w, const float* x, int64_t n_tokens, int 
   if (n_tokens <= 0) return;
   const bool tiled = d % 256 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                      reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  // Decode-sized batches (up to 8 tokens) take one expert a warp, so that more warps read the
-  // rows; prefill-sized ones four, which share the reads of the staged tokens.
-  const bool launched = tiled && (n_tokens > 8 ? try_router<16, 4>(w, x, n_tokens, n_experts, d,
-                                                                    logits, stream)
-                                               : try_router<8, 1>(w, x, n_tokens, n_experts, d,
-                                                                  logits, stream));
+  // Decode-sized batches take one expert a warp in many small blocks, so that more warps read
+  // the rows; prefill-sized ones four, which share the reads of the staged tokens.
+  const bool launched =
+      tiled && (n_tokens >= kRouterPrefillTokens
+                    ? try_router<16, 4>(w, x, n_tokens, n_experts, d, kRouterSmem, logits, stream)
+                    : try_router<8, 1>(w, x, n_tokens, n_experts, d, kRouterDecodeSmem, logits,
+                                       stream));
   if (!launched) {
     const dim3 grid(static_cast<unsigned>((n_experts + 7) / 8), static_cast<unsigned>(n_tokens));
     router_any_kernel<<<grid, 256, 0, stream>>>(w, x, n_experts, d, logits);
