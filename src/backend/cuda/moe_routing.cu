@@ -234,13 +234,10 @@ void launch_router(const uint16_t* w, const float* x, int64_t n_tokens, int n_ex
   const int64_t tiles = (n_tokens + T - 1) / T;
   const size_t smem = static_cast<size_t>(T * d) * sizeof(float);
   if (smem > 48 * 1024) {
-    static const bool allowed = [] {
-      SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(router_kernel<T, E>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(kRouterSmem)));
-      return true;
-    }();
-    (void)allowed;
+    // Set on every such launch: the attribute is per device, and this is a host-side call of no
+    // cost next to a prefill-sized step (decode sizes stay within 48 KiB).
+    SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(
+        router_kernel<T, E>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   }
   constexpr int64_t kStep = int64_t{kRouterWarps} * E;  // experts a block's warps take at once
   int64_t per_block = (tiles * n_experts + kRouterBlocks - 1) / kRouterBlocks;
