@@ -1,12 +1,13 @@
-// The CUDA multi-head latent attention (backend/cuda/cuda_mla.h, mla_attention.cu) against the
-// expanded form (cpu::mla_attention_reference: every latent turned into per-head keys and values,
-// in double) by normalised error: a tiny shape and DeepSeek-V2-Lite's (16 heads, nope 128, rope
-// 64, kv_lora 512, v_head 128), both rope styles, a YaRN factor, one sequence prefilled in a
-// chunk over scattered cache blocks and then decoded one token, so both the prefill rows and the
-// decode row read the BF16 latent rows the op itself wrote.
+// The CUDA multi-head latent attention (backend/cuda/cuda_mla.h: mla_attention.cu's absorbed form,
+// mla_prefill.cu's expanded form) against the expanded reference (cpu::mla_attention_reference:
+// every latent turned into per-head keys and values, in double) by normalised error: a tiny shape
+// and DeepSeek-V2's head shape (nope 128, rope 64, v_head 128), both rope styles, YaRN factors,
+// sequences over scattered cache blocks prefilled in chunks and decoded, alone and in mixed steps,
+// so every row reads the BF16 latent rows the op itself wrote.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <deque>
 #include <map>
@@ -23,7 +24,6 @@ struct MlaCase {
   int n_heads, nope, rope, kv_lora, v_head;
   RopeStyle style;
   float rope_factor;
-  int64_t n_tokens;
 };
 
 TensorView view(std::deque<std::vector<float>>& store, int64_t cols, int64_t rows,
@@ -43,45 +43,98 @@ const uint16_t* upload(cuda::CudaBackend& be, const TensorView& t) {
   return reinterpret_cast<const uint16_t*>(bits_to_device(be, bits));
 }
 
-// Rows [first, first + count) of the sequence as one op call.
-void run_rows(cuda::CudaBackend& be, cuda::CudaMla& mla, const MlaWeights& w, const MlaCase& c,
-              const std::vector<float>& q, const std::vector<float>& ckv,
-              const std::vector<int32_t>& table, int block_size, const float* norm_w,
-              const cuda::MlaRope& rope, uint16_t* cache, float scale, int64_t first, int64_t count,
-              float* out) {
+// One sequence of a test: its queries, latent inputs, scattered cache blocks and the reference.
+struct Seq {
+  std::vector<float> q, ckv, ref;
+  std::vector<int32_t> table;
+  int64_t n = 0;
+};
+
+// Rows [first, first + count) of a sequence, as one part of a step.
+struct Part {
+  const Seq* seq;
+  int64_t first, count;
+};
+
+struct Fixture {
+  const MlaCase& c;
+  cuda::CudaBackend& be;
+  cuda::CudaMla& mla;
+  const MlaWeights& w;
+  int block_size;
+  const float* norm_w;
+  const cuda::MlaRope& rope;
+  uint16_t* cache;
+  float scale;
+};
+
+// One op call over the parts, their rows one after another (the one-row parts must come first,
+// as StepUploads orders a step's sequences); out: the step's rows.
+void run_step(const Fixture& f, const std::vector<Part>& parts, float* out) {
+  const MlaCase& c = f.c;
   const int64_t qk = c.nope + c.rope, R = c.kv_lora + c.rope;
-  const std::vector<float> qs(q.begin() + first * c.n_heads * qk,
-                              q.begin() + (first + count) * c.n_heads * qk);
-  const std::vector<float> cs(ckv.begin() + first * R, ckv.begin() + (first + count) * R);
-  std::vector<int32_t> pos(static_cast<size_t>(count)), slots(pos.size()), rows(pos.size(), 0);
-  for (int64_t i = 0; i < count; ++i) {
-    const int64_t j = first + i;
-    pos[i] = static_cast<int32_t>(j);
-    slots[i] = table[j / block_size] * block_size + static_cast<int32_t>(j % block_size);
+  std::vector<float> qs, cs;
+  std::vector<int32_t> pos, slots, rows, seqs, tables;
+  std::vector<AttentionSeq> host;
+  for (const Part& part : parts) {
+    const Seq& sq = *part.seq;
+    const int32_t row0 = static_cast<int32_t>(pos.size());
+    const auto seq_i = static_cast<int32_t>(host.size());
+    qs.insert(qs.end(), sq.q.begin() + part.first * c.n_heads * qk,
+              sq.q.begin() + (part.first + part.count) * c.n_heads * qk);
+    cs.insert(cs.end(), sq.ckv.begin() + part.first * R,
+              sq.ckv.begin() + (part.first + part.count) * R);
+    for (int64_t i = 0; i < part.count; ++i) {
+      const int64_t j = part.first + i;
+      pos.push_back(static_cast<int32_t>(j));
+      slots.push_back(sq.table[j / f.block_size] * f.block_size +
+                      static_cast<int32_t>(j % f.block_size));
+      rows.push_back(seq_i);
+    }
+    seqs.insert(seqs.end(),
+                {row0, static_cast<int32_t>(part.count), static_cast<int32_t>(part.first),
+                 static_cast<int32_t>(tables.size())});
+    tables.insert(tables.end(), sq.table.begin(), sq.table.end());
+    host.push_back({row0, static_cast<int32_t>(part.count), static_cast<int32_t>(part.first),
+                    sq.table.data()});
   }
+  const auto n = static_cast<int64_t>(pos.size());
   cuda::AttentionBatch b;
-  b.seqs = ints_to_device<cuda::DeviceAttnSeq>(
-      be, {0, static_cast<int32_t>(count), static_cast<int32_t>(first), 0});
-  b.tables = ints_to_device<int32_t>(be, table);
-  b.row_seq = ints_to_device<int32_t>(be, rows);
-  b.n_rows = static_cast<int>(count);
-  b.n_seqs = 1;
-  b.max_keys = static_cast<int>(first + count);
+  b.seqs = ints_to_device<cuda::DeviceAttnSeq>(f.be, seqs);
+  b.tables = ints_to_device<int32_t>(f.be, tables);
+  b.row_seq = ints_to_device<int32_t>(f.be, rows);
+  b.n_rows = static_cast<int>(n);
+  b.n_seqs = static_cast<int>(host.size());
+  for (const AttentionSeq& h : host) b.max_keys = std::max(b.max_keys, h.n_past + h.n_tokens);
   AttentionParams p;
   p.n_heads = c.n_heads;
   p.n_kv_heads = 1;
   p.head_dim = static_cast<int>(R);
-  p.block_size = block_size;
-  p.scale = scale;
-  mla.run(w, to_device(be, qs), to_device(be, cs), ints_to_device<int32_t>(be, pos),
-          ints_to_device<int32_t>(be, slots), count, norm_w, rope, cache, b, p, out);
+  p.block_size = f.block_size;
+  p.scale = f.scale;
+  f.mla.run(f.w, to_device(f.be, qs), to_device(f.be, cs), ints_to_device<int32_t>(f.be, pos),
+            ints_to_device<int32_t>(f.be, slots), n, f.norm_w, f.rope, f.cache, b,
+            cuda::MlaStepShape::of(host.data(), b.n_seqs), p, out);
 }
 
-void check_case(const MlaCase& c, std::mt19937& rng) {
-  SCOPED_TRACE(fmt::format("heads {} nope {} rope {} kv_lora {} v {} {} factor {} tokens {}",
-                           c.n_heads, c.nope, c.rope, c.kv_lora, c.v_head,
-                           c.style == RopeStyle::kNeox ? "neox" : "normal", c.rope_factor,
-                           c.n_tokens));
+// The rows of `part` in a step's output against the sequence's reference.
+void expect_rows(const Fixture& f, const std::vector<float>& got, int64_t at, const Part& part,
+                 const char* what) {
+  const int64_t per_row = f.c.n_heads * f.c.v_head;
+  const std::vector<float> g(got.begin() + at * per_row, got.begin() + (at + part.count) * per_row);
+  const std::vector<float> r(part.seq->ref.begin() + part.first * per_row,
+                             part.seq->ref.begin() + (part.first + part.count) * per_row);
+  EXPECT_LT(rel_err(g, r), 1e-2) << what << ": rows " << part.first << " to "
+                                 << part.first + part.count - 1;
+}
+
+// Sequences of the given lengths, run as steps of parts ({sequence, first row, rows}); each step's
+// rows checked against their sequence's reference.
+void check_case(const MlaCase& c, std::mt19937& rng, const std::vector<int64_t>& lengths,
+                const std::vector<std::vector<std::array<int64_t, 3>>>& steps) {
+  SCOPED_TRACE(fmt::format("heads {} nope {} rope {} kv_lora {} v {} {} factor {}", c.n_heads,
+                           c.nope, c.rope, c.kv_lora, c.v_head,
+                           c.style == RopeStyle::kNeox ? "neox" : "normal", c.rope_factor));
   cuda::CudaBackend be(small_cuda_options());
   std::deque<std::vector<float>> store;
   MlaWeights w;
@@ -105,46 +158,89 @@ void check_case(const MlaCase& c, std::mt19937& rng) {
   rope.style = c.style;
   for (int i = 0; i < c.rope / 2; ++i)
     rope.inv_freq.push_back(std::pow(10000.f, -2.f * i / c.rope));
-  const int64_t n = c.n_tokens, qk = c.nope + c.rope, R = c.kv_lora + c.rope;
-  const auto q = randn(static_cast<size_t>(n * c.n_heads * qk), rng);
-  const auto ckv = randn(static_cast<size_t>(n * R), rng);
+  const int64_t qk = c.nope + c.rope, R = c.kv_lora + c.rope;
   const float scale = 1.f / std::sqrt(static_cast<float>(qk));
-  std::vector<float> ref(static_cast<size_t>(n * c.n_heads * c.v_head));
-  cpu::mla_attention_reference(w, q.data(), ckv.data(), n, rope, scale, ref.data());
-
   const int block_size = 16;
-  const int64_t n_blocks = (n + block_size - 1) / block_size;
-  std::vector<int32_t> table(static_cast<size_t>(n_blocks));
-  std::iota(table.begin(), table.end(), 0);
-  std::shuffle(table.begin(), table.end(), rng);  // scattered blocks
-  auto* cache =
-      reinterpret_cast<uint16_t*>(be.alloc_kv(static_cast<size_t>(n_blocks * block_size * R)));
+  std::vector<Seq> seqs(lengths.size());
+  int32_t next_block = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Seq& sq = seqs[i];
+    sq.n = lengths[i];
+    sq.q = randn(static_cast<size_t>(sq.n * c.n_heads * qk), rng);
+    sq.ckv = randn(static_cast<size_t>(sq.n * R), rng);
+    sq.ref.resize(static_cast<size_t>(sq.n * c.n_heads * c.v_head));
+    cpu::mla_attention_reference(w, sq.q.data(), sq.ckv.data(), sq.n, rope, scale, sq.ref.data());
+    for (int64_t b = 0; b < (sq.n + block_size - 1) / block_size; ++b) {
+      sq.table.push_back(next_block++);
+    }
+  }
+  std::vector<int32_t> all(static_cast<size_t>(next_block));
+  std::iota(all.begin(), all.end(), 0);
+  std::shuffle(all.begin(), all.end(), rng);  // scattered blocks
+  for (Seq& sq : seqs) {
+    for (int32_t& b : sq.table) b = all[static_cast<size_t>(b)];
+  }
+  auto* cache = reinterpret_cast<uint16_t*>(
+      be.alloc_kv(static_cast<size_t>(int64_t{next_block} * block_size * R)));
+  cuda::Gemm gemm(static_cast<cudaStream_t>(be.stream()));
   cuda::CudaMla mla(
       static_cast<cudaStream_t>(be.stream()), [&](const TensorView& t) { return dev.at(t.data); },
-      64);
+      64, gemm);
   const cuda::MlaRope mr{to_device(be, rope.inv_freq), c.style == RopeStyle::kNeox, c.rope_factor};
-  const float* norm_w = to_device(be, norm);
-  float* out = be.alloc_floats(ref.size());
-  const int64_t per_row = c.n_heads * c.v_head;
-  run_rows(be, mla, w, c, q, ckv, table, block_size, norm_w, mr, cache, scale, 0, n - 1, out);
-  run_rows(be, mla, w, c, q, ckv, table, block_size, norm_w, mr, cache, scale, n - 1, 1,
-           out + (n - 1) * per_row);
-  const auto got = to_host(be, out, ref.size());
-  EXPECT_LT(rel_err(got, ref), 1e-2);
-  const std::vector<float> last(got.end() - per_row, got.end());
-  const std::vector<float> last_ref(ref.end() - per_row, ref.end());
-  EXPECT_LT(rel_err(last, last_ref), 1e-2) << "the decode row";
+  const Fixture f{c, be, mla, w, block_size, to_device(be, norm), mr, cache, scale};
+  for (size_t si = 0; si < steps.size(); ++si) {
+    std::vector<Part> parts;
+    for (const auto& [seq, first, count] : steps[si]) {
+      parts.push_back({&seqs[static_cast<size_t>(seq)], first, count});
+    }
+    int64_t n = 0;
+    for (const Part& part : parts) n += part.count;
+    float* out = be.alloc_floats(static_cast<size_t>(n * c.n_heads * c.v_head));
+    run_step(f, parts, out);
+    const auto got = to_host(be, out, static_cast<size_t>(n * c.n_heads * c.v_head));
+    int64_t at = 0;
+    for (const Part& part : parts) {
+      expect_rows(f, got, at, part, fmt::format("step {}", si).c_str());
+      at += part.count;
+    }
+  }
 }
 
+// One sequence of n tokens: a chunk of n - 1, then one decode row (both read the rows the op
+// itself wrote).
+void check_prefill_then_decode(const MlaCase& c, std::mt19937& rng, int64_t n) {
+  check_case(c, rng, {n}, {{{0, 0, n - 1}}, {{0, n - 1, 1}}});
+}
+
+// The tiny shapes take the absorbed form for every row; DeepSeek-V2's take the expanded form for
+// the chunk and the absorbed one for the decode row.
 TEST(CudaMla, AbsorbedMatchesExpandedReference) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
-  check_case({4, 16, 8, 32, 16, RopeStyle::kNeox, 1.f, 5}, rng);
-  check_case({4, 16, 8, 32, 16, RopeStyle::kNormal, 1.3f, 40}, rng);
-  check_case({16, 128, 64, 512, 128, RopeStyle::kNormal, 1.f, 60}, rng);
-  check_case({16, 128, 64, 512, 128, RopeStyle::kNeox, 1.2f, 2}, rng);
+  check_prefill_then_decode({4, 16, 8, 32, 16, RopeStyle::kNeox, 1.f}, rng, 5);
+  check_prefill_then_decode({4, 16, 8, 32, 16, RopeStyle::kNormal, 1.3f}, rng, 40);
+  check_prefill_then_decode({16, 128, 64, 512, 128, RopeStyle::kNormal, 1.f}, rng, 60);
+  check_prefill_then_decode({16, 128, 64, 512, 128, RopeStyle::kNeox, 1.2f}, rng, 2);
+}
+
+// The expanded form over chunks with a cached prefix (the second chunk's keys are partly the
+// first's, across 64-row tiles and cache blocks), and a step that mixes decode rows (absorbed, by
+// sequence) with two prefill chunks (expanded), in StepUploads' order.
+TEST(CudaMla, ExpandedPrefillOverChunksAndMixedSteps) {
+  SHARDLM_SKIP_WITHOUT_GPU();
+  const uint32_t seed = fresh_seed();
+  SCOPED_TRACE(fmt::format("seed {}", seed));
+  std::mt19937 rng(seed);
+  const MlaCase v2{8, 128, 64, 256, 128, RopeStyle::kNormal, 1.1f};
+  // Sequence 0: 70 rows, then 57, then a decode row. Sequence 1 joins the decode step with its
+  // first 30 rows, sequence 2 with 81 of its 90; sequence 2's last 9 rows follow a decode of 0.
+  check_case(v2, rng, {129, 31, 90},
+             {{{0, 0, 70}},
+              {{0, 70, 57}},
+              {{0, 127, 1}, {1, 0, 30}, {2, 0, 81}},
+              {{0, 128, 1}, {1, 30, 1}, {2, 81, 9}}});
 }
 
 }  // namespace

@@ -413,14 +413,15 @@ void CudaBackend::mla_attention(const MlaWeights& w, const float* q, const float
   Impl& m = *impl_;
   if (!m.mla) {
     m.mla = std::make_unique<CudaMla>(
-        m.stream, [this](const TensorView& t) { return matrix(t); }, m.options.max_batch_tokens);
+        m.stream, [this](const TensorView& t) { return matrix(t); }, m.options.max_batch_tokens,
+        *m.gemm);
   }
-  step_seqs(seqs);  // checks they are this step's
+  const AttentionSeq* host_seqs = step_seqs(seqs);  // checks they are this step's
   AttentionBatch batch = m.uploads->attention();
   batch.n_seqs = seqs.n;
   const MlaRope r{m.rope_frequencies(rope), rope.style == RopeStyle::kNeox, w.rope_factor};
   m.mla->run(w, q, ckv, step_array(positions), step_array(slots), n_tokens, w.kv_a_norm, r,
-             kv_pool<uint16_t>(kv.k, kv), batch, p, out);
+             kv_pool<uint16_t>(kv.k, kv), batch, MlaStepShape::of(host_seqs, seqs.n), p, out);
 }
 
 void CudaBackend::gather_rows(const float* src, const IndexArray& rows, int64_t n, int64_t dim,

@@ -4,18 +4,56 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/mla_prefill.cuh"
 #include "backend/cuda/scratch.h"
+#include "core/env_flag.h"
 #include "core/error.h"
 
 namespace shardlm::cuda {
 
-CudaMla::CudaMla(cudaStream_t stream, MatrixOf matrix_of, int64_t max_tokens)
-    : stream_(stream), matrix_of_(std::move(matrix_of)), max_tokens_(max_tokens) {}
+MlaStepShape MlaStepShape::of(const AttentionSeq* seqs, int n_seqs) {
+  MlaStepShape s;
+  for (int i = 0; i < n_seqs; ++i) {
+    if (seqs[i].n_tokens == 1) {
+      ++s.n_single;
+      continue;
+    }
+    const int keys = seqs[i].n_past + seqs[i].n_tokens;
+    s.prefill_keys += keys;
+    s.max_prefill_keys = std::max(s.max_prefill_keys, keys);
+  }
+  return s;
+}
+
+struct CudaMla::Call {
+  const MlaWeights& w;
+  Tables t;
+  MlaShape s;
+  const float* q;
+  const int32_t* positions;
+  int64_t n;
+  const MlaRope& rope;
+  const uint16_t* cache;
+  const AttentionBatch& batch;
+  const MlaStepShape& step;
+  const AttentionParams& p;
+  float* out;
+};
+
+CudaMla::CudaMla(cudaStream_t stream, MatrixOf matrix_of, int64_t max_tokens, Gemm& gemm)
+    : stream_(stream),
+      matrix_of_(std::move(matrix_of)),
+      max_tokens_(max_tokens),
+      gemm_(gemm),
+      expanded_on_(env_flag("SHARDLM_CUDA_MLA_EXPANDED", true)) {}
 
 CudaMla::~CudaMla() {
   cudaStreamSynchronize(stream_);
-  cudaFree(qabs_);
-  cudaFree(att_);
+  for (void* p : {static_cast<void*>(qabs_), static_cast<void*>(att_), static_cast<void*>(q_rope_),
+                  static_cast<void*>(rows_), static_cast<void*>(k_nope_), static_cast<void*>(v_),
+                  static_cast<void*>(key_first_), static_cast<void*>(tiles_)}) {
+    cudaFree(p);
+  }
   for (void* p : table_memory_) cudaFree(p);
 }
 
@@ -49,10 +87,17 @@ void CudaMla::reserve(const MlaWeights& w, int64_t n) {
                "latent attention");
 }
 
+bool CudaMla::expands(const MlaWeights& w, const AttentionBatch& batch,
+                      const MlaStepShape& step) const {
+  return expanded_on_ && step.n_single < batch.n_seqs && step.prefill_keys > 0 &&
+         step.prefill_keys <= kExpandedKeysPerToken * max_tokens_ &&
+         mla_prefill_shape_applies(w.nope, w.rope, w.v_head, w.kv_lora);
+}
+
 void CudaMla::run(const MlaWeights& w, const float* q, const float* ckv, const int32_t* positions,
                   const int32_t* slots, int64_t n, const float* norm_w, const MlaRope& rope,
-                  uint16_t* cache, const AttentionBatch& batch, const AttentionParams& p,
-                  float* out) {
+                  uint16_t* cache, const AttentionBatch& batch, const MlaStepShape& step,
+                  const AttentionParams& p, float* out) {
   if (n <= 0) return;
   if (w.row() > kMlaMaxRow || w.row() % 2 != 0 || w.kv_lora % 2 != 0) {
     fail(
@@ -62,16 +107,66 @@ void CudaMla::run(const MlaWeights& w, const float* q, const float* ckv, const i
   }
   reserve(w, n);
   const MlaShape s{w.n_heads, w.nope, w.rope, w.kv_lora, w.v_head};
-  const Tables t = tables_of(w);
-  const int64_t R = (s.kv_lora + s.rope), H = s.n_heads, qk = s.nope + s.rope;
   mla_store_latent(ckv, positions, slots, n, s, norm_w, w.latent_eps, rope, cache, stream_);
-  mla_rope_queries(q, positions, n, s, rope, qabs_, stream_);
-  mla_head_gemv(HeadGemv{t.k_b, s.kv_lora, s.nope, q, H * qk, qk, qabs_, H * R, R}, n, s.n_heads,
-                stream_);
-  mla_attend(qabs_, cache, batch, s, p.block_size, p.scale, att_, stream_);
+  const Call c{w, tables_of(w), s, q, positions, n, rope, cache, batch, step, p, out};
+  if (!expands(w, batch, step)) {
+    absorbed(c, 0);
+    return;
+  }
+  if (step.n_single > 0) absorbed(c, step.n_single);
+  expanded(c);
+}
+
+void CudaMla::absorbed(const Call& c, int n_decode_seqs) {
+  const MlaShape& s = c.s;
+  const int64_t R = (s.kv_lora + s.rope), H = s.n_heads, qk = s.nope + s.rope;
   const int64_t L = s.kv_lora, V = s.v_head;
-  mla_head_gemv(HeadGemv{t.v_b, s.v_head, s.kv_lora, att_, H * L, L, out, H * V, V}, n, s.n_heads,
-                stream_);
+  // Over the leading one-row sequences only: one item each, its row the sequence's first_row.
+  const DeviceAttnSeq* row_of = n_decode_seqs > 0 ? c.batch.seqs : nullptr;
+  const int64_t items = n_decode_seqs > 0 ? n_decode_seqs : c.n;
+  mla_rope_queries(c.q, c.positions, c.n, s, c.rope, qabs_, static_cast<int>(R), s.kv_lora,
+                   stream_);
+  mla_head_gemv(HeadGemv{c.t.k_b, s.kv_lora, s.nope, c.q, H * qk, qk, qabs_, H * R, R, row_of},
+                items, s.n_heads, stream_);
+  mla_attend(qabs_, c.cache, c.batch, s, c.p.block_size, c.p.scale, n_decode_seqs, att_, stream_);
+  mla_head_gemv(HeadGemv{c.t.v_b, s.v_head, s.kv_lora, att_, H * L, L, c.out, H * V, V, row_of},
+                items, s.n_heads, stream_);
+}
+
+void CudaMla::expanded(const Call& c) {
+  const MlaShape& s = c.s;
+  const auto H = static_cast<size_t>(s.n_heads), R = static_cast<size_t>(s.kv_lora + s.rope);
+  // The scratch for the most keys this form takes, at its first use (so that the activation
+  // profile's step sees it whole).
+  const auto keys = static_cast<size_t>(kExpandedKeysPerToken * max_tokens_);
+  const auto T = static_cast<size_t>(std::max(c.n, max_tokens_));
+  const int n_seqs = c.batch.n_seqs - c.step.n_single;
+  grow_scratch(q_rope_, q_rope_floats_, T * H * static_cast<size_t>(s.rope), stream_,
+               "latent attention");
+  grow_scratch(rows_, rows_count_, keys * R, stream_, "latent attention");
+  grow_scratch(k_nope_, k_nope_count_, H * keys * static_cast<size_t>(s.nope), stream_,
+               "latent attention");
+  grow_scratch(v_, v_count_, H * keys * static_cast<size_t>(s.v_head), stream_, "latent attention");
+  grow_scratch(key_first_, key_first_count_, static_cast<size_t>(n_seqs), stream_,
+               "latent attention");
+  grow_scratch(tiles_, tiles_count_, mla_prefill_tiles(c.batch.n_rows, n_seqs), stream_,
+               "latent attention");
+
+  const DeviceAttnSeq* seqs = c.batch.seqs + c.step.n_single;
+  mla_gather_rows(seqs, n_seqs, c.batch.tables, c.p.block_size, c.cache, static_cast<int>(R),
+                  c.step.max_prefill_keys, key_first_, rows_, stream_);
+  // Every gathered key expanded per head: k_nope[h] = rows[:, :kv_lora] W_kb[h] (W_kb is held
+  // [kv_lora][nope]), v[h] = rows[:, :kv_lora] W_vb[h]^T (W_vb [v_head][kv_lora]).
+  const int64_t K = c.step.prefill_keys;
+  gemm_.bf16_batched_out(c.t.k_b, true, s.kv_lora, s.nope, rows_, static_cast<int64_t>(R), K,
+                         k_nope_, K * s.nope, s.n_heads);
+  gemm_.bf16_batched_out(c.t.v_b, false, s.kv_lora, s.v_head, rows_, static_cast<int64_t>(R), K, v_,
+                         K * s.v_head, s.n_heads);
+  mla_rope_queries(c.q, c.positions, c.n, s, c.rope, q_rope_, s.rope, 0, stream_);
+  const MlaPrefillArgs a{seqs, n_seqs,    c.batch.n_rows, s.n_heads,  s.kv_lora, s.rope,
+                         c.q,  q_rope_,   rows_,          key_first_, k_nope_,   v_,
+                         K,    c.p.scale, c.out};
+  mla_prefill_attention(a, tiles_, stream_);
 }
 
 }  // namespace shardlm::cuda

@@ -1,8 +1,12 @@
-// The CUDA backend's multi-head latent attention (Backend::mla_attention), absorbed form: each
-// token's latent row into the BF16 cache (mla_store_latent), the queries mapped into the latent
-// space per head (W_kb) with their rotated parts, attention of every head over the cached rows
-// (mla_attend), and each head's latent output through its W_vb. Same contract as
-// cpu::mla_attention; no host round trip, so decode steps can be CUDA graphs.
+// The CUDA backend's multi-head latent attention (Backend::mla_attention). Each token's latent row
+// goes into the BF16 cache (mla_store_latent); then two forms:
+// - absorbed (decode rows, and every row where the expanded form does not apply): the queries
+//   mapped into the latent space per head (W_kb) with their rotated parts, attention of every head
+//   over the cached rows (mla_attend), and each head's latent output through its W_vb;
+// - expanded (the step's sequences of more than one row, mla_prefill.cuh): their keys' cached rows
+//   gathered, expanded per head by two batched GEMMs, and the tensor-core prefill kernel over them.
+// Same contract as cpu::mla_attention; decode steps make no host round trip, so they can be CUDA
+// graphs. SHARDLM_CUDA_MLA_EXPANDED=0 keeps every row in the absorbed form (to compare).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -13,40 +17,72 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/gemm.h"
 #include "backend/cuda/mla_attention.cuh"
 
 namespace shardlm::cuda {
 
+// What the host knows of a step's sequences that chooses the form, in the device order (the
+// sequences of one query row first, as StepUploads packs them).
+struct MlaStepShape {
+  int n_single = 0;          // sequences of one query row (decodes), first in the batch
+  int64_t prefill_keys = 0;  // the keys of the others (n_past + n_tokens each), summed
+  int max_prefill_keys = 0;  // and of the longest of them
+  static MlaStepShape of(const AttentionSeq* seqs, int n_seqs);
+};
+
 class CudaMla {
  public:
   using MatrixOf = std::function<const uint16_t*(const TensorView&)>;
-  CudaMla(cudaStream_t stream, MatrixOf matrix_of, int64_t max_tokens);
+  // max_tokens: the step's token budget; the expanded form's scratch holds kExpandedKeysPerToken
+  // times as many keys (a step whose prefill sequences see more takes the absorbed form).
+  CudaMla(cudaStream_t stream, MatrixOf matrix_of, int64_t max_tokens, Gemm& gemm);
   ~CudaMla();
   CudaMla(const CudaMla&) = delete;
   CudaMla& operator=(const CudaMla&) = delete;
 
+  static constexpr int64_t kExpandedKeysPerToken = 4;
+
   // q, ckv, out: device; positions, slots: device [n]; norm_w: the latent norm on the device;
-  // inv_freq: the rope frequencies on the device; cache: the layer's BF16 pool (kv.k).
+  // inv_freq: the rope frequencies on the device; cache: the layer's BF16 pool (kv.k); step: the
+  // batch's shape as the host knows it (MlaStepShape::of).
   void run(const MlaWeights& w, const float* q, const float* ckv, const int32_t* positions,
            const int32_t* slots, int64_t n, const float* norm_w, const MlaRope& rope,
-           uint16_t* cache, const AttentionBatch& batch, const AttentionParams& p, float* out);
+           uint16_t* cache, const AttentionBatch& batch, const MlaStepShape& step,
+           const AttentionParams& p, float* out);
 
  private:
   struct Tables {
     const uint16_t* const* k_b;  // [n_heads] device pointers
     const uint16_t* const* v_b;
   };
+  struct Call;  // one run's arguments
   Tables tables_of(const MlaWeights& w);
   void reserve(const MlaWeights& w, int64_t n);
+  bool expands(const MlaWeights& w, const AttentionBatch& batch, const MlaStepShape& step) const;
+  // n_decode_seqs 0: every row; else only the batch's leading one-row sequences.
+  void absorbed(const Call& c, int n_decode_seqs);
+  void expanded(const Call& c);
 
   cudaStream_t stream_;
   MatrixOf matrix_of_;
   int64_t max_tokens_;
+  Gemm& gemm_;
+  bool expanded_on_;
   std::unordered_map<const void*, Tables> tables_;  // by the first head's W_kb host address
   std::vector<void*> table_memory_;
   float* qabs_ = nullptr;  // [tokens][n_heads][kv_lora + rope]
   float* att_ = nullptr;   // [tokens][n_heads][kv_lora]
   size_t qabs_floats_ = 0, att_floats_ = 0;
+  // The expanded form's scratch.
+  float* q_rope_ = nullptr;     // [tokens][n_heads][rope]
+  uint16_t* rows_ = nullptr;    // [keys][kv_lora + rope]
+  uint16_t* k_nope_ = nullptr;  // [n_heads][keys][nope]
+  uint16_t* v_ = nullptr;       // [n_heads][keys][v_head]
+  int32_t* key_first_ = nullptr;
+  int2* tiles_ = nullptr;
+  size_t q_rope_floats_ = 0, rows_count_ = 0, k_nope_count_ = 0, v_count_ = 0, key_first_count_ = 0,
+         tiles_count_ = 0;
 };
 
 }  // namespace shardlm::cuda

@@ -69,6 +69,7 @@ Gemm::~Gemm() {
   if (handle_) cublasDestroy(handle_);
   cudaFree(workspace_);
   cudaFree(grouped_ptrs_);
+  cudaFree(batched_ptrs_);
 }
 
 void Gemm::destroy(Plan& p) {
@@ -230,6 +231,34 @@ bool Gemm::bf16_grouped(const std::vector<GroupedGemm>& list) {
   }
   SHARDLM_CUBLAS_CHECK(s);
   return true;
+}
+
+void Gemm::bf16_batched_out(const uint16_t* const* w_table, bool w_k_by_n, int64_t k, int64_t n,
+                            const uint16_t* x, int64_t ldx, int64_t n_tokens, uint16_t* y,
+                            int64_t y_stride, int batch) {
+  if (n_tokens == 0 || n == 0 || batch == 0) return;
+  check_int_sizes(GemmShape{k, n, n_tokens});
+  if (ldx > INT_MAX) fail("internal: a batched GEMM's input stride {} exceeds int", ldx);
+  std::vector<const void*> ptrs(2 * static_cast<size_t>(batch));  // B (inputs), C (outputs)
+  for (int b = 0; b < batch; ++b) {
+    ptrs[static_cast<size_t>(b)] = x;
+    ptrs[static_cast<size_t>(batch + b)] = y + b * y_stride;
+  }
+  // As bf16_grouped: grown after a sync, filled from pageable memory (staged before the call
+  // returns), read by the launch that follows the copy on the stream.
+  grow_scratch(batched_ptrs_, batched_ptr_capacity_, ptrs.size(), stream_, "batched GEMM pointers");
+  SHARDLM_CUDA_CHECK(cudaMemcpyAsync(batched_ptrs_, ptrs.data(), ptrs.size() * sizeof(void*),
+                                     cudaMemcpyHostToDevice, stream_));
+  // Column-major: y_b^T (n x n_tokens) = op(W_b) x^T; W_b [n][k] row-major is k x n column-major
+  // (used transposed), W_b [k][n] row-major is n x k column-major (used as it is).
+  const float alpha = 1.f, beta = 0.f;
+  const auto w_ld = static_cast<int>(w_k_by_n ? n : k);
+  SHARDLM_CUBLAS_CHECK(cublasGemmBatchedEx(
+      handle_, w_k_by_n ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+      static_cast<int>(n_tokens), static_cast<int>(k), &alpha,
+      reinterpret_cast<const void* const*>(w_table), CUDA_R_16BF, w_ld, batched_ptrs_, CUDA_R_16BF,
+      static_cast<int>(ldx), &beta, batched_ptrs_ + batch, CUDA_R_16BF, static_cast<int>(n), batch,
+      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace shardlm::cuda

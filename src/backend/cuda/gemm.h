@@ -66,6 +66,14 @@ class Gemm {
   // layer's experts, each over its own tokens (cuBLAS 13.1 takes BF16 outputs there, not fp32).
   // False, running nothing, where this cuBLAS does not take the form (then never tried again).
   bool bf16_grouped(const std::vector<GroupedGemm>& list);
+  // `batch` products of one shape sharing the input x ([n_tokens][k] bf16, leading dimension
+  // ldx), each with its own weight from w_table (a device array of `batch` pointers): y_b = x W_b^T
+  // with W_b [n][k] (!w_k_by_n), or y_b = x W_b with W_b [k][n] (w_k_by_n); y_b = y + b * y_stride,
+  // [n_tokens][n] bf16 (fp32 sums, rounded). One cublasGemmBatchedEx call: latent attention's
+  // per-head expansions of the latent rows.
+  void bf16_batched_out(const uint16_t* const* w_table, bool w_k_by_n, int64_t k, int64_t n,
+                        const uint16_t* x, int64_t ldx, int64_t n_tokens, uint16_t* y,
+                        int64_t y_stride, int batch);
 
   // The sweep's handles: how many algorithms cuBLASLt's heuristic offers for the shape (at most
   // kMaxCandidates), and which one the shape's plan uses from now on.
@@ -100,6 +108,8 @@ class Gemm {
   bool grouped_ok_ = true;        // bf16_grouped's form is taken
   void** grouped_ptrs_ = nullptr;  // its device arrays of A, B and C pointers
   size_t grouped_ptr_capacity_ = 0;
+  void** batched_ptrs_ = nullptr;  // bf16_batched_out's device arrays of B and C pointers
+  size_t batched_ptr_capacity_ = 0;
 };
 
 }  // namespace shardlm::cuda

@@ -54,13 +54,13 @@ __global__ void store_latent_kernel(const float* ckv, const int32_t* positions,
 }
 
 __global__ void rope_queries_kernel(const float* q, const int32_t* positions, MlaShape s, MlaRope r,
-                                    float* qabs) {
+                                    float* dst0, int dst_head, int dst_offset) {
   const int64_t t = blockIdx.x;
   const int half = s.rope / 2, qk = s.nope + s.rope;
   for (int item = threadIdx.x; item < s.n_heads * half; item += blockDim.x) {
     const int h = item / half, i = item % half;
     const float* src = q + (t * s.n_heads + h) * qk + s.nope;
-    float* dst = qabs + (t * s.n_heads + h) * (s.kv_lora + s.rope) + s.kv_lora;
+    float* dst = dst0 + (t * s.n_heads + h) * dst_head + dst_offset;
     float y0, y1;
     int a, b;
     rotate_pair(src, i, s.rope, positions[t], r, &y0, &y1, &a, &b);
@@ -69,9 +69,10 @@ __global__ void rope_queries_kernel(const float* q, const int32_t* positions, Ml
   }
 }
 
-// One warp per output row; blockIdx.y = t * n_heads + h.
+// One warp per output row; blockIdx.y = i * n_heads + h, i the token (or its sequence).
 __global__ void head_gemv_kernel(HeadGemv g, int n_heads) {
-  const int64_t t = blockIdx.y / n_heads;
+  const int64_t i = blockIdx.y / n_heads;
+  const int64_t t = g.row_of ? g.row_of[i].first_row : i;
   const int h = static_cast<int>(blockIdx.y % n_heads);
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
@@ -89,14 +90,16 @@ __device__ __forceinline__ float2 bf16x2_at(const __nv_bfloat16* p) {
 }
 
 // One block per (row, head): warp w takes keys w, w + 8, ...; lane holds dims 2 * lane + 64 c.
+// by_seq: block x is the leading one-row sequence x (its row: the sequence's first_row).
 __global__ void attend_kernel(const float* qabs, const __nv_bfloat16* cache, AttentionBatch batch,
-                              MlaShape s, int block_size, float scale, float* att) {
+                              MlaShape s, int block_size, float scale, bool by_seq, float* att) {
   extern __shared__ float
       merge[];  // [kAttendWarps][kv_lora] partial sums, then [2][kAttendWarps] m, l
-  const int row = blockIdx.x, h = blockIdx.y, R = (s.kv_lora + s.rope), L = s.kv_lora;
+  const int h = blockIdx.y, R = (s.kv_lora + s.rope), L = s.kv_lora;
+  const int row = by_seq ? batch.seqs[blockIdx.x].first_row : static_cast<int>(blockIdx.x);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float* out = att + (static_cast<int64_t>(row) * s.n_heads + h) * L;
-  const int seq_i = batch.row_seq[row];
+  const int seq_i = by_seq ? static_cast<int>(blockIdx.x) : batch.row_seq[row];
   if (seq_i < 0) {
     for (int l = threadIdx.x; l < L; l += blockDim.x) out[l] = 0.f;
     return;
@@ -189,20 +192,25 @@ void mla_head_gemv(const HeadGemv& g, int64_t n, int n_heads, cudaStream_t strea
 }
 
 void mla_rope_queries(const float* q, const int32_t* positions, int64_t n, const MlaShape& s,
-                      const MlaRope& r, float* qabs, cudaStream_t stream) {
+                      const MlaRope& r, float* dst, int dst_head, int dst_offset,
+                      cudaStream_t stream) {
   if (n <= 0) return;
-  rope_queries_kernel<<<static_cast<unsigned>(n), 128, 0, stream>>>(q, positions, s, r, qabs);
+  rope_queries_kernel<<<static_cast<unsigned>(n), 128, 0, stream>>>(q, positions, s, r, dst,
+                                                                    dst_head, dst_offset);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
 void mla_attend(const float* qabs, const uint16_t* cache, const AttentionBatch& batch,
-                const MlaShape& s, int block_size, float scale, float* att, cudaStream_t stream) {
-  if (batch.n_rows <= 0) return;
+                const MlaShape& s, int block_size, float scale, int n_decode_seqs, float* att,
+                cudaStream_t stream) {
+  const int blocks = n_decode_seqs > 0 ? n_decode_seqs : batch.n_rows;
+  if (blocks <= 0) return;
   const size_t smem =
       (static_cast<size_t>(kAttendWarps) * s.kv_lora + 2 * kAttendWarps) * sizeof(float);
-  const dim3 grid(static_cast<unsigned>(batch.n_rows), static_cast<unsigned>(s.n_heads));
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(s.n_heads));
   attend_kernel<<<grid, kAttendWarps * 32, smem, stream>>>(
-      qabs, reinterpret_cast<const __nv_bfloat16*>(cache), batch, s, block_size, scale, att);
+      qabs, reinterpret_cast<const __nv_bfloat16*>(cache), batch, s, block_size, scale,
+      n_decode_seqs > 0, att);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 

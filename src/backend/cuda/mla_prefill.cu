@@ -1,0 +1,132 @@
+// Latent attention's prefill in the expanded form (see mla_prefill.cuh): the gather of the
+// sequences' cached rows, and the prefill kernel's source over the expanded keys and values.
+#include <cuda_bf16.h>
+
+#include "backend/cuda/attention_prefill_kernel.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/mla_prefill.cuh"
+#include "backend/cuda/mma_tiles.cuh"
+
+namespace shardlm::cuda {
+
+namespace {
+
+constexpr int kNope = 128, kRope = 64, kV = 128, kQk = kNope + kRope;
+constexpr int kGatherKeys = 32;  // keys per block of the gather
+constexpr int kGatherThreads = 128;
+
+__global__ void __launch_bounds__(kGatherThreads)
+    gather_rows_kernel(const DeviceAttnSeq* seqs, const int32_t* tables, int block_size,
+                       const uint16_t* cache, int row, int32_t* key_first, uint16_t* rows) {
+  __shared__ int first;
+  const int s = static_cast<int>(blockIdx.y);
+  if (threadIdx.x == 0) first = 0;
+  __syncthreads();
+  int before = 0;  // the keys of the sequences before s
+  for (int i = threadIdx.x; i < s; i += blockDim.x) before += seqs[i].n_past + seqs[i].n_tokens;
+  if (before) atomicAdd(&first, before);
+  __syncthreads();
+  const DeviceAttnSeq seq = seqs[s];
+  if (blockIdx.x == 0 && threadIdx.x == 0) key_first[s] = first;
+  const int n_keys = seq.n_past + seq.n_tokens, key0 = static_cast<int>(blockIdx.x) * kGatherKeys;
+  const int chunks = row / 8;  // 16-byte chunks a row
+  const int32_t* table = tables + seq.table_offset;
+  for (int i = threadIdx.x; i < kGatherKeys * chunks; i += blockDim.x) {
+    const int j = key0 + i / chunks, c = i % chunks;
+    if (j >= n_keys) break;
+    const int64_t slot = int64_t{table[j / block_size]} * block_size + j % block_size;
+    reinterpret_cast<uint4*>(rows + (int64_t{first} + j) * row)[c] =
+        reinterpret_cast<const uint4*>(cache + slot * row)[c];
+  }
+}
+
+// The expanded keys and values as the prefill kernel's source: a key of head h is
+// [k_nope[h][key], the key's rotated rope part from its gathered row], its value v[h][key].
+struct ExpandedSource {
+  using SK = mma::Swizzled<kQk>;
+  using SV = mma::Swizzled<kV>;
+  const float* q;
+  const float* q_rope;
+  const uint16_t* rows;
+  const int32_t* key_first;
+  const uint16_t* k_nope;
+  const uint16_t* v;
+  int64_t keys;
+  int n_heads, kv_lora, rope;
+
+  __device__ void load_queries(int, const DeviceAttnSeq&, int row0, int h, int n_rows,
+                               uint4* sq) const {
+    using mma::pack_bf16;
+    constexpr int kNopeChunks = kNope / 8;
+    for (int i = threadIdx.x; i < prefill::kRows * SK::kChunks; i += prefill::kThreads) {
+      const int r = i / SK::kChunks, c = i % SK::kChunks;
+      uint4 packed = make_uint4(0, 0, 0, 0);
+      if (r < n_rows) {
+        const int64_t qh = (int64_t{row0} + r) * n_heads + h;  // this (row, head)
+        const float* p = c < kNopeChunks ? q + qh * kQk + c * 8
+                                         : q_rope + qh * kRope + (c - kNopeChunks) * 8;
+        const float4 x = reinterpret_cast<const float4*>(p)[0];
+        const float4 y = reinterpret_cast<const float4*>(p)[1];
+        packed = make_uint4(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w), pack_bf16(y.x, y.y),
+                            pack_bf16(y.z, y.w));
+      }
+      sq[SK::at(r, c)] = packed;
+    }
+  }
+
+  __device__ void load_kv(int s, const DeviceAttnSeq&, int h, int key0, int key_hi, uint4* sk,
+                          uint4* sv) const {
+    constexpr int kNopeChunks = kNope / 8;
+    const int64_t first = key_first[s];
+    const uint16_t* kh = k_nope + int64_t{h} * keys * kNope;
+    const uint16_t* vh = v + int64_t{h} * keys * kV;
+    for (int i = threadIdx.x; i < prefill::kKeys * SK::kChunks; i += prefill::kThreads) {
+      const int r = i / SK::kChunks, c = i % SK::kChunks;
+      const int j = key0 + r;
+      const bool live = j < key_hi;
+      const int64_t g = first + (live ? j : 0);
+      const uint16_t* src = c < kNopeChunks
+                                ? kh + g * kNope + c * 8
+                                : rows + g * (kv_lora + rope) + kv_lora + (c - kNopeChunks) * 8;
+      mma::cp_async_16(sk + SK::at(r, c), src, live);
+    }
+    for (int i = threadIdx.x; i < prefill::kKeys * SV::kChunks; i += prefill::kThreads) {
+      const int r = i / SV::kChunks, c = i % SV::kChunks;
+      const int j = key0 + r;
+      const bool live = j < key_hi;
+      mma::cp_async_16(sv + SV::at(r, c), vh + (first + (live ? j : 0)) * kV + c * 8, live);
+    }
+  }
+};
+
+}  // namespace
+
+bool mla_prefill_shape_applies(int nope, int rope, int v_head, int kv_lora) {
+  return nope == kNope && rope == kRope && v_head == kV && kv_lora > 0 && kv_lora % 8 == 0;
+}
+
+void mla_gather_rows(const DeviceAttnSeq* seqs, int n_seqs, const int32_t* tables, int block_size,
+                     const uint16_t* cache, int row, int max_keys, int32_t* key_first,
+                     uint16_t* rows, cudaStream_t stream) {
+  if (n_seqs <= 0 || max_keys <= 0) return;
+  const dim3 grid(static_cast<unsigned>((max_keys + kGatherKeys - 1) / kGatherKeys),
+                  static_cast<unsigned>(n_seqs));
+  gather_rows_kernel<<<grid, kGatherThreads, 0, stream>>>(seqs, tables, block_size, cache, row,
+                                                          key_first, rows);
+  SHARDLM_CUDA_CHECK_LAUNCH();
+}
+
+size_t mla_prefill_tiles(int n_rows, int n_seqs) {
+  return static_cast<size_t>(prefill::max_tiles(n_rows, n_seqs));
+}
+
+void mla_prefill_attention(const MlaPrefillArgs& a, int2* tile_scratch, cudaStream_t stream) {
+  const prefill::Common common{a.seqs, nullptr, 0, a.n_heads, 0, a.scale * 1.4426950408889634f,
+                               a.out};
+  const ExpandedSource src{a.q,      a.q_rope, a.rows,     a.key_first, a.k_nope,
+                           a.v,      a.keys,   a.n_heads,  a.kv_lora,   a.rope};
+  // Two blocks an SM: 80 KB of shared memory each (keys 192 wide, values 128).
+  prefill::launch<kQk, kV, 2>(common, src, a.n_rows, a.n_seqs, tile_scratch, stream);
+}
+
+}  // namespace shardlm::cuda
