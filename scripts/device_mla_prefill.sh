@@ -6,11 +6,14 @@
 #   `bench offline` prefill of each preset of PRESETS (default deepseek-v2-lite) at each prompt
 #   length of LENS (default 512 2048 8192) in the expanded form, and at each of OFF_LENS (default
 #   512 2048) with SHARDLM_CUDA_MLA_EXPANDED=0 (every row absorbed, as before); DENSE (default
-#   llama-3.1-8b, none to skip) at pp2048 for the shared kernel; with BATCH=1 batched-engine mode at
-#   64 and 256 sequences (256 tokens in, 128 out: steps that mix decode rows and chunks); with
-#   TRACE=1 a kernel trace of the first preset's pp2048.
+#   llama-3.1-8b, none to skip) at pp2048 for the shared kernel; for each of BATCH_FORMS ("1 0":
+#   expanded, absorbed) batched-engine mode at 64 and 256 sequences (256 tokens in, 128 out: steps
+#   that mix decode rows and chunks); with TRACE=1 a kernel trace of the first preset's pp2048;
+#   for each preset of SERVE, `shardlm serve` (BF16) measured by the independent client at 1,000
+#   tokens in and 1,000 out, at each of STREAMS (default 64 256).
 #   here:  SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 1
-#   there: [FILTER=none] [LENS="2048"] [OFF_LENS=none] [BATCH=1] [TRACE=1] scripts/device_mla_prefill.sh
+#   there: [FILTER=none] [LENS="2048"] [OFF_LENS=none] [BATCH_FORMS="1 0"] [TRACE=1]
+#          [SERVE="deepseek-v2-lite"] scripts/device_mla_prefill.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_lib.sh
@@ -33,11 +36,28 @@ for P in ${PRESETS:-deepseek-v2-lite}; do
   for L in ${OFF_LENS-512 2048}; do
     [ "$L" = none ] || pp "$P-absorbed-pp$L" "$P" "$L" SHARDLM_CUDA_MLA_EXPANDED=0
   done
-  if [ "${BATCH:-0}" = 1 ]; then
-    step "$P-batch" 300 "$BIN/shardlm" bench offline --load-format dummy -m "$P" --device cuda \
-      --batch-sizes 64 256 --num-prompts 256 -p 256 -n 128 --kv-cache-memory 8GiB
-    grep -E "^\| batch_size=" "$LOGS/$P-batch.log" | sed "s/^/$P /" | tee -a "$SUMMARY"
-  fi
+  for E in ${BATCH_FORMS:-}; do  # 1: expanded, 0: absorbed
+    (
+      export SHARDLM_CUDA_MLA_EXPANDED=$E
+      step "$P-batch-$E" 300 "$BIN/shardlm" bench offline --load-format dummy -m "$P" \
+        --device cuda --batch-sizes 64 256 --num-prompts 256 -p 256 -n 128 --kv-cache-memory 8GiB
+    )
+    grep -E "^\| batch_size=" "$LOGS/$P-batch-$E.log" | sed "s/^/$P expanded=$E /" |
+      tee -a "$SUMMARY"
+  done
+done
+PORT=8431
+for P in ${SERVE:-}; do
+  "$BIN/shardlm" serve --load-format dummy -m "$P" --device cuda --port "$PORT" \
+    --max-num-seqs 256 --max-model-len 2304 >"$LOGS/serve-$P.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 240); do grep -q "serving '" "$LOGS/serve-$P.log" && break; sleep 1; done
+  grep -E "KV cache|weights on the GPU|for activations" "$LOGS/serve-$P.log" | head -3 |
+    tee -a "$SUMMARY"
+  LIMIT=${LIMIT:-220} BENCH= measure_streams "$P" "$PORT"
+  kill -TERM "$SERVER"
+  wait "$SERVER"
+  PORT=$((PORT + 1))
 done
 D=${DENSE:-llama-3.1-8b}
 [ "$D" = none ] || pp "$D-pp2048" "$D" 2048

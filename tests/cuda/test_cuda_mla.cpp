@@ -1,7 +1,7 @@
 // The CUDA multi-head latent attention (backend/cuda/cuda_mla.h: mla_attention.cu's absorbed form,
 // mla_prefill.cu's expanded form) against the expanded reference (cpu::mla_attention_reference:
 // every latent turned into per-head keys and values, in double) by normalised error: a tiny shape
-// and DeepSeek-V2's head shape (nope 128, rope 64, v_head 128), both rope styles, YaRN factors,
+// and DeepSeek-V2's (nope 128, rope 64, v_head 128, kv_lora 512), both rope styles, YaRN factors,
 // sequences over scattered cache blocks prefilled in chunks and decoded, alone and in mixed steps,
 // so every row reads the BF16 latent rows the op itself wrote.
 #include <fmt/format.h>
@@ -212,8 +212,8 @@ void check_prefill_then_decode(const MlaCase& c, std::mt19937& rng, int64_t n) {
   check_case(c, rng, {n}, {{{0, 0, n - 1}}, {{0, n - 1, 1}}});
 }
 
-// The tiny shapes take the absorbed form for every row; DeepSeek-V2's take the expanded form for
-// the chunk and the absorbed one for the decode row.
+// The tiny shapes take the absorbed form on CUDA cores for every row; DeepSeek-V2's take the
+// expanded form for the chunk and the tensor-core decode kernel for the decode row.
 TEST(CudaMla, AbsorbedMatchesExpandedReference) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();
@@ -226,21 +226,23 @@ TEST(CudaMla, AbsorbedMatchesExpandedReference) {
 }
 
 // The expanded form over chunks with a cached prefix (the second chunk's keys are partly the
-// first's, across 64-row tiles and cache blocks), and a step that mixes decode rows (absorbed, by
-// sequence) with two prefill chunks (expanded), in StepUploads' order.
+// first's, across 64-row tiles and cache blocks); a chunk that sees more keys than the expanded
+// form's scratch (4 x the 64-token budget), which takes the absorbed form row by row; steps that
+// mix decode rows (the tensor-core decode kernel, by sequence, its keys split over blocks) with
+// prefill chunks (expanded), in StepUploads' order; and a decode step alone. 20 heads: the decode
+// kernel's second group of 16 is partly empty.
 TEST(CudaMla, ExpandedPrefillOverChunksAndMixedSteps) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
-  const MlaCase v2{8, 128, 64, 256, 128, RopeStyle::kNormal, 1.1f};
-  // Sequence 0: 70 rows, then 57, then a decode row. Sequence 1 joins the decode step with its
-  // first 30 rows, sequence 2 with 81 of its 90; sequence 2's last 9 rows follow a decode of 0.
-  check_case(v2, rng, {129, 31, 90},
-             {{{0, 0, 70}},
-              {{0, 70, 57}},
-              {{0, 127, 1}, {1, 0, 30}, {2, 0, 81}},
-              {{0, 128, 1}, {1, 30, 1}, {2, 81, 9}}});
+  const MlaCase v2{20, 128, 64, 512, 128, RopeStyle::kNormal, 1.1f};
+  check_case(v2, rng, {400, 32, 90},
+             {{{0, 0, 200}},
+              {{0, 200, 199}},
+              {{0, 399, 1}, {1, 0, 30}, {2, 0, 81}},
+              {{1, 30, 1}, {2, 81, 9}},
+              {{1, 31, 1}}});
 }
 
 }  // namespace

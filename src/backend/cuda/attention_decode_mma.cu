@@ -25,6 +25,7 @@
 
 #include "backend/cuda/attention_decode_args.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernel_smem.h"
 #include "backend/cuda/e4m3_convert.cuh"
 #include "backend/cuda/mma_tiles.cuh"
 #include "backend/cuda/pdl.cuh"
@@ -505,15 +506,7 @@ __global__ void __launch_bounds__(kThreads, 3) mma_kernel(DecodeArgs a) {
 // Lets the kernel take its (over 48 KB) shared memory on the current device; once per device.
 template <int D, typename T, typename Walk>
 void allow_shared_memory() {
-  static std::atomic<uint64_t> done{0};
-  int device = 0;
-  SHARDLM_CUDA_CHECK(cudaGetDevice(&device));
-  const uint64_t bit = uint64_t{1} << (device & 63);
-  if (done.load(std::memory_order_acquire) & bit) return;
-  SHARDLM_CUDA_CHECK(cudaFuncSetAttribute(mma_kernel<D, T, Walk>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(Layout<D, T>::bytes())));
-  done.fetch_or(bit, std::memory_order_acq_rel);
+  allow_shared_memory_once<mma_kernel<D, T, Walk>>(static_cast<int>(Layout<D, T>::bytes()));
 }
 
 template <int D, typename T, typename Walk>

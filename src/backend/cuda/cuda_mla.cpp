@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/mla_decode.cuh"
 #include "backend/cuda/mla_prefill.cuh"
 #include "backend/cuda/scratch.h"
 #include "core/env_flag.h"
@@ -45,13 +46,19 @@ CudaMla::CudaMla(cudaStream_t stream, MatrixOf matrix_of, int64_t max_tokens, Ge
       matrix_of_(std::move(matrix_of)),
       max_tokens_(max_tokens),
       gemm_(gemm),
-      expanded_on_(env_flag("SHARDLM_CUDA_MLA_EXPANDED", true)) {}
+      expanded_on_(env_flag("SHARDLM_CUDA_MLA_EXPANDED", true)),
+      decode_mma_on_(env_flag("SHARDLM_CUDA_MLA_DECODE_MMA", true)) {
+  int device = 0;
+  SHARDLM_CUDA_CHECK(cudaGetDevice(&device));
+  SHARDLM_CUDA_CHECK(cudaDeviceGetAttribute(&n_sms_, cudaDevAttrMultiProcessorCount, device));
+}
 
 CudaMla::~CudaMla() {
   cudaStreamSynchronize(stream_);
   for (void* p : {static_cast<void*>(qabs_), static_cast<void*>(att_), static_cast<void*>(q_rope_),
                   static_cast<void*>(rows_), static_cast<void*>(k_nope_), static_cast<void*>(v_),
-                  static_cast<void*>(key_first_), static_cast<void*>(tiles_)}) {
+                  static_cast<void*>(key_first_), static_cast<void*>(tiles_),
+                  static_cast<void*>(decode_scratch_)}) {
     cudaFree(p);
   }
   for (void* p : table_memory_) cudaFree(p);
@@ -110,7 +117,8 @@ void CudaMla::run(const MlaWeights& w, const float* q, const float* ckv, const i
   mla_store_latent(ckv, positions, slots, n, s, norm_w, w.latent_eps, rope, cache, stream_);
   const Call c{w, tables_of(w), s, q, positions, n, rope, cache, batch, step, p, out};
   if (!expands(w, batch, step)) {
-    absorbed(c, 0);
+    // A decode step runs by sequence (the decode kernel's items); anything else row by row.
+    absorbed(c, step.n_single == batch.n_seqs ? step.n_single : 0);
     return;
   }
   if (step.n_single > 0) absorbed(c, step.n_single);
@@ -128,7 +136,17 @@ void CudaMla::absorbed(const Call& c, int n_decode_seqs) {
                    stream_);
   mla_head_gemv(HeadGemv{c.t.k_b, s.kv_lora, s.nope, c.q, H * qk, qk, qabs_, H * R, R, row_of},
                 items, s.n_heads, stream_);
-  mla_attend(qabs_, c.cache, c.batch, s, c.p.block_size, c.p.scale, n_decode_seqs, att_, stream_);
+  if (n_decode_seqs > 0 && decode_mma_on_ && mla_decode_shape_applies(s.kv_lora, s.rope)) {
+    const int splits = mla_decode_splits(n_decode_seqs, s.n_heads, n_sms_);
+    // Sized by the first (uncaptured) step of each shape, so a captured one never grows it.
+    grow_scratch(decode_scratch_, decode_scratch_floats_,
+                 mla_decode_scratch_floats(n_decode_seqs, s.n_heads, s.kv_lora, splits), stream_,
+                 "latent attention");
+    mla_decode_attention(qabs_, c.cache, c.batch, n_decode_seqs, s.n_heads, c.p.block_size,
+                         c.p.scale, splits, decode_scratch_, att_, stream_);
+  } else {
+    mla_attend(qabs_, c.cache, c.batch, s, c.p.block_size, c.p.scale, n_decode_seqs, att_, stream_);
+  }
   mla_head_gemv(HeadGemv{c.t.v_b, s.v_head, s.kv_lora, att_, H * L, L, c.out, H * V, V, row_of},
                 items, s.n_heads, stream_);
 }

@@ -5,8 +5,10 @@
 //   over the cached rows (mla_attend), and each head's latent output through its W_vb;
 // - expanded (the step's sequences of more than one row, mla_prefill.cuh): their keys' cached rows
 //   gathered, expanded per head by two batched GEMMs, and the tensor-core prefill kernel over them.
-// Same contract as cpu::mla_attention; decode steps make no host round trip, so they can be CUDA
-// graphs. SHARDLM_CUDA_MLA_EXPANDED=0 keeps every row in the absorbed form (to compare).
+// The decode rows' attention runs on tensor cores, 16 heads a block (mla_decode.cuh), where the
+// shape allows. Same contract as cpu::mla_attention; decode steps make no host round trip, so they
+// can be CUDA graphs. SHARDLM_CUDA_MLA_EXPANDED=0 keeps every row in the absorbed form and
+// SHARDLM_CUDA_MLA_DECODE_MMA=0 the decode rows on mla_attend's CUDA cores (to compare).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -69,6 +71,8 @@ class CudaMla {
   int64_t max_tokens_;
   Gemm& gemm_;
   bool expanded_on_;
+  bool decode_mma_on_;
+  int n_sms_ = 1;
   std::unordered_map<const void*, Tables> tables_;  // by the first head's W_kb host address
   std::vector<void*> table_memory_;
   float* qabs_ = nullptr;  // [tokens][n_heads][kv_lora + rope]
@@ -81,6 +85,8 @@ class CudaMla {
   uint16_t* v_ = nullptr;       // [n_heads][keys][v_head]
   int32_t* key_first_ = nullptr;
   int2* tiles_ = nullptr;
+  float* decode_scratch_ = nullptr;  // mla_decode_attention's split partials
+  size_t decode_scratch_floats_ = 0;
   size_t q_rope_floats_ = 0, rows_count_ = 0, k_nope_count_ = 0, v_count_ = 0, key_first_count_ = 0,
          tiles_count_ = 0;
 };

@@ -69,13 +69,14 @@ __global__ void rope_queries_kernel(const float* q, const int32_t* positions, Ml
   }
 }
 
-// One warp per output row; blockIdx.y = i * n_heads + h, i the token (or its sequence).
+// One warp per output row; blockIdx.x = i * n_heads + h, i the token (or its sequence), so that
+// the grid's long side is x (y holds at most 65,535).
 __global__ void head_gemv_kernel(HeadGemv g, int n_heads) {
-  const int64_t i = blockIdx.y / n_heads;
+  const int64_t i = blockIdx.x / n_heads;
   const int64_t t = g.row_of ? g.row_of[i].first_row : i;
-  const int h = static_cast<int>(blockIdx.y % n_heads);
+  const int h = static_cast<int>(blockIdx.x % n_heads);
   const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
+  const int row = blockIdx.y * kWarps + (threadIdx.x >> 5);
   if (row >= g.rows) return;
   const uint16_t* w = g.w[h] + static_cast<int64_t>(row) * g.cols;
   const float* x = g.x + t * g.x_token + h * g.x_head;
@@ -89,17 +90,20 @@ __device__ __forceinline__ float2 bf16x2_at(const __nv_bfloat16* p) {
   return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
 }
 
-// One block per (row, head): warp w takes keys w, w + 8, ...; lane holds dims 2 * lane + 64 c.
-// by_seq: block x is the leading one-row sequence x (its row: the sequence's first_row).
+// One block per (row, head), blockIdx.x = item * n_heads + head: the heads of one row are
+// neighbours, so their blocks share the row's cached rows through L2. Warp w takes keys w, w + 8,
+// ...; lane holds dims 2 * lane + 64 c. by_seq: item x is the leading one-row sequence x (its row:
+// the sequence's first_row), else the row x.
 __global__ void attend_kernel(const float* qabs, const __nv_bfloat16* cache, AttentionBatch batch,
                               MlaShape s, int block_size, float scale, bool by_seq, float* att) {
   extern __shared__ float
       merge[];  // [kAttendWarps][kv_lora] partial sums, then [2][kAttendWarps] m, l
-  const int h = blockIdx.y, R = (s.kv_lora + s.rope), L = s.kv_lora;
-  const int row = by_seq ? batch.seqs[blockIdx.x].first_row : static_cast<int>(blockIdx.x);
+  const int item = static_cast<int>(blockIdx.x) / s.n_heads;
+  const int h = static_cast<int>(blockIdx.x) % s.n_heads, R = (s.kv_lora + s.rope), L = s.kv_lora;
+  const int row = by_seq ? batch.seqs[item].first_row : item;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float* out = att + (static_cast<int64_t>(row) * s.n_heads + h) * L;
-  const int seq_i = by_seq ? static_cast<int>(blockIdx.x) : batch.row_seq[row];
+  const int seq_i = by_seq ? item : batch.row_seq[row];
   if (seq_i < 0) {
     for (int l = threadIdx.x; l < L; l += blockDim.x) out[l] = 0.f;
     return;
@@ -185,8 +189,8 @@ void mla_store_latent(const float* ckv, const int32_t* positions, const int32_t*
 
 void mla_head_gemv(const HeadGemv& g, int64_t n, int n_heads, cudaStream_t stream) {
   if (n <= 0) return;
-  const dim3 grid(static_cast<unsigned>((g.rows + kWarps - 1) / kWarps),
-                  static_cast<unsigned>(n * n_heads));
+  const dim3 grid(static_cast<unsigned>(n * n_heads),
+                  static_cast<unsigned>((g.rows + kWarps - 1) / kWarps));
   head_gemv_kernel<<<grid, kWarps * 32, 0, stream>>>(g, n_heads);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
@@ -207,7 +211,7 @@ void mla_attend(const float* qabs, const uint16_t* cache, const AttentionBatch& 
   if (blocks <= 0) return;
   const size_t smem =
       (static_cast<size_t>(kAttendWarps) * s.kv_lora + 2 * kAttendWarps) * sizeof(float);
-  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(s.n_heads));
+  const dim3 grid(static_cast<unsigned>(int64_t{blocks} * s.n_heads));
   attend_kernel<<<grid, kAttendWarps * 32, smem, stream>>>(
       qabs, reinterpret_cast<const __nv_bfloat16*>(cache), batch, s, block_size, scale,
       n_decode_seqs > 0, att);
