@@ -226,23 +226,25 @@ TEST(CudaMla, AbsorbedMatchesExpandedReference) {
 }
 
 // The expanded form over chunks with a cached prefix (the second chunk's keys are partly the
-// first's, across 64-row tiles and cache blocks); a chunk that sees more keys than the expanded
-// form's scratch (4 x the 64-token budget), which takes the absorbed form row by row; steps that
-// mix decode rows (the tensor-core decode kernel, by sequence, its keys split over blocks) with
-// prefill chunks (expanded), in StepUploads' order; and a decode step alone. 20 heads: the decode
-// kernel's second group of 16 is partly empty.
+// first's, across 64-row tiles and cache blocks); chunks that see more keys than the expanded
+// form's scratch (4 x the 64-token budget), which run in passes over key ranges (of 256 keys for
+// one sequence, 128 each for two; rows that see no key of a range); steps that mix decode rows (the
+// tensor-core decode kernel, by sequence, its keys split over blocks) with prefill chunks
+// (expanded), in StepUploads' order; and a decode step alone. 20 heads: the decode kernel's second
+// group of 16 is partly empty.
 TEST(CudaMla, ExpandedPrefillOverChunksAndMixedSteps) {
   SHARDLM_SKIP_WITHOUT_GPU();
   const uint32_t seed = fresh_seed();
   SCOPED_TRACE(fmt::format("seed {}", seed));
   std::mt19937 rng(seed);
   const MlaCase v2{20, 128, 64, 512, 128, RopeStyle::kNormal, 1.1f};
-  check_case(v2, rng, {400, 32, 90},
+  check_case(v2, rng, {400, 32, 90, 300, 200},
              {{{0, 0, 200}},
               {{0, 200, 199}},
               {{0, 399, 1}, {1, 0, 30}, {2, 0, 81}},
               {{1, 30, 1}, {2, 81, 9}},
-              {{1, 31, 1}}});
+              {{1, 31, 1}, {3, 0, 150}, {4, 0, 150}},
+              {{3, 150, 150}, {4, 150, 50}}});
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 
@@ -56,6 +57,11 @@ struct Common {
   int window;         // 0: unlimited
   float scale_log2;   // scale * log2(e)
   float* out;         // [n_rows][n_heads][DV] fp32
+  // Only the keys at positions [key_begin, key_end) (one pass of a softmax split over key ranges);
+  // with lse, each (row, head)'s log2-sum-exp of its scores there into lse[row * n_heads + head]
+  // (-inf, and an output of zeros, where the row sees none of them).
+  int key_begin = 0, key_end = INT_MAX;
+  float* lse = nullptr;
 };
 
 // Shared-memory bytes: two stages of keys and values; the queries pass through the second key
@@ -80,8 +86,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) prefill_kernel(Common a,
   const int h = static_cast<int>(blockIdx.x);
   const int n_rows = min(kRows, seq.n_tokens - tile.y);
   const int pos0 = seq.n_past + tile.y;  // position of the tile's first row
-  const int key_hi = pos0 + n_rows;      // keys [key_lo, key_hi) are seen by some row
-  const int key_lo = a.window > 0 ? max(0, pos0 - a.window + 1) : 0;
+  // Keys [key_lo, key_hi) are seen by some row.
+  const int key_hi = min(pos0 + n_rows, a.key_end);
+  const int key_lo = max(a.window > 0 ? max(0, pos0 - a.window + 1) : 0, a.key_begin);
 
   static_assert(kRows == kKeys, "the queries are staged in a key stage");
   extern __shared__ uint4 smem[];
@@ -90,7 +97,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) prefill_kernel(Common a,
   uint4* sq = sk + kKeys * kCK;      // [kRows][kCK]: key stage 1 until the first prefetch
   const int row0 = seq.first_row + tile.y;
   src.load_queries(tile.x, seq, row0, h, n_rows, sq);
-  const int n_kv_tiles = (key_hi - key_lo + kKeys - 1) / kKeys;
+  const int n_kv_tiles = max(0, (key_hi - key_lo + kKeys - 1) / kKeys);
   src.load_kv(tile.x, seq, h, key_lo, key_hi, sk, sv);
   mma::cp_async_commit();
   __syncthreads();
@@ -139,7 +146,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) prefill_kernel(Common a,
         mma_bf16(s[2 * np + 1], qf[kk], b[2], b[3]);
       }
     }
-    const bool mask = a.window > 0 || key0 + kKeys - 1 > pos0;
+    const bool mask = a.window > 0 || key0 + kKeys - 1 > pos0 || key0 + kKeys > key_hi;
     float mx[2] = {m[0], m[1]};
 #pragma unroll
     for (int nt = 0; nt < kKeys / 8; ++nt) {
@@ -147,7 +154,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) prefill_kernel(Common a,
       for (int e = 0; e < 4; ++e) {
         const int i = e >> 1, j = key0 + nt * 8 + 2 * qd + (e & 1);
         float x = s[nt][e] * a.scale_log2;
-        if (mask && (j > pos[i] || j < lo[i])) x = -INFINITY;
+        if (mask && (j > pos[i] || j < lo[i] || j >= key_hi)) x = -INFINITY;
         s[nt][e] = x;
         mx[i] = fmaxf(mx[i], x);
       }
@@ -203,7 +210,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) prefill_kernel(Common a,
     l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
     const int r = warp * 16 + g + 8 * i;
     if (r >= n_rows) continue;
-    const float inv = 1.f / l[i];
+    const float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
+    if (a.lse && qd == 0) {
+      a.lse[(int64_t{row0} + r) * a.n_heads + h] = l[i] > 0.f ? m[i] + log2f(l[i]) : -INFINITY;
+    }
     float* dst = out0 + r * row_stride + 2 * qd;
 #pragma unroll
     for (int dt = 0; dt < DV / 8; ++dt) {

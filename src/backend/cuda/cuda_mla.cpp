@@ -2,6 +2,7 @@
 #include "backend/cuda/cuda_mla.h"
 
 #include <algorithm>
+#include <climits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mla_decode.cuh"
@@ -20,6 +21,7 @@ MlaStepShape MlaStepShape::of(const AttentionSeq* seqs, int n_seqs) {
       continue;
     }
     const int keys = seqs[i].n_past + seqs[i].n_tokens;
+    s.keys.push_back(keys);
     s.prefill_keys += keys;
     s.max_prefill_keys = std::max(s.max_prefill_keys, keys);
   }
@@ -58,7 +60,8 @@ CudaMla::~CudaMla() {
   for (void* p : {static_cast<void*>(qabs_), static_cast<void*>(att_), static_cast<void*>(q_rope_),
                   static_cast<void*>(rows_), static_cast<void*>(k_nope_), static_cast<void*>(v_),
                   static_cast<void*>(key_first_), static_cast<void*>(tiles_),
-                  static_cast<void*>(decode_scratch_)}) {
+                  static_cast<void*>(decode_scratch_), static_cast<void*>(pass_out_),
+                  static_cast<void*>(lse_)}) {
     cudaFree(p);
   }
   for (void* p : table_memory_) cudaFree(p);
@@ -97,7 +100,6 @@ void CudaMla::reserve(const MlaWeights& w, int64_t n) {
 bool CudaMla::expands(const MlaWeights& w, const AttentionBatch& batch,
                       const MlaStepShape& step) const {
   return expanded_on_ && step.n_single < batch.n_seqs && step.prefill_keys > 0 &&
-         step.prefill_keys <= kExpandedKeysPerToken * max_tokens_ &&
          mla_prefill_shape_applies(w.nope, w.rope, w.v_head, w.kv_lora);
 }
 
@@ -154,9 +156,10 @@ void CudaMla::absorbed(const Call& c, int n_decode_seqs) {
 void CudaMla::expanded(const Call& c) {
   const MlaShape& s = c.s;
   const auto H = static_cast<size_t>(s.n_heads), R = static_cast<size_t>(s.kv_lora + s.rope);
-  // The scratch for the most keys this form takes, at its first use (so that the activation
-  // profile's step sees it whole).
-  const auto keys = static_cast<size_t>(kExpandedKeysPerToken * max_tokens_);
+  // The scratch for the most keys a pass takes, and for a second pass's output, at the form's
+  // first use (so that the activation profile's step sees it whole).
+  const int64_t capacity = kExpandedKeysPerToken * max_tokens_;
+  const auto keys = static_cast<size_t>(capacity);
   const auto T = static_cast<size_t>(std::max(c.n, max_tokens_));
   const int n_seqs = c.batch.n_seqs - c.step.n_single;
   grow_scratch(q_rope_, q_rope_floats_, T * H * static_cast<size_t>(s.rope), stream_,
@@ -165,25 +168,58 @@ void CudaMla::expanded(const Call& c) {
   grow_scratch(k_nope_, k_nope_count_, H * keys * static_cast<size_t>(s.nope), stream_,
                "latent attention");
   grow_scratch(v_, v_count_, H * keys * static_cast<size_t>(s.v_head), stream_, "latent attention");
+  grow_scratch(pass_out_, pass_out_floats_, T * H * static_cast<size_t>(s.v_head), stream_,
+               "latent attention");
+  grow_scratch(lse_, lse_floats_, 2 * T * H, stream_, "latent attention");
   grow_scratch(key_first_, key_first_count_, static_cast<size_t>(n_seqs), stream_,
                "latent attention");
   grow_scratch(tiles_, tiles_count_, mla_prefill_tiles(c.batch.n_rows, n_seqs), stream_,
                "latent attention");
+  mla_rope_queries(c.q, c.positions, c.n, s, c.rope, q_rope_, s.rope, 0, stream_);
+  if (c.step.prefill_keys <= capacity) {
+    expanded_pass(c, 0, c.step.max_prefill_keys, c.out, nullptr);
+    return;
+  }
+  // Passes over key ranges of `window` keys of each sequence, at most `capacity` keys in all.
+  const int window = static_cast<int>(std::max<int64_t>(1, capacity / n_seqs));
+  float* lse = lse_;
+  float* part_lse = lse_ + T * H;
+  for (int key_begin = 0; key_begin < c.step.max_prefill_keys; key_begin += window) {
+    if (key_begin == 0) {
+      expanded_pass(c, key_begin, window, c.out, lse);
+      continue;
+    }
+    expanded_pass(c, key_begin, window, pass_out_, part_lse);
+    mla_merge_pass(c.batch, c.step.n_single, s.n_heads, s.v_head, pass_out_, part_lse, c.out, lse,
+                   stream_);
+  }
+}
 
+void CudaMla::expanded_pass(const Call& c, int key_begin, int window, float* out, float* lse) {
+  const MlaShape& s = c.s;
+  const int64_t R = s.kv_lora + s.rope;
+  const int n_seqs = c.batch.n_seqs - c.step.n_single;
+  int64_t K = 0;  // the keys of the pass
+  int max_keys = 0;
+  for (const int k : c.step.keys) {
+    const int in = std::clamp(k - key_begin, 0, window);
+    K += in;
+    max_keys = std::max(max_keys, in);
+  }
   const DeviceAttnSeq* seqs = c.batch.seqs + c.step.n_single;
   mla_gather_rows(seqs, n_seqs, c.batch.tables, c.p.block_size, c.cache, static_cast<int>(R),
-                  c.step.max_prefill_keys, key_first_, rows_, stream_);
+                  key_begin, window, max_keys, key_first_, rows_, stream_);
   // Every gathered key expanded per head: k_nope[h] = rows[:, :kv_lora] W_kb[h] (W_kb is held
   // [kv_lora][nope]), v[h] = rows[:, :kv_lora] W_vb[h]^T (W_vb [v_head][kv_lora]).
-  const int64_t K = c.step.prefill_keys;
-  gemm_.bf16_batched_out(c.t.k_b, true, s.kv_lora, s.nope, rows_, static_cast<int64_t>(R), K,
-                         k_nope_, K * s.nope, s.n_heads);
-  gemm_.bf16_batched_out(c.t.v_b, false, s.kv_lora, s.v_head, rows_, static_cast<int64_t>(R), K, v_,
-                         K * s.v_head, s.n_heads);
-  mla_rope_queries(c.q, c.positions, c.n, s, c.rope, q_rope_, s.rope, 0, stream_);
-  const MlaPrefillArgs a{seqs, n_seqs,    c.batch.n_rows, s.n_heads,  s.kv_lora, s.rope,
-                         c.q,  q_rope_,   rows_,          key_first_, k_nope_,   v_,
-                         K,    c.p.scale, c.out};
+  gemm_.bf16_batched_out(c.t.k_b, true, s.kv_lora, s.nope, rows_, R, K, k_nope_, K * s.nope,
+                         s.n_heads);
+  gemm_.bf16_batched_out(c.t.v_b, false, s.kv_lora, s.v_head, rows_, R, K, v_, K * s.v_head,
+                         s.n_heads);
+  const int key_end = static_cast<int>(std::min<int64_t>(int64_t{key_begin} + window, INT_MAX));
+  const MlaPrefillArgs a{
+      seqs,    n_seqs,    c.batch.n_rows, s.n_heads, s.kv_lora, s.rope, c.q,
+      q_rope_, rows_,     key_first_,     k_nope_,   v_,        K,      c.p.scale,
+      out,     key_begin, key_end,        lse};
   mla_prefill_attention(a, tiles_, stream_);
 }
 

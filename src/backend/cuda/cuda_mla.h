@@ -30,6 +30,7 @@ struct MlaStepShape {
   int n_single = 0;          // sequences of one query row (decodes), first in the batch
   int64_t prefill_keys = 0;  // the keys of the others (n_past + n_tokens each), summed
   int max_prefill_keys = 0;  // and of the longest of them
+  std::vector<int> keys;     // each of the others' keys, in the batch's order
   static MlaStepShape of(const AttentionSeq* seqs, int n_seqs);
 };
 
@@ -37,7 +38,8 @@ class CudaMla {
  public:
   using MatrixOf = std::function<const uint16_t*(const TensorView&)>;
   // max_tokens: the step's token budget; the expanded form's scratch holds kExpandedKeysPerToken
-  // times as many keys (a step whose prefill sequences see more takes the absorbed form).
+  // times as many keys (a step whose prefill sequences see more runs in passes over ranges of
+  // their keys, each pass's softmax merged into the ones before).
   CudaMla(cudaStream_t stream, MatrixOf matrix_of, int64_t max_tokens, Gemm& gemm);
   ~CudaMla();
   CudaMla(const CudaMla&) = delete;
@@ -65,6 +67,9 @@ class CudaMla {
   // n_decode_seqs 0: every row; else only the batch's leading one-row sequences.
   void absorbed(const Call& c, int n_decode_seqs);
   void expanded(const Call& c);
+  // One pass of the expanded form over the keys [key_begin, key_begin + window) of every prefill
+  // sequence; out and lse as MlaPrefillArgs.
+  void expanded_pass(const Call& c, int key_begin, int window, float* out, float* lse);
 
   cudaStream_t stream_;
   MatrixOf matrix_of_;
@@ -85,6 +90,9 @@ class CudaMla {
   uint16_t* v_ = nullptr;       // [n_heads][keys][v_head]
   int32_t* key_first_ = nullptr;
   int2* tiles_ = nullptr;
+  float* pass_out_ = nullptr;  // [tokens][n_heads][v_head]: a later pass's output
+  float* lse_ = nullptr;       // [2][tokens][n_heads]: the passes so far, the later pass
+  size_t pass_out_floats_ = 0, lse_floats_ = 0;
   float* decode_scratch_ = nullptr;  // mla_decode_attention's split partials
   size_t decode_scratch_floats_ = 0;
   size_t q_rope_floats_ = 0, rows_count_ = 0, k_nope_count_ = 0, v_count_ = 0, key_first_count_ = 0,

@@ -15,27 +15,34 @@ constexpr int kNope = 128, kRope = 64, kV = 128, kQk = kNope + kRope;
 constexpr int kGatherKeys = 32;  // keys per block of the gather
 constexpr int kGatherThreads = 128;
 
+// A sequence's keys in the window [key_begin, key_begin + window).
+__device__ __forceinline__ int window_keys(const DeviceAttnSeq& s, int key_begin, int window) {
+  return min(max(s.n_past + s.n_tokens - key_begin, 0), window);
+}
+
 __global__ void __launch_bounds__(kGatherThreads)
     gather_rows_kernel(const DeviceAttnSeq* seqs, const int32_t* tables, int block_size,
-                       const uint16_t* cache, int row, int32_t* key_first, uint16_t* rows) {
+                       const uint16_t* cache, int row, int key_begin, int window,
+                       int32_t* key_first, uint16_t* rows) {
   __shared__ int first;
   const int s = static_cast<int>(blockIdx.y);
   if (threadIdx.x == 0) first = 0;
   __syncthreads();
-  int before = 0;  // the keys of the sequences before s
-  for (int i = threadIdx.x; i < s; i += blockDim.x) before += seqs[i].n_past + seqs[i].n_tokens;
+  int before = 0;  // the window's keys of the sequences before s
+  for (int i = threadIdx.x; i < s; i += blockDim.x) before += window_keys(seqs[i], key_begin, window);
   if (before) atomicAdd(&first, before);
   __syncthreads();
   const DeviceAttnSeq seq = seqs[s];
-  if (blockIdx.x == 0 && threadIdx.x == 0) key_first[s] = first;
-  const int n_keys = seq.n_past + seq.n_tokens, key0 = static_cast<int>(blockIdx.x) * kGatherKeys;
+  if (blockIdx.x == 0 && threadIdx.x == 0) key_first[s] = first - key_begin;
+  const int n_keys = key_begin + window_keys(seq, key_begin, window);
+  const int key0 = key_begin + static_cast<int>(blockIdx.x) * kGatherKeys;
   const int chunks = row / 8;  // 16-byte chunks a row
   const int32_t* table = tables + seq.table_offset;
   for (int i = threadIdx.x; i < kGatherKeys * chunks; i += blockDim.x) {
     const int j = key0 + i / chunks, c = i % chunks;
     if (j >= n_keys) break;
     const int64_t slot = int64_t{table[j / block_size]} * block_size + j % block_size;
-    reinterpret_cast<uint4*>(rows + (int64_t{first} + j) * row)[c] =
+    reinterpret_cast<uint4*>(rows + (int64_t{first} + j - key_begin) * row)[c] =
         reinterpret_cast<const uint4*>(cache + slot * row)[c];
   }
 }
@@ -99,6 +106,25 @@ struct ExpandedSource {
   }
 };
 
+// One (row, head) a block, a value element a thread.
+__global__ void merge_pass_kernel(const int32_t* row_seq, int first_seq, int n_heads, int v_head,
+                                  const float* part, const float* part_lse, float* out,
+                                  float* lse) {
+  const int64_t rh = blockIdx.x;
+  if (row_seq[rh / n_heads] < first_seq) return;  // a decode row, or a row of no sequence
+  const float a = lse[rh], b = part_lse[rh];
+  const float M = fmaxf(a, b);
+  if (M == -INFINITY) return;  // no key in either
+  const float wa = a == -INFINITY ? 0.f : exp2f(a - M), wb = b == -INFINITY ? 0.f : exp2f(b - M);
+  const float inv = 1.f / (wa + wb);
+  for (int d = threadIdx.x; d < v_head; d += blockDim.x) {
+    const int64_t i = rh * v_head + d;
+    out[i] = (wa * out[i] + wb * part[i]) * inv;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) lse[rh] = M + log2f(wa + wb);
+}
+
 }  // namespace
 
 bool mla_prefill_shape_applies(int nope, int rope, int v_head, int kv_lora) {
@@ -106,13 +132,13 @@ bool mla_prefill_shape_applies(int nope, int rope, int v_head, int kv_lora) {
 }
 
 void mla_gather_rows(const DeviceAttnSeq* seqs, int n_seqs, const int32_t* tables, int block_size,
-                     const uint16_t* cache, int row, int max_keys, int32_t* key_first,
-                     uint16_t* rows, cudaStream_t stream) {
+                     const uint16_t* cache, int row, int key_begin, int window, int max_keys,
+                     int32_t* key_first, uint16_t* rows, cudaStream_t stream) {
   if (n_seqs <= 0 || max_keys <= 0) return;
   const dim3 grid(static_cast<unsigned>((max_keys + kGatherKeys - 1) / kGatherKeys),
                   static_cast<unsigned>(n_seqs));
   gather_rows_kernel<<<grid, kGatherThreads, 0, stream>>>(seqs, tables, block_size, cache, row,
-                                                          key_first, rows);
+                                                          key_begin, window, key_first, rows);
   SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
@@ -122,11 +148,20 @@ size_t mla_prefill_tiles(int n_rows, int n_seqs) {
 
 void mla_prefill_attention(const MlaPrefillArgs& a, int2* tile_scratch, cudaStream_t stream) {
   const prefill::Common common{a.seqs, nullptr, 0, a.n_heads, 0, a.scale * 1.4426950408889634f,
-                               a.out};
+                               a.out,  a.key_begin, a.key_end, a.lse};
   const ExpandedSource src{a.q,      a.q_rope, a.rows,     a.key_first, a.k_nope,
                            a.v,      a.keys,   a.n_heads,  a.kv_lora,   a.rope};
   // Two blocks an SM: 80 KB of shared memory each (keys 192 wide, values 128).
   prefill::launch<kQk, kV, 2>(common, src, a.n_rows, a.n_seqs, tile_scratch, stream);
+}
+
+void mla_merge_pass(const AttentionBatch& batch, int first_seq, int n_heads, int v_head,
+                    const float* part, const float* part_lse, float* out, float* lse,
+                    cudaStream_t stream) {
+  if (batch.n_rows <= 0) return;
+  merge_pass_kernel<<<static_cast<unsigned>(int64_t{batch.n_rows} * n_heads), 128, 0, stream>>>(
+      batch.row_seq, first_seq, n_heads, v_head, part, part_lse, out, lse);
+  SHARDLM_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace shardlm::cuda

@@ -20,13 +20,14 @@ namespace shardlm::cuda {
 // qk_rope_head_dim 64, v_head_dim 128, and a kv_lora_rank of whole 16-byte chunks.
 bool mla_prefill_shape_applies(int nope, int rope, int v_head, int kv_lora);
 
-// The keys of seqs[0, n_seqs) one sequence after another: key_first[s] = the keys of the
-// sequences before s (n_past + n_tokens each), and rows[key_first[s] + j] = the cached row
-// ([kv_lora + rope] BF16) of key j of sequence s, read through its block table; max_keys: the most
-// keys of one sequence (host-side, for the grid).
+// The keys [key_begin, key_begin + window) of seqs[0, n_seqs) (of each sequence's n_past +
+// n_tokens) one sequence after another: rows[key_first[s] + j] = the cached row ([kv_lora + rope]
+// BF16) of key j of sequence s, read through its block table, key_first[s] + key_begin = the keys
+// of the window the sequences before s have; max_keys: the most keys of one sequence in the
+// window (host-side, for the grid).
 void mla_gather_rows(const DeviceAttnSeq* seqs, int n_seqs, const int32_t* tables, int block_size,
-                     const uint16_t* cache, int row, int max_keys, int32_t* key_first,
-                     uint16_t* rows, cudaStream_t stream);
+                     const uint16_t* cache, int row, int key_begin, int window, int max_keys,
+                     int32_t* key_first, uint16_t* rows, cudaStream_t stream);
 
 struct MlaPrefillArgs {
   const DeviceAttnSeq* seqs;  // the prefill sequences (device), n_seqs of them
@@ -42,11 +43,23 @@ struct MlaPrefillArgs {
   int64_t keys;               // the gathered keys (the expansions' second dimension)
   float scale;
   float* out;                 // [n_rows][n_heads][v_head]: the prefill sequences' rows written
+  // The key positions gathered, and where each (row, head)'s log2-sum-exp goes (with more than
+  // one range: prefill::Common).
+  int key_begin, key_end;
+  float* lse;
 };
 
 // Scratch the kernel needs (its list of query tiles), in int2.
 size_t mla_prefill_tiles(int n_rows, int n_seqs);
 
 void mla_prefill_attention(const MlaPrefillArgs& a, int2* tile_scratch, cudaStream_t stream);
+
+// Merges a later key range's pass into the earlier ones' (softmax over the union) for the rows of
+// sequences from first_seq on (batch.row_seq): out = (out 2^(lse - M) + part 2^(part_lse - M)) /
+// (2^(lse - M) + 2^(part_lse - M)), lse the union's; out, part: [n_rows][n_heads][v_head];
+// lse, part_lse: [n_rows][n_heads].
+void mla_merge_pass(const AttentionBatch& batch, int first_seq, int n_heads, int v_head,
+                    const float* part, const float* part_lse, float* out, float* lse,
+                    cudaStream_t stream);
 
 }  // namespace shardlm::cuda
