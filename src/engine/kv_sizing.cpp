@@ -26,6 +26,18 @@ size_t moe_floats(const ModelConfig& c, size_t T) {
 
 }  // namespace
 
+size_t mla_scratch_bytes(const ModelConfig& c, int64_t max_batch_tokens) {
+  if (!c.is_mla()) return 0;
+  const auto T = static_cast<size_t>(max_batch_tokens), H = static_cast<size_t>(c.n_heads);
+  const auto L = static_cast<size_t>(c.kv_lora_rank), r = static_cast<size_t>(c.qk_rope_head_dim);
+  const auto nope = static_cast<size_t>(c.qk_nope_head_dim), V = static_cast<size_t>(c.v_head_dim);
+  const size_t keys = 4 * T;  // CudaMla::kExpandedKeysPerToken
+  const size_t absorbed = T * H * (L + r) + T * H * L;
+  const size_t expanded = T * H * r + T * H * V + 2 * T * H;
+  const size_t bf16 = keys * (L + r) + H * keys * (nope + V);
+  return (absorbed + expanded) * sizeof(float) + bf16 * 2;
+}
+
 size_t activation_bytes(const ModelConfig& c, int64_t max_batch_tokens) {
   const auto T = static_cast<size_t>(max_batch_tokens);
   const size_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), f = c.ffn_dim;
@@ -33,7 +45,8 @@ size_t activation_bytes(const ModelConfig& c, int64_t max_batch_tokens) {
   const size_t logits = std::min<size_t>(T, 256) * static_cast<size_t>(c.vocab_size);
   const size_t bf16_input = T * std::max({d, f, q}) / 2;  // in floats
   const size_t scratch = size_t{96} << 20;  // cuBLAS workspace, attention splits, step buffers
-  return (T * per_token + logits + bf16_input + moe_floats(c, T)) * sizeof(float) + scratch;
+  return (T * per_token + logits + bf16_input + moe_floats(c, T)) * sizeof(float) +
+         mla_scratch_bytes(c, max_batch_tokens) + scratch;
 }
 
 size_t graph_reserve_bytes(const EngineArgs& args) {

@@ -25,6 +25,11 @@ struct DeviceKvSizing {
 // Device bytes of the Transformer's activation buffers and the backend's scratch for batches of
 // max_batch_tokens (an upper estimate; a mixture-of-experts model's per-pair expert rows too).
 size_t activation_bytes(const ModelConfig& c, int64_t max_batch_tokens);
+// Of which latent attention's scratch (deepseek_v2/v3; 0 for other models), as the CUDA op holds
+// it (backend/cuda/cuda_mla.h): the absorbed form's queries and latent outputs per token and head;
+// the expanded form's rotated query parts, one pass's output and log-sum-exps, and its gathered
+// rows with their per-head keys and values (BF16) for 4 keys a token of the budget.
+size_t mla_scratch_bytes(const ModelConfig& c, int64_t max_batch_tokens);
 
 // What the decode steps' CUDA graphs, captured after the profile (one per batch size), take
 // beside the profiled step: 1 MiB per sequence of --max-num-seqs (an H200 measured 0.2-0.35 MiB

@@ -28,6 +28,7 @@
 #include "backend/cuda/kernel_smem.h"
 #include "backend/cuda/e4m3_convert.cuh"
 #include "backend/cuda/mma_tiles.cuh"
+#include "backend/cuda/online_softmax.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "core/env_flag.h"
 
@@ -227,44 +228,17 @@ struct QueriesAsRows {
         C::product(sc[1], qf[kk], b[2], b[3]);
       }
     }
-    float mx[2] = {m[0], m[1]};
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int j = key0 + warp * 16 + nt * 8 + 2 * qd + (e & 1);
-        const float x = j < end ? sc[nt][e] * scale_log2 : -INFINITY;
-        sc[nt][e] = x;
-        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+        sc[nt][e] = j < end ? sc[nt][e] * scale_log2 : -INFINITY;
       }
     }
-    float corr[2], base[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-      base[i] = mx[i] == -INFINITY ? 0.f : mx[i];  // no live key yet: weights stay 0
-      corr[i] = exp2f(m[i] - base[i]);
-      m[i] = mx[i];
-      l[i] *= corr[i];
-    }
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        sc[nt][e] = exp2f(sc[nt][e] - base[e >> 1]);
-        l[e >> 1] += sc[nt][e];
-      }
-    }
-    if (corr[0] != 1.f || corr[1] != 1.f) {  // rare once the maxima have settled
-#pragma unroll
-      for (int dt = 0; dt < D / 8; ++dt) {
-        o[dt][0] *= corr[0];
-        o[dt][1] *= corr[0];
-        o[dt][2] *= corr[1];
-        o[dt][3] *= corr[1];
-      }
-    }
+    float corr[2];
+    online_softmax_step(sc, m, l, corr);
+    if (corr[0] != 1.f || corr[1] != 1.f) online_softmax_rescale(o, corr);  // rare once settled
     const uint32_t pa[4] = {C::pack(sc[0][0], sc[0][1]), C::pack(sc[0][2], sc[0][3]),
                             C::pack(sc[1][0], sc[1][1]), C::pack(sc[1][2], sc[1][3])};
     if constexpr (L::kFp8) {
@@ -286,8 +260,7 @@ struct QueriesAsRows {
     const int g = lane >> 2, qd = lane & 3;
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-      l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-      l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+      l[i] = quad_sum(l[i]);
       const int row = g + 8 * i;
       if (row >= group) continue;
       const int at = warp * kMaxGroup + row;

@@ -30,6 +30,7 @@
 #include "backend/cuda/attention.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mma_tiles.cuh"
+#include "backend/cuda/online_softmax.cuh"
 
 namespace shardlm::cuda::prefill {
 
@@ -147,43 +148,18 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) prefill_kernel(Common a,
       }
     }
     const bool mask = a.window > 0 || key0 + kKeys - 1 > pos0 || key0 + kKeys > key_hi;
-    float mx[2] = {m[0], m[1]};
 #pragma unroll
     for (int nt = 0; nt < kKeys / 8; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int i = e >> 1, j = key0 + nt * 8 + 2 * qd + (e & 1);
-        float x = s[nt][e] * a.scale_log2;
-        if (mask && (j > pos[i] || j < lo[i] || j >= key_hi)) x = -INFINITY;
-        s[nt][e] = x;
-        mx[i] = fmaxf(mx[i], x);
+        const float x = s[nt][e] * a.scale_log2;
+        s[nt][e] = mask && (j > pos[i] || j < lo[i] || j >= key_hi) ? -INFINITY : x;
       }
     }
-    float corr[2], base[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-      base[i] = mx[i] == -INFINITY ? 0.f : mx[i];  // a row with no key yet: weights stay 0
-      corr[i] = exp2f(m[i] - base[i]);
-      m[i] = mx[i];
-      l[i] *= corr[i];
-    }
-#pragma unroll
-    for (int nt = 0; nt < kKeys / 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[nt][e] = exp2f(s[nt][e] - base[e >> 1]);
-        l[e >> 1] += s[nt][e];
-      }
-    }
-#pragma unroll
-    for (int dt = 0; dt < DV / 8; ++dt) {
-      o[dt][0] *= corr[0];
-      o[dt][1] *= corr[0];
-      o[dt][2] *= corr[1];
-      o[dt][3] *= corr[1];
-    }
+    float corr[2];
+    online_softmax_step(s, m, l, corr);
+    online_softmax_rescale(o, corr);
 #pragma unroll
     for (int kt = 0; kt < kKeys / 16; ++kt) {  // O += P V, P straight from the S accumulators
       const uint32_t pa[4] = {pack_bf16(s[2 * kt][0], s[2 * kt][1]),
@@ -206,8 +182,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) prefill_kernel(Common a,
   float* out0 = a.out + int64_t{row0} * row_stride + int64_t{h} * DV;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+    l[i] = quad_sum(l[i]);
     const int r = warp * 16 + g + 8 * i;
     if (r >= n_rows) continue;
     const float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;

@@ -8,6 +8,7 @@
 #include "backend/cuda/kernel_smem.h"
 #include "backend/cuda/mla_decode.cuh"
 #include "backend/cuda/mma_tiles.cuh"
+#include "backend/cuda/online_softmax.cuh"
 
 namespace shardlm::cuda {
 
@@ -122,42 +123,17 @@ __global__ void __launch_bounds__(kThreads, 2) decode_kernel(DecodeArgs a) {
         mma::mma_bf16(s[2 * np + 1], qf, b[2], b[3]);
       }
     }
-    float mx[2] = {m[0], m[1]};
 #pragma unroll
     for (int nt = 0; nt < kKeys / 8; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int j = key0 + nt * 8 + 2 * qd + (e & 1);
-        const float x = j < key_hi ? s[nt][e] * a.scale_log2 : -INFINITY;
-        s[nt][e] = x;
-        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+        s[nt][e] = j < key_hi ? s[nt][e] * a.scale_log2 : -INFINITY;
       }
     }
-    float corr[2], base[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-      base[i] = mx[i] == -INFINITY ? 0.f : mx[i];
-      corr[i] = exp2f(m[i] - base[i]);
-      m[i] = mx[i];
-      l[i] *= corr[i];
-    }
-#pragma unroll
-    for (int nt = 0; nt < kKeys / 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[nt][e] = exp2f(s[nt][e] - base[e >> 1]);
-        l[e >> 1] += s[nt][e];
-      }
-    }
-#pragma unroll
-    for (int dt = 0; dt < kWarpCols / 8; ++dt) {
-      o[dt][0] *= corr[0];
-      o[dt][1] *= corr[0];
-      o[dt][2] *= corr[1];
-      o[dt][3] *= corr[1];
-    }
+    float corr[2];
+    online_softmax_step(s, m, l, corr);
+    online_softmax_rescale(o, corr);
 #pragma unroll
     for (int kt = 0; kt < kKeys / 16; ++kt) {  // O += P V over this warp's columns
       const uint32_t pa[4] = {mma::pack_bf16(s[2 * kt][0], s[2 * kt][1]),
@@ -178,8 +154,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_kernel(DecodeArgs a) {
 
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+    l[i] = quad_sum(l[i]);
     const int r = g + 8 * i;
     if (r >= n_here) continue;
     const int64_t ih = int64_t{item} * a.n_heads + h0 + r;
