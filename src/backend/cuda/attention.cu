@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(KernelArgs a) {
       const int j = j0 + u;
       const bool live = j < keys.hi;
       const int jj = live ? j : keys.lo;
-      const int64_t slot = int64_t{table[jj / p.block_size]} * p.block_size + jj % p.block_size;
+      const int64_t slot = paged_slot(table, jj, p.block_size);
       const T* kr = static_cast<const T*>(a.k) + slot * kv_dim + head_off;
       const T* vr = static_cast<const T*>(a.v) + slot * kv_dim + head_off;
 #pragma unroll

@@ -111,14 +111,8 @@ struct PagedSource {
     const float* q0 = q + int64_t{row0} * row_stride + int64_t{h} * D;
     for (int i = threadIdx.x; i < kRows * S::kChunks; i += kThreads) {
       const int r = i / S::kChunks, c = i % S::kChunks;
-      uint4 packed = make_uint4(0, 0, 0, 0);
-      if (r < n_rows) {
-        const float4* src = reinterpret_cast<const float4*>(q0 + r * row_stride + c * 8);
-        const float4 x = src[0], y = src[1];
-        packed = make_uint4(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w), pack_bf16(y.x, y.y),
-                            pack_bf16(y.z, y.w));
-      }
-      sq[S::at(r, c)] = packed;
+      sq[S::at(r, c)] =
+          r < n_rows ? mma::bf16x8_of(q0 + r * row_stride + c * 8) : make_uint4(0, 0, 0, 0);
     }
   }
 
@@ -133,8 +127,7 @@ struct PagedSource {
       const bool live = j < key_hi;
       int64_t off = 0;
       if (live) {
-        const int64_t slot = int64_t{table[j / block_size]} * block_size + j % block_size;
-        off = slot * kv_dim + int64_t{kvh} * D + c * 8;
+        off = paged_slot(table, j, block_size) * kv_dim + int64_t{kvh} * D + c * 8;
       }
       load_chunk(sk + S::at(r, c), sv + S::at(r, c), k, v, off, live);
     }

@@ -77,7 +77,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) prefill_kernel(Common a,
   using mma::ldmatrix_x4;
   using mma::ldmatrix_x4_trans;
   using mma::mma_bf16;
-  using mma::pack_bf16;
   using SK = mma::Swizzled<DK>;
   using SV = mma::Swizzled<DV>;
   constexpr int kCK = SK::kChunks, kCV = SV::kChunks;
@@ -162,10 +161,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) prefill_kernel(Common a,
     online_softmax_rescale(o, corr);
 #pragma unroll
     for (int kt = 0; kt < kKeys / 16; ++kt) {  // O += P V, P straight from the S accumulators
-      const uint32_t pa[4] = {pack_bf16(s[2 * kt][0], s[2 * kt][1]),
-                              pack_bf16(s[2 * kt][2], s[2 * kt][3]),
-                              pack_bf16(s[2 * kt + 1][0], s[2 * kt + 1][1]),
-                              pack_bf16(s[2 * kt + 1][2], s[2 * kt + 1][3])};
+      uint32_t pa[4];
+      weights_fragment(s, kt, pa);
 #pragma unroll
       for (int dp = 0; dp < DV / 16; ++dp) {
         uint32_t b[4];

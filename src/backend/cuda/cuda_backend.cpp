@@ -417,11 +417,15 @@ void CudaBackend::mla_attention(const MlaWeights& w, const float* q, const float
         *m.gemm);
   }
   const AttentionSeq* host_seqs = step_seqs(seqs);  // checks they are this step's
+  if (m.mla_step_id != seqs.step) {                 // once a step, not once a layer
+    m.mla_step = MlaStepShape::of(host_seqs, seqs.n);
+    m.mla_step_id = seqs.step;
+  }
   AttentionBatch batch = m.uploads->attention();
   batch.n_seqs = seqs.n;
   const MlaRope r{m.rope_frequencies(rope), rope.style == RopeStyle::kNeox, w.rope_factor};
   m.mla->run(w, q, ckv, step_array(positions), step_array(slots), n_tokens, w.kv_a_norm, r,
-             kv_pool<uint16_t>(kv.k, kv), batch, MlaStepShape::of(host_seqs, seqs.n), p, out);
+             kv_pool<uint16_t>(kv.k, kv), batch, m.mla_step, p, out);
 }
 
 void CudaBackend::gather_rows(const float* src, const IndexArray& rows, int64_t n, int64_t dim,

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -182,6 +183,8 @@ struct CudaBackend::Impl {
   std::shared_ptr<std::atomic<int64_t>> weight_bytes = std::make_shared<std::atomic<int64_t>>(0);
   std::unique_ptr<CudaMoe> moe;  // made at the first MoE / MLA call
   std::unique_ptr<CudaMla> mla;
+  MlaStepShape mla_step;  // the step numbered mla_step_id's, as CudaMla::run takes it
+  uint64_t mla_step_id = UINT64_MAX;
   std::vector<void*> buffers;
   uint16_t* x_bf16 = nullptr;  // [max_batch_tokens][max_matmul_k] bf16
   size_t x_bf16_capacity = 0;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <numeric>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mla_decode.cuh"
@@ -20,10 +21,7 @@ MlaStepShape MlaStepShape::of(const AttentionSeq* seqs, int n_seqs) {
       ++s.n_single;
       continue;
     }
-    const int keys = seqs[i].n_past + seqs[i].n_tokens;
-    s.keys.push_back(keys);
-    s.prefill_keys += keys;
-    s.max_prefill_keys = std::max(s.max_prefill_keys, keys);
+    s.keys.push_back(seqs[i].n_past + seqs[i].n_tokens);
   }
   return s;
 }
@@ -99,7 +97,7 @@ void CudaMla::reserve(const MlaWeights& w, int64_t n) {
 
 bool CudaMla::expands(const MlaWeights& w, const AttentionBatch& batch,
                       const MlaStepShape& step) const {
-  return expanded_on_ && step.n_single < batch.n_seqs && step.prefill_keys > 0 &&
+  return expanded_on_ && !step.keys.empty() &&
          mla_prefill_shape_applies(w.nope, w.rope, w.v_head, w.kv_lora);
 }
 
@@ -176,19 +174,19 @@ void CudaMla::expanded(const Call& c) {
   grow_scratch(tiles_, tiles_count_, mla_prefill_tiles(c.batch.n_rows, n_seqs), stream_,
                "latent attention");
   mla_rope_queries(c.q, c.positions, c.n, s, c.rope, q_rope_, s.rope, 0, stream_);
-  if (c.step.prefill_keys <= capacity) {
-    expanded_pass(c, 0, c.step.max_prefill_keys, c.out, nullptr);
+  const std::vector<int>& k = c.step.keys;
+  const int longest = *std::max_element(k.begin(), k.end());
+  if (std::accumulate(k.begin(), k.end(), int64_t{0}) <= capacity) {
+    expanded_pass(c, 0, longest, c.out, nullptr);
     return;
   }
-  // Passes over key ranges of `window` keys of each sequence, at most `capacity` keys in all.
+  // Passes over key ranges of `window` keys of each sequence, at most `capacity` keys in all; the
+  // first writes the output, each later one is merged into it.
   const int window = static_cast<int>(std::max<int64_t>(1, capacity / n_seqs));
   float* lse = lse_;
   float* part_lse = lse_ + T * H;
-  for (int key_begin = 0; key_begin < c.step.max_prefill_keys; key_begin += window) {
-    if (key_begin == 0) {
-      expanded_pass(c, key_begin, window, c.out, lse);
-      continue;
-    }
+  expanded_pass(c, 0, window, c.out, lse);
+  for (int key_begin = window; key_begin < longest; key_begin += window) {
     expanded_pass(c, key_begin, window, pass_out_, part_lse);
     mla_merge_pass(c.batch, c.step.n_single, s.n_heads, s.v_head, pass_out_, part_lse, c.out, lse,
                    stream_);

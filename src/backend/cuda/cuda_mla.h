@@ -27,10 +27,8 @@ namespace shardlm::cuda {
 // What the host knows of a step's sequences that chooses the form, in the device order (the
 // sequences of one query row first, as StepUploads packs them).
 struct MlaStepShape {
-  int n_single = 0;          // sequences of one query row (decodes), first in the batch
-  int64_t prefill_keys = 0;  // the keys of the others (n_past + n_tokens each), summed
-  int max_prefill_keys = 0;  // and of the longest of them
-  std::vector<int> keys;     // each of the others' keys, in the batch's order
+  int n_single = 0;       // sequences of one query row (decodes), first in the batch
+  std::vector<int> keys;  // each other sequence's keys (n_past + n_tokens), in the batch's order
   static MlaStepShape of(const AttentionSeq* seqs, int n_seqs);
 };
 

@@ -68,8 +68,7 @@ Gemm::~Gemm() {
   if (lt_) cublasLtDestroy(lt_);
   if (handle_) cublasDestroy(handle_);
   cudaFree(workspace_);
-  cudaFree(grouped_ptrs_);
-  cudaFree(batched_ptrs_);
+  cudaFree(ptrs_);
 }
 
 void Gemm::destroy(Plan& p) {
@@ -191,6 +190,16 @@ void Gemm::run(const GemmShape& s, const uint16_t* w, const uint16_t* x, float* 
                                       kWorkspaceBytes, stream_));
 }
 
+void* const* Gemm::upload_pointers(const std::vector<const void*>& ptrs) {
+  // Grows after a sync (the last call's launch may still read the old arrays).
+  grow_scratch(ptrs_, ptr_capacity_, ptrs.size(), stream_, "GEMM pointer arrays");
+  // From pageable memory: staged before the call returns, so `ptrs` may go; the launch that uses
+  // the copy follows it on the stream, and a later call's copy follows that launch.
+  SHARDLM_CUDA_CHECK(cudaMemcpyAsync(ptrs_, ptrs.data(), ptrs.size() * sizeof(void*),
+                                     cudaMemcpyHostToDevice, stream_));
+  return ptrs_;
+}
+
 bool Gemm::bf16_grouped(const std::vector<GroupedGemm>& list) {
   if (list.empty()) return true;
   if (!grouped_ok_) return false;
@@ -210,13 +219,7 @@ bool Gemm::bf16_grouped(const std::vector<GroupedGemm>& list) {
     ptrs[g + i] = p.x;
     ptrs[2 * g + i] = p.y;
   }
-  // Grows after a sync (the last call's launch may still read the old arrays).
-  grow_scratch(grouped_ptrs_, grouped_ptr_capacity_, ptrs.size(), stream_, "grouped GEMM pointers");
-  // From pageable memory: staged before the call returns, so `ptrs` may go; the launch below
-  // follows the copy on the stream.
-  SHARDLM_CUDA_CHECK(cudaMemcpyAsync(grouped_ptrs_, ptrs.data(), ptrs.size() * sizeof(void*),
-                                     cudaMemcpyHostToDevice, stream_));
-  void* const* dev = grouped_ptrs_;
+  void* const* dev = upload_pointers(ptrs);
   const cublasStatus_t s = cublasGemmGroupedBatchedEx(
       handle_, ta.data(), tb.data(), m.data(), n.data(), k.data(), alpha.data(), dev, CUDA_R_16BF,
       k.data(), dev + g, CUDA_R_16BF, k.data(), beta.data(), dev + 2 * g, CUDA_R_16BF, m.data(),
@@ -244,21 +247,17 @@ void Gemm::bf16_batched_out(const uint16_t* const* w_table, bool w_k_by_n, int64
     ptrs[static_cast<size_t>(b)] = x;
     ptrs[static_cast<size_t>(batch + b)] = y + b * y_stride;
   }
-  // As bf16_grouped: grown after a sync, filled from pageable memory (staged before the call
-  // returns), read by the launch that follows the copy on the stream.
-  grow_scratch(batched_ptrs_, batched_ptr_capacity_, ptrs.size(), stream_, "batched GEMM pointers");
-  SHARDLM_CUDA_CHECK(cudaMemcpyAsync(batched_ptrs_, ptrs.data(), ptrs.size() * sizeof(void*),
-                                     cudaMemcpyHostToDevice, stream_));
+  void* const* dev = upload_pointers(ptrs);
   // Column-major: y_b^T (n x n_tokens) = op(W_b) x^T; W_b [n][k] row-major is k x n column-major
   // (used transposed), W_b [k][n] row-major is n x k column-major (used as it is).
   const float alpha = 1.f, beta = 0.f;
   const auto w_ld = static_cast<int>(w_k_by_n ? n : k);
-  SHARDLM_CUBLAS_CHECK(cublasGemmBatchedEx(
-      handle_, w_k_by_n ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
-      static_cast<int>(n_tokens), static_cast<int>(k), &alpha,
-      reinterpret_cast<const void* const*>(w_table), CUDA_R_16BF, w_ld, batched_ptrs_, CUDA_R_16BF,
-      static_cast<int>(ldx), &beta, batched_ptrs_ + batch, CUDA_R_16BF, static_cast<int>(n), batch,
-      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  SHARDLM_CUBLAS_CHECK(
+      cublasGemmBatchedEx(handle_, w_k_by_n ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N,
+                          static_cast<int>(n), static_cast<int>(n_tokens), static_cast<int>(k),
+                          &alpha, reinterpret_cast<const void* const*>(w_table), CUDA_R_16BF, w_ld,
+                          dev, CUDA_R_16BF, static_cast<int>(ldx), &beta, dev + batch, CUDA_R_16BF,
+                          static_cast<int>(n), batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace shardlm::cuda

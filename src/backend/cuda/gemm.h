@@ -105,11 +105,12 @@ class Gemm {
   cublasLtHandle_t lt_ = nullptr;
   void* workspace_ = nullptr;
   std::map<decltype(GemmShape{}.key()), Plan> plans_;
-  bool grouped_ok_ = true;        // bf16_grouped's form is taken
-  void** grouped_ptrs_ = nullptr;  // its device arrays of A, B and C pointers
-  size_t grouped_ptr_capacity_ = 0;
-  void** batched_ptrs_ = nullptr;  // bf16_batched_out's device arrays of B and C pointers
-  size_t batched_ptr_capacity_ = 0;
+  // ptrs on the device (the pointer arrays of bf16_grouped and bf16_batched_out).
+  void* const* upload_pointers(const std::vector<const void*>& ptrs);
+
+  bool grouped_ok_ = true;  // bf16_grouped's form is taken
+  void** ptrs_ = nullptr;   // the device copy of the last call's pointer arrays
+  size_t ptr_capacity_ = 0;
 };
 
 }  // namespace shardlm::cuda

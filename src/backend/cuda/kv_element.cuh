@@ -14,6 +14,12 @@
 
 namespace shardlm::cuda {
 
+// The cache slot of a sequence's key j: its block (through the sequence's block table) and the
+// place in it.
+__device__ __forceinline__ int64_t paged_slot(const int32_t* table, int j, int block_size) {
+  return int64_t{table[j / block_size]} * block_size + j % block_size;
+}
+
 __device__ __forceinline__ void store_kv_element(uint16_t* p, float x) {
   *reinterpret_cast<__nv_bfloat16*>(p) = __float2bfloat16_rn(x);
 }

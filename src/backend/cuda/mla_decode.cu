@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_smem.h"
+#include "backend/cuda/kv_element.cuh"
 #include "backend/cuda/mla_decode.cuh"
 #include "backend/cuda/mma_tiles.cuh"
 #include "backend/cuda/online_softmax.cuh"
@@ -43,8 +44,7 @@ __device__ void load_keys(const DecodeArgs& a, const int32_t* table, int key0, i
     const int r = i / kC, c = i % kC;
     const int j = key0 + r;
     const bool live = j < key_hi;
-    int64_t slot = 0;
-    if (live) slot = int64_t{table[j / a.block_size]} * a.block_size + j % a.block_size;
+    const int64_t slot = live ? paged_slot(table, j, a.block_size) : 0;
     mma::cp_async_16(sk + SR::at(r, c), a.cache + slot * kR + c * 8, live);
   }
 }
@@ -53,14 +53,8 @@ __device__ void load_keys(const DecodeArgs& a, const int32_t* table, int key0, i
 __device__ void load_queries(const float* q0, int n_here, uint4* sq) {
   for (int i = threadIdx.x; i < kHeads * kC; i += kThreads) {
     const int r = i / kC, c = i % kC;
-    uint4 packed = make_uint4(0, 0, 0, 0);
-    if (r < n_here) {
-      const float4* src = reinterpret_cast<const float4*>(q0 + int64_t{r} * kR + c * 8);
-      const float4 x = src[0], y = src[1];
-      packed = make_uint4(mma::pack_bf16(x.x, x.y), mma::pack_bf16(x.z, x.w),
-                          mma::pack_bf16(y.x, y.y), mma::pack_bf16(y.z, y.w));
-    }
-    sq[SR::at(r, c)] = packed;
+    sq[SR::at(r, c)] =
+        r < n_here ? mma::bf16x8_of(q0 + int64_t{r} * kR + c * 8) : make_uint4(0, 0, 0, 0);
   }
 }
 
@@ -136,10 +130,8 @@ __global__ void __launch_bounds__(kThreads, 2) decode_kernel(DecodeArgs a) {
     online_softmax_rescale(o, corr);
 #pragma unroll
     for (int kt = 0; kt < kKeys / 16; ++kt) {  // O += P V over this warp's columns
-      const uint32_t pa[4] = {mma::pack_bf16(s[2 * kt][0], s[2 * kt][1]),
-                              mma::pack_bf16(s[2 * kt][2], s[2 * kt][3]),
-                              mma::pack_bf16(s[2 * kt + 1][0], s[2 * kt + 1][1]),
-                              mma::pack_bf16(s[2 * kt + 1][2], s[2 * kt + 1][3])};
+      uint32_t pa[4];
+      weights_fragment(s, kt, pa);
 #pragma unroll
       for (int dp = 0; dp < kWarpCols / 16; ++dp) {
         uint32_t b[4];

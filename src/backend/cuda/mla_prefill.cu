@@ -4,6 +4,7 @@
 
 #include "backend/cuda/attention_prefill_kernel.cuh"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kv_element.cuh"
 #include "backend/cuda/mla_prefill.cuh"
 #include "backend/cuda/mma_tiles.cuh"
 
@@ -41,9 +42,8 @@ __global__ void __launch_bounds__(kGatherThreads)
   for (int i = threadIdx.x; i < kGatherKeys * chunks; i += blockDim.x) {
     const int j = key0 + i / chunks, c = i % chunks;
     if (j >= n_keys) break;
-    const int64_t slot = int64_t{table[j / block_size]} * block_size + j % block_size;
     reinterpret_cast<uint4*>(rows + (int64_t{first} + j - key_begin) * row)[c] =
-        reinterpret_cast<const uint4*>(cache + slot * row)[c];
+        reinterpret_cast<const uint4*>(cache + paged_slot(table, j, block_size) * row)[c];
   }
 }
 
@@ -63,19 +63,14 @@ struct ExpandedSource {
 
   __device__ void load_queries(int, const DeviceAttnSeq&, int row0, int h, int n_rows,
                                uint4* sq) const {
-    using mma::pack_bf16;
     constexpr int kNopeChunks = kNope / 8;
     for (int i = threadIdx.x; i < prefill::kRows * SK::kChunks; i += prefill::kThreads) {
       const int r = i / SK::kChunks, c = i % SK::kChunks;
       uint4 packed = make_uint4(0, 0, 0, 0);
       if (r < n_rows) {
         const int64_t qh = (int64_t{row0} + r) * n_heads + h;  // this (row, head)
-        const float* p = c < kNopeChunks ? q + qh * kQk + c * 8
-                                         : q_rope + qh * kRope + (c - kNopeChunks) * 8;
-        const float4 x = reinterpret_cast<const float4*>(p)[0];
-        const float4 y = reinterpret_cast<const float4*>(p)[1];
-        packed = make_uint4(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w), pack_bf16(y.x, y.y),
-                            pack_bf16(y.z, y.w));
+        packed = mma::bf16x8_of(c < kNopeChunks ? q + qh * kQk + c * 8
+                                                : q_rope + qh * kRope + (c - kNopeChunks) * 8);
       }
       sq[SK::at(r, c)] = packed;
     }

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+
+#include "backend/cuda/mma_tiles.cuh"
 
 namespace shardlm::cuda {
 
@@ -51,6 +54,16 @@ __device__ __forceinline__ void online_softmax_rescale(float (&o)[DT][4], const 
     o[dt][2] *= corr[1];
     o[dt][3] *= corr[1];
   }
+}
+
+// The weights of keys [16 kt, 16 kt + 16) (two n8 tiles of s) as the A fragment of an m16n8k16
+// BF16 mma: P V straight from the S accumulators.
+template <int NT>
+__device__ __forceinline__ void weights_fragment(const float (&s)[NT][4], int kt, uint32_t (&pa)[4]) {
+  pa[0] = mma::pack_bf16(s[2 * kt][0], s[2 * kt][1]);
+  pa[1] = mma::pack_bf16(s[2 * kt][2], s[2 * kt][3]);
+  pa[2] = mma::pack_bf16(s[2 * kt + 1][0], s[2 * kt + 1][1]);
+  pa[3] = mma::pack_bf16(s[2 * kt + 1][2], s[2 * kt + 1][3]);
 }
 
 // A row's sum over its quad, at the end.
