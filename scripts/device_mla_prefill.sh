@@ -6,14 +6,15 @@
 #   `bench offline` prefill of each preset of PRESETS (default deepseek-v2-lite) at each prompt
 #   length of LENS (default 512 2048 8192) in the expanded form, and at each of OFF_LENS (default
 #   512 2048) with SHARDLM_CUDA_MLA_EXPANDED=0 (every row absorbed, as before); DENSE (default
-#   llama-3.1-8b, none to skip) at pp2048 for the shared kernel; for each of BATCH_FORMS ("1 0":
-#   expanded, absorbed) batched-engine mode at 64 and 256 sequences (256 tokens in, 128 out: steps
-#   that mix decode rows and chunks); with TRACE=1 a kernel trace of the first preset's pp2048;
+#   llama-3.1-8b, none to skip) at pp2048 for the shared kernel; for each setting of BATCH_ENVS
+#   (VAR=VALUE, or default) batched-engine mode at 1, 64 and 256 sequences (256 tokens in, 128
+#   out: steps that mix decode rows and chunks); with TRACE=1 a kernel trace of the first preset's pp2048;
 #   for each preset of SERVE, `shardlm serve` (BF16) measured by the independent client at 1,000
 #   tokens in and 1,000 out, at each of STREAMS (default 64 256).
 #   here:  SHARDLM_BUILD_DIR=build scripts/device_bundle.sh 1
-#   there: [FILTER=none] [LENS="2048"] [OFF_LENS=none] [BATCH_FORMS="1 0"] [TRACE=1]
-#          [SERVE="deepseek-v2-lite"] scripts/device_mla_prefill.sh
+#   there: [FILTER=none] [LENS=none] [OFF_LENS=none] [DENSE=none] [TRACE=1]
+#          [BATCH_ENVS="default SHARDLM_CUDA_MLA_DECODE_MMA=0"] [SERVE="deepseek-v2-lite"]
+#          scripts/device_mla_prefill.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/device_lib.sh
@@ -32,18 +33,19 @@ pp() {  # pp NAME PRESET LEN [ENV...]: one bench offline prefill, its table row 
   note "$name: $(grep -E "^\| $preset" "$LOGS/$name.log" | tr -s ' ' | tr '\n' ' ')"
 }
 for P in ${PRESETS:-deepseek-v2-lite}; do
-  for L in ${LENS:-512 2048 8192}; do pp "$P-pp$L" "$P" "$L" SHARDLM_CUDA_MLA_EXPANDED=1; done
+  for L in ${LENS:-512 2048 8192}; do
+    [ "$L" = none ] || pp "$P-pp$L" "$P" "$L" SHARDLM_CUDA_MLA_EXPANDED=1
+  done
   for L in ${OFF_LENS-512 2048}; do
     [ "$L" = none ] || pp "$P-absorbed-pp$L" "$P" "$L" SHARDLM_CUDA_MLA_EXPANDED=0
   done
-  for E in ${BATCH_FORMS:-}; do  # 1: expanded, 0: absorbed
+  for E in ${BATCH_ENVS:-}; do  # VAR=VALUE, or "default"
     (
-      export SHARDLM_CUDA_MLA_EXPANDED=$E
+      [ "$E" = default ] || export "$E"
       step "$P-batch-$E" 300 "$BIN/shardlm" bench offline --load-format dummy -m "$P" \
-        --device cuda --batch-sizes 64 256 --num-prompts 256 -p 256 -n 128 --kv-cache-memory 8GiB
+        --device cuda --batch-sizes 1 64 256 --num-prompts 256 -p 256 -n 128 --kv-cache-memory 8GiB
     )
-    grep -E "^\| batch_size=" "$LOGS/$P-batch-$E.log" | sed "s/^/$P expanded=$E /" |
-      tee -a "$SUMMARY"
+    grep -E "^\| batch_size=" "$LOGS/$P-batch-$E.log" | sed "s/^/$P $E /" | tee -a "$SUMMARY"
   done
 done
 PORT=8431
